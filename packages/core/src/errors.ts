@@ -1,0 +1,109 @@
+/**
+ * Tessera's error vocabulary. Every error that crosses a package boundary is a
+ * {@link TesseraError} with a stable `code` (part of the API: tests and operators' scripts match
+ * on it, never on the message) and, where a participant misbehaved, the `culprits` it names.
+ *
+ * Messages never contain secret material: they name participants, sessions and lengths, not
+ * shares, nonces or keys.
+ */
+
+/** Stable error codes. Adding a code is fine; renaming or reusing one is a breaking change. */
+export const ErrorCode = {
+  /** Input failed validation (wrong type, length, range). Nothing was changed. */
+  INVALID_ARGUMENT: 'INVALID_ARGUMENT',
+  /** Bytes could not be decoded as the expected package. */
+  DECODE: 'DECODE',
+  /** A package carries a format version this build does not speak. */
+  UNSUPPORTED_VERSION: 'UNSUPPORTED_VERSION',
+  /** A package belongs to another ciphersuite than the one expected. */
+  WRONG_SUITE: 'WRONG_SUITE',
+  /** A signed envelope's signature does not verify, or its sender is not who it must be. */
+  BAD_SIGNATURE: 'BAD_SIGNATURE',
+  /** A message belongs to another session, round or recipient, or was already seen. */
+  UNEXPECTED_MESSAGE: 'UNEXPECTED_MESSAGE',
+  /** A DKG round-1 proof of knowledge does not verify. */
+  BAD_PROOF_OF_KNOWLEDGE: 'BAD_PROOF_OF_KNOWLEDGE',
+  /** A secret share (DKG round 2, refresh/reshare delta) does not match its sender's commitment. */
+  BAD_SHARE: 'BAD_SHARE',
+  /** A sealed payload could not be opened (wrong recipient, tampered ciphertext). */
+  DECRYPT: 'DECRYPT',
+  /** Participants saw different broadcasts (echo mismatch): a sender equivocated. */
+  EQUIVOCATION: 'EQUIVOCATION',
+  /** The DKG confirmation round disagrees: participants derived different keys. */
+  CONFIRMATION_MISMATCH: 'CONFIRMATION_MISMATCH',
+  /** A signature share does not verify against its sender's verifying share. */
+  BAD_SIGNATURE_SHARE: 'BAD_SIGNATURE_SHARE',
+  /** Not enough honest, available participants remain for a quorum. */
+  NO_QUORUM: 'NO_QUORUM',
+  /** A state machine was driven out of order (a finished round's secret used again). */
+  INVALID_STATE: 'INVALID_STATE',
+  /** The aggregated signature failed the plain single-party verifier. */
+  SIGNATURE_INVALID: 'SIGNATURE_INVALID',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Base class of every Tessera error. `code` is stable API; `culprits` names who misbehaved. */
+export class TesseraError extends Error {
+  readonly code: ErrorCode;
+  /** Participant identifiers (or other stable ids) blamed for the failure, if any. */
+  readonly culprits: readonly string[];
+  constructor(code: ErrorCode, message: string, opts: { culprits?: readonly string[]; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.code = code;
+    this.culprits = Object.freeze([...(opts.culprits ?? [])]);
+    this.name = new.target.name;
+  }
+  /** A plain-data view for logs and wire errors (never includes `cause`, which may be foreign). */
+  toJSON(): { name: string; code: ErrorCode; message: string; culprits: readonly string[] } {
+    return { name: this.name, code: this.code, message: this.message, culprits: this.culprits };
+  }
+}
+
+/** Bad argument supplied by the caller; nothing was changed. */
+export class InvalidArgumentError extends TesseraError {
+  constructor(message: string) {
+    super(ErrorCode.INVALID_ARGUMENT, message);
+  }
+}
+
+/** Bytes that are not a valid package of the expected type. */
+export class DecodeError extends TesseraError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(ErrorCode.DECODE, message, opts);
+  }
+}
+
+export class UnsupportedVersionError extends TesseraError {
+  constructor(got: number, want: number) {
+    super(ErrorCode.UNSUPPORTED_VERSION, `unsupported format version ${got} (this build speaks ${want})`);
+  }
+}
+
+export class WrongSuiteError extends TesseraError {
+  constructor(got: string, want: string) {
+    super(ErrorCode.WRONG_SUITE, `package is for suite ${got}, expected ${want}`);
+  }
+}
+
+/** A protocol violation attributable to specific participants. */
+export class ProtocolError extends TesseraError {
+  constructor(code: ErrorCode, message: string, culprits: readonly string[] = [], cause?: unknown) {
+    super(code, message, { culprits, cause });
+  }
+}
+
+/** A state machine misuse by the local caller (not by a remote participant). */
+export class InvalidStateError extends TesseraError {
+  constructor(message: string) {
+    super(ErrorCode.INVALID_STATE, message);
+  }
+}
+
+/** True if `e` is a TesseraError (works across duplicated module instances: checks shape). */
+export function isTesseraError(e: unknown): e is TesseraError {
+  return (
+    e instanceof TesseraError ||
+    (typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' &&
+      Array.isArray((e as { culprits?: unknown }).culprits))
+  );
+}

@@ -1,0 +1,173 @@
+/**
+ * Ciphersuites. A suite is data: the noble RFC 9591 FROST instance, its point and scalar types,
+ * sizes, and the plain single-party verifier that every emitted signature must satisfy.
+ * Protocol code is generic over {@link Suite} and never branches on a suite's name.
+ */
+import { ed25519, ed25519_FROST } from '@noble/curves/ed25519.js';
+import { p256, p256_FROST } from '@noble/curves/nist.js';
+import { schnorr, schnorr_FROST, secp256k1_FROST } from '@noble/curves/secp256k1.js';
+import type { FROST } from '@noble/curves/abstract/frost.js';
+import type { IField } from '@noble/curves/abstract/modular.js';
+import { InvalidArgumentError } from './errors.js';
+
+/** Suite names as they appear in CLIs, configs and JSON. */
+export const SUITE_IDS = ['ed25519', 'secp256k1-tr', 'secp256k1', 'p256'] as const;
+export type SuiteId = (typeof SUITE_IDS)[number];
+
+/** A group element as the suite's FROST instance sees it (noble point). */
+export interface SuitePoint {
+  add(o: SuitePoint): SuitePoint;
+  subtract(o: SuitePoint): SuitePoint;
+  negate(): SuitePoint;
+  multiply(s: bigint): SuitePoint;
+  multiplyUnsafe(s: bigint): SuitePoint;
+  equals(o: SuitePoint): boolean;
+  toBytes(compressed?: boolean): Uint8Array;
+  is0(): boolean;
+}
+export interface SuitePointConstructor {
+  BASE: SuitePoint;
+  ZERO: SuitePoint;
+  fromBytes(b: Uint8Array): SuitePoint;
+}
+
+export interface Suite {
+  /** Human and config name. */
+  readonly id: SuiteId;
+  /** Numeric id on the wire (`tessera.v1.Suite`). Never reuse a number. */
+  readonly wireId: number;
+  /** The RFC 9591 context string of the FROST ciphersuite. */
+  readonly contextString: string;
+  /** noble's FROST implementation for this suite. */
+  readonly frost: FROST;
+  /** Scalar field (order of the prime-order group). */
+  readonly Fn: IField<bigint>;
+  /** Point constructor of the group. */
+  readonly Point: SuitePointConstructor;
+  /** Serialized scalar length. */
+  readonly scalarBytes: number;
+  /** Serialized (compressed) group element length, as FROST encodes it. */
+  readonly elementBytes: number;
+  /** Length of the signature this suite emits in its standard encoding. */
+  readonly signatureBytes: number;
+  /** Length of the public key in its standard encoding. */
+  readonly publicKeyBytes: number;
+  /**
+   * Converts a FROST group verifying key (`commitments[0]`, SerializeElement) into the suite's
+   * standard public key encoding: Ed25519 32 bytes, BIP340 x-only 32 bytes, SEC1 compressed 33.
+   */
+  publicKey(groupKey: Uint8Array): Uint8Array;
+  /** The plain single-party verifier for this suite's signatures (RFC 8032, BIP340, RFC 9591). */
+  verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
+}
+
+function frostVerifier(frost: FROST) {
+  return (sig: Uint8Array, msg: Uint8Array, pk: Uint8Array): boolean => {
+    try {
+      return frost.verify(sig, msg, pk);
+    } catch {
+      return false;
+    }
+  };
+}
+
+const ED25519: Suite = Object.freeze({
+  id: 'ed25519',
+  wireId: 1,
+  contextString: 'FROST-ED25519-SHA512-v1',
+  frost: ed25519_FROST,
+  Fn: ed25519_FROST.utils.Fn,
+  Point: ed25519.Point as unknown as SuitePointConstructor,
+  scalarBytes: 32,
+  elementBytes: 32,
+  signatureBytes: 64,
+  publicKeyBytes: 32,
+  publicKey: (gk: Uint8Array) => gk.slice(),
+  // RFC 8032 verification with the strict (non-ZIP215) rules: the strictest common verifier.
+  verify: (sig: Uint8Array, msg: Uint8Array, pk: Uint8Array) => {
+    try {
+      return ed25519.verify(sig, msg, pk, { zip215: false });
+    } catch {
+      return false;
+    }
+  },
+} satisfies Suite);
+
+const SECP256K1_TR: Suite = Object.freeze({
+  id: 'secp256k1-tr',
+  wireId: 2,
+  contextString: 'FROST-secp256k1-SHA256-TR-v1',
+  frost: schnorr_FROST,
+  Fn: schnorr_FROST.utils.Fn,
+  Point: schnorr.Point as unknown as SuitePointConstructor,
+  scalarBytes: 32,
+  elementBytes: 33,
+  signatureBytes: 64,
+  publicKeyBytes: 32,
+  // BIP340 keys are the x coordinate only (the group key is kept even-Y by the suite).
+  publicKey: (gk: Uint8Array) => gk.slice(1),
+  verify: (sig: Uint8Array, msg: Uint8Array, pk: Uint8Array) => {
+    try {
+      return schnorr.verify(sig, msg, pk);
+    } catch {
+      return false;
+    }
+  },
+} satisfies Suite);
+
+const SECP256K1: Suite = Object.freeze({
+  id: 'secp256k1',
+  wireId: 3,
+  contextString: 'FROST-secp256k1-SHA256-v1',
+  frost: secp256k1_FROST,
+  Fn: secp256k1_FROST.utils.Fn,
+  Point: schnorr.Point as unknown as SuitePointConstructor,
+  scalarBytes: 32,
+  elementBytes: 33,
+  signatureBytes: 65,
+  publicKeyBytes: 33,
+  publicKey: (gk: Uint8Array) => gk.slice(),
+  // RFC 9591 Schnorr over secp256k1 (R || z): single-party verification is RFC 9591 §6 verify.
+  verify: frostVerifier(secp256k1_FROST),
+} satisfies Suite);
+
+const P256: Suite = Object.freeze({
+  id: 'p256',
+  wireId: 4,
+  contextString: 'FROST-P256-SHA256-v1',
+  frost: p256_FROST,
+  Fn: p256_FROST.utils.Fn,
+  Point: p256.Point as unknown as SuitePointConstructor,
+  scalarBytes: 32,
+  elementBytes: 33,
+  signatureBytes: 65,
+  publicKeyBytes: 33,
+  publicKey: (gk: Uint8Array) => gk.slice(),
+  verify: frostVerifier(p256_FROST),
+} satisfies Suite);
+
+const BY_ID: Readonly<Record<SuiteId, Suite>> = Object.freeze({
+  ed25519: ED25519,
+  'secp256k1-tr': SECP256K1_TR,
+  secp256k1: SECP256K1,
+  p256: P256,
+});
+
+/** All suites, in wire-id order. */
+export const SUITES: readonly Suite[] = Object.freeze([ED25519, SECP256K1_TR, SECP256K1, P256]);
+
+export function isSuiteId(s: unknown): s is SuiteId {
+  return typeof s === 'string' && (SUITE_IDS as readonly string[]).includes(s);
+}
+
+/** Looks a suite up by name; throws a typed error naming the valid choices. */
+export function getSuite(id: string): Suite {
+  if (!isSuiteId(id))
+    throw new InvalidArgumentError(`unknown suite "${id}" (expected one of ${SUITE_IDS.join(', ')})`);
+  return BY_ID[id];
+}
+
+/** Looks a suite up by its wire number; undefined if unknown. */
+export function suiteByWireId(n: number): Suite | undefined {
+  return SUITES.find((s) => s.wireId === n);
+}

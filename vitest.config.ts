@@ -1,0 +1,26 @@
+import { defineConfig } from 'vitest/config';
+import { fileURLToPath } from 'node:url';
+
+const pkg = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
+
+// Tests run against sources (aliases below), so a test never sees a stale build. Multi-process
+// tests spawn the compiled daemons from dist/, which `npm test` builds first (`tsc -b`).
+export default defineConfig({
+  resolve: {
+    alias: {
+      '@tessera/core': pkg('core'),
+      '@tessera/store': pkg('store'),
+      '@tessera/signer': pkg('signer'),
+      '@tessera/coordinator': pkg('coordinator'),
+      '@tessera/device': pkg('device'),
+      '@tessera/cli': pkg('cli'),
+    },
+  },
+  test: {
+    include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    reporters: ['default'],
+  },
+});
