@@ -1,12 +1,16 @@
 /** Small byte helpers shared by the core. Everything here is pure. */
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { equalBytes } from '@noble/curves/utils.js';
+import type { RNG } from '@noble/curves/abstract/frost.js';
 import { InvalidArgumentError } from './errors.js';
 
 export { bytesToHex, concatBytes, equalBytes, utf8ToBytes };
 
-/** A source of cryptographically secure random bytes. Injected everywhere; tests pass seeded ones. */
-export type Rng = (n: number) => Uint8Array;
+/**
+ * A source of cryptographically secure random bytes (noble's RNG shape). Injected everywhere;
+ * tests pass seeded ones.
+ */
+export type Rng = RNG;
 /** Milliseconds since the Unix epoch. Injected wherever time matters (expiry, rate limits). */
 export type Clock = () => number;
 

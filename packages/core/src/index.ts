@@ -1,6 +1,17 @@
 /**
- * @tessera/core — Tessera's protocol logic. Pure: no I/O, injected randomness and clock.
+ * @tessera/core — Tessera's protocol logic. Pure: no I/O; randomness and time are injected.
  */
 export * from './errors.js';
 export * from './bytes.js';
 export * from './suites.js';
+export * from './hpke.js';
+export * from './identity.js';
+export * from './envelope.js';
+export * from './key.js';
+export * from './dkg.js';
+export * from './sign.js';
+export * from './local.js';
+export { encodeMessage, decodeMessage, MAX_PACKAGE_BYTES } from './wire/codec.js';
+export { FORMAT_VERSION, makeHeader, checkHeader } from './wire/packages.js';
+export { PayloadKind } from './wire/types.js';
+export type * from './wire/types.js';

@@ -59,6 +59,8 @@ export interface Suite {
   publicKey(groupKey: Uint8Array): Uint8Array;
   /** The plain single-party verifier for this suite's signatures (RFC 8032, BIP340, RFC 9591). */
   verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
+  /** A suite serialises as its name. */
+  toJSON(): string;
 }
 
 function frostVerifier(frost: FROST) {
@@ -73,6 +75,7 @@ function frostVerifier(frost: FROST) {
 
 const ED25519: Suite = Object.freeze({
   id: 'ed25519',
+  toJSON: () => 'ed25519',
   wireId: 1,
   contextString: 'FROST-ED25519-SHA512-v1',
   frost: ed25519_FROST,
@@ -95,6 +98,7 @@ const ED25519: Suite = Object.freeze({
 
 const SECP256K1_TR: Suite = Object.freeze({
   id: 'secp256k1-tr',
+  toJSON: () => 'secp256k1-tr',
   wireId: 2,
   contextString: 'FROST-secp256k1-SHA256-TR-v1',
   frost: schnorr_FROST,
@@ -104,7 +108,8 @@ const SECP256K1_TR: Suite = Object.freeze({
   elementBytes: 33,
   signatureBytes: 64,
   publicKeyBytes: 32,
-  // BIP340 keys are the x coordinate only (the group key is kept even-Y by the suite).
+  // BIP340 keys are the x coordinate only. A DKG key may have odd Y (noble applies the empty
+  // TapTweak to DKG output, as frost-rs does); BIP340 semantics use the even-Y lift of x.
   publicKey: (gk: Uint8Array) => gk.slice(1),
   verify: (sig: Uint8Array, msg: Uint8Array, pk: Uint8Array) => {
     try {
@@ -117,6 +122,7 @@ const SECP256K1_TR: Suite = Object.freeze({
 
 const SECP256K1: Suite = Object.freeze({
   id: 'secp256k1',
+  toJSON: () => 'secp256k1',
   wireId: 3,
   contextString: 'FROST-secp256k1-SHA256-v1',
   frost: secp256k1_FROST,
@@ -133,6 +139,7 @@ const SECP256K1: Suite = Object.freeze({
 
 const P256: Suite = Object.freeze({
   id: 'p256',
+  toJSON: () => 'p256',
   wireId: 4,
   contextString: 'FROST-P256-SHA256-v1',
   frost: p256_FROST,

@@ -1,0 +1,1 @@
+export { runDemo, printDemo, type DemoResult } from './demo.js';

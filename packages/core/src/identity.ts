@@ -1,0 +1,124 @@
+/**
+ * Participant identities. Every participant (signer node, device, requester) has a long-term
+ * Ed25519 key that signs everything it sends and an X25519 key that receives HPKE-sealed
+ * secrets. The public half is a {@link ParticipantPublic}; the secret half never prints.
+ */
+import { ed25519, x25519 } from '@noble/curves/ed25519.js';
+import { randomBytes } from '@noble/hashes/utils.js';
+import { equalBytes, toHex, type Rng } from './bytes.js';
+import { InvalidArgumentError } from './errors.js';
+import { DecodeError } from './errors.js';
+import { expectLength } from './wire/packages.js';
+import type { WireParticipantInfo } from './wire/types.js';
+
+/** Participant ids: 1..64 chars of [A-Za-z0-9._-]; they appear in logs, CLIs and errors. */
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function assertParticipantId(id: string, what = 'participant id'): string {
+  if (typeof id !== 'string' || !ID_PATTERN.test(id))
+    throw new InvalidArgumentError(`${what} "${String(id).slice(0, 80)}" must be 1-64 characters of A-Z a-z 0-9 . _ - (starting alphanumeric)`);
+  return id;
+}
+
+/** The public identity of a participant. */
+export interface ParticipantPublic {
+  readonly id: string;
+  /** Ed25519 public key (32 bytes). */
+  readonly signKey: Uint8Array;
+  /** X25519 public key (32 bytes), the HPKE recipient key. */
+  readonly encKey: Uint8Array;
+}
+
+const REDACTED = '<redacted>';
+
+/**
+ * A participant's full identity. The secret keys are reachable only through methods that use
+ * them; printing, JSON-serialising or inspecting the object shows the public half only.
+ */
+export class ParticipantIdentity {
+  readonly public: ParticipantPublic;
+  readonly #signSecret: Uint8Array;
+  readonly #encSecret: Uint8Array;
+
+  private constructor(id: string, signSecret: Uint8Array, encSecret: Uint8Array) {
+    assertParticipantId(id);
+    expectLength(signSecret, 32, 'identity signing key');
+    expectLength(encSecret, 32, 'identity encryption key');
+    this.#signSecret = signSecret.slice();
+    this.#encSecret = encSecret.slice();
+    this.public = Object.freeze({
+      id,
+      signKey: ed25519.getPublicKey(this.#signSecret),
+      encKey: x25519.getPublicKey(this.#encSecret),
+    });
+  }
+
+  /** A fresh identity. */
+  static generate(id: string, rng: Rng = randomBytes): ParticipantIdentity {
+    return new ParticipantIdentity(id, rng(32), rng(32));
+  }
+
+  /** Restores an identity from its two 32-byte secret keys (as exported by {@link exportSecrets}). */
+  static fromSecrets(id: string, signSecret: Uint8Array, encSecret: Uint8Array): ParticipantIdentity {
+    return new ParticipantIdentity(id, signSecret, encSecret);
+  }
+
+  get id(): string {
+    return this.public.id;
+  }
+
+  /** Ed25519 signature over `message` with the identity key. */
+  sign(message: Uint8Array): Uint8Array {
+    return ed25519.sign(message, this.#signSecret);
+  }
+
+  /** The X25519 secret key, for HPKE open only. */
+  encryptionSecret(): Uint8Array {
+    return this.#encSecret.slice();
+  }
+
+  /** Copies of the secret keys, for the caller's sealed storage. Handle as secret. */
+  exportSecrets(): { signSecret: Uint8Array; encSecret: Uint8Array } {
+    return { signSecret: this.#signSecret.slice(), encSecret: this.#encSecret.slice() };
+  }
+
+  toJSON(): { id: string; signKey: string; encKey: string; secrets: string } {
+    return { id: this.id, signKey: toHex(this.public.signKey), encKey: toHex(this.public.encKey), secrets: REDACTED };
+  }
+  toString(): string {
+    return `ParticipantIdentity(${this.id}, secrets ${REDACTED})`;
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
+}
+
+/** Ed25519 verification of a participant's signature; false on any malformed input. */
+export function verifyParticipantSignature(signKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    return ed25519.verify(signature, message, signKey, { zip215: false });
+  } catch {
+    return false;
+  }
+}
+
+export function participantToWire(p: ParticipantPublic): WireParticipantInfo {
+  return { id: p.id, signKey: p.signKey, encKey: p.encKey };
+}
+
+export function participantFromWire(w: WireParticipantInfo): ParticipantPublic {
+  try {
+    assertParticipantId(w.id);
+  } catch (e) {
+    throw new DecodeError((e as Error).message);
+  }
+  return Object.freeze({
+    id: w.id,
+    signKey: expectLength(w.signKey, 32, `participant ${w.id} sign key`),
+    encKey: expectLength(w.encKey, 32, `participant ${w.id} encryption key`),
+  });
+}
+
+export function sameParticipant(a: ParticipantPublic, b: ParticipantPublic): boolean {
+  return a.id === b.id && equalBytes(a.signKey, b.signKey) && equalBytes(a.encKey, b.encKey);
+}

@@ -1,0 +1,52 @@
+/**
+ * TypeScript shapes of the messages in proto/tessera/v1/packages.proto, as the codec produces
+ * them (camelCase fields, every field present, uint64 as a safe-integer number).
+ */
+
+/** `tessera.v1.Suite` numbers. */
+export type WireSuite = 0 | 1 | 2 | 3 | 4;
+
+/** `tessera.v1.PayloadKind`. Numbers are stable. */
+export const PayloadKind = {
+  DKG_ROUND1: 1,
+  DKG_ROUND2: 2,
+  DKG_CONFIRM: 3,
+  SIGN_INTENT: 10,
+  SIGNING_COMMITMENT: 11,
+  SIGN_REQUEST: 12,
+  SIGNATURE_SHARE: 13,
+} as const;
+export type PayloadKind = (typeof PayloadKind)[keyof typeof PayloadKind];
+
+export interface WireHeader { version: number; suite: number }
+export interface WireEnvelope { version: number; kind: number; sender: Uint8Array; payload: Uint8Array; signature: Uint8Array }
+export interface WireParticipantInfo { id: string; signKey: Uint8Array; encKey: Uint8Array }
+export interface WireDkgParams { header: WireHeader; sessionId: Uint8Array; threshold: number; participants: WireParticipantInfo[] }
+export interface WireDkgRound1 { header: WireHeader; sessionHash: Uint8Array; identifier: Uint8Array; commitment: Uint8Array[]; proofOfKnowledge: Uint8Array }
+export interface WireSealedShare { recipient: Uint8Array; enc: Uint8Array; ciphertext: Uint8Array }
+export interface WireDkgRound2 { header: WireHeader; sessionHash: Uint8Array; identifier: Uint8Array; round1: Uint8Array[]; shares: WireSealedShare[] }
+export interface WireDkgConfirm { header: WireHeader; sessionHash: Uint8Array; identifier: Uint8Array; transcriptHash: Uint8Array; keyDigest: Uint8Array }
+export interface WireVerifyingShare { identifier: Uint8Array; element: Uint8Array }
+export interface WireKeyPublic { header: WireHeader; threshold: number; commitments: Uint8Array[]; verifyingShares: WireVerifyingShare[] }
+export interface WireSignIntent { header: WireHeader; keyId: string; message: Uint8Array; requestId: Uint8Array; notAfter: number }
+export interface WireSigningCommitment { header: WireHeader; identifier: Uint8Array; hiding: Uint8Array; binding: Uint8Array; nonceId: Uint8Array }
+export interface WireSignRequest { header: WireHeader; sessionId: Uint8Array; keyId: string; epoch: number; intent: WireEnvelope; commitments: WireSigningCommitment[] }
+export interface WireSignatureShare { header: WireHeader; sessionId: Uint8Array; identifier: Uint8Array; share: Uint8Array; requestDigest: Uint8Array }
+
+export interface WireTypes {
+  Header: WireHeader;
+  Envelope: WireEnvelope;
+  ParticipantInfo: WireParticipantInfo;
+  DkgParams: WireDkgParams;
+  DkgRound1: WireDkgRound1;
+  SealedShare: WireSealedShare;
+  DkgRound2: WireDkgRound2;
+  DkgConfirm: WireDkgConfirm;
+  VerifyingShare: WireVerifyingShare;
+  KeyPublic: WireKeyPublic;
+  SignIntent: WireSignIntent;
+  SigningCommitment: WireSigningCommitment;
+  SignRequest: WireSignRequest;
+  SignatureShare: WireSignatureShare;
+}
+export type MessageName = keyof WireTypes;

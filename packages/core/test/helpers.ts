@@ -1,0 +1,36 @@
+/** Test helpers for the core: identities, seeded RNGs, and an in-memory DKG harness. */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { ParticipantIdentity, type Rng } from '../src/index.js';
+
+/** A deterministic RNG (SHA-256 counter mode) so failures reproduce. Tests only. */
+export function seededRng(seed: string | number): Rng {
+  let counter = 0;
+  const s = new TextEncoder().encode(String(seed));
+  return ((n = 32) => {
+    const out = new Uint8Array(n);
+    let off = 0;
+    while (off < n) {
+      const block = sha256(new Uint8Array([...s, ...new TextEncoder().encode(`:${counter++}`)]));
+      out.set(block.subarray(0, Math.min(32, n - off)), off);
+      off += 32;
+    }
+    return out;
+  }) as Rng;
+}
+
+/** n identities named p1..pn. */
+export function identities(n: number, rng?: Rng): ParticipantIdentity[] {
+  return Array.from({ length: n }, (_, i) => ParticipantIdentity.generate(`p${i + 1}`, rng));
+}
+
+/** Picks k distinct elements at positions given by `order` (a permutation seed). */
+export function pick<T>(xs: readonly T[], k: number, seed: number): T[] {
+  const copy = [...xs];
+  let x = seed >>> 0;
+  for (let i = copy.length - 1; i > 0; i--) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    const j = x % (i + 1);
+    [copy[i], copy[j]] = [copy[j] as T, copy[i] as T];
+  }
+  return copy.slice(0, k);
+}
