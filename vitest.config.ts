@@ -8,8 +8,11 @@ const pkg = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/inde
 export default defineConfig({
   resolve: {
     alias: {
+      // Must precede '@tessera/core': string aliases also match as a prefix ('@tessera/core/...').
+      '@tessera/core/descriptor': fileURLToPath(new URL('./packages/core/src/wire/descriptor.gen.ts', import.meta.url)),
       '@tessera/core': pkg('core'),
       '@tessera/store': pkg('store'),
+      '@tessera/runtime': pkg('runtime'),
       '@tessera/signer': pkg('signer'),
       '@tessera/coordinator': pkg('coordinator'),
       '@tessera/device': pkg('device'),

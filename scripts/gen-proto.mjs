@@ -2,12 +2,14 @@
 // Regenerates packages/core/src/wire/descriptor.gen.ts from proto/tessera/v1/*.proto.
 // The descriptor is the protobufjs JSON form of the .proto files, so that the pure core can
 // encode and decode with no file I/O (browsers, React Native). `--check` exits 1 if stale.
-import protobuf from 'protobufjs';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+// protobufjs is the core's dependency: resolve it from there, wherever npm placed it.
+const protobuf = createRequire(join(root, 'packages/core/package.json'))('protobufjs');
 const protoDir = join(root, 'proto');
 const files = readdirSync(join(protoDir, 'tessera/v1'))
   .filter((f) => f.endsWith('.proto'))

@@ -57,13 +57,22 @@ const TRANSCRIPT_DST = utf8ToBytes('tessera/v1/dkg-transcript');
 
 /** The session hash: binds every round message to this exact session, suite and roster. */
 export function dkgSessionHash(cfg: DkgConfig): Uint8Array {
+  return dkgSessionHashOfParams(encodeDkgParams(cfg));
+}
+
+/** The canonical `DkgParams` package of a config (participants in roster order). */
+export function encodeDkgParams(cfg: DkgConfig): Uint8Array {
   const roster = buildRoster(cfg.suite, cfg.participants);
-  const params = encodeMessage('DkgParams', {
+  return encodeMessage('DkgParams', {
     header: makeHeader(cfg.suite),
     sessionId: cfg.sessionId,
     threshold: cfg.threshold,
     participants: roster.map(participantToWire),
   });
+}
+
+/** The session hash of an encoded `DkgParams` package (what a coordinator that only relays computes). */
+export function dkgSessionHashOfParams(params: Uint8Array): Uint8Array {
   return sha256(lengthPrefixed(utf8ToBytes('tessera/v1/dkg-session'), params));
 }
 

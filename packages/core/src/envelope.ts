@@ -3,12 +3,12 @@
  * tag, the payload kind and the exact payload bytes, so a payload cannot be replayed as another
  * kind, and receivers verify the bytes they hold (never a re-encoding).
  */
-import { concatBytes, u32be, utf8ToBytes } from './bytes.js';
+import { concatBytes, equalBytes, u32be, utf8ToBytes } from './bytes.js';
 import { DecodeError, ErrorCode, ProtocolError } from './errors.js';
 import { verifyParticipantSignature, type ParticipantIdentity } from './identity.js';
 import { decodeMessage, encodeMessage } from './wire/codec.js';
 import { FORMAT_VERSION, expectLength } from './wire/packages.js';
-import type { PayloadKind } from './wire/types.js';
+import type { PayloadKind, WireEnvelope } from './wire/types.js';
 
 const ENVELOPE_DST = utf8ToBytes('tessera/v1/envelope');
 
@@ -48,11 +48,23 @@ export interface OpenedEnvelope {
 export function openEnvelope(bytes: Uint8Array, kind: PayloadKind): OpenedEnvelope {
   const env = decodeMessage('Envelope', bytes);
   if (env.version !== FORMAT_VERSION) throw new DecodeError(`envelope: unsupported version ${env.version}`);
+  // Only the canonical encoding is accepted: the envelope bytes then determine (kind, sender,
+  // payload, signature) one to one, so a relay cannot re-encode a genuine envelope into a
+  // "different" one and make its honest sender look like an equivocator.
   if (env.kind !== kind)
     throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `expected a payload of kind ${kind}, got kind ${env.kind}`);
+  if (!isCanonical(env, bytes)) throw new DecodeError('envelope: non-canonical encoding');
   expectLength(env.sender, 32, 'envelope sender');
   expectLength(env.signature, 64, 'envelope signature');
   if (!verifyParticipantSignature(env.sender, envelopeSigningBytes(kind, env.payload), env.signature))
     throw new ProtocolError(ErrorCode.BAD_SIGNATURE, 'envelope signature does not verify');
   return { kind, sender: env.sender, payload: env.payload, bytes };
+}
+
+function isCanonical(env: WireEnvelope, bytes: Uint8Array): boolean {
+  try {
+    return equalBytes(encodeMessage('Envelope', env), bytes);
+  } catch {
+    return false;
+  }
 }

@@ -185,6 +185,13 @@ describe('DKG attacks', () => {
     expectBlame(() => h.starts[0]!.state.receiveRound1([wrong, h.starts[2]!.round1]), ErrorCode.WRONG_SUITE, ['p2']);
   });
 
+  it('re-encoded envelope: a relay that re-encodes a genuine envelope cannot frame its sender as an equivocator', () => {
+    const h = harness(3, 2, suite, 'reencode');
+    // Appending an unknown field keeps every signed field intact; only the bytes differ.
+    const reencoded = new Uint8Array([...h.starts[0]!.round1, 0x78, 0x05]);
+    expectBlame(() => h.starts[1]!.state.receiveRound1([reencoded, h.starts[2]!.round1]), ErrorCode.DECODE, []);
+  });
+
   it('forged envelope: a message whose signature does not verify is refused and blames nobody', () => {
     const h = harness(3, 2, suite, 'forged');
     const forged = new Uint8Array(h.starts[1]!.round1);

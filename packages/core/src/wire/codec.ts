@@ -39,9 +39,34 @@ export function encodeMessage<N extends MessageName>(name: N, value: WireTypes[N
   const t = lookup(name);
   const problem = t.verify(value as unknown as Record<string, unknown>);
   if (problem) throw new InvalidArgumentError(`cannot encode ${name}: ${problem}`);
+  const range = checkRanges(t, value as unknown as Record<string, unknown>, name);
+  if (range) throw new InvalidArgumentError(`cannot encode ${range}`);
   const bytes = t.encode(t.fromObject(value as unknown as Record<string, unknown>)).finish();
+  if (bytes.length > MAX_PACKAGE_BYTES) throw new InvalidArgumentError(`cannot encode ${name}: ${bytes.length} bytes exceeds the limit`);
   // Hand out a plain Uint8Array that owns its memory (protobufjs may return a pooled slice).
   return new Uint8Array(bytes);
+}
+
+const UINT_MAX: Record<string, number> = { uint32: 0xffffffff, uint64: Number.MAX_SAFE_INTEGER };
+
+// protobufjs wraps out-of-range integers silently; the schema only has unsigned fields, so
+// every integer must be a safe, non-negative integer within its field's width.
+function checkRanges(t: protobuf.Type, v: Record<string, unknown>, path: string): string | undefined {
+  for (const f of t.fieldsArray) {
+    const x = v[f.name];
+    if (x === undefined || x === null) continue;
+    const items = f.repeated && Array.isArray(x) ? x : [x];
+    for (const item of items) {
+      const max = UINT_MAX[f.type];
+      if (max !== undefined && (typeof item !== 'number' || !Number.isSafeInteger(item) || item < 0 || item > max))
+        return `${path}.${f.name}: expected an integer in 0..${max}`;
+      if (f.resolvedType instanceof protobuf.Type && typeof item === 'object') {
+        const inner = checkRanges(f.resolvedType, item as Record<string, unknown>, `${path}.${f.name}`);
+        if (inner) return inner;
+      }
+    }
+  }
+  return undefined;
 }
 
 /** Decodes bytes into a wire object with every field present. Only ever throws DecodeError. */

@@ -6,6 +6,528 @@ export const descriptor = {
       "nested": {
         "v1": {
           "nested": {
+            "ErrorDetail": {
+              "fields": {
+                "code": {
+                  "type": "string",
+                  "id": 1
+                },
+                "message": {
+                  "type": "string",
+                  "id": 2
+                },
+                "culprits": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 3
+                }
+              }
+            },
+            "Coordinator": {
+              "methods": {
+                "Keygen": {
+                  "requestType": "KeygenRequest",
+                  "responseType": "KeyInfo"
+                },
+                "Sign": {
+                  "requestType": "SignApiRequest",
+                  "responseType": "SignApiResponse"
+                },
+                "ListKeys": {
+                  "requestType": "ListKeysRequest",
+                  "responseType": "ListKeysResponse"
+                },
+                "Status": {
+                  "requestType": "StatusRequest",
+                  "responseType": "StatusResponse"
+                }
+              }
+            },
+            "KeygenRequest": {
+              "fields": {
+                "suite": {
+                  "type": "Suite",
+                  "id": 1
+                },
+                "threshold": {
+                  "type": "uint32",
+                  "id": 2
+                },
+                "participants": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 3
+                }
+              }
+            },
+            "KeyInfo": {
+              "fields": {
+                "keyId": {
+                  "type": "string",
+                  "id": 1
+                },
+                "suite": {
+                  "type": "Suite",
+                  "id": 2
+                },
+                "threshold": {
+                  "type": "uint32",
+                  "id": 3
+                },
+                "participants": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 4
+                },
+                "publicKey": {
+                  "type": "bytes",
+                  "id": 5
+                },
+                "epoch": {
+                  "type": "uint64",
+                  "id": 6
+                },
+                "createdAt": {
+                  "type": "uint64",
+                  "id": 7
+                }
+              }
+            },
+            "SignApiRequest": {
+              "fields": {
+                "intent": {
+                  "type": "Envelope",
+                  "id": 1
+                },
+                "signers": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 2
+                }
+              }
+            },
+            "SignApiResponse": {
+              "fields": {
+                "keyId": {
+                  "type": "string",
+                  "id": 1
+                },
+                "signature": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "signers": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 3
+                },
+                "publicKey": {
+                  "type": "bytes",
+                  "id": 4
+                },
+                "requestId": {
+                  "type": "bytes",
+                  "id": 5
+                }
+              }
+            },
+            "ListKeysRequest": {
+              "fields": {}
+            },
+            "ListKeysResponse": {
+              "fields": {
+                "keys": {
+                  "rule": "repeated",
+                  "type": "KeyInfo",
+                  "id": 1
+                }
+              }
+            },
+            "StatusRequest": {
+              "fields": {}
+            },
+            "ParticipantStatus": {
+              "fields": {
+                "id": {
+                  "type": "string",
+                  "id": 1
+                },
+                "connected": {
+                  "type": "bool",
+                  "id": 2
+                },
+                "connectedSince": {
+                  "type": "uint64",
+                  "id": 3
+                },
+                "keys": {
+                  "type": "uint32",
+                  "id": 4
+                },
+                "pooledCommitments": {
+                  "type": "uint32",
+                  "id": 5
+                },
+                "metricsUrl": {
+                  "type": "string",
+                  "id": 6
+                },
+                "pid": {
+                  "type": "uint32",
+                  "id": 7
+                },
+                "lastSeen": {
+                  "type": "uint64",
+                  "id": 8
+                }
+              }
+            },
+            "StatusResponse": {
+              "fields": {
+                "version": {
+                  "type": "string",
+                  "id": 1
+                },
+                "keys": {
+                  "type": "uint32",
+                  "id": 2
+                },
+                "participants": {
+                  "rule": "repeated",
+                  "type": "ParticipantStatus",
+                  "id": 3
+                },
+                "startedAt": {
+                  "type": "uint64",
+                  "id": 4
+                },
+                "metricsUrl": {
+                  "type": "string",
+                  "id": 5
+                },
+                "pid": {
+                  "type": "uint32",
+                  "id": 6
+                }
+              }
+            },
+            "ParticipantLink": {
+              "methods": {
+                "Connect": {
+                  "requestType": "LinkUp",
+                  "requestStream": true,
+                  "responseType": "LinkDown",
+                  "responseStream": true
+                }
+              }
+            },
+            "Challenge": {
+              "fields": {
+                "nonce": {
+                  "type": "bytes",
+                  "id": 1
+                },
+                "coordinator": {
+                  "type": "string",
+                  "id": 2
+                }
+              }
+            },
+            "Hello": {
+              "fields": {
+                "participant": {
+                  "type": "ParticipantInfo",
+                  "id": 1
+                },
+                "signature": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "metricsUrl": {
+                  "type": "string",
+                  "id": 3
+                },
+                "pid": {
+                  "type": "uint32",
+                  "id": 4
+                },
+                "keys": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 5
+                }
+              }
+            },
+            "LinkUp": {
+              "oneofs": {
+                "body": {
+                  "oneof": [
+                    "hello",
+                    "result"
+                  ]
+                }
+              },
+              "fields": {
+                "hello": {
+                  "type": "Hello",
+                  "id": 1
+                },
+                "result": {
+                  "type": "TaskResult",
+                  "id": 2
+                }
+              }
+            },
+            "LinkDown": {
+              "oneofs": {
+                "body": {
+                  "oneof": [
+                    "challenge",
+                    "task"
+                  ]
+                }
+              },
+              "fields": {
+                "challenge": {
+                  "type": "Challenge",
+                  "id": 1
+                },
+                "task": {
+                  "type": "Task",
+                  "id": 2
+                }
+              }
+            },
+            "DkgStart": {
+              "fields": {
+                "params": {
+                  "type": "bytes",
+                  "id": 1
+                }
+              }
+            },
+            "DkgBundle": {
+              "fields": {
+                "sessionHash": {
+                  "type": "bytes",
+                  "id": 1
+                },
+                "round": {
+                  "type": "uint32",
+                  "id": 2
+                },
+                "envelopes": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 3
+                }
+              }
+            },
+            "DkgAbort": {
+              "fields": {
+                "sessionHash": {
+                  "type": "bytes",
+                  "id": 1
+                },
+                "reason": {
+                  "type": "string",
+                  "id": 2
+                }
+              }
+            },
+            "CommitTask": {
+              "fields": {
+                "keyId": {
+                  "type": "string",
+                  "id": 1
+                },
+                "count": {
+                  "type": "uint32",
+                  "id": 2
+                }
+              }
+            },
+            "Task": {
+              "oneofs": {
+                "body": {
+                  "oneof": [
+                    "dkgStart",
+                    "dkgBundle",
+                    "dkgAbort",
+                    "commit",
+                    "sign"
+                  ]
+                }
+              },
+              "fields": {
+                "taskId": {
+                  "type": "uint64",
+                  "id": 1
+                },
+                "dkgStart": {
+                  "type": "DkgStart",
+                  "id": 2
+                },
+                "dkgBundle": {
+                  "type": "DkgBundle",
+                  "id": 3
+                },
+                "dkgAbort": {
+                  "type": "DkgAbort",
+                  "id": 4
+                },
+                "commit": {
+                  "type": "CommitTask",
+                  "id": 5
+                },
+                "sign": {
+                  "type": "bytes",
+                  "id": 6
+                }
+              }
+            },
+            "DkgDone": {
+              "fields": {
+                "keyId": {
+                  "type": "string",
+                  "id": 1
+                },
+                "keyDigest": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "keyRecord": {
+                  "type": "bytes",
+                  "id": 3
+                }
+              }
+            },
+            "Commitments": {
+              "fields": {
+                "envelopes": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 1
+                }
+              }
+            },
+            "TaskResult": {
+              "oneofs": {
+                "body": {
+                  "oneof": [
+                    "error",
+                    "envelope",
+                    "dkgDone",
+                    "commitments",
+                    "ok"
+                  ]
+                }
+              },
+              "fields": {
+                "taskId": {
+                  "type": "uint64",
+                  "id": 1
+                },
+                "error": {
+                  "type": "ErrorDetail",
+                  "id": 2
+                },
+                "envelope": {
+                  "type": "bytes",
+                  "id": 3
+                },
+                "dkgDone": {
+                  "type": "DkgDone",
+                  "id": 4
+                },
+                "commitments": {
+                  "type": "Commitments",
+                  "id": 5
+                },
+                "ok": {
+                  "type": "bool",
+                  "id": 6
+                }
+              }
+            },
+            "KeyShareRecord": {
+              "fields": {
+                "header": {
+                  "type": "Header",
+                  "id": 1
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 2
+                },
+                "epoch": {
+                  "type": "uint64",
+                  "id": 3
+                },
+                "threshold": {
+                  "type": "uint32",
+                  "id": 4
+                },
+                "participants": {
+                  "rule": "repeated",
+                  "type": "ParticipantInfo",
+                  "id": 5
+                },
+                "public": {
+                  "type": "KeyPublic",
+                  "id": 6
+                },
+                "identifier": {
+                  "type": "bytes",
+                  "id": 7
+                },
+                "signingShare": {
+                  "type": "bytes",
+                  "id": 8
+                },
+                "transcriptHash": {
+                  "type": "bytes",
+                  "id": 9
+                },
+                "createdAt": {
+                  "type": "uint64",
+                  "id": 10
+                }
+              }
+            },
+            "KeyRecord": {
+              "fields": {
+                "header": {
+                  "type": "Header",
+                  "id": 1
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 2
+                },
+                "epoch": {
+                  "type": "uint64",
+                  "id": 3
+                },
+                "threshold": {
+                  "type": "uint32",
+                  "id": 4
+                },
+                "participants": {
+                  "rule": "repeated",
+                  "type": "ParticipantInfo",
+                  "id": 5
+                },
+                "public": {
+                  "type": "KeyPublic",
+                  "id": 6
+                },
+                "createdAt": {
+                  "type": "uint64",
+                  "id": 7
+                }
+              }
+            },
             "Suite": {
               "values": {
                 "SUITE_UNSPECIFIED": 0,
@@ -71,13 +593,11 @@ export const descriptor = {
                 },
                 "signKey": {
                   "type": "bytes",
-                  "id": 2,
-                  "protoName": "sign_key"
+                  "id": 2
                 },
                 "encKey": {
                   "type": "bytes",
-                  "id": 3,
-                  "protoName": "enc_key"
+                  "id": 3
                 }
               }
             },
@@ -89,8 +609,7 @@ export const descriptor = {
                 },
                 "sessionId": {
                   "type": "bytes",
-                  "id": 2,
-                  "protoName": "session_id"
+                  "id": 2
                 },
                 "threshold": {
                   "type": "uint32",
@@ -111,8 +630,7 @@ export const descriptor = {
                 },
                 "sessionHash": {
                   "type": "bytes",
-                  "id": 2,
-                  "protoName": "session_hash"
+                  "id": 2
                 },
                 "identifier": {
                   "type": "bytes",
@@ -125,8 +643,7 @@ export const descriptor = {
                 },
                 "proofOfKnowledge": {
                   "type": "bytes",
-                  "id": 5,
-                  "protoName": "proof_of_knowledge"
+                  "id": 5
                 }
               }
             },
@@ -154,8 +671,7 @@ export const descriptor = {
                 },
                 "sessionHash": {
                   "type": "bytes",
-                  "id": 2,
-                  "protoName": "session_hash"
+                  "id": 2
                 },
                 "identifier": {
                   "type": "bytes",
@@ -181,8 +697,7 @@ export const descriptor = {
                 },
                 "sessionHash": {
                   "type": "bytes",
-                  "id": 2,
-                  "protoName": "session_hash"
+                  "id": 2
                 },
                 "identifier": {
                   "type": "bytes",
@@ -190,13 +705,11 @@ export const descriptor = {
                 },
                 "transcriptHash": {
                   "type": "bytes",
-                  "id": 4,
-                  "protoName": "transcript_hash"
+                  "id": 4
                 },
                 "keyDigest": {
                   "type": "bytes",
-                  "id": 5,
-                  "protoName": "key_digest"
+                  "id": 5
                 }
               }
             },
@@ -230,8 +743,7 @@ export const descriptor = {
                 "verifyingShares": {
                   "rule": "repeated",
                   "type": "VerifyingShare",
-                  "id": 4,
-                  "protoName": "verifying_shares"
+                  "id": 4
                 }
               }
             },
@@ -243,8 +755,7 @@ export const descriptor = {
                 },
                 "keyId": {
                   "type": "string",
-                  "id": 2,
-                  "protoName": "key_id"
+                  "id": 2
                 },
                 "message": {
                   "type": "bytes",
@@ -252,13 +763,11 @@ export const descriptor = {
                 },
                 "requestId": {
                   "type": "bytes",
-                  "id": 4,
-                  "protoName": "request_id"
+                  "id": 4
                 },
                 "notAfter": {
                   "type": "uint64",
-                  "id": 5,
-                  "protoName": "not_after"
+                  "id": 5
                 }
               }
             },
@@ -282,8 +791,7 @@ export const descriptor = {
                 },
                 "nonceId": {
                   "type": "bytes",
-                  "id": 5,
-                  "protoName": "nonce_id"
+                  "id": 5
                 }
               }
             },
@@ -295,13 +803,11 @@ export const descriptor = {
                 },
                 "sessionId": {
                   "type": "bytes",
-                  "id": 2,
-                  "protoName": "session_id"
+                  "id": 2
                 },
                 "keyId": {
                   "type": "string",
-                  "id": 3,
-                  "protoName": "key_id"
+                  "id": 3
                 },
                 "epoch": {
                   "type": "uint64",
@@ -326,8 +832,7 @@ export const descriptor = {
                 },
                 "sessionId": {
                   "type": "bytes",
-                  "id": 2,
-                  "protoName": "session_id"
+                  "id": 2
                 },
                 "identifier": {
                   "type": "bytes",
@@ -339,8 +844,7 @@ export const descriptor = {
                 },
                 "requestDigest": {
                   "type": "bytes",
-                  "id": 5,
-                  "protoName": "request_digest"
+                  "id": 5
                 }
               }
             }

@@ -33,6 +33,9 @@ export interface WireSigningCommitment { header: WireHeader; identifier: Uint8Ar
 export interface WireSignRequest { header: WireHeader; sessionId: Uint8Array; keyId: string; epoch: number; intent: WireEnvelope; commitments: WireSigningCommitment[] }
 export interface WireSignatureShare { header: WireHeader; sessionId: Uint8Array; identifier: Uint8Array; share: Uint8Array; requestDigest: Uint8Array }
 
+export interface WireKeyShareRecord { header: WireHeader; keyId: string; epoch: number; threshold: number; participants: WireParticipantInfo[]; public: WireKeyPublic; identifier: Uint8Array; signingShare: Uint8Array; transcriptHash: Uint8Array; createdAt: number }
+export interface WireKeyRecord { header: WireHeader; keyId: string; epoch: number; threshold: number; participants: WireParticipantInfo[]; public: WireKeyPublic; createdAt: number }
+
 export interface WireTypes {
   Header: WireHeader;
   Envelope: WireEnvelope;
@@ -48,5 +51,7 @@ export interface WireTypes {
   SigningCommitment: WireSigningCommitment;
   SignRequest: WireSignRequest;
   SignatureShare: WireSignatureShare;
+  KeyShareRecord: WireKeyShareRecord;
+  KeyRecord: WireKeyRecord;
 }
 export type MessageName = keyof WireTypes;

@@ -1,0 +1,396 @@
+/**
+ * The coordinator: runs DKG and signing sessions among connected participants, verifies every
+ * share, names and excludes cheaters, retries with another quorum, and keeps results durable.
+ * It never sees a secret: shares travel sealed, nonces never leave signers.
+ *
+ * Transport-independent: participants are {@link ParticipantHandle}s (a gRPC link in the daemon,
+ * a direct call in tests of pure logic).
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import {
+  PayloadKind,
+  SigningSession,
+  decodeCommitment,
+  decodeKeyRecord,
+  decodeSignatureShare,
+  dkgSessionHashOfParams,
+  encodeDkgParams,
+  fromHex,
+  encodeKeyRecord,
+  encodeSignRequest,
+  equalBytes,
+  getSuite,
+  groupPublicKey,
+  keyDigest,
+  openEnvelope,
+  openSignIntent,
+  selectQuorum,
+  toHex,
+  type KeyRecord,
+  type LinkResult,
+  type LinkTask,
+  type NonceCommitment,
+  type ParticipantPublic,
+  type RequestCommitment,
+  type Rng,
+  type SuiteId,
+} from '@tessera/core';
+import type { SealedKV } from '@tessera/store';
+import { randomBytes } from 'node:crypto';
+
+/** A connected participant as the coordinator sees it. */
+export interface ParticipantHandle {
+  readonly info: ParticipantPublic;
+  /** Sends one task body and resolves with the participant's result (or rejects on transport failure). */
+  call(task: Omit<LinkTask, 'taskId'>, timeoutMs: number): Promise<LinkResult>;
+  readonly connectedSince: number;
+  readonly metricsUrl?: string;
+  readonly pid?: number;
+}
+
+/** An error of the coordinator with a stable code and culprits. */
+export class CoordinatorError extends Error {
+  constructor(readonly code: string, message: string, readonly culprits: readonly string[] = []) {
+    super(message);
+    this.name = 'CoordinatorError';
+  }
+}
+
+export interface KeyInfo {
+  keyId: string;
+  suite: SuiteId;
+  threshold: number;
+  participants: string[];
+  publicKey: Uint8Array;
+  epoch: number;
+  createdAt: number;
+}
+
+export interface SignResult {
+  keyId: string;
+  signature: Uint8Array;
+  signers: string[];
+  publicKey: Uint8Array;
+  requestId: Uint8Array;
+}
+
+export interface CoordinatorOptions {
+  store: SealedKV;
+  clock?: () => number;
+  rng?: Rng;
+  /** Per-task deadline. */
+  taskTimeoutMs?: number;
+  /** Commitments fetched per participant and key when a pool runs low. */
+  poolBatch?: number;
+  /** Attempts (quorums) per sign request. */
+  maxAttempts?: number;
+  onEvent?: (e: CoordinatorEvent) => void;
+}
+
+export type CoordinatorEvent =
+  | { type: 'sign'; keyId: string; ok: boolean; cause?: string; ms: number; attempts: number }
+  | { type: 'keygen'; ok: boolean; ms: number; cause?: string }
+  | { type: 'culprit'; participant: string; code: string };
+
+const defaultRng: Rng = ((n = 32) => new Uint8Array(randomBytes(n))) as Rng;
+
+interface Pooled {
+  commitment: NonceCommitment;
+  nonceId: Uint8Array;
+}
+
+export class Coordinator {
+  readonly #store: SealedKV;
+  readonly #clock: () => number;
+  readonly #rng: Rng;
+  readonly #timeout: number;
+  readonly #poolBatch: number;
+  readonly #maxAttempts: number;
+  readonly #onEvent: (e: CoordinatorEvent) => void;
+  readonly #participants = new Map<string, ParticipantHandle>();
+  readonly #keys = new Map<string, KeyRecord>();
+  readonly #pools = new Map<string, Pooled[]>();
+  readonly #refills = new Map<string, Promise<void>>();
+  readonly startedAt: number;
+
+  constructor(opts: CoordinatorOptions) {
+    this.#store = opts.store;
+    this.#clock = opts.clock ?? Date.now;
+    this.#rng = opts.rng ?? defaultRng;
+    this.#timeout = opts.taskTimeoutMs ?? 15_000;
+    this.#poolBatch = opts.poolBatch ?? 16;
+    this.#maxAttempts = opts.maxAttempts ?? 3;
+    this.#onEvent = opts.onEvent ?? (() => {});
+    this.startedAt = this.#clock();
+  }
+
+  /** Loads the key registry from the store. */
+  async load(): Promise<void> {
+    for await (const [, v] of this.#store.iterate('key/')) {
+      const rec = decodeKeyRecord(v);
+      this.#keys.set(rec.keyId, rec);
+    }
+  }
+
+  /** Registers a (re)connected participant; its old pooled commitments are dropped. */
+  register(p: ParticipantHandle): void {
+    this.#participants.set(p.info.id, p);
+    for (const k of [...this.#pools.keys()]) if (k.startsWith(`${p.info.id}/`)) this.#pools.delete(k);
+  }
+
+  unregister(id: string, handle?: ParticipantHandle): void {
+    if (handle && this.#participants.get(id) !== handle) return;
+    this.#participants.delete(id);
+    for (const k of [...this.#pools.keys()]) if (k.startsWith(`${id}/`)) this.#pools.delete(k);
+  }
+
+  connected(): string[] {
+    return [...this.#participants.keys()].sort();
+  }
+
+  participant(id: string): ParticipantHandle | undefined {
+    return this.#participants.get(id);
+  }
+
+  keys(): KeyInfo[] {
+    return [...this.#keys.values()].sort((a, b) => a.createdAt - b.createdAt).map(keyInfo);
+  }
+
+  key(keyId: string): KeyRecord {
+    const k = this.#keys.get(keyId);
+    if (!k) throw new CoordinatorError('NOT_FOUND', `no key ${keyId}`);
+    return k;
+  }
+
+  poolSize(participant: string): number {
+    let n = 0;
+    for (const [k, v] of this.#pools) if (k.startsWith(`${participant}/`)) n += v.length;
+    return n;
+  }
+
+  // ---- keygen ---------------------------------------------------------------------------------
+
+  /** Runs a DKG among `participants` (default: all connected). */
+  async keygen(req: { suite: SuiteId; threshold: number; participants?: string[] }, progress?: (stage: string) => void): Promise<KeyInfo> {
+    const t0 = this.#clock();
+    try {
+      const suite = getSuite(req.suite);
+      const ids = req.participants && req.participants.length ? [...new Set(req.participants)] : this.connected();
+      const missing = ids.filter((id) => !this.#participants.has(id));
+      if (missing.length) throw new CoordinatorError('UNAVAILABLE', `not connected: ${missing.join(', ')}`);
+      if (ids.length < 2) throw new CoordinatorError('INVALID_ARGUMENT', `DKG needs at least 2 participants, ${ids.length} given`);
+      if (!Number.isInteger(req.threshold) || req.threshold < 2 || req.threshold > ids.length)
+        throw new CoordinatorError('INVALID_ARGUMENT', `threshold must be 2..${ids.length}, got ${req.threshold}`);
+      const handles = ids.map((id) => this.#participants.get(id) as ParticipantHandle);
+      const params = encodeDkgParams({ suite, sessionId: this.#rng(32), threshold: req.threshold, participants: handles.map((h) => h.info) });
+      progress?.('round 1');
+      let envelopes = await this.#all(handles, { body: 'dkgStart', dkgStart: { params } }, 'envelope');
+      const sessionHash = dkgSessionHashOfParams(params);
+      for (const round of [1, 2] as const) {
+        progress?.(round === 1 ? 'round 2' : 'confirmation');
+        envelopes = await this.#all(handles, { body: 'dkgBundle', dkgBundle: { sessionHash, round, envelopes: envelopes.map((e) => e.envelope as Uint8Array) } }, 'envelope', sessionHash);
+      }
+      progress?.('finalising');
+      const done = await this.#all(handles, { body: 'dkgBundle', dkgBundle: { sessionHash, round: 3, envelopes: envelopes.map((e) => e.envelope as Uint8Array) } }, 'dkgDone', sessionHash);
+      const first = done[0]?.dkgDone;
+      if (!first) throw new CoordinatorError('INTERNAL', 'no DKG result');
+      const rec = decodeKeyRecord(first.keyRecord);
+      const digest = keyDigest(rec.key);
+      const dissent = done.filter((d) => !d.dkgDone || d.dkgDone.keyId !== first.keyId || !equalBytes(d.dkgDone.keyDigest, digest)).map((_, i) => ids[i] as string);
+      if (dissent.length) throw new CoordinatorError('CONFIRMATION_MISMATCH', `participants disagree about the key: ${dissent.join(', ')}`, dissent);
+      const stored: KeyRecord = { ...rec, createdAt: this.#clock() };
+      await this.#store.put(`key/${rec.keyId}`, encodeKeyRecord(stored), { sync: true });
+      this.#keys.set(rec.keyId, stored);
+      this.#onEvent({ type: 'keygen', ok: true, ms: this.#clock() - t0 });
+      for (const id of ids) void this.#refill(id, rec.keyId);
+      return keyInfo(stored);
+    } catch (e) {
+      this.#onEvent({ type: 'keygen', ok: false, ms: this.#clock() - t0, cause: codeOf(e) });
+      throw e;
+    }
+  }
+
+  /** Sends one task to every handle; all must succeed with a result of `want`. On failure, aborts the DKG everywhere. */
+  async #all(handles: ParticipantHandle[], task: Omit<LinkTask, 'taskId'>, want: 'envelope' | 'dkgDone', sessionHash?: Uint8Array): Promise<LinkResult[]> {
+    const results = await Promise.allSettled(handles.map((h) => h.call(task, this.#timeout)));
+    const failures: { id: string; code: string; message: string; culprits: readonly string[] }[] = [];
+    const out: LinkResult[] = [];
+    results.forEach((r, i) => {
+      const id = (handles[i] as ParticipantHandle).info.id;
+      if (r.status === 'rejected') failures.push({ id, code: 'UNAVAILABLE', message: `${id} did not answer`, culprits: [] });
+      else if (r.value.body === 'error' || r.value.error) failures.push({ id, code: r.value.error?.code ?? 'INTERNAL', message: r.value.error?.message ?? '', culprits: r.value.error?.culprits ?? [] });
+      else if (r.value.body !== want) failures.push({ id, code: 'UNEXPECTED_MESSAGE', message: `${id} answered ${r.value.body}`, culprits: [id] });
+      else out.push(r.value);
+    });
+    if (failures.length) {
+      if (sessionHash) void Promise.allSettled(handles.map((h) => h.call({ body: 'dkgAbort', dkgAbort: { sessionHash, reason: failures[0]?.code ?? '' } }, this.#timeout)));
+      const culprits = [...new Set(failures.flatMap((f) => f.culprits))];
+      const f = failures[0] as (typeof failures)[number];
+      throw new CoordinatorError(culprits.length ? f.code : f.code, `DKG aborted: ${failures.map((x) => `${x.id}: ${x.code} ${x.message}`).join('; ')}`, culprits);
+    }
+    return out;
+  }
+
+  // ---- signing --------------------------------------------------------------------------------
+
+  /**
+   * Signs with the key the intent names. Idempotent on the intent's request id. Retries with
+   * another quorum when a signer is unavailable, refuses, or sends a bad share (which is named).
+   */
+  async sign(intentBytes: Uint8Array, preferred: string[] = []): Promise<SignResult> {
+    const t0 = this.#clock();
+    let attempts = 0;
+    let keyId = '';
+    try {
+      const intent = openSignIntent(intentBytes);
+      keyId = intent.keyId;
+      const rec = this.key(intent.keyId);
+      if (rec.key.suite.id !== intent.suite.id) throw new CoordinatorError('WRONG_SUITE', `key ${rec.keyId} is ${rec.key.suite.id}`);
+      const resultKey = `result/${toHex(intent.requestId)}`;
+      const prior = await this.#store.get(resultKey);
+      if (prior) return decodeResult(prior);
+      const excluded = new Map<string, string>();
+      let lastError: CoordinatorError | undefined;
+      while (attempts < this.#maxAttempts) {
+        attempts++;
+        const available = [...preferred, ...rec.key.roster.map((r) => r.id)].filter((id) => this.#participants.has(id));
+        let quorum: string[];
+        try {
+          quorum = selectQuorum(rec.key, available, excluded.keys());
+        } catch {
+          break;
+        }
+        try {
+          const result = await this.#attempt(rec, intentBytes, intent.message, quorum, excluded);
+          const out: SignResult = { keyId: rec.keyId, signature: result.signature, signers: quorum, publicKey: groupPublicKey(rec.key), requestId: intent.requestId };
+          await this.#store.put(resultKey, encodeResult(out), { sync: true });
+          this.#onEvent({ type: 'sign', keyId, ok: true, ms: this.#clock() - t0, attempts });
+          return out;
+        } catch (e) {
+          if (!(e instanceof CoordinatorError) || e.code !== 'RETRY') throw e;
+          lastError = e;
+        }
+      }
+      const reasons = [...excluded].map(([id, why]) => `${id}: ${why}`).join('; ');
+      const culprits = [...excluded].filter(([, why]) => why.startsWith('BAD_')).map(([id]) => id);
+      const denied = [...excluded.values()].some((w) => w.startsWith('POLICY_DENIED'));
+      throw new CoordinatorError(denied && culprits.length === 0 ? 'POLICY_DENIED' : 'NO_QUORUM',
+        `no quorum of ${rec.key.threshold} could sign key ${rec.keyId}${reasons ? ` (${reasons})` : ''}${lastError ? '' : ''}`, culprits);
+    } catch (e) {
+      this.#onEvent({ type: 'sign', keyId, ok: false, cause: codeOf(e), ms: this.#clock() - t0, attempts });
+      throw e;
+    }
+  }
+
+  /** One signing attempt with `quorum`; throws CoordinatorError('RETRY') after excluding whoever failed. */
+  async #attempt(rec: KeyRecord, intent: Uint8Array, message: Uint8Array, quorum: string[], excluded: Map<string, string>): Promise<{ signature: Uint8Array }> {
+    const commitments: RequestCommitment[] = [];
+    const got = await Promise.allSettled(quorum.map((id) => this.#takeCommitment(id, rec)));
+    got.forEach((g, i) => {
+      const id = quorum[i] as string;
+      if (g.status === 'fulfilled') commitments.push({ ...g.value.commitment, nonceId: g.value.nonceId });
+      else excluded.set(id, codeOf(g.reason));
+    });
+    if (commitments.length < quorum.length) throw new CoordinatorError('RETRY', 'commitments unavailable');
+    const request = encodeSignRequest({ suite: rec.key.suite, sessionId: this.#rng(16), keyId: rec.keyId, epoch: rec.epoch, intent, commitments });
+    const digest = sha256(request);
+    const session = new SigningSession(rec.key, message, commitments);
+    const answers = await Promise.allSettled(quorum.map((id) => (this.#participants.get(id) as ParticipantHandle).call({ body: 'sign', sign: request }, this.#timeout)));
+    const shares = new Map<string, Uint8Array>();
+    answers.forEach((a, i) => {
+      const id = quorum[i] as string;
+      const h = this.#participants.get(id);
+      if (a.status === 'rejected' || !h) return void excluded.set(id, 'UNAVAILABLE');
+      const r = a.value;
+      if (r.body !== 'envelope' || !r.envelope) return void excluded.set(id, r.error?.code ?? 'UNEXPECTED_MESSAGE');
+      try {
+        const env = openEnvelope(r.envelope, PayloadKind.SIGNATURE_SHARE);
+        if (!equalBytes(env.sender, h.info.signKey)) throw new CoordinatorError('BAD_SIGNATURE', 'share signed by another key');
+        const s = decodeSignatureShare(rec.key.suite, env.payload);
+        if (!equalBytes(s.requestDigest, digest)) throw new CoordinatorError('BAD_SIGNATURE_SHARE', 'share answers another request');
+        shares.set(id, s.share);
+      } catch (e) {
+        excluded.set(id, `BAD_SIGNATURE_SHARE ${codeOf(e)}`);
+        this.#onEvent({ type: 'culprit', participant: id, code: codeOf(e) });
+      }
+    });
+    if (shares.size < quorum.length) throw new CoordinatorError('RETRY', 'missing shares');
+    try {
+      return { signature: session.aggregate(shares) };
+    } catch (e) {
+      const culprits = (e as { culprits?: string[] }).culprits ?? [];
+      for (const c of culprits) {
+        excluded.set(c, 'BAD_SIGNATURE_SHARE');
+        this.#onEvent({ type: 'culprit', participant: c, code: 'BAD_SIGNATURE_SHARE' });
+      }
+      if (culprits.length) throw new CoordinatorError('RETRY', 'bad shares');
+      throw e;
+    }
+  }
+
+  /** A commitment of `id` for the key: from the pool if any (the one-round-trip path), else fetched. */
+  async #takeCommitment(id: string, rec: KeyRecord): Promise<Pooled> {
+    const k = `${id}/${rec.keyId}`;
+    let pool = this.#pools.get(k);
+    if (!pool || pool.length === 0) {
+      await this.#refill(id, rec.keyId);
+      pool = this.#pools.get(k);
+    }
+    const c = pool?.shift();
+    if (!c) throw new CoordinatorError('UNAVAILABLE', `${id} gave no commitments`);
+    if ((pool?.length ?? 0) < this.#poolBatch / 2) void this.#refill(id, rec.keyId).catch(() => {});
+    return c;
+  }
+
+  /** Fetches a batch of commitments from `id` for `keyId` into the pool (one refill at a time). */
+  #refill(id: string, keyId: string): Promise<void> {
+    const k = `${id}/${keyId}`;
+    const running = this.#refills.get(k);
+    if (running) return running;
+    const p = (async () => {
+      const h = this.#participants.get(id);
+      const rec = this.#keys.get(keyId);
+      if (!h || !rec) throw new CoordinatorError('UNAVAILABLE', `${id} is not connected`);
+      const r = await h.call({ body: 'commit', commit: { keyId, count: this.#poolBatch } }, this.#timeout);
+      if (r.body !== 'commitments' || !r.commitments) throw new CoordinatorError(r.error?.code ?? 'UNAVAILABLE', r.error?.message ?? `${id} gave no commitments`);
+      const identifier = rec.key.roster.find((x) => x.id === id)?.identifier;
+      const pool = this.#pools.get(k) ?? [];
+      for (const e of r.commitments.envelopes) {
+        const env = openEnvelope(e, PayloadKind.SIGNING_COMMITMENT);
+        if (!equalBytes(env.sender, h.info.signKey)) continue;
+        const c = decodeCommitment(rec.key.suite, env.payload);
+        if (c.commitment.identifier !== identifier) continue;
+        pool.push(c);
+      }
+      if (this.#participants.get(id) === h) this.#pools.set(k, pool);
+    })().finally(() => this.#refills.delete(k));
+    this.#refills.set(k, p);
+    return p;
+  }
+}
+
+function keyInfo(rec: KeyRecord): KeyInfo {
+  return {
+    keyId: rec.keyId,
+    suite: rec.key.suite.id,
+    threshold: rec.key.threshold,
+    participants: rec.key.roster.map((r) => r.id).sort(),
+    publicKey: groupPublicKey(rec.key),
+    epoch: rec.epoch,
+    createdAt: rec.createdAt,
+  };
+}
+
+function codeOf(e: unknown): string {
+  const c = (e as { code?: unknown })?.code;
+  return typeof c === 'string' ? c : 'INTERNAL';
+}
+
+function encodeResult(r: SignResult): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ keyId: r.keyId, signature: toHex(r.signature), signers: r.signers, publicKey: toHex(r.publicKey), requestId: toHex(r.requestId) }));
+}
+
+function decodeResult(b: Uint8Array): SignResult {
+  const j = JSON.parse(new TextDecoder().decode(b)) as { keyId: string; signature: string; signers: string[]; publicKey: string; requestId: string };
+  return { keyId: j.keyId, signature: fromHex(j.signature), signers: j.signers, publicKey: fromHex(j.publicKey), requestId: fromHex(j.requestId) };
+}

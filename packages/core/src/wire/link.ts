@@ -1,0 +1,49 @@
+/**
+ * The participant-link messages of proto/tessera/v1/cluster.proto as @grpc/proto-loader yields
+ * them (camelCase, `oneofs: true` adds the `body` discriminator, bytes as Buffer/Uint8Array).
+ */
+export interface TaskError {
+  code: string;
+  message: string;
+  culprits: string[];
+}
+
+export interface LinkTask {
+  taskId: number;
+  body?: 'dkgStart' | 'dkgBundle' | 'dkgAbort' | 'commit' | 'sign';
+  dkgStart?: { params: Uint8Array } | null;
+  dkgBundle?: { sessionHash: Uint8Array; round: number; envelopes: Uint8Array[] } | null;
+  dkgAbort?: { sessionHash: Uint8Array; reason: string } | null;
+  commit?: { keyId: string; count: number } | null;
+  sign?: Uint8Array | null;
+}
+
+export interface LinkResult {
+  taskId: number;
+  body?: 'error' | 'envelope' | 'dkgDone' | 'commitments' | 'ok';
+  error?: TaskError;
+  envelope?: Uint8Array;
+  dkgDone?: { keyId: string; keyDigest: Uint8Array; keyRecord: Uint8Array };
+  commitments?: { envelopes: Uint8Array[] };
+  ok?: boolean;
+}
+
+export interface LinkDown {
+  body?: 'challenge' | 'task';
+  challenge?: { nonce: Uint8Array; coordinator: string } | null;
+  task?: LinkTask | null;
+}
+
+export interface LinkUp {
+  hello?: {
+    participant: { id: string; signKey: Uint8Array; encKey: Uint8Array };
+    signature: Uint8Array;
+    metricsUrl: string;
+    pid: number;
+    keys: string[];
+  };
+  result?: LinkResult;
+}
+
+/** The bytes a participant signs to answer a link challenge. */
+export const LINK_DST = 'tessera/v1/link';

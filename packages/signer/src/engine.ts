@@ -1,0 +1,300 @@
+/**
+ * The signer engine: everything a signer node does, independent of transport. It answers the
+ * coordinator's tasks (DKG rounds, nonce commitments, sign requests) from its sealed store and
+ * its own policy.
+ *
+ * Safety rules enforced here:
+ * - a sign request is checked against the requester's signed intent and this node's policy
+ *   before any nonce is touched;
+ * - a nonce is consumed through the NonceLedger: the share is computed, the ledger record is
+ *   replaced by {consumed, request digest, share} in one fsync'd write, and only then is the
+ *   share released. An identical retry gets the same share; anything else on that nonce fails.
+ */
+import {
+  DkgAwaitingConfirmations,
+  DkgAwaitingRound1,
+  DkgAwaitingRound2,
+  PayloadKind,
+  SigningNonces,
+  commit,
+  decodeKeyShareRecord,
+  decodeMessage,
+  decodeSignRequest,
+  encodeCommitment,
+  encodeKeyRecord,
+  encodeKeyShareRecord,
+  encodeSignatureShare,
+  groupPublicKey,
+  isTesseraError,
+  keyDigest,
+  keyIdFor,
+  openSignIntent,
+  participantFromWire,
+  signEnvelope,
+  signShare,
+  startDkg,
+  suiteByWireId,
+  toHex,
+  type KeyShareRecord,
+  type ParticipantIdentity,
+  type Rng,
+} from '@tessera/core';
+import { AuditLog, NonceLedger, ShareVault, type SealedKV } from '@tessera/store';
+import { randomBytes } from 'node:crypto';
+import { PolicyEngine, type Policy } from './policy.js';
+import type { LinkResult, LinkTask, TaskError } from '@tessera/core';
+
+export interface SignerEngineOptions {
+  identity: ParticipantIdentity;
+  store: SealedKV;
+  policy: Policy;
+  clock?: () => number;
+  rng?: Rng;
+  /** Most fresh nonces kept per key. */
+  maxFreshPerKey?: number;
+  /** Most attempts one request id may consume (each a fresh nonce), bounding what a coordinator can extract from one intent. */
+  maxAttemptsPerRequest?: number;
+  /** Called on every signing outcome (for metrics). */
+  onEvent?: (e: SignerEvent) => void;
+}
+
+export type SignerEvent =
+  | { type: 'sign'; keyId: string; result: 'ok' | 'cached' }
+  | { type: 'refusal'; keyId: string; code: string }
+  | { type: 'keygen'; keyId: string }
+  | { type: 'commitments'; keyId: string; count: number };
+
+type DkgState = DkgAwaitingRound1 | DkgAwaitingRound2 | DkgAwaitingConfirmations;
+
+const defaultRng: Rng = ((n = 32) => new Uint8Array(randomBytes(n))) as Rng;
+
+/** A typed refusal from the engine. */
+export class SignerError extends Error {
+  constructor(readonly code: string, message: string, readonly culprits: readonly string[] = []) {
+    super(message);
+    this.name = 'SignerError';
+  }
+}
+
+export class SignerEngine {
+  readonly identity: ParticipantIdentity;
+  readonly vault: ShareVault;
+  readonly ledger: NonceLedger;
+  readonly audit: AuditLog;
+  readonly #store: SealedKV;
+  readonly #policy: PolicyEngine;
+  readonly #clock: () => number;
+  readonly #rng: Rng;
+  readonly #maxFresh: number;
+  readonly #maxAttempts: number;
+  readonly #onEvent: (e: SignerEvent) => void;
+  readonly #dkg = new Map<string, { state: DkgState; params: Uint8Array }>();
+  readonly #keys = new Map<string, KeyShareRecord>();
+
+  constructor(opts: SignerEngineOptions) {
+    this.identity = opts.identity;
+    this.#store = opts.store;
+    this.vault = new ShareVault(opts.store);
+    this.ledger = new NonceLedger(opts.store);
+    this.#clock = opts.clock ?? Date.now;
+    this.audit = new AuditLog(opts.store, { clock: this.#clock });
+    this.#policy = new PolicyEngine(opts.policy, this.#clock);
+    this.#rng = opts.rng ?? defaultRng;
+    this.#maxFresh = opts.maxFreshPerKey ?? 256;
+    this.#maxAttempts = opts.maxAttemptsPerRequest ?? 4;
+    this.#onEvent = opts.onEvent ?? (() => {});
+  }
+
+  get id(): string {
+    return this.identity.id;
+  }
+
+  /** Key ids held by this node. */
+  async keys(): Promise<string[]> {
+    return this.vault.listKeys();
+  }
+
+  /** The latest record of a key (decoded once and cached). */
+  async key(keyId: string): Promise<KeyShareRecord> {
+    const cached = this.#keys.get(keyId);
+    if (cached) return cached;
+    const epoch = await this.vault.latestEpoch(keyId);
+    if (epoch === undefined) throw new SignerError('NOT_FOUND', `this node holds no share of key ${keyId}`);
+    const bytes = await this.vault.getShare(keyId, epoch);
+    if (!bytes) throw new SignerError('NOT_FOUND', `this node holds no share of key ${keyId}`);
+    const rec = decodeKeyShareRecord(bytes);
+    bytes.fill(0);
+    this.#keys.set(keyId, rec);
+    return rec;
+  }
+
+  /**
+   * Discards every unused nonce. Called when a new coordinator link is established: pooled
+   * commitments live only in the coordinator's memory, so after a reconnect they may be gone.
+   * Consumed records are kept (a replay still fails with NONCE_REUSED).
+   */
+  async discardFreshNonces(): Promise<number> {
+    let n = 0;
+    for await (const k of this.#store.keys('nonce/')) if (await this.ledger.discard(k.slice('nonce/'.length))) n++;
+    return n;
+  }
+
+  /** Handles one coordinator task. Never throws: failures become a typed error result. */
+  async handle(task: LinkTask): Promise<LinkResult> {
+    const taskId = task.taskId;
+    try {
+      switch (task.body) {
+        case 'dkgStart':
+          return { taskId, body: 'envelope', envelope: await this.#dkgStart(task.dkgStart?.params) };
+        case 'dkgBundle':
+          return { taskId, ...(await this.#dkgBundle(task.dkgBundle)) };
+        case 'dkgAbort':
+          if (task.dkgAbort) this.#dkg.delete(toHex(task.dkgAbort.sessionHash));
+          return { taskId, body: 'ok', ok: true };
+        case 'commit':
+          return { taskId, body: 'commitments', commitments: { envelopes: await this.commitments(task.commit?.keyId ?? '', task.commit?.count ?? 0) } };
+        case 'sign':
+          return { taskId, body: 'envelope', envelope: await this.sign(asBytes(task.sign, 'sign request')) };
+        default:
+          throw new SignerError('INVALID_ARGUMENT', `unknown task ${String(task.body)}`);
+      }
+    } catch (e) {
+      return { taskId, body: 'error', error: toTaskError(e) };
+    }
+  }
+
+  async #dkgStart(paramsBytes: Uint8Array | undefined): Promise<Uint8Array> {
+    if (!this.#policy.policy.allowKeygen) throw new SignerError('POLICY_DENIED', 'this node does not take part in key generation');
+    const params = decodeMessage('DkgParams', asBytes(paramsBytes, 'DKG params'));
+    const suite = params.header ? suiteByWireId(params.header.suite) : undefined;
+    if (!suite || params.header?.version !== 1) throw new SignerError('INVALID_ARGUMENT', 'DKG params: unknown suite or version');
+    const cfg = { suite, sessionId: params.sessionId, threshold: params.threshold, participants: params.participants.map(participantFromWire) };
+    const { state, round1 } = startDkg(cfg, this.identity, this.#rng);
+    const key = toHex(state.sessionHash);
+    if (this.#dkg.has(key)) throw new SignerError('UNEXPECTED_MESSAGE', 'DKG session already started');
+    this.#dkg.set(key, { state, params: paramsBytes as Uint8Array });
+    return round1;
+  }
+
+  async #dkgBundle(b: LinkTask['dkgBundle']): Promise<Omit<LinkResult, 'taskId'>> {
+    if (!b) throw new SignerError('INVALID_ARGUMENT', 'missing DKG bundle');
+    const sk = toHex(asBytes(b.sessionHash, 'session hash'));
+    const entry = this.#dkg.get(sk);
+    if (!entry) throw new SignerError('NOT_FOUND', 'no such DKG session on this node');
+    const envelopes = b.envelopes.map((e) => asBytes(e, 'envelope'));
+    try {
+      if (b.round === 1 && entry.state instanceof DkgAwaitingRound1) {
+        const next = entry.state.receiveRound1(envelopes);
+        entry.state = next.state;
+        return { body: 'envelope', envelope: next.round2 };
+      }
+      if (b.round === 2 && entry.state instanceof DkgAwaitingRound2) {
+        const next = entry.state.receiveRound2(envelopes);
+        entry.state = next.state;
+        return { body: 'envelope', envelope: next.confirm };
+      }
+      if (b.round === 3 && entry.state instanceof DkgAwaitingConfirmations) {
+        const out = entry.state.receiveConfirmations(envelopes);
+        this.#dkg.delete(sk);
+        const keyId = keyIdFor(entry.state.sessionHash);
+        const rec: KeyShareRecord = { keyId, epoch: 0, key: out.key, share: out.share, transcriptHash: out.transcriptHash, createdAt: this.#clock() };
+        await this.vault.putShare(keyId, 0, encodeKeyShareRecord(rec));
+        this.#keys.set(keyId, rec);
+        await this.audit.append({ type: 'keygen', actor: this.id, data: { keyId, suite: out.key.suite.id, threshold: out.key.threshold, participants: out.key.roster.map((r) => r.id).join(','), publicKey: toHex(groupPublicKey(out.key)) } });
+        this.#onEvent({ type: 'keygen', keyId });
+        return { body: 'dkgDone', dkgDone: { keyId, keyDigest: keyDigest(out.key), keyRecord: encodeKeyRecord({ keyId, epoch: 0, key: out.key, createdAt: rec.createdAt }) } };
+      }
+    } catch (e) {
+      this.#dkg.delete(sk);
+      throw e;
+    }
+    this.#dkg.delete(sk);
+    throw new SignerError('UNEXPECTED_MESSAGE', `DKG bundle for round ${b.round} does not fit the session state`);
+  }
+
+  /** Produces `count` fresh commitments for `keyId`, each backed by a nonce durably in the ledger. */
+  async commitments(keyId: string, count: number): Promise<Uint8Array[]> {
+    if (!Number.isInteger(count) || count < 1 || count > 1024) throw new SignerError('INVALID_ARGUMENT', 'commitment count must be 1..1024');
+    const rec = await this.key(keyId);
+    const fresh = await this.ledger.countFresh(`${keyId}.`);
+    const n = Math.min(count, Math.max(0, this.#maxFresh - fresh));
+    if (n === 0) throw new SignerError('RESOURCE_EXHAUSTED', `already ${fresh} unused commitments for key ${keyId}`);
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) {
+      const { nonces, commitment } = commit(rec.share, this.#rng);
+      const nonceId = `${keyId}.${toHex(this.#rng(12))}`;
+      const secret = nonces.exportSecret();
+      await this.ledger.addFresh(nonceId, secret);
+      secret.fill(0);
+      out.push(signEnvelope(this.identity, PayloadKind.SIGNING_COMMITMENT, encodeCommitment(rec.key.suite, commitment, new TextEncoder().encode(nonceId))));
+    }
+    this.#onEvent({ type: 'commitments', keyId, count: out.length });
+    return out;
+  }
+
+  /**
+   * Answers a sign request with a SIGNATURE_SHARE envelope, or refuses. Order matters: decode,
+   * check the intent and policy, find our own commitment and its nonce, and only then consume
+   * the nonce (durably, before the share leaves).
+   */
+  async sign(requestBytes: Uint8Array): Promise<Uint8Array> {
+    const req = decodeSignRequest(requestBytes);
+    let keyId = req.keyId;
+    try {
+      const rec = await this.key(req.keyId);
+      if (rec.key.suite.id !== req.suite.id) throw new SignerError('WRONG_SUITE', `key ${req.keyId} is ${rec.key.suite.id}, request is ${req.suite.id}`);
+      if (req.epoch !== rec.epoch) throw new SignerError('INVALID_ARGUMENT', `request is for epoch ${req.epoch}, this node holds epoch ${rec.epoch}`);
+      const intent = openSignIntent(req.intent, rec.key.suite);
+      if (intent.keyId !== req.keyId) throw new SignerError('POLICY_DENIED', 'the intent authorises another key');
+      const rule = this.#policy.authorise(intent, req.keyId);
+      const mine = req.commitments.filter((c) => c.identifier === rec.share.identifier);
+      if (mine.length !== 1) throw new SignerError('INVALID_ARGUMENT', 'the commitment list does not carry exactly one commitment of this node');
+      const nonceId = new TextDecoder().decode((mine[0] as (typeof mine)[number]).nonceId);
+      if (!nonceId.startsWith(`${req.keyId}.`)) throw new SignerError('INVALID_ARGUMENT', 'the nonce belongs to another key');
+      await this.#countAttempt(intent.requestId, nonceId);
+      const share = await this.ledger.consume(nonceId, req.digest, (secret) => {
+        const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret);
+        return signShare(rec.share, rec.key, nonces, req.commitments, intent.message);
+      });
+      const status = 'ok' as const;
+      await this.audit.append({ type: 'sign', actor: rule.id, data: { keyId, requestId: toHex(intent.requestId), nonce: nonceId, digest: toHex(req.digest) } });
+      this.#onEvent({ type: 'sign', keyId, result: status });
+      const payload = encodeSignatureShare(rec.key.suite, { sessionId: req.sessionId, identifier: rec.share.identifier, share, requestDigest: req.digest });
+      return signEnvelope(this.identity, PayloadKind.SIGNATURE_SHARE, payload);
+    } catch (e) {
+      const err = toTaskError(e);
+      await this.audit.append({ type: 'refusal', actor: this.id, data: { keyId, code: err.code, reason: err.message.slice(0, 200) } }).catch(() => {});
+      this.#onEvent({ type: 'refusal', keyId, code: err.code });
+      keyId = '';
+      throw e;
+    }
+  }
+
+  /**
+   * Bounds how many distinct nonces one request id may consume: a coordinator that retries with
+   * new quorums gets a few attempts; one replaying an intent forever does not.
+   */
+  async #countAttempt(requestId: Uint8Array, nonceId: string): Promise<void> {
+    const k = `attempts/${toHex(requestId)}`;
+    const prev = await this.#store.get(k);
+    const list = prev ? new TextDecoder().decode(prev).split(',') : [];
+    if (list.includes(nonceId)) return;
+    if (list.length >= this.#maxAttempts)
+      throw new SignerError('POLICY_DENIED', `request ${toHex(requestId).slice(0, 16)}… already used ${list.length} nonces`);
+    list.push(nonceId);
+    await this.#store.put(k, new TextEncoder().encode(list.join(',')), { sync: true });
+  }
+}
+
+function asBytes(b: unknown, what: string): Uint8Array {
+  if (!(b instanceof Uint8Array)) throw new SignerError('INVALID_ARGUMENT', `${what}: expected bytes`);
+  return b;
+}
+
+/** Maps any failure to the wire error shape, without leaking unknown errors' messages. */
+export function toTaskError(e: unknown): TaskError {
+  const x = e as { code?: unknown; message?: unknown; culprits?: unknown };
+  if (e instanceof Error && typeof x.code === 'string' && /^[A-Z_]+$/.test(x.code))
+    return { code: x.code, message: String(x.message), culprits: Array.isArray(x.culprits) ? x.culprits.map(String) : [] };
+  return { code: 'INTERNAL', message: 'internal error', culprits: [] };
+}

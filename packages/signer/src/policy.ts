@@ -1,0 +1,68 @@
+/**
+ * A signer's own policy: which requesters (identified by their Ed25519 keys) may have which keys
+ * sign, and how fast. The signer evaluates it on the requester's signed intent before it touches
+ * a nonce; the coordinator has no say.
+ */
+import { equalBytes, fromHex, toHex, type OpenedIntent } from '@tessera/core';
+
+export interface RequesterRule {
+  /** A name for logs and audits. */
+  readonly id: string;
+  /** Ed25519 public key, hex. */
+  readonly publicKey: string;
+  /** Key ids this requester may use; `*` = every key. */
+  readonly keys: readonly string[];
+  /** Signatures per minute allowed (token bucket); 0 = unlimited. */
+  readonly perMinute?: number;
+}
+
+export interface Policy {
+  readonly requesters: readonly RequesterRule[];
+  /** Whether DKG sessions may create keys on this node. */
+  readonly allowKeygen: boolean;
+}
+
+/** Why the policy refused, as a stable reason. */
+export type Refusal = 'UNKNOWN_REQUESTER' | 'KEY_NOT_ALLOWED' | 'EXPIRED' | 'RATE_LIMITED';
+
+export class PolicyRefusal extends Error {
+  readonly code: 'POLICY_DENIED' | 'RATE_LIMITED';
+  readonly culprits: readonly string[] = [];
+  constructor(readonly reason: Refusal, message: string) {
+    super(message);
+    this.name = 'PolicyRefusal';
+    this.code = reason === 'RATE_LIMITED' ? 'RATE_LIMITED' : 'POLICY_DENIED';
+  }
+}
+
+/** Evaluates intents against a {@link Policy}; keeps per-requester rate buckets in memory. */
+export class PolicyEngine {
+  readonly #rules: { rule: RequesterRule; key: Uint8Array }[];
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  constructor(readonly policy: Policy, private readonly clock: () => number = Date.now) {
+    this.#rules = policy.requesters.map((rule) => ({ rule, key: fromHex(rule.publicKey, `requester ${rule.id} key`) }));
+  }
+
+  /** The rule that authorises `intent` for `keyId`, or a {@link PolicyRefusal}. Consumes a rate token. */
+  authorise(intent: OpenedIntent, keyId: string): RequesterRule {
+    const match = this.#rules.find((r) => equalBytes(r.key, intent.requester));
+    if (!match) throw new PolicyRefusal('UNKNOWN_REQUESTER', `requester ${toHex(intent.requester).slice(0, 16)}… is not in this signer's policy`);
+    const { rule } = match;
+    if (!rule.keys.includes('*') && !rule.keys.includes(keyId))
+      throw new PolicyRefusal('KEY_NOT_ALLOWED', `requester ${rule.id} may not use key ${keyId}`);
+    const now = this.clock();
+    if (intent.notAfter < now) throw new PolicyRefusal('EXPIRED', `intent of ${rule.id} expired`);
+    if (rule.perMinute && rule.perMinute > 0) {
+      const b = this.#buckets.get(rule.id) ?? { tokens: rule.perMinute, at: now };
+      b.tokens = Math.min(rule.perMinute, b.tokens + ((now - b.at) / 60_000) * rule.perMinute);
+      b.at = now;
+      if (b.tokens < 1) {
+        this.#buckets.set(rule.id, b);
+        throw new PolicyRefusal('RATE_LIMITED', `requester ${rule.id} exceeded ${rule.perMinute} signatures per minute`);
+      }
+      b.tokens -= 1;
+      this.#buckets.set(rule.id, b);
+    }
+    return rule;
+  }
+}

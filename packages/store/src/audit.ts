@@ -1,0 +1,177 @@
+/**
+ * AuditLog — an append-only, hash-chained record of what the node did (keygen, sign, refusal,
+ * refresh, reshare, admin, ...). Each entry commits to its predecessor's hash; the head
+ * `{seq, hash}` is kept in its own record, written in the same atomic batch as each entry, so
+ * deleting the last entries is detected too. Layout: `audit/e/<seq as 16 digits>` (JSON entry)
+ * and `audit/head` (JSON head), both sealed.
+ *
+ * The chain detects partial tampering. Someone holding the data key could rewrite the whole
+ * chain consistently, so export the head periodically to somewhere they cannot reach.
+ */
+import { fromUtf8, isWellFormed, utf8 } from './bytes.js';
+import {
+  type AuditEntry, type AuditHead, type AuditProblem, type AuditValue, type AuditVerifyResult,
+  ChainCursor, GENESIS_HASH, auditEntryHash, isAuditEntry, isAuditValue,
+} from './audit-chain.js';
+import { StoreError } from './errors.js';
+import { KeyedMutex } from './mutex.js';
+import type { SealedKV } from './types.js';
+
+/** Key prefix of the audit log. */
+export const AUDIT_PREFIX = 'audit/';
+/** Prefix of the entry records. */
+export const AUDIT_ENTRY_PREFIX = `${AUDIT_PREFIX}e/`;
+/** Key of the head record. */
+export const AUDIT_HEAD_KEY = `${AUDIT_PREFIX}head`;
+const SEQ_DIGITS = 16;
+const DATA_KEY = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/** What a caller supplies to {@link AuditLog.append}; the log assigns seq, prev and hash. */
+export interface AuditInput {
+  type: string;
+  actor?: string;
+  data?: Record<string, AuditValue>;
+  /** Event time in ms; defaults to the log's clock. */
+  at?: number;
+}
+
+/** The store key of the entry with sequence number `seq`. */
+export function auditEntryKey(seq: number): string {
+  return AUDIT_ENTRY_PREFIX + String(seq).padStart(SEQ_DIGITS, '0');
+}
+
+/** The hash-chained audit log over a {@link SealedKV}. */
+export class AuditLog {
+  readonly #store: SealedKV;
+  readonly #clock: () => number;
+  readonly #mutex = new KeyedMutex();
+
+  constructor(store: SealedKV, opts: { clock?: () => number } = {}) {
+    this.#store = store;
+    this.#clock = opts.clock ?? Date.now;
+  }
+
+  /** Append an entry (entry and head in one synced batch); appends serialise. Returns the entry. */
+  async append(input: AuditInput): Promise<AuditEntry> {
+    const draft = normalise(input, this.#clock);
+    return this.#mutex.run('append', async () => {
+      const head = await this.head();
+      const body = { seq: head.seq + 1, at: draft.at, type: draft.type, ...(draft.actor === undefined ? {} : { actor: draft.actor }), data: draft.data, prev: head.hash };
+      const entry: AuditEntry = { ...body, hash: auditEntryHash(body) };
+      await this.#store.batch([
+        { type: 'put', key: auditEntryKey(entry.seq), value: utf8(JSON.stringify(entry)) },
+        { type: 'put', key: AUDIT_HEAD_KEY, value: utf8(JSON.stringify({ seq: entry.seq, hash: entry.hash })) },
+      ], { sync: true });
+      return entry;
+    });
+  }
+
+  /** The entries from `fromSeq` on, in order. `STORE_CORRUPT` on an unreadable entry. */
+  async *entries(fromSeq = 1): AsyncGenerator<AuditEntry> {
+    for await (const [key, value] of this.#store.iterate(AUDIT_ENTRY_PREFIX)) {
+      if (key < auditEntryKey(fromSeq)) continue;
+      const entry = parseEntry(value);
+      if (entry === undefined) throw new StoreError('STORE_CORRUPT', `audit entry ${key} is malformed`);
+      yield entry;
+    }
+  }
+
+  /** The current head; `{seq: 0, hash: GENESIS_HASH}` for an empty log. */
+  async head(): Promise<AuditHead> {
+    const value = await this.#store.get(AUDIT_HEAD_KEY);
+    if (value === undefined) return { seq: 0, hash: GENESIS_HASH };
+    const head = parseHead(value);
+    if (head === undefined) throw new StoreError('STORE_CORRUPT', `audit head ${AUDIT_HEAD_KEY} is malformed`);
+    return head;
+  }
+
+  /**
+   * Walk the stored chain and report the first problem: an `edited` entry (its hash or link does
+   * not match), a `deleted` one (a gap, or fewer entries than the head records), a `reordered`
+   * one (an entry stored at another position), or a `corrupt` one (unreadable). Runs under the
+   * append lock, so it sees a consistent chain.
+   */
+  async verify(): Promise<AuditVerifyResult> {
+    return this.#mutex.run('append', async () => {
+      const chain = new ChainCursor({ seq: 0, hash: GENESIS_HASH });
+      const fail = (problem: AuditProblem): AuditVerifyResult => ({ ok: false, count: chain.count, problem });
+      for await (const key of this.#store.keys(AUDIT_ENTRY_PREFIX)) {
+        const digits = key.slice(AUDIT_ENTRY_PREFIX.length);
+        const keySeq = Number(digits);
+        if (digits.length !== SEQ_DIGITS || !Number.isSafeInteger(keySeq)) return fail({ seq: chain.next, reason: 'corrupt' });
+        const entry = await readEntry(this.#store, key);
+        if (entry === undefined) return fail({ seq: keySeq, reason: 'corrupt' });
+        if (entry.seq !== keySeq) return fail({ seq: keySeq, reason: 'reordered' });
+        if (keySeq > chain.next) return fail({ seq: chain.next, reason: 'deleted' });
+        const problem = chain.accept(entry);
+        if (problem) return fail(problem);
+      }
+      let recorded: AuditHead | undefined;
+      try {
+        const value = await this.#store.get(AUDIT_HEAD_KEY);
+        recorded = value === undefined ? undefined : parseHead(value);
+        if (value !== undefined && recorded === undefined) return fail({ seq: 0, reason: 'corrupt' });
+      } catch (e) {
+        if (e instanceof StoreError && e.code === 'STORE_CORRUPT') return fail({ seq: 0, reason: 'corrupt' });
+        throw e;
+      }
+      if (recorded === undefined) {
+        return chain.count === 0 ? { ok: true, count: 0, head: chain.head } : fail({ seq: 0, reason: 'deleted' });
+      }
+      const end = chain.finish(recorded);
+      return end ? fail(end) : { ok: true, count: chain.count, head: chain.head };
+    });
+  }
+}
+
+function normalise(input: AuditInput, clock: () => number): { type: string; actor?: string; at: number; data: Record<string, AuditValue> } {
+  if (typeof input !== 'object' || input === null) throw new StoreError('INVALID_ARGUMENT', 'audit entry must be an object');
+  const { type, actor } = input;
+  if (typeof type !== 'string' || type.length === 0 || type.length > 64 || !isWellFormed(type)) {
+    throw new StoreError('INVALID_ARGUMENT', 'audit type must be a well-formed string of 1-64 characters');
+  }
+  if (actor !== undefined && (typeof actor !== 'string' || actor.length === 0 || actor.length > 256 || !isWellFormed(actor))) {
+    throw new StoreError('INVALID_ARGUMENT', 'audit actor must be a well-formed string of 1-256 characters');
+  }
+  const at = input.at ?? clock();
+  if (!Number.isSafeInteger(at) || at < 0) throw new StoreError('INVALID_ARGUMENT', 'audit time must be a non-negative integer (ms)');
+  const entries = Object.entries(input.data ?? {}).map(([k, v]): [string, AuditValue] => {
+    if (!DATA_KEY.test(k)) throw new StoreError('INVALID_ARGUMENT', 'audit data keys must be 1-64 characters of A-Z a-z 0-9 _ . : -');
+    if (!isAuditValue(v)) throw new StoreError('INVALID_ARGUMENT', `audit data ${k} must be a string, finite number, boolean or null`);
+    return [k, typeof v === 'number' && v === 0 ? 0 : v];
+  });
+  entries.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  return { type, at, data: Object.fromEntries(entries), ...(actor === undefined ? {} : { actor }) };
+}
+
+async function readEntry(store: SealedKV, key: string): Promise<AuditEntry | undefined> {
+  try {
+    const value = await store.get(key);
+    return value === undefined ? undefined : parseEntry(value);
+  } catch (e) {
+    if (e instanceof StoreError && e.code === 'STORE_CORRUPT') return undefined;
+    throw e;
+  }
+}
+
+function parseJson(value: Uint8Array): unknown {
+  try {
+    return JSON.parse(fromUtf8(value));
+  } catch {
+    return undefined;
+  }
+}
+
+function parseEntry(value: Uint8Array): AuditEntry | undefined {
+  const v = parseJson(value);
+  return isAuditEntry(v) ? v : undefined;
+}
+
+function parseHead(value: Uint8Array): AuditHead | undefined {
+  const v = parseJson(value) as { seq?: unknown; hash?: unknown } | undefined;
+  if (typeof v !== 'object' || v === null || Object.keys(v).length !== 2) return undefined;
+  const { seq, hash } = v;
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) return undefined;
+  if (typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) return undefined;
+  return { seq, hash };
+}

@@ -1,0 +1,210 @@
+/**
+ * NonceLedger — one-time signing nonces and the record of how each was used.
+ *
+ * A signing nonce must never sign two different messages: that reveals the signing share. The
+ * ledger enforces it: {@link NonceLedger.consume} computes the output with the secret, replaces
+ * the record by `{consumed, requestDigest, output}` in ONE synced write (the secret is erased
+ * from the live record), and only then releases the output. A crash before the write leaves the
+ * nonce fresh and the output unreleased; after it, only identical retries get the output.
+ *
+ * NEVER restore a nonce ledger from a backup (or copy one between nodes): a restored ledger
+ * shows consumed nonces as fresh again, which is exactly the reuse this ledger exists to prevent.
+ * After a restore, discard every fresh nonce and generate new ones.
+ *
+ * Layout: `nonce/<nonceId>`. Exclusion is per process (a per-id mutex); LevelDB's directory lock
+ * keeps other processes out of the store.
+ */
+import { equalBytes } from '@noble/ciphers/utils.js';
+import { decodeRecord, encodeRecord } from './codec.js';
+import { copyBytes, requireBytes, requireId, wipe } from './bytes.js';
+import { StoreError } from './errors.js';
+import { KeyedMutex } from './mutex.js';
+import type { SealedKV } from './types.js';
+
+/** Key prefix of the ledger. */
+export const NONCE_PREFIX = 'nonce/';
+const TAG_FRESH = 0x46; // 'F'
+const TAG_CONSUMED = 0x43; // 'C'
+
+/** What the ledger knows about a nonce (never the secret). */
+export type NonceStatus =
+  | { state: 'unknown' }
+  | { state: 'fresh'; meta?: Uint8Array }
+  | { state: 'consumed'; requestDigest: Uint8Array; output: Uint8Array; meta?: Uint8Array };
+
+/** A consumed nonce, as listed by {@link NonceLedger.listConsumed}. */
+export interface ConsumedNonce {
+  nonceId: string;
+  requestDigest: Uint8Array;
+  output: Uint8Array;
+  meta?: Uint8Array;
+}
+
+type Decoded =
+  | { state: 'fresh'; secret: Uint8Array; meta?: Uint8Array }
+  | { state: 'consumed'; requestDigest: Uint8Array; output: Uint8Array; meta?: Uint8Array };
+
+/** The nonce ledger over a {@link SealedKV}. */
+export class NonceLedger {
+  readonly #store: SealedKV;
+  readonly #mutex = new KeyedMutex();
+
+  constructor(store: SealedKV) {
+    this.#store = store;
+  }
+
+  /**
+   * Record a fresh nonce (synced). `meta` is optional non-secret context kept for audits (e.g.
+   * key id, creation time). An id already in the ledger — fresh or consumed — is refused with
+   * `NONCE_EXISTS`: a consumed record is never replaced.
+   */
+  async addFresh(nonceId: string, secret: Uint8Array, meta?: Uint8Array): Promise<void> {
+    const key = nonceKey(nonceId);
+    requireBytes(secret, 'nonce secret');
+    if (secret.length === 0) throw new StoreError('INVALID_ARGUMENT', 'nonce secret must not be empty');
+    if (meta !== undefined) requireBytes(meta, 'nonce meta');
+    await this.#mutex.run(key, async () => {
+      if ((await this.#store.get(key)) !== undefined) {
+        throw new StoreError('NONCE_EXISTS', `nonce ${nonceId} is already in the ledger`);
+      }
+      const record = encodeRecord(TAG_FRESH, meta === undefined ? [secret] : [secret, meta]);
+      try {
+        await this.#store.put(key, record, { sync: true });
+      } finally {
+        wipe(record);
+      }
+    });
+  }
+
+  /**
+   * Use nonce `nonceId` for the request whose digest is `requestDigest` (a collision-resistant
+   * digest of the full request, e.g. SHA-256).
+   *
+   * - fresh: calls `produce(secret)`, then replaces the record by `{consumed, requestDigest,
+   *   output}` in one synced write, then returns the output. If `produce` throws or the write
+   *   fails, the nonce stays fresh and nothing is released. The secret passed to `produce` is a
+   *   copy that is wiped once `produce` settles; `produce` must not release the output itself.
+   * - consumed with an equal digest: returns the recorded output (`produce` is not called).
+   * - consumed with another digest: `NONCE_REUSED`, nothing changes.
+   * - unknown: `NONCE_UNKNOWN`.
+   *
+   * Calls for the same id serialise, so two different requests can never both succeed.
+   */
+  async consume(
+    nonceId: string,
+    requestDigest: Uint8Array,
+    produce: (secret: Uint8Array) => Uint8Array | Promise<Uint8Array>,
+  ): Promise<Uint8Array> {
+    const key = nonceKey(nonceId);
+    requireBytes(requestDigest, 'request digest');
+    if (requestDigest.length === 0) throw new StoreError('INVALID_ARGUMENT', 'request digest must not be empty');
+    if (typeof produce !== 'function') throw new StoreError('INVALID_ARGUMENT', 'produce must be a function');
+    const digest = copyBytes(requestDigest);
+    return this.#mutex.run(key, async () => {
+      const rec = await this.#read(key, nonceId);
+      if (rec === undefined) throw new StoreError('NONCE_UNKNOWN', `nonce ${nonceId} is not in the ledger`);
+      if (rec.state === 'consumed') {
+        if (equalBytes(rec.requestDigest, digest)) return rec.output;
+        throw new StoreError('NONCE_REUSED', `nonce ${nonceId} was already consumed for a different request`);
+      }
+      let output: Uint8Array;
+      try {
+        const produced = await produce(rec.secret);
+        requireBytes(produced, 'produce() result');
+        output = copyBytes(produced);
+      } finally {
+        wipe(rec.secret);
+      }
+      const fields = rec.meta === undefined ? [digest, output] : [digest, output, rec.meta];
+      await this.#store.put(key, encodeRecord(TAG_CONSUMED, fields), { sync: true });
+      return copyBytes(output);
+    });
+  }
+
+  /** The state of `nonceId` (never its secret). */
+  async status(nonceId: string): Promise<NonceStatus> {
+    const rec = await this.#read(nonceKey(nonceId), nonceId);
+    if (rec === undefined) return { state: 'unknown' };
+    if (rec.state === 'consumed') return rec;
+    wipe(rec.secret);
+    return rec.meta === undefined ? { state: 'fresh' } : { state: 'fresh', meta: rec.meta };
+  }
+
+  /** Number of fresh nonces whose id starts with `prefix` (default: all). */
+  async countFresh(prefix = ''): Promise<number> {
+    let n = 0;
+    for await (const [key, value] of this.#store.iterate(NONCE_PREFIX + prefix)) {
+      const rec = decode(value, key);
+      if (rec.state === 'fresh') {
+        n++;
+        wipe(rec.secret);
+      }
+    }
+    return n;
+  }
+
+  /** Every consumed nonce whose id starts with `prefix`, in id order (for audits and tests). */
+  async listConsumed(prefix = ''): Promise<ConsumedNonce[]> {
+    const out: ConsumedNonce[] = [];
+    for await (const [key, value] of this.#store.iterate(NONCE_PREFIX + prefix)) {
+      const rec = decode(value, key);
+      if (rec.state === 'fresh') {
+        wipe(rec.secret);
+        continue;
+      }
+      const nonceId = key.slice(NONCE_PREFIX.length);
+      const { requestDigest, output, meta } = rec;
+      out.push(meta === undefined ? { nonceId, requestDigest, output } : { nonceId, requestDigest, output, meta });
+    }
+    return out;
+  }
+
+  /**
+   * Delete a fresh (unused) nonce, e.g. on expiry (synced). Returns `true` if a fresh nonce was
+   * discarded; `false` if the id is unknown or consumed (consumed records are kept, so that a
+   * replayed request still meets `NONCE_REUSED` rather than `NONCE_UNKNOWN`).
+   */
+  async discard(nonceId: string): Promise<boolean> {
+    const key = nonceKey(nonceId);
+    return this.#mutex.run(key, async () => {
+      const rec = await this.#read(key, nonceId);
+      if (rec?.state !== 'fresh') return false;
+      wipe(rec.secret);
+      await this.#store.del(key, { sync: true });
+      return true;
+    });
+  }
+
+  /**
+   * Compact the ledger's key range, if the backend supports it, so that LevelDB drops earlier
+   * versions of records (the sealed secrets of consumed or discarded nonces) from its files.
+   */
+  async purge(): Promise<void> {
+    await this.#store.compact?.(NONCE_PREFIX);
+  }
+
+  async #read(key: string, nonceId: string): Promise<Decoded | undefined> {
+    const value = await this.#store.get(key);
+    return value === undefined ? undefined : decode(value, NONCE_PREFIX + nonceId);
+  }
+}
+
+function nonceKey(nonceId: string): string {
+  requireId(nonceId, 'nonce id');
+  return NONCE_PREFIX + nonceId;
+}
+
+function decode(value: Uint8Array, key: string): Decoded {
+  const rec = decodeRecord(value);
+  wipe(value);
+  const f = rec?.fields ?? [];
+  if (rec?.tag === TAG_FRESH && (f.length === 1 || f.length === 2) && f[0] !== undefined && f[0].length > 0) {
+    return f[1] === undefined ? { state: 'fresh', secret: f[0] } : { state: 'fresh', secret: f[0], meta: f[1] };
+  }
+  if (rec?.tag === TAG_CONSUMED && (f.length === 2 || f.length === 3) && f[0] !== undefined && f[1] !== undefined) {
+    const base = { state: 'consumed' as const, requestDigest: f[0], output: f[1] };
+    return f[2] === undefined ? base : { ...base, meta: f[2] };
+  }
+  for (const field of f) wipe(field);
+  throw new StoreError('STORE_CORRUPT', `nonce ledger record ${key} is malformed`);
+}

@@ -1,0 +1,220 @@
+/** Tamper detection of the hash-chained audit log, in the store and offline. */
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  AUDIT_HEAD_KEY, type AuditEntry, AuditLog, SealedStore, auditEntryHash, auditEntryKey, rawKeyOf, verifyAuditEntries,
+} from '../src/index.js';
+import { cleanupDirs, collect, rand, randomKek, tempDir, withRawDb } from './helpers.js';
+
+afterAll(cleanupDirs);
+
+const te = new TextEncoder();
+const N = 12;
+
+async function freshLog(n = N): Promise<{ store: SealedStore; log: AuditLog; entries: AuditEntry[]; dir: string; kek: ReturnType<typeof randomKek> }> {
+  const dir = tempDir('audit');
+  const kek = randomKek();
+  const store = await SealedStore.open(dir, kek);
+  let t = 1_700_000_000_000;
+  const log = new AuditLog(store, { clock: () => (t += 7) });
+  for (let i = 0; i < n; i++) {
+    await log.append({ type: i % 3 === 0 ? 'keygen' : 'sign', actor: `client-${i % 4}`, data: { i, key: `k${i % 2}`, ok: i % 5 !== 0, note: null } });
+  }
+  return { store, log, entries: await collect(log.entries()), dir, kek };
+}
+
+/** Overwrite the stored entry at `seq` with `e` (sealed properly, as an insider with the data key could). */
+function putEntry(store: SealedStore, seq: number, e: unknown): Promise<void> {
+  return store.put(auditEntryKey(seq), te.encode(JSON.stringify(e)));
+}
+
+function rehash(e: AuditEntry): AuditEntry {
+  const { hash: _, ...body } = e;
+  return { ...body, hash: auditEntryHash(body) };
+}
+
+describe('audit log tamper detection', () => {
+  it('verifies an intact chain', async () => {
+    const { store, log, entries } = await freshLog();
+    try {
+      expect(await log.verify()).toEqual({ ok: true, count: N, head: { seq: N, hash: entries[N - 1]!.hash } });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('detects an edited entry (hash kept) at that entry', async () => {
+    const { store, log, entries } = await freshLog();
+    try {
+      await putEntry(store, 5, { ...entries[4]!, data: { ...entries[4]!.data, ok: !entries[4]!.data['ok'] } });
+      expect(await log.verify()).toEqual({ ok: false, count: 4, problem: { seq: 5, reason: 'edited' } });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('detects an edited entry whose hash was recomputed, at the broken link', async () => {
+    const { store, log, entries } = await freshLog();
+    try {
+      await putEntry(store, 5, rehash({ ...entries[4]!, actor: 'someone-else' }));
+      expect(await log.verify()).toEqual({ ok: false, count: 5, problem: { seq: 6, reason: 'edited' } });
+      await putEntry(store, 5, entries[4]);
+      await putEntry(store, N, rehash({ ...entries[N - 1]!, type: 'admin' }));
+      expect(await log.verify()).toEqual({ ok: false, count: N, problem: { seq: N, reason: 'edited' } });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('detects deleted entries: first, middle, last, the last two, and the head record', async () => {
+    const { store, log, entries } = await freshLog();
+    try {
+      const restore = async (...seqs: number[]) => { for (const s of seqs) await putEntry(store, s, entries[s - 1]); };
+      for (const [seqs, problem, count] of [
+        [[1], { seq: 1, reason: 'deleted' }, 0],
+        [[6], { seq: 6, reason: 'deleted' }, 5],
+        [[N], { seq: N, reason: 'deleted' }, N - 1],
+        [[N - 1, N], { seq: N - 1, reason: 'deleted' }, N - 2],
+      ] as const) {
+        for (const s of seqs) await store.del(auditEntryKey(s));
+        expect(await log.verify()).toEqual({ ok: false, count, problem });
+        await restore(...seqs);
+        expect((await log.verify()).ok).toBe(true);
+      }
+      const head = await store.get(AUDIT_HEAD_KEY);
+      await store.del(AUDIT_HEAD_KEY);
+      expect(await log.verify()).toEqual({ ok: false, count: N, problem: { seq: 0, reason: 'deleted' } });
+      await store.put(AUDIT_HEAD_KEY, head!);
+      expect((await log.verify()).ok).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('detects reordered (swapped) entries', async () => {
+    const { store, log, entries } = await freshLog();
+    try {
+      await putEntry(store, 3, entries[7]);
+      await putEntry(store, 8, entries[2]);
+      expect(await log.verify()).toEqual({ ok: false, count: 2, problem: { seq: 3, reason: 'reordered' } });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('reports unreadable entries and head records as corrupt', async () => {
+    const { store, log, entries, dir, kek } = await freshLog();
+    await putEntry(store, 4, { ...entries[3]!, extra: 'field' });
+    expect(await log.verify()).toEqual({ ok: false, count: 3, problem: { seq: 4, reason: 'corrupt' } });
+    await store.put(auditEntryKey(4), te.encode('not json'));
+    expect(await log.verify()).toEqual({ ok: false, count: 3, problem: { seq: 4, reason: 'corrupt' } });
+    await putEntry(store, 4, entries[3]);
+    await store.close();
+    await withRawDb(dir, (db) => db.put(rawKeyOf(auditEntryKey(9)), rand(80)));
+    const reopened = await SealedStore.open(dir, kek);
+    try {
+      const log2 = new AuditLog(reopened);
+      expect(await log2.verify()).toEqual({ ok: false, count: 8, problem: { seq: 9, reason: 'corrupt' } });
+      await putEntry(reopened, 9, entries[8]);
+      await reopened.put(AUDIT_HEAD_KEY, te.encode('{"seq":1}'));
+      expect(await log2.verify()).toEqual({ ok: false, count: N, problem: { seq: 0, reason: 'corrupt' } });
+      await expect(log2.append({ type: 'admin' })).rejects.toMatchObject({ code: 'STORE_CORRUPT' });
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('detects an entry appended behind the log’s back (past the head)', async () => {
+    const { store, log, entries } = await freshLog();
+    try {
+      const last = entries[N - 1]!;
+      await putEntry(store, N + 1, rehash({ ...last, seq: N + 1, prev: last.hash }));
+      expect(await log.verify()).toEqual({ ok: false, count: N + 1, problem: { seq: N + 1, reason: 'corrupt' } });
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('verifyAuditEntries (offline)', () => {
+  let entries: AuditEntry[];
+  let head: { seq: number; hash: string };
+  beforeAll(async () => {
+    const made = await freshLog();
+    entries = made.entries;
+    head = await made.log.head();
+    await made.store.close();
+  });
+
+  it('accepts an intact export and classifies each kind of tampering', () => {
+    expect(verifyAuditEntries(entries, { head })).toEqual({ ok: true, count: N, head });
+    const edited = entries.map((e, i) => (i === 4 ? { ...e, at: e.at + 1 } : e));
+    expect(verifyAuditEntries(edited).ok ? undefined : verifyAuditEntries(edited)).toMatchObject({ problem: { seq: 5, reason: 'edited' } });
+    expect(verifyAuditEntries(entries.filter((_, i) => i !== 4))).toMatchObject({ ok: false, count: 4, problem: { seq: 5, reason: 'deleted' } });
+    expect(verifyAuditEntries(entries.slice(0, -1), { head })).toMatchObject({ ok: false, problem: { seq: N, reason: 'deleted' } });
+    expect(verifyAuditEntries(entries.slice(0, -1)).ok).toBe(true); // without a head, truncation is undetectable
+    const swapped = [...entries];
+    [swapped[2], swapped[7]] = [swapped[7]!, swapped[2]!];
+    expect(verifyAuditEntries(swapped)).toMatchObject({ ok: false, count: 2, problem: { seq: 3, reason: 'reordered' } });
+    expect(verifyAuditEntries([...entries.slice(0, 3), { nope: true }, ...entries.slice(4)])).toMatchObject({ problem: { seq: 4, reason: 'corrupt' } });
+    expect(verifyAuditEntries([])).toEqual({ ok: true, count: 0, head: { seq: 0, hash: '0'.repeat(64) } });
+  });
+});
+
+describe('audit property: any single edit of a random entry is detected', () => {
+  type Edit = (e: AuditEntry) => AuditEntry;
+  const edits: fc.Arbitrary<Edit> = fc.oneof(
+    fc.integer({ min: 1, max: 1e9 }).map((d): Edit => (e) => ({ ...e, at: e.at + d })),
+    fc.string({ minLength: 1, maxLength: 12 }).map((s): Edit => (e) => ({ ...e, type: e.type + s })),
+    fc.string({ minLength: 1, maxLength: 12 }).map((s): Edit => (e) => ({ ...e, actor: (e.actor ?? '') + s })),
+    fc.constant<Edit>((e) => { const { actor: _, ...rest } = e; return rest; }),
+    fc.tuple(fc.constantFrom('i', 'key', 'ok', 'note', 'new'), fc.oneof(fc.string(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.boolean(), fc.constant(null)))
+      .map(([k, v]): Edit => (e) => ({ ...e, data: { ...e.data, [k]: v } })),
+    fc.constantFrom('i', 'key', 'ok', 'note').map((k): Edit => (e) => { const data = { ...e.data }; delete data[k]; return { ...e, data }; }),
+    fc.integer({ min: 0, max: 63 }).map((p): Edit => (e) => ({ ...e, prev: flipHex(e.prev, p) })),
+    fc.integer({ min: 0, max: 63 }).map((p): Edit => (e) => ({ ...e, hash: flipHex(e.hash, p) })),
+    fc.integer({ min: 1, max: 1000 }).map((d): Edit => (e) => ({ ...e, seq: e.seq + d })),
+  );
+
+  it('in the store (with and without a recomputed hash)', async () => {
+    const { store, log, entries } = await freshLog(20);
+    try {
+      await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 20 }), edits, fc.boolean(), async (seq, edit, recompute) => {
+        const original = entries[seq - 1]!;
+        const edited = recompute ? rehash(edit(original)) : edit(original);
+        fc.pre(JSON.stringify(edited) !== JSON.stringify(original));
+        await putEntry(store, seq, edited);
+        try {
+          const r = await log.verify();
+          expect(r.ok).toBe(false);
+          if (r.ok) return;
+          expect([seq, seq + 1]).toContain(r.problem.seq);
+          expect(['edited', 'reordered']).toContain(r.problem.reason);
+          if (!recompute && r.problem.reason === 'edited') expect(r.problem.seq).toBe(seq);
+        } finally {
+          await putEntry(store, seq, original);
+        }
+      }), { numRuns: 150 });
+      expect((await log.verify()).ok).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('offline', async () => {
+    const { store, log, entries } = await freshLog(20);
+    const head = await log.head();
+    await store.close();
+    fc.assert(fc.property(fc.integer({ min: 0, max: 19 }), edits, fc.boolean(), (i, edit, recompute) => {
+      const edited = recompute ? rehash(edit(entries[i]!)) : edit(entries[i]!);
+      fc.pre(JSON.stringify(edited) !== JSON.stringify(entries[i]));
+      const r = verifyAuditEntries(entries.map((e, j) => (j === i ? edited : e)), { head });
+      expect(r.ok).toBe(false);
+    }), { numRuns: 500 });
+  });
+});
+
+function flipHex(h: string, pos: number): string {
+  const c = h[pos] === '0' ? '1' : '0';
+  return h.slice(0, pos) + c + h.slice(pos + 1);
+}

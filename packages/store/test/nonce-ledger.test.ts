@@ -1,0 +1,278 @@
+/** The nonce ledger's security properties, including durability across a real process crash. */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type BatchOp, type IterateOptions, NonceLedger, type SealedKV, SealedStore, type WriteOptions, generateKekHex, loadKek, rawKeyOf,
+} from '../src/index.js';
+import { cleanupDirs, filesContaining, rand, randomKek, rejectsWithCode, tempDir, withRawDb } from './helpers.js';
+
+afterAll(cleanupDirs);
+
+const te = new TextEncoder();
+
+/** A pass-through SealedKV that records the order of writes (not a mock: it forwards to LevelDB). */
+class RecordingStore implements SealedKV {
+  readonly log: string[] = [];
+  constructor(readonly inner: SealedKV) {}
+  get(key: string) { return this.inner.get(key); }
+  async put(key: string, value: Uint8Array, opts?: WriteOptions) {
+    this.log.push(`put-start ${key} sync=${opts?.sync === true}`);
+    await this.inner.put(key, value, opts);
+    this.log.push(`put-done ${key}`);
+  }
+  del(key: string, opts?: WriteOptions) { this.log.push(`del ${key} sync=${opts?.sync === true}`); return this.inner.del(key, opts); }
+  batch(ops: readonly BatchOp[], opts?: WriteOptions) { return this.inner.batch(ops, opts); }
+  iterate(prefix: string, opts?: IterateOptions) { return this.inner.iterate(prefix, opts); }
+  keys(prefix: string, opts?: IterateOptions) { return this.inner.keys(prefix, opts); }
+  close() { return this.inner.close(); }
+}
+
+describe('nonce ledger', () => {
+  it('consumes once, replays identical requests without calling produce, refuses others', async () => {
+    const store = await SealedStore.open(tempDir('nl'), randomKek());
+    try {
+      const l = new NonceLedger(store);
+      const secret = rand(32);
+      await l.addFresh('n', secret);
+      let calls = 0;
+      const produce = (s: Uint8Array) => { calls++; return createHash('sha256').update(s).digest(); };
+      const digest = rand(32);
+      const out = await l.consume('n', digest, produce);
+      expect(out).toEqual(new Uint8Array(createHash('sha256').update(secret).digest()));
+      expect(await l.consume('n', digest, produce)).toEqual(out);
+      expect(calls).toBe(1);
+      const err = await rejectsWithCode(l.consume('n', rand(32), produce), 'NONCE_REUSED');
+      expect(err.message).toBe('nonce n was already consumed for a different request');
+      expect(calls).toBe(1);
+      expect(await l.status('n')).toEqual({ state: 'consumed', requestDigest: digest, output: out });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('50 concurrent consumes with different digests: exactly one succeeds', async () => {
+    const store = await SealedStore.open(tempDir('nl'), randomKek());
+    try {
+      const l = new NonceLedger(store);
+      for (let round = 0; round < 5; round++) {
+        await l.addFresh(`n${round}`, rand(32));
+        const results = await Promise.allSettled(Array.from({ length: 50 }, (_, i) =>
+          l.consume(`n${round}`, te.encode(`req-${i}`), () => Uint8Array.of(i))));
+        const winners = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+        expect(winners).toHaveLength(1);
+        const losers = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+        expect(new Set(losers.map((r) => (r.reason as { code: string }).code))).toEqual(new Set(['NONCE_REUSED']));
+        const st = await l.status(`n${round}`);
+        expect(st).toMatchObject({ state: 'consumed', output: Uint8Array.of(winners[0]!) });
+      }
+      expect(await l.listConsumed()).toHaveLength(5);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('concurrent identical requests all get the one output; produce runs once', async () => {
+    const store = await SealedStore.open(tempDir('nl'), randomKek());
+    try {
+      const l = new NonceLedger(store);
+      await l.addFresh('n', rand(32));
+      let calls = 0;
+      const digest = rand(32);
+      const outs = await Promise.all(Array.from({ length: 20 }, () => l.consume('n', digest, () => { calls++; return rand(64); })));
+      expect(calls).toBe(1);
+      for (const o of outs) expect(o).toEqual(outs[0]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a produce that throws leaves the nonce fresh and usable', async () => {
+    const store = await SealedStore.open(tempDir('nl'), randomKek());
+    try {
+      const l = new NonceLedger(store);
+      await l.addFresh('n', rand(32));
+      await expect(l.consume('n', rand(32), () => { throw new Error('signer failed'); })).rejects.toThrow('signer failed');
+      expect(await l.status('n')).toEqual({ state: 'fresh' });
+      expect(await l.countFresh()).toBe(1);
+      const digest = rand(32);
+      const out = await l.consume('n', digest, () => Uint8Array.of(7));
+      expect(out).toEqual(Uint8Array.of(7));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('writes the consumed record with a synced write before releasing the output', async () => {
+    const inner = await SealedStore.open(tempDir('nl'), randomKek());
+    const store = new RecordingStore(inner);
+    try {
+      const l = new NonceLedger(store);
+      await l.addFresh('n', rand(32));
+      const out = await l.consume('n', rand(32), () => { store.log.push('produce'); return Uint8Array.of(1); }).then((o) => {
+        store.log.push('released');
+        return o;
+      });
+      expect(out).toEqual(Uint8Array.of(1));
+      expect(store.log).toEqual([
+        'put-start nonce/n sync=true', 'put-done nonce/n',
+        'produce', 'put-start nonce/n sync=true', 'put-done nonce/n', 'released',
+      ]);
+      expect(await l.discard('n')).toBe(false); // consumed: kept, nothing written
+      expect(store.log.at(-1)).toBe('released');
+      await l.addFresh('m', rand(32));
+      await l.discard('m');
+      expect(store.log.at(-1)).toBe('del nonce/m sync=true');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('consumed state survives close and reopen', async () => {
+    const dir = tempDir('nl');
+    const kek = randomKek();
+    let store = await SealedStore.open(dir, kek);
+    const digest = rand(32);
+    await new NonceLedger(store).addFresh('n', rand(32));
+    const out = await new NonceLedger(store).consume('n', digest, () => rand(32));
+    await store.close();
+    store = await SealedStore.open(dir, kek);
+    try {
+      const l = new NonceLedger(store);
+      expect(await l.status('n')).toEqual({ state: 'consumed', requestDigest: digest, output: out });
+      expect(await l.consume('n', digest, () => { throw new Error('must not run'); })).toEqual(out);
+      await rejectsWithCode(l.consume('n', rand(32), () => rand(32)), 'NONCE_REUSED');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('purge() compacts away the earlier sealed record of a consumed nonce', async () => {
+    const dir = tempDir('purge');
+    const kek = randomKek();
+    let store = await SealedStore.open(dir, kek);
+    await new NonceLedger(store).addFresh('n', rand(32));
+    await store.close();
+    const sealedFresh = await withRawDb(dir, async (db) => new Uint8Array((await db.get(rawKeyOf('nonce/n')))!));
+    store = await SealedStore.open(dir, kek);
+    await new NonceLedger(store).consume('n', rand(32), () => rand(32));
+    await store.close();
+    expect(filesContaining(dir, sealedFresh).length, 'old version still on disk before compaction').toBeGreaterThan(0);
+    store = await SealedStore.open(dir, kek);
+    await new NonceLedger(store).purge();
+    expect((await new NonceLedger(store).status('n')).state).toBe('consumed');
+    await store.close();
+    expect(filesContaining(dir, sealedFresh)).toEqual([]);
+  });
+});
+
+describe('nonce ledger across a real process crash (SIGKILL)', () => {
+  const distIndex = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+
+  beforeAll(() => {
+    if (!existsSync(distIndex)) throw new Error(`${distIndex} is missing: run \`npx tsc -b packages/store\` first`);
+    const src = fileURLToPath(new URL('../src/', import.meta.url));
+    const buildInfo = fileURLToPath(new URL('../tsconfig.tsbuildinfo', import.meta.url));
+    const built = existsSync(buildInfo) ? statSync(buildInfo).mtimeMs : 0;
+    for (const f of readdirSync(src)) {
+      const out = join(dirname(distIndex), f.replace(/\.ts$/, '.js'));
+      if (!existsSync(out) || statSync(join(src, f)).mtimeMs > Math.max(built, statSync(out).mtimeMs)) {
+        throw new Error(`packages/store/dist is stale (${f}): run \`npx tsc -b packages/store\` first`);
+      }
+    }
+  });
+
+  const script = `
+import { NonceLedger, SealedStore, loadKek } from ${JSON.stringify(pathToFileURL(distIndex).href)};
+import { createHash } from 'node:crypto';
+import { writeSync } from 'node:fs';
+const [dir, kekHex, nonceId, digestHex, mode] = process.argv.slice(2);
+const store = await SealedStore.open(dir, loadKek({ hex: kekHex }));
+const digest = Buffer.from(digestHex, 'hex');
+const out = await new NonceLedger(store).consume(nonceId, digest, (secret) => {
+  if (mode === 'crash-in-produce') { writeSync(1, 'producing\\n'); process.kill(process.pid, 'SIGKILL'); }
+  const out = new Uint8Array(createHash('sha256').update(secret).update(digest).digest());
+  writeSync(2, 'produced\\n');
+  return out;
+});
+writeSync(1, 'output ' + Buffer.from(out).toString('hex') + '\\n');
+process.kill(process.pid, 'SIGKILL');
+`;
+
+  async function setup(): Promise<{ dir: string; kekHex: string; secret: Uint8Array; scriptPath: string }> {
+    const dir = tempDir('crash');
+    const kekHex = generateKekHex();
+    const secret = rand(32);
+    const store = await SealedStore.open(join(dir, 'db'), loadKek({ hex: kekHex }));
+    await new NonceLedger(store).addFresh('key1/n1', secret);
+    await store.close();
+    const scriptPath = join(dir, 'consume.mjs');
+    writeFileSync(scriptPath, script);
+    return { dir, kekHex, secret, scriptPath };
+  }
+
+  it('an output printed before SIGKILL is recorded as consumed after reopen', async () => {
+    const { dir, kekHex, secret, scriptPath } = await setup();
+    const digest = rand(32);
+    const child = spawnSync(process.execPath, [scriptPath, join(dir, 'db'), kekHex, 'key1/n1', Buffer.from(digest).toString('hex'), 'release'], { encoding: 'utf8' });
+    expect(child.signal, child.stderr).toBe('SIGKILL');
+    const printed = /^output ([0-9a-f]{64})$/m.exec(child.stdout)?.[1];
+    expect(printed, child.stdout + child.stderr).toBeDefined();
+    const expected = createHash('sha256').update(secret).update(digest).digest('hex');
+    expect(printed).toBe(expected);
+
+    const store = await SealedStore.open(join(dir, 'db'), loadKek({ hex: kekHex }));
+    try {
+      const l = new NonceLedger(store);
+      const st = await l.status('key1/n1');
+      expect(st.state).toBe('consumed');
+      if (st.state !== 'consumed') return;
+      expect(Buffer.from(st.output).toString('hex')).toBe(printed);
+      expect(st.requestDigest).toEqual(digest);
+      await rejectsWithCode(l.consume('key1/n1', rand(32), () => rand(32)), 'NONCE_REUSED');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a crash inside produce (before release) leaves the nonce fresh', async () => {
+    const { dir, kekHex, scriptPath } = await setup();
+    const child = spawnSync(process.execPath, [scriptPath, join(dir, 'db'), kekHex, 'key1/n1', Buffer.from(rand(32)).toString('hex'), 'crash-in-produce'], { encoding: 'utf8' });
+    expect(child.signal, child.stderr).toBe('SIGKILL');
+    expect(child.stdout).toBe('producing\n');
+    const store = await SealedStore.open(join(dir, 'db'), loadKek({ hex: kekHex }));
+    try {
+      const l = new NonceLedger(store);
+      expect(await l.status('key1/n1')).toEqual({ state: 'fresh' });
+      expect(await l.consume('key1/n1', rand(32), () => Uint8Array.of(9))).toEqual(Uint8Array.of(9));
+    } finally {
+      await store.close();
+    }
+  });
+
+  // Proof that the synced write reaches the kernel as fdatasync/fsync between computing the
+  // output and releasing it. Needs strace, which scripts/test-deps.sh installs (CI runs it); a
+  // machine without it fails this test loudly rather than skipping it.
+  it('strace: fdatasync happens after produce and before the output is released', async () => {
+    try {
+      execFileSync('strace', ['-o', '/dev/null', 'true'], { stdio: 'ignore' });
+    } catch {
+      throw new Error('strace is not available: run `sudo bash scripts/test-deps.sh` (installs the Debian packages the tests need)');
+    }
+    const { dir, kekHex, scriptPath } = await setup();
+    const trace = join(dir, 'trace.txt');
+    const child = spawnSync('strace', ['-f', '-e', 'trace=write,fsync,fdatasync', '-o', trace, process.execPath, scriptPath,
+      join(dir, 'db'), kekHex, 'key1/n1', Buffer.from(rand(32)).toString('hex'), 'release'], { encoding: 'utf8' });
+    expect(child.stdout).toMatch(/^output [0-9a-f]{64}$/m);
+    const lines = readFileSync(trace, 'utf8').split('\n');
+    const produced = lines.findIndex((l) => /write\(2, "produced/.test(l));
+    const released = lines.findIndex((l) => /write\(1, "output /.test(l));
+    expect(produced).toBeGreaterThanOrEqual(0);
+    expect(released).toBeGreaterThan(produced);
+    const syncs = lines.slice(produced, released).filter((l) => /\b(fdatasync|fsync)\(/.test(l));
+    expect(syncs.length, 'no fsync between produce and release').toBeGreaterThanOrEqual(1);
+  });
+});

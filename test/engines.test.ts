@@ -1,0 +1,236 @@
+/**
+ * The coordinator and signer engines together, in one process, each signer on its own real
+ * LevelDB store. Participants are wired by direct calls here; the multi-process tests run the
+ * same engines behind gRPC.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  ParticipantIdentity,
+  PayloadKind,
+  createSignIntent,
+  decodeSignRequest,
+  encodeMessage,
+  encodeSignRequest,
+  getSuite,
+  openEnvelope,
+  decodeSignatureShare,
+  toHex,
+  type LinkResult,
+  type LinkTask,
+  type SuiteId,
+} from '@tessera/core';
+import { SealedStore, kekFromBytes } from '@tessera/store';
+import { SignerEngine } from '@tessera/signer';
+import { Coordinator, type ParticipantHandle } from '@tessera/coordinator';
+import { randomBytes } from 'node:crypto';
+
+const dirs: string[] = [];
+const stores: SealedStore[] = [];
+afterAll(async () => {
+  for (const s of stores) await s.close().catch(() => {});
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function openStore(): Promise<SealedStore> {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-engines-'));
+  dirs.push(dir);
+  const s = await SealedStore.open(dir, kekFromBytes(new Uint8Array(randomBytes(32))));
+  stores.push(s);
+  return s;
+}
+
+type Tamper = (r: LinkResult, task: Omit<LinkTask, 'taskId'>) => LinkResult;
+
+async function cluster(n: number, opts: { requester?: ParticipantIdentity; allowKeys?: string[] } = {}) {
+  const requester = opts.requester ?? ParticipantIdentity.generate('wallet-api');
+  const signers: SignerEngine[] = [];
+  for (let i = 1; i <= n; i++) {
+    signers.push(new SignerEngine({
+      identity: ParticipantIdentity.generate(`signer-${i}`),
+      store: await openStore(),
+      policy: { allowKeygen: true, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: opts.allowKeys ?? ['*'] }] },
+    }));
+  }
+  const events: import('@tessera/coordinator').CoordinatorEvent[] = [];
+  const coordinator = new Coordinator({ store: await openStore(), poolBatch: 4, onEvent: (e) => events.push(e) });
+  const tamper = new Map<string, Tamper>();
+  const down = new Set<string>();
+  let taskId = 0;
+  for (const s of signers) {
+    const handle: ParticipantHandle = {
+      info: s.identity.public,
+      connectedSince: Date.now(),
+      async call(task) {
+        if (down.has(s.id)) throw new Error('link down');
+        const r = await s.handle({ ...task, taskId: ++taskId });
+        return tamper.get(s.id)?.(r, task) ?? r;
+      },
+    };
+    coordinator.register(handle);
+  }
+  return { signers, coordinator, requester, tamper, down, events };
+}
+
+function intentFor(requester: ParticipantIdentity, suite: SuiteId, keyId: string, message: Uint8Array, requestId = new Uint8Array(randomBytes(16))) {
+  return createSignIntent(requester, { suite: getSuite(suite), keyId, message, requestId, notAfter: Date.now() + 60_000 });
+}
+
+describe.each(['ed25519', 'secp256k1-tr', 'secp256k1', 'p256'] as const)('engines: %s', (suiteId) => {
+  it('DKG 2-of-3 then sign; the plain verifier accepts', async () => {
+    const c = await cluster(3);
+    const info = await c.coordinator.keygen({ suite: suiteId, threshold: 2 });
+    expect(info.participants).toEqual(['signer-1', 'signer-2', 'signer-3']);
+    for (const s of c.signers) expect(await s.keys()).toEqual([info.keyId]);
+    const msg = new TextEncoder().encode(`withdrawal ${suiteId}`);
+    const res = await c.coordinator.sign(intentFor(c.requester, suiteId, info.keyId, msg));
+    expect(getSuite(suiteId).verify(res.signature, msg, info.publicKey)).toBe(true);
+    expect(res.signers).toHaveLength(2);
+  });
+});
+
+describe('engines: signing behaviour', () => {
+  it('a retried request returns the stored signature and consumes no further nonce', async () => {
+    const c = await cluster(3);
+    const info = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2 });
+    const intent = intentFor(c.requester, 'ed25519', info.keyId, new Uint8Array([1, 2, 3]));
+    const a = await c.coordinator.sign(intent);
+    const b = await c.coordinator.sign(intent);
+    expect(toHex(b.signature)).toBe(toHex(a.signature));
+    const consumed = (await Promise.all(c.signers.map((s) => s.ledger.listConsumed()))).flat();
+    expect(consumed).toHaveLength(2);
+  });
+
+  it('a signer that is down is replaced by another quorum', async () => {
+    const c = await cluster(3);
+    const info = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2 });
+    c.down.add('signer-1');
+    const msg = new Uint8Array([9]);
+    const res = await c.coordinator.sign(intentFor(c.requester, 'ed25519', info.keyId, msg));
+    expect(res.signers.sort()).toEqual(['signer-2', 'signer-3']);
+    expect(getSuite('ed25519').verify(res.signature, msg, info.publicKey)).toBe(true);
+  });
+
+  it('a signer sending a negated share is named, excluded, and the coordinator signs with another quorum', async () => {
+    const c = await cluster(3);
+    const info = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2 });
+    const suite = getSuite('ed25519');
+    const bad = c.signers[0]!;
+    const culprits: string[] = [];
+    const coordinator = c.coordinator;
+    c.tamper.set(bad.id, (r, task) => {
+      if (task.body !== 'sign' || !r.envelope) return r;
+      const env = openEnvelope(r.envelope, PayloadKind.SIGNATURE_SHARE);
+      const s = decodeSignatureShare(suite, env.payload);
+      const neg = suite.Fn.toBytes(suite.Fn.neg(suite.Fn.fromBytes(s.share)));
+      const payload = encodeMessage('SignatureShare', { header: { version: 1, suite: suite.wireId }, sessionId: s.sessionId, identifier: Uint8Array.from(Buffer.from(s.identifier, 'hex')), share: neg, requestDigest: s.requestDigest });
+      // The malicious signer signs its own bad share (it holds its identity key).
+      return { ...r, envelope: signAs(bad.identity, payload) };
+    });
+    void coordinator;
+    const msg = new Uint8Array([7, 7]);
+    const res = await c.coordinator.sign(intentFor(c.requester, 'ed25519', info.keyId, msg), ['signer-1', 'signer-2']);
+    expect(res.signers).not.toContain('signer-1');
+    expect(suite.verify(res.signature, msg, info.publicKey)).toBe(true);
+    expect(c.events.filter((e) => e.type === 'culprit').map((e) => (e as { participant: string }).participant)).toEqual(['signer-1']);
+    void culprits;
+  });
+});
+
+function signAs(id: ParticipantIdentity, payload: Uint8Array): Uint8Array {
+  // Local import to keep the helper next to its single use.
+  return signEnvelopeLocal(id, payload);
+}
+import { signEnvelope } from '@tessera/core';
+function signEnvelopeLocal(id: ParticipantIdentity, payload: Uint8Array): Uint8Array {
+  return signEnvelope(id, PayloadKind.SIGNATURE_SHARE, payload);
+}
+
+describe('malicious coordinator: a signer never signs what its policy did not authorise', () => {
+  async function setup() {
+    const c = await cluster(3);
+    const info = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2 });
+    const s1 = c.signers[0]!;
+    const s2 = c.signers[1]!;
+    const [c1] = await s1.commitments(info.keyId, 1);
+    const [c2] = await s2.commitments(info.keyId, 1);
+    const { decodeCommitment } = await import('@tessera/core');
+    const suite = getSuite('ed25519');
+    const dc = (e: Uint8Array) => {
+      const d = decodeCommitment(suite, openEnvelope(e, PayloadKind.SIGNING_COMMITMENT).payload);
+      return { ...d.commitment, nonceId: d.nonceId };
+    };
+    const commitments = [dc(c1!), dc(c2!)];
+    const msg = new TextEncoder().encode('pay 1 to alice');
+    const intent = intentFor(c.requester, 'ed25519', info.keyId, msg);
+    const request = (over: Partial<Parameters<typeof encodeSignRequest>[0]> = {}) =>
+      encodeSignRequest({ suite, sessionId: new Uint8Array(16).fill(1), keyId: info.keyId, epoch: 0, intent, commitments, ...over });
+    return { c, info, s1, commitments, intent, request, msg, suite };
+  }
+
+  async function expectRefused(p: Promise<unknown>, code: string) {
+    await expect(p).rejects.toMatchObject({ code });
+  }
+
+  it('message altered between rounds: an intent whose signature no longer covers the message is refused', async () => {
+    const t = await setup();
+    const env = openEnvelope(t.intent, PayloadKind.SIGN_INTENT);
+    const tampered = new Uint8Array(env.payload);
+    tampered[tampered.length - 30]! ^= 1;
+    const forged = encodeMessage('Envelope', { version: 1, kind: PayloadKind.SIGN_INTENT, sender: env.sender, payload: tampered, signature: (await import('@tessera/core')).decodeMessage('Envelope', t.intent).signature });
+    await expectRefused(t.s1.sign(t.request({ intent: forged })), 'BAD_SIGNATURE');
+    expect(await t.s1.ledger.listConsumed()).toHaveLength(0);
+  });
+
+  it('forged intent: an intent signed by a key outside the policy is refused before any nonce is used', async () => {
+    const t = await setup();
+    const mallory = ParticipantIdentity.generate('mallory');
+    const forged = intentFor(mallory, 'ed25519', t.info.keyId, t.msg);
+    await expectRefused(t.s1.sign(t.request({ intent: forged })), 'POLICY_DENIED');
+    expect(await t.s1.ledger.listConsumed()).toHaveLength(0);
+  });
+
+  it('request for a key the requester does not own is refused', async () => {
+    const other = ParticipantIdentity.generate('wallet-api');
+    const c = await cluster(3, { requester: other, allowKeys: ['0000000000000000'] });
+    const info = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2 });
+    await expect(c.coordinator.sign(intentFor(other, 'ed25519', info.keyId, new Uint8Array([1])))).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+    for (const s of c.signers) expect(await s.ledger.listConsumed()).toHaveLength(0);
+  });
+
+  it('replayed request: the identical request gets the identical share; a changed request on the same nonce is refused', async () => {
+    const t = await setup();
+    const req = t.request();
+    const a = await t.s1.sign(req);
+    const b = await t.s1.sign(req);
+    const sa = decodeSignatureShare(t.suite, openEnvelope(a, PayloadKind.SIGNATURE_SHARE).payload).share;
+    const sb = decodeSignatureShare(t.suite, openEnvelope(b, PayloadKind.SIGNATURE_SHARE).payload).share;
+    expect(toHex(sb)).toBe(toHex(sa));
+    const other = intentFor(t.c.requester, 'ed25519', t.info.keyId, new TextEncoder().encode('pay 1000 to mallory'));
+    await expectRefused(t.s1.sign(t.request({ intent: other })), 'NONCE_REUSED');
+    expect(await t.s1.ledger.listConsumed()).toHaveLength(1);
+  });
+
+  it('commitment list swapped: a list without this signer\'s own commitment for the nonce is refused', async () => {
+    const t = await setup();
+    const swapped = [{ ...t.commitments[0]!, hiding: t.commitments[1]!.hiding }, t.commitments[1]!];
+    await expectRefused(t.s1.sign(t.request({ commitments: swapped })), 'INVALID_ARGUMENT');
+    // The nonce is not spent on a refused request.
+    expect((await t.s1.ledger.listConsumed()).length).toBe(0);
+  });
+
+  it('an expired intent is refused', async () => {
+    const t = await setup();
+    const expired = createSignIntent(t.c.requester, { suite: t.suite, keyId: t.info.keyId, message: t.msg, requestId: new Uint8Array(16).fill(3), notAfter: Date.now() - 1 });
+    await expectRefused(t.s1.sign(t.request({ intent: expired })), 'POLICY_DENIED');
+  });
+
+  it('the sign request digest binds the share: decodeSignRequest round-trips', async () => {
+    const t = await setup();
+    const d = decodeSignRequest(t.request());
+    expect(d.keyId).toBe(t.info.keyId);
+    expect(d.commitments).toHaveLength(2);
+  });
+});
