@@ -90,7 +90,8 @@ export interface CoordinatorOptions {
 export type CoordinatorEvent =
   | { type: 'sign'; keyId: string; ok: boolean; cause?: string; ms: number; attempts: number }
   | { type: 'keygen'; ok: boolean; ms: number; cause?: string }
-  | { type: 'culprit'; participant: string; code: string };
+  | { type: 'culprit'; participant: string; code: string }
+  | { type: 'pool'; participant: string; ok: boolean; cause?: string; message?: string };
 
 const defaultRng: Rng = ((n = 32) => new Uint8Array(randomBytes(n))) as Rng;
 
@@ -202,7 +203,7 @@ export class Coordinator {
       await this.#store.put(`key/${rec.keyId}`, encodeKeyRecord(stored), { sync: true });
       this.#keys.set(rec.keyId, stored);
       this.#onEvent({ type: 'keygen', ok: true, ms: this.#clock() - t0 });
-      for (const id of ids) void this.#refill(id, rec.keyId);
+      for (const id of ids) this.#refill(id, rec.keyId).catch((e: unknown) => this.#onEvent({ type: 'pool', participant: id, ok: false, cause: codeOf(e), message: (e as Error).message }));
       return keyInfo(stored);
     } catch (e) {
       this.#onEvent({ type: 'keygen', ok: false, ms: this.#clock() - t0, cause: codeOf(e) });
@@ -338,7 +339,8 @@ export class Coordinator {
     }
     const c = pool?.shift();
     if (!c) throw new CoordinatorError('UNAVAILABLE', `${id} gave no commitments`);
-    if ((pool?.length ?? 0) < this.#poolBatch / 2) void this.#refill(id, rec.keyId).catch(() => {});
+    if ((pool?.length ?? 0) < this.#poolBatch / 2)
+      this.#refill(id, rec.keyId).catch((e: unknown) => this.#onEvent({ type: 'pool', participant: id, ok: false, cause: codeOf(e), message: (e as Error).message }));
     return c;
   }
 

@@ -1,1 +1,3 @@
 export * from './coordinator.js';
+export * from './server.js';
+export * from './config.js';

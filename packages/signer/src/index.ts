@@ -1,2 +1,4 @@
 export * from './engine.js';
 export * from './policy.js';
+export * from './config.js';
+export * from './link.js';

@@ -1,0 +1,16 @@
+/** The coordinator's configuration: a JSON file plus TESSERA_COORDINATOR_* environment overrides. */
+import { z } from 'zod';
+
+export const CoordinatorConfigSchema = z.object({
+  dataDir: z.string().min(1),
+  host: z.string().default('127.0.0.1'),
+  /** gRPC port (0 = ephemeral; the chosen port is printed on stdout as JSON). */
+  port: z.number().int().min(0).max(65535).default(7400),
+  kekFile: z.string().optional(),
+  kekEnv: z.string().optional(),
+  /** mTLS files; participants' certificate CNs must then equal their participant ids. */
+  tls: z.object({ ca: z.string(), cert: z.string(), key: z.string() }).optional(),
+  metricsPort: z.number().int().min(0).max(65535).default(0),
+  taskTimeoutMs: z.number().int().min(100).default(15_000),
+});
+export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;

@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+/**
+ * tessera-coordinator: the coordinator daemon. `tessera-coordinator --config coordinator.json`.
+ * Prints one JSON line `{ready, port, pid, metricsUrl}` on stdout when serving.
+ */
+import { SealedStore, loadKek } from '@tessera/store';
+import { createLogger, createRegistry, loadConfig, onShutdown, serverCredentials, startMetricsServer } from '@tessera/runtime';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { CoordinatorConfigSchema } from './config.js';
+import { Coordinator } from './coordinator.js';
+import { startCoordinatorServer } from './server.js';
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const file = args[args.indexOf('--config') + 1];
+  const cfg = loadConfig(CoordinatorConfigSchema, { ...(args.includes('--config') && file ? { file } : {}), envPrefix: 'TESSERA_COORDINATOR_' });
+  const log = createLogger('coordinator');
+  const kek = loadKek(cfg.kekFile ? { file: cfg.kekFile } : { env: cfg.kekEnv ?? 'TESSERA_KEK' });
+  const store = await SealedStore.open(cfg.dataDir, kek);
+  const registry = createRegistry({ service: 'coordinator' });
+  const signs = new Counter({ name: 'tessera_signatures_total', help: 'sign requests by result and cause', labelNames: ['result', 'cause'], registers: [registry] });
+  const culprits = new Counter({ name: 'tessera_culprits_total', help: 'participants blamed, by code', labelNames: ['participant', 'code'], registers: [registry] });
+  const duration = new Histogram({ name: 'tessera_session_duration_seconds', help: 'session durations', labelNames: ['kind'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] });
+  const coordinator = new Coordinator({
+    store,
+    taskTimeoutMs: cfg.taskTimeoutMs,
+    onEvent: (e) => {
+      if (e.type === 'sign') {
+        signs.inc({ result: e.ok ? 'ok' : 'error', cause: e.cause ?? '' });
+        duration.observe({ kind: 'sign' }, e.ms / 1000);
+      } else if (e.type === 'keygen') duration.observe({ kind: 'dkg' }, e.ms / 1000);
+      else if (e.type === 'culprit') culprits.inc({ participant: e.participant, code: e.code });
+      else if (e.type === 'pool' && !e.ok) log.warn({ participant: e.participant, cause: e.cause, err: e.message }, 'commitment refill failed');
+    },
+  });
+  new Gauge({ name: 'tessera_participants_connected', help: 'participants linked', registers: [registry], collect() { this.set(coordinator.connected().length); } });
+  await coordinator.load();
+  const metrics = await startMetricsServer(registry, { port: cfg.metricsPort });
+  const server = await startCoordinatorServer({ coordinator, host: cfg.host, port: cfg.port, credentials: serverCredentials(cfg.tls), requirePeerName: !!cfg.tls, log, metricsUrl: metrics.url });
+  log.info({ port: server.port, pid: process.pid, metrics: metrics.url }, 'coordinator serving');
+  process.stdout.write(JSON.stringify({ ready: true, port: server.port, pid: process.pid, metricsUrl: metrics.url }) + '\n');
+  onShutdown(async () => {
+    await server.close(5_000);
+    await metrics.close();
+    await store.close();
+    log.info('coordinator stopped');
+  });
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`tessera-coordinator: ${(e as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,192 @@
+/**
+ * gRPC wiring of the coordinator: the Coordinator API service and the ParticipantLink service
+ * that signer nodes dial into. All protocol logic lives in {@link Coordinator}.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  LINK_DST,
+  concatBytes,
+  encodeMessage,
+  getSuite,
+  participantFromWire,
+  suiteByWireId,
+  utf8ToBytes,
+  verifyParticipantSignature,
+  type LinkResult,
+  type LinkTask,
+  type WireEnvelope,
+} from '@tessera/core';
+import {
+  TesseraRuntimeError,
+  grpc,
+  handleUnary,
+  loadTessera,
+  peerCommonName,
+  startServer,
+  type StartedServer,
+} from '@tessera/runtime';
+import type { Logger } from 'pino';
+import { Coordinator, CoordinatorError, type KeyInfo, type ParticipantHandle } from './coordinator.js';
+
+export interface CoordinatorServerOptions {
+  coordinator: Coordinator;
+  host?: string;
+  port: number;
+  credentials: grpc.ServerCredentials;
+  /** With mTLS: a participant's certificate CN must equal its participant id. */
+  requirePeerName?: boolean;
+  log?: Logger;
+  metricsUrl?: string;
+  version?: string;
+}
+
+function keyInfoWire(k: KeyInfo) {
+  return { keyId: k.keyId, suite: getSuite(k.suite).wireId, threshold: k.threshold, participants: k.participants, publicKey: k.publicKey, epoch: k.epoch, createdAt: k.createdAt };
+}
+
+/** Strips the proto-loader `body` discriminator so only the chosen oneof field is written. */
+function taskMessage(taskId: number, task: Omit<LinkTask, 'taskId'>): Record<string, unknown> {
+  const out: Record<string, unknown> = { taskId };
+  if (task.body) out[task.body] = (task as Record<string, unknown>)[task.body];
+  return out;
+}
+
+interface LinkUpMsg {
+  hello?: { participant?: { id: string; signKey: Uint8Array; encKey: Uint8Array }; signature: Uint8Array; metricsUrl: string; pid: number; keys: string[] } | null;
+  result?: LinkResult | null;
+}
+
+/** Serves one participant stream: challenge, authenticated hello, then tasks and results. */
+function participantLink(opts: CoordinatorServerOptions) {
+  const { coordinator, log } = opts;
+  return (call: grpc.ServerDuplexStream<LinkUpMsg, Record<string, unknown>>) => {
+    const nonce = new Uint8Array(randomBytes(32));
+    const pending = new Map<number, { resolve: (r: LinkResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+    let handle: ParticipantHandle | undefined;
+    let nextTask = 1;
+    let closed = false;
+    const close = (why: string) => {
+      if (closed) return;
+      closed = true;
+      for (const p of pending.values()) {
+        clearTimeout(p.timer);
+        p.reject(new CoordinatorError('UNAVAILABLE', `link closed: ${why}`));
+      }
+      pending.clear();
+      if (handle) {
+        coordinator.unregister(handle.info.id, handle);
+        log?.info({ participant: handle.info.id, why }, 'participant disconnected');
+      }
+    };
+    call.write({ challenge: { nonce, coordinator: 'tessera' } });
+    call.on('data', (msg: LinkUpMsg) => {
+      try {
+        if (!handle) {
+          const h = msg.hello;
+          if (!h?.participant) throw new TesseraRuntimeError('UNAUTHENTICATED', 'expected hello');
+          const info = participantFromWire(h.participant);
+          if (!verifyParticipantSignature(info.signKey, concatBytes(utf8ToBytes(LINK_DST), nonce), h.signature))
+            throw new TesseraRuntimeError('UNAUTHENTICATED', `hello of ${info.id} is not signed by its key`);
+          if (opts.requirePeerName) {
+            const cn = peerCommonName(call);
+            if (cn !== info.id) throw new TesseraRuntimeError('UNAUTHENTICATED', `certificate CN ${cn ?? '(none)'} does not match participant ${info.id}`);
+          }
+          const self: ParticipantHandle = {
+            info,
+            connectedSince: Date.now(),
+            ...(h.metricsUrl ? { metricsUrl: h.metricsUrl } : {}),
+            ...(h.pid ? { pid: h.pid } : {}),
+            call(task, timeoutMs) {
+              if (closed) return Promise.reject(new CoordinatorError('UNAVAILABLE', `${info.id} is disconnected`));
+              const taskId = nextTask++;
+              return new Promise<LinkResult>((resolve, reject) => {
+                const timer = setTimeout(() => {
+                  pending.delete(taskId);
+                  reject(new CoordinatorError('UNAVAILABLE', `${info.id} did not answer within ${timeoutMs} ms`));
+                }, timeoutMs);
+                pending.set(taskId, { resolve, reject, timer });
+                call.write({ task: taskMessage(taskId, task) });
+              });
+            },
+          };
+          handle = self;
+          coordinator.register(self);
+          log?.info({ participant: info.id, pid: h.pid }, 'participant connected');
+          return;
+        }
+        const r = msg.result;
+        if (!r) return;
+        const p = pending.get(Number(r.taskId));
+        if (!p) return;
+        pending.delete(Number(r.taskId));
+        clearTimeout(p.timer);
+        p.resolve(r);
+      } catch (e) {
+        log?.warn({ err: (e as Error).message }, 'participant link refused');
+        call.emit('error', e);
+        close('refused');
+        call.end();
+      }
+    });
+    call.on('end', () => {
+      close('stream ended');
+      call.end();
+    });
+    call.on('error', () => close('stream error'));
+    call.on('cancelled', () => close('cancelled'));
+  };
+}
+
+/** Starts the coordinator's gRPC server (API + participant link + health + reflection). */
+export async function startCoordinatorServer(opts: CoordinatorServerOptions): Promise<StartedServer> {
+  const { coordinator } = opts;
+  const t = loadTessera();
+  const onError = (e: unknown) => opts.log?.debug({ code: (e as { code?: string }).code, err: (e as Error).message }, 'request failed');
+  const api: grpc.UntypedServiceImplementation = {
+    Keygen: handleUnary(async (req: { suite: number; threshold: number; participants: string[] }) => {
+      const suite = suiteByWireId(req.suite);
+      if (!suite) throw new TesseraRuntimeError('INVALID_ARGUMENT', `unknown suite number ${req.suite}`);
+      return keyInfoWire(await coordinator.keygen({ suite: suite.id, threshold: req.threshold, participants: req.participants }));
+    }, { onError }),
+    Sign: handleUnary(async (req: { intent: WireEnvelope | null; signers: string[] }) => {
+      if (!req.intent) throw new TesseraRuntimeError('INVALID_ARGUMENT', 'missing intent');
+      const intent = encodeMessage('Envelope', req.intent);
+      const r = await coordinator.sign(intent, req.signers);
+      return { keyId: r.keyId, signature: r.signature, signers: r.signers, publicKey: r.publicKey, requestId: r.requestId };
+    }, { onError }),
+    ListKeys: handleUnary(async () => ({ keys: coordinator.keys().map(keyInfoWire) }), { onError }),
+    Status: handleUnary(async () => {
+      const keys = coordinator.keys();
+      const ids = new Set([...coordinator.connected(), ...keys.flatMap((k) => k.participants)]);
+      return {
+        version: opts.version ?? '0.1.0',
+        keys: keys.length,
+        startedAt: coordinator.startedAt,
+        metricsUrl: opts.metricsUrl ?? '',
+        pid: process.pid,
+        participants: [...ids].sort().map((id) => {
+          const h = coordinator.participant(id);
+          return {
+            id,
+            connected: !!h,
+            connectedSince: h?.connectedSince ?? 0,
+            keys: keys.filter((k) => k.participants.includes(id)).length,
+            pooledCommitments: coordinator.poolSize(id),
+            metricsUrl: h?.metricsUrl ?? '',
+            pid: h?.pid ?? 0,
+            lastSeen: h ? Date.now() : 0,
+          };
+        }),
+      };
+    }, { onError }),
+  };
+  return startServer({
+    ...(opts.host ? { host: opts.host } : {}),
+    port: opts.port,
+    credentials: opts.credentials,
+    services: [
+      { definition: t.coordinatorService, implementation: api, name: 'tessera.v1.Coordinator' },
+      { definition: t.participantLinkService, implementation: { Connect: participantLink(opts) }, name: 'tessera.v1.ParticipantLink' },
+    ],
+  });
+}

@@ -1,0 +1,30 @@
+/** The signer node's configuration: a JSON file plus TESSERA_SIGNER_* environment overrides. */
+import { z } from 'zod';
+
+const hex64 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex characters');
+
+export const SignerConfigSchema = z.object({
+  /** Participant id ("signer-1"). */
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'participant id: 1-64 of A-Z a-z 0-9 . _ -'),
+  /** LevelDB directory of this node. */
+  dataDir: z.string().min(1),
+  /** host:port of the coordinator. */
+  coordinator: z.string().min(3).default('127.0.0.1:7400'),
+  /** Key-encryption key: a file holding 64 hex characters, or the name of an env variable. */
+  kekFile: z.string().optional(),
+  kekEnv: z.string().optional(),
+  /** mTLS files; without them the link is plaintext (dev only). */
+  tls: z.object({ ca: z.string(), cert: z.string(), key: z.string() }).optional(),
+  /** Prometheus metrics port (0 = ephemeral). */
+  metricsPort: z.number().int().min(0).max(65535).default(0),
+  policy: z.object({
+    allowKeygen: z.boolean().default(true),
+    requesters: z.array(z.object({
+      id: z.string().min(1),
+      publicKey: hex64,
+      keys: z.array(z.string()).default(['*']),
+      perMinute: z.number().int().min(0).optional(),
+    })).default([]),
+  }).default({ allowKeygen: true, requesters: [] }),
+});
+export type SignerConfig = z.infer<typeof SignerConfigSchema>;

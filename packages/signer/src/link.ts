@@ -1,0 +1,94 @@
+/**
+ * The signer's outbound link: dials the coordinator, answers its challenge with a hello signed
+ * by the node's identity key, then serves tasks through the {@link SignerEngine}. Reconnects
+ * with capped exponential backoff. The node needs no inbound port.
+ */
+import { LINK_DST, concatBytes, participantToWire, utf8ToBytes, type LinkResult, type LinkTask } from '@tessera/core';
+import { grpc, loadTessera } from '@tessera/runtime';
+import type { Logger } from 'pino';
+import type { SignerEngine } from './engine.js';
+
+export interface LinkOptions {
+  engine: SignerEngine;
+  address: string;
+  credentials: grpc.ChannelCredentials;
+  metricsUrl?: string;
+  log?: Logger;
+  /** Called whenever the link goes up or down. */
+  onState?: (connected: boolean) => void;
+}
+
+interface LinkDownMsg {
+  challenge?: { nonce: Uint8Array } | null;
+  task?: LinkTask | null;
+}
+
+/** Strips the `body` discriminator so only the chosen oneof field is written. */
+function resultMessage(r: LinkResult): Record<string, unknown> {
+  const out: Record<string, unknown> = { taskId: r.taskId };
+  if (r.body) out[r.body] = (r as unknown as Record<string, unknown>)[r.body];
+  return out;
+}
+
+/** Runs the link until `stop()`; returns the stopper. */
+export function runLink(opts: LinkOptions): { stop(): void; connected(): boolean } {
+  const { ParticipantLink } = loadTessera();
+  const client = new ParticipantLink(opts.address, opts.credentials, { 'grpc.keepalive_time_ms': 15_000 });
+  let stopped = false;
+  let up = false;
+  let attempt = 0;
+  let stream: grpc.ClientDuplexStream<Record<string, unknown>, LinkDownMsg> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+
+  const connect = () => {
+    if (stopped) return;
+    const s = (client as unknown as { Connect(): grpc.ClientDuplexStream<Record<string, unknown>, LinkDownMsg> }).Connect();
+    stream = s;
+    s.on('data', (msg: LinkDownMsg) => {
+      if (msg.challenge) {
+        void (async () => {
+          await opts.engine.discardFreshNonces();
+          const keys = await opts.engine.keys();
+          s.write({
+            hello: {
+              participant: participantToWire(opts.engine.identity.public),
+              signature: opts.engine.identity.sign(concatBytes(utf8ToBytes(LINK_DST), msg.challenge!.nonce)),
+              metricsUrl: opts.metricsUrl ?? '',
+              pid: process.pid,
+              keys,
+            },
+          });
+          attempt = 0;
+          up = true;
+          opts.onState?.(true);
+          opts.log?.info({ coordinator: opts.address }, 'linked to coordinator');
+        })().catch((e: unknown) => opts.log?.error({ err: (e as Error).message }, 'hello failed'));
+        return;
+      }
+      const task = msg.task;
+      if (task) void opts.engine.handle({ ...task, taskId: Number(task.taskId) }).then((r) => s.write({ result: resultMessage(r) }));
+    });
+    const down = (why: string) => {
+      if (stream !== s) return;
+      stream = undefined;
+      if (up) opts.log?.warn({ why }, 'coordinator link lost');
+      up = false;
+      opts.onState?.(false);
+      if (stopped) return;
+      const delay = Math.min(5_000, 100 * 2 ** attempt++);
+      timer = setTimeout(connect, delay);
+    };
+    s.on('error', (e: Error) => down(e.message));
+    s.on('end', () => down('ended'));
+  };
+  connect();
+  return {
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      stream?.cancel();
+      client.close();
+    },
+    connected: () => up,
+  };
+}

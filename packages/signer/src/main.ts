@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+/**
+ * tessera-signer: the signer node daemon. `tessera-signer --config signer.json`.
+ * Holds its identity and shares sealed in LevelDB under the KEK, dials the coordinator, serves
+ * Prometheus metrics, stops gracefully on SIGTERM/SIGINT.
+ */
+import { ParticipantIdentity, fromHex, toHex } from '@tessera/core';
+import { SealedStore, loadKek, type SealedKV } from '@tessera/store';
+import { channelCredentials, createLogger, createRegistry, loadConfig, onShutdown, startMetricsServer } from '@tessera/runtime';
+import { Counter, Gauge } from 'prom-client';
+import { SignerConfigSchema } from './config.js';
+import { SignerEngine } from './engine.js';
+import { runLink } from './link.js';
+
+/** Loads the node's identity from its store, creating it on first start. */
+export async function loadOrCreateIdentity(store: SealedKV, id: string): Promise<ParticipantIdentity> {
+  const raw = await store.get('identity');
+  if (raw) {
+    const j = JSON.parse(new TextDecoder().decode(raw)) as { id: string; sign: string; enc: string };
+    if (j.id !== id) throw new Error(`data directory belongs to participant ${j.id}, not ${id}`);
+    return ParticipantIdentity.fromSecrets(j.id, fromHex(j.sign), fromHex(j.enc));
+  }
+  const identity = ParticipantIdentity.generate(id);
+  const s = identity.exportSecrets();
+  await store.put('identity', new TextEncoder().encode(JSON.stringify({ id, sign: toHex(s.signSecret), enc: toHex(s.encSecret) })), { sync: true });
+  return identity;
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const file = args[args.indexOf('--config') + 1];
+  const cfg = loadConfig(SignerConfigSchema, { ...(args.includes('--config') && file ? { file } : {}), envPrefix: 'TESSERA_SIGNER_' });
+  const log = createLogger(`signer`).child({ participant: cfg.id });
+  const kek = loadKek(cfg.kekFile ? { file: cfg.kekFile } : { env: cfg.kekEnv ?? 'TESSERA_KEK' });
+  const store = await SealedStore.open(cfg.dataDir, kek);
+  const identity = await loadOrCreateIdentity(store, cfg.id);
+  const registry = createRegistry({ participant: cfg.id });
+  const signs = new Counter({ name: 'tessera_signer_signatures_total', help: 'signature shares released', labelNames: ['result'], registers: [registry] });
+  const refusals = new Counter({ name: 'tessera_signer_refusals_total', help: 'sign requests refused, by code', labelNames: ['code'], registers: [registry] });
+  const keygens = new Counter({ name: 'tessera_signer_keygens_total', help: 'keys created', registers: [registry] });
+  const linkUp = new Gauge({ name: 'tessera_signer_link_up', help: '1 when linked to the coordinator', registers: [registry] });
+  const engine = new SignerEngine({
+    identity,
+    store,
+    policy: cfg.policy,
+    onEvent: (e) => {
+      if (e.type === 'sign') signs.inc({ result: e.result });
+      else if (e.type === 'refusal') refusals.inc({ code: e.code });
+      else if (e.type === 'keygen') keygens.inc();
+    },
+  });
+  const metrics = await startMetricsServer(registry, { port: cfg.metricsPort });
+  const link = runLink({ engine, address: cfg.coordinator, credentials: channelCredentials(cfg.tls), metricsUrl: metrics.url, log, onState: (up) => linkUp.set(up ? 1 : 0) });
+  log.info({ pid: process.pid, metrics: metrics.url, signKey: toHex(identity.public.signKey) }, 'signer started');
+  process.stdout.write(JSON.stringify({ ready: true, id: cfg.id, pid: process.pid, metricsUrl: metrics.url, signKey: toHex(identity.public.signKey) }) + '\n');
+  onShutdown(async () => {
+    link.stop();
+    await metrics.close();
+    await store.close();
+    log.info('signer stopped');
+  });
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`tessera-signer: ${(e as Error).message}\n`);
+  process.exit(1);
+});
