@@ -1,22 +1,113 @@
 #!/usr/bin/env node
-/** The `tessera` command. */
+/** The `tessera` command. Errors are one line on stderr and a non-zero exit code. */
+import { Command, Option } from 'commander';
+import { SUITE_IDS, fromHex, getSuite, isSuiteId, utf8ToBytes, type SuiteId } from '@tessera/core';
 import { printDemo, runDemo } from './demo.js';
-import { SUITE_IDS, isSuiteId } from '@tessera/core';
+import { openClient, resolveDir, type Client } from './client.js';
+import { keygen, keys, sign, status } from './commands.js';
+import { startDev } from './dev.js';
 
-const [cmd = 'demo', ...args] = process.argv.slice(2);
-if (cmd === 'demo') {
-  const json = args.includes('--json');
-  const suiteArg = args[args.indexOf('--suite') + 1];
-  const suite = args.includes('--suite') ? suiteArg : 'ed25519';
-  if (!isSuiteId(suite)) {
-    process.stderr.write(`tessera: unknown suite "${suite}" (expected one of ${SUITE_IDS.join(', ')})\n`);
-    process.exit(2);
-  }
-  const r = runDemo(suite);
-  if (json) process.stdout.write(JSON.stringify(r) + '\n');
-  else printDemo(r);
-  process.exit(r.verified ? 0 : 1);
-} else {
-  process.stderr.write(`tessera: unknown command "${cmd}"\n`);
-  process.exit(2);
+const program = new Command('tessera').description('Tessera threshold-signing cluster').showHelpAfterError();
+
+function out(json: boolean, value: unknown, human: () => string): void {
+  process.stdout.write((json ? JSON.stringify(value) : human()) + '\n');
 }
+
+async function withClient<T>(dir: string | undefined, fn: (c: Client) => Promise<T>): Promise<T> {
+  const c = openClient(dir);
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+}
+
+const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+
+program.command('demo').description('run DKG, sign and verify in one process (no cluster)')
+  .addOption(new Option('--suite <suite>').choices([...SUITE_IDS]).default('ed25519')).option('--json', 'JSON output')
+  .action((o: { suite: SuiteId; json?: boolean }) => {
+    const r = runDemo(o.suite);
+    if (o.json) out(true, r, () => '');
+    else printDemo(r);
+    if (!r.verified) process.exitCode = 1;
+  });
+
+program.command('keygen').description('create a key by DKG among signer nodes')
+  .addOption(new Option('--suite <suite>').choices([...SUITE_IDS]).default('ed25519'))
+  .requiredOption('--threshold <t>', 'signers needed', (v) => parseInt(v, 10))
+  .option('--participants <ids>', 'comma-separated participant ids (default: all connected)', list)
+  .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
+  .action(async (o: { suite: string; threshold: number; participants?: string[]; dir?: string; json?: boolean }) => {
+    if (process.stderr.isTTY && !o.json) process.stderr.write('running DKG…\n');
+    const k = await withClient(o.dir, (c) => keygen(c, o));
+    out(!!o.json, k, () => `key ${k.keyId}  ${k.suite} ${k.threshold}-of-${k.participants.length} (${k.participants.join(', ')})\npublic key ${k.publicKey}`);
+  });
+
+program.command('sign').description('sign a message with a key')
+  .requiredOption('--key <id>', 'key id').option('--message <hex>', 'message as hex').option('--message-file <file>', 'message as raw bytes from a file')
+  .option('--signers <ids>', 'preferred signers, comma-separated', list).option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
+  .action(async (o: { key: string; message?: string; messageFile?: string; signers?: string[]; dir?: string; json?: boolean }) => {
+    const r = await withClient(o.dir, (c) => sign(c, o));
+    out(!!o.json, r, () => `signature ${r.signature}\nsigned by ${r.signers.join(', ')} for key ${r.keyId}`);
+  });
+
+program.command('keys').description('list keys').option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
+  .action(async (o: { dir?: string; json?: boolean }) => {
+    const ks = await withClient(o.dir, keys);
+    out(!!o.json, ks, () => ks.map((k) => `${k.keyId}  ${k.suite.padEnd(12)} ${k.threshold}-of-${k.participants.length}  ${k.publicKey}`).join('\n') || '(no keys)');
+  });
+
+program.command('status').description('cluster health').option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
+  .action(async (o: { dir?: string; json?: boolean }) => {
+    const s = await withClient(o.dir, status);
+    out(!!o.json, s, () => [`coordinator ${s.coordinator.address} pid ${s.coordinator.pid} keys ${s.coordinator.keys} metrics ${s.coordinator.metrics}`,
+      ...s.signers.map((x) => `  ${x.id.padEnd(12)} ${x.healthy ? 'healthy' : 'DOWN   '} keys ${x.keys} pool ${x.pooledCommitments} ${x.metrics}`)].join('\n'));
+  });
+
+program.command('dev').description('run an embedded dev cluster (coordinator + signer processes) and keep serving')
+  .option('--dir <dir>', 'data directory', '.tessera').option('--signers <n>', 'signer processes', (v) => parseInt(v, 10), 3)
+  .option('--port <port>', 'coordinator port', (v) => parseInt(v, 10), 7400).option('--no-prove', 'skip the keygen/sign/verify proof').option('--json', 'JSON lines output')
+  .action(async (o: { dir: string; signers: number; port: number; prove: boolean; json?: boolean }) => {
+    const say = (s: string) => process.stdout.write((o.json ? JSON.stringify({ event: s }) : `tessera dev: ${s}`) + '\n');
+    const dev = await startDev({ dir: o.dir, signers: o.signers, port: o.port, onLine: say });
+    let stopping = false;
+    const stop = async () => {
+      if (stopping) return;
+      stopping = true;
+      say('stopping');
+      await dev.stop();
+      process.exit(0);
+    };
+    process.on('SIGINT', () => void stop());
+    process.on('SIGTERM', () => void stop());
+    const dir = resolveDir(o.dir);
+    const c = openClient(dir);
+    try {
+      for (let i = 0; i < 100; i++) {
+        const s = await status(c).catch(() => undefined);
+        if (s && s.signers.filter((x) => x.healthy).length >= o.signers) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      if (o.prove) {
+        const t = Math.min(2, o.signers);
+        const k = await keygen(c, { suite: 'ed25519', threshold: t });
+        say(`proof: DKG ${t}-of-${k.participants.length} → key ${k.keyId}, public key ${k.publicKey}`);
+        const msg = utf8ToBytes('tessera dev cluster is alive');
+        const r = await sign(c, { key: k.keyId, message: Buffer.from(msg).toString('hex') });
+        const ok = getSuite('ed25519').verify(fromHex(r.signature), msg, fromHex(k.publicKey));
+        say(`proof: signed by ${r.signers.join(' + ')}; signature ${ok ? 'verifies (RFC 8032)' : 'DOES NOT VERIFY'}`);
+        if (!ok) process.exitCode = 1;
+      }
+    } finally {
+      c.close();
+    }
+    say(`serving; in another terminal: npx tessera keygen --threshold 2 --dir ${o.dir}   (Ctrl-C stops)`);
+  });
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  const code = (e as { code?: string }).code;
+  process.stderr.write(`tessera: ${(e as Error).message}${code && code !== 'INTERNAL' ? ` [${code}]` : ''}\n`);
+  process.exit(1);
+});
+void isSuiteId;

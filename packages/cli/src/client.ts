@@ -1,0 +1,58 @@
+/**
+ * How the CLI finds and talks to a cluster: `<dir>/client.json` (written by `tessera dev`) names
+ * the coordinator address, the mTLS files and the requester identity that signs intents. The
+ * directory is `--dir`, else `$TESSERA_DIR`, else the nearest `.tessera/` at or above the cwd.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { ParticipantIdentity, fromHex } from '@tessera/core';
+import { channelCredentials, grpc, loadTessera, unary, type TlsFiles } from '@tessera/runtime';
+
+export interface ClientFile {
+  coordinator: string;
+  tls?: TlsFiles;
+  requester: { id: string; signSecret: string; encSecret: string };
+}
+
+export class CliError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export function resolveDir(dir?: string): string {
+  if (dir) return resolve(dir);
+  if (process.env.TESSERA_DIR) return resolve(process.env.TESSERA_DIR);
+  let d = process.cwd();
+  for (;;) {
+    if (existsSync(join(d, '.tessera', 'client.json'))) return join(d, '.tessera');
+    const up = dirname(d);
+    if (up === d) return resolve('.tessera');
+    d = up;
+  }
+}
+
+export interface Client {
+  dir: string;
+  file: ClientFile;
+  requester: ParticipantIdentity;
+  call<Res = Record<string, unknown>>(method: string, req: unknown, deadlineMs?: number): Promise<Res>;
+  close(): void;
+}
+
+export function openClient(dirOpt?: string): Client {
+  const dir = resolveDir(dirOpt);
+  const path = join(dir, 'client.json');
+  if (!existsSync(path)) throw new CliError('CONFIG', `no cluster at ${dir} (missing client.json): start one with \`tessera dev\` or pass --dir`);
+  const file = JSON.parse(readFileSync(path, 'utf8')) as ClientFile;
+  const requester = ParticipantIdentity.fromSecrets(file.requester.id, fromHex(file.requester.signSecret), fromHex(file.requester.encSecret));
+  const { Coordinator } = loadTessera();
+  const client = new Coordinator(file.coordinator, channelCredentials(file.tls), { 'grpc.ssl_target_name_override': 'coordinator' });
+  return {
+    dir,
+    file,
+    requester,
+    call: (method, req, deadlineMs = 60_000) => unary(client as grpc.Client, method, req, { deadlineMs }),
+    close: () => client.close(),
+  };
+}

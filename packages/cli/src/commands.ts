@@ -1,0 +1,40 @@
+/** The API commands: keygen, sign, keys, status. Each prints JSON with --json, a table otherwise. */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createSignIntent, decodeMessage, fromHex, getSuite, suiteByWireId, toHex, type SuiteId } from '@tessera/core';
+import { CliError, openClient, type Client } from './client.js';
+
+interface WireKeyInfo { keyId: string; suite: number; threshold: number; participants: string[]; publicKey: Uint8Array; epoch: number; createdAt: number }
+
+export function keyJson(k: WireKeyInfo) {
+  return { keyId: k.keyId, suite: suiteByWireId(k.suite)?.id ?? String(k.suite), threshold: k.threshold, participants: k.participants, publicKey: toHex(k.publicKey), epoch: k.epoch };
+}
+
+export async function keygen(c: Client, opts: { suite: string; threshold: number; participants?: string[] }) {
+  const suite = getSuite(opts.suite);
+  const k = await c.call<WireKeyInfo>('Keygen', { suite: suite.wireId, threshold: opts.threshold, participants: opts.participants ?? [] });
+  return keyJson(k);
+}
+
+export async function keys(c: Client) {
+  const r = await c.call<{ keys: WireKeyInfo[] }>('ListKeys', {});
+  return r.keys.map(keyJson);
+}
+
+export async function sign(c: Client, opts: { key: string; message?: string; messageFile?: string; signers?: string[] }) {
+  if ((opts.message === undefined) === (opts.messageFile === undefined)) throw new CliError('INVALID_ARGUMENT', 'give exactly one of --message HEX or --message-file FILE');
+  const message = opts.message !== undefined ? fromHex(opts.message, '--message') : new Uint8Array(readFileSync(opts.messageFile as string));
+  const info = (await keys(c)).find((k) => k.keyId === opts.key);
+  if (!info) throw new CliError('NOT_FOUND', `no key ${opts.key}`);
+  const intent = createSignIntent(c.requester, { suite: getSuite(info.suite as SuiteId), keyId: info.keyId, message, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 120_000 });
+  const r = await c.call<{ keyId: string; signature: Uint8Array; signers: string[]; publicKey: Uint8Array }>('Sign', { intent: decodeMessage('Envelope', intent), signers: opts.signers ?? [] });
+  return { keyId: r.keyId, signature: toHex(r.signature), signers: r.signers, publicKey: toHex(r.publicKey) };
+}
+
+export async function status(c: Client) {
+  const s = await c.call<{ version: string; keys: number; startedAt: number; metricsUrl: string; pid: number; participants: { id: string; connected: boolean; keys: number; pooledCommitments: number; metricsUrl: string; pid: number }[] }>('Status', {});
+  return {
+    coordinator: { address: c.file.coordinator, version: s.version, keys: s.keys, pid: s.pid, metrics: s.metricsUrl, startedAt: new Date(s.startedAt).toISOString() },
+    signers: s.participants.map((p) => ({ id: p.id, healthy: p.connected, keys: p.keys, epoch: 0, pooledCommitments: p.pooledCommitments, ...(p.pid ? { pid: p.pid } : {}), metrics: p.metricsUrl })),
+  };
+}

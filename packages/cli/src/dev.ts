@@ -1,0 +1,106 @@
+/**
+ * `tessera dev`: an embedded cluster for development — a coordinator and N signer processes, each
+ * with its own LevelDB and KEK under the data dir, a dev PKI for mTLS, and `client.json` so the
+ * other commands need no flags. A supervisor restarts a crashed child; SIGINT/SIGTERM stop all.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { ParticipantIdentity, toHex } from '@tessera/core';
+import { createDevPki } from '@tessera/runtime';
+
+const bin = (pkg: string) => fileURLToPath(new URL('./main.js', import.meta.resolve(pkg)));
+
+export interface DevOptions { dir: string; signers: number; port: number; onLine?: (s: string) => void }
+
+interface Child { name: string; args: string[]; proc?: ChildProcess; restarts: number; info?: Record<string, unknown> }
+
+function kekFile(dir: string, name: string): string {
+  const f = join(dir, 'keks', `${name}.kek`);
+  if (!existsSync(f)) writeFileSync(f, randomBytes(32).toString('hex'), { mode: 0o600 });
+  return f;
+}
+
+function requester(dir: string): ParticipantIdentity {
+  const f = join(dir, 'requester.json');
+  if (existsSync(f)) {
+    const j = JSON.parse(readFileSync(f, 'utf8')) as { id: string; signSecret: string; encSecret: string };
+    return ParticipantIdentity.fromSecrets(j.id, Buffer.from(j.signSecret, 'hex'), Buffer.from(j.encSecret, 'hex'));
+  }
+  const id = ParticipantIdentity.generate('dev-client');
+  const s = id.exportSecrets();
+  writeFileSync(f, JSON.stringify({ id: id.id, signSecret: toHex(s.signSecret), encSecret: toHex(s.encSecret) }), { mode: 0o600 });
+  return id;
+}
+
+/** Starts the dev cluster; resolves when every process is up, with a stop function. */
+export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void>; children: Child[]; clientFile: string }> {
+  const dir = resolve(opts.dir);
+  const say = opts.onLine ?? (() => {});
+  mkdirSync(join(dir, 'keks'), { recursive: true, mode: 0o700 });
+  const ids = Array.from({ length: opts.signers }, (_, i) => `signer-${i + 1}`);
+  say(`creating dev certificates in ${join(dir, 'pki')}`);
+  const pki = await createDevPki(join(dir, 'pki'), ['coordinator', 'client', ...ids]);
+  const req = requester(dir);
+  const coordCfg = join(dir, 'coordinator.json');
+  writeFileSync(coordCfg, JSON.stringify({ dataDir: join(dir, 'coordinator'), port: opts.port, kekFile: kekFile(dir, 'coordinator'), tls: pki.certs.coordinator }, null, 2));
+  const children: Child[] = [{ name: 'coordinator', args: [bin('@tessera/coordinator'), '--config', coordCfg], restarts: 0 }];
+  let stopping = false;
+  const launch = (c: Child) =>
+    new Promise<void>((ready, fail) => {
+      const p = spawn(process.execPath, c.args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TESSERA_LOG_LEVEL: process.env.TESSERA_LOG_LEVEL ?? 'warn' } });
+      c.proc = p;
+      createInterface({ input: p.stdout! }).once('line', (l) => {
+        try {
+          c.info = JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          // not a ready line
+        }
+        ready();
+      });
+      p.once('exit', (code, signal) => {
+        if (stopping) return;
+        say(`${c.name} exited (${signal ?? code}); restarting`);
+        c.restarts++;
+        if (c.restarts > 20) return fail(new Error(`${c.name} keeps crashing`));
+        setTimeout(() => void launch(c).catch(() => {}), Math.min(5000, 200 * c.restarts));
+      });
+    });
+  const coordinator = children[0] as Child;
+  await launch(coordinator);
+  const port = Number(coordinator.info?.port ?? opts.port);
+  if (opts.port === 0) {
+    // Keep the chosen port across supervisor restarts so signers find the coordinator again.
+    writeFileSync(coordCfg, JSON.stringify({ dataDir: join(dir, 'coordinator'), port, kekFile: kekFile(dir, 'coordinator'), tls: pki.certs.coordinator }, null, 2));
+  }
+  const address = `localhost:${port}`;
+  say(`coordinator listening on ${address} (pid ${coordinator.proc?.pid})`);
+  for (const id of ids) {
+    const cfg = join(dir, `${id}.json`);
+    writeFileSync(cfg, JSON.stringify({
+      id, dataDir: join(dir, id), coordinator: address, kekFile: kekFile(dir, id), tls: pki.certs[id],
+      policy: { allowKeygen: true, requesters: [{ id: req.id, publicKey: toHex(req.public.signKey), keys: ['*'] }] },
+    }, null, 2));
+    children.push({ name: id, args: [bin('@tessera/signer'), '--config', cfg], restarts: 0 });
+  }
+  const s = req.exportSecrets();
+  const clientFile = join(dir, 'client.json');
+  writeFileSync(clientFile, JSON.stringify({ coordinator: address, tls: pki.certs.client, requester: { id: req.id, signSecret: toHex(s.signSecret), encSecret: toHex(s.encSecret) } }, null, 2), { mode: 0o600 });
+  await Promise.all(children.slice(1).map(launch));
+  say(`${ids.length} signers started: ${ids.join(', ')}`);
+  return {
+    children,
+    clientFile,
+    async stop() {
+      stopping = true;
+      await Promise.all(children.map((c) => new Promise<void>((r) => {
+        if (!c.proc || c.proc.exitCode !== null) return r();
+        c.proc.once('exit', () => r());
+        c.proc.kill('SIGTERM');
+      })));
+    },
+  };
+}

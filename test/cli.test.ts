@@ -1,0 +1,84 @@
+/**
+ * The `tessera` CLI against a real `tessera dev` cluster (coordinator + 3 signer processes):
+ * keygen, sign, keys and status with --json, signatures checked by the plain verifier, a clean
+ * stop on SIGTERM, and one-line errors with a non-zero exit.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fromHex, getSuite } from '@tessera/core';
+
+const BIN = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
+const dir = join(mkdtempSync(join(tmpdir(), 'tessera-cli-')), '.tessera');
+let dev: ChildProcess;
+const events: string[] = [];
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args, '--dir', dir], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+beforeAll(async () => {
+  dev = spawn(process.execPath, [BIN, 'dev', '--dir', dir, '--port', '0', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: dev.stdout! }).on('line', (l) => {
+      const e = (JSON.parse(l) as { event: string }).event;
+      events.push(e);
+      if (e.startsWith('serving')) resolve();
+    });
+    dev.once('exit', (c) => reject(new Error(`tessera dev exited ${c}`)));
+  });
+}, 90_000);
+
+afterAll(() => {
+  rmSync(join(dir, '..'), { recursive: true, force: true });
+});
+
+describe('tessera CLI on a dev cluster', () => {
+  it('dev proves itself with a keygen/sign/verify before serving', () => {
+    expect(events.some((e) => /signature verifies/.test(e))).toBe(true);
+  });
+
+  it.each(['ed25519', 'secp256k1-tr'] as const)('keygen and sign (%s) with --json; the signature verifies', (suite) => {
+    const k = cli('keygen', '--suite', suite, '--threshold', '2', '--json');
+    expect(k.code, k.err).toBe(0);
+    const key = JSON.parse(k.out) as { keyId: string; suite: string; threshold: number; participants: string[]; publicKey: string };
+    expect(key).toMatchObject({ suite, threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });
+    expect(fromHex(key.publicKey)).toHaveLength(32);
+    const s = cli('sign', '--key', key.keyId, '--message', 'deadbeef', '--signers', 'signer-2,signer-3', '--json');
+    expect(s.code, s.err).toBe(0);
+    const sig = JSON.parse(s.out) as { keyId: string; signature: string; signers: string[]; publicKey: string };
+    expect(sig.keyId).toBe(key.keyId);
+    expect([...sig.signers].sort()).toEqual(['signer-2', 'signer-3']);
+    expect(getSuite(suite).verify(fromHex(sig.signature), fromHex('deadbeef'), fromHex(key.publicKey))).toBe(true);
+  });
+
+  it('keys and status list the cluster', () => {
+    const k = cli('keys', '--json');
+    expect(k.code).toBe(0);
+    expect((JSON.parse(k.out) as unknown[]).length).toBeGreaterThanOrEqual(3);
+    const s = cli('status', '--json');
+    const st = JSON.parse(s.out) as { coordinator: { pid: number }; signers: { id: string; healthy: boolean; pid?: number; metrics: string }[] };
+    expect(st.signers.map((x) => x.id)).toEqual(['signer-1', 'signer-2', 'signer-3']);
+    expect(st.signers.every((x) => x.healthy && x.pid && x.metrics.startsWith('http://'))).toBe(true);
+  });
+
+  it('an error is one line on stderr and a non-zero exit code', () => {
+    const r = cli('sign', '--key', '0000000000000000', '--message', 'aa', '--json');
+    expect(r.code).not.toBe(0);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err).toMatch(/NOT_FOUND/);
+    const bad = cli('sign', '--key', 'x', '--message', 'zz');
+    expect(bad.code).not.toBe(0);
+  });
+
+  it('SIGTERM stops the dev cluster and all its processes', async () => {
+    const exited = new Promise<number | null>((r) => dev.once('exit', (c) => r(c)));
+    dev.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+});
