@@ -17,6 +17,7 @@ import {
   getSuite,
   openEnvelope,
   decodeSignatureShare,
+  signEnvelope,
   toHex,
   type LinkResult,
   type LinkTask,
@@ -140,11 +141,6 @@ describe('engines: signing behaviour', () => {
 });
 
 function signAs(id: ParticipantIdentity, payload: Uint8Array): Uint8Array {
-  // Local import to keep the helper next to its single use.
-  return signEnvelopeLocal(id, payload);
-}
-import { signEnvelope } from '@tessera/core';
-function signEnvelopeLocal(id: ParticipantIdentity, payload: Uint8Array): Uint8Array {
   return signEnvelope(id, PayloadKind.SIGNATURE_SHARE, payload);
 }
 

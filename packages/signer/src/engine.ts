@@ -239,7 +239,7 @@ export class SignerEngine {
    */
   async sign(requestBytes: Uint8Array): Promise<Uint8Array> {
     const req = decodeSignRequest(requestBytes);
-    let keyId = req.keyId;
+    const keyId = req.keyId;
     try {
       const rec = await this.key(req.keyId);
       if (rec.key.suite.id !== req.suite.id) throw new SignerError('WRONG_SUITE', `key ${req.keyId} is ${rec.key.suite.id}, request is ${req.suite.id}`);
@@ -256,16 +256,14 @@ export class SignerEngine {
         const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret);
         return signShare(rec.share, rec.key, nonces, req.commitments, intent.message);
       });
-      const status = 'ok' as const;
       await this.audit.append({ type: 'sign', actor: rule.id, data: { keyId, requestId: toHex(intent.requestId), nonce: nonceId, digest: toHex(req.digest) } });
-      this.#onEvent({ type: 'sign', keyId, result: status });
+      this.#onEvent({ type: 'sign', keyId, result: 'ok' });
       const payload = encodeSignatureShare(rec.key.suite, { sessionId: req.sessionId, identifier: rec.share.identifier, share, requestDigest: req.digest });
       return signEnvelope(this.identity, PayloadKind.SIGNATURE_SHARE, payload);
     } catch (e) {
       const err = toTaskError(e);
       await this.audit.append({ type: 'refusal', actor: this.id, data: { keyId, code: err.code, reason: err.message.slice(0, 200) } }).catch(() => {});
       this.#onEvent({ type: 'refusal', keyId, code: err.code });
-      keyId = '';
       throw e;
     }
   }
