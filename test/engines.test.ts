@@ -18,6 +18,8 @@ import {
   openEnvelope,
   decodeSignatureShare,
   signEnvelope,
+  decodeCommitment,
+  decodeMessage,
   toHex,
   type LinkResult,
   type LinkTask,
@@ -92,6 +94,19 @@ describe.each(['ed25519', 'secp256k1-tr', 'secp256k1', 'p256'] as const)('engine
   });
 });
 
+describe('engines: DKG outcome', () => {
+  it('a participant reporting another key after DKG is named and no key is registered', async () => {
+    const c = await cluster(3);
+    // Whoever lies — the first participant or another — is the one named.
+    for (const liar of ['signer-1', 'signer-2']) {
+      c.tamper.clear();
+      c.tamper.set(liar, (r) => (r.body === 'dkgDone' && r.dkgDone ? { ...r, dkgDone: { ...r.dkgDone, keyDigest: new Uint8Array(32) } } : r));
+      await expect(c.coordinator.keygen({ suite: 'ed25519', threshold: 2 })).rejects.toMatchObject({ code: 'CONFIRMATION_MISMATCH', culprits: [liar] });
+    }
+    expect(c.coordinator.keys()).toHaveLength(0);
+  });
+});
+
 describe('engines: signing behaviour', () => {
   it('a retried request returns the stored signature and consumes no further nonce', async () => {
     const c = await cluster(3);
@@ -152,7 +167,6 @@ describe('malicious coordinator: a signer never signs what its policy did not au
     const s2 = c.signers[1]!;
     const [c1] = await s1.commitments(info.keyId, 1);
     const [c2] = await s2.commitments(info.keyId, 1);
-    const { decodeCommitment } = await import('@tessera/core');
     const suite = getSuite('ed25519');
     const dc = (e: Uint8Array) => {
       const d = decodeCommitment(suite, openEnvelope(e, PayloadKind.SIGNING_COMMITMENT).payload);
@@ -175,7 +189,7 @@ describe('malicious coordinator: a signer never signs what its policy did not au
     const env = openEnvelope(t.intent, PayloadKind.SIGN_INTENT);
     const tampered = new Uint8Array(env.payload);
     tampered[tampered.length - 30]! ^= 1;
-    const forged = encodeMessage('Envelope', { version: 1, kind: PayloadKind.SIGN_INTENT, sender: env.sender, payload: tampered, signature: (await import('@tessera/core')).decodeMessage('Envelope', t.intent).signature });
+    const forged = encodeMessage('Envelope', { version: 1, kind: PayloadKind.SIGN_INTENT, sender: env.sender, payload: tampered, signature: decodeMessage('Envelope', t.intent).signature });
     await expectRefused(t.s1.sign(t.request({ intent: forged })), 'BAD_SIGNATURE');
     expect(await t.s1.ledger.listConsumed()).toHaveLength(0);
   });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { ParticipantIdentity, createSignIntent, getSuite, toHex, type SuiteId } from '@tessera/core';
+import { ParticipantIdentity, createSignIntent, decodeMessage, getSuite, toHex, type SuiteId } from '@tessera/core';
 import { channelCredentials, createDevPki, grpc, loadTessera, unary, type TlsFiles } from '@tessera/runtime';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -139,7 +139,6 @@ export async function startCluster(n: number): Promise<TestCluster> {
     },
     async sign(suite, keyId, message, opts = {}) {
       const intentBytes = createSignIntent(requester, { suite: getSuite(suite), keyId, message, requestId: opts.requestId ?? new Uint8Array(randomBytes(16)), notAfter: Date.now() + 60_000 });
-      const { decodeMessage } = await import('@tessera/core');
       return call('Sign', { intent: decodeMessage('Envelope', intentBytes), signers: opts.signers ?? [] });
     },
     async stop() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `tessera` command. Errors are one line on stderr and a non-zero exit code. */
 import { Command, Option } from 'commander';
-import { SUITE_IDS, fromHex, getSuite, isSuiteId, utf8ToBytes, type SuiteId } from '@tessera/core';
+import { SUITE_IDS, fromHex, getSuite, utf8ToBytes, type SuiteId } from '@tessera/core';
 import { printDemo, runDemo } from './demo.js';
 import { openClient, resolveDir, type Client } from './client.js';
 import { keygen, keys, sign, status } from './commands.js';
@@ -110,4 +110,3 @@ program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`tessera: ${(e as Error).message}${code && code !== 'INTERNAL' ? ` [${code}]` : ''}\n`);
   process.exit(1);
 });
-void isSuiteId;

@@ -15,7 +15,9 @@ import {
   decodeSignatureShare,
   dkgSessionHashOfParams,
   encodeDkgParams,
-  fromHex,
+  FORMAT_VERSION,
+  decodeMessage,
+  encodeMessage,
   encodeKeyRecord,
   encodeSignRequest,
   equalBytes,
@@ -193,12 +195,25 @@ export class Coordinator {
       }
       progress?.('finalising');
       const done = await this.#all(handles, { body: 'dkgBundle', dkgBundle: { sessionHash, round: 3, envelopes: envelopes.map((e) => e.envelope as Uint8Array) } }, 'dkgDone', sessionHash);
-      const first = done[0]?.dkgDone;
-      if (!first) throw new CoordinatorError('INTERNAL', 'no DKG result');
-      const rec = decodeKeyRecord(first.keyRecord);
-      const digest = keyDigest(rec.key);
-      const dissent = done.filter((d) => !d.dkgDone || d.dkgDone.keyId !== first.keyId || !equalBytes(d.dkgDone.keyDigest, digest)).map((_, i) => ids[i] as string);
-      if (dissent.length) throw new CoordinatorError('CONFIRMATION_MISMATCH', `participants disagree about the key: ${dissent.join(', ')}`, dissent);
+      // `done` is in `ids` order (#all returns only when every participant answered). Each
+      // participant reports the key it derived; every report must verify against its own key
+      // record and all must agree. The majority view is kept so a lone liar is the one named.
+      const views = done.map((r) => {
+        const d = r.dkgDone;
+        try {
+          const rec = d ? decodeKeyRecord(d.keyRecord) : undefined;
+          return rec && d && rec.keyId === d.keyId && equalBytes(keyDigest(rec.key), d.keyDigest) ? { rec, digest: toHex(d.keyDigest) } : undefined;
+        } catch {
+          return undefined;
+        }
+      });
+      const tally = new Map<string, number>();
+      for (const v of views) if (v) tally.set(v.digest, (tally.get(v.digest) ?? 0) + 1);
+      const majority = [...tally].sort((a, b) => b[1] - a[1])[0]?.[0];
+      const dissent = ids.filter((_, i) => views[i]?.digest !== majority);
+      if (dissent.length || majority === undefined)
+        throw new CoordinatorError('CONFIRMATION_MISMATCH', `participants disagree about the key: ${dissent.join(', ')}`, dissent);
+      const rec = (views.find((v) => v?.digest === majority) as { rec: KeyRecord }).rec;
       const stored: KeyRecord = { ...rec, createdAt: this.#clock() };
       await this.#store.put(`key/${rec.keyId}`, encodeKeyRecord(stored), { sync: true });
       this.#keys.set(rec.keyId, stored);
@@ -227,7 +242,7 @@ export class Coordinator {
       if (sessionHash) void Promise.allSettled(handles.map((h) => h.call({ body: 'dkgAbort', dkgAbort: { sessionHash, reason: failures[0]?.code ?? '' } }, this.#timeout)));
       const culprits = [...new Set(failures.flatMap((f) => f.culprits))];
       const f = failures[0] as (typeof failures)[number];
-      throw new CoordinatorError(culprits.length ? f.code : f.code, `DKG aborted: ${failures.map((x) => `${x.id}: ${x.code} ${x.message}`).join('; ')}`, culprits);
+      throw new CoordinatorError(f.code, `DKG aborted: ${failures.map((x) => `${x.id}: ${x.code} ${x.message}`).join('; ')}`, culprits);
     }
     return out;
   }
@@ -251,7 +266,6 @@ export class Coordinator {
       const prior = await this.#store.get(resultKey);
       if (prior) return decodeResult(prior);
       const excluded = new Map<string, string>();
-      let lastError: CoordinatorError | undefined;
       while (attempts < this.#maxAttempts) {
         attempts++;
         const available = [...preferred, ...rec.key.roster.map((r) => r.id)].filter((id) => this.#participants.has(id));
@@ -269,14 +283,13 @@ export class Coordinator {
           return out;
         } catch (e) {
           if (!(e instanceof CoordinatorError) || e.code !== 'RETRY') throw e;
-          lastError = e;
         }
       }
       const reasons = [...excluded].map(([id, why]) => `${id}: ${why}`).join('; ');
       const culprits = [...excluded].filter(([, why]) => why.startsWith('BAD_')).map(([id]) => id);
       const denied = [...excluded.values()].some((w) => w.startsWith('POLICY_DENIED'));
       throw new CoordinatorError(denied && culprits.length === 0 ? 'POLICY_DENIED' : 'NO_QUORUM',
-        `no quorum of ${rec.key.threshold} could sign key ${rec.keyId}${reasons ? ` (${reasons})` : ''}${lastError ? '' : ''}`, culprits);
+        `no quorum of ${rec.key.threshold} could sign key ${rec.keyId}${reasons ? ` (${reasons})` : ''}`, culprits);
     } catch (e) {
       this.#onEvent({ type: 'sign', keyId, ok: false, cause: codeOf(e), ms: this.#clock() - t0, attempts });
       throw e;
@@ -389,10 +402,11 @@ function codeOf(e: unknown): string {
 }
 
 function encodeResult(r: SignResult): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify({ keyId: r.keyId, signature: toHex(r.signature), signers: r.signers, publicKey: toHex(r.publicKey), requestId: toHex(r.requestId) }));
+  return encodeMessage('SignResultRecord', { version: FORMAT_VERSION, keyId: r.keyId, signature: r.signature, signers: r.signers, publicKey: r.publicKey, requestId: r.requestId });
 }
 
 function decodeResult(b: Uint8Array): SignResult {
-  const j = JSON.parse(new TextDecoder().decode(b)) as { keyId: string; signature: string; signers: string[]; publicKey: string; requestId: string };
-  return { keyId: j.keyId, signature: fromHex(j.signature), signers: j.signers, publicKey: fromHex(j.publicKey), requestId: fromHex(j.requestId) };
+  const w = decodeMessage('SignResultRecord', b);
+  if (w.version !== FORMAT_VERSION) throw new CoordinatorError('STORE_CORRUPT', `stored result has unsupported version ${w.version}`);
+  return { keyId: w.keyId, signature: w.signature, signers: w.signers, publicKey: w.publicKey, requestId: w.requestId };
 }

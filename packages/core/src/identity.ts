@@ -8,7 +8,8 @@ import { randomBytes } from '@noble/hashes/utils.js';
 import { equalBytes, toHex, type Rng } from './bytes.js';
 import { InvalidArgumentError } from './errors.js';
 import { DecodeError } from './errors.js';
-import { expectLength } from './wire/packages.js';
+import { FORMAT_VERSION, expectLength } from './wire/packages.js';
+import { decodeMessage, encodeMessage } from './wire/codec.js';
 import type { WireParticipantInfo } from './wire/types.js';
 
 /** Participant ids: 1..64 chars of [A-Za-z0-9._-]; they appear in logs, CLIs and errors. */
@@ -99,6 +100,32 @@ export function verifyParticipantSignature(signKey: Uint8Array, message: Uint8Ar
     return ed25519.verify(signature, message, signKey, { zip215: false });
   } catch {
     return false;
+  }
+}
+
+/**
+ * Encodes a full identity (secrets included) for the owner's sealed storage only. The bytes are
+ * secret: wipe them after writing.
+ */
+export function encodeIdentityRecord(identity: ParticipantIdentity): Uint8Array {
+  const s = identity.exportSecrets();
+  const out = encodeMessage('IdentityRecord', { version: FORMAT_VERSION, id: identity.id, signSecret: s.signSecret, encSecret: s.encSecret });
+  s.signSecret.fill(0);
+  s.encSecret.fill(0);
+  return out;
+}
+
+/** Decodes an identity stored by {@link encodeIdentityRecord}. */
+export function decodeIdentityRecord(bytes: Uint8Array): ParticipantIdentity {
+  const w = decodeMessage('IdentityRecord', bytes);
+  if (w.version !== FORMAT_VERSION) throw new DecodeError(`identity record: unsupported version ${w.version}`);
+  try {
+    return ParticipantIdentity.fromSecrets(w.id, w.signSecret, w.encSecret);
+  } catch (e) {
+    throw new DecodeError(`identity record: ${(e as Error).message}`);
+  } finally {
+    w.signSecret.fill(0);
+    w.encSecret.fill(0);
   }
 }
 

@@ -4,7 +4,7 @@
  * Holds its identity and shares sealed in LevelDB under the KEK, dials the coordinator, serves
  * Prometheus metrics, stops gracefully on SIGTERM/SIGINT.
  */
-import { ParticipantIdentity, fromHex, toHex } from '@tessera/core';
+import { ParticipantIdentity, decodeIdentityRecord, encodeIdentityRecord, toHex } from '@tessera/core';
 import { SealedStore, loadKek, type SealedKV } from '@tessera/store';
 import { channelCredentials, createLogger, createRegistry, loadConfig, onShutdown, startMetricsServer } from '@tessera/runtime';
 import { Counter, Gauge } from 'prom-client';
@@ -16,13 +16,15 @@ import { runLink } from './link.js';
 export async function loadOrCreateIdentity(store: SealedKV, id: string): Promise<ParticipantIdentity> {
   const raw = await store.get('identity');
   if (raw) {
-    const j = JSON.parse(new TextDecoder().decode(raw)) as { id: string; sign: string; enc: string };
-    if (j.id !== id) throw new Error(`data directory belongs to participant ${j.id}, not ${id}`);
-    return ParticipantIdentity.fromSecrets(j.id, fromHex(j.sign), fromHex(j.enc));
+    const identity = decodeIdentityRecord(raw);
+    raw.fill(0);
+    if (identity.id !== id) throw new Error(`data directory belongs to participant ${identity.id}, not ${id}`);
+    return identity;
   }
   const identity = ParticipantIdentity.generate(id);
-  const s = identity.exportSecrets();
-  await store.put('identity', new TextEncoder().encode(JSON.stringify({ id, sign: toHex(s.signSecret), enc: toHex(s.encSecret) })), { sync: true });
+  const record = encodeIdentityRecord(identity);
+  await store.put('identity', record, { sync: true });
+  record.fill(0);
   return identity;
 }
 

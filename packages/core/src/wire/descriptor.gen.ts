@@ -528,6 +528,55 @@ export const descriptor = {
                 }
               }
             },
+            "IdentityRecord": {
+              "fields": {
+                "version": {
+                  "type": "uint32",
+                  "id": 1
+                },
+                "id": {
+                  "type": "string",
+                  "id": 2
+                },
+                "signSecret": {
+                  "type": "bytes",
+                  "id": 3
+                },
+                "encSecret": {
+                  "type": "bytes",
+                  "id": 4
+                }
+              }
+            },
+            "SignResultRecord": {
+              "fields": {
+                "version": {
+                  "type": "uint32",
+                  "id": 1
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 2
+                },
+                "signature": {
+                  "type": "bytes",
+                  "id": 3
+                },
+                "signers": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 4
+                },
+                "publicKey": {
+                  "type": "bytes",
+                  "id": 5
+                },
+                "requestId": {
+                  "type": "bytes",
+                  "id": 6
+                }
+              }
+            },
             "Suite": {
               "values": {
                 "SUITE_UNSPECIFIED": 0,
