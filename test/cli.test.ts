@@ -11,7 +11,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromHex, getSuite } from '@tessera/core';
+import { externalVerifiers } from './verifiers.js';
 
+const MSG = 'de'.repeat(32); // a 32-byte message, e.g. a sighash
 const BIN = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
 const dir = join(mkdtempSync(join(tmpdir(), 'tessera-cli-')), '.tessera');
 let dev: ChildProcess;
@@ -49,12 +51,14 @@ describe('tessera CLI on a dev cluster', () => {
     const key = JSON.parse(k.out) as { keyId: string; suite: string; threshold: number; participants: string[]; publicKey: string };
     expect(key).toMatchObject({ suite, threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });
     expect(fromHex(key.publicKey)).toHaveLength(32);
-    const s = cli('sign', '--key', key.keyId, '--message', 'deadbeef', '--signers', 'signer-2,signer-3', '--json');
+    const s = cli('sign', '--key', key.keyId, '--message', MSG, '--signers', 'signer-2,signer-3', '--json');
     expect(s.code, s.err).toBe(0);
     const sig = JSON.parse(s.out) as { keyId: string; signature: string; signers: string[]; publicKey: string };
     expect(sig.keyId).toBe(key.keyId);
     expect([...sig.signers].sort()).toEqual(['signer-2', 'signer-3']);
-    expect(getSuite(suite).verify(fromHex(sig.signature), fromHex('deadbeef'), fromHex(key.publicKey))).toBe(true);
+    expect(getSuite(suite).verify(fromHex(sig.signature), fromHex(MSG), fromHex(key.publicKey))).toBe(true);
+    // libsodium and OpenSSL (Ed25519), libsecp256k1 (BIP340) accept the cluster's signature too.
+    for (const [name, verify] of Object.entries(externalVerifiers(suite))) expect(verify(fromHex(sig.signature), fromHex(MSG), fromHex(key.publicKey)), name).toBe(true);
   });
 
   it('keys and status list the cluster', () => {
