@@ -4,7 +4,8 @@
  * stop on SIGTERM, and one-line errors with a non-zero exit.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -69,6 +70,27 @@ describe('tessera CLI on a dev cluster', () => {
     const st = JSON.parse(s.out) as { coordinator: { pid: number }; signers: { id: string; healthy: boolean; pid?: number; metrics: string }[] };
     expect(st.signers.map((x) => x.id)).toEqual(['signer-1', 'signer-2', 'signer-3']);
     expect(st.signers.every((x) => x.healthy && x.pid && x.metrics.startsWith('http://'))).toBe(true);
+  });
+
+  it('audit verify reports every process\'s chain intact after keygens and signatures', () => {
+    const r = cli('audit', 'verify', '--json');
+    expect(r.code, r.err).toBe(0);
+    const a = JSON.parse(r.out) as { ok: boolean; processes: { id: string; ok: boolean; count: number }[] };
+    expect(a.ok).toBe(true);
+    expect(a.processes.map((p) => p.id)).toEqual(['coordinator', 'signer-1', 'signer-2', 'signer-3']);
+    // The coordinator recorded the proof's keygen and signature plus the tests' ones.
+    expect(a.processes[0]!.count).toBeGreaterThanOrEqual(4);
+    expect(a.processes.every((p) => p.ok && p.count > 0)).toBe(true);
+  });
+
+  it('certs creates a CA and certificates with the given names', () => {
+    const outDir = join(dir, '..', 'certs');
+    const r = spawnSync(process.execPath, [BIN, 'certs', '--out', outDir, '--names', 'node-a,node-b', '--json'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const c = JSON.parse(r.stdout) as { ca: string; certs: Record<string, { cert: string; key: string }> };
+    expect(Object.keys(c.certs).sort()).toEqual(['node-a', 'node-b']);
+    expect(new X509Certificate(readFileSync(c.certs['node-a']!.cert)).subject).toContain('CN=node-a');
+    expect(new X509Certificate(readFileSync(c.certs['node-a']!.cert)).verify(new X509Certificate(readFileSync(c.ca)).publicKey)).toBe(true);
   });
 
   it('an error is one line on stderr and a non-zero exit code', () => {

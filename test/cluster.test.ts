@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getSuite, SUITE_IDS } from '@tessera/core';
-import { SealedStore, NonceLedger, loadKek } from '@tessera/store';
+import { SealedStore, NonceLedger, auditEntryKey, loadKek } from '@tessera/store';
 import { join } from 'node:path';
 import { startCluster, type TestCluster } from './harness.js';
 
@@ -83,5 +83,26 @@ describe('cluster of real processes (3 signers, mTLS)', () => {
     }
     expect(consumed).toBeGreaterThan(0);
     for (const id of ids) await c.startSigner(id);
+  });
+
+  it('a signer whose audit log was edited on disk is reported by AuditVerify; the others verify', async () => {
+    await c.killSigner('signer-3', 'SIGTERM');
+    const store = await SealedStore.open(join(c.dir, 'signer-3', 'data'), loadKek({ file: join(c.dir, 'signer-3.kek') }));
+    try {
+      const raw = await store.get(auditEntryKey(1));
+      expect(raw).toBeDefined();
+      const entry = JSON.parse(new TextDecoder().decode(raw)) as { data: Record<string, unknown> };
+      entry.data.keyId = 'ffffffffffffffff';
+      await store.put(auditEntryKey(1), new TextEncoder().encode(JSON.stringify(entry)));
+    } finally {
+      await store.close();
+    }
+    await c.startSigner('signer-3');
+    await c.waitConnected(['signer-3']);
+    const r = await c.call<{ coordinator: { ok: boolean }; participants: { id: string; report: { ok: boolean; reason: string; problemSeq: number } }[] }>('AuditVerify', {});
+    expect(r.coordinator.ok).toBe(true);
+    const byId = Object.fromEntries(r.participants.map((p) => [p.id, p.report]));
+    expect(byId['signer-1']?.ok).toBe(true);
+    expect(byId['signer-3']).toMatchObject({ ok: false, reason: 'edited' });
   });
 });

@@ -4,7 +4,8 @@ import { Command, Option } from 'commander';
 import { SUITE_IDS, fromHex, getSuite, utf8ToBytes, type SuiteId } from '@tessera/core';
 import { printDemo, runDemo } from './demo.js';
 import { openClient, resolveDir, type Client } from './client.js';
-import { keygen, keys, sign, status } from './commands.js';
+import { auditVerify, keygen, keys, sign, status } from './commands.js';
+import { createDevPki } from '@tessera/runtime';
 import { startDev } from './dev.js';
 
 const program = new Command('tessera').description('Tessera threshold-signing cluster').showHelpAfterError();
@@ -63,6 +64,23 @@ program.command('status').description('cluster health').option('--dir <dir>', 'c
     const s = await withClient(o.dir, status);
     out(!!o.json, s, () => [`coordinator ${s.coordinator.address} pid ${s.coordinator.pid} keys ${s.coordinator.keys} metrics ${s.coordinator.metrics}`,
       ...s.signers.map((x) => `  ${x.id.padEnd(12)} ${x.healthy ? 'healthy' : 'DOWN   '} keys ${x.keys} pool ${x.pooledCommitments} ${x.metrics}`)].join('\n'));
+  });
+
+const audit = program.command('audit').description('audit logs');
+audit.command('verify').description('verify the hash-chained audit log of the coordinator and every signer')
+  .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
+  .action(async (o: { dir?: string; json?: boolean }) => {
+    const r = await withClient(o.dir, auditVerify);
+    out(!!o.json, r, () => r.processes.map((p) => `${p.id.padEnd(12)} ${p.ok ? `OK      ${p.count} entries, head ${p.head.slice(0, 16)}…` : `FAILED  ${p.reason} at entry ${p.problemSeq}`}`).join('\n'));
+    if (!r.ok) process.exitCode = 1;
+  });
+
+program.command('certs').description('create a dev certificate authority and certificates (ECDSA P-256) for mTLS')
+  .requiredOption('--out <dir>', 'output directory').requiredOption('--names <names>', 'certificate names (CN), comma-separated', list)
+  .option('--hosts <hosts>', 'extra DNS names or IPs for the certificates', list).option('--force', 'reissue existing certificates').option('--json', 'JSON output')
+  .action(async (o: { out: string; names: string[]; hosts?: string[]; force?: boolean; json?: boolean }) => {
+    const r = await createDevPki(o.out, o.names, { ...(o.hosts ? { hosts: o.hosts } : {}), ...(o.force ? { force: true } : {}) });
+    out(!!o.json, r, () => [`CA ${r.ca}`, ...Object.entries(r.certs).map(([n, f]) => `${n.padEnd(12)} ${f.cert}`)].join('\n'));
   });
 
 program.command('dev').description('run an embedded dev cluster (coordinator + signer processes) and keep serving')

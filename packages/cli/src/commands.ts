@@ -38,3 +38,15 @@ export async function status(c: Client) {
     signers: s.participants.map((p) => ({ id: p.id, healthy: p.connected, keys: p.keys, epoch: 0, pooledCommitments: p.pooledCommitments, ...(p.pid ? { pid: p.pid } : {}), metrics: p.metricsUrl })),
   };
 }
+
+export interface AuditSummary { ok: boolean; count: number; head: string; problemSeq: number; reason: string }
+
+/** Every process's verification of its own audit chain; `ok` only if all verified. */
+export async function auditVerify(c: Client) {
+  const r = await c.call<{ coordinator: AuditSummary; participants: { id: string; reachable: boolean; report: AuditSummary | null; error: string }[] }>('AuditVerify', {});
+  const processes = [
+    { id: 'coordinator', reachable: true, ...r.coordinator },
+    ...r.participants.map((p) => ({ id: p.id, reachable: p.reachable, ...(p.report ?? { ok: false, count: 0, head: '', problemSeq: 0, reason: p.error || 'unreachable' }) })),
+  ];
+  return { ok: processes.every((p) => p.ok), processes };
+}

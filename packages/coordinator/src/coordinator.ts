@@ -37,7 +37,7 @@ import {
   type Rng,
   type SuiteId,
 } from '@tessera/core';
-import type { SealedKV } from '@tessera/store';
+import { AuditLog, summarizeAudit, type SealedKV } from '@tessera/store';
 import { randomBytes } from 'node:crypto';
 
 /** A connected participant as the coordinator sees it. */
@@ -115,6 +115,8 @@ export class Coordinator {
   readonly #pools = new Map<string, Pooled[]>();
   readonly #refills = new Map<string, Promise<void>>();
   readonly startedAt: number;
+  /** The coordinator's own hash-chained record of keygens, signatures and failures. */
+  readonly audit: AuditLog;
 
   constructor(opts: CoordinatorOptions) {
     this.#store = opts.store;
@@ -125,6 +127,7 @@ export class Coordinator {
     this.#maxAttempts = opts.maxAttempts ?? 3;
     this.#onEvent = opts.onEvent ?? (() => {});
     this.startedAt = this.#clock();
+    this.audit = new AuditLog(this.#store, { clock: this.#clock });
   }
 
   /** Loads the key registry from the store. */
@@ -169,6 +172,20 @@ export class Coordinator {
     let n = 0;
     for (const [k, v] of this.#pools) if (k.startsWith(`${participant}/`)) n += v.length;
     return n;
+  }
+
+  /** Verifies the coordinator's own audit chain and asks every connected participant to verify theirs. */
+  async auditAll(): Promise<{ coordinator: ReturnType<typeof summarizeAudit>; participants: { id: string; reachable: boolean; report?: ReturnType<typeof summarizeAudit>; error?: string }[] }> {
+    const coordinator = summarizeAudit(await this.audit.verify());
+    const ids = this.connected();
+    const answers = await Promise.allSettled(ids.map((id) => (this.#participants.get(id) as ParticipantHandle).call({ body: 'audit', audit: {} }, this.#timeout)));
+    const participants = ids.map((id, i) => {
+      const a = answers[i] as PromiseSettledResult<LinkResult>;
+      if (a.status === 'rejected') return { id, reachable: false, error: codeOf(a.reason) };
+      if (a.value.body !== 'audit' || !a.value.audit) return { id, reachable: true, error: a.value.error?.code ?? 'UNEXPECTED_MESSAGE' };
+      return { id, reachable: true, report: a.value.audit };
+    });
+    return { coordinator, participants };
   }
 
   // ---- keygen ---------------------------------------------------------------------------------
@@ -216,6 +233,7 @@ export class Coordinator {
       const rec = (views.find((v) => v?.digest === majority) as { rec: KeyRecord }).rec;
       const stored: KeyRecord = { ...rec, createdAt: this.#clock() };
       await this.#store.put(`key/${rec.keyId}`, encodeKeyRecord(stored), { sync: true });
+      await this.audit.append({ type: 'keygen', data: { keyId: rec.keyId, suite: rec.key.suite.id, threshold: rec.key.threshold, participants: ids.join(','), publicKey: toHex(groupPublicKey(rec.key)) } });
       this.#keys.set(rec.keyId, stored);
       this.#onEvent({ type: 'keygen', ok: true, ms: this.#clock() - t0 });
       for (const id of ids) this.#refill(id, rec.keyId).catch((e: unknown) => this.#onEvent({ type: 'pool', participant: id, ok: false, cause: codeOf(e), message: (e as Error).message }));
@@ -279,6 +297,7 @@ export class Coordinator {
           const result = await this.#attempt(rec, intentBytes, intent.message, quorum, excluded);
           const out: SignResult = { keyId: rec.keyId, signature: result.signature, signers: quorum, publicKey: groupPublicKey(rec.key), requestId: intent.requestId };
           await this.#store.put(resultKey, encodeResult(out), { sync: true });
+          await this.audit.append({ type: 'sign', data: { keyId, requestId: toHex(intent.requestId), signers: quorum.join(','), attempts } });
           this.#onEvent({ type: 'sign', keyId, ok: true, ms: this.#clock() - t0, attempts });
           return out;
         } catch (e) {

@@ -155,6 +155,7 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
       return { keyId: r.keyId, signature: r.signature, signers: r.signers, publicKey: r.publicKey, requestId: r.requestId };
     }, { onError }),
     ListKeys: handleUnary(async () => ({ keys: coordinator.keys().map(keyInfoWire) }), { onError }),
+    AuditVerify: handleUnary(async () => coordinator.auditAll(), { onError }),
     Status: handleUnary(async () => {
       const keys = coordinator.keys();
       const ids = new Set([...coordinator.connected(), ...keys.flatMap((k) => k.participants)]);

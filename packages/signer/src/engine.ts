@@ -39,7 +39,7 @@ import {
   type ParticipantIdentity,
   type Rng,
 } from '@tessera/core';
-import { AuditLog, NonceLedger, ShareVault, type SealedKV } from '@tessera/store';
+import { AuditLog, NonceLedger, ShareVault, summarizeAudit, type SealedKV } from '@tessera/store';
 import { randomBytes } from 'node:crypto';
 import { PolicyEngine, type Policy } from './policy.js';
 import type { LinkResult, LinkTask, TaskError } from '@tessera/core';
@@ -155,6 +155,8 @@ export class SignerEngine {
           return { taskId, body: 'commitments', commitments: { envelopes: await this.commitments(task.commit?.keyId ?? '', task.commit?.count ?? 0) } };
         case 'sign':
           return { taskId, body: 'envelope', envelope: await this.sign(asBytes(task.sign, 'sign request')) };
+        case 'audit':
+          return { taskId, body: 'audit', audit: summarizeAudit(await this.audit.verify()) };
         default:
           throw new SignerError('INVALID_ARGUMENT', `unknown task ${String(task.body)}`);
       }

@@ -200,3 +200,10 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return (a[i] as number) - (b[i] as number);
   return a.length - b.length;
 }
+
+/** A flat summary of a verification, as processes report it to operators. */
+export function summarizeAudit(r: AuditVerifyResult): { ok: boolean; count: number; head: string; problemSeq: number; reason: string } {
+  return r.ok
+    ? { ok: true, count: r.count, head: r.head.hash, problemSeq: 0, reason: '' }
+    : { ok: false, count: r.count, head: '', problemSeq: r.problem.seq, reason: r.problem.reason };
+}

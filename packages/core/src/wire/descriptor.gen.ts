@@ -40,6 +40,70 @@ export const descriptor = {
                 "Status": {
                   "requestType": "StatusRequest",
                   "responseType": "StatusResponse"
+                },
+                "AuditVerify": {
+                  "requestType": "AuditVerifyRequest",
+                  "responseType": "AuditVerifyResponse"
+                }
+              }
+            },
+            "AuditVerifyRequest": {
+              "fields": {}
+            },
+            "AuditReport": {
+              "fields": {
+                "ok": {
+                  "type": "bool",
+                  "id": 1
+                },
+                "count": {
+                  "type": "uint64",
+                  "id": 2
+                },
+                "head": {
+                  "type": "string",
+                  "id": 3
+                },
+                "problemSeq": {
+                  "type": "uint64",
+                  "id": 4
+                },
+                "reason": {
+                  "type": "string",
+                  "id": 5
+                }
+              }
+            },
+            "ParticipantAudit": {
+              "fields": {
+                "id": {
+                  "type": "string",
+                  "id": 1
+                },
+                "reachable": {
+                  "type": "bool",
+                  "id": 2
+                },
+                "report": {
+                  "type": "AuditReport",
+                  "id": 3
+                },
+                "error": {
+                  "type": "string",
+                  "id": 4
+                }
+              }
+            },
+            "AuditVerifyResponse": {
+              "fields": {
+                "coordinator": {
+                  "type": "AuditReport",
+                  "id": 1
+                },
+                "participants": {
+                  "rule": "repeated",
+                  "type": "ParticipantAudit",
+                  "id": 2
                 }
               }
             },
@@ -335,6 +399,9 @@ export const descriptor = {
                 }
               }
             },
+            "AuditTask": {
+              "fields": {}
+            },
             "CommitTask": {
               "fields": {
                 "keyId": {
@@ -355,7 +422,8 @@ export const descriptor = {
                     "dkgBundle",
                     "dkgAbort",
                     "commit",
-                    "sign"
+                    "sign",
+                    "audit"
                   ]
                 }
               },
@@ -383,6 +451,10 @@ export const descriptor = {
                 "sign": {
                   "type": "bytes",
                   "id": 6
+                },
+                "audit": {
+                  "type": "AuditTask",
+                  "id": 7
                 }
               }
             },
@@ -419,7 +491,8 @@ export const descriptor = {
                     "envelope",
                     "dkgDone",
                     "commitments",
-                    "ok"
+                    "ok",
+                    "audit"
                   ]
                 }
               },
@@ -447,6 +520,10 @@ export const descriptor = {
                 "ok": {
                   "type": "bool",
                   "id": 6
+                },
+                "audit": {
+                  "type": "AuditReport",
+                  "id": 7
                 }
               }
             },

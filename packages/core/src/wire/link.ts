@@ -8,24 +8,35 @@ export interface TaskError {
   culprits: string[];
 }
 
+/** A process's verification of its own audit chain. */
+export interface AuditReport {
+  ok: boolean;
+  count: number;
+  head: string;
+  problemSeq: number;
+  reason: string;
+}
+
 export interface LinkTask {
   taskId: number;
-  body?: 'dkgStart' | 'dkgBundle' | 'dkgAbort' | 'commit' | 'sign';
+  body?: 'dkgStart' | 'dkgBundle' | 'dkgAbort' | 'commit' | 'sign' | 'audit';
   dkgStart?: { params: Uint8Array } | null;
   dkgBundle?: { sessionHash: Uint8Array; round: number; envelopes: Uint8Array[] } | null;
   dkgAbort?: { sessionHash: Uint8Array; reason: string } | null;
   commit?: { keyId: string; count: number } | null;
   sign?: Uint8Array | null;
+  audit?: Record<string, never> | null;
 }
 
 export interface LinkResult {
   taskId: number;
-  body?: 'error' | 'envelope' | 'dkgDone' | 'commitments' | 'ok';
+  body?: 'error' | 'envelope' | 'dkgDone' | 'commitments' | 'ok' | 'audit';
   error?: TaskError;
   envelope?: Uint8Array;
   dkgDone?: { keyId: string; keyDigest: Uint8Array; keyRecord: Uint8Array };
   commitments?: { envelopes: Uint8Array[] };
   ok?: boolean;
+  audit?: AuditReport;
 }
 
 export interface LinkDown {
