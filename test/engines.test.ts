@@ -107,6 +107,22 @@ describe('engines: DKG outcome', () => {
   });
 });
 
+describe('engines: DKG roster allowlist', () => {
+  it('a signer with a peer list refuses a DKG roster that contains a participant it does not know', async () => {
+    const c = await cluster(3);
+    const known = c.signers.slice(0, 2).map((s) => ({ id: s.id, publicKey: toHex(s.identity.public.signKey) }));
+    const strict = new SignerEngine({ identity: c.signers[0]!.identity, store: await openStore(), policy: { allowKeygen: true, requesters: [], peers: known } });
+    const handle = c.coordinator.participant('signer-1')!;
+    c.coordinator.register({ ...handle, call: (task) => strict.handle({ ...task, taskId: 1 }) });
+    // signer-3 is not in signer-1's peer list: the DKG is refused before any round runs.
+    await expect(c.coordinator.keygen({ suite: 'ed25519', threshold: 2 })).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+    expect(await strict.keys()).toEqual([]);
+    // With only known peers it takes part.
+    const info = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2, participants: ['signer-1', 'signer-2'] });
+    expect(await strict.keys()).toEqual([info.keyId]);
+  });
+});
+
 describe('engines: signing behaviour', () => {
   it('a retried request returns the stored signature and consumes no further nonce', async () => {
     const c = await cluster(3);

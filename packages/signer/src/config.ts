@@ -25,6 +25,8 @@ export const SignerConfigSchema = z.object({
       keys: z.array(z.string()).default(['*']),
       perMinute: z.number().int().min(0).optional(),
     })).default([]),
+    /** Known DKG peers; when set, DKG rosters with anyone else are refused. */
+    peers: z.array(z.object({ id: z.string().min(1), publicKey: hex64 })).optional(),
   }).default({ allowKeygen: true, requesters: [] }),
 });
 export type SignerConfig = z.infer<typeof SignerConfigSchema>;

@@ -171,6 +171,11 @@ export class SignerEngine {
     const suite = params.header ? suiteByWireId(params.header.suite) : undefined;
     if (!suite || params.header?.version !== 1) throw new SignerError('INVALID_ARGUMENT', 'DKG params: unknown suite or version');
     const cfg = { suite, sessionId: params.sessionId, threshold: params.threshold, participants: params.participants.map(participantFromWire) };
+    const peers = this.#policy.policy.peers;
+    if (peers && peers.length > 0) {
+      const unknown = cfg.participants.filter((p) => p.id !== this.id && !peers.some((k) => k.id === p.id && k.publicKey.toLowerCase() === toHex(p.signKey)));
+      if (unknown.length) throw new SignerError('POLICY_DENIED', `DKG roster has participants this node does not know: ${unknown.map((p) => p.id).join(', ')}`);
+    }
     const { state, round1 } = startDkg(cfg, this.identity, this.#rng);
     const key = toHex(state.sessionHash);
     if (this.#dkg.has(key)) throw new SignerError('UNEXPECTED_MESSAGE', 'DKG session already started');

@@ -20,6 +20,12 @@ export interface Policy {
   readonly requesters: readonly RequesterRule[];
   /** Whether DKG sessions may create keys on this node. */
   readonly allowKeygen: boolean;
+  /**
+   * Known peers (participant id → Ed25519 key, hex). When set, this node joins a DKG only if
+   * every other participant is one of them with exactly that key, so a coordinator cannot slip
+   * a participant of its own into a key's roster.
+   */
+  readonly peers?: readonly { id: string; publicKey: string }[];
 }
 
 /** Why the policy refused, as a stable reason. */
