@@ -47,14 +47,15 @@ async function openStore(): Promise<SealedStore> {
 
 type Tamper = (r: LinkResult, task: Omit<LinkTask, 'taskId'>) => LinkResult;
 
-async function cluster(n: number, opts: { requester?: ParticipantIdentity; allowKeys?: string[] } = {}) {
+async function cluster(n: number, opts: { requester?: ParticipantIdentity; allowKeys?: string[]; maxFreshPerKey?: number; perMinute?: number } = {}) {
   const requester = opts.requester ?? ParticipantIdentity.generate('wallet-api');
   const signers: SignerEngine[] = [];
   for (let i = 1; i <= n; i++) {
     signers.push(new SignerEngine({
       identity: ParticipantIdentity.generate(`signer-${i}`),
       store: await openStore(),
-      policy: { allowKeygen: true, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: opts.allowKeys ?? ['*'] }] },
+      policy: { allowKeygen: true, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: opts.allowKeys ?? ['*'], ...(opts.perMinute ? { perMinute: opts.perMinute } : {}) }] },
+      ...(opts.maxFreshPerKey ? { maxFreshPerKey: opts.maxFreshPerKey } : {}),
     }));
   }
   const events: import('@tessera/coordinator').CoordinatorEvent[] = [];
@@ -258,5 +259,82 @@ describe('malicious coordinator: a signer never signs what its policy did not au
     const d = decodeSignRequest(t.request());
     expect(d.keyId).toBe(t.info.keyId);
     expect(d.commitments).toHaveLength(2);
+  });
+});
+
+describe('signer resource bounds under a hostile coordinator or requester', () => {
+  it('refused requests do not use up the fresh-nonce cap (their nonces are discarded)', async () => {
+    const c = await cluster(3, { maxFreshPerKey: 6 });
+    const info = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2 });
+    const mallory = ParticipantIdentity.generate('mallory');
+    for (let i = 0; i < 12; i++)
+      await expect(c.coordinator.sign(intentFor(mallory, 'ed25519', info.keyId, new Uint8Array([i])))).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+    const msg = new Uint8Array([42]);
+    const res = await c.coordinator.sign(intentFor(c.requester, 'ed25519', info.keyId, msg));
+    expect(getSuite('ed25519').verify(res.signature, msg, info.publicKey)).toBe(true);
+  });
+
+  it('concurrent requests for one intent with different nonces release at most 4 shares per signer', async () => {
+    const c = await cluster(3);
+    const info = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2 });
+    const suite = getSuite('ed25519');
+    const [s1, s2] = c.signers as [SignerEngine, SignerEngine];
+    const dc = (e: Uint8Array) => {
+      const d = decodeCommitment(suite, openEnvelope(e, PayloadKind.SIGNING_COMMITMENT).payload);
+      return { ...d.commitment, nonceId: d.nonceId };
+    };
+    const mine = (await s1.commitments(info.keyId, 12)).map(dc);
+    const theirs = (await s2.commitments(info.keyId, 12)).map(dc);
+    const intent = intentFor(c.requester, 'ed25519', info.keyId, new Uint8Array([5]));
+    const requests = mine.map((m, i) => encodeSignRequest({ suite, sessionId: new Uint8Array(16).fill(i + 1), keyId: info.keyId, epoch: 0, intent, commitments: [m, theirs[i]!] }));
+    const results = await Promise.allSettled(requests.map((r) => s1.sign(r)));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(4);
+    expect(await s1.ledger.listConsumed()).toHaveLength(4);
+  });
+
+  it('identical retries do not spend the requester\'s rate budget', async () => {
+    const c = await cluster(3, { perMinute: 2 });
+    const info = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2 });
+    const suite = getSuite('ed25519');
+    const s1 = c.signers[0]!;
+    const s2 = c.signers[1]!;
+    const dc = (e: Uint8Array) => {
+      const d = decodeCommitment(suite, openEnvelope(e, PayloadKind.SIGNING_COMMITMENT).payload);
+      return { ...d.commitment, nonceId: d.nonceId };
+    };
+    const [m] = (await s1.commitments(info.keyId, 1)).map(dc);
+    const [o] = (await s2.commitments(info.keyId, 1)).map(dc);
+    const req = encodeSignRequest({ suite, sessionId: new Uint8Array(16).fill(9), keyId: info.keyId, epoch: 0, intent: intentFor(c.requester, 'ed25519', info.keyId, new Uint8Array([1])), commitments: [m!, o!] });
+    for (let i = 0; i < 6; i++) await s1.sign(req);
+    // The budget (2/min) is untouched but for the one real use: one more new request passes, the next is limited.
+    const fresh = async () => {
+      const [m2] = (await s1.commitments(info.keyId, 1)).map(dc);
+      const [o2] = (await s2.commitments(info.keyId, 1)).map(dc);
+      return s1.sign(encodeSignRequest({ suite, sessionId: new Uint8Array(16).fill(3), keyId: info.keyId, epoch: 0, intent: intentFor(c.requester, 'ed25519', info.keyId, new Uint8Array([2])), commitments: [m2!, o2!] }));
+    };
+    await fresh();
+    await expect(fresh()).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+  });
+});
+
+describe('coordinator: results and blame', () => {
+  it('a request id is bound to its intent: another intent under the same id is refused; another requester has its own ids', async () => {
+    const other = ParticipantIdentity.generate('wallet-api');
+    const c = await cluster(3);
+    const info = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2 });
+    const id = new Uint8Array(16).fill(0x33);
+    const intentA = intentFor(c.requester, 'ed25519', info.keyId, new Uint8Array([1]), id);
+    const a = await c.coordinator.sign(intentA);
+    await expect(c.coordinator.sign(intentFor(c.requester, 'ed25519', info.keyId, new Uint8Array([2]), id))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    // A stranger reusing the id does not get the stored signature (it is refused by policy instead).
+    await expect(c.coordinator.sign(intentFor(other, 'ed25519', info.keyId, new Uint8Array([2]), id))).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+    const again = await c.coordinator.sign(intentA);
+    expect(toHex(again.signature)).toBe(toHex(a.signature));
+  });
+
+  it('one participant accusing another in a DKG abort does not get it blamed', async () => {
+    const c = await cluster(3);
+    c.tamper.set('signer-1', (r, task) => (task.body === 'dkgStart' ? { taskId: r.taskId, body: 'error', error: { code: 'BAD_SHARE', message: 'framed', culprits: ['signer-3'] } } : r));
+    await expect(c.coordinator.keygen({ suite: 'ed25519', threshold: 2 })).rejects.toMatchObject({ code: 'BAD_SHARE', culprits: [] });
   });
 });

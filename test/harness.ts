@@ -89,6 +89,7 @@ export async function startCluster(n: number): Promise<TestCluster> {
   const { Coordinator } = loadTessera();
   const client = new Coordinator(address, channelCredentials(pki.certs.client));
   const call = <Res,>(method: string, req: unknown, deadlineMs = 20_000) => unary<unknown, Res>(client, method, req, { deadlineMs });
+  const intents = new Map<string, Uint8Array>();
   const cluster: TestCluster = {
     dir,
     address,
@@ -138,7 +139,11 @@ export async function startCluster(n: number): Promise<TestCluster> {
       return call('Keygen', { suite: getSuite(suite).wireId, threshold, participants });
     },
     async sign(suite, keyId, message, opts = {}) {
-      const intentBytes = createSignIntent(requester, { suite: getSuite(suite), keyId, message, requestId: opts.requestId ?? new Uint8Array(randomBytes(16)), notAfter: Date.now() + 60_000 });
+      // A retry (same request id) resends the very same signed intent, as a real client does.
+      const rid = opts.requestId ?? new Uint8Array(randomBytes(16));
+      const cacheKey = `${keyId}/${toHex(rid)}`;
+      const intentBytes = intents.get(cacheKey) ?? createSignIntent(requester, { suite: getSuite(suite), keyId, message, requestId: rid, notAfter: Date.now() + 60_000 });
+      intents.set(cacheKey, intentBytes);
       return call('Sign', { intent: decodeMessage('Envelope', intentBytes), signers: opts.signers ?? [] });
     },
     async stop() {

@@ -28,6 +28,9 @@ export async function sign(c: Client, opts: { key: string; message?: string; mes
   if (!info) throw new CliError('NOT_FOUND', `no key ${opts.key}`);
   const intent = createSignIntent(c.requester, { suite: getSuite(info.suite as SuiteId), keyId: info.keyId, message, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 120_000 });
   const r = await c.call<{ keyId: string; signature: Uint8Array; signers: string[]; publicKey: Uint8Array }>('Sign', { intent: decodeMessage('Envelope', intent), signers: opts.signers ?? [] });
+  // The coordinator is untrusted: check what it returns against the key and the message we sent.
+  if (toHex(r.publicKey) !== info.publicKey || !getSuite(info.suite as SuiteId).verify(r.signature, message, fromHex(info.publicKey)))
+    throw new CliError('SIGNATURE_INVALID', 'the coordinator returned a signature that does not verify for this key and message');
   return { keyId: r.keyId, signature: toHex(r.signature), signers: r.signers, publicKey: toHex(r.publicKey) };
 }
 

@@ -46,11 +46,15 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
   const pki = await createDevPki(join(dir, 'pki'), ['coordinator', 'client', ...ids]);
   const req = requester(dir);
   const coordCfg = join(dir, 'coordinator.json');
-  writeFileSync(coordCfg, JSON.stringify({ dataDir: join(dir, 'coordinator'), port: opts.port, kekFile: kekFile(dir, 'coordinator'), tls: pki.certs.coordinator }, null, 2));
+  // Only the dev signers may link as participants (the client certificate cannot join a DKG).
+  const coordinatorConfig = (port: number) => JSON.stringify({ dataDir: join(dir, 'coordinator'), port, kekFile: kekFile(dir, 'coordinator'), tls: pki.certs.coordinator, participants: ids }, null, 2);
+  writeFileSync(coordCfg, coordinatorConfig(opts.port));
   const children: Child[] = [{ name: 'coordinator', args: [bin('@tessera/coordinator'), '--config', coordCfg], restarts: 0 }];
   let stopping = false;
-  const launch = (c: Child) =>
+  /** Starts a child; resolves on its ready line, rejects if it exits before. A crash later is restarted. */
+  const launch = (c: Child): Promise<void> =>
     new Promise<void>((ready, fail) => {
+      let isReady = false;
       const p = spawn(process.execPath, c.args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TESSERA_LOG_LEVEL: process.env.TESSERA_LOG_LEVEL ?? 'warn' } });
       c.proc = p;
       createInterface({ input: p.stdout! }).once('line', (l) => {
@@ -59,14 +63,18 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
         } catch {
           // not a ready line
         }
+        isReady = true;
         ready();
       });
       p.once('exit', (code, signal) => {
         if (stopping) return;
-        say(`${c.name} exited (${signal ?? code}); restarting`);
+        if (!isReady) return fail(new Error(`${c.name} exited before it was ready (${signal ?? code})`));
         c.restarts++;
-        if (c.restarts > 20) return fail(new Error(`${c.name} keeps crashing`));
-        setTimeout(() => void launch(c).catch(() => {}), Math.min(5000, 200 * c.restarts));
+        if (c.restarts > 20) return say(`${c.name} keeps crashing; not restarting it again`);
+        say(`${c.name} exited (${signal ?? code}); restarting`);
+        setTimeout(() => {
+          launch(c).catch((e: Error) => say(`${c.name} failed to restart: ${e.message}`));
+        }, Math.min(5000, 200 * c.restarts));
       });
     });
   const coordinator = children[0] as Child;
@@ -74,7 +82,7 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
   const port = Number(coordinator.info?.port ?? opts.port);
   if (opts.port === 0) {
     // Keep the chosen port across supervisor restarts so signers find the coordinator again.
-    writeFileSync(coordCfg, JSON.stringify({ dataDir: join(dir, 'coordinator'), port, kekFile: kekFile(dir, 'coordinator'), tls: pki.certs.coordinator }, null, 2));
+    writeFileSync(coordCfg, coordinatorConfig(port));
   }
   const address = `localhost:${port}`;
   say(`coordinator listening on ${address} (pid ${coordinator.proc?.pid})`);

@@ -12,5 +12,7 @@ export const CoordinatorConfigSchema = z.object({
   tls: z.object({ ca: z.string(), cert: z.string(), key: z.string() }).optional(),
   metricsPort: z.number().int().min(0).max(65535).default(0),
   taskTimeoutMs: z.number().int().min(100).default(15_000),
+  /** Participant ids allowed to link; unset = any participant with a valid certificate. */
+  participants: z.array(z.string().min(1)).optional(),
 });
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;

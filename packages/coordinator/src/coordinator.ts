@@ -112,6 +112,8 @@ export class Coordinator {
   readonly #onEvent: (e: CoordinatorEvent) => void;
   readonly #participants = new Map<string, ParticipantHandle>();
   readonly #keys = new Map<string, KeyRecord>();
+  /** Participants ever linked or in a stored key's roster (to tell "unknown" from "offline"). */
+  readonly #known = new Set<string>();
   readonly #pools = new Map<string, Pooled[]>();
   readonly #refills = new Map<string, Promise<void>>();
   readonly startedAt: number;
@@ -135,12 +137,14 @@ export class Coordinator {
     for await (const [, v] of this.#store.iterate('key/')) {
       const rec = decodeKeyRecord(v);
       this.#keys.set(rec.keyId, rec);
+      for (const r of rec.key.roster) this.#known.add(r.id);
     }
   }
 
   /** Registers a (re)connected participant; its old pooled commitments are dropped. */
   register(p: ParticipantHandle): void {
     this.#participants.set(p.info.id, p);
+    this.#known.add(p.info.id);
     for (const k of [...this.#pools.keys()]) if (k.startsWith(`${p.info.id}/`)) this.#pools.delete(k);
   }
 
@@ -196,6 +200,8 @@ export class Coordinator {
     try {
       const suite = getSuite(req.suite);
       const ids = req.participants && req.participants.length ? [...new Set(req.participants)] : this.connected();
+      const unknown = ids.filter((id) => !this.#known.has(id));
+      if (unknown.length) throw new CoordinatorError('INVALID_ARGUMENT', `unknown participant: ${unknown.join(', ')}`);
       const missing = ids.filter((id) => !this.#participants.has(id));
       if (missing.length) throw new CoordinatorError('UNAVAILABLE', `not connected: ${missing.join(', ')}`);
       if (ids.length < 2) throw new CoordinatorError('INVALID_ARGUMENT', `DKG needs at least 2 participants, ${ids.length} given`);
@@ -204,11 +210,11 @@ export class Coordinator {
       const handles = ids.map((id) => this.#participants.get(id) as ParticipantHandle);
       const params = encodeDkgParams({ suite, sessionId: this.#rng(32), threshold: req.threshold, participants: handles.map((h) => h.info) });
       progress?.('round 1');
-      let envelopes = await this.#all(handles, { body: 'dkgStart', dkgStart: { params } }, 'envelope');
+      let envelopes = await this.#all(handles, { body: 'dkgStart', dkgStart: { params } }, 'envelope', undefined, PayloadKind.DKG_ROUND1);
       const sessionHash = dkgSessionHashOfParams(params);
       for (const round of [1, 2] as const) {
         progress?.(round === 1 ? 'round 2' : 'confirmation');
-        envelopes = await this.#all(handles, { body: 'dkgBundle', dkgBundle: { sessionHash, round, envelopes: envelopes.map((e) => e.envelope as Uint8Array) } }, 'envelope', sessionHash);
+        envelopes = await this.#all(handles, { body: 'dkgBundle', dkgBundle: { sessionHash, round, envelopes: envelopes.map((e) => e.envelope as Uint8Array) } }, 'envelope', sessionHash, round === 1 ? PayloadKind.DKG_ROUND2 : PayloadKind.DKG_CONFIRM);
       }
       progress?.('finalising');
       const done = await this.#all(handles, { body: 'dkgBundle', dkgBundle: { sessionHash, round: 3, envelopes: envelopes.map((e) => e.envelope as Uint8Array) } }, 'dkgDone', sessionHash);
@@ -245,22 +251,45 @@ export class Coordinator {
   }
 
   /** Sends one task to every handle; all must succeed with a result of `want`. On failure, aborts the DKG everywhere. */
-  async #all(handles: ParticipantHandle[], task: Omit<LinkTask, 'taskId'>, want: 'envelope' | 'dkgDone', sessionHash?: Uint8Array): Promise<LinkResult[]> {
+  async #all(handles: ParticipantHandle[], task: Omit<LinkTask, 'taskId'>, want: 'envelope' | 'dkgDone', sessionHash?: Uint8Array, kind?: PayloadKind): Promise<LinkResult[]> {
     const results = await Promise.allSettled(handles.map((h) => h.call(task, this.#timeout)));
-    const failures: { id: string; code: string; message: string; culprits: readonly string[] }[] = [];
+    // `proven`: the coordinator saw the misbehaviour itself (a wrong answer, an envelope not
+    // signed by its sender). `culprits`: what a participant reports, which we cannot check.
+    const failures: { id: string; code: string; message: string; culprits: readonly string[]; proven?: boolean }[] = [];
     const out: LinkResult[] = [];
     results.forEach((r, i) => {
-      const id = (handles[i] as ParticipantHandle).info.id;
-      if (r.status === 'rejected') failures.push({ id, code: 'UNAVAILABLE', message: `${id} did not answer`, culprits: [] });
-      else if (r.value.body === 'error' || r.value.error) failures.push({ id, code: r.value.error?.code ?? 'INTERNAL', message: r.value.error?.message ?? '', culprits: r.value.error?.culprits ?? [] });
-      else if (r.value.body !== want) failures.push({ id, code: 'UNEXPECTED_MESSAGE', message: `${id} answered ${r.value.body}`, culprits: [id] });
-      else out.push(r.value);
+      const h = handles[i] as ParticipantHandle;
+      const id = h.info.id;
+      if (r.status === 'rejected') return void failures.push({ id, code: 'UNAVAILABLE', message: `${id} did not answer`, culprits: [] });
+      const v = r.value;
+      if (v.body === 'error' || v.error) {
+        const code = typeof v.error?.code === 'string' && /^[A-Z][A-Z_]{1,39}$/.test(v.error.code) ? v.error.code : 'INTERNAL';
+        const culprits = Array.isArray(v.error?.culprits) ? v.error.culprits.filter((c) => typeof c === 'string' && handles.some((x) => x.info.id === c)) : [];
+        return void failures.push({ id, code, message: String(v.error?.message ?? '').slice(0, 300), culprits });
+      }
+      if (v.body !== want) return void failures.push({ id, code: 'UNEXPECTED_MESSAGE', message: `${id} answered ${String(v.body)}`, culprits: [id], proven: true });
+      if (kind !== undefined) {
+        try {
+          const env = openEnvelope(v.envelope as Uint8Array, kind);
+          if (!equalBytes(env.sender, h.info.signKey)) throw new CoordinatorError('BAD_SIGNATURE', 'signed by another key');
+        } catch (e) {
+          return void failures.push({ id, code: 'UNEXPECTED_MESSAGE', message: `${id} sent an invalid round message (${codeOf(e)})`, culprits: [id], proven: true });
+        }
+      }
+      out.push(v);
     });
     if (failures.length) {
       if (sessionHash) void Promise.allSettled(handles.map((h) => h.call({ body: 'dkgAbort', dkgAbort: { sessionHash, reason: failures[0]?.code ?? '' } }, this.#timeout)));
-      const culprits = [...new Set(failures.flatMap((f) => f.culprits))];
-      const f = failures[0] as (typeof failures)[number];
-      throw new CoordinatorError(f.code, `DKG aborted: ${failures.map((x) => `${x.id}: ${x.code} ${x.message}`).join('; ')}`, culprits);
+      // Blame needs proof. What the coordinator saw itself names the participant. A participant's
+      // report cannot be checked here, so a reported culprit is named only when at least two
+      // different participants report it (one liar cannot frame an honest participant); with
+      // two participants, the other's word is all there is.
+      const reports = new Map<string, Set<string>>();
+      for (const f of failures) for (const c of f.culprits) if (c !== f.id) reports.set(c, (reports.get(c) ?? new Set()).add(f.id));
+      const needed = handles.length > 2 ? 2 : 1;
+      const culprits = new Set([...failures.filter((f) => f.proven).map((f) => f.id), ...[...reports].filter(([, by]) => by.size >= needed).map(([c]) => c)]);
+      const f = failures.find((x) => x.proven) ?? (failures[0] as (typeof failures)[number]);
+      throw new CoordinatorError(f.code, `DKG aborted: ${failures.map((x) => `${x.id}: ${x.code} ${x.message}`).join('; ')}`, [...culprits]);
     }
     return out;
   }
@@ -280,9 +309,17 @@ export class Coordinator {
       keyId = intent.keyId;
       const rec = this.key(intent.keyId);
       if (rec.key.suite.id !== intent.suite.id) throw new CoordinatorError('WRONG_SUITE', `key ${rec.keyId} is ${rec.key.suite.id}`);
-      const resultKey = `result/${toHex(intent.requestId)}`;
+      // Results are kept per (requester, request id) and bound to the exact intent: a retry of the
+      // same intent gets the stored signature; the same id with another intent is refused.
+      const resultKey = `result/${toHex(intent.requester)}/${toHex(intent.requestId)}`;
+      const intentDigest = sha256(openEnvelope(intentBytes, PayloadKind.SIGN_INTENT).payload);
       const prior = await this.#store.get(resultKey);
-      if (prior) return decodeResult(prior);
+      if (prior) {
+        const stored = decodeResult(prior);
+        if (!equalBytes(stored.intentDigest, intentDigest))
+          throw new CoordinatorError('INVALID_ARGUMENT', `request id ${toHex(intent.requestId).slice(0, 16)}… was already used for another intent`);
+        return stored.result;
+      }
       const excluded = new Map<string, string>();
       while (attempts < this.#maxAttempts) {
         attempts++;
@@ -296,7 +333,7 @@ export class Coordinator {
         try {
           const result = await this.#attempt(rec, intentBytes, intent.message, quorum, excluded);
           const out: SignResult = { keyId: rec.keyId, signature: result.signature, signers: quorum, publicKey: groupPublicKey(rec.key), requestId: intent.requestId };
-          await this.#store.put(resultKey, encodeResult(out), { sync: true });
+          await this.#store.put(resultKey, encodeResult(out, intentDigest), { sync: true });
           await this.audit.append({ type: 'sign', data: { keyId, requestId: toHex(intent.requestId), signers: quorum.join(','), attempts } });
           this.#onEvent({ type: 'sign', keyId, ok: true, ms: this.#clock() - t0, attempts });
           return out;
@@ -420,12 +457,12 @@ function codeOf(e: unknown): string {
   return typeof c === 'string' ? c : 'INTERNAL';
 }
 
-function encodeResult(r: SignResult): Uint8Array {
-  return encodeMessage('SignResultRecord', { version: FORMAT_VERSION, keyId: r.keyId, signature: r.signature, signers: r.signers, publicKey: r.publicKey, requestId: r.requestId });
+function encodeResult(r: SignResult, intentDigest: Uint8Array): Uint8Array {
+  return encodeMessage('SignResultRecord', { version: FORMAT_VERSION, keyId: r.keyId, signature: r.signature, signers: r.signers, publicKey: r.publicKey, requestId: r.requestId, intentDigest });
 }
 
-function decodeResult(b: Uint8Array): SignResult {
+function decodeResult(b: Uint8Array): { result: SignResult; intentDigest: Uint8Array } {
   const w = decodeMessage('SignResultRecord', b);
   if (w.version !== FORMAT_VERSION) throw new CoordinatorError('STORE_CORRUPT', `stored result has unsupported version ${w.version}`);
-  return { keyId: w.keyId, signature: w.signature, signers: w.signers, publicKey: w.publicKey, requestId: w.requestId };
+  return { result: { keyId: w.keyId, signature: w.signature, signers: w.signers, publicKey: w.publicKey, requestId: w.requestId }, intentDigest: w.intentDigest };
 }

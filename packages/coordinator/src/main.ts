@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   new Gauge({ name: 'tessera_participants_connected', help: 'participants linked', registers: [registry], collect() { this.set(coordinator.connected().length); } });
   await coordinator.load();
   const metrics = await startMetricsServer(registry, { port: cfg.metricsPort });
-  const server = await startCoordinatorServer({ coordinator, host: cfg.host, port: cfg.port, credentials: serverCredentials(cfg.tls), requirePeerName: !!cfg.tls, log, metricsUrl: metrics.url });
+  const server = await startCoordinatorServer({ coordinator, host: cfg.host, port: cfg.port, credentials: serverCredentials(cfg.tls), requirePeerName: !!cfg.tls, ...(cfg.participants ? { participants: cfg.participants } : {}), log, metricsUrl: metrics.url });
   log.info({ port: server.port, pid: process.pid, metrics: metrics.url }, 'coordinator serving');
   process.stdout.write(JSON.stringify({ ready: true, port: server.port, pid: process.pid, metricsUrl: metrics.url }) + '\n');
   onShutdown(async () => {

@@ -18,6 +18,7 @@ import {
 } from '@tessera/core';
 import {
   TesseraRuntimeError,
+  toServiceError,
   grpc,
   handleUnary,
   loadTessera,
@@ -33,6 +34,8 @@ export interface CoordinatorServerOptions {
   host?: string;
   port: number;
   credentials: grpc.ServerCredentials;
+  /** If set, only these participant ids may link (an API client's certificate cannot join DKGs). */
+  participants?: readonly string[];
   /** With mTLS: a participant's certificate CN must equal its participant id. */
   requirePeerName?: boolean;
   log?: Logger;
@@ -80,6 +83,7 @@ function participantLink(opts: CoordinatorServerOptions) {
     };
     call.write({ challenge: { nonce, coordinator: 'tessera' } });
     call.on('data', (msg: LinkUpMsg) => {
+      if (closed) return;
       try {
         if (!handle) {
           const h = msg.hello;
@@ -87,6 +91,8 @@ function participantLink(opts: CoordinatorServerOptions) {
           const info = participantFromWire(h.participant);
           if (!verifyParticipantSignature(info.signKey, concatBytes(utf8ToBytes(LINK_DST), nonce), h.signature))
             throw new TesseraRuntimeError('UNAUTHENTICATED', `hello of ${info.id} is not signed by its key`);
+          if (opts.participants && !opts.participants.includes(info.id))
+            throw new TesseraRuntimeError('UNAUTHENTICATED', `${info.id} is not an allowed participant`);
           if (opts.requirePeerName) {
             const cn = peerCommonName(call);
             if (cn !== info.id) throw new TesseraRuntimeError('UNAUTHENTICATED', `certificate CN ${cn ?? '(none)'} does not match participant ${info.id}`);
@@ -123,7 +129,7 @@ function participantLink(opts: CoordinatorServerOptions) {
         p.resolve(r);
       } catch (e) {
         log?.warn({ err: (e as Error).message }, 'participant link refused');
-        call.emit('error', e);
+        call.emit('error', toServiceError(e));
         close('refused');
         call.end();
       }
@@ -175,7 +181,6 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
             pooledCommitments: coordinator.poolSize(id),
             metricsUrl: h?.metricsUrl ?? '',
             pid: h?.pid ?? 0,
-            lastSeen: h ? Date.now() : 0,
           };
         }),
       };

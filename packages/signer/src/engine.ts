@@ -39,7 +39,7 @@ import {
   type ParticipantIdentity,
   type Rng,
 } from '@tessera/core';
-import { AuditLog, NonceLedger, ShareVault, summarizeAudit, type SealedKV } from '@tessera/store';
+import { AuditLog, KeyedMutex, NonceLedger, ShareVault, summarizeAudit, type SealedKV } from '@tessera/store';
 import { randomBytes } from 'node:crypto';
 import { PolicyEngine, type Policy } from './policy.js';
 import type { LinkResult, LinkTask, TaskError } from '@tessera/core';
@@ -88,7 +88,8 @@ export class SignerEngine {
   readonly #maxFresh: number;
   readonly #maxAttempts: number;
   readonly #onEvent: (e: SignerEvent) => void;
-  readonly #dkg = new Map<string, { state: DkgState; params: Uint8Array }>();
+  readonly #dkg = new Map<string, { state: DkgState }>();
+  readonly #attempts = new KeyedMutex();
   readonly #keys = new Map<string, KeyShareRecord>();
 
   constructor(opts: SignerEngineOptions) {
@@ -149,7 +150,7 @@ export class SignerEngine {
         case 'dkgBundle':
           return { taskId, ...(await this.#dkgBundle(task.dkgBundle)) };
         case 'dkgAbort':
-          if (task.dkgAbort) this.#dkg.delete(toHex(task.dkgAbort.sessionHash));
+          if (task.dkgAbort) this.#dkg.delete(toHex(asBytes(task.dkgAbort.sessionHash, 'session hash')));
           return { taskId, body: 'ok', ok: true };
         case 'commit':
           return { taskId, body: 'commitments', commitments: { envelopes: await this.commitments(task.commit?.keyId ?? '', task.commit?.count ?? 0) } };
@@ -179,7 +180,7 @@ export class SignerEngine {
     const { state, round1 } = startDkg(cfg, this.identity, this.#rng);
     const key = toHex(state.sessionHash);
     if (this.#dkg.has(key)) throw new SignerError('UNEXPECTED_MESSAGE', 'DKG session already started');
-    this.#dkg.set(key, { state, params: paramsBytes as Uint8Array });
+    this.#dkg.set(key, { state });
     return round1;
   }
 
@@ -188,6 +189,7 @@ export class SignerEngine {
     const sk = toHex(asBytes(b.sessionHash, 'session hash'));
     const entry = this.#dkg.get(sk);
     if (!entry) throw new SignerError('NOT_FOUND', 'no such DKG session on this node');
+    if (!Array.isArray(b.envelopes)) throw new SignerError('INVALID_ARGUMENT', 'DKG bundle: envelopes must be a list');
     const envelopes = b.envelopes.map((e) => asBytes(e, 'envelope'));
     try {
       if (b.round === 1 && entry.state instanceof DkgAwaitingRound1) {
@@ -231,8 +233,11 @@ export class SignerEngine {
       const { nonces, commitment } = commit(rec.share, this.#rng);
       const nonceId = `${keyId}.${toHex(this.#rng(12))}`;
       const secret = nonces.exportSecret();
-      await this.ledger.addFresh(nonceId, secret);
-      secret.fill(0);
+      try {
+        await this.ledger.addFresh(nonceId, secret);
+      } finally {
+        secret.fill(0);
+      }
       out.push(signEnvelope(this.identity, PayloadKind.SIGNING_COMMITMENT, encodeCommitment(rec.key.suite, commitment, new TextEncoder().encode(nonceId))));
     }
     this.#onEvent({ type: 'commitments', keyId, count: out.length });
@@ -247,27 +252,41 @@ export class SignerEngine {
   async sign(requestBytes: Uint8Array): Promise<Uint8Array> {
     const req = decodeSignRequest(requestBytes);
     const keyId = req.keyId;
+    let ownNonce: string | undefined;
     try {
       const rec = await this.key(req.keyId);
+      const mine = req.commitments.filter((c) => c.identifier === rec.share.identifier);
+      if (mine.length !== 1) throw new SignerError('INVALID_ARGUMENT', 'the commitment list does not carry exactly one commitment of this node');
+      const nonceId = new TextDecoder().decode((mine[0] as (typeof mine)[number]).nonceId);
+      if (!nonceId.startsWith(`${req.keyId}.`)) throw new SignerError('INVALID_ARGUMENT', 'the nonce belongs to another key');
+      ownNonce = nonceId;
       if (rec.key.suite.id !== req.suite.id) throw new SignerError('WRONG_SUITE', `key ${req.keyId} is ${rec.key.suite.id}, request is ${req.suite.id}`);
       if (req.epoch !== rec.epoch) throw new SignerError('INVALID_ARGUMENT', `request is for epoch ${req.epoch}, this node holds epoch ${rec.epoch}`);
       const intent = openSignIntent(req.intent, rec.key.suite);
       if (intent.keyId !== req.keyId) throw new SignerError('POLICY_DENIED', 'the intent authorises another key');
       const rule = this.#policy.authorise(intent, req.keyId);
-      const mine = req.commitments.filter((c) => c.identifier === rec.share.identifier);
-      if (mine.length !== 1) throw new SignerError('INVALID_ARGUMENT', 'the commitment list does not carry exactly one commitment of this node');
-      const nonceId = new TextDecoder().decode((mine[0] as (typeof mine)[number]).nonceId);
-      if (!nonceId.startsWith(`${req.keyId}.`)) throw new SignerError('INVALID_ARGUMENT', 'the nonce belongs to another key');
-      await this.#countAttempt(intent.requestId, nonceId);
-      const share = await this.ledger.consume(nonceId, req.digest, (secret) => {
-        const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret);
-        return signShare(rec.share, rec.key, nonces, req.commitments, intent.message);
+      // Serialise per (requester, request id): concurrent tasks cannot overrun the attempt bound.
+      const share = await this.#attempts.run(`${toHex(intent.requester)}/${toHex(intent.requestId)}`, async () => {
+        const fresh = (await this.ledger.status(nonceId)).state === 'fresh';
+        if (fresh) {
+          await this.#countAttempt(intent.requester, intent.requestId, nonceId);
+          // Rate tokens are spent only on work that uses a nonce, never on cached retries.
+          this.#policy.spendRateToken(rule);
+        }
+        return this.ledger.consume(nonceId, req.digest, (secret) => {
+          const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret);
+          return signShare(rec.share, rec.key, nonces, req.commitments, intent.message);
+        });
       });
       await this.audit.append({ type: 'sign', actor: rule.id, data: { keyId, requestId: toHex(intent.requestId), nonce: nonceId, digest: toHex(req.digest) } });
       this.#onEvent({ type: 'sign', keyId, result: 'ok' });
       const payload = encodeSignatureShare(rec.key.suite, { sessionId: req.sessionId, identifier: rec.share.identifier, share, requestDigest: req.digest });
       return signEnvelope(this.identity, PayloadKind.SIGNATURE_SHARE, payload);
     } catch (e) {
+      // A refused request burns the nonce it named (the coordinator has handed its commitment
+      // out); discarding it keeps refusals from filling the fresh-nonce cap. A consumed record
+      // is never discarded, so replays still fail with NONCE_REUSED.
+      if (ownNonce) await this.ledger.discard(ownNonce).catch(() => false);
       const err = toTaskError(e);
       await this.audit.append({ type: 'refusal', actor: this.id, data: { keyId, code: err.code, reason: err.message.slice(0, 200) } }).catch(() => {});
       this.#onEvent({ type: 'refusal', keyId, code: err.code });
@@ -276,11 +295,12 @@ export class SignerEngine {
   }
 
   /**
-   * Bounds how many distinct nonces one request id may consume: a coordinator that retries with
-   * new quorums gets a few attempts; one replaying an intent forever does not.
+   * Bounds how many distinct nonces one request may consume: a coordinator that retries with new
+   * quorums gets a few attempts; one replaying an intent does not get unbounded signatures.
+   * Callers hold the per-request mutex.
    */
-  async #countAttempt(requestId: Uint8Array, nonceId: string): Promise<void> {
-    const k = `attempts/${toHex(requestId)}`;
+  async #countAttempt(requester: Uint8Array, requestId: Uint8Array, nonceId: string): Promise<void> {
+    const k = `attempts/${toHex(requester)}/${toHex(requestId)}`;
     const prev = await this.#store.get(k);
     const list = prev ? new TextDecoder().decode(prev).split(',') : [];
     if (list.includes(nonceId)) return;
@@ -296,10 +316,12 @@ function asBytes(b: unknown, what: string): Uint8Array {
   return b;
 }
 
-/** Maps any failure to the wire error shape, without leaking unknown errors' messages. */
+/**
+ * Maps any failure to the wire error shape. Only Tessera's own errors (a stable code and a
+ * culprits list: core, store, policy, engine) keep their message; anything else — a Node or
+ * LevelDB error that might carry paths or values — becomes INTERNAL with no message.
+ */
 export function toTaskError(e: unknown): TaskError {
-  const x = e as { code?: unknown; message?: unknown; culprits?: unknown };
-  if (e instanceof Error && typeof x.code === 'string' && /^[A-Z_]+$/.test(x.code))
-    return { code: x.code, message: String(x.message), culprits: Array.isArray(x.culprits) ? x.culprits.map(String) : [] };
+  if (isTesseraError(e) && /^[A-Z_]+$/.test(e.code)) return { code: e.code, message: e.message, culprits: [...e.culprits].map(String) };
   return { code: 'INTERNAL', message: 'internal error', culprits: [] };
 }

@@ -49,26 +49,29 @@ export class PolicyEngine {
     this.#rules = policy.requesters.map((rule) => ({ rule, key: fromHex(rule.publicKey, `requester ${rule.id} key`) }));
   }
 
-  /** The rule that authorises `intent` for `keyId`, or a {@link PolicyRefusal}. Consumes a rate token. */
+  /**
+   * The rule that authorises `intent` for `keyId`, or a {@link PolicyRefusal}. Does not spend a
+   * rate token: call {@link spendRateToken} once the request is about to use a nonce.
+   */
   authorise(intent: OpenedIntent, keyId: string): RequesterRule {
     const match = this.#rules.find((r) => equalBytes(r.key, intent.requester));
     if (!match) throw new PolicyRefusal('UNKNOWN_REQUESTER', `requester ${toHex(intent.requester).slice(0, 16)}… is not in this signer's policy`);
     const { rule } = match;
     if (!rule.keys.includes('*') && !rule.keys.includes(keyId))
       throw new PolicyRefusal('KEY_NOT_ALLOWED', `requester ${rule.id} may not use key ${keyId}`);
-    const now = this.clock();
-    if (intent.notAfter < now) throw new PolicyRefusal('EXPIRED', `intent of ${rule.id} expired`);
-    if (rule.perMinute && rule.perMinute > 0) {
-      const b = this.#buckets.get(rule.id) ?? { tokens: rule.perMinute, at: now };
-      b.tokens = Math.min(rule.perMinute, b.tokens + ((now - b.at) / 60_000) * rule.perMinute);
-      b.at = now;
-      if (b.tokens < 1) {
-        this.#buckets.set(rule.id, b);
-        throw new PolicyRefusal('RATE_LIMITED', `requester ${rule.id} exceeded ${rule.perMinute} signatures per minute`);
-      }
-      b.tokens -= 1;
-      this.#buckets.set(rule.id, b);
-    }
+    if (intent.notAfter < this.clock()) throw new PolicyRefusal('EXPIRED', `intent of ${rule.id} expired`);
     return rule;
+  }
+
+  /** Takes one token from the rule's per-minute bucket, or refuses with RATE_LIMITED. */
+  spendRateToken(rule: RequesterRule): void {
+    if (!rule.perMinute || rule.perMinute <= 0) return;
+    const now = this.clock();
+    const b = this.#buckets.get(rule.id) ?? { tokens: rule.perMinute, at: now };
+    b.tokens = Math.min(rule.perMinute, b.tokens + ((now - b.at) / 60_000) * rule.perMinute);
+    b.at = now;
+    this.#buckets.set(rule.id, b);
+    if (b.tokens < 1) throw new PolicyRefusal('RATE_LIMITED', `requester ${rule.id} exceeded ${rule.perMinute} signatures per minute`);
+    b.tokens -= 1;
   }
 }

@@ -651,6 +651,10 @@ export const descriptor = {
                 "requestId": {
                   "type": "bytes",
                   "id": 6
+                },
+                "intentDigest": {
+                  "type": "bytes",
+                  "id": 7
                 }
               }
             },

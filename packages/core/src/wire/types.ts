@@ -36,7 +36,7 @@ export interface WireSignatureShare { header: WireHeader; sessionId: Uint8Array;
 export interface WireKeyShareRecord { header: WireHeader; keyId: string; epoch: number; threshold: number; participants: WireParticipantInfo[]; public: WireKeyPublic; identifier: Uint8Array; signingShare: Uint8Array; transcriptHash: Uint8Array; createdAt: number }
 export interface WireKeyRecord { header: WireHeader; keyId: string; epoch: number; threshold: number; participants: WireParticipantInfo[]; public: WireKeyPublic; createdAt: number }
 export interface WireIdentityRecord { version: number; id: string; signSecret: Uint8Array; encSecret: Uint8Array }
-export interface WireSignResultRecord { version: number; keyId: string; signature: Uint8Array; signers: string[]; publicKey: Uint8Array; requestId: Uint8Array }
+export interface WireSignResultRecord { version: number; keyId: string; signature: Uint8Array; signers: string[]; publicKey: Uint8Array; requestId: Uint8Array; intentDigest: Uint8Array }
 
 export interface WireTypes {
   Header: WireHeader;
