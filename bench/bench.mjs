@@ -1,0 +1,158 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: Tessera's benchmarks. Prints a table and writes bench/results/latest.json,
+ * a list of rows {suite, t, n, name, opsPerSec, p50Ms, p99Ms, baselineName, ratio}. Every
+ * figure stands next to a baseline measured in the same run, because these machines are noisy.
+ *
+ * Options: --quick (fewer iterations), --suites ed25519,secp256k1-tr, --no-cluster.
+ */
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { schnorr } from '@noble/curves/secp256k1.js';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  ParticipantIdentity,
+  SigningSession,
+  commit,
+  getSuite,
+  groupPublicKey,
+  runLocalDkg,
+  signShare,
+} from '@tessera/core';
+import { startBenchCluster } from './cluster.mjs';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const suites = (args.includes('--suites') ? args[args.indexOf('--suites') + 1] : 'ed25519,secp256k1-tr').split(',');
+const withCluster = !args.includes('--no-cluster');
+const CONFIGS = [[2, 3], [3, 5], [7, 10]];
+
+/** Runs fn repeatedly for ~budgetMs (at least minIter times); returns per-op latencies in ms. */
+async function measure(fn, { budgetMs = quick ? 400 : 1500, minIter = 5, warmup = 3 } = {}) {
+  for (let i = 0; i < warmup; i++) await fn();
+  const lat = [];
+  const start = performance.now();
+  while (lat.length < minIter || performance.now() - start < budgetMs) {
+    const t = performance.now();
+    await fn();
+    lat.push(performance.now() - t);
+  }
+  return stats(lat, performance.now() - start);
+}
+
+function stats(lat, totalMs) {
+  const s = [...lat].sort((a, b) => a - b);
+  const q = (p) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
+  return { opsPerSec: (lat.length / totalMs) * 1000, p50Ms: q(0.5), p99Ms: q(0.99), n: lat.length };
+}
+
+const rows = [];
+function row(suite, t, n, name, m, baselineName, baseline) {
+  const r = {
+    suite, t, n, name,
+    opsPerSec: round(m.opsPerSec), p50Ms: round(m.p50Ms), p99Ms: round(m.p99Ms),
+    baselineName: baselineName ?? null,
+    // ratio: how many baseline operations one of this operation costs (time per op / baseline time per op).
+    ratio: baseline ? round(baseline.opsPerSec / m.opsPerSec) : null,
+    ...(m.errors && Object.keys(m.errors).length ? { errors: m.errors } : {}),
+  };
+  rows.push(r);
+  print(r);
+  return m;
+}
+const round = (x) => Math.round(x * 1000) / 1000;
+
+let printedHeader = false;
+function print(r) {
+  if (!printedHeader) {
+    console.log(['suite'.padEnd(13), 't-of-n'.padEnd(7), 'name'.padEnd(14), 'ops/s'.padStart(10), 'p50 ms'.padStart(9), 'p99 ms'.padStart(9), 'baseline'.padEnd(14), 'ratio'.padStart(8)].join(' '));
+    printedHeader = true;
+  }
+  console.log([r.suite.padEnd(13), `${r.t}-of-${r.n}`.padEnd(7), r.name.padEnd(14), r.opsPerSec.toFixed(1).padStart(10), r.p50Ms.toFixed(2).padStart(9), r.p99Ms.toFixed(2).padStart(9), (r.baselineName ?? '-').padEnd(14), (r.ratio === null ? '-' : `${r.ratio.toFixed(2)}×`).padStart(8), r.errors ? `errors ${JSON.stringify(r.errors)}` : ''].join(' '));
+}
+
+/** noble's own FROST flow in one process: t commits, t shares, each share verified, aggregate. */
+function nobleFlow(suite, pub, secrets, quorum, msg) {
+  const f = suite.frost;
+  const round1 = quorum.map((id) => f.commit(secrets[id]));
+  const list = round1.map((r) => r.commitments);
+  const shares = {};
+  quorum.forEach((id, i) => { shares[id] = f.signShare(secrets[id], pub, round1[i].nonces, list, msg); });
+  for (const id of quorum) if (!f.verifyShare(pub, list, msg, id, shares[id])) throw new Error('bad share');
+  return f.aggregate(pub, list, msg, shares);
+}
+
+/** The same work through Tessera's protocol path (core's commit/signShare/SigningSession). */
+function tesseraFlow(key, shares, quorum, msg) {
+  const nonces = new Map();
+  const list = [];
+  for (const id of quorum) {
+    const c = commit(shares.get(id));
+    nonces.set(id, c.nonces);
+    list.push(c.commitment);
+  }
+  const session = new SigningSession(key, msg, list);
+  const out = new Map(quorum.map((id) => [id, signShare(shares.get(id), key, nonces.get(id), list, msg)]));
+  return session.aggregate(out);
+}
+
+async function main() {
+  const msg = new Uint8Array(32).fill(7);
+  for (const suiteId of suites) {
+    const suite = getSuite(suiteId);
+    // Floors: single-party sign and verify on the suite's curve.
+    let floorSign, floorVerify;
+    if (suiteId === 'ed25519') {
+      const sk = ed25519.utils.randomSecretKey();
+      const pk = ed25519.getPublicKey(sk);
+      const sig = ed25519.sign(msg, sk);
+      floorSign = row(suiteId, 1, 1, 'floor-sign', await measure(() => ed25519.sign(msg, sk)));
+      floorVerify = row(suiteId, 1, 1, 'floor-verify', await measure(() => ed25519.verify(sig, msg, pk)));
+    } else {
+      const sk = schnorr.utils.randomSecretKey();
+      const pk = schnorr.getPublicKey(sk);
+      const sig = schnorr.sign(msg, sk);
+      floorSign = row(suiteId, 1, 1, 'floor-sign', await measure(() => schnorr.sign(msg, sk)));
+      floorVerify = row(suiteId, 1, 1, 'floor-verify', await measure(() => schnorr.verify(sig, msg, pk)));
+    }
+    void floorVerify;
+    for (const [t, n] of CONFIGS) {
+      const people = Array.from({ length: n }, (_, i) => ParticipantIdentity.generate(`p${i + 1}`));
+      const dkg = row(suiteId, t, n, 'dkg', await measure(() => runLocalDkg(suite, t, people), { budgetMs: quick ? 300 : 1500, minIter: quick ? 1 : 2, warmup: 1 }), 'floor-sign', floorSign);
+      void dkg;
+      const out = runLocalDkg(suite, t, people);
+      const key = out.get('p1').key;
+      const shares = new Map([...out].map(([id, o]) => [id, o.share]));
+      const secrets = Object.fromEntries([...out.values()].map((o) => [o.share.identifier, o.share.frostSecret()]));
+      const quorumIds = people.slice(0, t).map((p) => p.id);
+      const quorumIdentifiers = key.roster.filter((r) => quorumIds.includes(r.id)).map((r) => r.identifier);
+      const noble = row(suiteId, t, n, 'noble-flow', await measure(() => nobleFlow(suite, key.public, secrets, quorumIdentifiers, msg)), 'floor-sign', floorSign);
+      const tessera = row(suiteId, t, n, 'tessera-flow', await measure(() => tesseraFlow(key, shares, quorumIds, msg)), 'floor-sign', floorSign);
+      void noble;
+      if (withCluster && t === 2) {
+        const cluster = await startBenchCluster(n);
+        try {
+          const info = await cluster.keygen(suiteId, t);
+          for (const conc of [1, 8, 64]) {
+            const m = await cluster.throughput(suiteId, info.keyId, conc, quick ? 2000 : 5000);
+            row(suiteId, t, n, `cluster-c${conc}`, m, 'tessera-flow', tessera);
+          }
+        } finally {
+          await cluster.stop();
+        }
+      }
+      if (!suite.verify(tesseraFlow(key, shares, quorumIds, msg), msg, groupPublicKey(key))) throw new Error('benchmark produced an invalid signature');
+    }
+  }
+  const dir = fileURLToPath(new URL('./results/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(`${dir}latest.json`, JSON.stringify({ at: new Date().toISOString(), node: process.version, quick, rows }, null, 2) + '\n');
+  console.log(`\nwrote bench/results/latest.json (${rows.length} rows)`);
+}
+
+void randomBytes;
+main().catch((e) => {
+  console.error(`bench: ${e.stack ?? e}`);
+  process.exit(1);
+});
