@@ -118,6 +118,10 @@ describe('engines: DKG roster allowlist', () => {
     // signer-3 is not in signer-1's peer list: the DKG is refused before any round runs.
     await expect(c.coordinator.keygen({ suite: 'ed25519', threshold: 2 })).rejects.toMatchObject({ code: 'POLICY_DENIED' });
     expect(await strict.keys()).toEqual([]);
+    // The refused roster is on the record.
+    const entries = [];
+    for await (const e of strict.audit.entries()) entries.push(e);
+    expect(entries.some((e) => e.type === 'refusal' && e.data.what === 'keygen')).toBe(true);
     // With only known peers it takes part.
     const info = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2, participants: ['signer-1', 'signer-2'] });
     expect(await strict.keys()).toEqual([info.keyId]);

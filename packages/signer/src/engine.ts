@@ -146,7 +146,17 @@ export class SignerEngine {
     try {
       switch (task.body) {
         case 'dkgStart':
-          return { taskId, body: 'envelope', envelope: await this.#dkgStart(task.dkgStart?.params) };
+          try {
+            return { taskId, body: 'envelope', envelope: await this.#dkgStart(task.dkgStart?.params) };
+          } catch (e) {
+            // A refused DKG (policy, unknown roster) is a refusal like a refused signature.
+            const err = toTaskError(e);
+            if (err.code === 'POLICY_DENIED') {
+              await this.audit.append({ type: 'refusal', actor: this.id, data: { what: 'keygen', code: err.code, reason: err.message.slice(0, 200) } }).catch(() => {});
+              this.#onEvent({ type: 'refusal', keyId: '', code: err.code });
+            }
+            throw e;
+          }
         case 'dkgBundle':
           return { taskId, ...(await this.#dkgBundle(task.dkgBundle)) };
         case 'dkgAbort':
