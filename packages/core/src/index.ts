@@ -10,6 +10,7 @@ export * from './envelope.js';
 export * from './key.js';
 export * from './dkg.js';
 export * from './sign.js';
+export { prepareKey, prepareSession, FrostAggregateError, type PreparedKey, type PreparedSession } from './fast.js';
 export * from './local.js';
 export * from './records.js';
 export * from './intent.js';

@@ -4,7 +4,8 @@
  * Every aggregated signature is checked with the suite's plain single-party verifier before it
  * is returned.
  */
-import type { NonceCommitments, Nonces } from '@noble/curves/abstract/frost.js';
+import type { FrostSecret, NonceCommitments, Nonces } from '@noble/curves/abstract/frost.js';
+import { prepareKey, prepareSession, type PreparedKey, type PreparedSession } from './fast.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { equalBytes, fromHex, toHex, type Rng } from './bytes.js';
 import { ErrorCode, InvalidArgumentError, InvalidStateError, ProtocolError } from './errors.js';
@@ -107,12 +108,27 @@ export function signShare(share: KeyShare, key: GroupKey, nonces: SigningNonces,
   const taken = nonces.take();
   const secret = share.frostSecret();
   try {
-    return share.suite.frost.signShare(secret, key.public, taken, commitments as NonceCommitments[], message);
+    return prepareSession(preparedKey(key), commitments as NonceCommitments[], message).signShare(secret as FrostSecret, taken);
   } catch (e) {
     throw new ProtocolError(ErrorCode.INVALID_ARGUMENT, `refusing to sign: ${e instanceof Error ? e.message : 'invalid request'}`);
   } finally {
     secret.signingShare.fill(0);
   }
+}
+
+const prepared = new WeakMap<GroupKey, PreparedKey>();
+
+/**
+ * The key's points decoded and validated once (the fast path's per-key cache; keyed by the
+ * GroupKey object, which holders keep for the key's lifetime).
+ */
+export function preparedKey(key: GroupKey): PreparedKey {
+  let p = prepared.get(key);
+  if (!p) {
+    p = prepareKey(key.suite, key.public);
+    prepared.set(key, p);
+  }
+  return p;
 }
 
 /**
@@ -125,6 +141,7 @@ export class SigningSession {
   readonly commitments: readonly NonceCommitment[];
   /** Participant ids of the quorum, in identifier order. */
   readonly signers: readonly string[];
+  readonly #session: PreparedSession;
 
   constructor(key: GroupKey, message: Uint8Array, commitments: readonly NonceCommitment[]) {
     if (!(message instanceof Uint8Array)) throw new InvalidArgumentError('message must be bytes');
@@ -133,6 +150,12 @@ export class SigningSession {
     this.message = message.slice();
     this.commitments = commitments.map((c) => ({ identifier: c.identifier, hiding: c.hiding.slice(), binding: c.binding.slice() }));
     this.signers = key.roster.filter((r) => members.includes(r)).map((r) => r.id);
+    try {
+      // Every commitment decoded and validated once; binding factors and R computed once.
+      this.#session = prepareSession(preparedKey(key), this.commitments as NonceCommitments[], this.message);
+    } catch (e) {
+      throw new InvalidArgumentError(`invalid commitment list: ${e instanceof Error ? e.message : 'rejected'}`);
+    }
   }
 
   #entry(participantId: string): RosterEntry {
@@ -146,7 +169,7 @@ export class SigningSession {
     const r = this.#entry(participantId);
     if (!(share instanceof Uint8Array) || share.length !== this.key.suite.scalarBytes) return false;
     try {
-      return this.key.suite.frost.verifyShare(this.key.public, this.commitments as NonceCommitments[], this.message, r.identifier, share);
+      return this.#session.verifyShare(r.identifier, share);
     } catch {
       return false;
     }
@@ -181,7 +204,7 @@ export class SigningSession {
     for (const s of this.signers) byIdentifier[this.#entry(s).identifier] = shares.get(s) as Uint8Array;
     let sig: Uint8Array;
     try {
-      sig = this.key.suite.frost.aggregate(this.key.public, this.commitments as NonceCommitments[], this.message, byIdentifier);
+      sig = this.#session.aggregate(byIdentifier);
     } catch (e) {
       const cheaters = ((e as { cheaters?: string[] }).cheaters ?? []).map((i) => rosterByIdentifier(this.key, i)?.id ?? i);
       throw new ProtocolError(ErrorCode.BAD_SIGNATURE_SHARE, cheaters.length ? `invalid signature share from ${cheaters.join(', ')}` : 'aggregation failed', cheaters, e);

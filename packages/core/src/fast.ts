@@ -1,0 +1,409 @@
+/**
+ * A faster RFC 9591 FROST protocol layer on noble's own point and field types.
+ *
+ * noble's `suite.frost` re-decodes and re-validates every element (ed25519: a subgroup check per
+ * point) and recomputes the binding factors, group commitment, challenge and Lagrange coefficients
+ * in every `signShare`, `verifyShare` and `aggregate` call. This module does each of those once:
+ *
+ * - {@link prepareKey}: decode + validate the group key and every verifying share once
+ *   (RFC 9591 §3.1 DeserializeElement), apply the secp256k1-tr even-Y normalisation once.
+ * - {@link prepareSession}: decode + validate the commitment list once, compute binding factors
+ *   (§4.4), the group commitment (§4.5), the challenge (§4.6) and every signer's Lagrange
+ *   coefficient (§4.2) once.
+ * - `session.signShare` (§5.2), `session.verifyShare` (§5.4), `session.aggregate` (§5.3).
+ *
+ * No curve arithmetic is written here: only `Point.fromBytes`, `add`, `subtract`, `negate`,
+ * `multiply`, `multiplyUnsafe`, `equals`, `toBytes`, noble's `mulAddUnsafe` MSM, and `Fn`.
+ *
+ * Outputs are byte-identical to noble 2.4.0's `createFROST` (abstract/frost.ts) for the four
+ * Tessera suites; the property tests in test/fast-frost.test.ts check that differentially.
+ * Departures from noble (none changes a successful output) are marked `DEPARTURE:` below.
+ */
+import { mulAddUnsafe } from '@noble/curves/abstract/curve.js';
+import type { FrostPublic, FrostSecret, NonceCommitments, Nonces } from '@noble/curves/abstract/frost.js';
+import type { IField } from '@noble/curves/abstract/modular.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { p256, p256_hasher } from '@noble/curves/nist.js';
+import { schnorr, secp256k1_hasher } from '@noble/curves/secp256k1.js';
+import { sha256, sha512 } from '@noble/hashes/sha2.js';
+import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
+import type { Suite, SuiteId } from './suites.js';
+
+// ---------------------------------------------------------------------------------------------
+// noble point surface used here (every Tessera suite's Point class has these methods)
+// ---------------------------------------------------------------------------------------------
+
+interface NP {
+  add(o: NP): NP;
+  subtract(o: NP): NP;
+  negate(): NP;
+  multiply(s: bigint): NP;
+  multiplyUnsafe(s: bigint): NP;
+  equals(o: NP): boolean;
+  toBytes(compressed?: boolean): Uint8Array;
+  is0(): boolean;
+  assertValidity(): void;
+  isTorsionFree(): boolean;
+  clearCofactor(): NP;
+}
+interface NPCons {
+  readonly BASE: NP;
+  readonly ZERO: NP;
+  fromBytes(b: Uint8Array): NP;
+}
+
+/** Per-suite data mirroring the `createFROST` options of noble's four suite instances. */
+interface Flavor {
+  readonly Point: NPCons;
+  readonly Fn: IField<bigint>;
+  /** RFC 9591 §6.x `H` (the suite's hash), used by H4/H5. */
+  readonly hash: (m: Uint8Array) => Uint8Array;
+  /** The suite's hash-to-scalar with a DST (H1/H2). */
+  readonly hashToScalar: (m: Uint8Array, dst: Uint8Array) => bigint;
+  readonly H1: Uint8Array;
+  readonly H2: Uint8Array;
+  readonly H4: Uint8Array;
+  readonly H5: Uint8Array;
+  /** secp256k1-tr: BIP340 challenge, even-Y adjustments, x-only R in signatures. */
+  readonly taproot: boolean;
+}
+
+function prefixes(ctx: string, h2: string = ctx + 'chal') {
+  // RFC 9591 §6.x: H1 = contextString || "rho", H2 = contextString || "chal" (ed25519: undecorated,
+  // §6.1), H4 = contextString || "msg", H5 = contextString || "com". H3 (nonce) is only in commit().
+  return { H1: utf8ToBytes(ctx + 'rho'), H2: utf8ToBytes(h2), H4: utf8ToBytes(ctx + 'msg'), H5: utf8ToBytes(ctx + 'com') };
+}
+
+const FLAVORS: Record<SuiteId, () => Flavor> = {
+  ed25519: () => {
+    const Fn = ed25519.Point.Fn as IField<bigint>;
+    return {
+      Point: ed25519.Point as unknown as NPCons,
+      Fn,
+      hash: (m) => sha512(m),
+      // RFC 9591 §6.1: H1/H2 = SHA-512(prefix || m) as a little-endian integer mod L; this is noble's
+      // createFROST fallback `Fn.create(bytesToNumberLE(hash(DST || msg)))`.
+      hashToScalar: (m, dst) => Fn.create(leToNumber(sha512(concatBytes(dst, m)))),
+      ...prefixes('FROST-ED25519-SHA512-v1', ''),
+      taproot: false,
+    };
+  },
+  'secp256k1-tr': () => ({
+    Point: schnorr.Point as unknown as NPCons,
+    Fn: schnorr.Point.Fn as IField<bigint>,
+    hash: (m) => sha256(m),
+    // RFC 9591 §6.5: H1/H2 = hash_to_field(m, DST = prefix) with expand_message_xmd(SHA-256).
+    hashToScalar: (m, dst) => secp256k1_hasher.hashToScalar(m, { DST: dst }),
+    ...prefixes('FROST-secp256k1-SHA256-TR-v1'),
+    taproot: true,
+  }),
+  secp256k1: () => ({
+    Point: schnorr.Point as unknown as NPCons,
+    Fn: schnorr.Point.Fn as IField<bigint>,
+    hash: (m) => sha256(m),
+    hashToScalar: (m, dst) => secp256k1_hasher.hashToScalar(m, { DST: dst }), // RFC 9591 §6.5
+    ...prefixes('FROST-secp256k1-SHA256-v1'),
+    taproot: false,
+  }),
+  p256: () => ({
+    Point: p256.Point as unknown as NPCons,
+    Fn: p256.Point.Fn as IField<bigint>,
+    hash: (m) => sha256(m),
+    hashToScalar: (m, dst) => p256_hasher.hashToScalar(m, { DST: dst }), // RFC 9591 §6.4
+    ...prefixes('FROST-P256-SHA256-v1'),
+    taproot: false,
+  }),
+};
+const flavorCache = new Map<SuiteId, Flavor>();
+function flavor(suite: Suite): Flavor {
+  let f = flavorCache.get(suite.id);
+  if (f === undefined) flavorCache.set(suite.id, (f = FLAVORS[suite.id]()));
+  return f;
+}
+
+function leToNumber(b: Uint8Array): bigint {
+  let n = 0n;
+  for (let i = b.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(b[i]!);
+  return n;
+}
+/** BIP340 has_even_y on a compressed SEC1 encoding. */
+const hasEvenY = (p: NP): boolean => p.toBytes(true)[0] === 0x02;
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/** Aggregation failure; `cheaters` lists the identifiers whose shares fail verifyShare (noble's AggErr). */
+export class FrostAggregateError extends Error {
+  readonly cheaters: string[];
+  constructor(message: string, cheaters: string[]) {
+    super(message);
+    this.name = 'FrostAggregateError';
+    this.cheaters = cheaters;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Element and identifier decoding (RFC 9591 §3.1)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * RFC 9591 §3.1 DeserializeElement, as noble's `parsePoint`: decode, reject off-curve, identity and
+ * non-prime-order elements. DEPARTURE: noble's ed25519 `validatePoint` hook repeats
+ * assertValidity + isTorsionFree after the generic checks; those are pure predicates on the same
+ * point, so they are run once here (same verdict).
+ */
+function parsePoint(f: Flavor, bytes: Uint8Array | undefined): NP {
+  if (!(bytes instanceof Uint8Array)) throw new Error('invalid point: expected Uint8Array');
+  const p = f.Point.fromBytes(bytes);
+  p.assertValidity();
+  if (p.is0()) throw new Error('invalid point: identity');
+  if (!p.isTorsionFree()) throw new Error('bad point: not in prime-order subgroup');
+  return p;
+}
+
+/** noble's `parseIdentifier`: canonical hex of a non-zero scalar (RFC 9591 §3.1 DeserializeScalar). */
+function parseIdentifier(f: Flavor, id: unknown): bigint {
+  if (typeof id !== 'string') throw new Error('identifier: expected string');
+  const n = f.Fn.fromBytes(hexToBytes(id));
+  if (f.Fn.is0(n)) throw new Error('Invalid identifier ' + n);
+  if (bytesToHex(f.Fn.toBytes(n)) !== id) throw new Error('expected canonical identifier hex');
+  return n;
+}
+
+function scalarBytes(f: Flavor, b: unknown, what: string): Uint8Array {
+  if (!(b instanceof Uint8Array) || b.length !== f.Fn.BYTES) throw new Error(`${what}: expected ${f.Fn.BYTES} bytes`);
+  return b;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prepared key
+// ---------------------------------------------------------------------------------------------
+
+/** A FROST public package decoded, validated and (secp256k1-tr) even-Y normalised once. */
+export interface PreparedKey {
+  readonly suite: Suite;
+  readonly signers: { readonly min: number; readonly max: number };
+  /** Group key as the protocol uses it (secp256k1-tr: the even-Y lift). */
+  readonly groupKey: NP;
+  /** SerializeElement(groupKey), the first part of every binding-factor input (§4.4). */
+  readonly groupKeyBytes: Uint8Array;
+  /** Verifying shares as the protocol uses them (secp256k1-tr: negated with an odd-Y group key). */
+  readonly verifyingShares: ReadonlyMap<string, NP>;
+  /** secp256k1-tr with an odd-Y group key: signing shares are negated (noble `adjustSecret`). */
+  readonly negateSecrets: boolean;
+  /** @internal */
+  readonly _f: Flavor;
+}
+
+/**
+ * Decodes and validates a {@link FrostPublic} once.
+ *
+ * DEPARTURE (stricter): every commitment and verifying share is validated (§3.1) here, whereas
+ * noble's signShare only validates commitments[0] and verifyShare only the signer's own share; a
+ * package with any bad element is rejected up front instead of at the call that touches it. Keys of
+ * `verifyingShares` must also be canonical identifiers (noble only parses the ones it looks up).
+ */
+export function prepareKey(suite: Suite, pub: FrostPublic): PreparedKey {
+  const f = flavor(suite);
+  const { min, max } = pub.signers;
+  // noble validateSigners (frost-rs compatible min >= 2).
+  if (!Number.isSafeInteger(min) || !Number.isSafeInteger(max) || min < 2 || max < 2 || min > max)
+    throw new Error('Wrong signers info: min=' + min + ' max=' + max);
+  if (!Array.isArray(pub.commitments) || pub.commitments.length < 1) throw new Error('pub.commitments: expected non-empty array');
+  const commitments = pub.commitments.map((c) => parsePoint(f, c));
+  let groupKey = commitments[0]!;
+  // secp256k1-tr (noble adjustPublic = frostPubToEvenY): with an odd-Y group key every public point
+  // of the package is negated, and (adjustSecret) every signing share. BIP340 signs under the even-Y
+  // lift of x(groupKey); negating the whole package keeps shares and verifying shares consistent.
+  const negate = f.taproot && !hasEvenY(groupKey);
+  if (negate) groupKey = groupKey.negate();
+  const verifyingShares = new Map<string, NP>();
+  for (const [id, bytes] of Object.entries(pub.verifyingShares)) {
+    parseIdentifier(f, id);
+    const P = parsePoint(f, bytes);
+    verifyingShares.set(id, negate ? P.negate() : P);
+  }
+  return Object.freeze({
+    suite,
+    signers: Object.freeze({ min, max }),
+    groupKey,
+    groupKeyBytes: groupKey.toBytes(),
+    verifyingShares,
+    negateSecrets: negate,
+    _f: f,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prepared session
+// ---------------------------------------------------------------------------------------------
+
+interface Entry {
+  readonly id: string;
+  readonly idNum: bigint;
+  /** Raw bytes as listed (noble compares the signer's own commitment on raw hex). */
+  readonly hidingHex: string;
+  readonly bindingHex: string;
+  readonly hiding: NP;
+  readonly binding: NP;
+  readonly bindingFactor: bigint;
+  readonly lambda: bigint;
+}
+
+export interface PreparedSession {
+  readonly key: PreparedKey;
+  /** Group commitment R (§4.5), not even-Y adjusted. */
+  readonly groupCommitment: NP;
+  /** Challenge c (§4.6). */
+  readonly challenge: bigint;
+  /** RFC 9591 §5.2 sign: same bytes as noble `signShare`; zeroes `nonces` on success. */
+  signShare(secret: FrostSecret, nonces: Nonces): Uint8Array;
+  /** RFC 9591 §5.4 verify_signature_share: same result (boolean or throw) as noble `verifyShare`. */
+  verifyShare(identifier: string, sigShare: Uint8Array): boolean;
+  /** RFC 9591 §5.3 aggregate: same bytes as noble `aggregate`; throws {@link FrostAggregateError}. */
+  aggregate(sigShares: Record<string, Uint8Array>): Uint8Array;
+}
+
+/**
+ * Decodes the commitment list once and computes everything a signing session shares.
+ *
+ * Throws where every noble call on this list would throw: invalid identifier or element (§3.1),
+ * duplicate identifiers (noble: `deriveInterpolatingValue` throws in signShare/verifyShare,
+ * aggregate throws AggErr with no cheaters; here a {@link FrostAggregateError} with `cheaters: []`).
+ * The participant-count check (§5.2/§5.3 MIN <= NUM <= MAX) is deferred to signShare/aggregate
+ * because noble's verifyShare does not apply it.
+ */
+export function prepareSession(key: PreparedKey, commitmentList: NonceCommitments[], msg: Uint8Array): PreparedSession {
+  const f = key._f;
+  const { Fn, Point } = f;
+  if (!Array.isArray(commitmentList)) throw new Error('commitmentList: expected array');
+  if (!(msg instanceof Uint8Array)) throw new Error('msg: expected Uint8Array');
+  const message = msg.slice();
+  const parsed = commitmentList.map((c) => ({
+    id: c.identifier,
+    idNum: parseIdentifier(f, c.identifier),
+    hidingHex: bytesToHex(c.hiding),
+    bindingHex: bytesToHex(c.binding),
+    hiding: parsePoint(f, c.hiding),
+    binding: parsePoint(f, c.binding),
+  }));
+  // §4.2 derive_interpolating_value raises on repeated x-coordinates.
+  if (new Set(parsed.map((p) => p.idNum)).size !== parsed.length) throw new FrostAggregateError('duplicate identifier in commitment list', []);
+  // §4.3/§5.2: commitment_list is sorted by identifier for encoding and binding factors.
+  const sorted = [...parsed].sort((a, b) => (a.idNum < b.idNum ? -1 : a.idNum > b.idNum ? 1 : 0));
+  // §4.3 encode_group_commitment_list: SerializeScalar(id) || SerializeElement(D) || SerializeElement(E),
+  // from the decoded points (as noble: a non-canonical but accepted encoding is re-serialised).
+  const encoded = concatBytes(...sorted.flatMap((p) => [Fn.toBytes(p.idNum), p.hiding.toBytes(), p.binding.toBytes()]));
+  // §4.4 compute_binding_factors: rho_input_prefix = SerializeElement(PK) || H4(msg) || H5(encoded).
+  const rhoPrefix = concatBytes(key.groupKeyBytes, f.hash(concatBytes(f.H4, message)), f.hash(concatBytes(f.H5, encoded)));
+  const rho = sorted.map((p) => f.hashToScalar(concatBytes(rhoPrefix, Fn.toBytes(p.idNum)), f.H1));
+  // §4.5 compute_group_commitment: R = Σ D_i + Σ rho_i·E_i (hiding sum + one MSM, as noble).
+  let hidingSum = Point.ZERO;
+  for (const p of sorted) hidingSum = hidingSum.add(p.hiding);
+  const msm = mulAddUnsafe(Point as never, sorted.map((p) => p.binding) as never[], rho) as unknown as NP;
+  const R = hidingSum.add(msm);
+  // §4.6 compute_challenge: H2(SerializeElement(R) || SerializeElement(PK) || msg); secp256k1-tr
+  // (BIP340): int(tagged_hash("BIP0340/challenge", x(R) || x(PK) || msg)) mod n, x-only so R's Y
+  // parity does not matter. Also reused by aggregate's final check, where noble recomputes the same
+  // challenge after adjustPoint (x-only: unchanged; other suites: no adjustment).
+  const c = f.taproot
+    ? Fn.create(
+        BigInt('0x' + bytesToHex(schnorr.utils.taggedHash('BIP0340/challenge', R.toBytes(true).subarray(1), key.groupKeyBytes.subarray(1), message))),
+      )
+    : f.hashToScalar(concatBytes(R.toBytes(), key.groupKeyBytes, message), f.H2);
+  // §4.2 derive_interpolating_value for every participant: lambda_i = Π x_j / Π (x_j - x_i).
+  const xs = sorted.map((p) => p.idNum);
+  const lambdaOf = (xi: bigint) => {
+    let num = Fn.ONE;
+    let den = Fn.ONE;
+    for (const x of xs) {
+      if (x === xi) continue;
+      num = Fn.mul(num, x);
+      den = Fn.mul(den, Fn.sub(x, xi));
+    }
+    return Fn.div(num, den);
+  };
+  const byId = new Map<string, Entry>();
+  sorted.forEach((p, i) => byId.set(p.id, { ...p, bindingFactor: rho[i]!, lambda: lambdaOf(p.idNum) }));
+  const order = parsed.map((p) => p.id); // noble iterates the list as given (cheater order)
+  const countOk = parsed.length >= key.signers.min && parsed.length <= key.signers.max;
+  // secp256k1-tr: noble adjustNonces / adjustGroupCommitmentShare negate when R has odd Y (BIP340
+  // signs with the even-Y lift of R).
+  const oddR = f.taproot && !hasEvenY(R);
+
+  const verifyShare = (identifier: string, sigShare: Uint8Array): boolean => {
+    parseIdentifier(f, identifier);
+    const z = Fn.fromBytes(scalarBytes(f, sigShare, 'sigShare'));
+    const e = byId.get(identifier);
+    if (e === undefined) throw new Error('cannot find identifier commitment');
+    const PK = key.verifyingShares.get(identifier);
+    if (PK === undefined) throw new Error('missing verifying share for ' + identifier);
+    // §5.4: comm_share = D_i + rho_i·E_i ; check z_i·G == comm_share + (c·lambda_i)·PK_i.
+    let commShare = e.hiding.add(e.binding.multiplyUnsafe(e.bindingFactor));
+    if (oddR) commShare = commShare.negate();
+    const l = Point.BASE.multiplyUnsafe(z);
+    const r = commShare.add(PK.multiplyUnsafe(Fn.mul(c, e.lambda)));
+    return l.equals(r);
+  };
+
+  return Object.freeze({
+    key,
+    groupCommitment: R,
+    challenge: c,
+
+    signShare(secret: FrostSecret, nonces: Nonces): Uint8Array {
+      scalarBytes(f, secret.signingShare, 'secret.signingShare');
+      scalarBytes(f, nonces.hiding, 'nonces.hiding');
+      scalarBytes(f, nonces.binding, 'nonces.binding');
+      if (!countOk) throw new Error('Wrong number of commitments=' + parsed.length); // §5.2
+      const h0 = Fn.fromBytes(nonces.hiding);
+      const b0 = Fn.fromBytes(nonces.binding);
+      if (Fn.is0(h0) || Fn.is0(b0)) throw new Error('signing nonces already used');
+      // noble: the list must carry exactly this signer's commitments to these nonces (raw bytes,
+      // checked before any taproot adjustment). Constant-time multiply: the nonces are secret.
+      const e = byId.get(secret.identifier);
+      if (e === undefined) throw new Error('missing signer commitment');
+      if (e.hidingHex !== bytesToHex(Point.BASE.multiply(h0).toBytes()) || e.bindingHex !== bytesToHex(Point.BASE.multiply(b0).toBytes()))
+        throw new Error('incorrect signer commitment');
+      let sk = Fn.fromBytes(secret.signingShare);
+      if (key.negateSecrets) sk = Fn.neg(sk); // secp256k1-tr adjustSecret
+      const h = oddR ? Fn.neg(h0) : h0; // secp256k1-tr adjustNonces
+      const b = oddR ? Fn.neg(b0) : b0;
+      // §5.2: z_i = d_i + (e_i·rho_i) + (lambda_i·s_i·c)
+      const z = Fn.add(Fn.add(h, Fn.mul(b, e.bindingFactor)), Fn.mul(Fn.mul(e.lambda, sk), c));
+      // Nonces are one-time (§5.1); noble zeroes the caller's arrays after a successful share.
+      nonces.hiding.fill(0);
+      nonces.binding.fill(0);
+      return Fn.toBytes(z);
+    },
+
+    verifyShare,
+
+    aggregate(sigShares: Record<string, Uint8Array>): Uint8Array {
+      if (typeof sigShares !== 'object' || sigShares === null) throw new Error('sigShares: expected object');
+      // noble's structural checks, each an AggErr with no cheaters.
+      if (!countOk) throw new FrostAggregateError('aggregation failed', []);
+      if (order.length !== Object.keys(sigShares).length) throw new FrostAggregateError('aggregation failed', []);
+      for (const id of order) if (!(id in sigShares) || !key.verifyingShares.has(id)) throw new FrostAggregateError('aggregation failed', []);
+      // §5.3: z = Σ z_i
+      let z = Fn.ZERO;
+      for (const id of order) z = Fn.add(z, Fn.fromBytes(sigShares[id]!));
+      // As noble: no per-share verification; the aggregate is checked once with the suite's
+      // equation (Basic.verify: [h](z·G - c·PK - R) == O, R and PK even-Y adjusted for TR) and
+      // shares are attributed with verifyShare only on failure.
+      const Rv = oddR ? R.negate() : R;
+      let check = Point.BASE.multiplyUnsafe(z).subtract(key.groupKey.multiplyUnsafe(c)).subtract(Rv);
+      check = check.clearCofactor();
+      if (!Point.ZERO.equals(check)) {
+        const cheaters: string[] = [];
+        for (const id of order) if (!verifyShare(id, sigShares[id]!)) cheaters.push(id);
+        throw new FrostAggregateError('aggregation failed', cheaters);
+      }
+      // RFC 9591 Appendix A / §5.3: SerializeElement(R) || SerializeScalar(z);
+      // secp256k1-tr drops R's SEC1 prefix byte (BIP340 x-only R, noble adjustTx.encode).
+      const sig = concatBytes(R.toBytes(), Fn.toBytes(z));
+      return f.taproot ? sig.slice(1) : sig;
+    },
+  });
+}
