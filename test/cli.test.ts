@@ -93,6 +93,16 @@ describe('tessera CLI on a dev cluster', () => {
     expect(new X509Certificate(readFileSync(c.certs['node-a']!.cert)).verify(new X509Certificate(readFileSync(c.ca)).publicKey)).toBe(true);
   });
 
+  it('every process serves tessera_ metrics at the URL status names', async () => {
+    const st = JSON.parse(cli('status', '--json').out) as { coordinator: { metrics: string }; signers: { id: string; metrics: string }[] };
+    const coord = await (await fetch(st.coordinator.metrics)).text();
+    for (const m of [/tessera_signatures_total\{[^}]*result="ok"/, /tessera_keygens_total\{[^}]*result="ok"/, /tessera_participant_up\{[^}]*participant="signer-1"[^}]*\} 1/, /tessera_nonce_pool_size\{[^}]*participant="signer-2"/, /tessera_session_duration_seconds_bucket/])
+      expect(coord).toMatch(m);
+    const signer = await (await fetch(st.signers[0]!.metrics)).text();
+    expect(signer).toContain('tessera_signer_signatures_total');
+    expect(signer).toMatch(/tessera_signer_link_up(\{[^}]*\})? 1/);
+  });
+
   it('an error is one line on stderr and a non-zero exit code', () => {
     const r = cli('sign', '--key', '0000000000000000', '--message', 'aa', '--json');
     expect(r.code).not.toBe(0);

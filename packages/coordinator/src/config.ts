@@ -11,6 +11,8 @@ export const CoordinatorConfigSchema = z.object({
   /** mTLS files; participants' certificate CNs must then equal their participant ids. */
   tls: z.object({ ca: z.string(), cert: z.string(), key: z.string() }).optional(),
   metricsPort: z.number().int().min(0).max(65535).default(0),
+  /** Address the metrics/healthz HTTP server binds (0.0.0.0 to let a scraper reach it). */
+  metricsHost: z.string().default('127.0.0.1'),
   taskTimeoutMs: z.number().int().min(100).default(15_000),
   /** Participant ids allowed to link; unset = any participant with a valid certificate. */
   participants: z.array(z.string().min(1)).optional(),

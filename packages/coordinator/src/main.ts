@@ -20,6 +20,7 @@ async function main(): Promise<void> {
   const registry = createRegistry({ service: 'coordinator' });
   const signs = new Counter({ name: 'tessera_signatures_total', help: 'sign requests by result and cause', labelNames: ['result', 'cause'], registers: [registry] });
   const culprits = new Counter({ name: 'tessera_culprits_total', help: 'participants blamed, by code', labelNames: ['participant', 'code'], registers: [registry] });
+  const keygens = new Counter({ name: 'tessera_keygens_total', help: 'DKG sessions by result and cause', labelNames: ['result', 'cause'], registers: [registry] });
   const duration = new Histogram({ name: 'tessera_session_duration_seconds', help: 'session durations', labelNames: ['kind'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] });
   const coordinator = new Coordinator({
     store,
@@ -28,14 +29,32 @@ async function main(): Promise<void> {
       if (e.type === 'sign') {
         signs.inc({ result: e.ok ? 'ok' : 'error', cause: e.cause ?? '' });
         duration.observe({ kind: 'sign' }, e.ms / 1000);
-      } else if (e.type === 'keygen') duration.observe({ kind: 'dkg' }, e.ms / 1000);
+      } else if (e.type === 'keygen') {
+        duration.observe({ kind: 'dkg' }, e.ms / 1000);
+        keygens.inc({ result: e.ok ? 'ok' : 'error', cause: e.cause ?? '' });
+      }
       else if (e.type === 'culprit') culprits.inc({ participant: e.participant, code: e.code });
       else if (e.type === 'pool' && !e.ok) log.warn({ participant: e.participant, cause: e.cause, err: e.message }, 'commitment refill failed');
     },
   });
   new Gauge({ name: 'tessera_participants_connected', help: 'participants linked', registers: [registry], collect() { this.set(coordinator.connected().length); } });
+  new Gauge({
+    name: 'tessera_participant_up', help: '1 per known participant that is linked, 0 if not', labelNames: ['participant'], registers: [registry],
+    collect() {
+      this.reset();
+      const up = new Set(coordinator.connected());
+      for (const id of new Set([...up, ...coordinator.keys().flatMap((k) => k.participants)])) this.set({ participant: id }, up.has(id) ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'tessera_nonce_pool_size', help: 'pooled signing commitments per participant (all keys)', labelNames: ['participant'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const id of coordinator.connected()) this.set({ participant: id }, coordinator.poolSize(id));
+    },
+  });
   await coordinator.load();
-  const metrics = await startMetricsServer(registry, { port: cfg.metricsPort });
+  const metrics = await startMetricsServer(registry, { host: cfg.metricsHost, port: cfg.metricsPort });
   const server = await startCoordinatorServer({ coordinator, host: cfg.host, port: cfg.port, credentials: serverCredentials(cfg.tls), requirePeerName: !!cfg.tls, ...(cfg.participants ? { participants: cfg.participants } : {}), log, metricsUrl: metrics.url });
   log.info({ port: server.port, pid: process.pid, metrics: metrics.url }, 'coordinator serving');
   process.stdout.write(JSON.stringify({ ready: true, port: server.port, pid: process.pid, metricsUrl: metrics.url }) + '\n');

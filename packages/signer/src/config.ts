@@ -17,6 +17,8 @@ export const SignerConfigSchema = z.object({
   tls: z.object({ ca: z.string(), cert: z.string(), key: z.string() }).optional(),
   /** Prometheus metrics port (0 = ephemeral). */
   metricsPort: z.number().int().min(0).max(65535).default(0),
+  /** Address the metrics/healthz HTTP server binds (0.0.0.0 to let a scraper reach it). */
+  metricsHost: z.string().default('127.0.0.1'),
   policy: z.object({
     allowKeygen: z.boolean().default(true),
     requesters: z.array(z.object({

@@ -51,7 +51,7 @@ async function main(): Promise<void> {
       else if (e.type === 'keygen') keygens.inc();
     },
   });
-  const metrics = await startMetricsServer(registry, { port: cfg.metricsPort });
+  const metrics = await startMetricsServer(registry, { host: cfg.metricsHost, port: cfg.metricsPort });
   const link = runLink({ engine, address: cfg.coordinator, credentials: channelCredentials(cfg.tls), metricsUrl: metrics.url, log, onState: (up) => linkUp.set(up ? 1 : 0) });
   log.info({ pid: process.pid, metrics: metrics.url, signKey: toHex(identity.public.signKey) }, 'signer started');
   process.stdout.write(JSON.stringify({ ready: true, id: cfg.id, pid: process.pid, metricsUrl: metrics.url, signKey: toHex(identity.public.signKey) }) + '\n');
