@@ -41,6 +41,7 @@ export async function startBenchCluster(n) {
             lat.push(performance.now() - t);
           } catch (e) {
             errors[e.code ?? 'ERROR'] = (errors[e.code ?? 'ERROR'] ?? 0) + 1;
+            if (process.env.BENCH_DEBUG && !errors._first) errors._first = e.message;
           }
         }
       }));

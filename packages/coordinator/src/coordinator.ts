@@ -116,6 +116,8 @@ export class Coordinator {
   readonly #known = new Set<string>();
   readonly #pools = new Map<string, Pooled[]>();
   readonly #refills = new Map<string, Promise<void>>();
+  /** Requests waiting for a commitment, per pool: the next refill fetches at least this many. */
+  readonly #waiting = new Map<string, number>();
   readonly startedAt: number;
   /** The coordinator's own hash-chained record of keygens, signatures and failures. */
   readonly audit: AuditLog;
@@ -401,16 +403,23 @@ export class Coordinator {
   /** A commitment of `id` for the key: from the pool if any (the one-round-trip path), else fetched. */
   async #takeCommitment(id: string, rec: KeyRecord): Promise<Pooled> {
     const k = `${id}/${rec.keyId}`;
-    let pool = this.#pools.get(k);
-    if (!pool || pool.length === 0) {
-      await this.#refill(id, rec.keyId);
-      pool = this.#pools.get(k);
+    // Under concurrency a refill can be drained by other waiters before this one gets a turn:
+    // wait for further refills (each sized to the queue) rather than failing the request.
+    for (let tries = 0; tries < 8; tries++) {
+      const c = this.#pools.get(k)?.shift();
+      if (c) {
+        if ((this.#pools.get(k)?.length ?? 0) < this.#poolBatch / 2)
+          this.#refill(id, rec.keyId).catch((e: unknown) => this.#onEvent({ type: 'pool', participant: id, ok: false, cause: codeOf(e), message: (e as Error).message }));
+        return c;
+      }
+      this.#waiting.set(k, (this.#waiting.get(k) ?? 0) + 1);
+      try {
+        await this.#refill(id, rec.keyId);
+      } finally {
+        this.#waiting.set(k, (this.#waiting.get(k) ?? 1) - 1);
+      }
     }
-    const c = pool?.shift();
-    if (!c) throw new CoordinatorError('UNAVAILABLE', `${id} gave no commitments`);
-    if ((pool?.length ?? 0) < this.#poolBatch / 2)
-      this.#refill(id, rec.keyId).catch((e: unknown) => this.#onEvent({ type: 'pool', participant: id, ok: false, cause: codeOf(e), message: (e as Error).message }));
-    return c;
+    throw new CoordinatorError('UNAVAILABLE', `${id} gave no commitments`);
   }
 
   /** Fetches a batch of commitments from `id` for `keyId` into the pool (one refill at a time). */
@@ -422,7 +431,7 @@ export class Coordinator {
       const h = this.#participants.get(id);
       const rec = this.#keys.get(keyId);
       if (!h || !rec) throw new CoordinatorError('UNAVAILABLE', `${id} is not connected`);
-      const r = await h.call({ body: 'commit', commit: { keyId, count: this.#poolBatch } }, this.#timeout);
+      const r = await h.call({ body: 'commit', commit: { keyId, count: Math.min(256, Math.max(this.#poolBatch, this.#waiting.get(k) ?? 0)) } }, this.#timeout);
       if (r.body !== 'commitments' || !r.commitments) throw new CoordinatorError(r.error?.code ?? 'UNAVAILABLE', r.error?.message ?? `${id} gave no commitments`);
       const identifier = rec.key.roster.find((x) => x.id === id)?.identifier;
       const pool = this.#pools.get(k) ?? [];
