@@ -118,6 +118,8 @@ export class Coordinator {
   readonly #refills = new Map<string, Promise<void>>();
   /** Requests waiting for a commitment, per pool: the next refill fetches at least this many. */
   readonly #waiting = new Map<string, number>();
+  /** Participants that timed out recently, until when they are tried last. */
+  readonly #slowUntil = new Map<string, number>();
   readonly startedAt: number;
   /** The coordinator's own hash-chained record of keygens, signatures and failures. */
   readonly audit: AuditLog;
@@ -146,6 +148,7 @@ export class Coordinator {
   /** Registers a (re)connected participant; its old pooled commitments are dropped. */
   register(p: ParticipantHandle): void {
     this.#participants.set(p.info.id, p);
+    this.#slowUntil.delete(p.info.id);
     this.#known.add(p.info.id);
     for (const k of [...this.#pools.keys()]) if (k.startsWith(`${p.info.id}/`)) this.#pools.delete(k);
   }
@@ -325,7 +328,12 @@ export class Coordinator {
       const excluded = new Map<string, string>();
       while (attempts < this.#maxAttempts) {
         attempts++;
-        const available = [...preferred, ...rec.key.roster.map((r) => r.id)].filter((id) => this.#participants.has(id));
+        // Participants that recently timed out go last: one slow peer should not cost every
+        // request a full task deadline.
+        const now = this.#clock();
+        const available = [...preferred, ...rec.key.roster.map((r) => r.id)]
+          .filter((id) => this.#participants.has(id))
+          .sort((a, b) => Number((this.#slowUntil.get(a) ?? 0) > now) - Number((this.#slowUntil.get(b) ?? 0) > now));
         let quorum: string[];
         try {
           quorum = selectQuorum(rec.key, available, excluded.keys());
@@ -372,7 +380,10 @@ export class Coordinator {
     answers.forEach((a, i) => {
       const id = quorum[i] as string;
       const h = this.#participants.get(id);
-      if (a.status === 'rejected' || !h) return void excluded.set(id, 'UNAVAILABLE');
+      if (a.status === 'rejected' || !h) {
+        this.#slowUntil.set(id, this.#clock() + 60_000);
+        return void excluded.set(id, 'UNAVAILABLE');
+      }
       const r = a.value;
       if (r.body !== 'envelope' || !r.envelope) return void excluded.set(id, r.error?.code ?? 'UNEXPECTED_MESSAGE');
       try {

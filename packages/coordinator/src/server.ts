@@ -188,6 +188,14 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
   };
   return startServer({
     ...(opts.host ? { host: opts.host } : {}),
+    // Ping every linked participant: a signer whose host vanished (no FIN) is noticed within
+    // ~15 s and unregistered, instead of when the kernel gives up on the TCP connection.
+    options: {
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    },
     port: opts.port,
     credentials: opts.credentials,
     services: [

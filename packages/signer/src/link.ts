@@ -33,7 +33,14 @@ function resultMessage(r: LinkResult): Record<string, unknown> {
 /** Runs the link until `stop()`; returns the stopper. */
 export function runLink(opts: LinkOptions): { stop(): void; connected(): boolean } {
   const { ParticipantLink } = loadTessera();
-  const client = new ParticipantLink(opts.address, opts.credentials, { 'grpc.keepalive_time_ms': 15_000 });
+  const client = new ParticipantLink(opts.address, opts.credentials, {
+    // Notice a dead coordinator within ~20 s, and reconnect promptly once it is back.
+    'grpc.keepalive_time_ms': 15_000,
+    'grpc.keepalive_timeout_ms': 5_000,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.initial_reconnect_backoff_ms': 250,
+    'grpc.max_reconnect_backoff_ms': 5_000,
+  });
   let stopped = false;
   let up = false;
   let attempt = 0;
