@@ -22,8 +22,16 @@ export interface Proc {
   stderr: string[];
 }
 
+/** Every daemon a test started; killed when the test process exits, whatever happened. */
+const started = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of started) if (c.exitCode === null) c.kill('SIGKILL');
+});
+
 export function startProcess(bin: string, config: string, env: NodeJS.ProcessEnv = {}): Proc {
   const child = spawn(process.execPath, [bin, '--config', config], { env: { ...process.env, TESSERA_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.add(child);
+  child.once('exit', () => started.delete(child));
   const stderr: string[] = [];
   child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()));
   const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -155,7 +163,13 @@ export async function startCluster(n: number): Promise<TestCluster> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  await Promise.all(ids.map((id) => cluster.startSigner(id)));
-  await cluster.waitConnected(ids);
+  try {
+    await Promise.all(ids.map((id) => cluster.startSigner(id)));
+    await cluster.waitConnected(ids);
+  } catch (e) {
+    // A half-started cluster must not leave daemons behind.
+    await cluster.stop().catch(() => {});
+    throw e;
+  }
   return cluster;
 }
