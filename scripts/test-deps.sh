@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs (nothing else): strace (proves the nonce
-# ledger fsyncs before a share is released) and iproute2 (network-namespace tests).
+# ledger fsyncs before a share is released), iproute2 (network-namespace tests) and chromium
+# (browser tests in test/browser, driven by playwright-core; `npx playwright install` needs
+# internet access CI does not have, so we use Debian's build at /usr/bin/chromium).
 # Idempotent; needs root (CI runs as root).
 set -euo pipefail
 need=()
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "test-deps: need root to install: ${need[*]}" >&2

@@ -16,5 +16,14 @@ export const CoordinatorConfigSchema = z.object({
   taskTimeoutMs: z.number().int().min(100).default(15_000),
   /** Participant ids allowed to link; unset = any participant with a valid certificate. */
   participants: z.array(z.string().min(1)).optional(),
+  /** The device gateway (HTTP long-poll for phones and browsers); off when unset. */
+  gateway: z
+    .object({
+      host: z.string().default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(7480),
+      /** HTTPS certificate and key files (PEM); without them the gateway speaks plain HTTP. */
+      tls: z.object({ cert: z.string(), key: z.string() }).optional(),
+    })
+    .optional(),
 });
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;

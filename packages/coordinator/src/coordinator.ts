@@ -11,6 +11,12 @@ import {
   PayloadKind,
   SigningSession,
   decodeCommitment,
+  decodeOfflinePackage,
+  openReservation,
+  verifyOfflinePackage,
+  participantFromWire,
+  participantToWire,
+  type ParticipantPublic as DevicePublic,
   decodeKeyRecord,
   decodeSignatureShare,
   dkgSessionHashOfParams,
@@ -37,7 +43,7 @@ import {
   type Rng,
   type SuiteId,
 } from '@tessera/core';
-import { AuditLog, summarizeAudit, type SealedKV } from '@tessera/store';
+import { AuditLog, KeyedMutex, summarizeAudit, type SealedKV } from '@tessera/store';
 import { randomBytes } from 'node:crypto';
 
 /** A connected participant as the coordinator sees it. */
@@ -48,6 +54,8 @@ export interface ParticipantHandle {
   readonly connectedSince: number;
   readonly metricsUrl?: string;
   readonly pid?: number;
+  /** A device (linked through the device gateway): it co-signs offline, never in online sessions. */
+  readonly device?: boolean;
 }
 
 /** An error of the coordinator with a stable code and culprits. */
@@ -93,7 +101,21 @@ export type CoordinatorEvent =
   | { type: 'sign'; keyId: string; ok: boolean; cause?: string; ms: number; attempts: number }
   | { type: 'keygen'; ok: boolean; ms: number; cause?: string }
   | { type: 'culprit'; participant: string; code: string }
-  | { type: 'pool'; participant: string; ok: boolean; cause?: string; message?: string };
+  | { type: 'pool'; participant: string; ok: boolean; cause?: string; message?: string }
+  | { type: 'package'; keyId: string; ok: boolean; cause?: string; ms: number; cached: boolean; createdAt?: number }
+  | { type: 'reserve'; device: string; keyId: string; slots: number }
+  | { type: 'enrol'; device: string };
+
+/** The coordinator's answer for a completed offline package. */
+export interface PackageResult {
+  packageId: string;
+  keyId: string;
+  message: Uint8Array;
+  signature: Uint8Array;
+  publicKey: Uint8Array;
+  signers: string[];
+  alreadyCompleted: boolean;
+}
 
 const defaultRng: Rng = ((n = 32) => new Uint8Array(randomBytes(n))) as Rng;
 
@@ -120,6 +142,9 @@ export class Coordinator {
   readonly #waiting = new Map<string, number>();
   /** Participants that timed out recently, until when they are tried last. */
   readonly #slowUntil = new Map<string, number>();
+  /** Enrolled devices (participant id → public identity). */
+  readonly #devices = new Map<string, DevicePublic>();
+  readonly #packageLocks = new KeyedMutex();
   readonly startedAt: number;
   /** The coordinator's own hash-chained record of keygens, signatures and failures. */
   readonly audit: AuditLog;
@@ -142,6 +167,13 @@ export class Coordinator {
       const rec = decodeKeyRecord(v);
       this.#keys.set(rec.keyId, rec);
       for (const r of rec.key.roster) this.#known.add(r.id);
+    }
+    for await (const [k, v] of this.#store.iterate('device/')) {
+      const d = participantFromWire(decodeMessage('ParticipantInfo', v));
+      if (`device/${d.id}` === k) {
+        this.#devices.set(d.id, d);
+        this.#known.add(d.id);
+      }
     }
   }
 
@@ -204,7 +236,7 @@ export class Coordinator {
     const t0 = this.#clock();
     try {
       const suite = getSuite(req.suite);
-      const ids = req.participants && req.participants.length ? [...new Set(req.participants)] : this.connected();
+      const ids = req.participants && req.participants.length ? [...new Set(req.participants)] : this.connected().filter((id) => !this.#devices.has(id));
       const unknown = ids.filter((id) => !this.#known.has(id));
       if (unknown.length) throw new CoordinatorError('INVALID_ARGUMENT', `unknown participant: ${unknown.join(', ')}`);
       const missing = ids.filter((id) => !this.#participants.has(id));
@@ -299,6 +331,188 @@ export class Coordinator {
     return out;
   }
 
+  // ---- devices --------------------------------------------------------------------------------
+
+  /** The enrolled device `id`, if any. */
+  device(id: string): DevicePublic | undefined {
+    return this.#devices.get(id);
+  }
+
+  devices(): string[] {
+    return [...this.#devices.keys()].sort();
+  }
+
+  /** Issues a one-time enrolment token (stored hashed; valid `ttlMs`). */
+  async issueEnrolmentToken(ttlMs = 24 * 3600_000, label = ''): Promise<{ token: string; expiresAt: number }> {
+    if (!Number.isSafeInteger(ttlMs) || ttlMs < 1000 || ttlMs > 30 * 24 * 3600_000) throw new CoordinatorError('INVALID_ARGUMENT', 'token lifetime must be 1 s .. 30 days');
+    const token = `tet1_${toHex(this.#rng(20))}`;
+    const expiresAt = this.#clock() + ttlMs;
+    await this.#store.put(`enrol/${tokenHash(token)}`, new TextEncoder().encode(JSON.stringify({ expiresAt, label: String(label).slice(0, 100), used: '' })), { sync: true });
+    await this.audit.append({ type: 'enrol-token', data: { token: tokenHash(token).slice(0, 16), expiresAt, label: String(label).slice(0, 100) } });
+    return { token, expiresAt };
+  }
+
+  /**
+   * Enrols a device with a one-time token: its identity becomes a known participant that may
+   * link through the device gateway and join DKGs. The token is spent even if a later step fails.
+   */
+  async enrolDevice(token: string, device: DevicePublic): Promise<void> {
+    const k = `enrol/${tokenHash(String(token))}`;
+    await this.#packageLocks.run(k, async () => {
+      const raw = await this.#store.get(k);
+      if (!raw) throw new CoordinatorError('UNAUTHENTICATED', 'unknown enrolment token');
+      const t = JSON.parse(new TextDecoder().decode(raw)) as { expiresAt: number; label: string; used: string };
+      if (t.used) throw new CoordinatorError('UNAUTHENTICATED', 'enrolment token already used');
+      if (t.expiresAt < this.#clock()) throw new CoordinatorError('UNAUTHENTICATED', 'enrolment token expired');
+      if (this.#known.has(device.id) && !this.#devices.has(device.id))
+        throw new CoordinatorError('INVALID_ARGUMENT', `participant id ${device.id} is taken by a signer node`);
+      const prior = this.#devices.get(device.id);
+      if (prior && !equalBytes(prior.signKey, device.signKey)) throw new CoordinatorError('INVALID_ARGUMENT', `device id ${device.id} is already enrolled with another key`);
+      await this.#store.batch([
+        { type: 'put', key: k, value: new TextEncoder().encode(JSON.stringify({ ...t, used: device.id })) },
+        { type: 'put', key: `device/${device.id}`, value: encodeMessage('ParticipantInfo', participantToWire(device)) },
+      ], { sync: true });
+      this.#devices.set(device.id, device);
+      this.#known.add(device.id);
+      await this.audit.append({ type: 'enrol', data: { device: device.id, signKey: toHex(device.signKey), label: t.label } });
+      this.#onEvent({ type: 'enrol', device: device.id });
+    });
+  }
+
+  /** Keys whose roster includes `participant`. */
+  keysOf(participant: string): KeyInfo[] {
+    return this.keys().filter((k) => k.participants.includes(participant));
+  }
+
+  /**
+   * Reserves nonces for `device` on `keyId` from t-1 co-signer nodes (given, or the connected
+   * ones that answered fastest lately). Returns slots of one verified reservation per
+   * co-signer: each slot lets the device sign one message offline.
+   */
+  async reserve(device: string, req: { keyId: string; count: number; cosigners?: string[]; ttlMs?: number }): Promise<{ slots: Uint8Array[][]; errors: string[] }> {
+    const rec = this.key(req.keyId);
+    if (!rec.key.roster.some((r) => r.id === device)) throw new CoordinatorError('POLICY_DENIED', `${device} is not a participant of key ${rec.keyId}`);
+    if (!Number.isInteger(req.count) || req.count < 1 || req.count > 256) throw new CoordinatorError('INVALID_ARGUMENT', 'reservation count must be 1..256');
+    const need = rec.key.threshold - 1;
+    const nodes = rec.key.roster.map((r) => r.id).filter((id) => id !== device && !this.#devices.has(id));
+    let cosigners: string[];
+    if (req.cosigners && req.cosigners.length) {
+      cosigners = [...new Set(req.cosigners)];
+      const bad = cosigners.filter((c) => !nodes.includes(c));
+      if (bad.length) throw new CoordinatorError('INVALID_ARGUMENT', `not a co-signer node of key ${rec.keyId}: ${bad.join(', ')}`);
+      if (cosigners.length !== need) throw new CoordinatorError('INVALID_ARGUMENT', `key ${rec.keyId} needs exactly ${need} co-signer(s) per package`);
+      const off = cosigners.filter((c) => !this.#participants.has(c));
+      if (off.length) throw new CoordinatorError('UNAVAILABLE', `co-signer not connected: ${off.join(', ')}`);
+    } else {
+      const now = this.#clock();
+      const up = nodes.filter((id) => this.#participants.has(id)).sort((a, b) => Number((this.#slowUntil.get(a) ?? 0) > now) - Number((this.#slowUntil.get(b) ?? 0) > now));
+      if (up.length < need) throw new CoordinatorError('UNAVAILABLE', `need ${need} connected co-signer node(s) for key ${rec.keyId}, ${up.length} connected`);
+      cosigners = up.slice(0, need);
+    }
+    const errors: string[] = [];
+    const answers = await Promise.allSettled(cosigners.map((id) => (this.#participants.get(id) as ParticipantHandle).call({ body: 'reserve', reserve: { keyId: rec.keyId, device, count: req.count, ttlMs: req.ttlMs ?? 0 } }, this.#timeout)));
+    const lists: Uint8Array[][] = answers.map((a, i) => {
+      const id = cosigners[i] as string;
+      if (a.status === 'rejected') return void errors.push(`${id}: UNAVAILABLE`), [];
+      if (a.value.body !== 'reservations' || !a.value.reservations) return void errors.push(`${id}: ${a.value.error?.code ?? 'UNEXPECTED_MESSAGE'} ${String(a.value.error?.message ?? '').slice(0, 200)}`), [];
+      const ok: Uint8Array[] = [];
+      for (const env of a.value.reservations.envelopes) {
+        try {
+          const r = openReservation(rec.key, env);
+          if (r.signer !== id || r.device !== device || r.keyId !== rec.keyId || r.epoch !== rec.epoch) throw new CoordinatorError('RESERVATION_INVALID', 'reservation does not fit the request');
+          ok.push(env);
+        } catch (e) {
+          errors.push(`${id}: ${codeOf(e)}`);
+          this.#onEvent({ type: 'culprit', participant: id, code: codeOf(e) });
+        }
+      }
+      return ok;
+    });
+    const n = Math.min(...lists.map((l) => l.length));
+    const slots = Array.from({ length: n }, (_, i) => lists.map((l) => l[i] as Uint8Array));
+    if (n > 0) await this.audit.append({ type: 'reserve', data: { keyId: rec.keyId, device, cosigners: cosigners.join(','), slots: n } });
+    this.#onEvent({ type: 'reserve', device, keyId: rec.keyId, slots: n });
+    if (n === 0) throw new CoordinatorError(errors.some((e) => e.includes('RESOURCE_EXHAUSTED')) ? 'RESOURCE_EXHAUSTED' : 'UNAVAILABLE', `no reservations made: ${errors.join('; ')}`);
+    return { slots, errors };
+  }
+
+  /**
+   * Completes an offline package exactly once: verifies it (the device's share, every
+   * reservation), has each reserved co-signer use its nonce, aggregates and checks the
+   * signature with the plain verifier, and stores the result under the package id. Delivering
+   * the same package again (device, merchant, a retry after a crash) returns that result; the
+   * co-signers' ledgers guarantee the same even if this store lost it.
+   */
+  async completePackage(bytes: Uint8Array): Promise<PackageResult> {
+    const t0 = this.#clock();
+    let keyId = '';
+    try {
+      const pkg = decodeOfflinePackage(bytes);
+      keyId = pkg.keyId;
+      return await this.#packageLocks.run(`package/${pkg.packageId}`, async () => {
+        const prior = await this.#store.get(`package/${pkg.packageId}`);
+        if (prior) {
+          const r = decodeMessage('SubmitPackageResponse', prior);
+          this.#onEvent({ type: 'package', keyId, ok: true, ms: this.#clock() - t0, cached: true });
+          return { ...r, alreadyCompleted: true };
+        }
+        const rec = this.key(pkg.keyId);
+        const session = verifyOfflinePackage(rec.key, pkg, { keyId: rec.keyId, epoch: rec.epoch });
+        for (const c of pkg.cosigners) {
+          const used = await this.#store.get(`resv/${c.signer}/${toHex(c.nonceId)}`);
+          if (used && new TextDecoder().decode(used) !== pkg.packageId)
+            throw new CoordinatorError('RESERVATION_USED', `the reservation of ${c.signer} was already used by package ${new TextDecoder().decode(used)}`, [pkg.device]);
+        }
+        const off = pkg.cosigners.map((c) => c.signer).filter((id) => !this.#participants.has(id));
+        if (off.length) throw new CoordinatorError('UNAVAILABLE', `reserved co-signer not connected: ${off.join(', ')}; the package stays pending`);
+        const answers = await Promise.allSettled(pkg.cosigners.map((c) => (this.#participants.get(c.signer) as ParticipantHandle).call({ body: 'complete', complete: pkg.bytes }, this.#timeout)));
+        const shares = new Map<string, Uint8Array>([[pkg.device, pkg.share]]);
+        const failures: CoordinatorError[] = [];
+        answers.forEach((a, i) => {
+          const id = (pkg.cosigners[i] as (typeof pkg.cosigners)[number]).signer;
+          const h = this.#participants.get(id);
+          if (a.status === 'rejected' || !h) return void failures.push(new CoordinatorError('UNAVAILABLE', `${id} did not answer; the package stays pending`));
+          const r = a.value;
+          if (r.body !== 'envelope' || !r.envelope) {
+            const code = typeof r.error?.code === 'string' && /^[A-Z][A-Z_]{1,39}$/.test(r.error.code) ? r.error.code : 'INTERNAL';
+            return void failures.push(new CoordinatorError(code, `${id}: ${String(r.error?.message ?? code).slice(0, 300)}`, code.startsWith('RESERVATION_') || code === 'BAD_SIGNATURE_SHARE' ? [pkg.device] : []));
+          }
+          try {
+            const env = openEnvelope(r.envelope, PayloadKind.SIGNATURE_SHARE);
+            if (!equalBytes(env.sender, h.info.signKey)) throw new CoordinatorError('BAD_SIGNATURE', 'share signed by another key');
+            const s = decodeSignatureShare(rec.key.suite, env.payload);
+            if (!equalBytes(s.requestDigest, pkg.digest)) throw new CoordinatorError('BAD_SIGNATURE_SHARE', 'share answers another package');
+            if (!session.verifyShare(id, s.share)) throw new CoordinatorError('BAD_SIGNATURE_SHARE', `share of ${id} does not verify`);
+            shares.set(id, s.share);
+          } catch (e) {
+            this.#onEvent({ type: 'culprit', participant: id, code: 'BAD_SIGNATURE_SHARE' });
+            failures.push(new CoordinatorError('BAD_SIGNATURE_SHARE', `${id} sent an invalid share (${codeOf(e)})`, [id]));
+          }
+        });
+        if (failures.length) throw failures.find((f) => f.code !== 'UNAVAILABLE') ?? (failures[0] as CoordinatorError);
+        const signature = session.aggregate(shares);
+        const result: PackageResult = { packageId: pkg.packageId, keyId: rec.keyId, message: pkg.message, signature, publicKey: groupPublicKey(rec.key), signers: [pkg.device, ...pkg.cosigners.map((c) => c.signer)], alreadyCompleted: false };
+        await this.#store.batch([
+          { type: 'put', key: `package/${pkg.packageId}`, value: encodeMessage('SubmitPackageResponse', result) },
+          ...pkg.cosigners.map((c) => ({ type: 'put' as const, key: `resv/${c.signer}/${toHex(c.nonceId)}`, value: new TextEncoder().encode(pkg.packageId) })),
+        ], { sync: true });
+        await this.audit.append({ type: 'offline-complete', data: { keyId: rec.keyId, package: pkg.packageId, device: pkg.device, signers: result.signers.join(',') } });
+        this.#onEvent({ type: 'package', keyId, ok: true, ms: this.#clock() - t0, cached: false, createdAt: pkg.createdAt });
+        return result;
+      });
+    } catch (e) {
+      this.#onEvent({ type: 'package', keyId, ok: false, cause: codeOf(e), ms: this.#clock() - t0, cached: false });
+      throw e;
+    }
+  }
+
+  /** Number of offline packages completed (stored results). */
+  async completedPackages(): Promise<number> {
+    let n = 0;
+    for await (const _ of this.#store.iterate('package/')) n++;
+    return n;
+  }
+
   // ---- signing --------------------------------------------------------------------------------
 
   /**
@@ -332,7 +546,7 @@ export class Coordinator {
         // request a full task deadline.
         const now = this.#clock();
         const available = [...preferred, ...rec.key.roster.map((r) => r.id)]
-          .filter((id) => this.#participants.has(id))
+          .filter((id) => this.#participants.has(id) && !this.#devices.has(id))
           .sort((a, b) => Number((this.#slowUntil.get(a) ?? 0) > now) - Number((this.#slowUntil.get(b) ?? 0) > now));
         let quorum: string[];
         try {
@@ -458,6 +672,10 @@ export class Coordinator {
     this.#refills.set(k, p);
     return p;
   }
+}
+
+function tokenHash(token: string): string {
+  return toHex(sha256(new TextEncoder().encode(`tessera/v1/enrol-token/${token}`)));
 }
 
 function keyInfo(rec: KeyRecord): KeyInfo {

@@ -1,3 +1,4 @@
 export * from './coordinator.js';
 export * from './server.js';
 export * from './config.js';
+export * from './gateway.js';

@@ -9,6 +9,8 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import { CoordinatorConfigSchema } from './config.js';
 import { Coordinator } from './coordinator.js';
 import { startCoordinatorServer } from './server.js';
+import { startDeviceGateway, type StartedGateway } from './gateway.js';
+import { readFileSync } from 'node:fs';
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -22,6 +24,11 @@ async function main(): Promise<void> {
   const culprits = new Counter({ name: 'tessera_culprits_total', help: 'participants blamed, by code', labelNames: ['participant', 'code'], registers: [registry] });
   const keygens = new Counter({ name: 'tessera_keygens_total', help: 'DKG sessions by result and cause', labelNames: ['result', 'cause'], registers: [registry] });
   const duration = new Histogram({ name: 'tessera_session_duration_seconds', help: 'session durations', labelNames: ['kind'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] });
+  const packages = new Counter({ name: 'tessera_offline_packages_total', help: 'offline package deliveries by result (completed | already_completed | error) and cause', labelNames: ['result', 'cause'], registers: [registry] });
+  const syncLatency = new Histogram({ name: 'tessera_offline_sync_seconds', help: 'time from a package being signed offline (device clock) to its completion', buckets: [1, 10, 60, 300, 1800, 3600, 6 * 3600, 86400, 7 * 86400], registers: [registry] });
+  const reservations = new Counter({ name: 'tessera_reservations_total', help: 'reservation slots issued to devices', registers: [registry] });
+  const gatewayCalls = new Counter({ name: 'tessera_device_calls_total', help: 'device gateway calls by op and result code', labelNames: ['op', 'code'], registers: [registry] });
+  let gateway: StartedGateway | undefined;
   const coordinator = new Coordinator({
     store,
     taskTimeoutMs: cfg.taskTimeoutMs,
@@ -33,6 +40,13 @@ async function main(): Promise<void> {
         duration.observe({ kind: 'dkg' }, e.ms / 1000);
         keygens.inc({ result: e.ok ? 'ok' : 'error', cause: e.cause ?? '' });
       }
+      else if (e.type === 'package') {
+        packages.inc({ result: !e.ok ? 'error' : e.cached ? 'already_completed' : 'completed', cause: e.cause ?? '' });
+        if (e.ok && !e.cached) {
+          duration.observe({ kind: 'offline' }, e.ms / 1000);
+          if (e.createdAt) syncLatency.observe(Math.max(0, Date.now() - e.createdAt) / 1000);
+        }
+      } else if (e.type === 'reserve') reservations.inc(e.slots);
       else if (e.type === 'culprit') culprits.inc({ participant: e.participant, code: e.code });
       else if (e.type === 'pool' && !e.ok) log.warn({ participant: e.participant, cause: e.cause, err: e.message }, 'commitment refill failed');
     },
@@ -53,12 +67,28 @@ async function main(): Promise<void> {
       for (const id of coordinator.connected()) this.set({ participant: id }, coordinator.poolSize(id));
     },
   });
+  new Gauge({
+    name: 'tessera_offline_packages_pending', help: 'offline packages queued on devices, as each linked device last reported', labelNames: ['device'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const [d, n] of gateway?.pendingByDevice() ?? []) this.set({ device: d }, n);
+    },
+  });
   await coordinator.load();
   const metrics = await startMetricsServer(registry, { host: cfg.metricsHost, port: cfg.metricsPort });
   const server = await startCoordinatorServer({ coordinator, host: cfg.host, port: cfg.port, credentials: serverCredentials(cfg.tls), requirePeerName: !!cfg.tls, ...(cfg.participants ? { participants: cfg.participants } : {}), log, metricsUrl: metrics.url });
-  log.info({ port: server.port, pid: process.pid, metrics: metrics.url }, 'coordinator serving');
-  process.stdout.write(JSON.stringify({ ready: true, port: server.port, pid: process.pid, metricsUrl: metrics.url }) + '\n');
+  if (cfg.gateway) {
+    const g = cfg.gateway;
+    gateway = await startDeviceGateway({
+      coordinator, host: g.host, port: g.port, log,
+      ...(g.tls ? { tls: { cert: readFileSync(g.tls.cert), key: readFileSync(g.tls.key) } } : {}),
+      onCall: (op, code) => gatewayCalls.inc({ op, code }),
+    });
+  }
+  log.info({ port: server.port, pid: process.pid, metrics: metrics.url, gateway: gateway?.url }, 'coordinator serving');
+  process.stdout.write(JSON.stringify({ ready: true, port: server.port, pid: process.pid, metricsUrl: metrics.url, ...(gateway ? { gatewayUrl: gateway.url } : {}) }) + '\n');
   onShutdown(async () => {
+    await gateway?.close();
     await server.close(5_000);
     await metrics.close();
     await store.close();

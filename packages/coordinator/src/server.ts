@@ -160,6 +160,11 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
       const r = await coordinator.sign(intent, req.signers);
       return { keyId: r.keyId, signature: r.signature, signers: r.signers, publicKey: r.publicKey, requestId: r.requestId };
     }, { onError }),
+    IssueEnrolmentToken: handleUnary(async (req: { ttlMs: number; label: string }) => coordinator.issueEnrolmentToken(req.ttlMs || undefined, req.label), { onError }),
+    SubmitPackage: handleUnary(async (req: { package: Uint8Array }) => {
+      if (!(req.package instanceof Uint8Array) || req.package.length === 0) throw new TesseraRuntimeError('INVALID_ARGUMENT', 'missing package');
+      return coordinator.completePackage(new Uint8Array(req.package));
+    }, { onError }),
     ListKeys: handleUnary(async () => ({ keys: coordinator.keys().map(keyInfoWire) }), { onError }),
     AuditVerify: handleUnary(async () => coordinator.auditAll(), { onError }),
     Status: handleUnary(async () => {

@@ -39,6 +39,16 @@ export const ErrorCode = {
   INVALID_STATE: 'INVALID_STATE',
   /** The aggregated signature failed the plain single-party verifier. */
   SIGNATURE_INVALID: 'SIGNATURE_INVALID',
+  /** A reservation (a co-signer's nonce promised to a device) was already used by another package. */
+  RESERVATION_USED: 'RESERVATION_USED',
+  /** A reservation is past its expiry: the co-signer no longer completes packages on it. */
+  RESERVATION_EXPIRED: 'RESERVATION_EXPIRED',
+  /** The co-signer has no such reservation (never issued, discarded, or for another device). */
+  RESERVATION_UNKNOWN: 'RESERVATION_UNKNOWN',
+  /** A reservation in a package is not signed by the co-signer it names, or does not fit the package. */
+  RESERVATION_INVALID: 'RESERVATION_INVALID',
+  /** The device has no unused reservation left for the key (its offline allowance is spent). */
+  NO_ALLOWANCE: 'NO_ALLOWANCE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

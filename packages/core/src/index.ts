@@ -14,7 +14,10 @@ export { prepareKey, prepareSession, FrostAggregateError, type PreparedKey, type
 export * from './local.js';
 export * from './records.js';
 export * from './intent.js';
+export * from './offline.js';
+export { base45Encode, base45Decode } from './base45.js';
 export { encodeMessage, decodeMessage, MAX_PACKAGE_BYTES } from './wire/codec.js';
+export { encodeLinkTask, decodeLinkTask, encodeLinkResult, decodeLinkResult } from './wire/link-codec.js';
 export { FORMAT_VERSION, makeHeader, checkHeader } from './wire/packages.js';
 export { PayloadKind } from './wire/types.js';
 export type * from './wire/types.js';

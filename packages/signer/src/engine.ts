@@ -18,6 +18,13 @@ import {
   SigningNonces,
   commit,
   decodeKeyShareRecord,
+  decodeOfflinePackage,
+  encodeReservation,
+  packageCommitments,
+  signReservation,
+  verifyOfflinePackage,
+  RESERVATION_NONCE_ID_BYTES,
+  equalBytes,
   decodeMessage,
   decodeSignRequest,
   encodeCommitment,
@@ -41,7 +48,7 @@ import {
 } from '@tessera/core';
 import { AuditLog, KeyedMutex, NonceLedger, ShareVault, summarizeAudit, type SealedKV } from '@tessera/store';
 import { randomBytes } from 'node:crypto';
-import { PolicyEngine, type Policy } from './policy.js';
+import { DEVICE_POLICY_DEFAULTS, PolicyEngine, type Policy } from './policy.js';
 import type { LinkResult, LinkTask, TaskError } from '@tessera/core';
 
 export interface SignerEngineOptions {
@@ -62,7 +69,9 @@ export type SignerEvent =
   | { type: 'sign'; keyId: string; result: 'ok' | 'cached' }
   | { type: 'refusal'; keyId: string; code: string }
   | { type: 'keygen'; keyId: string }
-  | { type: 'commitments'; keyId: string; count: number };
+  | { type: 'commitments'; keyId: string; count: number }
+  | { type: 'reserve'; keyId: string; device: string; count: number }
+  | { type: 'complete'; keyId: string; device: string; result: 'ok' | 'cached' };
 
 type DkgState = DkgAwaitingRound1 | DkgAwaitingRound2 | DkgAwaitingConfirmations;
 
@@ -136,7 +145,8 @@ export class SignerEngine {
    */
   async discardFreshNonces(): Promise<number> {
     let n = 0;
-    for await (const k of this.#store.keys('nonce/')) if (await this.ledger.discard(k.slice('nonce/'.length))) n++;
+    // Reservations (`r.` ids) are promises held by devices, not pooled commitments: they stay.
+    for await (const k of this.#store.keys('nonce/')) if (!k.startsWith('nonce/r.') && (await this.ledger.discard(k.slice('nonce/'.length)))) n++;
     return n;
   }
 
@@ -168,6 +178,13 @@ export class SignerEngine {
           return { taskId, body: 'envelope', envelope: await this.sign(asBytes(task.sign, 'sign request')) };
         case 'audit':
           return { taskId, body: 'audit', audit: summarizeAudit(await this.audit.verify()) };
+        case 'reserve': {
+          const r = task.reserve;
+          if (!r) throw new SignerError('INVALID_ARGUMENT', 'missing reserve task');
+          return { taskId, body: 'reservations', reservations: { envelopes: await this.reserve(r.keyId, r.device, r.count, r.ttlMs) } };
+        }
+        case 'complete':
+          return { taskId, body: 'envelope', envelope: await this.complete(asBytes(task.complete, 'offline package')) };
         default:
           throw new SignerError('INVALID_ARGUMENT', `unknown task ${String(task.body)}`);
       }
@@ -304,6 +321,114 @@ export class SignerEngine {
     }
   }
 
+  // ---- offline co-signing -----------------------------------------------------------------
+
+  #devicePolicy() {
+    return { ...DEVICE_POLICY_DEFAULTS, ...(this.#policy.policy.devices ?? {}) };
+  }
+
+  /**
+   * Reserves `count` nonces of `keyId` for `device` (a participant of the key): each a fresh
+   * nonce in the ledger under `r.<device>.<key>.<id>` with the signed reservation as its meta,
+   * so completion checks a package against this node's own record. Bounded by the policy's
+   * per-device cap (expired reservations are dropped first) and lifetime.
+   */
+  async reserve(keyId: string, device: string, count: number, ttlMs: number): Promise<Uint8Array[]> {
+    const dp = this.#devicePolicy();
+    if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
+    if (!Number.isInteger(count) || count < 1 || count > 1024) throw new SignerError('INVALID_ARGUMENT', 'reservation count must be 1..1024');
+    const rec = await this.key(keyId);
+    if (device === this.id || !rec.key.roster.some((r) => r.id === device))
+      throw new SignerError('POLICY_DENIED', `${String(device).slice(0, 64)} is not a device of key ${keyId}`);
+    const ttl = Math.min(Number.isSafeInteger(ttlMs) && ttlMs > 0 ? ttlMs : dp.maxTtlMs, dp.maxTtlMs);
+    const now = this.#clock();
+    // Drop this device's expired, unused reservations: they no longer count against its cap.
+    let outstanding = 0;
+    for await (const k of this.#store.keys(`nonce/r.${device}.`)) {
+      const id = k.slice('nonce/'.length);
+      const st = await this.ledger.status(id);
+      if (st.state !== 'fresh') continue;
+      const meta = st.meta ? decodeMessageSafe(st.meta) : undefined;
+      if (!meta || meta.expiresAt < now) await this.ledger.discard(id);
+      else outstanding++;
+    }
+    const n = Math.min(count, dp.maxReservations - outstanding);
+    if (n <= 0) throw new SignerError('RESOURCE_EXHAUSTED', `device ${device} already holds ${outstanding} reservations on this node (cap ${dp.maxReservations})`);
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) {
+      const { nonces, commitment } = commit(rec.share, this.#rng);
+      const nonceId = this.#rng(RESERVATION_NONCE_ID_BYTES);
+      const r = { suite: rec.key.suite, keyId, epoch: rec.epoch, device, signer: this.id, nonceId, hiding: commitment.hiding, binding: commitment.binding, expiresAt: now + ttl };
+      const secret = nonces.exportSecret();
+      try {
+        await this.ledger.addFresh(reservationLedgerId(device, keyId, nonceId), secret, encodeReservation(r));
+      } finally {
+        secret.fill(0);
+      }
+      out.push(signReservation(this.identity, r));
+    }
+    await this.audit.append({ type: 'reserve', actor: this.id, data: { keyId, device, count: n, expiresAt: now + ttl } });
+    this.#onEvent({ type: 'reserve', keyId, device, count: n });
+    return out;
+  }
+
+  /**
+   * Completes an offline package with this node's reserved nonce. The package must be for a
+   * reservation this node issued to that device (its own ledger record, not the package, is
+   * the authority), unexpired, and carry a valid share of the device over the message: the
+   * device's share is its authorisation. The nonce is consumed durably before the share
+   * leaves; the same package again gets the same share; another package on the same
+   * reservation is refused with RESERVATION_USED. A refused package does not burn the
+   * reservation.
+   */
+  async complete(bytes: Uint8Array): Promise<Uint8Array> {
+    const pkg = decodeOfflinePackage(bytes);
+    const keyId = pkg.keyId;
+    try {
+      const dp = this.#devicePolicy();
+      if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
+      const rec = await this.key(keyId);
+      const mine = pkg.cosigners.filter((c) => c.signer === this.id);
+      if (mine.length !== 1) throw new SignerError('INVALID_ARGUMENT', 'the package names no reservation of this node');
+      const res = mine[0] as (typeof mine)[number];
+      const ledgerId = reservationLedgerId(pkg.device, keyId, res.nonceId);
+      const st = await this.ledger.status(ledgerId);
+      if (st.state === 'unknown') throw new SignerError('RESERVATION_UNKNOWN', `no reservation ${toHex(res.nonceId)} of ${pkg.device} on this node`);
+      const own = st.meta ? decodeMessageSafe(st.meta) : undefined;
+      if (!own || own.epoch !== pkg.epoch || own.keyId !== keyId || own.device !== pkg.device || !equalBytes(own.hiding, res.hiding) || !equalBytes(own.binding, res.binding) || own.expiresAt !== res.expiresAt)
+        throw new SignerError('RESERVATION_INVALID', 'the package does not match the reservation this node issued', [pkg.device]);
+      if (st.state === 'fresh' && own.expiresAt < this.#clock()) {
+        await this.ledger.discard(ledgerId);
+        throw new SignerError('RESERVATION_EXPIRED', `reservation ${toHex(res.nonceId)} expired at ${new Date(own.expiresAt).toISOString()}`);
+      }
+      if (st.state === 'consumed' && !equalBytes(st.requestDigest, pkg.digest))
+        throw new SignerError('RESERVATION_USED', `reservation ${toHex(res.nonceId)} was already used by another package`);
+      if (rec.epoch !== pkg.epoch) throw new SignerError('RESERVATION_INVALID', `package is for epoch ${pkg.epoch}, this node holds epoch ${rec.epoch}`);
+      verifyOfflinePackage(rec.key, pkg, { keyId, epoch: rec.epoch });
+      let cached = st.state === 'consumed';
+      let share: Uint8Array;
+      try {
+        share = await this.ledger.consume(ledgerId, pkg.digest, (secret) => {
+          cached = false;
+          const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret);
+          return signShare(rec.share, rec.key, nonces, packageCommitments(rec.key, pkg), pkg.message);
+        });
+      } catch (e) {
+        if ((e as { code?: string }).code === 'NONCE_REUSED') throw new SignerError('RESERVATION_USED', `reservation ${toHex(res.nonceId)} was already used by another package`);
+        throw e;
+      }
+      await this.audit.append({ type: 'offline-complete', actor: pkg.device, data: { keyId, package: pkg.packageId, nonce: ledgerId, cached } });
+      this.#onEvent({ type: 'complete', keyId, device: pkg.device, result: cached ? 'cached' : 'ok' });
+      const payload = encodeSignatureShare(rec.key.suite, { sessionId: pkg.digest.subarray(0, 16), identifier: rec.share.identifier, share, requestDigest: pkg.digest });
+      return signEnvelope(this.identity, PayloadKind.SIGNATURE_SHARE, payload);
+    } catch (e) {
+      const err = toTaskError(e);
+      await this.audit.append({ type: 'refusal', actor: this.id, data: { keyId, what: 'offline', package: pkg.packageId, code: err.code, reason: err.message.slice(0, 200) } }).catch(() => {});
+      this.#onEvent({ type: 'refusal', keyId, code: err.code });
+      throw e;
+    }
+  }
+
   /**
    * Bounds how many distinct nonces one request may consume: a coordinator that retries with new
    * quorums gets a few attempts; one replaying an intent does not get unbounded signatures.
@@ -318,6 +443,20 @@ export class SignerEngine {
       throw new SignerError('POLICY_DENIED', `request ${toHex(requestId).slice(0, 16)}… already used ${list.length} nonces`);
     list.push(nonceId);
     await this.#store.put(k, new TextEncoder().encode(list.join(',')), { sync: true });
+  }
+}
+
+/** Ledger id of a reservation: per device, so a device's outstanding reservations count by prefix. */
+function reservationLedgerId(device: string, keyId: string, nonceId: Uint8Array): string {
+  return `r.${device}.${keyId}.${toHex(nonceId)}`;
+}
+
+/** The reservation a ledger record carries as its meta (written by this node). */
+function decodeMessageSafe(meta: Uint8Array): { keyId: string; epoch: number; device: string; hiding: Uint8Array; binding: Uint8Array; expiresAt: number } | undefined {
+  try {
+    return decodeMessage('Reservation', meta);
+  } catch {
+    return undefined;
   }
 }
 

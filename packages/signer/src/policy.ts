@@ -26,7 +26,20 @@ export interface Policy {
    * a participant of its own into a key's roster.
    */
   readonly peers?: readonly { id: string; publicKey: string }[];
+  /** Offline co-signing for devices (participants of a key that sign offline against reservations). */
+  readonly devices?: DevicePolicy;
 }
+
+export interface DevicePolicy {
+  /** Whether this node reserves nonces for, and completes packages of, devices at all (default true). */
+  readonly allow?: boolean;
+  /** Most unexpired, unused reservations one device may hold on this node, over all keys (default 64). */
+  readonly maxReservations?: number;
+  /** Longest reservation lifetime this node grants, ms (default 7 days). */
+  readonly maxTtlMs?: number;
+}
+
+export const DEVICE_POLICY_DEFAULTS = { allow: true, maxReservations: 64, maxTtlMs: 7 * 24 * 3600_000 } as const;
 
 /** Why the policy refused, as a stable reason. */
 export type Refusal = 'UNKNOWN_REQUESTER' | 'KEY_NOT_ALLOWED' | 'EXPIRED' | 'RATE_LIMITED';

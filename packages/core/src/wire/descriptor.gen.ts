@@ -44,6 +44,79 @@ export const descriptor = {
                 "AuditVerify": {
                   "requestType": "AuditVerifyRequest",
                   "responseType": "AuditVerifyResponse"
+                },
+                "IssueEnrolmentToken": {
+                  "requestType": "EnrolmentTokenRequest",
+                  "responseType": "EnrolmentTokenResponse"
+                },
+                "SubmitPackage": {
+                  "requestType": "SubmitPackageRequest",
+                  "responseType": "SubmitPackageResponse"
+                }
+              }
+            },
+            "EnrolmentTokenRequest": {
+              "fields": {
+                "ttlMs": {
+                  "type": "uint64",
+                  "id": 1
+                },
+                "label": {
+                  "type": "string",
+                  "id": 2
+                }
+              }
+            },
+            "EnrolmentTokenResponse": {
+              "fields": {
+                "token": {
+                  "type": "string",
+                  "id": 1
+                },
+                "expiresAt": {
+                  "type": "uint64",
+                  "id": 2
+                }
+              }
+            },
+            "SubmitPackageRequest": {
+              "fields": {
+                "package": {
+                  "type": "bytes",
+                  "id": 1
+                }
+              }
+            },
+            "SubmitPackageResponse": {
+              "fields": {
+                "packageId": {
+                  "type": "string",
+                  "id": 1
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 2
+                },
+                "message": {
+                  "type": "bytes",
+                  "id": 3
+                },
+                "signature": {
+                  "type": "bytes",
+                  "id": 4
+                },
+                "publicKey": {
+                  "type": "bytes",
+                  "id": 5
+                },
+                "signers": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 6
+                },
+                "alreadyCompleted": {
+                  "type": "bool",
+                  "id": 7
                 }
               }
             },
@@ -414,6 +487,35 @@ export const descriptor = {
                 }
               }
             },
+            "ReserveTask": {
+              "fields": {
+                "keyId": {
+                  "type": "string",
+                  "id": 1
+                },
+                "device": {
+                  "type": "string",
+                  "id": 2
+                },
+                "count": {
+                  "type": "uint32",
+                  "id": 3
+                },
+                "ttlMs": {
+                  "type": "uint64",
+                  "id": 4
+                }
+              }
+            },
+            "Reservations": {
+              "fields": {
+                "envelopes": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 1
+                }
+              }
+            },
             "Task": {
               "oneofs": {
                 "body": {
@@ -423,7 +525,9 @@ export const descriptor = {
                     "dkgAbort",
                     "commit",
                     "sign",
-                    "audit"
+                    "audit",
+                    "reserve",
+                    "complete"
                   ]
                 }
               },
@@ -455,6 +559,14 @@ export const descriptor = {
                 "audit": {
                   "type": "AuditTask",
                   "id": 7
+                },
+                "reserve": {
+                  "type": "ReserveTask",
+                  "id": 8
+                },
+                "complete": {
+                  "type": "bytes",
+                  "id": 9
                 }
               }
             },
@@ -492,7 +604,8 @@ export const descriptor = {
                     "dkgDone",
                     "commitments",
                     "ok",
-                    "audit"
+                    "audit",
+                    "reservations"
                   ]
                 }
               },
@@ -524,6 +637,10 @@ export const descriptor = {
                 "audit": {
                   "type": "AuditReport",
                   "id": 7
+                },
+                "reservations": {
+                  "type": "Reservations",
+                  "id": 8
                 }
               }
             },
@@ -658,6 +775,145 @@ export const descriptor = {
                 }
               }
             },
+            "DeviceCall": {
+              "fields": {
+                "version": {
+                  "type": "uint32",
+                  "id": 1
+                },
+                "device": {
+                  "type": "string",
+                  "id": 2
+                },
+                "op": {
+                  "type": "string",
+                  "id": 3
+                },
+                "issuedAt": {
+                  "type": "uint64",
+                  "id": 4
+                },
+                "nonce": {
+                  "type": "bytes",
+                  "id": 5
+                },
+                "body": {
+                  "type": "bytes",
+                  "id": 6
+                }
+              }
+            },
+            "DeviceEnrol": {
+              "fields": {
+                "token": {
+                  "type": "string",
+                  "id": 1
+                },
+                "participant": {
+                  "type": "ParticipantInfo",
+                  "id": 2
+                }
+              }
+            },
+            "DeviceEnrolled": {
+              "fields": {
+                "device": {
+                  "type": "string",
+                  "id": 1
+                },
+                "coordinator": {
+                  "type": "string",
+                  "id": 2
+                }
+              }
+            },
+            "DevicePoll": {
+              "fields": {
+                "results": {
+                  "rule": "repeated",
+                  "type": "TaskResult",
+                  "id": 1
+                },
+                "waitMs": {
+                  "type": "uint32",
+                  "id": 2
+                },
+                "keys": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 3
+                },
+                "pending": {
+                  "type": "uint32",
+                  "id": 4
+                }
+              }
+            },
+            "DeviceTasks": {
+              "fields": {
+                "tasks": {
+                  "rule": "repeated",
+                  "type": "Task",
+                  "id": 1
+                }
+              }
+            },
+            "DeviceReserve": {
+              "fields": {
+                "keyId": {
+                  "type": "string",
+                  "id": 1
+                },
+                "count": {
+                  "type": "uint32",
+                  "id": 2
+                },
+                "cosigners": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 3
+                },
+                "ttlMs": {
+                  "type": "uint64",
+                  "id": 4
+                }
+              }
+            },
+            "ReservationSlot": {
+              "fields": {
+                "reservations": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 1
+                }
+              }
+            },
+            "DeviceReserved": {
+              "fields": {
+                "slots": {
+                  "rule": "repeated",
+                  "type": "ReservationSlot",
+                  "id": 1
+                },
+                "errors": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 2
+                }
+              }
+            },
+            "DeviceKeys": {
+              "fields": {
+                "keys": {
+                  "rule": "repeated",
+                  "type": "KeyInfo",
+                  "id": 1
+                }
+              }
+            },
+            "Empty": {
+              "fields": {}
+            },
             "Suite": {
               "values": {
                 "SUITE_UNSPECIFIED": 0,
@@ -676,7 +932,10 @@ export const descriptor = {
                 "PAYLOAD_KIND_SIGN_INTENT": 10,
                 "PAYLOAD_KIND_SIGNING_COMMITMENT": 11,
                 "PAYLOAD_KIND_SIGN_REQUEST": 12,
-                "PAYLOAD_KIND_SIGNATURE_SHARE": 13
+                "PAYLOAD_KIND_SIGNATURE_SHARE": 13,
+                "PAYLOAD_KIND_RESERVATION": 14,
+                "PAYLOAD_KIND_DEVICE_CALL": 20,
+                "PAYLOAD_KIND_COSIGN_REQUEST": 21
               }
             },
             "Header": {
@@ -975,6 +1234,183 @@ export const descriptor = {
                 "requestDigest": {
                   "type": "bytes",
                   "id": 5
+                }
+              }
+            },
+            "Reservation": {
+              "fields": {
+                "header": {
+                  "type": "Header",
+                  "id": 1
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 2
+                },
+                "epoch": {
+                  "type": "uint64",
+                  "id": 3
+                },
+                "device": {
+                  "type": "string",
+                  "id": 4
+                },
+                "signer": {
+                  "type": "string",
+                  "id": 5
+                },
+                "nonceId": {
+                  "type": "bytes",
+                  "id": 6
+                },
+                "hiding": {
+                  "type": "bytes",
+                  "id": 7
+                },
+                "binding": {
+                  "type": "bytes",
+                  "id": 8
+                },
+                "expiresAt": {
+                  "type": "uint64",
+                  "id": 9
+                }
+              }
+            },
+            "ReservedCommitment": {
+              "fields": {
+                "signer": {
+                  "type": "string",
+                  "id": 1
+                },
+                "nonceId": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "hiding": {
+                  "type": "bytes",
+                  "id": 3
+                },
+                "binding": {
+                  "type": "bytes",
+                  "id": 4
+                },
+                "expiresAt": {
+                  "type": "uint64",
+                  "id": 5
+                },
+                "signature": {
+                  "type": "bytes",
+                  "id": 6
+                }
+              }
+            },
+            "OfflinePackage": {
+              "fields": {
+                "header": {
+                  "type": "Header",
+                  "id": 1
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 2
+                },
+                "epoch": {
+                  "type": "uint64",
+                  "id": 3
+                },
+                "device": {
+                  "type": "string",
+                  "id": 4
+                },
+                "message": {
+                  "type": "bytes",
+                  "id": 5
+                },
+                "hiding": {
+                  "type": "bytes",
+                  "id": 6
+                },
+                "binding": {
+                  "type": "bytes",
+                  "id": 7
+                },
+                "share": {
+                  "type": "bytes",
+                  "id": 8
+                },
+                "cosigners": {
+                  "rule": "repeated",
+                  "type": "ReservedCommitment",
+                  "id": 9
+                },
+                "createdAt": {
+                  "type": "uint64",
+                  "id": 10
+                }
+              }
+            },
+            "CosignRequest": {
+              "fields": {
+                "header": {
+                  "type": "Header",
+                  "id": 1
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 2
+                },
+                "epoch": {
+                  "type": "uint64",
+                  "id": 3
+                },
+                "device": {
+                  "type": "string",
+                  "id": 4
+                },
+                "message": {
+                  "type": "bytes",
+                  "id": 5
+                },
+                "hiding": {
+                  "type": "bytes",
+                  "id": 6
+                },
+                "binding": {
+                  "type": "bytes",
+                  "id": 7
+                },
+                "requestId": {
+                  "type": "bytes",
+                  "id": 8
+                }
+              }
+            },
+            "CosignResponse": {
+              "fields": {
+                "header": {
+                  "type": "Header",
+                  "id": 1
+                },
+                "requestDigest": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "device": {
+                  "type": "string",
+                  "id": 3
+                },
+                "hiding": {
+                  "type": "bytes",
+                  "id": 4
+                },
+                "binding": {
+                  "type": "bytes",
+                  "id": 5
+                },
+                "share": {
+                  "type": "bytes",
+                  "id": 6
                 }
               }
             }

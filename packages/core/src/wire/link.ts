@@ -19,24 +19,28 @@ export interface AuditReport {
 
 export interface LinkTask {
   taskId: number;
-  body?: 'dkgStart' | 'dkgBundle' | 'dkgAbort' | 'commit' | 'sign' | 'audit';
+  body?: 'dkgStart' | 'dkgBundle' | 'dkgAbort' | 'commit' | 'sign' | 'audit' | 'reserve' | 'complete';
   dkgStart?: { params: Uint8Array } | null;
   dkgBundle?: { sessionHash: Uint8Array; round: number; envelopes: Uint8Array[] } | null;
   dkgAbort?: { sessionHash: Uint8Array; reason: string } | null;
   commit?: { keyId: string; count: number } | null;
   sign?: Uint8Array | null;
   audit?: Record<string, never> | null;
+  reserve?: { keyId: string; device: string; count: number; ttlMs: number } | null;
+  /** An encoded OfflinePackage to complete. */
+  complete?: Uint8Array | null;
 }
 
 export interface LinkResult {
   taskId: number;
-  body?: 'error' | 'envelope' | 'dkgDone' | 'commitments' | 'ok' | 'audit';
+  body?: 'error' | 'envelope' | 'dkgDone' | 'commitments' | 'ok' | 'audit' | 'reservations';
   error?: TaskError;
   envelope?: Uint8Array;
   dkgDone?: { keyId: string; keyDigest: Uint8Array; keyRecord: Uint8Array };
   commitments?: { envelopes: Uint8Array[] };
   ok?: boolean;
   audit?: AuditReport;
+  reservations?: { envelopes: Uint8Array[] };
 }
 
 export interface LinkDown {

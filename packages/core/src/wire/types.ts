@@ -15,6 +15,9 @@ export const PayloadKind = {
   SIGNING_COMMITMENT: 11,
   SIGN_REQUEST: 12,
   SIGNATURE_SHARE: 13,
+  RESERVATION: 14,
+  DEVICE_CALL: 20,
+  COSIGN_REQUEST: 21,
 } as const;
 export type PayloadKind = (typeof PayloadKind)[keyof typeof PayloadKind];
 
@@ -38,7 +41,45 @@ export interface WireKeyRecord { header: WireHeader; keyId: string; epoch: numbe
 export interface WireIdentityRecord { version: number; id: string; signSecret: Uint8Array; encSecret: Uint8Array }
 export interface WireSignResultRecord { version: number; keyId: string; signature: Uint8Array; signers: string[]; publicKey: Uint8Array; requestId: Uint8Array; intentDigest: Uint8Array }
 
+export interface WireReservation { header: WireHeader; keyId: string; epoch: number; device: string; signer: string; nonceId: Uint8Array; hiding: Uint8Array; binding: Uint8Array; expiresAt: number }
+export interface WireReservedCommitment { signer: string; nonceId: Uint8Array; hiding: Uint8Array; binding: Uint8Array; expiresAt: number; signature: Uint8Array }
+export interface WireOfflinePackage { header: WireHeader; keyId: string; epoch: number; device: string; message: Uint8Array; hiding: Uint8Array; binding: Uint8Array; share: Uint8Array; cosigners: WireReservedCommitment[]; createdAt: number }
+export interface WireCosignRequest { header: WireHeader; keyId: string; epoch: number; device: string; message: Uint8Array; hiding: Uint8Array; binding: Uint8Array; requestId: Uint8Array }
+export interface WireCosignResponse { header: WireHeader; requestDigest: Uint8Array; device: string; hiding: Uint8Array; binding: Uint8Array; share: Uint8Array }
+export interface WireDeviceCall { version: number; device: string; op: string; issuedAt: number; nonce: Uint8Array; body: Uint8Array }
+export interface WireErrorDetail { code: string; message: string; culprits: string[] }
+
+export interface WireKeyInfo { keyId: string; suite: number; threshold: number; participants: string[]; publicKey: Uint8Array; epoch: number; createdAt: number }
+export interface WireDeviceEnrol { token: string; participant: WireParticipantInfo }
+export interface WireDeviceEnrolled { device: string; coordinator: string }
+export interface WireDevicePoll { results: Record<string, unknown>[]; waitMs: number; keys: string[]; pending: number }
+export interface WireDeviceTasks { tasks: Record<string, unknown>[] }
+export interface WireDeviceReserve { keyId: string; count: number; cosigners: string[]; ttlMs: number }
+export interface WireDeviceReserved { slots: { reservations: Uint8Array[] }[]; errors: string[] }
+export interface WireDeviceKeys { keys: WireKeyInfo[] }
+export interface WireKeygenRequest { suite: number; threshold: number; participants: string[] }
+export interface WireSubmitPackageRequest { package: Uint8Array }
+export interface WireSubmitPackageResponse { packageId: string; keyId: string; message: Uint8Array; signature: Uint8Array; publicKey: Uint8Array; signers: string[]; alreadyCompleted: boolean }
+
 export interface WireTypes {
+  KeyInfo: WireKeyInfo;
+  DeviceEnrol: WireDeviceEnrol;
+  DeviceEnrolled: WireDeviceEnrolled;
+  DevicePoll: WireDevicePoll;
+  DeviceTasks: WireDeviceTasks;
+  DeviceReserve: WireDeviceReserve;
+  DeviceReserved: WireDeviceReserved;
+  DeviceKeys: WireDeviceKeys;
+  KeygenRequest: WireKeygenRequest;
+  SubmitPackageRequest: WireSubmitPackageRequest;
+  SubmitPackageResponse: WireSubmitPackageResponse;
+  Reservation: WireReservation;
+  ReservedCommitment: WireReservedCommitment;
+  OfflinePackage: WireOfflinePackage;
+  CosignRequest: WireCosignRequest;
+  CosignResponse: WireCosignResponse;
+  DeviceCall: WireDeviceCall;
+  ErrorDetail: WireErrorDetail;
   Header: WireHeader;
   Envelope: WireEnvelope;
   ParticipantInfo: WireParticipantInfo;

@@ -1,0 +1,33 @@
+/**
+ * Link tasks and results as protobuf objects and back. The gRPC link gets these shapes from
+ * proto-loader (`oneofs: true` adds `body`); the device gateway carries them inside DevicePoll /
+ * DeviceTasks through the core codec, which leaves `body` off: these helpers add and strip it.
+ */
+import type { LinkResult, LinkTask } from './link.js';
+
+const TASK_BODIES = ['dkgStart', 'dkgBundle', 'dkgAbort', 'commit', 'sign', 'audit', 'reserve', 'complete'] as const;
+const RESULT_BODIES = ['error', 'envelope', 'dkgDone', 'commitments', 'ok', 'audit', 'reservations'] as const;
+
+function strip(o: { body?: string; taskId: number }): Record<string, unknown> {
+  const out: Record<string, unknown> = { taskId: o.taskId };
+  if (o.body) out[o.body] = (o as unknown as Record<string, unknown>)[o.body];
+  return out;
+}
+
+function withBody<T>(o: Record<string, unknown>, bodies: readonly string[]): T {
+  const body = bodies.find((b) => o[b] !== undefined && o[b] !== null);
+  return { ...o, taskId: Number(o.taskId ?? 0), ...(body ? { body } : {}) } as T;
+}
+
+export function encodeLinkTask(t: LinkTask): Record<string, unknown> {
+  return strip(t);
+}
+export function decodeLinkTask(o: Record<string, unknown>): LinkTask {
+  return withBody<LinkTask>(o, TASK_BODIES);
+}
+export function encodeLinkResult(r: LinkResult): Record<string, unknown> {
+  return strip(r);
+}
+export function decodeLinkResult(o: Record<string, unknown>): LinkResult {
+  return withBody<LinkResult>(o, RESULT_BODIES);
+}
