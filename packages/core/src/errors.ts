@@ -11,6 +11,8 @@
 export const ErrorCode = {
   /** Input failed validation (wrong type, length, range). Nothing was changed. */
   INVALID_ARGUMENT: 'INVALID_ARGUMENT',
+  /** The named key, session or record does not exist here. */
+  NOT_FOUND: 'NOT_FOUND',
   /** Bytes could not be decoded as the expected package. */
   DECODE: 'DECODE',
   /** A package carries a format version this build does not speak. */

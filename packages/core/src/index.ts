@@ -9,6 +9,7 @@ export * from './identity.js';
 export * from './envelope.js';
 export * from './key.js';
 export * from './dkg.js';
+export * from './dkg-participant.js';
 export * from './sign.js';
 export { prepareKey, prepareSession, FrostAggregateError, type PreparedKey, type PreparedSession } from './fast.js';
 export * from './local.js';

@@ -11,9 +11,7 @@
  *   share released. An identical retry gets the same share; anything else on that nonce fails.
  */
 import {
-  DkgAwaitingConfirmations,
-  DkgAwaitingRound1,
-  DkgAwaitingRound2,
+  DkgParticipant,
   PayloadKind,
   SigningNonces,
   commit,
@@ -34,13 +32,9 @@ import {
   groupPublicKey,
   isTesseraError,
   keyDigest,
-  keyIdFor,
   openSignIntent,
-  participantFromWire,
   signEnvelope,
   signShare,
-  startDkg,
-  suiteByWireId,
   toHex,
   type KeyShareRecord,
   type ParticipantIdentity,
@@ -73,7 +67,6 @@ export type SignerEvent =
   | { type: 'reserve'; keyId: string; device: string; count: number }
   | { type: 'complete'; keyId: string; device: string; result: 'ok' | 'cached' };
 
-type DkgState = DkgAwaitingRound1 | DkgAwaitingRound2 | DkgAwaitingConfirmations;
 
 const defaultRng: Rng = ((n = 32) => new Uint8Array(randomBytes(n))) as Rng;
 
@@ -97,7 +90,7 @@ export class SignerEngine {
   readonly #maxFresh: number;
   readonly #maxAttempts: number;
   readonly #onEvent: (e: SignerEvent) => void;
-  readonly #dkg = new Map<string, { state: DkgState }>();
+  readonly #dkg: DkgParticipant;
   readonly #attempts = new KeyedMutex();
   readonly #keys = new Map<string, KeyShareRecord>();
 
@@ -110,6 +103,7 @@ export class SignerEngine {
     this.audit = new AuditLog(opts.store, { clock: this.#clock });
     this.#policy = new PolicyEngine(opts.policy, this.#clock);
     this.#rng = opts.rng ?? defaultRng;
+    this.#dkg = new DkgParticipant(this.identity, this.#rng);
     this.#maxFresh = opts.maxFreshPerKey ?? 256;
     this.#maxAttempts = opts.maxAttemptsPerRequest ?? 4;
     this.#onEvent = opts.onEvent ?? (() => {});
@@ -170,7 +164,7 @@ export class SignerEngine {
         case 'dkgBundle':
           return { taskId, ...(await this.#dkgBundle(task.dkgBundle)) };
         case 'dkgAbort':
-          if (task.dkgAbort) this.#dkg.delete(toHex(asBytes(task.dkgAbort.sessionHash, 'session hash')));
+          if (task.dkgAbort) this.#dkg.abort(asBytes(task.dkgAbort.sessionHash, 'session hash'));
           return { taskId, body: 'ok', ok: true };
         case 'commit':
           return { taskId, body: 'commitments', commitments: { envelopes: await this.commitments(task.commit?.keyId ?? '', task.commit?.count ?? 0) } };
@@ -195,57 +189,25 @@ export class SignerEngine {
 
   async #dkgStart(paramsBytes: Uint8Array | undefined): Promise<Uint8Array> {
     if (!this.#policy.policy.allowKeygen) throw new SignerError('POLICY_DENIED', 'this node does not take part in key generation');
-    const params = decodeMessage('DkgParams', asBytes(paramsBytes, 'DKG params'));
-    const suite = params.header ? suiteByWireId(params.header.suite) : undefined;
-    if (!suite || params.header?.version !== 1) throw new SignerError('INVALID_ARGUMENT', 'DKG params: unknown suite or version');
-    const cfg = { suite, sessionId: params.sessionId, threshold: params.threshold, participants: params.participants.map(participantFromWire) };
-    const peers = this.#policy.policy.peers;
-    if (peers && peers.length > 0) {
+    return this.#dkg.start(paramsBytes, (cfg) => {
+      const peers = this.#policy.policy.peers;
+      if (!peers || peers.length === 0) return;
       const unknown = cfg.participants.filter((p) => p.id !== this.id && !peers.some((k) => k.id === p.id && k.publicKey.toLowerCase() === toHex(p.signKey)));
       if (unknown.length) throw new SignerError('POLICY_DENIED', `DKG roster has participants this node does not know: ${unknown.map((p) => p.id).join(', ')}`);
-    }
-    const { state, round1 } = startDkg(cfg, this.identity, this.#rng);
-    const key = toHex(state.sessionHash);
-    if (this.#dkg.has(key)) throw new SignerError('UNEXPECTED_MESSAGE', 'DKG session already started');
-    this.#dkg.set(key, { state });
-    return round1;
+    });
   }
 
   async #dkgBundle(b: LinkTask['dkgBundle']): Promise<Omit<LinkResult, 'taskId'>> {
-    if (!b) throw new SignerError('INVALID_ARGUMENT', 'missing DKG bundle');
-    const sk = toHex(asBytes(b.sessionHash, 'session hash'));
-    const entry = this.#dkg.get(sk);
-    if (!entry) throw new SignerError('NOT_FOUND', 'no such DKG session on this node');
-    if (!Array.isArray(b.envelopes)) throw new SignerError('INVALID_ARGUMENT', 'DKG bundle: envelopes must be a list');
-    const envelopes = b.envelopes.map((e) => asBytes(e, 'envelope'));
-    try {
-      if (b.round === 1 && entry.state instanceof DkgAwaitingRound1) {
-        const next = entry.state.receiveRound1(envelopes);
-        entry.state = next.state;
-        return { body: 'envelope', envelope: next.round2 };
-      }
-      if (b.round === 2 && entry.state instanceof DkgAwaitingRound2) {
-        const next = entry.state.receiveRound2(envelopes);
-        entry.state = next.state;
-        return { body: 'envelope', envelope: next.confirm };
-      }
-      if (b.round === 3 && entry.state instanceof DkgAwaitingConfirmations) {
-        const out = entry.state.receiveConfirmations(envelopes);
-        this.#dkg.delete(sk);
-        const keyId = keyIdFor(entry.state.sessionHash);
-        const rec: KeyShareRecord = { keyId, epoch: 0, key: out.key, share: out.share, transcriptHash: out.transcriptHash, createdAt: this.#clock() };
-        await this.vault.putShare(keyId, 0, encodeKeyShareRecord(rec));
-        this.#keys.set(keyId, rec);
-        await this.audit.append({ type: 'keygen', actor: this.id, data: { keyId, suite: out.key.suite.id, threshold: out.key.threshold, participants: out.key.roster.map((r) => r.id).join(','), publicKey: toHex(groupPublicKey(out.key)) } });
-        this.#onEvent({ type: 'keygen', keyId });
-        return { body: 'dkgDone', dkgDone: { keyId, keyDigest: keyDigest(out.key), keyRecord: encodeKeyRecord({ keyId, epoch: 0, key: out.key, createdAt: rec.createdAt }) } };
-      }
-    } catch (e) {
-      this.#dkg.delete(sk);
-      throw e;
-    }
-    this.#dkg.delete(sk);
-    throw new SignerError('UNEXPECTED_MESSAGE', `DKG bundle for round ${b.round} does not fit the session state`);
+    const step = this.#dkg.bundle(b);
+    if ('envelope' in step) return { body: 'envelope', envelope: step.envelope };
+    const out = step.done;
+    const keyId = out.keyId;
+    const rec: KeyShareRecord = { keyId, epoch: 0, key: out.key, share: out.share, transcriptHash: out.transcriptHash, createdAt: this.#clock() };
+    await this.vault.putShare(keyId, 0, encodeKeyShareRecord(rec));
+    this.#keys.set(keyId, rec);
+    await this.audit.append({ type: 'keygen', actor: this.id, data: { keyId, suite: out.key.suite.id, threshold: out.key.threshold, participants: out.key.roster.map((r) => r.id).join(','), publicKey: toHex(groupPublicKey(out.key)) } });
+    this.#onEvent({ type: 'keygen', keyId });
+    return { body: 'dkgDone', dkgDone: { keyId, keyDigest: keyDigest(out.key), keyRecord: encodeKeyRecord({ keyId, epoch: 0, key: out.key, createdAt: rec.createdAt }) } };
   }
 
   /** Produces `count` fresh commitments for `keyId`, each backed by a nonce durably in the ledger. */
