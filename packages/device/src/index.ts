@@ -1,1 +1,25 @@
-export {};
+/**
+ * @tessera/device — the device SDK: one share on a phone or in a browser; offline co-signing
+ * against reserved nonce commitments; a durable queue synced exactly once; two-device signing;
+ * encrypted backups. No Node-only code: storage is `level` (IndexedDB in browsers), the
+ * network is `fetch`.
+ */
+import { decodeKeyRecord, decodeOfflinePackage, packageFromText, toHex, verifyOfflinePackage } from '@tessera/core';
+
+export { Device, type DeviceOptions, type DeviceKeyInfo, type QueuedPackage, type SyncResult } from './device.js';
+export { DeviceError } from './errors.js';
+export { GatewayClient } from './gateway-client.js';
+export { encryptBackup, decryptBackup, backupToText, backupFromText, splitBackup, combineBackup, type BackupOptions } from './backup.js';
+export { packageToText, packageFromText } from '@tessera/core';
+
+/**
+ * The merchant's check, offline: with the key's public record, verifies that the device really
+ * signed this message (its share verifies) against genuine, unexpired reservations. It cannot
+ * tell whether the reservation was already spent elsewhere: only the cluster knows that.
+ */
+export function checkPackage(keyRecord: Uint8Array, pkg: Uint8Array | string, now = Date.now()): { packageId: string; keyId: string; device: string; message: string; cosigners: string[]; expiresAt: number } {
+  const rec = decodeKeyRecord(keyRecord);
+  const p = decodeOfflinePackage(typeof pkg === 'string' ? packageFromText(pkg) : pkg);
+  verifyOfflinePackage(rec.key, p, { keyId: rec.keyId, epoch: rec.epoch, now });
+  return { packageId: p.packageId, keyId: p.keyId, device: p.device, message: toHex(p.message), cosigners: p.cosigners.map((c) => c.signer), expiresAt: Math.min(...p.cosigners.map((c) => c.expiresAt)) };
+}

@@ -1,0 +1,531 @@
+/**
+ * The device SDK: one share of a key on a phone (or in a browser). Online, the device enrols,
+ * takes part in DKG through the gateway's long-poll link and reserves nonce commitments from
+ * co-signer nodes (its offline allowance). Offline, it signs against a reservation and queues a
+ * self-verifying package; the reservation is marked used and the package queued in one synced
+ * write before the package is handed out. Back online, `sync` submits the queue in order and
+ * collects the signatures, each checked with the plain single-party verifier.
+ */
+import {
+  DkgParticipant,
+  ParticipantIdentity,
+  answerCosignRequest,
+  completeCosign,
+  createCosignRequest,
+  createOfflinePackage,
+  decodeIdentityRecord,
+  decodeKeyShareRecord,
+  decodeLinkTask,
+  decodeMessage,
+  encodeIdentityRecord,
+  encodeKeyRecord,
+  encodeKeyShareRecord,
+  encodeLinkResult,
+  encodeMessage,
+  fromHex,
+  getSuite,
+  groupPublicKey,
+  isTesseraError,
+  keyDigest,
+  openCosignRequest,
+  openReservation,
+  packageToText,
+  participantToWire,
+  toHex,
+  type KeyShareRecord,
+  type LinkResult,
+  type LinkTask,
+  type ParticipantPublic,
+  type Rng,
+  type SuiteId,
+} from '@tessera/core';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { randomBytes } from '@noble/hashes/utils.js';
+import { decryptBackup, encryptBackup, type BackupOptions } from './backup.js';
+import { DeviceError } from './errors.js';
+import { GatewayClient } from './gateway-client.js';
+import { DeviceStorage } from './storage.js';
+
+export interface DeviceOptions {
+  /** A directory (Node) or IndexedDB database name (browser). */
+  location: string;
+  /** 32-byte key sealing the device store (keep it in the platform keystore). */
+  storageKey: Uint8Array;
+  clock?: () => number;
+  rng?: Rng;
+}
+
+export interface DeviceKeyInfo {
+  keyId: string;
+  suite: SuiteId;
+  threshold: number;
+  participants: string[];
+  publicKey: string;
+  epoch: number;
+}
+
+export interface QueuedPackage {
+  seq: number;
+  packageId: string;
+  keyId: string;
+  message: string;
+  bytes: string;
+  createdAt: number;
+  state: 'pending' | 'completed' | 'failed';
+  signature?: string;
+  signers?: string[];
+  completedAt?: number;
+  lastError?: { code: string; message: string };
+}
+
+export interface SyncResult {
+  completed: { packageId: string; keyId: string; message: string; signature: string; signers: string[] }[];
+  pending: { packageId: string; keyId: string; reason: string; code: string }[];
+  failed: { packageId: string; keyId: string; code: string; reason: string }[];
+}
+
+interface Slot {
+  reservations: string[];
+  expiresAt: number;
+}
+
+/** Codes after which a package can never complete: it leaves the queue as failed. */
+const FINAL = new Set(['RESERVATION_USED', 'RESERVATION_EXPIRED', 'RESERVATION_UNKNOWN', 'RESERVATION_INVALID', 'BAD_SIGNATURE_SHARE', 'DECODE', 'INVALID_ARGUMENT', 'WRONG_SUITE', 'NOT_FOUND', 'POLICY_DENIED']);
+/** A reservation this close to expiry is not used for a new package (it could not be delivered in time). */
+const EXPIRY_MARGIN_MS = 60_000;
+
+const pad = (n: number) => String(n).padStart(12, '0');
+
+export class Device {
+  readonly #store: DeviceStorage;
+  readonly #clock: () => number;
+  readonly #rng: Rng;
+  #identity: ParticipantIdentity | undefined;
+  #lock: Promise<unknown> = Promise.resolve();
+  #link: { stop: () => void; done: Promise<void> } | undefined;
+  #acceptKeygen = 0;
+  #dkg: DkgParticipant | undefined;
+
+  private constructor(store: DeviceStorage, clock: () => number, rng: Rng) {
+    this.#store = store;
+    this.#clock = clock;
+    this.#rng = rng;
+  }
+
+  /** Opens the device store (creating it if needed). Call {@link init} once to create the identity. */
+  static async open(opts: DeviceOptions): Promise<Device> {
+    const store = await DeviceStorage.open(opts.location, opts.storageKey);
+    const d = new Device(store, opts.clock ?? Date.now, opts.rng ?? (randomBytes as Rng));
+    const id = await store.get('identity');
+    if (id) d.#identity = decodeIdentityRecord(id);
+    return d;
+  }
+
+  /** Creates the device identity (idempotent: an existing identity is kept). */
+  async init(id?: string): Promise<ParticipantPublic> {
+    return this.#serial(async () => {
+      if (this.#identity) return this.#identity.public;
+      const name = id ?? `device-${toHex(this.#rng(4))}`;
+      const identity = ParticipantIdentity.generate(name, this.#rng);
+      await this.#store.put('identity', encodeIdentityRecord(identity));
+      this.#identity = identity;
+      return identity.public;
+    });
+  }
+
+  get id(): string {
+    return this.#me().id;
+  }
+
+  get info(): ParticipantPublic {
+    return this.#me().public;
+  }
+
+  #me(): ParticipantIdentity {
+    if (!this.#identity) throw new DeviceError('NOT_INITIALISED', 'this device has no identity yet: run init first');
+    return this.#identity;
+  }
+
+  #client(url: string): GatewayClient {
+    return new GatewayClient(url, this.#me(), this.#rng, this.#clock);
+  }
+
+  /** Serialises state-changing operations within this process. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(fn, fn);
+    this.#lock = run.catch(() => undefined);
+    return run;
+  }
+
+  // ---- online ----------------------------------------------------------------------------------
+
+  /** Registers this device with the cluster using an operator's one-time token. */
+  async enrol(url: string, token: string): Promise<{ device: string }> {
+    const me = this.#me();
+    const out = decodeMessage('DeviceEnrolled', await this.#client(url).call('enrol', encodeMessage('DeviceEnrol', { token, participant: participantToWire(me.public) })));
+    await this.#store.put('enrolment', DeviceStorage.json({ device: out.device, gateway: url, at: this.#clock() }));
+    return { device: out.device };
+  }
+
+  /**
+   * Links the device to the cluster (the long-poll participant link) until {@link disconnect}.
+   * With `acceptKeygen`, DKGs other participants start with this device are joined; otherwise
+   * the device joins only DKGs it asked for itself ({@link keygen}).
+   */
+  async connect(url: string, opts: { acceptKeygen?: boolean } = {}): Promise<void> {
+    if (this.#link) return;
+    if (opts.acceptKeygen) this.#acceptKeygen++;
+    const client = this.#client(url);
+    // The first poll registers the device before anything else is asked of it.
+    await client.call('poll', encodeMessage('DevicePoll', { results: [], waitMs: 0, keys: await this.#keyIds(), pending: await this.#pendingCount() }), 10_000);
+    let stopped = false;
+    const ctl = new AbortController();
+    const done = (async () => {
+      let results: LinkResult[] = [];
+      let backoff = 250;
+      while (!stopped) {
+        try {
+          const body = encodeMessage('DevicePoll', { results: results.map(encodeLinkResult), waitMs: 15_000, keys: await this.#keyIds(), pending: await this.#pendingCount() });
+          const tasks = decodeMessage('DeviceTasks', await client.call('poll', body, 30_000, ctl.signal)).tasks.map(decodeLinkTask);
+          results = [];
+          for (const t of tasks) results.push(await this.#handle(t));
+          backoff = 250;
+        } catch {
+          if (stopped) break;
+          await new Promise((r) => setTimeout(r, backoff));
+          backoff = Math.min(5_000, backoff * 2);
+        }
+      }
+    })();
+    this.#link = {
+      stop: () => {
+        stopped = true;
+        ctl.abort();
+        if (opts.acceptKeygen) this.#acceptKeygen--;
+      },
+      done,
+    };
+  }
+
+  async disconnect(): Promise<void> {
+    const l = this.#link;
+    this.#link = undefined;
+    if (!l) return;
+    l.stop();
+    await l.done;
+  }
+
+  get connected(): boolean {
+    return this.#link !== undefined;
+  }
+
+  async #handle(task: LinkTask): Promise<LinkResult> {
+    const taskId = task.taskId;
+    try {
+      this.#dkg ??= new DkgParticipant(this.#me(), this.#rng);
+      switch (task.body) {
+        case 'dkgStart':
+          if (this.#acceptKeygen <= 0) throw new DeviceError('POLICY_DENIED', 'this device joins only key generations it asked for');
+          return { taskId, body: 'envelope', envelope: this.#dkg.start(task.dkgStart?.params) };
+        case 'dkgBundle': {
+          const step = this.#dkg.bundle(task.dkgBundle);
+          if ('envelope' in step) return { taskId, body: 'envelope', envelope: step.envelope };
+          const out = step.done;
+          const rec: KeyShareRecord = { keyId: out.keyId, epoch: 0, key: out.key, share: out.share, transcriptHash: out.transcriptHash, createdAt: this.#clock() };
+          // Durable before the coordinator hears the DKG is done here.
+          await this.#store.put(`key/${out.keyId}`, encodeKeyShareRecord(rec));
+          return { taskId, body: 'dkgDone', dkgDone: { keyId: out.keyId, keyDigest: keyDigest(out.key), keyRecord: encodeKeyRecord({ keyId: out.keyId, epoch: 0, key: out.key, createdAt: rec.createdAt }) } };
+        }
+        case 'dkgAbort':
+          this.#dkg.abort(task.dkgAbort?.sessionHash);
+          return { taskId, body: 'ok', ok: true };
+        default:
+          throw new DeviceError('NOT_SUPPORTED', `a device does not take ${String(task.body)} tasks: it co-signs offline`);
+      }
+    } catch (e) {
+      const code = isTesseraError(e) || e instanceof DeviceError ? (e as { code: string }).code : 'INTERNAL';
+      const message = isTesseraError(e) || e instanceof DeviceError ? (e as Error).message : 'internal error';
+      return { taskId, body: 'error', error: { code, message, culprits: [...((e as { culprits?: readonly string[] }).culprits ?? [])] } };
+    }
+  }
+
+  /**
+   * Creates a key whose participants are this device and the given signer nodes (default: every
+   * connected node). The device stays linked for the duration of the DKG.
+   */
+  async keygen(url: string, req: { suite: SuiteId; threshold: number; with?: string[] }): Promise<DeviceKeyInfo> {
+    const wasLinked = !!this.#link;
+    this.#acceptKeygen++;
+    try {
+      if (!wasLinked) await this.connect(url);
+      const info = decodeMessage('KeyInfo', await this.#client(url).call('keygen', encodeMessage('KeygenRequest', { suite: getSuite(req.suite).wireId, threshold: req.threshold, participants: req.with ?? [] }), 120_000));
+      const rec = await this.#key(info.keyId);
+      if (toHex(groupPublicKey(rec.key)) !== toHex(info.publicKey)) throw new DeviceError('CONFIRMATION_MISMATCH', 'the cluster reports another public key than this device derived');
+      return this.#keyInfo(rec);
+    } finally {
+      this.#acceptKeygen--;
+      if (!wasLinked) await this.disconnect();
+    }
+  }
+
+  /** Reserves `count` offline signatures on `keyId` (each slot: one reservation per co-signer). */
+  async reserve(url: string, req: { keyId: string; count: number; cosigners?: string[]; ttlMs?: number }): Promise<{ added: number; allowance: number; errors: string[] }> {
+    const rec = await this.#key(req.keyId);
+    const out = decodeMessage('DeviceReserved', await this.#client(url).call('reserve', encodeMessage('DeviceReserve', { keyId: req.keyId, count: req.count, cosigners: req.cosigners ?? [], ttlMs: req.ttlMs ?? 0 }), 60_000));
+    return this.#serial(async () => {
+      const ops: { type: 'put'; key: string; value: Uint8Array }[] = [];
+      let seq = (await this.#store.getJson<number>('seq')) ?? 0;
+      for (const slot of out.slots) {
+        const rs = slot.reservations.map((env) => openReservation(rec.key, env));
+        if (rs.length !== rec.key.threshold - 1 || rs.some((r) => r.device !== this.id || r.keyId !== req.keyId || r.epoch !== rec.epoch))
+          throw new DeviceError('RESERVATION_INVALID', 'the cluster returned a reservation for another device, key or epoch');
+        ops.push({ type: 'put', key: `slot/${req.keyId}/${pad(++seq)}`, value: DeviceStorage.json({ reservations: slot.reservations.map(toHex), expiresAt: Math.min(...rs.map((r) => r.expiresAt)) } satisfies Slot) });
+      }
+      ops.push({ type: 'put', key: 'seq', value: DeviceStorage.json(seq) });
+      await this.#store.batch(ops);
+      return { added: out.slots.length, allowance: await this.#allowance(req.keyId), errors: out.errors };
+    });
+  }
+
+  // ---- offline ---------------------------------------------------------------------------------
+
+  /**
+   * Signs `message` offline against the next unused reservation. The reservation is removed and
+   * the package queued in one synced write before the package is returned: a crash before that
+   * write releases nothing; after it, the package is in the queue and will be delivered.
+   */
+  async signOffline(req: { keyId: string; message: Uint8Array }): Promise<{ packageId: string; bytes: Uint8Array; text: string; keyId: string }> {
+    return this.#serial(async () => {
+      const rec = await this.#key(req.keyId);
+      const now = this.#clock();
+      const drop: { type: 'del'; key: string }[] = [];
+      let chosen: { key: string; slot: Slot } | undefined;
+      for await (const [k, v] of this.#store.entries(`slot/${req.keyId}/`)) {
+        const slot = JSON.parse(new TextDecoder().decode(v)) as Slot;
+        if (slot.expiresAt - EXPIRY_MARGIN_MS < now) drop.push({ type: 'del', key: k });
+        else {
+          chosen = { key: k, slot };
+          break;
+        }
+      }
+      if (!chosen) {
+        if (drop.length) await this.#store.batch(drop);
+        throw new DeviceError('NO_ALLOWANCE', `no unused reservation left for key ${req.keyId}: reserve more while online`);
+      }
+      const reservations = chosen.slot.reservations.map((h) => openReservation(rec.key, fromHex(h)));
+      const pkg = createOfflinePackage({ key: rec.key, share: rec.share, keyId: rec.keyId, epoch: rec.epoch, device: this.id, message: req.message, reservations, createdAt: now, rng: this.#rng });
+      let seq = (await this.#store.getJson<number>('seq')) ?? 0;
+      seq++;
+      const item: QueuedPackage = { seq, packageId: pkg.packageId, keyId: rec.keyId, message: toHex(req.message), bytes: toHex(pkg.bytes), createdAt: now, state: 'pending' };
+      await this.#store.batch([...drop, { type: 'del', key: chosen.key }, { type: 'put', key: `queue/${pad(seq)}`, value: DeviceStorage.json(item) }, { type: 'put', key: 'seq', value: DeviceStorage.json(seq) }]);
+      return { packageId: pkg.packageId, bytes: pkg.bytes, text: packageToText(pkg.bytes), keyId: rec.keyId };
+    });
+  }
+
+  /**
+   * Submits every pending package, oldest first, and records the outcomes. A package whose
+   * co-signer is unreachable stays pending; one that can never complete (used, expired or
+   * invalid reservation) is marked failed with its code.
+   */
+  async sync(url: string): Promise<SyncResult> {
+    return this.#serial(async () => {
+      const client = this.#client(url);
+      const result: SyncResult = { completed: [], pending: [], failed: [] };
+      let unreachable: DeviceError | undefined;
+      for await (const [k, v] of this.#store.entries('queue/')) {
+        const item = JSON.parse(new TextDecoder().decode(v)) as QueuedPackage;
+        if (item.state !== 'pending') continue;
+        if (unreachable) {
+          result.pending.push({ packageId: item.packageId, keyId: item.keyId, code: unreachable.code, reason: unreachable.message });
+          continue;
+        }
+        try {
+          const r = decodeMessage('SubmitPackageResponse', await client.call('submit', encodeMessage('SubmitPackageRequest', { package: fromHex(item.bytes) }), 60_000));
+          const rec = await this.#key(item.keyId);
+          if (r.packageId !== item.packageId || !rec.key.suite.verify(r.signature, fromHex(item.message), groupPublicKey(rec.key)))
+            throw new DeviceError('SIGNATURE_INVALID', 'the cluster returned a signature that does not verify');
+          const done: QueuedPackage = { ...item, state: 'completed', signature: toHex(r.signature), signers: r.signers, completedAt: this.#clock() };
+          await this.#store.put(k, DeviceStorage.json(done));
+          result.completed.push({ packageId: item.packageId, keyId: item.keyId, message: item.message, signature: done.signature as string, signers: r.signers });
+        } catch (e) {
+          const code = (e as { code?: string }).code ?? 'INTERNAL';
+          const message = (e as Error).message;
+          if (FINAL.has(code)) {
+            await this.#store.put(k, DeviceStorage.json({ ...item, state: 'failed', lastError: { code, message } } satisfies QueuedPackage));
+            result.failed.push({ packageId: item.packageId, keyId: item.keyId, code, reason: message });
+          } else {
+            await this.#store.put(k, DeviceStorage.json({ ...item, lastError: { code, message } } satisfies QueuedPackage));
+            result.pending.push({ packageId: item.packageId, keyId: item.keyId, code, reason: message });
+            // The cluster itself is unreachable: keep the rest for the next sync, in order.
+            if (e instanceof DeviceError && code === 'UNAVAILABLE' && message.startsWith('cannot reach')) unreachable = e;
+          }
+        }
+      }
+      return result;
+    });
+  }
+
+  /** The queue, oldest first. */
+  async queue(): Promise<QueuedPackage[]> {
+    const out: QueuedPackage[] = [];
+    for await (const [, v] of this.#store.entries('queue/')) out.push(JSON.parse(new TextDecoder().decode(v)) as QueuedPackage);
+    return out;
+  }
+
+  /** What this device holds: identity, keys with their offline allowance, and the queue. */
+  async status(): Promise<{ device: string | null; enrolled: boolean; keys: (DeviceKeyInfo & { allowance: number; nextExpiry: number | null })[]; queue: { pending: number; completed: number; failed: number } }> {
+    const keys = [];
+    for (const keyId of await this.#keyIds()) {
+      const rec = await this.#key(keyId);
+      let next: number | null = null;
+      for await (const [, v] of this.#store.entries(`slot/${keyId}/`)) {
+        const s = JSON.parse(new TextDecoder().decode(v)) as Slot;
+        if (s.expiresAt >= this.#clock() && (next === null || s.expiresAt < next)) next = s.expiresAt;
+      }
+      keys.push({ ...this.#keyInfo(rec), allowance: await this.#allowance(keyId), nextExpiry: next });
+    }
+    const q = await this.queue();
+    return {
+      device: this.#identity?.id ?? null,
+      enrolled: (await this.#store.get('enrolment')) !== undefined,
+      keys,
+      queue: { pending: q.filter((x) => x.state === 'pending').length, completed: q.filter((x) => x.state === 'completed').length, failed: q.filter((x) => x.state === 'failed').length },
+    };
+  }
+
+  /** The key's public record (no secret), for a merchant to check this device's packages offline. */
+  async keyRecord(keyId: string): Promise<Uint8Array> {
+    const rec = await this.#key(keyId);
+    return encodeKeyRecord({ keyId: rec.keyId, epoch: rec.epoch, key: rec.key, createdAt: rec.createdAt });
+  }
+
+  async keys(): Promise<DeviceKeyInfo[]> {
+    const out: DeviceKeyInfo[] = [];
+    for (const id of await this.#keyIds()) out.push(this.#keyInfo(await this.#key(id)));
+    return out;
+  }
+
+  // ---- two devices, no cluster ----------------------------------------------------------------
+
+  /** Round one: this device's commitment and the message, for another device of the key to co-sign. */
+  async proposeCosign(req: { keyId: string; message: Uint8Array }): Promise<{ request: Uint8Array; requestId: string }> {
+    return this.#serial(async () => {
+      const rec = await this.#key(req.keyId);
+      const p = createCosignRequest({ identity: this.#me(), key: rec.key, share: rec.share, keyId: rec.keyId, epoch: rec.epoch, message: req.message, rng: this.#rng });
+      const id = toHex(sha256(p.requestEnvelope));
+      await this.#store.put(`cosign/${id}`, DeviceStorage.json({ request: toHex(p.requestEnvelope), nonce: toHex(p.nonceSecret), keyId: rec.keyId }));
+      p.nonceSecret.fill(0);
+      return { request: p.requestEnvelope, requestId: id.slice(0, 32) };
+    });
+  }
+
+  /** Round two on the other device: checks the request came from a participant of the key, then answers. */
+  async cosign(request: Uint8Array): Promise<{ response: Uint8Array; keyId: string; message: string; from: string }> {
+    const env = decodeMessage('Envelope', request);
+    const w = decodeMessage('CosignRequest', env.payload);
+    const rec = await this.#key(w.keyId);
+    const opened = openCosignRequest(rec.key, request);
+    if (opened.epoch !== rec.epoch) throw new DeviceError('INVALID_ARGUMENT', `request is for epoch ${opened.epoch}, this device holds ${rec.epoch}`);
+    return { response: answerCosignRequest({ identity: this.#me(), key: rec.key, share: rec.share, request: opened, rng: this.#rng }), keyId: rec.keyId, message: toHex(opened.message), from: opened.device };
+  }
+
+  /** Back on the proposer: verifies the answer, signs with the pending nonce (used once), aggregates. */
+  async completeCosign(response: Uint8Array): Promise<{ keyId: string; message: string; signature: string; signers: string[] }> {
+    return this.#serial(async () => {
+      const w = decodeMessage('CosignResponse', response);
+      const k = `cosign/${toHex(w.requestDigest)}`;
+      const pending = await this.#store.getJson<{ request: string; nonce: string; keyId: string }>(k);
+      if (!pending) throw new DeviceError('NOT_FOUND', 'no pending request of this device matches this answer (already completed?)');
+      const rec = await this.#key(pending.keyId);
+      const out = completeCosign({ key: rec.key, share: rec.share, pending: { requestEnvelope: fromHex(pending.request), nonceSecret: fromHex(pending.nonce) }, response });
+      // The nonce is consumed durably before the signature (which contains our share) leaves.
+      await this.#store.batch([{ type: 'del', key: k }]);
+      return { keyId: rec.keyId, message: toHex(out.message), signature: toHex(out.signature), signers: out.signers };
+    });
+  }
+
+  // ---- backup ----------------------------------------------------------------------------------
+
+  /**
+   * An encrypted export of the identity and key shares (never reservations or the queue: a
+   * restored device reserves afresh, so no reservation can be used from two devices).
+   */
+  async exportBackup(password: string, opts?: BackupOptions): Promise<Uint8Array> {
+    const me = this.#me();
+    const keys: string[] = [];
+    for (const id of await this.#keyIds()) keys.push(toHex((await this.#store.get(`key/${id}`)) as Uint8Array));
+    const enrolment = await this.#store.getJson<unknown>('enrolment');
+    const plain = DeviceStorage.json({ v: 1, identity: toHex(encodeIdentityRecord(me)), keys, enrolment: enrolment ?? null });
+    try {
+      return await encryptBackup(plain, password, opts);
+    } finally {
+      plain.fill(0);
+    }
+  }
+
+  /** Restores a backup into a new, empty device store. */
+  static async restore(opts: DeviceOptions & { backup: Uint8Array; password: string }): Promise<Device> {
+    const plain = await decryptBackup(opts.backup, opts.password);
+    let parsed: { v: number; identity: string; keys: string[]; enrolment: unknown };
+    try {
+      parsed = JSON.parse(new TextDecoder().decode(plain)) as typeof parsed;
+    } catch {
+      throw new DeviceError('BACKUP_CORRUPT', 'the backup does not hold a device state');
+    } finally {
+      plain.fill(0);
+    }
+    if (parsed.v !== 1 || typeof parsed.identity !== 'string' || !Array.isArray(parsed.keys)) throw new DeviceError('BACKUP_CORRUPT', 'the backup does not hold a device state');
+    const d = await Device.open(opts);
+    if (d.#identity) {
+      await d.close();
+      throw new DeviceError('INVALID_ARGUMENT', 'the target device store already has an identity: restore into an empty one');
+    }
+    const identity = decodeIdentityRecord(fromHex(parsed.identity));
+    const ops: { type: 'put'; key: string; value: Uint8Array }[] = [{ type: 'put', key: 'identity', value: encodeIdentityRecord(identity) }];
+    for (const k of parsed.keys) {
+      const rec = decodeKeyShareRecord(fromHex(k));
+      ops.push({ type: 'put', key: `key/${rec.keyId}`, value: fromHex(k) });
+    }
+    if (parsed.enrolment) ops.push({ type: 'put', key: 'enrolment', value: DeviceStorage.json(parsed.enrolment) });
+    await d.#store.batch(ops);
+    d.#identity = identity;
+    return d;
+  }
+
+  async close(): Promise<void> {
+    await this.disconnect();
+    await this.#lock;
+    await this.#store.close();
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------------
+
+  async #keyIds(): Promise<string[]> {
+    const out: string[] = [];
+    for await (const [k] of this.#store.entries('key/')) out.push(k.slice(4));
+    return out;
+  }
+
+  async #key(keyId: string): Promise<KeyShareRecord> {
+    const b = await this.#store.get(`key/${String(keyId)}`);
+    if (!b) throw new DeviceError('NOT_FOUND', `this device holds no share of key ${String(keyId).slice(0, 64)}`);
+    return decodeKeyShareRecord(b);
+  }
+
+  async #allowance(keyId: string): Promise<number> {
+    let n = 0;
+    const now = this.#clock();
+    for await (const [, v] of this.#store.entries(`slot/${keyId}/`)) if ((JSON.parse(new TextDecoder().decode(v)) as Slot).expiresAt - EXPIRY_MARGIN_MS >= now) n++;
+    return n;
+  }
+
+  async #pendingCount(): Promise<number> {
+    let n = 0;
+    for await (const [, v] of this.#store.entries('queue/')) if ((JSON.parse(new TextDecoder().decode(v)) as QueuedPackage).state === 'pending') n++;
+    return n;
+  }
+
+  #keyInfo(rec: KeyShareRecord): DeviceKeyInfo {
+    return { keyId: rec.keyId, suite: rec.key.suite.id, threshold: rec.key.threshold, participants: rec.key.roster.map((r) => r.id).sort(), publicKey: toHex(groupPublicKey(rec.key)), epoch: rec.epoch };
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The device's durable state: LevelDB through `level` (classic-level on Node, IndexedDB in a
+ * browser), every value sealed with XChaCha20-Poly1305 under the app's 32-byte key (the
+ * platform keystore's job to keep; AAD = the record key, so records cannot be swapped).
+ * Writes that must survive a crash (a reservation marked used with its package queued) go
+ * through one atomic, synced batch.
+ */
+import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { randomBytes } from '@noble/hashes/utils.js';
+import { Level } from 'level';
+import { DeviceError } from './errors.js';
+
+const enc = new TextEncoder();
+
+export type StorageOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
+
+export class DeviceStorage {
+  readonly #db: Level<string, Uint8Array>;
+  readonly #kek: Uint8Array;
+
+  private constructor(db: Level<string, Uint8Array>, kek: Uint8Array) {
+    this.#db = db;
+    this.#kek = kek;
+  }
+
+  /** Opens (creating if needed) the store at `location`: a directory on Node, a database name in a browser. */
+  static async open(location: string, kek: Uint8Array): Promise<DeviceStorage> {
+    if (!(kek instanceof Uint8Array) || kek.length !== 32) throw new DeviceError('INVALID_ARGUMENT', 'the device storage key must be 32 bytes');
+    const db = new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' });
+    try {
+      await db.open();
+    } catch (e) {
+      const locked = /lock/i.test(String((e as { cause?: Error }).cause?.message ?? (e as Error).message));
+      throw new DeviceError(locked ? 'STORE_LOCKED' : 'STORE_UNAVAILABLE', locked ? 'the device store is in use by another process' : 'cannot open the device store');
+    }
+    const s = new DeviceStorage(db, kek.slice());
+    // A canary proves the key: a wrong key fails here, before anything is read or written.
+    const canary = await db.get('canary');
+    if (canary === undefined) await s.batch([{ type: 'put', key: 'canary', value: enc.encode('tessera-device') }]);
+    else s.#open('canary', canary);
+    return s;
+  }
+
+  #seal(key: string, value: Uint8Array): Uint8Array {
+    const nonce = randomBytes(24);
+    const ct = xchacha20poly1305(this.#kek, nonce, enc.encode(key)).encrypt(value);
+    const out = new Uint8Array(24 + ct.length);
+    out.set(nonce, 0);
+    out.set(ct, 24);
+    return out;
+  }
+
+  #open(key: string, sealed: Uint8Array): Uint8Array {
+    try {
+      return xchacha20poly1305(this.#kek, sealed.subarray(0, 24), enc.encode(key)).decrypt(sealed.subarray(24));
+    } catch {
+      throw new DeviceError('STORE_KEY', `device record ${key.split('/')[0]} cannot be opened: wrong storage key or damaged store`);
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    const v = await this.#db.get(key);
+    return v === undefined ? undefined : this.#open(key, v);
+  }
+
+  async getJson<T>(key: string): Promise<T | undefined> {
+    const v = await this.get(key);
+    return v === undefined ? undefined : (JSON.parse(new TextDecoder().decode(v)) as T);
+  }
+
+  /** One atomic write, synced to disk before it resolves. */
+  async batch(ops: readonly StorageOp[]): Promise<void> {
+    await this.#db.batch(
+      ops.map((o) => (o.type === 'put' ? { type: 'put' as const, key: o.key, value: this.#seal(o.key, o.value) } : { type: 'del' as const, key: o.key })),
+      { sync: true } as never,
+    );
+  }
+
+  async put(key: string, value: Uint8Array): Promise<void> {
+    await this.batch([{ type: 'put', key, value }]);
+  }
+
+  static json(value: unknown): Uint8Array {
+    return enc.encode(JSON.stringify(value));
+  }
+
+  /** Records under `prefix`, in key order. */
+  async *entries(prefix: string): AsyncGenerator<[string, Uint8Array]> {
+    for await (const [k, v] of this.#db.iterator({ gte: prefix, lt: `${prefix}\xff` })) yield [k, this.#open(k, v)];
+  }
+
+  async close(): Promise<void> {
+    this.#kek.fill(0);
+    await this.#db.close();
+  }
+}
