@@ -7,6 +7,7 @@ import { openClient, resolveDir, type Client } from './client.js';
 import { auditVerify, keygen, keys, sign, status } from './commands.js';
 import { createDevPki } from '@tessera/runtime';
 import { startDev } from './dev.js';
+import { registerDeviceCommands } from './device.js';
 
 const program = new Command('tessera').description('Tessera threshold-signing cluster').showHelpAfterError();
 
@@ -75,6 +76,8 @@ audit.command('verify').description('verify the hash-chained audit log of the co
     if (!r.ok) process.exitCode = 1;
   });
 
+registerDeviceCommands(program, out, withClient);
+
 program.command('certs').description('create a dev certificate authority and certificates (ECDSA P-256) for mTLS')
   .requiredOption('--out <dir>', 'output directory').requiredOption('--names <names>', 'certificate names (CN), comma-separated', list)
   .option('--hosts <hosts>', 'extra DNS names or IPs for the certificates', list).option('--force', 'reissue existing certificates').option('--json', 'JSON output')
@@ -85,10 +88,10 @@ program.command('certs').description('create a dev certificate authority and cer
 
 program.command('dev').description('run an embedded dev cluster (coordinator + signer processes) and keep serving')
   .option('--dir <dir>', 'data directory', '.tessera').option('--signers <n>', 'signer processes', (v) => parseInt(v, 10), 3)
-  .option('--port <port>', 'coordinator port', (v) => parseInt(v, 10), 7400).option('--no-prove', 'skip the keygen/sign/verify proof').option('--json', 'JSON lines output')
-  .action(async (o: { dir: string; signers: number; port: number; prove: boolean; json?: boolean }) => {
+  .option('--port <port>', 'coordinator port', (v) => parseInt(v, 10), 7400).option('--gateway-port <port>', 'device gateway port (HTTP, loopback)', (v) => parseInt(v, 10), 7480).option('--no-prove', 'skip the keygen/sign/verify proof').option('--json', 'JSON lines output')
+  .action(async (o: { dir: string; signers: number; port: number; gatewayPort: number; prove: boolean; json?: boolean }) => {
     const say = (s: string) => process.stdout.write((o.json ? JSON.stringify({ event: s }) : `tessera dev: ${s}`) + '\n');
-    const dev = await startDev({ dir: o.dir, signers: o.signers, port: o.port, onLine: say });
+    const dev = await startDev({ dir: o.dir, signers: o.signers, port: o.port, gatewayPort: o.gatewayPort, onLine: say });
     let stopping = false;
     const stop = async () => {
       if (stopping) return;

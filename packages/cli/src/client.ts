@@ -10,6 +10,8 @@ import { channelCredentials, grpc, loadTessera, unary, type TlsFiles } from '@te
 
 export interface ClientFile {
   coordinator: string;
+  /** The coordinator's device gateway (HTTP) for `tessera device …`. */
+  deviceUrl?: string;
   tls?: TlsFiles;
   requester: { id: string; signSecret: string; encSecret: string };
 }

@@ -35,10 +35,11 @@ export async function sign(c: Client, opts: { key: string; message?: string; mes
 }
 
 export async function status(c: Client) {
-  const s = await c.call<{ version: string; keys: number; startedAt: number; metricsUrl: string; pid: number; participants: { id: string; connected: boolean; keys: number; pooledCommitments: number; metricsUrl: string; pid: number }[] }>('Status', {});
+  const s = await c.call<{ version: string; keys: number; startedAt: number; metricsUrl: string; pid: number; participants: { id: string; connected: boolean; keys: number; pooledCommitments: number; metricsUrl: string; pid: number; device: boolean }[] }>('Status', {});
   return {
-    coordinator: { address: c.file.coordinator, version: s.version, keys: s.keys, pid: s.pid, metrics: s.metricsUrl, startedAt: new Date(s.startedAt).toISOString() },
-    signers: s.participants.map((p) => ({ id: p.id, healthy: p.connected, keys: p.keys, epoch: 0, pooledCommitments: p.pooledCommitments, ...(p.pid ? { pid: p.pid } : {}), metrics: p.metricsUrl })),
+    coordinator: { address: c.file.coordinator, ...(c.file.deviceUrl ? { deviceGateway: c.file.deviceUrl } : {}), version: s.version, keys: s.keys, pid: s.pid, metrics: s.metricsUrl, startedAt: new Date(s.startedAt).toISOString() },
+    devices: s.participants.filter((p) => p.device).map((p) => ({ id: p.id, linked: p.connected, keys: p.keys })),
+    signers: s.participants.filter((p) => !p.device).map((p) => ({ id: p.id, healthy: p.connected, keys: p.keys, epoch: 0, pooledCommitments: p.pooledCommitments, ...(p.pid ? { pid: p.pid } : {}), metrics: p.metricsUrl })),
   };
 }
 

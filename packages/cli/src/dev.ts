@@ -14,7 +14,7 @@ import { createDevPki } from '@tessera/runtime';
 
 const bin = (pkg: string) => fileURLToPath(new URL('./main.js', import.meta.resolve(pkg)));
 
-export interface DevOptions { dir: string; signers: number; port: number; onLine?: (s: string) => void }
+export interface DevOptions { dir: string; signers: number; port: number; gatewayPort?: number; onLine?: (s: string) => void }
 
 interface Child { name: string; args: string[]; proc?: ChildProcess; restarts: number; info?: Record<string, unknown> }
 
@@ -47,8 +47,9 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
   const req = requester(dir);
   const coordCfg = join(dir, 'coordinator.json');
   // Only the dev signers may link as participants (the client certificate cannot join a DKG).
-  const coordinatorConfig = (port: number) => JSON.stringify({ dataDir: join(dir, 'coordinator'), port, kekFile: kekFile(dir, 'coordinator'), tls: pki.certs.coordinator, participants: ids }, null, 2);
-  writeFileSync(coordCfg, coordinatorConfig(opts.port));
+  // Devices (phones, browsers) reach the coordinator through its HTTP device gateway on loopback.
+  const coordinatorConfig = (port: number, gatewayPort: number) => JSON.stringify({ dataDir: join(dir, 'coordinator'), port, kekFile: kekFile(dir, 'coordinator'), tls: pki.certs.coordinator, participants: ids, gateway: { host: '127.0.0.1', port: gatewayPort } }, null, 2);
+  writeFileSync(coordCfg, coordinatorConfig(opts.port, opts.gatewayPort ?? 7480));
   const children: Child[] = [{ name: 'coordinator', args: [bin('@tessera/coordinator'), '--config', coordCfg], restarts: 0 }];
   let stopping = false;
   /** Starts a child; resolves on its ready line, rejects if it exits before. A crash later is restarted. */
@@ -80,12 +81,12 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
   const coordinator = children[0] as Child;
   await launch(coordinator);
   const port = Number(coordinator.info?.port ?? opts.port);
-  if (opts.port === 0) {
-    // Keep the chosen port across supervisor restarts so signers find the coordinator again.
-    writeFileSync(coordCfg, coordinatorConfig(port));
-  }
+  const deviceUrl = String(coordinator.info?.gatewayUrl ?? '');
+  const gatewayPort = Number(new URL(deviceUrl || 'http://127.0.0.1:7480').port);
+  // Keep the chosen ports across supervisor restarts so signers and devices find the coordinator again.
+  writeFileSync(coordCfg, coordinatorConfig(port, gatewayPort));
   const address = `localhost:${port}`;
-  say(`coordinator listening on ${address} (pid ${coordinator.proc?.pid})`);
+  say(`coordinator listening on ${address} (pid ${coordinator.proc?.pid}); device gateway ${deviceUrl}`);
   for (const id of ids) {
     const cfg = join(dir, `${id}.json`);
     writeFileSync(cfg, JSON.stringify({
@@ -96,7 +97,7 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
   }
   const s = req.exportSecrets();
   const clientFile = join(dir, 'client.json');
-  writeFileSync(clientFile, JSON.stringify({ coordinator: address, tls: pki.certs.client, requester: { id: req.id, signSecret: toHex(s.signSecret), encSecret: toHex(s.encSecret) } }, null, 2), { mode: 0o600 });
+  writeFileSync(clientFile, JSON.stringify({ coordinator: address, deviceUrl, tls: pki.certs.client, requester: { id: req.id, signSecret: toHex(s.signSecret), encSecret: toHex(s.encSecret) } }, null, 2), { mode: 0o600 });
   await Promise.all(children.slice(1).map(launch));
   say(`${ids.length} signers started: ${ids.join(', ')}`);
   return {

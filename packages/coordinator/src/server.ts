@@ -169,7 +169,7 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
     AuditVerify: handleUnary(async () => coordinator.auditAll(), { onError }),
     Status: handleUnary(async () => {
       const keys = coordinator.keys();
-      const ids = new Set([...coordinator.connected(), ...keys.flatMap((k) => k.participants)]);
+      const ids = new Set([...coordinator.connected(), ...coordinator.devices(), ...keys.flatMap((k) => k.participants)]);
       return {
         version: opts.version ?? '0.1.0',
         keys: keys.length,
@@ -186,6 +186,7 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
             pooledCommitments: coordinator.poolSize(id),
             metricsUrl: h?.metricsUrl ?? '',
             pid: h?.pid ?? 0,
+            device: !!coordinator.device(id),
           };
         }),
       };

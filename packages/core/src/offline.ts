@@ -365,7 +365,7 @@ export function completeCosign(args: { key: GroupKey; share: KeyShare; pending: 
   const request = openCosignRequest(key, args.pending.requestEnvelope);
   const w = decodeMessage('CosignResponse', args.response);
   checkHeader(w.header, 'cosign response', key.suite);
-  if (false) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, 'the answer is for another request');
+  if (!equalBytes(w.requestDigest, request.digest)) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, 'the answer is for another request');
   const other = key.roster.find((r) => r.id === w.device);
   if (!other || other.id === request.device) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, 'the answer is not from another participant of the key');
   const theirs: NonceCommitment = { identifier: other.identifier, hiding: expectLength(w.hiding, key.suite.elementBytes, 'hiding'), binding: expectLength(w.binding, key.suite.elementBytes, 'binding') };

@@ -316,6 +316,10 @@ export const descriptor = {
                 "lastSeen": {
                   "type": "uint64",
                   "id": 8
+                },
+                "device": {
+                  "type": "bool",
+                  "id": 9
                 }
               }
             },
