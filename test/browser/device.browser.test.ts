@@ -93,7 +93,10 @@ describe('@tessera/device in chromium: enrol, reserve, network cut, sign, networ
     page.on('pageerror', (e) => logs.push(`[pageerror] ${e.stack ?? e.message}`));
     page.on('requestfailed', (r) => logs.push(`[requestfailed] ${r.url()}: ${r.failure()?.errorText ?? 'unknown'}`));
     await page.goto(server.url);
-    await page.waitForFunction(() => typeof (globalThis as unknown as Partial<AppWindow>).app?.setup === 'function');
+    // A bundle that throws while loading never defines window.app: fail fast, with the page's logs.
+    await page.waitForFunction(() => typeof (globalThis as unknown as Partial<AppWindow>).app?.setup === 'function', undefined, { timeout: 15_000 }).catch((e: Error) => {
+      throw new Error(`the device app did not load: ${e.message}\n${logs.join('\n')}`);
+    });
   }, TIMEOUT);
 
   afterAll(async () => {

@@ -42,7 +42,7 @@ export function base45Decode(text: string): Uint8Array {
       out[o++] = n & 0xff;
     } else {
       const n = digit(text[i] as string) + digit(text[i + 1] as string) * 45;
-      if (false) throw new DecodeError('base45: value out of range');
+      if (n > 0xff) throw new DecodeError('base45: value out of range');
       out[o++] = n;
     }
   }

@@ -1,0 +1,239 @@
+/**
+ * Offline co-signing end to end with real processes: a `tessera dev` cluster (coordinator +
+ * 3 signer processes, each its own LevelDB) and the `tessera device …` CLI on a device
+ * directory. The cluster is stopped while the device signs and restarted for the sync; then
+ * the device, the coordinator and a co-signer are killed with SIGKILL in the middle of work,
+ * and afterwards every package has completed exactly once (checked from the coordinator's
+ * results and from every signer's nonce ledger), every signature verifies, every audit chain
+ * is intact.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeOfflinePackage, fromHex, getSuite, toHex } from '@tessera/core';
+import { SealedStore, NonceLedger, loadKek } from '@tessera/store';
+
+const BIN = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
+const root = mkdtempSync(join(tmpdir(), 'tessera-devcluster-'));
+const dir = join(root, '.tessera');
+const phone = join(root, 'phone');
+let dev: ChildProcess | undefined;
+
+/** Runs the CLI; parses --json output. */
+function cli<T = Record<string, unknown>>(...args: string[]): { code: number | null; json: T; err: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args, '--json'], { encoding: 'utf8', timeout: 120_000 });
+  let json = {} as T;
+  try {
+    json = JSON.parse(r.stdout) as T;
+  } catch {
+    /* error output is on stderr */
+  }
+  return { code: r.status, json, err: r.stderr };
+}
+
+function ok<T = Record<string, unknown>>(...args: string[]): T {
+  const r = cli<T>(...args);
+  if (r.code !== 0) throw new Error(`tessera ${args.join(' ')} failed (${r.code}): ${r.err}`);
+  return r.json;
+}
+
+async function startDev(): Promise<void> {
+  const p = spawn(process.execPath, [BIN, 'dev', '--dir', dir, '--port', '0', '--gateway-port', '0', '--no-prove', '--json'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TESSERA_LOG_LEVEL: 'error' } });
+  dev = p;
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: p.stdout! }).on('line', (l) => {
+      if ((JSON.parse(l) as { event: string }).event.startsWith('serving')) resolve();
+    });
+    p.once('exit', (c) => reject(new Error(`tessera dev exited ${c}`)));
+  });
+}
+
+async function stopDev(): Promise<void> {
+  const p = dev;
+  dev = undefined;
+  if (!p || p.exitCode !== null) return;
+  await new Promise<void>((r) => {
+    p.once('exit', () => r());
+    p.kill('SIGTERM');
+  });
+}
+
+interface Status { coordinator: { pid: number }; devices: { id: string; linked: boolean }[]; signers: { id: string; healthy: boolean; pid?: number }[] }
+
+/** Waits until the coordinator answers and every signer is linked (after a supervisor restart). */
+async function waitHealthy(exceptPid?: number): Promise<Status> {
+  for (let i = 0; i < 150; i++) {
+    const r = cli<Status>('status', '--dir', dir);
+    if (r.code === 0 && r.json.signers.length === 3 && r.json.signers.every((s) => s.healthy && s.pid && s.pid !== exceptPid) && r.json.coordinator.pid !== exceptPid) return r.json;
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  throw new Error('cluster did not become healthy');
+}
+
+afterAll(async () => {
+  await stopDev();
+  rmSync(root, { recursive: true, force: true });
+});
+
+let keyId = '';
+let publicKey = '';
+const suite = getSuite('ed25519');
+
+interface SyncOut { completed: { packageId: string; message: string; signature: string }[]; pending: { packageId: string; code: string }[]; failed: { packageId: string; code: string }[] }
+
+describe('offline co-signing with a real dev cluster', () => {
+  beforeAll(async () => {
+    await startDev();
+    const { token } = ok<{ token: string }>('device', 'token', '--dir', dir);
+    expect(ok('device', 'init', '--device-dir', phone, '--id', 'phone-1')).toMatchObject({ device: 'phone-1', created: true });
+    expect(ok('device', 'enrol', '--device-dir', phone, '--dir', dir, '--token', token)).toEqual({ device: 'phone-1' });
+    const k = ok<{ keyId: string; publicKey: string; participants: string[]; threshold: number }>('device', 'keygen', '--device-dir', phone, '--dir', dir, '--suite', 'ed25519', '--threshold', '2', '--with', 'signer-1,signer-2');
+    expect(k.participants).toEqual(['phone-1', 'signer-1', 'signer-2']);
+    keyId = k.keyId;
+    publicKey = k.publicKey;
+    // An enrolment token is one-time.
+    const again = cli('device', 'enrol', '--device-dir', phone, '--dir', dir, '--token', token);
+    expect(again.code).not.toBe(0);
+    expect(again.err).toMatch(/already used \[UNAUTHENTICATED\]/);
+  }, 120_000);
+
+  it('signs offline while the cluster is stopped; the sync after the restart completes it once', async () => {
+    expect(ok<{ added: number; allowance: number }>('device', 'reserve', '--device-dir', phone, '--dir', dir, '--key', keyId, '--count', '40')).toMatchObject({ added: 40, allowance: 40 });
+    await stopDev();
+    const msg = toHex(randomBytes(32));
+    const file = join(root, 'p1.bin');
+    const p = ok<{ packageId: string; text: string; bytes: number }>('device', 'sign', '--device-dir', phone, '--key', keyId, '--message', msg, '--offline', '--out', file);
+    expect(p.bytes).toBeLessThan(400);
+    expect(p.text.startsWith('TSP1:')).toBe(true);
+    expect(readFileSync(file).length).toBe(p.bytes);
+    // The merchant's offline check needs only the key's public record.
+    ok('device', 'key-record', '--device-dir', phone, '--key', keyId, '--out', join(root, 'key.rec'));
+    writeFileSync(join(root, 'p1.txt'), p.text);
+    expect(ok('check-package', '--key-record', join(root, 'key.rec'), '--package', join(root, 'p1.txt'))).toMatchObject({ ok: true, packageId: p.packageId, device: 'phone-1' });
+    // With the cluster down, sync keeps the package pending.
+    const down = ok<SyncOut>('device', 'sync', '--device-dir', phone, '--dir', dir);
+    expect(down.completed).toEqual([]);
+    expect(down.pending).toEqual([expect.objectContaining({ packageId: p.packageId, code: 'UNAVAILABLE' })]);
+    expect(ok<{ queue: { pending: number } }>('device', 'status', '--device-dir', phone).queue.pending).toBe(1);
+
+    await startDev();
+    await waitHealthy();
+    const up = ok<SyncOut>('device', 'sync', '--device-dir', phone, '--dir', dir);
+    expect(up.pending).toEqual([]);
+    expect(up.completed).toHaveLength(1);
+    const sig = up.completed[0] as { packageId: string; message: string; signature: string };
+    expect(sig).toMatchObject({ packageId: p.packageId, message: msg });
+    expect(suite.verify(fromHex(sig.signature), fromHex(msg), fromHex(publicKey))).toBe(true);
+    // The merchant delivers the same package (text form): same signature, no second completion.
+    const m = ok<{ packageId: string; signature: string; alreadyCompleted: boolean }>('submit', '--dir', dir, '--package', join(root, 'p1.txt'));
+    expect(m).toMatchObject({ packageId: p.packageId, signature: sig.signature, alreadyCompleted: true });
+    expect(ok<SyncOut>('device', 'sync', '--device-dir', phone, '--dir', dir).completed).toEqual([]);
+  }, 120_000);
+
+  it('SIGKILL of the device while it signs: every reservation is either unused or behind exactly one queued package', async () => {
+    const before = ok<{ keys: { allowance: number }[]; queue: { pending: number; completed: number } }>('device', 'status', '--device-dir', phone);
+    const total = (before.keys[0]?.allowance ?? 0) + before.queue.pending + before.queue.completed;
+    const files: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const file = join(root, `kill-${i}.bin`);
+      files.push(file);
+      const child = spawn(process.execPath, [BIN, 'device', 'sign', '--device-dir', phone, '--key', keyId, '--message', toHex(randomBytes(32)), '--offline', '--out', file, '--json'], { stdio: 'ignore' });
+      await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 350)));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+    const after = ok<{ keys: { allowance: number }[]; queue: { pending: number; completed: number; failed: number } }>('device', 'status', '--device-dir', phone);
+    expect(after.queue.failed).toBe(0);
+    expect((after.keys[0]?.allowance ?? 0) + after.queue.pending + after.queue.completed).toBe(total);
+    // A package that reached its file was queued before it was handed out.
+    const sync = ok<SyncOut>('device', 'sync', '--device-dir', phone, '--dir', dir);
+    const done = new Set(sync.completed.map((c) => c.packageId));
+    expect(done.size).toBe(after.queue.pending);
+    for (const f of files.filter((x) => existsSync(x) && readFileSync(x).length > 0)) expect(done.has(decodeOfflinePackage(new Uint8Array(readFileSync(f))).packageId)).toBe(true);
+  }, 120_000);
+
+  for (const victim of ['coordinator', 'co-signer'] as const) {
+    it(`SIGKILL of the ${victim} during a sync loses nothing and completes nothing twice`, async () => {
+      const msgs = Array.from({ length: 6 }, () => toHex(randomBytes(32)));
+      const ids: string[] = [];
+      for (const m of msgs) ids.push(ok<{ packageId: string }>('device', 'sign', '--device-dir', phone, '--key', keyId, '--message', m, '--offline').packageId);
+      const st = await waitHealthy();
+      // The co-signer is whichever node holds this device's reservations: kill both nodes of the key if unsure.
+      const pids = victim === 'coordinator' ? [st.coordinator.pid] : st.signers.filter((s) => s.id === 'signer-1' || s.id === 'signer-2').map((s) => s.pid as number);
+      const sync = spawn(process.execPath, [BIN, 'device', 'sync', '--device-dir', phone, '--dir', dir, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      await new Promise((r) => setTimeout(r, 250 + Math.floor(Math.random() * 200)));
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+      await new Promise((r) => sync.once('exit', r));
+      // The dev supervisor restarts the killed process; sync until everything is through.
+      await waitHealthy(pids[0]);
+      const completed = new Map<string, string>();
+      for (let round = 0; round < 20 && completed.size < ids.length; round++) {
+        const r = ok<SyncOut>('device', 'sync', '--device-dir', phone, '--dir', dir);
+        expect(r.failed).toEqual([]);
+        for (const c of r.completed) completed.set(c.packageId, c.signature);
+        if (completed.size < ids.length) await new Promise((res) => setTimeout(res, 500));
+      }
+      const queue = (ok<{ queue: { pending: number } }>('device', 'status', '--device-dir', phone)).queue;
+      expect(queue.pending).toBe(0);
+      // Every package of this round completed exactly once with a valid signature, whichever
+      // sync did it; delivering it again returns that same signature.
+      const queued = await deviceQueue();
+      for (const [i, id] of ids.entries()) {
+        const q = queued.find((x) => x.packageId === id) as Queued;
+        expect(q.state, `package ${i}`).toBe('completed');
+        if (completed.has(id)) expect(completed.get(id)).toBe(q.signature);
+        expect(suite.verify(fromHex(q.signature as string), fromHex(msgs[i] as string), fromHex(publicKey))).toBe(true);
+        const f = join(root, `again-${id}.bin`);
+        writeFileSync(f, fromHex(q.bytes));
+        expect(ok('submit', '--dir', dir, '--package', f)).toMatchObject({ packageId: id, signature: q.signature, alreadyCompleted: true });
+      }
+    }, 180_000);
+  }
+
+  it('afterwards: every audit chain is intact, and each reservation nonce was consumed for exactly one package', async () => {
+    const a = ok<{ ok: boolean; processes: { id: string; ok: boolean }[] }>('audit', 'verify', '--dir', dir);
+    expect(a.ok).toBe(true);
+    const queue = await deviceQueue();
+    const completed = queue.filter((q) => q.state === 'completed');
+    expect(completed.length).toBeGreaterThan(10);
+    await stopDev();
+    const digests = new Map<string, string>();
+    for (const id of ['signer-1', 'signer-2', 'signer-3']) {
+      const store = await SealedStore.open(join(dir, id), loadKek({ file: join(dir, 'keks', `${id}.kek`) }));
+      try {
+        for (const c of await new NonceLedger(store).listConsumed('r.')) {
+          const d = toHex(c.requestDigest);
+          expect(digests.has(d), `package ${d} completed by two nonces`).toBe(false);
+          digests.set(d, `${id}/${c.nonceId}`);
+        }
+      } finally {
+        await store.close();
+      }
+    }
+    // One consumed reservation per completed package (a 2-of-3 key: one co-signer each), none extra.
+    expect(digests.size).toBe(completed.length);
+    for (const q of completed) {
+      const pkg = decodeOfflinePackage(fromHex(q.bytes));
+      expect(digests.has(toHex(pkg.digest))).toBe(true);
+      expect(suite.verify(fromHex(q.signature as string), fromHex(q.message), fromHex(publicKey))).toBe(true);
+    }
+  }, 120_000);
+});
+
+interface Queued { packageId: string; message: string; bytes: string; state: string; signature?: string }
+
+async function deviceQueue(): Promise<Queued[]> {
+  const { Device } = await import('@tessera/device');
+  const key = fromHex(readFileSync(join(phone, 'storage.key'), 'utf8').trim());
+  const d = await Device.open({ location: join(phone, 'store'), storageKey: key });
+  try {
+    return (await d.queue()) as Queued[];
+  } finally {
+    await d.close();
+  }
+}
