@@ -195,11 +195,88 @@ describe('offline co-signing with a real dev cluster', () => {
     }, 180_000);
   }
 
+  it('the coordinator exports offline-package metrics: completions, re-deliveries, pending on devices, sync latency', async () => {
+    const st = ok<{ coordinator: { metrics: string } }>('status', '--dir', dir);
+    // One package left pending on the device while it is linked: the gauge shows it.
+    ok('device', 'sign', '--device-dir', phone, '--key', keyId, '--message', toHex(randomBytes(32)), '--offline');
+    const link = spawn(process.execPath, [BIN, 'device', 'connect', '--device-dir', phone, '--dir', dir, '--seconds', '4', '--json'], { stdio: 'ignore' });
+    let text = '';
+    for (let i = 0; i < 30 && !/tessera_offline_packages_pending\{device="phone-1"\} 1/.test(text); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      text = await (await fetch(st.coordinator.metrics)).text();
+    }
+    if (link.exitCode === null) await new Promise((r) => link.once('exit', r));
+    expect(text).toMatch(/tessera_offline_packages_pending\{device="phone-1"\} 1/);
+    expect(text).toMatch(/tessera_offline_packages_total\{result="already_completed",cause=""\} [1-9]/);
+    expect(text).toMatch(/tessera_offline_sync_seconds_count [1-9]/);
+    expect(text).toMatch(/tessera_reservations_total [1-9]/);
+    expect(ok<SyncOut>('device', 'sync', '--device-dir', phone, '--dir', dir).completed).toHaveLength(1);
+    const after = await (await fetch(st.coordinator.metrics)).text();
+    const completed = Number(/tessera_offline_packages_total\{result="completed",cause=""\} (\d+)/.exec(after)?.[1] ?? 0);
+    expect(completed).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('two devices of one key sign together with no cluster, exchanging files', async () => {
+    const tablet = join(root, 'tablet');
+    const { token } = ok<{ token: string }>('device', 'token', '--dir', dir);
+    ok('device', 'init', '--device-dir', tablet, '--id', 'tablet-1');
+    ok('device', 'enrol', '--device-dir', tablet, '--dir', dir, '--token', token);
+    // The tablet stays linked and accepts the DKG the phone starts (2-of-3: phone, tablet, signer-3).
+    const link = spawn(process.execPath, [BIN, 'device', 'connect', '--device-dir', tablet, '--dir', dir, '--accept-keygen', '--seconds', '20', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((r) => createInterface({ input: link.stdout! }).once('line', () => r()));
+    const k = ok<{ keyId: string; publicKey: string; participants: string[] }>('device', 'keygen', '--device-dir', phone, '--dir', dir, '--suite', 'secp256k1-tr', '--threshold', '2', '--with', 'tablet-1,signer-3');
+    if (link.exitCode === null) {
+      link.kill('SIGTERM');
+      await new Promise((r) => link.once('exit', r));
+    }
+    expect(k.participants).toEqual(['phone-1', 'signer-3', 'tablet-1']);
+    await stopDev();
+    const msg = toHex(randomBytes(32));
+    const req = join(root, 'cosign.req');
+    const ans = join(root, 'cosign.ans');
+    ok('device', 'propose', '--device-dir', phone, '--key', k.keyId, '--message', msg, '--out', req);
+    expect(ok('device', 'cosign', '--device-dir', tablet, '--in', req, '--out', ans)).toMatchObject({ from: 'phone-1', message: msg });
+    const r = ok<{ signature: string; signers: string[] }>('device', 'complete', '--device-dir', phone, '--in', ans);
+    expect(r.signers.sort()).toEqual(['phone-1', 'tablet-1']);
+    expect(getSuite('secp256k1-tr').verify(fromHex(r.signature), fromHex(msg), fromHex(k.publicKey))).toBe(true);
+    // The proposer's nonce is spent: the same answer cannot complete a second time.
+    const again = cli('device', 'complete', '--device-dir', phone, '--in', ans);
+    expect(again.code).not.toBe(0);
+    expect(again.err).toMatch(/\[NOT_FOUND\]/);
+    await startDev();
+    await waitHealthy();
+  }, 120_000);
+
+  it('backup with 2-of-3 recovery pieces restores the device on a new directory, which reserves and signs afresh', async () => {
+    const pw = join(root, 'pw.txt');
+    writeFileSync(pw, 'correct horse battery staple\n');
+    const b = ok<{ file: string; pieces: string[] }>('device', 'backup', '--device-dir', phone, '--out', join(root, 'phone.backup'), '--password-file', pw, '--pieces', '2/3');
+    expect(b.pieces).toHaveLength(3);
+    const bad = join(root, 'bad.txt');
+    writeFileSync(bad, 'wrong\n');
+    const wrong = cli('device', 'restore', '--device-dir', join(root, 'nope'), '--in', b.file, '--password-file', bad);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.err).toMatch(/\[BACKUP_PASSWORD\]/);
+    expect(wrong.err).not.toMatch(/correct horse/);
+    const newPhone = join(root, 'new-phone');
+    const r = ok<{ device: string; keys: string[] }>('device', 'restore', '--device-dir', newPhone, '--pieces', `${b.pieces[2]},${b.pieces[0]}`, '--password-file', pw);
+    expect(r.device).toBe('phone-1');
+    expect(r.keys).toContain(keyId);
+    const st = ok<{ keys: { keyId: string; allowance: number }[]; queue: { pending: number } }>('device', 'status', '--device-dir', newPhone);
+    expect(st.keys.find((x) => x.keyId === keyId)?.allowance).toBe(0);
+    expect(st.queue.pending).toBe(0);
+    ok('device', 'reserve', '--device-dir', newPhone, '--dir', dir, '--key', keyId, '--count', '1');
+    const msg = toHex(randomBytes(32));
+    const s = ok<{ signature: string }>('device', 'sign', '--device-dir', newPhone, '--dir', dir, '--key', keyId, '--message', msg);
+    expect(suite.verify(fromHex(s.signature), fromHex(msg), fromHex(publicKey))).toBe(true);
+  }, 120_000);
+
   it('afterwards: every audit chain is intact, and each reservation nonce was consumed for exactly one package', async () => {
     const a = ok<{ ok: boolean; processes: { id: string; ok: boolean }[] }>('audit', 'verify', '--dir', dir);
     expect(a.ok).toBe(true);
-    const queue = await deviceQueue();
+    const queue = [...(await deviceQueue(phone)), ...(await deviceQueue(join(root, 'new-phone')))];
     const completed = queue.filter((q) => q.state === 'completed');
+    expect(queue.filter((q) => q.state !== 'completed')).toEqual([]);
     expect(completed.length).toBeGreaterThan(10);
     await stopDev();
     const digests = new Map<string, string>();
@@ -227,10 +304,10 @@ describe('offline co-signing with a real dev cluster', () => {
 
 interface Queued { packageId: string; message: string; bytes: string; state: string; signature?: string }
 
-async function deviceQueue(): Promise<Queued[]> {
+async function deviceQueue(deviceDir = phone): Promise<Queued[]> {
   const { Device } = await import('@tessera/device');
-  const key = fromHex(readFileSync(join(phone, 'storage.key'), 'utf8').trim());
-  const d = await Device.open({ location: join(phone, 'store'), storageKey: key });
+  const key = fromHex(readFileSync(join(deviceDir, 'storage.key'), 'utf8').trim());
+  const d = await Device.open({ location: join(deviceDir, 'store'), storageKey: key });
   try {
     return (await d.queue()) as Queued[];
   } finally {

@@ -124,10 +124,19 @@ export interface OfflinePackage {
 /** A decoded package with its canonical bytes and id. */
 export interface DecodedPackage extends OfflinePackage {
   readonly bytes: Uint8Array;
-  /** sha256 of the package bytes: what co-signers bind their nonce to. */
+  /** sha256 of the package with created_at zeroed ({@link packageDigest}): what co-signers bind their nonce to. */
   readonly digest: Uint8Array;
   /** Hex of the first 16 bytes of the digest: the package's name in CLIs, queues and logs. */
   readonly packageId: string;
+}
+
+/**
+ * sha256 of the package with `created_at` zeroed. `created_at` is the device's informational
+ * clock reading and no signature covers it: were it part of the digest, a relay could change it
+ * and turn one signed package into two "different" ones racing for the same reservation.
+ */
+export function packageDigest(p: OfflinePackage): Uint8Array {
+  return sha256(encodeOfflinePackage({ ...p, createdAt: 0 }));
 }
 
 export function packageIdOf(digest: Uint8Array): string {
@@ -190,7 +199,7 @@ export function decodeOfflinePackage(bytes: Uint8Array): DecodedPackage {
     throw new DecodeError('offline package: non-canonical encoding');
   }
   if (!equalBytes(canonical, bytes)) throw new DecodeError('offline package: non-canonical encoding');
-  const digest = sha256(bytes);
+  const digest = packageDigest(pkg);
   return { ...pkg, bytes: bytes.slice(), digest, packageId: packageIdOf(digest) };
 }
 
@@ -218,6 +227,8 @@ export function verifyOfflinePackage(key: GroupKey, p: OfflinePackage, expect: {
   if (new Set(ids).size !== ids.length) throw new InvalidArgumentError('package names a participant twice');
   if (ids.length !== key.threshold) throw new InvalidArgumentError(`package has ${ids.length} signers, the key needs exactly ${key.threshold}`);
   for (const c of p.cosigners) {
+    if (c.keyId !== p.keyId || c.epoch !== p.epoch || c.device !== p.device || c.suite.id !== p.suite.id)
+      throw new ProtocolError(ErrorCode.RESERVATION_INVALID, `the reservation of ${c.signer} is for another key, epoch or device`, [p.device]);
     if (!key.roster.some((r) => r.id === c.signer)) throw new InvalidArgumentError(`co-signer ${c.signer.slice(0, 64)} is not a participant of key ${p.keyId}`);
     if (!verifyReservation(key, c))
       throw new ProtocolError(ErrorCode.RESERVATION_INVALID, `the reservation of ${c.signer} is not signed by it (or was altered)`, [p.device]);
@@ -254,10 +265,16 @@ export function createOfflinePackage(args: {
 }): DecodedPackage {
   const { key, share } = args;
   if (!(args.message instanceof Uint8Array) || args.message.length > MAX_MESSAGE_BYTES) throw new InvalidArgumentError(`message must be bytes, at most ${MAX_MESSAGE_BYTES}`);
+  if (rosterEntry(key, args.device).identifier !== share.identifier) throw new InvalidArgumentError(`the share is not ${args.device}'s`);
+  if (args.reservations.length !== key.threshold - 1)
+    throw new InvalidArgumentError(`a package needs exactly ${key.threshold - 1} reservation(s) for this ${key.threshold}-of-${key.roster.length} key, got ${args.reservations.length}`);
+  if (new Set(args.reservations.map((r) => r.signer)).size !== args.reservations.length || args.reservations.some((r) => r.signer === args.device))
+    throw new InvalidArgumentError('reservations must come from distinct co-signers other than the device');
   for (const r of args.reservations) {
     if (r.keyId !== args.keyId || r.epoch !== args.epoch || r.device !== args.device)
       throw new ProtocolError(ErrorCode.RESERVATION_INVALID, `reservation of ${r.signer} is for another key, epoch or device`);
     if (!verifyReservation(key, r)) throw new ProtocolError(ErrorCode.RESERVATION_INVALID, `reservation of ${r.signer} does not verify`);
+    if (r.expiresAt < args.createdAt) throw new ProtocolError(ErrorCode.RESERVATION_EXPIRED, `reservation of ${r.signer} expired`);
   }
   const { nonces, commitment } = commit(share, args.rng ?? randomBytes);
   const commitments: NonceCommitment[] = [
@@ -298,6 +315,7 @@ export function packageFromText(text: string): Uint8Array {
 /** The proposer's pending state: its nonce, kept (sealed) until the answer arrives. */
 export interface CosignPending {
   readonly requestEnvelope: Uint8Array;
+  /** Wiped by {@link completeCosign}: the caller must also delete it durably before the signature leaves. */
   readonly nonceSecret: Uint8Array;
 }
 
@@ -373,7 +391,11 @@ export function completeCosign(args: { key: GroupKey; share: KeyShare; pending: 
   const session = new SigningSession(key, request.message, commitments);
   if (!session.verifyShare(other.id, expectLength(w.share, key.suite.scalarBytes, 'share')))
     throw new ProtocolError(ErrorCode.BAD_SIGNATURE_SHARE, `the signature share of ${other.id} does not verify`, [other.id]);
+  // The pending nonce is used once: wiped here, so a second answer to the same request (which
+  // would sign another commitment list with the same nonce and leak the share) is refused.
+  if (args.pending.nonceSecret.every((b) => b === 0)) throw new ProtocolError(ErrorCode.INVALID_STATE, 'this request was already completed: its nonce is spent');
   const nonces = SigningNonces.importSecret(key.suite, args.share.identifier, args.pending.nonceSecret);
+  args.pending.nonceSecret.fill(0);
   const mine = signShare(args.share, key, nonces, commitments, request.message);
   const signature = session.aggregate(new Map([[request.device, mine], [other.id, w.share]]));
   if (!key.suite.verify(signature, request.message, groupPublicKey(key))) throw new ProtocolError(ErrorCode.SIGNATURE_INVALID, 'signature failed the plain verifier');

@@ -12,6 +12,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { sha512 } from '@noble/hashes/sha2.js';
 import type { FrostSecret, NonceCommitments, Nonces } from '@noble/curves/abstract/frost.js';
 import {
   ErrorCode,
@@ -32,6 +33,7 @@ import {
   encodeMessage,
   encodeOfflinePackage,
   encodeReservation,
+  fromHex,
   getSuite,
   groupPublicKey,
   isTesseraError,
@@ -40,6 +42,8 @@ import {
   packageCommitments,
   packageFromText,
   packageToText,
+  prepareKey,
+  prepareSession,
   runLocalDkg,
   signEnvelope,
   signReservation,
@@ -542,8 +546,11 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('refusals, %s', (suiteId) =>
     expectCode(() => verifyAt0(fx, reencode(withCosigner(pkg, 0, { signer: 'signer-9' }))), ErrorCode.INVALID_ARGUMENT);
   });
 
-  it('too many co-signers for the threshold: INVALID_ARGUMENT (createOfflinePackage emits it, verify refuses it)', () => {
-    const { pkg: big } = makePackage(fx, ['signer-1', 'signer-2'], message, `${suiteId}:too-many`);
+  it('too many co-signers for the threshold: INVALID_ARGUMENT (createOfflinePackage refuses to emit it, verify refuses it)', () => {
+    expectCode(() => makePackage(fx, ['signer-1', 'signer-2'], message, `${suiteId}:too-many`), ErrorCode.INVALID_ARGUMENT);
+    const other = pkg.cosigners[0]?.signer === 'signer-1' ? 'signer-2' : 'signer-1';
+    const extra = reserve(fx, other, seededRng(`${suiteId}:too-many-extra`));
+    const big = reencode({ ...pkg, cosigners: [...pkg.cosigners, extra.signed] });
     expect(big.cosigners.length).toBe(2);
     expectCode(() => verifyAt0(fx, big), ErrorCode.INVALID_ARGUMENT);
   });
@@ -874,5 +881,97 @@ describe.each(['ed25519', 'secp256k1-tr', 'p256'] as const)('device-to-device co
         }),
       ErrorCode.INVALID_ARGUMENT,
     );
+  });
+});
+
+// ---- device to device: the proposer's nonce ----------------------------------------------------
+
+describe('device-to-device: the proposer nonce is used once (ed25519)', () => {
+  // Regression (found by this test): completeCosign once re-imported the same pending nonce on
+  // every call, so the proposer signed with one nonce pair over as many commitment lists as it was
+  // handed answers (RFC 9591 §5.1 forbids it). The answering device sees every signature and knows
+  // its own share of each, hence the proposer's z_A = d + rho*e + lambda*c*s per list: three
+  // answers give three linear equations in (d, e, s) and it solves for the proposer's long-term
+  // share s. This test plays that device; completeCosign now wipes the nonce and refuses again.
+  it('a second completion with a different answer is refused, so the answerer cannot solve for the proposer share', () => {
+    const fx = setup('ed25519', 2, ['device-a', 'device-b', 'signer-1']);
+    const S = fx.suite;
+    const Fn = S.Fn;
+    const message = enc('one nonce, three answers');
+    const pending = createCosignRequest({
+      identity: identityOf(fx, 'device-a'),
+      key: fx.key,
+      share: shareOf(fx, 'device-a'),
+      keyId: fx.keyId,
+      epoch: 0,
+      message,
+      rng: seededRng('reuse:A'),
+    });
+    const request = openCosignRequest(fx.key, pending.requestEnvelope);
+    const rngB = seededRng('reuse:B');
+    const answers = [0, 1, 2].map(() =>
+      answerCosignRequest({ identity: identityOf(fx, 'device-b'), key: fx.key, share: shareOf(fx, 'device-b'), request, rng: rngB }),
+    );
+    const outcomes = answers.map((response) => {
+      try {
+        return completeCosign({ key: fx.key, share: shareOf(fx, 'device-a'), pending, response });
+      } catch (e) {
+        if (!isTesseraError(e)) throw e;
+        return e;
+      }
+    });
+    const completed = outcomes.filter((o): o is ReturnType<typeof completeCosign> => !isTesseraError(o));
+
+    if (completed.length === 3) {
+      // The answering device's computation, from public data, its own shares and the signatures.
+      const idA = rosterIdentifier(fx, 'device-a');
+      const idB = rosterIdentifier(fx, 'device-b');
+      const xA = Fn.fromBytes(fromHex(idA));
+      const xB = Fn.fromBytes(fromHex(idB));
+      const lambdaA = Fn.div(xB, Fn.sub(xB, xA));
+      const ctx = 'FROST-ED25519-SHA512-v1';
+      const le = (b: Uint8Array) => [...b].reverse().reduce((n, x) => (n << 8n) | BigInt(x), 0n);
+      const rows = answers.map((response, i) => {
+        const w = decodeMessage('CosignResponse', response);
+        const list = [request.commitment, { identifier: idB, hiding: w.hiding, binding: w.binding }];
+        const sorted = [...list].sort((a, b) => (Fn.fromBytes(fromHex(a.identifier)) < Fn.fromBytes(fromHex(b.identifier)) ? -1 : 1));
+        const encoded = new Uint8Array(sorted.flatMap((c) => [...fromHex(c.identifier), ...c.hiding, ...c.binding]));
+        const prefix = new Uint8Array([
+          ...must(fx.key.public.commitments[0], 'group key'),
+          ...sha512(new Uint8Array([...enc(`${ctx}msg`), ...message])),
+          ...sha512(new Uint8Array([...enc(`${ctx}com`), ...encoded])),
+        ]);
+        const rho = Fn.create(le(sha512(new Uint8Array([...enc(`${ctx}rho`), ...prefix, ...fromHex(idA)]))));
+        const c = prepareSession(prepareKey(S, fx.key.public), list as NonceCommitments[], message).challenge;
+        const sig = must(completed[i], 'signature').signature;
+        const zA = Fn.sub(Fn.fromBytes(sig.subarray(32)), Fn.fromBytes(w.share));
+        return { rho, k: Fn.mul(lambdaA, c), z: zA };
+      });
+      const [r1, r2, r3] = rows as [(typeof rows)[0], (typeof rows)[0], (typeof rows)[0]];
+      const [p2, k2, z2] = [Fn.sub(r2.rho, r1.rho), Fn.sub(r2.k, r1.k), Fn.sub(r2.z, r1.z)];
+      const [p3, k3, z3] = [Fn.sub(r3.rho, r1.rho), Fn.sub(r3.k, r1.k), Fn.sub(r3.z, r1.z)];
+      const recovered = Fn.div(Fn.sub(Fn.mul(p2, z3), Fn.mul(p3, z2)), Fn.sub(Fn.mul(p2, k3), Fn.mul(p3, k2)));
+      const actual = Fn.fromBytes(shareOf(fx, 'device-a').signingShare());
+      expect(recovered === actual, "device-b recovered device-a's long-term signing share from three completions of one pending nonce").toBe(false);
+    }
+    expect(completed.length, 'completions of one pending nonce with different answers').toBe(1);
+  });
+});
+
+function rosterIdentifier(fx: Fixture, id: string): string {
+  return must(fx.key.roster.find((r) => r.id === id), id).identifier;
+}
+
+describe('created_at is not part of the package identity', () => {
+  it('a relay that rewrites created_at gets the same package id and digest (no second package to race the first)', () => {
+    const fx = setup('ed25519', 2, ['device-a', 'signer-1', 'signer-2']);
+    const { pkg } = makePackage(fx, ['signer-1'], enc('created_at is informational'), 'created-at');
+    const moved = reencode({ ...pkg, createdAt: pkg.createdAt + 12345 });
+    expect(moved.bytes).not.toEqual(pkg.bytes);
+    expect(moved.packageId).toBe(pkg.packageId);
+    expect(moved.digest).toEqual(pkg.digest);
+    // Any signed field still changes the id.
+    const other = reencode({ ...pkg, message: enc('another message') });
+    expect(other.packageId).not.toBe(pkg.packageId);
   });
 });
