@@ -48,7 +48,7 @@ function stats(lat, totalMs) {
 }
 
 const rows = [];
-function row(suite, t, n, name, m, baselineName, baseline) {
+function row(suite, t, n, name, m, baselineName, baseline, extra = {}) {
   const r = {
     suite, t, n, name,
     opsPerSec: round(m.opsPerSec), p50Ms: round(m.p50Ms), p99Ms: round(m.p99Ms),
@@ -56,6 +56,7 @@ function row(suite, t, n, name, m, baselineName, baseline) {
     // ratio: how many baseline operations one of this operation costs (time per op / baseline time per op).
     ratio: baseline ? round(baseline.opsPerSec / m.opsPerSec) : null,
     ...(m.errors && Object.keys(m.errors).length ? { errors: m.errors } : {}),
+    ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, round(v)])),
   };
   rows.push(r);
   print(r);
@@ -69,7 +70,8 @@ function print(r) {
     console.log(['suite'.padEnd(13), 't-of-n'.padEnd(7), 'name'.padEnd(14), 'ops/s'.padStart(10), 'p50 ms'.padStart(9), 'p99 ms'.padStart(9), 'baseline'.padEnd(14), 'ratio'.padStart(8)].join(' '));
     printedHeader = true;
   }
-  console.log([r.suite.padEnd(13), `${r.t}-of-${r.n}`.padEnd(7), r.name.padEnd(14), r.opsPerSec.toFixed(1).padStart(10), r.p50Ms.toFixed(2).padStart(9), r.p99Ms.toFixed(2).padStart(9), (r.baselineName ?? '-').padEnd(14), (r.ratio === null ? '-' : `${r.ratio.toFixed(2)}×`).padStart(8), r.errors ? `errors ${JSON.stringify(r.errors)}` : ''].join(' '));
+  console.log([r.suite.padEnd(13), `${r.t}-of-${r.n}`.padEnd(7), r.name.padEnd(14), r.opsPerSec.toFixed(1).padStart(10), r.p50Ms.toFixed(2).padStart(9), r.p99Ms.toFixed(2).padStart(9), (r.baselineName ?? '-').padEnd(14), (r.ratio === null ? '-' : `${r.ratio.toFixed(2)}×`).padStart(8), r.errors ? `errors ${JSON.stringify(r.errors)}` : '',
+    r.bytesPerPackage ? `${r.bytesPerPackage} B/package` : '', r.lastCompletionMs ? `${r.packages} packages, reconnect→last ${Math.round(r.lastCompletionMs)} ms` : ''].join(' ').trimEnd());
 }
 
 /** noble's own FROST flow in one process: t commits, t shares, each share verified, aggregate. */
@@ -138,6 +140,10 @@ async function main() {
             const m = await cluster.throughput(suiteId, info.keyId, conc, quick ? 2000 : 5000);
             row(suiteId, t, n, `cluster-c${conc}`, m, 'tessera-flow', tessera);
           }
+          // A device reconnects with a queue of offline packages (device + 1 co-signer of 3).
+          const off = await cluster.offlineSync(suiteId, quick ? 200 : 1000);
+          row(suiteId, t, n, 'offline-sign', off.sign, 'floor-sign', floorSign, { bytesPerPackage: off.sign.bytesPerPackage });
+          row(suiteId, t, n, 'offline-sync', off.sync, 'tessera-flow', tessera, { packages: off.sync.packages, lastCompletionMs: off.sync.lastCompletionMs, bytesPerPackage: off.sync.bytesPerPackage });
         } finally {
           await cluster.stop();
         }

@@ -8,10 +8,11 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createSignIntent, decodeMessage, getSuite } from '@tessera/core';
 import { keygen, openClient, startDev } from '@tessera/cli';
+import { Device } from '@tessera/device';
 
 export async function startBenchCluster(n) {
   const dir = join(mkdtempSync(join(tmpdir(), 'tessera-bench-')), '.tessera');
-  const dev = await startDev({ dir, signers: n, port: 0 });
+  const dev = await startDev({ dir, signers: n, port: 0, gatewayPort: 0, signerPolicy: { devices: { maxReservations: 5000 } } });
   const client = openClient(dir);
   for (let i = 0; i < 200; i++) {
     const s = await client.call('Status', {}).catch(() => undefined);
@@ -49,6 +50,39 @@ export async function startBenchCluster(n) {
       const s = lat.sort((a, b) => a - b);
       const q = (p) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
       return { opsPerSec: (lat.length / total) * 1000, p50Ms: q(0.5) ?? 0, p99Ms: q(0.99) ?? 0, n: lat.length, errors };
+    },
+    /**
+     * offline-sync: a device with `count` packages signed offline reconnects; measures the time
+     * from the start of its sync to the last completion (packages/s), and bytes per package.
+     */
+    async offlineSync(suiteId, count) {
+      const deviceUrl = JSON.parse((await import('node:fs')).readFileSync(join(dir, 'client.json'), 'utf8')).deviceUrl;
+      const d = await Device.open({ location: join(dir, '..', `device-${suiteId}`), storageKey: new Uint8Array(randomBytes(32)) });
+      try {
+        await d.init(`bench-phone-${suiteId}`);
+        const { token } = await client.call('IssueEnrolmentToken', { ttlMs: 600_000, label: 'bench' });
+        await d.enrol(deviceUrl, token);
+        const key = await d.keygen(deviceUrl, { suite: suiteId, threshold: 2, with: ['signer-1', 'signer-2'] });
+        for (let left = count; left > 0; left -= 256) await d.reserve(deviceUrl, { keyId: key.keyId, count: Math.min(256, left) });
+        let bytes = 0;
+        const signStart = performance.now();
+        for (let i = 0; i < count; i++) {
+          const msg = new Uint8Array(32);
+          new DataView(msg.buffer).setUint32(0, i);
+          bytes += (await d.signOffline({ keyId: key.keyId, message: msg })).bytes.length;
+        }
+        const signMs = performance.now() - signStart;
+        const t0 = performance.now();
+        const r = await d.sync(deviceUrl);
+        const ms = performance.now() - t0;
+        if (r.completed.length !== count) throw new Error(`offline-sync: ${r.completed.length}/${count} completed (${JSON.stringify(r.pending[0] ?? r.failed[0])})`);
+        return {
+          sync: { opsPerSec: (count / ms) * 1000, p50Ms: ms / count, p99Ms: ms / count, lastCompletionMs: ms, packages: count, bytesPerPackage: bytes / count },
+          sign: { opsPerSec: (count / signMs) * 1000, p50Ms: signMs / count, p99Ms: signMs / count, bytesPerPackage: bytes / count },
+        };
+      } finally {
+        await d.close();
+      }
     },
     async stop() {
       client.close();

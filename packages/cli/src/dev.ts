@@ -14,7 +14,15 @@ import { createDevPki } from '@tessera/runtime';
 
 const bin = (pkg: string) => fileURLToPath(new URL('./main.js', import.meta.resolve(pkg)));
 
-export interface DevOptions { dir: string; signers: number; port: number; gatewayPort?: number; onLine?: (s: string) => void }
+export interface DevOptions {
+  dir: string;
+  signers: number;
+  port: number;
+  gatewayPort?: number;
+  /** Extra signer policy (e.g. `devices: {maxReservations}` for benchmarks). */
+  signerPolicy?: Record<string, unknown>;
+  onLine?: (s: string) => void;
+}
 
 interface Child { name: string; args: string[]; proc?: ChildProcess; restarts: number; info?: Record<string, unknown> }
 
@@ -91,7 +99,7 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
     const cfg = join(dir, `${id}.json`);
     writeFileSync(cfg, JSON.stringify({
       id, dataDir: join(dir, id), coordinator: address, kekFile: kekFile(dir, id), tls: pki.certs[id],
-      policy: { allowKeygen: true, requesters: [{ id: req.id, publicKey: toHex(req.public.signKey), keys: ['*'] }] },
+      policy: { allowKeygen: true, requesters: [{ id: req.id, publicKey: toHex(req.public.signKey), keys: ['*'] }], ...(opts.signerPolicy ?? {}) },
     }, null, 2));
     children.push({ name: id, args: [bin('@tessera/signer'), '--config', cfg], restarts: 0 });
   }

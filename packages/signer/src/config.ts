@@ -29,6 +29,13 @@ export const SignerConfigSchema = z.object({
     })).default([]),
     /** Known DKG peers; when set, DKG rosters with anyone else are refused. */
     peers: z.array(z.object({ id: z.string().min(1), publicKey: hex64 })).optional(),
+    /** Offline co-signing for devices: on/off, per-device reservation cap, longest lifetime, revoked devices. */
+    devices: z.object({
+      allow: z.boolean().default(true),
+      maxReservations: z.number().int().min(1).max(100_000).default(64),
+      maxTtlMs: z.number().int().min(60_000).default(7 * 24 * 3600_000),
+      revoked: z.array(z.string().min(1)).default([]),
+    }).optional(),
   }).default({ allowKeygen: true, requesters: [] }),
 });
 export type SignerConfig = z.infer<typeof SignerConfigSchema>;

@@ -299,6 +299,7 @@ export class SignerEngine {
     const dp = this.#devicePolicy();
     if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
     if (!Number.isInteger(count) || count < 1 || count > 1024) throw new SignerError('INVALID_ARGUMENT', 'reservation count must be 1..1024');
+    if (dp.revoked?.includes(device)) throw new SignerError('POLICY_DENIED', `device ${device} is revoked on this node`);
     const rec = await this.key(keyId);
     if (device === this.id || !rec.key.roster.some((r) => r.id === device))
       throw new SignerError('POLICY_DENIED', `${String(device).slice(0, 64)} is not a device of key ${keyId}`);
@@ -349,6 +350,7 @@ export class SignerEngine {
     try {
       const dp = this.#devicePolicy();
       if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
+      if (dp.revoked?.includes(pkg.device)) throw new SignerError('POLICY_DENIED', `device ${pkg.device} is revoked on this node`);
       const rec = await this.key(keyId);
       const mine = pkg.cosigners.filter((c) => c.signer === this.id);
       if (mine.length !== 1) throw new SignerError('INVALID_ARGUMENT', 'the package names no reservation of this node');

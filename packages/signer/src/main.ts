@@ -40,6 +40,8 @@ async function main(): Promise<void> {
   const signs = new Counter({ name: 'tessera_signer_signatures_total', help: 'signature shares released', labelNames: ['result'], registers: [registry] });
   const refusals = new Counter({ name: 'tessera_signer_refusals_total', help: 'sign requests refused, by code', labelNames: ['code'], registers: [registry] });
   const keygens = new Counter({ name: 'tessera_signer_keygens_total', help: 'keys created', registers: [registry] });
+  const offline = new Counter({ name: 'tessera_signer_offline_completions_total', help: 'offline packages completed with a reserved nonce (ok) or re-answered identically (cached)', labelNames: ['result'], registers: [registry] });
+  const reserved = new Counter({ name: 'tessera_signer_reservations_total', help: 'nonces reserved for devices', registers: [registry] });
   const linkUp = new Gauge({ name: 'tessera_signer_link_up', help: '1 when linked to the coordinator', registers: [registry] });
   const engine = new SignerEngine({
     identity,
@@ -49,6 +51,8 @@ async function main(): Promise<void> {
       if (e.type === 'sign') signs.inc({ result: e.result });
       else if (e.type === 'refusal') refusals.inc({ code: e.code });
       else if (e.type === 'keygen') keygens.inc();
+      else if (e.type === 'complete') offline.inc({ result: e.result });
+      else if (e.type === 'reserve') reserved.inc(e.count);
     },
   });
   const metrics = await startMetricsServer(registry, { host: cfg.metricsHost, port: cfg.metricsPort });

@@ -37,6 +37,8 @@ export interface DevicePolicy {
   readonly maxReservations?: number;
   /** Longest reservation lifetime this node grants, ms (default 7 days). */
   readonly maxTtlMs?: number;
+  /** Devices this node no longer co-signs for (a lost phone): no reservation, no completion. */
+  readonly revoked?: readonly string[];
 }
 
 export const DEVICE_POLICY_DEFAULTS = { allow: true, maxReservations: 64, maxTtlMs: 7 * 24 * 3600_000 } as const;
