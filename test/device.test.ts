@@ -602,15 +602,8 @@ describe('refusals: replayed packages', () => {
     expect(r.alreadyCompleted).toBe(false);
     expect(getSuite('ed25519').verify(r.signature, m, fromHex(keyInfo.publicKey))).toBe(true);
     expect(await consumedFor(c, p.bytes)).toHaveLength(1);
-    // BUG: SignerEngine.complete (packages/signer/src/engine.ts) sets `cached` from a ledger
-    // status read BEFORE the ledger's per-nonce mutex (`let cached = st.state === 'consumed'`),
-    // and only the consume callback resets it. Concurrent deliveries all read 'fresh'; the
-    // losers get the stored share without running the callback but keep cached = false. So the
-    // signer's audit log (and its 'complete' metric event) records all 5 concurrent deliveries
-    // as fresh 'offline-complete' entries (cached=false; only the later, sequential delivery
-    // is cached=true) for one nonce use. Signing itself is safe (one consumed record, identical
-    // shares); the audit is wrong. Expected: exactly one cached=false entry (e.g. start from
-    // `cached = true` and let the consume callback clear it).
+    // Regression (found by this test): `cached` was read before the ledger's per-nonce lock, so
+    // the concurrent losers were audited as fresh completions. One fresh entry per nonce use.
     expect((await completionsAudited(cos, p.packageId)).map((x) => x.cached).sort()).toEqual([false, true, true, true, true, true]);
   });
 
@@ -860,12 +853,8 @@ describe('gateway decoder fuzz', () => {
     const answers: [string, Answer][] = [['kind SIGN_INTENT', await post(c.url, '/v1/device/keys', signEnvelope(me, PayloadKind.SIGN_INTENT, payload))]];
     for (let n = 1; n < genuine.length; n++) answers.push([`first ${n} bytes`, await post(c.url, '/v1/device/keys', genuine.subarray(0, n))]);
     const notRefused = answers.filter(([, a]) => !(a.status >= 400 && a.status < 500 && /^[A-Z][A-Z_]+$/.test(a.json?.code ?? ''))).map(([what, a]) => `${what}: HTTP ${a.status} ${a.json?.code}`);
-    // BUG: openEnvelope refuses an envelope whose kind is not DEVICE_CALL (another kind, or
-    // kind 0 when the field is missing, e.g. a call cut after its version field) with
-    // UNEXPECTED_MESSAGE, a code missing from the gateway's STATUS table
-    // (packages/coordinator/src/gateway.ts: `STATUS[code] ?? 500`), so the gateway answers a
-    // client's malformed call with HTTP 500 {code: UNEXPECTED_MESSAGE}. Expected: a 4xx (400),
-    // like every other malformed call. (The fuzz below meets it too, through random mutations.)
+    // Regression (found by this test): UNEXPECTED_MESSAGE was missing from the gateway's status
+    // table and came back as HTTP 500; every typed refusal is now a 4xx.
     expect(notRefused).toEqual([]);
     // The genuine call itself is still served.
     expect((await post(c.url, '/v1/device/keys', genuine)).status).toBe(200);
@@ -878,15 +867,12 @@ describe('gateway decoder fuzz', () => {
     await device.reserve(c.url, { keyId, count: 2 });
     const p0 = await device.signOffline({ keyId, message: msg('before the fuzz') });
     const bad: string[] = [];
-    const wrongKind: string[] = [];
     const codes = new Map<string, number>();
     const judge = (what: string, a: Answer, okAllowed: boolean) => {
       if (a.status === 200 && okAllowed) return;
       const j = a.json;
       const fine = a.status >= 400 && a.status < 500 && !!j && Object.keys(j).sort().join() === 'code,culprits,message' && /^[A-Z][A-Z_]+$/.test(j.code) && typeof j.message === 'string' && Array.isArray(j.culprits);
-      // 500 UNEXPECTED_MESSAGE (a mutated or cut kind field) is the BUG pinned deterministically
-      // by the test above; counted apart so the fuzz stays a check for everything else.
-      if (!fine) (a.status === 500 && j?.code === 'UNEXPECTED_MESSAGE' ? wrongKind : bad).push(`${what}: HTTP ${a.status} ${new TextDecoder().decode(a.body).slice(0, 160)}`);
+      if (!fine) bad.push(`${what}: HTTP ${a.status} ${new TextDecoder().decode(a.body).slice(0, 160)}`);
       if (j) codes.set(`${a.status} ${j.code}`, (codes.get(`${a.status} ${j.code}`) ?? 0) + 1);
     };
     const bases: Record<(typeof OPS)[number], Uint8Array> = {

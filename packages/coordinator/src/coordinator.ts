@@ -279,7 +279,8 @@ export class Coordinator {
       await this.audit.append({ type: 'keygen', data: { keyId: rec.keyId, suite: rec.key.suite.id, threshold: rec.key.threshold, participants: ids.join(','), publicKey: toHex(groupPublicKey(rec.key)) } });
       this.#keys.set(rec.keyId, stored);
       this.#onEvent({ type: 'keygen', ok: true, ms: this.#clock() - t0 });
-      for (const id of ids) this.#refill(id, rec.keyId).catch((e: unknown) => this.#onEvent({ type: 'pool', participant: id, ok: false, cause: codeOf(e), message: (e as Error).message }));
+      // Devices sign offline, never from pools: only nodes get commitments fetched.
+      for (const id of ids.filter((x) => !this.#devices.has(x))) this.#refill(id, rec.keyId).catch((e: unknown) => this.#onEvent({ type: 'pool', participant: id, ok: false, cause: codeOf(e), message: (e as Error).message }));
       return keyInfo(stored);
     } catch (e) {
       this.#onEvent({ type: 'keygen', ok: false, ms: this.#clock() - t0, cause: codeOf(e) });

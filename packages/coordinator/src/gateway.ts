@@ -64,7 +64,10 @@ const STATUS: Record<string, number> = {
   INVALID_ARGUMENT: 400, DECODE: 400, WRONG_SUITE: 400, UNSUPPORTED_VERSION: 400, BAD_SIGNATURE: 401, UNAUTHENTICATED: 401,
   POLICY_DENIED: 403, NOT_FOUND: 404, RESERVATION_USED: 409, RESERVATION_EXPIRED: 409, RESERVATION_UNKNOWN: 409, RESERVATION_INVALID: 409,
   BAD_SIGNATURE_SHARE: 422, PAYLOAD_TOO_LARGE: 413, RESOURCE_EXHAUSTED: 429, RATE_LIMITED: 429, UNAVAILABLE: 503, NO_QUORUM: 503,
+  UNEXPECTED_MESSAGE: 400, NO_ALLOWANCE: 409, INVALID_STATE: 409, CONFIRMATION_MISMATCH: 409, EQUIVOCATION: 409, INTERNAL: 500,
 };
+/** A typed refusal not in the table is the caller's input: 400. Only INTERNAL is a 500. */
+const statusOf = (code: string) => STATUS[code] ?? 400;
 
 class GatewayError extends Error {
   constructor(readonly code: string, message: string) {
@@ -253,7 +256,7 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
       const culprits = known ? [...(((e as { culprits?: readonly string[] }).culprits) ?? [])] : [];
       if (!known) log?.error({ err: (e as Error)?.message }, 'device gateway failure');
       opts.onCall?.(op || 'unknown', code, Date.now() - t0);
-      res.writeHead(STATUS[code] ?? 500, { 'content-type': 'application/json' }).end(JSON.stringify({ code, message, culprits }));
+      res.writeHead(statusOf(code), { 'content-type': 'application/json' }).end(JSON.stringify({ code, message, culprits }));
     };
     if (req.method !== 'POST' || !OPS.has(op)) return fail(new GatewayError('NOT_FOUND', 'POST /v1/device/{enrol|poll|keygen|reserve|submit|keys}'));
     const chunks: Buffer[] = [];

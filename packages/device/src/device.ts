@@ -45,10 +45,11 @@ import { decryptBackup, encryptBackup, type BackupOptions } from './backup.js';
 import { DeviceError } from './errors.js';
 import { GatewayClient } from './gateway-client.js';
 import { DeviceStorage } from './storage.js';
+import type { Level } from 'level';
 
 export interface DeviceOptions {
-  /** A directory (Node) or IndexedDB database name (browser). */
-  location: string;
+  /** A directory (Node), an IndexedDB database name (browser), or an abstract-level database (React Native). */
+  location: string | Level<string, Uint8Array>;
   /** 32-byte key sealing the device store (keep it in the platform keystore). */
   storageKey: Uint8Array;
   clock?: () => number;
@@ -323,43 +324,60 @@ export class Device {
   }
 
   /**
-   * Submits every pending package, oldest first, and records the outcomes. A package whose
+   * Submits every pending package in queue order (up to `concurrency`, default 8, in flight) and records the outcomes. A package whose
    * co-signer is unreachable stays pending; one that can never complete (used, expired or
    * invalid reservation) is marked failed with its code.
    */
-  async sync(url: string): Promise<SyncResult> {
+  async sync(url: string, opts: { concurrency?: number } = {}): Promise<SyncResult> {
     return this.#serial(async () => {
       const client = this.#client(url);
-      const result: SyncResult = { completed: [], pending: [], failed: [] };
-      let unreachable: DeviceError | undefined;
+      const items: [string, QueuedPackage][] = [];
       for await (const [k, v] of this.#store.entries('queue/')) {
         const item = JSON.parse(new TextDecoder().decode(v)) as QueuedPackage;
-        if (item.state !== 'pending') continue;
-        if (unreachable) {
-          result.pending.push({ packageId: item.packageId, keyId: item.keyId, code: unreachable.code, reason: unreachable.message });
-          continue;
-        }
-        try {
-          const r = decodeMessage('SubmitPackageResponse', await client.call('submit', encodeMessage('SubmitPackageRequest', { package: fromHex(item.bytes) }), 60_000));
-          const rec = await this.#key(item.keyId);
-          if (r.packageId !== item.packageId || !rec.key.suite.verify(r.signature, fromHex(item.message), groupPublicKey(rec.key)))
-            throw new DeviceError('SIGNATURE_INVALID', 'the cluster returned a signature that does not verify');
-          const done: QueuedPackage = { ...item, state: 'completed', signature: toHex(r.signature), signers: r.signers, completedAt: this.#clock() };
-          await this.#store.put(k, DeviceStorage.json(done));
-          result.completed.push({ packageId: item.packageId, keyId: item.keyId, message: item.message, signature: done.signature as string, signers: r.signers });
-        } catch (e) {
-          const code = (e as { code?: string }).code ?? 'INTERNAL';
-          const message = (e as Error).message;
-          if (FINAL.has(code)) {
-            await this.#store.put(k, DeviceStorage.json({ ...item, state: 'failed', lastError: { code, message } } satisfies QueuedPackage));
-            result.failed.push({ packageId: item.packageId, keyId: item.keyId, code, reason: message });
-          } else {
-            await this.#store.put(k, DeviceStorage.json({ ...item, lastError: { code, message } } satisfies QueuedPackage));
-            result.pending.push({ packageId: item.packageId, keyId: item.keyId, code, reason: message });
-            // The cluster itself is unreachable: keep the rest for the next sync, in order.
-            if (e instanceof DeviceError && code === 'UNAVAILABLE' && message.startsWith('cannot reach')) unreachable = e;
+        if (item.state === 'pending') items.push([k, item]);
+      }
+      type Outcome = { kind: 'completed'; r: SyncResult['completed'][number] } | { kind: 'pending'; r: SyncResult['pending'][number] } | { kind: 'failed'; r: SyncResult['failed'][number] };
+      const outcomes: Outcome[] = new Array(items.length);
+      let unreachable: DeviceError | undefined;
+      let next = 0;
+      // Submitted in queue order; a few in flight at once hide the round trips (each package is
+      // independent: its own reservations, its own result).
+      const worker = async () => {
+        for (let i = next++; i < items.length; i = next++) {
+          const [k, item] = items[i] as [string, QueuedPackage];
+          if (unreachable) {
+            outcomes[i] = { kind: 'pending', r: { packageId: item.packageId, keyId: item.keyId, code: unreachable.code, reason: unreachable.message } };
+            continue;
+          }
+          try {
+            const r = decodeMessage('SubmitPackageResponse', await client.call('submit', encodeMessage('SubmitPackageRequest', { package: fromHex(item.bytes) }), 60_000));
+            const rec = await this.#key(item.keyId);
+            if (r.packageId !== item.packageId || !rec.key.suite.verify(r.signature, fromHex(item.message), groupPublicKey(rec.key)))
+              throw new DeviceError('SIGNATURE_INVALID', 'the cluster returned a signature that does not verify');
+            const done: QueuedPackage = { ...item, state: 'completed', signature: toHex(r.signature), signers: r.signers, completedAt: this.#clock() };
+            await this.#store.put(k, DeviceStorage.json(done));
+            outcomes[i] = { kind: 'completed', r: { packageId: item.packageId, keyId: item.keyId, message: item.message, signature: done.signature as string, signers: r.signers } };
+          } catch (e) {
+            const code = (e as { code?: string }).code ?? 'INTERNAL';
+            const message = (e as Error).message;
+            if (FINAL.has(code)) {
+              await this.#store.put(k, DeviceStorage.json({ ...item, state: 'failed', lastError: { code, message } } satisfies QueuedPackage));
+              outcomes[i] = { kind: 'failed', r: { packageId: item.packageId, keyId: item.keyId, code, reason: message } };
+            } else {
+              await this.#store.put(k, DeviceStorage.json({ ...item, lastError: { code, message } } satisfies QueuedPackage));
+              outcomes[i] = { kind: 'pending', r: { packageId: item.packageId, keyId: item.keyId, code, reason: message } };
+              // The cluster itself is unreachable: keep the rest for the next sync, in order.
+              if (e instanceof DeviceError && code === 'UNAVAILABLE' && message.startsWith('cannot reach')) unreachable = e;
+            }
           }
         }
+      };
+      await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 8, 32)) }, worker));
+      const result: SyncResult = { completed: [], pending: [], failed: [] };
+      for (const o of outcomes) {
+        if (o.kind === 'completed') result.completed.push(o.r);
+        else if (o.kind === 'pending') result.pending.push(o.r);
+        else result.failed.push(o.r);
       }
       return result;
     });

@@ -23,10 +23,14 @@ export class DeviceStorage {
     this.#kek = kek;
   }
 
-  /** Opens (creating if needed) the store at `location`: a directory on Node, a database name in a browser. */
-  static async open(location: string, kek: Uint8Array): Promise<DeviceStorage> {
+  /**
+   * Opens (creating if needed) the store at `location`: a directory on Node, a database name in a
+   * browser. `db` instead supplies any abstract-level database with utf8 keys and Uint8Array
+   * values (React Native: an SQLite- or MMKV-backed abstract-level), opened or not.
+   */
+  static async open(location: string | Level<string, Uint8Array>, kek: Uint8Array): Promise<DeviceStorage> {
     if (!(kek instanceof Uint8Array) || kek.length !== 32) throw new DeviceError('INVALID_ARGUMENT', 'the device storage key must be 32 bytes');
-    const db = new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' });
+    const db = typeof location === 'string' ? new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' }) : location;
     try {
       await db.open();
     } catch (e) {

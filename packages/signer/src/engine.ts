@@ -369,7 +369,9 @@ export class SignerEngine {
         throw new SignerError('RESERVATION_USED', `reservation ${toHex(res.nonceId)} was already used by another package`);
       if (rec.epoch !== pkg.epoch) throw new SignerError('RESERVATION_INVALID', `package is for epoch ${pkg.epoch}, this node holds epoch ${rec.epoch}`);
       verifyOfflinePackage(rec.key, pkg, { keyId, epoch: rec.epoch });
-      let cached = st.state === 'consumed';
+      // Cached unless this call's produce() runs: concurrent deliveries that lose the ledger's
+      // per-nonce lock get the stored share and must not be counted as fresh completions.
+      let cached = true;
       let share: Uint8Array;
       try {
         share = await this.ledger.consume(ledgerId, pkg.digest, (secret) => {
