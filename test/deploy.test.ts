@@ -451,10 +451,13 @@ describe('deploy/compose.yaml', () => {
   const compose = parseYaml(read(join(DEPLOY, 'compose.yaml')), { merge: true }) as Obj;
   const services = compose.services as Record<string, Obj>;
 
-  it('parses, with a coordinator and three signers; only the coordinator publishes a port', () => {
+  it('parses, with a coordinator and three signers; only the coordinator publishes ports (API and device gateway, on loopback)', () => {
     expect(Object.keys(services).sort()).toEqual(['coordinator', 'signer-1', 'signer-2', 'signer-3']);
     for (const [name, s] of Object.entries(services)) {
-      if (name === 'coordinator') expect(s.ports.map((p: string) => p.split(':').at(-1))).toEqual(['7400']);
+      if (name === 'coordinator') {
+        expect(s.ports.map((p: string) => p.split(':').at(-1))).toEqual(['7400', '7480']);
+        for (const p of s.ports as string[]) expect(p.startsWith('127.0.0.1:'), p).toBe(true);
+      }
       else expect(s.ports, name).toBeUndefined();
     }
   });

@@ -209,6 +209,15 @@ export class Coordinator {
     return k;
   }
 
+  /** The public record of `keyId` at `epoch`: the active one or a retained earlier epoch. */
+  async keyAt(keyId: string, epoch: number): Promise<KeyRecord> {
+    const active = this.key(keyId);
+    if (active.epoch === epoch) return active;
+    const b = Number.isSafeInteger(epoch) && epoch >= 0 ? await this.#store.get(`keyepoch/${keyId}/${epoch}`) : undefined;
+    if (!b) throw new CoordinatorError('RESERVATION_INVALID', `key ${keyId} is at epoch ${active.epoch}; epoch ${epoch} is no longer kept`);
+    return decodeKeyRecord(b);
+  }
+
   poolSize(participant: string): number {
     let n = 0;
     for (const [k, v] of this.#pools) if (k.startsWith(`${participant}/`)) n += v.length;
@@ -275,7 +284,10 @@ export class Coordinator {
         throw new CoordinatorError('CONFIRMATION_MISMATCH', `participants disagree about the key: ${dissent.join(', ')}`, dissent);
       const rec = (views.find((v) => v?.digest === majority) as { rec: KeyRecord }).rec;
       const stored: KeyRecord = { ...rec, createdAt: this.#clock() };
-      await this.#store.put(`key/${rec.keyId}`, encodeKeyRecord(stored), { sync: true });
+      await this.#store.batch([
+        { type: 'put', key: `key/${rec.keyId}`, value: encodeKeyRecord(stored) },
+        { type: 'put', key: `keyepoch/${rec.keyId}/${stored.epoch}`, value: encodeKeyRecord(stored) },
+      ], { sync: true });
       await this.audit.append({ type: 'keygen', data: { keyId: rec.keyId, suite: rec.key.suite.id, threshold: rec.key.threshold, participants: ids.join(','), publicKey: toHex(groupPublicKey(rec.key)) } });
       this.#keys.set(rec.keyId, stored);
       this.#onEvent({ type: 'keygen', ok: true, ms: this.#clock() - t0 });
@@ -457,7 +469,7 @@ export class Coordinator {
           this.#onEvent({ type: 'package', keyId, ok: true, ms: this.#clock() - t0, cached: true });
           return { ...r, alreadyCompleted: true };
         }
-        const rec = this.key(pkg.keyId);
+        const rec = await this.keyAt(pkg.keyId, pkg.epoch);
         const session = verifyOfflinePackage(rec.key, pkg, { keyId: rec.keyId, epoch: rec.epoch });
         for (const c of pkg.cosigners) {
           const used = await this.#store.get(`resv/${c.signer}/${toHex(c.nonceId)}`);

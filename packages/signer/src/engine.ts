@@ -93,6 +93,8 @@ export class SignerEngine {
   readonly #dkg: DkgParticipant;
   readonly #attempts = new KeyedMutex();
   readonly #keys = new Map<string, KeyShareRecord>();
+  /** Retained earlier epochs, decoded on demand. */
+  readonly #older = new Map<string, KeyShareRecord>();
 
   constructor(opts: SignerEngineOptions) {
     this.identity = opts.identity;
@@ -129,6 +131,24 @@ export class SignerEngine {
     const rec = decodeKeyShareRecord(bytes);
     bytes.fill(0);
     this.#keys.set(keyId, rec);
+    return rec;
+  }
+
+  /**
+   * The record of `keyId` at `epoch`: the active one, or an earlier epoch still retained after a
+   * refresh or reshare (packages reserved before it still complete with it).
+   */
+  async keyAt(keyId: string, epoch: number): Promise<KeyShareRecord> {
+    const active = await this.key(keyId);
+    if (active.epoch === epoch) return active;
+    const cacheKey = `${keyId}@${epoch}`;
+    const cached = this.#older.get(cacheKey);
+    if (cached) return cached;
+    const bytes = Number.isSafeInteger(epoch) && epoch >= 0 ? await this.vault.getShare(keyId, epoch) : undefined;
+    if (!bytes) throw new SignerError('RESERVATION_INVALID', `this node no longer holds key ${keyId} at epoch ${epoch} (now at ${active.epoch})`);
+    const rec = decodeKeyShareRecord(bytes);
+    bytes.fill(0);
+    this.#older.set(cacheKey, rec);
     return rec;
   }
 
@@ -351,7 +371,8 @@ export class SignerEngine {
       const dp = this.#devicePolicy();
       if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
       if (dp.revoked?.includes(pkg.device)) throw new SignerError('POLICY_DENIED', `device ${pkg.device} is revoked on this node`);
-      const rec = await this.key(keyId);
+      // A package completes with the share of its own epoch (kept for a while after a refresh).
+      const rec = await this.keyAt(keyId, pkg.epoch);
       const mine = pkg.cosigners.filter((c) => c.signer === this.id);
       if (mine.length !== 1) throw new SignerError('INVALID_ARGUMENT', 'the package names no reservation of this node');
       const res = mine[0] as (typeof mine)[number];
@@ -367,7 +388,6 @@ export class SignerEngine {
       }
       if (st.state === 'consumed' && !equalBytes(st.requestDigest, pkg.digest))
         throw new SignerError('RESERVATION_USED', `reservation ${toHex(res.nonceId)} was already used by another package`);
-      if (rec.epoch !== pkg.epoch) throw new SignerError('RESERVATION_INVALID', `package is for epoch ${pkg.epoch}, this node holds epoch ${rec.epoch}`);
       verifyOfflinePackage(rec.key, pkg, { keyId, epoch: rec.epoch });
       // Cached unless this call's produce() runs: concurrent deliveries that lose the ledger's
       // per-nonce lock get the stored share and must not be counted as fresh completions.

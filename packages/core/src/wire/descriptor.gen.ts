@@ -939,7 +939,10 @@ export const descriptor = {
                 "PAYLOAD_KIND_SIGNATURE_SHARE": 13,
                 "PAYLOAD_KIND_RESERVATION": 14,
                 "PAYLOAD_KIND_DEVICE_CALL": 20,
-                "PAYLOAD_KIND_COSIGN_REQUEST": 21
+                "PAYLOAD_KIND_COSIGN_REQUEST": 21,
+                "PAYLOAD_KIND_REFRESH_ROUND1": 30,
+                "PAYLOAD_KIND_RESHARE_ROUND1": 31,
+                "PAYLOAD_KIND_LIFECYCLE_CONFIRM": 32
               }
             },
             "Header": {
@@ -1413,6 +1416,127 @@ export const descriptor = {
                   "id": 5
                 },
                 "share": {
+                  "type": "bytes",
+                  "id": 6
+                }
+              }
+            },
+            "RefreshParams": {
+              "fields": {
+                "header": {
+                  "type": "Header",
+                  "id": 1
+                },
+                "sessionId": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 3
+                },
+                "fromEpoch": {
+                  "type": "uint64",
+                  "id": 4
+                },
+                "keyDigest": {
+                  "type": "bytes",
+                  "id": 5
+                },
+                "contributors": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 6
+                }
+              }
+            },
+            "ReshareParams": {
+              "fields": {
+                "header": {
+                  "type": "Header",
+                  "id": 1
+                },
+                "sessionId": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 3
+                },
+                "fromEpoch": {
+                  "type": "uint64",
+                  "id": 4
+                },
+                "keyDigest": {
+                  "type": "bytes",
+                  "id": 5
+                },
+                "contributors": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 6
+                },
+                "newThreshold": {
+                  "type": "uint32",
+                  "id": 7
+                },
+                "newParticipants": {
+                  "rule": "repeated",
+                  "type": "ParticipantInfo",
+                  "id": 8
+                }
+              }
+            },
+            "LifecycleRound1": {
+              "fields": {
+                "header": {
+                  "type": "Header",
+                  "id": 1
+                },
+                "sessionHash": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "identifier": {
+                  "type": "bytes",
+                  "id": 3
+                },
+                "commitments": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 4
+                },
+                "shares": {
+                  "rule": "repeated",
+                  "type": "SealedShare",
+                  "id": 5
+                }
+              }
+            },
+            "LifecycleConfirm": {
+              "fields": {
+                "header": {
+                  "type": "Header",
+                  "id": 1
+                },
+                "sessionHash": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "identifier": {
+                  "type": "bytes",
+                  "id": 3
+                },
+                "epoch": {
+                  "type": "uint64",
+                  "id": 4
+                },
+                "transcriptHash": {
+                  "type": "bytes",
+                  "id": 5
+                },
+                "keyDigest": {
                   "type": "bytes",
                   "id": 6
                 }

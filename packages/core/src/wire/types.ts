@@ -18,6 +18,12 @@ export const PayloadKind = {
   RESERVATION: 14,
   DEVICE_CALL: 20,
   COSIGN_REQUEST: 21,
+  /** Share refresh round 1 (`LifecycleRound1`), packages/core/src/lifecycle.ts. */
+  REFRESH_ROUND1: 30,
+  /** Reshare round 1 (`LifecycleRound1`). */
+  RESHARE_ROUND1: 31,
+  /** Refresh/reshare confirmation (`LifecycleConfirm`). */
+  LIFECYCLE_CONFIRM: 32,
 } as const;
 export type PayloadKind = (typeof PayloadKind)[keyof typeof PayloadKind];
 
@@ -35,6 +41,11 @@ export interface WireSignIntent { header: WireHeader; keyId: string; message: Ui
 export interface WireSigningCommitment { header: WireHeader; identifier: Uint8Array; hiding: Uint8Array; binding: Uint8Array; nonceId: Uint8Array }
 export interface WireSignRequest { header: WireHeader; sessionId: Uint8Array; keyId: string; epoch: number; intent: WireEnvelope; commitments: WireSigningCommitment[] }
 export interface WireSignatureShare { header: WireHeader; sessionId: Uint8Array; identifier: Uint8Array; share: Uint8Array; requestDigest: Uint8Array }
+
+export interface WireRefreshParams { header: WireHeader; sessionId: Uint8Array; keyId: string; fromEpoch: number; keyDigest: Uint8Array; contributors: string[] }
+export interface WireReshareParams { header: WireHeader; sessionId: Uint8Array; keyId: string; fromEpoch: number; keyDigest: Uint8Array; contributors: string[]; newThreshold: number; newParticipants: WireParticipantInfo[] }
+export interface WireLifecycleRound1 { header: WireHeader; sessionHash: Uint8Array; identifier: Uint8Array; commitments: Uint8Array[]; shares: WireSealedShare[] }
+export interface WireLifecycleConfirm { header: WireHeader; sessionHash: Uint8Array; identifier: Uint8Array; epoch: number; transcriptHash: Uint8Array; keyDigest: Uint8Array }
 
 export interface WireKeyShareRecord { header: WireHeader; keyId: string; epoch: number; threshold: number; participants: WireParticipantInfo[]; public: WireKeyPublic; identifier: Uint8Array; signingShare: Uint8Array; transcriptHash: Uint8Array; createdAt: number }
 export interface WireKeyRecord { header: WireHeader; keyId: string; epoch: number; threshold: number; participants: WireParticipantInfo[]; public: WireKeyPublic; createdAt: number }
@@ -98,5 +109,9 @@ export interface WireTypes {
   KeyRecord: WireKeyRecord;
   IdentityRecord: WireIdentityRecord;
   SignResultRecord: WireSignResultRecord;
+  RefreshParams: WireRefreshParams;
+  ReshareParams: WireReshareParams;
+  LifecycleRound1: WireLifecycleRound1;
+  LifecycleConfirm: WireLifecycleConfirm;
 }
 export type MessageName = keyof WireTypes;
