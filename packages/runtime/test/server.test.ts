@@ -20,7 +20,7 @@ const STATUS = {
   version: '0.1.0-test',
   keys: 2,
   participants: [
-    { id: 'signer-1', connected: true, connectedSince: 1_700_000_000_000, keys: 2, pooledCommitments: 7, metricsUrl: 'http://127.0.0.1:9/metrics', pid: 11, lastSeen: 1_700_000_000_500 },
+    { id: 'signer-1', connected: true, connectedSince: 1_700_000_000_000, keys: 2, pooledCommitments: 7, metricsUrl: 'http://127.0.0.1:9/metrics', pid: 11, lastSeen: 1_700_000_000_500, device: false },
   ],
   startedAt: 1_700_000_000_000,
   metricsUrl: '',
