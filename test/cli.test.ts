@@ -62,6 +62,30 @@ describe('tessera CLI on a dev cluster', () => {
     for (const [name, verify] of Object.entries(externalVerifiers(suite))) expect(verify(fromHex(sig.signature), fromHex(MSG), fromHex(key.publicKey)), name).toBe(true);
   });
 
+  it.each(['secp256k1-tr', 'ed25519'] as const)('HD (%s): derive a child key and its address; sign --path with the child key; the plain verifier accepts it under the child key only', (suite) => {
+    const k = JSON.parse(cli('keygen', '--suite', suite, '--threshold', '2', '--json').out) as { keyId: string; publicKey: string };
+    const d = cli('derive', '--key', k.keyId, '--path', 'm/0/5', '--json');
+    expect(d.code, d.err).toBe(0);
+    const child = JSON.parse(d.out) as { path: string; publicKey: string; address: string };
+    expect(child.path).toBe('m/0/5');
+    expect(child.publicKey).not.toBe(k.publicKey);
+    expect(child.address).toMatch(suite === 'secp256k1-tr' ? /^bc1p[02-9ac-hj-np-z]{58}$/ : /^[1-9A-HJ-NP-Za-km-z]{32,44}$/);
+    // Another path, another key; the same path, the same key.
+    expect((JSON.parse(cli('derive', '--key', k.keyId, '--path', 'm/0/6', '--json').out) as { publicKey: string }).publicKey).not.toBe(child.publicKey);
+    expect((JSON.parse(cli('derive', '--key', k.keyId, '--path', 'm/0/5', '--json').out) as { publicKey: string }).publicKey).toBe(child.publicKey);
+    const s = cli('sign', '--key', k.keyId, '--path', 'm/0/5', '--message', MSG, '--json');
+    expect(s.code, s.err).toBe(0);
+    const sig = JSON.parse(s.out) as { signature: string; publicKey: string };
+    expect(sig.publicKey).toBe(child.publicKey);
+    expect(getSuite(suite).verify(fromHex(sig.signature), fromHex(MSG), fromHex(child.publicKey))).toBe(true);
+    expect(getSuite(suite).verify(fromHex(sig.signature), fromHex(MSG), fromHex(k.publicKey))).toBe(false);
+    for (const [name, verify] of Object.entries(externalVerifiers(suite))) expect(verify(fromHex(sig.signature), fromHex(MSG), fromHex(child.publicKey)), name).toBe(true);
+    // Hardened or malformed paths are refused before anything is signed.
+    const bad = cli('sign', '--key', k.keyId, '--path', "m/0'/5", '--message', MSG, '--json');
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/\[INVALID_ARGUMENT\]/);
+  });
+
   it('keys and status list the cluster', () => {
     const k = cli('keys', '--json');
     expect(k.code).toBe(0);

@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { SUITE_IDS, fromHex, getSuite, utf8ToBytes, type SuiteId } from '@tessera/core';
 import { printDemo, runDemo } from './demo.js';
 import { openClient, resolveDir, type Client } from './client.js';
-import { auditVerify, keygen, keys, sign, status } from './commands.js';
+import { auditVerify, derive, keygen, keys, sign, status } from './commands.js';
 import { createDevPki } from '@tessera/runtime';
 import { startDev } from './dev.js';
 import { registerDeviceCommands } from './device.js';
@@ -48,10 +48,19 @@ program.command('keygen').description('create a key by DKG among signer nodes')
 
 program.command('sign').description('sign a message with a key')
   .requiredOption('--key <id>', 'key id').option('--message <hex>', 'message as hex').option('--message-file <file>', 'message as raw bytes from a file')
-  .option('--signers <ids>', 'preferred signers, comma-separated', list).option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
-  .action(async (o: { key: string; message?: string; messageFile?: string; signers?: string[]; dir?: string; json?: boolean }) => {
+  .option('--signers <ids>', 'preferred signers, comma-separated', list).option('--path <path>', 'sign with the HD child key at this path (m/0/5)')
+  .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
+  .action(async (o: { key: string; message?: string; messageFile?: string; signers?: string[]; path?: string; dir?: string; json?: boolean }) => {
     const r = await withClient(o.dir, (c) => sign(c, o));
-    out(!!o.json, r, () => `signature ${r.signature}\nsigned by ${r.signers.join(', ')} for key ${r.keyId}`);
+    out(!!o.json, r, () => `signature ${r.signature}\nsigned by ${r.signers.join(', ')} for key ${r.keyId}${o.path ? ` at ${o.path} (${r.publicKey})` : ''}`);
+  });
+
+program.command('derive').description('an HD child key (non-hardened, public derivation) and its address, derived locally from the key\'s public record')
+  .requiredOption('--key <id>', 'key id').requiredOption('--path <path>', 'derivation path, e.g. m/0/5').option('--testnet', 'Bitcoin testnet address (tb1p…)')
+  .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
+  .action(async (o: { key: string; path: string; testnet?: boolean; dir?: string; json?: boolean }) => {
+    const r = await withClient(o.dir, (c) => derive(c, { key: o.key, path: o.path, network: o.testnet ? 'testnet' : 'mainnet' }));
+    out(!!o.json, r, () => `${r.path}  ${r.publicKey}\naddress ${r.address}`);
   });
 
 program.command('keys').description('list keys').option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')

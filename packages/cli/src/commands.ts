@@ -1,7 +1,7 @@
 /** The API commands: keygen, sign, keys, status. Each prints JSON with --json, a table otherwise. */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createSignIntent, decodeMessage, fromHex, getSuite, suiteByWireId, toHex, type SuiteId } from '@tessera/core';
+import { address, createSignIntent, decodeKeyRecord, decodeMessage, deriveKey, fromHex, getSuite, suiteByWireId, toHex, type SuiteId } from '@tessera/core';
 import { CliError, openClient, type Client } from './client.js';
 
 interface WireKeyInfo { keyId: string; suite: number; threshold: number; participants: string[]; publicKey: Uint8Array; epoch: number; createdAt: number }
@@ -21,17 +21,32 @@ export async function keys(c: Client) {
   return r.keys.map(keyJson);
 }
 
-export async function sign(c: Client, opts: { key: string; message?: string; messageFile?: string; signers?: string[] }) {
+/** The key's full public record, from the coordinator; checked against the key list's public key. */
+export async function keyRecord(c: Client, keyId: string) {
+  const r = await c.call<{ keyRecord: Uint8Array }>('GetKey', { keyId });
+  return decodeKeyRecord(new Uint8Array(r.keyRecord));
+}
+
+/** An HD child key of `keyId`, derived here from the key's public record (not by the coordinator). */
+export async function derive(c: Client, opts: { key: string; path: string; network?: 'mainnet' | 'testnet' }) {
+  const rec = await keyRecord(c, opts.key);
+  const child = deriveKey(rec.key, opts.path);
+  return { keyId: rec.keyId, suite: rec.key.suite.id, path: child.path, publicKey: toHex(child.publicKey), address: address(rec.key.suite, child.publicKey, opts.network ?? 'mainnet') };
+}
+
+export async function sign(c: Client, opts: { key: string; message?: string; messageFile?: string; signers?: string[]; path?: string }) {
   if ((opts.message === undefined) === (opts.messageFile === undefined)) throw new CliError('INVALID_ARGUMENT', 'give exactly one of --message HEX or --message-file FILE');
   const message = opts.message !== undefined ? fromHex(opts.message, '--message') : new Uint8Array(readFileSync(opts.messageFile as string));
   const info = (await keys(c)).find((k) => k.keyId === opts.key);
   if (!info) throw new CliError('NOT_FOUND', `no key ${opts.key}`);
-  const intent = createSignIntent(c.requester, { suite: getSuite(info.suite as SuiteId), keyId: info.keyId, message, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 120_000 });
+  // With --path, the expected key is the child derived here, from the key's public record.
+  const expected = opts.path ? (await derive(c, { key: info.keyId, path: opts.path })).publicKey : info.publicKey;
+  const intent = createSignIntent(c.requester, { suite: getSuite(info.suite as SuiteId), keyId: info.keyId, message, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 120_000, ...(opts.path ? { path: opts.path } : {}) });
   const r = await c.call<{ keyId: string; signature: Uint8Array; signers: string[]; publicKey: Uint8Array }>('Sign', { intent: decodeMessage('Envelope', intent), signers: opts.signers ?? [] });
   // The coordinator is untrusted: check what it returns against the key and the message we sent.
-  if (toHex(r.publicKey) !== info.publicKey || !getSuite(info.suite as SuiteId).verify(r.signature, message, fromHex(info.publicKey)))
+  if (toHex(r.publicKey) !== expected || !getSuite(info.suite as SuiteId).verify(r.signature, message, fromHex(expected)))
     throw new CliError('SIGNATURE_INVALID', 'the coordinator returned a signature that does not verify for this key and message');
-  return { keyId: r.keyId, signature: toHex(r.signature), signers: r.signers, publicKey: toHex(r.publicKey) };
+  return { keyId: r.keyId, signature: toHex(r.signature), signers: r.signers, publicKey: toHex(r.publicKey), ...(opts.path ? { path: opts.path } : {}) };
 }
 
 export async function status(c: Client) {

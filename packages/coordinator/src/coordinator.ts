@@ -12,6 +12,7 @@ import {
   SigningSession,
   decodeCommitment,
   decodeOfflinePackage,
+  deriveKey,
   openReservation,
   verifyOfflinePackage,
   participantFromWire,
@@ -552,6 +553,8 @@ export class Coordinator {
           throw new CoordinatorError('INVALID_ARGUMENT', `request id ${toHex(intent.requestId).slice(0, 16)}… was already used for another intent`);
         return stored.result;
       }
+      // An HD child key (the intent's path): same roster and shares, publicly tweaked.
+      const signingKey = intent.path ? deriveKey(rec.key, intent.path).key : rec.key;
       const excluded = new Map<string, string>();
       while (attempts < this.#maxAttempts) {
         attempts++;
@@ -568,10 +571,10 @@ export class Coordinator {
           break;
         }
         try {
-          const result = await this.#attempt(rec, intentBytes, intent.message, quorum, excluded);
-          const out: SignResult = { keyId: rec.keyId, signature: result.signature, signers: quorum, publicKey: groupPublicKey(rec.key), requestId: intent.requestId };
+          const result = await this.#attempt(rec, intentBytes, intent.message, quorum, excluded, signingKey);
+          const out: SignResult = { keyId: rec.keyId, signature: result.signature, signers: quorum, publicKey: groupPublicKey(signingKey), requestId: intent.requestId };
           await this.#store.put(resultKey, encodeResult(out, intentDigest), { sync: true });
-          await this.audit.append({ type: 'sign', data: { keyId, requestId: toHex(intent.requestId), signers: quorum.join(','), attempts } });
+          await this.audit.append({ type: 'sign', data: { keyId, requestId: toHex(intent.requestId), signers: quorum.join(','), attempts, ...(intent.path ? { path: intent.path } : {}) } });
           this.#onEvent({ type: 'sign', keyId, ok: true, ms: this.#clock() - t0, attempts });
           return out;
         } catch (e) {
@@ -590,7 +593,7 @@ export class Coordinator {
   }
 
   /** One signing attempt with `quorum`; throws CoordinatorError('RETRY') after excluding whoever failed. */
-  async #attempt(rec: KeyRecord, intent: Uint8Array, message: Uint8Array, quorum: string[], excluded: Map<string, string>): Promise<{ signature: Uint8Array }> {
+  async #attempt(rec: KeyRecord, intent: Uint8Array, message: Uint8Array, quorum: string[], excluded: Map<string, string>, signingKey: KeyRecord['key']): Promise<{ signature: Uint8Array }> {
     const commitments: RequestCommitment[] = [];
     const got = await Promise.allSettled(quorum.map((id) => this.#takeCommitment(id, rec)));
     got.forEach((g, i) => {
@@ -601,7 +604,7 @@ export class Coordinator {
     if (commitments.length < quorum.length) throw new CoordinatorError('RETRY', 'commitments unavailable');
     const request = encodeSignRequest({ suite: rec.key.suite, sessionId: this.#rng(16), keyId: rec.keyId, epoch: rec.epoch, intent, commitments });
     const digest = sha256(request);
-    const session = new SigningSession(rec.key, message, commitments);
+    const session = new SigningSession(signingKey, message, commitments);
     const answers = await Promise.allSettled(quorum.map((id) => (this.#participants.get(id) as ParticipantHandle).call({ body: 'sign', sign: request }, this.#timeout)));
     const shares = new Map<string, Uint8Array>();
     answers.forEach((a, i) => {

@@ -7,6 +7,7 @@ import {
   LINK_DST,
   concatBytes,
   encodeMessage,
+  encodeKeyRecord,
   getSuite,
   participantFromWire,
   suiteByWireId,
@@ -165,6 +166,7 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
       if (!(req.package instanceof Uint8Array) || req.package.length === 0) throw new TesseraRuntimeError('INVALID_ARGUMENT', 'missing package');
       return coordinator.completePackage(new Uint8Array(req.package));
     }, { onError }),
+    GetKey: handleUnary(async (req: { keyId: string }) => ({ keyRecord: encodeKeyRecord(coordinator.key(String(req.keyId))) }), { onError }),
     ListKeys: handleUnary(async () => ({ keys: coordinator.keys().map(keyInfoWire) }), { onError }),
     AuditVerify: handleUnary(async () => coordinator.auditAll(), { onError }),
     Status: handleUnary(async () => {

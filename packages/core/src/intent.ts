@@ -5,6 +5,7 @@
  * policy before it touches a nonce, so the coordinator cannot get anything signed that a
  * requester did not authorise.
  */
+import { formatHdPath } from './hd.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { fromHex, toHex } from './bytes.js';
 import { openEnvelope, signEnvelope } from './envelope.js';
@@ -28,6 +29,8 @@ export interface SignIntent {
   readonly requestId: Uint8Array;
   /** Expiry, ms since the Unix epoch. */
   readonly notAfter: number;
+  /** HD child key to sign with (`m/0/5`, non-hardened); absent or empty = the key itself. */
+  readonly path?: string;
 }
 
 /** Signs an intent as `requester`; returns the encoded envelope. */
@@ -41,6 +44,7 @@ export function createSignIntent(requester: ParticipantIdentity, intent: SignInt
     message: intent.message,
     requestId: intent.requestId,
     notAfter: intent.notAfter,
+    path: intent.path ? formatHdPath(intent.path) : '',
   });
   return signEnvelope(requester, PayloadKind.SIGN_INTENT, payload);
 }
@@ -61,7 +65,8 @@ export function openSignIntent(bytes: Uint8Array, suite?: Suite): OpenedIntent {
   if (!KEY_ID_PATTERN.test(w.keyId)) throw new DecodeError('sign intent: malformed key id');
   expectLengthBetween(w.message, 0, MAX_MESSAGE_BYTES, 'sign intent message');
   expectLengthBetween(w.requestId, 16, 32, 'sign intent request id');
-  return Object.freeze({ suite: s, keyId: w.keyId, message: w.message, requestId: w.requestId, notAfter: w.notAfter, requester: env.sender, bytes });
+  if (w.path !== '' && formatHdPath(w.path) !== w.path) throw new DecodeError('sign intent: derivation path is not in canonical form');
+  return Object.freeze({ suite: s, keyId: w.keyId, message: w.message, requestId: w.requestId, notAfter: w.notAfter, path: w.path, requester: env.sender, bytes });
 }
 
 /** One entry of a sign request's commitment list. */

@@ -12,6 +12,8 @@
  */
 import {
   DkgParticipant,
+  deriveKey,
+  deriveShare,
   PayloadKind,
   SigningNonces,
   commit,
@@ -284,10 +286,15 @@ export class SignerEngine {
         }
         return this.ledger.consume(nonceId, req.digest, (secret) => {
           const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret);
+          // An HD child key: the public tweak of the intent's path applied to key and share.
+          if (intent.path) {
+            const child = deriveKey(rec.key, intent.path);
+            return signShare(deriveShare(rec.share, child.tweak), child.key, nonces, req.commitments, intent.message);
+          }
           return signShare(rec.share, rec.key, nonces, req.commitments, intent.message);
         });
       });
-      await this.audit.append({ type: 'sign', actor: rule.id, data: { keyId, requestId: toHex(intent.requestId), nonce: nonceId, digest: toHex(req.digest) } });
+      await this.audit.append({ type: 'sign', actor: rule.id, data: { keyId, requestId: toHex(intent.requestId), nonce: nonceId, digest: toHex(req.digest), ...(intent.path ? { path: intent.path } : {}) } });
       this.#onEvent({ type: 'sign', keyId, result: 'ok' });
       const payload = encodeSignatureShare(rec.key.suite, { sessionId: req.sessionId, identifier: rec.share.identifier, share, requestDigest: req.digest });
       return signEnvelope(this.identity, PayloadKind.SIGNATURE_SHARE, payload);

@@ -37,6 +37,10 @@ export const descriptor = {
                   "requestType": "ListKeysRequest",
                   "responseType": "ListKeysResponse"
                 },
+                "GetKey": {
+                  "requestType": "GetKeyRequest",
+                  "responseType": "GetKeyResponse"
+                },
                 "Status": {
                   "requestType": "StatusRequest",
                   "responseType": "StatusResponse"
@@ -265,6 +269,22 @@ export const descriptor = {
                 "requestId": {
                   "type": "bytes",
                   "id": 5
+                }
+              }
+            },
+            "GetKeyRequest": {
+              "fields": {
+                "keyId": {
+                  "type": "string",
+                  "id": 1
+                }
+              }
+            },
+            "GetKeyResponse": {
+              "fields": {
+                "keyRecord": {
+                  "type": "bytes",
+                  "id": 1
                 }
               }
             },
@@ -1164,6 +1184,10 @@ export const descriptor = {
                 "notAfter": {
                   "type": "uint64",
                   "id": 5
+                },
+                "path": {
+                  "type": "string",
+                  "id": 6
                 }
               }
             },

@@ -37,7 +37,7 @@ export interface WireDkgRound2 { header: WireHeader; sessionHash: Uint8Array; id
 export interface WireDkgConfirm { header: WireHeader; sessionHash: Uint8Array; identifier: Uint8Array; transcriptHash: Uint8Array; keyDigest: Uint8Array }
 export interface WireVerifyingShare { identifier: Uint8Array; element: Uint8Array }
 export interface WireKeyPublic { header: WireHeader; threshold: number; commitments: Uint8Array[]; verifyingShares: WireVerifyingShare[] }
-export interface WireSignIntent { header: WireHeader; keyId: string; message: Uint8Array; requestId: Uint8Array; notAfter: number }
+export interface WireSignIntent { header: WireHeader; keyId: string; message: Uint8Array; requestId: Uint8Array; notAfter: number; path: string }
 export interface WireSigningCommitment { header: WireHeader; identifier: Uint8Array; hiding: Uint8Array; binding: Uint8Array; nonceId: Uint8Array }
 export interface WireSignRequest { header: WireHeader; sessionId: Uint8Array; keyId: string; epoch: number; intent: WireEnvelope; commitments: WireSigningCommitment[] }
 export interface WireSignatureShare { header: WireHeader; sessionId: Uint8Array; identifier: Uint8Array; share: Uint8Array; requestDigest: Uint8Array }
