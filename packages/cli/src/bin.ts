@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { SUITE_IDS, fromHex, getSuite, utf8ToBytes, type SuiteId } from '@tessera/core';
 import { printDemo, runDemo } from './demo.js';
 import { openClient, resolveDir, type Client } from './client.js';
-import { auditVerify, derive, keygen, keys, sign, status } from './commands.js';
+import { auditVerify, derive, keygen, keys, lifecycle, sign, status } from './commands.js';
 import { createDevPki } from '@tessera/runtime';
 import { startDev } from './dev.js';
 import { registerDeviceCommands } from './device.js';
@@ -53,6 +53,21 @@ program.command('sign').description('sign a message with a key')
   .action(async (o: { key: string; message?: string; messageFile?: string; signers?: string[]; path?: string; dir?: string; json?: boolean }) => {
     const r = await withClient(o.dir, (c) => sign(c, o));
     out(!!o.json, r, () => `signature ${r.signature}\nsigned by ${r.signers.join(', ')} for key ${r.keyId}${o.path ? ` at ${o.path} (${r.publicKey})` : ''}`);
+  });
+
+program.command('refresh').description('proactive refresh: every share changes, the public key does not (new epoch); offline participants catch up when they link')
+  .requiredOption('--key <id>', 'key id').option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
+  .action(async (o: { key: string; dir?: string; json?: boolean }) => {
+    const r = await withClient(o.dir, (c) => lifecycle(c, 'Refresh', { keyId: o.key }));
+    out(!!o.json, { keyId: r.keyId, epoch: r.epoch, publicKey: r.publicKey }, () => `key ${r.keyId} refreshed: epoch ${r.epoch}, public key unchanged ${r.publicKey}`);
+  });
+
+program.command('reshare').description('move a key to a new threshold and/or set of participants; the public key does not change')
+  .requiredOption('--key <id>', 'key id').requiredOption('--threshold <t>', 'new threshold', (v) => parseInt(v, 10)).requiredOption('--participants <ids>', 'new participants (linked), comma-separated', list)
+  .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
+  .action(async (o: { key: string; threshold: number; participants: string[]; dir?: string; json?: boolean }) => {
+    const r = await withClient(o.dir, (c) => lifecycle(c, 'Reshare', { keyId: o.key, threshold: o.threshold, participants: o.participants, revoke: [] }));
+    out(!!o.json, r, () => `key ${r.keyId} reshared: epoch ${r.epoch}, ${r.threshold}-of-${r.participants.length} (${r.participants.join(', ')}), public key unchanged ${r.publicKey}`);
   });
 
 program.command('derive').description('an HD child key (non-hardened, public derivation) and its address, derived locally from the key\'s public record')

@@ -16,6 +16,15 @@ export async function keygen(c: Client, opts: { suite: string; threshold: number
   return keyJson(k);
 }
 
+/** Refresh or reshare; checks that the public key did not change (the coordinator is not trusted). */
+export async function lifecycle(c: Client, method: 'Refresh' | 'Reshare', req: Record<string, unknown>) {
+  const before = (await keys(c)).find((k) => k.keyId === req.keyId);
+  if (!before) throw new CliError('NOT_FOUND', `no key ${String(req.keyId)}`);
+  const k = keyJson(await c.call<WireKeyInfo>(method, req, 180_000));
+  if (k.publicKey !== before.publicKey) throw new CliError('INTERNAL', `the coordinator reports a different public key after ${method.toLowerCase()}: refuse to use it`);
+  return k;
+}
+
 export async function keys(c: Client) {
   const r = await c.call<{ keys: WireKeyInfo[] }>('ListKeys', {});
   return r.keys.map(keyJson);

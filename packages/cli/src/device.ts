@@ -11,6 +11,7 @@ import { Command, Option } from 'commander';
 import { SUITE_IDS, fromHex, packageFromText, suiteByWireId, toHex, type SuiteId } from '@tessera/core';
 import { Device, backupFromText, backupToText, checkPackage, combineBackup, splitBackup, type BackupOptions } from '@tessera/device';
 import { CliError, resolveDir, type Client } from './client.js';
+import { keys, lifecycle } from './commands.js';
 
 type Out = (json: boolean, value: unknown, human: () => string) => void;
 const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
@@ -221,6 +222,26 @@ export function registerDeviceCommands(program: Command, out: Out, withClient: <
           process.once('SIGTERM', () => { if (t) clearTimeout(t); r(); });
         });
       });
+    });
+
+  device.command('replace').description('a new phone in, a lost phone out: reshare every given key to the new device (same threshold and public key) and revoke the old one')
+    .requiredOption('--key <ids>', 'key id(s), comma-separated', list).requiredOption('--old <device>', 'the lost device').requiredOption('--new <device>', 'the new device (enrolled, and linked with `tessera device connect --accept-keygen`)')
+    .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
+    .action(async (o: { key: string[]; old: string; new: string; dir?: string; json?: boolean }) => {
+      const r = await withClient(o.dir, async (c) => {
+        const all = await keys(c);
+        const done = [];
+        for (const [i, keyId] of o.key.entries()) {
+          const k = all.find((x) => x.keyId === keyId);
+          if (!k) throw new CliError('NOT_FOUND', `no key ${keyId}`);
+          if (!k.participants.includes(o.old)) throw new CliError('INVALID_ARGUMENT', `${o.old} is not a participant of key ${keyId}`);
+          const participants = [...k.participants.filter((p) => p !== o.old), o.new];
+          // The old device is revoked with the last key, once nothing of it is needed.
+          done.push(await lifecycle(c, 'Reshare', { keyId, threshold: k.threshold, participants, revoke: i === o.key.length - 1 ? [o.old] : [] }));
+        }
+        return { replaced: o.old, by: o.new, revoked: true, keys: done };
+      });
+      out(!!o.json, r, () => [`${r.replaced} replaced by ${r.by} and revoked`, ...r.keys.map((k) => `  key ${k.keyId} epoch ${k.epoch} ${k.threshold}-of-${k.participants.length} (${k.participants.join(', ')})`)].join('\n'));
     });
 
   dd(device.command('propose').description('two devices, no cluster: start a signature (this device\'s commitment and the message)'))

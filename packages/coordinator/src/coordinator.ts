@@ -13,6 +13,12 @@ import {
   decodeCommitment,
   decodeOfflinePackage,
   deriveKey,
+  checkLifecycleConfirmations,
+  encodeRefreshParams,
+  encodeReshareParams,
+  fromHex,
+  refreshPublicKey,
+  resharePublicKey,
   openReservation,
   verifyOfflinePackage,
   participantFromWire,
@@ -184,6 +190,8 @@ export class Coordinator {
     this.#slowUntil.delete(p.info.id);
     this.#known.add(p.info.id);
     for (const k of [...this.#pools.keys()]) if (k.startsWith(`${p.info.id}/`)) this.#pools.delete(k);
+    // A participant that missed refreshes while offline applies them now.
+    this.#catchUp(p).catch((e: unknown) => this.#onEvent({ type: 'pool', participant: p.info.id, ok: false, cause: codeOf(e), message: `catch-up: ${(e as Error).message}` }));
   }
 
   unregister(id: string, handle?: ParticipantHandle): void {
@@ -345,6 +353,154 @@ export class Coordinator {
     return out;
   }
 
+  // ---- share lifecycle: refresh and reshare ------------------------------------------------------
+
+  /** Sends one lifecycle step to each handle; all must answer with `want`. */
+  async #step(handles: ParticipantHandle[], task: Omit<NonNullable<LinkTask['lifecycle']>, 'step'> & { step: number }, want: 'envelope' | 'any'): Promise<Map<string, Uint8Array | undefined>> {
+    const answers = await Promise.allSettled(handles.map((h) => h.call({ body: 'lifecycle', lifecycle: task }, this.#timeout)));
+    const out = new Map<string, Uint8Array | undefined>();
+    const failures: string[] = [];
+    const culprits = new Set<string>();
+    answers.forEach((a, i) => {
+      const id = (handles[i] as ParticipantHandle).info.id;
+      if (a.status === 'rejected') return void failures.push(`${id}: UNAVAILABLE`);
+      const r = a.value;
+      if (r.body === 'error' || r.error) {
+        for (const c of r.error?.culprits ?? []) if (typeof c === 'string') culprits.add(c);
+        return void failures.push(`${id}: ${r.error?.code ?? 'INTERNAL'} ${String(r.error?.message ?? '').slice(0, 200)}`);
+      }
+      if (want === 'envelope' && (r.body !== 'envelope' || !r.envelope)) return void failures.push(`${id}: UNEXPECTED_MESSAGE`);
+      out.set(id, r.body === 'envelope' ? r.envelope : undefined);
+    });
+    if (failures.length) {
+      void Promise.allSettled(handles.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...task, step: 4 } }, this.#timeout)));
+      const bad = failures.find((f) => !f.includes('UNAVAILABLE')) ?? failures[0] ?? '';
+      const code = /^[^:]+: ([A-Z_]+)/.exec(bad)?.[1] ?? 'ABORTED';
+      throw new CoordinatorError(code === 'UNAVAILABLE' ? 'UNAVAILABLE' : code, `${task.kind} aborted, epoch ${task.kind === 'refresh' ? '' : ''}unchanged: ${failures.join('; ')}`, [...culprits]);
+    }
+    return out;
+  }
+
+  /** Stores the committed key and the session (for participants that apply it later), then tells the online ones to activate. */
+  async #commitLifecycle(kind: 'refresh' | 'reshare', rec: KeyRecord, next: KeyRecord, params: Uint8Array, envelopes: Uint8Array[], online: ParticipantHandle[]): Promise<void> {
+    const session = new TextEncoder().encode(JSON.stringify({ kind, params: toHex(params), envelopes: envelopes.map(toHex), oldKey: toHex(encodeKeyRecord(rec)) }));
+    await this.#store.batch([
+      { type: 'put', key: `key/${next.keyId}`, value: encodeKeyRecord(next) },
+      { type: 'put', key: `keyepoch/${next.keyId}/${next.epoch}`, value: encodeKeyRecord(next) },
+      { type: 'put', key: `lifecycle/${next.keyId}/${next.epoch}`, value: session },
+    ], { sync: true });
+    this.#keys.set(next.keyId, next);
+    for (const r of next.key.roster) this.#known.add(r.id);
+    for (const k of [...this.#pools.keys()]) if (k.endsWith(`/${next.keyId}`)) this.#pools.delete(k);
+    await this.audit.append({ type: kind, data: { keyId: next.keyId, epoch: next.epoch, threshold: next.key.threshold, participants: next.key.roster.map((r) => r.id).join(','), publicKey: toHex(groupPublicKey(next.key)) } });
+    const acks = await Promise.allSettled(online.map((h) => h.call({ body: 'lifecycle', lifecycle: { kind, keyId: next.keyId, step: 3, params: new Uint8Array(0), envelopes: [], oldKeyRecord: new Uint8Array(0), epoch: next.epoch } }, this.#timeout)));
+    await Promise.all(acks.map(async (a, i) => {
+      if (a.status === 'fulfilled' && a.value.body === 'ok') await this.#store.put(`ack/${(online[i] as ParticipantHandle).info.id}/${next.keyId}`, new TextEncoder().encode(String(next.epoch)), { sync: true });
+    }));
+  }
+
+  /**
+   * Brings a participant that was offline during refreshes up to date: applies each committed
+   * session it missed, in epoch order, and activates it. Runs when it links.
+   */
+  async #catchUp(h: ParticipantHandle): Promise<void> {
+    for (const rec of this.#keys.values()) {
+      if (!rec.key.roster.some((r) => r.id === h.info.id)) continue;
+      const ackRaw = await this.#store.get(`ack/${h.info.id}/${rec.keyId}`);
+      let acked = ackRaw ? Number(new TextDecoder().decode(ackRaw)) : 0;
+      for (let e = acked + 1; e <= rec.epoch; e++) {
+        const raw = await this.#store.get(`lifecycle/${rec.keyId}/${e}`);
+        if (!raw) break;
+        const sess = JSON.parse(new TextDecoder().decode(raw)) as { kind: 'refresh' | 'reshare'; params: string; envelopes: string[]; oldKey: string };
+        const base = { kind: sess.kind, keyId: rec.keyId, params: fromHex(sess.params), envelopes: sess.envelopes.map((x) => fromHex(x)), oldKeyRecord: fromHex(sess.oldKey), epoch: e };
+        const applied = await h.call({ body: 'lifecycle', lifecycle: { ...base, step: 2 } }, this.#timeout);
+        if (applied.body === 'error') throw new CoordinatorError(applied.error?.code ?? 'INTERNAL', `${h.info.id} could not apply epoch ${e} of ${rec.keyId}: ${applied.error?.message ?? ''}`);
+        const done = await h.call({ body: 'lifecycle', lifecycle: { ...base, step: 3 } }, this.#timeout);
+        if (done.body !== 'ok') break;
+        acked = e;
+        await this.#store.put(`ack/${h.info.id}/${rec.keyId}`, new TextEncoder().encode(String(e)), { sync: true });
+        await this.audit.append({ type: 'lifecycle-catch-up', data: { keyId: rec.keyId, participant: h.info.id, epoch: e } });
+      }
+    }
+  }
+
+  /**
+   * Proactive refresh of `keyId`: the linked participants (at least t) contribute zero-sharings;
+   * every participant's share changes, the public key does not. Participants offline now apply
+   * it when they next link. Any failure before the commit aborts everywhere and leaves the
+   * current epoch in force.
+   */
+  async refresh(keyId: string): Promise<KeyInfo> {
+    const rec = this.key(keyId);
+    const online = rec.key.roster.map((r) => this.#participants.get(r.id)).filter((h): h is ParticipantHandle => !!h);
+    if (online.length < rec.key.threshold) throw new CoordinatorError('UNAVAILABLE', `refresh needs ${rec.key.threshold} linked participants of key ${keyId}, ${online.length} linked`);
+    // Anyone that lags behind an earlier epoch catches up first.
+    for (const h of online) await this.#catchUp(h).catch(() => {});
+    const cfg = { suite: rec.key.suite, sessionId: this.#rng(32), keyId, fromEpoch: rec.epoch, key: rec.key, contributors: online.map((h) => h.info.id) };
+    const params = encodeRefreshParams(cfg);
+    const base = { kind: 'refresh', keyId, params, envelopes: [] as Uint8Array[], oldKeyRecord: new Uint8Array(0), epoch: rec.epoch + 1 };
+    const round1 = [...(await this.#step(online, { ...base, step: 1 }, 'envelope')).values()] as Uint8Array[];
+    let pub;
+    try {
+      pub = refreshPublicKey(cfg, round1);
+    } catch (e) {
+      void Promise.allSettled(online.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.#timeout)));
+      throw e;
+    }
+    const confirmations = [...(await this.#step(online, { ...base, envelopes: round1, step: 2 }, 'envelope')).values()] as Uint8Array[];
+    try {
+      checkLifecycleConfirmations(pub, confirmations, online.map((h) => h.info.id));
+    } catch (e) {
+      void Promise.allSettled(online.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.#timeout)));
+      throw e;
+    }
+    const next: KeyRecord = { keyId, epoch: pub.epoch, key: pub.key, createdAt: this.#clock() };
+    await this.#commitLifecycle('refresh', rec, next, params, round1, online);
+    return keyInfo(next);
+  }
+
+  /**
+   * Reshares `keyId` to `threshold`-of-`participants` (ids of linked participants; old members may
+   * stay, leave or be replaced), same public key. An old quorum of linked members contributes.
+   */
+  async reshare(keyId: string, req: { threshold: number; participants: string[] }): Promise<KeyInfo> {
+    const rec = this.key(keyId);
+    const ids = [...new Set(req.participants)];
+    if (ids.length < 2) throw new CoordinatorError('INVALID_ARGUMENT', 'a reshare needs at least 2 participants');
+    if (!Number.isInteger(req.threshold) || req.threshold < 2 || req.threshold > ids.length) throw new CoordinatorError('INVALID_ARGUMENT', `threshold must be 2..${ids.length}, got ${req.threshold}`);
+    const missing = ids.filter((id) => !this.#participants.has(id));
+    if (missing.length) throw new CoordinatorError('UNAVAILABLE', `every new participant must be linked; not linked: ${missing.join(', ')}`);
+    const newHandles = ids.map((id) => this.#participants.get(id) as ParticipantHandle);
+    // Old quorum: linked old members, nodes first (phones are the likelier to drop mid-session).
+    const oldOnline = rec.key.roster.map((r) => this.#participants.get(r.id)).filter((h): h is ParticipantHandle => !!h).sort((a, b) => Number(!!a.device) - Number(!!b.device));
+    if (oldOnline.length < rec.key.threshold) throw new CoordinatorError('UNAVAILABLE', `reshare needs ${rec.key.threshold} linked holders of key ${keyId}, ${oldOnline.length} linked`);
+    for (const h of oldOnline) await this.#catchUp(h).catch(() => {});
+    const contributors = oldOnline.slice(0, rec.key.threshold);
+    const cfg = { suite: rec.key.suite, sessionId: this.#rng(32), keyId, fromEpoch: rec.epoch, oldKey: rec.key, contributors: contributors.map((h) => h.info.id), newThreshold: req.threshold, newParticipants: newHandles.map((h) => h.info) };
+    const params = encodeReshareParams(cfg);
+    const base = { kind: 'reshare', keyId, params, envelopes: [] as Uint8Array[], oldKeyRecord: encodeKeyRecord(rec), epoch: rec.epoch + 1 };
+    const everyone = [...new Map([...oldOnline, ...newHandles].map((h) => [h.info.id, h])).values()];
+    const round1 = [...(await this.#step(contributors, { ...base, step: 1 }, 'envelope')).values()] as Uint8Array[];
+    let pub;
+    try {
+      pub = resharePublicKey(cfg, round1);
+    } catch (e) {
+      void Promise.allSettled(everyone.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.#timeout)));
+      throw e;
+    }
+    const answers = await this.#step(everyone, { ...base, envelopes: round1, step: 2 }, 'any');
+    const confirmations = ids.map((id) => answers.get(id)).filter((x): x is Uint8Array => !!x);
+    try {
+      checkLifecycleConfirmations(pub, confirmations, ids);
+    } catch (e) {
+      void Promise.allSettled(everyone.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.#timeout)));
+      throw e;
+    }
+    const next: KeyRecord = { keyId, epoch: pub.epoch, key: pub.key, createdAt: this.#clock() };
+    await this.#commitLifecycle('reshare', rec, next, params, round1, everyone);
+    return keyInfo(next);
+  }
+
   // ---- devices --------------------------------------------------------------------------------
 
   /** The enrolled device `id`, if any. */
@@ -378,6 +534,7 @@ export class Coordinator {
       const t = JSON.parse(new TextDecoder().decode(raw)) as { expiresAt: number; label: string; used: string };
       if (t.used) throw new CoordinatorError('UNAUTHENTICATED', 'enrolment token already used');
       if (t.expiresAt < this.#clock()) throw new CoordinatorError('UNAUTHENTICATED', 'enrolment token expired');
+      if (await this.#store.get(`revoked/${device.id}`)) throw new CoordinatorError('INVALID_ARGUMENT', `device id ${device.id} was revoked; enrol the new device under a new id`);
       if (this.#known.has(device.id) && !this.#devices.has(device.id))
         throw new CoordinatorError('INVALID_ARGUMENT', `participant id ${device.id} is taken by a signer node`);
       const prior = this.#devices.get(device.id);
@@ -391,6 +548,20 @@ export class Coordinator {
       await this.audit.append({ type: 'enrol', data: { device: device.id, signKey: toHex(device.signKey), label: t.label } });
       this.#onEvent({ type: 'enrol', device: device.id });
     });
+  }
+
+  /**
+   * Revokes an enrolled device (a lost phone): it can no longer call the gateway or link. Its
+   * shares are already worthless once every key it held was reshared without it.
+   */
+  async revokeDevice(id: string): Promise<void> {
+    if (!this.#devices.has(id)) throw new CoordinatorError('NOT_FOUND', `no enrolled device ${id}`);
+    const still = this.keys().filter((k) => k.participants.includes(id)).map((k) => k.keyId);
+    await this.#store.batch([{ type: 'del', key: `device/${id}` }, { type: 'put', key: `revoked/${id}`, value: new TextEncoder().encode(String(this.#clock())) }], { sync: true });
+    this.#devices.delete(id);
+    const h = this.#participants.get(id);
+    if (h) this.unregister(id, h);
+    await this.audit.append({ type: 'device-revoked', data: { device: id, stillInKeys: still.join(',') } });
   }
 
   /** Keys whose roster includes `participant`. */

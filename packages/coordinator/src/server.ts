@@ -166,6 +166,12 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
       if (!(req.package instanceof Uint8Array) || req.package.length === 0) throw new TesseraRuntimeError('INVALID_ARGUMENT', 'missing package');
       return coordinator.completePackage(new Uint8Array(req.package));
     }, { onError }),
+    Refresh: handleUnary(async (req: { keyId: string }) => keyInfoWire(await coordinator.refresh(String(req.keyId))), { onError }),
+    Reshare: handleUnary(async (req: { keyId: string; threshold: number; participants: string[]; revoke: string[] }) => {
+      const k = await coordinator.reshare(String(req.keyId), { threshold: req.threshold, participants: req.participants });
+      for (const d of req.revoke ?? []) await coordinator.revokeDevice(d);
+      return keyInfoWire(k);
+    }, { onError }),
     GetKey: handleUnary(async (req: { keyId: string }) => ({ keyRecord: encodeKeyRecord(coordinator.key(String(req.keyId))) }), { onError }),
     ListKeys: handleUnary(async () => ({ keys: coordinator.keys().map(keyInfoWire) }), { onError }),
     AuditVerify: handleUnary(async () => coordinator.auditAll(), { onError }),

@@ -35,6 +35,14 @@
  * A BAD_SHARE found after decryption is the receiver's claim (like the DKG's): the envelope is
  * signed by the culprit, but only the receiver can open its sealed share.
  *
+ * Trust anchors: the config's key data (the old key, for reshare) is what the session hash
+ * commits to, so an envelope is accepted only if its contributor signed a session over the very
+ * same key data; a refresh/reshare result is therefore backed by the contributors' signatures.
+ * The contributors' identity keys, however, come from that key data: a NEW reshare participant
+ * that has never held the key must learn the group public key it is joining from a source it
+ * trusts and compare it with `groupPublicKey(out.key)`; otherwise whoever hands it the config
+ * can make it join a key of the sender's choosing.
+ *
  * Taproot (secp256k1-tr): noble applies the BIP341 empty-root TapTweak to DKG output and
  * normalises a key with odd-Y group element only at signing time (negating every share and
  * verifying share). The stored package is nevertheless a consistent Feldman sharing of the
@@ -750,8 +758,9 @@ export function refreshPublicKey(cfg: RefreshConfig, envelopes: readonly Uint8Ar
  * Applies a refresh as roster member `identity` holding `share` (epoch `fromEpoch`): verifies
  * every contributor's envelope and own sealed evaluation, and returns the new key data and
  * `s' = s + Σ_i δ_i(x)`. Works the same for a member that was offline during the session and
- * applies the stored envelopes later. Does not touch `share`: erase it once the new share is
- * durable and the refresh confirmed.
+ * applies the stored envelopes later. `envelopes`: every contributor's round-1 envelope (the
+ * caller's own included, any order; byte-identical duplicates are ignored). Does not touch
+ * `share`: erase it once the new share is durable and the refresh confirmed.
  */
 export function applyRefresh(cfg: RefreshConfig, identity: ParticipantIdentity, share: KeyShare, envelopes: readonly Uint8Array[]): LifecycleOutput {
   const ctx = refreshCtx(cfg);

@@ -621,7 +621,7 @@ describe('properties: random thresholds, rosters, contributor sets and messages'
           signAndVerify(w2, pick(ids, t, seed >>> 7), message, published, seed);
         },
       ),
-      { numRuns: 8 },
+      { numRuns: 10 },
     );
   });
 });

@@ -9,6 +9,14 @@
 import {
   DkgParticipant,
   ParticipantIdentity,
+  applyRefresh,
+  applyReshare,
+  confirmLifecycle,
+  decodeKeyRecord,
+  decodeRefreshParams,
+  decodeReshareParams,
+  refreshRound1,
+  reshareRound1,
   answerCosignRequest,
   completeCosign,
   createCosignRequest,
@@ -88,6 +96,8 @@ export interface SyncResult {
 interface Slot {
   reservations: string[];
   expiresAt: number;
+  /** The key epoch the reservations are for (absent in slots written before epochs existed: the active one). */
+  epoch?: number;
 }
 
 /** Codes after which a package can never complete: it leaves the queue as failed. */
@@ -240,6 +250,10 @@ export class Device {
         case 'dkgAbort':
           this.#dkg.abort(task.dkgAbort?.sessionHash);
           return { taskId, body: 'ok', ok: true };
+        case 'lifecycle': {
+          const env = await this.#lifecycle(task.lifecycle);
+          return env ? { taskId, body: 'envelope', envelope: env } : { taskId, body: 'ok', ok: true };
+        }
         default:
           throw new DeviceError('NOT_SUPPORTED', `a device does not take ${String(task.body)} tasks: it co-signs offline`);
       }
@@ -248,6 +262,57 @@ export class Device {
       const message = isTesseraError(e) || e instanceof DeviceError ? (e as Error).message : 'internal error';
       return { taskId, body: 'error', error: { code, message, culprits: [...((e as { culprits?: readonly string[] }).culprits ?? [])] } };
     }
+  }
+
+  /**
+   * A refresh or reshare step (the same protocol as a signer node's). A phone that was offline
+   * during a refresh gets the stored session when it links, applies it and activates the new
+   * epoch. The previous epoch's share is kept while reservations made at that epoch remain.
+   */
+  async #lifecycle(t: LinkTask['lifecycle']): Promise<Uint8Array | undefined> {
+    if (!t) throw new DeviceError('INVALID_ARGUMENT', 'missing lifecycle task');
+    const keyId = String(t.keyId);
+    return this.#serial(async () => {
+      if (t.step === 4) {
+        for await (const [k] of this.#store.entries(`lcpending/${keyId}/`)) await this.#store.batch([{ type: 'del', key: k }]);
+        return undefined;
+      }
+      const held = await this.#key(keyId).catch(() => undefined);
+      if (t.step === 3) {
+        const epoch = Number(t.epoch);
+        if (held && held.epoch >= epoch) return undefined;
+        const pending = await this.#store.get(`lcpending/${keyId}/${epoch}`);
+        const ops: { type: 'put' | 'del'; key: string; value?: Uint8Array }[] = [{ type: 'del', key: `lcpending/${keyId}/${epoch}` }];
+        if (held) ops.push({ type: 'put', key: `keyold/${keyId}/${held.epoch}`, value: encodeKeyShareRecord(held) });
+        if (pending) ops.push({ type: 'put', key: `key/${keyId}`, value: pending });
+        else ops.push({ type: 'del', key: `key/${keyId}` }); // left the key in a reshare
+        await this.#store.batch(ops as never);
+        return undefined;
+      }
+      if (t.step === 2 && held && held.epoch >= Number(t.epoch)) return undefined;
+      let out;
+      if (t.kind === 'refresh') {
+        if (!held) throw new DeviceError('NOT_FOUND', `this device holds no share of key ${keyId}`);
+        const cfg = decodeRefreshParams(t.params, held.key);
+        if (t.step === 1) return refreshRound1(cfg, this.#me(), this.#rng);
+        out = applyRefresh(cfg, this.#me(), held.share, t.envelopes);
+      } else if (t.kind === 'reshare') {
+        const oldKey = held?.key ?? (t.oldKeyRecord?.length ? decodeKeyRecord(t.oldKeyRecord).key : undefined);
+        if (!oldKey) throw new DeviceError('INVALID_ARGUMENT', 'reshare: no old key data');
+        const cfg = decodeReshareParams(t.params, oldKey);
+        if (t.step === 1) {
+          if (!held) throw new DeviceError('NOT_FOUND', `this device holds no share of key ${keyId}`);
+          return reshareRound1(cfg, this.#me(), held.share, this.#rng);
+        }
+        if (!cfg.newParticipants.some((p) => p.id === this.id)) return undefined;
+        // Joining a key by reshare is like joining a DKG: only when this device agreed to.
+        if (!held && this.#acceptKeygen <= 0) throw new DeviceError('POLICY_DENIED', 'this device joins only key generations it asked for');
+        out = applyReshare(cfg, this.#me(), t.envelopes);
+      } else throw new DeviceError('INVALID_ARGUMENT', 'unknown lifecycle kind');
+      const rec: KeyShareRecord = { keyId, epoch: out.epoch, key: out.key, share: out.share, transcriptHash: out.transcriptHash, createdAt: this.#clock() };
+      await this.#store.put(`lcpending/${keyId}/${out.epoch}`, encodeKeyShareRecord(rec));
+      return confirmLifecycle(this.#me(), out);
+    });
   }
 
   /**
@@ -280,7 +345,7 @@ export class Device {
         const rs = slot.reservations.map((env) => openReservation(rec.key, env));
         if (rs.length !== rec.key.threshold - 1 || rs.some((r) => r.device !== this.id || r.keyId !== req.keyId || r.epoch !== rec.epoch))
           throw new DeviceError('RESERVATION_INVALID', 'the cluster returned a reservation for another device, key or epoch');
-        ops.push({ type: 'put', key: `slot/${req.keyId}/${pad(++seq)}`, value: DeviceStorage.json({ reservations: slot.reservations.map(toHex), expiresAt: Math.min(...rs.map((r) => r.expiresAt)) } satisfies Slot) });
+        ops.push({ type: 'put', key: `slot/${req.keyId}/${pad(++seq)}`, value: DeviceStorage.json({ reservations: slot.reservations.map(toHex), expiresAt: Math.min(...rs.map((r) => r.expiresAt)), epoch: rec.epoch } satisfies Slot) });
       }
       ops.push({ type: 'put', key: 'seq', value: DeviceStorage.json(seq) });
       await this.#store.batch(ops);
@@ -313,8 +378,11 @@ export class Device {
         if (drop.length) await this.#store.batch(drop);
         throw new DeviceError('NO_ALLOWANCE', `no unused reservation left for key ${req.keyId}: reserve more while online`);
       }
-      const reservations = chosen.slot.reservations.map((h) => openReservation(rec.key, fromHex(h)));
-      const pkg = createOfflinePackage({ key: rec.key, share: rec.share, keyId: rec.keyId, epoch: rec.epoch, device: this.id, message: req.message, reservations, createdAt: now, rng: this.#rng });
+      // A reservation made before a refresh is signed with the share of its own epoch.
+      const slotEpoch = chosen.slot.epoch ?? rec.epoch;
+      const signing = slotEpoch === rec.epoch ? rec : await this.#keyOld(req.keyId, slotEpoch);
+      const reservations = chosen.slot.reservations.map((h) => openReservation(signing.key, fromHex(h)));
+      const pkg = createOfflinePackage({ key: signing.key, share: signing.share, keyId: signing.keyId, epoch: signing.epoch, device: this.id, message: req.message, reservations, createdAt: now, rng: this.#rng });
       let seq = (await this.#store.getJson<number>('seq')) ?? 0;
       seq++;
       const item: QueuedPackage = { seq, packageId: pkg.packageId, keyId: rec.keyId, message: toHex(req.message), bytes: toHex(pkg.bytes), createdAt: now, state: 'pending' };
@@ -527,6 +595,12 @@ export class Device {
   async #key(keyId: string): Promise<KeyShareRecord> {
     const b = await this.#store.get(`key/${String(keyId)}`);
     if (!b) throw new DeviceError('NOT_FOUND', `this device holds no share of key ${String(keyId).slice(0, 64)}`);
+    return decodeKeyShareRecord(b);
+  }
+
+  async #keyOld(keyId: string, epoch: number): Promise<KeyShareRecord> {
+    const b = await this.#store.get(`keyold/${keyId}/${epoch}`);
+    if (!b) throw new DeviceError('RESERVATION_INVALID', `this device no longer holds key ${keyId} at epoch ${epoch}`);
     return decodeKeyShareRecord(b);
   }
 

@@ -29,6 +29,8 @@ export const SignerConfigSchema = z.object({
     })).default([]),
     /** Known DKG peers; when set, DKG rosters with anyone else are refused. */
     peers: z.array(z.object({ id: z.string().min(1), publicKey: hex64 })).optional(),
+    /** How long the previous epoch is kept after a refresh/reshare commits (ms). */
+    epochRetentionMs: z.number().int().min(0).optional(),
     /** Offline co-signing for devices: on/off, per-device reservation cap, longest lifetime, revoked devices. */
     devices: z.object({
       allow: z.boolean().default(true),

@@ -12,6 +12,14 @@
  */
 import {
   DkgParticipant,
+  applyRefresh,
+  applyReshare,
+  confirmLifecycle,
+  decodeKeyRecord,
+  decodeRefreshParams,
+  decodeReshareParams,
+  refreshRound1,
+  reshareRound1,
   deriveKey,
   deriveShare,
   PayloadKind,
@@ -146,7 +154,14 @@ export class SignerEngine {
     const cacheKey = `${keyId}@${epoch}`;
     const cached = this.#older.get(cacheKey);
     if (cached) return cached;
-    const bytes = Number.isSafeInteger(epoch) && epoch >= 0 ? await this.vault.getShare(keyId, epoch) : undefined;
+    // The previous epoch is kept for a bounded time after the commit, then dropped.
+    const meta = await this.#store.get(`epochmeta/${keyId}`);
+    const activatedAt = meta ? (JSON.parse(new TextDecoder().decode(meta)) as { activatedAt: number }).activatedAt : 0;
+    const retention = this.#policy.policy.epochRetentionMs ?? 24 * 3600_000;
+    if (epoch < active.epoch && this.#clock() > activatedAt + retention) {
+      for (const e of await this.vault.listEpochs(keyId)) if (e < active.epoch) await this.vault.dropEpoch(keyId, e);
+    }
+    const bytes = Number.isSafeInteger(epoch) && epoch >= 0 && epoch < active.epoch ? await this.vault.getShare(keyId, epoch) : undefined;
     if (!bytes) throw new SignerError('RESERVATION_INVALID', `this node no longer holds key ${keyId} at epoch ${epoch} (now at ${active.epoch})`);
     const rec = decodeKeyShareRecord(bytes);
     bytes.fill(0);
@@ -201,6 +216,10 @@ export class SignerEngine {
         }
         case 'complete':
           return { taskId, body: 'envelope', envelope: await this.complete(asBytes(task.complete, 'offline package')) };
+        case 'lifecycle': {
+          const r = await this.lifecycle(task.lifecycle);
+          return r ? { taskId, body: 'envelope', envelope: r } : { taskId, body: 'ok', ok: true };
+        }
         default:
           throw new SignerError('INVALID_ARGUMENT', `unknown task ${String(task.body)}`);
       }
@@ -308,6 +327,98 @@ export class SignerEngine {
       this.#onEvent({ type: 'refusal', keyId, code: err.code });
       throw e;
     }
+  }
+
+  // ---- share lifecycle: refresh and reshare ---------------------------------------------------
+
+  /**
+   * One step of a refresh or reshare (see cluster.proto `LifecycleTask`). Nothing changes what
+   * this node signs with until step 3 (commit): step 2 keeps the new share pending, an abort
+   * drops it, and the previous epoch stays in force. A reshare's new roster must pass the same
+   * peer check as a DKG roster.
+   */
+  async lifecycle(t: LinkTask['lifecycle']): Promise<Uint8Array | undefined> {
+    if (!t || typeof t.keyId !== 'string') throw new SignerError('INVALID_ARGUMENT', 'missing lifecycle task');
+    const keyId = t.keyId;
+    const pendingKey = (epoch: number) => `lcpending/${keyId}/${epoch}`;
+    if (t.step === 4) {
+      for await (const k of this.#store.keys(`lcpending/${keyId}/`)) await this.#store.del(k, { sync: true });
+      return undefined;
+    }
+    if (t.step === 3) return void (await this.#activate(keyId, Number(t.epoch)));
+    const params = asBytes(t.params, 'lifecycle params');
+    if (t.kind === 'refresh') {
+      const rec = await this.key(keyId);
+      if (t.step === 2 && rec.epoch >= Number(t.epoch)) return undefined; // applied before (a catch-up retry)
+      const cfg = decodeRefreshParams(params, rec.key);
+      if (cfg.fromEpoch !== rec.epoch) throw new SignerError('UNEXPECTED_MESSAGE', `refresh from epoch ${cfg.fromEpoch}, this node is at ${rec.epoch}`);
+      if (t.step === 1) return refreshRound1(cfg, this.identity, this.#rng);
+      if (t.step !== 2) throw new SignerError('INVALID_ARGUMENT', `unknown lifecycle step ${t.step}`);
+      const out = applyRefresh(cfg, this.identity, rec.share, t.envelopes);
+      const next: KeyShareRecord = { keyId, epoch: out.epoch, key: out.key, share: out.share, transcriptHash: out.transcriptHash, createdAt: this.#clock() };
+      await this.#store.put(pendingKey(out.epoch), encodeKeyShareRecord(next), { sync: true });
+      return confirmLifecycle(this.identity, out);
+    }
+    if (t.kind !== 'reshare') throw new SignerError('INVALID_ARGUMENT', `unknown lifecycle kind ${String(t.kind).slice(0, 20)}`);
+    const held = await this.key(keyId).catch(() => undefined);
+    if (t.step === 2 && held && held.epoch >= Number(t.epoch)) return undefined; // applied before
+    const oldKey = held?.key ?? (t.oldKeyRecord?.length ? decodeKeyRecord(t.oldKeyRecord).key : undefined);
+    if (!oldKey) throw new SignerError('INVALID_ARGUMENT', 'reshare: this node does not hold the key and no old key record was sent');
+    const cfg = decodeReshareParams(params, oldKey);
+    if (held && cfg.fromEpoch !== held.epoch) throw new SignerError('UNEXPECTED_MESSAGE', `reshare from epoch ${cfg.fromEpoch}, this node is at ${held.epoch}`);
+    const peers = this.#policy.policy.peers;
+    if (peers && peers.length > 0) {
+      const unknown = cfg.newParticipants.filter((p) => p.id !== this.id && !peers.some((k) => k.id === p.id && k.publicKey.toLowerCase() === toHex(p.signKey)));
+      if (unknown.length) throw new SignerError('POLICY_DENIED', `reshare roster has participants this node does not know: ${unknown.map((p) => p.id).join(', ')}`);
+    }
+    if (t.step === 1) {
+      if (!held) throw new SignerError('NOT_FOUND', `this node holds no share of key ${keyId}`);
+      return reshareRound1(cfg, this.identity, held.share, this.#rng);
+    }
+    if (t.step !== 2) throw new SignerError('INVALID_ARGUMENT', `unknown lifecycle step ${t.step}`);
+    if (!cfg.newParticipants.some((p) => p.id === this.id)) return undefined; // leaving: nothing to apply
+    const out = applyReshare(cfg, this.identity, t.envelopes);
+    const next: KeyShareRecord = { keyId, epoch: out.epoch, key: out.key, share: out.share, transcriptHash: out.transcriptHash, createdAt: this.#clock() };
+    await this.#store.put(pendingKey(out.epoch), encodeKeyShareRecord(next), { sync: true });
+    return confirmLifecycle(this.identity, out);
+  }
+
+  /**
+   * Commits `epoch` of `keyId`: the pending share becomes the active one (or, for a node leaving
+   * in a reshare, nothing new). Reservations of devices that are not in the new roster are
+   * discarded (a replaced phone's allowance dies here). Epochs older than the previous one are
+   * dropped now; the previous one after the retention time.
+   */
+  async #activate(keyId: string, epoch: number): Promise<void> {
+    const active = await this.key(keyId).catch(() => undefined);
+    if (active && active.epoch >= epoch) return; // already committed (a retried commit)
+    const pending = await this.#store.get(`lcpending/${keyId}/${epoch}`);
+    let roster: readonly { id: string }[] | undefined;
+    if (pending) {
+      const rec = decodeKeyShareRecord(pending);
+      pending.fill(0);
+      if (rec.epoch !== epoch || rec.keyId !== keyId) throw new SignerError('INTERNAL', 'pending lifecycle record does not match');
+      await this.vault.putShare(keyId, epoch, encodeKeyShareRecord(rec));
+      await this.#store.del(`lcpending/${keyId}/${epoch}`, { sync: true });
+      this.#keys.set(keyId, rec);
+      roster = rec.key.roster;
+    } else if (!active) {
+      throw new SignerError('NOT_FOUND', `nothing pending for key ${keyId} epoch ${epoch}`);
+    } else {
+      // Leaving the key (reshare without this node): stop signing with it at once.
+      this.#keys.delete(keyId);
+      for (const e of await this.vault.listEpochs(keyId)) await this.vault.dropEpoch(keyId, e);
+      roster = [];
+    }
+    await this.#store.put(`epochmeta/${keyId}`, new TextEncoder().encode(JSON.stringify({ epoch, activatedAt: this.#clock() })), { sync: true });
+    for (const e of await this.vault.listEpochs(keyId)) if (e < epoch - 1) await this.vault.dropEpoch(keyId, e);
+    for (const k of [...this.#older.keys()]) if (k.startsWith(`${keyId}@`)) this.#older.delete(k);
+    // Devices no longer in the key lose their reservations on it.
+    for await (const k of this.#store.keys('nonce/r.')) {
+      const [, device, kid] = k.slice('nonce/'.length).split('.');
+      if (kid === keyId && device && !roster.some((r) => r.id === device)) await this.ledger.discard(k.slice('nonce/'.length));
+    }
+    await this.audit.append({ type: 'lifecycle', actor: this.id, data: { keyId, epoch, holds: pending ? 'yes' : 'no' } });
   }
 
   // ---- offline co-signing -----------------------------------------------------------------

@@ -26,6 +26,8 @@ export interface Policy {
    * a participant of its own into a key's roster.
    */
   readonly peers?: readonly { id: string; publicKey: string }[];
+  /** How long the previous epoch's share is kept after a refresh or reshare commits, ms (default 24 h). */
+  readonly epochRetentionMs?: number;
   /** Offline co-signing for devices (participants of a key that sign offline against reservations). */
   readonly devices?: DevicePolicy;
 }

@@ -56,6 +56,44 @@ export const descriptor = {
                 "SubmitPackage": {
                   "requestType": "SubmitPackageRequest",
                   "responseType": "SubmitPackageResponse"
+                },
+                "Refresh": {
+                  "requestType": "RefreshRequest",
+                  "responseType": "KeyInfo"
+                },
+                "Reshare": {
+                  "requestType": "ReshareRequest",
+                  "responseType": "KeyInfo"
+                }
+              }
+            },
+            "RefreshRequest": {
+              "fields": {
+                "keyId": {
+                  "type": "string",
+                  "id": 1
+                }
+              }
+            },
+            "ReshareRequest": {
+              "fields": {
+                "keyId": {
+                  "type": "string",
+                  "id": 1
+                },
+                "threshold": {
+                  "type": "uint32",
+                  "id": 2
+                },
+                "participants": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 3
+                },
+                "revoke": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 4
                 }
               }
             },
@@ -540,6 +578,39 @@ export const descriptor = {
                 }
               }
             },
+            "LifecycleTask": {
+              "fields": {
+                "kind": {
+                  "type": "string",
+                  "id": 1
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 2
+                },
+                "step": {
+                  "type": "uint32",
+                  "id": 3
+                },
+                "params": {
+                  "type": "bytes",
+                  "id": 4
+                },
+                "envelopes": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 5
+                },
+                "oldKeyRecord": {
+                  "type": "bytes",
+                  "id": 6
+                },
+                "epoch": {
+                  "type": "uint64",
+                  "id": 7
+                }
+              }
+            },
             "Task": {
               "oneofs": {
                 "body": {
@@ -551,7 +622,8 @@ export const descriptor = {
                     "sign",
                     "audit",
                     "reserve",
-                    "complete"
+                    "complete",
+                    "lifecycle"
                   ]
                 }
               },
@@ -591,6 +663,10 @@ export const descriptor = {
                 "complete": {
                   "type": "bytes",
                   "id": 9
+                },
+                "lifecycle": {
+                  "type": "LifecycleTask",
+                  "id": 10
                 }
               }
             },

@@ -19,7 +19,7 @@ export interface AuditReport {
 
 export interface LinkTask {
   taskId: number;
-  body?: 'dkgStart' | 'dkgBundle' | 'dkgAbort' | 'commit' | 'sign' | 'audit' | 'reserve' | 'complete';
+  body?: 'dkgStart' | 'dkgBundle' | 'dkgAbort' | 'commit' | 'sign' | 'audit' | 'reserve' | 'complete' | 'lifecycle';
   dkgStart?: { params: Uint8Array } | null;
   dkgBundle?: { sessionHash: Uint8Array; round: number; envelopes: Uint8Array[] } | null;
   dkgAbort?: { sessionHash: Uint8Array; reason: string } | null;
@@ -29,6 +29,18 @@ export interface LinkTask {
   reserve?: { keyId: string; device: string; count: number; ttlMs: number } | null;
   /** An encoded OfflinePackage to complete. */
   complete?: Uint8Array | null;
+  lifecycle?: LifecycleTask | null;
+}
+
+/** One step of a refresh or reshare (cluster.proto `LifecycleTask`). */
+export interface LifecycleTask {
+  kind: 'refresh' | 'reshare' | string;
+  keyId: string;
+  step: number;
+  params: Uint8Array;
+  envelopes: Uint8Array[];
+  oldKeyRecord: Uint8Array;
+  epoch: number;
 }
 
 export interface LinkResult {
