@@ -14,6 +14,8 @@ import {
   decodeOfflinePackage,
   deriveKey,
   checkLifecycleConfirmations,
+  decodeRefreshParams,
+  decodeReshareParams,
   encodeRefreshParams,
   encodeReshareParams,
   fromHex,
@@ -415,6 +417,12 @@ export class Coordinator {
         const base = { kind: sess.kind, keyId: rec.keyId, params: fromHex(sess.params), envelopes: sess.envelopes.map((x) => fromHex(x)), oldKeyRecord: fromHex(sess.oldKey), epoch: e };
         const applied = await h.call({ body: 'lifecycle', lifecycle: { ...base, step: 2 } }, this.#timeout);
         if (applied.body === 'error') throw new CoordinatorError(applied.error?.code ?? 'INTERNAL', `${h.info.id} could not apply epoch ${e} of ${rec.keyId}: ${applied.error?.message ?? ''}`);
+        if (applied.body === 'envelope' && applied.envelope) {
+          // The late participant must have derived exactly the key everyone else committed to.
+          const oldKey = decodeKeyRecord(base.oldKeyRecord).key;
+          const pub = sess.kind === 'refresh' ? refreshPublicKey(decodeRefreshParams(base.params, oldKey), base.envelopes) : resharePublicKey(decodeReshareParams(base.params, oldKey), base.envelopes);
+          checkLifecycleConfirmations(pub, [applied.envelope], [h.info.id]);
+        }
         const done = await h.call({ body: 'lifecycle', lifecycle: { ...base, step: 3 } }, this.#timeout);
         if (done.body !== 'ok') break;
         acked = e;
@@ -436,10 +444,13 @@ export class Coordinator {
     if (online.length < rec.key.threshold) throw new CoordinatorError('UNAVAILABLE', `refresh needs ${rec.key.threshold} linked participants of key ${keyId}, ${online.length} linked`);
     // Anyone that lags behind an earlier epoch catches up first.
     for (const h of online) await this.#catchUp(h).catch(() => {});
-    const cfg = { suite: rec.key.suite, sessionId: this.#rng(32), keyId, fromEpoch: rec.epoch, key: rec.key, contributors: online.map((h) => h.info.id) };
+    // Contributors: the linked signer nodes when they are enough (phones drop off), else all linked.
+    const nodes = online.filter((h) => !h.device);
+    const contributors = nodes.length >= rec.key.threshold ? nodes : online;
+    const cfg = { suite: rec.key.suite, sessionId: this.#rng(32), keyId, fromEpoch: rec.epoch, key: rec.key, contributors: contributors.map((h) => h.info.id) };
     const params = encodeRefreshParams(cfg);
     const base = { kind: 'refresh', keyId, params, envelopes: [] as Uint8Array[], oldKeyRecord: new Uint8Array(0), epoch: rec.epoch + 1 };
-    const round1 = [...(await this.#step(online, { ...base, step: 1 }, 'envelope')).values()] as Uint8Array[];
+    const round1 = [...(await this.#step(contributors, { ...base, step: 1 }, 'envelope')).values()] as Uint8Array[];
     let pub;
     try {
       pub = refreshPublicKey(cfg, round1);
@@ -447,15 +458,29 @@ export class Coordinator {
       void Promise.allSettled(online.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.#timeout)));
       throw e;
     }
-    const confirmations = [...(await this.#step(online, { ...base, envelopes: round1, step: 2 }, 'envelope')).values()] as Uint8Array[];
+    // Contributors must apply and confirm; any other linked participant (a phone) applies too if
+    // it can, and otherwise catches up from the stored session when it next links.
+    const others = online.filter((h) => !contributors.includes(h));
+    const [mustConfirm, mayConfirm] = await Promise.all([
+      this.#step(contributors, { ...base, envelopes: round1, step: 2 }, 'envelope'),
+      Promise.allSettled(others.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, envelopes: round1, step: 2 } }, this.#timeout))),
+    ]);
+    const applied = [...contributors];
+    const confirmations = [...mustConfirm.values()] as Uint8Array[];
+    mayConfirm.forEach((a, i) => {
+      if (a.status === 'fulfilled' && a.value.body === 'envelope' && a.value.envelope) {
+        confirmations.push(a.value.envelope);
+        applied.push(others[i] as ParticipantHandle);
+      }
+    });
     try {
-      checkLifecycleConfirmations(pub, confirmations, online.map((h) => h.info.id));
+      checkLifecycleConfirmations(pub, confirmations, applied.map((h) => h.info.id));
     } catch (e) {
       void Promise.allSettled(online.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.#timeout)));
       throw e;
     }
     const next: KeyRecord = { keyId, epoch: pub.epoch, key: pub.key, createdAt: this.#clock() };
-    await this.#commitLifecycle('refresh', rec, next, params, round1, online);
+    await this.#commitLifecycle('refresh', rec, next, params, round1, applied);
     return keyInfo(next);
   }
 
@@ -488,7 +513,13 @@ export class Coordinator {
       void Promise.allSettled(everyone.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.#timeout)));
       throw e;
     }
-    const answers = await this.#step(everyone, { ...base, envelopes: round1, step: 2 }, 'any');
+    // Contributors and new participants must answer; other old members only learn of it.
+    const required = everyone.filter((h) => contributors.includes(h) || ids.includes(h.info.id));
+    const optional = everyone.filter((h) => !required.includes(h));
+    const [answers] = await Promise.all([
+      this.#step(required, { ...base, envelopes: round1, step: 2 }, 'any'),
+      Promise.allSettled(optional.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, envelopes: round1, step: 2 } }, this.#timeout))),
+    ]);
     const confirmations = ids.map((id) => answers.get(id)).filter((x): x is Uint8Array => !!x);
     try {
       checkLifecycleConfirmations(pub, confirmations, ids);

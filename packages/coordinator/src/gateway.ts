@@ -211,6 +211,17 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
     switch (op) {
       case 'poll': {
         const p = decodeMessage('DevicePoll', call.body);
+        if (p.bye) {
+          const l = links.get(info.id);
+          if (l) {
+            l.deliver(p.results.map((r) => decodeLinkResult(r)));
+            links.delete(info.id);
+            l.close('device went offline');
+            coordinator.unregister(info.id, l);
+          }
+          pending.set(info.id, p.pending);
+          return encodeMessage('DeviceTasks', { tasks: [] });
+        }
         const link = linkOf(info);
         pending.set(info.id, p.pending);
         link.deliver(p.results.map((r) => decodeLinkResult(r)));

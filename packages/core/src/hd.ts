@@ -201,7 +201,13 @@ interface PointWithChecks extends SuitePoint {
   isTorsionFree?(): boolean;
 }
 
-function decodeElement(suite: Suite, bytes: unknown, what: string): SuitePoint {
+/**
+ * SerializeElement⁻¹ with the checks of RFC 9591 §3.1 (on-curve, not the identity, prime order).
+ * `subgroup = false` skips the (Ed25519) prime-order check for the elements of a key package that
+ * are only mapped here: a ± and a public b·G keep any torsion component, so a bad element still
+ * fails prepareKey's full validation when the child key is used.
+ */
+function decodeElement(suite: Suite, bytes: unknown, what: string, subgroup = true): SuitePoint {
   if (!(bytes instanceof Uint8Array) || bytes.length !== suite.elementBytes)
     throw bad(`${what} must be a ${suite.elementBytes}-byte ${suite.id} element`);
   let p: PointWithChecks;
@@ -210,7 +216,7 @@ function decodeElement(suite: Suite, bytes: unknown, what: string): SuitePoint {
   } catch {
     throw bad(`${what} is not a valid ${suite.id} element`);
   }
-  if (p.is0() || (p.isTorsionFree !== undefined && !p.isTorsionFree())) throw bad(`${what} is not a valid ${suite.id} element`);
+  if (p.is0() || (subgroup && p.isTorsionFree !== undefined && !p.isTorsionFree())) throw bad(`${what} is not a valid ${suite.id} element`);
   return p;
 }
 
@@ -312,7 +318,7 @@ export function deriveKey(key: GroupKey, path: string | readonly number[], opts:
   }
   const addG = Point.BASE.multiplyUnsafe(add);
   const map = (bytes: Uint8Array, what: string, withAdd: boolean): Uint8Array => {
-    let p = decodeElement(suite, bytes, what);
+    let p = decodeElement(suite, bytes, what, false);
     if (negate) p = p.negate();
     if (withAdd) p = p.add(addG);
     if (p.is0()) throw bad(`HD path ${formatHdPath(r.idx)} maps ${what} to the identity; use another index`);

@@ -108,7 +108,7 @@ const ARBITRARIES: { [N in MessageName]: fc.Arbitrary<WireTypes[N]> } = {
   DkgConfirm: fc.record({ header, sessionHash: bytes(), identifier: bytes(), transcriptHash: bytes(), keyDigest: bytes() }),
   VerifyingShare: fc.record({ identifier: bytes(), element: bytes() }),
   KeyPublic: keyPublic,
-  SignIntent: fc.record({ header, keyId: str, message: bytes(200), requestId: bytes(), notAfter: u64 }),
+  SignIntent: fc.record({ header, keyId: str, message: bytes(200), requestId: bytes(), notAfter: u64, path: str }),
   SigningCommitment: signingCommitment,
   SignRequest: fc.record({ header, sessionId: bytes(), keyId: str, epoch: u64, intent: envelope, commitments: list(signingCommitment) }),
   SignatureShare: fc.record({ header, sessionId: bytes(), identifier: bytes(), share: bytes(), requestDigest: bytes() }),
@@ -700,7 +700,7 @@ describe('header and length checks', () => {
     const b = new Uint8Array([(5 << 3) | 0, ...varint(2n ** 53n + 1n)]);
     expect(codeOf(() => decodeMessage('SignIntent', b))).toBe(ErrorCode.DECODE);
     // 2^53 - 1 is fine.
-    const ok = encodeMessage('SignIntent', { header: makeHeader(ed), keyId: 'k', message: new Uint8Array(0), requestId: new Uint8Array(0), notAfter: Number.MAX_SAFE_INTEGER });
+    const ok = encodeMessage('SignIntent', { header: makeHeader(ed), keyId: 'k', message: new Uint8Array(0), requestId: new Uint8Array(0), notAfter: Number.MAX_SAFE_INTEGER, path: '' });
     expect(decodeMessage('SignIntent', ok).notAfter).toBe(Number.MAX_SAFE_INTEGER);
   });
 });

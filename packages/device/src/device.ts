@@ -115,6 +115,7 @@ export class Device {
   #lock: Promise<unknown> = Promise.resolve();
   #link: { stop: () => void; done: Promise<void> } | undefined;
   #acceptKeygen = 0;
+  #linkUrl: string | undefined;
   #dkg: DkgParticipant | undefined;
 
   private constructor(store: DeviceStorage, clock: () => number, rng: Rng) {
@@ -185,6 +186,7 @@ export class Device {
    */
   async connect(url: string, opts: { acceptKeygen?: boolean } = {}): Promise<void> {
     if (this.#link) return;
+    this.#linkUrl = url;
     if (opts.acceptKeygen) this.#acceptKeygen++;
     const client = this.#client(url);
     // The first poll registers the device before anything else is asked of it.
@@ -224,6 +226,12 @@ export class Device {
     if (!l) return;
     l.stop();
     await l.done;
+    // Tell the cluster at once, so no session waits for a device that is gone (best effort).
+    if (this.#linkUrl) {
+      await this.#client(this.#linkUrl)
+        .call('poll', encodeMessage('DevicePoll', { results: [], waitMs: 0, keys: [], pending: await this.#pendingCount(), bye: true }), 3_000)
+        .catch(() => undefined);
+    }
   }
 
   get connected(): boolean {

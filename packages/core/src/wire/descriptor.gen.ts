@@ -946,6 +946,10 @@ export const descriptor = {
                 "pending": {
                   "type": "uint32",
                   "id": 4
+                },
+                "bye": {
+                  "type": "bool",
+                  "id": 5
                 }
               }
             },

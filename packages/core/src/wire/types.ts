@@ -63,7 +63,7 @@ export interface WireErrorDetail { code: string; message: string; culprits: stri
 export interface WireKeyInfo { keyId: string; suite: number; threshold: number; participants: string[]; publicKey: Uint8Array; epoch: number; createdAt: number }
 export interface WireDeviceEnrol { token: string; participant: WireParticipantInfo }
 export interface WireDeviceEnrolled { device: string; coordinator: string }
-export interface WireDevicePoll { results: Record<string, unknown>[]; waitMs: number; keys: string[]; pending: number }
+export interface WireDevicePoll { results: Record<string, unknown>[]; waitMs: number; keys: string[]; pending: number; bye?: boolean }
 export interface WireDeviceTasks { tasks: Record<string, unknown>[] }
 export interface WireDeviceReserve { keyId: string; count: number; cosigners: string[]; ttlMs: number }
 export interface WireDeviceReserved { slots: { reservations: Uint8Array[] }[]; errors: string[] }

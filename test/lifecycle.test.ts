@@ -1,0 +1,249 @@
+/**
+ * Refresh, reshare, device replacement and HD child keys through the real coordinator and signer
+ * engines (real LevelDB stores) and real devices on the HTTP gateway, in one process. Every
+ * signature is checked with the suite's plain single-party verifier under the key's unchanged
+ * public key (or the derived child key).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ParticipantIdentity, createSignIntent, deriveKey, fromHex, getSuite, groupPublicKey, toHex, type LinkResult, type LinkTask, type SuiteId } from '@tessera/core';
+import { SealedStore, kekFromBytes } from '@tessera/store';
+import { SignerEngine } from '@tessera/signer';
+import { Coordinator, startDeviceGateway, type ParticipantHandle } from '@tessera/coordinator';
+import { Device } from '@tessera/device';
+
+const dirs: string[] = [];
+const closers: (() => Promise<unknown>)[] = [];
+afterAll(async () => {
+  for (const c of closers.reverse()) await c().catch(() => {});
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'tessera-lifecycle-'));
+  dirs.push(d);
+  return d;
+}
+
+async function openStore(): Promise<SealedStore> {
+  const s = await SealedStore.open(tempDir(), kekFromBytes(new Uint8Array(randomBytes(32))));
+  closers.push(() => s.close());
+  return s;
+}
+
+const requester = ParticipantIdentity.generate('wallet-api');
+
+async function cluster(n: number) {
+  const signers: SignerEngine[] = [];
+  for (let i = 1; i <= n; i++) {
+    signers.push(new SignerEngine({
+      identity: ParticipantIdentity.generate(`signer-${i}`),
+      store: await openStore(),
+      policy: { allowKeygen: true, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
+    }));
+  }
+  const coordinator = new Coordinator({ store: await openStore() });
+  await coordinator.load();
+  const tamper = new Map<string, (r: LinkResult, t: Omit<LinkTask, 'taskId'>) => LinkResult>();
+  const handles = new Map<string, ParticipantHandle>();
+  let taskId = 0;
+  for (const s of signers) {
+    const handle: ParticipantHandle = {
+      info: s.identity.public,
+      connectedSince: Date.now(),
+      async call(task) {
+        const r = await s.handle({ ...task, taskId: ++taskId });
+        return tamper.get(s.id)?.(r, task) ?? r;
+      },
+    };
+    handles.set(s.id, handle);
+    coordinator.register(handle);
+  }
+  const gateway = await startDeviceGateway({ coordinator, port: 0 });
+  closers.push(() => gateway.close());
+  /** Takes a signer off the link (offline) or back (it catches up on what it missed). */
+  const link = (id: string, up: boolean) => (up ? coordinator.register(handles.get(id) as ParticipantHandle) : coordinator.unregister(id));
+  return { signers, coordinator, url: gateway.url, tamper, link };
+}
+
+async function device(c: Awaited<ReturnType<typeof cluster>>, id: string): Promise<Device> {
+  const d = await Device.open({ location: tempDir(), storageKey: new Uint8Array(randomBytes(32)) });
+  closers.push(() => d.close());
+  await d.init(id);
+  await d.enrol(c.url, (await c.coordinator.issueEnrolmentToken()).token);
+  return d;
+}
+
+async function onlineSign(c: Awaited<ReturnType<typeof cluster>>, suite: SuiteId, keyId: string, path?: string) {
+  const message = new Uint8Array(randomBytes(32));
+  const intent = createSignIntent(requester, { suite: getSuite(suite), keyId, message, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 60_000, ...(path ? { path } : {}) });
+  const r = await c.coordinator.sign(intent);
+  return { message, ...r };
+}
+
+/** Waits until `cond` holds (a catch-up runs in the background when a participant links). */
+async function until(cond: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('refresh', () => {
+  for (const suite of ['ed25519', 'secp256k1-tr'] as SuiteId[]) {
+    it(`${suite}: new epoch, same public key; a signer offline during the refresh catches up when it links; old-epoch packages still complete`, async () => {
+      const c = await cluster(3);
+      const phone = await device(c, `phone-${suite}`);
+      const key = await phone.keygen(c.url, { suite, threshold: 2, with: ['signer-1', 'signer-2', 'signer-3'] });
+      const pk = fromHex(key.publicKey);
+      await phone.reserve(c.url, { keyId: key.keyId, count: 2, cosigners: ['signer-1'] });
+      // Signed offline at epoch 0, delivered after the refresh.
+      const early = await phone.signOffline({ keyId: key.keyId, message: new Uint8Array(32).fill(1) });
+      const before = await Promise.all(c.signers.map((s) => s.key(key.keyId)));
+
+      c.link('signer-3', false);
+      const info = await c.coordinator.refresh(key.keyId);
+      expect(info.epoch).toBe(1);
+      expect(toHex(info.publicKey)).toBe(key.publicKey);
+      const after = await Promise.all(c.signers.slice(0, 2).map((s) => s.key(key.keyId)));
+      after.forEach((r, i) => {
+        expect(r.epoch).toBe(1);
+        expect(toHex(r.share.signingShare())).not.toBe(toHex((before[i] as typeof r).share.signingShare()));
+        expect(toHex(groupPublicKey(r.key))).toBe(key.publicKey);
+      });
+      expect((await c.signers[2]?.key(key.keyId))?.epoch).toBe(0);
+      // The two refreshed signers sign at epoch 1.
+      const s1 = await onlineSign(c, suite, key.keyId);
+      expect(getSuite(suite).verify(s1.signature, s1.message, pk)).toBe(true);
+      // The phone (offline during the refresh) still completes its epoch-0 package.
+      const done = await phone.sync(c.url);
+      expect(done.completed.map((x) => x.packageId)).toEqual([early.packageId]);
+      expect(getSuite(suite).verify(fromHex(done.completed[0]?.signature as string), new Uint8Array(32).fill(1), pk)).toBe(true);
+
+      // signer-3 links again and applies the refresh it missed; then it signs with signer-1.
+      c.link('signer-3', true);
+      await until(async () => (await c.signers[2]?.key(key.keyId))?.epoch === 1, 'signer-3 to catch up');
+      c.link('signer-2', false);
+      const s2 = await onlineSign(c, suite, key.keyId);
+      expect([...s2.signers].sort()).toEqual(['signer-1', 'signer-3']);
+      expect(getSuite(suite).verify(s2.signature, s2.message, pk)).toBe(true);
+      c.link('signer-2', true);
+
+      // The phone catches up when it links, and its remaining epoch-0 reservation still works.
+      await phone.connect(c.url);
+      await until(async () => (await phone.keys())[0]?.epoch === 1, 'the phone to catch up');
+      await phone.disconnect();
+      const old = await phone.signOffline({ keyId: key.keyId, message: new Uint8Array(32).fill(2) });
+      await phone.reserve(c.url, { keyId: key.keyId, count: 1 });
+      const fresh = await phone.signOffline({ keyId: key.keyId, message: new Uint8Array(32).fill(3) });
+      const synced = await phone.sync(c.url);
+      expect(synced.completed.map((x) => x.packageId).sort()).toEqual([old.packageId, fresh.packageId].sort());
+      for (const x of synced.completed) expect(getSuite(suite).verify(fromHex(x.signature), fromHex(x.message), pk)).toBe(true);
+    });
+  }
+
+  it('an abort in the middle of a refresh leaves the previous epoch in force and usable; a retry succeeds', async () => {
+    const c = await cluster(3);
+    const phone = await device(c, 'phone-abort');
+    const key = await phone.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2', 'signer-3'] });
+    // signer-2 fails while applying (step 2): nothing is committed anywhere.
+    c.tamper.set('signer-2', (r, t) => (t.body === 'lifecycle' && t.lifecycle?.step === 2 ? { taskId: r.taskId, body: 'error', error: { code: 'INTERNAL', message: 'disk full', culprits: [] } } : r));
+    await expect(c.coordinator.refresh(key.keyId)).rejects.toThrow(/aborted/);
+    expect(c.coordinator.key(key.keyId).epoch).toBe(0);
+    for (const s of c.signers) expect((await s.key(key.keyId)).epoch).toBe(0);
+    const s = await onlineSign(c, 'ed25519', key.keyId);
+    expect(getSuite('ed25519').verify(s.signature, s.message, fromHex(key.publicKey))).toBe(true);
+    c.tamper.clear();
+    expect((await c.coordinator.refresh(key.keyId)).epoch).toBe(1);
+    const s2 = await onlineSign(c, 'ed25519', key.keyId);
+    expect(getSuite('ed25519').verify(s2.signature, s2.message, fromHex(key.publicKey))).toBe(true);
+  });
+
+  it('a contribution that would change the key or the threshold is refused and names its sender; the epoch stays', async () => {
+    const c = await cluster(3);
+    const key = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2 });
+    // signer-3 answers round 1 with an envelope of another session (a replay of an earlier round).
+    let first: Uint8Array | undefined;
+    c.tamper.set('signer-3', (r, t) => {
+      if (t.body === 'lifecycle' && t.lifecycle?.step === 1 && r.envelope) {
+        if (!first) first = r.envelope;
+        else return { ...r, envelope: first };
+      }
+      return r;
+    });
+    expect((await c.coordinator.refresh(key.keyId)).epoch).toBe(1);
+    await expect(c.coordinator.refresh(key.keyId)).rejects.toMatchObject({ code: expect.stringMatching(/UNEXPECTED_MESSAGE|BAD_SHARE|DECODE/) });
+    expect(c.coordinator.key(key.keyId).epoch).toBe(1);
+  });
+});
+
+describe('reshare and device replacement', () => {
+  it('2-of-3 → 3-of-5 → 2-of-3 with the same public key; new quorums sign', async () => {
+    const c = await cluster(5);
+    const key = await c.coordinator.keygen({ suite: 'secp256k1-tr', threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });
+    const pk = groupPublicKey(c.coordinator.key(key.keyId).key);
+    const up = await c.coordinator.reshare(key.keyId, { threshold: 3, participants: ['signer-1', 'signer-2', 'signer-3', 'signer-4', 'signer-5'] });
+    expect(up).toMatchObject({ epoch: 1, threshold: 3, participants: ['signer-1', 'signer-2', 'signer-3', 'signer-4', 'signer-5'] });
+    expect(toHex(up.publicKey)).toBe(toHex(pk));
+    for (const drop of ['signer-1', 'signer-2']) c.link(drop, false);
+    const s = await onlineSign(c, 'secp256k1-tr', key.keyId);
+    expect([...s.signers].sort()).toEqual(['signer-3', 'signer-4', 'signer-5']);
+    expect(getSuite('secp256k1-tr').verify(s.signature, s.message, pk)).toBe(true);
+    for (const back of ['signer-1', 'signer-2']) c.link(back, true);
+    const down = await c.coordinator.reshare(key.keyId, { threshold: 2, participants: ['signer-3', 'signer-4', 'signer-5'] });
+    expect(down).toMatchObject({ epoch: 2, threshold: 2, participants: ['signer-3', 'signer-4', 'signer-5'] });
+    // Retired members hold nothing of the key any more.
+    await expect(c.signers[0]?.key(key.keyId)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    const s2 = await onlineSign(c, 'secp256k1-tr', key.keyId);
+    expect(getSuite('secp256k1-tr').verify(s2.signature, s2.message, pk)).toBe(true);
+  });
+
+  it('a lost phone is replaced: the new phone signs offline under the same key; the old phone\'s package and calls are refused', async () => {
+    const c = await cluster(3);
+    const lost = await device(c, 'phone-lost');
+    const key = await lost.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
+    await lost.reserve(c.url, { keyId: key.keyId, count: 2 });
+    const stranded = await lost.signOffline({ keyId: key.keyId, message: new Uint8Array(32).fill(7) });
+    const fresh = await device(c, 'phone-new');
+    await fresh.connect(c.url, { acceptKeygen: true });
+    const r = await c.coordinator.reshare(key.keyId, { threshold: 2, participants: ['phone-new', 'signer-1', 'signer-2'] });
+    await c.coordinator.revokeDevice('phone-lost');
+    await fresh.disconnect();
+    expect(toHex(r.publicKey)).toBe(key.publicKey);
+    expect(r.participants).toEqual(['phone-new', 'signer-1', 'signer-2']);
+    // The lost phone's package cannot complete (its reservations died with the reshare), and it
+    // cannot even reach the gateway any more.
+    await expect(c.coordinator.completePackage(stranded.bytes)).rejects.toMatchObject({ code: expect.stringMatching(/RESERVATION_UNKNOWN|RESERVATION_INVALID|INVALID_ARGUMENT/) });
+    await expect(lost.sync(c.url)).resolves.toMatchObject({ completed: [] });
+    await expect(lost.reserve(c.url, { keyId: key.keyId, count: 1 })).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    // The new phone reserves and signs offline under the unchanged key.
+    await fresh.reserve(c.url, { keyId: key.keyId, count: 1 });
+    const p = await fresh.signOffline({ keyId: key.keyId, message: new Uint8Array(32).fill(8) });
+    const s = await fresh.sync(c.url);
+    expect(s.completed.map((x) => x.packageId)).toEqual([p.packageId]);
+    expect(getSuite('ed25519').verify(fromHex(s.completed[0]?.signature as string), new Uint8Array(32).fill(8), fromHex(key.publicKey))).toBe(true);
+  });
+});
+
+describe('HD child keys across the cluster', () => {
+  for (const suite of ['secp256k1-tr', 'ed25519', 'secp256k1'] as SuiteId[]) {
+    it(`${suite}: signatures at m/0/5 verify under the derived key (plain verifier), also after a refresh`, async () => {
+      const c = await cluster(3);
+      const key = await c.coordinator.keygen({ suite, threshold: 2 });
+      const child = deriveKey(c.coordinator.key(key.keyId).key, 'm/0/5');
+      for (let round = 0; round < 2; round++) {
+        const s = await onlineSign(c, suite, key.keyId, 'm/0/5');
+        expect(toHex(s.publicKey)).toBe(toHex(child.publicKey));
+        expect(getSuite(suite).verify(s.signature, s.message, child.publicKey)).toBe(true);
+        expect(getSuite(suite).verify(s.signature, s.message, key.publicKey)).toBe(false);
+        await c.coordinator.refresh(key.keyId);
+        // The child key is a function of the public key only: unchanged by the refresh.
+        expect(toHex(deriveKey(c.coordinator.key(key.keyId).key, 'm/0/5').publicKey)).toBe(toHex(child.publicKey));
+      }
+    });
+  }
+});
