@@ -86,6 +86,24 @@ describe('tessera CLI on a dev cluster', () => {
     expect(bad.err).toMatch(/\[INVALID_ARGUMENT\]/);
   });
 
+  it('refresh and reshare keep the public key; signatures verify before and after; --json fields as documented', () => {
+    const k = JSON.parse(cli('keygen', '--suite', 'ed25519', '--threshold', '2', '--participants', 'signer-1,signer-2', '--json').out) as { keyId: string; publicKey: string };
+    const r = cli('refresh', '--key', k.keyId, '--json');
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out)).toEqual({ keyId: k.keyId, epoch: 1, publicKey: k.publicKey });
+    const sh = cli('reshare', '--key', k.keyId, '--threshold', '3', '--participants', 'signer-1,signer-2,signer-3', '--json');
+    expect(sh.code, sh.err).toBe(0);
+    expect(JSON.parse(sh.out)).toMatchObject({ keyId: k.keyId, epoch: 2, threshold: 3, participants: ['signer-1', 'signer-2', 'signer-3'], publicKey: k.publicKey });
+    const s = cli('sign', '--key', k.keyId, '--message', MSG, '--json');
+    expect(s.code, s.err).toBe(0);
+    const sig = JSON.parse(s.out) as { signature: string; signers: string[] };
+    expect(sig.signers).toHaveLength(3);
+    expect(getSuite('ed25519').verify(fromHex(sig.signature), fromHex(MSG), fromHex(k.publicKey))).toBe(true);
+    const bad = cli('reshare', '--key', k.keyId, '--threshold', '4', '--participants', 'signer-1,signer-2,signer-3', '--json');
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/threshold must be 2\.\.3.*\[INVALID_ARGUMENT\]/);
+  });
+
   it('keys and status list the cluster', () => {
     const k = cli('keys', '--json');
     expect(k.code).toBe(0);

@@ -36,7 +36,7 @@ async function openStore(): Promise<SealedStore> {
 
 const requester = ParticipantIdentity.generate('wallet-api');
 
-async function cluster(n: number) {
+async function cluster(n: number, opts: { clock?: () => number } = {}) {
   const signers: SignerEngine[] = [];
   for (let i = 1; i <= n; i++) {
     signers.push(new SignerEngine({
@@ -45,7 +45,7 @@ async function cluster(n: number) {
       policy: { allowKeygen: true, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
     }));
   }
-  const coordinator = new Coordinator({ store: await openStore() });
+  const coordinator = new Coordinator({ store: await openStore(), ...(opts.clock ? { clock: opts.clock } : {}) });
   await coordinator.load();
   const tamper = new Map<string, (r: LinkResult, t: Omit<LinkTask, 'taskId'>) => LinkResult>();
   const handles = new Map<string, ParticipantHandle>();
@@ -181,7 +181,49 @@ describe('refresh', () => {
   });
 });
 
+describe('scheduled refresh', () => {
+  it('refreshes exactly the keys whose epoch is older than the policy age, audits it, and reports keys it could not refresh', async () => {
+    let now = Date.now();
+    const c = await cluster(3, { clock: () => now });
+    const old = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2 });
+    now += 8 * 86_400_000;
+    const recent = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2 });
+    now += 86_400_000;
+    const week = 7 * 86_400_000;
+    expect(await c.coordinator.refreshDue(week)).toEqual([{ keyId: old.keyId, epoch: 1 }]);
+    expect(c.coordinator.key(recent.keyId).epoch).toBe(0);
+    // Just refreshed: not due again.
+    expect(await c.coordinator.refreshDue(week)).toEqual([]);
+    // A key that cannot be refreshed now is reported, audited, and left at its epoch.
+    now += 8 * 86_400_000;
+    c.link('signer-1', false);
+    c.link('signer-2', false);
+    const r = await c.coordinator.refreshDue(week);
+    expect(r.map((x) => x.keyId).sort()).toEqual([old.keyId, recent.keyId].sort());
+    expect(r.every((x) => x.error?.startsWith('UNAVAILABLE'))).toBe(true);
+    expect(c.coordinator.key(old.keyId).epoch).toBe(1);
+    const audit: { type: string }[] = [];
+    for await (const e of c.coordinator.audit.entries()) audit.push(e);
+    expect(audit.filter((e) => e.type === 'refresh').length).toBe(1);
+    expect(audit.filter((e) => e.type === 'refresh-failed').length).toBe(2);
+  });
+});
+
 describe('reshare and device replacement', () => {
+  it('an abort in the middle of a reshare leaves the previous epoch and roster in force and usable', async () => {
+    const c = await cluster(4);
+    const key = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });
+    // The joining member fails to apply: nothing is committed, nobody activates anything.
+    c.tamper.set('signer-4', (r, t) => (t.body === 'lifecycle' && t.lifecycle?.step === 2 ? { taskId: r.taskId, body: 'error', error: { code: 'BAD_SHARE', message: 'share does not match', culprits: ['signer-1'] } } : r));
+    await expect(c.coordinator.reshare(key.keyId, { threshold: 3, participants: ['signer-1', 'signer-2', 'signer-3', 'signer-4'] })).rejects.toThrow(/aborted/);
+    expect(c.coordinator.key(key.keyId)).toMatchObject({ epoch: 0 });
+    expect(c.coordinator.key(key.keyId).key.threshold).toBe(2);
+    for (const s of c.signers.slice(0, 3)) expect((await s.key(key.keyId)).epoch).toBe(0);
+    await expect(c.signers[3]?.key(key.keyId)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    const s = await onlineSign(c, 'ed25519', key.keyId);
+    expect(getSuite('ed25519').verify(s.signature, s.message, fromHex(toHex(groupPublicKey(c.coordinator.key(key.keyId).key))))).toBe(true);
+  });
+
   it('2-of-3 → 3-of-5 → 2-of-3 with the same public key; new quorums sign', async () => {
     const c = await cluster(5);
     const key = await c.coordinator.keygen({ suite: 'secp256k1-tr', threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });

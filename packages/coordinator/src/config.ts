@@ -16,6 +16,8 @@ export const CoordinatorConfigSchema = z.object({
   taskTimeoutMs: z.number().int().min(100).default(15_000),
   /** Participant ids allowed to link; unset = any participant with a valid certificate. */
   participants: z.array(z.string().min(1)).optional(),
+  /** Scheduled proactive refresh: every key whose epoch is older than this many days is refreshed (checked hourly). */
+  refreshEveryDays: z.number().positive().optional(),
   /** The device gateway (HTTP long-poll for phones and browsers); off when unset. */
   gateway: z
     .object({

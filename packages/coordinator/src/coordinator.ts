@@ -103,6 +103,13 @@ export interface CoordinatorOptions {
   poolBatch?: number;
   /** Attempts (quorums) per sign request. */
   maxAttempts?: number;
+  /**
+   * Admission control: most sign requests and package completions in progress at once (default
+   * 256). Beyond it a request is refused at once with RESOURCE_EXHAUSTED (gRPC
+   * RESOURCE_EXHAUSTED, HTTP 429 on the gateway), before any work: no nonce, attempt, pool
+   * refill or stored result is touched, so the caller may simply retry later.
+   */
+  maxInFlight?: number;
   onEvent?: (e: CoordinatorEvent) => void;
 }
 
@@ -140,6 +147,9 @@ export class Coordinator {
   readonly #timeout: number;
   readonly #poolBatch: number;
   readonly #maxAttempts: number;
+  readonly #maxInFlight: number;
+  /** Sign requests and package completions in progress (see {@link CoordinatorOptions.maxInFlight}). */
+  #inFlight = 0;
   readonly #onEvent: (e: CoordinatorEvent) => void;
   readonly #participants = new Map<string, ParticipantHandle>();
   readonly #keys = new Map<string, KeyRecord>();
@@ -165,6 +175,7 @@ export class Coordinator {
     this.#timeout = opts.taskTimeoutMs ?? 15_000;
     this.#poolBatch = opts.poolBatch ?? 16;
     this.#maxAttempts = opts.maxAttempts ?? 3;
+    this.#maxInFlight = opts.maxInFlight ?? 256;
     this.#onEvent = opts.onEvent ?? (() => {});
     this.startedAt = this.#clock();
     this.audit = new AuditLog(this.#store, { clock: this.#clock });
@@ -485,6 +496,26 @@ export class Coordinator {
   }
 
   /**
+   * Scheduled refresh: refreshes every key whose current epoch is older than `maxAgeMs` (one at a
+   * time). A key that cannot be refreshed now (too few participants linked) is reported, audited
+   * and tried again at the next run.
+   */
+  async refreshDue(maxAgeMs: number): Promise<{ keyId: string; epoch?: number; error?: string }[]> {
+    const out: { keyId: string; epoch?: number; error?: string }[] = [];
+    const now = this.#clock();
+    for (const k of this.keys()) {
+      if (now - k.createdAt < maxAgeMs) continue;
+      try {
+        out.push({ keyId: k.keyId, epoch: (await this.refresh(k.keyId)).epoch });
+      } catch (e) {
+        out.push({ keyId: k.keyId, error: `${codeOf(e)}: ${(e as Error).message}`.slice(0, 300) });
+        await this.audit.append({ type: 'refresh-failed', data: { keyId: k.keyId, code: codeOf(e), scheduled: 'yes' } });
+      }
+    }
+    return out;
+  }
+
+  /**
    * Reshares `keyId` to `threshold`-of-`participants` (ids of linked participants; old members may
    * stay, leave or be replaced), same public key. An old quorum of linked members contributes.
    */
@@ -660,6 +691,10 @@ export class Coordinator {
    * co-signers' ledgers guarantee the same even if this store lost it.
    */
   async completePackage(bytes: Uint8Array): Promise<PackageResult> {
+    return this.#admit(() => this.#completePackage(bytes), () => this.#onEvent({ type: 'package', keyId: '', ok: false, cause: 'RESOURCE_EXHAUSTED', ms: 0, cached: false }));
+  }
+
+  async #completePackage(bytes: Uint8Array): Promise<PackageResult> {
     const t0 = this.#clock();
     let keyId = '';
     try {
@@ -736,6 +771,33 @@ export class Coordinator {
    * another quorum when a signer is unavailable, refuses, or sends a bad share (which is named).
    */
   async sign(intentBytes: Uint8Array, preferred: string[] = []): Promise<SignResult> {
+    return this.#admit(() => this.#sign(intentBytes, preferred), () => this.#onEvent({ type: 'sign', keyId: '', ok: false, cause: 'RESOURCE_EXHAUSTED', ms: 0, attempts: 0 }));
+  }
+
+  /** Requests in progress now (sign requests and package completions). */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /**
+   * Admission control: runs `work` if fewer than maxInFlight requests are in progress; otherwise
+   * refuses at once with RESOURCE_EXHAUSTED (reported through `refused`, for metrics), before
+   * anything is decoded, counted or sent to a signer.
+   */
+  async #admit<T>(work: () => Promise<T>, refused: () => void): Promise<T> {
+    if (this.#inFlight >= this.#maxInFlight) {
+      refused();
+      throw new CoordinatorError('RESOURCE_EXHAUSTED', `the coordinator is at capacity (${this.#inFlight} requests in flight); retry later`);
+    }
+    this.#inFlight++;
+    try {
+      return await work();
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  async #sign(intentBytes: Uint8Array, preferred: string[] = []): Promise<SignResult> {
     const t0 = this.#clock();
     let attempts = 0;
     let keyId = '';

@@ -85,9 +85,22 @@ async function main(): Promise<void> {
       onCall: (op, code) => gatewayCalls.inc({ op, code }),
     });
   }
+  let refreshTimer: NodeJS.Timeout | undefined;
+  if (cfg.refreshEveryDays) {
+    const maxAge = cfg.refreshEveryDays * 86_400_000;
+    const run = () => {
+      coordinator.refreshDue(maxAge).then(
+        (r) => { for (const x of r) (x.error ? log.warn : log.info).call(log, { keyId: x.keyId, epoch: x.epoch, err: x.error }, x.error ? 'scheduled refresh failed' : 'scheduled refresh'); },
+        (e: unknown) => log.error({ err: (e as Error).message }, 'scheduled refresh run failed'),
+      );
+    };
+    refreshTimer = setInterval(run, 3_600_000);
+    refreshTimer.unref();
+  }
   log.info({ port: server.port, pid: process.pid, metrics: metrics.url, gateway: gateway?.url }, 'coordinator serving');
   process.stdout.write(JSON.stringify({ ready: true, port: server.port, pid: process.pid, metricsUrl: metrics.url, ...(gateway ? { gatewayUrl: gateway.url } : {}) }) + '\n');
   onShutdown(async () => {
+    if (refreshTimer) clearInterval(refreshTimer);
     await gateway?.close();
     await server.close(5_000);
     await metrics.close();
