@@ -14,6 +14,8 @@ export const CoordinatorConfigSchema = z.object({
   /** Address the metrics/healthz HTTP server binds (0.0.0.0 to let a scraper reach it). */
   metricsHost: z.string().default('127.0.0.1'),
   taskTimeoutMs: z.number().int().min(100).default(15_000),
+  /** Admission control: most sign requests and package completions in progress; beyond it RESOURCE_EXHAUSTED at once. */
+  maxInFlight: z.number().int().min(1).default(256),
   /** Participant ids allowed to link; unset = any participant with a valid certificate. */
   participants: z.array(z.string().min(1)).optional(),
   /** Scheduled proactive refresh: every key whose epoch is older than this many days is refreshed (checked hourly). */

@@ -769,6 +769,7 @@ export class Coordinator {
   /**
    * Signs with the key the intent names. Idempotent on the intent's request id. Retries with
    * another quorum when a signer is unavailable, refuses, or sends a bad share (which is named).
+   * Beyond maxInFlight requests in progress it is refused at once with RESOURCE_EXHAUSTED.
    */
   async sign(intentBytes: Uint8Array, preferred: string[] = []): Promise<SignResult> {
     return this.#admit(() => this.#sign(intentBytes, preferred), () => this.#onEvent({ type: 'sign', keyId: '', ok: false, cause: 'RESOURCE_EXHAUSTED', ms: 0, attempts: 0 }));

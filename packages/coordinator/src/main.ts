@@ -32,6 +32,7 @@ async function main(): Promise<void> {
   const coordinator = new Coordinator({
     store,
     taskTimeoutMs: cfg.taskTimeoutMs,
+    maxInFlight: cfg.maxInFlight,
     onEvent: (e) => {
       if (e.type === 'sign') {
         signs.inc({ result: e.ok ? 'ok' : 'error', cause: e.cause ?? '' });
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
       else if (e.type === 'pool' && !e.ok) log.warn({ participant: e.participant, cause: e.cause, err: e.message }, 'commitment refill failed');
     },
   });
+  new Gauge({ name: 'tessera_requests_in_flight', help: 'sign requests and package completions in progress (admission bound: maxInFlight)', registers: [registry], collect() { this.set(coordinator.inFlight); } });
   new Gauge({ name: 'tessera_participants_connected', help: 'participants linked', registers: [registry], collect() { this.set(coordinator.connected().length); } });
   new Gauge({
     name: 'tessera_participant_up', help: '1 per known participant that is linked, 0 if not', labelNames: ['participant'], registers: [registry],
