@@ -13,11 +13,21 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
   ParticipantIdentity,
+  PayloadKind,
   SigningSession,
+  applyRefresh,
+  applyReshare,
   commit,
+  createSignIntent,
+  encodeCommitment,
+  encodeSignRequest,
+  encodeSignatureShare,
   getSuite,
   groupPublicKey,
+  refreshRound1,
+  reshareRound1,
   runLocalDkg,
+  signEnvelope,
   signShare,
 } from '@tessera/core';
 import { startBenchCluster } from './cluster.mjs';
@@ -71,7 +81,8 @@ function print(r) {
     printedHeader = true;
   }
   console.log([r.suite.padEnd(13), `${r.t}-of-${r.n}`.padEnd(7), r.name.padEnd(14), r.opsPerSec.toFixed(1).padStart(10), r.p50Ms.toFixed(2).padStart(9), r.p99Ms.toFixed(2).padStart(9), (r.baselineName ?? '-').padEnd(14), (r.ratio === null ? '-' : `${r.ratio.toFixed(2)}×`).padStart(8), r.errors ? `errors ${JSON.stringify(r.errors)}` : '',
-    r.bytesPerPackage ? `${r.bytesPerPackage} B/package` : '', r.lastCompletionMs ? `${r.packages} packages, reconnect→last ${Math.round(r.lastCompletionMs)} ms` : ''].join(' ').trimEnd());
+    r.bytesPerPackage ? `${r.bytesPerPackage} B/package` : '', r.bytesOnWirePerSignature ? `${r.bytesOnWirePerSignature} B on the wire/signature` : '',
+    r.signerRssMb ? `signer RSS ${r.signerRssMb} MB, coordinator ${r.coordinatorRssMb} MB` : '', r.lastCompletionMs ? `${r.packages} packages, reconnect→last ${Math.round(r.lastCompletionMs)} ms` : ''].join(' ').trimEnd());
 }
 
 /** noble's own FROST flow in one process: t commits, t shares, each share verified, aggregate. */
@@ -83,6 +94,37 @@ function nobleFlow(suite, pub, secrets, quorum, msg) {
   quorum.forEach((id, i) => { shares[id] = f.signShare(secrets[id], pub, round1[i].nonces, list, msg); });
   for (const id of quorum) if (!f.verifyShare(pub, list, msg, id, shares[id])) throw new Error('bad share');
   return f.aggregate(pub, list, msg, shares);
+}
+
+/** A whole refresh in one process: every participant contributes and applies. */
+function refreshFlow(key, shares, people) {
+  const cfg = { suite: key.suite, sessionId: randomBytes(32), keyId: '0123456789abcdef', fromEpoch: 0, key, contributors: people.map((p) => p.id) };
+  const round1 = people.map((p) => refreshRound1(cfg, p));
+  return people.map((p) => applyRefresh(cfg, p, shares.get(p.id), round1));
+}
+
+/** A whole reshare in one process: an old quorum of t contributes, all n (same roster) apply. */
+function reshareFlow(key, shares, people) {
+  const quorum = people.slice(0, key.threshold);
+  const cfg = { suite: key.suite, sessionId: randomBytes(32), keyId: '0123456789abcdef', fromEpoch: 0, oldKey: key, contributors: quorum.map((p) => p.id), newThreshold: key.threshold, newParticipants: people.map((p) => p.public) };
+  const round1 = quorum.map((p) => reshareRound1(cfg, p, shares.get(p.id)));
+  return people.map((p) => applyReshare(cfg, p, round1));
+}
+
+/**
+ * Protocol bytes one online signature puts on the wire (payloads, without gRPC/TLS framing):
+ * per signer a pooled commitment envelope, the sign request (intent + commitment list) and the
+ * signature-share envelope.
+ */
+function wireBytesPerSignature(key, shares, quorum, msg) {
+  const requester = ParticipantIdentity.generate('bench-requester');
+  const signer = ParticipantIdentity.generate('bench-signer');
+  const commitments = quorum.map((id) => ({ ...commit(shares.get(id)).commitment, nonceId: new TextEncoder().encode(`0123456789abcdef.${'ab'.repeat(12)}`) }));
+  const intent = createSignIntent(requester, { suite: key.suite, keyId: '0123456789abcdef', message: msg, requestId: randomBytes(16), notAfter: Date.now() + 60_000 });
+  const request = encodeSignRequest({ suite: key.suite, sessionId: randomBytes(16), keyId: '0123456789abcdef', epoch: 0, intent, commitments });
+  const commitEnv = signEnvelope(signer, PayloadKind.SIGNING_COMMITMENT, encodeCommitment(key.suite, commitments[0], commitments[0].nonceId));
+  const shareEnv = signEnvelope(signer, PayloadKind.SIGNATURE_SHARE, encodeSignatureShare(key.suite, { sessionId: randomBytes(16), identifier: commitments[0].identifier, share: new Uint8Array(key.suite.scalarBytes), requestDigest: new Uint8Array(32) }));
+  return quorum.length * (commitEnv.length + request.length + shareEnv.length);
 }
 
 /** The same work through Tessera's protocol path (core's commit/signShare/SigningSession). */
@@ -130,20 +172,26 @@ async function main() {
       const quorumIds = people.slice(0, t).map((p) => p.id);
       const quorumIdentifiers = key.roster.filter((r) => quorumIds.includes(r.id)).map((r) => r.identifier);
       const noble = row(suiteId, t, n, 'noble-flow', await measure(() => nobleFlow(suite, key.public, secrets, quorumIdentifiers, msg)), 'floor-sign', floorSign);
-      const tessera = row(suiteId, t, n, 'tessera-flow', await measure(() => tesseraFlow(key, shares, quorumIds, msg)), 'floor-sign', floorSign);
+      const tessera = row(suiteId, t, n, 'tessera-flow', await measure(() => tesseraFlow(key, shares, quorumIds, msg)), 'floor-sign', floorSign, { bytesOnWirePerSignature: wireBytesPerSignature(key, shares, quorumIds, msg) });
       void noble;
-      if (withCluster && t === 2) {
+      const lifecycleBudget = { budgetMs: quick ? 300 : 1500, minIter: quick ? 1 : 2, warmup: 1 };
+      row(suiteId, t, n, 'refresh', await measure(() => refreshFlow(key, shares, people), lifecycleBudget), 'dkg', dkg);
+      row(suiteId, t, n, 'reshare', await measure(() => reshareFlow(key, shares, people), lifecycleBudget), 'dkg', dkg);
+      if (withCluster) {
         const cluster = await startBenchCluster(n);
         try {
           const info = await cluster.keygen(suiteId, t);
           for (const conc of [1, 8, 64]) {
             const m = await cluster.throughput(suiteId, info.keyId, conc, quick ? 2000 : 5000);
-            row(suiteId, t, n, `cluster-c${conc}`, m, 'tessera-flow', tessera);
+            const rss = conc === 64 ? await cluster.signerRss() : undefined;
+            row(suiteId, t, n, `cluster-c${conc}`, m, 'tessera-flow', tessera, rss ? { signerRssMb: rss.maxMb, coordinatorRssMb: rss.coordinatorMb } : {});
           }
-          // A device reconnects with a queue of offline packages (device + 1 co-signer of 3).
-          const off = await cluster.offlineSync(suiteId, quick ? 200 : 1000);
-          row(suiteId, t, n, 'offline-sign', off.sign, 'floor-sign', floorSign, { bytesPerPackage: off.sign.bytesPerPackage });
-          row(suiteId, t, n, 'offline-sync', off.sync, 'tessera-flow', tessera, { packages: off.sync.packages, lastCompletionMs: off.sync.lastCompletionMs, bytesPerPackage: off.sync.bytesPerPackage });
+          if (t === 2) {
+            // A device reconnects with a queue of offline packages (device + 1 co-signer of 3).
+            const off = await cluster.offlineSync(suiteId, quick ? 200 : 1000);
+            row(suiteId, t, n, 'offline-sign', off.sign, 'floor-sign', floorSign, { bytesPerPackage: off.sign.bytesPerPackage });
+            row(suiteId, t, n, 'offline-sync', off.sync, 'tessera-flow', tessera, { packages: off.sync.packages, lastCompletionMs: off.sync.lastCompletionMs, bytesPerPackage: off.sync.bytesPerPackage });
+          }
         } finally {
           await cluster.stop();
         }

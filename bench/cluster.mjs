@@ -2,7 +2,7 @@
  * A dev cluster (coordinator + n signer processes over mTLS, as `tessera dev` runs it) for the
  * cluster rows of the benchmark, and a closed-loop load generator with a given concurrency.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -83,6 +83,19 @@ export async function startBenchCluster(n) {
       } finally {
         await d.close();
       }
+    },
+    /** Resident memory of the signer processes (largest) and of the coordinator, in MB (from /proc). */
+    async signerRss() {
+      const st = await client.call('Status', {});
+      const rss = (pid) => {
+        try {
+          const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+          return m ? Math.round(Number(m[1]) / 1024) : 0;
+        } catch {
+          return 0;
+        }
+      };
+      return { maxMb: Math.max(0, ...st.participants.filter((p) => p.pid).map((p) => rss(p.pid))), coordinatorMb: rss(st.pid) };
     },
     async stop() {
       client.close();
