@@ -31,6 +31,7 @@ import {
   signShare,
 } from '@tessera/core';
 import { startBenchCluster } from './cluster.mjs';
+import { fillKeys } from './many-keys.mjs';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -185,6 +186,15 @@ async function main() {
             const m = await cluster.throughput(suiteId, info.keyId, conc, quick ? 2000 : 5000);
             const rss = conc === 64 ? await cluster.signerRss() : undefined;
             row(suiteId, t, n, `cluster-c${conc}`, m, 'tessera-flow', tessera, rss ? { signerRssMb: rss.maxMb, coordinatorRssMb: rss.coordinatorMb } : {});
+          }
+          if (t === 2 && suiteId === suites[0]) {
+            // Signing latency with many keys stored per signer: c1 before and after the fill.
+            const count = quick ? 20_000 : 100_000;
+            const before = await cluster.throughput(suiteId, info.keyId, 1, quick ? 2000 : 5000);
+            row(suiteId, t, n, 'keys-1', before, 'tessera-flow', tessera, { keysStored: 1 });
+            const f = await cluster.whileStopped((dir) => fillKeys(dir, n, info.keyId, count));
+            const after = await cluster.throughput(suiteId, f.sample, 1, quick ? 2000 : 5000);
+            row(suiteId, t, n, `keys-${count >= 100_000 ? '100k' : `${count / 1000}k`}`, after, 'keys-1', before, { keysStored: count + 1 });
           }
           if (t === 2) {
             // A device reconnects with a queue of offline packages (device + 1 co-signer of 3).

@@ -12,14 +12,27 @@ import { Device } from '@tessera/device';
 
 export async function startBenchCluster(n) {
   const dir = join(mkdtempSync(join(tmpdir(), 'tessera-bench-')), '.tessera');
-  const dev = await startDev({ dir, signers: n, port: 0, gatewayPort: 0, signerPolicy: { devices: { maxReservations: 5000 } } });
-  const client = openClient(dir);
-  for (let i = 0; i < 200; i++) {
-    const s = await client.call('Status', {}).catch(() => undefined);
-    if (s && s.participants.filter((p) => p.connected).length >= n) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const up = async () => {
+    const d = await startDev({ dir, signers: n, port: 0, gatewayPort: 0, signerPolicy: { devices: { maxReservations: 5000 } } });
+    const c = openClient(dir);
+    for (let i = 0; i < 600; i++) {
+      const s = await c.call('Status', {}).catch(() => undefined);
+      if (s && s.participants.filter((p) => p.connected && !p.device).length >= n) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { d, c };
+  };
+  let { d: dev, c: client } = await up();
   return {
+    dir,
+    /** Stops the processes, runs `fn` on the stopped cluster's data, starts them again. */
+    async whileStopped(fn) {
+      client.close();
+      await dev.stop();
+      const out = await fn(dir);
+      ({ d: dev, c: client } = await up());
+      return out;
+    },
     keygen: (suite, t) => keygen(client, { suite, threshold: t }),
     /** Closed loop: `conc` requesters each sign back to back for `durationMs`. */
     async throughput(suiteId, keyId, conc, durationMs) {

@@ -23,9 +23,9 @@ import { createSignIntent, decodeMessage, getSuite, type SuiteId } from '@tesser
 import { grpc } from '@tessera/runtime';
 import { startCluster, type TestCluster } from './harness.js';
 
-const REQUESTERS = 64;
+const REQUESTERS = Number(process.env.LOAD_REQ ?? 64);
 const MAX_IN_FLIGHT = 16;
-const LOAD_MS = 15_000;
+const LOAD_MS = Number(process.env.LOAD_MS ?? 15_000);
 const CALL_DEADLINE_MS = 10_000;
 const RSS_BOUND = 150 * 1024 * 1024;
 const SUITE: SuiteId = 'ed25519';

@@ -42,6 +42,19 @@ export class ShareVault {
     });
   }
 
+  /**
+   * Bulk import of share records in one atomic batch, synced once (migrations, benchmarks). No
+   * existing record is replaced: any id/epoch already present is refused before anything is written.
+   */
+  async importShares(entries: readonly { keyId: string; epoch: number; record: Uint8Array }[]): Promise<void> {
+    const ops = entries.map((e) => {
+      requireBytes(e.record, 'share record');
+      return { type: 'put' as const, key: shareKey(e.keyId, e.epoch), value: e.record };
+    });
+    for (const o of ops) if ((await this.#store.get(o.key)) !== undefined) throw new StoreError('SHARE_EXISTS', `vault already holds ${o.key.slice(VAULT_PREFIX.length)}`);
+    await this.#store.batch(ops, { sync: true });
+  }
+
   /** The share record of `keyId` at `epoch`, or `undefined`. */
   async getShare(keyId: string, epoch: number): Promise<Uint8Array | undefined> {
     return this.#store.get(shareKey(keyId, epoch));
