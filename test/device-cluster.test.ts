@@ -236,8 +236,12 @@ describe('offline co-signing with a real dev cluster', () => {
     const msg = toHex(randomBytes(32));
     const req = join(root, 'cosign.req');
     const ans = join(root, 'cosign.ans');
-    ok('device', 'propose', '--device-dir', phone, '--key', k.keyId, '--message', msg, '--out', req);
-    expect(ok('device', 'cosign', '--device-dir', tablet, '--in', req, '--out', ans)).toMatchObject({ from: 'phone-1', message: msg });
+    // The request travels as QR text, the answer as a file.
+    const proposed = ok<{ text: string; bytes: number }>('device', 'propose', '--device-dir', phone, '--key', k.keyId, '--message', msg, '--out', req);
+    expect(proposed.text).toMatch(/^TSC1:[0-9A-Z $%*+\-./:]+$/);
+    const reqText = join(root, 'cosign.req.txt');
+    writeFileSync(reqText, proposed.text);
+    expect(ok('device', 'cosign', '--device-dir', tablet, '--in', reqText, '--out', ans)).toMatchObject({ from: 'phone-1', message: msg });
     const r = ok<{ signature: string; signers: string[] }>('device', 'complete', '--device-dir', phone, '--in', ans);
     expect(r.signers.sort()).toEqual(['phone-1', 'tablet-1']);
     expect(getSuite('secp256k1-tr').verify(fromHex(r.signature), fromHex(msg), fromHex(k.publicKey))).toBe(true);

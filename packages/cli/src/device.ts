@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { SUITE_IDS, fromHex, packageFromText, suiteByWireId, toHex, type SuiteId } from '@tessera/core';
+import { SUITE_IDS, base45Decode, base45Encode, fromHex, packageFromText, suiteByWireId, toHex, type SuiteId } from '@tessera/core';
 import { Device, backupFromText, backupToText, checkPackage, combineBackup, splitBackup, type BackupOptions } from '@tessera/device';
 import { CliError, resolveDir, type Client } from './client.js';
 import { keys, lifecycle } from './commands.js';
@@ -56,6 +56,16 @@ function password(o: { passwordFile?: string }): string {
   const p = o.passwordFile ? readFileSync(o.passwordFile, 'utf8').replace(/\r?\n$/, '') : process.env.TESSERA_BACKUP_PASSWORD;
   if (!p) throw new CliError('INVALID_ARGUMENT', 'give the backup password with --password-file FILE or TESSERA_BACKUP_PASSWORD');
   return p;
+}
+
+const COSIGN_TEXT = 'TSC1:';
+/** Two-device messages as text for a QR code: "TSC1:" + base45. */
+const cosignText = (b: Uint8Array) => COSIGN_TEXT + base45Encode(b);
+/** Reads a two-device message file: binary, or its TSC1: text form. */
+function readCosign(file: string): Uint8Array {
+  const raw = readFileSync(file);
+  const text = raw.toString('utf8').trim();
+  return text.startsWith(COSIGN_TEXT) ? base45Decode(text.slice(COSIGN_TEXT.length)) : new Uint8Array(raw);
 }
 
 /** Reads a package file: binary, or its TSP1: text form. */
@@ -249,22 +259,22 @@ export function registerDeviceCommands(program: Command, out: Out, withClient: <
     .action(async (o: { deviceDir: string; key: string; message: string; out: string; json?: boolean }) => {
       const r = await withDevice(o.deviceDir, (d) => d.proposeCosign({ keyId: o.key, message: fromHex(o.message, '--message') }));
       writeFileSync(o.out, r.request);
-      out(!!o.json, { requestId: r.requestId, file: resolve(o.out), bytes: r.request.length }, () => `request ${r.requestId} written to ${o.out}`);
+      out(!!o.json, { requestId: r.requestId, file: resolve(o.out), bytes: r.request.length, text: cosignText(r.request) }, () => `request ${r.requestId} written to ${o.out}\n${cosignText(r.request)}`);
     });
 
   dd(device.command('cosign').description('two devices: answer another device\'s request (commitment + share)'))
-    .requiredOption('--in <file>', 'request file').requiredOption('--out <file>', 'answer file')
+    .requiredOption('--in <file>', 'request file (binary or TSC1: text)').requiredOption('--out <file>', 'answer file')
     .action(async (o: { deviceDir: string; in: string; out: string; json?: boolean }) => {
-      const r = await withDevice(o.deviceDir, (d) => d.cosign(new Uint8Array(readFileSync(o.in))));
+      const r = await withDevice(o.deviceDir, (d) => d.cosign(readCosign(o.in)));
       writeFileSync(o.out, r.response);
-      out(!!o.json, { keyId: r.keyId, from: r.from, message: r.message, file: resolve(o.out) }, () => `co-signed ${r.message} for ${r.from}; answer in ${o.out}`);
+      out(!!o.json, { keyId: r.keyId, from: r.from, message: r.message, file: resolve(o.out), bytes: r.response.length, text: cosignText(r.response) }, () => `co-signed ${r.message} for ${r.from}; answer in ${o.out}\n${cosignText(r.response)}`);
     });
 
   dd(device.command('complete').description('two devices: finish with the other device\'s answer; prints the signature'))
-    .requiredOption('--in <file>', 'answer file')
+    .requiredOption('--in <file>', 'answer file (binary or TSC1: text)')
     .action(async (o: { deviceDir: string; in: string; json?: boolean }) => {
       // completeCosign checks the aggregate with the suite's plain verifier before returning it.
-      const r = await withDevice(o.deviceDir, (d) => d.completeCosign(new Uint8Array(readFileSync(o.in))));
+      const r = await withDevice(o.deviceDir, (d) => d.completeCosign(readCosign(o.in)));
       out(!!o.json, r, () => `signature ${r.signature}\nsigned by ${r.signers.join(' + ')}`);
     });
 }
