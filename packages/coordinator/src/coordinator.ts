@@ -20,7 +20,9 @@ import {
   encodeReshareParams,
   fromHex,
   refreshPublicKey,
+  refreshSessionHash,
   resharePublicKey,
+  reshareSessionHash,
   openReservation,
   verifyOfflinePackage,
   participantFromWire,
@@ -444,6 +446,29 @@ export class Coordinator {
   }
 
   /**
+   * Checks each round-1 contribution (`round1[i]` is `contributors[i]`'s answer, as #step
+   * returns them) against what the coordinator itself saw: it came over that contributor's own
+   * link, so one not signed by it, or made for another session (another epoch, a replay of an
+   * earlier session), names that contributor. Core's public checks cannot tell who replayed a
+   * message of another session and blame nobody; here there is no relay in between.
+   */
+  #checkContributions(contributors: ParticipantHandle[], round1: Uint8Array[], kind: PayloadKind, sessionHash: Uint8Array): void {
+    contributors.forEach((h, i) => {
+      let why: string | undefined;
+      try {
+        const env = openEnvelope(round1[i] as Uint8Array, kind);
+        if (!equalBytes(env.sender, h.info.signKey)) why = 'is not signed by its key';
+        else if (!equalBytes(decodeMessage('LifecycleRound1', env.payload).sessionHash, sessionHash)) why = 'was made for another session (another epoch, or a replay)';
+      } catch (e) {
+        why = `does not open (${codeOf(e)})`;
+      }
+      if (why === undefined) return;
+      this.#onEvent({ type: 'culprit', participant: h.info.id, code: 'UNEXPECTED_MESSAGE' });
+      throw new CoordinatorError('UNEXPECTED_MESSAGE', `the round-1 contribution of ${h.info.id} ${why}`, [h.info.id]);
+    });
+  }
+
+  /**
    * Proactive refresh of `keyId`: the linked participants (at least t) contribute zero-sharings;
    * every participant's share changes, the public key does not. Participants offline now apply
    * it when they next link. Any failure before the commit aborts everywhere and leaves the
@@ -464,6 +489,7 @@ export class Coordinator {
     const round1 = [...(await this.#step(contributors, { ...base, step: 1 }, 'envelope')).values()] as Uint8Array[];
     let pub;
     try {
+      this.#checkContributions(contributors, round1, PayloadKind.REFRESH_ROUND1, refreshSessionHash(cfg));
       pub = refreshPublicKey(cfg, round1);
     } catch (e) {
       void Promise.allSettled(online.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.#timeout)));
@@ -539,6 +565,7 @@ export class Coordinator {
     const round1 = [...(await this.#step(contributors, { ...base, step: 1 }, 'envelope')).values()] as Uint8Array[];
     let pub;
     try {
+      this.#checkContributions(contributors, round1, PayloadKind.RESHARE_ROUND1, reshareSessionHash(cfg));
       pub = resharePublicKey(cfg, round1);
     } catch (e) {
       void Promise.allSettled(everyone.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.#timeout)));

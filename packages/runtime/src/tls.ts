@@ -24,7 +24,7 @@ function loadX509(): Promise<X509> {
     // @peculiar/x509 uses tsyringe, which needs a Reflect metadata polyfill loaded first.
     await import('reflect-metadata');
     const x509 = await import('@peculiar/x509');
-    x509.cryptoProvider.set(webcrypto as unknown as Parameters<X509["cryptoProvider"]["set"]>[0]);
+    x509.cryptoProvider.set(webcrypto as never); // node:crypto webcrypto is the WebCrypto @peculiar/x509 expects
     return x509;
   })();
   return x509Module;
