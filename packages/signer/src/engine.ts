@@ -546,7 +546,9 @@ export class SignerEngine {
     if (list.length >= this.#maxAttempts)
       throw new SignerError('POLICY_DENIED', `request ${toHex(requestId).slice(0, 16)}… already used ${list.length} nonces`);
     list.push(nonceId);
-    await this.#store.put(k, new TextEncoder().encode(list.join(',')), { sync: true });
+    // Not synced on its own: the nonce ledger's synced write that follows (same LevelDB log)
+    // makes it durable before any share is released; a crash before that releases nothing.
+    await this.#store.put(k, new TextEncoder().encode(list.join(',')), { sync: false });
   }
 }
 
