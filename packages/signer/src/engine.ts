@@ -53,6 +53,7 @@ import {
 import { AuditLog, KeyedMutex, NonceLedger, ShareVault, summarizeAudit, type SealedKV } from '@tessera/store';
 import { randomBytes } from 'node:crypto';
 import { DEVICE_POLICY_DEFAULTS, PolicyEngine, type Policy } from './policy.js';
+import type { SpentReservations } from './spent.js';
 import type { LinkResult, LinkTask, TaskError } from '@tessera/core';
 
 export interface SignerEngineOptions {
@@ -65,6 +66,11 @@ export interface SignerEngineOptions {
   maxFreshPerKey?: number;
   /** Most attempts one request id may consume (each a fresh nonce), bounding what a coordinator can extract from one intent. */
   maxAttemptsPerRequest?: number;
+  /**
+   * The spent-reservation journal (outside LevelDB): a reservation recorded there is never used
+   * for another package, even if a damaged store forgot that it was used.
+   */
+  spent?: SpentReservations;
   /** Called on every signing outcome (for metrics). */
   onEvent?: (e: SignerEvent) => void;
 }
@@ -100,6 +106,7 @@ export class SignerEngine {
   readonly #maxFresh: number;
   readonly #maxAttempts: number;
   readonly #onEvent: (e: SignerEvent) => void;
+  readonly #spent: SpentReservations | undefined;
   readonly #dkg: DkgParticipant;
   readonly #attempts = new KeyedMutex();
   readonly #keys = new Map<string, KeyShareRecord>();
@@ -119,6 +126,7 @@ export class SignerEngine {
     this.#maxFresh = opts.maxFreshPerKey ?? 256;
     this.#maxAttempts = opts.maxAttemptsPerRequest ?? 4;
     this.#onEvent = opts.onEvent ?? (() => {});
+    this.#spent = opts.spent;
   }
 
   get id(): string {
@@ -506,16 +514,23 @@ export class SignerEngine {
       }
       if (st.state === 'consumed' && !equalBytes(st.requestDigest, pkg.digest))
         throw new SignerError('RESERVATION_USED', `reservation ${toHex(res.nonceId)} was already used by another package`);
+      // The journal outlives a damaged store: a used reservation stays used.
+      const spentFor = this.#spent?.get(ledgerId);
+      if (spentFor !== undefined && spentFor !== toHex(pkg.digest))
+        throw new SignerError('RESERVATION_USED', `reservation ${toHex(res.nonceId)} was already used by another package`);
       verifyOfflinePackage(rec.key, pkg, { keyId, epoch: rec.epoch });
       // Cached unless this call's produce() runs: concurrent deliveries that lose the ledger's
       // per-nonce lock get the stored share and must not be counted as fresh completions.
       let cached = true;
       let share: Uint8Array;
       try {
-        share = await this.ledger.consume(ledgerId, pkg.digest, (secret) => {
+        share = await this.ledger.consume(ledgerId, pkg.digest, async (secret) => {
           cached = false;
           const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret);
-          return signShare(rec.share, rec.key, nonces, packageCommitments(rec.key, pkg), pkg.message);
+          const out = signShare(rec.share, rec.key, nonces, packageCommitments(rec.key, pkg), pkg.message);
+          // Journalled (fsync) before the ledger write and before release.
+          await this.#spent?.add(ledgerId, toHex(pkg.digest));
+          return out;
         });
       } catch (e) {
         if ((e as { code?: string }).code === 'NONCE_REUSED') throw new SignerError('RESERVATION_USED', `reservation ${toHex(res.nonceId)} was already used by another package`);

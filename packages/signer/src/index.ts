@@ -2,3 +2,4 @@ export * from './engine.js';
 export * from './policy.js';
 export * from './config.js';
 export * from './link.js';
+export * from './spent.js';

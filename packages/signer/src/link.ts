@@ -69,7 +69,12 @@ export function runLink(opts: LinkOptions): { stop(): void; connected(): boolean
           up = true;
           opts.onState?.(true);
           opts.log?.info({ coordinator: opts.address }, 'linked to coordinator');
-        })().catch((e: unknown) => opts.log?.error({ err: (e as Error).message }, 'hello failed'));
+        })().catch((e: unknown) => {
+          opts.log?.error({ err: (e as Error).message }, 'hello failed');
+          // Never leave the link half-open (the coordinator would wait for a hello for ever):
+          // drop it and retry with backoff; the error repeats in the log while the store is broken.
+          s.cancel();
+        });
         return;
       }
       const task = msg.task;

@@ -10,6 +10,8 @@ import { channelCredentials, createLogger, createRegistry, loadConfig, onShutdow
 import { Counter, Gauge } from 'prom-client';
 import { SignerConfigSchema } from './config.js';
 import { SignerEngine } from './engine.js';
+import { SpentJournal } from './spent.js';
+import { join } from 'node:path';
 import { runLink } from './link.js';
 
 /** Loads the node's identity from its store, creating it on first start. */
@@ -43,7 +45,9 @@ async function main(): Promise<void> {
   const offline = new Counter({ name: 'tessera_signer_offline_completions_total', help: 'offline packages completed with a reserved nonce (ok) or re-answered identically (cached)', labelNames: ['result'], registers: [registry] });
   const reserved = new Counter({ name: 'tessera_signer_reservations_total', help: 'nonces reserved for devices', registers: [registry] });
   const linkUp = new Gauge({ name: 'tessera_signer_link_up', help: '1 when linked to the coordinator', registers: [registry] });
+  const spent = SpentJournal.open(join(cfg.dataDir, 'spent-reservations.journal'));
   const engine = new SignerEngine({
+    spent,
     identity,
     store,
     policy: cfg.policy,
@@ -55,6 +59,10 @@ async function main(): Promise<void> {
       else if (e.type === 'reserve') reserved.inc(e.count);
     },
   });
+  // Startup check: the nonce ledger must be readable before the node links (every link discards
+  // unused nonces first). A damaged store (a corrupt or truncated table file) refuses to start
+  // here with one line, instead of a process that runs but can never link.
+  await engine.discardFreshNonces();
   const metrics = await startMetricsServer(registry, { host: cfg.metricsHost, port: cfg.metricsPort });
   const link = runLink({ engine, address: cfg.coordinator, credentials: channelCredentials(cfg.tls), metricsUrl: metrics.url, log, onState: (up) => linkUp.set(up ? 1 : 0) });
   log.info({ pid: process.pid, metrics: metrics.url, signKey: toHex(identity.public.signKey) }, 'signer started');
