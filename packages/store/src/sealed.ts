@@ -33,6 +33,14 @@ export class SealedStore implements SealedKV {
   readonly #db: Db;
   readonly #dataKey: Uint8Array;
   #closed = false;
+  /**
+   * The first failed write, if any. A failed append can leave a partial record in LevelDB's log,
+   * and LevelDB's recovery drops everything after it in that log block: records written later
+   * (say, a consumed nonce whose output was then released) would vanish at the next open. So
+   * after one failed write the store takes no more writes until it is reopened (recovery then
+   * starts a fresh log), as LevelDB itself does after a failed sync.
+   */
+  #writeFailure: StoreError | undefined;
   /** The database directory (named in errors). */
   readonly dir: string;
   /** Id of the KEK that opened the store. */
@@ -84,20 +92,26 @@ export class SealedStore implements SealedKV {
     const raw = this.#raw(key);
     requireBytes(value, 'value');
     const sealed = sealEnvelope(this.#dataKey, value, utf8(raw));
+    this.#writable(`put ${key}`);
     try {
       await this.#db.put(raw, sealed, { sync: opts.sync === true });
     } catch (e) {
-      throw levelFailure(this.dir, `put ${key}`, e);
+      const err = levelFailure(this.dir, `put ${key}`, e);
+      this.#writeFailure ??= err;
+      throw err;
     }
   }
 
   /** Remove `key`. `sync: true` waits for a synced write. */
   async del(key: string, opts: WriteOptions = {}): Promise<void> {
     const raw = this.#raw(key);
+    this.#writable(`del ${key}`);
     try {
       await this.#db.del(raw, { sync: opts.sync === true });
     } catch (e) {
-      throw levelFailure(this.dir, `del ${key}`, e);
+      const err = levelFailure(this.dir, `del ${key}`, e);
+      this.#writeFailure ??= err;
+      throw err;
     }
   }
 
@@ -118,10 +132,13 @@ export class SealedStore implements SealedKV {
       throw new StoreError('INVALID_ARGUMENT', `batch op on ${op.key} has unknown type`);
     });
     if (raws.length === 0) return;
+    this.#writable('batch');
     try {
       await this.#db.batch(raws, { sync: opts.sync === true });
     } catch (e) {
-      throw levelFailure(this.dir, 'batch', e);
+      const err = levelFailure(this.dir, 'batch', e);
+      this.#writeFailure ??= err;
+      throw err;
     }
   }
 
@@ -212,6 +229,12 @@ export class SealedStore implements SealedKV {
       throw new StoreError('STORE_CORRUPT', `value at ${raw.slice(DATA_PREFIX.length)} in ${this.dir} does not unseal`);
     }
     return plain;
+  }
+
+  /** Refuses a write after an earlier one failed (see #writeFailure). */
+  #writable(what: string): void {
+    const f = this.#writeFailure;
+    if (f) throw new StoreError('STORE_UNAVAILABLE', `${what} refused: an earlier write failed (${f.message}); reopen the store (restart the node) to write again`, { cause: f });
   }
 
   #open(): void {
