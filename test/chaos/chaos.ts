@@ -29,7 +29,7 @@
  * cannot run at all.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,7 +60,7 @@ export interface ChaosOptions {
   killEvery?: number;
   /** Most kills. Default: sessions / killEvery. */
   maxKills?: number;
-  /** Relative odds of each victim. Default coordinator 3, signer 4, device 3, power cut (every daemon at once) 0.5. */
+  /** Relative odds of each victim. Default coordinator 3, signer 4, device 3, power cut (every daemon at once) 0.5. The first three kills take the coordinator, a signer and the device once each, in a seeded order. */
   victims?: Partial<Record<Victim, number>>;
   /** Bound of the work phase (sessions and kills), ms; sessions not acknowledged by then are "unfinished". Default 10 min. */
   durationLimitMs?: number;
@@ -81,7 +81,7 @@ export interface ChaosReport {
   sessions: number;
   online: { sessions: number; acknowledged: number; unfinished: number; bySuite: Record<string, number> };
   offline: { sessions: number; acknowledged: number; completed: number; unfinished: number; bySuite: Record<string, number>; adoptedAfterCrash: number };
-  kills: { coordinator: number; signer: number; device: number; powerCuts: number; total: number };
+  kills: { coordinator: number; signer: number; device: number; powerCuts: number; total: number; deviceDuring: Record<string, number> };
   retries: { online: number; device: number };
   /** Acknowledged requests whose result is missing, different or invalid (or a package never completed). */
   lost: number;
@@ -91,6 +91,8 @@ export interface ChaosReport {
   reused: number;
   ledgers: { onlineNoncesConsumed: number; reservationsConsumed: number; auditEntries: Record<string, number> };
   errorsSeen: Record<string, number>;
+  /** The first message seen for each code in errorsSeen. */
+  errorSamples: Record<string, string>;
   problems: string[];
   durationMs: number;
   phases: { setupMs: number; workMs: number; settleMs: number; verifyMs: number };
@@ -122,18 +124,39 @@ function bytesFrom(rng: () => number, n: number): Uint8Array {
   return b;
 }
 
-/** Every process a chaos run started; SIGKILLed if the run's process exits first. */
+/** Every process a chaos run started (device processes, and each supervisor's current children); SIGKILLed if the run's process exits first. */
 const live = new Set<ChildProcess>();
+const liveDevs = new Set<DevHandle>();
 let exitHook = false;
+function installExitHook(): void {
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => {
+    const all = [...live, ...[...liveDevs].flatMap((d) => d.children.map((c) => c.proc))];
+    for (const c of all) if (c && c.exitCode === null && c.signalCode === null) try { c.kill('SIGKILL'); } catch { /* gone */ }
+  });
+}
 function track(p: ChildProcess): void {
-  if (!exitHook) {
-    exitHook = true;
-    process.once('exit', () => {
-      for (const c of live) if (c.exitCode === null && c.signalCode === null) try { c.kill('SIGKILL'); } catch { /* gone */ }
-    });
-  }
+  installExitHook();
   live.add(p);
   p.once('exit', () => live.delete(p));
+}
+
+/** SIGKILLs the processes whose command line names `path` (a run's unique temp directory). Linux /proc; elsewhere nothing. */
+function killByPath(path: string): void {
+  let pids: string[] = [];
+  try {
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    try {
+      if (Number(pid) !== process.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(path)) process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone, or not ours to read
+    }
+  }
 }
 
 // ---- the API client -----------------------------------------------------------------------------
@@ -171,8 +194,13 @@ class DeviceProc {
   #child: ChildProcess | undefined;
   #ready: Promise<void> | undefined;
   #next = 1;
-  readonly #waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  readonly #waiting = new Map<number, { op: string; resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   readonly #stderr: string[] = [];
+
+  /** The operations in flight (the device's own work: sign, sync, reserve, …). */
+  get busy(): string[] {
+    return [...this.#waiting.values()].map((w) => w.op);
+  }
 
   constructor(private readonly worker: string, private readonly location: string, private readonly keyFile: string) {}
 
@@ -230,6 +258,7 @@ class DeviceProc {
         reject(Object.assign(new Error(`device ${op} took over ${timeoutMs} ms`), { code: 'DEVICE_TIMEOUT' }));
       }, timeoutMs);
       this.#waiting.set(id, {
+        op,
         resolve: (v) => {
           clearTimeout(timer);
           resolve(v as T);
@@ -315,8 +344,17 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     say(`PROBLEM ${s}`);
   };
   const errorsSeen: Record<string, number> = {};
-  const seen = (code: string) => void (errorsSeen[code] = (errorsSeen[code] ?? 0) + 1);
+  const errorSamples: Record<string, string> = {};
+  const seen = (code: string, e?: unknown) => {
+    errorsSeen[code] = (errorsSeen[code] ?? 0) + 1;
+    if (e && !errorSamples[code]) {
+      const x = e as { message?: string; status?: number; cause?: { message?: string; stack?: string } };
+      const cause = x.cause ? `; cause: ${String(x.cause.stack ?? x.cause.message ?? x.cause).split('\n').slice(0, 4).join(' | ')}` : '';
+      errorSamples[code] = `${String(x.message ?? e)}${x.status !== undefined ? ` (status ${x.status})` : ''}${cause}`.slice(0, 600);
+    }
+  };
   const kills = { coordinator: 0, signer: 0, device: 0, powerCuts: 0, total: 0 };
+  const deviceKilledDuring: Record<string, number> = {};
   const retries = { online: 0, device: 0 };
   let lost = 0;
   let duplicated = 0;
@@ -325,9 +363,19 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 
   const signerPolicy = { devices: { maxReservations: 100_000 } };
   const devOpts = { dir, signers: nSigners, signerPolicy, onLine: (s: string) => { if (/exited|restart|crash/.test(s)) say(`dev: ${s}`); } };
-  let dev = (await startDev({ ...devOpts, port: 0, gatewayPort: 0 })) as DevHandle;
+  let dev: DevHandle;
+  try {
+    dev = (await startDev({ ...devOpts, port: 0, gatewayPort: 0 })) as DevHandle;
+  } catch (e) {
+    // startDev leaves the children it had started running when a later one fails: end them
+    // (found by this run's own, unique directory in their command lines), then fail.
+    killByPath(dir);
+    rmSync(root, { recursive: true, force: true });
+    throw e;
+  }
   const trackDev = (d: DevHandle) => {
-    for (const c of d.children) if (c.proc) track(c.proc);
+    installExitHook();
+    liveDevs.add(d);
   };
   trackDev(dev);
   const coordInfo = dev.children[0]?.info ?? {};
@@ -363,16 +411,20 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     api.close();
     await device.close().catch(() => undefined);
     await dev.stop();
+    liveDevs.delete(dev);
   };
 
   try {
     // ---- setup: keys, the device, its keys and a first allowance -------------------------------
     if (!(await waitHealthy(30_000))) throw new Error('the dev cluster did not come up');
+    say(`cluster up ${Date.now() - t0} ms`);
     const rng = prng(seed);
     const onlineKeys = new Map<SuiteId, { keyId: string; publicKey: Uint8Array }>();
     for (const s of suites) {
+      const tk = Date.now();
       const k = await api.call<{ keyId: string; publicKey: Uint8Array }>('Keygen', { suite: getSuite(s).wireId, threshold: 2, participants: [] }, 60_000);
       onlineKeys.set(s, { keyId: k.keyId, publicKey: new Uint8Array(k.publicKey) });
+      say(`keygen ${s} ${Date.now() - tk} ms`);
     }
     await device.start();
     await device.call('init', { id: 'chaos-phone' });
@@ -382,7 +434,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     for (const [i, s] of deviceSuites.entries()) {
       // Spread the device keys over the nodes: (signer-1, signer-2), (signer-2, signer-3), …
       const withNodes = [signerIds[i % nSigners] as string, signerIds[(i + 1) % nSigners] as string];
+      const tk = Date.now();
       const k = await device.call<{ keyId: string; publicKey: string }>('keygen', { url: api.deviceUrl, suite: s, threshold: 2, with: withNodes });
+      say(`device keygen ${s} ${Date.now() - tk} ms`);
       deviceKeys.push({ suite: s, keyId: k.keyId, publicKey: fromHex(k.publicKey) });
     }
     for (const k of deviceKeys) await device.call('reserve', { url: api.deviceUrl, keyId: k.keyId, count: 16 });
@@ -427,7 +481,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
             return;
           }
         } catch (e) {
-          seen(codeOf(e));
+          seen(codeOf(e), e);
+          // Failures under crashes must be typed (UNAVAILABLE, NO_QUORUM, …): INTERNAL means the
+          // coordinator threw something it did not expect.
+          if (codeOf(e) === 'INTERNAL') problem(`online session ${s.i}: Sign answered INTERNAL (${(e as Error).message}): an untyped failure in the coordinator`);
         }
         retries.online++;
         await sleep(Math.min(1_500, 50 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random()));
@@ -450,9 +507,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         try {
           return await fn();
         } catch (e) {
-          seen(`device:${codeOf(e)}`);
+          seen(`device:${codeOf(e)}`, e);
           retries.device++;
-          if (codeOf(e) === 'DEVICE_DOWN') await deviceUp();
+          if (codeOf(e) === 'DEVICE_DOWN') await deviceUp().catch(() => sleep(200));
           else await sleep(Math.min(1_000, 50 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random()));
         }
       }
@@ -497,7 +554,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           return;
         } catch (e) {
           const code = codeOf(e);
-          seen(`device:${code}`);
+          seen(`device:${code}`, e);
           if (code === 'NO_ALLOWANCE') {
             await deviceOp('reserve', () => device.call('reserve', { url: api.deviceUrl, keyId: s.keyId, count: 12 }));
             continue;
@@ -527,7 +584,15 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     };
 
     const killRng = prng(seed ^ 0x5bd1e995);
+    // The first kills take each kind of process once (in a seeded order), the rest are drawn by the odds.
+    const firsts = (['coordinator', 'signer', 'device'] as Victim[]).filter((v) => weights[v] > 0 && (v !== 'device' || deviceKeys.length > 0));
+    for (let i = firsts.length - 1; i > 0; i--) {
+      const j = Math.floor(killRng() * (i + 1));
+      [firsts[i], firsts[j]] = [firsts[j] as Victim, firsts[i] as Victim];
+    }
     const pickVictim = (): Victim => {
+      const first = firsts.shift();
+      if (first) return first;
       const entries = (Object.entries(weights) as [Victim, number][]).filter(([v, w]) => w > 0 && (v !== 'device' || deviceKeys.length > 0));
       const total = entries.reduce((a, [, w]) => a + w, 0);
       let x = killRng() * total;
@@ -542,6 +607,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       // after `stopping` is set, so it does not restart them.
       for (const c of dev.children) if (c.proc && c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
       await dev.stop();
+      liveDevs.delete(dev);
       kills.powerCuts++;
       kills.coordinator++;
       kills.signer += nSigners;
@@ -558,6 +624,27 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       trackDev(dev);
     };
 
+    /**
+     * Which daemons may be killed now: the coordinator answering, signers linked, each with the
+     * pid of the supervisor's current child. (A child killed before its ready line is not
+     * restarted by the dev supervisor, so only processes that are fully up are victims.)
+     */
+    const upNow = async (): Promise<{ coordinator: boolean; signers: string[] }> => {
+      const cur = (name: string) => dev.children.find((c) => c.name === name)?.proc?.pid;
+      try {
+        const s = await api.call<Status>('Status', {}, 1_000);
+        return {
+          coordinator: s.pid === cur('coordinator'),
+          signers: signerIds.filter((id) => {
+            const p = s.participants.find((x) => x.id === id);
+            return !!p?.connected && p.pid === cur(id);
+          }),
+        };
+      } catch {
+        return { coordinator: false, signers: [] };
+      }
+    };
+
     const killer = async () => {
       let lastAt = 0;
       while (!workDone && kills.total < maxKills && Date.now() < workDeadline) {
@@ -566,37 +653,51 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         if (workDone || Date.now() >= workDeadline) break;
         // Land at a random point of the sessions in flight.
         await sleep(Math.floor(killRng() * 300));
-        lastAt = started;
         let victim = pickVictim();
         // The supervisor gives up on a child after 20 restarts (and backs off longer each time):
         // past a budget, the next kill is a power cut, which starts a fresh supervisor.
         if (dev.children.some((c) => c.restarts >= 12)) victim = 'power';
         if (victim === 'device') {
+          if (device.pid === undefined) await deviceUp().catch(() => undefined);
+          // Prefer a moment when the device is working (signing, syncing, reserving).
+          for (const until = Date.now() + 2_000; !device.busy.length && Date.now() < until;) await sleep(2);
+          await sleep(Math.floor(killRng() * 15));
+          const during = device.busy.join('+') || 'idle';
           await device.kill();
           kills.device++;
           kills.total++;
-          say(`kill -9 device (session ${started})`);
+          deviceKilledDuring[during] = (deviceKilledDuring[during] ?? 0) + 1;
+          lastAt = started;
+          say(`kill -9 device during ${during} (session ${started})`);
           // The app comes back after a moment (the lane also restarts it when it needs it).
-          await sleep(50 + Math.floor(killRng() * 400));
-          await deviceUp().catch((e: Error) => problem(`device did not restart: ${e.message}`));
+          void sleep(50 + Math.floor(killRng() * 400)).then(() => deviceUp()).catch((e: Error) => problem(`device did not restart: ${e.message}`));
           continue;
         }
+        // Wait (bounded) until the victim is up; other failures may still be recovering.
+        const pick = killRng();
+        let target: { name: string; pid: number } | undefined;
+        for (const until = Date.now() + 20_000; !target && !workDone && Date.now() < until;) {
+          const up = await upNow();
+          if (victim === 'power') {
+            if (up.coordinator && up.signers.length === nSigners) target = { name: 'power', pid: 0 };
+          } else if (victim === 'coordinator') {
+            if (up.coordinator) target = { name: 'coordinator', pid: dev.children[0]?.proc?.pid as number };
+          } else if (up.signers.length) {
+            const id = up.signers[Math.floor(pick * up.signers.length)] as string;
+            target = { name: id, pid: dev.children.find((c) => c.name === id)?.proc?.pid as number };
+          }
+          if (!target) await sleep(100);
+        }
+        if (!target) continue;
+        lastAt = started;
         if (victim === 'power') {
           await powerCut(`session ${started}`);
-          if (!(await waitHealthy())) problem('the cluster did not recover from a power cut within 45 s');
           continue;
         }
-        const child = victim === 'coordinator' ? dev.children[0] : dev.children[1 + Math.floor(killRng() * nSigners)];
-        const pid = child?.proc?.pid;
-        if (!child || !pid || child.proc?.exitCode !== null || child.proc?.signalCode !== null) continue;
-        process.kill(pid, 'SIGKILL');
+        process.kill(target.pid, 'SIGKILL');
         kills[victim]++;
         kills.total++;
-        say(`kill -9 ${child.name} pid ${pid} (session ${started})`);
-        // The dev supervisor restarts it; the next kill waits until the cluster is whole again.
-        const ok = await waitHealthy(45_000, [pid]);
-        for (const c of dev.children) if (c.proc) track(c.proc);
-        if (!ok) problem(`the cluster did not recover within 45 s after ${child.name} was killed`);
+        say(`kill -9 ${target.name} pid ${target.pid} (session ${started})`);
       }
     };
 
@@ -845,13 +946,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       sessions: opts.sessions,
       online: { sessions: online.length, acknowledged: ackedOnline.length, unfinished: online.length - ackedOnline.length, bySuite: bySuite(online) },
       offline: { sessions: offline.length, acknowledged: ackedOffline.length, completed: offlineCompleted, unfinished: offline.length - ackedOffline.length, bySuite: bySuite(offline), adoptedAfterCrash: adopted },
-      kills,
+      kills: { ...kills, deviceDuring: deviceKilledDuring },
       retries,
       lost,
       duplicated,
       reused,
       ledgers: { onlineNoncesConsumed: onlineConsumed, reservationsConsumed, auditEntries },
       errorsSeen,
+      errorSamples,
       problems,
       durationMs: Date.now() - t0,
       phases,

@@ -82,7 +82,7 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
         if (c.restarts > 20) return say(`${c.name} keeps crashing; not restarting it again`);
         say(`${c.name} exited (${signal ?? code}); restarting`);
         setTimeout(() => {
-          launch(c).catch((e: Error) => say(`${c.name} failed to restart: ${e.message}`));
+          if (!stopping) launch(c).catch((e: Error) => say(`${c.name} failed to restart: ${e.message}`));
         }, Math.min(5000, 200 * c.restarts));
       });
     });
@@ -114,7 +114,7 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
     async stop() {
       stopping = true;
       await Promise.all(children.map((c) => new Promise<void>((r) => {
-        if (!c.proc || c.proc.exitCode !== null) return r();
+        if (!c.proc || c.proc.exitCode !== null || c.proc.signalCode !== null) return r();
         c.proc.once('exit', () => r());
         c.proc.kill('SIGTERM');
       })));

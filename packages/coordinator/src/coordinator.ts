@@ -897,7 +897,7 @@ export class Coordinator {
     const request = encodeSignRequest({ suite: rec.key.suite, sessionId: this.#rng(16), keyId: rec.keyId, epoch: rec.epoch, intent, commitments });
     const digest = sha256(request);
     const session = new SigningSession(signingKey, message, commitments);
-    const answers = await Promise.allSettled(quorum.map((id) => (this.#participants.get(id) as ParticipantHandle).call({ body: 'sign', sign: request }, this.#timeout)));
+    const answers = await Promise.allSettled(quorum.map(async (id) => (this.#participants.get(id) as ParticipantHandle).call({ body: 'sign', sign: request }, this.#timeout)));
     const shares = new Map<string, Uint8Array>();
     answers.forEach((a, i) => {
       const id = quorum[i] as string;
