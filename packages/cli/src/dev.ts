@@ -78,14 +78,22 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
       p.once('exit', (code, signal) => {
         if (stopping) return;
         if (!isReady) return fail(new Error(`${c.name} exited before it was ready (${signal ?? code})`));
-        c.restarts++;
-        if (c.restarts > 20) return say(`${c.name} keeps crashing; not restarting it again`);
         say(`${c.name} exited (${signal ?? code}); restarting`);
-        setTimeout(() => {
-          if (!stopping) launch(c).catch((e: Error) => say(`${c.name} failed to restart: ${e.message}`));
-        }, Math.min(5000, 200 * c.restarts));
+        restart(c);
       });
     });
+  /** Restarts a crashed child with backoff; a restart that dies before it is ready is retried too. */
+  const restart = (c: Child): void => {
+    c.restarts++;
+    if (c.restarts > 20) return say(`${c.name} keeps crashing; not restarting it again`);
+    setTimeout(() => {
+      if (stopping) return;
+      launch(c).catch((e: Error) => {
+        say(`${c.name} failed to restart: ${e.message}`);
+        restart(c);
+      });
+    }, Math.min(5000, 200 * c.restarts));
+  };
   const coordinator = children[0] as Child;
   await launch(coordinator);
   const port = Number(coordinator.info?.port ?? opts.port);
