@@ -52,6 +52,8 @@ const out = join(ROOT, 'node_modules', '.cache', 'tessera-chaos', 'chaos.mjs');
 mkdirSync(dirname(out), { recursive: true });
 await build({ entryPoints: [join(ROOT, 'test', 'chaos', 'chaos.ts')], outfile: out, bundle: true, packages: 'external', platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning' });
 const { runChaos } = await import(pathToFileURL(out).href);
+// Ctrl-C / SIGTERM: exit through process.exit, so the driver's exit hook kills every process it started.
+for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => process.exit(130));
 
 // The work phase is bounded by --minutes; settling and checking get 5 minutes more, then we stop.
 const limitMs = o.minutes * 60_000;
@@ -77,7 +79,7 @@ try {
     // The compiled driver lives in node_modules/.cache: name the device process's script.
     deviceWorker: join(ROOT, 'test', 'chaos', 'device-worker.mjs'),
     log: (l) => {
-      if (o.verbose || /^(setup|work phase|PROBLEM|power cut|kept)/.test(l)) process.stdout.write(`${stamp()}  ${l}\n`);
+      if (o.verbose || /^(setup|work phase|PROBLEM|power cut|kept|API channel)/.test(l)) process.stdout.write(`${stamp()}  ${l}\n`);
     },
   });
 } catch (e) {
@@ -97,6 +99,7 @@ const rows = [
   ['  power cuts (every daemon at once)', r.kills.powerCuts],
   ['retries (online / device calls)', `${r.retries.online} / ${r.retries.device}`],
   ['device signs found queued after a crash', r.offline.adoptedAfterCrash],
+  ['API channel replaced (two deadlines in a row)', r.channelResets],
   ['nonces consumed (online / reservations)', `${r.ledgers.onlineNoncesConsumed} / ${r.ledgers.reservationsConsumed}`],
   ['audit entries verified', Object.entries(r.ledgers.auditEntries).map(([p, n]) => `${p} ${n}`).join(', ')],
   ['lost', r.lost],

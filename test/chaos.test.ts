@@ -20,7 +20,7 @@ describe('crash chaos (CI size)', () => {
       seed: SEED,
       killEvery: 6,
       maxKills: 10,
-      durationLimitMs: 50_000,
+      durationLimitMs: 60_000,
       log: (l) => {
         const line = `${new Date().toISOString().slice(11, 23)} ${l}`;
         lines.push(line);

@@ -64,6 +64,8 @@ export interface ChaosOptions {
   victims?: Partial<Record<Victim, number>>;
   /** Bound of the work phase (sessions and kills), ms; sessions not acknowledged by then are "unfinished". Default 10 min. */
   durationLimitMs?: number;
+  /** Kills start only in this first share of the work phase, leaving the rest for recovery. Default 0.7. */
+  killWindow?: number;
   /** Online requests in flight. Default 4. */
   concurrency?: number;
   /** Signer processes. Default 3. */
@@ -83,6 +85,8 @@ export interface ChaosReport {
   offline: { sessions: number; acknowledged: number; completed: number; unfinished: number; bySuite: Record<string, number>; adoptedAfterCrash: number };
   kills: { coordinator: number; signer: number; device: number; powerCuts: number; total: number; deviceDuring: Record<string, number> };
   retries: { online: number; device: number };
+  /** Times the driver replaced its gRPC channel after two calls in a row reached their deadline. */
+  channelResets: number;
   /** Acknowledged requests whose result is missing, different or invalid (or a package never completed). */
   lost: number;
   /** Acknowledged requests that completed twice (a re-submission gave another signature). */
@@ -170,20 +174,47 @@ interface Api {
   close(): void;
 }
 
-/** Like `openClient` from @tessera/cli, with a short reconnect backoff (the coordinator is killed often). */
-function openApi(dir: string): Api {
+/**
+ * Like `openClient` from @tessera/cli, made for a coordinator that is killed often: a short
+ * reconnect backoff, client keepalive, and a fresh channel after two calls in a row reach their
+ * deadline. (Seen once in ~10 long runs: after a coordinator SIGKILL the old channel kept
+ * "picking" a connection that no longer existed — no socket left in the process — and every call
+ * on it timed out for the rest of the run, while a new channel worked at once.)
+ */
+function openApi(dir: string, onReset: () => void = () => {}): Api {
   const file = JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as ClientFile;
   const requester = ParticipantIdentity.fromSecrets(file.requester.id, fromHex(file.requester.signSecret), fromHex(file.requester.encSecret));
   const { Coordinator } = loadTessera();
-  const client = new Coordinator(file.coordinator, channelCredentials(file.tls), {
+  const make = () => new Coordinator(file.coordinator, channelCredentials(file.tls), {
     'grpc.ssl_target_name_override': 'coordinator',
     'grpc.initial_reconnect_backoff_ms': 100,
     'grpc.max_reconnect_backoff_ms': 1000,
+    // The server allows a ping every 5 s without data; 10 s + 5 s notices a dead connection.
+    'grpc.keepalive_time_ms': 10_000,
+    'grpc.keepalive_timeout_ms': 5_000,
+    'grpc.keepalive_permit_without_calls': 1,
   }) as grpc.Client;
+  let client = make();
+  let deadlines = 0;
   return {
     requester,
     deviceUrl: file.deviceUrl,
-    call: (method, req, deadlineMs = 15_000) => unary(client, method, req, { deadlineMs }),
+    async call<Res>(method: string, req: unknown, deadlineMs = 15_000): Promise<Res> {
+      const used = client;
+      try {
+        const r = await unary<unknown, Res>(used, method, req, { deadlineMs });
+        deadlines = 0;
+        return r;
+      } catch (e) {
+        if ((e as { code?: string }).code === 'DEADLINE' && used === client && ++deadlines >= 2) {
+          deadlines = 0;
+          client = make();
+          used.close();
+          onReset();
+        }
+        throw e;
+      }
+    },
     close: () => client.close(),
   };
 }
@@ -328,6 +359,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const killEvery = opts.killEvery ?? 10;
   const maxKills = opts.maxKills ?? Math.floor(opts.sessions / killEvery);
   const durationLimitMs = opts.durationLimitMs ?? 600_000;
+  const killWindow = opts.killWindow ?? 0.7;
   const concurrency = opts.concurrency ?? 4;
   const weights: Record<Victim, number> = { coordinator: 3, signer: 4, device: 3, power: 0.5, ...(opts.victims ?? {}) };
   const signerIds = Array.from({ length: nSigners }, (_, i) => `signer-${i + 1}`);
@@ -381,7 +413,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const coordInfo = dev.children[0]?.info ?? {};
   const port = Number(coordInfo.port);
   const gatewayPort = Number(new URL(String(coordInfo.gatewayUrl)).port);
-  const api = openApi(dir);
+  let channelResets = 0;
+  const api = openApi(dir, () => {
+    channelResets++;
+    say('API channel replaced after two deadlines in a row');
+  });
   const device = new DeviceProc(opts.deviceWorker ?? DEFAULT_WORKER, join(phoneDir, 'store'), join(phoneDir, 'storage.key'));
 
   interface Status { pid: number; participants: { id: string; connected: boolean; pid: number; device: boolean }[] }
@@ -461,6 +497,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     // ---- the work phase: online workers, the device lane, the killer ----------------------------
     const tWork = Date.now();
     const workDeadline = tWork + durationLimitMs;
+    const killDeadline = tWork + durationLimitMs * killWindow;
     let started = 0;
     let workDone = false;
 
@@ -626,8 +663,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 
     /**
      * Which daemons may be killed now: the coordinator answering, signers linked, each with the
-     * pid of the supervisor's current child. (A child killed before its ready line is not
-     * restarted by the dev supervisor, so only processes that are fully up are victims.)
+     * pid of the supervisor's current child. Only processes that are fully up are victims, so
+     * each kill hits a serving process (and the supervisor's startup path is not what is tested).
      */
     const upNow = async (): Promise<{ coordinator: boolean; signers: string[] }> => {
       const cur = (name: string) => dev.children.find((c) => c.name === name)?.proc?.pid;
@@ -647,10 +684,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 
     const killer = async () => {
       let lastAt = 0;
-      while (!workDone && kills.total < maxKills && Date.now() < workDeadline) {
+      while (!workDone && kills.total < maxKills && Date.now() < killDeadline) {
         const gap = Math.max(1, Math.round(killEvery * (0.5 + killRng())));
-        while (!workDone && started < lastAt + gap && Date.now() < workDeadline) await sleep(10);
-        if (workDone || Date.now() >= workDeadline) break;
+        while (!workDone && started < lastAt + gap && Date.now() < killDeadline) await sleep(10);
+        if (workDone || Date.now() >= killDeadline) break;
         // Land at a random point of the sessions in flight.
         await sleep(Math.floor(killRng() * 300));
         let victim = pickVictim();
@@ -676,7 +713,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         // Wait (bounded) until the victim is up; other failures may still be recovering.
         const pick = killRng();
         let target: { name: string; pid: number } | undefined;
-        for (const until = Date.now() + 20_000; !target && !workDone && Date.now() < until;) {
+        for (const until = Math.min(Date.now() + 20_000, killDeadline); !target && !workDone && Date.now() < until;) {
           const up = await upNow();
           if (victim === 'power') {
             if (up.coordinator && up.signers.length === nSigners) target = { name: 'power', pid: 0 };
@@ -948,6 +985,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       offline: { sessions: offline.length, acknowledged: ackedOffline.length, completed: offlineCompleted, unfinished: offline.length - ackedOffline.length, bySuite: bySuite(offline), adoptedAfterCrash: adopted },
       kills: { ...kills, deviceDuring: deviceKilledDuring },
       retries,
+      channelResets,
       lost,
       duplicated,
       reused,
