@@ -489,6 +489,25 @@ function contribute(ctx: Ctx, identity: ParticipantIdentity, sender: RosterEntry
 }
 
 /**
+ * The caller's share as a scalar, checked to be `who`'s share of `key` (its verifying share):
+ * a refresh or reshare started from a wrong or stale share would hand out garbage.
+ */
+function ownShareScalar(suite: Suite, share: KeyShare, who: RosterEntry, key: GroupKey, what: string): bigint {
+  if (!(share instanceof KeyShare) || share.suite.id !== suite.id || share.identifier !== who.identifier)
+    throw new InvalidArgumentError(`the share given is not ${who.id}'s share of this key`);
+  const sBytes = share.signingShare();
+  let s: bigint;
+  try {
+    s = suite.Fn.fromBytes(sBytes);
+  } finally {
+    wipe(sBytes);
+  }
+  const Y = suite.Point.fromBytes(key.public.verifyingShares[who.identifier] as Uint8Array);
+  if (!mulBase(suite, s).equals(Y)) throw new InvalidStateError(`${who.id}'s share does not match its verifying share in ${what}`);
+  return s;
+}
+
+/**
  * Refresh round 1 for contributor `identity`: a random zero-constant polynomial δ of degree t−1
  * (a_1..a_{t−1} uniformly random and non-zero), its t−1 commitments and δ(x_j) sealed to every
  * roster member j. Returns the envelope to broadcast. The polynomial is not kept: a retry of the
@@ -516,17 +535,7 @@ export function reshareRound1(cfg: ReshareConfig, identity: ParticipantIdentity,
   const ctx = reshareCtx(cfg);
   const { suite } = ctx;
   const sender = me(ctx.contributors, identity, 'a contributor of this reshare');
-  if (!(share instanceof KeyShare) || share.suite.id !== suite.id || share.identifier !== sender.identifier)
-    throw new InvalidArgumentError(`the share given is not ${sender.id}'s share of this key`);
-  const sBytes = share.signingShare();
-  let s: bigint;
-  try {
-    s = suite.Fn.fromBytes(sBytes);
-  } finally {
-    wipe(sBytes);
-  }
-  const Y = suite.Point.fromBytes(ctx.current.public.verifyingShares[sender.identifier] as Uint8Array);
-  if (!mulBase(suite, s).equals(Y)) throw new InvalidStateError(`${sender.id}'s share does not match its verifying share in the old key`);
+  const s = ownShareScalar(suite, share, sender, ctx.current, 'the old key');
   const xs = ctx.contributors.map((c) => identifierScalar(suite, c.identifier));
   const lambda = lagrangeAtZero(suite, xs, identifierScalar(suite, sender.identifier));
   const coeffs = [suite.Fn.mul(lambda, s)];
@@ -766,17 +775,7 @@ export function applyRefresh(cfg: RefreshConfig, identity: ParticipantIdentity, 
   const ctx = refreshCtx(cfg);
   const { suite } = ctx;
   const recipient = me(ctx.current.roster, identity, 'a participant of this key');
-  if (!(share instanceof KeyShare) || share.suite.id !== suite.id || share.identifier !== recipient.identifier)
-    throw new InvalidArgumentError(`the share given is not ${recipient.id}'s share of this key`);
-  const sBytes = share.signingShare();
-  let s: bigint;
-  try {
-    s = suite.Fn.fromBytes(sBytes);
-  } finally {
-    wipe(sBytes);
-  }
-  const Y = suite.Point.fromBytes(ctx.current.public.verifyingShares[recipient.identifier] as Uint8Array);
-  if (!mulBase(suite, s).equals(Y)) throw new InvalidStateError(`${recipient.id}'s share does not match its verifying share in the current key`);
+  const s = ownShareScalar(suite, share, recipient, ctx.current, 'the current key');
   const contributions = openContributions(ctx, envelopes);
   const delta = sumOwnEvaluations(ctx, contributions, identity, recipient);
   const thash = transcriptHash(ctx, contributions);
