@@ -208,6 +208,12 @@ describe('malicious signer: bad signature shares are detected, blamed by id, and
         return { ...r, envelope: earlier };
       };
     }],
+    ['an off-by-one share in an envelope whose signature does not verify (checked once the aggregate fails)', (s) => (r, t) => {
+      if (t.body !== 'sign' || !r.envelope) return r;
+      const env = reshare(s.identity, r, (x) => ({ share: bytesOf(scalar(x.share) + 1n) })).envelope as Uint8Array;
+      const w = decodeMessage('Envelope', env);
+      return { ...r, envelope: encodeMessage('Envelope', { ...w, signature: new Uint8Array(64).fill(7) }) };
+    }],
     ['a share envelope signed by another participant\'s key', () => {
       const impostor = ParticipantIdentity.generate('signer-1');
       return (r, t) => (t.body === 'sign' && r.envelope ? { ...r, envelope: signEnvelope(impostor, PayloadKind.SIGNATURE_SHARE, openEnvelope(r.envelope, PayloadKind.SIGNATURE_SHARE).payload) } : r);

@@ -43,7 +43,10 @@ import {
   keyDigest,
   openEnvelope,
   openSignIntent,
+  readEnvelope,
   selectQuorum,
+  validateCommitment,
+  verifyEnvelope,
   toHex,
   type KeyRecord,
   type LinkResult,
@@ -137,10 +140,8 @@ export interface PackageResult {
 
 const defaultRng: Rng = ((n = 32) => new Uint8Array(randomBytes(n))) as Rng;
 
-interface Pooled {
-  commitment: NonceCommitment;
-  nonceId: Uint8Array;
-}
+/** A pooled commitment, validated on arrival (core `validateCommitment`), with the signer's nonce id. */
+type Pooled = Readonly<RequestCommitment>;
 
 export class Coordinator {
   readonly #store: SealedKV;
@@ -837,7 +838,7 @@ export class Coordinator {
       // Results are kept per (requester, request id) and bound to the exact intent: a retry of the
       // same intent gets the stored signature; the same id with another intent is refused.
       const resultKey = `result/${toHex(intent.requester)}/${toHex(intent.requestId)}`;
-      const intentDigest = sha256(openEnvelope(intentBytes, PayloadKind.SIGN_INTENT).payload);
+      const intentDigest = sha256(intent.payload);
       const prior = await this.#store.get(resultKey);
       if (prior) {
         const stored = decodeResult(prior);
@@ -865,8 +866,9 @@ export class Coordinator {
         try {
           const result = await this.#attempt(rec, intentBytes, intent.message, quorum, excluded, signingKey);
           const out: SignResult = { keyId: rec.keyId, signature: result.signature, signers: quorum, publicKey: groupPublicKey(signingKey), requestId: intent.requestId };
+          // The audit entry rides on the result's synced write (same store): one fsync for both.
+          await this.audit.append({ type: 'sign', data: { keyId, requestId: toHex(intent.requestId), signers: quorum.join(','), attempts, ...(intent.path ? { path: intent.path } : {}) } }, { sync: false });
           await this.#store.put(resultKey, encodeResult(out, intentDigest), { sync: true });
-          await this.audit.append({ type: 'sign', data: { keyId, requestId: toHex(intent.requestId), signers: quorum.join(','), attempts, ...(intent.path ? { path: intent.path } : {}) } });
           this.#onEvent({ type: 'sign', keyId, ok: true, ms: this.#clock() - t0, attempts });
           return out;
         } catch (e) {
@@ -890,15 +892,24 @@ export class Coordinator {
     const got = await Promise.allSettled(quorum.map((id) => this.#takeCommitment(id, rec)));
     got.forEach((g, i) => {
       const id = quorum[i] as string;
-      if (g.status === 'fulfilled') commitments.push({ ...g.value.commitment, nonceId: g.value.nonceId });
+      if (g.status === 'fulfilled') commitments.push(g.value);
       else excluded.set(id, codeOf(g.reason));
     });
     if (commitments.length < quorum.length) throw new CoordinatorError('RETRY', 'commitments unavailable');
     const request = encodeSignRequest({ suite: rec.key.suite, sessionId: this.#rng(16), keyId: rec.keyId, epoch: rec.epoch, intent, commitments });
     const digest = sha256(request);
-    const session = new SigningSession(signingKey, message, commitments);
-    const answers = await Promise.allSettled(quorum.map(async (id) => (this.#participants.get(id) as ParticipantHandle).call({ body: 'sign', sign: request }, this.#timeout)));
+    const calls = Promise.allSettled(quorum.map(async (id) => (this.#participants.get(id) as ParticipantHandle).call({ body: 'sign', sign: request }, this.#timeout)));
+    // Built while the signers work (the commitments were validated when they were pooled).
+    let session: SigningSession;
+    try {
+      session = new SigningSession(signingKey, message, commitments);
+    } catch (e) {
+      await calls;
+      throw e;
+    }
+    const answers = await calls;
     const shares = new Map<string, Uint8Array>();
+    const envelopes = new Map<string, ReturnType<typeof readEnvelope>>();
     answers.forEach((a, i) => {
       const id = quorum[i] as string;
       const h = this.#participants.get(id);
@@ -909,8 +920,11 @@ export class Coordinator {
       const r = a.value;
       if (r.body !== 'envelope' || !r.envelope) return void excluded.set(id, r.error?.code ?? 'UNEXPECTED_MESSAGE');
       try {
-        const env = openEnvelope(r.envelope, PayloadKind.SIGNATURE_SHARE);
+        // The share came over the signer's authenticated link: its envelope must name that
+        // signer, and its signature is verified only if the aggregate fails (then it is evidence).
+        const env = readEnvelope(r.envelope, PayloadKind.SIGNATURE_SHARE);
         if (!equalBytes(env.sender, h.info.signKey)) throw new CoordinatorError('BAD_SIGNATURE', 'share signed by another key');
+        envelopes.set(id, env);
         const s = decodeSignatureShare(rec.key.suite, env.payload);
         if (!equalBytes(s.requestDigest, digest)) throw new CoordinatorError('BAD_SIGNATURE_SHARE', 'share answers another request');
         shares.set(id, s.share);
@@ -923,10 +937,14 @@ export class Coordinator {
     try {
       return { signature: session.aggregate(shares) };
     } catch (e) {
-      const culprits = (e as { culprits?: string[] }).culprits ?? [];
+      // Now the envelope signatures are evidence: a share whose envelope does not verify is
+      // blamed as such (its link named the sender), the others by share verification.
+      const unsigned = [...envelopes].filter(([, env]) => !verifyEnvelope(env)).map(([id]) => id);
+      const culprits = [...new Set([...unsigned, ...((e as { culprits?: string[] }).culprits ?? [])])];
       for (const c of culprits) {
-        excluded.set(c, 'BAD_SIGNATURE_SHARE');
-        this.#onEvent({ type: 'culprit', participant: c, code: 'BAD_SIGNATURE_SHARE' });
+        const code = unsigned.includes(c) ? 'BAD_SIGNATURE' : 'BAD_SIGNATURE_SHARE';
+        excluded.set(c, code === 'BAD_SIGNATURE' ? 'BAD_SIGNATURE_SHARE BAD_SIGNATURE' : code);
+        this.#onEvent({ type: 'culprit', participant: c, code });
       }
       if (culprits.length) throw new CoordinatorError('RETRY', 'bad shares');
       throw e;
@@ -968,13 +986,23 @@ export class Coordinator {
       if (r.body !== 'commitments' || !r.commitments) throw new CoordinatorError(r.error?.code ?? 'UNAVAILABLE', r.error?.message ?? `${id} gave no commitments`);
       const identifier = rec.key.roster.find((x) => x.id === id)?.identifier;
       const pool = this.#pools.get(k) ?? [];
-      for (const e of r.commitments.envelopes) {
-        const env = openEnvelope(e, PayloadKind.SIGNING_COMMITMENT);
-        if (!equalBytes(env.sender, h.info.signKey)) continue;
-        const c = decodeCommitment(rec.key.suite, env.payload);
-        if (c.commitment.identifier !== identifier) continue;
-        pool.push(c);
+      let invalid = 0;
+      for (const [i, e] of r.commitments.envelopes.entries()) {
+        // Validation is background work: requests that arrive meanwhile run between commitments.
+        if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+        // Over the signer's authenticated link (sender checked against it); each commitment is
+        // decoded and validated here, once, off the signing path (RFC 9591 §3.1).
+        try {
+          const env = readEnvelope(e, PayloadKind.SIGNING_COMMITMENT);
+          if (!equalBytes(env.sender, h.info.signKey)) throw new CoordinatorError('BAD_SIGNATURE', 'commitment signed by another key');
+          const c = decodeCommitment(rec.key.suite, env.payload);
+          if (c.commitment.identifier !== identifier) throw new CoordinatorError('INVALID_ARGUMENT', 'commitment of another participant');
+          pool.push(validateCommitment(rec.key.suite, { ...c.commitment, nonceId: c.nonceId }));
+        } catch {
+          invalid++;
+        }
       }
+      if (invalid) this.#onEvent({ type: 'pool', participant: id, ok: false, cause: 'INVALID_ARGUMENT', message: `${invalid} invalid commitments dropped` });
       if (this.#participants.get(id) === h) this.#pools.set(k, pool);
     })().finally(() => this.#refills.delete(k));
     this.#refills.set(k, p);

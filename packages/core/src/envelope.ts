@@ -46,6 +46,24 @@ export interface OpenedEnvelope {
  * culprit.
  */
 export function openEnvelope(bytes: Uint8Array, kind: PayloadKind): OpenedEnvelope {
+  const env = readEnvelope(bytes, kind);
+  if (!verifyEnvelope(env)) throw new ProtocolError(ErrorCode.BAD_SIGNATURE, 'envelope signature does not verify');
+  return { kind, sender: env.sender, payload: env.payload, bytes };
+}
+
+/** An envelope decoded and checked like {@link openEnvelope} except for its signature. */
+export interface ReadEnvelope extends OpenedEnvelope {
+  readonly signature: Uint8Array;
+}
+
+/**
+ * Everything {@link openEnvelope} checks except the signature: canonical encoding, kind, lengths.
+ * For messages that arrive over a channel that already authenticates their sender (a signer's
+ * mutually authenticated link, checked against `sender`), where verifying every signature on the
+ * hot path would prove nothing new; verify it with {@link verifyEnvelope} where the signature is
+ * to serve as evidence (e.g. before blaming the sender).
+ */
+export function readEnvelope(bytes: Uint8Array, kind: PayloadKind): ReadEnvelope {
   const env = decodeMessage('Envelope', bytes);
   if (env.version !== FORMAT_VERSION) throw new DecodeError(`envelope: unsupported version ${env.version}`);
   // Only the canonical encoding is accepted: the envelope bytes then determine (kind, sender,
@@ -56,9 +74,12 @@ export function openEnvelope(bytes: Uint8Array, kind: PayloadKind): OpenedEnvelo
   if (!isCanonical(env, bytes)) throw new DecodeError('envelope: non-canonical encoding');
   expectLength(env.sender, 32, 'envelope sender');
   expectLength(env.signature, 64, 'envelope signature');
-  if (!verifyParticipantSignature(env.sender, envelopeSigningBytes(kind, env.payload), env.signature))
-    throw new ProtocolError(ErrorCode.BAD_SIGNATURE, 'envelope signature does not verify');
-  return { kind, sender: env.sender, payload: env.payload, bytes };
+  return { kind, sender: env.sender, payload: env.payload, bytes, signature: env.signature };
+}
+
+/** True iff the signature of an envelope read with {@link readEnvelope} verifies. */
+export function verifyEnvelope(env: ReadEnvelope): boolean {
+  return verifyParticipantSignature(env.sender, envelopeSigningBytes(env.kind, env.payload), env.signature);
 }
 
 function isCanonical(env: WireEnvelope, bytes: Uint8Array): boolean {

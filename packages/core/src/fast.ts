@@ -176,6 +176,39 @@ function scalarBytes(f: Flavor, b: unknown, what: string): Uint8Array {
   return b;
 }
 
+/**
+ * Commitments validated once at intake (see {@link validateCommitment}): the frozen object handed
+ * out, mapped to its decoded points and the encodings they came from. Only this module writes it.
+ */
+const validated = new WeakMap<object, { readonly f: Flavor; readonly hidingHex: string; readonly bindingHex: string; readonly hiding: NP; readonly binding: NP }>();
+
+/**
+ * Decodes and validates one signer's commitment (RFC 9591 §3.1 for the identifier and both
+ * elements) when it arrives, e.g. into a coordinator's commitment pool, instead of on the signing
+ * path. Returns a frozen copy of `c` (other own properties such as a nonce id are kept) that
+ * {@link prepareSession} recognises: its elements are not decoded or subgroup-checked again as long
+ * as its bytes are unchanged. Throws what prepareSession would throw for this commitment.
+ */
+export function validateCommitment<T extends { readonly identifier: string; readonly hiding: Uint8Array; readonly binding: Uint8Array }>(suite: Suite, c: T): Readonly<T> {
+  const f = flavor(suite);
+  parseIdentifier(f, c.identifier);
+  const hiding = parsePoint(f, c.hiding);
+  const binding = parsePoint(f, c.binding);
+  const out = Object.freeze({ ...c, hiding: c.hiding.slice(), binding: c.binding.slice() });
+  validated.set(out, { f, hidingHex: bytesToHex(out.hiding), bindingHex: bytesToHex(out.binding), hiding, binding });
+  return out;
+}
+
+/** Options of {@link prepareSession}. */
+export interface SessionOptions {
+  /**
+   * The caller's own commitment, computed by the caller from its nonces (G·d, G·e), so valid by
+   * construction: list entries with exactly these bytes are decoded without the subgroup check.
+   * {@link PreparedSession.signShare} still refuses nonces whose commitment is not the listed one.
+   */
+  readonly own?: NonceCommitments;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Prepared key
 // ---------------------------------------------------------------------------------------------
@@ -257,12 +290,22 @@ export interface PreparedSession {
   readonly groupCommitment: NP;
   /** Challenge c (§4.6). */
   readonly challenge: bigint;
-  /** RFC 9591 §5.2 sign: same bytes as noble `signShare`; zeroes `nonces` on success. */
-  signShare(secret: FrostSecret, nonces: Nonces): Uint8Array;
+  /**
+   * RFC 9591 §5.2 sign: same bytes as noble `signShare`; zeroes `nonces` on success. `commitment`,
+   * when given, is the caller's record of G·d, G·e for these nonces (kept from commit time): it is
+   * compared with the listed one instead of recomputing two constant-time base multiplications.
+   */
+  signShare(secret: FrostSecret, nonces: Nonces, commitment?: NonceCommitments): Uint8Array;
   /** RFC 9591 §5.4 verify_signature_share: same result (boolean or throw) as noble `verifyShare`. */
   verifyShare(identifier: string, sigShare: Uint8Array): boolean;
   /** RFC 9591 §5.3 aggregate: same bytes as noble `aggregate`; throws {@link FrostAggregateError}. */
   aggregate(sigShares: Record<string, Uint8Array>): Uint8Array;
+  /**
+   * The signature `aggregate` would return, without its final check: the caller verifies it (e.g.
+   * with the scheme's plain single-party verifier) and calls `verifyShare` to attribute a failure.
+   * Structural errors throw as in `aggregate`.
+   */
+  combine(sigShares: Record<string, Uint8Array>): Uint8Array;
 }
 
 /**
@@ -274,20 +317,26 @@ export interface PreparedSession {
  * The participant-count check (§5.2/§5.3 MIN <= NUM <= MAX) is deferred to signShare/aggregate
  * because noble's verifyShare does not apply it.
  */
-export function prepareSession(key: PreparedKey, commitmentList: NonceCommitments[], msg: Uint8Array): PreparedSession {
+export function prepareSession(key: PreparedKey, commitmentList: NonceCommitments[], msg: Uint8Array, opts: SessionOptions = {}): PreparedSession {
   const f = key._f;
   const { Fn, Point } = f;
   if (!Array.isArray(commitmentList)) throw new Error('commitmentList: expected array');
   if (!(msg instanceof Uint8Array)) throw new Error('msg: expected Uint8Array');
   const message = msg.slice();
-  const parsed = commitmentList.map((c) => ({
-    id: c.identifier,
-    idNum: parseIdentifier(f, c.identifier),
-    hidingHex: bytesToHex(c.hiding),
-    bindingHex: bytesToHex(c.binding),
-    hiding: parsePoint(f, c.hiding),
-    binding: parsePoint(f, c.binding),
-  }));
+  const own = opts.own;
+  const ownHex = own ? { id: own.identifier, hiding: bytesToHex(own.hiding), binding: bytesToHex(own.binding) } : undefined;
+  const parsed = commitmentList.map((c) => {
+    const idNum = parseIdentifier(f, c.identifier);
+    const hidingHex = bytesToHex(c.hiding);
+    const bindingHex = bytesToHex(c.binding);
+    // Validated at intake (and unchanged since), or the caller's own G·d / G·e: decode only.
+    const v = typeof c === 'object' && c !== null ? validated.get(c) : undefined;
+    if (v && v.f === f && v.hidingHex === hidingHex && v.bindingHex === bindingHex)
+      return { id: c.identifier, idNum, hidingHex, bindingHex, hiding: v.hiding, binding: v.binding };
+    if (ownHex && ownHex.id === c.identifier && ownHex.hiding === hidingHex && ownHex.binding === bindingHex)
+      return { id: c.identifier, idNum, hidingHex, bindingHex, hiding: f.Point.fromBytes(c.hiding), binding: f.Point.fromBytes(c.binding) };
+    return { id: c.identifier, idNum, hidingHex, bindingHex, hiding: parsePoint(f, c.hiding), binding: parsePoint(f, c.binding) };
+  });
   // §4.2 derive_interpolating_value raises on repeated x-coordinates.
   if (new Set(parsed.map((p) => p.idNum)).size !== parsed.length) throw new FrostAggregateError('duplicate identifier in commitment list', []);
   // §4.3/§5.2: commitment_list is sorted by identifier for encoding and binding factors.
@@ -347,12 +396,27 @@ export function prepareSession(key: PreparedKey, commitmentList: NonceCommitment
     return l.equals(r);
   };
 
+  const sum = (sigShares: Record<string, Uint8Array>): { z: bigint; sig: Uint8Array } => {
+    if (typeof sigShares !== 'object' || sigShares === null) throw new Error('sigShares: expected object');
+    // noble's structural checks, each an AggErr with no cheaters.
+    if (!countOk) throw new FrostAggregateError('aggregation failed', []);
+    if (order.length !== Object.keys(sigShares).length) throw new FrostAggregateError('aggregation failed', []);
+    for (const id of order) if (!(id in sigShares) || !key.verifyingShares.has(id)) throw new FrostAggregateError('aggregation failed', []);
+    // §5.3: z = Σ z_i
+    let z = Fn.ZERO;
+    for (const id of order) z = Fn.add(z, Fn.fromBytes(sigShares[id]!));
+    // RFC 9591 Appendix A / §5.3: SerializeElement(R) || SerializeScalar(z);
+    // secp256k1-tr drops R's SEC1 prefix byte (BIP340 x-only R, noble adjustTx.encode).
+    const sig = concatBytes(R.toBytes(), Fn.toBytes(z));
+    return { z, sig: f.taproot ? sig.slice(1) : sig };
+  };
+
   return Object.freeze({
     key,
     groupCommitment: R,
     challenge: c,
 
-    signShare(secret: FrostSecret, nonces: Nonces): Uint8Array {
+    signShare(secret: FrostSecret, nonces: Nonces, commitment?: NonceCommitments): Uint8Array {
       scalarBytes(f, secret.signingShare, 'secret.signingShare');
       scalarBytes(f, nonces.hiding, 'nonces.hiding');
       scalarBytes(f, nonces.binding, 'nonces.binding');
@@ -361,11 +425,14 @@ export function prepareSession(key: PreparedKey, commitmentList: NonceCommitment
       const b0 = Fn.fromBytes(nonces.binding);
       if (Fn.is0(h0) || Fn.is0(b0)) throw new Error('signing nonces already used');
       // noble: the list must carry exactly this signer's commitments to these nonces (raw bytes,
-      // checked before any taproot adjustment). Constant-time multiply: the nonces are secret.
+      // checked before any taproot adjustment): against the caller's record of G·d, G·e when it
+      // has one, else recomputed with constant-time multiplications (the nonces are secret).
       const e = byId.get(secret.identifier);
       if (e === undefined) throw new Error('missing signer commitment');
-      if (e.hidingHex !== bytesToHex(Point.BASE.multiply(h0).toBytes()) || e.bindingHex !== bytesToHex(Point.BASE.multiply(b0).toBytes()))
-        throw new Error('incorrect signer commitment');
+      const mine = commitment
+        ? commitment.identifier === secret.identifier && e.hidingHex === bytesToHex(commitment.hiding) && e.bindingHex === bytesToHex(commitment.binding)
+        : e.hidingHex === bytesToHex(Point.BASE.multiply(h0).toBytes()) && e.bindingHex === bytesToHex(Point.BASE.multiply(b0).toBytes());
+      if (!mine) throw new Error('incorrect signer commitment');
       let sk = Fn.fromBytes(secret.signingShare);
       if (key.negateSecrets) sk = Fn.neg(sk); // secp256k1-tr adjustSecret
       const h = oddR ? Fn.neg(h0) : h0; // secp256k1-tr adjustNonces
@@ -381,14 +448,7 @@ export function prepareSession(key: PreparedKey, commitmentList: NonceCommitment
     verifyShare,
 
     aggregate(sigShares: Record<string, Uint8Array>): Uint8Array {
-      if (typeof sigShares !== 'object' || sigShares === null) throw new Error('sigShares: expected object');
-      // noble's structural checks, each an AggErr with no cheaters.
-      if (!countOk) throw new FrostAggregateError('aggregation failed', []);
-      if (order.length !== Object.keys(sigShares).length) throw new FrostAggregateError('aggregation failed', []);
-      for (const id of order) if (!(id in sigShares) || !key.verifyingShares.has(id)) throw new FrostAggregateError('aggregation failed', []);
-      // §5.3: z = Σ z_i
-      let z = Fn.ZERO;
-      for (const id of order) z = Fn.add(z, Fn.fromBytes(sigShares[id]!));
+      const { z, sig } = sum(sigShares);
       // As noble: no per-share verification; the aggregate is checked once with the suite's
       // equation (Basic.verify: [h](z·G - c·PK - R) == O, R and PK even-Y adjusted for TR) and
       // shares are attributed with verifyShare only on failure.
@@ -400,10 +460,9 @@ export function prepareSession(key: PreparedKey, commitmentList: NonceCommitment
         for (const id of order) if (!verifyShare(id, sigShares[id]!)) cheaters.push(id);
         throw new FrostAggregateError('aggregation failed', cheaters);
       }
-      // RFC 9591 Appendix A / §5.3: SerializeElement(R) || SerializeScalar(z);
-      // secp256k1-tr drops R's SEC1 prefix byte (BIP340 x-only R, noble adjustTx.encode).
-      const sig = concatBytes(R.toBytes(), Fn.toBytes(z));
-      return f.taproot ? sig.slice(1) : sig;
+      return sig;
     },
+
+    combine: (sigShares: Record<string, Uint8Array>): Uint8Array => sum(sigShares).sig,
   });
 }

@@ -12,7 +12,7 @@ export * from './dkg.js';
 export * from './dkg-participant.js';
 export * from './lifecycle.js';
 export * from './sign.js';
-export { prepareKey, prepareSession, FrostAggregateError, type PreparedKey, type PreparedSession } from './fast.js';
+export { prepareKey, prepareSession, validateCommitment, FrostAggregateError, type PreparedKey, type PreparedSession, type SessionOptions } from './fast.js';
 export * from './local.js';
 export * from './records.js';
 export * from './intent.js';

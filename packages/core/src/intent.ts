@@ -55,6 +55,8 @@ export interface OpenedIntent extends SignIntent {
   readonly requester: Uint8Array;
   /** The envelope bytes. */
   readonly bytes: Uint8Array;
+  /** The signed payload (the encoded SignIntent). */
+  readonly payload: Uint8Array;
 }
 
 /** Verifies and decodes an intent envelope. `suite` must match when given. */
@@ -66,7 +68,7 @@ export function openSignIntent(bytes: Uint8Array, suite?: Suite): OpenedIntent {
   expectLengthBetween(w.message, 0, MAX_MESSAGE_BYTES, 'sign intent message');
   expectLengthBetween(w.requestId, 16, 32, 'sign intent request id');
   if (w.path !== '' && formatHdPath(w.path) !== w.path) throw new DecodeError('sign intent: derivation path is not in canonical form');
-  return Object.freeze({ suite: s, keyId: w.keyId, message: w.message, requestId: w.requestId, notAfter: w.notAfter, path: w.path, requester: env.sender, bytes });
+  return Object.freeze({ suite: s, keyId: w.keyId, message: w.message, requestId: w.requestId, notAfter: w.notAfter, path: w.path, requester: env.sender, bytes, payload: env.payload });
 }
 
 /** One entry of a sign request's commitment list. */

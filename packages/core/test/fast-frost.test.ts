@@ -8,11 +8,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import type { DKG_Round1, DKG_Round2, FrostPublic, FrostSecret, Key, NonceCommitments, Nonces } from '@noble/curves/abstract/frost.js';
 import { SUITE_IDS, getSuite, type Suite, type SuiteId } from '../src/suites.js';
-import { FrostAggregateError, prepareKey, prepareSession } from '../src/fast.js';
+import { FrostAggregateError, prepareKey, prepareSession, validateCommitment } from '../src/fast.js';
 
 type Rng = (n?: number) => Uint8Array<ArrayBuffer>;
 
@@ -105,6 +106,19 @@ function differential(s: Suite, sc: Scenario, msg: Uint8Array, seed: string, ran
   expect(bytesToHex(fastSig)).toBe(bytesToHex(nobleSig));
   expect(fastSig.length).toBe(s.signatureBytes);
   expect(s.verify(fastSig, msg, s.publicKey(must(pub.commitments[0], 'group key')))).toBe(true);
+
+  // The shortcuts give the same bytes: commitments validated at intake, the signer's own kept
+  // commitment (no recomputation, no subgroup check of its own elements), and combine().
+  const intake = commitments.map((c) => validateCommitment(s, c));
+  const viaIntake = prepareSession(key, intake, msg);
+  secrets.forEach((k, i) => {
+    const r = must(rounds[i], 'round');
+    const z = prepareSession(key, commitments, msg, { own: r.commitments }).signShare(k, copyNonces(r.nonces), r.commitments);
+    expect(bytesToHex(z)).toBe(bytesToHex(must(nobleShares[k.identifier], 'share')));
+    expect(bytesToHex(viaIntake.signShare(k, copyNonces(r.nonces)))).toBe(bytesToHex(z));
+  });
+  expect(bytesToHex(viaIntake.aggregate(fastShares))).toBe(bytesToHex(nobleSig));
+  expect(bytesToHex(session.combine(fastShares))).toBe(bytesToHex(nobleSig));
 
   // One bad share: both blame the same identifier.
   const victim = must(secrets[victimIdx % secrets.length], 'victim').identifier;
@@ -298,5 +312,75 @@ describe.each(SUITE_IDS)('fast FROST reproduces the signing vectors, suite %s', 
     const sig = session.aggregate(shares);
     expect(bytesToHex(sig)).toBe(v.final_output.sig);
     expect(s.verify(sig, msg, s.publicKey(must(pub.commitments[0], 'group key')))).toBe(true);
+  });
+});
+
+describe.each(SUITE_IDS)('fast FROST shortcuts keep every check, suite %s', (id: SuiteId) => {
+  const s = getSuite(id);
+  const deal = s.frost.trustedDealer({ min: 2, max: 3 }, undefined, undefined, detRng(`${id}:shortcuts`));
+  const [a, b] = Object.values(deal.secretShares) as [FrostSecret, FrostSecret, FrostSecret];
+  const msg = new TextEncoder().encode('shortcuts');
+  const key = prepareKey(s, deal.public);
+
+  it('a commitment validated at intake and changed afterwards is validated again', () => {
+    const ra = s.frost.commit(a, detRng('a'));
+    const rb = s.frost.commit(b, detRng('b'));
+    const va = validateCommitment(s, { ...ra.commitments, nonceId: 'kept' });
+    expect(Object.isFrozen(va)).toBe(true);
+    expect((va as { nonceId?: string }).nonceId).toBe('kept');
+    // Bytes swapped in after validation: an encoding that is not a point at all.
+    va.binding.set(new Uint8Array(va.binding.length).fill(0xff));
+    expect(outcome(() => prepareSession(key, [va, rb.commitments], msg))).toBe('throw');
+    // Validation at intake refuses what the session would refuse.
+    expect(outcome(() => validateCommitment(s, { ...rb.commitments, hiding: new Uint8Array(rb.commitments.hiding.length) }))).toBe('throw');
+    expect(outcome(() => validateCommitment(s, { ...rb.commitments, identifier: '00'.repeat(s.scalarBytes) }))).toBe('throw');
+  });
+
+  if (id === 'ed25519') {
+    it('a point with a torsion component is refused at intake, in a session, and as a fake "own" commitment', () => {
+      // An order-8 point added to a valid commitment: on the curve, not in the prime-order subgroup.
+      const T = ed25519.Point.fromBytes(hexToBytes('26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05'));
+      const ra = s.frost.commit(a, detRng('ta'));
+      const rb = s.frost.commit(b, detRng('tb'));
+      const dirty = { ...rb.commitments, hiding: ed25519.Point.fromBytes(rb.commitments.hiding).add(T).toBytes() } as NonceCommitments;
+      expect(outcome(() => validateCommitment(s, dirty))).toBe('throw');
+      expect(outcome(() => prepareSession(key, [ra.commitments, dirty], msg))).toBe('throw');
+      // "own" only spares the entry whose bytes are exactly the caller's own commitment.
+      expect(outcome(() => prepareSession(key, [ra.commitments, dirty], msg, { own: ra.commitments }))).toBe('throw');
+      // A valid validated commitment changed into the dirty one after intake is caught too.
+      const vb = validateCommitment(s, rb.commitments);
+      vb.hiding.set(dirty.hiding);
+      expect(outcome(() => prepareSession(key, [ra.commitments, vb], msg))).toBe('throw');
+    });
+  }
+
+  it('a kept commitment that is not the listed one is refused, and the nonces stay usable', () => {
+    const ra = s.frost.commit(a, detRng('ka'));
+    const rb = s.frost.commit(b, detRng('kb'));
+    const other = s.frost.commit(a, detRng('ka2'));
+    const list = [ra.commitments, rb.commitments];
+    const nonces = copyNonces(ra.nonces);
+    // The caller claims its nonces commit to `other`: the listed commitment differs, so it refuses.
+    expect(outcome(() => prepareSession(key, list, msg, { own: other.commitments }).signShare(a, nonces, other.commitments))).toBe('throw');
+    expect(nonces.hiding.some((x) => x !== 0)).toBe(true);
+    // Without a kept commitment the fast path recomputes it and signs as noble does.
+    const z = prepareSession(key, list, msg).signShare(a, nonces);
+    expect(bytesToHex(z)).toBe(bytesToHex(s.frost.signShare(a, deal.public, copyNonces(ra.nonces), list, msg)));
+  });
+
+  it('combine() returns what aggregate() returns, and no check: a bad share gives a signature the verifier rejects', () => {
+    const ra = s.frost.commit(a, detRng('ca'));
+    const rb = s.frost.commit(b, detRng('cb'));
+    const list = [ra.commitments, rb.commitments];
+    const session = prepareSession(key, list, msg);
+    const shares = { [a.identifier]: session.signShare(a, copyNonces(ra.nonces)), [b.identifier]: session.signShare(b, copyNonces(rb.nonces)) };
+    const sig = session.combine(shares);
+    expect(bytesToHex(sig)).toBe(bytesToHex(session.aggregate(shares)));
+    const gk = s.publicKey(must(deal.public.commitments[0], 'group key'));
+    expect(s.verify(sig, msg, gk)).toBe(true);
+    const bad = { ...shares, [b.identifier]: s.Fn.toBytes(s.Fn.add(s.Fn.fromBytes(must(shares[b.identifier], 'b')), s.Fn.ONE)) };
+    expect(s.verify(session.combine(bad), msg, gk)).toBe(false);
+    expect(cheatersOf(() => session.aggregate(bad))).toEqual([b.identifier]);
+    expect(outcome(() => session.combine({ [a.identifier]: must(shares[a.identifier], 'a') }))).toBe('throw');
   });
 });

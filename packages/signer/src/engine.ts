@@ -35,6 +35,7 @@ import {
   equalBytes,
   decodeMessage,
   decodeSignRequest,
+  decodeCommitment,
   encodeCommitment,
   encodeKeyRecord,
   encodeKeyShareRecord,
@@ -266,18 +267,23 @@ export class SignerEngine {
     const fresh = await this.ledger.countFresh(`${keyId}.`);
     const n = Math.min(count, Math.max(0, this.#maxFresh - fresh));
     if (n === 0) throw new SignerError('RESOURCE_EXHAUSTED', `already ${fresh} unused commitments for key ${keyId}`);
-    const out: Uint8Array[] = [];
-    for (let i = 0; i < n; i++) {
-      const { nonces, commitment } = commit(rec.share, this.#rng);
-      const nonceId = `${keyId}.${toHex(this.#rng(12))}`;
-      const secret = nonces.exportSecret();
-      try {
-        await this.ledger.addFresh(nonceId, secret);
-      } finally {
-        secret.fill(0);
+    // Every nonce of the batch durably in the ledger (one synced write) before any commitment
+    // leaves. The public commitment is kept with the nonce (the record's meta): signing compares
+    // the listed commitment with it instead of recomputing it from the secret nonces.
+    const batch: { nonceId: string; secret: Uint8Array; meta: Uint8Array }[] = [];
+    try {
+      for (let i = 0; i < n; i++) {
+        // A refill is background work: let sign tasks that arrive meanwhile run between nonces.
+        if (i > 0 && i % 4 === 0) await yieldToEventLoop();
+        const { nonces, commitment } = commit(rec.share, this.#rng);
+        const nonceId = `${keyId}.${toHex(this.#rng(12))}`;
+        batch.push({ nonceId, secret: nonces.exportSecret(), meta: encodeCommitment(rec.key.suite, commitment, new TextEncoder().encode(nonceId)) });
       }
-      out.push(signEnvelope(this.identity, PayloadKind.SIGNING_COMMITMENT, encodeCommitment(rec.key.suite, commitment, new TextEncoder().encode(nonceId))));
+      await this.ledger.addFreshMany(batch);
+    } finally {
+      for (const b of batch) b.secret.fill(0);
     }
+    const out = batch.map((b) => signEnvelope(this.identity, PayloadKind.SIGNING_COMMITMENT, b.meta));
     this.#onEvent({ type: 'commitments', keyId, count: out.length });
     return out;
   }
@@ -304,24 +310,38 @@ export class SignerEngine {
       if (intent.keyId !== req.keyId) throw new SignerError('POLICY_DENIED', 'the intent authorises another key');
       const rule = this.#policy.authorise(intent, req.keyId);
       // Serialise per (requester, request id): concurrent tasks cannot overrun the attempt bound.
+      const auditEntry = { type: 'sign', actor: rule.id, data: { keyId, requestId: toHex(intent.requestId), nonce: nonceId, digest: toHex(req.digest), ...(intent.path ? { path: intent.path } : {}) } };
+      let audited = false;
       const share = await this.#attempts.run(`${toHex(intent.requester)}/${toHex(intent.requestId)}`, async () => {
-        const fresh = (await this.ledger.status(nonceId)).state === 'fresh';
+        const status = await this.ledger.status(nonceId);
+        const fresh = status.state === 'fresh';
+        // The commitment kept with the nonce when it was made (absent in older records).
+        const kept = fresh && status.meta ? decodeCommitment(rec.key.suite, status.meta) : undefined;
+        if (kept && new TextDecoder().decode(kept.nonceId) !== nonceId) throw new SignerError('INTERNAL', 'nonce record does not match its id');
         if (fresh) {
           await this.#countAttempt(intent.requester, intent.requestId, nonceId);
           // Rate tokens are spent only on work that uses a nonce, never on cached retries.
           this.#policy.spendRateToken(rule);
         }
-        return this.ledger.consume(nonceId, req.digest, (secret) => {
-          const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret);
+        return this.ledger.consume(nonceId, req.digest, async (secret) => {
+          const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret, kept?.commitment);
           // An HD child key: the public tweak of the intent's path applied to key and share.
+          let out: Uint8Array;
           if (intent.path) {
             const child = deriveKey(rec.key, intent.path);
-            return signShare(deriveShare(rec.share, child.tweak), child.key, nonces, req.commitments, intent.message);
+            out = signShare(deriveShare(rec.share, child.tweak), child.key, nonces, req.commitments, intent.message);
+          } else {
+            out = signShare(rec.share, rec.key, nonces, req.commitments, intent.message);
           }
-          return signShare(rec.share, rec.key, nonces, req.commitments, intent.message);
+          // Audited before the ledger's synced write, which makes the entry durable with it (one
+          // fsync for both): no share is released without its audit entry on disk.
+          await this.audit.append(auditEntry, { sync: false });
+          audited = true;
+          return out;
         });
       });
-      await this.audit.append({ type: 'sign', actor: rule.id, data: { keyId, requestId: toHex(intent.requestId), nonce: nonceId, digest: toHex(req.digest), ...(intent.path ? { path: intent.path } : {}) } });
+      // A cached retry (the same request again) releases the recorded share again: audited too.
+      if (!audited) await this.audit.append(auditEntry);
       this.#onEvent({ type: 'sign', keyId, result: 'ok' });
       const payload = encodeSignatureShare(rec.key.suite, { sessionId: req.sessionId, identifier: rec.share.identifier, share, requestDigest: req.digest });
       return signEnvelope(this.identity, PayloadKind.SIGNATURE_SHARE, payload);
@@ -463,19 +483,20 @@ export class SignerEngine {
     }
     const n = Math.min(count, dp.maxReservations - outstanding);
     if (n <= 0) throw new SignerError('RESOURCE_EXHAUSTED', `device ${device} already holds ${outstanding} reservations on this node (cap ${dp.maxReservations})`);
-    const out: Uint8Array[] = [];
-    for (let i = 0; i < n; i++) {
-      const { nonces, commitment } = commit(rec.share, this.#rng);
-      const nonceId = this.#rng(RESERVATION_NONCE_ID_BYTES);
-      const r = { suite: rec.key.suite, keyId, epoch: rec.epoch, device, signer: this.id, nonceId, hiding: commitment.hiding, binding: commitment.binding, expiresAt: now + ttl };
-      const secret = nonces.exportSecret();
-      try {
-        await this.ledger.addFresh(reservationLedgerId(device, keyId, nonceId), secret, encodeReservation(r));
-      } finally {
-        secret.fill(0);
+    // All reservations of the call durably in the ledger (one synced write) before any leaves.
+    const made: { r: Parameters<typeof signReservation>[1]; entry: { nonceId: string; secret: Uint8Array; meta: Uint8Array } }[] = [];
+    try {
+      for (let i = 0; i < n; i++) {
+        const { nonces, commitment } = commit(rec.share, this.#rng);
+        const nonceId = this.#rng(RESERVATION_NONCE_ID_BYTES);
+        const r = { suite: rec.key.suite, keyId, epoch: rec.epoch, device, signer: this.id, nonceId, hiding: commitment.hiding, binding: commitment.binding, expiresAt: now + ttl };
+        made.push({ r, entry: { nonceId: reservationLedgerId(device, keyId, nonceId), secret: nonces.exportSecret(), meta: encodeReservation(r) } });
       }
-      out.push(signReservation(this.identity, r));
+      await this.ledger.addFreshMany(made.map((m) => m.entry));
+    } finally {
+      for (const m of made) m.entry.secret.fill(0);
     }
+    const out = made.map((m) => signReservation(this.identity, m.r));
     await this.audit.append({ type: 'reserve', actor: this.id, data: { keyId, device, count: n, expiresAt: now + ttl } });
     this.#onEvent({ type: 'reserve', keyId, device, count: n });
     return out;
@@ -526,7 +547,8 @@ export class SignerEngine {
       try {
         share = await this.ledger.consume(ledgerId, pkg.digest, async (secret) => {
           cached = false;
-          const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret);
+          // The reservation this node signed names the commitment of exactly these nonces.
+          const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret, { identifier: rec.share.identifier, hiding: own.hiding, binding: own.binding });
           const out = signShare(rec.share, rec.key, nonces, packageCommitments(rec.key, pkg), pkg.message);
           // Journalled (fsync) before the ledger write and before release.
           await this.#spent?.add(ledgerId, toHex(pkg.digest));
@@ -566,6 +588,8 @@ export class SignerEngine {
     await this.#store.put(k, new TextEncoder().encode(list.join(',')), { sync: false });
   }
 }
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** Ledger id of a reservation: per device, so a device's outstanding reservations count by prefix. */
 function reservationLedgerId(device: string, keyId: string, nonceId: Uint8Array): string {

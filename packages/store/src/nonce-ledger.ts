@@ -77,6 +77,37 @@ export class NonceLedger {
   }
 
   /**
+   * Record many fresh nonces in ONE synced write (all or none): what {@link addFresh} does for
+   * each, with one fsync for the batch instead of one per nonce. Ids must be distinct; an id
+   * already in the ledger refuses the whole batch with `NONCE_EXISTS`.
+   */
+  async addFreshMany(entries: readonly { nonceId: string; secret: Uint8Array; meta?: Uint8Array }[]): Promise<void> {
+    if (!Array.isArray(entries)) throw new StoreError('INVALID_ARGUMENT', 'entries must be an array');
+    const keys = entries.map((e) => {
+      requireBytes(e.secret, 'nonce secret');
+      if (e.secret.length === 0) throw new StoreError('INVALID_ARGUMENT', 'nonce secret must not be empty');
+      if (e.meta !== undefined) requireBytes(e.meta, 'nonce meta');
+      return nonceKey(e.nonceId);
+    });
+    if (new Set(keys).size !== keys.length) throw new StoreError('INVALID_ARGUMENT', 'nonce ids in a batch must be distinct');
+    if (keys.length === 0) return;
+    // Hold every id's lock (in sorted order: no deadlock with other multi-id holders).
+    const sorted = [...keys].sort();
+    const locked = async (i: number): Promise<void> => {
+      if (i < sorted.length) return this.#mutex.run(sorted[i] as string, () => locked(i + 1));
+      for (const [i, key] of keys.entries())
+        if ((await this.#store.get(key)) !== undefined) throw new StoreError('NONCE_EXISTS', `nonce ${entries[i]?.nonceId} is already in the ledger`);
+      const records = entries.map((e) => encodeRecord(TAG_FRESH, e.meta === undefined ? [e.secret] : [e.secret, e.meta]));
+      try {
+        await this.#store.batch(keys.map((key, i) => ({ type: 'put' as const, key, value: records[i] as Uint8Array })), { sync: true });
+      } finally {
+        for (const r of records) wipe(r);
+      }
+    };
+    await locked(0);
+  }
+
+  /**
    * Use nonce `nonceId` for the request whose digest is `requestDigest` (a collision-resistant
    * digest of the full request, e.g. SHA-256).
    *

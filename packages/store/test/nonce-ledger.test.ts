@@ -131,6 +131,43 @@ describe('nonce ledger', () => {
     }
   });
 
+  it('addFreshMany: one synced batch, all or none; an id already in the ledger refuses the whole batch', async () => {
+    const inner = await SealedStore.open(tempDir('nl'), randomKek());
+    const batches: string[] = [];
+    const store = new (class extends RecordingStore {
+      override batch(ops: readonly BatchOp[], opts?: WriteOptions) {
+        batches.push(`${ops.map((o) => o.key).join(',')} sync=${opts?.sync === true}`);
+        return super.batch(ops, opts);
+      }
+    })(inner);
+    try {
+      const l = new NonceLedger(store);
+      const meta = te.encode('commitment');
+      await l.addFreshMany([{ nonceId: 'a', secret: rand(32), meta }, { nonceId: 'b', secret: rand(32) }]);
+      expect(batches).toEqual(['nonce/a,nonce/b sync=true']);
+      expect(await l.status('a')).toEqual({ state: 'fresh', meta });
+      expect(await l.status('b')).toEqual({ state: 'fresh' });
+      // Consumed 'a' is never replaced, and 'c' of the same batch is not written either.
+      await l.consume('a', rand(32), () => Uint8Array.of(1));
+      await rejectsWithCode(l.addFreshMany([{ nonceId: 'c', secret: rand(32) }, { nonceId: 'a', secret: rand(32) }]), 'NONCE_EXISTS');
+      expect((await l.status('a')).state).toBe('consumed');
+      expect(await l.status('c')).toEqual({ state: 'unknown' });
+      await rejectsWithCode(l.addFreshMany([{ nonceId: 'd', secret: rand(32) }, { nonceId: 'd', secret: rand(32) }]), 'INVALID_ARGUMENT');
+      await rejectsWithCode(l.addFreshMany([{ nonceId: 'e', secret: new Uint8Array(0) }]), 'INVALID_ARGUMENT');
+      expect(await l.countFresh()).toBe(1);
+      expect(batches).toHaveLength(1);
+      // Concurrent batches over overlapping ids: exactly one writes the shared id.
+      const results = await Promise.allSettled([
+        l.addFreshMany([{ nonceId: 'x', secret: rand(32) }, { nonceId: 'y', secret: rand(32) }]),
+        l.addFreshMany([{ nonceId: 'y', secret: rand(32) }, { nonceId: 'z', secret: rand(32) }]),
+      ]);
+      expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+      expect(await l.countFresh()).toBe(3);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('consumed state survives close and reopen', async () => {
     const dir = tempDir('nl');
     const kek = randomKek();
