@@ -36,7 +36,7 @@ async function openStore(): Promise<SealedStore> {
 
 const requester = ParticipantIdentity.generate('wallet-api');
 
-async function cluster(n: number, opts: { clock?: () => number } = {}) {
+async function cluster(n: number, opts: { clock?: () => number; keyCacheSize?: number } = {}) {
   const signers: SignerEngine[] = [];
   for (let i = 1; i <= n; i++) {
     signers.push(new SignerEngine({
@@ -45,7 +45,7 @@ async function cluster(n: number, opts: { clock?: () => number } = {}) {
       policy: { allowKeygen: true, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
     }));
   }
-  const coordinator = new Coordinator({ store: await openStore(), ...(opts.clock ? { clock: opts.clock } : {}) });
+  const coordinator = new Coordinator({ store: await openStore(), ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.keyCacheSize ? { keyCacheSize: opts.keyCacheSize } : {}) });
   await coordinator.load();
   const tamper = new Map<string, (r: LinkResult, t: Omit<LinkTask, 'taskId'>) => LinkResult>();
   const handles = new Map<string, ParticipantHandle>();
@@ -178,6 +178,35 @@ describe('refresh', () => {
     expect((await c.coordinator.refresh(key.keyId)).epoch).toBe(1);
     await expect(c.coordinator.refresh(key.keyId)).rejects.toMatchObject({ code: expect.stringMatching(/UNEXPECTED_MESSAGE|BAD_SHARE|DECODE/) });
     expect(c.coordinator.key(key.keyId).epoch).toBe(1);
+  });
+});
+
+describe('the coordinator\'s key registry with a decoded-record cache of one', () => {
+  it('three keys sign in turn, a refresh of one is what every later lookup sees, and an offline signer catches up', async () => {
+    const c = await cluster(3, { keyCacheSize: 1 });
+    const keys = [];
+    for (const suite of ['ed25519', 'secp256k1-tr', 'ed25519'] as SuiteId[]) keys.push(await c.coordinator.keygen({ suite, threshold: 2 }));
+    for (let round = 0; round < 2; round++)
+      for (const k of keys) {
+        const r = await onlineSign(c, k.suite, k.keyId);
+        expect(getSuite(k.suite).verify(r.signature, r.message, k.publicKey)).toBe(true);
+      }
+    c.link('signer-3', false);
+    const target = keys[1]!;
+    const refreshed = await c.coordinator.refresh(target.keyId);
+    expect(refreshed.epoch).toBe(1);
+    expect(c.coordinator.key(target.keyId).epoch).toBe(1); // the cached epoch-0 record was replaced
+    // Other keys used in between evict the refreshed record; a lookup decodes the new epoch.
+    await onlineSign(c, keys[0]!.suite, keys[0]!.keyId);
+    expect(c.coordinator.key(target.keyId).epoch).toBe(1);
+    expect(c.coordinator.keys().map((k) => [k.keyId, k.epoch]).sort()).toEqual(keys.map((k) => [k.keyId, k.keyId === target.keyId ? 1 : 0]).sort());
+    c.link('signer-3', true);
+    const s3 = c.signers.find((s) => s.id === 'signer-3')!;
+    await until(async () => (await s3.key(target.keyId)).epoch === 1, 'signer-3 to catch up');
+    const r = await c.coordinator.sign(createSignIntent(requester, { suite: getSuite(target.suite), keyId: target.keyId, message: new Uint8Array(32), requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 60_000 }), ['signer-3', 'signer-1']);
+    expect(r.signers).toContain('signer-3');
+    expect(getSuite(target.suite).verify(r.signature, new Uint8Array(32), target.publicKey)).toBe(true);
+    expect(() => c.coordinator.key('0123456789abcdef')).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
   });
 });
 

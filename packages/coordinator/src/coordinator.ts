@@ -115,6 +115,11 @@ export interface CoordinatorOptions {
    * refill or stored result is touched, so the caller may simply retry later.
    */
   maxInFlight?: number;
+  /**
+   * Decoded key records kept in memory (most recently used; default 4096). Every key is also
+   * kept encoded (~1 KB) with a small summary, so 100,000 keys cost ~100 MB, not ~700 MB.
+   */
+  keyCacheSize?: number;
   onEvent?: (e: CoordinatorEvent) => void;
 }
 
@@ -155,7 +160,12 @@ export class Coordinator {
   #inFlight = 0;
   readonly #onEvent: (e: CoordinatorEvent) => void;
   readonly #participants = new Map<string, ParticipantHandle>();
-  readonly #keys = new Map<string, KeyRecord>();
+  /** Every key's current record, encoded (the in-memory registry), and its summary. */
+  readonly #keyBytes = new Map<string, Uint8Array>();
+  readonly #keyInfo = new Map<string, KeyInfo>();
+  /** Decoded records, least recently used first (bounded by keyCacheSize). */
+  readonly #decoded = new Map<string, KeyRecord>();
+  readonly #keyCacheSize: number;
   /** Participants ever linked or in a stored key's roster (to tell "unknown" from "offline"). */
   readonly #known = new Set<string>();
   readonly #pools = new Map<string, Pooled[]>();
@@ -177,6 +187,7 @@ export class Coordinator {
     this.#rng = opts.rng ?? defaultRng;
     this.#timeout = opts.taskTimeoutMs ?? 15_000;
     this.#poolBatch = opts.poolBatch ?? 16;
+    this.#keyCacheSize = Math.max(1, opts.keyCacheSize ?? 4096);
     this.#maxAttempts = opts.maxAttempts ?? 3;
     this.#maxInFlight = opts.maxInFlight ?? 256;
     this.#onEvent = opts.onEvent ?? (() => {});
@@ -188,7 +199,7 @@ export class Coordinator {
   async load(): Promise<void> {
     for await (const [, v] of this.#store.iterate('key/')) {
       const rec = decodeKeyRecord(v);
-      this.#keys.set(rec.keyId, rec);
+      this.#setKey(rec, v);
       for (const r of rec.key.roster) this.#known.add(r.id);
     }
     for await (const [k, v] of this.#store.iterate('device/')) {
@@ -225,13 +236,33 @@ export class Coordinator {
   }
 
   keys(): KeyInfo[] {
-    return [...this.#keys.values()].sort((a, b) => a.createdAt - b.createdAt).map(keyInfo);
+    return [...this.#keyInfo.values()].sort((a, b) => a.createdAt - b.createdAt);
   }
 
   key(keyId: string): KeyRecord {
-    const k = this.#keys.get(keyId);
-    if (!k) throw new CoordinatorError('NOT_FOUND', `no key ${keyId}`);
-    return k;
+    const hit = this.#decoded.get(keyId);
+    if (hit) {
+      this.#decoded.delete(keyId); // most recently used goes last
+      this.#decoded.set(keyId, hit);
+      return hit;
+    }
+    const bytes = this.#keyBytes.get(keyId);
+    if (!bytes) throw new CoordinatorError('NOT_FOUND', `no key ${keyId}`);
+    const rec = decodeKeyRecord(bytes);
+    this.#cacheDecoded(rec);
+    return rec;
+  }
+
+  /** Registers `rec` as the current record of its key (memory only; the caller stores it). */
+  #setKey(rec: KeyRecord, bytes: Uint8Array = encodeKeyRecord(rec)): void {
+    this.#keyBytes.set(rec.keyId, bytes);
+    this.#keyInfo.set(rec.keyId, keyInfo(rec));
+    this.#decoded.delete(rec.keyId);
+  }
+
+  #cacheDecoded(rec: KeyRecord): void {
+    this.#decoded.set(rec.keyId, rec);
+    while (this.#decoded.size > this.#keyCacheSize) this.#decoded.delete(this.#decoded.keys().next().value as string);
   }
 
   /** The public record of `keyId` at `epoch`: the active one or a retained earlier epoch. */
@@ -314,7 +345,7 @@ export class Coordinator {
         { type: 'put', key: `keyepoch/${rec.keyId}/${stored.epoch}`, value: encodeKeyRecord(stored) },
       ], { sync: true });
       await this.audit.append({ type: 'keygen', data: { keyId: rec.keyId, suite: rec.key.suite.id, threshold: rec.key.threshold, participants: ids.join(','), publicKey: toHex(groupPublicKey(rec.key)) } });
-      this.#keys.set(rec.keyId, stored);
+      this.#setKey(stored);
       this.#onEvent({ type: 'keygen', ok: true, ms: this.#clock() - t0 });
       // Devices sign offline, never from pools: only nodes get commitments fetched.
       for (const id of ids.filter((x) => !this.#devices.has(x))) this.#refill(id, rec.keyId).catch((e: unknown) => this.#onEvent({ type: 'pool', participant: id, ok: false, cause: codeOf(e), message: (e as Error).message }));
@@ -405,7 +436,7 @@ export class Coordinator {
       { type: 'put', key: `keyepoch/${next.keyId}/${next.epoch}`, value: encodeKeyRecord(next) },
       { type: 'put', key: `lifecycle/${next.keyId}/${next.epoch}`, value: session },
     ], { sync: true });
-    this.#keys.set(next.keyId, next);
+    this.#setKey(next);
     for (const r of next.key.roster) this.#known.add(r.id);
     for (const k of [...this.#pools.keys()]) if (k.endsWith(`/${next.keyId}`)) this.#pools.delete(k);
     await this.audit.append({ type: kind, data: { keyId: next.keyId, epoch: next.epoch, threshold: next.key.threshold, participants: next.key.roster.map((r) => r.id).join(','), publicKey: toHex(groupPublicKey(next.key)) } });
@@ -420,8 +451,10 @@ export class Coordinator {
    * session it missed, in epoch order, and activates it. Runs when it links.
    */
   async #catchUp(h: ParticipantHandle): Promise<void> {
-    for (const rec of this.#keys.values()) {
-      if (!rec.key.roster.some((r) => r.id === h.info.id)) continue;
+    for (const info of [...this.#keyInfo.values()]) {
+      // Epoch 0 has no lifecycle session to catch up on: no store read per key at every link.
+      if (info.epoch === 0 || !info.participants.includes(h.info.id)) continue;
+      const rec = this.key(info.keyId);
       const ackRaw = await this.#store.get(`ack/${h.info.id}/${rec.keyId}`);
       let acked = ackRaw ? Number(new TextDecoder().decode(ackRaw)) : 0;
       for (let e = acked + 1; e <= rec.epoch; e++) {
@@ -980,7 +1013,7 @@ export class Coordinator {
     if (running) return running;
     const p = (async () => {
       const h = this.#participants.get(id);
-      const rec = this.#keys.get(keyId);
+      const rec = this.#keyBytes.has(keyId) ? this.key(keyId) : undefined;
       if (!h || !rec) throw new CoordinatorError('UNAVAILABLE', `${id} is not connected`);
       const r = await h.call({ body: 'commit', commit: { keyId, count: Math.min(256, Math.max(this.#poolBatch, this.#waiting.get(k) ?? 0)) } }, this.#timeout);
       if (r.body !== 'commitments' || !r.commitments) throw new CoordinatorError(r.error?.code ?? 'UNAVAILABLE', r.error?.message ?? `${id} gave no commitments`);
