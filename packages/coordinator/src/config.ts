@@ -16,6 +16,8 @@ export const CoordinatorConfigSchema = z.object({
   taskTimeoutMs: z.number().int().min(100).default(15_000),
   /** Admission control: most sign requests and package completions in progress; beyond it RESOURCE_EXHAUSTED at once. */
   maxInFlight: z.number().int().min(1).default(256),
+  /** Decoded key records kept in memory (most recently used); every key is also kept encoded. */
+  keyCacheSize: z.number().int().min(1).default(4096),
   /** Participant ids allowed to link; unset = any participant with a valid certificate. */
   participants: z.array(z.string().min(1)).optional(),
   /** Scheduled proactive refresh: every key whose epoch is older than this many days is refreshed (checked hourly). */

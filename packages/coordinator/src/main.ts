@@ -33,6 +33,7 @@ async function main(): Promise<void> {
     store,
     taskTimeoutMs: cfg.taskTimeoutMs,
     maxInFlight: cfg.maxInFlight,
+    keyCacheSize: cfg.keyCacheSize,
     onEvent: (e) => {
       if (e.type === 'sign') {
         signs.inc({ result: e.ok ? 'ok' : 'error', cause: e.cause ?? '' });
