@@ -32,7 +32,8 @@ import {
 } from '@tessera/core';
 import { startBenchCluster } from './cluster.mjs';
 import { fillKeys } from './many-keys.mjs';
-import { flowInProcesses } from './flow-procs.mjs';
+import { flowInProcesses, tesseraFlow as tesseraFlowOf } from './flow-procs.mjs';
+import * as core from '@tessera/core';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -156,19 +157,8 @@ function wireBytesPerSignature(key, shares, quorum, msg) {
   return quorum.length * (commitEnv.length + request.length + shareEnv.length);
 }
 
-/** The same work through Tessera's protocol path (core's commit/signShare/SigningSession). */
-function tesseraFlow(key, shares, quorum, msg) {
-  const nonces = new Map();
-  const list = [];
-  for (const id of quorum) {
-    const c = commit(shares.get(id));
-    nonces.set(id, c.nonces);
-    list.push(c.commitment);
-  }
-  const session = new SigningSession(key, msg, list);
-  const out = new Map(quorum.map((id) => [id, signShare(shares.get(id), key, nonces.get(id), list, msg)]));
-  return session.aggregate(out);
-}
+/** The same work through Tessera's protocol path (see flow-procs.mjs). */
+const tesseraFlow = (key, shares, quorum, msg) => tesseraFlowOf(core, key, shares, quorum, msg);
 
 async function main() {
   const msg = new Uint8Array(32).fill(7);

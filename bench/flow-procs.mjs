@@ -6,26 +6,28 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
+/** The 2-of-3 signing work through Tessera's protocol path (core's commit/signShare/SigningSession). */
+export function tesseraFlow(core, key, shares, quorum, msg) {
+  const nonces = new Map();
+  const list = [];
+  for (const id of quorum) {
+    const c = core.commit(shares.get(id));
+    nonces.set(id, c.nonces);
+    list.push(c.commitment);
+  }
+  const session = new core.SigningSession(key, msg, list);
+  return session.aggregate(new Map(quorum.map((id) => [id, core.signShare(shares.get(id), key, nonces.get(id), list, msg)])));
+}
+
 if (process.argv[2] === 'child') {
-  const { ParticipantIdentity, SigningSession, commit, getSuite, runLocalDkg, signShare } = await import('@tessera/core');
-  const suite = getSuite(process.argv[3]);
-  const people = Array.from({ length: 3 }, (_, i) => ParticipantIdentity.generate(`p${i + 1}`));
-  const out = runLocalDkg(suite, 2, people);
+  const core = await import('@tessera/core');
+  const suite = core.getSuite(process.argv[3]);
+  const people = Array.from({ length: 3 }, (_, i) => core.ParticipantIdentity.generate(`p${i + 1}`));
+  const out = core.runLocalDkg(suite, 2, people);
   const key = out.get('p1').key;
   const shares = new Map([...out].map(([id, o]) => [id, o.share]));
   const msg = new Uint8Array(32).fill(7);
-  const quorum = ['p1', 'p2'];
-  const flow = () => {
-    const nonces = new Map();
-    const list = [];
-    for (const id of quorum) {
-      const c = commit(shares.get(id));
-      nonces.set(id, c.nonces);
-      list.push(c.commitment);
-    }
-    const session = new SigningSession(key, msg, list);
-    return session.aggregate(new Map(quorum.map((id) => [id, signShare(shares.get(id), key, nonces.get(id), list, msg)])));
-  };
+  const flow = () => tesseraFlow(core, key, shares, ['p1', 'p2'], msg);
   for (let i = 0; i < 30; i++) flow();
   process.send('ready');
   process.once('message', (ms) => {

@@ -252,6 +252,33 @@ describe('malicious signer: bad signature shares are detected, blamed by id, and
   });
 });
 
+describe('share envelopes on an authenticated link: their signatures are evidence when blame is due', () => {
+  const badSignature = (r: LinkResult): LinkResult => {
+    const w = decodeMessage('Envelope', r.envelope as Uint8Array);
+    return { ...r, envelope: encodeMessage('Envelope', { ...w, signature: new Uint8Array(64).fill(7) }) };
+  };
+  const culpritCodes = (c: Cluster) => c.events.filter((e): e is Extract<CoordinatorEvent, { type: 'culprit' }> => e.type === 'culprit').map((e) => `${e.participant} ${e.code}`);
+
+  it('a wrong share in an envelope that does not verify is blamed as BAD_SIGNATURE; a right one over the link still signs', async () => {
+    const c = await cluster(3);
+    const key = await c.coordinator.keygen({ suite: SUITE, threshold: 2 });
+    const bad = c.signer('signer-1');
+    let wrongShare = true;
+    c.tamper.set(bad.id, (r, t) => (t.body === 'sign' && r.envelope ? badSignature(wrongShare ? reshare(bad.identity, r, (x) => ({ share: bytesOf(scalar(x.share) + 1n) })) : r) : r));
+    expect(await signs(c, key.keyId, ['signer-1', 'signer-2'])).not.toContain('signer-1');
+    expect(culpritCodes(c)).toEqual(['signer-1 BAD_SIGNATURE']);
+    // A correct share whose envelope signature is broken: the aggregate verifies, so nothing is
+    // blamed (the sender is the link's, checked against the envelope's sender key).
+    wrongShare = false;
+    expect(await signs(c, key.keyId, ['signer-1', 'signer-2'])).toEqual(['signer-1', 'signer-2']);
+    expect(culpritCodes(c)).toEqual(['signer-1 BAD_SIGNATURE']);
+    // An undecodable share in such an envelope is blamed as BAD_SIGNATURE too.
+    c.tamper.set(bad.id, (r, t) => (t.body === 'sign' && r.envelope ? badSignature({ ...r, envelope: signEnvelope(bad.identity, PayloadKind.SIGNATURE_SHARE, new Uint8Array([1, 2, 3])) }) : r));
+    expect(await signs(c, key.keyId, ['signer-1', 'signer-2'])).not.toContain('signer-1');
+    expect(culpritCodes(c)).toEqual(['signer-1 BAD_SIGNATURE', 'signer-1 BAD_SIGNATURE']);
+  });
+});
+
 // ---- malicious signer: DKG equivocation --------------------------------------------------------
 
 describe('malicious signer: DKG', () => {

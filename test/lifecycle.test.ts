@@ -260,6 +260,8 @@ describe('reshare and device replacement', () => {
     const up = await c.coordinator.reshare(key.keyId, { threshold: 3, participants: ['signer-1', 'signer-2', 'signer-3', 'signer-4', 'signer-5'] });
     expect(up).toMatchObject({ epoch: 1, threshold: 3, participants: ['signer-1', 'signer-2', 'signer-3', 'signer-4', 'signer-5'] });
     expect(toHex(up.publicKey)).toBe(toHex(pk));
+    // The coordinator's participant → keys index follows the roster.
+    expect(c.coordinator.keysOf('signer-5').map((k) => k.keyId)).toEqual([key.keyId]);
     for (const drop of ['signer-1', 'signer-2']) c.link(drop, false);
     const s = await onlineSign(c, 'secp256k1-tr', key.keyId);
     expect([...s.signers].sort()).toEqual(['signer-3', 'signer-4', 'signer-5']);
@@ -267,6 +269,9 @@ describe('reshare and device replacement', () => {
     for (const back of ['signer-1', 'signer-2']) c.link(back, true);
     const down = await c.coordinator.reshare(key.keyId, { threshold: 2, participants: ['signer-3', 'signer-4', 'signer-5'] });
     expect(down).toMatchObject({ epoch: 2, threshold: 2, participants: ['signer-3', 'signer-4', 'signer-5'] });
+    expect(c.coordinator.keysOf('signer-1')).toEqual([]);
+    expect(c.coordinator.keysOf('signer-4').map((k) => k.keyId)).toEqual([key.keyId]);
+    expect(c.coordinator.rosterParticipants()).toEqual(['signer-3', 'signer-4', 'signer-5']);
     // Retired members hold nothing of the key any more.
     await expect(c.signers[0]?.key(key.keyId)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     const s2 = await onlineSign(c, 'secp256k1-tr', key.keyId);

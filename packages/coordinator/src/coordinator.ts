@@ -163,6 +163,8 @@ export class Coordinator {
   /** Every key's current record, encoded (the in-memory registry), and its summary. */
   readonly #keyBytes = new Map<string, Uint8Array>();
   readonly #keyInfo = new Map<string, KeyInfo>();
+  /** Participant id → ids of the keys whose current roster includes it. */
+  readonly #keysByParticipant = new Map<string, Set<string>>();
   /** Decoded records, least recently used first (bounded by keyCacheSize). */
   readonly #decoded = new Map<string, KeyRecord>();
   readonly #keyCacheSize: number;
@@ -255,9 +257,22 @@ export class Coordinator {
 
   /** Registers `rec` as the current record of its key (memory only; the caller stores it). */
   #setKey(rec: KeyRecord, bytes: Uint8Array = encodeKeyRecord(rec)): void {
+    const before = this.#keyInfo.get(rec.keyId);
+    for (const id of before?.participants ?? []) this.#keysByParticipant.get(id)?.delete(rec.keyId);
+    const info = keyInfo(rec);
     this.#keyBytes.set(rec.keyId, bytes);
-    this.#keyInfo.set(rec.keyId, keyInfo(rec));
+    this.#keyInfo.set(rec.keyId, info);
     this.#decoded.delete(rec.keyId);
+    for (const id of info.participants) {
+      const set = this.#keysByParticipant.get(id) ?? new Set<string>();
+      set.add(rec.keyId);
+      this.#keysByParticipant.set(id, set);
+    }
+  }
+
+  /** Every participant in some key's current roster. */
+  rosterParticipants(): string[] {
+    return [...this.#keysByParticipant].filter(([, keys]) => keys.size > 0).map(([id]) => id).sort();
   }
 
   #cacheDecoded(rec: KeyRecord): void {
@@ -451,10 +466,11 @@ export class Coordinator {
    * session it missed, in epoch order, and activates it. Runs when it links.
    */
   async #catchUp(h: ParticipantHandle): Promise<void> {
-    for (const info of [...this.#keyInfo.values()]) {
+    for (const keyId of [...(this.#keysByParticipant.get(h.info.id) ?? [])]) {
       // Epoch 0 has no lifecycle session to catch up on: no store read per key at every link.
-      if (info.epoch === 0 || !info.participants.includes(h.info.id)) continue;
-      const rec = this.key(info.keyId);
+      // Only the summary is read (no record decoded, the decoded cache left alone).
+      const rec = this.#keyInfo.get(keyId);
+      if (!rec || rec.epoch === 0) continue;
       const ackRaw = await this.#store.get(`ack/${h.info.id}/${rec.keyId}`);
       let acked = ackRaw ? Number(new TextDecoder().decode(ackRaw)) : 0;
       for (let e = acked + 1; e <= rec.epoch; e++) {
@@ -679,7 +695,7 @@ export class Coordinator {
    */
   async revokeDevice(id: string): Promise<void> {
     if (!this.#devices.has(id)) throw new CoordinatorError('NOT_FOUND', `no enrolled device ${id}`);
-    const still = this.keys().filter((k) => k.participants.includes(id)).map((k) => k.keyId);
+    const still = this.keysOf(id).map((k) => k.keyId);
     await this.#store.batch([{ type: 'del', key: `device/${id}` }, { type: 'put', key: `revoked/${id}`, value: new TextEncoder().encode(String(this.#clock())) }], { sync: true });
     this.#devices.delete(id);
     const h = this.#participants.get(id);
@@ -689,7 +705,8 @@ export class Coordinator {
 
   /** Keys whose roster includes `participant`. */
   keysOf(participant: string): KeyInfo[] {
-    return this.keys().filter((k) => k.participants.includes(participant));
+    const ids = this.#keysByParticipant.get(participant) ?? new Set<string>();
+    return [...ids].map((id) => this.#keyInfo.get(id) as KeyInfo).sort((a, b) => a.createdAt - b.createdAt);
   }
 
   /**
@@ -899,9 +916,8 @@ export class Coordinator {
         try {
           const result = await this.#attempt(rec, intentBytes, intent.message, quorum, excluded, signingKey);
           const out: SignResult = { keyId: rec.keyId, signature: result.signature, signers: quorum, publicKey: groupPublicKey(signingKey), requestId: intent.requestId };
-          // The audit entry rides on the result's synced write (same store): one fsync for both.
-          await this.audit.append({ type: 'sign', data: { keyId, requestId: toHex(intent.requestId), signers: quorum.join(','), attempts, ...(intent.path ? { path: intent.path } : {}) } }, { sync: false });
           await this.#store.put(resultKey, encodeResult(out, intentDigest), { sync: true });
+          await this.audit.append({ type: 'sign', data: { keyId, requestId: toHex(intent.requestId), signers: quorum.join(','), attempts, ...(intent.path ? { path: intent.path } : {}) } });
           this.#onEvent({ type: 'sign', keyId, ok: true, ms: this.#clock() - t0, attempts });
           return out;
         } catch (e) {
@@ -931,16 +947,9 @@ export class Coordinator {
     if (commitments.length < quorum.length) throw new CoordinatorError('RETRY', 'commitments unavailable');
     const request = encodeSignRequest({ suite: rec.key.suite, sessionId: this.#rng(16), keyId: rec.keyId, epoch: rec.epoch, intent, commitments });
     const digest = sha256(request);
-    const calls = Promise.allSettled(quorum.map(async (id) => (this.#participants.get(id) as ParticipantHandle).call({ body: 'sign', sign: request }, this.#timeout)));
-    // Built while the signers work (the commitments were validated when they were pooled).
-    let session: SigningSession;
-    try {
-      session = new SigningSession(signingKey, message, commitments);
-    } catch (e) {
-      await calls;
-      throw e;
-    }
-    const answers = await calls;
+    // Before any signer spends a nonce on it (cheap: the commitments were validated when pooled).
+    const session = new SigningSession(signingKey, message, commitments);
+    const answers = await Promise.allSettled(quorum.map(async (id) => (this.#participants.get(id) as ParticipantHandle).call({ body: 'sign', sign: request }, this.#timeout)));
     const shares = new Map<string, Uint8Array>();
     const envelopes = new Map<string, ReturnType<typeof readEnvelope>>();
     answers.forEach((a, i) => {
@@ -962,8 +971,11 @@ export class Coordinator {
         if (!equalBytes(s.requestDigest, digest)) throw new CoordinatorError('BAD_SIGNATURE_SHARE', 'share answers another request');
         shares.set(id, s.share);
       } catch (e) {
-        excluded.set(id, `BAD_SIGNATURE_SHARE ${codeOf(e)}`);
-        this.#onEvent({ type: 'culprit', participant: id, code: codeOf(e) });
+        // Blamed now, so the envelope signature is evidence now.
+        const env = envelopes.get(id);
+        const code = env && !verifyEnvelope(env) ? 'BAD_SIGNATURE' : codeOf(e);
+        excluded.set(id, `BAD_SIGNATURE_SHARE ${code}`);
+        this.#onEvent({ type: 'culprit', participant: id, code });
       }
     });
     if (shares.size < quorum.length) throw new CoordinatorError('RETRY', 'missing shares');
@@ -1013,7 +1025,10 @@ export class Coordinator {
     if (running) return running;
     const p = (async () => {
       const h = this.#participants.get(id);
-      const rec = this.#keyBytes.has(keyId) ? this.key(keyId) : undefined;
+      // The record's bytes identify its epoch: a lifecycle commit while this refill runs replaces
+      // them (and drops the pool), and then this refill's commitments must not be pooled.
+      const generation = this.#keyBytes.get(keyId);
+      const rec = generation ? this.key(keyId) : undefined;
       if (!h || !rec) throw new CoordinatorError('UNAVAILABLE', `${id} is not connected`);
       const r = await h.call({ body: 'commit', commit: { keyId, count: Math.min(256, Math.max(this.#poolBatch, this.#waiting.get(k) ?? 0)) } }, this.#timeout);
       if (r.body !== 'commitments' || !r.commitments) throw new CoordinatorError(r.error?.code ?? 'UNAVAILABLE', r.error?.message ?? `${id} gave no commitments`);
@@ -1036,7 +1051,7 @@ export class Coordinator {
         }
       }
       if (invalid) this.#onEvent({ type: 'pool', participant: id, ok: false, cause: 'INVALID_ARGUMENT', message: `${invalid} invalid commitments dropped` });
-      if (this.#participants.get(id) === h) this.#pools.set(k, pool);
+      if (this.#participants.get(id) === h && this.#keyBytes.get(keyId) === generation) this.#pools.set(k, pool);
     })().finally(() => this.#refills.delete(k));
     this.#refills.set(k, p);
     return p;

@@ -60,7 +60,7 @@ async function main(): Promise<void> {
     collect() {
       this.reset();
       const up = new Set(coordinator.connected());
-      for (const id of new Set([...up, ...coordinator.keys().flatMap((k) => k.participants)])) this.set({ participant: id }, up.has(id) ? 1 : 0);
+      for (const id of new Set([...up, ...coordinator.rosterParticipants()])) this.set({ participant: id }, up.has(id) ? 1 : 0);
     },
   });
   new Gauge({

@@ -192,9 +192,10 @@ const validated = new WeakMap<object, { readonly f: Flavor; readonly hidingHex: 
 export function validateCommitment<T extends { readonly identifier: string; readonly hiding: Uint8Array; readonly binding: Uint8Array }>(suite: Suite, c: T): Readonly<T> {
   const f = flavor(suite);
   parseIdentifier(f, c.identifier);
-  const hiding = parsePoint(f, c.hiding);
-  const binding = parsePoint(f, c.binding);
+  // Copied first: the bytes parsed are the bytes kept, whatever else views the caller's buffer.
   const out = Object.freeze({ ...c, hiding: c.hiding.slice(), binding: c.binding.slice() });
+  const hiding = parsePoint(f, out.hiding);
+  const binding = parsePoint(f, out.binding);
   validated.set(out, { f, hidingHex: bytesToHex(out.hiding), bindingHex: bytesToHex(out.binding), hiding, binding });
   return out;
 }

@@ -310,8 +310,6 @@ export class SignerEngine {
       if (intent.keyId !== req.keyId) throw new SignerError('POLICY_DENIED', 'the intent authorises another key');
       const rule = this.#policy.authorise(intent, req.keyId);
       // Serialise per (requester, request id): concurrent tasks cannot overrun the attempt bound.
-      const auditEntry = { type: 'sign', actor: rule.id, data: { keyId, requestId: toHex(intent.requestId), nonce: nonceId, digest: toHex(req.digest), ...(intent.path ? { path: intent.path } : {}) } };
-      let audited = false;
       const share = await this.#attempts.run(`${toHex(intent.requester)}/${toHex(intent.requestId)}`, async () => {
         const status = await this.ledger.status(nonceId);
         const fresh = status.state === 'fresh';
@@ -323,25 +321,18 @@ export class SignerEngine {
           // Rate tokens are spent only on work that uses a nonce, never on cached retries.
           this.#policy.spendRateToken(rule);
         }
-        return this.ledger.consume(nonceId, req.digest, async (secret) => {
+        return this.ledger.consume(nonceId, req.digest, (secret) => {
           const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret, kept?.commitment);
           // An HD child key: the public tweak of the intent's path applied to key and share.
-          let out: Uint8Array;
           if (intent.path) {
             const child = deriveKey(rec.key, intent.path);
-            out = signShare(deriveShare(rec.share, child.tweak), child.key, nonces, req.commitments, intent.message);
-          } else {
-            out = signShare(rec.share, rec.key, nonces, req.commitments, intent.message);
+            return signShare(deriveShare(rec.share, child.tweak), child.key, nonces, req.commitments, intent.message);
           }
-          // Audited before the ledger's synced write, which makes the entry durable with it (one
-          // fsync for both): no share is released without its audit entry on disk.
-          await this.audit.append(auditEntry, { sync: false });
-          audited = true;
-          return out;
+          return signShare(rec.share, rec.key, nonces, req.commitments, intent.message);
         });
       });
-      // A cached retry (the same request again) releases the recorded share again: audited too.
-      if (!audited) await this.audit.append(auditEntry);
+      // Synced before the share leaves (a retry of the same request is audited too).
+      await this.audit.append({ type: 'sign', actor: rule.id, data: { keyId, requestId: toHex(intent.requestId), nonce: nonceId, digest: toHex(req.digest), ...(intent.path ? { path: intent.path } : {}) } });
       this.#onEvent({ type: 'sign', keyId, result: 'ok' });
       const payload = encodeSignatureShare(rec.key.suite, { sessionId: req.sessionId, identifier: rec.share.identifier, share, requestDigest: req.digest });
       return signEnvelope(this.identity, PayloadKind.SIGNATURE_SHARE, payload);

@@ -51,12 +51,8 @@ export class AuditLog {
     this.#clock = opts.clock ?? Date.now;
   }
 
-  /**
-   * Append an entry (entry and head in one batch, synced by default); appends serialise. Returns
-   * the entry. `sync: false` is for an entry that a synced write to the same store follows before
-   * anything depends on it: LevelDB's synced write flushes the shared log, this entry included.
-   */
-  async append(input: AuditInput, opts: { sync?: boolean } = {}): Promise<AuditEntry> {
+  /** Append an entry (entry and head in one synced batch); appends serialise. Returns the entry. */
+  async append(input: AuditInput): Promise<AuditEntry> {
     const draft = normalise(input, this.#clock);
     return this.#mutex.run('append', async () => {
       const head = await this.head();
@@ -65,7 +61,7 @@ export class AuditLog {
       await this.#store.batch([
         { type: 'put', key: auditEntryKey(entry.seq), value: utf8(JSON.stringify(entry)) },
         { type: 'put', key: AUDIT_HEAD_KEY, value: utf8(JSON.stringify({ seq: entry.seq, hash: entry.hash })) },
-      ], { sync: opts.sync ?? true });
+      ], { sync: true });
       return entry;
     });
   }
