@@ -6,6 +6,7 @@
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { equalBytes, toHex, type Rng } from './bytes.js';
+import { identitySigner, verifyIdentitySignature } from './ed25519-identity.js';
 import { InvalidArgumentError } from './errors.js';
 import { DecodeError } from './errors.js';
 import { FORMAT_VERSION, expectLength } from './wire/packages.js';
@@ -40,6 +41,7 @@ export class ParticipantIdentity {
   readonly public: ParticipantPublic;
   readonly #signSecret: Uint8Array;
   readonly #encSecret: Uint8Array;
+  #signer?: (message: Uint8Array) => Uint8Array;
 
   private constructor(id: string, signSecret: Uint8Array, encSecret: Uint8Array) {
     assertParticipantId(id);
@@ -70,7 +72,8 @@ export class ParticipantIdentity {
 
   /** Ed25519 signature over `message` with the identity key. */
   sign(message: Uint8Array): Uint8Array {
-    return ed25519.sign(message, this.#signSecret);
+    this.#signer ??= identitySigner(this.#signSecret, this.public.signKey);
+    return this.#signer(message);
   }
 
   /** The X25519 secret key, for HPKE open only. */
@@ -96,11 +99,7 @@ export class ParticipantIdentity {
 
 /** Ed25519 verification of a participant's signature; false on any malformed input. */
 export function verifyParticipantSignature(signKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  try {
-    return ed25519.verify(signature, message, signKey, { zip215: false });
-  } catch {
-    return false;
-  }
+  return verifyIdentitySignature(signKey, message, signature);
 }
 
 /**

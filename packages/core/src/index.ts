@@ -6,6 +6,7 @@ export * from './bytes.js';
 export * from './suites.js';
 export * from './hpke.js';
 export * from './identity.js';
+export { identityEd25519Backend } from './ed25519-identity.js';
 export * from './envelope.js';
 export * from './key.js';
 export * from './dkg.js';

@@ -1,0 +1,92 @@
+/**
+ * Ed25519 for participant identities (envelopes, intents, link hellos): the runtime's own
+ * implementation where there is one (Node's `crypto`, i.e. OpenSSL), noble's everywhere else
+ * (browsers, React Native). Both are RFC 8032 and deterministic, so a signature is the same bytes
+ * whichever made it; on Node one costs ~0.03 ms instead of ~0.5 ms, a verification ~0.08 ms
+ * instead of ~1 ms, and a signing request carries several of each.
+ *
+ * Verification accepts the same signatures on both, with one deliberate difference: noble's
+ * strict mode checks the cofactored equation and OpenSSL the cofactorless one, so a signature whose
+ * R carries a small-order component, which only the key's holder can make on purpose, is accepted
+ * by noble and refused on Node. Every key is first checked as noble's strict mode checks it
+ * (canonical encoding, not of small order), so Node accepts a subset of what noble accepts: never
+ * something noble would refuse. FROST arithmetic and the plain verifier of aggregated signatures
+ * stay with noble (`suites.ts`, `fast.ts`).
+ */
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { base64urlnopad } from '@scure/base';
+import { toHex } from './bytes.js';
+
+/** The part of Node's `crypto` used here (typed locally: core does not depend on Node's types). */
+interface NodeKey {
+  readonly asymmetricKeyType?: string;
+}
+interface NodeCrypto {
+  createPrivateKey(o: { key: { kty: 'OKP'; crv: 'Ed25519'; d: string; x: string }; format: 'jwk' }): NodeKey;
+  createPublicKey(o: { key: { kty: 'OKP'; crv: 'Ed25519'; x: string }; format: 'jwk' }): NodeKey;
+  sign(algorithm: null, data: Uint8Array, key: NodeKey): Uint8Array;
+  verify(algorithm: null, data: Uint8Array, key: NodeKey, signature: Uint8Array): boolean;
+}
+
+/** Node's crypto module when this runtime has one (process.getBuiltinModule: Node >= 20.16). */
+function loadNodeCrypto(): NodeCrypto | undefined {
+  try {
+    const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+    const c = proc?.getBuiltinModule?.('node:crypto') as NodeCrypto | undefined;
+    return c && typeof c.sign === 'function' && typeof c.createPublicKey === 'function' ? c : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const nodeCrypto = loadNodeCrypto();
+
+/** Which implementation signs and verifies identity signatures in this runtime. */
+export const identityEd25519Backend: 'node' | 'noble' = nodeCrypto ? 'node' : 'noble';
+
+const b64url = (b: Uint8Array): string => base64urlnopad.encode(b);
+
+/** A signer for one secret key: signs with the runtime's implementation, noble's as fallback. */
+export function identitySigner(secret: Uint8Array, publicKey: Uint8Array): (message: Uint8Array) => Uint8Array {
+  if (!nodeCrypto) return (m) => ed25519.sign(m, secret);
+  const key = nodeCrypto.createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: b64url(secret), x: b64url(publicKey) }, format: 'jwk' });
+  return (m) => new Uint8Array(nodeCrypto.sign(null, m, key));
+}
+
+/**
+ * Public keys seen lately, each checked once as noble's strict mode checks it: the imported key,
+ * or `false` for a key no signature can verify under. Bounded: a participant set is small, and a
+ * flood of foreign keys only empties the cache.
+ */
+const publicKeys = new Map<string, NodeKey | false>();
+const PUBLIC_KEY_CACHE = 4096;
+
+function nodePublicKey(c: NodeCrypto, publicKey: Uint8Array): NodeKey | false {
+  const hex = toHex(publicKey);
+  let k = publicKeys.get(hex);
+  if (k === undefined) {
+    try {
+      // zip215=false: a canonical encoding of a curve point; then not of small order (noble's
+      // strict verify refuses both, and so must every runtime).
+      const p = ed25519.Point.fromBytes(publicKey, false);
+      k = p.isSmallOrder() ? false : c.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(publicKey) }, format: 'jwk' });
+    } catch {
+      k = false;
+    }
+    if (publicKeys.size >= PUBLIC_KEY_CACHE) publicKeys.clear();
+    publicKeys.set(hex, k);
+  }
+  return k;
+}
+
+/** Ed25519 verification of an identity signature (strict); false on any malformed input. */
+export function verifyIdentitySignature(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32 || !(signature instanceof Uint8Array) || signature.length !== 64) return false;
+    if (!nodeCrypto) return ed25519.verify(signature, message, publicKey, { zip215: false });
+    const key = nodePublicKey(nodeCrypto, publicKey);
+    return key !== false && nodeCrypto.verify(null, message, key, signature);
+  } catch {
+    return false;
+  }
+}
