@@ -64,7 +64,7 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
   const launch = (c: Child): Promise<void> =>
     new Promise<void>((ready, fail) => {
       let isReady = false;
-      const p = spawn(process.execPath, c.args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TESSERA_LOG_LEVEL: process.env.TESSERA_LOG_LEVEL ?? 'warn' } });
+      const p = spawn(process.execPath, [...(process.env.TESSERA_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.TESSERA_PROF}`] : []), ...c.args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TESSERA_LOG_LEVEL: process.env.TESSERA_LOG_LEVEL ?? 'warn' } });
       c.proc = p;
       createInterface({ input: p.stdout! }).once('line', (l) => {
         try {

@@ -916,8 +916,11 @@ export class Coordinator {
         try {
           const result = await this.#attempt(rec, intentBytes, intent.message, quorum, excluded, signingKey);
           const out: SignResult = { keyId: rec.keyId, signature: result.signature, signers: quorum, publicKey: groupPublicKey(signingKey), requestId: intent.requestId };
-          await this.#store.put(resultKey, encodeResult(out, intentDigest), { sync: true });
-          await this.audit.append({ type: 'sign', data: { keyId, requestId: toHex(intent.requestId), signers: quorum.join(','), attempts, ...(intent.path ? { path: intent.path } : {}) } });
+          // The result and its audit entry: one synced batch.
+          await this.audit.append(
+            { type: 'sign', data: { keyId, requestId: toHex(intent.requestId), signers: quorum.join(','), attempts, ...(intent.path ? { path: intent.path } : {}) } },
+            { with: [{ type: 'put', key: resultKey, value: encodeResult(out, intentDigest) }] },
+          );
           this.#onEvent({ type: 'sign', keyId, ok: true, ms: this.#clock() - t0, attempts });
           return out;
         } catch (e) {

@@ -51,7 +51,7 @@ import {
   type ParticipantIdentity,
   type Rng,
 } from '@tessera/core';
-import { AuditLog, KeyedMutex, NonceLedger, ShareVault, summarizeAudit, type SealedKV } from '@tessera/store';
+import { AuditLog, KeyedMutex, NonceLedger, ShareVault, summarizeAudit, type BatchOp, type SealedKV } from '@tessera/store';
 import { randomBytes } from 'node:crypto';
 import { DEVICE_POLICY_DEFAULTS, PolicyEngine, type Policy } from './policy.js';
 import type { SpentReservations } from './spent.js';
@@ -309,30 +309,45 @@ export class SignerEngine {
       const intent = openSignIntent(req.intent, rec.key.suite);
       if (intent.keyId !== req.keyId) throw new SignerError('POLICY_DENIED', 'the intent authorises another key');
       const rule = this.#policy.authorise(intent, req.keyId);
+      const auditEntry = { type: 'sign', actor: rule.id, data: { keyId, requestId: toHex(intent.requestId), nonce: nonceId, digest: toHex(req.digest), ...(intent.path ? { path: intent.path } : {}) } };
+      let audited = false;
       // Serialise per (requester, request id): concurrent tasks cannot overrun the attempt bound.
       const share = await this.#attempts.run(`${toHex(intent.requester)}/${toHex(intent.requestId)}`, async () => {
-        const status = await this.ledger.status(nonceId);
-        const fresh = status.state === 'fresh';
-        // The commitment kept with the nonce when it was made (absent in older records).
-        const kept = fresh && status.meta ? decodeCommitment(rec.key.suite, status.meta) : undefined;
-        if (kept && new TextDecoder().decode(kept.nonceId) !== nonceId) throw new SignerError('INTERNAL', 'nonce record does not match its id');
-        if (fresh) {
-          await this.#countAttempt(intent.requester, intent.requestId, nonceId);
-          // Rate tokens are spent only on work that uses a nonce, never on cached retries.
-          this.#policy.spendRateToken(rule);
-        }
-        return this.ledger.consume(nonceId, req.digest, (secret) => {
-          const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret, kept?.commitment);
-          // An HD child key: the public tweak of the intent's path applied to key and share.
-          if (intent.path) {
-            const child = deriveKey(rec.key, intent.path);
-            return signShare(deriveShare(rec.share, child.tweak), child.key, nonces, req.commitments, intent.message);
-          }
-          return signShare(rec.share, rec.key, nonces, req.commitments, intent.message);
-        });
+        let kept: ReturnType<typeof decodeCommitment> | undefined;
+        let attempt: BatchOp[] = [];
+        return this.ledger.consume(
+          nonceId,
+          req.digest,
+          (secret) => {
+            const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret, kept?.commitment);
+            // An HD child key: the public tweak of the intent's path applied to key and share.
+            if (intent.path) {
+              const child = deriveKey(rec.key, intent.path);
+              return signShare(deriveShare(rec.share, child.tweak), child.key, nonces, req.commitments, intent.message);
+            }
+            return signShare(rec.share, rec.key, nonces, req.commitments, intent.message);
+          },
+          {
+            // Only for a fresh nonce (a retry of the same request gets the recorded share).
+            beforeProduce: async (meta) => {
+              // The commitment kept with the nonce when it was made (absent in older records).
+              kept = meta ? decodeCommitment(rec.key.suite, meta) : undefined;
+              if (kept && new TextDecoder().decode(kept.nonceId) !== nonceId) throw new SignerError('INTERNAL', 'nonce record does not match its id');
+              attempt = await this.#countAttempt(intent.requester, intent.requestId, nonceId);
+              // Rate tokens are spent only on work that uses a nonce, never on cached retries.
+              this.#policy.spendRateToken(rule);
+            },
+            // The consumption, the request's attempt record and the audit entry: one synced batch,
+            // on disk before the share leaves.
+            commit: async (ops) => {
+              await this.audit.append(auditEntry, { with: [...ops, ...attempt] });
+              audited = true;
+            },
+          },
+        );
       });
-      // Synced before the share leaves (a retry of the same request is audited too).
-      await this.audit.append({ type: 'sign', actor: rule.id, data: { keyId, requestId: toHex(intent.requestId), nonce: nonceId, digest: toHex(req.digest), ...(intent.path ? { path: intent.path } : {}) } });
+      // A cached retry (the same request again) releases the recorded share again: audited too.
+      if (!audited) await this.audit.append(auditEntry);
       this.#onEvent({ type: 'sign', keyId, result: 'ok' });
       const payload = encodeSignatureShare(rec.key.suite, { sessionId: req.sessionId, identifier: rec.share.identifier, share, requestDigest: req.digest });
       return signEnvelope(this.identity, PayloadKind.SIGNATURE_SHARE, payload);
@@ -566,17 +581,16 @@ export class SignerEngine {
    * quorums gets a few attempts; one replaying an intent does not get unbounded signatures.
    * Callers hold the per-request mutex.
    */
-  async #countAttempt(requester: Uint8Array, requestId: Uint8Array, nonceId: string): Promise<void> {
+  async #countAttempt(requester: Uint8Array, requestId: Uint8Array, nonceId: string): Promise<BatchOp[]> {
     const k = `attempts/${toHex(requester)}/${toHex(requestId)}`;
     const prev = await this.#store.get(k);
     const list = prev ? new TextDecoder().decode(prev).split(',') : [];
-    if (list.includes(nonceId)) return;
+    if (list.includes(nonceId)) return [];
     if (list.length >= this.#maxAttempts)
       throw new SignerError('POLICY_DENIED', `request ${toHex(requestId).slice(0, 16)}… already used ${list.length} nonces`);
     list.push(nonceId);
-    // Not synced on its own: the nonce ledger's synced write that follows (same LevelDB log)
-    // makes it durable before any share is released; a crash before that releases nothing.
-    await this.#store.put(k, new TextEncoder().encode(list.join(',')), { sync: false });
+    // Written by the caller with the nonce's consumption (one atomic, synced batch).
+    return [{ type: 'put', key: k, value: new TextEncoder().encode(list.join(',')) }];
   }
 }
 

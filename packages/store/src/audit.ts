@@ -15,7 +15,7 @@ import {
 } from './audit-chain.js';
 import { StoreError } from './errors.js';
 import { KeyedMutex } from './mutex.js';
-import type { SealedKV } from './types.js';
+import type { BatchOp, SealedKV } from './types.js';
 
 /** Key prefix of the audit log. */
 export const AUDIT_PREFIX = 'audit/';
@@ -45,23 +45,37 @@ export class AuditLog {
   readonly #store: SealedKV;
   readonly #clock: () => number;
   readonly #mutex = new KeyedMutex();
+  /** The head as this log last wrote it (read from the store at the first append). */
+  #head: AuditHead | undefined;
 
   constructor(store: SealedKV, opts: { clock?: () => number } = {}) {
     this.#store = store;
     this.#clock = opts.clock ?? Date.now;
   }
 
-  /** Append an entry (entry and head in one synced batch); appends serialise. Returns the entry. */
-  async append(input: AuditInput): Promise<AuditEntry> {
+  /**
+   * Append an entry (entry and head in one synced batch); appends serialise. Returns the entry.
+   * `with`: more operations on the same store, written in that same atomic batch, so the entry
+   * is on disk exactly when what it records is (e.g. a nonce's consumption, a stored result).
+   */
+  async append(input: AuditInput, opts: { with?: readonly BatchOp[] } = {}): Promise<AuditEntry> {
     const draft = normalise(input, this.#clock);
+    const more = opts.with ?? [];
+    if (!Array.isArray(more) || more.some((op) => op.key.startsWith(AUDIT_PREFIX)))
+      throw new StoreError('INVALID_ARGUMENT', 'operations written with an audit entry must be an array outside the audit log');
     return this.#mutex.run('append', async () => {
-      const head = await this.head();
+      // This log is its store's only writer of audit records, so the head it last wrote is the
+      // head (a store edited behind its back shows up in verify(), as a gap or a broken link).
+      const head = this.#head ?? (await this.head());
       const body = { seq: head.seq + 1, at: draft.at, type: draft.type, ...(draft.actor === undefined ? {} : { actor: draft.actor }), data: draft.data, prev: head.hash };
       const entry: AuditEntry = { ...body, hash: auditEntryHash(body) };
+      const next = { seq: entry.seq, hash: entry.hash };
       await this.#store.batch([
+        ...more,
         { type: 'put', key: auditEntryKey(entry.seq), value: utf8(JSON.stringify(entry)) },
-        { type: 'put', key: AUDIT_HEAD_KEY, value: utf8(JSON.stringify({ seq: entry.seq, hash: entry.hash })) },
+        { type: 'put', key: AUDIT_HEAD_KEY, value: utf8(JSON.stringify(next)) },
       ], { sync: true });
+      this.#head = next;
       return entry;
     });
   }

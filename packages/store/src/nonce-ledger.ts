@@ -19,7 +19,7 @@ import { decodeRecord, encodeRecord } from './codec.js';
 import { copyBytes, requireBytes, requireId, wipe } from './bytes.js';
 import { StoreError } from './errors.js';
 import { KeyedMutex } from './mutex.js';
-import type { SealedKV } from './types.js';
+import type { BatchOp, SealedKV } from './types.js';
 
 /** Key prefix of the ledger. */
 export const NONCE_PREFIX = 'nonce/';
@@ -44,10 +44,32 @@ type Decoded =
   | { state: 'fresh'; secret: Uint8Array; meta?: Uint8Array }
   | { state: 'consumed'; requestDigest: Uint8Array; output: Uint8Array; meta?: Uint8Array };
 
+/** Hooks of {@link NonceLedger.consume} for a caller that records more with the consumption. */
+export interface ConsumeOptions {
+  /**
+   * Runs on the fresh path, under the nonce's lock, before `produce`, with the record's meta: a
+   * last check (or a limit to count) that refuses by throwing, and the nonce stays fresh.
+   */
+  readonly beforeProduce?: (meta: Uint8Array | undefined) => void | Promise<void>;
+  /**
+   * Writes the consumed record instead of the ledger's own synced put: it receives the ledger's
+   * operations and MUST apply them, with its own, in ONE synced batch of the same store before it
+   * resolves (e.g. an audit entry, written atomically with the consumption). If it throws the
+   * nonce stays fresh and nothing is released.
+   */
+  readonly commit?: (ops: readonly BatchOp[]) => Promise<void>;
+}
+
 /** The nonce ledger over a {@link SealedKV}. */
 export class NonceLedger {
   readonly #store: SealedKV;
   readonly #mutex = new KeyedMutex();
+  /**
+   * Fresh-nonce counts per prefix asked of {@link countFresh}: scanned once, then kept up to
+   * date by this ledger's own writes (consumed records stay in the ledger forever, so a scan per
+   * call would grow with the node's whole signing history).
+   */
+  readonly #freshCounts = new Map<string, number>();
 
   constructor(store: SealedKV) {
     this.#store = store;
@@ -73,6 +95,7 @@ export class NonceLedger {
       } finally {
         wipe(record);
       }
+      this.#adjust(nonceId, +1);
     });
   }
 
@@ -103,6 +126,7 @@ export class NonceLedger {
       } finally {
         for (const r of records) wipe(r);
       }
+      for (const e of entries) this.#adjust(e.nonceId, +1);
     };
     await locked(0);
   }
@@ -124,7 +148,8 @@ export class NonceLedger {
   async consume(
     nonceId: string,
     requestDigest: Uint8Array,
-    produce: (secret: Uint8Array) => Uint8Array | Promise<Uint8Array>,
+    produce: (secret: Uint8Array, meta: Uint8Array | undefined) => Uint8Array | Promise<Uint8Array>,
+    opts: ConsumeOptions = {},
   ): Promise<Uint8Array> {
     const key = nonceKey(nonceId);
     requireBytes(requestDigest, 'request digest');
@@ -140,14 +165,18 @@ export class NonceLedger {
       }
       let output: Uint8Array;
       try {
-        const produced = await produce(rec.secret);
+        await opts.beforeProduce?.(rec.meta);
+        const produced = await produce(rec.secret, rec.meta);
         requireBytes(produced, 'produce() result');
         output = copyBytes(produced);
       } finally {
         wipe(rec.secret);
       }
       const fields = rec.meta === undefined ? [digest, output] : [digest, output, rec.meta];
-      await this.#store.put(key, encodeRecord(TAG_CONSUMED, fields), { sync: true });
+      const value = encodeRecord(TAG_CONSUMED, fields);
+      if (opts.commit) await opts.commit([{ type: 'put', key, value }]);
+      else await this.#store.put(key, value, { sync: true });
+      this.#adjust(nonceId, -1);
       return copyBytes(output);
     });
   }
@@ -161,17 +190,47 @@ export class NonceLedger {
     return rec.meta === undefined ? { state: 'fresh' } : { state: 'fresh', meta: rec.meta };
   }
 
-  /** Number of fresh nonces whose id starts with `prefix` (default: all). */
+  /**
+   * Number of fresh nonces whose id starts with `prefix` (default: all). The first call for a
+   * prefix scans; later ones are answered from a count this ledger keeps as it writes (it is the
+   * store's only writer of nonce records: LevelDB's lock keeps other processes out).
+   */
   async countFresh(prefix = ''): Promise<number> {
+    const known = this.#freshCounts.get(prefix);
+    if (known !== undefined) return known;
+    // Writes that land while the scan runs are recorded here and reconciled with it below.
+    const during: { nonceId: string; delta: number }[] = [];
+    this.#scans.add(during);
     let n = 0;
-    for await (const [key, value] of this.#store.iterate(NONCE_PREFIX + prefix)) {
-      const rec = decode(value, key);
-      if (rec.state === 'fresh') {
-        n++;
-        wipe(rec.secret);
+    const seen = new Set<string>();
+    try {
+      for await (const [key, value] of this.#store.iterate(NONCE_PREFIX + prefix)) {
+        const rec = decode(value, key);
+        if (rec.state === 'fresh') {
+          n++;
+          seen.add(key.slice(NONCE_PREFIX.length));
+          wipe(rec.secret);
+        }
       }
+    } finally {
+      this.#scans.delete(during);
     }
-    return n;
+    // A write during the scan may or may not be in the scan's snapshot. For each nonce written
+    // meanwhile, its last write says whether it is fresh now (an add: yes; a consumption or a
+    // discard: no), whatever the scan saw of it.
+    const last = new Map<string, number>();
+    for (const w of during) if (w.nonceId.startsWith(prefix)) last.set(w.nonceId, w.delta);
+    for (const [id, delta] of last) n += (delta > 0 ? 1 : 0) - (seen.has(id) ? 1 : 0);
+    if (!this.#freshCounts.has(prefix)) this.#freshCounts.set(prefix, n);
+    return this.#freshCounts.get(prefix) as number;
+  }
+
+  readonly #scans = new Set<{ nonceId: string; delta: number }[]>();
+
+  /** Keeps the fresh counts in step with a write this ledger made (after it succeeded). */
+  #adjust(nonceId: string, delta: number): void {
+    for (const [prefix, n] of this.#freshCounts) if (nonceId.startsWith(prefix)) this.#freshCounts.set(prefix, n + delta);
+    for (const scan of this.#scans) scan.push({ nonceId, delta });
   }
 
   /** Every consumed nonce whose id starts with `prefix`, in id order (for audits and tests). */
@@ -202,6 +261,7 @@ export class NonceLedger {
       if (rec?.state !== 'fresh') return false;
       wipe(rec.secret);
       await this.#store.del(key, { sync: true });
+      this.#adjust(nonceId, -1);
       return true;
     });
   }

@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  AUDIT_HEAD_KEY, type AuditEntry, AuditLog, SealedStore, auditEntryHash, auditEntryKey, rawKeyOf, verifyAuditEntries,
+  AUDIT_HEAD_KEY, type AuditEntry, AuditLog, type SealedKV, SealedStore, auditEntryHash, auditEntryKey, rawKeyOf, verifyAuditEntries,
 } from '../src/index.js';
 import { cleanupDirs, collect, rand, randomKek, tempDir, withRawDb } from './helpers.js';
 
@@ -132,6 +132,54 @@ describe('audit log tamper detection', () => {
       expect(await log.verify()).toEqual({ ok: false, count: N + 1, problem: { seq: N + 1, reason: 'corrupt' } });
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('audit entries written with other records', () => {
+  it('`with` puts the entry and the caller\'s records in one synced batch; audit keys are refused; a failed batch leaves the chain as it was', async () => {
+    const dir = tempDir('audit');
+    const kek = randomKek();
+    const inner = await SealedStore.open(dir, kek);
+    const batches: string[] = [];
+    let failNext = false;
+    // Forwards to the LevelDB store, recording batches; fails one on request.
+    const store: SealedKV = {
+      get: (k) => inner.get(k),
+      put: (k, v, o) => inner.put(k, v, o),
+      del: (k, o) => inner.del(k, o),
+      iterate: (p, o) => inner.iterate(p, o),
+      keys: (p, o) => inner.keys(p, o),
+      close: () => inner.close(),
+      batch: (ops, opts) => {
+        batches.push(`${ops.map((o) => o.key).join(',')} sync=${opts?.sync === true}`);
+        if (failNext) {
+          failNext = false;
+          return Promise.reject(new Error('disk full'));
+        }
+        return inner.batch(ops, opts);
+      },
+    };
+    try {
+      const log = new AuditLog(store);
+      const e1 = await log.append({ type: 'sign' }, { with: [{ type: 'put', key: 'result/1', value: te.encode('r1') }] });
+      expect(batches).toEqual([`result/1,${auditEntryKey(1)},${AUDIT_HEAD_KEY} sync=true`]);
+      expect(new TextDecoder().decode(await inner.get('result/1'))).toBe('r1');
+      await expect(log.append({ type: 'x' }, { with: [{ type: 'put', key: AUDIT_HEAD_KEY, value: te.encode('{}') }] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      failNext = true;
+      await expect(log.append({ type: 'sign' }, { with: [{ type: 'put', key: 'result/2', value: te.encode('r2') }] })).rejects.toThrow('disk full');
+      expect(await inner.get('result/2')).toBeUndefined();
+      const e2 = await log.append({ type: 'sign' });
+      expect(e2).toMatchObject({ seq: 2, prev: e1.hash });
+      expect(await log.verify()).toEqual({ ok: true, count: 2, head: { seq: 2, hash: e2.hash } });
+      // A second log on the reopened store continues the same chain.
+      await inner.close();
+      const reopened = await SealedStore.open(dir, kek);
+      const e3 = await new AuditLog(reopened).append({ type: 'admin' });
+      expect(e3).toMatchObject({ seq: 3, prev: e2.hash });
+      await reopened.close();
+    } finally {
+      await inner.close().catch(() => {});
     }
   });
 });

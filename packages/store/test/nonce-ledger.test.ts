@@ -168,6 +168,95 @@ describe('nonce ledger', () => {
     }
   });
 
+  it('consume hooks: beforeProduce refuses with the nonce fresh; commit writes the consumption with more in one synced batch', async () => {
+    const inner = await SealedStore.open(tempDir('nl'), randomKek());
+    const batches: string[] = [];
+    const store = new (class extends RecordingStore {
+      override batch(ops: readonly BatchOp[], opts?: WriteOptions) {
+        batches.push(`${ops.map((o) => o.key).join(',')} sync=${opts?.sync === true}`);
+        return super.batch(ops, opts);
+      }
+    })(inner);
+    try {
+      const l = new NonceLedger(store);
+      const meta = te.encode('kept');
+      await l.addFresh('n', rand(32), meta);
+      // Refused before produce: nothing written, still fresh.
+      let produced = 0;
+      await expect(l.consume('n', rand(32), () => Uint8Array.of(++produced), { beforeProduce: () => { throw new Error('over the limit'); } })).rejects.toThrow('over the limit');
+      expect(produced).toBe(0);
+      expect(await l.status('n')).toEqual({ state: 'fresh', meta });
+      // A commit that fails leaves it fresh too.
+      await expect(l.consume('n', rand(32), () => Uint8Array.of(1), { commit: () => Promise.reject(new Error('disk full')) })).rejects.toThrow('disk full');
+      expect((await l.status('n')).state).toBe('fresh');
+      // The commit hook writes the ledger's operation with its own.
+      const seen: (Uint8Array | undefined)[] = [];
+      const digest = rand(32);
+      const out = await l.consume('n', digest, (_secret, m) => (seen.push(m), Uint8Array.of(9)), {
+        beforeProduce: (m) => void seen.push(m),
+        commit: (ops) => store.batch([...ops, { type: 'put', key: 'other/x', value: Uint8Array.of(1) }], { sync: true }),
+      });
+      expect(out).toEqual(Uint8Array.of(9));
+      expect(seen).toEqual([meta, meta]);
+      expect(batches).toEqual(['nonce/n,other/x sync=true']);
+      expect(await l.status('n')).toMatchObject({ state: 'consumed', requestDigest: digest, output: Uint8Array.of(9) });
+      // A retry of the same request: neither hook runs.
+      const again = await l.consume('n', digest, () => Uint8Array.of(0), { beforeProduce: () => { throw new Error('not called'); }, commit: () => Promise.reject(new Error('not called')) });
+      expect(again).toEqual(Uint8Array.of(9));
+      expect(batches).toHaveLength(1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('countFresh keeps its count through adds, consumptions and discards, also when they race its first scan', async () => {
+    const dir = tempDir('nl');
+    const kek = randomKek();
+    const store = await SealedStore.open(dir, kek);
+    try {
+      const l = new NonceLedger(store);
+      await l.addFreshMany(Array.from({ length: 40 }, (_, i) => ({ nonceId: `k1.${i}`, secret: rand(32) })));
+      await l.addFreshMany(Array.from({ length: 5 }, (_, i) => ({ nonceId: `k2.${i}`, secret: rand(32) })));
+      for (let i = 0; i < 10; i++) await l.consume(`k1.${i}`, rand(32), () => Uint8Array.of(i));
+      // The first scan of each prefix races writes under it.
+      const [c1, c2] = await Promise.all([
+        l.countFresh('k1.'),
+        l.countFresh('k2.'),
+        l.consume('k1.20', rand(32), () => Uint8Array.of(1)),
+        l.discard('k1.21'),
+        l.addFresh('k1.new', rand(32)),
+        l.addFresh('k2.new', rand(32)).then(() => l.discard('k2.new')),
+      ]);
+      const truth = async (prefix: string) => {
+        let n = 0;
+        for (let i = 0; i < 41; i++) if ((await l.status(`${prefix}${i}`)).state === 'fresh') n++;
+        if ((await l.status(`${prefix}new`)).state === 'fresh') n++;
+        return n;
+      };
+      expect(await l.countFresh('k1.')).toBe(await truth('k1.'));
+      expect(await l.countFresh('k2.')).toBe(await truth('k2.'));
+      expect(c1 === 29 || c1 === 30 || c1 === 31 || c1 === 28).toBe(true); // whatever the scan saw mid-race
+      expect(c2 === 5 || c2 === 6).toBe(true);
+      // Later writes keep every known prefix (and the whole ledger) in step.
+      expect(await l.countFresh()).toBe((await truth('k1.')) + (await truth('k2.')));
+      await l.addFreshMany([{ nonceId: 'k1.x', secret: rand(32) }, { nonceId: 'k2.x', secret: rand(32) }]);
+      await l.consume('k1.30', rand(32), () => Uint8Array.of(1));
+      await l.discard('k2.1');
+      const n1 = await l.countFresh('k1.');
+      const n2 = await l.countFresh('k2.');
+      expect(await l.countFresh()).toBe(n1 + n2);
+      // A new ledger on the same store (a restart) counts the same by scanning.
+      await store.close();
+      const reopened = await SealedStore.open(dir, kek);
+      const l2 = new NonceLedger(reopened);
+      expect(await l2.countFresh('k1.')).toBe(n1);
+      expect(await l2.countFresh('k2.')).toBe(n2);
+      await reopened.close();
+    } finally {
+      await store.close().catch(() => {});
+    }
+  });
+
   it('consumed state survives close and reopen', async () => {
     const dir = tempDir('nl');
     const kek = randomKek();
