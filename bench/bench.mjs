@@ -112,6 +112,7 @@ function print(r) {
   }
   console.log([r.suite.padEnd(13), `${r.t}-of-${r.n}`.padEnd(7), r.name.padEnd(14), r.opsPerSec.toFixed(1).padStart(10), r.p50Ms.toFixed(2).padStart(9), r.p99Ms.toFixed(2).padStart(9), (r.baselineName ?? '-').padEnd(14), (r.ratio === null ? '-' : `${r.ratio.toFixed(2)}×`).padStart(8), r.errors ? `errors ${JSON.stringify(r.errors)}` : '',
     r.bytesPerPackage ? `${r.bytesPerPackage} B/package` : '', r.bytesOnWirePerSignature ? `${r.bytesOnWirePerSignature} B on the wire/signature` : '',
+    r.cpuCoordinatorMs !== undefined ? `CPU ms/signature: client ${r.cpuClientMs.toFixed(1)}, coordinator ${r.cpuCoordinatorMs.toFixed(1)}, signers ${r.cpuSignersMs.toFixed(1)} (flow ${r.baselineCpuMs.toFixed(1)}), ${r.coresUsed.toFixed(2)} cores busy` : '',
     r.signerRssMb ? `signer RSS ${r.signerRssMb} MB, coordinator ${r.coordinatorRssMb} MB` : '', r.lastCompletionMs ? `${r.packages} packages, reconnect→last ${Math.round(r.lastCompletionMs)} ms` : ''].join(' ').trimEnd());
 }
 
@@ -219,7 +220,7 @@ async function main() {
             const base = await measure(() => tesseraFlow(key, shares, quorumIds, msg), { budgetMs: quick ? 500 : 1500 });
             const m = await cluster.throughput(suiteId, info.keyId, conc, quick ? 2000 : 5000);
             const rss = conc === 64 ? await cluster.signerRss() : undefined;
-            row(suiteId, t, n, `cluster-c${conc}`, m, 'tessera-flow', base, { baselineOpsPerSec: base.opsPerSec, baselineP50Ms: base.p50Ms, p50VsBaselineTime: m.p50Ms / (1000 / base.opsPerSec), ...(rss ? { signerRssMb: rss.maxMb, coordinatorRssMb: rss.coordinatorMb } : {}) });
+            row(suiteId, t, n, `cluster-c${conc}`, m, 'tessera-flow', base, { baselineOpsPerSec: base.opsPerSec, baselineP50Ms: base.p50Ms, p50VsBaselineTime: m.p50Ms / (1000 / base.opsPerSec), baselineCpuMs: 1000 / base.opsPerSec, ...m.cpu, ...(rss ? { signerRssMb: rss.maxMb, coordinatorRssMb: rss.coordinatorMb } : {}) });
           }
           if (t === 2 && suiteId === suites[0]) {
             // Signing latency with many keys stored per signer: c1 before and after the fill.

@@ -23,6 +23,11 @@ export async function startBenchCluster(n) {
     return { d, c };
   };
   let { d: dev, c: client } = await up();
+  /** The load generator (this process), the coordinator and the signer processes. */
+  const processes = async () => {
+    const st = await client.call('Status', {});
+    return [{ role: 'client', pid: process.pid }, { role: 'coordinator', pid: st.pid }, ...st.participants.filter((p) => p.pid && !p.device).map((p) => ({ role: 'signer', pid: p.pid }))];
+  };
   return {
     dir,
     /** Stops the processes, runs `fn` on the stopped cluster's data, starts them again. */
@@ -43,6 +48,8 @@ export async function startBenchCluster(n) {
         await client.call('Sign', { intent: decodeMessage('Envelope', intent), signers: [] });
       };
       for (let i = 0; i < Math.min(conc, 4); i++) await one(); // warm pools and JITs
+      const pids = await processes();
+      const cpu0 = cpuMs(pids);
       const lat = [];
       const errors = {};
       const start = performance.now();
@@ -60,9 +67,13 @@ export async function startBenchCluster(n) {
         }
       }));
       const total = performance.now() - start;
+      const cpu1 = cpuMs(pids);
       const s = lat.sort((a, b) => a - b);
       const q = (p) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
-      return { opsPerSec: (lat.length / total) * 1000, p50Ms: q(0.5) ?? 0, p99Ms: q(0.99) ?? 0, n: lat.length, errors };
+      // Where the machine's CPU went, per signature: what bounds the cluster rows.
+      const per = (role) => pids.filter((x) => x.role === role).reduce((a, x) => a + (cpu1.get(x.pid) - cpu0.get(x.pid)), 0) / Math.max(1, lat.length);
+      const cpu = { cpuClientMs: per('client'), cpuCoordinatorMs: per('coordinator'), cpuSignersMs: per('signer'), coresUsed: [...cpu1].reduce((a, [pid, v]) => a + v - cpu0.get(pid), 0) / total };
+      return { opsPerSec: (lat.length / total) * 1000, p50Ms: q(0.5) ?? 0, p99Ms: q(0.99) ?? 0, n: lat.length, errors, cpu };
     },
     /**
      * offline-sync: a device with `count` packages signed offline reconnects; measures the time
@@ -116,4 +127,17 @@ export async function startBenchCluster(n) {
       rmSync(join(dir, '..'), { recursive: true, force: true });
     },
   };
+}
+
+/** CPU time (user + system, ms) of each process so far, from /proc (Linux). */
+function cpuMs(pids) {
+  const tick = 10; // USER_HZ = 100 on Linux
+  return new Map(pids.map(({ pid }) => {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      return [pid, (Number(f[11]) + Number(f[12])) * tick];
+    } catch {
+      return [pid, 0];
+    }
+  }));
 }

@@ -64,7 +64,9 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
   const launch = (c: Child): Promise<void> =>
     new Promise<void>((ready, fail) => {
       let isReady = false;
-      const p = spawn(process.execPath, [...(process.env.TESSERA_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.TESSERA_PROF}`] : []), ...c.args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TESSERA_LOG_LEVEL: process.env.TESSERA_LOG_LEVEL ?? 'warn' } });
+      // TESSERA_CPU_PROF=<dir>: every process writes a V8 CPU profile there when it stops (bench/README.md).
+      const prof = process.env.TESSERA_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TESSERA_CPU_PROF}`] : [];
+      const p = spawn(process.execPath, [...prof, ...c.args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TESSERA_LOG_LEVEL: process.env.TESSERA_LOG_LEVEL ?? 'warn' } });
       c.proc = p;
       createInterface({ input: p.stdout! }).once('line', (l) => {
         try {
