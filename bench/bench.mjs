@@ -218,7 +218,7 @@ async function main() {
             // The baseline again, just before the row (the cluster is idle then): a figure from
             // minutes earlier would compare two machine states.
             const base = await measure(() => tesseraFlow(key, shares, quorumIds, msg), { budgetMs: quick ? 500 : 1500 });
-            const m = await cluster.throughput(suiteId, info.keyId, conc, quick ? 2000 : 5000);
+            const m = await cluster.throughput(suiteId, info.keyId, conc, quick ? 2000 : 5000, quick ? 500 : 1500);
             const rss = conc === 64 ? await cluster.signerRss() : undefined;
             row(suiteId, t, n, `cluster-c${conc}`, m, 'tessera-flow', base, { baselineOpsPerSec: base.opsPerSec, baselineP50Ms: base.p50Ms, p50VsBaselineTime: m.p50Ms / (1000 / base.opsPerSec), baselineCpuMs: 1000 / base.opsPerSec, ...m.cpu, ...(rss ? { signerRssMb: rss.maxMb, coordinatorRssMb: rss.coordinatorMb } : {}) });
           }
