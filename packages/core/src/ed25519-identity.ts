@@ -22,7 +22,7 @@ interface NodeKey {
   readonly asymmetricKeyType?: string;
 }
 interface NodeCrypto {
-  createPrivateKey(o: { key: { kty: 'OKP'; crv: 'Ed25519'; d: string; x: string }; format: 'jwk' }): NodeKey;
+  createPrivateKey(o: { key: Uint8Array; format: 'der'; type: 'pkcs8' }): NodeKey;
   createPublicKey(o: { key: { kty: 'OKP'; crv: 'Ed25519'; x: string }; format: 'jwk' }): NodeKey;
   sign(algorithm: null, data: Uint8Array, key: NodeKey): Uint8Array;
   verify(algorithm: null, data: Uint8Array, key: NodeKey, signature: Uint8Array): boolean;
@@ -39,7 +39,42 @@ function loadNodeCrypto(): NodeCrypto | undefined {
   }
 }
 
-const nodeCrypto = loadNodeCrypto();
+/** PKCS#8 (RFC 8410) wrapping of an Ed25519 seed: this fixed prefix, then the 32 bytes. */
+const PKCS8_PREFIX = Uint8Array.of(0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20);
+
+function nodePrivateKey(c: NodeCrypto, secret: Uint8Array): NodeKey {
+  const der = new Uint8Array(PKCS8_PREFIX.length + 32);
+  der.set(PKCS8_PREFIX);
+  der.set(secret, PKCS8_PREFIX.length);
+  try {
+    return c.createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  } finally {
+    der.fill(0);
+  }
+}
+
+/**
+ * Node's crypto if it really does Ed25519 as noble does (a FIPS-mode OpenSSL or a partial shim
+ * may offer the functions and not the algorithm): one signature made and checked both ways at
+ * load, else noble.
+ */
+function workingNodeCrypto(): NodeCrypto | undefined {
+  const c = loadNodeCrypto();
+  if (!c) return undefined;
+  try {
+    const secret = new Uint8Array(32).fill(7);
+    const pub = ed25519.getPublicKey(secret);
+    const msg = Uint8Array.of(1, 2, 3);
+    const sig = new Uint8Array(c.sign(null, msg, nodePrivateKey(c, secret)));
+    const same = sig.length === 64 && sig.every((b, i) => b === ed25519.sign(msg, secret)[i]);
+    const key = c.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: base64urlnopad.encode(pub) }, format: 'jwk' });
+    return same && c.verify(null, msg, key, sig) && !c.verify(null, Uint8Array.of(1, 2, 4), key, sig) ? c : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const nodeCrypto = workingNodeCrypto();
 
 /** Which implementation signs and verifies identity signatures in this runtime. */
 export const identityEd25519Backend: 'node' | 'noble' = nodeCrypto ? 'node' : 'noble';
@@ -47,10 +82,14 @@ export const identityEd25519Backend: 'node' | 'noble' = nodeCrypto ? 'node' : 'n
 const b64url = (b: Uint8Array): string => base64urlnopad.encode(b);
 
 /** A signer for one secret key: signs with the runtime's implementation, noble's as fallback. */
-export function identitySigner(secret: Uint8Array, publicKey: Uint8Array): (message: Uint8Array) => Uint8Array {
+export function identitySigner(secret: Uint8Array): (message: Uint8Array) => Uint8Array {
   if (!nodeCrypto) return (m) => ed25519.sign(m, secret);
-  const key = nodeCrypto.createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: b64url(secret), x: b64url(publicKey) }, format: 'jwk' });
-  return (m) => new Uint8Array(nodeCrypto.sign(null, m, key));
+  const key = nodePrivateKey(nodeCrypto, secret);
+  return (m) => {
+    // As noble: bytes only (Node would also take a string and encode it).
+    if (!(m instanceof Uint8Array)) throw new TypeError('message: expected Uint8Array');
+    return new Uint8Array(nodeCrypto.sign(null, m, key));
+  };
 }
 
 /**
@@ -82,7 +121,7 @@ function nodePublicKey(c: NodeCrypto, publicKey: Uint8Array): NodeKey | false {
 /** Ed25519 verification of an identity signature (strict); false on any malformed input. */
 export function verifyIdentitySignature(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   try {
-    if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32 || !(signature instanceof Uint8Array) || signature.length !== 64) return false;
+    if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32 || !(signature instanceof Uint8Array) || signature.length !== 64 || !(message instanceof Uint8Array)) return false;
     if (!nodeCrypto) return ed25519.verify(signature, message, publicKey, { zip215: false });
     const key = nodePublicKey(nodeCrypto, publicKey);
     return key !== false && nodeCrypto.verify(null, message, key, signature);

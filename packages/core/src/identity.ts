@@ -72,7 +72,7 @@ export class ParticipantIdentity {
 
   /** Ed25519 signature over `message` with the identity key. */
   sign(message: Uint8Array): Uint8Array {
-    this.#signer ??= identitySigner(this.#signSecret, this.public.signKey);
+    this.#signer ??= identitySigner(this.#signSecret);
     return this.#signer(message);
   }
 

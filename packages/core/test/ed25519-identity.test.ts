@@ -60,6 +60,11 @@ describe('identity Ed25519', () => {
     expect(verifyParticipantSignature(id.public.signKey, msg, sig.subarray(1))).toBe(false);
     expect(verifyParticipantSignature(id.public.signKey, msg, new Uint8Array(64))).toBe(false);
     expect(verifyParticipantSignature(undefined as unknown as Uint8Array, msg, sig)).toBe(false);
+    // Bytes only, as noble (Node's verify would take a string and UTF-8 encode it).
+    const text = 'abc';
+    const overText = id.sign(new TextEncoder().encode(text));
+    expect(verifyParticipantSignature(id.public.signKey, text as unknown as Uint8Array, overText)).toBe(false);
+    expect(() => id.sign(text as unknown as Uint8Array)).toThrow(TypeError);
     // S >= L (the same R, S + L): refused by both.
     const big = concatBytes(sig.subarray(0, 32), P.Fn.toBytes(0n));
     const s = le(sig.subarray(32)) + L;

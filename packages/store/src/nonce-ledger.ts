@@ -215,7 +215,8 @@ export class NonceLedger {
     } finally {
       this.#scans.delete(during);
     }
-    // A write during the scan may or may not be in the scan's snapshot. For each nonce written
+    // A write during the scan may or may not be in the scan's snapshot (this relies on a write's
+    // #adjust running as its promise settles, before anything else observes it). For each nonce written
     // meanwhile, its last write says whether it is fresh now (an add: yes; a consumption or a
     // discard: no), whatever the scan saw of it.
     const last = new Map<string, number>();
@@ -229,7 +230,13 @@ export class NonceLedger {
 
   /** Keeps the fresh counts in step with a write this ledger made (after it succeeded). */
   #adjust(nonceId: string, delta: number): void {
-    for (const [prefix, n] of this.#freshCounts) if (nonceId.startsWith(prefix)) this.#freshCounts.set(prefix, n + delta);
+    // The prefixes of this id that have a count (one lookup per id length, not one per count:
+    // a node asks for a count per key, and may hold many keys).
+    for (let i = 0; i <= nonceId.length; i++) {
+      const prefix = nonceId.slice(0, i);
+      const n = this.#freshCounts.get(prefix);
+      if (n !== undefined) this.#freshCounts.set(prefix, n + delta);
+    }
     for (const scan of this.#scans) scan.push({ nonceId, delta });
   }
 
