@@ -15,7 +15,7 @@
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { base64urlnopad } from '@scure/base';
-import { toHex } from './bytes.js';
+import { fromHex, toHex } from './bytes.js';
 
 /** The part of Node's `crypto` used here (typed locally: core does not depend on Node's types). */
 interface NodeKey {
@@ -53,36 +53,49 @@ function nodePrivateKey(c: NodeCrypto, secret: Uint8Array): NodeKey {
   }
 }
 
+/** RFC 8032 §7.1 TEST 1 (empty message): the self-test of Node's Ed25519. */
+const RFC8032_TEST1 = {
+  secret: '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60',
+  public: 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a',
+  signature: 'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b',
+};
+
 /**
- * Node's crypto if it really does Ed25519 as noble does (a FIPS-mode OpenSSL or a partial shim
- * may offer the functions and not the algorithm): one signature made and checked both ways at
- * load, else noble.
+ * Node's crypto if it really does Ed25519 (a FIPS-mode OpenSSL or a partial shim may offer the
+ * functions and not the algorithm): RFC 8032's first test vector signed and checked, once, on
+ * first use; else noble.
  */
 function workingNodeCrypto(): NodeCrypto | undefined {
   const c = loadNodeCrypto();
   if (!c) return undefined;
   try {
-    const secret = new Uint8Array(32).fill(7);
-    const pub = ed25519.getPublicKey(secret);
-    const msg = Uint8Array.of(1, 2, 3);
-    const sig = new Uint8Array(c.sign(null, msg, nodePrivateKey(c, secret)));
-    const same = sig.length === 64 && sig.every((b, i) => b === ed25519.sign(msg, secret)[i]);
-    const key = c.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: base64urlnopad.encode(pub) }, format: 'jwk' });
-    return same && c.verify(null, msg, key, sig) && !c.verify(null, Uint8Array.of(1, 2, 4), key, sig) ? c : undefined;
+    const msg = new Uint8Array(0);
+    const sig = new Uint8Array(c.sign(null, msg, nodePrivateKey(c, fromHex(RFC8032_TEST1.secret))));
+    const key = c.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: base64urlnopad.encode(fromHex(RFC8032_TEST1.public)) }, format: 'jwk' });
+    const ok = toHex(sig) === RFC8032_TEST1.signature && c.verify(null, msg, key, sig) && !c.verify(null, Uint8Array.of(0), key, sig);
+    return ok ? c : undefined;
   } catch {
     return undefined;
   }
 }
 
-const nodeCrypto = workingNodeCrypto();
+let nodeCryptoChecked: NodeCrypto | null | undefined;
+/** Node's Ed25519, self-tested on first use; undefined where noble is used. */
+function nodeCryptoOrUndefined(): NodeCrypto | undefined {
+  if (nodeCryptoChecked === undefined) nodeCryptoChecked = workingNodeCrypto() ?? null;
+  return nodeCryptoChecked ?? undefined;
+}
 
 /** Which implementation signs and verifies identity signatures in this runtime. */
-export const identityEd25519Backend: 'node' | 'noble' = nodeCrypto ? 'node' : 'noble';
+export function identityEd25519Backend(): 'node' | 'noble' {
+  return nodeCryptoOrUndefined() ? 'node' : 'noble';
+}
 
 const b64url = (b: Uint8Array): string => base64urlnopad.encode(b);
 
 /** A signer for one secret key: signs with the runtime's implementation, noble's as fallback. */
 export function identitySigner(secret: Uint8Array): (message: Uint8Array) => Uint8Array {
+  const nodeCrypto = nodeCryptoOrUndefined();
   if (!nodeCrypto) return (m) => ed25519.sign(m, secret);
   const key = nodePrivateKey(nodeCrypto, secret);
   return (m) => {
@@ -122,6 +135,7 @@ function nodePublicKey(c: NodeCrypto, publicKey: Uint8Array): NodeKey | false {
 export function verifyIdentitySignature(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   try {
     if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32 || !(signature instanceof Uint8Array) || signature.length !== 64 || !(message instanceof Uint8Array)) return false;
+    const nodeCrypto = nodeCryptoOrUndefined();
     if (!nodeCrypto) return ed25519.verify(signature, message, publicKey, { zip215: false });
     const key = nodePublicKey(nodeCrypto, publicKey);
     return key !== false && nodeCrypto.verify(null, message, key, signature);
