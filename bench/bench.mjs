@@ -158,6 +158,31 @@ function wireBytesPerSignature(key, shares, quorum, msg) {
   return quorum.length * (commitEnv.length + request.length + shareEnv.length);
 }
 
+/**
+ * A cluster row at concurrency `conc` (one window after a warm-up) and its in-process baseline,
+ * measured half just before and half just after the row, so that both see about the same state
+ * of this machine. (Shorter alternating slices were tried: every restart of a closed loop refills
+ * the cluster's pipeline, which is charged to the cluster.)
+ */
+async function clusterRow(cluster, suiteId, keyId, conc, baseline) {
+  const budgetMs = quick ? 250 : 750;
+  const timed = async (lat) => {
+    for (let w = 0; w < 3; w++) baseline();
+    const b0 = performance.now();
+    do {
+      const t = performance.now();
+      baseline();
+      lat.push(performance.now() - t);
+    } while (performance.now() - b0 < budgetMs);
+    return performance.now() - b0;
+  };
+  const baseLat = [];
+  let baseMs = await timed(baseLat);
+  const m = await cluster.throughput(suiteId, keyId, conc, quick ? 2000 : 5000, quick ? 500 : 1500);
+  baseMs += await timed(baseLat);
+  return { m, base: stats(baseLat, baseMs) };
+}
+
 /** The same work through Tessera's protocol path (see flow-procs.mjs). */
 const tesseraFlow = (key, shares, quorum, msg) => tesseraFlowOf(core, key, shares, quorum, msg);
 
@@ -215,10 +240,8 @@ async function main() {
         try {
           const info = await cluster.keygen(suiteId, t);
           for (const conc of [1, 8, 64]) {
-            // The baseline again, just before the row (the cluster is idle then): a figure from
-            // minutes earlier would compare two machine states.
-            const base = await measure(() => tesseraFlow(key, shares, quorumIds, msg), { budgetMs: quick ? 500 : 1500 });
-            const m = await cluster.throughput(suiteId, info.keyId, conc, quick ? 2000 : 5000, quick ? 500 : 1500);
+            // The baseline half before and half after the row (the cluster idle meanwhile).
+            const { m, base } = await clusterRow(cluster, suiteId, info.keyId, conc, () => tesseraFlow(key, shares, quorumIds, msg));
             const rss = conc === 64 ? await cluster.signerRss() : undefined;
             row(suiteId, t, n, `cluster-c${conc}`, m, 'tessera-flow', base, { baselineOpsPerSec: base.opsPerSec, baselineP50Ms: base.p50Ms, p50VsBaselineTime: m.p50Ms / (1000 / base.opsPerSec), baselineCpuMs: 1000 / base.opsPerSec, ...m.cpu, ...(rss ? { signerRssMb: rss.maxMb, coordinatorRssMb: rss.coordinatorMb } : {}) });
           }
