@@ -84,7 +84,7 @@ async function measureInterleaved(fn, baseline, { budgetMs = quick ? 800 : 3000,
 function stats(lat, totalMs) {
   const s = [...lat].sort((a, b) => a - b);
   const q = (p) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
-  return { opsPerSec: (lat.length / totalMs) * 1000, p50Ms: q(0.5), p99Ms: q(0.99), n: lat.length };
+  return { opsPerSec: (lat.length / totalMs) * 1000, p50Ms: q(0.5), p99Ms: q(0.99), n: lat.length, latencies: lat, ms: totalMs };
 }
 
 const rows = [];
@@ -165,22 +165,11 @@ function wireBytesPerSignature(key, shares, quorum, msg) {
  * the cluster's pipeline, which is charged to the cluster.)
  */
 async function clusterRow(cluster, suiteId, keyId, conc, baseline) {
-  const budgetMs = quick ? 250 : 750;
-  const timed = async (lat) => {
-    for (let w = 0; w < 3; w++) baseline();
-    const b0 = performance.now();
-    do {
-      const t = performance.now();
-      baseline();
-      lat.push(performance.now() - t);
-    } while (performance.now() - b0 < budgetMs);
-    return performance.now() - b0;
-  };
-  const baseLat = [];
-  let baseMs = await timed(baseLat);
+  const half = { budgetMs: quick ? 250 : 750, minIter: 1 };
+  const before = await measure(baseline, half);
   const m = await cluster.throughput(suiteId, keyId, conc, quick ? 2000 : 5000, quick ? 500 : 1500);
-  baseMs += await timed(baseLat);
-  return { m, base: stats(baseLat, baseMs) };
+  const after = await measure(baseline, half);
+  return { m, base: stats([...before.latencies, ...after.latencies], before.ms + after.ms) };
 }
 
 /** The same work through Tessera's protocol path (see flow-procs.mjs). */

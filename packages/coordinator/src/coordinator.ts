@@ -257,8 +257,11 @@ export class Coordinator {
 
   /** Registers `rec` as the current record of its key (memory only; the caller stores it). */
   #setKey(rec: KeyRecord, bytes: Uint8Array = encodeKeyRecord(rec)): void {
-    const before = this.#keyInfo.get(rec.keyId);
-    for (const id of before?.participants ?? []) this.#keysByParticipant.get(id)?.delete(rec.keyId);
+    for (const id of this.#keyInfo.get(rec.keyId)?.participants ?? []) {
+      const set = this.#keysByParticipant.get(id);
+      set?.delete(rec.keyId);
+      if (set?.size === 0) this.#keysByParticipant.delete(id);
+    }
     const info = keyInfo(rec);
     this.#keyBytes.set(rec.keyId, bytes);
     this.#keyInfo.set(rec.keyId, info);
@@ -272,7 +275,7 @@ export class Coordinator {
 
   /** Every participant in some key's current roster. */
   rosterParticipants(): string[] {
-    return [...this.#keysByParticipant].filter(([, keys]) => keys.size > 0).map(([id]) => id).sort();
+    return [...this.#keysByParticipant.keys()].sort();
   }
 
   #cacheDecoded(rec: KeyRecord): void {
@@ -469,17 +472,17 @@ export class Coordinator {
     for (const keyId of [...(this.#keysByParticipant.get(h.info.id) ?? [])]) {
       // Epoch 0 has no lifecycle session to catch up on: no store read per key at every link.
       // Only the summary is read (no record decoded, the decoded cache left alone).
-      const rec = this.#keyInfo.get(keyId);
-      if (!rec || rec.epoch === 0) continue;
-      const ackRaw = await this.#store.get(`ack/${h.info.id}/${rec.keyId}`);
-      let acked = ackRaw ? Number(new TextDecoder().decode(ackRaw)) : 0;
-      for (let e = acked + 1; e <= rec.epoch; e++) {
-        const raw = await this.#store.get(`lifecycle/${rec.keyId}/${e}`);
+      const info = this.#keyInfo.get(keyId);
+      if (!info || info.epoch === 0) continue;
+      const ackRaw = await this.#store.get(`ack/${h.info.id}/${keyId}`);
+      const acked = ackRaw ? Number(new TextDecoder().decode(ackRaw)) : 0;
+      for (let e = acked + 1; e <= info.epoch; e++) {
+        const raw = await this.#store.get(`lifecycle/${keyId}/${e}`);
         if (!raw) break;
         const sess = JSON.parse(new TextDecoder().decode(raw)) as { kind: 'refresh' | 'reshare'; params: string; envelopes: string[]; oldKey: string };
-        const base = { kind: sess.kind, keyId: rec.keyId, params: fromHex(sess.params), envelopes: sess.envelopes.map((x) => fromHex(x)), oldKeyRecord: fromHex(sess.oldKey), epoch: e };
+        const base = { kind: sess.kind, keyId, params: fromHex(sess.params), envelopes: sess.envelopes.map((x) => fromHex(x)), oldKeyRecord: fromHex(sess.oldKey), epoch: e };
         const applied = await h.call({ body: 'lifecycle', lifecycle: { ...base, step: 2 } }, this.#timeout);
-        if (applied.body === 'error') throw new CoordinatorError(applied.error?.code ?? 'INTERNAL', `${h.info.id} could not apply epoch ${e} of ${rec.keyId}: ${applied.error?.message ?? ''}`);
+        if (applied.body === 'error') throw new CoordinatorError(applied.error?.code ?? 'INTERNAL', `${h.info.id} could not apply epoch ${e} of ${keyId}: ${applied.error?.message ?? ''}`);
         if (applied.body === 'envelope' && applied.envelope) {
           // The late participant must have derived exactly the key everyone else committed to.
           const oldKey = decodeKeyRecord(base.oldKeyRecord).key;
@@ -488,9 +491,8 @@ export class Coordinator {
         }
         const done = await h.call({ body: 'lifecycle', lifecycle: { ...base, step: 3 } }, this.#timeout);
         if (done.body !== 'ok') break;
-        acked = e;
-        await this.#store.put(`ack/${h.info.id}/${rec.keyId}`, new TextEncoder().encode(String(e)), { sync: true });
-        await this.audit.append({ type: 'lifecycle-catch-up', data: { keyId: rec.keyId, participant: h.info.id, epoch: e } });
+        await this.#store.put(`ack/${h.info.id}/${keyId}`, new TextEncoder().encode(String(e)), { sync: true });
+        await this.audit.append({ type: 'lifecycle-catch-up', data: { keyId, participant: h.info.id, epoch: e } });
       }
     }
   }

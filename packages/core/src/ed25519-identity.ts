@@ -53,6 +53,10 @@ function nodePrivateKey(c: NodeCrypto, secret: Uint8Array): NodeKey {
   }
 }
 
+function nodePublicKeyObject(c: NodeCrypto, publicKey: Uint8Array): NodeKey {
+  return c.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: base64urlnopad.encode(publicKey) }, format: 'jwk' });
+}
+
 /** RFC 8032 §7.1 TEST 1 (empty message): the self-test of Node's Ed25519. */
 const RFC8032_TEST1 = {
   secret: '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60',
@@ -71,7 +75,7 @@ function workingNodeCrypto(): NodeCrypto | undefined {
   try {
     const msg = new Uint8Array(0);
     const sig = new Uint8Array(c.sign(null, msg, nodePrivateKey(c, fromHex(RFC8032_TEST1.secret))));
-    const key = c.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: base64urlnopad.encode(fromHex(RFC8032_TEST1.public)) }, format: 'jwk' });
+    const key = nodePublicKeyObject(c, fromHex(RFC8032_TEST1.public));
     const ok = toHex(sig) === RFC8032_TEST1.signature && c.verify(null, msg, key, sig) && !c.verify(null, Uint8Array.of(0), key, sig);
     return ok ? c : undefined;
   } catch {
@@ -90,8 +94,6 @@ function nodeCryptoOrUndefined(): NodeCrypto | undefined {
 export function identityEd25519Backend(): 'node' | 'noble' {
   return nodeCryptoOrUndefined() ? 'node' : 'noble';
 }
-
-const b64url = (b: Uint8Array): string => base64urlnopad.encode(b);
 
 /** A signer for one secret key: signs with the runtime's implementation, noble's as fallback. */
 export function identitySigner(secret: Uint8Array): (message: Uint8Array) => Uint8Array {
@@ -121,7 +123,7 @@ function nodePublicKey(c: NodeCrypto, publicKey: Uint8Array): NodeKey | false {
       // zip215=false: a canonical encoding of a curve point; then not of small order (noble's
       // strict verify refuses both, and so must every runtime).
       const p = ed25519.Point.fromBytes(publicKey, false);
-      k = p.isSmallOrder() ? false : c.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(publicKey) }, format: 'jwk' });
+      k = p.isSmallOrder() ? false : nodePublicKeyObject(c, publicKey);
     } catch {
       k = false;
     }

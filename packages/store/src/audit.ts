@@ -61,7 +61,7 @@ export class AuditLog {
   async append(input: AuditInput, opts: { with?: readonly BatchOp[] } = {}): Promise<AuditEntry> {
     const draft = normalise(input, this.#clock);
     const more = opts.with ?? [];
-    if (!Array.isArray(more) || more.some((op) => op.key.startsWith(AUDIT_PREFIX)))
+    if (!Array.isArray(more) || more.some((op) => typeof op?.key !== 'string' || op.key.startsWith(AUDIT_PREFIX)))
       throw new StoreError('INVALID_ARGUMENT', 'operations written with an audit entry must be an array outside the audit log');
     return this.#mutex.run('append', async () => {
       // This log is its store's only writer of audit records, so the head it last wrote is the

@@ -70,6 +70,8 @@ export class NonceLedger {
    * call would grow with the node's whole signing history).
    */
   readonly #freshCounts = new Map<string, number>();
+  /** First scans of a prefix in progress, each recording the ledger's writes meanwhile. */
+  readonly #scans = new Set<{ nonceId: string; delta: number }[]>();
 
   constructor(store: SealedKV) {
     this.#store = store;
@@ -225,8 +227,6 @@ export class NonceLedger {
     if (!this.#freshCounts.has(prefix)) this.#freshCounts.set(prefix, n);
     return this.#freshCounts.get(prefix) as number;
   }
-
-  readonly #scans = new Set<{ nonceId: string; delta: number }[]>();
 
   /** Keeps the fresh counts in step with a write this ledger made (after it succeeded). */
   #adjust(nonceId: string, delta: number): void {

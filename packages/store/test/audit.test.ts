@@ -166,6 +166,7 @@ describe('audit entries written with other records', () => {
       expect(batches).toEqual([`result/1,${auditEntryKey(1)},${AUDIT_HEAD_KEY} sync=true`]);
       expect(new TextDecoder().decode(await inner.get('result/1'))).toBe('r1');
       await expect(log.append({ type: 'x' }, { with: [{ type: 'put', key: AUDIT_HEAD_KEY, value: te.encode('{}') }] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(log.append({ type: 'x' }, { with: [{} as never] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
       failNext = true;
       await expect(log.append({ type: 'sign' }, { with: [{ type: 'put', key: 'result/2', value: te.encode('r2') }] })).rejects.toThrow('disk full');
       expect(await inner.get('result/2')).toBeUndefined();

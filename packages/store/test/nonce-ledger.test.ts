@@ -31,6 +31,15 @@ class RecordingStore implements SealedKV {
   close() { return this.inner.close(); }
 }
 
+/** A RecordingStore that also records each batch as `keys sync=…`. */
+class BatchRecordingStore extends RecordingStore {
+  readonly batches: string[] = [];
+  override batch(ops: readonly BatchOp[], opts?: WriteOptions) {
+    this.batches.push(`${ops.map((o) => o.key).join(',')} sync=${opts?.sync === true}`);
+    return super.batch(ops, opts);
+  }
+}
+
 describe('nonce ledger', () => {
   it('consumes once, replays identical requests without calling produce, refuses others', async () => {
     const store = await SealedStore.open(tempDir('nl'), randomKek());
@@ -133,13 +142,8 @@ describe('nonce ledger', () => {
 
   it('addFreshMany: one synced batch, all or none; an id already in the ledger refuses the whole batch', async () => {
     const inner = await SealedStore.open(tempDir('nl'), randomKek());
-    const batches: string[] = [];
-    const store = new (class extends RecordingStore {
-      override batch(ops: readonly BatchOp[], opts?: WriteOptions) {
-        batches.push(`${ops.map((o) => o.key).join(',')} sync=${opts?.sync === true}`);
-        return super.batch(ops, opts);
-      }
-    })(inner);
+    const store = new BatchRecordingStore(inner);
+    const batches = store.batches;
     try {
       const l = new NonceLedger(store);
       const meta = te.encode('commitment');
@@ -170,13 +174,8 @@ describe('nonce ledger', () => {
 
   it('consume hooks: beforeProduce refuses with the nonce fresh; commit writes the consumption with more in one synced batch', async () => {
     const inner = await SealedStore.open(tempDir('nl'), randomKek());
-    const batches: string[] = [];
-    const store = new (class extends RecordingStore {
-      override batch(ops: readonly BatchOp[], opts?: WriteOptions) {
-        batches.push(`${ops.map((o) => o.key).join(',')} sync=${opts?.sync === true}`);
-        return super.batch(ops, opts);
-      }
-    })(inner);
+    const store = new BatchRecordingStore(inner);
+    const batches = store.batches;
     try {
       const l = new NonceLedger(store);
       const meta = te.encode('kept');
