@@ -35,6 +35,17 @@ export interface AuditInput {
   at?: number;
 }
 
+/** Most appends written in one batch. */
+const MAX_GROUP = 64;
+
+type Draft = ReturnType<typeof normalise>;
+interface Pending {
+  readonly draft: Draft;
+  readonly more: readonly BatchOp[];
+  resolve(entry: AuditEntry): void;
+  reject(e: unknown): void;
+}
+
 /** The store key of the entry with sequence number `seq`. */
 export function auditEntryKey(seq: number): string {
   return AUDIT_ENTRY_PREFIX + String(seq).padStart(SEQ_DIGITS, '0');
@@ -47,6 +58,9 @@ export class AuditLog {
   readonly #mutex = new KeyedMutex();
   /** The head as this log last wrote it (read from the store at the first append). */
   #head: AuditHead | undefined;
+  /** Appends waiting for the batch being written (group commit). */
+  readonly #queue: Pending[] = [];
+  #draining = false;
 
   constructor(store: SealedKV, opts: { clock?: () => number } = {}) {
     this.#store = store;
@@ -54,30 +68,78 @@ export class AuditLog {
   }
 
   /**
-   * Append an entry (entry and head in one synced batch); appends serialise. Returns the entry.
-   * `with`: more operations on the same store, written in that same atomic batch, so the entry
-   * is on disk exactly when what it records is (e.g. a nonce's consumption, a stored result).
+   * Append an entry (entry and head in one synced batch); appends are chained in call order.
+   * Returns the entry once it is on disk. `with`: more operations on the same store, written in
+   * that same atomic batch, so the entry is on disk exactly when what it records is (e.g. a
+   * nonce's consumption, a stored result).
+   *
+   * Group commit: appends made while a batch is being written wait and then go to disk together,
+   * in one synced batch (each keeps its own entry and its own `with` operations, in call order);
+   * LevelDB pays one fsync for the group. An append alone is written at once. If the group's
+   * batch fails every append in it fails and the head is unchanged; an append whose own
+   * operations are refused (INVALID_ARGUMENT, before anything is written) is retried alone, so it
+   * cannot fail the others.
    */
-  async append(input: AuditInput, opts: { with?: readonly BatchOp[] } = {}): Promise<AuditEntry> {
-    const draft = normalise(input, this.#clock);
-    const more = opts.with ?? [];
-    if (!Array.isArray(more) || more.some((op) => typeof op?.key !== 'string' || op.key.startsWith(AUDIT_PREFIX)))
-      throw new StoreError('INVALID_ARGUMENT', 'operations written with an audit entry must be an array outside the audit log');
-    return this.#mutex.run('append', async () => {
-      // This log is its store's only writer of audit records, so the head it last wrote is the
-      // head (a store edited behind its back shows up in verify(), as a gap or a broken link).
-      const head = this.#head ?? (await this.head());
+  append(input: AuditInput, opts: { with?: readonly BatchOp[] } = {}): Promise<AuditEntry> {
+    let draft: Draft;
+    let more: readonly BatchOp[];
+    try {
+      draft = normalise(input, this.#clock);
+      more = opts.with ?? [];
+      if (!Array.isArray(more) || more.some((op) => typeof op?.key !== 'string' || op.key.startsWith(AUDIT_PREFIX)))
+        throw new StoreError('INVALID_ARGUMENT', 'operations written with an audit entry must be an array outside the audit log');
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise<AuditEntry>((resolve, reject) => {
+      this.#queue.push({ draft, more, resolve, reject });
+      if (!this.#draining) {
+        this.#draining = true;
+        void this.#drain();
+      }
+    });
+  }
+
+  /** Writes queued appends, a group at a time, until none is left. */
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        await this.#mutex.run('append', async () => {
+          const group = this.#queue.splice(0, MAX_GROUP);
+          try {
+            await this.#write(group);
+          } catch (e) {
+            // Refused before anything was written (an op of one append): each alone, so only
+            // the append that carries the bad op fails.
+            if (group.length > 1 && e instanceof StoreError && e.code === 'INVALID_ARGUMENT') {
+              for (const one of group) await this.#write([one]).catch((err: unknown) => one.reject(err));
+            } else for (const one of group) one.reject(e);
+          }
+        });
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  /** One synced batch: every append's operations and entry in order, then the new head. */
+  async #write(group: readonly Pending[]): Promise<void> {
+    // This log is its store's only writer of audit records, so the head it last wrote is the
+    // head (a store edited behind its back shows up in verify(), as a gap or a broken link).
+    let head = this.#head ?? (await this.head());
+    const entries: AuditEntry[] = [];
+    const ops: BatchOp[] = [];
+    for (const { draft, more } of group) {
       const body = { seq: head.seq + 1, at: draft.at, type: draft.type, ...(draft.actor === undefined ? {} : { actor: draft.actor }), data: draft.data, prev: head.hash };
       const entry: AuditEntry = { ...body, hash: auditEntryHash(body) };
-      const next = { seq: entry.seq, hash: entry.hash };
-      await this.#store.batch([
-        ...more,
-        { type: 'put', key: auditEntryKey(entry.seq), value: utf8(JSON.stringify(entry)) },
-        { type: 'put', key: AUDIT_HEAD_KEY, value: utf8(JSON.stringify(next)) },
-      ], { sync: true });
-      this.#head = next;
-      return entry;
-    });
+      entries.push(entry);
+      ops.push(...more, { type: 'put', key: auditEntryKey(entry.seq), value: utf8(JSON.stringify(entry)) });
+      head = { seq: entry.seq, hash: entry.hash };
+    }
+    ops.push({ type: 'put', key: AUDIT_HEAD_KEY, value: utf8(JSON.stringify(head)) });
+    await this.#store.batch(ops, { sync: true });
+    this.#head = head;
+    group.forEach((p, i) => p.resolve(entries[i] as AuditEntry));
   }
 
   /** The entries from `fromSeq` on, in order. `STORE_CORRUPT` on an unreadable entry. */

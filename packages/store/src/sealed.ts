@@ -32,6 +32,7 @@ type Db = Level<string, Uint8Array>;
 export class SealedStore implements SealedKV {
   readonly #db: Db;
   readonly #dataKey: Uint8Array;
+  readonly #syncGet: boolean;
   #closed = false;
   /**
    * The first failed write, if any. A failed append can leave a partial record in LevelDB's log,
@@ -50,6 +51,7 @@ export class SealedStore implements SealedKV {
     this.#db = db;
     this.dir = dir;
     this.#dataKey = dataKey;
+    this.#syncGet = (db.supports as { getSync?: boolean }).getSync === true;
     this.kekId = kekId;
   }
 
@@ -80,7 +82,10 @@ export class SealedStore implements SealedKV {
     const raw = this.#raw(key);
     let sealed: Uint8Array | undefined;
     try {
-      sealed = await this.#db.get(raw);
+      // classic-level's synchronous get: a lookup in the memtable or block cache takes a few
+      // microseconds on this thread, where the async get pays a thread-pool round trip (about
+      // 45 µs of CPU, bench/README) — and a signature share reads several records.
+      sealed = this.#syncGet ? this.#db.getSync(raw) : await this.#db.get(raw);
     } catch (e) {
       throw levelFailure(this.dir, `get ${key}`, e);
     }

@@ -185,6 +185,96 @@ describe('audit entries written with other records', () => {
   });
 });
 
+describe('audit group commit', () => {
+  /** A LevelDB store whose batches are recorded and, on request, held or failed. */
+  async function recordingStore() {
+    const inner = await SealedStore.open(tempDir('audit'), randomKek());
+    const batches: string[][] = [];
+    let hold: Promise<void> | undefined;
+    let fail: string | undefined;
+    const store: SealedKV = {
+      get: (k) => inner.get(k),
+      put: (k, v, o) => inner.put(k, v, o),
+      del: (k, o) => inner.del(k, o),
+      iterate: (p, o) => inner.iterate(p, o),
+      keys: (p, o) => inner.keys(p, o),
+      close: () => inner.close(),
+      batch: async (ops, opts) => {
+        batches.push(ops.map((o) => o.key));
+        if (!opts?.sync) throw new Error('audit batches must be synced');
+        if (hold) await hold;
+        if (fail) throw new Error(fail);
+        return inner.batch(ops, opts);
+      },
+    };
+    return { inner, store, batches, holdUntil: (p: Promise<void> | undefined) => (hold = p), failWith: (m: string | undefined) => (fail = m) };
+  }
+
+  it('appends made while a batch is on its way to disk go in the next batch together, chained in call order, each with its own records', async () => {
+    const r = await recordingStore();
+    const log = new AuditLog(r.store);
+    let release!: () => void;
+    r.holdUntil(new Promise<void>((res) => (release = res)));
+    const first = log.append({ type: 'sign', data: { i: 0 } }, { with: [{ type: 'put', key: 'result/0', value: te.encode('r0') }] });
+    await new Promise((res) => setImmediate(res)); // the first batch is in flight (held)
+    const rest = Array.from({ length: 5 }, (_, i) => log.append({ type: 'sign', data: { i: i + 1 } }, { with: [{ type: 'put', key: `result/${i + 1}`, value: te.encode(`r${i + 1}`) }] }));
+    expect(r.batches).toHaveLength(1);
+    r.holdUntil(undefined);
+    release();
+    const entries = [await first, ...(await Promise.all(rest))];
+    // Two batches for six appends: the first alone, the five queued behind it together.
+    expect(r.batches).toEqual([
+      ['result/0', auditEntryKey(1), AUDIT_HEAD_KEY],
+      ['result/1', auditEntryKey(2), 'result/2', auditEntryKey(3), 'result/3', auditEntryKey(4), 'result/4', auditEntryKey(5), 'result/5', auditEntryKey(6), AUDIT_HEAD_KEY],
+    ]);
+    entries.forEach((e, i) => {
+      expect(e).toMatchObject({ seq: i + 1, data: { i } });
+      if (i > 0) expect(e.prev).toBe(entries[i - 1]!.hash);
+    });
+    for (let i = 0; i < 6; i++) expect(new TextDecoder().decode(await r.inner.get(`result/${i}`))).toBe(`r${i}`);
+    expect(await log.verify()).toEqual({ ok: true, count: 6, head: { seq: 6, hash: entries[5]!.hash } });
+    await r.inner.close();
+  });
+
+  it('a failed group batch fails every append in it and leaves the head; an append with a refused op fails alone', async () => {
+    const r = await recordingStore();
+    const log = new AuditLog(r.store);
+    const e1 = await log.append({ type: 'keygen' });
+    let release!: () => void;
+    r.holdUntil(new Promise<void>((res) => (release = res)));
+    const held = log.append({ type: 'a' });
+    await new Promise((res) => setImmediate(res));
+    const group = [log.append({ type: 'b' }, { with: [{ type: 'put', key: 'x/1', value: te.encode('1') }] }), log.append({ type: 'c' })];
+    r.failWith('disk full');
+    r.holdUntil(undefined);
+    release();
+    const settled = await Promise.allSettled([held, ...group]);
+    expect(settled.map((x) => (x.status === 'rejected' ? (x.reason as Error).message : 'written'))).toEqual(['disk full', 'disk full', 'disk full']);
+    expect(await r.inner.get('x/1')).toBeUndefined();
+    r.failWith(undefined);
+    const e2 = await log.append({ type: 'd' });
+    expect(e2).toMatchObject({ seq: 2, prev: e1.hash });
+
+    // A group where one append carries an op the store refuses (a value that is not bytes).
+    r.holdUntil(new Promise<void>((res) => (release = res)));
+    const held2 = log.append({ type: 'e' });
+    await new Promise((res) => setImmediate(res));
+    const good1 = log.append({ type: 'f' }, { with: [{ type: 'put', key: 'y/1', value: te.encode('1') }] });
+    const bad = log.append({ type: 'g' }, { with: [{ type: 'put', key: 'y/2', value: 'not bytes' as never }] });
+    const good2 = log.append({ type: 'h' });
+    r.holdUntil(undefined);
+    release();
+    const [a, b, refused, c] = await Promise.allSettled([held2, good1, bad, good2]).then((all) => all.map((x) => (x.status === 'fulfilled' ? x.value : x.reason)));
+    expect(refused).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect([a.seq, b.seq, c.seq]).toEqual([3, 4, 5]);
+    expect(c.prev).toBe(b.hash);
+    expect(new TextDecoder().decode(await r.inner.get('y/1'))).toBe('1');
+    expect(await r.inner.get('y/2')).toBeUndefined();
+    expect(await log.verify()).toMatchObject({ ok: true, count: 5 });
+    await r.inner.close();
+  });
+});
+
 describe('verifyAuditEntries (offline)', () => {
   let entries: AuditEntry[];
   let head: { seq: number; hash: string };
