@@ -46,6 +46,7 @@ import {
   readEnvelope,
   selectQuorum,
   validateCommitment,
+  validateCommitmentList,
   verifyEnvelope,
   toHex,
   type KeyRecord,
@@ -952,9 +953,20 @@ export class Coordinator {
     if (commitments.length < quorum.length) throw new CoordinatorError('RETRY', 'commitments unavailable');
     const request = encodeSignRequest({ suite: rec.key.suite, sessionId: this.#rng(16), keyId: rec.keyId, epoch: rec.epoch, intent, commitments });
     const digest = sha256(request);
-    // Before any signer spends a nonce on it (cheap: the commitments were validated when pooled).
-    const session = new SigningSession(signingKey, message, commitments);
-    const answers = await Promise.allSettled(quorum.map(async (id) => (this.#participants.get(id) as ParticipantHandle).call({ body: 'sign', sign: request }, this.#timeout)));
+    // The list is checked before any signer spends a nonce on it (each commitment was decoded and
+    // validated when pooled); the session itself (binding factors, group commitment R: ~2 ms for
+    // secp256k1) is computed while the signers work, off the one-request critical path.
+    validateCommitmentList(signingKey, commitments);
+    const pending = Promise.allSettled(quorum.map(async (id) => (this.#participants.get(id) as ParticipantHandle).call({ body: 'sign', sign: request }, this.#timeout)));
+    await new Promise((resolve) => setImmediate(resolve)); // the sign tasks go out first
+    let session: SigningSession;
+    try {
+      session = new SigningSession(signingKey, message, commitments);
+    } catch (e) {
+      await pending;
+      throw e;
+    }
+    const answers = await pending;
     const shares = new Map<string, Uint8Array>();
     const envelopes = new Map<string, ReturnType<typeof readEnvelope>>();
     answers.forEach((a, i) => {

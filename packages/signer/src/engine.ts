@@ -273,8 +273,8 @@ export class SignerEngine {
     const batch: { nonceId: string; secret: Uint8Array; meta: Uint8Array }[] = [];
     try {
       for (let i = 0; i < n; i++) {
-        // A refill is background work: let sign tasks that arrive meanwhile run between nonces.
-        if (i > 0 && i % 4 === 0) await yieldToEventLoop();
+        // A refill is background work: a sign task that arrives meanwhile waits for one nonce at most.
+        if (i > 0) await yieldToEventLoop();
         const { nonces, commitment } = commit(rec.share, this.#rng);
         const nonceId = `${keyId}.${toHex(this.#rng(12))}`;
         batch.push({ nonceId, secret: nonces.exportSecret(), meta: encodeCommitment(rec.key.suite, commitment, new TextEncoder().encode(nonceId)) });
