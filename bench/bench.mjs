@@ -32,7 +32,7 @@ import {
 } from '@tessera/core';
 import { startBenchCluster } from './cluster.mjs';
 import { fillKeys } from './many-keys.mjs';
-import { flowInProcesses, tesseraFlow as tesseraFlowOf } from './flow-procs.mjs';
+import { flowBaseline, flowInProcesses, tesseraFlow as tesseraFlowOf } from './flow-procs.mjs';
 import * as core from '@tessera/core';
 
 const args = process.argv.slice(2);
@@ -159,17 +159,19 @@ function wireBytesPerSignature(key, shares, quorum, msg) {
 }
 
 /**
- * A cluster row at concurrency `conc` (one window after a warm-up) and its in-process baseline,
- * measured half just before and half just after the row, so that both see about the same state
- * of this machine. (Shorter alternating slices were tried: every restart of a closed loop refills
- * the cluster's pipeline, which is charged to the cluster.)
+ * A cluster row at concurrency `conc` (one window after a warm-up) and its baseline: the same
+ * flow in a warmed process of its own (`baseline`, see flowBaseline), idle during the row and
+ * measured half just before and half just after it, so that both see about the same state of
+ * this machine. (In this process the baseline was flattered: the load generator's garbage made
+ * the first second after a c8 row ~50% slower. Shorter alternating slices were tried too: every
+ * restart of a closed loop refills the cluster's pipeline, which is charged to the cluster.)
  */
 async function clusterRow(cluster, suiteId, keyId, conc, baseline) {
-  const half = { budgetMs: quick ? 250 : 750, minIter: 1 };
-  const before = await measure(baseline, half);
+  const half = quick ? 250 : 750;
+  const before = await baseline.measure(half);
   const m = await cluster.throughput(suiteId, keyId, conc, quick ? 2000 : 5000, quick ? 500 : 1500);
-  const after = await measure(baseline, half);
-  return { m, base: stats([...before.latencies, ...after.latencies], before.ms + after.ms) };
+  const after = await baseline.measure(half);
+  return { m, base: stats([...before.lat, ...after.lat], before.ms + after.ms) };
 }
 
 /** The same work through Tessera's protocol path (see flow-procs.mjs). */
@@ -226,11 +228,12 @@ async function main() {
       row(suiteId, t, n, 'reshare', await measure(() => reshareFlow(key, shares, people), lifecycleBudget), 'dkg', dkg);
       if (withCluster) {
         const cluster = await startBenchCluster(n);
+        const baseline = await flowBaseline(suiteId, t, n);
         try {
           const info = await cluster.keygen(suiteId, t);
           for (const conc of [1, 8, 64]) {
             // The baseline half before and half after the row (the cluster idle meanwhile).
-            const { m, base } = await clusterRow(cluster, suiteId, info.keyId, conc, () => tesseraFlow(key, shares, quorumIds, msg));
+            const { m, base } = await clusterRow(cluster, suiteId, info.keyId, conc, baseline);
             const rss = conc === 64 ? await cluster.signerRss() : undefined;
             row(suiteId, t, n, `cluster-c${conc}`, m, 'tessera-flow', base, { baselineOpsPerSec: base.opsPerSec, baselineP50Ms: base.p50Ms, p50VsBaselineTime: m.p50Ms / (1000 / base.opsPerSec), baselineCpuMs: 1000 / base.opsPerSec, ...m.cpu, ...(rss ? { signerRssMb: rss.maxMb, coordinatorRssMb: rss.coordinatorMb } : {}) });
           }
@@ -252,6 +255,7 @@ async function main() {
             row(suiteId, t, n, 'offline-sync', off.sync, 'tessera-flow', tessera, { packages: off.sync.packages, lastCompletionMs: off.sync.lastCompletionMs, bytesPerPackage: off.sync.bytesPerPackage });
           }
         } finally {
+          baseline.stop();
           await cluster.stop();
         }
       }

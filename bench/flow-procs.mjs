@@ -1,7 +1,7 @@
 /**
- * `tessera-flow` in several processes at once: how much throughput this machine's cores give the
- * in-process flow (the capacity a cluster on the same cores competes for). Each child runs the
- * same 2-of-3 flow as bench.mjs for `ms` milliseconds, all children starting together.
+ * `tessera-flow` in processes of its own. In several at once: how much throughput this machine's
+ * cores give the flow (the capacity a cluster on the same cores competes for). In one warmed
+ * process kept for a suite: the baseline of the cluster rows ({@link flowBaseline}).
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -21,37 +21,69 @@ export function tesseraFlow(core, key, shares, quorum, msg) {
 
 if (process.argv[2] === 'child') {
   const core = await import('@tessera/core');
-  const suite = core.getSuite(process.argv[3]);
-  const people = Array.from({ length: 3 }, (_, i) => core.ParticipantIdentity.generate(`p${i + 1}`));
-  const out = core.runLocalDkg(suite, 2, people);
+  const [suiteId, warm, t = '2', n = '3'] = process.argv.slice(3);
+  const suite = core.getSuite(suiteId);
+  const people = Array.from({ length: Number(n) }, (_, i) => core.ParticipantIdentity.generate(`p${i + 1}`));
+  const out = core.runLocalDkg(suite, Number(t), people);
   const key = out.get('p1').key;
   const shares = new Map([...out].map(([id, o]) => [id, o.share]));
   const msg = new Uint8Array(32).fill(7);
-  const flow = () => tesseraFlow(core, key, shares, ['p1', 'p2'], msg);
-  for (let i = 0; i < 30; i++) flow();
+  const quorum = people.slice(0, Number(t)).map((p) => p.id);
+  const flow = () => tesseraFlow(core, key, shares, quorum, msg);
+  // Warm until the JIT has settled (a fixed count left the first measured second slower).
+  const warmEnd = performance.now() + Number(warm);
+  do flow();
+  while (performance.now() < warmEnd);
   process.send('ready');
-  process.once('message', (ms) => {
-    let n = 0;
+  // Each message asks for one measurement of `ms`; the answer is its per-flow latencies.
+  process.on('message', (ms) => {
+    const lat = [];
     const t = performance.now();
     while (performance.now() - t < ms) {
+      const s = performance.now();
       flow();
-      n++;
+      lat.push(performance.now() - s);
     }
-    process.send((n / (performance.now() - t)) * 1000);
+    process.send({ lat, ms: performance.now() - t });
   });
+}
+
+function start(suiteId, warmMs, t = 2, n = 3) {
+  const kid = fork(fileURLToPath(import.meta.url), ['child', suiteId, String(warmMs), String(t), String(n)]);
+  const ready = new Promise((resolve, reject) => {
+    kid.once('message', resolve);
+    kid.once('exit', (code) => reject(new Error(`flow baseline process exited (${code})`)));
+  });
+  const measure = async (ms) => {
+    await ready;
+    return new Promise((resolve) => {
+      kid.once('message', resolve);
+      kid.send(ms);
+    });
+  };
+  return { ready, measure, stop: () => kid.kill() };
 }
 
 /** Total flows/s of `procs` processes running the suite's 2-of-3 flow concurrently. */
 export async function flowInProcesses(suiteId, procs, ms) {
-  const kids = Array.from({ length: procs }, () => fork(fileURLToPath(import.meta.url), ['child', suiteId]));
+  const kids = Array.from({ length: procs }, () => start(suiteId, 1000));
   try {
-    await Promise.all(kids.map((k) => new Promise((r) => k.once('message', r))));
-    const rates = await Promise.all(kids.map((k) => new Promise((r) => {
-      k.once('message', r);
-      k.send(ms);
-    })));
-    return rates.reduce((a, b) => a + b, 0);
+    await Promise.all(kids.map((k) => k.ready));
+    const runs = await Promise.all(kids.map((k) => k.measure(ms)));
+    return runs.reduce((a, r) => a + (r.lat.length / r.ms) * 1000, 0);
   } finally {
-    for (const k of kids) k.kill();
+    for (const k of kids) k.stop();
   }
+}
+
+/**
+ * A warmed process that runs the suite's t-of-n flow on request: the cluster rows' baseline. Its
+ * heap and JIT see only the flow, so the load generator's garbage and type feedback (this
+ * process's) cannot slow the baseline (the first second after a c8 row ran ~50% slower here).
+ * Idle between measurements. `measure(ms)` gives `{lat: per-flow ms[], ms}`.
+ */
+export async function flowBaseline(suiteId, t = 2, n = 3) {
+  const k = start(suiteId, 2000, t, n);
+  await k.ready;
+  return { measure: k.measure, stop: k.stop };
 }
