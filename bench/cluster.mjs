@@ -39,11 +39,6 @@ export async function startBenchCluster(n) {
       return out;
     },
     keygen: (suite, t) => keygen(client, { suite, threshold: t }),
-    /** CPU ms the coordinator and signer processes have used so far (not this process). */
-    async serverCpuMs() {
-      const pids = (await processes()).filter((p) => p.role !== 'client');
-      return [...cpuMs(pids).values()].reduce((a, b) => a + b, 0);
-    },
     /**
      * Closed loop: `conc` requesters each sign back to back for `durationMs`, after `warmupMs` of
      * the same load (fresh processes have cold JITs and empty pools; the flow baseline is warm).

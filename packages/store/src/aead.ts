@@ -87,6 +87,18 @@ function nativeOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed:
   }
 }
 
+/** noble's XChaCha20-Poly1305: the reference, and the path where OpenSSL's is not used. */
+function nobleSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array): Uint8Array {
+  return xchacha20poly1305(key, nonce, aad).encrypt(plain);
+}
+function nobleOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | undefined {
+  try {
+    return xchacha20poly1305(key, nonce, aad).decrypt(sealed);
+  } catch {
+    return undefined;
+  }
+}
+
 let native: boolean | undefined;
 /**
  * Whether sealing runs on Node's OpenSSL: decided once, by sealing and opening a fixed input both
@@ -101,7 +113,7 @@ export function nativeAeadInUse(): boolean {
     const nonce = Uint8Array.from({ length: 24 }, (_, i) => 0x40 + i);
     const aad = Uint8Array.from({ length: 12 }, (_, i) => 0xc0 + i);
     const plain = Uint8Array.from({ length: 114 }, (_, i) => (i * 7) & 0xff);
-    const expected = xchacha20poly1305(key, nonce, aad).encrypt(plain);
+    const expected = nobleSeal(key, nonce, aad, plain);
     const got = new Uint8Array(plain.length + TAG_LEN);
     nativeSeal(key, nonce, aad, plain, got);
     const opened = nativeOpen(key, nonce, aad, expected);
@@ -121,7 +133,7 @@ export function sealEnvelope(key: Uint8Array, plain: Uint8Array, aad: Uint8Array
   out[0] = ENVELOPE_VERSION;
   out.set(nonce, 1);
   if (key.length === 32 && nativeAeadInUse()) nativeSeal(key, nonce, aad, plain, out.subarray(1 + NONCE_LEN));
-  else out.set(xchacha20poly1305(key, nonce, aad).encrypt(plain), 1 + NONCE_LEN);
+  else out.set(nobleSeal(key, nonce, aad, plain), 1 + NONCE_LEN);
   return out;
 }
 
@@ -133,26 +145,19 @@ export function sealEnvelope(key: Uint8Array, plain: Uint8Array, aad: Uint8Array
 export function openEnvelope(key: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array | undefined {
   if (sealed.length < ENVELOPE_OVERHEAD || sealed[0] !== ENVELOPE_VERSION) return undefined;
   const nonce = sealed.subarray(1, 1 + NONCE_LEN);
-  if (key.length === 32 && nativeAeadInUse()) return nativeOpen(key, nonce, aad, sealed.subarray(1 + NONCE_LEN));
-  try {
-    return xchacha20poly1305(key, nonce, aad).decrypt(sealed.subarray(1 + NONCE_LEN));
-  } catch {
-    return undefined;
-  }
+  const body = sealed.subarray(1 + NONCE_LEN);
+  return key.length === 32 && nativeAeadInUse() ? nativeOpen(key, nonce, aad, body) : nobleOpen(key, nonce, aad, body);
 }
 
 /** The AEAD both ways, for tests: the OpenSSL path and noble's, on the same inputs. @internal */
 export const _aeadPaths = {
-  native: { seal: (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array) => {
-    const out = new Uint8Array(plain.length + TAG_LEN);
-    nativeSeal(key, nonce, aad, plain, out);
-    return out;
-  }, open: nativeOpen },
-  noble: { seal: (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array) => xchacha20poly1305(key, nonce, aad).encrypt(plain), open: (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array) => {
-    try {
-      return xchacha20poly1305(key, nonce, aad).decrypt(sealed);
-    } catch {
-      return undefined;
-    }
-  } },
+  native: {
+    seal: (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array): Uint8Array => {
+      const out = new Uint8Array(plain.length + TAG_LEN);
+      nativeSeal(key, nonce, aad, plain, out);
+      return out;
+    },
+    open: nativeOpen,
+  },
+  noble: { seal: nobleSeal, open: nobleOpen },
 };

@@ -2,9 +2,9 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  AUDIT_HEAD_KEY, type AuditEntry, AuditLog, type SealedKV, SealedStore, auditEntryHash, auditEntryKey, rawKeyOf, verifyAuditEntries,
+  AUDIT_HEAD_KEY, type AuditEntry, AuditLog, SealedStore, auditEntryHash, auditEntryKey, rawKeyOf, verifyAuditEntries,
 } from '../src/index.js';
-import { cleanupDirs, collect, rand, randomKek, tempDir, withRawDb } from './helpers.js';
+import { cleanupDirs, collect, rand, randomKek, tempDir, withBatchHook, withRawDb } from './helpers.js';
 
 afterAll(cleanupDirs);
 
@@ -144,22 +144,14 @@ describe('audit entries written with other records', () => {
     const batches: string[] = [];
     let failNext = false;
     // Forwards to the LevelDB store, recording batches; fails one on request.
-    const store: SealedKV = {
-      get: (k) => inner.get(k),
-      put: (k, v, o) => inner.put(k, v, o),
-      del: (k, o) => inner.del(k, o),
-      iterate: (p, o) => inner.iterate(p, o),
-      keys: (p, o) => inner.keys(p, o),
-      close: () => inner.close(),
-      batch: (ops, opts) => {
-        batches.push(`${ops.map((o) => o.key).join(',')} sync=${opts?.sync === true}`);
-        if (failNext) {
-          failNext = false;
-          return Promise.reject(new Error('disk full'));
-        }
-        return inner.batch(ops, opts);
-      },
-    };
+    const store = withBatchHook(inner, (ops, opts) => {
+      batches.push(`${ops.map((o) => o.key).join(',')} sync=${opts?.sync === true}`);
+      if (failNext) {
+        failNext = false;
+        return Promise.reject(new Error('disk full'));
+      }
+      return inner.batch(ops, opts);
+    });
     try {
       const log = new AuditLog(store);
       const e1 = await log.append({ type: 'sign' }, { with: [{ type: 'put', key: 'result/1', value: te.encode('r1') }] });
@@ -192,21 +184,13 @@ describe('audit group commit', () => {
     const batches: string[][] = [];
     let hold: Promise<void> | undefined;
     let fail: string | undefined;
-    const store: SealedKV = {
-      get: (k) => inner.get(k),
-      put: (k, v, o) => inner.put(k, v, o),
-      del: (k, o) => inner.del(k, o),
-      iterate: (p, o) => inner.iterate(p, o),
-      keys: (p, o) => inner.keys(p, o),
-      close: () => inner.close(),
-      batch: async (ops, opts) => {
-        batches.push(ops.map((o) => o.key));
-        if (!opts?.sync) throw new Error('audit batches must be synced');
-        if (hold) await hold;
-        if (fail) throw new Error(fail);
-        return inner.batch(ops, opts);
-      },
-    };
+    const store = withBatchHook(inner, async (ops, opts) => {
+      batches.push(ops.map((o) => o.key));
+      if (!opts?.sync) throw new Error('audit batches must be synced');
+      if (hold) await hold;
+      if (fail) throw new Error(fail);
+      return inner.batch(ops, opts);
+    });
     return { inner, store, batches, holdUntil: (p: Promise<void> | undefined) => (hold = p), failWith: (m: string | undefined) => (fail = m) };
   }
 

@@ -6,29 +6,23 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  type BatchOp, type IterateOptions, NonceLedger, type SealedKV, SealedStore, type WriteOptions, generateKekHex, loadKek, rawKeyOf,
+  type BatchOp, NonceLedger, SealedStore, type WriteOptions, generateKekHex, loadKek, rawKeyOf,
 } from '../src/index.js';
-import { cleanupDirs, filesContaining, rand, randomKek, rejectsWithCode, tempDir, withRawDb } from './helpers.js';
+import { ForwardingStore, cleanupDirs, filesContaining, rand, randomKek, rejectsWithCode, tempDir, withRawDb } from './helpers.js';
 
 afterAll(cleanupDirs);
 
 const te = new TextEncoder();
 
 /** A pass-through SealedKV that records the order of writes (not a mock: it forwards to LevelDB). */
-class RecordingStore implements SealedKV {
+class RecordingStore extends ForwardingStore {
   readonly log: string[] = [];
-  constructor(readonly inner: SealedKV) {}
-  get(key: string) { return this.inner.get(key); }
-  async put(key: string, value: Uint8Array, opts?: WriteOptions) {
+  override async put(key: string, value: Uint8Array, opts?: WriteOptions) {
     this.log.push(`put-start ${key} sync=${opts?.sync === true}`);
     await this.inner.put(key, value, opts);
     this.log.push(`put-done ${key}`);
   }
-  del(key: string, opts?: WriteOptions) { this.log.push(`del ${key} sync=${opts?.sync === true}`); return this.inner.del(key, opts); }
-  batch(ops: readonly BatchOp[], opts?: WriteOptions) { return this.inner.batch(ops, opts); }
-  iterate(prefix: string, opts?: IterateOptions) { return this.inner.iterate(prefix, opts); }
-  keys(prefix: string, opts?: IterateOptions) { return this.inner.keys(prefix, opts); }
-  close() { return this.inner.close(); }
+  override del(key: string, opts?: WriteOptions) { this.log.push(`del ${key} sync=${opts?.sync === true}`); return this.inner.del(key, opts); }
 }
 
 /** A RecordingStore that also records each batch as `keys sync=…`. */
