@@ -19,6 +19,12 @@ import { decodeOfflinePackage, fromHex, getSuite, toHex } from '@tessera/core';
 import { SealedStore, NonceLedger, loadKek } from '@tessera/store';
 
 const BIN = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
+
+/** Resolves when `child` has exited, including when it already had (its 'exit' event then fired before anyone listened). */
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((r) => child.once('exit', () => r()));
+}
 const root = mkdtempSync(join(tmpdir(), 'tessera-devcluster-'));
 const dir = join(root, '.tessera');
 const phone = join(root, 'phone');
@@ -145,7 +151,7 @@ describe('offline co-signing with a real dev cluster', () => {
       const child = spawn(process.execPath, [BIN, 'device', 'sign', '--device-dir', phone, '--key', keyId, '--message', toHex(randomBytes(32)), '--offline', '--out', file, '--json'], { stdio: 'ignore' });
       await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 350)));
       child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      await exited(child); // it may have finished before the kill
     }
     const after = ok<{ keys: { allowance: number }[]; queue: { pending: number; completed: number; failed: number } }>('device', 'status', '--device-dir', phone);
     expect(after.queue.failed).toBe(0);
@@ -168,7 +174,7 @@ describe('offline co-signing with a real dev cluster', () => {
       const sync = spawn(process.execPath, [BIN, 'device', 'sync', '--device-dir', phone, '--dir', dir, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
       await new Promise((r) => setTimeout(r, 250 + Math.floor(Math.random() * 200)));
       for (const pid of pids) process.kill(pid, 'SIGKILL');
-      await new Promise((r) => sync.once('exit', r));
+      await exited(sync);
       // The dev supervisor restarts the killed process; sync until everything is through.
       await waitHealthy(pids[0]);
       const completed = new Map<string, string>();
