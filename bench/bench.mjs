@@ -192,6 +192,28 @@ async function clusterRow(cluster, suiteId, keyId, conc, baseline) {
   return { m: pool(parts), base: stats(lat, baseMs) };
 }
 
+/**
+ * keys-1 vs keys-<count>: c1 on `one` (a cluster holding one key) and on `many` (one holding
+ * `count` + 1), each warmed for 3 s, then measured in alternating slices (one, many, many's first
+ * key as a control) and pooled; `flowMs` is the baseline flow's time measured between slices.
+ */
+async function keysRows(one, oneKey, many, sample, manyFirstKey, suiteId, baseline) {
+  const slices = quick ? 2 : 5;
+  const windowMs = (quick ? 2000 : 5000) / slices;
+  await one.throughput(suiteId, oneKey, 1, 200, 3000);
+  await many.throughput(suiteId, sample, 1, 200, 3000);
+  const parts = { one: [], many: [], control: [] };
+  let flowMs = 0;
+  for (let i = 0; i < slices; i++) {
+    parts.one.push(await one.throughput(suiteId, oneKey, 1, windowMs, 300));
+    parts.many.push(await many.throughput(suiteId, sample, 1, windowMs, 300));
+    parts.control.push(await many.throughput(suiteId, manyFirstKey, 1, windowMs / 2, 300));
+    const b = await baseline.measure(quick ? 100 : 200);
+    flowMs += b.ms / b.lat.length / slices;
+  }
+  return { one: pool(parts.one), many: pool(parts.many), control: pool(parts.control), flowMs };
+}
+
 /** Several cluster windows as one: completions over total window time, pooled latencies, CPU per signature weighted by signatures. */
 function pool(parts) {
   if (parts.length === 1) return parts[0];
@@ -270,26 +292,23 @@ async function main() {
             row(suiteId, t, n, `cluster-c${conc}`, m, 'tessera-flow', base, { baselineOpsPerSec: base.opsPerSec, baselineP50Ms: base.p50Ms, p50VsBaselineTime: m.p50Ms / (1000 / base.opsPerSec), baselineCpuMs: 1000 / base.opsPerSec, ...m.cpu, ...(rss ? { signerRssMb: rss.maxMb, coordinatorRssMb: rss.coordinatorMb } : {}) });
           }
           if (t === 2 && suiteId === suites[0]) {
-            // Signing latency with many keys stored per signer: c1 before and after the fill.
-            // Each next to the baseline flow's time measured just before it (flowMs): the fill
-            // restarts the processes minutes later, and this machine's speed drifts meanwhile (the
-            // cluster's c1 latency does not follow the flow's swings one for one, so the target
-            // stays the plain p50 ratio; flowMs shows how far the machine moved).
+            // Signing latency with many keys stored per signer: c1 on a second cluster whose
+            // vaults and registry hold `count` more keys, against c1 on this one (1 key), in
+            // alternating slices (both freshly warmed; the machine's drift hits both alike).
             const count = quick ? 20_000 : 100_000;
-            const flowMs = async () => {
-              const b = await baseline.measure(quick ? 300 : 1000);
-              return b.ms / b.lat.length;
-            };
-            const beforeFlow = await flowMs();
-            const before = await cluster.throughput(suiteId, info.keyId, 1, quick ? 2000 : 5000);
-            row(suiteId, t, n, 'keys-1', before, 'tessera-flow', tessera, { keysStored: 1, flowMs: beforeFlow });
-            const f = await cluster.whileStopped((dir) => fillKeys(dir, n, info.keyId, count));
-            // Restarted processes: a longer warm-up (cold JITs, the registry of count keys loaded).
-            const afterFlow = await flowMs();
-            const after = await cluster.throughput(suiteId, f.sample, 1, quick ? 2000 : 5000, quick ? 1000 : 3000);
-            // Control: the first key again, now one of count + 1 (same cluster state as `after`).
-            const control = await cluster.throughput(suiteId, info.keyId, 1, quick ? 2000 : 5000);
-            row(suiteId, t, n, `keys-${count >= 100_000 ? '100k' : `${count / 1000}k`}`, after, 'keys-1', before, { keysStored: count + 1, firstKeyP50Ms: control.p50Ms, flowMs: afterFlow, coordinatorRssMb: (await cluster.signerRss()).coordinatorMb, signerRssMb: (await cluster.signerRss()).maxMb });
+            const filled = await startBenchCluster(n);
+            try {
+              const k = await filled.keygen(suiteId, t);
+              const f = await filled.whileStopped((dir) => fillKeys(dir, n, k.keyId, count));
+              const r = await keysRows(cluster, info.keyId, filled, f.sample, k.keyId, suiteId, baseline);
+              row(suiteId, t, n, 'keys-1', r.one, 'tessera-flow', tessera, { keysStored: 1, flowMs: r.flowMs });
+              row(suiteId, t, n, `keys-${count >= 100_000 ? '100k' : `${count / 1000}k`}`, r.many, 'keys-1', r.one, {
+                keysStored: count + 1, firstKeyP50Ms: r.control.p50Ms, flowMs: r.flowMs,
+                coordinatorRssMb: (await filled.signerRss()).coordinatorMb, signerRssMb: (await filled.signerRss()).maxMb,
+              });
+            } finally {
+              await filled.stop();
+            }
           }
           if (t === 2) {
             // A device reconnects with a queue of offline packages (device + 1 co-signer of 3).
