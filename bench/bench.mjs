@@ -214,7 +214,7 @@ async function keysRows(one, oneKey, many, sample, manyFirstKey, suiteId, baseli
   return { one: pool(parts.one), many: pool(parts.many), control: pool(parts.control), flowMs };
 }
 
-/** Several cluster windows as one: completions over total window time, pooled latencies, CPU per signature weighted by signatures. */
+/** Several cluster windows as one: completions over total window time, pooled latencies, CPU per signature weighted by the signatures completed in each window. */
 function pool(parts) {
   if (parts.length === 1) return parts[0];
   const n = parts.reduce((a, p) => a + p.n, 0);
@@ -224,7 +224,8 @@ function pool(parts) {
   const errors = {};
   for (const p of parts) for (const [k, v] of Object.entries(p.errors)) errors[k] = (errors[k] ?? 0) + v;
   const cpu = {};
-  for (const k of Object.keys(parts[0].cpu)) cpu[k] = parts.reduce((a, p) => a + p.cpu[k] * (k === 'coresUsed' ? p.ms : p.n), 0) / (k === 'coresUsed' ? ms : Math.max(1, n));
+  const done = parts.reduce((a, p) => a + p.inWindow, 0);
+  for (const k of Object.keys(parts[0].cpu)) cpu[k] = parts.reduce((a, p) => a + p.cpu[k] * (k === 'coresUsed' ? p.ms : p.inWindow), 0) / (k === 'coresUsed' ? ms : Math.max(1, done));
   return { opsPerSec: (parts.reduce((a, p) => a + p.inWindow, 0) / ms) * 1000, p50Ms: q(0.5), p99Ms: q(0.99), n, inWindow: parts.reduce((a, p) => a + p.inWindow, 0), errors, cpu, latencies: lat, ms };
 }
 
