@@ -40,39 +40,54 @@ export async function startBenchCluster(n) {
     },
     keygen: (suite, t) => keygen(client, { suite, threshold: t }),
     /**
-     * Closed loop: `conc` requesters each sign back to back for `durationMs`, after `warmupMs` of
-     * the same load (fresh processes have cold JITs and empty pools; the flow baseline is warm).
+     * Closed loop: `conc` requesters each sign back to back, first for `warmupMs` (fresh
+     * processes have cold JITs and empty pools; the flow baseline is warm), then for a window of
+     * `durationMs`, extended until `minCompleted` signatures completed in it (at most `maxMs`).
      */
-    async throughput(suiteId, keyId, conc, durationMs, warmupMs = 1500) {
+    async throughput(suiteId, keyId, conc, durationMs, warmupMs = 1500, { minCompleted = 0, maxMs = durationMs } = {}) {
       const suite = getSuite(suiteId);
       const msg = new Uint8Array(32).fill(9);
       const one = async () => {
         const intent = createSignIntent(client.requester, { suite, keyId, message: msg, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 60_000 });
         await client.call('Sign', { intent: decodeMessage('Envelope', intent), signers: [] });
       };
-      // One continuous closed loop: the first `warmupMs` warm up, the window follows without
-      // draining the pipeline in between (at c64 on 7-of-10 a request takes ~5 s: a window that
-      // started empty counted half the signatures its cluster made).
+      // One continuous closed loop: warm-up and window follow each other without draining the
+      // pipeline in between, and the requesters start spread over the warm-up. Started together,
+      // requests that share the cores finish together: at c64 on 7-of-10 the cluster then worked
+      // in ~4 s waves, and a 5 s window counted one wave or two.
       const pids = await processes();
-      const start = performance.now() + warmupMs;
+      const t0 = performance.now();
+      const start = t0 + warmupMs;
       const end = start + durationMs;
       // CPU over the window itself, per signature completed in it (steady state on both sides).
       let cpu0, cpu1;
-      const marks = [setTimeout(() => (cpu0 = cpuMs(pids)), warmupMs), setTimeout(() => (cpu1 = cpuMs(pids)), warmupMs + durationMs)];
+      let stopped = false;
+      let windowEnd = end;
       const lat = [];
       const errors = {};
       // Throughput counts the signatures completed inside the window; latencies (and errors) are
       // those of the requests started inside it (the ones still in flight at its end drain at
       // falling concurrency; at c64 that tail is seconds).
       let inWindow = 0;
-      await Promise.all(Array.from({ length: conc }, async () => {
-        while (performance.now() < end) {
+      const mark = setTimeout(() => (cpu0 = cpuMs(pids)), warmupMs);
+      const stop = () => {
+        stopped = true;
+        windowEnd = performance.now();
+        cpu1 = cpuMs(pids);
+      };
+      const check = setInterval(() => {
+        const now = performance.now();
+        if (!stopped && now >= end && (inWindow >= minCompleted || now >= start + maxMs)) stop();
+      }, 10);
+      await Promise.all(Array.from({ length: conc }, async (_, i) => {
+        await new Promise((r) => setTimeout(r, (i * warmupMs) / conc));
+        while (!stopped) {
           const t = performance.now();
           try {
             await one();
             const done = performance.now();
             if (t >= start) lat.push(done - t);
-            if (done >= start && done <= end) inWindow++;
+            if (done >= start && !stopped) inWindow++;
           } catch (e) {
             if (t < start) continue;
             errors[e.code ?? 'ERROR'] = (errors[e.code ?? 'ERROR'] ?? 0) + 1;
@@ -80,15 +95,16 @@ export async function startBenchCluster(n) {
           }
         }
       }));
-      for (const m of marks) clearTimeout(m);
+      clearTimeout(mark);
+      clearInterval(check);
       cpu0 ??= cpuMs(pids); // (a window that ended before its timers could fire: no steady state)
-      cpu1 ??= cpuMs(pids);
+      const ms = windowEnd - start;
       const s = lat.sort((a, b) => a - b);
       const q = (p) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
       // Where the machine's CPU went, per signature: what bounds the cluster rows.
       const per = (role) => pids.filter((x) => x.role === role).reduce((a, x) => a + (cpu1.get(x.pid) - cpu0.get(x.pid)), 0) / Math.max(1, inWindow);
-      const cpu = { cpuClientMs: per('client'), cpuCoordinatorMs: per('coordinator'), cpuSignersMs: per('signer'), coresUsed: [...cpu1].reduce((a, [pid, v]) => a + v - cpu0.get(pid), 0) / durationMs };
-      return { opsPerSec: (inWindow / durationMs) * 1000, p50Ms: q(0.5) ?? 0, p99Ms: q(0.99) ?? 0, n: lat.length, inWindow, errors, cpu, latencies: s, ms: durationMs };
+      const cpu = { cpuClientMs: per('client'), cpuCoordinatorMs: per('coordinator'), cpuSignersMs: per('signer'), coresUsed: [...cpu1].reduce((a, [pid, v]) => a + v - cpu0.get(pid), 0) / ms };
+      return { opsPerSec: (inWindow / ms) * 1000, p50Ms: q(0.5) ?? 0, p99Ms: q(0.99) ?? 0, n: lat.length, inWindow, errors, cpu, latencies: s, ms };
     },
     /**
      * offline-sync: a device with `count` packages signed offline reconnects; measures the time
