@@ -56,13 +56,12 @@ export async function startBenchCluster(n) {
       // requests that share the cores finish together: at c64 on 7-of-10 the cluster then worked
       // in ~4 s waves, and a 5 s window counted one wave or two.
       const pids = await processes();
-      const t0 = performance.now();
-      const start = t0 + warmupMs;
+      const start = performance.now() + warmupMs;
       const end = start + durationMs;
       // CPU over the window itself, per signature completed in it (steady state on both sides).
       let cpu0, cpu1;
       let stopped = false;
-      let windowEnd = end;
+      let windowEnd;
       const lat = [];
       const errors = {};
       // Throughput counts the signatures completed inside the window; latencies (and errors) are
@@ -97,7 +96,6 @@ export async function startBenchCluster(n) {
       }));
       clearTimeout(mark);
       clearInterval(check);
-      cpu0 ??= cpuMs(pids); // (a window that ended before its timers could fire: no steady state)
       const ms = windowEnd - start;
       const s = lat.sort((a, b) => a - b);
       const q = (p) => s[Math.min(s.length - 1, Math.floor(p * s.length))];

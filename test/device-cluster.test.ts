@@ -233,10 +233,8 @@ describe('offline co-signing with a real dev cluster', () => {
     const link = spawn(process.execPath, [BIN, 'device', 'connect', '--device-dir', tablet, '--dir', dir, '--accept-keygen', '--seconds', '20', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((r) => createInterface({ input: link.stdout! }).once('line', () => r()));
     const k = ok<{ keyId: string; publicKey: string; participants: string[] }>('device', 'keygen', '--device-dir', phone, '--dir', dir, '--suite', 'secp256k1-tr', '--threshold', '2', '--with', 'tablet-1,signer-3');
-    if (link.exitCode === null) {
-      link.kill('SIGTERM');
-      await new Promise((r) => link.once('exit', r));
-    }
+    link.kill('SIGTERM'); // a no-op if it already ended
+    await exited(link);
     expect(k.participants).toEqual(['phone-1', 'signer-3', 'tablet-1']);
     await stopDev();
     const msg = toHex(randomBytes(32));
