@@ -62,6 +62,7 @@ import { SealedStore, kekFromBytes } from '@tessera/store';
 import { SignerEngine } from '@tessera/signer';
 import { Coordinator, startDeviceGateway, type CoordinatorEvent, type ParticipantHandle } from '@tessera/coordinator';
 import { Device } from '@tessera/device';
+import { operators, reshareAuthorisation, standingRefresh } from './authority.js';
 
 const SUITE: SuiteId = 'ed25519';
 const suite = getSuite(SUITE);
@@ -107,12 +108,13 @@ async function cluster(n: number, opts: { peers?: boolean; extra?: string[] } = 
       policy: {
         allowKeygen: true,
         requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }],
-        ...(opts.peers && i < n ? { peers: known.filter((k) => k.id !== identity.id) } : {}),
+        operators,
+        ...(opts.peers && i < n ? { peers: known.filter((k) => k.id !== identity.id) } : { allowUnpinnedPeers: true }),
       },
     }));
   }
   const events: CoordinatorEvent[] = [];
-  const coordinator = new Coordinator({ store: await openStore(), poolBatch: 4, onEvent: (e) => events.push(e) });
+  const coordinator = new Coordinator({ store: await openStore(), poolBatch: 4, refreshAuthorisation: standingRefresh(), onEvent: (e) => events.push(e) });
   await coordinator.load();
   const tamper = new Map<string, Tamper>();
   const deliver = new Map<string, Deliver>();
@@ -381,7 +383,7 @@ describe('malicious signer: refresh and reshare contributions', () => {
         p.commitments[0] = suite.Point.fromBytes(p.commitments[0] as Uint8Array).add(suite.Point.BASE).toBytes();
       }) };
     });
-    const e = await c.coordinator.reshare(key.keyId, { threshold: 2, participants: ['signer-1', 'signer-2', 'signer-4'] }).catch((x: unknown) => x);
+    const e = await c.coordinator.reshare(key.keyId, { threshold: 2, participants: ['signer-1', 'signer-2', 'signer-4'], authorisation: reshareAuthorisation(c.coordinator, key.keyId, { threshold: 2, participants: ['signer-1', 'signer-2', 'signer-4'] }) }).catch((x: unknown) => x);
     expect(e).toMatchObject({ code: 'BAD_SHARE', culprits: ['signer-2'] });
     c.tamper.clear();
     await epochKept(c, key.keyId, 0, ['signer-1', 'signer-2', 'signer-3']);
@@ -476,7 +478,7 @@ describe('malicious coordinator', () => {
   it('asks for a reshare to a participant the signers do not know (policy.peers): POLICY_DENIED, nothing pending anywhere, the key unchanged', async () => {
     const c = await cluster(3, { peers: true, extra: ['mallory'] });
     const key = await c.coordinator.keygen({ suite: SUITE, threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });
-    const e = await c.coordinator.reshare(key.keyId, { threshold: 2, participants: ['signer-1', 'signer-2', 'mallory'] }).catch((x: unknown) => x);
+    const e = await c.coordinator.reshare(key.keyId, { threshold: 2, participants: ['signer-1', 'signer-2', 'mallory'], authorisation: reshareAuthorisation(c.coordinator, key.keyId, { threshold: 2, participants: ['signer-1', 'signer-2', 'mallory'] }) }).catch((x: unknown) => x);
     expect(e).toMatchObject({ code: 'POLICY_DENIED' });
     expect((e as Error).message).toContain('mallory');
     await epochKept(c, key.keyId, 0, ['signer-1', 'signer-2', 'signer-3']);
@@ -484,7 +486,7 @@ describe('malicious coordinator', () => {
     // A DKG with mallory in the roster is refused the same way.
     await expect(c.coordinator.keygen({ suite: SUITE, threshold: 2, participants: ['signer-1', 'mallory'] })).rejects.toMatchObject({ code: 'POLICY_DENIED' });
     // Among known peers, a reshare goes through.
-    expect((await c.coordinator.reshare(key.keyId, { threshold: 2, participants: ['signer-1', 'signer-2'] })).epoch).toBe(1);
+    expect((await c.coordinator.reshare(key.keyId, { threshold: 2, participants: ['signer-1', 'signer-2'], authorisation: reshareAuthorisation(c.coordinator, key.keyId, { threshold: 2, participants: ['signer-1', 'signer-2'] }) })).epoch).toBe(1);
     await onlyAuthorised(c.signers);
     catalogue.push('malicious coordinator, reshare to an unknown participant with policy.peers: POLICY_DENIED naming it, epoch 0 kept, mallory holds nothing');
   });

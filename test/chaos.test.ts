@@ -9,6 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { runChaos } from './chaos/chaos.js';
+import { operators } from './authority.js';
 
 const SEED = Number(process.env.TESSERA_CHAOS_SEED ?? 20240611);
 
@@ -83,7 +84,7 @@ describe('a signer that drops while a sign attempt waits for commitments', () =>
       const handles = new Map<string, Handle>();
       let slowCommit = false;
       for (const id of ['signer-1', 'signer-2', 'signer-3']) {
-        const engine = new SignerEngine({ identity: ParticipantIdentity.generate(id), store: await open(), policy: { allowKeygen: true, requesters: [{ id: 'api', publicKey: toHex(requester.public.signKey), keys: ['*'] }] } });
+        const engine = new SignerEngine({ identity: ParticipantIdentity.generate(id), store: await open(), policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [{ id: 'api', publicKey: toHex(requester.public.signKey), keys: ['*'] }] } });
         let n = 0;
         const h: Handle = {
           info: engine.identity.public,

@@ -104,6 +104,37 @@ describe('tessera CLI on a dev cluster', () => {
     expect(bad.err).toMatch(/threshold must be 2\.\.3.*\[INVALID_ARGUMENT\]/);
   });
 
+  it('operator approval: an unapproved or foreign-approved request is refused POLICY_DENIED by the signers; `tessera approve` with the pinned operator makes it pass', () => {
+    const k = JSON.parse(cli('keygen', '--suite', 'ed25519', '--threshold', '2', '--participants', 'signer-1,signer-2', '--json').out) as { keyId: string; publicKey: string };
+    const req = join(dir, '..', 'reshare-request.json');
+    const a = cli('authorise', 'reshare', '--key', k.keyId, '--threshold', '2', '--participants', 'signer-1,signer-2,signer-3', '--out', req, '--json');
+    expect(a.code, a.err).toBe(0);
+    expect(JSON.parse(a.out)).toMatchObject({ approvals: 0, operation: 'reshare', keyId: k.keyId, fromEpoch: 0, newThreshold: 2 });
+    const unapproved = cli('reshare', '--key', k.keyId, '--threshold', '2', '--participants', 'signer-1,signer-2,signer-3', '--authorisation', req, '--json');
+    expect(unapproved.code).not.toBe(0);
+    expect(unapproved.err).toMatch(/needs 1 operator approval\(s\), has 0.*\[POLICY_DENIED\]/);
+    // An operator key nobody pinned.
+    const rogue = join(dir, '..', 'rogue.operator.json');
+    const g = cli('operator', 'keygen', '--out', rogue, '--id', 'rogue', '--json');
+    expect(g.code, g.err).toBe(0);
+    expect(JSON.parse(g.out).publicKey).toMatch(/^[0-9a-f]{64}$/);
+    expect(readFileSync(rogue, 'utf8')).toContain('signSecret');
+    const foreign = cli('reshare', '--key', k.keyId, '--threshold', '2', '--participants', 'signer-1,signer-2,signer-3', '--approve-with', rogue, '--json');
+    expect(foreign.code).not.toBe(0);
+    expect(foreign.err).toMatch(/has 0.*\[POLICY_DENIED\]/);
+    // The dev cluster's operator approves the request file; then it passes.
+    const ap = cli('approve', req, '--approve-with', join(dir, 'operator.json'), '--json');
+    expect(ap.code, ap.err).toBe(0);
+    expect(JSON.parse(ap.out)).toMatchObject({ approvals: 1 });
+    const ok = cli('reshare', '--key', k.keyId, '--threshold', '2', '--participants', 'signer-1,signer-2,signer-3', '--authorisation', req, '--json');
+    expect(ok.code, ok.err).toBe(0);
+    expect(JSON.parse(ok.out)).toMatchObject({ epoch: 1, threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'], publicKey: k.publicKey });
+    // A request for another operation or key is refused by the CLI before anything is sent.
+    const wrong = cli('refresh', '--key', k.keyId, '--authorisation', req, '--json');
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.err).toMatch(/authorises a reshare.*\[INVALID_ARGUMENT\]/);
+  });
+
   it('keys and status list the cluster', () => {
     const k = cli('keys', '--json');
     expect(k.code).toBe(0);

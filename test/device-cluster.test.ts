@@ -249,10 +249,10 @@ describe('offline co-signing with a real dev cluster', () => {
     const r = ok<{ signature: string; signers: string[] }>('device', 'complete', '--device-dir', phone, '--in', ans);
     expect(r.signers.sort()).toEqual(['phone-1', 'tablet-1']);
     expect(getSuite('secp256k1-tr').verify(fromHex(r.signature), fromHex(msg), fromHex(k.publicKey))).toBe(true);
-    // The proposer's nonce is spent: the same answer cannot complete a second time.
+    // The proposer's nonce is spent (a durable marker says so): the same answer cannot complete a second time.
     const again = cli('device', 'complete', '--device-dir', phone, '--in', ans);
     expect(again.code).not.toBe(0);
-    expect(again.err).toMatch(/\[NOT_FOUND\]/);
+    expect(again.err).toMatch(/\[INVALID_STATE\]/);
     await startDev();
     await waitHealthy();
   }, 120_000);
@@ -264,6 +264,13 @@ describe('offline co-signing with a real dev cluster', () => {
     expect(b.pieces).toHaveLength(3);
     const bad = join(root, 'bad.txt');
     writeFileSync(bad, 'wrong\n');
+    // The password floor: a weak password is refused unless --allow-weak-password says so.
+    const weak = cli('device', 'backup', '--device-dir', phone, '--out', join(root, 'weak.backup'), '--password-file', bad);
+    expect(weak.code).not.toBe(0);
+    expect(weak.err).toMatch(/\[WEAK_PASSWORD\]/);
+    expect(weak.err).not.toMatch(/wrong/);
+    const forced = ok<{ file: string }>('device', 'backup', '--device-dir', phone, '--out', join(root, 'weak.backup'), '--password-file', bad, '--allow-weak-password');
+    expect(ok<{ device: string }>('device', 'restore', '--device-dir', join(root, 'weak-phone'), '--in', forced.file, '--password-file', bad).device).toBe('phone-1');
     const wrong = cli('device', 'restore', '--device-dir', join(root, 'nope'), '--in', b.file, '--password-file', bad);
     expect(wrong.code).not.toBe(0);
     expect(wrong.err).toMatch(/\[BACKUP_PASSWORD\]/);

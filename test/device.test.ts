@@ -48,6 +48,7 @@ import { SealedStore, kekFromBytes } from '@tessera/store';
 import { SignerEngine } from '@tessera/signer';
 import { Coordinator, startDeviceGateway, type ParticipantHandle, type StartedGateway } from '@tessera/coordinator';
 import { Device, DeviceError, GatewayClient, checkPackage, decryptBackup } from '@tessera/device';
+import { operators } from './authority.js';
 
 const dirs: string[] = [];
 const closers: (() => Promise<unknown>)[] = [];
@@ -68,17 +69,20 @@ async function openStore(): Promise<SealedStore> {
   return s;
 }
 
+/** The cluster id of these tests' clusters (raw calls below name it; gateway.test.ts covers distinct ids). */
+const TEST_CLUSTER = 'device-test';
+
 export async function deviceCluster(n = 3, opts: { clock?: () => number; coordinatorClock?: () => number; maxReservations?: number } = {}) {
   const signers: SignerEngine[] = [];
   for (let i = 1; i <= n; i++) {
     signers.push(new SignerEngine({
       identity: ParticipantIdentity.generate(`signer-${i}`),
       store: await openStore(),
-      policy: { allowKeygen: true, requesters: [], devices: { maxReservations: opts.maxReservations ?? 64 } },
+      policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [], devices: { maxReservations: opts.maxReservations ?? 64 } },
       ...(opts.clock ? { clock: opts.clock } : {}),
     }));
   }
-  const coordinator = new Coordinator({ store: await openStore(), ...(opts.coordinatorClock ? { clock: opts.coordinatorClock } : {}) });
+  const coordinator = new Coordinator({ store: await openStore(), clusterId: TEST_CLUSTER, ...(opts.coordinatorClock ? { clock: opts.coordinatorClock } : {}) });
   await coordinator.load();
   const down = new Set<string>();
   const tamper = new Map<string, (r: LinkResult, t: Omit<LinkTask, 'taskId'>) => LinkResult>();
@@ -226,7 +230,7 @@ async function completionsAudited(s: SignerEngine, packageId: string): Promise<{
 
 /** A signed DEVICE_CALL envelope, as the SDK's GatewayClient builds it, with fields overridable. */
 function deviceCall(identity: ParticipantIdentity, op: string, body: Uint8Array, over: Partial<WireDeviceCall> = {}): Uint8Array {
-  const payload = encodeMessage('DeviceCall', { version: 1, device: identity.id, op, issuedAt: Date.now(), nonce: new Uint8Array(randomBytes(16)), body, ...over });
+  const payload = encodeMessage('DeviceCall', { version: 1, device: identity.id, op, issuedAt: Date.now(), nonce: new Uint8Array(randomBytes(16)), body, clusterId: TEST_CLUSTER, ...over });
   return signEnvelope(identity, PayloadKind.DEVICE_CALL, payload);
 }
 
@@ -514,6 +518,48 @@ describe('refusals: tampered packages', () => {
     expect(s.completed).toEqual([expect.objectContaining({ packageId: p.packageId, signature: toHex(first.signature) })]);
     expect(await consumedFor(c, p.bytes)).toHaveLength(1);
   });
+
+  it('3-of-4: a relay that reorders the two co-signers gets DECODE from the coordinator, both co-signers, the gateway and checkPackage; nothing is consumed and the genuine package completes once', async () => {
+    const c = await shared();
+    const d = await enrolled(c, 'phone-reorder');
+    const key = await d.device.keygen(c.url, { suite: 'ed25519', threshold: 3, with: ['signer-1', 'signer-2', 'signer-3'] });
+    const keyId = key.keyId;
+    expect((await d.device.reserve(c.url, { keyId, count: 1 })).added).toBe(1);
+    const m = msg('pay 40 to dave, reordered by a relay');
+    const p = await d.device.signOffline({ keyId, message: m });
+    const genuine = decodeOfflinePackage(p.bytes);
+    expect(genuine.cosigners).toHaveLength(2);
+    const reordered = encodeOfflinePackage({ ...genuine, cosigners: [...genuine.cosigners].reverse() });
+    expect(equalBytes(reordered, p.bytes)).toBe(false);
+    const consumed = async () => {
+      let n = 0;
+      for (const r of genuine.cosigners) n += (await c.signer(r.signer).ledger.listConsumed('r.')).filter((x) => x.nonceId.endsWith(`.${toHex(r.nonceId)}`)).length;
+      return n;
+    };
+
+    // The relay delivers the reordered copy first, every way it can.
+    const e = await refusal(() => c.coordinator.completePackage(reordered));
+    expect(e.code).toBe('DECODE');
+    expect(e.message).toContain('canonical order');
+    for (const r of genuine.cosigners) expect((await refusal(() => c.signer(r.signer).complete(reordered))).code, r.signer).toBe('DECODE');
+    const a = await submitRaw(c, (await secretsOf(d.device)).identity, reordered);
+    expectRefusalAnswer(a, 400);
+    expect(a.json?.code).toBe('DECODE');
+    const keyRecord = await d.device.keyRecord(keyId);
+    expect(checkPackage(keyRecord, p.bytes).packageId).toBe(p.packageId);
+    expect((await refusal(() => checkPackage(keyRecord, reordered))).code).toBe('DECODE');
+    expect(await consumed()).toBe(0);
+
+    // The device's own package is unaffected: it completes, exactly once.
+    const s = await d.device.sync(c.url);
+    expect(s.failed).toEqual([]);
+    expect(s.completed.map((x) => x.packageId)).toEqual([p.packageId]);
+    expect(getSuite('ed25519').verify(fromHex(s.completed[0]?.signature as string), m, fromHex(key.publicKey))).toBe(true);
+    expect(await consumed()).toBe(2);
+    expect((await c.coordinator.completePackage(p.bytes)).alreadyCompleted).toBe(true);
+    expect((await refusal(() => c.coordinator.completePackage(reordered))).code).toBe('DECODE');
+    expect(await consumed()).toBe(2);
+  });
 });
 
 describe('refusals: over-allowance', () => {
@@ -711,7 +757,7 @@ describe('gateway authentication', () => {
     let skew = 0;
     const { device } = await enrolled(c, 'phone-clock', { clock: () => Date.now() + skew });
     const me = (await secretsOf(device)).identity;
-    const client = new GatewayClient(c.url, me, rng, () => Date.now() + skew);
+    const client = new GatewayClient(c.url, me, rng, () => Date.now() + skew, TEST_CLUSTER);
     for (const off of [-10 * 60_000, 10 * 60_000]) {
       skew = off;
       const e = await refusal(() => client.call('keys', EMPTY));

@@ -29,6 +29,7 @@ import { SealedStore, kekFromBytes } from '@tessera/store';
 import { SignerEngine } from '@tessera/signer';
 import { Coordinator, type ParticipantHandle } from '@tessera/coordinator';
 import { randomBytes } from 'node:crypto';
+import { operators } from './authority.js';
 
 const dirs: string[] = [];
 const stores: SealedStore[] = [];
@@ -54,7 +55,7 @@ async function cluster(n: number, opts: { requester?: ParticipantIdentity; allow
     signers.push(new SignerEngine({
       identity: ParticipantIdentity.generate(`signer-${i}`),
       store: await openStore(),
-      policy: { allowKeygen: true, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: opts.allowKeys ?? ['*'], ...(opts.perMinute ? { perMinute: opts.perMinute } : {}) }] },
+      policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: opts.allowKeys ?? ['*'], ...(opts.perMinute ? { perMinute: opts.perMinute } : {}) }] },
       ...(opts.maxFreshPerKey ? { maxFreshPerKey: opts.maxFreshPerKey } : {}),
     }));
   }

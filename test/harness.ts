@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ParticipantIdentity, createSignIntent, decodeMessage, getSuite, toHex, type SuiteId } from '@tessera/core';
 import { channelCredentials, createDevPki, grpc, loadTessera, unary, type TlsFiles } from '@tessera/runtime';
+import { operators } from './authority.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const COORDINATOR_BIN = join(ROOT, 'packages/coordinator/dist/main.js');
@@ -89,7 +90,8 @@ export async function startCluster(n: number): Promise<TestCluster> {
     mkdirSync(join(dir, id), { recursive: true });
     writeFileSync(f, JSON.stringify({
       id, dataDir: join(dir, id, 'data'), coordinator: address, kekFile: join(dir, `${id}.kek`), tls: pki.certs[id],
-      policy: { allowKeygen: true, requesters: [{ id: 'test-client', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
+      // Fixture: rosters unpinned (dev escape); lifecycle approved by the test operator.
+      policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [{ id: 'test-client', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
     }));
     return f;
   };

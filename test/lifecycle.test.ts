@@ -14,6 +14,7 @@ import { SealedStore, kekFromBytes } from '@tessera/store';
 import { SignerEngine } from '@tessera/signer';
 import { Coordinator, startDeviceGateway, type ParticipantHandle } from '@tessera/coordinator';
 import { Device } from '@tessera/device';
+import { operators, peersOf, reshareAuthorisation, standingRefresh } from './authority.js';
 
 const dirs: string[] = [];
 const closers: (() => Promise<unknown>)[] = [];
@@ -38,14 +39,16 @@ const requester = ParticipantIdentity.generate('wallet-api');
 
 async function cluster(n: number, opts: { clock?: () => number; keyCacheSize?: number } = {}) {
   const signers: SignerEngine[] = [];
-  for (let i = 1; i <= n; i++) {
+  const ids = Array.from({ length: n }, (_, i) => ParticipantIdentity.generate(`signer-${i + 1}`));
+  for (const identity of ids) {
     signers.push(new SignerEngine({
-      identity: ParticipantIdentity.generate(`signer-${i}`),
+      identity,
       store: await openStore(),
-      policy: { allowKeygen: true, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
+      ...(opts.clock ? { clock: opts.clock } : {}),
+      policy: { allowKeygen: true, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }], peers: peersOf(identity.id, ids), operators },
     }));
   }
-  const coordinator = new Coordinator({ store: await openStore(), ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.keyCacheSize ? { keyCacheSize: opts.keyCacheSize } : {}) });
+  const coordinator = new Coordinator({ store: await openStore(), refreshAuthorisation: standingRefresh(), ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.keyCacheSize ? { keyCacheSize: opts.keyCacheSize } : {}) });
   await coordinator.load();
   const tamper = new Map<string, (r: LinkResult, t: Omit<LinkTask, 'taskId'>) => LinkResult>();
   const handles = new Map<string, ParticipantHandle>();
@@ -69,8 +72,8 @@ async function cluster(n: number, opts: { clock?: () => number; keyCacheSize?: n
   return { signers, coordinator, url: gateway.url, tamper, link };
 }
 
-async function device(c: Awaited<ReturnType<typeof cluster>>, id: string): Promise<Device> {
-  const d = await Device.open({ location: tempDir(), storageKey: new Uint8Array(randomBytes(32)) });
+async function device(c: Awaited<ReturnType<typeof cluster>>, id: string, opts: { operators?: typeof operators } = {}): Promise<Device> {
+  const d = await Device.open({ location: tempDir(), storageKey: new Uint8Array(randomBytes(32)), ...opts });
   closers.push(() => d.close());
   await d.init(id);
   await d.enrol(c.url, (await c.coordinator.issueEnrolmentToken()).token);
@@ -82,6 +85,11 @@ async function onlineSign(c: Awaited<ReturnType<typeof cluster>>, suite: SuiteId
   const intent = createSignIntent(requester, { suite: getSuite(suite), keyId, message, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 60_000, ...(path ? { path } : {}) });
   const r = await c.coordinator.sign(intent);
   return { message, ...r };
+}
+
+/** A reshare the test operator approved (a replacement phone vouched for as unpinned). */
+function reshare(c: Awaited<ReturnType<typeof cluster>>, keyId: string, req: { threshold: number; participants: string[]; allowThresholdDecrease?: boolean }) {
+  return c.coordinator.reshare(keyId, { ...req, authorisation: reshareAuthorisation(c.coordinator, keyId, { ...req, allowUnpinned: ['phone-new'] }) });
 }
 
 /** Waits until `cond` holds (a catch-up runs in the background when a participant links). */
@@ -244,7 +252,7 @@ describe('reshare and device replacement', () => {
     const key = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });
     // The joining member fails to apply: nothing is committed, nobody activates anything.
     c.tamper.set('signer-4', (r, t) => (t.body === 'lifecycle' && t.lifecycle?.step === 2 ? { taskId: r.taskId, body: 'error', error: { code: 'BAD_SHARE', message: 'share does not match', culprits: ['signer-1'] } } : r));
-    await expect(c.coordinator.reshare(key.keyId, { threshold: 3, participants: ['signer-1', 'signer-2', 'signer-3', 'signer-4'] })).rejects.toThrow(/aborted/);
+    await expect(reshare(c, key.keyId, { threshold: 3, participants: ['signer-1', 'signer-2', 'signer-3', 'signer-4'] })).rejects.toThrow(/aborted/);
     expect(c.coordinator.key(key.keyId)).toMatchObject({ epoch: 0 });
     expect(c.coordinator.key(key.keyId).key.threshold).toBe(2);
     for (const s of c.signers.slice(0, 3)) expect((await s.key(key.keyId)).epoch).toBe(0);
@@ -257,7 +265,7 @@ describe('reshare and device replacement', () => {
     const c = await cluster(5);
     const key = await c.coordinator.keygen({ suite: 'secp256k1-tr', threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });
     const pk = groupPublicKey(c.coordinator.key(key.keyId).key);
-    const up = await c.coordinator.reshare(key.keyId, { threshold: 3, participants: ['signer-1', 'signer-2', 'signer-3', 'signer-4', 'signer-5'] });
+    const up = await reshare(c, key.keyId, { threshold: 3, participants: ['signer-1', 'signer-2', 'signer-3', 'signer-4', 'signer-5'] });
     expect(up).toMatchObject({ epoch: 1, threshold: 3, participants: ['signer-1', 'signer-2', 'signer-3', 'signer-4', 'signer-5'] });
     expect(toHex(up.publicKey)).toBe(toHex(pk));
     // The coordinator's participant → keys index follows the roster.
@@ -267,7 +275,7 @@ describe('reshare and device replacement', () => {
     expect([...s.signers].sort()).toEqual(['signer-3', 'signer-4', 'signer-5']);
     expect(getSuite('secp256k1-tr').verify(s.signature, s.message, pk)).toBe(true);
     for (const back of ['signer-1', 'signer-2']) c.link(back, true);
-    const down = await c.coordinator.reshare(key.keyId, { threshold: 2, participants: ['signer-3', 'signer-4', 'signer-5'] });
+    const down = await reshare(c, key.keyId, { threshold: 2, participants: ['signer-3', 'signer-4', 'signer-5'], allowThresholdDecrease: true });
     expect(down).toMatchObject({ epoch: 2, threshold: 2, participants: ['signer-3', 'signer-4', 'signer-5'] });
     expect(c.coordinator.keysOf('signer-1')).toEqual([]);
     expect(c.coordinator.keysOf('signer-4').map((k) => k.keyId)).toEqual([key.keyId]);
@@ -286,7 +294,7 @@ describe('reshare and device replacement', () => {
     const stranded = await lost.signOffline({ keyId: key.keyId, message: new Uint8Array(32).fill(7) });
     const fresh = await device(c, 'phone-new');
     await fresh.connect(c.url, { acceptKeygen: true });
-    const r = await c.coordinator.reshare(key.keyId, { threshold: 2, participants: ['phone-new', 'signer-1', 'signer-2'] });
+    const r = await reshare(c, key.keyId, { threshold: 2, participants: ['phone-new', 'signer-1', 'signer-2'] });
     await c.coordinator.revokeDevice('phone-lost');
     await fresh.disconnect();
     expect(toHex(r.publicKey)).toBe(key.publicKey);
@@ -302,6 +310,33 @@ describe('reshare and device replacement', () => {
     const s = await fresh.sync(c.url);
     expect(s.completed.map((x) => x.packageId)).toEqual([p.packageId]);
     expect(getSuite('ed25519').verify(fromHex(s.completed[0]?.signature as string), new Uint8Array(32).fill(8), fromHex(key.publicKey))).toBe(true);
+  });
+});
+
+describe('a device asked to contribute to a reshare', () => {
+  it('refuses without pinned operators (POLICY_DENIED, nothing changes); with the operators pinned it checks their approval and contributes', async () => {
+    const c = await cluster(3);
+    // One node and the phone: the nodes alone are fewer than t, so the phone must contribute.
+    const unpinned = await device(c, 'phone-unpinned');
+    const key = await unpinned.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1'] });
+    await unpinned.connect(c.url);
+    const e = await reshare(c, key.keyId, { threshold: 2, participants: ['phone-unpinned', 'signer-1', 'signer-2'] }).catch((x: unknown) => x);
+    await unpinned.disconnect();
+    expect(e).toMatchObject({ code: 'POLICY_DENIED' });
+    expect((e as Error).message).toMatch(/phone-unpinned: POLICY_DENIED no operator keys are pinned here/);
+    expect(c.coordinator.key(key.keyId).epoch).toBe(0);
+    expect((await unpinned.keys())[0]).toMatchObject({ epoch: 0, participants: ['phone-unpinned', 'signer-1'] });
+
+    const pinned = await device(c, 'phone-pinned', { operators });
+    const key2 = await pinned.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1'] });
+    await pinned.connect(c.url);
+    // An authorisation of the coordinator's own making is refused by the phone too.
+    const forged = await c.coordinator.reshare(key2.keyId, { threshold: 2, participants: ['phone-pinned', 'signer-1', 'signer-2'], authorisation: reshareAuthorisation(c.coordinator, key2.keyId, { threshold: 2, participants: ['phone-pinned', 'signer-1', 'signer-2'] }, [ParticipantIdentity.generate('not-an-operator')]) }).catch((x: unknown) => x);
+    expect(forged).toMatchObject({ code: 'POLICY_DENIED' });
+    const r = await reshare(c, key2.keyId, { threshold: 2, participants: ['phone-pinned', 'signer-1', 'signer-2'] });
+    await pinned.disconnect();
+    expect(r).toMatchObject({ epoch: 1, participants: ['phone-pinned', 'signer-1', 'signer-2'] });
+    expect((await pinned.keys())[0]).toMatchObject({ epoch: 1, participants: ['phone-pinned', 'signer-1', 'signer-2'] });
   });
 });
 

@@ -45,95 +45,18 @@ import {
   type ParticipantPublic,
   type RequestCommitment,
 } from '@tessera/core';
-import { createDevPki, grpc, loadTessera, serverCredentials, startServer, type StartedServer } from '@tessera/runtime';
+import { createDevPki } from '@tessera/runtime';
 import { AuditLog, NonceLedger, SealedStore, ShareVault, kekFromBytes, loadKek } from '@tessera/store';
 import { SignerEngine } from '@tessera/signer';
 import { SIGNER_BIN, startProcess, type Proc } from './harness.js';
+import { startHostileCoordinator, type Hostile } from './hostile.js';
 import { opensslEd25519 } from './verifiers.js';
+import { operators } from './authority.js';
 
 const suite = getSuite('ed25519');
 const TASK_TIMEOUT_MS = 10_000;
 /** A key id no DKG here produces: the only key the second requester is granted. */
 const OTHER_KEY_ID = '0000000000000000';
-
-// ---- the hostile coordinator -------------------------------------------------------------------
-
-interface HelloMsg {
-  participant: { id: string; signKey: Uint8Array; encKey: Uint8Array };
-  signature: Uint8Array;
-  metricsUrl: string;
-  pid: number;
-  keys: string[];
-}
-
-interface Hostile {
-  server: StartedServer;
-  /** Every link opened so far: the challenge nonce sent and the hello received. */
-  links: { nonce: Uint8Array; hello?: HelloMsg }[];
-  /** The first hello (resolves once the signer has authenticated). */
-  hello: Promise<{ nonce: Uint8Array; hello: HelloMsg }>;
-  /** Writes one task (only the given oneof field set, as the real coordinator does) and awaits its result. */
-  send(body: Record<string, unknown>): Promise<LinkResult>;
-}
-
-async function startHostileCoordinator(tls: Parameters<typeof serverCredentials>[0]): Promise<Hostile> {
-  const t = loadTessera();
-  const links: Hostile['links'] = [];
-  const pending = new Map<number, { resolve: (r: LinkResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
-  let stream: grpc.ServerDuplexStream<{ hello?: HelloMsg | null; result?: LinkResult | null }, Record<string, unknown>> | undefined;
-  let nextTask = 1;
-  let onHello!: (h: { nonce: Uint8Array; hello: HelloMsg }) => void;
-  const hello = new Promise<{ nonce: Uint8Array; hello: HelloMsg }>((r) => (onHello = r));
-
-  const Connect = (call: NonNullable<typeof stream>) => {
-    const link: Hostile['links'][number] = { nonce: new Uint8Array(randomBytes(32)) };
-    links.push(link);
-    call.write({ challenge: { nonce: link.nonce, coordinator: 'hostile' } });
-    call.on('data', (msg: { hello?: HelloMsg | null; result?: LinkResult | null }) => {
-      if (!link.hello) {
-        if (!msg.hello) return;
-        link.hello = msg.hello;
-        stream = call;
-        onHello({ nonce: link.nonce, hello: msg.hello });
-        return;
-      }
-      const r = msg.result;
-      if (!r) return;
-      const p = pending.get(Number(r.taskId));
-      if (!p) return;
-      pending.delete(Number(r.taskId));
-      clearTimeout(p.timer);
-      p.resolve(r);
-    });
-    call.on('end', () => call.end());
-    call.on('error', () => {});
-  };
-
-  const server = await startServer({
-    port: 0,
-    credentials: serverCredentials(tls),
-    services: [{ definition: t.participantLinkService, implementation: { Connect }, name: 'tessera.v1.ParticipantLink' }],
-  });
-
-  return {
-    server,
-    links,
-    hello,
-    send(body) {
-      if (!stream) return Promise.reject(new Error('the signer is not linked'));
-      const taskId = nextTask++;
-      const s = stream;
-      return new Promise<LinkResult>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          pending.delete(taskId);
-          reject(new Error(`task ${taskId} (${Object.keys(body).join(',')}) got no result within ${TASK_TIMEOUT_MS} ms`));
-        }, TASK_TIMEOUT_MS);
-        pending.set(taskId, { resolve, reject, timer });
-        s.write({ task: { taskId, ...body } });
-      });
-    },
-  };
-}
 
 // ---- fixture -----------------------------------------------------------------------------------
 
@@ -219,7 +142,7 @@ async function localEngine(id: string): Promise<SignerEngine> {
   return new SignerEngine({
     identity: ParticipantIdentity.generate(id),
     store,
-    policy: { allowKeygen: true, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
+    policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
   });
 }
 

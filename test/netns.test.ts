@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { ParticipantIdentity, createSignIntent, getSuite, toHex } from '@tessera/core';
 import { createDevPki } from '@tessera/runtime';
 import { createLab, dist, type Lab, type LabClient, startClient } from './netns.js';
+import { operators } from './authority.js';
 
 const SIGNERS = ['signer-1', 'signer-2', 'signer-3'] as const;
 const NODE: Record<string, string> = { 'signer-1': 's1', 'signer-2': 's2', 'signer-3': 's3' };
@@ -125,7 +126,7 @@ async function setup(): Promise<void> {
     mkdirSync(join(dir, id), { recursive: true });
     writeFileSync(cfg, JSON.stringify({
       id, dataDir: join(dir, id, 'data'), coordinator: `${coordAddr}:${PORT}`, kekFile: kekFile(id), tls: pki.certs[id],
-      policy: { allowKeygen: true, requesters: [{ id: 'test-client', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
+      policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [{ id: 'test-client', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
     }));
     return lab!.spawnNode(NODE[id]!, id, [dist('signer', 'main.js'), '--config', cfg]);
   });

@@ -226,9 +226,14 @@ const enc = (v) => v instanceof Uint8Array ? { $hex: Buffer.from(v).toString('he
   : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, enc(x)]))
   : typeof v === 'bigint' ? String(v) : v;
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
+// Bytes in a request travel as {$hex}.
+const unhex = (v) => Array.isArray(v) ? v.map(unhex)
+  : v && typeof v === 'object' ? (typeof v.$hex === 'string' && Object.keys(v).length === 1 ? Buffer.from(v.$hex, 'hex') : Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unhex(x)])))
+  : v;
 createInterface({ input: process.stdin }).on('line', async (line) => {
-  const { id, method, req, intentHex, deadlineMs } = JSON.parse(line);
+  const { id, method, req: raw, intentHex, deadlineMs } = JSON.parse(line);
   try {
+    const req = unhex(raw);
     const body = intentHex ? { ...req, intent: decodeMessage('Envelope', Buffer.from(intentHex, 'hex')) } : req;
     out({ id, ok: true, res: enc(await unary(client, method, body, { deadlineMs })) });
   } catch (e) {
@@ -238,6 +243,12 @@ createInterface({ input: process.stdin }).on('line', async (line) => {
 process.stdin.on('end', () => { client.close(); process.exit(0); });
 out({ ready: true, pid: process.pid });
 `;
+
+/** Bytes in a request as {$hex} (the remote client script turns them back). */
+const hexBytes = (v: unknown): unknown =>
+  v instanceof Uint8Array ? { $hex: Buffer.from(v).toString('hex') }
+    : Array.isArray(v) ? v.map(hexBytes)
+      : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, hexBytes(x)])) : v;
 
 export class RemoteCallError extends Error {
   constructor(readonly method: string, readonly code: string | undefined, message: string) {
@@ -286,7 +297,7 @@ export async function startClient(lab: Lab, node: string, cfg: { address: string
       const id = next++;
       return new Promise<Res>((resolve, reject) => {
         waiting.set(id, { resolve: resolve as (v: unknown) => void, reject, method });
-        p.child.stdin!.write(JSON.stringify({ id, method, req, deadlineMs: opts.deadlineMs ?? 20_000, ...(opts.intent ? { intentHex: Buffer.from(opts.intent).toString('hex') } : {}) }) + '\n');
+        p.child.stdin!.write(JSON.stringify({ id, method, req: hexBytes(req), deadlineMs: opts.deadlineMs ?? 20_000, ...(opts.intent ? { intentHex: Buffer.from(opts.intent).toString('hex') } : {}) }) + '\n');
       });
     },
   };

@@ -28,6 +28,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ParticipantIdentity, createSignIntent, getSuite, suiteByWireId, toHex, type SuiteId } from '@tessera/core';
 import { createDevPki } from '@tessera/runtime';
 import { RemoteCallError, createLab, dist, type Lab, type LabClient, startClient } from './netns.js';
+import { approved, operators, standingRefresh } from './authority.js';
 
 const SIGNERS = ['signer-1', 'signer-2', 'signer-3', 'signer-4'] as const;
 const NODE: Record<string, string> = { 'signer-1': 's1', 'signer-2': 's2', 'signer-3': 's3', 'signer-4': 's4' };
@@ -224,7 +225,7 @@ async function expectIntactAndUsable(keyId: string, publicKey: string, expected:
     const again = await signAndVerify(keyId, ['signer-1', ...others]);
     expect(again.signers, 'signer-1 signs again after the partition').toContain('signer-1');
   }
-  const refreshed = await client.call<KeyInfo>('Refresh', { keyId }, { deadlineMs: 20_000 });
+  const refreshed = await client.call<KeyInfo>('Refresh', { keyId, authorisation: standingRefresh() }, { deadlineMs: 20_000 });
   expect(refreshed.epoch).toBe(expected.epoch + 1);
   expect(toHex(refreshed.publicKey)).toBe(publicKey);
   if (signer1Signs) {
@@ -276,7 +277,7 @@ async function setup(): Promise<void> {
     mkdirSync(join(dir, id), { recursive: true });
     writeFileSync(cfg, JSON.stringify({
       id, dataDir: join(dir, id, 'data'), coordinator: `${coordAddr}:${PORT}`, kekFile: kekFile(id), tls: pki.certs[id],
-      policy: { allowKeygen: true, requesters: [{ id: 'test-client', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
+      policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [{ id: 'test-client', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
     }));
     return lab!.spawnNode(NODE[id]!, id, [dist('signer', 'main.js'), '--config', cfg]);
   });
@@ -358,7 +359,7 @@ describe('partitions (network namespaces): each operation completes or aborts, a
     requireSetup();
     const k = await client.call<KeyInfo>('Keygen', { suite: getSuite('p256').wireId, threshold: 2, participants: THREE }, { deadlineMs: 20_000 });
     const pub = toHex(k.publicKey);
-    const refresh = () => client.call<KeyInfo>('Refresh', { keyId: k.keyId }, { deadlineMs: 20_000 });
+    const refresh = () => client.call<KeyInfo>('Refresh', { keyId: k.keyId, authorisation: standingRefresh() }, { deadlineMs: 20_000 });
     const cal = await calibrate(refresh);
     const o = await withCut(refresh, Math.round(cal.ms * frac), () => keyInfo(k.keyId));
     record(`refresh-${when}`, o, { calibratedMs: cal.ms, fromEpoch: o.before.epoch });
@@ -374,7 +375,10 @@ describe('partitions (network namespaces): each operation completes or aborts, a
     const pub = toHex(k.publicKey);
     // Calibrate on a key of its own (a reshare changes the key it runs on).
     const probe = await client.call<KeyInfo>('Keygen', { suite: getSuite('secp256k1').wireId, threshold: 2, participants: THREE }, { deadlineMs: 20_000 });
-    const reshare = (keyId: string) => () => client.call<KeyInfo>('Reshare', { keyId, threshold: 3, participants: [...SIGNERS], revoke: [] }, { deadlineMs: 20_000 });
+    // Each attempt is approved for the epoch it starts from (an approval names the epoch); the
+    // PrepareLifecycle round trip is part of the timed call, well before any cut lands.
+    const approve = async (keyId: string) => approved(new Uint8Array((await client.call<{ authorisation: Uint8Array }>('PrepareLifecycle', { keyId, operation: 'reshare', threshold: 3, participants: [...SIGNERS] }, { deadlineMs: 5000 })).authorisation));
+    const reshare = (keyId: string) => async () => client.call<KeyInfo>('Reshare', { keyId, threshold: 3, participants: [...SIGNERS], revoke: [], authorisation: await approve(keyId) }, { deadlineMs: 20_000 });
     const cal = await calibrate(reshare(probe.keyId));
     expect(cal.value.threshold).toBe(3);
     const o = await withCut(reshare(k.keyId), Math.round(cal.ms * frac), () => keyInfo(k.keyId));

@@ -40,6 +40,7 @@ import { SealedStore, kekFromBytes } from '@tessera/store';
 import { SignerEngine } from '@tessera/signer';
 import { Coordinator, type ParticipantHandle } from '@tessera/coordinator';
 import { startCluster, type TestCluster } from './harness.js';
+import { operators } from './authority.js';
 
 const S = grpc.status;
 const CHANNEL_OPTS = { 'grpc.ssl_target_name_override': 'coordinator' };
@@ -542,6 +543,31 @@ describe('ParticipantLink under fuzzed and hostile streams', () => {
     await expectRealSignersLinked();
   });
 
+  it('(f) a hello for a roster member signed by a key other than its roster key is refused UNAUTHENTICATED, even under its certificate; one log line says why', async () => {
+    const refusals = () => c.coordinator.stderr.join('').split('\n').filter((l) => l.includes('participant link refused') && l.includes('roster'));
+    const before = refusals().length;
+    // The id and the certificate CN match and the hello is correctly signed, by a key of its
+    // own: only the key differs from the one signer-1 has in the cluster key's roster.
+    const impostor = ParticipantIdentity.generate('signer-1');
+    const l = openLink(asSigner1);
+    l.s.write(helloFor(impostor, impostor.sign(linkSigning(await within(l.challenge, 5_000, 'challenge'))), 31_337));
+    const st = await expectRefused(l, 'hello of signer-1 with another key');
+    expect(st.code).toBe(S.UNAUTHENTICATED);
+    expect(st.details).toMatch(/signer-1.*roster/);
+    // The real signer-1 was never displaced, and still signs with the key.
+    await expectRealSignersLinked();
+    const msg = rand(32);
+    const r = await c.sign('ed25519', clusterKey.keyId, msg, { signers: ['signer-1', 'signer-2'] });
+    expect(getSuite('ed25519').verify(new Uint8Array(r.signature), msg, new Uint8Array(clusterKey.publicKey))).toBe(true);
+    for (let i = 0; refusals().length === before; i++) {
+      expect(i).toBeLessThan(100);
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    const lines = refusals().slice(before);
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 40, msg: 'participant link refused' });
+  });
+
   it('after all of it: the coordinator is up, the real signers are linked, and keygen + sign verify', async () => {
     expectCoordinatorAlive();
     await expectRealSignersLinked();
@@ -610,7 +636,7 @@ describe('SignerEngine.handle with junk and mutated coordinator tasks', () => {
         identity: ParticipantIdentity.generate(id),
         store: await openStore(),
         // signer-1, the main target, trusts no requester; the others sign for `requester`.
-        policy: { allowKeygen: true, requesters: i === 0 ? [] : [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
+        policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: i === 0 ? [] : [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
         maxFreshPerKey: 16,
       }));
     }

@@ -46,10 +46,12 @@ import {
   type DkgOutput,
   type LinkResult,
   type RequestCommitment,
+  utf8ToBytes,
 } from '@tessera/core';
 import { createDevPki, grpc, loadTessera, serverCredentials, startServer, type StartedServer } from '@tessera/runtime';
 import { SealedStore, ShareVault, loadKek } from '@tessera/store';
 import { SIGNER_BIN, startProcess, type Proc } from './harness.js';
+import { operators } from './authority.js';
 
 const suite = getSuite('ed25519');
 const TASK_TIMEOUT_MS = 10_000;
@@ -163,7 +165,7 @@ async function provision(name: string, dataDir = join(dir, name, 'data')): Promi
     coordinator: `127.0.0.1:${ctl.server.port}`,
     kekFile,
     tls: pki.certs['signer-1'],
-    policy: { allowKeygen: true, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
+    policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
   }));
   return { name, dataDir, kekFile, cfgFile };
 }
@@ -375,7 +377,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tessera-storage-faults-'));
   pki = await createDevPki(join(dir, 'pki'), ['coordinator', 'signer-1']);
   ctl = await startController(pki.certs.coordinator);
-  dkg = runLocalDkg(suite, 2, ids);
+  dkg = runLocalDkg(suite, 2, ids, undefined, ['phone-1']);
 }, 30_000);
 
 afterAll(async () => {
@@ -472,7 +474,7 @@ describe('storage faults on a real signer process', () => {
       expect((await ctl.send({ complete: second.bytes })).error?.code).toBe('RESERVATION_USED');
       expect(await stop(p)).toBe(0);
       const log = newest(node.dataDir, '.log');
-      const what = truncateAt(log, recordOffset(log, `r.phone-1.${keyId}.${toHex(reservation.nonceId)}`, 1));
+      const what = truncateAt(log, recordOffset(log, `r.${toHex(utf8ToBytes('phone-1'))}.${keyId}.${toHex(reservation.nonceId)}`, 1));
       p = await startLinked(node);
       again = await ctl.send({ complete: second.bytes });
       expect(await stop(p)).toBe(0);

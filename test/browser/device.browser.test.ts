@@ -53,7 +53,7 @@ async function cluster(n = 3): Promise<{ coordinator: Coordinator; gateway: Star
     const s = new SignerEngine({
       identity: ParticipantIdentity.generate(`signer-${i}`),
       store: await openStore(),
-      policy: { allowKeygen: true, requesters: [], devices: { maxReservations: 64 } },
+      policy: { allowKeygen: true, allowUnpinnedPeers: true, requesters: [], devices: { maxReservations: 64 } },
     });
     const handle: ParticipantHandle = { info: s.identity.public, connectedSince: Date.now(), call: (task) => s.handle({ ...task, taskId: ++taskId }) };
     coordinator.register(handle);

@@ -35,7 +35,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { ParticipantIdentity, createSignIntent, decodeMessage, decodeOfflinePackage, equalBytes, fromHex, getSuite, toHex, type SuiteId } from '@tessera/core';
+import { ParticipantIdentity, createSignIntent, decodeMessage, decodeOfflinePackage, equalBytes, fromHex, getSuite, toHex, utf8ToBytes, type SuiteId } from '@tessera/core';
 import { startDev } from '@tessera/cli';
 import { channelCredentials, grpc, loadTessera, unary } from '@tessera/runtime';
 import { AuditLog, NonceLedger, SealedStore, loadKek, summarizeAudit } from '@tessera/store';
@@ -933,7 +933,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         const resvNonces = consumed.filter((c) => c.nonceId.startsWith('r.'));
         reservationsConsumed += resvNonces.length;
         const expect = new Map<string, string>();
-        for (const { q, pkg } of completedPkgs) for (const c of pkg.cosigners) if (c.signer === id) expect.set(`r.${pkg.device}.${pkg.keyId}.${toHex(c.nonceId)}`, `${q.packageId}:${toHex(pkg.digest)}`);
+        for (const { q, pkg } of completedPkgs) for (const c of pkg.cosigners) if (c.signer === id) expect.set(`r.${toHex(utf8ToBytes(pkg.device))}.${pkg.keyId}.${toHex(c.nonceId)}`, `${q.packageId}:${toHex(pkg.digest)}`);
         const digestSeen = new Map<string, string>();
         for (const c of resvNonces) {
           const d = toHex(c.requestDigest);

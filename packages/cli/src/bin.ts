@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `tessera` command. Errors are one line on stderr and a non-zero exit code. */
-import { Command, Option } from 'commander';
+import { Argument, Command, Option } from 'commander';
 import { SUITE_IDS, fromHex, getSuite, utf8ToBytes, type SuiteId } from '@tessera/core';
 import { printDemo, runDemo } from './demo.js';
 import { openClient, resolveDir, type Client } from './client.js';
@@ -8,6 +8,7 @@ import { auditVerify, derive, keygen, keys, lifecycle, sign, status } from './co
 import { createDevPki } from '@tessera/runtime';
 import { startDev } from './dev.js';
 import { registerDeviceCommands } from './device.js';
+import { approve, authorisationFor, createOperator, devOperatorFiles, prepare, readRequest, writeRequest } from './operators.js';
 
 const program = new Command('tessera').description('Tessera threshold-signing cluster').showHelpAfterError();
 
@@ -55,19 +56,61 @@ program.command('sign').description('sign a message with a key')
     out(!!o.json, r, () => `signature ${r.signature}\nsigned by ${r.signers.join(', ')} for key ${r.keyId}${o.path ? ` at ${o.path} (${r.publicKey})` : ''}`);
   });
 
-program.command('refresh').description('proactive refresh: every share changes, the public key does not (new epoch); offline participants catch up when they link')
-  .requiredOption('--key <id>', 'key id').option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
-  .action(async (o: { key: string; dir?: string; json?: boolean }) => {
-    const r = await withClient(o.dir, (c) => lifecycle(c, 'Refresh', { keyId: o.key }));
+const approveOpts = (cmd: Command) =>
+  cmd.option('--approve-with <files>', 'operator key files that approve it (default in a dev cluster: its operator)', list)
+    .option('--authorisation <file>', 'an authorisation request approved with `tessera approve`');
+
+approveOpts(program.command('refresh').description('proactive refresh: every share changes, the public key does not (new epoch); offline participants catch up when they link')
+  .requiredOption('--key <id>', 'key id').option('--dir <dir>', 'cluster directory').option('--json', 'JSON output'))
+  .action(async (o: { key: string; approveWith?: string[]; authorisation?: string; dir?: string; json?: boolean }) => {
+    const r = await withClient(o.dir, async (c) => lifecycle(c, 'Refresh', { keyId: o.key, authorisation: await authorisationFor(c, { keyId: o.key, operation: 'refresh' }, o) }));
     out(!!o.json, { keyId: r.keyId, epoch: r.epoch, publicKey: r.publicKey }, () => `key ${r.keyId} refreshed: epoch ${r.epoch}, public key unchanged ${r.publicKey}`);
   });
 
-program.command('reshare').description('move a key to a new threshold and/or set of participants; the public key does not change')
+approveOpts(program.command('reshare').description('move a key to a new threshold and/or set of participants; the public key does not change')
   .requiredOption('--key <id>', 'key id').requiredOption('--threshold <t>', 'new threshold', (v) => parseInt(v, 10)).requiredOption('--participants <ids>', 'new participants (linked), comma-separated', list)
-  .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
-  .action(async (o: { key: string; threshold: number; participants: string[]; dir?: string; json?: boolean }) => {
-    const r = await withClient(o.dir, (c) => lifecycle(c, 'Reshare', { keyId: o.key, threshold: o.threshold, participants: o.participants, revoke: [] }));
+  .option('--allow-threshold-decrease', 'the operators allow a threshold below the current one').option('--allow-unpinned <ids>', 'new participants the signers have not pinned, vouched for by the operators', list)
+  .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output'))
+  .action(async (o: { key: string; threshold: number; participants: string[]; allowThresholdDecrease?: boolean; allowUnpinned?: string[]; approveWith?: string[]; authorisation?: string; dir?: string; json?: boolean }) => {
+    const r = await withClient(o.dir, async (c) => {
+      const authorisation = await authorisationFor(c, { keyId: o.key, operation: 'reshare', threshold: o.threshold, participants: o.participants, allowThresholdDecrease: !!o.allowThresholdDecrease, allowUnpinned: o.allowUnpinned ?? [] }, o);
+      return lifecycle(c, 'Reshare', { keyId: o.key, threshold: o.threshold, participants: o.participants, revoke: [], authorisation });
+    });
     out(!!o.json, r, () => `key ${r.keyId} reshared: epoch ${r.epoch}, ${r.threshold}-of-${r.participants.length} (${r.participants.join(', ')}), public key unchanged ${r.publicKey}`);
+  });
+
+program.command('authorise').description('write the authorisation request for a refresh or reshare, for operators to check and approve (`tessera approve`)')
+  .addArgument(new Argument('<operation>').choices(['refresh', 'reshare']))
+  .requiredOption('--key <id>', 'key id ("*" with --any-epoch: every key, for scheduled refreshes)').requiredOption('--out <file>', 'request file to write')
+  .option('--threshold <t>', 'reshare: new threshold', (v) => parseInt(v, 10)).option('--participants <ids>', 'reshare: new participants', list)
+  .option('--revoke <ids>', 'devices the operation revokes', list).option('--ttl <seconds>', 'valid for (default 3600)', (v) => parseInt(v, 10))
+  .option('--allow-threshold-decrease', 'allow a threshold below the current one').option('--allow-unpinned <ids>', 'new participants the signers have not pinned', list)
+  .option('--any-epoch', 'refresh: a standing authorisation for scheduled refreshes').option('--approve-with <files>', 'operator key files approving it now', list)
+  .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
+  .action(async (operation: 'refresh' | 'reshare', o: { key: string; out: string; threshold?: number; participants?: string[]; revoke?: string[]; ttl?: number; allowThresholdDecrease?: boolean; allowUnpinned?: string[]; anyEpoch?: boolean; approveWith?: string[]; dir?: string; json?: boolean }) => {
+    const r = await withClient(o.dir, async (c) => {
+      const req = await prepare(c, { keyId: o.key, operation, ...(o.threshold !== undefined ? { threshold: o.threshold } : {}), participants: o.participants ?? [], revoke: o.revoke ?? [], ttlMs: (o.ttl ?? 3600) * 1000, allowThresholdDecrease: !!o.allowThresholdDecrease, allowUnpinned: o.allowUnpinned ?? [], anyEpoch: !!o.anyEpoch });
+      return o.approveWith?.length ? approve(req, o.approveWith) : req;
+    });
+    writeRequest(o.out, r);
+    out(!!o.json, { file: o.out, approvals: r.approvals.length, ...r.summary }, () => `wrote ${o.out} (${r.approvals.length} approval(s)):\n${JSON.stringify(r.summary, null, 2)}`);
+  });
+
+program.command('approve').description('approve an authorisation request with an operator key (check its summary first)')
+  .argument('<file>', 'request file (from `tessera authorise`)').option('--approve-with <files>', 'operator key files (default in a dev cluster: its operator)', list)
+  .option('--out <file>', 'write here instead of updating the file').option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
+  .action((file: string, o: { approveWith?: string[]; out?: string; dir?: string; json?: boolean }) => {
+    const r = approve(readRequest(file), o.approveWith?.length ? o.approveWith : devOperatorFiles(o.dir));
+    writeRequest(o.out ?? file, r);
+    out(!!o.json, { file: o.out ?? file, approvals: r.approvals.length, ...r.summary }, () => `approved (${r.approvals.length} approval(s) now) in ${o.out ?? file}:\n${JSON.stringify(r.summary, null, 2)}`);
+  });
+
+program.command('operator').description('operator keys that approve refresh, reshare and device replacement')
+  .command('keygen').description('create an operator key file (pin its public key in every signer\'s policy.operators.keys)')
+  .requiredOption('--out <file>', 'operator key file to create (mode 0600)').option('--id <name>', 'operator name', 'operator').option('--dir <dir>', 'ignored (accepted like every command)').option('--json', 'JSON output')
+  .action((o: { out: string; id: string; json?: boolean }) => {
+    const r = createOperator(o.out, o.id);
+    out(!!o.json, r, () => `operator ${r.id}: ${r.file}\npublic key ${r.publicKey}`);
   });
 
 program.command('derive').description('an HD child key (non-hardened, public derivation) and its address, derived locally from the key\'s public record')

@@ -14,6 +14,8 @@ export interface ClientFile {
   deviceUrl?: string;
   tls?: TlsFiles;
   requester: { id: string; signSecret: string; encSecret: string };
+  /** The dev cluster's operator key file (relative to the cluster directory): approves lifecycle operations by default. */
+  operator?: string;
 }
 
 export class CliError extends Error {

@@ -32,16 +32,33 @@ function kekFile(dir: string, name: string): string {
   return f;
 }
 
-function requester(dir: string): ParticipantIdentity {
-  const f = join(dir, 'requester.json');
+/** An identity kept in `<dir>/<file>` (mode 0600), created on first start: the dev requester, the dev operator. */
+function identityFile(dir: string, file: string, id: string): ParticipantIdentity {
+  const f = join(dir, file);
   if (existsSync(f)) {
     const j = JSON.parse(readFileSync(f, 'utf8')) as { id: string; signSecret: string; encSecret: string };
     return ParticipantIdentity.fromSecrets(j.id, Buffer.from(j.signSecret, 'hex'), Buffer.from(j.encSecret, 'hex'));
   }
-  const id = ParticipantIdentity.generate('dev-client');
-  const s = id.exportSecrets();
-  writeFileSync(f, JSON.stringify({ id: id.id, signSecret: toHex(s.signSecret), encSecret: toHex(s.encSecret) }), { mode: 0o600 });
-  return id;
+  const identity = ParticipantIdentity.generate(id);
+  const s = identity.exportSecrets();
+  writeFileSync(f, JSON.stringify({ id: identity.id, signSecret: toHex(s.signSecret), encSecret: toHex(s.encSecret), publicKey: toHex(identity.public.signKey) }, null, 2), { mode: 0o600 });
+  return identity;
+}
+
+/** A signer's identity public key (`tessera-signer --init`: created in its store on first run). */
+function signerIdentity(cfg: string): Promise<{ id: string; publicKey: string }> {
+  return new Promise((resolveId, fail) => {
+    const p = spawn(process.execPath, [bin('@tessera/signer'), '--config', cfg, '--init'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.once('exit', (code) => {
+      if (code !== 0) return fail(new Error(`signer identity (${cfg}): ${err.trim() || `exit ${code}`}`));
+      const j = JSON.parse(out) as { id: string; signKey: string };
+      resolveId({ id: j.id, publicKey: j.signKey });
+    });
+  });
 }
 
 /** Starts the dev cluster; resolves when every process is up, with a stop function. */
@@ -52,7 +69,7 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
   const ids = Array.from({ length: opts.signers }, (_, i) => `signer-${i + 1}`);
   say(`creating dev certificates in ${join(dir, 'pki')}`);
   const pki = await createDevPki(join(dir, 'pki'), ['coordinator', 'client', ...ids]);
-  const req = requester(dir);
+  const req = identityFile(dir, 'requester.json', 'dev-client');
   const coordCfg = join(dir, 'coordinator.json');
   // Only the dev signers may link as participants (the client certificate cannot join a DKG).
   // Devices (phones, browsers) reach the coordinator through its HTTP device gateway on loopback.
@@ -105,17 +122,30 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
   writeFileSync(coordCfg, coordinatorConfig(port, gatewayPort));
   const address = `localhost:${port}`;
   say(`coordinator listening on ${address} (pid ${coordinator.proc?.pid}); device gateway ${deviceUrl}`);
-  for (const id of ids) {
-    const cfg = join(dir, `${id}.json`);
-    writeFileSync(cfg, JSON.stringify({
+  // Pinned like production: every signer knows its peers' identity keys and the dev operator's
+  // key, so a coordinator cannot slip a participant into a key or reshare without approval.
+  const operator = identityFile(dir, 'operator.json', 'dev-operator');
+  const cfgOf = (id: string) => join(dir, `${id}.json`);
+  const writeSignerConfig = (id: string, peers: { id: string; publicKey: string }[]) =>
+    writeFileSync(cfgOf(id), JSON.stringify({
       id, dataDir: join(dir, id), coordinator: address, kekFile: kekFile(dir, id), tls: pki.certs[id],
-      policy: { allowKeygen: true, requesters: [{ id: req.id, publicKey: toHex(req.public.signKey), keys: ['*'] }], ...(opts.signerPolicy ?? {}) },
+      policy: {
+        allowKeygen: true,
+        requesters: [{ id: req.id, publicKey: toHex(req.public.signKey), keys: ['*'] }],
+        peers: peers.filter((p) => p.id !== id),
+        operators: { keys: [toHex(operator.public.signKey)], approvals: 1 },
+        ...(opts.signerPolicy ?? {}),
+      },
     }, null, 2));
-    children.push({ name: id, args: [bin('@tessera/signer'), '--config', cfg], restarts: 0 });
+  for (const id of ids) writeSignerConfig(id, []);
+  const peers = await Promise.all(ids.map((id) => signerIdentity(cfgOf(id))));
+  for (const id of ids) {
+    writeSignerConfig(id, peers);
+    children.push({ name: id, args: [bin('@tessera/signer'), '--config', cfgOf(id)], restarts: 0 });
   }
   const s = req.exportSecrets();
   const clientFile = join(dir, 'client.json');
-  writeFileSync(clientFile, JSON.stringify({ coordinator: address, deviceUrl, tls: pki.certs.client, requester: { id: req.id, signSecret: toHex(s.signSecret), encSecret: toHex(s.encSecret) } }, null, 2), { mode: 0o600 });
+  writeFileSync(clientFile, JSON.stringify({ coordinator: address, deviceUrl, tls: pki.certs.client, requester: { id: req.id, signSecret: toHex(s.signSecret), encSecret: toHex(s.encSecret) }, operator: 'operator.json' }, null, 2), { mode: 0o600 });
   await Promise.all(children.slice(1).map(launch));
   say(`${ids.length} signers started: ${ids.join(', ')}`);
   return {

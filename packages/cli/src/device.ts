@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { SUITE_IDS, base45Decode, base45Encode, fromHex, packageFromText, suiteByWireId, toHex, type SuiteId } from '@tessera/core';
 import { Device, backupFromText, backupToText, checkPackage, combineBackup, splitBackup, type BackupOptions } from '@tessera/device';
+import { authorisationFor } from './operators.js';
 import { CliError, resolveDir, type Client } from './client.js';
 import { keys, lifecycle } from './commands.js';
 
@@ -187,9 +188,10 @@ export function registerDeviceCommands(program: Command, out: Out, withClient: <
     .requiredOption('--out <file>', 'backup file (text)').option('--password-file <file>', 'file holding the password')
     .option('--pieces <k/m>', 'also split into m recovery pieces, any k of which restore it (written as <out>.piece-<i>)')
     .addOption(new Option('--kdf <kdf>').choices(['scrypt', 'argon2id']).default('scrypt'))
-    .action(async (o: { deviceDir: string; out: string; passwordFile?: string; pieces?: string; kdf: 'scrypt' | 'argon2id'; json?: boolean }) => {
+    .option('--allow-weak-password', 'accept a password the backup floor refuses (under 12 characters, or too predictable)')
+    .action(async (o: { deviceDir: string; out: string; passwordFile?: string; pieces?: string; kdf: 'scrypt' | 'argon2id'; allowWeakPassword?: boolean; json?: boolean }) => {
       const pw = password(o);
-      const blob = await withDevice(o.deviceDir, (d) => d.exportBackup(pw, { kdf: o.kdf } satisfies BackupOptions));
+      const blob = await withDevice(o.deviceDir, (d) => d.exportBackup(pw, { kdf: o.kdf, allowWeakPassword: o.allowWeakPassword === true } satisfies BackupOptions));
       writeFileSync(o.out, backupToText(blob) + '\n', { mode: 0o600 });
       const pieces: string[] = [];
       if (o.pieces) {
@@ -236,8 +238,9 @@ export function registerDeviceCommands(program: Command, out: Out, withClient: <
 
   device.command('replace').description('a new phone in, a lost phone out: reshare every given key to the new device (same threshold and public key) and revoke the old one')
     .requiredOption('--key <ids>', 'key id(s), comma-separated', list).requiredOption('--old <device>', 'the lost device').requiredOption('--new <device>', 'the new device (enrolled, and linked with `tessera device connect --accept-keygen`)')
+    .option('--approve-with <files>', 'operator key files that approve it (default in a dev cluster: its operator)', list)
     .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
-    .action(async (o: { key: string[]; old: string; new: string; dir?: string; json?: boolean }) => {
+    .action(async (o: { key: string[]; old: string; new: string; approveWith?: string[]; dir?: string; json?: boolean }) => {
       const r = await withClient(o.dir, async (c) => {
         const all = await keys(c);
         const done = [];
@@ -246,8 +249,11 @@ export function registerDeviceCommands(program: Command, out: Out, withClient: <
           if (!k) throw new CliError('NOT_FOUND', `no key ${keyId}`);
           if (!k.participants.includes(o.old)) throw new CliError('INVALID_ARGUMENT', `${o.old} is not a participant of key ${keyId}`);
           const participants = [...k.participants.filter((p) => p !== o.old), o.new];
-          // The old device is revoked with the last key, once nothing of it is needed.
-          done.push(await lifecycle(c, 'Reshare', { keyId, threshold: k.threshold, participants, revoke: i === o.key.length - 1 ? [o.old] : [] }));
+          // The old device is revoked with the last key, once nothing of it is needed. The new
+          // device is not pinned anywhere: the operators vouch for it (allowUnpinned).
+          const revoke = i === o.key.length - 1 ? [o.old] : [];
+          const authorisation = await authorisationFor(c, { keyId, operation: 'reshare', threshold: k.threshold, participants, revoke, allowUnpinned: [o.new] }, { ...(o.approveWith ? { approveWith: o.approveWith } : {}) });
+          done.push(await lifecycle(c, 'Reshare', { keyId, threshold: k.threshold, participants, revoke, authorisation }));
         }
         return { replaced: o.old, by: o.new, revoked: true, keys: done };
       });

@@ -19,6 +19,9 @@ import {
   encodeRefreshParams,
   encodeReshareParams,
   fromHex,
+  LifecycleStep,
+  encodeAuthorisation,
+  retirementQuorum,
   refreshPublicKey,
   refreshSessionHash,
   resharePublicKey,
@@ -121,6 +124,16 @@ export interface CoordinatorOptions {
    * kept encoded (~1 KB) with a small summary, so 100,000 keys cost ~100 MB, not ~700 MB.
    */
   keyCacheSize?: number;
+  /**
+   * This cluster's id, named in every device call (a call captured at another cluster is
+   * refused). Default: a random id generated on first {@link Coordinator.load} and stored.
+   */
+  clusterId?: string;
+  /**
+   * A standing refresh authorisation (an encoded `ApprovedAuthorisation`, operation refresh,
+   * anyEpoch) the operators signed for scheduled refreshes. Participants check it themselves.
+   */
+  refreshAuthorisation?: Uint8Array;
   onEvent?: (e: CoordinatorEvent) => void;
 }
 
@@ -154,6 +167,7 @@ export class Coordinator {
   readonly #clock: () => number;
   readonly #rng: Rng;
   readonly #timeout: number;
+  readonly #standingRefresh: Uint8Array;
   readonly #poolBatch: number;
   readonly #maxAttempts: number;
   readonly #maxInFlight: number;
@@ -180,6 +194,7 @@ export class Coordinator {
   /** Enrolled devices (participant id → public identity). */
   readonly #devices = new Map<string, DevicePublic>();
   readonly #packageLocks = new KeyedMutex();
+  #clusterId: string | undefined;
   readonly startedAt: number;
   /** The coordinator's own hash-chained record of keygens, signatures and failures. */
   readonly audit: AuditLog;
@@ -189,17 +204,28 @@ export class Coordinator {
     this.#clock = opts.clock ?? Date.now;
     this.#rng = opts.rng ?? defaultRng;
     this.#timeout = opts.taskTimeoutMs ?? 15_000;
+    this.#standingRefresh = opts.refreshAuthorisation ?? new Uint8Array(0);
     this.#poolBatch = opts.poolBatch ?? 16;
     this.#keyCacheSize = Math.max(1, opts.keyCacheSize ?? 4096);
     this.#maxAttempts = opts.maxAttempts ?? 3;
     this.#maxInFlight = opts.maxInFlight ?? 256;
     this.#onEvent = opts.onEvent ?? (() => {});
+    if (opts.clusterId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(opts.clusterId)) throw new CoordinatorError('INVALID_ARGUMENT', 'clusterId must be 1-128 characters of A-Z a-z 0-9 . _ -');
+    this.#clusterId = opts.clusterId;
     this.startedAt = this.#clock();
     this.audit = new AuditLog(this.#store, { clock: this.#clock });
   }
 
-  /** Loads the key registry from the store. */
+  /** Loads the key registry from the store (and the cluster id, created on first start). */
   async load(): Promise<void> {
+    if (this.#clusterId === undefined) {
+      const stored = await this.#store.get('cluster-id');
+      if (stored) this.#clusterId = new TextDecoder().decode(stored);
+      else {
+        this.#clusterId = `tc-${toHex(this.#rng(16))}`;
+        await this.#store.put('cluster-id', new TextEncoder().encode(this.#clusterId), { sync: true });
+      }
+    }
     for await (const [, v] of this.#store.iterate('key/')) {
       const rec = decodeKeyRecord(v);
       this.#setKey(rec, v);
@@ -208,7 +234,7 @@ export class Coordinator {
     for await (const [k, v] of this.#store.iterate('device/')) {
       const d = participantFromWire(decodeMessage('ParticipantInfo', v));
       if (`device/${d.id}` === k) {
-        this.#devices.set(d.id, d);
+        this.#devices.set(d.id, { ...d, device: true });
         this.#known.add(d.id);
       }
     }
@@ -447,27 +473,50 @@ export class Coordinator {
     return out;
   }
 
-  /** Stores the committed key and the session (for participants that apply it later), then tells the online ones to activate. */
-  async #commitLifecycle(kind: 'refresh' | 'reshare', rec: KeyRecord, next: KeyRecord, params: Uint8Array, envelopes: Uint8Array[], online: ParticipantHandle[]): Promise<void> {
-    const session = new TextEncoder().encode(JSON.stringify({ kind, params: toHex(params), envelopes: envelopes.map(toHex), oldKey: toHex(encodeKeyRecord(rec)) }));
+  /**
+   * Stores the committed key and the session (params, contributions, authorisation and the
+   * confirmations, for participants that apply it later), then commits on the online
+   * participants: each activates only with the confirmations of its own pending outcome and
+   * answers with a signed activation acknowledgement. With min(n', 2t'−1) of those, every
+   * participant is told to retire the previous epoch (dropped there after its retention time).
+   */
+  async #commitLifecycle(kind: 'refresh' | 'reshare', rec: KeyRecord, next: KeyRecord, session: { params: Uint8Array; round1: Uint8Array[]; authorisation: Uint8Array; confirmations: Uint8Array[] }, online: ParticipantHandle[]): Promise<void> {
+    const stored: StoredSession = { kind, params: toHex(session.params), envelopes: session.round1.map(toHex), oldKey: toHex(encodeKeyRecord(rec)), authorisation: toHex(session.authorisation), confirmations: session.confirmations.map(toHex), acks: [] };
     await this.#store.batch([
       { type: 'put', key: `key/${next.keyId}`, value: encodeKeyRecord(next) },
       { type: 'put', key: `keyepoch/${next.keyId}/${next.epoch}`, value: encodeKeyRecord(next) },
-      { type: 'put', key: `lifecycle/${next.keyId}/${next.epoch}`, value: session },
+      { type: 'put', key: `lifecycle/${next.keyId}/${next.epoch}`, value: encodeSession(stored) },
     ], { sync: true });
     this.#setKey(next);
     for (const r of next.key.roster) this.#known.add(r.id);
     for (const k of [...this.#pools.keys()]) if (k.endsWith(`/${next.keyId}`)) this.#pools.delete(k);
     await this.audit.append({ type: kind, data: { keyId: next.keyId, epoch: next.epoch, threshold: next.key.threshold, participants: next.key.roster.map((r) => r.id).join(','), publicKey: toHex(groupPublicKey(next.key)) } });
-    const acks = await Promise.allSettled(online.map((h) => h.call({ body: 'lifecycle', lifecycle: { kind, keyId: next.keyId, step: 3, params: new Uint8Array(0), envelopes: [], oldKeyRecord: new Uint8Array(0), epoch: next.epoch } }, this.#timeout)));
-    await Promise.all(acks.map(async (a, i) => {
-      if (a.status === 'fulfilled' && a.value.body === 'ok') await this.#store.put(`ack/${(online[i] as ParticipantHandle).info.id}/${next.keyId}`, new TextEncoder().encode(String(next.epoch)), { sync: true });
+    const commit = { kind, keyId: next.keyId, step: LifecycleStep.COMMIT, params: new Uint8Array(0), envelopes: session.confirmations, oldKeyRecord: new Uint8Array(0), epoch: next.epoch };
+    const answers = await Promise.allSettled(online.map((h) => h.call({ body: 'lifecycle', lifecycle: commit }, this.#timeout)));
+    const acks: Uint8Array[] = [];
+    await Promise.all(answers.map(async (a, i) => {
+      if (a.status !== 'fulfilled' || (a.value.body !== 'ok' && a.value.body !== 'envelope')) return;
+      if (a.value.body === 'envelope' && a.value.envelope) acks.push(a.value.envelope);
+      await this.#store.put(`ack/${(online[i] as ParticipantHandle).info.id}/${next.keyId}`, new TextEncoder().encode(String(next.epoch)), { sync: true });
     }));
+    await this.#retire(next, stored, acks, online);
+  }
+
+  /** Adds activation acknowledgements to the stored session and, with t' of them, tells `to` to retire the previous epoch. */
+  async #retire(next: KeyRecord, stored: StoredSession, acks: Uint8Array[], to: ParticipantHandle[]): Promise<void> {
+    const all = [...new Set([...stored.acks, ...acks.map(toHex)])];
+    if (all.length !== stored.acks.length) {
+      stored.acks = all;
+      await this.#store.put(`lifecycle/${next.keyId}/${next.epoch}`, encodeSession(stored), { sync: true });
+    }
+    if (all.length < retirementQuorum(next.key)) return;
+    const retire = { kind: stored.kind, keyId: next.keyId, step: LifecycleStep.RETIRE, params: new Uint8Array(0), envelopes: all.map((x) => fromHex(x)), oldKeyRecord: new Uint8Array(0), epoch: next.epoch };
+    await Promise.allSettled(to.map((h) => h.call({ body: 'lifecycle', lifecycle: retire }, this.#timeout)));
   }
 
   /**
    * Brings a participant that was offline during refreshes up to date: applies each committed
-   * session it missed, in epoch order, and activates it. Runs when it links.
+   * session it missed, in epoch order, and commits it with the stored confirmations. Runs when it links.
    */
   async #catchUp(h: ParticipantHandle): Promise<void> {
     for (const keyId of [...(this.#keysByParticipant.get(h.info.id) ?? [])]) {
@@ -480,20 +529,26 @@ export class Coordinator {
       for (let e = acked + 1; e <= info.epoch; e++) {
         const raw = await this.#store.get(`lifecycle/${keyId}/${e}`);
         if (!raw) break;
-        const sess = JSON.parse(new TextDecoder().decode(raw)) as { kind: 'refresh' | 'reshare'; params: string; envelopes: string[]; oldKey: string };
-        const base = { kind: sess.kind, keyId, params: fromHex(sess.params), envelopes: sess.envelopes.map((x) => fromHex(x)), oldKeyRecord: fromHex(sess.oldKey), epoch: e };
-        const applied = await h.call({ body: 'lifecycle', lifecycle: { ...base, step: 2 } }, this.#timeout);
+        const sess = decodeSession(raw);
+        const base = { kind: sess.kind, keyId, params: fromHex(sess.params), envelopes: sess.envelopes.map((x) => fromHex(x)), oldKeyRecord: fromHex(sess.oldKey), epoch: e, authorisation: fromHex(sess.authorisation) };
+        const applied = await h.call({ body: 'lifecycle', lifecycle: { ...base, step: LifecycleStep.APPLY } }, this.#timeout);
         if (applied.body === 'error') throw new CoordinatorError(applied.error?.code ?? 'INTERNAL', `${h.info.id} could not apply epoch ${e} of ${keyId}: ${applied.error?.message ?? ''}`);
+        const confirmations = sess.confirmations.map((x) => fromHex(x));
         if (applied.body === 'envelope' && applied.envelope) {
           // The late participant must have derived exactly the key everyone else committed to.
           const oldKey = decodeKeyRecord(base.oldKeyRecord).key;
           const pub = sess.kind === 'refresh' ? refreshPublicKey(decodeRefreshParams(base.params, oldKey), base.envelopes) : resharePublicKey(decodeReshareParams(base.params, oldKey), base.envelopes);
           checkLifecycleConfirmations(pub, [applied.envelope], [h.info.id]);
+          confirmations.push(applied.envelope);
         }
-        const done = await h.call({ body: 'lifecycle', lifecycle: { ...base, step: 3 } }, this.#timeout);
-        if (done.body !== 'ok') break;
+        const done = await h.call({ body: 'lifecycle', lifecycle: { ...base, envelopes: confirmations, step: LifecycleStep.COMMIT } }, this.#timeout);
+        if (done.body !== 'ok' && done.body !== 'envelope') break;
         await this.#store.put(`ack/${h.info.id}/${keyId}`, new TextEncoder().encode(String(e)), { sync: true });
         await this.audit.append({ type: 'lifecycle-catch-up', data: { keyId, participant: h.info.id, epoch: e } });
+        const next = e === info.epoch ? this.key(keyId) : undefined;
+        // Its acknowledgement may complete the retirement quorum: tell every linked member.
+        const members = next ? next.key.roster.map((r) => this.#participants.get(r.id)).filter((x): x is ParticipantHandle => !!x) : [];
+        if (next) await this.#retire(next, sess, done.body === 'envelope' && done.envelope ? [done.envelope] : [], members);
       }
     }
   }
@@ -527,7 +582,7 @@ export class Coordinator {
    * it when they next link. Any failure before the commit aborts everywhere and leaves the
    * current epoch in force.
    */
-  async refresh(keyId: string): Promise<KeyInfo> {
+  async refresh(keyId: string, authorisation: Uint8Array = this.#standingRefresh): Promise<KeyInfo> {
     const rec = this.key(keyId);
     const online = rec.key.roster.map((r) => this.#participants.get(r.id)).filter((h): h is ParticipantHandle => !!h);
     if (online.length < rec.key.threshold) throw new CoordinatorError('UNAVAILABLE', `refresh needs ${rec.key.threshold} linked participants of key ${keyId}, ${online.length} linked`);
@@ -538,7 +593,7 @@ export class Coordinator {
     const contributors = nodes.length >= rec.key.threshold ? nodes : online;
     const cfg = { suite: rec.key.suite, sessionId: this.#rng(32), keyId, fromEpoch: rec.epoch, key: rec.key, contributors: contributors.map((h) => h.info.id) };
     const params = encodeRefreshParams(cfg);
-    const base = { kind: 'refresh', keyId, params, envelopes: [] as Uint8Array[], oldKeyRecord: new Uint8Array(0), epoch: rec.epoch + 1 };
+    const base = { kind: 'refresh', keyId, params, envelopes: [] as Uint8Array[], oldKeyRecord: new Uint8Array(0), epoch: rec.epoch + 1, authorisation };
     const round1 = [...(await this.#step(contributors, { ...base, step: 1 }, 'envelope')).values()] as Uint8Array[];
     let pub;
     try {
@@ -570,7 +625,7 @@ export class Coordinator {
       throw e;
     }
     const next: KeyRecord = { keyId, epoch: pub.epoch, key: pub.key, createdAt: this.#clock() };
-    await this.#commitLifecycle('refresh', rec, next, params, round1, applied);
+    await this.#commitLifecycle('refresh', rec, next, { params, round1, authorisation, confirmations }, applied);
     return keyInfo(next);
   }
 
@@ -585,7 +640,7 @@ export class Coordinator {
     for (const k of this.keys()) {
       if (now - k.createdAt < maxAgeMs) continue;
       try {
-        out.push({ keyId: k.keyId, epoch: (await this.refresh(k.keyId)).epoch });
+        out.push({ keyId: k.keyId, epoch: (await this.refresh(k.keyId, this.#standingRefresh)).epoch });
       } catch (e) {
         out.push({ keyId: k.keyId, error: `${codeOf(e)}: ${(e as Error).message}`.slice(0, 300) });
         await this.audit.append({ type: 'refresh-failed', data: { keyId: k.keyId, code: codeOf(e), scheduled: 'yes' } });
@@ -598,7 +653,8 @@ export class Coordinator {
    * Reshares `keyId` to `threshold`-of-`participants` (ids of linked participants; old members may
    * stay, leave or be replaced), same public key. An old quorum of linked members contributes.
    */
-  async reshare(keyId: string, req: { threshold: number; participants: string[] }): Promise<KeyInfo> {
+  async reshare(keyId: string, req: { threshold: number; participants: string[]; authorisation?: Uint8Array }): Promise<KeyInfo> {
+    const authorisation = req.authorisation ?? new Uint8Array(0);
     const rec = this.key(keyId);
     const ids = [...new Set(req.participants)];
     if (ids.length < 2) throw new CoordinatorError('INVALID_ARGUMENT', 'a reshare needs at least 2 participants');
@@ -613,7 +669,7 @@ export class Coordinator {
     const contributors = oldOnline.slice(0, rec.key.threshold);
     const cfg = { suite: rec.key.suite, sessionId: this.#rng(32), keyId, fromEpoch: rec.epoch, oldKey: rec.key, contributors: contributors.map((h) => h.info.id), newThreshold: req.threshold, newParticipants: newHandles.map((h) => h.info) };
     const params = encodeReshareParams(cfg);
-    const base = { kind: 'reshare', keyId, params, envelopes: [] as Uint8Array[], oldKeyRecord: encodeKeyRecord(rec), epoch: rec.epoch + 1 };
+    const base = { kind: 'reshare', keyId, params, envelopes: [] as Uint8Array[], oldKeyRecord: encodeKeyRecord(rec), epoch: rec.epoch + 1, authorisation };
     const everyone = [...new Map([...oldOnline, ...newHandles].map((h) => [h.info.id, h])).values()];
     const round1 = [...(await this.#step(contributors, { ...base, step: 1 }, 'envelope')).values()] as Uint8Array[];
     let pub;
@@ -639,8 +695,36 @@ export class Coordinator {
       throw e;
     }
     const next: KeyRecord = { keyId, epoch: pub.epoch, key: pub.key, createdAt: this.#clock() };
-    await this.#commitLifecycle('reshare', rec, next, params, round1, everyone);
+    await this.#commitLifecycle('reshare', rec, next, { params, round1, authorisation, confirmations }, everyone);
     return keyInfo(next);
+  }
+
+  /**
+   * The unsigned authorisation operators are asked to approve for a refresh or reshare, with the
+   * participants' keys as this coordinator knows them (linked, enrolled, or in the key's roster).
+   * Operators check it before they sign; every participant checks the signed one again itself.
+   */
+  prepareLifecycle(req: { keyId: string; operation: string; threshold?: number; participants?: string[]; revoke?: string[]; ttlMs?: number; allowThresholdDecrease?: boolean; allowUnpinned?: string[]; anyEpoch?: boolean }): Uint8Array {
+    if (req.operation !== 'refresh' && req.operation !== 'reshare') throw new CoordinatorError('INVALID_ARGUMENT', 'operation must be refresh or reshare');
+    const ttl = req.ttlMs && req.ttlMs > 0 ? req.ttlMs : 3600_000;
+    if (!Number.isSafeInteger(ttl) || ttl > 400 * 86_400_000) throw new CoordinatorError('INVALID_ARGUMENT', 'ttl must be at most 400 days');
+    const common = { allowThresholdDecrease: !!req.allowThresholdDecrease, allowUnpinned: req.allowUnpinned ?? [], revoke: req.revoke ?? [], notAfter: this.#clock() + ttl, nonce: this.#rng(16) };
+    if (req.operation === 'refresh') {
+      const anyEpoch = !!req.anyEpoch;
+      const fromEpoch = req.keyId === '*' ? 0 : this.key(req.keyId).epoch;
+      if (req.keyId === '*' && !anyEpoch) throw new CoordinatorError('INVALID_ARGUMENT', 'a refresh authorisation for every key must be a standing one (anyEpoch)');
+      return encodeAuthorisation({ keyId: req.keyId, operation: 'refresh', fromEpoch, anyEpoch, newThreshold: 0, newParticipants: [], ...common });
+    }
+    const rec = this.key(req.keyId);
+    const ids = [...new Set(req.participants ?? [])];
+    const find = (id: string): ParticipantPublic | undefined => this.#participants.get(id)?.info ?? this.#devices.get(id) ?? rec.key.roster.find((r) => r.id === id);
+    const unknown = ids.filter((id) => !find(id));
+    if (unknown.length) throw new CoordinatorError('UNAVAILABLE', `participants never seen by this coordinator: ${unknown.join(', ')}`);
+    const newParticipants = ids.map((id) => {
+      const p = find(id) as ParticipantPublic;
+      return { id: p.id, signKey: p.signKey, encKey: p.encKey, ...(p.device ? { device: true } : {}) };
+    });
+    return encodeAuthorisation({ keyId: req.keyId, operation: 'reshare', fromEpoch: rec.epoch, anyEpoch: false, newThreshold: req.threshold ?? 0, newParticipants, ...common });
   }
 
   // ---- devices --------------------------------------------------------------------------------
@@ -648,6 +732,23 @@ export class Coordinator {
   /** The enrolled device `id`, if any. */
   device(id: string): DevicePublic | undefined {
     return this.#devices.get(id);
+  }
+
+  /** This cluster's id (see {@link CoordinatorOptions.clusterId}); set by the option or by {@link load}. */
+  get clusterId(): string {
+    if (this.#clusterId === undefined) throw new CoordinatorError('INVALID_STATE', 'the coordinator has no cluster id yet: load() it first');
+    return this.#clusterId;
+  }
+
+  /**
+   * The signing key this cluster already knows for participant `id`: an enrolled device's key,
+   * else its entry in the roster of the newest key it holds. A link hello must carry this key.
+   */
+  knownSignKey(id: string): Uint8Array | undefined {
+    const d = this.#devices.get(id);
+    if (d) return d.signKey;
+    const newest = this.keysOf(id).at(-1);
+    return newest ? this.key(newest.keyId).key.roster.find((r) => r.id === id)?.signKey : undefined;
   }
 
   devices(): string[] {
@@ -685,7 +786,7 @@ export class Coordinator {
         { type: 'put', key: k, value: new TextEncoder().encode(JSON.stringify({ ...t, used: device.id })) },
         { type: 'put', key: `device/${device.id}`, value: encodeMessage('ParticipantInfo', participantToWire(device)) },
       ], { sync: true });
-      this.#devices.set(device.id, device);
+      this.#devices.set(device.id, { ...device, device: true });
       this.#known.add(device.id);
       await this.audit.append({ type: 'enrol', data: { device: device.id, signKey: toHex(device.signKey), label: t.label } });
       this.#onEvent({ type: 'enrol', device: device.id });
@@ -1104,4 +1205,27 @@ function decodeResult(b: Uint8Array): { result: SignResult; intentDigest: Uint8A
   const w = decodeMessage('SignResultRecord', b);
   if (w.version !== FORMAT_VERSION) throw new CoordinatorError('STORE_CORRUPT', `stored result has unsupported version ${w.version}`);
   return { result: { keyId: w.keyId, signature: w.signature, signers: w.signers, publicKey: w.publicKey, requestId: w.requestId }, intentDigest: w.intentDigest };
+}
+
+/** A committed lifecycle session as stored for late participants (`lifecycle/<key>/<epoch>`). */
+interface StoredSession {
+  kind: 'refresh' | 'reshare';
+  params: string;
+  envelopes: string[];
+  oldKey: string;
+  /** The operators' ApprovedAuthorisation (hex; empty in sessions stored before authorisations). */
+  authorisation: string;
+  /** The confirmations the commit carried. */
+  confirmations: string[];
+  /** Activation acknowledgements collected so far. */
+  acks: string[];
+}
+
+function encodeSession(s: StoredSession): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(s));
+}
+
+function decodeSession(raw: Uint8Array): StoredSession {
+  const j = JSON.parse(new TextDecoder().decode(raw)) as Partial<StoredSession> & Pick<StoredSession, 'kind' | 'params' | 'envelopes' | 'oldKey'>;
+  return { ...j, authorisation: j.authorisation ?? '', confirmations: j.confirmations ?? [], acks: j.acks ?? [] };
 }

@@ -1,14 +1,21 @@
 /**
  * The device gateway: plain HTTP POSTs carrying protobuf, for devices (phones, browsers) that
  * can neither serve nor hold a gRPC stream. Every call is a DEVICE_CALL envelope signed by the
- * device's identity key, fresh (issued within ±5 minutes) and used once (its nonce is
- * remembered). The device's half of the participant link is a long poll: each poll carries the
- * results of earlier tasks and returns new ones, so a device takes part in DKGs like a node.
+ * device's identity key, fresh (issued within ±5 minutes), for this cluster (its cluster id) and
+ * used once (its nonce is remembered, but only once the call is authenticated: an enrolment
+ * whose token was accepted, or a call signed by an enrolled device's key). The device's half of
+ * the participant link is a long poll: each poll carries the results of earlier tasks and
+ * returns new ones, so a device takes part in DKGs like a node.
  *
  * Routes: POST /v1/device/{enrol|poll|keygen|reserve|submit|keys}. Replies: the op's response
  * message (200, application/x-protobuf) or the ErrorDetail JSON ({code, message, culprits})
  * with an HTTP status for its class. CORS is open: authentication is the signature, never a
  * cookie.
+ *
+ * Per-client state is bounded: calls per device (after authentication) and enrolments plus
+ * refused calls per remote address are rate limited (RATE_LIMITED, 429, with Retry-After), and
+ * the nonce ledger and per-device maps have hard caps (RESOURCE_EXHAUSTED, 429, rather than
+ * growing). Behind a TLS proxy every device shares the proxy's address: size `addressRate` for it.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
@@ -31,6 +38,9 @@ import {
 } from '@tessera/core';
 import type { Logger } from 'pino';
 import { CoordinatorError, type Coordinator, type KeyInfo, type ParticipantHandle } from './coordinator.js';
+import { ClientBuckets, ReplayLedger, type RateLimit } from './gateway-limits.js';
+
+export type { RateLimit } from './gateway-limits.js';
 
 export interface GatewayOptions {
   coordinator: Coordinator;
@@ -43,6 +53,36 @@ export interface GatewayOptions {
   onCall?: (op: string, code: string, ms: number) => void;
   /** Serve HTTPS with this certificate (PEM); without it, plain HTTP (loopback / behind a TLS proxy). */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Calls per enrolled device, counted once the call is authenticated (default 50/s, burst 1000). */
+  deviceRate?: RateLimit;
+  /**
+   * Enrolments and refused calls (malformed, unauthenticated, stale, replayed, another cluster's)
+   * per remote address (default 100/s, burst 2000). An address out of tokens is refused at once,
+   * before its body is read.
+   */
+  addressRate?: RateLimit;
+  /**
+   * Key generations one device may start (a DKG is work for every node of the key): default 10
+   * per hour, burst 5. Beyond it RATE_LIMITED (429), before any DKG message is sent.
+   */
+  keygenRate?: RateLimit;
+  /** Most nonces of accepted calls remembered at once, each for 10 minutes (default 200,000). */
+  maxReplayNonces?: number;
+  /** Most addresses, and most devices, with per-client state at once (default 100,000 each). */
+  maxClients?: number;
+}
+
+/** Sizes of the gateway's per-client state (for tests and metrics). */
+export interface GatewayStats {
+  /** Nonces of accepted calls remembered (replay protection). */
+  replayNonces: number;
+  /** Remote addresses with a partly drained rate-limit bucket. */
+  addresses: number;
+  /** Devices with a partly drained rate-limit bucket. */
+  rateLimitedDevices: number;
+  /** Devices whose pending-package count is kept (linked, or offline after a bye). */
+  devices: number;
+  linked: number;
 }
 
 export interface StartedGateway {
@@ -53,6 +93,7 @@ export interface StartedGateway {
   linked(): string[];
   /** Offline packages waiting on devices, as each linked device last reported. */
   pendingByDevice(): Map<string, number>;
+  stats(): GatewayStats;
 }
 
 const OPS = new Set(['enrol', 'poll', 'keygen', 'reserve', 'submit', 'keys']);
@@ -63,17 +104,21 @@ const MAX_WAIT_MS = 20_000;
 const STATUS: Record<string, number> = {
   INVALID_ARGUMENT: 400, DECODE: 400, WRONG_SUITE: 400, UNSUPPORTED_VERSION: 400, BAD_SIGNATURE: 401, UNAUTHENTICATED: 401,
   POLICY_DENIED: 403, NOT_FOUND: 404, RESERVATION_USED: 409, RESERVATION_EXPIRED: 409, RESERVATION_UNKNOWN: 409, RESERVATION_INVALID: 409,
-  BAD_SIGNATURE_SHARE: 422, PAYLOAD_TOO_LARGE: 413, RESOURCE_EXHAUSTED: 429, RATE_LIMITED: 429, UNAVAILABLE: 503, NO_QUORUM: 503,
+  WRONG_CLUSTER: 403, BAD_SIGNATURE_SHARE: 422, PAYLOAD_TOO_LARGE: 413, RESOURCE_EXHAUSTED: 429, RATE_LIMITED: 429, UNAVAILABLE: 503, NO_QUORUM: 503,
   UNEXPECTED_MESSAGE: 400, NO_ALLOWANCE: 409, INVALID_STATE: 409, CONFIRMATION_MISMATCH: 409, EQUIVOCATION: 409, INTERNAL: 500,
 };
 /** A typed refusal not in the table is the caller's input: 400. Only INTERNAL is a 500. */
 const statusOf = (code: string) => STATUS[code] ?? 400;
 
 class GatewayError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(readonly code: string, message: string, readonly retryAfterSeconds = 0) {
     super(message);
   }
 }
+
+const DEFAULT_DEVICE_RATE: RateLimit = { perSecond: 50, burst: 1000 };
+const DEFAULT_ADDRESS_RATE: RateLimit = { perSecond: 100, burst: 2000 };
+const DEFAULT_KEYGEN_RATE: RateLimit = { perSecond: 10 / 3600, burst: 5 };
 
 /** The device's end of the link, as the coordinator sees it: tasks wait for the next poll. */
 class DeviceLink implements ParticipantHandle {
@@ -157,9 +202,14 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
   const { coordinator, log } = opts;
   const clock = opts.clock ?? Date.now;
   const idleMs = opts.idleMs ?? 30_000;
+  const clusterId = coordinator.clusterId;
+  const maxClients = opts.maxClients ?? 100_000;
   const links = new Map<string, DeviceLink>();
-  const seen = new Map<string, number>();
+  const replay = new ReplayLedger(opts.maxReplayNonces ?? 200_000);
   const pending = new Map<string, number>();
+  const addresses = new ClientBuckets(opts.addressRate ?? DEFAULT_ADDRESS_RATE, maxClients);
+  const deviceBuckets = new ClientBuckets(opts.deviceRate ?? DEFAULT_DEVICE_RATE, maxClients);
+  const keygenBuckets = new ClientBuckets(opts.keygenRate ?? DEFAULT_KEYGEN_RATE, maxClients);
 
   const sweep = setInterval(() => {
     const now = Date.now();
@@ -171,9 +221,24 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
         log?.info({ device: id }, 'device unlinked (idle)');
       }
     }
-    for (const [n, exp] of seen) if (exp < clock()) seen.delete(n);
+    replay.sweep(clock());
+    addresses.sweep();
+    deviceBuckets.sweep();
+    for (const id of pending.keys()) if (!links.has(id) && !coordinator.device(id)) pending.delete(id);
   }, 5_000);
   sweep.unref();
+
+  /** Refuses a device new to the per-device maps when they are full (revoked devices' entries are dropped first). */
+  const admitDevice = (id: string): void => {
+    if (pending.has(id) || links.has(id) || pending.size < maxClients) return;
+    for (const d of pending.keys()) if (!links.has(d) && !coordinator.device(d)) pending.delete(d);
+    if (pending.size >= maxClients) throw new GatewayError('RESOURCE_EXHAUSTED', 'the gateway tracks too many devices; retry later');
+  };
+
+  const limited = (r: 'limited' | 'full', buckets: ClientBuckets, key: string, who: string): GatewayError =>
+    r === 'full'
+      ? new GatewayError('RESOURCE_EXHAUSTED', 'the gateway tracks too many clients; retry later')
+      : new GatewayError('RATE_LIMITED', `too many calls from this ${who}; retry later`, buckets.retryAfterSeconds(key));
 
   const linkOf = (info: ParticipantPublic): DeviceLink => {
     let l = links.get(info.id);
@@ -186,7 +251,18 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
     return l;
   };
 
-  async function handle(op: string, body: Uint8Array): Promise<Uint8Array> {
+  async function handle(op: string, body: Uint8Array, addr: string): Promise<Uint8Array> {
+    const ctx = { admitted: false, charged: false };
+    try {
+      return await serve(op, body, addr, ctx);
+    } catch (e) {
+      // A refusal before the call was admitted costs its sender's address a token.
+      if (!ctx.admitted && !ctx.charged) addresses.take(addr);
+      throw e;
+    }
+  }
+
+  async function serve(op: string, body: Uint8Array, addr: string, ctx: { admitted: boolean; charged: boolean }): Promise<Uint8Array> {
     const env = openEnvelope(body, PayloadKind.DEVICE_CALL);
     const call = decodeMessage('DeviceCall', env.payload);
     if (call.version !== 1) throw new GatewayError('UNSUPPORTED_VERSION', `device call version ${call.version}`);
@@ -194,23 +270,43 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
     if (Math.abs(call.issuedAt - clock()) > SKEW_MS) throw new GatewayError('UNAUTHENTICATED', 'call is stale or from the future (check the device clock)');
     if (call.nonce.length !== 16) throw new GatewayError('INVALID_ARGUMENT', 'call nonce must be 16 bytes');
     const nonceKey = `${call.device}/${toHex(call.nonce)}`;
-    if (seen.has(nonceKey)) throw new GatewayError('UNAUTHENTICATED', 'call replayed');
+    if (replay.has(nonceKey)) throw new GatewayError('UNAUTHENTICATED', 'call replayed');
+    const wrongCluster = () => new GatewayError('WRONG_CLUSTER', `call is for cluster "${call.clusterId.slice(0, 64)}", this is cluster "${clusterId}" (enrol the device here)`);
     if (op === 'enrol') {
+      // Every enrolment costs its address a token: the token check reads the store.
+      ctx.charged = true;
+      const r = addresses.take(addr);
+      if (r !== 'ok') throw limited(r, addresses, addr, 'address');
       const e = decodeMessage('DeviceEnrol', call.body);
       if (!e.participant) throw new GatewayError('INVALID_ARGUMENT', 'missing participant');
       const info = participantFromWire(e.participant);
       if (info.id !== call.device || !equalBytes(info.signKey, env.sender)) throw new GatewayError('UNAUTHENTICATED', 'enrolment not signed by the enrolling identity');
-      seen.set(nonceKey, clock() + 2 * SKEW_MS);
-      await coordinator.enrolDevice(e.token, info);
-      return encodeMessage('DeviceEnrolled', { device: info.id, coordinator: 'tessera' });
+      if (call.clusterId !== '' && call.clusterId !== clusterId) throw wrongCluster();
+      if (!replay.reserve(clock())) throw new GatewayError('RESOURCE_EXHAUSTED', 'too many recent calls; retry later');
+      try {
+        await coordinator.enrolDevice(e.token, info);
+      } catch (err) {
+        replay.release();
+        throw err;
+      }
+      // Remembered only now that the token was accepted: refused enrolments leave nothing behind.
+      replay.commit(nonceKey, clock() + 2 * SKEW_MS);
+      return encodeMessage('DeviceEnrolled', { device: info.id, coordinator: 'tessera', clusterId });
     }
     const info = coordinator.device(call.device);
     if (!info) throw new GatewayError('UNAUTHENTICATED', `device ${call.device.slice(0, 64)} is not enrolled`);
     if (!equalBytes(info.signKey, env.sender)) throw new GatewayError('UNAUTHENTICATED', 'call not signed by the enrolled device key');
-    seen.set(nonceKey, clock() + 2 * SKEW_MS);
+    if (call.clusterId !== clusterId) throw wrongCluster();
+    // Authenticated, fresh and for this cluster: from here on the device's own budget pays.
+    ctx.admitted = true;
+    const r = deviceBuckets.take(info.id);
+    if (r !== 'ok') throw limited(r, deviceBuckets, info.id, 'device');
+    if (!replay.reserve(clock())) throw new GatewayError('RESOURCE_EXHAUSTED', 'too many recent calls; retry later');
+    replay.commit(nonceKey, clock() + 2 * SKEW_MS);
     switch (op) {
       case 'poll': {
         const p = decodeMessage('DevicePoll', call.body);
+        admitDevice(info.id);
         if (p.bye) {
           const l = links.get(info.id);
           if (l) {
@@ -230,6 +326,8 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
       }
       case 'keygen': {
         const k = decodeMessage('KeygenRequest', call.body);
+        const kr = keygenBuckets.take(info.id);
+        if (kr !== 'ok') throw limited(kr, keygenBuckets, info.id, 'device (key generations)');
         const suite = suiteByWireId(k.suite);
         if (!suite) throw new GatewayError('INVALID_ARGUMENT', `unknown suite number ${k.suite}`);
         const participants = [...new Set([info.id, ...k.participants])];
@@ -258,6 +356,7 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
     res.setHeader('Access-Control-Max-Age', '600');
     if (req.method === 'OPTIONS') return void res.writeHead(204).end();
     const t0 = Date.now();
+    const addr = req.socket.remoteAddress ?? 'unknown';
     const m = /^\/v1\/device\/([a-z]+)$/.exec(req.url ?? '');
     const op = m?.[1] ?? '';
     const fail = (e: unknown) => {
@@ -266,10 +365,16 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
       const message = known ? (e as Error).message : 'internal error';
       const culprits = known ? [...(((e as { culprits?: readonly string[] }).culprits) ?? [])] : [];
       if (!known) log?.error({ err: (e as Error)?.message }, 'device gateway failure');
+      if (e instanceof GatewayError && e.retryAfterSeconds > 0) res.setHeader('retry-after', String(e.retryAfterSeconds));
       opts.onCall?.(op || 'unknown', code, Date.now() - t0);
       res.writeHead(statusOf(code), { 'content-type': 'application/json' }).end(JSON.stringify({ code, message, culprits }));
     };
     if (req.method !== 'POST' || !OPS.has(op)) return fail(new GatewayError('NOT_FOUND', 'POST /v1/device/{enrol|poll|keygen|reserve|submit|keys}'));
+    if (!addresses.allows(addr)) {
+      fail(new GatewayError('RATE_LIMITED', 'too many calls from this address; retry later', addresses.retryAfterSeconds(addr)));
+      req.resume();
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
@@ -283,7 +388,7 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
     });
     req.on('end', () => {
       if (size > MAX_BODY) return;
-      handle(op, new Uint8Array(Buffer.concat(chunks)))
+      handle(op, new Uint8Array(Buffer.concat(chunks)), addr)
         .then((out) => {
           opts.onCall?.(op, 'OK', Date.now() - t0);
           res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(out);
@@ -306,6 +411,7 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
     port,
     linked: () => [...links.keys()].sort(),
     pendingByDevice: () => new Map(pending),
+    stats: () => ({ replayNonces: replay.size, addresses: addresses.size, rateLimitedDevices: deviceBuckets.size, devices: pending.size, linked: links.size }),
     async close() {
       clearInterval(sweep);
       for (const [id, l] of links) {

@@ -3,6 +3,7 @@
  * tessera-coordinator: the coordinator daemon. `tessera-coordinator --config coordinator.json`.
  * Prints one JSON line `{ready, port, pid, metricsUrl}` on stdout when serving.
  */
+import { encodeApproved, fromHex } from '@tessera/core';
 import { SealedStore, loadKek } from '@tessera/store';
 import { createLogger, createRegistry, loadConfig, onShutdown, serverCredentials, startMetricsServer } from '@tessera/runtime';
 import { Counter, Gauge, Histogram } from 'prom-client';
@@ -11,6 +12,13 @@ import { Coordinator } from './coordinator.js';
 import { startCoordinatorServer } from './server.js';
 import { startDeviceGateway, type StartedGateway } from './gateway.js';
 import { readFileSync } from 'node:fs';
+
+/** An approved request file (`tessera authorise` + `tessera approve`: {authorisation, approvals} in hex) as wire bytes. */
+function readApprovedFile(file: string): Uint8Array {
+  const j = JSON.parse(readFileSync(file, 'utf8')) as { authorisation?: unknown; approvals?: unknown };
+  if (typeof j.authorisation !== 'string' || !Array.isArray(j.approvals)) throw new Error(`${file}: not an approved authorisation request ({authorisation, approvals})`);
+  return encodeApproved(fromHex(j.authorisation), j.approvals.map((a) => fromHex(String(a))));
+}
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -34,6 +42,9 @@ async function main(): Promise<void> {
     taskTimeoutMs: cfg.taskTimeoutMs,
     maxInFlight: cfg.maxInFlight,
     keyCacheSize: cfg.keyCacheSize,
+    ...(cfg.clusterId ? { clusterId: cfg.clusterId } : {}),
+    // The operators' standing refresh authorisation for scheduled refreshes (an approved request file).
+    ...(cfg.refreshAuthorisationFile ? { refreshAuthorisation: readApprovedFile(cfg.refreshAuthorisationFile) } : {}),
     onEvent: (e) => {
       if (e.type === 'sign') {
         signs.inc({ result: e.ok ? 'ok' : 'error', cause: e.cause ?? '' });

@@ -8,6 +8,7 @@ import {
   concatBytes,
   encodeMessage,
   encodeKeyRecord,
+  equalBytes,
   getSuite,
   participantFromWire,
   suiteByWireId,
@@ -92,6 +93,12 @@ function participantLink(opts: CoordinatorServerOptions) {
           const info = participantFromWire(h.participant);
           if (!verifyParticipantSignature(info.signKey, concatBytes(utf8ToBytes(LINK_DST), nonce), h.signature))
             throw new TesseraRuntimeError('UNAUTHENTICATED', `hello of ${info.id} is not signed by its key`);
+          // The hello proves possession of the key it carries; that key must also be the one this
+          // cluster already knows for the id (a key's roster, an enrolled device), or anyone able
+          // to dial as the id could displace the real participant with a key of its own.
+          const known = coordinator.knownSignKey(info.id);
+          if (known && !equalBytes(known, info.signKey))
+            throw new TesseraRuntimeError('UNAUTHENTICATED', `hello of ${info.id} carries a signing key other than the one its key roster names`);
           if (opts.participants && !opts.participants.includes(info.id))
             throw new TesseraRuntimeError('UNAUTHENTICATED', `${info.id} is not an allowed participant`);
           if (opts.requirePeerName) {
@@ -166,9 +173,12 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
       if (!(req.package instanceof Uint8Array) || req.package.length === 0) throw new TesseraRuntimeError('INVALID_ARGUMENT', 'missing package');
       return coordinator.completePackage(new Uint8Array(req.package));
     }, { onError }),
-    Refresh: handleUnary(async (req: { keyId: string }) => keyInfoWire(await coordinator.refresh(String(req.keyId))), { onError }),
-    Reshare: handleUnary(async (req: { keyId: string; threshold: number; participants: string[]; revoke: string[] }) => {
-      const k = await coordinator.reshare(String(req.keyId), { threshold: req.threshold, participants: req.participants });
+    Refresh: handleUnary(async (req: { keyId: string; authorisation?: Uint8Array }) => keyInfoWire(await coordinator.refresh(String(req.keyId), ...(bytesOf(req.authorisation).length ? [bytesOf(req.authorisation)] : []))), { onError }),
+    PrepareLifecycle: handleUnary(async (req: { keyId: string; operation: string; threshold: number; participants: string[]; revoke: string[]; ttlMs: number; allowThresholdDecrease: boolean; allowUnpinned: string[]; anyEpoch: boolean }) => ({
+      authorisation: coordinator.prepareLifecycle({ ...req, keyId: String(req.keyId), operation: String(req.operation), ttlMs: Number(req.ttlMs) || undefined }),
+    }), { onError }),
+    Reshare: handleUnary(async (req: { keyId: string; threshold: number; participants: string[]; revoke: string[]; authorisation?: Uint8Array }) => {
+      const k = await coordinator.reshare(String(req.keyId), { threshold: req.threshold, participants: req.participants, authorisation: bytesOf(req.authorisation) });
       for (const d of req.revoke ?? []) await coordinator.revokeDevice(d);
       return keyInfoWire(k);
     }, { onError }),
@@ -217,4 +227,9 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
       { definition: t.participantLinkService, implementation: { Connect: participantLink(opts) }, name: 'tessera.v1.ParticipantLink' },
     ],
   });
+}
+
+/** A bytes field as grpc-js delivers it (a Buffer, or absent) as a plain Uint8Array. */
+function bytesOf(b: Uint8Array | undefined | null): Uint8Array {
+  return b instanceof Uint8Array ? new Uint8Array(b) : new Uint8Array(0);
 }

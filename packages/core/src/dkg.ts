@@ -21,7 +21,7 @@ import { compareBytes, equalBytes, fromHex, lengthPrefixed, toHex, utf8ToBytes, 
 import { openEnvelope, signEnvelope, type OpenedEnvelope } from './envelope.js';
 import { ErrorCode, InvalidArgumentError, InvalidStateError, ProtocolError, isTesseraError } from './errors.js';
 import { hpkeOpen, hpkeSeal } from './hpke.js';
-import { participantToWire, sameParticipant, type ParticipantIdentity, type ParticipantPublic } from './identity.js';
+import { participantToWire, sameIdentity, type ParticipantIdentity, type ParticipantPublic } from './identity.js';
 import { KeyShare, buildRoster, keyDigest, type GroupKey, type RosterEntry } from './key.js';
 import type { Suite } from './suites.js';
 import { decodeMessage, encodeMessage } from './wire/codec.js';
@@ -207,7 +207,7 @@ abstract class DkgState {
 export function startDkg(cfg: DkgConfig, identity: ParticipantIdentity, rng: Rng = randomBytes): { state: DkgAwaitingRound1; round1: Uint8Array } {
   const roster = validateConfig(cfg);
   const me = roster.find((r) => r.id === identity.id);
-  if (!me || !sameParticipant(me, identity.public))
+  if (!me || !sameIdentity(me, identity.public))
     throw new InvalidArgumentError(`${identity.id} is not a participant of this DKG (or its keys differ from the roster)`);
   const ctx: Ctx = { cfg, suite: cfg.suite, roster, me, identity, sessionHash: dkgSessionHash(cfg), rng };
   const r1 = cfg.suite.frost.DKG.round1(me.identifier, { min: cfg.threshold, max: roster.length }, undefined, rng);

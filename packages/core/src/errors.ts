@@ -51,6 +51,11 @@ export const ErrorCode = {
   RESERVATION_INVALID: 'RESERVATION_INVALID',
   /** The device has no unused reservation left for the key (its offline allowance is spent). */
   NO_ALLOWANCE: 'NO_ALLOWANCE',
+  /**
+   * A participant's own policy refused: an unknown requester, a key not granted, a roster with
+   * participants it has not pinned, a lifecycle operation without enough operator approvals.
+   */
+  POLICY_DENIED: 'POLICY_DENIED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -29,6 +29,12 @@ export interface ParticipantPublic {
   readonly signKey: Uint8Array;
   /** X25519 public key (32 bytes), the HPKE recipient key. */
   readonly encKey: Uint8Array;
+  /**
+   * A device (phone, browser) rather than a signer node: recorded in the key's roster at DKG (so
+   * every participant confirms it), it is what lets a node reserve nonces for it and complete
+   * its offline packages. Absent for signer nodes.
+   */
+  readonly device?: boolean;
 }
 
 const REDACTED = '<redacted>';
@@ -129,7 +135,8 @@ export function decodeIdentityRecord(bytes: Uint8Array): ParticipantIdentity {
 }
 
 export function participantToWire(p: ParticipantPublic): WireParticipantInfo {
-  return { id: p.id, signKey: p.signKey, encKey: p.encKey };
+  // `device` only when set: a node's entry encodes exactly as before the field existed.
+  return { id: p.id, signKey: p.signKey, encKey: p.encKey, ...(p.device ? { device: true } : {}) };
 }
 
 export function participantFromWire(w: WireParticipantInfo): ParticipantPublic {
@@ -142,9 +149,16 @@ export function participantFromWire(w: WireParticipantInfo): ParticipantPublic {
     id: w.id,
     signKey: expectLength(w.signKey, 32, `participant ${w.id} sign key`),
     encKey: expectLength(w.encKey, 32, `participant ${w.id} encryption key`),
+    ...(w.device ? { device: true } : {}),
   });
 }
 
-export function sameParticipant(a: ParticipantPublic, b: ParticipantPublic): boolean {
+/** Same id and keys (a roster entry's `device` mark aside): "this identity is that entry". */
+export function sameIdentity(a: ParticipantPublic, b: ParticipantPublic): boolean {
   return a.id === b.id && equalBytes(a.signKey, b.signKey) && equalBytes(a.encKey, b.encKey);
+}
+
+/** Same participant: id, keys and kind (device or node). */
+export function sameParticipant(a: ParticipantPublic, b: ParticipantPublic): boolean {
+  return a.id === b.id && equalBytes(a.signKey, b.signKey) && equalBytes(a.encKey, b.encKey) && !!a.device === !!b.device;
 }

@@ -12,6 +12,8 @@ export * from './key.js';
 export * from './dkg.js';
 export * from './dkg-participant.js';
 export * from './lifecycle.js';
+export * from './authorisation.js';
+export * from './lifecycle-participant.js';
 export * from './sign.js';
 export { prepareKey, prepareSession, validateCommitment, FrostAggregateError, type PreparedKey, type PreparedSession, type SessionOptions } from './fast.js';
 export * from './local.js';

@@ -40,7 +40,7 @@ export function buildRoster(suite: Suite, participants: readonly ParticipantPubl
     if (keys.has(k)) throw new InvalidArgumentError(`participant ${p.id} reuses another participant's identity key`);
     ids.add(p.id);
     keys.add(k);
-    out.push(Object.freeze({ id: p.id, signKey: p.signKey, encKey: p.encKey, identifier: participantIdentifier(suite, p.id) }));
+    out.push(Object.freeze({ id: p.id, signKey: p.signKey, encKey: p.encKey, ...(p.device ? { device: true } : {}), identifier: participantIdentifier(suite, p.id) }));
   }
   out.sort((a, b) => identifierOrder(suite, a.identifier, b.identifier));
   return out;
@@ -77,6 +77,8 @@ export function rosterByIdentifier(key: GroupKey, identifier: string): RosterEnt
  * A digest of everything public about a key (suite, threshold, commitments, verifying shares),
  * used in DKG confirmations and to detect that two participants disagree about a key.
  */
+const DEVICE_MARK = utf8ToBytes('tessera/v1/key/device');
+
 export function keyDigest(key: GroupKey): Uint8Array {
   const parts: Uint8Array[] = [utf8ToBytes('tessera/v1/key'), utf8ToBytes(key.suite.id), u32be(key.threshold)];
   parts.push(u32be(key.public.commitments.length), ...key.public.commitments);
@@ -84,6 +86,9 @@ export function keyDigest(key: GroupKey): Uint8Array {
     const vs = key.public.verifyingShares[r.identifier];
     if (!vs) throw new ProtocolError(ErrorCode.INVALID_STATE, `no verifying share for ${r.id}`);
     parts.push(utf8ToBytes(r.id), fromHex(r.identifier), r.signKey, r.encKey, vs);
+    // A device entry adds a marker no participant id can spell ('/' is not allowed in ids), so a
+    // node's entry digests exactly as before devices were recorded in the roster.
+    if (r.device) parts.push(DEVICE_MARK);
   }
   return sha256(lengthPrefixed(...parts));
 }

@@ -71,7 +71,7 @@ import { MAX_PARTICIPANTS } from './dkg.js';
 import { openEnvelope, signEnvelope, type OpenedEnvelope } from './envelope.js';
 import { DecodeError, ErrorCode, InvalidArgumentError, InvalidStateError, ProtocolError, isTesseraError } from './errors.js';
 import { hpkeOpen, hpkeSeal } from './hpke.js';
-import { participantFromWire, participantToWire, sameParticipant, type ParticipantIdentity, type ParticipantPublic } from './identity.js';
+import { participantFromWire, participantToWire, sameIdentity, type ParticipantIdentity, type ParticipantPublic } from './identity.js';
 import { KeyShare, buildRoster, keyDigest, type GroupKey, type RosterEntry } from './key.js';
 import { KEY_ID_PATTERN } from './records.js';
 import type { Suite, SuitePoint } from './suites.js';
@@ -293,7 +293,7 @@ function pickContributors(roster: readonly RosterEntry[], ids: readonly string[]
 /** Roster entry for `identity`, which must match the roster's keys exactly. */
 function me(roster: readonly RosterEntry[], identity: ParticipantIdentity, what: string): RosterEntry {
   const r = roster.find((x) => x.id === identity.id);
-  if (!r || !sameParticipant(r, identity.public)) throw new InvalidArgumentError(`${identity.id} is not ${what} (or its keys differ from the roster)`);
+  if (!r || !sameIdentity(r, identity.public)) throw new InvalidArgumentError(`${identity.id} is not ${what} (or its keys differ from the roster)`);
   return r;
 }
 

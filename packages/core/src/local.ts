@@ -12,14 +12,19 @@ import type { GroupKey, KeyShare } from './key.js';
 import { commit, signShare, SigningSession, type NonceCommitment, type SigningNonces } from './sign.js';
 import type { Suite } from './suites.js';
 
-/** Runs a complete DKG among `identities` (all participants) and returns each one's output. */
+/**
+ * Runs a complete DKG among `identities` (all participants) and returns each one's output.
+ * `devices` names the participants recorded as devices in the key's roster.
+ */
 export function runLocalDkg(
   suite: Suite,
   threshold: number,
   identities: readonly ParticipantIdentity[],
   rng: Rng = randomBytes,
+  devices: readonly string[] = [],
 ): Map<string, DkgOutput> {
-  const cfg: DkgConfig = { suite, sessionId: rng(32), threshold, participants: identities.map((i) => i.public) };
+  const participants = identities.map((i) => (devices.includes(i.id) ? { ...i.public, device: true } : i.public));
+  const cfg: DkgConfig = { suite, sessionId: rng(32), threshold, participants };
   const r1 = identities.map((id) => startDkg(cfg, id, rng));
   const round1 = r1.map((x) => x.round1);
   const r2 = r1.map((x) => x.state.receiveRound1(round1));

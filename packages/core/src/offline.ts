@@ -14,12 +14,12 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { base45Decode, base45Encode } from './base45.js';
-import { equalBytes, toHex, type Rng } from './bytes.js';
+import { equalBytes, fromHex, toHex, type Rng } from './bytes.js';
 import { envelopeSigningBytes, openEnvelope, signEnvelope } from './envelope.js';
 import { DecodeError, ErrorCode, InvalidArgumentError, ProtocolError } from './errors.js';
 import { verifyParticipantSignature, type ParticipantIdentity } from './identity.js';
 import { MAX_MESSAGE_BYTES } from './intent.js';
-import { groupPublicKey, rosterEntry, type GroupKey, type KeyShare } from './key.js';
+import { groupPublicKey, participantIdentifier, rosterEntry, type GroupKey, type KeyShare } from './key.js';
 import { KEY_ID_PATTERN } from './records.js';
 import { SigningNonces, SigningSession, commit, signShare, type NonceCommitment } from './sign.js';
 import type { Suite } from './suites.js';
@@ -117,6 +117,7 @@ export interface OfflinePackage {
   readonly commitment: { readonly hiding: Uint8Array; readonly binding: Uint8Array };
   /** The device's signature share. */
   readonly share: Uint8Array;
+  /** The reservations, in canonical order ({@link canonicalCosigners}): strictly ascending FROST identifier. */
   readonly cosigners: readonly SignedReservation[];
   readonly createdAt: number;
 }
@@ -161,9 +162,45 @@ export function encodeOfflinePackage(p: OfflinePackage): Uint8Array {
 /** Most co-signers a package may name (a quorum of 255 participants at most). */
 const MAX_COSIGNERS = 254;
 
+/** A participant's FROST identifier as a scalar: the value RFC 9591 sorts `commitment_list` by. */
+function identifierValue(suite: Suite, id: string): bigint {
+  return suite.Fn.fromBytes(fromHex(participantIdentifier(suite, id)));
+}
+
+/**
+ * The canonical co-signer order of a package: strictly ascending FROST identifier, compared as
+ * scalars (the order of a key's roster and of RFC 9591 §5.2's `commitment_list`), no duplicates.
+ * The identifier is derived from the co-signer's id alone, so a decoder can check the order
+ * without the key. FROST sorts the commitment list itself, so the order changes no share: without
+ * a canonical order, a relay could reorder the co-signers of a t >= 3 package and get a second,
+ * equally valid package (another digest and id) racing the genuine one for its reservations.
+ */
+export function canonicalCosigners<T extends { readonly signer: string }>(suite: Suite, cosigners: readonly T[]): T[] {
+  return cosigners
+    .map((c) => ({ c, x: identifierValue(suite, c.signer) }))
+    .sort((a, b) => (a.x < b.x ? -1 : a.x > b.x ? 1 : 0))
+    .map((e) => e.c);
+}
+
+/** Throws unless `signers` are in canonical order ({@link canonicalCosigners}), duplicates refused. */
+function checkCosignerOrder(suite: Suite, signers: readonly string[], fail: (why: string) => Error): void {
+  let prev: bigint | undefined;
+  for (const id of signers) {
+    let x: bigint;
+    try {
+      x = identifierValue(suite, id);
+    } catch {
+      throw fail(`co-signer id "${String(id).slice(0, 64)}" is malformed`);
+    }
+    if (prev !== undefined && x <= prev) throw fail('co-signers are not in canonical order (strictly ascending FROST identifier, each once)');
+    prev = x;
+  }
+}
+
 /**
  * Decodes an offline package (no cryptographic checks: see {@link verifyOfflinePackage}). Only
- * the canonical encoding is accepted, so one package has exactly one id.
+ * the canonical encoding is accepted, co-signers in canonical order included
+ * ({@link canonicalCosigners}), so one package has exactly one id.
  */
 export function decodeOfflinePackage(bytes: Uint8Array): DecodedPackage {
   const w = decodeMessage('OfflinePackage', bytes);
@@ -181,6 +218,7 @@ export function decodeOfflinePackage(bytes: Uint8Array): DecodedPackage {
     expectLength(c.signature, 64, 'reservation signature');
     return { suite, keyId: w.keyId, epoch: w.epoch, device: w.device, signer: c.signer, nonceId: c.nonceId, hiding: c.hiding, binding: c.binding, expiresAt: c.expiresAt, signature: c.signature };
   });
+  checkCosignerOrder(suite, cosigners.map((c) => c.signer), (why) => new DecodeError(`offline package: ${why}`));
   const pkg: OfflinePackage = {
     suite,
     keyId: w.keyId,
@@ -226,6 +264,8 @@ export function verifyOfflinePackage(key: GroupKey, p: OfflinePackage, expect: {
   const ids = [p.device, ...p.cosigners.map((c) => c.signer)];
   if (new Set(ids).size !== ids.length) throw new InvalidArgumentError('package names a participant twice');
   if (ids.length !== key.threshold) throw new InvalidArgumentError(`package has ${ids.length} signers, the key needs exactly ${key.threshold}`);
+  // Also checked by decodeOfflinePackage; repeated for packages built in memory.
+  checkCosignerOrder(key.suite, p.cosigners.map((c) => c.signer), (why) => new InvalidArgumentError(`package ${why}`));
   for (const c of p.cosigners) {
     if (c.keyId !== p.keyId || c.epoch !== p.epoch || c.device !== p.device || c.suite.id !== p.suite.id)
       throw new ProtocolError(ErrorCode.RESERVATION_INVALID, `the reservation of ${c.signer} is for another key, epoch or device`, [p.device]);
@@ -248,7 +288,8 @@ export function verifyOfflinePackage(key: GroupKey, p: OfflinePackage, expect: {
 
 /**
  * The device side, offline: a fresh commitment of its own, its signature share against it and
- * the reserved commitments, encoded as a package. The nonce lives only inside this call (it is
+ * the reserved commitments, encoded as a package (co-signers in canonical order, whatever the
+ * order of `reservations`). The nonce lives only inside this call (it is
  * used at once and never stored); marking the reservations used before the package leaves the
  * device is the caller's job.
  */
@@ -276,10 +317,11 @@ export function createOfflinePackage(args: {
     if (!verifyReservation(key, r)) throw new ProtocolError(ErrorCode.RESERVATION_INVALID, `reservation of ${r.signer} does not verify`);
     if (r.expiresAt < args.createdAt) throw new ProtocolError(ErrorCode.RESERVATION_EXPIRED, `reservation of ${r.signer} expired`);
   }
+  const reservations = canonicalCosigners(key.suite, args.reservations);
   const { nonces, commitment } = commit(share, args.rng ?? randomBytes);
   const commitments: NonceCommitment[] = [
     commitment,
-    ...args.reservations.map((r) => ({ identifier: rosterEntry(key, r.signer).identifier, hiding: r.hiding, binding: r.binding })),
+    ...reservations.map((r) => ({ identifier: rosterEntry(key, r.signer).identifier, hiding: r.hiding, binding: r.binding })),
   ];
   const s = signShare(share, key, nonces, commitments, args.message);
   const pkg: OfflinePackage = {
@@ -290,7 +332,7 @@ export function createOfflinePackage(args: {
     message: args.message,
     commitment: { hiding: commitment.hiding, binding: commitment.binding },
     share: s,
-    cosigners: args.reservations,
+    cosigners: reservations,
     createdAt: args.createdAt,
   };
   return decodeOfflinePackage(encodeOfflinePackage(pkg));
@@ -315,7 +357,11 @@ export function packageFromText(text: string): Uint8Array {
 /** The proposer's pending state: its nonce, kept (sealed) until the answer arrives. */
 export interface CosignPending {
   readonly requestEnvelope: Uint8Array;
-  /** Wiped by {@link completeCosign}: the caller must also delete it durably before the signature leaves. */
+  /**
+   * Wiped by {@link completeCosign}. The caller stores it sealed until the answer arrives, and
+   * must replace it durably with a spent marker before calling {@link completeCosign} (check the
+   * answer first with {@link openCosignResponse}).
+   */
   readonly nonceSecret: Uint8Array;
 }
 
@@ -377,11 +423,25 @@ export function answerCosignRequest(args: { identity: ParticipantIdentity; key: 
   return encodeMessage('CosignResponse', { header: makeHeader(key.suite), requestDigest: request.digest, device: args.identity.id, hiding: commitment.hiding, binding: commitment.binding, share });
 }
 
-/** Back on the proposer: its own share, aggregation, and the plain verifier. */
-export function completeCosign(args: { key: GroupKey; share: KeyShare; pending: CosignPending; response: Uint8Array }): { signature: Uint8Array; signers: string[]; message: Uint8Array } {
-  const { key } = args;
-  const request = openCosignRequest(key, args.pending.requestEnvelope);
-  const w = decodeMessage('CosignResponse', args.response);
+/** A checked answer to a cosign request: what the proposer needs to add its own share. */
+export interface OpenedCosignResponse {
+  readonly request: OpenedCosignRequest;
+  /** The answering participant. */
+  readonly other: string;
+  /** Its signature share (verified). */
+  readonly share: Uint8Array;
+  readonly commitments: readonly NonceCommitment[];
+  readonly session: SigningSession;
+}
+
+/**
+ * Back on the proposer, before its nonce is touched: the answer is for this request, from another
+ * participant of the key, and its share verifies. Lets a caller mark the nonce spent durably
+ * between this check and {@link completeCosign}, so a bad answer does not burn the request.
+ */
+export function openCosignResponse(key: GroupKey, requestEnvelope: Uint8Array, response: Uint8Array): OpenedCosignResponse {
+  const request = openCosignRequest(key, requestEnvelope);
+  const w = decodeMessage('CosignResponse', response);
   checkHeader(w.header, 'cosign response', key.suite);
   if (!equalBytes(w.requestDigest, request.digest)) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, 'the answer is for another request');
   const other = key.roster.find((r) => r.id === w.device);
@@ -391,13 +451,20 @@ export function completeCosign(args: { key: GroupKey; share: KeyShare; pending: 
   const session = new SigningSession(key, request.message, commitments);
   if (!session.verifyShare(other.id, expectLength(w.share, key.suite.scalarBytes, 'share')))
     throw new ProtocolError(ErrorCode.BAD_SIGNATURE_SHARE, `the signature share of ${other.id} does not verify`, [other.id]);
+  return { request, other: other.id, share: w.share, commitments, session };
+}
+
+/** Back on the proposer: its own share, aggregation, and the plain verifier. */
+export function completeCosign(args: { key: GroupKey; share: KeyShare; pending: CosignPending; response: Uint8Array }): { signature: Uint8Array; signers: string[]; message: Uint8Array } {
+  const { key } = args;
+  const { request, other, share: theirShare, commitments, session } = openCosignResponse(key, args.pending.requestEnvelope, args.response);
   // The pending nonce is used once: wiped here, so a second answer to the same request (which
   // would sign another commitment list with the same nonce and leak the share) is refused.
   if (args.pending.nonceSecret.every((b) => b === 0)) throw new ProtocolError(ErrorCode.INVALID_STATE, 'this request was already completed: its nonce is spent');
   const nonces = SigningNonces.importSecret(key.suite, args.share.identifier, args.pending.nonceSecret);
   args.pending.nonceSecret.fill(0);
   const mine = signShare(args.share, key, nonces, commitments, request.message);
-  const signature = session.aggregate(new Map([[request.device, mine], [other.id, w.share]]));
+  const signature = session.aggregate(new Map([[request.device, mine], [other, theirShare]]));
   if (!key.suite.verify(signature, request.message, groupPublicKey(key))) throw new ProtocolError(ErrorCode.SIGNATURE_INVALID, 'signature failed the plain verifier');
-  return { signature, signers: [request.device, other.id], message: request.message };
+  return { signature, signers: [request.device, other], message: request.message };
 }

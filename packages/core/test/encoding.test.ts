@@ -73,7 +73,7 @@ const envelope: fc.Arbitrary<WireEnvelope> = fc.record({
   payload: bytes(200),
   signature: bytes(),
 });
-const participantInfo: fc.Arbitrary<WireParticipantInfo> = fc.record({ id: str, signKey: bytes(), encKey: bytes() });
+const participantInfo: fc.Arbitrary<WireParticipantInfo> = fc.record({ id: str, signKey: bytes(), encKey: bytes(), device: fc.boolean() });
 const signingCommitment: fc.Arbitrary<WireSigningCommitment> = fc.record({
   header,
   identifier: bytes(),
@@ -147,11 +147,11 @@ const ARBITRARIES: { [N in MessageName]: fc.Arbitrary<WireTypes[N]> } = {
   }),
   CosignRequest: fc.record({ header, keyId: str, epoch: u64, device: str, message: bytes(200), hiding: bytes(), binding: bytes(), requestId: bytes() }),
   CosignResponse: fc.record({ header, requestDigest: bytes(), device: str, hiding: bytes(), binding: bytes(), share: bytes() }),
-  DeviceCall: fc.record({ version: u32, device: str, op: str, issuedAt: u64, nonce: bytes(), body: bytes(200) }),
+  DeviceCall: fc.record({ version: u32, device: str, op: str, issuedAt: u64, nonce: bytes(), body: bytes(200), clusterId: str }),
   ErrorDetail: fc.record({ code: str, message: str, culprits: list(str) }),
   KeyInfo: fc.record({ keyId: str, suite: suiteNumber, threshold: u32, participants: list(str), publicKey: bytes(), epoch: u64, createdAt: u64 }),
   DeviceEnrol: fc.record({ token: str, participant: participantInfo }),
-  DeviceEnrolled: fc.record({ device: str, coordinator: str }),
+  DeviceEnrolled: fc.record({ device: str, coordinator: str, clusterId: str }),
   DevicePoll: fc.record({ results: fc.constant([]), waitMs: u32, keys: list(str), pending: u32, bye: fc.boolean() }),
   DeviceTasks: fc.record({ tasks: fc.constant([]) }),
   DeviceReserve: fc.record({ keyId: str, count: u32, cosigners: list(str), ttlMs: u64 }),
@@ -160,6 +160,10 @@ const ARBITRARIES: { [N in MessageName]: fc.Arbitrary<WireTypes[N]> } = {
   KeygenRequest: fc.record({ suite: suiteNumber, threshold: u32, participants: list(str) }),
   SubmitPackageRequest: fc.record({ package: bytes(400) }),
   SubmitPackageResponse: fc.record({ packageId: str, keyId: str, message: bytes(), signature: bytes(), publicKey: bytes(), signers: list(str), alreadyCompleted: fc.boolean() }),
+  LifecycleAuthorisation: fc.record({ version: u32, keyId: str, operation: str, fromEpoch: u64, anyEpoch: fc.boolean(), newThreshold: u32, newParticipants: list(participantInfo), allowThresholdDecrease: fc.boolean(), allowUnpinned: list(str), revoke: list(str), notAfter: u64, nonce: bytes() }),
+  ApprovedAuthorisation: fc.record({ authorisation: bytes(200), approvals: list(bytes(120)) }),
+  PendingLifecycle: fc.record({ kind: str, sessionHash: bytes(), transcriptHash: bytes(), keyRecord: bytes(200), required: list(str), revoke: list(str), shareRecord: bytes(200) }),
+  LifecycleOutcome: fc.record({ epoch: u64, activatedAt: u64, left: fc.boolean(), retired: fc.boolean(), keyRecord: bytes(200), transcriptHash: bytes() }),
 };
 const NAMES = Object.keys(ARBITRARIES) as MessageName[];
 

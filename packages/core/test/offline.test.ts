@@ -39,7 +39,9 @@ import {
   isTesseraError,
   openCosignRequest,
   openReservation,
+  SigningSession,
   packageCommitments,
+  packageDigest,
   packageFromText,
   packageToText,
   prepareKey,
@@ -186,6 +188,15 @@ function makePackage(fx: Fixture, cosigners: readonly string[], message: Uint8Ar
 /** Re-encodes a (modified) package and decodes it again: what a relay could deliver. */
 function reencode(p: OfflinePackage): DecodedPackage {
   return decodeOfflinePackage(encodeOfflinePackage(p));
+}
+
+/**
+ * `items` in the key's roster order. The roster is sorted by FROST identifier (as a scalar) when
+ * the key is built, so this is the canonical co-signer order, computed independently of offline.ts.
+ */
+function inRosterOrder<T extends { signer: string }>(fx: Fixture, items: readonly T[]): T[] {
+  const at = (id: string) => fx.key.roster.findIndex((r) => r.id === id);
+  return [...items].sort((a, b) => at(a.signer) - at(b.signer));
 }
 
 function withCosigner(p: OfflinePackage, i: number, patch: Partial<SignedReservation>): OfflinePackage {
@@ -341,7 +352,8 @@ describe.each(CONFIGS)('offline package, $suiteId $t-of-$n', ({ suiteId, t, n })
 
         expect(pkg.packageId).toMatch(/^[0-9a-f]{32}$/);
         expect(pkg.device).toBe(fx.device);
-        expect(pkg.cosigners.map((c) => c.signer)).toEqual(cosigners);
+        // Emitted in canonical order (the roster's), whatever order the reservations came in.
+        expect(pkg.cosigners.map((c) => c.signer)).toEqual(fx.key.roster.map((r) => r.id).filter((id) => cosigners.includes(id)));
         const again = decodeOfflinePackage(pkg.bytes);
         expect(again.packageId).toBe(pkg.packageId);
         expect(hex(again.digest)).toBe(hex(pkg.digest));
@@ -550,7 +562,7 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('refusals, %s', (suiteId) =>
     expectCode(() => makePackage(fx, ['signer-1', 'signer-2'], message, `${suiteId}:too-many`), ErrorCode.INVALID_ARGUMENT);
     const other = pkg.cosigners[0]?.signer === 'signer-1' ? 'signer-2' : 'signer-1';
     const extra = reserve(fx, other, seededRng(`${suiteId}:too-many-extra`));
-    const big = reencode({ ...pkg, cosigners: [...pkg.cosigners, extra.signed] });
+    const big = reencode({ ...pkg, cosigners: inRosterOrder(fx, [...pkg.cosigners, extra.signed]) });
     expect(big.cosigners.length).toBe(2);
     expectCode(() => verifyAt0(fx, big), ErrorCode.INVALID_ARGUMENT);
   });
@@ -559,9 +571,10 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('refusals, %s', (suiteId) =>
     const self = reserve(fx, fx.device, seededRng(`${suiteId}:self`));
     expect(verifyReservation(fx.key, self.signed)).toBe(true); // a genuinely signed reservation
     expectCode(() => verifyAt0(fx, reencode({ ...pkg, cosigners: [self.signed] })), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => verifyAt0(fx, reencode({ ...pkg, cosigners: [...pkg.cosigners, self.signed] })), ErrorCode.INVALID_ARGUMENT);
-    // The same co-signer twice.
-    expectCode(() => verifyAt0(fx, reencode({ ...pkg, cosigners: [...pkg.cosigners, ...pkg.cosigners] })), ErrorCode.INVALID_ARGUMENT);
+    expectCode(() => verifyAt0(fx, reencode({ ...pkg, cosigners: inRosterOrder(fx, [...pkg.cosigners, self.signed]) })), ErrorCode.INVALID_ARGUMENT);
+    // The same co-signer twice: not strictly ascending, so decode refuses it; verify refuses it in memory.
+    expectCode(() => reencode({ ...pkg, cosigners: [...pkg.cosigners, ...pkg.cosigners] }), ErrorCode.DECODE);
+    expectCode(() => verifyAt0(fx, { ...pkg, cosigners: [...pkg.cosigners, ...pkg.cosigners] }), ErrorCode.INVALID_ARGUMENT);
   });
 
   it('non-canonical encodings: DECODE (while the protobuf itself decodes)', () => {
@@ -973,5 +986,94 @@ describe('created_at is not part of the package identity', () => {
     // Any signed field still changes the id.
     const other = reencode({ ...pkg, message: enc('another message') });
     expect(other.packageId).not.toBe(pkg.packageId);
+  });
+});
+
+// ---- canonical co-signer order -----------------------------------------------------------------
+
+/** Every ordering of `xs`. */
+function permutations<T>(xs: readonly T[]): T[][] {
+  if (xs.length <= 1) return [[...xs]];
+  return xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((rest) => [x, ...rest]));
+}
+
+/** The FROST identifier of a co-signer as a scalar (what RFC 9591 sorts commitment lists by). */
+const identifierScalar = (fx: Fixture, id: string): bigint => fx.suite.Fn.fromBytes(fromHex(rosterIdentifier(fx, id)));
+
+describe.each(['ed25519', 'secp256k1-tr'] as const)('co-signer order is canonical (package id malleability), %s', (suiteId) => {
+  // 3-of-4: the device and two co-signers, so a relay has two orders to choose from.
+  const fx = setup(suiteId, 3, participantsFor(4));
+  const message = enc('pay 30 EUR to merchant 77 / order 5');
+
+  it('a relay that swaps the co-signers of a 3-of-4 package is refused: decode DECODE, verify INVALID_ARGUMENT; the genuine one verifies', () => {
+    const { pkg } = makePackage(fx, ['signer-3', 'signer-1'], message, `${suiteId}:swap`);
+    expect(() => verifyAt0(fx, pkg)).not.toThrow();
+    const swapped: OfflinePackage = { ...pkg, cosigners: [...pkg.cosigners].reverse() };
+    const bytes = encodeOfflinePackage(swapped);
+    expect(bytes).not.toEqual(pkg.bytes);
+    // The attack this closes: FROST sorts the commitment list itself, so the device's share
+    // still verifies for the swapped package, whose digest (the co-signers' nonce binding) differs.
+    expect(new SigningSession(fx.key, message, packageCommitments(fx.key, swapped)).verifyShare(fx.device, swapped.share)).toBe(true);
+    expect(hex(packageDigest(swapped))).not.toBe(hex(pkg.digest));
+    // Refused at every entry point, with a message that says why.
+    const e = caught(() => decodeOfflinePackage(bytes));
+    expect(e.code).toBe(ErrorCode.DECODE);
+    expect(e.message).toContain('canonical order');
+    expectCode(() => decodeOfflinePackage(fromHex(hex(bytes))), ErrorCode.DECODE);
+    expectCode(() => decodeOfflinePackage(packageFromText(packageToText(bytes))), ErrorCode.DECODE);
+    const v = caught(() => verifyAt0(fx, swapped));
+    expect(v.code).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(v.message).toContain('canonical order');
+    // The genuine package is untouched by all this.
+    expect(decodeOfflinePackage(pkg.bytes).packageId).toBe(pkg.packageId);
+  });
+
+  it('property: every package the device emits has its co-signers strictly ascending by FROST identifier and re-encodes byte-identically', () => {
+    let run = 0;
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), cosignerArb(fx, 3), (m, cosigners) => {
+        const { pkg } = makePackage(fx, cosigners, m, `${suiteId}:canonical:${run++}`);
+        const xs = pkg.cosigners.map((c) => identifierScalar(fx, c.signer));
+        for (let i = 1; i < xs.length; i++) expect((xs[i] as bigint) > (xs[i - 1] as bigint)).toBe(true);
+        expect(pkg.cosigners.map((c) => c.signer)).toEqual(inRosterOrder(fx, cosigners.map((signer) => ({ signer }))).map((c) => c.signer));
+        expect(hex(encodeOfflinePackage(pkg))).toBe(hex(pkg.bytes));
+        const again = decodeOfflinePackage(pkg.bytes);
+        expect(hex(encodeOfflinePackage(again))).toBe(hex(pkg.bytes));
+        expect(again.packageId).toBe(pkg.packageId);
+        expect(() => verifyAt0(fx, again)).not.toThrow();
+      }),
+      { numRuns: 12 },
+    );
+  });
+});
+
+describe('one reservation set, one package id (4-of-5, ed25519)', () => {
+  const fx = setup('ed25519', 4, participantsFor(5));
+  const message = enc('one id per reservation set');
+
+  it('reservations handed over in any of the 6 orders give the same bytes and id; every other order of the encoded list is refused', () => {
+    const rng = seededRng('unique-id');
+    const reserved = ['signer-1', 'signer-2', 'signer-4'].map((c) => reserve(fx, c, rng).signed);
+    const create = (reservations: readonly SignedReservation[]) =>
+      createOfflinePackage({ key: fx.key, share: shareOf(fx, fx.device), keyId: fx.keyId, epoch: 0, device: fx.device, message, reservations, createdAt: CREATED_AT, rng: seededRng('unique-id:device') });
+    const orders = permutations(reserved);
+    expect(orders).toHaveLength(6);
+    const ids = new Set(orders.map((o) => create(o).packageId));
+    const bytes = new Set(orders.map((o) => hex(create(o).bytes)));
+    expect(ids.size).toBe(1);
+    expect(bytes.size).toBe(1);
+    const genuine = create(reserved);
+    let accepted = 0;
+    for (const o of orders) {
+      const b = encodeOfflinePackage({ ...genuine, cosigners: o });
+      if (hex(b) === hex(genuine.bytes)) {
+        accepted++;
+        expect(decodeOfflinePackage(b).packageId).toBe(genuine.packageId);
+      } else expectCode(() => decodeOfflinePackage(b), ErrorCode.DECODE);
+    }
+    expect(accepted).toBe(1);
+    // A different reservation set (one co-signer swapped for another) is a different package.
+    const other = create([...reserved.slice(0, 2), reserve(fx, 'signer-3', rng).signed]);
+    expect(other.packageId).not.toBe(genuine.packageId);
   });
 });

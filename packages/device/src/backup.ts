@@ -12,9 +12,13 @@
  *       34    24  XChaCha20-Poly1305 nonce
  *       58     …  ciphertext || 16-byte tag; the 58 header bytes are the AAD
  *
- * The header carries everything decryption needs, so `decryptBackup` takes no options. Its KDF
- * parameters are checked against fixed bounds before any work is done, so a crafted blob cannot
- * make a device allocate gigabytes or spin for minutes.
+ * The header carries everything decryption needs, so `decryptBackup` takes no options (a backup
+ * made under older, weaker defaults decrypts with its own parameters). Its KDF parameters are
+ * checked against fixed bounds before any work is done, so a crafted blob cannot make a device
+ * allocate gigabytes or spin for minutes.
+ *
+ * `encryptBackup` refuses a weak password (WEAK_PASSWORD, see {@link backupPasswordWeakness})
+ * unless the caller passes `allowWeakPassword: true`.
  *
  * Recovery piece (text "tessera-piece:" + base64url, no padding):
  *
@@ -41,6 +45,8 @@ export interface BackupOptions {
   kdf?: 'scrypt' | 'argon2id';
   /** Work factor; default `interactive`. */
   cost?: 'interactive' | 'moderate' | 'test';
+  /** Accept a password {@link backupPasswordWeakness} refuses (the caller's explicit choice). */
+  allowWeakPassword?: boolean;
 }
 
 type Kdf = NonNullable<BackupOptions['kdf']>;
@@ -58,13 +64,18 @@ const SALT_AT = PARAMS_AT + 12;
 const NONCE_AT = SALT_AT + SALT_LEN;
 const HEADER_LEN = NONCE_AT + NONCE_LEN; // 58
 
-/** KDF parameters per cost level: scrypt (N, r, p), argon2id (t, m KiB, p). */
+/**
+ * KDF parameters per cost level: scrypt (N, r, p), argon2id (t, m KiB, p). scrypt `interactive`
+ * is OWASP's scrypt recommendation (N = 2^17, r = 8, p = 1: 128 MiB); `moderate` doubles the work
+ * with p = 2 at the same memory. argon2id `interactive` is OWASP's minimum (m = 19 MiB, t = 2).
+ * Before 2^17, scrypt `interactive` was N = 2^15: such backups still decrypt (header parameters).
+ */
 const PARAMS: Record<Kdf, Record<Cost, readonly [number, number, number]>> = {
-  scrypt: { interactive: [2 ** 15, 8, 1], moderate: [2 ** 17, 8, 1], test: [2 ** 10, 8, 1] },
+  scrypt: { interactive: [2 ** 17, 8, 1], moderate: [2 ** 17, 8, 2], test: [2 ** 10, 8, 1] },
   argon2id: { interactive: [2, 19456, 1], moderate: [3, 65536, 1], test: [1, 64, 1] },
 };
 
-/** Largest KDF memory a blob may ask for (256 MiB; `moderate` needs 128 MiB / 64 MiB). */
+/** Largest KDF memory a blob may ask for (256 MiB; scrypt's defaults need 128 MiB, argon2id's `moderate` 64 MiB). */
 const MAX_KDF_MEMORY = 256 * 1024 * 1024;
 
 const TEXT_PREFIX = 'tessera-backup:';
@@ -84,17 +95,51 @@ interface Header {
   sealed: Uint8Array;
 }
 
+/** The password floor of {@link backupPasswordWeakness}. */
+const MIN_PASSWORD_CHARS = 12;
+const MIN_PASSWORD_DISTINCT = 6;
+const MIN_PASSWORD_BITS = 50;
+
+/**
+ * Why `password` is too weak to protect a backup, or undefined if it passes. The rule, on the
+ * NFKC-normalized password counted in Unicode code points: at least 12 characters, at least 6
+ * distinct ones, and at least 50 bits by a character-class estimate (length × log2 of the pool,
+ * where the pool adds 10 for digits, 26 for a-z, 26 for A-Z and 33 for anything else present).
+ * So "aaaaaaaaaaaa" and a 15-digit number fail and a four-word passphrase passes. A floor against
+ * the worst passwords, not a strength meter. The reason never quotes the password.
+ */
+export function backupPasswordWeakness(password: string): string | undefined {
+  const chars = [...String(password).normalize('NFKC')];
+  if (chars.length < MIN_PASSWORD_CHARS) return `it is shorter than ${MIN_PASSWORD_CHARS} characters`;
+  if (new Set(chars).size < MIN_PASSWORD_DISTINCT) return `it has fewer than ${MIN_PASSWORD_DISTINCT} distinct characters`;
+  const has = (test: (c: string) => boolean) => chars.some(test);
+  const pool =
+    (has((c) => c >= '0' && c <= '9') ? 10 : 0) +
+    (has((c) => c >= 'a' && c <= 'z') ? 26 : 0) +
+    (has((c) => c >= 'A' && c <= 'Z') ? 26 : 0) +
+    (has((c) => !/^[0-9a-zA-Z]$/.test(c)) ? 33 : 0);
+  if (chars.length * Math.log2(pool) < MIN_PASSWORD_BITS) return `it is too predictable (under ${MIN_PASSWORD_BITS} bits by a character-class estimate)`;
+  return undefined;
+}
+
 /**
  * Encrypts `secret` (arbitrary bytes) under `password`. The password is NFKC-normalized and UTF-8
- * encoded, so the same password typed on different keyboards derives the same key.
+ * encoded, so the same password typed on different keyboards derives the same key. A weak
+ * password ({@link backupPasswordWeakness}) is refused with WEAK_PASSWORD unless
+ * `opts.allowWeakPassword` is true.
  */
 export async function encryptBackup(secret: Uint8Array, password: string, opts: BackupOptions = {}): Promise<Uint8Array> {
   if (!(secret instanceof Uint8Array)) throw new DeviceError('INVALID_ARGUMENT', 'secret must be a Uint8Array');
+  if (typeof password !== 'string' || password.length === 0) throw new DeviceError('INVALID_ARGUMENT', 'password must be a non-empty string');
   const kdf = opts.kdf ?? 'scrypt';
   const cost = opts.cost ?? 'interactive';
   if (!Object.hasOwn(PARAMS, kdf)) throw new DeviceError('INVALID_ARGUMENT', `unknown kdf ${String(kdf)}`);
   if (!Object.hasOwn(PARAMS[kdf], cost)) throw new DeviceError('INVALID_ARGUMENT', `unknown cost ${String(cost)}`);
   const params = PARAMS[kdf][cost];
+  if (opts.allowWeakPassword !== true) {
+    const why = backupPasswordWeakness(password);
+    if (why) throw new DeviceError('WEAK_PASSWORD', `the backup password is too weak: ${why}; choose a longer passphrase (or pass allowWeakPassword: true)`);
+  }
 
   const blob = new Uint8Array(HEADER_LEN + secret.length + TAG_LEN);
   blob.set(MAGIC, 0);

@@ -8,15 +8,8 @@
  */
 import {
   DkgParticipant,
+  LifecycleParticipant,
   ParticipantIdentity,
-  applyRefresh,
-  applyReshare,
-  confirmLifecycle,
-  decodeKeyRecord,
-  decodeRefreshParams,
-  decodeReshareParams,
-  refreshRound1,
-  reshareRound1,
   answerCosignRequest,
   completeCosign,
   createCosignRequest,
@@ -36,11 +29,13 @@ import {
   isTesseraError,
   keyDigest,
   openCosignRequest,
+  openCosignResponse,
   openReservation,
   packageToText,
   participantToWire,
   toHex,
   type KeyShareRecord,
+  type OperatorPolicy,
   type LinkResult,
   type LinkTask,
   type ParticipantPublic,
@@ -53,6 +48,7 @@ import { decryptBackup, encryptBackup, type BackupOptions } from './backup.js';
 import { DeviceError } from './errors.js';
 import { GatewayClient } from './gateway-client.js';
 import { DeviceStorage } from './storage.js';
+import { DeviceLifecycleStore } from './lifecycle-store.js';
 import type { Level } from 'level';
 
 export interface DeviceOptions {
@@ -62,6 +58,12 @@ export interface DeviceOptions {
   storageKey: Uint8Array;
   clock?: () => number;
   rng?: Rng;
+  /**
+   * Operator keys this device trusts to authorise refresh and reshare (M-of-N). Without them the
+   * device applies refreshes and commits (neither can move a key), joins a key by reshare only
+   * when it asked to, and contributes to no reshare.
+   */
+  operators?: OperatorPolicy;
 }
 
 export interface DeviceKeyInfo {
@@ -107,6 +109,26 @@ const EXPIRY_MARGIN_MS = 60_000;
 
 const pad = (n: number) => String(n).padStart(12, '0');
 
+/** The stored enrolment: the latest one, and the cluster id of every gateway URL enrolled at. */
+interface Enrolment {
+  device: string;
+  gateway: string;
+  at: number;
+  clusterId?: string;
+  clusters?: Record<string, string>;
+}
+
+/** A gateway URL as the client normalises it (no trailing slash). */
+const gatewayKey = (url: string) => String(url).replace(/\/+$/, '');
+
+function clustersOf(e: Enrolment | null | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!e || typeof e !== 'object') return out;
+  for (const [u, c] of Object.entries(e.clusters ?? {})) if (typeof c === 'string' && c) out.set(u, c);
+  if (typeof e.gateway === 'string' && typeof e.clusterId === 'string' && e.clusterId && !out.has(gatewayKey(e.gateway))) out.set(gatewayKey(e.gateway), e.clusterId);
+  return out;
+}
+
 export class Device {
   readonly #store: DeviceStorage;
   readonly #clock: () => number;
@@ -115,21 +137,32 @@ export class Device {
   #lock: Promise<unknown> = Promise.resolve();
   #link: { stop: () => void; done: Promise<void> } | undefined;
   #acceptKeygen = 0;
+  /** Links opened with `acceptKeygen`: DKGs that others (another device) start are joined. */
+  #acceptFromOthers = 0;
+  /** Participants named by this device's own keygen calls in progress (other devices among them are welcome). */
+  readonly #keygenWith = new Set<string>();
   #linkUrl: string | undefined;
   #dkg: DkgParticipant | undefined;
+  /** Cluster ids by gateway URL, as each enrolment answered (stored in the enrolment record). */
+  #clusters = new Map<string, string>();
 
-  private constructor(store: DeviceStorage, clock: () => number, rng: Rng) {
+  #lifecycle: LifecycleParticipant | undefined;
+  readonly #operators: OperatorPolicy | undefined;
+
+  private constructor(store: DeviceStorage, clock: () => number, rng: Rng, operators: OperatorPolicy | undefined) {
     this.#store = store;
     this.#clock = clock;
     this.#rng = rng;
+    this.#operators = operators;
   }
 
   /** Opens the device store (creating it if needed). Call {@link init} once to create the identity. */
   static async open(opts: DeviceOptions): Promise<Device> {
     const store = await DeviceStorage.open(opts.location, opts.storageKey);
-    const d = new Device(store, opts.clock ?? Date.now, opts.rng ?? (randomBytes as Rng));
+    const d = new Device(store, opts.clock ?? Date.now, opts.rng ?? (randomBytes as Rng), opts.operators);
     const id = await store.get('identity');
     if (id) d.#identity = decodeIdentityRecord(id);
+    d.#clusters = clustersOf(await store.getJson<Enrolment>('enrolment'));
     return d;
   }
 
@@ -158,8 +191,18 @@ export class Device {
     return this.#identity;
   }
 
-  #client(url: string): GatewayClient {
-    return new GatewayClient(url, this.#me(), this.#rng, this.#clock);
+  /**
+   * A client for `url`, naming the cluster that URL enrolled this device in. An unknown URL of a
+   * device enrolled in one cluster only (another gateway of it) names that cluster, except in
+   * an enrolment, which names only what it knows of that very URL.
+   */
+  #client(url: string, op?: 'enrol'): GatewayClient {
+    let cluster = this.#clusters.get(gatewayKey(url));
+    if (cluster === undefined && op !== 'enrol') {
+      const all = new Set(this.#clusters.values());
+      if (all.size === 1) cluster = [...all][0];
+    }
+    return new GatewayClient(url, this.#me(), this.#rng, this.#clock, cluster ?? '');
   }
 
   /** Serialises state-changing operations within this process. */
@@ -174,9 +217,14 @@ export class Device {
   /** Registers this device with the cluster using an operator's one-time token. */
   async enrol(url: string, token: string): Promise<{ device: string }> {
     const me = this.#me();
-    const out = decodeMessage('DeviceEnrolled', await this.#client(url).call('enrol', encodeMessage('DeviceEnrol', { token, participant: participantToWire(me.public) })));
-    await this.#store.put('enrolment', DeviceStorage.json({ device: out.device, gateway: url, at: this.#clock() }));
-    return { device: out.device };
+    const out = decodeMessage('DeviceEnrolled', await this.#client(url, 'enrol').call('enrol', encodeMessage('DeviceEnrol', { token, participant: participantToWire(me.public) })));
+    return this.#serial(async () => {
+      const clusters = new Map(this.#clusters).set(gatewayKey(url), out.clusterId);
+      const record: Enrolment = { device: out.device, gateway: url, at: this.#clock(), clusterId: out.clusterId, clusters: Object.fromEntries(clusters) };
+      await this.#store.put('enrolment', DeviceStorage.json(record));
+      this.#clusters = clusters;
+      return { device: out.device };
+    });
   }
 
   /**
@@ -187,7 +235,10 @@ export class Device {
   async connect(url: string, opts: { acceptKeygen?: boolean } = {}): Promise<void> {
     if (this.#link) return;
     this.#linkUrl = url;
-    if (opts.acceptKeygen) this.#acceptKeygen++;
+    if (opts.acceptKeygen) {
+      this.#acceptKeygen++;
+      this.#acceptFromOthers++;
+    }
     const client = this.#client(url);
     // The first poll registers the device before anything else is asked of it.
     await client.call('poll', encodeMessage('DevicePoll', { results: [], waitMs: 0, keys: await this.#keyIds(), pending: await this.#pendingCount() }), 10_000);
@@ -214,7 +265,10 @@ export class Device {
       stop: () => {
         stopped = true;
         ctl.abort();
-        if (opts.acceptKeygen) this.#acceptKeygen--;
+        if (opts.acceptKeygen) {
+          this.#acceptKeygen--;
+          this.#acceptFromOthers--;
+        }
       },
       done,
     };
@@ -245,7 +299,17 @@ export class Device {
       switch (task.body) {
         case 'dkgStart':
           if (this.#acceptKeygen <= 0) throw new DeviceError('POLICY_DENIED', 'this device joins only key generations it asked for');
-          return { taskId, body: 'envelope', envelope: this.#dkg.start(task.dkgStart?.params) };
+          return {
+            taskId,
+            body: 'envelope',
+            envelope: this.#dkg.start(task.dkgStart?.params, (cfg) => {
+              // In a key this device asked for, no other device co-signs offline with its share,
+              // unless this device was linked to accept keys others start (two-device keys).
+              const others = cfg.participants.filter((p) => p.device && p.id !== this.id && !this.#keygenWith.has(p.id));
+              if (others.length && this.#acceptFromOthers <= 0) throw new DeviceError('POLICY_DENIED', `the key's roster has another device (${others.map((p) => p.id).join(', ')}) this device did not agree to`);
+              if (!cfg.participants.some((p) => p.id === this.id && p.device)) throw new DeviceError('POLICY_DENIED', 'the key\'s roster does not record this participant as a device');
+            }),
+          };
         case 'dkgBundle': {
           const step = this.#dkg.bundle(task.dkgBundle);
           if ('envelope' in step) return { taskId, body: 'envelope', envelope: step.envelope };
@@ -259,7 +323,7 @@ export class Device {
           this.#dkg.abort(task.dkgAbort?.sessionHash);
           return { taskId, body: 'ok', ok: true };
         case 'lifecycle': {
-          const env = await this.#lifecycle(task.lifecycle);
+          const env = await this.#lifecycleStep(task.lifecycle);
           return env ? { taskId, body: 'envelope', envelope: env } : { taskId, body: 'ok', ok: true };
         }
         default:
@@ -273,54 +337,23 @@ export class Device {
   }
 
   /**
-   * A refresh or reshare step (the same protocol as a signer node's). A phone that was offline
-   * during a refresh gets the stored session when it links, applies it and activates the new
-   * epoch. The previous epoch's share is kept while reservations made at that epoch remain.
+   * A refresh or reshare step: core's `LifecycleParticipant`, the same state machine as a signer
+   * node's (verified commits, pending outcomes, operator authorisations where operators are
+   * pinned). A phone that was offline gets each stored session when it links and applies it.
    */
-  async #lifecycle(t: LinkTask['lifecycle']): Promise<Uint8Array | undefined> {
-    if (!t) throw new DeviceError('INVALID_ARGUMENT', 'missing lifecycle task');
-    const keyId = String(t.keyId);
-    return this.#serial(async () => {
-      if (t.step === 4) {
-        for await (const [k] of this.#store.entries(`lcpending/${keyId}/`)) await this.#store.batch([{ type: 'del', key: k }]);
-        return undefined;
-      }
-      const held = await this.#key(keyId).catch(() => undefined);
-      if (t.step === 3) {
-        const epoch = Number(t.epoch);
-        if (held && held.epoch >= epoch) return undefined;
-        const pending = await this.#store.get(`lcpending/${keyId}/${epoch}`);
-        const ops: { type: 'put' | 'del'; key: string; value?: Uint8Array }[] = [{ type: 'del', key: `lcpending/${keyId}/${epoch}` }];
-        if (held) ops.push({ type: 'put', key: `keyold/${keyId}/${held.epoch}`, value: encodeKeyShareRecord(held) });
-        if (pending) ops.push({ type: 'put', key: `key/${keyId}`, value: pending });
-        else ops.push({ type: 'del', key: `key/${keyId}` }); // left the key in a reshare
-        await this.#store.batch(ops as never);
-        return undefined;
-      }
-      if (t.step === 2 && held && held.epoch >= Number(t.epoch)) return undefined;
-      let out;
-      if (t.kind === 'refresh') {
-        if (!held) throw new DeviceError('NOT_FOUND', `this device holds no share of key ${keyId}`);
-        const cfg = decodeRefreshParams(t.params, held.key);
-        if (t.step === 1) return refreshRound1(cfg, this.#me(), this.#rng);
-        out = applyRefresh(cfg, this.#me(), held.share, t.envelopes);
-      } else if (t.kind === 'reshare') {
-        const oldKey = held?.key ?? (t.oldKeyRecord?.length ? decodeKeyRecord(t.oldKeyRecord).key : undefined);
-        if (!oldKey) throw new DeviceError('INVALID_ARGUMENT', 'reshare: no old key data');
-        const cfg = decodeReshareParams(t.params, oldKey);
-        if (t.step === 1) {
-          if (!held) throw new DeviceError('NOT_FOUND', `this device holds no share of key ${keyId}`);
-          return reshareRound1(cfg, this.#me(), held.share, this.#rng);
-        }
-        if (!cfg.newParticipants.some((p) => p.id === this.id)) return undefined;
-        // Joining a key by reshare is like joining a DKG: only when this device agreed to.
-        if (!held && this.#acceptKeygen <= 0) throw new DeviceError('POLICY_DENIED', 'this device joins only key generations it asked for');
-        out = applyReshare(cfg, this.#me(), t.envelopes);
-      } else throw new DeviceError('INVALID_ARGUMENT', 'unknown lifecycle kind');
-      const rec: KeyShareRecord = { keyId, epoch: out.epoch, key: out.key, share: out.share, transcriptHash: out.transcriptHash, createdAt: this.#clock() };
-      await this.#store.put(`lcpending/${keyId}/${out.epoch}`, encodeKeyShareRecord(rec));
-      return confirmLifecycle(this.#me(), out);
+  async #lifecycleStep(t: LinkTask['lifecycle']): Promise<Uint8Array | undefined> {
+    this.#lifecycle ??= new LifecycleParticipant(this.#me(), this.#rng, new DeviceLifecycleStore(this.#store, this.#clock), {
+      ...(this.#operators ? { operators: this.#operators } : {}),
+      requireAuthorisation: false,
+      // A device pins no nodes: the roster its pinned operators approved (ids and keys) is its
+      // authority; the nodes check their own pins as well.
+      pinned: () => true,
+      // Joining a key by reshare is like joining a DKG: only when this device agreed to.
+      mayJoin: () => this.#acceptKeygen > 0,
+      now: this.#clock,
     });
+    const lc = this.#lifecycle;
+    return this.#serial(() => lc.handle(t));
   }
 
   /**
@@ -330,6 +363,7 @@ export class Device {
   async keygen(url: string, req: { suite: SuiteId; threshold: number; with?: string[] }): Promise<DeviceKeyInfo> {
     const wasLinked = !!this.#link;
     this.#acceptKeygen++;
+    for (const id of req.with ?? []) this.#keygenWith.add(id);
     try {
       if (!wasLinked) await this.connect(url);
       const info = decodeMessage('KeyInfo', await this.#client(url).call('keygen', encodeMessage('KeygenRequest', { suite: getSuite(req.suite).wireId, threshold: req.threshold, participants: req.with ?? [] }), 120_000));
@@ -338,6 +372,7 @@ export class Device {
       return this.#keyInfo(rec);
     } finally {
       this.#acceptKeygen--;
+      if (this.#acceptKeygen === 0) this.#keygenWith.clear();
       if (!wasLinked) await this.disconnect();
     }
   }
@@ -501,7 +536,12 @@ export class Device {
 
   // ---- two devices, no cluster ----------------------------------------------------------------
 
-  /** Round one: this device's commitment and the message, for another device of the key to co-sign. */
+  /**
+   * Round one: this device's commitment and the message, for another device of the key to
+   * co-sign. The nonce waits for the answer in the device store as `cosign/<request digest>`,
+   * sealed under the storage key like every record; {@link completeCosign} replaces it with a
+   * spent marker before using it.
+   */
   async proposeCosign(req: { keyId: string; message: Uint8Array }): Promise<{ request: Uint8Array; requestId: string }> {
     return this.#serial(async () => {
       const rec = await this.#key(req.keyId);
@@ -523,18 +563,35 @@ export class Device {
     return { response: answerCosignRequest({ identity: this.#me(), key: rec.key, share: rec.share, request: opened, rng: this.#rng }), keyId: rec.keyId, message: toHex(opened.message), from: opened.device };
   }
 
-  /** Back on the proposer: verifies the answer, signs with the pending nonce (used once), aggregates. */
+  /**
+   * Back on the proposer: verifies the answer, signs with the pending nonce (used once),
+   * aggregates. Durable first: once the answer checks out, the pending nonce is replaced by a
+   * spent marker in one synced write, and only then is this device's share computed. A crash
+   * after that write, or a second answer to the same request (identical or not), finds no nonce
+   * and is refused INVALID_STATE: propose again. A bad answer leaves the request pending.
+   */
   async completeCosign(response: Uint8Array): Promise<{ keyId: string; message: string; signature: string; signers: string[] }> {
     return this.#serial(async () => {
       const w = decodeMessage('CosignResponse', response);
-      const k = `cosign/${toHex(w.requestDigest)}`;
+      const id = toHex(w.requestDigest);
+      const k = `cosign/${id}`;
+      const spent = `cosign-spent/${id}`;
       const pending = await this.#store.getJson<{ request: string; nonce: string; keyId: string }>(k);
-      if (!pending) throw new DeviceError('NOT_FOUND', 'no pending request of this device matches this answer (already completed?)');
+      if (!pending) {
+        if (await this.#store.get(spent)) throw new DeviceError('INVALID_STATE', 'this request was already completed, or its completion was interrupted: its nonce is spent; propose again');
+        throw new DeviceError('NOT_FOUND', 'no pending request of this device matches this answer');
+      }
       const rec = await this.#key(pending.keyId);
-      const out = completeCosign({ key: rec.key, share: rec.share, pending: { requestEnvelope: fromHex(pending.request), nonceSecret: fromHex(pending.nonce) }, response });
-      // The nonce is consumed durably before the signature (which contains our share) leaves.
-      await this.#store.batch([{ type: 'del', key: k }]);
-      return { keyId: rec.keyId, message: toHex(out.message), signature: toHex(out.signature), signers: out.signers };
+      const requestEnvelope = fromHex(pending.request);
+      openCosignResponse(rec.key, requestEnvelope, response);
+      await this.#store.batch([{ type: 'del', key: k }, { type: 'put', key: spent, value: DeviceStorage.json({ keyId: rec.keyId, spentAt: this.#clock() }) }]);
+      const nonceSecret = fromHex(pending.nonce);
+      try {
+        const out = completeCosign({ key: rec.key, share: rec.share, pending: { requestEnvelope, nonceSecret }, response });
+        return { keyId: rec.keyId, message: toHex(out.message), signature: toHex(out.signature), signers: out.signers };
+      } finally {
+        nonceSecret.fill(0);
+      }
     });
   }
 
@@ -583,6 +640,7 @@ export class Device {
     if (parsed.enrolment) ops.push({ type: 'put', key: 'enrolment', value: DeviceStorage.json(parsed.enrolment) });
     await d.#store.batch(ops);
     d.#identity = identity;
+    d.#clusters = clustersOf(parsed.enrolment as Enrolment | null);
     return d;
   }
 

@@ -1,6 +1,6 @@
 /**
  * The device's client of the coordinator's device gateway: each call a DEVICE_CALL envelope
- * signed by the device identity (fresh timestamp, single-use nonce), POSTed with `fetch`
+ * signed by the device identity (fresh timestamp, single-use nonce, the cluster it is for), POSTed with `fetch`
  * (Node 20+, browsers, React Native). Failures become {@link DeviceError}s with the server's
  * stable code, or UNAVAILABLE when the cluster cannot be reached.
  */
@@ -11,13 +11,17 @@ export type GatewayOp = 'enrol' | 'poll' | 'keygen' | 'reserve' | 'submit' | 'ke
 
 export class GatewayClient {
   readonly url: string;
-  constructor(url: string, private readonly identity: ParticipantIdentity, private readonly rng: Rng, private readonly clock: () => number) {
+  /**
+   * `clusterId`: the cluster this gateway serves, as its enrolment answer named it (calls name it,
+   * so a call captured here is refused by any other cluster); empty before enrolment.
+   */
+  constructor(url: string, private readonly identity: ParticipantIdentity, private readonly rng: Rng, private readonly clock: () => number, private readonly clusterId = '') {
     if (!/^https?:\/\/[^/]+/.test(String(url))) throw new DeviceError('INVALID_ARGUMENT', `gateway URL must be http(s)://host:port, got "${String(url).slice(0, 80)}"`);
     this.url = String(url).replace(/\/+$/, '');
   }
 
   async call(op: GatewayOp, body: Uint8Array, timeoutMs = 30_000, signal?: AbortSignal): Promise<Uint8Array> {
-    const payload = encodeMessage('DeviceCall', { version: 1, device: this.identity.id, op, issuedAt: this.clock(), nonce: this.rng(16), body });
+    const payload = encodeMessage('DeviceCall', { version: 1, device: this.identity.id, op, issuedAt: this.clock(), nonce: this.rng(16), body, clusterId: this.clusterId });
     const envelope = signEnvelope(this.identity, PayloadKind.DEVICE_CALL, payload);
     if (signal?.aborted) throw new DeviceError('CANCELLED', 'call cancelled');
     const ctl = new AbortController();

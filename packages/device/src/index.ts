@@ -9,7 +9,7 @@ import { decodeKeyRecord, decodeOfflinePackage, packageFromText, toHex, verifyOf
 export { Device, type DeviceOptions, type DeviceKeyInfo, type QueuedPackage, type SyncResult } from './device.js';
 export { DeviceError } from './errors.js';
 export { GatewayClient } from './gateway-client.js';
-export { encryptBackup, decryptBackup, backupToText, backupFromText, splitBackup, combineBackup, type BackupOptions } from './backup.js';
+export { encryptBackup, decryptBackup, backupToText, backupFromText, splitBackup, combineBackup, backupPasswordWeakness, type BackupOptions } from './backup.js';
 export { packageToText, packageFromText } from '@tessera/core';
 
 /**

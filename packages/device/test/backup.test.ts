@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -6,13 +9,16 @@ import {
   backupFromText,
   backupToText,
   combineBackup,
+  backupPasswordWeakness,
   decryptBackup,
   encryptBackup,
   splitBackup,
   type BackupOptions,
 } from '../src/backup.js';
+import { Device } from '../src/device.js';
 
-const fast = { cost: 'test' } as const;
+// Format tests use tiny KDF parameters and short passwords; the password floor has its own tests.
+const fast = { cost: 'test', allowWeakPassword: true } as const;
 const kdfs = ['scrypt', 'argon2id'] as const;
 
 /** Resolves to the DeviceError `p` rejects with; fails the test if `p` fulfils or throws anything else. */
@@ -41,7 +47,7 @@ describe('encryptBackup / decryptBackup', () => {
     it(`round-trips random secrets and passwords (${kdf})`, async () => {
       await fc.assert(
         fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), fc.string({ minLength: 1, maxLength: 40 }), async (secret, password) => {
-          const blob = await encryptBackup(secret, password, { kdf, cost: 'test' });
+          const blob = await encryptBackup(secret, password, { kdf, cost: 'test', allowWeakPassword: true });
           expect(blob.length).toBe(58 + secret.length + 16);
           expect(await decryptBackup(blob, password)).toEqual(secret);
         }),
@@ -50,13 +56,13 @@ describe('encryptBackup / decryptBackup', () => {
     });
   }
 
-  it('round-trips with the default (interactive scrypt) parameters, recorded in the header', async () => {
+  it('round-trips with the default (interactive scrypt: OWASP N = 2^17, r = 8, p = 1) parameters, recorded in the header', async () => {
     const secret = new TextEncoder().encode('device state v1');
     const blob = await encryptBackup(secret, 'correct horse battery staple');
     expect(new TextDecoder().decode(blob.subarray(0, 4))).toBe('TSB1');
     expect([blob[4], blob[5]]).toEqual([1, 1]); // version 1, scrypt
     const view = new DataView(blob.buffer, blob.byteOffset);
-    expect([view.getUint32(6), view.getUint32(10), view.getUint32(14)]).toEqual([2 ** 15, 8, 1]);
+    expect([view.getUint32(6), view.getUint32(10), view.getUint32(14)]).toEqual([2 ** 17, 8, 1]);
     expect(await decryptBackup(blob, 'correct horse battery staple')).toEqual(secret);
   });
 
@@ -101,7 +107,7 @@ describe('encryptBackup / decryptBackup', () => {
   });
 
   it('rejects every single-byte change of an argon2id blob', async () => {
-    const blob = await encryptBackup(new Uint8Array(8).fill(7), 'pw', { kdf: 'argon2id', cost: 'test' });
+    const blob = await encryptBackup(new Uint8Array(8).fill(7), 'pw', { kdf: 'argon2id', cost: 'test', allowWeakPassword: true });
     for (let i = 0; i < blob.length; i++) {
       const bad = blob.slice();
       bad[i]! ^= 0x01;
@@ -139,6 +145,86 @@ describe('encryptBackup / decryptBackup', () => {
     expect(await code(encryptBackup(new Uint8Array([1]), 'pw', { kdf: 'md5' } as unknown as BackupOptions))).toBe('INVALID_ARGUMENT');
     const blob = await encryptBackup(new Uint8Array([1]), 'pw', fast);
     expect(await code(decryptBackup(blob, ''))).toBe('INVALID_ARGUMENT');
+  });
+});
+
+describe('KDF strength and the password floor', () => {
+  /** A backup made by the previous release (default scrypt N = 2^15, r = 8, p = 1; no password floor), password "pw". */
+  const OLD_DEFAULT_BLOB =
+    '545342310101000080000000000800000001f38083edc6109a1fc3ac475f4fc092fb5296fc15b548a22fdc326a84ce8d6deef51db28a6096dd0bea39c0c0d053e67cf8c775f4d9a74f6d423d46d77a4d0f3adea004c921c9b2718b80420adffb05acb0e59698a88e';
+  const fromHex = (h: string) => Uint8Array.from(h.match(/../g)!.map((b) => parseInt(b, 16)));
+
+  it('decrypts a backup made under the old default (scrypt N = 2^15) with its own header parameters', async () => {
+    const blob = fromHex(OLD_DEFAULT_BLOB);
+    const view = new DataView(blob.buffer, blob.byteOffset);
+    expect([blob[5], view.getUint32(6), view.getUint32(10), view.getUint32(14)]).toEqual([1, 2 ** 15, 8, 1]);
+    expect(new TextDecoder().decode(await decryptBackup(blob, 'pw'))).toBe('{"v":1,"made":"before N=2^17"}');
+    expect(await code(decryptBackup(blob, 'pW'))).toBe('BACKUP_PASSWORD');
+  });
+
+  it('refuses weak passwords with WEAK_PASSWORD before any KDF work, without echoing them; allowWeakPassword: true accepts them', async () => {
+    const weak: [string, string][] = [
+      ['Zx9!Zx9!Zx9', 'shorter than 12'],
+      ['qqqqqqqqqqqqqqqqqqqqqqqq', 'distinct'],
+      ['ZxZxZxZxZxZxZxZx', 'distinct'],
+      ['271828182845904', 'predictable'], // 15 digits: 49.8 bits
+      ['\u00bd\u00bd\u00bd', 'shorter than 12'], // NFKC turns each into 3 code points: 9 in all
+    ];
+    const t0 = Date.now();
+    for (const kdf of kdfs) {
+      for (const [pw, why] of weak) {
+        expect(backupPasswordWeakness(pw), pw).toContain(why);
+        const e = await deviceError(encryptBackup(new Uint8Array([1]), pw, { kdf })); // default (expensive) cost
+        expect(e.code, pw).toBe('WEAK_PASSWORD');
+        expect(e.message).toContain(why);
+        for (const s of [e.message, String(e), e.stack ?? '']) expect(s).not.toContain(pw);
+      }
+    }
+    // Ten refusals at the default cost took less than one 2^17 scrypt would: refused before the KDF ran.
+    expect(Date.now() - t0).toBeLessThan(1000);
+    for (const [pw] of weak) {
+      const blob = await encryptBackup(new Uint8Array([7, 7]), pw, { cost: 'test', allowWeakPassword: true });
+      expect(await decryptBackup(blob, pw)).toEqual(new Uint8Array([7, 7]));
+    }
+  });
+
+  it('accepts passwords that meet the rule: passphrases, 16 digits, mixed classes', async () => {
+    for (const pw of ['correct horse battery staple', '2718281828459045', 'Tr0ub4dor&3-x', 'один два три четыре']) {
+      expect(backupPasswordWeakness(pw), pw).toBeUndefined();
+      const blob = await encryptBackup(new Uint8Array([3]), pw, { cost: 'test' });
+      expect(await decryptBackup(blob, pw)).toEqual(new Uint8Array([3]));
+    }
+  });
+
+  it('property: every password under 12 characters is refused; every passphrase of 4+ common words is accepted', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.string({ minLength: 1, maxLength: 11 }), async (pw) => {
+        expect(await code(encryptBackup(new Uint8Array([1]), pw))).toBe('WEAK_PASSWORD');
+      }),
+      { numRuns: 50 },
+    );
+    const words = ['planet', 'basket', 'window', 'orange', 'muscle', 'friday', 'jungle', 'copper'];
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...words), { minLength: 4, maxLength: 8 }), (ws) => {
+        expect(backupPasswordWeakness(ws.join(' '))).toBeUndefined();
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('Device.exportBackup applies the floor too, and passes allowWeakPassword through', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-backup-'));
+    const device = await Device.open({ location: dir, storageKey: new Uint8Array(32).fill(5) });
+    try {
+      await device.init('phone-floor');
+      expect(await code(device.exportBackup('short-pw', { cost: 'test' }))).toBe('WEAK_PASSWORD');
+      const blob = await device.exportBackup('short-pw', { cost: 'test', allowWeakPassword: true });
+      const plain = JSON.parse(new TextDecoder().decode(await decryptBackup(blob, 'short-pw'))) as { v: number };
+      expect(plain.v).toBe(1);
+    } finally {
+      await device.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -29,6 +29,11 @@ export const SignerConfigSchema = z.object({
     })).default([]),
     /** Known DKG peers; when set, DKG rosters with anyone else are refused. */
     peers: z.array(z.object({ id: z.string().min(1), publicKey: hex64 })).optional(),
+    /** Development only: DKG/lifecycle rosters the coordinator announces are accepted unpinned. */
+    allowUnpinnedPeers: z.boolean().optional(),
+    /** Operator keys that approve refresh/reshare, and how many of them must (M-of-N). */
+    operators: z.object({ keys: z.array(hex64).min(1), approvals: z.number().int().min(1) })
+      .refine((o) => o.approvals <= o.keys.length, 'operators.approvals cannot exceed the number of keys').optional(),
     /** How long the previous epoch is kept after a refresh/reshare commits (ms). */
     epochRetentionMs: z.number().int().min(0).optional(),
     /** Offline co-signing for devices: on/off, per-device reservation cap, longest lifetime, revoked devices. */

@@ -12,14 +12,7 @@
  */
 import {
   DkgParticipant,
-  applyRefresh,
-  applyReshare,
-  confirmLifecycle,
-  decodeKeyRecord,
-  decodeRefreshParams,
-  decodeReshareParams,
-  refreshRound1,
-  reshareRound1,
+  LifecycleParticipant,
   deriveKey,
   deriveShare,
   PayloadKind,
@@ -54,6 +47,7 @@ import {
 import { AuditLog, KeyedMutex, NonceLedger, ShareVault, summarizeAudit, type BatchOp, type SealedKV } from '@tessera/store';
 import { randomBytes } from 'node:crypto';
 import { DEVICE_POLICY_DEFAULTS, PolicyEngine, type Policy } from './policy.js';
+import { SignerLifecycleStore, deviceSegment } from './lifecycle-store.js';
 import type { SpentReservations } from './spent.js';
 import type { LinkResult, LinkTask, TaskError } from '@tessera/core';
 
@@ -109,6 +103,8 @@ export class SignerEngine {
   readonly #onEvent: (e: SignerEvent) => void;
   readonly #spent: SpentReservations | undefined;
   readonly #dkg: DkgParticipant;
+  readonly #lcStore: SignerLifecycleStore;
+  readonly #lifecycle: LifecycleParticipant;
   readonly #attempts = new KeyedMutex();
   readonly #keys = new Map<string, KeyShareRecord>();
   /** Retained earlier epochs, decoded on demand. */
@@ -128,6 +124,39 @@ export class SignerEngine {
     this.#maxAttempts = opts.maxAttemptsPerRequest ?? 4;
     this.#onEvent = opts.onEvent ?? (() => {});
     this.#spent = opts.spent;
+    this.#lcStore = new SignerLifecycleStore(opts.store, this.vault, {
+      clock: this.#clock,
+      retentionMs: () => this.#policy.policy.epochRetentionMs ?? 24 * 3600_000,
+      active: (keyId) => this.key(keyId).catch(() => undefined),
+      changed: (keyId, roster) => this.#epochChanged(keyId, roster),
+    });
+    const policy = this.#policy.policy;
+    this.#lifecycle = new LifecycleParticipant(this.identity, this.#rng, this.#lcStore, {
+      ...(policy.operators ? { operators: policy.operators } : {}),
+      requireAuthorisation: true,
+      pinned: (p) => this.#pinned(p),
+      mayJoin: () => true,
+      now: this.#clock,
+    });
+  }
+
+  /** Whether `p` is one of this node's pinned peers (id and identity key). */
+  #pinned(p: { id: string; signKey: Uint8Array }): boolean {
+    const { peers, allowUnpinnedPeers } = this.#policy.policy;
+    // Development (allowUnpinnedPeers, no list): every participant counts as known.
+    if (!peers?.length) return !!allowUnpinnedPeers;
+    return peers.some((k) => k.id === p.id && k.publicKey.toLowerCase() === toHex(p.signKey));
+  }
+
+  /**
+   * Why this node takes part in no DKG or lifecycle operation, or undefined. Without pinned peers
+   * (and without an explicit `allowUnpinnedPeers`), a coordinator could put participants of its
+   * own into a key; without pinned operators, nobody can authorise a refresh or reshare.
+   */
+  static unpinnedReason(policy: Policy): string | undefined {
+    if ((!policy.peers || policy.peers.length === 0) && !policy.allowUnpinnedPeers)
+      return 'no peers are pinned (policy.peers): this node joins no key generation or reshare until they are (or policy.allowUnpinnedPeers is set, for development only)';
+    return undefined;
   }
 
   get id(): string {
@@ -145,6 +174,7 @@ export class SignerEngine {
     if (cached) return cached;
     const epoch = await this.vault.latestEpoch(keyId);
     if (epoch === undefined) throw new SignerError('NOT_FOUND', `this node holds no share of key ${keyId}`);
+    if ((await this.#lcStore.stored(keyId))?.left) throw new SignerError('NOT_FOUND', `this node left key ${keyId} in a reshare`);
     const bytes = await this.vault.getShare(keyId, epoch);
     if (!bytes) throw new SignerError('NOT_FOUND', `this node holds no share of key ${keyId}`);
     const rec = decodeKeyShareRecord(bytes);
@@ -163,13 +193,8 @@ export class SignerEngine {
     const cacheKey = `${keyId}@${epoch}`;
     const cached = this.#older.get(cacheKey);
     if (cached) return cached;
-    // The previous epoch is kept for a bounded time after the commit, then dropped.
-    const meta = await this.#store.get(`epochmeta/${keyId}`);
-    const activatedAt = meta ? (JSON.parse(new TextDecoder().decode(meta)) as { activatedAt: number }).activatedAt : 0;
-    const retention = this.#policy.policy.epochRetentionMs ?? 24 * 3600_000;
-    if (epoch < active.epoch && this.#clock() > activatedAt + retention) {
-      for (const e of await this.vault.listEpochs(keyId)) if (e < active.epoch) await this.vault.dropEpoch(keyId, e);
-    }
+    // Earlier epochs are kept until enough members acknowledged the new one and the retention time passed.
+    await this.#lcStore.prune(keyId);
     const bytes = Number.isSafeInteger(epoch) && epoch >= 0 && epoch < active.epoch ? await this.vault.getShare(keyId, epoch) : undefined;
     if (!bytes) throw new SignerError('RESERVATION_INVALID', `this node no longer holds key ${keyId} at epoch ${epoch} (now at ${active.epoch})`);
     const rec = decodeKeyShareRecord(bytes);
@@ -240,9 +265,12 @@ export class SignerEngine {
   async #dkgStart(paramsBytes: Uint8Array | undefined): Promise<Uint8Array> {
     if (!this.#policy.policy.allowKeygen) throw new SignerError('POLICY_DENIED', 'this node does not take part in key generation');
     return this.#dkg.start(paramsBytes, (cfg) => {
-      const peers = this.#policy.policy.peers;
-      if (!peers || peers.length === 0) return;
-      const unknown = cfg.participants.filter((p) => p.id !== this.id && !peers.some((k) => k.id === p.id && k.publicKey.toLowerCase() === toHex(p.signKey)));
+      const why = SignerEngine.unpinnedReason(this.#policy.policy);
+      if (why) throw new SignerError('POLICY_DENIED', why);
+      if (!this.#policy.policy.peers?.length) return; // allowUnpinnedPeers (development)
+      // Devices enrol at run time and cannot be pinned; they are marked in the roster every
+      // participant confirms, and only marked devices get reservations.
+      const unknown = cfg.participants.filter((p) => p.id !== this.id && !p.device && !this.#pinned(p));
       if (unknown.length) throw new SignerError('POLICY_DENIED', `DKG roster has participants this node does not know: ${unknown.map((p) => p.id).join(', ')}`);
     });
   }
@@ -366,93 +394,26 @@ export class SignerEngine {
   // ---- share lifecycle: refresh and reshare ---------------------------------------------------
 
   /**
-   * One step of a refresh or reshare (see cluster.proto `LifecycleTask`). Nothing changes what
-   * this node signs with until step 3 (commit): step 2 keeps the new share pending, an abort
-   * drops it, and the previous epoch stays in force. A reshare's new roster must pass the same
-   * peer check as a DKG roster.
+   * One step of a refresh or reshare (core's `LifecycleParticipant`: operator authorisation,
+   * pending outcomes, verified commits, retirement). Refused outright without pinned peers.
    */
   async lifecycle(t: LinkTask['lifecycle']): Promise<Uint8Array | undefined> {
-    if (!t || typeof t.keyId !== 'string') throw new SignerError('INVALID_ARGUMENT', 'missing lifecycle task');
-    const keyId = t.keyId;
-    const pendingKey = (epoch: number) => `lcpending/${keyId}/${epoch}`;
-    if (t.step === 4) {
-      for await (const k of this.#store.keys(`lcpending/${keyId}/`)) await this.#store.del(k, { sync: true });
-      return undefined;
-    }
-    if (t.step === 3) return void (await this.#activate(keyId, Number(t.epoch)));
-    const params = asBytes(t.params, 'lifecycle params');
-    if (t.kind === 'refresh') {
-      const rec = await this.key(keyId);
-      if (t.step === 2 && rec.epoch >= Number(t.epoch)) return undefined; // applied before (a catch-up retry)
-      const cfg = decodeRefreshParams(params, rec.key);
-      if (cfg.fromEpoch !== rec.epoch) throw new SignerError('UNEXPECTED_MESSAGE', `refresh from epoch ${cfg.fromEpoch}, this node is at ${rec.epoch}`);
-      if (t.step === 1) return refreshRound1(cfg, this.identity, this.#rng);
-      if (t.step !== 2) throw new SignerError('INVALID_ARGUMENT', `unknown lifecycle step ${t.step}`);
-      const out = applyRefresh(cfg, this.identity, rec.share, t.envelopes);
-      const next: KeyShareRecord = { keyId, epoch: out.epoch, key: out.key, share: out.share, transcriptHash: out.transcriptHash, createdAt: this.#clock() };
-      await this.#store.put(pendingKey(out.epoch), encodeKeyShareRecord(next), { sync: true });
-      return confirmLifecycle(this.identity, out);
-    }
-    if (t.kind !== 'reshare') throw new SignerError('INVALID_ARGUMENT', `unknown lifecycle kind ${String(t.kind).slice(0, 20)}`);
-    const held = await this.key(keyId).catch(() => undefined);
-    if (t.step === 2 && held && held.epoch >= Number(t.epoch)) return undefined; // applied before
-    const oldKey = held?.key ?? (t.oldKeyRecord?.length ? decodeKeyRecord(t.oldKeyRecord).key : undefined);
-    if (!oldKey) throw new SignerError('INVALID_ARGUMENT', 'reshare: this node does not hold the key and no old key record was sent');
-    const cfg = decodeReshareParams(params, oldKey);
-    if (held && cfg.fromEpoch !== held.epoch) throw new SignerError('UNEXPECTED_MESSAGE', `reshare from epoch ${cfg.fromEpoch}, this node is at ${held.epoch}`);
-    const peers = this.#policy.policy.peers;
-    if (peers && peers.length > 0) {
-      const unknown = cfg.newParticipants.filter((p) => p.id !== this.id && !peers.some((k) => k.id === p.id && k.publicKey.toLowerCase() === toHex(p.signKey)));
-      if (unknown.length) throw new SignerError('POLICY_DENIED', `reshare roster has participants this node does not know: ${unknown.map((p) => p.id).join(', ')}`);
-    }
-    if (t.step === 1) {
-      if (!held) throw new SignerError('NOT_FOUND', `this node holds no share of key ${keyId}`);
-      return reshareRound1(cfg, this.identity, held.share, this.#rng);
-    }
-    if (t.step !== 2) throw new SignerError('INVALID_ARGUMENT', `unknown lifecycle step ${t.step}`);
-    if (!cfg.newParticipants.some((p) => p.id === this.id)) return undefined; // leaving: nothing to apply
-    const out = applyReshare(cfg, this.identity, t.envelopes);
-    const next: KeyShareRecord = { keyId, epoch: out.epoch, key: out.key, share: out.share, transcriptHash: out.transcriptHash, createdAt: this.#clock() };
-    await this.#store.put(pendingKey(out.epoch), encodeKeyShareRecord(next), { sync: true });
-    return confirmLifecycle(this.identity, out);
+    const why = SignerEngine.unpinnedReason(this.#policy.policy);
+    if (why) throw new SignerError('POLICY_DENIED', why);
+    const out = await this.#lifecycle.handle(t);
+    if (t && (t.step === 3 || t.step === 5)) await this.audit.append({ type: 'lifecycle', actor: this.id, data: { keyId: t.keyId, epoch: Number(t.epoch), step: t.step === 3 ? 'commit' : 'retire' } });
+    return out;
   }
 
-  /**
-   * Commits `epoch` of `keyId`: the pending share becomes the active one (or, for a node leaving
-   * in a reshare, nothing new). Reservations of devices that are not in the new roster are
-   * discarded (a replaced phone's allowance dies here). Epochs older than the previous one are
-   * dropped now; the previous one after the retention time.
-   */
-  async #activate(keyId: string, epoch: number): Promise<void> {
-    const active = await this.key(keyId).catch(() => undefined);
-    if (active && active.epoch >= epoch) return; // already committed (a retried commit)
-    const pending = await this.#store.get(`lcpending/${keyId}/${epoch}`);
-    let roster: readonly { id: string }[] | undefined;
-    if (pending) {
-      const rec = decodeKeyShareRecord(pending);
-      pending.fill(0);
-      if (rec.epoch !== epoch || rec.keyId !== keyId) throw new SignerError('INTERNAL', 'pending lifecycle record does not match');
-      await this.vault.putShare(keyId, epoch, encodeKeyShareRecord(rec));
-      await this.#store.del(`lcpending/${keyId}/${epoch}`, { sync: true });
-      this.#keys.set(keyId, rec);
-      roster = rec.key.roster;
-    } else if (!active) {
-      throw new SignerError('NOT_FOUND', `nothing pending for key ${keyId} epoch ${epoch}`);
-    } else {
-      // Leaving the key (reshare without this node): stop signing with it at once.
-      this.#keys.delete(keyId);
-      for (const e of await this.vault.listEpochs(keyId)) await this.vault.dropEpoch(keyId, e);
-      roster = [];
-    }
-    await this.#store.put(`epochmeta/${keyId}`, new TextEncoder().encode(JSON.stringify({ epoch, activatedAt: this.#clock() })), { sync: true });
-    for (const e of await this.vault.listEpochs(keyId)) if (e < epoch - 1) await this.vault.dropEpoch(keyId, e);
+  /** After a commit: caches drop, and devices no longer in the key lose their reservations on it. */
+  async #epochChanged(keyId: string, roster: readonly string[]): Promise<void> {
+    this.#keys.delete(keyId);
     for (const k of [...this.#older.keys()]) if (k.startsWith(`${keyId}@`)) this.#older.delete(k);
-    // Devices no longer in the key lose their reservations on it.
+    const keep = new Set(roster.map(deviceSegment));
     for await (const k of this.#store.keys('nonce/r.')) {
       const [, device, kid] = k.slice('nonce/'.length).split('.');
-      if (kid === keyId && device && !roster.some((r) => r.id === device)) await this.ledger.discard(k.slice('nonce/'.length));
+      if (kid === keyId && device && !keep.has(device)) await this.ledger.discard(k.slice('nonce/'.length));
     }
-    await this.audit.append({ type: 'lifecycle', actor: this.id, data: { keyId, epoch, holds: pending ? 'yes' : 'no' } });
   }
 
   // ---- offline co-signing -----------------------------------------------------------------
@@ -471,15 +432,16 @@ export class SignerEngine {
     const dp = this.#devicePolicy();
     if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
     if (!Number.isInteger(count) || count < 1 || count > 1024) throw new SignerError('INVALID_ARGUMENT', 'reservation count must be 1..1024');
-    if (dp.revoked?.includes(device)) throw new SignerError('POLICY_DENIED', `device ${device} is revoked on this node`);
+    if (dp.revoked?.includes(device) || (await this.#lcStore.revoked(device))) throw new SignerError('POLICY_DENIED', `device ${device} is revoked on this node`);
     const rec = await this.key(keyId);
-    if (device === this.id || !rec.key.roster.some((r) => r.id === device))
+    // Only a participant every member recorded as a device when the key was made (or reshared).
+    if (device === this.id || !rec.key.roster.some((r) => r.id === device && r.device))
       throw new SignerError('POLICY_DENIED', `${String(device).slice(0, 64)} is not a device of key ${keyId}`);
     const ttl = Math.min(Number.isSafeInteger(ttlMs) && ttlMs > 0 ? ttlMs : dp.maxTtlMs, dp.maxTtlMs);
     const now = this.#clock();
     // Drop this device's expired, unused reservations: they no longer count against its cap.
     let outstanding = 0;
-    for await (const k of this.#store.keys(`nonce/r.${device}.`)) {
+    for await (const k of this.#store.keys(`nonce/r.${deviceSegment(device)}.`)) {
       const id = k.slice('nonce/'.length);
       const st = await this.ledger.status(id);
       if (st.state !== 'fresh') continue;
@@ -523,7 +485,7 @@ export class SignerEngine {
     try {
       const dp = this.#devicePolicy();
       if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
-      if (dp.revoked?.includes(pkg.device)) throw new SignerError('POLICY_DENIED', `device ${pkg.device} is revoked on this node`);
+      if (dp.revoked?.includes(pkg.device) || (await this.#lcStore.revoked(pkg.device))) throw new SignerError('POLICY_DENIED', `device ${pkg.device} is revoked on this node`);
       // A package completes with the share of its own epoch (kept for a while after a refresh).
       const rec = await this.keyAt(keyId, pkg.epoch);
       const mine = pkg.cosigners.filter((c) => c.signer === this.id);
@@ -532,6 +494,8 @@ export class SignerEngine {
       const ledgerId = reservationLedgerId(pkg.device, keyId, res.nonceId);
       const st = await this.ledger.status(ledgerId);
       if (st.state === 'unknown') throw new SignerError('RESERVATION_UNKNOWN', `no reservation ${toHex(res.nonceId)} of ${pkg.device} on this node`);
+      // Reservations exist only for devices of the key; checked again against the key itself.
+      if (!rec.key.roster.some((r) => r.id === pkg.device && r.device)) throw new SignerError('POLICY_DENIED', `${pkg.device.slice(0, 64)} is not a device of key ${keyId}`);
       const own = st.meta ? decodeMessageSafe(st.meta) : undefined;
       if (!own || own.epoch !== pkg.epoch || own.keyId !== keyId || own.device !== pkg.device || !equalBytes(own.hiding, res.hiding) || !equalBytes(own.binding, res.binding) || own.expiresAt !== res.expiresAt)
         throw new SignerError('RESERVATION_INVALID', 'the package does not match the reservation this node issued', [pkg.device]);
@@ -596,9 +560,13 @@ export class SignerEngine {
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** Ledger id of a reservation: per device, so a device's outstanding reservations count by prefix. */
+/**
+ * Ledger id of a reservation: per device, so a device's outstanding reservations count by prefix.
+ * The device id is hex-encoded: no character of an id can act as the separator, so device `a`'s
+ * prefix never covers device `a.b`'s records.
+ */
 function reservationLedgerId(device: string, keyId: string, nonceId: Uint8Array): string {
-  return `r.${device}.${keyId}.${toHex(nonceId)}`;
+  return `r.${deviceSegment(device)}.${keyId}.${toHex(nonceId)}`;
 }
 
 /** The reservation a ledger record carries as its meta (written by this node). */

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * tessera-signer: the signer node daemon. `tessera-signer --config signer.json`.
+ * tessera-signer: the signer node daemon. `tessera-signer --config signer.json`; with `--init`,
+ * it creates (or reads) the node's identity, prints its public keys as JSON and exits.
  * Holds its identity and shares sealed in LevelDB under the KEK, dials the coordinator, serves
  * Prometheus metrics, stops gracefully on SIGTERM/SIGINT.
  */
@@ -38,6 +39,12 @@ async function main(): Promise<void> {
   const kek = loadKek(cfg.kekFile ? { file: cfg.kekFile } : { env: cfg.kekEnv ?? 'TESSERA_KEK' });
   const store = await SealedStore.open(cfg.dataDir, kek);
   const identity = await loadOrCreateIdentity(store, cfg.id);
+  if (args.includes('--init')) {
+    // Creates (or reads) the identity and prints its public keys, to pin in peers' policies.
+    process.stdout.write(JSON.stringify({ id: identity.id, signKey: toHex(identity.public.signKey), encKey: toHex(identity.public.encKey) }) + '\n');
+    await store.close();
+    return;
+  }
   const registry = createRegistry({ participant: cfg.id });
   const signs = new Counter({ name: 'tessera_signer_signatures_total', help: 'signature shares released', labelNames: ['result'], registers: [registry] });
   const refusals = new Counter({ name: 'tessera_signer_refusals_total', help: 'sign requests refused, by code', labelNames: ['code'], registers: [registry] });
@@ -66,6 +73,10 @@ async function main(): Promise<void> {
   const metrics = await startMetricsServer(registry, { host: cfg.metricsHost, port: cfg.metricsPort });
   const link = runLink({ engine, address: cfg.coordinator, credentials: channelCredentials(cfg.tls), metricsUrl: metrics.url, log, onState: (up) => linkUp.set(up ? 1 : 0) });
   log.info({ pid: process.pid, metrics: metrics.url, signKey: toHex(identity.public.signKey) }, 'signer started');
+  // Say at once, on one line each, what this node will refuse and why.
+  const unpinned = SignerEngine.unpinnedReason(cfg.policy);
+  if (unpinned) process.stderr.write(`tessera-signer ${cfg.id}: ${unpinned}\n`);
+  if (!cfg.policy.operators) process.stderr.write(`tessera-signer ${cfg.id}: no operator keys are pinned (policy.operators): this node takes part in no refresh or reshare\n`);
   process.stdout.write(JSON.stringify({ ready: true, id: cfg.id, pid: process.pid, metricsUrl: metrics.url, signKey: toHex(identity.public.signKey) }) + '\n');
   onShutdown(async () => {
     link.stop();

@@ -26,6 +26,16 @@ export interface Policy {
    * a participant of its own into a key's roster.
    */
   readonly peers?: readonly { id: string; publicKey: string }[];
+  /**
+   * Development only: take part in DKG and lifecycle operations without pinned peers (any roster
+   * the coordinator announces). Without it, and without `peers`, the node refuses them.
+   */
+  readonly allowUnpinnedPeers?: boolean;
+  /**
+   * Operator keys (Ed25519, hex) and how many must approve a refresh or reshare (M-of-N). Without
+   * them this node takes part in no refresh or reshare.
+   */
+  readonly operators?: { readonly keys: readonly string[]; readonly approvals: number };
   /** How long the previous epoch's share is kept after a refresh or reshare commits, ms (default 24 h). */
   readonly epochRetentionMs?: number;
   /** Offline co-signing for devices (participants of a key that sign offline against reservations). */

@@ -64,6 +64,10 @@ export const descriptor = {
                 "Reshare": {
                   "requestType": "ReshareRequest",
                   "responseType": "KeyInfo"
+                },
+                "PrepareLifecycle": {
+                  "requestType": "PrepareLifecycleRequest",
+                  "responseType": "PrepareLifecycleResponse"
                 }
               }
             },
@@ -72,6 +76,10 @@ export const descriptor = {
                 "keyId": {
                   "type": "string",
                   "id": 1
+                },
+                "authorisation": {
+                  "type": "bytes",
+                  "id": 2
                 }
               }
             },
@@ -94,6 +102,61 @@ export const descriptor = {
                   "rule": "repeated",
                   "type": "string",
                   "id": 4
+                },
+                "authorisation": {
+                  "type": "bytes",
+                  "id": 5
+                }
+              }
+            },
+            "PrepareLifecycleRequest": {
+              "fields": {
+                "keyId": {
+                  "type": "string",
+                  "id": 1
+                },
+                "operation": {
+                  "type": "string",
+                  "id": 2
+                },
+                "threshold": {
+                  "type": "uint32",
+                  "id": 3
+                },
+                "participants": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 4
+                },
+                "revoke": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 5
+                },
+                "ttlMs": {
+                  "type": "uint64",
+                  "id": 6
+                },
+                "allowThresholdDecrease": {
+                  "type": "bool",
+                  "id": 7
+                },
+                "allowUnpinned": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 8
+                },
+                "anyEpoch": {
+                  "type": "bool",
+                  "id": 9
+                }
+              }
+            },
+            "PrepareLifecycleResponse": {
+              "fields": {
+                "authorisation": {
+                  "type": "bytes",
+                  "id": 1
                 }
               }
             },
@@ -608,6 +671,10 @@ export const descriptor = {
                 "epoch": {
                   "type": "uint64",
                   "id": 7
+                },
+                "authorisation": {
+                  "type": "bytes",
+                  "id": 8
                 }
               }
             },
@@ -900,6 +967,10 @@ export const descriptor = {
                 "body": {
                   "type": "bytes",
                   "id": 6
+                },
+                "clusterId": {
+                  "type": "string",
+                  "id": 7
                 }
               }
             },
@@ -924,6 +995,10 @@ export const descriptor = {
                 "coordinator": {
                   "type": "string",
                   "id": 2
+                },
+                "clusterId": {
+                  "type": "string",
+                  "id": 3
                 }
               }
             },
@@ -1042,7 +1117,9 @@ export const descriptor = {
                 "PAYLOAD_KIND_COSIGN_REQUEST": 21,
                 "PAYLOAD_KIND_REFRESH_ROUND1": 30,
                 "PAYLOAD_KIND_RESHARE_ROUND1": 31,
-                "PAYLOAD_KIND_LIFECYCLE_CONFIRM": 32
+                "PAYLOAD_KIND_LIFECYCLE_CONFIRM": 32,
+                "PAYLOAD_KIND_LIFECYCLE_ACTIVATED": 33,
+                "PAYLOAD_KIND_OPERATOR_APPROVAL": 40
               }
             },
             "Header": {
@@ -1094,6 +1171,10 @@ export const descriptor = {
                 "encKey": {
                   "type": "bytes",
                   "id": 3
+                },
+                "device": {
+                  "type": "bool",
+                  "id": 4
                 }
               }
             },
@@ -1641,6 +1722,136 @@ export const descriptor = {
                   "id": 5
                 },
                 "keyDigest": {
+                  "type": "bytes",
+                  "id": 6
+                }
+              }
+            },
+            "LifecycleAuthorisation": {
+              "fields": {
+                "version": {
+                  "type": "uint32",
+                  "id": 1
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 2
+                },
+                "operation": {
+                  "type": "string",
+                  "id": 3
+                },
+                "fromEpoch": {
+                  "type": "uint64",
+                  "id": 4
+                },
+                "anyEpoch": {
+                  "type": "bool",
+                  "id": 5
+                },
+                "newThreshold": {
+                  "type": "uint32",
+                  "id": 6
+                },
+                "newParticipants": {
+                  "rule": "repeated",
+                  "type": "ParticipantInfo",
+                  "id": 7
+                },
+                "allowThresholdDecrease": {
+                  "type": "bool",
+                  "id": 8
+                },
+                "allowUnpinned": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 9
+                },
+                "revoke": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 10
+                },
+                "notAfter": {
+                  "type": "uint64",
+                  "id": 11
+                },
+                "nonce": {
+                  "type": "bytes",
+                  "id": 12
+                }
+              }
+            },
+            "ApprovedAuthorisation": {
+              "fields": {
+                "authorisation": {
+                  "type": "bytes",
+                  "id": 1
+                },
+                "approvals": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 2
+                }
+              }
+            },
+            "PendingLifecycle": {
+              "fields": {
+                "kind": {
+                  "type": "string",
+                  "id": 1
+                },
+                "sessionHash": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "transcriptHash": {
+                  "type": "bytes",
+                  "id": 3
+                },
+                "keyRecord": {
+                  "type": "bytes",
+                  "id": 4
+                },
+                "required": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 5
+                },
+                "revoke": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 6
+                },
+                "shareRecord": {
+                  "type": "bytes",
+                  "id": 7
+                }
+              }
+            },
+            "LifecycleOutcome": {
+              "fields": {
+                "epoch": {
+                  "type": "uint64",
+                  "id": 1
+                },
+                "activatedAt": {
+                  "type": "uint64",
+                  "id": 2
+                },
+                "left": {
+                  "type": "bool",
+                  "id": 3
+                },
+                "retired": {
+                  "type": "bool",
+                  "id": 4
+                },
+                "keyRecord": {
+                  "type": "bytes",
+                  "id": 5
+                },
+                "transcriptHash": {
                   "type": "bytes",
                   "id": 6
                 }

@@ -36,12 +36,26 @@ export interface LinkTask {
 export interface LifecycleTask {
   kind: 'refresh' | 'reshare' | string;
   keyId: string;
+  /** A {@link LifecycleStep}. */
   step: number;
   params: Uint8Array;
+  /** Contribute: none. Apply: the round-1 contributions. Commit: the confirmations. Retire: the activation acknowledgements. */
   envelopes: Uint8Array[];
   oldKeyRecord: Uint8Array;
   epoch: number;
+  /** An encoded `ApprovedAuthorisation` (contribute and apply). */
+  authorisation?: Uint8Array;
 }
+
+/**
+ * The steps of a refresh or reshare, as numbered on the wire. A participant's answers:
+ * CONTRIBUTE → its round-1 envelope; APPLY → its signed confirmation (the new share stays
+ * pending); COMMIT (with the confirmations) → its activation acknowledgement; ABORT → ok (drops
+ * pending shares, never an active one); RETIRE (with activation acknowledgements) → ok (the
+ * previous epoch may go once the retention time has passed).
+ */
+export const LifecycleStep = { CONTRIBUTE: 1, APPLY: 2, COMMIT: 3, ABORT: 4, RETIRE: 5 } as const;
+export type LifecycleStep = (typeof LifecycleStep)[keyof typeof LifecycleStep];
 
 export interface LinkResult {
   taskId: number;

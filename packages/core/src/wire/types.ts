@@ -24,12 +24,16 @@ export const PayloadKind = {
   RESHARE_ROUND1: 31,
   /** Refresh/reshare confirmation (`LifecycleConfirm`). */
   LIFECYCLE_CONFIRM: 32,
+  /** Refresh/reshare: the sender activated the new epoch (`LifecycleConfirm`). */
+  LIFECYCLE_ACTIVATED: 33,
+  /** An operator's approval of a `LifecycleAuthorisation` (the payload is its exact bytes). */
+  OPERATOR_APPROVAL: 40,
 } as const;
 export type PayloadKind = (typeof PayloadKind)[keyof typeof PayloadKind];
 
 export interface WireHeader { version: number; suite: number }
 export interface WireEnvelope { version: number; kind: number; sender: Uint8Array; payload: Uint8Array; signature: Uint8Array }
-export interface WireParticipantInfo { id: string; signKey: Uint8Array; encKey: Uint8Array }
+export interface WireParticipantInfo { id: string; signKey: Uint8Array; encKey: Uint8Array; device?: boolean }
 export interface WireDkgParams { header: WireHeader; sessionId: Uint8Array; threshold: number; participants: WireParticipantInfo[] }
 export interface WireDkgRound1 { header: WireHeader; sessionHash: Uint8Array; identifier: Uint8Array; commitment: Uint8Array[]; proofOfKnowledge: Uint8Array }
 export interface WireSealedShare { recipient: Uint8Array; enc: Uint8Array; ciphertext: Uint8Array }
@@ -45,6 +49,10 @@ export interface WireSignatureShare { header: WireHeader; sessionId: Uint8Array;
 export interface WireRefreshParams { header: WireHeader; sessionId: Uint8Array; keyId: string; fromEpoch: number; keyDigest: Uint8Array; contributors: string[] }
 export interface WireReshareParams { header: WireHeader; sessionId: Uint8Array; keyId: string; fromEpoch: number; keyDigest: Uint8Array; contributors: string[]; newThreshold: number; newParticipants: WireParticipantInfo[] }
 export interface WireLifecycleRound1 { header: WireHeader; sessionHash: Uint8Array; identifier: Uint8Array; commitments: Uint8Array[]; shares: WireSealedShare[] }
+export interface WireLifecycleAuthorisation { version: number; keyId: string; operation: string; fromEpoch: number; anyEpoch: boolean; newThreshold: number; newParticipants: WireParticipantInfo[]; allowThresholdDecrease: boolean; allowUnpinned: string[]; revoke: string[]; notAfter: number; nonce: Uint8Array }
+export interface WirePendingLifecycle { kind: string; sessionHash: Uint8Array; transcriptHash: Uint8Array; keyRecord: Uint8Array; required: string[]; revoke: string[]; shareRecord: Uint8Array }
+export interface WireLifecycleOutcome { epoch: number; activatedAt: number; left: boolean; retired: boolean; keyRecord: Uint8Array; transcriptHash: Uint8Array }
+export interface WireApprovedAuthorisation { authorisation: Uint8Array; approvals: Uint8Array[] }
 export interface WireLifecycleConfirm { header: WireHeader; sessionHash: Uint8Array; identifier: Uint8Array; epoch: number; transcriptHash: Uint8Array; keyDigest: Uint8Array }
 
 export interface WireKeyShareRecord { header: WireHeader; keyId: string; epoch: number; threshold: number; participants: WireParticipantInfo[]; public: WireKeyPublic; identifier: Uint8Array; signingShare: Uint8Array; transcriptHash: Uint8Array; createdAt: number }
@@ -57,12 +65,12 @@ export interface WireReservedCommitment { signer: string; nonceId: Uint8Array; h
 export interface WireOfflinePackage { header: WireHeader; keyId: string; epoch: number; device: string; message: Uint8Array; hiding: Uint8Array; binding: Uint8Array; share: Uint8Array; cosigners: WireReservedCommitment[]; createdAt: number }
 export interface WireCosignRequest { header: WireHeader; keyId: string; epoch: number; device: string; message: Uint8Array; hiding: Uint8Array; binding: Uint8Array; requestId: Uint8Array }
 export interface WireCosignResponse { header: WireHeader; requestDigest: Uint8Array; device: string; hiding: Uint8Array; binding: Uint8Array; share: Uint8Array }
-export interface WireDeviceCall { version: number; device: string; op: string; issuedAt: number; nonce: Uint8Array; body: Uint8Array }
+export interface WireDeviceCall { version: number; device: string; op: string; issuedAt: number; nonce: Uint8Array; body: Uint8Array; clusterId: string }
 export interface WireErrorDetail { code: string; message: string; culprits: string[] }
 
 export interface WireKeyInfo { keyId: string; suite: number; threshold: number; participants: string[]; publicKey: Uint8Array; epoch: number; createdAt: number }
 export interface WireDeviceEnrol { token: string; participant: WireParticipantInfo }
-export interface WireDeviceEnrolled { device: string; coordinator: string }
+export interface WireDeviceEnrolled { device: string; coordinator: string; clusterId: string }
 export interface WireDevicePoll { results: Record<string, unknown>[]; waitMs: number; keys: string[]; pending: number; bye?: boolean }
 export interface WireDeviceTasks { tasks: Record<string, unknown>[] }
 export interface WireDeviceReserve { keyId: string; count: number; cosigners: string[]; ttlMs: number }
@@ -113,5 +121,9 @@ export interface WireTypes {
   ReshareParams: WireReshareParams;
   LifecycleRound1: WireLifecycleRound1;
   LifecycleConfirm: WireLifecycleConfirm;
+  LifecycleAuthorisation: WireLifecycleAuthorisation;
+  ApprovedAuthorisation: WireApprovedAuthorisation;
+  PendingLifecycle: WirePendingLifecycle;
+  LifecycleOutcome: WireLifecycleOutcome;
 }
 export type MessageName = keyof WireTypes;
