@@ -3,7 +3,8 @@
 # ledger fsyncs before a share is released), iproute2 (network-namespace tests) and chromium
 # (browser tests in test/browser, driven by playwright-core; `npx playwright install` needs
 # internet access CI does not have, so we use Debian's build at /usr/bin/chromium).
-# Idempotent; needs root (CI runs as root).
+# Idempotent; needs root (CI runs as root). `npm test` runs it first (pretest): with everything
+# present it returns at once; otherwise it installs as root, or says in one line what to run.
 set -euo pipefail
 need=()
 command -v strace >/dev/null 2>&1 || need+=(strace)
@@ -11,7 +12,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
-  echo "test-deps: need root to install: ${need[*]}" >&2
+  echo "test-deps: the tests need ${need[*]}: run \`sudo bash scripts/test-deps.sh\` (or apt-get install ${need[*]}) once, then npm test" >&2
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive

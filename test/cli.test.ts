@@ -22,7 +22,15 @@ const events: string[] = [];
 
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args, '--dir', dir], { encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
+  return { code: r.status, out: r.stdout, err: errorLine(r.stderr) };
+}
+
+/** With --json an error is `{"error":{code,message,culprits}}` on stderr (checked below): as "message [CODE]" here. */
+function errorLine(stderr: string): string {
+  if (!stderr.startsWith('{')) return stderr;
+  const e = (JSON.parse(stderr) as { error: { code: string; message: string; culprits: string[] } }).error;
+  expect(Object.keys(e).sort()).toEqual(['code', 'culprits', 'message']);
+  return `${e.message} [${e.code}]`;
 }
 
 beforeAll(async () => {

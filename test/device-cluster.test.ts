@@ -39,7 +39,17 @@ function cli<T = Record<string, unknown>>(...args: string[]): { code: number | n
   } catch {
     /* error output is on stderr */
   }
-  return { code: r.status, json, err: r.stderr };
+  return { code: r.status, json, err: errorLine(r.stderr) };
+}
+
+/** With --json an error is `{"error":{code,message,culprits}}` on stderr: as "message [CODE]" for the assertions. */
+function errorLine(stderr: string): string {
+  try {
+    const e = (JSON.parse(stderr) as { error: { code: string; message: string } }).error;
+    return `${e.message} [${e.code}]`;
+  } catch {
+    return stderr;
+  }
 }
 
 function ok<T = Record<string, unknown>>(...args: string[]): T {

@@ -313,6 +313,16 @@ describe('reshare and device replacement', () => {
   });
 });
 
+describe('device keygen', () => {
+  it('without naming participants, the key is the device and every connected signer node', async () => {
+    const c = await cluster(3);
+    const phone = await device(c, 'phone-default');
+    const k = await phone.keygen(c.url, { suite: 'ed25519', threshold: 2 });
+    expect(k.participants).toEqual(['phone-default', 'signer-1', 'signer-2', 'signer-3']);
+    expect(c.coordinator.key(k.keyId).key.roster.filter((r) => r.device).map((r) => r.id)).toEqual(['phone-default']);
+  });
+});
+
 describe('a device asked to contribute to a reshare', () => {
   it('refuses without pinned operators (POLICY_DENIED, nothing changes); with the operators pinned it checks their approval and contributes', async () => {
     const c = await cluster(3);

@@ -1,6 +1,12 @@
 #!/usr/bin/env node
-/** The `tessera` command. Errors are one line on stderr and a non-zero exit code. */
-import { Argument, Command, Option } from 'commander';
+/**
+ * The `tessera` command. Errors are one line on stderr (with `--json`, `{"error":{"code",
+ * "message","culprits"}}`) and an exit code: 2 for a usage error (unknown option, missing or
+ * malformed argument), 1 for anything else (see README, "Exit codes").
+ */
+import { readFileSync } from 'node:fs';
+import { Argument, Command, CommanderError, Option } from 'commander';
+import { int, list } from './args.js';
 import { SUITE_IDS, fromHex, getSuite, utf8ToBytes, type SuiteId } from '@tessera/core';
 import { printDemo, runDemo } from './demo.js';
 import { openClient, resolveDir, type Client } from './client.js';
@@ -10,7 +16,10 @@ import { startDev } from './dev.js';
 import { registerDeviceCommands } from './device.js';
 import { approve, authorisationFor, createOperator, devOperatorFiles, prepare, readRequest, writeRequest } from './operators.js';
 
-const program = new Command('tessera').description('Tessera threshold-signing cluster').showHelpAfterError();
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const program = new Command('tessera').description('Tessera threshold-signing cluster').version(VERSION, '-V, --version', 'print the version')
+  .exitOverride().configureOutput({ outputError: () => {} });
+
 
 function out(json: boolean, value: unknown, human: () => string): void {
   process.stdout.write((json ? JSON.stringify(value) : human()) + '\n');
@@ -25,7 +34,6 @@ async function withClient<T>(dir: string | undefined, fn: (c: Client) => Promise
   }
 }
 
-const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
 
 program.command('demo').description('run DKG, sign and verify in one process (no cluster)')
   .addOption(new Option('--suite <suite>').choices([...SUITE_IDS]).default('ed25519')).option('--json', 'JSON output')
@@ -38,7 +46,7 @@ program.command('demo').description('run DKG, sign and verify in one process (no
 
 program.command('keygen').description('create a key by DKG among signer nodes')
   .addOption(new Option('--suite <suite>').choices([...SUITE_IDS]).default('ed25519'))
-  .requiredOption('--threshold <t>', 'signers needed', (v) => parseInt(v, 10))
+  .requiredOption('--threshold <t>', 'signers needed', int)
   .option('--participants <ids>', 'comma-separated participant ids (default: all connected)', list)
   .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
   .action(async (o: { suite: string; threshold: number; participants?: string[]; dir?: string; json?: boolean }) => {
@@ -68,7 +76,7 @@ approveOpts(program.command('refresh').description('proactive refresh: every sha
   });
 
 approveOpts(program.command('reshare').description('move a key to a new threshold and/or set of participants; the public key does not change')
-  .requiredOption('--key <id>', 'key id').requiredOption('--threshold <t>', 'new threshold', (v) => parseInt(v, 10)).requiredOption('--participants <ids>', 'new participants (linked), comma-separated', list)
+  .requiredOption('--key <id>', 'key id').requiredOption('--threshold <t>', 'new threshold', int).requiredOption('--participants <ids>', 'new participants (linked), comma-separated', list)
   .option('--allow-threshold-decrease', 'the operators allow a threshold below the current one').option('--allow-unpinned <ids>', 'new participants the signers have not pinned, vouched for by the operators', list)
   .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output'))
   .action(async (o: { key: string; threshold: number; participants: string[]; allowThresholdDecrease?: boolean; allowUnpinned?: string[]; approveWith?: string[]; authorisation?: string; dir?: string; json?: boolean }) => {
@@ -82,8 +90,8 @@ approveOpts(program.command('reshare').description('move a key to a new threshol
 program.command('authorise').description('write the authorisation request for a refresh or reshare, for operators to check and approve (`tessera approve`)')
   .addArgument(new Argument('<operation>').choices(['refresh', 'reshare']))
   .requiredOption('--key <id>', 'key id ("*" with --any-epoch: every key, for scheduled refreshes)').requiredOption('--out <file>', 'request file to write')
-  .option('--threshold <t>', 'reshare: new threshold', (v) => parseInt(v, 10)).option('--participants <ids>', 'reshare: new participants', list)
-  .option('--revoke <ids>', 'devices the operation revokes', list).option('--ttl <seconds>', 'valid for (default 3600)', (v) => parseInt(v, 10))
+  .option('--threshold <t>', 'reshare: new threshold', int).option('--participants <ids>', 'reshare: new participants', list)
+  .option('--revoke <ids>', 'devices the operation revokes', list).option('--ttl <seconds>', 'valid for (default 3600)', int)
   .option('--allow-threshold-decrease', 'allow a threshold below the current one').option('--allow-unpinned <ids>', 'new participants the signers have not pinned', list)
   .option('--any-epoch', 'refresh: a standing authorisation for scheduled refreshes').option('--approve-with <files>', 'operator key files approving it now', list)
   .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
@@ -154,8 +162,8 @@ program.command('certs').description('create a dev certificate authority and cer
   });
 
 program.command('dev').description('run an embedded dev cluster (coordinator + signer processes) and keep serving')
-  .option('--dir <dir>', 'data directory', '.tessera').option('--signers <n>', 'signer processes', (v) => parseInt(v, 10), 3)
-  .option('--port <port>', 'coordinator port', (v) => parseInt(v, 10), 7400).option('--gateway-port <port>', 'device gateway port (HTTP, loopback)', (v) => parseInt(v, 10), 7480).option('--no-prove', 'skip the keygen/sign/verify proof').option('--json', 'JSON lines output')
+  .option('--dir <dir>', 'data directory', '.tessera').option('--signers <n>', 'signer processes', int, 3)
+  .option('--port <port>', 'coordinator port', int, 7400).option('--gateway-port <port>', 'device gateway port (HTTP, loopback)', int, 7480).option('--no-prove', 'skip the keygen/sign/verify proof').option('--json', 'JSON lines output')
   .action(async (o: { dir: string; signers: number; port: number; gatewayPort: number; prove: boolean; json?: boolean }) => {
     const say = (s: string) => process.stdout.write((o.json ? JSON.stringify({ event: s }) : `tessera dev: ${s}`) + '\n');
     const dev = await startDev({ dir: o.dir, signers: o.signers, port: o.port, gatewayPort: o.gatewayPort, onLine: say });
@@ -194,7 +202,13 @@ program.command('dev').description('run an embedded dev cluster (coordinator + s
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {
-  const code = (e as { code?: string }).code;
-  process.stderr.write(`tessera: ${(e as Error).message}${code && code !== 'INTERNAL' ? ` [${code}]` : ''}\n`);
-  process.exit(1);
+  // Help and --version exit 0 through the same path.
+  if (e instanceof CommanderError && (e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version')) process.exit(0);
+  const usage = e instanceof CommanderError;
+  const code = usage ? 'USAGE' : ((e as { code?: string }).code ?? 'INTERNAL');
+  const message = (usage ? e.message.replace(/^error: /, '') : (e as Error).message) || 'internal error';
+  const culprits = [...((e as { culprits?: readonly string[] }).culprits ?? [])];
+  if (process.argv.includes('--json')) process.stderr.write(JSON.stringify({ error: { code, message, culprits } }) + '\n');
+  else process.stderr.write(`tessera: ${message}${code !== 'INTERNAL' ? ` [${code}]` : ''}${usage ? ' (see tessera --help)' : ''}\n`);
+  process.exit(usage ? 2 : 1);
 });

@@ -56,7 +56,21 @@ export function openClient(dirOpt?: string): Client {
     dir,
     file,
     requester,
-    call: (method, req, deadlineMs = 60_000) => unary(client as grpc.Client, method, req, { deadlineMs }),
+    call: <Res,>(method: string, req: unknown, deadlineMs = 60_000) =>
+      unary<unknown, Res>(client as grpc.Client, method, req, { deadlineMs }).catch((e: unknown): never => {
+        throw unreachable(e, file.coordinator, dir) ?? e;
+      }),
     close: () => client.close(),
   };
+}
+
+/**
+ * A transport failure (nothing answered, as opposed to a coordinator's typed refusal) as one line
+ * that says which address and what to check; undefined for any other error.
+ */
+function unreachable(e: unknown, address: string, dir: string): CliError | undefined {
+  const err = e as { status?: number; message?: string; culprits?: readonly string[] };
+  const transport = /No connection established|ECONNREFUSED|failed to connect|Name resolution failed|connect ETIMEDOUT|Deadline exceeded/i;
+  if ((err.status !== grpc.status.UNAVAILABLE && err.status !== grpc.status.DEADLINE_EXCEEDED) || !transport.test(err.message ?? '')) return undefined;
+  return new CliError('UNAVAILABLE', `cannot reach the coordinator at ${address}: is the cluster running (\`npm start\` or \`tessera dev\`)? Check the address in ${join(dir, 'client.json')} or pass --dir`);
 }

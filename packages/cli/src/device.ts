@@ -13,14 +13,9 @@ import { Device, backupFromText, backupToText, checkPackage, combineBackup, spli
 import { authorisationFor } from './operators.js';
 import { CliError, resolveDir, type Client } from './client.js';
 import { keys, lifecycle } from './commands.js';
+import { int, list } from './args.js';
 
 type Out = (json: boolean, value: unknown, human: () => string) => void;
-const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n)) throw new CliError('INVALID_ARGUMENT', `not an integer: ${v}`);
-  return n;
-};
 
 function storageKey(deviceDir: string, create: boolean): Uint8Array {
   const f = join(deviceDir, 'storage.key');

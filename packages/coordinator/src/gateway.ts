@@ -330,7 +330,9 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
         if (kr !== 'ok') throw limited(kr, keygenBuckets, info.id, 'device (key generations)');
         const suite = suiteByWireId(k.suite);
         if (!suite) throw new GatewayError('INVALID_ARGUMENT', `unknown suite number ${k.suite}`);
-        const participants = [...new Set([info.id, ...k.participants])];
+        // No participants named: the device and every connected signer node (as the CLI's help says).
+        const others = k.participants.length ? k.participants : coordinator.connected().filter((id) => !coordinator.device(id));
+        const participants = [...new Set([info.id, ...others])];
         return encodeMessage('KeyInfo', keyInfoWire(await coordinator.keygen({ suite: suite.id, threshold: k.threshold, participants })));
       }
       case 'reserve': {

@@ -5,7 +5,7 @@
  */
 import { encodeApproved, fromHex } from '@tessera/core';
 import { SealedStore, loadKek } from '@tessera/store';
-import { createLogger, createRegistry, loadConfig, onShutdown, serverCredentials, startMetricsServer } from '@tessera/runtime';
+import { parseDaemonArgs, createLogger, createRegistry, loadConfig, onShutdown, serverCredentials, startMetricsServer } from '@tessera/runtime';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { CoordinatorConfigSchema } from './config.js';
 import { Coordinator } from './coordinator.js';
@@ -20,10 +20,11 @@ function readApprovedFile(file: string): Uint8Array {
   return encodeApproved(fromHex(j.authorisation), j.approvals.map((a) => fromHex(String(a))));
 }
 
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const file = args[args.indexOf('--config') + 1];
-  const cfg = loadConfig(CoordinatorConfigSchema, { ...(args.includes('--config') && file ? { file } : {}), envPrefix: 'TESSERA_COORDINATOR_' });
+  const args = parseDaemonArgs({ name: 'tessera-coordinator', description: 'The Tessera coordinator: runs DKG, signing and lifecycle sessions and the device gateway.', version: VERSION, envPrefix: 'TESSERA_COORDINATOR_', flags: [] });
+  const cfg = loadConfig(CoordinatorConfigSchema, { ...(args.config ? { file: args.config } : {}), envPrefix: 'TESSERA_COORDINATOR_' });
   const log = createLogger('coordinator');
   const kek = loadKek(cfg.kekFile ? { file: cfg.kekFile } : { env: cfg.kekEnv ?? 'TESSERA_KEK' });
   const store = await SealedStore.open(cfg.dataDir, kek);

@@ -9,3 +9,4 @@ export * from './metrics.js';
 export * from './log.js';
 export * from './config.js';
 export * from './process.js';
+export * from './args.js';

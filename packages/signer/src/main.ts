@@ -7,12 +7,13 @@
  */
 import { ParticipantIdentity, decodeIdentityRecord, encodeIdentityRecord, toHex } from '@tessera/core';
 import { SealedStore, loadKek, type SealedKV } from '@tessera/store';
-import { channelCredentials, createLogger, createRegistry, loadConfig, onShutdown, startMetricsServer } from '@tessera/runtime';
+import { parseDaemonArgs, channelCredentials, createLogger, createRegistry, loadConfig, onShutdown, startMetricsServer } from '@tessera/runtime';
 import { Counter, Gauge } from 'prom-client';
 import { SignerConfigSchema } from './config.js';
 import { SignerEngine } from './engine.js';
 import { SpentJournal } from './spent.js';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { runLink } from './link.js';
 
 /** Loads the node's identity from its store, creating it on first start. */
@@ -31,15 +32,16 @@ export async function loadOrCreateIdentity(store: SealedKV, id: string): Promise
   return identity;
 }
 
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const file = args[args.indexOf('--config') + 1];
-  const cfg = loadConfig(SignerConfigSchema, { ...(args.includes('--config') && file ? { file } : {}), envPrefix: 'TESSERA_SIGNER_' });
+  const args = parseDaemonArgs({ name: 'tessera-signer', description: 'The Tessera signer node: holds its shares sealed in LevelDB and dials the coordinator.', version: VERSION, envPrefix: 'TESSERA_SIGNER_', flags: [{ flag: '--init', help: 'create (or read) the node identity, print its public keys as JSON and exit' }] });
+  const cfg = loadConfig(SignerConfigSchema, { ...(args.config ? { file: args.config } : {}), envPrefix: 'TESSERA_SIGNER_' });
   const log = createLogger(`signer`).child({ participant: cfg.id });
   const kek = loadKek(cfg.kekFile ? { file: cfg.kekFile } : { env: cfg.kekEnv ?? 'TESSERA_KEK' });
   const store = await SealedStore.open(cfg.dataDir, kek);
   const identity = await loadOrCreateIdentity(store, cfg.id);
-  if (args.includes('--init')) {
+  if (args.init) {
     // Creates (or reads) the identity and prints its public keys, to pin in peers' policies.
     process.stdout.write(JSON.stringify({ id: identity.id, signKey: toHex(identity.public.signKey), encKey: toHex(identity.public.encKey) }) + '\n');
     await store.close();
