@@ -99,7 +99,7 @@ type Deliver = (task: Omit<LinkTask, 'taskId'>) => Omit<LinkTask, 'taskId'>;
 async function cluster(n: number, opts: { peers?: boolean; extra?: string[] } = {}) {
   const ids = [...Array.from({ length: n }, (_, i) => `signer-${i + 1}`), ...(opts.extra ?? [])];
   const identities = ids.map((id) => ParticipantIdentity.generate(id));
-  const known = identities.slice(0, n).map((i) => ({ id: i.id, publicKey: toHex(i.public.signKey) }));
+  const known = identities.slice(0, n).map((i) => ({ id: i.id, publicKey: toHex(i.public.signKey), encKey: toHex(i.public.encKey) }));
   const signers: SignerEngine[] = [];
   for (const [i, identity] of identities.entries()) {
     signers.push(new SignerEngine({

@@ -25,8 +25,8 @@ export function reshareAuthorisation(coordinator: Coordinator, keyId: string, re
 }
 
 /** `policy.peers` of `me`: every other identity, pinned by id and key. */
-export function peersOf(me: string, all: readonly ParticipantIdentity[]): { id: string; publicKey: string }[] {
-  return all.filter((p) => p.id !== me).map((p) => ({ id: p.id, publicKey: toHex(p.public.signKey) }));
+export function peersOf(me: string, all: readonly ParticipantIdentity[]): { id: string; publicKey: string; encKey: string }[] {
+  return all.filter((p) => p.id !== me).map((p) => ({ id: p.id, publicKey: toHex(p.public.signKey), encKey: toHex(p.public.encKey) }));
 }
 
 /** An approved authorisation prepared over the API (`PrepareLifecycle`), as the CLI does. */

@@ -112,7 +112,7 @@ describe('engines: DKG outcome', () => {
 describe('engines: DKG roster allowlist', () => {
   it('a signer with a peer list refuses a DKG roster that contains a participant it does not know', async () => {
     const c = await cluster(3);
-    const known = c.signers.slice(0, 2).map((s) => ({ id: s.id, publicKey: toHex(s.identity.public.signKey) }));
+    const known = c.signers.slice(0, 2).map((s) => ({ id: s.id, publicKey: toHex(s.identity.public.signKey), encKey: toHex(s.identity.public.encKey) }));
     const strict = new SignerEngine({ identity: c.signers[0]!.identity, store: await openStore(), policy: { allowKeygen: true, requesters: [], peers: known } });
     const handle = c.coordinator.participant('signer-1')!;
     c.coordinator.register({ ...handle, call: (task) => strict.handle({ ...task, taskId: 1 }) });

@@ -195,7 +195,7 @@ beforeAll(async () => {
         { id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] },
         { id: 'other-app', publicKey: toHex(otherRequester.public.signKey), keys: [OTHER_KEY_ID] },
       ],
-      peers: [s2, s3].map((e) => ({ id: e.id, publicKey: toHex(e.identity.public.signKey) })),
+      peers: [s2, s3].map((e) => ({ id: e.id, publicKey: toHex(e.identity.public.signKey), encKey: toHex(e.identity.public.encKey) })),
     },
   }));
   proc = startProcess(SIGNER_BIN, cfgFile);

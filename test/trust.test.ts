@@ -66,13 +66,14 @@ const cfgs = new Map<string, { dataDir: string; kekFile: string }>();
 const info = new Map<string, ParticipantPublic>();
 let keyA: KeyRecord; // signer-1..3, 2-of-3
 let keyB: KeyRecord; // signer-1, phone, phone.b (devices), 2-of-3
+let keyC: KeyRecord; // signer-1..3, 2-of-3: the split-commit attack
 let unpinnedStderr = '';
 
 /** Identity of a signer's store (`tessera-signer --init`), created before it first starts. */
-function initIdentity(cfgFile: string): { id: string; signKey: string } {
+function initIdentity(cfgFile: string): { id: string; signKey: string; encKey: string } {
   const r = spawnSync(process.execPath, [SIGNER_BIN, '--config', cfgFile, '--init'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`--init failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as { id: string; signKey: string };
+  return JSON.parse(r.stdout) as { id: string; signKey: string; encKey: string };
 }
 
 const approvedBy = (auth: Uint8Array, by: ParticipantIdentity[]) => encodeApproved(auth, by.map((o) => approveAuthorisation(o, auth)));
@@ -113,26 +114,27 @@ async function relayDkg(real: string[], local: ParticipantIdentity[], threshold:
   return decodeKeyRecord(done?.dkgDone?.keyRecord as Uint8Array);
 }
 
-/** Signs `message` with key A through signer-1 and signer-2 at `epoch` and checks the plain verifier. */
-async function signsAt(epoch: number, message = new Uint8Array(randomBytes(32))): Promise<void> {
+/** Signs a message with `key` (default key A) through `signers` at `epoch` and checks the plain verifier. */
+async function signsAt(epoch: number, key: KeyRecord = keyA, signers = ['signer-1', 'signer-2']): Promise<void> {
+  const message = new Uint8Array(randomBytes(32));
   const commitments: RequestCommitment[] = [];
-  for (const id of ['signer-1', 'signer-2']) {
-    const r = await send(id, { commit: { keyId: keyA.keyId, count: 1 } });
+  for (const id of signers) {
+    const r = await send(id, { commit: { keyId: key.keyId, count: 1 } });
     expect(r.body, JSON.stringify(r.error)).toBe('commitments');
     const d = decodeCommitment(suite, openEnvelope(r.commitments!.envelopes[0]!, PayloadKind.SIGNING_COMMITMENT).payload);
     commitments.push({ ...d.commitment, nonceId: d.nonceId });
   }
-  const intent = createSignIntent(requester, { suite, keyId: keyA.keyId, message, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 60_000 });
-  const request = encodeSignRequest({ suite, sessionId: new Uint8Array(randomBytes(16)), keyId: keyA.keyId, epoch, intent, commitments });
+  const intent = createSignIntent(requester, { suite, keyId: key.keyId, message, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 60_000 });
+  const request = encodeSignRequest({ suite, sessionId: new Uint8Array(randomBytes(16)), keyId: key.keyId, epoch, intent, commitments });
   const shares = new Map<string, Uint8Array>();
-  for (const id of ['signer-1', 'signer-2']) {
+  for (const id of signers) {
     const r = await send(id, { sign: request });
     expect(r.body, JSON.stringify(r.error)).toBe('envelope');
     shares.set(id, decodeSignatureShare(suite, openEnvelope(r.envelope!, PayloadKind.SIGNATURE_SHARE).payload).share);
   }
   // The verifying shares change with the epoch; the session only needs them to blame, the group key never changes.
-  const signature = new SigningSession(keyA.key, message, commitments).aggregate(shares);
-  expect(suite.verify(signature, message, groupPublicKey(keyA.key))).toBe(true);
+  const signature = new SigningSession(key.key, message, commitments).aggregate(shares);
+  expect(suite.verify(signature, message, groupPublicKey(key.key))).toBe(true);
 }
 
 beforeAll(async () => {
@@ -153,13 +155,14 @@ beforeAll(async () => {
   // Identities first (as `tessera dev` does), then every signer pins the others.
   const keys = SIGNERS.map((id) => initIdentity(write(id, base)));
   for (const id of SIGNERS) {
-    const f = write(id, { ...base, peers: keys.filter((k) => k.id !== id).map((k) => ({ id: k.id, publicKey: k.signKey })) });
+    const f = write(id, { ...base, peers: keys.filter((k) => k.id !== id).map((k) => ({ id: k.id, publicKey: k.signKey, encKey: k.encKey })) });
     procs.set(id, startProcess(SIGNER_BIN, f));
   }
   await Promise.all([...procs.values()].map((p) => p.ready));
   for (const id of SIGNERS) info.set(id, { id, signKey: (await hostile.linked(id)).participant.signKey, encKey: (await hostile.linked(id)).participant.encKey });
   keyA = await relayDkg([...SIGNERS], [], 2);
   keyB = await relayDkg(['signer-1'], [phone, phoneB], 2);
+  keyC = await relayDkg([...SIGNERS], [], 2);
 
   // A node started as an operator might forget to: no peers pinned.
   const p4 = startProcess(SIGNER_BIN, write('signer-4', base));
@@ -189,7 +192,11 @@ describe('no single party can steal or destroy a key (real signer processes, hos
 
   it('key theft by reshare: a reshare to the coordinator\'s own identities is refused by every contributor, whatever authorisation it forges or replays', async () => {
     const params = encodeReshareParams({ suite, sessionId: new Uint8Array(randomBytes(32)), keyId: keyA.keyId, fromEpoch: 0, oldKey: keyA.key, contributors: ['signer-1', 'signer-2'], newThreshold: 2, newParticipants: [evil1.public, evil2.public] });
-    const task = (authorisation: Uint8Array) => ({ lifecycle: { kind: 'reshare', keyId: keyA.keyId, step: 1, params, envelopes: [], oldKeyRecord: new Uint8Array(0), epoch: 1, authorisation } });
+    const taskFor = (p: Uint8Array, authorisation: Uint8Array) => ({ lifecycle: { kind: 'reshare', keyId: keyA.keyId, step: 1, params: p, envelopes: [], oldKeyRecord: new Uint8Array(0), epoch: 1, authorisation } });
+    const task = (authorisation: Uint8Array) => taskFor(params, authorisation);
+    const swapped = SIGNERS.map((id, i) => (i === 0 ? info.get(id)! : { ...info.get(id)!, encKey: (i === 1 ? evil1 : evil2).public.encKey }));
+    const swapParams = encodeReshareParams({ suite, sessionId: new Uint8Array(randomBytes(32)), keyId: keyA.keyId, fromEpoch: 0, oldKey: keyA.key, contributors: ['signer-1', 'signer-2'], newThreshold: 2, newParticipants: swapped });
+    const swapAuth = encodeAuthorisation({ keyId: keyA.keyId, operation: 'reshare', fromEpoch: 0, anyEpoch: false, newThreshold: 2, newParticipants: swapped, allowThresholdDecrease: false, allowUnpinned: [], revoke: [], notAfter: Date.now() + 600_000 });
     const evilRoster = encodeAuthorisation({ keyId: keyA.keyId, operation: 'reshare', fromEpoch: 0, anyEpoch: false, newThreshold: 2, newParticipants: [evil1.public, evil2.public], allowThresholdDecrease: false, allowUnpinned: [], revoke: [], notAfter: Date.now() + 600_000 });
     const honestRoster = encodeAuthorisation({ keyId: keyA.keyId, operation: 'reshare', fromEpoch: 0, anyEpoch: false, newThreshold: 2, newParticipants: SIGNERS.map((id) => info.get(id)!), allowThresholdDecrease: false, allowUnpinned: [], revoke: [], notAfter: Date.now() + 600_000 });
     for (const id of ['signer-1', 'signer-2']) {
@@ -201,6 +208,9 @@ describe('no single party can steal or destroy a key (real signer processes, hos
       refused(await send(id, task(approvedBy(evilRoster, [alice]))), 'POLICY_DENIED', 'has 1');
       // Both operators tricked into approving unknown participants: still not pinned, not vouched for.
       refused(await send(id, task(approvedBy(evilRoster, [alice, bob]))), 'POLICY_DENIED', 'evil-1');
+      // The real signers' ids and signing keys, but X25519 keys of the coordinator's: shares
+      // sealed to that roster would open for the coordinator. Operators approved it (tricked).
+      refused(await send(id, taskFor(swapParams, approvedBy(swapAuth, [alice, bob]))), 'POLICY_DENIED', 'has not pinned: signer-2, signer-3');
       // A genuine authorisation of another roster, replayed onto the evil session.
       refused(await send(id, task(approvedBy(honestRoster, [alice, bob]))), 'POLICY_DENIED', 'not the one the operators approved');
     }
@@ -263,6 +273,24 @@ describe('no single party can steal or destroy a key (real signer processes, hos
     await signsAt(1);
   });
 
+  it('erasure by split commits on subsets: each contributor pair commits a different refresh on one node only; no two nodes share the new epoch, yet epoch 0 still signs with any two', async () => {
+    const auth = approvedBy(encodeAuthorisation({ keyId: keyC.keyId, operation: 'refresh', fromEpoch: 0, anyEpoch: false, newThreshold: 0, newParticipants: [], allowThresholdDecrease: false, allowUnpinned: [], revoke: [], notAfter: Date.now() + 600_000 }), [alice, bob]);
+    const lc = (step: number, params: Uint8Array, envelopes: Uint8Array[] = []) => ({ lifecycle: { kind: 'refresh', keyId: keyC.keyId, step, params, envelopes, oldKeyRecord: new Uint8Array(0), epoch: 1, authorisation: auth } });
+    const commitOn = async (contributors: string[], on: string) => {
+      const params = encodeRefreshParams({ suite, sessionId: new Uint8Array(randomBytes(32)), keyId: keyC.keyId, fromEpoch: 0, key: keyC.key, contributors });
+      const r1 = await Promise.all(contributors.map(async (id) => (await send(id, lc(1, params))).envelope as Uint8Array));
+      const confs = await Promise.all(contributors.map(async (id) => (await send(id, lc(2, params, r1))).envelope as Uint8Array));
+      expect((await send(on, lc(3, new Uint8Array(0), confs))).body).toBe('envelope');
+      for (const id of contributors) if (id !== on) expect((await send(id, lc(4, params))).body).toBe('ok');
+    };
+    await commitOn(['signer-1', 'signer-2'], 'signer-1'); // signer-1 at session A
+    await commitOn(['signer-2', 'signer-3'], 'signer-2'); // signer-2 at session B; signer-3 at 0
+    // Nobody retired epoch 0 (one acknowledgement each, three needed), so it still signs with any two.
+    for (const pair of [['signer-1', 'signer-2'], ['signer-1', 'signer-3'], ['signer-2', 'signer-3']]) await signsAt(0, keyC, pair);
+    // A retire with the acknowledgements the coordinator has cannot change that.
+    refused(await send('signer-1', lc(5, new Uint8Array(0), [])), 'UNEXPECTED_MESSAGE', 'needs 3 activation acknowledgements');
+  });
+
   it('offline co-signing for a non-device: a node reserves nonces only for participants the key records as devices', async () => {
     // signer-2 is a roster member of key A but not a device; evil-1 is not in the key at all.
     for (const device of ['signer-2', 'evil-1']) {
@@ -300,6 +328,7 @@ describe('no single party can steal or destroy a key (real signer processes, hos
       try {
         const vault = new ShareVault(store);
         expect(await vault.listEpochs(keyA.keyId), id).toEqual([0, 1]);
+        expect(await vault.listEpochs(keyC.keyId), id).toEqual(id === 'signer-3' ? [0] : [0, 1]);
         const pending: string[] = [];
         for await (const k of store.keys('lcpending/')) pending.push(k);
         expect(pending, id).toEqual([]);

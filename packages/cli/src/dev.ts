@@ -46,7 +46,7 @@ function identityFile(dir: string, file: string, id: string): ParticipantIdentit
 }
 
 /** A signer's identity public key (`tessera-signer --init`: created in its store on first run). */
-function signerIdentity(cfg: string): Promise<{ id: string; publicKey: string }> {
+function signerIdentity(cfg: string): Promise<{ id: string; publicKey: string; encKey: string }> {
   return new Promise((resolveId, fail) => {
     const p = spawn(process.execPath, [bin('@tessera/signer'), '--config', cfg, '--init'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -55,8 +55,8 @@ function signerIdentity(cfg: string): Promise<{ id: string; publicKey: string }>
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.once('exit', (code) => {
       if (code !== 0) return fail(new Error(`signer identity (${cfg}): ${err.trim() || `exit ${code}`}`));
-      const j = JSON.parse(out) as { id: string; signKey: string };
-      resolveId({ id: j.id, publicKey: j.signKey });
+      const j = JSON.parse(out) as { id: string; signKey: string; encKey: string };
+      resolveId({ id: j.id, publicKey: j.signKey, encKey: j.encKey });
     });
   });
 }
@@ -126,7 +126,7 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
   // key, so a coordinator cannot slip a participant into a key or reshare without approval.
   const operator = identityFile(dir, 'operator.json', 'dev-operator');
   const cfgOf = (id: string) => join(dir, `${id}.json`);
-  const writeSignerConfig = (id: string, peers: { id: string; publicKey: string }[]) =>
+  const writeSignerConfig = (id: string, peers: { id: string; publicKey: string; encKey: string }[]) =>
     writeFileSync(cfgOf(id), JSON.stringify({
       id, dataDir: join(dir, id), coordinator: address, kekFile: kekFile(dir, id), tls: pki.certs[id],
       policy: {

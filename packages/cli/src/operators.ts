@@ -44,7 +44,7 @@ export function summarise(a: LifecycleAuthorisation) {
     operation: a.operation,
     keyId: a.keyId,
     fromEpoch: a.anyEpoch ? 'any' : a.fromEpoch,
-    ...(a.operation === 'reshare' ? { newThreshold: a.newThreshold, newParticipants: a.newParticipants.map((p) => ({ id: p.id, signKey: toHex(p.signKey), ...(p.device ? { device: true } : {}) })) } : {}),
+    ...(a.operation === 'reshare' ? { newThreshold: a.newThreshold, newParticipants: a.newParticipants.map((p) => ({ id: p.id, signKey: toHex(p.signKey), encKey: toHex(p.encKey), ...(p.device ? { device: true } : {}) })) } : {}),
     ...(a.allowThresholdDecrease ? { allowThresholdDecrease: true } : {}),
     ...(a.allowUnpinned.length ? { allowUnpinned: a.allowUnpinned } : {}),
     ...(a.revoke.length ? { revoke: a.revoke } : {}),
@@ -92,10 +92,18 @@ export async function prepare(c: Client, req: PrepareRequest): Promise<RequestFi
   const r = await c.call<{ authorisation: Uint8Array }>('PrepareLifecycle', { ...req, threshold: req.threshold ?? 0, participants: req.participants ?? [], revoke: req.revoke ?? [], ttlMs: req.ttlMs ?? 0, allowUnpinned: req.allowUnpinned ?? [] });
   const bytes = new Uint8Array(r.authorisation);
   const a = decodeAuthorisation(bytes);
-  // The coordinator is not trusted: what comes back must be what was asked for.
-  const asked = new Set(req.participants ?? []);
-  if (a.operation !== req.operation || a.keyId !== req.keyId || (req.operation === 'reshare' && (a.newThreshold !== req.threshold || a.newParticipants.length !== asked.size || !a.newParticipants.every((p) => asked.has(p.id)))))
-    throw new CliError('INTERNAL', 'the coordinator prepared an authorisation for something else than was asked: refuse to approve it');
+  // The coordinator is not trusted: every field must be what was asked for. (The participants'
+  // keys come from the coordinator: the summary shows them for the operators to compare with
+  // the keys they know; every signer checks them against its own pins again.)
+  const asked = [...new Set(req.participants ?? [])].sort();
+  const same = (x: readonly string[], y: readonly string[]) => x.length === y.length && [...x].sort().every((v, i) => v === [...y].sort()[i]);
+  const ttl = req.ttlMs && req.ttlMs > 0 ? req.ttlMs : 3600_000;
+  const fits =
+    a.operation === req.operation && a.keyId === req.keyId && a.anyEpoch === !!req.anyEpoch &&
+    a.allowThresholdDecrease === !!req.allowThresholdDecrease && same(a.allowUnpinned, req.allowUnpinned ?? []) && same(a.revoke, req.revoke ?? []) &&
+    a.notAfter <= Date.now() + ttl + 60_000 &&
+    (req.operation === 'refresh' ? a.newParticipants.length === 0 : a.newThreshold === req.threshold && same(a.newParticipants.map((p) => p.id), asked));
+  if (!fits) throw new CliError('INTERNAL', 'the coordinator prepared an authorisation for something else than was asked: refuse to approve it');
   return { authorisation: toHex(bytes), approvals: [], summary: summarise(a) };
 }
 

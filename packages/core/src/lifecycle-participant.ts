@@ -24,7 +24,7 @@ import { checkAuthorisation, type LifecycleAuthorisation, type OperatorPolicy } 
 import { equalBytes, fromHex, toHex, type Rng } from './bytes.js';
 import { openEnvelope, signEnvelope } from './envelope.js';
 import { ErrorCode, InvalidArgumentError, ProtocolError } from './errors.js';
-import type { ParticipantIdentity, ParticipantPublic } from './identity.js';
+import { sameIdentity, type ParticipantIdentity, type ParticipantPublic } from './identity.js';
 import { keyDigest, type GroupKey } from './key.js';
 import {
   applyRefresh,
@@ -136,7 +136,7 @@ export class LifecycleParticipant {
     // Expiry bounds when shares may be handed out; a participant applying a session it missed
     // (catch-up, long after) still checks the approvals and the content.
     const self = this.identity.public;
-    const pinned = (p: ParticipantPublic) => (p.id === self.id && equalBytes(p.signKey, self.signKey)) || this.policy.pinned(p);
+    const pinned = (p: ParticipantPublic) => sameIdentity(p, self) || this.policy.pinned(p);
     return checkAuthorisation(t.authorisation, req, { operators, pinned, now: contributing ? this.policy.now() : 0 });
   }
 

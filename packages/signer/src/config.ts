@@ -28,7 +28,7 @@ export const SignerConfigSchema = z.object({
       perMinute: z.number().int().min(0).optional(),
     })).default([]),
     /** Known DKG peers; when set, DKG rosters with anyone else are refused. */
-    peers: z.array(z.object({ id: z.string().min(1), publicKey: hex64 })).optional(),
+    peers: z.array(z.object({ id: z.string().min(1), publicKey: hex64, encKey: hex64 })).optional(),
     /** Development only: DKG/lifecycle rosters the coordinator announces are accepted unpinned. */
     allowUnpinnedPeers: z.boolean().optional(),
     /** Operator keys that approve refresh/reshare, and how many of them must (M-of-N). */

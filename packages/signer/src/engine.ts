@@ -140,12 +140,16 @@ export class SignerEngine {
     });
   }
 
-  /** Whether `p` is one of this node's pinned peers (id and identity key). */
-  #pinned(p: { id: string; signKey: Uint8Array }): boolean {
+  /**
+   * Whether `p` is one of this node's pinned peers: id, signing key AND encryption key (shares
+   * are sealed to the encryption key: a roster that keeps a peer's signing key but swaps its
+   * X25519 key would hand the share to whoever holds that key).
+   */
+  #pinned(p: { id: string; signKey: Uint8Array; encKey: Uint8Array }): boolean {
     const { peers, allowUnpinnedPeers } = this.#policy.policy;
     // Development (allowUnpinnedPeers, no list): every participant counts as known.
     if (!peers?.length) return !!allowUnpinnedPeers;
-    return peers.some((k) => k.id === p.id && k.publicKey.toLowerCase() === toHex(p.signKey));
+    return peers.some((k) => k.id === p.id && k.publicKey.toLowerCase() === toHex(p.signKey) && k.encKey.toLowerCase() === toHex(p.encKey));
   }
 
   /**
@@ -213,6 +217,22 @@ export class SignerEngine {
     // Reservations (`r.` ids) are promises held by devices, not pooled commitments: they stay.
     for await (const k of this.#store.keys('nonce/')) if (!k.startsWith('nonce/r.') && (await this.ledger.discard(k.slice('nonce/'.length)))) n++;
     return n;
+  }
+
+  /**
+   * The share a sign request at `epoch` uses: the active one, or an earlier epoch while the active
+   * one is not yet retired (fewer than min(n', 2t'−1) members acknowledged it, so a quorum may
+   * still be at the earlier epoch only: a coordinator that committed on some nodes and not on
+   * others cannot make the key unusable). Once retired, only the active epoch signs.
+   */
+  async #signingRecord(keyId: string, epoch: number): Promise<KeyShareRecord> {
+    const active = await this.key(keyId);
+    if (epoch === active.epoch) return active;
+    const retired = (await this.#lcStore.stored(keyId))?.retired ?? false;
+    if (epoch > active.epoch || retired) throw new SignerError('INVALID_ARGUMENT', `request is for epoch ${epoch}, this node holds epoch ${active.epoch}`);
+    return this.keyAt(keyId, epoch).catch(() => {
+      throw new SignerError('INVALID_ARGUMENT', `request is for epoch ${epoch}, this node holds epoch ${active.epoch}`);
+    });
   }
 
   /** Handles one coordinator task. Never throws: failures become a typed error result. */
@@ -326,14 +346,13 @@ export class SignerEngine {
     const keyId = req.keyId;
     let ownNonce: string | undefined;
     try {
-      const rec = await this.key(req.keyId);
+      const rec = await this.#signingRecord(req.keyId, req.epoch);
       const mine = req.commitments.filter((c) => c.identifier === rec.share.identifier);
       if (mine.length !== 1) throw new SignerError('INVALID_ARGUMENT', 'the commitment list does not carry exactly one commitment of this node');
       const nonceId = new TextDecoder().decode((mine[0] as (typeof mine)[number]).nonceId);
       if (!nonceId.startsWith(`${req.keyId}.`)) throw new SignerError('INVALID_ARGUMENT', 'the nonce belongs to another key');
       ownNonce = nonceId;
       if (rec.key.suite.id !== req.suite.id) throw new SignerError('WRONG_SUITE', `key ${req.keyId} is ${rec.key.suite.id}, request is ${req.suite.id}`);
-      if (req.epoch !== rec.epoch) throw new SignerError('INVALID_ARGUMENT', `request is for epoch ${req.epoch}, this node holds epoch ${rec.epoch}`);
       const intent = openSignIntent(req.intent, rec.key.suite);
       if (intent.keyId !== req.keyId) throw new SignerError('POLICY_DENIED', 'the intent authorises another key');
       const rule = this.#policy.authorise(intent, req.keyId);

@@ -25,7 +25,7 @@ export interface Policy {
    * every other participant is one of them with exactly that key, so a coordinator cannot slip
    * a participant of its own into a key's roster.
    */
-  readonly peers?: readonly { id: string; publicKey: string }[];
+  readonly peers?: readonly { id: string; publicKey: string; encKey: string }[];
   /**
    * Development only: take part in DKG and lifecycle operations without pinned peers (any roster
    * the coordinator announces). Without it, and without `peers`, the node refuses them.
