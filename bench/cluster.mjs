@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createSignIntent, decodeMessage, getSuite } from '@tessera/core';
-import { keygen, openClient, startDev } from '@tessera/cli';
+import { admitDevice, devOperatorFiles, keygen, openClient, startDev } from '@tessera/cli';
 import { Device } from '@tessera/device';
 
 export async function startBenchCluster(n) {
@@ -115,6 +115,7 @@ export async function startBenchCluster(n) {
         await d.init(`bench-phone-${suiteId}`);
         const { token } = await client.call('IssueEnrolmentToken', { ttlMs: 600_000, label: 'bench' });
         await d.enrol(deviceUrl, token);
+        await admitDevice(client, `bench-phone-${suiteId}`, devOperatorFiles(dir));
         const key = await d.keygen(deviceUrl, { suite: suiteId, threshold: 2, with: ['signer-1', 'signer-2'] });
         for (let left = count; left > 0; left -= 256) await d.reserve(deviceUrl, { keyId: key.keyId, count: Math.min(256, left) });
         let bytes = 0;

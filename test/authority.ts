@@ -2,7 +2,9 @@
  * Signed authority for tests: an operator whose key the test signers pin, a standing refresh
  * authorisation, reshare authorisations approved by it, and pinned-peer lists.
  */
-import { ParticipantIdentity, approveAuthorisation, encodeApproved, encodeAuthorisation, toHex } from '@tessera/core';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ParticipantIdentity, approveAuthorisation, approveDevice, decodeMessage, encodeApproved, encodeAuthorisation, fromHex, participantFromWire, toHex } from '@tessera/core';
 import type { Coordinator } from '@tessera/coordinator';
 
 export const operator = ParticipantIdentity.generate('test-operator');
@@ -33,4 +35,13 @@ export function peersOf(me: string, all: readonly ParticipantIdentity[]): { id: 
 export async function approvedOverApi(call: <Res>(method: string, req: unknown) => Promise<Res>, req: { keyId: string; operation: 'refresh' | 'reshare'; threshold?: number; participants?: string[] }, by: readonly ParticipantIdentity[] = [operator]): Promise<Uint8Array> {
   const r = await call<{ authorisation: Uint8Array }>('PrepareLifecycle', { ...req, threshold: req.threshold ?? 0, participants: req.participants ?? [] });
   return approved(new Uint8Array(r.authorisation), by);
+}
+
+/** Admits an enrolled device with a dev cluster's operator (`<dir>/operator.json`), as `tessera device admit` does. */
+export async function admitWithDevOperator(call: <Res>(method: string, req: unknown) => Promise<Res>, dir: string, device: string): Promise<void> {
+  const j = JSON.parse(readFileSync(join(dir, 'operator.json'), 'utf8')) as { id: string; signSecret: string; encSecret: string };
+  const op = ParticipantIdentity.fromSecrets(j.id, fromHex(j.signSecret), fromHex(j.encSecret));
+  const d = await call<{ participant: Uint8Array }>('GetDevice', { device });
+  const p = participantFromWire(decodeMessage('ParticipantInfo', new Uint8Array(d.participant)));
+  await call('AdmitDevice', { device, approvals: [approveDevice(op, p)] });
 }

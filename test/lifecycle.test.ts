@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ParticipantIdentity, createSignIntent, deriveKey, fromHex, getSuite, groupPublicKey, toHex, type LinkResult, type LinkTask, type SuiteId } from '@tessera/core';
+import { ParticipantIdentity, approveDevice, createSignIntent, deriveKey, fromHex, getSuite, groupPublicKey, toHex, type LinkResult, type LinkTask, type SuiteId } from '@tessera/core';
 import { SealedStore, kekFromBytes } from '@tessera/store';
 import { SignerEngine } from '@tessera/signer';
 import { Coordinator, startDeviceGateway, type ParticipantHandle } from '@tessera/coordinator';
 import { Device } from '@tessera/device';
-import { operators, peersOf, reshareAuthorisation, standingRefresh } from './authority.js';
+import { operator, operators, peersOf, reshareAuthorisation, standingRefresh } from './authority.js';
 
 const dirs: string[] = [];
 const closers: (() => Promise<unknown>)[] = [];
@@ -77,6 +77,7 @@ async function device(c: Awaited<ReturnType<typeof cluster>>, id: string, opts: 
   closers.push(() => d.close());
   await d.init(id);
   await d.enrol(c.url, (await c.coordinator.issueEnrolmentToken()).token);
+  await c.coordinator.admitDevice(id, [approveDevice(operator, d.info)]);
   return d;
 }
 

@@ -21,6 +21,7 @@ import {
   PayloadKind,
   SigningSession,
   approveAuthorisation,
+  approveDevice,
   createSignIntent,
   decodeCommitment,
   decodeKeyRecord,
@@ -87,9 +88,9 @@ function refused(r: LinkResult, code: string, text?: string): void {
 }
 
 /** A DKG relayed exactly as the coordinator does; `local` participants run in this process. */
-async function relayDkg(real: string[], local: ParticipantIdentity[], threshold: number): Promise<KeyRecord> {
+async function relayDkg(real: string[], local: ParticipantIdentity[], threshold: number, deviceAdmissions: Uint8Array[] = []): Promise<KeyRecord> {
   const parts: { info: ParticipantPublic; call: (kind: string, v: Record<string, unknown>) => Promise<LinkResult> }[] = [
-    ...real.map((id) => ({ info: info.get(id) as ParticipantPublic, call: (kind: string, v: Record<string, unknown>) => send(id, { [kind]: v }) })),
+    ...real.map((id) => ({ info: info.get(id) as ParticipantPublic, call: (kind: string, v: Record<string, unknown>) => send(id, { [kind]: kind === 'dkgStart' ? { ...v, deviceAdmissions } : v }) })),
     ...local.map((identity) => {
       const dkg = new DkgParticipant(identity, (n = 32) => new Uint8Array(randomBytes(n)));
       return {
@@ -161,7 +162,8 @@ beforeAll(async () => {
   await Promise.all([...procs.values()].map((p) => p.ready));
   for (const id of SIGNERS) info.set(id, { id, signKey: (await hostile.linked(id)).participant.signKey, encKey: (await hostile.linked(id)).participant.encKey });
   keyA = await relayDkg([...SIGNERS], [], 2);
-  keyB = await relayDkg(['signer-1'], [phone, phoneB], 2);
+  // The operators admitted both phones (tessera device admit); signers refuse devices without it.
+  keyB = await relayDkg(['signer-1'], [phone, phoneB], 2, [phone, phoneB].flatMap((d) => [alice, bob].map((o) => approveDevice(o, d.public))));
   keyC = await relayDkg([...SIGNERS], [], 2);
 
   // A node started as an operator might forget to: no peers pinned.
@@ -289,6 +291,21 @@ describe('no single party can steal or destroy a key (real signer processes, hos
     for (const pair of [['signer-1', 'signer-2'], ['signer-1', 'signer-3'], ['signer-2', 'signer-3']]) await signsAt(0, keyC, pair);
     // A retire with the acknowledgements the coordinator has cannot change that.
     refused(await send('signer-1', lc(5, new Uint8Array(0), [])), 'UNEXPECTED_MESSAGE', 'needs 3 activation acknowledgements');
+  });
+
+  it('devices the operators did not admit: a DKG roster with "devices" of the coordinator\'s own (or one operator\'s admission of two) is refused; a node marked as a device likewise', async () => {
+    const params = (participants: ParticipantPublic[]) => encodeDkgParams({ suite, sessionId: new Uint8Array(randomBytes(32)), threshold: 2, participants });
+    const fake = { ...evil1.public, device: true };
+    for (const id of SIGNERS) {
+      // Two made-up devices would hold a quorum of the new key; one would co-sign offline at will.
+      refused(await send(id, { dkgStart: { params: params([...SIGNERS.map((s) => info.get(s)!), fake, { ...evil2.public, device: true }]) } }), 'POLICY_DENIED', 'is not admitted by the operators');
+      refused(await send(id, { dkgStart: { params: params([...SIGNERS.map((s) => info.get(s)!), fake]), deviceAdmissions: [approveDevice(alice, fake), approveDevice(fakeOperator, fake)] } }), 'POLICY_DENIED', '1 of 2 approvals');
+      // An admission of other keys under the same id does not count.
+      refused(await send(id, { dkgStart: { params: params([...SIGNERS.map((s) => info.get(s)!), { ...fake, id: 'phone' }]), deviceAdmissions: [alice, bob].map((o) => approveDevice(o, phone.public)) } }), 'POLICY_DENIED', 'not admitted');
+    }
+    // A pinned peer passed off as a device needs an admission too.
+    const s2AsDevice = { ...info.get('signer-2')!, device: true };
+    refused(await send('signer-1', { dkgStart: { params: params([info.get('signer-1')!, s2AsDevice, info.get('signer-3')!]) } }), 'POLICY_DENIED', 'signer-2 is not admitted');
   });
 
   it('offline co-signing for a non-device: a node reserves nonces only for participants the key records as devices', async () => {

@@ -39,6 +39,7 @@ import { ParticipantIdentity, createSignIntent, decodeMessage, decodeOfflinePack
 import { startDev } from '@tessera/cli';
 import { channelCredentials, grpc, loadTessera, unary } from '@tessera/runtime';
 import { AuditLog, NonceLedger, SealedStore, loadKek, summarizeAudit } from '@tessera/store';
+import { admitWithDevOperator } from '../authority.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 /** The device process. Next to this file in the repository; scripts/chaos.mjs passes its path when it runs a compiled copy. */
@@ -466,6 +467,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await device.call('init', { id: 'chaos-phone' });
     const { token } = await api.call<{ token: string }>('IssueEnrolmentToken', { ttlMs: 3_600_000, label: 'chaos' });
     await device.call('enrol', { url: api.deviceUrl, token });
+    await admitWithDevOperator(<Res,>(m: string, r: unknown) => api.call<Res>(m, r, 10_000), dir, 'chaos-phone');
     const deviceKeys: { suite: SuiteId; keyId: string; publicKey: Uint8Array }[] = [];
     for (const [i, s] of deviceSuites.entries()) {
       // Spread the device keys over the nodes: (signer-1, signer-2), (signer-2, signer-3), …

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { SUITE_IDS, base45Decode, base45Encode, fromHex, packageFromText, suiteByWireId, toHex, type SuiteId } from '@tessera/core';
 import { Device, backupFromText, backupToText, checkPackage, combineBackup, splitBackup, type BackupOptions } from '@tessera/device';
-import { authorisationFor } from './operators.js';
+import { admitDevice, approvers, authorisationFor, devOperatorFilesIfAny } from './operators.js';
 import { CliError, resolveDir, type Client } from './client.js';
 import { keys, lifecycle } from './commands.js';
 import { int, list } from './args.js';
@@ -106,6 +106,14 @@ export function registerDeviceCommands(program: Command, out: Out, withClient: <
       out(!!o.json, { token: r.token, expiresAt: new Date(r.expiresAt).toISOString() }, () => r.token);
     });
 
+  device.command('admit').description('operators admit an enrolled device into new keys (signers refuse devices no pinned operators admitted); compare the keys shown with the device\'s own')
+    .requiredOption('--device <id>', 'enrolled device id').option('--approve-with <files>', 'operator key files (default in a dev cluster: its operator)', list)
+    .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
+    .action(async (o: { device: string; approveWith?: string[]; dir?: string; json?: boolean }) => {
+      const r = await withClient(o.dir, (c) => admitDevice(c, o.device, approvers(c, o.approveWith)));
+      out(!!o.json, r, () => `device ${r.device} admitted (${r.approvals} approval(s))\nsign key ${r.signKey}\nenc key  ${r.encKey}`);
+    });
+
   dd(device.command('init').description('create the device identity and its sealed store')).option('--id <id>', 'participant id (default device-<random>)')
     .action(async (o: { deviceDir: string; id?: string; json?: boolean }) => {
       const r = await withDevice(o.deviceDir, async (d) => {
@@ -119,7 +127,10 @@ export function registerDeviceCommands(program: Command, out: Out, withClient: <
   net(dd(device.command('enrol').description('register the device with the cluster using a one-time token'))).requiredOption('--token <token>', 'enrolment token')
     .action(async (o: { deviceDir: string; token: string; dir?: string; gateway?: string; json?: boolean }) => {
       const r = await withDevice(o.deviceDir, (d) => d.enrol(gatewayUrl(o), o.token));
-      out(!!o.json, r, () => `device ${r.device} enrolled`);
+      // A dev cluster admits its devices with its dev operator at once (production: `tessera device admit`).
+      const dev = o.gateway ? [] : devOperatorFilesIfAny(o.dir);
+      if (dev.length) await withClient(o.dir, (c) => admitDevice(c, r.device, dev));
+      out(!!o.json, r, () => `device ${r.device} enrolled${dev.length ? ' and admitted by the dev operator' : ''}`);
     });
 
   net(dd(device.command('keygen').description('create a key whose participants are this device and signer nodes')))

@@ -2,3 +2,4 @@ export { runDemo, printDemo, type DemoResult } from './demo.js';
 export { startDev, type DevOptions } from './dev.js';
 export { openClient, resolveDir, CliError, type Client, type ClientFile } from './client.js';
 export { keygen, keys, sign, status, auditVerify } from './commands.js';
+export { admitDevice, devOperatorFiles } from './operators.js';

@@ -13,7 +13,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { ParticipantIdentity, approveAuthorisation, decodeAuthorisation, encodeApproved, fromHex, toHex, type LifecycleAuthorisation } from '@tessera/core';
+import { ParticipantIdentity, approveAuthorisation, approveDevice, decodeAuthorisation, decodeMessage, encodeApproved, fromHex, participantFromWire, toHex, type LifecycleAuthorisation } from '@tessera/core';
 import { CliError, resolveDir, type Client } from './client.js';
 
 /** An operator key file: the identity that approves (mode 0600). */
@@ -114,6 +114,20 @@ export function approvers(c: Client, approveWith: readonly string[] | undefined)
   return dev ? [isAbsolute(dev) ? dev : join(c.dir, dev)] : [];
 }
 
+/**
+ * Admits enrolled device `id` into new keys with the operators' keys: each approves the device's
+ * identity (id, both keys) as the coordinator reports it. Returns what was approved.
+ */
+export async function admitDevice(c: Client, id: string, operatorFiles: readonly string[]): Promise<{ device: string; signKey: string; encKey: string; approvals: number }> {
+  if (!operatorFiles.length) throw new CliError('POLICY_DENIED', 'admitting a device needs operator approval: pass --approve-with OPERATOR_KEY_FILE');
+  const d = await c.call<{ participant: Uint8Array }>('GetDevice', { device: id });
+  const p = participantFromWire(decodeMessage('ParticipantInfo', new Uint8Array(d.participant)));
+  if (p.id !== id || !p.device) throw new CliError('INTERNAL', 'the coordinator reported another participant than the device asked for: refuse to admit it');
+  const approvals = operatorFiles.map((f) => approveDevice(loadOperator(f), p));
+  const r = await c.call<{ approvals: Uint8Array[] }>('AdmitDevice', { device: id, approvals });
+  return { device: id, signKey: toHex(p.signKey), encKey: toHex(p.encKey), approvals: r.approvals.length };
+}
+
 /** The dev cluster's operator key file, if the cluster directory names one (`client.json` `operator`). */
 export function devOperatorFiles(dirOpt?: string): string[] {
   const dir = resolveDir(dirOpt);
@@ -122,6 +136,15 @@ export function devOperatorFiles(dirOpt?: string): string[] {
   const op = (JSON.parse(readFileSync(f, 'utf8')) as { operator?: string }).operator;
   if (!op) throw new CliError('CONFIG', 'pass --approve-with OPERATOR_KEY_FILE (this cluster has no dev operator)');
   return [isAbsolute(op) ? op : join(dir, op)];
+}
+
+/** The dev operator's key file when the cluster directory names one, else none. */
+export function devOperatorFilesIfAny(dirOpt?: string): string[] {
+  try {
+    return devOperatorFiles(dirOpt);
+  } catch {
+    return [];
+  }
 }
 
 /**

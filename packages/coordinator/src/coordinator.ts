@@ -20,6 +20,7 @@ import {
   encodeReshareParams,
   fromHex,
   LifecycleStep,
+  admissionPayload,
   encodeAuthorisation,
   retirementQuorum,
   refreshPublicKey,
@@ -357,7 +358,10 @@ export class Coordinator {
       const handles = ids.map((id) => this.#participants.get(id) as ParticipantHandle);
       const params = encodeDkgParams({ suite, sessionId: this.#rng(32), threshold: req.threshold, participants: handles.map((h) => h.info) });
       progress?.('round 1');
-      let envelopes = await this.#all(handles, { body: 'dkgStart', dkgStart: { params } }, 'envelope', undefined, PayloadKind.DKG_ROUND1);
+      // Devices go in only with the operators' admissions: every signer checks them itself.
+      const deviceAdmissions: Uint8Array[] = [];
+      for (const h of handles) if (h.info.device) deviceAdmissions.push(...(await this.#admissions(h.info.id)));
+      let envelopes = await this.#all(handles, { body: 'dkgStart', dkgStart: { params, deviceAdmissions } }, 'envelope', undefined, PayloadKind.DKG_ROUND1);
       const sessionHash = dkgSessionHashOfParams(params);
       for (const round of [1, 2] as const) {
         progress?.(round === 1 ? 'round 2' : 'confirmation');
@@ -791,6 +795,42 @@ export class Coordinator {
       await this.audit.append({ type: 'enrol', data: { device: device.id, signKey: toHex(device.signKey), label: t.label } });
       this.#onEvent({ type: 'enrol', device: device.id });
     });
+  }
+
+  /** The operators' admissions stored for device `id`. */
+  async #admissions(id: string): Promise<Uint8Array[]> {
+    const raw = await this.#store.get(`admission/${id}`);
+    return raw ? (JSON.parse(new TextDecoder().decode(raw)) as string[]).map((x) => fromHex(x)) : [];
+  }
+
+  /** An enrolled device as operators admit it: the bytes an admission approves, and the approvals so far. */
+  async deviceAdmission(id: string): Promise<{ participant: Uint8Array; approvals: Uint8Array[] }> {
+    const d = this.#devices.get(id);
+    if (!d) throw new CoordinatorError('NOT_FOUND', `no enrolled device ${String(id).slice(0, 64)}`);
+    return { participant: admissionPayload(d), approvals: await this.#admissions(id) };
+  }
+
+  /**
+   * Stores operators' admissions of enrolled device `id` (OPERATOR_APPROVAL envelopes over its
+   * admission payload). Whether they suffice is each signer's decision, by its own pinned operators.
+   */
+  async admitDevice(id: string, approvals: readonly Uint8Array[]): Promise<{ participant: Uint8Array; approvals: Uint8Array[] }> {
+    const d = this.#devices.get(id);
+    if (!d) throw new CoordinatorError('NOT_FOUND', `no enrolled device ${String(id).slice(0, 64)}`);
+    const payload = admissionPayload(d);
+    for (const a of approvals) {
+      let ok = false;
+      try {
+        ok = equalBytes(openEnvelope(a, PayloadKind.OPERATOR_APPROVAL).payload, payload);
+      } catch {
+        ok = false;
+      }
+      if (!ok) throw new CoordinatorError('INVALID_ARGUMENT', `an approval that is not an operator's admission of device ${id} as enrolled`);
+    }
+    const all = [...new Set([...(await this.#admissions(id)).map(toHex), ...approvals.map(toHex)])];
+    await this.#store.put(`admission/${id}`, new TextEncoder().encode(JSON.stringify(all)), { sync: true });
+    await this.audit.append({ type: 'device-admission', data: { device: id, approvals: all.length } });
+    return { participant: payload, approvals: all.map((x) => fromHex(x)) };
   }
 
   /**

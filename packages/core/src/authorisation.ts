@@ -112,6 +112,28 @@ export function approveAuthorisation(operator: ParticipantIdentity, authorisatio
   return signEnvelope(operator, PayloadKind.OPERATOR_APPROVAL, authorisation);
 }
 
+/**
+ * What operators approve to admit a device into new keys: its encoded `ParticipantInfo` with the
+ * device flag set (id and both keys). A signer puts a device in a DKG roster only with approvals
+ * of M of its pinned operators over exactly these bytes, so a coordinator cannot make up
+ * "devices" of its own to hold shares of a new key or to co-sign offline with.
+ */
+export function admissionPayload(p: ParticipantPublic): Uint8Array {
+  return encodeMessage('ParticipantInfo', participantToWire({ id: p.id, signKey: p.signKey, encKey: p.encKey, device: true }));
+}
+
+/** One operator's admission of device `p`. */
+export function approveDevice(operator: ParticipantIdentity, p: ParticipantPublic): Uint8Array {
+  return signEnvelope(operator, PayloadKind.OPERATOR_APPROVAL, admissionPayload(p));
+}
+
+/** Refuses (POLICY_DENIED) a device entry that M of the pinned operators did not admit. */
+export function checkDeviceAdmission(p: ParticipantPublic, approvals: readonly Uint8Array[], operators: OperatorPolicy | undefined): void {
+  if (!operators || operators.keys.length === 0) throw policyDenied(`device ${p.id} cannot be admitted: no operator keys are pinned here (policy.operators)`);
+  const by = approvingOperators(admissionPayload(p), approvals, operators);
+  if (by.length < operators.approvals) throw policyDenied(`device ${p.id} is not admitted by the operators (${by.length} of ${operators.approvals} approvals): \`tessera device admit --device ${p.id}\``);
+}
+
 /** Bundles an authorisation with its approvals (duplicates dropped) for the wire. */
 export function encodeApproved(authorisation: Uint8Array, approvals: readonly Uint8Array[]): Uint8Array {
   const seen = new Set<string>();

@@ -13,6 +13,7 @@
 import {
   DkgParticipant,
   LifecycleParticipant,
+  checkDeviceAdmission,
   deriveKey,
   deriveShare,
   PayloadKind,
@@ -242,7 +243,7 @@ export class SignerEngine {
       switch (task.body) {
         case 'dkgStart':
           try {
-            return { taskId, body: 'envelope', envelope: await this.#dkgStart(task.dkgStart?.params) };
+            return { taskId, body: 'envelope', envelope: await this.#dkgStart(task.dkgStart?.params, task.dkgStart?.deviceAdmissions ?? []) };
           } catch (e) {
             // A refused DKG (policy, unknown roster) is a refusal like a refused signature.
             const err = toTaskError(e);
@@ -282,16 +283,17 @@ export class SignerEngine {
     }
   }
 
-  async #dkgStart(paramsBytes: Uint8Array | undefined): Promise<Uint8Array> {
+  async #dkgStart(paramsBytes: Uint8Array | undefined, admissions: readonly Uint8Array[]): Promise<Uint8Array> {
     if (!this.#policy.policy.allowKeygen) throw new SignerError('POLICY_DENIED', 'this node does not take part in key generation');
     return this.#dkg.start(paramsBytes, (cfg) => {
       const why = SignerEngine.unpinnedReason(this.#policy.policy);
       if (why) throw new SignerError('POLICY_DENIED', why);
       if (!this.#policy.policy.peers?.length) return; // allowUnpinnedPeers (development)
-      // Devices enrol at run time and cannot be pinned; they are marked in the roster every
-      // participant confirms, and only marked devices get reservations.
       const unknown = cfg.participants.filter((p) => p.id !== this.id && !p.device && !this.#pinned(p));
       if (unknown.length) throw new SignerError('POLICY_DENIED', `DKG roster has participants this node does not know: ${unknown.map((p) => p.id).join(', ')}`);
+      // Devices enrol at run time and cannot be pinned: each needs the operators' admission. They
+      // are marked in the roster every participant confirms; only marked devices get reservations.
+      for (const p of cfg.participants) if (p.device) checkDeviceAdmission(p, admissions, this.#policy.policy.operators);
     });
   }
 

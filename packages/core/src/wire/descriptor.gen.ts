@@ -68,6 +68,48 @@ export const descriptor = {
                 "PrepareLifecycle": {
                   "requestType": "PrepareLifecycleRequest",
                   "responseType": "PrepareLifecycleResponse"
+                },
+                "GetDevice": {
+                  "requestType": "GetDeviceRequest",
+                  "responseType": "GetDeviceResponse"
+                },
+                "AdmitDevice": {
+                  "requestType": "AdmitDeviceRequest",
+                  "responseType": "GetDeviceResponse"
+                }
+              }
+            },
+            "GetDeviceRequest": {
+              "fields": {
+                "device": {
+                  "type": "string",
+                  "id": 1
+                }
+              }
+            },
+            "GetDeviceResponse": {
+              "fields": {
+                "participant": {
+                  "type": "bytes",
+                  "id": 1
+                },
+                "approvals": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 2
+                }
+              }
+            },
+            "AdmitDeviceRequest": {
+              "fields": {
+                "device": {
+                  "type": "string",
+                  "id": 1
+                },
+                "approvals": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 2
                 }
               }
             },
@@ -565,6 +607,11 @@ export const descriptor = {
                 "params": {
                   "type": "bytes",
                   "id": 1
+                },
+                "deviceAdmissions": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 2
                 }
               }
             },

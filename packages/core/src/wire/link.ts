@@ -20,7 +20,8 @@ export interface AuditReport {
 export interface LinkTask {
   taskId: number;
   body?: 'dkgStart' | 'dkgBundle' | 'dkgAbort' | 'commit' | 'sign' | 'audit' | 'reserve' | 'complete' | 'lifecycle';
-  dkgStart?: { params: Uint8Array } | null;
+  /** `deviceAdmissions`: operator approvals of the roster's device entries ({@link admissionPayload}). */
+  dkgStart?: { params: Uint8Array; deviceAdmissions?: Uint8Array[] } | null;
   dkgBundle?: { sessionHash: Uint8Array; round: number; envelopes: Uint8Array[] } | null;
   dkgAbort?: { sessionHash: Uint8Array; reason: string } | null;
   commit?: { keyId: string; count: number } | null;
