@@ -195,11 +195,11 @@ export class SignerEngine {
   async keyAt(keyId: string, epoch: number): Promise<KeyShareRecord> {
     const active = await this.key(keyId);
     if (active.epoch === epoch) return active;
+    // Earlier epochs are kept until enough members acknowledged the new one and the retention time passed.
+    if (await this.#lcStore.prune(keyId)) for (const k of [...this.#older.keys()]) if (k.startsWith(`${keyId}@`)) this.#older.delete(k);
     const cacheKey = `${keyId}@${epoch}`;
     const cached = this.#older.get(cacheKey);
     if (cached) return cached;
-    // Earlier epochs are kept until enough members acknowledged the new one and the retention time passed.
-    await this.#lcStore.prune(keyId);
     const bytes = Number.isSafeInteger(epoch) && epoch >= 0 && epoch < active.epoch ? await this.vault.getShare(keyId, epoch) : undefined;
     if (!bytes) throw new SignerError('RESERVATION_INVALID', `this node no longer holds key ${keyId} at epoch ${epoch} (now at ${active.epoch})`);
     const rec = decodeKeyShareRecord(bytes);

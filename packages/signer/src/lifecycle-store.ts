@@ -84,9 +84,12 @@ export class SignerLifecycleStore implements LifecycleStore {
 
   async activate(keyId: string, p: PendingOutcome): Promise<void> {
     const epoch = p.public.epoch;
-    // The new share first (durable): a crash after it re-commits from the pending record.
-    if (p.share) await this.vault.putShare(keyId, epoch, encodeKeyShareRecord(p.share));
+    // One synced batch: the new share, the outcome, the revocations and the end of the pending
+    // records are on disk together or not at all (a crash in between cannot leave a new share
+    // active without its revocations).
     const ops: BatchOp[] = [{ type: 'put', key: outcomeKey(keyId), value: encodeOutcome(keyId, outcomeOf(p, this.opts.clock())) }];
+    const share = p.share ? await this.vault.putShareOp(keyId, epoch, encodeKeyShareRecord(p.share)) : undefined;
+    if (share) ops.push(share);
     for await (const k of this.store.keys(pendingPrefix(keyId))) ops.push({ type: 'del', key: k });
     for (const d of p.revoke) ops.push({ type: 'put', key: `revoked/${deviceSegment(d)}`, value: utf8ToBytes(JSON.stringify({ device: d, at: this.opts.clock(), keyId, epoch })) });
     await this.store.batch(ops, { sync: true });
@@ -109,9 +112,14 @@ export class SignerLifecycleStore implements LifecycleStore {
    * (at least t' members acknowledged it) and the retention time has passed since it was
    * activated; every epoch of a key this node left, likewise.
    */
-  async prune(keyId: string): Promise<void> {
+  async prune(keyId: string): Promise<boolean> {
     const m = await this.stored(keyId);
-    if (!m?.retired || this.opts.clock() <= m.activatedAt + this.opts.retentionMs()) return;
-    for (const e of await this.vault.listEpochs(keyId)) if (m.left || e < m.epoch) await this.vault.dropEpoch(keyId, e);
+    if (!m?.retired || this.opts.clock() <= m.activatedAt + this.opts.retentionMs()) return false;
+    let dropped = false;
+    for (const e of await this.vault.listEpochs(keyId)) if (m.left || e < m.epoch) {
+      await this.vault.dropEpoch(keyId, e);
+      dropped = true;
+    }
+    return dropped;
   }
 }

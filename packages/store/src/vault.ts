@@ -43,6 +43,22 @@ export class ShareVault {
   }
 
   /**
+   * The batch operation that stores `record` as `keyId` at `epoch`, for a caller that must write
+   * it atomically with other records (one synced batch). Refuses, like {@link putShare}, a
+   * different record for an existing epoch; `undefined` if the same bytes are already stored.
+   */
+  async putShareOp(keyId: string, epoch: number, record: Uint8Array): Promise<{ type: 'put'; key: string; value: Uint8Array } | undefined> {
+    const key = shareKey(keyId, epoch);
+    requireBytes(record, 'share record');
+    const existing = await this.#store.get(key);
+    if (existing !== undefined) {
+      if (equalBytes(existing, record)) return undefined;
+      throw new StoreError('SHARE_EXISTS', `vault already holds a different share for ${keyId} epoch ${epoch}`);
+    }
+    return { type: 'put', key, value: record };
+  }
+
+  /**
    * Bulk import of share records in one atomic batch, synced once (migrations, benchmarks). No
    * existing record is replaced: any id/epoch already present is refused before anything is written.
    */

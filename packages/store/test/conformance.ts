@@ -176,6 +176,19 @@ export function runStoreConformance(name: string, openStore: () => Promise<Seale
         expect(await v.getShare('k', 1)).toEqual(r);
       }));
 
+      it('putShareOp: a batch operation with the same rules (the same bytes again: nothing; other bytes: SHARE_EXISTS)', withStore(async (s) => {
+        const v = new ShareVault(s);
+        const r = rand(32);
+        const op = await v.putShareOp('k', 2, r);
+        expect(op?.type).toBe('put');
+        expect(await v.getShare('k', 2)).toBeUndefined(); // nothing written until the caller's batch
+        await s.batch([op!], { sync: true });
+        expect(await v.getShare('k', 2)).toEqual(r);
+        expect(await v.putShareOp('k', 2, new Uint8Array(r))).toBeUndefined();
+        await rejectsWithCode(v.putShareOp('k', 2, rand(32)), 'SHARE_EXISTS');
+        await rejectsWithCode(v.putShareOp('a/b', 2, r), 'INVALID_ARGUMENT');
+      }));
+
       it('validates key ids and epochs', withStore(async (s) => {
         const v = new ShareVault(s);
         await rejectsWithCode(v.putShare('a/b', 1, rand(8)), 'INVALID_ARGUMENT');
