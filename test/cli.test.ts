@@ -143,6 +143,17 @@ describe('tessera CLI on a dev cluster', () => {
     expect(wrong.err).toMatch(/authorises a reshare.*\[INVALID_ARGUMENT\]/);
   });
 
+  it('device revoke: every signer checks the operators\' approval itself; the dev operator\'s is accepted, an unpinned key\'s refused by all (exit 1)', () => {
+    const ok = cli('device', 'revoke', '--device', 'lost-phone', '--json');
+    expect(ok.code, ok.err).toBe(0);
+    expect(JSON.parse(ok.out)).toEqual({ device: 'lost-phone', signers: ['signer-1', 'signer-2', 'signer-3'], refused: [] });
+    const rogue = join(dir, '..', 'rogue2.operator.json');
+    expect(cli('operator', 'keygen', '--out', rogue).code).toBe(0);
+    const bad = cli('device', 'revoke', '--device', 'other-phone', '--approve-with', rogue, '--json');
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.out)).toMatchObject({ signers: [], refused: ['signer-1', 'signer-2', 'signer-3'] });
+  });
+
   it('keys and status list the cluster', () => {
     const k = cli('keys', '--json');
     expect(k.code).toBe(0);

@@ -327,6 +327,19 @@ describe('no single party can steal or destroy a key (real signer processes, hos
     refused(await send('signer-1', { reserve: { keyId: keyB.keyId, device: 'phone', count: 1, ttlMs: 60_000 } }), 'RESOURCE_EXHAUSTED');
   });
 
+  it('revocation reaches the signers on the operators\' word only: forged or 1-of-2 revocations are refused; an approved one stops reservations for that device alone and discards its unused ones', async () => {
+    const revocation = (by: ParticipantIdentity[], devices = ['phone']) => approvedBy(encodeAuthorisation({ keyId: '*', operation: 'revoke', fromEpoch: 0, anyEpoch: false, newThreshold: 0, newParticipants: [], allowThresholdDecrease: false, allowUnpinned: [], revoke: devices, notAfter: Date.now() + 600_000 }), by);
+    refused(await send('signer-1', { revoke: revocation([fakeOperator]) }), 'POLICY_DENIED', 'has 0');
+    refused(await send('signer-1', { revoke: revocation([alice]) }), 'POLICY_DENIED', 'has 1');
+    refused(await send('signer-1', { revoke: new Uint8Array(0) }), 'POLICY_DENIED', 'no operator authorisation');
+    expect((await send('signer-1', { revoke: revocation([alice, bob]) })).body).toBe('ok');
+    // Twice is the same as once.
+    expect((await send('signer-1', { revoke: revocation([alice, bob]) })).body).toBe('ok');
+    refused(await send('signer-1', { reserve: { keyId: keyB.keyId, device: 'phone', count: 1, ttlMs: 60_000 } }), 'POLICY_DENIED', 'revoked');
+    // phone.b (a prefix-sharing id) is untouched: still at its cap, not revoked.
+    refused(await send('signer-1', { reserve: { keyId: keyB.keyId, device: 'phone.b', count: 1, ttlMs: 60_000 } }), 'RESOURCE_EXHAUSTED');
+  });
+
   it('peers pinned by default: a node without policy.peers says why at startup and refuses DKG and lifecycle', async () => {
     expect(unpinnedStderr).toContain('no peers are pinned');
     const params = encodeDkgParams({ suite, sessionId: new Uint8Array(randomBytes(32)), threshold: 2, participants: [info.get('signer-1')!, { ...evil1.public }, { id: 'signer-4', signKey: (await hostile.linked('signer-4')).participant.signKey, encKey: (await hostile.linked('signer-4')).participant.encKey }] });
@@ -353,7 +366,8 @@ describe('no single party can steal or destroy a key (real signer processes, hos
         for await (const k of store.keys('nonce/r.')) reserved.push(k);
         // Only signer-1 co-signs key B; every reservation is of a device of key B (hex-encoded id).
         const devices = new Set(reserved.map((k) => Buffer.from(k.split('.')[1]!, 'hex').toString()));
-        expect([...devices].sort(), id).toEqual(id === 'signer-1' ? ['phone', 'phone.b'] : []);
+        // phone was revoked: its unused reservations are gone.
+        expect([...devices].sort(), id).toEqual(id === 'signer-1' ? ['phone.b'] : []);
         expect(await new NonceLedger(store).listConsumed().then((l) => l.every((c) => !c.nonceId.startsWith('r.')))).toBe(true);
         expect((await new AuditLog(store).verify()).ok, id).toBe(true);
       } finally {

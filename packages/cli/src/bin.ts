@@ -88,14 +88,14 @@ approveOpts(program.command('reshare').description('move a key to a new threshol
   });
 
 program.command('authorise').description('write the authorisation request for a refresh or reshare, for operators to check and approve (`tessera approve`)')
-  .addArgument(new Argument('<operation>').choices(['refresh', 'reshare']))
+  .addArgument(new Argument('<operation>').choices(['refresh', 'reshare', 'revoke']))
   .requiredOption('--key <id>', 'key id ("*" with --any-epoch: every key, for scheduled refreshes)').requiredOption('--out <file>', 'request file to write')
   .option('--threshold <t>', 'reshare: new threshold', int).option('--participants <ids>', 'reshare: new participants', list)
   .option('--revoke <ids>', 'devices the operation revokes', list).option('--ttl <seconds>', 'valid for (default 3600)', int)
   .option('--allow-threshold-decrease', 'allow a threshold below the current one').option('--allow-unpinned <ids>', 'new participants the signers have not pinned', list)
   .option('--any-epoch', 'refresh: a standing authorisation for scheduled refreshes').option('--approve-with <files>', 'operator key files approving it now', list)
   .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
-  .action(async (operation: 'refresh' | 'reshare', o: { key: string; out: string; threshold?: number; participants?: string[]; revoke?: string[]; ttl?: number; allowThresholdDecrease?: boolean; allowUnpinned?: string[]; anyEpoch?: boolean; approveWith?: string[]; dir?: string; json?: boolean }) => {
+  .action(async (operation: 'refresh' | 'reshare' | 'revoke', o: { key: string; out: string; threshold?: number; participants?: string[]; revoke?: string[]; ttl?: number; allowThresholdDecrease?: boolean; allowUnpinned?: string[]; anyEpoch?: boolean; approveWith?: string[]; dir?: string; json?: boolean }) => {
     const r = await withClient(o.dir, async (c) => {
       const req = await prepare(c, { keyId: o.key, operation, ...(o.threshold !== undefined ? { threshold: o.threshold } : {}), participants: o.participants ?? [], revoke: o.revoke ?? [], ttlMs: (o.ttl ?? 3600) * 1000, allowThresholdDecrease: !!o.allowThresholdDecrease, allowUnpinned: o.allowUnpinned ?? [], anyEpoch: !!o.anyEpoch });
       return o.approveWith?.length ? approve(req, o.approveWith) : req;

@@ -106,6 +106,19 @@ export function registerDeviceCommands(program: Command, out: Out, withClient: <
       out(!!o.json, { token: r.token, expiresAt: new Date(r.expiresAt).toISOString() }, () => r.token);
     });
 
+  device.command('revoke').description('revoke a device (a lost phone) on every signer, with the operators\' approval: no more reservations or completions for it, its reservations discarded')
+    .requiredOption('--device <id>', 'device id').option('--approve-with <files>', 'operator key files (default in a dev cluster: its operator)', list)
+    .option('--authorisation <file>', 'a revocation request approved with `tessera approve` (`tessera authorise revoke --key "*" --revoke <id>`)')
+    .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')
+    .action(async (o: { device: string; approveWith?: string[]; authorisation?: string; dir?: string; json?: boolean }) => {
+      const r = await withClient(o.dir, async (c) => {
+        const authorisation = await authorisationFor(c, { keyId: '*', operation: 'revoke', revoke: [o.device] }, o);
+        return c.call<{ signers: string[]; refused: string[] }>('RevokeDevice', { device: o.device, authorisation });
+      });
+      if (r.refused.length) process.exitCode = 1;
+      out(!!o.json, { device: o.device, ...r }, () => `${o.device} revoked on ${r.signers.join(', ') || 'no signer'}${r.refused.length ? `; refused or unreachable: ${r.refused.join(', ')}` : ''}`);
+    });
+
   device.command('admit').description('operators admit an enrolled device into new keys (signers refuse devices no pinned operators admitted); compare the keys shown with the device\'s own')
     .requiredOption('--device <id>', 'enrolled device id').option('--approve-with <files>', 'operator key files (default in a dev cluster: its operator)', list)
     .option('--dir <dir>', 'cluster directory').option('--json', 'JSON output')

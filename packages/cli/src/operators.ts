@@ -77,7 +77,7 @@ export function approve(r: RequestFile, operatorFiles: readonly string[]): Reque
 
 export interface PrepareRequest {
   keyId: string;
-  operation: 'refresh' | 'reshare';
+  operation: 'refresh' | 'reshare' | 'revoke';
   threshold?: number;
   participants?: string[];
   revoke?: string[];
@@ -102,7 +102,7 @@ export async function prepare(c: Client, req: PrepareRequest): Promise<RequestFi
     a.operation === req.operation && a.keyId === req.keyId && a.anyEpoch === !!req.anyEpoch &&
     a.allowThresholdDecrease === !!req.allowThresholdDecrease && same(a.allowUnpinned, req.allowUnpinned ?? []) && same(a.revoke, req.revoke ?? []) &&
     a.notAfter <= Date.now() + ttl + 60_000 &&
-    (req.operation === 'refresh' ? a.newParticipants.length === 0 : a.newThreshold === req.threshold && same(a.newParticipants.map((p) => p.id), asked));
+    (req.operation !== 'reshare' ? a.newParticipants.length === 0 : a.newThreshold === req.threshold && same(a.newParticipants.map((p) => p.id), asked));
   if (!fits) throw new CliError('INTERNAL', 'the coordinator prepared an authorisation for something else than was asked: refuse to approve it');
   return { authorisation: toHex(bytes), approvals: [], summary: summarise(a) };
 }

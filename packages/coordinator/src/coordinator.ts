@@ -21,6 +21,7 @@ import {
   fromHex,
   LifecycleStep,
   admissionPayload,
+  decodeApproved,
   encodeAuthorisation,
   retirementQuorum,
   refreshPublicKey,
@@ -247,6 +248,8 @@ export class Coordinator {
     this.#slowUntil.delete(p.info.id);
     this.#known.add(p.info.id);
     for (const k of [...this.#pools.keys()]) if (k.startsWith(`${p.info.id}/`)) this.#pools.delete(k);
+    // A node that was offline when devices were revoked learns of it now (it checks the operators' approval itself).
+    if (!p.device) void this.#sendRevocations(p);
     // A participant that missed refreshes while offline applies them now.
     this.#catchUp(p).catch((e: unknown) => this.#onEvent({ type: 'pool', participant: p.info.id, ok: false, cause: codeOf(e), message: `catch-up: ${(e as Error).message}` }));
   }
@@ -709,10 +712,14 @@ export class Coordinator {
    * Operators check it before they sign; every participant checks the signed one again itself.
    */
   prepareLifecycle(req: { keyId: string; operation: string; threshold?: number; participants?: string[]; revoke?: string[]; ttlMs?: number; allowThresholdDecrease?: boolean; allowUnpinned?: string[]; anyEpoch?: boolean }): Uint8Array {
-    if (req.operation !== 'refresh' && req.operation !== 'reshare') throw new CoordinatorError('INVALID_ARGUMENT', 'operation must be refresh or reshare');
+    if (req.operation !== 'refresh' && req.operation !== 'reshare' && req.operation !== 'revoke') throw new CoordinatorError('INVALID_ARGUMENT', 'operation must be refresh, reshare or revoke');
     const ttl = req.ttlMs && req.ttlMs > 0 ? req.ttlMs : 3600_000;
     if (!Number.isSafeInteger(ttl) || ttl > 400 * 86_400_000) throw new CoordinatorError('INVALID_ARGUMENT', 'ttl must be at most 400 days');
     const common = { allowThresholdDecrease: !!req.allowThresholdDecrease, allowUnpinned: req.allowUnpinned ?? [], revoke: req.revoke ?? [], notAfter: this.#clock() + ttl, nonce: this.#rng(16) };
+    if (req.operation === 'revoke') {
+      if (!common.revoke.length) throw new CoordinatorError('INVALID_ARGUMENT', 'a revocation names at least one device');
+      return encodeAuthorisation({ keyId: '*', operation: 'revoke', fromEpoch: 0, anyEpoch: false, newThreshold: 0, newParticipants: [], ...common });
+    }
     if (req.operation === 'refresh') {
       const anyEpoch = !!req.anyEpoch;
       const fromEpoch = req.keyId === '*' ? 0 : this.key(req.keyId).epoch;
@@ -795,6 +802,37 @@ export class Coordinator {
       await this.audit.append({ type: 'enrol', data: { device: device.id, signKey: toHex(device.signKey), label: t.label } });
       this.#onEvent({ type: 'enrol', device: device.id });
     });
+  }
+
+  /**
+   * Revokes device `id` on every signer with the operators' approval (an ApprovedAuthorisation of
+   * operation revoke naming it): each linked signer checks it itself; it is kept and handed to
+   * signers that link later. The device's enrolment is removed. Returns who accepted and who refused.
+   */
+  async revokeWithOperators(id: string, authorisation: Uint8Array): Promise<{ signers: string[]; refused: string[] }> {
+    let a;
+    try {
+      a = decodeApproved(authorisation).decoded;
+    } catch (e) {
+      throw new CoordinatorError('INVALID_ARGUMENT', `not an operator authorisation (${codeOf(e)})`);
+    }
+    if (a.operation !== 'revoke' || !a.revoke.includes(id)) throw new CoordinatorError('INVALID_ARGUMENT', `the authorisation does not revoke ${String(id).slice(0, 64)}`);
+    await this.#store.put(`revocation/${toHex(sha256(authorisation)).slice(0, 32)}`, authorisation, { sync: true });
+    const nodes = [...this.#participants.values()].filter((h) => !h.device);
+    const answers = await Promise.allSettled(nodes.map((h) => h.call({ body: 'revoke', revoke: authorisation }, this.#timeout)));
+    const signers: string[] = [];
+    const refused: string[] = [];
+    answers.forEach((r, i) => ((r.status === 'fulfilled' && r.value.body === 'ok' ? signers : refused).push((nodes[i] as ParticipantHandle).info.id)));
+    if (this.#devices.has(id)) await this.revokeDevice(id);
+    signers.sort();
+    refused.sort();
+    await this.audit.append({ type: 'device-revoked-by-operators', data: { device: id, signers: signers.join(','), refused: refused.join(',') } });
+    return { signers, refused };
+  }
+
+  /** Hands every stored revocation to a node that just linked (idempotent there). */
+  async #sendRevocations(h: ParticipantHandle): Promise<void> {
+    for await (const [, v] of this.#store.iterate('revocation/')) await h.call({ body: 'revoke', revoke: v }, this.#timeout).catch(() => undefined);
   }
 
   /** The operators' admissions stored for device `id`. */

@@ -174,6 +174,7 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
       return coordinator.completePackage(new Uint8Array(req.package));
     }, { onError }),
     Refresh: handleUnary(async (req: { keyId: string; authorisation?: Uint8Array }) => keyInfoWire(await coordinator.refresh(String(req.keyId), ...(bytesOf(req.authorisation).length ? [bytesOf(req.authorisation)] : []))), { onError }),
+    RevokeDevice: handleUnary(async (req: { device: string; authorisation?: Uint8Array }) => coordinator.revokeWithOperators(String(req.device), bytesOf(req.authorisation)), { onError }),
     GetDevice: handleUnary(async (req: { device: string }) => coordinator.deviceAdmission(String(req.device)), { onError }),
     AdmitDevice: handleUnary(async (req: { device: string; approvals: Uint8Array[] }) => coordinator.admitDevice(String(req.device), (req.approvals ?? []).map((a) => new Uint8Array(a))), { onError }),
     PrepareLifecycle: handleUnary(async (req: { keyId: string; operation: string; threshold: number; participants: string[]; revoke: string[]; ttlMs: number; allowThresholdDecrease: boolean; allowUnpinned: string[]; anyEpoch: boolean }) => ({

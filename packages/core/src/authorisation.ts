@@ -21,7 +21,8 @@ import { decodeMessage, encodeMessage } from './wire/codec.js';
 import { FORMAT_VERSION } from './wire/packages.js';
 import { PayloadKind } from './wire/types.js';
 
-export type LifecycleOperation = 'refresh' | 'reshare';
+/** What operators authorise: a refresh, a reshare, or the revocation of devices (`keyId` "*"). */
+export type LifecycleOperation = 'refresh' | 'reshare' | 'revoke';
 
 /** What operators approve. */
 export interface LifecycleAuthorisation {
@@ -65,9 +66,10 @@ const policyDenied = (message: string) => new ProtocolError(ErrorCode.POLICY_DEN
 
 /** Encodes an unsigned authorisation (what operators sign). */
 export function encodeAuthorisation(a: Omit<LifecycleAuthorisation, 'nonce'> & { nonce?: Uint8Array }, rng: Rng = randomBytes): Uint8Array {
-  if (a.operation !== 'refresh' && a.operation !== 'reshare') throw new InvalidArgumentError(`unknown lifecycle operation ${String(a.operation).slice(0, 20)}`);
+  if (a.operation !== 'refresh' && a.operation !== 'reshare' && a.operation !== 'revoke') throw new InvalidArgumentError(`unknown lifecycle operation ${String(a.operation).slice(0, 20)}`);
   if (a.anyEpoch && a.operation !== 'refresh') throw new InvalidArgumentError('only a refresh can be authorised for any epoch');
-  if (a.keyId === '*' && !a.anyEpoch) throw new InvalidArgumentError('an authorisation for every key ("*") must be a standing refresh authorisation (anyEpoch)');
+  if (a.operation === 'revoke' && (a.keyId !== '*' || a.revoke.length === 0)) throw new InvalidArgumentError('a revocation names key "*" and at least one device');
+  if (a.keyId === '*' && !a.anyEpoch && a.operation !== 'revoke') throw new InvalidArgumentError('an authorisation for every key ("*") must be a standing refresh authorisation (anyEpoch)');
   return encodeMessage('LifecycleAuthorisation', {
     version: FORMAT_VERSION,
     keyId: a.keyId,
@@ -88,7 +90,7 @@ export function encodeAuthorisation(a: Omit<LifecycleAuthorisation, 'nonce'> & {
 export function decodeAuthorisation(bytes: Uint8Array): LifecycleAuthorisation {
   const w = decodeMessage('LifecycleAuthorisation', bytes);
   if (w.version !== FORMAT_VERSION) throw new ProtocolError(ErrorCode.UNSUPPORTED_VERSION, `authorisation: unsupported version ${w.version}`);
-  if (w.operation !== 'refresh' && w.operation !== 'reshare') throw new ProtocolError(ErrorCode.DECODE, `authorisation: unknown operation ${w.operation.slice(0, 20)}`);
+  if (w.operation !== 'refresh' && w.operation !== 'reshare' && w.operation !== 'revoke') throw new ProtocolError(ErrorCode.DECODE, `authorisation: unknown operation ${w.operation.slice(0, 20)}`);
   const a: LifecycleAuthorisation = {
     keyId: w.keyId,
     operation: w.operation,
@@ -110,6 +112,22 @@ export function decodeAuthorisation(bytes: Uint8Array): LifecycleAuthorisation {
 export function approveAuthorisation(operator: ParticipantIdentity, authorisation: Uint8Array): Uint8Array {
   decodeAuthorisation(authorisation);
   return signEnvelope(operator, PayloadKind.OPERATOR_APPROVAL, authorisation);
+}
+
+/**
+ * Checks an operator-approved revocation (operation `revoke`, key "*"): M of the pinned operators
+ * approved it and it has not expired. Returns the revoked device ids; POLICY_DENIED otherwise.
+ */
+export function checkRevocation(approved: Uint8Array | undefined, opts: { operators: OperatorPolicy | undefined; now: number }): readonly string[] {
+  const ops = opts.operators;
+  if (!ops || ops.keys.length === 0) throw policyDenied('no operator keys are pinned here (policy.operators): a revocation cannot be checked');
+  if (!(approved instanceof Uint8Array) || approved.length === 0) throw policyDenied('the revocation carries no operator authorisation');
+  const { authorisation, approvals, decoded: a } = decodeApproved(approved);
+  if (a.operation !== 'revoke') throw policyDenied(`the operators authorised a ${a.operation}, not a revocation`);
+  const by = approvingOperators(authorisation, approvals, ops);
+  if (by.length < ops.approvals) throw policyDenied(`a revocation needs ${ops.approvals} operator approval(s), has ${by.length}`);
+  if (a.notAfter < opts.now) throw policyDenied(`the revocation expired at ${new Date(a.notAfter).toISOString()}`);
+  return a.revoke;
 }
 
 /**

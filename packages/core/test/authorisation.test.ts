@@ -8,6 +8,7 @@ import {
   ParticipantIdentity,
   approveAuthorisation,
   checkAuthorisation,
+  checkRevocation,
   decodeAuthorisation,
   encodeApproved,
   encodeAuthorisation,
@@ -101,6 +102,16 @@ describe('operator authorisation', () => {
     expect(() => check(standing, req())).toThrow(/authorised a refresh, not a reshare/);
     expect(() => encodeAuthorisation({ keyId: '*', operation: 'reshare', fromEpoch: 0, anyEpoch: true, newThreshold: 2, newParticipants: [], allowThresholdDecrease: false, allowUnpinned: [], revoke: [], notAfter: 1 })).toThrow(/only a refresh/);
     expect(() => encodeAuthorisation({ keyId: '*', operation: 'refresh', fromEpoch: 0, anyEpoch: false, newThreshold: 0, newParticipants: [], allowThresholdDecrease: false, allowUnpinned: [], revoke: [], notAfter: 1 })).toThrow(/standing refresh/);
+  });
+
+  it('a revocation: M of N approvals, unexpired, names devices; it authorises no refresh or reshare, and a reshare authorisation is no revocation', () => {
+    const rev = encodeAuthorisation({ keyId: '*', operation: 'revoke', fromEpoch: 0, anyEpoch: false, newThreshold: 0, newParticipants: [], allowThresholdDecrease: false, allowUnpinned: [], revoke: ['phone-1'], notAfter: now + 60_000 });
+    expect(checkRevocation(approvedBy(rev, ops.slice(0, 2)), { operators: policy(2), now })).toEqual(['phone-1']);
+    expect(() => checkRevocation(approvedBy(rev, ops.slice(0, 1)), { operators: policy(2), now })).toThrow(/has 1/);
+    expect(() => checkRevocation(approvedBy(rev, ops.slice(0, 2)), { operators: policy(2), now: now + 120_000 })).toThrow(/expired/);
+    expect(() => checkRevocation(approvedBy(base(), ops.slice(0, 2)), { operators: policy(2), now })).toThrow(/not a revocation/);
+    expect(() => check(approvedBy(rev, ops.slice(0, 2)))).toThrow(/authorised a revoke, not a reshare/);
+    expect(() => encodeAuthorisation({ keyId: 'aaaaaaaaaaaaaaaa', operation: 'revoke', fromEpoch: 0, anyEpoch: false, newThreshold: 0, newParticipants: [], allowThresholdDecrease: false, allowUnpinned: [], revoke: ['x'], notAfter: 1 })).toThrow(/names key "\*"/);
   });
 
   it('only the canonical encoding decodes; decoding never throws anything untyped (fuzz)', () => {

@@ -14,6 +14,7 @@ import {
   DkgParticipant,
   LifecycleParticipant,
   checkDeviceAdmission,
+  checkRevocation,
   deriveKey,
   deriveShare,
   PayloadKind,
@@ -275,6 +276,9 @@ export class SignerEngine {
           const r = await this.lifecycle(task.lifecycle);
           return r ? { taskId, body: 'envelope', envelope: r } : { taskId, body: 'ok', ok: true };
         }
+        case 'revoke':
+          await this.revoke(asBytes(task.revoke, 'revocation'));
+          return { taskId, body: 'ok', ok: true };
         default:
           throw new SignerError('INVALID_ARGUMENT', `unknown task ${String(task.body)}`);
       }
@@ -424,6 +428,20 @@ export class SignerEngine {
     const out = await this.#lifecycle.handle(t);
     if (t && (t.step === 3 || t.step === 5)) await this.audit.append({ type: 'lifecycle', actor: this.id, data: { keyId: t.keyId, epoch: Number(t.epoch), step: t.step === 3 ? 'commit' : 'retire' } });
     return out;
+  }
+
+  /**
+   * Revokes devices on the operators' signed word (never the coordinator's): M of the pinned
+   * operators approved the revocation. From then on this node reserves nothing for them and
+   * completes none of their packages; their unused reservations are discarded. Idempotent.
+   */
+  async revoke(approved: Uint8Array): Promise<readonly string[]> {
+    const devices = checkRevocation(approved, { operators: this.#policy.policy.operators, now: this.#clock() });
+    await this.#lcStore.recordRevocations(devices);
+    let discarded = 0;
+    for (const d of devices) for await (const k of this.#store.keys(`nonce/r.${deviceSegment(d)}.`)) if (await this.ledger.discard(k.slice('nonce/'.length))) discarded++;
+    await this.audit.append({ type: 'device-revoked', actor: this.id, data: { devices: devices.join(','), discarded } });
+    return devices;
   }
 
   /** After a commit: caches drop, and devices no longer in the key lose their reservations on it. */

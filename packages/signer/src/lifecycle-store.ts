@@ -102,6 +102,12 @@ export class SignerLifecycleStore implements LifecycleStore {
     await this.store.put(outcomeKey(keyId), encodeOutcome(keyId, { ...m, retired: true }), { sync: true });
   }
 
+  /** Records devices an operator-approved revocation names (synced). */
+  async recordRevocations(devices: readonly string[]): Promise<void> {
+    const at = this.opts.clock();
+    await this.store.batch(devices.map((d) => ({ type: 'put' as const, key: `revoked/${deviceSegment(d)}`, value: utf8ToBytes(JSON.stringify({ device: d, at })) })), { sync: true });
+  }
+
   /** Whether an operator authorisation revoked `device` here. */
   async revoked(device: string): Promise<boolean> {
     return (await this.store.get(`revoked/${deviceSegment(device)}`)) !== undefined;

@@ -76,6 +76,36 @@ export const descriptor = {
                 "AdmitDevice": {
                   "requestType": "AdmitDeviceRequest",
                   "responseType": "GetDeviceResponse"
+                },
+                "RevokeDevice": {
+                  "requestType": "RevokeDeviceRequest",
+                  "responseType": "RevokeDeviceResponse"
+                }
+              }
+            },
+            "RevokeDeviceRequest": {
+              "fields": {
+                "device": {
+                  "type": "string",
+                  "id": 1
+                },
+                "authorisation": {
+                  "type": "bytes",
+                  "id": 2
+                }
+              }
+            },
+            "RevokeDeviceResponse": {
+              "fields": {
+                "signers": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 1
+                },
+                "refused": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 2
                 }
               }
             },
@@ -737,7 +767,8 @@ export const descriptor = {
                     "audit",
                     "reserve",
                     "complete",
-                    "lifecycle"
+                    "lifecycle",
+                    "revoke"
                   ]
                 }
               },
@@ -781,6 +812,10 @@ export const descriptor = {
                 "lifecycle": {
                   "type": "LifecycleTask",
                   "id": 10
+                },
+                "revoke": {
+                  "type": "bytes",
+                  "id": 11
                 }
               }
             },

@@ -19,7 +19,7 @@ export interface AuditReport {
 
 export interface LinkTask {
   taskId: number;
-  body?: 'dkgStart' | 'dkgBundle' | 'dkgAbort' | 'commit' | 'sign' | 'audit' | 'reserve' | 'complete' | 'lifecycle';
+  body?: 'dkgStart' | 'dkgBundle' | 'dkgAbort' | 'commit' | 'sign' | 'audit' | 'reserve' | 'complete' | 'lifecycle' | 'revoke';
   /** `deviceAdmissions`: operator approvals of the roster's device entries ({@link admissionPayload}). */
   dkgStart?: { params: Uint8Array; deviceAdmissions?: Uint8Array[] } | null;
   dkgBundle?: { sessionHash: Uint8Array; round: number; envelopes: Uint8Array[] } | null;
@@ -31,6 +31,8 @@ export interface LinkTask {
   /** An encoded OfflinePackage to complete. */
   complete?: Uint8Array | null;
   lifecycle?: LifecycleTask | null;
+  /** An encoded `ApprovedAuthorisation` of operation `revoke`. */
+  revoke?: Uint8Array | null;
 }
 
 /** One step of a refresh or reshare (cluster.proto `LifecycleTask`). */
