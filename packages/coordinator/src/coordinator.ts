@@ -13,26 +13,13 @@ import {
   decodeCommitment,
   decodeOfflinePackage,
   deriveKey,
-  checkLifecycleConfirmations,
-  decodeRefreshParams,
-  decodeReshareParams,
-  encodeRefreshParams,
-  encodeReshareParams,
   fromHex,
-  LifecycleStep,
   admissionPayload,
   decodeApproved,
-  encodeAuthorisation,
-  retirementQuorum,
-  refreshPublicKey,
-  refreshSessionHash,
-  resharePublicKey,
-  reshareSessionHash,
   openReservation,
   verifyOfflinePackage,
   participantFromWire,
   participantToWire,
-  type ParticipantPublic as DevicePublic,
   decodeKeyRecord,
   decodeSignatureShare,
   dkgSessionHashOfParams,
@@ -57,52 +44,18 @@ import {
   type KeyRecord,
   type LinkResult,
   type LinkTask,
-  type NonceCommitment,
-  type ParticipantPublic,
   type RequestCommitment,
   type Rng,
   type SuiteId,
+  type ParticipantPublic as DevicePublic,
 } from '@tessera/core';
 import { AuditLog, KeyedMutex, summarizeAudit, type SealedKV } from '@tessera/store';
 import { randomBytes } from 'node:crypto';
+import { LifecycleService, type PrepareRequest } from './lifecycle.js';
+import { CoordinatorError, codeOf, keyInfo, type CoordinatorEvent, type KeyInfo, type PackageResult, type ParticipantHandle, type SignResult } from './types.js';
 
-/** A connected participant as the coordinator sees it. */
-export interface ParticipantHandle {
-  readonly info: ParticipantPublic;
-  /** Sends one task body and resolves with the participant's result (or rejects on transport failure). */
-  call(task: Omit<LinkTask, 'taskId'>, timeoutMs: number): Promise<LinkResult>;
-  readonly connectedSince: number;
-  readonly metricsUrl?: string;
-  readonly pid?: number;
-  /** A device (linked through the device gateway): it co-signs offline, never in online sessions. */
-  readonly device?: boolean;
-}
-
-/** An error of the coordinator with a stable code and culprits. */
-export class CoordinatorError extends Error {
-  constructor(readonly code: string, message: string, readonly culprits: readonly string[] = []) {
-    super(message);
-    this.name = 'CoordinatorError';
-  }
-}
-
-export interface KeyInfo {
-  keyId: string;
-  suite: SuiteId;
-  threshold: number;
-  participants: string[];
-  publicKey: Uint8Array;
-  epoch: number;
-  createdAt: number;
-}
-
-export interface SignResult {
-  keyId: string;
-  signature: Uint8Array;
-  signers: string[];
-  publicKey: Uint8Array;
-  requestId: Uint8Array;
-}
+export { CoordinatorError, type CoordinatorEvent, type KeyInfo, type PackageResult, type ParticipantHandle, type SignResult } from './types.js';
+export type { PrepareRequest } from './lifecycle.js';
 
 export interface CoordinatorOptions {
   store: SealedKV;
@@ -139,26 +92,6 @@ export interface CoordinatorOptions {
   onEvent?: (e: CoordinatorEvent) => void;
 }
 
-export type CoordinatorEvent =
-  | { type: 'sign'; keyId: string; ok: boolean; cause?: string; ms: number; attempts: number }
-  | { type: 'keygen'; ok: boolean; ms: number; cause?: string }
-  | { type: 'culprit'; participant: string; code: string }
-  | { type: 'pool'; participant: string; ok: boolean; cause?: string; message?: string }
-  | { type: 'package'; keyId: string; ok: boolean; cause?: string; ms: number; cached: boolean; createdAt?: number }
-  | { type: 'reserve'; device: string; keyId: string; slots: number }
-  | { type: 'enrol'; device: string };
-
-/** The coordinator's answer for a completed offline package. */
-export interface PackageResult {
-  packageId: string;
-  keyId: string;
-  message: Uint8Array;
-  signature: Uint8Array;
-  publicKey: Uint8Array;
-  signers: string[];
-  alreadyCompleted: boolean;
-}
-
 const defaultRng: Rng = ((n = 32) => new Uint8Array(randomBytes(n))) as Rng;
 
 /** A pooled commitment, validated on arrival (core `validateCommitment`), with the signer's nonce id. */
@@ -169,7 +102,7 @@ export class Coordinator {
   readonly #clock: () => number;
   readonly #rng: Rng;
   readonly #timeout: number;
-  readonly #standingRefresh: Uint8Array;
+  readonly #lifecycle: LifecycleService;
   readonly #poolBatch: number;
   readonly #maxAttempts: number;
   readonly #maxInFlight: number;
@@ -206,7 +139,6 @@ export class Coordinator {
     this.#clock = opts.clock ?? Date.now;
     this.#rng = opts.rng ?? defaultRng;
     this.#timeout = opts.taskTimeoutMs ?? 15_000;
-    this.#standingRefresh = opts.refreshAuthorisation ?? new Uint8Array(0);
     this.#poolBatch = opts.poolBatch ?? 16;
     this.#keyCacheSize = Math.max(1, opts.keyCacheSize ?? 4096);
     this.#maxAttempts = opts.maxAttempts ?? 3;
@@ -216,6 +148,26 @@ export class Coordinator {
     this.#clusterId = opts.clusterId;
     this.startedAt = this.#clock();
     this.audit = new AuditLog(this.#store, { clock: this.#clock });
+    this.#lifecycle = new LifecycleService({
+      store: this.#store,
+      audit: this.audit,
+      clock: this.#clock,
+      rng: this.#rng,
+      timeout: this.#timeout,
+      standingRefresh: opts.refreshAuthorisation ?? new Uint8Array(0),
+      onEvent: (e) => this.#onEvent(e),
+      participant: (id) => this.#participants.get(id),
+      device: (id) => this.#devices.get(id),
+      key: (keyId) => this.key(keyId),
+      summary: (keyId) => this.#keyInfo.get(keyId),
+      keys: () => this.keys(),
+      keyIdsOf: (id) => [...(this.#keysByParticipant.get(id) ?? [])],
+      committed: (next) => {
+        this.#setKey(next);
+        for (const r of next.key.roster) this.#known.add(r.id);
+        for (const k of [...this.#pools.keys()]) if (k.endsWith(`/${next.keyId}`)) this.#pools.delete(k);
+      },
+    });
   }
 
   /** Loads the key registry from the store (and the cluster id, created on first start). */
@@ -251,7 +203,7 @@ export class Coordinator {
     // A node that was offline when devices were revoked learns of it now (it checks the operators' approval itself).
     if (!p.device) void this.#sendRevocations(p);
     // A participant that missed refreshes while offline applies them now.
-    this.#catchUp(p).catch((e: unknown) => this.#onEvent({ type: 'pool', participant: p.info.id, ok: false, cause: codeOf(e), message: `catch-up: ${(e as Error).message}` }));
+    this.#lifecycle.catchUp(p).catch((e: unknown) => this.#onEvent({ type: 'pool', participant: p.info.id, ok: false, cause: codeOf(e), message: `catch-up: ${(e as Error).message}` }));
   }
 
   unregister(id: string, handle?: ParticipantHandle): void {
@@ -452,290 +404,26 @@ export class Coordinator {
     return out;
   }
 
-  // ---- share lifecycle: refresh and reshare ------------------------------------------------------
+  // ---- share lifecycle (./lifecycle.ts) ---------------------------------------------------------
 
-  /** Sends one lifecycle step to each handle; all must answer with `want`. */
-  async #step(handles: ParticipantHandle[], task: Omit<NonNullable<LinkTask['lifecycle']>, 'step'> & { step: number }, want: 'envelope' | 'any'): Promise<Map<string, Uint8Array | undefined>> {
-    const answers = await Promise.allSettled(handles.map((h) => h.call({ body: 'lifecycle', lifecycle: task }, this.#timeout)));
-    const out = new Map<string, Uint8Array | undefined>();
-    const failures: string[] = [];
-    const culprits = new Set<string>();
-    answers.forEach((a, i) => {
-      const id = (handles[i] as ParticipantHandle).info.id;
-      if (a.status === 'rejected') return void failures.push(`${id}: UNAVAILABLE`);
-      const r = a.value;
-      if (r.body === 'error' || r.error) {
-        for (const c of r.error?.culprits ?? []) if (typeof c === 'string') culprits.add(c);
-        return void failures.push(`${id}: ${r.error?.code ?? 'INTERNAL'} ${String(r.error?.message ?? '').slice(0, 200)}`);
-      }
-      if (want === 'envelope' && (r.body !== 'envelope' || !r.envelope)) return void failures.push(`${id}: UNEXPECTED_MESSAGE`);
-      out.set(id, r.body === 'envelope' ? r.envelope : undefined);
-    });
-    if (failures.length) {
-      void Promise.allSettled(handles.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...task, step: 4 } }, this.#timeout)));
-      const bad = failures.find((f) => !f.includes('UNAVAILABLE')) ?? failures[0] ?? '';
-      const code = /^[^:]+: ([A-Z_]+)/.exec(bad)?.[1] ?? 'ABORTED';
-      throw new CoordinatorError(code === 'UNAVAILABLE' ? 'UNAVAILABLE' : code, `${task.kind} aborted, epoch ${task.kind === 'refresh' ? '' : ''}unchanged: ${failures.join('; ')}`, [...culprits]);
-    }
-    return out;
+  /** Proactive refresh of `keyId` (see {@link LifecycleService.refresh}). */
+  refresh(keyId: string, authorisation?: Uint8Array): Promise<KeyInfo> {
+    return this.#lifecycle.refresh(keyId, authorisation);
   }
 
-  /**
-   * Stores the committed key and the session (params, contributions, authorisation and the
-   * confirmations, for participants that apply it later), then commits on the online
-   * participants: each activates only with the confirmations of its own pending outcome and
-   * answers with a signed activation acknowledgement. With min(n', 2t'−1) of those, every
-   * participant is told to retire the previous epoch (dropped there after its retention time).
-   */
-  async #commitLifecycle(kind: 'refresh' | 'reshare', rec: KeyRecord, next: KeyRecord, session: { params: Uint8Array; round1: Uint8Array[]; authorisation: Uint8Array; confirmations: Uint8Array[] }, online: ParticipantHandle[]): Promise<void> {
-    const stored: StoredSession = { kind, params: toHex(session.params), envelopes: session.round1.map(toHex), oldKey: toHex(encodeKeyRecord(rec)), authorisation: toHex(session.authorisation), confirmations: session.confirmations.map(toHex), acks: [] };
-    await this.#store.batch([
-      { type: 'put', key: `key/${next.keyId}`, value: encodeKeyRecord(next) },
-      { type: 'put', key: `keyepoch/${next.keyId}/${next.epoch}`, value: encodeKeyRecord(next) },
-      { type: 'put', key: `lifecycle/${next.keyId}/${next.epoch}`, value: encodeSession(stored) },
-    ], { sync: true });
-    this.#setKey(next);
-    for (const r of next.key.roster) this.#known.add(r.id);
-    for (const k of [...this.#pools.keys()]) if (k.endsWith(`/${next.keyId}`)) this.#pools.delete(k);
-    await this.audit.append({ type: kind, data: { keyId: next.keyId, epoch: next.epoch, threshold: next.key.threshold, participants: next.key.roster.map((r) => r.id).join(','), publicKey: toHex(groupPublicKey(next.key)) } });
-    const commit = { kind, keyId: next.keyId, step: LifecycleStep.COMMIT, params: new Uint8Array(0), envelopes: session.confirmations, oldKeyRecord: new Uint8Array(0), epoch: next.epoch };
-    const answers = await Promise.allSettled(online.map((h) => h.call({ body: 'lifecycle', lifecycle: commit }, this.#timeout)));
-    const acks: Uint8Array[] = [];
-    await Promise.all(answers.map(async (a, i) => {
-      if (a.status !== 'fulfilled' || (a.value.body !== 'ok' && a.value.body !== 'envelope')) return;
-      if (a.value.body === 'envelope' && a.value.envelope) acks.push(a.value.envelope);
-      await this.#store.put(`ack/${(online[i] as ParticipantHandle).info.id}/${next.keyId}`, new TextEncoder().encode(String(next.epoch)), { sync: true });
-    }));
-    await this.#retire(next, stored, acks, online);
+  /** Scheduled refresh (see {@link LifecycleService.refreshDue}). */
+  refreshDue(maxAgeMs: number): Promise<{ keyId: string; epoch?: number; error?: string }[]> {
+    return this.#lifecycle.refreshDue(maxAgeMs);
   }
 
-  /** Adds activation acknowledgements to the stored session and, with t' of them, tells `to` to retire the previous epoch. */
-  async #retire(next: KeyRecord, stored: StoredSession, acks: Uint8Array[], to: ParticipantHandle[]): Promise<void> {
-    const all = [...new Set([...stored.acks, ...acks.map(toHex)])];
-    if (all.length !== stored.acks.length) {
-      stored.acks = all;
-      await this.#store.put(`lifecycle/${next.keyId}/${next.epoch}`, encodeSession(stored), { sync: true });
-    }
-    if (all.length < retirementQuorum(next.key)) return;
-    const retire = { kind: stored.kind, keyId: next.keyId, step: LifecycleStep.RETIRE, params: new Uint8Array(0), envelopes: all.map((x) => fromHex(x)), oldKeyRecord: new Uint8Array(0), epoch: next.epoch };
-    await Promise.allSettled(to.map((h) => h.call({ body: 'lifecycle', lifecycle: retire }, this.#timeout)));
+  /** Reshare of `keyId` (see {@link LifecycleService.reshare}). */
+  reshare(keyId: string, req: { threshold: number; participants: string[]; authorisation?: Uint8Array }): Promise<KeyInfo> {
+    return this.#lifecycle.reshare(keyId, req);
   }
 
-  /**
-   * Brings a participant that was offline during refreshes up to date: applies each committed
-   * session it missed, in epoch order, and commits it with the stored confirmations. Runs when it links.
-   */
-  async #catchUp(h: ParticipantHandle): Promise<void> {
-    for (const keyId of [...(this.#keysByParticipant.get(h.info.id) ?? [])]) {
-      // Epoch 0 has no lifecycle session to catch up on: no store read per key at every link.
-      // Only the summary is read (no record decoded, the decoded cache left alone).
-      const info = this.#keyInfo.get(keyId);
-      if (!info || info.epoch === 0) continue;
-      const ackRaw = await this.#store.get(`ack/${h.info.id}/${keyId}`);
-      const acked = ackRaw ? Number(new TextDecoder().decode(ackRaw)) : 0;
-      for (let e = acked + 1; e <= info.epoch; e++) {
-        const raw = await this.#store.get(`lifecycle/${keyId}/${e}`);
-        if (!raw) break;
-        const sess = decodeSession(raw);
-        const base = { kind: sess.kind, keyId, params: fromHex(sess.params), envelopes: sess.envelopes.map((x) => fromHex(x)), oldKeyRecord: fromHex(sess.oldKey), epoch: e, authorisation: fromHex(sess.authorisation) };
-        const applied = await h.call({ body: 'lifecycle', lifecycle: { ...base, step: LifecycleStep.APPLY } }, this.#timeout);
-        if (applied.body === 'error') throw new CoordinatorError(applied.error?.code ?? 'INTERNAL', `${h.info.id} could not apply epoch ${e} of ${keyId}: ${applied.error?.message ?? ''}`);
-        const confirmations = sess.confirmations.map((x) => fromHex(x));
-        if (applied.body === 'envelope' && applied.envelope) {
-          // The late participant must have derived exactly the key everyone else committed to.
-          const oldKey = decodeKeyRecord(base.oldKeyRecord).key;
-          const pub = sess.kind === 'refresh' ? refreshPublicKey(decodeRefreshParams(base.params, oldKey), base.envelopes) : resharePublicKey(decodeReshareParams(base.params, oldKey), base.envelopes);
-          checkLifecycleConfirmations(pub, [applied.envelope], [h.info.id]);
-          confirmations.push(applied.envelope);
-        }
-        const done = await h.call({ body: 'lifecycle', lifecycle: { ...base, envelopes: confirmations, step: LifecycleStep.COMMIT } }, this.#timeout);
-        if (done.body !== 'ok' && done.body !== 'envelope') break;
-        await this.#store.put(`ack/${h.info.id}/${keyId}`, new TextEncoder().encode(String(e)), { sync: true });
-        await this.audit.append({ type: 'lifecycle-catch-up', data: { keyId, participant: h.info.id, epoch: e } });
-        const next = e === info.epoch ? this.key(keyId) : undefined;
-        // Its acknowledgement may complete the retirement quorum: tell every linked member.
-        const members = next ? next.key.roster.map((r) => this.#participants.get(r.id)).filter((x): x is ParticipantHandle => !!x) : [];
-        if (next) await this.#retire(next, sess, done.body === 'envelope' && done.envelope ? [done.envelope] : [], members);
-      }
-    }
-  }
-
-  /**
-   * Checks each round-1 contribution (`round1[i]` is `contributors[i]`'s answer, as #step
-   * returns them) against what the coordinator itself saw: it came over that contributor's own
-   * link, so one not signed by it, or made for another session (another epoch, a replay of an
-   * earlier session), names that contributor. Core's public checks cannot tell who replayed a
-   * message of another session and blame nobody; here there is no relay in between.
-   */
-  #checkContributions(contributors: ParticipantHandle[], round1: Uint8Array[], kind: PayloadKind, sessionHash: Uint8Array): void {
-    contributors.forEach((h, i) => {
-      let why: string | undefined;
-      try {
-        const env = openEnvelope(round1[i] as Uint8Array, kind);
-        if (!equalBytes(env.sender, h.info.signKey)) why = 'is not signed by its key';
-        else if (!equalBytes(decodeMessage('LifecycleRound1', env.payload).sessionHash, sessionHash)) why = 'was made for another session (another epoch, or a replay)';
-      } catch (e) {
-        why = `does not open (${codeOf(e)})`;
-      }
-      if (why === undefined) return;
-      this.#onEvent({ type: 'culprit', participant: h.info.id, code: 'UNEXPECTED_MESSAGE' });
-      throw new CoordinatorError('UNEXPECTED_MESSAGE', `the round-1 contribution of ${h.info.id} ${why}`, [h.info.id]);
-    });
-  }
-
-  /**
-   * Proactive refresh of `keyId`: the linked participants (at least t) contribute zero-sharings;
-   * every participant's share changes, the public key does not. Participants offline now apply
-   * it when they next link. Any failure before the commit aborts everywhere and leaves the
-   * current epoch in force.
-   */
-  async refresh(keyId: string, authorisation: Uint8Array = this.#standingRefresh): Promise<KeyInfo> {
-    const rec = this.key(keyId);
-    const online = rec.key.roster.map((r) => this.#participants.get(r.id)).filter((h): h is ParticipantHandle => !!h);
-    if (online.length < rec.key.threshold) throw new CoordinatorError('UNAVAILABLE', `refresh needs ${rec.key.threshold} linked participants of key ${keyId}, ${online.length} linked`);
-    // Anyone that lags behind an earlier epoch catches up first.
-    for (const h of online) await this.#catchUp(h).catch(() => {});
-    // Contributors: the linked signer nodes when they are enough (phones drop off), else all linked.
-    const nodes = online.filter((h) => !h.device);
-    const contributors = nodes.length >= rec.key.threshold ? nodes : online;
-    const cfg = { suite: rec.key.suite, sessionId: this.#rng(32), keyId, fromEpoch: rec.epoch, key: rec.key, contributors: contributors.map((h) => h.info.id) };
-    const params = encodeRefreshParams(cfg);
-    const base = { kind: 'refresh', keyId, params, envelopes: [] as Uint8Array[], oldKeyRecord: new Uint8Array(0), epoch: rec.epoch + 1, authorisation };
-    const round1 = [...(await this.#step(contributors, { ...base, step: 1 }, 'envelope')).values()] as Uint8Array[];
-    let pub;
-    try {
-      this.#checkContributions(contributors, round1, PayloadKind.REFRESH_ROUND1, refreshSessionHash(cfg));
-      pub = refreshPublicKey(cfg, round1);
-    } catch (e) {
-      void Promise.allSettled(online.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.#timeout)));
-      throw e;
-    }
-    // Contributors must apply and confirm; any other linked participant (a phone) applies too if
-    // it can, and otherwise catches up from the stored session when it next links.
-    const others = online.filter((h) => !contributors.includes(h));
-    const [mustConfirm, mayConfirm] = await Promise.all([
-      this.#step(contributors, { ...base, envelopes: round1, step: 2 }, 'envelope'),
-      Promise.allSettled(others.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, envelopes: round1, step: 2 } }, this.#timeout))),
-    ]);
-    const applied = [...contributors];
-    const confirmations = [...mustConfirm.values()] as Uint8Array[];
-    mayConfirm.forEach((a, i) => {
-      if (a.status === 'fulfilled' && a.value.body === 'envelope' && a.value.envelope) {
-        confirmations.push(a.value.envelope);
-        applied.push(others[i] as ParticipantHandle);
-      }
-    });
-    try {
-      checkLifecycleConfirmations(pub, confirmations, applied.map((h) => h.info.id));
-    } catch (e) {
-      void Promise.allSettled(online.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.#timeout)));
-      throw e;
-    }
-    const next: KeyRecord = { keyId, epoch: pub.epoch, key: pub.key, createdAt: this.#clock() };
-    await this.#commitLifecycle('refresh', rec, next, { params, round1, authorisation, confirmations }, applied);
-    return keyInfo(next);
-  }
-
-  /**
-   * Scheduled refresh: refreshes every key whose current epoch is older than `maxAgeMs` (one at a
-   * time). A key that cannot be refreshed now (too few participants linked) is reported, audited
-   * and tried again at the next run.
-   */
-  async refreshDue(maxAgeMs: number): Promise<{ keyId: string; epoch?: number; error?: string }[]> {
-    const out: { keyId: string; epoch?: number; error?: string }[] = [];
-    const now = this.#clock();
-    for (const k of this.keys()) {
-      if (now - k.createdAt < maxAgeMs) continue;
-      try {
-        out.push({ keyId: k.keyId, epoch: (await this.refresh(k.keyId, this.#standingRefresh)).epoch });
-      } catch (e) {
-        out.push({ keyId: k.keyId, error: `${codeOf(e)}: ${(e as Error).message}`.slice(0, 300) });
-        await this.audit.append({ type: 'refresh-failed', data: { keyId: k.keyId, code: codeOf(e), scheduled: 'yes' } });
-      }
-    }
-    return out;
-  }
-
-  /**
-   * Reshares `keyId` to `threshold`-of-`participants` (ids of linked participants; old members may
-   * stay, leave or be replaced), same public key. An old quorum of linked members contributes.
-   */
-  async reshare(keyId: string, req: { threshold: number; participants: string[]; authorisation?: Uint8Array }): Promise<KeyInfo> {
-    const authorisation = req.authorisation ?? new Uint8Array(0);
-    const rec = this.key(keyId);
-    const ids = [...new Set(req.participants)];
-    if (ids.length < 2) throw new CoordinatorError('INVALID_ARGUMENT', 'a reshare needs at least 2 participants');
-    if (!Number.isInteger(req.threshold) || req.threshold < 2 || req.threshold > ids.length) throw new CoordinatorError('INVALID_ARGUMENT', `threshold must be 2..${ids.length}, got ${req.threshold}`);
-    const missing = ids.filter((id) => !this.#participants.has(id));
-    if (missing.length) throw new CoordinatorError('UNAVAILABLE', `every new participant must be linked; not linked: ${missing.join(', ')}`);
-    const newHandles = ids.map((id) => this.#participants.get(id) as ParticipantHandle);
-    // Old quorum: linked old members, nodes first (phones are the likelier to drop mid-session).
-    const oldOnline = rec.key.roster.map((r) => this.#participants.get(r.id)).filter((h): h is ParticipantHandle => !!h).sort((a, b) => Number(!!a.device) - Number(!!b.device));
-    if (oldOnline.length < rec.key.threshold) throw new CoordinatorError('UNAVAILABLE', `reshare needs ${rec.key.threshold} linked holders of key ${keyId}, ${oldOnline.length} linked`);
-    for (const h of oldOnline) await this.#catchUp(h).catch(() => {});
-    const contributors = oldOnline.slice(0, rec.key.threshold);
-    const cfg = { suite: rec.key.suite, sessionId: this.#rng(32), keyId, fromEpoch: rec.epoch, oldKey: rec.key, contributors: contributors.map((h) => h.info.id), newThreshold: req.threshold, newParticipants: newHandles.map((h) => h.info) };
-    const params = encodeReshareParams(cfg);
-    const base = { kind: 'reshare', keyId, params, envelopes: [] as Uint8Array[], oldKeyRecord: encodeKeyRecord(rec), epoch: rec.epoch + 1, authorisation };
-    const everyone = [...new Map([...oldOnline, ...newHandles].map((h) => [h.info.id, h])).values()];
-    const round1 = [...(await this.#step(contributors, { ...base, step: 1 }, 'envelope')).values()] as Uint8Array[];
-    let pub;
-    try {
-      this.#checkContributions(contributors, round1, PayloadKind.RESHARE_ROUND1, reshareSessionHash(cfg));
-      pub = resharePublicKey(cfg, round1);
-    } catch (e) {
-      void Promise.allSettled(everyone.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.#timeout)));
-      throw e;
-    }
-    // Contributors and new participants must answer; other old members only learn of it.
-    const required = everyone.filter((h) => contributors.includes(h) || ids.includes(h.info.id));
-    const optional = everyone.filter((h) => !required.includes(h));
-    const [answers] = await Promise.all([
-      this.#step(required, { ...base, envelopes: round1, step: 2 }, 'any'),
-      Promise.allSettled(optional.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, envelopes: round1, step: 2 } }, this.#timeout))),
-    ]);
-    const confirmations = ids.map((id) => answers.get(id)).filter((x): x is Uint8Array => !!x);
-    try {
-      checkLifecycleConfirmations(pub, confirmations, ids);
-    } catch (e) {
-      void Promise.allSettled(everyone.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.#timeout)));
-      throw e;
-    }
-    const next: KeyRecord = { keyId, epoch: pub.epoch, key: pub.key, createdAt: this.#clock() };
-    await this.#commitLifecycle('reshare', rec, next, { params, round1, authorisation, confirmations }, everyone);
-    return keyInfo(next);
-  }
-
-  /**
-   * The unsigned authorisation operators are asked to approve for a refresh or reshare, with the
-   * participants' keys as this coordinator knows them (linked, enrolled, or in the key's roster).
-   * Operators check it before they sign; every participant checks the signed one again itself.
-   */
-  prepareLifecycle(req: { keyId: string; operation: string; threshold?: number; participants?: string[]; revoke?: string[]; ttlMs?: number; allowThresholdDecrease?: boolean; allowUnpinned?: string[]; anyEpoch?: boolean }): Uint8Array {
-    if (req.operation !== 'refresh' && req.operation !== 'reshare' && req.operation !== 'revoke') throw new CoordinatorError('INVALID_ARGUMENT', 'operation must be refresh, reshare or revoke');
-    const ttl = req.ttlMs && req.ttlMs > 0 ? req.ttlMs : 3600_000;
-    if (!Number.isSafeInteger(ttl) || ttl > 400 * 86_400_000) throw new CoordinatorError('INVALID_ARGUMENT', 'ttl must be at most 400 days');
-    const common = { allowThresholdDecrease: !!req.allowThresholdDecrease, allowUnpinned: req.allowUnpinned ?? [], revoke: req.revoke ?? [], notAfter: this.#clock() + ttl, nonce: this.#rng(16) };
-    if (req.operation === 'revoke') {
-      if (!common.revoke.length) throw new CoordinatorError('INVALID_ARGUMENT', 'a revocation names at least one device');
-      return encodeAuthorisation({ keyId: '*', operation: 'revoke', fromEpoch: 0, anyEpoch: false, newThreshold: 0, newParticipants: [], ...common });
-    }
-    if (req.operation === 'refresh') {
-      const anyEpoch = !!req.anyEpoch;
-      const fromEpoch = req.keyId === '*' ? 0 : this.key(req.keyId).epoch;
-      if (req.keyId === '*' && !anyEpoch) throw new CoordinatorError('INVALID_ARGUMENT', 'a refresh authorisation for every key must be a standing one (anyEpoch)');
-      return encodeAuthorisation({ keyId: req.keyId, operation: 'refresh', fromEpoch, anyEpoch, newThreshold: 0, newParticipants: [], ...common });
-    }
-    const rec = this.key(req.keyId);
-    const ids = [...new Set(req.participants ?? [])];
-    const find = (id: string): ParticipantPublic | undefined => this.#participants.get(id)?.info ?? this.#devices.get(id) ?? rec.key.roster.find((r) => r.id === id);
-    const unknown = ids.filter((id) => !find(id));
-    if (unknown.length) throw new CoordinatorError('UNAVAILABLE', `participants never seen by this coordinator: ${unknown.join(', ')}`);
-    const newParticipants = ids.map((id) => {
-      const p = find(id) as ParticipantPublic;
-      return { id: p.id, signKey: p.signKey, encKey: p.encKey, ...(p.device ? { device: true } : {}) };
-    });
-    return encodeAuthorisation({ keyId: req.keyId, operation: 'reshare', fromEpoch: rec.epoch, anyEpoch: false, newThreshold: req.threshold ?? 0, newParticipants, ...common });
+  /** The unsigned authorisation operators are asked to approve (see {@link LifecycleService.prepare}). */
+  prepareLifecycle(req: PrepareRequest): Uint8Array {
+    return this.#lifecycle.prepare(req);
   }
 
   // ---- devices --------------------------------------------------------------------------------
@@ -1258,23 +946,6 @@ function tokenHash(token: string): string {
   return toHex(sha256(new TextEncoder().encode(`tessera/v1/enrol-token/${token}`)));
 }
 
-function keyInfo(rec: KeyRecord): KeyInfo {
-  return {
-    keyId: rec.keyId,
-    suite: rec.key.suite.id,
-    threshold: rec.key.threshold,
-    participants: rec.key.roster.map((r) => r.id).sort(),
-    publicKey: groupPublicKey(rec.key),
-    epoch: rec.epoch,
-    createdAt: rec.createdAt,
-  };
-}
-
-function codeOf(e: unknown): string {
-  const c = (e as { code?: unknown })?.code;
-  return typeof c === 'string' ? c : 'INTERNAL';
-}
-
 function encodeResult(r: SignResult, intentDigest: Uint8Array): Uint8Array {
   return encodeMessage('SignResultRecord', { version: FORMAT_VERSION, keyId: r.keyId, signature: r.signature, signers: r.signers, publicKey: r.publicKey, requestId: r.requestId, intentDigest });
 }
@@ -1283,27 +954,4 @@ function decodeResult(b: Uint8Array): { result: SignResult; intentDigest: Uint8A
   const w = decodeMessage('SignResultRecord', b);
   if (w.version !== FORMAT_VERSION) throw new CoordinatorError('STORE_CORRUPT', `stored result has unsupported version ${w.version}`);
   return { result: { keyId: w.keyId, signature: w.signature, signers: w.signers, publicKey: w.publicKey, requestId: w.requestId }, intentDigest: w.intentDigest };
-}
-
-/** A committed lifecycle session as stored for late participants (`lifecycle/<key>/<epoch>`). */
-interface StoredSession {
-  kind: 'refresh' | 'reshare';
-  params: string;
-  envelopes: string[];
-  oldKey: string;
-  /** The operators' ApprovedAuthorisation (hex; empty in sessions stored before authorisations). */
-  authorisation: string;
-  /** The confirmations the commit carried. */
-  confirmations: string[];
-  /** Activation acknowledgements collected so far. */
-  acks: string[];
-}
-
-function encodeSession(s: StoredSession): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(s));
-}
-
-function decodeSession(raw: Uint8Array): StoredSession {
-  const j = JSON.parse(new TextDecoder().decode(raw)) as Partial<StoredSession> & Pick<StoredSession, 'kind' | 'params' | 'envelopes' | 'oldKey'>;
-  return { ...j, authorisation: j.authorisation ?? '', confirmations: j.confirmations ?? [], acks: j.acks ?? [] };
 }
