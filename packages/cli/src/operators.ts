@@ -13,7 +13,8 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { ParticipantIdentity, approveAuthorisation, approveDevice, decodeAuthorisation, decodeMessage, encodeApproved, fromHex, participantFromWire, toHex, type LifecycleAuthorisation } from '@tessera/core';
+import { ParticipantIdentity, approveAuthorisation, approveDevice, decodeAuthorisation, decodeMessage, encodeApproved, fromHex, participantFromWire, toHex, type LifecycleAuthorisation, type LifecycleOperation } from '@tessera/core';
+import type { PrepareRequest as CoordinatorPrepareRequest } from '@tessera/coordinator';
 import { CliError, resolveDir, type Client } from './client.js';
 
 /** An operator key file: the identity that approves (mode 0600). */
@@ -75,17 +76,8 @@ export function approve(r: RequestFile, operatorFiles: readonly string[]): Reque
   return { ...r, approvals };
 }
 
-export interface PrepareRequest {
-  keyId: string;
-  operation: 'refresh' | 'reshare' | 'revoke';
-  threshold?: number;
-  participants?: string[];
-  revoke?: string[];
-  ttlMs?: number;
-  allowThresholdDecrease?: boolean;
-  allowUnpinned?: string[];
-  anyEpoch?: boolean;
-}
+/** What is asked of the coordinator's PrepareLifecycle, with the operation typed. */
+export type PrepareRequest = CoordinatorPrepareRequest & { operation: LifecycleOperation };
 
 /** The unsigned authorisation for `req`, as the coordinator builds it, checked to say what was asked. */
 export async function prepare(c: Client, req: PrepareRequest): Promise<RequestFile> {
