@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { ParticipantIdentity, fromHex } from '@tessera/core';
+import { ParticipantIdentity, TesseraError, fromHex, type ErrorCode } from '@tessera/core';
 import { channelCredentials, grpc, loadTessera, unary, type TlsFiles } from '@tessera/runtime';
 
 export interface ClientFile {
@@ -18,9 +18,9 @@ export interface ClientFile {
   operator?: string;
 }
 
-export class CliError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
+export class CliError extends TesseraError {
+  constructor(code: ErrorCode, message: string) {
+    super(code, message);
   }
 }
 

@@ -21,6 +21,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https';
 import {
   PayloadKind,
+  TesseraError,
+  type ErrorCode,
   decodeLinkResult,
   decodeMessage,
   encodeLinkTask,
@@ -110,9 +112,9 @@ const STATUS: Record<string, number> = {
 /** A typed refusal not in the table is the caller's input: 400. Only INTERNAL is a 500. */
 const statusOf = (code: string) => STATUS[code] ?? 400;
 
-class GatewayError extends Error {
-  constructor(readonly code: string, message: string, readonly retryAfterSeconds = 0) {
-    super(message);
+class GatewayError extends TesseraError {
+  constructor(code: ErrorCode, message: string, readonly retryAfterSeconds = 0) {
+    super(code, message);
   }
 }
 

@@ -2,7 +2,7 @@
  * The coordinator's shared vocabulary: the participant handle its services talk through, its
  * typed error, and the shapes of its answers and events.
  */
-import { groupPublicKey, type KeyRecord, type LinkResult, type LinkTask, type ParticipantPublic, type SuiteId } from '@tessera/core';
+import { TesseraError, asErrorCode, groupPublicKey, type ErrorCode, type KeyRecord, type LinkResult, type LinkTask, type ParticipantPublic, type SuiteId } from '@tessera/core';
 
 /** A connected participant as the coordinator sees it. */
 export interface ParticipantHandle {
@@ -17,10 +17,10 @@ export interface ParticipantHandle {
 }
 
 /** An error of the coordinator with a stable code and culprits. */
-export class CoordinatorError extends Error {
-  constructor(readonly code: string, message: string, readonly culprits: readonly string[] = []) {
-    super(message);
-    this.name = 'CoordinatorError';
+export class CoordinatorError extends TesseraError {
+  /** `code` may come from a participant's answer: one that is not an {@link ErrorCode} becomes INTERNAL. */
+  constructor(code: ErrorCode | string, message: string, culprits: readonly string[] = []) {
+    super(asErrorCode(code), message, { culprits });
   }
 }
 

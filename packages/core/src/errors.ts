@@ -56,6 +56,81 @@ export const ErrorCode = {
    * participants it has not pinned, a lifecycle operation without enough operator approvals.
    */
   POLICY_DENIED: 'POLICY_DENIED',
+
+  // ---- requests and capacity (daemons, gateway, CLI) ----
+  /** The caller is not who it must be (unknown token, device or certificate). */
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  /** A device call names another cluster than the one it reached. */
+  WRONG_CLUSTER: 'WRONG_CLUSTER',
+  /** A participant, peer or store is not reachable now; retrying may help. */
+  UNAVAILABLE: 'UNAVAILABLE',
+  /** The caller exceeded a rate limit; retry later. */
+  RATE_LIMITED: 'RATE_LIMITED',
+  /** A bound was reached (requests in flight, reservations, remembered calls); retry later. */
+  RESOURCE_EXHAUSTED: 'RESOURCE_EXHAUSTED',
+  /** The server is at capacity. */
+  OVERLOADED: 'OVERLOADED',
+  /** A request body is larger than accepted. */
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  /** The operation is not offered here (e.g. a device asked to sign online). */
+  NOT_SUPPORTED: 'NOT_SUPPORTED',
+  /** The operation's deadline passed. */
+  DEADLINE: 'DEADLINE',
+  /** A gRPC status without a Tessera code: the remote aborted, has no such method, or refused a precondition. */
+  ABORTED: 'ABORTED',
+  UNIMPLEMENTED: 'UNIMPLEMENTED',
+  FAILED_PRECONDITION: 'FAILED_PRECONDITION',
+  /** The operation was cancelled before it finished. */
+  CANCELLED: 'CANCELLED',
+  /** A transient failure the caller should retry as is. */
+  RETRY: 'RETRY',
+  /** A fault inside the process; its message says nothing more (no internals leak). */
+  INTERNAL: 'INTERNAL',
+
+  // ---- signer policy (reasons of POLICY_DENIED, kept for logs) ----
+  UNKNOWN_REQUESTER: 'UNKNOWN_REQUESTER',
+  KEY_NOT_ALLOWED: 'KEY_NOT_ALLOWED',
+  EXPIRED: 'EXPIRED',
+
+  // ---- storage (packages/store) ----
+  /** No key-encryption key was given. */
+  KEK_MISSING: 'KEK_MISSING',
+  /** The KEK is malformed. */
+  KEK_INVALID: 'KEK_INVALID',
+  /** The KEK does not open this store. */
+  KEK_MISMATCH: 'KEK_MISMATCH',
+  /** A record does not open or decode: the store is damaged. */
+  STORE_CORRUPT: 'STORE_CORRUPT',
+  /** The store cannot be read or written now (closed, disk full, refused after a failed write). */
+  STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
+  /** The vault already holds a different share for that key and epoch. */
+  SHARE_EXISTS: 'SHARE_EXISTS',
+  /** No such nonce in the ledger (never made, or discarded). */
+  NONCE_UNKNOWN: 'NONCE_UNKNOWN',
+  /** The nonce was consumed by another request. */
+  NONCE_REUSED: 'NONCE_REUSED',
+  /** A nonce with that id exists already. */
+  NONCE_EXISTS: 'NONCE_EXISTS',
+
+  // ---- device SDK and CLI ----
+  /** The device has no identity yet (`init` first). */
+  NOT_INITIALISED: 'NOT_INITIALISED',
+  /** The device store is open in another process. */
+  STORE_LOCKED: 'STORE_LOCKED',
+  /** The device store's key does not open it. */
+  STORE_KEY: 'STORE_KEY',
+  /** A backup's password is wrong. */
+  BACKUP_PASSWORD: 'BACKUP_PASSWORD',
+  /** A backup is damaged or not a backup. */
+  BACKUP_CORRUPT: 'BACKUP_CORRUPT',
+  /** Recovery pieces are mixed, damaged or too few. */
+  RECOVERY_PIECES: 'RECOVERY_PIECES',
+  /** A backup password below the floor (override with allowWeakPassword). */
+  WEAK_PASSWORD: 'WEAK_PASSWORD',
+  /** A configuration file or directory is missing or malformed. */
+  CONFIG: 'CONFIG',
+  /** The command line is malformed (CLI exit code 2). */
+  USAGE: 'USAGE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -114,6 +189,11 @@ export class InvalidStateError extends TesseraError {
   constructor(message: string) {
     super(ErrorCode.INVALID_STATE, message);
   }
+}
+
+/** `code` if it is one of {@link ErrorCode}, else INTERNAL (a code received from elsewhere). */
+export function asErrorCode(code: unknown): ErrorCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(ErrorCode, code) ? (code as ErrorCode) : ErrorCode.INTERNAL;
 }
 
 /** True if `e` is a TesseraError (works across duplicated module instances: checks shape). */

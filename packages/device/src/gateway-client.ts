@@ -4,7 +4,7 @@
  * (Node 20+, browsers, React Native). Failures become {@link DeviceError}s with the server's
  * stable code, or UNAVAILABLE when the cluster cannot be reached.
  */
-import { PayloadKind, encodeMessage, signEnvelope, type ParticipantIdentity, type Rng } from '@tessera/core';
+import { PayloadKind, asErrorCode, encodeMessage, signEnvelope, type ParticipantIdentity, type Rng } from '@tessera/core';
 import { DeviceError } from './errors.js';
 
 export type GatewayOp = 'enrol' | 'poll' | 'keygen' | 'reserve' | 'submit' | 'keys';
@@ -50,7 +50,7 @@ export class GatewayClient {
     } catch {
       /* not a Tessera gateway answer */
     }
-    const code = typeof detail.code === 'string' && /^[A-Z][A-Z_]{1,39}$/.test(detail.code) ? detail.code : res.status >= 500 ? 'UNAVAILABLE' : 'INTERNAL';
+    const code = typeof detail.code === 'string' && /^[A-Z][A-Z_]{1,39}$/.test(detail.code) ? asErrorCode(detail.code) : res.status >= 500 ? 'UNAVAILABLE' : 'INTERNAL';
     throw new DeviceError(code, typeof detail.message === 'string' ? detail.message.slice(0, 500) : `gateway answered HTTP ${res.status}`, Array.isArray(detail.culprits) ? detail.culprits.map(String) : []);
   }
 }

@@ -19,7 +19,7 @@
  * participants, sessions and lengths, never secret material.
  */
 import * as grpc from '@grpc/grpc-js';
-import { isTesseraError } from '@tessera/core';
+import { TesseraError, asErrorCode, isTesseraError, type ErrorCode } from '@tessera/core';
 
 /** The trailing metadata key carrying the JSON-encoded ErrorDetail. */
 export const ERROR_DETAIL_KEY = 'tessera-error-bin';
@@ -97,34 +97,21 @@ const STATUS_TO_CODE: Readonly<Partial<Record<grpc.status, string>>> = Object.fr
 });
 
 /** Daemon-side error with a stable code (see {@link RuntimeErrorCode}) and optional culprits. */
-export class TesseraRuntimeError extends Error {
-  readonly code: string;
-  readonly culprits: readonly string[];
-  constructor(code: string, message: string, opts: { culprits?: readonly string[]; cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.code = code;
-    this.culprits = Object.freeze([...(opts.culprits ?? [])]);
-    this.name = new.target.name;
-  }
-  toJSON(): { name: string; code: string; message: string; culprits: readonly string[] } {
-    return { name: this.name, code: this.code, message: this.message, culprits: this.culprits };
+export class TesseraRuntimeError extends TesseraError {
+  constructor(code: ErrorCode | string, message: string, opts: { culprits?: readonly string[]; cause?: unknown } = {}) {
+    super(asErrorCode(code), message, opts);
   }
 }
 
 /** The error a client sees for a failed rpc: Tessera `code`, gRPC `status` and `culprits`. */
-export class RemoteError extends Error {
-  readonly code: string;
+export class RemoteError extends TesseraError {
   readonly status: number;
-  readonly culprits: readonly string[];
-  constructor(code: string, message: string, status: number, culprits: readonly string[] = [], opts: { cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.code = code;
+  constructor(code: ErrorCode | string, message: string, status: number, culprits: readonly string[] = [], opts: { cause?: unknown } = {}) {
+    super(asErrorCode(code), message, { culprits, ...opts });
     this.status = status;
-    this.culprits = Object.freeze([...culprits]);
-    this.name = new.target.name;
   }
-  toJSON(): { name: string; code: string; status: number; message: string; culprits: readonly string[] } {
-    return { name: this.name, code: this.code, status: this.status, message: this.message, culprits: this.culprits };
+  override toJSON(): { name: string; code: ErrorCode; status: number; message: string; culprits: readonly string[] } {
+    return { ...super.toJSON(), status: this.status };
   }
 }
 

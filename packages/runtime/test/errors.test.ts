@@ -13,7 +13,7 @@ describe('toServiceError', () => {
     ['BAD_SHARE', S.ABORTED], ['BAD_PROOF_OF_KNOWLEDGE', S.ABORTED], ['EQUIVOCATION', S.ABORTED],
     ['CONFIRMATION_MISMATCH', S.ABORTED], ['UNEXPECTED_MESSAGE', S.ABORTED], ['NONCE_REUSED', S.ABORTED],
     ['DECRYPT', S.ABORTED], ['UNAUTHENTICATED', S.UNAUTHENTICATED], ['DEADLINE', S.DEADLINE_EXCEEDED],
-    ['CONFIG', S.INTERNAL], ['SOMETHING_NEW', S.INTERNAL],
+    ['CONFIG', S.INTERNAL],
   ];
   it.each(table)('%s → status %i', (code, status) => {
     const se = toServiceError(new TesseraRuntimeError(code, `msg for ${code}`, { culprits: ['x'] }));
@@ -21,6 +21,13 @@ describe('toServiceError', () => {
     expect(se.details).toBe(`msg for ${code}`);
     const detail = JSON.parse((se.metadata.get(ERROR_DETAIL_KEY)[0] as Buffer).toString('utf8'));
     expect(detail).toEqual({ code, message: `msg for ${code}`, culprits: ['x'] });
+  });
+
+  it('a code outside the one list is sent as INTERNAL, message and culprits kept', () => {
+    const se = toServiceError(new TesseraRuntimeError('SOMETHING_NEW', 'msg', { culprits: ['x'] }));
+    expect(se.code).toBe(S.INTERNAL);
+    const detail = JSON.parse((se.metadata.get(ERROR_DETAIL_KEY)[0] as Buffer).toString('utf8'));
+    expect(detail).toEqual({ code: 'INTERNAL', message: 'msg', culprits: ['x'] });
   });
 
   it('maps core errors by code', () => {

@@ -12,6 +12,8 @@
  */
 import {
   DkgParticipant,
+  TesseraError,
+  type ErrorCode,
   LifecycleParticipant,
   checkDeviceAdmission,
   checkRevocation,
@@ -84,10 +86,9 @@ export type SignerEvent =
 const defaultRng: Rng = ((n = 32) => new Uint8Array(randomBytes(n))) as Rng;
 
 /** A typed refusal from the engine. */
-export class SignerError extends Error {
-  constructor(readonly code: string, message: string, readonly culprits: readonly string[] = []) {
-    super(message);
-    this.name = 'SignerError';
+export class SignerError extends TesseraError {
+  constructor(code: ErrorCode, message: string, culprits: readonly string[] = []) {
+    super(code, message, { culprits });
   }
 }
 

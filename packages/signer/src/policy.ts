@@ -3,7 +3,7 @@
  * sign, and how fast. The signer evaluates it on the requester's signed intent before it touches
  * a nonce; the coordinator has no say.
  */
-import { equalBytes, fromHex, toHex, type OpenedIntent } from '@tessera/core';
+import { TesseraError, equalBytes, fromHex, toHex, type OpenedIntent } from '@tessera/core';
 
 export interface RequesterRule {
   /** A name for logs and audits. */
@@ -58,13 +58,9 @@ export const DEVICE_POLICY_DEFAULTS = { allow: true, maxReservations: 64, maxTtl
 /** Why the policy refused, as a stable reason. */
 export type Refusal = 'UNKNOWN_REQUESTER' | 'KEY_NOT_ALLOWED' | 'EXPIRED' | 'RATE_LIMITED';
 
-export class PolicyRefusal extends Error {
-  readonly code: 'POLICY_DENIED' | 'RATE_LIMITED';
-  readonly culprits: readonly string[] = [];
+export class PolicyRefusal extends TesseraError {
   constructor(readonly reason: Refusal, message: string) {
-    super(message);
-    this.name = 'PolicyRefusal';
-    this.code = reason === 'RATE_LIMITED' ? 'RATE_LIMITED' : 'POLICY_DENIED';
+    super(reason === 'RATE_LIMITED' ? 'RATE_LIMITED' : 'POLICY_DENIED', message);
   }
 }
 

@@ -6,7 +6,9 @@
  * never shares, nonces, keys or any value bytes.
  */
 
-/** Stable store error codes. Adding a code is fine; renaming or reusing one is a breaking change. */
+import { TesseraError } from '@tessera/core';
+
+/** The codes the store reports: a subset of core's `ErrorCode` (a test checks it stays one). */
 export const StoreErrorCode = {
   /** Input failed validation (bad key, wrong type, out of range). Nothing was changed. */
   INVALID_ARGUMENT: 'INVALID_ARGUMENT',
@@ -32,25 +34,14 @@ export const StoreErrorCode = {
 export type StoreErrorCode = (typeof StoreErrorCode)[keyof typeof StoreErrorCode];
 
 /**
- * Error raised by `@tessera/store`. It has the same shape as `@tessera/core`'s `TesseraError`
- * (`code`, `culprits`, `toJSON()`), so `isTesseraError()` recognises it, but its `code` is a
- * {@link StoreErrorCode} — a separate vocabulary that core's `ErrorCode` union does not list,
- * which is why it does not inherit from `TesseraError` (that would mistype `code`).
+ * Error raised by `@tessera/store`: a `TesseraError` (core's one error base and code list) whose
+ * code is one of the store's {@link StoreErrorCode} subset.
  */
-export class StoreError extends Error {
-  /** Stable machine-readable code. */
-  readonly code: StoreErrorCode;
-  /** Always empty: storage failures blame no protocol participant. Present for shape parity. */
-  readonly culprits: readonly string[] = Object.freeze([]);
+export class StoreError extends TesseraError {
   constructor(code: StoreErrorCode, message: string, opts: { cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.code = code;
-    this.name = new.target.name;
+    super(code, message, opts);
   }
-  /** A plain-data view for logs and wire errors (never includes `cause`, which may be foreign). */
-  toJSON(): { name: string; code: StoreErrorCode; message: string; culprits: readonly string[] } {
-    return { name: this.name, code: this.code, message: this.message, culprits: this.culprits };
-  }
+  declare readonly code: StoreErrorCode;
 }
 
 /** True if `e` is a {@link StoreError}, optionally with the given code. */
