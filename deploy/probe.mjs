@@ -14,9 +14,11 @@
  *                                                              /healthz from upstream (sidecar)
  *
  * Why this exists (remove the parts the daemons make unnecessary):
- * - The daemons bind their metrics server (/metrics, /healthz) to 127.0.0.1 and their config has
- *   no key to change that, so neither the kubelet nor Prometheus can reach it. `proxy` runs as a
- *   sidecar in the same pod (same network namespace) and re-serves those two paths on the pod IP.
+ * - The daemons bind their metrics server (/metrics, /healthz) to `metricsHost`, 127.0.0.1 by
+ *   default. The manifests keep that default, so only the pod itself can reach the daemon's
+ *   server; `proxy` runs as a sidecar in the same pod (same network namespace) and re-serves
+ *   just those two paths, read-only, on the pod IP. (Setting `metricsHost: 0.0.0.0` instead
+ *   exposes the daemon's server directly and makes the sidecar unnecessary.)
  * - The coordinator's gRPC port requires a client certificate (mTLS), and kubelet's native gRPC
  *   probe cannot present one, so `grpc` performs the standard health check over mTLS from inside
  *   the container, with the daemon's own certificate.
