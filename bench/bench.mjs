@@ -14,7 +14,6 @@ import { fileURLToPath } from 'node:url';
 import {
   ParticipantIdentity,
   PayloadKind,
-  SigningSession,
   applyRefresh,
   applyReshare,
   commit,
@@ -28,7 +27,6 @@ import {
   reshareRound1,
   runLocalDkg,
   signEnvelope,
-  signShare,
 } from '@tessera/core';
 import { startBenchCluster } from './cluster.mjs';
 import { fillKeys } from './many-keys.mjs';

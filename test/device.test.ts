@@ -1022,7 +1022,7 @@ describe('nothing secret in errors', () => {
     const p = await device.signOffline({ keyId, message: msg('secret-free errors') });
     const cos = cosignerOf(c, p.bytes);
     const bad: [string, Uint8Array][] = [
-      ['message', repackage(p.bytes, (x) => ({ message: msg('other') }))],
+      ['message', repackage(p.bytes, (_x) => ({ message: msg('other') }))],
       ['share', repackage(p.bytes, (x) => ({ share: x.commitment.hiding.subarray(1, 33) }))],
       ['expiry', repackage(p.bytes, (x) => ({ cosigners: x.cosigners.map((r) => ({ ...r, expiresAt: r.expiresAt - 1 })) }))],
       ['garbage', new Uint8Array([8, 1, 18, 3, 97, 98, 99])],

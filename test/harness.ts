@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ParticipantIdentity, createSignIntent, decodeMessage, getSuite, toHex, type SuiteId } from '@tessera/core';
-import { channelCredentials, createDevPki, grpc, loadTessera, unary, type TlsFiles } from '@tessera/runtime';
+import { channelCredentials, createDevPki, type grpc, loadTessera, unary, type TlsFiles } from '@tessera/runtime';
 import { operators } from './authority.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -54,7 +54,7 @@ import { opensslEd25519 } from './verifiers.js';
 import { operators } from './authority.js';
 
 const suite = getSuite('ed25519');
-const TASK_TIMEOUT_MS = 10_000;
+const _TASK_TIMEOUT_MS = 10_000;
 /** A key id no DKG here produces: the only key the second requester is granted. */
 const OTHER_KEY_ID = '0000000000000000';
 

@@ -48,7 +48,7 @@ import {
   type RequestCommitment,
   utf8ToBytes,
 } from '@tessera/core';
-import { createDevPki, grpc, loadTessera, serverCredentials, startServer, type StartedServer } from '@tessera/runtime';
+import { createDevPki, type grpc, loadTessera, serverCredentials, startServer, type StartedServer } from '@tessera/runtime';
 import { SealedStore, ShareVault, loadKek } from '@tessera/store';
 import { SIGNER_BIN, startProcess, type Proc } from './harness.js';
 import { operators } from './authority.js';

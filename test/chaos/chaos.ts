@@ -37,7 +37,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ParticipantIdentity, createSignIntent, decodeMessage, decodeOfflinePackage, equalBytes, fromHex, getSuite, toHex, utf8ToBytes, type SuiteId } from '@tessera/core';
 import { startDev } from '@tessera/cli';
-import { channelCredentials, grpc, loadTessera, unary } from '@tessera/runtime';
+import { channelCredentials, type grpc, loadTessera, unary } from '@tessera/runtime';
 import { AuditLog, NonceLedger, SealedStore, loadKek, summarizeAudit } from '@tessera/store';
 import { admitWithDevOperator } from '../authority.js';
 
@@ -793,7 +793,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     for (const s of ackedOffline) {
       const id = (s.ack as { packageId: string }).packageId;
       const q = queueById.get(id);
-      if (!q || q.state !== 'completed' || !q.signature) {
+      if (q?.state !== 'completed' || !q.signature) {
         lost++;
         problem(`offline session ${s.i}: acknowledged package ${id} is ${q ? q.state : 'not in the queue'}${q?.lastError ? ` (${q.lastError.code} ${q.lastError.message})` : ''}`);
         continue;

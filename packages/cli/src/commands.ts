@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { address, createSignIntent, decodeKeyRecord, decodeMessage, deriveKey, fromHex, getSuite, suiteByWireId, toHex, type SuiteId } from '@tessera/core';
-import { CliError, openClient, type Client } from './client.js';
+import { CliError, type Client } from './client.js';
 
 interface WireKeyInfo { keyId: string; suite: number; threshold: number; participants: string[]; publicKey: Uint8Array; epoch: number; createdAt: number }
 

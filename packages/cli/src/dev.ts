@@ -104,7 +104,10 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
   /** Restarts a crashed child with backoff; a restart that dies before it is ready is retried too. */
   const restart = (c: Child): void => {
     c.restarts++;
-    if (c.restarts > 20) return say(`${c.name} keeps crashing; not restarting it again`);
+    if (c.restarts > 20) {
+      say(`${c.name} keeps crashing; not restarting it again`);
+      return;
+    }
     setTimeout(() => {
       if (stopping) return;
       launch(c).catch((e: Error) => {

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { SUITE_IDS, base45Decode, base45Encode, fromHex, packageFromText, suiteByWireId, toHex, type SuiteId } from '@tessera/core';
 import { Device, backupFromText, backupToText, checkPackage, combineBackup, splitBackup, type BackupOptions } from '@tessera/device';
 import { admitDevice, approvers, authorisationFor, devOperatorFilesIfAny } from './operators.js';
@@ -76,7 +76,7 @@ export async function submitPackage(c: Client, pkg: Uint8Array) {
   const suite = (await c.call<{ keys: { keyId: string; suite: number }[] }>('ListKeys', {})).keys.find((k) => k.keyId === r.keyId);
   // The coordinator is untrusted: check the signature before reporting success.
   const s = suite ? suiteByWireId(suite.suite) : undefined;
-  if (!s || !s.verify(r.signature, r.message, r.publicKey)) throw new CliError('SIGNATURE_INVALID', 'the coordinator returned a signature that does not verify');
+  if (!s?.verify(r.signature, r.message, r.publicKey)) throw new CliError('SIGNATURE_INVALID', 'the coordinator returned a signature that does not verify');
   return { packageId: r.packageId, keyId: r.keyId, message: toHex(r.message), signature: toHex(r.signature), publicKey: toHex(r.publicKey), signers: r.signers, alreadyCompleted: r.alreadyCompleted };
 }
 

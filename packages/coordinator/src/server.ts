@@ -21,7 +21,7 @@ import {
 import {
   TesseraRuntimeError,
   toServiceError,
-  grpc,
+  type grpc,
   handleUnary,
   loadTessera,
   peerCommonName,
@@ -29,7 +29,7 @@ import {
   type StartedServer,
 } from '@tessera/runtime';
 import type { Logger } from 'pino';
-import { Coordinator, CoordinatorError, type KeyInfo, type ParticipantHandle } from './coordinator.js';
+import { type Coordinator, CoordinatorError, type KeyInfo, type ParticipantHandle } from './coordinator.js';
 
 export interface CoordinatorServerOptions {
   coordinator: Coordinator;

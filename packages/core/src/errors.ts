@@ -193,7 +193,7 @@ export class InvalidStateError extends TesseraError {
 
 /** `code` if it is one of {@link ErrorCode}, else INTERNAL (a code received from elsewhere). */
 export function asErrorCode(code: unknown): ErrorCode {
-  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(ErrorCode, code) ? (code as ErrorCode) : ErrorCode.INTERNAL;
+  return typeof code === 'string' && Object.hasOwn(ErrorCode, code) ? (code as ErrorCode) : ErrorCode.INTERNAL;
 }
 
 /** True if `e` is a TesseraError (works across duplicated module instances: checks shape). */

@@ -42,7 +42,6 @@ import {
   runLocalSign,
   signEnvelope,
   signShare,
-  toHex,
   utf8ToBytes,
   type GroupKey,
   type LifecycleOutput,

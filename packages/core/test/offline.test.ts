@@ -16,7 +16,7 @@ import { sha512 } from '@noble/hashes/sha2.js';
 import type { FrostSecret, NonceCommitments, Nonces } from '@noble/curves/abstract/frost.js';
 import {
   ErrorCode,
-  KeyShare,
+  type KeyShare,
   ParticipantIdentity,
   PayloadKind,
   RESERVATION_NONCE_ID_BYTES,

@@ -4,7 +4,7 @@
  * with capped exponential backoff. The node needs no inbound port.
  */
 import { LINK_DST, concatBytes, participantToWire, utf8ToBytes, type LinkResult, type LinkTask } from '@tessera/core';
-import { grpc, loadTessera } from '@tessera/runtime';
+import { type grpc, loadTessera } from '@tessera/runtime';
 import type { Logger } from 'pino';
 import type { SignerEngine } from './engine.js';
 

@@ -12,7 +12,7 @@ import { openEnvelope, sealEnvelope } from './aead.js';
 import { fromUtf8, isWellFormed, requireBytes, utf8, wipe } from './bytes.js';
 import { StoreError } from './errors.js';
 import type { KeyEncryptionKey } from './kek.js';
-import { CHECK_AAD, CHECK_PLAINTEXT, DATA_KEY_WRAP_AAD, DATA_PREFIX, META_KEY, rawKeyOf } from './layout.js';
+import { CHECK_AAD, CHECK_PLAINTEXT, DATA_KEY_WRAP_AAD, DATA_PREFIX, rawKeyOf } from './layout.js';
 import { levelFailure } from './level-errors.js';
 import { readMeta, writeMeta } from './meta.js';
 import type { BatchOp, IterateOptions, SealedKV, WriteOptions } from './types.js';
