@@ -38,7 +38,9 @@ const quick = args.includes('--quick');
 const suites = (args.includes('--suites') ? args[args.indexOf('--suites') + 1] : 'ed25519,secp256k1-tr').split(',');
 const withCluster = !args.includes('--no-cluster');
 // --configs 2-3,3-5 runs only those t-of-n (default: all three).
-const CONFIGS = (args.includes('--configs') ? args[args.indexOf('--configs') + 1] : '2-3,3-5,7-10').split(',').map((c) => c.split('-').map(Number));
+const CONFIGS = (args.includes('--configs') ? args[args.indexOf('--configs') + 1] : '2-3,3-5,7-10')
+  .split(',')
+  .map((c) => c.split('-').map(Number));
 
 /** Runs fn repeatedly for ~budgetMs (at least minIter times); returns per-op latencies in ms. */
 async function measure(fn, { budgetMs = quick ? 400 : 1500, minIter = 5, warmup = 3 } = {}) {
@@ -67,7 +69,10 @@ async function measureInterleaved(fn, baseline, { budgetMs = quick ? 800 : 3000,
   const busy = [0, 0];
   const start = performance.now();
   while (performance.now() - start < budgetMs || lat[0].length < 5) {
-    for (const [i, f] of [[0, fn], [1, baseline]]) {
+    for (const [i, f] of [
+      [0, fn],
+      [1, baseline],
+    ]) {
       const s0 = performance.now();
       do {
         const t = performance.now();
@@ -83,14 +88,26 @@ async function measureInterleaved(fn, baseline, { budgetMs = quick ? 800 : 3000,
 function stats(lat, totalMs) {
   const s = [...lat].sort((a, b) => a - b);
   const q = (p) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
-  return { opsPerSec: (lat.length / totalMs) * 1000, p50Ms: q(0.5), p99Ms: q(0.99), n: lat.length, latencies: lat, ms: totalMs };
+  return {
+    opsPerSec: (lat.length / totalMs) * 1000,
+    p50Ms: q(0.5),
+    p99Ms: q(0.99),
+    n: lat.length,
+    latencies: lat,
+    ms: totalMs,
+  };
 }
 
 const rows = [];
 function row(suite, t, n, name, m, baselineName, baseline, extra = {}) {
   const r = {
-    suite, t, n, name,
-    opsPerSec: round(m.opsPerSec), p50Ms: round(m.p50Ms), p99Ms: round(m.p99Ms),
+    suite,
+    t,
+    n,
+    name,
+    opsPerSec: round(m.opsPerSec),
+    p50Ms: round(m.p50Ms),
+    p99Ms: round(m.p99Ms),
     baselineName: baselineName ?? null,
     // ratio: how many baseline operations one of this operation costs (time per op / baseline time per op).
     ratio: baseline ? round(baseline.opsPerSec / m.opsPerSec) : null,
@@ -106,13 +123,42 @@ const round = (x) => Math.round(x * 1000) / 1000;
 let printedHeader = false;
 function print(r) {
   if (!printedHeader) {
-    console.log(['suite'.padEnd(13), 't-of-n'.padEnd(7), 'name'.padEnd(14), 'ops/s'.padStart(10), 'p50 ms'.padStart(9), 'p99 ms'.padStart(9), 'baseline'.padEnd(14), 'ratio'.padStart(8)].join(' '));
+    console.log(
+      [
+        'suite'.padEnd(13),
+        't-of-n'.padEnd(7),
+        'name'.padEnd(14),
+        'ops/s'.padStart(10),
+        'p50 ms'.padStart(9),
+        'p99 ms'.padStart(9),
+        'baseline'.padEnd(14),
+        'ratio'.padStart(8),
+      ].join(' '),
+    );
     printedHeader = true;
   }
-  console.log([r.suite.padEnd(13), `${r.t}-of-${r.n}`.padEnd(7), r.name.padEnd(14), r.opsPerSec.toFixed(1).padStart(10), r.p50Ms.toFixed(2).padStart(9), r.p99Ms.toFixed(2).padStart(9), (r.baselineName ?? '-').padEnd(14), (r.ratio === null ? '-' : `${r.ratio.toFixed(2)}×`).padStart(8), r.errors ? `errors ${JSON.stringify(r.errors)}` : '',
-    r.bytesPerPackage ? `${r.bytesPerPackage} B/package` : '', r.bytesOnWirePerSignature ? `${r.bytesOnWirePerSignature} B on the wire/signature` : '',
-    r.cpuCoordinatorMs !== undefined ? `CPU ms/signature: client ${r.cpuClientMs.toFixed(1)}, coordinator ${r.cpuCoordinatorMs.toFixed(1)}, signers ${r.cpuSignersMs.toFixed(1)} (flow ${r.baselineCpuMs.toFixed(1)}), ${r.coresUsed.toFixed(2)} cores busy` : '',
-    r.signerRssMb ? `signer RSS ${r.signerRssMb} MB, coordinator ${r.coordinatorRssMb} MB` : '', r.lastCompletionMs ? `${r.packages} packages, reconnect→last ${Math.round(r.lastCompletionMs)} ms` : ''].join(' ').trimEnd());
+  console.log(
+    [
+      r.suite.padEnd(13),
+      `${r.t}-of-${r.n}`.padEnd(7),
+      r.name.padEnd(14),
+      r.opsPerSec.toFixed(1).padStart(10),
+      r.p50Ms.toFixed(2).padStart(9),
+      r.p99Ms.toFixed(2).padStart(9),
+      (r.baselineName ?? '-').padEnd(14),
+      (r.ratio === null ? '-' : `${r.ratio.toFixed(2)}×`).padStart(8),
+      r.errors ? `errors ${JSON.stringify(r.errors)}` : '',
+      r.bytesPerPackage ? `${r.bytesPerPackage} B/package` : '',
+      r.bytesOnWirePerSignature ? `${r.bytesOnWirePerSignature} B on the wire/signature` : '',
+      r.cpuCoordinatorMs !== undefined
+        ? `CPU ms/signature: client ${r.cpuClientMs.toFixed(1)}, coordinator ${r.cpuCoordinatorMs.toFixed(1)}, signers ${r.cpuSignersMs.toFixed(1)} (flow ${r.baselineCpuMs.toFixed(1)}), ${r.coresUsed.toFixed(2)} cores busy`
+        : '',
+      r.signerRssMb ? `signer RSS ${r.signerRssMb} MB, coordinator ${r.coordinatorRssMb} MB` : '',
+      r.lastCompletionMs ? `${r.packages} packages, reconnect→last ${Math.round(r.lastCompletionMs)} ms` : '',
+    ]
+      .join(' ')
+      .trimEnd(),
+  );
 }
 
 /** noble's own FROST flow in one process: t commits, t shares, each share verified, aggregate. */
@@ -121,14 +167,23 @@ function nobleFlow(suite, pub, secrets, quorum, msg) {
   const round1 = quorum.map((id) => f.commit(secrets[id]));
   const list = round1.map((r) => r.commitments);
   const shares = {};
-  quorum.forEach((id, i) => { shares[id] = f.signShare(secrets[id], pub, round1[i].nonces, list, msg); });
+  quorum.forEach((id, i) => {
+    shares[id] = f.signShare(secrets[id], pub, round1[i].nonces, list, msg);
+  });
   for (const id of quorum) if (!f.verifyShare(pub, list, msg, id, shares[id])) throw new Error('bad share');
   return f.aggregate(pub, list, msg, shares);
 }
 
 /** A whole refresh in one process: every participant contributes and applies. */
 function refreshFlow(key, shares, people) {
-  const cfg = { suite: key.suite, sessionId: randomBytes(32), keyId: '0123456789abcdef', fromEpoch: 0, key, contributors: people.map((p) => p.id) };
+  const cfg = {
+    suite: key.suite,
+    sessionId: randomBytes(32),
+    keyId: '0123456789abcdef',
+    fromEpoch: 0,
+    key,
+    contributors: people.map((p) => p.id),
+  };
   const round1 = people.map((p) => refreshRound1(cfg, p));
   return people.map((p) => applyRefresh(cfg, p, shares.get(p.id), round1));
 }
@@ -136,7 +191,16 @@ function refreshFlow(key, shares, people) {
 /** A whole reshare in one process: an old quorum of t contributes, all n (same roster) apply. */
 function reshareFlow(key, shares, people) {
   const quorum = people.slice(0, key.threshold);
-  const cfg = { suite: key.suite, sessionId: randomBytes(32), keyId: '0123456789abcdef', fromEpoch: 0, oldKey: key, contributors: quorum.map((p) => p.id), newThreshold: key.threshold, newParticipants: people.map((p) => p.public) };
+  const cfg = {
+    suite: key.suite,
+    sessionId: randomBytes(32),
+    keyId: '0123456789abcdef',
+    fromEpoch: 0,
+    oldKey: key,
+    contributors: quorum.map((p) => p.id),
+    newThreshold: key.threshold,
+    newParticipants: people.map((p) => p.public),
+  };
   const round1 = quorum.map((p) => reshareRound1(cfg, p, shares.get(p.id)));
   return people.map((p) => applyReshare(cfg, p, round1));
 }
@@ -149,11 +213,40 @@ function reshareFlow(key, shares, people) {
 function wireBytesPerSignature(key, shares, quorum, msg) {
   const requester = ParticipantIdentity.generate('bench-requester');
   const signer = ParticipantIdentity.generate('bench-signer');
-  const commitments = quorum.map((id) => ({ ...commit(shares.get(id)).commitment, nonceId: new TextEncoder().encode(`0123456789abcdef.${'ab'.repeat(12)}`) }));
-  const intent = createSignIntent(requester, { suite: key.suite, keyId: '0123456789abcdef', message: msg, requestId: randomBytes(16), notAfter: Date.now() + 60_000 });
-  const request = encodeSignRequest({ suite: key.suite, sessionId: randomBytes(16), keyId: '0123456789abcdef', epoch: 0, intent, commitments });
-  const commitEnv = signEnvelope(signer, PayloadKind.SIGNING_COMMITMENT, encodeCommitment(key.suite, commitments[0], commitments[0].nonceId));
-  const shareEnv = signEnvelope(signer, PayloadKind.SIGNATURE_SHARE, encodeSignatureShare(key.suite, { sessionId: randomBytes(16), identifier: commitments[0].identifier, share: new Uint8Array(key.suite.scalarBytes), requestDigest: new Uint8Array(32) }));
+  const commitments = quorum.map((id) => ({
+    ...commit(shares.get(id)).commitment,
+    nonceId: new TextEncoder().encode(`0123456789abcdef.${'ab'.repeat(12)}`),
+  }));
+  const intent = createSignIntent(requester, {
+    suite: key.suite,
+    keyId: '0123456789abcdef',
+    message: msg,
+    requestId: randomBytes(16),
+    notAfter: Date.now() + 60_000,
+  });
+  const request = encodeSignRequest({
+    suite: key.suite,
+    sessionId: randomBytes(16),
+    keyId: '0123456789abcdef',
+    epoch: 0,
+    intent,
+    commitments,
+  });
+  const commitEnv = signEnvelope(
+    signer,
+    PayloadKind.SIGNING_COMMITMENT,
+    encodeCommitment(key.suite, commitments[0], commitments[0].nonceId),
+  );
+  const shareEnv = signEnvelope(
+    signer,
+    PayloadKind.SIGNATURE_SHARE,
+    encodeSignatureShare(key.suite, {
+      sessionId: randomBytes(16),
+      identifier: commitments[0].identifier,
+      share: new Uint8Array(key.suite.scalarBytes),
+      requestDigest: new Uint8Array(32),
+    }),
+  );
   return quorum.length * (commitEnv.length + request.length + shareEnv.length);
 }
 
@@ -226,8 +319,21 @@ function pool(parts) {
   for (const p of parts) for (const [k, v] of Object.entries(p.errors)) errors[k] = (errors[k] ?? 0) + v;
   const cpu = {};
   const done = parts.reduce((a, p) => a + p.inWindow, 0);
-  for (const k of Object.keys(parts[0].cpu)) cpu[k] = parts.reduce((a, p) => a + p.cpu[k] * (k === 'coresUsed' ? p.ms : p.inWindow), 0) / (k === 'coresUsed' ? ms : Math.max(1, done));
-  return { opsPerSec: (done / ms) * 1000, p50Ms: q(0.5), p99Ms: q(0.99), n, inWindow: done, errors, cpu, latencies: lat, ms };
+  for (const k of Object.keys(parts[0].cpu))
+    cpu[k] =
+      parts.reduce((a, p) => a + p.cpu[k] * (k === 'coresUsed' ? p.ms : p.inWindow), 0) /
+      (k === 'coresUsed' ? ms : Math.max(1, done));
+  return {
+    opsPerSec: (done / ms) * 1000,
+    p50Ms: q(0.5),
+    p99Ms: q(0.99),
+    n,
+    inWindow: done,
+    errors,
+    cpu,
+    latencies: lat,
+    ms,
+  };
 }
 
 /** The same work through Tessera's protocol path (see flow-procs.mjs). */
@@ -255,7 +361,19 @@ async function main() {
     void floorVerify;
     for (const [t, n] of CONFIGS) {
       const people = Array.from({ length: n }, (_, i) => ParticipantIdentity.generate(`p${i + 1}`));
-      const dkg = row(suiteId, t, n, 'dkg', await measure(() => runLocalDkg(suite, t, people), { budgetMs: quick ? 300 : 1500, minIter: quick ? 1 : 2, warmup: 1 }), 'floor-sign', floorSign);
+      const dkg = row(
+        suiteId,
+        t,
+        n,
+        'dkg',
+        await measure(() => runLocalDkg(suite, t, people), {
+          budgetMs: quick ? 300 : 1500,
+          minIter: quick ? 1 : 2,
+          warmup: 1,
+        }),
+        'floor-sign',
+        floorSign,
+      );
       void dkg;
       const out = runLocalDkg(suite, t, people);
       const key = out.get('p1').key;
@@ -266,10 +384,19 @@ async function main() {
       // The flows are measured interleaved with floor-sign (their baseline), so the ratio the
       // issue's targets are stated in sees one machine state, not two taken seconds apart.
       const floorOnce = suiteId === 'ed25519' ? () => ed25519.sign(msg, floorKey) : () => schnorr.sign(msg, floorKey);
-      const [nobleM, nobleFloor] = await measureInterleaved(() => nobleFlow(suite, key.public, secrets, quorumIdentifiers, msg), floorOnce);
+      const [nobleM, nobleFloor] = await measureInterleaved(
+        () => nobleFlow(suite, key.public, secrets, quorumIdentifiers, msg),
+        floorOnce,
+      );
       row(suiteId, t, n, 'noble-flow', nobleM, 'floor-sign', nobleFloor, { floorSignOpsPerSec: nobleFloor.opsPerSec });
-      const [tesseraM, tesseraFloor] = await measureInterleaved(() => tesseraFlow(key, shares, quorumIds, msg), floorOnce);
-      const tessera = row(suiteId, t, n, 'tessera-flow', tesseraM, 'floor-sign', tesseraFloor, { floorSignOpsPerSec: tesseraFloor.opsPerSec, bytesOnWirePerSignature: wireBytesPerSignature(key, shares, quorumIds, msg) });
+      const [tesseraM, tesseraFloor] = await measureInterleaved(
+        () => tesseraFlow(key, shares, quorumIds, msg),
+        floorOnce,
+      );
+      const tessera = row(suiteId, t, n, 'tessera-flow', tesseraM, 'floor-sign', tesseraFloor, {
+        floorSignOpsPerSec: tesseraFloor.opsPerSec,
+        bytesOnWirePerSignature: wireBytesPerSignature(key, shares, quorumIds, msg),
+      });
       if (t === 2) {
         // What the cores give the flow: two processes at once vs one, in the same moment. The
         // cluster rows compete for exactly this capacity (coordinator, signers and load
@@ -277,7 +404,16 @@ async function main() {
         const one = await flowInProcesses(suiteId, 1, quick ? 1500 : 4000);
         const two = await flowInProcesses(suiteId, 2, quick ? 1500 : 4000);
         const m = { opsPerSec: two, p50Ms: 2000 / two, p99Ms: 2000 / two };
-        row(suiteId, t, n, 'tessera-flow-2p', m, 'tessera-flow', { opsPerSec: one }, { oneProcessOpsPerSec: one, scaling: two / one });
+        row(
+          suiteId,
+          t,
+          n,
+          'tessera-flow-2p',
+          m,
+          'tessera-flow',
+          { opsPerSec: one },
+          { oneProcessOpsPerSec: one, scaling: two / one },
+        );
       }
       const lifecycleBudget = { budgetMs: quick ? 300 : 1500, minIter: quick ? 1 : 2, warmup: 1 };
       row(suiteId, t, n, 'refresh', await measure(() => refreshFlow(key, shares, people), lifecycleBudget), 'dkg', dkg);
@@ -291,7 +427,14 @@ async function main() {
             // The baseline half before and half after the row (the cluster idle meanwhile).
             const { m, base } = await clusterRow(cluster, suiteId, info.keyId, conc, baseline);
             const rss = conc === 64 ? await cluster.signerRss() : undefined;
-            row(suiteId, t, n, `cluster-c${conc}`, m, 'tessera-flow', base, { baselineOpsPerSec: base.opsPerSec, baselineP50Ms: base.p50Ms, p50VsBaselineTime: m.p50Ms / (1000 / base.opsPerSec), baselineCpuMs: 1000 / base.opsPerSec, ...m.cpu, ...(rss ? { signerRssMb: rss.maxMb, coordinatorRssMb: rss.coordinatorMb } : {}) });
+            row(suiteId, t, n, `cluster-c${conc}`, m, 'tessera-flow', base, {
+              baselineOpsPerSec: base.opsPerSec,
+              baselineP50Ms: base.p50Ms,
+              p50VsBaselineTime: m.p50Ms / (1000 / base.opsPerSec),
+              baselineCpuMs: 1000 / base.opsPerSec,
+              ...m.cpu,
+              ...(rss ? { signerRssMb: rss.maxMb, coordinatorRssMb: rss.coordinatorMb } : {}),
+            });
           }
           if (t === 2 && suiteId === suites[0]) {
             // Signing latency with many keys stored per signer: c1 on two fresh clusters started
@@ -310,7 +453,11 @@ async function main() {
               row(suiteId, t, n, 'keys-1', r.one, 'tessera-flow', tessera, { keysStored: 1, flowMs: r.flowMs });
               const rss = await filled.signerRss();
               row(suiteId, t, n, `keys-${count >= 100_000 ? '100k' : `${count / 1000}k`}`, r.many, 'keys-1', r.one, {
-                keysStored: count + 1, firstKeyP50Ms: r.control.p50Ms, flowMs: r.flowMs, coordinatorRssMb: rss.coordinatorMb, signerRssMb: rss.maxMb,
+                keysStored: count + 1,
+                firstKeyP50Ms: r.control.p50Ms,
+                flowMs: r.flowMs,
+                coordinatorRssMb: rss.coordinatorMb,
+                signerRssMb: rss.maxMb,
               });
             } finally {
               await filled.stop();
@@ -320,25 +467,36 @@ async function main() {
           if (t === 2) {
             // A device reconnects with a queue of offline packages (device + 1 co-signer of 3).
             const off = await cluster.offlineSync(suiteId, quick ? 200 : 1000);
-            row(suiteId, t, n, 'offline-sign', off.sign, 'floor-sign', floorSign, { bytesPerPackage: off.sign.bytesPerPackage });
-            row(suiteId, t, n, 'offline-sync', off.sync, 'tessera-flow', tessera, { packages: off.sync.packages, lastCompletionMs: off.sync.lastCompletionMs, bytesPerPackage: off.sync.bytesPerPackage });
+            row(suiteId, t, n, 'offline-sign', off.sign, 'floor-sign', floorSign, {
+              bytesPerPackage: off.sign.bytesPerPackage,
+            });
+            row(suiteId, t, n, 'offline-sync', off.sync, 'tessera-flow', tessera, {
+              packages: off.sync.packages,
+              lastCompletionMs: off.sync.lastCompletionMs,
+              bytesPerPackage: off.sync.bytesPerPackage,
+            });
           }
         } finally {
           baseline.stop();
           await cluster.stop();
         }
       }
-      if (!suite.verify(tesseraFlow(key, shares, quorumIds, msg), msg, groupPublicKey(key))) throw new Error('benchmark produced an invalid signature');
+      if (!suite.verify(tesseraFlow(key, shares, quorumIds, msg), msg, groupPublicKey(key)))
+        throw new Error('benchmark produced an invalid signature');
     }
   }
   const targets = checkTargets(rows);
   if (targets.length) {
     console.log('\nissue-7 targets (ratios measured in this run):');
-    for (const x of targets) console.log(`  ${x.met ? 'met    ' : 'NOT met'} ${x.what}: ${x.measured} (target ${x.target})`);
+    for (const x of targets)
+      console.log(`  ${x.met ? 'met    ' : 'NOT met'} ${x.what}: ${x.measured} (target ${x.target})`);
   }
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
-  writeFileSync(`${dir}latest.json`, JSON.stringify({ at: new Date().toISOString(), node: process.version, quick, rows, targets }, null, 2) + '\n');
+  writeFileSync(
+    `${dir}latest.json`,
+    JSON.stringify({ at: new Date().toISOString(), node: process.version, quick, rows, targets }, null, 2) + '\n',
+  );
   console.log(`\nwrote bench/results/latest.json (${rows.length} rows)`);
 }
 
@@ -346,16 +504,43 @@ async function main() {
 function checkTargets(all) {
   const get = (suite, name) => all.find((r) => r.suite === suite && r.t === 2 && r.n === 3 && r.name === name);
   const out = [];
-  for (const [suite, max] of [['ed25519', 30], ['secp256k1-tr', 6]]) {
+  for (const [suite, max] of [
+    ['ed25519', 30],
+    ['secp256k1-tr', 6],
+  ]) {
     const f = get(suite, 'tessera-flow');
-    if (f) out.push({ what: `${suite} 2-of-3 tessera-flow / floor-sign`, measured: `${f.ratio}×`, target: `<= ${max}×`, met: f.ratio <= max });
+    if (f)
+      out.push({
+        what: `${suite} 2-of-3 tessera-flow / floor-sign`,
+        measured: `${f.ratio}×`,
+        target: `<= ${max}×`,
+        met: f.ratio <= max,
+      });
     const c8 = get(suite, 'cluster-c8');
-    if (c8) out.push({ what: `${suite} 2-of-3 cluster-c8 throughput / tessera-flow`, measured: `${round(1 / c8.ratio)}×`, target: '>= 0.8×', met: 1 / c8.ratio >= 0.8 });
+    if (c8)
+      out.push({
+        what: `${suite} 2-of-3 cluster-c8 throughput / tessera-flow`,
+        measured: `${round(1 / c8.ratio)}×`,
+        target: '>= 0.8×',
+        met: 1 / c8.ratio >= 0.8,
+      });
     const c1 = get(suite, 'cluster-c1');
-    if (c1) out.push({ what: `${suite} 2-of-3 cluster-c1 p50 / tessera-flow time`, measured: `${round(c1.p50VsBaselineTime)}×`, target: '<= 1.5×', met: c1.p50VsBaselineTime <= 1.5 });
+    if (c1)
+      out.push({
+        what: `${suite} 2-of-3 cluster-c1 p50 / tessera-flow time`,
+        measured: `${round(c1.p50VsBaselineTime)}×`,
+        target: '<= 1.5×',
+        met: c1.p50VsBaselineTime <= 1.5,
+      });
     const k1 = get(suite, 'keys-1');
     const kn = all.find((r) => r.suite === suite && /^keys-\d+k$/.test(r.name));
-    if (k1 && kn) out.push({ what: `${suite} 2-of-3 c1 p50 with ${kn.name.slice(5)} keys / with 1 key`, measured: `${round(kn.p50Ms / k1.p50Ms)}×`, target: '<= 1.2×', met: kn.p50Ms / k1.p50Ms <= 1.2 });
+    if (k1 && kn)
+      out.push({
+        what: `${suite} 2-of-3 c1 p50 with ${kn.name.slice(5)} keys / with 1 key`,
+        measured: `${round(kn.p50Ms / k1.p50Ms)}×`,
+        target: '<= 1.2×',
+        met: kn.p50Ms / k1.p50Ms <= 1.2,
+      });
   }
   return out;
 }

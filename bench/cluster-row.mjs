@@ -23,12 +23,22 @@ try {
     const r = await c.throughput(suite, k.keyId, conc, Number(ms), 2000);
     const b = await baseline.measure(1000);
     const flowMs = (a.ms + b.ms) / (a.lat.length + b.lat.length);
-    console.log(JSON.stringify({
-      suite, concurrency: conc, opsPerSec: f(r.opsPerSec), p50Ms: f(r.p50Ms), p99Ms: f(r.p99Ms), errors: r.errors,
-      ...Object.fromEntries(Object.entries(r.cpu).map(([k, v]) => [k, f(v)])),
-      flowMs: f(flowMs), flowBeforeMs: f(a.ms / a.lat.length), flowAfterMs: f(b.ms / b.lat.length),
-      throughputVsFlow: f(r.opsPerSec / (1000 / flowMs)), p50VsFlowTime: f(r.p50Ms / flowMs),
-    }));
+    console.log(
+      JSON.stringify({
+        suite,
+        concurrency: conc,
+        opsPerSec: f(r.opsPerSec),
+        p50Ms: f(r.p50Ms),
+        p99Ms: f(r.p99Ms),
+        errors: r.errors,
+        ...Object.fromEntries(Object.entries(r.cpu).map(([k, v]) => [k, f(v)])),
+        flowMs: f(flowMs),
+        flowBeforeMs: f(a.ms / a.lat.length),
+        flowAfterMs: f(b.ms / b.lat.length),
+        throughputVsFlow: f(r.opsPerSec / (1000 / flowMs)),
+        p50VsFlowTime: f(r.p50Ms / flowMs),
+      }),
+    );
   }
 } finally {
   baseline.stop();

@@ -13,7 +13,13 @@ import { Device } from '@tessera/device';
 export async function startBenchCluster(n) {
   const dir = join(mkdtempSync(join(tmpdir(), 'tessera-bench-')), '.tessera');
   const up = async () => {
-    const d = await startDev({ dir, signers: n, port: 0, gatewayPort: 0, signerPolicy: { devices: { maxReservations: 5000 } } });
+    const d = await startDev({
+      dir,
+      signers: n,
+      port: 0,
+      gatewayPort: 0,
+      signerPolicy: { devices: { maxReservations: 5000 } },
+    });
     const c = openClient(dir);
     for (let i = 0; i < 600; i++) {
       const s = await c.call('Status', {}).catch(() => undefined);
@@ -26,7 +32,11 @@ export async function startBenchCluster(n) {
   /** The load generator (this process), the coordinator and the signer processes. */
   const processes = async () => {
     const st = await client.call('Status', {});
-    return [{ role: 'client', pid: process.pid }, { role: 'coordinator', pid: st.pid }, ...st.participants.filter((p) => p.pid && !p.device).map((p) => ({ role: 'signer', pid: p.pid }))];
+    return [
+      { role: 'client', pid: process.pid },
+      { role: 'coordinator', pid: st.pid },
+      ...st.participants.filter((p) => p.pid && !p.device).map((p) => ({ role: 'signer', pid: p.pid })),
+    ];
   };
   return {
     dir,
@@ -48,7 +58,13 @@ export async function startBenchCluster(n) {
       const suite = getSuite(suiteId);
       const msg = new Uint8Array(32).fill(9);
       const one = async () => {
-        const intent = createSignIntent(client.requester, { suite, keyId, message: msg, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 60_000 });
+        const intent = createSignIntent(client.requester, {
+          suite,
+          keyId,
+          message: msg,
+          requestId: new Uint8Array(randomBytes(16)),
+          notAfter: Date.now() + 60_000,
+        });
         await client.call('Sign', { intent: decodeMessage('Envelope', intent), signers: [] });
       };
       // One continuous closed loop: warm-up and window follow each other without draining the
@@ -78,31 +94,50 @@ export async function startBenchCluster(n) {
         const now = performance.now();
         if (!stopped && now >= end && (inWindow >= minCompleted || now >= start + maxMs)) stop();
       }, 10);
-      await Promise.all(Array.from({ length: conc }, async (_, i) => {
-        await new Promise((r) => setTimeout(r, (i * warmupMs) / conc));
-        while (!stopped) {
-          const t = performance.now();
-          try {
-            await one();
-            const done = performance.now();
-            if (t >= start) lat.push(done - t);
-            if (done >= start && !stopped) inWindow++;
-          } catch (e) {
-            if (t < start) continue;
-            errors[e.code ?? 'ERROR'] = (errors[e.code ?? 'ERROR'] ?? 0) + 1;
-            if (process.env.BENCH_DEBUG && !errors._first) errors._first = e.message;
+      await Promise.all(
+        Array.from({ length: conc }, async (_, i) => {
+          await new Promise((r) => setTimeout(r, (i * warmupMs) / conc));
+          while (!stopped) {
+            const t = performance.now();
+            try {
+              await one();
+              const done = performance.now();
+              if (t >= start) lat.push(done - t);
+              if (done >= start && !stopped) inWindow++;
+            } catch (e) {
+              if (t < start) continue;
+              errors[e.code ?? 'ERROR'] = (errors[e.code ?? 'ERROR'] ?? 0) + 1;
+              if (process.env.BENCH_DEBUG && !errors._first) errors._first = e.message;
+            }
           }
-        }
-      }));
+        }),
+      );
       clearTimeout(mark);
       clearInterval(check);
       const ms = windowEnd - start;
       const s = lat.sort((a, b) => a - b);
       const q = (p) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
       // Where the machine's CPU went, per signature: what bounds the cluster rows.
-      const per = (role) => pids.filter((x) => x.role === role).reduce((a, x) => a + (cpu1.get(x.pid) - cpu0.get(x.pid)), 0) / Math.max(1, inWindow);
-      const cpu = { cpuClientMs: per('client'), cpuCoordinatorMs: per('coordinator'), cpuSignersMs: per('signer'), coresUsed: [...cpu1].reduce((a, [pid, v]) => a + v - cpu0.get(pid), 0) / ms };
-      return { opsPerSec: (inWindow / ms) * 1000, p50Ms: q(0.5) ?? 0, p99Ms: q(0.99) ?? 0, n: lat.length, inWindow, errors, cpu, latencies: s, ms };
+      const per = (role) =>
+        pids.filter((x) => x.role === role).reduce((a, x) => a + (cpu1.get(x.pid) - cpu0.get(x.pid)), 0) /
+        Math.max(1, inWindow);
+      const cpu = {
+        cpuClientMs: per('client'),
+        cpuCoordinatorMs: per('coordinator'),
+        cpuSignersMs: per('signer'),
+        coresUsed: [...cpu1].reduce((a, [pid, v]) => a + v - cpu0.get(pid), 0) / ms,
+      };
+      return {
+        opsPerSec: (inWindow / ms) * 1000,
+        p50Ms: q(0.5) ?? 0,
+        p99Ms: q(0.99) ?? 0,
+        n: lat.length,
+        inWindow,
+        errors,
+        cpu,
+        latencies: s,
+        ms,
+      };
     },
     /**
      * offline-sync: a device with `count` packages signed offline reconnects; measures the time
@@ -110,14 +145,18 @@ export async function startBenchCluster(n) {
      */
     async offlineSync(suiteId, count) {
       const deviceUrl = JSON.parse((await import('node:fs')).readFileSync(join(dir, 'client.json'), 'utf8')).deviceUrl;
-      const d = await Device.open({ location: join(dir, '..', `device-${suiteId}`), storageKey: new Uint8Array(randomBytes(32)) });
+      const d = await Device.open({
+        location: join(dir, '..', `device-${suiteId}`),
+        storageKey: new Uint8Array(randomBytes(32)),
+      });
       try {
         await d.init(`bench-phone-${suiteId}`);
         const { token } = await client.call('IssueEnrolmentToken', { ttlMs: 600_000, label: 'bench' });
         await d.enrol(deviceUrl, token);
         await admitDevice(client, `bench-phone-${suiteId}`, devOperatorFiles(dir));
         const key = await d.keygen(deviceUrl, { suite: suiteId, threshold: 2, with: ['signer-1', 'signer-2'] });
-        for (let left = count; left > 0; left -= 256) await d.reserve(deviceUrl, { keyId: key.keyId, count: Math.min(256, left) });
+        for (let left = count; left > 0; left -= 256)
+          await d.reserve(deviceUrl, { keyId: key.keyId, count: Math.min(256, left) });
         let bytes = 0;
         const signStart = performance.now();
         for (let i = 0; i < count; i++) {
@@ -129,10 +168,25 @@ export async function startBenchCluster(n) {
         const t0 = performance.now();
         const r = await d.sync(deviceUrl);
         const ms = performance.now() - t0;
-        if (r.completed.length !== count) throw new Error(`offline-sync: ${r.completed.length}/${count} completed (${JSON.stringify(r.pending[0] ?? r.failed[0])})`);
+        if (r.completed.length !== count)
+          throw new Error(
+            `offline-sync: ${r.completed.length}/${count} completed (${JSON.stringify(r.pending[0] ?? r.failed[0])})`,
+          );
         return {
-          sync: { opsPerSec: (count / ms) * 1000, p50Ms: ms / count, p99Ms: ms / count, lastCompletionMs: ms, packages: count, bytesPerPackage: bytes / count },
-          sign: { opsPerSec: (count / signMs) * 1000, p50Ms: signMs / count, p99Ms: signMs / count, bytesPerPackage: bytes / count },
+          sync: {
+            opsPerSec: (count / ms) * 1000,
+            p50Ms: ms / count,
+            p99Ms: ms / count,
+            lastCompletionMs: ms,
+            packages: count,
+            bytesPerPackage: bytes / count,
+          },
+          sign: {
+            opsPerSec: (count / signMs) * 1000,
+            p50Ms: signMs / count,
+            p99Ms: signMs / count,
+            bytesPerPackage: bytes / count,
+          },
         };
       } finally {
         await d.close();
@@ -149,7 +203,10 @@ export async function startBenchCluster(n) {
           return 0;
         }
       };
-      return { maxMb: Math.max(0, ...st.participants.filter((p) => p.pid).map((p) => rss(p.pid))), coordinatorMb: rss(st.pid) };
+      return {
+        maxMb: Math.max(0, ...st.participants.filter((p) => p.pid).map((p) => rss(p.pid))),
+        coordinatorMb: rss(st.pid),
+      };
     },
     async stop() {
       client.close();
@@ -162,12 +219,14 @@ export async function startBenchCluster(n) {
 /** CPU time (user + system, ms) of each process so far, from /proc (Linux). */
 function cpuMs(pids) {
   const tick = 10; // USER_HZ = 100 on Linux
-  return new Map(pids.map(({ pid }) => {
-    try {
-      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      return [pid, (Number(f[11]) + Number(f[12])) * tick];
-    } catch {
-      return [pid, 0];
-    }
-  }));
+  return new Map(
+    pids.map(({ pid }) => {
+      try {
+        const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+        return [pid, (Number(f[11]) + Number(f[12])) * tick];
+      } catch {
+        return [pid, 0];
+      }
+    }),
+  );
 }

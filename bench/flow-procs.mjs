@@ -16,7 +16,9 @@ export function tesseraFlow(core, key, shares, quorum, msg) {
     list.push(c.commitment);
   }
   const session = new core.SigningSession(key, msg, list);
-  return session.aggregate(new Map(quorum.map((id) => [id, core.signShare(shares.get(id), key, nonces.get(id), list, msg)])));
+  return session.aggregate(
+    new Map(quorum.map((id) => [id, core.signShare(shares.get(id), key, nonces.get(id), list, msg)])),
+  );
 }
 
 if (process.argv[2] === 'child') {

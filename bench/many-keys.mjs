@@ -23,21 +23,28 @@ export async function fillKeys(dir, signers, keyId, count) {
       const rec = decodeKeyShareRecord(bytes);
       for (let i = 0; i < count; i += BATCH) {
         const entries = [];
-        for (let j = i; j < Math.min(count, i + BATCH); j++) entries.push({ keyId: idOf(j), epoch: 0, record: encodeKeyShareRecord({ ...rec, keyId: idOf(j) }) });
+        for (let j = i; j < Math.min(count, i + BATCH); j++)
+          entries.push({ keyId: idOf(j), epoch: 0, record: encodeKeyShareRecord({ ...rec, keyId: idOf(j) }) });
         await vault.importShares(entries);
       }
     } finally {
       await store.close();
     }
   }
-  const store = await SealedStore.open(join(dir, 'coordinator'), loadKek({ file: join(dir, 'keks', 'coordinator.kek') }));
+  const store = await SealedStore.open(
+    join(dir, 'coordinator'),
+    loadKek({ file: join(dir, 'keks', 'coordinator.kek') }),
+  );
   try {
     const rec = decodeKeyRecord(await store.get(`key/${keyId}`));
     for (let i = 0; i < count; i += BATCH) {
       const ops = [];
       for (let j = i; j < Math.min(count, i + BATCH); j++) {
         const v = encodeKeyRecord({ ...rec, keyId: idOf(j) });
-        ops.push({ type: 'put', key: `key/${idOf(j)}`, value: v }, { type: 'put', key: `keyepoch/${idOf(j)}/0`, value: v });
+        ops.push(
+          { type: 'put', key: `key/${idOf(j)}`, value: v },
+          { type: 'put', key: `keyepoch/${idOf(j)}/0`, value: v },
+        );
       }
       await store.batch(ops, { sync: true });
     }
@@ -46,7 +53,8 @@ export async function fillKeys(dir, signers, keyId, count) {
   }
   // Settle LevelDB before the cluster restarts: compact what the import wrote, so the row
   // measures signing next to 100,000 stored keys, not a background compaction of the import.
-  for (const d of [...Array.from({ length: signers }, (_, i) => `signer-${i + 1}`), 'coordinator']) await compact(join(dir, d));
+  for (const d of [...Array.from({ length: signers }, (_, i) => `signer-${i + 1}`), 'coordinator'])
+    await compact(join(dir, d));
   return { filled: count, sample: idOf(Math.floor(count / 2)) };
 }
 

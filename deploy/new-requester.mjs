@@ -34,7 +34,9 @@ const force = args.includes('--force');
 const clientDir = join(out, 'client');
 const clientFile = join(clientDir, 'client.json');
 if (existsSync(clientFile) && !force) {
-  process.stderr.write(`new-requester: ${clientFile} exists; pass --force to replace it (signers must then be given the new public key)\n`);
+  process.stderr.write(
+    `new-requester: ${clientFile} exists; pass --force to replace it (signers must then be given the new public key)\n`,
+  );
   process.exit(1);
 }
 mkdirSync(clientDir, { recursive: true, mode: 0o700 });
@@ -42,11 +44,19 @@ mkdirSync(clientDir, { recursive: true, mode: 0o700 });
 const requester = ParticipantIdentity.generate(id);
 const s = requester.exportSecrets();
 const tlsDir = join(out, 'tls');
-writeFileSync(clientFile, JSON.stringify({
-  coordinator,
-  tls: { ca: join(tlsDir, 'ca.pem'), cert: join(tlsDir, 'client.pem'), key: join(tlsDir, 'client-key.pem') },
-  requester: { id, signSecret: toHex(s.signSecret), encSecret: toHex(s.encSecret) },
-}, null, 2) + '\n', { mode: 0o600 });
+writeFileSync(
+  clientFile,
+  JSON.stringify(
+    {
+      coordinator,
+      tls: { ca: join(tlsDir, 'ca.pem'), cert: join(tlsDir, 'client.pem'), key: join(tlsDir, 'client-key.pem') },
+      requester: { id, signSecret: toHex(s.signSecret), encSecret: toHex(s.encSecret) },
+    },
+    null,
+    2,
+  ) + '\n',
+  { mode: 0o600 },
+);
 s.signSecret.fill(0);
 s.encSecret.fill(0);
 
@@ -55,4 +65,6 @@ const policy = { allowKeygen: true, requesters: [entry] };
 // Single quotes: Compose takes the value literally (no interpolation, no escapes).
 writeFileSync(join(out, 'signer-policy.env'), `TESSERA_SIGNER_POLICY='${JSON.stringify(policy)}'\n`, { mode: 0o600 });
 
-process.stdout.write(`${JSON.stringify({ clientFile, policyEnv: join(out, 'signer-policy.env'), requester: entry })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ clientFile, policyEnv: join(out, 'signer-policy.env'), requester: entry })}\n`,
+);

@@ -98,7 +98,9 @@ async function probeGrpc(target, f) {
   const creds = tls
     ? grpc.credentials.createSsl(readFileSync(tls.ca), readFileSync(tls.key), readFileSync(tls.cert))
     : grpc.credentials.createInsecure();
-  const options = f.authority ? { 'grpc.ssl_target_name_override': f.authority, 'grpc.default_authority': f.authority } : {};
+  const options = f.authority
+    ? { 'grpc.ssl_target_name_override': f.authority, 'grpc.default_authority': f.authority }
+    : {};
   const client = new grpc.Client(target, creds, options);
   const service = Buffer.from(f.service ?? '', 'utf8');
   // HealthCheckRequest { string service = 1; }
@@ -130,7 +132,8 @@ function proxy(listen, upstream) {
   const base = upstream.replace(/\/+$/, '');
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (path !== '/metrics' && path !== '/healthz') return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    if (path !== '/metrics' && path !== '/healthz')
+      return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     if (req.method !== 'GET' && req.method !== 'HEAD') return void res.writeHead(405, { allow: 'GET, HEAD' }).end();
     httpGet(`${base}${path}`, req.method).then(
       (r) => {
@@ -156,7 +159,10 @@ async function main() {
   if (mode === 'metric' && rest.length === 3) return probeMetric(rest[0], rest[1], rest[2]);
   if (mode === 'grpc' && rest.length >= 1) return probeGrpc(rest[0], flags(rest.slice(1)));
   if (mode === 'proxy' && rest.length === 2) return proxy(rest[0], rest[1]);
-  fail('usage: probe.mjs http <url> | metric <url> <name> <value> | grpc <host:port> [flags] | proxy <listen> <upstream>', 2);
+  fail(
+    'usage: probe.mjs http <url> | metric <url> <name> <value> | grpc <host:port> [flags] | proxy <listen> <upstream>',
+    2,
+  );
 }
 
 main().catch((e) => fail(e instanceof Error ? e.message : String(e)));

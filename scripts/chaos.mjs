@@ -23,7 +23,16 @@ import { build } from 'esbuild';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 function args(argv) {
-  const o = { sessions: 1000, seed: 1, killEvery: 10, maxKills: undefined, concurrency: 4, minutes: 20, keep: false, verbose: false };
+  const o = {
+    sessions: 1000,
+    seed: 1,
+    killEvery: 10,
+    maxKills: undefined,
+    concurrency: 4,
+    minutes: 20,
+    keep: false,
+    verbose: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const num = () => {
@@ -40,7 +49,9 @@ function args(argv) {
     else if (a === '--keep') o.keep = true;
     else if (a === '--verbose') o.verbose = true;
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('npm run chaos -- [--sessions N] [--seed S] [--kill-every K] [--max-kills M] [--concurrency C] [--minutes T] [--keep] [--verbose]\n');
+      process.stdout.write(
+        'npm run chaos -- [--sessions N] [--seed S] [--kill-every K] [--max-kills M] [--concurrency C] [--minutes T] [--keep] [--verbose]\n',
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -50,7 +61,16 @@ function args(argv) {
 const o = args(process.argv.slice(2));
 const out = join(ROOT, 'node_modules', '.cache', 'tessera-chaos', 'chaos.mjs');
 mkdirSync(dirname(out), { recursive: true });
-await build({ entryPoints: [join(ROOT, 'test', 'chaos', 'chaos.ts')], outfile: out, bundle: true, packages: 'external', platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning' });
+await build({
+  entryPoints: [join(ROOT, 'test', 'chaos', 'chaos.ts')],
+  outfile: out,
+  bundle: true,
+  packages: 'external',
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  logLevel: 'warning',
+});
 const { runChaos } = await import(pathToFileURL(out).href);
 // Ctrl-C / SIGTERM: exit through process.exit, so the driver's exit hook kills every process it started.
 for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => process.exit(130));
@@ -58,14 +78,18 @@ for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => process.exit(13
 // The work phase is bounded by --minutes; settling and checking get 5 minutes more, then we stop.
 const limitMs = o.minutes * 60_000;
 const watchdog = setTimeout(() => {
-  process.stderr.write(`chaos: still running after ${o.minutes + 5} minutes; giving up (the exit hook kills every process it started)\n`);
+  process.stderr.write(
+    `chaos: still running after ${o.minutes + 5} minutes; giving up (the exit hook kills every process it started)\n`,
+  );
   process.exit(2);
 }, limitMs + 300_000);
 watchdog.unref();
 
 const t0 = Date.now();
 const stamp = () => `${String(Math.round((Date.now() - t0) / 1000)).padStart(5)} s`;
-process.stdout.write(`chaos: ${o.sessions} sessions, seed ${o.seed}, a kill about every ${o.killEvery} sessions, work phase bounded at ${o.minutes} min\n`);
+process.stdout.write(
+  `chaos: ${o.sessions} sessions, seed ${o.seed}, a kill about every ${o.killEvery} sessions, work phase bounded at ${o.minutes} min\n`,
+);
 let r;
 try {
   r = await runChaos({
@@ -79,7 +103,8 @@ try {
     // The compiled driver lives in node_modules/.cache: name the device process's script.
     deviceWorker: join(ROOT, 'test', 'chaos', 'device-worker.mjs'),
     log: (l) => {
-      if (o.verbose || /^(setup|work phase|PROBLEM|power cut|kept|API channel)/.test(l)) process.stdout.write(`${stamp()}  ${l}\n`);
+      if (o.verbose || /^(setup|work phase|PROBLEM|power cut|kept|API channel)/.test(l))
+        process.stdout.write(`${stamp()}  ${l}\n`);
     },
   });
 } catch (e) {
@@ -89,33 +114,63 @@ try {
 
 const rows = [
   ['sessions', r.sessions],
-  ['  online (acknowledged / run)', `${r.online.acknowledged} / ${r.online.sessions}  ${Object.entries(r.online.bySuite).map(([s, n]) => `${s} ${n}`).join(', ')}`],
-  ['  offline packages (completed / signed)', `${r.offline.completed} / ${r.offline.sessions}  ${Object.entries(r.offline.bySuite).map(([s, n]) => `${s} ${n}`).join(', ')}`],
+  [
+    '  online (acknowledged / run)',
+    `${r.online.acknowledged} / ${r.online.sessions}  ${Object.entries(r.online.bySuite)
+      .map(([s, n]) => `${s} ${n}`)
+      .join(', ')}`,
+  ],
+  [
+    '  offline packages (completed / signed)',
+    `${r.offline.completed} / ${r.offline.sessions}  ${Object.entries(r.offline.bySuite)
+      .map(([s, n]) => `${s} ${n}`)
+      .join(', ')}`,
+  ],
   ['  unfinished at the time bound', r.online.unfinished + r.offline.unfinished],
   ['processes killed (SIGKILL)', r.kills.total],
   ['  coordinator', r.kills.coordinator],
   ['  signer', r.kills.signer],
-  ['  device', `${r.kills.device}  (during: ${Object.entries(r.kills.deviceDuring).map(([k, n]) => `${k} ${n}`).join(', ')})`],
+  [
+    '  device',
+    `${r.kills.device}  (during: ${Object.entries(r.kills.deviceDuring)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ')})`,
+  ],
   ['  power cuts (every daemon at once)', r.kills.powerCuts],
   ['retries (online / device calls)', `${r.retries.online} / ${r.retries.device}`],
   ['device signs found queued after a crash', r.offline.adoptedAfterCrash],
   ['API channel replaced (two deadlines in a row)', r.channelResets],
   ['nonces consumed (online / reservations)', `${r.ledgers.onlineNoncesConsumed} / ${r.ledgers.reservationsConsumed}`],
-  ['audit entries verified', Object.entries(r.ledgers.auditEntries).map(([p, n]) => `${p} ${n}`).join(', ')],
+  [
+    'audit entries verified',
+    Object.entries(r.ledgers.auditEntries)
+      .map(([p, n]) => `${p} ${n}`)
+      .join(', '),
+  ],
   ['lost', r.lost],
   ['completed twice', r.duplicated],
   ['nonce / reservation reused', r.reused],
   ['other problems', r.problems.length],
-  ['duration', `${(r.durationMs / 1000).toFixed(1)} s (setup ${(r.phases.setupMs / 1000).toFixed(1)}, work ${(r.phases.workMs / 1000).toFixed(1)}, settle ${(r.phases.settleMs / 1000).toFixed(1)}, verify ${(r.phases.verifyMs / 1000).toFixed(1)})`],
+  [
+    'duration',
+    `${(r.durationMs / 1000).toFixed(1)} s (setup ${(r.phases.setupMs / 1000).toFixed(1)}, work ${(r.phases.workMs / 1000).toFixed(1)}, settle ${(r.phases.settleMs / 1000).toFixed(1)}, verify ${(r.phases.verifyMs / 1000).toFixed(1)})`,
+  ],
 ];
 const w = Math.max(...rows.map(([k]) => k.length));
 process.stdout.write(`\n${rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n')}\n`);
 if (r.problems.length) process.stdout.write(`\nproblems:\n${r.problems.map((p) => `  - ${p}`).join('\n')}\n`);
-process.stdout.write(`\nerrors the clients saw (and retried): ${JSON.stringify(r.errorsSeen)}\n${Object.entries(r.errorSamples).map(([k, m]) => `  ${k}: ${m}`).join("\n")}\n`);
+process.stdout.write(
+  `\nerrors the clients saw (and retried): ${JSON.stringify(r.errorsSeen)}\n${Object.entries(r.errorSamples)
+    .map(([k, m]) => `  ${k}: ${m}`)
+    .join('\n')}\n`,
+);
 
 const file = join(ROOT, 'bench', 'results', 'chaos.json');
 mkdirSync(dirname(file), { recursive: true });
-writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), node: process.version, args: o, ...r }, null, 2) + '\n');
+writeFileSync(
+  file,
+  JSON.stringify({ at: new Date().toISOString(), node: process.version, args: o, ...r }, null, 2) + '\n',
+);
 process.stdout.write(`wrote ${file}\n`);
 clearTimeout(watchdog);
 process.exit(r.lost > 0 || r.reused > 0 || r.duplicated > 0 || r.problems.length > 0 ? 1 : 0);

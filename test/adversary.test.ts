@@ -75,7 +75,9 @@ const catalogue: string[] = [];
 afterAll(async () => {
   for (const c of closers.reverse()) await c().catch(() => {});
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  console.log([`adversary catalogue: ${catalogue.length} cases in this file`, ...catalogue.map((l) => `  ${l}`)].join('\n'));
+  console.log(
+    [`adversary catalogue: ${catalogue.length} cases in this file`, ...catalogue.map((l) => `  ${l}`)].join('\n'),
+  );
 });
 
 async function openStore(): Promise<SealedStore> {
@@ -99,22 +101,33 @@ type Deliver = (task: Omit<LinkTask, 'taskId'>) => Omit<LinkTask, 'taskId'>;
 async function cluster(n: number, opts: { peers?: boolean; extra?: string[] } = {}) {
   const ids = [...Array.from({ length: n }, (_, i) => `signer-${i + 1}`), ...(opts.extra ?? [])];
   const identities = ids.map((id) => ParticipantIdentity.generate(id));
-  const known = identities.slice(0, n).map((i) => ({ id: i.id, publicKey: toHex(i.public.signKey), encKey: toHex(i.public.encKey) }));
+  const known = identities
+    .slice(0, n)
+    .map((i) => ({ id: i.id, publicKey: toHex(i.public.signKey), encKey: toHex(i.public.encKey) }));
   const signers: SignerEngine[] = [];
   for (const [i, identity] of identities.entries()) {
-    signers.push(new SignerEngine({
-      identity,
-      store: await openStore(),
-      policy: {
-        allowKeygen: true,
-        requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }],
-        operators,
-        ...(opts.peers && i < n ? { peers: known.filter((k) => k.id !== identity.id) } : { allowUnpinnedPeers: true }),
-      },
-    }));
+    signers.push(
+      new SignerEngine({
+        identity,
+        store: await openStore(),
+        policy: {
+          allowKeygen: true,
+          requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }],
+          operators,
+          ...(opts.peers && i < n
+            ? { peers: known.filter((k) => k.id !== identity.id) }
+            : { allowUnpinnedPeers: true }),
+        },
+      }),
+    );
   }
   const events: CoordinatorEvent[] = [];
-  const coordinator = new Coordinator({ store: await openStore(), poolBatch: 4, refreshAuthorisation: standingRefresh(), onEvent: (e) => events.push(e) });
+  const coordinator = new Coordinator({
+    store: await openStore(),
+    poolBatch: 4,
+    refreshAuthorisation: standingRefresh(),
+    onEvent: (e) => events.push(e),
+  });
   await coordinator.load();
   const tamper = new Map<string, Tamper>();
   const deliver = new Map<string, Deliver>();
@@ -134,7 +147,10 @@ async function cluster(n: number, opts: { peers?: boolean; extra?: string[] } = 
   }
   const signer = (id: string) => signers.find((s) => s.id === id) as SignerEngine;
   /** Participants named in 'culprit' events so far. */
-  const culprits = () => events.filter((e): e is Extract<CoordinatorEvent, { type: 'culprit' }> => e.type === 'culprit').map((e) => e.participant);
+  const culprits = () =>
+    events
+      .filter((e): e is Extract<CoordinatorEvent, { type: 'culprit' }> => e.type === 'culprit')
+      .map((e) => e.participant);
   return { signers, signer, coordinator, events, tamper, deliver, down, culprits };
 }
 type Cluster = Awaited<ReturnType<typeof cluster>>;
@@ -147,7 +163,9 @@ function intentFor(keyId: string, message: Uint8Array, requestId = new Uint8Arra
 async function signs(c: Cluster, keyId: string, preferred: string[] = []): Promise<string[]> {
   const message = new Uint8Array(randomBytes(32));
   const res = await c.coordinator.sign(intentFor(keyId, message), preferred);
-  expect(suite.verify(res.signature, message, c.coordinator.keys().find((k) => k.keyId === keyId)!.publicKey)).toBe(true);
+  expect(suite.verify(res.signature, message, c.coordinator.keys().find((k) => k.keyId === keyId)!.publicKey)).toBe(
+    true,
+  );
   return res.signers;
 }
 
@@ -167,7 +185,11 @@ async function onlyAuthorised(signers: SignerEngine[], allowed = ['wallet-api'])
       const prior = audits.get(nonce);
       // A cached retry is audited again, for the same digest.
       if (prior) expect(prior.digest, `${s.id}: nonce ${nonce} audited for two requests`).toBe(String(e.data.digest));
-      audits.set(nonce, { ...(e.actor === undefined ? {} : { actor: e.actor }), digest: String(e.data.digest), requestId: String(e.data.requestId) });
+      audits.set(nonce, {
+        ...(e.actor === undefined ? {} : { actor: e.actor }),
+        digest: String(e.data.digest),
+        requestId: String(e.data.requestId),
+      });
     }
     const perRequest = new Map<string, number>();
     for (const x of consumed) {
@@ -186,9 +208,20 @@ async function onlyAuthorised(signers: SignerEngine[], allowed = ['wallet-api'])
 }
 
 /** A SIGNATURE_SHARE answer rewritten by its (malicious) sender and signed with its own key. */
-function reshare(signerIdentity: ParticipantIdentity, r: LinkResult, edit: (s: ReturnType<typeof decodeSignatureShare>) => Partial<ReturnType<typeof decodeSignatureShare>>): LinkResult {
+function reshare(
+  signerIdentity: ParticipantIdentity,
+  r: LinkResult,
+  edit: (s: ReturnType<typeof decodeSignatureShare>) => Partial<ReturnType<typeof decodeSignatureShare>>,
+): LinkResult {
   const s = decodeSignatureShare(suite, openEnvelope(r.envelope as Uint8Array, PayloadKind.SIGNATURE_SHARE).payload);
-  return { ...r, envelope: signEnvelope(signerIdentity, PayloadKind.SIGNATURE_SHARE, encodeSignatureShare(suite, { ...s, ...edit(s) })) };
+  return {
+    ...r,
+    envelope: signEnvelope(
+      signerIdentity,
+      PayloadKind.SIGNATURE_SHARE,
+      encodeSignatureShare(suite, { ...s, ...edit(s) }),
+    ),
+  };
 }
 
 const scalar = (b: Uint8Array) => suite.Fn.fromBytes(b);
@@ -199,27 +232,62 @@ const bytesOf = (x: bigint) => suite.Fn.toBytes(suite.Fn.create(x));
 describe('malicious signer: bad signature shares are detected, blamed by id, and signing goes on without it', () => {
   /** [name, rewrite of signer-1's answers to sign tasks (after an honest first one)]. */
   const variants: [string, (s: SignerEngine) => Tamper][] = [
-    ['an off-by-one share', (s) => (r, t) => (t.body === 'sign' && r.envelope ? reshare(s.identity, r, (x) => ({ share: bytesOf(scalar(x.share) + 1n) })) : r)],
-    ['a negated share', (s) => (r, t) => (t.body === 'sign' && r.envelope ? reshare(s.identity, r, (x) => ({ share: bytesOf(-scalar(x.share)) })) : r)],
-    ['a random share', (s) => (r, t) => (t.body === 'sign' && r.envelope ? reshare(s.identity, r, () => ({ share: bytesOf(scalar(suite.Fn.toBytes(suite.Fn.create(BigInt(`0x${toHex(randomBytes(32))}`))))) })) : r)],
-    ['its genuine share of an earlier request (a share for another request)', () => {
-      let earlier: Uint8Array | undefined;
-      return (r, t) => {
+    [
+      'an off-by-one share',
+      (s) => (r, t) =>
+        t.body === 'sign' && r.envelope ? reshare(s.identity, r, (x) => ({ share: bytesOf(scalar(x.share) + 1n) })) : r,
+    ],
+    [
+      'a negated share',
+      (s) => (r, t) =>
+        t.body === 'sign' && r.envelope ? reshare(s.identity, r, (x) => ({ share: bytesOf(-scalar(x.share)) })) : r,
+    ],
+    [
+      'a random share',
+      (s) => (r, t) =>
+        t.body === 'sign' && r.envelope
+          ? reshare(s.identity, r, () => ({
+              share: bytesOf(scalar(suite.Fn.toBytes(suite.Fn.create(BigInt(`0x${toHex(randomBytes(32))}`))))),
+            }))
+          : r,
+    ],
+    [
+      'its genuine share of an earlier request (a share for another request)',
+      () => {
+        let earlier: Uint8Array | undefined;
+        return (r, t) => {
+          if (t.body !== 'sign' || !r.envelope) return r;
+          earlier ??= r.envelope;
+          return { ...r, envelope: earlier };
+        };
+      },
+    ],
+    [
+      'an off-by-one share in an envelope whose signature does not verify (checked once the aggregate fails)',
+      (s) => (r, t) => {
         if (t.body !== 'sign' || !r.envelope) return r;
-        earlier ??= r.envelope;
-        return { ...r, envelope: earlier };
-      };
-    }],
-    ['an off-by-one share in an envelope whose signature does not verify (checked once the aggregate fails)', (s) => (r, t) => {
-      if (t.body !== 'sign' || !r.envelope) return r;
-      const env = reshare(s.identity, r, (x) => ({ share: bytesOf(scalar(x.share) + 1n) })).envelope as Uint8Array;
-      const w = decodeMessage('Envelope', env);
-      return { ...r, envelope: encodeMessage('Envelope', { ...w, signature: new Uint8Array(64).fill(7) }) };
-    }],
-    ['a share envelope signed by another participant\'s key', () => {
-      const impostor = ParticipantIdentity.generate('signer-1');
-      return (r, t) => (t.body === 'sign' && r.envelope ? { ...r, envelope: signEnvelope(impostor, PayloadKind.SIGNATURE_SHARE, openEnvelope(r.envelope, PayloadKind.SIGNATURE_SHARE).payload) } : r);
-    }],
+        const env = reshare(s.identity, r, (x) => ({ share: bytesOf(scalar(x.share) + 1n) })).envelope as Uint8Array;
+        const w = decodeMessage('Envelope', env);
+        return { ...r, envelope: encodeMessage('Envelope', { ...w, signature: new Uint8Array(64).fill(7) }) };
+      },
+    ],
+    [
+      "a share envelope signed by another participant's key",
+      () => {
+        const impostor = ParticipantIdentity.generate('signer-1');
+        return (r, t) =>
+          t.body === 'sign' && r.envelope
+            ? {
+                ...r,
+                envelope: signEnvelope(
+                  impostor,
+                  PayloadKind.SIGNATURE_SHARE,
+                  openEnvelope(r.envelope, PayloadKind.SIGNATURE_SHARE).payload,
+                ),
+              }
+            : r;
+      },
+    ],
   ];
 
   it.each(variants)('%s', async (name, make) => {
@@ -250,7 +318,9 @@ describe('malicious signer: bad signature shares are detected, blamed by id, and
     const consumed = await onlyAuthorised(c.signers);
     expect(consumed).toBeGreaterThanOrEqual(2 + 4 + 1);
     expect(consumed).toBeLessThanOrEqual(2 + 4 + 4);
-    catalogue.push(`malicious signer, ${name}: BAD_SIGNATURE_SHARE, culprit signer-1, another quorum signed; alone: NO_QUORUM culprits [signer-1]`);
+    catalogue.push(
+      `malicious signer, ${name}: BAD_SIGNATURE_SHARE, culprit signer-1, another quorum signed; alone: NO_QUORUM culprits [signer-1]`,
+    );
   });
 });
 
@@ -259,14 +329,21 @@ describe('share envelopes on an authenticated link: their signatures are evidenc
     const w = decodeMessage('Envelope', r.envelope as Uint8Array);
     return { ...r, envelope: encodeMessage('Envelope', { ...w, signature: new Uint8Array(64).fill(7) }) };
   };
-  const culpritCodes = (c: Cluster) => c.events.filter((e): e is Extract<CoordinatorEvent, { type: 'culprit' }> => e.type === 'culprit').map((e) => `${e.participant} ${e.code}`);
+  const culpritCodes = (c: Cluster) =>
+    c.events
+      .filter((e): e is Extract<CoordinatorEvent, { type: 'culprit' }> => e.type === 'culprit')
+      .map((e) => `${e.participant} ${e.code}`);
 
   it('a wrong share in an envelope that does not verify is blamed as BAD_SIGNATURE; a right one over the link still signs', async () => {
     const c = await cluster(3);
     const key = await c.coordinator.keygen({ suite: SUITE, threshold: 2 });
     const bad = c.signer('signer-1');
     let wrongShare = true;
-    c.tamper.set(bad.id, (r, t) => (t.body === 'sign' && r.envelope ? badSignature(wrongShare ? reshare(bad.identity, r, (x) => ({ share: bytesOf(scalar(x.share) + 1n) })) : r) : r));
+    c.tamper.set(bad.id, (r, t) =>
+      t.body === 'sign' && r.envelope
+        ? badSignature(wrongShare ? reshare(bad.identity, r, (x) => ({ share: bytesOf(scalar(x.share) + 1n) })) : r)
+        : r,
+    );
     expect(await signs(c, key.keyId, ['signer-1', 'signer-2'])).not.toContain('signer-1');
     expect(culpritCodes(c)).toEqual(['signer-1 BAD_SIGNATURE']);
     // A correct share whose envelope signature is broken: the aggregate verifies, so nothing is
@@ -275,7 +352,14 @@ describe('share envelopes on an authenticated link: their signatures are evidenc
     expect(await signs(c, key.keyId, ['signer-1', 'signer-2'])).toEqual(['signer-1', 'signer-2']);
     expect(culpritCodes(c)).toEqual(['signer-1 BAD_SIGNATURE']);
     // An undecodable share in such an envelope is blamed as BAD_SIGNATURE too.
-    c.tamper.set(bad.id, (r, t) => (t.body === 'sign' && r.envelope ? badSignature({ ...r, envelope: signEnvelope(bad.identity, PayloadKind.SIGNATURE_SHARE, new Uint8Array([1, 2, 3])) }) : r));
+    c.tamper.set(bad.id, (r, t) =>
+      t.body === 'sign' && r.envelope
+        ? badSignature({
+            ...r,
+            envelope: signEnvelope(bad.identity, PayloadKind.SIGNATURE_SHARE, new Uint8Array([1, 2, 3])),
+          })
+        : r,
+    );
     expect(await signs(c, key.keyId, ['signer-1', 'signer-2'])).not.toContain('signer-1');
     expect(culpritCodes(c)).toEqual(['signer-1 BAD_SIGNATURE', 'signer-1 BAD_SIGNATURE']);
   });
@@ -296,7 +380,11 @@ describe('malicious signer: DKG', () => {
     });
     c.deliver.set('signer-3', (t) => {
       if (t.body !== 'dkgBundle' || t.dkgBundle?.round !== 1 || !other) return t;
-      const envelopes = t.dkgBundle.envelopes.map((e) => (equalBytes(openEnvelope(e, PayloadKind.DKG_ROUND1).sender, bad.identity.public.signKey) ? (other as Uint8Array) : e));
+      const envelopes = t.dkgBundle.envelopes.map((e) =>
+        equalBytes(openEnvelope(e, PayloadKind.DKG_ROUND1).sender, bad.identity.public.signKey)
+          ? (other as Uint8Array)
+          : e,
+      );
       expect(envelopes.some((e) => e === other)).toBe(true);
       return { ...t, dkgBundle: { ...t.dkgBundle, envelopes } };
     });
@@ -309,14 +397,21 @@ describe('malicious signer: DKG', () => {
     const key = await c.coordinator.keygen({ suite: SUITE, threshold: 2, participants: ['signer-2', 'signer-3'] });
     await signs(c, key.keyId);
     await onlyAuthorised(c.signers);
-    catalogue.push('malicious signer, DKG equivocation (two round-1 messages): EQUIVOCATION, culprits [signer-1] (reported by both honest peers), no key registered or held');
+    catalogue.push(
+      'malicious signer, DKG equivocation (two round-1 messages): EQUIVOCATION, culprits [signer-1] (reported by both honest peers), no key registered or held',
+    );
   });
 });
 
 // ---- malicious signer: refresh and reshare -------------------------------------------------------
 
 /** The LifecycleRound1 of an envelope, rewritten and re-signed by its sender. */
-function resignRound1(identity: ParticipantIdentity, kind: PayloadKind, envelope: Uint8Array, edit: (p: ReturnType<typeof decodeMessage<'LifecycleRound1'>>) => void): Uint8Array {
+function resignRound1(
+  identity: ParticipantIdentity,
+  kind: PayloadKind,
+  envelope: Uint8Array,
+  edit: (p: ReturnType<typeof decodeMessage<'LifecycleRound1'>>) => void,
+): Uint8Array {
   const p = decodeMessage('LifecycleRound1', openEnvelope(envelope, kind).payload);
   edit(p);
   return signEnvelope(identity, kind, encodeMessage('LifecycleRound1', p));
@@ -348,7 +443,9 @@ describe('malicious signer: refresh and reshare contributions', () => {
     c.tamper.clear();
     await epochKept(c, key.keyId, 1, ['signer-1', 'signer-2', 'signer-3']);
     await onlyAuthorised(c.signers);
-    catalogue.push('malicious signer, refresh delta for the wrong epoch: UNEXPECTED_MESSAGE, culprits [signer-3], epoch 1 kept, signing continues');
+    catalogue.push(
+      'malicious signer, refresh delta for the wrong epoch: UNEXPECTED_MESSAGE, culprits [signer-3], epoch 1 kept, signing continues',
+    );
   });
 
   it('a replayed refresh contribution (its envelope of the previous refresh session) is refused and blamed on its sender; the epoch stays', async () => {
@@ -369,28 +466,55 @@ describe('malicious signer: refresh and reshare contributions', () => {
     await epochKept(c, key.keyId, 1, ['signer-1', 'signer-2', 'signer-3']);
     expect((await c.coordinator.refresh(key.keyId)).epoch).toBe(2);
     await onlyAuthorised(c.signers);
-    catalogue.push('malicious signer, replayed refresh delta (earlier session): UNEXPECTED_MESSAGE, culprits [signer-3], epoch kept, a later honest refresh succeeds');
+    catalogue.push(
+      'malicious signer, replayed refresh delta (earlier session): UNEXPECTED_MESSAGE, culprits [signer-3], epoch kept, a later honest refresh succeeds',
+    );
   });
 
   it('a reshare contribution with a bad constant-term commitment D_0 is refused (BAD_SHARE) and blamed on its sender; roster and epoch stay', async () => {
     const c = await cluster(4);
-    const key = await c.coordinator.keygen({ suite: SUITE, threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });
+    const key = await c.coordinator.keygen({
+      suite: SUITE,
+      threshold: 2,
+      participants: ['signer-1', 'signer-2', 'signer-3'],
+    });
     const bad = c.signer('signer-2');
     c.tamper.set(bad.id, (r, t) => {
       if (t.body !== 'lifecycle' || t.lifecycle?.kind !== 'reshare' || t.lifecycle.step !== 1 || !r.envelope) return r;
       // D_0 moved by G: the sender's sub-sharing would no longer add up to the group key.
-      return { ...r, envelope: resignRound1(bad.identity, PayloadKind.RESHARE_ROUND1, r.envelope, (p) => {
-        p.commitments[0] = suite.Point.fromBytes(p.commitments[0] as Uint8Array).add(suite.Point.BASE).toBytes();
-      }) };
+      return {
+        ...r,
+        envelope: resignRound1(bad.identity, PayloadKind.RESHARE_ROUND1, r.envelope, (p) => {
+          p.commitments[0] = suite.Point.fromBytes(p.commitments[0] as Uint8Array)
+            .add(suite.Point.BASE)
+            .toBytes();
+        }),
+      };
     });
-    const e = await c.coordinator.reshare(key.keyId, { threshold: 2, participants: ['signer-1', 'signer-2', 'signer-4'], authorisation: reshareAuthorisation(c.coordinator, key.keyId, { threshold: 2, participants: ['signer-1', 'signer-2', 'signer-4'] }) }).catch((x: unknown) => x);
+    const e = await c.coordinator
+      .reshare(key.keyId, {
+        threshold: 2,
+        participants: ['signer-1', 'signer-2', 'signer-4'],
+        authorisation: reshareAuthorisation(c.coordinator, key.keyId, {
+          threshold: 2,
+          participants: ['signer-1', 'signer-2', 'signer-4'],
+        }),
+      })
+      .catch((x: unknown) => x);
     expect(e).toMatchObject({ code: 'BAD_SHARE', culprits: ['signer-2'] });
     c.tamper.clear();
     await epochKept(c, key.keyId, 0, ['signer-1', 'signer-2', 'signer-3']);
-    expect(c.coordinator.key(key.keyId).key.roster.map((r) => r.id).sort()).toEqual(['signer-1', 'signer-2', 'signer-3']);
+    expect(
+      c.coordinator
+        .key(key.keyId)
+        .key.roster.map((r) => r.id)
+        .sort(),
+    ).toEqual(['signer-1', 'signer-2', 'signer-3']);
     await expect(c.signer('signer-4').key(key.keyId)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await onlyAuthorised(c.signers);
-    catalogue.push('malicious signer, reshare with a bad D_0: BAD_SHARE, culprits [signer-2], roster and epoch 0 kept, the joiner holds nothing');
+    catalogue.push(
+      'malicious signer, reshare with a bad D_0: BAD_SHARE, culprits [signer-2], roster and epoch 0 kept, the joiner holds nothing',
+    );
   });
 
   it('a refresh confirmation of another key is caught (CONFIRMATION_MISMATCH) and blamed on its sender; nothing is committed', async () => {
@@ -401,14 +525,19 @@ describe('malicious signer: refresh and reshare contributions', () => {
       if (t.body !== 'lifecycle' || t.lifecycle?.step !== 2 || !r.envelope) return r;
       const p = decodeMessage('LifecycleConfirm', openEnvelope(r.envelope, PayloadKind.LIFECYCLE_CONFIRM).payload);
       p.keyDigest = new Uint8Array(p.keyDigest.length).fill(7);
-      return { ...r, envelope: signEnvelope(bad.identity, PayloadKind.LIFECYCLE_CONFIRM, encodeMessage('LifecycleConfirm', p)) };
+      return {
+        ...r,
+        envelope: signEnvelope(bad.identity, PayloadKind.LIFECYCLE_CONFIRM, encodeMessage('LifecycleConfirm', p)),
+      };
     });
     const e = await c.coordinator.refresh(key.keyId).catch((x: unknown) => x);
     expect(e).toMatchObject({ code: 'CONFIRMATION_MISMATCH', culprits: ['signer-2'] });
     c.tamper.clear();
     await epochKept(c, key.keyId, 0, ['signer-1', 'signer-2', 'signer-3']);
     await onlyAuthorised(c.signers);
-    catalogue.push('malicious signer, refresh confirmation of another key: CONFIRMATION_MISMATCH, culprits [signer-2], epoch 0 kept');
+    catalogue.push(
+      'malicious signer, refresh confirmation of another key: CONFIRMATION_MISMATCH, culprits [signer-2], epoch 0 kept',
+    );
   });
 });
 
@@ -434,20 +563,38 @@ describe('malicious coordinator', () => {
     const intent = intentFor(k1.keyId, new TextEncoder().encode('pay 1 to alice (key 1)'));
     const mine = (await commitmentsOf(s1, k2.keyId))[0] as RequestCommitment;
     const theirs = (await commitmentsOf(s2, k2.keyId))[0] as RequestCommitment;
-    const req = encodeSignRequest({ suite, sessionId: new Uint8Array(randomBytes(16)), keyId: k2.keyId, epoch: 0, intent, commitments: [mine, theirs] });
+    const req = encodeSignRequest({
+      suite,
+      sessionId: new Uint8Array(randomBytes(16)),
+      keyId: k2.keyId,
+      epoch: 0,
+      intent,
+      commitments: [mine, theirs],
+    });
     await expect(s1.sign(req)).rejects.toMatchObject({ code: 'POLICY_DENIED' });
     expect((await s1.ledger.status(nonceIdOf(mine))).state).toBe('unknown'); // the named nonce is burned, never used
     // The request says k1 (matching the intent) but carries signer-1's nonce of k2.
     const other = (await commitmentsOf(s1, k2.keyId))[0] as RequestCommitment;
     const k1theirs = (await commitmentsOf(s2, k1.keyId))[0] as RequestCommitment;
-    const crossed = encodeSignRequest({ suite, sessionId: new Uint8Array(randomBytes(16)), keyId: k1.keyId, epoch: 0, intent, commitments: [other, k1theirs] });
-    await expect(s1.sign(crossed)).rejects.toMatchObject({ code: expect.stringMatching(/^(INVALID_ARGUMENT|POLICY_DENIED)$/) });
+    const crossed = encodeSignRequest({
+      suite,
+      sessionId: new Uint8Array(randomBytes(16)),
+      keyId: k1.keyId,
+      epoch: 0,
+      intent,
+      commitments: [other, k1theirs],
+    });
+    await expect(s1.sign(crossed)).rejects.toMatchObject({
+      code: expect.stringMatching(/^(INVALID_ARGUMENT|POLICY_DENIED)$/),
+    });
     expect(await s1.ledger.listConsumed()).toEqual([]);
     expect(await onlyAuthorised(c.signers)).toBe(0);
     // Through the real coordinator the same intent signs with k1, once.
     const res = await c.coordinator.sign(intent);
     expect(res.keyId).toBe(k1.keyId);
-    catalogue.push('malicious coordinator, intent for another key: POLICY_DENIED (and a crossed nonce INVALID_ARGUMENT), no nonce consumed');
+    catalogue.push(
+      'malicious coordinator, intent for another key: POLICY_DENIED (and a crossed nonce INVALID_ARGUMENT), no nonce consumed',
+    );
   });
 
   it('replays an old sign request after its nonce was used: the identical bytes get the identical share, anything else NONCE_REUSED; after a refresh the old request is refused', async () => {
@@ -456,39 +603,99 @@ describe('malicious coordinator', () => {
     const [s1, s2] = [c.signer('signer-1'), c.signer('signer-2')];
     const intent = intentFor(key.keyId, new TextEncoder().encode('pay 3 to dave'));
     const commitments = [...(await commitmentsOf(s1, key.keyId)), ...(await commitmentsOf(s2, key.keyId))];
-    const old = encodeSignRequest({ suite, sessionId: new Uint8Array(16).fill(1), keyId: key.keyId, epoch: 0, intent, commitments });
+    const old = encodeSignRequest({
+      suite,
+      sessionId: new Uint8Array(16).fill(1),
+      keyId: key.keyId,
+      epoch: 0,
+      intent,
+      commitments,
+    });
     const first = await s1.sign(old);
     // Replayed later: no new share exists to be had.
     expect(equalBytes(await s1.sign(old), first)).toBe(true);
     const replays = [
-      encodeSignRequest({ suite, sessionId: new Uint8Array(16).fill(2), keyId: key.keyId, epoch: 0, intent, commitments }),
-      encodeSignRequest({ suite, sessionId: new Uint8Array(16).fill(1), keyId: key.keyId, epoch: 0, intent, commitments: [...commitments].reverse() }),
-      encodeSignRequest({ suite, sessionId: new Uint8Array(16).fill(1), keyId: key.keyId, epoch: 0, intent: intentFor(key.keyId, new TextEncoder().encode('pay 1000 to mallory')), commitments }),
+      encodeSignRequest({
+        suite,
+        sessionId: new Uint8Array(16).fill(2),
+        keyId: key.keyId,
+        epoch: 0,
+        intent,
+        commitments,
+      }),
+      encodeSignRequest({
+        suite,
+        sessionId: new Uint8Array(16).fill(1),
+        keyId: key.keyId,
+        epoch: 0,
+        intent,
+        commitments: [...commitments].reverse(),
+      }),
+      encodeSignRequest({
+        suite,
+        sessionId: new Uint8Array(16).fill(1),
+        keyId: key.keyId,
+        epoch: 0,
+        intent: intentFor(key.keyId, new TextEncoder().encode('pay 1000 to mallory')),
+        commitments,
+      }),
     ];
     for (const r of replays) await expect(s1.sign(r)).rejects.toMatchObject({ code: 'NONCE_REUSED' });
-    expect((await s1.ledger.listConsumed()).map((x) => x.nonceId)).toEqual([nonceIdOf(commitments[0] as RequestCommitment)]);
+    expect((await s1.ledger.listConsumed()).map((x) => x.nonceId)).toEqual([
+      nonceIdOf(commitments[0] as RequestCommitment),
+    ]);
     // After a refresh, the old request (epoch 0) gets nothing at all.
     await c.coordinator.refresh(key.keyId);
     await expect(s1.sign(old)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(await s1.ledger.listConsumed()).toHaveLength(1);
     await onlyAuthorised(c.signers);
-    catalogue.push('malicious coordinator, replay of a used request: identical share (no new nonce use), NONCE_REUSED x3, refused after a refresh');
+    catalogue.push(
+      'malicious coordinator, replay of a used request: identical share (no new nonce use), NONCE_REUSED x3, refused after a refresh',
+    );
   });
 
   it('asks for a reshare to a participant the signers do not know (policy.peers): POLICY_DENIED, nothing pending anywhere, the key unchanged', async () => {
     const c = await cluster(3, { peers: true, extra: ['mallory'] });
-    const key = await c.coordinator.keygen({ suite: SUITE, threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });
-    const e = await c.coordinator.reshare(key.keyId, { threshold: 2, participants: ['signer-1', 'signer-2', 'mallory'], authorisation: reshareAuthorisation(c.coordinator, key.keyId, { threshold: 2, participants: ['signer-1', 'signer-2', 'mallory'] }) }).catch((x: unknown) => x);
+    const key = await c.coordinator.keygen({
+      suite: SUITE,
+      threshold: 2,
+      participants: ['signer-1', 'signer-2', 'signer-3'],
+    });
+    const e = await c.coordinator
+      .reshare(key.keyId, {
+        threshold: 2,
+        participants: ['signer-1', 'signer-2', 'mallory'],
+        authorisation: reshareAuthorisation(c.coordinator, key.keyId, {
+          threshold: 2,
+          participants: ['signer-1', 'signer-2', 'mallory'],
+        }),
+      })
+      .catch((x: unknown) => x);
     expect(e).toMatchObject({ code: 'POLICY_DENIED' });
     expect((e as Error).message).toContain('mallory');
     await epochKept(c, key.keyId, 0, ['signer-1', 'signer-2', 'signer-3']);
     await expect(c.signer('mallory').key(key.keyId)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     // A DKG with mallory in the roster is refused the same way.
-    await expect(c.coordinator.keygen({ suite: SUITE, threshold: 2, participants: ['signer-1', 'mallory'] })).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+    await expect(
+      c.coordinator.keygen({ suite: SUITE, threshold: 2, participants: ['signer-1', 'mallory'] }),
+    ).rejects.toMatchObject({ code: 'POLICY_DENIED' });
     // Among known peers, a reshare goes through.
-    expect((await c.coordinator.reshare(key.keyId, { threshold: 2, participants: ['signer-1', 'signer-2'], authorisation: reshareAuthorisation(c.coordinator, key.keyId, { threshold: 2, participants: ['signer-1', 'signer-2'] }) })).epoch).toBe(1);
+    expect(
+      (
+        await c.coordinator.reshare(key.keyId, {
+          threshold: 2,
+          participants: ['signer-1', 'signer-2'],
+          authorisation: reshareAuthorisation(c.coordinator, key.keyId, {
+            threshold: 2,
+            participants: ['signer-1', 'signer-2'],
+          }),
+        })
+      ).epoch,
+    ).toBe(1);
     await onlyAuthorised(c.signers);
-    catalogue.push('malicious coordinator, reshare to an unknown participant with policy.peers: POLICY_DENIED naming it, epoch 0 kept, mallory holds nothing');
+    catalogue.push(
+      'malicious coordinator, reshare to an unknown participant with policy.peers: POLICY_DENIED naming it, epoch 0 kept, mallory holds nothing',
+    );
   });
 
   it('asks a co-signer to complete a package whose device share is forged: BAD_SIGNATURE_SHARE, the reservation is not burned, the genuine package completes once', async () => {
@@ -513,11 +720,16 @@ describe('malicious coordinator', () => {
     expect(await cos.ledger.listConsumed('r.')).toEqual([]);
     expect(await cos.ledger.countFresh('r.')).toBe(1);
     // Through the coordinator: refused before any co-signer is asked, the device named.
-    await expect(c.coordinator.completePackage(forged)).rejects.toMatchObject({ code: 'BAD_SIGNATURE_SHARE', culprits: ['phone-1'] });
+    await expect(c.coordinator.completePackage(forged)).rejects.toMatchObject({
+      code: 'BAD_SIGNATURE_SHARE',
+      culprits: ['phone-1'],
+    });
     const s = await phone.sync(gateway.url);
     expect(s.completed.map((x) => x.packageId)).toEqual([p.packageId]);
     expect(suite.verify(fromHex(s.completed[0]!.signature), message, fromHex(key.publicKey))).toBe(true);
     expect(await cos.ledger.listConsumed('r.')).toHaveLength(1);
-    catalogue.push('malicious coordinator, completion of a forged package: BAD_SIGNATURE_SHARE (coordinator: culprits [phone-1]), reservation kept fresh, the genuine package completed once');
+    catalogue.push(
+      'malicious coordinator, completion of a forged package: BAD_SIGNATURE_SHARE (coordinator: culprits [phone-1]), reservation kept fresh, the genuine package completed once',
+    );
   });
 });

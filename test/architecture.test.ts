@@ -22,7 +22,8 @@ function sources(dir: string): string[] {
 function imported(pkg: string): string[] {
   const found = new Set<string>();
   for (const f of sources(join(root, 'packages', pkg, 'src'))) {
-    for (const m of readFileSync(f, 'utf8').matchAll(/(?:from|import\()\s*'@tessera\/([a-z-]+)/g)) if (m[1] !== pkg) found.add(m[1]!);
+    for (const m of readFileSync(f, 'utf8').matchAll(/(?:from|import\()\s*'@tessera\/([a-z-]+)/g))
+      if (m[1] !== pkg) found.add(m[1]!);
   }
   return [...found].sort();
 }
@@ -35,7 +36,15 @@ function drawn(): Map<string, string[]> {
   const graph = new Map<string, string[]>();
   for (const line of block.split('\n').filter((l) => l.includes('→'))) {
     const [name, deps] = line.split('→').map((x) => x.trim());
-    graph.set(name!, deps === '(nothing)' ? [] : deps!.split(',').map((d) => d.trim()).sort());
+    graph.set(
+      name!,
+      deps === '(nothing)'
+        ? []
+        : deps!
+            .split(',')
+            .map((d) => d.trim())
+            .sort(),
+    );
   }
   return graph;
 }
@@ -50,8 +59,13 @@ describe('package graph', () => {
   it('each package.json declares the packages its sources import, and nothing more except processes it starts', () => {
     const started: Record<string, string[]> = { cli: ['signer'] };
     for (const pkg of packages) {
-      const json = JSON.parse(readFileSync(join(root, 'packages', pkg, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
-      const declared = Object.keys(json.dependencies ?? {}).filter((d) => d.startsWith('@tessera/')).map((d) => d.slice('@tessera/'.length)).sort();
+      const json = JSON.parse(readFileSync(join(root, 'packages', pkg, 'package.json'), 'utf8')) as {
+        dependencies?: Record<string, string>;
+      };
+      const declared = Object.keys(json.dependencies ?? {})
+        .filter((d) => d.startsWith('@tessera/'))
+        .map((d) => d.slice('@tessera/'.length))
+        .sort();
       expect(declared, `${pkg}/package.json`).toEqual([...imported(pkg), ...(started[pkg] ?? [])].sort());
     }
   });
@@ -73,7 +87,9 @@ describe('package graph', () => {
 describe('licence', () => {
   it('LICENSE is the licence every package.json names', () => {
     const text = readFileSync(join(root, 'LICENSE'), 'utf8');
-    const names = ['.', ...packages.map((p) => `packages/${p}`)].map((d) => (JSON.parse(readFileSync(join(root, d, 'package.json'), 'utf8')) as { license?: string }).license);
+    const names = ['.', ...packages.map((p) => `packages/${p}`)].map(
+      (d) => (JSON.parse(readFileSync(join(root, d, 'package.json'), 'utf8')) as { license?: string }).license,
+    );
     expect(new Set(names)).toEqual(new Set(['Apache-2.0']));
     expect(text).toMatch(/Apache License\s+Version 2\.0, January 2004/);
   });

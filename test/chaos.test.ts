@@ -30,7 +30,9 @@ describe('crash chaos (CI size)', () => {
       },
     });
     // eslint-disable-next-line no-console
-    console.log(`chaos (seed ${SEED}): ${JSON.stringify({ sessions: r.sessions, online: r.online, offline: r.offline, kills: r.kills, retries: r.retries, lost: r.lost, duplicated: r.duplicated, reused: r.reused, durationMs: r.durationMs, phases: r.phases })}`);
+    console.log(
+      `chaos (seed ${SEED}): ${JSON.stringify({ sessions: r.sessions, online: r.online, offline: r.offline, kills: r.kills, retries: r.retries, lost: r.lost, duplicated: r.duplicated, reused: r.reused, durationMs: r.durationMs, phases: r.phases })}`,
+    );
     const context = `\n${r.problems.join('\n')}\n--- log\n${lines.join('\n')}`;
     expect(r.problems, context).toEqual([]);
     expect(r.lost).toBe(0);
@@ -84,7 +86,16 @@ describe('a signer that drops while a sign attempt waits for commitments', () =>
       const handles = new Map<string, Handle>();
       let slowCommit = false;
       for (const id of ['signer-1', 'signer-2', 'signer-3']) {
-        const engine = new SignerEngine({ identity: ParticipantIdentity.generate(id), store: await open(), policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [{ id: 'api', publicKey: toHex(requester.public.signKey), keys: ['*'] }] } });
+        const engine = new SignerEngine({
+          identity: ParticipantIdentity.generate(id),
+          store: await open(),
+          policy: {
+            allowKeygen: true,
+            allowUnpinnedPeers: true,
+            operators,
+            requesters: [{ id: 'api', publicKey: toHex(requester.public.signKey), keys: ['*'] }],
+          },
+        });
         let n = 0;
         const h: Handle = {
           info: engine.identity.public,
@@ -99,7 +110,17 @@ describe('a signer that drops while a sign attempt waits for commitments', () =>
         coordinator.register(h);
       }
       const key = await coordinator.keygen({ suite: 'ed25519', threshold: 2 });
-      const sign = () => coordinator.sign(createSignIntent(requester, { suite: getSuite('ed25519'), keyId: key.keyId, message: new Uint8Array(32), requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 60_000 }), ['signer-1', 'signer-2']);
+      const sign = () =>
+        coordinator.sign(
+          createSignIntent(requester, {
+            suite: getSuite('ed25519'),
+            keyId: key.keyId,
+            message: new Uint8Array(32),
+            requestId: new Uint8Array(randomBytes(16)),
+            notAfter: Date.now() + 60_000,
+          }),
+          ['signer-1', 'signer-2'],
+        );
       await sign();
       slowCommit = true;
       await sign(); // takes signer-2's pooled commitment; its refill is now slow

@@ -34,7 +34,9 @@ function errorLine(stderr: string): string {
 }
 
 beforeAll(async () => {
-  dev = spawn(process.execPath, [BIN, 'dev', '--dir', dir, '--port', '0', '--gateway-port', '0', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  dev = spawn(process.execPath, [BIN, 'dev', '--dir', dir, '--port', '0', '--gateway-port', '0', '--json'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: dev.stdout! }).on('line', (l) => {
       const e = (JSON.parse(l) as { event: string }).event;
@@ -57,7 +59,13 @@ describe('tessera CLI on a dev cluster', () => {
   it.each(['ed25519', 'secp256k1-tr'] as const)('keygen and sign (%s) with --json; the signature verifies', (suite) => {
     const k = cli('keygen', '--suite', suite, '--threshold', '2', '--json');
     expect(k.code, k.err).toBe(0);
-    const key = JSON.parse(k.out) as { keyId: string; suite: string; threshold: number; participants: string[]; publicKey: string };
+    const key = JSON.parse(k.out) as {
+      keyId: string;
+      suite: string;
+      threshold: number;
+      participants: string[];
+      publicKey: string;
+    };
     expect(key).toMatchObject({ suite, threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });
     expect(fromHex(key.publicKey)).toHaveLength(32);
     const s = cli('sign', '--key', key.keyId, '--message', MSG, '--signers', 'signer-2,signer-3', '--json');
@@ -67,58 +75,131 @@ describe('tessera CLI on a dev cluster', () => {
     expect([...sig.signers].sort()).toEqual(['signer-2', 'signer-3']);
     expect(getSuite(suite).verify(fromHex(sig.signature), fromHex(MSG), fromHex(key.publicKey))).toBe(true);
     // libsodium and OpenSSL (Ed25519), libsecp256k1 (BIP340) accept the cluster's signature too.
-    for (const [name, verify] of Object.entries(externalVerifiers(suite))) expect(verify(fromHex(sig.signature), fromHex(MSG), fromHex(key.publicKey)), name).toBe(true);
+    for (const [name, verify] of Object.entries(externalVerifiers(suite)))
+      expect(verify(fromHex(sig.signature), fromHex(MSG), fromHex(key.publicKey)), name).toBe(true);
   });
 
-  it.each(['secp256k1-tr', 'ed25519'] as const)('HD (%s): derive a child key and its address; sign --path with the child key; the plain verifier accepts it under the child key only', (suite) => {
-    const k = JSON.parse(cli('keygen', '--suite', suite, '--threshold', '2', '--json').out) as { keyId: string; publicKey: string };
-    const d = cli('derive', '--key', k.keyId, '--path', 'm/0/5', '--json');
-    expect(d.code, d.err).toBe(0);
-    const child = JSON.parse(d.out) as { path: string; publicKey: string; address: string };
-    expect(child.path).toBe('m/0/5');
-    expect(child.publicKey).not.toBe(k.publicKey);
-    expect(child.address).toMatch(suite === 'secp256k1-tr' ? /^bc1p[02-9ac-hj-np-z]{58}$/ : /^[1-9A-HJ-NP-Za-km-z]{32,44}$/);
-    // Another path, another key; the same path, the same key.
-    expect((JSON.parse(cli('derive', '--key', k.keyId, '--path', 'm/0/6', '--json').out) as { publicKey: string }).publicKey).not.toBe(child.publicKey);
-    expect((JSON.parse(cli('derive', '--key', k.keyId, '--path', 'm/0/5', '--json').out) as { publicKey: string }).publicKey).toBe(child.publicKey);
-    const s = cli('sign', '--key', k.keyId, '--path', 'm/0/5', '--message', MSG, '--json');
-    expect(s.code, s.err).toBe(0);
-    const sig = JSON.parse(s.out) as { signature: string; publicKey: string };
-    expect(sig.publicKey).toBe(child.publicKey);
-    expect(getSuite(suite).verify(fromHex(sig.signature), fromHex(MSG), fromHex(child.publicKey))).toBe(true);
-    expect(getSuite(suite).verify(fromHex(sig.signature), fromHex(MSG), fromHex(k.publicKey))).toBe(false);
-    for (const [name, verify] of Object.entries(externalVerifiers(suite))) expect(verify(fromHex(sig.signature), fromHex(MSG), fromHex(child.publicKey)), name).toBe(true);
-    // Hardened or malformed paths are refused before anything is signed.
-    const bad = cli('sign', '--key', k.keyId, '--path', "m/0'/5", '--message', MSG, '--json');
-    expect(bad.code).not.toBe(0);
-    expect(bad.err).toMatch(/\[INVALID_ARGUMENT\]/);
-  });
+  it.each(['secp256k1-tr', 'ed25519'] as const)(
+    'HD (%s): derive a child key and its address; sign --path with the child key; the plain verifier accepts it under the child key only',
+    (suite) => {
+      const k = JSON.parse(cli('keygen', '--suite', suite, '--threshold', '2', '--json').out) as {
+        keyId: string;
+        publicKey: string;
+      };
+      const d = cli('derive', '--key', k.keyId, '--path', 'm/0/5', '--json');
+      expect(d.code, d.err).toBe(0);
+      const child = JSON.parse(d.out) as { path: string; publicKey: string; address: string };
+      expect(child.path).toBe('m/0/5');
+      expect(child.publicKey).not.toBe(k.publicKey);
+      expect(child.address).toMatch(
+        suite === 'secp256k1-tr' ? /^bc1p[02-9ac-hj-np-z]{58}$/ : /^[1-9A-HJ-NP-Za-km-z]{32,44}$/,
+      );
+      // Another path, another key; the same path, the same key.
+      expect(
+        (JSON.parse(cli('derive', '--key', k.keyId, '--path', 'm/0/6', '--json').out) as { publicKey: string })
+          .publicKey,
+      ).not.toBe(child.publicKey);
+      expect(
+        (JSON.parse(cli('derive', '--key', k.keyId, '--path', 'm/0/5', '--json').out) as { publicKey: string })
+          .publicKey,
+      ).toBe(child.publicKey);
+      const s = cli('sign', '--key', k.keyId, '--path', 'm/0/5', '--message', MSG, '--json');
+      expect(s.code, s.err).toBe(0);
+      const sig = JSON.parse(s.out) as { signature: string; publicKey: string };
+      expect(sig.publicKey).toBe(child.publicKey);
+      expect(getSuite(suite).verify(fromHex(sig.signature), fromHex(MSG), fromHex(child.publicKey))).toBe(true);
+      expect(getSuite(suite).verify(fromHex(sig.signature), fromHex(MSG), fromHex(k.publicKey))).toBe(false);
+      for (const [name, verify] of Object.entries(externalVerifiers(suite)))
+        expect(verify(fromHex(sig.signature), fromHex(MSG), fromHex(child.publicKey)), name).toBe(true);
+      // Hardened or malformed paths are refused before anything is signed.
+      const bad = cli('sign', '--key', k.keyId, '--path', "m/0'/5", '--message', MSG, '--json');
+      expect(bad.code).not.toBe(0);
+      expect(bad.err).toMatch(/\[INVALID_ARGUMENT\]/);
+    },
+  );
 
   it('refresh and reshare keep the public key; signatures verify before and after; --json fields as documented', () => {
-    const k = JSON.parse(cli('keygen', '--suite', 'ed25519', '--threshold', '2', '--participants', 'signer-1,signer-2', '--json').out) as { keyId: string; publicKey: string };
+    const k = JSON.parse(
+      cli('keygen', '--suite', 'ed25519', '--threshold', '2', '--participants', 'signer-1,signer-2', '--json').out,
+    ) as { keyId: string; publicKey: string };
     const r = cli('refresh', '--key', k.keyId, '--json');
     expect(r.code, r.err).toBe(0);
     expect(JSON.parse(r.out)).toEqual({ keyId: k.keyId, epoch: 1, publicKey: k.publicKey });
-    const sh = cli('reshare', '--key', k.keyId, '--threshold', '3', '--participants', 'signer-1,signer-2,signer-3', '--json');
+    const sh = cli(
+      'reshare',
+      '--key',
+      k.keyId,
+      '--threshold',
+      '3',
+      '--participants',
+      'signer-1,signer-2,signer-3',
+      '--json',
+    );
     expect(sh.code, sh.err).toBe(0);
-    expect(JSON.parse(sh.out)).toMatchObject({ keyId: k.keyId, epoch: 2, threshold: 3, participants: ['signer-1', 'signer-2', 'signer-3'], publicKey: k.publicKey });
+    expect(JSON.parse(sh.out)).toMatchObject({
+      keyId: k.keyId,
+      epoch: 2,
+      threshold: 3,
+      participants: ['signer-1', 'signer-2', 'signer-3'],
+      publicKey: k.publicKey,
+    });
     const s = cli('sign', '--key', k.keyId, '--message', MSG, '--json');
     expect(s.code, s.err).toBe(0);
     const sig = JSON.parse(s.out) as { signature: string; signers: string[] };
     expect(sig.signers).toHaveLength(3);
     expect(getSuite('ed25519').verify(fromHex(sig.signature), fromHex(MSG), fromHex(k.publicKey))).toBe(true);
-    const bad = cli('reshare', '--key', k.keyId, '--threshold', '4', '--participants', 'signer-1,signer-2,signer-3', '--json');
+    const bad = cli(
+      'reshare',
+      '--key',
+      k.keyId,
+      '--threshold',
+      '4',
+      '--participants',
+      'signer-1,signer-2,signer-3',
+      '--json',
+    );
     expect(bad.code).not.toBe(0);
     expect(bad.err).toMatch(/threshold must be 2\.\.3.*\[INVALID_ARGUMENT\]/);
   });
 
   it('operator approval: an unapproved or foreign-approved request is refused POLICY_DENIED by the signers; `tessera approve` with the pinned operator makes it pass', () => {
-    const k = JSON.parse(cli('keygen', '--suite', 'ed25519', '--threshold', '2', '--participants', 'signer-1,signer-2', '--json').out) as { keyId: string; publicKey: string };
+    const k = JSON.parse(
+      cli('keygen', '--suite', 'ed25519', '--threshold', '2', '--participants', 'signer-1,signer-2', '--json').out,
+    ) as { keyId: string; publicKey: string };
     const req = join(dir, '..', 'reshare-request.json');
-    const a = cli('authorise', 'reshare', '--key', k.keyId, '--threshold', '2', '--participants', 'signer-1,signer-2,signer-3', '--out', req, '--json');
+    const a = cli(
+      'authorise',
+      'reshare',
+      '--key',
+      k.keyId,
+      '--threshold',
+      '2',
+      '--participants',
+      'signer-1,signer-2,signer-3',
+      '--out',
+      req,
+      '--json',
+    );
     expect(a.code, a.err).toBe(0);
-    expect(JSON.parse(a.out)).toMatchObject({ approvals: 0, operation: 'reshare', keyId: k.keyId, fromEpoch: 0, newThreshold: 2 });
-    const unapproved = cli('reshare', '--key', k.keyId, '--threshold', '2', '--participants', 'signer-1,signer-2,signer-3', '--authorisation', req, '--json');
+    expect(JSON.parse(a.out)).toMatchObject({
+      approvals: 0,
+      operation: 'reshare',
+      keyId: k.keyId,
+      fromEpoch: 0,
+      newThreshold: 2,
+    });
+    const unapproved = cli(
+      'reshare',
+      '--key',
+      k.keyId,
+      '--threshold',
+      '2',
+      '--participants',
+      'signer-1,signer-2,signer-3',
+      '--authorisation',
+      req,
+      '--json',
+    );
     expect(unapproved.code).not.toBe(0);
     expect(unapproved.err).toMatch(/needs 1 operator approval\(s\), has 0.*\[POLICY_DENIED\]/);
     // An operator key nobody pinned.
@@ -127,26 +208,57 @@ describe('tessera CLI on a dev cluster', () => {
     expect(g.code, g.err).toBe(0);
     expect(JSON.parse(g.out).publicKey).toMatch(/^[0-9a-f]{64}$/);
     expect(readFileSync(rogue, 'utf8')).toContain('signSecret');
-    const foreign = cli('reshare', '--key', k.keyId, '--threshold', '2', '--participants', 'signer-1,signer-2,signer-3', '--approve-with', rogue, '--json');
+    const foreign = cli(
+      'reshare',
+      '--key',
+      k.keyId,
+      '--threshold',
+      '2',
+      '--participants',
+      'signer-1,signer-2,signer-3',
+      '--approve-with',
+      rogue,
+      '--json',
+    );
     expect(foreign.code).not.toBe(0);
     expect(foreign.err).toMatch(/has 0.*\[POLICY_DENIED\]/);
     // The dev cluster's operator approves the request file; then it passes.
     const ap = cli('approve', req, '--approve-with', join(dir, 'operator.json'), '--json');
     expect(ap.code, ap.err).toBe(0);
     expect(JSON.parse(ap.out)).toMatchObject({ approvals: 1 });
-    const ok = cli('reshare', '--key', k.keyId, '--threshold', '2', '--participants', 'signer-1,signer-2,signer-3', '--authorisation', req, '--json');
+    const ok = cli(
+      'reshare',
+      '--key',
+      k.keyId,
+      '--threshold',
+      '2',
+      '--participants',
+      'signer-1,signer-2,signer-3',
+      '--authorisation',
+      req,
+      '--json',
+    );
     expect(ok.code, ok.err).toBe(0);
-    expect(JSON.parse(ok.out)).toMatchObject({ epoch: 1, threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'], publicKey: k.publicKey });
+    expect(JSON.parse(ok.out)).toMatchObject({
+      epoch: 1,
+      threshold: 2,
+      participants: ['signer-1', 'signer-2', 'signer-3'],
+      publicKey: k.publicKey,
+    });
     // A request for another operation or key is refused by the CLI before anything is sent.
     const wrong = cli('refresh', '--key', k.keyId, '--authorisation', req, '--json');
     expect(wrong.code).not.toBe(0);
     expect(wrong.err).toMatch(/authorises a reshare.*\[INVALID_ARGUMENT\]/);
   });
 
-  it('device revoke: every signer checks the operators\' approval itself; the dev operator\'s is accepted, an unpinned key\'s refused by all (exit 1)', () => {
+  it("device revoke: every signer checks the operators' approval itself; the dev operator's is accepted, an unpinned key's refused by all (exit 1)", () => {
     const ok = cli('device', 'revoke', '--device', 'lost-phone', '--json');
     expect(ok.code, ok.err).toBe(0);
-    expect(JSON.parse(ok.out)).toEqual({ device: 'lost-phone', signers: ['signer-1', 'signer-2', 'signer-3'], refused: [] });
+    expect(JSON.parse(ok.out)).toEqual({
+      device: 'lost-phone',
+      signers: ['signer-1', 'signer-2', 'signer-3'],
+      refused: [],
+    });
     const rogue = join(dir, '..', 'rogue2.operator.json');
     expect(cli('operator', 'keygen', '--out', rogue).code).toBe(0);
     const bad = cli('device', 'revoke', '--device', 'other-phone', '--approve-with', rogue, '--json');
@@ -159,12 +271,15 @@ describe('tessera CLI on a dev cluster', () => {
     expect(k.code).toBe(0);
     expect((JSON.parse(k.out) as unknown[]).length).toBeGreaterThanOrEqual(3);
     const s = cli('status', '--json');
-    const st = JSON.parse(s.out) as { coordinator: { pid: number }; signers: { id: string; healthy: boolean; pid?: number; metrics: string }[] };
+    const st = JSON.parse(s.out) as {
+      coordinator: { pid: number };
+      signers: { id: string; healthy: boolean; pid?: number; metrics: string }[];
+    };
     expect(st.signers.map((x) => x.id)).toEqual(['signer-1', 'signer-2', 'signer-3']);
     expect(st.signers.every((x) => x.healthy && x.pid && x.metrics.startsWith('http://'))).toBe(true);
   });
 
-  it('audit verify reports every process\'s chain intact after keygens and signatures', () => {
+  it("audit verify reports every process's chain intact after keygens and signatures", () => {
     const r = cli('audit', 'verify', '--json');
     expect(r.code, r.err).toBe(0);
     const a = JSON.parse(r.out) as { ok: boolean; processes: { id: string; ok: boolean; count: number }[] };
@@ -177,18 +292,33 @@ describe('tessera CLI on a dev cluster', () => {
 
   it('certs creates a CA and certificates with the given names', () => {
     const outDir = join(dir, '..', 'certs');
-    const r = spawnSync(process.execPath, [BIN, 'certs', '--out', outDir, '--names', 'node-a,node-b', '--json'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [BIN, 'certs', '--out', outDir, '--names', 'node-a,node-b', '--json'], {
+      encoding: 'utf8',
+    });
     expect(r.status, r.stderr).toBe(0);
     const c = JSON.parse(r.stdout) as { ca: string; certs: Record<string, { cert: string; key: string }> };
     expect(Object.keys(c.certs).sort()).toEqual(['node-a', 'node-b']);
     expect(new X509Certificate(readFileSync(c.certs['node-a']!.cert)).subject).toContain('CN=node-a');
-    expect(new X509Certificate(readFileSync(c.certs['node-a']!.cert)).verify(new X509Certificate(readFileSync(c.ca)).publicKey)).toBe(true);
+    expect(
+      new X509Certificate(readFileSync(c.certs['node-a']!.cert)).verify(
+        new X509Certificate(readFileSync(c.ca)).publicKey,
+      ),
+    ).toBe(true);
   });
 
   it('every process serves tessera_ metrics at the URL status names', async () => {
-    const st = JSON.parse(cli('status', '--json').out) as { coordinator: { metrics: string }; signers: { id: string; metrics: string }[] };
+    const st = JSON.parse(cli('status', '--json').out) as {
+      coordinator: { metrics: string };
+      signers: { id: string; metrics: string }[];
+    };
     const coord = await (await fetch(st.coordinator.metrics)).text();
-    for (const m of [/tessera_signatures_total\{[^}]*result="ok"/, /tessera_keygens_total\{[^}]*result="ok"/, /tessera_participant_up\{[^}]*participant="signer-1"[^}]*\} 1/, /tessera_nonce_pool_size\{[^}]*participant="signer-2"/, /tessera_session_duration_seconds_bucket/])
+    for (const m of [
+      /tessera_signatures_total\{[^}]*result="ok"/,
+      /tessera_keygens_total\{[^}]*result="ok"/,
+      /tessera_participant_up\{[^}]*participant="signer-1"[^}]*\} 1/,
+      /tessera_nonce_pool_size\{[^}]*participant="signer-2"/,
+      /tessera_session_duration_seconds_bucket/,
+    ])
       expect(coord).toMatch(m);
     const signer = await (await fetch(st.signers[0]!.metrics)).text();
     expect(signer).toContain('tessera_signer_signatures_total');

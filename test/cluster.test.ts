@@ -53,15 +53,32 @@ describe('cluster of real processes (3 signers, mTLS)', () => {
     const again = await c.sign('secp256k1-tr', key.keyId, msg, { requestId });
     expect(Buffer.from(again.signature).toString('hex')).toBe(Buffer.from(before.signature).toString('hex'));
     const fresh = await c.sign('secp256k1-tr', key.keyId, msg);
-    expect(getSuite('secp256k1-tr').verify(new Uint8Array(fresh.signature), msg, new Uint8Array(key.publicKey))).toBe(true);
+    expect(getSuite('secp256k1-tr').verify(new Uint8Array(fresh.signature), msg, new Uint8Array(key.publicKey))).toBe(
+      true,
+    );
   });
 
   it('bad input to the API gets a typed error', async () => {
-    await expect(c.call('Keygen', { suite: 99, threshold: 2, participants: [] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', status: 3 });
-    await expect(c.call('Keygen', { suite: 1, threshold: 9, participants: [] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(c.call('Keygen', { suite: 99, threshold: 2, participants: [] })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      status: 3,
+    });
+    await expect(c.call('Keygen', { suite: 1, threshold: 9, participants: [] })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
     await expect(c.call('Sign', { signers: [] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     // An intent whose signature does not verify: refused as a protocol violation, nothing signed.
-    await expect(c.call('Sign', { intent: { version: 1, kind: 10, sender: Buffer.alloc(32), payload: Buffer.alloc(3), signature: Buffer.alloc(64) } })).rejects.toMatchObject({ code: 'BAD_SIGNATURE' });
+    await expect(
+      c.call('Sign', {
+        intent: {
+          version: 1,
+          kind: 10,
+          sender: Buffer.alloc(32),
+          payload: Buffer.alloc(3),
+          signature: Buffer.alloc(64),
+        },
+      }),
+    ).rejects.toMatchObject({ code: 'BAD_SIGNATURE' });
   });
 
   it('no nonce was ever used for two requests (checked from every signer ledger)', async () => {
@@ -87,7 +104,10 @@ describe('cluster of real processes (3 signers, mTLS)', () => {
 
   it('a signer whose audit log was edited on disk is reported by AuditVerify; the others verify', async () => {
     await c.killSigner('signer-3', 'SIGTERM');
-    const store = await SealedStore.open(join(c.dir, 'signer-3', 'data'), loadKek({ file: join(c.dir, 'signer-3.kek') }));
+    const store = await SealedStore.open(
+      join(c.dir, 'signer-3', 'data'),
+      loadKek({ file: join(c.dir, 'signer-3.kek') }),
+    );
     try {
       const raw = await store.get(auditEntryKey(1));
       expect(raw).toBeDefined();
@@ -99,7 +119,10 @@ describe('cluster of real processes (3 signers, mTLS)', () => {
     }
     await c.startSigner('signer-3');
     await c.waitConnected(['signer-3']);
-    const r = await c.call<{ coordinator: { ok: boolean }; participants: { id: string; report: { ok: boolean; reason: string; problemSeq: number } }[] }>('AuditVerify', {});
+    const r = await c.call<{
+      coordinator: { ok: boolean };
+      participants: { id: string; report: { ok: boolean; reason: string; problemSeq: number } }[];
+    }>('AuditVerify', {});
     expect(r.coordinator.ok).toBe(true);
     const byId = Object.fromEntries(r.participants.map((p) => [p.id, p.report]));
     expect(byId['signer-1']?.ok).toBe(true);

@@ -24,7 +24,10 @@ describe('five signer processes', () => {
     const key = await c.keygen(suite, 3);
     expect(key.participants).toEqual(IDS);
     const msg = new Uint8Array(32).fill(5);
-    for (const signers of [['signer-1', 'signer-2', 'signer-3'], ['signer-3', 'signer-4', 'signer-5']]) {
+    for (const signers of [
+      ['signer-1', 'signer-2', 'signer-3'],
+      ['signer-3', 'signer-4', 'signer-5'],
+    ]) {
       const r = await c.sign(suite, key.keyId, msg, { signers });
       expect([...r.signers].sort()).toEqual(signers);
       expect(getSuite(suite).verify(new Uint8Array(r.signature), msg, new Uint8Array(key.publicKey))).toBe(true);
@@ -32,7 +35,10 @@ describe('five signer processes', () => {
   });
 
   it('coordinator killed mid-DKG: the keygen fails cleanly and a new one succeeds after restart', async () => {
-    const pending = c.keygen('ed25519', 3).then(() => 'done', (e: { code?: string }) => e.code ?? 'error');
+    const pending = c.keygen('ed25519', 3).then(
+      () => 'done',
+      (e: { code?: string }) => e.code ?? 'error',
+    );
     await new Promise((r) => setTimeout(r, 30));
     await c.restartCoordinator();
     const outcome = await pending;
@@ -40,14 +46,19 @@ describe('five signer processes', () => {
     await c.waitConnected(IDS);
     const key = await c.keygen('ed25519', 3);
     const r = await c.sign('ed25519', key.keyId, new Uint8Array([1]));
-    expect(getSuite('ed25519').verify(new Uint8Array(r.signature), new Uint8Array([1]), new Uint8Array(key.publicKey))).toBe(true);
+    expect(
+      getSuite('ed25519').verify(new Uint8Array(r.signature), new Uint8Array([1]), new Uint8Array(key.publicKey)),
+    ).toBe(true);
   });
 
   it('coordinator killed mid-signing: the same request id completes after restart, once', async () => {
     const key = await c.keygen('secp256k1-tr', 3);
     const requestId = new Uint8Array(16).fill(0x7c);
     const msg = new Uint8Array(32).fill(0x11);
-    const first = c.sign('secp256k1-tr', key.keyId, msg, { requestId }).then((r) => r, (e: { code?: string }) => e.code ?? 'error');
+    const first = c.sign('secp256k1-tr', key.keyId, msg, { requestId }).then(
+      (r) => r,
+      (e: { code?: string }) => e.code ?? 'error',
+    );
     await new Promise((r) => setTimeout(r, 5));
     await c.restartCoordinator();
     await first;

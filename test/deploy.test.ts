@@ -24,7 +24,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gauge } from 'prom-client';
 import { CoordinatorConfigSchema } from '@tessera/coordinator';
 import { SignerConfigSchema } from '@tessera/signer';
-import { createDevPki, createRegistry, envName, loadConfig, serverCredentials, startMetricsServer, startServer } from '@tessera/runtime';
+import {
+  createDevPki,
+  createRegistry,
+  envName,
+  loadConfig,
+  serverCredentials,
+  startMetricsServer,
+  startServer,
+} from '@tessera/runtime';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Obj = Record<string, any>;
@@ -40,7 +48,10 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 // ---------------------------------------------------------------------------------------------
 // Kubernetes: parsing and schema validation
 
-interface Doc { where: string; obj: Obj }
+interface Doc {
+  where: string;
+  obj: Obj;
+}
 
 /** Every non-empty document of a multi-document YAML text; a syntax error throws. */
 function yamlDocs(text: string, file: string): Doc[] {
@@ -101,19 +112,26 @@ function typeErrors(docs: Doc[]): string[] {
     spans.push({ start, end: src.length, where: d.where });
   });
   const options: ts.CompilerOptions = {
-    strict: true, noEmit: true, skipLibCheck: true, types: [],
-    target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    types: [],
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
   };
   const host = ts.createCompilerHost(options);
   const getSourceFile = host.getSourceFile.bind(host);
   const fileExists = host.fileExists.bind(host);
-  host.getSourceFile = (f, lang, ...rest) => (resolve(f) === file ? ts.createSourceFile(f, src, lang) : getSourceFile(f, lang, ...rest));
+  host.getSourceFile = (f, lang, ...rest) =>
+    resolve(f) === file ? ts.createSourceFile(f, src, lang) : getSourceFile(f, lang, ...rest);
   host.fileExists = (f) => resolve(f) === file || fileExists(f);
   const program = ts.createProgram([file], options, host);
   return ts.getPreEmitDiagnostics(program).map((diag) => {
-    const where = diag.file && resolve(diag.file.fileName) === file && diag.start !== undefined
-      ? spans.find((s) => diag.start! >= s.start && diag.start! < s.end)?.where ?? '?'
-      : diag.file?.fileName ?? '?';
+    const where =
+      diag.file && resolve(diag.file.fileName) === file && diag.start !== undefined
+        ? (spans.find((s) => diag.start! >= s.start && diag.start! < s.end)?.where ?? '?')
+        : (diag.file?.fileName ?? '?');
     let path = '';
     if (diag.file && diag.start !== undefined && resolve(diag.file.fileName) === file) {
       path = ` (at ${src.slice(diag.start, diag.start + 60).split('\n')[0]})`;
@@ -126,7 +144,9 @@ async function manifestErrors(docs: Doc[]): Promise<string[]> {
   return [...(await schemaErrors(docs)), ...typeErrors(docs)];
 }
 
-const manifestFiles = readdirSync(K8S).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml').sort();
+const manifestFiles = readdirSync(K8S)
+  .filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')
+  .sort();
 const docsByFile = new Map(manifestFiles.map((f) => [f, yamlDocs(read(join(K8S, f)), f)]));
 const allDocs = [...docsByFile.values()].flat();
 const objects = allDocs.map((d) => d.obj);
@@ -138,7 +158,15 @@ const find = (kind: string, name: string): Obj => {
 
 describe('Kubernetes manifests (deploy/k8s)', () => {
   it('every file parses and every object validates against the Kubernetes schemas, strictly', async () => {
-    expect(manifestFiles).toEqual(expect.arrayContaining(['namespace.yaml', 'coordinator.yaml', 'signers.yaml', 'networkpolicies.yaml', 'secrets.yaml']));
+    expect(manifestFiles).toEqual(
+      expect.arrayContaining([
+        'namespace.yaml',
+        'coordinator.yaml',
+        'signers.yaml',
+        'networkpolicies.yaml',
+        'secrets.yaml',
+      ]),
+    );
     expect(allDocs.length).toBeGreaterThanOrEqual(12);
     expect(await manifestErrors(allDocs)).toEqual([]);
   });
@@ -185,7 +213,8 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     for (const r of resources) expect(existsSync(join(K8S, r)), r).toBe(true);
     expect([...resources].sort()).toEqual(manifestFiles.filter((f) => f !== 'secrets.yaml'));
     // Namespaced objects name the namespace themselves too (kubectl apply -f works per file).
-    for (const o of objects) if (o.kind !== 'Namespace') expect(o.metadata?.namespace, `${o.kind}/${o.metadata?.name}`).toBe('tessera');
+    for (const o of objects)
+      if (o.kind !== 'Namespace') expect(o.metadata?.namespace, `${o.kind}/${o.metadata?.name}`).toBe('tessera');
   });
 
   const workloads = objects.filter((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment');
@@ -199,7 +228,10 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
       expect(pod.securityContext.runAsNonRoot, name).toBe(true);
       expect(pod.securityContext.runAsUser, name).toBeGreaterThan(0);
       expect(pod.securityContext.seccompProfile.type, name).toBe('RuntimeDefault');
-      const volumes = new Set([...(pod.volumes ?? []).map((v: Obj) => v.name), ...(w.spec.volumeClaimTemplates ?? []).map((v: Obj) => v.metadata.name)]);
+      const volumes = new Set([
+        ...(pod.volumes ?? []).map((v: Obj) => v.name),
+        ...(w.spec.volumeClaimTemplates ?? []).map((v: Obj) => v.metadata.name),
+      ]);
       for (const c of pod.containers as Obj[]) {
         const cn = `${name} container ${c.name}`;
         expect(c.securityContext.runAsNonRoot, cn).toBe(true);
@@ -235,7 +267,7 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     expect(sts.spec.persistentVolumeClaimRetentionPolicy).toEqual({ whenDeleted: 'Retain', whenScaled: 'Retain' });
     const svc = find('Service', sts.spec.serviceName);
     expect(svc.spec.clusterIP).toBe('None');
-    const env = (sts.spec.template.spec.containers[0].env as Obj[]);
+    const env = sts.spec.template.spec.containers[0].env as Obj[];
     expect(env.find((e) => e.name === 'TESSERA_SIGNER_ID')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name');
     // The PodDisruptionBudget selects the signers.
     const pdb = find('PodDisruptionBudget', 'signer');
@@ -244,10 +276,16 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
 
   it('the Services select their pods and expose the ports the containers declare', () => {
     for (const svc of objects.filter((o) => o.kind === 'Service')) {
-      const w = workloads.find((x) => Object.entries(svc.spec.selector).every(([k, v]) => x.spec.template.metadata.labels[k] === v));
+      const w = workloads.find((x) =>
+        Object.entries(svc.spec.selector).every(([k, v]) => x.spec.template.metadata.labels[k] === v),
+      );
       expect(w, `Service/${svc.metadata.name} selects a workload`).toBeDefined();
       const ports = (w!.spec.template.spec.containers as Obj[]).flatMap((c) => c.ports ?? []);
-      for (const p of svc.spec.ports) expect(ports.some((cp: Obj) => cp.name === p.targetPort || cp.containerPort === p.targetPort), `${svc.metadata.name}:${p.name}`).toBe(true);
+      for (const p of svc.spec.ports)
+        expect(
+          ports.some((cp: Obj) => cp.name === p.targetPort || cp.containerPort === p.targetPort),
+          `${svc.metadata.name}:${p.name}`,
+        ).toBe(true);
     }
   });
 
@@ -261,7 +299,9 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     const sp = find('NetworkPolicy', 'signer');
     expect(selects(sp.spec.podSelector, signerLabels)).toBe(true);
     expect(sp.spec.ingress).toHaveLength(1);
-    expect(sp.spec.ingress[0].from).toEqual([{ namespaceSelector: { matchLabels: { 'tessera.io/monitoring': 'true' } } }]);
+    expect(sp.spec.ingress[0].from).toEqual([
+      { namespaceSelector: { matchLabels: { 'tessera.io/monitoring': 'true' } } },
+    ]);
     expect(sp.spec.ingress[0].ports).toEqual([{ port: 9465, protocol: 'TCP' }]);
     expect(sp.spec.egress).toHaveLength(2);
     expect(selects(sp.spec.egress[0].to[0].podSelector, coordLabels)).toBe(true);
@@ -271,7 +311,9 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     const cp = find('NetworkPolicy', 'coordinator');
     expect(selects(cp.spec.podSelector, coordLabels)).toBe(true);
     const grpcRule = (cp.spec.ingress as Obj[]).find((r) => r.ports.some((p: Obj) => p.port === 7400))!;
-    expect(grpcRule.from.some((f: Obj) => f.podSelector && !f.namespaceSelector && selects(f.podSelector, signerLabels))).toBe(true);
+    expect(
+      grpcRule.from.some((f: Obj) => f.podSelector && !f.namespaceSelector && selects(f.podSelector, signerLabels)),
+    ).toBe(true);
     expect(grpcRule.from.some((f: Obj) => f.podSelector?.matchLabels?.['tessera.io/api-client'] === 'true')).toBe(true);
     expect(cp.spec.egress).toEqual([]);
   });
@@ -292,8 +334,14 @@ function podEnv(container: Obj, podName: string): Record<string, string> {
 }
 
 /** Where a path inside the container comes from: a Secret key, a ConfigMap key or a PVC. */
-function source(pod: Obj, container: Obj, sts: Obj, path: string): { kind: 'Secret' | 'ConfigMap' | 'PVC' | 'emptyDir'; name: string; key?: string } {
-  const mount = (container.volumeMounts as Obj[]).filter((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`))
+function source(
+  pod: Obj,
+  container: Obj,
+  sts: Obj,
+  path: string,
+): { kind: 'Secret' | 'ConfigMap' | 'PVC' | 'emptyDir'; name: string; key?: string } {
+  const mount = (container.volumeMounts as Obj[])
+    .filter((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`))
     .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
   if (!mount) throw new Error(`${path} is on no volume (the root filesystem is read-only)`);
   const rest = posix.relative(mount.mountPath, path);
@@ -301,7 +349,8 @@ function source(pod: Obj, container: Obj, sts: Obj, path: string): { kind: 'Secr
   if (vol?.secret) return { kind: 'Secret', name: vol.secret.secretName, key: rest };
   if (vol?.configMap) return { kind: 'ConfigMap', name: vol.configMap.name, key: rest };
   if (vol?.emptyDir) return { kind: 'emptyDir', name: mount.name };
-  if ((sts.spec.volumeClaimTemplates as Obj[]).some((t) => t.metadata.name === mount.name)) return { kind: 'PVC', name: mount.name };
+  if ((sts.spec.volumeClaimTemplates as Obj[]).some((t) => t.metadata.name === mount.name))
+    return { kind: 'PVC', name: mount.name };
   throw new Error(`unknown volume ${mount.name}`);
 }
 
@@ -315,7 +364,8 @@ function loadInPod<T>(schema: T, configJson: string, prefix: string, env: Record
 /** Every TESSERA_<DAEMON>_* variable must name a top-level config key, or it is silently ignored. */
 function expectEnvKeysKnown(env: Record<string, string>, prefix: string, shape: Obj) {
   const known = new Set(Object.keys(shape).map((k) => `${prefix}${envName(k)}`));
-  for (const k of Object.keys(env)) if (k.startsWith(prefix)) expect(known.has(k), `${k} is not a config key`).toBe(true);
+  for (const k of Object.keys(env))
+    if (k.startsWith(prefix)) expect(known.has(k), `${k} is not a config key`).toBe(true);
 }
 
 function configArg(container: Obj): string {
@@ -327,7 +377,9 @@ function expectFileFrom(pod: Obj, c: Obj, sts: Obj, path: string, kind: 'Secret'
   const s = source(pod, c, sts, path);
   expect(s.kind, path).toBe(kind);
   const obj = find(kind, s.name);
-  expect(Object.keys({ ...obj.data, ...obj.stringData }), `${kind}/${s.name} has ${s.key} (for ${path})`).toContain(s.key);
+  expect(Object.keys({ ...obj.data, ...obj.stringData }), `${kind}/${s.name} has ${s.key} (for ${path})`).toContain(
+    s.key,
+  );
 }
 
 const binOf = (pkg: string) => {
@@ -355,7 +407,12 @@ describe('daemon configuration in Kubernetes', () => {
     expect(c.ports.find((p: Obj) => p.name === 'grpc').containerPort).toBe(cfg.port);
     // The metrics sidecar and the readiness probe talk to this daemon's ports.
     const proxy = (pod.containers as Obj[]).find((x) => x.name === 'metrics-proxy')!;
-    expect(proxy.args).toEqual(['/app/deploy/probe.mjs', 'proxy', '0.0.0.0:9465', `http://127.0.0.1:${cfg.metricsPort}`]);
+    expect(proxy.args).toEqual([
+      '/app/deploy/probe.mjs',
+      'proxy',
+      '0.0.0.0:9465',
+      `http://127.0.0.1:${cfg.metricsPort}`,
+    ]);
     expect(c.readinessProbe.exec.command).toContain(`127.0.0.1:${cfg.port}`);
     expect(c.readinessProbe.exec.command[c.readinessProbe.exec.command.indexOf('--tls-from') + 1]).toBe(cfgPath);
     // Only the signer pods may link as participants.
@@ -407,18 +464,23 @@ describe('daemon configuration in Kubernetes', () => {
 
 /** Keys of `input` that the schema dropped (zod objects strip unknown keys silently). */
 function unknownKeys(input: unknown, parsed: unknown, path = ''): string[] {
-  if (Array.isArray(input) && Array.isArray(parsed)) return input.flatMap((v, i) => unknownKeys(v, parsed[i], `${path}[${i}]`));
+  if (Array.isArray(input) && Array.isArray(parsed))
+    return input.flatMap((v, i) => unknownKeys(v, parsed[i], `${path}[${i}]`));
   if (input && typeof input === 'object' && parsed && typeof parsed === 'object') {
-    return Object.entries(input).flatMap(([k, v]) => (k in parsed ? unknownKeys(v, (parsed as Obj)[k], `${path}.${k}`) : [`${path}.${k}`]));
+    return Object.entries(input).flatMap(([k, v]) =>
+      k in parsed ? unknownKeys(v, (parsed as Obj)[k], `${path}.${k}`) : [`${path}.${k}`],
+    );
   }
   return [];
 }
 
-const configFiles = readdirSync(join(DEPLOY, 'config')).filter((f) => f.endsWith('.json')).sort();
+const configFiles = readdirSync(join(DEPLOY, 'config'))
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 const configOf = (f: string) => JSON.parse(read(join(DEPLOY, 'config', f))) as Obj;
 
 describe('deploy/config/*.json', () => {
-  it('validate against the daemons\' zod schemas, with no unknown keys', () => {
+  it("validate against the daemons' zod schemas, with no unknown keys", () => {
     expect(configFiles).toEqual(['coordinator.json', 'signer-1.json', 'signer-2.json', 'signer-3.json']);
     for (const f of configFiles) {
       const input = configOf(f);
@@ -438,7 +500,9 @@ describe('deploy/config/*.json', () => {
 
   it('are consistent: distinct signer ids, the coordinator admits exactly them, signers dial coordinator:<port>', () => {
     const coord = CoordinatorConfigSchema.parse(configOf('coordinator.json'));
-    const signers = configFiles.filter((f) => f.startsWith('signer-')).map((f) => SignerConfigSchema.parse(configOf(f)));
+    const signers = configFiles
+      .filter((f) => f.startsWith('signer-'))
+      .map((f) => SignerConfigSchema.parse(configOf(f)));
     expect(signers.map((s) => s.id)).toEqual(['signer-1', 'signer-2', 'signer-3']);
     expect(coord.participants).toEqual(signers.map((s) => s.id));
     expect(coord.host).toBe('0.0.0.0');
@@ -457,8 +521,7 @@ describe('deploy/compose.yaml', () => {
       if (name === 'coordinator') {
         expect(s.ports.map((p: string) => p.split(':').at(-1))).toEqual(['7400', '7480']);
         for (const p of s.ports as string[]) expect(p.startsWith('127.0.0.1:'), p).toBe(true);
-      }
-      else expect(s.ports, name).toBeUndefined();
+      } else expect(s.ports, name).toBeUndefined();
     }
   });
 
@@ -491,23 +554,30 @@ describe('deploy/compose.yaml', () => {
     expect(read(join(DEPLOY, '.gitignore'))).toMatch(/^secrets\/$/m);
   });
 
-  it('each service\'s mounted config validates and names the files and volume that service mounts', () => {
+  it("each service's mounted config validates and names the files and volume that service mounts", () => {
     for (const [name, s] of Object.entries(services)) {
       expect(s.command[0], name).toBe(binOf(name === 'coordinator' ? 'coordinator' : 'signer'));
       const target = s.command[s.command.indexOf('--config') + 1];
       const mount = (s.configs as Obj[]).find((c) => c.target === target);
       expect(mount, `${name} mounts its --config`).toBeDefined();
       const file = resolve(DEPLOY, compose.configs[mount!.source].file);
-      const cfg = (name === 'coordinator' ? CoordinatorConfigSchema : SignerConfigSchema).parse(JSON.parse(read(file))) as Obj;
+      const cfg = (name === 'coordinator' ? CoordinatorConfigSchema : SignerConfigSchema).parse(
+        JSON.parse(read(file)),
+      ) as Obj;
       if (name !== 'coordinator') expect(cfg.id).toBe(name);
       const secretPaths = (s.secrets as Obj[]).map((x) => `/run/secrets/${x.target}`);
       expect(secretPaths).toContain(cfg.kekFile);
       for (const f of Object.values(cfg.tls as Record<string, string>)) expect(secretPaths).toContain(f);
       // The secret behind the KEK and the certificate is this service's own.
-      const own = (s.secrets as Obj[]).filter((x) => x.target !== 'ca.pem').map((x) => compose.secrets[x.source].file as string);
+      const own = (s.secrets as Obj[])
+        .filter((x) => x.target !== 'ca.pem')
+        .map((x) => compose.secrets[x.source].file as string);
       for (const f of own) expect(f, name).toContain(name);
       const mountPaths = (s.volumes as string[]).map((v) => v.split(':')[1]!);
-      expect(mountPaths.some((m) => cfg.dataDir === m || cfg.dataDir.startsWith(`${m}/`)), `${name} dataDir on its volume`).toBe(true);
+      expect(
+        mountPaths.some((m) => cfg.dataDir === m || cfg.dataDir.startsWith(`${m}/`)),
+        `${name} dataDir on its volume`,
+      ).toBe(true);
       if (name !== 'coordinator') {
         expect(cfg.coordinator.split(':')[0]).toBe('coordinator');
         expect(s.networks.some((n: string) => services.coordinator!.networks.includes(n))).toBe(true);
@@ -522,13 +592,24 @@ describe('deploy/compose.yaml', () => {
 // ---------------------------------------------------------------------------------------------
 // Dockerfile
 
-interface Instr { op: string; args: string }
+interface Instr {
+  op: string;
+  args: string;
+}
 function dockerInstructions(text: string): Instr[] {
-  const joined = text.split('\n').filter((l) => !/^\s*#/.test(l)).join('\n').replace(/\\\n/g, ' ');
-  return joined.split('\n').map((l) => l.trim()).filter(Boolean).map((l) => {
-    const m = /^(\S+)\s+(.*)$/.exec(l)!;
-    return { op: m[1]!.toUpperCase(), args: m[2]! };
-  });
+  const joined = text
+    .split('\n')
+    .filter((l) => !/^\s*#/.test(l))
+    .join('\n')
+    .replace(/\\\n/g, ' ');
+  return joined
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((l) => {
+      const m = /^(\S+)\s+(.*)$/.exec(l)!;
+      return { op: m[1]!.toUpperCase(), args: m[2]! };
+    });
 }
 
 describe('deploy/Dockerfile', () => {
@@ -539,7 +620,9 @@ describe('deploy/Dockerfile', () => {
     else stages.at(-1)?.push(i);
   }
   const final = stages.at(-1)!;
-  const args = Object.fromEntries(instrs.filter((i) => i.op === 'ARG' && i.args.includes('=')).map((i) => i.args.split('=') as [string, string]));
+  const args = Object.fromEntries(
+    instrs.filter((i) => i.op === 'ARG' && i.args.includes('=')).map((i) => i.args.split('=') as [string, string]),
+  );
   const base = (from: Instr) => from.args.split(/\s+/)[0]!.replace(/^\$\{(\w+)\}$/, (_, v: string) => args[v] ?? '');
 
   it('is multi-stage: a node:20-bookworm-slim build stage runs npm ci and tsc -b', () => {
@@ -558,19 +641,32 @@ describe('deploy/Dockerfile', () => {
     const uid = users.at(-1)!.args.split(':')[0]!;
     expect(uid).toMatch(/^\d+$/);
     expect(Number(uid)).toBeGreaterThan(0);
-    expect(final.some((i) => i.op === 'RUN'), 'no shell needed in the runtime stage').toBe(false);
+    expect(
+      final.some((i) => i.op === 'RUN'),
+      'no shell needed in the runtime stage',
+    ).toBe(false);
     expect(JSON.parse(final.find((i) => i.op === 'ENTRYPOINT')!.args)).toEqual(['node']);
     const cmd = JSON.parse(final.find((i) => i.op === 'CMD')!.args) as string[];
     expect(cmd[0]).toBe(binOf('coordinator'));
     // The data mount point belongs to that user (a fresh named volume inherits it).
-    expect(final.some((i) => i.op === 'COPY' && i.args.includes(`--chown=${uid}`) && i.args.trim().endsWith('/var/lib/tessera/'))).toBe(true);
+    expect(
+      final.some(
+        (i) => i.op === 'COPY' && i.args.includes(`--chown=${uid}`) && i.args.trim().endsWith('/var/lib/tessera/'),
+      ),
+    ).toBe(true);
   });
 
   it('copies every workspace and only files that exist; the build context ignores secrets and build output', () => {
     const workspaces = (JSON.parse(read(join(ROOT, 'package.json'))) as { workspaces: string[] }).workspaces;
     for (const w of workspaces) {
-      expect(instrs.some((i) => i.op === 'COPY' && i.args.includes(`${w}/package.json`)), `${w}/package.json`).toBe(true);
-      expect(final.some((i) => i.op === 'COPY' && i.args.includes(`${w}/dist/`)), `${w}/dist`).toBe(true);
+      expect(
+        instrs.some((i) => i.op === 'COPY' && i.args.includes(`${w}/package.json`)),
+        `${w}/package.json`,
+      ).toBe(true);
+      expect(
+        final.some((i) => i.op === 'COPY' && i.args.includes(`${w}/dist/`)),
+        `${w}/dist`,
+      ).toBe(true);
     }
     for (const i of instrs.filter((x) => x.op === 'COPY' && !x.args.includes('--from='))) {
       const parts = i.args.split(/\s+/).filter((p) => !p.startsWith('--'));
@@ -586,7 +682,10 @@ describe('deploy/Dockerfile', () => {
 
 function runProbe(...args: string[]): Promise<{ code: number | null; err: string }> {
   return new Promise((done) => {
-    const p = spawn(process.execPath, [PROBE, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TESSERA_PROBE_TIMEOUT_MS: '3000' } });
+    const p = spawn(process.execPath, [PROBE, ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, TESSERA_PROBE_TIMEOUT_MS: '3000' },
+    });
     let err = '';
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.on('exit', (code) => done({ code, err }));
@@ -646,7 +745,9 @@ describe('deploy/probe.mjs', () => {
       const target = `127.0.0.1:${server.port}`;
       const cfgFile = join(tmp, 'coordinator.json');
       writeFileSync(cfgFile, JSON.stringify({ dataDir: '/x', tls }));
-      expect(await runProbe('grpc', target, '--tls-from', cfgFile, '--authority', 'coordinator')).toMatchObject({ code: 0 });
+      expect(await runProbe('grpc', target, '--tls-from', cfgFile, '--authority', 'coordinator')).toMatchObject({
+        code: 0,
+      });
       expect((await runProbe('grpc', target, '--ca', tls.ca, '--cert', tls.cert, '--key', tls.key)).code).toBe(0);
       // Without a client certificate the server refuses the handshake.
       expect((await runProbe('grpc', target)).code).toBe(1);

@@ -59,7 +59,11 @@ function ok<T = Record<string, unknown>>(...args: string[]): T {
 }
 
 async function startDev(): Promise<void> {
-  const p = spawn(process.execPath, [BIN, 'dev', '--dir', dir, '--port', '0', '--gateway-port', '0', '--no-prove', '--json'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TESSERA_LOG_LEVEL: 'error' } });
+  const p = spawn(
+    process.execPath,
+    [BIN, 'dev', '--dir', dir, '--port', '0', '--gateway-port', '0', '--no-prove', '--json'],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TESSERA_LOG_LEVEL: 'error' } },
+  );
   dev = p;
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: p.stdout! }).on('line', (l) => {
@@ -79,13 +83,23 @@ async function stopDev(): Promise<void> {
   });
 }
 
-interface Status { coordinator: { pid: number }; devices: { id: string; linked: boolean }[]; signers: { id: string; healthy: boolean; pid?: number }[] }
+interface Status {
+  coordinator: { pid: number };
+  devices: { id: string; linked: boolean }[];
+  signers: { id: string; healthy: boolean; pid?: number }[];
+}
 
 /** Waits until the coordinator answers and every signer is linked (after a supervisor restart). */
 async function waitHealthy(exceptPid?: number): Promise<Status> {
   for (let i = 0; i < 150; i++) {
     const r = cli<Status>('status', '--dir', dir);
-    if (r.code === 0 && r.json.signers.length === 3 && r.json.signers.every((s) => s.healthy && s.pid && s.pid !== exceptPid) && r.json.coordinator.pid !== exceptPid) return r.json;
+    if (
+      r.code === 0 &&
+      r.json.signers.length === 3 &&
+      r.json.signers.every((s) => s.healthy && s.pid && s.pid !== exceptPid) &&
+      r.json.coordinator.pid !== exceptPid
+    )
+      return r.json;
     await new Promise((res) => setTimeout(res, 200));
   }
   throw new Error('cluster did not become healthy');
@@ -100,15 +114,35 @@ let keyId = '';
 let publicKey = '';
 const suite = getSuite('ed25519');
 
-interface SyncOut { completed: { packageId: string; message: string; signature: string }[]; pending: { packageId: string; code: string }[]; failed: { packageId: string; code: string }[] }
+interface SyncOut {
+  completed: { packageId: string; message: string; signature: string }[];
+  pending: { packageId: string; code: string }[];
+  failed: { packageId: string; code: string }[];
+}
 
 describe('offline co-signing with a real dev cluster', () => {
   beforeAll(async () => {
     await startDev();
     const { token } = ok<{ token: string }>('device', 'token', '--dir', dir);
-    expect(ok('device', 'init', '--device-dir', phone, '--id', 'phone-1')).toMatchObject({ device: 'phone-1', created: true });
+    expect(ok('device', 'init', '--device-dir', phone, '--id', 'phone-1')).toMatchObject({
+      device: 'phone-1',
+      created: true,
+    });
     expect(ok('device', 'enrol', '--device-dir', phone, '--dir', dir, '--token', token)).toEqual({ device: 'phone-1' });
-    const k = ok<{ keyId: string; publicKey: string; participants: string[]; threshold: number }>('device', 'keygen', '--device-dir', phone, '--dir', dir, '--suite', 'ed25519', '--threshold', '2', '--with', 'signer-1,signer-2');
+    const k = ok<{ keyId: string; publicKey: string; participants: string[]; threshold: number }>(
+      'device',
+      'keygen',
+      '--device-dir',
+      phone,
+      '--dir',
+      dir,
+      '--suite',
+      'ed25519',
+      '--threshold',
+      '2',
+      '--with',
+      'signer-1,signer-2',
+    );
     expect(k.participants).toEqual(['phone-1', 'signer-1', 'signer-2']);
     keyId = k.keyId;
     publicKey = k.publicKey;
@@ -119,18 +153,45 @@ describe('offline co-signing with a real dev cluster', () => {
   }, 120_000);
 
   it('signs offline while the cluster is stopped; the sync after the restart completes it once', async () => {
-    expect(ok<{ added: number; allowance: number }>('device', 'reserve', '--device-dir', phone, '--dir', dir, '--key', keyId, '--count', '40')).toMatchObject({ added: 40, allowance: 40 });
+    expect(
+      ok<{ added: number; allowance: number }>(
+        'device',
+        'reserve',
+        '--device-dir',
+        phone,
+        '--dir',
+        dir,
+        '--key',
+        keyId,
+        '--count',
+        '40',
+      ),
+    ).toMatchObject({ added: 40, allowance: 40 });
     await stopDev();
     const msg = toHex(randomBytes(32));
     const file = join(root, 'p1.bin');
-    const p = ok<{ packageId: string; text: string; bytes: number }>('device', 'sign', '--device-dir', phone, '--key', keyId, '--message', msg, '--offline', '--out', file);
+    const p = ok<{ packageId: string; text: string; bytes: number }>(
+      'device',
+      'sign',
+      '--device-dir',
+      phone,
+      '--key',
+      keyId,
+      '--message',
+      msg,
+      '--offline',
+      '--out',
+      file,
+    );
     expect(p.bytes).toBeLessThan(400);
     expect(p.text.startsWith('TSP1:')).toBe(true);
     expect(readFileSync(file).length).toBe(p.bytes);
     // The merchant's offline check needs only the key's public record.
     ok('device', 'key-record', '--device-dir', phone, '--key', keyId, '--out', join(root, 'key.rec'));
     writeFileSync(join(root, 'p1.txt'), p.text);
-    expect(ok('check-package', '--key-record', join(root, 'key.rec'), '--package', join(root, 'p1.txt'))).toMatchObject({ ok: true, packageId: p.packageId, device: 'phone-1' });
+    expect(ok('check-package', '--key-record', join(root, 'key.rec'), '--package', join(root, 'p1.txt'))).toMatchObject(
+      { ok: true, packageId: p.packageId, device: 'phone-1' },
+    );
     // With the cluster down, sync keeps the package pending.
     const down = ok<SyncOut>('device', 'sync', '--device-dir', phone, '--dir', dir);
     expect(down.completed).toEqual([]);
@@ -146,42 +207,95 @@ describe('offline co-signing with a real dev cluster', () => {
     expect(sig).toMatchObject({ packageId: p.packageId, message: msg });
     expect(suite.verify(fromHex(sig.signature), fromHex(msg), fromHex(publicKey))).toBe(true);
     // The merchant delivers the same package (text form): same signature, no second completion.
-    const m = ok<{ packageId: string; signature: string; alreadyCompleted: boolean }>('submit', '--dir', dir, '--package', join(root, 'p1.txt'));
+    const m = ok<{ packageId: string; signature: string; alreadyCompleted: boolean }>(
+      'submit',
+      '--dir',
+      dir,
+      '--package',
+      join(root, 'p1.txt'),
+    );
     expect(m).toMatchObject({ packageId: p.packageId, signature: sig.signature, alreadyCompleted: true });
     expect(ok<SyncOut>('device', 'sync', '--device-dir', phone, '--dir', dir).completed).toEqual([]);
   }, 120_000);
 
   it('SIGKILL of the device while it signs: every reservation is either unused or behind exactly one queued package', async () => {
-    const before = ok<{ keys: { allowance: number }[]; queue: { pending: number; completed: number } }>('device', 'status', '--device-dir', phone);
+    const before = ok<{ keys: { allowance: number }[]; queue: { pending: number; completed: number } }>(
+      'device',
+      'status',
+      '--device-dir',
+      phone,
+    );
     const total = (before.keys[0]?.allowance ?? 0) + before.queue.pending + before.queue.completed;
     const files: string[] = [];
     for (let i = 0; i < 8; i++) {
       const file = join(root, `kill-${i}.bin`);
       files.push(file);
-      const child = spawn(process.execPath, [BIN, 'device', 'sign', '--device-dir', phone, '--key', keyId, '--message', toHex(randomBytes(32)), '--offline', '--out', file, '--json'], { stdio: 'ignore' });
+      const child = spawn(
+        process.execPath,
+        [
+          BIN,
+          'device',
+          'sign',
+          '--device-dir',
+          phone,
+          '--key',
+          keyId,
+          '--message',
+          toHex(randomBytes(32)),
+          '--offline',
+          '--out',
+          file,
+          '--json',
+        ],
+        { stdio: 'ignore' },
+      );
       await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 350)));
       child.kill('SIGKILL');
       await exited(child); // it may have finished before the kill
     }
-    const after = ok<{ keys: { allowance: number }[]; queue: { pending: number; completed: number; failed: number } }>('device', 'status', '--device-dir', phone);
+    const after = ok<{ keys: { allowance: number }[]; queue: { pending: number; completed: number; failed: number } }>(
+      'device',
+      'status',
+      '--device-dir',
+      phone,
+    );
     expect(after.queue.failed).toBe(0);
     expect((after.keys[0]?.allowance ?? 0) + after.queue.pending + after.queue.completed).toBe(total);
     // A package that reached its file was queued before it was handed out.
     const sync = ok<SyncOut>('device', 'sync', '--device-dir', phone, '--dir', dir);
     const done = new Set(sync.completed.map((c) => c.packageId));
     expect(done.size).toBe(after.queue.pending);
-    for (const f of files.filter((x) => existsSync(x) && readFileSync(x).length > 0)) expect(done.has(decodeOfflinePackage(new Uint8Array(readFileSync(f))).packageId)).toBe(true);
+    for (const f of files.filter((x) => existsSync(x) && readFileSync(x).length > 0))
+      expect(done.has(decodeOfflinePackage(new Uint8Array(readFileSync(f))).packageId)).toBe(true);
   }, 120_000);
 
   for (const victim of ['coordinator', 'co-signer'] as const) {
     it(`SIGKILL of the ${victim} during a sync loses nothing and completes nothing twice`, async () => {
       const msgs = Array.from({ length: 6 }, () => toHex(randomBytes(32)));
       const ids: string[] = [];
-      for (const m of msgs) ids.push(ok<{ packageId: string }>('device', 'sign', '--device-dir', phone, '--key', keyId, '--message', m, '--offline').packageId);
+      for (const m of msgs)
+        ids.push(
+          ok<{ packageId: string }>(
+            'device',
+            'sign',
+            '--device-dir',
+            phone,
+            '--key',
+            keyId,
+            '--message',
+            m,
+            '--offline',
+          ).packageId,
+        );
       const st = await waitHealthy();
       // The co-signer is whichever node holds this device's reservations: kill both nodes of the key if unsure.
-      const pids = victim === 'coordinator' ? [st.coordinator.pid] : st.signers.filter((s) => s.id === 'signer-1' || s.id === 'signer-2').map((s) => s.pid as number);
-      const sync = spawn(process.execPath, [BIN, 'device', 'sync', '--device-dir', phone, '--dir', dir, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const pids =
+        victim === 'coordinator'
+          ? [st.coordinator.pid]
+          : st.signers.filter((s) => s.id === 'signer-1' || s.id === 'signer-2').map((s) => s.pid as number);
+      const sync = spawn(process.execPath, [BIN, 'device', 'sync', '--device-dir', phone, '--dir', dir, '--json'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       await new Promise((r) => setTimeout(r, 250 + Math.floor(Math.random() * 200)));
       for (const pid of pids) process.kill(pid, 'SIGKILL');
       await exited(sync);
@@ -194,7 +308,7 @@ describe('offline co-signing with a real dev cluster', () => {
         for (const c of r.completed) completed.set(c.packageId, c.signature);
         if (completed.size < ids.length) await new Promise((res) => setTimeout(res, 500));
       }
-      const queue = (ok<{ queue: { pending: number } }>('device', 'status', '--device-dir', phone)).queue;
+      const queue = ok<{ queue: { pending: number } }>('device', 'status', '--device-dir', phone).queue;
       expect(queue.pending).toBe(0);
       // Every package of this round completed exactly once with a valid signature, whichever
       // sync did it; delivering it again returns that same signature.
@@ -206,7 +320,11 @@ describe('offline co-signing with a real dev cluster', () => {
         expect(suite.verify(fromHex(q.signature as string), fromHex(msgs[i] as string), fromHex(publicKey))).toBe(true);
         const f = join(root, `again-${id}.bin`);
         writeFileSync(f, fromHex(q.bytes));
-        expect(ok('submit', '--dir', dir, '--package', f)).toMatchObject({ packageId: id, signature: q.signature, alreadyCompleted: true });
+        expect(ok('submit', '--dir', dir, '--package', f)).toMatchObject({
+          packageId: id,
+          signature: q.signature,
+          alreadyCompleted: true,
+        });
       }
     }, 180_000);
   }
@@ -217,7 +335,11 @@ describe('offline co-signing with a real dev cluster', () => {
     ok('device', 'reserve', '--device-dir', phone, '--dir', dir, '--key', keyId, '--count', '1');
     // One package left pending on the device while it is linked: the gauge shows it.
     ok('device', 'sign', '--device-dir', phone, '--key', keyId, '--message', toHex(randomBytes(32)), '--offline');
-    const link = spawn(process.execPath, [BIN, 'device', 'connect', '--device-dir', phone, '--dir', dir, '--seconds', '4', '--json'], { stdio: 'ignore' });
+    const link = spawn(
+      process.execPath,
+      [BIN, 'device', 'connect', '--device-dir', phone, '--dir', dir, '--seconds', '4', '--json'],
+      { stdio: 'ignore' },
+    );
     let text = '';
     for (let i = 0; i < 30 && !/tessera_offline_packages_pending\{device="phone-1"[^}]*\} 1/.test(text); i++) {
       await new Promise((r) => setTimeout(r, 200));
@@ -230,7 +352,9 @@ describe('offline co-signing with a real dev cluster', () => {
     expect(text).toMatch(/tessera_reservations_total(\{[^}]*\})? [1-9]/);
     expect(ok<SyncOut>('device', 'sync', '--device-dir', phone, '--dir', dir).completed).toHaveLength(1);
     const after = await (await fetch(st.coordinator.metrics)).text();
-    const completed = Number(/tessera_offline_packages_total\{result="completed",cause=""[^}]*\} (\d+)/.exec(after)?.[1] ?? 0);
+    const completed = Number(
+      /tessera_offline_packages_total\{result="completed",cause=""[^}]*\} (\d+)/.exec(after)?.[1] ?? 0,
+    );
     expect(completed).toBeGreaterThan(0);
   }, 60_000);
 
@@ -240,9 +364,26 @@ describe('offline co-signing with a real dev cluster', () => {
     ok('device', 'init', '--device-dir', tablet, '--id', 'tablet-1');
     ok('device', 'enrol', '--device-dir', tablet, '--dir', dir, '--token', token);
     // The tablet stays linked and accepts the DKG the phone starts (2-of-3: phone, tablet, signer-3).
-    const link = spawn(process.execPath, [BIN, 'device', 'connect', '--device-dir', tablet, '--dir', dir, '--accept-keygen', '--seconds', '20', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const link = spawn(
+      process.execPath,
+      [BIN, 'device', 'connect', '--device-dir', tablet, '--dir', dir, '--accept-keygen', '--seconds', '20', '--json'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     await new Promise<void>((r) => createInterface({ input: link.stdout! }).once('line', () => r()));
-    const k = ok<{ keyId: string; publicKey: string; participants: string[] }>('device', 'keygen', '--device-dir', phone, '--dir', dir, '--suite', 'secp256k1-tr', '--threshold', '2', '--with', 'tablet-1,signer-3');
+    const k = ok<{ keyId: string; publicKey: string; participants: string[] }>(
+      'device',
+      'keygen',
+      '--device-dir',
+      phone,
+      '--dir',
+      dir,
+      '--suite',
+      'secp256k1-tr',
+      '--threshold',
+      '2',
+      '--with',
+      'tablet-1,signer-3',
+    );
     link.kill('SIGTERM'); // a no-op if it already ended
     await exited(link);
     expect(k.participants).toEqual(['phone-1', 'signer-3', 'tablet-1']);
@@ -251,11 +392,25 @@ describe('offline co-signing with a real dev cluster', () => {
     const req = join(root, 'cosign.req');
     const ans = join(root, 'cosign.ans');
     // The request travels as QR text, the answer as a file.
-    const proposed = ok<{ text: string; bytes: number }>('device', 'propose', '--device-dir', phone, '--key', k.keyId, '--message', msg, '--out', req);
+    const proposed = ok<{ text: string; bytes: number }>(
+      'device',
+      'propose',
+      '--device-dir',
+      phone,
+      '--key',
+      k.keyId,
+      '--message',
+      msg,
+      '--out',
+      req,
+    );
     expect(proposed.text).toMatch(/^TSC1:[0-9A-Z $%*+\-./:]+$/);
     const reqText = join(root, 'cosign.req.txt');
     writeFileSync(reqText, proposed.text);
-    expect(ok('device', 'cosign', '--device-dir', tablet, '--in', reqText, '--out', ans)).toMatchObject({ from: 'phone-1', message: msg });
+    expect(ok('device', 'cosign', '--device-dir', tablet, '--in', reqText, '--out', ans)).toMatchObject({
+      from: 'phone-1',
+      message: msg,
+    });
     const r = ok<{ signature: string; signers: string[] }>('device', 'complete', '--device-dir', phone, '--in', ans);
     expect(r.signers.sort()).toEqual(['phone-1', 'tablet-1']);
     expect(getSuite('secp256k1-tr').verify(fromHex(r.signature), fromHex(msg), fromHex(k.publicKey))).toBe(true);
@@ -270,31 +425,97 @@ describe('offline co-signing with a real dev cluster', () => {
   it('backup with 2-of-3 recovery pieces restores the device on a new directory, which reserves and signs afresh', async () => {
     const pw = join(root, 'pw.txt');
     writeFileSync(pw, 'correct horse battery staple\n');
-    const b = ok<{ file: string; pieces: string[] }>('device', 'backup', '--device-dir', phone, '--out', join(root, 'phone.backup'), '--password-file', pw, '--pieces', '2/3');
+    const b = ok<{ file: string; pieces: string[] }>(
+      'device',
+      'backup',
+      '--device-dir',
+      phone,
+      '--out',
+      join(root, 'phone.backup'),
+      '--password-file',
+      pw,
+      '--pieces',
+      '2/3',
+    );
     expect(b.pieces).toHaveLength(3);
     const bad = join(root, 'bad.txt');
     writeFileSync(bad, 'wrong\n');
     // The password floor: a weak password is refused unless --allow-weak-password says so.
-    const weak = cli('device', 'backup', '--device-dir', phone, '--out', join(root, 'weak.backup'), '--password-file', bad);
+    const weak = cli(
+      'device',
+      'backup',
+      '--device-dir',
+      phone,
+      '--out',
+      join(root, 'weak.backup'),
+      '--password-file',
+      bad,
+    );
     expect(weak.code).not.toBe(0);
     expect(weak.err).toMatch(/\[WEAK_PASSWORD\]/);
     expect(weak.err).not.toMatch(/wrong/);
-    const forced = ok<{ file: string }>('device', 'backup', '--device-dir', phone, '--out', join(root, 'weak.backup'), '--password-file', bad, '--allow-weak-password');
-    expect(ok<{ device: string }>('device', 'restore', '--device-dir', join(root, 'weak-phone'), '--in', forced.file, '--password-file', bad).device).toBe('phone-1');
+    const forced = ok<{ file: string }>(
+      'device',
+      'backup',
+      '--device-dir',
+      phone,
+      '--out',
+      join(root, 'weak.backup'),
+      '--password-file',
+      bad,
+      '--allow-weak-password',
+    );
+    expect(
+      ok<{ device: string }>(
+        'device',
+        'restore',
+        '--device-dir',
+        join(root, 'weak-phone'),
+        '--in',
+        forced.file,
+        '--password-file',
+        bad,
+      ).device,
+    ).toBe('phone-1');
     const wrong = cli('device', 'restore', '--device-dir', join(root, 'nope'), '--in', b.file, '--password-file', bad);
     expect(wrong.code).not.toBe(0);
     expect(wrong.err).toMatch(/\[BACKUP_PASSWORD\]/);
     expect(wrong.err).not.toMatch(/correct horse/);
     const newPhone = join(root, 'new-phone');
-    const r = ok<{ device: string; keys: string[] }>('device', 'restore', '--device-dir', newPhone, '--pieces', `${b.pieces[2]},${b.pieces[0]}`, '--password-file', pw);
+    const r = ok<{ device: string; keys: string[] }>(
+      'device',
+      'restore',
+      '--device-dir',
+      newPhone,
+      '--pieces',
+      `${b.pieces[2]},${b.pieces[0]}`,
+      '--password-file',
+      pw,
+    );
     expect(r.device).toBe('phone-1');
     expect(r.keys).toContain(keyId);
-    const st = ok<{ keys: { keyId: string; allowance: number }[]; queue: { pending: number } }>('device', 'status', '--device-dir', newPhone);
+    const st = ok<{ keys: { keyId: string; allowance: number }[]; queue: { pending: number } }>(
+      'device',
+      'status',
+      '--device-dir',
+      newPhone,
+    );
     expect(st.keys.find((x) => x.keyId === keyId)?.allowance).toBe(0);
     expect(st.queue.pending).toBe(0);
     ok('device', 'reserve', '--device-dir', newPhone, '--dir', dir, '--key', keyId, '--count', '1');
     const msg = toHex(randomBytes(32));
-    const s = ok<{ signature: string }>('device', 'sign', '--device-dir', newPhone, '--dir', dir, '--key', keyId, '--message', msg);
+    const s = ok<{ signature: string }>(
+      'device',
+      'sign',
+      '--device-dir',
+      newPhone,
+      '--dir',
+      dir,
+      '--key',
+      keyId,
+      '--message',
+      msg,
+    );
     expect(suite.verify(fromHex(s.signature), fromHex(msg), fromHex(publicKey))).toBe(true);
   }, 120_000);
 
@@ -329,7 +550,13 @@ describe('offline co-signing with a real dev cluster', () => {
   }, 120_000);
 });
 
-interface Queued { packageId: string; message: string; bytes: string; state: string; signature?: string }
+interface Queued {
+  packageId: string;
+  message: string;
+  bytes: string;
+  state: string;
+  signature?: string;
+}
 
 async function deviceQueue(deviceDir = phone): Promise<Queued[]> {
   const { Device } = await import('@tessera/device');

@@ -72,17 +72,32 @@ async function openStore(): Promise<SealedStore> {
 /** The cluster id of these tests' clusters (raw calls below name it; gateway.test.ts covers distinct ids). */
 const TEST_CLUSTER = 'device-test';
 
-export async function deviceCluster(n = 3, opts: { clock?: () => number; coordinatorClock?: () => number; maxReservations?: number } = {}) {
+export async function deviceCluster(
+  n = 3,
+  opts: { clock?: () => number; coordinatorClock?: () => number; maxReservations?: number } = {},
+) {
   const signers: SignerEngine[] = [];
   for (let i = 1; i <= n; i++) {
-    signers.push(new SignerEngine({
-      identity: ParticipantIdentity.generate(`signer-${i}`),
-      store: await openStore(),
-      policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [], devices: { maxReservations: opts.maxReservations ?? 64 } },
-      ...(opts.clock ? { clock: opts.clock } : {}),
-    }));
+    signers.push(
+      new SignerEngine({
+        identity: ParticipantIdentity.generate(`signer-${i}`),
+        store: await openStore(),
+        policy: {
+          allowKeygen: true,
+          allowUnpinnedPeers: true,
+          operators,
+          requesters: [],
+          devices: { maxReservations: opts.maxReservations ?? 64 },
+        },
+        ...(opts.clock ? { clock: opts.clock } : {}),
+      }),
+    );
   }
-  const coordinator = new Coordinator({ store: await openStore(), clusterId: TEST_CLUSTER, ...(opts.coordinatorClock ? { clock: opts.coordinatorClock } : {}) });
+  const coordinator = new Coordinator({
+    store: await openStore(),
+    clusterId: TEST_CLUSTER,
+    ...(opts.coordinatorClock ? { clock: opts.coordinatorClock } : {}),
+  });
   await coordinator.load();
   const down = new Set<string>();
   const tamper = new Map<string, (r: LinkResult, t: Omit<LinkTask, 'taskId'>) => LinkResult>();
@@ -111,7 +126,10 @@ export async function deviceCluster(n = 3, opts: { clock?: () => number; coordin
 
 type Cluster = Awaited<ReturnType<typeof deviceCluster>>;
 
-async function newDevice(id: string, opts: { clock?: () => number } = {}): Promise<{ device: Device; dir: string; key: Uint8Array }> {
+async function newDevice(
+  id: string,
+  opts: { clock?: () => number } = {},
+): Promise<{ device: Device; dir: string; key: Uint8Array }> {
   const dir = tempDir();
   const key = new Uint8Array(randomBytes(32));
   const device = await Device.open({ location: dir, storageKey: key, ...(opts.clock ? { clock: opts.clock } : {}) });
@@ -176,15 +194,28 @@ async function refusal(f: () => unknown): Promise<Refusal> {
     out = await f();
   } catch (e) {
     const x = e as { code?: unknown; message?: unknown; culprits?: unknown };
-    return { code: String(x.code), message: String(x.message), culprits: Array.isArray(x.culprits) ? x.culprits.map(String) : [], error: e };
+    return {
+      code: String(x.code),
+      message: String(x.message),
+      culprits: Array.isArray(x.culprits) ? x.culprits.map(String) : [],
+      error: e,
+    };
   }
-  throw new Error(`expected a refusal, the call succeeded (${JSON.stringify(out, (_, v: unknown) => (v instanceof Uint8Array ? toHex(v) : v)).slice(0, 200)})`);
+  throw new Error(
+    `expected a refusal, the call succeeded (${JSON.stringify(out, (_, v: unknown) => (v instanceof Uint8Array ? toHex(v) : v)).slice(0, 200)})`,
+  );
 }
 
 /** The device's secrets, through its own encrypted backup (the Device API hides them otherwise). */
-async function secretsOf(device: Device, password = PASSWORD): Promise<{ identity: ParticipantIdentity; keys: Map<string, KeyShareRecord>; backup: Uint8Array }> {
+async function secretsOf(
+  device: Device,
+  password = PASSWORD,
+): Promise<{ identity: ParticipantIdentity; keys: Map<string, KeyShareRecord>; backup: Uint8Array }> {
   const backup = await device.exportBackup(password, { cost: 'test' });
-  const plain = JSON.parse(new TextDecoder().decode(await decryptBackup(backup, password))) as { identity: string; keys: string[] };
+  const plain = JSON.parse(new TextDecoder().decode(await decryptBackup(backup, password))) as {
+    identity: string;
+    keys: string[];
+  };
   const keys = new Map<string, KeyShareRecord>();
   for (const k of plain.keys) {
     const rec = decodeKeyShareRecord(fromHex(k));
@@ -194,11 +225,37 @@ async function secretsOf(device: Device, password = PASSWORD): Promise<{ identit
 }
 
 /** A package built like createOfflinePackage but without its checks (a forger's tool). */
-function forgePackage(a: { key: GroupKey; share: KeyShare; keyId: string; epoch: number; device: string; message: Uint8Array; reservations: readonly SignedReservation[]; createdAt?: number }): Uint8Array {
+function forgePackage(a: {
+  key: GroupKey;
+  share: KeyShare;
+  keyId: string;
+  epoch: number;
+  device: string;
+  message: Uint8Array;
+  reservations: readonly SignedReservation[];
+  createdAt?: number;
+}): Uint8Array {
   const { nonces, commitment } = commit(a.share);
-  const commitments = [commitment, ...a.reservations.map((r) => ({ identifier: (a.key.roster.find((x) => x.id === r.signer) as { identifier: string }).identifier, hiding: r.hiding, binding: r.binding }))];
+  const commitments = [
+    commitment,
+    ...a.reservations.map((r) => ({
+      identifier: (a.key.roster.find((x) => x.id === r.signer) as { identifier: string }).identifier,
+      hiding: r.hiding,
+      binding: r.binding,
+    })),
+  ];
   const share = signShare(a.share, a.key, nonces, commitments, a.message);
-  return encodeOfflinePackage({ suite: a.key.suite, keyId: a.keyId, epoch: a.epoch, device: a.device, message: a.message, commitment: { hiding: commitment.hiding, binding: commitment.binding }, share, cosigners: a.reservations, createdAt: a.createdAt ?? Date.now() });
+  return encodeOfflinePackage({
+    suite: a.key.suite,
+    keyId: a.keyId,
+    epoch: a.epoch,
+    device: a.device,
+    message: a.message,
+    commitment: { hiding: commitment.hiding, binding: commitment.binding },
+    share,
+    cosigners: a.reservations,
+    createdAt: a.createdAt ?? Date.now(),
+  });
 }
 
 /** Re-encodes a package (canonically) with some fields changed. */
@@ -224,13 +281,28 @@ async function consumedFor(c: Cluster, bytes: Uint8Array) {
 /** The co-signer's audited offline completions of a package. */
 async function completionsAudited(s: SignerEngine, packageId: string): Promise<{ cached: unknown }[]> {
   const out: { cached: unknown }[] = [];
-  for await (const e of s.audit.entries()) if (e.type === 'offline-complete' && e.data.package === packageId) out.push({ cached: e.data.cached });
+  for await (const e of s.audit.entries())
+    if (e.type === 'offline-complete' && e.data.package === packageId) out.push({ cached: e.data.cached });
   return out;
 }
 
 /** A signed DEVICE_CALL envelope, as the SDK's GatewayClient builds it, with fields overridable. */
-function deviceCall(identity: ParticipantIdentity, op: string, body: Uint8Array, over: Partial<WireDeviceCall> = {}): Uint8Array {
-  const payload = encodeMessage('DeviceCall', { version: 1, device: identity.id, op, issuedAt: Date.now(), nonce: new Uint8Array(randomBytes(16)), body, clusterId: TEST_CLUSTER, ...over });
+function deviceCall(
+  identity: ParticipantIdentity,
+  op: string,
+  body: Uint8Array,
+  over: Partial<WireDeviceCall> = {},
+): Uint8Array {
+  const payload = encodeMessage('DeviceCall', {
+    version: 1,
+    device: identity.id,
+    op,
+    issuedAt: Date.now(),
+    nonce: new Uint8Array(randomBytes(16)),
+    body,
+    clusterId: TEST_CLUSTER,
+    ...over,
+  });
   return signEnvelope(identity, PayloadKind.DEVICE_CALL, payload);
 }
 
@@ -241,10 +313,15 @@ interface Answer {
 }
 
 async function post(url: string, path: string, body: Uint8Array, method = 'POST'): Promise<Answer> {
-  const res = await fetch(`${url}${path}`, { method, headers: { 'content-type': 'application/x-protobuf' }, ...(method === 'POST' ? { body: body as Uint8Array<ArrayBuffer> } : {}) });
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: { 'content-type': 'application/x-protobuf' },
+    ...(method === 'POST' ? { body: body as Uint8Array<ArrayBuffer> } : {}),
+  });
   const bytes = new Uint8Array(await res.arrayBuffer());
   let json: Answer['json'];
-  if (res.headers.get('content-type')?.includes('json')) json = JSON.parse(new TextDecoder().decode(bytes)) as Answer['json'];
+  if (res.headers.get('content-type')?.includes('json'))
+    json = JSON.parse(new TextDecoder().decode(bytes)) as Answer['json'];
   return { status: res.status, body: bytes, ...(json ? { json } : {}) };
 }
 
@@ -263,7 +340,11 @@ function expectRefusalAnswer(a: Answer, status?: number): void {
 
 /** Submits a package through the gateway as `identity` (any enrolled device may deliver a package). */
 function submitRaw(c: Cluster, identity: ParticipantIdentity, pkg: Uint8Array): Promise<Answer> {
-  return post(c.url, '/v1/device/submit', deviceCall(identity, 'submit', encodeMessage('SubmitPackageRequest', { package: pkg })));
+  return post(
+    c.url,
+    '/v1/device/submit',
+    deviceCall(identity, 'submit', encodeMessage('SubmitPackageRequest', { package: pkg })),
+  );
 }
 
 /** An enrolled device holding a 2-of-3 key with signer-1 and signer-2. */
@@ -294,7 +375,9 @@ describe('refusals: expired reservations', () => {
     const s = await device.sync(c.url);
     expect(s.completed).toEqual([]);
     expect(s.pending).toEqual([]);
-    expect(s.failed).toEqual([{ packageId: p.packageId, keyId, code: 'RESERVATION_EXPIRED', reason: expect.stringContaining('expired') }]);
+    expect(s.failed).toEqual([
+      { packageId: p.packageId, keyId, code: 'RESERVATION_EXPIRED', reason: expect.stringContaining('expired') },
+    ]);
     const q = await device.queue();
     expect(q).toHaveLength(1);
     expect(q[0]?.state).toBe('failed');
@@ -323,7 +406,9 @@ describe('refusals: expired reservations', () => {
   it('signOffline refuses NO_ALLOWANCE when every reservation is within 60 s of expiry by the device clock', async () => {
     let deviceSkew = 0;
     const c = await deviceCluster(3);
-    const { device, keyId } = await deviceWithKey(c, 'phone-margin', 'ed25519', { clock: () => Date.now() + deviceSkew });
+    const { device, keyId } = await deviceWithKey(c, 'phone-margin', 'ed25519', {
+      clock: () => Date.now() + deviceSkew,
+    });
     expect((await device.reserve(c.url, { keyId, count: 2, ttlMs: 120_000 })).allowance).toBe(2);
     deviceSkew = 45_000; // 75 s left: still usable
     expect((await device.status()).keys[0]?.allowance).toBe(2);
@@ -342,17 +427,25 @@ describe('refusals: expired reservations', () => {
 });
 
 describe('refusals: foreign packages', () => {
-  it('another key, another device named, another device\'s reservation: refused with typed codes, the genuine package completes', async () => {
+  it("another key, another device named, another device's reservation: refused with typed codes, the genuine package completes", async () => {
     const c = await deviceCluster(3);
     const a = await enrolled(c, 'phone-a');
     const b = await enrolled(c, 'phone-b');
     // One 2-of-4 key of both devices and two signer nodes; and a key of the signer nodes only.
     await b.device.connect(c.url, { acceptKeygen: true });
-    const shared4 = await a.device.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['phone-b', 'signer-1', 'signer-2'] });
+    const shared4 = await a.device.keygen(c.url, {
+      suite: 'ed25519',
+      threshold: 2,
+      with: ['phone-b', 'signer-1', 'signer-2'],
+    });
     await b.device.disconnect();
     expect(shared4.participants).toEqual(['phone-a', 'phone-b', 'signer-1', 'signer-2']);
     expect((await b.device.keys()).map((k) => k.keyId)).toEqual([shared4.keyId]);
-    const nodesOnly = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });
+    const nodesOnly = await c.coordinator.keygen({
+      suite: 'ed25519',
+      threshold: 2,
+      participants: ['signer-1', 'signer-2', 'signer-3'],
+    });
     const keyId = shared4.keyId;
     expect((await a.device.reserve(c.url, { keyId, count: 1, cosigners: ['signer-1'] })).added).toBe(1);
     expect((await b.device.reserve(c.url, { keyId, count: 1, cosigners: ['signer-1'] })).added).toBe(1);
@@ -377,10 +470,29 @@ describe('refusals: foreign packages', () => {
     // 3. B signs with A's reservation: core refuses to build it ...
     const bSecrets = await secretsOf(b.device);
     const bRec = bSecrets.keys.get(keyId) as KeyShareRecord;
-    const built = await refusal(() => createOfflinePackage({ key: bRec.key, share: bRec.share, keyId, epoch: bRec.epoch, device: 'phone-b', message: msg('b steals a slot'), reservations: aRes, createdAt: Date.now() }));
+    const built = await refusal(() =>
+      createOfflinePackage({
+        key: bRec.key,
+        share: bRec.share,
+        keyId,
+        epoch: bRec.epoch,
+        device: 'phone-b',
+        message: msg('b steals a slot'),
+        reservations: aRes,
+        createdAt: Date.now(),
+      }),
+    );
     expect(built.code).toBe('RESERVATION_INVALID');
     // ... and a forger's hand-built package (B's valid share over A's reservation) is refused by the coordinator and by the co-signer.
-    const stolen = forgePackage({ key: bRec.key, share: bRec.share, keyId, epoch: bRec.epoch, device: 'phone-b', message: msg('b steals a slot'), reservations: aRes });
+    const stolen = forgePackage({
+      key: bRec.key,
+      share: bRec.share,
+      keyId,
+      epoch: bRec.epoch,
+      device: 'phone-b',
+      message: msg('b steals a slot'),
+      reservations: aRes,
+    });
     const e3 = await refusal(() => c.coordinator.completePackage(stolen));
     expect(e3.code).toBe('RESERVATION_INVALID');
     expect(e3.culprits).toEqual(['phone-b']);
@@ -416,17 +528,51 @@ describe('refusals: tampered packages', () => {
       };
       const variants: [string, Uint8Array, string, string][] = [
         // [what, bytes, coordinator code, co-signer code]
-        ['message', repackage(p.bytes, (x) => ({ message: flip(x.message, 0) })), 'BAD_SIGNATURE_SHARE', 'BAD_SIGNATURE_SHARE'],
-        ['share', repackage(p.bytes, (x) => ({ share: flip(x.share, low) })), 'BAD_SIGNATURE_SHARE', 'BAD_SIGNATURE_SHARE'],
-        ['device commitment', repackage(p.bytes, (x) => ({ commitment: { hiding: x.commitment.binding, binding: x.commitment.hiding } })), 'BAD_SIGNATURE_SHARE', 'BAD_SIGNATURE_SHARE'],
-        ['reservation expiry', repackage(p.bytes, (x) => ({ cosigners: x.cosigners.map((r) => ({ ...r, expiresAt: r.expiresAt + 86_400_000 })) })), 'RESERVATION_INVALID', 'RESERVATION_INVALID'],
-        ['reserved commitment', repackage(p.bytes, (x) => ({ cosigners: x.cosigners.map((r) => ({ ...r, hiding: r.binding, binding: r.hiding })) })), 'RESERVATION_INVALID', 'RESERVATION_INVALID'],
-        ['raw bit in the message', (() => {
-          const m = decodeOfflinePackage(p.bytes).message;
-          const at = Buffer.from(p.bytes).indexOf(Buffer.from(m));
-          expect(at).toBeGreaterThan(0);
-          return flip(p.bytes, at + 3);
-        })(), 'BAD_SIGNATURE_SHARE', 'BAD_SIGNATURE_SHARE'],
+        [
+          'message',
+          repackage(p.bytes, (x) => ({ message: flip(x.message, 0) })),
+          'BAD_SIGNATURE_SHARE',
+          'BAD_SIGNATURE_SHARE',
+        ],
+        [
+          'share',
+          repackage(p.bytes, (x) => ({ share: flip(x.share, low) })),
+          'BAD_SIGNATURE_SHARE',
+          'BAD_SIGNATURE_SHARE',
+        ],
+        [
+          'device commitment',
+          repackage(p.bytes, (x) => ({ commitment: { hiding: x.commitment.binding, binding: x.commitment.hiding } })),
+          'BAD_SIGNATURE_SHARE',
+          'BAD_SIGNATURE_SHARE',
+        ],
+        [
+          'reservation expiry',
+          repackage(p.bytes, (x) => ({
+            cosigners: x.cosigners.map((r) => ({ ...r, expiresAt: r.expiresAt + 86_400_000 })),
+          })),
+          'RESERVATION_INVALID',
+          'RESERVATION_INVALID',
+        ],
+        [
+          'reserved commitment',
+          repackage(p.bytes, (x) => ({
+            cosigners: x.cosigners.map((r) => ({ ...r, hiding: r.binding, binding: r.hiding })),
+          })),
+          'RESERVATION_INVALID',
+          'RESERVATION_INVALID',
+        ],
+        [
+          'raw bit in the message',
+          (() => {
+            const m = decodeOfflinePackage(p.bytes).message;
+            const at = Buffer.from(p.bytes).indexOf(Buffer.from(m));
+            expect(at).toBeGreaterThan(0);
+            return flip(p.bytes, at + 3);
+          })(),
+          'BAD_SIGNATURE_SHARE',
+          'BAD_SIGNATURE_SHARE',
+        ],
       ];
       const me = (await secretsOf(device)).identity;
       const keyRecord = await device.keyRecord(keyId);
@@ -447,7 +593,13 @@ describe('refusals: tampered packages', () => {
       const s = await device.sync(c.url);
       expect(s.failed).toEqual([]);
       expect(s.completed.map((x) => x.packageId)).toEqual([p.packageId]);
-      expect(getSuite(suite).verify(fromHex(s.completed[0]?.signature as string), msg(`genuine ${suite}`), fromHex(keyInfo.publicKey))).toBe(true);
+      expect(
+        getSuite(suite).verify(
+          fromHex(s.completed[0]?.signature as string),
+          msg(`genuine ${suite}`),
+          fromHex(keyInfo.publicKey),
+        ),
+      ).toBe(true);
       expect(await consumedFor(c, p.bytes)).toHaveLength(1);
     });
   }
@@ -459,7 +611,16 @@ describe('refusals: tampered packages', () => {
     const p = await device.signOffline({ keyId, message: msg('flip me') });
     const genuine = decodeOfflinePackage(p.bytes);
     const cos = cosignerOf(c, p.bytes);
-    const allowed = new Set(['DECODE', 'UNSUPPORTED_VERSION', 'WRONG_SUITE', 'INVALID_ARGUMENT', 'NOT_FOUND', 'BAD_SIGNATURE_SHARE', 'RESERVATION_INVALID', 'RESERVATION_UNKNOWN']);
+    const allowed = new Set([
+      'DECODE',
+      'UNSUPPORTED_VERSION',
+      'WRONG_SUITE',
+      'INVALID_ARGUMENT',
+      'NOT_FOUND',
+      'BAD_SIGNATURE_SHARE',
+      'RESERVATION_INVALID',
+      'RESERVATION_UNKNOWN',
+    ]);
     const seen = new Map<string, number>();
     const sameId: Uint8Array[] = [];
     // One flipped bit per byte, the bit position cycling, so every bit position occurs across the package.
@@ -515,14 +676,20 @@ describe('refusals: tampered packages', () => {
     expect(first.packageId).toBe(p.packageId);
     const s = await device.sync(c.url);
     expect(s.failed).toEqual([]);
-    expect(s.completed).toEqual([expect.objectContaining({ packageId: p.packageId, signature: toHex(first.signature) })]);
+    expect(s.completed).toEqual([
+      expect.objectContaining({ packageId: p.packageId, signature: toHex(first.signature) }),
+    ]);
     expect(await consumedFor(c, p.bytes)).toHaveLength(1);
   });
 
   it('3-of-4: a relay that reorders the two co-signers gets DECODE from the coordinator, both co-signers, the gateway and checkPackage; nothing is consumed and the genuine package completes once', async () => {
     const c = await shared();
     const d = await enrolled(c, 'phone-reorder');
-    const key = await d.device.keygen(c.url, { suite: 'ed25519', threshold: 3, with: ['signer-1', 'signer-2', 'signer-3'] });
+    const key = await d.device.keygen(c.url, {
+      suite: 'ed25519',
+      threshold: 3,
+      with: ['signer-1', 'signer-2', 'signer-3'],
+    });
     const keyId = key.keyId;
     expect((await d.device.reserve(c.url, { keyId, count: 1 })).added).toBe(1);
     const m = msg('pay 40 to dave, reordered by a relay');
@@ -533,7 +700,10 @@ describe('refusals: tampered packages', () => {
     expect(equalBytes(reordered, p.bytes)).toBe(false);
     const consumed = async () => {
       let n = 0;
-      for (const r of genuine.cosigners) n += (await c.signer(r.signer).ledger.listConsumed('r.')).filter((x) => x.nonceId.endsWith(`.${toHex(r.nonceId)}`)).length;
+      for (const r of genuine.cosigners)
+        n += (await c.signer(r.signer).ledger.listConsumed('r.')).filter((x) =>
+          x.nonceId.endsWith(`.${toHex(r.nonceId)}`),
+        ).length;
       return n;
     };
 
@@ -541,7 +711,8 @@ describe('refusals: tampered packages', () => {
     const e = await refusal(() => c.coordinator.completePackage(reordered));
     expect(e.code).toBe('DECODE');
     expect(e.message).toContain('canonical order');
-    for (const r of genuine.cosigners) expect((await refusal(() => c.signer(r.signer).complete(reordered))).code, r.signer).toBe('DECODE');
+    for (const r of genuine.cosigners)
+      expect((await refusal(() => c.signer(r.signer).complete(reordered))).code, r.signer).toBe('DECODE');
     const a = await submitRaw(c, (await secretsOf(d.device)).identity, reordered);
     expectRefusalAnswer(a, 400);
     expect(a.json?.code).toBe('DECODE');
@@ -554,7 +725,9 @@ describe('refusals: tampered packages', () => {
     const s = await d.device.sync(c.url);
     expect(s.failed).toEqual([]);
     expect(s.completed.map((x) => x.packageId)).toEqual([p.packageId]);
-    expect(getSuite('ed25519').verify(fromHex(s.completed[0]?.signature as string), m, fromHex(key.publicKey))).toBe(true);
+    expect(getSuite('ed25519').verify(fromHex(s.completed[0]?.signature as string), m, fromHex(key.publicKey))).toBe(
+      true,
+    );
     expect(await consumed()).toBe(2);
     expect((await c.coordinator.completePackage(p.bytes)).alreadyCompleted).toBe(true);
     expect((await refusal(() => c.coordinator.completePackage(reordered))).code).toBe('DECODE');
@@ -630,7 +803,6 @@ describe('refusals: replayed packages', () => {
     expect(equalBytes(await cos.complete(p.bytes), await cos.complete(p.bytes))).toBe(true);
     expect((await completionsAudited(cos, p.packageId)).filter((x) => x.cached === false)).toHaveLength(1);
     expect(await consumedFor(c, p.bytes)).toHaveLength(1);
-
   });
 
   it('five concurrent deliveries straight to the co-signer: one share, one consumed nonce, one fresh completion in its audit', async () => {
@@ -650,7 +822,14 @@ describe('refusals: replayed packages', () => {
     expect(await consumedFor(c, p.bytes)).toHaveLength(1);
     // Regression (found by this test): `cached` was read before the ledger's per-nonce lock, so
     // the concurrent losers were audited as fresh completions. One fresh entry per nonce use.
-    expect((await completionsAudited(cos, p.packageId)).map((x) => x.cached).sort()).toEqual([false, true, true, true, true, true]);
+    expect((await completionsAudited(cos, p.packageId)).map((x) => x.cached).sort()).toEqual([
+      false,
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
   });
 
   it('a different, validly signed package on a used reservation is refused RESERVATION_USED by the coordinator and the co-signer; the first result is unchanged', async () => {
@@ -665,7 +844,16 @@ describe('refusals: replayed packages', () => {
     // A second package on the same reservation, signed with the device's real share (taken from its backup).
     const rec = (await secretsOf(device)).keys.get(keyId) as KeyShareRecord;
     const d1 = decodeOfflinePackage(p1.bytes);
-    const p2 = createOfflinePackage({ key: rec.key, share: rec.share, keyId, epoch: rec.epoch, device: 'phone-double', message: msg('second use'), reservations: d1.cosigners, createdAt: Date.now() });
+    const p2 = createOfflinePackage({
+      key: rec.key,
+      share: rec.share,
+      keyId,
+      epoch: rec.epoch,
+      device: 'phone-double',
+      message: msg('second use'),
+      reservations: d1.cosigners,
+      createdAt: Date.now(),
+    });
     expect(p2.packageId).not.toBe(p1.packageId);
     expect(checkPackage(await device.keyRecord(keyId), p2.bytes).packageId).toBe(p2.packageId); // a valid package in itself
 
@@ -717,7 +905,11 @@ describe('gateway authentication', () => {
     }
     // The device's own call with the signature of another key: the envelope does not verify.
     const forged = decodeMessage('Envelope', deviceCall(stranger, 'keys', EMPTY));
-    const badSig = await post(c.url, '/v1/device/keys', encodeMessage('Envelope', { ...forged, sender: me.public.signKey }));
+    const badSig = await post(
+      c.url,
+      '/v1/device/keys',
+      encodeMessage('Envelope', { ...forged, sender: me.public.signKey }),
+    );
     expectRefusalAnswer(badSig, 401);
     expect(badSig.json?.code).toBe('BAD_SIGNATURE');
     // The genuine device still gets through.
@@ -747,7 +939,11 @@ describe('gateway authentication', () => {
     // The same nonce in a freshly signed call (new timestamp) is a replay too.
     const nonce = new Uint8Array(randomBytes(16));
     expect((await post(c.url, '/v1/device/keys', deviceCall(me, 'keys', EMPTY, { nonce }))).status).toBe(200);
-    const renewed = await post(c.url, '/v1/device/keys', deviceCall(me, 'keys', EMPTY, { nonce, issuedAt: Date.now() + 1000 }));
+    const renewed = await post(
+      c.url,
+      '/v1/device/keys',
+      deviceCall(me, 'keys', EMPTY, { nonce, issuedAt: Date.now() + 1000 }),
+    );
     expectRefusalAnswer(renewed, 401);
     expect(renewed.json?.message).toMatch(/replayed/);
   });
@@ -763,7 +959,10 @@ describe('gateway authentication', () => {
       const e = await refusal(() => client.call('keys', EMPTY));
       expect(e.code).toBe('UNAUTHENTICATED');
       expect(e.message).toMatch(/stale|future/);
-      expectRefusalAnswer(await post(c.url, '/v1/device/keys', deviceCall(me, 'keys', EMPTY, { issuedAt: Date.now() + off })), 401);
+      expectRefusalAnswer(
+        await post(c.url, '/v1/device/keys', deviceCall(me, 'keys', EMPTY, { issuedAt: Date.now() + off })),
+        401,
+      );
     }
     skew = -4 * 60_000;
     expect(decodeMessage('DeviceKeys', await client.call('keys', EMPTY)).keys).toEqual([]);
@@ -807,7 +1006,15 @@ describe('gateway authentication', () => {
       expect(u.message).toMatch(/unknown/);
     }
     const bId = (await secretsOf(b.device)).identity;
-    const raw = await post(c.url, '/v1/device/enrol', deviceCall(bId, 'enrol', encodeMessage('DeviceEnrol', { token: 'nope', participant: participantToWire(bId.public) })));
+    const raw = await post(
+      c.url,
+      '/v1/device/enrol',
+      deviceCall(
+        bId,
+        'enrol',
+        encodeMessage('DeviceEnrol', { token: 'nope', participant: participantToWire(bId.public) }),
+      ),
+    );
     expectRefusalAnswer(raw, 401);
     expect(c.coordinator.device('phone-t2')).toBeUndefined();
     // A signer node's id.
@@ -817,7 +1024,11 @@ describe('gateway authentication', () => {
     expect(taken.code).toBe('INVALID_ARGUMENT');
     expect(taken.message).toMatch(/signer node/);
     expect(c.coordinator.device('signer-1')).toBeUndefined();
-    const asSigner = await post(c.url, '/v1/device/keys', deviceCall((await secretsOf(s.device)).identity, 'keys', EMPTY));
+    const asSigner = await post(
+      c.url,
+      '/v1/device/keys',
+      deviceCall((await secretsOf(s.device)).identity, 'keys', EMPTY),
+    );
     expectRefusalAnswer(asSigner, 401);
     // An enrolled device's id, with another key.
     const imp = await newDevice('phone-t1');
@@ -828,7 +1039,9 @@ describe('gateway authentication', () => {
     // The refused attempts spent nothing: t3 and t4 still enrol genuine devices; b enrols with a fresh token.
     expect(await (await newDevice('phone-t3')).device.enrol(c.url, t3.token)).toEqual({ device: 'phone-t3' });
     expect(await (await newDevice('phone-t4')).device.enrol(c.url, t4.token)).toEqual({ device: 'phone-t4' });
-    expect(await b.device.enrol(c.url, (await c.coordinator.issueEnrolmentToken()).token)).toEqual({ device: 'phone-t2' });
+    expect(await b.device.enrol(c.url, (await c.coordinator.issueEnrolmentToken()).token)).toEqual({
+      device: 'phone-t2',
+    });
     expect(c.coordinator.devices()).toEqual(['phone-t1', 'phone-t2', 'phone-t3', 'phone-t4']);
   });
 });
@@ -837,7 +1050,11 @@ describe('gateway authentication', () => {
 
 const OPS = ['enrol', 'poll', 'keygen', 'reserve', 'submit', 'keys'] as const;
 
-type Mutation = { t: 'flip'; at: number; x: number } | { t: 'cut'; at: number } | { t: 'insert'; at: number; b: Uint8Array } | { t: 'drop'; at: number; n: number };
+type Mutation =
+  | { t: 'flip'; at: number; x: number }
+  | { t: 'cut'; at: number }
+  | { t: 'insert'; at: number; b: Uint8Array }
+  | { t: 'drop'; at: number; n: number };
 const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ t: fc.constant('flip' as const), at: fc.nat(), x: fc.integer({ min: 1, max: 255 }) }),
   fc.record({ t: fc.constant('cut' as const), at: fc.nat() }),
@@ -868,11 +1085,48 @@ describe('gateway decoder fuzz', () => {
       ['query string', post(c.url, '/v1/device/keys?x=1', deviceCall(me, 'keys', EMPTY)), 404, 'NOT_FOUND'],
       ['empty body', post(c.url, '/v1/device/keys', EMPTY), 400, 'DECODE'],
       ['op mismatch', post(c.url, '/v1/device/reserve', deviceCall(me, 'keys', EMPTY)), 400, 'INVALID_ARGUMENT'],
-      ['version 2', post(c.url, '/v1/device/keys', deviceCall(me, 'keys', EMPTY, { version: 2 })), 400, 'UNSUPPORTED_VERSION'],
-      ['15-byte nonce', post(c.url, '/v1/device/keys', deviceCall(me, 'keys', EMPTY, { nonce: new Uint8Array(15) })), 400, 'INVALID_ARGUMENT'],
-      ['garbage body', post(c.url, '/v1/device/reserve', deviceCall(me, 'reserve', new Uint8Array([0xff, 0xff, 0xff]))), 400, 'DECODE'],
-      ['unknown key', post(c.url, '/v1/device/reserve', deviceCall(me, 'reserve', encodeMessage('DeviceReserve', { keyId: 'k-none', count: 1, cosigners: [], ttlMs: 0 }))), 404, 'NOT_FOUND'],
-      ['not a package', post(c.url, '/v1/device/submit', deviceCall(me, 'submit', encodeMessage('SubmitPackageRequest', { package: new Uint8Array([1, 2, 3]) }))), 400, 'DECODE'],
+      [
+        'version 2',
+        post(c.url, '/v1/device/keys', deviceCall(me, 'keys', EMPTY, { version: 2 })),
+        400,
+        'UNSUPPORTED_VERSION',
+      ],
+      [
+        '15-byte nonce',
+        post(c.url, '/v1/device/keys', deviceCall(me, 'keys', EMPTY, { nonce: new Uint8Array(15) })),
+        400,
+        'INVALID_ARGUMENT',
+      ],
+      [
+        'garbage body',
+        post(c.url, '/v1/device/reserve', deviceCall(me, 'reserve', new Uint8Array([0xff, 0xff, 0xff]))),
+        400,
+        'DECODE',
+      ],
+      [
+        'unknown key',
+        post(
+          c.url,
+          '/v1/device/reserve',
+          deviceCall(
+            me,
+            'reserve',
+            encodeMessage('DeviceReserve', { keyId: 'k-none', count: 1, cosigners: [], ttlMs: 0 }),
+          ),
+        ),
+        404,
+        'NOT_FOUND',
+      ],
+      [
+        'not a package',
+        post(
+          c.url,
+          '/v1/device/submit',
+          deviceCall(me, 'submit', encodeMessage('SubmitPackageRequest', { package: new Uint8Array([1, 2, 3]) })),
+        ),
+        400,
+        'DECODE',
+      ],
     ];
     for (const [what, p, status, code] of cases) {
       const a = await p;
@@ -896,9 +1150,14 @@ describe('gateway decoder fuzz', () => {
     const me = (await secretsOf(device)).identity;
     const genuine = deviceCall(me, 'keys', EMPTY);
     const payload = decodeMessage('Envelope', genuine).payload;
-    const answers: [string, Answer][] = [['kind SIGN_INTENT', await post(c.url, '/v1/device/keys', signEnvelope(me, PayloadKind.SIGN_INTENT, payload))]];
-    for (let n = 1; n < genuine.length; n++) answers.push([`first ${n} bytes`, await post(c.url, '/v1/device/keys', genuine.subarray(0, n))]);
-    const notRefused = answers.filter(([, a]) => !(a.status >= 400 && a.status < 500 && /^[A-Z][A-Z_]+$/.test(a.json?.code ?? ''))).map(([what, a]) => `${what}: HTTP ${a.status} ${a.json?.code}`);
+    const answers: [string, Answer][] = [
+      ['kind SIGN_INTENT', await post(c.url, '/v1/device/keys', signEnvelope(me, PayloadKind.SIGN_INTENT, payload))],
+    ];
+    for (let n = 1; n < genuine.length; n++)
+      answers.push([`first ${n} bytes`, await post(c.url, '/v1/device/keys', genuine.subarray(0, n))]);
+    const notRefused = answers
+      .filter(([, a]) => !(a.status >= 400 && a.status < 500 && /^[A-Z][A-Z_]+$/.test(a.json?.code ?? '')))
+      .map(([what, a]) => `${what}: HTTP ${a.status} ${a.json?.code}`);
     // Regression (found by this test): UNEXPECTED_MESSAGE was missing from the gateway's status
     // table and came back as HTTP 500; every typed refusal is now a 4xx.
     expect(notRefused).toEqual([]);
@@ -917,14 +1176,28 @@ describe('gateway decoder fuzz', () => {
     const judge = (what: string, a: Answer, okAllowed: boolean) => {
       if (a.status === 200 && okAllowed) return;
       const j = a.json;
-      const fine = a.status >= 400 && a.status < 500 && !!j && Object.keys(j).sort().join() === 'code,culprits,message' && /^[A-Z][A-Z_]+$/.test(j.code) && typeof j.message === 'string' && Array.isArray(j.culprits);
+      const fine =
+        a.status >= 400 &&
+        a.status < 500 &&
+        !!j &&
+        Object.keys(j).sort().join() === 'code,culprits,message' &&
+        /^[A-Z][A-Z_]+$/.test(j.code) &&
+        typeof j.message === 'string' &&
+        Array.isArray(j.culprits);
       if (!fine) bad.push(`${what}: HTTP ${a.status} ${new TextDecoder().decode(a.body).slice(0, 160)}`);
       if (j) codes.set(`${a.status} ${j.code}`, (codes.get(`${a.status} ${j.code}`) ?? 0) + 1);
     };
     const bases: Record<(typeof OPS)[number], Uint8Array> = {
-      enrol: encodeMessage('DeviceEnrol', { token: `tet1_${'11'.repeat(20)}`, participant: participantToWire(me.public) }),
+      enrol: encodeMessage('DeviceEnrol', {
+        token: `tet1_${'11'.repeat(20)}`,
+        participant: participantToWire(me.public),
+      }),
       poll: encodeMessage('DevicePoll', { results: [], waitMs: 0, keys: [keyId], pending: 1 }),
-      keygen: encodeMessage('KeygenRequest', { suite: getSuite('ed25519').wireId, threshold: 2, participants: ['nobody-here'] }),
+      keygen: encodeMessage('KeygenRequest', {
+        suite: getSuite('ed25519').wireId,
+        threshold: 2,
+        participants: ['nobody-here'],
+      }),
       reserve: encodeMessage('DeviceReserve', { keyId, count: 1, cosigners: [], ttlMs: 0 }),
       submit: encodeMessage('SubmitPackageRequest', { package: p0.bytes }),
       keys: EMPTY,
@@ -942,43 +1215,81 @@ describe('gateway decoder fuzz', () => {
     for (const op of OPS) {
       const path = `/v1/device/${op}`;
       // 1. Arbitrary bytes.
-      await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 400 }), async (b) => judge(`${op} raw`, await post(c.url, path, b), false)), { numRuns: RUNS });
+      await fc.assert(
+        fc.asyncProperty(fc.uint8Array({ maxLength: 400 }), async (b) =>
+          judge(`${op} raw`, await post(c.url, path, b), false),
+        ),
+        { numRuns: RUNS },
+      );
       // 2. Mutations of a genuine, signed, never-sent call (any change breaks the signature or the canonical encoding).
       const base = deviceCall(me, op, bases[op]);
-      await fc.assert(fc.asyncProperty(fc.array(mutationArb, { minLength: 1, maxLength: 4 }), async (ms) => {
-        const b = mutate(base, ms);
-        if (equalBytes(b, base)) return;
-        judge(`${op} mutated ${JSON.stringify(ms, (_, v: unknown) => (v instanceof Uint8Array ? toHex(v) : v))}`, await post(c.url, path, b), false);
-      }), { numRuns: RUNS });
+      await fc.assert(
+        fc.asyncProperty(fc.array(mutationArb, { minLength: 1, maxLength: 4 }), async (ms) => {
+          const b = mutate(base, ms);
+          if (equalBytes(b, base)) return;
+          judge(
+            `${op} mutated ${JSON.stringify(ms, (_, v: unknown) => (v instanceof Uint8Array ? toHex(v) : v))}`,
+            await post(c.url, path, b),
+            false,
+          );
+        }),
+        { numRuns: RUNS },
+      );
       // 3. Validly signed by the enrolled device: an arbitrary payload, then a well-formed call with an arbitrary body.
-      await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 200 }), async (payload) => {
-        judge(`${op} signed payload ${toHex(payload)}`, await post(c.url, path, signEnvelope(me, PayloadKind.DEVICE_CALL, payload)), false);
-      }), { numRuns: RUNS });
-      const bodyArb = op === 'poll'
-        ? fc.oneof(
-            fc.uint8Array({ maxLength: 200 }).filter((b) => {
-              try {
-                return decodeMessage('DevicePoll', b).waitMs === 0; // never hold the fuzz in a long poll
-              } catch {
-                return true;
-              }
-            }),
-            fc.array(fc.uint8Array({ maxLength: 120 }), { maxLength: 3 }).map((rs) => new Uint8Array(rs.flatMap((r) => [...lengthDelimited(1, r)]))),
-          )
-        : fc.uint8Array({ maxLength: 200 });
-      await fc.assert(fc.asyncProperty(bodyArb, async (body) => {
-        judge(`${op} signed body ${toHex(body)}`, await post(c.url, path, deviceCall(me, op, body)), true);
-      }), { numRuns: RUNS });
+      await fc.assert(
+        fc.asyncProperty(fc.uint8Array({ maxLength: 200 }), async (payload) => {
+          judge(
+            `${op} signed payload ${toHex(payload)}`,
+            await post(c.url, path, signEnvelope(me, PayloadKind.DEVICE_CALL, payload)),
+            false,
+          );
+        }),
+        { numRuns: RUNS },
+      );
+      const bodyArb =
+        op === 'poll'
+          ? fc.oneof(
+              fc.uint8Array({ maxLength: 200 }).filter((b) => {
+                try {
+                  return decodeMessage('DevicePoll', b).waitMs === 0; // never hold the fuzz in a long poll
+                } catch {
+                  return true;
+                }
+              }),
+              fc
+                .array(fc.uint8Array({ maxLength: 120 }), { maxLength: 3 })
+                .map((rs) => new Uint8Array(rs.flatMap((r) => [...lengthDelimited(1, r)]))),
+            )
+          : fc.uint8Array({ maxLength: 200 });
+      await fc.assert(
+        fc.asyncProperty(bodyArb, async (body) => {
+          judge(`${op} signed body ${toHex(body)}`, await post(c.url, path, deviceCall(me, op, body)), true);
+        }),
+        { numRuns: RUNS },
+      );
     }
     // 4. Fields of the call itself (version, device, op, time, nonce), validly signed.
-    await fc.assert(fc.asyncProperty(
-      fc.record({ version: fc.nat({ max: 3 }), device: fc.constantFrom(me.id, 'someone-else', '', 'signer-1'), op: fc.constantFrom(...OPS, 'other', ''), issuedAt: fc.oneof(fc.constant(-1), fc.nat({ max: 2 ** 40 })), nonce: fc.uint8Array({ maxLength: 20 }) }),
-      fc.constantFrom(...OPS),
-      async (f, op) => {
-        const over = { ...f, issuedAt: f.issuedAt < 0 ? Date.now() : f.issuedAt };
-        judge(`${op} call ${JSON.stringify({ ...over, nonce: toHex(f.nonce) })}`, await post(c.url, `/v1/device/${op}`, deviceCall(me, op, op === 'poll' ? bases.poll : EMPTY, over)), true);
-      },
-    ), { numRuns: 100 });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          version: fc.nat({ max: 3 }),
+          device: fc.constantFrom(me.id, 'someone-else', '', 'signer-1'),
+          op: fc.constantFrom(...OPS, 'other', ''),
+          issuedAt: fc.oneof(fc.constant(-1), fc.nat({ max: 2 ** 40 })),
+          nonce: fc.uint8Array({ maxLength: 20 }),
+        }),
+        fc.constantFrom(...OPS),
+        async (f, op) => {
+          const over = { ...f, issuedAt: f.issuedAt < 0 ? Date.now() : f.issuedAt };
+          judge(
+            `${op} call ${JSON.stringify({ ...over, nonce: toHex(f.nonce) })}`,
+            await post(c.url, `/v1/device/${op}`, deviceCall(me, op, op === 'poll' ? bases.poll : EMPTY, over)),
+            true,
+          );
+        },
+      ),
+      { numRuns: 100 },
+    );
 
     // The cluster still works: the package signed before the fuzz completes, and a new one too.
     const s = await device.sync(c.url);
@@ -1007,15 +1318,31 @@ describe('nothing secret in errors', () => {
       ['identity encryption secret', ids.encSecret],
       ['signing share', rec.share.signingShare()],
     ];
-    const forms = (v: Uint8Array | string) => (typeof v === 'string' ? [v] : [toHex(v), toHex(v).toUpperCase(), Buffer.from(v).toString('base64'), Buffer.from(v).toString('base64url'), Buffer.from(v).toString('latin1')]);
-    const leaks = (text: string) => secrets.filter(([, v]) => forms(v).some((f) => text.includes(f))).map(([name]) => name);
+    const forms = (v: Uint8Array | string) =>
+      typeof v === 'string'
+        ? [v]
+        : [
+            toHex(v),
+            toHex(v).toUpperCase(),
+            Buffer.from(v).toString('base64'),
+            Buffer.from(v).toString('base64url'),
+            Buffer.from(v).toString('latin1'),
+          ];
+    const leaks = (text: string) =>
+      secrets.filter(([, v]) => forms(v).some((f) => text.includes(f))).map(([name]) => name);
     // The check itself can fail.
     expect(leaks(`oops ${toHex(storageKey)}`)).toEqual(['storage key']);
     expect(leaks(`pw=${PASSWORD}`)).toEqual(['backup password']);
 
     const texts: { what: string; code: string; text: string }[] = [];
-    const note = (what: string, e: Refusal) => texts.push({ what, code: e.code, text: [e.message, e.culprits.join(','), JSON.stringify(e.error), String(e.error)].join('\n') });
-    const noteAnswer = (what: string, a: Answer) => texts.push({ what, code: a.json?.code ?? `HTTP ${a.status}`, text: new TextDecoder().decode(a.body) });
+    const note = (what: string, e: Refusal) =>
+      texts.push({
+        what,
+        code: e.code,
+        text: [e.message, e.culprits.join(','), JSON.stringify(e.error), String(e.error)].join('\n'),
+      });
+    const noteAnswer = (what: string, a: Answer) =>
+      texts.push({ what, code: a.json?.code ?? `HTTP ${a.status}`, text: new TextDecoder().decode(a.body) });
 
     // Package refusals: at the coordinator, at the co-signer, over the gateway.
     await device.reserve(c.url, { keyId, count: 2 });
@@ -1024,7 +1351,10 @@ describe('nothing secret in errors', () => {
     const bad: [string, Uint8Array][] = [
       ['message', repackage(p.bytes, (_x) => ({ message: msg('other') }))],
       ['share', repackage(p.bytes, (x) => ({ share: x.commitment.hiding.subarray(1, 33) }))],
-      ['expiry', repackage(p.bytes, (x) => ({ cosigners: x.cosigners.map((r) => ({ ...r, expiresAt: r.expiresAt - 1 })) }))],
+      [
+        'expiry',
+        repackage(p.bytes, (x) => ({ cosigners: x.cosigners.map((r) => ({ ...r, expiresAt: r.expiresAt - 1 })) })),
+      ],
       ['garbage', new Uint8Array([8, 1, 18, 3, 97, 98, 99])],
       ['truncated', p.bytes.subarray(0, p.bytes.length - 20)],
     ];
@@ -1034,7 +1364,16 @@ describe('nothing secret in errors', () => {
       noteAnswer(`gateway ${what}`, await submitRaw(c, identity, b));
     }
     // A second package on the reservation, then the device's own: RESERVATION_USED reaches its queue.
-    const p2 = createOfflinePackage({ key: rec.key, share: rec.share, keyId, epoch: rec.epoch, device: 'phone-secret', message: msg('first'), reservations: decodeOfflinePackage(p.bytes).cosigners, createdAt: Date.now() });
+    const p2 = createOfflinePackage({
+      key: rec.key,
+      share: rec.share,
+      keyId,
+      epoch: rec.epoch,
+      device: 'phone-secret',
+      message: msg('first'),
+      reservations: decodeOfflinePackage(p.bytes).cosigners,
+      createdAt: Date.now(),
+    });
     await c.coordinator.completePackage(p2.bytes);
     const s = await device.sync(c.url);
     expect(s.failed.map((f) => f.code)).toEqual(['RESERVATION_USED']);
@@ -1042,31 +1381,80 @@ describe('nothing secret in errors', () => {
     texts.push({ what: 'queue', code: 'RESERVATION_USED', text: JSON.stringify(await device.queue()) });
     note('co-signer used', await refusal(() => cos.complete(p.bytes)));
     // Refused calls.
-    noteAnswer('replay', await (async () => {
-      const env = deviceCall(identity, 'keys', EMPTY);
-      await post(c.url, '/v1/device/keys', env);
-      return post(c.url, '/v1/device/keys', env);
-    })());
-    noteAnswer('stale', await post(c.url, '/v1/device/keys', deviceCall(identity, 'keys', EMPTY, { issuedAt: Date.now() - 3_600_000 })));
-    noteAnswer('unknown token', await post(c.url, '/v1/device/enrol', deviceCall(identity, 'enrol', encodeMessage('DeviceEnrol', { token: PASSWORD, participant: participantToWire(identity.public) }))));
-    noteAnswer('bad nonce', await post(c.url, '/v1/device/keys', deviceCall(identity, 'keys', EMPTY, { nonce: ids.signSecret })));
-    note('stale client', await refusal(() => new GatewayClient(c.url, identity, rng, () => Date.now() - 3_600_000).call('keys', EMPTY)));
+    noteAnswer(
+      'replay',
+      await (async () => {
+        const env = deviceCall(identity, 'keys', EMPTY);
+        await post(c.url, '/v1/device/keys', env);
+        return post(c.url, '/v1/device/keys', env);
+      })(),
+    );
+    noteAnswer(
+      'stale',
+      await post(c.url, '/v1/device/keys', deviceCall(identity, 'keys', EMPTY, { issuedAt: Date.now() - 3_600_000 })),
+    );
+    noteAnswer(
+      'unknown token',
+      await post(
+        c.url,
+        '/v1/device/enrol',
+        deviceCall(
+          identity,
+          'enrol',
+          encodeMessage('DeviceEnrol', { token: PASSWORD, participant: participantToWire(identity.public) }),
+        ),
+      ),
+    );
+    noteAnswer(
+      'bad nonce',
+      await post(c.url, '/v1/device/keys', deviceCall(identity, 'keys', EMPTY, { nonce: ids.signSecret })),
+    );
+    note(
+      'stale client',
+      await refusal(() => new GatewayClient(c.url, identity, rng, () => Date.now() - 3_600_000).call('keys', EMPTY)),
+    );
     note('sign unknown key', await refusal(() => device.signOffline({ keyId: 'k-none', message: msg('x') })));
-    note('no allowance', await refusal(async () => {
-      await device.signOffline({ keyId, message: msg('uses the last slot') });
-      return device.signOffline({ keyId, message: msg('none left') });
-    }));
+    note(
+      'no allowance',
+      await refusal(async () => {
+        await device.signOffline({ keyId, message: msg('uses the last slot') });
+        return device.signOffline({ keyId, message: msg('none left') });
+      }),
+    );
     // Device-side failures: wrong backup password, restore into a used store, the store under a wrong key.
     note('decrypt wrong password', await refusal(() => decryptBackup(backup, `${PASSWORD}!`)));
-    note('restore wrong password', await refusal(() => Device.restore({ location: tempDir(), storageKey, backup, password: PASSWORD.toUpperCase() })));
-    note('restore into used store', await refusal(async () => {
-      await device.close();
-      return Device.restore({ location: dir, storageKey, backup, password: PASSWORD });
-    }));
-    note('open with wrong key', await refusal(() => Device.open({ location: dir, storageKey: storageKey.map((x) => x ^ 0x5a) })));
+    note(
+      'restore wrong password',
+      await refusal(() =>
+        Device.restore({ location: tempDir(), storageKey, backup, password: PASSWORD.toUpperCase() }),
+      ),
+    );
+    note(
+      'restore into used store',
+      await refusal(async () => {
+        await device.close();
+        return Device.restore({ location: dir, storageKey, backup, password: PASSWORD });
+      }),
+    );
+    note(
+      'open with wrong key',
+      await refusal(() => Device.open({ location: dir, storageKey: storageKey.map((x) => x ^ 0x5a) })),
+    );
 
     const codes = new Set(texts.map((t) => t.code));
-    for (const want of ['BAD_SIGNATURE_SHARE', 'RESERVATION_INVALID', 'RESERVATION_USED', 'DECODE', 'UNAUTHENTICATED', 'INVALID_ARGUMENT', 'NOT_FOUND', 'NO_ALLOWANCE', 'BACKUP_PASSWORD', 'STORE_KEY']) expect(codes, want).toContain(want);
+    for (const want of [
+      'BAD_SIGNATURE_SHARE',
+      'RESERVATION_INVALID',
+      'RESERVATION_USED',
+      'DECODE',
+      'UNAUTHENTICATED',
+      'INVALID_ARGUMENT',
+      'NOT_FOUND',
+      'NO_ALLOWANCE',
+      'BACKUP_PASSWORD',
+      'STORE_KEY',
+    ])
+      expect(codes, want).toContain(want);
     const found = texts.flatMap((t) => leaks(t.text).map((name) => `${t.what} (${t.code}): ${name}`));
     expect(found).toEqual([]);
   });

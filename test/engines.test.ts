@@ -48,16 +48,33 @@ async function openStore(): Promise<SealedStore> {
 
 type Tamper = (r: LinkResult, task: Omit<LinkTask, 'taskId'>) => LinkResult;
 
-async function cluster(n: number, opts: { requester?: ParticipantIdentity; allowKeys?: string[]; maxFreshPerKey?: number; perMinute?: number } = {}) {
+async function cluster(
+  n: number,
+  opts: { requester?: ParticipantIdentity; allowKeys?: string[]; maxFreshPerKey?: number; perMinute?: number } = {},
+) {
   const requester = opts.requester ?? ParticipantIdentity.generate('wallet-api');
   const signers: SignerEngine[] = [];
   for (let i = 1; i <= n; i++) {
-    signers.push(new SignerEngine({
-      identity: ParticipantIdentity.generate(`signer-${i}`),
-      store: await openStore(),
-      policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: opts.allowKeys ?? ['*'], ...(opts.perMinute ? { perMinute: opts.perMinute } : {}) }] },
-      ...(opts.maxFreshPerKey ? { maxFreshPerKey: opts.maxFreshPerKey } : {}),
-    }));
+    signers.push(
+      new SignerEngine({
+        identity: ParticipantIdentity.generate(`signer-${i}`),
+        store: await openStore(),
+        policy: {
+          allowKeygen: true,
+          allowUnpinnedPeers: true,
+          operators,
+          requesters: [
+            {
+              id: 'wallet-api',
+              publicKey: toHex(requester.public.signKey),
+              keys: opts.allowKeys ?? ['*'],
+              ...(opts.perMinute ? { perMinute: opts.perMinute } : {}),
+            },
+          ],
+        },
+        ...(opts.maxFreshPerKey ? { maxFreshPerKey: opts.maxFreshPerKey } : {}),
+      }),
+    );
   }
   const events: import('@tessera/coordinator').CoordinatorEvent[] = [];
   const coordinator = new Coordinator({ store: await openStore(), poolBatch: 4, onEvent: (e) => events.push(e) });
@@ -79,8 +96,20 @@ async function cluster(n: number, opts: { requester?: ParticipantIdentity; allow
   return { signers, coordinator, requester, tamper, down, events };
 }
 
-function intentFor(requester: ParticipantIdentity, suite: SuiteId, keyId: string, message: Uint8Array, requestId = new Uint8Array(randomBytes(16))) {
-  return createSignIntent(requester, { suite: getSuite(suite), keyId, message, requestId, notAfter: Date.now() + 60_000 });
+function intentFor(
+  requester: ParticipantIdentity,
+  suite: SuiteId,
+  keyId: string,
+  message: Uint8Array,
+  requestId = new Uint8Array(randomBytes(16)),
+) {
+  return createSignIntent(requester, {
+    suite: getSuite(suite),
+    keyId,
+    message,
+    requestId,
+    notAfter: Date.now() + 60_000,
+  });
 }
 
 describe.each(['ed25519', 'secp256k1-tr', 'secp256k1', 'p256'] as const)('engines: %s', (suiteId) => {
@@ -102,8 +131,13 @@ describe('engines: DKG outcome', () => {
     // Whoever lies — the first participant or another — is the one named.
     for (const liar of ['signer-1', 'signer-2']) {
       c.tamper.clear();
-      c.tamper.set(liar, (r) => (r.body === 'dkgDone' && r.dkgDone ? { ...r, dkgDone: { ...r.dkgDone, keyDigest: new Uint8Array(32) } } : r));
-      await expect(c.coordinator.keygen({ suite: 'ed25519', threshold: 2 })).rejects.toMatchObject({ code: 'CONFIRMATION_MISMATCH', culprits: [liar] });
+      c.tamper.set(liar, (r) =>
+        r.body === 'dkgDone' && r.dkgDone ? { ...r, dkgDone: { ...r.dkgDone, keyDigest: new Uint8Array(32) } } : r,
+      );
+      await expect(c.coordinator.keygen({ suite: 'ed25519', threshold: 2 })).rejects.toMatchObject({
+        code: 'CONFIRMATION_MISMATCH',
+        culprits: [liar],
+      });
     }
     expect(c.coordinator.keys()).toHaveLength(0);
   });
@@ -112,12 +146,20 @@ describe('engines: DKG outcome', () => {
 describe('engines: DKG roster allowlist', () => {
   it('a signer with a peer list refuses a DKG roster that contains a participant it does not know', async () => {
     const c = await cluster(3);
-    const known = c.signers.slice(0, 2).map((s) => ({ id: s.id, publicKey: toHex(s.identity.public.signKey), encKey: toHex(s.identity.public.encKey) }));
-    const strict = new SignerEngine({ identity: c.signers[0]!.identity, store: await openStore(), policy: { allowKeygen: true, requesters: [], peers: known } });
+    const known = c.signers
+      .slice(0, 2)
+      .map((s) => ({ id: s.id, publicKey: toHex(s.identity.public.signKey), encKey: toHex(s.identity.public.encKey) }));
+    const strict = new SignerEngine({
+      identity: c.signers[0]!.identity,
+      store: await openStore(),
+      policy: { allowKeygen: true, requesters: [], peers: known },
+    });
     const handle = c.coordinator.participant('signer-1')!;
     c.coordinator.register({ ...handle, call: (task) => strict.handle({ ...task, taskId: 1 }) });
     // signer-3 is not in signer-1's peer list: the DKG is refused before any round runs.
-    await expect(c.coordinator.keygen({ suite: 'ed25519', threshold: 2 })).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+    await expect(c.coordinator.keygen({ suite: 'ed25519', threshold: 2 })).rejects.toMatchObject({
+      code: 'POLICY_DENIED',
+    });
     expect(await strict.keys()).toEqual([]);
     // The refused roster is on the record.
     const entries = [];
@@ -163,7 +205,13 @@ describe('engines: signing behaviour', () => {
       const env = openEnvelope(r.envelope, PayloadKind.SIGNATURE_SHARE);
       const s = decodeSignatureShare(suite, env.payload);
       const neg = suite.Fn.toBytes(suite.Fn.neg(suite.Fn.fromBytes(s.share)));
-      const payload = encodeMessage('SignatureShare', { header: { version: 1, suite: suite.wireId }, sessionId: s.sessionId, identifier: Uint8Array.from(Buffer.from(s.identifier, 'hex')), share: neg, requestDigest: s.requestDigest });
+      const payload = encodeMessage('SignatureShare', {
+        header: { version: 1, suite: suite.wireId },
+        sessionId: s.sessionId,
+        identifier: Uint8Array.from(Buffer.from(s.identifier, 'hex')),
+        share: neg,
+        requestDigest: s.requestDigest,
+      });
       // The malicious signer signs its own bad share (it holds its identity key).
       return { ...r, envelope: signAs(bad.identity, payload) };
     });
@@ -172,7 +220,9 @@ describe('engines: signing behaviour', () => {
     const res = await c.coordinator.sign(intentFor(c.requester, 'ed25519', info.keyId, msg), ['signer-1', 'signer-2']);
     expect(res.signers).not.toContain('signer-1');
     expect(suite.verify(res.signature, msg, info.publicKey)).toBe(true);
-    expect(c.events.filter((e) => e.type === 'culprit').map((e) => (e as { participant: string }).participant)).toEqual(['signer-1']);
+    expect(c.events.filter((e) => e.type === 'culprit').map((e) => (e as { participant: string }).participant)).toEqual(
+      ['signer-1'],
+    );
     void culprits;
   });
 });
@@ -198,7 +248,15 @@ describe('malicious coordinator: a signer never signs what its policy did not au
     const msg = new TextEncoder().encode('pay 1 to alice');
     const intent = intentFor(c.requester, 'ed25519', info.keyId, msg);
     const request = (over: Partial<Parameters<typeof encodeSignRequest>[0]> = {}) =>
-      encodeSignRequest({ suite, sessionId: new Uint8Array(16).fill(1), keyId: info.keyId, epoch: 0, intent, commitments, ...over });
+      encodeSignRequest({
+        suite,
+        sessionId: new Uint8Array(16).fill(1),
+        keyId: info.keyId,
+        epoch: 0,
+        intent,
+        commitments,
+        ...over,
+      });
     return { c, info, s1, commitments, intent, request, msg, suite };
   }
 
@@ -211,7 +269,13 @@ describe('malicious coordinator: a signer never signs what its policy did not au
     const env = openEnvelope(t.intent, PayloadKind.SIGN_INTENT);
     const tampered = new Uint8Array(env.payload);
     tampered[tampered.length - 30]! ^= 1;
-    const forged = encodeMessage('Envelope', { version: 1, kind: PayloadKind.SIGN_INTENT, sender: env.sender, payload: tampered, signature: decodeMessage('Envelope', t.intent).signature });
+    const forged = encodeMessage('Envelope', {
+      version: 1,
+      kind: PayloadKind.SIGN_INTENT,
+      sender: env.sender,
+      payload: tampered,
+      signature: decodeMessage('Envelope', t.intent).signature,
+    });
     await expectRefused(t.s1.sign(t.request({ intent: forged })), 'BAD_SIGNATURE');
     expect(await t.s1.ledger.listConsumed()).toHaveLength(0);
   });
@@ -228,7 +292,9 @@ describe('malicious coordinator: a signer never signs what its policy did not au
     const other = ParticipantIdentity.generate('wallet-api');
     const c = await cluster(3, { requester: other, allowKeys: ['0000000000000000'] });
     const info = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2 });
-    await expect(c.coordinator.sign(intentFor(other, 'ed25519', info.keyId, new Uint8Array([1])))).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+    await expect(
+      c.coordinator.sign(intentFor(other, 'ed25519', info.keyId, new Uint8Array([1]))),
+    ).rejects.toMatchObject({ code: 'POLICY_DENIED' });
     for (const s of c.signers) expect(await s.ledger.listConsumed()).toHaveLength(0);
   });
 
@@ -245,7 +311,7 @@ describe('malicious coordinator: a signer never signs what its policy did not au
     expect(await t.s1.ledger.listConsumed()).toHaveLength(1);
   });
 
-  it('commitment list swapped: a list without this signer\'s own commitment for the nonce is refused', async () => {
+  it("commitment list swapped: a list without this signer's own commitment for the nonce is refused", async () => {
     const t = await setup();
     const swapped = [{ ...t.commitments[0]!, hiding: t.commitments[1]!.hiding }, t.commitments[1]!];
     await expectRefused(t.s1.sign(t.request({ commitments: swapped })), 'INVALID_ARGUMENT');
@@ -255,7 +321,13 @@ describe('malicious coordinator: a signer never signs what its policy did not au
 
   it('an expired intent is refused', async () => {
     const t = await setup();
-    const expired = createSignIntent(t.c.requester, { suite: t.suite, keyId: t.info.keyId, message: t.msg, requestId: new Uint8Array(16).fill(3), notAfter: Date.now() - 1 });
+    const expired = createSignIntent(t.c.requester, {
+      suite: t.suite,
+      keyId: t.info.keyId,
+      message: t.msg,
+      requestId: new Uint8Array(16).fill(3),
+      notAfter: Date.now() - 1,
+    });
     await expectRefused(t.s1.sign(t.request({ intent: expired })), 'POLICY_DENIED');
   });
 
@@ -273,7 +345,9 @@ describe('signer resource bounds under a hostile coordinator or requester', () =
     const info = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2 });
     const mallory = ParticipantIdentity.generate('mallory');
     for (let i = 0; i < 12; i++)
-      await expect(c.coordinator.sign(intentFor(mallory, 'ed25519', info.keyId, new Uint8Array([i])))).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+      await expect(
+        c.coordinator.sign(intentFor(mallory, 'ed25519', info.keyId, new Uint8Array([i]))),
+      ).rejects.toMatchObject({ code: 'POLICY_DENIED' });
     const msg = new Uint8Array([42]);
     const res = await c.coordinator.sign(intentFor(c.requester, 'ed25519', info.keyId, msg));
     expect(getSuite('ed25519').verify(res.signature, msg, info.publicKey)).toBe(true);
@@ -291,13 +365,22 @@ describe('signer resource bounds under a hostile coordinator or requester', () =
     const mine = (await s1.commitments(info.keyId, 12)).map(dc);
     const theirs = (await s2.commitments(info.keyId, 12)).map(dc);
     const intent = intentFor(c.requester, 'ed25519', info.keyId, new Uint8Array([5]));
-    const requests = mine.map((m, i) => encodeSignRequest({ suite, sessionId: new Uint8Array(16).fill(i + 1), keyId: info.keyId, epoch: 0, intent, commitments: [m, theirs[i]!] }));
+    const requests = mine.map((m, i) =>
+      encodeSignRequest({
+        suite,
+        sessionId: new Uint8Array(16).fill(i + 1),
+        keyId: info.keyId,
+        epoch: 0,
+        intent,
+        commitments: [m, theirs[i]!],
+      }),
+    );
     const results = await Promise.allSettled(requests.map((r) => s1.sign(r)));
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(4);
     expect(await s1.ledger.listConsumed()).toHaveLength(4);
   });
 
-  it('identical retries do not spend the requester\'s rate budget', async () => {
+  it("identical retries do not spend the requester's rate budget", async () => {
     const c = await cluster(3, { perMinute: 2 });
     const info = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2 });
     const suite = getSuite('ed25519');
@@ -309,13 +392,29 @@ describe('signer resource bounds under a hostile coordinator or requester', () =
     };
     const [m] = (await s1.commitments(info.keyId, 1)).map(dc);
     const [o] = (await s2.commitments(info.keyId, 1)).map(dc);
-    const req = encodeSignRequest({ suite, sessionId: new Uint8Array(16).fill(9), keyId: info.keyId, epoch: 0, intent: intentFor(c.requester, 'ed25519', info.keyId, new Uint8Array([1])), commitments: [m!, o!] });
+    const req = encodeSignRequest({
+      suite,
+      sessionId: new Uint8Array(16).fill(9),
+      keyId: info.keyId,
+      epoch: 0,
+      intent: intentFor(c.requester, 'ed25519', info.keyId, new Uint8Array([1])),
+      commitments: [m!, o!],
+    });
     for (let i = 0; i < 6; i++) await s1.sign(req);
     // The budget (2/min) is untouched but for the one real use: one more new request passes, the next is limited.
     const fresh = async () => {
       const [m2] = (await s1.commitments(info.keyId, 1)).map(dc);
       const [o2] = (await s2.commitments(info.keyId, 1)).map(dc);
-      return s1.sign(encodeSignRequest({ suite, sessionId: new Uint8Array(16).fill(3), keyId: info.keyId, epoch: 0, intent: intentFor(c.requester, 'ed25519', info.keyId, new Uint8Array([2])), commitments: [m2!, o2!] }));
+      return s1.sign(
+        encodeSignRequest({
+          suite,
+          sessionId: new Uint8Array(16).fill(3),
+          keyId: info.keyId,
+          epoch: 0,
+          intent: intentFor(c.requester, 'ed25519', info.keyId, new Uint8Array([2])),
+          commitments: [m2!, o2!],
+        }),
+      );
     };
     await fresh();
     await expect(fresh()).rejects.toMatchObject({ code: 'RATE_LIMITED' });
@@ -330,16 +429,27 @@ describe('coordinator: results and blame', () => {
     const id = new Uint8Array(16).fill(0x33);
     const intentA = intentFor(c.requester, 'ed25519', info.keyId, new Uint8Array([1]), id);
     const a = await c.coordinator.sign(intentA);
-    await expect(c.coordinator.sign(intentFor(c.requester, 'ed25519', info.keyId, new Uint8Array([2]), id))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(
+      c.coordinator.sign(intentFor(c.requester, 'ed25519', info.keyId, new Uint8Array([2]), id)),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     // A stranger reusing the id does not get the stored signature (it is refused by policy instead).
-    await expect(c.coordinator.sign(intentFor(other, 'ed25519', info.keyId, new Uint8Array([2]), id))).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+    await expect(
+      c.coordinator.sign(intentFor(other, 'ed25519', info.keyId, new Uint8Array([2]), id)),
+    ).rejects.toMatchObject({ code: 'POLICY_DENIED' });
     const again = await c.coordinator.sign(intentA);
     expect(toHex(again.signature)).toBe(toHex(a.signature));
   });
 
   it('one participant accusing another in a DKG abort does not get it blamed', async () => {
     const c = await cluster(3);
-    c.tamper.set('signer-1', (r, task) => (task.body === 'dkgStart' ? { taskId: r.taskId, body: 'error', error: { code: 'BAD_SHARE', message: 'framed', culprits: ['signer-3'] } } : r));
-    await expect(c.coordinator.keygen({ suite: 'ed25519', threshold: 2 })).rejects.toMatchObject({ code: 'BAD_SHARE', culprits: [] });
+    c.tamper.set('signer-1', (r, task) =>
+      task.body === 'dkgStart'
+        ? { taskId: r.taskId, body: 'error', error: { code: 'BAD_SHARE', message: 'framed', culprits: ['signer-3'] } }
+        : r,
+    );
+    await expect(c.coordinator.keygen({ suite: 'ed25519', threshold: 2 })).rejects.toMatchObject({
+      code: 'BAD_SHARE',
+      culprits: [],
+    });
   });
 });

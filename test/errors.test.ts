@@ -25,12 +25,13 @@ function sources(dir: string): string[] {
 }
 
 describe('one error vocabulary', () => {
-  it('every code a package raises (new XError(\'CODE\', …), policy and store codes) is in ErrorCode', () => {
+  it("every code a package raises (new XError('CODE', …), policy and store codes) is in ErrorCode", () => {
     const raised = new Map<string, string>();
     for (const pkg of readdirSync(join(root, 'packages'))) {
       for (const f of sources(join(root, 'packages', pkg, 'src'))) {
         const text = readFileSync(f, 'utf8');
-        for (const m of text.matchAll(/(?:Error|Refusal)\(\s*'([A-Z][A-Z_]+)'/g)) raised.set(m[1]!, f.slice(root.length));
+        for (const m of text.matchAll(/(?:Error|Refusal)\(\s*'([A-Z][A-Z_]+)'/g))
+          raised.set(m[1]!, f.slice(root.length));
       }
     }
     expect(raised.size).toBeGreaterThan(30);

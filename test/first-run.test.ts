@@ -15,8 +15,10 @@ import { describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const tracked = new Set(execFileSync('git', ['ls-files'], { cwd: root, encoding: 'utf8' }).split('\n'));
-const workspaces = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { workspaces: string[] }).workspaces;
-const version = (JSON.parse(readFileSync(join(root, 'packages/cli/package.json'), 'utf8')) as { version: string }).version;
+const workspaces = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { workspaces: string[] })
+  .workspaces;
+const version = (JSON.parse(readFileSync(join(root, 'packages/cli/package.json'), 'utf8')) as { version: string })
+  .version;
 
 function run(bin: string, ...args: string[]) {
   const r = spawnSync(join(root, 'node_modules/.bin', bin), args, { encoding: 'utf8', cwd: root, timeout: 30_000 });
@@ -56,7 +58,9 @@ describe('first run', () => {
     expect(bad.err).toMatch(/expected a whole number, got "abc".*\[USAGE\]/);
     const json = run('tessera', 'keygen', '--threshold', 'abc', '--json');
     expect(json.code).toBe(2);
-    expect(JSON.parse(json.err)).toEqual({ error: { code: 'USAGE', message: expect.stringContaining('whole number'), culprits: [] } });
+    expect(JSON.parse(json.err)).toEqual({
+      error: { code: 'USAGE', message: expect.stringContaining('whole number'), culprits: [] },
+    });
     expect(run('tessera', 'no-such-command').code).toBe(2);
     expect(run('tessera-signer', '--no-such-flag').code).toBe(2);
   });

@@ -13,7 +13,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ParticipantIdentity, PayloadKind, encodeMessage, participantToWire, signEnvelope, type Rng, type WireDeviceCall } from '@tessera/core';
+import {
+  ParticipantIdentity,
+  PayloadKind,
+  encodeMessage,
+  participantToWire,
+  signEnvelope,
+  type Rng,
+  type WireDeviceCall,
+} from '@tessera/core';
 import { SealedStore, kekFromBytes } from '@tessera/store';
 import { Coordinator, startDeviceGateway, type GatewayOptions, type StartedGateway } from '@tessera/coordinator';
 import { Device, DeviceError, GatewayClient } from '@tessera/device';
@@ -54,29 +62,54 @@ interface Answer {
 }
 
 async function post(url: string, op: string, body: Uint8Array): Promise<Answer> {
-  const res = await fetch(`${url}/v1/device/${op}`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: body as Uint8Array<ArrayBuffer> });
+  const res = await fetch(`${url}/v1/device/${op}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-protobuf' },
+    body: body as Uint8Array<ArrayBuffer>,
+  });
   const text = await res.text();
-  return { status: res.status, retryAfter: res.headers.get('retry-after'), ...(res.headers.get('content-type')?.includes('json') ? { json: JSON.parse(text) as Answer['json'] } : {}) };
+  return {
+    status: res.status,
+    retryAfter: res.headers.get('retry-after'),
+    ...(res.headers.get('content-type')?.includes('json') ? { json: JSON.parse(text) as Answer['json'] } : {}),
+  };
 }
 
 /** A signed DEVICE_CALL envelope, as GatewayClient builds it, with fields overridable. */
-function deviceCall(identity: ParticipantIdentity, op: string, body: Uint8Array, over: Partial<WireDeviceCall> = {}): Uint8Array {
-  const payload = encodeMessage('DeviceCall', { version: 1, device: identity.id, op, issuedAt: Date.now(), nonce: rng(16), body, clusterId: '', ...over });
+function deviceCall(
+  identity: ParticipantIdentity,
+  op: string,
+  body: Uint8Array,
+  over: Partial<WireDeviceCall> = {},
+): Uint8Array {
+  const payload = encodeMessage('DeviceCall', {
+    version: 1,
+    device: identity.id,
+    op,
+    issuedAt: Date.now(),
+    nonce: rng(16),
+    body,
+    clusterId: '',
+    ...over,
+  });
   return signEnvelope(identity, PayloadKind.DEVICE_CALL, payload);
 }
 
-const enrolBody = (identity: ParticipantIdentity, token: string) => encodeMessage('DeviceEnrol', { token, participant: participantToWire(identity.public) });
+const enrolBody = (identity: ParticipantIdentity, token: string) =>
+  encodeMessage('DeviceEnrol', { token, participant: participantToWire(identity.public) });
 
 /** Runs `n` tasks, `width` at a time. */
 async function pool<T>(n: number, width: number, task: (i: number) => Promise<T>): Promise<T[]> {
   const out: T[] = new Array(n);
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < n) {
-      const i = next++;
-      out[i] = await task(i);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < n) {
+        const i = next++;
+        out[i] = await task(i);
+      }
+    }),
+  );
   return out;
 }
 
@@ -115,7 +148,8 @@ describe('gateway: no state before authentication', () => {
       return post(g.url, 'enrol', deviceCall(who, 'enrol', enrolBody(who, token)));
     });
     const byCode = new Map<string, number>();
-    for (const a of answers) byCode.set(`${a.status} ${a.json?.code}`, (byCode.get(`${a.status} ${a.json?.code}`) ?? 0) + 1);
+    for (const a of answers)
+      byCode.set(`${a.status} ${a.json?.code}`, (byCode.get(`${a.status} ${a.json?.code}`) ?? 0) + 1);
     expect(Object.fromEntries(byCode)).toEqual({ '401 UNAUTHENTICATED': N });
     expect(answers.every((a) => /unknown enrolment token/.test(a.json?.message ?? ''))).toBe(true);
     expect(g.gateway.stats().replayNonces).toBe(0);
@@ -124,7 +158,11 @@ describe('gateway: no state before authentication', () => {
     // Strangers' signed calls on the other ops are refused and leave nothing either.
     const strangers = await pool(500, 32, async (i) => {
       const who = ParticipantIdentity.generate(`stranger-${i}`);
-      return post(g.url, ['keys', 'poll', 'reserve', 'submit', 'keygen'][i % 5] as string, deviceCall(who, ['keys', 'poll', 'reserve', 'submit', 'keygen'][i % 5] as string, EMPTY));
+      return post(
+        g.url,
+        ['keys', 'poll', 'reserve', 'submit', 'keygen'][i % 5] as string,
+        deviceCall(who, ['keys', 'poll', 'reserve', 'submit', 'keygen'][i % 5] as string, EMPTY),
+      );
     });
     expect(strangers.every((a) => a.status === 401 && a.json?.code === 'UNAUTHENTICATED')).toBe(true);
     expect(g.gateway.stats()).toMatchObject({ replayNonces: 0, devices: 0, linked: 0 });
@@ -134,7 +172,9 @@ describe('gateway: no state before authentication', () => {
     const { token } = await g.coordinator.issueEnrolmentToken();
     expect((await post(g.url, 'enrol', deviceCall(phone, 'enrol', enrolBody(phone, token)))).status).toBe(200);
     expect(g.gateway.stats().replayNonces).toBe(1);
-    expect((await post(g.url, 'keys', deviceCall(phone, 'keys', EMPTY, { clusterId: g.coordinator.clusterId }))).status).toBe(200);
+    expect(
+      (await post(g.url, 'keys', deviceCall(phone, 'keys', EMPTY, { clusterId: g.coordinator.clusterId }))).status,
+    ).toBe(200);
     expect(g.gateway.stats().replayNonces).toBe(2);
   });
 
@@ -162,7 +202,9 @@ describe('gateway: rate limits', () => {
     const answers: Answer[] = [];
     for (let i = 0; i < 30; i++) {
       const who = ParticipantIdentity.generate(`intruder-${i}`);
-      answers.push(await post(g.url, 'enrol', deviceCall(who, 'enrol', enrolBody(who, `tet1_${randomBytes(20).toString('hex')}`))));
+      answers.push(
+        await post(g.url, 'enrol', deviceCall(who, 'enrol', enrolBody(who, `tet1_${randomBytes(20).toString('hex')}`))),
+      );
     }
     expect(answers.slice(0, 20).every((a) => a.status === 401 && a.json?.code === 'UNAUTHENTICATED')).toBe(true);
     for (const a of answers.slice(20)) {
@@ -180,7 +222,10 @@ describe('gateway: rate limits', () => {
     expect(g.gateway.stats()).toMatchObject({ replayNonces: 0, addresses: 1 });
     expect(g.coordinator.devices()).toEqual([]);
     // The SDK surfaces it as a typed DeviceError.
-    const e = await new GatewayClient(g.url, phone, rng, Date.now).call('enrol', enrolBody(phone, token)).then(() => undefined, (x: unknown) => x);
+    const e = await new GatewayClient(g.url, phone, rng, Date.now).call('enrol', enrolBody(phone, token)).then(
+      () => undefined,
+      (x: unknown) => x,
+    );
     expect(e).toBeInstanceOf(DeviceError);
     expect((e as DeviceError).code).toBe('RATE_LIMITED');
     // Tokens come back with time: two seconds later one enrolment gets through, with the unspent token.
@@ -199,7 +244,9 @@ describe('gateway: rate limits', () => {
     };
     const [a, b] = [await enrol('phone-a'), await enrol('phone-b')];
     const clusterId = g.coordinator.clusterId;
-    const burst = await Promise.all(Array.from({ length: 8 }, () => post(g.url, 'keys', deviceCall(a, 'keys', EMPTY, { clusterId }))));
+    const burst = await Promise.all(
+      Array.from({ length: 8 }, () => post(g.url, 'keys', deviceCall(a, 'keys', EMPTY, { clusterId }))),
+    );
     expect(burst.filter((x) => x.status === 200)).toHaveLength(5);
     for (const x of burst.filter((y) => y.status !== 200)) {
       expect(x.status).toBe(429);
@@ -223,10 +270,12 @@ describe('gateway: rate limits', () => {
     const clusterId = g.coordinator.clusterId;
     const keygen = encodeMessage('KeygenRequest', { suite: 1, threshold: 2, participants: [] });
     const answers = [];
-    for (let i = 0; i < 4; i++) answers.push(await post(g.url, 'keygen', deviceCall(a, 'keygen', keygen, { clusterId })));
+    for (let i = 0; i < 4; i++)
+      answers.push(await post(g.url, 'keygen', deviceCall(a, 'keygen', keygen, { clusterId })));
     // The first two reach the coordinator (no signer is linked here, so they fail there, typed); the rest do not.
     expect(answers.slice(0, 2).every((x) => x.status !== 429)).toBe(true);
-    for (const x of answers.slice(2)) expect(x.json).toMatchObject({ code: 'RATE_LIMITED', message: expect.stringMatching(/key generations/) });
+    for (const x of answers.slice(2))
+      expect(x.json).toMatchObject({ code: 'RATE_LIMITED', message: expect.stringMatching(/key generations/) });
     expect((await post(g.url, 'keygen', deviceCall(b, 'keygen', keygen, { clusterId }))).status).not.toBe(429);
   });
 
@@ -237,7 +286,8 @@ describe('gateway: rate limits', () => {
     expect((await post(g.url, 'enrol', deviceCall(phone, 'enrol', enrolBody(phone, token)))).status).toBe(200);
     const clusterId = g.coordinator.clusterId;
     const answers: Answer[] = [];
-    for (let i = 0; i < 6; i++) answers.push(await post(g.url, 'keys', deviceCall(phone, 'keys', EMPTY, { clusterId })));
+    for (let i = 0; i < 6; i++)
+      answers.push(await post(g.url, 'keys', deviceCall(phone, 'keys', EMPTY, { clusterId })));
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 429, 429, 429]);
     expect(answers.slice(3).every((a) => a.json?.code === 'RESOURCE_EXHAUSTED')).toBe(true);
     expect(g.gateway.stats().replayNonces).toBe(4);
@@ -289,14 +339,18 @@ describe('gateway: calls name their cluster', () => {
     expect(again.clusterId).toBe(id);
     // A configured id wins.
     expect(new Coordinator({ store, clusterId: 'prod-eu-1' }).clusterId).toBe('prod-eu-1');
-    expect(() => new Coordinator({ store, clusterId: 'bad id/x' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => new Coordinator({ store, clusterId: 'bad id/x' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    );
   });
 
   it('a call captured at cluster A and sent to cluster B, where the device is also enrolled, is refused WRONG_CLUSTER and changes nothing at B', async () => {
     const A = await gateway();
     const B = await gateway();
     const { device, dir, key } = await newDevice('phone-two');
-    expect(await device.enrol(A.url, (await A.coordinator.issueEnrolmentToken()).token)).toEqual({ device: 'phone-two' });
+    expect(await device.enrol(A.url, (await A.coordinator.issueEnrolmentToken()).token)).toEqual({
+      device: 'phone-two',
+    });
     // The enrolment at B names no cluster (the device knows none for B's URL), so it is accepted.
     const tokenB = (await B.coordinator.issueEnrolmentToken()).token;
     const enrolAtB = await captured(() => device.enrol(B.url, tokenB));
@@ -309,21 +363,45 @@ describe('gateway: calls name their cluster', () => {
       await device.disconnect();
     });
     const poll = atA.find((c) => c.op === 'poll')!.body;
-    const bBefore = { stats: B.gateway.stats(), linked: B.gateway.linked(), pending: [...B.gateway.pendingByDevice()], devices: B.coordinator.devices(), participant: B.coordinator.participant('phone-two') };
+    const bBefore = {
+      stats: B.gateway.stats(),
+      linked: B.gateway.linked(),
+      pending: [...B.gateway.pendingByDevice()],
+      devices: B.coordinator.devices(),
+      participant: B.coordinator.participant('phone-two'),
+    };
     const r = await post(B.url, 'poll', poll);
     expect(r.status).toBe(403);
     expect(r.json?.code).toBe('WRONG_CLUSTER');
     expect(r.json?.message).toContain(A.coordinator.clusterId);
-    expect({ stats: B.gateway.stats(), linked: B.gateway.linked(), pending: [...B.gateway.pendingByDevice()], devices: B.coordinator.devices(), participant: B.coordinator.participant('phone-two') }).toEqual(bBefore);
+    expect({
+      stats: B.gateway.stats(),
+      linked: B.gateway.linked(),
+      pending: [...B.gateway.pendingByDevice()],
+      devices: B.coordinator.devices(),
+      participant: B.coordinator.participant('phone-two'),
+    }).toEqual(bBefore);
 
     // A raw enrolment naming A's cluster is refused by B, and spends no token.
     const other = ParticipantIdentity.generate('phone-other');
     const t = await B.coordinator.issueEnrolmentToken();
-    const wrong = await post(B.url, 'enrol', deviceCall(other, 'enrol', enrolBody(other, t.token), { clusterId: A.coordinator.clusterId }));
+    const wrong = await post(
+      B.url,
+      'enrol',
+      deviceCall(other, 'enrol', enrolBody(other, t.token), { clusterId: A.coordinator.clusterId }),
+    );
     expect(wrong.status).toBe(403);
     expect(wrong.json?.code).toBe('WRONG_CLUSTER');
     expect(B.coordinator.devices()).toEqual(['phone-two']);
-    expect((await post(B.url, 'enrol', deviceCall(other, 'enrol', enrolBody(other, t.token), { clusterId: B.coordinator.clusterId }))).status).toBe(200);
+    expect(
+      (
+        await post(
+          B.url,
+          'enrol',
+          deviceCall(other, 'enrol', enrolBody(other, t.token), { clusterId: B.coordinator.clusterId }),
+        )
+      ).status,
+    ).toBe(200);
 
     // The device itself names the right cluster at each gateway, also after a restart of its store.
     await device.close();

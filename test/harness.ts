@@ -30,7 +30,10 @@ process.once('exit', () => {
 });
 
 export function startProcess(bin: string, config: string, env: NodeJS.ProcessEnv = {}): Proc {
-  const child = spawn(process.execPath, [bin, '--config', config], { env: { ...process.env, TESSERA_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin, '--config', config], {
+    env: { ...process.env, TESSERA_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   started.add(child);
   child.once('exit', () => started.delete(child));
   const stderr: string[] = [];
@@ -62,8 +65,17 @@ export interface TestCluster {
   killSigner(id: string, signal?: NodeJS.Signals): Promise<void>;
   restartCoordinator(): Promise<void>;
   waitConnected(ids: string[], connected?: boolean): Promise<void>;
-  keygen(suite: SuiteId, threshold: number, participants?: string[]): Promise<{ keyId: string; publicKey: Buffer; participants: string[] }>;
-  sign(suite: SuiteId, keyId: string, message: Uint8Array, opts?: { signers?: string[]; requestId?: Uint8Array }): Promise<{ signature: Buffer; signers: string[]; publicKey: Buffer }>;
+  keygen(
+    suite: SuiteId,
+    threshold: number,
+    participants?: string[],
+  ): Promise<{ keyId: string; publicKey: Buffer; participants: string[] }>;
+  sign(
+    suite: SuiteId,
+    keyId: string,
+    message: Uint8Array,
+    opts?: { signers?: string[]; requestId?: Uint8Array },
+  ): Promise<{ signature: Buffer; signers: string[]; publicKey: Buffer }>;
   stop(): Promise<void>;
 }
 
@@ -78,27 +90,58 @@ export async function startCluster(n: number): Promise<TestCluster> {
     return f;
   };
   const coordCfg = join(dir, 'coordinator.json');
-  writeFileSync(coordCfg, JSON.stringify({ dataDir: join(dir, 'coordinator'), port: 0, kekFile: kekFile('coordinator'), tls: pki.certs.coordinator, taskTimeoutMs: 4000 }));
+  writeFileSync(
+    coordCfg,
+    JSON.stringify({
+      dataDir: join(dir, 'coordinator'),
+      port: 0,
+      kekFile: kekFile('coordinator'),
+      tls: pki.certs.coordinator,
+      taskTimeoutMs: 4000,
+    }),
+  );
   let coordinator = startProcess(COORDINATOR_BIN, coordCfg);
   const port = (await coordinator.ready).port as number;
   // Restarts keep the port so signers reconnect to the same address.
-  writeFileSync(coordCfg, JSON.stringify({ dataDir: join(dir, 'coordinator'), port, kekFile: join(dir, 'coordinator.kek'), tls: pki.certs.coordinator, taskTimeoutMs: 4000 }));
+  writeFileSync(
+    coordCfg,
+    JSON.stringify({
+      dataDir: join(dir, 'coordinator'),
+      port,
+      kekFile: join(dir, 'coordinator.kek'),
+      tls: pki.certs.coordinator,
+      taskTimeoutMs: 4000,
+    }),
+  );
   const address = `127.0.0.1:${port}`;
   const signers = new Map<string, Proc>();
   const signerCfg = (id: string) => {
     const f = join(dir, `${id}.json`);
     mkdirSync(join(dir, id), { recursive: true });
-    writeFileSync(f, JSON.stringify({
-      id, dataDir: join(dir, id, 'data'), coordinator: address, kekFile: join(dir, `${id}.kek`), tls: pki.certs[id],
-      // Fixture: rosters unpinned (dev escape); lifecycle approved by the test operator.
-      policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [{ id: 'test-client', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
-    }));
+    writeFileSync(
+      f,
+      JSON.stringify({
+        id,
+        dataDir: join(dir, id, 'data'),
+        coordinator: address,
+        kekFile: join(dir, `${id}.kek`),
+        tls: pki.certs[id],
+        // Fixture: rosters unpinned (dev escape); lifecycle approved by the test operator.
+        policy: {
+          allowKeygen: true,
+          allowUnpinnedPeers: true,
+          operators,
+          requesters: [{ id: 'test-client', publicKey: toHex(requester.public.signKey), keys: ['*'] }],
+        },
+      }),
+    );
     return f;
   };
   for (const id of ids) kekFile(id);
   const { Coordinator } = loadTessera();
   const client = new Coordinator(address, channelCredentials(pki.certs.client));
-  const call = <Res,>(method: string, req: unknown, deadlineMs = 20_000) => unary<unknown, Res>(client, method, req, { deadlineMs });
+  const call = <Res>(method: string, req: unknown, deadlineMs = 20_000) =>
+    unary<unknown, Res>(client, method, req, { deadlineMs });
   const intents = new Map<string, Uint8Array>();
   const cluster: TestCluster = {
     dir,
@@ -141,7 +184,8 @@ export async function startCluster(n: number): Promise<TestCluster> {
         } catch {
           // coordinator still starting
         }
-        if (Date.now() > deadline) throw new Error(`participants ${want.join(',')} not ${connected ? 'connected' : 'disconnected'} in time`);
+        if (Date.now() > deadline)
+          throw new Error(`participants ${want.join(',')} not ${connected ? 'connected' : 'disconnected'} in time`);
         await new Promise((r) => setTimeout(r, 100));
       }
     },
@@ -152,7 +196,15 @@ export async function startCluster(n: number): Promise<TestCluster> {
       // A retry (same request id) resends the very same signed intent, as a real client does.
       const rid = opts.requestId ?? new Uint8Array(randomBytes(16));
       const cacheKey = `${keyId}/${toHex(rid)}`;
-      const intentBytes = intents.get(cacheKey) ?? createSignIntent(requester, { suite: getSuite(suite), keyId, message, requestId: rid, notAfter: Date.now() + 60_000 });
+      const intentBytes =
+        intents.get(cacheKey) ??
+        createSignIntent(requester, {
+          suite: getSuite(suite),
+          keyId,
+          message,
+          requestId: rid,
+          notAfter: Date.now() + 60_000,
+        });
       intents.set(cacheKey, intentBytes);
       return call('Sign', { intent: decodeMessage('Envelope', intentBytes), signers: opts.signers ?? [] });
     },

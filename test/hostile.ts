@@ -29,12 +29,21 @@ export interface Hostile {
   sendTo(id: string, body: Record<string, unknown>): Promise<LinkResult>;
 }
 
-type Stream = import('@tessera/runtime').grpc.ServerDuplexStream<{ hello?: HelloMsg | null; result?: LinkResult | null }, Record<string, unknown>>;
+type Stream = import('@tessera/runtime').grpc.ServerDuplexStream<
+  { hello?: HelloMsg | null; result?: LinkResult | null },
+  Record<string, unknown>
+>;
 
-export async function startHostileCoordinator(tls: Parameters<typeof serverCredentials>[0], taskTimeoutMs = 10_000): Promise<Hostile> {
+export async function startHostileCoordinator(
+  tls: Parameters<typeof serverCredentials>[0],
+  taskTimeoutMs = 10_000,
+): Promise<Hostile> {
   const t = loadTessera();
   const links: Hostile['links'] = [];
-  const pending = new Map<number, { resolve: (r: LinkResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  const pending = new Map<
+    number,
+    { resolve: (r: LinkResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+  >();
   const streams = new Map<string, Stream>();
   const waiters = new Map<string, ((h: HelloMsg) => void)[]>();
   const hellos = new Map<string, HelloMsg>();
@@ -75,7 +84,9 @@ export async function startHostileCoordinator(tls: Parameters<typeof serverCrede
   const server = await startServer({
     port: 0,
     credentials: serverCredentials(tls),
-    services: [{ definition: t.participantLinkService, implementation: { Connect }, name: 'tessera.v1.ParticipantLink' }],
+    services: [
+      { definition: t.participantLinkService, implementation: { Connect }, name: 'tessera.v1.ParticipantLink' },
+    ],
   });
 
   const sendTo = (id: string, body: Record<string, unknown>): Promise<LinkResult> => {
@@ -85,7 +96,11 @@ export async function startHostileCoordinator(tls: Parameters<typeof serverCrede
     return new Promise<LinkResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         pending.delete(taskId);
-        reject(new Error(`task ${taskId} (${Object.keys(body).join(',')}) to ${id} got no result within ${taskTimeoutMs} ms`));
+        reject(
+          new Error(
+            `task ${taskId} (${Object.keys(body).join(',')}) to ${id} got no result within ${taskTimeoutMs} ms`,
+          ),
+        );
       }, taskTimeoutMs);
       pending.set(taskId, { resolve, reject, timer });
       s.write({ task: { taskId, ...body } });

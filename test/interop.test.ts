@@ -24,15 +24,20 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('external verifiers accept %
   it.each(Object.keys(verifiers))('%s accepts random 3-of-5 signatures and rejects altered messages', (name) => {
     const verify = verifiers[name]!;
     fc.assert(
-      fc.property(fc.shuffledSubarray(['a', 'b', 'c', 'd', 'e'], { minLength: 3, maxLength: 3 }), // libsecp256k1's binding takes 32-byte messages: what Taproot signs (a sighash).
-        suiteId === 'secp256k1-tr' ? fc.uint8Array({ minLength: 32, maxLength: 32 }) : fc.uint8Array({ minLength: 0, maxLength: 96 }), (quorum, msg) => {
-        const sig = runLocalSign(key, shares, quorum, msg);
-        expect(verify(sig, msg, pk)).toBe(true);
-        const other = msg.slice();
-        other[0] = (other[0] ?? 0) ^ 1;
-        if (other.length === 0) return;
-        expect(verify(sig, other, pk)).toBe(false);
-      }),
+      fc.property(
+        fc.shuffledSubarray(['a', 'b', 'c', 'd', 'e'], { minLength: 3, maxLength: 3 }), // libsecp256k1's binding takes 32-byte messages: what Taproot signs (a sighash).
+        suiteId === 'secp256k1-tr'
+          ? fc.uint8Array({ minLength: 32, maxLength: 32 })
+          : fc.uint8Array({ minLength: 0, maxLength: 96 }),
+        (quorum, msg) => {
+          const sig = runLocalSign(key, shares, quorum, msg);
+          expect(verify(sig, msg, pk)).toBe(true);
+          const other = msg.slice();
+          other[0] = (other[0] ?? 0) ^ 1;
+          if (other.length === 0) return;
+          expect(verify(sig, other, pk)).toBe(false);
+        },
+      ),
       { numRuns: 12 },
     );
   });

@@ -9,7 +9,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ParticipantIdentity, approveDevice, createSignIntent, deriveKey, fromHex, getSuite, groupPublicKey, toHex, type LinkResult, type LinkTask, type SuiteId } from '@tessera/core';
+import {
+  ParticipantIdentity,
+  approveDevice,
+  createSignIntent,
+  deriveKey,
+  fromHex,
+  getSuite,
+  groupPublicKey,
+  toHex,
+  type LinkResult,
+  type LinkTask,
+  type SuiteId,
+} from '@tessera/core';
 import { SealedStore, kekFromBytes } from '@tessera/store';
 import { SignerEngine } from '@tessera/signer';
 import { Coordinator, startDeviceGateway, type ParticipantHandle } from '@tessera/coordinator';
@@ -41,14 +53,26 @@ async function cluster(n: number, opts: { clock?: () => number; keyCacheSize?: n
   const signers: SignerEngine[] = [];
   const ids = Array.from({ length: n }, (_, i) => ParticipantIdentity.generate(`signer-${i + 1}`));
   for (const identity of ids) {
-    signers.push(new SignerEngine({
-      identity,
-      store: await openStore(),
-      ...(opts.clock ? { clock: opts.clock } : {}),
-      policy: { allowKeygen: true, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }], peers: peersOf(identity.id, ids), operators },
-    }));
+    signers.push(
+      new SignerEngine({
+        identity,
+        store: await openStore(),
+        ...(opts.clock ? { clock: opts.clock } : {}),
+        policy: {
+          allowKeygen: true,
+          requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }],
+          peers: peersOf(identity.id, ids),
+          operators,
+        },
+      }),
+    );
   }
-  const coordinator = new Coordinator({ store: await openStore(), refreshAuthorisation: standingRefresh(), ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.keyCacheSize ? { keyCacheSize: opts.keyCacheSize } : {}) });
+  const coordinator = new Coordinator({
+    store: await openStore(),
+    refreshAuthorisation: standingRefresh(),
+    ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.keyCacheSize ? { keyCacheSize: opts.keyCacheSize } : {}),
+  });
   await coordinator.load();
   const tamper = new Map<string, (r: LinkResult, t: Omit<LinkTask, 'taskId'>) => LinkResult>();
   const handles = new Map<string, ParticipantHandle>();
@@ -68,11 +92,16 @@ async function cluster(n: number, opts: { clock?: () => number; keyCacheSize?: n
   const gateway = await startDeviceGateway({ coordinator, port: 0 });
   closers.push(() => gateway.close());
   /** Takes a signer off the link (offline) or back (it catches up on what it missed). */
-  const link = (id: string, up: boolean) => (up ? coordinator.register(handles.get(id) as ParticipantHandle) : coordinator.unregister(id));
+  const link = (id: string, up: boolean) =>
+    up ? coordinator.register(handles.get(id) as ParticipantHandle) : coordinator.unregister(id);
   return { signers, coordinator, url: gateway.url, tamper, link };
 }
 
-async function device(c: Awaited<ReturnType<typeof cluster>>, id: string, opts: { operators?: typeof operators } = {}): Promise<Device> {
+async function device(
+  c: Awaited<ReturnType<typeof cluster>>,
+  id: string,
+  opts: { operators?: typeof operators } = {},
+): Promise<Device> {
   const d = await Device.open({ location: tempDir(), storageKey: new Uint8Array(randomBytes(32)), ...opts });
   closers.push(() => d.close());
   await d.init(id);
@@ -83,14 +112,28 @@ async function device(c: Awaited<ReturnType<typeof cluster>>, id: string, opts: 
 
 async function onlineSign(c: Awaited<ReturnType<typeof cluster>>, suite: SuiteId, keyId: string, path?: string) {
   const message = new Uint8Array(randomBytes(32));
-  const intent = createSignIntent(requester, { suite: getSuite(suite), keyId, message, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 60_000, ...(path ? { path } : {}) });
+  const intent = createSignIntent(requester, {
+    suite: getSuite(suite),
+    keyId,
+    message,
+    requestId: new Uint8Array(randomBytes(16)),
+    notAfter: Date.now() + 60_000,
+    ...(path ? { path } : {}),
+  });
   const r = await c.coordinator.sign(intent);
   return { message, ...r };
 }
 
 /** A reshare the test operator approved (a replacement phone vouched for as unpinned). */
-function reshare(c: Awaited<ReturnType<typeof cluster>>, keyId: string, req: { threshold: number; participants: string[]; allowThresholdDecrease?: boolean }) {
-  return c.coordinator.reshare(keyId, { ...req, authorisation: reshareAuthorisation(c.coordinator, keyId, { ...req, allowUnpinned: ['phone-new'] }) });
+function reshare(
+  c: Awaited<ReturnType<typeof cluster>>,
+  keyId: string,
+  req: { threshold: number; participants: string[]; allowThresholdDecrease?: boolean },
+) {
+  return c.coordinator.reshare(keyId, {
+    ...req,
+    authorisation: reshareAuthorisation(c.coordinator, keyId, { ...req, allowUnpinned: ['phone-new'] }),
+  });
 }
 
 /** Waits until `cond` holds (a catch-up runs in the background when a participant links). */
@@ -131,7 +174,9 @@ describe('refresh', () => {
       // The phone (offline during the refresh) still completes its epoch-0 package.
       const done = await phone.sync(c.url);
       expect(done.completed.map((x) => x.packageId)).toEqual([early.packageId]);
-      expect(getSuite(suite).verify(fromHex(done.completed[0]?.signature as string), new Uint8Array(32).fill(1), pk)).toBe(true);
+      expect(
+        getSuite(suite).verify(fromHex(done.completed[0]?.signature as string), new Uint8Array(32).fill(1), pk),
+      ).toBe(true);
 
       // signer-3 links again and applies the refresh it missed; then it signs with signer-1.
       c.link('signer-3', true);
@@ -151,16 +196,25 @@ describe('refresh', () => {
       const fresh = await phone.signOffline({ keyId: key.keyId, message: new Uint8Array(32).fill(3) });
       const synced = await phone.sync(c.url);
       expect(synced.completed.map((x) => x.packageId).sort()).toEqual([old.packageId, fresh.packageId].sort());
-      for (const x of synced.completed) expect(getSuite(suite).verify(fromHex(x.signature), fromHex(x.message), pk)).toBe(true);
+      for (const x of synced.completed)
+        expect(getSuite(suite).verify(fromHex(x.signature), fromHex(x.message), pk)).toBe(true);
     });
   }
 
   it('an abort in the middle of a refresh leaves the previous epoch in force and usable; a retry succeeds', async () => {
     const c = await cluster(3);
     const phone = await device(c, 'phone-abort');
-    const key = await phone.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2', 'signer-3'] });
+    const key = await phone.keygen(c.url, {
+      suite: 'ed25519',
+      threshold: 2,
+      with: ['signer-1', 'signer-2', 'signer-3'],
+    });
     // signer-2 fails while applying (step 2): nothing is committed anywhere.
-    c.tamper.set('signer-2', (r, t) => (t.body === 'lifecycle' && t.lifecycle?.step === 2 ? { taskId: r.taskId, body: 'error', error: { code: 'INTERNAL', message: 'disk full', culprits: [] } } : r));
+    c.tamper.set('signer-2', (r, t) =>
+      t.body === 'lifecycle' && t.lifecycle?.step === 2
+        ? { taskId: r.taskId, body: 'error', error: { code: 'INTERNAL', message: 'disk full', culprits: [] } }
+        : r,
+    );
     await expect(c.coordinator.refresh(key.keyId)).rejects.toThrow(/aborted/);
     expect(c.coordinator.key(key.keyId).epoch).toBe(0);
     for (const s of c.signers) expect((await s.key(key.keyId)).epoch).toBe(0);
@@ -185,16 +239,19 @@ describe('refresh', () => {
       return r;
     });
     expect((await c.coordinator.refresh(key.keyId)).epoch).toBe(1);
-    await expect(c.coordinator.refresh(key.keyId)).rejects.toMatchObject({ code: expect.stringMatching(/UNEXPECTED_MESSAGE|BAD_SHARE|DECODE/) });
+    await expect(c.coordinator.refresh(key.keyId)).rejects.toMatchObject({
+      code: expect.stringMatching(/UNEXPECTED_MESSAGE|BAD_SHARE|DECODE/),
+    });
     expect(c.coordinator.key(key.keyId).epoch).toBe(1);
   });
 });
 
-describe('the coordinator\'s key registry with a decoded-record cache of one', () => {
+describe("the coordinator's key registry with a decoded-record cache of one", () => {
   it('three keys sign in turn, a refresh of one is what every later lookup sees, and an offline signer catches up', async () => {
     const c = await cluster(3, { keyCacheSize: 1 });
     const keys = [];
-    for (const suite of ['ed25519', 'secp256k1-tr', 'ed25519'] as SuiteId[]) keys.push(await c.coordinator.keygen({ suite, threshold: 2 }));
+    for (const suite of ['ed25519', 'secp256k1-tr', 'ed25519'] as SuiteId[])
+      keys.push(await c.coordinator.keygen({ suite, threshold: 2 }));
     for (let round = 0; round < 2; round++)
       for (const k of keys) {
         const r = await onlineSign(c, k.suite, k.keyId);
@@ -208,11 +265,25 @@ describe('the coordinator\'s key registry with a decoded-record cache of one', (
     // Other keys used in between evict the refreshed record; a lookup decodes the new epoch.
     await onlineSign(c, keys[0]!.suite, keys[0]!.keyId);
     expect(c.coordinator.key(target.keyId).epoch).toBe(1);
-    expect(c.coordinator.keys().map((k) => [k.keyId, k.epoch]).sort()).toEqual(keys.map((k) => [k.keyId, k.keyId === target.keyId ? 1 : 0]).sort());
+    expect(
+      c.coordinator
+        .keys()
+        .map((k) => [k.keyId, k.epoch])
+        .sort(),
+    ).toEqual(keys.map((k) => [k.keyId, k.keyId === target.keyId ? 1 : 0]).sort());
     c.link('signer-3', true);
     const s3 = c.signers.find((s) => s.id === 'signer-3')!;
     await until(async () => (await s3.key(target.keyId)).epoch === 1, 'signer-3 to catch up');
-    const r = await c.coordinator.sign(createSignIntent(requester, { suite: getSuite(target.suite), keyId: target.keyId, message: new Uint8Array(32), requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 60_000 }), ['signer-3', 'signer-1']);
+    const r = await c.coordinator.sign(
+      createSignIntent(requester, {
+        suite: getSuite(target.suite),
+        keyId: target.keyId,
+        message: new Uint8Array(32),
+        requestId: new Uint8Array(randomBytes(16)),
+        notAfter: Date.now() + 60_000,
+      }),
+      ['signer-3', 'signer-1'],
+    );
     expect(r.signers).toContain('signer-3');
     expect(getSuite(target.suite).verify(r.signature, new Uint8Array(32), target.publicKey)).toBe(true);
     expect(() => c.coordinator.key('0123456789abcdef')).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
@@ -250,24 +321,55 @@ describe('scheduled refresh', () => {
 describe('reshare and device replacement', () => {
   it('an abort in the middle of a reshare leaves the previous epoch and roster in force and usable', async () => {
     const c = await cluster(4);
-    const key = await c.coordinator.keygen({ suite: 'ed25519', threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });
+    const key = await c.coordinator.keygen({
+      suite: 'ed25519',
+      threshold: 2,
+      participants: ['signer-1', 'signer-2', 'signer-3'],
+    });
     // The joining member fails to apply: nothing is committed, nobody activates anything.
-    c.tamper.set('signer-4', (r, t) => (t.body === 'lifecycle' && t.lifecycle?.step === 2 ? { taskId: r.taskId, body: 'error', error: { code: 'BAD_SHARE', message: 'share does not match', culprits: ['signer-1'] } } : r));
-    await expect(reshare(c, key.keyId, { threshold: 3, participants: ['signer-1', 'signer-2', 'signer-3', 'signer-4'] })).rejects.toThrow(/aborted/);
+    c.tamper.set('signer-4', (r, t) =>
+      t.body === 'lifecycle' && t.lifecycle?.step === 2
+        ? {
+            taskId: r.taskId,
+            body: 'error',
+            error: { code: 'BAD_SHARE', message: 'share does not match', culprits: ['signer-1'] },
+          }
+        : r,
+    );
+    await expect(
+      reshare(c, key.keyId, { threshold: 3, participants: ['signer-1', 'signer-2', 'signer-3', 'signer-4'] }),
+    ).rejects.toThrow(/aborted/);
     expect(c.coordinator.key(key.keyId)).toMatchObject({ epoch: 0 });
     expect(c.coordinator.key(key.keyId).key.threshold).toBe(2);
     for (const s of c.signers.slice(0, 3)) expect((await s.key(key.keyId)).epoch).toBe(0);
     await expect(c.signers[3]?.key(key.keyId)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     const s = await onlineSign(c, 'ed25519', key.keyId);
-    expect(getSuite('ed25519').verify(s.signature, s.message, fromHex(toHex(groupPublicKey(c.coordinator.key(key.keyId).key))))).toBe(true);
+    expect(
+      getSuite('ed25519').verify(
+        s.signature,
+        s.message,
+        fromHex(toHex(groupPublicKey(c.coordinator.key(key.keyId).key))),
+      ),
+    ).toBe(true);
   });
 
   it('2-of-3 → 3-of-5 → 2-of-3 with the same public key; new quorums sign', async () => {
     const c = await cluster(5);
-    const key = await c.coordinator.keygen({ suite: 'secp256k1-tr', threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });
+    const key = await c.coordinator.keygen({
+      suite: 'secp256k1-tr',
+      threshold: 2,
+      participants: ['signer-1', 'signer-2', 'signer-3'],
+    });
     const pk = groupPublicKey(c.coordinator.key(key.keyId).key);
-    const up = await reshare(c, key.keyId, { threshold: 3, participants: ['signer-1', 'signer-2', 'signer-3', 'signer-4', 'signer-5'] });
-    expect(up).toMatchObject({ epoch: 1, threshold: 3, participants: ['signer-1', 'signer-2', 'signer-3', 'signer-4', 'signer-5'] });
+    const up = await reshare(c, key.keyId, {
+      threshold: 3,
+      participants: ['signer-1', 'signer-2', 'signer-3', 'signer-4', 'signer-5'],
+    });
+    expect(up).toMatchObject({
+      epoch: 1,
+      threshold: 3,
+      participants: ['signer-1', 'signer-2', 'signer-3', 'signer-4', 'signer-5'],
+    });
     expect(toHex(up.publicKey)).toBe(toHex(pk));
     // The coordinator's participant → keys index follows the roster.
     expect(c.coordinator.keysOf('signer-5').map((k) => k.keyId)).toEqual([key.keyId]);
@@ -276,7 +378,11 @@ describe('reshare and device replacement', () => {
     expect([...s.signers].sort()).toEqual(['signer-3', 'signer-4', 'signer-5']);
     expect(getSuite('secp256k1-tr').verify(s.signature, s.message, pk)).toBe(true);
     for (const back of ['signer-1', 'signer-2']) c.link(back, true);
-    const down = await reshare(c, key.keyId, { threshold: 2, participants: ['signer-3', 'signer-4', 'signer-5'], allowThresholdDecrease: true });
+    const down = await reshare(c, key.keyId, {
+      threshold: 2,
+      participants: ['signer-3', 'signer-4', 'signer-5'],
+      allowThresholdDecrease: true,
+    });
     expect(down).toMatchObject({ epoch: 2, threshold: 2, participants: ['signer-3', 'signer-4', 'signer-5'] });
     expect(c.coordinator.keysOf('signer-1')).toEqual([]);
     expect(c.coordinator.keysOf('signer-4').map((k) => k.keyId)).toEqual([key.keyId]);
@@ -287,7 +393,7 @@ describe('reshare and device replacement', () => {
     expect(getSuite('secp256k1-tr').verify(s2.signature, s2.message, pk)).toBe(true);
   });
 
-  it('a lost phone is replaced: the new phone signs offline under the same key; the old phone\'s package and calls are refused', async () => {
+  it("a lost phone is replaced: the new phone signs offline under the same key; the old phone's package and calls are refused", async () => {
     const c = await cluster(3);
     const lost = await device(c, 'phone-lost');
     const key = await lost.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
@@ -302,15 +408,25 @@ describe('reshare and device replacement', () => {
     expect(r.participants).toEqual(['phone-new', 'signer-1', 'signer-2']);
     // The lost phone's package cannot complete (its reservations died with the reshare), and it
     // cannot even reach the gateway any more.
-    await expect(c.coordinator.completePackage(stranded.bytes)).rejects.toMatchObject({ code: expect.stringMatching(/RESERVATION_UNKNOWN|RESERVATION_INVALID|INVALID_ARGUMENT/) });
+    await expect(c.coordinator.completePackage(stranded.bytes)).rejects.toMatchObject({
+      code: expect.stringMatching(/RESERVATION_UNKNOWN|RESERVATION_INVALID|INVALID_ARGUMENT/),
+    });
     await expect(lost.sync(c.url)).resolves.toMatchObject({ completed: [] });
-    await expect(lost.reserve(c.url, { keyId: key.keyId, count: 1 })).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await expect(lost.reserve(c.url, { keyId: key.keyId, count: 1 })).rejects.toMatchObject({
+      code: 'UNAUTHENTICATED',
+    });
     // The new phone reserves and signs offline under the unchanged key.
     await fresh.reserve(c.url, { keyId: key.keyId, count: 1 });
     const p = await fresh.signOffline({ keyId: key.keyId, message: new Uint8Array(32).fill(8) });
     const s = await fresh.sync(c.url);
     expect(s.completed.map((x) => x.packageId)).toEqual([p.packageId]);
-    expect(getSuite('ed25519').verify(fromHex(s.completed[0]?.signature as string), new Uint8Array(32).fill(8), fromHex(key.publicKey))).toBe(true);
+    expect(
+      getSuite('ed25519').verify(
+        fromHex(s.completed[0]?.signature as string),
+        new Uint8Array(32).fill(8),
+        fromHex(key.publicKey),
+      ),
+    ).toBe(true);
   });
 });
 
@@ -320,7 +436,12 @@ describe('device keygen', () => {
     const phone = await device(c, 'phone-default');
     const k = await phone.keygen(c.url, { suite: 'ed25519', threshold: 2 });
     expect(k.participants).toEqual(['phone-default', 'signer-1', 'signer-2', 'signer-3']);
-    expect(c.coordinator.key(k.keyId).key.roster.filter((r) => r.device).map((r) => r.id)).toEqual(['phone-default']);
+    expect(
+      c.coordinator
+        .key(k.keyId)
+        .key.roster.filter((r) => r.device)
+        .map((r) => r.id),
+    ).toEqual(['phone-default']);
   });
 });
 
@@ -331,7 +452,10 @@ describe('a device asked to contribute to a reshare', () => {
     const unpinned = await device(c, 'phone-unpinned');
     const key = await unpinned.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1'] });
     await unpinned.connect(c.url);
-    const e = await reshare(c, key.keyId, { threshold: 2, participants: ['phone-unpinned', 'signer-1', 'signer-2'] }).catch((x: unknown) => x);
+    const e = await reshare(c, key.keyId, {
+      threshold: 2,
+      participants: ['phone-unpinned', 'signer-1', 'signer-2'],
+    }).catch((x: unknown) => x);
     await unpinned.disconnect();
     expect(e).toMatchObject({ code: 'POLICY_DENIED' });
     expect((e as Error).message).toMatch(/phone-unpinned: POLICY_DENIED no operator keys are pinned here/);
@@ -342,12 +466,26 @@ describe('a device asked to contribute to a reshare', () => {
     const key2 = await pinned.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1'] });
     await pinned.connect(c.url);
     // An authorisation of the coordinator's own making is refused by the phone too.
-    const forged = await c.coordinator.reshare(key2.keyId, { threshold: 2, participants: ['phone-pinned', 'signer-1', 'signer-2'], authorisation: reshareAuthorisation(c.coordinator, key2.keyId, { threshold: 2, participants: ['phone-pinned', 'signer-1', 'signer-2'] }, [ParticipantIdentity.generate('not-an-operator')]) }).catch((x: unknown) => x);
+    const forged = await c.coordinator
+      .reshare(key2.keyId, {
+        threshold: 2,
+        participants: ['phone-pinned', 'signer-1', 'signer-2'],
+        authorisation: reshareAuthorisation(
+          c.coordinator,
+          key2.keyId,
+          { threshold: 2, participants: ['phone-pinned', 'signer-1', 'signer-2'] },
+          [ParticipantIdentity.generate('not-an-operator')],
+        ),
+      })
+      .catch((x: unknown) => x);
     expect(forged).toMatchObject({ code: 'POLICY_DENIED' });
     const r = await reshare(c, key2.keyId, { threshold: 2, participants: ['phone-pinned', 'signer-1', 'signer-2'] });
     await pinned.disconnect();
     expect(r).toMatchObject({ epoch: 1, participants: ['phone-pinned', 'signer-1', 'signer-2'] });
-    expect((await pinned.keys())[0]).toMatchObject({ epoch: 1, participants: ['phone-pinned', 'signer-1', 'signer-2'] });
+    expect((await pinned.keys())[0]).toMatchObject({
+      epoch: 1,
+      participants: ['phone-pinned', 'signer-1', 'signer-2'],
+    });
   });
 });
 

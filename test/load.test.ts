@@ -51,7 +51,8 @@ async function metricsUrls(): Promise<Record<string, string>> {
 
 async function rss(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const [who, url] of Object.entries(await metricsUrls())) out[who] = await metric(url, 'tessera_process_resident_memory_bytes');
+  for (const [who, url] of Object.entries(await metricsUrls()))
+    out[who] = await metric(url, 'tessera_process_resident_memory_bytes');
   return out;
 }
 
@@ -59,7 +60,13 @@ const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
 
 /** One Sign call with its own deadline, the intent signed by the cluster's requester. */
 function signOnce(message: Uint8Array): Promise<{ signature: Uint8Array; signers: string[] }> {
-  const intent = createSignIntent(cluster.requester, { suite: getSuite(SUITE), keyId, message, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 60_000 });
+  const intent = createSignIntent(cluster.requester, {
+    suite: getSuite(SUITE),
+    keyId,
+    message,
+    requestId: new Uint8Array(randomBytes(16)),
+    notAfter: Date.now() + 60_000,
+  });
   return cluster.call('Sign', { intent: decodeMessage('Envelope', intent), signers: [] }, CALL_DEADLINE_MS);
 }
 
@@ -96,10 +103,16 @@ describe(`load: ${REQUESTERS} concurrent requesters, maxInFlight ${MAX_IN_FLIGHT
     const coordinatorMetrics = (await metricsUrls()).coordinator as string;
     let peakInFlight = 0;
     const sampler = setInterval(() => {
-      rss().then((r) => {
-        for (const [k, v] of Object.entries(r)) peak[k] = Math.max(peak[k] ?? 0, v);
-      }, () => {});
-      metric(coordinatorMetrics, 'tessera_requests_in_flight').then((n) => (peakInFlight = Math.max(peakInFlight, n)), () => {});
+      rss().then(
+        (r) => {
+          for (const [k, v] of Object.entries(r)) peak[k] = Math.max(peak[k] ?? 0, v);
+        },
+        () => {},
+      );
+      metric(coordinatorMetrics, 'tessera_requests_in_flight').then(
+        (n) => (peakInFlight = Math.max(peakInFlight, n)),
+        () => {},
+      );
     }, 500);
 
     const requester = async (n: number) => {
@@ -134,7 +147,11 @@ describe(`load: ${REQUESTERS} concurrent requesters, maxInFlight ${MAX_IN_FLIGHT
 
     const urls = await metricsUrls();
     const inFlight = await metric(urls.coordinator as string, 'tessera_requests_in_flight');
-    const rejectedByMetric = await metricText(urls.coordinator as string, 'tessera_signatures_total', 'cause="RESOURCE_EXHAUSTED"');
+    const rejectedByMetric = await metricText(
+      urls.coordinator as string,
+      'tessera_signatures_total',
+      'cause="RESOURCE_EXHAUSTED"',
+    );
 
     // After the load: a normal sign goes through at once.
     const t1 = Date.now();
@@ -145,7 +162,10 @@ describe(`load: ${REQUESTERS} concurrent requesters, maxInFlight ${MAX_IN_FLIGHT
     const lines = [
       `load: ${REQUESTERS} requesters x ${elapsed.toFixed(1)} s, maxInFlight ${MAX_IN_FLIGHT}`,
       `  signed ${ok} (${(ok / elapsed).toFixed(0)}/s, slowest ${maxLatency} ms), RESOURCE_EXHAUSTED ${exhausted} (metric ${rejectedByMetric}), deadline ${deadlines}, bad signatures ${badSignatures}, other ${JSON.stringify([...other])}`,
-      ...Object.keys(before).map((k) => `  RSS ${k}: ${mb(before[k] as number)} -> peak ${mb(peak[k] as number)} -> end ${mb(after[k] as number)}`),
+      ...Object.keys(before).map(
+        (k) =>
+          `  RSS ${k}: ${mb(before[k] as number)} -> peak ${mb(peak[k] as number)} -> end ${mb(after[k] as number)}`,
+      ),
       `  coordinator in flight: peak ${peakInFlight} (bound ${MAX_IN_FLIGHT}), after the load ${inFlight}; a normal sign then took ${finalMs} ms`,
     ];
     console.log(lines.join('\n'));
@@ -161,7 +181,8 @@ describe(`load: ${REQUESTERS} concurrent requesters, maxInFlight ${MAX_IN_FLIGHT
     // The offered load (64) is four times the admission bound (16): back-pressure must have occurred.
     expect(exhausted).toBeGreaterThan(0);
     expect(rejectedByMetric).toBe(exhausted);
-    for (const k of Object.keys(before)) expect((after[k] as number) - (before[k] as number), `RSS growth of ${k}`).toBeLessThan(RSS_BOUND);
+    for (const k of Object.keys(before))
+      expect((after[k] as number) - (before[k] as number), `RSS growth of ${k}`).toBeLessThan(RSS_BOUND);
     expect(inFlight).toBe(0);
     expect(getSuite(SUITE).verify(new Uint8Array(r.signature), final, publicKey)).toBe(true);
     expect(finalMs).toBeLessThan(5_000);

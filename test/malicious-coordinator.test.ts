@@ -100,11 +100,20 @@ function decodeCommitmentEnvelope(env: Uint8Array, sender: Uint8Array): RequestC
   return { ...d.commitment, nonceId: d.nonceId };
 }
 
-function intentFor(who: ParticipantIdentity, message: Uint8Array, keyId = key.keyId, requestId = new Uint8Array(randomBytes(16))): Uint8Array {
+function intentFor(
+  who: ParticipantIdentity,
+  message: Uint8Array,
+  keyId = key.keyId,
+  requestId = new Uint8Array(randomBytes(16)),
+): Uint8Array {
   return createSignIntent(who, { suite, keyId, message, requestId, notAfter: Date.now() + 120_000 });
 }
 
-function signRequest(intent: Uint8Array, commitments: RequestCommitment[], sessionId = new Uint8Array(randomBytes(16))): Uint8Array {
+function signRequest(
+  intent: Uint8Array,
+  commitments: RequestCommitment[],
+  sessionId = new Uint8Array(randomBytes(16)),
+): Uint8Array {
   return encodeSignRequest({ suite, sessionId, keyId: key.keyId, epoch: 0, intent, commitments });
 }
 
@@ -142,7 +151,12 @@ async function localEngine(id: string): Promise<SignerEngine> {
   return new SignerEngine({
     identity: ParticipantIdentity.generate(id),
     store,
-    policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
+    policy: {
+      allowKeygen: true,
+      allowUnpinnedPeers: true,
+      operators,
+      requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }],
+    },
   });
 }
 
@@ -155,7 +169,12 @@ const engineParticipant = (e: SignerEngine): Participant => ({
 
 /** Runs a DKG exactly as packages/coordinator does: dkgStart with the params, then bundles of rounds 1, 2, 3. */
 async function relayDkg(parts: Participant[], threshold: number): Promise<LinkResult[]> {
-  const params = encodeDkgParams({ suite, sessionId: new Uint8Array(randomBytes(32)), threshold, participants: parts.map((p) => p.info) });
+  const params = encodeDkgParams({
+    suite,
+    sessionId: new Uint8Array(randomBytes(32)),
+    threshold,
+    participants: parts.map((p) => p.info),
+  });
   const sessionHash = dkgSessionHashOfParams(params);
   const kinds = [PayloadKind.DKG_ROUND1, PayloadKind.DKG_ROUND2, PayloadKind.DKG_CONFIRM];
   let results = await Promise.all(parts.map((p) => p.call('dkgStart', { params })));
@@ -164,7 +183,9 @@ async function relayDkg(parts: Participant[], threshold: number): Promise<LinkRe
       expect(r.error?.code, `${parts[i]!.id} in round ${round}`).toBeUndefined();
       expect(r.body).toBe('envelope');
       // Every round message is signed by its sender's identity key (for the real signer: its hello key).
-      expect(equalBytes(openEnvelope(r.envelope as Uint8Array, kinds[round - 1]!).sender, parts[i]!.info.signKey)).toBe(true);
+      expect(equalBytes(openEnvelope(r.envelope as Uint8Array, kinds[round - 1]!).sender, parts[i]!.info.signKey)).toBe(
+        true,
+      );
     });
     const envelopes = results.map((r) => r.envelope as Uint8Array);
     results = await Promise.all(parts.map((p) => p.call('dkgBundle', { sessionHash, round, envelopes })));
@@ -183,21 +204,28 @@ beforeAll(async () => {
   writeFileSync(kekFile, randomBytes(32).toString('hex'), { mode: 0o600 });
   signerConfig = { dataDir: join(dir, 'signer-1', 'data'), kekFile };
   const cfgFile = join(dir, 'signer-1.json');
-  writeFileSync(cfgFile, JSON.stringify({
-    id: 'signer-1',
-    dataDir: signerConfig.dataDir,
-    coordinator: `127.0.0.1:${hostile.server.port}`,
-    kekFile,
-    tls: pki.certs['signer-1'],
-    policy: {
-      allowKeygen: true,
-      requesters: [
-        { id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] },
-        { id: 'other-app', publicKey: toHex(otherRequester.public.signKey), keys: [OTHER_KEY_ID] },
-      ],
-      peers: [s2, s3].map((e) => ({ id: e.id, publicKey: toHex(e.identity.public.signKey), encKey: toHex(e.identity.public.encKey) })),
-    },
-  }));
+  writeFileSync(
+    cfgFile,
+    JSON.stringify({
+      id: 'signer-1',
+      dataDir: signerConfig.dataDir,
+      coordinator: `127.0.0.1:${hostile.server.port}`,
+      kekFile,
+      tls: pki.certs['signer-1'],
+      policy: {
+        allowKeygen: true,
+        requesters: [
+          { id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] },
+          { id: 'other-app', publicKey: toHex(otherRequester.public.signKey), keys: [OTHER_KEY_ID] },
+        ],
+        peers: [s2, s3].map((e) => ({
+          id: e.id,
+          publicKey: toHex(e.identity.public.signKey),
+          encKey: toHex(e.identity.public.encKey),
+        })),
+      },
+    }),
+  );
   proc = startProcess(SIGNER_BIN, cfgFile);
   await proc.ready;
   const { hello } = await hostile.hello;
@@ -220,7 +248,9 @@ beforeAll(async () => {
   const r = await hostile.send({ commit: { keyId: key.keyId, count: 10 } });
   expect(r.body).toBe('commitments');
   realPool.push(...r.commitments!.envelopes.map((e) => decodeCommitmentEnvelope(e, s1Info.signKey)));
-  s2Pool.push(...(await s2.commitments(key.keyId, 10)).map((e) => decodeCommitmentEnvelope(e, s2.identity.public.signKey)));
+  s2Pool.push(
+    ...(await s2.commitments(key.keyId, 10)).map((e) => decodeCommitmentEnvelope(e, s2.identity.public.signKey)),
+  );
 }, 30_000);
 
 afterAll(async () => {
@@ -241,9 +271,17 @@ describe('hostile coordinator vs a real signer process (own LevelDB, KEK, mTLS)'
     const { nonce, hello } = await hostile.hello;
     expect(hello.participant.id).toBe('signer-1');
     expect(hello.pid).toBe(proc.child.pid);
-    expect(verifyParticipantSignature(hello.participant.signKey, concatBytes(utf8ToBytes(LINK_DST), nonce), hello.signature)).toBe(true);
+    expect(
+      verifyParticipantSignature(hello.participant.signKey, concatBytes(utf8ToBytes(LINK_DST), nonce), hello.signature),
+    ).toBe(true);
     // The signature is bound to this challenge: it does not verify for another nonce.
-    expect(verifyParticipantSignature(hello.participant.signKey, concatBytes(utf8ToBytes(LINK_DST), new Uint8Array(32)), hello.signature)).toBe(false);
+    expect(
+      verifyParticipantSignature(
+        hello.participant.signKey,
+        concatBytes(utf8ToBytes(LINK_DST), new Uint8Array(32)),
+        hello.signature,
+      ),
+    ).toBe(false);
     expect(hello.keys).toEqual([]);
   });
 
@@ -254,7 +292,7 @@ describe('hostile coordinator vs a real signer process (own LevelDB, KEK, mTLS)'
     expect(realPool).toHaveLength(10);
   });
 
-  it('positive control: a legitimate request gets a share that, with signer-2\'s, aggregates to a signature the plain verifier accepts', async () => {
+  it("positive control: a legitimate request gets a share that, with signer-2's, aggregates to a signature the plain verifier accepts", async () => {
     const msg = new TextEncoder().encode('pay 5 to bob');
     const mine = take(realPool);
     const theirs = take(s2Pool);
@@ -270,7 +308,12 @@ describe('hostile coordinator vs a real signer process (own LevelDB, KEK, mTLS)'
     const session = new SigningSession(key.key, msg, commitments);
     expect(session.verifyShare('signer-1', share1)).toBe(true);
     expect(session.verifyShare('signer-2', share2)).toBe(true);
-    const signature = session.aggregate(new Map([['signer-1', share1], ['signer-2', share2]]));
+    const signature = session.aggregate(
+      new Map([
+        ['signer-1', share1],
+        ['signer-2', share2],
+      ]),
+    );
     const pk = groupPublicKey(key.key);
     expect(suite.verify(signature, msg, pk)).toBe(true);
     expect(opensslEd25519(signature, msg, pk)).toBe(true);
@@ -286,7 +329,13 @@ describe('hostile coordinator vs a real signer process (own LevelDB, KEK, mTLS)'
     const at = Buffer.from(payload).indexOf(Buffer.from(msg));
     expect(at).toBeGreaterThanOrEqual(0);
     payload[at + 4] = '9'.charCodeAt(0);
-    const altered = encodeMessage('Envelope', { version: 1, kind: PayloadKind.SIGN_INTENT, sender: env.sender, payload, signature: decodeMessage('Envelope', genuine).signature });
+    const altered = encodeMessage('Envelope', {
+      version: 1,
+      kind: PayloadKind.SIGN_INTENT,
+      sender: env.sender,
+      payload,
+      signature: decodeMessage('Envelope', genuine).signature,
+    });
 
     const mine = take(realPool);
     const commitments = [mine, take(s2Pool)];
@@ -298,7 +347,7 @@ describe('hostile coordinator vs a real signer process (own LevelDB, KEK, mTLS)'
     expectRefusal(await signReal(signRequest(genuine, commitments)), 'NONCE_UNKNOWN');
   });
 
-  it('commitment list swapped: this signer\'s entry carrying another commitment of its own, or hiding/binding swapped, is refused', async () => {
+  it("commitment list swapped: this signer's entry carrying another commitment of its own, or hiding/binding swapped, is refused", async () => {
     const msg = new TextEncoder().encode('pay 2 to carol');
     const intent = intentFor(requester, msg);
     const x = take(realPool);
@@ -375,20 +424,24 @@ describe('hostile coordinator vs a real signer process (own LevelDB, KEK, mTLS)'
     }
   });
 
-  it('after SIGTERM the signer\'s own LevelDB shows exactly the consumed nonces, burned refusals and a verifying audit chain with the refusals', async () => {
+  it("after SIGTERM the signer's own LevelDB shows exactly the consumed nonces, burned refusals and a verifying audit chain with the refusals", async () => {
     // One link for the whole run: a reconnect would have discarded the fresh nonces.
     expect(hostile.links).toHaveLength(1);
     const exited = new Promise<number | null>((r) => proc.child.once('exit', (code) => r(code)));
     proc.child.kill('SIGTERM');
     expect(await exited).toBe(0);
 
-    const store = await SealedStore.open(signerConfig.dataDir, loadKek({ file: signerConfig.kekFile }), { createIfMissing: false });
+    const store = await SealedStore.open(signerConfig.dataDir, loadKek({ file: signerConfig.kekFile }), {
+      createIfMissing: false,
+    });
     try {
       const ledger = new NonceLedger(store);
       const consumed = await ledger.listConsumed();
       const ids = consumed.map((c) => c.nonceId);
       expect(new Set(ids).size).toBe(ids.length);
-      expect(Object.fromEntries(consumed.map((c) => [c.nonceId, toHex(c.requestDigest)]))).toEqual(Object.fromEntries(expectConsumed));
+      expect(Object.fromEntries(consumed.map((c) => [c.nonceId, toHex(c.requestDigest)]))).toEqual(
+        Object.fromEntries(expectConsumed),
+      );
       expect(expectConsumed.size).toBe(2);
       for (const id of expectBurned) expect((await ledger.status(id)).state, id).toBe('unknown');
       // The untouched commitments are still fresh (the pool was not drained behind our back).
@@ -405,8 +458,19 @@ describe('hostile coordinator vs a real signer process (own LevelDB, KEK, mTLS)'
       expect(entries.filter((e) => e.type === 'keygen').map((e) => e.data.keyId)).toEqual([key.keyId]);
       expect(entries.filter((e) => e.type === 'sign').map((e) => e.data.nonce)).toEqual(expectSignAudits);
       // The refused sign requests, in order, each with its code (refusals of this key only).
-      expect(entries.filter((e) => e.type === 'refusal' && e.data.keyId === key.keyId).map((e) => e.data.code)).toEqual(expectRefusals);
-      expect(expectRefusals).toEqual(['BAD_SIGNATURE', 'NONCE_UNKNOWN', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'NONCE_REUSED', 'NONCE_REUSED', 'POLICY_DENIED', 'POLICY_DENIED']);
+      expect(entries.filter((e) => e.type === 'refusal' && e.data.keyId === key.keyId).map((e) => e.data.code)).toEqual(
+        expectRefusals,
+      );
+      expect(expectRefusals).toEqual([
+        'BAD_SIGNATURE',
+        'NONCE_UNKNOWN',
+        'INVALID_ARGUMENT',
+        'INVALID_ARGUMENT',
+        'NONCE_REUSED',
+        'NONCE_REUSED',
+        'POLICY_DENIED',
+        'POLICY_DENIED',
+      ]);
     } finally {
       await store.close();
     }

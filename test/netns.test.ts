@@ -32,10 +32,22 @@ const PORT = 7400;
 /** The coordinator's per-task deadline: how long a silent (cut-off) signer can stall an attempt. */
 const TASK_TIMEOUT_MS = 2000;
 
-interface Status { participants: { id: string; connected: boolean; connectedSince: number }[] }
-interface KeyInfo { keyId: string; publicKey: Buffer; participants: string[] }
-interface SignResult { signature: Buffer; signers: string[]; publicKey: Buffer }
-interface Audit { participants: { id: string; reachable: boolean; error?: string }[] }
+interface Status {
+  participants: { id: string; connected: boolean; connectedSince: number }[];
+}
+interface KeyInfo {
+  keyId: string;
+  publicKey: Buffer;
+  participants: string[];
+}
+interface SignResult {
+  signature: Buffer;
+  signers: string[];
+  publicKey: Buffer;
+}
+interface Audit {
+  participants: { id: string; reachable: boolean; error?: string }[];
+}
 
 let lab: Lab | undefined;
 let client: LabClient;
@@ -54,7 +66,12 @@ function requireSetup(): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, everyMs = 200): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined>,
+  everyMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -64,7 +81,10 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`,
+      );
     await sleep(everyMs);
   }
 }
@@ -73,7 +93,13 @@ const status = () => client.call<Status>('Status', {}, { deadlineMs: 2000 });
 const connectedIn = (s: Status, id: string) => s.participants.find((p) => p.id === id)?.connected ?? false;
 
 async function sign(message: Uint8Array, signers: string[] = []): Promise<SignResult> {
-  const intent = createSignIntent(requester, { suite: getSuite('ed25519'), keyId: key.keyId, message, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 60_000 });
+  const intent = createSignIntent(requester, {
+    suite: getSuite('ed25519'),
+    keyId: key.keyId,
+    message,
+    requestId: new Uint8Array(randomBytes(16)),
+    notAfter: Date.now() + 60_000,
+  });
   return client.call<SignResult>('Sign', { signers }, { intent, deadlineMs: 10_000 });
 }
 
@@ -83,16 +109,24 @@ function verifies(r: SignResult, message: Uint8Array): boolean {
 
 /** What the daemons said on stderr, for a failure message. */
 function daemonLogs(): string {
-  return (lab?.procs ?? []).map((p) => `--- ${p.name} (exit ${p.child.exitCode ?? p.child.signalCode ?? 'running'})\n${p.stderr.join('').slice(-2000)}`).join('\n');
+  return (lab?.procs ?? [])
+    .map(
+      (p) =>
+        `--- ${p.name} (exit ${p.child.exitCode ?? p.child.signalCode ?? 'running'})\n${p.stderr.join('').slice(-2000)}`,
+    )
+    .join('\n');
 }
 
 beforeAll(async () => {
   let timer: NodeJS.Timeout | undefined;
   try {
     // Bounded here, below the hook timeout, so a hang also ends up as failed tests, not skipped ones.
-    await Promise.race([setup(), new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`setup took over 18 s\n${daemonLogs()}`)), 18_000);
-    })]);
+    await Promise.race([
+      setup(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`setup took over 18 s\n${daemonLogs()}`)), 18_000);
+      }),
+    ]);
   } catch (e) {
     setupError = new Error(`netns cluster setup failed: ${(e as Error).message}`, { cause: e });
   } finally {
@@ -114,20 +148,40 @@ async function setup(): Promise<void> {
     return f;
   };
   const coordCfg = join(dir, 'coordinator.json');
-  writeFileSync(coordCfg, JSON.stringify({
-    dataDir: join(dir, 'coordinator'), host: coordAddr, port: PORT, kekFile: kekFile('coordinator'), tls: pki.certs.coordinator,
-    participants: [...SIGNERS], taskTimeoutMs: TASK_TIMEOUT_MS,
-  }));
+  writeFileSync(
+    coordCfg,
+    JSON.stringify({
+      dataDir: join(dir, 'coordinator'),
+      host: coordAddr,
+      port: PORT,
+      kekFile: kekFile('coordinator'),
+      tls: pki.certs.coordinator,
+      participants: [...SIGNERS],
+      taskTimeoutMs: TASK_TIMEOUT_MS,
+    }),
+  );
   const coordinator = lab.spawnNode('coord', 'coordinator', [dist('coordinator', 'main.js'), '--config', coordCfg]);
   const port = (await coordinator.ready).port;
   if (port !== PORT) throw new Error(`coordinator serves on ${String(port)}, expected ${PORT}`);
   const signers = SIGNERS.map((id) => {
     const cfg = join(dir, `${id}.json`);
     mkdirSync(join(dir, id), { recursive: true });
-    writeFileSync(cfg, JSON.stringify({
-      id, dataDir: join(dir, id, 'data'), coordinator: `${coordAddr}:${PORT}`, kekFile: kekFile(id), tls: pki.certs[id],
-      policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [{ id: 'test-client', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
-    }));
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        id,
+        dataDir: join(dir, id, 'data'),
+        coordinator: `${coordAddr}:${PORT}`,
+        kekFile: kekFile(id),
+        tls: pki.certs[id],
+        policy: {
+          allowKeygen: true,
+          allowUnpinnedPeers: true,
+          operators,
+          requesters: [{ id: 'test-client', publicKey: toHex(requester.public.signKey), keys: ['*'] }],
+        },
+      }),
+    );
     return lab!.spawnNode(NODE[id]!, id, [dist('signer', 'main.js'), '--config', cfg]);
   });
   await Promise.all(signers.map((s) => s.ready));
@@ -216,17 +270,23 @@ describe('multi-host cluster on network namespaces (bridge + veth, mTLS over 10.
     const restoredAt = Date.now();
     // "Back" means the coordinator reaches signer-1 with a task and gets an answer (AuditVerify
     // sends every linked participant a task), not merely that Status lists it.
-    await waitFor('signer-1 to answer the coordinator again', 22_000, async () => {
-      const s = await status();
-      if (!connectedIn(s, 'signer-1')) return undefined;
-      const a = await client.call<Audit>('AuditVerify', {}, { deadlineMs: 5_000 });
-      return a.participants.find((p) => p.id === 'signer-1')?.reachable ? a : undefined;
-    }, 250).catch((e: Error) => {
+    await waitFor(
+      'signer-1 to answer the coordinator again',
+      22_000,
+      async () => {
+        const s = await status();
+        if (!connectedIn(s, 'signer-1')) return undefined;
+        const a = await client.call<Audit>('AuditVerify', {}, { deadlineMs: 5_000 });
+        return a.participants.find((p) => p.id === 'signer-1')?.reachable ? a : undefined;
+      },
+      250,
+    ).catch((e: Error) => {
       throw new Error(`${e.message}\n${daemonLogs()}`);
     });
     timings.signer1BackAfterMs = Date.now() - restoredAt;
     const after = (await status()).participants.find((p) => p.id === 'signer-1');
-    timings.signer1Link = after?.connectedSince === before?.connectedSince ? 'same HTTP/2 connection resumed' : 'new connection';
+    timings.signer1Link =
+      after?.connectedSince === before?.connectedSince ? 'same HTTP/2 connection resumed' : 'new connection';
     const msg = new TextEncoder().encode('signer-1 is back');
     const t0 = Date.now();
     const r = await sign(msg, ['signer-1', 'signer-2']);

@@ -36,7 +36,8 @@ export function ip(...args: string[]): string {
 
 /** Throws (never skips) when this host cannot create network namespaces. */
 export function requireNetns(): void {
-  const why = 'this test builds network namespaces (ip netns) and must run as root on Linux with iproute2; it does not skip';
+  const why =
+    'this test builds network namespaces (ip netns) and must run as root on Linux with iproute2; it does not skip';
   if (process.platform !== 'linux') throw new Error(`${why}: platform is ${process.platform}`);
   if (process.getuid?.() !== 0) throw new Error(`${why}: running as uid ${process.getuid?.()}, not root`);
   try {
@@ -81,8 +82,19 @@ function installExitHook(): void {
   exitHook = true;
   process.once('exit', () => {
     for (const l of live) {
-      for (const p of l.procs) if (p.child.exitCode === null && p.child.signalCode === null) try { p.child.kill('SIGKILL'); } catch { /* gone */ }
-      for (const ns of [...l.namespaces].reverse()) try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* gone */ }
+      for (const p of l.procs)
+        if (p.child.exitCode === null && p.child.signalCode === null)
+          try {
+            p.child.kill('SIGKILL');
+          } catch {
+            /* gone */
+          }
+      for (const ns of [...l.namespaces].reverse())
+        try {
+          execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+        } catch {
+          /* gone */
+        }
       rmSync(l.dir, { recursive: true, force: true });
     }
   });
@@ -118,10 +130,12 @@ export function createLab(nodes: string[]): Lab {
   const destroy = (): Promise<void> => {
     destroyed ??= (async () => {
       const errors: string[] = [];
-      await Promise.all(procs.map(async (p) => {
-        if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-        await Promise.race([p.exited, new Promise((r) => setTimeout(r, 5_000).unref())]);
-      }));
+      await Promise.all(
+        procs.map(async (p) => {
+          if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+          await Promise.race([p.exited, new Promise((r) => setTimeout(r, 5_000).unref())]);
+        }),
+      );
       for (const ns of [...namespaces].reverse()) {
         try {
           nsDel(ns);
@@ -140,7 +154,9 @@ export function createLab(nodes: string[]): Lab {
     try {
       ip('netns', 'add', ns);
     } catch (e) {
-      throw new Error(`cannot create network namespace ${ns} (needs root/CAP_SYS_ADMIN; this test does not skip): ${(e as Error).message}`);
+      throw new Error(
+        `cannot create network namespace ${ns} (needs root/CAP_SYS_ADMIN; this test does not skip): ${(e as Error).message}`,
+      );
     }
     namespaces.push(ns);
   };
@@ -163,7 +179,12 @@ export function createLab(nodes: string[]): Lab {
     }
   } catch (e) {
     // Setup failed half way: remove what exists, then fail loudly with the original cause.
-    for (const ns of [...namespaces].reverse()) try { nsDel(ns); } catch { /* the cause below matters more */ }
+    for (const ns of [...namespaces].reverse())
+      try {
+        nsDel(ns);
+      } catch {
+        /* the cause below matters more */
+      }
     live.delete(state);
     rmSync(dir, { recursive: true, force: true });
     throw e;
@@ -195,7 +216,9 @@ export function createLab(nodes: string[]): Lab {
             reject(new Error(`${name}: bad ready line ${JSON.stringify(line)}: ${(e as Error).message}`));
           }
         });
-        child.once('exit', (code) => reject(new Error(`${name} (in ${nsOf(node)}) exited with ${code}: ${stderr.join('')}`)));
+        child.once('exit', (code) =>
+          reject(new Error(`${name} (in ${nsOf(node)}) exited with ${code}: ${stderr.join('')}`)),
+        );
       });
       ready.catch(() => {}); // observed by whoever awaits it
       const p: LabProc = { name, child, ready, stderr, exited };
@@ -246,18 +269,30 @@ out({ ready: true, pid: process.pid });
 
 /** Bytes in a request as {$hex} (the remote client script turns them back). */
 const hexBytes = (v: unknown): unknown =>
-  v instanceof Uint8Array ? { $hex: Buffer.from(v).toString('hex') }
-    : Array.isArray(v) ? v.map(hexBytes)
-      : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, hexBytes(x)])) : v;
+  v instanceof Uint8Array
+    ? { $hex: Buffer.from(v).toString('hex') }
+    : Array.isArray(v)
+      ? v.map(hexBytes)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, hexBytes(x)]))
+        : v;
 
 export class RemoteCallError extends Error {
-  constructor(readonly method: string, readonly code: string | undefined, message: string) {
+  constructor(
+    readonly method: string,
+    readonly code: string | undefined,
+    message: string,
+  ) {
     super(`${method}: ${code ?? 'ERROR'}: ${message}`);
   }
 }
 
 export interface LabClient {
-  call<Res = Record<string, unknown>>(method: string, req: unknown, opts?: { deadlineMs?: number; intent?: Uint8Array }): Promise<Res>;
+  call<Res = Record<string, unknown>>(
+    method: string,
+    req: unknown,
+    opts?: { deadlineMs?: number; intent?: Uint8Array },
+  ): Promise<Res>;
 }
 
 const dec = (v: unknown): unknown => {
@@ -270,18 +305,32 @@ const dec = (v: unknown): unknown => {
   return v;
 };
 
-export async function startClient(lab: Lab, node: string, cfg: { address: string; tls: { ca: string; cert: string; key: string } }): Promise<LabClient> {
+export async function startClient(
+  lab: Lab,
+  node: string,
+  cfg: { address: string; tls: { ca: string; cert: string; key: string } },
+): Promise<LabClient> {
   const script = join(lab.dir, 'api-client.mjs');
   const cfgFile = join(lab.dir, 'api-client.json');
   writeFileSync(script, CLIENT_SCRIPT);
   writeFileSync(cfgFile, JSON.stringify(cfg));
-  const p = lab.spawnNode(node, 'api-client', [script, pathToFileURL(dist('runtime')).href, pathToFileURL(dist('core')).href, cfgFile]);
+  const p = lab.spawnNode(node, 'api-client', [
+    script,
+    pathToFileURL(dist('runtime')).href,
+    pathToFileURL(dist('core')).href,
+    cfgFile,
+  ]);
   await p.ready;
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; method: string }>();
   let next = 1;
   const rl = createInterface({ input: p.child.stdout! });
   rl.on('line', (line) => {
-    const m = JSON.parse(line) as { id: number; ok: boolean; res?: unknown; error?: { code?: string; message: string } };
+    const m = JSON.parse(line) as {
+      id: number;
+      ok: boolean;
+      res?: unknown;
+      error?: { code?: string; message: string };
+    };
     const w = waiting.get(m.id);
     if (!w) return;
     waiting.delete(m.id);
@@ -297,7 +346,15 @@ export async function startClient(lab: Lab, node: string, cfg: { address: string
       const id = next++;
       return new Promise<Res>((resolve, reject) => {
         waiting.set(id, { resolve: resolve as (v: unknown) => void, reject, method });
-        p.child.stdin!.write(JSON.stringify({ id, method, req: hexBytes(req), deadlineMs: opts.deadlineMs ?? 20_000, ...(opts.intent ? { intentHex: Buffer.from(opts.intent).toString('hex') } : {}) }) + '\n');
+        p.child.stdin!.write(
+          JSON.stringify({
+            id,
+            method,
+            req: hexBytes(req),
+            deadlineMs: opts.deadlineMs ?? 20_000,
+            ...(opts.intent ? { intentHex: Buffer.from(opts.intent).toString('hex') } : {}),
+          }) + '\n',
+        );
       });
     },
   };

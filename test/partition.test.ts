@@ -38,12 +38,34 @@ const TASK_TIMEOUT_MS = 2000;
 /** signer-1's link while it is "slow": 160 kbit/s each way (a DKG round's bundle takes ~100 ms). */
 const SLOW_RATE = '160kbit';
 /** Codes an operation may fail with under a partition (typed: cluster.proto's error list). */
-const TYPED = /^(UNAVAILABLE|NO_QUORUM|ABORTED|DEADLINE_EXCEEDED|CONFIRMATION_MISMATCH|UNEXPECTED_MESSAGE|[A-Z]+_[A-Z_]+)$/;
+const TYPED =
+  /^(UNAVAILABLE|NO_QUORUM|ABORTED|DEADLINE_EXCEEDED|CONFIRMATION_MISMATCH|UNEXPECTED_MESSAGE|[A-Z]+_[A-Z_]+)$/;
 
-interface KeyInfo { keyId: string; suite: number; threshold: number; participants: string[]; publicKey: Buffer; epoch: number }
-interface SignResult { signature: Buffer; signers: string[]; publicKey: Buffer }
-interface Status { participants: { id: string; connected: boolean }[] }
-interface Audit { coordinator: { ok: boolean; count: number; reason: string }; participants: { id: string; reachable: boolean; report: { ok: boolean; count: number; reason: string } | null; error: string }[] }
+interface KeyInfo {
+  keyId: string;
+  suite: number;
+  threshold: number;
+  participants: string[];
+  publicKey: Buffer;
+  epoch: number;
+}
+interface SignResult {
+  signature: Buffer;
+  signers: string[];
+  publicKey: Buffer;
+}
+interface Status {
+  participants: { id: string; connected: boolean }[];
+}
+interface Audit {
+  coordinator: { ok: boolean; count: number; reason: string };
+  participants: {
+    id: string;
+    reachable: boolean;
+    report: { ok: boolean; count: number; reason: string } | null;
+    error: string;
+  }[];
+}
 
 let lab: Lab | undefined;
 let client: LabClient;
@@ -56,7 +78,12 @@ function requireSetup(): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, everyMs = 200): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined>,
+  everyMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -66,13 +93,21 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}\n${daemonLogs()}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}\n${daemonLogs()}`,
+      );
     await sleep(everyMs);
   }
 }
 
 function daemonLogs(): string {
-  return (lab?.procs ?? []).map((p) => `--- ${p.name} (exit ${p.child.exitCode ?? p.child.signalCode ?? 'running'})\n${p.stderr.join('').slice(-1500)}`).join('\n');
+  return (lab?.procs ?? [])
+    .map(
+      (p) =>
+        `--- ${p.name} (exit ${p.child.exitCode ?? p.child.signalCode ?? 'running'})\n${p.stderr.join('').slice(-1500)}`,
+    )
+    .join('\n');
 }
 
 const status = () => client.call<Status>('Status', {}, { deadlineMs: 2000 });
@@ -94,9 +129,18 @@ async function signAndVerify(keyId: string, signers: string[] = []): Promise<Sig
   const k = await keyInfo(keyId);
   const suite = getSuite(suiteOf(k));
   const message = new Uint8Array(randomBytes(32));
-  const intent = createSignIntent(requester, { suite, keyId, message, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 120_000 });
+  const intent = createSignIntent(requester, {
+    suite,
+    keyId,
+    message,
+    requestId: new Uint8Array(randomBytes(16)),
+    notAfter: Date.now() + 120_000,
+  });
   const r = await client.call<SignResult>('Sign', { signers }, { intent, deadlineMs: 15_000 });
-  expect(suite.verify(new Uint8Array(r.signature), message, new Uint8Array(k.publicKey)), `signature of ${keyId} by ${r.signers.join('+')}`).toBe(true);
+  expect(
+    suite.verify(new Uint8Array(r.signature), message, new Uint8Array(k.publicKey)),
+    `signature of ${keyId} by ${r.signers.join('+')}`,
+  ).toBe(true);
   expect(toHex(r.publicKey)).toBe(toHex(k.publicKey));
   return r;
 }
@@ -105,13 +149,22 @@ async function signAndVerify(keyId: string, signers: string[] = []): Promise<Sig
 function slow(node: string, rate = SLOW_RATE): void {
   const l = lab as Lab;
   const args = ['qdisc', 'replace', 'dev', 'X', 'root', 'tbf', 'rate', rate, 'burst', '3000', 'latency', '3s'];
-  tc(l.ns(node), args.map((a) => (a === 'X' ? 'eth0' : a)));
-  tc(l.bridgeNs, args.map((a) => (a === 'X' ? l.veth(node) : a)));
+  tc(
+    l.ns(node),
+    args.map((a) => (a === 'X' ? 'eth0' : a)),
+  );
+  tc(
+    l.bridgeNs,
+    args.map((a) => (a === 'X' ? l.veth(node) : a)),
+  );
 }
 
 function unslow(node: string): void {
   const l = lab as Lab;
-  for (const [ns, dev] of [[l.ns(node), 'eth0'], [l.bridgeNs, l.veth(node)]] as const) {
+  for (const [ns, dev] of [
+    [l.ns(node), 'eth0'],
+    [l.bridgeNs, l.veth(node)],
+  ] as const) {
     try {
       tc(ns, ['qdisc', 'del', 'dev', dev, 'root']);
     } catch (e) {
@@ -125,11 +178,23 @@ function tc(ns: string, args: string[]): void {
     execFileSync('ip', ['netns', 'exec', ns, 'tc', ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
   } catch (e) {
     const err = e as { stderr?: Buffer; message: string };
-    throw new Error(`\`tc ${args.join(' ')}\` in ${ns} failed (this test needs tc with the tbf qdisc; it does not skip): ${err.stderr?.toString().trim() || err.message}`);
+    throw new Error(
+      `\`tc ${args.join(' ')}\` in ${ns} failed (this test needs tc with the tbf qdisc; it does not skip): ${err.stderr?.toString().trim() || err.message}`,
+    );
   }
 }
 
-interface Outcome<T, B = undefined> { ok: boolean; value?: T; code?: string; message?: string; startedAt: number; cutAt: number; endedAt: number; tries: number; before: B }
+interface Outcome<T, B = undefined> {
+  ok: boolean;
+  value?: T;
+  code?: string;
+  message?: string;
+  startedAt: number;
+  cutAt: number;
+  endedAt: number;
+  tries: number;
+  before: B;
+}
 
 /**
  * Runs `op()` with signer-1 slowed and pulls its cable `cutAfterMs` into the call; returns how the
@@ -137,7 +202,11 @@ interface Outcome<T, B = undefined> { ok: boolean; value?: T; code?: string; mes
  * calibrated), the cable is put back and `op` runs again with the cut earlier, up to four times:
  * the outcome returned is one where the cut landed while the call ran (`cutAt < endedAt`).
  */
-async function withCut<T, B = undefined>(op: () => Promise<T>, cutAfterMs: number, prepare?: () => Promise<B>): Promise<Outcome<T, B>> {
+async function withCut<T, B = undefined>(
+  op: () => Promise<T>,
+  cutAfterMs: number,
+  prepare?: () => Promise<B>,
+): Promise<Outcome<T, B>> {
   let at = cutAfterMs;
   for (let tries = 1; ; tries++) {
     // The state the final try starts from (an earlier try may have completed and changed it).
@@ -146,7 +215,12 @@ async function withCut<T, B = undefined>(op: () => Promise<T>, cutAfterMs: numbe
     const startedAt = Date.now();
     const settled = op().then(
       (value) => ({ ok: true as const, value, endedAt: Date.now() }),
-      (e: unknown) => ({ ok: false as const, code: e instanceof RemoteCallError ? e.code : 'NOT_A_REMOTE_ERROR', message: (e as Error).message, endedAt: Date.now() }),
+      (e: unknown) => ({
+        ok: false as const,
+        code: e instanceof RemoteCallError ? e.code : 'NOT_A_REMOTE_ERROR',
+        message: (e as Error).message,
+        endedAt: Date.now(),
+      }),
     );
     let early = false;
     await Promise.race([sleep(at), settled.then(() => void (early = true))]);
@@ -162,7 +236,12 @@ async function withCut<T, B = undefined>(op: () => Promise<T>, cutAfterMs: numbe
     if (r.endedAt - cutAt < 25 && tries < 4) {
       unslow('s1');
       (lab as Lab).restore('s1');
-      await waitFor('signer-1 reachable again', 25_000, async () => ((await audit()).participants.find((p) => p.id === 'signer-1')?.reachable ? true : undefined), 250);
+      await waitFor(
+        'signer-1 reachable again',
+        25_000,
+        async () => ((await audit()).participants.find((p) => p.id === 'signer-1')?.reachable ? true : undefined),
+        250,
+      );
       at = Math.max(1, Math.floor(at * 0.6));
       continue;
     }
@@ -175,10 +254,15 @@ async function heal(): Promise<void> {
   unslow('s1');
   (lab as Lab).restore('s1');
   const t0 = Date.now();
-  await waitFor('signer-1 to answer the coordinator again', 25_000, async () => {
-    const a = await audit();
-    return a.participants.find((p) => p.id === 'signer-1')?.reachable ? a : undefined;
-  }, 250);
+  await waitFor(
+    'signer-1 to answer the coordinator again',
+    25_000,
+    async () => {
+      const a = await audit();
+      return a.participants.find((p) => p.id === 'signer-1')?.reachable ? a : undefined;
+    },
+    250,
+  );
   (timings.healMs as number[]).push(Date.now() - t0);
 }
 
@@ -202,7 +286,13 @@ function expectTyped(o: Outcome<unknown, unknown>, what: string): void {
 }
 
 function record(name: string, o: Outcome<unknown, unknown>, extra: Record<string, unknown> = {}): void {
-  timings[name] = { outcome: o.ok ? 'completed' : `aborted ${o.code}`, cutAfterMs: o.cutAt - o.startedAt, callMs: o.endedAt - o.startedAt, tries: o.tries, ...extra };
+  timings[name] = {
+    outcome: o.ok ? 'completed' : `aborted ${o.code}`,
+    cutAfterMs: o.cutAt - o.startedAt,
+    callMs: o.endedAt - o.startedAt,
+    tries: o.tries,
+    ...extra,
+  };
 }
 
 /**
@@ -211,10 +301,21 @@ function record(name: string, o: Outcome<unknown, unknown>, extra: Record<string
  * and after healing signer-1 signs in a quorum, a full refresh commits and signer-1 signs at the
  * new epoch.
  */
-async function expectIntactAndUsable(keyId: string, publicKey: string, expected: { epoch: number; threshold: number; participants: string[] }, survivors: string[], opts: { signer1Signs?: boolean } = {}): Promise<void> {
+async function expectIntactAndUsable(
+  keyId: string,
+  publicKey: string,
+  expected: { epoch: number; threshold: number; participants: string[] },
+  survivors: string[],
+  opts: { signer1Signs?: boolean } = {},
+): Promise<void> {
   const signer1Signs = (opts.signer1Signs ?? true) && expected.participants.includes('signer-1');
   const k = await keyInfo(keyId);
-  expect({ epoch: k.epoch, threshold: k.threshold, participants: [...k.participants].sort(), publicKey: toHex(k.publicKey) }).toEqual({ ...expected, participants: [...expected.participants].sort(), publicKey });
+  expect({
+    epoch: k.epoch,
+    threshold: k.threshold,
+    participants: [...k.participants].sort(),
+    publicKey: toHex(k.publicKey),
+  }).toEqual({ ...expected, participants: [...expected.participants].sort(), publicKey });
   const r = await signAndVerify(keyId, survivors);
   expect([...r.signers].sort()).toEqual([...survivors].sort());
   await heal();
@@ -225,7 +326,11 @@ async function expectIntactAndUsable(keyId: string, publicKey: string, expected:
     const again = await signAndVerify(keyId, ['signer-1', ...others]);
     expect(again.signers, 'signer-1 signs again after the partition').toContain('signer-1');
   }
-  const refreshed = await client.call<KeyInfo>('Refresh', { keyId, authorisation: standingRefresh() }, { deadlineMs: 20_000 });
+  const refreshed = await client.call<KeyInfo>(
+    'Refresh',
+    { keyId, authorisation: standingRefresh() },
+    { deadlineMs: 20_000 },
+  );
   expect(refreshed.epoch).toBe(expected.epoch + 1);
   expect(toHex(refreshed.publicKey)).toBe(publicKey);
   if (signer1Signs) {
@@ -239,9 +344,12 @@ beforeAll(async () => {
   timings.healMs = [];
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([setup(), new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`setup took over 23 s\n${daemonLogs()}`)), 23_000);
-    })]);
+    await Promise.race([
+      setup(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`setup took over 23 s\n${daemonLogs()}`)), 23_000);
+      }),
+    ]);
   } catch (e) {
     setupError = new Error(`partition lab setup failed: ${(e as Error).message}`, { cause: e });
   } finally {
@@ -265,20 +373,40 @@ async function setup(): Promise<void> {
     return f;
   };
   const coordCfg = join(dir, 'coordinator.json');
-  writeFileSync(coordCfg, JSON.stringify({
-    dataDir: join(dir, 'coordinator'), host: coordAddr, port: PORT, kekFile: kekFile('coordinator'), tls: pki.certs.coordinator,
-    participants: [...SIGNERS], taskTimeoutMs: TASK_TIMEOUT_MS,
-  }));
+  writeFileSync(
+    coordCfg,
+    JSON.stringify({
+      dataDir: join(dir, 'coordinator'),
+      host: coordAddr,
+      port: PORT,
+      kekFile: kekFile('coordinator'),
+      tls: pki.certs.coordinator,
+      participants: [...SIGNERS],
+      taskTimeoutMs: TASK_TIMEOUT_MS,
+    }),
+  );
   const coordinator = lab.spawnNode('coord', 'coordinator', [dist('coordinator', 'main.js'), '--config', coordCfg]);
   const port = (await coordinator.ready).port;
   if (port !== PORT) throw new Error(`coordinator serves on ${String(port)}, expected ${PORT}`);
   const signers = SIGNERS.map((id) => {
     const cfg = join(dir, `${id}.json`);
     mkdirSync(join(dir, id), { recursive: true });
-    writeFileSync(cfg, JSON.stringify({
-      id, dataDir: join(dir, id, 'data'), coordinator: `${coordAddr}:${PORT}`, kekFile: kekFile(id), tls: pki.certs[id],
-      policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [{ id: 'test-client', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
-    }));
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        id,
+        dataDir: join(dir, id, 'data'),
+        coordinator: `${coordAddr}:${PORT}`,
+        kekFile: kekFile(id),
+        tls: pki.certs[id],
+        policy: {
+          allowKeygen: true,
+          allowUnpinnedPeers: true,
+          operators,
+          requesters: [{ id: 'test-client', publicKey: toHex(requester.public.signKey), keys: ['*'] }],
+        },
+      }),
+    );
     return lab!.spawnNode(NODE[id]!, id, [dist('signer', 'main.js'), '--config', cfg]);
   });
   await Promise.all(signers.map((s) => s.ready));
@@ -321,7 +449,12 @@ afterEach(async () => {
   if (!lab || setupError) return;
   unslow('s1');
   lab.restore('s1');
-  await waitFor('signer-1 reachable after the test', 25_000, async () => ((await audit()).participants.find((p) => p.id === 'signer-1')?.reachable ? true : undefined), 250).catch(() => undefined);
+  await waitFor(
+    'signer-1 reachable after the test',
+    25_000,
+    async () => ((await audit()).participants.find((p) => p.id === 'signer-1')?.reachable ? true : undefined),
+    250,
+  ).catch(() => undefined);
 }, 30_000);
 
 const THREE = ['signer-1', 'signer-2', 'signer-3'];
@@ -329,92 +462,172 @@ const THREE = ['signer-1', 'signer-2', 'signer-3'];
 describe('partitions (network namespaces): each operation completes or aborts, and the key stays intact and usable', () => {
   // Each lifecycle operation twice: cut early (it should abort) and late (it may commit while
   // signer-1 misses the last step, which it must then catch up on).
-  for (const [when, frac] of [['early', 0.3], ['late', 0.85]] as const) {
-  it(`DKG: signer-1 cut off ${when} in the DKG`, async () => {
-    requireSetup();
-    const keygen = () => client.call<KeyInfo>('Keygen', { suite: getSuite('secp256k1-tr').wireId, threshold: 2, participants: THREE }, { deadlineMs: 20_000 });
-    const cal = await calibrate(keygen);
-    const o = await withCut(keygen, Math.round(cal.ms * frac), async () => (await client.call<{ keys: KeyInfo[] }>('ListKeys', {})).keys.map((k) => k.keyId));
-    const before = o.before;
-    record(`dkg-${when}`, o, { calibratedMs: cal.ms });
-    expect(o.cutAt, 'the cut landed while the DKG ran').toBeLessThan(o.endedAt);
-    expectTyped(o, 'keygen');
-    const after = (await client.call<{ keys: KeyInfo[] }>('ListKeys', {})).keys;
-    if (o.ok) {
-      // Completed: the new key signs with the survivors and, once healed, with signer-1.
-      const k = o.value as KeyInfo;
-      expect(after.map((x) => x.keyId)).toContain(k.keyId);
-      await expectIntactAndUsable(k.keyId, toHex(k.publicKey), { epoch: 0, threshold: 2, participants: THREE }, ['signer-2', 'signer-3']);
-    } else {
-      // Aborted: no key appeared; the key made before (the "previous" state) still signs, with
-      // the survivors now and with signer-1 once healed; and a DKG with everyone works again.
-      expect(after.map((x) => x.keyId).sort()).toEqual([...before].sort());
-      await expectIntactAndUsable(cal.value.keyId, toHex(cal.value.publicKey), { epoch: 0, threshold: 2, participants: THREE }, ['signer-2', 'signer-3']);
-      const fresh = await keygen();
-      await signAndVerify(fresh.keyId, ['signer-1', 'signer-2']);
-    }
-  }, 30_000);
+  for (const [when, frac] of [
+    ['early', 0.3],
+    ['late', 0.85],
+  ] as const) {
+    it(`DKG: signer-1 cut off ${when} in the DKG`, async () => {
+      requireSetup();
+      const keygen = () =>
+        client.call<KeyInfo>(
+          'Keygen',
+          { suite: getSuite('secp256k1-tr').wireId, threshold: 2, participants: THREE },
+          { deadlineMs: 20_000 },
+        );
+      const cal = await calibrate(keygen);
+      const o = await withCut(keygen, Math.round(cal.ms * frac), async () =>
+        (await client.call<{ keys: KeyInfo[] }>('ListKeys', {})).keys.map((k) => k.keyId),
+      );
+      const before = o.before;
+      record(`dkg-${when}`, o, { calibratedMs: cal.ms });
+      expect(o.cutAt, 'the cut landed while the DKG ran').toBeLessThan(o.endedAt);
+      expectTyped(o, 'keygen');
+      const after = (await client.call<{ keys: KeyInfo[] }>('ListKeys', {})).keys;
+      if (o.ok) {
+        // Completed: the new key signs with the survivors and, once healed, with signer-1.
+        const k = o.value as KeyInfo;
+        expect(after.map((x) => x.keyId)).toContain(k.keyId);
+        await expectIntactAndUsable(k.keyId, toHex(k.publicKey), { epoch: 0, threshold: 2, participants: THREE }, [
+          'signer-2',
+          'signer-3',
+        ]);
+      } else {
+        // Aborted: no key appeared; the key made before (the "previous" state) still signs, with
+        // the survivors now and with signer-1 once healed; and a DKG with everyone works again.
+        expect(after.map((x) => x.keyId).sort()).toEqual([...before].sort());
+        await expectIntactAndUsable(
+          cal.value.keyId,
+          toHex(cal.value.publicKey),
+          { epoch: 0, threshold: 2, participants: THREE },
+          ['signer-2', 'signer-3'],
+        );
+        const fresh = await keygen();
+        await signAndVerify(fresh.keyId, ['signer-1', 'signer-2']);
+      }
+    }, 30_000);
 
-  it(`refresh: signer-1 cut off ${when} in the refresh`, async () => {
-    requireSetup();
-    const k = await client.call<KeyInfo>('Keygen', { suite: getSuite('p256').wireId, threshold: 2, participants: THREE }, { deadlineMs: 20_000 });
-    const pub = toHex(k.publicKey);
-    const refresh = () => client.call<KeyInfo>('Refresh', { keyId: k.keyId, authorisation: standingRefresh() }, { deadlineMs: 20_000 });
-    const cal = await calibrate(refresh);
-    const o = await withCut(refresh, Math.round(cal.ms * frac), () => keyInfo(k.keyId));
-    record(`refresh-${when}`, o, { calibratedMs: cal.ms, fromEpoch: o.before.epoch });
-    expect(o.cutAt, 'the cut landed while the refresh ran').toBeLessThan(o.endedAt);
-    expectTyped(o, 'refresh');
-    if (o.ok) expect(toHex((o.value as KeyInfo).publicKey)).toBe(pub);
-    await expectIntactAndUsable(k.keyId, pub, { epoch: o.before.epoch + (o.ok ? 1 : 0), threshold: 2, participants: THREE }, ['signer-2', 'signer-3']);
-  }, 40_000);
+    it(`refresh: signer-1 cut off ${when} in the refresh`, async () => {
+      requireSetup();
+      const k = await client.call<KeyInfo>(
+        'Keygen',
+        { suite: getSuite('p256').wireId, threshold: 2, participants: THREE },
+        { deadlineMs: 20_000 },
+      );
+      const pub = toHex(k.publicKey);
+      const refresh = () =>
+        client.call<KeyInfo>('Refresh', { keyId: k.keyId, authorisation: standingRefresh() }, { deadlineMs: 20_000 });
+      const cal = await calibrate(refresh);
+      const o = await withCut(refresh, Math.round(cal.ms * frac), () => keyInfo(k.keyId));
+      record(`refresh-${when}`, o, { calibratedMs: cal.ms, fromEpoch: o.before.epoch });
+      expect(o.cutAt, 'the cut landed while the refresh ran').toBeLessThan(o.endedAt);
+      expectTyped(o, 'refresh');
+      if (o.ok) expect(toHex((o.value as KeyInfo).publicKey)).toBe(pub);
+      await expectIntactAndUsable(
+        k.keyId,
+        pub,
+        { epoch: o.before.epoch + (o.ok ? 1 : 0), threshold: 2, participants: THREE },
+        ['signer-2', 'signer-3'],
+      );
+    }, 40_000);
 
-  it(`reshare 2-of-3 → 3-of-4: signer-1 cut off ${when} in the reshare`, async () => {
-    requireSetup();
-    const k = await client.call<KeyInfo>('Keygen', { suite: getSuite('secp256k1').wireId, threshold: 2, participants: THREE }, { deadlineMs: 20_000 });
-    const pub = toHex(k.publicKey);
-    // Calibrate on a key of its own (a reshare changes the key it runs on).
-    const probe = await client.call<KeyInfo>('Keygen', { suite: getSuite('secp256k1').wireId, threshold: 2, participants: THREE }, { deadlineMs: 20_000 });
-    // Each attempt is approved for the epoch it starts from (an approval names the epoch); the
-    // PrepareLifecycle round trip is part of the timed call, well before any cut lands.
-    const approve = async (keyId: string) => approved(new Uint8Array((await client.call<{ authorisation: Uint8Array }>('PrepareLifecycle', { keyId, operation: 'reshare', threshold: 3, participants: [...SIGNERS] }, { deadlineMs: 5000 })).authorisation));
-    const reshare = (keyId: string) => async () => client.call<KeyInfo>('Reshare', { keyId, threshold: 3, participants: [...SIGNERS], revoke: [], authorisation: await approve(keyId) }, { deadlineMs: 20_000 });
-    const cal = await calibrate(reshare(probe.keyId));
-    expect(cal.value.threshold).toBe(3);
-    const o = await withCut(reshare(k.keyId), Math.round(cal.ms * frac), () => keyInfo(k.keyId));
-    const b = o.before;
-    record(`reshare-${when}`, o, { calibratedMs: cal.ms, from: `${b.threshold}-of-${b.participants.length} epoch ${b.epoch}` });
-    expect(o.cutAt, 'the cut landed while the reshare ran').toBeLessThan(o.endedAt);
-    expectTyped(o, 'reshare');
-    // Completed: 3-of-4 at the next epoch; aborted: what it was before. Same public key either way.
-    const expected = o.ok ? { epoch: b.epoch + 1, threshold: 3, participants: [...SIGNERS] } : { epoch: b.epoch, threshold: b.threshold, participants: [...b.participants] };
-    if (o.ok) expect(toHex((o.value as KeyInfo).publicKey)).toBe(pub);
-    const survivors = expected.participants.filter((p) => p !== 'signer-1').slice(0, expected.threshold);
-    await expectIntactAndUsable(k.keyId, pub, expected, survivors);
-  }, 40_000);
+    it(`reshare 2-of-3 → 3-of-4: signer-1 cut off ${when} in the reshare`, async () => {
+      requireSetup();
+      const k = await client.call<KeyInfo>(
+        'Keygen',
+        { suite: getSuite('secp256k1').wireId, threshold: 2, participants: THREE },
+        { deadlineMs: 20_000 },
+      );
+      const pub = toHex(k.publicKey);
+      // Calibrate on a key of its own (a reshare changes the key it runs on).
+      const probe = await client.call<KeyInfo>(
+        'Keygen',
+        { suite: getSuite('secp256k1').wireId, threshold: 2, participants: THREE },
+        { deadlineMs: 20_000 },
+      );
+      // Each attempt is approved for the epoch it starts from (an approval names the epoch); the
+      // PrepareLifecycle round trip is part of the timed call, well before any cut lands.
+      const approve = async (keyId: string) =>
+        approved(
+          new Uint8Array(
+            (
+              await client.call<{ authorisation: Uint8Array }>(
+                'PrepareLifecycle',
+                { keyId, operation: 'reshare', threshold: 3, participants: [...SIGNERS] },
+                { deadlineMs: 5000 },
+              )
+            ).authorisation,
+          ),
+        );
+      const reshare = (keyId: string) => async () =>
+        client.call<KeyInfo>(
+          'Reshare',
+          { keyId, threshold: 3, participants: [...SIGNERS], revoke: [], authorisation: await approve(keyId) },
+          { deadlineMs: 20_000 },
+        );
+      const cal = await calibrate(reshare(probe.keyId));
+      expect(cal.value.threshold).toBe(3);
+      const o = await withCut(reshare(k.keyId), Math.round(cal.ms * frac), () => keyInfo(k.keyId));
+      const b = o.before;
+      record(`reshare-${when}`, o, {
+        calibratedMs: cal.ms,
+        from: `${b.threshold}-of-${b.participants.length} epoch ${b.epoch}`,
+      });
+      expect(o.cutAt, 'the cut landed while the reshare ran').toBeLessThan(o.endedAt);
+      expectTyped(o, 'reshare');
+      // Completed: 3-of-4 at the next epoch; aborted: what it was before. Same public key either way.
+      const expected = o.ok
+        ? { epoch: b.epoch + 1, threshold: 3, participants: [...SIGNERS] }
+        : { epoch: b.epoch, threshold: b.threshold, participants: [...b.participants] };
+      if (o.ok) expect(toHex((o.value as KeyInfo).publicKey)).toBe(pub);
+      const survivors = expected.participants.filter((p) => p !== 'signer-1').slice(0, expected.threshold);
+      await expectIntactAndUsable(k.keyId, pub, expected, survivors);
+    }, 40_000);
   }
   it('signing: signer-1 cut off while signatures are in flight', async () => {
     requireSetup();
-    const k = await client.call<KeyInfo>('Keygen', { suite: getSuite('ed25519').wireId, threshold: 2, participants: THREE }, { deadlineMs: 20_000 });
+    const k = await client.call<KeyInfo>(
+      'Keygen',
+      { suite: getSuite('ed25519').wireId, threshold: 2, participants: THREE },
+      { deadlineMs: 20_000 },
+    );
     // Ten requests, one every 40 ms, signer-1 preferred: some are answered before the cut, the
     // ones after it meet a silent signer-1 and must be retried by the coordinator without it.
     const batch = async () => {
       const suite = getSuite('ed25519');
-      return Promise.allSettled(Array.from({ length: 10 }, async (_, i) => {
-        await sleep(40 * i);
-        const message = new Uint8Array(randomBytes(32));
-        const intent = createSignIntent(requester, { suite, keyId: k.keyId, message, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 120_000 });
-        const r = await client.call<SignResult>('Sign', { signers: ['signer-1', 'signer-2'] }, { intent, deadlineMs: 15_000 });
-        return { r, message };
-      }));
+      return Promise.allSettled(
+        Array.from({ length: 10 }, async (_, i) => {
+          await sleep(40 * i);
+          const message = new Uint8Array(randomBytes(32));
+          const intent = createSignIntent(requester, {
+            suite,
+            keyId: k.keyId,
+            message,
+            requestId: new Uint8Array(randomBytes(16)),
+            notAfter: Date.now() + 120_000,
+          });
+          const r = await client.call<SignResult>(
+            'Sign',
+            { signers: ['signer-1', 'signer-2'] },
+            { intent, deadlineMs: 15_000 },
+          );
+          return { r, message };
+        }),
+      );
     };
     const cal = await calibrate(batch);
     expect(cal.value.every((x) => x.status === 'fulfilled')).toBe(true);
     const o = await withCut(batch, Math.max(1, Math.round(cal.ms * 0.4)));
     const results = o.value ?? [];
     const done = results.filter((x) => x.status === 'fulfilled');
-    const withoutSigner1 = done.filter((x) => x.status === 'fulfilled' && !x.value.r.signers.includes('signer-1')).length;
-    record('sign', o, { calibratedMs: cal.ms, completed: done.length, failed: results.length - done.length, signedWithoutSigner1: withoutSigner1 });
+    const withoutSigner1 = done.filter(
+      (x) => x.status === 'fulfilled' && !x.value.r.signers.includes('signer-1'),
+    ).length;
+    record('sign', o, {
+      calibratedMs: cal.ms,
+      completed: done.length,
+      failed: results.length - done.length,
+      signedWithoutSigner1: withoutSigner1,
+    });
     expect(o.ok).toBe(true);
     expect(o.cutAt, 'the cut landed while signatures were in flight').toBeLessThan(o.endedAt);
     // The partition was felt: some requests were signed by the quorum without signer-1.
@@ -422,7 +635,9 @@ describe('partitions (network namespaces): each operation completes or aborts, a
     for (const x of results) {
       if (x.status === 'fulfilled') {
         const { r, message } = x.value;
-        expect(getSuite('ed25519').verify(new Uint8Array(r.signature), message, new Uint8Array(k.publicKey))).toBe(true);
+        expect(getSuite('ed25519').verify(new Uint8Array(r.signature), message, new Uint8Array(k.publicKey))).toBe(
+          true,
+        );
       } else {
         const e = x.reason as RemoteCallError;
         expect(e.code, e.message).toMatch(TYPED);
@@ -430,6 +645,12 @@ describe('partitions (network namespaces): each operation completes or aborts, a
     }
     // A sign attempt that timed out on signer-1 has it tried last for a minute (until it
     // reconnects), so here its health after healing shows in the refresh it must take part in.
-    await expectIntactAndUsable(k.keyId, toHex(k.publicKey), { epoch: 0, threshold: 2, participants: THREE }, ['signer-2', 'signer-3'], { signer1Signs: false });
+    await expectIntactAndUsable(
+      k.keyId,
+      toHex(k.publicKey),
+      { epoch: 0, threshold: 2, participants: THREE },
+      ['signer-2', 'signer-3'],
+      { signer1Signs: false },
+    );
   }, 40_000);
 });

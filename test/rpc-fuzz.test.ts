@@ -69,10 +69,39 @@ afterAll(async () => {
 
 // ---- generic arbitraries ------------------------------------------------------------------------
 
-const junk = fc.anything({ maxDepth: 2, maxKeys: 4, withBigInt: true, withTypedArray: true, withDate: true, withNullPrototype: true, withUnicodeString: true, withSparseArray: true });
+const junk = fc.anything({
+  maxDepth: 2,
+  maxKeys: 4,
+  withBigInt: true,
+  withTypedArray: true,
+  withDate: true,
+  withNullPrototype: true,
+  withUnicodeString: true,
+  withSparseArray: true,
+});
 const numberish = fc.oneof(
   fc.integer(),
-  fc.constantFrom(0, 1, 2, 3, 4, 5, -1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53, Number.MAX_SAFE_INTEGER, -(2 ** 63), 2 ** 64, NaN, Infinity, -Infinity, 0.5, -0),
+  fc.constantFrom(
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    -1,
+    2 ** 31,
+    2 ** 32 - 1,
+    2 ** 32,
+    2 ** 53,
+    Number.MAX_SAFE_INTEGER,
+    -(2 ** 63),
+    2 ** 64,
+    NaN,
+    Infinity,
+    -Infinity,
+    0.5,
+    -0,
+  ),
   fc.double(),
   fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }),
   fc.string({ maxLength: 8 }),
@@ -85,15 +114,48 @@ const bytesish = fc.oneof(
   junk,
 );
 const idish = fc.oneof(
-  fc.constantFrom('signer-1', 'signer-2', 'signer-3', 'client', 'coordinator', 'ghost', '', ' ', 'a'.repeat(65), 'signer-1\n    at x (y.js:1:1)'),
+  fc.constantFrom(
+    'signer-1',
+    'signer-2',
+    'signer-3',
+    'client',
+    'coordinator',
+    'ghost',
+    '',
+    ' ',
+    'a'.repeat(65),
+    'signer-1\n    at x (y.js:1:1)',
+  ),
   fc.string({ unit: 'binary', maxLength: 20 }),
   junk,
 );
-const fieldName = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('suite', 'threshold', 'participants', 'intent', 'signers', 'toJSON', 'constructor', '__proto__', 'hello', 'result'));
+const fieldName = fc.oneof(
+  fc.string({ maxLength: 12 }),
+  fc.constantFrom(
+    'suite',
+    'threshold',
+    'participants',
+    'intent',
+    'signers',
+    'toJSON',
+    'constructor',
+    '__proto__',
+    'hello',
+    'result',
+  ),
+);
 const randomObject = fc.dictionary(fieldName, junk, { maxKeys: 5 });
 
 // A tiny protobuf writer, so raw bytes can also be wire-valid frames with random fields.
-type PField = { no: number; v: { t: 'varint'; x: bigint } | { t: 'bytes'; x: Uint8Array } | { t: 'i32'; x: Uint8Array } | { t: 'i64'; x: Uint8Array } | { t: 'msg'; x: PField[] } };
+type PField = {
+  no: number;
+  v:
+    | { t: 'varint'; x: bigint }
+    | { t: 'bytes'; x: Uint8Array }
+    | { t: 'i32'; x: Uint8Array }
+    | { t: 'i64'; x: Uint8Array }
+    | { t: 'msg'; x: PField[] };
+};
 function varint(n: bigint): number[] {
   const out: number[] = [];
   let v = BigInt.asUintN(64, n);
@@ -125,7 +187,14 @@ const { protoFields } = fc.letrec<{ protoFields: PField[]; field: PField }>((tie
     no: fc.oneof(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 2 ** 29 - 1 })),
     v: fc.oneof(
       { depthSize: 'small', withCrossShrink: true },
-      fc.record({ t: fc.constant('varint' as const), x: fc.oneof(fc.bigInt({ min: 0n, max: 8n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.bigInt({ min: -(2n ** 63n), max: -1n })) }),
+      fc.record({
+        t: fc.constant('varint' as const),
+        x: fc.oneof(
+          fc.bigInt({ min: 0n, max: 8n }),
+          fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+          fc.bigInt({ min: -(2n ** 63n), max: -1n }),
+        ),
+      }),
       fc.record({ t: fc.constant('bytes' as const), x: fc.uint8Array({ maxLength: 80 }) }),
       fc.record({ t: fc.constant('i32' as const), x: fc.uint8Array({ minLength: 4, maxLength: 4 }) }),
       fc.record({ t: fc.constant('i64' as const), x: fc.uint8Array({ minLength: 8, maxLength: 8 }) }),
@@ -136,7 +205,12 @@ const { protoFields } = fc.letrec<{ protoFields: PField[]; field: PField }>((tie
 const rawBytes = fc.oneof(
   fc.uint8Array({ maxLength: 400 }),
   protoFields.map(encodeFields),
-  fc.constantFrom(new Uint8Array(0), new Uint8Array([0x08]), new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]), new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])),
+  fc.constantFrom(
+    new Uint8Array(0),
+    new Uint8Array([0x08]),
+    new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+    new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
+  ),
 );
 
 // ---- calling the API ------------------------------------------------------------------------------
@@ -144,7 +218,8 @@ const rawBytes = fc.oneof(
 type Outcome = { ok: true; res: unknown } | { ok: false; raw: grpc.ServiceError; err: RemoteError };
 
 function settle(resolve: (o: Outcome) => void) {
-  return (err: grpc.ServiceError | null, res?: unknown) => resolve(err ? { ok: false, raw: err, err: fromServiceError(err) } : { ok: true, res });
+  return (err: grpc.ServiceError | null, res?: unknown) =>
+    resolve(err ? { ok: false, raw: err, err: fromServiceError(err) } : { ok: true, res });
 }
 
 /** A call through the generated client (proto-loader serialises whatever it is given). */
@@ -159,7 +234,15 @@ let rawClient: grpc.Client;
 /** Sends `bytes` as the request message exactly as given: no serialisation on this side. */
 function rawCall(method: string, bytes: Uint8Array, deadlineMs = 15_000): Promise<Outcome> {
   return new Promise((resolve) => {
-    rawClient.makeUnaryRequest(`/tessera.v1.Coordinator/${method}`, (x: Buffer) => x, (x: Buffer) => x, Buffer.from(bytes), new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, settle(resolve));
+    rawClient.makeUnaryRequest(
+      `/tessera.v1.Coordinator/${method}`,
+      (x: Buffer) => x,
+      (x: Buffer) => x,
+      Buffer.from(bytes),
+      new grpc.Metadata(),
+      { deadline: Date.now() + deadlineMs },
+      settle(resolve),
+    );
   });
 }
 
@@ -203,9 +286,16 @@ describe('Coordinator API under fuzzed input', () => {
     const nearValid = fc.record({
       suite: fc.oneof(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 6 })),
       threshold: fc.integer({ min: 1, max: 4 }),
-      participants: fc.oneof(fc.constant([] as string[]), fc.subarray(SIGNER_IDS), fc.subarray(['signer-1', 'signer-2', 'signer-3', 'signer-1', 'ghost', 'client'])),
+      participants: fc.oneof(
+        fc.constant([] as string[]),
+        fc.subarray(SIGNER_IDS),
+        fc.subarray(['signer-1', 'signer-2', 'signer-3', 'signer-1', 'ghost', 'client']),
+      ),
     });
-    const loose = fc.record({ suite: numberish, threshold: numberish, participants: fc.oneof(fc.array(idish, { maxLength: 5 }), junk) }, { requiredKeys: [] });
+    const loose = fc.record(
+      { suite: numberish, threshold: numberish, participants: fc.oneof(fc.array(idish, { maxLength: 5 }), junk) },
+      { requiredKeys: [] },
+    );
     await fc.assert(
       fc.asyncProperty(fc.oneof({ arbitrary: nearValid, weight: 3 }, loose, randomObject, junk), async (req) => {
         const o = await apiCall('Keygen', req);
@@ -226,7 +316,10 @@ describe('Coordinator API under fuzzed input', () => {
 
   it('Sign: arbitrary request objects, junk envelopes and well-formed intents of strangers', async () => {
     const suiteIds: SuiteId[] = ['ed25519', 'secp256k1-tr', 'secp256k1', 'p256'];
-    const envelopeish = fc.record({ version: numberish, kind: numberish, sender: bytesish, payload: bytesish, signature: bytesish }, { requiredKeys: [] });
+    const envelopeish = fc.record(
+      { version: numberish, kind: numberish, sender: bytesish, payload: bytesish, signature: bytesish },
+      { requiredKeys: [] },
+    );
     // Intents that decode and verify: signed by the real requester or by a stranger, for the
     // cluster's key or another, fresh or expired, intact or with one byte changed.
     const realIntent = fc
@@ -237,12 +330,21 @@ describe('Coordinator API under fuzzed input', () => {
         message: fc.uint8Array({ maxLength: 64 }),
         requestIdLen: fc.integer({ min: 16, max: 32 }),
         notAfter: fc.oneof({ arbitrary: fc.constant(60_000), weight: 3 }, fc.integer({ min: -1e9, max: 1e9 })),
-        flip: fc.oneof({ arbitrary: fc.constant(null), weight: 3 }, fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 }))),
+        flip: fc.oneof(
+          { arbitrary: fc.constant(null), weight: 3 },
+          fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })),
+        ),
       })
       .map((r) => {
         const keyId = r.keyId === 'cluster' ? clusterKey.keyId : r.keyId;
         const signer = r.who === 'requester' ? c.requester : ParticipantIdentity.generate('stranger');
-        const bytes = createSignIntent(signer, { suite: getSuite(r.suite), keyId, message: r.message, requestId: rand(r.requestIdLen), notAfter: Date.now() + r.notAfter });
+        const bytes = createSignIntent(signer, {
+          suite: getSuite(r.suite),
+          keyId,
+          message: r.message,
+          requestId: rand(r.requestIdLen),
+          notAfter: Date.now() + r.notAfter,
+        });
         const original = decodeMessage('Envelope', bytes);
         if (r.flip) bytes[r.flip[0] % bytes.length]! ^= r.flip[1];
         let intent: unknown;
@@ -257,8 +359,23 @@ describe('Coordinator API under fuzzed input', () => {
         return { intent, meta: { ...r, keyId, flip } };
       });
     const req = fc.oneof(
-      { weight: 2, arbitrary: realIntent.chain((ri) => fc.record({ signers: fc.oneof(fc.constant([] as unknown[]), fc.array(idish, { maxLength: 4 })) }).map((x) => ({ req: { intent: ri.intent, signers: x.signers }, meta: ri.meta as typeof ri.meta | undefined }))) },
-      fc.record({ intent: fc.oneof(envelopeish, junk), signers: fc.oneof(fc.array(idish, { maxLength: 4 }), junk) }, { requiredKeys: [] }).map((r) => ({ req: r as unknown, meta: undefined })),
+      {
+        weight: 2,
+        arbitrary: realIntent.chain((ri) =>
+          fc
+            .record({ signers: fc.oneof(fc.constant([] as unknown[]), fc.array(idish, { maxLength: 4 })) })
+            .map((x) => ({
+              req: { intent: ri.intent, signers: x.signers },
+              meta: ri.meta as typeof ri.meta | undefined,
+            })),
+        ),
+      },
+      fc
+        .record(
+          { intent: fc.oneof(envelopeish, junk), signers: fc.oneof(fc.array(idish, { maxLength: 4 }), junk) },
+          { requiredKeys: [] },
+        )
+        .map((r) => ({ req: r as unknown, meta: undefined })),
       fc.oneof(randomObject, junk).map((r) => ({ req: r, meta: undefined })),
     );
     await fc.assert(
@@ -271,7 +388,13 @@ describe('Coordinator API under fuzzed input', () => {
           expect(meta).toMatchObject({ who: 'requester', keyId: clusterKey.keyId, suite: 'ed25519', flip: null });
           const res = o.res as { signature: Buffer; keyId: string };
           expect(res.keyId).toBe(clusterKey.keyId);
-          expect(getSuite('ed25519').verify(new Uint8Array(res.signature), meta!.message, new Uint8Array(clusterKey.publicKey))).toBe(true);
+          expect(
+            getSuite('ed25519').verify(
+              new Uint8Array(res.signature),
+              meta!.message,
+              new Uint8Array(clusterKey.publicKey),
+            ),
+          ).toBe(true);
         }
       }),
       { numRuns: 100 },
@@ -295,7 +418,11 @@ describe('Coordinator API under fuzzed input', () => {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...methods), rawBytes, async (method, bytes) => {
         const o = await rawCall(method, bytes);
-        expectSane(`${method}(raw)`, o, method === 'Keygen' ? ['UNAVAILABLE'] : method === 'Sign' ? ['NO_QUORUM', 'UNAVAILABLE'] : []);
+        expectSane(
+          `${method}(raw)`,
+          o,
+          method === 'Keygen' ? ['UNAVAILABLE'] : method === 'Sign' ? ['NO_QUORUM', 'UNAVAILABLE'] : [],
+        );
       }),
       { numRuns: 150 },
     );
@@ -325,15 +452,26 @@ function linkClient(tls: TlsFiles): grpc.Client {
 }
 
 function openLink(client: grpc.Client): LinkStream {
-  const s = (client as unknown as { Connect(): grpc.ClientDuplexStream<unknown, { challenge?: { nonce: Uint8Array } }> }).Connect();
-  const challenge = new Promise<Uint8Array>((resolve) => s.on('data', (m: { challenge?: { nonce: Uint8Array } }) => m.challenge && resolve(new Uint8Array(m.challenge.nonce))));
+  const s = (
+    client as unknown as { Connect(): grpc.ClientDuplexStream<unknown, { challenge?: { nonce: Uint8Array } }> }
+  ).Connect();
+  const challenge = new Promise<Uint8Array>((resolve) =>
+    s.on(
+      'data',
+      (m: { challenge?: { nonce: Uint8Array } }) => m.challenge && resolve(new Uint8Array(m.challenge.nonce)),
+    ),
+  );
   const status = new Promise<grpc.StatusObject>((resolve) => s.on('status', resolve));
   s.on('error', () => {});
   return { s: s as grpc.ClientDuplexStream<unknown, unknown>, challenge, status };
 }
 
 function openRawLink(client: grpc.Client): LinkStream {
-  const s = client.makeBidiStreamRequest('/tessera.v1.ParticipantLink/Connect', (x: Buffer) => x, (x: Buffer) => x);
+  const s = client.makeBidiStreamRequest(
+    '/tessera.v1.ParticipantLink/Connect',
+    (x: Buffer) => x,
+    (x: Buffer) => x,
+  );
   const challenge = new Promise<Uint8Array>((resolve) => s.once('data', (b: Buffer) => resolve(new Uint8Array(b))));
   const status = new Promise<grpc.StatusObject>((resolve) => s.on('status', resolve));
   s.on('error', () => {});
@@ -342,7 +480,10 @@ function openRawLink(client: grpc.Client): LinkStream {
 
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<T>((_, reject) => (t = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => (t = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms))),
+  ]).finally(() => clearTimeout(t));
 }
 
 /** The stream must be closed by the coordinator with a refusal, not left open and not OK. */
@@ -353,7 +494,9 @@ async function expectRefused(l: LinkStream, what: string, extra: readonly number
   return st;
 }
 
-const helloFor = (id: ParticipantIdentity, signature: Uint8Array, pid = 4242) => ({ hello: { participant: participantToWire(id.public), signature, metricsUrl: '', pid, keys: [] } });
+const helloFor = (id: ParticipantIdentity, signature: Uint8Array, pid = 4242) => ({
+  hello: { participant: participantToWire(id.public), signature, metricsUrl: '', pid, keys: [] },
+});
 const linkSigning = (nonce: Uint8Array) => concatBytes(utf8ToBytes(LINK_DST), nonce);
 
 async function status(): Promise<{ participants: { id: string; connected: boolean; pid: number }[] }> {
@@ -390,26 +533,54 @@ describe('ParticipantLink under fuzzed and hostile streams', () => {
   });
 
   it('(a) arbitrary LinkUp messages before a hello are refused', async () => {
-    const participantish = fc.oneof(junk, fc.record({ id: idish, signKey: bytesish, encKey: bytesish }, { requiredKeys: [] }));
-    const helloish = fc.record({ participant: participantish, signature: bytesish, metricsUrl: fc.oneof(fc.string(), junk), pid: numberish, keys: fc.oneof(fc.array(fc.string(), { maxLength: 3 }), junk) }, { requiredKeys: [] });
-    const resultish = fc.record({ taskId: numberish, error: junk, envelope: bytesish, ok: junk, dkgDone: junk, commitments: junk, audit: junk }, { requiredKeys: [] });
+    const participantish = fc.oneof(
+      junk,
+      fc.record({ id: idish, signKey: bytesish, encKey: bytesish }, { requiredKeys: [] }),
+    );
+    const helloish = fc.record(
+      {
+        participant: participantish,
+        signature: bytesish,
+        metricsUrl: fc.oneof(fc.string(), junk),
+        pid: numberish,
+        keys: fc.oneof(fc.array(fc.string(), { maxLength: 3 }), junk),
+      },
+      { requiredKeys: [] },
+    );
+    const resultish = fc.record(
+      { taskId: numberish, error: junk, envelope: bytesish, ok: junk, dkgDone: junk, commitments: junk, audit: junk },
+      { requiredKeys: [] },
+    );
     // (null/undefined cannot be written to a Node stream at all)
-    const linkUp = fc.oneof(fc.record({ hello: helloish }), fc.record({ result: resultish }), fc.record({ hello: helloish, result: resultish }), randomObject, junk).filter((m) => m !== null && m !== undefined);
+    const linkUp = fc
+      .oneof(
+        fc.record({ hello: helloish }),
+        fc.record({ result: resultish }),
+        fc.record({ hello: helloish, result: resultish }),
+        randomObject,
+        junk,
+      )
+      .filter((m) => m !== null && m !== undefined);
     await fc.assert(
-      fc.asyncProperty(fc.boolean(), fc.array(linkUp, { minLength: 1, maxLength: 3 }), fc.boolean(), async (signerCert, msgs, thenValid) => {
-        const l = openLink(signerCert ? asSigner1 : asClient);
-        const nonce = await within(l.challenge, 5_000, 'challenge');
-        for (const m of msgs) l.s.write(m);
-        // A correct hello right behind the refused message must not be taken on the dead stream.
-        if (thenValid && !signerCert) {
-          const id = ParticipantIdentity.generate('client');
-          l.s.write(helloFor(id, id.sign(linkSigning(nonce))));
-        }
-        const st = await within(l.status, 5_000, 'status');
-        // A message this side cannot even serialise never reaches the server: the call fails here.
-        if (st.code === S.INTERNAL && /serializ/i.test(st.details)) return;
-        expect(REFUSED, `status ${st.code} ${st.details}`).toContain(st.code);
-      }),
+      fc.asyncProperty(
+        fc.boolean(),
+        fc.array(linkUp, { minLength: 1, maxLength: 3 }),
+        fc.boolean(),
+        async (signerCert, msgs, thenValid) => {
+          const l = openLink(signerCert ? asSigner1 : asClient);
+          const nonce = await within(l.challenge, 5_000, 'challenge');
+          for (const m of msgs) l.s.write(m);
+          // A correct hello right behind the refused message must not be taken on the dead stream.
+          if (thenValid && !signerCert) {
+            const id = ParticipantIdentity.generate('client');
+            l.s.write(helloFor(id, id.sign(linkSigning(nonce))));
+          }
+          const st = await within(l.status, 5_000, 'status');
+          // A message this side cannot even serialise never reaches the server: the call fails here.
+          if (st.code === S.INTERNAL && /serializ/i.test(st.details)) return;
+          expect(REFUSED, `status ${st.code} ${st.details}`).toContain(st.code);
+        },
+      ),
       { numRuns: 60 },
     );
     await new Promise((r) => setTimeout(r, 200));
@@ -427,7 +598,11 @@ describe('ParticipantLink under fuzzed and hostile streams', () => {
       fc.constant({ kind: 'claimOtherKey' as const }),
       fc.record({ kind: fc.constant('truncate' as const), n: fc.integer({ min: 0, max: 63 }) }),
       fc.record({ kind: fc.constant('extend' as const), extra: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
-      fc.record({ kind: fc.constant('flip' as const), i: fc.integer({ min: 0, max: 63 }), bit: fc.integer({ min: 0, max: 7 }) }),
+      fc.record({
+        kind: fc.constant('flip' as const),
+        i: fc.integer({ min: 0, max: 63 }),
+        bit: fc.integer({ min: 0, max: 7 }),
+      }),
     );
     await fc.assert(
       fc.asyncProperty(variant, async (v) => {
@@ -439,16 +614,38 @@ describe('ParticipantLink under fuzzed and hostile streams', () => {
         let sig: Uint8Array;
         let who = id;
         switch (v.kind) {
-          case 'random': sig = rand(64); break;
-          case 'empty': sig = new Uint8Array(0); break;
-          case 'noDst': sig = id.sign(nonce); break;
-          case 'otherNonce': sig = id.sign(linkSigning(rand(32))); break;
-          case 'otherKey': sig = ParticipantIdentity.generate('client').sign(linkSigning(nonce)); break;
-          case 'wrongDst': sig = id.sign(concatBytes(utf8ToBytes('tessera/v1/link\0'), nonce)); break;
-          case 'claimOtherKey': sig = good; who = ParticipantIdentity.generate('client'); break;
-          case 'truncate': sig = good.slice(0, v.n); break;
-          case 'extend': sig = concatBytes(good, v.extra); break;
-          case 'flip': sig = good.slice(); sig[v.i]! ^= 1 << v.bit; break;
+          case 'random':
+            sig = rand(64);
+            break;
+          case 'empty':
+            sig = new Uint8Array(0);
+            break;
+          case 'noDst':
+            sig = id.sign(nonce);
+            break;
+          case 'otherNonce':
+            sig = id.sign(linkSigning(rand(32)));
+            break;
+          case 'otherKey':
+            sig = ParticipantIdentity.generate('client').sign(linkSigning(nonce));
+            break;
+          case 'wrongDst':
+            sig = id.sign(concatBytes(utf8ToBytes('tessera/v1/link\0'), nonce));
+            break;
+          case 'claimOtherKey':
+            sig = good;
+            who = ParticipantIdentity.generate('client');
+            break;
+          case 'truncate':
+            sig = good.slice(0, v.n);
+            break;
+          case 'extend':
+            sig = concatBytes(good, v.extra);
+            break;
+          case 'flip':
+            sig = good.slice();
+            sig[v.i]! ^= 1 << v.bit;
+            break;
         }
         l.s.write(helloFor(who, sig));
         await expectRefused(l, `bad signature (${v.kind})`);
@@ -460,7 +657,10 @@ describe('ParticipantLink under fuzzed and hostile streams', () => {
   });
 
   it('(c) a correctly signed hello whose id is not the certificate CN is refused', async () => {
-    const ids = fc.oneof(fc.constantFrom('mallory', 'signer-2', 'signer-3', 'client', 'coordinator', 'signer-10', 'Signer-1', 'signer-1.'), fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,20}$/).filter((s) => s !== 'signer-1'));
+    const ids = fc.oneof(
+      fc.constantFrom('mallory', 'signer-2', 'signer-3', 'client', 'coordinator', 'signer-10', 'Signer-1', 'signer-1.'),
+      fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,20}$/).filter((s) => s !== 'signer-1'),
+    );
     await fc.assert(
       fc.asyncProperty(ids, async (name) => {
         const id = ParticipantIdentity.generate(name);
@@ -476,16 +676,25 @@ describe('ParticipantLink under fuzzed and hostile streams', () => {
 
   it('(d) raw random frames on the link stream are refused', async () => {
     // LinkUp-shaped frames too: field 1 (hello) or 2 (result) holding random fields.
-    const linkFrame = fc.oneof(rawBytes, fc.tuple(fc.constantFrom(1, 2), protoFields).map(([no, inner]) => encodeFields([{ no, v: { t: 'msg', x: inner } }])));
+    const linkFrame = fc.oneof(
+      rawBytes,
+      fc
+        .tuple(fc.constantFrom(1, 2), protoFields)
+        .map(([no, inner]) => encodeFields([{ no, v: { t: 'msg', x: inner } }])),
+    );
     await fc.assert(
-      fc.asyncProperty(fc.boolean(), fc.array(linkFrame, { minLength: 1, maxLength: 3 }), async (signerCert, frames) => {
-        const l = openRawLink(signerCert ? asSigner1 : asClient);
-        const first = await within(l.challenge, 5_000, 'challenge');
-        expect(first.length).toBeGreaterThan(32);
-        for (const f of frames) l.s.write(Buffer.from(f));
-        // INTERNAL: grpc-js could not decode the frame as a LinkUp (never reaches the handler).
-        await expectRefused(l, 'raw frames', [S.INTERNAL]);
-      }),
+      fc.asyncProperty(
+        fc.boolean(),
+        fc.array(linkFrame, { minLength: 1, maxLength: 3 }),
+        async (signerCert, frames) => {
+          const l = openRawLink(signerCert ? asSigner1 : asClient);
+          const first = await within(l.challenge, 5_000, 'challenge');
+          expect(first.length).toBeGreaterThan(32);
+          for (const f of frames) l.s.write(Buffer.from(f));
+          // INTERNAL: grpc-js could not decode the frame as a LinkUp (never reaches the handler).
+          await expectRefused(l, 'raw frames', [S.INTERNAL]);
+        },
+      ),
       { numRuns: 60 },
     );
   });
@@ -495,9 +704,17 @@ describe('ParticipantLink under fuzzed and hostile streams', () => {
     const answer = fc.record({
       stray: fc.option(fc.nat()),
       body: fc.constantFrom('error', 'envelope', 'dkgDone', 'commitments', 'ok', 'audit', 'none'),
-      error: fc.record({ code: fc.oneof(fc.constantFrom('UNAVAILABLE', 'NO_QUORUM', 'OK', '', 'POLICY_DENIED', 'BAD_SHARE'), str), message: str, culprits: fc.array(fc.oneof(fc.constantFrom('signer-1', 'signer-2'), str), { maxLength: 2 }) }),
+      error: fc.record({
+        code: fc.oneof(fc.constantFrom('UNAVAILABLE', 'NO_QUORUM', 'OK', '', 'POLICY_DENIED', 'BAD_SHARE'), str),
+        message: str,
+        culprits: fc.array(fc.oneof(fc.constantFrom('signer-1', 'signer-2'), str), { maxLength: 2 }),
+      }),
       envelope: fc.uint8Array({ maxLength: 200 }),
-      dkgDone: fc.record({ keyId: str, keyDigest: fc.uint8Array({ maxLength: 40 }), keyRecord: fc.uint8Array({ maxLength: 200 }) }),
+      dkgDone: fc.record({
+        keyId: str,
+        keyDigest: fc.uint8Array({ maxLength: 40 }),
+        keyRecord: fc.uint8Array({ maxLength: 200 }),
+      }),
       commitments: fc.record({ envelopes: fc.array(fc.uint8Array({ maxLength: 100 }), { maxLength: 3 }) }),
       ok: fc.boolean(),
       audit: fc.record({ ok: fc.boolean(), count: fc.nat(), head: str, problemSeq: fc.nat(), reason: str }),
@@ -537,7 +754,8 @@ describe('ParticipantLink under fuzzed and hostile streams', () => {
         // A wrong kind of answer is a protocol violation; and whatever the junk claims, no honest
         // signer is ever blamed (only the junk participant may be named).
         // The coordinator saw that itself, so it names the junk participant.
-        if (['dkgDone', 'commitments', 'ok', 'audit', 'none'].includes(a.body)) expect(o.err).toMatchObject({ code: 'UNEXPECTED_MESSAGE', status: S.ABORTED, culprits: ['client'] });
+        if (['dkgDone', 'commitments', 'ok', 'audit', 'none'].includes(a.body))
+          expect(o.err).toMatchObject({ code: 'UNEXPECTED_MESSAGE', status: S.ABORTED, culprits: ['client'] });
         for (const culprit of o.err.culprits) expect(culprit).toBe('client');
         expectCoordinatorAlive();
       }),
@@ -549,7 +767,11 @@ describe('ParticipantLink under fuzzed and hostile streams', () => {
   });
 
   it('(f) a hello for a roster member signed by a key other than its roster key is refused UNAUTHENTICATED, even under its certificate; one log line says why', async () => {
-    const refusals = () => c.coordinator.stderr.join('').split('\n').filter((l) => l.includes('participant link refused') && l.includes('roster'));
+    const refusals = () =>
+      c.coordinator.stderr
+        .join('')
+        .split('\n')
+        .filter((l) => l.includes('participant link refused') && l.includes('roster'));
     const before = refusals().length;
     // The id and the certificate CN match and the hello is correctly signed, by a key of its
     // own: only the key differs from the one signer-1 has in the cluster key's roster.
@@ -563,7 +785,9 @@ describe('ParticipantLink under fuzzed and hostile streams', () => {
     await expectRealSignersLinked();
     const msg = rand(32);
     const r = await c.sign('ed25519', clusterKey.keyId, msg, { signers: ['signer-1', 'signer-2'] });
-    expect(getSuite('ed25519').verify(new Uint8Array(r.signature), msg, new Uint8Array(clusterKey.publicKey))).toBe(true);
+    expect(getSuite('ed25519').verify(new Uint8Array(r.signature), msg, new Uint8Array(clusterKey.publicKey))).toBe(
+      true,
+    );
     for (let i = 0; refusals().length === before; i++) {
       expect(i).toBeLessThan(100);
       await new Promise((res) => setTimeout(res, 20));
@@ -582,7 +806,10 @@ describe('ParticipantLink under fuzzed and hostile streams', () => {
     expect(getSuite('ed25519').verify(new Uint8Array(r.signature), msg, new Uint8Array(key.publicKey))).toBe(true);
     for (const id of SIGNER_IDS) expect(c.signers.get(id)!.child.exitCode, id).toBeNull();
     // Nothing above warn level in any daemon's log, and no uncaught exception on stderr.
-    for (const [name, p] of [['coordinator', c.coordinator] as const, ...SIGNER_IDS.map((id) => [id, c.signers.get(id)!] as const)]) {
+    for (const [name, p] of [
+      ['coordinator', c.coordinator] as const,
+      ...SIGNER_IDS.map((id) => [id, c.signers.get(id)!] as const),
+    ]) {
       for (const line of p.stderr.join('').split('\n').filter(Boolean)) {
         let level = 0;
         try {
@@ -607,7 +834,12 @@ describe('SignerEngine.handle with junk and mutated coordinator tasks', () => {
   let coordStore: SealedStore;
   let keyId: string;
   /** Genuine task payloads seen during a real keygen and signature, as seeds for mutation. */
-  const seen: { params: Uint8Array[]; envelopes: Uint8Array[]; signs: Uint8Array[]; sessionHashes: Uint8Array[] } = { params: [], envelopes: [], signs: [], sessionHashes: [] };
+  const seen: { params: Uint8Array[]; envelopes: Uint8Array[]; signs: Uint8Array[]; sessionHashes: Uint8Array[] } = {
+    params: [],
+    envelopes: [],
+    signs: [],
+    sessionHashes: [],
+  };
   let nextTask = 1;
 
   async function openStore(): Promise<SealedStore> {
@@ -637,20 +869,36 @@ describe('SignerEngine.handle with junk and mutated coordinator tasks', () => {
   beforeAll(async () => {
     engines = [];
     for (const [i, id] of SIGNER_IDS.entries()) {
-      engines.push(new SignerEngine({
-        identity: ParticipantIdentity.generate(id),
-        store: await openStore(),
-        // signer-1, the main target, trusts no requester; the others sign for `requester`.
-        policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: i === 0 ? [] : [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
-        maxFreshPerKey: 16,
-      }));
+      engines.push(
+        new SignerEngine({
+          identity: ParticipantIdentity.generate(id),
+          store: await openStore(),
+          // signer-1, the main target, trusts no requester; the others sign for `requester`.
+          policy: {
+            allowKeygen: true,
+            allowUnpinnedPeers: true,
+            operators,
+            requesters: i === 0 ? [] : [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }],
+          },
+          maxFreshPerKey: 16,
+        }),
+      );
     }
     coordStore = await openStore();
     coordinator = new Coordinator({ store: coordStore, poolBatch: 4 });
     for (const h of handles()) coordinator.register(h);
     keyId = (await coordinator.keygen({ suite: 'ed25519', threshold: 2 })).keyId;
     const msg = rand(20);
-    const r = await coordinator.sign(createSignIntent(requester, { suite: getSuite('ed25519'), keyId, message: msg, requestId: rand(16), notAfter: Date.now() + 60_000 }), ['signer-2', 'signer-3']);
+    const r = await coordinator.sign(
+      createSignIntent(requester, {
+        suite: getSuite('ed25519'),
+        keyId,
+        message: msg,
+        requestId: rand(16),
+        notAfter: Date.now() + 60_000,
+      }),
+      ['signer-2', 'signer-3'],
+    );
     expect(getSuite('ed25519').verify(r.signature, msg, r.publicKey)).toBe(true);
     expect(seen.signs.length).toBeGreaterThan(0);
   }, 30_000);
@@ -681,8 +929,16 @@ describe('SignerEngine.handle with junk and mutated coordinator tasks', () => {
     audit: ['audit'],
   };
 
-  async function expectHandled(e: SignerEngine, task: LinkTask, secrets: { hex: string[]; bytes: Uint8Array[] }): Promise<LinkResult> {
-    const r = await within(Promise.resolve().then(() => e.handle(task)), 10_000, `task ${String(task.body)}`);
+  async function expectHandled(
+    e: SignerEngine,
+    task: LinkTask,
+    secrets: { hex: string[]; bytes: Uint8Array[] },
+  ): Promise<LinkResult> {
+    const r = await within(
+      Promise.resolve().then(() => e.handle(task)),
+      10_000,
+      `task ${String(task.body)}`,
+    );
     expect(r).toBeTypeOf('object');
     expect(Object.is(r.taskId, task.taskId), 'same taskId').toBe(true);
     if (r.body === 'error') {
@@ -692,13 +948,17 @@ describe('SignerEngine.handle with junk and mutated coordinator tasks', () => {
       expect(text).not.toContain(STACK);
       for (const h of secrets.hex) expect(text.includes(h), 'secret in an error').toBe(false);
     } else {
-      expect(LEGIT[String(task.body)] ?? [], `result ${String(r.body)} for task ${String(task.body)}`).toContain(r.body);
+      expect(LEGIT[String(task.body)] ?? [], `result ${String(r.body)} for task ${String(task.body)}`).toContain(
+        r.body,
+      );
       expect(r.error).toBeUndefined();
     }
     // No secret in any bytes or strings of the result.
     const walk = (v: unknown): void => {
-      if (v instanceof Uint8Array) for (const s of secrets.bytes) expect(containsBytes(v, s), 'secret bytes in a result').toBe(false);
-      else if (typeof v === 'string') for (const h of secrets.hex) expect(v.toLowerCase().includes(h), 'secret hex in a result').toBe(false);
+      if (v instanceof Uint8Array)
+        for (const s of secrets.bytes) expect(containsBytes(v, s), 'secret bytes in a result').toBe(false);
+      else if (typeof v === 'string')
+        for (const h of secrets.hex) expect(v.toLowerCase().includes(h), 'secret hex in a result').toBe(false);
       else if (Array.isArray(v)) v.forEach(walk);
       else if (v && typeof v === 'object') Object.values(v).forEach(walk);
     };
@@ -707,11 +967,17 @@ describe('SignerEngine.handle with junk and mutated coordinator tasks', () => {
   }
 
   const mutate = (seed: fc.Arbitrary<Uint8Array>) =>
-    fc.tuple(seed, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }), fc.option(fc.nat({ max: 2000 }))).map(([s, flips, cut]) => {
-      const b = s.slice();
-      for (const [i, x] of flips) if (b.length) b[i % b.length] = x;
-      return cut === null ? b : b.slice(0, cut % (b.length + 1));
-    });
+    fc
+      .tuple(
+        seed,
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }),
+        fc.option(fc.nat({ max: 2000 })),
+      )
+      .map(([s, flips, cut]) => {
+        const b = s.slice();
+        for (const [i, x] of flips) if (b.length) b[i % b.length] = x;
+        return cut === null ? b : b.slice(0, cut % (b.length + 1));
+      });
 
   it('signer-1 (no requester trusted): arbitrary tasks always resolve to a typed result', async () => {
     const target = engines[0]!;
@@ -722,7 +988,12 @@ describe('SignerEngine.handle with junk and mutated coordinator tasks', () => {
 
     // DkgParams that decode, with this node in the roster or not, any suite, any threshold.
     const freshParams = fc
-      .record({ suite: fc.constantFrom<SuiteId>('ed25519', 'secp256k1-tr', 'secp256k1', 'p256'), threshold: fc.oneof({ arbitrary: fc.integer({ min: 2, max: 3 }), weight: 3 }, fc.integer({ min: 0, max: 5 })), roster: fc.oneof(fc.constant<number[]>([0, 1, 2]), fc.subarray([0, 1, 2, 3])), dup: fc.oneof({ arbitrary: fc.constant(false), weight: 4 }, fc.constant(true)) })
+      .record({
+        suite: fc.constantFrom<SuiteId>('ed25519', 'secp256k1-tr', 'secp256k1', 'p256'),
+        threshold: fc.oneof({ arbitrary: fc.integer({ min: 2, max: 3 }), weight: 3 }, fc.integer({ min: 0, max: 5 })),
+        roster: fc.oneof(fc.constant<number[]>([0, 1, 2]), fc.subarray([0, 1, 2, 3])),
+        dup: fc.oneof({ arbitrary: fc.constant(false), weight: 4 }, fc.constant(true)),
+      })
       .map(({ suite, threshold, roster, dup }) => {
         const people = roster.map((i) => (i === 0 ? target.identity.public : others[i - 1]!.public));
         if (dup && people.length) people.push(people[0]!);
@@ -741,27 +1012,75 @@ describe('SignerEngine.handle with junk and mutated coordinator tasks', () => {
       fc.constantFrom(...seen.params, ...seen.envelopes, ...seen.signs),
     );
     const sessionHash = fc.oneof({ arbitrary: fc.constant(LIVE), weight: 3 }, fc.uint8Array({ maxLength: 40 }), junk);
-    const bodyName = fc.oneof({ arbitrary: fc.constantFrom('dkgStart', 'dkgStart', 'dkgBundle', 'dkgBundle', 'dkgAbort', 'commit', 'sign', 'audit'), weight: 8 }, fc.constantFrom(undefined, '', 'error', 'toString', '__proto__', 'constructor', 'hasOwnProperty'), fc.string({ maxLength: 10 }));
-    const task = fc.record(
+    const bodyName = fc.oneof(
       {
-        taskId: fc.oneof(fc.nat(), fc.maxSafeNat(), fc.constantFrom(0, -1, NaN, 1.5, 2 ** 64)),
-        body: bodyName,
-        dkgStart: fc.oneof({ arbitrary: fc.record({ params: fc.oneof({ arbitrary: bytesField, weight: 4 }, junk) }, { requiredKeys: [] }), weight: 4 }, junk),
-        dkgBundle: fc.oneof({ weight: 4, arbitrary: fc.record({ sessionHash, round: fc.oneof(fc.constantFrom(1, 2, 3), numberish), envelopes: fc.oneof(fc.array(fc.oneof(bytesField, junk), { maxLength: 4 }), junk) }, { requiredKeys: [] }) }, junk),
-        dkgAbort: fc.oneof(fc.record({ sessionHash, reason: fc.string() }, { requiredKeys: [] }), junk),
-        commit: fc.oneof(fc.record({ keyId: fc.oneof(fc.constant(keyId), fc.string({ maxLength: 20 }), junk), count: numberish }, { requiredKeys: [] }), junk),
-        sign: fc.oneof(bytesField, junk),
-        audit: fc.oneof(fc.constant({}), junk),
+        arbitrary: fc.constantFrom(
+          'dkgStart',
+          'dkgStart',
+          'dkgBundle',
+          'dkgBundle',
+          'dkgAbort',
+          'commit',
+          'sign',
+          'audit',
+        ),
+        weight: 8,
       },
+      fc.constantFrom(undefined, '', 'error', 'toString', '__proto__', 'constructor', 'hasOwnProperty'),
+      fc.string({ maxLength: 10 }),
     );
+    const task = fc.record({
+      taskId: fc.oneof(fc.nat(), fc.maxSafeNat(), fc.constantFrom(0, -1, NaN, 1.5, 2 ** 64)),
+      body: bodyName,
+      dkgStart: fc.oneof(
+        {
+          arbitrary: fc.record({ params: fc.oneof({ arbitrary: bytesField, weight: 4 }, junk) }, { requiredKeys: [] }),
+          weight: 4,
+        },
+        junk,
+      ),
+      dkgBundle: fc.oneof(
+        {
+          weight: 4,
+          arbitrary: fc.record(
+            {
+              sessionHash,
+              round: fc.oneof(fc.constantFrom(1, 2, 3), numberish),
+              envelopes: fc.oneof(fc.array(fc.oneof(bytesField, junk), { maxLength: 4 }), junk),
+            },
+            { requiredKeys: [] },
+          ),
+        },
+        junk,
+      ),
+      dkgAbort: fc.oneof(fc.record({ sessionHash, reason: fc.string() }, { requiredKeys: [] }), junk),
+      commit: fc.oneof(
+        fc.record(
+          { keyId: fc.oneof(fc.constant(keyId), fc.string({ maxLength: 20 }), junk), count: numberish },
+          { requiredKeys: [] },
+        ),
+        junk,
+      ),
+      sign: fc.oneof(bytesField, junk),
+      audit: fc.oneof(fc.constant({}), junk),
+    });
     await fc.assert(
       fc.asyncProperty(task, async (t) => {
         const resolve = (sh: unknown) => (sh === LIVE ? (live[live.length - 1] ?? rand(32)) : sh);
         const concrete = { ...t } as Record<string, unknown>;
-        if (t.dkgBundle && typeof t.dkgBundle === 'object' && 'sessionHash' in t.dkgBundle) concrete.dkgBundle = { ...t.dkgBundle, sessionHash: resolve((t.dkgBundle as { sessionHash: unknown }).sessionHash) };
-        if (t.dkgAbort && typeof t.dkgAbort === 'object' && 'sessionHash' in t.dkgAbort) concrete.dkgAbort = { ...t.dkgAbort, sessionHash: resolve((t.dkgAbort as { sessionHash: unknown }).sessionHash) };
+        if (t.dkgBundle && typeof t.dkgBundle === 'object' && 'sessionHash' in t.dkgBundle)
+          concrete.dkgBundle = {
+            ...t.dkgBundle,
+            sessionHash: resolve((t.dkgBundle as { sessionHash: unknown }).sessionHash),
+          };
+        if (t.dkgAbort && typeof t.dkgAbort === 'object' && 'sessionHash' in t.dkgAbort)
+          concrete.dkgAbort = {
+            ...t.dkgAbort,
+            sessionHash: resolve((t.dkgAbort as { sessionHash: unknown }).sessionHash),
+          };
         const r = await expectHandled(target, concrete as unknown as LinkTask, secrets);
-        if (t.body === 'dkgStart' && r.body === 'envelope') live.push(dkgSessionHashOfParams((t.dkgStart as { params: Uint8Array }).params));
+        if (t.body === 'dkgStart' && r.body === 'envelope')
+          live.push(dkgSessionHashOfParams((t.dkgStart as { params: Uint8Array }).params));
       }),
       { numRuns: 300 },
     );
@@ -771,9 +1090,24 @@ describe('SignerEngine.handle with junk and mutated coordinator tasks', () => {
     const target = engines[0]!;
     const peers = [engines[1]!, engines[2]!];
     const secrets = await secretsOf(target);
-    const how = fc.constantFrom('none', 'drop', 'dup', 'reorder', 'flip', 'truncate', 'foreign', 'junk', 'ownOnly', 'empty', 'wrongRound');
+    const how = fc.constantFrom(
+      'none',
+      'drop',
+      'dup',
+      'reorder',
+      'flip',
+      'truncate',
+      'foreign',
+      'junk',
+      'ownOnly',
+      'empty',
+      'wrongRound',
+    );
     const plan = fc.record({
-      suite: fc.oneof({ arbitrary: fc.constant<SuiteId>('ed25519'), weight: 3 }, fc.constantFrom<SuiteId>('secp256k1-tr', 'secp256k1', 'p256')),
+      suite: fc.oneof(
+        { arbitrary: fc.constant<SuiteId>('ed25519'), weight: 3 },
+        fc.constantFrom<SuiteId>('secp256k1-tr', 'secp256k1', 'p256'),
+      ),
       threshold: fc.constantFrom(2, 3),
       round: fc.constantFrom(1, 2, 3),
       how,
@@ -785,23 +1119,46 @@ describe('SignerEngine.handle with junk and mutated coordinator tasks', () => {
       const k = t.i % n;
       const out = envs.map((e) => e.slice());
       switch (t.how) {
-        case 'drop': out.splice(k, 1); break;
-        case 'dup': out.push(out[k]!.slice()); break;
-        case 'reorder': out.reverse(); break;
-        case 'flip': out[k]![t.i % out[k]!.length]! ^= t.x; break;
-        case 'truncate': out[k] = out[k]!.slice(0, t.i % out[k]!.length); break;
-        case 'foreign': out[k] = seen.envelopes[t.i % seen.envelopes.length]!.slice(); break;
-        case 'junk': out[k] = rand(1 + (t.i % 200)); break;
-        case 'ownOnly': return [out[0]!, out[0]!, out[0]!];
-        case 'empty': return [];
+        case 'drop':
+          out.splice(k, 1);
+          break;
+        case 'dup':
+          out.push(out[k]!.slice());
+          break;
+        case 'reorder':
+          out.reverse();
+          break;
+        case 'flip':
+          out[k]![t.i % out[k]!.length]! ^= t.x;
+          break;
+        case 'truncate':
+          out[k] = out[k]!.slice(0, t.i % out[k]!.length);
+          break;
+        case 'foreign':
+          out[k] = seen.envelopes[t.i % seen.envelopes.length]!.slice();
+          break;
+        case 'junk':
+          out[k] = rand(1 + (t.i % 200));
+          break;
+        case 'ownOnly':
+          return [out[0]!, out[0]!, out[0]!];
+        case 'empty':
+          return [];
       }
       return out;
     };
     await fc.assert(
       fc.asyncProperty(plan, async (t) => {
-        const params = encodeDkgParams({ suite: getSuite(t.suite), sessionId: rand(32), threshold: t.threshold, participants: engines.map((e) => e.identity.public) });
+        const params = encodeDkgParams({
+          suite: getSuite(t.suite),
+          sessionId: rand(32),
+          threshold: t.threshold,
+          participants: engines.map((e) => e.identity.public),
+        });
         const sessionHash = dkgSessionHashOfParams(params);
-        const started = await Promise.all(engines.map((e) => e.handle({ taskId: 1, body: 'dkgStart', dkgStart: { params } })));
+        const started = await Promise.all(
+          engines.map((e) => e.handle({ taskId: 1, body: 'dkgStart', dkgStart: { params } })),
+        );
         expect(started.map((r) => r.body)).toEqual(['envelope', 'envelope', 'envelope']);
         let envs = started.map((r) => r.envelope!);
         let tampered = false;
@@ -809,13 +1166,25 @@ describe('SignerEngine.handle with junk and mutated coordinator tasks', () => {
           const mine = round === t.round && t.how !== 'none' ? tamper(envs, t) : envs;
           tampered ||= round === t.round && t.how !== 'none';
           const bundleRound = round === t.round && t.how === 'wrongRound' ? (round % 3) + 1 : round;
-          const r0 = await expectHandled(target, { taskId: round, body: 'dkgBundle', dkgBundle: { sessionHash, round: bundleRound, envelopes: mine } }, secrets);
-          const rest = await Promise.all(peers.map((p) => p.handle({ taskId: round, body: 'dkgBundle', dkgBundle: { sessionHash, round, envelopes: envs } })));
+          const r0 = await expectHandled(
+            target,
+            { taskId: round, body: 'dkgBundle', dkgBundle: { sessionHash, round: bundleRound, envelopes: mine } },
+            secrets,
+          );
+          const rest = await Promise.all(
+            peers.map((p) =>
+              p.handle({ taskId: round, body: 'dkgBundle', dkgBundle: { sessionHash, round, envelopes: envs } }),
+            ),
+          );
           const all = [r0, ...rest];
-          if (!tampered) expect(all.map((r) => r.body)).toEqual(round < 3 ? ['envelope', 'envelope', 'envelope'] : ['dkgDone', 'dkgDone', 'dkgDone']);
+          if (!tampered)
+            expect(all.map((r) => r.body)).toEqual(
+              round < 3 ? ['envelope', 'envelope', 'envelope'] : ['dkgDone', 'dkgDone', 'dkgDone'],
+            );
           if (all.some((r) => r.body === 'error')) {
             // A refused round ends the session; the others are told to abort.
-            for (const e of engines) await e.handle({ taskId: 9, body: 'dkgAbort', dkgAbort: { sessionHash, reason: 'fuzz' } });
+            for (const e of engines)
+              await e.handle({ taskId: 9, body: 'dkgAbort', dkgAbort: { sessionHash, reason: 'fuzz' } });
             return;
           }
           if (round < 3) envs = all.map((r) => r.envelope!);
@@ -842,38 +1211,71 @@ describe('SignerEngine.handle with junk and mutated coordinator tasks', () => {
       return { ...c2.commitment, nonceId: c2.nonceId };
     };
     const consumed: { commitment: Awaited<ReturnType<typeof fresh>>; peer: Awaited<ReturnType<typeof fresh>> }[] = [];
-    const mutation = fc.constantFrom('none', 'epoch', 'stranger', 'otherKey', 'expired', 'dupOwn', 'ownMissing', 'foreignNonce', 'randomNonce', 'badHiding', 'swapHidingBinding', 'reuseNonce', 'sessionId', 'bytes');
+    const mutation = fc.constantFrom(
+      'none',
+      'epoch',
+      'stranger',
+      'otherKey',
+      'expired',
+      'dupOwn',
+      'ownMissing',
+      'foreignNonce',
+      'randomNonce',
+      'badHiding',
+      'swapHidingBinding',
+      'reuseNonce',
+      'sessionId',
+      'bytes',
+    );
     await fc.assert(
-      fc.asyncProperty(mutation, fc.uint8Array({ maxLength: 64 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }), async (m, message, flips) => {
-        await target.discardFreshNonces();
-        await peer.discardFreshNonces();
-        let own = await fresh(target);
-        let other = await fresh(peer);
-        if (m === 'reuseNonce' && consumed.length) ({ commitment: own, peer: other } = consumed[0]!);
-        const author = m === 'stranger' ? ParticipantIdentity.generate('wallet-api') : requester;
-        const intent = createSignIntent(author, { suite, keyId: m === 'otherKey' ? 'ffffffffffffffff' : keyId, message, requestId: rand(16), notAfter: Date.now() + (m === 'expired' ? -1000 : 60_000) });
-        let list = [own, other];
-        if (m === 'dupOwn') list = [own, own, other];
-        if (m === 'ownMissing') list = [other, { ...other, identifier: other.identifier }];
-        if (m === 'foreignNonce') list = [{ ...own, nonceId: other.nonceId }, other];
-        if (m === 'randomNonce') list = [{ ...own, nonceId: utf8ToBytes(`${keyId}.${toHex(rand(12))}`) }, other];
-        if (m === 'badHiding') list = [{ ...own, hiding: other.hiding }, other];
-        if (m === 'swapHidingBinding') list = [{ ...own, hiding: own.binding, binding: own.hiding }, other];
-        let req: Uint8Array;
-        try {
-          req = encodeSignRequest({ suite, sessionId: m === 'sessionId' ? rand(8) : rand(16), keyId, epoch: m === 'epoch' ? key.epoch + 1 : key.epoch, intent, commitments: list });
-        } catch {
-          req = rand(64);
-        }
-        if (m === 'bytes') for (const [i, x] of flips) req[i % req.length] = x;
-        const r = await expectHandled(target, { taskId: 7, body: 'sign', sign: req }, secrets);
-        if (m === 'none') {
-          expect(r.body).toBe('envelope');
-          consumed.push({ commitment: own, peer: other });
-        }
-        if (m === 'reuseNonce' && consumed.length) expect(r.body === 'error' && r.error?.code).toBeTruthy();
-        if (['stranger', 'otherKey', 'expired'].includes(m)) expect(r.error?.code).toBe('POLICY_DENIED');
-      }),
+      fc.asyncProperty(
+        mutation,
+        fc.uint8Array({ maxLength: 64 }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }),
+        async (m, message, flips) => {
+          await target.discardFreshNonces();
+          await peer.discardFreshNonces();
+          let own = await fresh(target);
+          let other = await fresh(peer);
+          if (m === 'reuseNonce' && consumed.length) ({ commitment: own, peer: other } = consumed[0]!);
+          const author = m === 'stranger' ? ParticipantIdentity.generate('wallet-api') : requester;
+          const intent = createSignIntent(author, {
+            suite,
+            keyId: m === 'otherKey' ? 'ffffffffffffffff' : keyId,
+            message,
+            requestId: rand(16),
+            notAfter: Date.now() + (m === 'expired' ? -1000 : 60_000),
+          });
+          let list = [own, other];
+          if (m === 'dupOwn') list = [own, own, other];
+          if (m === 'ownMissing') list = [other, { ...other, identifier: other.identifier }];
+          if (m === 'foreignNonce') list = [{ ...own, nonceId: other.nonceId }, other];
+          if (m === 'randomNonce') list = [{ ...own, nonceId: utf8ToBytes(`${keyId}.${toHex(rand(12))}`) }, other];
+          if (m === 'badHiding') list = [{ ...own, hiding: other.hiding }, other];
+          if (m === 'swapHidingBinding') list = [{ ...own, hiding: own.binding, binding: own.hiding }, other];
+          let req: Uint8Array;
+          try {
+            req = encodeSignRequest({
+              suite,
+              sessionId: m === 'sessionId' ? rand(8) : rand(16),
+              keyId,
+              epoch: m === 'epoch' ? key.epoch + 1 : key.epoch,
+              intent,
+              commitments: list,
+            });
+          } catch {
+            req = rand(64);
+          }
+          if (m === 'bytes') for (const [i, x] of flips) req[i % req.length] = x;
+          const r = await expectHandled(target, { taskId: 7, body: 'sign', sign: req }, secrets);
+          if (m === 'none') {
+            expect(r.body).toBe('envelope');
+            consumed.push({ commitment: own, peer: other });
+          }
+          if (m === 'reuseNonce' && consumed.length) expect(r.body === 'error' && r.error?.code).toBeTruthy();
+          if (['stranger', 'otherKey', 'expired'].includes(m)) expect(r.error?.code).toBe('POLICY_DENIED');
+        },
+      ),
       { numRuns: 60 },
     );
   });
@@ -885,11 +1287,19 @@ describe('SignerEngine.handle with junk and mutated coordinator tasks', () => {
     await fresh.load();
     for (const h of handles()) fresh.register(h);
     const msg = rand(33);
-    const r = await fresh.sign(createSignIntent(requester, { suite: getSuite('ed25519'), keyId, message: msg, requestId: rand(16), notAfter: Date.now() + 60_000 }), ['signer-2', 'signer-3']);
+    const r = await fresh.sign(
+      createSignIntent(requester, {
+        suite: getSuite('ed25519'),
+        keyId,
+        message: msg,
+        requestId: rand(16),
+        notAfter: Date.now() + 60_000,
+      }),
+      ['signer-2', 'signer-3'],
+    );
     expect(getSuite('ed25519').verify(r.signature, msg, r.publicKey)).toBe(true);
     // And all three, signer-1 included, still run a DKG to the end.
     const k = await fresh.keygen({ suite: 'ed25519', threshold: 3 });
     expect(k.participants).toEqual(SIGNER_IDS);
   });
 });
-

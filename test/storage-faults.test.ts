@@ -20,7 +20,20 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -48,7 +61,14 @@ import {
   type RequestCommitment,
   utf8ToBytes,
 } from '@tessera/core';
-import { createDevPki, type grpc, loadTessera, serverCredentials, startServer, type StartedServer } from '@tessera/runtime';
+import {
+  createDevPki,
+  type grpc,
+  loadTessera,
+  serverCredentials,
+  startServer,
+  type StartedServer,
+} from '@tessera/runtime';
 import { SealedStore, ShareVault, loadKek } from '@tessera/store';
 import { SIGNER_BIN, startProcess, type Proc } from './harness.js';
 import { operators } from './authority.js';
@@ -98,7 +118,13 @@ async function startController(tls: Parameters<typeof serverCredentials>[0]): Pr
     call.on('end', () => call.end());
     call.on('error', () => {});
   };
-  const server = await startServer({ port: 0, credentials: serverCredentials(tls), services: [{ definition: t.participantLinkService, implementation: { Connect }, name: 'tessera.v1.ParticipantLink' }] });
+  const server = await startServer({
+    port: 0,
+    credentials: serverCredentials(tls),
+    services: [
+      { definition: t.participantLinkService, implementation: { Connect }, name: 'tessera.v1.ParticipantLink' },
+    ],
+  });
   return {
     server,
     hellos: () => hellos,
@@ -117,7 +143,9 @@ async function startController(tls: Parameters<typeof serverCredentials>[0]): Pr
       return new Promise<LinkResult>((resolve, reject) => {
         const timer = setTimeout(() => {
           pending.delete(taskId);
-          reject(new Error(`task ${taskId} (${Object.keys(body).join(',')}) got no result within ${TASK_TIMEOUT_MS} ms`));
+          reject(
+            new Error(`task ${taskId} (${Object.keys(body).join(',')}) got no result within ${TASK_TIMEOUT_MS} ms`),
+          );
         }, TASK_TIMEOUT_MS);
         pending.set(taskId, { resolve, timer });
         s.write({ task: { taskId, ...body } });
@@ -154,19 +182,38 @@ async function provision(name: string, dataDir = join(dir, name, 'data')): Promi
   try {
     await store.put('identity', encodeIdentityRecord(ids[0] as ParticipantIdentity), { sync: true });
     const out = dkg.get('signer-1') as DkgOutput;
-    await new ShareVault(store).putShare(keyId, 0, encodeKeyShareRecord({ keyId, epoch: 0, key: out.key, share: out.share, transcriptHash: out.transcriptHash, createdAt: Date.now() }));
+    await new ShareVault(store).putShare(
+      keyId,
+      0,
+      encodeKeyShareRecord({
+        keyId,
+        epoch: 0,
+        key: out.key,
+        share: out.share,
+        transcriptHash: out.transcriptHash,
+        createdAt: Date.now(),
+      }),
+    );
   } finally {
     await store.close();
   }
   const cfgFile = join(dir, name, 'signer.json');
-  writeFileSync(cfgFile, JSON.stringify({
-    id: 'signer-1',
-    dataDir,
-    coordinator: `127.0.0.1:${ctl.server.port}`,
-    kekFile,
-    tls: pki.certs['signer-1'],
-    policy: { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }] },
-  }));
+  writeFileSync(
+    cfgFile,
+    JSON.stringify({
+      id: 'signer-1',
+      dataDir,
+      coordinator: `127.0.0.1:${ctl.server.port}`,
+      kekFile,
+      tls: pki.certs['signer-1'],
+      policy: {
+        allowKeygen: true,
+        allowUnpinnedPeers: true,
+        operators,
+        requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }],
+      },
+    }),
+  );
   return { name, dataDir, kekFile, cfgFile };
 }
 
@@ -191,7 +238,10 @@ async function start(node: Node): Promise<Outcome> {
 
 async function startLinked(node: Node): Promise<Proc> {
   const o = await start(node);
-  if (o.kind !== 'linked') throw new Error(`${node.name}: expected the node to link, it ${o.kind === 'refused' ? `exited ${o.code}: ${o.stderr}` : `did not link: ${o.stderr}`}`);
+  if (o.kind !== 'linked')
+    throw new Error(
+      `${node.name}: expected the node to link, it ${o.kind === 'refused' ? `exited ${o.code}: ${o.stderr}` : `did not link: ${o.stderr}`}`,
+    );
   return o.proc;
 }
 
@@ -246,17 +296,39 @@ interface Used {
 /** Signs one request with the node's commitment `mine`; checks and returns the share. */
 async function signWith(mine: RequestCommitment): Promise<Used> {
   const message = new Uint8Array(randomBytes(32));
-  const intent = createSignIntent(requester, { suite, keyId, message, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 600_000 });
+  const intent = createSignIntent(requester, {
+    suite,
+    keyId,
+    message,
+    requestId: new Uint8Array(randomBytes(16)),
+    notAfter: Date.now() + 600_000,
+  });
   const cs = [mine, theirs()];
-  const request = encodeSignRequest({ suite, sessionId: new Uint8Array(randomBytes(16)), keyId, epoch: 0, intent, commitments: cs });
+  const request = encodeSignRequest({
+    suite,
+    sessionId: new Uint8Array(randomBytes(16)),
+    keyId,
+    epoch: 0,
+    intent,
+    commitments: cs,
+  });
   const r = await ctl.send({ sign: request });
   expect(r.error?.code, r.error?.message).toBeUndefined();
   const env = openEnvelope(r.envelope as Uint8Array, PayloadKind.SIGNATURE_SHARE);
   expect(equalBytes(env.sender, (ids[0] as ParticipantIdentity).public.signKey)).toBe(true);
   const s = decodeSignatureShare(suite, env.payload);
   expect(toHex(s.requestDigest)).toBe(toHex(sha256(request)));
-  expect(new SigningSession((dkg.get('signer-1') as DkgOutput).key, message, cs).verifyShare('signer-1', s.share)).toBe(true);
-  const altered = encodeSignRequest({ suite, sessionId: new Uint8Array(randomBytes(16)), keyId, epoch: 0, intent, commitments: cs });
+  expect(new SigningSession((dkg.get('signer-1') as DkgOutput).key, message, cs).verifyShare('signer-1', s.share)).toBe(
+    true,
+  );
+  const altered = encodeSignRequest({
+    suite,
+    sessionId: new Uint8Array(randomBytes(16)),
+    keyId,
+    epoch: 0,
+    intent,
+    commitments: cs,
+  });
   return { request, altered, share: s.share, nonceId: new TextDecoder().decode(mine.nonceId) };
 }
 
@@ -269,7 +341,10 @@ async function replaysSafe(used: Used[]): Promise<string[]> {
   for (const u of used) {
     const same = await ctl.send({ sign: u.request });
     if (same.body === 'envelope') {
-      const s = decodeSignatureShare(suite, openEnvelope(same.envelope as Uint8Array, PayloadKind.SIGNATURE_SHARE).payload);
+      const s = decodeSignatureShare(
+        suite,
+        openEnvelope(same.envelope as Uint8Array, PayloadKind.SIGNATURE_SHARE).payload,
+      );
       expect(toHex(s.share), `identical replay on ${u.nonceId} must get the identical share`).toBe(toHex(u.share));
       codes.push('SAME_SHARE');
     } else {
@@ -306,7 +381,9 @@ async function history(node: Node): Promise<Used[]> {
 }
 
 function newest(dataDir: string, ext: '.log' | '.ldb'): string {
-  const files = readdirSync(dataDir).filter((f) => f.endsWith(ext) && statSync(join(dataDir, f)).size > 0).sort();
+  const files = readdirSync(dataDir)
+    .filter((f) => f.endsWith(ext) && statSync(join(dataDir, f)).size > 0)
+    .sort();
   const f = files[files.length - 1];
   if (!f) throw new Error(`no non-empty ${ext} file in ${dataDir}: ${readdirSync(dataDir).join(' ')}`);
   return join(dataDir, f);
@@ -400,7 +477,11 @@ describe('storage faults on a real signer process', () => {
     const right = readFileSync(node.kekFile, 'utf8').trim();
     const wrong = randomBytes(32).toString('hex');
     writeFileSync(node.kekFile, wrong);
-    const line = expectCleanRefusal(await start(node), /key-encryption key does not open .*KEK local:[0-9a-f]{16}.*given local:[0-9a-f]{16}/, [right, wrong]);
+    const line = expectCleanRefusal(
+      await start(node),
+      /key-encryption key does not open .*KEK local:[0-9a-f]{16}.*given local:[0-9a-f]{16}/,
+      [right, wrong],
+    );
     expect(line).toContain(node.dataDir);
     // A malformed and a missing KEK file: the same kind of refusal, naming the file.
     writeFileSync(node.kekFile, 'not a key\n');
@@ -412,39 +493,57 @@ describe('storage faults on a real signer process', () => {
     const p = await startLinked(node);
     await signWith((await commitments(1))[0] as RequestCommitment);
     expect(await stop(p)).toBe(0);
-    summary.push(`wrong KEK: refused to start: "${line}"; malformed and missing KEK files refused alike; the right KEK opens and signs`);
+    summary.push(
+      `wrong KEK: refused to start: "${line}"; malformed and missing KEK files refused alike; the right KEK opens and signs`,
+    );
   }, 60_000);
 
   const faults: [string, (n: Node, used: Used[]) => string][] = [
     // The consumed records of the used nonces are in the newest log; their fresh records (made in
     // the same run) are before them. Hitting the first consumed record loses it and everything
     // after it in its block: the used nonces look fresh again (a rollback).
-    ['a corrupted log file (bytes overwritten on the consumed record of a used nonce, mid-file)', (n, u) => {
-      const f = newest(n.dataDir, '.log');
-      return overwriteAt(f, recordOffset(f, (u[0] as Used).nonceId, 2), 32);
-    }],
-    ['a truncated log file (the newest .log cut at the consumed record of a used nonce)', (n, u) => {
-      const f = newest(n.dataDir, '.log');
-      return truncateAt(f, recordOffset(f, (u[0] as Used).nonceId, 2));
-    }],
-    ['a corrupted table file (bytes overwritten in the middle of the newest .ldb)', (n) => {
-      const f = newest(n.dataDir, '.ldb');
-      return overwriteAt(f, Math.floor(statSync(f).size / 2), 256);
-    }],
-    ['a truncated table file (the newest .ldb cut in half)', (n) => {
-      const f = newest(n.dataDir, '.ldb');
-      return truncateAt(f, Math.floor(statSync(f).size / 2));
-    }],
+    [
+      'a corrupted log file (bytes overwritten on the consumed record of a used nonce, mid-file)',
+      (n, u) => {
+        const f = newest(n.dataDir, '.log');
+        return overwriteAt(f, recordOffset(f, (u[0] as Used).nonceId, 2), 32);
+      },
+    ],
+    [
+      'a truncated log file (the newest .log cut at the consumed record of a used nonce)',
+      (n, u) => {
+        const f = newest(n.dataDir, '.log');
+        return truncateAt(f, recordOffset(f, (u[0] as Used).nonceId, 2));
+      },
+    ],
+    [
+      'a corrupted table file (bytes overwritten in the middle of the newest .ldb)',
+      (n) => {
+        const f = newest(n.dataDir, '.ldb');
+        return overwriteAt(f, Math.floor(statSync(f).size / 2), 256);
+      },
+    ],
+    [
+      'a truncated table file (the newest .ldb cut in half)',
+      (n) => {
+        const f = newest(n.dataDir, '.ldb');
+        return truncateAt(f, Math.floor(statSync(f).size / 2));
+      },
+    ],
   ];
 
-  it.each(faults)('%s: refuses to start or refuses typed, and never signs with a used nonce', async (name, fault) => {
-    const node = await provision(`fault-${faults.findIndex((f) => f[0] === name)}`);
-    const u = await history(node);
-    used.set(node.name, u);
-    const what = fault(node, u);
-    const outcome = await afterFault(node, what);
-    summary.push(`${name} — ${what} — ${outcome}`);
-  }, 90_000);
+  it.each(faults)(
+    '%s: refuses to start or refuses typed, and never signs with a used nonce',
+    async (name, fault) => {
+      const node = await provision(`fault-${faults.findIndex((f) => f[0] === name)}`);
+      const u = await history(node);
+      used.set(node.name, u);
+      const what = fault(node, u);
+      const outcome = await afterFault(node, what);
+      summary.push(`${name} — ${what} — ${outcome}`);
+    },
+    90_000,
+  );
 
   // A truncated (or corrupted) log can lose a SYNCED record. For online nonces that is harmless:
   // a rolled-back nonce looks fresh, and every link discards fresh nonces before it says hello
@@ -465,7 +564,17 @@ describe('storage faults on a real signer process', () => {
       expect(r.error?.code, r.error?.message).toBeUndefined();
       const reservation = openReservation(key, r.reservations!.envelopes[0] as Uint8Array);
       expect(await stop(p)).toBe(0);
-      const pkg = (text: string) => createOfflinePackage({ key, share: phone.share, keyId, epoch: 0, device: 'phone-1', message: new TextEncoder().encode(text), reservations: [reservation], createdAt: Date.now() });
+      const pkg = (text: string) =>
+        createOfflinePackage({
+          key,
+          share: phone.share,
+          keyId,
+          epoch: 0,
+          device: 'phone-1',
+          message: new TextEncoder().encode(text),
+          reservations: [reservation],
+          createdAt: Date.now(),
+        });
       const first = pkg('pay 10 to bob, offline');
       const second = pkg('pay 1000 to mallory, offline');
       // Run B: the first package completes; a second on the same reservation is refused.
@@ -474,11 +583,16 @@ describe('storage faults on a real signer process', () => {
       expect((await ctl.send({ complete: second.bytes })).error?.code).toBe('RESERVATION_USED');
       expect(await stop(p)).toBe(0);
       const log = newest(node.dataDir, '.log');
-      const what = truncateAt(log, recordOffset(log, `r.${toHex(utf8ToBytes('phone-1'))}.${keyId}.${toHex(reservation.nonceId)}`, 1));
+      const what = truncateAt(
+        log,
+        recordOffset(log, `r.${toHex(utf8ToBytes('phone-1'))}.${keyId}.${toHex(reservation.nonceId)}`, 1),
+      );
       p = await startLinked(node);
       again = await ctl.send({ complete: second.bytes });
       expect(await stop(p)).toBe(0);
-      summary.push(`reservation rollback — ${what} — a second package on the used reservation got ${again.body === 'envelope' ? 'A SHARE (its nonce signed two messages)' : `refused ${again.error?.code}`}`);
+      summary.push(
+        `reservation rollback — ${what} — a second package on the used reservation got ${again.body === 'envelope' ? 'A SHARE (its nonce signed two messages)' : `refused ${again.error?.code}`}`,
+      );
     }, 60_000);
 
     it('the co-signer refuses a second package on the used reservation (the spent journal survives the damaged log)', () => {
@@ -494,7 +608,9 @@ describe('storage faults on a real signer process', () => {
     try {
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tessera-disk-full', mnt], { stdio: 'pipe' });
     } catch (e) {
-      throw new Error(`the disk-full case mounts a small tmpfs and needs root (mount -t tmpfs): ${String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim()}`);
+      throw new Error(
+        `the disk-full case mounts a small tmpfs and needs root (mount -t tmpfs): ${String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim()}`,
+      );
     }
     const node = await provision('disk-full', join(mnt, 'data'));
     let p = await startLinked(node);
@@ -518,13 +634,41 @@ describe('storage faults on a real signer process', () => {
     const whileFull: Used[] = [];
     for (let i = 1; i <= 6; i++) {
       const message = new Uint8Array(randomBytes(32));
-      const intent = createSignIntent(requester, { suite, keyId, message, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 600_000 });
+      const intent = createSignIntent(requester, {
+        suite,
+        keyId,
+        message,
+        requestId: new Uint8Array(randomBytes(16)),
+        notAfter: Date.now() + 600_000,
+      });
       const cs = [mine[i] as RequestCommitment, theirs()];
-      const request = encodeSignRequest({ suite, sessionId: new Uint8Array(randomBytes(16)), keyId, epoch: 0, intent, commitments: cs });
+      const request = encodeSignRequest({
+        suite,
+        sessionId: new Uint8Array(randomBytes(16)),
+        keyId,
+        epoch: 0,
+        intent,
+        commitments: cs,
+      });
       const r = await ctl.send({ sign: request });
       if (r.body === 'envelope') {
-        const share = decodeSignatureShare(suite, openEnvelope(r.envelope as Uint8Array, PayloadKind.SIGNATURE_SHARE).payload).share;
-        whileFull.push({ request, altered: encodeSignRequest({ suite, sessionId: new Uint8Array(randomBytes(16)), keyId, epoch: 0, intent, commitments: cs }), share, nonceId: new TextDecoder().decode((mine[i] as RequestCommitment).nonceId) });
+        const share = decodeSignatureShare(
+          suite,
+          openEnvelope(r.envelope as Uint8Array, PayloadKind.SIGNATURE_SHARE).payload,
+        ).share;
+        whileFull.push({
+          request,
+          altered: encodeSignRequest({
+            suite,
+            sessionId: new Uint8Array(randomBytes(16)),
+            keyId,
+            epoch: 0,
+            intent,
+            commitments: cs,
+          }),
+          share,
+          nonceId: new TextDecoder().decode((mine[i] as RequestCommitment).nonceId),
+        });
         continue;
       }
       expect(r.envelope ?? new Uint8Array(0)).toHaveLength(0);
@@ -537,7 +681,22 @@ describe('storage faults on a real signer process', () => {
     // Space returns. The store took no write since the failed one (a partial record may sit in
     // its log): signing is still refused, clearly, until the node is restarted.
     unlinkSync(filler);
-    const still = await ctl.send({ sign: encodeSignRequest({ suite, sessionId: new Uint8Array(randomBytes(16)), keyId, epoch: 0, intent: createSignIntent(requester, { suite, keyId, message: new Uint8Array(32), requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 600_000 }), commitments: [mine[8] as RequestCommitment, theirs()] }) });
+    const still = await ctl.send({
+      sign: encodeSignRequest({
+        suite,
+        sessionId: new Uint8Array(randomBytes(16)),
+        keyId,
+        epoch: 0,
+        intent: createSignIntent(requester, {
+          suite,
+          keyId,
+          message: new Uint8Array(32),
+          requestId: new Uint8Array(randomBytes(16)),
+          notAfter: Date.now() + 600_000,
+        }),
+        commitments: [mine[8] as RequestCommitment, theirs()],
+      }),
+    });
     expect(still.error?.code).toBe('STORE_UNAVAILABLE');
     expect(still.error?.message).toMatch(/an earlier write failed .*no space left on device.*restart the node/);
     expect(await stop(p)).toBe(0);
@@ -557,7 +716,11 @@ describe('storage faults on a real signer process', () => {
     // node wrote after space returned — consumed nonces whose shares it had released — were
     // dropped by the log recovery at the next start. The store now takes no writes after a
     // failed one until it is reopened.)
-    expect(afterRestart.filter((_, i) => i % 2 === 0)).toEqual([...before, ...whileFull, ...more].map(() => 'SAME_SHARE'));
-    summary.push(`disk full (tmpfs 8 MB, ${filled} filler bytes): ${refusals.length}/6 sign requests refused (${whileFull.length} signed from space LevelDB already held) with "${message}"; recovered ${recovered}; replays: ${codes.join(', ')}; after a restart: ${afterRestart.join(', ')}`);
+    expect(afterRestart.filter((_, i) => i % 2 === 0)).toEqual(
+      [...before, ...whileFull, ...more].map(() => 'SAME_SHARE'),
+    );
+    summary.push(
+      `disk full (tmpfs 8 MB, ${filled} filler bytes): ${refusals.length}/6 sign requests refused (${whileFull.length} signed from space LevelDB already held) with "${message}"; recovered ${recovered}; replays: ${codes.join(', ')}; after a restart: ${afterRestart.join(', ')}`,
+    );
   }, 90_000);
 });

@@ -27,7 +27,9 @@ export function libsecp256k1Bip340(sig: Uint8Array, msg: Uint8Array, pk: Uint8Ar
 }
 
 /** Every independent verifier that applies to the suite; each must accept. */
-export function externalVerifiers(suite: string): Record<string, (sig: Uint8Array, msg: Uint8Array, pk: Uint8Array) => boolean> {
+export function externalVerifiers(
+  suite: string,
+): Record<string, (sig: Uint8Array, msg: Uint8Array, pk: Uint8Array) => boolean> {
   if (suite === 'ed25519') return { openssl: opensslEd25519, libsodium: libsodiumEd25519 };
   if (suite === 'secp256k1-tr') return { libsecp256k1: libsecp256k1Bip340 };
   return {};

@@ -55,7 +55,11 @@ async function cluster(n = 3): Promise<{ coordinator: Coordinator; gateway: Star
       store: await openStore(),
       policy: { allowKeygen: true, allowUnpinnedPeers: true, requesters: [], devices: { maxReservations: 64 } },
     });
-    const handle: ParticipantHandle = { info: s.identity.public, connectedSince: Date.now(), call: (task) => s.handle({ ...task, taskId: ++taskId }) };
+    const handle: ParticipantHandle = {
+      info: s.identity.public,
+      connectedSince: Date.now(),
+      call: (task) => s.handle({ ...task, taskId: ++taskId }),
+    };
     coordinator.register(handle);
   }
   const gateway = await startDeviceGateway({ coordinator, host: '127.0.0.1', port: 0 });
@@ -67,7 +71,9 @@ async function cluster(n = 3): Promise<{ coordinator: Coordinator; gateway: Star
 
 type AppWindow = { app: DeviceApp };
 
-describe('@tessera/device in chromium: enrol, reserve, network cut, sign, network back, sync', { timeout: TIMEOUT }, () => {
+describe('@tessera/device in chromium: enrol, reserve, network cut, sign, network back, sync', {
+  timeout: TIMEOUT,
+}, () => {
   let coordinator: Coordinator;
   let gatewayUrl: string;
   let server: { url: string; close(): Promise<void> } | undefined;
@@ -94,9 +100,15 @@ describe('@tessera/device in chromium: enrol, reserve, network cut, sign, networ
     page.on('requestfailed', (r) => logs.push(`[requestfailed] ${r.url()}: ${r.failure()?.errorText ?? 'unknown'}`));
     await page.goto(server.url);
     // A bundle that throws while loading never defines window.app: fail fast, with the page's logs.
-    await page.waitForFunction(() => typeof (globalThis as unknown as Partial<AppWindow>).app?.setup === 'function', undefined, { timeout: 15_000 }).catch((e: Error) => {
-      throw new Error(`the device app did not load: ${e.message}\n${logs.join('\n')}`);
-    });
+    await page
+      .waitForFunction(
+        () => typeof (globalThis as unknown as Partial<AppWindow>).app?.setup === 'function',
+        undefined,
+        { timeout: 15_000 },
+      )
+      .catch((e: Error) => {
+        throw new Error(`the device app did not load: ${e.message}\n${logs.join('\n')}`);
+      });
   }, TIMEOUT);
 
   afterAll(async () => {
@@ -107,7 +119,11 @@ describe('@tessera/device in chromium: enrol, reserve, network cut, sign, networ
   }, TIMEOUT);
 
   it('runs in a browser, cross-origin to the gateway', async () => {
-    const env = await page.evaluate(() => ({ process: typeof (globalThis as { process?: unknown }).process, indexedDB: typeof indexedDB, origin: location.origin }));
+    const env = await page.evaluate(() => ({
+      process: typeof (globalThis as { process?: unknown }).process,
+      indexedDB: typeof indexedDB,
+      origin: location.origin,
+    }));
     expect(env, logs.join('\n')).toMatchObject({ process: 'undefined', indexedDB: 'object' });
     expect(new URL(gatewayUrl).origin).not.toBe(env.origin);
     expect(bundleBytes).toBeGreaterThan(0);
@@ -118,7 +134,10 @@ describe('@tessera/device in chromium: enrol, reserve, network cut, sign, networ
     const { token } = await coordinator.issueEnrolmentToken();
 
     // ---- online: enrol, DKG with signer-1 and signer-2, reserve two offline signatures
-    const setup: SetupResult = await page.evaluate(([url, tok]) => (globalThis as unknown as AppWindow).app.setup(url, tok), [gatewayUrl, token] as const);
+    const setup: SetupResult = await page.evaluate(
+      ([url, tok]) => (globalThis as unknown as AppWindow).app.setup(url, tok),
+      [gatewayUrl, token] as const,
+    );
     expect(setup.device, logs.join('\n')).toBe('browser-phone');
     expect(setup.participants).toEqual(['browser-phone', 'signer-1', 'signer-2']);
     expect(setup.publicKey).toMatch(/^[0-9a-f]{64}$/);
@@ -140,14 +159,20 @@ describe('@tessera/device in chromium: enrol, reserve, network cut, sign, networ
 
     // ---- offline: sign against a reservation; the package is small and self-verifying
     const message = new Uint8Array(randomBytes(32));
-    const pkg: SignResult = await page.evaluate(([k, m]) => (globalThis as unknown as AppWindow).app.sign(k, m), [setup.keyId, toHex(message)] as const);
+    const pkg: SignResult = await page.evaluate(([k, m]) => (globalThis as unknown as AppWindow).app.sign(k, m), [
+      setup.keyId,
+      toHex(message),
+    ] as const);
     expect(pkg.length, logs.join('\n')).toBeLessThan(400);
     expect(pkg.bytes).toHaveLength(pkg.length * 2);
     expect(pkg.text.startsWith('TSP1:')).toBe(true);
     expect(pkg.packageId).toMatch(/^[0-9a-f]+$/);
 
     // ---- a sync while offline keeps the package pending, completes nothing
-    const offlineSync: SyncResult = await page.evaluate((u) => (globalThis as unknown as AppWindow).app.sync(u), gatewayUrl);
+    const offlineSync: SyncResult = await page.evaluate(
+      (u) => (globalThis as unknown as AppWindow).app.sync(u),
+      gatewayUrl,
+    );
     expect(offlineSync.completed).toEqual([]);
     expect(offlineSync.failed).toEqual([]);
     expect(offlineSync.pending).toHaveLength(1);
@@ -195,19 +220,29 @@ describe('@tessera/device in chromium: enrol, reserve, network cut, sign, networ
     // each as a requestfailed event plus a console error), and the long poll the SDK itself
     // aborts when keygen ends (Device.disconnect), if it was still in flight.
     const gatewayOrigin = new URL(gatewayUrl).origin;
-    const offlineFailure = (l: string) => (l.startsWith(`[requestfailed] ${gatewayOrigin}/v1/device/`) && l.endsWith(`: ${OFFLINE_ERROR}`)) || l === `[console.error] Failed to load resource: ${OFFLINE_ERROR}`;
+    const offlineFailure = (l: string) =>
+      (l.startsWith(`[requestfailed] ${gatewayOrigin}/v1/device/`) && l.endsWith(`: ${OFFLINE_ERROR}`)) ||
+      l === `[console.error] Failed to load resource: ${OFFLINE_ERROR}`;
     const pollAborted = `[requestfailed] ${gatewayOrigin}/v1/device/poll: net::ERR_ABORTED`;
     const before = errorLogs(logs.slice(0, offlineFrom));
     const during = errorLogs(logs.slice(offlineFrom, offlineTo));
     const after = errorLogs(logs.slice(offlineTo));
     // The probe and the sync's submit, each failed by the cut.
-    expect(during.filter((l) => l.startsWith('[requestfailed]') && offlineFailure(l)).map((l) => l.slice(`[requestfailed] ${gatewayOrigin}`.length)), logs.join('\n')).toEqual([
-      `/v1/device/keys: ${OFFLINE_ERROR}`,
-      `/v1/device/submit: ${OFFLINE_ERROR}`,
-    ]);
+    expect(
+      during
+        .filter((l) => l.startsWith('[requestfailed]') && offlineFailure(l))
+        .map((l) => l.slice(`[requestfailed] ${gatewayOrigin}`.length)),
+      logs.join('\n'),
+    ).toEqual([`/v1/device/keys: ${OFFLINE_ERROR}`, `/v1/device/submit: ${OFFLINE_ERROR}`]);
     expect(before.filter((l) => l === pollAborted).length, logs.join('\n')).toBeLessThanOrEqual(1);
-    const unexpected = [...before.filter((l) => l !== pollAborted), ...during.filter((l) => !offlineFailure(l)), ...after];
+    const unexpected = [
+      ...before.filter((l) => l !== pollAborted),
+      ...during.filter((l) => !offlineFailure(l)),
+      ...after,
+    ];
     expect(unexpected, logs.join('\n')).toEqual([]);
-    process.stderr.write(`device.browser: bundle ${bundleBytes} B; setup ${tSetup - t0} ms, offline phase ${tOffline - tSetup} ms, online sync+checks ${Date.now() - tOffline} ms\n`);
+    process.stderr.write(
+      `device.browser: bundle ${bundleBytes} B; setup ${tSetup - t0} ms, offline phase ${tOffline - tSetup} ms, online sync+checks ${Date.now() - tOffline} ms\n`,
+    );
   });
 });

@@ -30,10 +30,13 @@ async function tesseraAliases(): Promise<Map<string, string>> {
   const mod = (await import(configUrl)) as { default: { resolve?: { alias?: unknown } } };
   const alias = mod.default.resolve?.alias;
   const entries: [string, string][] = Array.isArray(alias)
-    ? (alias as { find: unknown; replacement: string }[]).flatMap((a) => (typeof a.find === 'string' ? [[a.find, a.replacement] as [string, string]] : []))
+    ? (alias as { find: unknown; replacement: string }[]).flatMap((a) =>
+        typeof a.find === 'string' ? [[a.find, a.replacement] as [string, string]] : [],
+      )
     : Object.entries((alias ?? {}) as Record<string, string>);
   const out = new Map(entries.filter(([k]) => k.startsWith('@tessera/')));
-  if (!out.has('@tessera/core')) throw new Error('vitest.config.ts: no @tessera/core alias found (harness reads resolve.alias)');
+  if (!out.has('@tessera/core'))
+    throw new Error('vitest.config.ts: no @tessera/core alias found (harness reads resolve.alias)');
   return out;
 }
 
@@ -44,7 +47,9 @@ function aliasPlugin(aliases: Map<string, string>): Plugin {
       b.onResolve({ filter: /^@tessera\// }, (args) => {
         const target = aliases.get(args.path);
         if (target) return { path: target };
-        return { errors: [{ text: `"${args.path}" has no alias in vitest.config.ts (imported by ${rel(args.importer)})` }] };
+        return {
+          errors: [{ text: `"${args.path}" has no alias in vitest.config.ts (imported by ${rel(args.importer)})` }],
+        };
       });
     },
   };
@@ -68,7 +73,12 @@ function noNodeBuiltins(): Plugin {
         const isNodeScheme = args.path.startsWith('node:');
         const name = isNodeScheme ? args.path.slice(5) : args.path;
         if (!isNodeScheme && !BUILTINS.has(name)) return undefined;
-        const r = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: SKIP });
+        const r = await b.resolve(args.path, {
+          kind: args.kind,
+          importer: args.importer,
+          resolveDir: args.resolveDir,
+          pluginData: SKIP,
+        });
         // Resolvable without us: a browser-field `false` mapping (esbuild substitutes an empty
         // "(disabled)" module) or an installed polyfill. Let esbuild's own resolution proceed.
         if (r.errors.length === 0 && !r.external && !isNodeScheme) return undefined;
@@ -126,11 +136,15 @@ export async function bundleForBrowser(entry: string): Promise<string> {
     if (!errors?.length) throw e;
     throw new Error(`bundling ${rel(entry)} for the browser failed:\n${await format('error', errors)}`);
   }
-  if (result.warnings.length) process.stderr.write(`bundleForBrowser(${rel(entry)}) warnings:\n${await format('warning', result.warnings)}\n`);
+  if (result.warnings.length)
+    process.stderr.write(`bundleForBrowser(${rel(entry)}) warnings:\n${await format('warning', result.warnings)}\n`);
   const out = result.outputFiles[0];
   if (!out) throw new Error(`esbuild produced no output for ${rel(entry)}`);
   const leftovers = leftoverBuiltins(out.text);
-  if (leftovers.length) throw new Error(`browser bundle of ${rel(entry)} still references Node builtins at runtime: ${leftovers.join(', ')}`);
+  if (leftovers.length)
+    throw new Error(
+      `browser bundle of ${rel(entry)} still references Node builtins at runtime: ${leftovers.join(', ')}`,
+    );
   return out.text;
 }
 
@@ -147,13 +161,17 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 /** Serves `files` (path → content) from memory on 127.0.0.1, a free port; `/` is `/index.html`. */
-export async function serveStatic(files: Record<string, string | Uint8Array>): Promise<{ url: string; close(): Promise<void> }> {
+export async function serveStatic(
+  files: Record<string, string | Uint8Array>,
+): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const key = path === '/' ? '/index.html' : path;
     const body = Object.hasOwn(files, key) ? files[key] : undefined;
     if ((req.method !== 'GET' && req.method !== 'HEAD') || body === undefined) {
-      res.writeHead(body === undefined ? 404 : 405, { 'content-type': 'text/plain; charset=utf-8' }).end(body === undefined ? 'not found' : 'method not allowed');
+      res
+        .writeHead(body === undefined ? 404 : 405, { 'content-type': 'text/plain; charset=utf-8' })
+        .end(body === undefined ? 'not found' : 'method not allowed');
       return;
     }
     const ext = key.slice(key.lastIndexOf('.') + 1).toLowerCase();
@@ -182,12 +200,22 @@ export async function serveStatic(files: Record<string, string | Uint8Array>): P
 /** Launches headless Debian chromium. A missing browser is an error, never a skip. */
 export async function launchBrowser(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} not found: browser tests need Debian's chromium. Install it (as root) with: bash scripts/test-deps.sh`);
+    throw new Error(
+      `${CHROMIUM} not found: browser tests need Debian's chromium. Install it (as root) with: bash scripts/test-deps.sh`,
+    );
   }
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }
 
@@ -207,5 +235,7 @@ export async function openPage(browser: Browser, url: string): Promise<{ page: P
 
 /** The entries of `logs` (from {@link openPage}) that are errors. */
 export function errorLogs(logs: readonly string[]): string[] {
-  return logs.filter((l) => l.startsWith('[pageerror]') || l.startsWith('[requestfailed]') || l.startsWith('[console.error]'));
+  return logs.filter(
+    (l) => l.startsWith('[pageerror]') || l.startsWith('[requestfailed]') || l.startsWith('[console.error]'),
+  );
 }

@@ -35,7 +35,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { ParticipantIdentity, createSignIntent, decodeMessage, decodeOfflinePackage, equalBytes, fromHex, getSuite, toHex, utf8ToBytes, type SuiteId } from '@tessera/core';
+import {
+  ParticipantIdentity,
+  createSignIntent,
+  decodeMessage,
+  decodeOfflinePackage,
+  equalBytes,
+  fromHex,
+  getSuite,
+  toHex,
+  utf8ToBytes,
+  type SuiteId,
+} from '@tessera/core';
 import { startDev } from '@tessera/cli';
 import { channelCredentials, type grpc, loadTessera, unary } from '@tessera/runtime';
 import { AuditLog, NonceLedger, SealedStore, loadKek, summarizeAudit } from '@tessera/store';
@@ -83,8 +94,22 @@ export interface ChaosReport {
   seed: number;
   sessions: number;
   online: { sessions: number; acknowledged: number; unfinished: number; bySuite: Record<string, number> };
-  offline: { sessions: number; acknowledged: number; completed: number; unfinished: number; bySuite: Record<string, number>; adoptedAfterCrash: number };
-  kills: { coordinator: number; signer: number; device: number; powerCuts: number; total: number; deviceDuring: Record<string, number> };
+  offline: {
+    sessions: number;
+    acknowledged: number;
+    completed: number;
+    unfinished: number;
+    bySuite: Record<string, number>;
+    adoptedAfterCrash: number;
+  };
+  kills: {
+    coordinator: number;
+    signer: number;
+    device: number;
+    powerCuts: number;
+    total: number;
+    deviceDuring: Record<string, number>;
+  };
   retries: { online: number; device: number };
   /** Times the driver replaced its gRPC channel after two calls in a row reached their deadline. */
   channelResets: number;
@@ -138,7 +163,13 @@ function installExitHook(): void {
   exitHook = true;
   process.once('exit', () => {
     const all = [...live, ...[...liveDevs].flatMap((d) => d.children.map((c) => c.proc))];
-    for (const c of all) if (c && c.exitCode === null && c.signalCode === null) try { c.kill('SIGKILL'); } catch { /* gone */ }
+    for (const c of all)
+      if (c && c.exitCode === null && c.signalCode === null)
+        try {
+          c.kill('SIGKILL');
+        } catch {
+          /* gone */
+        }
   });
 }
 function track(p: ChildProcess): void {
@@ -157,7 +188,8 @@ function killByPath(path: string): void {
   }
   for (const pid of pids) {
     try {
-      if (Number(pid) !== process.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(path)) process.kill(Number(pid), 'SIGKILL');
+      if (Number(pid) !== process.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(path))
+        process.kill(Number(pid), 'SIGKILL');
     } catch {
       // gone, or not ours to read
     }
@@ -166,7 +198,12 @@ function killByPath(path: string): void {
 
 // ---- the API client -----------------------------------------------------------------------------
 
-interface ClientFile { coordinator: string; deviceUrl: string; tls: { ca: string; cert: string; key: string }; requester: { id: string; signSecret: string; encSecret: string } }
+interface ClientFile {
+  coordinator: string;
+  deviceUrl: string;
+  tls: { ca: string; cert: string; key: string };
+  requester: { id: string; signSecret: string; encSecret: string };
+}
 
 interface Api {
   requester: ParticipantIdentity;
@@ -184,17 +221,22 @@ interface Api {
  */
 function openApi(dir: string, onReset: () => void = () => {}): Api {
   const file = JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as ClientFile;
-  const requester = ParticipantIdentity.fromSecrets(file.requester.id, fromHex(file.requester.signSecret), fromHex(file.requester.encSecret));
+  const requester = ParticipantIdentity.fromSecrets(
+    file.requester.id,
+    fromHex(file.requester.signSecret),
+    fromHex(file.requester.encSecret),
+  );
   const { Coordinator } = loadTessera();
-  const make = () => new Coordinator(file.coordinator, channelCredentials(file.tls), {
-    'grpc.ssl_target_name_override': 'coordinator',
-    'grpc.initial_reconnect_backoff_ms': 100,
-    'grpc.max_reconnect_backoff_ms': 1000,
-    // The server allows a ping every 5 s without data; 10 s + 5 s notices a dead connection.
-    'grpc.keepalive_time_ms': 10_000,
-    'grpc.keepalive_timeout_ms': 5_000,
-    'grpc.keepalive_permit_without_calls': 1,
-  }) as grpc.Client;
+  const make = () =>
+    new Coordinator(file.coordinator, channelCredentials(file.tls), {
+      'grpc.ssl_target_name_override': 'coordinator',
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1000,
+      // The server allows a ping every 5 s without data; 10 s + 5 s notices a dead connection.
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    }) as grpc.Client;
   let client = make();
   let deadlines = 0;
   return {
@@ -234,14 +276,21 @@ class DeviceProc {
     return [...this.#waiting.values()].map((w) => w.op);
   }
 
-  constructor(private readonly worker: string, private readonly location: string, private readonly keyFile: string) {}
+  constructor(
+    private readonly worker: string,
+    private readonly location: string,
+    private readonly keyFile: string,
+  ) {}
 
   get pid(): number | undefined {
     return this.#child?.pid;
   }
 
   start(): Promise<void> {
-    const child = spawn(process.execPath, [this.worker, this.location, this.keyFile], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env } });
+    const child = spawn(process.execPath, [this.worker, this.location, this.keyFile], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env },
+    });
     track(child);
     this.#child = child;
     child.stderr!.on('data', (d: Buffer) => {
@@ -266,14 +315,19 @@ class DeviceProc {
         if (!w) return;
         this.#waiting.delete(Number(m.id));
         if (m.ok) w.resolve(m.res);
-        else w.reject(Object.assign(new Error(m.error?.message ?? 'device error'), { code: m.error?.code ?? 'INTERNAL' }));
+        else
+          w.reject(Object.assign(new Error(m.error?.message ?? 'device error'), { code: m.error?.code ?? 'INTERNAL' }));
       });
       child.once('exit', (code, signal) => {
         if (this.#child === child) this.#child = undefined;
         const err = Object.assign(new Error(`device process exited (${signal ?? code})`), { code: 'DEVICE_DOWN' });
         for (const w of this.#waiting.values()) w.reject(err);
         this.#waiting.clear();
-        reject(new Error(`device process exited before it was ready (${signal ?? code}): ${this.#stderr.join('').slice(-1500)}`));
+        reject(
+          new Error(
+            `device process exited before it was ready (${signal ?? code}): ${this.#stderr.join('').slice(-1500)}`,
+          ),
+        );
       });
     });
     this.#ready.catch(() => {});
@@ -282,7 +336,8 @@ class DeviceProc {
 
   call<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 90_000): Promise<T> {
     const child = this.#child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.reject(Object.assign(new Error('device process is down'), { code: 'DEVICE_DOWN' }));
+    if (!child || child.exitCode !== null || child.signalCode !== null)
+      return Promise.reject(Object.assign(new Error('device process is down'), { code: 'DEVICE_DOWN' }));
     const id = this.#next++;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -345,9 +400,20 @@ interface OfflineSession {
   ack?: { packageId: string };
 }
 
-interface QueueItem { packageId: string; keyId: string; message: string; bytes: string; state: 'pending' | 'completed' | 'failed'; signature?: string; lastError?: { code: string; message: string } }
+interface QueueItem {
+  packageId: string;
+  keyId: string;
+  message: string;
+  bytes: string;
+  state: 'pending' | 'completed' | 'failed';
+  signature?: string;
+  lastError?: { code: string; message: string };
+}
 
-interface DevHandle { stop(): Promise<void>; children: { name: string; proc?: ChildProcess; restarts: number; info?: Record<string, unknown> }[] }
+interface DevHandle {
+  stop(): Promise<void>;
+  children: { name: string; proc?: ChildProcess; restarts: number; info?: Record<string, unknown> }[];
+}
 
 /** Runs one chaos campaign and returns its figures; see the module comment for what is checked. */
 export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
@@ -382,8 +448,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     errorsSeen[code] = (errorsSeen[code] ?? 0) + 1;
     if (e && !errorSamples[code]) {
       const x = e as { message?: string; status?: number; cause?: { message?: string; stack?: string } };
-      const cause = x.cause ? `; cause: ${String(x.cause.stack ?? x.cause.message ?? x.cause).split('\n').slice(0, 4).join(' | ')}` : '';
-      errorSamples[code] = `${String(x.message ?? e)}${x.status !== undefined ? ` (status ${x.status})` : ''}${cause}`.slice(0, 600);
+      const cause = x.cause
+        ? `; cause: ${String(x.cause.stack ?? x.cause.message ?? x.cause)
+            .split('\n')
+            .slice(0, 4)
+            .join(' | ')}`
+        : '';
+      errorSamples[code] =
+        `${String(x.message ?? e)}${x.status !== undefined ? ` (status ${x.status})` : ''}${cause}`.slice(0, 600);
     }
   };
   const kills = { coordinator: 0, signer: 0, device: 0, powerCuts: 0, total: 0 };
@@ -395,7 +467,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const phases = { setupMs: 0, workMs: 0, settleMs: 0, verifyMs: 0 };
 
   const signerPolicy = { devices: { maxReservations: 100_000 } };
-  const devOpts = { dir, signers: nSigners, signerPolicy, onLine: (s: string) => { if (/exited|restart|crash/.test(s)) say(`dev: ${s}`); } };
+  const devOpts = {
+    dir,
+    signers: nSigners,
+    signerPolicy,
+    onLine: (s: string) => {
+      if (/exited|restart|crash/.test(s)) say(`dev: ${s}`);
+    },
+  };
   let dev: DevHandle;
   try {
     dev = (await startDev({ ...devOpts, port: 0, gatewayPort: 0 })) as DevHandle;
@@ -419,19 +498,28 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     channelResets++;
     say('API channel replaced after two deadlines in a row');
   });
-  const device = new DeviceProc(opts.deviceWorker ?? DEFAULT_WORKER, join(phoneDir, 'store'), join(phoneDir, 'storage.key'));
+  const device = new DeviceProc(
+    opts.deviceWorker ?? DEFAULT_WORKER,
+    join(phoneDir, 'store'),
+    join(phoneDir, 'storage.key'),
+  );
 
-  interface Status { pid: number; participants: { id: string; connected: boolean; pid: number; device: boolean }[] }
+  interface Status {
+    pid: number;
+    participants: { id: string; connected: boolean; pid: number; device: boolean }[];
+  }
   /** Until the coordinator answers and every signer is linked (none of them a killed pid). */
   const waitHealthy = async (deadMs = 45_000, killed: number[] = []): Promise<boolean> => {
     const until = Date.now() + deadMs;
     while (Date.now() < until) {
       try {
         const s = await api.call<Status>('Status', {}, 2_000);
-        const ok = !killed.includes(s.pid) && signerIds.every((id) => {
-          const p = s.participants.find((x) => x.id === id);
-          return p?.connected && !killed.includes(p.pid);
-        });
+        const ok =
+          !killed.includes(s.pid) &&
+          signerIds.every((id) => {
+            const p = s.participants.find((x) => x.id === id);
+            return p?.connected && !killed.includes(p.pid);
+          });
         if (ok) return true;
       } catch {
         // coordinator restarting
@@ -459,7 +547,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const onlineKeys = new Map<SuiteId, { keyId: string; publicKey: Uint8Array }>();
     for (const s of suites) {
       const tk = Date.now();
-      const k = await api.call<{ keyId: string; publicKey: Uint8Array }>('Keygen', { suite: getSuite(s).wireId, threshold: 2, participants: [] }, 60_000);
+      const k = await api.call<{ keyId: string; publicKey: Uint8Array }>(
+        'Keygen',
+        { suite: getSuite(s).wireId, threshold: 2, participants: [] },
+        60_000,
+      );
       onlineKeys.set(s, { keyId: k.keyId, publicKey: new Uint8Array(k.publicKey) });
       say(`keygen ${s} ${Date.now() - tk} ms`);
     }
@@ -467,13 +559,18 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await device.call('init', { id: 'chaos-phone' });
     const { token } = await api.call<{ token: string }>('IssueEnrolmentToken', { ttlMs: 3_600_000, label: 'chaos' });
     await device.call('enrol', { url: api.deviceUrl, token });
-    await admitWithDevOperator(<Res,>(m: string, r: unknown) => api.call<Res>(m, r, 10_000), dir, 'chaos-phone');
+    await admitWithDevOperator(<Res>(m: string, r: unknown) => api.call<Res>(m, r, 10_000), dir, 'chaos-phone');
     const deviceKeys: { suite: SuiteId; keyId: string; publicKey: Uint8Array }[] = [];
     for (const [i, s] of deviceSuites.entries()) {
       // Spread the device keys over the nodes: (signer-1, signer-2), (signer-2, signer-3), …
       const withNodes = [signerIds[i % nSigners] as string, signerIds[(i + 1) % nSigners] as string];
       const tk = Date.now();
-      const k = await device.call<{ keyId: string; publicKey: string }>('keygen', { url: api.deviceUrl, suite: s, threshold: 2, with: withNodes });
+      const k = await device.call<{ keyId: string; publicKey: string }>('keygen', {
+        url: api.deviceUrl,
+        suite: s,
+        threshold: 2,
+        with: withNodes,
+      });
       say(`device keygen ${s} ${Date.now() - tk} ms`);
       deviceKeys.push({ suite: s, keyId: k.keyId, publicKey: fromHex(k.publicKey) });
     }
@@ -492,7 +589,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       } else {
         const s = suites[Math.floor(rng() * suites.length)] as SuiteId;
         const k = onlineKeys.get(s) as { keyId: string; publicKey: Uint8Array };
-        online.push({ i, suite: s, keyId: k.keyId, publicKey: k.publicKey, message: bytesFrom(rng, 32), requestId: bytesFrom(rng, 16) });
+        online.push({
+          i,
+          suite: s,
+          keyId: k.keyId,
+          publicKey: k.publicKey,
+          message: bytesFrom(rng, 32),
+          requestId: bytesFrom(rng, 16),
+        });
       }
     }
 
@@ -506,10 +610,21 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const signOnline = async (s: OnlineSession) => {
       const suite = getSuite(s.suite);
       // The same signed intent on every retry: the request id makes the call idempotent.
-      s.intent ??= createSignIntent(api.requester, { suite, keyId: s.keyId, message: s.message, requestId: s.requestId, notAfter: Date.now() + 6 * 3_600_000 });
+      s.intent ??= createSignIntent(api.requester, {
+        suite,
+        keyId: s.keyId,
+        message: s.message,
+        requestId: s.requestId,
+        notAfter: Date.now() + 6 * 3_600_000,
+      });
       for (let attempt = 0; Date.now() < workDeadline; attempt++) {
         try {
-          const r = await api.call<{ signature: Uint8Array; signers: string[]; publicKey: Uint8Array; requestId: Uint8Array }>('Sign', { intent: decodeMessage('Envelope', s.intent), signers: [] }, 15_000);
+          const r = await api.call<{
+            signature: Uint8Array;
+            signers: string[];
+            publicKey: Uint8Array;
+            requestId: Uint8Array;
+          }>('Sign', { intent: decodeMessage('Envelope', s.intent), signers: [] }, 15_000);
           const sig = new Uint8Array(r.signature);
           // The client checks what it got: only a verifying signature is an acknowledgement.
           if (!equalBytes(new Uint8Array(r.publicKey), s.publicKey) || !suite.verify(sig, s.message, s.publicKey)) {
@@ -523,7 +638,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           seen(codeOf(e), e);
           // Failures under crashes must be typed (UNAVAILABLE, NO_QUORUM, …): INTERNAL means the
           // coordinator threw something it did not expect.
-          if (codeOf(e) === 'INTERNAL') problem(`online session ${s.i}: Sign answered INTERNAL (${(e as Error).message}): an untyped failure in the coordinator`);
+          if (codeOf(e) === 'INTERNAL')
+            problem(
+              `online session ${s.i}: Sign answered INTERNAL (${(e as Error).message}): an untyped failure in the coordinator`,
+            );
         }
         retries.online++;
         await sleep(Math.min(1_500, 50 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random()));
@@ -532,16 +650,18 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 
     const onlineWorkers = async () => {
       let next = 0;
-      await Promise.all(Array.from({ length: concurrency }, async () => {
-        for (let k = next++; k < online.length && Date.now() < workDeadline; k = next++) {
-          started++;
-          await signOnline(online[k] as OnlineSession);
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          for (let k = next++; k < online.length && Date.now() < workDeadline; k = next++) {
+            started++;
+            await signOnline(online[k] as OnlineSession);
+          }
+        }),
+      );
     };
 
     /** A device call that survives device kills and cluster outages (retried until the deadline). */
-    const deviceOp = async <T,>(what: string, fn: () => Promise<T>, deadline = workDeadline): Promise<T | undefined> => {
+    const deviceOp = async <T>(what: string, fn: () => Promise<T>, deadline = workDeadline): Promise<T | undefined> => {
       for (let attempt = 0; Date.now() < deadline; attempt++) {
         try {
           return await fn();
@@ -565,8 +685,20 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       return deviceRestart;
     };
 
-    const sync = async (deadline = workDeadline): Promise<{ completed: unknown[]; pending: unknown[]; failed: { packageId: string; code: string }[] } | undefined> => {
-      const r = await deviceOp('sync', () => device.call<{ completed: unknown[]; pending: unknown[]; failed: { packageId: string; code: string }[] }>('sync', { url: api.deviceUrl }), deadline);
+    const sync = async (
+      deadline = workDeadline,
+    ): Promise<
+      { completed: unknown[]; pending: unknown[]; failed: { packageId: string; code: string }[] } | undefined
+    > => {
+      const r = await deviceOp(
+        'sync',
+        () =>
+          device.call<{ completed: unknown[]; pending: unknown[]; failed: { packageId: string; code: string }[] }>(
+            'sync',
+            { url: api.deviceUrl },
+          ),
+        deadline,
+      );
       for (const f of r?.failed ?? []) problem(`package ${f.packageId} failed for good: ${f.code}`);
       return r;
     };
@@ -624,7 +756,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 
     const killRng = prng(seed ^ 0x5bd1e995);
     // The first kills take each kind of process once (in a seeded order), the rest are drawn by the odds.
-    const firsts = (['coordinator', 'signer', 'device'] as Victim[]).filter((v) => weights[v] > 0 && (v !== 'device' || deviceKeys.length > 0));
+    const firsts = (['coordinator', 'signer', 'device'] as Victim[]).filter(
+      (v) => weights[v] > 0 && (v !== 'device' || deviceKeys.length > 0),
+    );
     for (let i = firsts.length - 1; i > 0; i--) {
       const j = Math.floor(killRng() * (i + 1));
       [firsts[i], firsts[j]] = [firsts[j] as Victim, firsts[i] as Victim];
@@ -632,7 +766,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const pickVictim = (): Victim => {
       const first = firsts.shift();
       if (first) return first;
-      const entries = (Object.entries(weights) as [Victim, number][]).filter(([v, w]) => w > 0 && (v !== 'device' || deviceKeys.length > 0));
+      const entries = (Object.entries(weights) as [Victim, number][]).filter(
+        ([v, w]) => w > 0 && (v !== 'device' || deviceKeys.length > 0),
+      );
       const total = entries.reduce((a, [, w]) => a + w, 0);
       let x = killRng() * total;
       for (const [v, w] of entries) if ((x -= w) < 0) return v;
@@ -644,7 +780,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       say(`power cut (${why})`);
       // SIGKILL first, then stop() in the same tick: the supervisor sees its children gone only
       // after `stopping` is set, so it does not restart them.
-      for (const c of dev.children) if (c.proc && c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+      for (const c of dev.children)
+        if (c.proc && c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
       await dev.stop();
       liveDevs.delete(dev);
       kills.powerCuts++;
@@ -699,7 +836,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         if (victim === 'device') {
           if (device.pid === undefined) await deviceUp().catch(() => undefined);
           // Prefer a moment when the device is working (signing, syncing, reserving).
-          for (const until = Date.now() + 2_000; !device.busy.length && Date.now() < until;) await sleep(2);
+          for (const until = Date.now() + 2_000; !device.busy.length && Date.now() < until; ) await sleep(2);
           await sleep(Math.floor(killRng() * 15));
           const during = device.busy.join('+') || 'idle';
           await device.kill();
@@ -709,13 +846,15 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           lastAt = started;
           say(`kill -9 device during ${during} (session ${started})`);
           // The app comes back after a moment (the lane also restarts it when it needs it).
-          void sleep(50 + Math.floor(killRng() * 400)).then(() => deviceUp()).catch((e: Error) => problem(`device did not restart: ${e.message}`));
+          void sleep(50 + Math.floor(killRng() * 400))
+            .then(() => deviceUp())
+            .catch((e: Error) => problem(`device did not restart: ${e.message}`));
           continue;
         }
         // Wait (bounded) until the victim is up; other failures may still be recovering.
         const pick = killRng();
         let target: { name: string; pid: number } | undefined;
-        for (const until = Math.min(Date.now() + 20_000, killDeadline); !target && !workDone && Date.now() < until;) {
+        for (const until = Math.min(Date.now() + 20_000, killDeadline); !target && !workDone && Date.now() < until; ) {
           const up = await upNow();
           if (victim === 'power') {
             if (up.coordinator && up.signers.length === nSigners) target = { name: 'power', pid: 0 };
@@ -769,33 +908,48 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       let again: { signature: Uint8Array } | undefined;
       for (let i = 0; i < 5 && !again; i++) {
         try {
-          again = await api.call<{ signature: Uint8Array }>('Sign', { intent: decodeMessage('Envelope', s.intent as Uint8Array), signers: [] }, 15_000);
+          again = await api.call<{ signature: Uint8Array }>(
+            'Sign',
+            { intent: decodeMessage('Envelope', s.intent as Uint8Array), signers: [] },
+            15_000,
+          );
         } catch (e) {
           if (i === 4) {
             lost++;
-            problem(`online session ${s.i}: re-submitting the acknowledged intent failed: ${codeOf(e)} ${(e as Error).message}`);
+            problem(
+              `online session ${s.i}: re-submitting the acknowledged intent failed: ${codeOf(e)} ${(e as Error).message}`,
+            );
           } else await sleep(300);
         }
       }
       if (again && !equalBytes(new Uint8Array(again.signature), ack.signature)) {
         duplicated++;
         const v = getSuite(s.suite).verify(new Uint8Array(again.signature), s.message, s.publicKey);
-        problem(`online session ${s.i} (request ${toHex(s.requestId)}): re-submission returned another signature than the acknowledged one (it ${v ? 'verifies too: signed twice' : 'does not verify'})`);
+        problem(
+          `online session ${s.i} (request ${toHex(s.requestId)}): re-submission returned another signature than the acknowledged one (it ${v ? 'verifies too: signed twice' : 'does not verify'})`,
+        );
       }
     }
     const queueById = new Map(queue.map((q) => [q.packageId, q]));
     const ackedOffline = offline.filter((s) => s.ack);
     const messages = new Map<string, number>();
     for (const q of queue) messages.set(`${q.keyId}/${q.message}`, (messages.get(`${q.keyId}/${q.message}`) ?? 0) + 1);
-    for (const [m, n] of messages) if (n > 1) problem(`device queue holds ${n} packages for one session (${m.slice(0, 40)}…): a retried sign was not recognised`);
-    for (const q of queue) if (q.state === 'failed') problem(`package ${q.packageId} failed: ${q.lastError?.code} ${q.lastError?.message}`);
+    for (const [m, n] of messages)
+      if (n > 1)
+        problem(
+          `device queue holds ${n} packages for one session (${m.slice(0, 40)}…): a retried sign was not recognised`,
+        );
+    for (const q of queue)
+      if (q.state === 'failed') problem(`package ${q.packageId} failed: ${q.lastError?.code} ${q.lastError?.message}`);
     let offlineCompleted = 0;
     for (const s of ackedOffline) {
       const id = (s.ack as { packageId: string }).packageId;
       const q = queueById.get(id);
       if (q?.state !== 'completed' || !q.signature) {
         lost++;
-        problem(`offline session ${s.i}: acknowledged package ${id} is ${q ? q.state : 'not in the queue'}${q?.lastError ? ` (${q.lastError.code} ${q.lastError.message})` : ''}`);
+        problem(
+          `offline session ${s.i}: acknowledged package ${id} is ${q ? q.state : 'not in the queue'}${q?.lastError ? ` (${q.lastError.code} ${q.lastError.message})` : ''}`,
+        );
         continue;
       }
       if (!getSuite(s.suite).verify(fromHex(q.signature), s.message, s.publicKey)) {
@@ -805,8 +959,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       }
       offlineCompleted++;
       try {
-        const r = await api.call<{ packageId: string; signature: Uint8Array; alreadyCompleted: boolean }>('SubmitPackage', { package: fromHex(q.bytes) }, 30_000);
-        if (!r.alreadyCompleted || r.packageId !== id) problem(`offline session ${s.i}: re-submitting package ${id} did not answer alreadyCompleted`);
+        const r = await api.call<{ packageId: string; signature: Uint8Array; alreadyCompleted: boolean }>(
+          'SubmitPackage',
+          { package: fromHex(q.bytes) },
+          30_000,
+        );
+        if (!r.alreadyCompleted || r.packageId !== id)
+          problem(`offline session ${s.i}: re-submitting package ${id} did not answer alreadyCompleted`);
         if (!equalBytes(new Uint8Array(r.signature), fromHex(q.signature))) {
           duplicated++;
           problem(`offline session ${s.i}: re-submitting package ${id} returned another signature`);
@@ -816,15 +975,26 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         problem(`offline session ${s.i}: re-submitting package ${id} failed: ${codeOf(e)} ${(e as Error).message}`);
       }
     }
-    const liveAudit = await api.call<{ coordinator: { ok: boolean; reason: string }; participants: { id: string; reachable: boolean; report: { ok: boolean; count: number; reason: string } | null; error: string }[] }>('AuditVerify', {}, 30_000).catch((e: Error) => {
-      problem(`AuditVerify rpc failed: ${e.message}`);
-      return undefined;
-    });
+    const liveAudit = await api
+      .call<{
+        coordinator: { ok: boolean; reason: string };
+        participants: {
+          id: string;
+          reachable: boolean;
+          report: { ok: boolean; count: number; reason: string } | null;
+          error: string;
+        }[];
+      }>('AuditVerify', {}, 30_000)
+      .catch((e: Error) => {
+        problem(`AuditVerify rpc failed: ${e.message}`);
+        return undefined;
+      });
     if (liveAudit) {
       if (!liveAudit.coordinator.ok) problem(`coordinator audit chain: ${liveAudit.coordinator.reason}`);
       for (const id of signerIds) {
         const p = liveAudit.participants.find((x) => x.id === id);
-        if (!p?.reachable || !p.report?.ok) problem(`audit chain of ${id} (rpc): ${p ? p.report?.reason || p.error : 'not reported'}`);
+        if (!p?.reachable || !p.report?.ok)
+          problem(`audit chain of ${id} (rpc): ${p ? p.report?.reason || p.error : 'not reported'}`);
       }
     }
 
@@ -843,8 +1013,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           const w = decodeMessage('SignResultRecord', v);
           results.set(k.slice(prefix.length), { signature: w.signature, signers: w.signers });
         }
-        for await (const [k, v] of store.iterate('package/')) packages.set(k.slice('package/'.length), decodeMessage('SubmitPackageResponse', v).signature);
-        for await (const [k, v] of store.iterate('resv/')) resv.set(k.slice('resv/'.length), new TextDecoder().decode(v));
+        for await (const [k, v] of store.iterate('package/'))
+          packages.set(k.slice('package/'.length), decodeMessage('SubmitPackageResponse', v).signature);
+        for await (const [k, v] of store.iterate('resv/'))
+          resv.set(k.slice('resv/'.length), new TextDecoder().decode(v));
         const audit = new AuditLog(store);
         const a = summarizeAudit(await audit.verify());
         auditEntries.coordinator = a.count;
@@ -852,7 +1024,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         // The coordinator's own record: no request and no package completed twice.
         const completions = new Map<string, number>();
         for await (const e of audit.entries()) {
-          const k = e.type === 'sign' ? `request ${String(e.data.requestId)}` : e.type === 'offline-complete' ? `package ${String(e.data.package)}` : undefined;
+          const k =
+            e.type === 'sign'
+              ? `request ${String(e.data.requestId)}`
+              : e.type === 'offline-complete'
+                ? `package ${String(e.data.package)}`
+                : undefined;
           if (k) completions.set(k, (completions.get(k) ?? 0) + 1);
         }
         for (const [k, n] of completions) {
@@ -876,7 +1053,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       }
     }
     // Completed packages, decoded: who co-signed with which reservation.
-    const completedPkgs = queue.filter((q) => q.state === 'completed').map((q) => ({ q, pkg: decodeOfflinePackage(fromHex(q.bytes)) }));
+    const completedPkgs = queue
+      .filter((q) => q.state === 'completed')
+      .map((q) => ({ q, pkg: decodeOfflinePackage(fromHex(q.bytes)) }));
     for (const { q, pkg } of completedPkgs) {
       const stored = packages.get(q.packageId);
       if (!stored) problem(`package ${q.packageId}: completed on the device but no coordinator record`);
@@ -886,7 +1065,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       }
       for (const c of pkg.cosigners) {
         const owner = resv.get(`${c.signer}/${toHex(c.nonceId)}`);
-        if (owner !== q.packageId) problem(`package ${q.packageId}: the coordinator's reservation record of ${c.signer} names ${owner ?? 'nothing'}`);
+        if (owner !== q.packageId)
+          problem(
+            `package ${q.packageId}: the coordinator's reservation record of ${c.signer} names ${owner ?? 'nothing'}`,
+          );
       }
     }
     let onlineConsumed = 0;
@@ -904,7 +1086,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           const d = toHex(c.requestDigest);
           if (byDigest.has(d)) {
             reused++;
-            problem(`${id}: sign request ${d.slice(0, 16)}… answered with two nonces (${byDigest.get(d)}, ${c.nonceId})`);
+            problem(
+              `${id}: sign request ${d.slice(0, 16)}… answered with two nonces (${byDigest.get(d)}, ${c.nonceId})`,
+            );
           }
           byDigest.set(d, c.nonceId);
         }
@@ -923,7 +1107,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
             nonceRequest.set(n, rid);
           }
         }
-        for (const c of onlineNonces) if (!nonceRequest.has(c.nonceId)) problem(`${id}: consumed nonce ${c.nonceId} is not counted for any request`);
+        for (const c of onlineNonces)
+          if (!nonceRequest.has(c.nonceId))
+            problem(`${id}: consumed nonce ${c.nonceId} is not counted for any request`);
         const consumedIds = new Set(onlineNonces.map((c) => c.nonceId));
         for (const s of ackedOnline) {
           const r = results.get(toHex(s.requestId));
@@ -935,7 +1121,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         const resvNonces = consumed.filter((c) => c.nonceId.startsWith('r.'));
         reservationsConsumed += resvNonces.length;
         const expect = new Map<string, string>();
-        for (const { q, pkg } of completedPkgs) for (const c of pkg.cosigners) if (c.signer === id) expect.set(`r.${toHex(utf8ToBytes(pkg.device))}.${pkg.keyId}.${toHex(c.nonceId)}`, `${q.packageId}:${toHex(pkg.digest)}`);
+        for (const { q, pkg } of completedPkgs)
+          for (const c of pkg.cosigners)
+            if (c.signer === id)
+              expect.set(
+                `r.${toHex(utf8ToBytes(pkg.device))}.${pkg.keyId}.${toHex(c.nonceId)}`,
+                `${q.packageId}:${toHex(pkg.digest)}`,
+              );
         const digestSeen = new Map<string, string>();
         for (const c of resvNonces) {
           const d = toHex(c.requestDigest);
@@ -945,14 +1137,20 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           }
           digestSeen.set(d, c.nonceId);
           const want = expect.get(c.nonceId);
-          if (!want) problem(`${id}: reservation ${c.nonceId} consumed for package ${d.slice(0, 16)}…, which never completed`);
+          if (!want)
+            problem(`${id}: reservation ${c.nonceId} consumed for package ${d.slice(0, 16)}…, which never completed`);
           else if (!want.endsWith(`:${d}`)) {
             reused++;
             problem(`${id}: reservation ${c.nonceId} consumed for another package than the completed one`);
           }
         }
-        for (const [n, w] of expect) if (!resvNonces.some((c) => c.nonceId === n)) problem(`${id}: package ${w.split(':')[0]} completed but its reservation ${n} is not consumed here`);
-        if (resvNonces.length !== expect.size) problem(`${id}: ${resvNonces.length} reservations consumed, ${expect.size} completed packages name this node`);
+        for (const [n, w] of expect)
+          if (!resvNonces.some((c) => c.nonceId === n))
+            problem(`${id}: package ${w.split(':')[0]} completed but its reservation ${n} is not consumed here`);
+        if (resvNonces.length !== expect.size)
+          problem(
+            `${id}: ${resvNonces.length} reservations consumed, ${expect.size} completed packages name this node`,
+          );
         // The audit log: verifies, and no nonce appears under two request digests.
         const audit = new AuditLog(store);
         const a = summarizeAudit(await audit.verify());
@@ -983,8 +1181,20 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     return {
       seed,
       sessions: opts.sessions,
-      online: { sessions: online.length, acknowledged: ackedOnline.length, unfinished: online.length - ackedOnline.length, bySuite: bySuite(online) },
-      offline: { sessions: offline.length, acknowledged: ackedOffline.length, completed: offlineCompleted, unfinished: offline.length - ackedOffline.length, bySuite: bySuite(offline), adoptedAfterCrash: adopted },
+      online: {
+        sessions: online.length,
+        acknowledged: ackedOnline.length,
+        unfinished: online.length - ackedOnline.length,
+        bySuite: bySuite(online),
+      },
+      offline: {
+        sessions: offline.length,
+        acknowledged: ackedOffline.length,
+        completed: offlineCompleted,
+        unfinished: offline.length - ackedOffline.length,
+        bySuite: bySuite(offline),
+        adoptedAfterCrash: adopted,
+      },
       kills: { ...kills, deviceDuring: deviceKilledDuring },
       retries,
       channelResets,

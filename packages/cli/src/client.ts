@@ -47,16 +47,26 @@ export interface Client {
 export function openClient(dirOpt?: string): Client {
   const dir = resolveDir(dirOpt);
   const path = join(dir, 'client.json');
-  if (!existsSync(path)) throw new CliError('CONFIG', `no cluster at ${dir} (missing client.json): start one with \`tessera dev\` or pass --dir`);
+  if (!existsSync(path))
+    throw new CliError(
+      'CONFIG',
+      `no cluster at ${dir} (missing client.json): start one with \`tessera dev\` or pass --dir`,
+    );
   const file = JSON.parse(readFileSync(path, 'utf8')) as ClientFile;
-  const requester = ParticipantIdentity.fromSecrets(file.requester.id, fromHex(file.requester.signSecret), fromHex(file.requester.encSecret));
+  const requester = ParticipantIdentity.fromSecrets(
+    file.requester.id,
+    fromHex(file.requester.signSecret),
+    fromHex(file.requester.encSecret),
+  );
   const { Coordinator } = loadTessera();
-  const client = new Coordinator(file.coordinator, channelCredentials(file.tls), { 'grpc.ssl_target_name_override': 'coordinator' });
+  const client = new Coordinator(file.coordinator, channelCredentials(file.tls), {
+    'grpc.ssl_target_name_override': 'coordinator',
+  });
   return {
     dir,
     file,
     requester,
-    call: <Res,>(method: string, req: unknown, deadlineMs = 60_000) =>
+    call: <Res>(method: string, req: unknown, deadlineMs = 60_000) =>
       unary<unknown, Res>(client as grpc.Client, method, req, { deadlineMs }).catch((e: unknown): never => {
         throw unreachable(e, file.coordinator, dir) ?? e;
       }),
@@ -70,7 +80,15 @@ export function openClient(dirOpt?: string): Client {
  */
 function unreachable(e: unknown, address: string, dir: string): CliError | undefined {
   const err = e as { status?: number; message?: string; culprits?: readonly string[] };
-  const transport = /No connection established|ECONNREFUSED|failed to connect|Name resolution failed|connect ETIMEDOUT|Deadline exceeded/i;
-  if ((err.status !== grpc.status.UNAVAILABLE && err.status !== grpc.status.DEADLINE_EXCEEDED) || !transport.test(err.message ?? '')) return undefined;
-  return new CliError('UNAVAILABLE', `cannot reach the coordinator at ${address}: is the cluster running (\`npm start\` or \`tessera dev\`)? Check the address in ${join(dir, 'client.json')} or pass --dir`);
+  const transport =
+    /No connection established|ECONNREFUSED|failed to connect|Name resolution failed|connect ETIMEDOUT|Deadline exceeded/i;
+  if (
+    (err.status !== grpc.status.UNAVAILABLE && err.status !== grpc.status.DEADLINE_EXCEEDED) ||
+    !transport.test(err.message ?? '')
+  )
+    return undefined;
+  return new CliError(
+    'UNAVAILABLE',
+    `cannot reach the coordinator at ${address}: is the cluster running (\`npm start\` or \`tessera dev\`)? Check the address in ${join(dir, 'client.json')} or pass --dir`,
+  );
 }

@@ -1,18 +1,48 @@
 /** The API commands: keygen, sign, keys, status. Each prints JSON with --json, a table otherwise. */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { address, createSignIntent, decodeKeyRecord, decodeMessage, deriveKey, fromHex, getSuite, suiteByWireId, toHex, type SuiteId } from '@tessera/core';
+import {
+  address,
+  createSignIntent,
+  decodeKeyRecord,
+  decodeMessage,
+  deriveKey,
+  fromHex,
+  getSuite,
+  suiteByWireId,
+  toHex,
+  type SuiteId,
+} from '@tessera/core';
 import { CliError, type Client } from './client.js';
 
-interface WireKeyInfo { keyId: string; suite: number; threshold: number; participants: string[]; publicKey: Uint8Array; epoch: number; createdAt: number }
+interface WireKeyInfo {
+  keyId: string;
+  suite: number;
+  threshold: number;
+  participants: string[];
+  publicKey: Uint8Array;
+  epoch: number;
+  createdAt: number;
+}
 
 export function keyJson(k: WireKeyInfo) {
-  return { keyId: k.keyId, suite: suiteByWireId(k.suite)?.id ?? String(k.suite), threshold: k.threshold, participants: k.participants, publicKey: toHex(k.publicKey), epoch: k.epoch };
+  return {
+    keyId: k.keyId,
+    suite: suiteByWireId(k.suite)?.id ?? String(k.suite),
+    threshold: k.threshold,
+    participants: k.participants,
+    publicKey: toHex(k.publicKey),
+    epoch: k.epoch,
+  };
 }
 
 export async function keygen(c: Client, opts: { suite: string; threshold: number; participants?: string[] }) {
   const suite = getSuite(opts.suite);
-  const k = await c.call<WireKeyInfo>('Keygen', { suite: suite.wireId, threshold: opts.threshold, participants: opts.participants ?? [] });
+  const k = await c.call<WireKeyInfo>('Keygen', {
+    suite: suite.wireId,
+    threshold: opts.threshold,
+    participants: opts.participants ?? [],
+  });
   return keyJson(k);
 }
 
@@ -21,7 +51,11 @@ export async function lifecycle(c: Client, method: 'Refresh' | 'Reshare', req: R
   const before = (await keys(c)).find((k) => k.keyId === req.keyId);
   if (!before) throw new CliError('NOT_FOUND', `no key ${String(req.keyId)}`);
   const k = keyJson(await c.call<WireKeyInfo>(method, req, 180_000));
-  if (k.publicKey !== before.publicKey) throw new CliError('INTERNAL', `the coordinator reports a different public key after ${method.toLowerCase()}: refuse to use it`);
+  if (k.publicKey !== before.publicKey)
+    throw new CliError(
+      'INTERNAL',
+      `the coordinator reports a different public key after ${method.toLowerCase()}: refuse to use it`,
+    );
   return k;
 }
 
@@ -40,41 +74,122 @@ export async function keyRecord(c: Client, keyId: string) {
 export async function derive(c: Client, opts: { key: string; path: string; network?: 'mainnet' | 'testnet' }) {
   const rec = await keyRecord(c, opts.key);
   const child = deriveKey(rec.key, opts.path);
-  return { keyId: rec.keyId, suite: rec.key.suite.id, path: child.path, publicKey: toHex(child.publicKey), address: address(rec.key.suite, child.publicKey, opts.network ?? 'mainnet') };
+  return {
+    keyId: rec.keyId,
+    suite: rec.key.suite.id,
+    path: child.path,
+    publicKey: toHex(child.publicKey),
+    address: address(rec.key.suite, child.publicKey, opts.network ?? 'mainnet'),
+  };
 }
 
-export async function sign(c: Client, opts: { key: string; message?: string; messageFile?: string; signers?: string[]; path?: string }) {
-  if ((opts.message === undefined) === (opts.messageFile === undefined)) throw new CliError('INVALID_ARGUMENT', 'give exactly one of --message HEX or --message-file FILE');
-  const message = opts.message !== undefined ? fromHex(opts.message, '--message') : new Uint8Array(readFileSync(opts.messageFile as string));
+export async function sign(
+  c: Client,
+  opts: { key: string; message?: string; messageFile?: string; signers?: string[]; path?: string },
+) {
+  if ((opts.message === undefined) === (opts.messageFile === undefined))
+    throw new CliError('INVALID_ARGUMENT', 'give exactly one of --message HEX or --message-file FILE');
+  const message =
+    opts.message !== undefined
+      ? fromHex(opts.message, '--message')
+      : new Uint8Array(readFileSync(opts.messageFile as string));
   const info = (await keys(c)).find((k) => k.keyId === opts.key);
   if (!info) throw new CliError('NOT_FOUND', `no key ${opts.key}`);
   // With --path, the expected key is the child derived here, from the key's public record.
   const expected = opts.path ? (await derive(c, { key: info.keyId, path: opts.path })).publicKey : info.publicKey;
-  const intent = createSignIntent(c.requester, { suite: getSuite(info.suite as SuiteId), keyId: info.keyId, message, requestId: new Uint8Array(randomBytes(16)), notAfter: Date.now() + 120_000, ...(opts.path ? { path: opts.path } : {}) });
-  const r = await c.call<{ keyId: string; signature: Uint8Array; signers: string[]; publicKey: Uint8Array }>('Sign', { intent: decodeMessage('Envelope', intent), signers: opts.signers ?? [] });
+  const intent = createSignIntent(c.requester, {
+    suite: getSuite(info.suite as SuiteId),
+    keyId: info.keyId,
+    message,
+    requestId: new Uint8Array(randomBytes(16)),
+    notAfter: Date.now() + 120_000,
+    ...(opts.path ? { path: opts.path } : {}),
+  });
+  const r = await c.call<{ keyId: string; signature: Uint8Array; signers: string[]; publicKey: Uint8Array }>('Sign', {
+    intent: decodeMessage('Envelope', intent),
+    signers: opts.signers ?? [],
+  });
   // The coordinator is untrusted: check what it returns against the key and the message we sent.
-  if (toHex(r.publicKey) !== expected || !getSuite(info.suite as SuiteId).verify(r.signature, message, fromHex(expected)))
-    throw new CliError('SIGNATURE_INVALID', 'the coordinator returned a signature that does not verify for this key and message');
-  return { keyId: r.keyId, signature: toHex(r.signature), signers: r.signers, publicKey: toHex(r.publicKey), ...(opts.path ? { path: opts.path } : {}) };
-}
-
-export async function status(c: Client) {
-  const s = await c.call<{ version: string; keys: number; startedAt: number; metricsUrl: string; pid: number; participants: { id: string; connected: boolean; keys: number; pooledCommitments: number; metricsUrl: string; pid: number; device: boolean }[] }>('Status', {});
+  if (
+    toHex(r.publicKey) !== expected ||
+    !getSuite(info.suite as SuiteId).verify(r.signature, message, fromHex(expected))
+  )
+    throw new CliError(
+      'SIGNATURE_INVALID',
+      'the coordinator returned a signature that does not verify for this key and message',
+    );
   return {
-    coordinator: { address: c.file.coordinator, ...(c.file.deviceUrl ? { deviceGateway: c.file.deviceUrl } : {}), version: s.version, keys: s.keys, pid: s.pid, metrics: s.metricsUrl, startedAt: new Date(s.startedAt).toISOString() },
-    devices: s.participants.filter((p) => p.device).map((p) => ({ id: p.id, linked: p.connected, keys: p.keys })),
-    signers: s.participants.filter((p) => !p.device).map((p) => ({ id: p.id, healthy: p.connected, keys: p.keys, epoch: 0, pooledCommitments: p.pooledCommitments, ...(p.pid ? { pid: p.pid } : {}), metrics: p.metricsUrl })),
+    keyId: r.keyId,
+    signature: toHex(r.signature),
+    signers: r.signers,
+    publicKey: toHex(r.publicKey),
+    ...(opts.path ? { path: opts.path } : {}),
   };
 }
 
-export interface AuditSummary { ok: boolean; count: number; head: string; problemSeq: number; reason: string }
+export async function status(c: Client) {
+  const s = await c.call<{
+    version: string;
+    keys: number;
+    startedAt: number;
+    metricsUrl: string;
+    pid: number;
+    participants: {
+      id: string;
+      connected: boolean;
+      keys: number;
+      pooledCommitments: number;
+      metricsUrl: string;
+      pid: number;
+      device: boolean;
+    }[];
+  }>('Status', {});
+  return {
+    coordinator: {
+      address: c.file.coordinator,
+      ...(c.file.deviceUrl ? { deviceGateway: c.file.deviceUrl } : {}),
+      version: s.version,
+      keys: s.keys,
+      pid: s.pid,
+      metrics: s.metricsUrl,
+      startedAt: new Date(s.startedAt).toISOString(),
+    },
+    devices: s.participants.filter((p) => p.device).map((p) => ({ id: p.id, linked: p.connected, keys: p.keys })),
+    signers: s.participants
+      .filter((p) => !p.device)
+      .map((p) => ({
+        id: p.id,
+        healthy: p.connected,
+        keys: p.keys,
+        epoch: 0,
+        pooledCommitments: p.pooledCommitments,
+        ...(p.pid ? { pid: p.pid } : {}),
+        metrics: p.metricsUrl,
+      })),
+  };
+}
+
+export interface AuditSummary {
+  ok: boolean;
+  count: number;
+  head: string;
+  problemSeq: number;
+  reason: string;
+}
 
 /** Every process's verification of its own audit chain; `ok` only if all verified. */
 export async function auditVerify(c: Client) {
-  const r = await c.call<{ coordinator: AuditSummary; participants: { id: string; reachable: boolean; report: AuditSummary | null; error: string }[] }>('AuditVerify', {});
+  const r = await c.call<{
+    coordinator: AuditSummary;
+    participants: { id: string; reachable: boolean; report: AuditSummary | null; error: string }[];
+  }>('AuditVerify', {});
   const processes = [
     { id: 'coordinator', reachable: true, ...r.coordinator },
-    ...r.participants.map((p) => ({ id: p.id, reachable: p.reachable, ...(p.report ?? { ok: false, count: 0, head: '', problemSeq: 0, reason: p.error || 'unreachable' }) })),
+    ...r.participants.map((p) => ({
+      id: p.id,
+      reachable: p.reachable,
+      ...(p.report ?? { ok: false, count: 0, head: '', problemSeq: 0, reason: p.error || 'unreachable' }),
+    })),
   ];
   return { ok: processes.every((p) => p.ok), processes };
 }

@@ -24,7 +24,13 @@ export interface DevOptions {
   onLine?: (s: string) => void;
 }
 
-interface Child { name: string; args: string[]; proc?: ChildProcess; restarts: number; info?: Record<string, unknown> }
+interface Child {
+  name: string;
+  args: string[];
+  proc?: ChildProcess;
+  restarts: number;
+  info?: Record<string, unknown>;
+}
 
 function kekFile(dir: string, name: string): string {
   const f = join(dir, 'keks', `${name}.kek`);
@@ -41,14 +47,29 @@ function identityFile(dir: string, file: string, id: string): ParticipantIdentit
   }
   const identity = ParticipantIdentity.generate(id);
   const s = identity.exportSecrets();
-  writeFileSync(f, JSON.stringify({ id: identity.id, signSecret: toHex(s.signSecret), encSecret: toHex(s.encSecret), publicKey: toHex(identity.public.signKey) }, null, 2), { mode: 0o600 });
+  writeFileSync(
+    f,
+    JSON.stringify(
+      {
+        id: identity.id,
+        signSecret: toHex(s.signSecret),
+        encSecret: toHex(s.encSecret),
+        publicKey: toHex(identity.public.signKey),
+      },
+      null,
+      2,
+    ),
+    { mode: 0o600 },
+  );
   return identity;
 }
 
 /** A signer's identity public key (`tessera-signer --init`: created in its store on first run). */
 function signerIdentity(cfg: string): Promise<{ id: string; publicKey: string; encKey: string }> {
   return new Promise((resolveId, fail) => {
-    const p = spawn(process.execPath, [bin('@tessera/signer'), '--config', cfg, '--init'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [bin('@tessera/signer'), '--config', cfg, '--init'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -62,7 +83,9 @@ function signerIdentity(cfg: string): Promise<{ id: string; publicKey: string; e
 }
 
 /** Starts the dev cluster; resolves when every process is up, with a stop function. */
-export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void>; children: Child[]; clientFile: string }> {
+export async function startDev(
+  opts: DevOptions,
+): Promise<{ stop(): Promise<void>; children: Child[]; clientFile: string }> {
   const dir = resolve(opts.dir);
   const say = opts.onLine ?? (() => {});
   mkdirSync(join(dir, 'keks'), { recursive: true, mode: 0o700 });
@@ -73,9 +96,23 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
   const coordCfg = join(dir, 'coordinator.json');
   // Only the dev signers may link as participants (the client certificate cannot join a DKG).
   // Devices (phones, browsers) reach the coordinator through its HTTP device gateway on loopback.
-  const coordinatorConfig = (port: number, gatewayPort: number) => JSON.stringify({ dataDir: join(dir, 'coordinator'), port, kekFile: kekFile(dir, 'coordinator'), tls: pki.certs.coordinator, participants: ids, gateway: { host: '127.0.0.1', port: gatewayPort } }, null, 2);
+  const coordinatorConfig = (port: number, gatewayPort: number) =>
+    JSON.stringify(
+      {
+        dataDir: join(dir, 'coordinator'),
+        port,
+        kekFile: kekFile(dir, 'coordinator'),
+        tls: pki.certs.coordinator,
+        participants: ids,
+        gateway: { host: '127.0.0.1', port: gatewayPort },
+      },
+      null,
+      2,
+    );
   writeFileSync(coordCfg, coordinatorConfig(opts.port, opts.gatewayPort ?? 7480));
-  const children: Child[] = [{ name: 'coordinator', args: [bin('@tessera/coordinator'), '--config', coordCfg], restarts: 0 }];
+  const children: Child[] = [
+    { name: 'coordinator', args: [bin('@tessera/coordinator'), '--config', coordCfg], restarts: 0 },
+  ];
   let stopping = false;
   /** Starts a child; resolves on its ready line, rejects if it exits before. A crash later is restarted. */
   const launch = (c: Child): Promise<void> =>
@@ -83,7 +120,10 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
       let isReady = false;
       // TESSERA_CPU_PROF=<dir>: every process writes a V8 CPU profile there when it stops (bench/README.md).
       const prof = process.env.TESSERA_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TESSERA_CPU_PROF}`] : [];
-      const p = spawn(process.execPath, [...prof, ...c.args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TESSERA_LOG_LEVEL: process.env.TESSERA_LOG_LEVEL ?? 'warn' } });
+      const p = spawn(process.execPath, [...prof, ...c.args], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, TESSERA_LOG_LEVEL: process.env.TESSERA_LOG_LEVEL ?? 'warn' },
+      });
       c.proc = p;
       createInterface({ input: p.stdout! }).once('line', (l) => {
         try {
@@ -108,13 +148,16 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
       say(`${c.name} keeps crashing; not restarting it again`);
       return;
     }
-    setTimeout(() => {
-      if (stopping) return;
-      launch(c).catch((e: Error) => {
-        say(`${c.name} failed to restart: ${e.message}`);
-        restart(c);
-      });
-    }, Math.min(5000, 200 * c.restarts));
+    setTimeout(
+      () => {
+        if (stopping) return;
+        launch(c).catch((e: Error) => {
+          say(`${c.name} failed to restart: ${e.message}`);
+          restart(c);
+        });
+      },
+      Math.min(5000, 200 * c.restarts),
+    );
   };
   const coordinator = children[0] as Child;
   await launch(coordinator);
@@ -130,16 +173,27 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
   const operator = identityFile(dir, 'operator.json', 'dev-operator');
   const cfgOf = (id: string) => join(dir, `${id}.json`);
   const writeSignerConfig = (id: string, peers: { id: string; publicKey: string; encKey: string }[]) =>
-    writeFileSync(cfgOf(id), JSON.stringify({
-      id, dataDir: join(dir, id), coordinator: address, kekFile: kekFile(dir, id), tls: pki.certs[id],
-      policy: {
-        allowKeygen: true,
-        requesters: [{ id: req.id, publicKey: toHex(req.public.signKey), keys: ['*'] }],
-        peers: peers.filter((p) => p.id !== id),
-        operators: { keys: [toHex(operator.public.signKey)], approvals: 1 },
-        ...(opts.signerPolicy ?? {}),
-      },
-    }, null, 2));
+    writeFileSync(
+      cfgOf(id),
+      JSON.stringify(
+        {
+          id,
+          dataDir: join(dir, id),
+          coordinator: address,
+          kekFile: kekFile(dir, id),
+          tls: pki.certs[id],
+          policy: {
+            allowKeygen: true,
+            requesters: [{ id: req.id, publicKey: toHex(req.public.signKey), keys: ['*'] }],
+            peers: peers.filter((p) => p.id !== id),
+            operators: { keys: [toHex(operator.public.signKey)], approvals: 1 },
+            ...(opts.signerPolicy ?? {}),
+          },
+        },
+        null,
+        2,
+      ),
+    );
   for (const id of ids) writeSignerConfig(id, []);
   const peers = await Promise.all(ids.map((id) => signerIdentity(cfgOf(id))));
   for (const id of ids) {
@@ -148,7 +202,21 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
   }
   const s = req.exportSecrets();
   const clientFile = join(dir, 'client.json');
-  writeFileSync(clientFile, JSON.stringify({ coordinator: address, deviceUrl, tls: pki.certs.client, requester: { id: req.id, signSecret: toHex(s.signSecret), encSecret: toHex(s.encSecret) }, operator: 'operator.json' }, null, 2), { mode: 0o600 });
+  writeFileSync(
+    clientFile,
+    JSON.stringify(
+      {
+        coordinator: address,
+        deviceUrl,
+        tls: pki.certs.client,
+        requester: { id: req.id, signSecret: toHex(s.signSecret), encSecret: toHex(s.encSecret) },
+        operator: 'operator.json',
+      },
+      null,
+      2,
+    ),
+    { mode: 0o600 },
+  );
   await Promise.all(children.slice(1).map(launch));
   say(`${ids.length} signers started: ${ids.join(', ')}`);
   return {
@@ -156,11 +224,16 @@ export async function startDev(opts: DevOptions): Promise<{ stop(): Promise<void
     clientFile,
     async stop() {
       stopping = true;
-      await Promise.all(children.map((c) => new Promise<void>((r) => {
-        if (!c.proc || c.proc.exitCode !== null || c.proc.signalCode !== null) return r();
-        c.proc.once('exit', () => r());
-        c.proc.kill('SIGTERM');
-      })));
+      await Promise.all(
+        children.map(
+          (c) =>
+            new Promise<void>((r) => {
+              if (!c.proc || c.proc.exitCode !== null || c.proc.signalCode !== null) return r();
+              c.proc.once('exit', () => r());
+              c.proc.kill('SIGTERM');
+            }),
+        ),
+      );
     },
   };
 }

@@ -13,7 +13,19 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { ParticipantIdentity, approveAuthorisation, approveDevice, decodeAuthorisation, decodeMessage, encodeApproved, fromHex, participantFromWire, toHex, type LifecycleAuthorisation, type LifecycleOperation } from '@tessera/core';
+import {
+  ParticipantIdentity,
+  approveAuthorisation,
+  approveDevice,
+  decodeAuthorisation,
+  decodeMessage,
+  encodeApproved,
+  fromHex,
+  participantFromWire,
+  toHex,
+  type LifecycleAuthorisation,
+  type LifecycleOperation,
+} from '@tessera/core';
 import type { PrepareRequest as CoordinatorPrepareRequest } from '@tessera/coordinator';
 import { CliError, resolveDir, type Client } from './client.js';
 
@@ -21,7 +33,11 @@ import { CliError, resolveDir, type Client } from './client.js';
 export function loadOperator(file: string): ParticipantIdentity {
   if (!existsSync(file)) throw new CliError('CONFIG', `no operator key file ${file}`);
   const j = JSON.parse(readFileSync(file, 'utf8')) as { id: string; signSecret: string; encSecret: string };
-  return ParticipantIdentity.fromSecrets(j.id, fromHex(j.signSecret, 'operator signSecret'), fromHex(j.encSecret, 'operator encSecret'));
+  return ParticipantIdentity.fromSecrets(
+    j.id,
+    fromHex(j.signSecret, 'operator signSecret'),
+    fromHex(j.encSecret, 'operator encSecret'),
+  );
 }
 
 /** Creates an operator key file; returns the public key (hex) to pin in signers' `policy.operators.keys`. */
@@ -29,7 +45,20 @@ export function createOperator(file: string, id: string): { id: string; publicKe
   if (existsSync(file)) throw new CliError('CONFIG', `${file} exists: an operator key is never overwritten`);
   const op = ParticipantIdentity.generate(id);
   const s = op.exportSecrets();
-  writeFileSync(file, JSON.stringify({ id: op.id, signSecret: toHex(s.signSecret), encSecret: toHex(s.encSecret), publicKey: toHex(op.public.signKey) }, null, 2), { mode: 0o600 });
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        id: op.id,
+        signSecret: toHex(s.signSecret),
+        encSecret: toHex(s.encSecret),
+        publicKey: toHex(op.public.signKey),
+      },
+      null,
+      2,
+    ),
+    { mode: 0o600 },
+  );
   return { id: op.id, publicKey: toHex(op.public.signKey), file };
 }
 
@@ -45,7 +74,17 @@ export function summarise(a: LifecycleAuthorisation) {
     operation: a.operation,
     keyId: a.keyId,
     fromEpoch: a.anyEpoch ? 'any' : a.fromEpoch,
-    ...(a.operation === 'reshare' ? { newThreshold: a.newThreshold, newParticipants: a.newParticipants.map((p) => ({ id: p.id, signKey: toHex(p.signKey), encKey: toHex(p.encKey), ...(p.device ? { device: true } : {}) })) } : {}),
+    ...(a.operation === 'reshare'
+      ? {
+          newThreshold: a.newThreshold,
+          newParticipants: a.newParticipants.map((p) => ({
+            id: p.id,
+            signKey: toHex(p.signKey),
+            encKey: toHex(p.encKey),
+            ...(p.device ? { device: true } : {}),
+          })),
+        }
+      : {}),
     ...(a.allowThresholdDecrease ? { allowThresholdDecrease: true } : {}),
     ...(a.allowUnpinned.length ? { allowUnpinned: a.allowUnpinned } : {}),
     ...(a.revoke.length ? { revoke: a.revoke } : {}),
@@ -56,7 +95,8 @@ export function summarise(a: LifecycleAuthorisation) {
 export function readRequest(file: string): RequestFile {
   if (!existsSync(file)) throw new CliError('CONFIG', `no authorisation request ${file}`);
   const j = JSON.parse(readFileSync(file, 'utf8')) as Partial<RequestFile>;
-  if (typeof j.authorisation !== 'string' || !Array.isArray(j.approvals)) throw new CliError('INVALID_ARGUMENT', `${file} is not an authorisation request (authorisation, approvals)`);
+  if (typeof j.authorisation !== 'string' || !Array.isArray(j.approvals))
+    throw new CliError('INVALID_ARGUMENT', `${file} is not an authorisation request (authorisation, approvals)`);
   const a = decodeAuthorisation(fromHex(j.authorisation, 'authorisation'));
   return { authorisation: j.authorisation, approvals: j.approvals.map(String), summary: summarise(a) };
 }
@@ -81,21 +121,43 @@ export type PrepareRequest = CoordinatorPrepareRequest & { operation: LifecycleO
 
 /** The unsigned authorisation for `req`, as the coordinator builds it, checked to say what was asked. */
 export async function prepare(c: Client, req: PrepareRequest): Promise<RequestFile> {
-  const r = await c.call<{ authorisation: Uint8Array }>('PrepareLifecycle', { ...req, threshold: req.threshold ?? 0, participants: req.participants ?? [], revoke: req.revoke ?? [], ttlMs: req.ttlMs ?? 0, allowUnpinned: req.allowUnpinned ?? [] });
+  const r = await c.call<{ authorisation: Uint8Array }>('PrepareLifecycle', {
+    ...req,
+    threshold: req.threshold ?? 0,
+    participants: req.participants ?? [],
+    revoke: req.revoke ?? [],
+    ttlMs: req.ttlMs ?? 0,
+    allowUnpinned: req.allowUnpinned ?? [],
+  });
   const bytes = new Uint8Array(r.authorisation);
   const a = decodeAuthorisation(bytes);
   // The coordinator is not trusted: every field must be what was asked for. (The participants'
   // keys come from the coordinator: the summary shows them for the operators to compare with
   // the keys they know; every signer checks them against its own pins again.)
   const asked = [...new Set(req.participants ?? [])].sort();
-  const same = (x: readonly string[], y: readonly string[]) => x.length === y.length && [...x].sort().every((v, i) => v === [...y].sort()[i]);
+  const same = (x: readonly string[], y: readonly string[]) =>
+    x.length === y.length && [...x].sort().every((v, i) => v === [...y].sort()[i]);
   const ttl = req.ttlMs && req.ttlMs > 0 ? req.ttlMs : 3600_000;
   const fits =
-    a.operation === req.operation && a.keyId === req.keyId && a.anyEpoch === !!req.anyEpoch &&
-    a.allowThresholdDecrease === !!req.allowThresholdDecrease && same(a.allowUnpinned, req.allowUnpinned ?? []) && same(a.revoke, req.revoke ?? []) &&
+    a.operation === req.operation &&
+    a.keyId === req.keyId &&
+    a.anyEpoch === !!req.anyEpoch &&
+    a.allowThresholdDecrease === !!req.allowThresholdDecrease &&
+    same(a.allowUnpinned, req.allowUnpinned ?? []) &&
+    same(a.revoke, req.revoke ?? []) &&
     a.notAfter <= Date.now() + ttl + 60_000 &&
-    (req.operation !== 'reshare' ? a.newParticipants.length === 0 : a.newThreshold === req.threshold && same(a.newParticipants.map((p) => p.id), asked));
-  if (!fits) throw new CliError('INTERNAL', 'the coordinator prepared an authorisation for something else than was asked: refuse to approve it');
+    (req.operation !== 'reshare'
+      ? a.newParticipants.length === 0
+      : a.newThreshold === req.threshold &&
+        same(
+          a.newParticipants.map((p) => p.id),
+          asked,
+        ));
+  if (!fits)
+    throw new CliError(
+      'INTERNAL',
+      'the coordinator prepared an authorisation for something else than was asked: refuse to approve it',
+    );
   return { authorisation: toHex(bytes), approvals: [], summary: summarise(a) };
 }
 
@@ -110,11 +172,23 @@ export function approvers(c: Client, approveWith: readonly string[] | undefined)
  * Admits enrolled device `id` into new keys with the operators' keys: each approves the device's
  * identity (id, both keys) as the coordinator reports it. Returns what was approved.
  */
-export async function admitDevice(c: Client, id: string, operatorFiles: readonly string[]): Promise<{ device: string; signKey: string; encKey: string; approvals: number }> {
-  if (!operatorFiles.length) throw new CliError('POLICY_DENIED', 'admitting a device needs operator approval: pass --approve-with OPERATOR_KEY_FILE');
+export async function admitDevice(
+  c: Client,
+  id: string,
+  operatorFiles: readonly string[],
+): Promise<{ device: string; signKey: string; encKey: string; approvals: number }> {
+  if (!operatorFiles.length)
+    throw new CliError(
+      'POLICY_DENIED',
+      'admitting a device needs operator approval: pass --approve-with OPERATOR_KEY_FILE',
+    );
   const d = await c.call<{ participant: Uint8Array }>('GetDevice', { device: id });
   const p = participantFromWire(decodeMessage('ParticipantInfo', new Uint8Array(d.participant)));
-  if (p.id !== id || !p.device) throw new CliError('INTERNAL', 'the coordinator reported another participant than the device asked for: refuse to admit it');
+  if (p.id !== id || !p.device)
+    throw new CliError(
+      'INTERNAL',
+      'the coordinator reported another participant than the device asked for: refuse to admit it',
+    );
   const approvals = operatorFiles.map((f) => approveDevice(loadOperator(f), p));
   const r = await c.call<{ approvals: Uint8Array[] }>('AdmitDevice', { device: id, approvals });
   return { device: id, signKey: toHex(p.signKey), encKey: toHex(p.encKey), approvals: r.approvals.length };
@@ -124,7 +198,11 @@ export async function admitDevice(c: Client, id: string, operatorFiles: readonly
 export function devOperatorFiles(dirOpt?: string): string[] {
   const dir = resolveDir(dirOpt);
   const f = join(dir, 'client.json');
-  if (!existsSync(f)) throw new CliError('CONFIG', 'pass --approve-with OPERATOR_KEY_FILE (no cluster directory with a dev operator here)');
+  if (!existsSync(f))
+    throw new CliError(
+      'CONFIG',
+      'pass --approve-with OPERATOR_KEY_FILE (no cluster directory with a dev operator here)',
+    );
   const op = (JSON.parse(readFileSync(f, 'utf8')) as { operator?: string }).operator;
   if (!op) throw new CliError('CONFIG', 'pass --approve-with OPERATOR_KEY_FILE (this cluster has no dev operator)');
   return [isAbsolute(op) ? op : join(dir, op)];
@@ -143,15 +221,32 @@ export function devOperatorFilesIfAny(dirOpt?: string): string[] {
  * The `ApprovedAuthorisation` bytes for a lifecycle command: from `--authorisation FILE` (checked
  * to be for this operation and key), or prepared now and approved with the operator key files.
  */
-export async function authorisationFor(c: Client, req: PrepareRequest, opts: { approveWith?: string[]; authorisation?: string }): Promise<Uint8Array> {
+export async function authorisationFor(
+  c: Client,
+  req: PrepareRequest,
+  opts: { approveWith?: string[]; authorisation?: string },
+): Promise<Uint8Array> {
   if (opts.authorisation) {
     const r = readRequest(opts.authorisation);
     if (r.summary.operation !== req.operation || r.summary.keyId !== req.keyId)
-      throw new CliError('INVALID_ARGUMENT', `${opts.authorisation} authorises a ${r.summary.operation} of key ${r.summary.keyId}, not this ${req.operation} of ${req.keyId}`);
-    return encodeApproved(fromHex(r.authorisation), r.approvals.map((x) => fromHex(x)));
+      throw new CliError(
+        'INVALID_ARGUMENT',
+        `${opts.authorisation} authorises a ${r.summary.operation} of key ${r.summary.keyId}, not this ${req.operation} of ${req.keyId}`,
+      );
+    return encodeApproved(
+      fromHex(r.authorisation),
+      r.approvals.map((x) => fromHex(x)),
+    );
   }
   const files = approvers(c, opts.approveWith);
-  if (!files.length) throw new CliError('POLICY_DENIED', `a ${req.operation} needs operator approval: pass --approve-with OPERATOR_KEY_FILE, or --authorisation FILE (see \`tessera authorise\` and \`tessera approve\`)`);
+  if (!files.length)
+    throw new CliError(
+      'POLICY_DENIED',
+      `a ${req.operation} needs operator approval: pass --approve-with OPERATOR_KEY_FILE, or --authorisation FILE (see \`tessera authorise\` and \`tessera approve\`)`,
+    );
   const r = approve(await prepare(c, req), files);
-  return encodeApproved(fromHex(r.authorisation), r.approvals.map((x) => fromHex(x)));
+  return encodeApproved(
+    fromHex(r.authorisation),
+    r.approvals.map((x) => fromHex(x)),
+  );
 }

@@ -19,7 +19,10 @@ export const CoordinatorConfigSchema = z.object({
   /** Decoded key records kept in memory (most recently used); every key is also kept encoded. */
   keyCacheSize: z.number().int().min(1).default(4096),
   /** This cluster's id, named in every device call; default: a random id created on first start and stored. */
-  clusterId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/).optional(),
+  clusterId: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/)
+    .optional(),
   /** Participant ids allowed to link; unset = any participant with a valid certificate. */
   participants: z.array(z.string().min(1)).optional(),
   /** Scheduled proactive refresh: every key whose epoch is older than this many days is refreshed (checked hourly). */

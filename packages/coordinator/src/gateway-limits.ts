@@ -29,7 +29,8 @@ export class ClientBuckets {
     private readonly maxEntries: number,
     private readonly now: () => number = () => performance.now(),
   ) {
-    if (!(limit.perSecond > 0) || !(limit.burst >= 1)) throw new RangeError('a rate limit needs perSecond > 0 and burst >= 1');
+    if (!(limit.perSecond > 0) || !(limit.burst >= 1))
+      throw new RangeError('a rate limit needs perSecond > 0 and burst >= 1');
   }
 
   #tokens(b: Bucket, t: number): number {
@@ -100,7 +101,10 @@ export class ReplayLedger {
 
   /** Reserves room for one nonce (evicting expired ones if needed); false if there is none. */
   reserve(now: number): boolean {
-    if (this.#seen.size + this.#reserved >= this.maxEntries && Math.abs(now - this.#lastFullSweep) >= SWEEP_WHEN_FULL_MS) {
+    if (
+      this.#seen.size + this.#reserved >= this.maxEntries &&
+      Math.abs(now - this.#lastFullSweep) >= SWEEP_WHEN_FULL_MS
+    ) {
       this.#lastFullSweep = now;
       this.sweep(now);
     }

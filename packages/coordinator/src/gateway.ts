@@ -104,16 +104,41 @@ const SKEW_MS = 5 * 60_000;
 const MAX_WAIT_MS = 20_000;
 
 const STATUS: Record<string, number> = {
-  INVALID_ARGUMENT: 400, DECODE: 400, WRONG_SUITE: 400, UNSUPPORTED_VERSION: 400, BAD_SIGNATURE: 401, UNAUTHENTICATED: 401,
-  POLICY_DENIED: 403, NOT_FOUND: 404, RESERVATION_USED: 409, RESERVATION_EXPIRED: 409, RESERVATION_UNKNOWN: 409, RESERVATION_INVALID: 409,
-  WRONG_CLUSTER: 403, BAD_SIGNATURE_SHARE: 422, PAYLOAD_TOO_LARGE: 413, RESOURCE_EXHAUSTED: 429, RATE_LIMITED: 429, UNAVAILABLE: 503, NO_QUORUM: 503,
-  UNEXPECTED_MESSAGE: 400, NO_ALLOWANCE: 409, INVALID_STATE: 409, CONFIRMATION_MISMATCH: 409, EQUIVOCATION: 409, INTERNAL: 500,
+  INVALID_ARGUMENT: 400,
+  DECODE: 400,
+  WRONG_SUITE: 400,
+  UNSUPPORTED_VERSION: 400,
+  BAD_SIGNATURE: 401,
+  UNAUTHENTICATED: 401,
+  POLICY_DENIED: 403,
+  NOT_FOUND: 404,
+  RESERVATION_USED: 409,
+  RESERVATION_EXPIRED: 409,
+  RESERVATION_UNKNOWN: 409,
+  RESERVATION_INVALID: 409,
+  WRONG_CLUSTER: 403,
+  BAD_SIGNATURE_SHARE: 422,
+  PAYLOAD_TOO_LARGE: 413,
+  RESOURCE_EXHAUSTED: 429,
+  RATE_LIMITED: 429,
+  UNAVAILABLE: 503,
+  NO_QUORUM: 503,
+  UNEXPECTED_MESSAGE: 400,
+  NO_ALLOWANCE: 409,
+  INVALID_STATE: 409,
+  CONFIRMATION_MISMATCH: 409,
+  EQUIVOCATION: 409,
+  INTERNAL: 500,
 };
 /** A typed refusal not in the table is the caller's input: 400. Only INTERNAL is a 500. */
 const statusOf = (code: string) => STATUS[code] ?? 400;
 
 class GatewayError extends TesseraError {
-  constructor(code: ErrorCode, message: string, readonly retryAfterSeconds = 0) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    readonly retryAfterSeconds = 0,
+  ) {
     super(code, message);
   }
 }
@@ -127,7 +152,10 @@ class DeviceLink implements ParticipantHandle {
   readonly device = true;
   readonly connectedSince = Date.now();
   readonly #queue: LinkTask[] = [];
-  readonly #pending = new Map<number, { resolve: (r: LinkResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  readonly #pending = new Map<
+    number,
+    { resolve: (r: LinkResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+  >();
   #waiter: (() => void) | undefined;
   #next = 1;
   #closed = false;
@@ -197,7 +225,15 @@ class DeviceLink implements ParticipantHandle {
 }
 
 function keyInfoWire(k: KeyInfo) {
-  return { keyId: k.keyId, suite: getSuite(k.suite).wireId, threshold: k.threshold, participants: k.participants, publicKey: k.publicKey, epoch: k.epoch, createdAt: k.createdAt };
+  return {
+    keyId: k.keyId,
+    suite: getSuite(k.suite).wireId,
+    threshold: k.threshold,
+    participants: k.participants,
+    publicKey: k.publicKey,
+    epoch: k.epoch,
+    createdAt: k.createdAt,
+  };
 }
 
 export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedGateway> {
@@ -234,13 +270,18 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
   const admitDevice = (id: string): void => {
     if (pending.has(id) || links.has(id) || pending.size < maxClients) return;
     for (const d of pending.keys()) if (!links.has(d) && !coordinator.device(d)) pending.delete(d);
-    if (pending.size >= maxClients) throw new GatewayError('RESOURCE_EXHAUSTED', 'the gateway tracks too many devices; retry later');
+    if (pending.size >= maxClients)
+      throw new GatewayError('RESOURCE_EXHAUSTED', 'the gateway tracks too many devices; retry later');
   };
 
   const limited = (r: 'limited' | 'full', buckets: ClientBuckets, key: string, who: string): GatewayError =>
     r === 'full'
       ? new GatewayError('RESOURCE_EXHAUSTED', 'the gateway tracks too many clients; retry later')
-      : new GatewayError('RATE_LIMITED', `too many calls from this ${who}; retry later`, buckets.retryAfterSeconds(key));
+      : new GatewayError(
+          'RATE_LIMITED',
+          `too many calls from this ${who}; retry later`,
+          buckets.retryAfterSeconds(key),
+        );
 
   const linkOf = (info: ParticipantPublic): DeviceLink => {
     let l = links.get(info.id);
@@ -264,16 +305,26 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
     }
   }
 
-  async function serve(op: string, body: Uint8Array, addr: string, ctx: { admitted: boolean; charged: boolean }): Promise<Uint8Array> {
+  async function serve(
+    op: string,
+    body: Uint8Array,
+    addr: string,
+    ctx: { admitted: boolean; charged: boolean },
+  ): Promise<Uint8Array> {
     const env = openEnvelope(body, PayloadKind.DEVICE_CALL);
     const call = decodeMessage('DeviceCall', env.payload);
     if (call.version !== 1) throw new GatewayError('UNSUPPORTED_VERSION', `device call version ${call.version}`);
     if (call.op !== op) throw new GatewayError('INVALID_ARGUMENT', `call is for ${call.op}, posted to ${op}`);
-    if (Math.abs(call.issuedAt - clock()) > SKEW_MS) throw new GatewayError('UNAUTHENTICATED', 'call is stale or from the future (check the device clock)');
+    if (Math.abs(call.issuedAt - clock()) > SKEW_MS)
+      throw new GatewayError('UNAUTHENTICATED', 'call is stale or from the future (check the device clock)');
     if (call.nonce.length !== 16) throw new GatewayError('INVALID_ARGUMENT', 'call nonce must be 16 bytes');
     const nonceKey = `${call.device}/${toHex(call.nonce)}`;
     if (replay.has(nonceKey)) throw new GatewayError('UNAUTHENTICATED', 'call replayed');
-    const wrongCluster = () => new GatewayError('WRONG_CLUSTER', `call is for cluster "${call.clusterId.slice(0, 64)}", this is cluster "${clusterId}" (enrol the device here)`);
+    const wrongCluster = () =>
+      new GatewayError(
+        'WRONG_CLUSTER',
+        `call is for cluster "${call.clusterId.slice(0, 64)}", this is cluster "${clusterId}" (enrol the device here)`,
+      );
     if (op === 'enrol') {
       // Every enrolment costs its address a token: the token check reads the store.
       ctx.charged = true;
@@ -282,7 +333,8 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
       const e = decodeMessage('DeviceEnrol', call.body);
       if (!e.participant) throw new GatewayError('INVALID_ARGUMENT', 'missing participant');
       const info = participantFromWire(e.participant);
-      if (info.id !== call.device || !equalBytes(info.signKey, env.sender)) throw new GatewayError('UNAUTHENTICATED', 'enrolment not signed by the enrolling identity');
+      if (info.id !== call.device || !equalBytes(info.signKey, env.sender))
+        throw new GatewayError('UNAUTHENTICATED', 'enrolment not signed by the enrolling identity');
       if (call.clusterId !== '' && call.clusterId !== clusterId) throw wrongCluster();
       if (!replay.reserve(clock())) throw new GatewayError('RESOURCE_EXHAUSTED', 'too many recent calls; retry later');
       try {
@@ -297,7 +349,8 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
     }
     const info = coordinator.device(call.device);
     if (!info) throw new GatewayError('UNAUTHENTICATED', `device ${call.device.slice(0, 64)} is not enrolled`);
-    if (!equalBytes(info.signKey, env.sender)) throw new GatewayError('UNAUTHENTICATED', 'call not signed by the enrolled device key');
+    if (!equalBytes(info.signKey, env.sender))
+      throw new GatewayError('UNAUTHENTICATED', 'call not signed by the enrolled device key');
     if (call.clusterId !== clusterId) throw wrongCluster();
     // Authenticated, fresh and for this cluster: from here on the device's own budget pays.
     ctx.admitted = true;
@@ -333,14 +386,27 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
         const suite = suiteByWireId(k.suite);
         if (!suite) throw new GatewayError('INVALID_ARGUMENT', `unknown suite number ${k.suite}`);
         // No participants named: the device and every connected signer node (as the CLI's help says).
-        const others = k.participants.length ? k.participants : coordinator.connected().filter((id) => !coordinator.device(id));
+        const others = k.participants.length
+          ? k.participants
+          : coordinator.connected().filter((id) => !coordinator.device(id));
         const participants = [...new Set([info.id, ...others])];
-        return encodeMessage('KeyInfo', keyInfoWire(await coordinator.keygen({ suite: suite.id, threshold: k.threshold, participants })));
+        return encodeMessage(
+          'KeyInfo',
+          keyInfoWire(await coordinator.keygen({ suite: suite.id, threshold: k.threshold, participants })),
+        );
       }
       case 'reserve': {
         const r = decodeMessage('DeviceReserve', call.body);
-        const out = await coordinator.reserve(info.id, { keyId: r.keyId, count: r.count, cosigners: r.cosigners, ttlMs: r.ttlMs });
-        return encodeMessage('DeviceReserved', { slots: out.slots.map((s) => ({ reservations: s })), errors: out.errors });
+        const out = await coordinator.reserve(info.id, {
+          keyId: r.keyId,
+          count: r.count,
+          cosigners: r.cosigners,
+          ttlMs: r.ttlMs,
+        });
+        return encodeMessage('DeviceReserved', {
+          slots: out.slots.map((s) => ({ reservations: s })),
+          errors: out.errors,
+        });
       }
       case 'submit': {
         const r = decodeMessage('SubmitPackageRequest', call.body);
@@ -364,18 +430,32 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
     const m = /^\/v1\/device\/([a-z]+)$/.exec(req.url ?? '');
     const op = m?.[1] ?? '';
     const fail = (e: unknown) => {
-      const known = e instanceof GatewayError || e instanceof CoordinatorError || isTesseraError(e) || typeof (e as { code?: unknown })?.code === 'string' && /^[A-Z][A-Z_]+$/.test((e as { code: string }).code);
+      const known =
+        e instanceof GatewayError ||
+        e instanceof CoordinatorError ||
+        isTesseraError(e) ||
+        (typeof (e as { code?: unknown })?.code === 'string' && /^[A-Z][A-Z_]+$/.test((e as { code: string }).code));
       const code = known ? (e as { code: string }).code : 'INTERNAL';
       const message = known ? (e as Error).message : 'internal error';
-      const culprits = known ? [...(((e as { culprits?: readonly string[] }).culprits) ?? [])] : [];
+      const culprits = known ? [...((e as { culprits?: readonly string[] }).culprits ?? [])] : [];
       if (!known) log?.error({ err: (e as Error)?.message }, 'device gateway failure');
-      if (e instanceof GatewayError && e.retryAfterSeconds > 0) res.setHeader('retry-after', String(e.retryAfterSeconds));
+      if (e instanceof GatewayError && e.retryAfterSeconds > 0)
+        res.setHeader('retry-after', String(e.retryAfterSeconds));
       opts.onCall?.(op || 'unknown', code, Date.now() - t0);
-      res.writeHead(statusOf(code), { 'content-type': 'application/json' }).end(JSON.stringify({ code, message, culprits }));
+      res
+        .writeHead(statusOf(code), { 'content-type': 'application/json' })
+        .end(JSON.stringify({ code, message, culprits }));
     };
-    if (req.method !== 'POST' || !OPS.has(op)) return fail(new GatewayError('NOT_FOUND', 'POST /v1/device/{enrol|poll|keygen|reserve|submit|keys}'));
+    if (req.method !== 'POST' || !OPS.has(op))
+      return fail(new GatewayError('NOT_FOUND', 'POST /v1/device/{enrol|poll|keygen|reserve|submit|keys}'));
     if (!addresses.allows(addr)) {
-      fail(new GatewayError('RATE_LIMITED', 'too many calls from this address; retry later', addresses.retryAfterSeconds(addr)));
+      fail(
+        new GatewayError(
+          'RATE_LIMITED',
+          'too many calls from this address; retry later',
+          addresses.retryAfterSeconds(addr),
+        ),
+      );
       req.resume();
       return;
     }
@@ -401,7 +481,9 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
     });
     req.on('error', () => {});
   };
-  const server: Server = opts.tls ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, listener) : createServer(listener);
+  const server: Server = opts.tls
+    ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, listener)
+    : createServer(listener);
   server.requestTimeout = 60_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -415,7 +497,13 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
     port,
     linked: () => [...links.keys()].sort(),
     pendingByDevice: () => new Map(pending),
-    stats: () => ({ replayNonces: replay.size, addresses: addresses.size, rateLimitedDevices: deviceBuckets.size, devices: pending.size, linked: links.size }),
+    stats: () => ({
+      replayNonces: replay.size,
+      addresses: addresses.size,
+      rateLimitedDevices: deviceBuckets.size,
+      devices: pending.size,
+      linked: links.size,
+    }),
     async close() {
       clearInterval(sweep);
       for (const [id, l] of links) {

@@ -46,7 +46,15 @@ export interface CoordinatorServerOptions {
 }
 
 function keyInfoWire(k: KeyInfo) {
-  return { keyId: k.keyId, suite: getSuite(k.suite).wireId, threshold: k.threshold, participants: k.participants, publicKey: k.publicKey, epoch: k.epoch, createdAt: k.createdAt };
+  return {
+    keyId: k.keyId,
+    suite: getSuite(k.suite).wireId,
+    threshold: k.threshold,
+    participants: k.participants,
+    publicKey: k.publicKey,
+    epoch: k.epoch,
+    createdAt: k.createdAt,
+  };
 }
 
 /** Strips the proto-loader `body` discriminator so only the chosen oneof field is written. */
@@ -57,7 +65,13 @@ function taskMessage(taskId: number, task: Omit<LinkTask, 'taskId'>): Record<str
 }
 
 interface LinkUpMsg {
-  hello?: { participant?: { id: string; signKey: Uint8Array; encKey: Uint8Array }; signature: Uint8Array; metricsUrl: string; pid: number; keys: string[] } | null;
+  hello?: {
+    participant?: { id: string; signKey: Uint8Array; encKey: Uint8Array };
+    signature: Uint8Array;
+    metricsUrl: string;
+    pid: number;
+    keys: string[];
+  } | null;
   result?: LinkResult | null;
 }
 
@@ -66,7 +80,10 @@ function participantLink(opts: CoordinatorServerOptions) {
   const { coordinator, log } = opts;
   return (call: grpc.ServerDuplexStream<LinkUpMsg, Record<string, unknown>>) => {
     const nonce = new Uint8Array(randomBytes(32));
-    const pending = new Map<number, { resolve: (r: LinkResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+    const pending = new Map<
+      number,
+      { resolve: (r: LinkResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+    >();
     let handle: ParticipantHandle | undefined;
     let nextTask = 1;
     let closed = false;
@@ -98,12 +115,19 @@ function participantLink(opts: CoordinatorServerOptions) {
           // to dial as the id could displace the real participant with a key of its own.
           const known = coordinator.knownSignKey(info.id);
           if (known && !equalBytes(known, info.signKey))
-            throw new TesseraRuntimeError('UNAUTHENTICATED', `hello of ${info.id} carries a signing key other than the one its key roster names`);
+            throw new TesseraRuntimeError(
+              'UNAUTHENTICATED',
+              `hello of ${info.id} carries a signing key other than the one its key roster names`,
+            );
           if (opts.participants && !opts.participants.includes(info.id))
             throw new TesseraRuntimeError('UNAUTHENTICATED', `${info.id} is not an allowed participant`);
           if (opts.requirePeerName) {
             const cn = peerCommonName(call);
-            if (cn !== info.id) throw new TesseraRuntimeError('UNAUTHENTICATED', `certificate CN ${cn ?? '(none)'} does not match participant ${info.id}`);
+            if (cn !== info.id)
+              throw new TesseraRuntimeError(
+                'UNAUTHENTICATED',
+                `certificate CN ${cn ?? '(none)'} does not match participant ${info.id}`,
+              );
           }
           const self: ParticipantHandle = {
             info,
@@ -155,63 +179,149 @@ function participantLink(opts: CoordinatorServerOptions) {
 export async function startCoordinatorServer(opts: CoordinatorServerOptions): Promise<StartedServer> {
   const { coordinator } = opts;
   const t = loadTessera();
-  const onError = (e: unknown) => opts.log?.debug({ code: (e as { code?: string }).code, err: (e as Error).message }, 'request failed');
+  const onError = (e: unknown) =>
+    opts.log?.debug({ code: (e as { code?: string }).code, err: (e as Error).message }, 'request failed');
   const api: grpc.UntypedServiceImplementation = {
-    Keygen: handleUnary(async (req: { suite: number; threshold: number; participants: string[] }) => {
-      const suite = suiteByWireId(req.suite);
-      if (!suite) throw new TesseraRuntimeError('INVALID_ARGUMENT', `unknown suite number ${req.suite}`);
-      return keyInfoWire(await coordinator.keygen({ suite: suite.id, threshold: req.threshold, participants: req.participants }));
-    }, { onError }),
-    Sign: handleUnary(async (req: { intent: WireEnvelope | null; signers: string[] }) => {
-      if (!req.intent) throw new TesseraRuntimeError('INVALID_ARGUMENT', 'missing intent');
-      const intent = encodeMessage('Envelope', req.intent);
-      const r = await coordinator.sign(intent, req.signers);
-      return { keyId: r.keyId, signature: r.signature, signers: r.signers, publicKey: r.publicKey, requestId: r.requestId };
-    }, { onError }),
-    IssueEnrolmentToken: handleUnary(async (req: { ttlMs: number; label: string }) => coordinator.issueEnrolmentToken(req.ttlMs || undefined, req.label), { onError }),
-    SubmitPackage: handleUnary(async (req: { package: Uint8Array }) => {
-      if (!(req.package instanceof Uint8Array) || req.package.length === 0) throw new TesseraRuntimeError('INVALID_ARGUMENT', 'missing package');
-      return coordinator.completePackage(new Uint8Array(req.package));
-    }, { onError }),
-    Refresh: handleUnary(async (req: { keyId: string; authorisation?: Uint8Array }) => keyInfoWire(await coordinator.refresh(String(req.keyId), ...(bytesOf(req.authorisation).length ? [bytesOf(req.authorisation)] : []))), { onError }),
-    RevokeDevice: handleUnary(async (req: { device: string; authorisation?: Uint8Array }) => coordinator.revokeWithOperators(String(req.device), bytesOf(req.authorisation)), { onError }),
-    GetDevice: handleUnary(async (req: { device: string }) => coordinator.deviceAdmission(String(req.device)), { onError }),
-    AdmitDevice: handleUnary(async (req: { device: string; approvals: Uint8Array[] }) => coordinator.admitDevice(String(req.device), (req.approvals ?? []).map((a) => new Uint8Array(a))), { onError }),
-    PrepareLifecycle: handleUnary(async (req: { keyId: string; operation: string; threshold: number; participants: string[]; revoke: string[]; ttlMs: number; allowThresholdDecrease: boolean; allowUnpinned: string[]; anyEpoch: boolean }) => ({
-      authorisation: coordinator.prepareLifecycle({ ...req, keyId: String(req.keyId), operation: String(req.operation), ttlMs: Number(req.ttlMs) || undefined }),
-    }), { onError }),
-    Reshare: handleUnary(async (req: { keyId: string; threshold: number; participants: string[]; revoke: string[]; authorisation?: Uint8Array }) => {
-      const k = await coordinator.reshare(String(req.keyId), { threshold: req.threshold, participants: req.participants, authorisation: bytesOf(req.authorisation) });
-      for (const d of req.revoke ?? []) await coordinator.revokeDevice(d);
-      return keyInfoWire(k);
-    }, { onError }),
-    GetKey: handleUnary(async (req: { keyId: string }) => ({ keyRecord: encodeKeyRecord(coordinator.key(String(req.keyId))) }), { onError }),
+    Keygen: handleUnary(
+      async (req: { suite: number; threshold: number; participants: string[] }) => {
+        const suite = suiteByWireId(req.suite);
+        if (!suite) throw new TesseraRuntimeError('INVALID_ARGUMENT', `unknown suite number ${req.suite}`);
+        return keyInfoWire(
+          await coordinator.keygen({ suite: suite.id, threshold: req.threshold, participants: req.participants }),
+        );
+      },
+      { onError },
+    ),
+    Sign: handleUnary(
+      async (req: { intent: WireEnvelope | null; signers: string[] }) => {
+        if (!req.intent) throw new TesseraRuntimeError('INVALID_ARGUMENT', 'missing intent');
+        const intent = encodeMessage('Envelope', req.intent);
+        const r = await coordinator.sign(intent, req.signers);
+        return {
+          keyId: r.keyId,
+          signature: r.signature,
+          signers: r.signers,
+          publicKey: r.publicKey,
+          requestId: r.requestId,
+        };
+      },
+      { onError },
+    ),
+    IssueEnrolmentToken: handleUnary(
+      async (req: { ttlMs: number; label: string }) =>
+        coordinator.issueEnrolmentToken(req.ttlMs || undefined, req.label),
+      { onError },
+    ),
+    SubmitPackage: handleUnary(
+      async (req: { package: Uint8Array }) => {
+        if (!(req.package instanceof Uint8Array) || req.package.length === 0)
+          throw new TesseraRuntimeError('INVALID_ARGUMENT', 'missing package');
+        return coordinator.completePackage(new Uint8Array(req.package));
+      },
+      { onError },
+    ),
+    Refresh: handleUnary(
+      async (req: { keyId: string; authorisation?: Uint8Array }) =>
+        keyInfoWire(
+          await coordinator.refresh(
+            String(req.keyId),
+            ...(bytesOf(req.authorisation).length ? [bytesOf(req.authorisation)] : []),
+          ),
+        ),
+      { onError },
+    ),
+    RevokeDevice: handleUnary(
+      async (req: { device: string; authorisation?: Uint8Array }) =>
+        coordinator.revokeWithOperators(String(req.device), bytesOf(req.authorisation)),
+      { onError },
+    ),
+    GetDevice: handleUnary(async (req: { device: string }) => coordinator.deviceAdmission(String(req.device)), {
+      onError,
+    }),
+    AdmitDevice: handleUnary(
+      async (req: { device: string; approvals: Uint8Array[] }) =>
+        coordinator.admitDevice(
+          String(req.device),
+          (req.approvals ?? []).map((a) => new Uint8Array(a)),
+        ),
+      { onError },
+    ),
+    PrepareLifecycle: handleUnary(
+      async (req: {
+        keyId: string;
+        operation: string;
+        threshold: number;
+        participants: string[];
+        revoke: string[];
+        ttlMs: number;
+        allowThresholdDecrease: boolean;
+        allowUnpinned: string[];
+        anyEpoch: boolean;
+      }) => ({
+        authorisation: coordinator.prepareLifecycle({
+          ...req,
+          keyId: String(req.keyId),
+          operation: String(req.operation),
+          ttlMs: Number(req.ttlMs) || undefined,
+        }),
+      }),
+      { onError },
+    ),
+    Reshare: handleUnary(
+      async (req: {
+        keyId: string;
+        threshold: number;
+        participants: string[];
+        revoke: string[];
+        authorisation?: Uint8Array;
+      }) => {
+        const k = await coordinator.reshare(String(req.keyId), {
+          threshold: req.threshold,
+          participants: req.participants,
+          authorisation: bytesOf(req.authorisation),
+        });
+        for (const d of req.revoke ?? []) await coordinator.revokeDevice(d);
+        return keyInfoWire(k);
+      },
+      { onError },
+    ),
+    GetKey: handleUnary(
+      async (req: { keyId: string }) => ({ keyRecord: encodeKeyRecord(coordinator.key(String(req.keyId))) }),
+      { onError },
+    ),
     ListKeys: handleUnary(async () => ({ keys: coordinator.keys().map(keyInfoWire) }), { onError }),
     AuditVerify: handleUnary(async () => coordinator.auditAll(), { onError }),
-    Status: handleUnary(async () => {
-      const keys = coordinator.keys();
-      const ids = new Set([...coordinator.connected(), ...coordinator.devices(), ...keys.flatMap((k) => k.participants)]);
-      return {
-        version: opts.version ?? '0.1.0',
-        keys: keys.length,
-        startedAt: coordinator.startedAt,
-        metricsUrl: opts.metricsUrl ?? '',
-        pid: process.pid,
-        participants: [...ids].sort().map((id) => {
-          const h = coordinator.participant(id);
-          return {
-            id,
-            connected: !!h,
-            connectedSince: h?.connectedSince ?? 0,
-            keys: keys.filter((k) => k.participants.includes(id)).length,
-            pooledCommitments: coordinator.poolSize(id),
-            metricsUrl: h?.metricsUrl ?? '',
-            pid: h?.pid ?? 0,
-            device: !!coordinator.device(id),
-          };
-        }),
-      };
-    }, { onError }),
+    Status: handleUnary(
+      async () => {
+        const keys = coordinator.keys();
+        const ids = new Set([
+          ...coordinator.connected(),
+          ...coordinator.devices(),
+          ...keys.flatMap((k) => k.participants),
+        ]);
+        return {
+          version: opts.version ?? '0.1.0',
+          keys: keys.length,
+          startedAt: coordinator.startedAt,
+          metricsUrl: opts.metricsUrl ?? '',
+          pid: process.pid,
+          participants: [...ids].sort().map((id) => {
+            const h = coordinator.participant(id);
+            return {
+              id,
+              connected: !!h,
+              connectedSince: h?.connectedSince ?? 0,
+              keys: keys.filter((k) => k.participants.includes(id)).length,
+              pooledCommitments: coordinator.poolSize(id),
+              metricsUrl: h?.metricsUrl ?? '',
+              pid: h?.pid ?? 0,
+              device: !!coordinator.device(id),
+            };
+          }),
+        };
+      },
+      { onError },
+    ),
   };
   return startServer({
     ...(opts.host ? { host: opts.host } : {}),
@@ -227,7 +337,11 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
     credentials: opts.credentials,
     services: [
       { definition: t.coordinatorService, implementation: api, name: 'tessera.v1.Coordinator' },
-      { definition: t.participantLinkService, implementation: { Connect: participantLink(opts) }, name: 'tessera.v1.ParticipantLink' },
+      {
+        definition: t.participantLinkService,
+        implementation: { Connect: participantLink(opts) },
+        name: 'tessera.v1.ParticipantLink',
+      },
     ],
   });
 }

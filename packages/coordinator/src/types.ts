@@ -2,7 +2,17 @@
  * The coordinator's shared vocabulary: the participant handle its services talk through, its
  * typed error, and the shapes of its answers and events.
  */
-import { TesseraError, asErrorCode, groupPublicKey, type ErrorCode, type KeyRecord, type LinkResult, type LinkTask, type ParticipantPublic, type SuiteId } from '@tessera/core';
+import {
+  TesseraError,
+  asErrorCode,
+  groupPublicKey,
+  type ErrorCode,
+  type KeyRecord,
+  type LinkResult,
+  type LinkTask,
+  type ParticipantPublic,
+  type SuiteId,
+} from '@tessera/core';
 
 /** A connected participant as the coordinator sees it. */
 export interface ParticipantHandle {
@@ -80,4 +90,3 @@ export function codeOf(e: unknown): string {
   const c = (e as { code?: unknown })?.code;
   return typeof c === 'string' ? c : 'INTERNAL';
 }
-

@@ -27,7 +27,12 @@ import { getSuite, type Suite, type SuiteId } from './suites.js';
 /** Bitcoin networks by their bech32 human-readable part (signet shares testnet's `tb`). */
 export type BitcoinNetwork = 'mainnet' | 'testnet' | 'signet' | 'regtest';
 
-const HRP: Readonly<Record<BitcoinNetwork, string>> = Object.freeze({ mainnet: 'bc', testnet: 'tb', signet: 'tb', regtest: 'bcrt' });
+const HRP: Readonly<Record<BitcoinNetwork, string>> = Object.freeze({
+  mainnet: 'bc',
+  testnet: 'tb',
+  signet: 'tb',
+  regtest: 'bcrt',
+});
 
 function bytesArg(b: unknown, len: number, what: string): Uint8Array {
   if (!(b instanceof Uint8Array) || b.length !== len) throw new InvalidArgumentError(`${what} must be ${len} bytes`);

@@ -15,7 +15,14 @@ import { randomBytes } from '@noble/hashes/utils.js';
 import { equalBytes, toHex, type Rng } from './bytes.js';
 import { openEnvelope, signEnvelope } from './envelope.js';
 import { ErrorCode, InvalidArgumentError, ProtocolError } from './errors.js';
-import { participantFromWire, participantToWire, sameIdentity, sameParticipant, type ParticipantIdentity, type ParticipantPublic } from './identity.js';
+import {
+  participantFromWire,
+  participantToWire,
+  sameIdentity,
+  sameParticipant,
+  type ParticipantIdentity,
+  type ParticipantPublic,
+} from './identity.js';
 import type { GroupKey } from './key.js';
 import { decodeMessage, encodeMessage } from './wire/codec.js';
 import { FORMAT_VERSION } from './wire/packages.js';
@@ -65,11 +72,20 @@ export interface LifecycleRequest {
 const policyDenied = (message: string) => new ProtocolError(ErrorCode.POLICY_DENIED, message);
 
 /** Encodes an unsigned authorisation (what operators sign). */
-export function encodeAuthorisation(a: Omit<LifecycleAuthorisation, 'nonce'> & { nonce?: Uint8Array }, rng: Rng = randomBytes): Uint8Array {
-  if (a.operation !== 'refresh' && a.operation !== 'reshare' && a.operation !== 'revoke') throw new InvalidArgumentError(`unknown lifecycle operation ${String(a.operation).slice(0, 20)}`);
-  if (a.anyEpoch && a.operation !== 'refresh') throw new InvalidArgumentError('only a refresh can be authorised for any epoch');
-  if (a.operation === 'revoke' && (a.keyId !== '*' || a.revoke.length === 0)) throw new InvalidArgumentError('a revocation names key "*" and at least one device');
-  if (a.keyId === '*' && !a.anyEpoch && a.operation !== 'revoke') throw new InvalidArgumentError('an authorisation for every key ("*") must be a standing refresh authorisation (anyEpoch)');
+export function encodeAuthorisation(
+  a: Omit<LifecycleAuthorisation, 'nonce'> & { nonce?: Uint8Array },
+  rng: Rng = randomBytes,
+): Uint8Array {
+  if (a.operation !== 'refresh' && a.operation !== 'reshare' && a.operation !== 'revoke')
+    throw new InvalidArgumentError(`unknown lifecycle operation ${String(a.operation).slice(0, 20)}`);
+  if (a.anyEpoch && a.operation !== 'refresh')
+    throw new InvalidArgumentError('only a refresh can be authorised for any epoch');
+  if (a.operation === 'revoke' && (a.keyId !== '*' || a.revoke.length === 0))
+    throw new InvalidArgumentError('a revocation names key "*" and at least one device');
+  if (a.keyId === '*' && !a.anyEpoch && a.operation !== 'revoke')
+    throw new InvalidArgumentError(
+      'an authorisation for every key ("*") must be a standing refresh authorisation (anyEpoch)',
+    );
   return encodeMessage('LifecycleAuthorisation', {
     version: FORMAT_VERSION,
     keyId: a.keyId,
@@ -89,8 +105,10 @@ export function encodeAuthorisation(a: Omit<LifecycleAuthorisation, 'nonce'> & {
 /** Decodes an authorisation; only its canonical encoding is accepted. */
 export function decodeAuthorisation(bytes: Uint8Array): LifecycleAuthorisation {
   const w = decodeMessage('LifecycleAuthorisation', bytes);
-  if (w.version !== FORMAT_VERSION) throw new ProtocolError(ErrorCode.UNSUPPORTED_VERSION, `authorisation: unsupported version ${w.version}`);
-  if (w.operation !== 'refresh' && w.operation !== 'reshare' && w.operation !== 'revoke') throw new ProtocolError(ErrorCode.DECODE, `authorisation: unknown operation ${w.operation.slice(0, 20)}`);
+  if (w.version !== FORMAT_VERSION)
+    throw new ProtocolError(ErrorCode.UNSUPPORTED_VERSION, `authorisation: unsupported version ${w.version}`);
+  if (w.operation !== 'refresh' && w.operation !== 'reshare' && w.operation !== 'revoke')
+    throw new ProtocolError(ErrorCode.DECODE, `authorisation: unknown operation ${w.operation.slice(0, 20)}`);
   const a: LifecycleAuthorisation = {
     keyId: w.keyId,
     operation: w.operation,
@@ -104,7 +122,8 @@ export function decodeAuthorisation(bytes: Uint8Array): LifecycleAuthorisation {
     notAfter: w.notAfter,
     nonce: w.nonce,
   };
-  if (!equalBytes(encodeAuthorisation(a), bytes)) throw new ProtocolError(ErrorCode.DECODE, 'authorisation: non-canonical encoding');
+  if (!equalBytes(encodeAuthorisation(a), bytes))
+    throw new ProtocolError(ErrorCode.DECODE, 'authorisation: non-canonical encoding');
   return a;
 }
 
@@ -118,14 +137,20 @@ export function approveAuthorisation(operator: ParticipantIdentity, authorisatio
  * Checks an operator-approved revocation (operation `revoke`, key "*"): M of the pinned operators
  * approved it and it has not expired. Returns the revoked device ids; POLICY_DENIED otherwise.
  */
-export function checkRevocation(approved: Uint8Array | undefined, opts: { operators: OperatorPolicy | undefined; now: number }): readonly string[] {
+export function checkRevocation(
+  approved: Uint8Array | undefined,
+  opts: { operators: OperatorPolicy | undefined; now: number },
+): readonly string[] {
   const ops = opts.operators;
-  if (!ops || ops.keys.length === 0) throw policyDenied('no operator keys are pinned here (policy.operators): a revocation cannot be checked');
-  if (!(approved instanceof Uint8Array) || approved.length === 0) throw policyDenied('the revocation carries no operator authorisation');
+  if (!ops || ops.keys.length === 0)
+    throw policyDenied('no operator keys are pinned here (policy.operators): a revocation cannot be checked');
+  if (!(approved instanceof Uint8Array) || approved.length === 0)
+    throw policyDenied('the revocation carries no operator authorisation');
   const { authorisation, approvals, decoded: a } = decodeApproved(approved);
   if (a.operation !== 'revoke') throw policyDenied(`the operators authorised a ${a.operation}, not a revocation`);
   const by = approvingOperators(authorisation, approvals, ops);
-  if (by.length < ops.approvals) throw policyDenied(`a revocation needs ${ops.approvals} operator approval(s), has ${by.length}`);
+  if (by.length < ops.approvals)
+    throw policyDenied(`a revocation needs ${ops.approvals} operator approval(s), has ${by.length}`);
   if (a.notAfter < opts.now) throw policyDenied(`the revocation expired at ${new Date(a.notAfter).toISOString()}`);
   return a.revoke;
 }
@@ -137,7 +162,10 @@ export function checkRevocation(approved: Uint8Array | undefined, opts: { operat
  * "devices" of its own to hold shares of a new key or to co-sign offline with.
  */
 export function admissionPayload(p: ParticipantPublic): Uint8Array {
-  return encodeMessage('ParticipantInfo', participantToWire({ id: p.id, signKey: p.signKey, encKey: p.encKey, device: true }));
+  return encodeMessage(
+    'ParticipantInfo',
+    participantToWire({ id: p.id, signKey: p.signKey, encKey: p.encKey, device: true }),
+  );
 }
 
 /** One operator's admission of device `p`. */
@@ -146,10 +174,18 @@ export function approveDevice(operator: ParticipantIdentity, p: ParticipantPubli
 }
 
 /** Refuses (POLICY_DENIED) a device entry that M of the pinned operators did not admit. */
-export function checkDeviceAdmission(p: ParticipantPublic, approvals: readonly Uint8Array[], operators: OperatorPolicy | undefined): void {
-  if (!operators || operators.keys.length === 0) throw policyDenied(`device ${p.id} cannot be admitted: no operator keys are pinned here (policy.operators)`);
+export function checkDeviceAdmission(
+  p: ParticipantPublic,
+  approvals: readonly Uint8Array[],
+  operators: OperatorPolicy | undefined,
+): void {
+  if (!operators || operators.keys.length === 0)
+    throw policyDenied(`device ${p.id} cannot be admitted: no operator keys are pinned here (policy.operators)`);
   const by = approvingOperators(admissionPayload(p), approvals, operators);
-  if (by.length < operators.approvals) throw policyDenied(`device ${p.id} is not admitted by the operators (${by.length} of ${operators.approvals} approvals): \`tessera device admit --device ${p.id}\``);
+  if (by.length < operators.approvals)
+    throw policyDenied(
+      `device ${p.id} is not admitted by the operators (${by.length} of ${operators.approvals} approvals): \`tessera device admit --device ${p.id}\``,
+    );
 }
 
 /** Bundles an authorisation with its approvals (duplicates dropped) for the wire. */
@@ -160,13 +196,21 @@ export function encodeApproved(authorisation: Uint8Array, approvals: readonly Ui
 }
 
 /** Splits an `ApprovedAuthorisation` (no check of the approvals: see {@link checkAuthorisation}). */
-export function decodeApproved(bytes: Uint8Array): { authorisation: Uint8Array; approvals: Uint8Array[]; decoded: LifecycleAuthorisation } {
+export function decodeApproved(bytes: Uint8Array): {
+  authorisation: Uint8Array;
+  approvals: Uint8Array[];
+  decoded: LifecycleAuthorisation;
+} {
   const w = decodeMessage('ApprovedAuthorisation', bytes);
   return { authorisation: w.authorisation, approvals: w.approvals, decoded: decodeAuthorisation(w.authorisation) };
 }
 
 /** The distinct pinned operator keys (hex) whose valid approvals of `authorisation` are among `approvals`. */
-export function approvingOperators(authorisation: Uint8Array, approvals: readonly Uint8Array[], operators: OperatorPolicy): string[] {
+export function approvingOperators(
+  authorisation: Uint8Array,
+  approvals: readonly Uint8Array[],
+  operators: OperatorPolicy,
+): string[] {
   const pinned = new Set(operators.keys.map((k) => k.toLowerCase()));
   const by = new Set<string>();
   for (const bytes of approvals) {
@@ -195,24 +239,48 @@ export function checkAuthorisation(
 ): LifecycleAuthorisation {
   const ops = opts.operators;
   if (!ops || ops.keys.length === 0 || !Number.isInteger(ops.approvals) || ops.approvals < 1)
-    throw policyDenied(`no operator keys are pinned here (policy.operators): this participant takes part in no ${req.operation}`);
-  if (!(approved instanceof Uint8Array) || approved.length === 0) throw policyDenied(`${req.operation} of key ${req.keyId} carries no operator authorisation`);
+    throw policyDenied(
+      `no operator keys are pinned here (policy.operators): this participant takes part in no ${req.operation}`,
+    );
+  if (!(approved instanceof Uint8Array) || approved.length === 0)
+    throw policyDenied(`${req.operation} of key ${req.keyId} carries no operator authorisation`);
   const { authorisation, approvals, decoded: a } = decodeApproved(approved);
   const by = approvingOperators(authorisation, approvals, ops);
-  if (by.length < ops.approvals) throw policyDenied(`${req.operation} of key ${req.keyId} needs ${ops.approvals} operator approval(s), has ${by.length}`);
-  if (a.notAfter < opts.now) throw policyDenied(`the operator authorisation expired at ${new Date(a.notAfter).toISOString()}`);
-  if (a.operation !== req.operation) throw policyDenied(`the operators authorised a ${a.operation}, not a ${req.operation}`);
-  if (a.keyId !== req.keyId && !(a.keyId === '*' && a.anyEpoch)) throw policyDenied(`the operators authorised key ${a.keyId.slice(0, 64)}, not ${req.keyId}`);
-  if (!a.anyEpoch && a.fromEpoch !== req.fromEpoch) throw policyDenied(`the operators authorised ${a.operation} from epoch ${a.fromEpoch}, this one starts at ${req.fromEpoch}`);
+  if (by.length < ops.approvals)
+    throw policyDenied(
+      `${req.operation} of key ${req.keyId} needs ${ops.approvals} operator approval(s), has ${by.length}`,
+    );
+  if (a.notAfter < opts.now)
+    throw policyDenied(`the operator authorisation expired at ${new Date(a.notAfter).toISOString()}`);
+  if (a.operation !== req.operation)
+    throw policyDenied(`the operators authorised a ${a.operation}, not a ${req.operation}`);
+  if (a.keyId !== req.keyId && !(a.keyId === '*' && a.anyEpoch))
+    throw policyDenied(`the operators authorised key ${a.keyId.slice(0, 64)}, not ${req.keyId}`);
+  if (!a.anyEpoch && a.fromEpoch !== req.fromEpoch)
+    throw policyDenied(
+      `the operators authorised ${a.operation} from epoch ${a.fromEpoch}, this one starts at ${req.fromEpoch}`,
+    );
   if (req.operation === 'refresh') return a;
   // Reshare: exactly the roster and threshold the operators approved.
   const next = req.newParticipants ?? [];
-  const same = a.newParticipants.length === next.length && next.every((p) => a.newParticipants.some((q) => sameParticipant(p, q)));
-  if (!same) throw policyDenied(`the new roster (${next.map((p) => p.id).join(', ')}) is not the one the operators approved (${a.newParticipants.map((p) => p.id).join(', ')})`);
-  if (a.newThreshold !== req.newThreshold) throw policyDenied(`the new threshold ${req.newThreshold ?? '?'} is not the approved ${a.newThreshold}`);
+  const same =
+    a.newParticipants.length === next.length && next.every((p) => a.newParticipants.some((q) => sameParticipant(p, q)));
+  if (!same)
+    throw policyDenied(
+      `the new roster (${next.map((p) => p.id).join(', ')}) is not the one the operators approved (${a.newParticipants.map((p) => p.id).join(', ')})`,
+    );
+  if (a.newThreshold !== req.newThreshold)
+    throw policyDenied(`the new threshold ${req.newThreshold ?? '?'} is not the approved ${a.newThreshold}`);
   if ((req.newThreshold ?? 0) < req.key.threshold && !a.allowThresholdDecrease)
-    throw policyDenied(`lowering the threshold from ${req.key.threshold} to ${req.newThreshold ?? '?'} needs an authorisation that allows it explicitly`);
-  const unvouched = next.filter((p) => !opts.pinned(p) && !req.key.roster.some((r) => sameIdentity(r, p)) && !a.allowUnpinned.includes(p.id));
-  if (unvouched.length) throw policyDenied(`the new roster adds participants this node has not pinned: ${unvouched.map((p) => p.id).join(', ')} (an authorisation must name them in allowUnpinned)`);
+    throw policyDenied(
+      `lowering the threshold from ${req.key.threshold} to ${req.newThreshold ?? '?'} needs an authorisation that allows it explicitly`,
+    );
+  const unvouched = next.filter(
+    (p) => !opts.pinned(p) && !req.key.roster.some((r) => sameIdentity(r, p)) && !a.allowUnpinned.includes(p.id),
+  );
+  if (unvouched.length)
+    throw policyDenied(
+      `the new roster adds participants this node has not pinned: ${unvouched.map((p) => p.id).join(', ')} (an authorisation must name them in allowUnpinned)`,
+    );
   return a;
 }

@@ -5,7 +5,14 @@
  * caller's job (it must be durable before `dkgDone` is answered).
  */
 import { toHex, type Rng } from './bytes.js';
-import { DkgAwaitingConfirmations, DkgAwaitingRound1, DkgAwaitingRound2, startDkg, type DkgConfig, type DkgOutput } from './dkg.js';
+import {
+  DkgAwaitingConfirmations,
+  DkgAwaitingRound1,
+  DkgAwaitingRound2,
+  startDkg,
+  type DkgConfig,
+  type DkgOutput,
+} from './dkg.js';
 import { ErrorCode, InvalidArgumentError, ProtocolError } from './errors.js';
 import { participantFromWire, type ParticipantIdentity } from './identity.js';
 import { keyIdFor } from './records.js';
@@ -22,7 +29,10 @@ export interface DkgFinished extends DkgOutput {
 
 export class DkgParticipant {
   readonly #sessions = new Map<string, DkgState>();
-  constructor(private readonly identity: ParticipantIdentity, private readonly rng: Rng) {}
+  constructor(
+    private readonly identity: ParticipantIdentity,
+    private readonly rng: Rng,
+  ) {}
 
   /** Decodes DKG params; `check` may refuse the roster (policy) by throwing. Returns the round-1 envelope. */
   start(paramsBytes: Uint8Array | undefined, check?: (cfg: DkgConfig) => void): Uint8Array {
@@ -30,7 +40,12 @@ export class DkgParticipant {
     const params = decodeMessage('DkgParams', paramsBytes);
     const suite = params.header ? suiteByWireId(params.header.suite) : undefined;
     if (!suite || params.header?.version !== 1) throw new InvalidArgumentError('DKG params: unknown suite or version');
-    const cfg: DkgConfig = { suite, sessionId: params.sessionId, threshold: params.threshold, participants: params.participants.map(participantFromWire) };
+    const cfg: DkgConfig = {
+      suite,
+      sessionId: params.sessionId,
+      threshold: params.threshold,
+      participants: params.participants.map(participantFromWire),
+    };
     check?.(cfg);
     const { state, round1 } = startDkg(cfg, this.identity, this.rng);
     const key = toHex(state.sessionHash);
@@ -45,7 +60,8 @@ export class DkgParticipant {
     const sk = toHex(b.sessionHash);
     const state = this.#sessions.get(sk);
     if (!state) throw new ProtocolError(ErrorCode.NOT_FOUND, 'no such DKG session here');
-    if (!Array.isArray(b.envelopes) || !b.envelopes.every((e) => e instanceof Uint8Array)) throw new InvalidArgumentError('DKG bundle: envelopes must be a list of bytes');
+    if (!Array.isArray(b.envelopes) || !b.envelopes.every((e) => e instanceof Uint8Array))
+      throw new InvalidArgumentError('DKG bundle: envelopes must be a list of bytes');
     try {
       if (b.round === 1 && state instanceof DkgAwaitingRound1) {
         const next = state.receiveRound1(b.envelopes);
@@ -67,7 +83,10 @@ export class DkgParticipant {
       throw e;
     }
     this.#sessions.delete(sk);
-    throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `DKG bundle for round ${b.round} does not fit the session state`);
+    throw new ProtocolError(
+      ErrorCode.UNEXPECTED_MESSAGE,
+      `DKG bundle for round ${b.round} does not fit the session state`,
+    );
   }
 
   abort(sessionHash: Uint8Array | undefined): void {

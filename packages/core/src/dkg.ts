@@ -80,7 +80,8 @@ function validateConfig(cfg: DkgConfig): RosterEntry[] {
   const n = cfg.participants.length;
   if (!(cfg.sessionId instanceof Uint8Array) || cfg.sessionId.length < 16 || cfg.sessionId.length > 64)
     throw new InvalidArgumentError('DKG session id must be 16..64 bytes');
-  if (n < 2 || n > MAX_PARTICIPANTS) throw new InvalidArgumentError(`DKG needs 2..${MAX_PARTICIPANTS} participants, got ${n}`);
+  if (n < 2 || n > MAX_PARTICIPANTS)
+    throw new InvalidArgumentError(`DKG needs 2..${MAX_PARTICIPANTS} participants, got ${n}`);
   if (!Number.isInteger(cfg.threshold) || cfg.threshold < 2 || cfg.threshold > n)
     throw new InvalidArgumentError(`threshold must be between 2 and ${n}, got ${cfg.threshold}`);
   return buildRoster(cfg.suite, cfg.participants);
@@ -113,17 +114,25 @@ interface Ctx {
  * byte-identical duplicates, and turns two different messages from one sender into an
  * EQUIVOCATION naming that sender.
  */
-function openRound(ctx: Ctx, envelopes: readonly Uint8Array[], kind: PayloadKind, round: string): Map<string, OpenedEnvelope> {
+function openRound(
+  ctx: Ctx,
+  envelopes: readonly Uint8Array[],
+  kind: PayloadKind,
+  round: string,
+): Map<string, OpenedEnvelope> {
   if (!Array.isArray(envelopes)) throw new InvalidArgumentError(`${round}: expected a list of envelopes`);
   const bySender = new Map<string, OpenedEnvelope>();
   for (const bytes of envelopes) {
     const env = openEnvelope(bytes, kind);
     const sender = ctx.roster.find((r) => equalBytes(r.signKey, env.sender));
-    if (!sender) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${round}: message from a key that is not a participant`);
+    if (!sender)
+      throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${round}: message from a key that is not a participant`);
     const prev = bySender.get(sender.id);
     if (prev) {
       if (equalBytes(prev.bytes, env.bytes)) continue;
-      throw new ProtocolError(ErrorCode.EQUIVOCATION, `${round}: ${sender.id} signed two different messages`, [sender.id]);
+      throw new ProtocolError(ErrorCode.EQUIVOCATION, `${round}: ${sender.id} signed two different messages`, [
+        sender.id,
+      ]);
     }
     bySender.set(sender.id, env);
   }
@@ -134,13 +143,25 @@ function openRound(ctx: Ctx, envelopes: readonly Uint8Array[], kind: PayloadKind
 }
 
 /** Common checks of a decoded round payload's header, session and identifier. */
-function checkRoundPayload(ctx: Ctx, sender: RosterEntry, p: { header: WireDkgRound1['header']; sessionHash: Uint8Array; identifier: Uint8Array }, round: string): void {
+function checkRoundPayload(
+  ctx: Ctx,
+  sender: RosterEntry,
+  p: { header: WireDkgRound1['header']; sessionHash: Uint8Array; identifier: Uint8Array },
+  round: string,
+): void {
   blame(sender.id, () => checkHeader(p.header, round, ctx.suite));
   if (!equalBytes(p.sessionHash, ctx.sessionHash))
     // Validly signed by the sender but for another session: a replay by whoever relayed it.
-    throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${round}: message from ${sender.id} belongs to another session (replayed?)`);
+    throw new ProtocolError(
+      ErrorCode.UNEXPECTED_MESSAGE,
+      `${round}: message from ${sender.id} belongs to another session (replayed?)`,
+    );
   if (toHex(p.identifier) !== sender.identifier)
-    throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${round}: ${sender.id} used another participant's identifier`, [sender.id]);
+    throw new ProtocolError(
+      ErrorCode.UNEXPECTED_MESSAGE,
+      `${round}: ${sender.id} used another participant's identifier`,
+      [sender.id],
+    );
 }
 
 function decodeRound1(ctx: Ctx, sender: RosterEntry, env: OpenedEnvelope): DKG_Round1 {
@@ -148,7 +169,10 @@ function decodeRound1(ctx: Ctx, sender: RosterEntry, env: OpenedEnvelope): DKG_R
   checkRoundPayload(ctx, sender, p, 'DKG round 1');
   return blame(sender.id, () => {
     if (p.commitment.length !== ctx.cfg.threshold)
-      throw new ProtocolError(ErrorCode.BAD_PROOF_OF_KNOWLEDGE, `round-1 commitment has ${p.commitment.length} elements, expected ${ctx.cfg.threshold}`);
+      throw new ProtocolError(
+        ErrorCode.BAD_PROOF_OF_KNOWLEDGE,
+        `round-1 commitment has ${p.commitment.length} elements, expected ${ctx.cfg.threshold}`,
+      );
     return {
       identifier: sender.identifier,
       commitment: p.commitment.map((c, i) => expectLength(c, ctx.suite.elementBytes, `commitment[${i}]`)),
@@ -204,11 +228,17 @@ abstract class DkgState {
 }
 
 /** Starts a DKG as `identity`, one of `cfg.participants`. Returns the round-1 envelope to broadcast. */
-export function startDkg(cfg: DkgConfig, identity: ParticipantIdentity, rng: Rng = randomBytes): { state: DkgAwaitingRound1; round1: Uint8Array } {
+export function startDkg(
+  cfg: DkgConfig,
+  identity: ParticipantIdentity,
+  rng: Rng = randomBytes,
+): { state: DkgAwaitingRound1; round1: Uint8Array } {
   const roster = validateConfig(cfg);
   const me = roster.find((r) => r.id === identity.id);
   if (!me || !sameIdentity(me, identity.public))
-    throw new InvalidArgumentError(`${identity.id} is not a participant of this DKG (or its keys differ from the roster)`);
+    throw new InvalidArgumentError(
+      `${identity.id} is not a participant of this DKG (or its keys differ from the roster)`,
+    );
   const ctx: Ctx = { cfg, suite: cfg.suite, roster, me, identity, sessionHash: dkgSessionHash(cfg), rng };
   const r1 = cfg.suite.frost.DKG.round1(me.identifier, { min: cfg.threshold, max: roster.length }, undefined, rng);
   const payload = encodeMessage('DkgRound1', {
@@ -250,17 +280,23 @@ export class DkgAwaitingRound1 extends DkgState {
         shares = ctx.suite.frost.DKG.round2(this.#secret, others);
       } catch (e) {
         const culprits = findBadRound1(ctx, others);
-        throw new ProtocolError(ErrorCode.BAD_PROOF_OF_KNOWLEDGE,
-          culprits.length ? `invalid round-1 package from ${culprits.join(', ')}` : 'round-1 packages rejected', culprits, e);
+        throw new ProtocolError(
+          ErrorCode.BAD_PROOF_OF_KNOWLEDGE,
+          culprits.length ? `invalid round-1 package from ${culprits.join(', ')}` : 'round-1 packages rejected',
+          culprits,
+          e,
+        );
       }
-      const sealed = ctx.roster.filter((r) => r.id !== ctx.me.id).map((to) => {
-        const out = shares[to.identifier];
-        if (!out) throw new InvalidStateError(`no round-2 share was produced for ${to.id}`);
-        const plain = out.signingShare;
-        const box = hpkeSeal(to.encKey, shareInfo(ctx, ctx.me, to), new Uint8Array(0), plain, ctx.rng);
-        wipe(plain);
-        return { recipient: fromHex(to.identifier), enc: box.enc, ciphertext: box.ciphertext };
-      });
+      const sealed = ctx.roster
+        .filter((r) => r.id !== ctx.me.id)
+        .map((to) => {
+          const out = shares[to.identifier];
+          if (!out) throw new InvalidStateError(`no round-2 share was produced for ${to.id}`);
+          const plain = out.signingShare;
+          const box = hpkeSeal(to.encKey, shareInfo(ctx, ctx.me, to), new Uint8Array(0), plain, ctx.rng);
+          wipe(plain);
+          return { recipient: fromHex(to.identifier), enc: box.enc, ciphertext: box.ciphertext };
+        });
       const transcript1 = inRosterOrder(ctx, opened);
       const payload = encodeMessage('DkgRound2', {
         header: makeHeader(ctx.suite),
@@ -285,7 +321,13 @@ export class DkgAwaitingRound2 extends DkgState {
   readonly #round1: ReadonlyMap<string, DKG_Round1>;
   readonly #own: Uint8Array;
   /** @internal */
-  constructor(ctx: Ctx, secret: DKG_Secret, transcript1: readonly Uint8Array[], round1: ReadonlyMap<string, DKG_Round1>, own: Uint8Array) {
+  constructor(
+    ctx: Ctx,
+    secret: DKG_Secret,
+    transcript1: readonly Uint8Array[],
+    round1: ReadonlyMap<string, DKG_Round1>,
+    own: Uint8Array,
+  ) {
     super(ctx);
     this.#secret = secret;
     this.#transcript1 = transcript1;
@@ -317,12 +359,23 @@ export class DkgAwaitingRound2 extends DkgState {
         key = ctx.suite.frost.DKG.round3(this.#secret, others, received);
       } catch (e) {
         const culprits = this.#findBadShares(received);
-        throw new ProtocolError(ErrorCode.BAD_SHARE,
-          culprits.length ? `round-2 share from ${culprits.join(', ')} does not match its commitment` : 'DKG round 3 failed', culprits, e);
+        throw new ProtocolError(
+          ErrorCode.BAD_SHARE,
+          culprits.length
+            ? `round-2 share from ${culprits.join(', ')} does not match its commitment`
+            : 'DKG round 3 failed',
+          culprits,
+          e,
+        );
       } finally {
         for (const r of received) wipe(r.signingShare);
       }
-      const group: GroupKey = Object.freeze({ suite: ctx.suite, threshold: ctx.cfg.threshold, roster: ctx.roster, public: key.public });
+      const group: GroupKey = Object.freeze({
+        suite: ctx.suite,
+        threshold: ctx.cfg.threshold,
+        roster: ctx.roster,
+        public: key.public,
+      });
       const share = new KeyShare(ctx.suite, key.secret.identifier, key.secret.signingShare);
       wipe(key.secret.signingShare);
       const thash = transcriptHash(ctx, this.#transcript1, inRosterOrder(ctx, opened));
@@ -346,7 +399,11 @@ export class DkgAwaitingRound2 extends DkgState {
   #checkEcho(sender: RosterEntry, p: WireDkgRound2): void {
     const { ctx } = this;
     if (p.round1.length !== this.#transcript1.length)
-      throw new ProtocolError(ErrorCode.EQUIVOCATION, `${sender.id} echoed ${p.round1.length} round-1 messages, expected ${this.#transcript1.length}`, [sender.id]);
+      throw new ProtocolError(
+        ErrorCode.EQUIVOCATION,
+        `${sender.id} echoed ${p.round1.length} round-1 messages, expected ${this.#transcript1.length}`,
+        [sender.id],
+      );
     for (let i = 0; i < ctx.roster.length; i++) {
       const mine = this.#transcript1[i] as Uint8Array;
       const theirs = p.round1[i] as Uint8Array;
@@ -363,8 +420,16 @@ export class DkgAwaitingRound2 extends DkgState {
         genuine = false;
       }
       if (genuine)
-        throw new ProtocolError(ErrorCode.EQUIVOCATION, `${origin.id} sent different round-1 messages to different participants (seen via ${sender.id})`, [origin.id]);
-      throw new ProtocolError(ErrorCode.EQUIVOCATION, `${sender.id} echoed a round-1 message of ${origin.id} that ${origin.id} never signed`, [sender.id]);
+        throw new ProtocolError(
+          ErrorCode.EQUIVOCATION,
+          `${origin.id} sent different round-1 messages to different participants (seen via ${sender.id})`,
+          [origin.id],
+        );
+      throw new ProtocolError(
+        ErrorCode.EQUIVOCATION,
+        `${sender.id} echoed a round-1 message of ${origin.id} that ${origin.id} never signed`,
+        [sender.id],
+      );
     }
   }
 
@@ -372,10 +437,18 @@ export class DkgAwaitingRound2 extends DkgState {
     const { ctx } = this;
     const mine = p.shares.filter((s) => toHex(s.recipient) === ctx.me.identifier);
     if (p.shares.length !== ctx.roster.length - 1 || mine.length !== 1)
-      throw new ProtocolError(ErrorCode.BAD_SHARE, `${sender.id} did not send exactly one share per participant`, [sender.id]);
+      throw new ProtocolError(ErrorCode.BAD_SHARE, `${sender.id} did not send exactly one share per participant`, [
+        sender.id,
+      ]);
     const s = mine[0] as (typeof mine)[number];
     return blame(sender.id, () => {
-      const plain = hpkeOpen(ctx.identity.encryptionSecret(), s.enc, shareInfo(ctx, sender, ctx.me), new Uint8Array(0), s.ciphertext);
+      const plain = hpkeOpen(
+        ctx.identity.encryptionSecret(),
+        s.enc,
+        shareInfo(ctx, sender, ctx.me),
+        new Uint8Array(0),
+        s.ciphertext,
+      );
       return expectLengthBetween(plain, ctx.suite.scalarBytes, ctx.suite.scalarBytes, 'DKG share');
     });
   }
@@ -437,11 +510,15 @@ export class DkgAwaitingConfirmations extends DkgState {
         const env = opened.get(sender.id) as OpenedEnvelope;
         const p: WireDkgConfirm = blame(sender.id, () => decodeMessage('DkgConfirm', env.payload));
         checkRoundPayload(ctx, sender, p, 'DKG confirmation');
-        if (!equalBytes(p.transcriptHash, this.#transcript) || !equalBytes(p.keyDigest, this.#digest)) disagree.push(sender.id);
+        if (!equalBytes(p.transcriptHash, this.#transcript) || !equalBytes(p.keyDigest, this.#digest))
+          disagree.push(sender.id);
       }
       if (disagree.length > 0)
-        throw new ProtocolError(ErrorCode.CONFIRMATION_MISMATCH,
-          `DKG outcome differs: ${disagree.join(', ')} derived another transcript or key`, disagree);
+        throw new ProtocolError(
+          ErrorCode.CONFIRMATION_MISMATCH,
+          `DKG outcome differs: ${disagree.join(', ')} derived another transcript or key`,
+          disagree,
+        );
       const confirmations = inRosterOrder(ctx, opened).sort(compareBytes);
       return Object.freeze({ key: this.#key, share: this.#share, transcriptHash: this.#transcript, confirmations });
     } catch (e) {

@@ -40,7 +40,24 @@ function loadNodeCrypto(): NodeCrypto | undefined {
 }
 
 /** PKCS#8 (RFC 8410) wrapping of an Ed25519 seed: this fixed prefix, then the 32 bytes. */
-const PKCS8_PREFIX = Uint8Array.of(0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20);
+const PKCS8_PREFIX = Uint8Array.of(
+  0x30,
+  0x2e,
+  0x02,
+  0x01,
+  0x00,
+  0x30,
+  0x05,
+  0x06,
+  0x03,
+  0x2b,
+  0x65,
+  0x70,
+  0x04,
+  0x22,
+  0x04,
+  0x20,
+);
 
 function nodePrivateKey(c: NodeCrypto, secret: Uint8Array): NodeKey {
   const der = new Uint8Array(PKCS8_PREFIX.length + 32);
@@ -61,7 +78,8 @@ function nodePublicKeyObject(c: NodeCrypto, publicKey: Uint8Array): NodeKey {
 const RFC8032_TEST1 = {
   secret: '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60',
   public: 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a',
-  signature: 'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b',
+  signature:
+    'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b',
 };
 
 /**
@@ -76,7 +94,10 @@ function workingNodeCrypto(): NodeCrypto | undefined {
     const msg = new Uint8Array(0);
     const sig = new Uint8Array(c.sign(null, msg, nodePrivateKey(c, fromHex(RFC8032_TEST1.secret))));
     const key = nodePublicKeyObject(c, fromHex(RFC8032_TEST1.public));
-    const ok = toHex(sig) === RFC8032_TEST1.signature && c.verify(null, msg, key, sig) && !c.verify(null, Uint8Array.of(0), key, sig);
+    const ok =
+      toHex(sig) === RFC8032_TEST1.signature &&
+      c.verify(null, msg, key, sig) &&
+      !c.verify(null, Uint8Array.of(0), key, sig);
     return ok ? c : undefined;
   } catch {
     return undefined;
@@ -136,7 +157,14 @@ function nodePublicKey(c: NodeCrypto, publicKey: Uint8Array): NodeKey | false {
 /** Ed25519 verification of an identity signature (strict); false on any malformed input. */
 export function verifyIdentitySignature(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   try {
-    if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32 || !(signature instanceof Uint8Array) || signature.length !== 64 || !(message instanceof Uint8Array)) return false;
+    if (
+      !(publicKey instanceof Uint8Array) ||
+      publicKey.length !== 32 ||
+      !(signature instanceof Uint8Array) ||
+      signature.length !== 64 ||
+      !(message instanceof Uint8Array)
+    )
+      return false;
     const nodeCrypto = nodeCryptoOrUndefined();
     if (!nodeCrypto) return ed25519.verify(signature, message, publicKey, { zip215: false });
     const key = nodePublicKey(nodeCrypto, publicKey);

@@ -200,7 +200,9 @@ export function asErrorCode(code: unknown): ErrorCode {
 export function isTesseraError(e: unknown): e is TesseraError {
   return (
     e instanceof TesseraError ||
-    (typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' &&
+    (typeof e === 'object' &&
+      e !== null &&
+      typeof (e as { code?: unknown }).code === 'string' &&
       Array.isArray((e as { culprits?: unknown }).culprits))
   );
 }

@@ -71,7 +71,12 @@ interface Flavor {
 function prefixes(ctx: string, h2: string = ctx + 'chal') {
   // RFC 9591 §6.x: H1 = contextString || "rho", H2 = contextString || "chal" (ed25519: undecorated,
   // §6.1), H4 = contextString || "msg", H5 = contextString || "com". H3 (nonce) is only in commit().
-  return { H1: utf8ToBytes(ctx + 'rho'), H2: utf8ToBytes(h2), H4: utf8ToBytes(ctx + 'msg'), H5: utf8ToBytes(ctx + 'com') };
+  return {
+    H1: utf8ToBytes(ctx + 'rho'),
+    H2: utf8ToBytes(h2),
+    H4: utf8ToBytes(ctx + 'msg'),
+    H5: utf8ToBytes(ctx + 'com'),
+  };
 }
 
 const FLAVORS: Record<SuiteId, () => Flavor> = {
@@ -180,7 +185,16 @@ function scalarBytes(f: Flavor, b: unknown, what: string): Uint8Array {
  * Commitments validated once at intake (see {@link validateCommitment}): the frozen object handed
  * out, mapped to its decoded points and the encodings they came from. Only this module writes it.
  */
-const validated = new WeakMap<object, { readonly f: Flavor; readonly hidingHex: string; readonly bindingHex: string; readonly hiding: NP; readonly binding: NP }>();
+const validated = new WeakMap<
+  object,
+  {
+    readonly f: Flavor;
+    readonly hidingHex: string;
+    readonly bindingHex: string;
+    readonly hiding: NP;
+    readonly binding: NP;
+  }
+>();
 
 /**
  * Decodes and validates one signer's commitment (RFC 9591 §3.1 for the identifier and both
@@ -189,7 +203,9 @@ const validated = new WeakMap<object, { readonly f: Flavor; readonly hidingHex: 
  * {@link prepareSession} recognises: its elements are not decoded or subgroup-checked again as long
  * as its bytes are unchanged. Throws what prepareSession would throw for this commitment.
  */
-export function validateCommitment<T extends { readonly identifier: string; readonly hiding: Uint8Array; readonly binding: Uint8Array }>(suite: Suite, c: T): Readonly<T> {
+export function validateCommitment<
+  T extends { readonly identifier: string; readonly hiding: Uint8Array; readonly binding: Uint8Array },
+>(suite: Suite, c: T): Readonly<T> {
   const f = flavor(suite);
   parseIdentifier(f, c.identifier);
   // Copied first: the bytes parsed are the bytes kept, whatever else views the caller's buffer.
@@ -244,7 +260,8 @@ export function prepareKey(suite: Suite, pub: FrostPublic): PreparedKey {
   // noble validateSigners (frost-rs compatible min >= 2).
   if (!Number.isSafeInteger(min) || !Number.isSafeInteger(max) || min < 2 || max < 2 || min > max)
     throw new Error('Wrong signers info: min=' + min + ' max=' + max);
-  if (!Array.isArray(pub.commitments) || pub.commitments.length < 1) throw new Error('pub.commitments: expected non-empty array');
+  if (!Array.isArray(pub.commitments) || pub.commitments.length < 1)
+    throw new Error('pub.commitments: expected non-empty array');
   const commitments = pub.commitments.map((c) => parsePoint(f, c));
   let groupKey = commitments[0]!;
   // secp256k1-tr (noble adjustPublic = frostPubToEvenY): with an odd-Y group key every public point
@@ -318,14 +335,21 @@ export interface PreparedSession {
  * The participant-count check (§5.2/§5.3 MIN <= NUM <= MAX) is deferred to signShare/aggregate
  * because noble's verifyShare does not apply it.
  */
-export function prepareSession(key: PreparedKey, commitmentList: NonceCommitments[], msg: Uint8Array, opts: SessionOptions = {}): PreparedSession {
+export function prepareSession(
+  key: PreparedKey,
+  commitmentList: NonceCommitments[],
+  msg: Uint8Array,
+  opts: SessionOptions = {},
+): PreparedSession {
   const f = key._f;
   const { Fn, Point } = f;
   if (!Array.isArray(commitmentList)) throw new Error('commitmentList: expected array');
   if (!(msg instanceof Uint8Array)) throw new Error('msg: expected Uint8Array');
   const message = msg.slice();
   const own = opts.own;
-  const ownHex = own ? { id: own.identifier, hiding: bytesToHex(own.hiding), binding: bytesToHex(own.binding) } : undefined;
+  const ownHex = own
+    ? { id: own.identifier, hiding: bytesToHex(own.hiding), binding: bytesToHex(own.binding) }
+    : undefined;
   const parsed = commitmentList.map((c) => {
     const idNum = parseIdentifier(f, c.identifier);
     const hidingHex = bytesToHex(c.hiding);
@@ -335,18 +359,37 @@ export function prepareSession(key: PreparedKey, commitmentList: NonceCommitment
     if (v && v.f === f && v.hidingHex === hidingHex && v.bindingHex === bindingHex)
       return { id: c.identifier, idNum, hidingHex, bindingHex, hiding: v.hiding, binding: v.binding };
     if (ownHex && ownHex.id === c.identifier && ownHex.hiding === hidingHex && ownHex.binding === bindingHex)
-      return { id: c.identifier, idNum, hidingHex, bindingHex, hiding: f.Point.fromBytes(c.hiding), binding: f.Point.fromBytes(c.binding) };
-    return { id: c.identifier, idNum, hidingHex, bindingHex, hiding: parsePoint(f, c.hiding), binding: parsePoint(f, c.binding) };
+      return {
+        id: c.identifier,
+        idNum,
+        hidingHex,
+        bindingHex,
+        hiding: f.Point.fromBytes(c.hiding),
+        binding: f.Point.fromBytes(c.binding),
+      };
+    return {
+      id: c.identifier,
+      idNum,
+      hidingHex,
+      bindingHex,
+      hiding: parsePoint(f, c.hiding),
+      binding: parsePoint(f, c.binding),
+    };
   });
   // §4.2 derive_interpolating_value raises on repeated x-coordinates.
-  if (new Set(parsed.map((p) => p.idNum)).size !== parsed.length) throw new FrostAggregateError('duplicate identifier in commitment list', []);
+  if (new Set(parsed.map((p) => p.idNum)).size !== parsed.length)
+    throw new FrostAggregateError('duplicate identifier in commitment list', []);
   // §4.3/§5.2: commitment_list is sorted by identifier for encoding and binding factors.
   const sorted = [...parsed].sort((a, b) => (a.idNum < b.idNum ? -1 : a.idNum > b.idNum ? 1 : 0));
   // §4.3 encode_group_commitment_list: SerializeScalar(id) || SerializeElement(D) || SerializeElement(E),
   // from the decoded points (as noble: a non-canonical but accepted encoding is re-serialised).
   const encoded = concatBytes(...sorted.flatMap((p) => [Fn.toBytes(p.idNum), p.hiding.toBytes(), p.binding.toBytes()]));
   // §4.4 compute_binding_factors: rho_input_prefix = SerializeElement(PK) || H4(msg) || H5(encoded).
-  const rhoPrefix = concatBytes(key.groupKeyBytes, f.hash(concatBytes(f.H4, message)), f.hash(concatBytes(f.H5, encoded)));
+  const rhoPrefix = concatBytes(
+    key.groupKeyBytes,
+    f.hash(concatBytes(f.H4, message)),
+    f.hash(concatBytes(f.H5, encoded)),
+  );
   const rho = sorted.map((p) => f.hashToScalar(concatBytes(rhoPrefix, Fn.toBytes(p.idNum)), f.H1));
   // §4.5 compute_group_commitment: R = Σ D_i + Σ rho_i·E_i (hiding sum + one MSM, as noble).
   let hidingSum = Point.ZERO;
@@ -359,7 +402,17 @@ export function prepareSession(key: PreparedKey, commitmentList: NonceCommitment
   // challenge after adjustPoint (x-only: unchanged; other suites: no adjustment).
   const c = f.taproot
     ? Fn.create(
-        BigInt('0x' + bytesToHex(schnorr.utils.taggedHash('BIP0340/challenge', R.toBytes(true).subarray(1), key.groupKeyBytes.subarray(1), message))),
+        BigInt(
+          '0x' +
+            bytesToHex(
+              schnorr.utils.taggedHash(
+                'BIP0340/challenge',
+                R.toBytes(true).subarray(1),
+                key.groupKeyBytes.subarray(1),
+                message,
+              ),
+            ),
+        ),
       )
     : f.hashToScalar(concatBytes(R.toBytes(), key.groupKeyBytes, message), f.H2);
   // §4.2 derive_interpolating_value for every participant: lambda_i = Π x_j / Π (x_j - x_i).
@@ -402,7 +455,8 @@ export function prepareSession(key: PreparedKey, commitmentList: NonceCommitment
     // noble's structural checks, each an AggErr with no cheaters.
     if (!countOk) throw new FrostAggregateError('aggregation failed', []);
     if (order.length !== Object.keys(sigShares).length) throw new FrostAggregateError('aggregation failed', []);
-    for (const id of order) if (!(id in sigShares) || !key.verifyingShares.has(id)) throw new FrostAggregateError('aggregation failed', []);
+    for (const id of order)
+      if (!(id in sigShares) || !key.verifyingShares.has(id)) throw new FrostAggregateError('aggregation failed', []);
     // §5.3: z = Σ z_i
     let z = Fn.ZERO;
     for (const id of order) z = Fn.add(z, Fn.fromBytes(sigShares[id]!));
@@ -431,8 +485,11 @@ export function prepareSession(key: PreparedKey, commitmentList: NonceCommitment
       const e = byId.get(secret.identifier);
       if (e === undefined) throw new Error('missing signer commitment');
       const mine = commitment
-        ? commitment.identifier === secret.identifier && e.hidingHex === bytesToHex(commitment.hiding) && e.bindingHex === bytesToHex(commitment.binding)
-        : e.hidingHex === bytesToHex(Point.BASE.multiply(h0).toBytes()) && e.bindingHex === bytesToHex(Point.BASE.multiply(b0).toBytes());
+        ? commitment.identifier === secret.identifier &&
+          e.hidingHex === bytesToHex(commitment.hiding) &&
+          e.bindingHex === bytesToHex(commitment.binding)
+        : e.hidingHex === bytesToHex(Point.BASE.multiply(h0).toBytes()) &&
+          e.bindingHex === bytesToHex(Point.BASE.multiply(b0).toBytes());
       if (!mine) throw new Error('incorrect signer commitment');
       let sk = Fn.fromBytes(secret.signingShare);
       if (key.negateSecrets) sk = Fn.neg(sk); // secp256k1-tr adjustSecret

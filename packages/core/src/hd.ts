@@ -153,10 +153,13 @@ export function parseHdPath(path: string | readonly number[]): number[] {
     const parts = path.split('/');
     if (parts[0] !== 'm') throw bad(`HD path ${show(path)} must start with "m/"`);
     if (parts.length === 1) throw bad('HD path "m" has no index: the root key is the GroupKey itself');
-    if (parts.length - 1 > MAX_HD_DEPTH) throw bad(`HD path has ${parts.length - 1} levels, at most ${MAX_HD_DEPTH} allowed`);
+    if (parts.length - 1 > MAX_HD_DEPTH)
+      throw bad(`HD path has ${parts.length - 1} levels, at most ${MAX_HD_DEPTH} allowed`);
     idx = parts.slice(1).map((p) => {
       if (/^[0-9]+['hH]$/.test(p))
-        throw bad(`HD path ${show(path)}: hardened index ${show(p)} needs the secret key; threshold keys derive non-hardened children only`);
+        throw bad(
+          `HD path ${show(path)}: hardened index ${show(p)} needs the secret key; threshold keys derive non-hardened children only`,
+        );
       if (!/^(0|[1-9][0-9]{0,9})$/.test(p)) throw bad(`HD path ${show(path)}: malformed index ${show(p)}`);
       return Number(p);
     });
@@ -164,14 +167,16 @@ export function parseHdPath(path: string | readonly number[]): number[] {
     if (path.length === 0) throw bad('HD path has no index: the root key is the GroupKey itself');
     if (path.length > MAX_HD_DEPTH) throw bad(`HD path has ${path.length} levels, at most ${MAX_HD_DEPTH} allowed`);
     idx = path.map((i: unknown) => {
-      if (typeof i !== 'number' || !Number.isInteger(i) || i < 0) throw bad('HD path indices must be non-negative integers');
+      if (typeof i !== 'number' || !Number.isInteger(i) || i < 0)
+        throw bad('HD path indices must be non-negative integers');
       return i;
     });
   } else {
     throw bad('HD path must be a string like "m/0/5" or an array of indices');
   }
   for (const i of idx)
-    if (i >= HARDENED_OFFSET) throw bad(`HD index ${i} is hardened (≥ 2^31); threshold keys derive non-hardened children only`);
+    if (i >= HARDENED_OFFSET)
+      throw bad(`HD index ${i} is hardened (≥ 2^31); threshold keys derive non-hardened children only`);
   return idx;
 }
 
@@ -194,7 +199,10 @@ function chainCodeArg(c: unknown): Uint8Array {
 export function hdRoot(key: GroupKey, opts: HdOptions = {}): HdNode {
   const gk = key.public.commitments[0];
   if (!gk) throw bad('group key has no commitments');
-  return { publicKey: gk.slice(), chainCode: opts.chainCode === undefined ? hdChainCode(key) : chainCodeArg(opts.chainCode) };
+  return {
+    publicKey: gk.slice(),
+    chainCode: opts.chainCode === undefined ? hdChainCode(key) : chainCodeArg(opts.chainCode),
+  };
 }
 
 interface PointWithChecks extends SuitePoint {
@@ -216,7 +224,8 @@ function decodeElement(suite: Suite, bytes: unknown, what: string, subgroup = tr
   } catch {
     throw bad(`${what} is not a valid ${suite.id} element`);
   }
-  if (p.is0() || (subgroup && p.isTorsionFree !== undefined && !p.isTorsionFree())) throw bad(`${what} is not a valid ${suite.id} element`);
+  if (p.is0() || (subgroup && p.isTorsionFree !== undefined && !p.isTorsionFree()))
+    throw bad(`${what} is not a valid ${suite.id} element`);
   return p;
 }
 
@@ -248,7 +257,11 @@ function ckdStep(suite: Suite, K: SuitePoint, c: Uint8Array, i: number): { K: Su
   }
 }
 
-function ckd(suite: Suite, parent: HdNode, path: string | readonly number[]): { K: SuitePoint; c: Uint8Array; tweak: bigint; idx: number[] } {
+function ckd(
+  suite: Suite,
+  parent: HdNode,
+  path: string | readonly number[],
+): { K: SuitePoint; c: Uint8Array; tweak: bigint; idx: number[] } {
   const idx = parseHdPath(path);
   let K = decodeElement(suite, parent.publicKey, 'parent public key');
   let c = chainCodeArg(parent.chainCode);
@@ -268,7 +281,11 @@ function ckd(suite: Suite, parent: HdNode, path: string | readonly number[]): { 
  * the per-level tweaks (child = parent + τ·G). For `secp256k1-tr` this is the BIP32 (internal) key:
  * the Taproot output tweak is applied by {@link deriveKey} / {@link taprootOutputKey}.
  */
-export function ckdPub(suite: Suite, parent: HdNode, path: string | readonly number[]): HdNode & { readonly tweak: bigint; readonly depth: number } {
+export function ckdPub(
+  suite: Suite,
+  parent: HdNode,
+  path: string | readonly number[],
+): HdNode & { readonly tweak: bigint; readonly depth: number } {
   const r = ckd(suite, parent, path);
   return { publicKey: enc(r.K), chainCode: r.c, tweak: r.tweak, depth: r.idx.length };
 }
@@ -289,7 +306,10 @@ function taprootTweak(suite: Suite, internal: SuitePoint): { t: bigint; even: bo
  */
 export function taprootOutputKey(internalKey: Uint8Array): Uint8Array {
   const suite = SECP_TR();
-  const bytes = internalKey instanceof Uint8Array && internalKey.length === 32 ? concatBytes(Uint8Array.of(2), internalKey) : internalKey;
+  const bytes =
+    internalKey instanceof Uint8Array && internalKey.length === 32
+      ? concatBytes(Uint8Array.of(2), internalKey)
+      : internalKey;
   return enc(taprootTweak(suite, decodeElement(suite, bytes, 'internal key')).Q).slice(1);
 }
 
@@ -327,9 +347,11 @@ export function deriveKey(key: GroupKey, path: string | readonly number[], opts:
   const pub = key.public;
   const commitments = pub.commitments.map((c, k) => map(c, `commitment ${k}`, k === 0));
   const verifyingShares: Record<string, Uint8Array> = {};
-  for (const [id, vs] of Object.entries(pub.verifyingShares)) verifyingShares[id] = map(vs, `verifying share ${id.slice(0, 8)}…`, true);
+  for (const [id, vs] of Object.entries(pub.verifyingShares))
+    verifyingShares[id] = map(vs, `verifying share ${id.slice(0, 8)}…`, true);
   // Internal consistency: the mapped group key is the derived child.
-  if (!Point.fromBytes(commitments[0] as Uint8Array).equals(child)) throw new Error('hd: derived package does not match the derived key');
+  if (!Point.fromBytes(commitments[0] as Uint8Array).equals(child))
+    throw new Error('hd: derived package does not match the derived key');
   const childKey: GroupKey = Object.freeze({
     suite,
     threshold: key.threshold,
@@ -355,7 +377,8 @@ export function deriveShare(share: KeyShare, tweak: ShareTweak): KeyShare {
   const Fn = share.suite.Fn;
   if (typeof tweak !== 'object' || tweak === null || tweak.suite !== share.suite.id)
     throw bad(`tweak is for suite ${String(tweak?.suite)}, share is ${share.suite.id}`);
-  if (typeof tweak.negate !== 'boolean' || typeof tweak.add !== 'bigint' || !Fn.isValid(tweak.add)) throw bad('malformed share tweak');
+  if (typeof tweak.negate !== 'boolean' || typeof tweak.add !== 'bigint' || !Fn.isValid(tweak.add))
+    throw bad('malformed share tweak');
   const bytes = share.signingShare();
   try {
     const s = Fn.fromBytes(bytes);
@@ -366,7 +389,10 @@ export function deriveShare(share: KeyShare, tweak: ShareTweak): KeyShare {
 }
 
 export type ExtendedKeyNetwork = 'mainnet' | 'testnet';
-const XPUB_VERSION: Readonly<Record<ExtendedKeyNetwork, number>> = Object.freeze({ mainnet: 0x0488b21e, testnet: 0x043587cf });
+const XPUB_VERSION: Readonly<Record<ExtendedKeyNetwork, number>> = Object.freeze({
+  mainnet: 0x0488b21e,
+  testnet: 0x043587cf,
+});
 
 /**
  * The key's BIP32 extended public key (`xpub…`, or `tpub…` for testnet/signet/regtest): depth 0,
@@ -381,6 +407,13 @@ export function extendedPublicKey(key: GroupKey, opts: HdOptions & { network?: E
   if (version === undefined) throw bad(`unknown network "${String(opts.network)}"`);
   const root = hdRoot(key, opts);
   decodeElement(key.suite, root.publicKey, 'group key');
-  const body = concatBytes(u32be(version), Uint8Array.of(0), new Uint8Array(4), u32be(0), root.chainCode, root.publicKey);
+  const body = concatBytes(
+    u32be(version),
+    Uint8Array.of(0),
+    new Uint8Array(4),
+    u32be(0),
+    root.chainCode,
+    root.publicKey,
+  );
   return createBase58check(sha256).encode(body);
 }

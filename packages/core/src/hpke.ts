@@ -191,7 +191,11 @@ export function setupBaseSender(
   pkR: Uint8Array,
   info: Uint8Array,
   ephemeral: HpkeKeyPair,
-): { enc: Uint8Array; seal(aad: Uint8Array, pt: Uint8Array): Uint8Array; export(ctx: Uint8Array, len: number): Uint8Array } {
+): {
+  enc: Uint8Array;
+  seal(aad: Uint8Array, pt: Uint8Array): Uint8Array;
+  export(ctx: Uint8Array, len: number): Uint8Array;
+} {
   assertBytes(pkR, 'HPKE recipient public key', N_PK);
   assertBytes(info, 'HPKE info');
   assertBytes(ephemeral.secretKey, 'HPKE ephemeral secret key', N_SK);

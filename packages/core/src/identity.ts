@@ -18,7 +18,9 @@ const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export function assertParticipantId(id: string, what = 'participant id'): string {
   if (typeof id !== 'string' || !ID_PATTERN.test(id))
-    throw new InvalidArgumentError(`${what} "${String(id).slice(0, 80)}" must be 1-64 characters of A-Z a-z 0-9 . _ - (starting alphanumeric)`);
+    throw new InvalidArgumentError(
+      `${what} "${String(id).slice(0, 80)}" must be 1-64 characters of A-Z a-z 0-9 . _ - (starting alphanumeric)`,
+    );
   return id;
 }
 
@@ -114,7 +116,12 @@ export function verifyParticipantSignature(signKey: Uint8Array, message: Uint8Ar
  */
 export function encodeIdentityRecord(identity: ParticipantIdentity): Uint8Array {
   const s = identity.exportSecrets();
-  const out = encodeMessage('IdentityRecord', { version: FORMAT_VERSION, id: identity.id, signSecret: s.signSecret, encSecret: s.encSecret });
+  const out = encodeMessage('IdentityRecord', {
+    version: FORMAT_VERSION,
+    id: identity.id,
+    signSecret: s.signSecret,
+    encSecret: s.encSecret,
+  });
   s.signSecret.fill(0);
   s.encSecret.fill(0);
   return out;
@@ -160,5 +167,7 @@ export function sameIdentity(a: ParticipantPublic, b: ParticipantPublic): boolea
 
 /** Same participant: id, keys and kind (device or node). */
 export function sameParticipant(a: ParticipantPublic, b: ParticipantPublic): boolean {
-  return a.id === b.id && equalBytes(a.signKey, b.signKey) && equalBytes(a.encKey, b.encKey) && !!a.device === !!b.device;
+  return (
+    a.id === b.id && equalBytes(a.signKey, b.signKey) && equalBytes(a.encKey, b.encKey) && !!a.device === !!b.device
+  );
 }

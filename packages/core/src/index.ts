@@ -15,7 +15,15 @@ export * from './lifecycle.js';
 export * from './authorisation.js';
 export * from './lifecycle-participant.js';
 export * from './sign.js';
-export { prepareKey, prepareSession, validateCommitment, FrostAggregateError, type PreparedKey, type PreparedSession, type SessionOptions } from './fast.js';
+export {
+  prepareKey,
+  prepareSession,
+  validateCommitment,
+  FrostAggregateError,
+  type PreparedKey,
+  type PreparedSession,
+  type SessionOptions,
+} from './fast.js';
 export * from './local.js';
 export * from './records.js';
 export * from './intent.js';

@@ -36,8 +36,10 @@ export interface SignIntent {
 /** Signs an intent as `requester`; returns the encoded envelope. */
 export function createSignIntent(requester: ParticipantIdentity, intent: SignIntent): Uint8Array {
   if (!KEY_ID_PATTERN.test(intent.keyId)) throw new InvalidArgumentError(`malformed key id "${intent.keyId}"`);
-  if (intent.message.length > MAX_MESSAGE_BYTES) throw new InvalidArgumentError(`message exceeds ${MAX_MESSAGE_BYTES} bytes`);
-  if (intent.requestId.length < 16 || intent.requestId.length > 32) throw new InvalidArgumentError('request id must be 16..32 bytes');
+  if (intent.message.length > MAX_MESSAGE_BYTES)
+    throw new InvalidArgumentError(`message exceeds ${MAX_MESSAGE_BYTES} bytes`);
+  if (intent.requestId.length < 16 || intent.requestId.length > 32)
+    throw new InvalidArgumentError('request id must be 16..32 bytes');
   const payload = encodeMessage('SignIntent', {
     header: makeHeader(intent.suite),
     keyId: intent.keyId,
@@ -67,8 +69,19 @@ export function openSignIntent(bytes: Uint8Array, suite?: Suite): OpenedIntent {
   if (!KEY_ID_PATTERN.test(w.keyId)) throw new DecodeError('sign intent: malformed key id');
   expectLengthBetween(w.message, 0, MAX_MESSAGE_BYTES, 'sign intent message');
   expectLengthBetween(w.requestId, 16, 32, 'sign intent request id');
-  if (w.path !== '' && formatHdPath(w.path) !== w.path) throw new DecodeError('sign intent: derivation path is not in canonical form');
-  return Object.freeze({ suite: s, keyId: w.keyId, message: w.message, requestId: w.requestId, notAfter: w.notAfter, path: w.path, requester: env.sender, bytes, payload: env.payload });
+  if (w.path !== '' && formatHdPath(w.path) !== w.path)
+    throw new DecodeError('sign intent: derivation path is not in canonical form');
+  return Object.freeze({
+    suite: s,
+    keyId: w.keyId,
+    message: w.message,
+    requestId: w.requestId,
+    notAfter: w.notAfter,
+    path: w.path,
+    requester: env.sender,
+    bytes,
+    payload: env.payload,
+  });
 }
 
 /** One entry of a sign request's commitment list. */

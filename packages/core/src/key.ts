@@ -40,7 +40,15 @@ export function buildRoster(suite: Suite, participants: readonly ParticipantPubl
     if (keys.has(k)) throw new InvalidArgumentError(`participant ${p.id} reuses another participant's identity key`);
     ids.add(p.id);
     keys.add(k);
-    out.push(Object.freeze({ id: p.id, signKey: p.signKey, encKey: p.encKey, ...(p.device ? { device: true } : {}), identifier: participantIdentifier(suite, p.id) }));
+    out.push(
+      Object.freeze({
+        id: p.id,
+        signKey: p.signKey,
+        encKey: p.encKey,
+        ...(p.device ? { device: true } : {}),
+        identifier: participantIdentifier(suite, p.id),
+      }),
+    );
   }
   out.sort((a, b) => identifierOrder(suite, a.identifier, b.identifier));
   return out;

@@ -38,7 +38,14 @@ import {
   resharePublicKey,
   type LifecyclePublic,
 } from './lifecycle.js';
-import { KEY_ID_PATTERN, decodeKeyRecord, decodeKeyShareRecord, encodeKeyRecord, encodeKeyShareRecord, type KeyShareRecord } from './records.js';
+import {
+  KEY_ID_PATTERN,
+  decodeKeyRecord,
+  decodeKeyShareRecord,
+  encodeKeyRecord,
+  encodeKeyShareRecord,
+  type KeyShareRecord,
+} from './records.js';
 import { decodeMessage, encodeMessage } from './wire/codec.js';
 import { LifecycleStep, type LifecycleTask } from './wire/link.js';
 import { makeHeader } from './wire/packages.js';
@@ -110,8 +117,10 @@ export class LifecycleParticipant {
     if (!t || typeof t.keyId !== 'string') throw new InvalidArgumentError('missing lifecycle task');
     // Key ids become record-key segments of the caller's store: only the canonical form.
     if (!KEY_ID_PATTERN.test(t.keyId)) throw new InvalidArgumentError(`malformed key id "${t.keyId.slice(0, 40)}"`);
-    if (!Number.isSafeInteger(Number(t.epoch)) || Number(t.epoch) < 0) throw new InvalidArgumentError('malformed epoch');
-    if (t.kind !== 'refresh' && t.kind !== 'reshare') throw new InvalidArgumentError(`unknown lifecycle kind ${String(t.kind).slice(0, 20)}`);
+    if (!Number.isSafeInteger(Number(t.epoch)) || Number(t.epoch) < 0)
+      throw new InvalidArgumentError('malformed epoch');
+    if (t.kind !== 'refresh' && t.kind !== 'reshare')
+      throw new InvalidArgumentError(`unknown lifecycle kind ${String(t.kind).slice(0, 20)}`);
     switch (t.step) {
       case LifecycleStep.ABORT:
         await this.store.dropPending(t.keyId);
@@ -129,7 +138,11 @@ export class LifecycleParticipant {
     }
   }
 
-  #authorise(t: LifecycleTask, req: Parameters<typeof checkAuthorisation>[1], contributing: boolean): LifecycleAuthorisation | undefined {
+  #authorise(
+    t: LifecycleTask,
+    req: Parameters<typeof checkAuthorisation>[1],
+    contributing: boolean,
+  ): LifecycleAuthorisation | undefined {
     const { operators, requireAuthorisation } = this.policy;
     const needed = requireAuthorisation || !!operators || (contributing && req.operation === 'reshare');
     if (!needed) return undefined;
@@ -156,13 +169,32 @@ export class LifecycleParticipant {
     }
     const cfg = decodeReshareParams(t.params, held.key);
     this.#sameEpoch(cfg.keyId, t.keyId, cfg.fromEpoch, held.epoch);
-    this.#authorise(t, { operation: 'reshare', keyId: t.keyId, fromEpoch: cfg.fromEpoch, key: held.key, newThreshold: cfg.newThreshold, newParticipants: cfg.newParticipants }, true);
+    this.#authorise(
+      t,
+      {
+        operation: 'reshare',
+        keyId: t.keyId,
+        fromEpoch: cfg.fromEpoch,
+        key: held.key,
+        newThreshold: cfg.newThreshold,
+        newParticipants: cfg.newParticipants,
+      },
+      true,
+    );
     return reshareRound1(cfg, this.identity, held.share, this.rng);
   }
 
   #sameEpoch(cfgKeyId: string, keyId: string, fromEpoch: number, held: number): void {
-    if (cfgKeyId !== keyId) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `the session is for key ${cfgKeyId}, the task names ${keyId}`);
-    if (fromEpoch !== held) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `the session starts from epoch ${fromEpoch}, this participant is at ${held}`);
+    if (cfgKeyId !== keyId)
+      throw new ProtocolError(
+        ErrorCode.UNEXPECTED_MESSAGE,
+        `the session is for key ${cfgKeyId}, the task names ${keyId}`,
+      );
+    if (fromEpoch !== held)
+      throw new ProtocolError(
+        ErrorCode.UNEXPECTED_MESSAGE,
+        `the session starts from epoch ${fromEpoch}, this participant is at ${held}`,
+      );
   }
 
   async #apply(t: LifecycleTask): Promise<Uint8Array | undefined> {
@@ -172,32 +204,72 @@ export class LifecycleParticipant {
       if (!held) throw new ProtocolError(ErrorCode.NOT_FOUND, `this participant holds no share of key ${t.keyId}`);
       const cfg = decodeRefreshParams(t.params, held.key);
       this.#sameEpoch(cfg.keyId, t.keyId, cfg.fromEpoch, held.epoch);
-      const auth = this.#authorise(t, { operation: 'refresh', keyId: t.keyId, fromEpoch: cfg.fromEpoch, key: held.key }, false);
+      const auth = this.#authorise(
+        t,
+        { operation: 'refresh', keyId: t.keyId, fromEpoch: cfg.fromEpoch, key: held.key },
+        false,
+      );
       const out = applyRefresh(cfg, this.identity, held.share, t.envelopes);
       return this.#keep(t.keyId, 'refresh', out, cfg.contributors, auth, out.share);
     }
     // A participant joining by reshare learns the old key from the task (it never held it); the
     // result's public key must then be compared with one it trusts (the CLI does).
     const oldKey = held?.key ?? (t.oldKeyRecord?.length ? decodeKeyRecord(t.oldKeyRecord).key : undefined);
-    if (!oldKey) throw new InvalidArgumentError('reshare: this participant does not hold the key and no old key record was sent');
+    if (!oldKey)
+      throw new InvalidArgumentError('reshare: this participant does not hold the key and no old key record was sent');
     const cfg = decodeReshareParams(t.params, oldKey);
     if (held) this.#sameEpoch(cfg.keyId, t.keyId, cfg.fromEpoch, held.epoch);
-    else if (cfg.keyId !== t.keyId) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `the session is for key ${cfg.keyId}, the task names ${t.keyId}`);
-    const auth = this.#authorise(t, { operation: 'reshare', keyId: t.keyId, fromEpoch: cfg.fromEpoch, key: oldKey, newThreshold: cfg.newThreshold, newParticipants: cfg.newParticipants }, false);
+    else if (cfg.keyId !== t.keyId)
+      throw new ProtocolError(
+        ErrorCode.UNEXPECTED_MESSAGE,
+        `the session is for key ${cfg.keyId}, the task names ${t.keyId}`,
+      );
+    const auth = this.#authorise(
+      t,
+      {
+        operation: 'reshare',
+        keyId: t.keyId,
+        fromEpoch: cfg.fromEpoch,
+        key: oldKey,
+        newThreshold: cfg.newThreshold,
+        newParticipants: cfg.newParticipants,
+      },
+      false,
+    );
     const required = cfg.newParticipants.map((p) => p.id);
     if (!cfg.newParticipants.some((p) => p.id === this.identity.id)) {
       if (!held) return undefined; // neither old nor new: nothing to do
       // Leaving: remember the outcome, so that a commit is checked like anyone else's.
-      await this.store.putPending(t.keyId, { kind: 'reshare', public: resharePublicKey(cfg, t.envelopes), required, revoke: auth?.revoke ?? [] });
+      await this.store.putPending(t.keyId, {
+        kind: 'reshare',
+        public: resharePublicKey(cfg, t.envelopes),
+        required,
+        revoke: auth?.revoke ?? [],
+      });
       return undefined;
     }
-    if (!held && !this.policy.mayJoin(t.keyId)) throw new ProtocolError(ErrorCode.POLICY_DENIED, 'this participant joins only keys it asked to join');
+    if (!held && !this.policy.mayJoin(t.keyId))
+      throw new ProtocolError(ErrorCode.POLICY_DENIED, 'this participant joins only keys it asked to join');
     const out = applyReshare(cfg, this.identity, t.envelopes);
     return this.#keep(t.keyId, 'reshare', out, required, auth, out.share);
   }
 
-  async #keep(keyId: string, kind: 'refresh' | 'reshare', out: LifecyclePublic, required: readonly string[], auth: LifecycleAuthorisation | undefined, share: KeyShareRecord['share']): Promise<Uint8Array> {
-    const rec: KeyShareRecord = { keyId, epoch: out.epoch, key: out.key, share, transcriptHash: out.transcriptHash, createdAt: this.policy.now() };
+  async #keep(
+    keyId: string,
+    kind: 'refresh' | 'reshare',
+    out: LifecyclePublic,
+    required: readonly string[],
+    auth: LifecycleAuthorisation | undefined,
+    share: KeyShareRecord['share'],
+  ): Promise<Uint8Array> {
+    const rec: KeyShareRecord = {
+      keyId,
+      epoch: out.epoch,
+      key: out.key,
+      share,
+      transcriptHash: out.transcriptHash,
+      createdAt: this.policy.now(),
+    };
     await this.store.putPending(keyId, { kind, public: out, required, share: rec, revoke: auth?.revoke ?? [] });
     return confirmLifecycle(this.identity, out);
   }
@@ -224,7 +296,9 @@ export class LifecycleParticipant {
           : `the commit of key ${t.keyId} epoch ${epoch} does not carry the confirmations of this participant's pending outcome`,
       );
     await this.store.activate(t.keyId, match);
-    return match.share ? this.#ack(t.keyId, { epoch, key: match.public.key, transcriptHash: match.public.transcriptHash, left: false }) : undefined;
+    return match.share
+      ? this.#ack(t.keyId, { epoch, key: match.public.key, transcriptHash: match.public.transcriptHash, left: false })
+      : undefined;
   }
 
   /** The signed acknowledgement that this participant activated `o`. */
@@ -236,10 +310,15 @@ export class LifecycleParticipant {
 
   async #retire(t: LifecycleTask): Promise<void> {
     const o = await this.store.outcome(t.keyId);
-    if (!o || o.epoch !== Number(t.epoch)) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `key ${t.keyId} is not at epoch ${Number(t.epoch)} here`);
+    if (!o || o.epoch !== Number(t.epoch))
+      throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `key ${t.keyId} is not at epoch ${Number(t.epoch)} here`);
     const n = countActivations(o, t.envelopes);
     const need = retirementQuorum(o.key);
-    if (n < need) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `retiring epochs before ${o.epoch} of key ${t.keyId} needs ${need} activation acknowledgements, got ${n}`);
+    if (n < need)
+      throw new ProtocolError(
+        ErrorCode.UNEXPECTED_MESSAGE,
+        `retiring epochs before ${o.epoch} of key ${t.keyId} needs ${need} activation acknowledgements, got ${n}`,
+      );
     await this.store.retire(t.keyId, o.epoch);
   }
 }
@@ -266,7 +345,10 @@ export function retirementQuorum(key: GroupKey): number {
 }
 
 /** How many distinct members of `o.key` acknowledged activating exactly `o` among `envelopes` (others ignored). */
-export function countActivations(o: Pick<ActiveOutcome, 'epoch' | 'key' | 'transcriptHash'>, envelopes: readonly Uint8Array[]): number {
+export function countActivations(
+  o: Pick<ActiveOutcome, 'epoch' | 'key' | 'transcriptHash'>,
+  envelopes: readonly Uint8Array[],
+): number {
   if (!Array.isArray(envelopes)) return 0;
   const digest = keyDigest(o.key);
   const by = new Set<string>();
@@ -276,7 +358,13 @@ export function countActivations(o: Pick<ActiveOutcome, 'epoch' | 'key' | 'trans
       const member = o.key.roster.find((r) => equalBytes(r.signKey, env.sender));
       if (!member) continue;
       const p = decodeMessage('LifecycleConfirm', env.payload);
-      if (p.epoch === o.epoch && equalBytes(p.transcriptHash, o.transcriptHash) && equalBytes(p.keyDigest, digest) && equalBytes(p.identifier, fromHex(member.identifier))) by.add(member.id);
+      if (
+        p.epoch === o.epoch &&
+        equalBytes(p.transcriptHash, o.transcriptHash) &&
+        equalBytes(p.keyDigest, digest) &&
+        equalBytes(p.identifier, fromHex(member.identifier))
+      )
+        by.add(member.id);
     } catch {
       // not an acknowledgement of this outcome
     }
@@ -289,11 +377,14 @@ export function countActivations(o: Pick<ActiveOutcome, 'epoch' | 'key' | 'trans
 /** Record-key prefix of a key's pending outcomes (`<prefix><epoch, 16 digits>/<session hash>`). */
 export const pendingPrefix = (keyId: string): string => `lcpending/${keyId}/`;
 /** Record-key prefix of a key's pending outcomes at one epoch. */
-export const pendingEpochPrefix = (keyId: string, epoch: number): string => `${pendingPrefix(keyId)}${String(epoch).padStart(16, '0')}/`;
+export const pendingEpochPrefix = (keyId: string, epoch: number): string =>
+  `${pendingPrefix(keyId)}${String(epoch).padStart(16, '0')}/`;
 /** Record key of one pending outcome. */
-export const pendingRecordKey = (keyId: string, p: PendingOutcome): string => `${pendingEpochPrefix(keyId, p.public.epoch)}${toHex(p.public.sessionHash)}`;
+export const pendingRecordKey = (keyId: string, p: PendingOutcome): string =>
+  `${pendingEpochPrefix(keyId, p.public.epoch)}${toHex(p.public.sessionHash)}`;
 
-const publicRecord = (keyId: string, epoch: number, key: GroupKey) => encodeKeyRecord({ keyId, epoch, key, createdAt: 0 });
+const publicRecord = (keyId: string, epoch: number, key: GroupKey) =>
+  encodeKeyRecord({ keyId, epoch, key, createdAt: 0 });
 
 /** A pending outcome as stored (`PendingLifecycle`; the store seals it). */
 export function encodePendingOutcome(keyId: string, p: PendingOutcome): Uint8Array {
@@ -310,12 +401,19 @@ export function encodePendingOutcome(keyId: string, p: PendingOutcome): Uint8Arr
 
 export function decodePendingOutcome(keyId: string, epoch: number, bytes: Uint8Array): PendingOutcome {
   const w = decodeMessage('PendingLifecycle', bytes);
-  if (w.kind !== 'refresh' && w.kind !== 'reshare') throw new ProtocolError(ErrorCode.DECODE, 'pending lifecycle record: unknown kind');
+  if (w.kind !== 'refresh' && w.kind !== 'reshare')
+    throw new ProtocolError(ErrorCode.DECODE, 'pending lifecycle record: unknown kind');
   const share = w.shareRecord.length ? decodeKeyShareRecord(w.shareRecord) : undefined;
   w.shareRecord.fill(0);
   return {
     kind: w.kind,
-    public: { keyId, epoch, key: decodeKeyRecord(w.keyRecord).key, sessionHash: w.sessionHash, transcriptHash: w.transcriptHash },
+    public: {
+      keyId,
+      epoch,
+      key: decodeKeyRecord(w.keyRecord).key,
+      sessionHash: w.sessionHash,
+      transcriptHash: w.transcriptHash,
+    },
     required: w.required,
     revoke: w.revoke,
     ...(share ? { share } : {}),
@@ -329,15 +427,36 @@ export interface StoredOutcome extends ActiveOutcome {
 }
 
 export function encodeOutcome(keyId: string, o: StoredOutcome): Uint8Array {
-  return encodeMessage('LifecycleOutcome', { epoch: o.epoch, activatedAt: o.activatedAt, left: o.left, retired: o.retired, keyRecord: publicRecord(keyId, o.epoch, o.key), transcriptHash: o.transcriptHash });
+  return encodeMessage('LifecycleOutcome', {
+    epoch: o.epoch,
+    activatedAt: o.activatedAt,
+    left: o.left,
+    retired: o.retired,
+    keyRecord: publicRecord(keyId, o.epoch, o.key),
+    transcriptHash: o.transcriptHash,
+  });
 }
 
 export function decodeOutcome(bytes: Uint8Array): StoredOutcome {
   const w = decodeMessage('LifecycleOutcome', bytes);
-  return { epoch: w.epoch, activatedAt: w.activatedAt, left: w.left, retired: w.retired, key: decodeKeyRecord(w.keyRecord).key, transcriptHash: w.transcriptHash };
+  return {
+    epoch: w.epoch,
+    activatedAt: w.activatedAt,
+    left: w.left,
+    retired: w.retired,
+    key: decodeKeyRecord(w.keyRecord).key,
+    transcriptHash: w.transcriptHash,
+  };
 }
 
 /** The stored outcome of activating `p` now. */
 export function outcomeOf(p: PendingOutcome, activatedAt: number): StoredOutcome {
-  return { epoch: p.public.epoch, key: p.public.key, transcriptHash: p.public.transcriptHash, left: !p.share, retired: false, activatedAt };
+  return {
+    epoch: p.public.epoch,
+    key: p.public.key,
+    transcriptHash: p.public.transcriptHash,
+    left: !p.share,
+    retired: false,
+    activatedAt,
+  };
 }

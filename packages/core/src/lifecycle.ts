@@ -66,12 +66,35 @@ import { mulAddUnsafe } from '@noble/curves/abstract/curve.js';
 import type { FrostPublic } from '@noble/curves/abstract/frost.js';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
-import { bytesToHex, compareBytes, equalBytes, fromHex, lengthPrefixed, toHex, utf8ToBytes, wipe, type Rng } from './bytes.js';
+import {
+  bytesToHex,
+  compareBytes,
+  equalBytes,
+  fromHex,
+  lengthPrefixed,
+  toHex,
+  utf8ToBytes,
+  wipe,
+  type Rng,
+} from './bytes.js';
 import { MAX_PARTICIPANTS } from './dkg.js';
 import { openEnvelope, signEnvelope, type OpenedEnvelope } from './envelope.js';
-import { DecodeError, ErrorCode, InvalidArgumentError, InvalidStateError, ProtocolError, isTesseraError } from './errors.js';
+import {
+  DecodeError,
+  ErrorCode,
+  InvalidArgumentError,
+  InvalidStateError,
+  ProtocolError,
+  isTesseraError,
+} from './errors.js';
 import { hpkeOpen, hpkeSeal } from './hpke.js';
-import { participantFromWire, participantToWire, sameIdentity, type ParticipantIdentity, type ParticipantPublic } from './identity.js';
+import {
+  participantFromWire,
+  participantToWire,
+  sameIdentity,
+  type ParticipantIdentity,
+  type ParticipantPublic,
+} from './identity.js';
 import { KeyShare, buildRoster, keyDigest, type GroupKey, type RosterEntry } from './key.js';
 import { KEY_ID_PATTERN } from './records.js';
 import type { Suite, SuitePoint } from './suites.js';
@@ -162,7 +185,8 @@ interface CheckedPoint extends SuitePoint {
  * Throws a plain Error; callers attribute it.
  */
 function decodeElement(suite: Suite, bytes: Uint8Array, what: string): SuitePoint {
-  if (!(bytes instanceof Uint8Array) || bytes.length !== suite.elementBytes) throw new Error(`${what}: expected ${suite.elementBytes} bytes`);
+  if (!(bytes instanceof Uint8Array) || bytes.length !== suite.elementBytes)
+    throw new Error(`${what}: expected ${suite.elementBytes} bytes`);
   let p: CheckedPoint;
   try {
     p = suite.Point.fromBytes(bytes) as CheckedPoint;
@@ -224,7 +248,8 @@ function identifierScalar(suite: Suite, identifier: string): bigint {
 /** RFC 9591 §4.2 derive_interpolating_value(L, x_i) at 0: Π_{j≠i} x_j / (x_j − x_i). */
 export function lagrangeAtZero(suite: Suite, xs: readonly bigint[], xi: bigint): bigint {
   const Fn = suite.Fn;
-  if (new Set(xs).size !== xs.length || !xs.includes(xi)) throw new InvalidArgumentError('Lagrange coefficient: invalid identifier set');
+  if (new Set(xs).size !== xs.length || !xs.includes(xi))
+    throw new InvalidArgumentError('Lagrange coefficient: invalid identifier set');
   let num = Fn.ONE;
   let den = Fn.ONE;
   for (const x of xs) {
@@ -261,7 +286,8 @@ function checkSessionId(sessionId: Uint8Array): void {
 }
 
 function checkKeyIdAndEpoch(keyId: string, fromEpoch: number): void {
-  if (typeof keyId !== 'string' || !KEY_ID_PATTERN.test(keyId)) throw new InvalidArgumentError(`malformed key id "${String(keyId).slice(0, 40)}"`);
+  if (typeof keyId !== 'string' || !KEY_ID_PATTERN.test(keyId))
+    throw new InvalidArgumentError(`malformed key id "${String(keyId).slice(0, 40)}"`);
   if (!Number.isSafeInteger(fromEpoch) || fromEpoch < 0 || fromEpoch >= Number.MAX_SAFE_INTEGER)
     throw new InvalidArgumentError('fromEpoch must be a non-negative safe integer');
 }
@@ -273,9 +299,12 @@ function checkKeyIdAndEpoch(keyId: string, fromEpoch: number): void {
 function checkKeyShape(suite: Suite, key: GroupKey, what: string): void {
   if (!key || key.suite?.id !== suite.id) throw new InvalidArgumentError(`${what} is not a ${suite.id} key`);
   const n = key.roster.length;
-  if (!Number.isInteger(key.threshold) || key.threshold < 2 || key.threshold > n) throw new InvalidArgumentError(`${what}: threshold out of range`);
+  if (!Number.isInteger(key.threshold) || key.threshold < 2 || key.threshold > n)
+    throw new InvalidArgumentError(`${what}: threshold out of range`);
   if (key.public.commitments.length !== key.threshold)
-    throw new InvalidArgumentError(`${what}: ${key.public.commitments.length} VSS commitments for threshold ${key.threshold}`);
+    throw new InvalidArgumentError(
+      `${what}: ${key.public.commitments.length} VSS commitments for threshold ${key.threshold}`,
+    );
   const vs = key.public.verifyingShares;
   if (Object.keys(vs).length !== n || !key.roster.every((r) => vs[r.identifier] instanceof Uint8Array))
     throw new InvalidArgumentError(`${what}: verifying shares do not match the roster`);
@@ -286,14 +315,17 @@ function pickContributors(roster: readonly RosterEntry[], ids: readonly string[]
   if (!Array.isArray(ids)) throw new InvalidArgumentError('contributors must be a list of participant ids');
   const set = new Set(ids);
   if (set.size !== ids.length) throw new InvalidArgumentError('a contributor is listed twice');
-  for (const id of ids) if (!roster.some((r) => r.id === id)) throw new InvalidArgumentError(`contributor ${String(id)} is not a participant of the key`);
+  for (const id of ids)
+    if (!roster.some((r) => r.id === id))
+      throw new InvalidArgumentError(`contributor ${String(id)} is not a participant of the key`);
   return roster.filter((r) => set.has(r.id));
 }
 
 /** Roster entry for `identity`, which must match the roster's keys exactly. */
 function me(roster: readonly RosterEntry[], identity: ParticipantIdentity, what: string): RosterEntry {
   const r = roster.find((x) => x.id === identity.id);
-  if (!r || !sameIdentity(r, identity.public)) throw new InvalidArgumentError(`${identity.id} is not ${what} (or its keys differ from the roster)`);
+  if (!r || !sameIdentity(r, identity.public))
+    throw new InvalidArgumentError(`${identity.id} is not ${what} (or its keys differ from the roster)`);
   return r;
 }
 
@@ -330,7 +362,9 @@ function refreshCtx(cfg: RefreshConfig): Ctx & { params: Uint8Array } {
   checkKeyShape(suite, key, 'refresh key');
   const contributors = pickContributors(key.roster, cfg.contributors);
   if (contributors.length < key.threshold)
-    throw new InvalidArgumentError(`refresh needs at least t = ${key.threshold} contributors, got ${contributors.length}`);
+    throw new InvalidArgumentError(
+      `refresh needs at least t = ${key.threshold} contributors, got ${contributors.length}`,
+    );
   const params = encodeMessage('RefreshParams', {
     header: makeHeader(suite),
     sessionId: cfg.sessionId,
@@ -365,10 +399,13 @@ function reshareCtx(cfg: ReshareConfig): Ctx & { params: Uint8Array; newRoster: 
   checkKeyShape(suite, oldKey, 'reshare old key');
   const contributors = pickContributors(oldKey.roster, cfg.contributors);
   if (contributors.length !== oldKey.threshold)
-    throw new InvalidArgumentError(`reshare needs exactly t_old = ${oldKey.threshold} old participants as contributors, got ${contributors.length}`);
+    throw new InvalidArgumentError(
+      `reshare needs exactly t_old = ${oldKey.threshold} old participants as contributors, got ${contributors.length}`,
+    );
   if (!Array.isArray(cfg.newParticipants)) throw new InvalidArgumentError('newParticipants must be a list');
   const n = cfg.newParticipants.length;
-  if (n < 2 || n > MAX_PARTICIPANTS) throw new InvalidArgumentError(`a key needs 2..${MAX_PARTICIPANTS} participants, got ${n}`);
+  if (n < 2 || n > MAX_PARTICIPANTS)
+    throw new InvalidArgumentError(`a key needs 2..${MAX_PARTICIPANTS} participants, got ${n}`);
   if (!Number.isInteger(cfg.newThreshold) || cfg.newThreshold < 2 || cfg.newThreshold > n)
     throw new InvalidArgumentError(`new threshold must be between 2 and ${n}, got ${cfg.newThreshold}`);
   const newRoster = buildRoster(suite, cfg.newParticipants);
@@ -430,8 +467,16 @@ export function reshareSessionHash(cfg: ReshareConfig): Uint8Array {
 export function decodeRefreshParams(bytes: Uint8Array, key: GroupKey): RefreshConfig {
   const w = decodeMessage('RefreshParams', bytes);
   checkHeader(w.header, 'refresh params', key.suite);
-  if (!equalBytes(w.keyDigest, keyDigest(key))) throw new DecodeError('refresh params: made for other key data (key digest mismatch)');
-  const cfg: RefreshConfig = { suite: key.suite, sessionId: w.sessionId, keyId: w.keyId, fromEpoch: w.fromEpoch, key, contributors: w.contributors };
+  if (!equalBytes(w.keyDigest, keyDigest(key)))
+    throw new DecodeError('refresh params: made for other key data (key digest mismatch)');
+  const cfg: RefreshConfig = {
+    suite: key.suite,
+    sessionId: w.sessionId,
+    keyId: w.keyId,
+    fromEpoch: w.fromEpoch,
+    key,
+    contributors: w.contributors,
+  };
   if (!equalBytes(encodeRefreshParams(cfg), bytes)) throw new DecodeError('refresh params: non-canonical encoding');
   return cfg;
 }
@@ -440,7 +485,8 @@ export function decodeRefreshParams(bytes: Uint8Array, key: GroupKey): RefreshCo
 export function decodeReshareParams(bytes: Uint8Array, oldKey: GroupKey): ReshareConfig {
   const w = decodeMessage('ReshareParams', bytes);
   checkHeader(w.header, 'reshare params', oldKey.suite);
-  if (!equalBytes(w.keyDigest, keyDigest(oldKey))) throw new DecodeError('reshare params: made for other key data (key digest mismatch)');
+  if (!equalBytes(w.keyDigest, keyDigest(oldKey)))
+    throw new DecodeError('reshare params: made for other key data (key digest mismatch)');
   const cfg: ReshareConfig = {
     suite: oldKey.suite,
     sessionId: w.sessionId,
@@ -465,7 +511,13 @@ function shareInfo(ctx: Ctx, from: RosterEntry, to: RosterEntry): Uint8Array {
  * Builds and signs a round-1 envelope from polynomial coefficients `coeffs` (c_0..c_d):
  * commitments c_k·G for k ≥ ctx.firstPower, one sealed evaluation per recipient.
  */
-function contribute(ctx: Ctx, identity: ParticipantIdentity, sender: RosterEntry, coeffs: readonly bigint[], rng: Rng): Uint8Array {
+function contribute(
+  ctx: Ctx,
+  identity: ParticipantIdentity,
+  sender: RosterEntry,
+  coeffs: readonly bigint[],
+  rng: Rng,
+): Uint8Array {
   const { suite } = ctx;
   const commitments = coeffs.slice(ctx.firstPower).map((c, k) => encodeElement(mulBase(suite, c), `commitment ${k}`));
   if (commitments.length !== ctx.commitmentCount) throw new InvalidStateError('internal: wrong commitment count');
@@ -503,7 +555,8 @@ function ownShareScalar(suite: Suite, share: KeyShare, who: RosterEntry, key: Gr
     wipe(sBytes);
   }
   const Y = suite.Point.fromBytes(key.public.verifyingShares[who.identifier] as Uint8Array);
-  if (!mulBase(suite, s).equals(Y)) throw new InvalidStateError(`${who.id}'s share does not match its verifying share in ${what}`);
+  if (!mulBase(suite, s).equals(Y))
+    throw new InvalidStateError(`${who.id}'s share does not match its verifying share in ${what}`);
   return s;
 }
 
@@ -531,7 +584,12 @@ export function refreshRound1(cfg: RefreshConfig, identity: ParticipantIdentity,
  * non-zero); commits to all t' coefficients; seals g(x'_j) to every NEW participant j. Checks
  * first that `share` matches this member's old verifying share. Same retry rule as refresh.
  */
-export function reshareRound1(cfg: ReshareConfig, identity: ParticipantIdentity, share: KeyShare, rng: Rng = randomBytes): Uint8Array {
+export function reshareRound1(
+  cfg: ReshareConfig,
+  identity: ParticipantIdentity,
+  share: KeyShare,
+  rng: Rng = randomBytes,
+): Uint8Array {
   const ctx = reshareCtx(cfg);
   const { suite } = ctx;
   const sender = me(ctx.contributors, identity, 'a contributor of this reshare');
@@ -569,44 +627,80 @@ function openContributions(ctx: Ctx, envelopes: readonly Uint8Array[]): Contribu
   for (const bytes of envelopes) {
     const env = openEnvelope(bytes, ctx.kind);
     const sender = ctx.current.roster.find((r) => equalBytes(r.signKey, env.sender));
-    if (!sender) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${ctx.round}: message from a key that is not a participant`);
+    if (!sender)
+      throw new ProtocolError(
+        ErrorCode.UNEXPECTED_MESSAGE,
+        `${ctx.round}: message from a key that is not a participant`,
+      );
     if (!ctx.contributors.includes(sender))
-      throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${ctx.round}: message from ${sender.id}, which is not a contributor of this session`);
+      throw new ProtocolError(
+        ErrorCode.UNEXPECTED_MESSAGE,
+        `${ctx.round}: message from ${sender.id}, which is not a contributor of this session`,
+      );
     const prev = bySender.get(sender.id);
     if (prev) {
       if (equalBytes(prev.bytes, env.bytes)) continue;
-      throw new ProtocolError(ErrorCode.EQUIVOCATION, `${ctx.round}: ${sender.id} signed two different messages`, [sender.id]);
+      throw new ProtocolError(ErrorCode.EQUIVOCATION, `${ctx.round}: ${sender.id} signed two different messages`, [
+        sender.id,
+      ]);
     }
     bySender.set(sender.id, env);
   }
   const missing = ctx.contributors.filter((r) => !bySender.has(r.id)).map((r) => r.id);
-  if (missing.length > 0) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${ctx.round}: no message yet from ${missing.join(', ')}`);
+  if (missing.length > 0)
+    throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${ctx.round}: no message yet from ${missing.join(', ')}`);
   return ctx.contributors.map((sender) => decodeContribution(ctx, sender, bySender.get(sender.id) as OpenedEnvelope));
 }
 
 function decodeContribution(ctx: Ctx, sender: RosterEntry, env: OpenedEnvelope): Contribution {
   const { suite } = ctx;
-  const p: WireLifecycleRound1 = blame(sender.id, ErrorCode.DECODE, () => decodeMessage('LifecycleRound1', env.payload));
+  const p: WireLifecycleRound1 = blame(sender.id, ErrorCode.DECODE, () =>
+    decodeMessage('LifecycleRound1', env.payload),
+  );
   blame(sender.id, ErrorCode.DECODE, () => checkHeader(p.header, ctx.round, suite));
   if (!equalBytes(p.sessionHash, ctx.sessionHash))
     // Validly signed by the sender but for another session: a replay by whoever relayed it.
-    throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${ctx.round}: message from ${sender.id} belongs to another session (replayed?)`);
+    throw new ProtocolError(
+      ErrorCode.UNEXPECTED_MESSAGE,
+      `${ctx.round}: message from ${sender.id} belongs to another session (replayed?)`,
+    );
   if (toHex(p.identifier) !== sender.identifier)
-    throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${ctx.round}: ${sender.id} used another participant's identifier`, [sender.id]);
+    throw new ProtocolError(
+      ErrorCode.UNEXPECTED_MESSAGE,
+      `${ctx.round}: ${sender.id} used another participant's identifier`,
+      [sender.id],
+    );
   // The commitment count IS the threshold: refresh t−1 (no constant term: δ(0) = 0, the group key
   // cannot move), reshare t'. A different count is an attempt to change the threshold.
   if (p.commitments.length !== ctx.commitmentCount)
-    throw new ProtocolError(ErrorCode.BAD_SHARE,
-      `${ctx.round}: ${sender.id} sent ${p.commitments.length} commitments, expected ${ctx.commitmentCount} (threshold ${ctx.threshold})`, [sender.id]);
-  const commitments = blame(sender.id, ErrorCode.BAD_SHARE, () => p.commitments.map((c, k) => decodeElement(suite, c, `commitment ${k + ctx.firstPower}`)));
+    throw new ProtocolError(
+      ErrorCode.BAD_SHARE,
+      `${ctx.round}: ${sender.id} sent ${p.commitments.length} commitments, expected ${ctx.commitmentCount} (threshold ${ctx.threshold})`,
+      [sender.id],
+    );
+  const commitments = blame(sender.id, ErrorCode.BAD_SHARE, () =>
+    p.commitments.map((c, k) => decodeElement(suite, c, `commitment ${k + ctx.firstPower}`)),
+  );
   if (p.shares.length !== ctx.recipients.length)
-    throw new ProtocolError(ErrorCode.BAD_SHARE, `${ctx.round}: ${sender.id} did not send exactly one share per recipient`, [sender.id]);
+    throw new ProtocolError(
+      ErrorCode.BAD_SHARE,
+      `${ctx.round}: ${sender.id} did not send exactly one share per recipient`,
+      [sender.id],
+    );
   ctx.recipients.forEach((to, i) => {
     const s = p.shares[i] as WireSealedShare;
     if (toHex(s.recipient) !== to.identifier)
-      throw new ProtocolError(ErrorCode.BAD_SHARE, `${ctx.round}: ${sender.id}'s shares are not one per recipient in roster order`, [sender.id]);
+      throw new ProtocolError(
+        ErrorCode.BAD_SHARE,
+        `${ctx.round}: ${sender.id}'s shares are not one per recipient in roster order`,
+        [sender.id],
+      );
     if (s.enc.length !== HPKE_ENC_BYTES || s.ciphertext.length !== suite.scalarBytes + AEAD_TAG_BYTES)
-      throw new ProtocolError(ErrorCode.BAD_SHARE, `${ctx.round}: ${sender.id}'s sealed share for ${to.id} has the wrong length`, [sender.id]);
+      throw new ProtocolError(
+        ErrorCode.BAD_SHARE,
+        `${ctx.round}: ${sender.id}'s sealed share for ${to.id} has the wrong length`,
+        [sender.id],
+      );
   });
   if (ctx.op === 'reshare') {
     // D_i0 must be λ_i·Y_i (Y_i: i's OLD verifying share): i shares its own share of this key,
@@ -615,8 +709,11 @@ function decodeContribution(ctx: Ctx, sender: RosterEntry, env: OpenedEnvelope):
     const lambda = lagrangeAtZero(suite, xs, identifierScalar(suite, sender.identifier));
     const Y = suite.Point.fromBytes(ctx.current.public.verifyingShares[sender.identifier] as Uint8Array);
     if (!(commitments[0] as SuitePoint).equals(Y.multiplyUnsafe(lambda)))
-      throw new ProtocolError(ErrorCode.BAD_SHARE,
-        `${ctx.round}: ${sender.id}'s constant-term commitment is not λ·Y of its old verifying share`, [sender.id]);
+      throw new ProtocolError(
+        ErrorCode.BAD_SHARE,
+        `${ctx.round}: ${sender.id}'s constant-term commitment is not λ·Y of its old verifying share`,
+        [sender.id],
+      );
   }
   return { sender, bytes: env.bytes, commitments, shares: p.shares };
 }
@@ -627,7 +724,12 @@ function decodeContribution(ctx: Ctx, sender: RosterEntry, env: OpenedEnvelope):
  * open; BAD_SHARE names every sender whose evaluation is wrong (a polynomial with a smuggled
  * non-zero constant term fails here: its commitments cannot account for it). Returns Σ_i v_i.
  */
-function sumOwnEvaluations(ctx: Ctx, contributions: readonly Contribution[], identity: ParticipantIdentity, recipient: RosterEntry): bigint {
+function sumOwnEvaluations(
+  ctx: Ctx,
+  contributions: readonly Contribution[],
+  identity: ParticipantIdentity,
+  recipient: RosterEntry,
+): bigint {
   const { suite } = ctx;
   const Fn = suite.Fn;
   const x = identifierScalar(suite, recipient.identifier);
@@ -641,7 +743,8 @@ function sumOwnEvaluations(ctx: Ctx, contributions: readonly Contribution[], ide
       const v = blame(c.sender.id, ErrorCode.DECRYPT, () => {
         const plain = hpkeOpen(secret, box.enc, shareInfo(ctx, c.sender, recipient), EMPTY, box.ciphertext);
         try {
-          if (plain.length !== suite.scalarBytes) throw new ProtocolError(ErrorCode.BAD_SHARE, 'sealed share has the wrong length');
+          if (plain.length !== suite.scalarBytes)
+            throw new ProtocolError(ErrorCode.BAD_SHARE, 'sealed share has the wrong length');
           try {
             return Fn.fromBytes(plain);
           } catch {
@@ -658,7 +761,11 @@ function sumOwnEvaluations(ctx: Ctx, contributions: readonly Contribution[], ide
     wipe(secret);
   }
   if (bad.length > 0)
-    throw new ProtocolError(ErrorCode.BAD_SHARE, `${ctx.round}: share from ${bad.join(', ')} does not match its commitments`, bad);
+    throw new ProtocolError(
+      ErrorCode.BAD_SHARE,
+      `${ctx.round}: share from ${bad.join(', ')} does not match its commitments`,
+      bad,
+    );
   return sum;
 }
 
@@ -672,41 +779,70 @@ function transcriptHash(ctx: Ctx, contributions: readonly Contribution[]): Uint8
  * derived by hashing the package (fixed before the r_m are known; a wrong Y_m slips through with
  * probability ~1/q). n + t multiplications instead of n·t.
  */
-function assertConsistentVss(suite: Suite, E: readonly SuitePoint[], Y: ReadonlyMap<RosterEntry, SuitePoint>, seed: Uint8Array): void {
+function assertConsistentVss(
+  suite: Suite,
+  E: readonly SuitePoint[],
+  Y: ReadonlyMap<RosterEntry, SuitePoint>,
+  seed: Uint8Array,
+): void {
   const Fn = suite.Fn;
   const ys: SuitePoint[] = [];
   const rs: bigint[] = [];
   const coef: bigint[] = E.map(() => Fn.ZERO);
   for (const [m, Ym] of Y) {
-    if (Ym.is0()) throw new ProtocolError(ErrorCode.INVALID_STATE, `new verifying share of ${m.id} is the identity element`);
+    if (Ym.is0())
+      throw new ProtocolError(ErrorCode.INVALID_STATE, `new verifying share of ${m.id} is the identity element`);
     const h = sha512(lengthPrefixed(CONSISTENCY_DST, seed, fromHex(m.identifier), Ym.toBytes()));
     const r = Fn.create(BigInt('0x' + bytesToHex(h)));
     ys.push(Ym);
     rs.push(r);
-    powers(suite, identifierScalar(suite, m.identifier), 0, E.length).forEach((p, k) => (coef[k] = Fn.add(coef[k] as bigint, Fn.mul(r, p))));
+    powers(suite, identifierScalar(suite, m.identifier), 0, E.length).forEach(
+      (p, k) => (coef[k] = Fn.add(coef[k] as bigint, Fn.mul(r, p))),
+    );
   }
   if (!msm(suite, ys, rs).equals(msm(suite, E, coef)))
-    throw new ProtocolError(ErrorCode.INVALID_STATE, 'derived verifying shares do not match the VSS commitments (is the current key data consistent?)');
+    throw new ProtocolError(
+      ErrorCode.INVALID_STATE,
+      'derived verifying shares do not match the VSS commitments (is the current key data consistent?)',
+    );
 }
 
-function makeGroupKey(ctx: Ctx, roster: readonly RosterEntry[], commitments: Uint8Array[], Y: ReadonlyMap<RosterEntry, SuitePoint>): GroupKey {
+function makeGroupKey(
+  ctx: Ctx,
+  roster: readonly RosterEntry[],
+  commitments: Uint8Array[],
+  Y: ReadonlyMap<RosterEntry, SuitePoint>,
+): GroupKey {
   const verifyingShares: Record<string, Uint8Array> = {};
-  for (const m of roster) verifyingShares[m.identifier] = encodeElement(Y.get(m) as SuitePoint, `new verifying share of ${m.id}`);
-  const pub = { signers: { min: ctx.threshold, max: roster.length }, commitments, verifyingShares } as unknown as FrostPublic;
+  for (const m of roster)
+    verifyingShares[m.identifier] = encodeElement(Y.get(m) as SuitePoint, `new verifying share of ${m.id}`);
+  const pub = {
+    signers: { min: ctx.threshold, max: roster.length },
+    commitments,
+    verifyingShares,
+  } as unknown as FrostPublic;
   return Object.freeze({ suite: ctx.suite, threshold: ctx.threshold, roster, public: pub });
 }
 
 /** New public data of a refresh, from the (publicly checked) contributions alone. */
-function refreshedKey(ctx: Ctx, contributions: readonly Contribution[], thash: Uint8Array): { key: GroupKey; Y: Map<RosterEntry, SuitePoint> } {
+function refreshedKey(
+  ctx: Ctx,
+  contributions: readonly Contribution[],
+  thash: Uint8Array,
+): { key: GroupKey; Y: Map<RosterEntry, SuitePoint> } {
   const { suite, current } = ctx;
   const t = ctx.threshold;
   // ΔE_k = Σ_i C_ik for k = 1..t−1 (index k−1).
   const delta: SuitePoint[] = [];
-  for (let k = 0; k < t - 1; k++) delta.push(contributions.reduce((acc, c) => acc.add(c.commitments[k] as SuitePoint), suite.Point.ZERO));
+  for (let k = 0; k < t - 1; k++)
+    delta.push(contributions.reduce((acc, c) => acc.add(c.commitments[k] as SuitePoint), suite.Point.ZERO));
   const E = current.public.commitments.map((b) => suite.Point.fromBytes(b));
   const newE = E.map((Ek, k) => (k === 0 ? Ek : Ek.add(delta[k - 1] as SuitePoint)));
   // E'_0 is E_0, byte for byte: the stored group key (Taproot: as tweaked, odd Y and all).
-  const commitments = [(current.public.commitments[0] as Uint8Array).slice(), ...newE.slice(1).map((p, k) => encodeElement(p, `refreshed commitment ${k + 1}`))];
+  const commitments = [
+    (current.public.commitments[0] as Uint8Array).slice(),
+    ...newE.slice(1).map((p, k) => encodeElement(p, `refreshed commitment ${k + 1}`)),
+  ];
   const Y = new Map<RosterEntry, SuitePoint>();
   for (const m of current.roster) {
     const Ym = suite.Point.fromBytes(current.public.verifyingShares[m.identifier] as Uint8Array);
@@ -717,15 +853,22 @@ function refreshedKey(ctx: Ctx, contributions: readonly Contribution[], thash: U
 }
 
 /** New public data of a reshare, from the (publicly checked) contributions alone. */
-function resharedKey(ctx: Ctx, contributions: readonly Contribution[]): { key: GroupKey; Y: Map<RosterEntry, SuitePoint> } {
+function resharedKey(
+  ctx: Ctx,
+  contributions: readonly Contribution[],
+): { key: GroupKey; Y: Map<RosterEntry, SuitePoint> } {
   const { suite, current } = ctx;
   const E: SuitePoint[] = [];
-  for (let k = 0; k < ctx.threshold; k++) E.push(contributions.reduce((acc, c) => acc.add(c.commitments[k] as SuitePoint), suite.Point.ZERO));
+  for (let k = 0; k < ctx.threshold; k++)
+    E.push(contributions.reduce((acc, c) => acc.add(c.commitments[k] as SuitePoint), suite.Point.ZERO));
   const groupKey = current.public.commitments[0] as Uint8Array;
   // Σ_i D_i0 = Σ_i λ_i·Y_i, the interpolation of the old verifying shares at 0: the old group key
   // if the old data is consistent. Never publish a different key.
   if (!(E[0] as SuitePoint).equals(suite.Point.fromBytes(groupKey)))
-    throw new ProtocolError(ErrorCode.INVALID_STATE, 'reshared group key differs from the old one (old verifying shares inconsistent with the group key)');
+    throw new ProtocolError(
+      ErrorCode.INVALID_STATE,
+      'reshared group key differs from the old one (old verifying shares inconsistent with the group key)',
+    );
   const commitments = [groupKey.slice(), ...E.slice(1).map((p, k) => encodeElement(p, `reshared commitment ${k + 1}`))];
   const Y = new Map<RosterEntry, SuitePoint>();
   for (const m of ctx.recipients) Y.set(m, evalInExponent(suite, E, identifierScalar(suite, m.identifier), 0));
@@ -736,14 +879,30 @@ function resharedKey(ctx: Ctx, contributions: readonly Contribution[]): { key: G
  * The new share `s'` of `recipient`: checks it against its new verifying share (which holds when
  * every evaluation matched its commitments and the current share matched its verifying share).
  */
-function finish(ctx: Ctx, pub: { key: GroupKey; Y: Map<RosterEntry, SuitePoint> }, recipient: RosterEntry, s: bigint, thash: Uint8Array): LifecycleOutput {
+function finish(
+  ctx: Ctx,
+  pub: { key: GroupKey; Y: Map<RosterEntry, SuitePoint> },
+  recipient: RosterEntry,
+  s: bigint,
+  thash: Uint8Array,
+): LifecycleOutput {
   const { suite } = ctx;
   if (!mulBase(suite, s).equals(pub.Y.get(recipient) as SuitePoint))
-    throw new ProtocolError(ErrorCode.INVALID_STATE, `${recipient.id}'s new share does not match its new verifying share`);
+    throw new ProtocolError(
+      ErrorCode.INVALID_STATE,
+      `${recipient.id}'s new share does not match its new verifying share`,
+    );
   const bytes = suite.Fn.toBytes(s);
   try {
     const share = new KeyShare(suite, recipient.identifier, bytes);
-    return Object.freeze({ keyId: ctx.keyId, epoch: ctx.epoch, key: pub.key, share, sessionHash: ctx.sessionHash, transcriptHash: thash });
+    return Object.freeze({
+      keyId: ctx.keyId,
+      epoch: ctx.epoch,
+      key: pub.key,
+      share,
+      sessionHash: ctx.sessionHash,
+      transcriptHash: thash,
+    });
   } finally {
     wipe(bytes);
   }
@@ -760,7 +919,13 @@ export function refreshPublicKey(cfg: RefreshConfig, envelopes: readonly Uint8Ar
   const contributions = openContributions(ctx, envelopes);
   const thash = transcriptHash(ctx, contributions);
   const { key } = refreshedKey(ctx, contributions, thash);
-  return Object.freeze({ keyId: ctx.keyId, epoch: ctx.epoch, key, sessionHash: ctx.sessionHash, transcriptHash: thash });
+  return Object.freeze({
+    keyId: ctx.keyId,
+    epoch: ctx.epoch,
+    key,
+    sessionHash: ctx.sessionHash,
+    transcriptHash: thash,
+  });
 }
 
 /**
@@ -771,7 +936,12 @@ export function refreshPublicKey(cfg: RefreshConfig, envelopes: readonly Uint8Ar
  * caller's own included, any order; byte-identical duplicates are ignored). Does not touch
  * `share`: erase it once the new share is durable and the refresh confirmed.
  */
-export function applyRefresh(cfg: RefreshConfig, identity: ParticipantIdentity, share: KeyShare, envelopes: readonly Uint8Array[]): LifecycleOutput {
+export function applyRefresh(
+  cfg: RefreshConfig,
+  identity: ParticipantIdentity,
+  share: KeyShare,
+  envelopes: readonly Uint8Array[],
+): LifecycleOutput {
   const ctx = refreshCtx(cfg);
   const { suite } = ctx;
   const recipient = me(ctx.current.roster, identity, 'a participant of this key');
@@ -791,7 +961,13 @@ export function resharePublicKey(cfg: ReshareConfig, envelopes: readonly Uint8Ar
   const contributions = openContributions(ctx, envelopes);
   const thash = transcriptHash(ctx, contributions);
   const { key } = resharedKey(ctx, contributions);
-  return Object.freeze({ keyId: ctx.keyId, epoch: ctx.epoch, key, sessionHash: ctx.sessionHash, transcriptHash: thash });
+  return Object.freeze({
+    keyId: ctx.keyId,
+    epoch: ctx.epoch,
+    key,
+    sessionHash: ctx.sessionHash,
+    transcriptHash: thash,
+  });
 }
 
 /**
@@ -800,7 +976,11 @@ export function resharePublicKey(cfg: ReshareConfig, envelopes: readonly Uint8Ar
  * evaluations; returns the new key data and `s' = Σ_i g_i(x')`. Old participants that are not in
  * the new roster have nothing to apply (INVALID_ARGUMENT).
  */
-export function applyReshare(cfg: ReshareConfig, identity: ParticipantIdentity, envelopes: readonly Uint8Array[]): LifecycleOutput {
+export function applyReshare(
+  cfg: ReshareConfig,
+  identity: ParticipantIdentity,
+  envelopes: readonly Uint8Array[],
+): LifecycleOutput {
   const ctx = reshareCtx(cfg);
   const recipient = me(ctx.recipients, identity, 'a participant of the new key');
   const contributions = openContributions(ctx, envelopes);
@@ -837,7 +1017,11 @@ export function confirmLifecycle(identity: ParticipantIdentity, out: LifecyclePu
  * confirmation envelopes, sorted, as evidence. A member applying later (an offline device) passes
  * the earlier members' confirmations to learn that it derived the same key they did.
  */
-export function checkLifecycleConfirmations(out: LifecyclePublic, envelopes: readonly Uint8Array[], required: readonly string[]): Uint8Array[] {
+export function checkLifecycleConfirmations(
+  out: LifecyclePublic,
+  envelopes: readonly Uint8Array[],
+  required: readonly string[],
+): Uint8Array[] {
   const { key } = out;
   const round = 'lifecycle confirmation';
   if (!Array.isArray(envelopes)) throw new InvalidArgumentError(`${round}: expected a list of envelopes`);
@@ -847,16 +1031,23 @@ export function checkLifecycleConfirmations(out: LifecyclePublic, envelopes: rea
   for (const bytes of envelopes) {
     const env = openEnvelope(bytes, PayloadKind.LIFECYCLE_CONFIRM);
     const sender = key.roster.find((r) => equalBytes(r.signKey, env.sender));
-    if (!sender) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${round}: message from a key that is not a participant of the new key`);
+    if (!sender)
+      throw new ProtocolError(
+        ErrorCode.UNEXPECTED_MESSAGE,
+        `${round}: message from a key that is not a participant of the new key`,
+      );
     const prev = bySender.get(sender.id);
     if (prev) {
       if (equalBytes(prev.bytes, env.bytes)) continue;
-      throw new ProtocolError(ErrorCode.EQUIVOCATION, `${round}: ${sender.id} signed two different confirmations`, [sender.id]);
+      throw new ProtocolError(ErrorCode.EQUIVOCATION, `${round}: ${sender.id} signed two different confirmations`, [
+        sender.id,
+      ]);
     }
     bySender.set(sender.id, env);
   }
   const missing = need.filter((r) => !bySender.has(r.id)).map((r) => r.id);
-  if (missing.length > 0) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${round}: no confirmation yet from ${missing.join(', ')}`);
+  if (missing.length > 0)
+    throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${round}: no confirmation yet from ${missing.join(', ')}`);
   const disagree: string[] = [];
   for (const sender of key.roster) {
     const env = bySender.get(sender.id);
@@ -864,12 +1055,24 @@ export function checkLifecycleConfirmations(out: LifecyclePublic, envelopes: rea
     const p = blame(sender.id, ErrorCode.DECODE, () => decodeMessage('LifecycleConfirm', env.payload));
     blame(sender.id, ErrorCode.DECODE, () => checkHeader(p.header, round, key.suite));
     if (!equalBytes(p.sessionHash, out.sessionHash))
-      throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${round}: confirmation from ${sender.id} belongs to another session (replayed?)`);
+      throw new ProtocolError(
+        ErrorCode.UNEXPECTED_MESSAGE,
+        `${round}: confirmation from ${sender.id} belongs to another session (replayed?)`,
+      );
     if (toHex(p.identifier) !== sender.identifier)
-      throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${round}: ${sender.id} used another participant's identifier`, [sender.id]);
-    if (p.epoch !== out.epoch || !equalBytes(p.transcriptHash, out.transcriptHash) || !equalBytes(p.keyDigest, digest)) disagree.push(sender.id);
+      throw new ProtocolError(
+        ErrorCode.UNEXPECTED_MESSAGE,
+        `${round}: ${sender.id} used another participant's identifier`,
+        [sender.id],
+      );
+    if (p.epoch !== out.epoch || !equalBytes(p.transcriptHash, out.transcriptHash) || !equalBytes(p.keyDigest, digest))
+      disagree.push(sender.id);
   }
   if (disagree.length > 0)
-    throw new ProtocolError(ErrorCode.CONFIRMATION_MISMATCH, `${round}: ${disagree.join(', ')} derived another transcript or key`, disagree);
+    throw new ProtocolError(
+      ErrorCode.CONFIRMATION_MISMATCH,
+      `${round}: ${disagree.join(', ')} derived another transcript or key`,
+      disagree,
+    );
   return [...bySender.values()].map((e) => e.bytes).sort(compareBytes);
 }

@@ -37,7 +37,13 @@ export function runLocalDkg(
 }
 
 /** Signs `message` with the quorum `signers` (participant id → share) and returns the signature. */
-export function runLocalSign(key: GroupKey, shares: ReadonlyMap<string, KeyShare>, signers: readonly string[], message: Uint8Array, rng: Rng = randomBytes): Uint8Array {
+export function runLocalSign(
+  key: GroupKey,
+  shares: ReadonlyMap<string, KeyShare>,
+  signers: readonly string[],
+  message: Uint8Array,
+  rng: Rng = randomBytes,
+): Uint8Array {
   const nonces = new Map<string, SigningNonces>();
   const commitments: NonceCommitment[] = [];
   for (const s of signers) {
@@ -49,6 +55,7 @@ export function runLocalSign(key: GroupKey, shares: ReadonlyMap<string, KeyShare
   }
   const session = new SigningSession(key, message, commitments);
   const sigShares = new Map<string, Uint8Array>();
-  for (const s of signers) sigShares.set(s, signShare(shares.get(s) as KeyShare, key, nonces.get(s) as SigningNonces, commitments, message));
+  for (const s of signers)
+    sigShares.set(s, signShare(shares.get(s) as KeyShare, key, nonces.get(s) as SigningNonces, commitments, message));
   return session.aggregate(sigShares);
 }

@@ -87,8 +87,21 @@ export function openReservation(key: GroupKey, envelope: Uint8Array): SignedRese
   const suite = checkHeader(w.header, 'reservation', key.suite);
   const signer = key.roster.find((r) => r.id === w.signer);
   if (!signer || !equalBytes(signer.signKey, env.sender))
-    throw new ProtocolError(ErrorCode.RESERVATION_INVALID, `reservation is not signed by ${String(w.signer).slice(0, 64)}, a participant of the key`);
-  const r: Reservation = { suite, keyId: w.keyId, epoch: w.epoch, device: w.device, signer: w.signer, nonceId: w.nonceId, hiding: w.hiding, binding: w.binding, expiresAt: w.expiresAt };
+    throw new ProtocolError(
+      ErrorCode.RESERVATION_INVALID,
+      `reservation is not signed by ${String(w.signer).slice(0, 64)}, a participant of the key`,
+    );
+  const r: Reservation = {
+    suite,
+    keyId: w.keyId,
+    epoch: w.epoch,
+    device: w.device,
+    signer: w.signer,
+    nonceId: w.nonceId,
+    hiding: w.hiding,
+    binding: w.binding,
+    expiresAt: w.expiresAt,
+  };
   checkReservationFields(key, r);
   const sig = decodeMessage('Envelope', envelope).signature;
   return { ...r, signature: sig };
@@ -99,7 +112,11 @@ export function verifyReservation(key: GroupKey, r: SignedReservation): boolean 
   const signer = key.roster.find((x) => x.id === r.signer);
   if (!signer) return false;
   try {
-    return verifyParticipantSignature(signer.signKey, envelopeSigningBytes(PayloadKind.RESERVATION, encodeReservation(r)), r.signature);
+    return verifyParticipantSignature(
+      signer.signKey,
+      envelopeSigningBytes(PayloadKind.RESERVATION, encodeReservation(r)),
+      r.signature,
+    );
   } catch {
     return false;
   }
@@ -154,7 +171,14 @@ export function encodeOfflinePackage(p: OfflinePackage): Uint8Array {
     hiding: p.commitment.hiding,
     binding: p.commitment.binding,
     share: p.share,
-    cosigners: p.cosigners.map((c) => ({ signer: c.signer, nonceId: c.nonceId, hiding: c.hiding, binding: c.binding, expiresAt: c.expiresAt, signature: c.signature })),
+    cosigners: p.cosigners.map((c) => ({
+      signer: c.signer,
+      nonceId: c.nonceId,
+      hiding: c.hiding,
+      binding: c.binding,
+      expiresAt: c.expiresAt,
+      signature: c.signature,
+    })),
     createdAt: p.createdAt,
   });
 }
@@ -192,7 +216,8 @@ function checkCosignerOrder(suite: Suite, signers: readonly string[], fail: (why
     } catch {
       throw fail(`co-signer id "${String(id).slice(0, 64)}" is malformed`);
     }
-    if (prev !== undefined && x <= prev) throw fail('co-signers are not in canonical order (strictly ascending FROST identifier, each once)');
+    if (prev !== undefined && x <= prev)
+      throw fail('co-signers are not in canonical order (strictly ascending FROST identifier, each once)');
     prev = x;
   }
 }
@@ -206,8 +231,10 @@ export function decodeOfflinePackage(bytes: Uint8Array): DecodedPackage {
   const w = decodeMessage('OfflinePackage', bytes);
   const suite = checkHeader(w.header, 'offline package');
   if (!KEY_ID_PATTERN.test(w.keyId)) throw new DecodeError('offline package: malformed key id');
-  if (w.message.length > MAX_MESSAGE_BYTES) throw new DecodeError(`offline package: message exceeds ${MAX_MESSAGE_BYTES} bytes`);
-  if (w.cosigners.length < 1 || w.cosigners.length > MAX_COSIGNERS) throw new DecodeError('offline package: 1..254 co-signers expected');
+  if (w.message.length > MAX_MESSAGE_BYTES)
+    throw new DecodeError(`offline package: message exceeds ${MAX_MESSAGE_BYTES} bytes`);
+  if (w.cosigners.length < 1 || w.cosigners.length > MAX_COSIGNERS)
+    throw new DecodeError('offline package: 1..254 co-signers expected');
   expectLength(w.hiding, suite.elementBytes, 'device hiding commitment');
   expectLength(w.binding, suite.elementBytes, 'device binding commitment');
   expectLength(w.share, suite.scalarBytes, 'device signature share');
@@ -216,9 +243,24 @@ export function decodeOfflinePackage(bytes: Uint8Array): DecodedPackage {
     expectLength(c.hiding, suite.elementBytes, 'reserved hiding commitment');
     expectLength(c.binding, suite.elementBytes, 'reserved binding commitment');
     expectLength(c.signature, 64, 'reservation signature');
-    return { suite, keyId: w.keyId, epoch: w.epoch, device: w.device, signer: c.signer, nonceId: c.nonceId, hiding: c.hiding, binding: c.binding, expiresAt: c.expiresAt, signature: c.signature };
+    return {
+      suite,
+      keyId: w.keyId,
+      epoch: w.epoch,
+      device: w.device,
+      signer: c.signer,
+      nonceId: c.nonceId,
+      hiding: c.hiding,
+      binding: c.binding,
+      expiresAt: c.expiresAt,
+      signature: c.signature,
+    };
   });
-  checkCosignerOrder(suite, cosigners.map((c) => c.signer), (why) => new DecodeError(`offline package: ${why}`));
+  checkCosignerOrder(
+    suite,
+    cosigners.map((c) => c.signer),
+    (why) => new DecodeError(`offline package: ${why}`),
+  );
   const pkg: OfflinePackage = {
     suite,
     keyId: w.keyId,
@@ -245,7 +287,11 @@ export function decodeOfflinePackage(bytes: Uint8Array): DecodedPackage {
 export function packageCommitments(key: GroupKey, p: OfflinePackage): NonceCommitment[] {
   return [
     { identifier: rosterEntry(key, p.device).identifier, hiding: p.commitment.hiding, binding: p.commitment.binding },
-    ...p.cosigners.map((c) => ({ identifier: rosterEntry(key, c.signer).identifier, hiding: c.hiding, binding: c.binding })),
+    ...p.cosigners.map((c) => ({
+      identifier: rosterEntry(key, c.signer).identifier,
+      hiding: c.hiding,
+      binding: c.binding,
+    })),
   ];
 }
 
@@ -256,33 +302,66 @@ export function packageCommitments(key: GroupKey, p: OfflinePackage): NonceCommi
  * share is valid for this message and commitment list (so the device really signed it).
  * With `now`, an expired reservation fails too. Returns the signing session for aggregation.
  */
-export function verifyOfflinePackage(key: GroupKey, p: OfflinePackage, expect: { keyId: string; epoch: number; now?: number }): SigningSession {
+export function verifyOfflinePackage(
+  key: GroupKey,
+  p: OfflinePackage,
+  expect: { keyId: string; epoch: number; now?: number },
+): SigningSession {
   if (p.keyId !== expect.keyId) throw new InvalidArgumentError(`package is for key ${p.keyId}, not ${expect.keyId}`);
-  if (p.suite.id !== key.suite.id) throw new ProtocolError(ErrorCode.WRONG_SUITE, `package is ${p.suite.id}, key is ${key.suite.id}`);
-  if (p.epoch !== expect.epoch) throw new ProtocolError(ErrorCode.RESERVATION_INVALID, `package is for epoch ${p.epoch}, the key is at epoch ${expect.epoch}`);
-  if (!key.roster.some((r) => r.id === p.device)) throw new InvalidArgumentError(`${p.device.slice(0, 64)} is not a participant of key ${p.keyId}`);
+  if (p.suite.id !== key.suite.id)
+    throw new ProtocolError(ErrorCode.WRONG_SUITE, `package is ${p.suite.id}, key is ${key.suite.id}`);
+  if (p.epoch !== expect.epoch)
+    throw new ProtocolError(
+      ErrorCode.RESERVATION_INVALID,
+      `package is for epoch ${p.epoch}, the key is at epoch ${expect.epoch}`,
+    );
+  if (!key.roster.some((r) => r.id === p.device))
+    throw new InvalidArgumentError(`${p.device.slice(0, 64)} is not a participant of key ${p.keyId}`);
   const ids = [p.device, ...p.cosigners.map((c) => c.signer)];
   if (new Set(ids).size !== ids.length) throw new InvalidArgumentError('package names a participant twice');
-  if (ids.length !== key.threshold) throw new InvalidArgumentError(`package has ${ids.length} signers, the key needs exactly ${key.threshold}`);
+  if (ids.length !== key.threshold)
+    throw new InvalidArgumentError(`package has ${ids.length} signers, the key needs exactly ${key.threshold}`);
   // Also checked by decodeOfflinePackage; repeated for packages built in memory.
-  checkCosignerOrder(key.suite, p.cosigners.map((c) => c.signer), (why) => new InvalidArgumentError(`package ${why}`));
+  checkCosignerOrder(
+    key.suite,
+    p.cosigners.map((c) => c.signer),
+    (why) => new InvalidArgumentError(`package ${why}`),
+  );
   for (const c of p.cosigners) {
     if (c.keyId !== p.keyId || c.epoch !== p.epoch || c.device !== p.device || c.suite.id !== p.suite.id)
-      throw new ProtocolError(ErrorCode.RESERVATION_INVALID, `the reservation of ${c.signer} is for another key, epoch or device`, [p.device]);
-    if (!key.roster.some((r) => r.id === c.signer)) throw new InvalidArgumentError(`co-signer ${c.signer.slice(0, 64)} is not a participant of key ${p.keyId}`);
+      throw new ProtocolError(
+        ErrorCode.RESERVATION_INVALID,
+        `the reservation of ${c.signer} is for another key, epoch or device`,
+        [p.device],
+      );
+    if (!key.roster.some((r) => r.id === c.signer))
+      throw new InvalidArgumentError(`co-signer ${c.signer.slice(0, 64)} is not a participant of key ${p.keyId}`);
     if (!verifyReservation(key, c))
-      throw new ProtocolError(ErrorCode.RESERVATION_INVALID, `the reservation of ${c.signer} is not signed by it (or was altered)`, [p.device]);
+      throw new ProtocolError(
+        ErrorCode.RESERVATION_INVALID,
+        `the reservation of ${c.signer} is not signed by it (or was altered)`,
+        [p.device],
+      );
     if (expect.now !== undefined && c.expiresAt < expect.now)
-      throw new ProtocolError(ErrorCode.RESERVATION_EXPIRED, `the reservation of ${c.signer} expired at ${new Date(c.expiresAt).toISOString()}`);
+      throw new ProtocolError(
+        ErrorCode.RESERVATION_EXPIRED,
+        `the reservation of ${c.signer} expired at ${new Date(c.expiresAt).toISOString()}`,
+      );
   }
   let session: SigningSession;
   try {
     session = new SigningSession(key, p.message, packageCommitments(key, p));
   } catch (e) {
-    throw new ProtocolError(ErrorCode.BAD_SIGNATURE_SHARE, `package commitments are invalid: ${(e as Error).message}`, [p.device]);
+    throw new ProtocolError(ErrorCode.BAD_SIGNATURE_SHARE, `package commitments are invalid: ${(e as Error).message}`, [
+      p.device,
+    ]);
   }
   if (!session.verifyShare(p.device, p.share))
-    throw new ProtocolError(ErrorCode.BAD_SIGNATURE_SHARE, `the device's signature share does not verify for this message`, [p.device]);
+    throw new ProtocolError(
+      ErrorCode.BAD_SIGNATURE_SHARE,
+      `the device's signature share does not verify for this message`,
+      [p.device],
+    );
   return session;
 }
 
@@ -305,23 +384,39 @@ export function createOfflinePackage(args: {
   rng?: Rng;
 }): DecodedPackage {
   const { key, share } = args;
-  if (!(args.message instanceof Uint8Array) || args.message.length > MAX_MESSAGE_BYTES) throw new InvalidArgumentError(`message must be bytes, at most ${MAX_MESSAGE_BYTES}`);
-  if (rosterEntry(key, args.device).identifier !== share.identifier) throw new InvalidArgumentError(`the share is not ${args.device}'s`);
+  if (!(args.message instanceof Uint8Array) || args.message.length > MAX_MESSAGE_BYTES)
+    throw new InvalidArgumentError(`message must be bytes, at most ${MAX_MESSAGE_BYTES}`);
+  if (rosterEntry(key, args.device).identifier !== share.identifier)
+    throw new InvalidArgumentError(`the share is not ${args.device}'s`);
   if (args.reservations.length !== key.threshold - 1)
-    throw new InvalidArgumentError(`a package needs exactly ${key.threshold - 1} reservation(s) for this ${key.threshold}-of-${key.roster.length} key, got ${args.reservations.length}`);
-  if (new Set(args.reservations.map((r) => r.signer)).size !== args.reservations.length || args.reservations.some((r) => r.signer === args.device))
+    throw new InvalidArgumentError(
+      `a package needs exactly ${key.threshold - 1} reservation(s) for this ${key.threshold}-of-${key.roster.length} key, got ${args.reservations.length}`,
+    );
+  if (
+    new Set(args.reservations.map((r) => r.signer)).size !== args.reservations.length ||
+    args.reservations.some((r) => r.signer === args.device)
+  )
     throw new InvalidArgumentError('reservations must come from distinct co-signers other than the device');
   for (const r of args.reservations) {
     if (r.keyId !== args.keyId || r.epoch !== args.epoch || r.device !== args.device)
-      throw new ProtocolError(ErrorCode.RESERVATION_INVALID, `reservation of ${r.signer} is for another key, epoch or device`);
-    if (!verifyReservation(key, r)) throw new ProtocolError(ErrorCode.RESERVATION_INVALID, `reservation of ${r.signer} does not verify`);
-    if (r.expiresAt < args.createdAt) throw new ProtocolError(ErrorCode.RESERVATION_EXPIRED, `reservation of ${r.signer} expired`);
+      throw new ProtocolError(
+        ErrorCode.RESERVATION_INVALID,
+        `reservation of ${r.signer} is for another key, epoch or device`,
+      );
+    if (!verifyReservation(key, r))
+      throw new ProtocolError(ErrorCode.RESERVATION_INVALID, `reservation of ${r.signer} does not verify`);
+    if (r.expiresAt < args.createdAt)
+      throw new ProtocolError(ErrorCode.RESERVATION_EXPIRED, `reservation of ${r.signer} expired`);
   }
   const reservations = canonicalCosigners(key.suite, args.reservations);
   const { nonces, commitment } = commit(share, args.rng ?? randomBytes);
   const commitments: NonceCommitment[] = [
     commitment,
-    ...reservations.map((r) => ({ identifier: rosterEntry(key, r.signer).identifier, hiding: r.hiding, binding: r.binding })),
+    ...reservations.map((r) => ({
+      identifier: rosterEntry(key, r.signer).identifier,
+      hiding: r.hiding,
+      binding: r.binding,
+    })),
   ];
   const s = signShare(share, key, nonces, commitments, args.message);
   const pkg: OfflinePackage = {
@@ -366,9 +461,19 @@ export interface CosignPending {
 }
 
 /** Round one from the proposing device: its commitment and the message, signed by its identity. */
-export function createCosignRequest(args: { identity: ParticipantIdentity; key: GroupKey; share: KeyShare; keyId: string; epoch: number; message: Uint8Array; rng?: Rng }): CosignPending {
-  if (args.key.threshold !== 2) throw new InvalidArgumentError(`device-to-device signing needs a 2-of-n key; this one needs ${args.key.threshold}`);
-  if (args.message.length > MAX_MESSAGE_BYTES) throw new InvalidArgumentError(`message exceeds ${MAX_MESSAGE_BYTES} bytes`);
+export function createCosignRequest(args: {
+  identity: ParticipantIdentity;
+  key: GroupKey;
+  share: KeyShare;
+  keyId: string;
+  epoch: number;
+  message: Uint8Array;
+  rng?: Rng;
+}): CosignPending {
+  if (args.key.threshold !== 2)
+    throw new InvalidArgumentError(`device-to-device signing needs a 2-of-n key; this one needs ${args.key.threshold}`);
+  if (args.message.length > MAX_MESSAGE_BYTES)
+    throw new InvalidArgumentError(`message exceeds ${MAX_MESSAGE_BYTES} bytes`);
   const rng = args.rng ?? randomBytes;
   const { nonces, commitment } = commit(args.share, rng);
   const payload = encodeMessage('CosignRequest', {
@@ -381,7 +486,10 @@ export function createCosignRequest(args: { identity: ParticipantIdentity; key: 
     binding: commitment.binding,
     requestId: rng(16),
   });
-  return { requestEnvelope: signEnvelope(args.identity, PayloadKind.COSIGN_REQUEST, payload), nonceSecret: nonces.exportSecret() };
+  return {
+    requestEnvelope: signEnvelope(args.identity, PayloadKind.COSIGN_REQUEST, payload),
+    nonceSecret: nonces.exportSecret(),
+  };
 }
 
 export interface OpenedCosignRequest {
@@ -400,7 +508,8 @@ export function openCosignRequest(key: GroupKey, envelope: Uint8Array): OpenedCo
   const w = decodeMessage('CosignRequest', env.payload);
   checkHeader(w.header, 'cosign request', key.suite);
   const who = key.roster.find((r) => r.id === w.device);
-  if (!who || !equalBytes(who.signKey, env.sender)) throw new ProtocolError(ErrorCode.BAD_SIGNATURE, 'cosign request is not signed by a participant of the key');
+  if (!who || !equalBytes(who.signKey, env.sender))
+    throw new ProtocolError(ErrorCode.BAD_SIGNATURE, 'cosign request is not signed by a participant of the key');
   if (w.message.length > MAX_MESSAGE_BYTES) throw new DecodeError('cosign request: message too long');
   expectLength(w.requestId, 16, 'cosign request id');
   return {
@@ -408,19 +517,36 @@ export function openCosignRequest(key: GroupKey, envelope: Uint8Array): OpenedCo
     epoch: w.epoch,
     device: w.device,
     message: w.message,
-    commitment: { identifier: who.identifier, hiding: expectLength(w.hiding, key.suite.elementBytes, 'hiding'), binding: expectLength(w.binding, key.suite.elementBytes, 'binding') },
+    commitment: {
+      identifier: who.identifier,
+      hiding: expectLength(w.hiding, key.suite.elementBytes, 'hiding'),
+      binding: expectLength(w.binding, key.suite.elementBytes, 'binding'),
+    },
     requestId: w.requestId,
     digest: sha256(envelope),
   };
 }
 
 /** Round two on the co-signing device: a fresh commitment and its share, in one answer. */
-export function answerCosignRequest(args: { identity: ParticipantIdentity; key: GroupKey; share: KeyShare; request: OpenedCosignRequest; rng?: Rng }): Uint8Array {
+export function answerCosignRequest(args: {
+  identity: ParticipantIdentity;
+  key: GroupKey;
+  share: KeyShare;
+  request: OpenedCosignRequest;
+  rng?: Rng;
+}): Uint8Array {
   const { key, request } = args;
   if (request.device === args.identity.id) throw new InvalidArgumentError('a device cannot co-sign its own request');
   const { nonces, commitment } = commit(args.share, args.rng ?? randomBytes);
   const share = signShare(args.share, key, nonces, [request.commitment, commitment], request.message);
-  return encodeMessage('CosignResponse', { header: makeHeader(key.suite), requestDigest: request.digest, device: args.identity.id, hiding: commitment.hiding, binding: commitment.binding, share });
+  return encodeMessage('CosignResponse', {
+    header: makeHeader(key.suite),
+    requestDigest: request.digest,
+    device: args.identity.id,
+    hiding: commitment.hiding,
+    binding: commitment.binding,
+    share,
+  });
 }
 
 /** A checked answer to a cosign request: what the proposer needs to add its own share. */
@@ -439,32 +565,62 @@ export interface OpenedCosignResponse {
  * participant of the key, and its share verifies. Lets a caller mark the nonce spent durably
  * between this check and {@link completeCosign}, so a bad answer does not burn the request.
  */
-export function openCosignResponse(key: GroupKey, requestEnvelope: Uint8Array, response: Uint8Array): OpenedCosignResponse {
+export function openCosignResponse(
+  key: GroupKey,
+  requestEnvelope: Uint8Array,
+  response: Uint8Array,
+): OpenedCosignResponse {
   const request = openCosignRequest(key, requestEnvelope);
   const w = decodeMessage('CosignResponse', response);
   checkHeader(w.header, 'cosign response', key.suite);
-  if (!equalBytes(w.requestDigest, request.digest)) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, 'the answer is for another request');
+  if (!equalBytes(w.requestDigest, request.digest))
+    throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, 'the answer is for another request');
   const other = key.roster.find((r) => r.id === w.device);
-  if (!other || other.id === request.device) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, 'the answer is not from another participant of the key');
-  const theirs: NonceCommitment = { identifier: other.identifier, hiding: expectLength(w.hiding, key.suite.elementBytes, 'hiding'), binding: expectLength(w.binding, key.suite.elementBytes, 'binding') };
+  if (!other || other.id === request.device)
+    throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, 'the answer is not from another participant of the key');
+  const theirs: NonceCommitment = {
+    identifier: other.identifier,
+    hiding: expectLength(w.hiding, key.suite.elementBytes, 'hiding'),
+    binding: expectLength(w.binding, key.suite.elementBytes, 'binding'),
+  };
   const commitments = [request.commitment, theirs];
   const session = new SigningSession(key, request.message, commitments);
   if (!session.verifyShare(other.id, expectLength(w.share, key.suite.scalarBytes, 'share')))
-    throw new ProtocolError(ErrorCode.BAD_SIGNATURE_SHARE, `the signature share of ${other.id} does not verify`, [other.id]);
+    throw new ProtocolError(ErrorCode.BAD_SIGNATURE_SHARE, `the signature share of ${other.id} does not verify`, [
+      other.id,
+    ]);
   return { request, other: other.id, share: w.share, commitments, session };
 }
 
 /** Back on the proposer: its own share, aggregation, and the plain verifier. */
-export function completeCosign(args: { key: GroupKey; share: KeyShare; pending: CosignPending; response: Uint8Array }): { signature: Uint8Array; signers: string[]; message: Uint8Array } {
+export function completeCosign(args: {
+  key: GroupKey;
+  share: KeyShare;
+  pending: CosignPending;
+  response: Uint8Array;
+}): { signature: Uint8Array; signers: string[]; message: Uint8Array } {
   const { key } = args;
-  const { request, other, share: theirShare, commitments, session } = openCosignResponse(key, args.pending.requestEnvelope, args.response);
+  const {
+    request,
+    other,
+    share: theirShare,
+    commitments,
+    session,
+  } = openCosignResponse(key, args.pending.requestEnvelope, args.response);
   // The pending nonce is used once: wiped here, so a second answer to the same request (which
   // would sign another commitment list with the same nonce and leak the share) is refused.
-  if (args.pending.nonceSecret.every((b) => b === 0)) throw new ProtocolError(ErrorCode.INVALID_STATE, 'this request was already completed: its nonce is spent');
+  if (args.pending.nonceSecret.every((b) => b === 0))
+    throw new ProtocolError(ErrorCode.INVALID_STATE, 'this request was already completed: its nonce is spent');
   const nonces = SigningNonces.importSecret(key.suite, args.share.identifier, args.pending.nonceSecret);
   args.pending.nonceSecret.fill(0);
   const mine = signShare(args.share, key, nonces, commitments, request.message);
-  const signature = session.aggregate(new Map([[request.device, mine], [other, theirShare]]));
-  if (!key.suite.verify(signature, request.message, groupPublicKey(key))) throw new ProtocolError(ErrorCode.SIGNATURE_INVALID, 'signature failed the plain verifier');
+  const signature = session.aggregate(
+    new Map([
+      [request.device, mine],
+      [other, theirShare],
+    ]),
+  );
+  if (!key.suite.verify(signature, request.message, groupPublicKey(key)))
+    throw new ProtocolError(ErrorCode.SIGNATURE_INVALID, 'signature failed the plain verifier');
   return { signature, signers: [request.device, other], message: request.message };
 }

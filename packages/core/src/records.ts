@@ -27,11 +27,19 @@ function keyPublicToWire(key: GroupKey): WireKeyPublic {
     header: makeHeader(key.suite),
     threshold: key.threshold,
     commitments: [...key.public.commitments],
-    verifyingShares: key.roster.map((r) => ({ identifier: fromHex(r.identifier), element: key.public.verifyingShares[r.identifier] as Uint8Array })),
+    verifyingShares: key.roster.map((r) => ({
+      identifier: fromHex(r.identifier),
+      element: key.public.verifyingShares[r.identifier] as Uint8Array,
+    })),
   };
 }
 
-function groupKeyFromWire(suite: Suite, threshold: number, participants: WireParticipantInfo[], pub: WireKeyPublic | null): GroupKey {
+function groupKeyFromWire(
+  suite: Suite,
+  threshold: number,
+  participants: WireParticipantInfo[],
+  pub: WireKeyPublic | null,
+): GroupKey {
   if (!pub) throw new DecodeError('key record: missing public package');
   checkHeader(pub.header, 'key public', suite);
   if (pub.threshold !== threshold) throw new DecodeError('key record: threshold mismatch');
@@ -39,9 +47,16 @@ function groupKeyFromWire(suite: Suite, threshold: number, participants: WirePar
   if (threshold < 1 || threshold > roster.length) throw new DecodeError('key record: threshold out of range');
   if (pub.commitments.length !== threshold) throw new DecodeError('key record: wrong number of commitments');
   const verifyingShares: Record<string, Uint8Array> = {};
-  for (const v of pub.verifyingShares) verifyingShares[toHex(expectLength(v.identifier, suite.scalarBytes, 'verifying share identifier'))] = expectLength(v.element, suite.elementBytes, 'verifying share');
-  for (const r of roster) if (!verifyingShares[r.identifier]) throw new DecodeError(`key record: no verifying share for ${r.id}`);
-  if (Object.keys(verifyingShares).length !== roster.length) throw new DecodeError('key record: verifying shares do not match the roster');
+  for (const v of pub.verifyingShares)
+    verifyingShares[toHex(expectLength(v.identifier, suite.scalarBytes, 'verifying share identifier'))] = expectLength(
+      v.element,
+      suite.elementBytes,
+      'verifying share',
+    );
+  for (const r of roster)
+    if (!verifyingShares[r.identifier]) throw new DecodeError(`key record: no verifying share for ${r.id}`);
+  if (Object.keys(verifyingShares).length !== roster.length)
+    throw new DecodeError('key record: verifying shares do not match the roster');
   const frostPublic = {
     signers: { min: threshold, max: roster.length },
     commitments: pub.commitments.map((c, i) => expectLength(c, suite.elementBytes, `commitment[${i}]`)),
@@ -80,10 +95,18 @@ export function decodeKeyShareRecord(bytes: Uint8Array): KeyShareRecord {
   const suite = checkHeader(w.header, 'key share record');
   const key = groupKeyFromWire(suite, w.threshold, w.participants, w.public);
   const identifier = toHex(expectLength(w.identifier, suite.scalarBytes, 'identifier'));
-  if (!key.roster.some((r) => r.identifier === identifier)) throw new DecodeError('key share record: identifier not in roster');
+  if (!key.roster.some((r) => r.identifier === identifier))
+    throw new DecodeError('key share record: identifier not in roster');
   const share = new KeyShare(suite, identifier, expectLength(w.signingShare, suite.scalarBytes, 'signing share'));
   w.signingShare.fill(0);
-  return Object.freeze({ keyId: w.keyId, epoch: w.epoch, key, share, transcriptHash: w.transcriptHash, createdAt: w.createdAt });
+  return Object.freeze({
+    keyId: w.keyId,
+    epoch: w.epoch,
+    key,
+    share,
+    transcriptHash: w.transcriptHash,
+    createdAt: w.createdAt,
+  });
 }
 
 /** The coordinator's public record of a key. */
@@ -109,5 +132,10 @@ export function encodeKeyRecord(r: KeyRecord): Uint8Array {
 export function decodeKeyRecord(bytes: Uint8Array): KeyRecord {
   const w = decodeMessage('KeyRecord', bytes);
   const suite = checkHeader(w.header, 'key record');
-  return Object.freeze({ keyId: w.keyId, epoch: w.epoch, key: groupKeyFromWire(suite, w.threshold, w.participants, w.public), createdAt: w.createdAt });
+  return Object.freeze({
+    keyId: w.keyId,
+    epoch: w.epoch,
+    key: groupKeyFromWire(suite, w.threshold, w.participants, w.public),
+    createdAt: w.createdAt,
+  });
 }

@@ -38,7 +38,13 @@ export class SigningNonces {
   constructor(identifier: string, nonces: Nonces, commitment?: NonceCommitment) {
     this.identifier = identifier;
     this.#nonces = { hiding: nonces.hiding.slice(), binding: nonces.binding.slice() };
-    this.commitment = commitment ? Object.freeze({ identifier: commitment.identifier, hiding: commitment.hiding.slice(), binding: commitment.binding.slice() }) : undefined;
+    this.commitment = commitment
+      ? Object.freeze({
+          identifier: commitment.identifier,
+          hiding: commitment.hiding.slice(),
+          binding: commitment.binding.slice(),
+        })
+      : undefined;
   }
   /** Serialises the secret nonces for sealed storage (hiding || binding). Handle as secret. */
   exportSecret(): Uint8Array {
@@ -48,10 +54,20 @@ export class SigningNonces {
     return out;
   }
   /** Rebuilds nonces from {@link exportSecret}; `commitment` is their stored public commitment, if kept. */
-  static importSecret(suite: Suite, identifier: string, bytes: Uint8Array, commitment?: NonceCommitment): SigningNonces {
+  static importSecret(
+    suite: Suite,
+    identifier: string,
+    bytes: Uint8Array,
+    commitment?: NonceCommitment,
+  ): SigningNonces {
     if (bytes.length !== 2 * suite.scalarBytes) throw new InvalidArgumentError('nonce secret has the wrong length');
-    if (commitment && commitment.identifier !== identifier) throw new InvalidArgumentError('nonce commitment belongs to another participant');
-    return new SigningNonces(identifier, { hiding: bytes.slice(0, suite.scalarBytes), binding: bytes.slice(suite.scalarBytes) }, commitment);
+    if (commitment && commitment.identifier !== identifier)
+      throw new InvalidArgumentError('nonce commitment belongs to another participant');
+    return new SigningNonces(
+      identifier,
+      { hiding: bytes.slice(0, suite.scalarBytes), binding: bytes.slice(suite.scalarBytes) },
+      commitment,
+    );
   }
   get used(): boolean {
     return this.#used;
@@ -74,7 +90,10 @@ export class SigningNonces {
 }
 
 /** RFC 9591 §5.1 commit(): fresh nonces and their public commitment. */
-export function commit(share: KeyShare, rng: Rng = randomBytes): { nonces: SigningNonces; commitment: NonceCommitment } {
+export function commit(
+  share: KeyShare,
+  rng: Rng = randomBytes,
+): { nonces: SigningNonces; commitment: NonceCommitment } {
   const secret = share.frostSecret();
   const g = share.suite.frost.commit(secret, rng);
   secret.signingShare.fill(0);
@@ -88,12 +107,17 @@ export function commit(share: KeyShare, rng: Rng = randomBytes): { nonces: Signi
 export function validateCommitmentList(key: GroupKey, commitments: readonly NonceCommitment[]): RosterEntry[] {
   if (!Array.isArray(commitments)) throw new InvalidArgumentError('commitment list must be an array');
   if (commitments.length < key.threshold || commitments.length > key.roster.length)
-    throw new InvalidArgumentError(`commitment list has ${commitments.length} entries, need ${key.threshold}..${key.roster.length}`);
+    throw new InvalidArgumentError(
+      `commitment list has ${commitments.length} entries, need ${key.threshold}..${key.roster.length}`,
+    );
   const seen = new Set<string>();
   const members: RosterEntry[] = [];
   for (const c of commitments) {
     const r = rosterByIdentifier(key, c.identifier);
-    if (!r) throw new InvalidArgumentError(`commitment from identifier ${String(c.identifier).slice(0, 16)}… which is not a participant`);
+    if (!r)
+      throw new InvalidArgumentError(
+        `commitment from identifier ${String(c.identifier).slice(0, 16)}… which is not a participant`,
+      );
     if (seen.has(r.id)) throw new InvalidArgumentError(`two commitments from ${r.id}`);
     seen.add(r.id);
     expectLength(c.hiding, key.suite.elementBytes, `hiding commitment of ${r.id}`);
@@ -108,7 +132,13 @@ export function validateCommitmentList(key: GroupKey, commitments: readonly Nonc
  * list. Consumes `nonces` (in memory; the caller must have durably marked them consumed).
  * Refuses if the list does not carry this signer's own commitment for these nonces.
  */
-export function signShare(share: KeyShare, key: GroupKey, nonces: SigningNonces, commitments: readonly NonceCommitment[], message: Uint8Array): Uint8Array {
+export function signShare(
+  share: KeyShare,
+  key: GroupKey,
+  nonces: SigningNonces,
+  commitments: readonly NonceCommitment[],
+  message: Uint8Array,
+): Uint8Array {
   if (!(message instanceof Uint8Array)) throw new InvalidArgumentError('message must be bytes');
   if (nonces.identifier !== share.identifier) throw new InvalidArgumentError('nonces belong to another participant');
   validateCommitmentList(key, commitments);
@@ -119,9 +149,16 @@ export function signShare(share: KeyShare, key: GroupKey, nonces: SigningNonces,
   try {
     // The signer's own commitment (when kept) is valid by construction: no subgroup check for it.
     const own = nonces.commitment as NonceCommitments | undefined;
-    return prepareSession(preparedKey(key), commitments as NonceCommitments[], message, own ? { own } : {}).signShare(secret as FrostSecret, taken, own);
+    return prepareSession(preparedKey(key), commitments as NonceCommitments[], message, own ? { own } : {}).signShare(
+      secret as FrostSecret,
+      taken,
+      own,
+    );
   } catch (e) {
-    throw new ProtocolError(ErrorCode.INVALID_ARGUMENT, `refusing to sign: ${e instanceof Error ? e.message : 'invalid request'}`);
+    throw new ProtocolError(
+      ErrorCode.INVALID_ARGUMENT,
+      `refusing to sign: ${e instanceof Error ? e.message : 'invalid request'}`,
+    );
   } finally {
     secret.signingShare.fill(0);
   }
@@ -159,7 +196,11 @@ export class SigningSession {
     const members = validateCommitmentList(key, commitments);
     this.key = key;
     this.message = message.slice();
-    this.commitments = commitments.map((c) => ({ identifier: c.identifier, hiding: c.hiding.slice(), binding: c.binding.slice() }));
+    this.commitments = commitments.map((c) => ({
+      identifier: c.identifier,
+      hiding: c.hiding.slice(),
+      binding: c.binding.slice(),
+    }));
     this.signers = key.roster.filter((r) => members.includes(r)).map((r) => r.id);
     try {
       // Every commitment decoded and validated once (not again if it was validated at intake with
@@ -172,7 +213,8 @@ export class SigningSession {
 
   #entry(participantId: string): RosterEntry {
     const r = this.key.roster.find((x) => x.id === participantId);
-    if (!r || !this.signers.includes(participantId)) throw new InvalidArgumentError(`${participantId} is not in this signing quorum`);
+    if (!r || !this.signers.includes(participantId))
+      throw new InvalidArgumentError(`${participantId} is not in this signing quorum`);
     return r;
   }
 
@@ -211,7 +253,11 @@ export class SigningSession {
       }
     });
     if (malformed.length)
-      throw new ProtocolError(ErrorCode.BAD_SIGNATURE_SHARE, `invalid signature share from ${malformed.join(', ')}`, malformed);
+      throw new ProtocolError(
+        ErrorCode.BAD_SIGNATURE_SHARE,
+        `invalid signature share from ${malformed.join(', ')}`,
+        malformed,
+      );
     const byIdentifier: Record<string, Uint8Array> = {};
     for (const s of this.signers) byIdentifier[this.#entry(s).identifier] = shares.get(s) as Uint8Array;
     let sig: Uint8Array;
@@ -225,7 +271,12 @@ export class SigningSession {
     // every share verified (RFC 9591 §5.4) to name the cheaters.
     if (this.key.suite.verify(sig, this.message, groupPublicKey(this.key))) return sig;
     const cheaters = this.signers.filter((s) => !this.verifyShare(s, shares.get(s) as Uint8Array));
-    if (cheaters.length) throw new ProtocolError(ErrorCode.BAD_SIGNATURE_SHARE, `invalid signature share from ${cheaters.join(', ')}`, cheaters);
+    if (cheaters.length)
+      throw new ProtocolError(
+        ErrorCode.BAD_SIGNATURE_SHARE,
+        `invalid signature share from ${cheaters.join(', ')}`,
+        cheaters,
+      );
     throw new ProtocolError(ErrorCode.SIGNATURE_INVALID, 'aggregated signature failed the single-party verifier');
   }
 }
@@ -242,19 +293,31 @@ export function selectQuorum(key: GroupKey, available: readonly string[], exclud
     pick.push(id);
     if (pick.length === key.threshold) return pick;
   }
-  throw new ProtocolError(ErrorCode.NO_QUORUM,
-    `need ${key.threshold} signers, only ${pick.length} available${ex.size ? ` (excluded: ${[...ex].join(', ')})` : ''}`, [...ex]);
+  throw new ProtocolError(
+    ErrorCode.NO_QUORUM,
+    `need ${key.threshold} signers, only ${pick.length} available${ex.size ? ` (excluded: ${[...ex].join(', ')})` : ''}`,
+    [...ex],
+  );
 }
 
 // ---- wire forms -----------------------------------------------------------------------------
 
 /** Encodes a commitment as a `SigningCommitment` package. */
 export function encodeCommitment(suite: Suite, c: NonceCommitment, nonceId: Uint8Array): Uint8Array {
-  return encodeMessage('SigningCommitment', { header: makeHeader(suite), identifier: fromHex(c.identifier), hiding: c.hiding, binding: c.binding, nonceId });
+  return encodeMessage('SigningCommitment', {
+    header: makeHeader(suite),
+    identifier: fromHex(c.identifier),
+    hiding: c.hiding,
+    binding: c.binding,
+    nonceId,
+  });
 }
 
 /** Decodes and length-checks a `SigningCommitment` of `suite`. */
-export function decodeCommitment(suite: Suite, bytes: Uint8Array): { commitment: NonceCommitment; nonceId: Uint8Array } {
+export function decodeCommitment(
+  suite: Suite,
+  bytes: Uint8Array,
+): { commitment: NonceCommitment; nonceId: Uint8Array } {
   const w = decodeMessage('SigningCommitment', bytes);
   checkHeader(w.header, 'signing commitment', suite);
   expectLength(w.identifier, suite.scalarBytes, 'commitment identifier');
@@ -269,11 +332,23 @@ export function decodeCommitment(suite: Suite, bytes: Uint8Array): { commitment:
 }
 
 /** Encodes a signature share package bound to the request it answers. */
-export function encodeSignatureShare(suite: Suite, s: { sessionId: Uint8Array; identifier: string; share: Uint8Array; requestDigest: Uint8Array }): Uint8Array {
-  return encodeMessage('SignatureShare', { header: makeHeader(suite), sessionId: s.sessionId, identifier: fromHex(s.identifier), share: s.share, requestDigest: s.requestDigest });
+export function encodeSignatureShare(
+  suite: Suite,
+  s: { sessionId: Uint8Array; identifier: string; share: Uint8Array; requestDigest: Uint8Array },
+): Uint8Array {
+  return encodeMessage('SignatureShare', {
+    header: makeHeader(suite),
+    sessionId: s.sessionId,
+    identifier: fromHex(s.identifier),
+    share: s.share,
+    requestDigest: s.requestDigest,
+  });
 }
 
-export function decodeSignatureShare(suite: Suite, bytes: Uint8Array): { sessionId: Uint8Array; identifier: string; share: Uint8Array; requestDigest: Uint8Array } {
+export function decodeSignatureShare(
+  suite: Suite,
+  bytes: Uint8Array,
+): { sessionId: Uint8Array; identifier: string; share: Uint8Array; requestDigest: Uint8Array } {
   const w = decodeMessage('SignatureShare', bytes);
   checkHeader(w.header, 'signature share', suite);
   return {
@@ -287,5 +362,7 @@ export function decodeSignatureShare(suite: Suite, bytes: Uint8Array): { session
 /** True if two commitment lists are the same set (order-insensitive). */
 export function sameCommitmentList(a: readonly NonceCommitment[], b: readonly NonceCommitment[]): boolean {
   if (a.length !== b.length) return false;
-  return a.every((x) => b.some((y) => y.identifier === x.identifier && equalBytes(x.hiding, y.hiding) && equalBytes(x.binding, y.binding)));
+  return a.every((x) =>
+    b.some((y) => y.identifier === x.identifier && equalBytes(x.hiding, y.hiding) && equalBytes(x.binding, y.binding)),
+  );
 }

@@ -169,8 +169,7 @@ export function isSuiteId(s: unknown): s is SuiteId {
 
 /** Looks a suite up by name; throws a typed error naming the valid choices. */
 export function getSuite(id: string): Suite {
-  if (!isSuiteId(id))
-    throw new InvalidArgumentError(`unknown suite "${id}" (expected one of ${SUITE_IDS.join(', ')})`);
+  if (!isSuiteId(id)) throw new InvalidArgumentError(`unknown suite "${id}" (expected one of ${SUITE_IDS.join(', ')})`);
   return BY_ID[id];
 }
 

@@ -57,12 +57,23 @@ interface Harness {
 
 function harness(n = 3, t = 2, s: Suite = suite, seed = 'h'): Harness {
   const ids = identities(n, seededRng(`${seed}-ids`));
-  const cfg: DkgConfig = { suite: s, sessionId: seededRng(seed)(32), threshold: t, participants: ids.map((i) => i.public) };
+  const cfg: DkgConfig = {
+    suite: s,
+    sessionId: seededRng(seed)(32),
+    threshold: t,
+    participants: ids.map((i) => i.public),
+  };
   return { ids, cfg, starts: ids.map((i) => startDkg(cfg, i, seededRng(`${seed}-${i.id}`))) };
 }
 
 /** Re-signs a modified payload as `who` (the sender misbehaving on purpose). */
-function resign(who: ParticipantIdentity, kind: PayloadKind, envelope: Uint8Array, edit: (p: any) => void, type: 'DkgRound1' | 'DkgRound2' | 'DkgConfirm'): Uint8Array {
+function resign(
+  who: ParticipantIdentity,
+  kind: PayloadKind,
+  envelope: Uint8Array,
+  edit: (p: any) => void,
+  type: 'DkgRound1' | 'DkgRound2' | 'DkgConfirm',
+): Uint8Array {
   const env = openEnvelope(envelope, kind);
   const payload = decodeMessage(type, env.payload) as any;
   edit(payload);
@@ -78,19 +89,37 @@ describe('DKG attacks', () => {
     const h = harness();
     const [a, , c] = h.ids as [ParticipantIdentity, ParticipantIdentity, ParticipantIdentity];
     // p3 replaces its constant-term commitment (a rogue-key attempt) but cannot prove knowledge.
-    const rogue = resign(c, PayloadKind.DKG_ROUND1, h.starts[2]!.round1, (p) => {
-      p.commitment[0] = suite.Point.BASE.multiply(12345n).toBytes();
-    }, 'DkgRound1');
+    const rogue = resign(
+      c,
+      PayloadKind.DKG_ROUND1,
+      h.starts[2]!.round1,
+      (p) => {
+        p.commitment[0] = suite.Point.BASE.multiply(12345n).toBytes();
+      },
+      'DkgRound1',
+    );
     void a;
-    expectBlame(() => h.starts[0]!.state.receiveRound1([h.starts[1]!.round1, rogue]), ErrorCode.BAD_PROOF_OF_KNOWLEDGE, ['p3']);
+    expectBlame(
+      () => h.starts[0]!.state.receiveRound1([h.starts[1]!.round1, rogue]),
+      ErrorCode.BAD_PROOF_OF_KNOWLEDGE,
+      ['p3'],
+    );
   });
 
   it('rogue round-1 package: a wrong number of commitments is blamed on its sender', () => {
     const h = harness();
-    const bad = resign(h.ids[1]!, PayloadKind.DKG_ROUND1, h.starts[1]!.round1, (p) => {
-      p.commitment = p.commitment.slice(0, 1);
-    }, 'DkgRound1');
-    expectBlame(() => h.starts[0]!.state.receiveRound1([bad, h.starts[2]!.round1]), ErrorCode.BAD_PROOF_OF_KNOWLEDGE, ['p2']);
+    const bad = resign(
+      h.ids[1]!,
+      PayloadKind.DKG_ROUND1,
+      h.starts[1]!.round1,
+      (p) => {
+        p.commitment = p.commitment.slice(0, 1);
+      },
+      'DkgRound1',
+    );
+    expectBlame(() => h.starts[0]!.state.receiveRound1([bad, h.starts[2]!.round1]), ErrorCode.BAD_PROOF_OF_KNOWLEDGE, [
+      'p2',
+    ]);
   });
 
   it('equivocating broadcast: a sender that signs two round-1 messages is caught by the echo and blamed', () => {
@@ -108,7 +137,11 @@ describe('DKG attacks', () => {
   it('equivocating broadcast: one sender delivering two messages to the same participant is blamed', () => {
     const h = harness(3, 2, suite, 'equiv2');
     const second = startDkg(h.cfg, h.ids[2]!, seededRng('equiv2-second'));
-    expectBlame(() => h.starts[0]!.state.receiveRound1([h.starts[1]!.round1, h.starts[2]!.round1, second.round1]), ErrorCode.EQUIVOCATION, ['p3']);
+    expectBlame(
+      () => h.starts[0]!.state.receiveRound1([h.starts[1]!.round1, h.starts[2]!.round1, second.round1]),
+      ErrorCode.EQUIVOCATION,
+      ['p3'],
+    );
   });
 
   it('lying echo: a participant that echoes a round-1 message its author never signed is blamed', () => {
@@ -118,45 +151,74 @@ describe('DKG attacks', () => {
     const p2 = h.starts[1]!.state.receiveRound1(r1);
     const p3 = h.starts[2]!.state.receiveRound1(r1);
     // p2 tampers with p3's round-1 message inside its own (validly signed) round-2 echo.
-    const lying = resign(h.ids[1]!, PayloadKind.DKG_ROUND2, p2.round2, (p) => {
-      const forged = new Uint8Array(p.round1[2]);
-      forged[forged.length - 1]! ^= 1;
-      p.round1[2] = forged;
-    }, 'DkgRound2');
+    const lying = resign(
+      h.ids[1]!,
+      PayloadKind.DKG_ROUND2,
+      p2.round2,
+      (p) => {
+        const forged = new Uint8Array(p.round1[2]);
+        forged[forged.length - 1]! ^= 1;
+        p.round1[2] = forged;
+      },
+      'DkgRound2',
+    );
     void p3;
     expectBlame(() => p1.state.receiveRound2([lying, p3.round2]), ErrorCode.EQUIVOCATION, ['p2']);
   });
 
-  it('round-2 share meant for someone else: a ciphertext for p2 placed in p3\'s slot is blamed on its sender', () => {
+  it("round-2 share meant for someone else: a ciphertext for p2 placed in p3's slot is blamed on its sender", () => {
     const h = harness(3, 2, suite, 'misroute');
     const r1 = h.starts.map((s) => s.round1);
     const st = h.starts.map((s) => s.state.receiveRound1(r1));
     const p1id = h.cfg.participants.map((p) => suite.frost.Identifier.derive(p.id));
     // p1 puts the box it sealed for p2 where p3's share should be.
-    const bad = resign(h.ids[0]!, PayloadKind.DKG_ROUND2, st[0]!.round2, (p) => {
-      const forP2 = p.shares.find((s: any) => toHex(s.recipient) === p1id[1]);
-      const forP3 = p.shares.find((s: any) => toHex(s.recipient) === p1id[2]);
-      forP3.enc = forP2.enc;
-      forP3.ciphertext = forP2.ciphertext;
-    }, 'DkgRound2');
+    const bad = resign(
+      h.ids[0]!,
+      PayloadKind.DKG_ROUND2,
+      st[0]!.round2,
+      (p) => {
+        const forP2 = p.shares.find((s: any) => toHex(s.recipient) === p1id[1]);
+        const forP3 = p.shares.find((s: any) => toHex(s.recipient) === p1id[2]);
+        forP3.enc = forP2.enc;
+        forP3.ciphertext = forP2.ciphertext;
+      },
+      'DkgRound2',
+    );
     expectBlame(() => st[2]!.state.receiveRound2([bad, st[1]!.round2]), ErrorCode.DECRYPT, ['p1']);
   });
 
-  it('round-2 share meant for someone else: p2\'s share re-sealed to p3 fails the VSS check and is blamed on its sender', () => {
+  it("round-2 share meant for someone else: p2's share re-sealed to p3 fails the VSS check and is blamed on its sender", () => {
     const h = harness(3, 2, suite, 'wrongshare');
     const r1 = h.starts.map((s) => s.round1);
     const st = h.starts.map((s) => s.state.receiveRound1(r1));
     const idOf = (i: number) => suite.frost.Identifier.derive(h.ids[i]!.id);
     const sessionHash = st[0]!.state.sessionHash;
-    const bad = resign(h.ids[0]!, PayloadKind.DKG_ROUND2, st[0]!.round2, (p) => {
-      const forP2 = p.shares.find((s: any) => toHex(s.recipient) === idOf(1));
-      const forP3 = p.shares.find((s: any) => toHex(s.recipient) === idOf(2));
-      // The sender knows what it sent p2; it seals that same value to p3 (properly encrypted).
-      const plain = hpkeOpen(h.ids[1]!.encryptionSecret(), forP2.enc, shareInfo(sessionHash, idOf(0), idOf(1)), new Uint8Array(0), forP2.ciphertext);
-      const box = hpkeSeal(h.ids[2]!.public.encKey, shareInfo(sessionHash, idOf(0), idOf(2)), new Uint8Array(0), plain);
-      forP3.enc = box.enc;
-      forP3.ciphertext = box.ciphertext;
-    }, 'DkgRound2');
+    const bad = resign(
+      h.ids[0]!,
+      PayloadKind.DKG_ROUND2,
+      st[0]!.round2,
+      (p) => {
+        const forP2 = p.shares.find((s: any) => toHex(s.recipient) === idOf(1));
+        const forP3 = p.shares.find((s: any) => toHex(s.recipient) === idOf(2));
+        // The sender knows what it sent p2; it seals that same value to p3 (properly encrypted).
+        const plain = hpkeOpen(
+          h.ids[1]!.encryptionSecret(),
+          forP2.enc,
+          shareInfo(sessionHash, idOf(0), idOf(1)),
+          new Uint8Array(0),
+          forP2.ciphertext,
+        );
+        const box = hpkeSeal(
+          h.ids[2]!.public.encKey,
+          shareInfo(sessionHash, idOf(0), idOf(2)),
+          new Uint8Array(0),
+          plain,
+        );
+        forP3.enc = box.enc;
+        forP3.ciphertext = box.ciphertext;
+      },
+      'DkgRound2',
+    );
     expectBlame(() => st[2]!.state.receiveRound2([bad, st[1]!.round2]), ErrorCode.BAD_SHARE, ['p1']);
   });
 
@@ -167,7 +229,11 @@ describe('DKG attacks', () => {
     const oldCfg: DkgConfig = { ...h.cfg, sessionId: new Uint8Array(32).fill(9) };
     const replayed = startDkg(oldCfg, h.ids[2]!).round1;
     void old;
-    expectBlame(() => h.starts[0]!.state.receiveRound1([h.starts[1]!.round1, replayed]), ErrorCode.UNEXPECTED_MESSAGE, []);
+    expectBlame(
+      () => h.starts[0]!.state.receiveRound1([h.starts[1]!.round1, replayed]),
+      ErrorCode.UNEXPECTED_MESSAGE,
+      [],
+    );
   });
 
   it('replayed round message: a round-1 message replayed as a round-2 message is refused', () => {
@@ -179,9 +245,15 @@ describe('DKG attacks', () => {
 
   it('package of the wrong suite: a secp256k1 round-1 in an ed25519 session is refused and blamed', () => {
     const h = harness(3, 2, suite, 'suite');
-    const wrong = resign(h.ids[1]!, PayloadKind.DKG_ROUND1, h.starts[1]!.round1, (p) => {
-      p.header.suite = getSuite('secp256k1').wireId;
-    }, 'DkgRound1');
+    const wrong = resign(
+      h.ids[1]!,
+      PayloadKind.DKG_ROUND1,
+      h.starts[1]!.round1,
+      (p) => {
+        p.header.suite = getSuite('secp256k1').wireId;
+      },
+      'DkgRound1',
+    );
     expectBlame(() => h.starts[0]!.state.receiveRound1([wrong, h.starts[2]!.round1]), ErrorCode.WRONG_SUITE, ['p2']);
   });
 
@@ -205,10 +277,18 @@ describe('DKG attacks', () => {
     const st = h.starts.map((s) => s.state.receiveRound1(r1));
     const r2 = st.map((s) => s.round2);
     const fin = st.map((s) => s.state.receiveRound2(r2));
-    const lying = resign(h.ids[2]!, PayloadKind.DKG_CONFIRM, fin[2]!.confirm, (p) => {
-      p.keyDigest = new Uint8Array(32).fill(7);
-    }, 'DkgConfirm');
-    expectBlame(() => fin[0]!.state.receiveConfirmations([fin[1]!.confirm, lying]), ErrorCode.CONFIRMATION_MISMATCH, ['p3']);
+    const lying = resign(
+      h.ids[2]!,
+      PayloadKind.DKG_CONFIRM,
+      fin[2]!.confirm,
+      (p) => {
+        p.keyDigest = new Uint8Array(32).fill(7);
+      },
+      'DkgConfirm',
+    );
+    expectBlame(() => fin[0]!.state.receiveConfirmations([fin[1]!.confirm, lying]), ErrorCode.CONFIRMATION_MISMATCH, [
+      'p3',
+    ]);
   });
 });
 

@@ -58,26 +58,40 @@ describe.each([
   it('random quorums of t sign; the plain verifier accepts every signature', () => {
     const shares = sharesOf(out);
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 2 ** 31 }), fc.uint8Array({ minLength: 0, maxLength: 64 }), (seed, message) => {
-        const quorum = pick(ids.map((i) => i.id), t, seed);
-        const sig = runLocalSign(key, shares, quorum, message, seededRng(seed));
-        expect(sig.length).toBe(suite.signatureBytes);
-        expect(suite.verify(sig, message, groupPublicKey(key))).toBe(true);
-        if (suite.id === 'ed25519') expect(ed25519.verify(sig, message, groupPublicKey(key), { zip215: false })).toBe(true);
-        if (suite.id === 'secp256k1-tr') expect(schnorr.verify(sig, message, groupPublicKey(key))).toBe(true);
-        // A signature for one message is not one for another.
-        const other = new Uint8Array([...message, 1]);
-        expect(suite.verify(sig, other, groupPublicKey(key))).toBe(false);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 2 ** 31 }),
+        fc.uint8Array({ minLength: 0, maxLength: 64 }),
+        (seed, message) => {
+          const quorum = pick(
+            ids.map((i) => i.id),
+            t,
+            seed,
+          );
+          const sig = runLocalSign(key, shares, quorum, message, seededRng(seed));
+          expect(sig.length).toBe(suite.signatureBytes);
+          expect(suite.verify(sig, message, groupPublicKey(key))).toBe(true);
+          if (suite.id === 'ed25519')
+            expect(ed25519.verify(sig, message, groupPublicKey(key), { zip215: false })).toBe(true);
+          if (suite.id === 'secp256k1-tr') expect(schnorr.verify(sig, message, groupPublicKey(key))).toBe(true);
+          // A signature for one message is not one for another.
+          const other = new Uint8Array([...message, 1]);
+          expect(suite.verify(sig, other, groupPublicKey(key))).toBe(false);
+        },
+      ),
       { numRuns: t >= 7 ? 3 : 8 },
     );
   });
 
   it('fewer than t shares cannot sign', () => {
     const shares = sharesOf(out);
-    expect(() => runLocalSign(key, shares, ids.slice(0, t - 1).map((i) => i.id), new Uint8Array([1]))).toThrow(
-      expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }),
-    );
+    expect(() =>
+      runLocalSign(
+        key,
+        shares,
+        ids.slice(0, t - 1).map((i) => i.id),
+        new Uint8Array([1]),
+      ),
+    ).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
   });
 
   it('any t shares interpolate to the group secret (test-only check; production never reconstructs)', () => {
@@ -98,7 +112,9 @@ describe('DKG state machine', () => {
     const r1 = starts.map((s) => s.round1);
     const first = starts[0]!.state.receiveRound1(r1);
     expect(first.round2.length).toBeGreaterThan(0);
-    expect(() => starts[0]!.state.receiveRound1(r1)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_STATE }));
+    expect(() => starts[0]!.state.receiveRound1(r1)).toThrow(
+      expect.objectContaining({ code: ErrorCode.INVALID_STATE }),
+    );
   });
 
   it('refuses to start for an identity that is not in the roster', () => {

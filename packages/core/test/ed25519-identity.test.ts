@@ -20,11 +20,11 @@ const nobleVerify = (pk: Uint8Array, m: Uint8Array, sig: Uint8Array): boolean =>
 };
 
 describe('identity Ed25519', () => {
-  it('uses Node\'s implementation under Node', () => {
+  it("uses Node's implementation under Node", () => {
     expect(identityEd25519Backend()).toBe('node');
   });
 
-  it('signatures are noble\'s byte for byte, and both verifiers accept them (random keys and messages)', () => {
+  it("signatures are noble's byte for byte, and both verifiers accept them (random keys and messages)", () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 300 }), (seed, msg) => {
         const id = ParticipantIdentity.fromSecrets('p1', seed, new Uint8Array(32).fill(1));
@@ -40,14 +40,20 @@ describe('identity Ed25519', () => {
   it('a changed bit in the signature, the message or the key is refused by both', () => {
     const id = ParticipantIdentity.generate('p1');
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 1, maxLength: 100 }), fc.constantFrom('sig', 'msg', 'key'), fc.nat(), fc.integer({ min: 0, max: 7 }), (msg, what, at, bit) => {
-        const sig = id.sign(msg);
-        const [s, m, k] = [sig.slice(), msg.slice(), id.public.signKey.slice()];
-        const target = what === 'sig' ? s : what === 'msg' ? m : k;
-        target[at % target.length]! ^= 1 << bit;
-        expect(verifyParticipantSignature(k, m, s)).toBe(false);
-        expect(nobleVerify(k, m, s)).toBe(false);
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: 1, maxLength: 100 }),
+        fc.constantFrom('sig', 'msg', 'key'),
+        fc.nat(),
+        fc.integer({ min: 0, max: 7 }),
+        (msg, what, at, bit) => {
+          const sig = id.sign(msg);
+          const [s, m, k] = [sig.slice(), msg.slice(), id.public.signKey.slice()];
+          const target = what === 'sig' ? s : what === 'msg' ? m : k;
+          target[at % target.length]! ^= 1 << bit;
+          expect(verifyParticipantSignature(k, m, s)).toBe(false);
+          expect(nobleVerify(k, m, s)).toBe(false);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -73,7 +79,7 @@ describe('identity Ed25519', () => {
     expect(nobleVerify(id.public.signKey, msg, big)).toBe(false);
   });
 
-  it('keys noble\'s strict verify refuses are refused: small order, non-canonical encoding', () => {
+  it("keys noble's strict verify refuses are refused: small order, non-canonical encoding", () => {
     // A signature that verifies under the identity point as the key ([S]B = R + [k]·O with S = r).
     const r = 12345n;
     const R = P.BASE.multiply(r).toBytes();
@@ -88,7 +94,7 @@ describe('identity Ed25519', () => {
     expect(verifyParticipantSignature(nonCanonical, new Uint8Array([1]), sig)).toBe(false);
   });
 
-  it('the one documented difference: R with a small-order component verifies under noble\'s cofactored check, not on Node', () => {
+  it("the one documented difference: R with a small-order component verifies under noble's cofactored check, not on Node", () => {
     const id = ParticipantIdentity.generate('p1');
     const a = (() => {
       const h = sha512(id.exportSecrets().signSecret).slice(0, 32);

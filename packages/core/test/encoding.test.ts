@@ -73,7 +73,12 @@ const envelope: fc.Arbitrary<WireEnvelope> = fc.record({
   payload: bytes(200),
   signature: bytes(),
 });
-const participantInfo: fc.Arbitrary<WireParticipantInfo> = fc.record({ id: str, signKey: bytes(), encKey: bytes(), device: fc.boolean() });
+const participantInfo: fc.Arbitrary<WireParticipantInfo> = fc.record({
+  id: str,
+  signKey: bytes(),
+  encKey: bytes(),
+  device: fc.boolean(),
+});
 const signingCommitment: fc.Arbitrary<WireSigningCommitment> = fc.record({
   header,
   identifier: bytes(),
@@ -96,7 +101,13 @@ const ARBITRARIES: { [N in MessageName]: fc.Arbitrary<WireTypes[N]> } = {
   Envelope: envelope,
   ParticipantInfo: participantInfo,
   DkgParams: fc.record({ header, sessionId: bytes(), threshold: u32, participants: list(participantInfo) }),
-  DkgRound1: fc.record({ header, sessionHash: bytes(), identifier: bytes(), commitment: list(bytes()), proofOfKnowledge: bytes() }),
+  DkgRound1: fc.record({
+    header,
+    sessionHash: bytes(),
+    identifier: bytes(),
+    commitment: list(bytes()),
+    proofOfKnowledge: bytes(),
+  }),
   SealedShare: fc.record({ recipient: bytes(), enc: bytes(), ciphertext: bytes(200) }),
   DkgRound2: fc.record({
     header,
@@ -105,13 +116,32 @@ const ARBITRARIES: { [N in MessageName]: fc.Arbitrary<WireTypes[N]> } = {
     round1: list(bytes(200)),
     shares: list(fc.record({ recipient: bytes(), enc: bytes(), ciphertext: bytes() })),
   }),
-  DkgConfirm: fc.record({ header, sessionHash: bytes(), identifier: bytes(), transcriptHash: bytes(), keyDigest: bytes() }),
+  DkgConfirm: fc.record({
+    header,
+    sessionHash: bytes(),
+    identifier: bytes(),
+    transcriptHash: bytes(),
+    keyDigest: bytes(),
+  }),
   VerifyingShare: fc.record({ identifier: bytes(), element: bytes() }),
   KeyPublic: keyPublic,
   SignIntent: fc.record({ header, keyId: str, message: bytes(200), requestId: bytes(), notAfter: u64, path: str }),
   SigningCommitment: signingCommitment,
-  SignRequest: fc.record({ header, sessionId: bytes(), keyId: str, epoch: u64, intent: envelope, commitments: list(signingCommitment) }),
-  SignatureShare: fc.record({ header, sessionId: bytes(), identifier: bytes(), share: bytes(), requestDigest: bytes() }),
+  SignRequest: fc.record({
+    header,
+    sessionId: bytes(),
+    keyId: str,
+    epoch: u64,
+    intent: envelope,
+    commitments: list(signingCommitment),
+  }),
+  SignatureShare: fc.record({
+    header,
+    sessionId: bytes(),
+    identifier: bytes(),
+    share: bytes(),
+    requestDigest: bytes(),
+  }),
   KeyShareRecord: fc.record({
     header,
     keyId: str,
@@ -124,15 +154,77 @@ const ARBITRARIES: { [N in MessageName]: fc.Arbitrary<WireTypes[N]> } = {
     transcriptHash: bytes(),
     createdAt: u64,
   }),
-  KeyRecord: fc.record({ header, keyId: str, epoch: u64, threshold: u32, participants: list(participantInfo), public: keyPublic, createdAt: u64 }),
+  KeyRecord: fc.record({
+    header,
+    keyId: str,
+    epoch: u64,
+    threshold: u32,
+    participants: list(participantInfo),
+    public: keyPublic,
+    createdAt: u64,
+  }),
   IdentityRecord: fc.record({ version: u32, id: str, signSecret: bytes(), encSecret: bytes() }),
-  SignResultRecord: fc.record({ version: u32, keyId: str, signature: bytes(), signers: list(str), publicKey: bytes(), requestId: bytes(), intentDigest: bytes() }),
-  RefreshParams: fc.record({ header, sessionId: bytes(), keyId: str, fromEpoch: u64, keyDigest: bytes(), contributors: list(str) }),
-  ReshareParams: fc.record({ header, sessionId: bytes(), keyId: str, fromEpoch: u64, keyDigest: bytes(), contributors: list(str), newThreshold: u32, newParticipants: list(participantInfo) }),
-  LifecycleRound1: fc.record({ header, sessionHash: bytes(), identifier: bytes(), commitments: list(bytes()), shares: list(fc.record({ recipient: bytes(), enc: bytes(), ciphertext: bytes() })) }),
-  LifecycleConfirm: fc.record({ header, sessionHash: bytes(), identifier: bytes(), epoch: u64, transcriptHash: bytes(), keyDigest: bytes() }),
-  Reservation: fc.record({ header, keyId: str, epoch: u64, device: str, signer: str, nonceId: bytes(), hiding: bytes(), binding: bytes(), expiresAt: u64 }),
-  ReservedCommitment: fc.record({ signer: str, nonceId: bytes(), hiding: bytes(), binding: bytes(), expiresAt: u64, signature: bytes() }),
+  SignResultRecord: fc.record({
+    version: u32,
+    keyId: str,
+    signature: bytes(),
+    signers: list(str),
+    publicKey: bytes(),
+    requestId: bytes(),
+    intentDigest: bytes(),
+  }),
+  RefreshParams: fc.record({
+    header,
+    sessionId: bytes(),
+    keyId: str,
+    fromEpoch: u64,
+    keyDigest: bytes(),
+    contributors: list(str),
+  }),
+  ReshareParams: fc.record({
+    header,
+    sessionId: bytes(),
+    keyId: str,
+    fromEpoch: u64,
+    keyDigest: bytes(),
+    contributors: list(str),
+    newThreshold: u32,
+    newParticipants: list(participantInfo),
+  }),
+  LifecycleRound1: fc.record({
+    header,
+    sessionHash: bytes(),
+    identifier: bytes(),
+    commitments: list(bytes()),
+    shares: list(fc.record({ recipient: bytes(), enc: bytes(), ciphertext: bytes() })),
+  }),
+  LifecycleConfirm: fc.record({
+    header,
+    sessionHash: bytes(),
+    identifier: bytes(),
+    epoch: u64,
+    transcriptHash: bytes(),
+    keyDigest: bytes(),
+  }),
+  Reservation: fc.record({
+    header,
+    keyId: str,
+    epoch: u64,
+    device: str,
+    signer: str,
+    nonceId: bytes(),
+    hiding: bytes(),
+    binding: bytes(),
+    expiresAt: u64,
+  }),
+  ReservedCommitment: fc.record({
+    signer: str,
+    nonceId: bytes(),
+    hiding: bytes(),
+    binding: bytes(),
+    expiresAt: u64,
+    signature: bytes(),
+  }),
   OfflinePackage: fc.record({
     header,
     keyId: str,
@@ -142,28 +234,117 @@ const ARBITRARIES: { [N in MessageName]: fc.Arbitrary<WireTypes[N]> } = {
     hiding: bytes(),
     binding: bytes(),
     share: bytes(),
-    cosigners: list(fc.record({ signer: str, nonceId: bytes(), hiding: bytes(), binding: bytes(), expiresAt: u64, signature: bytes() })),
+    cosigners: list(
+      fc.record({
+        signer: str,
+        nonceId: bytes(),
+        hiding: bytes(),
+        binding: bytes(),
+        expiresAt: u64,
+        signature: bytes(),
+      }),
+    ),
     createdAt: u64,
   }),
-  CosignRequest: fc.record({ header, keyId: str, epoch: u64, device: str, message: bytes(200), hiding: bytes(), binding: bytes(), requestId: bytes() }),
-  CosignResponse: fc.record({ header, requestDigest: bytes(), device: str, hiding: bytes(), binding: bytes(), share: bytes() }),
-  DeviceCall: fc.record({ version: u32, device: str, op: str, issuedAt: u64, nonce: bytes(), body: bytes(200), clusterId: str }),
+  CosignRequest: fc.record({
+    header,
+    keyId: str,
+    epoch: u64,
+    device: str,
+    message: bytes(200),
+    hiding: bytes(),
+    binding: bytes(),
+    requestId: bytes(),
+  }),
+  CosignResponse: fc.record({
+    header,
+    requestDigest: bytes(),
+    device: str,
+    hiding: bytes(),
+    binding: bytes(),
+    share: bytes(),
+  }),
+  DeviceCall: fc.record({
+    version: u32,
+    device: str,
+    op: str,
+    issuedAt: u64,
+    nonce: bytes(),
+    body: bytes(200),
+    clusterId: str,
+  }),
   ErrorDetail: fc.record({ code: str, message: str, culprits: list(str) }),
-  KeyInfo: fc.record({ keyId: str, suite: suiteNumber, threshold: u32, participants: list(str), publicKey: bytes(), epoch: u64, createdAt: u64 }),
+  KeyInfo: fc.record({
+    keyId: str,
+    suite: suiteNumber,
+    threshold: u32,
+    participants: list(str),
+    publicKey: bytes(),
+    epoch: u64,
+    createdAt: u64,
+  }),
   DeviceEnrol: fc.record({ token: str, participant: participantInfo }),
   DeviceEnrolled: fc.record({ device: str, coordinator: str, clusterId: str }),
   DevicePoll: fc.record({ results: fc.constant([]), waitMs: u32, keys: list(str), pending: u32, bye: fc.boolean() }),
   DeviceTasks: fc.record({ tasks: fc.constant([]) }),
   DeviceReserve: fc.record({ keyId: str, count: u32, cosigners: list(str), ttlMs: u64 }),
   DeviceReserved: fc.record({ slots: list(fc.record({ reservations: list(bytes()) })), errors: list(str) }),
-  DeviceKeys: fc.record({ keys: list(fc.record({ keyId: str, suite: suiteNumber, threshold: u32, participants: list(str), publicKey: bytes(), epoch: u64, createdAt: u64 })) }),
+  DeviceKeys: fc.record({
+    keys: list(
+      fc.record({
+        keyId: str,
+        suite: suiteNumber,
+        threshold: u32,
+        participants: list(str),
+        publicKey: bytes(),
+        epoch: u64,
+        createdAt: u64,
+      }),
+    ),
+  }),
   KeygenRequest: fc.record({ suite: suiteNumber, threshold: u32, participants: list(str) }),
   SubmitPackageRequest: fc.record({ package: bytes(400) }),
-  SubmitPackageResponse: fc.record({ packageId: str, keyId: str, message: bytes(), signature: bytes(), publicKey: bytes(), signers: list(str), alreadyCompleted: fc.boolean() }),
-  LifecycleAuthorisation: fc.record({ version: u32, keyId: str, operation: str, fromEpoch: u64, anyEpoch: fc.boolean(), newThreshold: u32, newParticipants: list(participantInfo), allowThresholdDecrease: fc.boolean(), allowUnpinned: list(str), revoke: list(str), notAfter: u64, nonce: bytes() }),
+  SubmitPackageResponse: fc.record({
+    packageId: str,
+    keyId: str,
+    message: bytes(),
+    signature: bytes(),
+    publicKey: bytes(),
+    signers: list(str),
+    alreadyCompleted: fc.boolean(),
+  }),
+  LifecycleAuthorisation: fc.record({
+    version: u32,
+    keyId: str,
+    operation: str,
+    fromEpoch: u64,
+    anyEpoch: fc.boolean(),
+    newThreshold: u32,
+    newParticipants: list(participantInfo),
+    allowThresholdDecrease: fc.boolean(),
+    allowUnpinned: list(str),
+    revoke: list(str),
+    notAfter: u64,
+    nonce: bytes(),
+  }),
   ApprovedAuthorisation: fc.record({ authorisation: bytes(200), approvals: list(bytes(120)) }),
-  PendingLifecycle: fc.record({ kind: str, sessionHash: bytes(), transcriptHash: bytes(), keyRecord: bytes(200), required: list(str), revoke: list(str), shareRecord: bytes(200) }),
-  LifecycleOutcome: fc.record({ epoch: u64, activatedAt: u64, left: fc.boolean(), retired: fc.boolean(), keyRecord: bytes(200), transcriptHash: bytes() }),
+  PendingLifecycle: fc.record({
+    kind: str,
+    sessionHash: bytes(),
+    transcriptHash: bytes(),
+    keyRecord: bytes(200),
+    required: list(str),
+    revoke: list(str),
+    shareRecord: bytes(200),
+  }),
+  LifecycleOutcome: fc.record({
+    epoch: u64,
+    activatedAt: u64,
+    left: fc.boolean(),
+    retired: fc.boolean(),
+    keyRecord: bytes(200),
+    transcriptHash: bytes(),
+  }),
 };
 const NAMES = Object.keys(ARBITRARIES) as MessageName[];
 
@@ -234,7 +415,10 @@ function rawHeaderField(h: WireHeader): number[] {
   return [0x0a, ...varint(BigInt(body.length)), ...body];
 }
 /** Encodes `w` with its header written by hand (so undeclared suite numbers can be sent). */
-function encodeWithRawHeader<N extends 'SigningCommitment' | 'SignatureShare'>(name: N, w: WireTypes[N] | (Omit<WireTypes[N], 'header'> & { header: WireHeader | null })): Uint8Array {
+function encodeWithRawHeader<N extends 'SigningCommitment' | 'SignatureShare'>(
+  name: N,
+  w: WireTypes[N] | (Omit<WireTypes[N], 'header'> & { header: WireHeader | null }),
+): Uint8Array {
   const rest = encodeMessage(name, { ...w, header: null } as unknown as WireTypes[N]);
   return new Uint8Array([...(w.header ? rawHeaderField(w.header) : []), ...rest]);
 }
@@ -253,7 +437,8 @@ function typed<T>(f: () => T, codes: readonly string[]): Outcome<T> {
     return { ok: true, value: f() };
   } catch (e) {
     if (!(e instanceof TesseraError)) throw new Error(`untyped exception: ${String(e)}`, { cause: e });
-    if (!codes.includes(e.code)) throw new Error(`unexpected code ${e.code} (allowed: ${codes.join(', ')})`, { cause: e });
+    if (!codes.includes(e.code))
+      throw new Error(`unexpected code ${e.code} (allowed: ${codes.join(', ')})`, { cause: e });
     return { ok: false, code: e.code };
   }
 }
@@ -300,7 +485,11 @@ const FIXTURES: Fixture[] = SUITES.map((suite) => {
   const commitments = [ga.commitments, gb.commitments];
   const msg = rng(32);
   const s = suite.frost.signShare(a, dealt.public, ga.nonces, commitments, msg);
-  const commitment: NonceCommitment = { identifier: ga.commitments.identifier, hiding: ga.commitments.hiding, binding: ga.commitments.binding };
+  const commitment: NonceCommitment = {
+    identifier: ga.commitments.identifier,
+    hiding: ga.commitments.hiding,
+    binding: ga.commitments.binding,
+  };
   const share = { sessionId: rng(32), identifier: a.identifier, share: s, requestDigest: rng(32) };
   return {
     suite,
@@ -409,7 +598,9 @@ describe('arbitrary bytes never crash a decoder', () => {
     });
     fc.assert(
       fc.property(forged, (env) => {
-        expect(codeOf(() => openEnvelope(encodeMessage('Envelope', env), env.kind as PayloadKind))).toBe(ErrorCode.BAD_SIGNATURE);
+        expect(codeOf(() => openEnvelope(encodeMessage('Envelope', env), env.kind as PayloadKind))).toBe(
+          ErrorCode.BAD_SIGNATURE,
+        );
       }),
       params,
     );
@@ -427,8 +618,12 @@ describe('arbitrary bytes never crash a decoder', () => {
 
   // Near-valid packages: header and lengths drawn around the valid values, checked against a model
   // of the decoder's rules (first failing check decides the code).
-  const nearHeader = fc.option(fc.record({ version: fc.constantFrom(0, 1, 1, 2, 2 ** 32 - 1), suite: fc.constantFrom(-1, 0, 1, 2, 3, 4, 5) }), { nil: null });
-  const sized = (lengths: number[]): fc.Arbitrary<Uint8Array> => fc.constantFrom(...lengths).chain((n) => fc.uint8Array({ minLength: n, maxLength: n }));
+  const nearHeader = fc.option(
+    fc.record({ version: fc.constantFrom(0, 1, 1, 2, 2 ** 32 - 1), suite: fc.constantFrom(-1, 0, 1, 2, 3, 4, 5) }),
+    { nil: null },
+  );
+  const sized = (lengths: number[]): fc.Arbitrary<Uint8Array> =>
+    fc.constantFrom(...lengths).chain((n) => fc.uint8Array({ minLength: n, maxLength: n }));
   const expectedHeaderCode = (h: WireHeader | null, suite: Suite): string | undefined => {
     if (!h) return ErrorCode.DECODE;
     if (h.version !== FORMAT_VERSION) return ErrorCode.UNSUPPORTED_VERSION;
@@ -441,7 +636,8 @@ describe('arbitrary bytes never crash a decoder', () => {
   const mostly = <T>(right: fc.Arbitrary<T>, wrong: fc.Arbitrary<T>): fc.Arbitrary<T> =>
     fc.oneof({ weight: 5, arbitrary: right }, { weight: 1, arbitrary: wrong });
   const exactly = (n: number): fc.Arbitrary<Uint8Array> => fc.uint8Array({ minLength: n, maxLength: n });
-  const headerFor = (suite: Suite): fc.Arbitrary<WireHeader | null> => mostly(fc.constant(makeHeader(suite)), nearHeader);
+  const headerFor = (suite: Suite): fc.Arbitrary<WireHeader | null> =>
+    mostly(fc.constant(makeHeader(suite)), nearHeader);
 
   it('decodeCommitment on near-valid packages fails exactly when the model says, with its code', () => {
     const near = anySuite.chain((suite) =>
@@ -470,7 +666,13 @@ describe('arbitrary bytes never crash a decoder', () => {
               : undefined);
           const r = typed(() => decodeCommitment(suite, b), PACKAGE_CODES);
           if (want === undefined) {
-            expect(r).toEqual({ ok: true, value: { commitment: { identifier: toHex(w.identifier), hiding: w.hiding, binding: w.binding }, nonceId: w.nonceId } });
+            expect(r).toEqual({
+              ok: true,
+              value: {
+                commitment: { identifier: toHex(w.identifier), hiding: w.hiding, binding: w.binding },
+                nonceId: w.nonceId,
+              },
+            });
           } else {
             expect(r).toEqual({ ok: false, code: want });
           }
@@ -508,7 +710,15 @@ describe('arbitrary bytes never crash a decoder', () => {
               : undefined);
           const r = typed(() => decodeSignatureShare(suite, b), PACKAGE_CODES);
           if (want === undefined) {
-            expect(r).toEqual({ ok: true, value: { sessionId: w.sessionId, identifier: toHex(w.identifier), share: w.share, requestDigest: w.requestDigest } });
+            expect(r).toEqual({
+              ok: true,
+              value: {
+                sessionId: w.sessionId,
+                identifier: toHex(w.identifier),
+                share: w.share,
+                requestDigest: w.requestDigest,
+              },
+            });
           } else {
             expect(r).toEqual({ ok: false, code: want });
           }
@@ -538,7 +748,8 @@ describe('arbitrary bytes never crash a decoder', () => {
     fc.assert(
       fc.property(info, (p) => {
         const w = decodeMessage('ParticipantInfo', encodeMessage('ParticipantInfo', p));
-        const valid = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(p.id) && p.signKey.length === 32 && p.encKey.length === 32;
+        const valid =
+          /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(p.id) && p.signKey.length === 32 && p.encKey.length === 32;
         const r = typed(() => participantFromWire(w), DECODE_CODES);
         if (valid) expect(r).toEqual({ ok: true, value: p });
         else expect(r).toEqual({ ok: false, code: ErrorCode.DECODE });
@@ -583,23 +794,32 @@ describe('mutated valid packages give a typed error or a value', () => {
   });
 
   it('Envelope: a mutated signed envelope fails with a typed code or opens to the identical payload', () => {
-    const payload = fc.oneof(bytes(200), fc.constantFrom(...FIXTURES.flatMap((f) => [f.commitmentBytes, f.shareBytes])));
+    const payload = fc.oneof(
+      bytes(200),
+      fc.constantFrom(...FIXTURES.flatMap((f) => [f.commitmentBytes, f.shareBytes])),
+    );
     fc.assert(
-      fc.property(fc.constantFrom(...KINDS), payload, mutations, fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.constantFrom(...KINDS) }), (kind, p, ms, other) => {
-        // Mostly opened as the kind it was signed as (so the signature check is reached).
-        const openAs = other ?? kind;
-        const env = signEnvelope(alice, kind, p);
-        const b = mutate(env, ms);
-        typed(() => decodeMessage('Envelope', b), DECODE_CODES);
-        const r = typed(() => openEnvelope(b, openAs), ENVELOPE_CODES);
-        if (r.ok) {
-          expect(openAs).toBe(kind);
-          expect(r.value.kind).toBe(kind);
-          expect(r.value.payload).toEqual(p);
-          expect(r.value.sender).toEqual(alice.public.signKey);
-          expect(r.value.bytes).toEqual(b);
-        }
-      }),
+      fc.property(
+        fc.constantFrom(...KINDS),
+        payload,
+        mutations,
+        fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.constantFrom(...KINDS) }),
+        (kind, p, ms, other) => {
+          // Mostly opened as the kind it was signed as (so the signature check is reached).
+          const openAs = other ?? kind;
+          const env = signEnvelope(alice, kind, p);
+          const b = mutate(env, ms);
+          typed(() => decodeMessage('Envelope', b), DECODE_CODES);
+          const r = typed(() => openEnvelope(b, openAs), ENVELOPE_CODES);
+          if (r.ok) {
+            expect(openAs).toBe(kind);
+            expect(r.value.kind).toBe(kind);
+            expect(r.value.payload).toEqual(p);
+            expect(r.value.sender).toEqual(alice.public.signKey);
+            expect(r.value.bytes).toEqual(b);
+          }
+        },
+      ),
       params,
     );
   });
@@ -642,22 +862,56 @@ describe('header and length checks', () => {
 
   it('header version 2 (or 0) is UNSUPPORTED_VERSION', () => {
     for (const version of [0, 2, 2 ** 32 - 1]) {
-      expect(codeOf(() => decodeCommitment(ed, editCommitment((w) => ({ ...w, header: { ...w.header, version } }))))).toBe(ErrorCode.UNSUPPORTED_VERSION);
-      expect(codeOf(() => decodeSignatureShare(ed, editShare((w) => ({ ...w, header: { ...w.header, version } }))))).toBe(ErrorCode.UNSUPPORTED_VERSION);
+      expect(
+        codeOf(() =>
+          decodeCommitment(
+            ed,
+            editCommitment((w) => ({ ...w, header: { ...w.header, version } })),
+          ),
+        ),
+      ).toBe(ErrorCode.UNSUPPORTED_VERSION);
+      expect(
+        codeOf(() =>
+          decodeSignatureShare(
+            ed,
+            editShare((w) => ({ ...w, header: { ...w.header, version } })),
+          ),
+        ),
+      ).toBe(ErrorCode.UNSUPPORTED_VERSION);
     }
   });
 
   it('a missing header or an unknown suite number is DECODE', () => {
-    expect(codeOf(() => decodeCommitment(ed, editCommitment((w) => ({ ...w, header: null }))))).toBe(ErrorCode.DECODE);
-    expect(codeOf(() => decodeSignatureShare(ed, editShare((w) => ({ ...w, header: null }))))).toBe(ErrorCode.DECODE);
+    expect(
+      codeOf(() =>
+        decodeCommitment(
+          ed,
+          editCommitment((w) => ({ ...w, header: null })),
+        ),
+      ),
+    ).toBe(ErrorCode.DECODE);
+    expect(
+      codeOf(() =>
+        decodeSignatureShare(
+          ed,
+          editShare((w) => ({ ...w, header: null })),
+        ),
+      ),
+    ).toBe(ErrorCode.DECODE);
     const c = decodeMessage('SigningCommitment', edFix.commitmentBytes);
     const sh = decodeMessage('SignatureShare', edFix.shareBytes);
     for (const suite of [0, 5, 99, -1, 2 ** 31 - 1, -(2 ** 31)]) {
       const header = { version: FORMAT_VERSION, suite };
       // proto3 enums are open: the number arrives intact, and the header check refuses it.
-      expect(decodeMessage('SigningCommitment', encodeWithRawHeader('SigningCommitment', { ...c, header })).header).toEqual(header);
-      expect(codeOf(() => decodeCommitment(ed, encodeWithRawHeader('SigningCommitment', { ...c, header })))).toBe(ErrorCode.DECODE);
-      expect(codeOf(() => decodeSignatureShare(ed, encodeWithRawHeader('SignatureShare', { ...sh, header })))).toBe(ErrorCode.DECODE);
+      expect(
+        decodeMessage('SigningCommitment', encodeWithRawHeader('SigningCommitment', { ...c, header })).header,
+      ).toEqual(header);
+      expect(codeOf(() => decodeCommitment(ed, encodeWithRawHeader('SigningCommitment', { ...c, header })))).toBe(
+        ErrorCode.DECODE,
+      );
+      expect(codeOf(() => decodeSignatureShare(ed, encodeWithRawHeader('SignatureShare', { ...sh, header })))).toBe(
+        ErrorCode.DECODE,
+      );
     }
     // The hand encoder agrees with the codec on declared values.
     expect(encodeWithRawHeader('SigningCommitment', c)).toEqual(edFix.commitmentBytes);
@@ -688,9 +942,30 @@ describe('header and length checks', () => {
       params,
     );
     // Session ids are 16..64 bytes, nonce ids at most 64.
-    for (const n of [0, 15, 65, 200]) expect(codeOf(() => decodeSignatureShare(ed, editShare((w) => ({ ...w, sessionId: new Uint8Array(n) }))))).toBe(ErrorCode.DECODE);
-    for (const n of [16, 64]) expect(decodeSignatureShare(ed, editShare((w) => ({ ...w, sessionId: new Uint8Array(n) }))).sessionId.length).toBe(n);
-    expect(codeOf(() => decodeCommitment(ed, editCommitment((w) => ({ ...w, nonceId: new Uint8Array(65) }))))).toBe(ErrorCode.DECODE);
+    for (const n of [0, 15, 65, 200])
+      expect(
+        codeOf(() =>
+          decodeSignatureShare(
+            ed,
+            editShare((w) => ({ ...w, sessionId: new Uint8Array(n) })),
+          ),
+        ),
+      ).toBe(ErrorCode.DECODE);
+    for (const n of [16, 64])
+      expect(
+        decodeSignatureShare(
+          ed,
+          editShare((w) => ({ ...w, sessionId: new Uint8Array(n) })),
+        ).sessionId.length,
+      ).toBe(n);
+    expect(
+      codeOf(() =>
+        decodeCommitment(
+          ed,
+          editCommitment((w) => ({ ...w, nonceId: new Uint8Array(65) })),
+        ),
+      ),
+    ).toBe(ErrorCode.DECODE);
     // secp256k1 elements are 33 bytes: a 32-byte (Ed25519-sized) hiding commitment is refused.
     const secpCommit = encodeMessage('SigningCommitment', {
       header: makeHeader(tr),
@@ -731,7 +1006,8 @@ describe('header and length checks', () => {
 
   it('non-bytes input is DECODE', () => {
     for (const bad of [undefined, null, 'abc', [1, 2, 3], {}, 42, new ArrayBuffer(4)])
-      for (const name of NAMES) expect(codeOf(() => decodeMessage(name, bad as unknown as Uint8Array))).toBe(ErrorCode.DECODE);
+      for (const name of NAMES)
+        expect(codeOf(() => decodeMessage(name, bad as unknown as Uint8Array))).toBe(ErrorCode.DECODE);
   });
 
   it('a uint64 beyond the safe-integer range is DECODE, not a rounded number', () => {
@@ -739,7 +1015,14 @@ describe('header and length checks', () => {
     const b = new Uint8Array([(5 << 3) | 0, ...varint(2n ** 53n + 1n)]);
     expect(codeOf(() => decodeMessage('SignIntent', b))).toBe(ErrorCode.DECODE);
     // 2^53 - 1 is fine.
-    const ok = encodeMessage('SignIntent', { header: makeHeader(ed), keyId: 'k', message: new Uint8Array(0), requestId: new Uint8Array(0), notAfter: Number.MAX_SAFE_INTEGER, path: '' });
+    const ok = encodeMessage('SignIntent', {
+      header: makeHeader(ed),
+      keyId: 'k',
+      message: new Uint8Array(0),
+      requestId: new Uint8Array(0),
+      notAfter: Number.MAX_SAFE_INTEGER,
+      path: '',
+    });
     expect(decodeMessage('SignIntent', ok).notAfter).toBe(Number.MAX_SAFE_INTEGER);
   });
 });
@@ -774,7 +1057,9 @@ describe('envelope domain separation', () => {
         expect(openEnvelope(env, signedAs).payload).toEqual(p);
         expect(codeOf(() => openEnvelope(env, other))).toBe(ErrorCode.UNEXPECTED_MESSAGE);
         const w = decodeMessage('Envelope', env);
-        expect(codeOf(() => openEnvelope(encodeMessage('Envelope', { ...w, kind: other }), other))).toBe(ErrorCode.BAD_SIGNATURE);
+        expect(codeOf(() => openEnvelope(encodeMessage('Envelope', { ...w, kind: other }), other))).toBe(
+          ErrorCode.BAD_SIGNATURE,
+        );
       }),
       { numRuns: 50 },
     );
@@ -786,11 +1071,17 @@ describe('envelope domain separation', () => {
         fc.pre(toHex(p) !== toHex(q));
         const env = signEnvelope(alice, kind, p);
         const w = decodeMessage('Envelope', env);
-        expect(codeOf(() => openEnvelope(encodeMessage('Envelope', { ...w, payload: q }), kind))).toBe(ErrorCode.BAD_SIGNATURE);
-        expect(codeOf(() => openEnvelope(encodeMessage('Envelope', { ...w, sender: bob.public.signKey }), kind))).toBe(ErrorCode.BAD_SIGNATURE);
+        expect(codeOf(() => openEnvelope(encodeMessage('Envelope', { ...w, payload: q }), kind))).toBe(
+          ErrorCode.BAD_SIGNATURE,
+        );
+        expect(codeOf(() => openEnvelope(encodeMessage('Envelope', { ...w, sender: bob.public.signKey }), kind))).toBe(
+          ErrorCode.BAD_SIGNATURE,
+        );
         // bob's signature over the same kind and payload does not pass as alice's.
         const fromBob = decodeMessage('Envelope', signEnvelope(bob, kind, p));
-        expect(codeOf(() => openEnvelope(encodeMessage('Envelope', { ...w, signature: fromBob.signature }), kind))).toBe(ErrorCode.BAD_SIGNATURE);
+        expect(
+          codeOf(() => openEnvelope(encodeMessage('Envelope', { ...w, signature: fromBob.signature }), kind)),
+        ).toBe(ErrorCode.BAD_SIGNATURE);
         // bob's complete envelope opens, naming bob.
         expect(openEnvelope(encodeMessage('Envelope', fromBob), kind).sender).toEqual(bob.public.signKey);
       }),
@@ -801,10 +1092,27 @@ describe('envelope domain separation', () => {
   it('envelope version, sender and signature lengths are checked (DECODE)', () => {
     const w = decodeMessage('Envelope', signEnvelope(alice, PayloadKind.SIGN_INTENT, payload));
     for (const version of [0, 2])
-      expect(codeOf(() => openEnvelope(encodeMessage('Envelope', { ...w, version }), PayloadKind.SIGN_INTENT))).toBe(ErrorCode.DECODE);
-    expect(codeOf(() => openEnvelope(encodeMessage('Envelope', { ...w, sender: w.sender.subarray(1) }), PayloadKind.SIGN_INTENT))).toBe(ErrorCode.DECODE);
-    expect(codeOf(() => openEnvelope(encodeMessage('Envelope', { ...w, signature: w.signature.subarray(1) }), PayloadKind.SIGN_INTENT))).toBe(ErrorCode.DECODE);
-    expect(codeOf(() => openEnvelope(encodeMessage('Envelope', { ...w, signature: new Uint8Array([...w.signature, 0]) }), PayloadKind.SIGN_INTENT))).toBe(ErrorCode.DECODE);
+      expect(codeOf(() => openEnvelope(encodeMessage('Envelope', { ...w, version }), PayloadKind.SIGN_INTENT))).toBe(
+        ErrorCode.DECODE,
+      );
+    expect(
+      codeOf(() =>
+        openEnvelope(encodeMessage('Envelope', { ...w, sender: w.sender.subarray(1) }), PayloadKind.SIGN_INTENT),
+      ),
+    ).toBe(ErrorCode.DECODE);
+    expect(
+      codeOf(() =>
+        openEnvelope(encodeMessage('Envelope', { ...w, signature: w.signature.subarray(1) }), PayloadKind.SIGN_INTENT),
+      ),
+    ).toBe(ErrorCode.DECODE);
+    expect(
+      codeOf(() =>
+        openEnvelope(
+          encodeMessage('Envelope', { ...w, signature: new Uint8Array([...w.signature, 0]) }),
+          PayloadKind.SIGN_INTENT,
+        ),
+      ),
+    ).toBe(ErrorCode.DECODE);
   });
 });
 

@@ -11,7 +11,15 @@ import fc from 'fast-check';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
-import type { DKG_Round1, DKG_Round2, FrostPublic, FrostSecret, Key, NonceCommitments, Nonces } from '@noble/curves/abstract/frost.js';
+import type {
+  DKG_Round1,
+  DKG_Round2,
+  FrostPublic,
+  FrostSecret,
+  Key,
+  NonceCommitments,
+  Nonces,
+} from '@noble/curves/abstract/frost.js';
 import { SUITE_IDS, getSuite, type Suite, type SuiteId } from '../src/suites.js';
 import { FrostAggregateError, prepareKey, prepareSession, validateCommitment } from '../src/fast.js';
 
@@ -61,7 +69,14 @@ interface Scenario {
 }
 
 /** Runs one signing session through noble and through fast.ts and checks they agree. */
-function differential(s: Suite, sc: Scenario, msg: Uint8Array, seed: string, randomShare: Uint8Array, victimIdx: number): void {
+function differential(
+  s: Suite,
+  sc: Scenario,
+  msg: Uint8Array,
+  seed: string,
+  randomShare: Uint8Array,
+  victimIdx: number,
+): void {
   const { pub, secrets } = sc;
   const Fn = s.Fn;
   const rounds = secrets.map((k, i) => s.frost.commit(k, detRng(`${seed}:nonce:${i}`)));
@@ -113,7 +128,11 @@ function differential(s: Suite, sc: Scenario, msg: Uint8Array, seed: string, ran
   const viaIntake = prepareSession(key, intake, msg);
   secrets.forEach((k, i) => {
     const r = must(rounds[i], 'round');
-    const z = prepareSession(key, commitments, msg, { own: r.commitments }).signShare(k, copyNonces(r.nonces), r.commitments);
+    const z = prepareSession(key, commitments, msg, { own: r.commitments }).signShare(
+      k,
+      copyNonces(r.nonces),
+      r.commitments,
+    );
     expect(bytesToHex(z)).toBe(bytesToHex(must(nobleShares[k.identifier], 'share')));
     expect(bytesToHex(viaIntake.signShare(k, copyNonces(r.nonces)))).toBe(bytesToHex(z));
   });
@@ -144,7 +163,11 @@ function quorum<T>(xs: readonly T[], k: number, seed: number): T[] {
 const sessionArb = (maxN: number) =>
   fc
     .integer({ min: 2, max: maxN })
-    .chain((n) => fc.integer({ min: 2, max: n }).chain((t) => fc.record({ n: fc.constant(n), t: fc.constant(t), k: fc.integer({ min: t, max: n }) })))
+    .chain((n) =>
+      fc
+        .integer({ min: 2, max: n })
+        .chain((t) => fc.record({ n: fc.constant(n), t: fc.constant(t), k: fc.integer({ min: t, max: n }) })),
+    )
     .chain((p) =>
       fc.record({
         n: fc.constant(p.n),
@@ -164,7 +187,12 @@ function dkg(s: Suite, n: number, t: number, seed: string): Key[] {
   const signers = { min: t, max: n };
   const r1 = ids.map((id, i) => s.frost.DKG.round1(id, signers, undefined, detRng(`${seed}:dkg:${i}`)));
   const pubs: DKG_Round1[] = r1.map((r) => r.public);
-  const r2 = r1.map((r, i) => s.frost.DKG.round2(r.secret, pubs.filter((_, j) => j !== i)));
+  const r2 = r1.map((r, i) =>
+    s.frost.DKG.round2(
+      r.secret,
+      pubs.filter((_, j) => j !== i),
+    ),
+  );
   return r1.map((r, i) => {
     const others = pubs.filter((_, j) => j !== i);
     const received: DKG_Round2[] = r2.filter((_, j) => j !== i).map((m) => must(m[must(ids[i], 'id')], 'round2 pkg'));
@@ -180,7 +208,14 @@ describe.each(SUITE_IDS)('fast FROST vs noble, suite %s', (id: SuiteId) => {
       fc.property(sessionArb(7), (p) => {
         const deal = s.frost.trustedDealer({ min: p.t, max: p.n }, undefined, undefined, detRng(`${p.seed}:dealer`));
         const all = Object.values(deal.secretShares);
-        differential(s, { pub: deal.public, secrets: quorum(all, p.k, p.pick) }, p.msg, p.seed, p.randomShare, p.victim);
+        differential(
+          s,
+          { pub: deal.public, secrets: quorum(all, p.k, p.pick) },
+          p.msg,
+          p.seed,
+          p.randomShare,
+          p.victim,
+        );
       }),
       { numRuns: id === 'ed25519' ? 12 : 16 },
     );
@@ -260,7 +295,9 @@ interface SigningVectors {
     share_polynomial_coefficients: string[];
     participant_shares: { identifier: number; participant_share: string }[];
   };
-  round_one_outputs: { outputs: { identifier: number; hiding_nonce_randomness: string; binding_nonce_randomness: string }[] };
+  round_one_outputs: {
+    outputs: { identifier: number; hiding_nonce_randomness: string; binding_nonce_randomness: string }[];
+  };
   round_two_outputs: { outputs: { identifier: number; sig_share: string }[] };
   final_output: { sig: string };
 }
@@ -278,7 +315,9 @@ function scriptedRng(chunks: Uint8Array[]): Rng {
 describe.each(SUITE_IDS)('fast FROST reproduces the signing vectors, suite %s', (id: SuiteId) => {
   const s = getSuite(id);
   it.each(['vectors.json', 'vectors-big-identifier.json'])('%s: sig_share and final_output.sig', (file) => {
-    const v = JSON.parse(readFileSync(new URL(`./vectors/frost/${id}/${file}`, import.meta.url), 'utf8')) as SigningVectors;
+    const v = JSON.parse(
+      readFileSync(new URL(`./vectors/frost/${id}/${file}`, import.meta.url), 'utf8'),
+    ) as SigningVectors;
     const sc = (h: string) => s.Fn.fromBytes(hexToBytes(h));
     const coefficients = [sc(v.inputs.group_secret_key), ...v.inputs.share_polynomial_coefficients.map(sc)];
     const verifyingShares: Record<string, Uint8Array> = {};
@@ -295,16 +334,26 @@ describe.each(SUITE_IDS)('fast FROST reproduces the signing vectors, suite %s', 
     } as FrostPublic;
     const msg = hexToBytes(v.inputs.message);
     const rounds = v.inputs.participant_list.map((n) => {
-      const r1 = must(v.round_one_outputs.outputs.find((o) => o.identifier === n), 'round one');
+      const r1 = must(
+        v.round_one_outputs.outputs.find((o) => o.identifier === n),
+        'round one',
+      );
       const rng = scriptedRng([hexToBytes(r1.hiding_nonce_randomness), hexToBytes(r1.binding_nonce_randomness)]);
       return { n, out: s.frost.commit(must(secrets.get(n), 'share'), rng) };
     });
-    const session = prepareSession(prepareKey(s, pub), rounds.map((r) => r.out.commitments), msg);
+    const session = prepareSession(
+      prepareKey(s, pub),
+      rounds.map((r) => r.out.commitments),
+      msg,
+    );
     const shares: Record<string, Uint8Array> = {};
     for (const { n, out } of rounds) {
       const secret = must(secrets.get(n), 'share');
       const share = session.signShare(secret, out.nonces);
-      const expected = must(v.round_two_outputs.outputs.find((o) => o.identifier === n), 'round two').sig_share;
+      const expected = must(
+        v.round_two_outputs.outputs.find((o) => o.identifier === n),
+        'round two',
+      ).sig_share;
       expect(bytesToHex(share)).toBe(expected);
       expect(session.verifyShare(secret.identifier, share)).toBe(true);
       shares[secret.identifier] = share;
@@ -332,8 +381,12 @@ describe.each(SUITE_IDS)('fast FROST shortcuts keep every check, suite %s', (id:
     va.binding.set(new Uint8Array(va.binding.length).fill(0xff));
     expect(outcome(() => prepareSession(key, [va, rb.commitments], msg))).toBe('throw');
     // Validation at intake refuses what the session would refuse.
-    expect(outcome(() => validateCommitment(s, { ...rb.commitments, hiding: new Uint8Array(rb.commitments.hiding.length) }))).toBe('throw');
-    expect(outcome(() => validateCommitment(s, { ...rb.commitments, identifier: '00'.repeat(s.scalarBytes) }))).toBe('throw');
+    expect(
+      outcome(() => validateCommitment(s, { ...rb.commitments, hiding: new Uint8Array(rb.commitments.hiding.length) })),
+    ).toBe('throw');
+    expect(outcome(() => validateCommitment(s, { ...rb.commitments, identifier: '00'.repeat(s.scalarBytes) }))).toBe(
+      'throw',
+    );
   });
 
   if (id === 'ed25519') {
@@ -342,7 +395,10 @@ describe.each(SUITE_IDS)('fast FROST shortcuts keep every check, suite %s', (id:
       const T = ed25519.Point.fromBytes(hexToBytes('26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05'));
       const ra = s.frost.commit(a, detRng('ta'));
       const rb = s.frost.commit(b, detRng('tb'));
-      const dirty = { ...rb.commitments, hiding: ed25519.Point.fromBytes(rb.commitments.hiding).add(T).toBytes() } as NonceCommitments;
+      const dirty = {
+        ...rb.commitments,
+        hiding: ed25519.Point.fromBytes(rb.commitments.hiding).add(T).toBytes(),
+      } as NonceCommitments;
       expect(outcome(() => validateCommitment(s, dirty))).toBe('throw');
       expect(outcome(() => prepareSession(key, [ra.commitments, dirty], msg))).toBe('throw');
       // "own" only spares the entry whose bytes are exactly the caller's own commitment.
@@ -361,7 +417,9 @@ describe.each(SUITE_IDS)('fast FROST shortcuts keep every check, suite %s', (id:
     const list = [ra.commitments, rb.commitments];
     const nonces = copyNonces(ra.nonces);
     // The caller claims its nonces commit to `other`: the listed commitment differs, so it refuses.
-    expect(outcome(() => prepareSession(key, list, msg, { own: other.commitments }).signShare(a, nonces, other.commitments))).toBe('throw');
+    expect(
+      outcome(() => prepareSession(key, list, msg, { own: other.commitments }).signShare(a, nonces, other.commitments)),
+    ).toBe('throw');
     expect(nonces.hiding.some((x) => x !== 0)).toBe(true);
     // Without a kept commitment the fast path recomputes it and signs as noble does.
     const z = prepareSession(key, list, msg).signShare(a, nonces);
@@ -373,12 +431,18 @@ describe.each(SUITE_IDS)('fast FROST shortcuts keep every check, suite %s', (id:
     const rb = s.frost.commit(b, detRng('cb'));
     const list = [ra.commitments, rb.commitments];
     const session = prepareSession(key, list, msg);
-    const shares = { [a.identifier]: session.signShare(a, copyNonces(ra.nonces)), [b.identifier]: session.signShare(b, copyNonces(rb.nonces)) };
+    const shares = {
+      [a.identifier]: session.signShare(a, copyNonces(ra.nonces)),
+      [b.identifier]: session.signShare(b, copyNonces(rb.nonces)),
+    };
     const sig = session.combine(shares);
     expect(bytesToHex(sig)).toBe(bytesToHex(session.aggregate(shares)));
     const gk = s.publicKey(must(deal.public.commitments[0], 'group key'));
     expect(s.verify(sig, msg, gk)).toBe(true);
-    const bad = { ...shares, [b.identifier]: s.Fn.toBytes(s.Fn.add(s.Fn.fromBytes(must(shares[b.identifier], 'b')), s.Fn.ONE)) };
+    const bad = {
+      ...shares,
+      [b.identifier]: s.Fn.toBytes(s.Fn.add(s.Fn.fromBytes(must(shares[b.identifier], 'b')), s.Fn.ONE)),
+    };
     expect(s.verify(session.combine(bad), msg, gk)).toBe(false);
     expect(cheatersOf(() => session.aggregate(bad))).toEqual([b.identifier]);
     expect(outcome(() => session.combine({ [a.identifier]: must(shares[a.identifier], 'a') }))).toBe('throw');

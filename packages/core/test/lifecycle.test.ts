@@ -75,7 +75,13 @@ function dkgWorld(suiteId: SuiteId, t: number, n: number, seed: string): World {
   const idList = identities(n, seededRng(`${seed}-ids`));
   const out = runLocalDkg(suite, t, idList, seededRng(seed));
   const key = out.get('p1')!.key;
-  return { suite, key, epoch: 0, ids: new Map(idList.map((i) => [i.id, i])), shares: new Map([...out].map(([id, o]) => [id, o.share])) };
+  return {
+    suite,
+    key,
+    epoch: 0,
+    ids: new Map(idList.map((i) => [i.id, i])),
+    shares: new Map([...out].map(([id, o]) => [id, o.share])),
+  };
 }
 
 function refreshCfg(w: World, contributors: readonly string[], rng: Rng): RefreshConfig {
@@ -83,24 +89,62 @@ function refreshCfg(w: World, contributors: readonly string[], rng: Rng): Refres
 }
 
 /** Runs a refresh: contributors send round 1, `appliers` (default: everyone) apply it. */
-function refresh(w: World, contributors: readonly string[], seed: string, appliers: readonly string[] = w.key.roster.map((r) => r.id)) {
+function refresh(
+  w: World,
+  contributors: readonly string[],
+  seed: string,
+  appliers: readonly string[] = w.key.roster.map((r) => r.id),
+) {
   const rng = seededRng(seed);
   const cfg = refreshCfg(w, contributors, rng);
   const envelopes = contributors.map((id) => refreshRound1(cfg, w.ids.get(id)!, rng));
-  const outs = new Map<string, LifecycleOutput>(appliers.map((id) => [id, applyRefresh(cfg, w.ids.get(id)!, w.shares.get(id)!, envelopes)]));
+  const outs = new Map<string, LifecycleOutput>(
+    appliers.map((id) => [id, applyRefresh(cfg, w.ids.get(id)!, w.shares.get(id)!, envelopes)]),
+  );
   return { cfg, envelopes, outs };
 }
 
-function worldAfter(w: World, outs: Map<string, LifecycleOutput>, ids: Map<string, ParticipantIdentity> = w.ids): World {
+function worldAfter(
+  w: World,
+  outs: Map<string, LifecycleOutput>,
+  ids: Map<string, ParticipantIdentity> = w.ids,
+): World {
   const first = [...outs.values()][0]!;
-  return { suite: w.suite, key: first.key, epoch: first.epoch, ids, shares: new Map([...outs].map(([id, o]) => [id, o.share])) };
+  return {
+    suite: w.suite,
+    key: first.key,
+    epoch: first.epoch,
+    ids,
+    shares: new Map([...outs].map(([id, o]) => [id, o.share])),
+  };
 }
 
-function reshareCfg(w: World, contributors: readonly string[], newThreshold: number, newIds: readonly ParticipantIdentity[], rng: Rng): ReshareConfig {
-  return { suite: w.suite, sessionId: rng(32), keyId: KEY_ID, fromEpoch: w.epoch, oldKey: w.key, contributors, newThreshold, newParticipants: newIds.map((i) => i.public) };
+function reshareCfg(
+  w: World,
+  contributors: readonly string[],
+  newThreshold: number,
+  newIds: readonly ParticipantIdentity[],
+  rng: Rng,
+): ReshareConfig {
+  return {
+    suite: w.suite,
+    sessionId: rng(32),
+    keyId: KEY_ID,
+    fromEpoch: w.epoch,
+    oldKey: w.key,
+    contributors,
+    newThreshold,
+    newParticipants: newIds.map((i) => i.public),
+  };
 }
 
-function reshare(w: World, contributors: readonly string[], newThreshold: number, newIds: readonly ParticipantIdentity[], seed: string) {
+function reshare(
+  w: World,
+  contributors: readonly string[],
+  newThreshold: number,
+  newIds: readonly ParticipantIdentity[],
+  seed: string,
+) {
   const rng = seededRng(seed);
   const cfg = reshareCfg(w, contributors, newThreshold, newIds, rng);
   const envelopes = contributors.map((id) => reshareRound1(cfg, w.ids.get(id)!, w.shares.get(id)!, rng));
@@ -109,7 +153,13 @@ function reshare(w: World, contributors: readonly string[], newThreshold: number
 }
 
 /** Signs with a quorum and checks the signature with the plain verifier under `published`. */
-function signAndVerify(w: World, quorum: readonly string[], message: Uint8Array, published: Uint8Array, seed: string | number): void {
+function signAndVerify(
+  w: World,
+  quorum: readonly string[],
+  message: Uint8Array,
+  published: Uint8Array,
+  seed: string | number,
+): void {
   const sig = runLocalSign(w.key, w.shares, quorum, message, seededRng(seed));
   expect(w.suite.verify(sig, message, published)).toBe(true);
   expect(w.suite.verify(sig, new Uint8Array([...message, 0]), published)).toBe(false);
@@ -120,7 +170,11 @@ function signAndVerify(w: World, quorum: readonly string[], message: Uint8Array,
  * Runs one signing attempt where each signer uses the (key, share) it is given, then aggregates
  * under `sessionKey`. Returns the signature, or throws what aggregation throws.
  */
-function mixedSign(sessionKey: GroupKey, signers: readonly { id: string; key: GroupKey; share: KeyShare }[], message: Uint8Array): Uint8Array {
+function mixedSign(
+  sessionKey: GroupKey,
+  signers: readonly { id: string; key: GroupKey; share: KeyShare }[],
+  message: Uint8Array,
+): Uint8Array {
   const nonces = new Map<string, SigningNonces>();
   const commitments = signers.map((s) => {
     const c = commit(s.share, seededRng(`mix-${s.id}`));
@@ -128,7 +182,9 @@ function mixedSign(sessionKey: GroupKey, signers: readonly { id: string; key: Gr
     return c.commitment;
   });
   const session = new SigningSession(sessionKey, message, commitments);
-  const shares = new Map(signers.map((s) => [s.id, signShare(s.share, s.key, nonces.get(s.id)!, commitments, message)]));
+  const shares = new Map(
+    signers.map((s) => [s.id, signShare(s.share, s.key, nonces.get(s.id)!, commitments, message)]),
+  );
   return session.aggregate(shares);
 }
 
@@ -137,7 +193,10 @@ function interpolateVerifyingShares(key: GroupKey, subset: readonly RosterEntry[
   const { suite } = key;
   const xs = subset.map((r) => suite.Fn.fromBytes(fromHex(r.identifier)));
   return subset.reduce(
-    (acc, r, i) => acc.add(suite.Point.fromBytes(key.public.verifyingShares[r.identifier]!).multiply(lagrangeAtZero(suite, xs, xs[i]!))),
+    (acc, r, i) =>
+      acc.add(
+        suite.Point.fromBytes(key.public.verifyingShares[r.identifier]!).multiply(lagrangeAtZero(suite, xs, xs[i]!)),
+      ),
     suite.Point.ZERO,
   );
 }
@@ -175,7 +234,9 @@ function checkInvariants(before: World, after: World, outs: Map<string, Lifecycl
   }
   // Any t verifying shares interpolate to the group key.
   const subset = pick(after.key.roster, t, after.epoch * 31 + t);
-  expect(interpolateVerifyingShares(after.key, subset).equals(suite.Point.fromBytes(after.key.public.commitments[0]!))).toBe(true);
+  expect(
+    interpolateVerifyingShares(after.key, subset).equals(suite.Point.fromBytes(after.key.public.commitments[0]!)),
+  ).toBe(true);
 }
 
 // ---- refresh ------------------------------------------------------------------------------------
@@ -197,7 +258,9 @@ describe.each([
   it('keeps the group key and threshold, changes every share and verifying share', () => {
     checkInvariants(w0, w1, r1.outs, t);
     for (const r of w0.key.roster)
-      expect(bytesToHex(w1.key.public.verifyingShares[r.identifier]!)).not.toBe(bytesToHex(w0.key.public.verifyingShares[r.identifier]!));
+      expect(bytesToHex(w1.key.public.verifyingShares[r.identifier]!)).not.toBe(
+        bytesToHex(w0.key.public.verifyingShares[r.identifier]!),
+      );
     expect(w1.key.roster).toBe(w0.key.roster);
     // The coordinator derives the same public data from the envelopes alone.
     const pub = refreshPublicKey(r1.cfg, r1.envelopes);
@@ -220,10 +283,20 @@ describe.each([
     const rest = all.slice(2, t);
     const fresh = (id: string) => ({ id, key: w1.key, share: w1.shares.get(id)! });
     // New key, one signer still on its old share: identifiable abort names it.
-    expectBlame(() => mixedSign(w1.key, [{ id: a, key: w1.key, share: w0.shares.get(a)! }, fresh(b), ...rest.map(fresh)], message), ErrorCode.BAD_SIGNATURE_SHARE, [a]);
+    expectBlame(
+      () =>
+        mixedSign(w1.key, [{ id: a, key: w1.key, share: w0.shares.get(a)! }, fresh(b), ...rest.map(fresh)], message),
+      ErrorCode.BAD_SIGNATURE_SHARE,
+      [a],
+    );
     // Old key, one signer on its new share.
     const stale = (id: string) => ({ id, key: w0.key, share: w0.shares.get(id)! });
-    expectBlame(() => mixedSign(w0.key, [{ id: a, key: w0.key, share: w1.shares.get(a)! }, stale(b), ...rest.map(stale)], message), ErrorCode.BAD_SIGNATURE_SHARE, [a]);
+    expectBlame(
+      () =>
+        mixedSign(w0.key, [{ id: a, key: w0.key, share: w1.shares.get(a)! }, stale(b), ...rest.map(stale)], message),
+      ErrorCode.BAD_SIGNATURE_SHARE,
+      [a],
+    );
     // Sanity: the same flows with consistent epochs succeed.
     expect(w0.suite.verify(mixedSign(w1.key, all.slice(0, t).map(fresh), message), message, published)).toBe(true);
     expect(w0.suite.verify(mixedSign(w0.key, all.slice(0, t).map(stale), message), message, published)).toBe(true);
@@ -299,7 +372,12 @@ function craftRound1(opts: {
   const { suite } = opts;
   const shares = opts.recipients.map((to) => {
     const v = suite.Fn.toBytes(opts.evaluate(suite.Fn.fromBytes(fromHex(to.identifier)), to));
-    const info = lengthPrefixed(utf8ToBytes(opts.infoDst), opts.sessionHash, fromHex(opts.senderIdentifier), fromHex(to.identifier));
+    const info = lengthPrefixed(
+      utf8ToBytes(opts.infoDst),
+      opts.sessionHash,
+      fromHex(opts.senderIdentifier),
+      fromHex(to.identifier),
+    );
     const box = hpkeSeal(to.encKey, info, new Uint8Array(0), v, opts.rng);
     return { recipient: fromHex(to.identifier), enc: box.enc, ciphertext: box.ciphertext };
   });
@@ -319,7 +397,12 @@ function poly(suite: Suite, coeffs: readonly bigint[], x: bigint): bigint {
 }
 
 /** Re-signs an envelope's payload after `edit`, as `who` (a sender misbehaving on purpose). */
-function resign(who: ParticipantIdentity, kind: PayloadKind, envelope: Uint8Array, edit: (p: WireLifecycleRound1) => void): Uint8Array {
+function resign(
+  who: ParticipantIdentity,
+  kind: PayloadKind,
+  envelope: Uint8Array,
+  edit: (p: WireLifecycleRound1) => void,
+): Uint8Array {
   const p = decodeMessage('LifecycleRound1', openEnvelope(envelope, kind).payload);
   edit(p);
   return signEnvelope(who, kind, encodeMessage('LifecycleRound1', p));
@@ -337,7 +420,18 @@ describe('refresh attacks (ed25519 3-of-5)', () => {
   const p3 = w.ids.get('p3')!;
   const p3Entry = w.key.roster.find((r) => r.id === 'p3')!;
   const evil = (commitments: bigint[], evaluate: (x: bigint, to: RosterEntry) => bigint) =>
-    craftRound1({ suite, sessionHash, kind: PayloadKind.REFRESH_ROUND1, infoDst: 'tessera/v1/refresh-share', sender: p3, senderIdentifier: p3Entry.identifier, recipients: w.key.roster, commitments, evaluate, rng });
+    craftRound1({
+      suite,
+      sessionHash,
+      kind: PayloadKind.REFRESH_ROUND1,
+      infoDst: 'tessera/v1/refresh-share',
+      sender: p3,
+      senderIdentifier: p3Entry.identifier,
+      recipients: w.key.roster,
+      commitments,
+      evaluate,
+      rng,
+    });
   const withEvil = (env: Uint8Array) => honest.map((e, i) => (all[i] === 'p3' ? env : e));
   const applyAs = (id: string, envs: Uint8Array[]) => applyRefresh(cfg, w.ids.get(id)!, w.shares.get(id)!, envs);
   const [a1, a2, c] = [11n, 22n, 12345n];
@@ -419,12 +513,20 @@ describe('refresh attacks (ed25519 3-of-5)', () => {
     expectBlame(() => applyAs('p1', honest.slice(0, 4)), ErrorCode.UNEXPECTED_MESSAGE, []);
     const fewer: RefreshConfig = { ...cfg, contributors: all.filter((id) => id !== 'p5').slice(0, 3) };
     expectBlame(() => applyAs('p1', []), ErrorCode.UNEXPECTED_MESSAGE, []);
-    expectBlame(() => applyRefresh(fewer, w.ids.get('p1')!, w.shares.get('p1')!, honest), ErrorCode.UNEXPECTED_MESSAGE, []);
-    const wrongKind = signEnvelope(p3, PayloadKind.RESHARE_ROUND1, openEnvelope(p3Honest, PayloadKind.REFRESH_ROUND1).payload);
+    expectBlame(
+      () => applyRefresh(fewer, w.ids.get('p1')!, w.shares.get('p1')!, honest),
+      ErrorCode.UNEXPECTED_MESSAGE,
+      [],
+    );
+    const wrongKind = signEnvelope(
+      p3,
+      PayloadKind.RESHARE_ROUND1,
+      openEnvelope(p3Honest, PayloadKind.REFRESH_ROUND1).payload,
+    );
     expectBlame(() => applyAs('p1', withEvil(wrongKind)), ErrorCode.UNEXPECTED_MESSAGE, []);
   });
 
-  it('a contributor using another participant\'s identifier is named', () => {
+  it("a contributor using another participant's identifier is named", () => {
     const env = resign(p3, PayloadKind.REFRESH_ROUND1, p3Honest, (p) => {
       p.identifier = fromHex(w.key.roster.find((r) => r.id === 'p1')!.identifier);
     });
@@ -439,14 +541,20 @@ describe('refresh attacks (ed25519 3-of-5)', () => {
     expectBlame(() => refreshCfgCheck({ ...cfg, keyId: 'not-a-key-id' }), ErrorCode.INVALID_ARGUMENT, []);
     expectBlame(() => refreshCfgCheck({ ...cfg, suite: getSuite('p256') }), ErrorCode.INVALID_ARGUMENT, []);
     // A non-contributor cannot produce round 1; a share of someone else is refused.
-    expectBlame(() => refreshRound1({ ...cfg, contributors: all.filter((id) => id !== 'p5') }, w.ids.get('p5')!, rng), ErrorCode.INVALID_ARGUMENT, []);
+    expectBlame(
+      () => refreshRound1({ ...cfg, contributors: all.filter((id) => id !== 'p5') }, w.ids.get('p5')!, rng),
+      ErrorCode.INVALID_ARGUMENT,
+      [],
+    );
     expectBlame(() => applyRefresh(cfg, w.ids.get('p1')!, w.shares.get('p2')!, honest), ErrorCode.INVALID_ARGUMENT, []);
     // A share that does not match the key (e.g. already refreshed) is a local state error.
     const wrong = new KeyShare(suite, w.shares.get('p1')!.identifier, suite.Fn.toBytes(5n));
     expectBlame(() => applyRefresh(cfg, w.ids.get('p1')!, wrong, honest), ErrorCode.INVALID_STATE, []);
     // Params made for other key data are refused.
     const other = dkgWorld('ed25519', 3, 5, 'attacks-other').key;
-    expect(() => decodeRefreshParams(encodeRefreshParams(cfg), other)).toThrow(expect.objectContaining({ code: ErrorCode.DECODE }));
+    expect(() => decodeRefreshParams(encodeRefreshParams(cfg), other)).toThrow(
+      expect.objectContaining({ code: ErrorCode.DECODE }),
+    );
   });
 
   it('confirmation mismatch names who derived something else; equivocating confirmations are named', () => {
@@ -456,12 +564,29 @@ describe('refresh attacks (ed25519 3-of-5)', () => {
     const other = refresh(w, all, 'confirm-other', ['p4']).outs.get('p4')!;
     const lying = confirmLifecycle(w.ids.get('p4')!, { ...other, sessionHash: outs.get('p4')!.sessionHash });
     const mixed = confirms.map((e, i) => (all[i] === 'p4' ? lying : e));
-    expectBlame(() => checkLifecycleConfirmations(outs.get('p1')!, mixed, all), ErrorCode.CONFIRMATION_MISMATCH, ['p4']);
-    expectBlame(() => checkLifecycleConfirmations(outs.get('p1')!, [...confirms, lying], all), ErrorCode.EQUIVOCATION, ['p4']);
-    expectBlame(() => checkLifecycleConfirmations(outs.get('p1')!, confirms.slice(1), all), ErrorCode.UNEXPECTED_MESSAGE, []);
+    expectBlame(() => checkLifecycleConfirmations(outs.get('p1')!, mixed, all), ErrorCode.CONFIRMATION_MISMATCH, [
+      'p4',
+    ]);
+    expectBlame(() => checkLifecycleConfirmations(outs.get('p1')!, [...confirms, lying], all), ErrorCode.EQUIVOCATION, [
+      'p4',
+    ]);
+    expectBlame(
+      () => checkLifecycleConfirmations(outs.get('p1')!, confirms.slice(1), all),
+      ErrorCode.UNEXPECTED_MESSAGE,
+      [],
+    );
     // A confirmation from another session (replayed) names nobody.
     const replay = confirmLifecycle(w.ids.get('p4')!, other);
-    expectBlame(() => checkLifecycleConfirmations(outs.get('p1')!, confirms.map((e, i) => (all[i] === 'p4' ? replay : e)), all), ErrorCode.UNEXPECTED_MESSAGE, []);
+    expectBlame(
+      () =>
+        checkLifecycleConfirmations(
+          outs.get('p1')!,
+          confirms.map((e, i) => (all[i] === 'p4' ? replay : e)),
+          all,
+        ),
+      ErrorCode.UNEXPECTED_MESSAGE,
+      [],
+    );
   });
 });
 
@@ -485,9 +610,17 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('reshare %s', (suiteId) => {
     expect(bytesToHex(keyDigest(pub.key))).toBe(bytesToHex(keyDigest(up.world.key)));
     signAndVerify(up.world, ['p2', 'p4', 'p5'], utf8ToBytes('3-of-5'), published, 'a');
     signAndVerify(up.world, ['p1', 'p3', 'p5'], utf8ToBytes('3-of-5 again'), published, 'b');
-    expect(() => runLocalSign(up.world.key, up.world.shares, ['p1', 'p4'], utf8ToBytes('two'))).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+    expect(() => runLocalSign(up.world.key, up.world.shares, ['p1', 'p4'], utf8ToBytes('two'))).toThrow(
+      expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }),
+    );
     const confirms = newIds.map((i) => confirmLifecycle(i, up.outs.get(i.id)!));
-    expect(checkLifecycleConfirmations(up.outs.get('p5')!, confirms, newIds.map((i) => i.id))).toHaveLength(5);
+    expect(
+      checkLifecycleConfirmations(
+        up.outs.get('p5')!,
+        confirms,
+        newIds.map((i) => i.id),
+      ),
+    ).toHaveLength(5);
 
     const down = reshare(up.world, ['p2', 'p4', 'p5'], 2, [...w23.ids.values()], `down-${suiteId}`);
     checkInvariants(up.world, down.world, down.outs, 2);
@@ -497,7 +630,15 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('reshare %s', (suiteId) => {
     expectBlame(() => applyReshare(down.cfg, newIds[3]!, down.envelopes), ErrorCode.INVALID_ARGUMENT, []);
     // Old (3-of-5) shares do not combine with new (2-of-3) ones.
     expectBlame(
-      () => mixedSign(down.world.key, [{ id: 'p1', key: down.world.key, share: up.world.shares.get('p1')! }, { id: 'p2', key: down.world.key, share: down.world.shares.get('p2')! }], utf8ToBytes('mix')),
+      () =>
+        mixedSign(
+          down.world.key,
+          [
+            { id: 'p1', key: down.world.key, share: up.world.shares.get('p1')! },
+            { id: 'p2', key: down.world.key, share: down.world.shares.get('p2')! },
+          ],
+          utf8ToBytes('mix'),
+        ),
       ErrorCode.BAD_SIGNATURE_SHARE,
       ['p1'],
     );
@@ -505,7 +646,12 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('reshare %s', (suiteId) => {
 
   it('replaces one member (device-old → device-new), others kept', () => {
     const rng = seededRng(`replace-${suiteId}`);
-    const base = dkgWorldWithIds(suiteId, 2, [w23.ids.get('p1')!, w23.ids.get('p2')!, ParticipantIdentity.generate('device-old', rng)], `replace-${suiteId}`);
+    const base = dkgWorldWithIds(
+      suiteId,
+      2,
+      [w23.ids.get('p1')!, w23.ids.get('p2')!, ParticipantIdentity.generate('device-old', rng)],
+      `replace-${suiteId}`,
+    );
     const deviceNew = ParticipantIdentity.generate('device-new', rng);
     const next = [base.ids.get('p1')!, base.ids.get('p2')!, deviceNew];
     const r = reshare(base, ['device-old', 'p2'], 2, next, `replace-rs-${suiteId}`);
@@ -515,9 +661,16 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('reshare %s', (suiteId) => {
     signAndVerify(r.world, ['p2', 'device-new'], utf8ToBytes('new device 2'), groupPublicKey(base.key), 'e');
     expectBlame(() => applyReshare(r.cfg, base.ids.get('device-old')!, r.envelopes), ErrorCode.INVALID_ARGUMENT, []);
     // The old device's share is useless under the new key: it is not even in the roster.
-    expect(() => mixedSign(r.world.key, [{ id: 'device-old', key: r.world.key, share: base.shares.get('device-old')! }, { id: 'p1', key: r.world.key, share: r.world.shares.get('p1')! }], utf8ToBytes('x'))).toThrow(
-      expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }),
-    );
+    expect(() =>
+      mixedSign(
+        r.world.key,
+        [
+          { id: 'device-old', key: r.world.key, share: base.shares.get('device-old')! },
+          { id: 'p1', key: r.world.key, share: r.world.shares.get('p1')! },
+        ],
+        utf8ToBytes('x'),
+      ),
+    ).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
   });
 
   it('a bad contribution names its sender: D_0 ≠ λ·Y, a wrong evaluation, a wrong commitment count', () => {
@@ -530,7 +683,18 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('reshare %s', (suiteId) => {
     const p2Entry = w23.key.roster.find((r) => r.id === 'p2')!;
     const newRoster = resharePublicKey(cfg, honest).key.roster;
     const craft = (commitments: bigint[], evaluate: (x: bigint, to: RosterEntry) => bigint) =>
-      craftRound1({ suite, sessionHash, kind: PayloadKind.RESHARE_ROUND1, infoDst: 'tessera/v1/reshare-share', sender: p2, senderIdentifier: p2Entry.identifier, recipients: newRoster, commitments, evaluate, rng });
+      craftRound1({
+        suite,
+        sessionHash,
+        kind: PayloadKind.RESHARE_ROUND1,
+        infoDst: 'tessera/v1/reshare-share',
+        sender: p2,
+        senderIdentifier: p2Entry.identifier,
+        recipients: newRoster,
+        commitments,
+        evaluate,
+        rng,
+      });
     // p2 shares a fresh random value instead of λ_2·s_2 (consistent polynomial, wrong constant).
     const coeffs = [777n, 5n, 6n];
     const rogue = craft(coeffs, (x) => poly(suite, coeffs, x));
@@ -553,14 +717,38 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('reshare %s', (suiteId) => {
   it('a contributor set that is not exactly t_old old members is INVALID_ARGUMENT', () => {
     const rng = seededRng(`inv-${suiteId}`);
     for (const contributors of [['p1'], ['p1', 'p2', 'p3'], ['p1', 'p1'], ['p1', 'p4']])
-      expectBlame(() => reshareSessionHash(reshareCfg(w23, contributors, 3, newIds, rng)), ErrorCode.INVALID_ARGUMENT, []);
-    expectBlame(() => reshareSessionHash(reshareCfg(w23, ['p1', 'p2'], 1, newIds, rng)), ErrorCode.INVALID_ARGUMENT, []);
-    expectBlame(() => reshareSessionHash(reshareCfg(w23, ['p1', 'p2'], 6, newIds, rng)), ErrorCode.INVALID_ARGUMENT, []);
-    expectBlame(() => reshareSessionHash(reshareCfg(w23, ['p1', 'p2'], 2, [newIds[0]!], rng)), ErrorCode.INVALID_ARGUMENT, []);
+      expectBlame(
+        () => reshareSessionHash(reshareCfg(w23, contributors, 3, newIds, rng)),
+        ErrorCode.INVALID_ARGUMENT,
+        [],
+      );
+    expectBlame(
+      () => reshareSessionHash(reshareCfg(w23, ['p1', 'p2'], 1, newIds, rng)),
+      ErrorCode.INVALID_ARGUMENT,
+      [],
+    );
+    expectBlame(
+      () => reshareSessionHash(reshareCfg(w23, ['p1', 'p2'], 6, newIds, rng)),
+      ErrorCode.INVALID_ARGUMENT,
+      [],
+    );
+    expectBlame(
+      () => reshareSessionHash(reshareCfg(w23, ['p1', 'p2'], 2, [newIds[0]!], rng)),
+      ErrorCode.INVALID_ARGUMENT,
+      [],
+    );
     // A contributor must bring its own share of the old key.
     const cfg = reshareCfg(w23, ['p1', 'p2'], 2, newIds, rng);
-    expectBlame(() => reshareRound1(cfg, w23.ids.get('p1')!, w23.shares.get('p2')!, rng), ErrorCode.INVALID_ARGUMENT, []);
-    expectBlame(() => reshareRound1(cfg, w23.ids.get('p3')!, w23.shares.get('p3')!, rng), ErrorCode.INVALID_ARGUMENT, []);
+    expectBlame(
+      () => reshareRound1(cfg, w23.ids.get('p1')!, w23.shares.get('p2')!, rng),
+      ErrorCode.INVALID_ARGUMENT,
+      [],
+    );
+    expectBlame(
+      () => reshareRound1(cfg, w23.ids.get('p3')!, w23.shares.get('p3')!, rng),
+      ErrorCode.INVALID_ARGUMENT,
+      [],
+    );
     // Params round-trip for a late applier.
     const again = decodeReshareParams(encodeReshareParams(cfg), w23.key);
     expect(bytesToHex(reshareSessionHash(again))).toBe(bytesToHex(reshareSessionHash(cfg)));
@@ -571,16 +759,36 @@ function dkgWorldWithIds(suiteId: SuiteId, t: number, idList: ParticipantIdentit
   const suite = getSuite(suiteId);
   const out = runLocalDkg(suite, t, idList, seededRng(seed));
   const key = out.get(idList[0]!.id)!.key;
-  return { suite, key, epoch: 0, ids: new Map(idList.map((i) => [i.id, i])), shares: new Map([...out].map(([id, o]) => [id, o.share])) };
+  return {
+    suite,
+    key,
+    epoch: 0,
+    ids: new Map(idList.map((i) => [i.id, i])),
+    shares: new Map([...out].map(([id, o]) => [id, o.share])),
+  };
 }
 
 /** Replaces `toId`'s sealed value in `envelope` by f(value), re-sealed and re-signed by the sender. */
-function tamperBox(cfg: ReshareConfig, envelope: Uint8Array, sender: ParticipantIdentity, roster: readonly RosterEntry[], toId: string, to: ParticipantIdentity, f: (v: bigint) => bigint, rng: Rng): Uint8Array {
+function tamperBox(
+  cfg: ReshareConfig,
+  envelope: Uint8Array,
+  sender: ParticipantIdentity,
+  roster: readonly RosterEntry[],
+  toId: string,
+  to: ParticipantIdentity,
+  f: (v: bigint) => bigint,
+  rng: Rng,
+): Uint8Array {
   const { suite } = cfg;
   const sessionHash = reshareSessionHash(cfg);
   const i = roster.findIndex((r) => r.id === toId);
   const senderIdentifier = cfg.oldKey.roster.find((r) => r.id === sender.id)!.identifier;
-  const info = lengthPrefixed(utf8ToBytes('tessera/v1/reshare-share'), sessionHash, fromHex(senderIdentifier), fromHex(roster[i]!.identifier));
+  const info = lengthPrefixed(
+    utf8ToBytes('tessera/v1/reshare-share'),
+    sessionHash,
+    fromHex(senderIdentifier),
+    fromHex(roster[i]!.identifier),
+  );
   return resign(sender, PayloadKind.RESHARE_ROUND1, envelope, (p) => {
     const box = p.shares[i]!;
     const v = suite.Fn.fromBytes(hpkeOpen(to.encryptionSecret(), box.enc, info, new Uint8Array(0), box.ciphertext));
@@ -607,7 +815,9 @@ describe('properties: random thresholds, rosters, contributor sets and messages'
           const published = groupPublicKey(base.key);
           // New roster: keep a random subset of p1..p3, add fresh members up to n.
           const keep = pick([...base.ids.values()], Math.min(n, 1 + (seed % 3)), seed);
-          const fresh = Array.from({ length: n - keep.length }, (_, i) => ParticipantIdentity.generate(`q${i + 1}`, seededRng(`${seed}-q${i}`)));
+          const fresh = Array.from({ length: n - keep.length }, (_, i) =>
+            ParticipantIdentity.generate(`q${i + 1}`, seededRng(`${seed}-q${i}`)),
+          );
           const contributors = pick(['p1', 'p2', 'p3'], 2, seed >>> 3);
           const rs = reshare(base, contributors, t, [...keep, ...fresh], `prop-rs-${seed}`);
           checkInvariants(base, rs.world, rs.outs, t);

@@ -204,7 +204,11 @@ function withCosigner(p: OfflinePackage, i: number, patch: Partial<SignedReserva
 }
 
 const verifyAt0 = (fx: Fixture, p: OfflinePackage, now?: number) =>
-  verifyOfflinePackage(fx.key, p, now === undefined ? { keyId: fx.keyId, epoch: 0 } : { keyId: fx.keyId, epoch: 0, now });
+  verifyOfflinePackage(
+    fx.key,
+    p,
+    now === undefined ? { keyId: fx.keyId, epoch: 0 } : { keyId: fx.keyId, epoch: 0, now },
+  );
 
 /** Every error code the package decode + verify path may legitimately raise. */
 const PACKAGE_CODES = new Set<string>([
@@ -337,8 +341,7 @@ const CONFIGS: readonly { suiteId: SuiteId; t: number; n: number }[] = [
 const participantsFor = (n: number) => ['device-a', ...Array.from({ length: n - 1 }, (_, i) => `signer-${i + 1}`)];
 
 /** A random choice of t-1 co-signers out of the fixture's signers. */
-const cosignerArb = (fx: Fixture, t: number) =>
-  fc.shuffledSubarray(fx.signers, { minLength: t - 1, maxLength: t - 1 });
+const cosignerArb = (fx: Fixture, t: number) => fc.shuffledSubarray(fx.signers, { minLength: t - 1, maxLength: t - 1 });
 
 describe.each(CONFIGS)('offline package, $suiteId $t-of-$n', ({ suiteId, t, n }) => {
   const fx = setup(suiteId, t, participantsFor(n));
@@ -353,7 +356,9 @@ describe.each(CONFIGS)('offline package, $suiteId $t-of-$n', ({ suiteId, t, n })
         expect(pkg.packageId).toMatch(/^[0-9a-f]{32}$/);
         expect(pkg.device).toBe(fx.device);
         // Emitted in canonical order (the roster's), whatever order the reservations came in.
-        expect(pkg.cosigners.map((c) => c.signer)).toEqual(fx.key.roster.map((r) => r.id).filter((id) => cosigners.includes(id)));
+        expect(pkg.cosigners.map((c) => c.signer)).toEqual(
+          fx.key.roster.map((r) => r.id).filter((id) => cosigners.includes(id)),
+        );
         const again = decodeOfflinePackage(pkg.bytes);
         expect(again.packageId).toBe(pkg.packageId);
         expect(hex(again.digest)).toBe(hex(pkg.digest));
@@ -402,7 +407,13 @@ describe.each(CONFIGS)('offline package, $suiteId $t-of-$n', ({ suiteId, t, n })
         const pub = fx.key.public;
         const secret = (id: string) => shareOf(fx, id).frostSecret() as FrostSecret;
         const nobleShares: Record<string, Uint8Array> = {};
-        nobleShares[shareOf(fx, fx.device).identifier] = s.frost.signShare(secret(fx.device), pub, deviceNonces, list, message);
+        nobleShares[shareOf(fx, fx.device).identifier] = s.frost.signShare(
+          secret(fx.device),
+          pub,
+          deviceNonces,
+          list,
+          message,
+        );
         const ours = new Map<string, Uint8Array>([[fx.device, pkg.share]]);
         reserved.forEach((x, i) => {
           const id = must(cosigners[i], 'cosigner');
@@ -410,7 +421,8 @@ describe.each(CONFIGS)('offline package, $suiteId $t-of-$n', ({ suiteId, t, n })
           nobleShares[shareOf(fx, id).identifier] = s.frost.signShare(secret(id), pub, nonces, list, message);
           ours.set(id, signShare(shareOf(fx, id), fx.key, x.nonces, packageCommitments(fx.key, pkg), message));
         });
-        for (const [id, share] of ours) expect(hex(share), id).toBe(hex(must(nobleShares[shareOf(fx, id).identifier], id)));
+        for (const [id, share] of ours)
+          expect(hex(share), id).toBe(hex(must(nobleShares[shareOf(fx, id).identifier], id)));
         const nobleSig = s.frost.aggregate(pub, list, message, nobleShares);
         const session = verifyAt0(fx, pkg);
         expect(hex(session.aggregate(ours))).toBe(hex(nobleSig));
@@ -434,7 +446,9 @@ describe('package size and QR text form', () => {
     const { pkg } = makePackage(fx, ['signer-1'], message, `${suiteId}:size`);
     const text = packageToText(pkg.bytes);
     sizes[suiteId] = { bytes: pkg.bytes.length, text: text.length };
-    console.log(`offline package ${suiteId} 2-of-3, 32-byte message: ${pkg.bytes.length} bytes, text ${text.length} chars`);
+    console.log(
+      `offline package ${suiteId} 2-of-3, 32-byte message: ${pkg.bytes.length} bytes, text ${text.length} chars`,
+    );
 
     // Field-by-field lower bound: the share, three commitments, one signature and the message.
     expect(pkg.bytes.length).toBeGreaterThan(fx.suite.scalarBytes + 4 * fx.suite.elementBytes + 64 + 32);
@@ -493,7 +507,11 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('refusals, %s', (suiteId) =>
     const junk = new Uint8Array(S.elementBytes).fill(0xff);
     const identity = suiteId === 'ed25519' ? S.Point.ZERO.toBytes() : new Uint8Array(S.elementBytes);
     for (const h of [junk, identity])
-      expectCode(() => verifyAt0(fx, reencode({ ...pkg, commitment: { hiding: h, binding: pkg.commitment.binding } })), ErrorCode.BAD_SIGNATURE_SHARE, [fx.device]);
+      expectCode(
+        () => verifyAt0(fx, reencode({ ...pkg, commitment: { hiding: h, binding: pkg.commitment.binding } })),
+        ErrorCode.BAD_SIGNATURE_SHARE,
+        [fx.device],
+      );
   });
 
   it('altered reservation expiry, nonce id, hiding or binding: RESERVATION_INVALID', () => {
@@ -507,15 +525,22 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('refusals, %s', (suiteId) =>
       { hiding: other.hiding },
       { binding: other.binding },
     ];
-    for (const patch of patches) expectCode(() => verifyAt0(fx, reencode(withCosigner(pkg, 0, patch))), ErrorCode.RESERVATION_INVALID);
+    for (const patch of patches)
+      expectCode(() => verifyAt0(fx, reencode(withCosigner(pkg, 0, patch))), ErrorCode.RESERVATION_INVALID);
   });
 
   it('a reservation signed by another identity (another roster member, or an impostor with the same id): RESERVATION_INVALID', () => {
     const r = must(reserved[0], 'reservation').r;
-    const bySigner2 = decodeMessage('Envelope', signEnvelope(identityOf(fx, 'signer-2'), PayloadKind.RESERVATION, encodeReservation(r))).signature;
+    const bySigner2 = decodeMessage(
+      'Envelope',
+      signEnvelope(identityOf(fx, 'signer-2'), PayloadKind.RESERVATION, encodeReservation(r)),
+    ).signature;
     const impostor = ParticipantIdentity.generate('signer-1', seededRng(`${suiteId}:impostor`));
     const byImpostor = decodeMessage('Envelope', signReservation(impostor, r)).signature;
-    const byDevice = decodeMessage('Envelope', signEnvelope(identityOf(fx, fx.device), PayloadKind.RESERVATION, encodeReservation(r))).signature;
+    const byDevice = decodeMessage(
+      'Envelope',
+      signEnvelope(identityOf(fx, fx.device), PayloadKind.RESERVATION, encodeReservation(r)),
+    ).signature;
     for (const signature of [bySigner2, byImpostor, byDevice])
       expectCode(() => verifyAt0(fx, reencode(withCosigner(pkg, 0, { signature }))), ErrorCode.RESERVATION_INVALID);
     // The same impostor envelope is refused by openReservation too.
@@ -532,13 +557,23 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('refusals, %s', (suiteId) =>
   it('wrong epoch: RESERVATION_INVALID (expected epoch differs, or the package claims another epoch)', () => {
     expectCode(() => verifyOfflinePackage(fx.key, pkg, { keyId: fx.keyId, epoch: 1 }), ErrorCode.RESERVATION_INVALID);
     // A package rewritten to epoch 1, checked at epoch 1: the reservations were signed for epoch 0.
-    expectCode(() => verifyOfflinePackage(fx.key, reencode({ ...pkg, epoch: 1 }), { keyId: fx.keyId, epoch: 1 }), ErrorCode.RESERVATION_INVALID);
+    expectCode(
+      () => verifyOfflinePackage(fx.key, reencode({ ...pkg, epoch: 1 }), { keyId: fx.keyId, epoch: 1 }),
+      ErrorCode.RESERVATION_INVALID,
+    );
   });
 
   it('wrong key id: INVALID_ARGUMENT; a package rewritten to another key id: RESERVATION_INVALID', () => {
-    expectCode(() => verifyOfflinePackage(fx.key, pkg, { keyId: 'ffffffffffffffff', epoch: 0 }), ErrorCode.INVALID_ARGUMENT);
     expectCode(
-      () => verifyOfflinePackage(fx.key, reencode({ ...pkg, keyId: 'ffffffffffffffff' }), { keyId: 'ffffffffffffffff', epoch: 0 }),
+      () => verifyOfflinePackage(fx.key, pkg, { keyId: 'ffffffffffffffff', epoch: 0 }),
+      ErrorCode.INVALID_ARGUMENT,
+    );
+    expectCode(
+      () =>
+        verifyOfflinePackage(fx.key, reencode({ ...pkg, keyId: 'ffffffffffffffff' }), {
+          keyId: 'ffffffffffffffff',
+          epoch: 0,
+        }),
       ErrorCode.RESERVATION_INVALID,
     );
   });
@@ -559,7 +594,10 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('refusals, %s', (suiteId) =>
   });
 
   it('too many co-signers for the threshold: INVALID_ARGUMENT (createOfflinePackage refuses to emit it, verify refuses it)', () => {
-    expectCode(() => makePackage(fx, ['signer-1', 'signer-2'], message, `${suiteId}:too-many`), ErrorCode.INVALID_ARGUMENT);
+    expectCode(
+      () => makePackage(fx, ['signer-1', 'signer-2'], message, `${suiteId}:too-many`),
+      ErrorCode.INVALID_ARGUMENT,
+    );
     const other = pkg.cosigners[0]?.signer === 'signer-1' ? 'signer-2' : 'signer-1';
     const extra = reserve(fx, other, seededRng(`${suiteId}:too-many-extra`));
     const big = reencode({ ...pkg, cosigners: inRosterOrder(fx, [...pkg.cosigners, extra.signed]) });
@@ -571,10 +609,16 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('refusals, %s', (suiteId) =>
     const self = reserve(fx, fx.device, seededRng(`${suiteId}:self`));
     expect(verifyReservation(fx.key, self.signed)).toBe(true); // a genuinely signed reservation
     expectCode(() => verifyAt0(fx, reencode({ ...pkg, cosigners: [self.signed] })), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => verifyAt0(fx, reencode({ ...pkg, cosigners: inRosterOrder(fx, [...pkg.cosigners, self.signed]) })), ErrorCode.INVALID_ARGUMENT);
+    expectCode(
+      () => verifyAt0(fx, reencode({ ...pkg, cosigners: inRosterOrder(fx, [...pkg.cosigners, self.signed]) })),
+      ErrorCode.INVALID_ARGUMENT,
+    );
     // The same co-signer twice: not strictly ascending, so decode refuses it; verify refuses it in memory.
     expectCode(() => reencode({ ...pkg, cosigners: [...pkg.cosigners, ...pkg.cosigners] }), ErrorCode.DECODE);
-    expectCode(() => verifyAt0(fx, { ...pkg, cosigners: [...pkg.cosigners, ...pkg.cosigners] }), ErrorCode.INVALID_ARGUMENT);
+    expectCode(
+      () => verifyAt0(fx, { ...pkg, cosigners: [...pkg.cosigners, ...pkg.cosigners] }),
+      ErrorCode.INVALID_ARGUMENT,
+    );
   });
 
   it('non-canonical encodings: DECODE (while the protobuf itself decodes)', () => {
@@ -585,7 +629,10 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('refusals, %s', (suiteId) =>
       ['unknown field 31 prepended', new Uint8Array([0xfa, 0x01, 0x00, ...b])],
       ['explicit default epoch = 0', new Uint8Array([...b, 0x18, 0x00])],
       ['key id repeated (last one wins)', new Uint8Array([...b, 0x12, 0x10, ...enc(KEY_ID)])],
-      ['created_at moved to the front', new Uint8Array([...createdAtField, ...b.subarray(0, b.length - createdAtField.length)])],
+      [
+        'created_at moved to the front',
+        new Uint8Array([...createdAtField, ...b.subarray(0, b.length - createdAtField.length)]),
+      ],
       [
         'created_at as a non-minimal varint',
         new Uint8Array([...b.subarray(0, b.length - 1), (b[b.length - 1] as number) | 0x80, 0x00]),
@@ -600,8 +647,14 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('refusals, %s', (suiteId) =>
   it('message size limit: createOfflinePackage refuses > 64 KiB (INVALID_ARGUMENT), decode refuses it (DECODE), 64 KiB exactly is fine', () => {
     const max = 64 * 1024;
     const w = decodeMessage('OfflinePackage', pkg.bytes);
-    expectCode(() => decodeOfflinePackage(encodeMessage('OfflinePackage', { ...w, message: new Uint8Array(max + 1) })), ErrorCode.DECODE);
-    expectCode(() => makePackage(fx, ['signer-1'], new Uint8Array(max + 1), `${suiteId}:big`), ErrorCode.INVALID_ARGUMENT);
+    expectCode(
+      () => decodeOfflinePackage(encodeMessage('OfflinePackage', { ...w, message: new Uint8Array(max + 1) })),
+      ErrorCode.DECODE,
+    );
+    expectCode(
+      () => makePackage(fx, ['signer-1'], new Uint8Array(max + 1), `${suiteId}:big`),
+      ErrorCode.INVALID_ARGUMENT,
+    );
     const { pkg: atMax } = makePackage(fx, ['signer-1'], new Uint8Array(max).fill(7), `${suiteId}:max`);
     expect(() => verifyAt0(fx, atMax)).not.toThrow();
   });
@@ -626,7 +679,10 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('refusals, %s', (suiteId) =>
       new Uint8Array(0),
     ];
     for (const c of cases) expectCode(() => decodeOfflinePackage(c), ErrorCode.DECODE);
-    expectCode(() => decodeOfflinePackage(bad({ header: { version: 2, suite: S.wireId } })), ErrorCode.UNSUPPORTED_VERSION);
+    expectCode(
+      () => decodeOfflinePackage(bad({ header: { version: 2, suite: S.wireId } })),
+      ErrorCode.UNSUPPORTED_VERSION,
+    );
   });
 
   it('every single-byte flip (masks 0x01, 0x80, 0xff) fails decode or verify with a typed error, except inside created_at', () => {
@@ -648,13 +704,20 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('refusals, %s', (suiteId) =>
         } else expect(PACKAGE_CODES.has(code), code).toBe(true);
       }
     }
-    console.log(`${suiteId}: ${b.length} bytes x 3 masks; flips that still verify: ${survivors.length}, all inside created_at (unauthenticated: the package id changes, the signed content does not)`);
+    console.log(
+      `${suiteId}: ${b.length} bytes x 3 masks; flips that still verify: ${survivors.length}, all inside created_at (unauthenticated: the package id changes, the signed content does not)`,
+    );
     for (const i of survivors) {
       expect(i).toBeGreaterThanOrEqual(createdAtValue.from);
       expect(i).toBeLessThan(createdAtValue.to);
     }
     // Each reachable refusal shows up (the flips exercise every layer).
-    for (const c of [ErrorCode.DECODE, ErrorCode.BAD_SIGNATURE_SHARE, ErrorCode.RESERVATION_INVALID, ErrorCode.INVALID_ARGUMENT])
+    for (const c of [
+      ErrorCode.DECODE,
+      ErrorCode.BAD_SIGNATURE_SHARE,
+      ErrorCode.RESERVATION_INVALID,
+      ErrorCode.INVALID_ARGUMENT,
+    ])
       expect(codes.get(c) ?? 0, c).toBeGreaterThan(0);
   });
 
@@ -668,7 +731,14 @@ describe.each(['ed25519', 'secp256k1-tr'] as const)('refusals, %s', (suiteId) =>
     );
     fc.assert(
       fc.property(
-        fc.array(fc.record({ pos: fc.nat(), byte: fc.integer({ min: 0, max: 255 }), op: fc.constantFrom('set', 'insert', 'delete') }), { minLength: 1, maxLength: 4 }),
+        fc.array(
+          fc.record({
+            pos: fc.nat(),
+            byte: fc.integer({ min: 0, max: 255 }),
+            op: fc.constantFrom('set', 'insert', 'delete'),
+          }),
+          { minLength: 1, maxLength: 4 },
+        ),
         (edits) => {
           const a = [...pkg.bytes];
           for (const e of edits) {
@@ -709,7 +779,10 @@ describe('too few co-signers (3-of-5)', () => {
   it('verify refuses a package with t-2 co-signers (INVALID_ARGUMENT), before any share check', () => {
     const { pkg } = makePackage(fx, ['signer-1', 'signer-3'], message, 'few');
     expect(() => verifyAt0(fx, pkg)).not.toThrow();
-    expectCode(() => verifyAt0(fx, reencode({ ...pkg, cosigners: pkg.cosigners.slice(0, 1) })), ErrorCode.INVALID_ARGUMENT);
+    expectCode(
+      () => verifyAt0(fx, reencode({ ...pkg, cosigners: pkg.cosigners.slice(0, 1) })),
+      ErrorCode.INVALID_ARGUMENT,
+    );
   });
 
   it('createOfflinePackage refuses to sign with too few reservations (INVALID_ARGUMENT)', () => {
@@ -720,80 +793,105 @@ describe('too few co-signers (3-of-5)', () => {
 
 // ---- createOfflinePackage and openReservation refusals ------------------------------------------
 
-describe.each(['ed25519', 'secp256k1-tr'] as const)('createOfflinePackage / openReservation refusals, %s', (suiteId) => {
-  const fx = setup(suiteId, 2, participantsFor(3));
-  const message = enc('offline coffee');
-  const rng = seededRng(`${suiteId}:create-refusals`);
-  const create = (reservations: SignedReservation[], over: { keyId?: string; epoch?: number; device?: string } = {}) =>
-    createOfflinePackage({
-      key: fx.key,
-      share: shareOf(fx, fx.device),
-      keyId: over.keyId ?? fx.keyId,
-      epoch: over.epoch ?? 0,
-      device: over.device ?? fx.device,
-      message,
-      reservations,
-      createdAt: CREATED_AT,
-      rng,
+describe.each(['ed25519', 'secp256k1-tr'] as const)(
+  'createOfflinePackage / openReservation refusals, %s',
+  (suiteId) => {
+    const fx = setup(suiteId, 2, participantsFor(3));
+    const message = enc('offline coffee');
+    const rng = seededRng(`${suiteId}:create-refusals`);
+    const create = (
+      reservations: SignedReservation[],
+      over: { keyId?: string; epoch?: number; device?: string } = {},
+    ) =>
+      createOfflinePackage({
+        key: fx.key,
+        share: shareOf(fx, fx.device),
+        keyId: over.keyId ?? fx.keyId,
+        epoch: over.epoch ?? 0,
+        device: over.device ?? fx.device,
+        message,
+        reservations,
+        createdAt: CREATED_AT,
+        rng,
+      });
+
+    it('a good reservation is accepted (baseline)', () => {
+      const ok = reserve(fx, 'signer-1', rng);
+      expect(ok.signed.signer).toBe('signer-1');
+      expect(hex(ok.signed.nonceId)).toBe(hex(ok.r.nonceId));
+      expect(ok.signed.expiresAt).toBe(EXPIRES_AT);
+      expect(() => verifyAt0(fx, create([ok.signed]))).not.toThrow();
     });
 
-  it('a good reservation is accepted (baseline)', () => {
-    const ok = reserve(fx, 'signer-1', rng);
-    expect(ok.signed.signer).toBe('signer-1');
-    expect(hex(ok.signed.nonceId)).toBe(hex(ok.r.nonceId));
-    expect(ok.signed.expiresAt).toBe(EXPIRES_AT);
-    expect(() => verifyAt0(fx, create([ok.signed]))).not.toThrow();
-  });
+    it('a reservation for another device, key or epoch: RESERVATION_INVALID', () => {
+      expectCode(
+        () => create([reserve(fx, 'signer-1', rng, { device: 'device-b' }).signed]),
+        ErrorCode.RESERVATION_INVALID,
+      );
+      expectCode(
+        () => create([reserve(fx, 'signer-1', rng, { device: 'signer-2' }).signed]),
+        ErrorCode.RESERVATION_INVALID,
+      );
+      expectCode(
+        () => create([reserve(fx, 'signer-1', rng, { keyId: 'ffffffffffffffff' }).signed]),
+        ErrorCode.RESERVATION_INVALID,
+      );
+      expectCode(() => create([reserve(fx, 'signer-1', rng, { epoch: 1 }).signed]), ErrorCode.RESERVATION_INVALID);
+      // The same good reservation offered for another key id / epoch of the package.
+      const good = reserve(fx, 'signer-1', rng).signed;
+      expectCode(() => create([good], { keyId: 'ffffffffffffffff' }), ErrorCode.RESERVATION_INVALID);
+      expectCode(() => create([good], { epoch: 1 }), ErrorCode.RESERVATION_INVALID);
+    });
 
-  it('a reservation for another device, key or epoch: RESERVATION_INVALID', () => {
-    expectCode(() => create([reserve(fx, 'signer-1', rng, { device: 'device-b' }).signed]), ErrorCode.RESERVATION_INVALID);
-    expectCode(() => create([reserve(fx, 'signer-1', rng, { device: 'signer-2' }).signed]), ErrorCode.RESERVATION_INVALID);
-    expectCode(() => create([reserve(fx, 'signer-1', rng, { keyId: 'ffffffffffffffff' }).signed]), ErrorCode.RESERVATION_INVALID);
-    expectCode(() => create([reserve(fx, 'signer-1', rng, { epoch: 1 }).signed]), ErrorCode.RESERVATION_INVALID);
-    // The same good reservation offered for another key id / epoch of the package.
-    const good = reserve(fx, 'signer-1', rng).signed;
-    expectCode(() => create([good], { keyId: 'ffffffffffffffff' }), ErrorCode.RESERVATION_INVALID);
-    expectCode(() => create([good], { epoch: 1 }), ErrorCode.RESERVATION_INVALID);
-  });
+    it('a reservation whose signature or fields were altered after signing: RESERVATION_INVALID', () => {
+      const good = reserve(fx, 'signer-1', rng).signed;
+      const sig = good.signature.slice();
+      sig[0] = (sig[0] as number) ^ 1;
+      const other = commit(shareOf(fx, 'signer-1'), rng).commitment;
+      const altered: SignedReservation[] = [
+        { ...good, signature: sig },
+        { ...good, signature: new Uint8Array(64) },
+        { ...good, expiresAt: good.expiresAt + 1 },
+        { ...good, hiding: other.hiding },
+        { ...good, nonceId: new Uint8Array(RESERVATION_NONCE_ID_BYTES) },
+        { ...good, signer: 'signer-2' },
+      ];
+      for (const r of altered) expectCode(() => create([r]), ErrorCode.RESERVATION_INVALID);
+    });
 
-  it('a reservation whose signature or fields were altered after signing: RESERVATION_INVALID', () => {
-    const good = reserve(fx, 'signer-1', rng).signed;
-    const sig = good.signature.slice();
-    sig[0] = (sig[0] as number) ^ 1;
-    const other = commit(shareOf(fx, 'signer-1'), rng).commitment;
-    const altered: SignedReservation[] = [
-      { ...good, signature: sig },
-      { ...good, signature: new Uint8Array(64) },
-      { ...good, expiresAt: good.expiresAt + 1 },
-      { ...good, hiding: other.hiding },
-      { ...good, nonceId: new Uint8Array(RESERVATION_NONCE_ID_BYTES) },
-      { ...good, signer: 'signer-2' },
-    ];
-    for (const r of altered) expectCode(() => create([r]), ErrorCode.RESERVATION_INVALID);
-  });
+    it('openReservation: non-member signer -> RESERVATION_INVALID; tampered envelope -> BAD_SIGNATURE; wrong kind -> UNEXPECTED_MESSAGE', () => {
+      const outsider = ParticipantIdentity.generate('signer-7', rng);
+      const base = reserve(fx, 'signer-1', rng).r;
+      expectCode(
+        () => openReservation(fx.key, signReservation(outsider, { ...base, signer: 'signer-7' })),
+        ErrorCode.RESERVATION_INVALID,
+      );
+      expectCode(() => signReservation(identityOf(fx, 'signer-2'), base), ErrorCode.INVALID_ARGUMENT);
 
-  it('openReservation: non-member signer -> RESERVATION_INVALID; tampered envelope -> BAD_SIGNATURE; wrong kind -> UNEXPECTED_MESSAGE', () => {
-    const outsider = ParticipantIdentity.generate('signer-7', rng);
-    const base = reserve(fx, 'signer-1', rng).r;
-    expectCode(() => openReservation(fx.key, signReservation(outsider, { ...base, signer: 'signer-7' })), ErrorCode.RESERVATION_INVALID);
-    expectCode(() => signReservation(identityOf(fx, 'signer-2'), base), ErrorCode.INVALID_ARGUMENT);
+      const env = signReservation(identityOf(fx, 'signer-1'), base);
+      const w = decodeMessage('Envelope', env);
+      const payload = w.payload.slice();
+      payload[payload.length - 1] = (payload[payload.length - 1] as number) ^ 1; // expiresAt's last byte
+      expectCode(() => openReservation(fx.key, encodeMessage('Envelope', { ...w, payload })), ErrorCode.BAD_SIGNATURE);
+      const asOtherKind = signEnvelope(identityOf(fx, 'signer-1'), PayloadKind.COSIGN_REQUEST, encodeReservation(base));
+      expectCode(() => openReservation(fx.key, asOtherKind), ErrorCode.UNEXPECTED_MESSAGE);
 
-    const env = signReservation(identityOf(fx, 'signer-1'), base);
-    const w = decodeMessage('Envelope', env);
-    const payload = w.payload.slice();
-    payload[payload.length - 1] = (payload[payload.length - 1] as number) ^ 1; // expiresAt's last byte
-    expectCode(() => openReservation(fx.key, encodeMessage('Envelope', { ...w, payload })), ErrorCode.BAD_SIGNATURE);
-    const asOtherKind = signEnvelope(identityOf(fx, 'signer-1'), PayloadKind.COSIGN_REQUEST, encodeReservation(base));
-    expectCode(() => openReservation(fx.key, asOtherKind), ErrorCode.UNEXPECTED_MESSAGE);
-
-    const wrongSuite = { ...base, suite: getSuite(suiteId === 'ed25519' ? 'secp256k1-tr' : 'ed25519') };
-    expectCode(() => openReservation(fx.key, signReservation(identityOf(fx, 'signer-1'), wrongSuite)), ErrorCode.WRONG_SUITE);
-    expectCode(
-      () => openReservation(fx.key, signReservation(identityOf(fx, 'signer-1'), { ...base, nonceId: new Uint8Array(11) })),
-      ErrorCode.DECODE,
-    );
-  });
-});
+      const wrongSuite = { ...base, suite: getSuite(suiteId === 'ed25519' ? 'secp256k1-tr' : 'ed25519') };
+      expectCode(
+        () => openReservation(fx.key, signReservation(identityOf(fx, 'signer-1'), wrongSuite)),
+        ErrorCode.WRONG_SUITE,
+      );
+      expectCode(
+        () =>
+          openReservation(
+            fx.key,
+            signReservation(identityOf(fx, 'signer-1'), { ...base, nonceId: new Uint8Array(11) }),
+          ),
+        ErrorCode.DECODE,
+      );
+    });
+  },
+);
 
 // ---- device to device ----------------------------------------------------------------------------
 
@@ -804,9 +902,23 @@ describe.each(['ed25519', 'secp256k1-tr', 'p256'] as const)('device-to-device co
   const A = identityOf(fx, 'device-a');
   const B = identityOf(fx, 'device-b');
   const request = (message: Uint8Array) =>
-    createCosignRequest({ identity: A, key: fx.key, share: shareOf(fx, 'device-a'), keyId: fx.keyId, epoch: 0, message, rng: rngA });
+    createCosignRequest({
+      identity: A,
+      key: fx.key,
+      share: shareOf(fx, 'device-a'),
+      keyId: fx.keyId,
+      epoch: 0,
+      message,
+      rng: rngA,
+    });
   const answer = (envelope: Uint8Array, who = B) =>
-    answerCosignRequest({ identity: who, key: fx.key, share: shareOf(fx, who.id), request: openCosignRequest(fx.key, envelope), rng: rngB });
+    answerCosignRequest({
+      identity: who,
+      key: fx.key,
+      share: shareOf(fx, who.id),
+      request: openCosignRequest(fx.key, envelope),
+      rng: rngB,
+    });
   const complete = (pending: ReturnType<typeof request>, response: Uint8Array) =>
     completeCosign({ key: fx.key, share: shareOf(fx, 'device-a'), pending, response });
 
@@ -839,11 +951,19 @@ describe.each(['ed25519', 'secp256k1-tr', 'p256'] as const)('device-to-device co
     expectCode(() => openCosignRequest(fx.key, resigned), ErrorCode.BAD_SIGNATURE);
     // With the message changed as well.
     const p = decodeMessage('CosignRequest', w.payload);
-    const forged = signEnvelope(impostor, PayloadKind.COSIGN_REQUEST, encodeMessage('CosignRequest', { ...p, message: enc('pay the impostor') }));
+    const forged = signEnvelope(
+      impostor,
+      PayloadKind.COSIGN_REQUEST,
+      encodeMessage('CosignRequest', { ...p, message: enc('pay the impostor') }),
+    );
     expectCode(() => openCosignRequest(fx.key, forged), ErrorCode.BAD_SIGNATURE);
     // A non-member with its own id.
     const outsider = ParticipantIdentity.generate('device-x', seededRng(`${suiteId}:outsider`));
-    const foreign = signEnvelope(outsider, PayloadKind.COSIGN_REQUEST, encodeMessage('CosignRequest', { ...p, device: 'device-x' }));
+    const foreign = signEnvelope(
+      outsider,
+      PayloadKind.COSIGN_REQUEST,
+      encodeMessage('CosignRequest', { ...p, device: 'device-x' }),
+    );
     expectCode(() => openCosignRequest(fx.key, foreign), ErrorCode.BAD_SIGNATURE);
     // The genuine envelope with its payload altered in place: the envelope signature fails.
     const payload = w.payload.slice();
@@ -855,8 +975,15 @@ describe.each(['ed25519', 'secp256k1-tr', 'p256'] as const)('device-to-device co
     const pending = request(enc('tea'));
     const response = answer(pending.requestEnvelope);
     const w = decodeMessage('CosignResponse', response);
-    for (const share of [plusOne(fx.suite, w.share), fx.suite.Fn.toBytes(fx.suite.Fn.neg(fx.suite.Fn.fromBytes(w.share)))])
-      expectCode(() => complete(pending, encodeMessage('CosignResponse', { ...w, share })), ErrorCode.BAD_SIGNATURE_SHARE, ['device-b']);
+    for (const share of [
+      plusOne(fx.suite, w.share),
+      fx.suite.Fn.toBytes(fx.suite.Fn.neg(fx.suite.Fn.fromBytes(w.share))),
+    ])
+      expectCode(
+        () => complete(pending, encodeMessage('CosignResponse', { ...w, share })),
+        ErrorCode.BAD_SIGNATURE_SHARE,
+        ['device-b'],
+      );
     // A commitment swapped after signing.
     const swapped = encodeMessage('CosignResponse', { ...w, hiding: w.binding, binding: w.hiding });
     expectCode(() => complete(pending, swapped), ErrorCode.BAD_SIGNATURE_SHARE, ['device-b']);
@@ -870,8 +997,14 @@ describe.each(['ed25519', 'secp256k1-tr', 'p256'] as const)('device-to-device co
     const r1 = answer(p1.requestEnvelope);
     expectCode(() => complete(p2, r1), ErrorCode.UNEXPECTED_MESSAGE);
     const w = decodeMessage('CosignResponse', r1);
-    expectCode(() => complete(p1, encodeMessage('CosignResponse', { ...w, device: 'device-a' })), ErrorCode.UNEXPECTED_MESSAGE);
-    expectCode(() => complete(p1, encodeMessage('CosignResponse', { ...w, device: 'device-x' })), ErrorCode.UNEXPECTED_MESSAGE);
+    expectCode(
+      () => complete(p1, encodeMessage('CosignResponse', { ...w, device: 'device-a' })),
+      ErrorCode.UNEXPECTED_MESSAGE,
+    );
+    expectCode(
+      () => complete(p1, encodeMessage('CosignResponse', { ...w, device: 'device-x' })),
+      ErrorCode.UNEXPECTED_MESSAGE,
+    );
   });
 
   it('a device cannot answer its own request (INVALID_ARGUMENT)', () => {
@@ -923,7 +1056,13 @@ describe('device-to-device: the proposer nonce is used once (ed25519)', () => {
     const request = openCosignRequest(fx.key, pending.requestEnvelope);
     const rngB = seededRng('reuse:B');
     const answers = [0, 1, 2].map(() =>
-      answerCosignRequest({ identity: identityOf(fx, 'device-b'), key: fx.key, share: shareOf(fx, 'device-b'), request, rng: rngB }),
+      answerCosignRequest({
+        identity: identityOf(fx, 'device-b'),
+        key: fx.key,
+        share: shareOf(fx, 'device-b'),
+        request,
+        rng: rngB,
+      }),
     );
     const outcomes = answers.map((response) => {
       try {
@@ -947,7 +1086,9 @@ describe('device-to-device: the proposer nonce is used once (ed25519)', () => {
       const rows = answers.map((response, i) => {
         const w = decodeMessage('CosignResponse', response);
         const list = [request.commitment, { identifier: idB, hiding: w.hiding, binding: w.binding }];
-        const sorted = [...list].sort((a, b) => (Fn.fromBytes(fromHex(a.identifier)) < Fn.fromBytes(fromHex(b.identifier)) ? -1 : 1));
+        const sorted = [...list].sort((a, b) =>
+          Fn.fromBytes(fromHex(a.identifier)) < Fn.fromBytes(fromHex(b.identifier)) ? -1 : 1,
+        );
         const encoded = new Uint8Array(sorted.flatMap((c) => [...fromHex(c.identifier), ...c.hiding, ...c.binding]));
         const prefix = new Uint8Array([
           ...must(fx.key.public.commitments[0], 'group key'),
@@ -965,14 +1106,20 @@ describe('device-to-device: the proposer nonce is used once (ed25519)', () => {
       const [p3, k3, z3] = [Fn.sub(r3.rho, r1.rho), Fn.sub(r3.k, r1.k), Fn.sub(r3.z, r1.z)];
       const recovered = Fn.div(Fn.sub(Fn.mul(p2, z3), Fn.mul(p3, z2)), Fn.sub(Fn.mul(p2, k3), Fn.mul(p3, k2)));
       const actual = Fn.fromBytes(shareOf(fx, 'device-a').signingShare());
-      expect(recovered === actual, "device-b recovered device-a's long-term signing share from three completions of one pending nonce").toBe(false);
+      expect(
+        recovered === actual,
+        "device-b recovered device-a's long-term signing share from three completions of one pending nonce",
+      ).toBe(false);
     }
     expect(completed.length, 'completions of one pending nonce with different answers').toBe(1);
   });
 });
 
 function rosterIdentifier(fx: Fixture, id: string): string {
-  return must(fx.key.roster.find((r) => r.id === id), id).identifier;
+  return must(
+    fx.key.roster.find((r) => r.id === id),
+    id,
+  ).identifier;
 }
 
 describe('created_at is not part of the package identity', () => {
@@ -1000,52 +1147,62 @@ function permutations<T>(xs: readonly T[]): T[][] {
 /** The FROST identifier of a co-signer as a scalar (what RFC 9591 sorts commitment lists by). */
 const identifierScalar = (fx: Fixture, id: string): bigint => fx.suite.Fn.fromBytes(fromHex(rosterIdentifier(fx, id)));
 
-describe.each(['ed25519', 'secp256k1-tr'] as const)('co-signer order is canonical (package id malleability), %s', (suiteId) => {
-  // 3-of-4: the device and two co-signers, so a relay has two orders to choose from.
-  const fx = setup(suiteId, 3, participantsFor(4));
-  const message = enc('pay 30 EUR to merchant 77 / order 5');
+describe.each(['ed25519', 'secp256k1-tr'] as const)(
+  'co-signer order is canonical (package id malleability), %s',
+  (suiteId) => {
+    // 3-of-4: the device and two co-signers, so a relay has two orders to choose from.
+    const fx = setup(suiteId, 3, participantsFor(4));
+    const message = enc('pay 30 EUR to merchant 77 / order 5');
 
-  it('a relay that swaps the co-signers of a 3-of-4 package is refused: decode DECODE, verify INVALID_ARGUMENT; the genuine one verifies', () => {
-    const { pkg } = makePackage(fx, ['signer-3', 'signer-1'], message, `${suiteId}:swap`);
-    expect(() => verifyAt0(fx, pkg)).not.toThrow();
-    const swapped: OfflinePackage = { ...pkg, cosigners: [...pkg.cosigners].reverse() };
-    const bytes = encodeOfflinePackage(swapped);
-    expect(bytes).not.toEqual(pkg.bytes);
-    // The attack this closes: FROST sorts the commitment list itself, so the device's share
-    // still verifies for the swapped package, whose digest (the co-signers' nonce binding) differs.
-    expect(new SigningSession(fx.key, message, packageCommitments(fx.key, swapped)).verifyShare(fx.device, swapped.share)).toBe(true);
-    expect(hex(packageDigest(swapped))).not.toBe(hex(pkg.digest));
-    // Refused at every entry point, with a message that says why.
-    const e = caught(() => decodeOfflinePackage(bytes));
-    expect(e.code).toBe(ErrorCode.DECODE);
-    expect(e.message).toContain('canonical order');
-    expectCode(() => decodeOfflinePackage(fromHex(hex(bytes))), ErrorCode.DECODE);
-    expectCode(() => decodeOfflinePackage(packageFromText(packageToText(bytes))), ErrorCode.DECODE);
-    const v = caught(() => verifyAt0(fx, swapped));
-    expect(v.code).toBe(ErrorCode.INVALID_ARGUMENT);
-    expect(v.message).toContain('canonical order');
-    // The genuine package is untouched by all this.
-    expect(decodeOfflinePackage(pkg.bytes).packageId).toBe(pkg.packageId);
-  });
+    it('a relay that swaps the co-signers of a 3-of-4 package is refused: decode DECODE, verify INVALID_ARGUMENT; the genuine one verifies', () => {
+      const { pkg } = makePackage(fx, ['signer-3', 'signer-1'], message, `${suiteId}:swap`);
+      expect(() => verifyAt0(fx, pkg)).not.toThrow();
+      const swapped: OfflinePackage = { ...pkg, cosigners: [...pkg.cosigners].reverse() };
+      const bytes = encodeOfflinePackage(swapped);
+      expect(bytes).not.toEqual(pkg.bytes);
+      // The attack this closes: FROST sorts the commitment list itself, so the device's share
+      // still verifies for the swapped package, whose digest (the co-signers' nonce binding) differs.
+      expect(
+        new SigningSession(fx.key, message, packageCommitments(fx.key, swapped)).verifyShare(fx.device, swapped.share),
+      ).toBe(true);
+      expect(hex(packageDigest(swapped))).not.toBe(hex(pkg.digest));
+      // Refused at every entry point, with a message that says why.
+      const e = caught(() => decodeOfflinePackage(bytes));
+      expect(e.code).toBe(ErrorCode.DECODE);
+      expect(e.message).toContain('canonical order');
+      expectCode(() => decodeOfflinePackage(fromHex(hex(bytes))), ErrorCode.DECODE);
+      expectCode(() => decodeOfflinePackage(packageFromText(packageToText(bytes))), ErrorCode.DECODE);
+      const v = caught(() => verifyAt0(fx, swapped));
+      expect(v.code).toBe(ErrorCode.INVALID_ARGUMENT);
+      expect(v.message).toContain('canonical order');
+      // The genuine package is untouched by all this.
+      expect(decodeOfflinePackage(pkg.bytes).packageId).toBe(pkg.packageId);
+    });
 
-  it('property: every package the device emits has its co-signers strictly ascending by FROST identifier and re-encodes byte-identically', () => {
-    let run = 0;
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 64 }), cosignerArb(fx, 3), (m, cosigners) => {
-        const { pkg } = makePackage(fx, cosigners, m, `${suiteId}:canonical:${run++}`);
-        const xs = pkg.cosigners.map((c) => identifierScalar(fx, c.signer));
-        for (let i = 1; i < xs.length; i++) expect((xs[i] as bigint) > (xs[i - 1] as bigint)).toBe(true);
-        expect(pkg.cosigners.map((c) => c.signer)).toEqual(inRosterOrder(fx, cosigners.map((signer) => ({ signer }))).map((c) => c.signer));
-        expect(hex(encodeOfflinePackage(pkg))).toBe(hex(pkg.bytes));
-        const again = decodeOfflinePackage(pkg.bytes);
-        expect(hex(encodeOfflinePackage(again))).toBe(hex(pkg.bytes));
-        expect(again.packageId).toBe(pkg.packageId);
-        expect(() => verifyAt0(fx, again)).not.toThrow();
-      }),
-      { numRuns: 12 },
-    );
-  });
-});
+    it('property: every package the device emits has its co-signers strictly ascending by FROST identifier and re-encodes byte-identically', () => {
+      let run = 0;
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 64 }), cosignerArb(fx, 3), (m, cosigners) => {
+          const { pkg } = makePackage(fx, cosigners, m, `${suiteId}:canonical:${run++}`);
+          const xs = pkg.cosigners.map((c) => identifierScalar(fx, c.signer));
+          for (let i = 1; i < xs.length; i++) expect((xs[i] as bigint) > (xs[i - 1] as bigint)).toBe(true);
+          expect(pkg.cosigners.map((c) => c.signer)).toEqual(
+            inRosterOrder(
+              fx,
+              cosigners.map((signer) => ({ signer })),
+            ).map((c) => c.signer),
+          );
+          expect(hex(encodeOfflinePackage(pkg))).toBe(hex(pkg.bytes));
+          const again = decodeOfflinePackage(pkg.bytes);
+          expect(hex(encodeOfflinePackage(again))).toBe(hex(pkg.bytes));
+          expect(again.packageId).toBe(pkg.packageId);
+          expect(() => verifyAt0(fx, again)).not.toThrow();
+        }),
+        { numRuns: 12 },
+      );
+    });
+  },
+);
 
 describe('one reservation set, one package id (4-of-5, ed25519)', () => {
   const fx = setup('ed25519', 4, participantsFor(5));
@@ -1055,7 +1212,17 @@ describe('one reservation set, one package id (4-of-5, ed25519)', () => {
     const rng = seededRng('unique-id');
     const reserved = ['signer-1', 'signer-2', 'signer-4'].map((c) => reserve(fx, c, rng).signed);
     const create = (reservations: readonly SignedReservation[]) =>
-      createOfflinePackage({ key: fx.key, share: shareOf(fx, fx.device), keyId: fx.keyId, epoch: 0, device: fx.device, message, reservations, createdAt: CREATED_AT, rng: seededRng('unique-id:device') });
+      createOfflinePackage({
+        key: fx.key,
+        share: shareOf(fx, fx.device),
+        keyId: fx.keyId,
+        epoch: 0,
+        device: fx.device,
+        message,
+        reservations,
+        createdAt: CREATED_AT,
+        rng: seededRng('unique-id:device'),
+      });
     const orders = permutations(reserved);
     expect(orders).toHaveLength(6);
     const ids = new Set(orders.map((o) => create(o).packageId));

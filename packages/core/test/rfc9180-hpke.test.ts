@@ -34,10 +34,12 @@ function codeOf(f: () => unknown): string | undefined {
 }
 
 /** An Rng that hands out fixed bytes (a copy each time). */
-const fixedRng = (bytes: Uint8Array): Rng => (n) => {
-  expect(n).toBe(bytes.length);
-  return bytes.slice();
-};
+const fixedRng =
+  (bytes: Uint8Array): Rng =>
+  (n) => {
+    expect(n).toBe(bytes.length);
+    return bytes.slice();
+  };
 
 /** Test-side transcription of RFC 9180 §4 LabeledExtract/LabeledExpand, for the vector chain. */
 const ref = {
@@ -135,7 +137,13 @@ describe('RFC 9180 A.2.1 known answers (mode_base)', () => {
     const dh = x25519.getSharedSecret(h(V.skRm), h(V.enc));
     expect(toHex(x25519.getSharedSecret(h(V.skEm), h(V.pkRm)))).toBe(toHex(dh));
     const eaePrk = ref.labeledExtract(ref.kemSuiteId, new Uint8Array(0), 'eae_prk', dh);
-    const sharedSecret = ref.labeledExpand(ref.kemSuiteId, eaePrk, 'shared_secret', concatBytes(h(V.enc), h(V.pkRm)), 32);
+    const sharedSecret = ref.labeledExpand(
+      ref.kemSuiteId,
+      eaePrk,
+      'shared_secret',
+      concatBytes(h(V.enc), h(V.pkRm)),
+      32,
+    );
     expect(toHex(sharedSecret)).toBe(V.shared_secret);
     const empty = new Uint8Array(0);
     const ksc = concatBytes(
@@ -183,22 +191,34 @@ describe('HPKE argument and input validation', () => {
     expect(codeOf(() => hpkeOpen(new Uint8Array(33), e.publicKey, none, none, new Uint8Array(16)))).toBe(inv);
     expect(codeOf(() => hpkeKeyPairFromSeed(new Uint8Array(31)))).toBe(inv);
     expect(codeOf(() => setupBaseSender(new Uint8Array(31), none, e))).toBe(inv);
-    expect(codeOf(() => setupBaseSender(r.publicKey, none, { secretKey: e.secretKey, publicKey: new Uint8Array(31) }))).toBe(inv);
-    expect(codeOf(() => setupBaseSender(r.publicKey, none, { secretKey: e.secretKey, publicKey: r.publicKey }))).toBe(inv);
+    expect(
+      codeOf(() => setupBaseSender(r.publicKey, none, { secretKey: e.secretKey, publicKey: new Uint8Array(31) })),
+    ).toBe(inv);
+    expect(codeOf(() => setupBaseSender(r.publicKey, none, { secretKey: e.secretKey, publicKey: r.publicKey }))).toBe(
+      inv,
+    );
     expect(codeOf(() => setupBaseReceiver(e.publicKey, new Uint8Array(31), none))).toBe(inv);
     expect(codeOf(() => setupBaseSender(r.publicKey, none, e).export(none, 255 * 32 + 1))).toBe(inv);
   });
 
   it('a low-order recipient key is refused at seal (§7.1.4 all-zero DH)', () => {
     for (const pk of lowOrder)
-      expect(codeOf(() => hpkeSeal(pk, none, none, none)), toHex(pk)).toBe(ErrorCode.INVALID_ARGUMENT);
+      expect(
+        codeOf(() => hpkeSeal(pk, none, none, none)),
+        toHex(pk),
+      ).toBe(ErrorCode.INVALID_ARGUMENT);
   });
 
   it('a low-order or wrong-length enc fails to open with DECRYPT', () => {
     const box = hpkeSeal(r.publicKey, none, none, utf8ToBytes('hi'));
     for (const enc of [...lowOrder, new Uint8Array(31), new Uint8Array(33), none])
-      expect(codeOf(() => hpkeOpen(r.secretKey, enc, none, none, box.ciphertext)), toHex(enc)).toBe(ErrorCode.DECRYPT);
-    expect(codeOf(() => hpkeOpen(r.secretKey, box.enc, none, none, box.ciphertext.subarray(0, 15)))).toBe(ErrorCode.DECRYPT);
+      expect(
+        codeOf(() => hpkeOpen(r.secretKey, enc, none, none, box.ciphertext)),
+        toHex(enc),
+      ).toBe(ErrorCode.DECRYPT);
+    expect(codeOf(() => hpkeOpen(r.secretKey, box.enc, none, none, box.ciphertext.subarray(0, 15)))).toBe(
+      ErrorCode.DECRYPT,
+    );
   });
 
   it('a failed open does not advance the receiver sequence (§5.2)', () => {
@@ -248,7 +268,14 @@ describe('HPKE properties', () => {
   it('flipping any byte of enc or ciphertext makes open fail with DECRYPT', () => {
     fc.assert(
       fc.property(
-        seed, seed, bytes(32), bytes(32), bytes(64), fc.boolean(), fc.nat(), fc.integer({ min: 1, max: 255 }),
+        seed,
+        seed,
+        bytes(32),
+        bytes(32),
+        bytes(64),
+        fc.boolean(),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
         (rs, es, info, aad, pt, inEnc, at, mask) => {
           const { r, box } = sealWith(rs, es, info, aad, pt);
           const enc = box.enc.slice();
@@ -264,12 +291,21 @@ describe('HPKE properties', () => {
 
   it('a different info or aad makes open fail with DECRYPT', () => {
     fc.assert(
-      fc.property(seed, seed, bytes(32), bytes(32), bytes(32), bytes(64), fc.boolean(), (rs, es, info, aad, other, pt, swapInfo) => {
-        fc.pre(toHex(other) !== toHex(swapInfo ? info : aad));
-        const { r, box } = sealWith(rs, es, info, aad, pt);
-        const [i2, a2] = swapInfo ? [other, aad] : [info, other];
-        expect(codeOf(() => hpkeOpen(r.secretKey, box.enc, i2, a2, box.ciphertext))).toBe(ErrorCode.DECRYPT);
-      }),
+      fc.property(
+        seed,
+        seed,
+        bytes(32),
+        bytes(32),
+        bytes(32),
+        bytes(64),
+        fc.boolean(),
+        (rs, es, info, aad, other, pt, swapInfo) => {
+          fc.pre(toHex(other) !== toHex(swapInfo ? info : aad));
+          const { r, box } = sealWith(rs, es, info, aad, pt);
+          const [i2, a2] = swapInfo ? [other, aad] : [info, other];
+          expect(codeOf(() => hpkeOpen(r.secretKey, box.enc, i2, a2, box.ciphertext))).toBe(ErrorCode.DECRYPT);
+        },
+      ),
     );
   });
 

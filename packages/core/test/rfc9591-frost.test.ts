@@ -194,7 +194,10 @@ function signingContext(s: Suite, v: SigningVectors): SigningContext {
 
 function buildSigningContext(s: Suite, v: SigningVectors): SigningContext {
   const signers = { min: Number(v.config.MIN_PARTICIPANTS), max: Number(v.config.MAX_PARTICIPANTS) };
-  const coefficients = [scalar(s, v.inputs.group_secret_key), ...v.inputs.share_polynomial_coefficients.map((h) => scalar(s, h))];
+  const coefficients = [
+    scalar(s, v.inputs.group_secret_key),
+    ...v.inputs.share_polynomial_coefficients.map((h) => scalar(s, h)),
+  ];
   // Public package as a dealer would publish it: VSS commitments a_k·G (commitments[0] is the group
   // key) and each participant's verifying share share_i·G, all from the vector's inputs.
   const verifyingShares: Record<string, Uint8Array> = {};
@@ -221,7 +224,10 @@ function buildSigningContext(s: Suite, v: SigningVectors): SigningContext {
 }
 
 function roundOneFor(v: SigningVectors, id: number) {
-  return must(v.round_one_outputs.outputs.find((o) => o.identifier === id), `round-one output ${id}`);
+  return must(
+    v.round_one_outputs.outputs.find((o) => o.identifier === id),
+    `round-one output ${id}`,
+  );
 }
 
 /** Round one for every listed signer with the vector's nonce randomness. */
@@ -244,7 +250,13 @@ function runSigning(s: Suite, ctx: SigningContext) {
   const shares: Record<string, Uint8Array> = {};
   for (const id of ctx.signerIds) {
     const secret = must(ctx.secrets.get(id), `share ${id}`);
-    shares[secret.identifier] = s.frost.signShare(secret, ctx.pub, must(nonces.get(id), 'nonces'), commitments, ctx.msg);
+    shares[secret.identifier] = s.frost.signShare(
+      secret,
+      ctx.pub,
+      must(nonces.get(id), 'nonces'),
+      commitments,
+      ctx.msg,
+    );
   }
   const sig = s.frost.aggregate(ctx.pub, commitments, ctx.msg, shares);
   return { commitments, shares, sig };
@@ -274,7 +286,9 @@ function registerSigningTests(id: SuiteId, file: SigningFile): void {
       const pid = ident(s, p.identifier);
       const share = must(deal.secretShares[pid], `dealer share ${p.identifier}`);
       expect(bytesToHex(share.signingShare)).toBe(p.participant_share);
-      expect(bytesToHex(must(deal.public.verifyingShares[pid], 'verifying share'))).toBe(baseMulHex(s, scalar(s, p.participant_share)));
+      expect(bytesToHex(must(deal.public.verifyingShares[pid], 'verifying share'))).toBe(
+        baseMulHex(s, scalar(s, p.participant_share)),
+      );
       expect(() => s.frost.validateSecret(share, deal.public)).not.toThrow();
     }
   });
@@ -296,7 +310,10 @@ function registerSigningTests(id: SuiteId, file: SigningFile): void {
     for (const sid of ctx.signerIds) {
       const r1 = roundOneFor(v, sid);
       const n = must(nonces.get(sid), 'nonces');
-      const c = must(commitments.find((x) => x.identifier === ident(s, sid)), 'commitment');
+      const c = must(
+        commitments.find((x) => x.identifier === ident(s, sid)),
+        'commitment',
+      );
       expect(bytesToHex(n.hiding)).toBe(r1.hiding_nonce);
       expect(bytesToHex(n.binding)).toBe(r1.binding_nonce);
       expect(bytesToHex(c.hiding)).toBe(r1.hiding_nonce_commitment);
@@ -439,7 +456,11 @@ function dkgFinish(s: Suite, ctx: DkgContext, i: number) {
   const r1 = others.map(ctx.round1);
   const sent = s.frost.DKG.round2(secret, r1);
   const received: DKG_Round2[] = others.map(
-    (j) => ({ identifier: ident(s, j), signingShare: hexToBytes(must(ctx.part(i).signing_shares[String(j)], `share ${j}→${i}`)) }) as DKG_Round2,
+    (j) =>
+      ({
+        identifier: ident(s, j),
+        signingShare: hexToBytes(must(ctx.part(i).signing_shares[String(j)], `share ${j}→${i}`)),
+      }) as DKG_Round2,
   );
   const key = s.frost.DKG.round3(secret, r1, received);
   return { sent, key };
@@ -460,7 +481,9 @@ function registerDkgTests(id: SuiteId): void {
     const ctx = dkgContext(s, v);
     for (const i of ctx.ids) {
       const p = ctx.part(i);
-      const poly = s.frost.utils.generateSecretPolynomial(ctx.signers, hexToBytes(p.signing_key), [scalar(s, p.coefficient)]);
+      const poly = s.frost.utils.generateSecretPolynomial(ctx.signers, hexToBytes(p.signing_key), [
+        scalar(s, p.coefficient),
+      ]);
       expect(poly.commitment.map(bytesToHex)).toEqual(p.vss_commitments);
     }
   });
@@ -505,7 +528,9 @@ function registerDkgTests(id: SuiteId): void {
       expect(bytesToHex(key.secret.signingShare)).toBe(p.signing_share);
       expect(bytesToHex(must(key.public.commitments[0], 'group key'))).toBe(v.inputs.verifying_key);
       for (const j of ctx.ids) {
-        expect(bytesToHex(must(key.public.verifyingShares[ident(s, j)], `verifying share ${j}`))).toBe(ctx.part(j).verifying_share);
+        expect(bytesToHex(must(key.public.verifyingShares[ident(s, j)], `verifying share ${j}`))).toBe(
+          ctx.part(j).verifying_share,
+        );
       }
       // Internal consistency of the vector: verifying_share = signing_share·G.
       expect(baseMulHex(s, scalar(s, p.signing_share))).toBe(p.verifying_share);
@@ -534,7 +559,7 @@ function registerDkgTests(id: SuiteId): void {
       }
     });
   } else {
-    it('verifying_key is the plain sum of every participant\'s vss_commitments[0] (no tweak)', () => {
+    it("verifying_key is the plain sum of every participant's vss_commitments[0] (no tweak)", () => {
       const ctx = dkgContext(s, v);
       expect(bytesToHex(untweakedGroupKey(s, ctx).toBytes())).toBe(v.inputs.verifying_key);
     });
@@ -548,10 +573,17 @@ function registerDkgTests(id: SuiteId): void {
     const commitments = rounds.map((r) => r.commitments);
     const shares: Record<string, Uint8Array> = {};
     keys.forEach((k, n) => {
-      shares[k.secret.identifier] = s.frost.signShare(k.secret, k.public, must(rounds[n], 'round').nonces, commitments, msg);
+      shares[k.secret.identifier] = s.frost.signShare(
+        k.secret,
+        k.public,
+        must(rounds[n], 'round').nonces,
+        commitments,
+        msg,
+      );
     });
     const pub = must(keys[0], 'key').public;
-    for (const [pid, share] of Object.entries(shares)) expect(s.frost.verifyShare(pub, commitments, msg, pid, share)).toBe(true);
+    for (const [pid, share] of Object.entries(shares))
+      expect(s.frost.verifyShare(pub, commitments, msg, pid, share)).toBe(true);
     const sig = s.frost.aggregate(pub, commitments, msg, shares);
     expect(sig.length).toBe(s.signatureBytes);
     expect(s.verify(sig, msg, s.publicKey(hexToBytes(v.inputs.verifying_key)))).toBe(true);
@@ -612,7 +644,9 @@ function registerElementTests(id: SuiteId): void {
       const r1 = ctx.round1(2);
       const commitment = r1.commitment.slice();
       commitment[k] = bad as (typeof commitment)[number];
-      expect(() => s.frost.DKG.round2(ctx.freshSecret(1), [{ ...r1, commitment } as DKG_Round1, ctx.round1(3)])).toThrow();
+      expect(() =>
+        s.frost.DKG.round2(ctx.freshSecret(1), [{ ...r1, commitment } as DKG_Round1, ctx.round1(3)]),
+      ).toThrow();
     }
   });
 }

@@ -111,14 +111,16 @@ const MIN_PASSWORD_BITS = 50;
 export function backupPasswordWeakness(password: string): string | undefined {
   const chars = [...String(password).normalize('NFKC')];
   if (chars.length < MIN_PASSWORD_CHARS) return `it is shorter than ${MIN_PASSWORD_CHARS} characters`;
-  if (new Set(chars).size < MIN_PASSWORD_DISTINCT) return `it has fewer than ${MIN_PASSWORD_DISTINCT} distinct characters`;
+  if (new Set(chars).size < MIN_PASSWORD_DISTINCT)
+    return `it has fewer than ${MIN_PASSWORD_DISTINCT} distinct characters`;
   const has = (test: (c: string) => boolean) => chars.some(test);
   const pool =
     (has((c) => c >= '0' && c <= '9') ? 10 : 0) +
     (has((c) => c >= 'a' && c <= 'z') ? 26 : 0) +
     (has((c) => c >= 'A' && c <= 'Z') ? 26 : 0) +
     (has((c) => !/^[0-9a-zA-Z]$/.test(c)) ? 33 : 0);
-  if (chars.length * Math.log2(pool) < MIN_PASSWORD_BITS) return `it is too predictable (under ${MIN_PASSWORD_BITS} bits by a character-class estimate)`;
+  if (chars.length * Math.log2(pool) < MIN_PASSWORD_BITS)
+    return `it is too predictable (under ${MIN_PASSWORD_BITS} bits by a character-class estimate)`;
   return undefined;
 }
 
@@ -128,9 +130,14 @@ export function backupPasswordWeakness(password: string): string | undefined {
  * password ({@link backupPasswordWeakness}) is refused with WEAK_PASSWORD unless
  * `opts.allowWeakPassword` is true.
  */
-export async function encryptBackup(secret: Uint8Array, password: string, opts: BackupOptions = {}): Promise<Uint8Array> {
+export async function encryptBackup(
+  secret: Uint8Array,
+  password: string,
+  opts: BackupOptions = {},
+): Promise<Uint8Array> {
   if (!(secret instanceof Uint8Array)) throw new DeviceError('INVALID_ARGUMENT', 'secret must be a Uint8Array');
-  if (typeof password !== 'string' || password.length === 0) throw new DeviceError('INVALID_ARGUMENT', 'password must be a non-empty string');
+  if (typeof password !== 'string' || password.length === 0)
+    throw new DeviceError('INVALID_ARGUMENT', 'password must be a non-empty string');
   const kdf = opts.kdf ?? 'scrypt';
   const cost = opts.cost ?? 'interactive';
   if (!Object.hasOwn(PARAMS, kdf)) throw new DeviceError('INVALID_ARGUMENT', `unknown kdf ${String(kdf)}`);
@@ -138,7 +145,11 @@ export async function encryptBackup(secret: Uint8Array, password: string, opts: 
   const params = PARAMS[kdf][cost];
   if (opts.allowWeakPassword !== true) {
     const why = backupPasswordWeakness(password);
-    if (why) throw new DeviceError('WEAK_PASSWORD', `the backup password is too weak: ${why}; choose a longer passphrase (or pass allowWeakPassword: true)`);
+    if (why)
+      throw new DeviceError(
+        'WEAK_PASSWORD',
+        `the backup password is too weak: ${why}; choose a longer passphrase (or pass allowWeakPassword: true)`,
+      );
   }
 
   const blob = new Uint8Array(HEADER_LEN + secret.length + TAG_LEN);
@@ -191,7 +202,8 @@ export function backupToText(blob: Uint8Array): string {
 export function backupFromText(text: string): Uint8Array {
   if (typeof text !== 'string') throw new DeviceError('INVALID_ARGUMENT', 'backup text must be a string');
   const s = text.replace(/\s+/g, '');
-  if (!s.startsWith(TEXT_PREFIX)) throw new DeviceError('BACKUP_CORRUPT', `backup text must start with "${TEXT_PREFIX}"`);
+  if (!s.startsWith(TEXT_PREFIX))
+    throw new DeviceError('BACKUP_CORRUPT', `backup text must start with "${TEXT_PREFIX}"`);
   const blob = fromBase64url(s.slice(TEXT_PREFIX.length));
   if (!blob) throw new DeviceError('BACKUP_CORRUPT', 'backup text is not valid base64url');
   parseHeader(blob);
@@ -242,7 +254,11 @@ export async function combineBackup(pieces: string[]): Promise<Uint8Array> {
   if (groups.size > 1) {
     const main = [...groups.values()].reduce((a, b) => (b.length > a.length ? b : a));
     const culprits = parsed.filter((p) => !main.includes(p)).map((p) => p.position);
-    throw new DeviceError('RECOVERY_PIECES', `the pieces come from ${groups.size} different backups or splits`, culprits);
+    throw new DeviceError(
+      'RECOVERY_PIECES',
+      `the pieces come from ${groups.size} different backups or splits`,
+      culprits,
+    );
   }
 
   const seen = new Set<number>();
@@ -252,10 +268,12 @@ export async function combineBackup(pieces: string[]): Promise<Uint8Array> {
     if (seen.has(x)) duplicates.push(p.position);
     seen.add(x);
   }
-  if (duplicates.length) throw new DeviceError('RECOVERY_PIECES', 'the same recovery piece was given more than once', duplicates);
+  if (duplicates.length)
+    throw new DeviceError('RECOVERY_PIECES', 'the same recovery piece was given more than once', duplicates);
 
   const { k } = parsed[0]!;
-  if (parsed.length < k) throw new DeviceError('RECOVERY_PIECES', `${k} recovery pieces are needed, got ${parsed.length}`);
+  if (parsed.length < k)
+    throw new DeviceError('RECOVERY_PIECES', `${k} recovery pieces are needed, got ${parsed.length}`);
 
   const blob = await combine(parsed.map((p) => Uint8Array.from(p.share)));
   try {
@@ -287,7 +305,9 @@ function parsePiece(text: unknown, position: string): Piece {
   const body = bytes.subarray(0, bytes.length - CHECKSUM_LEN);
   if (!equal(checksum(body), bytes.subarray(body.length))) throw bad('is damaged (checksum mismatch)');
   if (bytes[0] !== PIECE_VERSION) {
-    throw new DeviceError('UNSUPPORTED_VERSION', `recovery piece ${position} has unsupported version ${bytes[0]}`, [position]);
+    throw new DeviceError('UNSUPPORTED_VERSION', `recovery piece ${position} has unsupported version ${bytes[0]}`, [
+      position,
+    ]);
   }
   if (bytes.length < PIECE_HEAD_LEN + 2 + CHECKSUM_LEN) throw bad('is truncated');
   const k = bytes[1]!;
@@ -334,7 +354,12 @@ function kdfParamsOk(kdf: Kdf, [a, b, p]: readonly [number, number, number]): bo
 }
 
 /** Stretches the password into a 32-byte key; the caller must zero the result. */
-async function deriveKey(kdf: Kdf, [a, b, p]: readonly [number, number, number], password: string, salt: Uint8Array): Promise<Uint8Array> {
+async function deriveKey(
+  kdf: Kdf,
+  [a, b, p]: readonly [number, number, number],
+  password: string,
+  salt: Uint8Array,
+): Promise<Uint8Array> {
   if (typeof password !== 'string' || password.length === 0) {
     throw new DeviceError('INVALID_ARGUMENT', 'password must be a non-empty string');
   }

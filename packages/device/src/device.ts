@@ -103,7 +103,18 @@ interface Slot {
 }
 
 /** Codes after which a package can never complete: it leaves the queue as failed. */
-const FINAL = new Set(['RESERVATION_USED', 'RESERVATION_EXPIRED', 'RESERVATION_UNKNOWN', 'RESERVATION_INVALID', 'BAD_SIGNATURE_SHARE', 'DECODE', 'INVALID_ARGUMENT', 'WRONG_SUITE', 'NOT_FOUND', 'POLICY_DENIED']);
+const FINAL = new Set([
+  'RESERVATION_USED',
+  'RESERVATION_EXPIRED',
+  'RESERVATION_UNKNOWN',
+  'RESERVATION_INVALID',
+  'BAD_SIGNATURE_SHARE',
+  'DECODE',
+  'INVALID_ARGUMENT',
+  'WRONG_SUITE',
+  'NOT_FOUND',
+  'POLICY_DENIED',
+]);
 /** A reservation this close to expiry is not used for a new package (it could not be delivered in time). */
 const EXPIRY_MARGIN_MS = 60_000;
 
@@ -125,7 +136,13 @@ function clustersOf(e: Enrolment | null | undefined): Map<string, string> {
   const out = new Map<string, string>();
   if (!e || typeof e !== 'object') return out;
   for (const [u, c] of Object.entries(e.clusters ?? {})) if (typeof c === 'string' && c) out.set(u, c);
-  if (typeof e.gateway === 'string' && typeof e.clusterId === 'string' && e.clusterId && !out.has(gatewayKey(e.gateway))) out.set(gatewayKey(e.gateway), e.clusterId);
+  if (
+    typeof e.gateway === 'string' &&
+    typeof e.clusterId === 'string' &&
+    e.clusterId &&
+    !out.has(gatewayKey(e.gateway))
+  )
+    out.set(gatewayKey(e.gateway), e.clusterId);
   return out;
 }
 
@@ -217,10 +234,22 @@ export class Device {
   /** Registers this device with the cluster using an operator's one-time token. */
   async enrol(url: string, token: string): Promise<{ device: string }> {
     const me = this.#me();
-    const out = decodeMessage('DeviceEnrolled', await this.#client(url, 'enrol').call('enrol', encodeMessage('DeviceEnrol', { token, participant: participantToWire(me.public) })));
+    const out = decodeMessage(
+      'DeviceEnrolled',
+      await this.#client(url, 'enrol').call(
+        'enrol',
+        encodeMessage('DeviceEnrol', { token, participant: participantToWire(me.public) }),
+      ),
+    );
     return this.#serial(async () => {
       const clusters = new Map(this.#clusters).set(gatewayKey(url), out.clusterId);
-      const record: Enrolment = { device: out.device, gateway: url, at: this.#clock(), clusterId: out.clusterId, clusters: Object.fromEntries(clusters) };
+      const record: Enrolment = {
+        device: out.device,
+        gateway: url,
+        at: this.#clock(),
+        clusterId: out.clusterId,
+        clusters: Object.fromEntries(clusters),
+      };
       await this.#store.put('enrolment', DeviceStorage.json(record));
       this.#clusters = clusters;
       return { device: out.device };
@@ -241,7 +270,16 @@ export class Device {
     }
     const client = this.#client(url);
     // The first poll registers the device before anything else is asked of it.
-    await client.call('poll', encodeMessage('DevicePoll', { results: [], waitMs: 0, keys: await this.#keyIds(), pending: await this.#pendingCount() }), 10_000);
+    await client.call(
+      'poll',
+      encodeMessage('DevicePoll', {
+        results: [],
+        waitMs: 0,
+        keys: await this.#keyIds(),
+        pending: await this.#pendingCount(),
+      }),
+      10_000,
+    );
     let stopped = false;
     const ctl = new AbortController();
     const done = (async () => {
@@ -249,8 +287,15 @@ export class Device {
       let backoff = 250;
       while (!stopped) {
         try {
-          const body = encodeMessage('DevicePoll', { results: results.map(encodeLinkResult), waitMs: 15_000, keys: await this.#keyIds(), pending: await this.#pendingCount() });
-          const tasks = decodeMessage('DeviceTasks', await client.call('poll', body, 30_000, ctl.signal)).tasks.map(decodeLinkTask);
+          const body = encodeMessage('DevicePoll', {
+            results: results.map(encodeLinkResult),
+            waitMs: 15_000,
+            keys: await this.#keyIds(),
+            pending: await this.#pendingCount(),
+          });
+          const tasks = decodeMessage('DeviceTasks', await client.call('poll', body, 30_000, ctl.signal)).tasks.map(
+            decodeLinkTask,
+          );
           results = [];
           for (const t of tasks) results.push(await this.#handle(t));
           backoff = 250;
@@ -283,7 +328,17 @@ export class Device {
     // Tell the cluster at once, so no session waits for a device that is gone (best effort).
     if (this.#linkUrl) {
       await this.#client(this.#linkUrl)
-        .call('poll', encodeMessage('DevicePoll', { results: [], waitMs: 0, keys: [], pending: await this.#pendingCount(), bye: true }), 3_000)
+        .call(
+          'poll',
+          encodeMessage('DevicePoll', {
+            results: [],
+            waitMs: 0,
+            keys: [],
+            pending: await this.#pendingCount(),
+            bye: true,
+          }),
+          3_000,
+        )
         .catch(() => undefined);
     }
   }
@@ -298,26 +353,49 @@ export class Device {
       this.#dkg ??= new DkgParticipant(this.#me(), this.#rng);
       switch (task.body) {
         case 'dkgStart':
-          if (this.#acceptKeygen <= 0) throw new DeviceError('POLICY_DENIED', 'this device joins only key generations it asked for');
+          if (this.#acceptKeygen <= 0)
+            throw new DeviceError('POLICY_DENIED', 'this device joins only key generations it asked for');
           return {
             taskId,
             body: 'envelope',
             envelope: this.#dkg.start(task.dkgStart?.params, (cfg) => {
               // In a key this device asked for, no other device co-signs offline with its share,
               // unless this device was linked to accept keys others start (two-device keys).
-              const others = cfg.participants.filter((p) => p.device && p.id !== this.id && !this.#keygenWith.has(p.id));
-              if (others.length && this.#acceptFromOthers <= 0) throw new DeviceError('POLICY_DENIED', `the key's roster has another device (${others.map((p) => p.id).join(', ')}) this device did not agree to`);
-              if (!cfg.participants.some((p) => p.id === this.id && p.device)) throw new DeviceError('POLICY_DENIED', 'the key\'s roster does not record this participant as a device');
+              const others = cfg.participants.filter(
+                (p) => p.device && p.id !== this.id && !this.#keygenWith.has(p.id),
+              );
+              if (others.length && this.#acceptFromOthers <= 0)
+                throw new DeviceError(
+                  'POLICY_DENIED',
+                  `the key's roster has another device (${others.map((p) => p.id).join(', ')}) this device did not agree to`,
+                );
+              if (!cfg.participants.some((p) => p.id === this.id && p.device))
+                throw new DeviceError('POLICY_DENIED', "the key's roster does not record this participant as a device");
             }),
           };
         case 'dkgBundle': {
           const step = this.#dkg.bundle(task.dkgBundle);
           if ('envelope' in step) return { taskId, body: 'envelope', envelope: step.envelope };
           const out = step.done;
-          const rec: KeyShareRecord = { keyId: out.keyId, epoch: 0, key: out.key, share: out.share, transcriptHash: out.transcriptHash, createdAt: this.#clock() };
+          const rec: KeyShareRecord = {
+            keyId: out.keyId,
+            epoch: 0,
+            key: out.key,
+            share: out.share,
+            transcriptHash: out.transcriptHash,
+            createdAt: this.#clock(),
+          };
           // Durable before the coordinator hears the DKG is done here.
           await this.#store.put(`key/${out.keyId}`, encodeKeyShareRecord(rec));
-          return { taskId, body: 'dkgDone', dkgDone: { keyId: out.keyId, keyDigest: keyDigest(out.key), keyRecord: encodeKeyRecord({ keyId: out.keyId, epoch: 0, key: out.key, createdAt: rec.createdAt }) } };
+          return {
+            taskId,
+            body: 'dkgDone',
+            dkgDone: {
+              keyId: out.keyId,
+              keyDigest: keyDigest(out.key),
+              keyRecord: encodeKeyRecord({ keyId: out.keyId, epoch: 0, key: out.key, createdAt: rec.createdAt }),
+            },
+          };
         }
         case 'dkgAbort':
           this.#dkg.abort(task.dkgAbort?.sessionHash);
@@ -327,12 +405,19 @@ export class Device {
           return env ? { taskId, body: 'envelope', envelope: env } : { taskId, body: 'ok', ok: true };
         }
         default:
-          throw new DeviceError('NOT_SUPPORTED', `a device does not take ${String(task.body)} tasks: it co-signs offline`);
+          throw new DeviceError(
+            'NOT_SUPPORTED',
+            `a device does not take ${String(task.body)} tasks: it co-signs offline`,
+          );
       }
     } catch (e) {
       const code = isTesseraError(e) || e instanceof DeviceError ? (e as { code: string }).code : 'INTERNAL';
       const message = isTesseraError(e) || e instanceof DeviceError ? (e as Error).message : 'internal error';
-      return { taskId, body: 'error', error: { code, message, culprits: [...((e as { culprits?: readonly string[] }).culprits ?? [])] } };
+      return {
+        taskId,
+        body: 'error',
+        error: { code, message, culprits: [...((e as { culprits?: readonly string[] }).culprits ?? [])] },
+      };
     }
   }
 
@@ -342,16 +427,21 @@ export class Device {
    * pinned). A phone that was offline gets each stored session when it links and applies it.
    */
   async #lifecycleStep(t: LinkTask['lifecycle']): Promise<Uint8Array | undefined> {
-    this.#lifecycle ??= new LifecycleParticipant(this.#me(), this.#rng, new DeviceLifecycleStore(this.#store, this.#clock), {
-      ...(this.#operators ? { operators: this.#operators } : {}),
-      requireAuthorisation: false,
-      // A device pins no nodes: the roster its pinned operators approved (ids and keys) is its
-      // authority; the nodes check their own pins as well.
-      pinned: () => true,
-      // Joining a key by reshare is like joining a DKG: only when this device agreed to.
-      mayJoin: () => this.#acceptKeygen > 0,
-      now: this.#clock,
-    });
+    this.#lifecycle ??= new LifecycleParticipant(
+      this.#me(),
+      this.#rng,
+      new DeviceLifecycleStore(this.#store, this.#clock),
+      {
+        ...(this.#operators ? { operators: this.#operators } : {}),
+        requireAuthorisation: false,
+        // A device pins no nodes: the roster its pinned operators approved (ids and keys) is its
+        // authority; the nodes check their own pins as well.
+        pinned: () => true,
+        // Joining a key by reshare is like joining a DKG: only when this device agreed to.
+        mayJoin: () => this.#acceptKeygen > 0,
+        now: this.#clock,
+      },
+    );
     const lc = this.#lifecycle;
     return this.#serial(() => lc.handle(t));
   }
@@ -366,9 +456,24 @@ export class Device {
     for (const id of req.with ?? []) this.#keygenWith.add(id);
     try {
       if (!wasLinked) await this.connect(url);
-      const info = decodeMessage('KeyInfo', await this.#client(url).call('keygen', encodeMessage('KeygenRequest', { suite: getSuite(req.suite).wireId, threshold: req.threshold, participants: req.with ?? [] }), 120_000));
+      const info = decodeMessage(
+        'KeyInfo',
+        await this.#client(url).call(
+          'keygen',
+          encodeMessage('KeygenRequest', {
+            suite: getSuite(req.suite).wireId,
+            threshold: req.threshold,
+            participants: req.with ?? [],
+          }),
+          120_000,
+        ),
+      );
       const rec = await this.#key(info.keyId);
-      if (toHex(groupPublicKey(rec.key)) !== toHex(info.publicKey)) throw new DeviceError('CONFIRMATION_MISMATCH', 'the cluster reports another public key than this device derived');
+      if (toHex(groupPublicKey(rec.key)) !== toHex(info.publicKey))
+        throw new DeviceError(
+          'CONFIRMATION_MISMATCH',
+          'the cluster reports another public key than this device derived',
+        );
       return this.#keyInfo(rec);
     } finally {
       this.#acceptKeygen--;
@@ -378,17 +483,46 @@ export class Device {
   }
 
   /** Reserves `count` offline signatures on `keyId` (each slot: one reservation per co-signer). */
-  async reserve(url: string, req: { keyId: string; count: number; cosigners?: string[]; ttlMs?: number }): Promise<{ added: number; allowance: number; errors: string[] }> {
+  async reserve(
+    url: string,
+    req: { keyId: string; count: number; cosigners?: string[]; ttlMs?: number },
+  ): Promise<{ added: number; allowance: number; errors: string[] }> {
     const rec = await this.#key(req.keyId);
-    const out = decodeMessage('DeviceReserved', await this.#client(url).call('reserve', encodeMessage('DeviceReserve', { keyId: req.keyId, count: req.count, cosigners: req.cosigners ?? [], ttlMs: req.ttlMs ?? 0 }), 60_000));
+    const out = decodeMessage(
+      'DeviceReserved',
+      await this.#client(url).call(
+        'reserve',
+        encodeMessage('DeviceReserve', {
+          keyId: req.keyId,
+          count: req.count,
+          cosigners: req.cosigners ?? [],
+          ttlMs: req.ttlMs ?? 0,
+        }),
+        60_000,
+      ),
+    );
     return this.#serial(async () => {
       const ops: { type: 'put'; key: string; value: Uint8Array }[] = [];
       let seq = (await this.#store.getJson<number>('seq')) ?? 0;
       for (const slot of out.slots) {
         const rs = slot.reservations.map((env) => openReservation(rec.key, env));
-        if (rs.length !== rec.key.threshold - 1 || rs.some((r) => r.device !== this.id || r.keyId !== req.keyId || r.epoch !== rec.epoch))
-          throw new DeviceError('RESERVATION_INVALID', 'the cluster returned a reservation for another device, key or epoch');
-        ops.push({ type: 'put', key: `slot/${req.keyId}/${pad(++seq)}`, value: DeviceStorage.json({ reservations: slot.reservations.map(toHex), expiresAt: Math.min(...rs.map((r) => r.expiresAt)), epoch: rec.epoch } satisfies Slot) });
+        if (
+          rs.length !== rec.key.threshold - 1 ||
+          rs.some((r) => r.device !== this.id || r.keyId !== req.keyId || r.epoch !== rec.epoch)
+        )
+          throw new DeviceError(
+            'RESERVATION_INVALID',
+            'the cluster returned a reservation for another device, key or epoch',
+          );
+        ops.push({
+          type: 'put',
+          key: `slot/${req.keyId}/${pad(++seq)}`,
+          value: DeviceStorage.json({
+            reservations: slot.reservations.map(toHex),
+            expiresAt: Math.min(...rs.map((r) => r.expiresAt)),
+            epoch: rec.epoch,
+          } satisfies Slot),
+        });
       }
       ops.push({ type: 'put', key: 'seq', value: DeviceStorage.json(seq) });
       await this.#store.batch(ops);
@@ -403,7 +537,10 @@ export class Device {
    * the package queued in one synced write before the package is returned: a crash before that
    * write releases nothing; after it, the package is in the queue and will be delivered.
    */
-  async signOffline(req: { keyId: string; message: Uint8Array }): Promise<{ packageId: string; bytes: Uint8Array; text: string; keyId: string }> {
+  async signOffline(req: {
+    keyId: string;
+    message: Uint8Array;
+  }): Promise<{ packageId: string; bytes: Uint8Array; text: string; keyId: string }> {
     return this.#serial(async () => {
       const rec = await this.#key(req.keyId);
       const now = this.#clock();
@@ -419,17 +556,43 @@ export class Device {
       }
       if (!chosen) {
         if (drop.length) await this.#store.batch(drop);
-        throw new DeviceError('NO_ALLOWANCE', `no unused reservation left for key ${req.keyId}: reserve more while online`);
+        throw new DeviceError(
+          'NO_ALLOWANCE',
+          `no unused reservation left for key ${req.keyId}: reserve more while online`,
+        );
       }
       // A reservation made before a refresh is signed with the share of its own epoch.
       const slotEpoch = chosen.slot.epoch ?? rec.epoch;
       const signing = slotEpoch === rec.epoch ? rec : await this.#keyOld(req.keyId, slotEpoch);
       const reservations = chosen.slot.reservations.map((h) => openReservation(signing.key, fromHex(h)));
-      const pkg = createOfflinePackage({ key: signing.key, share: signing.share, keyId: signing.keyId, epoch: signing.epoch, device: this.id, message: req.message, reservations, createdAt: now, rng: this.#rng });
+      const pkg = createOfflinePackage({
+        key: signing.key,
+        share: signing.share,
+        keyId: signing.keyId,
+        epoch: signing.epoch,
+        device: this.id,
+        message: req.message,
+        reservations,
+        createdAt: now,
+        rng: this.#rng,
+      });
       let seq = (await this.#store.getJson<number>('seq')) ?? 0;
       seq++;
-      const item: QueuedPackage = { seq, packageId: pkg.packageId, keyId: rec.keyId, message: toHex(req.message), bytes: toHex(pkg.bytes), createdAt: now, state: 'pending' };
-      await this.#store.batch([...drop, { type: 'del', key: chosen.key }, { type: 'put', key: `queue/${pad(seq)}`, value: DeviceStorage.json(item) }, { type: 'put', key: 'seq', value: DeviceStorage.json(seq) }]);
+      const item: QueuedPackage = {
+        seq,
+        packageId: pkg.packageId,
+        keyId: rec.keyId,
+        message: toHex(req.message),
+        bytes: toHex(pkg.bytes),
+        createdAt: now,
+        state: 'pending',
+      };
+      await this.#store.batch([
+        ...drop,
+        { type: 'del', key: chosen.key },
+        { type: 'put', key: `queue/${pad(seq)}`, value: DeviceStorage.json(item) },
+        { type: 'put', key: 'seq', value: DeviceStorage.json(seq) },
+      ]);
       return { packageId: pkg.packageId, bytes: pkg.bytes, text: packageToText(pkg.bytes), keyId: rec.keyId };
     });
   }
@@ -447,7 +610,10 @@ export class Device {
         const item = JSON.parse(new TextDecoder().decode(v)) as QueuedPackage;
         if (item.state === 'pending') items.push([k, item]);
       }
-      type Outcome = { kind: 'completed'; r: SyncResult['completed'][number] } | { kind: 'pending'; r: SyncResult['pending'][number] } | { kind: 'failed'; r: SyncResult['failed'][number] };
+      type Outcome =
+        | { kind: 'completed'; r: SyncResult['completed'][number] }
+        | { kind: 'pending'; r: SyncResult['pending'][number] }
+        | { kind: 'failed'; r: SyncResult['failed'][number] };
       const outcomes: Outcome[] = new Array(items.length);
       let unreachable: DeviceError | undefined;
       let next = 0;
@@ -457,28 +623,69 @@ export class Device {
         for (let i = next++; i < items.length; i = next++) {
           const [k, item] = items[i] as [string, QueuedPackage];
           if (unreachable) {
-            outcomes[i] = { kind: 'pending', r: { packageId: item.packageId, keyId: item.keyId, code: unreachable.code, reason: unreachable.message } };
+            outcomes[i] = {
+              kind: 'pending',
+              r: { packageId: item.packageId, keyId: item.keyId, code: unreachable.code, reason: unreachable.message },
+            };
             continue;
           }
           try {
-            const r = decodeMessage('SubmitPackageResponse', await client.call('submit', encodeMessage('SubmitPackageRequest', { package: fromHex(item.bytes) }), 60_000));
+            const r = decodeMessage(
+              'SubmitPackageResponse',
+              await client.call(
+                'submit',
+                encodeMessage('SubmitPackageRequest', { package: fromHex(item.bytes) }),
+                60_000,
+              ),
+            );
             const rec = await this.#key(item.keyId);
-            if (r.packageId !== item.packageId || !rec.key.suite.verify(r.signature, fromHex(item.message), groupPublicKey(rec.key)))
+            if (
+              r.packageId !== item.packageId ||
+              !rec.key.suite.verify(r.signature, fromHex(item.message), groupPublicKey(rec.key))
+            )
               throw new DeviceError('SIGNATURE_INVALID', 'the cluster returned a signature that does not verify');
-            const done: QueuedPackage = { ...item, state: 'completed', signature: toHex(r.signature), signers: r.signers, completedAt: this.#clock() };
+            const done: QueuedPackage = {
+              ...item,
+              state: 'completed',
+              signature: toHex(r.signature),
+              signers: r.signers,
+              completedAt: this.#clock(),
+            };
             await this.#store.put(k, DeviceStorage.json(done));
-            outcomes[i] = { kind: 'completed', r: { packageId: item.packageId, keyId: item.keyId, message: item.message, signature: done.signature as string, signers: r.signers } };
+            outcomes[i] = {
+              kind: 'completed',
+              r: {
+                packageId: item.packageId,
+                keyId: item.keyId,
+                message: item.message,
+                signature: done.signature as string,
+                signers: r.signers,
+              },
+            };
           } catch (e) {
             const code = (e as { code?: string }).code ?? 'INTERNAL';
             const message = (e as Error).message;
             if (FINAL.has(code)) {
-              await this.#store.put(k, DeviceStorage.json({ ...item, state: 'failed', lastError: { code, message } } satisfies QueuedPackage));
-              outcomes[i] = { kind: 'failed', r: { packageId: item.packageId, keyId: item.keyId, code, reason: message } };
+              await this.#store.put(
+                k,
+                DeviceStorage.json({ ...item, state: 'failed', lastError: { code, message } } satisfies QueuedPackage),
+              );
+              outcomes[i] = {
+                kind: 'failed',
+                r: { packageId: item.packageId, keyId: item.keyId, code, reason: message },
+              };
             } else {
-              await this.#store.put(k, DeviceStorage.json({ ...item, lastError: { code, message } } satisfies QueuedPackage));
-              outcomes[i] = { kind: 'pending', r: { packageId: item.packageId, keyId: item.keyId, code, reason: message } };
+              await this.#store.put(
+                k,
+                DeviceStorage.json({ ...item, lastError: { code, message } } satisfies QueuedPackage),
+              );
+              outcomes[i] = {
+                kind: 'pending',
+                r: { packageId: item.packageId, keyId: item.keyId, code, reason: message },
+              };
               // The cluster itself is unreachable: keep the rest for the next sync, in order.
-              if (e instanceof DeviceError && code === 'UNAVAILABLE' && message.startsWith('cannot reach')) unreachable = e;
+              if (e instanceof DeviceError && code === 'UNAVAILABLE' && message.startsWith('cannot reach'))
+                unreachable = e;
             }
           }
         }
@@ -497,12 +704,18 @@ export class Device {
   /** The queue, oldest first. */
   async queue(): Promise<QueuedPackage[]> {
     const out: QueuedPackage[] = [];
-    for await (const [, v] of this.#store.entries('queue/')) out.push(JSON.parse(new TextDecoder().decode(v)) as QueuedPackage);
+    for await (const [, v] of this.#store.entries('queue/'))
+      out.push(JSON.parse(new TextDecoder().decode(v)) as QueuedPackage);
     return out;
   }
 
   /** What this device holds: identity, keys with their offline allowance, and the queue. */
-  async status(): Promise<{ device: string | null; enrolled: boolean; keys: (DeviceKeyInfo & { allowance: number; nextExpiry: number | null })[]; queue: { pending: number; completed: number; failed: number } }> {
+  async status(): Promise<{
+    device: string | null;
+    enrolled: boolean;
+    keys: (DeviceKeyInfo & { allowance: number; nextExpiry: number | null })[];
+    queue: { pending: number; completed: number; failed: number };
+  }> {
     const keys = [];
     for (const keyId of await this.#keyIds()) {
       const rec = await this.#key(keyId);
@@ -518,7 +731,11 @@ export class Device {
       device: this.#identity?.id ?? null,
       enrolled: (await this.#store.get('enrolment')) !== undefined,
       keys,
-      queue: { pending: q.filter((x) => x.state === 'pending').length, completed: q.filter((x) => x.state === 'completed').length, failed: q.filter((x) => x.state === 'failed').length },
+      queue: {
+        pending: q.filter((x) => x.state === 'pending').length,
+        completed: q.filter((x) => x.state === 'completed').length,
+        failed: q.filter((x) => x.state === 'failed').length,
+      },
     };
   }
 
@@ -542,12 +759,26 @@ export class Device {
    * sealed under the storage key like every record; {@link completeCosign} replaces it with a
    * spent marker before using it.
    */
-  async proposeCosign(req: { keyId: string; message: Uint8Array }): Promise<{ request: Uint8Array; requestId: string }> {
+  async proposeCosign(req: {
+    keyId: string;
+    message: Uint8Array;
+  }): Promise<{ request: Uint8Array; requestId: string }> {
     return this.#serial(async () => {
       const rec = await this.#key(req.keyId);
-      const p = createCosignRequest({ identity: this.#me(), key: rec.key, share: rec.share, keyId: rec.keyId, epoch: rec.epoch, message: req.message, rng: this.#rng });
+      const p = createCosignRequest({
+        identity: this.#me(),
+        key: rec.key,
+        share: rec.share,
+        keyId: rec.keyId,
+        epoch: rec.epoch,
+        message: req.message,
+        rng: this.#rng,
+      });
       const id = toHex(sha256(p.requestEnvelope));
-      await this.#store.put(`cosign/${id}`, DeviceStorage.json({ request: toHex(p.requestEnvelope), nonce: toHex(p.nonceSecret), keyId: rec.keyId }));
+      await this.#store.put(
+        `cosign/${id}`,
+        DeviceStorage.json({ request: toHex(p.requestEnvelope), nonce: toHex(p.nonceSecret), keyId: rec.keyId }),
+      );
       p.nonceSecret.fill(0);
       return { request: p.requestEnvelope, requestId: id.slice(0, 32) };
     });
@@ -559,8 +790,20 @@ export class Device {
     const w = decodeMessage('CosignRequest', env.payload);
     const rec = await this.#key(w.keyId);
     const opened = openCosignRequest(rec.key, request);
-    if (opened.epoch !== rec.epoch) throw new DeviceError('INVALID_ARGUMENT', `request is for epoch ${opened.epoch}, this device holds ${rec.epoch}`);
-    return { response: answerCosignRequest({ identity: this.#me(), key: rec.key, share: rec.share, request: opened, rng: this.#rng }), keyId: rec.keyId, message: toHex(opened.message), from: opened.device };
+    if (opened.epoch !== rec.epoch)
+      throw new DeviceError('INVALID_ARGUMENT', `request is for epoch ${opened.epoch}, this device holds ${rec.epoch}`);
+    return {
+      response: answerCosignRequest({
+        identity: this.#me(),
+        key: rec.key,
+        share: rec.share,
+        request: opened,
+        rng: this.#rng,
+      }),
+      keyId: rec.keyId,
+      message: toHex(opened.message),
+      from: opened.device,
+    };
   }
 
   /**
@@ -570,7 +813,9 @@ export class Device {
    * after that write, or a second answer to the same request (identical or not), finds no nonce
    * and is refused INVALID_STATE: propose again. A bad answer leaves the request pending.
    */
-  async completeCosign(response: Uint8Array): Promise<{ keyId: string; message: string; signature: string; signers: string[] }> {
+  async completeCosign(
+    response: Uint8Array,
+  ): Promise<{ keyId: string; message: string; signature: string; signers: string[] }> {
     return this.#serial(async () => {
       const w = decodeMessage('CosignResponse', response);
       const id = toHex(w.requestDigest);
@@ -578,16 +823,28 @@ export class Device {
       const spent = `cosign-spent/${id}`;
       const pending = await this.#store.getJson<{ request: string; nonce: string; keyId: string }>(k);
       if (!pending) {
-        if (await this.#store.get(spent)) throw new DeviceError('INVALID_STATE', 'this request was already completed, or its completion was interrupted: its nonce is spent; propose again');
+        if (await this.#store.get(spent))
+          throw new DeviceError(
+            'INVALID_STATE',
+            'this request was already completed, or its completion was interrupted: its nonce is spent; propose again',
+          );
         throw new DeviceError('NOT_FOUND', 'no pending request of this device matches this answer');
       }
       const rec = await this.#key(pending.keyId);
       const requestEnvelope = fromHex(pending.request);
       openCosignResponse(rec.key, requestEnvelope, response);
-      await this.#store.batch([{ type: 'del', key: k }, { type: 'put', key: spent, value: DeviceStorage.json({ keyId: rec.keyId, spentAt: this.#clock() }) }]);
+      await this.#store.batch([
+        { type: 'del', key: k },
+        { type: 'put', key: spent, value: DeviceStorage.json({ keyId: rec.keyId, spentAt: this.#clock() }) },
+      ]);
       const nonceSecret = fromHex(pending.nonce);
       try {
-        const out = completeCosign({ key: rec.key, share: rec.share, pending: { requestEnvelope, nonceSecret }, response });
+        const out = completeCosign({
+          key: rec.key,
+          share: rec.share,
+          pending: { requestEnvelope, nonceSecret },
+          response,
+        });
         return { keyId: rec.keyId, message: toHex(out.message), signature: toHex(out.signature), signers: out.signers };
       } finally {
         nonceSecret.fill(0);
@@ -606,7 +863,12 @@ export class Device {
     const keys: string[] = [];
     for (const id of await this.#keyIds()) keys.push(toHex((await this.#store.get(`key/${id}`)) as Uint8Array));
     const enrolment = await this.#store.getJson<unknown>('enrolment');
-    const plain = DeviceStorage.json({ v: 1, identity: toHex(encodeIdentityRecord(me)), keys, enrolment: enrolment ?? null });
+    const plain = DeviceStorage.json({
+      v: 1,
+      identity: toHex(encodeIdentityRecord(me)),
+      keys,
+      enrolment: enrolment ?? null,
+    });
     try {
       return await encryptBackup(plain, password, opts);
     } finally {
@@ -625,14 +887,20 @@ export class Device {
     } finally {
       plain.fill(0);
     }
-    if (parsed.v !== 1 || typeof parsed.identity !== 'string' || !Array.isArray(parsed.keys)) throw new DeviceError('BACKUP_CORRUPT', 'the backup does not hold a device state');
+    if (parsed.v !== 1 || typeof parsed.identity !== 'string' || !Array.isArray(parsed.keys))
+      throw new DeviceError('BACKUP_CORRUPT', 'the backup does not hold a device state');
     const d = await Device.open(opts);
     if (d.#identity) {
       await d.close();
-      throw new DeviceError('INVALID_ARGUMENT', 'the target device store already has an identity: restore into an empty one');
+      throw new DeviceError(
+        'INVALID_ARGUMENT',
+        'the target device store already has an identity: restore into an empty one',
+      );
     }
     const identity = decodeIdentityRecord(fromHex(parsed.identity));
-    const ops: { type: 'put'; key: string; value: Uint8Array }[] = [{ type: 'put', key: 'identity', value: encodeIdentityRecord(identity) }];
+    const ops: { type: 'put'; key: string; value: Uint8Array }[] = [
+      { type: 'put', key: 'identity', value: encodeIdentityRecord(identity) },
+    ];
     for (const k of parsed.keys) {
       const rec = decodeKeyShareRecord(fromHex(k));
       ops.push({ type: 'put', key: `key/${rec.keyId}`, value: fromHex(k) });
@@ -673,17 +941,26 @@ export class Device {
   async #allowance(keyId: string): Promise<number> {
     let n = 0;
     const now = this.#clock();
-    for await (const [, v] of this.#store.entries(`slot/${keyId}/`)) if ((JSON.parse(new TextDecoder().decode(v)) as Slot).expiresAt - EXPIRY_MARGIN_MS >= now) n++;
+    for await (const [, v] of this.#store.entries(`slot/${keyId}/`))
+      if ((JSON.parse(new TextDecoder().decode(v)) as Slot).expiresAt - EXPIRY_MARGIN_MS >= now) n++;
     return n;
   }
 
   async #pendingCount(): Promise<number> {
     let n = 0;
-    for await (const [, v] of this.#store.entries('queue/')) if ((JSON.parse(new TextDecoder().decode(v)) as QueuedPackage).state === 'pending') n++;
+    for await (const [, v] of this.#store.entries('queue/'))
+      if ((JSON.parse(new TextDecoder().decode(v)) as QueuedPackage).state === 'pending') n++;
     return n;
   }
 
   #keyInfo(rec: KeyShareRecord): DeviceKeyInfo {
-    return { keyId: rec.keyId, suite: rec.key.suite.id, threshold: rec.key.threshold, participants: rec.key.roster.map((r) => r.id).sort(), publicKey: toHex(groupPublicKey(rec.key)), epoch: rec.epoch };
+    return {
+      keyId: rec.keyId,
+      suite: rec.key.suite.id,
+      threshold: rec.key.threshold,
+      participants: rec.key.roster.map((r) => r.id).sort(),
+      publicKey: toHex(groupPublicKey(rec.key)),
+      epoch: rec.epoch,
+    };
   }
 }

@@ -9,7 +9,16 @@ import { decodeKeyRecord, decodeOfflinePackage, packageFromText, toHex, verifyOf
 export { Device, type DeviceOptions, type DeviceKeyInfo, type QueuedPackage, type SyncResult } from './device.js';
 export { DeviceError } from './errors.js';
 export { GatewayClient } from './gateway-client.js';
-export { encryptBackup, decryptBackup, backupToText, backupFromText, splitBackup, combineBackup, backupPasswordWeakness, type BackupOptions } from './backup.js';
+export {
+  encryptBackup,
+  decryptBackup,
+  backupToText,
+  backupFromText,
+  splitBackup,
+  combineBackup,
+  backupPasswordWeakness,
+  type BackupOptions,
+} from './backup.js';
 export { packageToText, packageFromText } from '@tessera/core';
 
 /**
@@ -17,9 +26,20 @@ export { packageToText, packageFromText } from '@tessera/core';
  * signed this message (its share verifies) against genuine, unexpired reservations. It cannot
  * tell whether the reservation was already spent elsewhere: only the cluster knows that.
  */
-export function checkPackage(keyRecord: Uint8Array, pkg: Uint8Array | string, now = Date.now()): { packageId: string; keyId: string; device: string; message: string; cosigners: string[]; expiresAt: number } {
+export function checkPackage(
+  keyRecord: Uint8Array,
+  pkg: Uint8Array | string,
+  now = Date.now(),
+): { packageId: string; keyId: string; device: string; message: string; cosigners: string[]; expiresAt: number } {
   const rec = decodeKeyRecord(keyRecord);
   const p = decodeOfflinePackage(typeof pkg === 'string' ? packageFromText(pkg) : pkg);
   verifyOfflinePackage(rec.key, p, { keyId: rec.keyId, epoch: rec.epoch, now });
-  return { packageId: p.packageId, keyId: p.keyId, device: p.device, message: toHex(p.message), cosigners: p.cosigners.map((c) => c.signer), expiresAt: Math.min(...p.cosigners.map((c) => c.expiresAt)) };
+  return {
+    packageId: p.packageId,
+    keyId: p.keyId,
+    device: p.device,
+    message: toHex(p.message),
+    cosigners: p.cosigners.map((c) => c.signer),
+    expiresAt: Math.min(...p.cosigners.map((c) => c.expiresAt)),
+  };
 }

@@ -25,7 +25,10 @@ import type { DeviceStorage } from './storage.js';
 type Op = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
 export class DeviceLifecycleStore implements LifecycleStore {
-  constructor(private readonly store: DeviceStorage, private readonly clock: () => number) {}
+  constructor(
+    private readonly store: DeviceStorage,
+    private readonly clock: () => number,
+  ) {}
 
   async active(keyId: string): Promise<KeyShareRecord | undefined> {
     const b = await this.store.get(`key/${keyId}`);
@@ -41,7 +44,8 @@ export class DeviceLifecycleStore implements LifecycleStore {
 
   async pending(keyId: string, epoch: number): Promise<PendingOutcome[]> {
     const out: PendingOutcome[] = [];
-    for await (const [, v] of this.store.entries(pendingEpochPrefix(keyId, epoch))) out.push(decodePendingOutcome(keyId, epoch, v));
+    for await (const [, v] of this.store.entries(pendingEpochPrefix(keyId, epoch)))
+      out.push(decodePendingOutcome(keyId, epoch, v));
     return out;
   }
 
@@ -65,7 +69,11 @@ export class DeviceLifecycleStore implements LifecycleStore {
     const ops: Op[] = await this.#pendingDeletes(keyId);
     if (held) ops.push({ type: 'put', key: `keyold/${keyId}/${held.epoch}`, value: encodeKeyShareRecord(held) });
     // Leaving the key (a reshare without this device): the share is kept as an earlier epoch.
-    ops.push(p.share ? { type: 'put', key: `key/${keyId}`, value: encodeKeyShareRecord(p.share) } : { type: 'del', key: `key/${keyId}` });
+    ops.push(
+      p.share
+        ? { type: 'put', key: `key/${keyId}`, value: encodeKeyShareRecord(p.share) }
+        : { type: 'del', key: `key/${keyId}` },
+    );
     ops.push({ type: 'put', key: `lcmeta/${keyId}`, value: encodeOutcome(keyId, outcomeOf(p, this.clock())) });
     await this.store.batch(ops);
   }
@@ -74,6 +82,7 @@ export class DeviceLifecycleStore implements LifecycleStore {
     const raw = await this.store.get(`lcmeta/${keyId}`);
     if (!raw) return;
     const m = decodeOutcome(raw);
-    if (m.epoch === epoch && !m.retired) await this.store.put(`lcmeta/${keyId}`, encodeOutcome(keyId, { ...m, retired: true }));
+    if (m.epoch === epoch && !m.retired)
+      await this.store.put(`lcmeta/${keyId}`, encodeOutcome(keyId, { ...m, retired: true }));
   }
 }

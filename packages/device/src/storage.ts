@@ -29,13 +29,20 @@ export class DeviceStorage {
    * values (React Native: an SQLite- or MMKV-backed abstract-level), opened or not.
    */
   static async open(location: string | Level<string, Uint8Array>, kek: Uint8Array): Promise<DeviceStorage> {
-    if (!(kek instanceof Uint8Array) || kek.length !== 32) throw new DeviceError('INVALID_ARGUMENT', 'the device storage key must be 32 bytes');
-    const db = typeof location === 'string' ? new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' }) : location;
+    if (!(kek instanceof Uint8Array) || kek.length !== 32)
+      throw new DeviceError('INVALID_ARGUMENT', 'the device storage key must be 32 bytes');
+    const db =
+      typeof location === 'string'
+        ? new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' })
+        : location;
     try {
       await db.open();
     } catch (e) {
       const locked = /lock/i.test(String((e as { cause?: Error }).cause?.message ?? (e as Error).message));
-      throw new DeviceError(locked ? 'STORE_LOCKED' : 'STORE_UNAVAILABLE', locked ? 'the device store is in use by another process' : 'cannot open the device store');
+      throw new DeviceError(
+        locked ? 'STORE_LOCKED' : 'STORE_UNAVAILABLE',
+        locked ? 'the device store is in use by another process' : 'cannot open the device store',
+      );
     }
     const s = new DeviceStorage(db, kek.slice());
     // A canary proves the key: a wrong key fails here, before anything is read or written.
@@ -58,7 +65,10 @@ export class DeviceStorage {
     try {
       return xchacha20poly1305(this.#kek, sealed.subarray(0, 24), enc.encode(key)).decrypt(sealed.subarray(24));
     } catch {
-      throw new DeviceError('STORE_KEY', `device record ${key.split('/')[0]} cannot be opened: wrong storage key or damaged store`);
+      throw new DeviceError(
+        'STORE_KEY',
+        `device record ${key.split('/')[0]} cannot be opened: wrong storage key or damaged store`,
+      );
     }
   }
 
@@ -75,7 +85,11 @@ export class DeviceStorage {
   /** One atomic write, synced to disk before it resolves. */
   async batch(ops: readonly StorageOp[]): Promise<void> {
     await this.#db.batch(
-      ops.map((o) => (o.type === 'put' ? { type: 'put' as const, key: o.key, value: this.#seal(o.key, o.value) } : { type: 'del' as const, key: o.key })),
+      ops.map((o) =>
+        o.type === 'put'
+          ? { type: 'put' as const, key: o.key, value: this.#seal(o.key, o.value) }
+          : { type: 'del' as const, key: o.key },
+      ),
       { sync: true } as never,
     );
   }

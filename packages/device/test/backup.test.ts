@@ -24,7 +24,9 @@ const kdfs = ['scrypt', 'argon2id'] as const;
 /** Resolves to the DeviceError `p` rejects with; fails the test if `p` fulfils or throws anything else. */
 async function deviceError(p: Promise<unknown>): Promise<DeviceError> {
   const e = await p.then(
-    (v) => { throw new Error(`expected a DeviceError, got a value (${String(v)})`); },
+    (v) => {
+      throw new Error(`expected a DeviceError, got a value (${String(v)})`);
+    },
     (err: unknown) => err,
   );
   expect(e).toBeInstanceOf(DeviceError);
@@ -46,11 +48,15 @@ describe('encryptBackup / decryptBackup', () => {
   for (const kdf of kdfs) {
     it(`round-trips random secrets and passwords (${kdf})`, async () => {
       await fc.assert(
-        fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), fc.string({ minLength: 1, maxLength: 40 }), async (secret, password) => {
-          const blob = await encryptBackup(secret, password, { kdf, cost: 'test', allowWeakPassword: true });
-          expect(blob.length).toBe(58 + secret.length + 16);
-          expect(await decryptBackup(blob, password)).toEqual(secret);
-        }),
+        fc.asyncProperty(
+          fc.uint8Array({ maxLength: 300 }),
+          fc.string({ minLength: 1, maxLength: 40 }),
+          async (secret, password) => {
+            const blob = await encryptBackup(secret, password, { kdf, cost: 'test', allowWeakPassword: true });
+            expect(blob.length).toBe(58 + secret.length + 16);
+            expect(await decryptBackup(blob, password)).toEqual(secret);
+          },
+        ),
         { numRuns: 8 },
       );
     });
@@ -107,7 +113,11 @@ describe('encryptBackup / decryptBackup', () => {
   });
 
   it('rejects every single-byte change of an argon2id blob', async () => {
-    const blob = await encryptBackup(new Uint8Array(8).fill(7), 'pw', { kdf: 'argon2id', cost: 'test', allowWeakPassword: true });
+    const blob = await encryptBackup(new Uint8Array(8).fill(7), 'pw', {
+      kdf: 'argon2id',
+      cost: 'test',
+      allowWeakPassword: true,
+    });
     for (let i = 0; i < blob.length; i++) {
       const bad = blob.slice();
       bad[i]! ^= 0x01;
@@ -128,7 +138,11 @@ describe('encryptBackup / decryptBackup', () => {
 
   it('reports bad magic, unknown versions and KDFs, and out-of-budget KDF parameters', async () => {
     const blob = await encryptBackup(new Uint8Array([5]), 'pw', fast);
-    const edit = (i: number, v: number) => { const b = blob.slice(); b[i] = v; return b; };
+    const edit = (i: number, v: number) => {
+      const b = blob.slice();
+      b[i] = v;
+      return b;
+    };
     expect(await code(decryptBackup(edit(0, 0x58), 'pw'))).toBe('BACKUP_CORRUPT');
     expect(await code(decryptBackup(edit(4, 2), 'pw'))).toBe('UNSUPPORTED_VERSION');
     expect(await code(decryptBackup(edit(5, 3), 'pw'))).toBe('UNSUPPORTED_VERSION');
@@ -141,8 +155,12 @@ describe('encryptBackup / decryptBackup', () => {
   it('rejects invalid arguments', async () => {
     expect(await code(encryptBackup(new Uint8Array([1]), '', fast))).toBe('INVALID_ARGUMENT');
     expect(await code(encryptBackup('secret' as unknown as Uint8Array, 'pw', fast))).toBe('INVALID_ARGUMENT');
-    expect(await code(encryptBackup(new Uint8Array([1]), 'pw', { cost: 'extreme' } as unknown as BackupOptions))).toBe('INVALID_ARGUMENT');
-    expect(await code(encryptBackup(new Uint8Array([1]), 'pw', { kdf: 'md5' } as unknown as BackupOptions))).toBe('INVALID_ARGUMENT');
+    expect(await code(encryptBackup(new Uint8Array([1]), 'pw', { cost: 'extreme' } as unknown as BackupOptions))).toBe(
+      'INVALID_ARGUMENT',
+    );
+    expect(await code(encryptBackup(new Uint8Array([1]), 'pw', { kdf: 'md5' } as unknown as BackupOptions))).toBe(
+      'INVALID_ARGUMENT',
+    );
     const blob = await encryptBackup(new Uint8Array([1]), 'pw', fast);
     expect(await code(decryptBackup(blob, ''))).toBe('INVALID_ARGUMENT');
   });
@@ -333,7 +351,15 @@ describe('splitBackup / combineBackup', () => {
     const p = pieces[1]!;
     const at = 30;
     const typo = `${p.slice(0, at)}${p[at] === 'A' ? 'B' : 'A'}${p.slice(at + 1)}`;
-    for (const bad of ['', 'nonsense', 'tessera-piece:', 'tessera-piece:AAAA', 'tessera-piece:@@@@', p.slice(0, -6), typo]) {
+    for (const bad of [
+      '',
+      'nonsense',
+      'tessera-piece:',
+      'tessera-piece:AAAA',
+      'tessera-piece:@@@@',
+      p.slice(0, -6),
+      typo,
+    ]) {
       const e = await deviceError(combineBackup([pieces[0]!, bad]));
       expect(e.code, bad).toBe('RECOVERY_PIECES');
       expect(e.culprits).toEqual(['2']);
@@ -354,7 +380,15 @@ describe('splitBackup / combineBackup', () => {
 
   it('rejects k > m, k < 2, m > 255, non-integers and non-backups', async () => {
     const blob = await encryptBackup(new Uint8Array([1]), 'pw', fast);
-    for (const [k, m] of [[3, 2], [1, 3], [0, 2], [2, 256], [256, 256], [2.5, 3], [2, Number.NaN]] as const) {
+    for (const [k, m] of [
+      [3, 2],
+      [1, 3],
+      [0, 2],
+      [2, 256],
+      [256, 256],
+      [2.5, 3],
+      [2, Number.NaN],
+    ] as const) {
       expect(await code(splitBackup(blob, k, m)), `${k}-of-${m}`).toBe('INVALID_ARGUMENT');
     }
     expect(await code(splitBackup(new Uint8Array(100), 2, 3))).toBe('BACKUP_CORRUPT');

@@ -44,7 +44,10 @@ function tempDir(): string {
 }
 
 /** A 2-of-3 key of three devices, each restored from a backup into its own store. */
-async function threeDevices(): Promise<{ key: GroupKey; devices: Map<string, { device: Device; dir: string; storageKey: Uint8Array }> }> {
+async function threeDevices(): Promise<{
+  key: GroupKey;
+  devices: Map<string, { device: Device; dir: string; storageKey: Uint8Array }>;
+}> {
   const ids = ['phone-a', 'phone-b', 'phone-c'].map((id) => ParticipantIdentity.generate(id));
   const out = runLocalDkg(getSuite('ed25519'), 2, ids);
   const devices = new Map<string, { device: Device; dir: string; storageKey: Uint8Array }>();
@@ -53,8 +56,17 @@ async function threeDevices(): Promise<{ key: GroupKey; devices: Map<string, { d
     const o = out.get(identity.id);
     if (!o) throw new Error(`no DKG output for ${identity.id}`);
     key = o.key;
-    const rec = encodeKeyShareRecord({ keyId: KEY_ID, epoch: 0, key: o.key, share: o.share, transcriptHash: o.transcriptHash, createdAt: 1 });
-    const plain = enc(JSON.stringify({ v: 1, identity: toHex(encodeIdentityRecord(identity)), keys: [toHex(rec)], enrolment: null }));
+    const rec = encodeKeyShareRecord({
+      keyId: KEY_ID,
+      epoch: 0,
+      key: o.key,
+      share: o.share,
+      transcriptHash: o.transcriptHash,
+      createdAt: 1,
+    });
+    const plain = enc(
+      JSON.stringify({ v: 1, identity: toHex(encodeIdentityRecord(identity)), keys: [toHex(rec)], enrolment: null }),
+    );
     const backup = await encryptBackup(plain, PASSWORD, { cost: 'test' });
     const dir = tempDir();
     const storageKey = new Uint8Array(randomBytes(32));
@@ -157,6 +169,7 @@ describe('two-device co-signing: the proposer nonce is spent durably, once', () 
     expect(await rawKeys(pa.dir, 'cosign-spent/')).toHaveLength(1);
     const reopened = await Device.open({ location: pa.dir, storageKey: pa.storageKey });
     open.push(reopened);
-    for (const r of [first.response, second.response]) expect((await refused(reopened.completeCosign(r))).code).toBe('INVALID_STATE');
+    for (const r of [first.response, second.response])
+      expect((await refused(reopened.completeCosign(r))).code).toBe('INVALID_STATE');
   });
 });

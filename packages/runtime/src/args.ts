@@ -9,9 +9,20 @@ export interface DaemonArgs {
   [flag: string]: string | boolean | undefined;
 }
 
-export function parseDaemonArgs(spec: { name: string; description: string; version: string; envPrefix: string; flags?: { flag: string; help: string }[] }, argv = process.argv): DaemonArgs {
+export function parseDaemonArgs(
+  spec: {
+    name: string;
+    description: string;
+    version: string;
+    envPrefix: string;
+    flags?: { flag: string; help: string }[];
+  },
+  argv = process.argv,
+): DaemonArgs {
   const cmd = new Command(spec.name)
-    .description(`${spec.description}\nEvery config field can be overridden by ${spec.envPrefix}<FIELD> environment variables.`)
+    .description(
+      `${spec.description}\nEvery config field can be overridden by ${spec.envPrefix}<FIELD> environment variables.`,
+    )
     .version(spec.version, '-V, --version', 'print the version')
     .option('--config <file>', 'JSON config file (default: environment only)')
     .exitOverride()

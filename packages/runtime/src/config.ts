@@ -92,7 +92,10 @@ function readConfigFile(file: string): Obj {
   } catch (e) {
     // V8's message quotes file content, which may hold secrets: report the position only.
     const pos = /position (\d+)/.exec(String((e as Error).message))?.[1];
-    throw new TesseraRuntimeError('CONFIG', `config file ${file} is not valid JSON${pos === undefined ? '' : ` (at position ${pos})`}`);
+    throw new TesseraRuntimeError(
+      'CONFIG',
+      `config file ${file} is not valid JSON${pos === undefined ? '' : ` (at position ${pos})`}`,
+    );
   }
   if (!isPlainObject(v)) throw new TesseraRuntimeError('CONFIG', `config file ${file} must hold a JSON object`);
   return v;

@@ -106,7 +106,13 @@ export class TesseraRuntimeError extends TesseraError {
 /** The error a client sees for a failed rpc: Tessera `code`, gRPC `status` and `culprits`. */
 export class RemoteError extends TesseraError {
   readonly status: number;
-  constructor(code: ErrorCode | string, message: string, status: number, culprits: readonly string[] = [], opts: { cause?: unknown } = {}) {
+  constructor(
+    code: ErrorCode | string,
+    message: string,
+    status: number,
+    culprits: readonly string[] = [],
+    opts: { cause?: unknown } = {},
+  ) {
     super(asErrorCode(code), message, { culprits, ...opts });
     this.status = status;
   }

@@ -83,7 +83,11 @@ export async function startServer(opts: {
   host?: string;
   port: number;
   credentials: grpc.ServerCredentials;
-  services: Array<{ definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation; name: string }>;
+  services: Array<{
+    definition: grpc.ServiceDefinition;
+    implementation: grpc.UntypedServiceImplementation;
+    name: string;
+  }>;
   /** Extra grpc-js channel options (keepalive, message sizes). */
   options?: grpc.ServerOptions;
 }): Promise<StartedServer> {
@@ -107,12 +111,15 @@ export async function startServer(opts: {
     closing ??= new Promise<void>((resolve) => {
       for (const name of Object.keys(statusMap)) healthImpl.setStatus(name, 'NOT_SERVING');
       let done = false;
-      const timer = setTimeout(() => {
-        if (done) return;
-        done = true;
-        server.forceShutdown();
-        resolve();
-      }, Math.max(0, graceMs));
+      const timer = setTimeout(
+        () => {
+          if (done) return;
+          done = true;
+          server.forceShutdown();
+          resolve();
+        },
+        Math.max(0, graceMs),
+      );
       timer.unref();
       server.tryShutdown(() => {
         if (done) return;

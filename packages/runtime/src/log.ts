@@ -9,8 +9,22 @@ import { TesseraRuntimeError } from './errors.js';
  * names are listed too. Redaction is a safety net: never log secret material on purpose.
  */
 export const REDACT_PATHS: readonly string[] = Object.freeze([
-  '*.share', '*.signingShare', '*.nonce', '*.nonces', '*.secret', '*.kek', '*.key', '*.privateKey',
-  'share', 'signingShare', 'nonce', 'nonces', 'secret', 'kek', 'key', 'privateKey',
+  '*.share',
+  '*.signingShare',
+  '*.nonce',
+  '*.nonces',
+  '*.secret',
+  '*.kek',
+  '*.key',
+  '*.privateKey',
+  'share',
+  'signingShare',
+  'nonce',
+  'nonces',
+  'secret',
+  'kek',
+  'key',
+  'privateKey',
 ]);
 
 /**
@@ -21,7 +35,10 @@ export const REDACT_PATHS: readonly string[] = Object.freeze([
 export function createLogger(name: string, opts: { level?: string; destination?: NodeJS.WritableStream } = {}): Logger {
   const level = opts.level ?? process.env.TESSERA_LOG_LEVEL ?? 'info';
   if (level !== 'silent' && !(level in pino.levels.values)) {
-    throw new TesseraRuntimeError('CONFIG', `invalid log level ${JSON.stringify(level)}: use one of ${Object.keys(pino.levels.values).join(', ')}, silent`);
+    throw new TesseraRuntimeError(
+      'CONFIG',
+      `invalid log level ${JSON.stringify(level)}: use one of ${Object.keys(pino.levels.values).join(', ')}, silent`,
+    );
   }
   const destination = opts.destination ?? pino.destination({ dest: 2, sync: true });
   return pino(

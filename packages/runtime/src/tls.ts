@@ -113,7 +113,10 @@ export async function createDevPki(
       signingAlgorithm: SIG,
       extensions: [
         new x509.BasicConstraintsExtension(true, 0, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+          true,
+        ),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       ],
     });
@@ -130,7 +133,10 @@ export async function createDevPki(
     certs[name] = { ca: caPath, cert: certPath, key: keyPath };
     if (!opts.force && (await exists(certPath)) && (await exists(keyPath))) {
       const existing = new x509.X509Certificate(await readFile(certPath, 'utf8'));
-      if (existing.issuer === caCert.subject && (await existing.verify({ publicKey: caCert.publicKey, signatureOnly: true }))) {
+      if (
+        existing.issuer === caCert.subject &&
+        (await existing.verify({ publicKey: caCert.publicKey, signatureOnly: true }))
+      ) {
         continue;
       }
     }

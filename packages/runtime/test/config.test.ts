@@ -61,7 +61,12 @@ describe('loadConfig', () => {
       debug: true,
     });
 
-    const over = loadConfig(schema, { file: f, envPrefix: 'T_', env: { T_NODE_ID: 'from-env' }, overrides: { nodeId: 'cli', debug: undefined } });
+    const over = loadConfig(schema, {
+      file: f,
+      envPrefix: 'T_',
+      env: { T_NODE_ID: 'from-env' },
+      overrides: { nodeId: 'cli', debug: undefined },
+    });
     expect(over.nodeId).toBe('cli');
     expect(over.debug).toBe(false);
   });
@@ -85,7 +90,9 @@ describe('loadConfig', () => {
   });
 
   it('names the env prefix when there is no file', () => {
-    const e = configError(() => loadConfig(schema, { envPrefix: 'TESSERA_C_', env: { TESSERA_C_LISTEN: '{"port": 99999}' } }));
+    const e = configError(() =>
+      loadConfig(schema, { envPrefix: 'TESSERA_C_', env: { TESSERA_C_LISTEN: '{"port": 99999}' } }),
+    );
     expect(e.message).toMatch(/^invalid config \(env TESSERA_C_\*\): /);
     expect(e.message).toContain('nodeId: ');
     expect(e.message).toContain('listen.port: ');

@@ -1,18 +1,39 @@
 import { describe, expect, it } from 'vitest';
 import { DecodeError, InvalidStateError, ProtocolError } from '@tessera/core';
-import { ERROR_DETAIL_KEY, RemoteError, TesseraRuntimeError, fromServiceError, grpc, toServiceError } from '@tessera/runtime';
+import {
+  ERROR_DETAIL_KEY,
+  RemoteError,
+  TesseraRuntimeError,
+  fromServiceError,
+  grpc,
+  toServiceError,
+} from '@tessera/runtime';
 
 const S = grpc.status;
 
 describe('toServiceError', () => {
   const table: Array<[string, grpc.status]> = [
-    ['INVALID_ARGUMENT', S.INVALID_ARGUMENT], ['DECODE', S.INVALID_ARGUMENT], ['WRONG_SUITE', S.INVALID_ARGUMENT],
-    ['UNSUPPORTED_VERSION', S.INVALID_ARGUMENT], ['POLICY_DENIED', S.PERMISSION_DENIED], ['NOT_FOUND', S.NOT_FOUND],
-    ['NO_QUORUM', S.UNAVAILABLE], ['UNAVAILABLE', S.UNAVAILABLE], ['RATE_LIMITED', S.RESOURCE_EXHAUSTED],
-    ['OVERLOADED', S.RESOURCE_EXHAUSTED], ['BAD_SIGNATURE', S.ABORTED], ['BAD_SIGNATURE_SHARE', S.ABORTED],
-    ['BAD_SHARE', S.ABORTED], ['BAD_PROOF_OF_KNOWLEDGE', S.ABORTED], ['EQUIVOCATION', S.ABORTED],
-    ['CONFIRMATION_MISMATCH', S.ABORTED], ['UNEXPECTED_MESSAGE', S.ABORTED], ['NONCE_REUSED', S.ABORTED],
-    ['DECRYPT', S.ABORTED], ['UNAUTHENTICATED', S.UNAUTHENTICATED], ['DEADLINE', S.DEADLINE_EXCEEDED],
+    ['INVALID_ARGUMENT', S.INVALID_ARGUMENT],
+    ['DECODE', S.INVALID_ARGUMENT],
+    ['WRONG_SUITE', S.INVALID_ARGUMENT],
+    ['UNSUPPORTED_VERSION', S.INVALID_ARGUMENT],
+    ['POLICY_DENIED', S.PERMISSION_DENIED],
+    ['NOT_FOUND', S.NOT_FOUND],
+    ['NO_QUORUM', S.UNAVAILABLE],
+    ['UNAVAILABLE', S.UNAVAILABLE],
+    ['RATE_LIMITED', S.RESOURCE_EXHAUSTED],
+    ['OVERLOADED', S.RESOURCE_EXHAUSTED],
+    ['BAD_SIGNATURE', S.ABORTED],
+    ['BAD_SIGNATURE_SHARE', S.ABORTED],
+    ['BAD_SHARE', S.ABORTED],
+    ['BAD_PROOF_OF_KNOWLEDGE', S.ABORTED],
+    ['EQUIVOCATION', S.ABORTED],
+    ['CONFIRMATION_MISMATCH', S.ABORTED],
+    ['UNEXPECTED_MESSAGE', S.ABORTED],
+    ['NONCE_REUSED', S.ABORTED],
+    ['DECRYPT', S.ABORTED],
+    ['UNAUTHENTICATED', S.UNAUTHENTICATED],
+    ['DEADLINE', S.DEADLINE_EXCEEDED],
     ['CONFIG', S.INTERNAL],
   ];
   it.each(table)('%s → status %i', (code, status) => {
@@ -61,11 +82,18 @@ describe('fromServiceError', () => {
     const r = fromServiceError(toServiceError(new ProtocolError('BAD_SIGNATURE_SHARE', 'bad', ['p2'])));
     expect(r).toBeInstanceOf(RemoteError);
     expect(r).toBeInstanceOf(Error);
-    expect(r.toJSON()).toEqual({ name: 'RemoteError', code: 'BAD_SIGNATURE_SHARE', status: S.ABORTED, message: 'bad', culprits: ['p2'] });
+    expect(r.toJSON()).toEqual({
+      name: 'RemoteError',
+      code: 'BAD_SIGNATURE_SHARE',
+      status: S.ABORTED,
+      message: 'bad',
+      culprits: ['p2'],
+    });
   });
 
   it('maps a bare status when there is no detail', () => {
-    const bare = (code: grpc.status, details = 'x') => Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+    const bare = (code: grpc.status, details = 'x') =>
+      Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
     expect(fromServiceError(bare(S.UNAVAILABLE)).code).toBe('UNAVAILABLE');
     expect(fromServiceError(bare(S.DEADLINE_EXCEEDED)).code).toBe('DEADLINE');
     expect(fromServiceError(bare(S.PERMISSION_DENIED)).code).toBe('POLICY_DENIED');
@@ -73,7 +101,9 @@ describe('fromServiceError', () => {
     expect(fromServiceError(bare(S.DATA_LOSS)).code).toBe('INTERNAL');
     const md = new grpc.Metadata();
     md.set(ERROR_DETAIL_KEY, Buffer.from('not json'));
-    expect(fromServiceError(Object.assign(new Error('x'), { code: S.NOT_FOUND, details: 'gone', metadata: md }))).toMatchObject({
+    expect(
+      fromServiceError(Object.assign(new Error('x'), { code: S.NOT_FOUND, details: 'gone', metadata: md })),
+    ).toMatchObject({
       code: 'NOT_FOUND',
       message: 'gone',
     });

@@ -9,7 +9,9 @@ const require = createRequire(import.meta.url);
 /** grpc.health.v1.Health client constructor, from grpc-health-check's own proto. */
 export function healthClient(): grpc.ServiceClientConstructor {
   const def = protoLoader.loadSync(healthProtoPath, { keepCase: false, enums: String, defaults: true });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
+  const pkg = grpc.loadPackageDefinition(def) as unknown as {
+    grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+  };
   return pkg.grpc.health.v1.Health;
 }
 

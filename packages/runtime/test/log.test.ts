@@ -9,7 +9,11 @@ function capture(level?: string) {
   const log = createLogger('signer-test', { destination: dest, ...(level ? { level } : {}) });
   const lines = async () => {
     await new Promise((r) => setImmediate(r));
-    return chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    return chunks
+      .join('')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   };
   return { log, text: () => chunks.join(''), lines };
 }
@@ -20,7 +24,11 @@ describe('createLogger', () => {
     const share = 'aa11bb22cc33dd44';
     const signingShare = 'ee55ff66';
     c.log.info(
-      { share, nested: { signingShare, keyId: 'k1' }, task: { nonces: ['n0nce1'], kek: 'k3k', key: 'pr1v', secret: 's3cr3t' } },
+      {
+        share,
+        nested: { signingShare, keyId: 'k1' },
+        task: { nonces: ['n0nce1'], kek: 'k3k', key: 'pr1v', secret: 's3cr3t' },
+      },
       'stored share',
     );
     const [line] = await c.lines();

@@ -3,7 +3,12 @@ import { Counter } from 'prom-client';
 import { createRegistry, startMetricsServer } from '@tessera/runtime';
 
 const registry = createRegistry({ node: 'test-node' });
-const counter = new Counter({ name: 'tessera_test_total', help: 'test counter', labelNames: ['kind'], registers: [registry] });
+const counter = new Counter({
+  name: 'tessera_test_total',
+  help: 'test counter',
+  labelNames: ['kind'],
+  registers: [registry],
+});
 let srv: Awaited<ReturnType<typeof startMetricsServer>>;
 
 beforeAll(async () => {

@@ -20,7 +20,17 @@ const STATUS = {
   version: '0.1.0-test',
   keys: 2,
   participants: [
-    { id: 'signer-1', connected: true, connectedSince: 1_700_000_000_000, keys: 2, pooledCommitments: 7, metricsUrl: 'http://127.0.0.1:9/metrics', pid: 11, lastSeen: 1_700_000_000_500, device: false },
+    {
+      id: 'signer-1',
+      connected: true,
+      connectedSince: 1_700_000_000_000,
+      keys: 2,
+      pooledCommitments: 7,
+      metricsUrl: 'http://127.0.0.1:9/metrics',
+      pid: 11,
+      lastSeen: 1_700_000_000_500,
+      device: false,
+    },
   ],
   startedAt: 1_700_000_000_000,
   metricsUrl: '',
@@ -113,7 +123,11 @@ describe('startServer + unary', () => {
     expect(raw.details).not.toContain('secret-xyz');
     const bin = raw.metadata.get(ERROR_DETAIL_KEY)[0];
     expect(Buffer.isBuffer(bin)).toBe(true);
-    expect(JSON.parse((bin as Buffer).toString('utf8'))).toEqual({ code: 'INTERNAL', message: 'internal error', culprits: [] });
+    expect(JSON.parse((bin as Buffer).toString('utf8'))).toEqual({
+      code: 'INTERNAL',
+      message: 'internal error',
+      culprits: [],
+    });
     expect(inspect(raw, { depth: 10 })).not.toContain('secret-xyz');
   });
 
@@ -157,7 +171,9 @@ describe('startServer + unary', () => {
     try {
       const ask = (req: object) =>
         new Promise<Record<string, unknown>>((resolve, reject) => {
-          const stream = (r as unknown as { serverReflectionInfo(): grpc.ClientDuplexStream<object, Record<string, unknown>> }).serverReflectionInfo();
+          const stream = (
+            r as unknown as { serverReflectionInfo(): grpc.ClientDuplexStream<object, Record<string, unknown>> }
+          ).serverReflectionInfo();
           stream.once('data', (d: Record<string, unknown>) => {
             resolve(d);
             stream.end();
@@ -166,11 +182,14 @@ describe('startServer + unary', () => {
           stream.write(req);
         });
       const list = await ask({ listServices: '' });
-      const names = ((list.listServicesResponse as { service: Array<{ name: string }> }).service ?? []).map((s) => s.name);
+      const names = ((list.listServicesResponse as { service: Array<{ name: string }> }).service ?? []).map(
+        (s) => s.name,
+      );
       expect(names).toContain('tessera.v1.Coordinator');
       expect(names).toContain('tessera.v1.ParticipantLink');
       const file = await ask({ fileContainingSymbol: 'tessera.v1.Coordinator' });
-      const protos = (file.fileDescriptorResponse as { fileDescriptorProto: Buffer[] } | undefined)?.fileDescriptorProto ?? [];
+      const protos =
+        (file.fileDescriptorResponse as { fileDescriptorProto: Buffer[] } | undefined)?.fileDescriptorProto ?? [];
       expect(protos.length).toBeGreaterThan(0);
       expect(Buffer.concat(protos).toString('latin1')).toContain('Coordinator');
     } finally {
@@ -184,7 +203,13 @@ describe('close', () => {
     const s = await startServer({
       port: 0,
       credentials: serverCredentials(),
-      services: [{ name: 'tessera.v1.Coordinator', definition: t.coordinatorService, implementation: { Status: handleUnary(async () => STATUS) } }],
+      services: [
+        {
+          name: 'tessera.v1.Coordinator',
+          definition: t.coordinatorService,
+          implementation: { Status: handleUnary(async () => STATUS) },
+        },
+      ],
     });
     const c = new t.Coordinator(`127.0.0.1:${s.port}`, channelCredentials());
     try {

@@ -108,9 +108,16 @@ describe('mTLS', () => {
   it('a client with a CA-signed certificate gets SERVING from the health service', async () => {
     const client = new Health(addr, channelCredentials(certs['signer-1']));
     try {
-      const overall = await unary<{ service: string }, { status: string }>(client, 'Check', { service: '' }, { deadlineMs: 10_000 });
+      const overall = await unary<{ service: string }, { status: string }>(
+        client,
+        'Check',
+        { service: '' },
+        { deadlineMs: 10_000 },
+      );
       expect(overall.status).toBe('SERVING');
-      const coord = await unary<{ service: string }, { status: string }>(client, 'Check', { service: 'tessera.v1.Coordinator' });
+      const coord = await unary<{ service: string }, { status: string }>(client, 'Check', {
+        service: 'tessera.v1.Coordinator',
+      });
       expect(coord.status).toBe('SERVING');
     } finally {
       client.close();
@@ -148,7 +155,11 @@ describe('mTLS', () => {
 
   it('a client whose certificate comes from another CA is refused', async () => {
     // Trusts the right CA for the server, but presents a leaf of another CA.
-    const creds = grpc.credentials.createSsl(readFileSync(certs['signer-1']!.ca), readFileSync(rogue.key), readFileSync(rogue.cert));
+    const creds = grpc.credentials.createSsl(
+      readFileSync(certs['signer-1']!.ca),
+      readFileSync(rogue.key),
+      readFileSync(rogue.cert),
+    );
     const client = new Health(addr, creds);
     try {
       const err = await unary(client, 'Check', { service: '' }, { deadlineMs: 10_000 }).then(

@@ -19,30 +19,44 @@ export const SignerConfigSchema = z.object({
   metricsPort: z.number().int().min(0).max(65535).default(0),
   /** Address the metrics/healthz HTTP server binds (0.0.0.0 to let a scraper reach it). */
   metricsHost: z.string().default('127.0.0.1'),
-  policy: z.object({
-    allowKeygen: z.boolean().default(true),
-    requesters: z.array(z.object({
-      id: z.string().min(1),
-      publicKey: hex64,
-      keys: z.array(z.string()).default(['*']),
-      perMinute: z.number().int().min(0).optional(),
-    })).default([]),
-    /** Known DKG peers; when set, DKG rosters with anyone else are refused. */
-    peers: z.array(z.object({ id: z.string().min(1), publicKey: hex64, encKey: hex64 })).optional(),
-    /** Development only: DKG/lifecycle rosters the coordinator announces are accepted unpinned. */
-    allowUnpinnedPeers: z.boolean().optional(),
-    /** Operator keys that approve refresh/reshare, and how many of them must (M-of-N). */
-    operators: z.object({ keys: z.array(hex64).min(1), approvals: z.number().int().min(1) })
-      .refine((o) => o.approvals <= o.keys.length, 'operators.approvals cannot exceed the number of keys').optional(),
-    /** How long the previous epoch is kept after a refresh/reshare commits (ms). */
-    epochRetentionMs: z.number().int().min(0).optional(),
-    /** Offline co-signing for devices: on/off, per-device reservation cap, longest lifetime, revoked devices. */
-    devices: z.object({
-      allow: z.boolean().default(true),
-      maxReservations: z.number().int().min(1).max(100_000).default(64),
-      maxTtlMs: z.number().int().min(60_000).default(7 * 24 * 3600_000),
-      revoked: z.array(z.string().min(1)).default([]),
-    }).optional(),
-  }).default({ allowKeygen: true, requesters: [] }),
+  policy: z
+    .object({
+      allowKeygen: z.boolean().default(true),
+      requesters: z
+        .array(
+          z.object({
+            id: z.string().min(1),
+            publicKey: hex64,
+            keys: z.array(z.string()).default(['*']),
+            perMinute: z.number().int().min(0).optional(),
+          }),
+        )
+        .default([]),
+      /** Known DKG peers; when set, DKG rosters with anyone else are refused. */
+      peers: z.array(z.object({ id: z.string().min(1), publicKey: hex64, encKey: hex64 })).optional(),
+      /** Development only: DKG/lifecycle rosters the coordinator announces are accepted unpinned. */
+      allowUnpinnedPeers: z.boolean().optional(),
+      /** Operator keys that approve refresh/reshare, and how many of them must (M-of-N). */
+      operators: z
+        .object({ keys: z.array(hex64).min(1), approvals: z.number().int().min(1) })
+        .refine((o) => o.approvals <= o.keys.length, 'operators.approvals cannot exceed the number of keys')
+        .optional(),
+      /** How long the previous epoch is kept after a refresh/reshare commits (ms). */
+      epochRetentionMs: z.number().int().min(0).optional(),
+      /** Offline co-signing for devices: on/off, per-device reservation cap, longest lifetime, revoked devices. */
+      devices: z
+        .object({
+          allow: z.boolean().default(true),
+          maxReservations: z.number().int().min(1).max(100_000).default(64),
+          maxTtlMs: z
+            .number()
+            .int()
+            .min(60_000)
+            .default(7 * 24 * 3600_000),
+          revoked: z.array(z.string().min(1)).default([]),
+        })
+        .optional(),
+    })
+    .default({ allowKeygen: true, requesters: [] }),
 });
 export type SignerConfig = z.infer<typeof SignerConfigSchema>;

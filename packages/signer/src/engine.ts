@@ -48,7 +48,15 @@ import {
   type ParticipantIdentity,
   type Rng,
 } from '@tessera/core';
-import { AuditLog, KeyedMutex, NonceLedger, ShareVault, summarizeAudit, type BatchOp, type SealedKV } from '@tessera/store';
+import {
+  AuditLog,
+  KeyedMutex,
+  NonceLedger,
+  ShareVault,
+  summarizeAudit,
+  type BatchOp,
+  type SealedKV,
+} from '@tessera/store';
 import { randomBytes } from 'node:crypto';
 import { DEVICE_POLICY_DEFAULTS, PolicyEngine, type Policy } from './policy.js';
 import { SignerLifecycleStore, deviceSegment } from './lifecycle-store.js';
@@ -81,7 +89,6 @@ export type SignerEvent =
   | { type: 'commitments'; keyId: string; count: number }
   | { type: 'reserve'; keyId: string; device: string; count: number }
   | { type: 'complete'; keyId: string; device: string; result: 'ok' | 'cached' };
-
 
 const defaultRng: Rng = ((n = 32) => new Uint8Array(randomBytes(n))) as Rng;
 
@@ -152,7 +159,10 @@ export class SignerEngine {
     const { peers, allowUnpinnedPeers } = this.#policy.policy;
     // Development (allowUnpinnedPeers, no list): every participant counts as known.
     if (!peers?.length) return !!allowUnpinnedPeers;
-    return peers.some((k) => k.id === p.id && k.publicKey.toLowerCase() === toHex(p.signKey) && k.encKey.toLowerCase() === toHex(p.encKey));
+    return peers.some(
+      (k) =>
+        k.id === p.id && k.publicKey.toLowerCase() === toHex(p.signKey) && k.encKey.toLowerCase() === toHex(p.encKey),
+    );
   }
 
   /**
@@ -181,7 +191,8 @@ export class SignerEngine {
     if (cached) return cached;
     const epoch = await this.vault.latestEpoch(keyId);
     if (epoch === undefined) throw new SignerError('NOT_FOUND', `this node holds no share of key ${keyId}`);
-    if ((await this.#lcStore.stored(keyId))?.left) throw new SignerError('NOT_FOUND', `this node left key ${keyId} in a reshare`);
+    if ((await this.#lcStore.stored(keyId))?.left)
+      throw new SignerError('NOT_FOUND', `this node left key ${keyId} in a reshare`);
     const bytes = await this.vault.getShare(keyId, epoch);
     if (!bytes) throw new SignerError('NOT_FOUND', `this node holds no share of key ${keyId}`);
     const rec = decodeKeyShareRecord(bytes);
@@ -198,12 +209,20 @@ export class SignerEngine {
     const active = await this.key(keyId);
     if (active.epoch === epoch) return active;
     // Earlier epochs are kept until enough members acknowledged the new one and the retention time passed.
-    if (await this.#lcStore.prune(keyId)) for (const k of [...this.#older.keys()]) if (k.startsWith(`${keyId}@`)) this.#older.delete(k);
+    if (await this.#lcStore.prune(keyId))
+      for (const k of [...this.#older.keys()]) if (k.startsWith(`${keyId}@`)) this.#older.delete(k);
     const cacheKey = `${keyId}@${epoch}`;
     const cached = this.#older.get(cacheKey);
     if (cached) return cached;
-    const bytes = Number.isSafeInteger(epoch) && epoch >= 0 && epoch < active.epoch ? await this.vault.getShare(keyId, epoch) : undefined;
-    if (!bytes) throw new SignerError('RESERVATION_INVALID', `this node no longer holds key ${keyId} at epoch ${epoch} (now at ${active.epoch})`);
+    const bytes =
+      Number.isSafeInteger(epoch) && epoch >= 0 && epoch < active.epoch
+        ? await this.vault.getShare(keyId, epoch)
+        : undefined;
+    if (!bytes)
+      throw new SignerError(
+        'RESERVATION_INVALID',
+        `this node no longer holds key ${keyId} at epoch ${epoch} (now at ${active.epoch})`,
+      );
     const rec = decodeKeyShareRecord(bytes);
     bytes.fill(0);
     this.#older.set(cacheKey, rec);
@@ -218,7 +237,8 @@ export class SignerEngine {
   async discardFreshNonces(): Promise<number> {
     let n = 0;
     // Reservations (`r.` ids) are promises held by devices, not pooled commitments: they stay.
-    for await (const k of this.#store.keys('nonce/')) if (!k.startsWith('nonce/r.') && (await this.ledger.discard(k.slice('nonce/'.length)))) n++;
+    for await (const k of this.#store.keys('nonce/'))
+      if (!k.startsWith('nonce/r.') && (await this.ledger.discard(k.slice('nonce/'.length)))) n++;
     return n;
   }
 
@@ -232,7 +252,8 @@ export class SignerEngine {
     const active = await this.key(keyId);
     if (epoch === active.epoch) return active;
     const retired = (await this.#lcStore.stored(keyId))?.retired ?? false;
-    if (epoch > active.epoch || retired) throw new SignerError('INVALID_ARGUMENT', `request is for epoch ${epoch}, this node holds epoch ${active.epoch}`);
+    if (epoch > active.epoch || retired)
+      throw new SignerError('INVALID_ARGUMENT', `request is for epoch ${epoch}, this node holds epoch ${active.epoch}`);
     return this.keyAt(keyId, epoch).catch(() => {
       throw new SignerError('INVALID_ARGUMENT', `request is for epoch ${epoch}, this node holds epoch ${active.epoch}`);
     });
@@ -245,12 +266,22 @@ export class SignerEngine {
       switch (task.body) {
         case 'dkgStart':
           try {
-            return { taskId, body: 'envelope', envelope: await this.#dkgStart(task.dkgStart?.params, task.dkgStart?.deviceAdmissions ?? []) };
+            return {
+              taskId,
+              body: 'envelope',
+              envelope: await this.#dkgStart(task.dkgStart?.params, task.dkgStart?.deviceAdmissions ?? []),
+            };
           } catch (e) {
             // A refused DKG (policy, unknown roster) is a refusal like a refused signature.
             const err = toTaskError(e);
             if (err.code === 'POLICY_DENIED') {
-              await this.audit.append({ type: 'refusal', actor: this.id, data: { what: 'keygen', code: err.code, reason: err.message.slice(0, 200) } }).catch(() => {});
+              await this.audit
+                .append({
+                  type: 'refusal',
+                  actor: this.id,
+                  data: { what: 'keygen', code: err.code, reason: err.message.slice(0, 200) },
+                })
+                .catch(() => {});
               this.#onEvent({ type: 'refusal', keyId: '', code: err.code });
             }
             throw e;
@@ -261,7 +292,11 @@ export class SignerEngine {
           if (task.dkgAbort) this.#dkg.abort(asBytes(task.dkgAbort.sessionHash, 'session hash'));
           return { taskId, body: 'ok', ok: true };
         case 'commit':
-          return { taskId, body: 'commitments', commitments: { envelopes: await this.commitments(task.commit?.keyId ?? '', task.commit?.count ?? 0) } };
+          return {
+            taskId,
+            body: 'commitments',
+            commitments: { envelopes: await this.commitments(task.commit?.keyId ?? '', task.commit?.count ?? 0) },
+          };
         case 'sign':
           return { taskId, body: 'envelope', envelope: await this.sign(asBytes(task.sign, 'sign request')) };
         case 'audit':
@@ -269,7 +304,11 @@ export class SignerEngine {
         case 'reserve': {
           const r = task.reserve;
           if (!r) throw new SignerError('INVALID_ARGUMENT', 'missing reserve task');
-          return { taskId, body: 'reservations', reservations: { envelopes: await this.reserve(r.keyId, r.device, r.count, r.ttlMs) } };
+          return {
+            taskId,
+            body: 'reservations',
+            reservations: { envelopes: await this.reserve(r.keyId, r.device, r.count, r.ttlMs) },
+          };
         }
         case 'complete':
           return { taskId, body: 'envelope', envelope: await this.complete(asBytes(task.complete, 'offline package')) };
@@ -289,16 +328,22 @@ export class SignerEngine {
   }
 
   async #dkgStart(paramsBytes: Uint8Array | undefined, admissions: readonly Uint8Array[]): Promise<Uint8Array> {
-    if (!this.#policy.policy.allowKeygen) throw new SignerError('POLICY_DENIED', 'this node does not take part in key generation');
+    if (!this.#policy.policy.allowKeygen)
+      throw new SignerError('POLICY_DENIED', 'this node does not take part in key generation');
     return this.#dkg.start(paramsBytes, (cfg) => {
       const why = SignerEngine.unpinnedReason(this.#policy.policy);
       if (why) throw new SignerError('POLICY_DENIED', why);
       if (!this.#policy.policy.peers?.length) return; // allowUnpinnedPeers (development)
       const unknown = cfg.participants.filter((p) => p.id !== this.id && !p.device && !this.#pinned(p));
-      if (unknown.length) throw new SignerError('POLICY_DENIED', `DKG roster has participants this node does not know: ${unknown.map((p) => p.id).join(', ')}`);
+      if (unknown.length)
+        throw new SignerError(
+          'POLICY_DENIED',
+          `DKG roster has participants this node does not know: ${unknown.map((p) => p.id).join(', ')}`,
+        );
       // Devices enrol at run time and cannot be pinned: each needs the operators' admission. They
       // are marked in the roster every participant confirms; only marked devices get reservations.
-      for (const p of cfg.participants) if (p.device) checkDeviceAdmission(p, admissions, this.#policy.policy.operators);
+      for (const p of cfg.participants)
+        if (p.device) checkDeviceAdmission(p, admissions, this.#policy.policy.operators);
     });
   }
 
@@ -307,17 +352,42 @@ export class SignerEngine {
     if ('envelope' in step) return { body: 'envelope', envelope: step.envelope };
     const out = step.done;
     const keyId = out.keyId;
-    const rec: KeyShareRecord = { keyId, epoch: 0, key: out.key, share: out.share, transcriptHash: out.transcriptHash, createdAt: this.#clock() };
+    const rec: KeyShareRecord = {
+      keyId,
+      epoch: 0,
+      key: out.key,
+      share: out.share,
+      transcriptHash: out.transcriptHash,
+      createdAt: this.#clock(),
+    };
     await this.vault.putShare(keyId, 0, encodeKeyShareRecord(rec));
     this.#keys.set(keyId, rec);
-    await this.audit.append({ type: 'keygen', actor: this.id, data: { keyId, suite: out.key.suite.id, threshold: out.key.threshold, participants: out.key.roster.map((r) => r.id).join(','), publicKey: toHex(groupPublicKey(out.key)) } });
+    await this.audit.append({
+      type: 'keygen',
+      actor: this.id,
+      data: {
+        keyId,
+        suite: out.key.suite.id,
+        threshold: out.key.threshold,
+        participants: out.key.roster.map((r) => r.id).join(','),
+        publicKey: toHex(groupPublicKey(out.key)),
+      },
+    });
     this.#onEvent({ type: 'keygen', keyId });
-    return { body: 'dkgDone', dkgDone: { keyId, keyDigest: keyDigest(out.key), keyRecord: encodeKeyRecord({ keyId, epoch: 0, key: out.key, createdAt: rec.createdAt }) } };
+    return {
+      body: 'dkgDone',
+      dkgDone: {
+        keyId,
+        keyDigest: keyDigest(out.key),
+        keyRecord: encodeKeyRecord({ keyId, epoch: 0, key: out.key, createdAt: rec.createdAt }),
+      },
+    };
   }
 
   /** Produces `count` fresh commitments for `keyId`, each backed by a nonce durably in the ledger. */
   async commitments(keyId: string, count: number): Promise<Uint8Array[]> {
-    if (!Number.isInteger(count) || count < 1 || count > 1024) throw new SignerError('INVALID_ARGUMENT', 'commitment count must be 1..1024');
+    if (!Number.isInteger(count) || count < 1 || count > 1024)
+      throw new SignerError('INVALID_ARGUMENT', 'commitment count must be 1..1024');
     const rec = await this.key(keyId);
     const fresh = await this.ledger.countFresh(`${keyId}.`);
     const n = Math.min(count, Math.max(0, this.#maxFresh - fresh));
@@ -332,7 +402,11 @@ export class SignerEngine {
         if (i > 0) await yieldToEventLoop();
         const { nonces, commitment } = commit(rec.share, this.#rng);
         const nonceId = `${keyId}.${toHex(this.#rng(12))}`;
-        batch.push({ nonceId, secret: nonces.exportSecret(), meta: encodeCommitment(rec.key.suite, commitment, new TextEncoder().encode(nonceId)) });
+        batch.push({
+          nonceId,
+          secret: nonces.exportSecret(),
+          meta: encodeCommitment(rec.key.suite, commitment, new TextEncoder().encode(nonceId)),
+        });
       }
       await this.ledger.addFreshMany(batch);
     } finally {
@@ -355,15 +429,31 @@ export class SignerEngine {
     try {
       const rec = await this.#signingRecord(req.keyId, req.epoch);
       const mine = req.commitments.filter((c) => c.identifier === rec.share.identifier);
-      if (mine.length !== 1) throw new SignerError('INVALID_ARGUMENT', 'the commitment list does not carry exactly one commitment of this node');
+      if (mine.length !== 1)
+        throw new SignerError(
+          'INVALID_ARGUMENT',
+          'the commitment list does not carry exactly one commitment of this node',
+        );
       const nonceId = new TextDecoder().decode((mine[0] as (typeof mine)[number]).nonceId);
-      if (!nonceId.startsWith(`${req.keyId}.`)) throw new SignerError('INVALID_ARGUMENT', 'the nonce belongs to another key');
+      if (!nonceId.startsWith(`${req.keyId}.`))
+        throw new SignerError('INVALID_ARGUMENT', 'the nonce belongs to another key');
       ownNonce = nonceId;
-      if (rec.key.suite.id !== req.suite.id) throw new SignerError('WRONG_SUITE', `key ${req.keyId} is ${rec.key.suite.id}, request is ${req.suite.id}`);
+      if (rec.key.suite.id !== req.suite.id)
+        throw new SignerError('WRONG_SUITE', `key ${req.keyId} is ${rec.key.suite.id}, request is ${req.suite.id}`);
       const intent = openSignIntent(req.intent, rec.key.suite);
       if (intent.keyId !== req.keyId) throw new SignerError('POLICY_DENIED', 'the intent authorises another key');
       const rule = this.#policy.authorise(intent, req.keyId);
-      const auditEntry = { type: 'sign', actor: rule.id, data: { keyId, requestId: toHex(intent.requestId), nonce: nonceId, digest: toHex(req.digest), ...(intent.path ? { path: intent.path } : {}) } };
+      const auditEntry = {
+        type: 'sign',
+        actor: rule.id,
+        data: {
+          keyId,
+          requestId: toHex(intent.requestId),
+          nonce: nonceId,
+          digest: toHex(req.digest),
+          ...(intent.path ? { path: intent.path } : {}),
+        },
+      };
       let audited = false;
       // Serialise per (requester, request id): concurrent tasks cannot overrun the attempt bound.
       const share = await this.#attempts.run(`${toHex(intent.requester)}/${toHex(intent.requestId)}`, async () => {
@@ -386,7 +476,8 @@ export class SignerEngine {
             beforeProduce: async (meta) => {
               // The commitment kept with the nonce when it was made (absent in older records).
               kept = meta ? decodeCommitment(rec.key.suite, meta) : undefined;
-              if (kept && new TextDecoder().decode(kept.nonceId) !== nonceId) throw new SignerError('INTERNAL', 'nonce record does not match its id');
+              if (kept && new TextDecoder().decode(kept.nonceId) !== nonceId)
+                throw new SignerError('INTERNAL', 'nonce record does not match its id');
               attempt = await this.#countAttempt(intent.requester, intent.requestId, nonceId);
               // Rate tokens are spent only on work that uses a nonce, never on cached retries.
               this.#policy.spendRateToken(rule);
@@ -403,7 +494,12 @@ export class SignerEngine {
       // A cached retry (the same request again) releases the recorded share again: audited too.
       if (!audited) await this.audit.append(auditEntry);
       this.#onEvent({ type: 'sign', keyId, result: 'ok' });
-      const payload = encodeSignatureShare(rec.key.suite, { sessionId: req.sessionId, identifier: rec.share.identifier, share, requestDigest: req.digest });
+      const payload = encodeSignatureShare(rec.key.suite, {
+        sessionId: req.sessionId,
+        identifier: rec.share.identifier,
+        share,
+        requestDigest: req.digest,
+      });
       return signEnvelope(this.identity, PayloadKind.SIGNATURE_SHARE, payload);
     } catch (e) {
       // A refused request burns the nonce it named (the coordinator has handed its commitment
@@ -411,7 +507,9 @@ export class SignerEngine {
       // is never discarded, so replays still fail with NONCE_REUSED.
       if (ownNonce) await this.ledger.discard(ownNonce).catch(() => false);
       const err = toTaskError(e);
-      await this.audit.append({ type: 'refusal', actor: this.id, data: { keyId, code: err.code, reason: err.message.slice(0, 200) } }).catch(() => {});
+      await this.audit
+        .append({ type: 'refusal', actor: this.id, data: { keyId, code: err.code, reason: err.message.slice(0, 200) } })
+        .catch(() => {});
       this.#onEvent({ type: 'refusal', keyId, code: err.code });
       throw e;
     }
@@ -427,7 +525,12 @@ export class SignerEngine {
     const why = SignerEngine.unpinnedReason(this.#policy.policy);
     if (why) throw new SignerError('POLICY_DENIED', why);
     const out = await this.#lifecycle.handle(t);
-    if (t && (t.step === 3 || t.step === 5)) await this.audit.append({ type: 'lifecycle', actor: this.id, data: { keyId: t.keyId, epoch: Number(t.epoch), step: t.step === 3 ? 'commit' : 'retire' } });
+    if (t && (t.step === 3 || t.step === 5))
+      await this.audit.append({
+        type: 'lifecycle',
+        actor: this.id,
+        data: { keyId: t.keyId, epoch: Number(t.epoch), step: t.step === 3 ? 'commit' : 'retire' },
+      });
     return out;
   }
 
@@ -440,8 +543,14 @@ export class SignerEngine {
     const devices = checkRevocation(approved, { operators: this.#policy.policy.operators, now: this.#clock() });
     await this.#lcStore.recordRevocations(devices);
     let discarded = 0;
-    for (const d of devices) for await (const k of this.#store.keys(`nonce/r.${deviceSegment(d)}.`)) if (await this.ledger.discard(k.slice('nonce/'.length))) discarded++;
-    await this.audit.append({ type: 'device-revoked', actor: this.id, data: { devices: devices.join(','), discarded } });
+    for (const d of devices)
+      for await (const k of this.#store.keys(`nonce/r.${deviceSegment(d)}.`))
+        if (await this.ledger.discard(k.slice('nonce/'.length))) discarded++;
+    await this.audit.append({
+      type: 'device-revoked',
+      actor: this.id,
+      data: { devices: devices.join(','), discarded },
+    });
     return devices;
   }
 
@@ -471,8 +580,10 @@ export class SignerEngine {
   async reserve(keyId: string, device: string, count: number, ttlMs: number): Promise<Uint8Array[]> {
     const dp = this.#devicePolicy();
     if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
-    if (!Number.isInteger(count) || count < 1 || count > 1024) throw new SignerError('INVALID_ARGUMENT', 'reservation count must be 1..1024');
-    if (dp.revoked?.includes(device) || (await this.#lcStore.revoked(device))) throw new SignerError('POLICY_DENIED', `device ${device} is revoked on this node`);
+    if (!Number.isInteger(count) || count < 1 || count > 1024)
+      throw new SignerError('INVALID_ARGUMENT', 'reservation count must be 1..1024');
+    if (dp.revoked?.includes(device) || (await this.#lcStore.revoked(device)))
+      throw new SignerError('POLICY_DENIED', `device ${device} is revoked on this node`);
     const rec = await this.key(keyId);
     // Only a participant every member recorded as a device when the key was made (or reshared).
     if (device === this.id || !rec.key.roster.some((r) => r.id === device && r.device))
@@ -490,22 +601,50 @@ export class SignerEngine {
       else outstanding++;
     }
     const n = Math.min(count, dp.maxReservations - outstanding);
-    if (n <= 0) throw new SignerError('RESOURCE_EXHAUSTED', `device ${device} already holds ${outstanding} reservations on this node (cap ${dp.maxReservations})`);
+    if (n <= 0)
+      throw new SignerError(
+        'RESOURCE_EXHAUSTED',
+        `device ${device} already holds ${outstanding} reservations on this node (cap ${dp.maxReservations})`,
+      );
     // All reservations of the call durably in the ledger (one synced write) before any leaves.
-    const made: { r: Parameters<typeof signReservation>[1]; entry: { nonceId: string; secret: Uint8Array; meta: Uint8Array } }[] = [];
+    const made: {
+      r: Parameters<typeof signReservation>[1];
+      entry: { nonceId: string; secret: Uint8Array; meta: Uint8Array };
+    }[] = [];
     try {
       for (let i = 0; i < n; i++) {
         const { nonces, commitment } = commit(rec.share, this.#rng);
         const nonceId = this.#rng(RESERVATION_NONCE_ID_BYTES);
-        const r = { suite: rec.key.suite, keyId, epoch: rec.epoch, device, signer: this.id, nonceId, hiding: commitment.hiding, binding: commitment.binding, expiresAt: now + ttl };
-        made.push({ r, entry: { nonceId: reservationLedgerId(device, keyId, nonceId), secret: nonces.exportSecret(), meta: encodeReservation(r) } });
+        const r = {
+          suite: rec.key.suite,
+          keyId,
+          epoch: rec.epoch,
+          device,
+          signer: this.id,
+          nonceId,
+          hiding: commitment.hiding,
+          binding: commitment.binding,
+          expiresAt: now + ttl,
+        };
+        made.push({
+          r,
+          entry: {
+            nonceId: reservationLedgerId(device, keyId, nonceId),
+            secret: nonces.exportSecret(),
+            meta: encodeReservation(r),
+          },
+        });
       }
       await this.ledger.addFreshMany(made.map((m) => m.entry));
     } finally {
       for (const m of made) m.entry.secret.fill(0);
     }
     const out = made.map((m) => signReservation(this.identity, m.r));
-    await this.audit.append({ type: 'reserve', actor: this.id, data: { keyId, device, count: n, expiresAt: now + ttl } });
+    await this.audit.append({
+      type: 'reserve',
+      actor: this.id,
+      data: { keyId, device, count: n, expiresAt: now + ttl },
+    });
     this.#onEvent({ type: 'reserve', keyId, device, count: n });
     return out;
   }
@@ -525,7 +664,8 @@ export class SignerEngine {
     try {
       const dp = this.#devicePolicy();
       if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
-      if (dp.revoked?.includes(pkg.device) || (await this.#lcStore.revoked(pkg.device))) throw new SignerError('POLICY_DENIED', `device ${pkg.device} is revoked on this node`);
+      if (dp.revoked?.includes(pkg.device) || (await this.#lcStore.revoked(pkg.device)))
+        throw new SignerError('POLICY_DENIED', `device ${pkg.device} is revoked on this node`);
       // A package completes with the share of its own epoch (kept for a while after a refresh).
       const rec = await this.keyAt(keyId, pkg.epoch);
       const mine = pkg.cosigners.filter((c) => c.signer === this.id);
@@ -533,22 +673,46 @@ export class SignerEngine {
       const res = mine[0] as (typeof mine)[number];
       const ledgerId = reservationLedgerId(pkg.device, keyId, res.nonceId);
       const st = await this.ledger.status(ledgerId);
-      if (st.state === 'unknown') throw new SignerError('RESERVATION_UNKNOWN', `no reservation ${toHex(res.nonceId)} of ${pkg.device} on this node`);
+      if (st.state === 'unknown')
+        throw new SignerError(
+          'RESERVATION_UNKNOWN',
+          `no reservation ${toHex(res.nonceId)} of ${pkg.device} on this node`,
+        );
       // Reservations exist only for devices of the key; checked again against the key itself.
-      if (!rec.key.roster.some((r) => r.id === pkg.device && r.device)) throw new SignerError('POLICY_DENIED', `${pkg.device.slice(0, 64)} is not a device of key ${keyId}`);
+      if (!rec.key.roster.some((r) => r.id === pkg.device && r.device))
+        throw new SignerError('POLICY_DENIED', `${pkg.device.slice(0, 64)} is not a device of key ${keyId}`);
       const own = st.meta ? decodeMessageSafe(st.meta) : undefined;
-      if (!own || own.epoch !== pkg.epoch || own.keyId !== keyId || own.device !== pkg.device || !equalBytes(own.hiding, res.hiding) || !equalBytes(own.binding, res.binding) || own.expiresAt !== res.expiresAt)
-        throw new SignerError('RESERVATION_INVALID', 'the package does not match the reservation this node issued', [pkg.device]);
+      if (
+        !own ||
+        own.epoch !== pkg.epoch ||
+        own.keyId !== keyId ||
+        own.device !== pkg.device ||
+        !equalBytes(own.hiding, res.hiding) ||
+        !equalBytes(own.binding, res.binding) ||
+        own.expiresAt !== res.expiresAt
+      )
+        throw new SignerError('RESERVATION_INVALID', 'the package does not match the reservation this node issued', [
+          pkg.device,
+        ]);
       if (st.state === 'fresh' && own.expiresAt < this.#clock()) {
         await this.ledger.discard(ledgerId);
-        throw new SignerError('RESERVATION_EXPIRED', `reservation ${toHex(res.nonceId)} expired at ${new Date(own.expiresAt).toISOString()}`);
+        throw new SignerError(
+          'RESERVATION_EXPIRED',
+          `reservation ${toHex(res.nonceId)} expired at ${new Date(own.expiresAt).toISOString()}`,
+        );
       }
       if (st.state === 'consumed' && !equalBytes(st.requestDigest, pkg.digest))
-        throw new SignerError('RESERVATION_USED', `reservation ${toHex(res.nonceId)} was already used by another package`);
+        throw new SignerError(
+          'RESERVATION_USED',
+          `reservation ${toHex(res.nonceId)} was already used by another package`,
+        );
       // The journal outlives a damaged store: a used reservation stays used.
       const spentFor = this.#spent?.get(ledgerId);
       if (spentFor !== undefined && spentFor !== toHex(pkg.digest))
-        throw new SignerError('RESERVATION_USED', `reservation ${toHex(res.nonceId)} was already used by another package`);
+        throw new SignerError(
+          'RESERVATION_USED',
+          `reservation ${toHex(res.nonceId)} was already used by another package`,
+        );
       verifyOfflinePackage(rec.key, pkg, { keyId, epoch: rec.epoch });
       // Cached unless this call's produce() runs: concurrent deliveries that lose the ledger's
       // per-nonce lock get the stored share and must not be counted as fresh completions.
@@ -558,23 +722,46 @@ export class SignerEngine {
         share = await this.ledger.consume(ledgerId, pkg.digest, async (secret) => {
           cached = false;
           // The reservation this node signed names the commitment of exactly these nonces.
-          const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret, { identifier: rec.share.identifier, hiding: own.hiding, binding: own.binding });
+          const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret, {
+            identifier: rec.share.identifier,
+            hiding: own.hiding,
+            binding: own.binding,
+          });
           const out = signShare(rec.share, rec.key, nonces, packageCommitments(rec.key, pkg), pkg.message);
           // Journalled (fsync) before the ledger write and before release.
           await this.#spent?.add(ledgerId, toHex(pkg.digest));
           return out;
         });
       } catch (e) {
-        if ((e as { code?: string }).code === 'NONCE_REUSED') throw new SignerError('RESERVATION_USED', `reservation ${toHex(res.nonceId)} was already used by another package`);
+        if ((e as { code?: string }).code === 'NONCE_REUSED')
+          throw new SignerError(
+            'RESERVATION_USED',
+            `reservation ${toHex(res.nonceId)} was already used by another package`,
+          );
         throw e;
       }
-      await this.audit.append({ type: 'offline-complete', actor: pkg.device, data: { keyId, package: pkg.packageId, nonce: ledgerId, cached } });
+      await this.audit.append({
+        type: 'offline-complete',
+        actor: pkg.device,
+        data: { keyId, package: pkg.packageId, nonce: ledgerId, cached },
+      });
       this.#onEvent({ type: 'complete', keyId, device: pkg.device, result: cached ? 'cached' : 'ok' });
-      const payload = encodeSignatureShare(rec.key.suite, { sessionId: pkg.digest.subarray(0, 16), identifier: rec.share.identifier, share, requestDigest: pkg.digest });
+      const payload = encodeSignatureShare(rec.key.suite, {
+        sessionId: pkg.digest.subarray(0, 16),
+        identifier: rec.share.identifier,
+        share,
+        requestDigest: pkg.digest,
+      });
       return signEnvelope(this.identity, PayloadKind.SIGNATURE_SHARE, payload);
     } catch (e) {
       const err = toTaskError(e);
-      await this.audit.append({ type: 'refusal', actor: this.id, data: { keyId, what: 'offline', package: pkg.packageId, code: err.code, reason: err.message.slice(0, 200) } }).catch(() => {});
+      await this.audit
+        .append({
+          type: 'refusal',
+          actor: this.id,
+          data: { keyId, what: 'offline', package: pkg.packageId, code: err.code, reason: err.message.slice(0, 200) },
+        })
+        .catch(() => {});
       this.#onEvent({ type: 'refusal', keyId, code: err.code });
       throw e;
     }
@@ -591,7 +778,10 @@ export class SignerEngine {
     const list = prev ? new TextDecoder().decode(prev).split(',') : [];
     if (list.includes(nonceId)) return [];
     if (list.length >= this.#maxAttempts)
-      throw new SignerError('POLICY_DENIED', `request ${toHex(requestId).slice(0, 16)}… already used ${list.length} nonces`);
+      throw new SignerError(
+        'POLICY_DENIED',
+        `request ${toHex(requestId).slice(0, 16)}… already used ${list.length} nonces`,
+      );
     list.push(nonceId);
     // Written by the caller with the nonce's consumption (one atomic, synced batch).
     return [{ type: 'put', key: k, value: new TextEncoder().encode(list.join(',')) }];
@@ -610,7 +800,11 @@ function reservationLedgerId(device: string, keyId: string, nonceId: Uint8Array)
 }
 
 /** The reservation a ledger record carries as its meta (written by this node). */
-function decodeMessageSafe(meta: Uint8Array): { keyId: string; epoch: number; device: string; hiding: Uint8Array; binding: Uint8Array; expiresAt: number } | undefined {
+function decodeMessageSafe(
+  meta: Uint8Array,
+):
+  | { keyId: string; epoch: number; device: string; hiding: Uint8Array; binding: Uint8Array; expiresAt: number }
+  | undefined {
   try {
     return decodeMessage('Reservation', meta);
   } catch {
@@ -629,6 +823,7 @@ function asBytes(b: unknown, what: string): Uint8Array {
  * LevelDB error that might carry paths or values — becomes INTERNAL with no message.
  */
 export function toTaskError(e: unknown): TaskError {
-  if (isTesseraError(e) && /^[A-Z_]+$/.test(e.code)) return { code: e.code, message: e.message, culprits: [...e.culprits].map(String) };
+  if (isTesseraError(e) && /^[A-Z_]+$/.test(e.code))
+    return { code: e.code, message: e.message, culprits: [...e.culprits].map(String) };
   return { code: 'INTERNAL', message: 'internal error', culprits: [] };
 }

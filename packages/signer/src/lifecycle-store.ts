@@ -87,11 +87,18 @@ export class SignerLifecycleStore implements LifecycleStore {
     // One synced batch: the new share, the outcome, the revocations and the end of the pending
     // records are on disk together or not at all (a crash in between cannot leave a new share
     // active without its revocations).
-    const ops: BatchOp[] = [{ type: 'put', key: outcomeKey(keyId), value: encodeOutcome(keyId, outcomeOf(p, this.opts.clock())) }];
+    const ops: BatchOp[] = [
+      { type: 'put', key: outcomeKey(keyId), value: encodeOutcome(keyId, outcomeOf(p, this.opts.clock())) },
+    ];
     const share = p.share ? await this.vault.putShareOp(keyId, epoch, encodeKeyShareRecord(p.share)) : undefined;
     if (share) ops.push(share);
     for await (const k of this.store.keys(pendingPrefix(keyId))) ops.push({ type: 'del', key: k });
-    for (const d of p.revoke) ops.push({ type: 'put', key: `revoked/${deviceSegment(d)}`, value: utf8ToBytes(JSON.stringify({ device: d, at: this.opts.clock(), keyId, epoch })) });
+    for (const d of p.revoke)
+      ops.push({
+        type: 'put',
+        key: `revoked/${deviceSegment(d)}`,
+        value: utf8ToBytes(JSON.stringify({ device: d, at: this.opts.clock(), keyId, epoch })),
+      });
     await this.store.batch(ops, { sync: true });
     await this.opts.changed(keyId, p.share ? p.public.key.roster.map((r) => r.id) : []);
   }
@@ -105,7 +112,14 @@ export class SignerLifecycleStore implements LifecycleStore {
   /** Records devices an operator-approved revocation names (synced). */
   async recordRevocations(devices: readonly string[]): Promise<void> {
     const at = this.opts.clock();
-    await this.store.batch(devices.map((d) => ({ type: 'put' as const, key: `revoked/${deviceSegment(d)}`, value: utf8ToBytes(JSON.stringify({ device: d, at })) })), { sync: true });
+    await this.store.batch(
+      devices.map((d) => ({
+        type: 'put' as const,
+        key: `revoked/${deviceSegment(d)}`,
+        value: utf8ToBytes(JSON.stringify({ device: d, at })),
+      })),
+      { sync: true },
+    );
   }
 
   /** Whether an operator authorisation revoked `device` here. */
@@ -122,10 +136,11 @@ export class SignerLifecycleStore implements LifecycleStore {
     const m = await this.stored(keyId);
     if (!m?.retired || this.opts.clock() <= m.activatedAt + this.opts.retentionMs()) return false;
     let dropped = false;
-    for (const e of await this.vault.listEpochs(keyId)) if (m.left || e < m.epoch) {
-      await this.vault.dropEpoch(keyId, e);
-      dropped = true;
-    }
+    for (const e of await this.vault.listEpochs(keyId))
+      if (m.left || e < m.epoch) {
+        await this.vault.dropEpoch(keyId, e);
+        dropped = true;
+      }
     return dropped;
   }
 }

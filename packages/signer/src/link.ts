@@ -49,7 +49,9 @@ export function runLink(opts: LinkOptions): { stop(): void; connected(): boolean
 
   const connect = () => {
     if (stopped) return;
-    const s = (client as unknown as { Connect(): grpc.ClientDuplexStream<Record<string, unknown>, LinkDownMsg> }).Connect();
+    const s = (
+      client as unknown as { Connect(): grpc.ClientDuplexStream<Record<string, unknown>, LinkDownMsg> }
+    ).Connect();
     stream = s;
     s.on('data', (msg: LinkDownMsg) => {
       if (msg.challenge) {
@@ -78,7 +80,10 @@ export function runLink(opts: LinkOptions): { stop(): void; connected(): boolean
         return;
       }
       const task = msg.task;
-      if (task) void opts.engine.handle({ ...task, taskId: Number(task.taskId) }).then((r) => s.write({ result: resultMessage(r) }));
+      if (task)
+        void opts.engine
+          .handle({ ...task, taskId: Number(task.taskId) })
+          .then((r) => s.write({ result: resultMessage(r) }));
     });
     const down = (why: string) => {
       if (stream !== s) return;

@@ -7,7 +7,15 @@
  */
 import { ParticipantIdentity, decodeIdentityRecord, encodeIdentityRecord, toHex } from '@tessera/core';
 import { SealedStore, loadKek, type SealedKV } from '@tessera/store';
-import { parseDaemonArgs, channelCredentials, createLogger, createRegistry, loadConfig, onShutdown, startMetricsServer } from '@tessera/runtime';
+import {
+  parseDaemonArgs,
+  channelCredentials,
+  createLogger,
+  createRegistry,
+  loadConfig,
+  onShutdown,
+  startMetricsServer,
+} from '@tessera/runtime';
 import { Counter, Gauge } from 'prom-client';
 import { SignerConfigSchema } from './config.js';
 import { SignerEngine } from './engine.js';
@@ -32,28 +40,67 @@ export async function loadOrCreateIdentity(store: SealedKV, id: string): Promise
   return identity;
 }
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 
 async function main(): Promise<void> {
-  const args = parseDaemonArgs({ name: 'tessera-signer', description: 'The Tessera signer node: holds its shares sealed in LevelDB and dials the coordinator.', version: VERSION, envPrefix: 'TESSERA_SIGNER_', flags: [{ flag: '--init', help: 'create (or read) the node identity, print its public keys as JSON and exit' }] });
-  const cfg = loadConfig(SignerConfigSchema, { ...(args.config ? { file: args.config } : {}), envPrefix: 'TESSERA_SIGNER_' });
+  const args = parseDaemonArgs({
+    name: 'tessera-signer',
+    description: 'The Tessera signer node: holds its shares sealed in LevelDB and dials the coordinator.',
+    version: VERSION,
+    envPrefix: 'TESSERA_SIGNER_',
+    flags: [{ flag: '--init', help: 'create (or read) the node identity, print its public keys as JSON and exit' }],
+  });
+  const cfg = loadConfig(SignerConfigSchema, {
+    ...(args.config ? { file: args.config } : {}),
+    envPrefix: 'TESSERA_SIGNER_',
+  });
   const log = createLogger(`signer`).child({ participant: cfg.id });
   const kek = loadKek(cfg.kekFile ? { file: cfg.kekFile } : { env: cfg.kekEnv ?? 'TESSERA_KEK' });
   const store = await SealedStore.open(cfg.dataDir, kek);
   const identity = await loadOrCreateIdentity(store, cfg.id);
   if (args.init) {
     // Creates (or reads) the identity and prints its public keys, to pin in peers' policies.
-    process.stdout.write(JSON.stringify({ id: identity.id, signKey: toHex(identity.public.signKey), encKey: toHex(identity.public.encKey) }) + '\n');
+    process.stdout.write(
+      JSON.stringify({
+        id: identity.id,
+        signKey: toHex(identity.public.signKey),
+        encKey: toHex(identity.public.encKey),
+      }) + '\n',
+    );
     await store.close();
     return;
   }
   const registry = createRegistry({ participant: cfg.id });
-  const signs = new Counter({ name: 'tessera_signer_signatures_total', help: 'signature shares released', labelNames: ['result'], registers: [registry] });
-  const refusals = new Counter({ name: 'tessera_signer_refusals_total', help: 'sign requests refused, by code', labelNames: ['code'], registers: [registry] });
+  const signs = new Counter({
+    name: 'tessera_signer_signatures_total',
+    help: 'signature shares released',
+    labelNames: ['result'],
+    registers: [registry],
+  });
+  const refusals = new Counter({
+    name: 'tessera_signer_refusals_total',
+    help: 'sign requests refused, by code',
+    labelNames: ['code'],
+    registers: [registry],
+  });
   const keygens = new Counter({ name: 'tessera_signer_keygens_total', help: 'keys created', registers: [registry] });
-  const offline = new Counter({ name: 'tessera_signer_offline_completions_total', help: 'offline packages completed with a reserved nonce (ok) or re-answered identically (cached)', labelNames: ['result'], registers: [registry] });
-  const reserved = new Counter({ name: 'tessera_signer_reservations_total', help: 'nonces reserved for devices', registers: [registry] });
-  const linkUp = new Gauge({ name: 'tessera_signer_link_up', help: '1 when linked to the coordinator', registers: [registry] });
+  const offline = new Counter({
+    name: 'tessera_signer_offline_completions_total',
+    help: 'offline packages completed with a reserved nonce (ok) or re-answered identically (cached)',
+    labelNames: ['result'],
+    registers: [registry],
+  });
+  const reserved = new Counter({
+    name: 'tessera_signer_reservations_total',
+    help: 'nonces reserved for devices',
+    registers: [registry],
+  });
+  const linkUp = new Gauge({
+    name: 'tessera_signer_link_up',
+    help: '1 when linked to the coordinator',
+    registers: [registry],
+  });
   const spent = SpentJournal.open(join(cfg.dataDir, 'spent-reservations.journal'));
   const engine = new SignerEngine({
     spent,
@@ -73,13 +120,31 @@ async function main(): Promise<void> {
   // here with one line, instead of a process that runs but can never link.
   await engine.discardFreshNonces();
   const metrics = await startMetricsServer(registry, { host: cfg.metricsHost, port: cfg.metricsPort });
-  const link = runLink({ engine, address: cfg.coordinator, credentials: channelCredentials(cfg.tls), metricsUrl: metrics.url, log, onState: (up) => linkUp.set(up ? 1 : 0) });
+  const link = runLink({
+    engine,
+    address: cfg.coordinator,
+    credentials: channelCredentials(cfg.tls),
+    metricsUrl: metrics.url,
+    log,
+    onState: (up) => linkUp.set(up ? 1 : 0),
+  });
   log.info({ pid: process.pid, metrics: metrics.url, signKey: toHex(identity.public.signKey) }, 'signer started');
   // Say at once, on one line each, what this node will refuse and why.
   const unpinned = SignerEngine.unpinnedReason(cfg.policy);
   if (unpinned) process.stderr.write(`tessera-signer ${cfg.id}: ${unpinned}\n`);
-  if (!cfg.policy.operators) process.stderr.write(`tessera-signer ${cfg.id}: no operator keys are pinned (policy.operators): this node takes part in no refresh or reshare\n`);
-  process.stdout.write(JSON.stringify({ ready: true, id: cfg.id, pid: process.pid, metricsUrl: metrics.url, signKey: toHex(identity.public.signKey) }) + '\n');
+  if (!cfg.policy.operators)
+    process.stderr.write(
+      `tessera-signer ${cfg.id}: no operator keys are pinned (policy.operators): this node takes part in no refresh or reshare\n`,
+    );
+  process.stdout.write(
+    JSON.stringify({
+      ready: true,
+      id: cfg.id,
+      pid: process.pid,
+      metricsUrl: metrics.url,
+      signKey: toHex(identity.public.signKey),
+    }) + '\n',
+  );
   onShutdown(async () => {
     link.stop();
     await metrics.close();

@@ -59,7 +59,10 @@ export const DEVICE_POLICY_DEFAULTS = { allow: true, maxReservations: 64, maxTtl
 export type Refusal = 'UNKNOWN_REQUESTER' | 'KEY_NOT_ALLOWED' | 'EXPIRED' | 'RATE_LIMITED';
 
 export class PolicyRefusal extends TesseraError {
-  constructor(readonly reason: Refusal, message: string) {
+  constructor(
+    readonly reason: Refusal,
+    message: string,
+  ) {
     super(reason === 'RATE_LIMITED' ? 'RATE_LIMITED' : 'POLICY_DENIED', message);
   }
 }
@@ -68,7 +71,10 @@ export class PolicyRefusal extends TesseraError {
 export class PolicyEngine {
   readonly #rules: { rule: RequesterRule; key: Uint8Array }[];
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
-  constructor(readonly policy: Policy, private readonly clock: () => number = Date.now) {
+  constructor(
+    readonly policy: Policy,
+    private readonly clock: () => number = Date.now,
+  ) {
     this.#rules = policy.requesters.map((rule) => ({ rule, key: fromHex(rule.publicKey, `requester ${rule.id} key`) }));
   }
 
@@ -78,7 +84,11 @@ export class PolicyEngine {
    */
   authorise(intent: OpenedIntent, keyId: string): RequesterRule {
     const match = this.#rules.find((r) => equalBytes(r.key, intent.requester));
-    if (!match) throw new PolicyRefusal('UNKNOWN_REQUESTER', `requester ${toHex(intent.requester).slice(0, 16)}… is not in this signer's policy`);
+    if (!match)
+      throw new PolicyRefusal(
+        'UNKNOWN_REQUESTER',
+        `requester ${toHex(intent.requester).slice(0, 16)}… is not in this signer's policy`,
+      );
     const { rule } = match;
     if (!rule.keys.includes('*') && !rule.keys.includes(keyId))
       throw new PolicyRefusal('KEY_NOT_ALLOWED', `requester ${rule.id} may not use key ${keyId}`);
@@ -94,7 +104,8 @@ export class PolicyEngine {
     b.tokens = Math.min(rule.perMinute, b.tokens + ((now - b.at) / 60_000) * rule.perMinute);
     b.at = now;
     this.#buckets.set(rule.id, b);
-    if (b.tokens < 1) throw new PolicyRefusal('RATE_LIMITED', `requester ${rule.id} exceeded ${rule.perMinute} signatures per minute`);
+    if (b.tokens < 1)
+      throw new PolicyRefusal('RATE_LIMITED', `requester ${rule.id} exceeded ${rule.perMinute} signatures per minute`);
     b.tokens -= 1;
   }
 }

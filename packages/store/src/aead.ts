@@ -119,7 +119,11 @@ export function nativeAeadInUse(): boolean {
     const opened = nativeOpen(key, nonce, aad, expected);
     const tampered = expected.slice();
     tampered[5] = (tampered[5] as number) ^ 1;
-    native = equalBytes(got, expected) && opened !== undefined && equalBytes(opened, plain) && nativeOpen(key, nonce, aad, tampered) === undefined;
+    native =
+      equalBytes(got, expected) &&
+      opened !== undefined &&
+      equalBytes(opened, plain) &&
+      nativeOpen(key, nonce, aad, tampered) === undefined;
   } catch {
     native = false;
   }

@@ -76,7 +76,9 @@ export function canonicalEncoding(e: Omit<AuditEntry, 'hash'>): Uint8Array {
   }
   const parts: Uint8Array[] = [DOMAIN, u64(e.seq), u64(e.at), lp(e.type)];
   parts.push(e.actor === undefined ? Uint8Array.of(0) : concatBytes(Uint8Array.of(1), lp(e.actor)));
-  const keys = Object.keys(e.data).map((k) => [k, utf8(k)] as const).sort((a, b) => compareBytes(a[1], b[1]));
+  const keys = Object.keys(e.data)
+    .map((k) => [k, utf8(k)] as const)
+    .sort((a, b) => compareBytes(a[1], b[1]));
   parts.push(u32(keys.length));
   for (const [k] of keys) {
     parts.push(lp(k));
@@ -111,7 +113,12 @@ export function isAuditEntry(v: unknown): v is AuditEntry {
 
 /** True if `v` may be stored as an audit data value. */
 export function isAuditValue(v: unknown): v is AuditValue {
-  return v === null || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && isWellFormed(v));
+  return (
+    v === null ||
+    typeof v === 'boolean' ||
+    (typeof v === 'number' && Number.isFinite(v)) ||
+    (typeof v === 'string' && isWellFormed(v))
+  );
 }
 
 /**
@@ -202,7 +209,13 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 }
 
 /** A flat summary of a verification, as processes report it to operators. */
-export function summarizeAudit(r: AuditVerifyResult): { ok: boolean; count: number; head: string; problemSeq: number; reason: string } {
+export function summarizeAudit(r: AuditVerifyResult): {
+  ok: boolean;
+  count: number;
+  head: string;
+  problemSeq: number;
+  reason: string;
+} {
   return r.ok
     ? { ok: true, count: r.count, head: r.head.hash, problemSeq: 0, reason: '' }
     : { ok: false, count: r.count, head: '', problemSeq: r.problem.seq, reason: r.problem.reason };

@@ -10,8 +10,16 @@
  */
 import { fromUtf8, isWellFormed, utf8 } from './bytes.js';
 import {
-  type AuditEntry, type AuditHead, type AuditProblem, type AuditValue, type AuditVerifyResult,
-  ChainCursor, GENESIS_HASH, auditEntryHash, isAuditEntry, isAuditValue,
+  type AuditEntry,
+  type AuditHead,
+  type AuditProblem,
+  type AuditValue,
+  type AuditVerifyResult,
+  ChainCursor,
+  GENESIS_HASH,
+  auditEntryHash,
+  isAuditEntry,
+  isAuditValue,
 } from './audit-chain.js';
 import { StoreError } from './errors.js';
 import { KeyedMutex } from './mutex.js';
@@ -87,7 +95,10 @@ export class AuditLog {
       draft = normalise(input, this.#clock);
       more = opts.with ?? [];
       if (!Array.isArray(more) || more.some((op) => typeof op?.key !== 'string' || op.key.startsWith(AUDIT_PREFIX)))
-        throw new StoreError('INVALID_ARGUMENT', 'operations written with an audit entry must be an array outside the audit log');
+        throw new StoreError(
+          'INVALID_ARGUMENT',
+          'operations written with an audit entry must be an array outside the audit log',
+        );
     } catch (e) {
       return Promise.reject(e);
     }
@@ -130,7 +141,14 @@ export class AuditLog {
     const entries: AuditEntry[] = [];
     const ops: BatchOp[] = [];
     for (const { draft, more } of group) {
-      const body = { seq: head.seq + 1, at: draft.at, type: draft.type, ...(draft.actor === undefined ? {} : { actor: draft.actor }), data: draft.data, prev: head.hash };
+      const body = {
+        seq: head.seq + 1,
+        at: draft.at,
+        type: draft.type,
+        ...(draft.actor === undefined ? {} : { actor: draft.actor }),
+        data: draft.data,
+        prev: head.hash,
+      };
       const entry: AuditEntry = { ...body, hash: auditEntryHash(body) };
       entries.push(entry);
       ops.push(...more, { type: 'put', key: auditEntryKey(entry.seq), value: utf8(JSON.stringify(entry)) });
@@ -174,7 +192,8 @@ export class AuditLog {
       for await (const key of this.#store.keys(AUDIT_ENTRY_PREFIX)) {
         const digits = key.slice(AUDIT_ENTRY_PREFIX.length);
         const keySeq = Number(digits);
-        if (digits.length !== SEQ_DIGITS || !Number.isSafeInteger(keySeq)) return fail({ seq: chain.next, reason: 'corrupt' });
+        if (digits.length !== SEQ_DIGITS || !Number.isSafeInteger(keySeq))
+          return fail({ seq: chain.next, reason: 'corrupt' });
         const entry = await readEntry(this.#store, key);
         if (entry === undefined) return fail({ seq: keySeq, reason: 'corrupt' });
         if (entry.seq !== keySeq) return fail({ seq: keySeq, reason: 'reordered' });
@@ -200,20 +219,30 @@ export class AuditLog {
   }
 }
 
-function normalise(input: AuditInput, clock: () => number): { type: string; actor?: string; at: number; data: Record<string, AuditValue> } {
-  if (typeof input !== 'object' || input === null) throw new StoreError('INVALID_ARGUMENT', 'audit entry must be an object');
+function normalise(
+  input: AuditInput,
+  clock: () => number,
+): { type: string; actor?: string; at: number; data: Record<string, AuditValue> } {
+  if (typeof input !== 'object' || input === null)
+    throw new StoreError('INVALID_ARGUMENT', 'audit entry must be an object');
   const { type, actor } = input;
   if (typeof type !== 'string' || type.length === 0 || type.length > 64 || !isWellFormed(type)) {
     throw new StoreError('INVALID_ARGUMENT', 'audit type must be a well-formed string of 1-64 characters');
   }
-  if (actor !== undefined && (typeof actor !== 'string' || actor.length === 0 || actor.length > 256 || !isWellFormed(actor))) {
+  if (
+    actor !== undefined &&
+    (typeof actor !== 'string' || actor.length === 0 || actor.length > 256 || !isWellFormed(actor))
+  ) {
     throw new StoreError('INVALID_ARGUMENT', 'audit actor must be a well-formed string of 1-256 characters');
   }
   const at = input.at ?? clock();
-  if (!Number.isSafeInteger(at) || at < 0) throw new StoreError('INVALID_ARGUMENT', 'audit time must be a non-negative integer (ms)');
+  if (!Number.isSafeInteger(at) || at < 0)
+    throw new StoreError('INVALID_ARGUMENT', 'audit time must be a non-negative integer (ms)');
   const entries = Object.entries(input.data ?? {}).map(([k, v]): [string, AuditValue] => {
-    if (!DATA_KEY.test(k)) throw new StoreError('INVALID_ARGUMENT', 'audit data keys must be 1-64 characters of A-Z a-z 0-9 _ . : -');
-    if (!isAuditValue(v)) throw new StoreError('INVALID_ARGUMENT', `audit data ${k} must be a string, finite number, boolean or null`);
+    if (!DATA_KEY.test(k))
+      throw new StoreError('INVALID_ARGUMENT', 'audit data keys must be 1-64 characters of A-Z a-z 0-9 _ . : -');
+    if (!isAuditValue(v))
+      throw new StoreError('INVALID_ARGUMENT', `audit data ${k} must be a string, finite number, boolean or null`);
     return [k, typeof v === 'number' && v === 0 ? 0 : v];
   });
   entries.sort((a, b) => (a[0] < b[0] ? -1 : 1));

@@ -36,7 +36,13 @@ export class IdempotencyCache {
    * by default, so a response that was sent survives power loss; pass `{sync: false}` to trade
    * that for speed.
    */
-  async put(requestId: string, response: Uint8Array, ttlMs: number, now: number = Date.now(), opts: WriteOptions = {}): Promise<void> {
+  async put(
+    requestId: string,
+    response: Uint8Array,
+    ttlMs: number,
+    now: number = Date.now(),
+    opts: WriteOptions = {},
+  ): Promise<void> {
     const key = idemKey(requestId);
     requireBytes(response, 'response');
     if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
@@ -67,7 +73,8 @@ function idemKey(requestId: string): string {
 }
 
 function requireTime(t: number, what: string): void {
-  if (!Number.isSafeInteger(t) || t < 0) throw new StoreError('INVALID_ARGUMENT', `${what} must be a non-negative integer (ms)`);
+  if (!Number.isSafeInteger(t) || t < 0)
+    throw new StoreError('INVALID_ARGUMENT', `${what} must be a non-negative integer (ms)`);
 }
 
 function decode(value: Uint8Array, key: string): { expiresAt: number; response: Uint8Array } {

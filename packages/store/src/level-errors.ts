@@ -12,8 +12,12 @@ export function levelFailure(dir: string, what: string, e: unknown): StoreError 
     return new StoreError('STORE_UNAVAILABLE', `store ${dir} is locked by another process or handle`, { cause: e });
   }
   // A full disk is named (LevelDB says so only in its message, which is otherwise not echoed).
-  const full = /no space left on device/i.test(String((e as { message?: unknown } | undefined)?.message ?? '')) ? ': no space left on device (disk full)' : '';
-  return new StoreError('STORE_UNAVAILABLE', `${what} failed on store ${dir} (${code ?? 'error'})${full}`, { cause: e });
+  const full = /no space left on device/i.test(String((e as { message?: unknown } | undefined)?.message ?? ''))
+    ? ': no space left on device (disk full)'
+    : '';
+  return new StoreError('STORE_UNAVAILABLE', `${what} failed on store ${dir} (${code ?? 'error'})${full}`, {
+    cause: e,
+  });
 }
 
 function levelCode(e: unknown): string | undefined {

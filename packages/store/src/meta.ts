@@ -39,8 +39,13 @@ export async function readMeta(db: Level<string, Uint8Array>, dir: string): Prom
   }
   const o = obj as Record<string, unknown> | null;
   if (
-    typeof o !== 'object' || o === null || o['v'] !== META_VERSION || o['alg'] !== ALG ||
-    typeof o['kek'] !== 'string' || !isHex(o['wrapped']) || !isHex(o['check'])
+    typeof o !== 'object' ||
+    o === null ||
+    o['v'] !== META_VERSION ||
+    o['alg'] !== ALG ||
+    typeof o['kek'] !== 'string' ||
+    !isHex(o['wrapped']) ||
+    !isHex(o['check'])
   ) {
     throw corrupt();
   }
@@ -49,7 +54,13 @@ export async function readMeta(db: Level<string, Uint8Array>, dir: string): Prom
 
 /** Write the meta record with a synced write. */
 export async function writeMeta(db: Level<string, Uint8Array>, dir: string, m: MetaRecord): Promise<void> {
-  const json = JSON.stringify({ v: META_VERSION, alg: ALG, kek: m.kekId, wrapped: bytesToHex(m.wrapped), check: bytesToHex(m.check) });
+  const json = JSON.stringify({
+    v: META_VERSION,
+    alg: ALG,
+    kek: m.kekId,
+    wrapped: bytesToHex(m.wrapped),
+    check: bytesToHex(m.check),
+  });
   try {
     await db.put(META_KEY, utf8(json), { sync: true });
   } catch (e) {

@@ -114,17 +114,24 @@ export class NonceLedger {
       if (e.meta !== undefined) requireBytes(e.meta, 'nonce meta');
       return nonceKey(e.nonceId);
     });
-    if (new Set(keys).size !== keys.length) throw new StoreError('INVALID_ARGUMENT', 'nonce ids in a batch must be distinct');
+    if (new Set(keys).size !== keys.length)
+      throw new StoreError('INVALID_ARGUMENT', 'nonce ids in a batch must be distinct');
     if (keys.length === 0) return;
     // Hold every id's lock (in sorted order: no deadlock with other multi-id holders).
     const sorted = [...keys].sort();
     const locked = async (i: number): Promise<void> => {
       if (i < sorted.length) return this.#mutex.run(sorted[i] as string, () => locked(i + 1));
       for (const [i, key] of keys.entries())
-        if ((await this.#store.get(key)) !== undefined) throw new StoreError('NONCE_EXISTS', `nonce ${entries[i]?.nonceId} is already in the ledger`);
-      const records = entries.map((e) => encodeRecord(TAG_FRESH, e.meta === undefined ? [e.secret] : [e.secret, e.meta]));
+        if ((await this.#store.get(key)) !== undefined)
+          throw new StoreError('NONCE_EXISTS', `nonce ${entries[i]?.nonceId} is already in the ledger`);
+      const records = entries.map((e) =>
+        encodeRecord(TAG_FRESH, e.meta === undefined ? [e.secret] : [e.secret, e.meta]),
+      );
       try {
-        await this.#store.batch(keys.map((key, i) => ({ type: 'put' as const, key, value: records[i] as Uint8Array })), { sync: true });
+        await this.#store.batch(
+          keys.map((key, i) => ({ type: 'put' as const, key, value: records[i] as Uint8Array })),
+          { sync: true },
+        );
       } finally {
         for (const r of records) wipe(r);
       }

@@ -190,7 +190,11 @@ export class SealedStore implements SealedKV {
     }
   }
 
-  async *#scan(prefix: string, opts: IterateOptions, values: boolean): AsyncGenerator<[string, Uint8Array | undefined]> {
+  async *#scan(
+    prefix: string,
+    opts: IterateOptions,
+    values: boolean,
+  ): AsyncGenerator<[string, Uint8Array | undefined]> {
     if (typeof prefix !== 'string' || !isWellFormed(prefix)) {
       throw new StoreError('INVALID_ARGUMENT', 'prefix must be a well-formed string');
     }
@@ -198,7 +202,13 @@ export class SealedStore implements SealedKV {
     const { gte, lt } = rangeOf(prefix);
     const limit = opts.limit ?? -1;
     const it = this.#db.iterator<Uint8Array, Uint8Array>({
-      keyEncoding: 'view', valueEncoding: 'view', gte, lt, reverse: opts.reverse === true, limit, values,
+      keyEncoding: 'view',
+      valueEncoding: 'view',
+      gte,
+      lt,
+      reverse: opts.reverse === true,
+      limit,
+      values,
     });
     try {
       while (true) {
@@ -239,7 +249,12 @@ export class SealedStore implements SealedKV {
   /** Refuses a write after an earlier one failed (see #writeFailure). */
   #writable(what: string): void {
     const f = this.#writeFailure;
-    if (f) throw new StoreError('STORE_UNAVAILABLE', `${what} refused: an earlier write failed (${f.message}); reopen the store (restart the node) to write again`, { cause: f });
+    if (f)
+      throw new StoreError(
+        'STORE_UNAVAILABLE',
+        `${what} refused: an earlier write failed (${f.message}); reopen the store (restart the node) to write again`,
+        { cause: f },
+      );
   }
 
   #open(): void {

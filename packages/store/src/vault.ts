@@ -47,7 +47,11 @@ export class ShareVault {
    * it atomically with other records (one synced batch). Refuses, like {@link putShare}, a
    * different record for an existing epoch; `undefined` if the same bytes are already stored.
    */
-  async putShareOp(keyId: string, epoch: number, record: Uint8Array): Promise<{ type: 'put'; key: string; value: Uint8Array } | undefined> {
+  async putShareOp(
+    keyId: string,
+    epoch: number,
+    record: Uint8Array,
+  ): Promise<{ type: 'put'; key: string; value: Uint8Array } | undefined> {
     const key = shareKey(keyId, epoch);
     requireBytes(record, 'share record');
     const existing = await this.#store.get(key);
@@ -67,7 +71,9 @@ export class ShareVault {
       requireBytes(e.record, 'share record');
       return { type: 'put' as const, key: shareKey(e.keyId, e.epoch), value: e.record };
     });
-    for (const o of ops) if ((await this.#store.get(o.key)) !== undefined) throw new StoreError('SHARE_EXISTS', `vault already holds ${o.key.slice(VAULT_PREFIX.length)}`);
+    for (const o of ops)
+      if ((await this.#store.get(o.key)) !== undefined)
+        throw new StoreError('SHARE_EXISTS', `vault already holds ${o.key.slice(VAULT_PREFIX.length)}`);
     await this.#store.batch(ops, { sync: true });
   }
 

@@ -13,7 +13,9 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 // draft-irtf-cfrg-xchacha-03, A.3.1 (AEAD_XChaCha20_Poly1305)
 const KAT = {
-  plaintext: new TextEncoder().encode("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it."),
+  plaintext: new TextEncoder().encode(
+    "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.",
+  ),
   aad: h('50515253c0c1c2c3c4c5c6c7'),
   key: h('808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f'),
   nonce: h('404142434445464748494a4b4c4d4e4f5051525354555657'),
@@ -66,7 +68,7 @@ describe('sealing AEAD (XChaCha20-Poly1305)', () => {
     );
   });
 
-  it('never writes to the caller\'s key or nonce (also when they are views into a larger buffer)', () => {
+  it("never writes to the caller's key or nonce (also when they are views into a larger buffer)", () => {
     const pool = Buffer.alloc(200, 7);
     const key = pool.subarray(13, 45); // unaligned view, as a Buffer's slice() would give
     const before = Buffer.from(pool);

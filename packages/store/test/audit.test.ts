@@ -2,7 +2,14 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  AUDIT_HEAD_KEY, type AuditEntry, AuditLog, SealedStore, auditEntryHash, auditEntryKey, rawKeyOf, verifyAuditEntries,
+  AUDIT_HEAD_KEY,
+  type AuditEntry,
+  AuditLog,
+  SealedStore,
+  auditEntryHash,
+  auditEntryKey,
+  rawKeyOf,
+  verifyAuditEntries,
 } from '../src/index.js';
 import { cleanupDirs, collect, rand, randomKek, tempDir, withBatchHook, withRawDb } from './helpers.js';
 
@@ -11,14 +18,24 @@ afterAll(cleanupDirs);
 const te = new TextEncoder();
 const N = 12;
 
-async function freshLog(n = N): Promise<{ store: SealedStore; log: AuditLog; entries: AuditEntry[]; dir: string; kek: ReturnType<typeof randomKek> }> {
+async function freshLog(n = N): Promise<{
+  store: SealedStore;
+  log: AuditLog;
+  entries: AuditEntry[];
+  dir: string;
+  kek: ReturnType<typeof randomKek>;
+}> {
   const dir = tempDir('audit');
   const kek = randomKek();
   const store = await SealedStore.open(dir, kek);
   let t = 1_700_000_000_000;
   const log = new AuditLog(store, { clock: () => (t += 7) });
   for (let i = 0; i < n; i++) {
-    await log.append({ type: i % 3 === 0 ? 'keygen' : 'sign', actor: `client-${i % 4}`, data: { i, key: `k${i % 2}`, ok: i % 5 !== 0, note: null } });
+    await log.append({
+      type: i % 3 === 0 ? 'keygen' : 'sign',
+      actor: `client-${i % 4}`,
+      data: { i, key: `k${i % 2}`, ok: i % 5 !== 0, note: null },
+    });
   }
   return { store, log, entries: await collect(log.entries()), dir, kek };
 }
@@ -69,7 +86,9 @@ describe('audit log tamper detection', () => {
   it('detects deleted entries: first, middle, last, the last two, and the head record', async () => {
     const { store, log, entries } = await freshLog();
     try {
-      const restore = async (...seqs: number[]) => { for (const s of seqs) await putEntry(store, s, entries[s - 1]); };
+      const restore = async (...seqs: number[]) => {
+        for (const s of seqs) await putEntry(store, s, entries[s - 1]);
+      };
       for (const [seqs, problem, count] of [
         [[1], { seq: 1, reason: 'deleted' }, 0],
         [[6], { seq: 6, reason: 'deleted' }, 5],
@@ -137,7 +156,7 @@ describe('audit log tamper detection', () => {
 });
 
 describe('audit entries written with other records', () => {
-  it('`with` puts the entry and the caller\'s records in one synced batch; audit keys are refused; a failed batch leaves the chain as it was', async () => {
+  it("`with` puts the entry and the caller's records in one synced batch; audit keys are refused; a failed batch leaves the chain as it was", async () => {
     const dir = tempDir('audit');
     const kek = randomKek();
     const inner = await SealedStore.open(dir, kek);
@@ -154,13 +173,22 @@ describe('audit entries written with other records', () => {
     });
     try {
       const log = new AuditLog(store);
-      const e1 = await log.append({ type: 'sign' }, { with: [{ type: 'put', key: 'result/1', value: te.encode('r1') }] });
+      const e1 = await log.append(
+        { type: 'sign' },
+        { with: [{ type: 'put', key: 'result/1', value: te.encode('r1') }] },
+      );
       expect(batches).toEqual([`result/1,${auditEntryKey(1)},${AUDIT_HEAD_KEY} sync=true`]);
       expect(new TextDecoder().decode(await inner.get('result/1'))).toBe('r1');
-      await expect(log.append({ type: 'x' }, { with: [{ type: 'put', key: AUDIT_HEAD_KEY, value: te.encode('{}') }] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-      await expect(log.append({ type: 'x' }, { with: [{} as never] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(
+        log.append({ type: 'x' }, { with: [{ type: 'put', key: AUDIT_HEAD_KEY, value: te.encode('{}') }] }),
+      ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(log.append({ type: 'x' }, { with: [{} as never] })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+      });
       failNext = true;
-      await expect(log.append({ type: 'sign' }, { with: [{ type: 'put', key: 'result/2', value: te.encode('r2') }] })).rejects.toThrow('disk full');
+      await expect(
+        log.append({ type: 'sign' }, { with: [{ type: 'put', key: 'result/2', value: te.encode('r2') }] }),
+      ).rejects.toThrow('disk full');
       expect(await inner.get('result/2')).toBeUndefined();
       const e2 = await log.append({ type: 'sign' });
       expect(e2).toMatchObject({ seq: 2, prev: e1.hash });
@@ -191,7 +219,13 @@ describe('audit group commit', () => {
       if (fail) throw new Error(fail);
       return inner.batch(ops, opts);
     });
-    return { inner, store, batches, holdUntil: (p: Promise<void> | undefined) => (hold = p), failWith: (m: string | undefined) => (fail = m) };
+    return {
+      inner,
+      store,
+      batches,
+      holdUntil: (p: Promise<void> | undefined) => (hold = p),
+      failWith: (m: string | undefined) => (fail = m),
+    };
   }
 
   it('appends made while a batch is on its way to disk go in the next batch together, chained in call order, each with its own records', async () => {
@@ -199,9 +233,17 @@ describe('audit group commit', () => {
     const log = new AuditLog(r.store);
     let release!: () => void;
     r.holdUntil(new Promise<void>((res) => (release = res)));
-    const first = log.append({ type: 'sign', data: { i: 0 } }, { with: [{ type: 'put', key: 'result/0', value: te.encode('r0') }] });
+    const first = log.append(
+      { type: 'sign', data: { i: 0 } },
+      { with: [{ type: 'put', key: 'result/0', value: te.encode('r0') }] },
+    );
     await new Promise((res) => setImmediate(res)); // the first batch is in flight (held)
-    const rest = Array.from({ length: 5 }, (_, i) => log.append({ type: 'sign', data: { i: i + 1 } }, { with: [{ type: 'put', key: `result/${i + 1}`, value: te.encode(`r${i + 1}`) }] }));
+    const rest = Array.from({ length: 5 }, (_, i) =>
+      log.append(
+        { type: 'sign', data: { i: i + 1 } },
+        { with: [{ type: 'put', key: `result/${i + 1}`, value: te.encode(`r${i + 1}`) }] },
+      ),
+    );
     expect(r.batches).toHaveLength(1);
     r.holdUntil(undefined);
     release();
@@ -209,7 +251,19 @@ describe('audit group commit', () => {
     // Two batches for six appends: the first alone, the five queued behind it together.
     expect(r.batches).toEqual([
       ['result/0', auditEntryKey(1), AUDIT_HEAD_KEY],
-      ['result/1', auditEntryKey(2), 'result/2', auditEntryKey(3), 'result/3', auditEntryKey(4), 'result/4', auditEntryKey(5), 'result/5', auditEntryKey(6), AUDIT_HEAD_KEY],
+      [
+        'result/1',
+        auditEntryKey(2),
+        'result/2',
+        auditEntryKey(3),
+        'result/3',
+        auditEntryKey(4),
+        'result/4',
+        auditEntryKey(5),
+        'result/5',
+        auditEntryKey(6),
+        AUDIT_HEAD_KEY,
+      ],
     ]);
     entries.forEach((e, i) => {
       expect(e).toMatchObject({ seq: i + 1, data: { i } });
@@ -228,12 +282,19 @@ describe('audit group commit', () => {
     r.holdUntil(new Promise<void>((res) => (release = res)));
     const held = log.append({ type: 'a' });
     await new Promise((res) => setImmediate(res));
-    const group = [log.append({ type: 'b' }, { with: [{ type: 'put', key: 'x/1', value: te.encode('1') }] }), log.append({ type: 'c' })];
+    const group = [
+      log.append({ type: 'b' }, { with: [{ type: 'put', key: 'x/1', value: te.encode('1') }] }),
+      log.append({ type: 'c' }),
+    ];
     r.failWith('disk full');
     r.holdUntil(undefined);
     release();
     const settled = await Promise.allSettled([held, ...group]);
-    expect(settled.map((x) => (x.status === 'rejected' ? (x.reason as Error).message : 'written'))).toEqual(['disk full', 'disk full', 'disk full']);
+    expect(settled.map((x) => (x.status === 'rejected' ? (x.reason as Error).message : 'written'))).toEqual([
+      'disk full',
+      'disk full',
+      'disk full',
+    ]);
     expect(await r.inner.get('x/1')).toBeUndefined();
     r.failWith(undefined);
     const e2 = await log.append({ type: 'd' });
@@ -248,7 +309,9 @@ describe('audit group commit', () => {
     const good2 = log.append({ type: 'h' });
     r.holdUntil(undefined);
     release();
-    const [a, b, refused, c] = await Promise.allSettled([held2, good1, bad, good2]).then((all) => all.map((x) => (x.status === 'fulfilled' ? x.value : x.reason)));
+    const [a, b, refused, c] = await Promise.allSettled([held2, good1, bad, good2]).then((all) =>
+      all.map((x) => (x.status === 'fulfilled' ? x.value : x.reason)),
+    );
     expect(refused).toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect([a.seq, b.seq, c.seq]).toEqual([3, 4, 5]);
     expect(c.prev).toBe(b.hash);
@@ -272,14 +335,29 @@ describe('verifyAuditEntries (offline)', () => {
   it('accepts an intact export and classifies each kind of tampering', () => {
     expect(verifyAuditEntries(entries, { head })).toEqual({ ok: true, count: N, head });
     const edited = entries.map((e, i) => (i === 4 ? { ...e, at: e.at + 1 } : e));
-    expect(verifyAuditEntries(edited).ok ? undefined : verifyAuditEntries(edited)).toMatchObject({ problem: { seq: 5, reason: 'edited' } });
-    expect(verifyAuditEntries(entries.filter((_, i) => i !== 4))).toMatchObject({ ok: false, count: 4, problem: { seq: 5, reason: 'deleted' } });
-    expect(verifyAuditEntries(entries.slice(0, -1), { head })).toMatchObject({ ok: false, problem: { seq: N, reason: 'deleted' } });
+    expect(verifyAuditEntries(edited).ok ? undefined : verifyAuditEntries(edited)).toMatchObject({
+      problem: { seq: 5, reason: 'edited' },
+    });
+    expect(verifyAuditEntries(entries.filter((_, i) => i !== 4))).toMatchObject({
+      ok: false,
+      count: 4,
+      problem: { seq: 5, reason: 'deleted' },
+    });
+    expect(verifyAuditEntries(entries.slice(0, -1), { head })).toMatchObject({
+      ok: false,
+      problem: { seq: N, reason: 'deleted' },
+    });
     expect(verifyAuditEntries(entries.slice(0, -1)).ok).toBe(true); // without a head, truncation is undetectable
     const swapped = [...entries];
     [swapped[2], swapped[7]] = [swapped[7]!, swapped[2]!];
-    expect(verifyAuditEntries(swapped)).toMatchObject({ ok: false, count: 2, problem: { seq: 3, reason: 'reordered' } });
-    expect(verifyAuditEntries([...entries.slice(0, 3), { nope: true }, ...entries.slice(4)])).toMatchObject({ problem: { seq: 4, reason: 'corrupt' } });
+    expect(verifyAuditEntries(swapped)).toMatchObject({
+      ok: false,
+      count: 2,
+      problem: { seq: 3, reason: 'reordered' },
+    });
+    expect(verifyAuditEntries([...entries.slice(0, 3), { nope: true }, ...entries.slice(4)])).toMatchObject({
+      problem: { seq: 4, reason: 'corrupt' },
+    });
     expect(verifyAuditEntries([])).toEqual({ ok: true, count: 0, head: { seq: 0, hash: '0'.repeat(64) } });
   });
 });
@@ -287,37 +365,75 @@ describe('verifyAuditEntries (offline)', () => {
 describe('audit property: any single edit of a random entry is detected', () => {
   type Edit = (e: AuditEntry) => AuditEntry;
   const edits: fc.Arbitrary<Edit> = fc.oneof(
-    fc.integer({ min: 1, max: 1e9 }).map((d): Edit => (e) => ({ ...e, at: e.at + d })),
-    fc.string({ minLength: 1, maxLength: 12 }).map((s): Edit => (e) => ({ ...e, type: e.type + s })),
-    fc.string({ minLength: 1, maxLength: 12 }).map((s): Edit => (e) => ({ ...e, actor: (e.actor ?? '') + s })),
-    fc.constant<Edit>((e) => { const { actor: _, ...rest } = e; return rest; }),
-    fc.tuple(fc.constantFrom('i', 'key', 'ok', 'note', 'new'), fc.oneof(fc.string(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.boolean(), fc.constant(null)))
-      .map(([k, v]): Edit => (e) => ({ ...e, data: { ...e.data, [k]: v } })),
-    fc.constantFrom('i', 'key', 'ok', 'note').map((k): Edit => (e) => { const data = { ...e.data }; delete data[k]; return { ...e, data }; }),
-    fc.integer({ min: 0, max: 63 }).map((p): Edit => (e) => ({ ...e, prev: flipHex(e.prev, p) })),
-    fc.integer({ min: 0, max: 63 }).map((p): Edit => (e) => ({ ...e, hash: flipHex(e.hash, p) })),
-    fc.integer({ min: 1, max: 1000 }).map((d): Edit => (e) => ({ ...e, seq: e.seq + d })),
+    fc.integer({ min: 1, max: 1e9 }).map(
+      (d): Edit =>
+        (e) => ({ ...e, at: e.at + d }),
+    ),
+    fc.string({ minLength: 1, maxLength: 12 }).map(
+      (s): Edit =>
+        (e) => ({ ...e, type: e.type + s }),
+    ),
+    fc.string({ minLength: 1, maxLength: 12 }).map(
+      (s): Edit =>
+        (e) => ({ ...e, actor: (e.actor ?? '') + s }),
+    ),
+    fc.constant<Edit>((e) => {
+      const { actor: _, ...rest } = e;
+      return rest;
+    }),
+    fc
+      .tuple(
+        fc.constantFrom('i', 'key', 'ok', 'note', 'new'),
+        fc.oneof(fc.string(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.boolean(), fc.constant(null)),
+      )
+      .map(
+        ([k, v]): Edit =>
+          (e) => ({ ...e, data: { ...e.data, [k]: v } }),
+      ),
+    fc.constantFrom('i', 'key', 'ok', 'note').map(
+      (k): Edit =>
+        (e) => {
+          const data = { ...e.data };
+          delete data[k];
+          return { ...e, data };
+        },
+    ),
+    fc.integer({ min: 0, max: 63 }).map(
+      (p): Edit =>
+        (e) => ({ ...e, prev: flipHex(e.prev, p) }),
+    ),
+    fc.integer({ min: 0, max: 63 }).map(
+      (p): Edit =>
+        (e) => ({ ...e, hash: flipHex(e.hash, p) }),
+    ),
+    fc.integer({ min: 1, max: 1000 }).map(
+      (d): Edit =>
+        (e) => ({ ...e, seq: e.seq + d }),
+    ),
   );
 
   it('in the store (with and without a recomputed hash)', async () => {
     const { store, log, entries } = await freshLog(20);
     try {
-      await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 20 }), edits, fc.boolean(), async (seq, edit, recompute) => {
-        const original = entries[seq - 1]!;
-        const edited = recompute ? rehash(edit(original)) : edit(original);
-        fc.pre(JSON.stringify(edited) !== JSON.stringify(original));
-        await putEntry(store, seq, edited);
-        try {
-          const r = await log.verify();
-          expect(r.ok).toBe(false);
-          if (r.ok) return;
-          expect([seq, seq + 1]).toContain(r.problem.seq);
-          expect(['edited', 'reordered']).toContain(r.problem.reason);
-          if (!recompute && r.problem.reason === 'edited') expect(r.problem.seq).toBe(seq);
-        } finally {
-          await putEntry(store, seq, original);
-        }
-      }), { numRuns: 150 });
+      await fc.assert(
+        fc.asyncProperty(fc.integer({ min: 1, max: 20 }), edits, fc.boolean(), async (seq, edit, recompute) => {
+          const original = entries[seq - 1]!;
+          const edited = recompute ? rehash(edit(original)) : edit(original);
+          fc.pre(JSON.stringify(edited) !== JSON.stringify(original));
+          await putEntry(store, seq, edited);
+          try {
+            const r = await log.verify();
+            expect(r.ok).toBe(false);
+            if (r.ok) return;
+            expect([seq, seq + 1]).toContain(r.problem.seq);
+            expect(['edited', 'reordered']).toContain(r.problem.reason);
+            if (!recompute && r.problem.reason === 'edited') expect(r.problem.seq).toBe(seq);
+          } finally {
+            await putEntry(store, seq, original);
+          }
+        }),
+        { numRuns: 150 },
+      );
       expect((await log.verify()).ok).toBe(true);
     } finally {
       await store.close();
@@ -328,12 +444,18 @@ describe('audit property: any single edit of a random entry is detected', () => 
     const { store, log, entries } = await freshLog(20);
     const head = await log.head();
     await store.close();
-    fc.assert(fc.property(fc.integer({ min: 0, max: 19 }), edits, fc.boolean(), (i, edit, recompute) => {
-      const edited = recompute ? rehash(edit(entries[i]!)) : edit(entries[i]!);
-      fc.pre(JSON.stringify(edited) !== JSON.stringify(entries[i]));
-      const r = verifyAuditEntries(entries.map((e, j) => (j === i ? edited : e)), { head });
-      expect(r.ok).toBe(false);
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 19 }), edits, fc.boolean(), (i, edit, recompute) => {
+        const edited = recompute ? rehash(edit(entries[i]!)) : edit(entries[i]!);
+        fc.pre(JSON.stringify(edited) !== JSON.stringify(entries[i]));
+        const r = verifyAuditEntries(
+          entries.map((e, j) => (j === i ? edited : e)),
+          { head },
+        );
+        expect(r.ok).toBe(false);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 

@@ -2,14 +2,24 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  AuditLog, IdempotencyCache, META_KEY, NonceLedger, SealedStore, ShareVault, StoreError, rawKeyOf,
+  AuditLog,
+  IdempotencyCache,
+  META_KEY,
+  NonceLedger,
+  SealedStore,
+  ShareVault,
+  StoreError,
+  rawKeyOf,
 } from '../src/index.js';
 import { cleanupDirs, rand, randomKek, tempDir, withRawDb } from './helpers.js';
 
 afterAll(cleanupDirs);
 
 async function expectCorrupt(p: Promise<unknown>, key: string): Promise<void> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err, `reading ${key}`).toBeInstanceOf(StoreError);
   expect((err as StoreError).code).toBe('STORE_CORRUPT');
 }
@@ -20,11 +30,21 @@ describe('fuzz: garbage beneath the sealing layer', () => {
     const kek = randomKek();
     await (await SealedStore.open(dir, kek)).close();
     const samples = fc.sample(fc.uint8Array({ maxLength: 300 }), { numRuns: 300, seed: 1234 });
-    samples.push(new Uint8Array(0), Uint8Array.of(1), new Uint8Array(41).fill(1), Uint8Array.of(1, ...rand(24 + 16)), Uint8Array.of(1, ...rand(500)));
+    samples.push(
+      new Uint8Array(0),
+      Uint8Array.of(1),
+      new Uint8Array(41).fill(1),
+      Uint8Array.of(1, ...rand(24 + 16)),
+      Uint8Array.of(1, ...rand(500)),
+    );
     const prefixes = ['x/', 'vault/k/', 'nonce/', 'idem/', 'audit/e/'];
     const keys = samples.map((_, i) => {
       const p = prefixes[i % prefixes.length]!;
-      return p === 'vault/k/' ? `${p}${String(i).padStart(16, '0')}` : p === 'audit/e/' ? `${p}${String(i + 1).padStart(16, '0')}` : `${p}${i}`;
+      return p === 'vault/k/'
+        ? `${p}${String(i).padStart(16, '0')}`
+        : p === 'audit/e/'
+          ? `${p}${String(i + 1).padStart(16, '0')}`
+          : `${p}${i}`;
     });
     await withRawDb(dir, async (db) => {
       await db.batch(samples.map((v, i) => ({ type: 'put' as const, key: rawKeyOf(keys[i]!), value: v })));
@@ -33,7 +53,14 @@ describe('fuzz: garbage beneath the sealing layer', () => {
     try {
       for (const key of keys) await expectCorrupt(store.get(key), key);
       for (const p of prefixes) {
-        await expectCorrupt((async () => { for await (const _ of store.iterate(p)) { /* drain */ } })(), p);
+        await expectCorrupt(
+          (async () => {
+            for await (const _ of store.iterate(p)) {
+              /* drain */
+            }
+          })(),
+          p,
+        );
       }
       const ledger = new NonceLedger(store);
       const idem = new IdempotencyCache(store);
@@ -41,7 +68,10 @@ describe('fuzz: garbage beneath the sealing layer', () => {
         if (key.startsWith('nonce/')) {
           const id = key.slice('nonce/'.length);
           await expectCorrupt(ledger.status(id), key);
-          await expectCorrupt(ledger.consume(id, rand(32), () => rand(8)), key);
+          await expectCorrupt(
+            ledger.consume(id, rand(32), () => rand(8)),
+            key,
+          );
           await expectCorrupt(ledger.addFresh(id, rand(32)), key);
         } else if (key.startsWith('idem/')) {
           await expectCorrupt(idem.get(key.slice('idem/'.length), 0), key);
@@ -73,7 +103,8 @@ describe('fuzz: garbage beneath the sealing layer', () => {
         v[bit >> 3]! ^= 1 << (bit & 7);
         ops.push({ type: 'put' as const, key: rawKeyOf(`flip/${bit}`), value: v });
       }
-      for (let n = 0; n < sealed.length; n++) ops.push({ type: 'put' as const, key: rawKeyOf(`cut/${n}`), value: sealed.slice(0, n) });
+      for (let n = 0; n < sealed.length; n++)
+        ops.push({ type: 'put' as const, key: rawKeyOf(`cut/${n}`), value: sealed.slice(0, n) });
       await db.batch(ops);
     });
     store = await SealedStore.open(dir, kek);
@@ -91,15 +122,21 @@ describe('fuzz: garbage beneath the sealing layer', () => {
     const idem = new IdempotencyCache(store);
     const log = new AuditLog(store);
     try {
-      await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 120 }), async (bytes) => {
-        await store.put('nonce/n', bytes);
-        await store.put('idem/r', bytes);
-        await store.put('audit/head', bytes);
-        for (const attempt of [() => ledger.status('n'), () => idem.get('r', 0), () => log.head()]) {
-          const r = await attempt().then(() => undefined, (e: unknown) => e);
-          if (r !== undefined) expect((r as StoreError).code).toBe('STORE_CORRUPT');
-        }
-      }), { numRuns: 300 });
+      await fc.assert(
+        fc.asyncProperty(fc.uint8Array({ maxLength: 120 }), async (bytes) => {
+          await store.put('nonce/n', bytes);
+          await store.put('idem/r', bytes);
+          await store.put('audit/head', bytes);
+          for (const attempt of [() => ledger.status('n'), () => idem.get('r', 0), () => log.head()]) {
+            const r = await attempt().then(
+              () => undefined,
+              (e: unknown) => e,
+            );
+            if (r !== undefined) expect((r as StoreError).code).toBe('STORE_CORRUPT');
+          }
+        }),
+        { numRuns: 300 },
+      );
     } finally {
       await store.close();
     }
@@ -108,17 +145,33 @@ describe('fuzz: garbage beneath the sealing layer', () => {
   it('a garbage meta record gives STORE_CORRUPT on open', async () => {
     const kek = randomKek();
     const hexish = fc.uint8Array({ maxLength: 80 }).map((b) => Buffer.from(b).toString('hex'));
-    const samples = fc.sample(fc.oneof(
-      fc.uint8Array({ maxLength: 200 }),
-      fc.json().map((j) => new TextEncoder().encode(j)),
-      fc.record({ v: fc.constant(1), alg: fc.constant('xchacha20poly1305'), kek: fc.string(), wrapped: hexish, check: hexish })
-        .map((o) => new TextEncoder().encode(JSON.stringify(o))),
-    ), { numRuns: 40, seed: 99 });
+    const samples = fc.sample(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.json().map((j) => new TextEncoder().encode(j)),
+        fc
+          .record({
+            v: fc.constant(1),
+            alg: fc.constant('xchacha20poly1305'),
+            kek: fc.string(),
+            wrapped: hexish,
+            check: hexish,
+          })
+          .map((o) => new TextEncoder().encode(JSON.stringify(o))),
+      ),
+      { numRuns: 40, seed: 99 },
+    );
     const dir = tempDir('meta-fuzz');
     await (await SealedStore.open(dir, kek)).close();
     for (const value of samples) {
       await withRawDb(dir, (db) => db.put(META_KEY, value));
-      const err = await SealedStore.open(dir, kek).then(async (s) => { await s.close(); return undefined; }, (e: unknown) => e);
+      const err = await SealedStore.open(dir, kek).then(
+        async (s) => {
+          await s.close();
+          return undefined;
+        },
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(StoreError);
       expect(['STORE_CORRUPT', 'KEK_MISMATCH']).toContain((err as StoreError).code);
     }

@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Level } from 'level';
-import { type BatchOp, type IterateOptions, kekFromBytes, type LocalKek, type SealedKV, type WriteOptions } from '../src/index.js';
+import {
+  type BatchOp,
+  type IterateOptions,
+  kekFromBytes,
+  type LocalKek,
+  type SealedKV,
+  type WriteOptions,
+} from '../src/index.js';
 
 const dirs: string[] = [];
 
@@ -57,7 +64,9 @@ export function rawFiles(dir: string): { name: string; bytes: Buffer }[] {
 /** Names of raw files under `dir` containing `needle` (as bytes). */
 export function filesContaining(dir: string, needle: Uint8Array | string): string[] {
   const n = typeof needle === 'string' ? Buffer.from(needle, 'utf8') : Buffer.from(needle);
-  return rawFiles(dir).filter((f) => f.bytes.includes(n)).map((f) => f.name);
+  return rawFiles(dir)
+    .filter((f) => f.bytes.includes(n))
+    .map((f) => f.name);
 }
 
 /** Hex of bytes. */
@@ -85,18 +94,37 @@ export async function rejectsWithCode(p: Promise<unknown>, code: string): Promis
 /** A pass-through SealedKV over a real store (not a mock: every call goes to LevelDB); tests override what they record. */
 export class ForwardingStore implements SealedKV {
   constructor(readonly inner: SealedKV) {}
-  get(key: string) { return this.inner.get(key); }
-  put(key: string, value: Uint8Array, opts?: WriteOptions) { return this.inner.put(key, value, opts); }
-  del(key: string, opts?: WriteOptions) { return this.inner.del(key, opts); }
-  batch(ops: readonly BatchOp[], opts?: WriteOptions) { return this.inner.batch(ops, opts); }
-  iterate(prefix: string, opts?: IterateOptions) { return this.inner.iterate(prefix, opts); }
-  keys(prefix: string, opts?: IterateOptions) { return this.inner.keys(prefix, opts); }
-  close() { return this.inner.close(); }
+  get(key: string) {
+    return this.inner.get(key);
+  }
+  put(key: string, value: Uint8Array, opts?: WriteOptions) {
+    return this.inner.put(key, value, opts);
+  }
+  del(key: string, opts?: WriteOptions) {
+    return this.inner.del(key, opts);
+  }
+  batch(ops: readonly BatchOp[], opts?: WriteOptions) {
+    return this.inner.batch(ops, opts);
+  }
+  iterate(prefix: string, opts?: IterateOptions) {
+    return this.inner.iterate(prefix, opts);
+  }
+  keys(prefix: string, opts?: IterateOptions) {
+    return this.inner.keys(prefix, opts);
+  }
+  close() {
+    return this.inner.close();
+  }
 }
 
 /** `inner` with its batches going through `hook` (which decides whether and how they reach `inner`). */
-export function withBatchHook(inner: SealedKV, hook: (ops: readonly BatchOp[], opts: WriteOptions | undefined, inner: SealedKV) => Promise<void>): SealedKV {
+export function withBatchHook(
+  inner: SealedKV,
+  hook: (ops: readonly BatchOp[], opts: WriteOptions | undefined, inner: SealedKV) => Promise<void>,
+): SealedKV {
   return new (class extends ForwardingStore {
-    override batch(ops: readonly BatchOp[], opts?: WriteOptions) { return hook(ops, opts, this.inner); }
+    override batch(ops: readonly BatchOp[], opts?: WriteOptions) {
+      return hook(ops, opts, this.inner);
+    }
   })(inner);
 }

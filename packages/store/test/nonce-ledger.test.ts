@@ -6,9 +6,24 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  type BatchOp, NonceLedger, SealedStore, type WriteOptions, generateKekHex, loadKek, rawKeyOf,
+  type BatchOp,
+  NonceLedger,
+  SealedStore,
+  type WriteOptions,
+  generateKekHex,
+  loadKek,
+  rawKeyOf,
 } from '../src/index.js';
-import { ForwardingStore, cleanupDirs, filesContaining, rand, randomKek, rejectsWithCode, tempDir, withRawDb } from './helpers.js';
+import {
+  ForwardingStore,
+  cleanupDirs,
+  filesContaining,
+  rand,
+  randomKek,
+  rejectsWithCode,
+  tempDir,
+  withRawDb,
+} from './helpers.js';
 
 afterAll(cleanupDirs);
 
@@ -22,7 +37,10 @@ class RecordingStore extends ForwardingStore {
     await this.inner.put(key, value, opts);
     this.log.push(`put-done ${key}`);
   }
-  override del(key: string, opts?: WriteOptions) { this.log.push(`del ${key} sync=${opts?.sync === true}`); return this.inner.del(key, opts); }
+  override del(key: string, opts?: WriteOptions) {
+    this.log.push(`del ${key} sync=${opts?.sync === true}`);
+    return this.inner.del(key, opts);
+  }
 }
 
 /** A RecordingStore that also records each batch as `keys sync=…`. */
@@ -42,7 +60,10 @@ describe('nonce ledger', () => {
       const secret = rand(32);
       await l.addFresh('n', secret);
       let calls = 0;
-      const produce = (s: Uint8Array) => { calls++; return createHash('sha256').update(s).digest(); };
+      const produce = (s: Uint8Array) => {
+        calls++;
+        return createHash('sha256').update(s).digest();
+      };
       const digest = rand(32);
       const out = await l.consume('n', digest, produce);
       expect(out).toEqual(new Uint8Array(createHash('sha256').update(secret).digest()));
@@ -63,8 +84,9 @@ describe('nonce ledger', () => {
       const l = new NonceLedger(store);
       for (let round = 0; round < 5; round++) {
         await l.addFresh(`n${round}`, rand(32));
-        const results = await Promise.allSettled(Array.from({ length: 50 }, (_, i) =>
-          l.consume(`n${round}`, te.encode(`req-${i}`), () => Uint8Array.of(i))));
+        const results = await Promise.allSettled(
+          Array.from({ length: 50 }, (_, i) => l.consume(`n${round}`, te.encode(`req-${i}`), () => Uint8Array.of(i))),
+        );
         const winners = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
         expect(winners).toHaveLength(1);
         const losers = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -85,7 +107,14 @@ describe('nonce ledger', () => {
       await l.addFresh('n', rand(32));
       let calls = 0;
       const digest = rand(32);
-      const outs = await Promise.all(Array.from({ length: 20 }, () => l.consume('n', digest, () => { calls++; return rand(64); })));
+      const outs = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          l.consume('n', digest, () => {
+            calls++;
+            return rand(64);
+          }),
+        ),
+      );
       expect(calls).toBe(1);
       for (const o of outs) expect(o).toEqual(outs[0]);
     } finally {
@@ -98,7 +127,11 @@ describe('nonce ledger', () => {
     try {
       const l = new NonceLedger(store);
       await l.addFresh('n', rand(32));
-      await expect(l.consume('n', rand(32), () => { throw new Error('signer failed'); })).rejects.toThrow('signer failed');
+      await expect(
+        l.consume('n', rand(32), () => {
+          throw new Error('signer failed');
+        }),
+      ).rejects.toThrow('signer failed');
       expect(await l.status('n')).toEqual({ state: 'fresh' });
       expect(await l.countFresh()).toBe(1);
       const digest = rand(32);
@@ -115,14 +148,23 @@ describe('nonce ledger', () => {
     try {
       const l = new NonceLedger(store);
       await l.addFresh('n', rand(32));
-      const out = await l.consume('n', rand(32), () => { store.log.push('produce'); return Uint8Array.of(1); }).then((o) => {
-        store.log.push('released');
-        return o;
-      });
+      const out = await l
+        .consume('n', rand(32), () => {
+          store.log.push('produce');
+          return Uint8Array.of(1);
+        })
+        .then((o) => {
+          store.log.push('released');
+          return o;
+        });
       expect(out).toEqual(Uint8Array.of(1));
       expect(store.log).toEqual([
-        'put-start nonce/n sync=true', 'put-done nonce/n',
-        'produce', 'put-start nonce/n sync=true', 'put-done nonce/n', 'released',
+        'put-start nonce/n sync=true',
+        'put-done nonce/n',
+        'produce',
+        'put-start nonce/n sync=true',
+        'put-done nonce/n',
+        'released',
       ]);
       expect(await l.discard('n')).toBe(false); // consumed: kept, nothing written
       expect(store.log.at(-1)).toBe('released');
@@ -141,23 +183,44 @@ describe('nonce ledger', () => {
     try {
       const l = new NonceLedger(store);
       const meta = te.encode('commitment');
-      await l.addFreshMany([{ nonceId: 'a', secret: rand(32), meta }, { nonceId: 'b', secret: rand(32) }]);
+      await l.addFreshMany([
+        { nonceId: 'a', secret: rand(32), meta },
+        { nonceId: 'b', secret: rand(32) },
+      ]);
       expect(batches).toEqual(['nonce/a,nonce/b sync=true']);
       expect(await l.status('a')).toEqual({ state: 'fresh', meta });
       expect(await l.status('b')).toEqual({ state: 'fresh' });
       // Consumed 'a' is never replaced, and 'c' of the same batch is not written either.
       await l.consume('a', rand(32), () => Uint8Array.of(1));
-      await rejectsWithCode(l.addFreshMany([{ nonceId: 'c', secret: rand(32) }, { nonceId: 'a', secret: rand(32) }]), 'NONCE_EXISTS');
+      await rejectsWithCode(
+        l.addFreshMany([
+          { nonceId: 'c', secret: rand(32) },
+          { nonceId: 'a', secret: rand(32) },
+        ]),
+        'NONCE_EXISTS',
+      );
       expect((await l.status('a')).state).toBe('consumed');
       expect(await l.status('c')).toEqual({ state: 'unknown' });
-      await rejectsWithCode(l.addFreshMany([{ nonceId: 'd', secret: rand(32) }, { nonceId: 'd', secret: rand(32) }]), 'INVALID_ARGUMENT');
+      await rejectsWithCode(
+        l.addFreshMany([
+          { nonceId: 'd', secret: rand(32) },
+          { nonceId: 'd', secret: rand(32) },
+        ]),
+        'INVALID_ARGUMENT',
+      );
       await rejectsWithCode(l.addFreshMany([{ nonceId: 'e', secret: new Uint8Array(0) }]), 'INVALID_ARGUMENT');
       expect(await l.countFresh()).toBe(1);
       expect(batches).toHaveLength(1);
       // Concurrent batches over overlapping ids: exactly one writes the shared id.
       const results = await Promise.allSettled([
-        l.addFreshMany([{ nonceId: 'x', secret: rand(32) }, { nonceId: 'y', secret: rand(32) }]),
-        l.addFreshMany([{ nonceId: 'y', secret: rand(32) }, { nonceId: 'z', secret: rand(32) }]),
+        l.addFreshMany([
+          { nonceId: 'x', secret: rand(32) },
+          { nonceId: 'y', secret: rand(32) },
+        ]),
+        l.addFreshMany([
+          { nonceId: 'y', secret: rand(32) },
+          { nonceId: 'z', secret: rand(32) },
+        ]),
       ]);
       expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
       expect(await l.countFresh()).toBe(3);
@@ -176,25 +239,39 @@ describe('nonce ledger', () => {
       await l.addFresh('n', rand(32), meta);
       // Refused before produce: nothing written, still fresh.
       let produced = 0;
-      await expect(l.consume('n', rand(32), () => Uint8Array.of(++produced), { beforeProduce: () => { throw new Error('over the limit'); } })).rejects.toThrow('over the limit');
+      await expect(
+        l.consume('n', rand(32), () => Uint8Array.of(++produced), {
+          beforeProduce: () => {
+            throw new Error('over the limit');
+          },
+        }),
+      ).rejects.toThrow('over the limit');
       expect(produced).toBe(0);
       expect(await l.status('n')).toEqual({ state: 'fresh', meta });
       // A commit that fails leaves it fresh too.
-      await expect(l.consume('n', rand(32), () => Uint8Array.of(1), { commit: () => Promise.reject(new Error('disk full')) })).rejects.toThrow('disk full');
+      await expect(
+        l.consume('n', rand(32), () => Uint8Array.of(1), { commit: () => Promise.reject(new Error('disk full')) }),
+      ).rejects.toThrow('disk full');
       expect((await l.status('n')).state).toBe('fresh');
       // The commit hook writes the ledger's operation with its own.
       const seen: (Uint8Array | undefined)[] = [];
       const digest = rand(32);
       const out = await l.consume('n', digest, (_secret, m) => (seen.push(m), Uint8Array.of(9)), {
         beforeProduce: (m) => void seen.push(m),
-        commit: (ops) => store.batch([...ops, { type: 'put', key: 'other/x', value: Uint8Array.of(1) }], { sync: true }),
+        commit: (ops) =>
+          store.batch([...ops, { type: 'put', key: 'other/x', value: Uint8Array.of(1) }], { sync: true }),
       });
       expect(out).toEqual(Uint8Array.of(9));
       expect(seen).toEqual([meta, meta]);
       expect(batches).toEqual(['nonce/n,other/x sync=true']);
       expect(await l.status('n')).toMatchObject({ state: 'consumed', requestDigest: digest, output: Uint8Array.of(9) });
       // A retry of the same request: neither hook runs.
-      const again = await l.consume('n', digest, () => Uint8Array.of(0), { beforeProduce: () => { throw new Error('not called'); }, commit: () => Promise.reject(new Error('not called')) });
+      const again = await l.consume('n', digest, () => Uint8Array.of(0), {
+        beforeProduce: () => {
+          throw new Error('not called');
+        },
+        commit: () => Promise.reject(new Error('not called')),
+      });
       expect(again).toEqual(Uint8Array.of(9));
       expect(batches).toHaveLength(1);
     } finally {
@@ -232,7 +309,10 @@ describe('nonce ledger', () => {
       expect(c2 === 5 || c2 === 6).toBe(true);
       // Later writes keep every known prefix (and the whole ledger) in step.
       expect(await l.countFresh()).toBe((await truth('k1.')) + (await truth('k2.')));
-      await l.addFreshMany([{ nonceId: 'k1.x', secret: rand(32) }, { nonceId: 'k2.x', secret: rand(32) }]);
+      await l.addFreshMany([
+        { nonceId: 'k1.x', secret: rand(32) },
+        { nonceId: 'k2.x', secret: rand(32) },
+      ]);
       await l.consume('k1.30', rand(32), () => Uint8Array.of(1));
       await l.discard('k2.1');
       const n1 = await l.countFresh('k1.');
@@ -262,8 +342,15 @@ describe('nonce ledger', () => {
     try {
       const l = new NonceLedger(store);
       expect(await l.status('n')).toEqual({ state: 'consumed', requestDigest: digest, output: out });
-      expect(await l.consume('n', digest, () => { throw new Error('must not run'); })).toEqual(out);
-      await rejectsWithCode(l.consume('n', rand(32), () => rand(32)), 'NONCE_REUSED');
+      expect(
+        await l.consume('n', digest, () => {
+          throw new Error('must not run');
+        }),
+      ).toEqual(out);
+      await rejectsWithCode(
+        l.consume('n', rand(32), () => rand(32)),
+        'NONCE_REUSED',
+      );
     } finally {
       await store.close();
     }
@@ -336,7 +423,11 @@ process.kill(process.pid, 'SIGKILL');
   it('an output printed before SIGKILL is recorded as consumed after reopen', async () => {
     const { dir, kekHex, secret, scriptPath } = await setup();
     const digest = rand(32);
-    const child = spawnSync(process.execPath, [scriptPath, join(dir, 'db'), kekHex, 'key1/n1', Buffer.from(digest).toString('hex'), 'release'], { encoding: 'utf8' });
+    const child = spawnSync(
+      process.execPath,
+      [scriptPath, join(dir, 'db'), kekHex, 'key1/n1', Buffer.from(digest).toString('hex'), 'release'],
+      { encoding: 'utf8' },
+    );
     expect(child.signal, child.stderr).toBe('SIGKILL');
     const printed = /^output ([0-9a-f]{64})$/m.exec(child.stdout)?.[1];
     expect(printed, child.stdout + child.stderr).toBeDefined();
@@ -351,7 +442,10 @@ process.kill(process.pid, 'SIGKILL');
       if (st.state !== 'consumed') return;
       expect(Buffer.from(st.output).toString('hex')).toBe(printed);
       expect(st.requestDigest).toEqual(digest);
-      await rejectsWithCode(l.consume('key1/n1', rand(32), () => rand(32)), 'NONCE_REUSED');
+      await rejectsWithCode(
+        l.consume('key1/n1', rand(32), () => rand(32)),
+        'NONCE_REUSED',
+      );
     } finally {
       await store.close();
     }
@@ -359,7 +453,11 @@ process.kill(process.pid, 'SIGKILL');
 
   it('a crash inside produce (before release) leaves the nonce fresh', async () => {
     const { dir, kekHex, scriptPath } = await setup();
-    const child = spawnSync(process.execPath, [scriptPath, join(dir, 'db'), kekHex, 'key1/n1', Buffer.from(rand(32)).toString('hex'), 'crash-in-produce'], { encoding: 'utf8' });
+    const child = spawnSync(
+      process.execPath,
+      [scriptPath, join(dir, 'db'), kekHex, 'key1/n1', Buffer.from(rand(32)).toString('hex'), 'crash-in-produce'],
+      { encoding: 'utf8' },
+    );
     expect(child.signal, child.stderr).toBe('SIGKILL');
     expect(child.stdout).toBe('producing\n');
     const store = await SealedStore.open(join(dir, 'db'), loadKek({ hex: kekHex }));
@@ -379,12 +477,30 @@ process.kill(process.pid, 'SIGKILL');
     try {
       execFileSync('strace', ['-o', '/dev/null', 'true'], { stdio: 'ignore' });
     } catch {
-      throw new Error('strace is not available: run `sudo bash scripts/test-deps.sh` (installs the Debian packages the tests need)');
+      throw new Error(
+        'strace is not available: run `sudo bash scripts/test-deps.sh` (installs the Debian packages the tests need)',
+      );
     }
     const { dir, kekHex, scriptPath } = await setup();
     const trace = join(dir, 'trace.txt');
-    const child = spawnSync('strace', ['-f', '-e', 'trace=write,fsync,fdatasync', '-o', trace, process.execPath, scriptPath,
-      join(dir, 'db'), kekHex, 'key1/n1', Buffer.from(rand(32)).toString('hex'), 'release'], { encoding: 'utf8' });
+    const child = spawnSync(
+      'strace',
+      [
+        '-f',
+        '-e',
+        'trace=write,fsync,fdatasync',
+        '-o',
+        trace,
+        process.execPath,
+        scriptPath,
+        join(dir, 'db'),
+        kekHex,
+        'key1/n1',
+        Buffer.from(rand(32)).toString('hex'),
+        'release',
+      ],
+      { encoding: 'utf8' },
+    );
     expect(child.stdout).toMatch(/^output [0-9a-f]{64}$/m);
     const lines = readFileSync(trace, 'utf8').split('\n');
     const produced = lines.findIndex((l) => /write\(2, "produced/.test(l));

@@ -4,10 +4,31 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isTesseraError } from '@tessera/core';
 import {
-  AuditLog, DATA_PREFIX, IdempotencyCache, type KeyEncryptionKey, META_KEY, NonceLedger, SealedStore, ShareVault,
-  StoreError, generateKekHex, kekFromBytes, loadKek, rawKeyOf,
+  AuditLog,
+  DATA_PREFIX,
+  IdempotencyCache,
+  type KeyEncryptionKey,
+  META_KEY,
+  NonceLedger,
+  SealedStore,
+  ShareVault,
+  StoreError,
+  generateKekHex,
+  kekFromBytes,
+  loadKek,
+  rawKeyOf,
 } from '../src/index.js';
-import { cleanupDirs, filesContaining, hex, rand, randomKek, rawFiles, rejectsWithCode, tempDir, withRawDb } from './helpers.js';
+import {
+  cleanupDirs,
+  filesContaining,
+  hex,
+  rand,
+  randomKek,
+  rawFiles,
+  rejectsWithCode,
+  tempDir,
+  withRawDb,
+} from './helpers.js';
 
 afterAll(cleanupDirs);
 
@@ -31,7 +52,12 @@ function expectAbsent(dir: string, secrets: Uint8Array[]): void {
   const files = rawFiles(dir);
   expect(files.length).toBeGreaterThan(0);
   for (const s of secrets) {
-    for (const needle of [Buffer.from(s), Buffer.from(hex(s)), Buffer.from(hex(s).toUpperCase()), Buffer.from(Buffer.from(s).toString('base64'))]) {
+    for (const needle of [
+      Buffer.from(s),
+      Buffer.from(hex(s)),
+      Buffer.from(hex(s).toUpperCase()),
+      Buffer.from(Buffer.from(s).toString('base64')),
+    ]) {
       const hits = files.filter((f) => f.bytes.includes(needle)).map((f) => f.name);
       expect(hits, 'secret bytes found in raw LevelDB files').toEqual([]);
     }
@@ -109,7 +135,14 @@ describe('sealing at rest', () => {
       expect(err.message).toContain('vault/b/1');
       expect(err.message).toContain(dir);
       await rejectsWithCode(store.get('vault/c/1'), 'STORE_CORRUPT');
-      await rejectsWithCode((async () => { for await (const _ of store.iterate('vault/')) { /* drain */ } })(), 'STORE_CORRUPT');
+      await rejectsWithCode(
+        (async () => {
+          for await (const _ of store.iterate('vault/')) {
+            /* drain */
+          }
+        })(),
+        'STORE_CORRUPT',
+      );
     } finally {
       await store.close();
     }
@@ -117,7 +150,8 @@ describe('sealing at rest', () => {
 
   it('two stores under the same KEK have different data keys (values do not transplant)', async () => {
     const kek = randomKek();
-    const a = tempDir('a'), b = tempDir('b');
+    const a = tempDir('a'),
+      b = tempDir('b');
     let sa = await SealedStore.open(a, kek);
     let sb = await SealedStore.open(b, kek);
     await sa.put('k', rand(8));
@@ -147,7 +181,12 @@ describe('key-encryption key', () => {
     expect(err.message).toContain(right.id);
     expect(err).toBeInstanceOf(StoreError);
     expect(isTesseraError(err)).toBe(true);
-    expect(JSON.parse(JSON.stringify(err))).toEqual({ name: 'StoreError', code: 'KEK_MISMATCH', message: err.message, culprits: [] });
+    expect(JSON.parse(JSON.stringify(err))).toEqual({
+      name: 'StoreError',
+      code: 'KEK_MISMATCH',
+      message: err.message,
+      culprits: [],
+    });
     // The failed open released the lock: the right KEK still opens it.
     const again = await SealedStore.open(dir, right);
     expect(await again.get('k')).toHaveLength(32);
@@ -168,8 +207,14 @@ describe('key-encryption key', () => {
     const local = randomKek();
     const kms: KeyEncryptionKey = {
       id: 'kms:test',
-      wrap: async (p, aad) => { await new Promise((r) => setTimeout(r, 1)); return local.wrap(p, aad); },
-      unwrap: async (w, aad) => { await new Promise((r) => setTimeout(r, 1)); return local.unwrap(w, aad); },
+      wrap: async (p, aad) => {
+        await new Promise((r) => setTimeout(r, 1));
+        return local.wrap(p, aad);
+      },
+      unwrap: async (w, aad) => {
+        await new Promise((r) => setTimeout(r, 1));
+        return local.unwrap(w, aad);
+      },
     };
     let s = await SealedStore.open(dir, kms);
     await s.put('k', Uint8Array.of(1, 2, 3));
@@ -199,12 +244,28 @@ describe('key-encryption key', () => {
     const missing = join(dir, 'nope');
     const cases: [() => unknown, string, string][] = [
       [() => loadKek({ file: missing }), 'KEK_MISSING', `KEK file ${missing}: not found`],
-      [() => loadKek({ env: 'TESSERA_TEST_KEK' }, {}), 'KEK_MISSING', 'KEK environment variable TESSERA_TEST_KEK: not set'],
-      [() => loadKek({ env: 'TESSERA_TEST_KEK' }, { TESSERA_TEST_KEK: '  ' }), 'KEK_MISSING', 'KEK environment variable TESSERA_TEST_KEK: not set'],
+      [
+        () => loadKek({ env: 'TESSERA_TEST_KEK' }, {}),
+        'KEK_MISSING',
+        'KEK environment variable TESSERA_TEST_KEK: not set',
+      ],
+      [
+        () => loadKek({ env: 'TESSERA_TEST_KEK' }, { TESSERA_TEST_KEK: '  ' }),
+        'KEK_MISSING',
+        'KEK environment variable TESSERA_TEST_KEK: not set',
+      ],
       [() => loadKek({}), 'KEK_MISSING', 'key-encryption key: give exactly one of file, env, hex (none given)'],
-      [() => loadKek({ hex: kekHex, file }), 'KEK_MISSING', 'key-encryption key: give exactly one of file, env, hex (got file, hex)'],
+      [
+        () => loadKek({ hex: kekHex, file }),
+        'KEK_MISSING',
+        'key-encryption key: give exactly one of file, env, hex (got file, hex)',
+      ],
       [() => loadKek({ hex: kekHex.slice(1) }), 'KEK_INVALID', 'KEK hex: expected 64 hex characters'],
-      [() => loadKek({ env: 'K' }, { K: `${kekHex.slice(2)}zz` }), 'KEK_INVALID', 'KEK environment variable K: expected 64 hex characters'],
+      [
+        () => loadKek({ env: 'K' }, { K: `${kekHex.slice(2)}zz` }),
+        'KEK_INVALID',
+        'KEK environment variable K: expected 64 hex characters',
+      ],
       [() => kekFromBytes(rand(31)), 'KEK_INVALID', 'key-encryption key: expected 32 bytes, got 31 bytes'],
     ];
     const bad = join(dir, 'bad');
@@ -237,8 +298,9 @@ describe('opening', () => {
 
     const orphan = tempDir('orphan');
     await withRawDb(orphan, (db) => db.put(`${DATA_PREFIX}k`, rand(60)));
-    expect((await rejectsWithCode(SealedStore.open(orphan, kek), 'STORE_CORRUPT')).message)
-      .toBe(`store ${orphan} holds data but no data-key record`);
+    expect((await rejectsWithCode(SealedStore.open(orphan, kek), 'STORE_CORRUPT')).message).toBe(
+      `store ${orphan} holds data but no data-key record`,
+    );
 
     const busy = tempDir('busy');
     const first = await SealedStore.open(busy, kek);
@@ -246,7 +308,8 @@ describe('opening', () => {
     await first.close();
 
     const absent = join(tempDir('absent'), 'not-here');
-    expect((await rejectsWithCode(SealedStore.open(absent, kek, { createIfMissing: false }), 'STORE_UNAVAILABLE')).message)
-      .toContain(absent);
+    expect(
+      (await rejectsWithCode(SealedStore.open(absent, kek, { createIfMissing: false }), 'STORE_UNAVAILABLE')).message,
+    ).toContain(absent);
   });
 });

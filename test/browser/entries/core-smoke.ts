@@ -3,7 +3,15 @@
  * inside the page with @tessera/core (bundled from source by test/browser/harness.ts). Exposes
  * `window.tesseraSmoke()`, which returns hex strings for Node to verify independently.
  */
-import { ParticipantIdentity, getSuite, groupPublicKey, runLocalDkg, runLocalSign, toHex, utf8ToBytes } from '@tessera/core';
+import {
+  ParticipantIdentity,
+  getSuite,
+  groupPublicKey,
+  runLocalDkg,
+  runLocalSign,
+  toHex,
+  utf8ToBytes,
+} from '@tessera/core';
 
 export interface SmokeResult {
   publicKey: string;
@@ -17,7 +25,12 @@ async function tesseraSmoke(): Promise<SmokeResult> {
   const out = runLocalDkg(suite, 2, ids);
   const keys = new Set([...out.values()].map((o) => toHex(groupPublicKey(o.key))));
   if (keys.size !== 1) throw new Error(`participants disagree on the group key: ${[...keys].join(', ')}`);
-  const key = (out.get('signer-1') ?? (() => { throw new Error('no DKG output for signer-1'); })()).key;
+  const key = (
+    out.get('signer-1') ??
+    (() => {
+      throw new Error('no DKG output for signer-1');
+    })()
+  ).key;
   const shares = new Map([...out].map(([id, o]) => [id, o.share] as const));
   const message = utf8ToBytes(`tessera browser smoke ${toHex(crypto.getRandomValues(new Uint8Array(8)))}`);
   // A quorum without signer-1, whose output supplied the key: any 2 of the 3 must do.

@@ -56,7 +56,15 @@ const app: DeviceApp = {
     const { device: enrolled } = await device.enrol(gatewayUrl, token);
     const key = await device.keygen(gatewayUrl, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
     const r = await device.reserve(gatewayUrl, { keyId: key.keyId, count: 2 });
-    return { device: enrolled, keyId: key.keyId, publicKey: key.publicKey, participants: key.participants, allowance: r.allowance, added: r.added, location };
+    return {
+      device: enrolled,
+      keyId: key.keyId,
+      publicKey: key.publicKey,
+      participants: key.participants,
+      allowance: r.allowance,
+      added: r.added,
+      location,
+    };
   },
 
   async sign(keyIdHex, messageHex) {
@@ -71,7 +79,7 @@ const app: DeviceApp = {
   async probe(url) {
     try {
       // OPTIONS: the gateway answers 204 (CORS preflight route), so an online probe logs no error.
-    const res = await fetch(url, { method: 'OPTIONS' });
+      const res = await fetch(url, { method: 'OPTIONS' });
       await res.arrayBuffer();
       return { ok: true, status: res.status };
     } catch (e) {

@@ -42,7 +42,8 @@ export function encodeMessage<N extends MessageName>(name: N, value: WireTypes[N
   const range = checkRanges(t, value as unknown as Record<string, unknown>, name);
   if (range) throw new InvalidArgumentError(`cannot encode ${range}`);
   const bytes = t.encode(t.fromObject(value as unknown as Record<string, unknown>)).finish();
-  if (bytes.length > MAX_PACKAGE_BYTES) throw new InvalidArgumentError(`cannot encode ${name}: ${bytes.length} bytes exceeds the limit`);
+  if (bytes.length > MAX_PACKAGE_BYTES)
+    throw new InvalidArgumentError(`cannot encode ${name}: ${bytes.length} bytes exceeds the limit`);
   // Hand out a plain Uint8Array that owns its memory (protobufjs may return a pooled slice).
   return new Uint8Array(bytes);
 }

@@ -5,7 +5,18 @@
  */
 import type { LinkResult, LinkTask } from './link.js';
 
-const TASK_BODIES = ['dkgStart', 'dkgBundle', 'dkgAbort', 'commit', 'sign', 'audit', 'reserve', 'complete', 'lifecycle', 'revoke'] as const;
+const TASK_BODIES = [
+  'dkgStart',
+  'dkgBundle',
+  'dkgAbort',
+  'commit',
+  'sign',
+  'audit',
+  'reserve',
+  'complete',
+  'lifecycle',
+  'revoke',
+] as const;
 const RESULT_BODIES = ['error', 'envelope', 'dkgDone', 'commitments', 'ok', 'audit', 'reservations'] as const;
 
 function strip(o: { body?: string; taskId: number }): Record<string, unknown> {

@@ -19,7 +19,17 @@ export interface AuditReport {
 
 export interface LinkTask {
   taskId: number;
-  body?: 'dkgStart' | 'dkgBundle' | 'dkgAbort' | 'commit' | 'sign' | 'audit' | 'reserve' | 'complete' | 'lifecycle' | 'revoke';
+  body?:
+    | 'dkgStart'
+    | 'dkgBundle'
+    | 'dkgAbort'
+    | 'commit'
+    | 'sign'
+    | 'audit'
+    | 'reserve'
+    | 'complete'
+    | 'lifecycle'
+    | 'revoke';
   /** `deviceAdmissions`: operator approvals of the roster's device entries ({@link admissionPayload}). */
   dkgStart?: { params: Uint8Array; deviceAdmissions?: Uint8Array[] } | null;
   dkgBundle?: { sessionHash: Uint8Array; round: number; envelopes: Uint8Array[] } | null;

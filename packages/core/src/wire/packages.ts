@@ -37,6 +37,8 @@ export function expectLength(b: Uint8Array, n: number, what: string): Uint8Array
 /** Asserts a length within [min, max]. */
 export function expectLengthBetween(b: Uint8Array, min: number, max: number, what: string): Uint8Array {
   if (!(b instanceof Uint8Array) || b.length < min || b.length > max)
-    throw new DecodeError(`${what}: expected ${min}..${max} bytes, got ${b instanceof Uint8Array ? b.length : typeof b}`);
+    throw new DecodeError(
+      `${what}: expected ${min}..${max} bytes, got ${b instanceof Uint8Array ? b.length : typeof b}`,
+    );
   return b;
 }
