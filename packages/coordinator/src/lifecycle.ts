@@ -32,6 +32,7 @@ import {
   type Rng,
 } from '@tessera/core';
 import type { AuditLog, SealedKV } from '@tessera/store';
+import { layout } from './layout.js';
 import {
   CoordinatorError,
   codeOf,
@@ -86,7 +87,7 @@ export class LifecycleService {
   /** Sends one lifecycle step to each handle; all must answer with `want`. */
   async #step(
     handles: ParticipantHandle[],
-    task: Omit<NonNullable<LinkTask['lifecycle']>, 'step'> & { step: number },
+    task: Omit<NonNullable<LinkTask['lifecycle']>, 'step'> & { step: LifecycleStep },
     want: 'envelope' | 'any',
   ): Promise<Map<string, Uint8Array | undefined>> {
     const answers = await Promise.allSettled(
@@ -111,7 +112,9 @@ export class LifecycleService {
     });
     if (failures.length) {
       void Promise.allSettled(
-        handles.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...task, step: 4 } }, this.c.timeout)),
+        handles.map((h) =>
+          h.call({ body: 'lifecycle', lifecycle: { ...task, step: LifecycleStep.ABORT } }, this.c.timeout),
+        ),
       );
       const bad = failures.find((f) => !f.includes('UNAVAILABLE')) ?? failures[0] ?? '';
       const code = /^[^:]+: ([A-Z_]+)/.exec(bad)?.[1] ?? 'ABORTED';
@@ -149,9 +152,9 @@ export class LifecycleService {
     };
     await this.c.store.batch(
       [
-        { type: 'put', key: `key/${next.keyId}`, value: encodeKeyRecord(next) },
-        { type: 'put', key: `keyepoch/${next.keyId}/${next.epoch}`, value: encodeKeyRecord(next) },
-        { type: 'put', key: `lifecycle/${next.keyId}/${next.epoch}`, value: encodeSession(stored) },
+        { type: 'put', key: layout.key(next.keyId), value: encodeKeyRecord(next) },
+        { type: 'put', key: layout.keyEpoch(next.keyId, next.epoch), value: encodeKeyRecord(next) },
+        { type: 'put', key: layout.lifecycle(next.keyId, next.epoch), value: encodeSession(stored) },
       ],
       { sync: true },
     );
@@ -184,7 +187,7 @@ export class LifecycleService {
         if (a.status !== 'fulfilled' || (a.value.body !== 'ok' && a.value.body !== 'envelope')) return;
         if (a.value.body === 'envelope' && a.value.envelope) acks.push(a.value.envelope);
         await this.c.store.put(
-          `ack/${(online[i] as ParticipantHandle).info.id}/${next.keyId}`,
+          layout.ack((online[i] as ParticipantHandle).info.id, next.keyId),
           new TextEncoder().encode(String(next.epoch)),
           { sync: true },
         );
@@ -198,7 +201,7 @@ export class LifecycleService {
     const all = [...new Set([...stored.acks, ...acks.map(toHex)])];
     if (all.length !== stored.acks.length) {
       stored.acks = all;
-      await this.c.store.put(`lifecycle/${next.keyId}/${next.epoch}`, encodeSession(stored), { sync: true });
+      await this.c.store.put(layout.lifecycle(next.keyId, next.epoch), encodeSession(stored), { sync: true });
     }
     if (all.length < retirementQuorum(next.key)) return;
     const retire = {
@@ -223,10 +226,10 @@ export class LifecycleService {
       // Only the summary is read (no record decoded, the decoded cache left alone).
       const info = this.c.summary(keyId);
       if (!info || info.epoch === 0) continue;
-      const ackRaw = await this.c.store.get(`ack/${h.info.id}/${keyId}`);
+      const ackRaw = await this.c.store.get(layout.ack(h.info.id, keyId));
       const acked = ackRaw ? Number(new TextDecoder().decode(ackRaw)) : 0;
       for (let e = acked + 1; e <= info.epoch; e++) {
-        const raw = await this.c.store.get(`lifecycle/${keyId}/${e}`);
+        const raw = await this.c.store.get(layout.lifecycle(keyId, e));
         if (!raw) break;
         const sess = decodeSession(raw);
         const base = {
@@ -263,7 +266,7 @@ export class LifecycleService {
           this.c.timeout,
         );
         if (done.body !== 'ok' && done.body !== 'envelope') break;
-        await this.c.store.put(`ack/${h.info.id}/${keyId}`, new TextEncoder().encode(String(e)), { sync: true });
+        await this.c.store.put(layout.ack(h.info.id, keyId), new TextEncoder().encode(String(e)), { sync: true });
         await this.c.audit.append({ type: 'lifecycle-catch-up', data: { keyId, participant: h.info.id, epoch: e } });
         const next = e === info.epoch ? this.c.key(keyId) : undefined;
         // Its acknowledgement may complete the retirement quorum: tell every linked member.
@@ -342,14 +345,18 @@ export class LifecycleService {
       epoch: rec.epoch + 1,
       authorisation,
     };
-    const round1 = [...(await this.#step(contributors, { ...base, step: 1 }, 'envelope')).values()] as Uint8Array[];
+    const round1 = [
+      ...(await this.#step(contributors, { ...base, step: LifecycleStep.CONTRIBUTE }, 'envelope')).values(),
+    ] as Uint8Array[];
     let pub;
     try {
       this.#checkContributions(contributors, round1, PayloadKind.REFRESH_ROUND1, refreshSessionHash(cfg));
       pub = refreshPublicKey(cfg, round1);
     } catch (e) {
       void Promise.allSettled(
-        online.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.c.timeout)),
+        online.map((h) =>
+          h.call({ body: 'lifecycle', lifecycle: { ...base, step: LifecycleStep.ABORT } }, this.c.timeout),
+        ),
       );
       throw e;
     }
@@ -357,10 +364,13 @@ export class LifecycleService {
     // it can, and otherwise catches up from the stored session when it next links.
     const others = online.filter((h) => !contributors.includes(h));
     const [mustConfirm, mayConfirm] = await Promise.all([
-      this.#step(contributors, { ...base, envelopes: round1, step: 2 }, 'envelope'),
+      this.#step(contributors, { ...base, envelopes: round1, step: LifecycleStep.APPLY }, 'envelope'),
       Promise.allSettled(
         others.map((h) =>
-          h.call({ body: 'lifecycle', lifecycle: { ...base, envelopes: round1, step: 2 } }, this.c.timeout),
+          h.call(
+            { body: 'lifecycle', lifecycle: { ...base, envelopes: round1, step: LifecycleStep.APPLY } },
+            this.c.timeout,
+          ),
         ),
       ),
     ]);
@@ -380,7 +390,9 @@ export class LifecycleService {
       );
     } catch (e) {
       void Promise.allSettled(
-        online.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.c.timeout)),
+        online.map((h) =>
+          h.call({ body: 'lifecycle', lifecycle: { ...base, step: LifecycleStep.ABORT } }, this.c.timeout),
+        ),
       );
       throw e;
     }
@@ -466,14 +478,18 @@ export class LifecycleService {
       authorisation,
     };
     const everyone = [...new Map([...oldOnline, ...newHandles].map((h) => [h.info.id, h])).values()];
-    const round1 = [...(await this.#step(contributors, { ...base, step: 1 }, 'envelope')).values()] as Uint8Array[];
+    const round1 = [
+      ...(await this.#step(contributors, { ...base, step: LifecycleStep.CONTRIBUTE }, 'envelope')).values(),
+    ] as Uint8Array[];
     let pub;
     try {
       this.#checkContributions(contributors, round1, PayloadKind.RESHARE_ROUND1, reshareSessionHash(cfg));
       pub = resharePublicKey(cfg, round1);
     } catch (e) {
       void Promise.allSettled(
-        everyone.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.c.timeout)),
+        everyone.map((h) =>
+          h.call({ body: 'lifecycle', lifecycle: { ...base, step: LifecycleStep.ABORT } }, this.c.timeout),
+        ),
       );
       throw e;
     }
@@ -481,10 +497,13 @@ export class LifecycleService {
     const required = everyone.filter((h) => contributors.includes(h) || ids.includes(h.info.id));
     const optional = everyone.filter((h) => !required.includes(h));
     const [answers] = await Promise.all([
-      this.#step(required, { ...base, envelopes: round1, step: 2 }, 'any'),
+      this.#step(required, { ...base, envelopes: round1, step: LifecycleStep.APPLY }, 'any'),
       Promise.allSettled(
         optional.map((h) =>
-          h.call({ body: 'lifecycle', lifecycle: { ...base, envelopes: round1, step: 2 } }, this.c.timeout),
+          h.call(
+            { body: 'lifecycle', lifecycle: { ...base, envelopes: round1, step: LifecycleStep.APPLY } },
+            this.c.timeout,
+          ),
         ),
       ),
     ]);
@@ -493,7 +512,9 @@ export class LifecycleService {
       checkLifecycleConfirmations(pub, confirmations, ids);
     } catch (e) {
       void Promise.allSettled(
-        everyone.map((h) => h.call({ body: 'lifecycle', lifecycle: { ...base, step: 4 } }, this.c.timeout)),
+        everyone.map((h) =>
+          h.call({ body: 'lifecycle', lifecycle: { ...base, step: LifecycleStep.ABORT } }, this.c.timeout),
+        ),
       );
       throw e;
     }

@@ -82,8 +82,6 @@ export const ErrorCode = {
   FAILED_PRECONDITION: 'FAILED_PRECONDITION',
   /** The operation was cancelled before it finished. */
   CANCELLED: 'CANCELLED',
-  /** A transient failure the caller should retry as is. */
-  RETRY: 'RETRY',
   /** A fault inside the process; its message says nothing more (no internals leak). */
   INTERNAL: 'INTERNAL',
 

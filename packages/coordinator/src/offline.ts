@@ -1,0 +1,278 @@
+/**
+ * Offline co-signing, the cluster's side: reserves nonces for a device from t−1 co-signer nodes
+ * (each reservation signed by its co-signer, checked here before it is handed out), and
+ * completes an offline package exactly once — the device's share and every reservation
+ * verified, each co-signer spending its reserved nonce, the aggregate checked with the plain
+ * verifier, the result stored under the package id. The co-signers' own ledgers guarantee the
+ * same even if this store lost the result.
+ */
+import {
+  PayloadKind,
+  decodeMessage,
+  decodeOfflinePackage,
+  decodeSignatureShare,
+  encodeMessage,
+  equalBytes,
+  groupPublicKey,
+  openEnvelope,
+  openReservation,
+  verifyOfflinePackage,
+  type KeyRecord,
+  type DecodedPackage,
+} from '@tessera/core';
+import { KeyedMutex, type AuditLog, type SealedKV } from '@tessera/store';
+import type { KeyRegistry } from './key-registry.js';
+import { layout } from './layout.js';
+import type { Participants } from './participants.js';
+import {
+  CoordinatorError,
+  codeOf,
+  type CoordinatorEvent,
+  type PackageResult,
+  type ParticipantHandle,
+} from './types.js';
+
+/** What offline co-signing uses. */
+export interface OfflineComponents {
+  readonly store: SealedKV;
+  readonly audit: AuditLog;
+  readonly clock: () => number;
+  /** Per-task deadline, ms. */
+  readonly timeout: number;
+  readonly participants: Participants;
+  readonly registry: KeyRegistry;
+  /** Whether `id` is an enrolled device (devices are never co-signers). */
+  isDevice(id: string): boolean;
+  onEvent(e: CoordinatorEvent): void;
+}
+
+export interface ReserveRequest {
+  keyId: string;
+  /** Slots to reserve, 1..256. */
+  count: number;
+  /** Exactly t−1 co-signer nodes; default: the connected ones that answered fastest lately. */
+  cosigners?: string[];
+  ttlMs?: number;
+}
+
+export class OfflineService {
+  readonly #packageLocks = new KeyedMutex();
+
+  constructor(private readonly c: OfflineComponents) {}
+
+  /**
+   * Reserves nonces for `device` on a key from t−1 co-signer nodes. Returns slots of one verified
+   * reservation per co-signer: each slot lets the device sign one message offline.
+   */
+  async reserve(device: string, req: ReserveRequest): Promise<{ slots: Uint8Array[][]; errors: string[] }> {
+    const rec = this.c.registry.key(req.keyId);
+    if (!rec.key.roster.some((r) => r.id === device))
+      throw new CoordinatorError('POLICY_DENIED', `${device} is not a participant of key ${rec.keyId}`);
+    if (!Number.isInteger(req.count) || req.count < 1 || req.count > 256)
+      throw new CoordinatorError('INVALID_ARGUMENT', 'reservation count must be 1..256');
+    const cosigners = this.#cosigners(rec, device, req.cosigners);
+    const errors: string[] = [];
+    const answers = await Promise.allSettled(
+      cosigners.map((id) =>
+        (this.c.participants.get(id) as ParticipantHandle).call(
+          { body: 'reserve', reserve: { keyId: rec.keyId, device, count: req.count, ttlMs: req.ttlMs ?? 0 } },
+          this.c.timeout,
+        ),
+      ),
+    );
+    const lists: Uint8Array[][] = answers.map((a, i) => {
+      const id = cosigners[i] as string;
+      if (a.status === 'rejected') return (void errors.push(`${id}: UNAVAILABLE`), []);
+      if (a.value.body !== 'reservations' || !a.value.reservations) {
+        const e = a.value.error;
+        errors.push(`${id}: ${e?.code ?? 'UNEXPECTED_MESSAGE'} ${String(e?.message ?? '').slice(0, 200)}`);
+        return [];
+      }
+      const ok: Uint8Array[] = [];
+      for (const env of a.value.reservations.envelopes) {
+        try {
+          const r = openReservation(rec.key, env);
+          if (r.signer !== id || r.device !== device || r.keyId !== rec.keyId || r.epoch !== rec.epoch)
+            throw new CoordinatorError('RESERVATION_INVALID', 'reservation does not fit the request');
+          ok.push(env);
+        } catch (e) {
+          errors.push(`${id}: ${codeOf(e)}`);
+          this.c.onEvent({ type: 'culprit', participant: id, code: codeOf(e) });
+        }
+      }
+      return ok;
+    });
+    const n = Math.min(...lists.map((l) => l.length));
+    const slots = Array.from({ length: n }, (_, i) => lists.map((l) => l[i] as Uint8Array));
+    if (n > 0)
+      await this.c.audit.append({
+        type: 'reserve',
+        data: { keyId: rec.keyId, device, cosigners: cosigners.join(','), slots: n },
+      });
+    this.c.onEvent({ type: 'reserve', device, keyId: rec.keyId, slots: n });
+    if (n === 0)
+      throw new CoordinatorError(
+        errors.some((e) => e.includes('RESOURCE_EXHAUSTED')) ? 'RESOURCE_EXHAUSTED' : 'UNAVAILABLE',
+        `no reservations made: ${errors.join('; ')}`,
+      );
+    return { slots, errors };
+  }
+
+  /** The t−1 co-signer nodes of a reservation: those asked for, checked, or the fastest connected. */
+  #cosigners(rec: KeyRecord, device: string, asked: readonly string[] | undefined): string[] {
+    const need = rec.key.threshold - 1;
+    const p = this.c.participants;
+    const nodes = rec.key.roster.map((r) => r.id).filter((id) => id !== device && !this.c.isDevice(id));
+    if (!asked?.length) {
+      const up = p.fastFirst(nodes.filter((id) => p.linked(id)));
+      if (up.length < need)
+        throw new CoordinatorError(
+          'UNAVAILABLE',
+          `need ${need} connected co-signer node(s) for key ${rec.keyId}, ${up.length} connected`,
+        );
+      return up.slice(0, need);
+    }
+    const cosigners = [...new Set(asked)];
+    const bad = cosigners.filter((c) => !nodes.includes(c));
+    if (bad.length)
+      throw new CoordinatorError('INVALID_ARGUMENT', `not a co-signer node of key ${rec.keyId}: ${bad.join(', ')}`);
+    if (cosigners.length !== need)
+      throw new CoordinatorError('INVALID_ARGUMENT', `key ${rec.keyId} needs exactly ${need} co-signer(s) per package`);
+    const off = cosigners.filter((c) => !p.linked(c));
+    if (off.length) throw new CoordinatorError('UNAVAILABLE', `co-signer not connected: ${off.join(', ')}`);
+    return cosigners;
+  }
+
+  /**
+   * Completes an offline package exactly once. Delivering the same package again (device,
+   * merchant, a retry after a crash) returns the stored result.
+   */
+  async complete(bytes: Uint8Array): Promise<PackageResult> {
+    const t0 = this.c.clock();
+    let keyId = '';
+    try {
+      const pkg = decodeOfflinePackage(bytes);
+      keyId = pkg.keyId;
+      return await this.#packageLocks.run(layout.package(pkg.packageId), async () => {
+        const prior = await this.c.store.get(layout.package(pkg.packageId));
+        if (prior) {
+          const r = decodeMessage('SubmitPackageResponse', prior);
+          this.c.onEvent({ type: 'package', keyId, ok: true, ms: this.c.clock() - t0, cached: true });
+          return { ...r, alreadyCompleted: true };
+        }
+        const result = await this.#complete(pkg);
+        this.c.onEvent({
+          type: 'package',
+          keyId,
+          ok: true,
+          ms: this.c.clock() - t0,
+          cached: false,
+          createdAt: pkg.createdAt,
+        });
+        return result;
+      });
+    } catch (e) {
+      this.c.onEvent({ type: 'package', keyId, ok: false, cause: codeOf(e), ms: this.c.clock() - t0, cached: false });
+      throw e;
+    }
+  }
+
+  /** Completes a package not completed before (under its lock). */
+  async #complete(pkg: DecodedPackage): Promise<PackageResult> {
+    const rec = await this.c.registry.keyAt(pkg.keyId, pkg.epoch);
+    const session = verifyOfflinePackage(rec.key, pkg, { keyId: rec.keyId, epoch: rec.epoch });
+    for (const c of pkg.cosigners) {
+      const used = await this.c.store.get(layout.reservationUse(c.signer, c.nonceId));
+      if (used && new TextDecoder().decode(used) !== pkg.packageId)
+        throw new CoordinatorError(
+          'RESERVATION_USED',
+          `the reservation of ${c.signer} was already used by package ${new TextDecoder().decode(used)}`,
+          [pkg.device],
+        );
+    }
+    const off = pkg.cosigners.map((c) => c.signer).filter((id) => !this.c.participants.linked(id));
+    if (off.length)
+      throw new CoordinatorError(
+        'UNAVAILABLE',
+        `reserved co-signer not connected: ${off.join(', ')}; the package stays pending`,
+      );
+    const answers = await Promise.allSettled(
+      pkg.cosigners.map((c) =>
+        (this.c.participants.get(c.signer) as ParticipantHandle).call(
+          { body: 'complete', complete: pkg.bytes },
+          this.c.timeout,
+        ),
+      ),
+    );
+    const shares = new Map<string, Uint8Array>([[pkg.device, pkg.share]]);
+    const failures: CoordinatorError[] = [];
+    answers.forEach((a, i) => {
+      const id = (pkg.cosigners[i] as (typeof pkg.cosigners)[number]).signer;
+      const h = this.c.participants.get(id);
+      if (a.status === 'rejected' || !h)
+        return void failures.push(
+          new CoordinatorError('UNAVAILABLE', `${id} did not answer; the package stays pending`),
+        );
+      const r = a.value;
+      if (r.body !== 'envelope' || !r.envelope) {
+        const code =
+          typeof r.error?.code === 'string' && /^[A-Z][A-Z_]{1,39}$/.test(r.error.code) ? r.error.code : 'INTERNAL';
+        const blamesDevice = code.startsWith('RESERVATION_') || code === 'BAD_SIGNATURE_SHARE';
+        return void failures.push(
+          new CoordinatorError(
+            code,
+            `${id}: ${String(r.error?.message ?? code).slice(0, 300)}`,
+            blamesDevice ? [pkg.device] : [],
+          ),
+        );
+      }
+      try {
+        const env = openEnvelope(r.envelope, PayloadKind.SIGNATURE_SHARE);
+        if (!equalBytes(env.sender, h.info.signKey))
+          throw new CoordinatorError('BAD_SIGNATURE', 'share signed by another key');
+        const s = decodeSignatureShare(rec.key.suite, env.payload);
+        if (!equalBytes(s.requestDigest, pkg.digest))
+          throw new CoordinatorError('BAD_SIGNATURE_SHARE', 'share answers another package');
+        if (!session.verifyShare(id, s.share))
+          throw new CoordinatorError('BAD_SIGNATURE_SHARE', `share of ${id} does not verify`);
+        shares.set(id, s.share);
+      } catch (e) {
+        this.c.onEvent({ type: 'culprit', participant: id, code: 'BAD_SIGNATURE_SHARE' });
+        failures.push(new CoordinatorError('BAD_SIGNATURE_SHARE', `${id} sent an invalid share (${codeOf(e)})`, [id]));
+      }
+    });
+    if (failures.length) throw failures.find((f) => f.code !== 'UNAVAILABLE') ?? (failures[0] as CoordinatorError);
+    const result: PackageResult = {
+      packageId: pkg.packageId,
+      keyId: rec.keyId,
+      message: pkg.message,
+      signature: session.aggregate(shares),
+      publicKey: groupPublicKey(rec.key),
+      signers: [pkg.device, ...pkg.cosigners.map((c) => c.signer)],
+      alreadyCompleted: false,
+    };
+    await this.c.store.batch(
+      [
+        { type: 'put', key: layout.package(pkg.packageId), value: encodeMessage('SubmitPackageResponse', result) },
+        ...pkg.cosigners.map((c) => ({
+          type: 'put' as const,
+          key: layout.reservationUse(c.signer, c.nonceId),
+          value: new TextEncoder().encode(pkg.packageId),
+        })),
+      ],
+      { sync: true },
+    );
+    await this.c.audit.append({
+      type: 'offline-complete',
+      data: { keyId: rec.keyId, package: pkg.packageId, device: pkg.device, signers: result.signers.join(',') },
+    });
+    return result;
+  }
+
+  /** Number of offline packages completed (stored results). */
+  async completed(): Promise<number> {
+    let n = 0;
+    for await (const _ of this.c.store.iterate(layout.packages)) n++;
+    return n;
+  }
+}
