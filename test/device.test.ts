@@ -1192,7 +1192,7 @@ describe('gateway decoder fuzz', () => {
         token: `tet1_${'11'.repeat(20)}`,
         participant: participantToWire(me.public),
       }),
-      poll: encodeMessage('DevicePoll', { results: [], waitMs: 0, keys: [keyId], pending: 1 }),
+      poll: encodeMessage('DevicePoll', { results: [], waitMs: 0, keys: [keyId], pending: 1, bye: false }),
       keygen: encodeMessage('KeygenRequest', {
         suite: getSuite('ed25519').wireId,
         threshold: 2,

@@ -61,7 +61,7 @@ const SKIP = Symbol('tessera-no-builtins');
 /**
  * Any import of a Node builtin is an error naming the importing module, unless the importing
  * package itself maps it away for browsers (package.json `"browser": { "fs": false }`, as
- * protobufjs does for its optional, try/catch-guarded `require("fs")`) or an npm package of that
+ * some packages do for an optional, try/catch-guarded `require("fs")`) or an npm package of that
  * name (a polyfill such as `buffer`) is installed and resolves.
  */
 function noNodeBuiltins(): Plugin {
@@ -160,7 +160,18 @@ const CONTENT_TYPES: Record<string, string> = {
   wasm: 'application/wasm',
 };
 
-/** Serves `files` (path → content) from memory on 127.0.0.1, a free port; `/` is `/index.html`. */
+/**
+ * The policy every test page is served under: scripts only from the page's own origin and no
+ * `eval`/`new Function` ('unsafe-eval' absent), as a wallet or console page would ship. The core
+ * encodes by reflection over its schemas (protobuf-es), so it needs no generated code at run time.
+ */
+export const STRICT_CSP =
+  "default-src 'self'; script-src 'self'; connect-src *; img-src 'self' data:; object-src 'none'; base-uri 'none'";
+
+/**
+ * Serves `files` (path → content) from memory on 127.0.0.1, a free port; `/` is `/index.html`.
+ * Every response carries {@link STRICT_CSP}.
+ */
 export async function serveStatic(
   files: Record<string, string | Uint8Array>,
 ): Promise<{ url: string; close(): Promise<void> }> {
@@ -179,6 +190,7 @@ export async function serveStatic(
       'content-type': CONTENT_TYPES[ext] ?? 'application/octet-stream',
       'content-length': Buffer.byteLength(body),
       'cache-control': 'no-store',
+      'content-security-policy': STRICT_CSP,
     });
     res.end(req.method === 'HEAD' ? undefined : body);
   });

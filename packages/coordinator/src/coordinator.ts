@@ -199,13 +199,16 @@ export class Coordinator {
     return newest ? this.key(newest.keyId).key.roster.find((r) => r.id === id)?.signKey : undefined;
   }
 
-  /** Verifies the coordinator's own audit chain and asks every connected participant to verify theirs. */
+  /**
+   * Verifies the coordinator's own audit chain and asks every connected signer node to verify
+   * theirs. Devices keep no audit chain (their journal is their own), so they are not asked.
+   */
   async auditAll(): Promise<{
     coordinator: ReturnType<typeof summarizeAudit>;
     participants: { id: string; reachable: boolean; report?: ReturnType<typeof summarizeAudit>; error?: string }[];
   }> {
     const coordinator = summarizeAudit(await this.audit.verify());
-    const ids = this.connected();
+    const ids = this.connected().filter((id) => !this.#devices.has(id));
     const answers = await Promise.allSettled(
       ids.map((id) => (this.participant(id) as ParticipantHandle).call({ body: 'audit', audit: {} }, this.#timeout)),
     );

@@ -142,11 +142,12 @@ export function decodeIdentityRecord(bytes: Uint8Array): ParticipantIdentity {
 }
 
 export function participantToWire(p: ParticipantPublic): WireParticipantInfo {
-  // `device` only when set: a node's entry encodes exactly as before the field existed.
-  return { id: p.id, signKey: p.signKey, encKey: p.encKey, ...(p.device ? { device: true } : {}) };
+  // `device` false is not encoded (proto3 default): a node's entry encodes exactly as before the field existed.
+  return { id: p.id, signKey: p.signKey, encKey: p.encKey, device: p.device === true };
 }
 
-export function participantFromWire(w: WireParticipantInfo): ParticipantPublic {
+/** `w` as decoded, or as proto-loader hands it over (without `device` when unset). */
+export function participantFromWire(w: Omit<WireParticipantInfo, 'device'> & { device?: boolean }): ParticipantPublic {
   try {
     assertParticipantId(w.id);
   } catch (e) {

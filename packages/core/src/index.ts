@@ -36,3 +36,4 @@ export { FORMAT_VERSION, makeHeader, checkHeader } from './wire/packages.js';
 export { PayloadKind } from './wire/types.js';
 export type * from './wire/types.js';
 export * from './wire/link.js';
+export { ERROR_DOMAIN, encodeErrorStatus, decodeErrorStatus, type ErrorStatus } from './wire/status.js';

@@ -277,6 +277,7 @@ export class Device {
         waitMs: 0,
         keys: await this.#keyIds(),
         pending: await this.#pendingCount(),
+        bye: false,
       }),
       10_000,
     );
@@ -292,6 +293,7 @@ export class Device {
             waitMs: 15_000,
             keys: await this.#keyIds(),
             pending: await this.#pendingCount(),
+            bye: false,
           });
           const tasks = decodeMessage('DeviceTasks', await client.call('poll', body, 30_000, ctl.signal)).tasks.map(
             decodeLinkTask,

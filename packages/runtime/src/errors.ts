@@ -2,13 +2,14 @@
  * Error mapping between Tessera's error vocabulary and gRPC statuses.
  *
  * Server side, {@link toServiceError} turns anything a handler threw into a gRPC error: the
- * status follows the table in cluster.proto's header comment, and the trailing metadata key
- * `tessera-error-bin` carries the stable Tessera `code`, the message and the culprits.
+ * status follows the table in cluster.proto's header comment, and the trailer
+ * `grpc-status-details-bin` carries gRPC's standard error model, a `google.rpc.Status` with one
+ * `google.rpc.ErrorInfo` (reason = the stable Tessera `code`, domain `tessera.v1`, metadata
+ * `culprits`; core's wire/status.ts). Any gRPC client's standard error-details support reads it.
  *
- * Encoding of `tessera-error-bin`: the UTF-8 bytes of the JSON object
- * `{"code": string, "message": string, "culprits": string[]}` — the fields of the proto
- * message `tessera.v1.ErrorDetail`, in JSON rather than in protobuf binary. (gRPC base64s
- * `-bin` metadata on the wire; grpc-js hands the raw bytes back as a Buffer.)
+ * `tessera-error-bin` (the JSON object `{"code", "message", "culprits"}`, Tessera v0.1's own
+ * trailer) is still written beside it so that v0.1 peers keep reading codes during a rolling
+ * upgrade, and read when a peer sends nothing else. It goes in the next release.
  *
  * Client side, {@link fromServiceError} turns a failed call into a {@link RemoteError} with the
  * same code, status and culprits the server sent.
@@ -19,9 +20,18 @@
  * participants, sessions and lengths, never secret material.
  */
 import * as grpc from '@grpc/grpc-js';
-import { TesseraError, asErrorCode, isTesseraError, type ErrorCode } from '@tessera/core';
+import {
+  TesseraError,
+  asErrorCode,
+  decodeErrorStatus,
+  encodeErrorStatus,
+  isTesseraError,
+  type ErrorCode,
+} from '@tessera/core';
 
-/** The trailing metadata key carrying the JSON-encoded ErrorDetail. */
+/** The standard trailer carrying a serialised `google.rpc.Status`. */
+export const STATUS_DETAILS_KEY = 'grpc-status-details-bin';
+/** v0.1's trailer, the JSON-encoded ErrorDetail (read and written for one more release). */
 export const ERROR_DETAIL_KEY = 'tessera-error-bin';
 
 /** Daemon-side codes that are not in core's ErrorCode. */
@@ -149,17 +159,25 @@ function describe(e: unknown): { detail: Detail; status: grpc.status } {
 
 /**
  * Maps any thrown value to the error object grpc-js accepts in a handler's callback:
- * `{ code, details, metadata }` (an Error). The metadata carries `tessera-error-bin`.
+ * `{ code, details, metadata }` (an Error). The metadata carries `grpc-status-details-bin`
+ * (and v0.1's `tessera-error-bin`).
  */
 export function toServiceError(e: unknown): grpc.ServiceError {
   const { detail, status } = describe(e);
   const metadata = new grpc.Metadata();
+  metadata.set(STATUS_DETAILS_KEY, Buffer.from(encodeErrorStatus({ status, ...detail })));
   metadata.set(ERROR_DETAIL_KEY, Buffer.from(JSON.stringify(detail), 'utf8'));
   const err = new Error(`${status} ${S[status]}: ${detail.message}`) as grpc.ServiceError;
   err.code = status;
   err.details = detail.message;
   err.metadata = metadata;
   return err;
+}
+
+function parseStatus(buf: unknown): Detail | undefined {
+  if (!Buffer.isBuffer(buf)) return undefined;
+  const s = decodeErrorStatus(buf);
+  return s && { code: s.code, message: s.message, culprits: s.culprits };
 }
 
 function parseDetail(buf: unknown): Detail | undefined {
@@ -178,7 +196,8 @@ function parseDetail(buf: unknown): Detail | undefined {
 }
 
 /**
- * Turns a failed call's error into a {@link RemoteError}. Reads `tessera-error-bin` when present;
+ * Turns a failed call's error into a {@link RemoteError}. Reads `grpc-status-details-bin` (or, from
+ * a v0.1 peer, `tessera-error-bin`) when present;
  * otherwise the code is derived from the gRPC status (UNAVAILABLE, DEADLINE, NOT_FOUND, ...;
  * INTERNAL for anything unmapped). A RemoteError is returned as is.
  */
@@ -189,7 +208,7 @@ export function fromServiceError(e: unknown): RemoteError {
     const status = se.code as number;
     const details = typeof se.details === 'string' ? se.details : '';
     const meta = se.metadata instanceof grpc.Metadata ? se.metadata : undefined;
-    const detail = parseDetail(meta?.get(ERROR_DETAIL_KEY)[0]);
+    const detail = parseStatus(meta?.get(STATUS_DETAILS_KEY)[0]) ?? parseDetail(meta?.get(ERROR_DETAIL_KEY)[0]);
     if (detail !== undefined) {
       return new RemoteError(detail.code, detail.message || details, status, detail.culprits);
     }

@@ -1,11 +1,13 @@
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProtocolError } from '@tessera/core';
+import { ProtocolError, decodeErrorStatus } from '@tessera/core';
 import {
   ERROR_DETAIL_KEY,
   RemoteError,
+  STATUS_DETAILS_KEY,
   TesseraRuntimeError,
   channelCredentials,
+  fromServiceError,
   grpc,
   handleUnary,
   loadTessera,
@@ -129,6 +131,44 @@ describe('startServer + unary', () => {
       culprits: [],
     });
     expect(inspect(raw, { depth: 10 })).not.toContain('secret-xyz');
+  });
+
+  it('the error travels as a standard google.rpc.Status in grpc-status-details-bin (and v0.1 reads the same)', async () => {
+    const raw = await new Promise<grpc.ServiceError>((resolve) => {
+      (client as unknown as Record<string, (req: unknown, cb: (err: grpc.ServiceError) => void) => void>).Sign!.call(
+        client,
+        {},
+        (err) => resolve(err),
+      );
+    });
+    const bin = raw.metadata.get(STATUS_DETAILS_KEY)[0];
+    expect(Buffer.isBuffer(bin)).toBe(true);
+    expect(decodeErrorStatus(bin as Buffer)).toEqual({
+      status: grpc.status.ABORTED,
+      code: 'BAD_SIGNATURE_SHARE',
+      message: 'signature share of p2 does not verify',
+      culprits: ['p2'],
+    });
+    expect((bin as Buffer).includes(Buffer.from('type.googleapis.com/google.rpc.ErrorInfo'))).toBe(true);
+    const legacy = raw.metadata.get(ERROR_DETAIL_KEY)[0] as Buffer;
+    expect(JSON.parse(legacy.toString('utf8'))).toMatchObject({ code: 'BAD_SIGNATURE_SHARE', culprits: ['p2'] });
+
+    // A client reads either trailer alone: a standard-only server and a v0.1 server.
+    const only = (key: string) => {
+      const m = new grpc.Metadata();
+      m.set(key, raw.metadata.get(key)[0] as Buffer);
+      return fromServiceError({ code: raw.code, details: 'x', metadata: m });
+    };
+    for (const key of [STATUS_DETAILS_KEY, ERROR_DETAIL_KEY]) {
+      expect(only(key)).toMatchObject({ code: 'BAD_SIGNATURE_SHARE', status: grpc.status.ABORTED, culprits: ['p2'] });
+    }
+    // Another domain's ErrorInfo, or garbage, is not taken for Tessera's: the status decides.
+    const junk = new grpc.Metadata();
+    junk.set(STATUS_DETAILS_KEY, Buffer.from([0xff, 0x01, 0x02]));
+    expect(fromServiceError({ code: grpc.status.NOT_FOUND, details: 'gone', metadata: junk })).toMatchObject({
+      code: 'NOT_FOUND',
+      culprits: [],
+    });
   });
 
   it('a TesseraRuntimeError maps by its code (NOT_FOUND)', async () => {

@@ -1,99 +1,176 @@
 /**
- * The one binary encoding of Tessera: protobuf, as declared in proto/tessera/v1/*.proto
- * (compiled to {@link descriptor} by scripts/gen-proto.mjs so the core needs no file I/O).
+ * The one binary encoding of Tessera: protobuf, as declared in proto/tessera/v1/*.proto. The
+ * message schemas are generated from there by protobuf-es (`npm run proto` → ./gen), which
+ * encodes and decodes by reflection over the schema: no code is generated at run time, so
+ * pages that use the core run under a strict Content-Security-Policy (no 'unsafe-eval').
  *
- * `encodeMessage` / `decodeMessage` are the only way bytes enter or leave the core. Decoding
- * never throws anything but a {@link DecodeError} (typed, stable code `DECODE`), whatever the
- * input. Semantic checks (header version and suite, element and scalar lengths) live in
- * ./packages.ts on top of this.
+ * `encodeMessage` / `decodeMessage` are the only way bytes enter or leave the core. They speak
+ * plain objects ({@link WireTypes}: camelCase fields, every field present, uint64 as a
+ * safe-integer number, an absent sub-message as null, a oneof as its one set member).
+ * Decoding never throws anything but a {@link DecodeError} (typed, stable code `DECODE`),
+ * whatever the input. Semantic checks (header version and suite, element and scalar lengths)
+ * live in ./packages.ts on top of this.
  */
-import protobuf from 'protobufjs/light.js';
+import {
+  type DescField,
+  type DescMessage,
+  type Registry,
+  ScalarType,
+  create,
+  createRegistry,
+  fromBinary,
+  toBinary,
+} from '@bufbuild/protobuf';
 import { DecodeError, InvalidArgumentError } from '../errors.js';
-import { descriptor } from './descriptor.gen.js';
+import { file_tessera_v1_cluster } from './gen/tessera/v1/cluster_pb.js';
+import { file_tessera_v1_packages } from './gen/tessera/v1/packages_pb.js';
 import type { MessageName, WireTypes } from './types.js';
 
-const root = protobuf.Root.fromJSON(descriptor as unknown as protobuf.INamespace);
-const types = new Map<string, protobuf.Type>();
+const registry: Registry = createRegistry(file_tessera_v1_packages, file_tessera_v1_cluster);
+const schemas = new Map<string, DescMessage>();
 
-function lookup(name: MessageName): protobuf.Type {
-  let t = types.get(name);
-  if (!t) {
-    t = root.lookupType(`tessera.v1.${name}`);
-    types.set(name, t);
+function lookup(name: string): DescMessage {
+  let d = schemas.get(name);
+  if (!d) {
+    d = registry.getMessage(`tessera.v1.${name}`);
+    if (!d) throw new InvalidArgumentError(`no wire message ${name}`);
+    schemas.set(name, d);
   }
-  return t;
+  return d;
 }
-
-const CONVERSION: protobuf.IConversionOptions = {
-  longs: Number,
-  enums: Number,
-  defaults: true,
-  arrays: true,
-};
 
 /** Largest package the core will decode (a DKG round 2 at n=255 stays well below). */
 export const MAX_PACKAGE_BYTES = 1 << 20;
 
 /** Encodes a wire object. Throws InvalidArgumentError if the object does not fit the schema. */
 export function encodeMessage<N extends MessageName>(name: N, value: WireTypes[N]): Uint8Array {
-  const t = lookup(name);
-  const problem = t.verify(value as unknown as Record<string, unknown>);
-  if (problem) throw new InvalidArgumentError(`cannot encode ${name}: ${problem}`);
-  const range = checkRanges(t, value as unknown as Record<string, unknown>, name);
-  if (range) throw new InvalidArgumentError(`cannot encode ${range}`);
-  const bytes = t.encode(t.fromObject(value as unknown as Record<string, unknown>)).finish();
+  const desc = lookup(name);
+  const bytes = toBinary(desc, create(desc, fromPlain(desc, value, name)));
   if (bytes.length > MAX_PACKAGE_BYTES)
     throw new InvalidArgumentError(`cannot encode ${name}: ${bytes.length} bytes exceeds the limit`);
-  // Hand out a plain Uint8Array that owns its memory (protobufjs may return a pooled slice).
-  return new Uint8Array(bytes);
-}
-
-const UINT_MAX: Record<string, number> = { uint32: 0xffffffff, uint64: Number.MAX_SAFE_INTEGER };
-
-// protobufjs wraps out-of-range integers silently; the schema only has unsigned fields, so
-// every integer must be a safe, non-negative integer within its field's width.
-function checkRanges(t: protobuf.Type, v: Record<string, unknown>, path: string): string | undefined {
-  for (const f of t.fieldsArray) {
-    const x = v[f.name];
-    if (x === undefined || x === null) continue;
-    const items = f.repeated && Array.isArray(x) ? x : [x];
-    for (const item of items) {
-      const max = UINT_MAX[f.type];
-      if (max !== undefined && (typeof item !== 'number' || !Number.isSafeInteger(item) || item < 0 || item > max))
-        return `${path}.${f.name}: expected an integer in 0..${max}`;
-      if (f.resolvedType instanceof protobuf.Type && typeof item === 'object') {
-        const inner = checkRanges(f.resolvedType, item as Record<string, unknown>, `${path}.${f.name}`);
-        if (inner) return inner;
-      }
-    }
-  }
-  return undefined;
+  return bytes;
 }
 
 /** Decodes bytes into a wire object with every field present. Only ever throws DecodeError. */
 export function decodeMessage<N extends MessageName>(name: N, bytes: Uint8Array): WireTypes[N] {
   if (!(bytes instanceof Uint8Array)) throw new DecodeError(`${name}: expected bytes`);
   if (bytes.length > MAX_PACKAGE_BYTES) throw new DecodeError(`${name}: ${bytes.length} bytes exceeds the limit`);
-  const t = lookup(name);
+  const desc = lookup(name);
   try {
-    const msg = t.decode(bytes);
-    const obj = t.toObject(msg, CONVERSION);
-    return normalize(obj) as WireTypes[N];
+    return toPlain(desc, fromBinary(desc, bytes, { readUnknownFields: false })) as WireTypes[N];
   } catch (e) {
     throw new DecodeError(`${name}: malformed (${e instanceof Error ? e.message : 'undecodable'})`);
   }
 }
 
-// Buffers (Node) become plain Uint8Array copies so decoded packages do not alias input memory.
-function normalize(v: unknown): unknown {
-  if (v instanceof Uint8Array) return new Uint8Array(v);
-  if (Array.isArray(v)) return v.map(normalize);
-  if (v !== null && typeof v === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = normalize(x);
-    return out;
+// ---- plain objects → messages (checked: a wrong type or range is refused, never coerced) ----
+
+type Obj = Record<string, unknown>;
+
+function fromPlain(desc: DescMessage, v: unknown, path: string): Obj {
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array)
+    throw new InvalidArgumentError(`cannot encode ${path}: expected an object`);
+  const o = v as Obj;
+  const init: Obj = {};
+  for (const f of desc.fields) {
+    const x = o[f.localName];
+    if (x === undefined || x === null) continue;
+    const value = fieldIn(f, x, `${path}.${f.localName}`);
+    if (f.oneof) {
+      if (init[f.oneof.localName] !== undefined)
+        throw new InvalidArgumentError(`cannot encode ${path}: more than one of ${f.oneof.localName}`);
+      init[f.oneof.localName] = { case: f.localName, value };
+    } else init[f.localName] = value;
   }
-  if (typeof v === 'number' && !Number.isSafeInteger(v) && Number.isInteger(v))
-    throw new Error('integer out of safe range');
-  return v;
+  return init;
+}
+
+function fieldIn(f: DescField, x: unknown, path: string): unknown {
+  switch (f.fieldKind) {
+    case 'scalar':
+      return scalarIn(f.scalar, x, path);
+    case 'enum':
+      return enumIn(f.enum.values, x, path);
+    case 'message':
+      return fromPlain(f.message, x, path);
+    case 'list': {
+      if (!Array.isArray(x)) throw new InvalidArgumentError(`cannot encode ${path}: expected an array`);
+      return x.map((item, i) => {
+        const p = `${path}[${i}]`;
+        if (f.listKind === 'scalar') return scalarIn(f.scalar, item, p);
+        if (f.listKind === 'enum') return enumIn(f.enum.values, item, p);
+        return fromPlain(f.message, item, p);
+      });
+    }
+    default:
+      throw new InvalidArgumentError(`cannot encode ${path}: map fields are not part of the wire contract`);
+  }
+}
+
+function enumIn(values: readonly { number: number }[], x: unknown, path: string): number {
+  if (typeof x !== 'number' || !values.some((v) => v.number === x))
+    throw new InvalidArgumentError(`cannot encode ${path}: expected one of the enum's values`);
+  return x;
+}
+
+function scalarIn(t: ScalarType, x: unknown, path: string): unknown {
+  switch (t) {
+    case ScalarType.UINT32:
+      if (typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 0xffffffff) return x;
+      throw new InvalidArgumentError(`cannot encode ${path}: expected an integer in 0..${0xffffffff}`);
+    case ScalarType.UINT64:
+      if (typeof x === 'number' && Number.isSafeInteger(x) && x >= 0) return BigInt(x);
+      throw new InvalidArgumentError(`cannot encode ${path}: expected an integer in 0..${Number.MAX_SAFE_INTEGER}`);
+    case ScalarType.BYTES:
+      if (x instanceof Uint8Array) return x;
+      throw new InvalidArgumentError(`cannot encode ${path}: expected bytes`);
+    case ScalarType.STRING:
+      if (typeof x === 'string') return x;
+      throw new InvalidArgumentError(`cannot encode ${path}: expected a string`);
+    case ScalarType.BOOL:
+      if (typeof x === 'boolean') return x;
+      throw new InvalidArgumentError(`cannot encode ${path}: expected a boolean`);
+    default:
+      // The contract uses only the types above (unsigned integers, bytes, strings, booleans).
+      throw new InvalidArgumentError(`cannot encode ${path}: scalar type ${ScalarType[t]} is not in the contract`);
+  }
+}
+
+// ---- messages → plain objects --------------------------------------------------------------
+
+function toPlain(desc: DescMessage, m: unknown): Obj {
+  const msg = m as Obj;
+  const out: Obj = {};
+  for (const f of desc.fields) {
+    if (f.oneof) {
+      const o = msg[f.oneof.localName] as { case?: string; value?: unknown };
+      if (o.case === f.localName) out[f.localName] = fieldOut(f, o.value);
+    } else out[f.localName] = fieldOut(f, msg[f.localName]);
+  }
+  return out;
+}
+
+function fieldOut(f: DescField, x: unknown): unknown {
+  switch (f.fieldKind) {
+    case 'message':
+      return x === undefined ? null : toPlain(f.message, x);
+    case 'list':
+      return (x as unknown[]).map((item) =>
+        f.listKind === 'message' ? toPlain(f.message, item) : f.listKind === 'scalar' ? scalarOut(item) : item,
+      );
+    case 'scalar':
+      return scalarOut(x);
+    default:
+      return x;
+  }
+}
+
+function scalarOut(x: unknown): unknown {
+  if (typeof x === 'bigint') {
+    if (x > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error('integer out of safe range');
+    return Number(x);
+  }
+  // Decoded bytes are views into the input: copies, so decoded packages do not alias it.
+  if (x instanceof Uint8Array) return new Uint8Array(x);
+  return x;
 }

@@ -4,6 +4,7 @@
  * DeviceTasks through the core codec, which leaves `body` off: these helpers add and strip it.
  */
 import type { LinkResult, LinkTask } from './link.js';
+import type { WireTypes } from './types.js';
 
 const TASK_BODIES = [
   'dkgStart',
@@ -30,15 +31,15 @@ function withBody<T>(o: Record<string, unknown>, bodies: readonly string[]): T {
   return { ...o, taskId: Number(o.taskId ?? 0), ...(body ? { body } : {}) } as T;
 }
 
-export function encodeLinkTask(t: LinkTask): Record<string, unknown> {
-  return strip(t);
+export function encodeLinkTask(t: LinkTask): WireTypes['Task'] {
+  return strip(t) as WireTypes['Task'];
 }
-export function decodeLinkTask(o: Record<string, unknown>): LinkTask {
-  return withBody<LinkTask>(o, TASK_BODIES);
+export function decodeLinkTask(o: WireTypes['Task']): LinkTask {
+  return withBody<LinkTask>(o as Record<string, unknown>, TASK_BODIES);
 }
-export function encodeLinkResult(r: LinkResult): Record<string, unknown> {
-  return strip(r);
+export function encodeLinkResult(r: LinkResult): WireTypes['TaskResult'] {
+  return strip(r) as WireTypes['TaskResult'];
 }
-export function decodeLinkResult(o: Record<string, unknown>): LinkResult {
-  return withBody<LinkResult>(o, RESULT_BODIES);
+export function decodeLinkResult(o: WireTypes['TaskResult']): LinkResult {
+  return withBody<LinkResult>(o as Record<string, unknown>, RESULT_BODIES);
 }
