@@ -16,31 +16,39 @@
  * refused calls per remote address are rate limited (RATE_LIMITED, 429, with Retry-After), and
  * the nonce ledger and per-device maps have hard caps (RESOURCE_EXHAUSTED, 429, rather than
  * growing). Behind a TLS proxy every device shares the proxy's address: size `addressRate` for it.
+ *
+ * This module checks each call (the envelope, freshness, cluster, replay, rates) and wires the
+ * parts: `gateway-http.ts` (routes, body reading, replies and their statuses, the server),
+ * `gateway-limits.ts` (rate-limit buckets, the nonce ledger), `gateway-link.ts` (the devices'
+ * long-poll links) and `gateway-ops.ts` (what an authenticated device may ask).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   PayloadKind,
-  TesseraError,
-  type ErrorCode,
-  decodeLinkResult,
   decodeMessage,
-  encodeLinkTask,
   encodeMessage,
   equalBytes,
-  getSuite,
-  isTesseraError,
   openEnvelope,
   participantFromWire,
-  suiteByWireId,
   toHex,
-  type LinkResult,
-  type LinkTask,
-  type ParticipantPublic,
 } from '@tessera/core';
 import type { Logger } from 'pino';
-import { CoordinatorError, type Coordinator, type KeyInfo, type ParticipantHandle } from './coordinator.js';
+import type { Coordinator } from './coordinator.js';
+import {
+  GatewayError,
+  OPS,
+  allowCors,
+  errorDetail,
+  limited,
+  listen,
+  opOf,
+  readBody,
+  replyError,
+  replyOk,
+} from './gateway-http.js';
+import { DeviceLinks } from './gateway-link.js';
 import { ClientBuckets, ReplayLedger, type RateLimit } from './gateway-limits.js';
+import { deviceOp } from './gateway-ops.js';
 
 export type { RateLimit } from './gateway-limits.js';
 
@@ -98,201 +106,32 @@ export interface StartedGateway {
   stats(): GatewayStats;
 }
 
-const OPS = new Set(['enrol', 'poll', 'keygen', 'reserve', 'submit', 'keys']);
-const MAX_BODY = 1 << 20;
+/** A call must be issued within this much of the gateway's clock (ms). */
 const SKEW_MS = 5 * 60_000;
-const MAX_WAIT_MS = 20_000;
-
-const STATUS: Record<string, number> = {
-  INVALID_ARGUMENT: 400,
-  DECODE: 400,
-  WRONG_SUITE: 400,
-  UNSUPPORTED_VERSION: 400,
-  BAD_SIGNATURE: 401,
-  UNAUTHENTICATED: 401,
-  POLICY_DENIED: 403,
-  NOT_FOUND: 404,
-  RESERVATION_USED: 409,
-  RESERVATION_EXPIRED: 409,
-  RESERVATION_UNKNOWN: 409,
-  RESERVATION_INVALID: 409,
-  WRONG_CLUSTER: 403,
-  BAD_SIGNATURE_SHARE: 422,
-  PAYLOAD_TOO_LARGE: 413,
-  RESOURCE_EXHAUSTED: 429,
-  RATE_LIMITED: 429,
-  UNAVAILABLE: 503,
-  NO_QUORUM: 503,
-  UNEXPECTED_MESSAGE: 400,
-  NO_ALLOWANCE: 409,
-  INVALID_STATE: 409,
-  CONFIRMATION_MISMATCH: 409,
-  EQUIVOCATION: 409,
-  INTERNAL: 500,
-};
-/** A typed refusal not in the table is the caller's input: 400. Only INTERNAL is a 500. */
-const statusOf = (code: string) => STATUS[code] ?? 400;
-
-class GatewayError extends TesseraError {
-  constructor(
-    code: ErrorCode,
-    message: string,
-    readonly retryAfterSeconds = 0,
-  ) {
-    super(code, message);
-  }
-}
 
 const DEFAULT_DEVICE_RATE: RateLimit = { perSecond: 50, burst: 1000 };
 const DEFAULT_ADDRESS_RATE: RateLimit = { perSecond: 100, burst: 2000 };
 const DEFAULT_KEYGEN_RATE: RateLimit = { perSecond: 10 / 3600, burst: 5 };
 
-/** The device's end of the link, as the coordinator sees it: tasks wait for the next poll. */
-class DeviceLink implements ParticipantHandle {
-  readonly device = true;
-  readonly connectedSince = Date.now();
-  readonly #queue: LinkTask[] = [];
-  readonly #pending = new Map<
-    number,
-    { resolve: (r: LinkResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
-  >();
-  #waiter: (() => void) | undefined;
-  #next = 1;
-  #closed = false;
-  lastPoll = Date.now();
-
-  constructor(readonly info: ParticipantPublic) {}
-
-  call(task: Omit<LinkTask, 'taskId'>, timeoutMs: number): Promise<LinkResult> {
-    if (this.#closed) return Promise.reject(new CoordinatorError('UNAVAILABLE', `${this.info.id} is not linked`));
-    const taskId = this.#next++;
-    return new Promise<LinkResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(taskId);
-        reject(new CoordinatorError('UNAVAILABLE', `${this.info.id} did not answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#pending.set(taskId, { resolve, reject, timer });
-      this.#queue.push({ taskId, ...task } as LinkTask);
-      this.#wake();
-    });
-  }
-
-  deliver(results: LinkResult[]): void {
-    for (const r of results) {
-      const p = this.#pending.get(Number(r.taskId));
-      if (!p) continue;
-      this.#pending.delete(Number(r.taskId));
-      clearTimeout(p.timer);
-      p.resolve(r);
-    }
-  }
-
-  /** Waits up to `waitMs` for tasks (a newer poll ends an older one's wait). */
-  async take(waitMs: number): Promise<LinkTask[]> {
-    this.lastPoll = Date.now();
-    this.#wake();
-    if (this.#queue.length === 0 && waitMs > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => done(), waitMs);
-        const done = () => {
-          clearTimeout(timer);
-          if (this.#waiter === done) this.#waiter = undefined;
-          resolve();
-        };
-        this.#waiter = done;
-      });
-    }
-    this.lastPoll = Date.now();
-    return this.#queue.splice(0);
-  }
-
-  #wake(): void {
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    w?.();
-  }
-
-  close(why: string): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#wake();
-    for (const p of this.#pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(new CoordinatorError('UNAVAILABLE', `${this.info.id} unlinked: ${why}`));
-    }
-    this.#pending.clear();
-  }
-}
-
-function keyInfoWire(k: KeyInfo) {
-  return {
-    keyId: k.keyId,
-    suite: getSuite(k.suite).wireId,
-    threshold: k.threshold,
-    participants: k.participants,
-    publicKey: k.publicKey,
-    epoch: k.epoch,
-    createdAt: k.createdAt,
-  };
-}
-
 export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedGateway> {
   const { coordinator, log } = opts;
   const clock = opts.clock ?? Date.now;
-  const idleMs = opts.idleMs ?? 30_000;
   const clusterId = coordinator.clusterId;
   const maxClients = opts.maxClients ?? 100_000;
-  const links = new Map<string, DeviceLink>();
+  const links = new DeviceLinks({ coordinator, log, idleMs: opts.idleMs ?? 30_000, maxClients });
   const replay = new ReplayLedger(opts.maxReplayNonces ?? 200_000);
-  const pending = new Map<string, number>();
   const addresses = new ClientBuckets(opts.addressRate ?? DEFAULT_ADDRESS_RATE, maxClients);
   const deviceBuckets = new ClientBuckets(opts.deviceRate ?? DEFAULT_DEVICE_RATE, maxClients);
   const keygenBuckets = new ClientBuckets(opts.keygenRate ?? DEFAULT_KEYGEN_RATE, maxClients);
 
   const sweep = setInterval(() => {
-    const now = Date.now();
-    for (const [id, l] of links) {
-      if (now - l.lastPoll > idleMs + MAX_WAIT_MS) {
-        links.delete(id);
-        l.close('idle');
-        coordinator.unregister(id, l);
-        log?.info({ device: id }, 'device unlinked (idle)');
-      }
-    }
+    links.sweep(Date.now());
     replay.sweep(clock());
     addresses.sweep();
     deviceBuckets.sweep();
-    for (const id of pending.keys()) if (!links.has(id) && !coordinator.device(id)) pending.delete(id);
+    keygenBuckets.sweep();
   }, 5_000);
   sweep.unref();
-
-  /** Refuses a device new to the per-device maps when they are full (revoked devices' entries are dropped first). */
-  const admitDevice = (id: string): void => {
-    if (pending.has(id) || links.has(id) || pending.size < maxClients) return;
-    for (const d of pending.keys()) if (!links.has(d) && !coordinator.device(d)) pending.delete(d);
-    if (pending.size >= maxClients)
-      throw new GatewayError('RESOURCE_EXHAUSTED', 'the gateway tracks too many devices; retry later');
-  };
-
-  const limited = (r: 'limited' | 'full', buckets: ClientBuckets, key: string, who: string): GatewayError =>
-    r === 'full'
-      ? new GatewayError('RESOURCE_EXHAUSTED', 'the gateway tracks too many clients; retry later')
-      : new GatewayError(
-          'RATE_LIMITED',
-          `too many calls from this ${who}; retry later`,
-          buckets.retryAfterSeconds(key),
-        );
-
-  const linkOf = (info: ParticipantPublic): DeviceLink => {
-    let l = links.get(info.id);
-    if (!l) {
-      l = new DeviceLink(info);
-      links.set(info.id, l);
-      coordinator.register(l);
-      log?.info({ device: info.id }, 'device linked');
-    }
-    return l;
-  };
 
   async function handle(op: string, body: Uint8Array, addr: string): Promise<Uint8Array> {
     const ctx = { admitted: false, charged: false };
@@ -358,93 +197,19 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
     if (r !== 'ok') throw limited(r, deviceBuckets, info.id, 'device');
     if (!replay.reserve(clock())) throw new GatewayError('RESOURCE_EXHAUSTED', 'too many recent calls; retry later');
     replay.commit(nonceKey, clock() + 2 * SKEW_MS);
-    switch (op) {
-      case 'poll': {
-        const p = decodeMessage('DevicePoll', call.body);
-        admitDevice(info.id);
-        if (p.bye) {
-          const l = links.get(info.id);
-          if (l) {
-            l.deliver(p.results.map((r) => decodeLinkResult(r)));
-            links.delete(info.id);
-            l.close('device went offline');
-            coordinator.unregister(info.id, l);
-          }
-          pending.set(info.id, p.pending);
-          return encodeMessage('DeviceTasks', { tasks: [] });
-        }
-        const link = linkOf(info);
-        pending.set(info.id, p.pending);
-        link.deliver(p.results.map((r) => decodeLinkResult(r)));
-        const tasks = await link.take(Math.min(Math.max(0, p.waitMs), MAX_WAIT_MS));
-        return encodeMessage('DeviceTasks', { tasks: tasks.map(encodeLinkTask) });
-      }
-      case 'keygen': {
-        const k = decodeMessage('KeygenRequest', call.body);
-        const kr = keygenBuckets.take(info.id);
-        if (kr !== 'ok') throw limited(kr, keygenBuckets, info.id, 'device (key generations)');
-        const suite = suiteByWireId(k.suite);
-        if (!suite) throw new GatewayError('INVALID_ARGUMENT', `unknown suite number ${k.suite}`);
-        // No participants named: the device and every connected signer node (as the CLI's help says).
-        const others = k.participants.length
-          ? k.participants
-          : coordinator.connected().filter((id) => !coordinator.device(id));
-        const participants = [...new Set([info.id, ...others])];
-        return encodeMessage(
-          'KeyInfo',
-          keyInfoWire(await coordinator.keygen({ suite: suite.id, threshold: k.threshold, participants })),
-        );
-      }
-      case 'reserve': {
-        const r = decodeMessage('DeviceReserve', call.body);
-        const out = await coordinator.reserve(info.id, {
-          keyId: r.keyId,
-          count: r.count,
-          cosigners: r.cosigners,
-          ttlMs: r.ttlMs,
-        });
-        return encodeMessage('DeviceReserved', {
-          slots: out.slots.map((s) => ({ reservations: s })),
-          errors: out.errors,
-        });
-      }
-      case 'submit': {
-        const r = decodeMessage('SubmitPackageRequest', call.body);
-        return encodeMessage('SubmitPackageResponse', await coordinator.completePackage(r.package));
-      }
-      case 'keys':
-        return encodeMessage('DeviceKeys', { keys: coordinator.keysOf(info.id).map(keyInfoWire) });
-      default:
-        throw new GatewayError('NOT_FOUND', `no operation ${op}`);
-    }
+    return deviceOp({ coordinator, links, keygenBuckets }, op, info, call.body);
   }
 
   const listener = (req: IncomingMessage, res: ServerResponse) => {
-    res.setHeader('Access-Control-Allow-Origin', '*');
-    res.setHeader('Access-Control-Allow-Methods', 'POST, OPTIONS');
-    res.setHeader('Access-Control-Allow-Headers', 'content-type');
-    res.setHeader('Access-Control-Max-Age', '600');
+    allowCors(res);
     if (req.method === 'OPTIONS') return void res.writeHead(204).end();
     const t0 = Date.now();
     const addr = req.socket.remoteAddress ?? 'unknown';
-    const m = /^\/v1\/device\/([a-z]+)$/.exec(req.url ?? '');
-    const op = m?.[1] ?? '';
+    const op = opOf(req.url);
     const fail = (e: unknown) => {
-      const known =
-        e instanceof GatewayError ||
-        e instanceof CoordinatorError ||
-        isTesseraError(e) ||
-        (typeof (e as { code?: unknown })?.code === 'string' && /^[A-Z][A-Z_]+$/.test((e as { code: string }).code));
-      const code = known ? (e as { code: string }).code : 'INTERNAL';
-      const message = known ? (e as Error).message : 'internal error';
-      const culprits = known ? [...((e as { culprits?: readonly string[] }).culprits ?? [])] : [];
-      if (!known) log?.error({ err: (e as Error)?.message }, 'device gateway failure');
-      if (e instanceof GatewayError && e.retryAfterSeconds > 0)
-        res.setHeader('retry-after', String(e.retryAfterSeconds));
-      opts.onCall?.(op || 'unknown', code, Date.now() - t0);
-      res
-        .writeHead(statusOf(code), { 'content-type': 'application/json' })
-        .end(JSON.stringify({ code, message, culprits }));
+      const detail = errorDetail(e, log);
+      opts.onCall?.(op || 'unknown', detail.code, Date.now() - t0);
+      replyError(res, e, detail);
     };
     if (req.method !== 'POST' || !OPS.has(op))
       return fail(new GatewayError('NOT_FOUND', 'POST /v1/device/{enrol|poll|keygen|reserve|submit|keys}'));
@@ -459,58 +224,34 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
       req.resume();
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        fail(new GatewayError('PAYLOAD_TOO_LARGE', `body exceeds ${MAX_BODY} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (size > MAX_BODY) return;
-      handle(op, new Uint8Array(Buffer.concat(chunks)), addr)
-        .then((out) => {
-          opts.onCall?.(op, 'OK', Date.now() - t0);
-          res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(out);
-        })
-        .catch(fail);
-    });
-    req.on('error', () => {});
+    readBody(
+      req,
+      (body) =>
+        handle(op, body, addr)
+          .then((out) => {
+            opts.onCall?.(op, 'OK', Date.now() - t0);
+            replyOk(res, out);
+          })
+          .catch(fail),
+      fail,
+    );
   };
-  const server: Server = opts.tls
-    ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, listener)
-    : createServer(listener);
-  server.requestTimeout = 60_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host ?? '127.0.0.1', () => resolve());
-  });
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
-  const host = opts.host && opts.host !== '0.0.0.0' && opts.host !== '::' ? opts.host : '127.0.0.1';
+  const { server, url, port } = await listen(opts, listener);
   return {
-    url: `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url,
     port,
-    linked: () => [...links.keys()].sort(),
-    pendingByDevice: () => new Map(pending),
+    linked: () => links.linked(),
+    pendingByDevice: () => links.pendingByDevice(),
     stats: () => ({
       replayNonces: replay.size,
       addresses: addresses.size,
       rateLimitedDevices: deviceBuckets.size,
-      devices: pending.size,
-      linked: links.size,
+      devices: links.deviceCount,
+      linked: links.linkedCount,
     }),
     async close() {
       clearInterval(sweep);
-      for (const [id, l] of links) {
-        l.close('gateway closing');
-        coordinator.unregister(id, l);
-      }
-      links.clear();
+      links.closeAll('gateway closing');
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

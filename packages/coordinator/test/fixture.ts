@@ -21,9 +21,10 @@ import {
 import { SignerEngine } from '@tessera/signer';
 import { AuditLog, SealedStore, kekFromBytes } from '@tessera/store';
 import { afterAll } from 'vitest';
-import { operators } from '../../../test/authority.js';
+import { operators, standingRefresh } from '../../../test/authority.js';
 import { KeyRegistry } from '../src/key-registry.js';
 import { KeygenService } from '../src/keygen.js';
+import { LifecycleService } from '../src/lifecycle.js';
 import { Participants } from '../src/participants.js';
 import { CommitmentPools } from '../src/pools.js';
 import { SigningService } from '../src/signing.js';
@@ -138,8 +139,28 @@ export async function services(s: Signers, opts: { maxAttempts?: number; batch?:
     isDevice,
     onEvent,
   });
+  const lifecycle = new LifecycleService({
+    store,
+    audit,
+    clock,
+    rng,
+    timeout,
+    standingRefresh: standingRefresh(),
+    onEvent,
+    participant: (id) => participants.get(id),
+    device: () => undefined,
+    key: (keyId) => registry.key(keyId),
+    summary: (keyId) => registry.summary(keyId),
+    keys: () => registry.keys(),
+    keyIdsOf: (id) => registry.keyIdsOf(id),
+    committed: (next) => {
+      registry.set(next);
+      for (const r of next.key.roster) participants.know(r.id);
+      pools.dropKey(next.keyId);
+    },
+  });
   for (const h of s.handles) participants.link(h);
-  return { store, audit, events, participants, registry, pools, keygen, signing };
+  return { store, audit, events, participants, registry, pools, keygen, signing, lifecycle };
 }
 
 /** A sign intent of `s`'s requester. */
