@@ -5,6 +5,7 @@ export * from './errors.js';
 export * from './bytes.js';
 export * from './suites.js';
 export * from './hpke.js';
+export * from './hpke-xwing.js';
 export * from './identity.js';
 export { identityEd25519Backend } from './ed25519-identity.js';
 export * from './envelope.js';
