@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
+  EncKem,
   ParticipantIdentity,
   PayloadKind,
   applyRefresh,
@@ -374,7 +375,23 @@ async function main() {
         'floor-sign',
         floorSign,
       );
-      void dkg;
+      // The same DKG with X25519 identities (the classic HPKE suite): what X-Wing costs.
+      const classic = Array.from({ length: n }, (_, i) =>
+        ParticipantIdentity.generate(`p${i + 1}`, undefined, EncKem.X25519),
+      );
+      row(
+        suiteId,
+        t,
+        n,
+        'dkg-x25519',
+        await measure(() => runLocalDkg(suite, t, classic), {
+          budgetMs: quick ? 300 : 1500,
+          minIter: quick ? 1 : 2,
+          warmup: 1,
+        }),
+        'dkg',
+        dkg,
+      );
       const out = runLocalDkg(suite, t, people);
       const key = out.get('p1').key;
       const shares = new Map([...out].map(([id, o]) => [id, o.share]));

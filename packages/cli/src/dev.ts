@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { ParticipantIdentity, toHex } from '@tessera/core';
+import { EncKem, ParticipantIdentity, toHex } from '@tessera/core';
 import { createDevPki } from '@tessera/runtime';
 
 const bin = (pkg: string) => fileURLToPath(new URL('./main.js', import.meta.resolve(pkg)));
@@ -45,7 +45,9 @@ function identityFile(dir: string, file: string, id: string): ParticipantIdentit
     const j = JSON.parse(readFileSync(f, 'utf8')) as { id: string; signSecret: string; encSecret: string };
     return ParticipantIdentity.fromSecrets(j.id, Buffer.from(j.signSecret, 'hex'), Buffer.from(j.encSecret, 'hex'));
   }
-  const identity = ParticipantIdentity.generate(id);
+  // A requester or an operator only signs (nothing is ever sealed to it): an X25519 key keeps the
+  // file the format it always had.
+  const identity = ParticipantIdentity.generate(id, undefined, EncKem.X25519);
   const s = identity.exportSecrets();
   writeFileSync(
     f,

@@ -25,6 +25,7 @@ import {
   toHex,
   type LifecycleAuthorisation,
   type LifecycleOperation,
+  EncKem,
 } from '@tessera/core';
 import type { PrepareRequest as CoordinatorPrepareRequest } from '@tessera/coordinator';
 import { CliError, resolveDir, type Client } from './client.js';
@@ -43,7 +44,8 @@ export function loadOperator(file: string): ParticipantIdentity {
 /** Creates an operator key file; returns the public key (hex) to pin in signers' `policy.operators.keys`. */
 export function createOperator(file: string, id: string): { id: string; publicKey: string; file: string } {
   if (existsSync(file)) throw new CliError('CONFIG', `${file} exists: an operator key is never overwritten`);
-  const op = ParticipantIdentity.generate(id);
+  // An operator only signs approvals (nothing is sealed to it): X25519 keeps the file format.
+  const op = ParticipantIdentity.generate(id, undefined, EncKem.X25519);
   const s = op.exportSecrets();
   writeFileSync(
     file,

@@ -144,6 +144,11 @@ export function setupBaseReceiver(
   return { open: ctx.open, export: ctx.export };
 }
 
+/** The size of `enc` in a box sealed to `recipientPublicKey` (Nenc of its suite). */
+export function hpkeEncBytes(recipientPublicKey: Uint8Array): number {
+  return recipientPublicKey.length === XWING_PUBLIC_KEY_BYTES ? XWING_ENC_BYTES : N_PK;
+}
+
 export interface SealedBox {
   readonly enc: Uint8Array;
   readonly ciphertext: Uint8Array;

@@ -1,14 +1,18 @@
 /**
  * Participant identities. Every participant (signer node, device, requester) has a long-term
- * Ed25519 key that signs everything it sends and an X25519 key that receives HPKE-sealed
- * secrets. The public half is a {@link ParticipantPublic}; the secret half never prints.
+ * Ed25519 key that signs everything it sends and an HPKE key that receives sealed secrets
+ * (shares in DKG, refresh and reshare). New identities take an X-Wing key (ML-KEM-768 + X25519,
+ * ./hpke-xwing.ts), so a recording of share traffic stays closed to a future quantum computer;
+ * identities made before keep their X25519 key and keep working. The public half is a
+ * {@link ParticipantPublic}; the secret half never prints.
  */
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { equalBytes, toHex, type Rng } from './bytes.js';
 import { identitySigner, verifyIdentitySignature } from './ed25519-identity.js';
-import { InvalidArgumentError } from './errors.js';
-import { DecodeError } from './errors.js';
+import { DecodeError, InvalidArgumentError } from './errors.js';
+import { HPKE_SUITE } from './hpke.js';
+import { HPKE_XWING_SUITE, XWING_PUBLIC_KEY_BYTES, xwingPublicKey } from './hpke-xwing.js';
 import { FORMAT_VERSION, expectLength } from './wire/packages.js';
 import { decodeMessage, encodeMessage } from './wire/codec.js';
 import type { WireParticipantInfo } from './wire/types.js';
@@ -29,7 +33,7 @@ export interface ParticipantPublic {
   readonly id: string;
   /** Ed25519 public key (32 bytes). */
   readonly signKey: Uint8Array;
-  /** X25519 public key (32 bytes), the HPKE recipient key. */
+  /** The HPKE recipient key: X-Wing (1216 bytes) or, for identities made before it, X25519 (32). */
   readonly encKey: Uint8Array;
   /**
    * A device (phone, browser) rather than a signer node: recorded in the key's roster at DKG (so
@@ -41,6 +45,20 @@ export interface ParticipantPublic {
 
 const REDACTED = '<redacted>';
 
+/** The HPKE KEMs an identity's encryption key can belong to. */
+export const EncKem = { X25519: HPKE_SUITE.kem, XWING: HPKE_XWING_SUITE.kem } as const;
+export type EncKem = (typeof EncKem)[keyof typeof EncKem];
+
+function encPublicKey(kem: EncKem, secret: Uint8Array): Uint8Array {
+  return kem === EncKem.XWING ? xwingPublicKey(secret) : x25519.getPublicKey(secret);
+}
+
+function asEncKem(kem: number): EncKem {
+  if (kem === 0 || kem === EncKem.X25519) return EncKem.X25519;
+  if (kem === EncKem.XWING) return EncKem.XWING;
+  throw new InvalidArgumentError(`identity encryption key: unknown KEM 0x${kem.toString(16)}`);
+}
+
 /**
  * A participant's full identity. The secret keys are reachable only through methods that use
  * them; printing, JSON-serialising or inspecting the object shows the public half only.
@@ -49,29 +67,40 @@ export class ParticipantIdentity {
   readonly public: ParticipantPublic;
   readonly #signSecret: Uint8Array;
   readonly #encSecret: Uint8Array;
+  /** The HPKE KEM of the encryption key. */
+  readonly encKem: EncKem;
   #signer?: (message: Uint8Array) => Uint8Array;
 
-  private constructor(id: string, signSecret: Uint8Array, encSecret: Uint8Array) {
+  private constructor(id: string, signSecret: Uint8Array, encSecret: Uint8Array, encKem: EncKem) {
     assertParticipantId(id);
     expectLength(signSecret, 32, 'identity signing key');
     expectLength(encSecret, 32, 'identity encryption key');
     this.#signSecret = signSecret.slice();
     this.#encSecret = encSecret.slice();
+    this.encKem = encKem;
     this.public = Object.freeze({
       id,
       signKey: ed25519.getPublicKey(this.#signSecret),
-      encKey: x25519.getPublicKey(this.#encSecret),
+      encKey: encPublicKey(encKem, this.#encSecret),
     });
   }
 
-  /** A fresh identity. */
-  static generate(id: string, rng: Rng = randomBytes): ParticipantIdentity {
-    return new ParticipantIdentity(id, rng(32), rng(32));
+  /** A fresh identity; its encryption key is X-Wing unless `encKem` says otherwise. */
+  static generate(id: string, rng: Rng = randomBytes, encKem: EncKem = EncKem.XWING): ParticipantIdentity {
+    return new ParticipantIdentity(id, rng(32), rng(32), asEncKem(encKem));
   }
 
-  /** Restores an identity from its two 32-byte secret keys (as exported by {@link exportSecrets}). */
-  static fromSecrets(id: string, signSecret: Uint8Array, encSecret: Uint8Array): ParticipantIdentity {
-    return new ParticipantIdentity(id, signSecret, encSecret);
+  /**
+   * Restores an identity from its two 32-byte secrets (as exported by {@link exportSecrets}).
+   * `encKem` defaults to X25519, what every identity stored before X-Wing keys existed has.
+   */
+  static fromSecrets(
+    id: string,
+    signSecret: Uint8Array,
+    encSecret: Uint8Array,
+    encKem: number = EncKem.X25519,
+  ): ParticipantIdentity {
+    return new ParticipantIdentity(id, signSecret, encSecret, asEncKem(encKem));
   }
 
   get id(): string {
@@ -84,14 +113,14 @@ export class ParticipantIdentity {
     return this.#signer(message);
   }
 
-  /** The X25519 secret key, for HPKE open only. */
+  /** The HPKE secret key (an X25519 scalar or an X-Wing seed), for HPKE open only. */
   encryptionSecret(): Uint8Array {
     return this.#encSecret.slice();
   }
 
   /** Copies of the secret keys, for the caller's sealed storage. Handle as secret. */
-  exportSecrets(): { signSecret: Uint8Array; encSecret: Uint8Array } {
-    return { signSecret: this.#signSecret.slice(), encSecret: this.#encSecret.slice() };
+  exportSecrets(): { signSecret: Uint8Array; encSecret: Uint8Array; encKem: EncKem } {
+    return { signSecret: this.#signSecret.slice(), encSecret: this.#encSecret.slice(), encKem: this.encKem };
   }
 
   toJSON(): { id: string; signKey: string; encKey: string; secrets: string } {
@@ -121,6 +150,7 @@ export function encodeIdentityRecord(identity: ParticipantIdentity): Uint8Array 
     id: identity.id,
     signSecret: s.signSecret,
     encSecret: s.encSecret,
+    encKem: s.encKem,
   });
   s.signSecret.fill(0);
   s.encSecret.fill(0);
@@ -132,7 +162,7 @@ export function decodeIdentityRecord(bytes: Uint8Array): ParticipantIdentity {
   const w = decodeMessage('IdentityRecord', bytes);
   if (w.version !== FORMAT_VERSION) throw new DecodeError(`identity record: unsupported version ${w.version}`);
   try {
-    return ParticipantIdentity.fromSecrets(w.id, w.signSecret, w.encSecret);
+    return ParticipantIdentity.fromSecrets(w.id, w.signSecret, w.encSecret, w.encKem);
   } catch (e) {
     throw new DecodeError(`identity record: ${(e as Error).message}`);
   } finally {
@@ -156,7 +186,10 @@ export function participantFromWire(w: Omit<WireParticipantInfo, 'device'> & { d
   return Object.freeze({
     id: w.id,
     signKey: expectLength(w.signKey, 32, `participant ${w.id} sign key`),
-    encKey: expectLength(w.encKey, 32, `participant ${w.id} encryption key`),
+    encKey:
+      w.encKey?.length === XWING_PUBLIC_KEY_BYTES
+        ? w.encKey
+        : expectLength(w.encKey, 32, `participant ${w.id} encryption key (32 or ${XWING_PUBLIC_KEY_BYTES} bytes)`),
     ...(w.device ? { device: true } : {}),
   });
 }

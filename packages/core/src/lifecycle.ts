@@ -87,7 +87,7 @@ import {
   ProtocolError,
   isTesseraError,
 } from './errors.js';
-import { hpkeOpen, hpkeSeal } from './hpke.js';
+import { hpkeEncBytes, hpkeOpen, hpkeSeal } from './hpke.js';
 import {
   participantFromWire,
   participantToWire,
@@ -166,8 +166,7 @@ const REFRESH_SHARE_INFO = utf8ToBytes('tessera/v1/refresh-share');
 const RESHARE_SHARE_INFO = utf8ToBytes('tessera/v1/reshare-share');
 const TRANSCRIPT_DST = utf8ToBytes('tessera/v1/lifecycle-transcript');
 const CONSISTENCY_DST = utf8ToBytes('tessera/v1/lifecycle-vss-check');
-/** HPKE enc (X25519 public key) and ChaCha20-Poly1305 tag lengths. */
-const HPKE_ENC_BYTES = 32;
+/** ChaCha20-Poly1305 tag length (the enc length follows the recipient key, hpkeEncBytes). */
 const AEAD_TAG_BYTES = 16;
 const EMPTY = new Uint8Array(0);
 
@@ -695,7 +694,7 @@ function decodeContribution(ctx: Ctx, sender: RosterEntry, env: OpenedEnvelope):
         `${ctx.round}: ${sender.id}'s shares are not one per recipient in roster order`,
         [sender.id],
       );
-    if (s.enc.length !== HPKE_ENC_BYTES || s.ciphertext.length !== suite.scalarBytes + AEAD_TAG_BYTES)
+    if (s.enc.length !== hpkeEncBytes(to.encKey) || s.ciphertext.length !== suite.scalarBytes + AEAD_TAG_BYTES)
       throw new ProtocolError(
         ErrorCode.BAD_SHARE,
         `${ctx.round}: ${sender.id}'s sealed share for ${to.id} has the wrong length`,

@@ -207,7 +207,7 @@ const HAND_WRITTEN: { [N in MessageName]?: fc.Arbitrary<WireTypes[N]> } = {
     public: keyPublic,
     createdAt: u64,
   }),
-  IdentityRecord: fc.record({ version: u32, id: str, signSecret: bytes(), encSecret: bytes() }),
+  IdentityRecord: fc.record({ version: u32, id: str, signSecret: bytes(), encSecret: bytes(), encKem: u32 }),
   SignResultRecord: fc.record({
     version: u32,
     keyId: str,

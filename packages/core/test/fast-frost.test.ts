@@ -217,7 +217,7 @@ describe.each(SUITE_IDS)('fast FROST vs noble, suite %s', (id: SuiteId) => {
           p.victim,
         );
       }),
-      { numRuns: id === 'ed25519' ? 12 : 16 },
+      { numRuns: id === 'ed25519' ? 8 : 10 },
     );
   });
 

@@ -2,6 +2,10 @@
 import { z } from 'zod';
 
 const hex64 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex characters');
+/** An HPKE recipient key: X25519 (64 hex) or X-Wing (2432 hex). */
+const encKeyHex = z
+  .string()
+  .regex(/^(?:[0-9a-fA-F]{64}|[0-9a-fA-F]{2432})$/, 'expected 64 (X25519) or 2432 (X-Wing) hex characters');
 
 export const SignerConfigSchema = z.object({
   /** Participant id ("signer-1"). */
@@ -33,7 +37,7 @@ export const SignerConfigSchema = z.object({
         )
         .default([]),
       /** Known DKG peers; when set, DKG rosters with anyone else are refused. */
-      peers: z.array(z.object({ id: z.string().min(1), publicKey: hex64, encKey: hex64 })).optional(),
+      peers: z.array(z.object({ id: z.string().min(1), publicKey: hex64, encKey: encKeyHex })).optional(),
       /** Development only: DKG/lifecycle rosters the coordinator announces are accepted unpinned. */
       allowUnpinnedPeers: z.boolean().optional(),
       /** Operator keys that approve refresh/reshare, and how many of them must (M-of-N). */

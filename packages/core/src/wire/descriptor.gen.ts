@@ -987,6 +987,10 @@ export const descriptor = {
                 "encSecret": {
                   "type": "bytes",
                   "id": 4
+                },
+                "encKem": {
+                  "type": "uint32",
+                  "id": 5
                 }
               }
             },

@@ -112,7 +112,7 @@ export type ParticipantInfo = Message<"tessera.v1.ParticipantInfo"> & {
   signKey: Uint8Array;
 
   /**
-   * X25519 public key: HPKE recipient key for secret payloads
+   * HPKE recipient key for secret payloads: X-Wing (1216 bytes) or X25519 (32)
    *
    * @generated from field: bytes enc_key = 3;
    */
