@@ -362,36 +362,14 @@ async function main() {
     void floorVerify;
     for (const [t, n] of CONFIGS) {
       const people = Array.from({ length: n }, (_, i) => ParticipantIdentity.generate(`p${i + 1}`));
-      const dkg = row(
-        suiteId,
-        t,
-        n,
-        'dkg',
-        await measure(() => runLocalDkg(suite, t, people), {
-          budgetMs: quick ? 300 : 1500,
-          minIter: quick ? 1 : 2,
-          warmup: 1,
-        }),
-        'floor-sign',
-        floorSign,
-      );
+      const measureDkg = (ids) =>
+        measure(() => runLocalDkg(suite, t, ids), { budgetMs: quick ? 300 : 1500, minIter: quick ? 1 : 2, warmup: 1 });
+      const dkg = row(suiteId, t, n, 'dkg', await measureDkg(people), 'floor-sign', floorSign);
       // The same DKG with X25519 identities (the classic HPKE suite): what X-Wing costs.
       const classic = Array.from({ length: n }, (_, i) =>
         ParticipantIdentity.generate(`p${i + 1}`, undefined, EncKem.X25519),
       );
-      row(
-        suiteId,
-        t,
-        n,
-        'dkg-x25519',
-        await measure(() => runLocalDkg(suite, t, classic), {
-          budgetMs: quick ? 300 : 1500,
-          minIter: quick ? 1 : 2,
-          warmup: 1,
-        }),
-        'dkg',
-        dkg,
-      );
+      row(suiteId, t, n, 'dkg-x25519', await measureDkg(classic), 'dkg', dkg);
       const out = runLocalDkg(suite, t, people);
       const key = out.get('p1').key;
       const shares = new Map([...out].map(([id, o]) => [id, o.share]));

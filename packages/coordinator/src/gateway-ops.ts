@@ -5,19 +5,12 @@
  * co-signers for offline signing), submit (complete an offline package) and keys (its keys).
  * Each takes the call's body message and returns the response message, encoded.
  */
-import {
-  encodeLinkTask,
-  decodeMessage,
-  encodeMessage,
-  getSuite,
-  suiteByWireId,
-  type ParticipantPublic,
-} from '@tessera/core';
+import { encodeLinkTask, decodeMessage, encodeMessage, suiteByWireId, type ParticipantPublic } from '@tessera/core';
 import type { Coordinator } from './coordinator.js';
 import { GatewayError, limited } from './gateway-http.js';
 import type { DeviceLinks } from './gateway-link.js';
 import type { ClientBuckets } from './gateway-limits.js';
-import type { KeyInfo } from './types.js';
+import { keyInfoToWire } from './types.js';
 
 /** What the operations use. */
 export interface DeviceOpsContext {
@@ -25,18 +18,6 @@ export interface DeviceOpsContext {
   readonly links: DeviceLinks;
   /** Key generations each device may start. */
   readonly keygenBuckets: ClientBuckets;
-}
-
-function keyInfoWire(k: KeyInfo) {
-  return {
-    keyId: k.keyId,
-    suite: getSuite(k.suite).wireId,
-    threshold: k.threshold,
-    participants: k.participants,
-    publicKey: k.publicKey,
-    epoch: k.epoch,
-    createdAt: k.createdAt,
-  };
 }
 
 /** Runs `op` for the authenticated device `info` with the call's `body`; returns the encoded response. */
@@ -67,7 +48,7 @@ export async function deviceOp(
       const participants = [...new Set([info.id, ...others])];
       return encodeMessage(
         'KeyInfo',
-        keyInfoWire(await coordinator.keygen({ suite: suite.id, threshold: k.threshold, participants })),
+        keyInfoToWire(await coordinator.keygen({ suite: suite.id, threshold: k.threshold, participants })),
       );
     }
     case 'reserve': {
@@ -88,7 +69,7 @@ export async function deviceOp(
       return encodeMessage('SubmitPackageResponse', await coordinator.completePackage(r.package));
     }
     case 'keys':
-      return encodeMessage('DeviceKeys', { keys: coordinator.keysOf(info.id).map(keyInfoWire) });
+      return encodeMessage('DeviceKeys', { keys: coordinator.keysOf(info.id).map(keyInfoToWire) });
     default:
       throw new GatewayError('NOT_FOUND', `no operation ${op}`);
   }

@@ -9,7 +9,6 @@ import {
   encodeMessage,
   encodeKeyRecord,
   equalBytes,
-  getSuite,
   participantFromWire,
   suiteByWireId,
   utf8ToBytes,
@@ -29,7 +28,8 @@ import {
   type StartedServer,
 } from '@tessera/runtime';
 import type { Logger } from 'pino';
-import { type Coordinator, CoordinatorError, type KeyInfo, type ParticipantHandle } from './coordinator.js';
+import { type Coordinator, CoordinatorError, type ParticipantHandle } from './coordinator.js';
+import { keyInfoToWire } from './types.js';
 
 export interface CoordinatorServerOptions {
   coordinator: Coordinator;
@@ -43,18 +43,6 @@ export interface CoordinatorServerOptions {
   log?: Logger;
   metricsUrl?: string;
   version?: string;
-}
-
-function keyInfoWire(k: KeyInfo) {
-  return {
-    keyId: k.keyId,
-    suite: getSuite(k.suite).wireId,
-    threshold: k.threshold,
-    participants: k.participants,
-    publicKey: k.publicKey,
-    epoch: k.epoch,
-    createdAt: k.createdAt,
-  };
 }
 
 /** Strips the proto-loader `body` discriminator so only the chosen oneof field is written. */
@@ -186,7 +174,7 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
       async (req: { suite: number; threshold: number; participants: string[] }) => {
         const suite = suiteByWireId(req.suite);
         if (!suite) throw new TesseraRuntimeError('INVALID_ARGUMENT', `unknown suite number ${req.suite}`);
-        return keyInfoWire(
+        return keyInfoToWire(
           await coordinator.keygen({ suite: suite.id, threshold: req.threshold, participants: req.participants }),
         );
       },
@@ -222,7 +210,7 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
     ),
     Refresh: handleUnary(
       async (req: { keyId: string; authorisation?: Uint8Array }) =>
-        keyInfoWire(
+        keyInfoToWire(
           await coordinator.refresh(
             String(req.keyId),
             ...(bytesOf(req.authorisation).length ? [bytesOf(req.authorisation)] : []),
@@ -281,7 +269,7 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
           authorisation: bytesOf(req.authorisation),
         });
         for (const d of req.revoke ?? []) await coordinator.revokeDevice(d);
-        return keyInfoWire(k);
+        return keyInfoToWire(k);
       },
       { onError },
     ),
@@ -289,7 +277,7 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
       async (req: { keyId: string }) => ({ keyRecord: encodeKeyRecord(coordinator.key(String(req.keyId))) }),
       { onError },
     ),
-    ListKeys: handleUnary(async () => ({ keys: coordinator.keys().map(keyInfoWire) }), { onError }),
+    ListKeys: handleUnary(async () => ({ keys: coordinator.keys().map(keyInfoToWire) }), { onError }),
     AuditVerify: handleUnary(async () => coordinator.auditAll(), { onError }),
     Status: handleUnary(
       async () => {

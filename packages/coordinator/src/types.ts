@@ -5,6 +5,7 @@
 import {
   TesseraError,
   asErrorCode,
+  getSuite,
   groupPublicKey,
   type ErrorCode,
   type KeyRecord,
@@ -82,6 +83,19 @@ export function keyInfo(rec: KeyRecord): KeyInfo {
     publicKey: groupPublicKey(rec.key),
     epoch: rec.epoch,
     createdAt: rec.createdAt,
+  };
+}
+
+/** A key's summary as the wire carries it (`KeyInfo` of cluster.proto: the suite as its wire id). */
+export function keyInfoToWire(k: KeyInfo) {
+  return {
+    keyId: k.keyId,
+    suite: getSuite(k.suite).wireId,
+    threshold: k.threshold,
+    participants: k.participants,
+    publicKey: k.publicKey,
+    epoch: k.epoch,
+    createdAt: k.createdAt,
   };
 }
 

@@ -25,6 +25,7 @@ import { operators, standingRefresh } from '../../../test/authority.js';
 import { KeyRegistry } from '../src/key-registry.js';
 import { KeygenService } from '../src/keygen.js';
 import { LifecycleService } from '../src/lifecycle.js';
+import { OfflineService } from '../src/offline.js';
 import { Participants } from '../src/participants.js';
 import { CommitmentPools } from '../src/pools.js';
 import { SigningService } from '../src/signing.js';
@@ -103,7 +104,20 @@ export async function auditLog(): Promise<{ store: SealedStore; audit: AuditLog 
 }
 
 /** The coordinator's services over real signers, built from their components as the facade builds them. */
-export async function services(s: Signers, opts: { maxAttempts?: number; batch?: number; cacheSize?: number } = {}) {
+export async function services(
+  s: Signers,
+  opts: {
+    maxAttempts?: number;
+    batch?: number;
+    cacheSize?: number;
+    /** Which linked participants are devices (default: none). */
+    isDevice?: (id: string) => boolean;
+    /** The operators' admissions of a device (default: none). */
+    admissions?: (id: string) => Promise<Uint8Array[]>;
+    /** More handles to link besides the signers' (devices). */
+    link?: readonly ParticipantHandle[];
+  } = {},
+) {
   const { store, audit } = await auditLog();
   const events: CoordinatorEvent[] = [];
   const onEvent = (e: CoordinatorEvent) => void events.push(e);
@@ -113,7 +127,7 @@ export async function services(s: Signers, opts: { maxAttempts?: number; batch?:
   const participants = new Participants(clock);
   const registry = new KeyRegistry(store, opts.cacheSize);
   const pools = new CommitmentPools({ participants, registry, timeout, batch: opts.batch ?? 4, onEvent });
-  const isDevice = () => false;
+  const isDevice = opts.isDevice ?? (() => false);
   const keygen = new KeygenService({
     audit,
     clock,
@@ -123,7 +137,7 @@ export async function services(s: Signers, opts: { maxAttempts?: number; batch?:
     registry,
     pools,
     isDevice,
-    admissions: async () => [],
+    admissions: opts.admissions ?? (async () => []),
     onEvent,
   });
   const signing = new SigningService({
@@ -159,8 +173,9 @@ export async function services(s: Signers, opts: { maxAttempts?: number; batch?:
       pools.dropKey(next.keyId);
     },
   });
-  for (const h of s.handles) participants.link(h);
-  return { store, audit, events, participants, registry, pools, keygen, signing, lifecycle };
+  const offline = new OfflineService({ store, audit, clock, timeout, participants, registry, isDevice, onEvent });
+  for (const h of [...s.handles, ...(opts.link ?? [])]) participants.link(h);
+  return { store, audit, events, participants, registry, pools, keygen, signing, lifecycle, offline };
 }
 
 /** A sign intent of `s`'s requester. */

@@ -35,14 +35,10 @@ import {
 } from '@tessera/core';
 import type { SignerEngine } from '@tessera/signer';
 import { operator } from '../../../test/authority.js';
-import { KeyRegistry } from '../src/key-registry.js';
-import { KeygenService } from '../src/keygen.js';
 import { layout } from '../src/layout.js';
-import { OfflineService } from '../src/offline.js';
-import { Participants } from '../src/participants.js';
-import { CommitmentPools } from '../src/pools.js';
-import type { CoordinatorEvent, ParticipantHandle } from '../src/types.js';
-import { auditLog, signers } from './fixture.js';
+import type { OfflineService } from '../src/offline.js';
+import type { ParticipantHandle } from '../src/types.js';
+import { services, signers } from './fixture.js';
 
 const rng = ((k = 32) => new Uint8Array(randomBytes(k))) as Rng;
 const msg = (s: string) => new TextEncoder().encode(s);
@@ -85,30 +81,12 @@ type Phone = ReturnType<typeof phone>;
 async function cluster(n = 3) {
   const s = await signers(n);
   const p = phone('phone-1');
-  const { store, audit } = await auditLog();
-  const events: CoordinatorEvent[] = [];
-  const onEvent = (e: CoordinatorEvent) => void events.push(e);
-  const clock = Date.now;
-  const timeout = 5_000;
-  const participants = new Participants(clock);
-  const registry = new KeyRegistry(store);
-  const pools = new CommitmentPools({ participants, registry, timeout, batch: 4, onEvent });
-  const isDevice = (id: string) => id === p.id;
-  const keygen = new KeygenService({
-    audit,
-    clock,
-    rng,
-    timeout,
-    participants,
-    registry,
-    pools,
-    isDevice,
+  const { store, audit, events, participants, registry, keygen, offline } = await services(s, {
+    isDevice: (id) => id === p.id,
     // The operators admitted the phone: every signer checks this before it takes part.
     admissions: async (id) => (id === p.id ? [approveDevice(operator, p.identity.public)] : []),
-    onEvent,
+    link: [p.handle],
   });
-  const offline = new OfflineService({ store, audit, clock, timeout, participants, registry, isDevice, onEvent });
-  for (const h of [...s.handles, p.handle]) participants.link(h);
   const engine = (id: string) => s.engines.find((e) => e.id === id) as SignerEngine;
   /** Tasks of `body` sent to the signers so far. */
   const sentCount = (body: string) => [...s.sent.values()].flat().filter((b) => b === body).length;

@@ -20,7 +20,7 @@ import { randomBytes } from '@noble/hashes/utils.js';
 import { compareBytes, equalBytes, fromHex, lengthPrefixed, toHex, utf8ToBytes, wipe, type Rng } from './bytes.js';
 import { openEnvelope, signEnvelope, type OpenedEnvelope } from './envelope.js';
 import { ErrorCode, InvalidArgumentError, InvalidStateError, ProtocolError, isTesseraError } from './errors.js';
-import { hpkeOpen, hpkeSeal } from './hpke.js';
+import { hpkeSeal } from './hpke.js';
 import { participantToWire, sameIdentity, type ParticipantIdentity, type ParticipantPublic } from './identity.js';
 import { KeyShare, buildRoster, keyDigest, type GroupKey, type RosterEntry } from './key.js';
 import type { Suite } from './suites.js';
@@ -442,13 +442,7 @@ export class DkgAwaitingRound2 extends DkgState {
       ]);
     const s = mine[0] as (typeof mine)[number];
     return blame(sender.id, () => {
-      const plain = hpkeOpen(
-        ctx.identity.encryptionSecret(),
-        s.enc,
-        shareInfo(ctx, sender, ctx.me),
-        new Uint8Array(0),
-        s.ciphertext,
-      );
+      const plain = ctx.identity.open(s.enc, shareInfo(ctx, sender, ctx.me), new Uint8Array(0), s.ciphertext);
       return expectLengthBetween(plain, ctx.suite.scalarBytes, ctx.suite.scalarBytes, 'DKG share');
     });
   }

@@ -12,9 +12,7 @@
  * RFC 9180's key schedule (./hpke-schedule.ts) on its shared secret. Checked against the
  * 0x647A / HKDF-SHA256 / ChaCha20Poly1305 vector of the HPKE working group's test vectors.
  */
-import { randomBytes } from '@noble/hashes/utils.js';
 import { ml_kem768_x25519 as xwing } from '@noble/post-quantum/hybrid.js';
-import { type Rng, wipe } from './bytes.js';
 import { ErrorCode, InvalidArgumentError, ProtocolError } from './errors.js';
 import { assertBytes, hpkeSuiteId, keyScheduleBase } from './hpke-schedule.js';
 
@@ -88,40 +86,4 @@ export function setupXWingReceiver(
   }
   const ctx = keyScheduleBase(SUITE_ID, shared, info);
   return { open: ctx.open, export: ctx.export };
-}
-
-/** Single-shot seal to an X-Wing public key; `rng` supplies the 64 bytes of encapsulation randomness. */
-export function xwingSeal(
-  pkR: Uint8Array,
-  info: Uint8Array,
-  aad: Uint8Array,
-  plaintext: Uint8Array,
-  rng: Rng = randomBytes,
-): { enc: Uint8Array; ciphertext: Uint8Array } {
-  const eseed = rng(XWING_ENCAP_RANDOM_BYTES);
-  try {
-    const sender = setupXWingSender(pkR, info, eseed);
-    return { enc: sender.enc, ciphertext: sender.seal(aad, plaintext) };
-  } finally {
-    wipe(eseed);
-  }
-}
-
-/** Single-shot open with an X-Wing secret key; any failure is ProtocolError DECRYPT. */
-export function xwingOpen(
-  skR: Uint8Array,
-  enc: Uint8Array,
-  info: Uint8Array,
-  aad: Uint8Array,
-  ciphertext: Uint8Array,
-): Uint8Array {
-  assertBytes(skR, 'HPKE recipient secret key', XWING_SECRET_KEY_BYTES);
-  assertBytes(aad, 'HPKE aad');
-  assertBytes(ciphertext, 'HPKE ciphertext');
-  try {
-    return setupXWingReceiver(enc, skR, info).open(aad, ciphertext);
-  } catch (e) {
-    if (e instanceof ProtocolError && e.code === ErrorCode.DECRYPT) throw e;
-    throw new ProtocolError(ErrorCode.DECRYPT, 'HPKE open failed');
-  }
 }

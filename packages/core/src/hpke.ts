@@ -24,7 +24,13 @@ import {
   labeledExpand,
   labeledExtract,
 } from './hpke-schedule.js';
-import { XWING_ENC_BYTES, XWING_PUBLIC_KEY_BYTES, xwingOpen, xwingSeal } from './hpke-xwing.js';
+import {
+  XWING_ENCAP_RANDOM_BYTES,
+  XWING_ENC_BYTES,
+  XWING_PUBLIC_KEY_BYTES,
+  setupXWingReceiver,
+  setupXWingSender,
+} from './hpke-xwing.js';
 
 export interface HpkeKeyPair {
   readonly secretKey: Uint8Array;
@@ -166,8 +172,15 @@ export function hpkeSeal(
   plaintext: Uint8Array,
   rng: Rng = randomBytes,
 ): SealedBox {
-  if (recipientPublicKey instanceof Uint8Array && recipientPublicKey.length === XWING_PUBLIC_KEY_BYTES)
-    return xwingSeal(recipientPublicKey, info, aad, plaintext, rng);
+  if (recipientPublicKey instanceof Uint8Array && recipientPublicKey.length === XWING_PUBLIC_KEY_BYTES) {
+    const eseed = rng(XWING_ENCAP_RANDOM_BYTES);
+    try {
+      const sender = setupXWingSender(recipientPublicKey, info, eseed);
+      return { enc: sender.enc, ciphertext: sender.seal(aad, plaintext) };
+    } finally {
+      wipe(eseed);
+    }
+  }
   assertBytes(recipientPublicKey, 'HPKE recipient public key', N_PK);
   const ephemeral = hpkeGenerateKeyPair(rng);
   try {
@@ -196,10 +209,12 @@ export function hpkeOpen(
   assertBytes(aad, 'HPKE aad');
   assertBytes(ciphertext, 'HPKE ciphertext');
   // The suite is told by the enc's size: X-Wing's ciphertext, or an X25519 public key.
-  if (enc instanceof Uint8Array && enc.length === XWING_ENC_BYTES)
-    return xwingOpen(recipientSecretKey, enc, info, aad, ciphertext);
+  const xwing = enc instanceof Uint8Array && enc.length === XWING_ENC_BYTES;
   try {
-    return setupBaseReceiver(enc, recipientSecretKey, info).open(aad, ciphertext);
+    const receiver = xwing
+      ? setupXWingReceiver(enc, recipientSecretKey, info)
+      : setupBaseReceiver(enc, recipientSecretKey, info);
+    return receiver.open(aad, ciphertext);
   } catch (e) {
     if (e instanceof ProtocolError && e.code === ErrorCode.DECRYPT) throw e;
     throw new ProtocolError(ErrorCode.DECRYPT, 'HPKE open failed');

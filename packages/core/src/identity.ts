@@ -10,8 +10,8 @@ import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { equalBytes, toHex, type Rng } from './bytes.js';
 import { identitySigner, verifyIdentitySignature } from './ed25519-identity.js';
-import { DecodeError, InvalidArgumentError } from './errors.js';
-import { HPKE_SUITE } from './hpke.js';
+import { DecodeError, ErrorCode, InvalidArgumentError, ProtocolError } from './errors.js';
+import { HPKE_SUITE, hpkeEncBytes, hpkeOpen } from './hpke.js';
 import { HPKE_XWING_SUITE, XWING_PUBLIC_KEY_BYTES, xwingPublicKey } from './hpke-xwing.js';
 import { FORMAT_VERSION, expectLength } from './wire/packages.js';
 import { decodeMessage, encodeMessage } from './wire/codec.js';
@@ -113,7 +113,19 @@ export class ParticipantIdentity {
     return this.#signer(message);
   }
 
-  /** The HPKE secret key (an X25519 scalar or an X-Wing seed), for HPKE open only. */
+  /**
+   * Opens a box sealed to this identity, in this identity's own suite only: an X-Wing identity
+   * refuses an X25519-sized enc (and the reverse) with DECRYPT, so its secret is never used in the
+   * other suite's construction.
+   */
+  open(enc: Uint8Array, info: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+    const want = hpkeEncBytes(this.public.encKey);
+    if (!(enc instanceof Uint8Array) || enc.length !== want)
+      throw new ProtocolError(ErrorCode.DECRYPT, `HPKE enc: expected ${want} bytes for this identity's key`);
+    return hpkeOpen(this.#encSecret, enc, info, aad, ciphertext);
+  }
+
+  /** The HPKE secret key (an X25519 scalar or an X-Wing seed), for tests and backups only. */
   encryptionSecret(): Uint8Array {
     return this.#encSecret.slice();
   }

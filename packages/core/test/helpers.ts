@@ -1,5 +1,6 @@
 /** Test helpers for the core: identities, seeded RNGs, and an in-memory DKG harness. */
 import { sha256 } from '@noble/hashes/sha2.js';
+import { expect } from 'vitest';
 import { ParticipantIdentity, type Rng } from '../src/index.js';
 
 /** A deterministic RNG (SHA-256 counter mode) so failures reproduce. Tests only. */
@@ -34,3 +35,21 @@ export function pick<T>(xs: readonly T[], k: number, seed: number): T[] {
   }
   return copy.slice(0, k);
 }
+
+/** The error code a call throws, or undefined if it returns. */
+export function codeOf(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    return (e as { code?: unknown }).code as string | undefined;
+  }
+  return undefined;
+}
+
+/** An Rng that hands out fixed bytes (a copy each time) and checks how many are asked for. */
+export const fixedRng =
+  (bytes: Uint8Array): Rng =>
+  (n) => {
+    expect(n).toBe(bytes.length);
+    return bytes.slice();
+  };

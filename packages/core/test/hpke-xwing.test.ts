@@ -5,7 +5,7 @@
 import { ml_kem768_x25519 } from '@noble/post-quantum/hybrid.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fromHex, toHex, type Rng } from '../src/bytes.js';
+import { fromHex, toHex } from '../src/bytes.js';
 import { ErrorCode } from '../src/errors.js';
 import { hpkeGenerateKeyPair, hpkeOpen, hpkeSeal } from '../src/hpke.js';
 import {
@@ -16,26 +16,10 @@ import {
   setupXWingSender,
   xwingPublicKey,
 } from '../src/hpke-xwing.js';
+import { codeOf, fixedRng } from './helpers.js';
 import V from './vectors/hpke/xwing-base.json' with { type: 'json' };
 
 const h = (s: string): Uint8Array => fromHex(s);
-
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: unknown }).code as string | undefined;
-  }
-  return undefined;
-}
-
-/** An Rng that hands out fixed bytes and checks how many are asked for. */
-const fixedRng =
-  (bytes: Uint8Array): Rng =>
-  (n) => {
-    expect(n).toBe(bytes.length);
-    return bytes.slice();
-  };
 
 describe('X-Wing HPKE known answers (HPKE WG vectors, mode_base, 0x647A/0x0001/0x0003)', () => {
   const info = h(V.info);

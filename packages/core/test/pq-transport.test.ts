@@ -3,6 +3,7 @@
  * before keep X25519, and a roster may mix both (a cluster upgrading one node at a time). Every
  * key that comes out signs, checked with the plain verifier.
  */
+import { x25519 } from '@noble/curves/ed25519.js';
 import { describe, expect, it } from 'vitest';
 import {
   EncKem,
@@ -17,6 +18,8 @@ import {
   encodeMessage,
   getSuite,
   groupPublicKey,
+  hpkeOpen,
+  hpkeSeal,
   openEnvelope,
   refreshRound1,
   runLocalDkg,
@@ -48,6 +51,26 @@ describe('identities', () => {
     expect(restored.encKem).toBe(EncKem.X25519);
     expect(restored.public.encKey.length).toBe(32);
     expect(restored.public.signKey).toEqual(id.public.signKey);
+  });
+
+  it('an identity opens only in its own suite: its X-Wing seed is never used as an X25519 key', () => {
+    const id = ParticipantIdentity.generate('p1', seededRng('pq-strict'));
+    const info = utf8ToBytes('info');
+    const none = new Uint8Array(0);
+    // A box sealed classically to the X25519 key the seed would be, if used as a scalar.
+    const asScalar = x25519.getPublicKey(id.encryptionSecret());
+    const classic = hpkeSeal(asScalar, info, none, utf8ToBytes('share'));
+    expect(hpkeOpen(id.encryptionSecret(), classic.enc, info, none, classic.ciphertext)).toEqual(utf8ToBytes('share'));
+    expect(() => id.open(classic.enc, info, none, classic.ciphertext)).toThrow(
+      expect.objectContaining({ code: 'DECRYPT' }),
+    );
+    const hybrid = hpkeSeal(id.public.encKey, info, none, utf8ToBytes('share'));
+    expect(id.open(hybrid.enc, info, none, hybrid.ciphertext)).toEqual(utf8ToBytes('share'));
+    // And a classic identity refuses an X-Wing-sized enc.
+    const old = ParticipantIdentity.generate('p2', seededRng('pq-strict-2'), EncKem.X25519);
+    expect(() => old.open(hybrid.enc, info, none, hybrid.ciphertext)).toThrow(
+      expect.objectContaining({ code: 'DECRYPT' }),
+    );
   });
 
   it('an unknown KEM in a record is refused', () => {

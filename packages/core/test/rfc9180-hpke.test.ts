@@ -8,7 +8,7 @@ import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { expand, extract } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { concatBytes, fromHex, toHex, utf8ToBytes, type Rng } from '../src/bytes.js';
+import { concatBytes, fromHex, toHex, utf8ToBytes } from '../src/bytes.js';
 import { ErrorCode } from '../src/errors.js';
 import {
   HPKE_SUITE,
@@ -19,27 +19,10 @@ import {
   setupBaseReceiver,
   setupBaseSender,
 } from '../src/hpke.js';
+import { codeOf, fixedRng } from './helpers.js';
 import V from './vectors/hpke/rfc9180-a2-base.json' with { type: 'json' };
 
 const h = (s: string): Uint8Array => fromHex(s);
-
-/** The error code a call throws, or undefined if it returns. */
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: unknown }).code as string | undefined;
-  }
-  return undefined;
-}
-
-/** An Rng that hands out fixed bytes (a copy each time). */
-const fixedRng =
-  (bytes: Uint8Array): Rng =>
-  (n) => {
-    expect(n).toBe(bytes.length);
-    return bytes.slice();
-  };
 
 /** Test-side transcription of RFC 9180 §4 LabeledExtract/LabeledExpand, for the vector chain. */
 const ref = {
