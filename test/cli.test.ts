@@ -318,11 +318,20 @@ describe('tessera CLI on a dev cluster', () => {
       /tessera_participant_up\{[^}]*participant="signer-1"[^}]*\} 1/,
       /tessera_nonce_pool_size\{[^}]*participant="signer-2"/,
       /tessera_session_duration_seconds_bucket/,
+      /^tessera_build_info\{version="\d+\.\d+\.\d+",nodejs="v[\d.]+",service="coordinator"\} 1$/m,
+      /^tessera_key_threshold_max\{[^}]*\} [2-9]$/m,
+      /^tessera_keys\{suite="[a-z0-9-]+"[^}]*\} [1-9]/m,
+      // The refreshes and reshares above: outcomes and durations.
+      /^tessera_lifecycle_sessions_total\{kind="refresh",result="ok",cause=""[^}]*\} [1-9]/m,
+      /^tessera_lifecycle_sessions_total\{kind="reshare",result="ok",cause=""[^}]*\} [1-9]/m,
+      /^tessera_lifecycle_sessions_total\{kind="reshare",result="error",cause="POLICY_DENIED"[^}]*\} [1-9]/m,
+      /^tessera_session_duration_seconds_count\{[^}]*kind="reshare"[^}]*\} [1-9]/m,
     ])
       expect(coord).toMatch(m);
     const signer = await (await fetch(st.signers[0]!.metrics)).text();
     expect(signer).toContain('tessera_signer_signatures_total');
     expect(signer).toMatch(/tessera_signer_link_up(\{[^}]*\})? 1/);
+    expect(signer).toMatch(/^tessera_build_info\{version="[^"]+",nodejs="[^"]+",participant="signer-\d"\} 1$/m);
   });
 
   it('an error is one line on stderr and a non-zero exit code', () => {

@@ -23,7 +23,12 @@ export const CoordinatorConfigSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/)
     .optional(),
-  /** Participant ids allowed to link; unset = any participant with a valid certificate. */
+  /**
+   * Reload: besides SIGHUP, the config file and the TLS and authorisation files it names are
+   * checked for changes this often (seconds; 0 = SIGHUP only).
+   */
+  reloadPollSeconds: z.number().min(0).default(30),
+  /** Participant ids allowed to link; unset = any participant with a valid certificate. Reloadable. */
   participants: z.array(z.string().min(1)).optional(),
   /** Scheduled proactive refresh: every key whose epoch is older than this many days is refreshed (checked hourly). */
   refreshEveryDays: z.number().positive().optional(),

@@ -75,6 +75,7 @@ export class Coordinator {
   readonly #keygen: KeygenService;
   readonly #signing: SigningService;
   readonly #lifecycle: LifecycleService;
+  #standingRefresh: Uint8Array;
   readonly #devices: DeviceService;
   readonly #offline: OfflineService;
   #clusterId: string | undefined;
@@ -110,9 +111,14 @@ export class Coordinator {
     this.#keygen = new KeygenService({ ...base, isDevice, admissions: (id) => devices.admissions(id) });
     this.#signing = new SigningService({ ...base, isDevice, maxAttempts: opts.maxAttempts ?? 3 });
     this.#offline = new OfflineService({ ...base, isDevice });
+    this.#standingRefresh = opts.refreshAuthorisation ?? new Uint8Array(0);
+    const self = this;
     this.#lifecycle = new LifecycleService({
       ...base,
-      standingRefresh: opts.refreshAuthorisation ?? new Uint8Array(0),
+      // Read at each scheduled refresh, so a reloaded authorisation file counts from then on.
+      get standingRefresh() {
+        return self.#standingRefresh;
+      },
       participant: (id) => participants.get(id),
       device: (id) => devices.get(id),
       key: (keyId) => registry.key(keyId),
@@ -255,6 +261,11 @@ export class Coordinator {
   }
 
   // ---- share lifecycle (./lifecycle.ts) ---------------------------------------------------------
+
+  /** Replaces the operators' standing refresh authorisation (a reloaded `refreshAuthorisationFile`). */
+  setStandingRefresh(approved: Uint8Array): void {
+    this.#standingRefresh = approved;
+  }
 
   /** Proactive refresh of `keyId` (see {@link LifecycleService.refresh}). */
   refresh(keyId: string, authorisation?: Uint8Array): Promise<KeyInfo> {

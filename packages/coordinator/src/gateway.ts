@@ -104,6 +104,8 @@ export interface StartedGateway {
   /** Offline packages waiting on devices, as each linked device last reported. */
   pendingByDevice(): Map<string, number>;
   stats(): GatewayStats;
+  /** HTTPS only: serves new connections with this certificate (a reload). False on plain HTTP. */
+  setTls(tls: { cert: string | Buffer; key: string | Buffer }): boolean;
 }
 
 /** A call must be issued within this much of the gateway's clock (ms). */
@@ -242,6 +244,11 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
     port,
     linked: () => links.linked(),
     pendingByDevice: () => links.pendingByDevice(),
+    setTls(tls) {
+      if (!('setSecureContext' in server)) return false;
+      (server as import('node:https').Server).setSecureContext({ cert: tls.cert, key: tls.key });
+      return true;
+    },
     stats: () => ({
       replayNonces: replay.size,
       addresses: addresses.size,

@@ -2,3 +2,5 @@ export * from './coordinator.js';
 export * from './server.js';
 export * from './config.js';
 export * from './gateway.js';
+export * from './metrics.js';
+export * from './reload.js';

@@ -80,7 +80,24 @@ export class LifecycleService {
    * it when they next link. Any failure before the commit aborts everywhere and leaves the
    * current epoch in force.
    */
-  async refresh(keyId: string, authorisation: Uint8Array = this.c.standingRefresh): Promise<KeyInfo> {
+  refresh(keyId: string, authorisation: Uint8Array = this.c.standingRefresh): Promise<KeyInfo> {
+    return this.#timed('refresh', keyId, () => this.#refresh(keyId, authorisation));
+  }
+
+  /** Runs one session and reports its kind, outcome and duration (the lifecycle metrics). */
+  async #timed(kind: 'refresh' | 'reshare', keyId: string, run: () => Promise<KeyInfo>): Promise<KeyInfo> {
+    const t0 = Date.now();
+    try {
+      const info = await run();
+      this.c.onEvent({ type: 'lifecycle', kind, keyId, ok: true, ms: Date.now() - t0 });
+      return info;
+    } catch (e) {
+      this.c.onEvent({ type: 'lifecycle', kind, keyId, ok: false, ms: Date.now() - t0, cause: codeOf(e) });
+      throw e;
+    }
+  }
+
+  async #refresh(keyId: string, authorisation: Uint8Array): Promise<KeyInfo> {
     const rec = this.c.key(keyId);
     const online = rec.key.roster.map((r) => this.c.participant(r.id)).filter((h): h is ParticipantHandle => !!h);
     if (online.length < rec.key.threshold)
@@ -186,7 +203,14 @@ export class LifecycleService {
    * Reshares `keyId` to `threshold`-of-`participants` (ids of linked participants; old members may
    * stay, leave or be replaced), same public key. An old quorum of linked members contributes.
    */
-  async reshare(
+  reshare(
+    keyId: string,
+    req: { threshold: number; participants: string[]; authorisation?: Uint8Array },
+  ): Promise<KeyInfo> {
+    return this.#timed('reshare', keyId, () => this.#reshare(keyId, req));
+  }
+
+  async #reshare(
     keyId: string,
     req: { threshold: number; participants: string[]; authorisation?: Uint8Array },
   ): Promise<KeyInfo> {

@@ -63,8 +63,14 @@ interface LinkUpMsg {
   result?: LinkResult | null;
 }
 
+/** Which participants may link now, and how to drop a linked one (a reloaded allowlist). */
+interface LinkAdmission {
+  allowed: readonly string[] | undefined;
+  readonly links: Map<string, (why: string) => void>;
+}
+
 /** Serves one participant stream: challenge, authenticated hello, then tasks and results. */
-function participantLink(opts: CoordinatorServerOptions) {
+function participantLink(opts: CoordinatorServerOptions, admission: LinkAdmission) {
   const { coordinator, log } = opts;
   return (call: grpc.ServerDuplexStream<LinkUpMsg, Record<string, unknown>>) => {
     const nonce = new Uint8Array(randomBytes(32));
@@ -84,9 +90,15 @@ function participantLink(opts: CoordinatorServerOptions) {
       }
       pending.clear();
       if (handle) {
+        if (admission.links.get(handle.info.id) === drop) admission.links.delete(handle.info.id);
         coordinator.unregister(handle.info.id, handle);
         log?.info({ participant: handle.info.id, why }, 'participant disconnected');
       }
+    };
+    const drop = (why: string) => {
+      call.emit('error', toServiceError(new TesseraRuntimeError('UNAUTHENTICATED', why)));
+      close(why);
+      call.end();
     };
     call.write({ challenge: { nonce, coordinator: 'tessera' } });
     call.on('data', (msg: LinkUpMsg) => {
@@ -107,7 +119,7 @@ function participantLink(opts: CoordinatorServerOptions) {
               'UNAUTHENTICATED',
               `hello of ${info.id} carries a signing key other than the one its key roster names`,
             );
-          if (opts.participants && !opts.participants.includes(info.id))
+          if (admission.allowed && !admission.allowed.includes(info.id))
             throw new TesseraRuntimeError('UNAUTHENTICATED', `${info.id} is not an allowed participant`);
           if (opts.requirePeerName) {
             const cn = peerCommonName(call);
@@ -137,6 +149,7 @@ function participantLink(opts: CoordinatorServerOptions) {
           };
           handle = self;
           coordinator.register(self);
+          admission.links.set(info.id, drop);
           log?.info({ participant: info.id, pid: h.pid }, 'participant connected');
           return;
         }
@@ -163,9 +176,20 @@ function participantLink(opts: CoordinatorServerOptions) {
   };
 }
 
+/** The running coordinator server. */
+export interface StartedCoordinatorServer extends StartedServer {
+  /**
+   * Puts a reloaded participant allowlist in force (undefined = any participant with a valid
+   * certificate): from now on only these ids may link, and linked participants no longer on it
+   * are disconnected (UNAUTHENTICATED). Returns the ids it disconnected.
+   */
+  setParticipants(ids: readonly string[] | undefined): string[];
+}
+
 /** Starts the coordinator's gRPC server (API + participant link + health + reflection). */
-export async function startCoordinatorServer(opts: CoordinatorServerOptions): Promise<StartedServer> {
+export async function startCoordinatorServer(opts: CoordinatorServerOptions): Promise<StartedCoordinatorServer> {
   const { coordinator } = opts;
+  const admission: LinkAdmission = { allowed: opts.participants, links: new Map() };
   const t = loadTessera();
   const onError = (e: unknown) =>
     opts.log?.debug({ code: (e as { code?: string }).code, err: (e as Error).message }, 'request failed');
@@ -311,7 +335,7 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
       { onError },
     ),
   };
-  return startServer({
+  const server = await startServer({
     ...(opts.host ? { host: opts.host } : {}),
     // Ping every linked participant: a signer whose host vanished (no FIN) is noticed within
     // ~15 s and unregistered, instead of when the kernel gives up on the TCP connection.
@@ -327,10 +351,18 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
       { definition: t.coordinatorService, implementation: api, name: 'tessera.v1.Coordinator' },
       {
         definition: t.participantLinkService,
-        implementation: { Connect: participantLink(opts) },
+        implementation: { Connect: participantLink(opts, admission) },
         name: 'tessera.v1.ParticipantLink',
       },
     ],
+  });
+  return Object.assign(server, {
+    setParticipants(ids: readonly string[] | undefined): string[] {
+      admission.allowed = ids;
+      const dropped = ids ? [...admission.links.keys()].filter((id) => !ids.includes(id)) : [];
+      for (const id of dropped) admission.links.get(id)?.('no longer an allowed participant (configuration reloaded)');
+      return dropped;
+    },
   });
 }
 

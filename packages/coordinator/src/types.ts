@@ -56,6 +56,7 @@ export interface SignResult {
 export type CoordinatorEvent =
   | { type: 'sign'; keyId: string; ok: boolean; cause?: string; ms: number; attempts: number }
   | { type: 'keygen'; ok: boolean; ms: number; cause?: string }
+  | { type: 'lifecycle'; kind: 'refresh' | 'reshare'; keyId: string; ok: boolean; ms: number; cause?: string }
   | { type: 'culprit'; participant: string; code: string }
   | { type: 'pool'; participant: string; ok: boolean; cause?: string; message?: string }
   | { type: 'package'; keyId: string; ok: boolean; cause?: string; ms: number; cached: boolean; createdAt?: number }

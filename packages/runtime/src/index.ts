@@ -10,3 +10,4 @@ export * from './log.js';
 export * from './config.js';
 export * from './process.js';
 export * from './args.js';
+export * from './reload.js';

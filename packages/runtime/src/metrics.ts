@@ -3,7 +3,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
  * A fresh registry (never the prom-client global one) with the default process metrics,
@@ -14,6 +14,19 @@ export function createRegistry(labels?: Record<string, string>): Registry {
   if (labels !== undefined && Object.keys(labels).length > 0) registry.setDefaultLabels(labels);
   collectDefaultMetrics({ register: registry, prefix: 'tessera_' });
   return registry;
+}
+
+/**
+ * `tessera_build_info{version, nodejs} 1` on `registry`: which release each process runs (for
+ * rolling upgrades and the TesseraMixedVersions alert), the standard *_build_info pattern.
+ */
+export function buildInfo(registry: Registry, version: string): void {
+  new Gauge({
+    name: 'tessera_build_info',
+    help: 'always 1; the labels say which Tessera release and Node.js this process runs',
+    labelNames: ['version', 'nodejs'],
+    registers: [registry],
+  }).set({ version, nodejs: process.version }, 1);
 }
 
 /**

@@ -23,6 +23,11 @@ export const SignerConfigSchema = z.object({
   metricsPort: z.number().int().min(0).max(65535).default(0),
   /** Address the metrics/healthz HTTP server binds (0.0.0.0 to let a scraper reach it). */
   metricsHost: z.string().default('127.0.0.1'),
+  /**
+   * Reload: besides SIGHUP, the config file and TLS files are checked for changes this often
+   * (seconds; 0 = SIGHUP only). A Kubernetes ConfigMap or Secret update is picked up this way.
+   */
+  reloadPollSeconds: z.number().min(0).default(30),
   policy: z
     .object({
       allowKeygen: z.boolean().default(true),

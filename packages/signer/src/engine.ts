@@ -105,7 +105,7 @@ export class SignerEngine {
   readonly ledger: NonceLedger;
   readonly audit: AuditLog;
   readonly #store: SealedKV;
-  readonly #policy: PolicyEngine;
+  #policy: PolicyEngine;
   readonly #clock: () => number;
   readonly #rng: Rng;
   readonly #maxFresh: number;
@@ -140,9 +140,12 @@ export class SignerEngine {
       active: (keyId) => this.key(keyId).catch(() => undefined),
       changed: (keyId, roster) => this.#epochChanged(keyId, roster),
     });
-    const policy = this.#policy.policy;
+    const engine = this;
     this.#lifecycle = new LifecycleParticipant(this.identity, this.#rng, this.#lcStore, {
-      ...(policy.operators ? { operators: policy.operators } : {}),
+      // Read at every check, so a reloaded policy's operators are the ones that count.
+      get operators() {
+        return engine.#policy.policy.operators;
+      },
       requireAuthorisation: true,
       pinned: (p) => this.#pinned(p),
       mayJoin: () => true,
@@ -170,6 +173,20 @@ export class SignerEngine {
    * (and without an explicit `allowUnpinnedPeers`), a coordinator could put participants of its
    * own into a key; without pinned operators, nobody can authorise a refresh or reshare.
    */
+  /**
+   * Puts a reloaded policy in force (the operator's file on this host, re-read on SIGHUP): from
+   * the next request on, requesters, pinned peers, operators and device rules are the new ones.
+   * Throws, changing nothing, if the policy is unusable (a requester key that is not hex).
+   */
+  setPolicy(policy: Policy): void {
+    this.#policy = this.#policy.with(policy);
+  }
+
+  /** The policy in force. */
+  get policy(): Policy {
+    return this.#policy.policy;
+  }
+
   static unpinnedReason(policy: Policy): string | undefined {
     if ((!policy.peers || policy.peers.length === 0) && !policy.allowUnpinnedPeers)
       return 'no peers are pinned (policy.peers): this node joins no key generation or reshare until they are (or policy.allowUnpinnedPeers is set, for development only)';

@@ -3,3 +3,5 @@ export * from './policy.js';
 export * from './config.js';
 export * from './link.js';
 export * from './spent.js';
+export * from './metrics.js';
+export * from './reload.js';

@@ -8,21 +8,25 @@
 import { ParticipantIdentity, decodeIdentityRecord, encodeIdentityRecord, toHex } from '@tessera/core';
 import { SealedStore, loadKek, type SealedKV } from '@tessera/store';
 import {
+  ReloadableTls,
+  grpc,
   parseDaemonArgs,
-  channelCredentials,
+  reloadMetrics,
+  startReloader,
   createLogger,
   createRegistry,
   loadConfig,
   onShutdown,
   startMetricsServer,
 } from '@tessera/runtime';
-import { Counter, Gauge } from 'prom-client';
 import { SignerConfigSchema } from './config.js';
+import { applySignerReload } from './reload.js';
 import { SignerEngine } from './engine.js';
 import { SpentJournal } from './spent.js';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { runLink } from './link.js';
+import { signerMetrics } from './metrics.js';
 
 /** Loads the node's identity from its store, creating it on first start. */
 export async function loadOrCreateIdentity(store: SealedKV, id: string): Promise<ParticipantIdentity> {
@@ -72,61 +76,31 @@ async function main(): Promise<void> {
     return;
   }
   const registry = createRegistry({ participant: cfg.id });
-  const signs = new Counter({
-    name: 'tessera_signer_signatures_total',
-    help: 'signature shares released',
-    labelNames: ['result'],
-    registers: [registry],
-  });
-  const refusals = new Counter({
-    name: 'tessera_signer_refusals_total',
-    help: 'sign requests refused, by code',
-    labelNames: ['code'],
-    registers: [registry],
-  });
-  const keygens = new Counter({ name: 'tessera_signer_keygens_total', help: 'keys created', registers: [registry] });
-  const offline = new Counter({
-    name: 'tessera_signer_offline_completions_total',
-    help: 'offline packages completed with a reserved nonce (ok) or re-answered identically (cached)',
-    labelNames: ['result'],
-    registers: [registry],
-  });
-  const reserved = new Counter({
-    name: 'tessera_signer_reservations_total',
-    help: 'nonces reserved for devices',
-    registers: [registry],
-  });
-  const linkUp = new Gauge({
-    name: 'tessera_signer_link_up',
-    help: '1 when linked to the coordinator',
-    registers: [registry],
-  });
+  const metricsSet = signerMetrics(registry, { version: VERSION });
   const spent = SpentJournal.open(join(cfg.dataDir, 'spent-reservations.journal'));
   const engine = new SignerEngine({
     spent,
     identity,
     store,
     policy: cfg.policy,
-    onEvent: (e) => {
-      if (e.type === 'sign') signs.inc({ result: e.result });
-      else if (e.type === 'refusal') refusals.inc({ code: e.code });
-      else if (e.type === 'keygen') keygens.inc();
-      else if (e.type === 'complete') offline.inc({ result: e.result });
-      else if (e.type === 'reserve') reserved.inc(e.count);
-    },
+    onEvent: (e) => metricsSet.onEvent(e),
   });
   // Startup check: the nonce ledger must be readable before the node links (every link discards
   // unused nonces first). A damaged store (a corrupt or truncated table file) refuses to start
   // here with one line, instead of a process that runs but can never link.
   await engine.discardFreshNonces();
   const metrics = await startMetricsServer(registry, { host: cfg.metricsHost, port: cfg.metricsPort });
+  // TLS through a certificate provider, so a reload swaps the certificate for the next connection.
+  const tls = cfg.tls ? ReloadableTls.load(cfg.tls) : undefined;
+  const reloads = reloadMetrics(registry);
+  if (tls) reloads.certificate('grpc', tls.current.notAfter);
   const link = runLink({
     engine,
     address: cfg.coordinator,
-    credentials: channelCredentials(cfg.tls),
+    credentials: tls?.channelCredentials() ?? grpc.credentials.createInsecure(),
     metricsUrl: metrics.url,
     log,
-    onState: (up) => linkUp.set(up ? 1 : 0),
+    onState: (up) => metricsSet.onLink(up),
   });
   log.info({ pid: process.pid, metrics: metrics.url, signKey: toHex(identity.public.signKey) }, 'signer started');
   // Say at once, on one line each, what this node will refuse and why.
@@ -145,7 +119,18 @@ async function main(): Promise<void> {
       signKey: toHex(identity.public.signKey),
     }) + '\n',
   );
+  const reloader = startReloader(cfg, {
+    name: `tessera-signer ${cfg.id}`,
+    load: () =>
+      loadConfig(SignerConfigSchema, { ...(args.config ? { file: args.config } : {}), envPrefix: 'TESSERA_SIGNER_' }),
+    files: (c) => [...(args.config ? [args.config] : []), ...(c.tls ? [c.tls.ca, c.tls.cert, c.tls.key] : [])],
+    apply: (next, prev) => applySignerReload(next, prev, { engine, tls, reloads }),
+    log,
+    metrics: reloads,
+    pollMs: cfg.reloadPollSeconds * 1000,
+  });
   onShutdown(async () => {
+    reloader.stop();
     link.stop();
     await metrics.close();
     await store.close();

@@ -70,12 +70,22 @@ export class PolicyRefusal extends TesseraError {
 /** Evaluates intents against a {@link Policy}; keeps per-requester rate buckets in memory. */
 export class PolicyEngine {
   readonly #rules: { rule: RequesterRule; key: Uint8Array }[];
-  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  readonly #buckets: Map<string, { tokens: number; at: number }>;
   constructor(
     readonly policy: Policy,
     private readonly clock: () => number = Date.now,
+    buckets = new Map<string, { tokens: number; at: number }>(),
   ) {
     this.#rules = policy.requesters.map((rule) => ({ rule, key: fromHex(rule.publicKey, `requester ${rule.id} key`) }));
+    this.#buckets = buckets;
+  }
+
+  /**
+   * An engine for a reloaded `policy` (checked here: a bad requester key throws). Rate buckets
+   * carry over by requester id, so a reload does not hand anyone a fresh minute of signatures.
+   */
+  with(policy: Policy): PolicyEngine {
+    return new PolicyEngine(policy, this.clock, this.#buckets);
   }
 
   /**
