@@ -103,6 +103,7 @@ const NOT_RUN: [RegExp, string][] = [
   [/^npm run format\b/, 'rewrites the tree (the check is `npm test`’s `biome check`)'],
   [/^npx vitest run\b/, 'a part of the suite'],
   [/^npm run proto\b/, 'regenerates generated code after a proto/ edit'],
+  [/^npm run monitoring\b/, 'regenerates the PrometheusRule after a rules edit (its --check runs in test/monitoring)'],
 ];
 
 type Plan =

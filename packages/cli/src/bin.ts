@@ -14,6 +14,7 @@ import { auditVerify, derive, keygen, keys, lifecycle, sign, status } from './co
 import { createDevPki } from '@tessera/runtime';
 import { startDev } from './dev.js';
 import { registerDeviceCommands } from './device.js';
+import { registerKekCommands } from './kek.js';
 import {
   approve,
   authorisationFor,
@@ -359,6 +360,7 @@ audit
   });
 
 registerDeviceCommands(program, out, withClient);
+registerKekCommands(program, out);
 
 program
   .command('certs')

@@ -8,6 +8,12 @@ export const CoordinatorConfigSchema = z.object({
   port: z.number().int().min(0).max(65535).default(7400),
   kekFile: z.string().optional(),
   kekEnv: z.string().optional(),
+  /**
+   * The KEK inside an HSM: an RFC 7512 PKCS#11 URI,
+   * `pkcs11:token=<label>;object=<key label>?module-path=<library>&pin-source=file:<path>`.
+   * Exactly one of kekFile, kekEnv, kekPkcs11 (none: the environment variable TESSERA_KEK).
+   */
+  kekPkcs11: z.string().startsWith('pkcs11:').optional(),
   /** mTLS files; participants' certificate CNs must then equal their participant ids. */
   tls: z.object({ ca: z.string(), cert: z.string(), key: z.string() }).optional(),
   metricsPort: z.number().int().min(0).max(65535).default(0),

@@ -4,7 +4,7 @@
  * Prints one JSON line `{ready, port, pid, metricsUrl}` on stdout when serving.
  */
 import { encodeApproved, fromHex } from '@tessera/core';
-import { SealedStore, loadKek } from '@tessera/store';
+import { SealedStore, kekFromConfig } from '@tessera/store';
 import {
   parseDaemonArgs,
   createLogger,
@@ -61,10 +61,12 @@ async function main(): Promise<void> {
     envPrefix: 'TESSERA_COORDINATOR_',
   });
   const log = createLogger('coordinator');
-  const kek = loadKek(cfg.kekFile ? { file: cfg.kekFile } : { env: cfg.kekEnv ?? 'TESSERA_KEK' });
-  const store = await SealedStore.open(cfg.dataDir, kek);
   const registry = createRegistry({ service: 'coordinator' });
   const metricsSet = coordinatorMetrics(registry, { version: VERSION });
+  const metrics = await startMetricsServer(registry, { host: cfg.metricsHost, port: cfg.metricsPort });
+  const kek = kekFromConfig(cfg);
+  // The KEK opens the store's data key once; an HSM session is not kept beyond that.
+  const store = await SealedStore.open(cfg.dataDir, kek).finally(() => kek.close?.());
   let gateway: StartedGateway | undefined;
   const coordinator = new Coordinator({
     store,
@@ -91,7 +93,6 @@ async function main(): Promise<void> {
     now: () => Date.now(),
   });
   await coordinator.load();
-  const metrics = await startMetricsServer(registry, { host: cfg.metricsHost, port: cfg.metricsPort });
   // TLS through a certificate provider, so a reload swaps the certificate for new connections.
   const tls = cfg.tls ? ReloadableTls.load(cfg.tls) : undefined;
   const reloads = reloadMetrics(registry);

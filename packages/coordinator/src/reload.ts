@@ -20,6 +20,7 @@ const RESTART_ONLY = [
   'port',
   'kekFile',
   'kekEnv',
+  'kekPkcs11',
   'metricsPort',
   'metricsHost',
   'taskTimeoutMs',

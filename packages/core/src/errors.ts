@@ -97,6 +97,8 @@ export const ErrorCode = {
   KEK_INVALID: 'KEK_INVALID',
   /** The KEK does not open this store. */
   KEK_MISMATCH: 'KEK_MISMATCH',
+  /** The HSM holding the KEK cannot be used now: wrong PIN, no such token or key, token removed. */
+  KEK_UNAVAILABLE: 'KEK_UNAVAILABLE',
   /** A record does not open or decode: the store is damaged. */
   STORE_CORRUPT: 'STORE_CORRUPT',
   /** The store cannot be read or written now (closed, disk full, refused after a failed write). */

@@ -17,6 +17,12 @@ export const SignerConfigSchema = z.object({
   /** Key-encryption key: a file holding 64 hex characters, or the name of an env variable. */
   kekFile: z.string().optional(),
   kekEnv: z.string().optional(),
+  /**
+   * The KEK inside an HSM: an RFC 7512 PKCS#11 URI,
+   * `pkcs11:token=<label>;object=<key label>?module-path=<library>&pin-source=file:<path>`.
+   * Exactly one of kekFile, kekEnv, kekPkcs11 (none: the environment variable TESSERA_KEK).
+   */
+  kekPkcs11: z.string().startsWith('pkcs11:').optional(),
   /** mTLS files; without them the link is plaintext (dev only). */
   tls: z.object({ ca: z.string(), cert: z.string(), key: z.string() }).optional(),
   /** Prometheus metrics port (0 = ephemeral). */

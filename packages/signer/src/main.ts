@@ -6,7 +6,7 @@
  * Prometheus metrics, stops gracefully on SIGTERM/SIGINT.
  */
 import { ParticipantIdentity, decodeIdentityRecord, encodeIdentityRecord, toHex } from '@tessera/core';
-import { SealedStore, loadKek, type SealedKV } from '@tessera/store';
+import { SealedStore, kekFromConfig, type SealedKV } from '@tessera/store';
 import {
   ReloadableTls,
   grpc,
@@ -60,8 +60,9 @@ async function main(): Promise<void> {
     envPrefix: 'TESSERA_SIGNER_',
   });
   const log = createLogger(`signer`).child({ participant: cfg.id });
-  const kek = loadKek(cfg.kekFile ? { file: cfg.kekFile } : { env: cfg.kekEnv ?? 'TESSERA_KEK' });
-  const store = await SealedStore.open(cfg.dataDir, kek);
+  const kek = kekFromConfig(cfg);
+  // The KEK opens the store's data key once; an HSM session is not kept beyond that.
+  const store = await SealedStore.open(cfg.dataDir, kek).finally(() => kek.close?.());
   const identity = await loadOrCreateIdentity(store, cfg.id);
   if (args.init) {
     // Creates (or reads) the identity and prints its public keys, to pin in peers' policies.

@@ -14,6 +14,7 @@ const RESTART_ONLY = [
   'coordinator',
   'kekFile',
   'kekEnv',
+  'kekPkcs11',
   'metricsPort',
   'metricsHost',
   'reloadPollSeconds',

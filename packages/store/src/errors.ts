@@ -18,6 +18,8 @@ export const StoreErrorCode = {
   KEK_INVALID: 'KEK_INVALID',
   /** The key-encryption key does not open this store (another KEK sealed it). */
   KEK_MISMATCH: 'KEK_MISMATCH',
+  /** The HSM holding the key-encryption key cannot be used: wrong PIN, no such token or key, token removed. */
+  KEK_UNAVAILABLE: 'KEK_UNAVAILABLE',
   /** Stored bytes fail to unseal or decode: tampered, moved between keys, or damaged. */
   STORE_CORRUPT: 'STORE_CORRUPT',
   /** The database cannot be used: locked by another handle, I/O error, or closed. */

@@ -4,6 +4,9 @@
  */
 export * from './errors.js';
 export * from './kek.js';
+export * from './kek-pkcs11.js';
+export * from './kek-spec.js';
+export * from './kek-rotate.js';
 export * from './types.js';
 export * from './sealed.js';
 export * from './layout.js';

@@ -29,7 +29,11 @@ export async function readMeta(db: Level<string, Uint8Array>, dir: string): Prom
   } catch (e) {
     throw levelFailure(dir, 'read meta record', e);
   }
-  if (raw === undefined) return undefined;
+  return raw === undefined ? undefined : decodeMeta(raw, dir);
+}
+
+/** Decodes a meta record's bytes (any backend). `STORE_CORRUPT` naming `dir` if unreadable. */
+export function decodeMeta(raw: Uint8Array, dir: string): MetaRecord {
   const corrupt = (): StoreError => new StoreError('STORE_CORRUPT', `store ${dir}: data-key record is unreadable`);
   let obj: unknown;
   try {
@@ -52,17 +56,23 @@ export async function readMeta(db: Level<string, Uint8Array>, dir: string): Prom
   return { kekId: o['kek'], wrapped: hexToBytes(o['wrapped']), check: hexToBytes(o['check']) };
 }
 
+/** A meta record's bytes (any backend). */
+export function encodeMeta(m: MetaRecord): Uint8Array {
+  return utf8(
+    JSON.stringify({
+      v: META_VERSION,
+      alg: ALG,
+      kek: m.kekId,
+      wrapped: bytesToHex(m.wrapped),
+      check: bytesToHex(m.check),
+    }),
+  );
+}
+
 /** Write the meta record with a synced write. */
 export async function writeMeta(db: Level<string, Uint8Array>, dir: string, m: MetaRecord): Promise<void> {
-  const json = JSON.stringify({
-    v: META_VERSION,
-    alg: ALG,
-    kek: m.kekId,
-    wrapped: bytesToHex(m.wrapped),
-    check: bytesToHex(m.check),
-  });
   try {
-    await db.put(META_KEY, utf8(json), { sync: true });
+    await db.put(META_KEY, encodeMeta(m), { sync: true });
   } catch (e) {
     throw levelFailure(dir, 'write meta record', e);
   }

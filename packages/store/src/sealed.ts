@@ -281,7 +281,9 @@ async function loadOrCreateDataKey(db: Db, dir: string, kek: KeyEncryptionKey): 
   let dataKey: Uint8Array;
   try {
     dataKey = await kek.unwrap(meta.wrapped, DATA_KEY_WRAP_AAD);
-  } catch {
+  } catch (e) {
+    // An HSM that cannot be used (wrong PIN, token gone) says so; anything else is the wrong KEK.
+    if ((e as StoreError).code === 'KEK_UNAVAILABLE') throw e;
     throw mismatch();
   }
   const check = dataKey.length === 32 ? openEnvelope(dataKey, meta.check, CHECK_AAD) : undefined;
