@@ -5,7 +5,8 @@
 # internet access CI does not have, so we use Debian's build at /usr/bin/chromium) and
 # prometheus (its promtool checks and unit-tests deploy/monitoring's alert rules; the server the
 # package also ships is not started: a policy-rc.d forbids service starts during the install)
-# and softhsm2 (a PKCS#11 token in a temp directory for the HSM KEK tests).
+# softhsm2 (a PKCS#11 token in a temp directory for the HSM KEK tests) and postgresql (a server
+# started by the tests in a temp directory as an unprivileged user; its own service is not started).
 # Idempotent; needs root (CI runs as root). `npm test` runs it first (pretest): with everything
 # present it returns at once; otherwise it installs as root, or says in one line what to run.
 set -euo pipefail
@@ -15,6 +16,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "test-deps: the tests need ${need[*]}: run \`sudo bash scripts/test-deps.sh\` (or apt-get install ${need[*]}) once, then npm test" >&2

@@ -765,3 +765,66 @@ describe('deploy/probe.mjs', () => {
     expect(dirname(PROBE)).toBe(DEPLOY);
   });
 });
+
+/** RFC 6902 add/replace/remove on plain objects (what the HA overlay's patch uses). */
+function applyJsonPatch(target: Obj, ops: { op: string; path: string; value?: unknown }[]): void {
+  for (const { op, path, value } of ops) {
+    const parts = path.split('/').slice(1);
+    const last = parts.pop()!;
+    let at = target;
+    for (const p of parts) {
+      at = at[p];
+      if (at === undefined) throw new Error(`patch path ${path}: ${p} does not exist`);
+    }
+    if (op === 'remove') {
+      if (!(last in at)) throw new Error(`patch path ${path} does not exist`);
+      delete at[last];
+    } else if (op === 'add' && last === '-') (at as unknown as unknown[]).push(value);
+    else if (op === 'add' || op === 'replace') {
+      if (op === 'replace' && !(last in at)) throw new Error(`patch path ${path} does not exist`);
+      at[last] = value;
+    } else throw new Error(`unsupported patch op ${op}`);
+  }
+}
+
+describe('coordinator high availability overlay (deploy/k8s/ha)', () => {
+  it('applies to the base: 3 replicas started together, state in PostgreSQL from a Secret, a valid config, a PDB', async () => {
+    const dir = join(K8S, 'ha');
+    const k = parseYaml(read(join(dir, 'kustomization.yaml'))) as Obj;
+    expect(k.resources).toEqual(['..', 'pdb.yaml']);
+    const sts = structuredClone(find('StatefulSet', 'coordinator'));
+    const patch = (k.patches as Obj[]).find(
+      (p) => p.target?.kind === 'StatefulSet' && p.target?.name === 'coordinator',
+    )!;
+    applyJsonPatch(sts, parseYaml(patch.patch) as { op: string; path: string }[]);
+    const cmPatch = parseYaml(read(join(dir, (k.patches as Obj[]).find((p) => p.path)!.path))) as Obj;
+    expect(cmPatch.metadata.name).toBe('tessera-coordinator-config');
+    const cm = { ...structuredClone(find('ConfigMap', 'tessera-coordinator-config')), data: cmPatch.data };
+    const pdb = parseYaml(read(join(dir, 'pdb.yaml'))) as Obj;
+    expect(
+      await manifestErrors([
+        { where: 'ha StatefulSet', obj: sts },
+        { where: 'ha ConfigMap', obj: cm },
+        { where: 'ha PDB', obj: pdb },
+      ]),
+    ).toEqual([]);
+    expect(sts.spec.replicas).toBe(3);
+    expect(sts.spec.podManagementPolicy).toBe('Parallel');
+    expect(sts.spec.volumeClaimTemplates).toBeUndefined();
+    const pod = sts.spec.template.spec as Obj;
+    const c = (pod.containers as Obj[]).find((x) => x.name === 'coordinator')!;
+    const cfg = loadInPod(
+      CoordinatorConfigSchema,
+      cm.data['coordinator.json'],
+      'TESSERA_COORDINATOR_',
+      podEnv(c, 'coordinator-0'),
+    );
+    expect(cfg.dataDir).toBeUndefined();
+    expectFileFrom(pod, c, sts, cfg.postgres.urlFile, 'Secret');
+    expectFileFrom(pod, c, sts, cfg.kekFile, 'Secret');
+    // The PDB covers the coordinator pods.
+    for (const [key, v] of Object.entries(pdb.spec.selector.matchLabels as Record<string, string>))
+      expect(sts.spec.template.metadata.labels[key]).toBe(v);
+    expect(pdb.spec.maxUnavailable).toBe(1);
+  });
+});

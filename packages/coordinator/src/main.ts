@@ -4,7 +4,8 @@
  * Prints one JSON line `{ready, port, pid, metricsUrl}` on stdout when serving.
  */
 import { encodeApproved, fromHex } from '@tessera/core';
-import { SealedStore, kekFromConfig } from '@tessera/store';
+import { type OpenedKek, PgSealedStore, type SealedKV, SealedStore, kekFromConfig } from '@tessera/store';
+import type { Logger } from 'pino';
 import {
   parseDaemonArgs,
   createLogger,
@@ -18,7 +19,7 @@ import {
   startMetricsServer,
   startReloader,
 } from '@tessera/runtime';
-import { CoordinatorConfigSchema } from './config.js';
+import { type CoordinatorConfig, CoordinatorConfigSchema } from './config.js';
 import { Coordinator } from './coordinator.js';
 import { coordinatorMetrics } from './metrics.js';
 import { applyCoordinatorReload } from './reload.js';
@@ -45,6 +46,34 @@ function readApprovedFile(file: string): Uint8Array {
   );
 }
 
+/**
+ * The coordinator's state: LevelDB in `dataDir`, or PostgreSQL shared by replicas. With
+ * PostgreSQL this waits for the leadership lease (a standby logs so, serves nothing, and takes
+ * over when the leader's database session ends); losing the lease later ends the process, so a
+ * replica never acts on state it no longer owns.
+ */
+async function openStore(cfg: CoordinatorConfig, kek: OpenedKek, log: Logger): Promise<SealedKV> {
+  if (!cfg.postgres) return SealedStore.open(cfg.dataDir as string, kek);
+  const p = cfg.postgres;
+  let url: string;
+  try {
+    url = (p.urlFile ? readFileSync(p.urlFile, 'utf8') : (process.env[p.urlEnv as string] ?? '')).trim();
+  } catch (e) {
+    throw new Error(`postgres.urlFile: cannot read ${p.urlFile} (${(e as NodeJS.ErrnoException).code})`);
+  }
+  if (!url) throw new Error(`postgres: ${p.urlFile ? `${p.urlFile} is empty` : `${p.urlEnv} is not set`}`);
+  return PgSealedStore.open(url, kek, {
+    lease: {
+      name: p.lease,
+      onStandby: () => log.info({ lease: p.lease }, 'standby: another coordinator leads; waiting for the lease'),
+    },
+    onLost: (e) => {
+      log.error({ err: e.message }, 'lost the PostgreSQL session and with it the lease: stopping');
+      process.exit(1);
+    },
+  });
+}
+
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;
 
@@ -63,10 +92,11 @@ async function main(): Promise<void> {
   const log = createLogger('coordinator');
   const registry = createRegistry({ service: 'coordinator' });
   const metricsSet = coordinatorMetrics(registry, { version: VERSION });
+  // Metrics and /healthz first: a standby replica (waiting for the lease) is alive, not ready.
   const metrics = await startMetricsServer(registry, { host: cfg.metricsHost, port: cfg.metricsPort });
   const kek = kekFromConfig(cfg);
   // The KEK opens the store's data key once; an HSM session is not kept beyond that.
-  const store = await SealedStore.open(cfg.dataDir, kek).finally(() => kek.close?.());
+  const store = await openStore(cfg, kek, log).finally(() => kek.close?.());
   let gateway: StartedGateway | undefined;
   const coordinator = new Coordinator({
     store,

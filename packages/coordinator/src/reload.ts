@@ -16,6 +16,7 @@ import type { CoordinatorConfig } from './config.js';
 /** Fields a running coordinator cannot change in place: a reload names them and keeps the old value. */
 const RESTART_ONLY = [
   'dataDir',
+  'postgres',
   'host',
   'port',
   'kekFile',

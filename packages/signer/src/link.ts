@@ -10,6 +10,10 @@ import type { SignerEngine } from './engine.js';
 
 export interface LinkOptions {
   engine: SignerEngine;
+  /**
+   * host:port of the coordinator; several, comma-separated, for replicas sharing one PostgreSQL
+   * (only the leader listens: a failed dial moves on to the next address).
+   */
   address: string;
   credentials: grpc.ChannelCredentials;
   metricsUrl?: string;
@@ -33,14 +37,22 @@ function resultMessage(r: LinkResult): Record<string, unknown> {
 /** Runs the link until `stop()`; returns the stopper. */
 export function runLink(opts: LinkOptions): { stop(): void; connected(): boolean } {
   const { ParticipantLink } = loadTessera();
-  const client = new ParticipantLink(opts.address, opts.credentials, {
-    // Notice a dead coordinator within ~20 s, and reconnect promptly once it is back.
-    'grpc.keepalive_time_ms': 15_000,
-    'grpc.keepalive_timeout_ms': 5_000,
-    'grpc.keepalive_permit_without_calls': 1,
-    'grpc.initial_reconnect_backoff_ms': 250,
-    'grpc.max_reconnect_backoff_ms': 5_000,
-  });
+  const addresses = opts.address
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
+  const clients = addresses.map(
+    (address) =>
+      new ParticipantLink(address, opts.credentials, {
+        // Notice a dead coordinator within ~20 s, and reconnect promptly once it is back.
+        'grpc.keepalive_time_ms': 15_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+        'grpc.keepalive_permit_without_calls': 1,
+        'grpc.initial_reconnect_backoff_ms': 250,
+        'grpc.max_reconnect_backoff_ms': 5_000,
+      }),
+  );
+  let current = 0;
   let stopped = false;
   let up = false;
   let attempt = 0;
@@ -49,6 +61,7 @@ export function runLink(opts: LinkOptions): { stop(): void; connected(): boolean
 
   const connect = () => {
     if (stopped) return;
+    const client = clients[current]!;
     const s = (
       client as unknown as { Connect(): grpc.ClientDuplexStream<Record<string, unknown>, LinkDownMsg> }
     ).Connect();
@@ -70,7 +83,7 @@ export function runLink(opts: LinkOptions): { stop(): void; connected(): boolean
           attempt = 0;
           up = true;
           opts.onState?.(true);
-          opts.log?.info({ coordinator: opts.address }, 'linked to coordinator');
+          opts.log?.info({ coordinator: addresses[current] }, 'linked to coordinator');
         })().catch((e: unknown) => {
           opts.log?.error({ err: (e as Error).message }, 'hello failed');
           // Never leave the link half-open (the coordinator would wait for a hello for ever):
@@ -89,6 +102,8 @@ export function runLink(opts: LinkOptions): { stop(): void; connected(): boolean
       if (stream !== s) return;
       stream = undefined;
       if (up) opts.log?.warn({ why }, 'coordinator link lost');
+      // A dial that never got linked tries the next address (a standby replica does not listen).
+      else current = (current + 1) % clients.length;
       up = false;
       opts.onState?.(false);
       if (stopped) return;
@@ -104,7 +119,7 @@ export function runLink(opts: LinkOptions): { stop(): void; connected(): boolean
       stopped = true;
       if (timer) clearTimeout(timer);
       stream?.cancel();
-      client.close();
+      for (const c of clients) c.close();
     },
     connected: () => up,
   };

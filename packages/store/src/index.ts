@@ -16,3 +16,4 @@ export * from './idempotency.js';
 export * from './audit-chain.js';
 export * from './audit.js';
 export { KeyedMutex } from './mutex.js';
+export * from './pg-store.js';
