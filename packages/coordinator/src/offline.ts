@@ -251,17 +251,28 @@ export class OfflineService {
       signers: [pkg.device, ...pkg.cosigners.map((c) => c.signer)],
       alreadyCompleted: false,
     };
-    await this.c.store.batch(
-      [
-        { type: 'put', key: layout.package(pkg.packageId), value: encodeMessage('SubmitPackageResponse', result) },
-        ...pkg.cosigners.map((c) => ({
-          type: 'put' as const,
-          key: layout.reservationUse(c.signer, c.nonceId),
-          value: new TextEncoder().encode(pkg.packageId),
-        })),
-      ],
-      { sync: true },
-    );
+    // Inserts: the package's result and each reservation's use are written once. If another
+    // writer got there first (a deposed leader, a racing package), nothing of this is written.
+    try {
+      await this.c.store.batch(
+        [
+          { type: 'insert', key: layout.package(pkg.packageId), value: encodeMessage('SubmitPackageResponse', result) },
+          ...pkg.cosigners.map((c) => ({
+            type: 'insert' as const,
+            key: layout.reservationUse(c.signer, c.nonceId),
+            value: new TextEncoder().encode(pkg.packageId),
+          })),
+        ],
+        { sync: true },
+      );
+    } catch (e) {
+      if (codeOf(e) !== 'KEY_EXISTS') throw e;
+      const prior = await this.c.store.get(layout.package(pkg.packageId));
+      if (prior) return { ...decodeMessage('SubmitPackageResponse', prior), alreadyCompleted: true };
+      throw new CoordinatorError('RESERVATION_USED', 'a reservation of this package was used by another package', [
+        pkg.device,
+      ]);
+    }
     await this.c.audit.append({
       type: 'offline-complete',
       data: { keyId: rec.keyId, package: pkg.packageId, device: pkg.device, signers: result.signers.join(',') },

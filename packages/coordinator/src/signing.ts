@@ -74,8 +74,9 @@ export class SigningService {
       // same intent gets the stored signature; the same id with another intent is refused.
       const resultKey = layout.result(intent.requester, intent.requestId);
       const intentDigest = sha256(intent.payload);
-      const prior = await this.c.store.get(resultKey);
-      if (prior) {
+      const storedResult = async () => {
+        const prior = await this.c.store.get(resultKey);
+        if (!prior) return undefined;
         const stored = decodeResult(prior);
         if (!equalBytes(stored.intentDigest, intentDigest))
           throw new CoordinatorError(
@@ -83,7 +84,9 @@ export class SigningService {
             `request id ${toHex(intent.requestId).slice(0, 16)}… was already used for another intent`,
           );
         return stored.result;
-      }
+      };
+      const prior = await storedResult();
+      if (prior) return prior;
       // An HD child key (the intent's path): same roster and shares, publicly tweaked.
       const signingKey = intent.path ? deriveKey(rec.key, intent.path).key : rec.key;
       const excluded: Excluded = new Map();
@@ -100,22 +103,32 @@ export class SigningService {
           publicKey: groupPublicKey(signingKey),
           requestId: intent.requestId,
         };
-        // The result and its audit entry: one synced batch.
-        await this.c.audit.append(
-          {
-            type: 'sign',
-            data: {
-              keyId,
-              requestId: toHex(intent.requestId),
-              signers: quorum.join(','),
-              attempts,
-              ...(intent.path ? { path: intent.path } : {}),
+        // The result and its audit entry: one synced batch. The result is an insert: if the same
+        // request finished first elsewhere (a concurrent retry, a deposed leader), that stored
+        // result is the answer and this signature is never handed out.
+        const stored = await this.c.audit
+          .append(
+            {
+              type: 'sign',
+              data: {
+                keyId,
+                requestId: toHex(intent.requestId),
+                signers: quorum.join(','),
+                attempts,
+                ...(intent.path ? { path: intent.path } : {}),
+              },
             },
-          },
-          { with: [{ type: 'put', key: resultKey, value: encodeResult(out, intentDigest) }] },
-        );
+            { with: [{ type: 'insert', key: resultKey, value: encodeResult(out, intentDigest) }] },
+          )
+          .then(
+            () => out,
+            async (e: unknown) => {
+              if (codeOf(e) !== 'KEY_EXISTS') throw e;
+              return (await storedResult()) ?? Promise.reject(e);
+            },
+          );
         this.c.onEvent({ type: 'sign', keyId, ok: true, ms: this.c.clock() - t0, attempts });
-        return out;
+        return stored;
       }
       throw noQuorum(rec, excluded);
     } catch (e) {

@@ -20,6 +20,18 @@ describe('SigningService', () => {
     expect([...s.sent.values()].flat().filter((b) => b === 'sign').length).toBe(before);
   });
 
+  it('concurrent deliveries of one request: every caller gets the one stored signature (the result is an insert)', async () => {
+    const s = await signers(3);
+    const c = await services(s);
+    const k = await c.keygen.keygen({ suite: 'ed25519', threshold: 2 });
+    const i = intent(s, 'ed25519', k.keyId, msg('pay once'));
+    const results = await Promise.all([1, 2, 3, 4].map(() => c.signing.sign(i)));
+    const sigs = new Set(results.map((r) => Buffer.from(r.signature).toString('hex')));
+    expect(sigs.size).toBe(1);
+    expect(getSuite('ed25519').verify(results[0]!.signature, msg('pay once'), k.publicKey)).toBe(true);
+    expect(await c.signing.sign(i)).toEqual(results[0]);
+  });
+
   it('the same request id with another intent is refused and nothing is signed', async () => {
     const s = await signers(2);
     const c = await services(s);

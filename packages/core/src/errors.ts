@@ -105,6 +105,8 @@ export const ErrorCode = {
   STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
   /** The vault already holds a different share for that key and epoch. */
   SHARE_EXISTS: 'SHARE_EXISTS',
+  /** A record that is written once exists already (a batch insert); nothing was written. */
+  KEY_EXISTS: 'KEY_EXISTS',
   /** No such nonce in the ledger (never made, or discarded). */
   NONCE_UNKNOWN: 'NONCE_UNKNOWN',
   /** The nonce was consumed by another request. */

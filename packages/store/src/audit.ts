@@ -122,7 +122,12 @@ export class AuditLog {
           } catch (e) {
             // Refused before anything was written (an op of one append): each alone, so only
             // the append that carries the bad op fails.
-            if (group.length > 1 && e instanceof StoreError && e.code === 'INVALID_ARGUMENT') {
+            // Likewise an insert that found its key (KEY_EXISTS): only its own append fails.
+            if (
+              group.length > 1 &&
+              e instanceof StoreError &&
+              (e.code === 'INVALID_ARGUMENT' || e.code === 'KEY_EXISTS')
+            ) {
               for (const one of group) await this.#write([one]).catch((err: unknown) => one.reject(err));
             } else for (const one of group) one.reject(e);
           }

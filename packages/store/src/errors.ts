@@ -26,6 +26,8 @@ export const StoreErrorCode = {
   STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
   /** The vault already holds a different share record for this key id and epoch. */
   SHARE_EXISTS: 'SHARE_EXISTS',
+  /** A batch `insert` found its key present: nothing of that batch was written. */
+  KEY_EXISTS: 'KEY_EXISTS',
   /** The nonce ledger has no record of this nonce id. */
   NONCE_UNKNOWN: 'NONCE_UNKNOWN',
   /** The nonce was already consumed for a different request. Nothing was changed. */

@@ -66,6 +66,12 @@ export class PgSealedStore implements SealedKV {
   readonly #dataKey: Uint8Array;
   #failed: StoreError | undefined;
   #closed = false;
+  /**
+   * One operation at a time on the connection: a batch is BEGIN … COMMIT over several queries,
+   * and anything sent in between would run inside its transaction (and be committed or rolled
+   * back with it).
+   */
+  #queue: Promise<unknown> = Promise.resolve();
   /** Where the store is (host/database, never the password), for messages. */
   readonly dir: string;
   readonly kekId: string;
@@ -123,11 +129,18 @@ export class PgSealedStore implements SealedKV {
     }
   }
 
+  /** Runs `fn` when every operation before it has finished. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
   async get(key: string): Promise<Uint8Array | undefined> {
     const raw = this.#raw(key);
-    const r = await this.#query<{ v: Buffer }>(`get ${key}`, 'SELECT v FROM tessera_kv WHERE k = $1', [
-      Buffer.from(utf8(raw)),
-    ]);
+    const r = await this.#serial(() =>
+      this.#query<{ v: Buffer }>(`get ${key}`, 'SELECT v FROM tessera_kv WHERE k = $1', [Buffer.from(utf8(raw))]),
+    );
     const row = r.rows[0];
     return row ? this.#unseal(raw, row.v) : undefined;
   }
@@ -147,30 +160,46 @@ export class PgSealedStore implements SealedKV {
     const prepared = ops.map((op) => {
       const raw = this.#raw(op?.key);
       const k = Buffer.from(utf8(raw));
-      if (op.type === 'put') {
+      if (op.type === 'put' || op.type === 'insert') {
         requireBytes(op.value, `value of ${op.key}`);
-        return { k, v: Buffer.from(sealEnvelope(this.#dataKey, op.value, utf8(raw))) };
+        return {
+          k,
+          v: Buffer.from(sealEnvelope(this.#dataKey, op.value, utf8(raw))),
+          insert: op.type === 'insert',
+          key: op.key,
+        };
       }
-      if (op.type === 'del') return { k, v: undefined };
-      throw new StoreError('INVALID_ARGUMENT', `batch op on ${op.key} has unknown type`);
+      if (op.type === 'del') return { k, v: undefined, insert: false, key: op.key };
+      throw new StoreError('INVALID_ARGUMENT', `batch op on ${(op as { key?: string }).key} has unknown type`);
     });
     if (prepared.length === 0) return;
-    await this.#query('batch', 'BEGIN');
-    try {
-      for (const { k, v } of prepared) {
-        if (v)
-          await this.#query(
-            'batch put',
-            'INSERT INTO tessera_kv (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v',
-            [k, v],
-          );
-        else await this.#query('batch del', 'DELETE FROM tessera_kv WHERE k = $1', [k]);
+    await this.#serial(async () => {
+      await this.#query('batch', 'BEGIN');
+      try {
+        for (const { k, v, insert, key } of prepared) {
+          if (v && insert) {
+            // The primary key decides: the first insert commits; any later one inserts no row.
+            const r = await this.#query(
+              'batch insert',
+              'INSERT INTO tessera_kv (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING',
+              [k, v],
+            );
+            if (r.rowCount === 0)
+              throw new StoreError('KEY_EXISTS', `${key} exists already; nothing of the batch was written`);
+          } else if (v)
+            await this.#query(
+              'batch put',
+              'INSERT INTO tessera_kv (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v',
+              [k, v],
+            );
+          else await this.#query('batch del', 'DELETE FROM tessera_kv WHERE k = $1', [k]);
+        }
+        await this.#query('batch commit', 'COMMIT');
+      } catch (e) {
+        await this.#client.query('ROLLBACK').catch(() => undefined);
+        throw e;
       }
-      await this.#query('batch commit', 'COMMIT');
-    } catch (e) {
-      await this.#client.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    }
+    });
   }
 
   async *iterate(prefix: string, opts: IterateOptions = {}): AsyncGenerator<[string, Uint8Array]> {
@@ -200,10 +229,12 @@ export class PgSealedStore implements SealedKV {
     lt[lt.length - 1] = (lt[lt.length - 1] ?? 0) + 1;
     const order = opts.reverse ? 'DESC' : 'ASC';
     const limit = opts.limit !== undefined && opts.limit >= 0 ? ` LIMIT ${Math.floor(opts.limit)}` : '';
-    const r = await this.#query<{ k: Buffer; v?: Buffer }>(
-      `iterate ${prefix}`,
-      `SELECT k${values ? ', v' : ''} FROM tessera_kv WHERE k >= $1 AND k < $2 ORDER BY k ${order}${limit}`,
-      [gte, lt],
+    const r = await this.#serial(() =>
+      this.#query<{ k: Buffer; v?: Buffer }>(
+        `iterate ${prefix}`,
+        `SELECT k${values ? ', v' : ''} FROM tessera_kv WHERE k >= $1 AND k < $2 ORDER BY k ${order}${limit}`,
+        [gte, lt],
+      ),
     );
     return r.rows;
   }

@@ -42,6 +42,8 @@ export class SealedStore implements SealedKV {
    * starts a fresh log), as LevelDB itself does after a failed sync.
    */
   #writeFailure: StoreError | undefined;
+  /** Batches with inserts run one at a time (their absence check and write together). */
+  #insertLock: Promise<unknown> = Promise.resolve();
   /** The database directory (named in errors). */
   readonly dir: string;
   /** Id of the KEK that opened the store. */
@@ -127,24 +129,43 @@ export class SealedStore implements SealedKV {
   async batch(ops: readonly BatchOp[], opts: WriteOptions = {}): Promise<void> {
     if (!Array.isArray(ops)) throw new StoreError('INVALID_ARGUMENT', 'batch ops must be an array');
     this.#open();
+    const inserts: { key: string; raw: string }[] = [];
     const raws = ops.map((op) => {
       const raw = this.#raw(op?.key);
-      if (op.type === 'put') {
+      if (op.type === 'put' || op.type === 'insert') {
         requireBytes(op.value, `value of ${op.key}`);
+        if (op.type === 'insert') inserts.push({ key: op.key, raw });
         return { type: 'put' as const, key: raw, value: sealEnvelope(this.#dataKey, op.value, utf8(raw)) };
       }
       if (op.type === 'del') return { type: 'del' as const, key: raw };
-      throw new StoreError('INVALID_ARGUMENT', `batch op on ${op.key} has unknown type`);
+      throw new StoreError('INVALID_ARGUMENT', `batch op on ${(op as { key?: string }).key} has unknown type`);
     });
     if (raws.length === 0) return;
     this.#writable('batch');
-    try {
-      await this.#db.batch(raws, { sync: opts.sync === true });
-    } catch (e) {
-      const err = levelFailure(this.dir, 'batch', e);
-      this.#writeFailure ??= err;
-      throw err;
-    }
+    const write = async () => {
+      // Under the insert lock (one batch with inserts at a time): absent now, so written once.
+      for (const { key, raw } of inserts) {
+        let present: Uint8Array | undefined;
+        try {
+          present = await this.#db.get(raw);
+        } catch (e) {
+          throw levelFailure(this.dir, `get ${key}`, e);
+        }
+        if (present !== undefined)
+          throw new StoreError('KEY_EXISTS', `${key} exists already; nothing of the batch was written`);
+      }
+      try {
+        await this.#db.batch(raws, { sync: opts.sync === true });
+      } catch (e) {
+        const err = levelFailure(this.dir, 'batch', e);
+        this.#writeFailure ??= err;
+        throw err;
+      }
+    };
+    if (inserts.length === 0) return write();
+    const run = this.#insertLock.then(write);
+    this.#insertLock = run.catch(() => undefined);
+    return run;
   }
 
   /** `[key, value]` pairs under `prefix` in UTF-8 byte order (a LevelDB snapshot). */

@@ -15,6 +15,13 @@ export interface WriteOptions {
 /** One operation of an atomic {@link SealedKV.batch}. */
 export type BatchOp =
   | { readonly type: 'put'; readonly key: string; readonly value: Uint8Array }
+  /**
+   * Put only if `key` is absent: if it exists, the whole batch fails with `KEY_EXISTS` and
+   * nothing is written (a record that must be written once: a result, a spent reservation).
+   * Among inserts this is atomic (PostgreSQL: the primary key; LevelDB: checked under the
+   * store's insert lock); a plain `put` to the same key is not held back by it.
+   */
+  | { readonly type: 'insert'; readonly key: string; readonly value: Uint8Array }
   | { readonly type: 'del'; readonly key: string };
 
 /** Options of a range scan. */

@@ -143,6 +143,42 @@ export function runStoreConformance(
           expect(await s.get('b/keep')).toEqual(bytes('old'));
         }),
       );
+
+      it(
+        'insert writes a key once: a present key fails the whole batch with KEY_EXISTS, nothing written',
+        withStore(async (s) => {
+          await s.batch([{ type: 'insert', key: 'i/once', value: bytes('first') }]);
+          await rejectsWithCode(
+            s.batch([
+              { type: 'put', key: 'i/other', value: bytes('other') },
+              { type: 'insert', key: 'i/once', value: bytes('second') },
+            ]),
+            'KEY_EXISTS',
+          );
+          expect(await s.get('i/once')).toEqual(bytes('first'));
+          expect(await s.get('i/other')).toBeUndefined();
+        }),
+      );
+
+      it(
+        'concurrent inserts of one key: exactly one batch commits, the others write nothing',
+        withStore(async (s) => {
+          const results = await Promise.allSettled(
+            Array.from({ length: 8 }, (_, i) =>
+              s.batch([
+                { type: 'insert', key: 'i/race', value: bytes(`writer ${i}`) },
+                { type: 'put', key: `i/side/${i}`, value: bytes('x') },
+              ]),
+            ),
+          );
+          const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+          expect(won).toHaveLength(1);
+          for (const r of results)
+            if (r.status === 'rejected') expect((r.reason as { code?: string }).code).toBe('KEY_EXISTS');
+          expect(await s.get('i/race')).toEqual(bytes(`writer ${won[0]}`));
+          expect(await collect(s.keys('i/side/'))).toEqual([`i/side/${won[0]}`]);
+        }),
+      );
     });
 
     describe('iteration', () => {
