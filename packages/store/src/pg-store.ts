@@ -341,8 +341,15 @@ async function loadOrCreateDataKey(client: pg.Client, where: string, kek: KeyEnc
     (await client.query<{ v: Buffer }>('SELECT v FROM tessera_kv WHERE k = $1', [metaKey])).rows[0]?.v;
   let raw = await read();
   if (raw === undefined) {
-    const any = await client.query('SELECT 1 FROM tessera_kv LIMIT 1');
-    if (any.rowCount) throw new StoreError('STORE_CORRUPT', `store ${where} holds data but no data-key record`);
+    // Data without a data-key record is damage, unless another replica created the record (and
+    // wrote) since the read above: look again before saying so.
+    const any = await client.query('SELECT 1 FROM tessera_kv WHERE k <> $1 LIMIT 1', [metaKey]);
+    if (any.rowCount) {
+      raw = await read();
+      if (raw === undefined) throw new StoreError('STORE_CORRUPT', `store ${where} holds data but no data-key record`);
+    }
+  }
+  if (raw === undefined) {
     const dataKey = randomBytes(32);
     const wrapped = await kek.wrap(dataKey, DATA_KEY_WRAP_AAD);
     const check = sealEnvelope(dataKey, CHECK_PLAINTEXT, CHECK_AAD);

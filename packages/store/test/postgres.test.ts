@@ -60,6 +60,27 @@ describe('PgSealedStore beyond the conformance suite', () => {
     await expect(PgSealedStore.open(url, randomKek())).rejects.toMatchObject({ code: 'KEK_MISMATCH' });
   });
 
+  it('replicas opening a new database together agree on one data key (10 rounds of 4); data without a key record is damage', async () => {
+    for (let round = 0; round < 10; round++) {
+      const url = await server.database();
+      const kek = randomKek();
+      const stores = await Promise.all([1, 2, 3, 4].map(() => PgSealedStore.open(url, kek)));
+      await stores[round % 4]!.put('k', new Uint8Array([round]));
+      for (const st of stores) expect(await st.get('k')).toEqual(new Uint8Array([round]));
+      for (const st of stores) await st.close();
+    }
+    const url = await server.database();
+    const kek = randomKek();
+    const st = await PgSealedStore.open(url, kek);
+    await st.put('k', new Uint8Array([1]));
+    await st.close();
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    await c.query("DELETE FROM tessera_kv WHERE k = convert_to('m/data-key', 'UTF8')");
+    await c.end();
+    await expect(PgSealedStore.open(url, kek)).rejects.toMatchObject({ code: 'STORE_CORRUPT' });
+  }, 60_000);
+
   it('the lease: a standby waits while the leader holds it; the leader loses its connection, the standby leads and the old store refuses', async () => {
     const url = await server.database();
     const kek = randomKek();
