@@ -101,13 +101,19 @@ export function runLink(opts: LinkOptions): { stop(): void; connected(): boolean
     const down = (why: string) => {
       if (stream !== s) return;
       stream = undefined;
+      let backoff = true;
       if (up) opts.log?.warn({ why }, 'coordinator link lost');
-      // A dial that never got linked tries the next address (a standby replica does not listen).
-      else current = (current + 1) % clients.length;
+      else {
+        // A dial that never got linked tries the next address (a standby replica does not
+        // listen); the backoff grows once per round of every address, so a replica that has just
+        // taken over is found within a few hundred ms.
+        current = (current + 1) % clients.length;
+        backoff = current === 0;
+      }
       up = false;
       opts.onState?.(false);
       if (stopped) return;
-      const delay = Math.min(5_000, 100 * 2 ** attempt++);
+      const delay = Math.min(5_000, 100 * 2 ** (backoff ? attempt++ : attempt));
       timer = setTimeout(connect, delay);
     };
     s.on('error', (e: Error) => down(e.message));
