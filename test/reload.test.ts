@@ -5,7 +5,7 @@
  * in force.
  */
 import { readFileSync, writeFileSync, copyFileSync } from 'node:fs';
-import { connect } from 'node:tls';
+import { servedSerial } from '../packages/runtime/test/served-serial.js';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { createDevPki } from '@tessera/runtime';
@@ -90,27 +90,9 @@ async function trySign(): Promise<string> {
 }
 
 /** The serial number of the certificate a new TLS connection to the coordinator is served. */
-function servedSerial(): Promise<string> {
+function servedCoordinatorSerial(): Promise<string> {
   const [host, port] = c.address.split(':') as [string, string];
-  const t = c.tls.client!;
-  return new Promise((resolve, reject) => {
-    const s = connect(
-      {
-        host,
-        port: Number(port),
-        ca: readFileSync(t.ca),
-        cert: readFileSync(t.cert),
-        key: readFileSync(t.key),
-        servername: 'localhost',
-        ALPNProtocols: ['h2'],
-      },
-      () => {
-        resolve(s.getPeerCertificate().serialNumber);
-        s.destroy();
-      },
-    );
-    s.once('error', reject);
-  });
+  return servedSerial(host, Number(port), c.tls.client!);
 }
 
 beforeAll(async () => {
@@ -190,14 +172,14 @@ describe('reload without restart (SIGHUP, file change)', () => {
   }, 90_000);
 
   it('a rotated coordinator certificate is served to new connections; one from another CA is refused', async () => {
-    const before = await servedSerial();
+    const before = await servedCoordinatorSerial();
     const pkiDir = join(c.dir, 'pki');
     await createDevPki(pkiDir, ['coordinator'], { force: true });
     c.coordinator.child.kill('SIGHUP');
     let now = before;
     for (const until = Date.now() + 15_000; now === before && Date.now() < until; ) {
       await new Promise((r) => setTimeout(r, 100));
-      now = await servedSerial();
+      now = await servedCoordinatorSerial();
     }
     expect(now).not.toBe(before);
     // Signers reconnecting now get the new certificate and still link; signing goes on.
@@ -214,7 +196,7 @@ describe('reload without restart (SIGHUP, file change)', () => {
     const lines = c.coordinator.stderr.length;
     await hup(c.coordinator, 'refused');
     expect(c.coordinator.stderr.slice(lines).join('')).toMatch(/tls\.cert: .* is not issued by the CA/);
-    expect(await servedSerial()).toBe(now);
+    expect(await servedCoordinatorSerial()).toBe(now);
     writeFileSync(c.tls.coordinator!.cert, saved[0]);
     writeFileSync(c.tls.coordinator!.key, saved[1]);
     await hup(c.coordinator, 'ok');

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
+import { servedSerial } from './served-serial.js';
 import pino from 'pino';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,28 +93,7 @@ describe('TLS material checks', () => {
   });
 });
 
-/** Serial number of the certificate a new TLS connection to 127.0.0.1:port is served. */
-function servedSerial(port: number): Promise<string> {
-  const c = files('client');
-  return new Promise((resolve, reject) => {
-    const s = connect(
-      {
-        host: '127.0.0.1',
-        port,
-        ca: readFileSync(c.ca),
-        cert: readFileSync(c.cert),
-        key: readFileSync(c.key),
-        servername: 'localhost',
-        ALPNProtocols: ['h2'],
-      },
-      () => {
-        resolve(s.getPeerCertificate().serialNumber);
-        s.destroy();
-      },
-    );
-    s.once('error', reject);
-  });
-}
+const servedTo = (port: number) => servedSerial('127.0.0.1', port, files('client'));
 
 describe('ReloadableTls on a live gRPC listener', () => {
   it('new connections get the updated certificate; a client without a certificate is still refused', async () => {
@@ -123,13 +103,13 @@ describe('ReloadableTls on a live gRPC listener', () => {
       server.bindAsync('127.0.0.1:0', tls.serverCredentials(), (e, p) => (e ? reject(e) : resolve(p))),
     );
     try {
-      const first = await servedSerial(port);
+      const first = await servedTo(port);
       expect(first.toUpperCase()).toBe(tls.current.serial.toUpperCase());
       await createDevPki(join(dir, 'pki'), ['server'], { force: true });
       const next = readTlsMaterial(files('server'));
       expect(next.serial).not.toBe(tls.current.serial);
       tls.update(next);
-      expect((await servedSerial(port)).toUpperCase()).toBe(next.serial.toUpperCase());
+      expect((await servedTo(port)).toUpperCase()).toBe(next.serial.toUpperCase());
       // Client certificates are still required.
       await expect(
         new Promise((resolve, reject) => {

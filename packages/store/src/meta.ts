@@ -5,9 +5,12 @@
  */
 import type { Level } from 'level';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
-import { fromUtf8, utf8 } from './bytes.js';
+import { equalBytes, randomBytes } from '@noble/ciphers/utils.js';
+import { openEnvelope, sealEnvelope } from './aead.js';
+import { fromUtf8, utf8, wipe } from './bytes.js';
 import { StoreError } from './errors.js';
-import { META_KEY } from './layout.js';
+import type { KeyEncryptionKey } from './kek.js';
+import { CHECK_AAD, CHECK_PLAINTEXT, DATA_KEY_WRAP_AAD, META_KEY } from './layout.js';
 import { levelFailure } from './level-errors.js';
 
 /** Current meta record format version. */
@@ -80,4 +83,37 @@ export async function writeMeta(db: Level<string, Uint8Array>, dir: string, m: M
 
 function isHex(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0 && v.length % 2 === 0 && /^[0-9a-f]+$/.test(v);
+}
+
+/** A new random data key and its meta record (wrapped under `kek`, with the check value). */
+export async function newDataKey(kek: KeyEncryptionKey): Promise<{ dataKey: Uint8Array; meta: MetaRecord }> {
+  const dataKey = randomBytes(32);
+  const wrapped = await kek.wrap(dataKey, DATA_KEY_WRAP_AAD);
+  const check = sealEnvelope(dataKey, CHECK_PLAINTEXT, CHECK_AAD);
+  return { dataKey, meta: { kekId: kek.id, wrapped, check } };
+}
+
+/**
+ * The data key of `meta`, unwrapped with `kek` and proven by the check value (any backend).
+ * `KEK_MISMATCH` naming both KEK ids if it is not this store's KEK; an HSM that cannot be used
+ * says so (`KEK_UNAVAILABLE`).
+ */
+export async function openDataKey(meta: MetaRecord, kek: KeyEncryptionKey, where: string): Promise<Uint8Array> {
+  const mismatch = (): StoreError => {
+    const ids = meta.kekId === kek.id ? '' : ` (store sealed under KEK ${meta.kekId}, given ${kek.id})`;
+    return new StoreError('KEK_MISMATCH', `the key-encryption key does not open ${where}${ids}`);
+  };
+  let dataKey: Uint8Array;
+  try {
+    dataKey = await kek.unwrap(meta.wrapped, DATA_KEY_WRAP_AAD);
+  } catch (e) {
+    if ((e as StoreError).code === 'KEK_UNAVAILABLE') throw e;
+    throw mismatch();
+  }
+  const check = dataKey.length === 32 ? openEnvelope(dataKey, meta.check, CHECK_AAD) : undefined;
+  if (check === undefined || !equalBytes(check, CHECK_PLAINTEXT)) {
+    wipe(dataKey);
+    throw mismatch();
+  }
+  return dataKey;
 }

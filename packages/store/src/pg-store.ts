@@ -17,13 +17,12 @@
  * advisory lock so that replicas starting together apply each one once.
  */
 import pg from 'pg';
-import { equalBytes, randomBytes } from '@noble/ciphers/utils.js';
 import { openEnvelope, sealEnvelope } from './aead.js';
 import { isWellFormed, requireBytes, utf8, wipe } from './bytes.js';
 import { StoreError } from './errors.js';
 import type { KeyEncryptionKey } from './kek.js';
-import { CHECK_AAD, CHECK_PLAINTEXT, DATA_KEY_WRAP_AAD, DATA_PREFIX, META_KEY, rawKeyOf } from './layout.js';
-import { decodeMeta, encodeMeta } from './meta.js';
+import { DATA_PREFIX, META_KEY, rawKeyOf } from './layout.js';
+import { decodeMeta, encodeMeta, newDataKey, openDataKey } from './meta.js';
 import { MAX_KEY_BYTES } from './sealed.js';
 import type { BatchOp, IterateOptions, SealedKV } from './types.js';
 
@@ -350,34 +349,14 @@ async function loadOrCreateDataKey(client: pg.Client, where: string, kek: KeyEnc
     }
   }
   if (raw === undefined) {
-    const dataKey = randomBytes(32);
-    const wrapped = await kek.wrap(dataKey, DATA_KEY_WRAP_AAD);
-    const check = sealEnvelope(dataKey, CHECK_PLAINTEXT, CHECK_AAD);
+    const { dataKey, meta } = await newDataKey(kek);
     wipe(dataKey);
     // Two replicas creating at once: the first record wins, both then read it.
     await client.query('INSERT INTO tessera_kv (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING', [
       metaKey,
-      Buffer.from(encodeMeta({ kekId: kek.id, wrapped, check })),
+      Buffer.from(encodeMeta(meta)),
     ]);
     raw = await read();
   }
-  const meta = decodeMeta(new Uint8Array(raw as Buffer), where);
-  const mismatch = () =>
-    new StoreError(
-      'KEK_MISMATCH',
-      `the key-encryption key does not open ${where}${meta.kekId === kek.id ? '' : ` (store sealed under KEK ${meta.kekId}, given ${kek.id})`}`,
-    );
-  let dataKey: Uint8Array;
-  try {
-    dataKey = await kek.unwrap(meta.wrapped, DATA_KEY_WRAP_AAD);
-  } catch (e) {
-    if ((e as StoreError).code === 'KEK_UNAVAILABLE') throw e;
-    throw mismatch();
-  }
-  const check = dataKey.length === 32 ? openEnvelope(dataKey, meta.check, CHECK_AAD) : undefined;
-  if (check === undefined || !equalBytes(check, CHECK_PLAINTEXT)) {
-    wipe(dataKey);
-    throw mismatch();
-  }
-  return dataKey;
+  return openDataKey(decodeMeta(new Uint8Array(raw as Buffer), where), kek, where);
 }

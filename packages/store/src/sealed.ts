@@ -7,14 +7,13 @@
  * (key ids, epochs, nonce ids, request ids, sequence numbers) and must never contain secrets.
  */
 import { Level } from 'level';
-import { equalBytes, randomBytes } from '@noble/ciphers/utils.js';
 import { openEnvelope, sealEnvelope } from './aead.js';
 import { fromUtf8, isWellFormed, requireBytes, utf8, wipe } from './bytes.js';
 import { StoreError } from './errors.js';
 import type { KeyEncryptionKey } from './kek.js';
-import { CHECK_AAD, CHECK_PLAINTEXT, DATA_KEY_WRAP_AAD, DATA_PREFIX, rawKeyOf } from './layout.js';
+import { DATA_PREFIX, rawKeyOf } from './layout.js';
 import { levelFailure } from './level-errors.js';
-import { readMeta, writeMeta } from './meta.js';
+import { newDataKey, openDataKey, readMeta, writeMeta } from './meta.js';
 import type { BatchOp, IterateOptions, SealedKV, WriteOptions } from './types.js';
 
 /** Options of {@link SealedStore.open}. */
@@ -289,30 +288,11 @@ async function loadOrCreateDataKey(db: Db, dir: string, kek: KeyEncryptionKey): 
     for await (const _ of db.keys({ limit: 1 })) {
       throw new StoreError('STORE_CORRUPT', `store ${dir} holds data but no data-key record`);
     }
-    const dataKey = randomBytes(32);
-    const wrapped = await kek.wrap(dataKey, DATA_KEY_WRAP_AAD);
-    const check = sealEnvelope(dataKey, CHECK_PLAINTEXT, CHECK_AAD);
-    await writeMeta(db, dir, { kekId: kek.id, wrapped, check });
+    const { dataKey, meta: fresh } = await newDataKey(kek);
+    await writeMeta(db, dir, fresh);
     return dataKey;
   }
-  const mismatch = (): StoreError => {
-    const ids = meta.kekId === kek.id ? '' : ` (store sealed under KEK ${meta.kekId}, given ${kek.id})`;
-    return new StoreError('KEK_MISMATCH', `the key-encryption key does not open ${dir}${ids}`);
-  };
-  let dataKey: Uint8Array;
-  try {
-    dataKey = await kek.unwrap(meta.wrapped, DATA_KEY_WRAP_AAD);
-  } catch (e) {
-    // An HSM that cannot be used (wrong PIN, token gone) says so; anything else is the wrong KEK.
-    if ((e as StoreError).code === 'KEK_UNAVAILABLE') throw e;
-    throw mismatch();
-  }
-  const check = dataKey.length === 32 ? openEnvelope(dataKey, meta.check, CHECK_AAD) : undefined;
-  if (check === undefined || !equalBytes(check, CHECK_PLAINTEXT)) {
-    wipe(dataKey);
-    throw mismatch();
-  }
-  return dataKey;
+  return openDataKey(meta, kek, dir);
 }
 
 /** Raw byte range [gte, lt) covering every application key that starts with `prefix`. */
