@@ -200,9 +200,14 @@ export function reloadMetrics(registry: Registry): ReloadMetrics {
   };
 }
 
-/** sha256 (first 16 hex) of a parsed configuration: what `tessera_config_info` shows. */
+/**
+ * sha256 (first 16 hex) of a parsed configuration: what `tessera_config_info` shows. A PIN
+ * written into a PKCS#11 URI (`pin-value=`) is left out: the metric is readable by whoever
+ * scrapes it, and a short PIN would fall to a search over this hash.
+ */
 export function configHash(cfg: unknown): string {
-  return createHash('sha256').update(JSON.stringify(cfg)).digest('hex').slice(0, 16);
+  const text = JSON.stringify(cfg).replace(/pin-value=[^&"]*/g, 'pin-value=');
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
 
 /** Top-level fields whose values differ between two configurations. */

@@ -186,6 +186,12 @@ describe('startReloader', () => {
     }
   });
 
+  it('the config hash leaves out a PIN written into a PKCS#11 URI (the metric is public to scrapers)', () => {
+    const uri = (pin: string) => ({ kekPkcs11: `pkcs11:token=t;object=o?module-path=/m.so&pin-value=${pin}` });
+    expect(configHash(uri('123456'))).toBe(configHash(uri('654321')));
+    expect(configHash(uri('123456'))).not.toBe(configHash({ ...uri('123456'), id: 'other' }));
+  });
+
   it('an apply that throws changes nothing: the configuration in force stays', async () => {
     const file = join(dir, 'cfg2.json');
     writeFileSync(file, '{"a":1}');
