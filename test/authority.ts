@@ -99,8 +99,16 @@ export async function admitWithDevOperator(
     signSecret: string;
     encSecret: string;
   };
-  const op = ParticipantIdentity.fromSecrets(j.id, fromHex(j.signSecret), fromHex(j.encSecret));
+  await admitDevice(call, device, ParticipantIdentity.fromSecrets(j.id, fromHex(j.signSecret), fromHex(j.encSecret)));
+}
+
+/** Admits an enrolled device over the API with an operator's approval of its registered identity. */
+export async function admitDevice(
+  call: <Res>(method: string, req: unknown) => Promise<Res>,
+  device: string,
+  by: ParticipantIdentity = operator,
+): Promise<void> {
   const d = await call<{ participant: Uint8Array }>('GetDevice', { device });
   const p = participantFromWire(decodeMessage('ParticipantInfo', new Uint8Array(d.participant)));
-  await call('AdmitDevice', { device, approvals: [approveDevice(op, p)] });
+  await call('AdmitDevice', { device, approvals: [approveDevice(by, p)] });
 }

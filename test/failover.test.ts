@@ -4,7 +4,9 @@
  * signers configured with both addresses. The leader is killed with SIGKILL while signing and
  * while a DKG runs: the standby takes over, every acknowledged signature comes back identical for
  * its request id (stored once, not signed again), a request in flight at the kill completes once
- * on retry, and signing resumes. The take-over time is printed (docs/RELIABILITY.md records it).
+ * on retry, and signing resumes. A phone configured with both replicas' gateways syncs its
+ * offline packages while the leader is killed: each completes exactly once, through whichever
+ * replica leads. The take-over time is printed (docs/RELIABILITY.md records it).
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync, mkdtempSync, rmSync, mkdirSync } from 'node:fs';
@@ -13,15 +15,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSignIntent, decodeMessage, getSuite, ParticipantIdentity, toHex } from '@tessera/core';
 import { channelCredentials, createDevPki, loadTessera, unary, type grpc } from '@tessera/runtime';
+import { Device } from '@tessera/device';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPostgres, type TestPostgres } from '../packages/store/test/postgres.js';
-import { operators } from './authority.js';
+import { admitDevice, operators } from './authority.js';
 import { COORDINATOR_BIN, SIGNER_BIN, startProcess, type Proc } from './harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tessera-failover-'));
 const requester = ParticipantIdentity.generate('failover-client');
 let pgServer: TestPostgres;
 let ports: number[];
+/** The device gateway port of each replica (it serves only while its replica leads). */
+let gatewayPorts: number[];
 const coordinators: (Proc | undefined)[] = [undefined, undefined];
 const signers: Proc[] = [];
 let clients: grpc.Client[];
@@ -47,6 +52,7 @@ async function startReplica(i: number): Promise<Proc> {
       kekFile: join(dir, 'coordinator.kek'),
       tls: pki.certs.coordinator,
       taskTimeoutMs: 4000,
+      gateway: { port: gatewayPorts[i] },
     }),
   );
   const p = startProcess(COORDINATOR_BIN, cfg, { TESSERA_LOG_LEVEL: 'info' });
@@ -80,7 +86,7 @@ async function waitLinked(): Promise<void> {
   for (const until = Date.now() + 30_000; Date.now() < until; ) {
     try {
       const s = await call<{ participants: { id: string; connected: boolean }[] }>('Status', {}, 2000);
-      if (s.participants.filter((p) => p.connected).length === 3) return;
+      if (s.participants.filter((p) => p.connected && p.id.startsWith('signer-')).length === 3) return;
     } catch {
       // no leader yet
     }
@@ -113,6 +119,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'pg-url'), await pgServer.database(), { mode: 0o600 });
   writeFileSync(join(dir, 'coordinator.kek'), randomBytes(32).toString('hex'), { mode: 0o600 });
   ports = [await freePort(), await freePort()];
+  gatewayPorts = [await freePort(), await freePort()];
   pki = await createDevPki(join(dir, 'pki'), ['coordinator', 'client', 'signer-1', 'signer-2', 'signer-3']);
   const leader = await startReplica(0);
   await leader.ready;
@@ -229,5 +236,63 @@ describe('coordinator failover on PostgreSQL (kill -9 the leader)', () => {
       participants: [],
     });
     expect(fresh.keyId).toMatch(/^[0-9a-f]+$/);
+  }, 120_000);
+
+  it('during offline completion: a phone given both gateways completes each package exactly once', async () => {
+    // Replica 0 leads since the DKG test; replica 1 comes back as the standby.
+    const standby = await startReplica(1);
+    expect(standby.stderr.join('')).toContain('standby: another coordinator leads');
+    // The standby's gateway first: calls find the leading replica by themselves.
+    const urls = [gatewayPorts[1], gatewayPorts[0]].map((p) => `http://127.0.0.1:${p}`);
+    const phone = await Device.open({ location: join(dir, 'phone'), storageKey: new Uint8Array(randomBytes(32)) });
+    await phone.init('failover-phone');
+    const { token } = await call<{ token: string }>('IssueEnrolmentToken', { ttlMs: 600_000, label: 'failover' });
+    const { device } = await phone.enrol(urls, token);
+    await admitDevice(call, device);
+    const key = await phone.keygen(urls, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
+    expect((await phone.reserve(urls, { keyId: key.keyId, count: 16 })).added).toBe(16);
+    const signed = new Map<string, Uint8Array>();
+    for (let i = 0; i < 16; i++) {
+      const message = new Uint8Array(randomBytes(32));
+      signed.set((await phone.signOffline({ keyId: key.keyId, message })).packageId, message);
+    }
+    // The sync under way, and the leader killed once the first package has completed.
+    const syncing = phone.sync(urls, { concurrency: 2 });
+    for (const until = Date.now() + 30_000; Date.now() < until; ) {
+      if ((await phone.queue()).some((q) => q.state === 'completed')) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    coordinators[0]!.child.kill('SIGKILL');
+    const first = await syncing;
+    expect(first.failed).toEqual([]);
+    expect(first.pending.length).toBeGreaterThan(0); // the kill did cut the sync
+    // The standby leads; the next syncs go to it and deliver the rest.
+    await coordinators[1]!.ready;
+    await waitLinked();
+    for (const until = Date.now() + 30_000; Date.now() < until; ) {
+      const r = await phone.sync(urls);
+      expect(r.failed).toEqual([]);
+      if (r.pending.length === 0) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const queue = await phone.queue();
+    expect(queue.map((q) => q.state)).toEqual(new Array(16).fill('completed'));
+    for (const q of queue) {
+      const message = signed.get(q.packageId) as Uint8Array;
+      expect(
+        getSuite('ed25519').verify(
+          Buffer.from(q.signature as string, 'hex'),
+          message,
+          Buffer.from(key.publicKey, 'hex'),
+        ),
+      ).toBe(true);
+      // Delivered again (a merchant's copy of the package): the stored result, not a second signature.
+      const again = await call<{ signature: Buffer }>('SubmitPackage', { package: Buffer.from(q.bytes, 'hex') });
+      expect(toHex(again.signature)).toBe(q.signature);
+    }
+    // The ones completed before the kill were answered from the store, identical.
+    for (const c of first.completed)
+      expect(queue.find((q) => q.packageId === c.packageId)?.signature).toBe(c.signature);
+    await phone.close();
   }, 120_000);
 });

@@ -55,7 +55,7 @@ async function withDevice<T>(deviceDir: string, fn: (d: Device) => Promise<T>, c
   }
 }
 
-/** The gateway URL: --gateway, else `deviceUrl` in the cluster's client.json. */
+/** The gateway URL(s): --gateway (comma-separated for coordinator replicas), else `deviceUrl` in the cluster's client.json. */
 function gatewayUrl(o: { gateway?: string; dir?: string }): string {
   if (o.gateway) return o.gateway;
   const f = join(resolveDir(o.dir), 'client.json');
@@ -178,7 +178,7 @@ export function registerDeviceCommands(
   const net = (c: Command) =>
     c
       .option('--dir <dir>', 'cluster directory (for its device gateway URL)')
-      .option('--gateway <url>', 'device gateway URL');
+      .option('--gateway <urls>', "device gateway URL, or every coordinator replica's, comma-separated");
 
   device
     .command('token')

@@ -46,7 +46,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { decryptBackup, encryptBackup, type BackupOptions } from './backup.js';
 import { DeviceError } from './errors.js';
-import { GatewayClient } from './gateway-client.js';
+import { GatewayClient, gatewayUrls } from './gateway-client.js';
 import { DeviceStorage } from './storage.js';
 import { DeviceLifecycleStore } from './lifecycle-store.js';
 import type { Level } from 'level';
@@ -129,20 +129,23 @@ interface Enrolment {
   clusters?: Record<string, string>;
 }
 
-/** A gateway URL as the client normalises it (no trailing slash). */
-const gatewayKey = (url: string) => String(url).replace(/\/+$/, '');
+/**
+ * Where the cluster's device gateway is: one URL, or every coordinator replica's (a list, or one
+ * string of comma-separated URLs); calls go to the replica that leads.
+ */
+export type GatewayUrl = string | readonly string[];
 
 function clustersOf(e: Enrolment | null | undefined): Map<string, string> {
   const out = new Map<string, string>();
   if (!e || typeof e !== 'object') return out;
   for (const [u, c] of Object.entries(e.clusters ?? {})) if (typeof c === 'string' && c) out.set(u, c);
-  if (
-    typeof e.gateway === 'string' &&
-    typeof e.clusterId === 'string' &&
-    e.clusterId &&
-    !out.has(gatewayKey(e.gateway))
-  )
-    out.set(gatewayKey(e.gateway), e.clusterId);
+  if (typeof e.gateway === 'string' && typeof e.clusterId === 'string' && e.clusterId) {
+    // Records before the clusters map: the one gateway (or list) of the latest enrolment.
+    for (const u of e.gateway.split(',')) {
+      const k = u.trim().replace(/\/+$/, '');
+      if (k && !out.has(k)) out.set(k, e.clusterId);
+    }
+  }
   return out;
 }
 
@@ -158,10 +161,12 @@ export class Device {
   #acceptFromOthers = 0;
   /** Participants named by this device's own keygen calls in progress (other devices among them are welcome). */
   readonly #keygenWith = new Set<string>();
-  #linkUrl: string | undefined;
+  #linkUrl: GatewayUrl | undefined;
   #dkg: DkgParticipant | undefined;
   /** Cluster ids by gateway URL, as each enrolment answered (stored in the enrolment record). */
   #clusters = new Map<string, string>();
+  /** Per list of gateway URLs (coordinator replicas), the one that answered last. */
+  readonly #leaders = new Map<string, { index: number }>();
 
   #lifecycle: LifecycleParticipant | undefined;
   readonly #operators: OperatorPolicy | undefined;
@@ -213,13 +218,17 @@ export class Device {
    * device enrolled in one cluster only (another gateway of it) names that cluster, except in
    * an enrolment, which names only what it knows of that very URL.
    */
-  #client(url: string, op?: 'enrol'): GatewayClient {
-    let cluster = this.#clusters.get(gatewayKey(url));
+  #client(url: GatewayUrl, op?: 'enrol'): GatewayClient {
+    const urls = gatewayUrls(url);
+    let cluster = urls.map((u) => this.#clusters.get(u)).find((c) => c !== undefined);
     if (cluster === undefined && op !== 'enrol') {
       const all = new Set(this.#clusters.values());
       if (all.size === 1) cluster = [...all][0];
     }
-    return new GatewayClient(url, this.#me(), this.#rng, this.#clock, cluster ?? '');
+    const list = urls.join(',');
+    let leader = this.#leaders.get(list);
+    if (!leader) this.#leaders.set(list, (leader = { index: 0 }));
+    return new GatewayClient(urls, this.#me(), this.#rng, this.#clock, cluster ?? '', leader);
   }
 
   /** Serialises state-changing operations within this process. */
@@ -232,7 +241,7 @@ export class Device {
   // ---- online ----------------------------------------------------------------------------------
 
   /** Registers this device with the cluster using an operator's one-time token. */
-  async enrol(url: string, token: string): Promise<{ device: string }> {
+  async enrol(url: GatewayUrl, token: string): Promise<{ device: string }> {
     const me = this.#me();
     const out = decodeMessage(
       'DeviceEnrolled',
@@ -242,10 +251,12 @@ export class Device {
       ),
     );
     return this.#serial(async () => {
-      const clusters = new Map(this.#clusters).set(gatewayKey(url), out.clusterId);
+      // Every URL given names the same cluster (the replicas of one coordinator).
+      const clusters = new Map(this.#clusters);
+      for (const u of gatewayUrls(url)) clusters.set(u, out.clusterId);
       const record: Enrolment = {
         device: out.device,
-        gateway: url,
+        gateway: gatewayUrls(url).join(','),
         at: this.#clock(),
         clusterId: out.clusterId,
         clusters: Object.fromEntries(clusters),
@@ -261,7 +272,7 @@ export class Device {
    * With `acceptKeygen`, DKGs other participants start with this device are joined; otherwise
    * the device joins only DKGs it asked for itself ({@link keygen}).
    */
-  async connect(url: string, opts: { acceptKeygen?: boolean } = {}): Promise<void> {
+  async connect(url: GatewayUrl, opts: { acceptKeygen?: boolean } = {}): Promise<void> {
     if (this.#link) return;
     this.#linkUrl = url;
     if (opts.acceptKeygen) {
@@ -452,7 +463,7 @@ export class Device {
    * Creates a key whose participants are this device and the given signer nodes (default: every
    * connected node). The device stays linked for the duration of the DKG.
    */
-  async keygen(url: string, req: { suite: SuiteId; threshold: number; with?: string[] }): Promise<DeviceKeyInfo> {
+  async keygen(url: GatewayUrl, req: { suite: SuiteId; threshold: number; with?: string[] }): Promise<DeviceKeyInfo> {
     const wasLinked = !!this.#link;
     this.#acceptKeygen++;
     for (const id of req.with ?? []) this.#keygenWith.add(id);
@@ -486,7 +497,7 @@ export class Device {
 
   /** Reserves `count` offline signatures on `keyId` (each slot: one reservation per co-signer). */
   async reserve(
-    url: string,
+    url: GatewayUrl,
     req: { keyId: string; count: number; cosigners?: string[]; ttlMs?: number },
   ): Promise<{ added: number; allowance: number; errors: string[] }> {
     const rec = await this.#key(req.keyId);
@@ -604,7 +615,7 @@ export class Device {
    * co-signer is unreachable stays pending; one that can never complete (used, expired or
    * invalid reservation) is marked failed with its code.
    */
-  async sync(url: string, opts: { concurrency?: number } = {}): Promise<SyncResult> {
+  async sync(url: GatewayUrl, opts: { concurrency?: number } = {}): Promise<SyncResult> {
     return this.#serial(async () => {
       const client = this.#client(url);
       const items: [string, QueuedPackage][] = [];

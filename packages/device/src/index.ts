@@ -6,9 +6,16 @@
  */
 import { decodeKeyRecord, decodeOfflinePackage, packageFromText, toHex, verifyOfflinePackage } from '@tessera/core';
 
-export { Device, type DeviceOptions, type DeviceKeyInfo, type QueuedPackage, type SyncResult } from './device.js';
+export {
+  Device,
+  type DeviceOptions,
+  type DeviceKeyInfo,
+  type GatewayUrl,
+  type QueuedPackage,
+  type SyncResult,
+} from './device.js';
 export { DeviceError } from './errors.js';
-export { GatewayClient } from './gateway-client.js';
+export { GatewayClient, gatewayUrls } from './gateway-client.js';
 export {
   encryptBackup,
   decryptBackup,
