@@ -11,6 +11,7 @@ export default defineConfig({
       // Must precede '@tessera/core': string aliases also match as a prefix ('@tessera/core/...').
       '@tessera/core/descriptor': fileURLToPath(new URL('./packages/core/src/wire/descriptor.gen.ts', import.meta.url)),
       '@tessera/core': pkg('core'),
+      '@tessera/ecdsa': pkg('ecdsa'),
       '@tessera/store': pkg('store'),
       '@tessera/runtime': pkg('runtime'),
       '@tessera/signer': pkg('signer'),

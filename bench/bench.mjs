@@ -4,7 +4,7 @@
  * a list of rows {suite, t, n, name, opsPerSec, p50Ms, p99Ms, baselineName, ratio}. Every
  * figure stands next to a baseline measured in the same run, because these machines are noisy.
  *
- * Options: --quick (fewer iterations), --suites ed25519,secp256k1-tr, --no-cluster.
+ * Options: --quick (fewer iterations), --suites ed25519,secp256k1-tr,ecdsa-secp256k1, --no-cluster.
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { schnorr } from '@noble/curves/secp256k1.js';
@@ -30,13 +30,16 @@ import {
   signEnvelope,
 } from '@tessera/core';
 import { startBenchCluster } from './cluster.mjs';
+import { ecdsaRows, ecdsaTargets } from './ecdsa.mjs';
 import { fillKeys } from './many-keys.mjs';
 import { flowBaseline, flowInProcesses, tesseraFlow as tesseraFlowOf } from './flow-procs.mjs';
 import * as core from '@tessera/core';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
-const suites = (args.includes('--suites') ? args[args.indexOf('--suites') + 1] : 'ed25519,secp256k1-tr').split(',');
+const suites = (
+  args.includes('--suites') ? args[args.indexOf('--suites') + 1] : 'ed25519,secp256k1-tr,ecdsa-secp256k1'
+).split(',');
 const withCluster = !args.includes('--no-cluster');
 // --configs 2-3,3-5 runs only those t-of-n (default: all three).
 const CONFIGS = (args.includes('--configs') ? args[args.indexOf('--configs') + 1] : '2-3,3-5,7-10')
@@ -343,6 +346,11 @@ const tesseraFlow = (key, shares, quorum, msg) => tesseraFlowOf(core, key, share
 async function main() {
   const msg = new Uint8Array(32).fill(7);
   for (const suiteId of suites) {
+    if (suiteId === 'ecdsa-secp256k1') {
+      // Threshold ECDSA (DKLs23): in-process rows only until the cluster signs ECDSA.
+      await ecdsaRows({ measure, measureInterleaved, row, quick });
+      continue;
+    }
     const suite = getSuite(suiteId);
     // Floors: single-party sign and verify on the suite's curve.
     let floorSign, floorVerify, floorKey;
@@ -480,9 +488,9 @@ async function main() {
         throw new Error('benchmark produced an invalid signature');
     }
   }
-  const targets = checkTargets(rows);
+  const targets = [...checkTargets(rows), ...ecdsaTargets(rows)];
   if (targets.length) {
-    console.log('\nissue-7 targets (ratios measured in this run):');
+    console.log('\ntargets (ratios measured in this run):');
     for (const x of targets)
       console.log(`  ${x.met ? 'met    ' : 'NOT met'} ${x.what}: ${x.measured} (target ${x.target})`);
   }

@@ -35,6 +35,14 @@ export const ErrorCode = {
   CONFIRMATION_MISMATCH: 'CONFIRMATION_MISMATCH',
   /** A signature share does not verify against its sender's verifying share. */
   BAD_SIGNATURE_SHARE: 'BAD_SIGNATURE_SHARE',
+  /**
+   * Threshold ECDSA: a two-party multiplication with the named counterparty failed its check (OT
+   * extension consistency, vector-OLE check, or the public-value equations). The counterparty
+   * cheated; the participant that saw it signs with it no more until the pair is set up again.
+   */
+  BAD_MULTIPLICATION: 'BAD_MULTIPLICATION',
+  /** A value opened does not match the commitment its sender made to it earlier in the session. */
+  BAD_COMMITMENT: 'BAD_COMMITMENT',
   /** Not enough honest, available participants remain for a quorum. */
   NO_QUORUM: 'NO_QUORUM',
   /** A state machine was driven out of order (a finished round's secret used again). */

@@ -1,0 +1,23 @@
+/**
+ * @tessera/ecdsa — threshold ECDSA over secp256k1 (DKLs23: Doerner, Kondi, Lee, shelat,
+ * "Threshold ECDSA in Three Rounds", IEEE S&P 2024). Pure protocol code on @noble/curves and
+ * @noble/hashes: the pairwise setup (base OT, zero-sharing seeds) after Tessera's DKG, the
+ * three presigning rounds, and the online partial signature and combination. No I/O: the
+ * signer, device and coordinator move the messages and keep the state.
+ */
+export { EcdsaPairSetup, setupSid, instSid, type PairState, type SetupMessage1, type SetupMessage2 } from './setup.js';
+export {
+  EcdsaPresign,
+  partialSign,
+  combine,
+  tweakedKey,
+  type EcdsaSignature,
+  type PartialSignature,
+  type Presignature,
+  type SignMessage1,
+  type SignMessage2,
+} from './sign.js';
+export { OTE_MESSAGE_BYTES } from './ote.js';
+export { RVOLE_MESSAGE_BYTES } from './rvole.js';
+export { lagrangeAtZero } from './params.js';
+export { ecdsaAddresses, evmAccount, evmAddress, p2wpkhAddress, tronAddress, type SegwitNetwork } from './address.js';
