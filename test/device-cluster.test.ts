@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeOfflinePackage, fromHex, getSuite, toHex } from '@tessera/core';
 import { SealedStore, NonceLedger, loadKek } from '@tessera/store';
+import { qrSvg, qrTerminal } from '../packages/cli/src/qr.js';
 
 const BIN = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
 
@@ -170,7 +171,8 @@ describe('offline co-signing with a real dev cluster', () => {
     await stopDev();
     const msg = toHex(randomBytes(32));
     const file = join(root, 'p1.bin');
-    const p = ok<{ packageId: string; text: string; bytes: number }>(
+    const svg = join(root, 'p1.svg');
+    const p = ok<{ packageId: string; text: string; bytes: number; qr: string; qrSvg: string }>(
       'device',
       'sign',
       '--device-dir',
@@ -182,10 +184,17 @@ describe('offline co-signing with a real dev cluster', () => {
       '--offline',
       '--out',
       file,
+      '--qr',
+      '--qr-svg',
+      svg,
     );
     expect(p.bytes).toBeLessThan(400);
     expect(p.text.startsWith('TSP1:')).toBe(true);
     expect(readFileSync(file).length).toBe(p.bytes);
+    // The QR forms for a merchant's terminal: the same package text, in a terminal and in an SVG.
+    expect(p.qr).toBe(qrTerminal(p.text));
+    expect(p.qrSvg).toBe(svg);
+    expect(readFileSync(svg, 'utf8')).toBe(qrSvg(p.text));
     // The merchant's offline check needs only the key's public record.
     ok('device', 'key-record', '--device-dir', phone, '--key', keyId, '--out', join(root, 'key.rec'));
     writeFileSync(join(root, 'p1.txt'), p.text);

@@ -28,6 +28,7 @@ import {
   type BackupOptions,
 } from '@tessera/device';
 import { admitDevice, approvers, authorisationFor, devOperatorFilesIfAny } from './operators.js';
+import { qrSvg, qrTerminal } from './qr.js';
 import { CliError, resolveDir, type Client } from './client.js';
 import { keys, lifecycle } from './commands.js';
 import { int, list } from './args.js';
@@ -337,6 +338,8 @@ export function registerDeviceCommands(
     .requiredOption('--message <hex>', 'message as hex')
     .option('--offline', 'sign offline against a reservation')
     .option('--out <file>', 'write the package here')
+    .option('--qr', 'also show the package as a QR code (for a terminal; with --json as field "qr")')
+    .option('--qr-svg <file>', 'write the package as a QR code in an SVG file')
     .action(
       async (o: {
         deviceDir: string;
@@ -344,6 +347,8 @@ export function registerDeviceCommands(
         message: string;
         offline?: boolean;
         out?: string;
+        qr?: boolean;
+        qrSvg?: string;
         dir?: string;
         gateway?: string;
         json?: boolean;
@@ -352,12 +357,15 @@ export function registerDeviceCommands(
         const r = await withDevice(o.deviceDir, async (d) => {
           const p = await d.signOffline({ keyId: o.key, message });
           if (o.out) writeFileSync(o.out, p.bytes);
+          if (o.qrSvg) writeFileSync(o.qrSvg, qrSvg(p.text));
           const base = {
             packageId: p.packageId,
             keyId: p.keyId,
             text: p.text,
             bytes: p.bytes.length,
             ...(o.out ? { file: resolve(o.out) } : {}),
+            ...(o.qrSvg ? { qrSvg: resolve(o.qrSvg) } : {}),
+            ...(o.qr ? { qr: qrTerminal(p.text) } : {}),
           };
           if (o.offline) return base;
           // Online: deliver at once.
@@ -369,7 +377,7 @@ export function registerDeviceCommands(
           !!o.json,
           r,
           () =>
-            `package ${r.packageId} (${r.bytes} bytes)${'signature' in r ? `\nsignature ${r.signature}` : ''}\n${r.text}`,
+            `package ${r.packageId} (${r.bytes} bytes)${'signature' in r ? `\nsignature ${r.signature}` : ''}\n${r.text}${r.qr ? `\n${r.qr}` : ''}`,
         );
       },
     );
