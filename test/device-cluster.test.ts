@@ -276,6 +276,21 @@ describe('offline co-signing with a real dev cluster', () => {
     expect(done.size).toBe(after.queue.pending);
     for (const f of files.filter((x) => existsSync(x) && readFileSync(x).length > 0))
       expect(done.has(decodeOfflinePackage(new Uint8Array(readFileSync(f))).packageId)).toBe(true);
+    // The journal was written in the same synced batch as the queue: after the kills its chain
+    // verifies and it agrees with the queue, package for package.
+    const report = ok<{ settled: { packageId: string }[]; pending: unknown[]; discrepancies: unknown[] }>(
+      'device',
+      'reconcile',
+      '--device-dir',
+      phone,
+    );
+    expect(report.discrepancies).toEqual([]);
+    expect(report.pending).toEqual([]);
+    for (const id of done) expect(report.settled.map((x) => x.packageId)).toContain(id);
+    const journal = ok<{ entries: { kind: string; packageId?: string }[] }>('device', 'journal', '--device-dir', phone);
+    expect(journal.entries.filter((e) => e.kind === 'completed' && done.has(e.packageId ?? ''))).toHaveLength(
+      done.size,
+    );
   }, 120_000);
 
   for (const victim of ['coordinator', 'co-signer'] as const) {

@@ -1,17 +1,3 @@
-/**
- * The device SDK against the coordinator's real device gateway (HTTP on loopback, port 0) and
- * real signer engines on real LevelDB stores, in one process: enrolment, DKG with a device over
- * the long-poll link, reservations, offline signing, exactly-once completion, refusals, two
- * devices, backup and restore. The multi-process flow (dev cluster stopped while the device
- * signs) is in device-cluster.test.ts.
- *
- * Refusals are asserted by exact error code, and each is followed by a check that nothing
- * changed: no completion stored, no nonce consumed, and the genuine package on the same
- * reservation still completes.
- */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -37,113 +23,17 @@ import {
   type GroupKey,
   type KeyShare,
   type KeyShareRecord,
-  type LinkResult,
-  type LinkTask,
   type OfflinePackage,
   type SignedReservation,
   type SuiteId,
   type WireDeviceCall,
 } from '@tessera/core';
-import { SealedStore, kekFromBytes } from '@tessera/store';
-import { SignerEngine } from '@tessera/signer';
-import { Coordinator, startDeviceGateway, type ParticipantHandle, type StartedGateway } from '@tessera/coordinator';
+import type { SignerEngine } from '@tessera/signer';
 import { Device, DeviceError, GatewayClient, checkPackage, decryptBackup } from '@tessera/device';
-import { operators } from './authority.js';
+import { TEST_CLUSTER, cleanup, deviceCluster, enrolled, newDevice, tempDir, type Cluster } from './device-harness.js';
 
-const dirs: string[] = [];
-const closers: (() => Promise<unknown>)[] = [];
-afterAll(async () => {
-  for (const c of closers.reverse()) await c().catch(() => {});
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+afterAll(cleanup);
 
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'tessera-device-'));
-  dirs.push(d);
-  return d;
-}
-
-async function openStore(): Promise<SealedStore> {
-  const s = await SealedStore.open(tempDir(), kekFromBytes(new Uint8Array(randomBytes(32))));
-  closers.push(() => s.close());
-  return s;
-}
-
-/** The cluster id of these tests' clusters (raw calls below name it; gateway.test.ts covers distinct ids). */
-const TEST_CLUSTER = 'device-test';
-
-export async function deviceCluster(
-  n = 3,
-  opts: { clock?: () => number; coordinatorClock?: () => number; maxReservations?: number } = {},
-) {
-  const signers: SignerEngine[] = [];
-  for (let i = 1; i <= n; i++) {
-    signers.push(
-      new SignerEngine({
-        identity: ParticipantIdentity.generate(`signer-${i}`),
-        store: await openStore(),
-        policy: {
-          allowKeygen: true,
-          allowUnpinnedPeers: true,
-          operators,
-          requesters: [],
-          devices: { maxReservations: opts.maxReservations ?? 64 },
-        },
-        ...(opts.clock ? { clock: opts.clock } : {}),
-      }),
-    );
-  }
-  const coordinator = new Coordinator({
-    store: await openStore(),
-    clusterId: TEST_CLUSTER,
-    ...(opts.coordinatorClock ? { clock: opts.coordinatorClock } : {}),
-  });
-  await coordinator.load();
-  const down = new Set<string>();
-  const tamper = new Map<string, (r: LinkResult, t: Omit<LinkTask, 'taskId'>) => LinkResult>();
-  let taskId = 0;
-  for (const s of signers) {
-    const handle: ParticipantHandle = {
-      info: s.identity.public,
-      connectedSince: Date.now(),
-      async call(task) {
-        if (down.has(s.id)) throw new Error('link down');
-        const r = await s.handle({ ...task, taskId: ++taskId });
-        return tamper.get(s.id)?.(r, task) ?? r;
-      },
-    };
-    coordinator.register(handle);
-  }
-  const gateway: StartedGateway = await startDeviceGateway({ coordinator, port: 0 });
-  closers.push(() => gateway.close());
-  const signer = (id: string): SignerEngine => {
-    const s = signers.find((x) => x.id === id);
-    if (!s) throw new Error(`no signer ${id}`);
-    return s;
-  };
-  return { signers, signer, coordinator, gateway, url: gateway.url, down, tamper };
-}
-
-type Cluster = Awaited<ReturnType<typeof deviceCluster>>;
-
-async function newDevice(
-  id: string,
-  opts: { clock?: () => number } = {},
-): Promise<{ device: Device; dir: string; key: Uint8Array }> {
-  const dir = tempDir();
-  const key = new Uint8Array(randomBytes(32));
-  const device = await Device.open({ location: dir, storageKey: key, ...(opts.clock ? { clock: opts.clock } : {}) });
-  closers.push(() => device.close());
-  await device.init(id);
-  return { device, dir, key };
-}
-
-async function enrolled(c: Cluster, id: string, opts: { clock?: () => number } = {}) {
-  const d = await newDevice(id, opts);
-  const { token } = await c.coordinator.issueEnrolmentToken();
-  await d.device.enrol(c.url, token);
-  return d;
-}
 describe('device SDK with the gateway', () => {
   for (const suite of ['ed25519', 'secp256k1-tr'] as SuiteId[]) {
     it(`${suite}: enrol, keygen with the device, reserve, sign offline, sync exactly once`, async () => {

@@ -413,6 +413,53 @@ export function registerDeviceCommands(
     },
   );
 
+  dd(device.command('journal').description("the device's event journal, oldest first, its hash chain checked")).action(
+    async (o: { deviceDir: string; json?: boolean }) => {
+      const entries = await withDevice(o.deviceDir, (d) => d.journal());
+      out(!!o.json, { entries }, () =>
+        entries.length === 0
+          ? 'journal: empty'
+          : entries
+              .map((e) => {
+                const what =
+                  e.kind === 'reserved' || e.kind === 'expired'
+                    ? `${e.count} slot(s) of key ${e.keyId}`
+                    : `package ${e.packageId}${e.code ? ` ${e.code}: ${e.reason}` : ''}${e.note ? ` (${e.note})` : ''}`;
+                return `${String(e.seq).padStart(5)} ${new Date(e.at).toISOString()} ${e.kind.padEnd(11)} ${what}`;
+              })
+              .join('\n')
+              .concat(
+                `\nchain verified: ${entries.length} entries, head ${entries[entries.length - 1]?.hash.slice(0, 16)}…`,
+              ),
+      );
+    },
+  );
+
+  dd(
+    device
+      .command('reconcile')
+      .description('reconciliation report: settled, refused (with why), needing compensation, expired, pending'),
+  ).action(async (o: { deviceDir: string; json?: boolean }) => {
+    const r = await withDevice(o.deviceDir, (d) => d.reconcile());
+    out(!!o.json, r, () =>
+      [
+        `settled ${r.settled.length}, refused ${r.refused.length} (${r.needsCompensation.length} need compensation), pending ${r.pending.length}, expired slots ${r.expired.reduce((a, e) => a + e.count, 0)}`,
+        ...r.needsCompensation.map((x) => `  needs compensation: package ${x.packageId} ${x.code}: ${x.reason}`),
+        ...r.discrepancies.map((x) => `  discrepancy: package ${x.packageId} journal ${x.journal}, queue ${x.queue}`),
+        `journal: ${r.journal.entries} entries, chain verified`,
+      ].join('\n'),
+    );
+    if (r.discrepancies.length) process.exitCode = 1;
+  });
+
+  dd(device.command('compensate').description('record that a refused payment was settled with its user'))
+    .requiredOption('--package <id>', 'the refused package')
+    .option('--note <text>', 'what was done (refund, new payment, …)', '')
+    .action(async (o: { deviceDir: string; package: string; note: string; json?: boolean }) => {
+      const r = await withDevice(o.deviceDir, (d) => d.compensate(o.package, o.note));
+      out(!!o.json, r, () => `package ${r.packageId} ${r.already ? 'was already' : 'is now'} recorded as compensated`);
+    });
+
   dd(device.command('key-record').description("write a key's public record (for merchants to check packages offline)"))
     .requiredOption('--key <id>', 'key id')
     .requiredOption('--out <file>', 'output file')

@@ -59,6 +59,8 @@ export const ErrorCode = {
   RESERVATION_INVALID: 'RESERVATION_INVALID',
   /** The device has no unused reservation left for the key (its offline allowance is spent). */
   NO_ALLOWANCE: 'NO_ALLOWANCE',
+  /** A device's event journal was altered on disk: an entry edited, removed, moved or out of order. */
+  JOURNAL_TAMPERED: 'JOURNAL_TAMPERED',
   /**
    * A participant's own policy refused: an unknown requester, a key not granted, a roster with
    * participants it has not pinned, a lifecycle operation without enough operator approvals.

@@ -47,6 +47,8 @@ import { randomBytes } from '@noble/hashes/utils.js';
 import { decryptBackup, encryptBackup, type BackupOptions } from './backup.js';
 import { DeviceError } from './errors.js';
 import { GatewayClient, gatewayUrls } from './gateway-client.js';
+import { Journal, type JournalEntry } from './journal.js';
+import { reconcile, type ReconciliationReport } from './reconcile.js';
 import { DeviceStorage } from './storage.js';
 import { DeviceLifecycleStore } from './lifecycle-store.js';
 import type { Level } from 'level';
@@ -151,6 +153,7 @@ function clustersOf(e: Enrolment | null | undefined): Map<string, string> {
 
 export class Device {
   readonly #store: DeviceStorage;
+  readonly #journal: Journal;
   readonly #clock: () => number;
   readonly #rng: Rng;
   #identity: ParticipantIdentity | undefined;
@@ -173,6 +176,7 @@ export class Device {
 
   private constructor(store: DeviceStorage, clock: () => number, rng: Rng, operators: OperatorPolicy | undefined) {
     this.#store = store;
+    this.#journal = new Journal(store, clock);
     this.#clock = clock;
     this.#rng = rng;
     this.#operators = operators;
@@ -517,6 +521,7 @@ export class Device {
     return this.#serial(async () => {
       const ops: { type: 'put'; key: string; value: Uint8Array }[] = [];
       let seq = (await this.#store.getJson<number>('seq')) ?? 0;
+      let earliest = Number.POSITIVE_INFINITY;
       for (const slot of out.slots) {
         const rs = slot.reservations.map((env) => openReservation(rec.key, env));
         if (
@@ -527,18 +532,23 @@ export class Device {
             'RESERVATION_INVALID',
             'the cluster returned a reservation for another device, key or epoch',
           );
+        const expiresAt = Math.min(...rs.map((r) => r.expiresAt));
+        earliest = Math.min(earliest, expiresAt);
         ops.push({
           type: 'put',
           key: `slot/${req.keyId}/${pad(++seq)}`,
           value: DeviceStorage.json({
             reservations: slot.reservations.map(toHex),
-            expiresAt: Math.min(...rs.map((r) => r.expiresAt)),
+            expiresAt,
             epoch: rec.epoch,
           } satisfies Slot),
         });
       }
       ops.push({ type: 'put', key: 'seq', value: DeviceStorage.json(seq) });
-      await this.#store.batch(ops);
+      await this.#journal.append(
+        out.slots.length ? [{ kind: 'reserved', keyId: req.keyId, count: out.slots.length, expiresAt: earliest }] : [],
+        ops,
+      );
       return { added: out.slots.length, allowance: await this.#allowance(req.keyId), errors: out.errors };
     });
   }
@@ -567,8 +577,9 @@ export class Device {
           break;
         }
       }
+      const lapsed = drop.length ? [{ kind: 'expired' as const, keyId: req.keyId, count: drop.length }] : [];
       if (!chosen) {
-        if (drop.length) await this.#store.batch(drop);
+        if (drop.length) await this.#journal.append(lapsed, drop);
         throw new DeviceError(
           'NO_ALLOWANCE',
           `no unused reservation left for key ${req.keyId}: reserve more while online`,
@@ -600,12 +611,16 @@ export class Device {
         createdAt: now,
         state: 'pending',
       };
-      await this.#store.batch([
-        ...drop,
-        { type: 'del', key: chosen.key },
-        { type: 'put', key: `queue/${pad(seq)}`, value: DeviceStorage.json(item) },
-        { type: 'put', key: 'seq', value: DeviceStorage.json(seq) },
-      ]);
+      // The slot used, the package queued and the journal entry: one synced write.
+      await this.#journal.append(
+        [...lapsed, { kind: 'signed', keyId: rec.keyId, packageId: pkg.packageId }],
+        [
+          ...drop,
+          { type: 'del', key: chosen.key },
+          { type: 'put', key: `queue/${pad(seq)}`, value: DeviceStorage.json(item) },
+          { type: 'put', key: 'seq', value: DeviceStorage.json(seq) },
+        ],
+      );
       return { packageId: pkg.packageId, bytes: pkg.bytes, text: packageToText(pkg.bytes), keyId: rec.keyId };
     });
   }
@@ -617,6 +632,8 @@ export class Device {
    */
   async sync(url: GatewayUrl, opts: { concurrency?: number } = {}): Promise<SyncResult> {
     return this.#serial(async () => {
+      // A journal altered on disk stops the sync before anything is delivered.
+      await this.#journal.read();
       const client = this.#client(url);
       const items: [string, QueuedPackage][] = [];
       for await (const [k, v] of this.#store.entries('queue/')) {
@@ -664,7 +681,17 @@ export class Device {
               signers: r.signers,
               completedAt: this.#clock(),
             };
-            await this.#store.put(k, DeviceStorage.json(done));
+            await this.#journal.append(
+              [
+                {
+                  kind: 'completed',
+                  keyId: item.keyId,
+                  packageId: item.packageId,
+                  signature: done.signature as string,
+                },
+              ],
+              [{ type: 'put', key: k, value: DeviceStorage.json(done) }],
+            );
             outcomes[i] = {
               kind: 'completed',
               r: {
@@ -679,9 +706,19 @@ export class Device {
             const code = (e as { code?: string }).code ?? 'INTERNAL';
             const message = (e as Error).message;
             if (FINAL.has(code)) {
-              await this.#store.put(
-                k,
-                DeviceStorage.json({ ...item, state: 'failed', lastError: { code, message } } satisfies QueuedPackage),
+              await this.#journal.append(
+                [{ kind: 'refused', keyId: item.keyId, packageId: item.packageId, code, reason: message }],
+                [
+                  {
+                    type: 'put',
+                    key: k,
+                    value: DeviceStorage.json({
+                      ...item,
+                      state: 'failed',
+                      lastError: { code, message },
+                    } satisfies QueuedPackage),
+                  },
+                ],
               );
               outcomes[i] = {
                 kind: 'failed',
@@ -720,6 +757,38 @@ export class Device {
     for await (const [, v] of this.#store.entries('queue/'))
       out.push(JSON.parse(new TextDecoder().decode(v)) as QueuedPackage);
     return out;
+  }
+
+  /** The event journal, oldest first, its hash chain checked (JOURNAL_TAMPERED if broken). */
+  async journal(): Promise<JournalEntry[]> {
+    return this.#journal.read();
+  }
+
+  /** The reconciliation report: the journal replayed in order against the queue. */
+  async reconcile(): Promise<ReconciliationReport> {
+    return reconcile(await this.#journal.read(), await this.queue());
+  }
+
+  /**
+   * Records that the wallet settled a refused payment with its user (refunded, re-paid, told).
+   * Only a package the cluster refused can be compensated; a second call changes nothing.
+   */
+  async compensate(packageId: string, note = ''): Promise<{ packageId: string; compensated: true; already: boolean }> {
+    return this.#serial(async () => {
+      const entries = await this.#journal.read();
+      const refused = entries.find((e) => e.kind === 'refused' && e.packageId === packageId);
+      if (!refused)
+        throw new DeviceError(
+          'INVALID_ARGUMENT',
+          `package ${String(packageId).slice(0, 80)} was not refused by the cluster: nothing to compensate`,
+        );
+      if (entries.some((e) => e.kind === 'compensated' && e.packageId === packageId))
+        return { packageId, compensated: true, already: true };
+      await this.#journal.append([
+        { kind: 'compensated', keyId: refused.keyId as string, packageId, note: String(note).slice(0, 500) },
+      ]);
+      return { packageId, compensated: true, already: false };
+    });
   }
 
   /** What this device holds: identity, keys with their offline allowance, and the queue. */

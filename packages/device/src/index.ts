@@ -15,6 +15,8 @@ export {
   type SyncResult,
 } from './device.js';
 export { DeviceError } from './errors.js';
+export type { JournalEntry, JournalEvent, JournalKind } from './journal.js';
+export type { ReconciliationReport } from './reconcile.js';
 export { GatewayClient, gatewayUrls } from './gateway-client.js';
 export {
   encryptBackup,
