@@ -492,6 +492,25 @@ const CHECKS: Record<string, (r: Ran) => void | Promise<void>> = {
     expectVerifies(state.deviceKey!.suite, c.signature, c.message, state.deviceKey!.publicKey);
     state.synced = c;
   },
+  'device reconcile'(r) {
+    const rep = r.json as {
+      settled: { packageId: string; signature: string }[];
+      refused: unknown[];
+      needsCompensation: unknown[];
+      pending: unknown[];
+      discrepancies: unknown[];
+      journal: { entries: number; verified: boolean };
+    };
+    // The payment just synced is settled with its signature; nothing owed, nothing pending.
+    expect(rep.settled).toEqual([
+      expect.objectContaining({ packageId: state.synced!.packageId, signature: state.synced!.signature }),
+    ]);
+    expect(rep.refused).toEqual([]);
+    expect(rep.needsCompensation).toEqual([]);
+    expect(rep.pending).toEqual([]);
+    expect(rep.discrepancies).toEqual([]);
+    expect(rep.journal).toMatchObject({ entries: 3, verified: true }); // reserved, signed, completed
+  },
   submit(r) {
     expect(r.json).toMatchObject({
       packageId: state.synced!.packageId,
