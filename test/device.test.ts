@@ -938,7 +938,7 @@ describe('gateway authentication', () => {
 
 // ---- the device gateway: malformed input --------------------------------------------------------
 
-const OPS = ['enrol', 'poll', 'keygen', 'reserve', 'submit', 'keys'] as const;
+const OPS = ['enrol', 'poll', 'keygen', 'reserve', 'submit', 'keys', 'packages'] as const;
 
 type Mutation =
   | { t: 'flip'; at: number; x: number }
@@ -1091,6 +1091,7 @@ describe('gateway decoder fuzz', () => {
       reserve: encodeMessage('DeviceReserve', { keyId, count: 1, cosigners: [], ttlMs: 0 }),
       submit: encodeMessage('SubmitPackageRequest', { package: p0.bytes }),
       keys: EMPTY,
+      packages: encodeMessage('DevicePackages', { since: 0 }),
     };
     const lengthDelimited = (field: number, b: Uint8Array) => {
       const len: number[] = [];

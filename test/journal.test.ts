@@ -65,6 +65,17 @@ describe('device journal and reconciliation', () => {
     expect(report.discrepancies).toEqual([]);
     expect(report.allowance[key.keyId]).toEqual({ reserved: 3, signed: 2, expired: 1 });
     expect(report.journal).toMatchObject({ entries: 6, head: journal[5]?.hash, verified: true });
+    // The cluster's record of this device's packages agrees: one completed, one refused, same code.
+    deviceSkew = 0;
+    const compared = await device.reconcile(c.url);
+    expect(compared.cluster).toEqual({ compared: true, records: 2, clusterAhead: [], mismatches: [] });
+    expect(await c.coordinator.devicePackages('phone-journal')).toMatchObject({
+      packages: [
+        { packageId: p1.packageId, keyId: key.keyId, state: 'completed', code: '' },
+        { packageId: p2.packageId, keyId: key.keyId, state: 'refused', code: 'RESERVATION_EXPIRED' },
+      ],
+      truncated: false,
+    });
 
     expect(await device.compensate(p2.packageId, 'refunded to the card')).toMatchObject({ already: false });
     expect(await device.compensate(p2.packageId)).toMatchObject({ already: true });
@@ -73,6 +84,44 @@ describe('device journal and reconciliation', () => {
     expect(after.needsCompensation).toEqual([]);
     expect(after.refused[0]?.compensated).toBe(true);
     expect((await device.journal()).map((e) => e.kind).slice(-1)).toEqual(['compensated']);
+  });
+
+  it("compared with the cluster's record: a payment a merchant delivered is ahead there; a store rolled back to an older copy shows a mismatch", async () => {
+    const c = await deviceCluster(3);
+    const dir = tempDir();
+    const storageKey = new Uint8Array(randomBytes(32));
+    const device = await Device.open({ location: dir, storageKey });
+    await device.init('phone-compare');
+    const { token } = await c.coordinator.issueEnrolmentToken();
+    await device.enrol(c.url, token);
+    const key = await device.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
+    await device.reserve(c.url, { keyId: key.keyId, count: 2 });
+    await device.close();
+    const before = tempDir();
+    cpSync(dir, before, { recursive: true }); // the store as it was before the payment
+    const phone = await Device.open({ location: dir, storageKey });
+    closers.push(() => phone.close());
+    const pkg = await phone.signOffline({ keyId: key.keyId, message: msg() });
+    // The merchant delivers the package before the phone is back online.
+    await c.coordinator.completePackage(pkg.bytes);
+    const ahead = await phone.reconcile(c.url);
+    expect(ahead.pending.map((p) => p.packageId)).toEqual([pkg.packageId]);
+    expect(ahead.cluster).toEqual({
+      compared: true,
+      records: 1,
+      clusterAhead: [{ packageId: pkg.packageId, cluster: 'completed' }],
+      mismatches: [],
+    });
+    await phone.sync(c.url);
+    expect((await phone.reconcile(c.url)).cluster).toMatchObject({ clusterAhead: [], mismatches: [] });
+    // The older copy of the store never saw that payment: the cluster's record shows it.
+    const old = await Device.open({ location: before, storageKey });
+    closers.push(() => old.close());
+    expect((await old.reconcile(c.url)).cluster).toMatchObject({
+      mismatches: [{ packageId: pkg.packageId, device: 'absent', cluster: 'completed' }],
+    });
+    // With the cluster out of reach the report still comes, saying it was not compared.
+    expect((await phone.reconcile('http://127.0.0.1:1')).cluster).toMatchObject({ compared: false });
   });
 
   it('a journal cut or edited on disk: JOURNAL_TAMPERED, and the sync delivers nothing', async () => {

@@ -29,6 +29,7 @@ import {
 } from '@tessera/device';
 import { admitDevice, approvers, authorisationFor, devOperatorFilesIfAny } from './operators.js';
 import { qrSvg, qrTerminal } from './qr.js';
+import type { ClusterComparison } from '@tessera/device';
 import { CliError, resolveDir, type Client } from './client.js';
 import { keys, lifecycle } from './commands.js';
 import { int, list } from './args.js';
@@ -435,22 +436,44 @@ export function registerDeviceCommands(
     },
   );
 
-  dd(
-    device
-      .command('reconcile')
-      .description('reconciliation report: settled, refused (with why), needing compensation, expired, pending'),
-  ).action(async (o: { deviceDir: string; json?: boolean }) => {
-    const r = await withDevice(o.deviceDir, (d) => d.reconcile());
-    out(!!o.json, r, () =>
-      [
-        `settled ${r.settled.length}, refused ${r.refused.length} (${r.needsCompensation.length} need compensation), pending ${r.pending.length}, expired slots ${r.expired.reduce((a, e) => a + e.count, 0)}`,
-        ...r.needsCompensation.map((x) => `  needs compensation: package ${x.packageId} ${x.code}: ${x.reason}`),
-        ...r.discrepancies.map((x) => `  discrepancy: package ${x.packageId} journal ${x.journal}, queue ${x.queue}`),
-        `journal: ${r.journal.entries} entries, chain verified`,
-      ].join('\n'),
-    );
-    if (r.discrepancies.length) process.exitCode = 1;
-  });
+  net(
+    dd(
+      device
+        .command('reconcile')
+        .description(
+          "reconciliation report: settled, refused (with why), needing compensation, expired, pending; compared with the cluster's record when it is reachable",
+        ),
+    ),
+  )
+    .option('--local', "the device's own journal and queue only (no network)")
+    .action(async (o: { deviceDir: string; dir?: string; gateway?: string; local?: boolean; json?: boolean }) => {
+      let url: string | undefined;
+      let why = 'not asked (--local)';
+      if (!o.local)
+        try {
+          url = gatewayUrl(o);
+        } catch (e) {
+          why = (e as Error).message;
+        }
+      const r = await withDevice(o.deviceDir, (d) => d.reconcile(url));
+      const c: ClusterComparison = r.cluster ?? { compared: false, reason: why };
+      const report = { ...r, cluster: c };
+      out(!!o.json, report, () =>
+        [
+          `settled ${r.settled.length}, refused ${r.refused.length} (${r.needsCompensation.length} need compensation), pending ${r.pending.length}, expired slots ${r.expired.reduce((a, e) => a + e.count, 0)}`,
+          ...r.needsCompensation.map((x) => `  needs compensation: package ${x.packageId} ${x.code}: ${x.reason}`),
+          ...r.discrepancies.map((x) => `  discrepancy: package ${x.packageId} journal ${x.journal}, queue ${x.queue}`),
+          `journal: ${r.journal.entries} entries, chain verified`,
+          c.compared
+            ? `cluster: ${c.records} record(s); ${c.clusterAhead.length} decided there and pending here (sync settles them), ${c.mismatches.length} mismatch(es)`
+            : `cluster: not compared (${c.reason})`,
+          ...(c.compared
+            ? c.mismatches.map((m) => `  mismatch: package ${m.packageId} device ${m.device}, cluster ${m.cluster}`)
+            : []),
+        ].join('\n'),
+      );
+      if (r.discrepancies.length || (c.compared && c.mismatches.length)) process.exitCode = 1;
+    });
 
   dd(device.command('compensate').description('record that a refused payment was settled with its user'))
     .requiredOption('--package <id>', 'the refused package')

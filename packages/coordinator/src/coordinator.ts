@@ -343,6 +343,11 @@ export class Coordinator {
   }
 
   /** Completes an offline package exactly once (see {@link OfflineService.complete}); admission-controlled. */
+  /** The cluster's record of `device`'s offline packages (completed or refused for good). */
+  devicePackages(device: string, since = 0) {
+    return this.#offline.devicePackages(device, since);
+  }
+
   completePackage(bytes: Uint8Array): Promise<PackageResult> {
     return this.#admit(
       () => this.#offline.complete(bytes),

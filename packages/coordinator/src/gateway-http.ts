@@ -12,7 +12,7 @@ import type { ClientBuckets } from './gateway-limits.js';
 import { CoordinatorError } from './types.js';
 
 /** The operations a device may post. */
-export const OPS = new Set(['enrol', 'poll', 'keygen', 'reserve', 'submit', 'keys']);
+export const OPS = new Set(['enrol', 'poll', 'keygen', 'reserve', 'submit', 'keys', 'packages']);
 /** Largest request body (bytes). */
 export const MAX_BODY = 1 << 20;
 

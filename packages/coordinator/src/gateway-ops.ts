@@ -2,7 +2,8 @@
  * What an enrolled device may ask through the device gateway, once its call is authenticated,
  * fresh, for this cluster, not replayed and within its rate: poll (its half of the participant
  * link), keygen (a key of the device and signer nodes, rate limited apart), reserve (nonces from
- * co-signers for offline signing), submit (complete an offline package) and keys (its keys).
+ * co-signers for offline signing), submit (complete an offline package), keys (its keys) and
+ * packages (the cluster's record of its offline packages, for its reconciliation).
  * Each takes the call's body message and returns the response message, encoded.
  */
 import { encodeLinkTask, decodeMessage, encodeMessage, suiteByWireId, type ParticipantPublic } from '@tessera/core';
@@ -70,6 +71,11 @@ export async function deviceOp(
     }
     case 'keys':
       return encodeMessage('DeviceKeys', { keys: coordinator.keysOf(info.id).map(keyInfoToWire) });
+    case 'packages': {
+      // Only the calling device's own record: its id comes from the authenticated call.
+      const r = decodeMessage('DevicePackages', body);
+      return encodeMessage('DevicePackageList', await coordinator.devicePackages(info.id, r.since));
+    }
     default:
       throw new GatewayError('NOT_FOUND', `no operation ${op}`);
   }

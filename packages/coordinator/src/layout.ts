@@ -35,6 +35,12 @@ export const layout = {
   /** A completed offline package's result (exactly once), by package id. */
   packages: 'package/',
   package: (packageId: string) => `package/${packageId}`,
+  /**
+   * A device's offline package as the cluster decided it (JSON: key, state completed|refused,
+   * code, at), for the device's reconciliation.
+   */
+  devicePackages: (device: string) => `devpkg/${device}/`,
+  devicePackage: (device: string, packageId: string) => `devpkg/${device}/${packageId}`,
   /** Which package used a co-signer's reservation (package id). */
   reservationUse: (signer: string, nonceId: Uint8Array) => `resv/${signer}/${toHex(nonceId)}`,
   /** A signature result bound to its intent, by requester and request id (idempotent retries). */
@@ -54,6 +60,7 @@ export const layoutPrefixes = [
   'enrol/',
   'revocation/',
   'package/',
+  'devpkg/',
   'resv/',
   'result/',
 ] as const;

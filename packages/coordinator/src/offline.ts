@@ -55,6 +55,29 @@ export interface ReserveRequest {
   ttlMs?: number;
 }
 
+/** Refusals after which a package can never complete (the device's queue marks it failed too). */
+const FINAL_REFUSALS = new Set([
+  'RESERVATION_USED',
+  'RESERVATION_EXPIRED',
+  'RESERVATION_UNKNOWN',
+  'RESERVATION_INVALID',
+  'BAD_SIGNATURE_SHARE',
+  'POLICY_DENIED',
+]);
+
+/** The cluster's decision on one of a device's packages. */
+export interface DevicePackageRecord {
+  packageId: string;
+  keyId: string;
+  state: 'completed' | 'refused';
+  code: string;
+  at: number;
+}
+
+function devicePackageRecord(r: Omit<DevicePackageRecord, 'packageId'>): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(r));
+}
+
 export class OfflineService {
   readonly #packageLocks = new KeyedMutex();
 
@@ -160,7 +183,11 @@ export class OfflineService {
           this.c.onEvent({ type: 'package', keyId, ok: true, ms: this.c.clock() - t0, cached: true });
           return { ...r, alreadyCompleted: true };
         }
-        const result = await this.#complete(pkg);
+        const progress = { verified: false };
+        const result = await this.#complete(pkg, progress).catch(async (e: unknown) => {
+          if (progress.verified) await this.#recordRefusal(pkg, e);
+          throw e;
+        });
         this.c.onEvent({
           type: 'package',
           keyId,
@@ -178,9 +205,10 @@ export class OfflineService {
   }
 
   /** Completes a package not completed before (under its lock). */
-  async #complete(pkg: DecodedPackage): Promise<PackageResult> {
+  async #complete(pkg: DecodedPackage, progress: { verified: boolean }): Promise<PackageResult> {
     const rec = await this.c.registry.keyAt(pkg.keyId, pkg.epoch);
     const session = verifyOfflinePackage(rec.key, pkg, { keyId: rec.keyId, epoch: rec.epoch });
+    progress.verified = true;
     for (const c of pkg.cosigners) {
       const used = await this.c.store.get(layout.reservationUse(c.signer, c.nonceId));
       if (used && new TextDecoder().decode(used) !== pkg.packageId)
@@ -257,6 +285,11 @@ export class OfflineService {
       await this.c.store.batch(
         [
           { type: 'insert', key: layout.package(pkg.packageId), value: encodeMessage('SubmitPackageResponse', result) },
+          {
+            type: 'put',
+            key: layout.devicePackage(pkg.device, pkg.packageId),
+            value: devicePackageRecord({ keyId: rec.keyId, state: 'completed', code: '', at: this.c.clock() }),
+          },
           ...pkg.cosigners.map((c) => ({
             type: 'insert' as const,
             key: layout.reservationUse(c.signer, c.nonceId),
@@ -278,6 +311,44 @@ export class OfflineService {
       data: { keyId: rec.keyId, package: pkg.packageId, device: pkg.device, signers: result.signers.join(',') },
     });
     return result;
+  }
+
+  /**
+   * Records a final refusal of a genuine package (its device's share verified) in the device's
+   * package record, unless the cluster already decided it. A package that did not verify is not
+   * recorded: anyone can send bytes, only the device can make a package that verifies.
+   */
+  async #recordRefusal(pkg: DecodedPackage, e: unknown): Promise<void> {
+    const code = codeOf(e);
+    if (!FINAL_REFUSALS.has(code)) return;
+    const key = layout.devicePackage(pkg.device, pkg.packageId);
+    if (await this.c.store.get(key)) return;
+    await this.c.store.batch(
+      [
+        {
+          type: 'put',
+          key,
+          value: devicePackageRecord({ keyId: pkg.keyId, state: 'refused', code, at: this.c.clock() }),
+        },
+      ],
+      { sync: true },
+    );
+  }
+
+  /** The cluster's record of a device's packages, oldest decision first (at most `limit`). */
+  async devicePackages(
+    device: string,
+    since = 0,
+    limit = 1000,
+  ): Promise<{ packages: DevicePackageRecord[]; truncated: boolean }> {
+    const out: DevicePackageRecord[] = [];
+    const prefix = layout.devicePackages(device);
+    for await (const [key, value] of this.c.store.iterate(prefix)) {
+      const r = JSON.parse(new TextDecoder().decode(value)) as Omit<DevicePackageRecord, 'packageId'>;
+      if (r.at >= since) out.push({ packageId: key.slice(prefix.length), ...r });
+    }
+    out.sort((a, b) => a.at - b.at);
+    return { packages: out.slice(0, limit), truncated: out.length > limit };
   }
 
   /** Number of offline packages completed (stored results). */

@@ -30,6 +30,8 @@ function sampleKeys(): string[] {
     layout.revocation(b),
     layout.packages,
     layout.package('p'),
+    layout.devicePackages('d'),
+    layout.devicePackage('d', 'p'),
     layout.reservationUse('s', b),
     layout.result(b, b),
   ];

@@ -48,7 +48,7 @@ import { decryptBackup, encryptBackup, type BackupOptions } from './backup.js';
 import { DeviceError } from './errors.js';
 import { GatewayClient, gatewayUrls } from './gateway-client.js';
 import { Journal, type JournalEntry } from './journal.js';
-import { reconcile, type ReconciliationReport } from './reconcile.js';
+import { compareWithCluster, reconcile, type ReconciliationReport } from './reconcile.js';
 import { DeviceStorage } from './storage.js';
 import { DeviceLifecycleStore } from './lifecycle-store.js';
 import type { Level } from 'level';
@@ -764,9 +764,27 @@ export class Device {
     return this.#journal.read();
   }
 
-  /** The reconciliation report: the journal replayed in order against the queue. */
-  async reconcile(): Promise<ReconciliationReport> {
-    return reconcile(await this.#journal.read(), await this.queue());
+  /**
+   * The reconciliation report: the journal replayed in order against the queue and, given the
+   * gateway, compared with the cluster's record of this device's packages (`cluster`; when the
+   * cluster cannot be reached, `compared: false` with the reason).
+   */
+  async reconcile(url?: GatewayUrl): Promise<ReconciliationReport> {
+    const report = reconcile(await this.#journal.read(), await this.queue());
+    if (url === undefined) return report;
+    try {
+      const list = decodeMessage(
+        'DevicePackageList',
+        await this.#client(url).call('packages', encodeMessage('DevicePackages', { since: 0 }), 30_000),
+      );
+      if (list.truncated)
+        return { ...report, cluster: { compared: false, reason: 'the cluster record is longer than one answer' } };
+      return { ...report, cluster: compareWithCluster(report, list.packages) };
+    } catch (e) {
+      // The local report stands on its own: the cluster's refusal or absence is reported in it.
+      if (!(e instanceof DeviceError)) throw e;
+      return { ...report, cluster: { compared: false, reason: `${e.code}: ${e.message}` } };
+    }
   }
 
   /**

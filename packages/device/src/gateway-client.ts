@@ -7,7 +7,7 @@
  * A client may be given several gateway URLs — one per coordinator replica; only the leading
  * replica serves, the others refuse connections. A call goes to the replica that answered last
  * and moves on to the next one when the connection is refused (nothing was sent, so any call
- * may move on) or, for a call that is safe to repeat (`poll`, `submit`, `keys`), when the
+ * may move on) or, for a call that is safe to repeat (`poll`, `submit`, `keys`, `packages`), when the
  * connection broke or timed out. Every attempt is a freshly signed envelope.
  */
 import {
@@ -20,10 +20,10 @@ import {
 } from '@tessera/core';
 import { DeviceError } from './errors.js';
 
-export type GatewayOp = 'enrol' | 'poll' | 'keygen' | 'reserve' | 'submit' | 'keys';
+export type GatewayOp = 'enrol' | 'poll' | 'keygen' | 'reserve' | 'submit' | 'keys' | 'packages';
 
 /** Calls the cluster answers the same way however often they arrive (a package completes once). */
-const REPEATABLE: ReadonlySet<GatewayOp> = new Set(['poll', 'submit', 'keys']);
+const REPEATABLE: ReadonlySet<GatewayOp> = new Set(['poll', 'submit', 'keys', 'packages']);
 
 /** Connection errors raised before anything was sent (Node's fetch names them in `cause.code`). */
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);

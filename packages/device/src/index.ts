@@ -16,7 +16,7 @@ export {
 } from './device.js';
 export { DeviceError } from './errors.js';
 export type { JournalEntry, JournalEvent, JournalKind } from './journal.js';
-export type { ReconciliationReport } from './reconcile.js';
+export type { ClusterComparison, ClusterRecord, ReconciliationReport } from './reconcile.js';
 export { GatewayClient, gatewayUrls } from './gateway-client.js';
 export {
   encryptBackup,

@@ -37,6 +37,52 @@ export interface ReconciliationReport {
   readonly discrepancies: { packageId: string; journal: string; queue: string }[];
   /** Per key: slots reserved, used by packages, expired unused. */
   readonly allowance: Record<string, { reserved: number; signed: number; expired: number }>;
+  /** The device's view compared with the cluster's record of its packages (when reachable). */
+  cluster?: ClusterComparison;
+}
+
+/** A package as the cluster decided it (the gateway's `packages` answer). */
+export interface ClusterRecord {
+  readonly packageId: string;
+  readonly keyId: string;
+  readonly state: string;
+  readonly code: string;
+  readonly at: number;
+}
+
+export type ClusterComparison =
+  | {
+      readonly compared: true;
+      readonly records: number;
+      /** Decided on the cluster, still pending here (a merchant delivered it): the next sync settles it. */
+      readonly clusterAhead: { packageId: string; cluster: string }[];
+      /** The two disagree, or one side has a decision the other never saw: look into these. */
+      readonly mismatches: { packageId: string; device: string; cluster: string }[];
+    }
+  | { readonly compared: false; readonly reason: string };
+
+/**
+ * Compares the device's decided and pending packages with the cluster's record. A package the
+ * device saw settled or refused that the cluster has no record of, or the other way round, or
+ * a different decision, is a mismatch (a store restored from an older copy shows up here).
+ */
+export function compareWithCluster(report: ReconciliationReport, records: readonly ClusterRecord[]): ClusterComparison {
+  const device = new Map<string, string>();
+  for (const p of report.settled) device.set(p.packageId, 'completed');
+  for (const p of report.refused) device.set(p.packageId, 'refused');
+  for (const p of report.pending) device.set(p.packageId, 'pending');
+  const cluster = new Map(records.map((r) => [r.packageId, r.state]));
+  const clusterAhead: { packageId: string; cluster: string }[] = [];
+  const mismatches: { packageId: string; device: string; cluster: string }[] = [];
+  for (const [packageId, c] of cluster) {
+    const d = device.get(packageId);
+    if (d === c) continue;
+    if (d === 'pending') clusterAhead.push({ packageId, cluster: c });
+    else mismatches.push({ packageId, device: d ?? 'absent', cluster: c });
+  }
+  for (const [packageId, d] of device)
+    if (d !== 'pending' && !cluster.has(packageId)) mismatches.push({ packageId, device: d, cluster: 'absent' });
+  return { compared: true, records: records.length, clusterAhead, mismatches };
 }
 
 export function reconcile(entries: readonly JournalEntry[], queue: readonly QueueView[]): ReconciliationReport {

@@ -1175,6 +1175,51 @@ export const descriptor = {
                 }
               }
             },
+            "DevicePackages": {
+              "fields": {
+                "since": {
+                  "type": "uint64",
+                  "id": 1
+                }
+              }
+            },
+            "DevicePackageRecord": {
+              "fields": {
+                "packageId": {
+                  "type": "string",
+                  "id": 1
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 2
+                },
+                "state": {
+                  "type": "string",
+                  "id": 3
+                },
+                "code": {
+                  "type": "string",
+                  "id": 4
+                },
+                "at": {
+                  "type": "uint64",
+                  "id": 5
+                }
+              }
+            },
+            "DevicePackageList": {
+              "fields": {
+                "packages": {
+                  "rule": "repeated",
+                  "type": "DevicePackageRecord",
+                  "id": 1
+                },
+                "truncated": {
+                  "type": "bool",
+                  "id": 2
+                }
+              }
+            },
             "Empty": {
               "fields": {}
             },
