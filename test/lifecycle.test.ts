@@ -188,9 +188,14 @@ describe('refresh', () => {
       c.link('signer-2', true);
 
       // The phone catches up when it links, and its remaining epoch-0 reservation still works.
+      const moved: { keyId: string; epoch: number; previous: number }[] = [];
+      const off = phone.on('lifecycle', (e) => moved.push(e));
       await phone.connect(c.url);
       await until(async () => (await phone.keys())[0]?.epoch === 1, 'the phone to catch up');
       await phone.disconnect();
+      off();
+      // The app heard of it: one lifecycle event for the key, epoch 0 → 1.
+      expect(moved).toEqual([{ keyId: key.keyId, epoch: 1, previous: 0 }]);
       const old = await phone.signOffline({ keyId: key.keyId, message: new Uint8Array(32).fill(2) });
       await phone.reserve(c.url, { keyId: key.keyId, count: 1 });
       const fresh = await phone.signOffline({ keyId: key.keyId, message: new Uint8Array(32).fill(3) });

@@ -46,6 +46,9 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { decryptBackup, encryptBackup, type BackupOptions } from './backup.js';
 import { DeviceError } from './errors.js';
+import { DeviceEmitter, type DeviceEventType, type DeviceListener } from './events.js';
+import type { StorageKey } from './store-key.js';
+import { fetchTransport, type Transport } from './transport.js';
 import { GatewayClient, gatewayUrls } from './gateway-client.js';
 import { Journal, type JournalEntry } from './journal.js';
 import { compareWithCluster, reconcile, type ReconciliationReport } from './reconcile.js';
@@ -56,8 +59,15 @@ import type { Level } from 'level';
 export interface DeviceOptions {
   /** A directory (Node), an IndexedDB database name (browser), or an abstract-level database (React Native). */
   location: string | Level<string, Uint8Array>;
-  /** 32-byte key sealing the device store (keep it in the platform keystore). */
-  storageKey: Uint8Array;
+  /**
+   * The key sealing the device store: 32 bytes, a non-extractable WebCrypto AES-GCM key, or a
+   * platform keystore adapter (store-key.ts).
+   */
+  storageKey: StorageKey;
+  /** How calls reach the gateway (default: `fetch`). */
+  transport?: Transport;
+  /** The `allowance` event fires when a key's unused reservations fall to this many (default 2). */
+  allowanceLowAt?: number;
   clock?: () => number;
   rng?: Rng;
   /**
@@ -173,19 +183,24 @@ export class Device {
 
   #lifecycle: LifecycleParticipant | undefined;
   readonly #operators: OperatorPolicy | undefined;
+  readonly #events = new DeviceEmitter();
+  readonly #transport: Transport;
+  readonly #allowanceLowAt: number;
 
-  private constructor(store: DeviceStorage, clock: () => number, rng: Rng, operators: OperatorPolicy | undefined) {
+  private constructor(store: DeviceStorage, opts: DeviceOptions) {
     this.#store = store;
-    this.#journal = new Journal(store, clock);
-    this.#clock = clock;
-    this.#rng = rng;
-    this.#operators = operators;
+    this.#clock = opts.clock ?? Date.now;
+    this.#journal = new Journal(store, this.#clock);
+    this.#rng = opts.rng ?? (randomBytes as Rng);
+    this.#operators = opts.operators;
+    this.#transport = opts.transport ?? fetchTransport;
+    this.#allowanceLowAt = opts.allowanceLowAt ?? 2;
   }
 
   /** Opens the device store (creating it if needed). Call {@link init} once to create the identity. */
   static async open(opts: DeviceOptions): Promise<Device> {
     const store = await DeviceStorage.open(opts.location, opts.storageKey);
-    const d = new Device(store, opts.clock ?? Date.now, opts.rng ?? (randomBytes as Rng), opts.operators);
+    const d = new Device(store, opts);
     const id = await store.get('identity');
     if (id) d.#identity = decodeIdentityRecord(id);
     d.#clusters = clustersOf(await store.getJson<Enrolment>('enrolment'));
@@ -232,7 +247,22 @@ export class Device {
     const list = urls.join(',');
     let leader = this.#leaders.get(list);
     if (!leader) this.#leaders.set(list, (leader = { index: 0 }));
-    return new GatewayClient(urls, this.#me(), this.#rng, this.#clock, cluster ?? '', leader);
+    return new GatewayClient(urls, this.#me(), this.#rng, this.#clock, cluster ?? '', leader, this.#transport);
+  }
+
+  /** Listens for the device's events (events.ts); the returned function stops listening. */
+  on<K extends DeviceEventType>(type: K, listener: DeviceListener<K>): () => void {
+    return this.#events.on(type, listener);
+  }
+
+  off<K extends DeviceEventType>(type: K, listener: DeviceListener<K>): void {
+    this.#events.off(type, listener);
+  }
+
+  /** Emits `allowance` when the key's unused reservations are at or below the app's threshold. */
+  async #checkAllowance(keyId: string): Promise<void> {
+    const remaining = await this.#allowance(keyId);
+    if (remaining <= this.#allowanceLowAt) this.#events.emit('allowance', { keyId, remaining });
   }
 
   /** Serialises state-changing operations within this process. */
@@ -296,6 +326,8 @@ export class Device {
       }),
       10_000,
     );
+    let up = true;
+    this.#events.emit('link', { up });
     let stopped = false;
     const ctl = new AbortController();
     const done = (async () => {
@@ -305,7 +337,8 @@ export class Device {
         try {
           const body = encodeMessage('DevicePoll', {
             results: results.map(encodeLinkResult),
-            waitMs: 15_000,
+            // After a failure, a short poll first: the link is known to be back at once.
+            waitMs: up ? 15_000 : 0,
             keys: await this.#keyIds(),
             pending: await this.#pendingCount(),
             bye: false,
@@ -313,11 +346,13 @@ export class Device {
           const tasks = decodeMessage('DeviceTasks', await client.call('poll', body, 30_000, ctl.signal)).tasks.map(
             decodeLinkTask,
           );
+          if (!up) this.#events.emit('link', { up: (up = true) });
           results = [];
           for (const t of tasks) results.push(await this.#handle(t));
           backoff = 250;
         } catch {
           if (stopped) break;
+          if (up) this.#events.emit('link', { up: (up = false) });
           await new Promise((r) => setTimeout(r, backoff));
           backoff = Math.min(5_000, backoff * 2);
         }
@@ -327,6 +362,7 @@ export class Device {
       stop: () => {
         stopped = true;
         ctl.abort();
+        if (up) this.#events.emit('link', { up: (up = false) });
         if (opts.acceptKeygen) {
           this.#acceptKeygen--;
           this.#acceptFromOthers--;
@@ -460,7 +496,15 @@ export class Device {
       },
     );
     const lc = this.#lifecycle;
-    return this.#serial(() => lc.handle(t));
+    return this.#serial(async () => {
+      const before = await this.#epochs();
+      const out = await lc.handle(t);
+      for (const [keyId, epoch] of await this.#epochs()) {
+        const previous = before.get(keyId) ?? -1;
+        if (epoch !== previous) this.#events.emit('lifecycle', { keyId, epoch, previous });
+      }
+      return out;
+    });
   }
 
   /**
@@ -580,6 +624,7 @@ export class Device {
       const lapsed = drop.length ? [{ kind: 'expired' as const, keyId: req.keyId, count: drop.length }] : [];
       if (!chosen) {
         if (drop.length) await this.#journal.append(lapsed, drop);
+        this.#events.emit('allowance', { keyId: req.keyId, remaining: 0 });
         throw new DeviceError(
           'NO_ALLOWANCE',
           `no unused reservation left for key ${req.keyId}: reserve more while online`,
@@ -621,6 +666,7 @@ export class Device {
           { type: 'put', key: 'seq', value: DeviceStorage.json(seq) },
         ],
       );
+      await this.#checkAllowance(rec.keyId);
       return { packageId: pkg.packageId, bytes: pkg.bytes, text: packageToText(pkg.bytes), keyId: rec.keyId };
     });
   }
@@ -647,6 +693,24 @@ export class Device {
       const outcomes: Outcome[] = new Array(items.length);
       let unreachable: DeviceError | undefined;
       let next = 0;
+      let done = 0;
+      const progress = (o: Outcome) => {
+        this.#events.emit('sync', { done: ++done, total: items.length, packageId: o.r.packageId, state: o.kind });
+        if (o.kind === 'completed')
+          this.#events.emit('package', {
+            packageId: o.r.packageId,
+            keyId: o.r.keyId,
+            state: 'completed',
+            signature: o.r.signature,
+          });
+        if (o.kind === 'failed')
+          this.#events.emit('package', {
+            packageId: o.r.packageId,
+            keyId: o.r.keyId,
+            state: 'refused',
+            code: o.r.code,
+          });
+      };
       // Submitted in queue order; a few in flight at once hide the round trips (each package is
       // independent: its own reservations, its own result).
       const worker = async () => {
@@ -657,6 +721,7 @@ export class Device {
               kind: 'pending',
               r: { packageId: item.packageId, keyId: item.keyId, code: unreachable.code, reason: unreachable.message },
             };
+            progress(outcomes[i] as Outcome);
             continue;
           }
           try {
@@ -738,6 +803,7 @@ export class Device {
                 unreachable = e;
             }
           }
+          progress(outcomes[i] as Outcome);
         }
       };
       await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 8, 32)) }, worker));
@@ -1044,6 +1110,12 @@ export class Device {
     for await (const [, v] of this.#store.entries(`slot/${keyId}/`))
       if ((JSON.parse(new TextDecoder().decode(v)) as Slot).expiresAt - EXPIRY_MARGIN_MS >= now) n++;
     return n;
+  }
+
+  async #epochs(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const id of await this.#keyIds()) out.set(id, (await this.#key(id)).epoch);
+    return out;
   }
 
   async #pendingCount(): Promise<number> {

@@ -19,14 +19,12 @@ import {
   type Rng,
 } from '@tessera/core';
 import { DeviceError } from './errors.js';
+import { TransportError, fetchTransport, type Transport } from './transport.js';
 
 export type GatewayOp = 'enrol' | 'poll' | 'keygen' | 'reserve' | 'submit' | 'keys' | 'packages';
 
 /** Calls the cluster answers the same way however often they arrive (a package completes once). */
 const REPEATABLE: ReadonlySet<GatewayOp> = new Set(['poll', 'submit', 'keys', 'packages']);
-
-/** Connection errors raised before anything was sent (Node's fetch names them in `cause.code`). */
-const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
 /**
  * The gateway URLs of `url`: a list, or one string of comma-separated URLs (every coordinator
@@ -49,7 +47,7 @@ export class GatewayClient {
    * `clusterId`: the cluster this gateway serves, as its enrolment answer named it (calls name it,
    * so a call captured here is refused by any other cluster); empty before enrolment.
    * `leader`: which of `urls` answered last, shared by the clients of one device so that the
-   * next call starts there.
+   * next call starts there. `transport`: how bytes reach the gateway (default `fetch`).
    */
   constructor(
     url: string | readonly string[],
@@ -58,6 +56,7 @@ export class GatewayClient {
     private readonly clock: () => number,
     private readonly clusterId = '',
     private readonly leader: { index: number } = { index: 0 },
+    private readonly transport: Transport = fetchTransport,
   ) {
     this.urls = gatewayUrls(url);
   }
@@ -120,19 +119,12 @@ export class GatewayClient {
     const onAbort = () => ctl.abort();
     signal?.addEventListener('abort', onAbort);
     try {
-      const res = await fetch(`${url}/v1/device/${op}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-protobuf' },
-        body: envelope as Uint8Array<ArrayBuffer>,
-        signal: ctl.signal,
-      });
-      // The body is read here too, so a connection that breaks mid-answer counts as broken.
-      return { status: res.status, bytes: new Uint8Array(await res.arrayBuffer()) };
+      const res = await this.transport({ url: `${url}/v1/device/${op}`, body: envelope, signal: ctl.signal });
+      return { status: res.status, bytes: res.body };
     } catch (e) {
       if (signal?.aborted) throw new DeviceError('CANCELLED', 'call cancelled');
       if (timedOut) return { failed: 'timeout' };
-      const code = (e as { cause?: { code?: unknown } }).cause?.code;
-      return { failed: typeof code === 'string' && NOT_SENT.has(code) ? 'not-sent' : 'broken' };
+      return { failed: e instanceof TransportError && !e.sent ? 'not-sent' : 'broken' };
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);

@@ -2,7 +2,7 @@
  * @tessera/device — the device SDK: one share on a phone or in a browser; offline co-signing
  * against reserved nonce commitments; a durable queue synced exactly once; two-device signing;
  * encrypted backups. No Node-only code: storage is `level` (IndexedDB in browsers), the
- * network is `fetch`.
+ * network is `fetch` unless the app passes its own transport. Start at `Tessera.open`.
  */
 import { decodeKeyRecord, decodeOfflinePackage, packageFromText, toHex, verifyOfflinePackage } from '@tessera/core';
 
@@ -15,6 +15,18 @@ export {
   type SyncResult,
 } from './device.js';
 export { DeviceError } from './errors.js';
+/** Every `code` a device error can carry (the cluster's codes pass through unchanged). */
+export type { ErrorCode as DeviceErrorCode } from '@tessera/core';
+export { Tessera, Wallet, type WalletOptions, type OfflinePayment } from './wallet.js';
+export type { DeviceEvents, DeviceEventType, DeviceListener } from './events.js';
+export {
+  fetchTransport,
+  TransportError,
+  type Transport,
+  type TransportRequest,
+  type TransportResponse,
+} from './transport.js';
+export { webCryptoKeyProvider, type KeyProvider, type StorageKey } from './store-key.js';
 export type { JournalEntry, JournalEvent, JournalKind } from './journal.js';
 export type { ClusterComparison, ClusterRecord, ReconciliationReport } from './reconcile.js';
 export { GatewayClient, gatewayUrls } from './gateway-client.js';

@@ -1,7 +1,8 @@
 /**
  * The device's durable state: LevelDB through `level` (classic-level on Node, IndexedDB in a
- * browser), every value sealed with XChaCha20-Poly1305 under the app's 32-byte key (the
- * platform keystore's job to keep; AAD = the record key, so records cannot be swapped).
+ * browser), every value sealed with XChaCha20-Poly1305 under the store key (the app's 32 bytes,
+ * or a data key wrapped by the platform keystore: store-key.ts; AAD = the record key, so
+ * records cannot be swapped).
  * Writes that must survive a crash (a reservation marked used with its package queued) go
  * through one atomic, synced batch.
  */
@@ -9,8 +10,12 @@ import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { Level } from 'level';
 import { DeviceError } from './errors.js';
+import { newDataKey, resolveStorageKey, unwrapDataKey, type StorageKey } from './store-key.js';
 
 const enc = new TextEncoder();
+
+/** The data key wrapped by the platform key (stored as is: it is already sealed by that key). */
+const WRAPPED = 'wrapped-key';
 
 export type StorageOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
@@ -28,9 +33,8 @@ export class DeviceStorage {
    * browser. `db` instead supplies any abstract-level database with utf8 keys and Uint8Array
    * values (React Native: an SQLite- or MMKV-backed abstract-level), opened or not.
    */
-  static async open(location: string | Level<string, Uint8Array>, kek: Uint8Array): Promise<DeviceStorage> {
-    if (!(kek instanceof Uint8Array) || kek.length !== 32)
-      throw new DeviceError('INVALID_ARGUMENT', 'the device storage key must be 32 bytes');
+  static async open(location: string | Level<string, Uint8Array>, key: StorageKey): Promise<DeviceStorage> {
+    const resolved = resolveStorageKey(key);
     const db =
       typeof location === 'string'
         ? new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' })
@@ -44,12 +48,30 @@ export class DeviceStorage {
         locked ? 'the device store is in use by another process' : 'cannot open the device store',
       );
     }
-    const s = new DeviceStorage(db, kek.slice());
-    // A canary proves the key: a wrong key fails here, before anything is read or written.
-    const canary = await db.get('canary');
-    if (canary === undefined) await s.batch([{ type: 'put', key: 'canary', value: enc.encode('tessera-device') }]);
-    else s.#open('canary', canary);
-    return s;
+    try {
+      const canary = await db.get('canary');
+      let kek: Uint8Array;
+      if ('raw' in resolved) kek = resolved.raw.slice();
+      else {
+        const wrapped = await db.get(WRAPPED);
+        if (wrapped !== undefined) kek = await unwrapDataKey(resolved.provider, wrapped);
+        else if (canary !== undefined)
+          throw new DeviceError('STORE_KEY', 'this device store is sealed with raw key bytes, not a platform key');
+        else {
+          const fresh = await newDataKey(resolved.provider);
+          await db.put(WRAPPED, fresh.wrapped, { sync: true } as never);
+          kek = fresh.dataKey;
+        }
+      }
+      const s = new DeviceStorage(db, kek);
+      // A canary proves the key: a wrong key fails here, before anything is read or written.
+      if (canary === undefined) await s.batch([{ type: 'put', key: 'canary', value: enc.encode('tessera-device') }]);
+      else s.#open('canary', canary);
+      return s;
+    } catch (e) {
+      await db.close().catch(() => {});
+      throw e;
+    }
   }
 
   #seal(key: string, value: Uint8Array): Uint8Array {
