@@ -34,9 +34,13 @@ function errorLine(stderr: string): string {
 }
 
 beforeAll(async () => {
-  dev = spawn(process.execPath, [BIN, 'dev', '--dir', dir, '--port', '0', '--gateway-port', '0', '--json'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  dev = spawn(
+    process.execPath,
+    [BIN, 'dev', '--dir', dir, '--port', '0', '--gateway-port', '0', '--wallet-port', '0', '--json'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: dev.stdout! }).on('line', (l) => {
       const e = (JSON.parse(l) as { event: string }).event;

@@ -62,7 +62,7 @@ function ok<T = Record<string, unknown>>(...args: string[]): T {
 async function startDev(): Promise<void> {
   const p = spawn(
     process.execPath,
-    [BIN, 'dev', '--dir', dir, '--port', '0', '--gateway-port', '0', '--no-prove', '--json'],
+    [BIN, 'dev', '--dir', dir, '--port', '0', '--gateway-port', '0', '--no-wallet', '--no-prove', '--json'],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TESSERA_LOG_LEVEL: 'error' } },
   );
   dev = p;

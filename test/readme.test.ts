@@ -15,8 +15,8 @@
  *   process in its own process group. It builds with `tsc -b` from scratch (the clone has no dist/)
  *   and starts `tessera dev`; the test waits for its `tessera dev: serving` line, after the proof
  *   line `… signature verifies (RFC 8032)`. One difference from the README: `-- --port 0
- *   --gateway-port 0` is appended, because `tessera dev` listens on fixed ports by default (7400 for
- *   gRPC, 7480 for the device gateway; there is no environment variable for them) and this test runs
+ *   --gateway-port 0 --wallet-port 0` is appended, because `tessera dev` listens on fixed ports by
+ *   default (7400 for gRPC, 7480 for the device gateway, 7490 for the browser wallet; there is no environment variable for them) and this test runs
  *   beside others and beside anyone's own `npm start`. The data dir is the clone's own `.tessera/`.
  * - `npm test`, `npm run format`, `npx vitest run …`, `npm run proto` (the top block and
  *   "Development") are not run: the first is the suite this test is part of, the others are
@@ -300,7 +300,7 @@ beforeAll(async () => {
     expect(existsSync(join(clone, 'packages', pkg, 'dist'))).toBe(false);
   expect(existsSync(join(clone, '.tessera'))).toBe(false);
 
-  const p = spawnGroup('npm', ['start', '--', '--port', '0', '--gateway-port', '0']);
+  const p = spawnGroup('npm', ['start', '--', '--port', '0', '--gateway-port', '0', '--wallet-port', '0']);
   dev = p;
   p.stderr!.on('data', (d: Buffer) => {
     if (devErr.length < 100_000) devErr += d.toString();
@@ -620,6 +620,16 @@ describe('README, from a fresh clone: its commands work in order, as written', (
           expect(out).toMatch(/^tessera dev: proof: DKG 2-of-3 → key \w+/m);
           expect(out).toMatch(/^tessera dev: proof: signed by .*; signature verifies \(RFC 8032\)$/m);
           expect(out).toMatch(/^tessera dev: serving/m);
+          // A person has something to open: the browser wallet, built by npm start, bound to the gateway.
+          const wallet = /^tessera dev: browser wallet: (http:\/\/\S+)/m.exec(out)?.[1];
+          expect(wallet, out).toBeDefined();
+          const page = await fetch(wallet as string);
+          expect(page.status).toBe(200);
+          expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
+          expect(await page.text()).toMatch(/<title>Tessera wallet<\/title>/);
+          const config = (await (await fetch(new URL('/config.json', wallet))).json()) as { gateway: string };
+          expect(config.gateway).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+          expect((await fetch(new URL('/wallet.js', wallet))).status).toBe(200);
           // Built files and the cluster's data are not something git would commit.
           expect(spawnSync('git', ['status', '--porcelain'], { cwd: clone, encoding: 'utf8' }).stdout).toBe('');
           return;

@@ -13,6 +13,7 @@ import { openClient, resolveDir, type Client } from './client.js';
 import { auditVerify, derive, keygen, keys, lifecycle, sign, status } from './commands.js';
 import { createDevPki } from '@tessera/runtime';
 import { startDev } from './dev.js';
+import { serveWallet, type WalletServer } from './wallet-server.js';
 import { registerDeviceCommands } from './device.js';
 import { registerKekCommands } from './kek.js';
 import {
@@ -388,9 +389,20 @@ program
   .option('--port <port>', 'coordinator port', int, 7400)
   .option('--gateway-port <port>', 'device gateway port (HTTP, loopback)', int, 7480)
   .option('--no-prove', 'skip the keygen/sign/verify proof')
+  .option('--wallet-port <port>', 'browser wallet port (HTTP, loopback)', int, 7490)
+  .option('--no-wallet', 'do not serve the browser wallet')
   .option('--json', 'JSON lines output')
   .action(
-    async (o: { dir: string; signers: number; port: number; gatewayPort: number; prove: boolean; json?: boolean }) => {
+    async (o: {
+      dir: string;
+      signers: number;
+      port: number;
+      gatewayPort: number;
+      walletPort: number;
+      wallet: boolean;
+      prove: boolean;
+      json?: boolean;
+    }) => {
       const say = (s: string) =>
         process.stdout.write((o.json ? JSON.stringify({ event: s }) : `tessera dev: ${s}`) + '\n');
       const dev = await startDev({
@@ -400,11 +412,13 @@ program
         gatewayPort: o.gatewayPort,
         onLine: say,
       });
+      let wallet: WalletServer | undefined;
       let stopping = false;
       const stop = async () => {
         if (stopping) return;
         stopping = true;
         say('stopping');
+        await wallet?.close();
         await dev.stop();
         process.exit(0);
       };
@@ -430,6 +444,15 @@ program
         }
       } finally {
         c.close();
+      }
+      if (o.wallet) {
+        const gateway = String((JSON.parse(readFileSync(dev.clientFile, 'utf8')) as { deviceUrl?: string }).deviceUrl);
+        try {
+          wallet = await serveWallet({ gateway, port: o.walletPort });
+          say(`browser wallet: ${wallet.url}   (enrol it with a token from: npx tessera device token --dir ${o.dir})`);
+        } catch (e) {
+          say(`browser wallet not served: ${(e as Error).message}`);
+        }
       }
       say(`serving; in another terminal: npx tessera keygen --threshold 2 --dir ${o.dir}   (Ctrl-C stops)`);
     },

@@ -3,3 +3,4 @@ export { startDev, type DevOptions } from './dev.js';
 export { openClient, resolveDir, CliError, type Client, type ClientFile } from './client.js';
 export { keygen, keys, sign, status, auditVerify } from './commands.js';
 export { admitDevice, devOperatorFiles } from './operators.js';
+export { serveWallet, DEFAULT_WALLET_DIR, type WalletServer } from './wallet-server.js';
