@@ -338,6 +338,65 @@ describe('tessera CLI on a dev cluster', () => {
     expect(signer).toMatch(/^tessera_build_info\{version="[^"]+",nodejs="[^"]+",participant="signer-\d"\} 1$/m);
   });
 
+  it('tessera console serves this cluster to whoever has its login link, and no one else', async () => {
+    const apps = join(dir, '..', 'apps');
+    const built = spawnSync(
+      process.execPath,
+      [fileURLToPath(new URL('../scripts/build-apps.mjs', import.meta.url)), apps],
+      {
+        encoding: 'utf8',
+        timeout: 120_000,
+      },
+    );
+    expect(built.status, built.stderr).toBe(0);
+    const con = spawn(process.execPath, [BIN, 'console', '--dir', dir, '--port', '0', '--apps-dir', apps, '--json'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const first = await new Promise<string>((resolve, reject) => {
+        createInterface({ input: con.stdout! }).once('line', resolve);
+        con.once('exit', (c) => reject(new Error(`tessera console exited ${c}`)));
+      });
+      const { url, login } = JSON.parse(first) as { url: string; login: string };
+      expect(new URL(url).hostname).toBe('127.0.0.1');
+      const secret = /#login=([\w-]+)$/.exec(login)?.[1] as string;
+      expect(secret.length).toBeGreaterThanOrEqual(32);
+      expect((await fetch(new URL('/api/overview', url))).status).toBe(401);
+      expect(
+        (await fetch(new URL('/api/overview', url), { headers: { authorization: `Bearer ${secret}x` } })).status,
+      ).toBe(401);
+      const r = await fetch(new URL('/api/overview', url), { headers: { authorization: `Bearer ${secret}` } });
+      expect(r.status).toBe(200);
+      const o = (await r.json()) as {
+        signers: { id: string; healthy: boolean }[];
+        keys: unknown[];
+        audit: { ok: boolean };
+      };
+      expect(o.signers.map((x) => [x.id, x.healthy])).toEqual([
+        ['signer-1', true],
+        ['signer-2', true],
+        ['signer-3', true],
+      ]);
+      expect(o.keys.length).toBeGreaterThan(0);
+      expect(o.audit.ok).toBe(true);
+      // Bad input is a typed 400, and changes nothing.
+      const bad = await fetch(new URL('/api/keys/refresh', url), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+        body: '{"keyId": 7}',
+      });
+      expect(bad.status).toBe(400);
+      expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('INVALID_ARGUMENT');
+      const page = await fetch(url);
+      expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
+      expect(await page.text()).toMatch(/<title>Tessera operator console<\/title>/);
+    } finally {
+      const exited = new Promise((r) => con.once('exit', r));
+      con.kill('SIGTERM');
+      await exited;
+    }
+  });
+
   it('an error is one line on stderr and a non-zero exit code', () => {
     const r = cli('sign', '--key', '0000000000000000', '--message', 'aa', '--json');
     expect(r.code).not.toBe(0);

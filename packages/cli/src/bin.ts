@@ -5,6 +5,7 @@
  * malformed argument), 1 for anything else (see README, "Exit codes").
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Argument, Command, CommanderError, Option } from 'commander';
 import { int, list } from './args.js';
 import { SUITE_IDS, fromHex, getSuite, utf8ToBytes, type SuiteId } from '@tessera/core';
@@ -14,6 +15,7 @@ import { auditVerify, derive, keygen, keys, lifecycle, sign, status } from './co
 import { createDevPki } from '@tessera/runtime';
 import { startDev } from './dev.js';
 import { serveWallet, type WalletServer } from './wallet-server.js';
+import { serveConsole, type ConsoleServer } from './console-server.js';
 import { registerDeviceCommands } from './device.js';
 import { registerKekCommands } from './kek.js';
 import {
@@ -382,6 +384,55 @@ program
   });
 
 program
+  .command('console')
+  .description('serve the operator console for this cluster (loopback by default; the printed link logs in)')
+  .option('--dir <dir>', 'cluster directory')
+  .option(
+    '--host <host>',
+    'address to listen on (anything but loopback exposes the console to the network)',
+    '127.0.0.1',
+  )
+  .option('--port <port>', 'HTTP port', int, 7491)
+  .option(
+    '--approve-with <files>',
+    'operator key files approving admissions, revocations, refreshes (default in a dev cluster: its operator)',
+    list,
+  )
+  .option('--apps-dir <dir>', 'the built web apps (default: apps/dist)')
+  .option('--json', 'JSON output')
+  .action(
+    async (o: {
+      dir?: string;
+      host: string;
+      port: number;
+      approveWith?: string[];
+      appsDir?: string;
+      json?: boolean;
+    }) => {
+      const client = openClient(o.dir);
+      const server = await serveConsole({
+        client,
+        host: o.host,
+        port: o.port,
+        ...(o.approveWith ? { approveWith: o.approveWith } : {}),
+        ...(o.appsDir ? { dir: join(o.appsDir, 'console') } : {}),
+      });
+      out(
+        !!o.json,
+        { url: server.url, login: server.loginUrl },
+        () => `operator console: ${server.loginUrl}   (Ctrl-C stops)`,
+      );
+      const stop = async () => {
+        await server.close();
+        client.close();
+        process.exit(0);
+      };
+      process.on('SIGINT', () => void stop());
+      process.on('SIGTERM', () => void stop());
+    },
+  );
+
+program
   .command('dev')
   .description('run an embedded dev cluster (coordinator + signer processes) and keep serving')
   .option('--dir <dir>', 'data directory', '.tessera')
@@ -391,6 +442,9 @@ program
   .option('--no-prove', 'skip the keygen/sign/verify proof')
   .option('--wallet-port <port>', 'browser wallet port (HTTP, loopback)', int, 7490)
   .option('--no-wallet', 'do not serve the browser wallet')
+  .option('--console-port <port>', 'operator console port (HTTP, loopback)', int, 7491)
+  .option('--no-console', 'do not serve the operator console')
+  .option('--apps-dir <dir>', 'the built web apps (default: apps/dist, built by npm start)')
   .option('--json', 'JSON lines output')
   .action(
     async (o: {
@@ -400,6 +454,9 @@ program
       gatewayPort: number;
       walletPort: number;
       wallet: boolean;
+      consolePort: number;
+      console: boolean;
+      appsDir?: string;
       prove: boolean;
       json?: boolean;
     }) => {
@@ -413,12 +470,15 @@ program
         onLine: say,
       });
       let wallet: WalletServer | undefined;
+      let operatorConsole: { server: ConsoleServer; client: Client } | undefined;
       let stopping = false;
       const stop = async () => {
         if (stopping) return;
         stopping = true;
         say('stopping');
         await wallet?.close();
+        await operatorConsole?.server.close();
+        operatorConsole?.client.close();
         await dev.stop();
         process.exit(0);
       };
@@ -448,10 +508,31 @@ program
       if (o.wallet) {
         const gateway = String((JSON.parse(readFileSync(dev.clientFile, 'utf8')) as { deviceUrl?: string }).deviceUrl);
         try {
-          wallet = await serveWallet({ gateway, port: o.walletPort });
-          say(`browser wallet: ${wallet.url}   (enrol it with a token from: npx tessera device token --dir ${o.dir})`);
+          wallet = await serveWallet({
+            gateway,
+            port: o.walletPort,
+            ...(o.appsDir ? { dir: join(o.appsDir, 'wallet') } : {}),
+          });
+          say(
+            `browser wallet: ${wallet.url}   (enrol it with a token from the operator console or: npx tessera device token --dir ${o.dir})`,
+          );
         } catch (e) {
           say(`browser wallet not served: ${(e as Error).message}`);
+        }
+      }
+      if (o.console) {
+        const client = openClient(dir);
+        try {
+          const server = await serveConsole({
+            client,
+            port: o.consolePort,
+            ...(o.appsDir ? { dir: join(o.appsDir, 'console') } : {}),
+          });
+          operatorConsole = { server, client };
+          say(`operator console: ${server.loginUrl}   (this link logs in; loopback only)`);
+        } catch (e) {
+          client.close();
+          say(`operator console not served: ${(e as Error).message}`);
         }
       }
       say(`serving; in another terminal: npx tessera keygen --threshold 2 --dir ${o.dir}   (Ctrl-C stops)`);

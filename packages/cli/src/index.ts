@@ -3,4 +3,6 @@ export { startDev, type DevOptions } from './dev.js';
 export { openClient, resolveDir, CliError, type Client, type ClientFile } from './client.js';
 export { keygen, keys, sign, status, auditVerify } from './commands.js';
 export { admitDevice, devOperatorFiles } from './operators.js';
-export { serveWallet, DEFAULT_WALLET_DIR, type WalletServer } from './wallet-server.js';
+export { serveWallet, type WalletServer } from './wallet-server.js';
+export { serveConsole, offlineKpis, type ConsoleServer, type OfflineKpis } from './console-server.js';
+export { DEFAULT_APPS_DIR } from './web.js';

@@ -1,0 +1,256 @@
+/**
+ * The Tessera operator console: what the cluster holds and how offline payments go, refreshed
+ * every two seconds from the console server's API (packages/cli/src/console-server.ts), and the
+ * operator's actions — enrolment tokens, device admission and revocation, key refresh — each
+ * approved with the operator keys the server holds. The login secret comes in the URL fragment
+ * once, is kept for this tab only (sessionStorage) and removed from the address bar.
+ */
+import { base58 } from '@scure/base';
+import qrcode from 'qrcode-generator';
+
+interface Overview {
+  at: number;
+  signers: { id: string; healthy: boolean; keys: number; pooledCommitments: number }[];
+  devices: { id: string; linked: boolean; keys: number; enrolled: boolean; admitted: boolean }[];
+  keys: { keyId: string; suite: string; threshold: number; participants: string[]; publicKey: string; epoch: number }[];
+  audit: { ok: boolean; processes: { id: string; ok: boolean; count: number; reason: string }[] };
+  kpis: {
+    completed: number;
+    redelivered: number;
+    refused: number;
+    pendingOnDevices: number;
+    reservationsIssued: number;
+    syncLatencyMeanSeconds: number | null;
+    devicesLinked: number;
+  } | null;
+}
+
+const $ = <T extends HTMLElement>(id: string): T => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`the page has no #${id}`);
+  return el as T;
+};
+const SVG = 'http://www.w3.org/2000/svg';
+const series: { at: number; completed: number }[] = [];
+
+const login = /(?:^|[#&])login=([\w-]+)/.exec(location.hash)?.[1];
+if (login) {
+  sessionStorage.setItem('tessera-console-login', login);
+  window.history.replaceState(null, '', location.pathname);
+}
+const secret = sessionStorage.getItem('tessera-console-login') ?? '';
+
+function log(text: string): void {
+  const li = document.createElement('li');
+  li.textContent = `${new Date().toLocaleTimeString()} ${text}`;
+  $('log').prepend(li);
+}
+
+async function api<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  const r = await fetch(path, {
+    method,
+    headers: { authorization: `Bearer ${secret}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  const j = (await r.json()) as T & { error?: { code: string; message: string } };
+  if (r.status === 401) $('login-needed').hidden = false;
+  if (!r.ok) throw Object.assign(new Error(j.error?.message ?? `HTTP ${r.status}`), { code: j.error?.code });
+  return j;
+}
+
+function cell(text: string, data?: string): HTMLTableCellElement {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (data) td.dataset.field = data;
+  return td;
+}
+
+function button(label: string, run: () => Promise<void>, danger = false): HTMLButtonElement {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.textContent = label;
+  if (danger) b.className = 'danger';
+  b.addEventListener('click', async () => {
+    b.disabled = true;
+    try {
+      await run();
+      await refresh();
+    } catch (e) {
+      log(`error ${(e as { code?: string }).code ?? ''}: ${(e as Error).message}`);
+    } finally {
+      b.disabled = false;
+    }
+  });
+  return b;
+}
+
+function row(tbody: HTMLElement, id: string, cells: HTMLElement[]): void {
+  const tr = document.createElement('tr');
+  tr.dataset.id = id;
+  tr.append(...cells);
+  tbody.append(tr);
+}
+
+function address(k: Overview['keys'][number]): string {
+  if (k.suite !== 'ed25519') return k.publicKey;
+  const bytes = Uint8Array.from(k.publicKey.match(/../g) ?? [], (h) => Number.parseInt(h, 16));
+  return `${base58.encode(bytes)} (Solana)`;
+}
+
+function chart(): void {
+  const w = 600;
+  const h = 96;
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
+  svg.setAttribute('preserveAspectRatio', 'none');
+  const max = Math.max(1, ...series.map((p) => p.completed));
+  const pts = series.map(
+    (p, i) => `${(i / Math.max(1, series.length - 1)) * w},${h - 4 - (p.completed / max) * (h - 8)}`,
+  );
+  const line = document.createElementNS(SVG, 'polyline');
+  line.setAttribute('points', pts.join(' '));
+  line.setAttribute('fill', 'none');
+  line.setAttribute('stroke', '#1f6feb');
+  line.setAttribute('stroke-width', '2');
+  svg.append(line);
+  $('chart').replaceChildren(svg);
+}
+
+function render(o: Overview): void {
+  const k = o.kpis;
+  const kpis: [string, string, string][] = k
+    ? [
+        ['completed', 'Completed', String(k.completed)],
+        ['redelivered', 'Re-deliveries (answered once)', String(k.redelivered)],
+        ['refused', 'Refused', String(k.refused)],
+        ['pending', 'Waiting on devices', String(k.pendingOnDevices)],
+        ['reservations', 'Reservations issued', String(k.reservationsIssued)],
+        [
+          'latency',
+          'Mean sync latency',
+          k.syncLatencyMeanSeconds === null ? '—' : `${k.syncLatencyMeanSeconds.toFixed(1)} s`,
+        ],
+        ['linked', 'Devices linked', String(k.devicesLinked)],
+      ]
+    : [];
+  $('kpis').replaceChildren(
+    ...kpis.map(([id, label, value]) => {
+      const div = document.createElement('div');
+      const dt = document.createElement('dt');
+      dt.textContent = label;
+      const dd = document.createElement('dd');
+      dd.textContent = value;
+      dd.dataset.kpi = id;
+      div.append(dt, dd);
+      return div;
+    }),
+  );
+  if (k) series.push({ at: o.at, completed: k.completed });
+  if (series.length > 300) series.shift();
+  chart();
+
+  const devices = $('devices');
+  devices.replaceChildren();
+  for (const d of o.devices) {
+    const actions = document.createElement('td');
+    if (!d.admitted)
+      actions.append(
+        button(`Admit ${d.id}`, async () => {
+          await api('POST', '/api/devices/admit', { device: d.id });
+          log(`${d.id} admitted`);
+        }),
+      );
+    actions.append(
+      button(
+        `Revoke ${d.id}`,
+        async () => {
+          if (!confirm(`Revoke ${d.id} on every signer? It can no longer reserve or complete payments.`)) return;
+          const r = await api<{ signers: string[] }>('POST', '/api/devices/revoke', { device: d.id });
+          log(`${d.id} revoked on ${r.signers.join(', ')}`);
+        },
+        true,
+      ),
+    );
+    row(devices, d.id, [
+      cell(d.id),
+      cell(d.linked ? 'linked' : 'offline', 'link'),
+      cell(String(d.keys), 'keys'),
+      cell(d.admitted ? 'admitted' : 'waiting for admission', 'admission'),
+      actions,
+    ]);
+  }
+
+  const signers = $('signers');
+  signers.replaceChildren();
+  for (const s of o.signers)
+    row(signers, s.id, [
+      cell(s.id),
+      cell(s.healthy ? 'healthy' : 'down', 'health'),
+      cell(String(s.keys), 'keys'),
+      cell(String(s.pooledCommitments), 'pool'),
+    ]);
+
+  const keys = $('keys');
+  keys.replaceChildren();
+  for (const key of o.keys) {
+    const actions = document.createElement('td');
+    actions.append(
+      button(`Refresh ${key.keyId}`, async () => {
+        log(`refreshing ${key.keyId}…`);
+        const r = await api<{ epoch: number }>('POST', '/api/keys/refresh', { keyId: key.keyId });
+        log(`${key.keyId} refreshed: epoch ${r.epoch}, same public key`);
+      }),
+    );
+    row(keys, key.keyId, [
+      cell(key.keyId),
+      cell(`${key.suite}, ${key.threshold} of ${key.participants.length}`, 'scheme'),
+      cell(key.participants.join(', '), 'participants'),
+      cell(String(key.epoch), 'epoch'),
+      cell(address(key), 'address'),
+      actions,
+    ]);
+  }
+
+  const audit = $('audit-result');
+  audit.textContent = o.audit.ok ? 'Every audit chain verifies.' : 'An audit chain does NOT verify.';
+  audit.className = o.audit.ok ? 'ok' : 'bad';
+  $('audit').replaceChildren(
+    ...o.audit.processes.map((p) => {
+      const li = document.createElement('li');
+      li.textContent = `${p.id}: ${p.ok ? `${p.count} entries, verified` : `broken (${p.reason})`}`;
+      li.className = p.ok ? 'ok' : 'bad';
+      return li;
+    }),
+  );
+  $('updated').textContent = `Updated ${new Date(o.at).toLocaleTimeString()}`;
+  document.body.dataset.updates = String(Number(document.body.dataset.updates ?? 0) + 1);
+}
+
+async function refresh(): Promise<void> {
+  render(await api<Overview>('GET', '/api/overview'));
+}
+
+$('issue-token').addEventListener('click', async () => {
+  try {
+    const r = await api<{ token: string; expiresAt: string }>('POST', '/api/token');
+    $<HTMLInputElement>('token').value = r.token;
+    const qr = qrcode(0, 'M');
+    qr.addData(r.token, 'Byte');
+    qr.make();
+    $('token-qr').innerHTML = qr.createSvgTag({ cellSize: 4, margin: 16, scalable: true });
+    $('token-qr').hidden = false;
+    log(`enrolment token issued (valid until ${new Date(r.expiresAt).toLocaleTimeString()})`);
+  } catch (e) {
+    log(`error: ${(e as Error).message}`);
+  }
+});
+
+async function loop(): Promise<void> {
+  try {
+    await refresh();
+  } catch (e) {
+    $('updated').textContent = `Not updated: ${(e as Error).message}`;
+  }
+  setTimeout(loop, 2_000);
+}
+void loop();

@@ -1,0 +1,193 @@
+/**
+ * The issue's whole story across both apps, as `tessera dev` serves them (real coordinator and
+ * signer processes, the apps built by scripts/build-apps.mjs): the operator opens the console
+ * with its login link and issues an enrolment token → the browser wallet enrols with it → the
+ * operator admits the device → the wallet creates a key and reserves an allowance → the network
+ * is cut in the wallet's browser → a payment is signed and shown as a QR code → the network comes
+ * back → the payment completes once → the console shows the device, the key and the completion
+ * (the KPI moves) → the operator refreshes the key (new epoch) and revokes the device. The
+ * console's API refuses a caller without the login secret; axe-core finds no violation.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errorLogs, launchBrowser } from './harness.js';
+
+const TIMEOUT = 240_000;
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = join(ROOT, 'packages/cli/dist/bin.js');
+const SHOTS = process.env.TESSERA_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), 'tessera-story-shots-'));
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+type Axe = { axe: { run(o: object): Promise<{ violations: { id: string; nodes: { target: string[] }[] }[] }> } };
+async function axeViolations(page: Page): Promise<string[]> {
+  await page.evaluate(AXE);
+  return page.evaluate(async () => {
+    const r = await (globalThis as unknown as Axe).axe.run({
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    });
+    return r.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  });
+}
+
+function watch(page: Page, logs: string[]): void {
+  page.on('console', (m) => logs.push(`[console.${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`[pageerror] ${e.stack ?? e.message}`));
+  page.on('requestfailed', (r) => logs.push(`[requestfailed] ${r.url()}: ${r.failure()?.errorText ?? 'unknown'}`));
+}
+
+describe('operator console and browser wallet on tessera dev: the whole story', { timeout: TIMEOUT }, () => {
+  const work = mkdtempSync(join(tmpdir(), 'tessera-story-'));
+  let dev: ChildProcess | undefined;
+  const events: string[] = [];
+  let browser: Browser | undefined;
+  let operator: Page;
+  let phone: BrowserContext;
+  let wallet: Page;
+  const consoleLogs: string[] = [];
+  const walletLogs: string[] = [];
+  const shot = async (page: Page, name: string) => {
+    mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  };
+
+  beforeAll(async () => {
+    const built = spawnSync(process.execPath, [join(ROOT, 'scripts/build-apps.mjs'), join(work, 'apps')], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(built.status, built.stderr).toBe(0);
+    dev = spawn(
+      process.execPath,
+      [BIN, 'dev', '--dir', join(work, 'cluster'), '--no-prove', '--port', '0', '--gateway-port', '0'].concat([
+        '--wallet-port',
+        '0',
+        '--console-port',
+        '0',
+        '--apps-dir',
+        join(work, 'apps'),
+        '--json',
+      ]),
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve, reject) => {
+      createInterface({ input: dev?.stdout as NodeJS.ReadableStream }).on('line', (l) => {
+        const e = (JSON.parse(l) as { event: string }).event;
+        events.push(e);
+        if (e.startsWith('serving')) resolve();
+      });
+      dev?.once('exit', (c) => reject(new Error(`tessera dev exited ${c}: ${events.join('\n')}`)));
+    });
+    browser = await launchBrowser();
+    operator = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
+    watch(operator, consoleLogs);
+    phone = await browser.newContext({ viewport: { width: 800, height: 900 } });
+    wallet = await phone.newPage();
+    watch(wallet, walletLogs);
+  }, TIMEOUT);
+
+  afterAll(async () => {
+    await browser?.close().catch(() => {});
+    if (dev && dev.exitCode === null) {
+      const exited = new Promise((r) => dev?.once('exit', r));
+      dev.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(work, { recursive: true, force: true });
+  }, TIMEOUT);
+
+  it('token → enrol → admit → key → allowance → offline payment → back online → completed once → seen in the console', async () => {
+    const consoleLogin = /^operator console: (http:\/\/\S+#login=[\w-]+)/m.exec(events.join('\n'))?.[1];
+    const walletUrl = /^browser wallet: (http:\/\/\S+)/m.exec(events.join('\n'))?.[1];
+    expect(consoleLogin, events.join('\n')).toBeDefined();
+    expect(walletUrl, events.join('\n')).toBeDefined();
+    const consoleUrl = (consoleLogin as string).split('#')[0] as string;
+
+    // Without the login secret the API answers nothing but 401.
+    const anon = await fetch(new URL('/api/overview', consoleUrl));
+    expect(anon.status).toBe(401);
+    expect(((await anon.json()) as { error: { code: string } }).error.code).toBe('UNAUTHENTICATED');
+    expect(
+      (await fetch(new URL('/api/token', consoleUrl), { method: 'POST', headers: { authorization: 'Bearer x' } }))
+        .status,
+    ).toBe(401);
+
+    // The operator opens the console: the link's secret leaves the address bar.
+    await operator.goto(consoleLogin as string);
+    await operator.waitForSelector('#signers tr[data-id="signer-3"] [data-field="health"]:has-text("healthy")');
+    expect(operator.url()).not.toContain('login=');
+    await operator.waitForSelector('#audit-result:has-text("Every audit chain verifies.")');
+    await operator.waitForSelector('[data-kpi="completed"]');
+    const completedBefore = Number(await operator.locator('[data-kpi="completed"]').textContent());
+    await operator.getByRole('button', { name: 'Issue enrolment token' }).click();
+    await operator.waitForSelector('#token-qr:not([hidden]) svg');
+    const token = await operator.getByLabel('One-time token (valid 1 hour)').inputValue();
+    expect(token).toMatch(/^tet1_[0-9a-f]+$/);
+    await shot(operator, 'console-1-token');
+
+    // The wallet enrols with it; the operator admits the device.
+    await wallet.goto(walletUrl as string);
+    await wallet.waitForSelector('body[data-ready="true"]');
+    await wallet.getByLabel('Enrolment token').fill(token);
+    await wallet.getByRole('button', { name: 'Enrol' }).click();
+    await wallet.waitForSelector('#device:has-text("Enrolled as")');
+    const deviceId = ((await wallet.locator('#device').textContent()) as string).replace('Enrolled as ', '').trim();
+    await operator.waitForSelector(
+      `#devices tr[data-id="${deviceId}"] [data-field="admission"]:has-text("waiting for admission")`,
+    );
+    await operator.getByRole('button', { name: `Admit ${deviceId}` }).click();
+    await operator.waitForSelector(`#devices tr[data-id="${deviceId}"] [data-field="admission"]:has-text("admitted")`);
+
+    // Key, allowance, network cut, payment, network back, sync.
+    await wallet.getByRole('button', { name: 'Create key with the cluster' }).click();
+    await wallet.waitForSelector('dd[data-field="key"]', { timeout: 60_000 });
+    const keyId = ((await wallet.locator('dd[data-field="key"]').textContent()) as string).trim();
+    await wallet.getByLabel('Offline payments to reserve').fill('2');
+    await wallet.getByRole('button', { name: 'Reserve' }).click();
+    await wallet.waitForSelector('#allowance:has-text("2 offline payments left")');
+    const cutFrom = walletLogs.length;
+    await phone.setOffline(true);
+    await wallet.getByRole('button', { name: 'Sign payment' }).click();
+    await wallet.waitForSelector('#qr:not([hidden]) svg');
+    await phone.setOffline(false);
+    const cutTo = walletLogs.length;
+    await wallet.getByRole('button', { name: 'Sync' }).click();
+    await wallet.waitForSelector('#results li.completed[data-signature]');
+    await wallet.waitForSelector('#report:has-text("Reconciled: 1 settled")');
+
+    // The console sees it: the device holds the key, the key lists it, the KPI moved by one.
+    await operator.waitForSelector(`#keys tr[data-id="${keyId}"] [data-field="participants"]:has-text("${deviceId}")`);
+    await operator.waitForSelector(`#devices tr[data-id="${deviceId}"] [data-field="keys"]:has-text("1")`);
+    await operator.waitForFunction(
+      (n) => Number(document.querySelector('[data-kpi="completed"]')?.textContent) === n,
+      completedBefore + 1,
+      { timeout: 20_000 },
+    );
+    await shot(operator, 'console-2-completed');
+
+    // Lifecycle from the console: a refresh (same key, new epoch), then the device revoked.
+    await operator.getByRole('button', { name: `Refresh ${keyId}` }).click();
+    await operator.waitForSelector(`#keys tr[data-id="${keyId}"] [data-field="epoch"]:has-text("1")`, {
+      timeout: 60_000,
+    });
+    operator.once('dialog', (d) => void d.accept());
+    await operator.getByRole('button', { name: `Revoke ${deviceId}` }).click();
+    await operator.waitForSelector(`#log li:has-text("${deviceId} revoked on")`);
+    // The wallet's next reservation is refused: the revocation took.
+    await wallet.getByRole('button', { name: 'Reserve' }).click();
+    await wallet.waitForSelector('#log li:has-text("error")');
+
+    expect(await axeViolations(operator)).toEqual([]);
+    expect(errorLogs(consoleLogs), consoleLogs.join('\n')).toEqual([]);
+    const walletErrors = errorLogs([...walletLogs.slice(0, cutFrom), ...walletLogs.slice(cutTo)]).filter(
+      (l) => !/\/v1\/device\/poll: net::ERR_ABORTED$/.test(l) && !/status of 4\d\d/.test(l),
+    );
+    expect(walletErrors, walletLogs.join('\n')).toEqual([]);
+  });
+});
