@@ -15,9 +15,10 @@
  *   process in its own process group. It builds with `tsc -b` from scratch (the clone has no dist/)
  *   and starts `tessera dev`; the test waits for its `tessera dev: serving` line, after the proof
  *   line `… signature verifies (RFC 8032)`. One difference from the README: `-- --port 0
- *   --gateway-port 0 --wallet-port 0` is appended, because `tessera dev` listens on fixed ports by
- *   default (7400 for gRPC, 7480 for the device gateway, 7490 for the browser wallet; there is no environment variable for them) and this test runs
- *   beside others and beside anyone's own `npm start`. The data dir is the clone's own `.tessera/`.
+ *   --gateway-port 0 --wallet-port 0 --console-port 0` is appended, because `tessera dev` listens
+ *   on fixed ports by default (7400 for gRPC, 7480 for the device gateway, 7490 for the browser
+ *   wallet, 7491 for the operator console; there is no environment variable for them) and this
+ *   test runs beside others and beside anyone's own `npm start`. The data dir is the clone's own `.tessera/`.
  * - `npm test`, `npm run format`, `npx vitest run …`, `npm run proto` (the top block and
  *   "Development") are not run: the first is the suite this test is part of, the others are
  *   developer tools (a part of the suite, rewriting the tree, regenerating code). For each, the npm
@@ -300,7 +301,18 @@ beforeAll(async () => {
     expect(existsSync(join(clone, 'packages', pkg, 'dist'))).toBe(false);
   expect(existsSync(join(clone, '.tessera'))).toBe(false);
 
-  const p = spawnGroup('npm', ['start', '--', '--port', '0', '--gateway-port', '0', '--wallet-port', '0']);
+  const p = spawnGroup('npm', [
+    'start',
+    '--',
+    '--port',
+    '0',
+    '--gateway-port',
+    '0',
+    '--wallet-port',
+    '0',
+    '--console-port',
+    '0',
+  ]);
   dev = p;
   p.stderr!.on('data', (d: Buffer) => {
     if (devErr.length < 100_000) devErr += d.toString();
@@ -630,6 +642,16 @@ describe('README, from a fresh clone: its commands work in order, as written', (
           const config = (await (await fetch(new URL('/config.json', wallet))).json()) as { gateway: string };
           expect(config.gateway).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
           expect((await fetch(new URL('/wallet.js', wallet))).status).toBe(200);
+          // And something to look at: the operator console, behind its login link.
+          const login = /^tessera dev: operator console: (http:\/\/\S+#login=[\w-]+)/m.exec(out)?.[1];
+          expect(login, out).toBeDefined();
+          const [consoleUrl, secret] = (login as string).split('#login=') as [string, string];
+          expect((await fetch(new URL('/api/overview', consoleUrl))).status).toBe(401);
+          const overview = await fetch(new URL('/api/overview', consoleUrl), {
+            headers: { authorization: `Bearer ${secret}` },
+          });
+          expect(overview.status).toBe(200);
+          expect(((await overview.json()) as { signers: unknown[] }).signers).toHaveLength(3);
           // Built files and the cluster's data are not something git would commit.
           expect(spawnSync('git', ['status', '--porcelain'], { cwd: clone, encoding: 'utf8' }).stdout).toBe('');
           return;
