@@ -281,6 +281,14 @@ describe('tessera CLI on a dev cluster', () => {
     };
     expect(st.signers.map((x) => x.id)).toEqual(['signer-1', 'signer-2', 'signer-3']);
     expect(st.signers.every((x) => x.healthy && x.pid && x.metrics.startsWith('http://'))).toBe(true);
+    // The offline KPIs, read from the coordinator's metrics (no device has paid here yet).
+    expect((JSON.parse(s.out) as { offline: unknown }).offline).toMatchObject({
+      completed: 0,
+      refused: 0,
+      successRate: {},
+      compromiseIndicators: { reservationReuse: 0, culprits: 0 },
+    });
+    expect(cli('status').out).toMatch(/^offline payments: 0 completed, 0 refused, 0 waiting on devices; success —;/m);
   });
 
   it("audit verify reports every process's chain intact after keygens and signatures", () => {

@@ -11,7 +11,13 @@ import { randomBytes } from 'node:crypto';
 import { ParticipantIdentity, type LinkResult, type LinkTask } from '@tessera/core';
 import { SealedStore, kekFromBytes } from '@tessera/store';
 import { SignerEngine } from '@tessera/signer';
-import { Coordinator, startDeviceGateway, type ParticipantHandle, type StartedGateway } from '@tessera/coordinator';
+import {
+  Coordinator,
+  startDeviceGateway,
+  type CoordinatorEvent,
+  type ParticipantHandle,
+  type StartedGateway,
+} from '@tessera/coordinator';
 import { Device } from '@tessera/device';
 import { operators } from './authority.js';
 
@@ -42,7 +48,12 @@ export const TEST_CLUSTER = 'device-test';
 
 export async function deviceCluster(
   n = 3,
-  opts: { clock?: () => number; coordinatorClock?: () => number; maxReservations?: number } = {},
+  opts: {
+    clock?: () => number;
+    coordinatorClock?: () => number;
+    maxReservations?: number;
+    onEvent?: (e: CoordinatorEvent) => void;
+  } = {},
 ) {
   const signers: SignerEngine[] = [];
   for (let i = 1; i <= n; i++) {
@@ -65,6 +76,7 @@ export async function deviceCluster(
     store: await openStore(),
     clusterId: TEST_CLUSTER,
     ...(opts.coordinatorClock ? { clock: opts.coordinatorClock } : {}),
+    ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
   });
   await coordinator.load();
   const down = new Set<string>();
@@ -106,9 +118,9 @@ export async function newDevice(
   return { device, dir, key };
 }
 
-export async function enrolled(c: Cluster, id: string, opts: { clock?: () => number } = {}) {
-  const d = await newDevice(id, opts);
+export async function enrolled(c: Cluster, id: string, opts: { clock?: () => number; deviceClass?: string } = {}) {
+  const d = await newDevice(id, opts.clock ? { clock: opts.clock } : {});
   const { token } = await c.coordinator.issueEnrolmentToken();
-  await d.device.enrol(c.url, token);
+  await d.device.enrol(c.url, token, opts.deviceClass ? { deviceClass: opts.deviceClass } : {});
   return d;
 }

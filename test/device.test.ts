@@ -902,7 +902,7 @@ describe('gateway authentication', () => {
       deviceCall(
         bId,
         'enrol',
-        encodeMessage('DeviceEnrol', { token: 'nope', participant: participantToWire(bId.public) }),
+        encodeMessage('DeviceEnrol', { token: 'nope', participant: participantToWire(bId.public), deviceClass: '' }),
       ),
     );
     expectRefusalAnswer(raw, 401);
@@ -1081,6 +1081,7 @@ describe('gateway decoder fuzz', () => {
       enrol: encodeMessage('DeviceEnrol', {
         token: `tet1_${'11'.repeat(20)}`,
         participant: participantToWire(me.public),
+        deviceClass: 'ios',
       }),
       poll: encodeMessage('DevicePoll', { results: [], waitMs: 0, keys: [keyId], pending: 1, bye: false }),
       keygen: encodeMessage('KeygenRequest', {
@@ -1292,7 +1293,11 @@ describe('nothing secret in errors', () => {
         deviceCall(
           identity,
           'enrol',
-          encodeMessage('DeviceEnrol', { token: PASSWORD, participant: participantToWire(identity.public) }),
+          encodeMessage('DeviceEnrol', {
+            token: PASSWORD,
+            participant: participantToWire(identity.public),
+            deviceClass: '',
+          }),
         ),
       ),
     );

@@ -96,7 +96,7 @@ function deviceCall(
 }
 
 const enrolBody = (identity: ParticipantIdentity, token: string) =>
-  encodeMessage('DeviceEnrol', { token, participant: participantToWire(identity.public) });
+  encodeMessage('DeviceEnrol', { token, participant: participantToWire(identity.public), deviceClass: '' });
 
 /** Runs `n` tasks, `width` at a time. */
 async function pool<T>(n: number, width: number, task: (i: number) => Promise<T>): Promise<T[]> {

@@ -22,6 +22,10 @@ interface Overview {
     reservationsIssued: number;
     syncLatencyMeanSeconds: number | null;
     devicesLinked: number;
+    successRate: Record<string, number>;
+    allowanceUtilisation: number;
+    reconnectThroughputMean: number | null;
+    compromiseIndicators: { reservationReuse: number; culprits: number };
   } | null;
 }
 
@@ -131,6 +135,19 @@ function render(o: Overview): void {
           k.syncLatencyMeanSeconds === null ? '—' : `${k.syncLatencyMeanSeconds.toFixed(1)} s`,
         ],
         ['linked', 'Devices linked', String(k.devicesLinked)],
+        ['utilisation', 'Allowance used', `${(k.allowanceUtilisation * 100).toFixed(0)} %`],
+        [
+          'reconnect',
+          'After reconnect',
+          k.reconnectThroughputMean === null ? '—' : `${k.reconnectThroughputMean.toFixed(2)} /s`,
+        ],
+        ...Object.entries(k.successRate).map(([c, r]): [string, string, string] => [
+          `success-${c}`,
+          `Success (${c})`,
+          `${(r * 100).toFixed(1)} %`,
+        ]),
+        ['reuse', 'Reservation reuse attempts', String(k.compromiseIndicators.reservationReuse)],
+        ['culprits', 'Culprits named', String(k.compromiseIndicators.culprits)],
       ]
     : [];
   $('kpis').replaceChildren(

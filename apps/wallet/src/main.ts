@@ -99,7 +99,12 @@ async function main(): Promise<void> {
   addEventListener('online', network);
   addEventListener('offline', network);
   const config = (await (await fetch('/config.json')).json()) as { gateway: string };
-  wallet = await Tessera.open({ gateway: config.gateway, storage: 'tessera-wallet', key: await storeKey() });
+  wallet = await Tessera.open({
+    gateway: config.gateway,
+    storage: 'tessera-wallet',
+    key: await storeKey(),
+    deviceClass: 'browser',
+  });
   wallet.on('allowance', (e) => log(`allowance low: ${e.remaining} offline payments left`));
   wallet.on('sync', (e) => {
     const p = $<HTMLProgressElement>('progress');

@@ -339,6 +339,15 @@ program
           (x) =>
             `  ${x.id.padEnd(12)} ${x.healthy ? 'healthy' : 'DOWN   '} keys ${x.keys} pool ${x.pooledCommitments} ${x.metrics}`,
         ),
+        ...(s.offline
+          ? [
+              `offline payments: ${s.offline.completed} completed, ${s.offline.refused} refused, ${s.offline.pendingOnDevices} waiting on devices; success ${
+                Object.entries(s.offline.successRate)
+                  .map(([c, r]) => `${c} ${(r * 100).toFixed(1)}%`)
+                  .join(', ') || '—'
+              }; allowance used ${(s.offline.allowanceUtilisation * 100).toFixed(1)}%; reuse attempts ${s.offline.compromiseIndicators.reservationReuse}, culprits ${s.offline.compromiseIndicators.culprits}`,
+            ]
+          : []),
       ].join('\n'),
     );
   });

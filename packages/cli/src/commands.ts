@@ -13,6 +13,7 @@ import {
   toHex,
   type SuiteId,
 } from '@tessera/core';
+import { fetchOfflineKpis } from './kpis.js';
 import { CliError, type Client } from './client.js';
 
 interface WireKeyInfo {
@@ -144,6 +145,7 @@ export async function status(c: Client) {
       device: boolean;
     }[];
   }>('Status', {});
+  const offline = await fetchOfflineKpis(s.metricsUrl);
   return {
     coordinator: {
       address: c.file.coordinator,
@@ -166,6 +168,8 @@ export async function status(c: Client) {
         ...(p.pid ? { pid: p.pid } : {}),
         metrics: p.metricsUrl,
       })),
+    /** The offline-payment KPIs (null when the coordinator's metrics cannot be read). */
+    offline,
   };
 }
 

@@ -25,43 +25,6 @@ export interface ConsoleServer extends WebServer {
   loginUrl: string;
 }
 
-/** The offline KPIs read from the coordinator's Prometheus metrics. */
-export interface OfflineKpis {
-  completed: number;
-  redelivered: number;
-  refused: number;
-  pendingOnDevices: number;
-  reservationsIssued: number;
-  syncLatencyMeanSeconds: number | null;
-  devicesLinked: number;
-}
-
-/** Sums the samples of `name` whose labels match `want` in a Prometheus text exposition. */
-function sample(text: string, name: string, want: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name) || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const labels = Object.fromEntries([...(m[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(want).every(([k, v]) => labels[k] === v)) sum += Number(m[4]);
-  }
-  return sum;
-}
-
-export function offlineKpis(metrics: string): OfflineKpis {
-  const count = sample(metrics, 'tessera_offline_sync_seconds_count');
-  return {
-    completed: sample(metrics, 'tessera_offline_packages_total', { result: 'completed' }),
-    redelivered: sample(metrics, 'tessera_offline_packages_total', { result: 'already_completed' }),
-    refused: sample(metrics, 'tessera_offline_packages_total', { result: 'error' }),
-    pendingOnDevices: sample(metrics, 'tessera_offline_packages_pending'),
-    reservationsIssued: sample(metrics, 'tessera_reservations_total'),
-    syncLatencyMeanSeconds: count ? sample(metrics, 'tessera_offline_sync_seconds_sum') / count : null,
-    devicesLinked: sample(metrics, 'tessera_devices_linked'),
-  };
-}
-
 async function overview(c: Client) {
   const s = await status(c);
   const devices = await Promise.all(
@@ -72,11 +35,6 @@ async function overview(c: Client) {
       return { ...d, enrolled: !!a, admitted: (a?.approvals.length ?? 0) > 0 };
     }),
   );
-  let kpis: OfflineKpis | null = null;
-  if (s.coordinator.metrics) {
-    const r = await fetch(s.coordinator.metrics, { signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
-    if (r?.ok) kpis = offlineKpis(await r.text());
-  }
   return {
     at: Date.now(),
     coordinator: s.coordinator,
@@ -84,7 +42,7 @@ async function overview(c: Client) {
     devices,
     keys: await keys(c),
     audit: await auditVerify(c),
-    kpis,
+    kpis: s.offline,
   };
 }
 

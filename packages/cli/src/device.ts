@@ -260,13 +260,27 @@ export function registerDeviceCommands(
 
   net(dd(device.command('enrol').description('register the device with the cluster using a one-time token')))
     .requiredOption('--token <token>', 'enrolment token')
-    .action(async (o: { deviceDir: string; token: string; dir?: string; gateway?: string; json?: boolean }) => {
-      const r = await withDevice(o.deviceDir, (d) => d.enrol(gatewayUrl(o), o.token));
-      // A dev cluster admits its devices with its dev operator at once (production: `tessera device admit`).
-      const dev = o.gateway ? [] : devOperatorFilesIfAny(o.dir);
-      if (dev.length) await withClient(o.dir, (c) => admitDevice(c, r.device, dev));
-      out(!!o.json, r, () => `device ${r.device} enrolled${dev.length ? ' and admitted by the dev operator' : ''}`);
-    });
+    .addOption(
+      new Option('--class <class>', "what this device is, for the cluster's offline KPIs")
+        .choices(['ios', 'android', 'browser', 'desktop', 'cli', 'pos', 'other'])
+        .default('cli'),
+    )
+    .action(
+      async (o: {
+        deviceDir: string;
+        token: string;
+        class: string;
+        dir?: string;
+        gateway?: string;
+        json?: boolean;
+      }) => {
+        const r = await withDevice(o.deviceDir, (d) => d.enrol(gatewayUrl(o), o.token, { deviceClass: o.class }));
+        // A dev cluster admits its devices with its dev operator at once (production: `tessera device admit`).
+        const dev = o.gateway ? [] : devOperatorFilesIfAny(o.dir);
+        if (dev.length) await withClient(o.dir, (c) => admitDevice(c, r.device, dev));
+        out(!!o.json, r, () => `device ${r.device} enrolled${dev.length ? ' and admitted by the dev operator' : ''}`);
+      },
+    );
 
   net(dd(device.command('keygen').description('create a key whose participants are this device and signer nodes')))
     .addOption(new Option('--suite <suite>').choices([...SUITE_IDS]).default('ed25519'))

@@ -308,8 +308,13 @@ export class Coordinator {
   }
 
   /** Enrols a device with a one-time token (see {@link DeviceService.enrol}). */
-  enrolDevice(token: string, device: DevicePublic): Promise<void> {
-    return this.#devices.enrol(token, device);
+  enrolDevice(token: string, device: DevicePublic, deviceClass = ''): Promise<void> {
+    return this.#devices.enrol(token, device, deviceClass);
+  }
+
+  /** The class device `id` enrolled as (ios, android, browser, …; `other` if none). */
+  deviceClass(id: string): string {
+    return this.#devices.classOf(id);
   }
 
   /** An enrolled device as operators admit it (see {@link DeviceService.admission}). */

@@ -40,6 +40,24 @@ export interface DeviceComponents {
   onEvent(e: CoordinatorEvent): void;
 }
 
+/**
+ * The device classes the offline KPIs are labelled with (a fixed list: a metric label never takes
+ * a device's own words, so its cardinality stays bounded).
+ */
+export const DEVICE_CLASSES = ['ios', 'android', 'browser', 'desktop', 'cli', 'pos', 'other'] as const;
+export type DeviceClass = (typeof DEVICE_CLASSES)[number];
+
+/** '' is `other`; anything off the list is refused. */
+export function deviceClassOf(v: string): DeviceClass {
+  const c = v === '' ? 'other' : v;
+  if (!(DEVICE_CLASSES as readonly string[]).includes(c))
+    throw new CoordinatorError(
+      'INVALID_ARGUMENT',
+      `device class must be one of ${DEVICE_CLASSES.join(', ')} (got "${String(v).slice(0, 32)}")`,
+    );
+  return c as DeviceClass;
+}
+
 /** An enrolment token as stored (hashed key; JSON value). */
 interface StoredToken {
   expiresAt: number;
@@ -50,6 +68,7 @@ interface StoredToken {
 
 export class DeviceService {
   readonly #devices = new Map<string, DevicePublic>();
+  readonly #classes = new Map<string, DeviceClass>();
   readonly #tokenLocks = new KeyedMutex();
 
   constructor(private readonly c: DeviceComponents) {}
@@ -63,6 +82,16 @@ export class DeviceService {
         this.c.participants.know(d.id);
       }
     }
+    for await (const [k, v] of this.c.store.iterate(layout.deviceClasses)) {
+      const c = new TextDecoder().decode(v);
+      if ((DEVICE_CLASSES as readonly string[]).includes(c))
+        this.#classes.set(k.slice(layout.deviceClasses.length), c as DeviceClass);
+    }
+  }
+
+  /** The class device `id` enrolled as (`other` when it named none or is unknown). */
+  classOf(id: string): DeviceClass {
+    return this.#classes.get(id) ?? 'other';
   }
 
   /** The enrolled device `id`, if any. */
@@ -98,7 +127,9 @@ export class DeviceService {
    * Enrols a device with a one-time token: its identity becomes a known participant that may
    * link through the device gateway and join DKGs. The token is spent even if a later step fails.
    */
-  async enrol(token: string, device: DevicePublic): Promise<void> {
+  async enrol(token: string, device: DevicePublic, cls = ''): Promise<void> {
+    // Checked before the token is looked at: a refused class leaves the token unspent.
+    const deviceClass = deviceClassOf(cls);
     const k = layout.enrolToken(tokenHash(String(token)));
     await this.#tokenLocks.run(k, async () => {
       const raw = await this.c.store.get(k);
@@ -124,14 +155,16 @@ export class DeviceService {
             key: layout.device(device.id),
             value: encodeMessage('ParticipantInfo', participantToWire(device)),
           },
+          { type: 'put', key: layout.deviceClass(device.id), value: new TextEncoder().encode(deviceClass) },
         ],
         { sync: true },
       );
       this.#devices.set(device.id, { ...device, device: true });
+      this.#classes.set(device.id, deviceClass);
       this.c.participants.know(device.id);
       await this.c.audit.append({
         type: 'enrol',
-        data: { device: device.id, signKey: toHex(device.signKey), label: t.label },
+        data: { device: device.id, signKey: toHex(device.signKey), label: t.label, class: deviceClass },
       });
       this.c.onEvent({ type: 'enrol', device: device.id });
     });

@@ -179,7 +179,7 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
       if (call.clusterId !== '' && call.clusterId !== clusterId) throw wrongCluster();
       if (!replay.reserve(clock())) throw new GatewayError('RESOURCE_EXHAUSTED', 'too many recent calls; retry later');
       try {
-        await coordinator.enrolDevice(e.token, info);
+        await coordinator.enrolDevice(e.token, info, e.deviceClass);
       } catch (err) {
         replay.release();
         throw err;

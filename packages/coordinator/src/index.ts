@@ -4,3 +4,5 @@ export * from './config.js';
 export * from './gateway.js';
 export * from './metrics.js';
 export * from './reload.js';
+export { offlineKpiMetrics, type OfflineKpiMetrics } from './offline-kpis.js';
+export { DEVICE_CLASSES, type DeviceClass } from './devices.js';

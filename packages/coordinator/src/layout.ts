@@ -23,6 +23,9 @@ export const layout = {
   /** Enrolled devices (`ParticipantInfo`), by participant id. */
   devices: 'device/',
   device: (id: string) => `device/${id}`,
+  /** What an enrolled device said it is (ios, android, browser, …): the offline KPIs' label. */
+  deviceClass: (id: string) => `devclass/${id}`,
+  deviceClasses: 'devclass/',
   /** A revoked device id (time of revocation): never enrolled again. */
   revoked: (id: string) => `revoked/${id}`,
   /** The operators' admissions of an enrolled device (JSON list of hex envelopes). */

@@ -119,6 +119,7 @@ async function main(): Promise<void> {
     poolSize: (id) => coordinator.poolSize(id),
     keys: () => coordinator.keys(),
     isDevice: (id) => coordinator.device(id) !== undefined,
+    deviceClass: (id) => coordinator.deviceClass(id),
     pendingPackages: () => [...(gateway?.pendingByDevice().values() ?? [])].reduce((a, n) => a + n, 0),
     now: () => Date.now(),
   });

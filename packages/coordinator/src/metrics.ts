@@ -9,6 +9,7 @@
  */
 import { buildInfo } from '@tessera/runtime';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { offlineKpiMetrics } from './offline-kpis.js';
 import type { CoordinatorEvent, KeyInfo } from './types.js';
 
 /** What the gauges read at scrape time. */
@@ -22,6 +23,8 @@ export interface CoordinatorGaugeSource {
   isDevice(participant: string): boolean;
   /** Offline packages queued on linked devices, in total. */
   pendingPackages(): number;
+  /** The class an enrolled device enrolled as (ios, android, browser, …). */
+  deviceClass?(device: string): string;
   now(): number;
 }
 
@@ -93,6 +96,7 @@ export function coordinatorMetrics(registry: Registry, opts: { version: string }
     registers,
   });
   let src: CoordinatorGaugeSource | undefined;
+  const kpis = offlineKpiMetrics(registers, (device) => src?.deviceClass?.(device) ?? 'other');
   /** A gauge set at scrape time from the source (nothing before the coordinator exists). */
   const gauge = (
     name: string,
@@ -185,12 +189,15 @@ export function coordinatorMetrics(registry: Registry, opts: { version: string }
             duration.observe({ kind: 'offline' }, e.ms / 1000);
             if (e.createdAt) syncLatency.observe(Math.max(0, Date.now() - e.createdAt) / 1000);
           }
+          kpis.onPackage(e);
           break;
         case 'reserve':
           reservations.inc(e.slots);
+          kpis.onReserve(e.slots);
           break;
         case 'culprit':
           culprits.inc({ participant: src?.isDevice(e.participant) ? 'device' : e.participant, code: e.code });
+          kpis.onCulprit();
           break;
       }
     },

@@ -173,14 +173,26 @@ export class OfflineService {
   async complete(bytes: Uint8Array): Promise<PackageResult> {
     const t0 = this.c.clock();
     let keyId = '';
+    let device = '';
+    let packageId = '';
     try {
       const pkg = decodeOfflinePackage(bytes);
       keyId = pkg.keyId;
+      device = pkg.device;
+      packageId = pkg.packageId;
       return await this.#packageLocks.run(layout.package(pkg.packageId), async () => {
         const prior = await this.c.store.get(layout.package(pkg.packageId));
         if (prior) {
           const r = decodeMessage('SubmitPackageResponse', prior);
-          this.c.onEvent({ type: 'package', keyId, ok: true, ms: this.c.clock() - t0, cached: true });
+          this.c.onEvent({
+            type: 'package',
+            keyId,
+            device,
+            packageId,
+            ok: true,
+            ms: this.c.clock() - t0,
+            cached: true,
+          });
           return { ...r, alreadyCompleted: true };
         }
         const progress = { verified: false };
@@ -191,6 +203,8 @@ export class OfflineService {
         this.c.onEvent({
           type: 'package',
           keyId,
+          device,
+          packageId,
           ok: true,
           ms: this.c.clock() - t0,
           cached: false,
@@ -199,7 +213,16 @@ export class OfflineService {
         return result;
       });
     } catch (e) {
-      this.c.onEvent({ type: 'package', keyId, ok: false, cause: codeOf(e), ms: this.c.clock() - t0, cached: false });
+      this.c.onEvent({
+        type: 'package',
+        keyId,
+        device,
+        packageId,
+        ok: false,
+        cause: codeOf(e),
+        ms: this.c.clock() - t0,
+        cached: false,
+      });
       throw e;
     }
   }

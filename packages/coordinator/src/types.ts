@@ -59,7 +59,18 @@ export type CoordinatorEvent =
   | { type: 'lifecycle'; kind: 'refresh' | 'reshare'; keyId: string; ok: boolean; ms: number; cause?: string }
   | { type: 'culprit'; participant: string; code: string }
   | { type: 'pool'; participant: string; ok: boolean; cause?: string; message?: string }
-  | { type: 'package'; keyId: string; ok: boolean; cause?: string; ms: number; cached: boolean; createdAt?: number }
+  | {
+      type: 'package';
+      keyId: string;
+      ok: boolean;
+      cause?: string;
+      ms: number;
+      cached: boolean;
+      createdAt?: number;
+      /** The device that signed it ('' when the package could not even be decoded). */
+      device?: string;
+      packageId?: string;
+    }
   | { type: 'reserve'; device: string; keyId: string; slots: number }
   | { type: 'enrol'; device: string };
 

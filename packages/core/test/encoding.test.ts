@@ -327,7 +327,7 @@ const HAND_WRITTEN: { [N in MessageName]?: fc.Arbitrary<WireTypes[N]> } = {
     epoch: u64,
     createdAt: u64,
   }),
-  DeviceEnrol: fc.record({ token: str, participant: participantInfo }),
+  DeviceEnrol: fc.record({ token: str, participant: participantInfo, deviceClass: str }),
   DeviceEnrolled: fc.record({ device: str, coordinator: str, clusterId: str }),
   DevicePoll: fc.record({ results: fc.constant([]), waitMs: u32, keys: list(str), pending: u32, bye: fc.boolean() }),
   DeviceTasks: fc.record({ tasks: fc.constant([]) }),

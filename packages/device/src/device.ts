@@ -274,14 +274,22 @@ export class Device {
 
   // ---- online ----------------------------------------------------------------------------------
 
-  /** Registers this device with the cluster using an operator's one-time token. */
-  async enrol(url: GatewayUrl, token: string): Promise<{ device: string }> {
+  /**
+   * Registers this device with the cluster using an operator's one-time token. `deviceClass`
+   * (ios, android, browser, desktop, cli, pos, other) labels the cluster's offline KPIs; it never
+   * identifies the device.
+   */
+  async enrol(url: GatewayUrl, token: string, opts: { deviceClass?: string } = {}): Promise<{ device: string }> {
     const me = this.#me();
     const out = decodeMessage(
       'DeviceEnrolled',
       await this.#client(url, 'enrol').call(
         'enrol',
-        encodeMessage('DeviceEnrol', { token, participant: participantToWire(me.public) }),
+        encodeMessage('DeviceEnrol', {
+          token,
+          participant: participantToWire(me.public),
+          deviceClass: opts.deviceClass ?? '',
+        }),
       ),
     );
     return this.#serial(async () => {

@@ -24,6 +24,8 @@ export interface WalletOptions {
   key: StorageKey;
   /** The device id to create on first open (default: a random `device-…`). */
   id?: string;
+  /** What this device is, for the cluster's offline KPIs: ios, android, browser, desktop, cli, pos, other. */
+  deviceClass?: string;
   /** How calls reach the gateway (default: `fetch`); React Native or tests pass their own. */
   transport?: Transport;
   /** The `allowance` event fires at or below this many unused reservations (default 2). */
@@ -47,6 +49,7 @@ export class Wallet {
     /** The device underneath, for what the wallet does not wrap (two-device co-signing). */
     readonly device: Device,
     readonly gateway: GatewayUrl,
+    private readonly deviceClass = '',
   ) {}
 
   /** Opens (creating on first use) the wallet's store and identity. */
@@ -66,7 +69,7 @@ export class Wallet {
       await device.close();
       throw e;
     }
-    return new Wallet(device, opts.gateway);
+    return new Wallet(device, opts.gateway, opts.deviceClass);
   }
 
   /** This device's participant id. */
@@ -80,7 +83,7 @@ export class Wallet {
 
   /** Registers with the cluster using an operator's one-time token. */
   enrol(token: string): Promise<{ device: string }> {
-    return this.device.enrol(this.gateway, token);
+    return this.device.enrol(this.gateway, token, { deviceClass: this.deviceClass });
   }
 
   /** Creates a key with the cluster's signer nodes (`with`: which ones; default every connected node). */
@@ -161,7 +164,7 @@ export class Wallet {
       ...(opts.clock ? { clock: opts.clock } : {}),
       ...(opts.rng ? { rng: opts.rng } : {}),
     });
-    return new Wallet(device, opts.gateway);
+    return new Wallet(device, opts.gateway, opts.deviceClass);
   }
 
   close(): Promise<void> {

@@ -1068,6 +1068,10 @@ export const descriptor = {
                 "participant": {
                   "type": "ParticipantInfo",
                   "id": 2
+                },
+                "deviceClass": {
+                  "type": "string",
+                  "id": 3
                 }
               }
             },
