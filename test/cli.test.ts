@@ -291,6 +291,15 @@ describe('tessera CLI on a dev cluster', () => {
     expect(cli('status').out).toMatch(/^offline payments: 0 completed, 0 refused, 0 waiting on devices; success —;/m);
   });
 
+  it("packages lists the cluster's offline package decisions; a bad state is a usage error", () => {
+    const r = cli('packages', '--json');
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out)).toEqual({ packages: [], truncated: false });
+    expect(cli('packages').out).toMatch(/^no offline packages yet$/m);
+    const bad = cli('packages', '--state', 'lost');
+    expect(bad.code).toBe(2);
+  });
+
   it("audit verify reports every process's chain intact after keygens and signatures", () => {
     const r = cli('audit', 'verify', '--json');
     expect(r.code, r.err).toBe(0);

@@ -94,6 +94,25 @@ describe('offline KPIs', () => {
     expect(k.allowanceUtilisation).toBeCloseTo(3 / 4);
     expect(k.compromiseIndicators).toEqual({ reservationReuse: 2, culprits: 0 });
     expect(text).toMatch(/tessera_offline_outcomes_total\{device_class="android",outcome="refused"\} 1/);
+
+    // The operators' package list (ListPackages): every decision once, newest first, by state.
+    const all = await c.coordinator.listPackages();
+    expect(all.packages).toHaveLength(4);
+    expect(all.packages.map((p) => p.at)).toEqual([...all.packages.map((p) => p.at)].sort((a, b) => b - a));
+    expect((await c.coordinator.listPackages({ state: 'refused' })).packages).toEqual([
+      expect.objectContaining({
+        packageId: cloned.packageId,
+        device: 'tablet-kpi',
+        state: 'refused',
+        code: 'RESERVATION_USED',
+      }),
+    ]);
+    expect((await c.coordinator.listPackages({ device: 'phone-kpi' })).packages.map((p) => p.state)).toEqual([
+      'completed',
+      'completed',
+    ]);
+    expect((await c.coordinator.listPackages({ limit: 1 })).truncated).toBe(true);
+    await expect(c.coordinator.listPackages({ state: 'lost' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
   it('the minute after a reconnect: throughput and time to completion, by a stepped clock', async () => {

@@ -414,7 +414,7 @@ describe('Coordinator API under fuzzed input', () => {
   });
 
   it('raw request bytes to every Coordinator method get a response or a typed error', async () => {
-    const methods = ['Keygen', 'Sign', 'ListKeys', 'Status', 'AuditVerify'];
+    const methods = ['Keygen', 'Sign', 'ListKeys', 'Status', 'AuditVerify', 'ListPackages'];
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...methods), rawBytes, async (method, bytes) => {
         const o = await rawCall(method, bytes);

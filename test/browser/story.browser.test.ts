@@ -169,6 +169,16 @@ describe('operator console and browser wallet on tessera dev: the whole story', 
       completedBefore + 1,
       { timeout: 20_000 },
     );
+    // The package list shows the decision, with its device and key.
+    const pkgId = (await wallet.locator('#results li.completed').getAttribute('data-package-id')) as string;
+    await operator.waitForSelector(`#packages tr[data-id="${pkgId}"] [data-field="state"]:has-text("completed")`);
+    expect(await operator.locator(`#packages tr[data-id="${pkgId}"] [data-field="device"]`).textContent()).toBe(
+      deviceId,
+    );
+    await operator.getByLabel('Show').selectOption('refused');
+    await operator.waitForFunction(() => document.querySelectorAll('#packages tr').length === 0);
+    await operator.getByLabel('Show').selectOption('');
+    await operator.waitForSelector(`#packages tr[data-id="${pkgId}"]`);
     await shot(operator, 'console-2-completed');
 
     // Lifecycle from the console: a refresh (same key, new epoch), then the device revoked.

@@ -10,6 +10,7 @@ import qrcode from 'qrcode-generator';
 
 interface Overview {
   at: number;
+  packages: { packageId: string; device: string; keyId: string; state: string; code: string; at: string }[];
   signers: { id: string; healthy: boolean; keys: number; pooledCommitments: number }[];
   devices: { id: string; linked: boolean; keys: number; enrolled: boolean; admitted: boolean }[];
   keys: { keyId: string; suite: string; threshold: number; participants: string[]; publicKey: string; epoch: number }[];
@@ -95,6 +96,14 @@ function row(tbody: HTMLElement, id: string, cells: HTMLElement[]): void {
   tbody.append(tr);
 }
 
+function age(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  if (s < 86_400) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86_400)} d`;
+}
+
 function address(k: Overview['keys'][number]): string {
   if (k.suite !== 'ed25519') return k.publicKey;
   const bytes = Uint8Array.from(k.publicKey.match(/../g) ?? [], (h) => Number.parseInt(h, 16));
@@ -165,6 +174,21 @@ function render(o: Overview): void {
   if (k) series.push({ at: o.at, completed: k.completed });
   if (series.length > 300) series.shift();
   chart();
+
+  const filter = $<HTMLSelectElement>('package-state').value;
+  const pkgs = $('packages');
+  pkgs.replaceChildren();
+  for (const p of o.packages.filter((x) => !filter || x.state === filter))
+    row(pkgs, p.packageId, [
+      cell(p.packageId),
+      cell(p.device, 'device'),
+      cell(p.keyId, 'key'),
+      cell(p.state === 'refused' ? `refused (${p.code})` : p.state, 'state'),
+      cell(age(o.at - Date.parse(p.at)), 'age'),
+    ]);
+  $('packages-waiting').textContent = k
+    ? `${k.pendingOnDevices} more waiting in devices' queues (signed offline, not delivered yet).`
+    : '';
 
   const devices = $('devices');
   devices.replaceChildren();
@@ -246,6 +270,8 @@ function render(o: Overview): void {
 async function refresh(): Promise<void> {
   render(await api<Overview>('GET', '/api/overview'));
 }
+
+$('package-state').addEventListener('change', () => void refresh().catch(() => {}));
 
 $('issue-token').addEventListener('click', async () => {
   try {

@@ -11,7 +11,7 @@ import { int, list } from './args.js';
 import { SUITE_IDS, fromHex, getSuite, utf8ToBytes, type SuiteId } from '@tessera/core';
 import { printDemo, runDemo } from './demo.js';
 import { openClient, resolveDir, type Client } from './client.js';
-import { auditVerify, derive, keygen, keys, lifecycle, sign, status } from './commands.js';
+import { auditVerify, derive, keygen, keys, lifecycle, packages, sign, status } from './commands.js';
 import { createDevPki } from '@tessera/runtime';
 import { startDev } from './dev.js';
 import { serveWallet, type WalletServer } from './wallet-server.js';
@@ -348,6 +348,34 @@ program
               }; allowance used ${(s.offline.allowanceUtilisation * 100).toFixed(1)}%; reuse attempts ${s.offline.compromiseIndicators.reservationReuse}, culprits ${s.offline.compromiseIndicators.culprits}`,
             ]
           : []),
+      ].join('\n'),
+    );
+  });
+
+program
+  .command('packages')
+  .description('offline packages as the cluster decided them (completed, refused with why), newest first')
+  .option('--device <id>', 'one device only')
+  .addOption(new Option('--state <state>', 'one state only').choices(['completed', 'refused']))
+  .option('--limit <n>', 'at most this many (1-1000)', int, 100)
+  .option('--dir <dir>', 'cluster directory')
+  .option('--json', 'JSON output')
+  .action(async (o: { device?: string; state?: string; limit: number; dir?: string; json?: boolean }) => {
+    const r = await withClient(o.dir, (c) =>
+      packages(c, {
+        ...(o.device ? { device: o.device } : {}),
+        ...(o.state ? { state: o.state } : {}),
+        limit: o.limit,
+      }),
+    );
+    out(!!o.json, r, () =>
+      [
+        ...r.packages.map(
+          (p) =>
+            `${p.at}  ${p.state.padEnd(9)} ${p.packageId}  ${p.device}  key ${p.keyId}${p.code ? `  ${p.code}` : ''}`,
+        ),
+        ...(r.truncated ? ['… more: raise --limit'] : []),
+        ...(r.packages.length ? [] : ['no offline packages yet']),
       ].join('\n'),
     );
   });

@@ -197,3 +197,24 @@ export async function auditVerify(c: Client) {
   ];
   return { ok: processes.every((p) => p.ok), processes };
 }
+
+export interface PackageSummary {
+  packageId: string;
+  device: string;
+  keyId: string;
+  state: string;
+  code: string;
+  at: string;
+}
+
+/** The cluster's offline package records, newest first. */
+export async function packages(c: Client, opts: { device?: string; state?: string; limit?: number } = {}) {
+  const r = await c.call<{
+    packages: { packageId: string; device: string; keyId: string; state: string; code: string; at: number }[];
+    truncated: boolean;
+  }>('ListPackages', { device: opts.device ?? '', state: opts.state ?? '', limit: opts.limit ?? 0 });
+  return {
+    packages: r.packages.map((p): PackageSummary => ({ ...p, at: new Date(Number(p.at)).toISOString() })),
+    truncated: r.truncated,
+  };
+}

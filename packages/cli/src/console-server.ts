@@ -6,7 +6,8 @@
  * in a request line, so never in a log), sent as a bearer token on every API call. Loopback by
  * default; nothing is open on the network unless `--host` says so.
  *
- *   GET  /api/overview         signers, devices (admission), keys, audit, offline KPIs
+ *   GET  /api/overview         signers, devices (admission), keys, audit, offline KPIs, the
+ *                              50 newest package decisions
  *   POST /api/token            a one-time enrolment token for a device
  *   POST /api/devices/admit    { device }: the operators admit an enrolled device
  *   POST /api/devices/revoke   { device }: revoke it on every signer
@@ -16,7 +17,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 
 import type { Client } from './client.js';
-import { auditVerify, keys, lifecycle, status } from './commands.js';
+import { auditVerify, keys, lifecycle, packages, status } from './commands.js';
 import { admitDevice, approvers, authorisationFor } from './operators.js';
 import { DEFAULT_APPS_DIR, readJson, send, startWebServer, type WebServer } from './web.js';
 
@@ -35,8 +36,10 @@ async function overview(c: Client) {
       return { ...d, enrolled: !!a, admitted: (a?.approvals.length ?? 0) > 0 };
     }),
   );
+  const recent = await packages(c, { limit: 50 });
   return {
     at: Date.now(),
+    packages: recent.packages,
     coordinator: s.coordinator,
     signers: s.signers,
     devices,

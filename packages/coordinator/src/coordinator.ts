@@ -353,6 +353,11 @@ export class Coordinator {
     return this.#offline.devicePackages(device, since);
   }
 
+  /** Every device's package records, newest first (see {@link OfflineService.listPackages}). */
+  listPackages(opts: { device?: string; state?: string; limit?: number } = {}) {
+    return this.#offline.listPackages(opts);
+  }
+
   completePackage(bytes: Uint8Array): Promise<PackageResult> {
     return this.#admit(
       () => this.#offline.complete(bytes),

@@ -43,6 +43,7 @@ export const layout = {
    * code, at), for the device's reconciliation.
    */
   devicePackages: (device: string) => `devpkg/${device}/`,
+  allDevicePackages: 'devpkg/',
   devicePackage: (device: string, packageId: string) => `devpkg/${device}/${packageId}`,
   /** Which package used a co-signer's reservation (package id). */
   reservationUse: (signer: string, nonceId: Uint8Array) => `resv/${signer}/${toHex(nonceId)}`,
@@ -58,6 +59,7 @@ export const layoutPrefixes = [
   'lifecycle/',
   'ack/',
   'device/',
+  'devclass/',
   'revoked/',
   'admission/',
   'enrol/',

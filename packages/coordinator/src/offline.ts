@@ -374,6 +374,32 @@ export class OfflineService {
     return { packages: out.slice(0, limit), truncated: out.length > limit };
   }
 
+  /**
+   * The package records of every device (or one), newest first, optionally of one state:
+   * at most `limit` (1 to 1000, default 100).
+   */
+  async listPackages(opts: { device?: string; state?: string; limit?: number } = {}): Promise<{
+    packages: (DevicePackageRecord & { device: string })[];
+    truncated: boolean;
+  }> {
+    const state = opts.state ?? '';
+    if (state !== '' && state !== 'completed' && state !== 'refused')
+      throw new CoordinatorError('INVALID_ARGUMENT', 'state must be completed, refused or empty');
+    const limit = Math.min(1000, Math.max(1, opts.limit || 100));
+    const prefix = opts.device ? layout.devicePackages(opts.device) : layout.allDevicePackages;
+    const out: (DevicePackageRecord & { device: string })[] = [];
+    for await (const [key, value] of this.c.store.iterate(prefix)) {
+      const rest = key.slice(layout.allDevicePackages.length);
+      const cut = rest.lastIndexOf('/');
+      if (cut <= 0) continue;
+      const r = JSON.parse(new TextDecoder().decode(value)) as Omit<DevicePackageRecord, 'packageId'>;
+      if (state && r.state !== state) continue;
+      out.push({ device: rest.slice(0, cut), packageId: rest.slice(cut + 1), ...r });
+    }
+    out.sort((a, b) => b.at - a.at);
+    return { packages: out.slice(0, limit), truncated: out.length > limit };
+  }
+
   /** Number of offline packages completed (stored results). */
   async completed(): Promise<number> {
     let n = 0;

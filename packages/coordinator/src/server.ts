@@ -242,6 +242,15 @@ export async function startCoordinatorServer(opts: CoordinatorServerOptions): Pr
         ),
       { onError },
     ),
+    ListPackages: handleUnary(
+      async (req: { device: string; state: string; limit: number }) =>
+        coordinator.listPackages({
+          device: String(req.device ?? ''),
+          state: String(req.state ?? ''),
+          limit: Number(req.limit ?? 0),
+        }),
+      { onError },
+    ),
     RevokeDevice: handleUnary(
       async (req: { device: string; authorisation?: Uint8Array }) =>
         coordinator.revokeWithOperators(String(req.device), bytesOf(req.authorisation)),

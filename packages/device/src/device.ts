@@ -10,9 +10,7 @@ import {
   DkgParticipant,
   LifecycleParticipant,
   ParticipantIdentity,
-  answerCosignRequest,
   completeCosign,
-  createCosignRequest,
   createOfflinePackage,
   decodeIdentityRecord,
   decodeKeyShareRecord,
@@ -28,8 +26,6 @@ import {
   groupPublicKey,
   isTesseraError,
   keyDigest,
-  openCosignRequest,
-  openCosignResponse,
   openReservation,
   packageToText,
   participantToWire,
@@ -42,7 +38,6 @@ import {
   type Rng,
   type SuiteId,
 } from '@tessera/core';
-import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { decryptBackup, encryptBackup, type BackupOptions } from './backup.js';
 import { DeviceError } from './errors.js';
@@ -53,6 +48,8 @@ import { GatewayClient, gatewayUrls } from './gateway-client.js';
 import { Journal, type JournalEntry } from './journal.js';
 import { compareWithCluster, reconcile, type ReconciliationReport } from './reconcile.js';
 import { DeviceStorage } from './storage.js';
+import { deliverQueue, type QueuedPackage, type SyncResult } from './sync.js';
+import { answer, complete, propose, type CosignContext } from './cosign.js';
 import { DeviceLifecycleStore } from './lifecycle-store.js';
 import type { Level } from 'level';
 
@@ -87,26 +84,6 @@ export interface DeviceKeyInfo {
   epoch: number;
 }
 
-export interface QueuedPackage {
-  seq: number;
-  packageId: string;
-  keyId: string;
-  message: string;
-  bytes: string;
-  createdAt: number;
-  state: 'pending' | 'completed' | 'failed';
-  signature?: string;
-  signers?: string[];
-  completedAt?: number;
-  lastError?: { code: string; message: string };
-}
-
-export interface SyncResult {
-  completed: { packageId: string; keyId: string; message: string; signature: string; signers: string[] }[];
-  pending: { packageId: string; keyId: string; reason: string; code: string }[];
-  failed: { packageId: string; keyId: string; code: string; reason: string }[];
-}
-
 interface Slot {
   reservations: string[];
   expiresAt: number;
@@ -114,19 +91,6 @@ interface Slot {
   epoch?: number;
 }
 
-/** Codes after which a package can never complete: it leaves the queue as failed. */
-const FINAL = new Set([
-  'RESERVATION_USED',
-  'RESERVATION_EXPIRED',
-  'RESERVATION_UNKNOWN',
-  'RESERVATION_INVALID',
-  'BAD_SIGNATURE_SHARE',
-  'DECODE',
-  'INVALID_ARGUMENT',
-  'WRONG_SUITE',
-  'NOT_FOUND',
-  'POLICY_DENIED',
-]);
 /** A reservation this close to expiry is not used for a new package (it could not be delivered in time). */
 const EXPIRY_MARGIN_MS = 60_000;
 
@@ -160,6 +124,8 @@ function clustersOf(e: Enrolment | null | undefined): Map<string, string> {
   }
   return out;
 }
+
+export type { QueuedPackage, SyncResult } from './sync.js';
 
 export class Device {
   readonly #store: DeviceStorage;
@@ -680,149 +646,25 @@ export class Device {
   }
 
   /**
-   * Submits every pending package in queue order (up to `concurrency`, default 8, in flight) and records the outcomes. A package whose
-   * co-signer is unreachable stays pending; one that can never complete (used, expired or
-   * invalid reservation) is marked failed with its code.
+   * Submits every pending package in queue order (up to `concurrency`, default 8, in flight) and
+   * records the outcomes (sync.ts). A package whose co-signer is unreachable stays pending; one
+   * that can never complete (used, expired or invalid reservation) is marked failed with its code.
    */
   async sync(url: GatewayUrl, opts: { concurrency?: number } = {}): Promise<SyncResult> {
-    return this.#serial(async () => {
-      // A journal altered on disk stops the sync before anything is delivered.
-      await this.#journal.read();
-      const client = this.#client(url);
-      const items: [string, QueuedPackage][] = [];
-      for await (const [k, v] of this.#store.entries('queue/')) {
-        const item = JSON.parse(new TextDecoder().decode(v)) as QueuedPackage;
-        if (item.state === 'pending') items.push([k, item]);
-      }
-      type Outcome =
-        | { kind: 'completed'; r: SyncResult['completed'][number] }
-        | { kind: 'pending'; r: SyncResult['pending'][number] }
-        | { kind: 'failed'; r: SyncResult['failed'][number] };
-      const outcomes: Outcome[] = new Array(items.length);
-      let unreachable: DeviceError | undefined;
-      let next = 0;
-      let done = 0;
-      const progress = (o: Outcome) => {
-        this.#events.emit('sync', { done: ++done, total: items.length, packageId: o.r.packageId, state: o.kind });
-        if (o.kind === 'completed')
-          this.#events.emit('package', {
-            packageId: o.r.packageId,
-            keyId: o.r.keyId,
-            state: 'completed',
-            signature: o.r.signature,
-          });
-        if (o.kind === 'failed')
-          this.#events.emit('package', {
-            packageId: o.r.packageId,
-            keyId: o.r.keyId,
-            state: 'refused',
-            code: o.r.code,
-          });
-      };
-      // Submitted in queue order; a few in flight at once hide the round trips (each package is
-      // independent: its own reservations, its own result).
-      const worker = async () => {
-        for (let i = next++; i < items.length; i = next++) {
-          const [k, item] = items[i] as [string, QueuedPackage];
-          if (unreachable) {
-            outcomes[i] = {
-              kind: 'pending',
-              r: { packageId: item.packageId, keyId: item.keyId, code: unreachable.code, reason: unreachable.message },
-            };
-            progress(outcomes[i] as Outcome);
-            continue;
-          }
-          try {
-            const r = decodeMessage(
-              'SubmitPackageResponse',
-              await client.call(
-                'submit',
-                encodeMessage('SubmitPackageRequest', { package: fromHex(item.bytes) }),
-                60_000,
-              ),
-            );
-            const rec = await this.#key(item.keyId);
-            if (
-              r.packageId !== item.packageId ||
-              !rec.key.suite.verify(r.signature, fromHex(item.message), groupPublicKey(rec.key))
-            )
-              throw new DeviceError('SIGNATURE_INVALID', 'the cluster returned a signature that does not verify');
-            const done: QueuedPackage = {
-              ...item,
-              state: 'completed',
-              signature: toHex(r.signature),
-              signers: r.signers,
-              completedAt: this.#clock(),
-            };
-            await this.#journal.append(
-              [
-                {
-                  kind: 'completed',
-                  keyId: item.keyId,
-                  packageId: item.packageId,
-                  signature: done.signature as string,
-                },
-              ],
-              [{ type: 'put', key: k, value: DeviceStorage.json(done) }],
-            );
-            outcomes[i] = {
-              kind: 'completed',
-              r: {
-                packageId: item.packageId,
-                keyId: item.keyId,
-                message: item.message,
-                signature: done.signature as string,
-                signers: r.signers,
-              },
-            };
-          } catch (e) {
-            const code = (e as { code?: string }).code ?? 'INTERNAL';
-            const message = (e as Error).message;
-            if (FINAL.has(code)) {
-              await this.#journal.append(
-                [{ kind: 'refused', keyId: item.keyId, packageId: item.packageId, code, reason: message }],
-                [
-                  {
-                    type: 'put',
-                    key: k,
-                    value: DeviceStorage.json({
-                      ...item,
-                      state: 'failed',
-                      lastError: { code, message },
-                    } satisfies QueuedPackage),
-                  },
-                ],
-              );
-              outcomes[i] = {
-                kind: 'failed',
-                r: { packageId: item.packageId, keyId: item.keyId, code, reason: message },
-              };
-            } else {
-              await this.#store.put(
-                k,
-                DeviceStorage.json({ ...item, lastError: { code, message } } satisfies QueuedPackage),
-              );
-              outcomes[i] = {
-                kind: 'pending',
-                r: { packageId: item.packageId, keyId: item.keyId, code, reason: message },
-              };
-              // The cluster itself is unreachable: keep the rest for the next sync, in order.
-              if (e instanceof DeviceError && code === 'UNAVAILABLE' && message.startsWith('cannot reach'))
-                unreachable = e;
-            }
-          }
-          progress(outcomes[i] as Outcome);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 8, 32)) }, worker));
-      const result: SyncResult = { completed: [], pending: [], failed: [] };
-      for (const o of outcomes) {
-        if (o.kind === 'completed') result.completed.push(o.r);
-        else if (o.kind === 'pending') result.pending.push(o.r);
-        else result.failed.push(o.r);
-      }
-      return result;
-    });
+    const client = this.#client(url);
+    return this.#serial(() =>
+      deliverQueue(
+        {
+          store: this.#store,
+          journal: this.#journal,
+          client,
+          events: this.#events,
+          clock: this.#clock,
+          key: (keyId) => this.#key(keyId),
+        },
+        opts,
+      ),
+    );
   }
 
   /** The queue, oldest first. */
@@ -925,7 +767,17 @@ export class Device {
     return out;
   }
 
-  // ---- two devices, no cluster ----------------------------------------------------------------
+  // ---- two devices, no cluster (cosign.ts) ---------------------------------------------------
+
+  #cosignContext(): CosignContext {
+    return {
+      store: this.#store,
+      identity: () => this.#me(),
+      key: (keyId) => this.#key(keyId),
+      rng: this.#rng,
+      clock: this.#clock,
+    };
+  }
 
   /**
    * Round one: this device's commitment and the message, for another device of the key to
@@ -937,47 +789,12 @@ export class Device {
     keyId: string;
     message: Uint8Array;
   }): Promise<{ request: Uint8Array; requestId: string }> {
-    return this.#serial(async () => {
-      const rec = await this.#key(req.keyId);
-      const p = createCosignRequest({
-        identity: this.#me(),
-        key: rec.key,
-        share: rec.share,
-        keyId: rec.keyId,
-        epoch: rec.epoch,
-        message: req.message,
-        rng: this.#rng,
-      });
-      const id = toHex(sha256(p.requestEnvelope));
-      await this.#store.put(
-        `cosign/${id}`,
-        DeviceStorage.json({ request: toHex(p.requestEnvelope), nonce: toHex(p.nonceSecret), keyId: rec.keyId }),
-      );
-      p.nonceSecret.fill(0);
-      return { request: p.requestEnvelope, requestId: id.slice(0, 32) };
-    });
+    return this.#serial(() => propose(this.#cosignContext(), req));
   }
 
   /** Round two on the other device: checks the request came from a participant of the key, then answers. */
   async cosign(request: Uint8Array): Promise<{ response: Uint8Array; keyId: string; message: string; from: string }> {
-    const env = decodeMessage('Envelope', request);
-    const w = decodeMessage('CosignRequest', env.payload);
-    const rec = await this.#key(w.keyId);
-    const opened = openCosignRequest(rec.key, request);
-    if (opened.epoch !== rec.epoch)
-      throw new DeviceError('INVALID_ARGUMENT', `request is for epoch ${opened.epoch}, this device holds ${rec.epoch}`);
-    return {
-      response: answerCosignRequest({
-        identity: this.#me(),
-        key: rec.key,
-        share: rec.share,
-        request: opened,
-        rng: this.#rng,
-      }),
-      keyId: rec.keyId,
-      message: toHex(opened.message),
-      from: opened.device,
-    };
+    return answer(this.#cosignContext(), request);
   }
 
   /**
@@ -990,40 +807,7 @@ export class Device {
   async completeCosign(
     response: Uint8Array,
   ): Promise<{ keyId: string; message: string; signature: string; signers: string[] }> {
-    return this.#serial(async () => {
-      const w = decodeMessage('CosignResponse', response);
-      const id = toHex(w.requestDigest);
-      const k = `cosign/${id}`;
-      const spent = `cosign-spent/${id}`;
-      const pending = await this.#store.getJson<{ request: string; nonce: string; keyId: string }>(k);
-      if (!pending) {
-        if (await this.#store.get(spent))
-          throw new DeviceError(
-            'INVALID_STATE',
-            'this request was already completed, or its completion was interrupted: its nonce is spent; propose again',
-          );
-        throw new DeviceError('NOT_FOUND', 'no pending request of this device matches this answer');
-      }
-      const rec = await this.#key(pending.keyId);
-      const requestEnvelope = fromHex(pending.request);
-      openCosignResponse(rec.key, requestEnvelope, response);
-      await this.#store.batch([
-        { type: 'del', key: k },
-        { type: 'put', key: spent, value: DeviceStorage.json({ keyId: rec.keyId, spentAt: this.#clock() }) },
-      ]);
-      const nonceSecret = fromHex(pending.nonce);
-      try {
-        const out = completeCosign({
-          key: rec.key,
-          share: rec.share,
-          pending: { requestEnvelope, nonceSecret },
-          response,
-        });
-        return { keyId: rec.keyId, message: toHex(out.message), signature: toHex(out.signature), signers: out.signers };
-      } finally {
-        nonceSecret.fill(0);
-      }
-    });
+    return this.#serial(() => complete(this.#cosignContext(), response));
   }
 
   // ---- backup ----------------------------------------------------------------------------------

@@ -79,6 +79,67 @@ export const descriptor = {
                 "RevokeDevice": {
                   "requestType": "RevokeDeviceRequest",
                   "responseType": "RevokeDeviceResponse"
+                },
+                "ListPackages": {
+                  "requestType": "ListPackagesRequest",
+                  "responseType": "ListPackagesResponse"
+                }
+              }
+            },
+            "ListPackagesRequest": {
+              "fields": {
+                "device": {
+                  "type": "string",
+                  "id": 1
+                },
+                "state": {
+                  "type": "string",
+                  "id": 2
+                },
+                "limit": {
+                  "type": "uint32",
+                  "id": 3
+                }
+              }
+            },
+            "PackageSummary": {
+              "fields": {
+                "packageId": {
+                  "type": "string",
+                  "id": 1
+                },
+                "device": {
+                  "type": "string",
+                  "id": 2
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 3
+                },
+                "state": {
+                  "type": "string",
+                  "id": 4
+                },
+                "code": {
+                  "type": "string",
+                  "id": 5
+                },
+                "at": {
+                  "type": "uint64",
+                  "id": 6
+                }
+              }
+            },
+            "ListPackagesResponse": {
+              "fields": {
+                "packages": {
+                  "rule": "repeated",
+                  "type": "PackageSummary",
+                  "id": 1
+                },
+                "truncated": {
+                  "type": "bool",
+                  "id": 2
                 }
               }
             },

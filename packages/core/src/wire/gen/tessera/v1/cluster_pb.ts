@@ -26,7 +26,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tessera/v1/cluster.proto.
  */
 export const file_tessera_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Chh0ZXNzZXJhL3YxL2NsdXN0ZXIucHJvdG8SCnRlc3NlcmEudjEiPgoLRXJyb3JEZXRhaWwSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhAKCGN1bHByaXRzGAMgAygJIjwKE1Jldm9rZURldmljZVJlcXVlc3QSDgoGZGV2aWNlGAEgASgJEhUKDWF1dGhvcmlzYXRpb24YAiABKAwiOAoUUmV2b2tlRGV2aWNlUmVzcG9uc2USDwoHc2lnbmVycxgBIAMoCRIPCgdyZWZ1c2VkGAIgAygJIiIKEEdldERldmljZVJlcXVlc3QSDgoGZGV2aWNlGAEgASgJIjsKEUdldERldmljZVJlc3BvbnNlEhMKC3BhcnRpY2lwYW50GAEgASgMEhEKCWFwcHJvdmFscxgCIAMoDCI3ChJBZG1pdERldmljZVJlcXVlc3QSDgoGZGV2aWNlGAEgASgJEhEKCWFwcHJvdmFscxgCIAMoDCI3Cg5SZWZyZXNoUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSFQoNYXV0aG9yaXNhdGlvbhgCIAEoDCJwCg5SZXNoYXJlUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSEQoJdGhyZXNob2xkGAIgASgNEhQKDHBhcnRpY2lwYW50cxgDIAMoCRIOCgZyZXZva2UYBCADKAkSFQoNYXV0aG9yaXNhdGlvbhgFIAEoDCLSAQoXUHJlcGFyZUxpZmVjeWNsZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEhEKCW9wZXJhdGlvbhgCIAEoCRIRCgl0aHJlc2hvbGQYAyABKA0SFAoMcGFydGljaXBhbnRzGAQgAygJEg4KBnJldm9rZRgFIAMoCRIOCgZ0dGxfbXMYBiABKAQSIAoYYWxsb3dfdGhyZXNob2xkX2RlY3JlYXNlGAcgASgIEhYKDmFsbG93X3VucGlubmVkGAggAygJEhEKCWFueV9lcG9jaBgJIAEoCCIxChhQcmVwYXJlTGlmZWN5Y2xlUmVzcG9uc2USFQoNYXV0aG9yaXNhdGlvbhgBIAEoDCI2ChVFbnJvbG1lbnRUb2tlblJlcXVlc3QSDgoGdHRsX21zGAEgASgEEg0KBWxhYmVsGAIgASgJIjsKFkVucm9sbWVudFRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEgoKZXhwaXJlc19hdBgCIAEoBCInChRTdWJtaXRQYWNrYWdlUmVxdWVzdBIPCgdwYWNrYWdlGAEgASgMIp8BChVTdWJtaXRQYWNrYWdlUmVzcG9uc2USEgoKcGFja2FnZV9pZBgBIAEoCRIOCgZrZXlfaWQYAiABKAkSDwoHbWVzc2FnZRgDIAEoDBIRCglzaWduYXR1cmUYBCABKAwSEgoKcHVibGljX2tleRgFIAEoDBIPCgdzaWduZXJzGAYgAygJEhkKEWFscmVhZHlfY29tcGxldGVkGAcgASgIIhQKEkF1ZGl0VmVyaWZ5UmVxdWVzdCJbCgtBdWRpdFJlcG9ydBIKCgJvaxgBIAEoCBINCgVjb3VudBgCIAEoBBIMCgRoZWFkGAMgASgJEhMKC3Byb2JsZW1fc2VxGAQgASgEEg4KBnJlYXNvbhgFIAEoCSJpChBQYXJ0aWNpcGFudEF1ZGl0EgoKAmlkGAEgASgJEhEKCXJlYWNoYWJsZRgCIAEoCBInCgZyZXBvcnQYAyABKAsyFy50ZXNzZXJhLnYxLkF1ZGl0UmVwb3J0Eg0KBWVycm9yGAQgASgJIncKE0F1ZGl0VmVyaWZ5UmVzcG9uc2USLAoLY29vcmRpbmF0b3IYASABKAsyFy50ZXNzZXJhLnYxLkF1ZGl0UmVwb3J0EjIKDHBhcnRpY2lwYW50cxgCIAMoCzIcLnRlc3NlcmEudjEuUGFydGljaXBhbnRBdWRpdCJaCg1LZXlnZW5SZXF1ZXN0EiAKBXN1aXRlGAEgASgOMhEudGVzc2VyYS52MS5TdWl0ZRIRCgl0aHJlc2hvbGQYAiABKA0SFAoMcGFydGljaXBhbnRzGAMgAygJIpsBCgdLZXlJbmZvEg4KBmtleV9pZBgBIAEoCRIgCgVzdWl0ZRgCIAEoDjIRLnRlc3NlcmEudjEuU3VpdGUSEQoJdGhyZXNob2xkGAMgASgNEhQKDHBhcnRpY2lwYW50cxgEIAMoCRISCgpwdWJsaWNfa2V5GAUgASgMEg0KBWVwb2NoGAYgASgEEhIKCmNyZWF0ZWRfYXQYByABKAQiRwoOU2lnbkFwaVJlcXVlc3QSJAoGaW50ZW50GAEgASgLMhQudGVzc2VyYS52MS5FbnZlbG9wZRIPCgdzaWduZXJzGAIgAygJIm0KD1NpZ25BcGlSZXNwb25zZRIOCgZrZXlfaWQYASABKAkSEQoJc2lnbmF0dXJlGAIgASgMEg8KB3NpZ25lcnMYAyADKAkSEgoKcHVibGljX2tleRgEIAEoDBISCgpyZXF1ZXN0X2lkGAUgASgMIh8KDUdldEtleVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJIiQKDkdldEtleVJlc3BvbnNlEhIKCmtleV9yZWNvcmQYASABKAwiEQoPTGlzdEtleXNSZXF1ZXN0IjUKEExpc3RLZXlzUmVzcG9uc2USIQoEa2V5cxgBIAMoCzITLnRlc3NlcmEudjEuS2V5SW5mbyIPCg1TdGF0dXNSZXF1ZXN0IroBChFQYXJ0aWNpcGFudFN0YXR1cxIKCgJpZBgBIAEoCRIRCgljb25uZWN0ZWQYAiABKAgSFwoPY29ubmVjdGVkX3NpbmNlGAMgASgEEgwKBGtleXMYBCABKA0SGgoScG9vbGVkX2NvbW1pdG1lbnRzGAUgASgNEhMKC21ldHJpY3NfdXJsGAYgASgJEgsKA3BpZBgHIAEoDRIRCglsYXN0X3NlZW4YCCABKAQSDgoGZGV2aWNlGAkgASgIIpoBCg5TdGF0dXNSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEgwKBGtleXMYAiABKA0SMwoMcGFydGljaXBhbnRzGAMgAygLMh0udGVzc2VyYS52MS5QYXJ0aWNpcGFudFN0YXR1cxISCgpzdGFydGVkX2F0GAQgASgEEhMKC21ldHJpY3NfdXJsGAUgASgJEgsKA3BpZBgGIAEoDSIvCglDaGFsbGVuZ2USDQoFbm9uY2UYASABKAwSEwoLY29vcmRpbmF0b3IYAiABKAkifAoFSGVsbG8SMAoLcGFydGljaXBhbnQYASABKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbxIRCglzaWduYXR1cmUYAiABKAwSEwoLbWV0cmljc191cmwYAyABKAkSCwoDcGlkGAQgASgNEgwKBGtleXMYBSADKAkiXgoGTGlua1VwEiIKBWhlbGxvGAEgASgLMhEudGVzc2VyYS52MS5IZWxsb0gAEigKBnJlc3VsdBgCIAEoCzIWLnRlc3NlcmEudjEuVGFza1Jlc3VsdEgAQgYKBGJvZHkiYAoITGlua0Rvd24SKgoJY2hhbGxlbmdlGAEgASgLMhUudGVzc2VyYS52MS5DaGFsbGVuZ2VIABIgCgR0YXNrGAIgASgLMhAudGVzc2VyYS52MS5UYXNrSABCBgoEYm9keSI1CghEa2dTdGFydBIOCgZwYXJhbXMYASABKAwSGQoRZGV2aWNlX2FkbWlzc2lvbnMYAiADKAwiQwoJRGtnQnVuZGxlEhQKDHNlc3Npb25faGFzaBgBIAEoDBINCgVyb3VuZBgCIAEoDRIRCgllbnZlbG9wZXMYAyADKAwiMAoIRGtnQWJvcnQSFAoMc2Vzc2lvbl9oYXNoGAEgASgMEg4KBnJlYXNvbhgCIAEoCSILCglBdWRpdFRhc2siKwoKQ29tbWl0VGFzaxIOCgZrZXlfaWQYASABKAkSDQoFY291bnQYAiABKA0iTAoLUmVzZXJ2ZVRhc2sSDgoGa2V5X2lkGAEgASgJEg4KBmRldmljZRgCIAEoCRINCgVjb3VudBgDIAEoDRIOCgZ0dGxfbXMYBCABKAQiIQoMUmVzZXJ2YXRpb25zEhEKCWVudmVsb3BlcxgBIAMoDCKcAQoNTGlmZWN5Y2xlVGFzaxIMCgRraW5kGAEgASgJEg4KBmtleV9pZBgCIAEoCRIMCgRzdGVwGAMgASgNEg4KBnBhcmFtcxgEIAEoDBIRCgllbnZlbG9wZXMYBSADKAwSFgoOb2xkX2tleV9yZWNvcmQYBiABKAwSDQoFZXBvY2gYByABKAQSFQoNYXV0aG9yaXNhdGlvbhgIIAEoDCKGAwoEVGFzaxIPCgd0YXNrX2lkGAEgASgEEikKCWRrZ19zdGFydBgCIAEoCzIULnRlc3NlcmEudjEuRGtnU3RhcnRIABIrCgpka2dfYnVuZGxlGAMgASgLMhUudGVzc2VyYS52MS5Ea2dCdW5kbGVIABIpCglka2dfYWJvcnQYBCABKAsyFC50ZXNzZXJhLnYxLkRrZ0Fib3J0SAASKAoGY29tbWl0GAUgASgLMhYudGVzc2VyYS52MS5Db21taXRUYXNrSAASDgoEc2lnbhgGIAEoDEgAEiYKBWF1ZGl0GAcgASgLMhUudGVzc2VyYS52MS5BdWRpdFRhc2tIABIqCgdyZXNlcnZlGAggASgLMhcudGVzc2VyYS52MS5SZXNlcnZlVGFza0gAEhIKCGNvbXBsZXRlGAkgASgMSAASLgoJbGlmZWN5Y2xlGAogASgLMhkudGVzc2VyYS52MS5MaWZlY3ljbGVUYXNrSAASEAoGcmV2b2tlGAsgASgMSABCBgoEYm9keSJBCgdEa2dEb25lEg4KBmtleV9pZBgBIAEoCRISCgprZXlfZGlnZXN0GAIgASgMEhIKCmtleV9yZWNvcmQYAyABKAwiIAoLQ29tbWl0bWVudHMSEQoJZW52ZWxvcGVzGAEgAygMIqYCCgpUYXNrUmVzdWx0Eg8KB3Rhc2tfaWQYASABKAQSKAoFZXJyb3IYAiABKAsyFy50ZXNzZXJhLnYxLkVycm9yRGV0YWlsSAASEgoIZW52ZWxvcGUYAyABKAxIABInCghka2dfZG9uZRgEIAEoCzITLnRlc3NlcmEudjEuRGtnRG9uZUgAEi4KC2NvbW1pdG1lbnRzGAUgASgLMhcudGVzc2VyYS52MS5Db21taXRtZW50c0gAEgwKAm9rGAYgASgISAASKAoFYXVkaXQYByABKAsyFy50ZXNzZXJhLnYxLkF1ZGl0UmVwb3J0SAASMAoMcmVzZXJ2YXRpb25zGAggASgLMhgudGVzc2VyYS52MS5SZXNlcnZhdGlvbnNIAEIGCgRib2R5IpgCCg5LZXlTaGFyZVJlY29yZBIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIOCgZrZXlfaWQYAiABKAkSDQoFZXBvY2gYAyABKAQSEQoJdGhyZXNob2xkGAQgASgNEjEKDHBhcnRpY2lwYW50cxgFIAMoCzIbLnRlc3NlcmEudjEuUGFydGljaXBhbnRJbmZvEiUKBnB1YmxpYxgGIAEoCzIVLnRlc3NlcmEudjEuS2V5UHVibGljEhIKCmlkZW50aWZpZXIYByABKAwSFQoNc2lnbmluZ19zaGFyZRgIIAEoDBIXCg90cmFuc2NyaXB0X2hhc2gYCSABKAwSEgoKY3JlYXRlZF9hdBgKIAEoBCLPAQoJS2V5UmVjb3JkEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIRCgl0aHJlc2hvbGQYBCABKA0SMQoMcGFydGljaXBhbnRzGAUgAygLMhsudGVzc2VyYS52MS5QYXJ0aWNpcGFudEluZm8SJQoGcHVibGljGAYgASgLMhUudGVzc2VyYS52MS5LZXlQdWJsaWMSEgoKY3JlYXRlZF9hdBgHIAEoBCJnCg5JZGVudGl0eVJlY29yZBIPCgd2ZXJzaW9uGAEgASgNEgoKAmlkGAIgASgJEhMKC3NpZ25fc2VjcmV0GAMgASgMEhIKCmVuY19zZWNyZXQYBCABKAwSDwoHZW5jX2tlbRgFIAEoDSKWAQoQU2lnblJlc3VsdFJlY29yZBIPCgd2ZXJzaW9uGAEgASgNEg4KBmtleV9pZBgCIAEoCRIRCglzaWduYXR1cmUYAyABKAwSDwoHc2lnbmVycxgEIAMoCRISCgpwdWJsaWNfa2V5GAUgASgMEhIKCnJlcXVlc3RfaWQYBiABKAwSFQoNaW50ZW50X2RpZ2VzdBgHIAEoDCJ9CgpEZXZpY2VDYWxsEg8KB3ZlcnNpb24YASABKA0SDgoGZGV2aWNlGAIgASgJEgoKAm9wGAMgASgJEhEKCWlzc3VlZF9hdBgEIAEoBBINCgVub25jZRgFIAEoDBIMCgRib2R5GAYgASgMEhIKCmNsdXN0ZXJfaWQYByABKAkiZAoLRGV2aWNlRW5yb2wSDQoFdG9rZW4YASABKAkSMAoLcGFydGljaXBhbnQYAiABKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbxIUCgxkZXZpY2VfY2xhc3MYAyABKAkiSQoORGV2aWNlRW5yb2xsZWQSDgoGZGV2aWNlGAEgASgJEhMKC2Nvb3JkaW5hdG9yGAIgASgJEhIKCmNsdXN0ZXJfaWQYAyABKAkicgoKRGV2aWNlUG9sbBInCgdyZXN1bHRzGAEgAygLMhYudGVzc2VyYS52MS5UYXNrUmVzdWx0Eg8KB3dhaXRfbXMYAiABKA0SDAoEa2V5cxgDIAMoCRIPCgdwZW5kaW5nGAQgASgNEgsKA2J5ZRgFIAEoCCIuCgtEZXZpY2VUYXNrcxIfCgV0YXNrcxgBIAMoCzIQLnRlc3NlcmEudjEuVGFzayJRCg1EZXZpY2VSZXNlcnZlEg4KBmtleV9pZBgBIAEoCRINCgVjb3VudBgCIAEoDRIRCgljb3NpZ25lcnMYAyADKAkSDgoGdHRsX21zGAQgASgEIicKD1Jlc2VydmF0aW9uU2xvdBIUCgxyZXNlcnZhdGlvbnMYASADKAwiTAoORGV2aWNlUmVzZXJ2ZWQSKgoFc2xvdHMYASADKAsyGy50ZXNzZXJhLnYxLlJlc2VydmF0aW9uU2xvdBIOCgZlcnJvcnMYAiADKAkiLwoKRGV2aWNlS2V5cxIhCgRrZXlzGAEgAygLMhMudGVzc2VyYS52MS5LZXlJbmZvIh8KDkRldmljZVBhY2thZ2VzEg0KBXNpbmNlGAEgASgEImIKE0RldmljZVBhY2thZ2VSZWNvcmQSEgoKcGFja2FnZV9pZBgBIAEoCRIOCgZrZXlfaWQYAiABKAkSDQoFc3RhdGUYAyABKAkSDAoEY29kZRgEIAEoCRIKCgJhdBgFIAEoBCJZChFEZXZpY2VQYWNrYWdlTGlzdBIxCghwYWNrYWdlcxgBIAMoCzIfLnRlc3NlcmEudjEuRGV2aWNlUGFja2FnZVJlY29yZBIRCgl0cnVuY2F0ZWQYAiABKAgiBwoFRW1wdHkylwgKC0Nvb3JkaW5hdG9yEjgKBktleWdlbhIZLnRlc3NlcmEudjEuS2V5Z2VuUmVxdWVzdBoTLnRlc3NlcmEudjEuS2V5SW5mbxI/CgRTaWduEhoudGVzc2VyYS52MS5TaWduQXBpUmVxdWVzdBobLnRlc3NlcmEudjEuU2lnbkFwaVJlc3BvbnNlEkUKCExpc3RLZXlzEhsudGVzc2VyYS52MS5MaXN0S2V5c1JlcXVlc3QaHC50ZXNzZXJhLnYxLkxpc3RLZXlzUmVzcG9uc2USPwoGR2V0S2V5EhkudGVzc2VyYS52MS5HZXRLZXlSZXF1ZXN0GhoudGVzc2VyYS52MS5HZXRLZXlSZXNwb25zZRI/CgZTdGF0dXMSGS50ZXNzZXJhLnYxLlN0YXR1c1JlcXVlc3QaGi50ZXNzZXJhLnYxLlN0YXR1c1Jlc3BvbnNlEk4KC0F1ZGl0VmVyaWZ5Eh4udGVzc2VyYS52MS5BdWRpdFZlcmlmeVJlcXVlc3QaHy50ZXNzZXJhLnYxLkF1ZGl0VmVyaWZ5UmVzcG9uc2USXAoTSXNzdWVFbnJvbG1lbnRUb2tlbhIhLnRlc3NlcmEudjEuRW5yb2xtZW50VG9rZW5SZXF1ZXN0GiIudGVzc2VyYS52MS5FbnJvbG1lbnRUb2tlblJlc3BvbnNlElQKDVN1Ym1pdFBhY2thZ2USIC50ZXNzZXJhLnYxLlN1Ym1pdFBhY2thZ2VSZXF1ZXN0GiEudGVzc2VyYS52MS5TdWJtaXRQYWNrYWdlUmVzcG9uc2USOgoHUmVmcmVzaBIaLnRlc3NlcmEudjEuUmVmcmVzaFJlcXVlc3QaEy50ZXNzZXJhLnYxLktleUluZm8SOgoHUmVzaGFyZRIaLnRlc3NlcmEudjEuUmVzaGFyZVJlcXVlc3QaEy50ZXNzZXJhLnYxLktleUluZm8SXQoQUHJlcGFyZUxpZmVjeWNsZRIjLnRlc3NlcmEudjEuUHJlcGFyZUxpZmVjeWNsZVJlcXVlc3QaJC50ZXNzZXJhLnYxLlByZXBhcmVMaWZlY3ljbGVSZXNwb25zZRJICglHZXREZXZpY2USHC50ZXNzZXJhLnYxLkdldERldmljZVJlcXVlc3QaHS50ZXNzZXJhLnYxLkdldERldmljZVJlc3BvbnNlEkwKC0FkbWl0RGV2aWNlEh4udGVzc2VyYS52MS5BZG1pdERldmljZVJlcXVlc3QaHS50ZXNzZXJhLnYxLkdldERldmljZVJlc3BvbnNlElEKDFJldm9rZURldmljZRIfLnRlc3NlcmEudjEuUmV2b2tlRGV2aWNlUmVxdWVzdBogLnRlc3NlcmEudjEuUmV2b2tlRGV2aWNlUmVzcG9uc2UySgoPUGFydGljaXBhbnRMaW5rEjcKB0Nvbm5lY3QSEi50ZXNzZXJhLnYxLkxpbmtVcBoULnRlc3NlcmEudjEuTGlua0Rvd24oATABYgZwcm90bzM", [file_tessera_v1_packages]);
+  fileDesc("Chh0ZXNzZXJhL3YxL2NsdXN0ZXIucHJvdG8SCnRlc3NlcmEudjEiPgoLRXJyb3JEZXRhaWwSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhAKCGN1bHByaXRzGAMgAygJIkMKE0xpc3RQYWNrYWdlc1JlcXVlc3QSDgoGZGV2aWNlGAEgASgJEg0KBXN0YXRlGAIgASgJEg0KBWxpbWl0GAMgASgNIm0KDlBhY2thZ2VTdW1tYXJ5EhIKCnBhY2thZ2VfaWQYASABKAkSDgoGZGV2aWNlGAIgASgJEg4KBmtleV9pZBgDIAEoCRINCgVzdGF0ZRgEIAEoCRIMCgRjb2RlGAUgASgJEgoKAmF0GAYgASgEIlcKFExpc3RQYWNrYWdlc1Jlc3BvbnNlEiwKCHBhY2thZ2VzGAEgAygLMhoudGVzc2VyYS52MS5QYWNrYWdlU3VtbWFyeRIRCgl0cnVuY2F0ZWQYAiABKAgiPAoTUmV2b2tlRGV2aWNlUmVxdWVzdBIOCgZkZXZpY2UYASABKAkSFQoNYXV0aG9yaXNhdGlvbhgCIAEoDCI4ChRSZXZva2VEZXZpY2VSZXNwb25zZRIPCgdzaWduZXJzGAEgAygJEg8KB3JlZnVzZWQYAiADKAkiIgoQR2V0RGV2aWNlUmVxdWVzdBIOCgZkZXZpY2UYASABKAkiOwoRR2V0RGV2aWNlUmVzcG9uc2USEwoLcGFydGljaXBhbnQYASABKAwSEQoJYXBwcm92YWxzGAIgAygMIjcKEkFkbWl0RGV2aWNlUmVxdWVzdBIOCgZkZXZpY2UYASABKAkSEQoJYXBwcm92YWxzGAIgAygMIjcKDlJlZnJlc2hSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIVCg1hdXRob3Jpc2F0aW9uGAIgASgMInAKDlJlc2hhcmVSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIRCgl0aHJlc2hvbGQYAiABKA0SFAoMcGFydGljaXBhbnRzGAMgAygJEg4KBnJldm9rZRgEIAMoCRIVCg1hdXRob3Jpc2F0aW9uGAUgASgMItIBChdQcmVwYXJlTGlmZWN5Y2xlUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSEQoJb3BlcmF0aW9uGAIgASgJEhEKCXRocmVzaG9sZBgDIAEoDRIUCgxwYXJ0aWNpcGFudHMYBCADKAkSDgoGcmV2b2tlGAUgAygJEg4KBnR0bF9tcxgGIAEoBBIgChhhbGxvd190aHJlc2hvbGRfZGVjcmVhc2UYByABKAgSFgoOYWxsb3dfdW5waW5uZWQYCCADKAkSEQoJYW55X2Vwb2NoGAkgASgIIjEKGFByZXBhcmVMaWZlY3ljbGVSZXNwb25zZRIVCg1hdXRob3Jpc2F0aW9uGAEgASgMIjYKFUVucm9sbWVudFRva2VuUmVxdWVzdBIOCgZ0dGxfbXMYASABKAQSDQoFbGFiZWwYAiABKAkiOwoWRW5yb2xtZW50VG9rZW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRISCgpleHBpcmVzX2F0GAIgASgEIicKFFN1Ym1pdFBhY2thZ2VSZXF1ZXN0Eg8KB3BhY2thZ2UYASABKAwinwEKFVN1Ym1pdFBhY2thZ2VSZXNwb25zZRISCgpwYWNrYWdlX2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCRIPCgdtZXNzYWdlGAMgASgMEhEKCXNpZ25hdHVyZRgEIAEoDBISCgpwdWJsaWNfa2V5GAUgASgMEg8KB3NpZ25lcnMYBiADKAkSGQoRYWxyZWFkeV9jb21wbGV0ZWQYByABKAgiFAoSQXVkaXRWZXJpZnlSZXF1ZXN0IlsKC0F1ZGl0UmVwb3J0EgoKAm9rGAEgASgIEg0KBWNvdW50GAIgASgEEgwKBGhlYWQYAyABKAkSEwoLcHJvYmxlbV9zZXEYBCABKAQSDgoGcmVhc29uGAUgASgJImkKEFBhcnRpY2lwYW50QXVkaXQSCgoCaWQYASABKAkSEQoJcmVhY2hhYmxlGAIgASgIEicKBnJlcG9ydBgDIAEoCzIXLnRlc3NlcmEudjEuQXVkaXRSZXBvcnQSDQoFZXJyb3IYBCABKAkidwoTQXVkaXRWZXJpZnlSZXNwb25zZRIsCgtjb29yZGluYXRvchgBIAEoCzIXLnRlc3NlcmEudjEuQXVkaXRSZXBvcnQSMgoMcGFydGljaXBhbnRzGAIgAygLMhwudGVzc2VyYS52MS5QYXJ0aWNpcGFudEF1ZGl0IloKDUtleWdlblJlcXVlc3QSIAoFc3VpdGUYASABKA4yES50ZXNzZXJhLnYxLlN1aXRlEhEKCXRocmVzaG9sZBgCIAEoDRIUCgxwYXJ0aWNpcGFudHMYAyADKAkimwEKB0tleUluZm8SDgoGa2V5X2lkGAEgASgJEiAKBXN1aXRlGAIgASgOMhEudGVzc2VyYS52MS5TdWl0ZRIRCgl0aHJlc2hvbGQYAyABKA0SFAoMcGFydGljaXBhbnRzGAQgAygJEhIKCnB1YmxpY19rZXkYBSABKAwSDQoFZXBvY2gYBiABKAQSEgoKY3JlYXRlZF9hdBgHIAEoBCJHCg5TaWduQXBpUmVxdWVzdBIkCgZpbnRlbnQYASABKAsyFC50ZXNzZXJhLnYxLkVudmVsb3BlEg8KB3NpZ25lcnMYAiADKAkibQoPU2lnbkFwaVJlc3BvbnNlEg4KBmtleV9pZBgBIAEoCRIRCglzaWduYXR1cmUYAiABKAwSDwoHc2lnbmVycxgDIAMoCRISCgpwdWJsaWNfa2V5GAQgASgMEhIKCnJlcXVlc3RfaWQYBSABKAwiHwoNR2V0S2V5UmVxdWVzdBIOCgZrZXlfaWQYASABKAkiJAoOR2V0S2V5UmVzcG9uc2USEgoKa2V5X3JlY29yZBgBIAEoDCIRCg9MaXN0S2V5c1JlcXVlc3QiNQoQTGlzdEtleXNSZXNwb25zZRIhCgRrZXlzGAEgAygLMhMudGVzc2VyYS52MS5LZXlJbmZvIg8KDVN0YXR1c1JlcXVlc3QiugEKEVBhcnRpY2lwYW50U3RhdHVzEgoKAmlkGAEgASgJEhEKCWNvbm5lY3RlZBgCIAEoCBIXCg9jb25uZWN0ZWRfc2luY2UYAyABKAQSDAoEa2V5cxgEIAEoDRIaChJwb29sZWRfY29tbWl0bWVudHMYBSABKA0SEwoLbWV0cmljc191cmwYBiABKAkSCwoDcGlkGAcgASgNEhEKCWxhc3Rfc2VlbhgIIAEoBBIOCgZkZXZpY2UYCSABKAgimgEKDlN0YXR1c1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSDAoEa2V5cxgCIAEoDRIzCgxwYXJ0aWNpcGFudHMYAyADKAsyHS50ZXNzZXJhLnYxLlBhcnRpY2lwYW50U3RhdHVzEhIKCnN0YXJ0ZWRfYXQYBCABKAQSEwoLbWV0cmljc191cmwYBSABKAkSCwoDcGlkGAYgASgNIi8KCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBITCgtjb29yZGluYXRvchgCIAEoCSJ8CgVIZWxsbxIwCgtwYXJ0aWNpcGFudBgBIAEoCzIbLnRlc3NlcmEudjEuUGFydGljaXBhbnRJbmZvEhEKCXNpZ25hdHVyZRgCIAEoDBITCgttZXRyaWNzX3VybBgDIAEoCRILCgNwaWQYBCABKA0SDAoEa2V5cxgFIAMoCSJeCgZMaW5rVXASIgoFaGVsbG8YASABKAsyES50ZXNzZXJhLnYxLkhlbGxvSAASKAoGcmVzdWx0GAIgASgLMhYudGVzc2VyYS52MS5UYXNrUmVzdWx0SABCBgoEYm9keSJgCghMaW5rRG93bhIqCgljaGFsbGVuZ2UYASABKAsyFS50ZXNzZXJhLnYxLkNoYWxsZW5nZUgAEiAKBHRhc2sYAiABKAsyEC50ZXNzZXJhLnYxLlRhc2tIAEIGCgRib2R5IjUKCERrZ1N0YXJ0Eg4KBnBhcmFtcxgBIAEoDBIZChFkZXZpY2VfYWRtaXNzaW9ucxgCIAMoDCJDCglEa2dCdW5kbGUSFAoMc2Vzc2lvbl9oYXNoGAEgASgMEg0KBXJvdW5kGAIgASgNEhEKCWVudmVsb3BlcxgDIAMoDCIwCghEa2dBYm9ydBIUCgxzZXNzaW9uX2hhc2gYASABKAwSDgoGcmVhc29uGAIgASgJIgsKCUF1ZGl0VGFzayIrCgpDb21taXRUYXNrEg4KBmtleV9pZBgBIAEoCRINCgVjb3VudBgCIAEoDSJMCgtSZXNlcnZlVGFzaxIOCgZrZXlfaWQYASABKAkSDgoGZGV2aWNlGAIgASgJEg0KBWNvdW50GAMgASgNEg4KBnR0bF9tcxgEIAEoBCIhCgxSZXNlcnZhdGlvbnMSEQoJZW52ZWxvcGVzGAEgAygMIpwBCg1MaWZlY3ljbGVUYXNrEgwKBGtpbmQYASABKAkSDgoGa2V5X2lkGAIgASgJEgwKBHN0ZXAYAyABKA0SDgoGcGFyYW1zGAQgASgMEhEKCWVudmVsb3BlcxgFIAMoDBIWCg5vbGRfa2V5X3JlY29yZBgGIAEoDBINCgVlcG9jaBgHIAEoBBIVCg1hdXRob3Jpc2F0aW9uGAggASgMIoYDCgRUYXNrEg8KB3Rhc2tfaWQYASABKAQSKQoJZGtnX3N0YXJ0GAIgASgLMhQudGVzc2VyYS52MS5Ea2dTdGFydEgAEisKCmRrZ19idW5kbGUYAyABKAsyFS50ZXNzZXJhLnYxLkRrZ0J1bmRsZUgAEikKCWRrZ19hYm9ydBgEIAEoCzIULnRlc3NlcmEudjEuRGtnQWJvcnRIABIoCgZjb21taXQYBSABKAsyFi50ZXNzZXJhLnYxLkNvbW1pdFRhc2tIABIOCgRzaWduGAYgASgMSAASJgoFYXVkaXQYByABKAsyFS50ZXNzZXJhLnYxLkF1ZGl0VGFza0gAEioKB3Jlc2VydmUYCCABKAsyFy50ZXNzZXJhLnYxLlJlc2VydmVUYXNrSAASEgoIY29tcGxldGUYCSABKAxIABIuCglsaWZlY3ljbGUYCiABKAsyGS50ZXNzZXJhLnYxLkxpZmVjeWNsZVRhc2tIABIQCgZyZXZva2UYCyABKAxIAEIGCgRib2R5IkEKB0RrZ0RvbmUSDgoGa2V5X2lkGAEgASgJEhIKCmtleV9kaWdlc3QYAiABKAwSEgoKa2V5X3JlY29yZBgDIAEoDCIgCgtDb21taXRtZW50cxIRCgllbnZlbG9wZXMYASADKAwipgIKClRhc2tSZXN1bHQSDwoHdGFza19pZBgBIAEoBBIoCgVlcnJvchgCIAEoCzIXLnRlc3NlcmEudjEuRXJyb3JEZXRhaWxIABISCghlbnZlbG9wZRgDIAEoDEgAEicKCGRrZ19kb25lGAQgASgLMhMudGVzc2VyYS52MS5Ea2dEb25lSAASLgoLY29tbWl0bWVudHMYBSABKAsyFy50ZXNzZXJhLnYxLkNvbW1pdG1lbnRzSAASDAoCb2sYBiABKAhIABIoCgVhdWRpdBgHIAEoCzIXLnRlc3NlcmEudjEuQXVkaXRSZXBvcnRIABIwCgxyZXNlcnZhdGlvbnMYCCABKAsyGC50ZXNzZXJhLnYxLlJlc2VydmF0aW9uc0gAQgYKBGJvZHkimAIKDktleVNoYXJlUmVjb3JkEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIRCgl0aHJlc2hvbGQYBCABKA0SMQoMcGFydGljaXBhbnRzGAUgAygLMhsudGVzc2VyYS52MS5QYXJ0aWNpcGFudEluZm8SJQoGcHVibGljGAYgASgLMhUudGVzc2VyYS52MS5LZXlQdWJsaWMSEgoKaWRlbnRpZmllchgHIAEoDBIVCg1zaWduaW5nX3NoYXJlGAggASgMEhcKD3RyYW5zY3JpcHRfaGFzaBgJIAEoDBISCgpjcmVhdGVkX2F0GAogASgEIs8BCglLZXlSZWNvcmQSIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEg0KBWVwb2NoGAMgASgEEhEKCXRocmVzaG9sZBgEIAEoDRIxCgxwYXJ0aWNpcGFudHMYBSADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbxIlCgZwdWJsaWMYBiABKAsyFS50ZXNzZXJhLnYxLktleVB1YmxpYxISCgpjcmVhdGVkX2F0GAcgASgEImcKDklkZW50aXR5UmVjb3JkEg8KB3ZlcnNpb24YASABKA0SCgoCaWQYAiABKAkSEwoLc2lnbl9zZWNyZXQYAyABKAwSEgoKZW5jX3NlY3JldBgEIAEoDBIPCgdlbmNfa2VtGAUgASgNIpYBChBTaWduUmVzdWx0UmVjb3JkEg8KB3ZlcnNpb24YASABKA0SDgoGa2V5X2lkGAIgASgJEhEKCXNpZ25hdHVyZRgDIAEoDBIPCgdzaWduZXJzGAQgAygJEhIKCnB1YmxpY19rZXkYBSABKAwSEgoKcmVxdWVzdF9pZBgGIAEoDBIVCg1pbnRlbnRfZGlnZXN0GAcgASgMIn0KCkRldmljZUNhbGwSDwoHdmVyc2lvbhgBIAEoDRIOCgZkZXZpY2UYAiABKAkSCgoCb3AYAyABKAkSEQoJaXNzdWVkX2F0GAQgASgEEg0KBW5vbmNlGAUgASgMEgwKBGJvZHkYBiABKAwSEgoKY2x1c3Rlcl9pZBgHIAEoCSJkCgtEZXZpY2VFbnJvbBINCgV0b2tlbhgBIAEoCRIwCgtwYXJ0aWNpcGFudBgCIAEoCzIbLnRlc3NlcmEudjEuUGFydGljaXBhbnRJbmZvEhQKDGRldmljZV9jbGFzcxgDIAEoCSJJCg5EZXZpY2VFbnJvbGxlZBIOCgZkZXZpY2UYASABKAkSEwoLY29vcmRpbmF0b3IYAiABKAkSEgoKY2x1c3Rlcl9pZBgDIAEoCSJyCgpEZXZpY2VQb2xsEicKB3Jlc3VsdHMYASADKAsyFi50ZXNzZXJhLnYxLlRhc2tSZXN1bHQSDwoHd2FpdF9tcxgCIAEoDRIMCgRrZXlzGAMgAygJEg8KB3BlbmRpbmcYBCABKA0SCwoDYnllGAUgASgIIi4KC0RldmljZVRhc2tzEh8KBXRhc2tzGAEgAygLMhAudGVzc2VyYS52MS5UYXNrIlEKDURldmljZVJlc2VydmUSDgoGa2V5X2lkGAEgASgJEg0KBWNvdW50GAIgASgNEhEKCWNvc2lnbmVycxgDIAMoCRIOCgZ0dGxfbXMYBCABKAQiJwoPUmVzZXJ2YXRpb25TbG90EhQKDHJlc2VydmF0aW9ucxgBIAMoDCJMCg5EZXZpY2VSZXNlcnZlZBIqCgVzbG90cxgBIAMoCzIbLnRlc3NlcmEudjEuUmVzZXJ2YXRpb25TbG90Eg4KBmVycm9ycxgCIAMoCSIvCgpEZXZpY2VLZXlzEiEKBGtleXMYASADKAsyEy50ZXNzZXJhLnYxLktleUluZm8iHwoORGV2aWNlUGFja2FnZXMSDQoFc2luY2UYASABKAQiYgoTRGV2aWNlUGFja2FnZVJlY29yZBISCgpwYWNrYWdlX2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCRINCgVzdGF0ZRgDIAEoCRIMCgRjb2RlGAQgASgJEgoKAmF0GAUgASgEIlkKEURldmljZVBhY2thZ2VMaXN0EjEKCHBhY2thZ2VzGAEgAygLMh8udGVzc2VyYS52MS5EZXZpY2VQYWNrYWdlUmVjb3JkEhEKCXRydW5jYXRlZBgCIAEoCCIHCgVFbXB0eTLqCAoLQ29vcmRpbmF0b3ISOAoGS2V5Z2VuEhkudGVzc2VyYS52MS5LZXlnZW5SZXF1ZXN0GhMudGVzc2VyYS52MS5LZXlJbmZvEj8KBFNpZ24SGi50ZXNzZXJhLnYxLlNpZ25BcGlSZXF1ZXN0GhsudGVzc2VyYS52MS5TaWduQXBpUmVzcG9uc2USRQoITGlzdEtleXMSGy50ZXNzZXJhLnYxLkxpc3RLZXlzUmVxdWVzdBocLnRlc3NlcmEudjEuTGlzdEtleXNSZXNwb25zZRI/CgZHZXRLZXkSGS50ZXNzZXJhLnYxLkdldEtleVJlcXVlc3QaGi50ZXNzZXJhLnYxLkdldEtleVJlc3BvbnNlEj8KBlN0YXR1cxIZLnRlc3NlcmEudjEuU3RhdHVzUmVxdWVzdBoaLnRlc3NlcmEudjEuU3RhdHVzUmVzcG9uc2USTgoLQXVkaXRWZXJpZnkSHi50ZXNzZXJhLnYxLkF1ZGl0VmVyaWZ5UmVxdWVzdBofLnRlc3NlcmEudjEuQXVkaXRWZXJpZnlSZXNwb25zZRJcChNJc3N1ZUVucm9sbWVudFRva2VuEiEudGVzc2VyYS52MS5FbnJvbG1lbnRUb2tlblJlcXVlc3QaIi50ZXNzZXJhLnYxLkVucm9sbWVudFRva2VuUmVzcG9uc2USVAoNU3VibWl0UGFja2FnZRIgLnRlc3NlcmEudjEuU3VibWl0UGFja2FnZVJlcXVlc3QaIS50ZXNzZXJhLnYxLlN1Ym1pdFBhY2thZ2VSZXNwb25zZRI6CgdSZWZyZXNoEhoudGVzc2VyYS52MS5SZWZyZXNoUmVxdWVzdBoTLnRlc3NlcmEudjEuS2V5SW5mbxI6CgdSZXNoYXJlEhoudGVzc2VyYS52MS5SZXNoYXJlUmVxdWVzdBoTLnRlc3NlcmEudjEuS2V5SW5mbxJdChBQcmVwYXJlTGlmZWN5Y2xlEiMudGVzc2VyYS52MS5QcmVwYXJlTGlmZWN5Y2xlUmVxdWVzdBokLnRlc3NlcmEudjEuUHJlcGFyZUxpZmVjeWNsZVJlc3BvbnNlEkgKCUdldERldmljZRIcLnRlc3NlcmEudjEuR2V0RGV2aWNlUmVxdWVzdBodLnRlc3NlcmEudjEuR2V0RGV2aWNlUmVzcG9uc2USTAoLQWRtaXREZXZpY2USHi50ZXNzZXJhLnYxLkFkbWl0RGV2aWNlUmVxdWVzdBodLnRlc3NlcmEudjEuR2V0RGV2aWNlUmVzcG9uc2USUQoMUmV2b2tlRGV2aWNlEh8udGVzc2VyYS52MS5SZXZva2VEZXZpY2VSZXF1ZXN0GiAudGVzc2VyYS52MS5SZXZva2VEZXZpY2VSZXNwb25zZRJRCgxMaXN0UGFja2FnZXMSHy50ZXNzZXJhLnYxLkxpc3RQYWNrYWdlc1JlcXVlc3QaIC50ZXNzZXJhLnYxLkxpc3RQYWNrYWdlc1Jlc3BvbnNlMkoKD1BhcnRpY2lwYW50TGluaxI3CgdDb25uZWN0EhIudGVzc2VyYS52MS5MaW5rVXAaFC50ZXNzZXJhLnYxLkxpbmtEb3duKAEwAWIGcHJvdG8z", [file_tessera_v1_packages]);
 
 /**
  * Machine-readable error detail, carried as JSON in trailing metadata `tessera-error-bin`.
@@ -58,6 +58,105 @@ export const ErrorDetailSchema: GenMessage<ErrorDetail> = /*@__PURE__*/
   messageDesc(file_tessera_v1_cluster, 0);
 
 /**
+ * device, state: '' for all; limit: 0 means 100, at most 1000.
+ *
+ * @generated from message tessera.v1.ListPackagesRequest
+ */
+export type ListPackagesRequest = Message<"tessera.v1.ListPackagesRequest"> & {
+  /**
+   * @generated from field: string device = 1;
+   */
+  device: string;
+
+  /**
+   * @generated from field: string state = 2;
+   */
+  state: string;
+
+  /**
+   * @generated from field: uint32 limit = 3;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message tessera.v1.ListPackagesRequest.
+ * Use `create(ListPackagesRequestSchema)` to create a new message.
+ */
+export const ListPackagesRequestSchema: GenMessage<ListPackagesRequest> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_cluster, 1);
+
+/**
+ * @generated from message tessera.v1.PackageSummary
+ */
+export type PackageSummary = Message<"tessera.v1.PackageSummary"> & {
+  /**
+   * @generated from field: string package_id = 1;
+   */
+  packageId: string;
+
+  /**
+   * @generated from field: string device = 2;
+   */
+  device: string;
+
+  /**
+   * @generated from field: string key_id = 3;
+   */
+  keyId: string;
+
+  /**
+   * "completed" or "refused"
+   *
+   * @generated from field: string state = 4;
+   */
+  state: string;
+
+  /**
+   * refused: the error code
+   *
+   * @generated from field: string code = 5;
+   */
+  code: string;
+
+  /**
+   * when the cluster decided (ms)
+   *
+   * @generated from field: uint64 at = 6;
+   */
+  at: bigint;
+};
+
+/**
+ * Describes the message tessera.v1.PackageSummary.
+ * Use `create(PackageSummarySchema)` to create a new message.
+ */
+export const PackageSummarySchema: GenMessage<PackageSummary> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_cluster, 2);
+
+/**
+ * @generated from message tessera.v1.ListPackagesResponse
+ */
+export type ListPackagesResponse = Message<"tessera.v1.ListPackagesResponse"> & {
+  /**
+   * @generated from field: repeated tessera.v1.PackageSummary packages = 1;
+   */
+  packages: PackageSummary[];
+
+  /**
+   * @generated from field: bool truncated = 2;
+   */
+  truncated: boolean;
+};
+
+/**
+ * Describes the message tessera.v1.ListPackagesResponse.
+ * Use `create(ListPackagesResponseSchema)` to create a new message.
+ */
+export const ListPackagesResponseSchema: GenMessage<ListPackagesResponse> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_cluster, 3);
+
+/**
  * @generated from message tessera.v1.RevokeDeviceRequest
  */
 export type RevokeDeviceRequest = Message<"tessera.v1.RevokeDeviceRequest"> & {
@@ -77,7 +176,7 @@ export type RevokeDeviceRequest = Message<"tessera.v1.RevokeDeviceRequest"> & {
  * Use `create(RevokeDeviceRequestSchema)` to create a new message.
  */
 export const RevokeDeviceRequestSchema: GenMessage<RevokeDeviceRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 1);
+  messageDesc(file_tessera_v1_cluster, 4);
 
 /**
  * @generated from message tessera.v1.RevokeDeviceResponse
@@ -99,7 +198,7 @@ export type RevokeDeviceResponse = Message<"tessera.v1.RevokeDeviceResponse"> & 
  * Use `create(RevokeDeviceResponseSchema)` to create a new message.
  */
 export const RevokeDeviceResponseSchema: GenMessage<RevokeDeviceResponse> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 2);
+  messageDesc(file_tessera_v1_cluster, 5);
 
 /**
  * @generated from message tessera.v1.GetDeviceRequest
@@ -116,7 +215,7 @@ export type GetDeviceRequest = Message<"tessera.v1.GetDeviceRequest"> & {
  * Use `create(GetDeviceRequestSchema)` to create a new message.
  */
 export const GetDeviceRequestSchema: GenMessage<GetDeviceRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 3);
+  messageDesc(file_tessera_v1_cluster, 6);
 
 /**
  * @generated from message tessera.v1.GetDeviceResponse
@@ -138,7 +237,7 @@ export type GetDeviceResponse = Message<"tessera.v1.GetDeviceResponse"> & {
  * Use `create(GetDeviceResponseSchema)` to create a new message.
  */
 export const GetDeviceResponseSchema: GenMessage<GetDeviceResponse> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 4);
+  messageDesc(file_tessera_v1_cluster, 7);
 
 /**
  * @generated from message tessera.v1.AdmitDeviceRequest
@@ -160,7 +259,7 @@ export type AdmitDeviceRequest = Message<"tessera.v1.AdmitDeviceRequest"> & {
  * Use `create(AdmitDeviceRequestSchema)` to create a new message.
  */
 export const AdmitDeviceRequestSchema: GenMessage<AdmitDeviceRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 5);
+  messageDesc(file_tessera_v1_cluster, 8);
 
 /**
  * @generated from message tessera.v1.RefreshRequest
@@ -182,7 +281,7 @@ export type RefreshRequest = Message<"tessera.v1.RefreshRequest"> & {
  * Use `create(RefreshRequestSchema)` to create a new message.
  */
 export const RefreshRequestSchema: GenMessage<RefreshRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 6);
+  messageDesc(file_tessera_v1_cluster, 9);
 
 /**
  * @generated from message tessera.v1.ReshareRequest
@@ -219,7 +318,7 @@ export type ReshareRequest = Message<"tessera.v1.ReshareRequest"> & {
  * Use `create(ReshareRequestSchema)` to create a new message.
  */
 export const ReshareRequestSchema: GenMessage<ReshareRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 7);
+  messageDesc(file_tessera_v1_cluster, 10);
 
 /**
  * What the operators are asked to approve: an unsigned LifecycleAuthorisation built from the
@@ -289,7 +388,7 @@ export type PrepareLifecycleRequest = Message<"tessera.v1.PrepareLifecycleReques
  * Use `create(PrepareLifecycleRequestSchema)` to create a new message.
  */
 export const PrepareLifecycleRequestSchema: GenMessage<PrepareLifecycleRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 8);
+  messageDesc(file_tessera_v1_cluster, 11);
 
 /**
  * @generated from message tessera.v1.PrepareLifecycleResponse
@@ -306,7 +405,7 @@ export type PrepareLifecycleResponse = Message<"tessera.v1.PrepareLifecycleRespo
  * Use `create(PrepareLifecycleResponseSchema)` to create a new message.
  */
 export const PrepareLifecycleResponseSchema: GenMessage<PrepareLifecycleResponse> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 9);
+  messageDesc(file_tessera_v1_cluster, 12);
 
 /**
  * @generated from message tessera.v1.EnrolmentTokenRequest
@@ -328,7 +427,7 @@ export type EnrolmentTokenRequest = Message<"tessera.v1.EnrolmentTokenRequest"> 
  * Use `create(EnrolmentTokenRequestSchema)` to create a new message.
  */
 export const EnrolmentTokenRequestSchema: GenMessage<EnrolmentTokenRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 10);
+  messageDesc(file_tessera_v1_cluster, 13);
 
 /**
  * @generated from message tessera.v1.EnrolmentTokenResponse
@@ -350,7 +449,7 @@ export type EnrolmentTokenResponse = Message<"tessera.v1.EnrolmentTokenResponse"
  * Use `create(EnrolmentTokenResponseSchema)` to create a new message.
  */
 export const EnrolmentTokenResponseSchema: GenMessage<EnrolmentTokenResponse> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 11);
+  messageDesc(file_tessera_v1_cluster, 14);
 
 /**
  * @generated from message tessera.v1.SubmitPackageRequest
@@ -367,7 +466,7 @@ export type SubmitPackageRequest = Message<"tessera.v1.SubmitPackageRequest"> & 
  * Use `create(SubmitPackageRequestSchema)` to create a new message.
  */
 export const SubmitPackageRequestSchema: GenMessage<SubmitPackageRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 12);
+  messageDesc(file_tessera_v1_cluster, 15);
 
 /**
  * @generated from message tessera.v1.SubmitPackageResponse
@@ -418,7 +517,7 @@ export type SubmitPackageResponse = Message<"tessera.v1.SubmitPackageResponse"> 
  * Use `create(SubmitPackageResponseSchema)` to create a new message.
  */
 export const SubmitPackageResponseSchema: GenMessage<SubmitPackageResponse> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 13);
+  messageDesc(file_tessera_v1_cluster, 16);
 
 /**
  * @generated from message tessera.v1.AuditVerifyRequest
@@ -431,7 +530,7 @@ export type AuditVerifyRequest = Message<"tessera.v1.AuditVerifyRequest"> & {
  * Use `create(AuditVerifyRequestSchema)` to create a new message.
  */
 export const AuditVerifyRequestSchema: GenMessage<AuditVerifyRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 14);
+  messageDesc(file_tessera_v1_cluster, 17);
 
 /**
  * @generated from message tessera.v1.AuditReport
@@ -476,7 +575,7 @@ export type AuditReport = Message<"tessera.v1.AuditReport"> & {
  * Use `create(AuditReportSchema)` to create a new message.
  */
 export const AuditReportSchema: GenMessage<AuditReport> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 15);
+  messageDesc(file_tessera_v1_cluster, 18);
 
 /**
  * @generated from message tessera.v1.ParticipantAudit
@@ -508,7 +607,7 @@ export type ParticipantAudit = Message<"tessera.v1.ParticipantAudit"> & {
  * Use `create(ParticipantAuditSchema)` to create a new message.
  */
 export const ParticipantAuditSchema: GenMessage<ParticipantAudit> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 16);
+  messageDesc(file_tessera_v1_cluster, 19);
 
 /**
  * @generated from message tessera.v1.AuditVerifyResponse
@@ -530,7 +629,7 @@ export type AuditVerifyResponse = Message<"tessera.v1.AuditVerifyResponse"> & {
  * Use `create(AuditVerifyResponseSchema)` to create a new message.
  */
 export const AuditVerifyResponseSchema: GenMessage<AuditVerifyResponse> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 17);
+  messageDesc(file_tessera_v1_cluster, 20);
 
 /**
  * @generated from message tessera.v1.KeygenRequest
@@ -559,7 +658,7 @@ export type KeygenRequest = Message<"tessera.v1.KeygenRequest"> & {
  * Use `create(KeygenRequestSchema)` to create a new message.
  */
 export const KeygenRequestSchema: GenMessage<KeygenRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 18);
+  messageDesc(file_tessera_v1_cluster, 21);
 
 /**
  * @generated from message tessera.v1.KeyInfo
@@ -610,7 +709,7 @@ export type KeyInfo = Message<"tessera.v1.KeyInfo"> & {
  * Use `create(KeyInfoSchema)` to create a new message.
  */
 export const KeyInfoSchema: GenMessage<KeyInfo> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 19);
+  messageDesc(file_tessera_v1_cluster, 22);
 
 /**
  * @generated from message tessera.v1.SignApiRequest
@@ -636,7 +735,7 @@ export type SignApiRequest = Message<"tessera.v1.SignApiRequest"> & {
  * Use `create(SignApiRequestSchema)` to create a new message.
  */
 export const SignApiRequestSchema: GenMessage<SignApiRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 20);
+  messageDesc(file_tessera_v1_cluster, 23);
 
 /**
  * @generated from message tessera.v1.SignApiResponse
@@ -673,7 +772,7 @@ export type SignApiResponse = Message<"tessera.v1.SignApiResponse"> & {
  * Use `create(SignApiResponseSchema)` to create a new message.
  */
 export const SignApiResponseSchema: GenMessage<SignApiResponse> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 21);
+  messageDesc(file_tessera_v1_cluster, 24);
 
 /**
  * @generated from message tessera.v1.GetKeyRequest
@@ -690,7 +789,7 @@ export type GetKeyRequest = Message<"tessera.v1.GetKeyRequest"> & {
  * Use `create(GetKeyRequestSchema)` to create a new message.
  */
 export const GetKeyRequestSchema: GenMessage<GetKeyRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 22);
+  messageDesc(file_tessera_v1_cluster, 25);
 
 /**
  * @generated from message tessera.v1.GetKeyResponse
@@ -707,7 +806,7 @@ export type GetKeyResponse = Message<"tessera.v1.GetKeyResponse"> & {
  * Use `create(GetKeyResponseSchema)` to create a new message.
  */
 export const GetKeyResponseSchema: GenMessage<GetKeyResponse> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 23);
+  messageDesc(file_tessera_v1_cluster, 26);
 
 /**
  * @generated from message tessera.v1.ListKeysRequest
@@ -720,7 +819,7 @@ export type ListKeysRequest = Message<"tessera.v1.ListKeysRequest"> & {
  * Use `create(ListKeysRequestSchema)` to create a new message.
  */
 export const ListKeysRequestSchema: GenMessage<ListKeysRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 24);
+  messageDesc(file_tessera_v1_cluster, 27);
 
 /**
  * @generated from message tessera.v1.ListKeysResponse
@@ -737,7 +836,7 @@ export type ListKeysResponse = Message<"tessera.v1.ListKeysResponse"> & {
  * Use `create(ListKeysResponseSchema)` to create a new message.
  */
 export const ListKeysResponseSchema: GenMessage<ListKeysResponse> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 25);
+  messageDesc(file_tessera_v1_cluster, 28);
 
 /**
  * @generated from message tessera.v1.StatusRequest
@@ -750,7 +849,7 @@ export type StatusRequest = Message<"tessera.v1.StatusRequest"> & {
  * Use `create(StatusRequestSchema)` to create a new message.
  */
 export const StatusRequestSchema: GenMessage<StatusRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 26);
+  messageDesc(file_tessera_v1_cluster, 29);
 
 /**
  * @generated from message tessera.v1.ParticipantStatus
@@ -809,7 +908,7 @@ export type ParticipantStatus = Message<"tessera.v1.ParticipantStatus"> & {
  * Use `create(ParticipantStatusSchema)` to create a new message.
  */
 export const ParticipantStatusSchema: GenMessage<ParticipantStatus> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 27);
+  messageDesc(file_tessera_v1_cluster, 30);
 
 /**
  * @generated from message tessera.v1.StatusResponse
@@ -851,7 +950,7 @@ export type StatusResponse = Message<"tessera.v1.StatusResponse"> & {
  * Use `create(StatusResponseSchema)` to create a new message.
  */
 export const StatusResponseSchema: GenMessage<StatusResponse> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 28);
+  messageDesc(file_tessera_v1_cluster, 31);
 
 /**
  * @generated from message tessera.v1.Challenge
@@ -875,7 +974,7 @@ export type Challenge = Message<"tessera.v1.Challenge"> & {
  * Use `create(ChallengeSchema)` to create a new message.
  */
 export const ChallengeSchema: GenMessage<Challenge> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 29);
+  messageDesc(file_tessera_v1_cluster, 32);
 
 /**
  * @generated from message tessera.v1.Hello
@@ -916,7 +1015,7 @@ export type Hello = Message<"tessera.v1.Hello"> & {
  * Use `create(HelloSchema)` to create a new message.
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 30);
+  messageDesc(file_tessera_v1_cluster, 33);
 
 /**
  * @generated from message tessera.v1.LinkUp
@@ -945,7 +1044,7 @@ export type LinkUp = Message<"tessera.v1.LinkUp"> & {
  * Use `create(LinkUpSchema)` to create a new message.
  */
 export const LinkUpSchema: GenMessage<LinkUp> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 31);
+  messageDesc(file_tessera_v1_cluster, 34);
 
 /**
  * @generated from message tessera.v1.LinkDown
@@ -974,7 +1073,7 @@ export type LinkDown = Message<"tessera.v1.LinkDown"> & {
  * Use `create(LinkDownSchema)` to create a new message.
  */
 export const LinkDownSchema: GenMessage<LinkDown> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 32);
+  messageDesc(file_tessera_v1_cluster, 35);
 
 /**
  * DKG: start with params; then bundles of every participant's envelopes of the previous round.
@@ -1000,7 +1099,7 @@ export type DkgStart = Message<"tessera.v1.DkgStart"> & {
  * Use `create(DkgStartSchema)` to create a new message.
  */
 export const DkgStartSchema: GenMessage<DkgStart> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 33);
+  messageDesc(file_tessera_v1_cluster, 36);
 
 /**
  * @generated from message tessera.v1.DkgBundle
@@ -1029,7 +1128,7 @@ export type DkgBundle = Message<"tessera.v1.DkgBundle"> & {
  * Use `create(DkgBundleSchema)` to create a new message.
  */
 export const DkgBundleSchema: GenMessage<DkgBundle> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 34);
+  messageDesc(file_tessera_v1_cluster, 37);
 
 /**
  * @generated from message tessera.v1.DkgAbort
@@ -1051,7 +1150,7 @@ export type DkgAbort = Message<"tessera.v1.DkgAbort"> & {
  * Use `create(DkgAbortSchema)` to create a new message.
  */
 export const DkgAbortSchema: GenMessage<DkgAbort> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 35);
+  messageDesc(file_tessera_v1_cluster, 38);
 
 /**
  * Ask the participant to verify its own audit chain.
@@ -1066,7 +1165,7 @@ export type AuditTask = Message<"tessera.v1.AuditTask"> & {
  * Use `create(AuditTaskSchema)` to create a new message.
  */
 export const AuditTaskSchema: GenMessage<AuditTask> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 36);
+  messageDesc(file_tessera_v1_cluster, 39);
 
 /**
  * Preprocessing: produce `count` fresh nonce commitments for a key.
@@ -1090,7 +1189,7 @@ export type CommitTask = Message<"tessera.v1.CommitTask"> & {
  * Use `create(CommitTaskSchema)` to create a new message.
  */
 export const CommitTaskSchema: GenMessage<CommitTask> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 37);
+  messageDesc(file_tessera_v1_cluster, 40);
 
 /**
  * Reserve `count` nonces of `key_id` for `device`, each valid for `ttl_ms`.
@@ -1124,7 +1223,7 @@ export type ReserveTask = Message<"tessera.v1.ReserveTask"> & {
  * Use `create(ReserveTaskSchema)` to create a new message.
  */
 export const ReserveTaskSchema: GenMessage<ReserveTask> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 38);
+  messageDesc(file_tessera_v1_cluster, 41);
 
 /**
  * @generated from message tessera.v1.Reservations
@@ -1141,7 +1240,7 @@ export type Reservations = Message<"tessera.v1.Reservations"> & {
  * Use `create(ReservationsSchema)` to create a new message.
  */
 export const ReservationsSchema: GenMessage<Reservations> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 39);
+  messageDesc(file_tessera_v1_cluster, 42);
 
 /**
  * One step of a refresh or reshare. step 1: contribute (answer: the round-1 envelope);
@@ -1205,7 +1304,7 @@ export type LifecycleTask = Message<"tessera.v1.LifecycleTask"> & {
  * Use `create(LifecycleTaskSchema)` to create a new message.
  */
 export const LifecycleTaskSchema: GenMessage<LifecycleTask> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 40);
+  messageDesc(file_tessera_v1_cluster, 43);
 
 /**
  * @generated from message tessera.v1.Task
@@ -1293,7 +1392,7 @@ export type Task = Message<"tessera.v1.Task"> & {
  * Use `create(TaskSchema)` to create a new message.
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 41);
+  messageDesc(file_tessera_v1_cluster, 44);
 
 /**
  * key_record: the public KeyRecord the participant derived (every participant's key_digest must agree).
@@ -1322,7 +1421,7 @@ export type DkgDone = Message<"tessera.v1.DkgDone"> & {
  * Use `create(DkgDoneSchema)` to create a new message.
  */
 export const DkgDoneSchema: GenMessage<DkgDone> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 42);
+  messageDesc(file_tessera_v1_cluster, 45);
 
 /**
  * @generated from message tessera.v1.Commitments
@@ -1339,7 +1438,7 @@ export type Commitments = Message<"tessera.v1.Commitments"> & {
  * Use `create(CommitmentsSchema)` to create a new message.
  */
 export const CommitmentsSchema: GenMessage<Commitments> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 43);
+  messageDesc(file_tessera_v1_cluster, 46);
 
 /**
  * @generated from message tessera.v1.TaskResult
@@ -1405,7 +1504,7 @@ export type TaskResult = Message<"tessera.v1.TaskResult"> & {
  * Use `create(TaskResultSchema)` to create a new message.
  */
 export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 44);
+  messageDesc(file_tessera_v1_cluster, 47);
 
 /**
  * A signer's stored share of one key at one epoch (sealed by the store).
@@ -1469,7 +1568,7 @@ export type KeyShareRecord = Message<"tessera.v1.KeyShareRecord"> & {
  * Use `create(KeyShareRecordSchema)` to create a new message.
  */
 export const KeyShareRecordSchema: GenMessage<KeyShareRecord> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 45);
+  messageDesc(file_tessera_v1_cluster, 48);
 
 /**
  * The coordinator's public record of a key.
@@ -1518,7 +1617,7 @@ export type KeyRecord = Message<"tessera.v1.KeyRecord"> & {
  * Use `create(KeyRecordSchema)` to create a new message.
  */
 export const KeyRecordSchema: GenMessage<KeyRecord> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 46);
+  messageDesc(file_tessera_v1_cluster, 49);
 
 /**
  * A participant's own identity as stored in its sealed store (secret: never leaves the node).
@@ -1560,7 +1659,7 @@ export type IdentityRecord = Message<"tessera.v1.IdentityRecord"> & {
  * Use `create(IdentityRecordSchema)` to create a new message.
  */
 export const IdentityRecordSchema: GenMessage<IdentityRecord> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 47);
+  messageDesc(file_tessera_v1_cluster, 50);
 
 /**
  * A completed signature as the coordinator stores it, keyed by request id.
@@ -1611,7 +1710,7 @@ export type SignResultRecord = Message<"tessera.v1.SignResultRecord"> & {
  * Use `create(SignResultRecordSchema)` to create a new message.
  */
 export const SignResultRecordSchema: GenMessage<SignResultRecord> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 48);
+  messageDesc(file_tessera_v1_cluster, 51);
 
 /**
  * @generated from message tessera.v1.DeviceCall
@@ -1668,7 +1767,7 @@ export type DeviceCall = Message<"tessera.v1.DeviceCall"> & {
  * Use `create(DeviceCallSchema)` to create a new message.
  */
 export const DeviceCallSchema: GenMessage<DeviceCall> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 49);
+  messageDesc(file_tessera_v1_cluster, 52);
 
 /**
  * device_class: what the device is, for the offline KPIs by class (never by device id): ios |
@@ -1698,7 +1797,7 @@ export type DeviceEnrol = Message<"tessera.v1.DeviceEnrol"> & {
  * Use `create(DeviceEnrolSchema)` to create a new message.
  */
 export const DeviceEnrolSchema: GenMessage<DeviceEnrol> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 50);
+  messageDesc(file_tessera_v1_cluster, 53);
 
 /**
  * @generated from message tessera.v1.DeviceEnrolled
@@ -1725,7 +1824,7 @@ export type DeviceEnrolled = Message<"tessera.v1.DeviceEnrolled"> & {
  * Use `create(DeviceEnrolledSchema)` to create a new message.
  */
 export const DeviceEnrolledSchema: GenMessage<DeviceEnrolled> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 51);
+  messageDesc(file_tessera_v1_cluster, 54);
 
 /**
  * The device's half of the participant link: results of earlier tasks in, new tasks out.
@@ -1770,7 +1869,7 @@ export type DevicePoll = Message<"tessera.v1.DevicePoll"> & {
  * Use `create(DevicePollSchema)` to create a new message.
  */
 export const DevicePollSchema: GenMessage<DevicePoll> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 52);
+  messageDesc(file_tessera_v1_cluster, 55);
 
 /**
  * @generated from message tessera.v1.DeviceTasks
@@ -1787,7 +1886,7 @@ export type DeviceTasks = Message<"tessera.v1.DeviceTasks"> & {
  * Use `create(DeviceTasksSchema)` to create a new message.
  */
 export const DeviceTasksSchema: GenMessage<DeviceTasks> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 53);
+  messageDesc(file_tessera_v1_cluster, 56);
 
 /**
  * @generated from message tessera.v1.DeviceReserve
@@ -1819,7 +1918,7 @@ export type DeviceReserve = Message<"tessera.v1.DeviceReserve"> & {
  * Use `create(DeviceReserveSchema)` to create a new message.
  */
 export const DeviceReserveSchema: GenMessage<DeviceReserve> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 54);
+  messageDesc(file_tessera_v1_cluster, 57);
 
 /**
  * @generated from message tessera.v1.ReservationSlot
@@ -1836,7 +1935,7 @@ export type ReservationSlot = Message<"tessera.v1.ReservationSlot"> & {
  * Use `create(ReservationSlotSchema)` to create a new message.
  */
 export const ReservationSlotSchema: GenMessage<ReservationSlot> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 55);
+  messageDesc(file_tessera_v1_cluster, 58);
 
 /**
  * @generated from message tessera.v1.DeviceReserved
@@ -1858,7 +1957,7 @@ export type DeviceReserved = Message<"tessera.v1.DeviceReserved"> & {
  * Use `create(DeviceReservedSchema)` to create a new message.
  */
 export const DeviceReservedSchema: GenMessage<DeviceReserved> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 56);
+  messageDesc(file_tessera_v1_cluster, 59);
 
 /**
  * @generated from message tessera.v1.DeviceKeys
@@ -1875,7 +1974,7 @@ export type DeviceKeys = Message<"tessera.v1.DeviceKeys"> & {
  * Use `create(DeviceKeysSchema)` to create a new message.
  */
 export const DeviceKeysSchema: GenMessage<DeviceKeys> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 57);
+  messageDesc(file_tessera_v1_cluster, 60);
 
 /**
  * The cluster's record of a device's offline packages (op "packages"), for the device's
@@ -1895,7 +1994,7 @@ export type DevicePackages = Message<"tessera.v1.DevicePackages"> & {
  * Use `create(DevicePackagesSchema)` to create a new message.
  */
 export const DevicePackagesSchema: GenMessage<DevicePackages> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 58);
+  messageDesc(file_tessera_v1_cluster, 61);
 
 /**
  * @generated from message tessera.v1.DevicePackageRecord
@@ -1938,7 +2037,7 @@ export type DevicePackageRecord = Message<"tessera.v1.DevicePackageRecord"> & {
  * Use `create(DevicePackageRecordSchema)` to create a new message.
  */
 export const DevicePackageRecordSchema: GenMessage<DevicePackageRecord> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 59);
+  messageDesc(file_tessera_v1_cluster, 62);
 
 /**
  * @generated from message tessera.v1.DevicePackageList
@@ -1960,7 +2059,7 @@ export type DevicePackageList = Message<"tessera.v1.DevicePackageList"> & {
  * Use `create(DevicePackageListSchema)` to create a new message.
  */
 export const DevicePackageListSchema: GenMessage<DevicePackageList> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 60);
+  messageDesc(file_tessera_v1_cluster, 63);
 
 /**
  * @generated from message tessera.v1.Empty
@@ -1973,7 +2072,7 @@ export type Empty = Message<"tessera.v1.Empty"> & {
  * Use `create(EmptySchema)` to create a new message.
  */
 export const EmptySchema: GenMessage<Empty> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 61);
+  messageDesc(file_tessera_v1_cluster, 64);
 
 /**
  * @generated from service tessera.v1.Coordinator
@@ -2143,6 +2242,19 @@ export const Coordinator: GenService<{
     methodKind: "unary";
     input: typeof RevokeDeviceRequestSchema;
     output: typeof RevokeDeviceResponseSchema;
+  },
+  /**
+   * The cluster's record of offline packages as it decided them (completed, or refused with the
+   * code), newest first, across devices or for one device, optionally one state: the operator
+   * console's package list. Packages still queued on devices are not here (only their count, in
+   * the metrics). Read-only. Errors: INVALID_ARGUMENT (state other than completed/refused).
+   *
+   * @generated from rpc tessera.v1.Coordinator.ListPackages
+   */
+  listPackages: {
+    methodKind: "unary";
+    input: typeof ListPackagesRequestSchema;
+    output: typeof ListPackagesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tessera_v1_cluster, 0);
