@@ -16,7 +16,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { base58 } from '@scure/base';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fromHex } from '@tessera/core';
+import { address as chainAddress, fromHex, groupPublicKey } from '@tessera/core';
 import { serveWallet, type WalletServer } from '@tessera/cli';
 import { cleanup, deviceCluster, type Cluster } from '../device-harness.js';
 import { bundleForBrowser, errorLogs, launchBrowser } from './harness.js';
@@ -141,6 +141,17 @@ describe('browser wallet in chromium: token → enrol → key → allowance → 
     // Exactly once: another sync delivers nothing.
     await page.getByRole('button', { name: 'Sync' }).click();
     await page.waitForSelector('#results li:has-text("nothing to deliver")');
+
+    // A Bitcoin key: the page shows its Taproot address, the one core's address() gives Node.
+    await page.getByLabel('Signature scheme').selectOption('secp256k1-tr');
+    await page.getByRole('button', { name: 'Create key with the cluster' }).click();
+    await page.waitForSelector('dd[data-field="bitcoin-taproot-address"]', { timeout: 60_000 });
+    const btcKey = await text('dd[data-field="key"]');
+    const rec = await c.signers[0]?.key(btcKey);
+    expect(await text('dd[data-field="bitcoin-taproot-address"]')).toBe(
+      chainAddress('secp256k1-tr', groupPublicKey((rec as NonNullable<typeof rec>).key)),
+    );
+    expect(await text('dd[data-field="bitcoin-taproot-address"]')).toMatch(/^bc1p[02-9ac-hj-np-z]{58}$/);
 
     // Every control is labelled; no accessibility violation at all (axe-core, WCAG 2 A/AA).
     await page.evaluate(AXE);

@@ -5,7 +5,7 @@
  * approved with the operator keys the server holds. The login secret comes in the URL fragment
  * once, is kept for this tab only (sessionStorage) and removed from the address bar.
  */
-import { base58 } from '@scure/base';
+import { address as chainAddress, fromHex } from '@tessera/core';
 import qrcode from 'qrcode-generator';
 
 interface Overview {
@@ -104,10 +104,11 @@ function age(ms: number): string {
   return `${Math.round(s / 86_400)} d`;
 }
 
+const CHAIN: Record<string, string> = { ed25519: 'Solana', 'secp256k1-tr': 'Bitcoin Taproot' };
+
 function address(k: Overview['keys'][number]): string {
-  if (k.suite !== 'ed25519') return k.publicKey;
-  const bytes = Uint8Array.from(k.publicKey.match(/../g) ?? [], (h) => Number.parseInt(h, 16));
-  return `${base58.encode(bytes)} (Solana)`;
+  const a = chainAddress(k.suite as Parameters<typeof chainAddress>[0], fromHex(k.publicKey));
+  return CHAIN[k.suite] ? `${a} (${CHAIN[k.suite]})` : a;
 }
 
 function chart(): void {

@@ -5,7 +5,7 @@
  * and as text), come back online, sync and reconcile. `tessera dev` serves it with a
  * `/config.json` naming the cluster's device gateway.
  */
-import { base58 } from '@scure/base';
+import { address, fromHex } from '@tessera/core';
 import { Tessera, type DeviceKeyInfo, type Wallet } from '@tessera/device';
 import qrcode from 'qrcode-generator';
 import { storeKey } from './key-store.js';
@@ -15,7 +15,6 @@ const $ = <T extends HTMLElement>(id: string): T => {
   if (!el) throw new Error(`the page has no #${id}`);
   return el as T;
 };
-const hexToBytes = (h: string) => Uint8Array.from(h.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
 
 let wallet: Wallet;
 let account: DeviceKeyInfo | undefined;
@@ -52,14 +51,17 @@ function network(): void {
   el.className = navigator.onLine ? 'online' : 'offline';
 }
 
-function address(k: DeviceKeyInfo): string {
-  // A Solana address is the Ed25519 public key in base58.
-  return k.suite === 'ed25519' ? base58.encode(hexToBytes(k.publicKey)) : k.publicKey;
-}
+/** What the address of a key is called where it is used. */
+const ADDRESS_LABEL: Partial<Record<DeviceKeyInfo['suite'], string>> = {
+  ed25519: 'Solana address',
+  'secp256k1-tr': 'Bitcoin Taproot address',
+};
 
+/** Shows the account last created here (remembered in localStorage), or the last key held. */
 async function showAccount(): Promise<void> {
   const keys = await wallet.keys();
-  account = keys[keys.length - 1];
+  const chosen = localStorage.getItem('tessera-wallet-account');
+  account = keys.find((k) => k.keyId === chosen) ?? keys[keys.length - 1];
   const dl = $('account');
   dl.replaceChildren();
   if (!account) return;
@@ -67,7 +69,7 @@ async function showAccount(): Promise<void> {
     ['Key', account.keyId],
     ['Scheme', `${account.suite}, ${account.threshold} of ${account.participants.length}`],
     ['Co-signers', account.participants.filter((p) => p !== wallet.id).join(', ')],
-    [account.suite === 'ed25519' ? 'Solana address' : 'Public key', address(account)],
+    [ADDRESS_LABEL[account.suite] ?? 'Public key', address(account.suite, fromHex(account.publicKey))],
     ['Epoch', String(account.epoch)],
   ];
   for (const [k, v] of rows) {
@@ -128,6 +130,7 @@ async function main(): Promise<void> {
     log('creating a key with the cluster…');
     const k = await wallet.createKey({ suite, threshold: 2 });
     log(`key ${k.keyId} created`);
+    localStorage.setItem('tessera-wallet-account', k.keyId);
     await showAccount();
   });
   action('reserve', async () => {
