@@ -5,7 +5,9 @@
  * operator admits the device → the wallet creates a key and reserves an allowance → the network
  * is cut in the wallet's browser → a payment is signed and shown as a QR code → the network comes
  * back → the payment completes once → the console shows the device, the key and the completion
- * (the KPI moves) → the operator refreshes the key (new epoch) and revokes the device. The
+ * (the KPI moves) → the operator refreshes the key (new epoch) → the phone is lost: a second
+ * wallet enrols, is admitted and stays linked, and the operator moves the key to it (reshare,
+ * same address) and revokes the old wallet in one action. The
  * console's API refuses a caller without the login secret; axe-core finds no violation.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -181,17 +183,55 @@ describe('operator console and browser wallet on tessera dev: the whole story', 
     await operator.waitForSelector(`#packages tr[data-id="${pkgId}"]`);
     await shot(operator, 'console-2-completed');
 
-    // Lifecycle from the console: a refresh (same key, new epoch), then the device revoked.
+    // Lifecycle from the console: a refresh (same key, new epoch).
     await operator.getByRole('button', { name: `Refresh ${keyId}` }).click();
     await operator.waitForSelector(`#keys tr[data-id="${keyId}"] [data-field="epoch"]:has-text("1")`, {
       timeout: 60_000,
     });
+
+    // The phone is lost: a new wallet enrols, is admitted, stays linked; the operator moves the
+    // key to it (reshare, same public key) and the old wallet is revoked with it.
+    const phone2 = await (browser as Browser).newContext({ viewport: { width: 800, height: 900 } });
+    const wallet2 = await phone2.newPage();
+    watch(wallet2, walletLogs);
+    await operator.getByRole('button', { name: 'Issue enrolment token' }).click();
+    await operator.waitForFunction(
+      (old) => (document.getElementById('token') as HTMLInputElement).value !== old,
+      token,
+    );
+    const token2 = await operator.getByLabel('One-time token (valid 1 hour)').inputValue();
+    await wallet2.goto(walletUrl as string);
+    await wallet2.waitForSelector('body[data-ready="true"]');
+    await wallet2.getByLabel('Enrolment token').fill(token2);
+    await wallet2.getByRole('button', { name: 'Enrol' }).click();
+    await wallet2.waitForSelector('#device:has-text("Enrolled as")');
+    const device2 = ((await wallet2.locator('#device').textContent()) as string).replace('Enrolled as ', '').trim();
+    await operator.waitForSelector(`#devices tr[data-id="${device2}"]`);
+    await operator.getByRole('button', { name: `Admit ${device2}` }).click();
+    await operator.waitForSelector(`#devices tr[data-id="${device2}"] [data-field="admission"]:has-text("admitted")`);
+    await wallet2.getByLabel(/Stay linked to the cluster/).check();
+    await wallet2.waitForSelector('#link:has-text("Linked to the cluster")');
+    await operator.getByLabel(`New device to replace ${deviceId}`).selectOption(device2);
     operator.once('dialog', (d) => void d.accept());
-    await operator.getByRole('button', { name: `Revoke ${deviceId}` }).click();
-    await operator.waitForSelector(`#log li:has-text("${deviceId} revoked on")`);
-    // The wallet's next reservation is refused: the revocation took.
+    await operator.getByRole('button', { name: `Replace ${deviceId}` }).click();
+    await operator.waitForSelector(`#log li:has-text("${deviceId} replaced by ${device2}")`, { timeout: 90_000 });
+    await operator.waitForSelector(`#keys tr[data-id="${keyId}"] [data-field="participants"]:has-text("${device2}")`);
+    expect(
+      await operator.locator(`#keys tr[data-id="${keyId}"] [data-field="participants"]`).textContent(),
+    ).not.toContain(deviceId);
+    expect(await operator.locator(`#keys tr[data-id="${keyId}"] [data-field="epoch"]`).textContent()).toBe('2');
+    // The new wallet holds the key now (the same address), the old one is refused.
+    await wallet2.waitForSelector(`dd[data-field="key"]:has-text("${keyId}")`, { timeout: 30_000 });
+    expect(await wallet2.locator('dd[data-field="solana-address"]').textContent()).toBe(
+      await wallet.locator('dd[data-field="solana-address"]').textContent(),
+    );
     await wallet.getByRole('button', { name: 'Reserve' }).click();
     await wallet.waitForSelector('#log li:has-text("error")');
+    await shot(operator, 'console-3-replaced');
+    // And the new wallet revoked from the console too: every signer drops it.
+    operator.once('dialog', (d) => void d.accept());
+    await operator.getByRole('button', { name: `Revoke ${device2}` }).click();
+    await operator.waitForSelector(`#log li:has-text("${device2} revoked on")`);
 
     expect(await axeViolations(operator)).toEqual([]);
     expect(errorLogs(consoleLogs), consoleLogs.join('\n')).toEqual([]);

@@ -202,6 +202,27 @@ function render(o: Overview): void {
           log(`${d.id} admitted`);
         }),
       );
+    const others = o.devices.filter((x) => x.id !== d.id && x.admitted);
+    if (d.keys > 0 && others.length) {
+      const pick = document.createElement('select');
+      pick.setAttribute('aria-label', `New device to replace ${d.id}`);
+      for (const x of others) pick.append(new Option(x.id, x.id));
+      actions.append(
+        pick,
+        button(`Replace ${d.id}`, async () => {
+          const target = pick.value;
+          if (!confirm(`Move every key of ${d.id} to ${target} and revoke ${d.id}?`)) return;
+          log(`replacing ${d.id} by ${target}…`);
+          const r = await api<{ keys: { keyId: string; epoch: number }[] }>('POST', '/api/devices/replace', {
+            old: d.id,
+            new: target,
+          });
+          log(
+            `${d.id} replaced by ${target}: ${r.keys.map((k) => `${k.keyId} epoch ${k.epoch}`).join(', ')}; ${d.id} revoked`,
+          );
+        }),
+      );
+    }
     actions.append(
       button(
         `Revoke ${d.id}`,

@@ -113,6 +113,23 @@ async function main(): Promise<void> {
     p.max = e.total;
     p.value = e.done;
   });
+  wallet.on('link', (e) => {
+    $('link').textContent = e.up ? 'Linked to the cluster' : 'Not linked';
+  });
+  wallet.on('lifecycle', (e) => {
+    log(`key ${e.keyId} ${e.previous < 0 ? 'moved to this wallet' : `refreshed to epoch ${e.epoch}`}`);
+    void showAccount();
+  });
+  $<HTMLInputElement>('linked').addEventListener('change', async (ev) => {
+    const box = ev.target as HTMLInputElement;
+    try {
+      if (box.checked) await wallet.connect({ acceptKeygen: true });
+      else await wallet.disconnect();
+    } catch (e) {
+      box.checked = false;
+      fail(e);
+    }
+  });
   wallet.on('package', (e) => log(`payment ${e.packageId.slice(0, 12)}… ${e.state}${e.code ? ` (${e.code})` : ''}`));
   const s = await wallet.status();
   $('device').textContent = s.enrolled ? `Enrolled as ${wallet.id}` : `Device ${wallet.id}, not enrolled yet`;

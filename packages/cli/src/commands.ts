@@ -14,6 +14,7 @@ import {
   type SuiteId,
 } from '@tessera/core';
 import { fetchOfflineKpis } from './kpis.js';
+import { authorisationFor } from './operators.js';
 import { CliError, type Client } from './client.js';
 
 interface WireKeyInfo {
@@ -217,4 +218,37 @@ export async function packages(c: Client, opts: { device?: string; state?: strin
     packages: r.packages.map((p): PackageSummary => ({ ...p, at: new Date(Number(p.at)).toISOString() })),
     truncated: r.truncated,
   };
+}
+
+/**
+ * A new device in, a lost one out: reshares each key (default: every key of the old device) to
+ * the new device with the same threshold and public key, approved by the operators, and revokes
+ * the old device with the last key. The new device must be linked and accept the key.
+ */
+export async function replaceDevice(
+  c: Client,
+  opts: { old: string; new: string; keys?: string[]; approveWith?: string[] },
+) {
+  const all = await keys(c);
+  const ids = opts.keys ?? all.filter((k) => k.participants.includes(opts.old)).map((k) => k.keyId);
+  if (!ids.length) throw new CliError('INVALID_ARGUMENT', `${opts.old} holds no key to move`);
+  if (opts.old === opts.new) throw new CliError('INVALID_ARGUMENT', 'the new device must be another device');
+  const done = [];
+  for (const [i, keyId] of ids.entries()) {
+    const k = all.find((x) => x.keyId === keyId);
+    if (!k) throw new CliError('NOT_FOUND', `no key ${keyId}`);
+    if (!k.participants.includes(opts.old))
+      throw new CliError('INVALID_ARGUMENT', `${opts.old} is not a participant of key ${keyId}`);
+    const participants = [...k.participants.filter((p) => p !== opts.old), opts.new];
+    // The old device is revoked with the last key, once nothing of it is needed. The new device
+    // is not pinned anywhere: the operators vouch for it (allowUnpinned).
+    const revoke = i === ids.length - 1 ? [opts.old] : [];
+    const authorisation = await authorisationFor(
+      c,
+      { keyId, operation: 'reshare', threshold: k.threshold, participants, revoke, allowUnpinned: [opts.new] },
+      { ...(opts.approveWith ? { approveWith: opts.approveWith } : {}) },
+    );
+    done.push(await lifecycle(c, 'Reshare', { keyId, threshold: k.threshold, participants, revoke, authorisation }));
+  }
+  return { replaced: opts.old, by: opts.new, revoked: true, keys: done };
 }

@@ -11,13 +11,14 @@
  *   POST /api/token            a one-time enrolment token for a device
  *   POST /api/devices/admit    { device }: the operators admit an enrolled device
  *   POST /api/devices/revoke   { device }: revoke it on every signer
+ *   POST /api/devices/replace  { old, new }: reshare the old device's keys to the new one, revoke the old
  *   POST /api/keys/refresh     { keyId }: a refresh, approved by the operators
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 
 import type { Client } from './client.js';
-import { auditVerify, keys, lifecycle, packages, status } from './commands.js';
+import { auditVerify, keys, lifecycle, packages, replaceDevice, status } from './commands.js';
 import { admitDevice, approvers, authorisationFor } from './operators.js';
 import { DEFAULT_APPS_DIR, readJson, send, startWebServer, type WebServer } from './web.js';
 
@@ -95,6 +96,8 @@ export async function serveConsole(opts: {
         ...(await c.call<{ signers: string[]; refused: string[] }>('RevokeDevice', { device, authorisation })),
       };
     },
+    'POST /api/devices/replace': async (b) =>
+      replaceDevice(c, { old: str(b.old, 'old'), new: str(b.new, 'new'), approveWith: files() }),
     'POST /api/keys/refresh': async (b) => {
       const keyId = str(b.keyId, 'keyId');
       const r = await lifecycle(c, 'Refresh', {

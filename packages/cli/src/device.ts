@@ -31,7 +31,7 @@ import { admitDevice, approvers, authorisationFor, devOperatorFilesIfAny } from 
 import { qrSvg, qrTerminal } from './qr.js';
 import type { ClusterComparison } from '@tessera/device';
 import { CliError, resolveDir, type Client } from './client.js';
-import { keys, lifecycle } from './commands.js';
+import { replaceDevice } from './commands.js';
 import { int, list } from './args.js';
 
 type Out = (json: boolean, value: unknown, human: () => string) => void;
@@ -643,29 +643,14 @@ export function registerDeviceCommands(
     .option('--json', 'JSON output')
     .action(
       async (o: { key: string[]; old: string; new: string; approveWith?: string[]; dir?: string; json?: boolean }) => {
-        const r = await withClient(o.dir, async (c) => {
-          const all = await keys(c);
-          const done = [];
-          for (const [i, keyId] of o.key.entries()) {
-            const k = all.find((x) => x.keyId === keyId);
-            if (!k) throw new CliError('NOT_FOUND', `no key ${keyId}`);
-            if (!k.participants.includes(o.old))
-              throw new CliError('INVALID_ARGUMENT', `${o.old} is not a participant of key ${keyId}`);
-            const participants = [...k.participants.filter((p) => p !== o.old), o.new];
-            // The old device is revoked with the last key, once nothing of it is needed. The new
-            // device is not pinned anywhere: the operators vouch for it (allowUnpinned).
-            const revoke = i === o.key.length - 1 ? [o.old] : [];
-            const authorisation = await authorisationFor(
-              c,
-              { keyId, operation: 'reshare', threshold: k.threshold, participants, revoke, allowUnpinned: [o.new] },
-              { ...(o.approveWith ? { approveWith: o.approveWith } : {}) },
-            );
-            done.push(
-              await lifecycle(c, 'Reshare', { keyId, threshold: k.threshold, participants, revoke, authorisation }),
-            );
-          }
-          return { replaced: o.old, by: o.new, revoked: true, keys: done };
-        });
+        const r = await withClient(o.dir, (c) =>
+          replaceDevice(c, {
+            old: o.old,
+            new: o.new,
+            keys: o.key,
+            ...(o.approveWith ? { approveWith: o.approveWith } : {}),
+          }),
+        );
         out(!!o.json, r, () =>
           [
             `${r.replaced} replaced by ${r.by} and revoked`,
