@@ -31,6 +31,7 @@ import {
 } from '@tessera/core';
 import { startBenchCluster } from './cluster.mjs';
 import { ecdsaRows, ecdsaTargets } from './ecdsa.mjs';
+import { bundleRows, bundleTargets, printBundles } from './bundles.mjs';
 import { fillKeys } from './many-keys.mjs';
 import { flowBaseline, flowInProcesses, tesseraFlow as tesseraFlowOf } from './flow-procs.mjs';
 import * as core from '@tessera/core';
@@ -488,7 +489,9 @@ async function main() {
         throw new Error('benchmark produced an invalid signature');
     }
   }
-  const targets = [...checkTargets(rows), ...ecdsaTargets(rows)];
+  const bundles = await bundleRows();
+  printBundles(bundles);
+  const targets = [...checkTargets(rows), ...ecdsaTargets(rows), ...bundleTargets(bundles)];
   if (targets.length) {
     console.log('\ntargets (ratios measured in this run):');
     for (const x of targets)
@@ -498,7 +501,8 @@ async function main() {
   mkdirSync(dir, { recursive: true });
   writeFileSync(
     `${dir}latest.json`,
-    JSON.stringify({ at: new Date().toISOString(), node: process.version, quick, rows, targets }, null, 2) + '\n',
+    JSON.stringify({ at: new Date().toISOString(), node: process.version, quick, rows, bundles, targets }, null, 2) +
+      '\n',
   );
   console.log(`\nwrote bench/results/latest.json (${rows.length} rows)`);
 }
