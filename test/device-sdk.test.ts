@@ -53,6 +53,7 @@ function recorder(w: Wallet) {
     sync: [],
     package: [],
     allowance: [],
+    risk: [],
     lifecycle: [],
   };
   for (const t of Object.keys(seen) as (keyof DeviceEvents)[]) w.on(t, (e: unknown) => (seen[t] as unknown[]).push(e));
@@ -261,5 +262,55 @@ describe('device SDK: Tessera.open', () => {
     const example = readFileSync(new URL('../packages/device/examples/pay-offline.ts', import.meta.url), 'utf8');
     const body = example.slice(example.indexOf('export async function payOffline'));
     expect(readFileSync(new URL('../packages/device/README.md', import.meta.url), 'utf8')).toContain(body.trim());
+  });
+
+  it('risk rules while offline: velocity per rolling hour (warned, then refused, nothing spent), integrity required and recorded', async () => {
+    const c = await deviceCluster(3);
+    let skew = 0;
+    const w = await Tessera.open({
+      gateway: c.url,
+      storage: tempDir(),
+      key: await aesKey(),
+      id: 'phone-risk',
+      clock: () => Date.now() + skew,
+      risk: { maxPaymentsPerHour: 3, warnAt: 0.6, requireIntegrity: true },
+    });
+    closers.push(() => w.close());
+    const events = recorder(w);
+    const { token } = await c.coordinator.issueEnrolmentToken();
+    await w.enrol(token);
+    const k = await w.createKey({ suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
+    await w.reserve({ keyId: k.keyId, count: 6, ttlMs: 3 * 3_600_000 });
+    const pass = { verdict: 'pass' as const, detail: 'play-integrity:MEETS_STRONG_INTEGRITY' };
+    const allowance = async () => (await w.status()).keys[0]?.allowance;
+
+    // Integrity: none, or a failing verdict, signs nothing.
+    expect(await code(() => w.pay({ keyId: k.keyId, message: msg() }))).toBe('POLICY_DENIED');
+    expect(await code(() => w.pay({ keyId: k.keyId, message: msg(), integrity: { verdict: 'fail' } }))).toBe(
+      'POLICY_DENIED',
+    );
+    expect(await code(() => w.pay({ keyId: k.keyId, message: msg(), integrity: { verdict: 'maybe' } as never }))).toBe(
+      'INVALID_ARGUMENT',
+    );
+    expect(await allowance()).toBe(6);
+
+    // Velocity: 3 an hour; warned from 2 (0.6 × 3, rounded up); the 4th refused, nothing spent.
+    for (let i = 0; i < 3; i++) await w.pay({ keyId: k.keyId, message: msg(), integrity: pass });
+    expect(events.risk).toEqual([
+      { rule: 'velocity', count: 2, limit: 3 },
+      { rule: 'velocity', count: 3, limit: 3 },
+    ]);
+    expect(await code(() => w.pay({ keyId: k.keyId, message: msg(), integrity: pass }))).toBe('POLICY_DENIED');
+    expect(await allowance()).toBe(3);
+    // An hour later the window has moved on.
+    skew = 3_600_001;
+    await w.pay({ keyId: k.keyId, message: msg(), integrity: pass });
+    expect(await allowance()).toBe(2);
+
+    // The verdict is in each payment's journal entry, under the chain's hash.
+    const signed = (await w.journal()).filter((e) => e.kind === 'signed');
+    expect(signed).toHaveLength(4);
+    expect(signed.every((e) => e.integrity === 'pass:play-integrity:MEETS_STRONG_INTEGRITY')).toBe(true);
+    expect((await w.reconcile({ local: true })).journal.verified).toBe(true);
   });
 });

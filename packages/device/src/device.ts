@@ -48,6 +48,7 @@ import { GatewayClient, gatewayUrls } from './gateway-client.js';
 import { Journal, type JournalEntry } from './journal.js';
 import { compareWithCluster, reconcile, type ReconciliationReport } from './reconcile.js';
 import { DeviceStorage } from './storage.js';
+import { checkRisk, integrityRecord, type IntegrityVerdict, type RiskRules } from './risk.js';
 import { deliverQueue, type QueuedPackage, type SyncResult } from './sync.js';
 import { answer, complete, propose, type CosignContext } from './cosign.js';
 import { DeviceLifecycleStore } from './lifecycle-store.js';
@@ -65,6 +66,8 @@ export interface DeviceOptions {
   transport?: Transport;
   /** The `allowance` event fires when a key's unused reservations fall to this many (default 2). */
   allowanceLowAt?: number;
+  /** The device's own rules before it signs offline (risk.ts): velocity, device integrity. */
+  risk?: RiskRules;
   clock?: () => number;
   rng?: Rng;
   /**
@@ -152,6 +155,7 @@ export class Device {
   readonly #events = new DeviceEmitter();
   readonly #transport: Transport;
   readonly #allowanceLowAt: number;
+  readonly #risk: RiskRules;
 
   private constructor(store: DeviceStorage, opts: DeviceOptions) {
     this.#store = store;
@@ -161,6 +165,7 @@ export class Device {
     this.#operators = opts.operators;
     this.#transport = opts.transport ?? fetchTransport;
     this.#allowanceLowAt = opts.allowanceLowAt ?? 2;
+    this.#risk = opts.risk ?? {};
   }
 
   /** Opens the device store (creating it if needed). Call {@link init} once to create the identity. */
@@ -581,10 +586,18 @@ export class Device {
   async signOffline(req: {
     keyId: string;
     message: Uint8Array;
+    /** The app's device-integrity verdict (risk.ts): recorded with the payment, required by `risk.requireIntegrity`. */
+    integrity?: IntegrityVerdict;
   }): Promise<{ packageId: string; bytes: Uint8Array; text: string; keyId: string }> {
     return this.#serial(async () => {
       const rec = await this.#key(req.keyId);
       const now = this.#clock();
+      const integrity = integrityRecord(req.integrity);
+      // The device's own rules first: a refusal signs nothing and changes nothing.
+      const risk =
+        this.#risk.maxPaymentsPerHour !== undefined || this.#risk.requireIntegrity
+          ? checkRisk(this.#risk, await this.#journal.read(), now, req.integrity)
+          : undefined;
       const drop: { type: 'del'; key: string }[] = [];
       let chosen: { key: string; slot: Slot } | undefined;
       for await (const [k, v] of this.#store.entries(`slot/${req.keyId}/`)) {
@@ -632,7 +645,15 @@ export class Device {
       };
       // The slot used, the package queued and the journal entry: one synced write.
       await this.#journal.append(
-        [...lapsed, { kind: 'signed', keyId: rec.keyId, packageId: pkg.packageId }],
+        [
+          ...lapsed,
+          {
+            kind: 'signed',
+            keyId: rec.keyId,
+            packageId: pkg.packageId,
+            ...(integrity !== undefined ? { integrity } : {}),
+          },
+        ],
         [
           ...drop,
           { type: 'del', key: chosen.key },
@@ -641,6 +662,8 @@ export class Device {
         ],
       );
       await this.#checkAllowance(rec.keyId);
+      if (risk?.warn && risk.limit !== null)
+        this.#events.emit('risk', { rule: 'velocity', count: risk.count, limit: risk.limit });
       return { packageId: pkg.packageId, bytes: pkg.bytes, text: packageToText(pkg.bytes), keyId: rec.keyId };
     });
   }

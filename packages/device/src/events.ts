@@ -20,6 +20,8 @@ export interface DeviceEvents {
   };
   /** After an offline payment or a lapse: `remaining` unused reservations, at or below the app's threshold. */
   allowance: { keyId: string; remaining: number };
+  /** A risk rule is near its limit (velocity: `count` payments in the last hour of `limit`). */
+  risk: { rule: 'velocity'; count: number; limit: number };
   /** A key's share moved to `epoch` (refresh or reshare applied on this device). */
   lifecycle: { keyId: string; epoch: number; previous: number };
 }

@@ -27,6 +27,7 @@ export {
   type TransportResponse,
 } from './transport.js';
 export { webCryptoKeyProvider, type KeyProvider, type StorageKey } from './store-key.js';
+export type { IntegrityVerdict, RiskRules } from './risk.js';
 export type { JournalEntry, JournalEvent, JournalKind } from './journal.js';
 export type { ClusterComparison, ClusterRecord, ReconciliationReport } from './reconcile.js';
 export { GatewayClient, gatewayUrls } from './gateway-client.js';

@@ -38,6 +38,8 @@ export interface JournalEvent {
   readonly signature?: string;
   /** compensated: the wallet's note. */
   readonly note?: string;
+  /** signed: the app's device-integrity verdict when it signed (`pass`, `fail`, `unknown`, with its detail). */
+  readonly integrity?: string;
 }
 
 export interface JournalEntry extends JournalEvent {
@@ -52,9 +54,14 @@ const GENESIS = '0'.repeat(64);
 const pad = (n: number) => String(n).padStart(12, '0');
 const FIELDS = ['keyId', 'packageId', 'count', 'expiresAt', 'code', 'reason', 'signature', 'note'] as const;
 
-/** The entry's hash: SHA-256 of its fields in a fixed order (JSON array), chained by `prev`. */
+/**
+ * The entry's hash: SHA-256 of its fields in a fixed order (JSON array), chained by `prev`.
+ * `integrity` (added later) is hashed only when present, so entries written before it keep
+ * their hashes.
+ */
 function entryHash(e: Omit<JournalEntry, 'hash'>): string {
-  const fields = [e.seq, e.at, e.kind, ...FIELDS.map((f) => e[f] ?? null), e.prev];
+  const extra = e.integrity !== undefined ? [e.integrity] : [];
+  const fields = [e.seq, e.at, e.kind, ...FIELDS.map((f) => e[f] ?? null), ...extra, e.prev];
   return bytesToHex(sha256(utf8ToBytes(JSON.stringify(fields))));
 }
 

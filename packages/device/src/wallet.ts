@@ -12,6 +12,7 @@ import { Device, type DeviceKeyInfo, type GatewayUrl, type QueuedPackage, type S
 import type { DeviceEventType, DeviceListener } from './events.js';
 import type { JournalEntry } from './journal.js';
 import type { ReconciliationReport } from './reconcile.js';
+import type { IntegrityVerdict, RiskRules } from './risk.js';
 import type { StorageKey } from './store-key.js';
 import type { Transport } from './transport.js';
 
@@ -30,6 +31,8 @@ export interface WalletOptions {
   transport?: Transport;
   /** The `allowance` event fires at or below this many unused reservations (default 2). */
   allowanceLowAt?: number;
+  /** The device's own rules before it signs offline: velocity, device integrity (risk.ts). */
+  risk?: RiskRules;
   /** Operator keys this device trusts to authorise refresh and reshare (M-of-N). */
   operators?: OperatorPolicy;
   clock?: () => number;
@@ -59,6 +62,7 @@ export class Wallet {
       storageKey: opts.key,
       ...(opts.transport ? { transport: opts.transport } : {}),
       ...(opts.allowanceLowAt !== undefined ? { allowanceLowAt: opts.allowanceLowAt } : {}),
+      ...(opts.risk ? { risk: opts.risk } : {}),
       ...(opts.operators ? { operators: opts.operators } : {}),
       ...(opts.clock ? { clock: opts.clock } : {}),
       ...(opts.rng ? { rng: opts.rng } : {}),
@@ -102,7 +106,7 @@ export class Wallet {
   }
 
   /** Signs `message` offline (no network) against the next reservation; the package is queued durably first. */
-  pay(req: { keyId: string; message: Uint8Array }): Promise<OfflinePayment> {
+  pay(req: { keyId: string; message: Uint8Array; integrity?: IntegrityVerdict }): Promise<OfflinePayment> {
     return this.device.signOffline(req);
   }
 
@@ -160,6 +164,7 @@ export class Wallet {
       password: opts.password,
       ...(opts.transport ? { transport: opts.transport } : {}),
       ...(opts.allowanceLowAt !== undefined ? { allowanceLowAt: opts.allowanceLowAt } : {}),
+      ...(opts.risk ? { risk: opts.risk } : {}),
       ...(opts.operators ? { operators: opts.operators } : {}),
       ...(opts.clock ? { clock: opts.clock } : {}),
       ...(opts.rng ? { rng: opts.rng } : {}),
