@@ -7,7 +7,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { build } from 'esbuild';
+import { browserBundle } from '../scripts/build-apps.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -20,19 +20,7 @@ const ENTRIES = [
 ];
 
 async function size(contents, entry) {
-  const r = await build({
-    ...(entry ? { entryPoints: [entry] } : { stdin: { contents, resolveDir: ROOT, loader: 'js' } }),
-    absWorkingDir: ROOT,
-    bundle: true,
-    minify: true,
-    write: false,
-    platform: 'browser',
-    format: 'esm',
-    target: 'es2022',
-    conditions: ['browser'],
-    logLevel: 'silent',
-  });
-  const js = r.outputFiles[0].contents;
+  const js = await browserBundle(entry ? { entry } : { contents });
   return { bytes: js.length, gzip: gzipSync(js, { level: 9 }).length };
 }
 

@@ -16,12 +16,13 @@ import { build } from 'esbuild';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const APPS = ['wallet', 'console'];
 
-/** Builds one app into `outDir`; returns its bundle's sizes. */
-export async function buildApp(app, outDir) {
-  const src = join(ROOT, 'apps', app);
-  mkdirSync(outDir, { recursive: true });
+/**
+ * One minified ES module for browsers (the settings every web bundle of the project uses): from
+ * an entry file, or from `contents` (an ES module's text) resolved at the repository root.
+ */
+export async function browserBundle({ entry, contents }) {
   const r = await build({
-    entryPoints: [join(src, 'src', 'main.ts')],
+    ...(entry ? { entryPoints: [entry] } : { stdin: { contents, resolveDir: ROOT, loader: 'js' } }),
     absWorkingDir: ROOT,
     bundle: true,
     minify: true,
@@ -33,7 +34,15 @@ export async function buildApp(app, outDir) {
     logLevel: 'silent',
   });
   const js = r.outputFiles[0]?.contents;
-  if (!js) throw new Error(`esbuild produced no ${app} bundle`);
+  if (!js) throw new Error(`esbuild produced no bundle for ${entry ?? 'its input'}`);
+  return js;
+}
+
+/** Builds one app into `outDir`; returns its bundle's sizes. */
+export async function buildApp(app, outDir) {
+  const src = join(ROOT, 'apps', app);
+  mkdirSync(outDir, { recursive: true });
+  const js = await browserBundle({ entry: join(src, 'src', 'main.ts') });
   writeFileSync(join(outDir, `${app}.js`), js);
   copyFileSync(join(src, 'index.html'), join(outDir, 'index.html'));
   copyFileSync(join(src, `${app}.css`), join(outDir, `${app}.css`));

@@ -3,7 +3,7 @@
  * the coordinator's Prometheus metrics (coordinator/src/offline-kpis.ts and metrics.ts).
  */
 
-/** Sums the samples of `name` whose labels match `want` in a Prometheus text exposition. */
+/** The samples of metric `name` in a Prometheus text exposition, with their labels. */
 function samples(text: string, name: string): { labels: Record<string, string>; value: number }[] {
   const out: { labels: Record<string, string>; value: number }[] = [];
   for (const line of text.split('\n')) {
@@ -16,6 +16,7 @@ function samples(text: string, name: string): { labels: Record<string, string>; 
   return out;
 }
 
+/** The sum of `name`'s samples whose labels match `want`. */
 function sum(text: string, name: string, want: Record<string, string> = {}): number {
   return samples(text, name)
     .filter((s) => Object.entries(want).every(([k, v]) => s.labels[k] === v))

@@ -172,27 +172,18 @@ export class OfflineService {
    */
   async complete(bytes: Uint8Array): Promise<PackageResult> {
     const t0 = this.c.clock();
-    let keyId = '';
-    let device = '';
-    let packageId = '';
+    // What the metrics learn of this delivery; keyId, device and packageId once it decodes.
+    const seen = { keyId: '', device: '', packageId: '' };
+    const report = (e: { ok: boolean; cached: boolean; cause?: string; createdAt?: number }) =>
+      this.c.onEvent({ type: 'package', ...seen, ...e, ms: this.c.clock() - t0 });
     try {
       const pkg = decodeOfflinePackage(bytes);
-      keyId = pkg.keyId;
-      device = pkg.device;
-      packageId = pkg.packageId;
+      Object.assign(seen, { keyId: pkg.keyId, device: pkg.device, packageId: pkg.packageId });
       return await this.#packageLocks.run(layout.package(pkg.packageId), async () => {
         const prior = await this.c.store.get(layout.package(pkg.packageId));
         if (prior) {
           const r = decodeMessage('SubmitPackageResponse', prior);
-          this.c.onEvent({
-            type: 'package',
-            keyId,
-            device,
-            packageId,
-            ok: true,
-            ms: this.c.clock() - t0,
-            cached: true,
-          });
+          report({ ok: true, cached: true });
           return { ...r, alreadyCompleted: true };
         }
         const progress = { verified: false };
@@ -200,29 +191,11 @@ export class OfflineService {
           if (progress.verified) await this.#recordRefusal(pkg, e);
           throw e;
         });
-        this.c.onEvent({
-          type: 'package',
-          keyId,
-          device,
-          packageId,
-          ok: true,
-          ms: this.c.clock() - t0,
-          cached: false,
-          createdAt: pkg.createdAt,
-        });
+        report({ ok: true, cached: false, createdAt: pkg.createdAt });
         return result;
       });
     } catch (e) {
-      this.c.onEvent({
-        type: 'package',
-        keyId,
-        device,
-        packageId,
-        ok: false,
-        cause: codeOf(e),
-        ms: this.c.clock() - t0,
-        cached: false,
-      });
+      report({ ok: false, cached: false, cause: codeOf(e) });
       throw e;
     }
   }

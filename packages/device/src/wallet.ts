@@ -8,7 +8,14 @@
 import type { OperatorPolicy, Rng, SuiteId } from '@tessera/core';
 import type { Level } from 'level';
 import type { BackupOptions } from './backup.js';
-import { Device, type DeviceKeyInfo, type GatewayUrl, type QueuedPackage, type SyncResult } from './device.js';
+import {
+  Device,
+  type DeviceKeyInfo,
+  type DeviceOptions,
+  type GatewayUrl,
+  type QueuedPackage,
+  type SyncResult,
+} from './device.js';
 import type { DeviceEventType, DeviceListener } from './events.js';
 import type { JournalEntry } from './journal.js';
 import type { ReconciliationReport } from './reconcile.js';
@@ -47,6 +54,20 @@ export interface OfflinePayment {
   text: string;
 }
 
+/** The Device options a wallet's options name. */
+function deviceOptions(opts: WalletOptions): DeviceOptions {
+  return {
+    location: opts.storage,
+    storageKey: opts.key,
+    ...(opts.transport ? { transport: opts.transport } : {}),
+    ...(opts.allowanceLowAt !== undefined ? { allowanceLowAt: opts.allowanceLowAt } : {}),
+    ...(opts.risk ? { risk: opts.risk } : {}),
+    ...(opts.operators ? { operators: opts.operators } : {}),
+    ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.rng ? { rng: opts.rng } : {}),
+  };
+}
+
 export class Wallet {
   private constructor(
     /** The device underneath, for what the wallet does not wrap (two-device co-signing). */
@@ -57,16 +78,7 @@ export class Wallet {
 
   /** Opens (creating on first use) the wallet's store and identity. */
   static async open(opts: WalletOptions): Promise<Wallet> {
-    const device = await Device.open({
-      location: opts.storage,
-      storageKey: opts.key,
-      ...(opts.transport ? { transport: opts.transport } : {}),
-      ...(opts.allowanceLowAt !== undefined ? { allowanceLowAt: opts.allowanceLowAt } : {}),
-      ...(opts.risk ? { risk: opts.risk } : {}),
-      ...(opts.operators ? { operators: opts.operators } : {}),
-      ...(opts.clock ? { clock: opts.clock } : {}),
-      ...(opts.rng ? { rng: opts.rng } : {}),
-    });
+    const device = await Device.open(deviceOptions(opts));
     try {
       await device.init(opts.id);
     } catch (e) {
@@ -157,18 +169,7 @@ export class Wallet {
 
   /** Restores a backup into a new, empty store, bound to `gateway`. */
   static async restore(opts: WalletOptions & { backup: Uint8Array; password: string }): Promise<Wallet> {
-    const device = await Device.restore({
-      location: opts.storage,
-      storageKey: opts.key,
-      backup: opts.backup,
-      password: opts.password,
-      ...(opts.transport ? { transport: opts.transport } : {}),
-      ...(opts.allowanceLowAt !== undefined ? { allowanceLowAt: opts.allowanceLowAt } : {}),
-      ...(opts.risk ? { risk: opts.risk } : {}),
-      ...(opts.operators ? { operators: opts.operators } : {}),
-      ...(opts.clock ? { clock: opts.clock } : {}),
-      ...(opts.rng ? { rng: opts.rng } : {}),
-    });
+    const device = await Device.restore({ ...deviceOptions(opts), backup: opts.backup, password: opts.password });
     return new Wallet(device, opts.gateway, opts.deviceClass);
   }
 
