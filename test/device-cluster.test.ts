@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeOfflinePackage, fromHex, getSuite, toHex } from '@tessera/core';
 import { SealedStore, NonceLedger, loadKek } from '@tessera/store';
 import { qrSvg, qrTerminal } from '../packages/cli/src/qr.js';
+import { openClient, status, submitPackage, type Client } from '@tessera/cli';
 
 const BIN = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
 
@@ -90,20 +91,34 @@ interface Status {
   signers: { id: string; healthy: boolean; pid?: number }[];
 }
 
-/** Waits until the coordinator answers and every signer is linked (after a supervisor restart). */
+/**
+ * Waits until the coordinator answers and every signer is linked (after a supervisor restart).
+ * It polls in this process with the CLI's own client (what `tessera status` prints), not a
+ * `tessera` process per poll.
+ */
 async function waitHealthy(exceptPid?: number): Promise<Status> {
   for (let i = 0; i < 150; i++) {
-    const r = cli<Status>('status', '--dir', dir);
+    const s = await withCluster((c) => status(c)).catch(() => undefined);
     if (
-      r.code === 0 &&
-      r.json.signers.length === 3 &&
-      r.json.signers.every((s) => s.healthy && s.pid && s.pid !== exceptPid) &&
-      r.json.coordinator.pid !== exceptPid
+      s &&
+      s.signers.length === 3 &&
+      s.signers.every((x) => x.healthy && x.pid && x.pid !== exceptPid) &&
+      s.coordinator.pid !== exceptPid
     )
-      return r.json;
+      return s as Status;
     await new Promise((res) => setTimeout(res, 200));
   }
   throw new Error('cluster did not become healthy');
+}
+
+/** The CLI's client for this cluster, in this process. */
+async function withCluster<T>(fn: (c: Client) => Promise<T>): Promise<T> {
+  const c = openClient(dir);
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
 }
 
 afterAll(async () => {
@@ -342,9 +357,8 @@ describe('offline co-signing with a real dev cluster', () => {
         expect(q.state, `package ${i}`).toBe('completed');
         if (completed.has(id)) expect(completed.get(id)).toBe(q.signature);
         expect(suite.verify(fromHex(q.signature as string), fromHex(msgs[i] as string), fromHex(publicKey))).toBe(true);
-        const f = join(root, `again-${id}.bin`);
-        writeFileSync(f, fromHex(q.bytes));
-        expect(ok('submit', '--dir', dir, '--package', f)).toMatchObject({
+        // (`tessera submit`'s own call, in this process: the CLI path is checked in the first test.)
+        expect(await withCluster((c) => submitPackage(c, fromHex(q.bytes)))).toMatchObject({
           packageId: id,
           signature: q.signature,
           alreadyCompleted: true,

@@ -4,9 +4,13 @@
  * directory is `--dir`, else `$TESSERA_DIR`, else the nearest `.tessera/` at or above the cwd.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { ParticipantIdentity, TesseraError, fromHex, type ErrorCode } from '@tessera/core';
+import { join } from 'node:path';
+import { ParticipantIdentity, fromHex } from '@tessera/core';
 import { channelCredentials, grpc, loadTessera, unary, type TlsFiles } from '@tessera/runtime';
+import { CliError } from './errors.js';
+import { resolveDir } from './dir.js';
+
+export { CliError, resolveDir };
 
 export interface ClientFile {
   coordinator: string;
@@ -16,24 +20,6 @@ export interface ClientFile {
   requester: { id: string; signSecret: string; encSecret: string };
   /** The dev cluster's operator key file (relative to the cluster directory): approves lifecycle operations by default. */
   operator?: string;
-}
-
-export class CliError extends TesseraError {
-  constructor(code: ErrorCode, message: string) {
-    super(code, message);
-  }
-}
-
-export function resolveDir(dir?: string): string {
-  if (dir) return resolve(dir);
-  if (process.env.TESSERA_DIR) return resolve(process.env.TESSERA_DIR);
-  let d = process.cwd();
-  for (;;) {
-    if (existsSync(join(d, '.tessera', 'client.json'))) return join(d, '.tessera');
-    const up = dirname(d);
-    if (up === d) return resolve('.tessera');
-    d = up;
-  }
 }
 
 export interface Client {

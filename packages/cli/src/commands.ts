@@ -15,7 +15,8 @@ import {
 } from '@tessera/core';
 import { fetchOfflineKpis } from './kpis.js';
 import { authorisationFor } from './operators.js';
-import { CliError, type Client } from './client.js';
+import type { Client } from './client.js';
+import { CliError } from './errors.js';
 
 interface WireKeyInfo {
   keyId: string;

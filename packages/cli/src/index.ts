@@ -1,6 +1,7 @@
 export { runDemo, printDemo, type DemoResult } from './demo.js';
 export { startDev, type DevOptions } from './dev.js';
 export { openClient, resolveDir, CliError, type Client, type ClientFile } from './client.js';
+export { readPackage, submitPackage } from './device-io.js';
 export { keygen, keys, sign, status, auditVerify } from './commands.js';
 export { admitDevice, devOperatorFiles } from './operators.js';
 export { serveWallet, type WalletServer } from './wallet-server.js';

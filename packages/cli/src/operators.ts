@@ -28,7 +28,9 @@ import {
   EncKem,
 } from '@tessera/core';
 import type { PrepareRequest as CoordinatorPrepareRequest } from '@tessera/coordinator';
-import { CliError, resolveDir, type Client } from './client.js';
+import type { Client } from './client.js';
+import { CliError } from './errors.js';
+import { resolveDir } from './dir.js';
 
 /** An operator key file: the identity that approves (mode 0600). */
 export function loadOperator(file: string): ParticipantIdentity {

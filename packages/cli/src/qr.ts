@@ -7,7 +7,7 @@
  * terminals.
  */
 import qrcode from 'qrcode-generator';
-import { CliError } from './client.js';
+import { CliError } from './errors.js';
 
 function encode(text: string): ReturnType<typeof qrcode> {
   if (!/^[0-9A-Z $%*+\-./:]+$/.test(text))

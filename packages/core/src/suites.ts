@@ -10,9 +10,9 @@ import type { FROST } from '@noble/curves/abstract/frost.js';
 import type { IField } from '@noble/curves/abstract/modular.js';
 import { InvalidArgumentError } from './errors.js';
 
-/** Suite names as they appear in CLIs, configs and JSON. */
-export const SUITE_IDS = ['ed25519', 'secp256k1-tr', 'secp256k1', 'p256'] as const;
-export type SuiteId = (typeof SUITE_IDS)[number];
+import { SUITE_IDS, type SuiteId } from './suite-ids.js';
+
+export { SUITE_IDS, type SuiteId };
 
 /** A group element as the suite's FROST instance sees it (noble point). */
 export interface SuitePoint {

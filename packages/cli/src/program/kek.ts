@@ -5,11 +5,12 @@
  */
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { createPkcs11Kek, generateKekHex, openKek, rotateKek, SealedStore } from '@tessera/store';
+import { out } from './output.js';
 
-type Out = (json: boolean, value: unknown, human: () => string) => void;
+/** The KEK functions, loaded when a `kek` command runs. */
+const store = () => import('@tessera/store');
 
-export function registerKekCommands(program: Command, out: Out): void {
+export function registerKekCommands(program: Command): void {
   const kek = program.command('kek').description('key-encryption keys: create, rotate, check');
 
   kek
@@ -17,7 +18,8 @@ export function registerKekCommands(program: Command, out: Out): void {
     .description('write a new random KEK file (64 hex characters, mode 0600) for kekFile / file:<path>')
     .requiredOption('--out <file>', 'file to create (refused if it exists)')
     .option('--json', 'JSON output')
-    .action((o: { out: string; json?: boolean }) => {
+    .action(async (o: { out: string; json?: boolean }) => {
+      const { generateKekHex } = await store();
       writeFileSync(o.out, `${generateKekHex()}\n`, { mode: 0o600, flag: 'wx' });
       out(
         !!o.json,
@@ -31,7 +33,8 @@ export function registerKekCommands(program: Command, out: Out): void {
     .description('create a non-extractable AES-256 KEK inside a PKCS#11 token (the key never leaves it)')
     .requiredOption('--kek <uri>', 'pkcs11:token=<label>;object=<key label>?module-path=<lib>&pin-source=file:<path>')
     .option('--json', 'JSON output')
-    .action((o: { kek: string; json?: boolean }) => {
+    .action(async (o: { kek: string; json?: boolean }) => {
+      const { createPkcs11Kek } = await store();
       const r = createPkcs11Kek(o.kek);
       out(!!o.json, r, () => `created ${r.id} (non-extractable, sensitive); set kekPkcs11 to the same URI`);
     });
@@ -44,6 +47,7 @@ export function registerKekCommands(program: Command, out: Out): void {
     .requiredOption('--to <kek>', 'the new KEK')
     .option('--json', 'JSON output')
     .action(async (o: { dataDir: string; from: string; to: string; json?: boolean }) => {
+      const { openKek, rotateKek } = await store();
       const from = openKek(o.from);
       const to = openKek(o.to);
       try {
@@ -66,6 +70,7 @@ export function registerKekCommands(program: Command, out: Out): void {
     .requiredOption('--kek <kek>', 'file:<path>, env:<NAME> or pkcs11:<URI>')
     .option('--json', 'JSON output')
     .action(async (o: { dataDir: string; kek: string; json?: boolean }) => {
+      const { openKek, SealedStore } = await store();
       const k = openKek(o.kek);
       try {
         const store = await SealedStore.open(o.dataDir, k, { createIfMissing: false });
