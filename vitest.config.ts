@@ -30,6 +30,11 @@ export default defineConfig({
     // wait on child processes, gRPC and fsync, so two overlap well. Measured: 596 s → 407–420 s
     // of vitest wall time, two runs green.
     maxWorkers: 2,
+    // One module registry per worker, not per file: a file's imports (the protocol, gRPC, the
+    // stores, through vite's module runner) are evaluated once per worker instead of once per file.
+    // Every file still starts its own servers, stores and processes and stops them. Measured on a
+    // fresh clone, same tree: vitest import time 115 s → 63 s, CPU (user + sys) 1,014 s → 881 s.
+    isolate: false,
     reporters: ['default'],
   },
 });

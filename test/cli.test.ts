@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fromHex, getSuite } from '@tessera/core';
+import { fromHex, getSuite, signOperatorLogin } from '@tessera/core';
 import { externalVerifiers } from './verifiers.js';
 
 const MSG = 'de'.repeat(32); // a 32-byte message, e.g. a sighash
@@ -407,6 +407,67 @@ describe('tessera CLI on a dev cluster', () => {
       const page = await fetch(url);
       expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
       expect(await page.text()).toMatch(/<title>Tessera operator console<\/title>/);
+    } finally {
+      const exited = new Promise((r) => con.once('exit', r));
+      con.kill('SIGTERM');
+      await exited;
+    }
+  });
+
+  it('tessera console --no-login-link: only an operator key signs in (one-time challenge, this origin, a pinned key)', async () => {
+    const con = spawn(
+      process.execPath,
+      [BIN, 'console', '--dir', dir, '--port', '0', '--no-login-link', '--apps-dir', join(dir, '..', 'apps'), '--json'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      const first = await new Promise<string>((resolve, reject) => {
+        createInterface({ input: con.stdout! }).once('line', resolve);
+        con.once('exit', (c) => reject(new Error(`tessera console exited ${c}`)));
+      });
+      const { url, login } = JSON.parse(first) as { url: string; login: string };
+      expect(login).toBe(url); // no secret to print
+      const origin = new URL(url).origin;
+      const post = async (path: string, body?: unknown) => {
+        const r = await fetch(new URL(path, url), {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          ...(body ? { body: JSON.stringify(body) } : {}),
+        });
+        return { status: r.status, json: (await r.json()) as Record<string, unknown> & { error?: { code: string } } };
+      };
+      const challenge = async () => (await post('/api/login/challenge')).json.challenge as string;
+      const client = JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as { operator: string };
+      const operator = JSON.parse(readFileSync(join(dir, client.operator), 'utf8')) as {
+        signSecret: string;
+        publicKey: string;
+      };
+      const seed = fromHex(operator.signSecret);
+      // A key no one pinned, another console's origin, a bad signature: refused, typed.
+      const refused = [
+        signOperatorLogin(new Uint8Array(32).fill(7), origin, await challenge()),
+        signOperatorLogin(seed, 'http://127.0.0.1:1', await challenge()),
+        { ...signOperatorLogin(seed, origin, await challenge()), signature: '00'.repeat(64) },
+        { publicKey: operator.publicKey },
+      ];
+      for (const body of refused) {
+        const r = await post('/api/login', body);
+        expect(r.status).toBe(401);
+        expect(r.json.error?.code).toBe('UNAUTHENTICATED');
+      }
+      // The operator's own key: a session token that opens the API.
+      const c = await challenge();
+      const ok = await post('/api/login', signOperatorLogin(seed, origin, c));
+      expect(ok.status).toBe(200);
+      expect(ok.json.operator).toBe(operator.publicKey);
+      const token = ok.json.token as string;
+      const overview = await fetch(new URL('/api/overview', url), { headers: { authorization: `Bearer ${token}` } });
+      expect(overview.status).toBe(200);
+      // A challenge answers once: the same signature again is refused.
+      expect((await post('/api/login', signOperatorLogin(seed, origin, c))).status).toBe(401);
+      expect(
+        (await fetch(new URL('/api/overview', url), { headers: { authorization: `Bearer ${token}x` } })).status,
+      ).toBe(401);
     } finally {
       const exited = new Promise((r) => con.once('exit', r));
       con.kill('SIGTERM');

@@ -8,7 +8,8 @@
  * (the KPI moves) → the operator refreshes the key (new epoch) → the phone is lost: a second
  * wallet enrols, is admitted and stays linked, and the operator moves the key to it (reshare,
  * same address) and revokes the old wallet in one action. The
- * console's API refuses a caller without the login secret; axe-core finds no violation.
+ * console's API refuses a caller without the login secret; a second operator, without the link,
+ * signs in with the operator key file (only the signature is sent); axe-core finds no violation.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -239,5 +240,26 @@ describe('operator console and browser wallet on tessera dev: the whole story', 
       (l) => !/\/v1\/device\/poll: net::ERR_ABORTED$/.test(l) && !/status of 4\d\d/.test(l),
     );
     expect(walletErrors, walletLogs.join('\n')).toEqual([]);
+
+    // A second operator, without the link, signs in with the operator key file: the page signs the
+    // server's one-time challenge and sends only the signature.
+    const second = await (await (browser as Browser).newContext({ viewport: { width: 1100, height: 900 } })).newPage();
+    await second.goto(consoleUrl);
+    await second.waitForSelector('#login-needed:not([hidden])');
+    expect(await axeViolations(second)).toEqual([]);
+    const cluster = join(work, 'cluster');
+    const keyFile = join(
+      cluster,
+      (JSON.parse(readFileSync(join(cluster, 'client.json'), 'utf8')) as { operator: string }).operator,
+    );
+    const sent: string[] = [];
+    second.on('request', (r) => sent.push(r.postData() ?? ''));
+    await second.getByLabel('Operator key file').setInputFiles(keyFile);
+    await second.getByRole('button', { name: 'Sign in' }).click();
+    await second.waitForSelector('#login-status:has-text("Signed in as operator")');
+    await second.waitForSelector('#signers tr[data-id="signer-3"] [data-field="health"]:has-text("healthy")');
+    expect(await second.locator('#login-needed').isHidden()).toBe(true);
+    const secretHex = (JSON.parse(readFileSync(keyFile, 'utf8')) as { signSecret: string }).signSecret;
+    expect(sent.some((b) => b.includes(secretHex))).toBe(false);
   });
 });

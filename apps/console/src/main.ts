@@ -2,10 +2,12 @@
  * The Tessera operator console: what the cluster holds and how offline payments go, refreshed
  * every two seconds from the console server's API (packages/cli/src/console-server.ts), and the
  * operator's actions — enrolment tokens, device admission and revocation, key refresh — each
- * approved with the operator keys the server holds. The login secret comes in the URL fragment
- * once, is kept for this tab only (sessionStorage) and removed from the address bar.
+ * approved with the operator keys the server holds. The bearer token is either the login secret
+ * from the URL fragment (removed from the address bar) or a session token from a signed login:
+ * the operator's key file is read here, signs the server's one-time challenge for this origin,
+ * and is dropped; only the signature is sent. Either is kept for this tab only (sessionStorage).
  */
-import { address as chainAddress, fromHex } from '@tessera/core';
+import { address as chainAddress, fromHex, signOperatorLogin } from '@tessera/core';
 import qrcode from 'qrcode-generator';
 
 interface Overview {
@@ -43,7 +45,7 @@ if (login) {
   sessionStorage.setItem('tessera-console-login', login);
   window.history.replaceState(null, '', location.pathname);
 }
-const secret = sessionStorage.getItem('tessera-console-login') ?? '';
+let secret = sessionStorage.getItem('tessera-console-login') ?? '';
 
 function log(text: string): void {
   const li = document.createElement('li');
@@ -59,6 +61,7 @@ async function api<T>(method: 'GET' | 'POST', path: string, body?: unknown): Pro
   });
   const j = (await r.json()) as T & { error?: { code: string; message: string } };
   if (r.status === 401) $('login-needed').hidden = false;
+  else if (r.ok) $('login-needed').hidden = true;
   if (!r.ok) throw Object.assign(new Error(j.error?.message ?? `HTTP ${r.status}`), { code: j.error?.code });
   return j;
 }
@@ -309,6 +312,41 @@ $('issue-token').addEventListener('click', async () => {
     log(`error: ${(e as Error).message}`);
   }
 });
+
+/** Signs in with an operator key file: challenge → signature (made here) → session token. */
+async function signIn(): Promise<void> {
+  const file = $<HTMLInputElement>('operator-key').files?.[0];
+  const status = $('login-status');
+  if (!file) {
+    status.textContent = 'Choose your operator key file first.';
+    return;
+  }
+  try {
+    const key = JSON.parse(await file.text()) as { signSecret?: unknown };
+    if (typeof key.signSecret !== 'string') throw new Error('this is not an operator key file (no signSecret)');
+    const seed = fromHex(key.signSecret);
+    const c = (await (await fetch('/api/login/challenge', { method: 'POST' })).json()) as { challenge: string };
+    const answer = signOperatorLogin(seed, location.origin, c.challenge);
+    seed.fill(0);
+    const r = await fetch('/api/login', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(answer),
+    });
+    const j = (await r.json()) as { token?: string; error?: { message: string } };
+    if (!r.ok || !j.token) throw new Error(j.error?.message ?? `HTTP ${r.status}`);
+    secret = j.token;
+    sessionStorage.setItem('tessera-console-login', secret);
+    status.textContent = `Signed in as operator ${answer.publicKey.slice(0, 16)}…`;
+    log('signed in with an operator key');
+    await refresh();
+  } catch (e) {
+    status.textContent = `Not signed in: ${(e as Error).message}`;
+  } finally {
+    $<HTMLInputElement>('operator-key').value = '';
+  }
+}
+$('sign-in').addEventListener('click', () => void signIn());
 
 async function loop(): Promise<void> {
   try {

@@ -2,10 +2,16 @@
  * The operator console's server (`tessera console`, and `tessera dev`): the console page
  * (apps/console) and a small JSON API over the operator's own cluster client (mTLS to the
  * coordinator, the operator key files for approvals). The browser never holds a cluster
- * credential: it holds a one-time login secret printed in the console URL's fragment (never sent
- * in a request line, so never in a log), sent as a bearer token on every API call. Loopback by
- * default; nothing is open on the network unless `--host` says so.
+ * credential, only a bearer token sent on every API call, which it gets one of two ways:
+ * - the login secret printed in the console URL's fragment (never sent in a request line, so
+ *   never in a log) — for whoever started the server; `--no-login-link` turns it off;
+ * - a signed login: the operator signs a one-time challenge with their operator key (in the page;
+ *   the key never leaves it) and gets a session token (8 h). Accepted keys: `--login-keys`, else
+ *   the keys of the operators the server approves with.
+ * Loopback by default; nothing is open on the network unless `--host` says so.
  *
+ *   POST /api/login/challenge  (no token) a one-time challenge, valid 2 minutes
+ *   POST /api/login            (no token) { publicKey, challenge, signature }: a session token
  *   GET  /api/overview         signers, devices (admission), keys, audit, offline KPIs, the
  *                              50 newest package decisions
  *   POST /api/token            a one-time enrolment token for a device
@@ -14,12 +20,19 @@
  *   POST /api/devices/replace  { old, new }: reshare the old device's keys to the new one, revoke the old
  *   POST /api/keys/refresh     { keyId }: a refresh, approved by the operators
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
+import {
+  OPERATOR_LOGIN_CONTEXT,
+  fromHex,
+  operatorLoginMessage,
+  toHex,
+  verifyParticipantSignature,
+} from '@tessera/core';
 
 import type { Client } from './client.js';
 import { auditVerify, keys, lifecycle, packages, replaceDevice, status } from './commands.js';
-import { admitDevice, approvers, authorisationFor } from './operators.js';
+import { admitDevice, approvers, authorisationFor, loadOperator } from './operators.js';
 import { DEFAULT_APPS_DIR, readJson, send, startWebServer, type WebServer } from './web.js';
 
 export interface ConsoleServer extends WebServer {
@@ -64,14 +77,23 @@ export async function serveConsole(opts: {
   port?: number;
   /** Operator key files that approve admissions, revocations and refreshes (default: the dev operator). */
   approveWith?: string[];
+  /** Operator public keys (hex) that may sign in (default: the approving operators' keys). */
+  loginKeys?: string[];
+  /** Print no login link: operators sign in with their keys only. */
+  noLoginLink?: boolean;
 }): Promise<ConsoleServer> {
   const c = opts.client;
-  const secret = Buffer.from(randomBytes(24).toString('base64url'));
-  const authorised = (h: string | undefined) => {
-    const got = Buffer.from(/^Bearer (\S+)$/.exec(h ?? '')?.[1] ?? '');
-    return got.length === secret.length && timingSafeEqual(got, secret);
-  };
   const files = () => approvers(c, opts.approveWith);
+  const login = signedLogin(opts.loginKeys ?? files().map((f) => toHex(loadOperator(f).public.signKey)));
+  const secret = opts.noLoginLink ? undefined : Buffer.from(randomBytes(24).toString('base64url'));
+  const authorised = (h: string | undefined) => {
+    const token = /^Bearer (\S+)$/.exec(h ?? '')?.[1] ?? '';
+    const got = Buffer.from(token);
+    if (secret && got.length === secret.length && timingSafeEqual(got, secret)) return true;
+    return login.session(token);
+  };
+  /** The origins the page may be open at (signed into the login): the server's, and localhost for a loopback one. */
+  let origins: string[] = [];
   const routes: Record<string, (body: Record<string, unknown>) => Promise<unknown>> = {
     'GET /api/overview': () => overview(c),
     'POST /api/token': async () => {
@@ -114,9 +136,21 @@ export async function serveConsole(opts: {
     ...(opts.port !== undefined ? { port: opts.port } : {}),
     handle: async (req, res, path) => {
       if (!path.startsWith('/api/')) return false;
+      if (req.method === 'POST' && path === '/api/login/challenge') {
+        send(res, 200, login.challenge());
+        return true;
+      }
+      if (req.method === 'POST' && path === '/api/login') {
+        const r = login.answer(origins, await readJson(req).catch(() => ({})));
+        send(res, 'error' in r ? 401 : 200, r);
+        return true;
+      }
       if (!authorised(req.headers.authorization)) {
         send(res, 401, {
-          error: { code: 'UNAUTHENTICATED', message: 'open the console with the URL its server printed' },
+          error: {
+            code: 'UNAUTHENTICATED',
+            message: 'sign in with your operator key, or open the console with the URL its server printed',
+          },
         });
         return true;
       }
@@ -150,5 +184,67 @@ export async function serveConsole(opts: {
       return true;
     },
   });
-  return { ...server, loginUrl: `${server.url}#login=${secret.toString()}` };
+  const u = new URL(server.url);
+  origins = [u.origin, ...(u.hostname === '127.0.0.1' ? [`${u.protocol}//localhost:${u.port}`] : [])];
+  return { ...server, loginUrl: secret ? `${server.url}#login=${secret.toString()}` : server.url };
+}
+
+const CHALLENGE_MS = 120_000;
+const SESSION_MS = 8 * 3_600_000;
+const MAX_OPEN = 64;
+
+/**
+ * The signed login's state: open challenges (one-time, 2 minutes, at most 64 — the oldest go
+ * first) and sessions (8 h), kept by the SHA-256 of their token so a lookup compares no secret.
+ */
+function signedLogin(keys: readonly string[]) {
+  const accepted = new Set(keys.map((k) => k.toLowerCase()));
+  const challenges = new Map<string, number>();
+  const sessions = new Map<string, { operator: string; expiresAt: number }>();
+  const digest = (t: string) => createHash('sha256').update(t).digest('hex');
+  const refuse = (message: string) => ({ error: { code: 'UNAUTHENTICATED', message } });
+  return {
+    challenge() {
+      const now = Date.now();
+      for (const [k, exp] of challenges) if (exp < now || challenges.size >= MAX_OPEN) challenges.delete(k);
+      const challenge = toHex(randomBytes(32));
+      challenges.set(challenge, now + CHALLENGE_MS);
+      return { challenge, expiresAt: new Date(now + CHALLENGE_MS).toISOString(), context: OPERATOR_LOGIN_CONTEXT };
+    },
+    answer(origins: readonly string[], b: Record<string, unknown>) {
+      const { publicKey, challenge, signature } = b;
+      if (typeof publicKey !== 'string' || typeof challenge !== 'string' || typeof signature !== 'string')
+        return refuse('send { publicKey, challenge, signature } as hex strings');
+      const exp = challenges.get(challenge);
+      challenges.delete(challenge); // one answer per challenge, right or wrong
+      if (exp === undefined || exp < Date.now()) return refuse('unknown or expired challenge: ask for a new one');
+      if (!accepted.has(publicKey.toLowerCase())) return refuse('this operator key may not sign in to this console');
+      const ok = origins.some((origin) => {
+        try {
+          return verifyParticipantSignature(
+            fromHex(publicKey, 'publicKey'),
+            operatorLoginMessage(origin, challenge),
+            fromHex(signature, 'signature'),
+          );
+        } catch {
+          return false;
+        }
+      });
+      if (!ok) return refuse('the signature does not verify for this challenge and console');
+      const token = randomBytes(32).toString('base64url');
+      const expiresAt = Date.now() + SESSION_MS;
+      sessions.set(digest(token), { operator: publicKey.toLowerCase(), expiresAt });
+      return { token, operator: publicKey.toLowerCase(), expiresAt: new Date(expiresAt).toISOString() };
+    },
+    session(token: string): boolean {
+      if (!token) return false;
+      const s = sessions.get(digest(token));
+      if (!s) return false;
+      if (s.expiresAt < Date.now()) {
+        sessions.delete(digest(token));
+        return false;
+      }
+      return true;
+    },
+  };
 }

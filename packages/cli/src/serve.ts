@@ -17,6 +17,9 @@ export interface ConsoleCommandOptions {
   host: string;
   port: number;
   approveWith?: string[];
+  loginKeys?: string[];
+  /** false with --no-login-link */
+  loginLink: boolean;
   appsDir?: string;
   json?: boolean;
 }
@@ -42,12 +45,15 @@ export async function runConsole(o: ConsoleCommandOptions): Promise<void> {
     host: o.host,
     port: o.port,
     ...(o.approveWith ? { approveWith: o.approveWith } : {}),
+    ...(o.loginKeys ? { loginKeys: o.loginKeys } : {}),
+    ...(o.loginLink ? {} : { noLoginLink: true }),
     ...(o.appsDir ? { dir: join(o.appsDir, 'console') } : {}),
   });
   out(
     !!o.json,
     { url: server.url, login: server.loginUrl },
-    () => `operator console: ${server.loginUrl}   (Ctrl-C stops)`,
+    () =>
+      `operator console: ${server.loginUrl}   (${o.loginLink ? 'this link logs in, or ' : ''}sign in with an operator key; Ctrl-C stops)`,
   );
   const stop = async () => {
     await server.close();

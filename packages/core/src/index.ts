@@ -14,6 +14,7 @@ export * from './dkg.js';
 export * from './dkg-participant.js';
 export * from './lifecycle.js';
 export * from './authorisation.js';
+export * from './operator-login.js';
 export * from './lifecycle-participant.js';
 export * from './sign.js';
 export {

@@ -22,6 +22,12 @@ export function registerServeCommands(program: Command): void {
       'operator key files approving admissions, revocations, refreshes (default in a dev cluster: its operator)',
       list,
     )
+    .option(
+      '--login-keys <hex>',
+      "operator public keys that may sign in with their key (default: the approving operators' keys)",
+      list,
+    )
+    .option('--no-login-link', 'print no login link: operators sign in with their operator key only')
     .option('--apps-dir <dir>', 'the built web apps (default: apps/dist)')
     .option('--json', 'JSON output')
     .action(async (o: ConsoleCommandOptions) => (await import('../serve.js')).runConsole(o));
