@@ -11,9 +11,13 @@
  *   workspace links (node_modules/@tessera/*, node_modules/.bin/*) are relative symlinks, so they
  *   point into the clone. What a first `npm ci` itself must do (link bins before dist/ exists) is
  *   test/first-run.test.ts's.
+ *   What `npm ci` leaves besides node_modules is its `prepare` script's build (`tsc -b`): the
+ *   checkout's build output (`packages/<name>/dist` and its `.tsbuildinfo`) is copied in with its
+ *   times, so the clone's `tsc -b` checks every source against it and rebuilds what differs (a
+ *   from-scratch build of a fresh clone is what CI's own `npm ci` and `npm test` do).
  * - `npm ci && npm start` (twice in the README): the test runs `npm start` in the clone as a child
- *   process in its own process group. It builds with `tsc -b` from scratch (the clone has no dist/)
- *   and starts `tessera dev`; the test waits for its `tessera dev: serving` line, after the proof
+ *   process in its own process group. It builds (`tsc -b`, then the web apps) and starts
+ *   `tessera dev`; the test waits for its `tessera dev: serving` line, after the proof
  *   line `… signature verifies (RFC 8032)`. One difference from the README: `-- --port 0
  *   --gateway-port 0 --wallet-port 0 --console-port 0` is appended, because `tessera dev` listens
  *   on fixed ports by default (7400 for gRPC, 7480 for the device gateway, 7490 for the browser
@@ -296,9 +300,16 @@ beforeAll(async () => {
     });
   }
   if (cp.status !== 0) throw new Error(`copying node_modules: ${cp.stderr}`);
-  // A fresh clone: nothing built, no cluster.
-  for (const pkg of readdirSync(join(clone, 'packages')))
+  // A fresh clone: nothing built, no cluster. Then what `npm ci`'s prepare (`tsc -b`) leaves.
+  for (const pkg of readdirSync(join(clone, 'packages'))) {
     expect(existsSync(join(clone, 'packages', pkg, 'dist'))).toBe(false);
+    for (const out of ['dist', 'tsconfig.tsbuildinfo']) {
+      const from = join(root, 'packages', pkg, out);
+      if (!existsSync(from)) continue;
+      const c = spawnSync('cp', ['-a', from, join(clone, 'packages', pkg, out)], { encoding: 'utf8', timeout: 60_000 });
+      if (c.status !== 0) throw new Error(`copying ${from}: ${c.stderr}`);
+    }
+  }
   expect(existsSync(join(clone, '.tessera'))).toBe(false);
 
   const p = spawnGroup('npm', [
