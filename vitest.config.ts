@@ -26,10 +26,12 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    // Two test files at a time on a 2-core machine (vitest's default there is one): most files
-    // wait on child processes, gRPC and fsync, so two overlap well. Measured: 596 s → 407–420 s
-    // of vitest wall time, two runs green.
-    maxWorkers: 2,
+    // Three test files at a time on a 2-core machine (vitest's default there is one): most files
+    // wait on child processes, gRPC and fsync, so they overlap well. Measured on fresh clones:
+    // one file at a time 596 s; two 407–420 s (before the suite grew to 84 files, then 599–646 s);
+    // three 529 s with isolate:false below (CPU user+sys 839 s in 530 s: the cores were busy 158%
+    // of the wall time with two).
+    maxWorkers: 3,
     // One module registry per worker, not per file: a file's imports (the protocol, gRPC, the
     // stores, through vite's module runner) are evaluated once per worker instead of once per file.
     // Every file still starts its own servers, stores and processes and stops them. Measured on a

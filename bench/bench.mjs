@@ -29,6 +29,7 @@ import {
   runLocalDkg,
   signEnvelope,
 } from '@tessera/core';
+import { offlineDay } from './offline-day.mjs';
 import { startBenchCluster } from './cluster.mjs';
 import { ecdsaRows, ecdsaTargets } from './ecdsa.mjs';
 import { bundleRows, bundleTargets, printBundles } from './bundles.mjs';
@@ -117,7 +118,7 @@ function row(suite, t, n, name, m, baselineName, baseline, extra = {}) {
     // ratio: how many baseline operations one of this operation costs (time per op / baseline time per op).
     ratio: baseline ? round(baseline.opsPerSec / m.opsPerSec) : null,
     ...(m.errors && Object.keys(m.errors).length ? { errors: m.errors } : {}),
-    ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, round(v)])),
+    ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, typeof v === 'number' ? round(v) : v])),
   };
   rows.push(r);
   print(r);
@@ -479,6 +480,31 @@ async function main() {
               lastCompletionMs: off.sync.lastCompletionMs,
               bytesPerPackage: off.sync.bytesPerPackage,
             });
+            if (suiteId === suites[0]) {
+              // A day of offline payments across many phones, reconciled (bench/offline-day.mjs).
+              const day = await offlineDay(cluster, { suiteId, devices: quick ? 5 : 20, payments: quick ? 200 : 1000 });
+              if (day.lost || day.doubleCharges || day.discrepancies || day.clusterMismatches)
+                throw new Error(`offline-day did not reconcile: ${JSON.stringify(day)}`);
+              const e = day.endOfDay;
+              row(
+                suiteId,
+                t,
+                n,
+                'offline-day',
+                { opsPerSec: e.perSecond, p50Ms: e.ms / e.packages, p99Ms: e.ms / e.packages },
+                'offline-sync',
+                off.sync,
+                {
+                  devices: day.devices,
+                  payments: day.payments,
+                  completed: day.completed,
+                  lost: day.lost,
+                  doubleCharges: day.doubleCharges,
+                  syncs: day.syncs,
+                  kpis: day.kpis,
+                },
+              );
+            }
           }
         } finally {
           baseline.stop();

@@ -11,7 +11,15 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fromHex, getSuite, signOperatorLogin } from '@tessera/core';
+import {
+  approveAuthorisation,
+  decodeAuthorisation,
+  fromHex,
+  getSuite,
+  operatorKeySigner,
+  signOperatorLogin,
+  toHex,
+} from '@tessera/core';
 import { externalVerifiers } from './verifiers.js';
 
 const MSG = 'de'.repeat(32); // a 32-byte message, e.g. a sighash
@@ -414,10 +422,22 @@ describe('tessera CLI on a dev cluster', () => {
     }
   });
 
-  it('tessera console --no-login-link: only an operator key signs in (one-time challenge, this origin, a pinned key)', async () => {
+  it('tessera console --no-login-link --collect-approvals: only an operator key signs in; refreshes wait for approvals made with the operators’ own keys', async () => {
     const con = spawn(
       process.execPath,
-      [BIN, 'console', '--dir', dir, '--port', '0', '--no-login-link', '--apps-dir', join(dir, '..', 'apps'), '--json'],
+      [
+        BIN,
+        'console',
+        '--dir',
+        dir,
+        '--port',
+        '0',
+        '--no-login-link',
+        '--collect-approvals',
+        '--apps-dir',
+        join(dir, '..', 'apps'),
+        '--json',
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     try {
@@ -468,6 +488,51 @@ describe('tessera CLI on a dev cluster', () => {
       expect(
         (await fetch(new URL('/api/overview', url), { headers: { authorization: `Bearer ${token}x` } })).status,
       ).toBe(401);
+
+      // The server holds no operator key: an action is a request, approved with the operators' keys.
+      const api = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
+        const r = await fetch(new URL(path, url), {
+          method,
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          ...(body ? { body: JSON.stringify(body) } : {}),
+        });
+        return { status: r.status, json: (await r.json()) as Record<string, unknown> & { error?: { code: string } } };
+      };
+      const o = (await overview.json()) as { approvesItself: boolean; keys: { keyId: string; epoch: number }[] };
+      expect(o.approvesItself).toBe(false);
+      const key = o.keys[0] as { keyId: string; epoch: number };
+      expect((await api('POST', '/api/keys/refresh', { keyId: key.keyId })).json.error?.code).toBe('POLICY_DENIED');
+      expect((await api('POST', '/api/requests', { operation: 'delete', keyId: key.keyId })).status).toBe(400);
+      const req = (await api('POST', '/api/requests', { operation: 'refresh', keyId: key.keyId })).json as {
+        id: string;
+        authorisation: string;
+        approvals: unknown[];
+      };
+      expect(decodeAuthorisation(fromHex(req.authorisation))).toMatchObject({ operation: 'refresh', keyId: key.keyId });
+      // Without approvals the signers refuse it, and it stays pending.
+      const early = await api('POST', '/api/requests/run', { id: req.id });
+      expect([early.status, early.json.error?.code]).toEqual([403, 'POLICY_DENIED']);
+      // An approval by a key that is not an operator's, or of other bytes, is refused here already.
+      const stranger = approveAuthorisation(operatorKeySigner(new Uint8Array(32).fill(9)), fromHex(req.authorisation));
+      const other = (await api('POST', '/api/requests', { operation: 'refresh', keyId: key.keyId })).json as {
+        authorisation: string;
+      };
+      const misplaced = approveAuthorisation(operatorKeySigner(seed), fromHex(other.authorisation));
+      expect((await api('POST', '/api/requests/approve', { id: req.id, approval: toHex(stranger) })).status).toBe(403);
+      expect((await api('POST', '/api/requests/approve', { id: req.id, approval: toHex(misplaced) })).status).toBe(400);
+      expect((await api('POST', '/api/requests/approve', { id: req.id, approval: 'zz' })).status).toBe(400);
+      // The operator's approval, made where the key is; twice counts once.
+      const approval = toHex(approveAuthorisation(operatorKeySigner(seed), fromHex(req.authorisation)));
+      for (let i = 0; i < 2; i++) {
+        const r = await api('POST', '/api/requests/approve', { id: req.id, approval });
+        expect([r.status, (r.json.approvals as unknown[]).length]).toEqual([200, 1]);
+      }
+      const ran = await api('POST', '/api/requests/run', { id: req.id });
+      expect(ran.status).toBe(200);
+      expect(ran.json).toMatchObject({ operation: 'refresh', keyId: key.keyId, epoch: key.epoch + 1 });
+      expect((await api('POST', '/api/requests/run', { id: req.id })).status).toBe(404);
+      const left = (await api('GET', '/api/requests')).json.requests as { id: string }[];
+      expect(left.map((x) => x.id)).not.toContain(req.id);
     } finally {
       const exited = new Promise((r) => con.once('exit', r));
       con.kill('SIGTERM');

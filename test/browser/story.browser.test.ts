@@ -241,10 +241,27 @@ describe('operator console and browser wallet on tessera dev: the whole story', 
     );
     expect(walletErrors, walletLogs.join('\n')).toEqual([]);
 
-    // A second operator, without the link, signs in with the operator key file: the page signs the
-    // server's one-time challenge and sends only the signature.
+    // A console that holds no operator key (`--collect-approvals`, no login link): an operator
+    // signs in with the operator key file (the page signs the server's one-time challenge and
+    // sends only the signature), asks for a refresh, approves it in the page with the key file
+    // (the page shows what the signed bytes say) and runs it.
+    const collect = spawn(
+      process.execPath,
+      [BIN, 'console', '--dir', join(work, 'cluster'), '--port', '0', '--no-login-link', '--collect-approvals'].concat([
+        '--apps-dir',
+        join(work, 'apps'),
+        '--json',
+      ]),
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const collectUrl = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: collect.stdout as NodeJS.ReadableStream }).once('line', (l) =>
+        resolve((JSON.parse(l) as { url: string }).url),
+      );
+      collect.once('exit', (c) => reject(new Error(`tessera console exited ${c}`)));
+    });
     const second = await (await (browser as Browser).newContext({ viewport: { width: 1100, height: 900 } })).newPage();
-    await second.goto(consoleUrl);
+    await second.goto(collectUrl);
     await second.waitForSelector('#login-needed:not([hidden])');
     expect(await axeViolations(second)).toEqual([]);
     const cluster = join(work, 'cluster');
@@ -254,12 +271,42 @@ describe('operator console and browser wallet on tessera dev: the whole story', 
     );
     const sent: string[] = [];
     second.on('request', (r) => sent.push(r.postData() ?? ''));
-    await second.getByLabel('Operator key file').setInputFiles(keyFile);
+    await second.getByLabel('Operator key file', { exact: true }).setInputFiles(keyFile);
     await second.getByRole('button', { name: 'Sign in' }).click();
     await second.waitForSelector('#login-status:has-text("Signed in as operator")');
     await second.waitForSelector('#signers tr[data-id="signer-3"] [data-field="health"]:has-text("healthy")');
     expect(await second.locator('#login-needed').isHidden()).toBe(true);
+    await second.waitForSelector('#approvals:not([hidden])');
+    // A key of the signer nodes alone (every participant online for its refresh).
+    const made = spawnSync(
+      process.execPath,
+      [BIN, 'keygen', '--threshold', '2', '--dir', join(work, 'cluster'), '--json'],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+    expect(made.status, made.stderr).toBe(0);
+    const nodeKey = (JSON.parse(made.stdout) as { keyId: string }).keyId;
+    const epochCell = `#keys tr[data-id="${nodeKey}"] [data-field="epoch"]`;
+    await second.waitForSelector(epochCell);
+    const epoch = Number(await second.locator(epochCell).textContent());
+    await second.getByRole('button', { name: `Refresh ${nodeKey}` }).click();
+    const request = second.locator('#requests tr');
+    await request.locator('[data-field="what"]:has-text("refresh key")').waitFor();
+    expect(await request.locator('[data-field="what"]').textContent()).toContain(`refresh key ${nodeKey}`);
+    const requestId = (await request.getAttribute('data-id')) as string;
+    await second.getByLabel('Operator key file (for approving)').setInputFiles(keyFile);
+    await second.getByRole('button', { name: `Approve request ${requestId}` }).click();
+    await second.waitForSelector(`#requests tr[data-id="${requestId}"] [data-field="approvals"]:has-text("1")`);
+    expect(await axeViolations(second)).toEqual([]);
+    await second.getByRole('button', { name: `Run request ${requestId}` }).click();
+    await second.waitForSelector(`#log li:has-text("request ${requestId} ran: epoch ${epoch + 1}")`);
+    await second.waitForSelector(`${epochCell}:has-text("${epoch + 1}")`);
     const secretHex = (JSON.parse(readFileSync(keyFile, 'utf8')) as { signSecret: string }).signSecret;
     expect(sent.some((b) => b.includes(secretHex))).toBe(false);
+    const stopped = new Promise((r) => collect.once('exit', r));
+    collect.kill('SIGTERM');
+    await stopped;
   });
 });

@@ -7,7 +7,15 @@
  * the operator's key file is read here, signs the server's one-time challenge for this origin,
  * and is dropped; only the signature is sent. Either is kept for this tab only (sessionStorage).
  */
-import { address as chainAddress, fromHex, signOperatorLogin } from '@tessera/core';
+import {
+  approveAuthorisation,
+  address as chainAddress,
+  decodeAuthorisation,
+  fromHex,
+  operatorKeySigner,
+  signOperatorLogin,
+  toHex,
+} from '@tessera/core';
 import qrcode from 'qrcode-generator';
 
 interface Overview {
@@ -30,6 +38,16 @@ interface Overview {
     reconnectThroughputMean: number | null;
     compromiseIndicators: { reservationReuse: number; culprits: number };
   } | null;
+  /** false: the server holds no operator key; actions become requests the operators approve here. */
+  approvesItself: boolean;
+}
+
+interface PendingRequest {
+  id: string;
+  operation: string;
+  authorisation: string;
+  approvals: { operator: string }[];
+  createdAt: string;
 }
 
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -231,6 +249,7 @@ function render(o: Overview): void {
         `Revoke ${d.id}`,
         async () => {
           if (!confirm(`Revoke ${d.id} on every signer? It can no longer reserve or complete payments.`)) return;
+          if (!o.approvesItself) return ask({ operation: 'revoke', device: d.id });
           const r = await api<{ signers: string[] }>('POST', '/api/devices/revoke', { device: d.id });
           log(`${d.id} revoked on ${r.signers.join(', ')}`);
         },
@@ -262,6 +281,7 @@ function render(o: Overview): void {
     const actions = document.createElement('td');
     actions.append(
       button(`Refresh ${key.keyId}`, async () => {
+        if (!o.approvesItself) return ask({ operation: 'refresh', keyId: key.keyId });
         log(`refreshing ${key.keyId}…`);
         const r = await api<{ epoch: number }>('POST', '/api/keys/refresh', { keyId: key.keyId });
         log(`${key.keyId} refreshed: epoch ${r.epoch}, same public key`);
@@ -293,7 +313,68 @@ function render(o: Overview): void {
 }
 
 async function refresh(): Promise<void> {
-  render(await api<Overview>('GET', '/api/overview'));
+  const o = await api<Overview>('GET', '/api/overview');
+  render(o);
+  $('approvals').hidden = o.approvesItself;
+  if (!o.approvesItself) renderRequests((await api<{ requests: PendingRequest[] }>('GET', '/api/requests')).requests);
+}
+
+/** Asks for an operation the operators then approve (the server holds no operator key). */
+async function ask(what: { operation: 'refresh'; keyId: string } | { operation: 'revoke'; device: string }) {
+  const r = await api<PendingRequest>('POST', '/api/requests', what);
+  log(`request ${r.id} (${r.operation}) waits for the operators' approval`);
+  await refresh();
+}
+
+/**
+ * What an approval signs, decoded here from the bytes themselves (never the server's summary):
+ * the operator approves what this line says.
+ */
+function describe(authorisation: string): string {
+  const a = decodeAuthorisation(fromHex(authorisation));
+  const what =
+    a.operation === 'revoke' ? `revoke device ${a.revoke.join(', ')} on every signer` : `${a.operation} key ${a.keyId}`;
+  return `${what}; valid until ${new Date(a.notAfter).toLocaleString()}`;
+}
+
+function renderRequests(list: PendingRequest[]): void {
+  const body = $('requests');
+  body.replaceChildren();
+  for (const r of list) {
+    const actions = document.createElement('td');
+    actions.append(
+      button(`Approve request ${r.id}`, async () => {
+        const file = $<HTMLInputElement>('approve-key').files?.[0];
+        if (!file) throw new Error('choose your operator key file first');
+        const key = JSON.parse(await file.text()) as { signSecret?: unknown };
+        if (typeof key.signSecret !== 'string') throw new Error('this is not an operator key file (no signSecret)');
+        const seed = fromHex(key.signSecret);
+        const approval = approveAuthorisation(operatorKeySigner(seed), fromHex(r.authorisation));
+        seed.fill(0);
+        await api('POST', '/api/requests/approve', { id: r.id, approval: toHex(approval) });
+        log(`request ${r.id} approved`);
+        await refresh();
+      }),
+      button(`Run request ${r.id}`, async () => {
+        const x = await api<{ operation: string; epoch?: number; signers?: string[] }>('POST', '/api/requests/run', {
+          id: r.id,
+        });
+        log(
+          `request ${r.id} ran: ${x.operation === 'refresh' ? `epoch ${x.epoch}, same public key` : `revoked on ${(x.signers ?? []).join(', ')}`}`,
+        );
+        await refresh();
+      }),
+    );
+    const tr = document.createElement('tr');
+    tr.dataset.id = r.id;
+    tr.append(
+      cell(r.id),
+      cell(describe(r.authorisation), 'what'),
+      cell(String(r.approvals.length), 'approvals'),
+      actions,
+    );
+    body.append(tr);
+  }
 }
 
 $('package-state').addEventListener('change', () => void refresh().catch(() => {}));

@@ -19,6 +19,10 @@
  *   POST /api/devices/revoke   { device }: revoke it on every signer
  *   POST /api/devices/replace  { old, new }: reshare the old device's keys to the new one, revoke the old
  *   POST /api/keys/refresh     { keyId }: a refresh, approved by the operators
+ *   GET  /api/requests         with --collect-approvals (the server holds no operator key):
+ *   POST /api/requests         { operation: refresh|revoke, keyId | device } → a pending request
+ *   POST /api/requests/approve { id, approval }: an operator's approval, made in their page
+ *   POST /api/requests/run     { id }: run it with the approvals collected (console-requests.ts)
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
@@ -32,6 +36,8 @@ import {
 
 import type { Client } from './client.js';
 import { auditVerify, keys, lifecycle, packages, replaceDevice, status } from './commands.js';
+import { consoleRequests } from './console-requests.js';
+import { CliError } from './errors.js';
 import { admitDevice, approvers, authorisationFor, loadOperator } from './operators.js';
 import { DEFAULT_APPS_DIR, readJson, send, startWebServer, type WebServer } from './web.js';
 
@@ -40,7 +46,7 @@ export interface ConsoleServer extends WebServer {
   loginUrl: string;
 }
 
-async function overview(c: Client) {
+async function overview(c: Client, approvesItself: boolean) {
   const s = await status(c);
   const devices = await Promise.all(
     s.devices.map(async (d) => {
@@ -60,6 +66,7 @@ async function overview(c: Client) {
     keys: await keys(c),
     audit: await auditVerify(c),
     kpis: s.offline,
+    approvesItself,
   };
 }
 
@@ -81,10 +88,25 @@ export async function serveConsole(opts: {
   loginKeys?: string[];
   /** Print no login link: operators sign in with their keys only. */
   noLoginLink?: boolean;
+  /** Hold no operator key: every action becomes a request the operators approve in their pages. */
+  collectApprovals?: boolean;
 }): Promise<ConsoleServer> {
   const c = opts.client;
-  const files = () => approvers(c, opts.approveWith);
-  const login = signedLogin(opts.loginKeys ?? files().map((f) => toHex(loadOperator(f).public.signKey)));
+  const operatorFiles = approvers(c, opts.approveWith);
+  /** The key files that approve here; none with --collect-approvals (never the dev operator's by default). */
+  const files = () => {
+    if (opts.collectApprovals)
+      throw new CliError(
+        'POLICY_DENIED',
+        'this console holds no operator key (--collect-approvals): ask for a request and approve it with your key',
+      );
+    return operatorFiles;
+  };
+  const keys = new Set(
+    (opts.loginKeys ?? operatorFiles.map((f) => toHex(loadOperator(f).public.signKey))).map((k) => k.toLowerCase()),
+  );
+  const login = signedLogin([...keys]);
+  const requests = consoleRequests(c, () => keys);
   const secret = opts.noLoginLink ? undefined : Buffer.from(randomBytes(24).toString('base64url'));
   const authorised = (h: string | undefined) => {
     const token = /^Bearer (\S+)$/.exec(h ?? '')?.[1] ?? '';
@@ -95,7 +117,11 @@ export async function serveConsole(opts: {
   /** The origins the page may be open at (signed into the login): the server's, and localhost for a loopback one. */
   let origins: string[] = [];
   const routes: Record<string, (body: Record<string, unknown>) => Promise<unknown>> = {
-    'GET /api/overview': () => overview(c),
+    'GET /api/overview': () => overview(c, !opts.collectApprovals && operatorFiles.length > 0),
+    'GET /api/requests': async () => ({ requests: requests.list() }),
+    'POST /api/requests': (b) => requests.create(b),
+    'POST /api/requests/approve': async (b) => requests.approve(b),
+    'POST /api/requests/run': (b) => requests.run(b),
     'POST /api/token': async () => {
       const r = await c.call<{ token: string; expiresAt: number }>('IssueEnrolmentToken', {
         ttlMs: 3_600_000,
@@ -163,16 +189,7 @@ export async function serveConsole(opts: {
         send(res, 200, await route(req.method === 'POST' ? await readJson(req) : {}));
       } catch (e) {
         const code = (e as { code?: string }).code ?? 'INTERNAL';
-        const status =
-          code === 'INVALID_ARGUMENT'
-            ? 400
-            : code === 'NOT_FOUND'
-              ? 404
-              : code === 'POLICY_DENIED'
-                ? 403
-                : code === 'INTERNAL'
-                  ? 500
-                  : 409;
+        const status = HTTP_STATUS[code] ?? 409;
         send(res, status, {
           error: {
             code,
@@ -188,6 +205,15 @@ export async function serveConsole(opts: {
   origins = [u.origin, ...(u.hostname === '127.0.0.1' ? [`${u.protocol}//localhost:${u.port}`] : [])];
   return { ...server, loginUrl: secret ? `${server.url}#login=${secret.toString()}` : server.url };
 }
+
+/** HTTP status of an API error by code; anything else the cluster refuses is 409. */
+const HTTP_STATUS: Readonly<Record<string, number>> = {
+  INVALID_ARGUMENT: 400,
+  NOT_FOUND: 404,
+  POLICY_DENIED: 403,
+  RESOURCE_EXHAUSTED: 429,
+  INTERNAL: 500,
+};
 
 const CHALLENGE_MS = 120_000;
 const SESSION_MS = 8 * 3_600_000;

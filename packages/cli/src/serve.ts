@@ -20,6 +20,7 @@ export interface ConsoleCommandOptions {
   loginKeys?: string[];
   /** false with --no-login-link */
   loginLink: boolean;
+  collectApprovals?: boolean;
   appsDir?: string;
   json?: boolean;
 }
@@ -47,6 +48,7 @@ export async function runConsole(o: ConsoleCommandOptions): Promise<void> {
     ...(o.approveWith ? { approveWith: o.approveWith } : {}),
     ...(o.loginKeys ? { loginKeys: o.loginKeys } : {}),
     ...(o.loginLink ? {} : { noLoginLink: true }),
+    ...(o.collectApprovals ? { collectApprovals: true } : {}),
     ...(o.appsDir ? { dir: join(o.appsDir, 'console') } : {}),
   });
   out(

@@ -13,7 +13,7 @@
  */
 import { randomBytes } from '@noble/hashes/utils.js';
 import { equalBytes, toHex, type Rng } from './bytes.js';
-import { openEnvelope, signEnvelope } from './envelope.js';
+import { openEnvelope, signEnvelope, type EnvelopeSigner } from './envelope.js';
 import { ErrorCode, InvalidArgumentError, ProtocolError } from './errors.js';
 import {
   participantFromWire,
@@ -128,7 +128,7 @@ export function decodeAuthorisation(bytes: Uint8Array): LifecycleAuthorisation {
 }
 
 /** One operator's approval: an OPERATOR_APPROVAL envelope over the exact authorisation bytes. */
-export function approveAuthorisation(operator: ParticipantIdentity, authorisation: Uint8Array): Uint8Array {
+export function approveAuthorisation(operator: EnvelopeSigner, authorisation: Uint8Array): Uint8Array {
   decodeAuthorisation(authorisation);
   return signEnvelope(operator, PayloadKind.OPERATOR_APPROVAL, authorisation);
 }

@@ -17,8 +17,14 @@ export function envelopeSigningBytes(kind: PayloadKind, payload: Uint8Array): Ui
   return concatBytes(ENVELOPE_DST, u32be(kind), payload);
 }
 
+/**
+ * What signs an envelope: a participant identity, or just a signing key (an operator's, held in a
+ * console page, which never needs the identity's encryption half).
+ */
+export type EnvelopeSigner = Pick<ParticipantIdentity, 'sign'> & { readonly public: { readonly signKey: Uint8Array } };
+
 /** Signs `payload` as `kind` with `identity` and returns the encoded Envelope. */
-export function signEnvelope(identity: ParticipantIdentity, kind: PayloadKind, payload: Uint8Array): Uint8Array {
+export function signEnvelope(identity: EnvelopeSigner, kind: PayloadKind, payload: Uint8Array): Uint8Array {
   const signature = identity.sign(envelopeSigningBytes(kind, payload));
   return encodeMessage('Envelope', {
     version: FORMAT_VERSION,

@@ -7,6 +7,7 @@
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { toHex, utf8ToBytes } from './bytes.js';
+import type { EnvelopeSigner } from './envelope.js';
 import { InvalidArgumentError } from './errors.js';
 
 export const OPERATOR_LOGIN_CONTEXT = 'tessera-console-login/v1';
@@ -34,4 +35,15 @@ export function signOperatorLogin(
     challenge,
     signature: toHex(ed25519.sign(operatorLoginMessage(origin, challenge), signSecret)),
   };
+}
+
+/**
+ * An operator's signing key as an envelope signer (for {@link approveAuthorisation} in a console
+ * page): Ed25519 from the key file's seed, nothing else of an identity.
+ */
+export function operatorKeySigner(signSecret: Uint8Array): EnvelopeSigner {
+  if (!(signSecret instanceof Uint8Array) || signSecret.length !== 32)
+    throw new InvalidArgumentError('an operator signing key is 32 bytes');
+  const seed = signSecret.slice();
+  return { public: { signKey: ed25519.getPublicKey(seed) }, sign: (m: Uint8Array) => ed25519.sign(m, seed) };
 }

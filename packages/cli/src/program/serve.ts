@@ -28,6 +28,10 @@ export function registerServeCommands(program: Command): void {
       list,
     )
     .option('--no-login-link', 'print no login link: operators sign in with their operator key only')
+    .option(
+      '--collect-approvals',
+      'hold no operator key: refreshes and revocations become requests each operator approves in their own page',
+    )
     .option('--apps-dir <dir>', 'the built web apps (default: apps/dist)')
     .option('--json', 'JSON output')
     .action(async (o: ConsoleCommandOptions) => (await import('../serve.js')).runConsole(o));

@@ -1,0 +1,142 @@
+/**
+ * Approvals collected in the operator console (`tessera console --collect-approvals`): the console
+ * server holds no operator key. An operator asks for a refresh or a revocation; the coordinator
+ * prepares the authorisation, checked to say what was asked (`prepare`); each operator approves it
+ * in their own page, which decodes the bytes it signs and shows them, with their own key file;
+ * any signed-in operator runs it once the approvals are in. The signers check every approval
+ * again against the operator keys they pin: the console only refuses early what they would refuse.
+ *
+ * Pending requests live in the server's memory (an authorisation is valid for an hour): a restart
+ * loses requests not yet run, never the effect of one that ran.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  PayloadKind,
+  encodeApproved,
+  equalBytes,
+  fromHex,
+  openEnvelope,
+  toHex,
+  type LifecycleOperation,
+} from '@tessera/core';
+import type { Client } from './client.js';
+import { lifecycle } from './commands.js';
+import { CliError } from './errors.js';
+import { prepare, type PrepareRequest, type RequestFile } from './operators.js';
+
+export interface PendingRequest {
+  id: string;
+  operation: LifecycleOperation;
+  keyId: string;
+  device?: string;
+  /** The unsigned authorisation (hex): what every approval signs. */
+  authorisation: string;
+  summary: RequestFile['summary'];
+  /** Operator public key (hex) → approval envelope (hex). */
+  approvals: { operator: string; approval: string }[];
+  createdAt: string;
+}
+
+const MAX_PENDING = 100;
+
+export function consoleRequests(c: Client, accepted: () => ReadonlySet<string>) {
+  const pending = new Map<string, PendingRequest>();
+  const get = (id: unknown): PendingRequest => {
+    const r = typeof id === 'string' ? pending.get(id) : undefined;
+    if (!r)
+      throw new CliError('NOT_FOUND', 'no pending request with that id (it ran, expired, or the console restarted)');
+    return r;
+  };
+  const prune = () => {
+    const now = Date.now();
+    for (const [id, r] of pending) if (Date.parse(r.summary.notAfter) < now) pending.delete(id);
+  };
+  return {
+    list(): PendingRequest[] {
+      prune();
+      return [...pending.values()];
+    },
+
+    async create(b: Record<string, unknown>): Promise<PendingRequest> {
+      prune();
+      if (pending.size >= MAX_PENDING)
+        throw new CliError('RESOURCE_EXHAUSTED', `${MAX_PENDING} requests are pending: run or let some expire first`);
+      const operation = b.operation;
+      const text = (v: unknown, what: string) => {
+        if (typeof v !== 'string' || !v || v.length > 200)
+          throw new CliError('INVALID_ARGUMENT', `${what} must be a non-empty string`);
+        return v;
+      };
+      let req: PrepareRequest;
+      let device: string | undefined;
+      if (operation === 'refresh') req = { operation, keyId: text(b.keyId, 'keyId') };
+      else if (operation === 'revoke') {
+        device = text(b.device, 'device');
+        req = { operation, keyId: '*', revoke: [device] };
+      } else throw new CliError('INVALID_ARGUMENT', 'operation must be "refresh" or "revoke"');
+      const file = await prepare(c, req);
+      const r: PendingRequest = {
+        id: randomBytes(8).toString('hex'),
+        operation,
+        keyId: req.keyId,
+        ...(device ? { device } : {}),
+        authorisation: file.authorisation,
+        summary: file.summary,
+        approvals: [],
+        createdAt: new Date().toISOString(),
+      };
+      pending.set(r.id, r);
+      return r;
+    },
+
+    /** Adds an operator's approval: a signed envelope over exactly this request's authorisation. */
+    approve(b: Record<string, unknown>): PendingRequest {
+      const r = get(b.id);
+      if (typeof b.approval !== 'string') throw new CliError('INVALID_ARGUMENT', 'approval must be hex');
+      let env;
+      try {
+        env = openEnvelope(fromHex(b.approval, 'approval'), PayloadKind.OPERATOR_APPROVAL);
+      } catch (e) {
+        throw new CliError('INVALID_ARGUMENT', `not an operator approval: ${(e as Error).message}`);
+      }
+      if (!equalBytes(env.payload, fromHex(r.authorisation)))
+        throw new CliError('INVALID_ARGUMENT', 'this approval signs another authorisation than this request');
+      const operator = toHex(env.sender);
+      if (!accepted().has(operator))
+        throw new CliError('POLICY_DENIED', 'this key is not an operator of this console (--login-keys)');
+      if (!r.approvals.some((a) => a.operator === operator)) r.approvals.push({ operator, approval: b.approval });
+      return r;
+    },
+
+    /** Runs a request with the approvals collected; it stays pending if the signers refuse it. */
+    async run(b: Record<string, unknown>) {
+      const r = get(b.id);
+      const approved = encodeApproved(
+        fromHex(r.authorisation),
+        r.approvals.map((a) => fromHex(a.approval)),
+      );
+      const result =
+        r.operation === 'refresh'
+          ? await lifecycle(c, 'Refresh', { keyId: r.keyId, authorisation: approved }).then((k) => ({
+              keyId: k.keyId,
+              epoch: k.epoch,
+              publicKey: k.publicKey,
+            }))
+          : await c
+              .call<{ signers: string[]; refused: string[] }>('RevokeDevice', {
+                device: r.device,
+                authorisation: approved,
+              })
+              .then((x) => {
+                if (!x.signers.length)
+                  throw new CliError(
+                    'POLICY_DENIED',
+                    `no signer accepted the revocation (refused or unreachable: ${x.refused.join(', ')})`,
+                  );
+                return { device: r.device, ...x };
+              });
+      pending.delete(r.id);
+      return { id: r.id, operation: r.operation, approvals: r.approvals.length, ...result };
+    },
+  };
+}
