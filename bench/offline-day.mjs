@@ -114,7 +114,7 @@ export async function offlineDay(
       const byId = new Map(queue.map((q) => [q.packageId, q]));
       for (const paid of p.paid) {
         const q = byId.get(paid.packageId);
-        if (!q || q.state !== 'completed') {
+        if (q?.state !== 'completed') {
           lost++;
           continue;
         }
