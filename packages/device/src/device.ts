@@ -7,33 +7,24 @@
  * collects the signatures, each checked with the plain single-party verifier.
  */
 import {
-  DkgParticipant,
-  LifecycleParticipant,
   ParticipantIdentity,
   completeCosign,
   createOfflinePackage,
   decodeIdentityRecord,
   decodeKeyShareRecord,
-  decodeLinkTask,
   decodeMessage,
   encodeIdentityRecord,
   encodeKeyRecord,
-  encodeKeyShareRecord,
-  encodeLinkResult,
   encodeMessage,
   fromHex,
   getSuite,
   groupPublicKey,
-  isTesseraError,
-  keyDigest,
   openReservation,
   packageToText,
   participantToWire,
   toHex,
   type KeyShareRecord,
   type OperatorPolicy,
-  type LinkResult,
-  type LinkTask,
   type ParticipantPublic,
   type Rng,
   type SuiteId,
@@ -51,7 +42,7 @@ import { DeviceStorage } from './storage.js';
 import { checkRisk, integrityRecord, type IntegrityVerdict, type RiskRules } from './risk.js';
 import { deliverQueue, type QueuedPackage, type SyncResult } from './sync.js';
 import { answer, complete, propose, type CosignContext } from './cosign.js';
-import { DeviceLifecycleStore } from './lifecycle-store.js';
+import { LinkTasks, openLink, sayBye, type Link } from './link.js';
 import type { Level } from 'level';
 
 export interface DeviceOptions {
@@ -137,20 +128,14 @@ export class Device {
   readonly #rng: Rng;
   #identity: ParticipantIdentity | undefined;
   #lock: Promise<unknown> = Promise.resolve();
-  #link: { stop: () => void; done: Promise<void> } | undefined;
-  #acceptKeygen = 0;
-  /** Links opened with `acceptKeygen`: DKGs that others (another device) start are joined. */
-  #acceptFromOthers = 0;
-  /** Participants named by this device's own keygen calls in progress (other devices among them are welcome). */
-  readonly #keygenWith = new Set<string>();
+  #link: Link | undefined;
   #linkUrl: GatewayUrl | undefined;
-  #dkg: DkgParticipant | undefined;
+  readonly #tasks: LinkTasks;
   /** Cluster ids by gateway URL, as each enrolment answered (stored in the enrolment record). */
   #clusters = new Map<string, string>();
   /** Per list of gateway URLs (coordinator replicas), the one that answered last. */
   readonly #leaders = new Map<string, { index: number }>();
 
-  #lifecycle: LifecycleParticipant | undefined;
   readonly #operators: OperatorPolicy | undefined;
   readonly #events = new DeviceEmitter();
   readonly #transport: Transport;
@@ -166,6 +151,16 @@ export class Device {
     this.#transport = opts.transport ?? fetchTransport;
     this.#allowanceLowAt = opts.allowanceLowAt ?? 2;
     this.#risk = opts.risk ?? {};
+    this.#tasks = new LinkTasks({
+      me: () => this.#me(),
+      rng: this.#rng,
+      clock: this.#clock,
+      store,
+      operators: this.#operators,
+      events: this.#events,
+      serial: (fn) => this.#serial(fn),
+      epochs: () => this.#epochs(),
+    });
   }
 
   /** Opens the device store (creating it if needed). Call {@link init} once to create the identity. */
@@ -289,66 +284,21 @@ export class Device {
     if (this.#link) return;
     this.#linkUrl = url;
     if (opts.acceptKeygen) {
-      this.#acceptKeygen++;
-      this.#acceptFromOthers++;
+      this.#tasks.acceptKeygen++;
+      this.#tasks.acceptFromOthers++;
     }
-    const client = this.#client(url);
-    // The first poll registers the device before anything else is asked of it.
-    await client.call(
-      'poll',
-      encodeMessage('DevicePoll', {
-        results: [],
-        waitMs: 0,
-        keys: await this.#keyIds(),
-        pending: await this.#pendingCount(),
-        bye: false,
-      }),
-      10_000,
-    );
-    let up = true;
-    this.#events.emit('link', { up });
-    let stopped = false;
-    const ctl = new AbortController();
-    const done = (async () => {
-      let results: LinkResult[] = [];
-      let backoff = 250;
-      while (!stopped) {
-        try {
-          const body = encodeMessage('DevicePoll', {
-            results: results.map(encodeLinkResult),
-            // After a failure, a short poll first: the link is known to be back at once.
-            waitMs: up ? 15_000 : 0,
-            keys: await this.#keyIds(),
-            pending: await this.#pendingCount(),
-            bye: false,
-          });
-          const tasks = decodeMessage('DeviceTasks', await client.call('poll', body, 30_000, ctl.signal)).tasks.map(
-            decodeLinkTask,
-          );
-          if (!up) this.#events.emit('link', { up: (up = true) });
-          results = [];
-          for (const t of tasks) results.push(await this.#handle(t));
-          backoff = 250;
-        } catch {
-          if (stopped) break;
-          if (up) this.#events.emit('link', { up: (up = false) });
-          await new Promise((r) => setTimeout(r, backoff));
-          backoff = Math.min(5_000, backoff * 2);
-        }
-      }
-    })();
-    this.#link = {
-      stop: () => {
-        stopped = true;
-        ctl.abort();
-        if (up) this.#events.emit('link', { up: (up = false) });
+    this.#link = await openLink(
+      this.#client(url),
+      async () => ({ keys: await this.#keyIds(), pending: await this.#pendingCount() }),
+      this.#events,
+      (t) => this.#tasks.handle(t),
+      () => {
         if (opts.acceptKeygen) {
-          this.#acceptKeygen--;
-          this.#acceptFromOthers--;
+          this.#tasks.acceptKeygen--;
+          this.#tasks.acceptFromOthers--;
         }
       },
-      done,
-    };
+    );
   }
 
   async disconnect(): Promise<void> {
@@ -358,132 +308,11 @@ export class Device {
     l.stop();
     await l.done;
     // Tell the cluster at once, so no session waits for a device that is gone (best effort).
-    if (this.#linkUrl) {
-      await this.#client(this.#linkUrl)
-        .call(
-          'poll',
-          encodeMessage('DevicePoll', {
-            results: [],
-            waitMs: 0,
-            keys: [],
-            pending: await this.#pendingCount(),
-            bye: true,
-          }),
-          3_000,
-        )
-        .catch(() => undefined);
-    }
+    if (this.#linkUrl) await sayBye(this.#client(this.#linkUrl), await this.#pendingCount());
   }
 
   get connected(): boolean {
     return this.#link !== undefined;
-  }
-
-  async #handle(task: LinkTask): Promise<LinkResult> {
-    const taskId = task.taskId;
-    try {
-      this.#dkg ??= new DkgParticipant(this.#me(), this.#rng);
-      switch (task.body) {
-        case 'dkgStart':
-          if (this.#acceptKeygen <= 0)
-            throw new DeviceError('POLICY_DENIED', 'this device joins only key generations it asked for');
-          return {
-            taskId,
-            body: 'envelope',
-            envelope: this.#dkg.start(task.dkgStart?.params, (cfg) => {
-              // In a key this device asked for, no other device co-signs offline with its share,
-              // unless this device was linked to accept keys others start (two-device keys).
-              const others = cfg.participants.filter(
-                (p) => p.device && p.id !== this.id && !this.#keygenWith.has(p.id),
-              );
-              if (others.length && this.#acceptFromOthers <= 0)
-                throw new DeviceError(
-                  'POLICY_DENIED',
-                  `the key's roster has another device (${others.map((p) => p.id).join(', ')}) this device did not agree to`,
-                );
-              if (!cfg.participants.some((p) => p.id === this.id && p.device))
-                throw new DeviceError('POLICY_DENIED', "the key's roster does not record this participant as a device");
-            }),
-          };
-        case 'dkgBundle': {
-          const step = this.#dkg.bundle(task.dkgBundle);
-          if ('envelope' in step) return { taskId, body: 'envelope', envelope: step.envelope };
-          const out = step.done;
-          const rec: KeyShareRecord = {
-            keyId: out.keyId,
-            epoch: 0,
-            key: out.key,
-            share: out.share,
-            transcriptHash: out.transcriptHash,
-            createdAt: this.#clock(),
-          };
-          // Durable before the coordinator hears the DKG is done here.
-          await this.#store.put(`key/${out.keyId}`, encodeKeyShareRecord(rec));
-          return {
-            taskId,
-            body: 'dkgDone',
-            dkgDone: {
-              keyId: out.keyId,
-              keyDigest: keyDigest(out.key),
-              keyRecord: encodeKeyRecord({ keyId: out.keyId, epoch: 0, key: out.key, createdAt: rec.createdAt }),
-            },
-          };
-        }
-        case 'dkgAbort':
-          this.#dkg.abort(task.dkgAbort?.sessionHash);
-          return { taskId, body: 'ok', ok: true };
-        case 'lifecycle': {
-          const env = await this.#lifecycleStep(task.lifecycle);
-          return env ? { taskId, body: 'envelope', envelope: env } : { taskId, body: 'ok', ok: true };
-        }
-        default:
-          throw new DeviceError(
-            'NOT_SUPPORTED',
-            `a device does not take ${String(task.body)} tasks: it co-signs offline`,
-          );
-      }
-    } catch (e) {
-      const code = isTesseraError(e) || e instanceof DeviceError ? (e as { code: string }).code : 'INTERNAL';
-      const message = isTesseraError(e) || e instanceof DeviceError ? (e as Error).message : 'internal error';
-      return {
-        taskId,
-        body: 'error',
-        error: { code, message, culprits: [...((e as { culprits?: readonly string[] }).culprits ?? [])] },
-      };
-    }
-  }
-
-  /**
-   * A refresh or reshare step: core's `LifecycleParticipant`, the same state machine as a signer
-   * node's (verified commits, pending outcomes, operator authorisations where operators are
-   * pinned). A phone that was offline gets each stored session when it links and applies it.
-   */
-  async #lifecycleStep(t: LinkTask['lifecycle']): Promise<Uint8Array | undefined> {
-    this.#lifecycle ??= new LifecycleParticipant(
-      this.#me(),
-      this.#rng,
-      new DeviceLifecycleStore(this.#store, this.#clock),
-      {
-        ...(this.#operators ? { operators: this.#operators } : {}),
-        requireAuthorisation: false,
-        // A device pins no nodes: the roster its pinned operators approved (ids and keys) is its
-        // authority; the nodes check their own pins as well.
-        pinned: () => true,
-        // Joining a key by reshare is like joining a DKG: only when this device agreed to.
-        mayJoin: () => this.#acceptKeygen > 0,
-        now: this.#clock,
-      },
-    );
-    const lc = this.#lifecycle;
-    return this.#serial(async () => {
-      const before = await this.#epochs();
-      const out = await lc.handle(t);
-      for (const [keyId, epoch] of await this.#epochs()) {
-        const previous = before.get(keyId) ?? -1;
-        if (epoch !== previous) this.#events.emit('lifecycle', { keyId, epoch, previous });
-      }
-      return out;
-    });
   }
 
   /**
@@ -492,8 +321,8 @@ export class Device {
    */
   async keygen(url: GatewayUrl, req: { suite: SuiteId; threshold: number; with?: string[] }): Promise<DeviceKeyInfo> {
     const wasLinked = !!this.#link;
-    this.#acceptKeygen++;
-    for (const id of req.with ?? []) this.#keygenWith.add(id);
+    this.#tasks.acceptKeygen++;
+    for (const id of req.with ?? []) this.#tasks.keygenWith.add(id);
     try {
       if (!wasLinked) await this.connect(url);
       const info = decodeMessage(
@@ -516,8 +345,8 @@ export class Device {
         );
       return this.#keyInfo(rec);
     } finally {
-      this.#acceptKeygen--;
-      if (this.#acceptKeygen === 0) this.#keygenWith.clear();
+      this.#tasks.acceptKeygen--;
+      if (this.#tasks.acceptKeygen === 0) this.#tasks.keygenWith.clear();
       if (!wasLinked) await this.disconnect();
     }
   }
