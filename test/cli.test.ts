@@ -533,6 +533,49 @@ describe('tessera CLI on a dev cluster', () => {
       expect((await api('POST', '/api/requests/run', { id: req.id })).status).toBe(404);
       const left = (await api('GET', '/api/requests')).json.requests as { id: string }[];
       expect(left.map((x) => x.id)).not.toContain(req.id);
+      // A reshare asked for in the console: bad shapes refused before anything is prepared.
+      const full = (await (
+        await fetch(new URL('/api/overview', url), { headers: { authorization: `Bearer ${token}` } })
+      ).json()) as {
+        keys: { keyId: string; threshold: number; participants: string[] }[];
+      };
+      const k2 = full.keys.find((k) => k.keyId === key.keyId) as {
+        keyId: string;
+        threshold: number;
+        participants: string[];
+      };
+      for (const bad of [
+        { threshold: 0, participants: k2.participants },
+        { threshold: 2, participants: ['signer-1', 'signer-1'] },
+        { threshold: k2.participants.length + 1, participants: k2.participants },
+        { threshold: 2, participants: 'signer-1,signer-2' },
+      ])
+        expect((await api('POST', '/api/requests', { operation: 'reshare', keyId: key.keyId, ...bad })).status).toBe(
+          400,
+        );
+      const grow = (
+        await api('POST', '/api/requests', {
+          operation: 'reshare',
+          keyId: key.keyId,
+          threshold: k2.participants.length,
+          participants: k2.participants,
+        })
+      ).json as { id: string; authorisation: string };
+      expect(decodeAuthorisation(fromHex(grow.authorisation))).toMatchObject({
+        operation: 'reshare',
+        newThreshold: k2.participants.length,
+      });
+      await api('POST', '/api/requests/approve', {
+        id: grow.id,
+        approval: toHex(approveAuthorisation(operatorKeySigner(seed), fromHex(grow.authorisation))),
+      });
+      const reshared = await api('POST', '/api/requests/run', { id: grow.id });
+      expect(reshared.status).toBe(200);
+      expect(reshared.json).toMatchObject({
+        operation: 'reshare',
+        threshold: k2.participants.length,
+        epoch: key.epoch + 2,
+      });
     } finally {
       const exited = new Promise((r) => con.once('exit', r));
       con.kill('SIGTERM');

@@ -303,6 +303,22 @@ describe('operator console and browser wallet on tessera dev: the whole story', 
     await second.getByRole('button', { name: `Run request ${requestId}` }).click();
     await second.waitForSelector(`#log li:has-text("request ${requestId} ran: epoch ${epoch + 1}")`);
     await second.waitForSelector(`${epochCell}:has-text("${epoch + 1}")`);
+    // A reshare from the page (2-of-3 → 3-of-3), approved and run the same way.
+    await second.getByLabel('Key', { exact: true }).selectOption(nodeKey);
+    await second.getByLabel('New threshold').fill('3');
+    await second.getByLabel('New participants (comma-separated)').fill('signer-1, signer-2, signer-3');
+    await second.getByRole('button', { name: 'Reshare', exact: true }).click();
+    const reshare = second.locator('#requests tr', { hasText: 'reshare key' });
+    await reshare.waitFor();
+    expect(await reshare.locator('[data-field="what"]').textContent()).toContain(
+      `reshare key ${nodeKey} to 3 of signer-1, signer-2, signer-3`,
+    );
+    const reshareId = (await reshare.getAttribute('data-id')) as string;
+    await second.getByRole('button', { name: `Approve request ${reshareId}` }).click();
+    await second.waitForSelector(`#requests tr[data-id="${reshareId}"] [data-field="approvals"]:has-text("1")`);
+    await second.getByRole('button', { name: `Run request ${reshareId}` }).click();
+    await second.waitForSelector(`#log li:has-text("request ${reshareId} ran: epoch ${epoch + 2}")`);
+    await second.waitForSelector(`#keys tr[data-id="${nodeKey}"] [data-field="scheme"]:has-text("3 of 3")`);
     const secretHex = (JSON.parse(readFileSync(keyFile, 'utf8')) as { signSecret: string }).signSecret;
     expect(sent.some((b) => b.includes(secretHex))).toBe(false);
     const stopped = new Promise((r) => collect.once('exit', r));

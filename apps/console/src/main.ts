@@ -275,6 +275,22 @@ function render(o: Overview): void {
       cell(String(s.pooledCommitments), 'pool'),
     ]);
 
+  const pickKey = $<HTMLSelectElement>('reshare-key');
+  const picked = pickKey.value;
+  pickKey.replaceChildren(
+    ...o.keys.map((k) => {
+      const opt = document.createElement('option');
+      opt.value = k.keyId;
+      opt.textContent = `${k.keyId} (${k.threshold} of ${k.participants.length})`;
+      opt.dataset.participants = k.participants.join(',');
+      return opt;
+    }),
+  );
+  if (o.keys.some((k) => k.keyId === picked)) pickKey.value = picked;
+  const others = $<HTMLInputElement>('reshare-participants');
+  if (!others.value) others.value = pickKey.selectedOptions[0]?.dataset.participants ?? '';
+  approvesItself = o.approvesItself;
+
   const keys = $('keys');
   keys.replaceChildren();
   for (const key of o.keys) {
@@ -319,8 +335,46 @@ async function refresh(): Promise<void> {
   if (!o.approvesItself) renderRequests((await api<{ requests: PendingRequest[] }>('GET', '/api/requests')).requests);
 }
 
+let approvesItself = true;
+
+$('reshare-key').addEventListener('change', () => {
+  const opt = $<HTMLSelectElement>('reshare-key').selectedOptions[0];
+  $<HTMLInputElement>('reshare-participants').value = opt?.dataset.participants ?? '';
+});
+$('reshare').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const what = {
+    keyId: $<HTMLSelectElement>('reshare-key').value,
+    threshold: Number($<HTMLInputElement>('reshare-threshold').value),
+    participants: $<HTMLInputElement>('reshare-participants')
+      .value.split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  };
+  void (async () => {
+    try {
+      if (!approvesItself) return await ask({ operation: 'reshare', ...what });
+      log(`resharing ${what.keyId}…`);
+      const r = await api<{ epoch: number; threshold: number; participants: string[] }>(
+        'POST',
+        '/api/keys/reshare',
+        what,
+      );
+      log(`${what.keyId} reshared: epoch ${r.epoch}, ${r.threshold} of ${r.participants.join(', ')}, same public key`);
+      await refresh();
+    } catch (e) {
+      log(`error: ${(e as Error).message}`);
+    }
+  })();
+});
+
 /** Asks for an operation the operators then approve (the server holds no operator key). */
-async function ask(what: { operation: 'refresh'; keyId: string } | { operation: 'revoke'; device: string }) {
+async function ask(
+  what:
+    | { operation: 'refresh'; keyId: string }
+    | { operation: 'revoke'; device: string }
+    | { operation: 'reshare'; keyId: string; threshold: number; participants: string[] },
+) {
   const r = await api<PendingRequest>('POST', '/api/requests', what);
   log(`request ${r.id} (${r.operation}) waits for the operators' approval`);
   await refresh();
@@ -333,7 +387,11 @@ async function ask(what: { operation: 'refresh'; keyId: string } | { operation: 
 function describe(authorisation: string): string {
   const a = decodeAuthorisation(fromHex(authorisation));
   const what =
-    a.operation === 'revoke' ? `revoke device ${a.revoke.join(', ')} on every signer` : `${a.operation} key ${a.keyId}`;
+    a.operation === 'revoke'
+      ? `revoke device ${a.revoke.join(', ')} on every signer`
+      : a.operation === 'reshare'
+        ? `reshare key ${a.keyId} to ${a.newThreshold} of ${a.newParticipants.map((p) => p.id).join(', ')}`
+        : `${a.operation} key ${a.keyId}`;
   return `${what}; valid until ${new Date(a.notAfter).toLocaleString()}`;
 }
 
@@ -360,7 +418,7 @@ function renderRequests(list: PendingRequest[]): void {
           id: r.id,
         });
         log(
-          `request ${r.id} ran: ${x.operation === 'refresh' ? `epoch ${x.epoch}, same public key` : `revoked on ${(x.signers ?? []).join(', ')}`}`,
+          `request ${r.id} ran: ${x.operation !== 'revoke' ? `epoch ${x.epoch}, same public key` : `revoked on ${(x.signers ?? []).join(', ')}`}`,
         );
         await refresh();
       }),

@@ -1,6 +1,6 @@
 /**
  * Approvals collected in the operator console (`tessera console --collect-approvals`): the console
- * server holds no operator key. An operator asks for a refresh or a revocation; the coordinator
+ * server holds no operator key. An operator asks for a refresh, a reshare or a revocation; the coordinator
  * prepares the authorisation, checked to say what was asked (`prepare`); each operator approves it
  * in their own page, which decodes the bytes it signs and shows them, with their own key file;
  * any signed-in operator runs it once the approvals are in. The signers check every approval
@@ -29,6 +29,9 @@ export interface PendingRequest {
   operation: LifecycleOperation;
   keyId: string;
   device?: string;
+  /** A reshare's new threshold and participants. */
+  threshold?: number;
+  participants?: string[];
   /** The unsigned authorisation (hex): what every approval signs. */
   authorisation: string;
   summary: RequestFile['summary'];
@@ -38,6 +41,26 @@ export interface PendingRequest {
 }
 
 const MAX_PENDING = 100;
+
+const text = (v: unknown, what: string): string => {
+  if (typeof v !== 'string' || !v || v.length > 200)
+    throw new CliError('INVALID_ARGUMENT', `${what} must be a non-empty string`);
+  return v;
+};
+
+/** A reshare asked for in the console: the key, the new threshold (1–100) and participants (1–100 ids). */
+export function parseReshare(b: Record<string, unknown>): { keyId: string; threshold: number; participants: string[] } {
+  const keyId = text(b.keyId, 'keyId');
+  const { threshold, participants } = b;
+  if (typeof threshold !== 'number' || !Number.isInteger(threshold) || threshold < 1 || threshold > 100)
+    throw new CliError('INVALID_ARGUMENT', 'threshold must be a whole number from 1 to 100');
+  if (!Array.isArray(participants) || participants.length < 1 || participants.length > 100)
+    throw new CliError('INVALID_ARGUMENT', 'participants must be a list of 1 to 100 ids');
+  const ids = participants.map((x, i) => text(x, `participants[${i}]`));
+  if (new Set(ids).size !== ids.length) throw new CliError('INVALID_ARGUMENT', 'participants names someone twice');
+  if (threshold > ids.length) throw new CliError('INVALID_ARGUMENT', 'threshold is larger than the participants');
+  return { keyId, threshold, participants: ids };
+}
 
 export function consoleRequests(c: Client, accepted: () => ReadonlySet<string>) {
   const pending = new Map<string, PendingRequest>();
@@ -62,24 +85,21 @@ export function consoleRequests(c: Client, accepted: () => ReadonlySet<string>) 
       if (pending.size >= MAX_PENDING)
         throw new CliError('RESOURCE_EXHAUSTED', `${MAX_PENDING} requests are pending: run or let some expire first`);
       const operation = b.operation;
-      const text = (v: unknown, what: string) => {
-        if (typeof v !== 'string' || !v || v.length > 200)
-          throw new CliError('INVALID_ARGUMENT', `${what} must be a non-empty string`);
-        return v;
-      };
       let req: PrepareRequest;
       let device: string | undefined;
       if (operation === 'refresh') req = { operation, keyId: text(b.keyId, 'keyId') };
       else if (operation === 'revoke') {
         device = text(b.device, 'device');
         req = { operation, keyId: '*', revoke: [device] };
-      } else throw new CliError('INVALID_ARGUMENT', 'operation must be "refresh" or "revoke"');
+      } else if (operation === 'reshare') req = { operation, ...parseReshare(b) };
+      else throw new CliError('INVALID_ARGUMENT', 'operation must be "refresh", "reshare" or "revoke"');
       const file = await prepare(c, req);
       const r: PendingRequest = {
         id: randomBytes(8).toString('hex'),
         operation,
         keyId: req.keyId,
         ...(device ? { device } : {}),
+        ...(req.operation === 'reshare' ? { threshold: req.threshold, participants: req.participants } : {}),
         authorisation: file.authorisation,
         summary: file.summary,
         approvals: [],
@@ -116,10 +136,24 @@ export function consoleRequests(c: Client, accepted: () => ReadonlySet<string>) 
         r.approvals.map((a) => fromHex(a.approval)),
       );
       const result =
-        r.operation === 'refresh'
-          ? await lifecycle(c, 'Refresh', { keyId: r.keyId, authorisation: approved }).then((k) => ({
+        r.operation === 'refresh' || r.operation === 'reshare'
+          ? await lifecycle(
+              c,
+              r.operation === 'refresh' ? 'Refresh' : 'Reshare',
+              r.operation === 'refresh'
+                ? { keyId: r.keyId, authorisation: approved }
+                : {
+                    keyId: r.keyId,
+                    threshold: r.threshold,
+                    participants: r.participants,
+                    revoke: [],
+                    authorisation: approved,
+                  },
+            ).then((k) => ({
               keyId: k.keyId,
               epoch: k.epoch,
+              threshold: k.threshold,
+              participants: k.participants,
               publicKey: k.publicKey,
             }))
           : await c

@@ -19,8 +19,9 @@
  *   POST /api/devices/revoke   { device }: revoke it on every signer
  *   POST /api/devices/replace  { old, new }: reshare the old device's keys to the new one, revoke the old
  *   POST /api/keys/refresh     { keyId }: a refresh, approved by the operators
+ *   POST /api/keys/reshare     { keyId, threshold, participants }: a reshare, approved by the operators
  *   GET  /api/requests         with --collect-approvals (the server holds no operator key):
- *   POST /api/requests         { operation: refresh|revoke, keyId | device } → a pending request
+ *   POST /api/requests         { operation: refresh|reshare|revoke, keyId | device, … } → a pending request
  *   POST /api/requests/approve { id, approval }: an operator's approval, made in their page
  *   POST /api/requests/run     { id }: run it with the approvals collected (console-requests.ts)
  */
@@ -36,7 +37,7 @@ import {
 
 import type { Client } from './client.js';
 import { auditVerify, keys, lifecycle, packages, replaceDevice, status } from './commands.js';
-import { consoleRequests } from './console-requests.js';
+import { consoleRequests, parseReshare } from './console-requests.js';
 import { CliError } from './errors.js';
 import { admitDevice, approvers, authorisationFor, loadOperator } from './operators.js';
 import { DEFAULT_APPS_DIR, readJson, send, startWebServer, type WebServer } from './web.js';
@@ -153,6 +154,21 @@ export async function serveConsole(opts: {
         authorisation: await authorisationFor(c, { keyId, operation: 'refresh' }, { approveWith: files() }),
       });
       return { keyId: r.keyId, epoch: r.epoch, publicKey: r.publicKey };
+    },
+    'POST /api/keys/reshare': async (b) => {
+      const r = parseReshare(b);
+      const k = await lifecycle(c, 'Reshare', {
+        ...r,
+        revoke: [],
+        authorisation: await authorisationFor(c, { operation: 'reshare', ...r }, { approveWith: files() }),
+      });
+      return {
+        keyId: k.keyId,
+        epoch: k.epoch,
+        threshold: k.threshold,
+        participants: k.participants,
+        publicKey: k.publicKey,
+      };
     },
   };
   const server = await startWebServer({
