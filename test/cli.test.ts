@@ -63,6 +63,12 @@ afterAll(() => {
   rmSync(join(dir, '..'), { recursive: true, force: true });
 });
 
+interface KpiSample {
+  at: number;
+  completed: number;
+}
+let firstKpiSample = 0;
+
 describe('tessera CLI on a dev cluster', () => {
   it('dev proves itself with a keygen/sign/verify before serving', () => {
     expect(events.some((e) => /signature verifies/.test(e))).toBe(true);
@@ -374,9 +380,11 @@ describe('tessera CLI on a dev cluster', () => {
       },
     );
     expect(built.status, built.stderr).toBe(0);
-    const con = spawn(process.execPath, [BIN, 'console', '--dir', dir, '--port', '0', '--apps-dir', apps, '--json'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const con = spawn(
+      process.execPath,
+      [BIN, 'console', '--dir', dir, '--port', '0', '--apps-dir', apps, '--kpi-every', '200', '--json'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     try {
       const first = await new Promise<string>((resolve, reject) => {
         createInterface({ input: con.stdout! }).once('line', resolve);
@@ -412,6 +420,19 @@ describe('tessera CLI on a dev cluster', () => {
       });
       expect(bad.status).toBe(400);
       expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('INVALID_ARGUMENT');
+      // The KPI history: sampled by the server (here every 200 ms), kept across restarts (below).
+      let history: { samples: KpiSample[] } = { samples: [] };
+      for (let i = 0; i < 50 && history.samples.length < 2; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const h = await fetch(new URL('/api/kpis/history', url), { headers: { authorization: `Bearer ${secret}` } });
+        history = (await h.json()) as { samples: KpiSample[] };
+      }
+      expect(history.samples.length).toBeGreaterThanOrEqual(2);
+      for (const x of history.samples) {
+        expect(x.completed).toBeGreaterThanOrEqual(0);
+        expect(x.at).toBeLessThanOrEqual(Date.now());
+      }
+      firstKpiSample = (history.samples[0] as KpiSample).at;
       const page = await fetch(url);
       expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
       expect(await page.text()).toMatch(/<title>Tessera operator console<\/title>/);
@@ -447,6 +468,8 @@ describe('tessera CLI on a dev cluster', () => {
       });
       const { url, login } = JSON.parse(first) as { url: string; login: string };
       expect(login).toBe(url); // no secret to print
+      // The history the first console wrote is still there after its restart.
+      expect((await fetch(new URL('/api/kpis/history', url))).status).toBe(401);
       const origin = new URL(url).origin;
       const post = async (path: string, body?: unknown) => {
         const r = await fetch(new URL(path, url), {
@@ -498,6 +521,8 @@ describe('tessera CLI on a dev cluster', () => {
         });
         return { status: r.status, json: (await r.json()) as Record<string, unknown> & { error?: { code: string } } };
       };
+      const kept = (await api('GET', '/api/kpis/history')).json.samples as KpiSample[];
+      expect(kept.map((x) => x.at)).toContain(firstKpiSample);
       const o = (await overview.json()) as { approvesItself: boolean; keys: { keyId: string; epoch: number }[] };
       expect(o.approvesItself).toBe(false);
       const key = o.keys[0] as { keyId: string; epoch: number };

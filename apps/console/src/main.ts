@@ -194,7 +194,7 @@ function render(o: Overview): void {
     }),
   );
   if (k) series.push({ at: o.at, completed: k.completed });
-  if (series.length > 300) series.shift();
+  if (series.length > 6_000) series.shift();
   chart();
 
   const filter = $<HTMLSelectElement>('package-state').value;
@@ -328,8 +328,19 @@ function render(o: Overview): void {
   document.body.dataset.updates = String(Number(document.body.dataset.updates ?? 0) + 1);
 }
 
+let historyAt = 0;
+
 async function refresh(): Promise<void> {
   const o = await api<Overview>('GET', '/api/overview');
+  // The server's KPI history (24 h, sampled every 15 s), fetched again every 10 s; the live
+  // points of the last seconds follow it.
+  if (Date.now() - historyAt > 10_000) {
+    historyAt = Date.now();
+    const h = await api<{ samples: { at: number; completed: number }[] }>('GET', '/api/kpis/history').catch(
+      () => undefined,
+    );
+    if (h) series.splice(0, series.length, ...h.samples.map((x) => ({ at: x.at, completed: x.completed })));
+  }
   render(o);
   $('approvals').hidden = o.approvesItself;
   if (!o.approvesItself) renderRequests((await api<{ requests: PendingRequest[] }>('GET', '/api/requests')).requests);

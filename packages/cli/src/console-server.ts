@@ -20,6 +20,7 @@
  *   POST /api/devices/replace  { old, new }: reshare the old device's keys to the new one, revoke the old
  *   POST /api/keys/refresh     { keyId }: a refresh, approved by the operators
  *   POST /api/keys/reshare     { keyId, threshold, participants }: a reshare, approved by the operators
+ *   GET  /api/kpis/history     the offline KPIs sampled every 15 s over the last 24 h (console-kpis.ts)
  *   GET  /api/requests         with --collect-approvals (the server holds no operator key):
  *   POST /api/requests         { operation: refresh|reshare|revoke, keyId | device, … } → a pending request
  *   POST /api/requests/approve { id, approval }: an operator's approval, made in their page
@@ -37,6 +38,7 @@ import {
 
 import type { Client } from './client.js';
 import { auditVerify, keys, lifecycle, packages, replaceDevice, status } from './commands.js';
+import { kpiHistory } from './console-kpis.js';
 import { consoleRequests, parseReshare } from './console-requests.js';
 import { CliError } from './errors.js';
 import { admitDevice, approvers, authorisationFor, loadOperator } from './operators.js';
@@ -91,6 +93,8 @@ export async function serveConsole(opts: {
   noLoginLink?: boolean;
   /** Hold no operator key: every action becomes a request the operators approve in their pages. */
   collectApprovals?: boolean;
+  /** How often the KPI history is sampled (default 15 s). */
+  kpiEveryMs?: number;
 }): Promise<ConsoleServer> {
   const c = opts.client;
   const operatorFiles = approvers(c, opts.approveWith);
@@ -108,6 +112,7 @@ export async function serveConsole(opts: {
   );
   const login = signedLogin([...keys]);
   const requests = consoleRequests(c, () => keys);
+  const history = kpiHistory(c, opts.kpiEveryMs ?? 15_000);
   const secret = opts.noLoginLink ? undefined : Buffer.from(randomBytes(24).toString('base64url'));
   const authorised = (h: string | undefined) => {
     const token = /^Bearer (\S+)$/.exec(h ?? '')?.[1] ?? '';
@@ -120,6 +125,7 @@ export async function serveConsole(opts: {
   const routes: Record<string, (body: Record<string, unknown>) => Promise<unknown>> = {
     'GET /api/overview': () => overview(c, !opts.collectApprovals && operatorFiles.length > 0),
     'GET /api/requests': async () => ({ requests: requests.list() }),
+    'GET /api/kpis/history': async () => history.list(),
     'POST /api/requests': (b) => requests.create(b),
     'POST /api/requests/approve': async (b) => requests.approve(b),
     'POST /api/requests/run': (b) => requests.run(b),
@@ -219,7 +225,14 @@ export async function serveConsole(opts: {
   });
   const u = new URL(server.url);
   origins = [u.origin, ...(u.hostname === '127.0.0.1' ? [`${u.protocol}//localhost:${u.port}`] : [])];
-  return { ...server, loginUrl: secret ? `${server.url}#login=${secret.toString()}` : server.url };
+  return {
+    ...server,
+    close: async () => {
+      history.stop();
+      await server.close();
+    },
+    loginUrl: secret ? `${server.url}#login=${secret.toString()}` : server.url,
+  };
 }
 
 /** HTTP status of an API error by code; anything else the cluster refuses is 409. */

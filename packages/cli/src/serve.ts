@@ -21,6 +21,7 @@ export interface ConsoleCommandOptions {
   /** false with --no-login-link */
   loginLink: boolean;
   collectApprovals?: boolean;
+  kpiEvery: number;
   appsDir?: string;
   json?: boolean;
 }
@@ -49,6 +50,7 @@ export async function runConsole(o: ConsoleCommandOptions): Promise<void> {
     ...(o.loginKeys ? { loginKeys: o.loginKeys } : {}),
     ...(o.loginLink ? {} : { noLoginLink: true }),
     ...(o.collectApprovals ? { collectApprovals: true } : {}),
+    kpiEveryMs: o.kpiEvery,
     ...(o.appsDir ? { dir: join(o.appsDir, 'console') } : {}),
   });
   out(

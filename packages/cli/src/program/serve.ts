@@ -32,6 +32,7 @@ export function registerServeCommands(program: Command): void {
       '--collect-approvals',
       'hold no operator key: refreshes and revocations become requests each operator approves in their own page',
     )
+    .option('--kpi-every <ms>', 'sample the offline KPIs for the history chart this often', int, 15_000)
     .option('--apps-dir <dir>', 'the built web apps (default: apps/dist)')
     .option('--json', 'JSON output')
     .action(async (o: ConsoleCommandOptions) => (await import('../serve.js')).runConsole(o));
