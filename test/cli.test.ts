@@ -606,7 +606,7 @@ describe('tessera CLI on a dev cluster', () => {
       con.kill('SIGTERM');
       await exited;
     }
-  });
+  }, 120_000);
 
   it('an error is one line on stderr and a non-zero exit code', () => {
     const r = cli('sign', '--key', '0000000000000000', '--message', 'aa', '--json');

@@ -48,6 +48,8 @@ function watch(page: Page, logs: string[]): void {
 describe('operator console and browser wallet on tessera dev: the whole story', { timeout: TIMEOUT }, () => {
   const work = mkdtempSync(join(tmpdir(), 'tessera-story-'));
   let dev: ChildProcess | undefined;
+  /** Consoles a test starts besides the dev cluster's own: stopped in afterAll whatever happened. */
+  const consoles: ChildProcess[] = [];
   const events: string[] = [];
   let browser: Browser | undefined;
   let operator: Page;
@@ -96,6 +98,12 @@ describe('operator console and browser wallet on tessera dev: the whole story', 
   }, TIMEOUT);
 
   afterAll(async () => {
+    for (const c of consoles)
+      if (c.exitCode === null && c.signalCode === null) {
+        const exited = new Promise((r) => c.once('exit', r));
+        c.kill('SIGTERM');
+        await exited;
+      }
     await browser?.close().catch(() => {});
     if (dev && dev.exitCode === null) {
       const exited = new Promise((r) => dev?.once('exit', r));
@@ -240,7 +248,9 @@ describe('operator console and browser wallet on tessera dev: the whole story', 
       (l) => !/\/v1\/device\/poll: net::ERR_ABORTED$/.test(l) && !/status of 4\d\d/.test(l),
     );
     expect(walletErrors, walletLogs.join('\n')).toEqual([]);
+  });
 
+  it('a console that holds no operator key: an operator signs in with the key file, asks, approves in the page and runs a refresh and a reshare', async () => {
     // A console that holds no operator key (`--collect-approvals`, no login link): an operator
     // signs in with the operator key file (the page signs the server's one-time challenge and
     // sends only the signature), asks for a refresh, approves it in the page with the key file
@@ -254,6 +264,7 @@ describe('operator console and browser wallet on tessera dev: the whole story', 
       ]),
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
+    consoles.push(collect);
     const collectUrl = await new Promise<string>((resolve, reject) => {
       createInterface({ input: collect.stdout as NodeJS.ReadableStream }).once('line', (l) =>
         resolve((JSON.parse(l) as { url: string }).url),
@@ -301,7 +312,7 @@ describe('operator console and browser wallet on tessera dev: the whole story', 
     await second.waitForSelector(`#requests tr[data-id="${requestId}"] [data-field="approvals"]:has-text("1")`);
     expect(await axeViolations(second)).toEqual([]);
     await second.getByRole('button', { name: `Run request ${requestId}` }).click();
-    await second.waitForSelector(`#log li:has-text("request ${requestId} ran: epoch ${epoch + 1}")`);
+    expect(await outcome(second, requestId)).toContain(`request ${requestId} ran: epoch ${epoch + 1}`);
     await second.waitForSelector(`${epochCell}:has-text("${epoch + 1}")`);
     // A reshare from the page (2-of-3 → 3-of-3), approved and run the same way.
     await second.getByLabel('Key', { exact: true }).selectOption(nodeKey);
@@ -317,12 +328,16 @@ describe('operator console and browser wallet on tessera dev: the whole story', 
     await second.getByRole('button', { name: `Approve request ${reshareId}` }).click();
     await second.waitForSelector(`#requests tr[data-id="${reshareId}"] [data-field="approvals"]:has-text("1")`);
     await second.getByRole('button', { name: `Run request ${reshareId}` }).click();
-    await second.waitForSelector(`#log li:has-text("request ${reshareId} ran: epoch ${epoch + 2}")`);
+    expect(await outcome(second, reshareId)).toContain(`request ${reshareId} ran: epoch ${epoch + 2}`);
     await second.waitForSelector(`#keys tr[data-id="${nodeKey}"] [data-field="scheme"]:has-text("3 of 3")`);
     const secretHex = (JSON.parse(readFileSync(keyFile, 'utf8')) as { signSecret: string }).signSecret;
     expect(sent.some((b) => b.includes(secretHex))).toBe(false);
-    const stopped = new Promise((r) => collect.once('exit', r));
-    collect.kill('SIGTERM');
-    await stopped;
   });
 });
+
+/** The activity line a run request ends with: "request <id> ran: …" or an error (a lifecycle run may take a while under load). */
+async function outcome(page: Page, id: string): Promise<string> {
+  const line = page.locator('#log li', { hasText: new RegExp(`request ${id} ran:|error`) }).first();
+  await line.waitFor({ timeout: 120_000 });
+  return (await line.textContent()) ?? '';
+}
