@@ -608,6 +608,16 @@ describe('tessera CLI on a dev cluster', () => {
     }
   }, 120_000);
 
+  it('tessera console refuses to start where no one could sign in (no link, no operator key)', () => {
+    const r = spawnSync(
+      process.execPath,
+      [BIN, 'console', '--dir', dir, '--port', '0', '--no-login-link', '--login-keys', ',', '--json'],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    expect(r.status).toBe(1);
+    expect(errorLine(r.stderr)).toMatch(/no operator could sign in .*\[CONFIG\]/);
+  });
+
   it('an error is one line on stderr and a non-zero exit code', () => {
     const r = cli('sign', '--key', '0000000000000000', '--message', 'aa', '--json');
     expect(r.code).not.toBe(0);

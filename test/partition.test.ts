@@ -431,11 +431,22 @@ afterAll(async () => {
 async function calibrate<T>(op: () => Promise<T>): Promise<{ ms: number; value: T }> {
   slow('s1');
   try {
+    // Two uncut runs, the faster counts. A run that aborts UNAVAILABLE on the slowed link (a busy
+    // machine: the suite runs three files at once) is a measurement lost, not the test's subject:
+    // it is run again, at most four times in all.
     let best: { ms: number; value: T } | undefined;
-    for (let i = 0; i < 2; i++) {
+    let ok = 0;
+    for (let attempt = 0; ok < 2; attempt++) {
       const t0 = Date.now();
-      const value = await op();
+      let value: T;
+      try {
+        value = await op();
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'UNAVAILABLE' || attempt >= 3) throw e;
+        continue;
+      }
       const ms = Date.now() - t0;
+      ok++;
       if (!best || ms < best.ms) best = { ms, value };
     }
     return best as { ms: number; value: T };
@@ -504,7 +515,7 @@ describe('partitions (network namespaces): each operation completes or aborts, a
         const fresh = await keygen();
         await signAndVerify(fresh.keyId, ['signer-1', 'signer-2']);
       }
-    }, 30_000);
+    }, 90_000);
 
     it(`refresh: signer-1 cut off ${when} in the refresh`, async () => {
       requireSetup();
@@ -528,7 +539,7 @@ describe('partitions (network namespaces): each operation completes or aborts, a
         { epoch: o.before.epoch + (o.ok ? 1 : 0), threshold: 2, participants: THREE },
         ['signer-2', 'signer-3'],
       );
-    }, 40_000);
+    }, 90_000);
 
     it(`reshare 2-of-3 → 3-of-4: signer-1 cut off ${when} in the reshare`, async () => {
       requireSetup();
@@ -581,7 +592,7 @@ describe('partitions (network namespaces): each operation completes or aborts, a
       if (o.ok) expect(toHex((o.value as KeyInfo).publicKey)).toBe(pub);
       const survivors = expected.participants.filter((p) => p !== 'signer-1').slice(0, expected.threshold);
       await expectIntactAndUsable(k.keyId, pub, expected, survivors);
-    }, 40_000);
+    }, 90_000);
   }
   it('signing: signer-1 cut off while signatures are in flight', async () => {
     requireSetup();

@@ -110,6 +110,11 @@ export async function serveConsole(opts: {
   const keys = new Set(
     (opts.loginKeys ?? operatorFiles.map((f) => toHex(loadOperator(f).public.signKey))).map((k) => k.toLowerCase()),
   );
+  if (keys.size === 0 && (opts.noLoginLink || opts.collectApprovals))
+    throw new CliError(
+      'CONFIG',
+      'no operator could sign in to this console: pass --login-keys with the operators’ public keys (or --approve-with their key files)',
+    );
   const login = signedLogin([...keys]);
   const requests = consoleRequests(c, () => keys);
   const history = kpiHistory(c, opts.kpiEveryMs ?? 15_000);
