@@ -1,22 +1,20 @@
 /**
  * The Tessera operator console: what the cluster holds and how offline payments go, refreshed
  * every two seconds from the console server's API (packages/cli/src/console-server.ts), and the
- * operator's actions — enrolment tokens, device admission and revocation, key refresh — each
- * approved with the operator keys the server holds. The bearer token is either the login secret
- * from the URL fragment (removed from the address bar) or a session token from a signed login:
- * the operator's key file is read here, signs the server's one-time challenge for this origin,
- * and is dropped; only the signature is sent. Either is kept for this tab only (sessionStorage).
+ * operator's actions — enrolment tokens, device admission and revocation, key refresh and
+ * reshare — approved with the operator keys the server holds, or asked for and approved in the
+ * operators' own pages (approvals.ts). The bearer token is the login link's secret or a signed
+ * login's session token (operator-key.ts: the key file is read here, signs, and is dropped);
+ * page.ts holds the plumbing.
  */
-import {
-  approveAuthorisation,
-  address as chainAddress,
-  decodeAuthorisation,
-  fromHex,
-  operatorKeySigner,
-  signOperatorLogin,
-  toHex,
-} from '@tessera/core';
+import { address as chainAddress, fromHex } from '@tessera/core';
 import qrcode from 'qrcode-generator';
+import { ask, renderRequests, setApprovesItself, wireReshare, type PendingRequest } from './approvals.js';
+import { signIn } from './operator-key.js';
+import { $, api, button, cell, log, onAction, row } from './page.js';
+
+const SVG = 'http://www.w3.org/2000/svg';
+const series: { at: number; completed: number }[] = [];
 
 interface Overview {
   at: number;
@@ -40,81 +38,6 @@ interface Overview {
   } | null;
   /** false: the server holds no operator key; actions become requests the operators approve here. */
   approvesItself: boolean;
-}
-
-interface PendingRequest {
-  id: string;
-  operation: string;
-  authorisation: string;
-  approvals: { operator: string }[];
-  createdAt: string;
-}
-
-const $ = <T extends HTMLElement>(id: string): T => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`the page has no #${id}`);
-  return el as T;
-};
-const SVG = 'http://www.w3.org/2000/svg';
-const series: { at: number; completed: number }[] = [];
-
-const login = /(?:^|[#&])login=([\w-]+)/.exec(location.hash)?.[1];
-if (login) {
-  sessionStorage.setItem('tessera-console-login', login);
-  window.history.replaceState(null, '', location.pathname);
-}
-let secret = sessionStorage.getItem('tessera-console-login') ?? '';
-
-function log(text: string): void {
-  const li = document.createElement('li');
-  li.textContent = `${new Date().toLocaleTimeString()} ${text}`;
-  $('log').prepend(li);
-}
-
-async function api<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-  const r = await fetch(path, {
-    method,
-    headers: { authorization: `Bearer ${secret}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const j = (await r.json()) as T & { error?: { code: string; message: string } };
-  if (r.status === 401) $('login-needed').hidden = false;
-  else if (r.ok) $('login-needed').hidden = true;
-  if (!r.ok) throw Object.assign(new Error(j.error?.message ?? `HTTP ${r.status}`), { code: j.error?.code });
-  return j;
-}
-
-function cell(text: string, data?: string): HTMLTableCellElement {
-  const td = document.createElement('td');
-  td.textContent = text;
-  if (data) td.dataset.field = data;
-  return td;
-}
-
-function button(label: string, run: () => Promise<void>, danger = false): HTMLButtonElement {
-  const b = document.createElement('button');
-  b.type = 'button';
-  b.textContent = label;
-  if (danger) b.className = 'danger';
-  b.addEventListener('click', async () => {
-    b.disabled = true;
-    try {
-      await run();
-      await refresh();
-    } catch (e) {
-      log(`error ${(e as { code?: string }).code ?? ''}: ${(e as Error).message}`);
-    } finally {
-      b.disabled = false;
-    }
-  });
-  return b;
-}
-
-function row(tbody: HTMLElement, id: string, cells: HTMLElement[]): void {
-  const tr = document.createElement('tr');
-  tr.dataset.id = id;
-  tr.append(...cells);
-  tbody.append(tr);
 }
 
 function age(ms: number): string {
@@ -249,7 +172,7 @@ function render(o: Overview): void {
         `Revoke ${d.id}`,
         async () => {
           if (!confirm(`Revoke ${d.id} on every signer? It can no longer reserve or complete payments.`)) return;
-          if (!o.approvesItself) return ask({ operation: 'revoke', device: d.id });
+          if (!o.approvesItself) return ask(refresh, { operation: 'revoke', device: d.id });
           const r = await api<{ signers: string[] }>('POST', '/api/devices/revoke', { device: d.id });
           log(`${d.id} revoked on ${r.signers.join(', ')}`);
         },
@@ -289,7 +212,7 @@ function render(o: Overview): void {
   if (o.keys.some((k) => k.keyId === picked)) pickKey.value = picked;
   const others = $<HTMLInputElement>('reshare-participants');
   if (!others.value) others.value = pickKey.selectedOptions[0]?.dataset.participants ?? '';
-  approvesItself = o.approvesItself;
+  setApprovesItself(o.approvesItself);
 
   const keys = $('keys');
   keys.replaceChildren();
@@ -297,7 +220,7 @@ function render(o: Overview): void {
     const actions = document.createElement('td');
     actions.append(
       button(`Refresh ${key.keyId}`, async () => {
-        if (!o.approvesItself) return ask({ operation: 'refresh', keyId: key.keyId });
+        if (!o.approvesItself) return ask(refresh, { operation: 'refresh', keyId: key.keyId });
         log(`refreshing ${key.keyId}…`);
         const r = await api<{ epoch: number }>('POST', '/api/keys/refresh', { keyId: key.keyId });
         log(`${key.keyId} refreshed: epoch ${r.epoch}, same public key`);
@@ -343,107 +266,8 @@ async function refresh(): Promise<void> {
   }
   render(o);
   $('approvals').hidden = o.approvesItself;
-  if (!o.approvesItself) renderRequests((await api<{ requests: PendingRequest[] }>('GET', '/api/requests')).requests);
-}
-
-let approvesItself = true;
-
-$('reshare-key').addEventListener('change', () => {
-  const opt = $<HTMLSelectElement>('reshare-key').selectedOptions[0];
-  $<HTMLInputElement>('reshare-participants').value = opt?.dataset.participants ?? '';
-});
-$('reshare').addEventListener('submit', (ev) => {
-  ev.preventDefault();
-  const what = {
-    keyId: $<HTMLSelectElement>('reshare-key').value,
-    threshold: Number($<HTMLInputElement>('reshare-threshold').value),
-    participants: $<HTMLInputElement>('reshare-participants')
-      .value.split(',')
-      .map((x) => x.trim())
-      .filter(Boolean),
-  };
-  void (async () => {
-    try {
-      if (!approvesItself) return await ask({ operation: 'reshare', ...what });
-      log(`resharing ${what.keyId}…`);
-      const r = await api<{ epoch: number; threshold: number; participants: string[] }>(
-        'POST',
-        '/api/keys/reshare',
-        what,
-      );
-      log(`${what.keyId} reshared: epoch ${r.epoch}, ${r.threshold} of ${r.participants.join(', ')}, same public key`);
-      await refresh();
-    } catch (e) {
-      log(`error: ${(e as Error).message}`);
-    }
-  })();
-});
-
-/** Asks for an operation the operators then approve (the server holds no operator key). */
-async function ask(
-  what:
-    | { operation: 'refresh'; keyId: string }
-    | { operation: 'revoke'; device: string }
-    | { operation: 'reshare'; keyId: string; threshold: number; participants: string[] },
-) {
-  const r = await api<PendingRequest>('POST', '/api/requests', what);
-  log(`request ${r.id} (${r.operation}) waits for the operators' approval`);
-  await refresh();
-}
-
-/**
- * What an approval signs, decoded here from the bytes themselves (never the server's summary):
- * the operator approves what this line says.
- */
-function describe(authorisation: string): string {
-  const a = decodeAuthorisation(fromHex(authorisation));
-  const what =
-    a.operation === 'revoke'
-      ? `revoke device ${a.revoke.join(', ')} on every signer`
-      : a.operation === 'reshare'
-        ? `reshare key ${a.keyId} to ${a.newThreshold} of ${a.newParticipants.map((p) => p.id).join(', ')}`
-        : `${a.operation} key ${a.keyId}`;
-  return `${what}; valid until ${new Date(a.notAfter).toLocaleString()}`;
-}
-
-function renderRequests(list: PendingRequest[]): void {
-  const body = $('requests');
-  body.replaceChildren();
-  for (const r of list) {
-    const actions = document.createElement('td');
-    actions.append(
-      button(`Approve request ${r.id}`, async () => {
-        const file = $<HTMLInputElement>('approve-key').files?.[0];
-        if (!file) throw new Error('choose your operator key file first');
-        const key = JSON.parse(await file.text()) as { signSecret?: unknown };
-        if (typeof key.signSecret !== 'string') throw new Error('this is not an operator key file (no signSecret)');
-        const seed = fromHex(key.signSecret);
-        const approval = approveAuthorisation(operatorKeySigner(seed), fromHex(r.authorisation));
-        seed.fill(0);
-        await api('POST', '/api/requests/approve', { id: r.id, approval: toHex(approval) });
-        log(`request ${r.id} approved`);
-        await refresh();
-      }),
-      button(`Run request ${r.id}`, async () => {
-        const x = await api<{ operation: string; epoch?: number; signers?: string[] }>('POST', '/api/requests/run', {
-          id: r.id,
-        });
-        log(
-          `request ${r.id} ran: ${x.operation !== 'revoke' ? `epoch ${x.epoch}, same public key` : `revoked on ${(x.signers ?? []).join(', ')}`}`,
-        );
-        await refresh();
-      }),
-    );
-    const tr = document.createElement('tr');
-    tr.dataset.id = r.id;
-    tr.append(
-      cell(r.id),
-      cell(describe(r.authorisation), 'what'),
-      cell(String(r.approvals.length), 'approvals'),
-      actions,
-    );
-    body.append(tr);
-  }
+  if (!o.approvesItself)
+    renderRequests((await api<{ requests: PendingRequest[] }>('GET', '/api/requests')).requests, refresh);
 }
 
 $('package-state').addEventListener('change', () => void refresh().catch(() => {}));
@@ -463,40 +287,9 @@ $('issue-token').addEventListener('click', async () => {
   }
 });
 
-/** Signs in with an operator key file: challenge → signature (made here) → session token. */
-async function signIn(): Promise<void> {
-  const file = $<HTMLInputElement>('operator-key').files?.[0];
-  const status = $('login-status');
-  if (!file) {
-    status.textContent = 'Choose your operator key file first.';
-    return;
-  }
-  try {
-    const key = JSON.parse(await file.text()) as { signSecret?: unknown };
-    if (typeof key.signSecret !== 'string') throw new Error('this is not an operator key file (no signSecret)');
-    const seed = fromHex(key.signSecret);
-    const c = (await (await fetch('/api/login/challenge', { method: 'POST' })).json()) as { challenge: string };
-    const answer = signOperatorLogin(seed, location.origin, c.challenge);
-    seed.fill(0);
-    const r = await fetch('/api/login', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(answer),
-    });
-    const j = (await r.json()) as { token?: string; error?: { message: string } };
-    if (!r.ok || !j.token) throw new Error(j.error?.message ?? `HTTP ${r.status}`);
-    secret = j.token;
-    sessionStorage.setItem('tessera-console-login', secret);
-    status.textContent = `Signed in as operator ${answer.publicKey.slice(0, 16)}…`;
-    log('signed in with an operator key');
-    await refresh();
-  } catch (e) {
-    status.textContent = `Not signed in: ${(e as Error).message}`;
-  } finally {
-    $<HTMLInputElement>('operator-key').value = '';
-  }
-}
-$('sign-in').addEventListener('click', () => void signIn());
+onAction(refresh);
+wireReshare(refresh);
+$('sign-in').addEventListener('click', () => void signIn(refresh));
 
 async function loop(): Promise<void> {
   try {
