@@ -28,8 +28,9 @@ export default defineConfig({
     pool: 'forks',
     // Two test files at a time on a 2-core machine (vitest's default there is one): most files
     // wait on child processes, gRPC and fsync, so two overlap well. Measured on fresh clones: one
-    // file at a time 596 s, two 407–420 s (when the suite was smaller; 599 s with isolate:false
-    // below at 84 files). Three ran in 456–529 s but failed a test in three runs of six, each a
+    // file at a time 596 s, two 407–420 s (when the suite was smaller), two with isolate:false
+    // below and 85 files 477 s (the whole .ci/run 8 min 55 s). Three ran in 456–529 s but failed
+    // a test in three runs of six, each a
     // wait inside a test that the heavier load outlasted (a console reshare's outcome, a
     // calibration reshare on a slowed link, a link challenge within 5 s): two it is.
     maxWorkers: 2,
