@@ -30,9 +30,9 @@ export default defineConfig({
     // wait on child processes, gRPC and fsync, so two overlap well. Measured on fresh clones: one
     // file at a time 596 s, two 407–420 s (when the suite was smaller), two with isolate:false
     // below and 85 files 477 s (the whole .ci/run 8 min 55 s). Three ran in 456–529 s but failed
-    // a test in three runs of six, each a
-    // wait inside a test that the heavier load outlasted (a console reshare's outcome, a
-    // calibration reshare on a slowed link, a link challenge within 5 s): two it is.
+    // a test in three runs of six, each a wait inside a test that the heavier load outlasted (a
+    // console reshare's outcome, a calibration reshare on a slowed link, a link challenge within
+    // 5 s): two it is.
     maxWorkers: 2,
     // One module registry per worker, not per file: a file's imports (the protocol, gRPC, the
     // stores, through vite's module runner) are evaluated once per worker instead of once per file.
