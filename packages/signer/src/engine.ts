@@ -12,56 +12,30 @@
  */
 import {
   DkgParticipant,
-  TesseraError,
-  type ErrorCode,
   LifecycleParticipant,
   checkDeviceAdmission,
   checkRevocation,
-  deriveKey,
-  deriveShare,
-  PayloadKind,
-  SigningNonces,
-  commit,
   decodeKeyShareRecord,
-  decodeOfflinePackage,
-  encodeReservation,
-  packageCommitments,
-  signReservation,
-  verifyOfflinePackage,
-  RESERVATION_NONCE_ID_BYTES,
-  equalBytes,
-  decodeMessage,
-  decodeSignRequest,
-  decodeCommitment,
-  encodeCommitment,
   encodeKeyRecord,
   encodeKeyShareRecord,
-  encodeSignatureShare,
   groupPublicKey,
-  isTesseraError,
   keyDigest,
-  openSignIntent,
-  signEnvelope,
-  signShare,
   toHex,
   type KeyShareRecord,
   type ParticipantIdentity,
   type Rng,
 } from '@tessera/core';
-import {
-  AuditLog,
-  KeyedMutex,
-  NonceLedger,
-  ShareVault,
-  summarizeAudit,
-  type BatchOp,
-  type SealedKV,
-} from '@tessera/store';
+import { AuditLog, KeyedMutex, NonceLedger, ShareVault, summarizeAudit, type SealedKV } from '@tessera/store';
 import { randomBytes } from 'node:crypto';
-import { DEVICE_POLICY_DEFAULTS, PolicyEngine, type Policy } from './policy.js';
+import { PolicyEngine, type Policy } from './policy.js';
 import { SignerLifecycleStore, deviceSegment } from './lifecycle-store.js';
 import type { SpentReservations } from './spent.js';
-import type { LinkResult, LinkTask, TaskError } from '@tessera/core';
+import { SignerError, toTaskError } from './errors.js';
+import { OfflineCosigner } from './offline-cosigner.js';
+import { OnlineSigner } from './online-signer.js';
+
+export { SignerError, toTaskError };
+import type { LinkResult, LinkTask } from '@tessera/core';
 
 export interface SignerEngineOptions {
   identity: ParticipantIdentity;
@@ -92,13 +66,6 @@ export type SignerEvent =
 
 const defaultRng: Rng = ((n = 32) => new Uint8Array(randomBytes(n))) as Rng;
 
-/** A typed refusal from the engine. */
-export class SignerError extends TesseraError {
-  constructor(code: ErrorCode, message: string, culprits: readonly string[] = []) {
-    super(code, message, { culprits });
-  }
-}
-
 export class SignerEngine {
   readonly identity: ParticipantIdentity;
   readonly vault: ShareVault;
@@ -119,6 +86,8 @@ export class SignerEngine {
   readonly #keys = new Map<string, KeyShareRecord>();
   /** Retained earlier epochs, decoded on demand. */
   readonly #older = new Map<string, KeyShareRecord>();
+  readonly #offline: OfflineCosigner;
+  readonly #online: OnlineSigner;
 
   constructor(opts: SignerEngineOptions) {
     this.identity = opts.identity;
@@ -150,6 +119,34 @@ export class SignerEngine {
       pinned: (p) => this.#pinned(p),
       mayJoin: () => true,
       now: this.#clock,
+    });
+    this.#online = new OnlineSigner({
+      identity: this.identity,
+      ledger: this.ledger,
+      audit: this.audit,
+      store: opts.store,
+      rng: this.#rng,
+      maxFresh: this.#maxFresh,
+      maxAttempts: this.#maxAttempts,
+      attempts: this.#attempts,
+      policy: () => this.#policy,
+      key: (keyId) => this.key(keyId),
+      signingRecord: (keyId, epoch) => this.#signingRecord(keyId, epoch),
+      onEvent: (e) => this.#onEvent(e),
+    });
+    this.#offline = new OfflineCosigner({
+      identity: this.identity,
+      ledger: this.ledger,
+      audit: this.audit,
+      store: opts.store,
+      rng: this.#rng,
+      clock: this.#clock,
+      spent: this.#spent,
+      policy: () => this.#policy.policy,
+      revoked: (device) => this.#lcStore.revoked(device),
+      key: (keyId) => this.key(keyId),
+      keyAt: (keyId, epoch) => this.keyAt(keyId, epoch),
+      onEvent: (e) => this.#onEvent(e),
     });
   }
 
@@ -401,135 +398,14 @@ export class SignerEngine {
     };
   }
 
-  /** Produces `count` fresh commitments for `keyId`, each backed by a nonce durably in the ledger. */
-  async commitments(keyId: string, count: number): Promise<Uint8Array[]> {
-    if (!Number.isInteger(count) || count < 1 || count > 1024)
-      throw new SignerError('INVALID_ARGUMENT', 'commitment count must be 1..1024');
-    const rec = await this.key(keyId);
-    const fresh = await this.ledger.countFresh(`${keyId}.`);
-    const n = Math.min(count, Math.max(0, this.#maxFresh - fresh));
-    if (n === 0) throw new SignerError('RESOURCE_EXHAUSTED', `already ${fresh} unused commitments for key ${keyId}`);
-    // Every nonce of the batch durably in the ledger (one synced write) before any commitment
-    // leaves. The public commitment is kept with the nonce (the record's meta): signing compares
-    // the listed commitment with it instead of recomputing it from the secret nonces.
-    const batch: { nonceId: string; secret: Uint8Array; meta: Uint8Array }[] = [];
-    try {
-      for (let i = 0; i < n; i++) {
-        // A refill is background work: a sign task that arrives meanwhile waits for one nonce at most.
-        if (i > 0) await yieldToEventLoop();
-        const { nonces, commitment } = commit(rec.share, this.#rng);
-        const nonceId = `${keyId}.${toHex(this.#rng(12))}`;
-        batch.push({
-          nonceId,
-          secret: nonces.exportSecret(),
-          meta: encodeCommitment(rec.key.suite, commitment, new TextEncoder().encode(nonceId)),
-        });
-      }
-      await this.ledger.addFreshMany(batch);
-    } finally {
-      for (const b of batch) b.secret.fill(0);
-    }
-    const out = batch.map((b) => signEnvelope(this.identity, PayloadKind.SIGNING_COMMITMENT, b.meta));
-    this.#onEvent({ type: 'commitments', keyId, count: out.length });
-    return out;
+  /** Fresh nonce commitments for the coordinator's pool (see {@link OnlineSigner.commitments}). */
+  commitments(keyId: string, count: number): Promise<Uint8Array[]> {
+    return this.#online.commitments(keyId, count);
   }
 
-  /**
-   * Answers a sign request with a SIGNATURE_SHARE envelope, or refuses. Order matters: decode,
-   * check the intent and policy, find our own commitment and its nonce, and only then consume
-   * the nonce (durably, before the share leaves).
-   */
-  async sign(requestBytes: Uint8Array): Promise<Uint8Array> {
-    const req = decodeSignRequest(requestBytes);
-    const keyId = req.keyId;
-    let ownNonce: string | undefined;
-    try {
-      const rec = await this.#signingRecord(req.keyId, req.epoch);
-      const mine = req.commitments.filter((c) => c.identifier === rec.share.identifier);
-      if (mine.length !== 1)
-        throw new SignerError(
-          'INVALID_ARGUMENT',
-          'the commitment list does not carry exactly one commitment of this node',
-        );
-      const nonceId = new TextDecoder().decode((mine[0] as (typeof mine)[number]).nonceId);
-      if (!nonceId.startsWith(`${req.keyId}.`))
-        throw new SignerError('INVALID_ARGUMENT', 'the nonce belongs to another key');
-      ownNonce = nonceId;
-      if (rec.key.suite.id !== req.suite.id)
-        throw new SignerError('WRONG_SUITE', `key ${req.keyId} is ${rec.key.suite.id}, request is ${req.suite.id}`);
-      const intent = openSignIntent(req.intent, rec.key.suite);
-      if (intent.keyId !== req.keyId) throw new SignerError('POLICY_DENIED', 'the intent authorises another key');
-      const rule = this.#policy.authorise(intent, req.keyId);
-      const auditEntry = {
-        type: 'sign',
-        actor: rule.id,
-        data: {
-          keyId,
-          requestId: toHex(intent.requestId),
-          nonce: nonceId,
-          digest: toHex(req.digest),
-          ...(intent.path ? { path: intent.path } : {}),
-        },
-      };
-      let audited = false;
-      // Serialise per (requester, request id): concurrent tasks cannot overrun the attempt bound.
-      const share = await this.#attempts.run(`${toHex(intent.requester)}/${toHex(intent.requestId)}`, async () => {
-        let kept: ReturnType<typeof decodeCommitment> | undefined;
-        let attempt: BatchOp[] = [];
-        return this.ledger.consume(
-          nonceId,
-          req.digest,
-          (secret) => {
-            const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret, kept?.commitment);
-            // An HD child key: the public tweak of the intent's path applied to key and share.
-            if (intent.path) {
-              const child = deriveKey(rec.key, intent.path);
-              return signShare(deriveShare(rec.share, child.tweak), child.key, nonces, req.commitments, intent.message);
-            }
-            return signShare(rec.share, rec.key, nonces, req.commitments, intent.message);
-          },
-          {
-            // Only for a fresh nonce (a retry of the same request gets the recorded share).
-            beforeProduce: async (meta) => {
-              // The commitment kept with the nonce when it was made (absent in older records).
-              kept = meta ? decodeCommitment(rec.key.suite, meta) : undefined;
-              if (kept && new TextDecoder().decode(kept.nonceId) !== nonceId)
-                throw new SignerError('INTERNAL', 'nonce record does not match its id');
-              attempt = await this.#countAttempt(intent.requester, intent.requestId, nonceId);
-              // Rate tokens are spent only on work that uses a nonce, never on cached retries.
-              this.#policy.spendRateToken(rule);
-            },
-            // The consumption, the request's attempt record and the audit entry: one synced batch,
-            // on disk before the share leaves.
-            commit: async (ops) => {
-              await this.audit.append(auditEntry, { with: [...ops, ...attempt] });
-              audited = true;
-            },
-          },
-        );
-      });
-      // A cached retry (the same request again) releases the recorded share again: audited too.
-      if (!audited) await this.audit.append(auditEntry);
-      this.#onEvent({ type: 'sign', keyId, result: 'ok' });
-      const payload = encodeSignatureShare(rec.key.suite, {
-        sessionId: req.sessionId,
-        identifier: rec.share.identifier,
-        share,
-        requestDigest: req.digest,
-      });
-      return signEnvelope(this.identity, PayloadKind.SIGNATURE_SHARE, payload);
-    } catch (e) {
-      // A refused request burns the nonce it named (the coordinator has handed its commitment
-      // out); discarding it keeps refusals from filling the fresh-nonce cap. A consumed record
-      // is never discarded, so replays still fail with NONCE_REUSED.
-      if (ownNonce) await this.ledger.discard(ownNonce).catch(() => false);
-      const err = toTaskError(e);
-      await this.audit
-        .append({ type: 'refusal', actor: this.id, data: { keyId, code: err.code, reason: err.message.slice(0, 200) } })
-        .catch(() => {});
-      this.#onEvent({ type: 'refusal', keyId, code: err.code });
-      throw e;
-    }
+  /** Answers a sign request with a SIGNATURE_SHARE envelope, or refuses (see {@link OnlineSigner.sign}). */
+  sign(requestBytes: Uint8Array): Promise<Uint8Array> {
+    return this.#online.sign(requestBytes);
   }
 
   // ---- share lifecycle: refresh and reshare ---------------------------------------------------
@@ -582,265 +458,20 @@ export class SignerEngine {
     }
   }
 
-  // ---- offline co-signing -----------------------------------------------------------------
+  // ---- offline co-signing (offline-cosigner.ts) ----------------------------------------------
 
-  #devicePolicy() {
-    return { ...DEVICE_POLICY_DEFAULTS, ...(this.#policy.policy.devices ?? {}) };
+  /** Reserves `count` nonces of `keyId` for `device` (see {@link OfflineCosigner.reserve}). */
+  reserve(keyId: string, device: string, count: number, ttlMs: number): Promise<Uint8Array[]> {
+    return this.#offline.reserve(keyId, device, count, ttlMs);
   }
 
-  /**
-   * Reserves `count` nonces of `keyId` for `device` (a participant of the key): each a fresh
-   * nonce in the ledger under `r.<device>.<key>.<id>` with the signed reservation as its meta,
-   * so completion checks a package against this node's own record. Bounded by the policy's
-   * per-device cap (expired reservations are dropped first) and lifetime.
-   */
-  async reserve(keyId: string, device: string, count: number, ttlMs: number): Promise<Uint8Array[]> {
-    const dp = this.#devicePolicy();
-    if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
-    if (!Number.isInteger(count) || count < 1 || count > 1024)
-      throw new SignerError('INVALID_ARGUMENT', 'reservation count must be 1..1024');
-    if (dp.revoked?.includes(device) || (await this.#lcStore.revoked(device)))
-      throw new SignerError('POLICY_DENIED', `device ${device} is revoked on this node`);
-    const rec = await this.key(keyId);
-    // Only a participant every member recorded as a device when the key was made (or reshared).
-    if (device === this.id || !rec.key.roster.some((r) => r.id === device && r.device))
-      throw new SignerError('POLICY_DENIED', `${String(device).slice(0, 64)} is not a device of key ${keyId}`);
-    const ttl = Math.min(Number.isSafeInteger(ttlMs) && ttlMs > 0 ? ttlMs : dp.maxTtlMs, dp.maxTtlMs);
-    const now = this.#clock();
-    // Drop this device's expired, unused reservations: they no longer count against its cap.
-    let outstanding = 0;
-    for await (const k of this.#store.keys(`nonce/r.${deviceSegment(device)}.`)) {
-      const id = k.slice('nonce/'.length);
-      const st = await this.ledger.status(id);
-      if (st.state !== 'fresh') continue;
-      const meta = st.meta ? decodeMessageSafe(st.meta) : undefined;
-      if (!meta || meta.expiresAt < now) await this.ledger.discard(id);
-      else outstanding++;
-    }
-    const n = Math.min(count, dp.maxReservations - outstanding);
-    if (n <= 0)
-      throw new SignerError(
-        'RESOURCE_EXHAUSTED',
-        `device ${device} already holds ${outstanding} reservations on this node (cap ${dp.maxReservations})`,
-      );
-    // All reservations of the call durably in the ledger (one synced write) before any leaves.
-    const made: {
-      r: Parameters<typeof signReservation>[1];
-      entry: { nonceId: string; secret: Uint8Array; meta: Uint8Array };
-    }[] = [];
-    try {
-      for (let i = 0; i < n; i++) {
-        const { nonces, commitment } = commit(rec.share, this.#rng);
-        const nonceId = this.#rng(RESERVATION_NONCE_ID_BYTES);
-        const r = {
-          suite: rec.key.suite,
-          keyId,
-          epoch: rec.epoch,
-          device,
-          signer: this.id,
-          nonceId,
-          hiding: commitment.hiding,
-          binding: commitment.binding,
-          expiresAt: now + ttl,
-        };
-        made.push({
-          r,
-          entry: {
-            nonceId: reservationLedgerId(device, keyId, nonceId),
-            secret: nonces.exportSecret(),
-            meta: encodeReservation(r),
-          },
-        });
-      }
-      await this.ledger.addFreshMany(made.map((m) => m.entry));
-    } finally {
-      for (const m of made) m.entry.secret.fill(0);
-    }
-    const out = made.map((m) => signReservation(this.identity, m.r));
-    await this.audit.append({
-      type: 'reserve',
-      actor: this.id,
-      data: { keyId, device, count: n, expiresAt: now + ttl },
-    });
-    this.#onEvent({ type: 'reserve', keyId, device, count: n });
-    return out;
-  }
-
-  /**
-   * Completes an offline package with this node's reserved nonce. The package must be for a
-   * reservation this node issued to that device (its own ledger record, not the package, is
-   * the authority), unexpired, and carry a valid share of the device over the message: the
-   * device's share is its authorisation. The nonce is consumed durably before the share
-   * leaves; the same package again gets the same share; another package on the same
-   * reservation is refused with RESERVATION_USED. A refused package does not burn the
-   * reservation.
-   */
-  async complete(bytes: Uint8Array): Promise<Uint8Array> {
-    const pkg = decodeOfflinePackage(bytes);
-    const keyId = pkg.keyId;
-    try {
-      const dp = this.#devicePolicy();
-      if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
-      if (dp.revoked?.includes(pkg.device) || (await this.#lcStore.revoked(pkg.device)))
-        throw new SignerError('POLICY_DENIED', `device ${pkg.device} is revoked on this node`);
-      // A package completes with the share of its own epoch (kept for a while after a refresh).
-      const rec = await this.keyAt(keyId, pkg.epoch);
-      const mine = pkg.cosigners.filter((c) => c.signer === this.id);
-      if (mine.length !== 1) throw new SignerError('INVALID_ARGUMENT', 'the package names no reservation of this node');
-      const res = mine[0] as (typeof mine)[number];
-      const ledgerId = reservationLedgerId(pkg.device, keyId, res.nonceId);
-      const st = await this.ledger.status(ledgerId);
-      if (st.state === 'unknown')
-        throw new SignerError(
-          'RESERVATION_UNKNOWN',
-          `no reservation ${toHex(res.nonceId)} of ${pkg.device} on this node`,
-        );
-      // Reservations exist only for devices of the key; checked again against the key itself.
-      if (!rec.key.roster.some((r) => r.id === pkg.device && r.device))
-        throw new SignerError('POLICY_DENIED', `${pkg.device.slice(0, 64)} is not a device of key ${keyId}`);
-      const own = st.meta ? decodeMessageSafe(st.meta) : undefined;
-      if (
-        !own ||
-        own.epoch !== pkg.epoch ||
-        own.keyId !== keyId ||
-        own.device !== pkg.device ||
-        !equalBytes(own.hiding, res.hiding) ||
-        !equalBytes(own.binding, res.binding) ||
-        own.expiresAt !== res.expiresAt
-      )
-        throw new SignerError('RESERVATION_INVALID', 'the package does not match the reservation this node issued', [
-          pkg.device,
-        ]);
-      if (st.state === 'fresh' && own.expiresAt < this.#clock()) {
-        await this.ledger.discard(ledgerId);
-        throw new SignerError(
-          'RESERVATION_EXPIRED',
-          `reservation ${toHex(res.nonceId)} expired at ${new Date(own.expiresAt).toISOString()}`,
-        );
-      }
-      if (st.state === 'consumed' && !equalBytes(st.requestDigest, pkg.digest))
-        throw new SignerError(
-          'RESERVATION_USED',
-          `reservation ${toHex(res.nonceId)} was already used by another package`,
-        );
-      // The journal outlives a damaged store: a used reservation stays used.
-      const spentFor = this.#spent?.get(ledgerId);
-      if (spentFor !== undefined && spentFor !== toHex(pkg.digest))
-        throw new SignerError(
-          'RESERVATION_USED',
-          `reservation ${toHex(res.nonceId)} was already used by another package`,
-        );
-      verifyOfflinePackage(rec.key, pkg, { keyId, epoch: rec.epoch });
-      // Cached unless this call's produce() runs: concurrent deliveries that lose the ledger's
-      // per-nonce lock get the stored share and must not be counted as fresh completions.
-      let cached = true;
-      let share: Uint8Array;
-      try {
-        share = await this.ledger.consume(ledgerId, pkg.digest, async (secret) => {
-          cached = false;
-          // The reservation this node signed names the commitment of exactly these nonces.
-          const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret, {
-            identifier: rec.share.identifier,
-            hiding: own.hiding,
-            binding: own.binding,
-          });
-          const out = signShare(rec.share, rec.key, nonces, packageCommitments(rec.key, pkg), pkg.message);
-          // Journalled (fsync) before the ledger write and before release.
-          await this.#spent?.add(ledgerId, toHex(pkg.digest));
-          return out;
-        });
-      } catch (e) {
-        if ((e as { code?: string }).code === 'NONCE_REUSED')
-          throw new SignerError(
-            'RESERVATION_USED',
-            `reservation ${toHex(res.nonceId)} was already used by another package`,
-          );
-        throw e;
-      }
-      await this.audit.append({
-        type: 'offline-complete',
-        actor: pkg.device,
-        data: { keyId, package: pkg.packageId, nonce: ledgerId, cached },
-      });
-      this.#onEvent({ type: 'complete', keyId, device: pkg.device, result: cached ? 'cached' : 'ok' });
-      const payload = encodeSignatureShare(rec.key.suite, {
-        sessionId: pkg.digest.subarray(0, 16),
-        identifier: rec.share.identifier,
-        share,
-        requestDigest: pkg.digest,
-      });
-      return signEnvelope(this.identity, PayloadKind.SIGNATURE_SHARE, payload);
-    } catch (e) {
-      const err = toTaskError(e);
-      await this.audit
-        .append({
-          type: 'refusal',
-          actor: this.id,
-          data: { keyId, what: 'offline', package: pkg.packageId, code: err.code, reason: err.message.slice(0, 200) },
-        })
-        .catch(() => {});
-      this.#onEvent({ type: 'refusal', keyId, code: err.code });
-      throw e;
-    }
-  }
-
-  /**
-   * Bounds how many distinct nonces one request may consume: a coordinator that retries with new
-   * quorums gets a few attempts; one replaying an intent does not get unbounded signatures.
-   * Callers hold the per-request mutex.
-   */
-  async #countAttempt(requester: Uint8Array, requestId: Uint8Array, nonceId: string): Promise<BatchOp[]> {
-    const k = `attempts/${toHex(requester)}/${toHex(requestId)}`;
-    const prev = await this.#store.get(k);
-    const list = prev ? new TextDecoder().decode(prev).split(',') : [];
-    if (list.includes(nonceId)) return [];
-    if (list.length >= this.#maxAttempts)
-      throw new SignerError(
-        'POLICY_DENIED',
-        `request ${toHex(requestId).slice(0, 16)}… already used ${list.length} nonces`,
-      );
-    list.push(nonceId);
-    // Written by the caller with the nonce's consumption (one atomic, synced batch).
-    return [{ type: 'put', key: k, value: new TextEncoder().encode(list.join(',')) }];
-  }
-}
-
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-/**
- * Ledger id of a reservation: per device, so a device's outstanding reservations count by prefix.
- * The device id is hex-encoded: no character of an id can act as the separator, so device `a`'s
- * prefix never covers device `a.b`'s records.
- */
-function reservationLedgerId(device: string, keyId: string, nonceId: Uint8Array): string {
-  return `r.${deviceSegment(device)}.${keyId}.${toHex(nonceId)}`;
-}
-
-/** The reservation a ledger record carries as its meta (written by this node). */
-function decodeMessageSafe(
-  meta: Uint8Array,
-):
-  | { keyId: string; epoch: number; device: string; hiding: Uint8Array; binding: Uint8Array; expiresAt: number }
-  | undefined {
-  try {
-    return decodeMessage('Reservation', meta);
-  } catch {
-    return undefined;
+  /** Completes an offline package with this node's reserved nonce (see {@link OfflineCosigner.complete}). */
+  complete(bytes: Uint8Array): Promise<Uint8Array> {
+    return this.#offline.complete(bytes);
   }
 }
 
 function asBytes(b: unknown, what: string): Uint8Array {
   if (!(b instanceof Uint8Array)) throw new SignerError('INVALID_ARGUMENT', `${what}: expected bytes`);
   return b;
-}
-
-/**
- * Maps any failure to the wire error shape. Only Tessera's own errors (a stable code and a
- * culprits list: core, store, policy, engine) keep their message; anything else — a Node or
- * LevelDB error that might carry paths or values — becomes INTERNAL with no message.
- */
-export function toTaskError(e: unknown): TaskError {
-  if (isTesseraError(e) && /^[A-Z_]+$/.test(e.code))
-    return { code: e.code, message: e.message, culprits: [...e.culprits].map(String) };
-  return { code: 'INTERNAL', message: 'internal error', culprits: [] };
 }

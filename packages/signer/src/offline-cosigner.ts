@@ -1,0 +1,281 @@
+/**
+ * Offline co-signing on a signer node: reservations of nonces for a device (the device's offline
+ * allowance) and the completion of its offline packages. The node's own ledger record of each
+ * reservation is the authority, never the package; a reservation's nonce is consumed durably
+ * (and journalled in the spent-reservation file) before this node's share leaves, and a refused
+ * package does not burn it.
+ */
+import {
+  PayloadKind,
+  RESERVATION_NONCE_ID_BYTES,
+  SigningNonces,
+  commit,
+  decodeMessage,
+  decodeOfflinePackage,
+  encodeReservation,
+  encodeSignatureShare,
+  equalBytes,
+  packageCommitments,
+  signEnvelope,
+  signReservation,
+  signShare,
+  toHex,
+  verifyOfflinePackage,
+  type KeyShareRecord,
+  type ParticipantIdentity,
+  type Rng,
+} from '@tessera/core';
+import type { AuditLog, NonceLedger, SealedKV } from '@tessera/store';
+import { SignerError, toTaskError } from './errors.js';
+import { deviceSegment } from './lifecycle-store.js';
+import { DEVICE_POLICY_DEFAULTS, type Policy } from './policy.js';
+import type { SignerEvent } from './engine.js';
+import type { SpentReservations } from './spent.js';
+
+/** What offline co-signing needs of its signer engine. */
+export interface OfflineCosignerContext {
+  readonly identity: ParticipantIdentity;
+  readonly ledger: NonceLedger;
+  readonly audit: AuditLog;
+  readonly store: SealedKV;
+  readonly rng: Rng;
+  readonly clock: () => number;
+  readonly spent: SpentReservations | undefined;
+  /** The policy in force now (a reload replaces it). */
+  policy(): Policy;
+  /** Whether an operator-approved revocation of `device` is recorded here. */
+  revoked(device: string): Promise<boolean>;
+  key(keyId: string): Promise<KeyShareRecord>;
+  keyAt(keyId: string, epoch: number): Promise<KeyShareRecord>;
+  onEvent(e: SignerEvent): void;
+}
+
+export class OfflineCosigner {
+  readonly #ctx: OfflineCosignerContext;
+
+  constructor(ctx: OfflineCosignerContext) {
+    this.#ctx = ctx;
+  }
+
+  #devicePolicy() {
+    return { ...DEVICE_POLICY_DEFAULTS, ...(this.#ctx.policy().devices ?? {}) };
+  }
+
+  /**
+   * Reserves `count` nonces of `keyId` for `device` (a participant of the key): each a fresh
+   * nonce in the ledger under `r.<device>.<key>.<id>` with the signed reservation as its meta,
+   * so completion checks a package against this node's own record. Bounded by the policy's
+   * per-device cap (expired reservations are dropped first) and lifetime.
+   */
+  async reserve(keyId: string, device: string, count: number, ttlMs: number): Promise<Uint8Array[]> {
+    const dp = this.#devicePolicy();
+    if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
+    if (!Number.isInteger(count) || count < 1 || count > 1024)
+      throw new SignerError('INVALID_ARGUMENT', 'reservation count must be 1..1024');
+    if (dp.revoked?.includes(device) || (await this.#ctx.revoked(device)))
+      throw new SignerError('POLICY_DENIED', `device ${device} is revoked on this node`);
+    const rec = await this.#ctx.key(keyId);
+    // Only a participant every member recorded as a device when the key was made (or reshared).
+    if (device === this.#ctx.identity.id || !rec.key.roster.some((r) => r.id === device && r.device))
+      throw new SignerError('POLICY_DENIED', `${String(device).slice(0, 64)} is not a device of key ${keyId}`);
+    const ttl = Math.min(Number.isSafeInteger(ttlMs) && ttlMs > 0 ? ttlMs : dp.maxTtlMs, dp.maxTtlMs);
+    const now = this.#ctx.clock();
+    // Drop this device's expired, unused reservations: they no longer count against its cap.
+    let outstanding = 0;
+    for await (const k of this.#ctx.store.keys(`nonce/r.${deviceSegment(device)}.`)) {
+      const id = k.slice('nonce/'.length);
+      const st = await this.#ctx.ledger.status(id);
+      if (st.state !== 'fresh') continue;
+      const meta = st.meta ? decodeMessageSafe(st.meta) : undefined;
+      if (!meta || meta.expiresAt < now) await this.#ctx.ledger.discard(id);
+      else outstanding++;
+    }
+    const n = Math.min(count, dp.maxReservations - outstanding);
+    if (n <= 0)
+      throw new SignerError(
+        'RESOURCE_EXHAUSTED',
+        `device ${device} already holds ${outstanding} reservations on this node (cap ${dp.maxReservations})`,
+      );
+    // All reservations of the call durably in the ledger (one synced write) before any leaves.
+    const made: {
+      r: Parameters<typeof signReservation>[1];
+      entry: { nonceId: string; secret: Uint8Array; meta: Uint8Array };
+    }[] = [];
+    try {
+      for (let i = 0; i < n; i++) {
+        const { nonces, commitment } = commit(rec.share, this.#ctx.rng);
+        const nonceId = this.#ctx.rng(RESERVATION_NONCE_ID_BYTES);
+        const r = {
+          suite: rec.key.suite,
+          keyId,
+          epoch: rec.epoch,
+          device,
+          signer: this.#ctx.identity.id,
+          nonceId,
+          hiding: commitment.hiding,
+          binding: commitment.binding,
+          expiresAt: now + ttl,
+        };
+        made.push({
+          r,
+          entry: {
+            nonceId: reservationLedgerId(device, keyId, nonceId),
+            secret: nonces.exportSecret(),
+            meta: encodeReservation(r),
+          },
+        });
+      }
+      await this.#ctx.ledger.addFreshMany(made.map((m) => m.entry));
+    } finally {
+      for (const m of made) m.entry.secret.fill(0);
+    }
+    const out = made.map((m) => signReservation(this.#ctx.identity, m.r));
+    await this.#ctx.audit.append({
+      type: 'reserve',
+      actor: this.#ctx.identity.id,
+      data: { keyId, device, count: n, expiresAt: now + ttl },
+    });
+    this.#ctx.onEvent({ type: 'reserve', keyId, device, count: n });
+    return out;
+  }
+
+  /**
+   * Completes an offline package with this node's reserved nonce. The package must be for a
+   * reservation this node issued to that device (its own ledger record, not the package, is
+   * the authority), unexpired, and carry a valid share of the device over the message: the
+   * device's share is its authorisation. The nonce is consumed durably before the share
+   * leaves; the same package again gets the same share; another package on the same
+   * reservation is refused with RESERVATION_USED. A refused package does not burn the
+   * reservation.
+   */
+  async complete(bytes: Uint8Array): Promise<Uint8Array> {
+    const pkg = decodeOfflinePackage(bytes);
+    const keyId = pkg.keyId;
+    try {
+      const dp = this.#devicePolicy();
+      if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
+      if (dp.revoked?.includes(pkg.device) || (await this.#ctx.revoked(pkg.device)))
+        throw new SignerError('POLICY_DENIED', `device ${pkg.device} is revoked on this node`);
+      // A package completes with the share of its own epoch (kept for a while after a refresh).
+      const rec = await this.#ctx.keyAt(keyId, pkg.epoch);
+      const mine = pkg.cosigners.filter((c) => c.signer === this.#ctx.identity.id);
+      if (mine.length !== 1) throw new SignerError('INVALID_ARGUMENT', 'the package names no reservation of this node');
+      const res = mine[0] as (typeof mine)[number];
+      const ledgerId = reservationLedgerId(pkg.device, keyId, res.nonceId);
+      const st = await this.#ctx.ledger.status(ledgerId);
+      if (st.state === 'unknown')
+        throw new SignerError(
+          'RESERVATION_UNKNOWN',
+          `no reservation ${toHex(res.nonceId)} of ${pkg.device} on this node`,
+        );
+      // Reservations exist only for devices of the key; checked again against the key itself.
+      if (!rec.key.roster.some((r) => r.id === pkg.device && r.device))
+        throw new SignerError('POLICY_DENIED', `${pkg.device.slice(0, 64)} is not a device of key ${keyId}`);
+      const own = st.meta ? decodeMessageSafe(st.meta) : undefined;
+      if (
+        !own ||
+        own.epoch !== pkg.epoch ||
+        own.keyId !== keyId ||
+        own.device !== pkg.device ||
+        !equalBytes(own.hiding, res.hiding) ||
+        !equalBytes(own.binding, res.binding) ||
+        own.expiresAt !== res.expiresAt
+      )
+        throw new SignerError('RESERVATION_INVALID', 'the package does not match the reservation this node issued', [
+          pkg.device,
+        ]);
+      if (st.state === 'fresh' && own.expiresAt < this.#ctx.clock()) {
+        await this.#ctx.ledger.discard(ledgerId);
+        throw new SignerError(
+          'RESERVATION_EXPIRED',
+          `reservation ${toHex(res.nonceId)} expired at ${new Date(own.expiresAt).toISOString()}`,
+        );
+      }
+      if (st.state === 'consumed' && !equalBytes(st.requestDigest, pkg.digest))
+        throw new SignerError(
+          'RESERVATION_USED',
+          `reservation ${toHex(res.nonceId)} was already used by another package`,
+        );
+      // The journal outlives a damaged store: a used reservation stays used.
+      const spentFor = this.#ctx.spent?.get(ledgerId);
+      if (spentFor !== undefined && spentFor !== toHex(pkg.digest))
+        throw new SignerError(
+          'RESERVATION_USED',
+          `reservation ${toHex(res.nonceId)} was already used by another package`,
+        );
+      verifyOfflinePackage(rec.key, pkg, { keyId, epoch: rec.epoch });
+      // Cached unless this call's produce() runs: concurrent deliveries that lose the ledger's
+      // per-nonce lock get the stored share and must not be counted as fresh completions.
+      let cached = true;
+      let share: Uint8Array;
+      try {
+        share = await this.#ctx.ledger.consume(ledgerId, pkg.digest, async (secret) => {
+          cached = false;
+          // The reservation this node signed names the commitment of exactly these nonces.
+          const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret, {
+            identifier: rec.share.identifier,
+            hiding: own.hiding,
+            binding: own.binding,
+          });
+          const out = signShare(rec.share, rec.key, nonces, packageCommitments(rec.key, pkg), pkg.message);
+          // Journalled (fsync) before the ledger write and before release.
+          await this.#ctx.spent?.add(ledgerId, toHex(pkg.digest));
+          return out;
+        });
+      } catch (e) {
+        if ((e as { code?: string }).code === 'NONCE_REUSED')
+          throw new SignerError(
+            'RESERVATION_USED',
+            `reservation ${toHex(res.nonceId)} was already used by another package`,
+          );
+        throw e;
+      }
+      await this.#ctx.audit.append({
+        type: 'offline-complete',
+        actor: pkg.device,
+        data: { keyId, package: pkg.packageId, nonce: ledgerId, cached },
+      });
+      this.#ctx.onEvent({ type: 'complete', keyId, device: pkg.device, result: cached ? 'cached' : 'ok' });
+      const payload = encodeSignatureShare(rec.key.suite, {
+        sessionId: pkg.digest.subarray(0, 16),
+        identifier: rec.share.identifier,
+        share,
+        requestDigest: pkg.digest,
+      });
+      return signEnvelope(this.#ctx.identity, PayloadKind.SIGNATURE_SHARE, payload);
+    } catch (e) {
+      const err = toTaskError(e);
+      await this.#ctx.audit
+        .append({
+          type: 'refusal',
+          actor: this.#ctx.identity.id,
+          data: { keyId, what: 'offline', package: pkg.packageId, code: err.code, reason: err.message.slice(0, 200) },
+        })
+        .catch(() => {});
+      this.#ctx.onEvent({ type: 'refusal', keyId, code: err.code });
+      throw e;
+    }
+  }
+}
+
+/**
+ * Ledger id of a reservation: per device, so a device's outstanding reservations count by prefix.
+ * The device id is hex-encoded: no character of an id can act as the separator, so device `a`'s
+ * prefix never covers device `a.b`'s records.
+ */
+function reservationLedgerId(device: string, keyId: string, nonceId: Uint8Array): string {
+  return `r.${deviceSegment(device)}.${keyId}.${toHex(nonceId)}`;
+}
+
+/** The reservation a ledger record carries as its meta (written by this node). */
+function decodeMessageSafe(
+  meta: Uint8Array,
+):
+  | { keyId: string; epoch: number; device: string; hiding: Uint8Array; binding: Uint8Array; expiresAt: number }
+  | undefined {
+  try {
+    return decodeMessage('Reservation', meta);
+  } catch {
+    return undefined;
+  }
+}
