@@ -87,7 +87,11 @@ export async function offlineDay(
     }
     const payMs = performance.now() - payStart;
     // The end of the day: every phone syncs, in random order; the merchant's last copies go in too.
-    const order = phones.map((p) => p).sort(() => random() - 0.5);
+    const order = [...phones];
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = pick(i + 1);
+      [order[i], order[j]] = [order[j], order[i]];
+    }
     const endStart = performance.now();
     let endCompleted = 0;
     await Promise.all([

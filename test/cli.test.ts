@@ -69,6 +69,25 @@ interface KpiSample {
 }
 let firstKpiSample = 0;
 
+/** Starts `tessera console` on this cluster (port 0, --json) and reads the URLs it prints. */
+async function startConsole(...args: string[]): Promise<{ con: ChildProcess; url: string; login: string }> {
+  const con = spawn(process.execPath, [BIN, 'console', '--dir', dir, '--port', '0', ...args, '--json'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const first = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: con.stdout! }).once('line', resolve);
+    con.once('exit', (c) => reject(new Error(`tessera console exited ${c}`)));
+  });
+  return { con, ...(JSON.parse(first) as { url: string; login: string }) };
+}
+
+async function stopProcess(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((r) => p.once('exit', r));
+  p.kill('SIGTERM');
+  await exited;
+}
+
 describe('tessera CLI on a dev cluster', () => {
   it('dev proves itself with a keygen/sign/verify before serving', () => {
     expect(events.some((e) => /signature verifies/.test(e))).toBe(true);
@@ -380,17 +399,8 @@ describe('tessera CLI on a dev cluster', () => {
       },
     );
     expect(built.status, built.stderr).toBe(0);
-    const con = spawn(
-      process.execPath,
-      [BIN, 'console', '--dir', dir, '--port', '0', '--apps-dir', apps, '--kpi-every', '200', '--json'],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
+    const { con, url, login } = await startConsole('--apps-dir', apps, '--kpi-every', '200');
     try {
-      const first = await new Promise<string>((resolve, reject) => {
-        createInterface({ input: con.stdout! }).once('line', resolve);
-        con.once('exit', (c) => reject(new Error(`tessera console exited ${c}`)));
-      });
-      const { url, login } = JSON.parse(first) as { url: string; login: string };
       expect(new URL(url).hostname).toBe('127.0.0.1');
       const secret = /#login=([\w-]+)$/.exec(login)?.[1] as string;
       expect(secret.length).toBeGreaterThanOrEqual(32);
@@ -437,36 +447,18 @@ describe('tessera CLI on a dev cluster', () => {
       expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
       expect(await page.text()).toMatch(/<title>Tessera operator console<\/title>/);
     } finally {
-      const exited = new Promise((r) => con.once('exit', r));
-      con.kill('SIGTERM');
-      await exited;
+      await stopProcess(con);
     }
   });
 
   it('tessera console --no-login-link --collect-approvals: only an operator key signs in; refreshes wait for approvals made with the operators’ own keys', async () => {
-    const con = spawn(
-      process.execPath,
-      [
-        BIN,
-        'console',
-        '--dir',
-        dir,
-        '--port',
-        '0',
-        '--no-login-link',
-        '--collect-approvals',
-        '--apps-dir',
-        join(dir, '..', 'apps'),
-        '--json',
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+    const { con, url, login } = await startConsole(
+      '--no-login-link',
+      '--collect-approvals',
+      '--apps-dir',
+      join(dir, '..', 'apps'),
     );
     try {
-      const first = await new Promise<string>((resolve, reject) => {
-        createInterface({ input: con.stdout! }).once('line', resolve);
-        con.once('exit', (c) => reject(new Error(`tessera console exited ${c}`)));
-      });
-      const { url, login } = JSON.parse(first) as { url: string; login: string };
       expect(login).toBe(url); // no secret to print
       // The history the first console wrote is still there after its restart.
       expect((await fetch(new URL('/api/kpis/history', url))).status).toBe(401);
@@ -602,9 +594,7 @@ describe('tessera CLI on a dev cluster', () => {
         epoch: key.epoch + 2,
       });
     } finally {
-      const exited = new Promise((r) => con.once('exit', r));
-      con.kill('SIGTERM');
-      await exited;
+      await stopProcess(con);
     }
   }, 120_000);
 

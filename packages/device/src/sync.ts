@@ -73,20 +73,14 @@ export async function deliverQueue(ctx: SyncContext, opts: { concurrency?: numbe
   let done = 0;
   const progress = (o: Outcome) => {
     ctx.events.emit('sync', { done: ++done, total: items.length, packageId: o.r.packageId, state: o.kind });
-    if (o.kind === 'completed')
-      ctx.events.emit('package', {
-        packageId: o.r.packageId,
-        keyId: o.r.keyId,
-        state: 'completed',
-        signature: o.r.signature,
-      });
-    if (o.kind === 'failed')
-      ctx.events.emit('package', {
-        packageId: o.r.packageId,
-        keyId: o.r.keyId,
-        state: 'refused',
-        code: o.r.code,
-      });
+    if (o.kind === 'pending') return;
+    const { packageId, keyId } = o.r;
+    ctx.events.emit(
+      'package',
+      o.kind === 'completed'
+        ? { packageId, keyId, state: 'completed', signature: o.r.signature }
+        : { packageId, keyId, state: 'refused', code: o.r.code },
+    );
   };
   // Submitted in queue order; a few in flight at once hide the round trips (each package is
   // independent: its own reservations, its own result).
