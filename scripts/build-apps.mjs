@@ -38,6 +38,42 @@ export async function browserBundle({ entry, contents }) {
   return js;
 }
 
+/**
+ * The same settings with code splitting: what a page downloads at first, and what each module it
+ * imports on demand (`import()`) adds. Returns the chunks, each with its gzip size, the chunks it
+ * imports statically and the module a dynamic import of it names (`entryPoint`).
+ */
+export async function browserChunks(contents) {
+  const r = await build({
+    stdin: { contents, resolveDir: ROOT, loader: 'js' },
+    absWorkingDir: ROOT,
+    bundle: true,
+    minify: true,
+    write: false,
+    splitting: true,
+    outdir: join(ROOT, '.chunks'),
+    metafile: true,
+    platform: 'browser',
+    format: 'esm',
+    target: 'es2022',
+    conditions: ['browser'],
+    logLevel: 'silent',
+  });
+  const files = new Map(r.outputFiles.map((f) => [f.path, f.contents]));
+  return Object.entries(r.metafile.outputs).map(([path, o]) => {
+    const js = files.get(join(ROOT, path));
+    if (!js) throw new Error(`esbuild reported ${path} but produced no such file`);
+    return {
+      path,
+      bytes: js.length,
+      gzip: gzipSync(js, { level: 9 }).length,
+      staticImports: o.imports.filter((i) => i.kind === 'import-statement').map((i) => i.path),
+      dynamicImports: o.imports.filter((i) => i.kind === 'dynamic-import').map((i) => i.path),
+      entryPoint: o.entryPoint ?? null,
+    };
+  });
+}
+
 /** Builds one app into `outDir`; returns its bundle's sizes. */
 export async function buildApp(app, outDir) {
   const src = join(ROOT, 'apps', app);

@@ -48,7 +48,7 @@ describe('device SDK with the gateway', () => {
       const p = await device.signOffline({ keyId: key.keyId, message: msg });
       expect(p.bytes.length).toBeLessThan(400);
       // The merchant's offline check with the key's public record.
-      const checked = checkPackage(await device.keyRecord(key.keyId), p.text);
+      const checked = await checkPackage(await device.keyRecord(key.keyId), p.text);
       expect(checked.packageId).toBe(p.packageId);
       expect(checked.device).toBe(`phone-${suite}`);
       const s = await device.sync(c.url);
@@ -607,7 +607,7 @@ describe('refusals: tampered packages', () => {
     expectRefusalAnswer(a, 400);
     expect(a.json?.code).toBe('DECODE');
     const keyRecord = await d.device.keyRecord(keyId);
-    expect(checkPackage(keyRecord, p.bytes).packageId).toBe(p.packageId);
+    expect((await checkPackage(keyRecord, p.bytes)).packageId).toBe(p.packageId);
     expect((await refusal(() => checkPackage(keyRecord, reordered))).code).toBe('DECODE');
     expect(await consumed()).toBe(0);
 
@@ -745,7 +745,7 @@ describe('refusals: replayed packages', () => {
       createdAt: Date.now(),
     });
     expect(p2.packageId).not.toBe(p1.packageId);
-    expect(checkPackage(await device.keyRecord(keyId), p2.bytes).packageId).toBe(p2.packageId); // a valid package in itself
+    expect((await checkPackage(await device.keyRecord(keyId), p2.bytes)).packageId).toBe(p2.packageId); // a valid package in itself
 
     const e = await refusal(() => c.coordinator.completePackage(p2.bytes));
     expect(e.code).toBe('RESERVATION_USED');

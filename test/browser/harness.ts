@@ -111,10 +111,11 @@ function leftoverBuiltins(js: string): string[] {
 
 /**
  * Bundles a TS/JS entry for the browser (ESM, es2022, no source map) with the same `@tessera/*`
- * aliases as vitest.config.ts and the `browser` export condition. Throws if the bundle needs a
- * Node builtin, naming the importing module. Returns the JS text. Warnings go to stderr.
+ * aliases as vitest.config.ts and the `browser` export condition; `minify` as a page ships it.
+ * Throws if the bundle needs a Node builtin, naming the importing module. Returns the JS text.
+ * Warnings go to stderr.
  */
-export async function bundleForBrowser(entry: string): Promise<string> {
+export async function bundleForBrowser(entry: string, opts: { minify?: boolean } = {}): Promise<string> {
   const aliases = await tesseraAliases();
   let result;
   try {
@@ -127,6 +128,7 @@ export async function bundleForBrowser(entry: string): Promise<string> {
       format: 'esm',
       target: 'es2022',
       sourcemap: false,
+      minify: opts.minify ?? false,
       conditions: ['browser'],
       logLevel: 'silent',
       plugins: [aliasPlugin(aliases), noNodeBuiltins()],

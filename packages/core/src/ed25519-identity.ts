@@ -14,7 +14,6 @@
  * stay with noble (`suites.ts`, `fast.ts`).
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { base64urlnopad } from '@scure/base';
 import { fromHex, toHex } from './bytes.js';
 
 /** The part of Node's `crypto` used here (typed locally: core does not depend on Node's types). */
@@ -23,7 +22,7 @@ interface NodeKey {
 }
 interface NodeCrypto {
   createPrivateKey(o: { key: Uint8Array; format: 'der'; type: 'pkcs8' }): NodeKey;
-  createPublicKey(o: { key: { kty: 'OKP'; crv: 'Ed25519'; x: string }; format: 'jwk' }): NodeKey;
+  createPublicKey(o: { key: Uint8Array; format: 'der'; type: 'spki' }): NodeKey;
   sign(algorithm: null, data: Uint8Array, key: NodeKey): Uint8Array;
   verify(algorithm: null, data: Uint8Array, key: NodeKey, signature: Uint8Array): boolean;
 }
@@ -70,8 +69,14 @@ function nodePrivateKey(c: NodeCrypto, secret: Uint8Array): NodeKey {
   }
 }
 
+/** SubjectPublicKeyInfo (RFC 8410) of an Ed25519 public key: this fixed prefix, then the 32 bytes. */
+const SPKI_PREFIX = Uint8Array.of(0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00);
+
 function nodePublicKeyObject(c: NodeCrypto, publicKey: Uint8Array): NodeKey {
-  return c.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: base64urlnopad.encode(publicKey) }, format: 'jwk' });
+  const der = new Uint8Array(SPKI_PREFIX.length + 32);
+  der.set(SPKI_PREFIX);
+  der.set(publicKey, SPKI_PREFIX.length);
+  return c.createPublicKey({ key: der, format: 'der', type: 'spki' });
 }
 
 /** RFC 8032 §7.1 TEST 1 (empty message): the self-test of Node's Ed25519. */

@@ -3,19 +3,15 @@
  * tag, the payload kind and the exact payload bytes, so a payload cannot be replayed as another
  * kind, and receivers verify the bytes they hold (never a re-encoding).
  */
-import { concatBytes, equalBytes, u32be, utf8ToBytes } from './bytes.js';
+import { equalBytes } from './bytes.js';
 import { DecodeError, ErrorCode, ProtocolError } from './errors.js';
+import { envelopeSigningBytes } from './envelope-bytes.js';
 import { verifyParticipantSignature, type ParticipantIdentity } from './identity.js';
 import { decodeMessage, encodeMessage } from './wire/codec.js';
 import { FORMAT_VERSION, expectLength } from './wire/packages.js';
 import type { PayloadKind, WireEnvelope } from './wire/types.js';
 
-const ENVELOPE_DST = utf8ToBytes('tessera/v1/envelope');
-
-/** The bytes an envelope signature covers. */
-export function envelopeSigningBytes(kind: PayloadKind, payload: Uint8Array): Uint8Array {
-  return concatBytes(ENVELOPE_DST, u32be(kind), payload);
-}
+export { envelopeSigningBytes };
 
 /**
  * What signs an envelope: a participant identity, or just a signing key (an operator's, held in a

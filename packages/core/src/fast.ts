@@ -21,115 +21,23 @@
  */
 import { mulAddUnsafe } from '@noble/curves/abstract/curve.js';
 import type { FrostPublic, FrostSecret, NonceCommitments, Nonces } from '@noble/curves/abstract/frost.js';
-import type { IField } from '@noble/curves/abstract/modular.js';
-import { ed25519 } from '@noble/curves/ed25519.js';
-import { p256, p256_hasher } from '@noble/curves/nist.js';
-import { schnorr, secp256k1_hasher } from '@noble/curves/secp256k1.js';
-import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
-import type { Suite, SuiteId } from './suites.js';
+import type { Flavor, NP } from './frost-flavor.js';
 
-// ---------------------------------------------------------------------------------------------
-// noble point surface used here (every Tessera suite's Point class has these methods)
-// ---------------------------------------------------------------------------------------------
-
-interface NP {
-  add(o: NP): NP;
-  subtract(o: NP): NP;
-  negate(): NP;
-  multiply(s: bigint): NP;
-  multiplyUnsafe(s: bigint): NP;
-  equals(o: NP): boolean;
-  toBytes(compressed?: boolean): Uint8Array;
-  is0(): boolean;
-  assertValidity(): void;
-  isTorsionFree(): boolean;
-  clearCofactor(): NP;
-}
-interface NPCons {
-  readonly BASE: NP;
-  readonly ZERO: NP;
-  fromBytes(b: Uint8Array): NP;
+/** What this module needs of a suite: its curve (./suites.ts gives every suite one). */
+export interface FlavoredSuite {
+  readonly flavor: Flavor;
 }
 
-/** Per-suite data mirroring the `createFROST` options of noble's four suite instances. */
-interface Flavor {
-  readonly Point: NPCons;
-  readonly Fn: IField<bigint>;
-  /** RFC 9591 §6.x `H` (the suite's hash), used by H4/H5. */
-  readonly hash: (m: Uint8Array) => Uint8Array;
-  /** The suite's hash-to-scalar with a DST (H1/H2). */
-  readonly hashToScalar: (m: Uint8Array, dst: Uint8Array) => bigint;
-  readonly H1: Uint8Array;
-  readonly H2: Uint8Array;
-  readonly H4: Uint8Array;
-  readonly H5: Uint8Array;
-  /** secp256k1-tr: BIP340 challenge, even-Y adjustments, x-only R in signatures. */
-  readonly taproot: boolean;
-}
+const flavor = (suite: FlavoredSuite): Flavor => suite.flavor;
 
-function prefixes(ctx: string, h2: string = ctx + 'chal') {
-  // RFC 9591 §6.x: H1 = contextString || "rho", H2 = contextString || "chal" (ed25519: undecorated,
-  // §6.1), H4 = contextString || "msg", H5 = contextString || "com". H3 (nonce) is only in commit().
-  return {
-    H1: utf8ToBytes(ctx + 'rho'),
-    H2: utf8ToBytes(h2),
-    H4: utf8ToBytes(ctx + 'msg'),
-    H5: utf8ToBytes(ctx + 'com'),
-  };
-}
-
-const FLAVORS: Record<SuiteId, () => Flavor> = {
-  ed25519: () => {
-    const Fn = ed25519.Point.Fn as IField<bigint>;
-    return {
-      Point: ed25519.Point as unknown as NPCons,
-      Fn,
-      hash: (m) => sha512(m),
-      // RFC 9591 §6.1: H1/H2 = SHA-512(prefix || m) as a little-endian integer mod L; this is noble's
-      // createFROST fallback `Fn.create(bytesToNumberLE(hash(DST || msg)))`.
-      hashToScalar: (m, dst) => Fn.create(leToNumber(sha512(concatBytes(dst, m)))),
-      ...prefixes('FROST-ED25519-SHA512-v1', ''),
-      taproot: false,
-    };
-  },
-  'secp256k1-tr': () => ({
-    Point: schnorr.Point as unknown as NPCons,
-    Fn: schnorr.Point.Fn as IField<bigint>,
-    hash: (m) => sha256(m),
-    // RFC 9591 §6.5: H1/H2 = hash_to_field(m, DST = prefix) with expand_message_xmd(SHA-256).
-    hashToScalar: (m, dst) => secp256k1_hasher.hashToScalar(m, { DST: dst }),
-    ...prefixes('FROST-secp256k1-SHA256-TR-v1'),
-    taproot: true,
-  }),
-  secp256k1: () => ({
-    Point: schnorr.Point as unknown as NPCons,
-    Fn: schnorr.Point.Fn as IField<bigint>,
-    hash: (m) => sha256(m),
-    hashToScalar: (m, dst) => secp256k1_hasher.hashToScalar(m, { DST: dst }), // RFC 9591 §6.5
-    ...prefixes('FROST-secp256k1-SHA256-v1'),
-    taproot: false,
-  }),
-  p256: () => ({
-    Point: p256.Point as unknown as NPCons,
-    Fn: p256.Point.Fn as IField<bigint>,
-    hash: (m) => sha256(m),
-    hashToScalar: (m, dst) => p256_hasher.hashToScalar(m, { DST: dst }), // RFC 9591 §6.4
-    ...prefixes('FROST-P256-SHA256-v1'),
-    taproot: false,
-  }),
-};
-const flavorCache = new Map<SuiteId, Flavor>();
-function flavor(suite: Suite): Flavor {
-  let f = flavorCache.get(suite.id);
-  if (f === undefined) flavorCache.set(suite.id, (f = FLAVORS[suite.id]()));
-  return f;
-}
-
-function leToNumber(b: Uint8Array): bigint {
-  let n = 0n;
-  for (let i = b.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(b[i]!);
-  return n;
+/**
+ * The FROST identifier noble's `Identifier.derive` gives a name: HID(name) as a canonical scalar
+ * (hex), HID the suite's hash-to-scalar with contextString || "id" (as frost-rs).
+ */
+export function deriveIdentifier(suite: FlavoredSuite, name: string): string {
+  const f = flavor(suite);
+  return bytesToHex(f.Fn.toBytes(f.hashToScalar(utf8ToBytes(name), f.HID)));
 }
 /** BIP340 has_even_y on a compressed SEC1 encoding. */
 const hasEvenY = (p: NP): boolean => p.toBytes(true)[0] === 0x02;
@@ -205,7 +113,7 @@ const validated = new WeakMap<
  */
 export function validateCommitment<
   T extends { readonly identifier: string; readonly hiding: Uint8Array; readonly binding: Uint8Array },
->(suite: Suite, c: T): Readonly<T> {
+>(suite: FlavoredSuite, c: T): Readonly<T> {
   const f = flavor(suite);
   parseIdentifier(f, c.identifier);
   // Copied first: the bytes parsed are the bytes kept, whatever else views the caller's buffer.
@@ -232,7 +140,7 @@ export interface SessionOptions {
 
 /** A FROST public package decoded, validated and (secp256k1-tr) even-Y normalised once. */
 export interface PreparedKey {
-  readonly suite: Suite;
+  readonly suite: FlavoredSuite;
   readonly signers: { readonly min: number; readonly max: number };
   /** Group key as the protocol uses it (secp256k1-tr: the even-Y lift). */
   readonly groupKey: NP;
@@ -254,7 +162,7 @@ export interface PreparedKey {
  * package with any bad element is rejected up front instead of at the call that touches it. Keys of
  * `verifyingShares` must also be canonical identifiers (noble only parses the ones it looks up).
  */
-export function prepareKey(suite: Suite, pub: FrostPublic): PreparedKey {
+export function prepareKey(suite: FlavoredSuite, pub: FrostPublic): PreparedKey {
   const f = flavor(suite);
   const { min, max } = pub.signers;
   // noble validateSigners (frost-rs compatible min >= 2).
@@ -405,7 +313,7 @@ export function prepareSession(
         BigInt(
           '0x' +
             bytesToHex(
-              schnorr.utils.taggedHash(
+              (f.taggedHash as NonNullable<Flavor['taggedHash']>)(
                 'BIP0340/challenge',
                 R.toBytes(true).subarray(1),
                 key.groupKeyBytes.subarray(1),

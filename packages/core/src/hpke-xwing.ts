@@ -15,6 +15,7 @@
 import { ml_kem768_x25519 as xwing } from '@noble/post-quantum/hybrid.js';
 import { ErrorCode, InvalidArgumentError, ProtocolError } from './errors.js';
 import { assertBytes, hpkeSuiteId, keyScheduleBase } from './hpke-schedule.js';
+import { XWING_PUBLIC_KEY_BYTES } from './wire/limits.js';
 
 /** The hybrid suite (KEM, KDF and AEAD identifiers). */
 export const HPKE_XWING_SUITE: { kem: 0x647a; kdf: 0x0001; aead: 0x0003 } = Object.freeze({
@@ -24,7 +25,7 @@ export const HPKE_XWING_SUITE: { kem: 0x647a; kdf: 0x0001; aead: 0x0003 } = Obje
 } as const);
 
 /** Npk, Nenc and Nsk of X-Wing (the secret key is the 32-byte seed everything is derived from). */
-export const XWING_PUBLIC_KEY_BYTES = 1216;
+export { XWING_PUBLIC_KEY_BYTES };
 export const XWING_ENC_BYTES = 1120;
 export const XWING_SECRET_KEY_BYTES = 32;
 /** Randomness one encapsulation consumes (32 for ML-KEM, 32 for the X25519 ephemeral key). */

@@ -15,10 +15,11 @@ import { HPKE_SUITE, hpkeEncBytes, hpkeOpen } from './hpke.js';
 import { HPKE_XWING_SUITE, XWING_PUBLIC_KEY_BYTES, xwingPublicKey } from './hpke-xwing.js';
 import { FORMAT_VERSION, expectLength } from './wire/packages.js';
 import { decodeMessage, encodeMessage } from './wire/codec.js';
+import { PARTICIPANT_ID_PATTERN } from './wire/limits.js';
 import type { WireParticipantInfo } from './wire/types.js';
 
 /** Participant ids: 1..64 chars of [A-Za-z0-9._-]; they appear in logs, CLIs and errors. */
-const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const ID_PATTERN = PARTICIPANT_ID_PATTERN;
 
 export function assertParticipantId(id: string, what = 'participant id'): string {
   if (typeof id !== 'string' || !ID_PATTERN.test(id))

@@ -15,11 +15,12 @@ import { KEY_ID_PATTERN } from './records.js';
 import type { NonceCommitment } from './sign.js';
 import type { Suite } from './suites.js';
 import { decodeMessage, encodeMessage } from './wire/codec.js';
+import { MAX_MESSAGE_BYTES } from './wire/limits.js';
 import { checkHeader, expectLength, expectLengthBetween, makeHeader } from './wire/packages.js';
 import { PayloadKind, type WireEnvelope } from './wire/types.js';
 
 /** Largest message a signer will sign (bytes). */
-export const MAX_MESSAGE_BYTES = 64 * 1024;
+export { MAX_MESSAGE_BYTES };
 
 export interface SignIntent {
   readonly suite: Suite;

@@ -13,22 +13,20 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
-import { base45Decode, base45Encode } from './base45.js';
 import { equalBytes, fromHex, toHex, type Rng } from './bytes.js';
 import { envelopeSigningBytes, openEnvelope, signEnvelope } from './envelope.js';
 import { DecodeError, ErrorCode, InvalidArgumentError, ProtocolError } from './errors.js';
 import { verifyParticipantSignature, type ParticipantIdentity } from './identity.js';
-import { MAX_MESSAGE_BYTES } from './intent.js';
 import { groupPublicKey, participantIdentifier, rosterEntry, type GroupKey, type KeyShare } from './key.js';
-import { KEY_ID_PATTERN } from './records.js';
 import { SigningNonces, SigningSession, commit, signShare, type NonceCommitment } from './sign.js';
 import type { Suite } from './suites.js';
 import { decodeMessage, encodeMessage } from './wire/codec.js';
+import { KEY_ID_PATTERN, MAX_COSIGNERS, MAX_MESSAGE_BYTES, RESERVATION_NONCE_ID_BYTES } from './wire/limits.js';
 import { checkHeader, expectLength, makeHeader } from './wire/packages.js';
+export { packageFromText, packageToText } from './package-text.js';
 import { PayloadKind } from './wire/types.js';
 
-/** Bytes of a reservation's nonce handle. */
-export const RESERVATION_NONCE_ID_BYTES = 12;
+export { RESERVATION_NONCE_ID_BYTES };
 
 /** A co-signer's promise of one nonce to one device. */
 export interface Reservation {
@@ -182,9 +180,6 @@ export function encodeOfflinePackage(p: OfflinePackage): Uint8Array {
     createdAt: p.createdAt,
   });
 }
-
-/** Most co-signers a package may name (a quorum of 255 participants at most). */
-const MAX_COSIGNERS = 254;
 
 /** A participant's FROST identifier as a scalar: the value RFC 9591 sorts `commitment_list` by. */
 function identifierValue(suite: Suite, id: string): bigint {
@@ -431,20 +426,6 @@ export function createOfflinePackage(args: {
     createdAt: args.createdAt,
   };
   return decodeOfflinePackage(encodeOfflinePackage(pkg));
-}
-
-const TEXT_PREFIX = 'TSP1:';
-
-/** The package as text for a QR code (alphanumeric mode): "TSP1:" + base45. */
-export function packageToText(bytes: Uint8Array): string {
-  return TEXT_PREFIX + base45Encode(bytes);
-}
-
-/** Accepts the text form (with or without surrounding whitespace) and returns the package bytes. */
-export function packageFromText(text: string): Uint8Array {
-  const t = String(text).trim();
-  if (!t.startsWith(TEXT_PREFIX)) throw new DecodeError('offline package text must start with TSP1:');
-  return base45Decode(t.slice(TEXT_PREFIX.length));
 }
 
 // ---- two devices, no cluster -----------------------------------------------------------------

@@ -15,7 +15,7 @@ import { checkHeader, expectLength, makeHeader } from './wire/packages.js';
 import type { WireKeyPublic, WireParticipantInfo } from './wire/types.js';
 
 /** Key ids: 16 lowercase hex characters derived from the DKG session (`keyIdFor`). */
-export const KEY_ID_PATTERN = /^[0-9a-f]{16}$/;
+export { KEY_ID_PATTERN } from './wire/limits.js';
 
 /** The key id of the key born in the DKG session with this hash. */
 export function keyIdFor(sessionHash: Uint8Array): string {

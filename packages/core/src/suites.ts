@@ -9,8 +9,17 @@ import { schnorr, schnorr_FROST, secp256k1_FROST } from '@noble/curves/secp256k1
 import type { FROST } from '@noble/curves/abstract/frost.js';
 import type { IField } from '@noble/curves/abstract/modular.js';
 import { InvalidArgumentError } from './errors.js';
+import { ed25519Flavor } from './curves/ed25519.js';
+import { p256Flavor } from './curves/p256.js';
+import { secp256k1Flavor, secp256k1TrFlavor } from './curves/secp256k1.js';
+import type { Flavor } from './frost-flavor.js';
 
-import { SUITE_IDS, type SuiteId } from './suite-ids.js';
+import { SUITE_IDS, SUITE_SHAPES, type SuiteId, type SuiteShape } from './suite-ids.js';
+
+/** A suite's wire shape from the one table of them. */
+function shape(id: SuiteId): SuiteShape {
+  return SUITE_SHAPES.find((s) => s.id === id) as SuiteShape;
+}
 
 export { SUITE_IDS, type SuiteId };
 
@@ -40,6 +49,8 @@ export interface Suite {
   readonly contextString: string;
   /** noble's FROST implementation for this suite. */
   readonly frost: FROST;
+  /** The curve as ./fast.ts (the signing path) uses it. */
+  readonly flavor: Flavor;
   /** Scalar field (order of the prime-order group). */
   readonly Fn: IField<bigint>;
   /** Point constructor of the group. */
@@ -74,15 +85,13 @@ function frostVerifier(frost: FROST) {
 }
 
 const ED25519: Suite = Object.freeze({
-  id: 'ed25519',
+  ...shape('ed25519'),
+  flavor: ed25519Flavor,
   toJSON: () => 'ed25519',
-  wireId: 1,
   contextString: 'FROST-ED25519-SHA512-v1',
   frost: ed25519_FROST,
   Fn: ed25519_FROST.utils.Fn,
   Point: ed25519.Point as unknown as SuitePointConstructor,
-  scalarBytes: 32,
-  elementBytes: 32,
   signatureBytes: 64,
   publicKeyBytes: 32,
   publicKey: (gk: Uint8Array) => gk.slice(),
@@ -97,15 +106,13 @@ const ED25519: Suite = Object.freeze({
 } satisfies Suite);
 
 const SECP256K1_TR: Suite = Object.freeze({
-  id: 'secp256k1-tr',
+  ...shape('secp256k1-tr'),
+  flavor: secp256k1TrFlavor,
   toJSON: () => 'secp256k1-tr',
-  wireId: 2,
   contextString: 'FROST-secp256k1-SHA256-TR-v1',
   frost: schnorr_FROST,
   Fn: schnorr_FROST.utils.Fn,
   Point: schnorr.Point as unknown as SuitePointConstructor,
-  scalarBytes: 32,
-  elementBytes: 33,
   signatureBytes: 64,
   publicKeyBytes: 32,
   // BIP340 keys are the x coordinate only. A DKG key may have odd Y (noble applies the empty
@@ -121,15 +128,13 @@ const SECP256K1_TR: Suite = Object.freeze({
 } satisfies Suite);
 
 const SECP256K1: Suite = Object.freeze({
-  id: 'secp256k1',
+  ...shape('secp256k1'),
+  flavor: secp256k1Flavor,
   toJSON: () => 'secp256k1',
-  wireId: 3,
   contextString: 'FROST-secp256k1-SHA256-v1',
   frost: secp256k1_FROST,
   Fn: secp256k1_FROST.utils.Fn,
   Point: schnorr.Point as unknown as SuitePointConstructor,
-  scalarBytes: 32,
-  elementBytes: 33,
   signatureBytes: 65,
   publicKeyBytes: 33,
   publicKey: (gk: Uint8Array) => gk.slice(),
@@ -138,15 +143,13 @@ const SECP256K1: Suite = Object.freeze({
 } satisfies Suite);
 
 const P256: Suite = Object.freeze({
-  id: 'p256',
+  ...shape('p256'),
+  flavor: p256Flavor,
   toJSON: () => 'p256',
-  wireId: 4,
   contextString: 'FROST-P256-SHA256-v1',
   frost: p256_FROST,
   Fn: p256_FROST.utils.Fn,
   Point: p256.Point as unknown as SuitePointConstructor,
-  scalarBytes: 32,
-  elementBytes: 33,
   signatureBytes: 65,
   publicKeyBytes: 33,
   publicKey: (gk: Uint8Array) => gk.slice(),

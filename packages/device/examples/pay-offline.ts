@@ -23,7 +23,7 @@ export async function payOffline(opts: { gateway: string; token: string; storage
   const payment = await wallet.pay({ keyId: account.keyId, message: new TextEncoder().encode('pay 12.50 to shop-7') });
 
   // 4. The merchant's terminal checks it offline with the key's public record.
-  const checked = checkPackage(await wallet.keyRecord(account.keyId), payment.text);
+  const checked = await checkPackage(await wallet.keyRecord(account.keyId), payment.text);
 
   // 5. Back online: deliver the queue (each package completes exactly once) and reconcile.
   const synced = await wallet.sync();

@@ -37,7 +37,7 @@ export function registerDeviceOpsCommands(program: Command, device: Command): vo
     .option('--json', 'JSON output')
     .action(async (o: { keyRecord: string; package: string; json?: boolean }) => {
       const { readPackage, checkPackage } = await import('../device-io.js');
-      const r = checkPackage(new Uint8Array(readFileSync(o.keyRecord)), readPackage(o.package));
+      const r = await checkPackage(new Uint8Array(readFileSync(o.keyRecord)), readPackage(o.package));
       out(
         !!o.json,
         { ok: true, ...r },

@@ -24,6 +24,7 @@ import {
 import { DecodeError, InvalidArgumentError } from '../errors.js';
 import { file_tessera_v1_cluster } from './gen/tessera/v1/cluster_pb.js';
 import { file_tessera_v1_packages } from './gen/tessera/v1/packages_pb.js';
+import { MAX_PACKAGE_BYTES } from './limits.js';
 import type { MessageName, WireTypes } from './types.js';
 
 const registry: Registry = createRegistry(file_tessera_v1_packages, file_tessera_v1_cluster);
@@ -39,8 +40,7 @@ function lookup(name: string): DescMessage {
   return d;
 }
 
-/** Largest package the core will decode (a DKG round 2 at n=255 stays well below). */
-export const MAX_PACKAGE_BYTES = 1 << 20;
+export { MAX_PACKAGE_BYTES };
 
 /** Encodes a wire object. Throws InvalidArgumentError if the object does not fit the schema. */
 export function encodeMessage<N extends MessageName>(name: N, value: WireTypes[N]): Uint8Array {

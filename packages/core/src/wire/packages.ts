@@ -5,10 +5,10 @@
  */
 import { DecodeError, UnsupportedVersionError, WrongSuiteError } from '../errors.js';
 import { suiteByWireId, type Suite } from '../suites.js';
+import { FORMAT_VERSION } from './limits.js';
 import type { WireHeader } from './types.js';
 
-/** The format version this build writes and the only one it reads. */
-export const FORMAT_VERSION = 1;
+export { FORMAT_VERSION } from './limits.js';
 
 export function makeHeader(suite: Suite): WireHeader {
   return { version: FORMAT_VERSION, suite: suite.wireId };
