@@ -27,8 +27,19 @@ const TIMEOUT = 120_000;
 const ENTRY = fileURLToPath(new URL('./entries/device-app.ts', import.meta.url));
 const INDEX_HTML = `<!doctype html>
 <html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>tessera device app</title></head>
-<body><script type="module" src="/app.js"></script></body></html>
+<body><script src="/idb-probe.js"></script><script type="module" src="/app.js"></script></body></html>
 `;
+/**
+ * Runs before the app: records the durability of every read-write IndexedDB transaction the page
+ * opens, as the browser reports it on the transaction ('strict' only if asked for).
+ */
+const IDB_PROBE = `window.idbWrites = [];
+const open = IDBDatabase.prototype.transaction;
+IDBDatabase.prototype.transaction = function (stores, mode, options) {
+  const tx = open.call(this, stores, mode, options);
+  if (mode === 'readwrite') window.idbWrites.push(tx.durability);
+  return tx;
+};`;
 /** What chromium reports for a request made while BrowserContext.setOffline(true) is in force. */
 const OFFLINE_ERROR = 'net::ERR_INTERNET_DISCONNECTED';
 
@@ -89,7 +100,7 @@ describe('@tessera/device in chromium: enrol, reserve, network cut, sign, networ
     gatewayUrl = c.gateway.url;
     const js = await bundleForBrowser(ENTRY);
     bundleBytes = Buffer.byteLength(js);
-    server = await serveStatic({ '/index.html': INDEX_HTML, '/app.js': js });
+    server = await serveStatic({ '/index.html': INDEX_HTML, '/app.js': js, '/idb-probe.js': IDB_PROBE });
     browser = await launchBrowser();
     // harness.openPage takes a Browser (browser.newPage()); setOffline needs the page's
     // BrowserContext, so the page and its log capture are set up here the same way.
@@ -244,5 +255,11 @@ describe('@tessera/device in chromium: enrol, reserve, network cut, sign, networ
     process.stderr.write(
       `device.browser: bundle ${bundleBytes} B; setup ${tSetup - t0} ms, offline phase ${tOffline - tSetup} ms, online sync+checks ${Date.now() - tOffline} ms\n`,
     );
+  });
+
+  it('asks IndexedDB for strict durability on every write (a record is on disk before it is acknowledged)', async () => {
+    const writes = await page.evaluate(() => (globalThis as unknown as { idbWrites: string[] }).idbWrites);
+    expect(writes.length, logs.join('\n')).toBeGreaterThan(5); // enrolment, keygen, reservations, the payment, the sync
+    expect(new Set(writes)).toEqual(new Set(['strict']));
   });
 });

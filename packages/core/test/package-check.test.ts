@@ -1,8 +1,8 @@
 /**
  * The merchant's package check (src/package-check.ts, src/merchant.ts) against the cluster's
  * (decodeKeyRecord + decodeOfflinePackage + verifyOfflinePackage), which it must agree with:
- * (1) its protobuf reader and writer (src/package-wire.ts, src/wire/proto-lite.ts) give the
- *     generated codec's bytes and decodings, on valid, mutated and random inputs;
+ * (1) its protobuf reader and writer (src/package-wire.ts, src/wire/proto-lite.ts) give
+ *     protobuf-es's bytes and decodings (reflect-codec.ts), on valid, mutated and random inputs;
  * (2) its identifiers are noble's `Identifier.derive`; its reservation kind the generated enum's;
  * (3) on real packages of all four suites, the same result; on hostile ones (another key, epoch,
  *     device, quorum, order, expiry, tampered reservation, share, message, element, key record)
@@ -20,10 +20,8 @@ import {
   commit,
   createOfflinePackage,
   decodeKeyRecord,
-  decodeMessage,
   decodeOfflinePackage,
   encodeKeyRecord,
-  encodeMessage,
   encodeOfflinePackage,
   getSuite,
   isTesseraError,
@@ -43,6 +41,7 @@ import { checkEd25519Package, checkPackage } from '../src/merchant.js';
 import { readKeyRecord, readOfflinePackage, writeOfflinePackage, writeReservation } from '../src/package-wire.js';
 import { SUITE_SHAPES } from '../src/suite-ids.js';
 import { seededRng } from './helpers.js';
+import { reflectDecode, reflectEncode } from './reflect-codec.js';
 
 const SUITES: readonly SuiteId[] = ['ed25519', 'secp256k1-tr', 'secp256k1', 'p256'];
 const NOW = 1_767_225_600_000; // 2026-01-01T00:00:00Z
@@ -192,7 +191,7 @@ describe('merchant codec (proto-lite) against the generated codec', () => {
           expiresAt: u64,
         }),
         (r) => {
-          expect(toHex(writeReservation(r))).toBe(toHex(encodeMessage('Reservation', r)));
+          expect(toHex(writeReservation(r))).toBe(toHex(reflectEncode('Reservation', r)));
         },
       ),
       { numRuns: 300 },
@@ -223,8 +222,8 @@ describe('merchant codec (proto-lite) against the generated codec', () => {
         }),
         (p) => {
           // The wire types say a header is always there; the generated encoder also takes none.
-          const wire = p as Parameters<typeof encodeMessage<'OfflinePackage'>>[1];
-          expect(toHex(writeOfflinePackage(p))).toBe(toHex(encodeMessage('OfflinePackage', wire)));
+          const wire = p as Parameters<typeof reflectEncode<'OfflinePackage'>>[1];
+          expect(toHex(writeOfflinePackage(p))).toBe(toHex(reflectEncode('OfflinePackage', wire)));
         },
       ),
       { numRuns: 300 },
@@ -237,7 +236,7 @@ describe('merchant codec (proto-lite) against the generated codec', () => {
     let want: unknown;
     let got: unknown;
     try {
-      want = decodeMessage(name, b);
+      want = reflectDecode(name, b);
     } catch (e) {
       want = { refused: (e as { code?: string }).code };
     }

@@ -43,11 +43,11 @@ import { checkRisk, integrityRecord, type IntegrityVerdict, type RiskRules } fro
 import { deliverQueue, type QueuedPackage, type SyncResult } from './sync.js';
 import { answer, complete, propose, type CosignContext } from './cosign.js';
 import { LinkTasks, openLink, sayBye, type Link } from './link.js';
-import type { Level } from 'level';
+import type { KvStore, LevelLike } from './kv.js';
 
 export interface DeviceOptions {
   /** A directory (Node), an IndexedDB database name (browser), or an abstract-level database (React Native). */
-  location: string | Level<string, Uint8Array>;
+  location: string | LevelLike | KvStore;
   /**
    * The key sealing the device store: 32 bytes, a non-extractable WebCrypto AES-GCM key, or a
    * platform keystore adapter (store-key.ts).

@@ -1,7 +1,7 @@
 /**
  * @tessera/device — the device SDK: one share on a phone or in a browser; offline co-signing
  * against reserved nonce commitments; a durable queue synced exactly once; two-device signing;
- * encrypted backups. No Node-only code: storage is `level` (IndexedDB in browsers), the
+ * encrypted backups. No Node-only code: storage is LevelDB on Node, IndexedDB in browsers, the
  * network is `fetch` unless the app passes its own transport. Start at `Tessera.open`.
  */
 export {
@@ -17,6 +17,7 @@ export { DeviceError } from './errors.js';
 export type { ErrorCode as DeviceErrorCode } from '@tessera/core';
 export { Tessera, Wallet, type WalletOptions, type OfflinePayment } from './wallet.js';
 export type { DeviceEvents, DeviceEventType, DeviceListener } from './events.js';
+export type { KvOp, KvStore, LevelLike } from './kv.js';
 export {
   fetchTransport,
   TransportError,

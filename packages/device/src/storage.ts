@@ -1,6 +1,7 @@
 /**
- * The device's durable state: LevelDB through `level` (classic-level on Node, IndexedDB in a
- * browser), every value sealed with XChaCha20-Poly1305 under the store key (the app's 32 bytes,
+ * The device's durable state: an ordered key-value store (./kv.ts: LevelDB on Node, IndexedDB
+ * with strict durability in a browser, any abstract-level database the app passes), every value
+ * sealed with XChaCha20-Poly1305 under the store key (the app's 32 bytes,
  * or a data key wrapped by the platform keystore: store-key.ts; AAD = the record key, so
  * records cannot be swapped).
  * Writes that must survive a crash (a reservation marked used with its package queued) go
@@ -8,8 +9,9 @@
  */
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { randomBytes } from '@noble/hashes/utils.js';
-import { Level } from 'level';
 import { DeviceError } from './errors.js';
+import { defaultStore } from './kv-default.js';
+import { type KvStore, type LevelLike, isKvStore, levelStore } from './kv.js';
 import { newDataKey, resolveStorageKey, unwrapDataKey, type StorageKey } from './store-key.js';
 
 const enc = new TextEncoder();
@@ -20,25 +22,24 @@ const WRAPPED = 'wrapped-key';
 export type StorageOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
 export class DeviceStorage {
-  readonly #db: Level<string, Uint8Array>;
+  readonly #db: KvStore;
   readonly #kek: Uint8Array;
 
-  private constructor(db: Level<string, Uint8Array>, kek: Uint8Array) {
+  private constructor(db: KvStore, kek: Uint8Array) {
     this.#db = db;
     this.#kek = kek;
   }
 
   /**
-   * Opens (creating if needed) the store at `location`: a directory on Node, a database name in a
-   * browser. `db` instead supplies any abstract-level database with utf8 keys and Uint8Array
-   * values (React Native: an SQLite- or MMKV-backed abstract-level), opened or not.
+   * Opens (creating if needed) the store at `location`: a directory on Node, an IndexedDB
+   * database name in a browser. Instead of a name: any abstract-level database with utf8 keys and
+   * Uint8Array values (React Native: an SQLite- or MMKV-backed abstract-level), opened or not, or
+   * a {@link KvStore}.
    */
-  static async open(location: string | Level<string, Uint8Array>, key: StorageKey): Promise<DeviceStorage> {
+  static async open(location: string | LevelLike | KvStore, key: StorageKey): Promise<DeviceStorage> {
     const resolved = resolveStorageKey(key);
     const db =
-      typeof location === 'string'
-        ? new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' })
-        : location;
+      typeof location === 'string' ? defaultStore(location) : isKvStore(location) ? location : levelStore(location);
     try {
       await db.open();
     } catch (e) {
@@ -59,7 +60,7 @@ export class DeviceStorage {
           throw new DeviceError('STORE_KEY', 'this device store is sealed with raw key bytes, not a platform key');
         else {
           const fresh = await newDataKey(resolved.provider);
-          await db.put(WRAPPED, fresh.wrapped, { sync: true } as never);
+          await db.batch([{ type: 'put', key: WRAPPED, value: fresh.wrapped }]);
           kek = fresh.dataKey;
         }
       }
@@ -112,7 +113,6 @@ export class DeviceStorage {
           ? { type: 'put' as const, key: o.key, value: this.#seal(o.key, o.value) }
           : { type: 'del' as const, key: o.key },
       ),
-      { sync: true } as never,
     );
   }
 
@@ -126,7 +126,7 @@ export class DeviceStorage {
 
   /** Records under `prefix`, in key order. */
   async *entries(prefix: string): AsyncGenerator<[string, Uint8Array]> {
-    for await (const [k, v] of this.#db.iterator({ gte: prefix, lt: `${prefix}\xff` })) yield [k, this.#open(k, v)];
+    for await (const [k, v] of this.#db.entries(prefix, `${prefix}\xff`)) yield [k, this.#open(k, v)];
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,7 @@
  * {@link Device} stays available as `wallet.device`.
  */
 import type { OperatorPolicy, Rng, SuiteId } from '@tessera/core';
-import type { Level } from 'level';
+import type { KvStore, LevelLike } from './kv.js';
 import type { BackupOptions } from './backup.js';
 import {
   Device,
@@ -27,7 +27,7 @@ export interface WalletOptions {
   /** The cluster's device gateway: one URL, or every coordinator replica's. */
   gateway: GatewayUrl;
   /** Where the device store lives: a directory (Node), an IndexedDB name (browser), or an abstract-level database. */
-  storage: string | Level<string, Uint8Array>;
+  storage: string | LevelLike | KvStore;
   /** The store key: 32 bytes, a non-extractable WebCrypto AES-GCM key, or a platform keystore adapter. */
   key: StorageKey;
   /** The device id to create on first open (default: a random `device-…`). */
