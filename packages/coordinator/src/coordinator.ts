@@ -358,9 +358,9 @@ export class Coordinator {
     return this.#offline.listPackages(opts);
   }
 
-  completePackage(bytes: Uint8Array): Promise<PackageResult> {
+  completePackage(bytes: Uint8Array, opts: { submitter?: string } = {}): Promise<PackageResult> {
     return this.#admit(
-      () => this.#offline.complete(bytes),
+      () => this.#offline.complete(bytes, opts),
       () => this.#onEvent({ type: 'package', keyId: '', ok: false, cause: 'RESOURCE_EXHAUSTED', ms: 0, cached: false }),
     );
   }

@@ -67,7 +67,10 @@ export async function deviceOp(
     }
     case 'submit': {
       const r = decodeMessage('SubmitPackageRequest', body);
-      return encodeMessage('SubmitPackageResponse', await coordinator.completePackage(r.package));
+      return encodeMessage(
+        'SubmitPackageResponse',
+        await coordinator.completePackage(r.package, { submitter: info.id }),
+      );
     }
     case 'keys':
       return encodeMessage('DeviceKeys', { keys: coordinator.keysOf(info.id).map(keyInfoToWire) });

@@ -16,7 +16,9 @@ import {
   groupPublicKey,
   openEnvelope,
   openReservation,
+  preparePackageSession,
   verifyOfflinePackage,
+  validateElements,
   type KeyRecord,
   type DecodedPackage,
 } from '@tessera/core';
@@ -117,6 +119,13 @@ export class OfflineService {
           const r = openReservation(rec.key, env);
           if (r.signer !== id || r.device !== device || r.keyId !== rec.keyId || r.epoch !== rec.epoch)
             throw new CoordinatorError('RESERVATION_INVALID', 'reservation does not fit the request');
+          // Validated now (RFC 9591 §3.1), not when the payment arrives with it: an invalid
+          // commitment is this co-signer's fault, and a valid one decodes for free at completion.
+          try {
+            validateElements(rec.key.suite, [r.hiding, r.binding]);
+          } catch {
+            throw new CoordinatorError('RESERVATION_INVALID', 'reserved commitment is not a valid element');
+          }
           ok.push(env);
         } catch (e) {
           errors.push(`${id}: ${codeOf(e)}`);
@@ -170,7 +179,7 @@ export class OfflineService {
    * Completes an offline package exactly once. Delivering the same package again (device,
    * merchant, a retry after a crash) returns the stored result.
    */
-  async complete(bytes: Uint8Array): Promise<PackageResult> {
+  async complete(bytes: Uint8Array, opts: { submitter?: string } = {}): Promise<PackageResult> {
     const t0 = this.c.clock();
     // What the metrics learn of this delivery; keyId, device and packageId once it decodes.
     const seen = { keyId: '', device: '', packageId: '' };
@@ -186,9 +195,11 @@ export class OfflineService {
           report({ ok: true, cached: true });
           return { ...r, alreadyCompleted: true };
         }
-        const progress = { verified: false };
-        const result = await this.#complete(pkg, progress).catch(async (e: unknown) => {
-          if (progress.verified) await this.#recordRefusal(pkg, e);
+        const progress: { deviceSigned?: () => boolean } = {};
+        const result = await this.#complete(pkg, progress, opts.submitter === pkg.device).catch(async (e: unknown) => {
+          // Only a package whose device share verifies is recorded as refused: anyone can send
+          // bytes, only the device makes such a package.
+          if (progress.deviceSigned?.()) await this.#recordRefusal(pkg, e);
           throw e;
         });
         report({ ok: true, cached: false, createdAt: pkg.createdAt });
@@ -201,24 +212,51 @@ export class OfflineService {
   }
 
   /** Completes a package not completed before (under its lock). */
-  async #complete(pkg: DecodedPackage, progress: { verified: boolean }): Promise<PackageResult> {
+  async #complete(
+    pkg: DecodedPackage,
+    progress: { deviceSigned?: () => boolean },
+    fromDevice: boolean,
+  ): Promise<PackageResult> {
     const rec = await this.c.registry.keyAt(pkg.keyId, pkg.epoch);
-    const session = verifyOfflinePackage(rec.key, pkg, { keyId: rec.keyId, epoch: rec.epoch });
-    progress.verified = true;
+    // From anyone but the device (a merchant, a relay): the whole package, the device's share
+    // included, before a co-signer is asked, so the signers see only packages that verify. From
+    // the device itself (authenticated, admitted, rate-limited): every check but the share, the
+    // costly one (RFC 9591 §5.4), which each co-signer makes before it spends its nonce and the
+    // aggregate makes at the end; here only if this node refuses the package or records a refusal.
+    const expect = { keyId: rec.keyId, epoch: rec.epoch };
+    const session = fromDevice
+      ? preparePackageSession(rec.key, pkg, expect)
+      : verifyOfflinePackage(rec.key, pkg, expect);
+    let signed: boolean | undefined = fromDevice ? undefined : true;
+    const deviceSigned = () => (signed ??= session.verifyShare(pkg.device, pkg.share));
+    progress.deviceSigned = deviceSigned;
+    const refuse = (e: CoordinatorError): never => {
+      if (!deviceSigned())
+        throw new CoordinatorError(
+          'BAD_SIGNATURE_SHARE',
+          `the device's signature share does not verify for this message`,
+          [pkg.device],
+        );
+      throw e;
+    };
     for (const c of pkg.cosigners) {
       const used = await this.c.store.get(layout.reservationUse(c.signer, c.nonceId));
       if (used && new TextDecoder().decode(used) !== pkg.packageId)
-        throw new CoordinatorError(
-          'RESERVATION_USED',
-          `the reservation of ${c.signer} was already used by package ${new TextDecoder().decode(used)}`,
-          [pkg.device],
+        refuse(
+          new CoordinatorError(
+            'RESERVATION_USED',
+            `the reservation of ${c.signer} was already used by package ${new TextDecoder().decode(used)}`,
+            [pkg.device],
+          ),
         );
     }
     const off = pkg.cosigners.map((c) => c.signer).filter((id) => !this.c.participants.linked(id));
     if (off.length)
-      throw new CoordinatorError(
-        'UNAVAILABLE',
-        `reserved co-signer not connected: ${off.join(', ')}; the package stays pending`,
+      refuse(
+        new CoordinatorError(
+          'UNAVAILABLE',
+          `reserved co-signer not connected: ${off.join(', ')}; the package stays pending`,
+        ),
       );
     const answers = await Promise.allSettled(
       pkg.cosigners.map((c) =>
@@ -257,20 +295,32 @@ export class OfflineService {
         const s = decodeSignatureShare(rec.key.suite, env.payload);
         if (!equalBytes(s.requestDigest, pkg.digest))
           throw new CoordinatorError('BAD_SIGNATURE_SHARE', 'share answers another package');
-        if (!session.verifyShare(id, s.share))
-          throw new CoordinatorError('BAD_SIGNATURE_SHARE', `share of ${id} does not verify`);
-        shares.set(id, s.share);
+        shares.set(id, s.share); // verified by the aggregate below (each one only if it fails)
       } catch (e) {
         this.c.onEvent({ type: 'culprit', participant: id, code: 'BAD_SIGNATURE_SHARE' });
         failures.push(new CoordinatorError('BAD_SIGNATURE_SHARE', `${id} sent an invalid share (${codeOf(e)})`, [id]));
       }
     });
     if (failures.length) throw failures.find((f) => f.code !== 'UNAVAILABLE') ?? (failures[0] as CoordinatorError);
+    let signature: Uint8Array;
+    try {
+      // Optimistic: the shares summed and the signature verified once; on failure every share
+      // is verified and the senders of bad ones are named.
+      signature = session.aggregate(shares);
+    } catch (e) {
+      const cheaters = (e as { culprits?: readonly string[] }).culprits ?? [];
+      for (const id of cheaters) this.c.onEvent({ type: 'culprit', participant: id, code: 'BAD_SIGNATURE_SHARE' });
+      throw new CoordinatorError(
+        'BAD_SIGNATURE_SHARE',
+        `${cheaters.length ? cheaters.join(', ') : 'a co-signer'} sent an invalid share (${codeOf(e)})`,
+        [...cheaters],
+      );
+    }
     const result: PackageResult = {
       packageId: pkg.packageId,
       keyId: rec.keyId,
       message: pkg.message,
-      signature: session.aggregate(shares),
+      signature,
       publicKey: groupPublicKey(rec.key),
       signers: [pkg.device, ...pkg.cosigners.map((c) => c.signer)],
       alreadyCompleted: false,

@@ -250,6 +250,39 @@ describe('OfflineService', () => {
     expect(getSuite('ed25519').verify(done.signature, m, k.publicKey)).toBe(true);
   });
 
+  it('the device delivering its own tampered package: the share is left to its co-signers, who refuse without spending; the same code naming the device; nothing stored', async () => {
+    const c = await cluster(3);
+    const k = await phoneKey(c, 'ed25519', 2, ['signer-1', 'signer-2']);
+    const { slots } = await c.offline.reserve(c.p.id, { keyId: k.keyId, count: 1 });
+    const m = msg('pay 20 to bob');
+    const pkg = signOffline(c.p, k.keyId, slots[0] as Uint8Array[], m);
+    const res = pkg.cosigners[0] as SignedReservation;
+    const fromDevice = { submitter: c.p.id };
+    const tampered: [string, Uint8Array][] = [
+      ['a byte of the message', flip(pkg.bytes, offsetOf(pkg.bytes, m) + 4)],
+      ['a byte of the device share', flip(pkg.bytes, offsetOf(pkg.bytes, pkg.share))],
+    ];
+    for (const [what, bytes] of tampered)
+      await expect(c.offline.complete(bytes, fromDevice), what).rejects.toMatchObject({
+        code: 'BAD_SIGNATURE_SHARE',
+        culprits: [c.p.id],
+      });
+    // Its co-signer verified each, refused each and spent nothing.
+    expect(c.sentCount('complete')).toBe(2);
+    expect(await c.offline.completed()).toBe(0);
+    await expectNothingStored(c, pkg);
+    expect(await consumed(c, res)).toEqual([]);
+    const done = await c.offline.complete(pkg.bytes, fromDevice);
+    expect(getSuite('ed25519').verify(done.signature, m, k.publicKey)).toBe(true);
+    // Once the reservation is used, a tampered package on it is still named for its bad share,
+    // here, without asking the co-signer again.
+    await expect(c.offline.complete(tampered[0]?.[1] as Uint8Array, fromDevice)).rejects.toMatchObject({
+      code: 'BAD_SIGNATURE_SHARE',
+      culprits: [c.p.id],
+    });
+    expect(c.sentCount('complete')).toBe(3);
+  });
+
   it('a package on a reservation its co-signer never issued is refused RESERVATION_UNKNOWN naming the device; nothing is stored', async () => {
     const c = await cluster(2);
     const k = await phoneKey(c, 'ed25519', 2, ['signer-1', 'signer-2']);
@@ -420,6 +453,29 @@ describe('OfflineService', () => {
     expect(r.errors[0]).toMatch(/^signer-1: [A-Z_]+$/);
     expect(c.events).toContainEqual(expect.objectContaining({ type: 'culprit', participant: 'signer-1' }));
     expect(c.events).toContainEqual({ type: 'reserve', device: c.p.id, keyId: k.keyId, slots: 1 });
+
+    // A reservation its co-signer signed, whose commitment is not a valid element (the identity):
+    // dropped when it is made, not when a payment arrives with it; the co-signer named.
+    const identityPoint = Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 1 : 0));
+    const key = c.registry.key(k.keyId).key;
+    const signer1 = c.engine('signer-1').identity;
+    c.s.tamper.set('signer-1', (r, task) =>
+      task.body === 'reserve' && r.reservations
+        ? {
+            ...r,
+            reservations: {
+              envelopes: r.reservations.envelopes.map((e) =>
+                signReservation(signer1, { ...openReservation(key, e), hiding: identityPoint }),
+              ),
+            },
+          }
+        : r,
+    );
+    c.events.length = 0;
+    await expect(
+      c.offline.reserve(c.p.id, { keyId: k.keyId, count: 1, cosigners: ['signer-1'] }),
+    ).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(c.events).toContainEqual({ type: 'culprit', participant: 'signer-1', code: 'RESERVATION_INVALID' });
 
     // Every reservation altered: nothing to hand out.
     c.s.tamper.set('signer-1', (r, task) =>

@@ -68,11 +68,36 @@ export class FrostAggregateError extends Error {
  */
 function parsePoint(f: Flavor, bytes: Uint8Array | undefined): NP {
   if (!(bytes instanceof Uint8Array)) throw new Error('invalid point: expected Uint8Array');
+  let cache = validElements.get(f);
+  if (!cache) validElements.set(f, (cache = new Map()));
+  const hex = bytesToHex(bytes);
+  const hit = cache.get(hex);
+  if (hit) return hit;
   const p = f.Point.fromBytes(bytes);
   p.assertValidity();
   if (p.is0()) throw new Error('invalid point: identity');
   if (!p.isTorsionFree()) throw new Error('bad point: not in prime-order subgroup');
+  if (cache.size >= VALID_ELEMENTS) cache.delete(cache.keys().next().value as string);
+  cache.set(hex, p);
   return p;
+}
+
+/**
+ * Elements validated lately, per curve: §3.1's verdict is a function of the bytes alone, so an
+ * encoding seen valid once decodes to the same (immutable) point again without the subgroup
+ * check, the costly part (Ed25519: a multiplication by the group order). Bounded; the oldest
+ * go first. What fills it ahead of time: {@link validateElements}.
+ */
+const VALID_ELEMENTS = 16_384;
+const validElements = new WeakMap<Flavor, Map<string, NP>>();
+
+/**
+ * Validates elements now (RFC 9591 §3.1; throws on an invalid one) so that a session using them
+ * later does not: a co-signer's reserved commitments when the reservation is made, long before a
+ * payment arrives with them (as commitment pools are validated at intake).
+ */
+export function validateElements(suite: FlavoredSuite, elements: readonly Uint8Array[]): void {
+  for (const e of elements) parsePoint(flavor(suite), e);
 }
 
 /** noble's `parseIdentifier`: canonical hex of a non-zero scalar (RFC 9591 §3.1 DeserializeScalar). */

@@ -21,6 +21,7 @@ export {
   prepareKey,
   prepareSession,
   validateCommitment,
+  validateElements,
   FrostAggregateError,
   type PreparedKey,
   type PreparedSession,

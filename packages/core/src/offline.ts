@@ -302,6 +302,27 @@ export function verifyOfflinePackage(
   p: OfflinePackage,
   expect: { keyId: string; epoch: number; now?: number },
 ): SigningSession {
+  const session = preparePackageSession(key, p, expect);
+  if (!session.verifyShare(p.device, p.share))
+    throw new ProtocolError(
+      ErrorCode.BAD_SIGNATURE_SHARE,
+      `the device's signature share does not verify for this message`,
+      [p.device],
+    );
+  return session;
+}
+
+/**
+ * {@link verifyOfflinePackage} but for the device's share (RFC 9591 §5.4, the costly part): every
+ * other check, and the session with the list decoded and validated. For the coordinator when the
+ * device itself delivers its package: each co-signer verifies the whole package before it spends
+ * a nonce, and the aggregate is verified at the end.
+ */
+export function preparePackageSession(
+  key: GroupKey,
+  p: OfflinePackage,
+  expect: { keyId: string; epoch: number; now?: number },
+): SigningSession {
   if (p.keyId !== expect.keyId) throw new InvalidArgumentError(`package is for key ${p.keyId}, not ${expect.keyId}`);
   if (p.suite.id !== key.suite.id)
     throw new ProtocolError(ErrorCode.WRONG_SUITE, `package is ${p.suite.id}, key is ${key.suite.id}`);
@@ -343,21 +364,13 @@ export function verifyOfflinePackage(
         `the reservation of ${c.signer} expired at ${new Date(c.expiresAt).toISOString()}`,
       );
   }
-  let session: SigningSession;
   try {
-    session = new SigningSession(key, p.message, packageCommitments(key, p));
+    return new SigningSession(key, p.message, packageCommitments(key, p));
   } catch (e) {
     throw new ProtocolError(ErrorCode.BAD_SIGNATURE_SHARE, `package commitments are invalid: ${(e as Error).message}`, [
       p.device,
     ]);
   }
-  if (!session.verifyShare(p.device, p.share))
-    throw new ProtocolError(
-      ErrorCode.BAD_SIGNATURE_SHARE,
-      `the device's signature share does not verify for this message`,
-      [p.device],
-    );
-  return session;
 }
 
 /**

@@ -218,6 +218,30 @@ export class SigningSession {
     return r;
   }
 
+  /**
+   * This participant's signature share (RFC 9591 §5.2) in this session: the same bytes as
+   * {@link signShare} with the same nonces, without decoding and checking the list again (a
+   * co-signer that verified a package with this session signs with it). Consumes `nonces` (in
+   * memory; the caller must have durably marked them consumed).
+   */
+  signShare(share: KeyShare, nonces: SigningNonces): Uint8Array {
+    if (nonces.identifier !== share.identifier) throw new InvalidArgumentError('nonces belong to another participant');
+    if (!this.commitments.some((c) => c.identifier === share.identifier))
+      throw new InvalidArgumentError('commitment list does not include this signer');
+    const taken = nonces.take();
+    const secret = share.frostSecret();
+    try {
+      return this.#session.signShare(secret as FrostSecret, taken, nonces.commitment as NonceCommitments | undefined);
+    } catch (e) {
+      throw new ProtocolError(
+        ErrorCode.INVALID_ARGUMENT,
+        `refusing to sign: ${e instanceof Error ? e.message : 'invalid request'}`,
+      );
+    } finally {
+      secret.signingShare.fill(0);
+    }
+  }
+
   /** True iff `share` is the correct share of `participantId` (a negated or shifted share fails). */
   verifyShare(participantId: string, share: Uint8Array): boolean {
     const r = this.#entry(participantId);

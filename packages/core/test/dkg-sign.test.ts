@@ -8,7 +8,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   ErrorCode,
+  type GroupKey,
   SUITES,
+  SigningNonces,
+  SigningSession,
+  commit,
+  signShare,
   bytesToHex,
   getSuite,
   groupPublicKey,
@@ -149,5 +154,42 @@ describe('DKG state machine', () => {
 
   it('covers every suite', () => {
     expect(SUITES.map((s) => s.id)).toEqual(['ed25519', 'secp256k1-tr', 'secp256k1', 'p256']);
+  });
+});
+
+describe('SigningSession.signShare: the share the free signShare gives, without preparing the list again', () => {
+  it.each(SUITES.map((s) => s.id))('%s: same bytes for the same nonces, any message; the aggregate verifies', (id) => {
+    const suite = getSuite(id);
+    const ids = identities(3, seededRng(`session-sign-${id}`));
+    const out = runLocalDkg(suite, 2, ids, seededRng(`session-sign-dkg-${id}`));
+    const [a, b] = ['p1', 'p2'].map((p) => out.get(p) as { key: GroupKey; share: KeyShare });
+    if (!a || !b) throw new Error('no DKG output');
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.integer(), (message, seed) => {
+        const rng = seededRng(seed);
+        const na = commit(a.share, rng);
+        const nb = commit(b.share, rng);
+        const list = [na.commitment, nb.commitment];
+        const again = (n: typeof na, share: KeyShare) =>
+          SigningNonces.importSecret(suite, share.identifier, n.nonces.exportSecret(), n.commitment);
+        const a2 = again(na, a.share);
+        const b2 = again(nb, b.share);
+        const session = new SigningSession(a.key, message, list);
+        const za = session.signShare(a.share, na.nonces);
+        const zb = session.signShare(b.share, nb.nonces);
+        expect(bytesToHex(za)).toBe(bytesToHex(signShare(a.share, a.key, a2, list, message)));
+        expect(bytesToHex(zb)).toBe(bytesToHex(signShare(b.share, b.key, b2, list, message)));
+        const sig = session.aggregate(
+          new Map([
+            ['p1', za],
+            ['p2', zb],
+          ]),
+        );
+        expect(suite.verify(sig, message, groupPublicKey(a.key))).toBe(true);
+        // The nonces are spent: a second share from them is refused.
+        expect(() => session.signShare(a.share, na.nonces)).toThrow();
+      }),
+      { numRuns: 8 },
+    );
   });
 });

@@ -15,15 +15,14 @@ import {
   encodeReservation,
   encodeSignatureShare,
   equalBytes,
-  packageCommitments,
   signEnvelope,
   signReservation,
-  signShare,
   toHex,
   verifyOfflinePackage,
   type KeyShareRecord,
   type ParticipantIdentity,
   type Rng,
+  validateElements,
 } from '@tessera/core';
 import type { AuditLog, NonceLedger, SealedKV } from '@tessera/store';
 import { SignerError, toTaskError } from './errors.js';
@@ -104,6 +103,8 @@ export class OfflineCosigner {
     try {
       for (let i = 0; i < n; i++) {
         const { nonces, commitment } = commit(rec.share, this.#ctx.rng);
+        // Decoded and checked now, while online: the package that spends it costs that much less.
+        validateElements(rec.key.suite, [commitment.hiding, commitment.binding]);
         const nonceId = this.#ctx.rng(RESERVATION_NONCE_ID_BYTES);
         const r = {
           suite: rec.key.suite,
@@ -203,7 +204,8 @@ export class OfflineCosigner {
           'RESERVATION_USED',
           `reservation ${toHex(res.nonceId)} was already used by another package`,
         );
-      verifyOfflinePackage(rec.key, pkg, { keyId, epoch: rec.epoch });
+      // The session that verified the package also signs: its list is decoded and checked once.
+      const session = verifyOfflinePackage(rec.key, pkg, { keyId, epoch: rec.epoch });
       // Cached unless this call's produce() runs: concurrent deliveries that lose the ledger's
       // per-nonce lock get the stored share and must not be counted as fresh completions.
       let cached = true;
@@ -217,7 +219,7 @@ export class OfflineCosigner {
             hiding: own.hiding,
             binding: own.binding,
           });
-          const out = signShare(rec.share, rec.key, nonces, packageCommitments(rec.key, pkg), pkg.message);
+          const out = session.signShare(rec.share, nonces);
           // Journalled (fsync) before the ledger write and before release.
           await this.#ctx.spent?.add(ledgerId, toHex(pkg.digest));
           return out;
