@@ -28,9 +28,9 @@ interface Transaction {
     getAllKeys(range: unknown): Request<ArrayBuffer[]>;
   };
   oncomplete: (() => void) | null;
-  onerror: (() => void) | null;
   onabort: (() => void) | null;
   error: unknown;
+  abort(): void;
 }
 interface Database {
   transaction(store: string, mode: 'readonly' | 'readwrite', options?: { durability: 'strict' }): Transaction;
@@ -45,24 +45,26 @@ interface IdbKeyRange {
   bound(lower: Uint8Array, upper: Uint8Array, lowerOpen: boolean, upperOpen: boolean): unknown;
 }
 
+/** Resolves when `tx` commits; rejects (with an Error, never null) when it aborts. */
 function done(tx: Transaction): Promise<void> {
   return new Promise((resolve, reject) => {
     tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error);
-    tx.onabort = () => reject(tx.error ?? new Error('transaction aborted'));
+    // A failed request aborts its transaction, and only then is `tx.error` set: wait for abort.
+    tx.onabort = () => reject(tx.error ?? new Error('the device store transaction was aborted'));
   });
 }
 
 function result<T>(r: Request<T>): Promise<T> {
   return new Promise((resolve, reject) => {
     r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error);
+    r.onerror = () => reject(r.error ?? new Error('the device store request failed'));
   });
 }
 
 export function defaultStore(location: string): KvStore {
   const g = globalThis as unknown as { indexedDB?: Idb; IDBKeyRange?: IdbKeyRange };
   let db: Database | undefined;
+  let opening: Promise<Database> | undefined;
   const open = (): Database => {
     if (!db) throw new Error('the device store is not open');
     return db;
@@ -71,11 +73,20 @@ export function defaultStore(location: string): KvStore {
     async open() {
       if (db) return;
       if (!g.indexedDB || !g.IDBKeyRange) throw new Error('this runtime has no IndexedDB');
-      const req = g.indexedDB.open(`level-js-${location}`, 1);
-      req.onupgradeneeded = () => {
-        if (!req.result.objectStoreNames.contains(location)) req.result.createObjectStore(location);
-      };
-      db = await result(req);
+      const idb = g.indexedDB;
+      // One connection, however many callers open at once.
+      opening ??= (() => {
+        const req = idb.open(`level-js-${location}`, 1);
+        req.onupgradeneeded = () => {
+          if (!req.result.objectStoreNames.contains(location)) req.result.createObjectStore(location);
+        };
+        return result(req);
+      })();
+      try {
+        db = await opening;
+      } finally {
+        opening = undefined;
+      }
     },
     async get(key) {
       const tx = open().transaction(location, 'readonly');
@@ -84,12 +95,20 @@ export function defaultStore(location: string): KvStore {
     },
     async batch(ops: readonly KvOp[]) {
       const tx = open().transaction(location, 'readwrite', { durability: 'strict' });
+      const committed = done(tx);
       const s = tx.objectStore(location);
-      for (const o of ops) {
-        if (o.type === 'put') s.put(o.value, utf8.encode(o.key));
-        else s.delete(utf8.encode(o.key));
+      try {
+        for (const o of ops) {
+          if (o.type === 'put') s.put(o.value, utf8.encode(o.key));
+          else s.delete(utf8.encode(o.key));
+        }
+      } catch (e) {
+        // All or nothing: what was already issued must not commit on its own.
+        tx.abort();
+        await committed.catch(() => {});
+        throw e;
       }
-      await done(tx);
+      await committed;
     },
     async *entries(gte, lt) {
       const range = (g.IDBKeyRange as IdbKeyRange).bound(utf8.encode(gte), utf8.encode(lt), false, true);
