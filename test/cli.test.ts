@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -20,6 +20,8 @@ import {
   signOperatorLogin,
   toHex,
 } from '@tessera/core';
+import { admitDevice, consoleRequests, devOperatorFiles, openClient } from '@tessera/cli';
+import { Device } from '@tessera/device';
 import { externalVerifiers } from './verifiers.js';
 
 const MSG = 'de'.repeat(32); // a 32-byte message, e.g. a sighash
@@ -595,6 +597,87 @@ describe('tessera CLI on a dev cluster', () => {
       });
     } finally {
       await stopProcess(con);
+    }
+  }, 120_000);
+
+  it('collected approvals, device replacement: a reshare request per key, the new device vouched for and the old one revoked; it runs once approved', async () => {
+    // What the console server does with POST /api/requests { operation: 'replace', … } (the HTTP
+    // side is the test above): here straight on the request book, against the dev cluster.
+    const client = openClient(dir);
+    const deviceUrl = (JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as { deviceUrl: string }).deviceUrl;
+    const phones: Device[] = [];
+    try {
+      for (const id of ['phone-a', 'phone-b']) {
+        const d = await Device.open({ location: join(dir, '..', id), storageKey: new Uint8Array(randomBytes(32)) });
+        phones.push(d);
+        await d.init(id);
+        const { token } = await client.call<{ token: string }>('IssueEnrolmentToken', { ttlMs: 60_000, label: id });
+        await d.enrol(deviceUrl, token);
+        await admitDevice(client, id, devOperatorFiles(dir));
+      }
+      const [a, b] = phones as [Device, Device];
+      const key = await a.keygen(deviceUrl, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
+      await b.connect(deviceUrl, { acceptKeygen: true }); // the new phone receives its share over its link
+      const operatorFile = (JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as { operator: string })
+        .operator;
+      const operator = JSON.parse(readFileSync(join(dir, operatorFile), 'utf8')) as {
+        signSecret: string;
+        publicKey: string;
+      };
+      const book = consoleRequests(client, () => new Set([operator.publicKey]));
+      const code = (p: Promise<unknown>) =>
+        p.then(
+          () => 'ok',
+          (e: { code?: string }) => e.code,
+        );
+      expect(await code(book.create({ operation: 'replace', keyId: key.keyId, old: 'phone-a', new: 'phone-a' }))).toBe(
+        'INVALID_ARGUMENT',
+      );
+      expect(await code(book.create({ operation: 'replace', keyId: key.keyId, old: 'phone-b', new: 'phone-a' }))).toBe(
+        'INVALID_ARGUMENT',
+      );
+      expect(
+        await code(book.create({ operation: 'replace', keyId: '0000000000000000', old: 'phone-a', new: 'phone-b' })),
+      ).toBe('NOT_FOUND');
+      const r = await book.create({
+        operation: 'replace',
+        keyId: key.keyId,
+        old: 'phone-a',
+        new: 'phone-b',
+        revoke: true,
+      });
+      // What the operators approve, decoded from the bytes they sign.
+      const auth = decodeAuthorisation(fromHex(r.authorisation));
+      expect(auth).toMatchObject({
+        operation: 'reshare',
+        keyId: key.keyId,
+        newThreshold: 2,
+        revoke: ['phone-a'],
+        allowUnpinned: ['phone-b'],
+      });
+      expect(auth.newParticipants.map((p) => p.id).sort()).toEqual(['phone-b', 'signer-1', 'signer-2']);
+      // Without the approval the signers refuse it, and it stays pending.
+      expect(await code(book.run({ id: r.id }))).toBe('POLICY_DENIED');
+      const seed = fromHex(operator.signSecret);
+      book.approve({
+        id: r.id,
+        approval: toHex(approveAuthorisation(operatorKeySigner(seed), fromHex(r.authorisation))),
+      });
+      const ran = (await book.run({ id: r.id })) as Record<string, unknown> & { participants: string[] };
+      expect(ran).toMatchObject({
+        operation: 'reshare',
+        replace: { old: 'phone-a', new: 'phone-b' },
+        revoked: ['phone-a'],
+        keyId: key.keyId,
+        epoch: 1,
+        publicKey: key.publicKey,
+      });
+      expect([...ran.participants].sort()).toEqual(['phone-b', 'signer-1', 'signer-2']);
+      // The old phone is revoked: the gateway no longer takes its calls.
+      expect(await code(a.reserve(deviceUrl, { keyId: key.keyId, count: 1 }))).toBe('UNAUTHENTICATED');
+    } finally {
+      for (const d of phones) await d.close().catch(() => {});
+      client.close();
     }
   }, 120_000);
 

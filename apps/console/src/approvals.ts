@@ -63,7 +63,8 @@ export async function ask(
   what:
     | { operation: 'refresh'; keyId: string }
     | { operation: 'revoke'; device: string }
-    | { operation: 'reshare'; keyId: string; threshold: number; participants: string[] },
+    | { operation: 'reshare'; keyId: string; threshold: number; participants: string[] }
+    | { operation: 'replace'; keyId: string; old: string; new: string; revoke: boolean },
 ) {
   const r = await api<PendingRequest>('POST', '/api/requests', what);
   log(`request ${r.id} (${r.operation}) waits for the operators' approval`);
@@ -80,7 +81,9 @@ export function describe(authorisation: string): string {
     a.operation === 'revoke'
       ? `revoke device ${a.revoke.join(', ')} on every signer`
       : a.operation === 'reshare'
-        ? `reshare key ${a.keyId} to ${a.newThreshold} of ${a.newParticipants.map((p) => p.id).join(', ')}`
+        ? `reshare key ${a.keyId} to ${a.newThreshold} of ${a.newParticipants.map((p) => p.id).join(', ')}` +
+          (a.revoke.length ? `, revoking ${a.revoke.join(', ')}` : '') +
+          (a.allowUnpinned.length ? `, vouching for ${a.allowUnpinned.join(', ')} (not pinned)` : '')
         : `${a.operation} key ${a.keyId}`;
   return `${what}; valid until ${new Date(a.notAfter).toLocaleString()}`;
 }

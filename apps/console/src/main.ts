@@ -156,6 +156,19 @@ function render(o: Overview): void {
         button(`Replace ${d.id}`, async () => {
           const target = pick.value;
           if (!confirm(`Move every key of ${d.id} to ${target} and revoke ${d.id}?`)) return;
+          if (!o.approvesItself) {
+            // One request per key, the old device revoked with the last (nothing of it is needed then).
+            const held = o.keys.filter((k) => k.participants.includes(d.id));
+            for (const [i, k] of held.entries())
+              await ask(refresh, {
+                operation: 'replace',
+                keyId: k.keyId,
+                old: d.id,
+                new: target,
+                revoke: i === held.length - 1,
+              });
+            return;
+          }
           log(`replacing ${d.id} by ${target}…`);
           const r = await api<{ keys: { keyId: string; epoch: number }[] }>('POST', '/api/devices/replace', {
             old: d.id,

@@ -1,6 +1,7 @@
 /**
  * Approvals collected in the operator console (`tessera console --collect-approvals`): the console
- * server holds no operator key. An operator asks for a refresh, a reshare or a revocation; the coordinator
+ * server holds no operator key. An operator asks for a refresh, a reshare, a device replacement
+ * (per key: a reshare to the new device, the old one revoked with its last key) or a revocation; the coordinator
  * prepares the authorisation, checked to say what was asked (`prepare`); each operator approves it
  * in their own page, which decodes the bytes it signs and shows them, with their own key file;
  * any signed-in operator runs it once the approvals are in. The signers check every approval
@@ -20,7 +21,7 @@ import {
   type LifecycleOperation,
 } from '@tessera/core';
 import type { Client } from './client.js';
-import { lifecycle } from './commands.js';
+import { keys, lifecycle } from './commands.js';
 import { CliError } from './errors.js';
 import { prepare, type PrepareRequest, type RequestFile } from './operators.js';
 
@@ -29,9 +30,12 @@ export interface PendingRequest {
   operation: LifecycleOperation;
   keyId: string;
   device?: string;
-  /** A reshare's new threshold and participants. */
+  /** A reshare's new threshold and participants, and whom it revokes. */
   threshold?: number;
   participants?: string[];
+  revoke?: string[];
+  /** A device replacement's devices (the request is a reshare of one key). */
+  replace?: { old: string; new: string };
   /** The unsigned authorisation (hex): what every approval signs. */
   authorisation: string;
   summary: RequestFile['summary'];
@@ -62,6 +66,38 @@ export function parseReshare(b: Record<string, unknown>): { keyId: string; thres
   return { keyId, threshold, participants: ids };
 }
 
+/**
+ * A device replacement for one key: a reshare at the same threshold with `new` in place of `old`,
+ * `new` admitted unpinned (the operators vouch for it, as `tessera device replace` does) and `old`
+ * revoked if `revoke` (the page asks it with the old device's last key, once nothing of it is needed).
+ */
+async function replacement(
+  c: Client,
+  b: Record<string, unknown>,
+): Promise<PrepareRequest & { replace: PendingRequest['replace'] }> {
+  const keyId = text(b.keyId, 'keyId');
+  const old = text(b.old, 'old');
+  const by = text(b.new, 'new');
+  if (old === by) throw new CliError('INVALID_ARGUMENT', 'the new device must be another device');
+  if (b.revoke !== undefined && typeof b.revoke !== 'boolean')
+    throw new CliError('INVALID_ARGUMENT', 'revoke must be true or false');
+  const k = (await keys(c)).find((x) => x.keyId === keyId);
+  if (!k) throw new CliError('NOT_FOUND', `no key ${keyId}`);
+  if (!k.participants.includes(old))
+    throw new CliError('INVALID_ARGUMENT', `${old} is not a participant of key ${keyId}`);
+  if (k.participants.includes(by))
+    throw new CliError('INVALID_ARGUMENT', `${by} is already a participant of key ${keyId}`);
+  return {
+    operation: 'reshare',
+    keyId,
+    threshold: k.threshold,
+    participants: [...k.participants.filter((p) => p !== old), by],
+    revoke: b.revoke === true ? [old] : [],
+    allowUnpinned: [by],
+    replace: { old, new: by },
+  };
+}
+
 export function consoleRequests(c: Client, accepted: () => ReadonlySet<string>) {
   const pending = new Map<string, PendingRequest>();
   const get = (id: unknown): PendingRequest => {
@@ -87,19 +123,24 @@ export function consoleRequests(c: Client, accepted: () => ReadonlySet<string>) 
       const operation = b.operation;
       let req: PrepareRequest;
       let device: string | undefined;
+      let replace: PendingRequest['replace'];
       if (operation === 'refresh') req = { operation, keyId: text(b.keyId, 'keyId') };
+      else if (operation === 'replace') ({ replace, ...req } = await replacement(c, b));
       else if (operation === 'revoke') {
         device = text(b.device, 'device');
         req = { operation, keyId: '*', revoke: [device] };
       } else if (operation === 'reshare') req = { operation, ...parseReshare(b) };
-      else throw new CliError('INVALID_ARGUMENT', 'operation must be "refresh", "reshare" or "revoke"');
+      else throw new CliError('INVALID_ARGUMENT', 'operation must be "refresh", "reshare", "replace" or "revoke"');
       const file = await prepare(c, req);
       const r: PendingRequest = {
         id: randomBytes(8).toString('hex'),
-        operation,
+        operation: req.operation,
         keyId: req.keyId,
         ...(device ? { device } : {}),
-        ...(req.operation === 'reshare' ? { threshold: req.threshold, participants: req.participants } : {}),
+        ...(req.operation === 'reshare'
+          ? { threshold: req.threshold, participants: req.participants, revoke: req.revoke ?? [] }
+          : {}),
+        ...(replace ? { replace } : {}),
         authorisation: file.authorisation,
         summary: file.summary,
         approvals: [],
@@ -146,7 +187,7 @@ export function consoleRequests(c: Client, accepted: () => ReadonlySet<string>) 
                     keyId: r.keyId,
                     threshold: r.threshold,
                     participants: r.participants,
-                    revoke: [],
+                    revoke: r.revoke ?? [],
                     authorisation: approved,
                   },
             ).then((k) => ({
@@ -170,7 +211,13 @@ export function consoleRequests(c: Client, accepted: () => ReadonlySet<string>) 
                 return { device: r.device, ...x };
               });
       pending.delete(r.id);
-      return { id: r.id, operation: r.operation, approvals: r.approvals.length, ...result };
+      return {
+        id: r.id,
+        operation: r.operation,
+        approvals: r.approvals.length,
+        ...(r.replace ? { replace: r.replace, revoked: r.revoke ?? [] } : {}),
+        ...result,
+      };
     },
   };
 }

@@ -6,5 +6,6 @@ export { keygen, keys, sign, status, auditVerify } from './commands.js';
 export { admitDevice, devOperatorFiles } from './operators.js';
 export { serveWallet, type WalletServer } from './wallet-server.js';
 export { serveConsole, type ConsoleServer } from './console-server.js';
+export { consoleRequests, type PendingRequest } from './console-requests.js';
 export { offlineKpis, fetchOfflineKpis, type OfflineKpis } from './kpis.js';
 export { DEFAULT_APPS_DIR } from './web.js';
