@@ -96,10 +96,17 @@ function sub(r: Reader, read: (end: number) => void): void {
   read(r.pos + len);
 }
 
+/**
+ * A uint64 as a number; NaN if above 2^53 − 1, refused only if it is still the field's value at
+ * the end ({@link safe}): as protobuf-es, a later occurrence of the field replaces an earlier one.
+ */
 function u64(r: Reader): number {
   const v = r.u64();
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error('integer out of safe range');
-  return Number(v);
+  return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.NaN : Number(v);
+}
+
+function safe(...values: number[]): void {
+  if (values.some(Number.isNaN)) throw new Error('integer out of safe range');
 }
 
 function readHeader(r: Reader, into: LiteHeader | null): LiteHeader {
@@ -209,6 +216,7 @@ export function readKeyRecord(bytes: Uint8Array): LiteKeyRecord {
       else return false;
       return true;
     });
+    safe(k.epoch, k.createdAt);
     return k;
   });
 }
@@ -242,6 +250,7 @@ export function readOfflinePackage(bytes: Uint8Array): LitePackage {
       else return false;
       return true;
     });
+    safe(p.epoch, p.createdAt, ...p.cosigners.map((c) => c.expiresAt));
     return p;
   });
 }

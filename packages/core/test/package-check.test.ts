@@ -248,6 +248,18 @@ describe('merchant codec (proto-lite) against the generated codec', () => {
     expect(got, `${name} ${toHex(b)}`).toEqual(want);
   }
 
+  it('a uint64 field twice, the first above 2^53: the last one counts, as in protobuf-es', () => {
+    const fx = fixture('ed25519', 2, 3);
+    const huge = [0x18, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]; // epoch = 2^63
+    for (const tail of [[0x18, 0x05], []]) {
+      const b = Uint8Array.from([...fx.record, ...huge, ...tail]);
+      sameDecoding('KeyRecord', b);
+      const pkg = Uint8Array.from([...makePackage(fx, 'u64').bytes, ...huge, ...tail]);
+      sameDecoding('OfflinePackage', pkg);
+    }
+    expect(readKeyRecord(Uint8Array.from([...fx.record, ...huge, 0x18, 0x05])).epoch).toBe(5);
+  });
+
   it('reads valid, mutated and random bytes as the generated decoder does (same fields or both DECODE)', () => {
     const fx = fixture('ed25519', 2, 3);
     const valid = [makePackage(fx, 'codec').bytes, fx.record];
