@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   approveAuthorisation,
+  approveDevice,
+  decodeAdmission,
   decodeAuthorisation,
   fromHex,
   getSuite,
@@ -600,7 +602,7 @@ describe('tessera CLI on a dev cluster', () => {
     }
   }, 120_000);
 
-  it('collected approvals, device replacement: a reshare request per key, the new device vouched for and the old one revoked; it runs once approved', async () => {
+  it('collected approvals, admission and device replacement: the new phone admitted, then a reshare request per key with it vouched for and the old one revoked; each runs once approved', async () => {
     // What the console server does with POST /api/requests { operation: 'replace', … } (the HTTP
     // side is the test above): here straight on the request book, against the dev cluster.
     const client = openClient(dir);
@@ -613,7 +615,7 @@ describe('tessera CLI on a dev cluster', () => {
         await d.init(id);
         const { token } = await client.call<{ token: string }>('IssueEnrolmentToken', { ttlMs: 60_000, label: id });
         await d.enrol(deviceUrl, token);
-        await admitDevice(client, id, devOperatorFiles(dir));
+        if (id === 'phone-a') await admitDevice(client, id, devOperatorFiles(dir));
       }
       const [a, b] = phones as [Device, Device];
       const key = await a.keygen(deviceUrl, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
@@ -630,6 +632,20 @@ describe('tessera CLI on a dev cluster', () => {
           () => 'ok',
           (e: { code?: string }) => e.code,
         );
+      const seed = fromHex(operator.signSecret);
+      // Admission: the operators approve the entry the page decodes from the bytes it signs.
+      const admit = await book.create({ operation: 'admit', device: 'phone-b' });
+      const entry = decodeAdmission(fromHex(admit.authorisation));
+      expect([entry.id, entry.device, admit.operation]).toEqual(['phone-b', true, 'admit']);
+      expect(await code(book.run({ id: admit.id }))).toBe('POLICY_DENIED');
+      // An authorisation's approval cannot even be made over an admission's bytes.
+      expect(() => approveAuthorisation(operatorKeySigner(seed), fromHex(admit.authorisation))).toThrow();
+      const stranger = approveDevice(operatorKeySigner(new Uint8Array(32).fill(5)), entry);
+      expect(() => book.approve({ id: admit.id, approval: toHex(stranger) })).toThrow(/operator/);
+      book.approve({ id: admit.id, approval: toHex(approveDevice(operatorKeySigner(seed), entry)) });
+      expect(await book.run({ id: admit.id })).toMatchObject({ operation: 'admit', device: 'phone-b', approvals: 1 });
+      const admitted = await client.call<{ approvals: Uint8Array[] }>('GetDevice', { device: 'phone-b' });
+      expect(admitted.approvals).toHaveLength(1);
       expect(await code(book.create({ operation: 'replace', keyId: key.keyId, old: 'phone-a', new: 'phone-a' }))).toBe(
         'INVALID_ARGUMENT',
       );
@@ -658,7 +674,6 @@ describe('tessera CLI on a dev cluster', () => {
       expect(auth.newParticipants.map((p) => p.id).sort()).toEqual(['phone-b', 'signer-1', 'signer-2']);
       // Without the approval the signers refuse it, and it stays pending.
       expect(await code(book.run({ id: r.id }))).toBe('POLICY_DENIED');
-      const seed = fromHex(operator.signSecret);
       book.approve({
         id: r.id,
         approval: toHex(approveAuthorisation(operatorKeySigner(seed), fromHex(r.authorisation))),

@@ -3,7 +3,7 @@
  * no operator key): asking, showing what each request's bytes say, approving with the operator's
  * own key file, running. Also the reshare form, which asks or runs depending on the console.
  */
-import { decodeAuthorisation, fromHex } from '@tessera/core';
+import { decodeAdmission, decodeAuthorisation, fromHex, toHex } from '@tessera/core';
 import { approveWithKeyFile } from './operator-key.js';
 import { $, api, button, cell, log } from './page.js';
 
@@ -64,7 +64,8 @@ export async function ask(
     | { operation: 'refresh'; keyId: string }
     | { operation: 'revoke'; device: string }
     | { operation: 'reshare'; keyId: string; threshold: number; participants: string[] }
-    | { operation: 'replace'; keyId: string; old: string; new: string; revoke: boolean },
+    | { operation: 'replace'; keyId: string; old: string; new: string; revoke: boolean }
+    | { operation: 'admit'; device: string },
 ) {
   const r = await api<PendingRequest>('POST', '/api/requests', what);
   log(`request ${r.id} (${r.operation}) waits for the operators' approval`);
@@ -75,8 +76,12 @@ export async function ask(
  * What an approval signs, decoded here from the bytes themselves (never the server's summary):
  * the operator approves what this line says.
  */
-export function describe(authorisation: string): string {
-  const a = decodeAuthorisation(fromHex(authorisation));
+export function describe(r: Pick<PendingRequest, 'operation' | 'authorisation'>): string {
+  if (r.operation === 'admit') {
+    const p = decodeAdmission(fromHex(r.authorisation));
+    return `admit device ${p.id} into new keys (its signing key ${toHex(p.signKey).slice(0, 16)}…)`;
+  }
+  const a = decodeAuthorisation(fromHex(r.authorisation));
   const what =
     a.operation === 'revoke'
       ? `revoke device ${a.revoke.join(', ')} on every signer`
@@ -95,7 +100,7 @@ export function renderRequests(list: PendingRequest[], refresh: () => Promise<vo
     const actions = document.createElement('td');
     actions.append(
       button(`Approve request ${r.id}`, async () => {
-        const approval = await approveWithKeyFile(r.authorisation);
+        const approval = await approveWithKeyFile(r.authorisation, r.operation === 'admit' ? 'admit' : 'lifecycle');
         await api('POST', '/api/requests/approve', { id: r.id, approval });
         log(`request ${r.id} approved`);
         await refresh();
@@ -105,19 +110,20 @@ export function renderRequests(list: PendingRequest[], refresh: () => Promise<vo
           id: r.id,
         });
         log(
-          `request ${r.id} ran: ${x.operation !== 'revoke' ? `epoch ${x.epoch}, same public key` : `revoked on ${(x.signers ?? []).join(', ')}`}`,
+          `request ${r.id} ran: ${
+            x.operation === 'admit'
+              ? 'device admitted'
+              : x.operation !== 'revoke'
+                ? `epoch ${x.epoch}, same public key`
+                : `revoked on ${(x.signers ?? []).join(', ')}`
+          }`,
         );
         await refresh();
       }),
     );
     const tr = document.createElement('tr');
     tr.dataset.id = r.id;
-    tr.append(
-      cell(r.id),
-      cell(describe(r.authorisation), 'what'),
-      cell(String(r.approvals.length), 'approvals'),
-      actions,
-    );
+    tr.append(cell(r.id), cell(describe(r), 'what'), cell(String(r.approvals.length), 'approvals'), actions);
     body.append(tr);
   }
 }

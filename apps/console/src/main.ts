@@ -142,6 +142,7 @@ function render(o: Overview): void {
     if (!d.admitted)
       actions.append(
         button(`Admit ${d.id}`, async () => {
+          if (!o.approvesItself) return ask(refresh, { operation: 'admit', device: d.id });
           await api('POST', '/api/devices/admit', { device: d.id });
           log(`${d.id} admitted`);
         }),

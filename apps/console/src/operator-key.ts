@@ -3,7 +3,15 @@
  * signature (a login challenge, or an approval of authorisation bytes the page decoded and
  * showed) and wiped. Only signatures leave the page.
  */
-import { approveAuthorisation, fromHex, operatorKeySigner, signOperatorLogin, toHex } from '@tessera/core';
+import {
+  approveAuthorisation,
+  approveDevice,
+  decodeAdmission,
+  fromHex,
+  operatorKeySigner,
+  signOperatorLogin,
+  toHex,
+} from '@tessera/core';
 import { $, log, setSession } from './page.js';
 
 /** The Ed25519 seed of an operator key file (`tessera operator keygen`, or a dev cluster's operator.json). */
@@ -13,13 +21,23 @@ export async function readOperatorSeed(file: File): Promise<Uint8Array> {
   return fromHex(key.signSecret);
 }
 
-/** An approval (hex) of `authorisation` (hex) with the key file picked in `#approve-key`. */
-export async function approveWithKeyFile(authorisation: string): Promise<string> {
+/**
+ * An approval (hex) of `authorisation` (hex) with the key file picked in `#approve-key`: of a
+ * lifecycle authorisation, or (`admit`) of a device's admission, each decoded before it is signed.
+ */
+export async function approveWithKeyFile(
+  authorisation: string,
+  kind: 'lifecycle' | 'admit' = 'lifecycle',
+): Promise<string> {
   const file = $<HTMLInputElement>('approve-key').files?.[0];
   if (!file) throw new Error('choose your operator key file first');
   const seed = await readOperatorSeed(file);
   try {
-    return toHex(approveAuthorisation(operatorKeySigner(seed), fromHex(authorisation)));
+    const signer = operatorKeySigner(seed);
+    const bytes = fromHex(authorisation);
+    return toHex(
+      kind === 'admit' ? approveDevice(signer, decodeAdmission(bytes)) : approveAuthorisation(signer, bytes),
+    );
   } finally {
     seed.fill(0);
   }

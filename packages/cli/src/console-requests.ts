@@ -13,6 +13,8 @@
 import { randomBytes } from 'node:crypto';
 import {
   PayloadKind,
+  admissionPayload,
+  decodeAdmission,
   encodeApproved,
   equalBytes,
   fromHex,
@@ -27,7 +29,8 @@ import { prepare, type PrepareRequest, type RequestFile } from './operators.js';
 
 export interface PendingRequest {
   id: string;
-  operation: LifecycleOperation;
+  /** A lifecycle operation, or `admit`: a device admitted into new keys (`tessera device admit`). */
+  operation: LifecycleOperation | 'admit';
   keyId: string;
   device?: string;
   /** A reshare's new threshold and participants, and whom it revokes. */
@@ -36,15 +39,18 @@ export interface PendingRequest {
   revoke?: string[];
   /** A device replacement's devices (the request is a reshare of one key). */
   replace?: { old: string; new: string };
-  /** The unsigned authorisation (hex): what every approval signs. */
+  /** The unsigned authorisation (hex): what every approval signs (`admit`: the device's admission payload). */
   authorisation: string;
-  summary: RequestFile['summary'];
+  /** A lifecycle request's summary; an admission has none (the page decodes the device from the bytes). */
+  summary?: RequestFile['summary'];
   /** Operator public key (hex) → approval envelope (hex). */
   approvals: { operator: string; approval: string }[];
   createdAt: string;
 }
 
 const MAX_PENDING = 100;
+/** How long an admission request waits for its approvals (a lifecycle one: its authorisation's expiry). */
+const ADMISSION_TTL_MS = 3600_000;
 
 const text = (v: unknown, what: string): string => {
   if (typeof v !== 'string' || !v || v.length > 200)
@@ -108,8 +114,38 @@ export function consoleRequests(c: Client, accepted: () => ReadonlySet<string>) 
   };
   const prune = () => {
     const now = Date.now();
-    for (const [id, r] of pending) if (Date.parse(r.summary.notAfter) < now) pending.delete(id);
+    for (const [id, r] of pending) {
+      const until = r.summary ? Date.parse(r.summary.notAfter) : Date.parse(r.createdAt) + ADMISSION_TTL_MS;
+      if (until < now) pending.delete(id);
+    }
   };
+  /**
+   * An admission: the operators approve the device's entry (id and keys) as the coordinator
+   * reports it, checked here to be that device; each page decodes the bytes it signs.
+   */
+  const admission = async (device: string): Promise<PendingRequest> => {
+    const d = await c.call<{ participant: Uint8Array }>('GetDevice', { device });
+    let payload: Uint8Array;
+    try {
+      const p = decodeAdmission(new Uint8Array(d.participant));
+      if (p.id !== device) throw new Error('another device');
+      payload = admissionPayload(p);
+    } catch {
+      throw new CliError('INTERNAL', 'the coordinator reported another entry than the device asked for');
+    }
+    const r: PendingRequest = {
+      id: randomBytes(8).toString('hex'),
+      operation: 'admit',
+      keyId: '*',
+      device,
+      authorisation: toHex(payload),
+      approvals: [],
+      createdAt: new Date().toISOString(),
+    };
+    pending.set(r.id, r);
+    return r;
+  };
+
   return {
     list(): PendingRequest[] {
       prune();
@@ -124,13 +160,18 @@ export function consoleRequests(c: Client, accepted: () => ReadonlySet<string>) 
       let req: PrepareRequest;
       let device: string | undefined;
       let replace: PendingRequest['replace'];
+      if (operation === 'admit') return admission(text(b.device, 'device'));
       if (operation === 'refresh') req = { operation, keyId: text(b.keyId, 'keyId') };
       else if (operation === 'replace') ({ replace, ...req } = await replacement(c, b));
       else if (operation === 'revoke') {
         device = text(b.device, 'device');
         req = { operation, keyId: '*', revoke: [device] };
       } else if (operation === 'reshare') req = { operation, ...parseReshare(b) };
-      else throw new CliError('INVALID_ARGUMENT', 'operation must be "refresh", "reshare", "replace" or "revoke"');
+      else
+        throw new CliError(
+          'INVALID_ARGUMENT',
+          'operation must be "admit", "refresh", "reshare", "replace" or "revoke"',
+        );
       const file = await prepare(c, req);
       const r: PendingRequest = {
         id: randomBytes(8).toString('hex'),
@@ -176,6 +217,16 @@ export function consoleRequests(c: Client, accepted: () => ReadonlySet<string>) 
         fromHex(r.authorisation),
         r.approvals.map((a) => fromHex(a.approval)),
       );
+      if (r.operation === 'admit') {
+        if (!r.approvals.length)
+          throw new CliError('POLICY_DENIED', 'no operator has approved this admission yet: it stays pending');
+        const x = await c.call<{ approvals: Uint8Array[] }>('AdmitDevice', {
+          device: r.device,
+          approvals: r.approvals.map((a) => fromHex(a.approval)),
+        });
+        pending.delete(r.id);
+        return { id: r.id, operation: r.operation, device: r.device, approvals: x.approvals.length };
+      }
       const result =
         r.operation === 'refresh' || r.operation === 'reshare'
           ? await lifecycle(

@@ -22,8 +22,9 @@
  *   POST /api/keys/reshare     { keyId, threshold, participants }: a reshare, approved by the operators
  *   GET  /api/kpis/history     the offline KPIs sampled every 15 s over the last 24 h (console-kpis.ts)
  *   GET  /api/requests         with --collect-approvals (the server holds no operator key):
- *   POST /api/requests         { operation: refresh|reshare|replace|revoke, keyId | device, … } → a pending
- *                              request (replace: { keyId, old, new, revoke }: a reshare of that key)
+ *   POST /api/requests         { operation: admit|refresh|reshare|replace|revoke, keyId | device, … } → a
+ *                              pending request (replace: { keyId, old, new, revoke }: a reshare of that
+ *                              key; admit: { device }: its admission, approved like the rest)
  *   POST /api/requests/approve { id, approval }: an operator's approval, made in their page
  *   POST /api/requests/run     { id }: run it with the approvals collected (console-requests.ts)
  */

@@ -169,8 +169,19 @@ export function admissionPayload(p: ParticipantPublic): Uint8Array {
 }
 
 /** One operator's admission of device `p`. */
-export function approveDevice(operator: ParticipantIdentity, p: ParticipantPublic): Uint8Array {
+export function approveDevice(operator: ParticipantIdentity | EnvelopeSigner, p: ParticipantPublic): Uint8Array {
   return signEnvelope(operator, PayloadKind.OPERATOR_APPROVAL, admissionPayload(p));
+}
+
+/**
+ * The device an admission payload names (what an operator's page shows before it approves):
+ * refused unless the bytes are exactly {@link admissionPayload} of a device.
+ */
+export function decodeAdmission(payload: Uint8Array): ParticipantPublic {
+  const p = participantFromWire(decodeMessage('ParticipantInfo', payload));
+  if (!p.device || !equalBytes(admissionPayload(p), payload))
+    throw new InvalidArgumentError('not the admission of a device (a device entry, canonically encoded)');
+  return p;
 }
 
 /** Refuses (POLICY_DENIED) a device entry that M of the pinned operators did not admit. */

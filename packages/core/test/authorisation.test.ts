@@ -6,7 +6,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   ParticipantIdentity,
+  admissionPayload,
   approveAuthorisation,
+  decodeAdmission,
+  encodeMessage,
+  participantToWire,
   checkAuthorisation,
   checkRevocation,
   decodeAuthorisation,
@@ -262,5 +266,22 @@ describe('operator authorisation', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('decodeAdmission: the device an admission payload names, nothing else', () => {
+  it('round-trips a device entry; refuses a node entry, other bytes and a non-canonical encoding', () => {
+    const phone = { ...ParticipantIdentity.generate('phone-9').public, device: true };
+    const payload = admissionPayload(phone);
+    const p = decodeAdmission(payload);
+    expect([p.id, toHex(p.signKey), toHex(p.encKey), p.device]).toEqual([
+      'phone-9',
+      toHex(phone.signKey),
+      toHex(phone.encKey),
+      true,
+    ]);
+    const node = encodeMessage('ParticipantInfo', participantToWire(ParticipantIdentity.generate('signer-9').public));
+    for (const bad of [node, Uint8Array.from([...payload, 0x08, 0x01]), new Uint8Array([0xff])])
+      expect(() => decodeAdmission(bad)).toThrow();
   });
 });
