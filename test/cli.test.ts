@@ -619,6 +619,7 @@ describe('tessera CLI on a dev cluster', () => {
       }
       const [a, b] = phones as [Device, Device];
       const key = await a.keygen(deviceUrl, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
+      const key2 = await a.keygen(deviceUrl, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-3'] });
       await b.connect(deviceUrl, { acceptKeygen: true }); // the new phone receives its share over its link
       const operatorFile = (JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as { operator: string })
         .operator;
@@ -641,7 +642,9 @@ describe('tessera CLI on a dev cluster', () => {
       // An authorisation's approval cannot even be made over an admission's bytes.
       expect(() => approveAuthorisation(operatorKeySigner(seed), fromHex(admit.authorisation))).toThrow();
       const stranger = approveDevice(operatorKeySigner(new Uint8Array(32).fill(5)), entry);
-      expect(() => book.approve({ id: admit.id, approval: toHex(stranger) })).toThrow(/operator/);
+      expect(() => book.approve({ id: admit.id, approval: toHex(stranger) })).toThrow(
+        /not an operator of this console/,
+      );
       book.approve({ id: admit.id, approval: toHex(approveDevice(operatorKeySigner(seed), entry)) });
       expect(await book.run({ id: admit.id })).toMatchObject({ operation: 'admit', device: 'phone-b', approvals: 1 });
       const admitted = await client.call<{ approvals: Uint8Array[] }>('GetDevice', { device: 'phone-b' });
@@ -655,39 +658,50 @@ describe('tessera CLI on a dev cluster', () => {
       expect(
         await code(book.create({ operation: 'replace', keyId: '0000000000000000', old: 'phone-a', new: 'phone-b' })),
       ).toBe('NOT_FOUND');
-      const r = await book.create({
+      // One request per key of phone-a; the last one revokes it.
+      const r1 = await book.create({ operation: 'replace', keyId: key.keyId, old: 'phone-a', new: 'phone-b' });
+      const r2 = await book.create({
         operation: 'replace',
-        keyId: key.keyId,
+        keyId: key2.keyId,
         old: 'phone-a',
         new: 'phone-b',
         revoke: true,
       });
       // What the operators approve, decoded from the bytes they sign.
-      const auth = decodeAuthorisation(fromHex(r.authorisation));
+      const auth = decodeAuthorisation(fromHex(r2.authorisation));
       expect(auth).toMatchObject({
         operation: 'reshare',
-        keyId: key.keyId,
+        keyId: key2.keyId,
         newThreshold: 2,
         revoke: ['phone-a'],
         allowUnpinned: ['phone-b'],
       });
-      expect(auth.newParticipants.map((p) => p.id).sort()).toEqual(['phone-b', 'signer-1', 'signer-2']);
+      expect(auth.newParticipants.map((p) => p.id).sort()).toEqual(['phone-b', 'signer-1', 'signer-3']);
+      expect(decodeAuthorisation(fromHex(r1.authorisation)).revoke).toEqual([]);
       // Without the approval the signers refuse it, and it stays pending.
-      expect(await code(book.run({ id: r.id }))).toBe('POLICY_DENIED');
-      book.approve({
-        id: r.id,
-        approval: toHex(approveAuthorisation(operatorKeySigner(seed), fromHex(r.authorisation))),
-      });
-      const ran = (await book.run({ id: r.id })) as Record<string, unknown> & { participants: string[] };
-      expect(ran).toMatchObject({
-        operation: 'reshare',
-        replace: { old: 'phone-a', new: 'phone-b' },
-        revoked: ['phone-a'],
-        keyId: key.keyId,
-        epoch: 1,
-        publicKey: key.publicKey,
-      });
-      expect([...ran.participants].sort()).toEqual(['phone-b', 'signer-1', 'signer-2']);
+      expect(await code(book.run({ id: r1.id }))).toBe('POLICY_DENIED');
+      for (const r of [r1, r2])
+        book.approve({
+          id: r.id,
+          approval: toHex(approveAuthorisation(operatorKeySigner(seed), fromHex(r.authorisation))),
+        });
+      // The revoking one first: refused while phone-a still holds the other key; it stays pending.
+      expect(await code(book.run({ id: r2.id }))).toBe('FAILED_PRECONDITION');
+      for (const [r, k, signers, revoked] of [
+        [r1, key, ['phone-b', 'signer-1', 'signer-2'], undefined],
+        [r2, key2, ['phone-b', 'signer-1', 'signer-3'], ['phone-a']],
+      ] as const) {
+        const ran = (await book.run({ id: r.id })) as Record<string, unknown> & { participants: string[] };
+        expect(ran).toMatchObject({
+          operation: 'reshare',
+          replace: { old: 'phone-a', new: 'phone-b' },
+          revoked: revoked ?? [],
+          keyId: k.keyId,
+          epoch: 1,
+          publicKey: k.publicKey,
+        });
+        expect([...ran.participants].sort()).toEqual(signers);
+      }
       // The old phone is revoked: the gateway no longer takes its calls.
       expect(await code(a.reserve(deviceUrl, { keyId: key.keyId, count: 1 }))).toBe('UNAUTHENTICATED');
     } finally {

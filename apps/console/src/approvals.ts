@@ -3,6 +3,7 @@
  * no operator key): asking, showing what each request's bytes say, approving with the operator's
  * own key file, running. Also the reshare form, which asks or runs depending on the console.
  */
+import { sha256 } from '@noble/hashes/sha2.js';
 import { decodeAdmission, decodeAuthorisation, fromHex, toHex } from '@tessera/core';
 import { approveWithKeyFile } from './operator-key.js';
 import { $, api, button, cell, log } from './page.js';
@@ -73,13 +74,22 @@ export async function ask(
 }
 
 /**
+ * A participant's two keys as an operator compares them with what the device itself shows
+ * (`tessera device status`): the signing key in full, the encryption key (1,216 bytes for X-Wing)
+ * as the first 16 hex digits of its SHA-256.
+ */
+function keysOf(p: { signKey: Uint8Array; encKey: Uint8Array }): string {
+  return `signing key ${toHex(p.signKey)}, encryption key sha256 ${toHex(sha256(p.encKey)).slice(0, 16)}`;
+}
+
+/**
  * What an approval signs, decoded here from the bytes themselves (never the server's summary):
  * the operator approves what this line says.
  */
 export function describe(r: Pick<PendingRequest, 'operation' | 'authorisation'>): string {
   if (r.operation === 'admit') {
     const p = decodeAdmission(fromHex(r.authorisation));
-    return `admit device ${p.id} into new keys (its signing key ${toHex(p.signKey).slice(0, 16)}…)`;
+    return `admit device ${p.id} into new keys (${keysOf(p)})`;
   }
   const a = decodeAuthorisation(fromHex(r.authorisation));
   const what =
@@ -88,7 +98,12 @@ export function describe(r: Pick<PendingRequest, 'operation' | 'authorisation'>)
       : a.operation === 'reshare'
         ? `reshare key ${a.keyId} to ${a.newThreshold} of ${a.newParticipants.map((p) => p.id).join(', ')}` +
           (a.revoke.length ? `, revoking ${a.revoke.join(', ')}` : '') +
-          (a.allowUnpinned.length ? `, vouching for ${a.allowUnpinned.join(', ')} (not pinned)` : '')
+          (a.allowUnpinned.length
+            ? `, vouching for ${a.newParticipants
+                .filter((p) => a.allowUnpinned.includes(p.id))
+                .map((p) => `${p.id} (not pinned: ${keysOf(p)})`)
+                .join(', ')}`
+            : '')
         : `${a.operation} key ${a.keyId}`;
   return `${what}; valid until ${new Date(a.notAfter).toLocaleString()}`;
 }

@@ -139,7 +139,9 @@ function render(o: Overview): void {
   devices.replaceChildren();
   for (const d of o.devices) {
     const actions = document.createElement('td');
-    if (!d.admitted)
+    // A console that collects approvals offers Admit again after a first approval: signers may
+    // need more than one (M of their pinned operators), and each request adds the approvals it has.
+    if (!d.admitted || !o.approvesItself)
       actions.append(
         button(`Admit ${d.id}`, async () => {
           if (!o.approvesItself) return ask(refresh, { operation: 'admit', device: d.id });

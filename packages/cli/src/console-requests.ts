@@ -107,6 +107,7 @@ async function replacement(
 export function consoleRequests(c: Client, accepted: () => ReadonlySet<string>) {
   const pending = new Map<string, PendingRequest>();
   const get = (id: unknown): PendingRequest => {
+    prune();
     const r = typeof id === 'string' ? pending.get(id) : undefined;
     if (!r)
       throw new CliError('NOT_FOUND', 'no pending request with that id (it ran, expired, or the console restarted)');
@@ -226,6 +227,17 @@ export function consoleRequests(c: Client, accepted: () => ReadonlySet<string>) 
         });
         pending.delete(r.id);
         return { id: r.id, operation: r.operation, device: r.device, approvals: x.approvals.length };
+      }
+      // A replacement revokes the old device with its last key: refused while it holds others
+      // (their requests run first), so it is never cut off a key still to be moved.
+      if (r.replace && r.revoke?.length) {
+        const old = r.replace.old;
+        const still = (await keys(c)).filter((k) => k.keyId !== r.keyId && k.participants.includes(old));
+        if (still.length)
+          throw new CliError(
+            'FAILED_PRECONDITION',
+            `${old} still holds key(s) ${still.map((k) => k.keyId).join(', ')}: run their replacement first`,
+          );
       }
       const result =
         r.operation === 'refresh' || r.operation === 'reshare'
