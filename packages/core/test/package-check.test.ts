@@ -291,14 +291,14 @@ describe('merchant codec (proto-lite) against the generated codec', () => {
         const b = ms.reduce(apply, valid[which] as Uint8Array);
         sameDecoding(which === 0 ? 'OfflinePackage' : 'KeyRecord', b);
       }),
-      { numRuns: 1500 },
+      { numRuns: 800 },
     );
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
         sameDecoding('OfflinePackage', b);
         sameDecoding('KeyRecord', b);
       }),
-      { numRuns: 1500 },
+      { numRuns: 800 },
     );
   });
 });
@@ -459,7 +459,7 @@ describe('merchant check against the cluster check', () => {
           await expectSameVerdict(onRecord ? target : fx.record, onRecord ? p.bytes : target);
         },
       ),
-      { numRuns: 300 },
+      { numRuns: 150 },
     );
   });
 });
