@@ -301,8 +301,9 @@ export function verifyOfflinePackage(
   key: GroupKey,
   p: OfflinePackage,
   expect: { keyId: string; epoch: number; now?: number },
+  opts: { own?: NonceCommitment } = {},
 ): SigningSession {
-  const session = preparePackageSession(key, p, expect);
+  const session = preparePackageSession(key, p, expect, opts);
   if (!session.verifyShare(p.device, p.share))
     throw new ProtocolError(
       ErrorCode.BAD_SIGNATURE_SHARE,
@@ -322,6 +323,7 @@ export function preparePackageSession(
   key: GroupKey,
   p: OfflinePackage,
   expect: { keyId: string; epoch: number; now?: number },
+  opts: { own?: NonceCommitment } = {},
 ): SigningSession {
   if (p.keyId !== expect.keyId) throw new InvalidArgumentError(`package is for key ${p.keyId}, not ${expect.keyId}`);
   if (p.suite.id !== key.suite.id)
@@ -365,7 +367,7 @@ export function preparePackageSession(
       );
   }
   try {
-    return new SigningSession(key, p.message, packageCommitments(key, p));
+    return new SigningSession(key, p.message, packageCommitments(key, p), opts);
   } catch (e) {
     throw new ProtocolError(ErrorCode.BAD_SIGNATURE_SHARE, `package commitments are invalid: ${(e as Error).message}`, [
       p.device,

@@ -191,7 +191,16 @@ export class SigningSession {
   readonly signers: readonly string[];
   readonly #session: PreparedSession;
 
-  constructor(key: GroupKey, message: Uint8Array, commitments: readonly NonceCommitment[]) {
+  /**
+   * `opts.own`: this participant's own commitment, when it signs in this session (valid by
+   * construction: list entries with exactly these bytes are decoded without the subgroup check).
+   */
+  constructor(
+    key: GroupKey,
+    message: Uint8Array,
+    commitments: readonly NonceCommitment[],
+    opts: { own?: NonceCommitment } = {},
+  ) {
     if (!(message instanceof Uint8Array)) throw new InvalidArgumentError('message must be bytes');
     const members = validateCommitmentList(key, commitments);
     this.key = key;
@@ -205,7 +214,12 @@ export class SigningSession {
     try {
       // Every commitment decoded and validated once (not again if it was validated at intake with
       // validateCommitment); binding factors and R computed once.
-      this.#session = prepareSession(preparedKey(key), commitments as NonceCommitments[], this.message);
+      this.#session = prepareSession(
+        preparedKey(key),
+        commitments as NonceCommitments[],
+        this.message,
+        opts.own ? { own: opts.own as NonceCommitments } : {},
+      );
     } catch (e) {
       throw new InvalidArgumentError(`invalid commitment list: ${e instanceof Error ? e.message : 'rejected'}`);
     }

@@ -22,7 +22,6 @@ import {
   type KeyShareRecord,
   type ParticipantIdentity,
   type Rng,
-  validateElements,
 } from '@tessera/core';
 import type { AuditLog, NonceLedger, SealedKV } from '@tessera/store';
 import { SignerError, toTaskError } from './errors.js';
@@ -103,8 +102,6 @@ export class OfflineCosigner {
     try {
       for (let i = 0; i < n; i++) {
         const { nonces, commitment } = commit(rec.share, this.#ctx.rng);
-        // Decoded and checked now, while online: the package that spends it costs that much less.
-        validateElements(rec.key.suite, [commitment.hiding, commitment.binding]);
         const nonceId = this.#ctx.rng(RESERVATION_NONCE_ID_BYTES);
         const r = {
           suite: rec.key.suite,
@@ -204,8 +201,15 @@ export class OfflineCosigner {
           'RESERVATION_USED',
           `reservation ${toHex(res.nonceId)} was already used by another package`,
         );
-      // The session that verified the package also signs: its list is decoded and checked once.
-      const session = verifyOfflinePackage(rec.key, pkg, { keyId, epoch: rec.epoch });
+      // The session that verified the package also signs: its list is decoded and checked once,
+      // this node's own reserved commitment (its ledger's copy, checked equal above) without the
+      // subgroup check: it made those points itself.
+      const session = verifyOfflinePackage(
+        rec.key,
+        pkg,
+        { keyId, epoch: rec.epoch },
+        { own: { identifier: rec.share.identifier, hiding: own.hiding, binding: own.binding } },
+      );
       // Cached unless this call's produce() runs: concurrent deliveries that lose the ledger's
       // per-nonce lock get the stored share and must not be counted as fresh completions.
       let cached = true;
