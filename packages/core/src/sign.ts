@@ -141,27 +141,9 @@ export function signShare(
 ): Uint8Array {
   if (!(message instanceof Uint8Array)) throw new InvalidArgumentError('message must be bytes');
   if (nonces.identifier !== share.identifier) throw new InvalidArgumentError('nonces belong to another participant');
-  validateCommitmentList(key, commitments);
-  if (!commitments.some((c) => c.identifier === share.identifier))
-    throw new InvalidArgumentError('commitment list does not include this signer');
-  const taken = nonces.take();
-  const secret = share.frostSecret();
-  try {
-    // The signer's own commitment (when kept) is valid by construction: no subgroup check for it.
-    const own = nonces.commitment as NonceCommitments | undefined;
-    return prepareSession(preparedKey(key), commitments as NonceCommitments[], message, own ? { own } : {}).signShare(
-      secret as FrostSecret,
-      taken,
-      own,
-    );
-  } catch (e) {
-    throw new ProtocolError(
-      ErrorCode.INVALID_ARGUMENT,
-      `refusing to sign: ${e instanceof Error ? e.message : 'invalid request'}`,
-    );
-  } finally {
-    secret.signingShare.fill(0);
-  }
+  // The signer's own commitment (when kept) is valid by construction: no subgroup check for it.
+  const own = nonces.commitment;
+  return new SigningSession(key, message, commitments, own ? { own } : {}).signShare(share, nonces);
 }
 
 const prepared = new WeakMap<GroupKey, PreparedKey>();

@@ -1,5 +1,6 @@
 /** Test helpers for the core: identities, seeded RNGs, and an in-memory DKG harness. */
 import { sha256 } from '@noble/hashes/sha2.js';
+import fc from 'fast-check';
 import { expect } from 'vitest';
 import { ParticipantIdentity, type Rng } from '../src/index.js';
 
@@ -53,3 +54,31 @@ export const fixedRng =
     expect(n).toBe(bytes.length);
     return bytes.slice();
   };
+
+/** A change to encoded bytes, for decoder fuzzing: one byte set, the bytes cut, or bytes inserted. */
+export type Mutation =
+  | { kind: 'flip'; at: number; value: number }
+  | { kind: 'cut'; at: number }
+  | { kind: 'insert'; at: number; data: Uint8Array };
+
+export const mutation: fc.Arbitrary<Mutation> = fc.oneof(
+  fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
+  fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }),
+  fc.record({
+    kind: fc.constant('insert' as const),
+    at: fc.nat(),
+    data: fc.uint8Array({ minLength: 1, maxLength: 6 }),
+  }),
+);
+
+/** `b` with `m` applied (positions taken modulo the length). */
+export function mutate(b: Uint8Array, m: Mutation): Uint8Array {
+  const at = m.at % (b.length + 1);
+  if (m.kind === 'flip') {
+    const out = b.slice();
+    if (at < out.length) out[at] = m.value;
+    return out;
+  }
+  if (m.kind === 'cut') return b.slice(0, at);
+  return Uint8Array.from([...b.slice(0, at), ...m.data, ...b.slice(at)]);
+}

@@ -40,7 +40,7 @@ import { deriveIdentifier } from '../src/fast.js';
 import { checkEd25519Package, checkPackage } from '../src/merchant.js';
 import { readKeyRecord, readOfflinePackage, writeOfflinePackage, writeReservation } from '../src/package-wire.js';
 import { SUITE_SHAPES } from '../src/suite-ids.js';
-import { seededRng } from './helpers.js';
+import { mutate, mutation, seededRng } from './helpers.js';
 import { reflectDecode, reflectEncode } from './reflect-codec.js';
 
 const SUITES: readonly SuiteId[] = ['ed25519', 'secp256k1-tr', 'secp256k1', 'p256'];
@@ -263,32 +263,9 @@ describe('merchant codec (proto-lite) against the generated codec', () => {
   it('reads valid, mutated and random bytes as the generated decoder does (same fields or both DECODE)', () => {
     const fx = fixture('ed25519', 2, 3);
     const valid = [makePackage(fx, 'codec').bytes, fx.record];
-    const mutation = fc.oneof(
-      fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
-      fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }),
-      fc.record({
-        kind: fc.constant('insert' as const),
-        at: fc.nat(),
-        data: fc.uint8Array({ minLength: 1, maxLength: 6 }),
-      }),
-    );
-    type Mutation =
-      | { kind: 'flip'; at: number; value: number }
-      | { kind: 'cut'; at: number }
-      | { kind: 'insert'; at: number; data: Uint8Array };
-    const apply = (b: Uint8Array, m: Mutation): Uint8Array => {
-      const at = m.at % (b.length + 1);
-      if (m.kind === 'flip') {
-        const out = b.slice();
-        if (at < out.length) out[at] = m.value;
-        return out;
-      }
-      if (m.kind === 'cut') return b.slice(0, at);
-      return Uint8Array.from([...b.slice(0, at), ...m.data, ...b.slice(at)]);
-    };
     fc.assert(
       fc.property(fc.nat(1), fc.array(mutation, { minLength: 1, maxLength: 3 }), (which, ms) => {
-        const b = ms.reduce(apply, valid[which] as Uint8Array);
+        const b = ms.reduce(mutate, valid[which] as Uint8Array);
         sameDecoding(which === 0 ? 'OfflinePackage' : 'KeyRecord', b);
       }),
       { numRuns: 800 },

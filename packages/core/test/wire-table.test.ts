@@ -11,6 +11,7 @@ import { toHex } from '../src/bytes.js';
 import { decodeMessage, encodeMessage } from '../src/wire/codec.js';
 import { ENUMS, MESSAGES } from '../src/wire/schema.gen.js';
 import type { MessageName } from '../src/wire/types.js';
+import { mutate, mutation } from './helpers.js';
 import { reflectDecode, reflectEncode } from './reflect-codec.js';
 
 type Row = readonly (string | number)[];
@@ -65,30 +66,6 @@ function decoded(f: () => unknown): unknown {
   } catch (e) {
     return { refused: (e as { code?: string }).code };
   }
-}
-
-const mutation = fc.oneof(
-  fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
-  fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }),
-  fc.record({
-    kind: fc.constant('insert' as const),
-    at: fc.nat(),
-    data: fc.uint8Array({ minLength: 1, maxLength: 5 }),
-  }),
-);
-type Mutation =
-  | { kind: 'flip'; at: number; value: number }
-  | { kind: 'cut'; at: number }
-  | { kind: 'insert'; at: number; data: Uint8Array };
-function mutate(b: Uint8Array, m: Mutation): Uint8Array {
-  const at = m.at % (b.length + 1);
-  if (m.kind === 'flip') {
-    const out = b.slice();
-    if (at < out.length) out[at] = m.value;
-    return out;
-  }
-  if (m.kind === 'cut') return b.slice(0, at);
-  return Uint8Array.from([...b.slice(0, at), ...m.data, ...b.slice(at)]);
 }
 
 describe('table codec = protobuf-es reflection, every message of the contract', () => {
