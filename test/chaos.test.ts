@@ -1,7 +1,7 @@
 /**
  * Crash chaos, CI size: a `tessera dev` cluster (coordinator + 3 signer processes) and a device
- * process run 90 sessions — online signatures in all four suites and offline device packages
- * (ed25519, secp256k1-tr) — while about ten SIGKILLs hit the coordinator, a signer, the device
+ * process run 60 sessions — online signatures in all four suites and offline device packages
+ * (ed25519, secp256k1-tr) — while up to seven SIGKILLs hit the coordinator, a signer, the device
  * or every daemon at once. Afterwards every acknowledged request has completed exactly once
  * with a verifying signature, no nonce or reservation was used twice (checked from every
  * signer's ledger, attempt records and audit log), and every audit chain verifies. See
@@ -14,13 +14,13 @@ import { operators } from './authority.js';
 const SEED = Number(process.env.TESSERA_CHAOS_SEED ?? 20240611);
 
 describe('crash chaos (CI size)', () => {
-  it('90 sessions under ~10 kill -9s: nothing lost, nothing completed twice, no nonce reused, audit chains intact', async () => {
+  it('60 sessions under up to 7 kill -9s (each kind at least once): nothing lost, nothing completed twice, no nonce reused, audit chains intact', async () => {
     const lines: string[] = [];
     const r = await runChaos({
-      sessions: 90,
+      sessions: 60,
       seed: SEED,
-      killEvery: 6,
-      maxKills: 10,
+      killEvery: 4,
+      maxKills: 7,
       durationLimitMs: 60_000,
       log: (l) => {
         const line = `${new Date().toISOString().slice(11, 23)} ${l}`;
@@ -40,9 +40,9 @@ describe('crash chaos (CI size)', () => {
     expect(r.reused).toBe(0);
     // The run did what it claims: every session acknowledged, kills of each kind of process.
     expect(r.online.unfinished + r.offline.unfinished, context).toBe(0);
-    expect(r.online.acknowledged + r.offline.acknowledged).toBe(90);
+    expect(r.online.acknowledged + r.offline.acknowledged).toBe(60);
     expect(r.offline.completed).toBe(r.offline.acknowledged);
-    // At least one kill of each kind (a fast, quiet machine finishes 90 sessions between few kills).
+    // At least one kill of each kind (a fast, quiet machine finishes 60 sessions between few kills).
     expect(r.kills.total, context).toBeGreaterThanOrEqual(3);
     expect(r.kills.coordinator, context).toBeGreaterThanOrEqual(1);
     expect(r.kills.signer, context).toBeGreaterThanOrEqual(1);

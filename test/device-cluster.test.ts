@@ -1,7 +1,8 @@
 /**
  * Offline co-signing end to end with real processes: a `tessera dev` cluster (coordinator +
  * 3 signer processes, each its own LevelDB) and the `tessera device …` CLI on a device
- * directory. The cluster is stopped while the device signs and restarted for the sync; then
+ * directory. The cluster is stopped while the device signs (and while two devices co-sign by
+ * exchanging files) and restarted for the sync; then
  * the device, the coordinator and a co-signer are killed with SIGKILL in the middle of work,
  * and afterwards every package has completed exactly once (checked from the coordinator's
  * results and from every signer's nonce ledger), every signature verifies, every audit chain
@@ -128,7 +129,13 @@ afterAll(async () => {
 
 let keyId = '';
 let publicKey = '';
+/** The key the phone shares with the tablet (made in beforeAll). */
+let shared = { keyId: '', publicKey: '', participants: [] as string[] };
+const tablet = join(root, 'tablet');
 const suite = getSuite('ed25519');
+
+/** The package the phone signed while the cluster was stopped (first test), completed after the restart (third). */
+let offline = { packageId: '', message: '', text: '' };
 
 interface SyncOut {
   completed: { packageId: string; message: string; signature: string }[];
@@ -166,9 +173,37 @@ describe('offline co-signing with a real dev cluster', () => {
     const again = cli('device', 'enrol', '--device-dir', phone, '--dir', dir, '--token', token);
     expect(again.code).not.toBe(0);
     expect(again.err).toMatch(/already used \[UNAUTHENTICATED\]/);
+    // A second device, a tablet, and a key the phone and the tablet share (2-of-3 with signer-3),
+    // made while the cluster runs: the tablet stays linked and accepts the DKG the phone starts.
+    const t = ok<{ token: string }>('device', 'token', '--dir', dir);
+    ok('device', 'init', '--device-dir', tablet, '--id', 'tablet-1');
+    ok('device', 'enrol', '--device-dir', tablet, '--dir', dir, '--token', t.token);
+    const link = spawn(
+      process.execPath,
+      [BIN, 'device', 'connect', '--device-dir', tablet, '--dir', dir, '--accept-keygen', '--seconds', '20', '--json'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((r) => createInterface({ input: link.stdout! }).once('line', () => r()));
+    shared = ok<{ keyId: string; publicKey: string; participants: string[] }>(
+      'device',
+      'keygen',
+      '--device-dir',
+      phone,
+      '--dir',
+      dir,
+      '--suite',
+      'secp256k1-tr',
+      '--threshold',
+      '2',
+      '--with',
+      'tablet-1,signer-3',
+    );
+    link.kill('SIGTERM'); // a no-op if it already ended
+    await exited(link);
+    expect(shared.participants).toEqual(['phone-1', 'signer-3', 'tablet-1']);
   }, 120_000);
 
-  it('signs offline while the cluster is stopped; the sync after the restart completes it once', async () => {
+  it('signs offline while the cluster is stopped: the package is queued, given as text, file and QR, checked by the merchant, and a sync keeps it pending', async () => {
     expect(
       ok<{ added: number; allowance: number }>(
         'device',
@@ -221,14 +256,54 @@ describe('offline co-signing with a real dev cluster', () => {
     expect(down.completed).toEqual([]);
     expect(down.pending).toEqual([expect.objectContaining({ packageId: p.packageId, code: 'UNAVAILABLE' })]);
     expect(ok<{ queue: { pending: number } }>('device', 'status', '--device-dir', phone).queue.pending).toBe(1);
+    offline = { packageId: p.packageId, message: msg, text: join(root, 'p1.txt') };
+  }, 120_000);
 
+  it('two devices of one key sign together with no cluster (still stopped), exchanging files', async () => {
+    expect(dev).toBeUndefined();
+    const k = shared;
+    const msg = toHex(randomBytes(32));
+    const req = join(root, 'cosign.req');
+    const ans = join(root, 'cosign.ans');
+    // The request travels as QR text, the answer as a file.
+    const proposed = ok<{ text: string; bytes: number }>(
+      'device',
+      'propose',
+      '--device-dir',
+      phone,
+      '--key',
+      k.keyId,
+      '--message',
+      msg,
+      '--out',
+      req,
+    );
+    expect(proposed.text).toMatch(/^TSC1:[0-9A-Z $%*+\-./:]+$/);
+    const reqText = join(root, 'cosign.req.txt');
+    writeFileSync(reqText, proposed.text);
+    expect(ok('device', 'cosign', '--device-dir', tablet, '--in', reqText, '--out', ans)).toMatchObject({
+      from: 'phone-1',
+      message: msg,
+    });
+    const r = ok<{ signature: string; signers: string[] }>('device', 'complete', '--device-dir', phone, '--in', ans);
+    expect(r.signers.sort()).toEqual(['phone-1', 'tablet-1']);
+    expect(getSuite('secp256k1-tr').verify(fromHex(r.signature), fromHex(msg), fromHex(k.publicKey))).toBe(true);
+    // The proposer's nonce is spent (a durable marker says so): the same answer cannot complete a second time.
+    const again = cli('device', 'complete', '--device-dir', phone, '--in', ans);
+    expect(again.code).not.toBe(0);
+    expect(again.err).toMatch(/\[INVALID_STATE\]/);
+  }, 120_000);
+
+  it('the sync after the restart completes the offline package once; the merchant delivering it again gets the same signature', async () => {
+    const { packageId, message: msg, text } = offline;
+    expect(packageId).not.toBe('');
     await startDev();
     await waitHealthy();
     const up = ok<SyncOut>('device', 'sync', '--device-dir', phone, '--dir', dir);
     expect(up.pending).toEqual([]);
     expect(up.completed).toHaveLength(1);
     const sig = up.completed[0] as { packageId: string; message: string; signature: string };
-    expect(sig).toMatchObject({ packageId: p.packageId, message: msg });
+    expect(sig).toMatchObject({ packageId, message: msg });
     expect(suite.verify(fromHex(sig.signature), fromHex(msg), fromHex(publicKey))).toBe(true);
     // The merchant delivers the same package (text form): same signature, no second completion.
     const m = ok<{ packageId: string; signature: string; alreadyCompleted: boolean }>(
@@ -236,9 +311,9 @@ describe('offline co-signing with a real dev cluster', () => {
       '--dir',
       dir,
       '--package',
-      join(root, 'p1.txt'),
+      text,
     );
-    expect(m).toMatchObject({ packageId: p.packageId, signature: sig.signature, alreadyCompleted: true });
+    expect(m).toMatchObject({ packageId, signature: sig.signature, alreadyCompleted: true });
     expect(ok<SyncOut>('device', 'sync', '--device-dir', phone, '--dir', dir).completed).toEqual([]);
   }, 120_000);
 
@@ -310,7 +385,7 @@ describe('offline co-signing with a real dev cluster', () => {
 
   for (const victim of ['coordinator', 'co-signer'] as const) {
     it(`SIGKILL of the ${victim} during a sync loses nothing and completes nothing twice`, async () => {
-      const msgs = Array.from({ length: 6 }, () => toHex(randomBytes(32)));
+      const msgs = Array.from({ length: 4 }, () => toHex(randomBytes(32)));
       const ids: string[] = [];
       for (const m of msgs)
         ids.push(
@@ -398,70 +473,6 @@ describe('offline co-signing with a real dev cluster', () => {
     );
     expect(completed).toBeGreaterThan(0);
   }, 60_000);
-
-  it('two devices of one key sign together with no cluster, exchanging files', async () => {
-    const tablet = join(root, 'tablet');
-    const { token } = ok<{ token: string }>('device', 'token', '--dir', dir);
-    ok('device', 'init', '--device-dir', tablet, '--id', 'tablet-1');
-    ok('device', 'enrol', '--device-dir', tablet, '--dir', dir, '--token', token);
-    // The tablet stays linked and accepts the DKG the phone starts (2-of-3: phone, tablet, signer-3).
-    const link = spawn(
-      process.execPath,
-      [BIN, 'device', 'connect', '--device-dir', tablet, '--dir', dir, '--accept-keygen', '--seconds', '20', '--json'],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    await new Promise<void>((r) => createInterface({ input: link.stdout! }).once('line', () => r()));
-    const k = ok<{ keyId: string; publicKey: string; participants: string[] }>(
-      'device',
-      'keygen',
-      '--device-dir',
-      phone,
-      '--dir',
-      dir,
-      '--suite',
-      'secp256k1-tr',
-      '--threshold',
-      '2',
-      '--with',
-      'tablet-1,signer-3',
-    );
-    link.kill('SIGTERM'); // a no-op if it already ended
-    await exited(link);
-    expect(k.participants).toEqual(['phone-1', 'signer-3', 'tablet-1']);
-    await stopDev();
-    const msg = toHex(randomBytes(32));
-    const req = join(root, 'cosign.req');
-    const ans = join(root, 'cosign.ans');
-    // The request travels as QR text, the answer as a file.
-    const proposed = ok<{ text: string; bytes: number }>(
-      'device',
-      'propose',
-      '--device-dir',
-      phone,
-      '--key',
-      k.keyId,
-      '--message',
-      msg,
-      '--out',
-      req,
-    );
-    expect(proposed.text).toMatch(/^TSC1:[0-9A-Z $%*+\-./:]+$/);
-    const reqText = join(root, 'cosign.req.txt');
-    writeFileSync(reqText, proposed.text);
-    expect(ok('device', 'cosign', '--device-dir', tablet, '--in', reqText, '--out', ans)).toMatchObject({
-      from: 'phone-1',
-      message: msg,
-    });
-    const r = ok<{ signature: string; signers: string[] }>('device', 'complete', '--device-dir', phone, '--in', ans);
-    expect(r.signers.sort()).toEqual(['phone-1', 'tablet-1']);
-    expect(getSuite('secp256k1-tr').verify(fromHex(r.signature), fromHex(msg), fromHex(k.publicKey))).toBe(true);
-    // The proposer's nonce is spent (a durable marker says so): the same answer cannot complete a second time.
-    const again = cli('device', 'complete', '--device-dir', phone, '--in', ans);
-    expect(again.code).not.toBe(0);
-    expect(again.err).toMatch(/\[INVALID_STATE\]/);
-    await startDev();
-    await waitHealthy();
-  }, 120_000);
 
   it('backup with 2-of-3 recovery pieces restores the device on a new directory, which reserves and signs afresh', async () => {
     const pw = join(root, 'pw.txt');

@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { EncKem, ParticipantIdentity, toHex } from '@tessera/core';
 import { createDevPki } from '@tessera/runtime';
+import { initSignerIdentity } from '@tessera/signer';
 
 const bin = (pkg: string) => fileURLToPath(new URL('./main.js', import.meta.resolve(pkg)));
 
@@ -64,24 +65,6 @@ function identityFile(dir: string, file: string, id: string): ParticipantIdentit
     { mode: 0o600 },
   );
   return identity;
-}
-
-/** A signer's identity public key (`tessera-signer --init`: created in its store on first run). */
-function signerIdentity(cfg: string): Promise<{ id: string; publicKey: string; encKey: string }> {
-  return new Promise((resolveId, fail) => {
-    const p = spawn(process.execPath, [bin('@tessera/signer'), '--config', cfg, '--init'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.once('exit', (code) => {
-      if (code !== 0) return fail(new Error(`signer identity (${cfg}): ${err.trim() || `exit ${code}`}`));
-      const j = JSON.parse(out) as { id: string; signKey: string; encKey: string };
-      resolveId({ id: j.id, publicKey: j.signKey, encKey: j.encKey });
-    });
-  });
 }
 
 /** Starts the dev cluster; resolves when every process is up, with a stop function. */
@@ -161,20 +144,11 @@ export async function startDev(
       Math.min(5000, 200 * c.restarts),
     );
   };
-  const coordinator = children[0] as Child;
-  await launch(coordinator);
-  const port = Number(coordinator.info?.port ?? opts.port);
-  const deviceUrl = String(coordinator.info?.gatewayUrl ?? '');
-  const gatewayPort = Number(new URL(deviceUrl || 'http://127.0.0.1:7480').port);
-  // Keep the chosen ports across supervisor restarts so signers and devices find the coordinator again.
-  writeFileSync(coordCfg, coordinatorConfig(port, gatewayPort));
-  const address = `localhost:${port}`;
-  say(`coordinator listening on ${address} (pid ${coordinator.proc?.pid}); device gateway ${deviceUrl}`);
   // Pinned like production: every signer knows its peers' identity keys and the dev operator's
   // key, so a coordinator cannot slip a participant into a key or reshare without approval.
   const operator = identityFile(dir, 'operator.json', 'dev-operator');
   const cfgOf = (id: string) => join(dir, `${id}.json`);
-  const writeSignerConfig = (id: string, peers: { id: string; publicKey: string; encKey: string }[]) =>
+  const writeSignerConfig = (id: string, address: string, peers: { id: string; publicKey: string; encKey: string }[]) =>
     writeFileSync(
       cfgOf(id),
       JSON.stringify(
@@ -196,10 +170,28 @@ export async function startDev(
         2,
       ),
     );
-  for (const id of ids) writeSignerConfig(id, []);
-  const peers = await Promise.all(ids.map((id) => signerIdentity(cfgOf(id))));
+  /** Each signer's identity, created in its store on the first run (in this process: no signer runs yet). */
+  const readIdentities = async () => {
+    for (const id of ids) writeSignerConfig(id, `localhost:${opts.port}`, []);
+    const peers: { id: string; publicKey: string; encKey: string }[] = [];
+    for (const id of ids) {
+      const p = await initSignerIdentity(cfgOf(id));
+      peers.push({ id: p.id, publicKey: p.signKey, encKey: p.encKey });
+    }
+    return peers;
+  };
+  const coordinator = children[0] as Child;
+  // The identities are read while the coordinator process starts.
+  const [, peers] = await Promise.all([launch(coordinator), readIdentities()]);
+  const port = Number(coordinator.info?.port ?? opts.port);
+  const deviceUrl = String(coordinator.info?.gatewayUrl ?? '');
+  const gatewayPort = Number(new URL(deviceUrl || 'http://127.0.0.1:7480').port);
+  // Keep the chosen ports across supervisor restarts so signers and devices find the coordinator again.
+  writeFileSync(coordCfg, coordinatorConfig(port, gatewayPort));
+  const address = `localhost:${port}`;
+  say(`coordinator listening on ${address} (pid ${coordinator.proc?.pid}); device gateway ${deviceUrl}`);
   for (const id of ids) {
-    writeSignerConfig(id, peers);
+    writeSignerConfig(id, address, peers);
     children.push({ name: id, args: [bin('@tessera/signer'), '--config', cfgOf(id)], restarts: 0 });
   }
   const s = req.exportSecrets();

@@ -5,3 +5,4 @@ export * from './link.js';
 export * from './spent.js';
 export * from './metrics.js';
 export * from './reload.js';
+export * from './identity-store.js';

@@ -5,8 +5,9 @@
  * Holds its identity and shares sealed in LevelDB under the KEK, dials the coordinator, serves
  * Prometheus metrics, stops gracefully on SIGTERM/SIGINT.
  */
-import { ParticipantIdentity, decodeIdentityRecord, encodeIdentityRecord, toHex } from '@tessera/core';
-import { SealedStore, kekFromConfig, type SealedKV } from '@tessera/store';
+import { toHex } from '@tessera/core';
+import { SealedStore, kekFromConfig } from '@tessera/store';
+import { loadOrCreateIdentity } from './identity-store.js';
 import {
   ReloadableTls,
   grpc,
@@ -27,22 +28,6 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { runLink } from './link.js';
 import { signerMetrics } from './metrics.js';
-
-/** Loads the node's identity from its store, creating it on first start. */
-export async function loadOrCreateIdentity(store: SealedKV, id: string): Promise<ParticipantIdentity> {
-  const raw = await store.get('identity');
-  if (raw) {
-    const identity = decodeIdentityRecord(raw);
-    raw.fill(0);
-    if (identity.id !== id) throw new Error(`data directory belongs to participant ${identity.id}, not ${id}`);
-    return identity;
-  }
-  const identity = ParticipantIdentity.generate(id);
-  const record = encodeIdentityRecord(identity);
-  await store.put('identity', record, { sync: true });
-  record.fill(0);
-  return identity;
-}
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;
