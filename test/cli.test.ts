@@ -97,6 +97,8 @@ describe('tessera CLI on a dev cluster', () => {
     expect(events.some((e) => /signature verifies/.test(e))).toBe(true);
   });
 
+  /** The keys the keygen tests made, by suite (the HD tests derive from them). */
+  const made = new Map<string, { keyId: string; publicKey: string }>();
   it.each(['ed25519', 'secp256k1-tr'] as const)('keygen and sign (%s) with --json; the signature verifies', (suite) => {
     const k = cli('keygen', '--suite', suite, '--threshold', '2', '--json');
     expect(k.code, k.err).toBe(0);
@@ -108,6 +110,7 @@ describe('tessera CLI on a dev cluster', () => {
       publicKey: string;
     };
     expect(key).toMatchObject({ suite, threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });
+    made.set(suite, key);
     expect(fromHex(key.publicKey)).toHaveLength(32);
     const s = cli('sign', '--key', key.keyId, '--message', MSG, '--signers', 'signer-2,signer-3', '--json');
     expect(s.code, s.err).toBe(0);
@@ -123,10 +126,8 @@ describe('tessera CLI on a dev cluster', () => {
   it.each(['secp256k1-tr', 'ed25519'] as const)(
     'HD (%s): derive a child key and its address; sign --path with the child key; the plain verifier accepts it under the child key only',
     (suite) => {
-      const k = JSON.parse(cli('keygen', '--suite', suite, '--threshold', '2', '--json').out) as {
-        keyId: string;
-        publicKey: string;
-      };
+      const k = made.get(suite) as { keyId: string; publicKey: string };
+      expect(k).toBeDefined();
       const d = cli('derive', '--key', k.keyId, '--path', 'm/0/5', '--json');
       expect(d.code, d.err).toBe(0);
       const child = JSON.parse(d.out) as { path: string; publicKey: string; address: string };
@@ -135,15 +136,11 @@ describe('tessera CLI on a dev cluster', () => {
       expect(child.address).toMatch(
         suite === 'secp256k1-tr' ? /^bc1p[02-9ac-hj-np-z]{58}$/ : /^[1-9A-HJ-NP-Za-km-z]{32,44}$/,
       );
-      // Another path, another key; the same path, the same key.
+      // Another path, another key (the same path gives the same key: `sign --path` below signs under it).
       expect(
         (JSON.parse(cli('derive', '--key', k.keyId, '--path', 'm/0/6', '--json').out) as { publicKey: string })
           .publicKey,
       ).not.toBe(child.publicKey);
-      expect(
-        (JSON.parse(cli('derive', '--key', k.keyId, '--path', 'm/0/5', '--json').out) as { publicKey: string })
-          .publicKey,
-      ).toBe(child.publicKey);
       const s = cli('sign', '--key', k.keyId, '--path', 'm/0/5', '--message', MSG, '--json');
       expect(s.code, s.err).toBe(0);
       const sig = JSON.parse(s.out) as { signature: string; publicKey: string };
