@@ -1,6 +1,6 @@
 /**
  * The merchant's offline check in a real browser (headless Debian chromium): a terminal page that
- * imports only `checkEd25519Package` from @tessera/device, minified as a page ships it, is at most
+ * imports only `checkEd25519Package` from @tessera/core/merchant, minified as a page ships it, is at most
  * 25 KB gzip (issue 21) and carries no protobuf registry; in the page (noble's Ed25519, not Node's
  * OpenSSL) it accepts a genuine package with the id the cluster gives it and refuses a tampered
  * share, a tampered reservation and another suite's key with their codes.

@@ -52,6 +52,9 @@ export async function readJson(req: IncomingMessage): Promise<Record<string, unk
   throw Object.assign(new Error('the request body must be a JSON object'), { code: 'INVALID_ARGUMENT' });
 }
 
+/** A chunk of an app's module, as scripts/build-apps.mjs names them. */
+const CHUNK = /^\/chunks\/[A-Za-z0-9_-]{1,64}\.js$/;
+
 export async function startWebServer(o: WebOptions): Promise<WebServer> {
   if (!existsSync(join(o.dir, `${o.app}.js`)))
     throw new Error(`the ${o.app} is not built in ${o.dir}: run node scripts/build-apps.mjs`);
@@ -80,7 +83,9 @@ export async function startWebServer(o: WebOptions): Promise<WebServer> {
       const key = path === '/' ? '/index.html' : path;
       if (req.method !== 'GET' && req.method !== 'HEAD')
         return send(res, 405, { error: { code: 'INVALID_ARGUMENT', message: 'method not allowed' } });
-      const type = Object.hasOwn(files, key) ? files[key] : undefined;
+      // The page's files, and the chunks its module imports (`chunks/<name>.js`, code splitting).
+      const chunk = CHUNK.test(key) && existsSync(join(o.dir, key.slice(1)));
+      const type = Object.hasOwn(files, key) ? files[key] : chunk ? 'text/javascript; charset=utf-8' : undefined;
       if (!type) return send(res, 404, { error: { code: 'NOT_FOUND', message: 'not found' } });
       const body = readFileSync(join(o.dir, key.slice(1)));
       res.writeHead(200, { 'content-type': type, 'content-length': body.length, 'cache-control': 'no-store' });

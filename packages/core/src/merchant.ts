@@ -1,6 +1,8 @@
 /**
  * `@tessera/core/merchant`: what a merchant's terminal needs to accept an offline package, and
- * nothing else (no protobuf registry, no signing, no curve it does not meet).
+ * nothing else (no protobuf registry, no signing, no curve it does not meet). Star re-exports
+ * only (see ./named-exports.ts): a page that imports `checkPackageWith` or `checkEd25519Package`
+ * then carries no curve loader.
  */
-export { checkPackage } from './package-check-any.js';
-export { type CurveLoader, type PackageCheck, checkEd25519Package, checkPackageWith } from './package-check.js';
+export * from './package-check-any.js';
+export * from './package-check.js';

@@ -30,11 +30,8 @@
  * an intact piece of a newer format is reported as UNSUPPORTED_VERSION and a damaged one as such.
  */
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { argon2idAsync } from '@noble/hashes/argon2.js';
-import { scryptAsync } from '@noble/hashes/scrypt.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
-import { combine, split } from 'shamir-secret-sharing';
 import { DeviceError } from './errors.js';
 
 export { DeviceError } from './errors.js';
@@ -222,6 +219,7 @@ export async function splitBackup(blob: Uint8Array, k: number, m: number): Promi
   parseHeader(blob);
   const setId = randomBytes(SET_ID_LEN);
   // `split` insists on a plain Uint8Array (not a subclass such as Buffer), hence the copy.
+  const { split } = await import('./backup-kdf.js');
   const shares = await split(Uint8Array.from(blob), m, k);
   return shares.map((share) => {
     const piece = new Uint8Array(PIECE_HEAD_LEN + share.length + CHECKSUM_LEN);
@@ -275,6 +273,7 @@ export async function combineBackup(pieces: string[]): Promise<Uint8Array> {
   if (parsed.length < k)
     throw new DeviceError('RECOVERY_PIECES', `${k} recovery pieces are needed, got ${parsed.length}`);
 
+  const { combine } = await import('./backup-kdf.js');
   const blob = await combine(parsed.map((p) => Uint8Array.from(p.share)));
   try {
     parseHeader(blob);
@@ -353,21 +352,35 @@ function kdfParamsOk(kdf: Kdf, [a, b, p]: readonly [number, number, number]): bo
   return t >= 1 && t <= 10 && m >= 8 * p && m * 1024 <= MAX_KDF_MEMORY;
 }
 
+/** The KDF with these parameters (./backup-kdf.ts, imported on first use). */
+async function loadKdf(
+  kdf: Kdf,
+  [a, b, p]: readonly [number, number, number],
+): Promise<(pw: Uint8Array, salt: Uint8Array) => Promise<Uint8Array>> {
+  const maxmem = MAX_KDF_MEMORY + 1024 * 1024;
+  if (kdf === 'scrypt') {
+    const { scryptAsync } = await import('./backup-kdf.js');
+    return (pw, salt) => scryptAsync(pw, salt, { N: a, r: b, p, dkLen: KEY_LEN, maxmem });
+  }
+  const { argon2idAsync } = await import('./backup-kdf.js');
+  return (pw, salt) => argon2idAsync(pw, salt, { t: a, m: b, p, dkLen: KEY_LEN, maxmem });
+}
+
 /** Stretches the password into a 32-byte key; the caller must zero the result. */
 async function deriveKey(
   kdf: Kdf,
-  [a, b, p]: readonly [number, number, number],
+  params: readonly [number, number, number],
   password: string,
   salt: Uint8Array,
 ): Promise<Uint8Array> {
   if (typeof password !== 'string' || password.length === 0) {
     throw new DeviceError('INVALID_ARGUMENT', 'password must be a non-empty string');
   }
+  // Outside the try: a chunk that fails to load is that error, not a corrupt backup.
+  const derive = await loadKdf(kdf, params);
   const pw = new TextEncoder().encode(password.normalize('NFKC'));
   try {
-    return kdf === 'scrypt'
-      ? await scryptAsync(pw, salt, { N: a, r: b, p, dkLen: KEY_LEN, maxmem: MAX_KDF_MEMORY + 1024 * 1024 })
-      : await argon2idAsync(pw, salt, { t: a, m: b, p, dkLen: KEY_LEN, maxmem: MAX_KDF_MEMORY + 1024 * 1024 });
+    return await derive(pw, salt);
   } catch {
     // Parameters passed kdfParamsOk, so this is a KDF the header should never have described.
     throw new DeviceError('BACKUP_CORRUPT', 'backup KDF parameters were rejected');

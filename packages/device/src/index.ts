@@ -43,7 +43,7 @@ export {
 export { packageToText, packageFromText } from '@tessera/core';
 /**
  * The merchant's check, offline: with the key's public record, verifies that the device really
- * signed this message against genuine, unexpired reservations (a small module of its own: about
- * 22 KB gzip in a browser for an Ed25519 key).
+ * signed this message against genuine, unexpired reservations (imported on first use; a terminal
+ * imports `@tessera/core/merchant` itself: about 22 KB gzip in a browser for an Ed25519 key).
  */
-export { checkPackage, checkEd25519Package, type PackageCheck } from '@tessera/core/merchant';
+export { checkPackage, checkEd25519Package, type PackageCheck } from './merchant.js';

@@ -5,8 +5,6 @@
  * nothing else: a device co-signs offline, never on the coordinator's request.
  */
 import {
-  DkgParticipant,
-  LifecycleParticipant,
   decodeLinkTask,
   decodeMessage,
   encodeKeyRecord,
@@ -22,10 +20,10 @@ import {
   type ParticipantIdentity,
   type Rng,
 } from '@tessera/core';
+import type { DkgParticipant, LifecycleParticipant } from '@tessera/core';
 import { DeviceError } from './errors.js';
 import type { DeviceEmitter } from './events.js';
 import type { GatewayClient } from './gateway-client.js';
-import { DeviceLifecycleStore } from './lifecycle-store.js';
 import type { DeviceStorage } from './storage.js';
 
 /** What the task handler needs of its device. */
@@ -60,7 +58,7 @@ export class LinkTasks {
   async handle(task: LinkTask): Promise<LinkResult> {
     const taskId = task.taskId;
     try {
-      this.#dkg ??= new DkgParticipant(this.#ctx.me(), this.#ctx.rng);
+      this.#dkg ??= new (await import('./participants.js')).DkgParticipant(this.#ctx.me(), this.#ctx.rng);
       switch (task.body) {
         case 'dkgStart': {
           const me = this.#ctx.me().id;
@@ -137,6 +135,7 @@ export class LinkTasks {
    * pinned). A phone that was offline gets each stored session when it links and applies it.
    */
   async #lifecycleStep(t: LinkTask['lifecycle']): Promise<Uint8Array | undefined> {
+    const { LifecycleParticipant, DeviceLifecycleStore } = await import('./participants.js');
     this.#lifecycle ??= new LifecycleParticipant(
       this.#ctx.me(),
       this.#ctx.rng,

@@ -1,9 +1,9 @@
 /**
  * Browser entry for merchant.browser.test.ts: a payment terminal's page that checks offline
- * packages with nothing but `checkEd25519Package` from the device SDK (what issue 21 limits to
+ * packages with nothing but `checkEd25519Package` from `@tessera/core/merchant` (what issue 21 limits to
  * 25 KB gzip). Exposes `window.merchantCheck(keyRecordHex, packageText, now)`.
  */
-import { checkEd25519Package } from '@tessera/device';
+import { checkEd25519Package } from '@tessera/core/merchant';
 
 export type MerchantVerdict = { ok: { packageId: string; device: string; message: string } } | { code: string };
 
