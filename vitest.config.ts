@@ -12,6 +12,9 @@ export default defineConfig({
       '@tessera/core/descriptor': fileURLToPath(new URL('./packages/core/src/wire/descriptor.gen.ts', import.meta.url)),
       '@tessera/core/merchant': fileURLToPath(new URL('./packages/core/src/merchant.ts', import.meta.url)),
       '@tessera/core/package-check': fileURLToPath(new URL('./packages/core/src/package-check.ts', import.meta.url)),
+      '@tessera/core/package-payment': fileURLToPath(
+        new URL('./packages/core/src/package-payment.ts', import.meta.url),
+      ),
       '@tessera/core/suite-ids': fileURLToPath(new URL('./packages/core/src/suite-ids.ts', import.meta.url)),
       '@tessera/core': pkg('core'),
       '@tessera/ecdsa': pkg('ecdsa'),

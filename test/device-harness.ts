@@ -52,6 +52,8 @@ export async function deviceCluster(
     clock?: () => number;
     coordinatorClock?: () => number;
     maxReservations?: number;
+    /** The signers' `devices.maxCaps` policy. */
+    maxCaps?: Record<string, string>;
     onEvent?: (e: CoordinatorEvent) => void;
   } = {},
 ) {
@@ -66,7 +68,7 @@ export async function deviceCluster(
           allowUnpinnedPeers: true,
           operators,
           requesters: [],
-          devices: { maxReservations: opts.maxReservations ?? 64 },
+          devices: { maxReservations: opts.maxReservations ?? 64, ...(opts.maxCaps ? { maxCaps: opts.maxCaps } : {}) },
         },
         ...(opts.clock ? { clock: opts.clock } : {}),
       }),

@@ -27,9 +27,11 @@ import {
   type SignedReservation,
   type SuiteId,
   type WireDeviceCall,
+  type WireTypes,
 } from '@tessera/core';
 import type { SignerEngine } from '@tessera/signer';
-import { Device, DeviceError, GatewayClient, checkPackage, decryptBackup } from '@tessera/device';
+import { checkPackage } from '@tessera/core/merchant';
+import { Device, DeviceError, GatewayClient, decryptBackup } from '@tessera/device';
 import { TEST_CLUSTER, cleanup, deviceCluster, enrolled, newDevice, tempDir, type Cluster } from './device-harness.js';
 
 afterAll(cleanup);
@@ -67,6 +69,8 @@ describe('device SDK with the gateway', () => {
 
 // ---- helpers for refusals, forged packages and raw gateway calls --------------------------------
 
+/** An absent allowance (the wire types call a sub-message present; the codec takes null). */
+const NO_ALLOWANCE = null as unknown as WireTypes['Allowance'];
 const PASSWORD = 'correct horse battery staple 42';
 const msg = (s: string) => new TextEncoder().encode(s);
 
@@ -1001,7 +1005,13 @@ describe('gateway decoder fuzz', () => {
           deviceCall(
             me,
             'reserve',
-            encodeMessage('DeviceReserve', { keyId: 'k-none', count: 1, cosigners: [], ttlMs: 0 }),
+            encodeMessage('DeviceReserve', {
+              keyId: 'k-none',
+              count: 1,
+              cosigners: [],
+              ttlMs: 0,
+              allowance: NO_ALLOWANCE,
+            }),
           ),
         ),
         404,
@@ -1089,7 +1099,7 @@ describe('gateway decoder fuzz', () => {
         threshold: 2,
         participants: ['nobody-here'],
       }),
-      reserve: encodeMessage('DeviceReserve', { keyId, count: 1, cosigners: [], ttlMs: 0 }),
+      reserve: encodeMessage('DeviceReserve', { keyId, count: 1, cosigners: [], ttlMs: 0, allowance: NO_ALLOWANCE }),
       submit: encodeMessage('SubmitPackageRequest', { package: p0.bytes }),
       keys: EMPTY,
       packages: encodeMessage('DevicePackages', { since: 0 }),

@@ -14,3 +14,16 @@ export const list = (s: string): string[] =>
     .split(',')
     .map((x) => x.trim())
     .filter(Boolean);
+
+/** `asset=amount,...` in base units (`--cap BTC=50000`): each asset once, amounts decimal integers. */
+export function amounts(s: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of list(s)) {
+    const m = /^([A-Za-z0-9][A-Za-z0-9:._-]{0,63})=(0|[1-9][0-9]{0,77})$/.exec(part);
+    if (!m) throw new InvalidArgumentError(`expected asset=amount in base units (e.g. BTC=50000), got "${part}"`);
+    const [, asset, amount] = m as unknown as [string, string, string];
+    if (Object.hasOwn(out, asset)) throw new InvalidArgumentError(`${asset} is given twice`);
+    out[asset] = amount;
+  }
+  return out;
+}

@@ -13,7 +13,8 @@ import type { Client } from './client.js';
 import { CliError } from './errors.js';
 import { resolveDir } from './dir.js';
 
-export { backupFromText, backupToText, checkPackage, combineBackup, splitBackup } from '@tessera/device';
+export { backupFromText, backupToText, combineBackup, splitBackup } from '@tessera/device';
+export { checkPackage } from '@tessera/core/merchant';
 export { fromHex, toHex } from '@tessera/core';
 export { qrSvg, qrTerminal } from './qr.js';
 export { CliError, Device };
@@ -113,4 +114,20 @@ export async function submitPackage(c: Client, pkg: Uint8Array) {
     signers: r.signers,
     alreadyCompleted: r.alreadyCompleted,
   };
+}
+
+/** A PSBT from a file: binary, or its base64 or hex text (as wallets export it). */
+export function readPsbt(file: string): Uint8Array {
+  const raw = new Uint8Array(readFileSync(file));
+  const magic = [0x70, 0x73, 0x62, 0x74, 0xff]; // "psbt" 0xff
+  if (magic.every((b, i) => raw[i] === b)) return raw;
+  const text = new TextDecoder().decode(raw).trim();
+  const bytes = /^([0-9a-fA-F]{2})+$/.test(text)
+    ? Uint8Array.from(Buffer.from(text, 'hex'))
+    : /^[A-Za-z0-9+/]+={0,2}$/.test(text)
+      ? Uint8Array.from(Buffer.from(text, 'base64'))
+      : new Uint8Array(0);
+  if (!magic.every((b, i) => bytes[i] === b))
+    throw new CliError('INVALID_ARGUMENT', `${file} is not a PSBT (binary, base64 or hex)`);
+  return bytes;
 }

@@ -59,6 +59,7 @@ export async function deviceOp(
         count: r.count,
         cosigners: r.cosigners,
         ttlMs: r.ttlMs,
+        ...(r.allowance ? { allowance: r.allowance } : {}),
       });
       return encodeMessage('DeviceReserved', {
         slots: out.slots.map((s) => ({ reservations: s })),

@@ -22,6 +22,7 @@ import {
   type KeyRecord,
   type DecodedPackage,
 } from '@tessera/core';
+import type { Allowance, WireTypes } from '@tessera/core';
 import { KeyedMutex, type AuditLog, type SealedKV } from '@tessera/store';
 import type { KeyRegistry } from './key-registry.js';
 import { layout } from './layout.js';
@@ -55,6 +56,8 @@ export interface ReserveRequest {
   /** Exactly t−1 co-signer nodes; default: the connected ones that answered fastest lately. */
   cosigners?: string[];
   ttlMs?: number;
+  /** The caps the device asks its co-signers to sign into the reservations. */
+  allowance?: Allowance;
 }
 
 /** Refusals after which a package can never complete (the device's queue marks it failed too). */
@@ -64,6 +67,8 @@ const FINAL_REFUSALS = new Set([
   'RESERVATION_UNKNOWN',
   'RESERVATION_INVALID',
   'BAD_SIGNATURE_SHARE',
+  'OVER_ALLOWANCE',
+  'PAYMENT_MISMATCH',
   'POLICY_DENIED',
 ]);
 
@@ -100,7 +105,17 @@ export class OfflineService {
     const answers = await Promise.allSettled(
       cosigners.map((id) =>
         (this.c.participants.get(id) as ParticipantHandle).call(
-          { body: 'reserve', reserve: { keyId: rec.keyId, device, count: req.count, ttlMs: req.ttlMs ?? 0 } },
+          {
+            body: 'reserve',
+            reserve: {
+              keyId: rec.keyId,
+              device,
+              count: req.count,
+              ttlMs: req.ttlMs ?? 0,
+              // The caps the device asks for: each co-signer grants them (its own id) or refuses.
+              allowance: (req.allowance ?? null) as WireTypes['Allowance'],
+            },
+          },
           this.c.timeout,
         ),
       ),
@@ -142,11 +157,20 @@ export class OfflineService {
         data: { keyId: rec.keyId, device, cosigners: cosigners.join(','), slots: n },
       });
     this.c.onEvent({ type: 'reserve', device, keyId: rec.keyId, slots: n });
-    if (n === 0)
+    if (n === 0) {
+      // Every co-signer refused the request itself (its policy, its caps): that code, not a retry.
+      const codes = new Set(errors.map((e) => e.split(' ')[1]));
+      const [only] = codes;
+      const refused = codes.size === 1 && (only === 'POLICY_DENIED' || only === 'INVALID_ARGUMENT');
       throw new CoordinatorError(
-        errors.some((e) => e.includes('RESOURCE_EXHAUSTED')) ? 'RESOURCE_EXHAUSTED' : 'UNAVAILABLE',
+        refused
+          ? (only as 'POLICY_DENIED' | 'INVALID_ARGUMENT')
+          : errors.some((e) => e.includes('RESOURCE_EXHAUSTED'))
+            ? 'RESOURCE_EXHAUSTED'
+            : 'UNAVAILABLE',
         `no reservations made: ${errors.join('; ')}`,
       );
+    }
     return { slots, errors };
   }
 

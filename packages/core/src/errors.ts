@@ -59,6 +59,13 @@ export const ErrorCode = {
   RESERVATION_INVALID: 'RESERVATION_INVALID',
   /** The device has no unused reservation left for the key (its offline allowance is spent). */
   NO_ALLOWANCE: 'NO_ALLOWANCE',
+  /**
+   * A payment past its allowance: above one payment's most or the total cap (counted over every
+   * package of the allowance), in an asset it does not list, or no payment where caps are set.
+   */
+  OVER_ALLOWANCE: 'OVER_ALLOWANCE',
+  /** A package's payment cannot be read, or its message is not what the transaction signs. */
+  PAYMENT_MISMATCH: 'PAYMENT_MISMATCH',
   /** A device's event journal was altered on disk: an entry edited, removed, moved or out of order. */
   JOURNAL_TAMPERED: 'JOURNAL_TAMPERED',
   /**

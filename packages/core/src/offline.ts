@@ -25,6 +25,12 @@ import { KEY_ID_PATTERN, MAX_COSIGNERS, MAX_MESSAGE_BYTES, RESERVATION_NONCE_ID_
 import { checkHeader, expectLength, makeHeader } from './wire/packages.js';
 export { packageFromText, packageToText } from './package-text.js';
 import { PayloadKind } from './wire/types.js';
+import type { WireTypes } from './wire/types.js';
+import { type Allowance, validateAllowance } from './allowance.js';
+import type { PaymentTx } from './payment.js';
+
+type WireAllowance = WireTypes['Allowance'];
+type WirePayment = WireTypes['Payment'];
 
 export { RESERVATION_NONCE_ID_BYTES };
 
@@ -40,6 +46,8 @@ export interface Reservation {
   readonly binding: Uint8Array;
   /** ms since the Unix epoch. */
   readonly expiresAt: number;
+  /** What the device may pay with it (./allowance.ts); absent: any message. */
+  readonly allowance?: Allowance | null;
 }
 
 /** A reservation with the co-signer's signature (what a device stores and a package carries). */
@@ -58,7 +66,24 @@ export function encodeReservation(r: Reservation): Uint8Array {
     hiding: r.hiding,
     binding: r.binding,
     expiresAt: r.expiresAt,
+    allowance: wireAllowance(r.allowance),
   });
+}
+
+/** An allowance as the codec writes it: absent when there is none. */
+function wireAllowance(a: Allowance | null | undefined): WireAllowance {
+  return (a ? { allowanceId: a.allowanceId, caps: [...a.caps], perPayment: [...a.perPayment] } : null) as WireAllowance;
+}
+
+/** An allowance as read (null when absent), its shape checked. */
+function readAllowance(a: WireAllowance | null): Allowance | null {
+  if (!a) return null;
+  try {
+    validateAllowance(a);
+  } catch (e) {
+    throw new DecodeError(`reservation allowance: ${(e as Error).message}`);
+  }
+  return a;
 }
 
 /** The co-signer side: signs a reservation; returns the RESERVATION envelope. */
@@ -99,6 +124,7 @@ export function openReservation(key: GroupKey, envelope: Uint8Array): SignedRese
     hiding: w.hiding,
     binding: w.binding,
     expiresAt: w.expiresAt,
+    allowance: readAllowance(w.allowance),
   };
   checkReservationFields(key, r);
   const sig = decodeMessage('Envelope', envelope).signature;
@@ -135,6 +161,8 @@ export interface OfflinePackage {
   /** The reservations, in canonical order ({@link canonicalCosigners}): strictly ascending FROST identifier. */
   readonly cosigners: readonly SignedReservation[];
   readonly createdAt: number;
+  /** The transaction `message` signs (./payment.ts), when the device paid one. */
+  readonly payment?: PaymentTx | null;
 }
 
 /** A decoded package with its canonical bytes and id. */
@@ -176,8 +204,10 @@ export function encodeOfflinePackage(p: OfflinePackage): Uint8Array {
       binding: c.binding,
       expiresAt: c.expiresAt,
       signature: c.signature,
+      allowance: wireAllowance(c.allowance),
     })),
     createdAt: p.createdAt,
+    payment: (p.payment ? { chain: p.payment.chain, tx: p.payment.tx, input: p.payment.input } : null) as WirePayment,
   });
 }
 
@@ -249,6 +279,7 @@ export function decodeOfflinePackage(bytes: Uint8Array): DecodedPackage {
       binding: c.binding,
       expiresAt: c.expiresAt,
       signature: c.signature,
+      allowance: readAllowance(c.allowance),
     };
   });
   checkCosignerOrder(
@@ -266,6 +297,7 @@ export function decodeOfflinePackage(bytes: Uint8Array): DecodedPackage {
     share: w.share,
     cosigners,
     createdAt: w.createdAt,
+    payment: w.payment,
   };
   let canonical: Uint8Array;
   try {
@@ -391,6 +423,8 @@ export function createOfflinePackage(args: {
   message: Uint8Array;
   reservations: readonly SignedReservation[];
   createdAt: number;
+  /** The transaction `message` signs; the caller derived `message` from it (./package-payment.ts). */
+  payment?: PaymentTx | null;
   rng?: Rng;
 }): DecodedPackage {
   const { key, share } = args;
@@ -439,6 +473,7 @@ export function createOfflinePackage(args: {
     share: s,
     cosigners: reservations,
     createdAt: args.createdAt,
+    payment: args.payment ?? null,
   };
   return decodeOfflinePackage(encodeOfflinePackage(pkg));
 }

@@ -10,8 +10,10 @@ import { loadCurve } from './suite-loader.js';
  * The merchant's check, offline: with the key's public record (`KeyRecord` bytes), verifies that
  * the device really signed the package's message (bytes, or its "TSP1:" text) against genuine,
  * unexpired reservations at `now`. It cannot tell whether a reservation was already spent
- * elsewhere: only the cluster knows that. Rejects with a typed error (see {@link checkPackageWith}).
+ * elsewhere: only the cluster knows that. A package that carries a payment is read from its
+ * transaction (the chains' readers imported then) and must fit every reservation's allowance.
+ * Rejects with a typed error (see {@link checkPackageWith}).
  */
 export function checkPackage(keyRecord: Uint8Array, pkg: Uint8Array | string, now = Date.now()): Promise<PackageCheck> {
-  return checkPackageWith(loadCurve, keyRecord, pkg, now);
+  return checkPackageWith(loadCurve, keyRecord, pkg, now, () => import('./package-payment.js'));
 }

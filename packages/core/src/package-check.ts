@@ -39,6 +39,10 @@ import { SUITE_SHAPES, type SuiteId, type SuiteShape } from './suite-ids.js';
 import { deriveIdentifier, prepareKey, prepareSession } from './fast.js';
 import type { Flavor } from './frost-flavor.js';
 import { ed25519Flavor } from './curves/ed25519.js';
+import { requirePayment, validateAllowance } from './allowance.js';
+import type { checkPackagePayment } from './package-payment.js';
+import type { ReadPayment } from './payment.js';
+import { paymentToJSON } from './payment-chains.js';
 import {
   FORMAT_VERSION,
   IDENTITY_SIGNATURE_BYTES,
@@ -60,6 +64,11 @@ export interface PackageCheck {
   cosigners: string[];
   /** The earliest reservation expiry (ms since the Unix epoch): the cluster completes nothing after it. */
   expiresAt: number;
+  /**
+   * The payment, as read from the transaction the package carries (amounts in base units, as
+   * decimal strings), within every reservation's allowance: present when the package carries one.
+   */
+  payment?: { chain: string; asset: string; amount: string; fee: string; to: string[] };
 }
 
 /**
@@ -76,6 +85,12 @@ export function checkEd25519Package(
 
 /** Gives the curve of a suite (./suite-loader.ts: any of the four, each imported on demand). */
 export type CurveLoader = (id: SuiteId) => Promise<Flavor>;
+
+/**
+ * The payment rules (./package-payment.ts, with the chains' readers), imported when a package
+ * with a payment arrives. Without them a package that carries a payment is refused.
+ */
+export type PaymentRules = () => Promise<{ checkPackagePayment: typeof checkPackagePayment }>;
 
 async function ed25519Only(id: SuiteId): Promise<Flavor> {
   if (id !== 'ed25519')
@@ -95,10 +110,22 @@ export async function checkPackageWith(
   keyRecord: Uint8Array,
   pkg: Uint8Array | string,
   now: number,
+  payments?: PaymentRules,
 ): Promise<PackageCheck> {
   const key = await readKey(load, keyRecord);
   const p = await readPackage(load, typeof pkg === 'string' ? packageFromText(pkg) : pkg);
   verify(key, p, now);
+  requirePayment(p);
+  let paid: ReadPayment | undefined;
+  if (p.payment) {
+    if (!payments)
+      throw new ProtocolError(
+        ErrorCode.PAYMENT_MISMATCH,
+        `this check reads no payments (a ${p.shape.id} key signs none): use checkPackage`,
+        [p.device],
+      );
+    paid = (await payments()).checkPackagePayment({ ...p, suite: p.shape.id });
+  }
   return {
     packageId: p.packageId,
     keyId: p.keyId,
@@ -106,6 +133,7 @@ export async function checkPackageWith(
     message: toHex(p.message),
     cosigners: p.cosigners.map((c) => c.signer),
     expiresAt: Math.min(...p.cosigners.map((c) => c.expiresAt)),
+    ...(paid ? { payment: paymentToJSON(paid.payment) } : {}),
   };
 }
 
@@ -227,6 +255,12 @@ async function readPackage(load: CurveLoader, bytes: Uint8Array): Promise<Packag
     expectLength(c.hiding, shape.elementBytes, 'reserved hiding commitment');
     expectLength(c.binding, shape.elementBytes, 'reserved binding commitment');
     expectLength(c.signature, IDENTITY_SIGNATURE_BYTES, 'reservation signature');
+    if (c.allowance)
+      try {
+        validateAllowance(c.allowance);
+      } catch (e) {
+        throw new DecodeError(`reservation allowance: ${(e as Error).message}`);
+      }
   }
   const flavor = await load(shape.id);
   let prev: bigint | undefined;
@@ -262,6 +296,7 @@ function reservationSigned(p: Package, c: LiteCosigner, signer: Member): boolean
     hiding: c.hiding,
     binding: c.binding,
     expiresAt: c.expiresAt,
+    allowance: c.allowance,
   });
   return verifyIdentitySignature(
     signer.signKey,

@@ -44,6 +44,22 @@ export interface LiteKeyRecord {
   public: LiteKeyPublic | null;
   createdAt: number;
 }
+export interface LiteAssetAmount {
+  asset: string;
+  amount: string;
+}
+/** `tessera.v1.Allowance`. */
+export interface LiteAllowance {
+  allowanceId: Uint8Array;
+  caps: LiteAssetAmount[];
+  perPayment: LiteAssetAmount[];
+}
+/** `tessera.v1.Payment`. */
+export interface LitePayment {
+  chain: string;
+  tx: Uint8Array;
+  input: number;
+}
 /** A reservation as a package carries it (`tessera.v1.ReservedCommitment`). */
 export interface LiteCosigner {
   signer: string;
@@ -52,6 +68,7 @@ export interface LiteCosigner {
   binding: Uint8Array;
   expiresAt: number;
   signature: Uint8Array;
+  allowance: LiteAllowance | null;
 }
 export interface LitePackage {
   header: LiteHeader | null;
@@ -64,6 +81,7 @@ export interface LitePackage {
   share: Uint8Array;
   cosigners: LiteCosigner[];
   createdAt: number;
+  payment: LitePayment | null;
 }
 /** `tessera.v1.Reservation`: the bytes a co-signer's reservation signature covers. */
 export interface LiteReservation {
@@ -76,6 +94,7 @@ export interface LiteReservation {
   hiding: Uint8Array;
   binding: Uint8Array;
   expiresAt: number;
+  allowance: LiteAllowance | null;
 }
 
 // ---- reading ---------------------------------------------------------------------------------
@@ -165,8 +184,57 @@ function readKeyPublic(r: Reader, into: LiteKeyPublic | null): LiteKeyPublic {
   return k;
 }
 
+function readAssetAmount(r: Reader): LiteAssetAmount {
+  const a: LiteAssetAmount = { asset: '', amount: '' };
+  sub(r, (end) =>
+    readFields(r, end, (no) => {
+      if (no === 1) a.asset = r.string();
+      else if (no === 2) a.amount = r.string();
+      else return false;
+      return true;
+    }),
+  );
+  return a;
+}
+
+function readAllowance(r: Reader, into: LiteAllowance | null): LiteAllowance {
+  const a = into ?? { allowanceId: NONE, caps: [], perPayment: [] };
+  sub(r, (end) =>
+    readFields(r, end, (no) => {
+      if (no === 1) a.allowanceId = r.bytes();
+      else if (no === 2) a.caps.push(readAssetAmount(r));
+      else if (no === 3) a.perPayment.push(readAssetAmount(r));
+      else return false;
+      return true;
+    }),
+  );
+  return a;
+}
+
+function readPayment(r: Reader, into: LitePayment | null): LitePayment {
+  const p = into ?? { chain: '', tx: NONE, input: 0 };
+  sub(r, (end) =>
+    readFields(r, end, (no) => {
+      if (no === 1) p.chain = r.string();
+      else if (no === 2) p.tx = r.bytes();
+      else if (no === 3) p.input = r.u32();
+      else return false;
+      return true;
+    }),
+  );
+  return p;
+}
+
 function readCosigner(r: Reader): LiteCosigner {
-  const c: LiteCosigner = { signer: '', nonceId: NONE, hiding: NONE, binding: NONE, expiresAt: 0, signature: NONE };
+  const c: LiteCosigner = {
+    signer: '',
+    nonceId: NONE,
+    hiding: NONE,
+    binding: NONE,
+    expiresAt: 0,
+    signature: NONE,
+    allowance: null,
+  };
   sub(r, (end) =>
     readFields(r, end, (no) => {
       if (no === 1) c.signer = r.string();
@@ -175,6 +243,7 @@ function readCosigner(r: Reader): LiteCosigner {
       else if (no === 4) c.binding = r.bytes();
       else if (no === 5) c.expiresAt = u64(r);
       else if (no === 6) c.signature = r.bytes();
+      else if (no === 7) c.allowance = readAllowance(r, c.allowance);
       else return false;
       return true;
     }),
@@ -235,6 +304,7 @@ export function readOfflinePackage(bytes: Uint8Array): LitePackage {
       share: NONE,
       cosigners: [],
       createdAt: 0,
+      payment: null,
     };
     readFields(r, bytes.length, (no) => {
       if (no === 1) p.header = readHeader(r, p.header);
@@ -247,6 +317,7 @@ export function readOfflinePackage(bytes: Uint8Array): LitePackage {
       else if (no === 8) p.share = r.bytes();
       else if (no === 9) p.cosigners.push(readCosigner(r));
       else if (no === 10) p.createdAt = u64(r);
+      else if (no === 11) p.payment = readPayment(r, p.payment);
       else return false;
       return true;
     });
@@ -271,6 +342,21 @@ function putMessage(w: Writer, no: number, fill: (m: Writer) => void): void {
   fill(m);
   w.tag(no, LEN).bytes(m.finish());
 }
+function putAllowance(w: Writer, no: number, a: LiteAllowance | null): void {
+  if (a)
+    putMessage(w, no, (m) => {
+      putBytes(m, 1, a.allowanceId);
+      for (const [field, list] of [
+        [2, a.caps],
+        [3, a.perPayment],
+      ] as const)
+        for (const e of list)
+          putMessage(m, field, (x) => {
+            putString(x, 1, e.asset);
+            putString(x, 2, e.amount);
+          });
+    });
+}
 function putHeader(w: Writer, no: number, h: LiteHeader | null): void {
   if (h)
     putMessage(w, no, (m) => {
@@ -291,6 +377,7 @@ export function writeReservation(v: LiteReservation): Uint8Array {
   putBytes(w, 7, v.hiding);
   putBytes(w, 8, v.binding);
   putVarint(w, 9, v.expiresAt);
+  putAllowance(w, 10, v.allowance);
   return w.finish();
 }
 
@@ -313,7 +400,15 @@ export function writeOfflinePackage(p: LitePackage): Uint8Array {
       putBytes(m, 4, c.binding);
       putVarint(m, 5, c.expiresAt);
       putBytes(m, 6, c.signature);
+      putAllowance(m, 7, c.allowance);
     });
   putVarint(w, 10, p.createdAt);
+  const pay = p.payment;
+  if (pay)
+    putMessage(w, 11, (m) => {
+      putString(m, 1, pay.chain);
+      putBytes(m, 2, pay.tx);
+      putVarint(m, 3, pay.input);
+    });
   return w.finish();
 }

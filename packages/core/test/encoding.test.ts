@@ -91,6 +91,11 @@ const signingCommitment: fc.Arbitrary<WireSigningCommitment> = fc.record({
   nonceId: bytes(),
 });
 const list = <T>(a: fc.Arbitrary<T>, maxLength = 5): fc.Arbitrary<T[]> => fc.array(a, { maxLength });
+/** An absent sub-message (null) or one: the wire types call it present, the codec takes both. */
+const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: null }) as unknown as fc.Arbitrary<T>;
+const assetAmount = fc.record({ asset: str, amount: str });
+const allowance = fc.record({ allowanceId: bytes(), caps: list(assetAmount), perPayment: list(assetAmount) });
+const payment = fc.record({ chain: str, tx: bytes(200), input: u32 });
 
 const keyPublic: fc.Arbitrary<WireTypes['KeyPublic']> = fc.record({
   header,
@@ -261,6 +266,7 @@ const HAND_WRITTEN: { [N in MessageName]?: fc.Arbitrary<WireTypes[N]> } = {
     hiding: bytes(),
     binding: bytes(),
     expiresAt: u64,
+    allowance: maybe(allowance),
   }),
   ReservedCommitment: fc.record({
     signer: str,
@@ -269,7 +275,11 @@ const HAND_WRITTEN: { [N in MessageName]?: fc.Arbitrary<WireTypes[N]> } = {
     binding: bytes(),
     expiresAt: u64,
     signature: bytes(),
+    allowance: maybe(allowance),
   }),
+  AssetAmount: assetAmount,
+  Allowance: allowance,
+  Payment: payment,
   OfflinePackage: fc.record({
     header,
     keyId: str,
@@ -287,9 +297,11 @@ const HAND_WRITTEN: { [N in MessageName]?: fc.Arbitrary<WireTypes[N]> } = {
         binding: bytes(),
         expiresAt: u64,
         signature: bytes(),
+        allowance: maybe(allowance),
       }),
     ),
     createdAt: u64,
+    payment: maybe(payment),
   }),
   CosignRequest: fc.record({
     header,
@@ -332,7 +344,13 @@ const HAND_WRITTEN: { [N in MessageName]?: fc.Arbitrary<WireTypes[N]> } = {
   DeviceEnrolled: fc.record({ device: str, coordinator: str, clusterId: str }),
   DevicePoll: fc.record({ results: fc.constant([]), waitMs: u32, keys: list(str), pending: u32, bye: fc.boolean() }),
   DeviceTasks: fc.record({ tasks: fc.constant([]) }),
-  DeviceReserve: fc.record({ keyId: str, count: u32, cosigners: list(str), ttlMs: u64 }),
+  DeviceReserve: fc.record({
+    keyId: str,
+    count: u32,
+    cosigners: list(str),
+    ttlMs: u64,
+    allowance: maybe(allowance),
+  }),
   DeviceReserved: fc.record({ slots: list(fc.record({ reservations: list(bytes()) })), errors: list(str) }),
   DeviceKeys: fc.record({
     keys: list(

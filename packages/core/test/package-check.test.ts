@@ -17,6 +17,7 @@ import {
   PayloadKind,
   RESERVATION_NONCE_ID_BYTES,
   type SuiteId,
+  checkPackagePayment,
   commit,
   createOfflinePackage,
   decodeKeyRecord,
@@ -28,6 +29,7 @@ import {
   openReservation,
   packageFromText,
   packageToText,
+  paymentToJSON,
   runLocalDkg,
   signReservation,
   toHex,
@@ -54,6 +56,7 @@ function clusterCheck(keyRecord: Uint8Array, pkg: Uint8Array | string, now: numb
   const rec = decodeKeyRecord(keyRecord);
   const p = decodeOfflinePackage(typeof pkg === 'string' ? packageFromText(pkg) : pkg);
   verifyOfflinePackage(rec.key, p, { keyId: rec.keyId, epoch: rec.epoch, now });
+  const paid = checkPackagePayment({ ...p, suite: p.suite.id });
   return {
     packageId: p.packageId,
     keyId: p.keyId,
@@ -61,6 +64,7 @@ function clusterCheck(keyRecord: Uint8Array, pkg: Uint8Array | string, now: numb
     message: toHex(p.message),
     cosigners: p.cosigners.map((c) => c.signer),
     expiresAt: Math.min(...p.cosigners.map((c) => c.expiresAt)),
+    ...(paid ? { payment: paymentToJSON(paid.payment) } : {}),
   };
 }
 
@@ -174,6 +178,16 @@ const bytes = fc.uint8Array({ maxLength: 40 });
 // Suites 0..4: the generated encoder refuses an enum value the schema does not name.
 const header = fc.record({ version: fc.nat(3), suite: fc.nat(4) });
 const u64 = fc.oneof(fc.constant(0), fc.nat(1000), fc.maxSafeNat());
+const assetAmount = fc.record({ asset: text, amount: text });
+const allowance = fc.option(
+  fc.record({
+    allowanceId: bytes,
+    caps: fc.array(assetAmount, { maxLength: 3 }),
+    perPayment: fc.array(assetAmount, { maxLength: 3 }),
+  }),
+  { nil: null },
+);
+const payment = fc.option(fc.record({ chain: text, tx: bytes, input: fc.nat(2 ** 32 - 1) }), { nil: null });
 
 describe('merchant codec (proto-lite) against the generated codec', () => {
   it('writes Reservation and OfflinePackage byte for byte as protobuf-es does', () => {
@@ -189,9 +203,12 @@ describe('merchant codec (proto-lite) against the generated codec', () => {
           hiding: bytes,
           binding: bytes,
           expiresAt: u64,
+          allowance,
         }),
         (r) => {
-          expect(toHex(writeReservation(r))).toBe(toHex(reflectEncode('Reservation', r)));
+          // The wire types say a sub-message is always there; the generated encoder also takes none.
+          const wire = r as Parameters<typeof reflectEncode<'Reservation'>>[1];
+          expect(toHex(writeReservation(r))).toBe(toHex(reflectEncode('Reservation', wire)));
         },
       ),
       { numRuns: 300 },
@@ -215,10 +232,12 @@ describe('merchant codec (proto-lite) against the generated codec', () => {
               binding: bytes,
               expiresAt: u64,
               signature: bytes,
+              allowance,
             }),
             { maxLength: 4 },
           ),
           createdAt: u64,
+          payment,
         }),
         (p) => {
           // The wire types say a header is always there; the generated encoder also takes none.

@@ -2,7 +2,8 @@
  * The device SDK from enrolment to a reconciled offline payment: the example the guide
  * (../README.md) walks through. test/device-sdk-example.test.ts runs it against a real cluster.
  */
-import { Tessera, checkPackage, type DeviceErrorCode } from '@tessera/device';
+import { checkPackage } from '@tessera/core/merchant'; // the merchant's side: its own module
+import { Tessera, type DeviceErrorCode } from '@tessera/device';
 
 export async function payOffline(opts: { gateway: string; token: string; storage: string }) {
   // 1. Open the wallet. In a browser `storage` is an IndexedDB name and the key a

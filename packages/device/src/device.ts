@@ -22,15 +22,29 @@ import {
   openReservation,
   packageToText,
   participantToWire,
+  paymentToJSON,
   toHex,
+  type Allowance,
   type KeyShareRecord,
   type OperatorPolicy,
   type ParticipantPublic,
+  type PaymentTx,
   type Rng,
   type SuiteId,
+  type WireTypes,
 } from '@tessera/core';
+import { type AllowanceRequest, allowanceRequest, planPayment } from './payments.js';
+
+type WireAllowance = WireTypes['Allowance'];
+
+/** Whether a granted allowance has the caps asked for (its id is the co-signer's). */
+function sameCaps(granted: Allowance | null | undefined, asked: Allowance): boolean {
+  const key = (a: Allowance) => JSON.stringify([a.caps, a.perPayment]);
+  return !!granted && key(granted) === key(asked);
+}
 import { randomBytes } from '@noble/hashes/utils.js';
-import { decryptBackup, encryptBackup, type BackupOptions } from './backup.js';
+import { decryptBackup, encryptBackup } from './backup-api.js';
+import type { BackupOptions } from './backup-format.js';
 import { DeviceError } from './errors.js';
 import { DeviceEmitter, type DeviceEventType, type DeviceListener } from './events.js';
 import type { StorageKey } from './store-key.js';
@@ -354,9 +368,17 @@ export class Device {
   /** Reserves `count` offline signatures on `keyId` (each slot: one reservation per co-signer). */
   async reserve(
     url: GatewayUrl,
-    req: { keyId: string; count: number; cosigners?: string[]; ttlMs?: number },
+    req: {
+      keyId: string;
+      count: number;
+      cosigners?: string[];
+      ttlMs?: number;
+      /** What the device may pay with these reservations (payments.ts); absent: any message. */
+      caps?: AllowanceRequest;
+    },
   ): Promise<{ added: number; allowance: number; errors: string[] }> {
     const rec = await this.#key(req.keyId);
+    const asked = allowanceRequest(req.caps);
     const out = decodeMessage(
       'DeviceReserved',
       await this.#client(url).call(
@@ -366,6 +388,7 @@ export class Device {
           count: req.count,
           cosigners: req.cosigners ?? [],
           ttlMs: req.ttlMs ?? 0,
+          allowance: asked as WireAllowance,
         }),
         60_000,
       ),
@@ -384,6 +407,9 @@ export class Device {
             'RESERVATION_INVALID',
             'the cluster returned a reservation for another device, key or epoch',
           );
+        // The caps asked for are the caps granted (a co-signer grants them or refuses).
+        if (asked && rs.some((r) => !sameCaps(r.allowance, asked)))
+          throw new DeviceError('RESERVATION_INVALID', 'the cluster returned reservations with other caps than asked');
         const expiresAt = Math.min(...rs.map((r) => r.expiresAt));
         earliest = Math.min(earliest, expiresAt);
         ops.push({
@@ -414,10 +440,19 @@ export class Device {
    */
   async signOffline(req: {
     keyId: string;
-    message: Uint8Array;
+    /** The bytes to sign; with `payment`, derived from the transaction instead (payments.ts). */
+    message?: Uint8Array;
+    /** The transaction this package pays: required on reservations with caps. */
+    payment?: PaymentTx;
     /** The app's device-integrity verdict (risk.ts): recorded with the payment, required by `risk.requireIntegrity`. */
     integrity?: IntegrityVerdict;
-  }): Promise<{ packageId: string; bytes: Uint8Array; text: string; keyId: string }> {
+  }): Promise<{
+    packageId: string;
+    bytes: Uint8Array;
+    text: string;
+    keyId: string;
+    payment?: ReturnType<typeof paymentToJSON>;
+  }> {
     return this.#serial(async () => {
       const rec = await this.#key(req.keyId);
       const now = this.#clock();
@@ -450,16 +485,19 @@ export class Device {
       const slotEpoch = chosen.slot.epoch ?? rec.epoch;
       const signing = slotEpoch === rec.epoch ? rec : await this.#keyOld(req.keyId, slotEpoch);
       const reservations = chosen.slot.reservations.map((h) => openReservation(signing.key, fromHex(h)));
+      // The message from the transaction, and the allowances charged (refused before signing).
+      const plan = await planPayment(this.#store, signing.key.suite.id, this.id, reservations, req);
       const pkg = createOfflinePackage({
         key: signing.key,
         share: signing.share,
         keyId: signing.keyId,
         epoch: signing.epoch,
         device: this.id,
-        message: req.message,
+        message: plan.message,
         reservations,
         createdAt: now,
         rng: this.#rng,
+        payment: req.payment ?? null,
       });
       let seq = (await this.#store.getJson<number>('seq')) ?? 0;
       seq++;
@@ -467,7 +505,7 @@ export class Device {
         seq,
         packageId: pkg.packageId,
         keyId: rec.keyId,
-        message: toHex(req.message),
+        message: toHex(plan.message),
         bytes: toHex(pkg.bytes),
         createdAt: now,
         state: 'pending',
@@ -481,10 +519,12 @@ export class Device {
             keyId: rec.keyId,
             packageId: pkg.packageId,
             ...(integrity !== undefined ? { integrity } : {}),
+            ...(plan.payment ? { payment: paymentToJSON(plan.payment) } : {}),
           },
         ],
         [
           ...drop,
+          ...plan.ops,
           { type: 'del', key: chosen.key },
           { type: 'put', key: `queue/${pad(seq)}`, value: DeviceStorage.json(item) },
           { type: 'put', key: 'seq', value: DeviceStorage.json(seq) },
@@ -493,7 +533,13 @@ export class Device {
       await this.#checkAllowance(rec.keyId);
       if (risk?.warn && risk.limit !== null)
         this.#events.emit('risk', { rule: 'velocity', count: risk.count, limit: risk.limit });
-      return { packageId: pkg.packageId, bytes: pkg.bytes, text: packageToText(pkg.bytes), keyId: rec.keyId };
+      return {
+        packageId: pkg.packageId,
+        bytes: pkg.bytes,
+        text: packageToText(pkg.bytes),
+        keyId: rec.keyId,
+        ...(plan.payment ? { payment: paymentToJSON(plan.payment) } : {}),
+      };
     });
   }
 

@@ -27,23 +27,11 @@ export {
 } from './transport.js';
 export { webCryptoKeyProvider, type KeyProvider, type StorageKey } from './store-key.js';
 export type { IntegrityVerdict, RiskRules } from './risk.js';
+export type { AllowanceRequest } from './payments.js';
+export type { PaymentTx, TypedPayment } from '@tessera/core';
 export type { JournalEntry, JournalEvent, JournalKind } from './journal.js';
 export type { ClusterComparison, ClusterRecord, ReconciliationReport } from './reconcile.js';
 export { GatewayClient, gatewayUrls } from './gateway-client.js';
-export {
-  encryptBackup,
-  decryptBackup,
-  backupToText,
-  backupFromText,
-  splitBackup,
-  combineBackup,
-  backupPasswordWeakness,
-  type BackupOptions,
-} from './backup.js';
+export { encryptBackup, decryptBackup, splitBackup, combineBackup } from './backup-api.js';
+export { backupToText, backupFromText, backupPasswordWeakness, type BackupOptions } from './backup-format.js';
 export { packageToText, packageFromText } from '@tessera/core';
-/**
- * The merchant's check, offline: with the key's public record, verifies that the device really
- * signed this message against genuine, unexpired reservations (imported on first use; a terminal
- * imports `@tessera/core/merchant` itself: about 22 KB gzip in a browser for an Ed25519 key).
- */
-export { checkPackage, checkEd25519Package, type PackageCheck } from './merchant.js';

@@ -40,6 +40,8 @@ export interface JournalEvent {
   readonly note?: string;
   /** signed: the app's device-integrity verdict when it signed (`pass`, `fail`, `unknown`, with its detail). */
   readonly integrity?: string;
+  /** signed: the payment the package pays, as read from its transaction (amounts in base units). */
+  readonly payment?: { chain: string; asset: string; amount: string; fee: string; to: string[] };
 }
 
 export interface JournalEntry extends JournalEvent {
@@ -56,11 +58,14 @@ const FIELDS = ['keyId', 'packageId', 'count', 'expiresAt', 'code', 'reason', 's
 
 /**
  * The entry's hash: SHA-256 of its fields in a fixed order (JSON array), chained by `prev`.
- * `integrity` (added later) is hashed only when present, so entries written before it keep
- * their hashes.
+ * `integrity` and `payment` (added later) are hashed only when present, so entries written
+ * before them keep their hashes.
  */
 function entryHash(e: Omit<JournalEntry, 'hash'>): string {
-  const extra = e.integrity !== undefined ? [e.integrity] : [];
+  const extra = [
+    ...(e.integrity !== undefined ? [e.integrity] : []),
+    ...(e.payment !== undefined ? [{ payment: e.payment }] : []),
+  ];
   const fields = [e.seq, e.at, e.kind, ...FIELDS.map((f) => e[f] ?? null), ...extra, e.prev];
   return bytesToHex(sha256(utf8ToBytes(JSON.stringify(fields))));
 }

@@ -5,9 +5,10 @@
  * (`pay`, `journal`, `reconcile({ local: true })`) never touch the network. The lower-level
  * {@link Device} stays available as `wallet.device`.
  */
-import type { OperatorPolicy, Rng, SuiteId } from '@tessera/core';
+import type { OperatorPolicy, PaymentTx, Rng, SuiteId } from '@tessera/core';
+import type { AllowanceRequest } from './payments.js';
 import type { KvStore, LevelLike } from './kv.js';
-import type { BackupOptions } from './backup.js';
+import type { BackupOptions } from './backup-format.js';
 import {
   Device,
   type DeviceKeyInfo,
@@ -52,6 +53,8 @@ export interface OfflinePayment {
   keyId: string;
   bytes: Uint8Array;
   text: string;
+  /** The payment as read from the transaction (amounts in base units), when it paid one. */
+  payment?: { chain: string; asset: string; amount: string; fee: string; to: string[] };
 }
 
 /** The Device options a wallet's options name. */
@@ -107,18 +110,32 @@ export class Wallet {
     return this.device.keygen(this.gateway, req);
   }
 
-  /** Reserves `count` offline payments on `keyId` with its co-signers. */
+  /**
+   * Reserves `count` offline payments on `keyId` with its co-signers. With `caps`, the co-signers
+   * sign them into the reservations: these then pay transactions only, within the caps, counted
+   * over all of them (by the device, the merchant's check and each co-signer).
+   */
   reserve(req: {
     keyId: string;
     count: number;
     cosigners?: string[];
     ttlMs?: number;
+    caps?: AllowanceRequest;
   }): Promise<{ added: number; allowance: number; errors: string[] }> {
     return this.device.reserve(this.gateway, req);
   }
 
-  /** Signs `message` offline (no network) against the next reservation; the package is queued durably first. */
-  pay(req: { keyId: string; message: Uint8Array; integrity?: IntegrityVerdict }): Promise<OfflinePayment> {
+  /**
+   * Signs offline (no network) against the next reservation; the package is queued durably first.
+   * Pass the `payment` (`{ chain: 'bitcoin', tx: psbtBytes, input }`): the message is derived from
+   * it; or a bare `message` on reservations without caps.
+   */
+  pay(req: {
+    keyId: string;
+    message?: Uint8Array;
+    payment?: PaymentTx;
+    integrity?: IntegrityVerdict;
+  }): Promise<OfflinePayment> {
     return this.device.signOffline(req);
   }
 

@@ -69,6 +69,8 @@ export const SignerConfigSchema = z.object({
             .min(60_000)
             .default(7 * 24 * 3600_000),
           revoked: z.array(z.string().min(1)).default([]),
+          /** Most a device may be allowed to pay per asset (base units, decimal strings); set: caps required. */
+          maxCaps: z.record(z.string().min(1).max(64), z.string().regex(/^(0|[1-9][0-9]{0,77})$/)).optional(),
         })
         .optional(),
     })

@@ -35,7 +35,7 @@ import { OfflineCosigner } from './offline-cosigner.js';
 import { OnlineSigner } from './online-signer.js';
 
 export { SignerError, toTaskError };
-import type { LinkResult, LinkTask } from '@tessera/core';
+import type { Allowance, LinkResult, LinkTask } from '@tessera/core';
 
 export interface SignerEngineOptions {
   identity: ParticipantIdentity;
@@ -321,7 +321,9 @@ export class SignerEngine {
           return {
             taskId,
             body: 'reservations',
-            reservations: { envelopes: await this.reserve(r.keyId, r.device, r.count, r.ttlMs) },
+            reservations: {
+              envelopes: await this.reserve(r.keyId, r.device, r.count, r.ttlMs, r.allowance ?? undefined),
+            },
           };
         }
         case 'complete':
@@ -461,8 +463,8 @@ export class SignerEngine {
   // ---- offline co-signing (offline-cosigner.ts) ----------------------------------------------
 
   /** Reserves `count` nonces of `keyId` for `device` (see {@link OfflineCosigner.reserve}). */
-  reserve(keyId: string, device: string, count: number, ttlMs: number): Promise<Uint8Array[]> {
-    return this.#offline.reserve(keyId, device, count, ttlMs);
+  reserve(keyId: string, device: string, count: number, ttlMs: number, allowance?: Allowance): Promise<Uint8Array[]> {
+    return this.#offline.reserve(keyId, device, count, ttlMs, allowance);
   }
 
   /** Completes an offline package with this node's reserved nonce (see {@link OfflineCosigner.complete}). */

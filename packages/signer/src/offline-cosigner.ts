@@ -8,10 +8,17 @@
 import {
   PayloadKind,
   RESERVATION_NONCE_ID_BYTES,
+  type Allowance,
+  chargeAllowance,
+  checkPackagePayment,
+  grantAllowance,
+  hasCaps,
+  validateAllowance,
   SigningNonces,
   commit,
   decodeMessage,
   decodeOfflinePackage,
+  encodeMessage,
   encodeReservation,
   encodeSignatureShare,
   equalBytes,
@@ -23,7 +30,7 @@ import {
   type ParticipantIdentity,
   type Rng,
 } from '@tessera/core';
-import type { AuditLog, NonceLedger, SealedKV } from '@tessera/store';
+import { type AuditLog, type BatchOp, KeyedMutex, type NonceLedger, type SealedKV } from '@tessera/store';
 import { SignerError, toTaskError } from './errors.js';
 import { deviceSegment } from './lifecycle-store.js';
 import { DEVICE_POLICY_DEFAULTS, type Policy } from './policy.js';
@@ -50,6 +57,8 @@ export interface OfflineCosignerContext {
 
 export class OfflineCosigner {
   readonly #ctx: OfflineCosignerContext;
+  /** One completion at a time per allowance (its running total is read, charged and written). */
+  readonly #allowanceLocks = new KeyedMutex();
 
   constructor(ctx: OfflineCosignerContext) {
     this.#ctx = ctx;
@@ -60,14 +69,48 @@ export class OfflineCosigner {
   }
 
   /**
+   * The allowance this node signs into a reserve call's reservations: the caps asked for, with a
+   * fresh id of its own, within the policy's `maxCaps` (which, when set, requires caps).
+   */
+  #grant(asked: Allowance | null | undefined): Allowance | null {
+    const max = this.#devicePolicy().maxCaps;
+    if (!hasCaps(asked)) {
+      if (max) throw new SignerError('POLICY_DENIED', 'this node reserves only with caps (policy devices.maxCaps)');
+      return null;
+    }
+    try {
+      validateAllowance(asked, { request: true });
+    } catch (e) {
+      throw new SignerError('INVALID_ARGUMENT', (e as Error).message);
+    }
+    if (max)
+      for (const c of asked.caps) {
+        const most = Object.hasOwn(max, c.asset) ? max[c.asset] : undefined;
+        if (most === undefined || BigInt(c.amount) > BigInt(most))
+          throw new SignerError(
+            'POLICY_DENIED',
+            `a cap of ${c.amount} ${c.asset} is above what this node grants (${most ?? 'none'})`,
+          );
+      }
+    return grantAllowance(asked, this.#ctx.rng);
+  }
+
+  /**
    * Reserves `count` nonces of `keyId` for `device` (a participant of the key): each a fresh
    * nonce in the ledger under `r.<device>.<key>.<id>` with the signed reservation as its meta,
    * so completion checks a package against this node's own record. Bounded by the policy's
    * per-device cap (expired reservations are dropped first) and lifetime.
    */
-  async reserve(keyId: string, device: string, count: number, ttlMs: number): Promise<Uint8Array[]> {
+  async reserve(
+    keyId: string,
+    device: string,
+    count: number,
+    ttlMs: number,
+    asked?: Allowance | null,
+  ): Promise<Uint8Array[]> {
     const dp = this.#devicePolicy();
     if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
+    const allowance = this.#grant(asked);
     if (!Number.isInteger(count) || count < 1 || count > 1024)
       throw new SignerError('INVALID_ARGUMENT', 'reservation count must be 1..1024');
     if (dp.revoked?.includes(device) || (await this.#ctx.revoked(device)))
@@ -113,6 +156,7 @@ export class OfflineCosigner {
           hiding: commitment.hiding,
           binding: commitment.binding,
           expiresAt: now + ttl,
+          allowance,
         };
         made.push({
           r,
@@ -131,7 +175,18 @@ export class OfflineCosigner {
     await this.#ctx.audit.append({
       type: 'reserve',
       actor: this.#ctx.identity.id,
-      data: { keyId, device, count: n, expiresAt: now + ttl },
+      data: {
+        keyId,
+        device,
+        count: n,
+        expiresAt: now + ttl,
+        ...(allowance
+          ? {
+              allowance: toHex(allowance.allowanceId),
+              caps: allowance.caps.map((c) => `${c.amount} ${c.asset}`).join(', '),
+            }
+          : {}),
+      },
     });
     this.#ctx.onEvent({ type: 'reserve', keyId, device, count: n });
     return out;
@@ -177,7 +232,8 @@ export class OfflineCosigner {
         own.device !== pkg.device ||
         !equalBytes(own.hiding, res.hiding) ||
         !equalBytes(own.binding, res.binding) ||
-        own.expiresAt !== res.expiresAt
+        own.expiresAt !== res.expiresAt ||
+        !sameAllowance(own.allowance, res.allowance)
       )
         throw new SignerError('RESERVATION_INVALID', 'the package does not match the reservation this node issued', [
           pkg.device,
@@ -210,24 +266,59 @@ export class OfflineCosigner {
         { keyId, epoch: rec.epoch },
         { own: { identifier: rec.share.identifier, hiding: own.hiding, binding: own.binding } },
       );
+      // Payments (issue 19): a package with a payment signs what its transaction signs, and every
+      // capped reservation's allowance holds it (PAYMENT_MISMATCH, OVER_ALLOWANCE; nothing spent).
+      const paid = checkPackagePayment({ ...pkg, suite: rec.key.suite.id });
+      const capped = hasCaps(own.allowance) ? own.allowance : undefined;
+      const totalsKey = capped ? `allowance/${deviceSegment(pkg.device)}/${toHex(capped.allowanceId)}` : undefined;
+      let totals: Record<string, string> = {};
       // Cached unless this call's produce() runs: concurrent deliveries that lose the ledger's
       // per-nonce lock get the stored share and must not be counted as fresh completions.
       let cached = true;
       let share: Uint8Array;
+      // This node's running total of the allowance: charged on the fresh path only (a re-delivery
+      // is not counted again), under the allowance's lock (two packages of one allowance cannot
+      // both pass its cap), and written in the same synced batch as the consumed nonce.
+      const charge = capped
+        ? {
+            beforeProduce: async () => {
+              const raw = await this.#ctx.store.get(totalsKey as string);
+              totals = raw ? (JSON.parse(new TextDecoder().decode(raw)) as Record<string, string>) : {};
+              const p = (paid as NonNullable<typeof paid>).payment;
+              const next = chargeAllowance(capped, p, BigInt(totals[p.asset] ?? '0'), [pkg.device]);
+              totals = { ...totals, [p.asset]: next.toString() };
+            },
+            commit: (ops: readonly BatchOp[]) =>
+              this.#ctx.store.batch(
+                [
+                  ...ops,
+                  { type: 'put', key: totalsKey as string, value: new TextEncoder().encode(JSON.stringify(totals)) },
+                ],
+                { sync: true },
+              ),
+          }
+        : {};
       try {
-        share = await this.#ctx.ledger.consume(ledgerId, pkg.digest, async (secret) => {
-          cached = false;
-          // The reservation this node signed names the commitment of exactly these nonces.
-          const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret, {
-            identifier: rec.share.identifier,
-            hiding: own.hiding,
-            binding: own.binding,
-          });
-          const out = session.signShare(rec.share, nonces);
-          // Journalled (fsync) before the ledger write and before release.
-          await this.#ctx.spent?.add(ledgerId, toHex(pkg.digest));
-          return out;
-        });
+        const consume = () =>
+          this.#ctx.ledger.consume(
+            ledgerId,
+            pkg.digest,
+            async (secret) => {
+              cached = false;
+              // The reservation this node signed names the commitment of exactly these nonces.
+              const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret, {
+                identifier: rec.share.identifier,
+                hiding: own.hiding,
+                binding: own.binding,
+              });
+              const out = session.signShare(rec.share, nonces);
+              // Journalled (fsync) before the ledger write and before release.
+              await this.#ctx.spent?.add(ledgerId, toHex(pkg.digest));
+              return out;
+            },
+            charge,
+          );
+        share = await (totalsKey ? this.#allowanceLocks.run(totalsKey, consume) : consume());
       } catch (e) {
         if ((e as { code?: string }).code === 'NONCE_REUSED')
           throw new SignerError(
@@ -273,11 +364,23 @@ function reservationLedgerId(device: string, keyId: string, nonceId: Uint8Array)
   return `r.${deviceSegment(device)}.${keyId}.${toHex(nonceId)}`;
 }
 
+/** Whether two allowances are the same (both absent, or equal encodings). */
+function sameAllowance(a: Allowance | null | undefined, b: Allowance | null | undefined): boolean {
+  if (!a || !b) return !a && !b;
+  return equalBytes(encodeMessage('Allowance', a as never), encodeMessage('Allowance', b as never));
+}
+
 /** The reservation a ledger record carries as its meta (written by this node). */
-function decodeMessageSafe(
-  meta: Uint8Array,
-):
-  | { keyId: string; epoch: number; device: string; hiding: Uint8Array; binding: Uint8Array; expiresAt: number }
+function decodeMessageSafe(meta: Uint8Array):
+  | {
+      keyId: string;
+      epoch: number;
+      device: string;
+      hiding: Uint8Array;
+      binding: Uint8Array;
+      expiresAt: number;
+      allowance: Allowance | null;
+    }
   | undefined {
   try {
     return decodeMessage('Reservation', meta);

@@ -51,6 +51,12 @@ export interface DevicePolicy {
   readonly maxTtlMs?: number;
   /** Devices this node no longer co-signs for (a lost phone): no reservation, no completion. */
   readonly revoked?: readonly string[];
+  /**
+   * The most a device's reservations may let it pay, per asset, in base units (e.g. `{ BTC:
+   * "1000000" }`). Set: every reservation must carry caps (allowance.ts) within these, so a
+   * device cannot reserve uncapped; a cap for an asset not listed here is refused.
+   */
+  readonly maxCaps?: Readonly<Record<string, string>>;
 }
 
 export const DEVICE_POLICY_DEFAULTS = { allow: true, maxReservations: 64, maxTtlMs: 7 * 24 * 3600_000 } as const;

@@ -9,7 +9,8 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { SUITE_IDS, type SuiteId } from '@tessera/core/suite-ids';
-import { int, list } from '../args.js';
+import { amounts, int, list } from '../args.js';
+import { CliError } from '../errors.js';
 import { deviceDir as dd, gateway as net, out, withClient } from './output.js';
 
 /** Registers `tessera device` with the share holder's own commands; returns the group. */
@@ -91,6 +92,12 @@ export function registerDeviceCommands(program: Command): Command {
     .option('--count <n>', 'signatures to reserve', int, 10)
     .option('--ttl <seconds>', "reservation lifetime (capped by each signer's policy)", int)
     .option('--cosigners <ids>', 'co-signer nodes to reserve from (default: the coordinator picks)', list)
+    .option(
+      '--cap <asset=amount,...>',
+      'caps signed into the reservations: the most they may pay per asset, in base units (e.g. BTC=50000); capped reservations pay transactions only',
+      amounts,
+    )
+    .option('--per-payment <asset=amount,...>', "one payment's most per asset (with --cap)", amounts)
     .action(
       async (o: {
         deviceDir: string;
@@ -98,6 +105,8 @@ export function registerDeviceCommands(program: Command): Command {
         count: number;
         ttl?: number;
         cosigners?: string[];
+        cap?: Record<string, string>;
+        perPayment?: Record<string, string>;
         dir?: string;
         gateway?: string;
         json?: boolean;
@@ -109,6 +118,7 @@ export function registerDeviceCommands(program: Command): Command {
             count: o.count,
             ...(o.ttl ? { ttlMs: o.ttl * 1000 } : {}),
             ...(o.cosigners ? { cosigners: o.cosigners } : {}),
+            ...(o.cap ? { caps: { caps: o.cap, ...(o.perPayment ? { perPayment: o.perPayment } : {}) } } : {}),
           }),
         );
         out(
@@ -128,7 +138,12 @@ export function registerDeviceCommands(program: Command): Command {
     ),
   )
     .requiredOption('--key <id>', 'key id')
-    .requiredOption('--message <hex>', 'message as hex')
+    .option('--message <hex>', 'message as hex (or --psbt)')
+    .option(
+      '--psbt <file>',
+      "pay a Bitcoin PSBT (binary, base64 or hex): the message is the input's Taproot signature hash, computed from it",
+    )
+    .option('--input <n>', 'the PSBT input this signature spends (with --psbt)', int, 0)
     .option('--offline', 'sign offline against a reservation')
     .option('--out <file>', 'write the package here')
     .option('--qr', 'also show the package as a QR code (for a terminal; with --json as field "qr")')
@@ -137,7 +152,9 @@ export function registerDeviceCommands(program: Command): Command {
       async (o: {
         deviceDir: string;
         key: string;
-        message: string;
+        message?: string;
+        psbt?: string;
+        input: number;
         offline?: boolean;
         out?: string;
         qr?: boolean;
@@ -146,15 +163,23 @@ export function registerDeviceCommands(program: Command): Command {
         gateway?: string;
         json?: boolean;
       }) => {
-        const { withDevice, gatewayUrl, fromHex, qrSvg, qrTerminal } = await import('../device-io.js');
-        const message = fromHex(o.message, '--message');
+        const { withDevice, gatewayUrl, fromHex, qrSvg, qrTerminal, readPsbt } = await import('../device-io.js');
+        if ((o.message === undefined) === (o.psbt === undefined))
+          throw new CliError('INVALID_ARGUMENT', 'give --message <hex> or --psbt <file>');
+        const message = o.message !== undefined ? fromHex(o.message, '--message') : undefined;
+        const payment = o.psbt ? { chain: 'bitcoin', tx: readPsbt(o.psbt), input: o.input } : undefined;
         const r = await withDevice(o.deviceDir, async (d) => {
-          const p = await d.signOffline({ keyId: o.key, message });
+          const p = await d.signOffline({
+            keyId: o.key,
+            ...(message ? { message } : {}),
+            ...(payment ? { payment } : {}),
+          });
           if (o.out) writeFileSync(o.out, p.bytes);
           if (o.qrSvg) writeFileSync(o.qrSvg, qrSvg(p.text));
           const base = {
             packageId: p.packageId,
             keyId: p.keyId,
+            ...(p.payment ? { payment: p.payment } : {}),
             text: p.text,
             bytes: p.bytes.length,
             ...(o.out ? { file: resolve(o.out) } : {}),

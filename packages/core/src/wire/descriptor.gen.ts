@@ -766,6 +766,10 @@ export const descriptor = {
                 "ttlMs": {
                   "type": "uint64",
                   "id": 4
+                },
+                "allowance": {
+                  "type": "Allowance",
+                  "id": 5
                 }
               }
             },
@@ -1205,6 +1209,10 @@ export const descriptor = {
                 "ttlMs": {
                   "type": "uint64",
                   "id": 4
+                },
+                "allowance": {
+                  "type": "Allowance",
+                  "id": 5
                 }
               }
             },
@@ -1661,6 +1669,56 @@ export const descriptor = {
                 "expiresAt": {
                   "type": "uint64",
                   "id": 9
+                },
+                "allowance": {
+                  "type": "Allowance",
+                  "id": 10
+                }
+              }
+            },
+            "AssetAmount": {
+              "fields": {
+                "asset": {
+                  "type": "string",
+                  "id": 1
+                },
+                "amount": {
+                  "type": "string",
+                  "id": 2
+                }
+              }
+            },
+            "Allowance": {
+              "fields": {
+                "allowanceId": {
+                  "type": "bytes",
+                  "id": 1
+                },
+                "caps": {
+                  "rule": "repeated",
+                  "type": "AssetAmount",
+                  "id": 2
+                },
+                "perPayment": {
+                  "rule": "repeated",
+                  "type": "AssetAmount",
+                  "id": 3
+                }
+              }
+            },
+            "Payment": {
+              "fields": {
+                "chain": {
+                  "type": "string",
+                  "id": 1
+                },
+                "tx": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "input": {
+                  "type": "uint32",
+                  "id": 3
                 }
               }
             },
@@ -1689,6 +1747,10 @@ export const descriptor = {
                 "signature": {
                   "type": "bytes",
                   "id": 6
+                },
+                "allowance": {
+                  "type": "Allowance",
+                  "id": 7
                 }
               }
             },
@@ -1734,6 +1796,10 @@ export const descriptor = {
                 "createdAt": {
                   "type": "uint64",
                   "id": 10
+                },
+                "payment": {
+                  "type": "Payment",
+                  "id": 11
                 }
               }
             },

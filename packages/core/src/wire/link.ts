@@ -2,6 +2,8 @@
  * The participant-link messages of proto/tessera/v1/cluster.proto as @grpc/proto-loader yields
  * them (camelCase, `oneofs: true` adds the `body` discriminator, bytes as Buffer/Uint8Array).
  */
+import type { Allowance } from '../allowance.js';
+
 export interface TaskError {
   code: string;
   message: string;
@@ -37,7 +39,8 @@ export interface LinkTask {
   commit?: { keyId: string; count: number } | null;
   sign?: Uint8Array | null;
   audit?: Record<string, never> | null;
-  reserve?: { keyId: string; device: string; count: number; ttlMs: number } | null;
+  /** `allowance`: the caps the device asks for (allowance.ts); absent: none. */
+  reserve?: { keyId: string; device: string; count: number; ttlMs: number; allowance?: Allowance | null } | null;
   /** An encoded OfflinePackage to complete. */
   complete?: Uint8Array | null;
   lifecycle?: LifecycleTask | null;

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tessera/v1/packages.proto.
  */
 export const file_tessera_v1_packages: GenFile = /*@__PURE__*/
-  fileDesc("Chl0ZXNzZXJhL3YxL3BhY2thZ2VzLnByb3RvEgp0ZXNzZXJhLnYxIjsKBkhlYWRlchIPCgd2ZXJzaW9uGAEgASgNEiAKBXN1aXRlGAIgASgOMhEudGVzc2VyYS52MS5TdWl0ZSJ2CghFbnZlbG9wZRIPCgd2ZXJzaW9uGAEgASgNEiUKBGtpbmQYAiABKA4yFy50ZXNzZXJhLnYxLlBheWxvYWRLaW5kEg4KBnNlbmRlchgDIAEoDBIPCgdwYXlsb2FkGAQgASgMEhEKCXNpZ25hdHVyZRgFIAEoDCJQCg9QYXJ0aWNpcGFudEluZm8SCgoCaWQYASABKAkSEAoIc2lnbl9rZXkYAiABKAwSDwoHZW5jX2tleRgDIAEoDBIOCgZkZXZpY2UYBCABKAgiiQEKCURrZ1BhcmFtcxIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEhEKCXRocmVzaG9sZBgDIAEoDRIxCgxwYXJ0aWNpcGFudHMYBCADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbyKJAQoJRGtnUm91bmQxEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhIKCmNvbW1pdG1lbnQYBCADKAwSGgoScHJvb2Zfb2Zfa25vd2xlZGdlGAUgASgMIkEKC1NlYWxlZFNoYXJlEhEKCXJlY2lwaWVudBgBIAEoDBILCgNlbmMYAiABKAwSEgoKY2lwaGVydGV4dBgDIAEoDCKSAQoJRGtnUm91bmQyEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEg4KBnJvdW5kMRgEIAMoDBInCgZzaGFyZXMYBSADKAsyFy50ZXNzZXJhLnYxLlNlYWxlZFNoYXJlIocBCgpEa2dDb25maXJtEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhcKD3RyYW5zY3JpcHRfaGFzaBgEIAEoDBISCgprZXlfZGlnZXN0GAUgASgMIjUKDlZlcmlmeWluZ1NoYXJlEhIKCmlkZW50aWZpZXIYASABKAwSDwoHZWxlbWVudBgCIAEoDCKNAQoJS2V5UHVibGljEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhEKCXRocmVzaG9sZBgCIAEoDRITCgtjb21taXRtZW50cxgDIAMoDBI0ChB2ZXJpZnlpbmdfc2hhcmVzGAQgAygLMhoudGVzc2VyYS52MS5WZXJpZnlpbmdTaGFyZSKGAQoKU2lnbkludGVudBIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIOCgZrZXlfaWQYAiABKAkSDwoHbWVzc2FnZRgDIAEoDBISCgpyZXF1ZXN0X2lkGAQgASgMEhEKCW5vdF9hZnRlchgFIAEoBBIMCgRwYXRoGAYgASgJIn4KEVNpZ25pbmdDb21taXRtZW50EiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCmlkZW50aWZpZXIYAiABKAwSDgoGaGlkaW5nGAMgASgMEg8KB2JpbmRpbmcYBCABKAwSEAoIbm9uY2VfaWQYBSABKAwivgEKC1NpZ25SZXF1ZXN0EiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCnNlc3Npb25faWQYAiABKAwSDgoGa2V5X2lkGAMgASgJEg0KBWVwb2NoGAQgASgEEiQKBmludGVudBgFIAEoCzIULnRlc3NlcmEudjEuRW52ZWxvcGUSMgoLY29tbWl0bWVudHMYBiADKAsyHS50ZXNzZXJhLnYxLlNpZ25pbmdDb21taXRtZW50IoMBCg5TaWduYXR1cmVTaGFyZRIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEhIKCmlkZW50aWZpZXIYAyABKAwSDQoFc2hhcmUYBCABKAwSFgoOcmVxdWVzdF9kaWdlc3QYBSABKAwitwEKC1Jlc2VydmF0aW9uEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIOCgZkZXZpY2UYBCABKAkSDgoGc2lnbmVyGAUgASgJEhAKCG5vbmNlX2lkGAYgASgMEg4KBmhpZGluZxgHIAEoDBIPCgdiaW5kaW5nGAggASgMEhIKCmV4cGlyZXNfYXQYCSABKAQifgoSUmVzZXJ2ZWRDb21taXRtZW50Eg4KBnNpZ25lchgBIAEoCRIQCghub25jZV9pZBgCIAEoDBIOCgZoaWRpbmcYAyABKAwSDwoHYmluZGluZxgEIAEoDBISCgpleHBpcmVzX2F0GAUgASgEEhEKCXNpZ25hdHVyZRgGIAEoDCLrAQoOT2ZmbGluZVBhY2thZ2USIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEg0KBWVwb2NoGAMgASgEEg4KBmRldmljZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgMEg4KBmhpZGluZxgGIAEoDBIPCgdiaW5kaW5nGAcgASgMEg0KBXNoYXJlGAggASgMEjEKCWNvc2lnbmVycxgJIAMoCzIeLnRlc3NlcmEudjEuUmVzZXJ2ZWRDb21taXRtZW50EhIKCmNyZWF0ZWRfYXQYCiABKAQiqAEKDUNvc2lnblJlcXVlc3QSIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEg0KBWVwb2NoGAMgASgEEg4KBmRldmljZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgMEg4KBmhpZGluZxgGIAEoDBIPCgdiaW5kaW5nGAcgASgMEhIKCnJlcXVlc3RfaWQYCCABKAwijAEKDkNvc2lnblJlc3BvbnNlEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhYKDnJlcXVlc3RfZGlnZXN0GAIgASgMEg4KBmRldmljZRgDIAEoCRIOCgZoaWRpbmcYBCABKAwSDwoHYmluZGluZxgFIAEoDBINCgVzaGFyZRgGIAEoDCKVAQoNUmVmcmVzaFBhcmFtcxIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEg4KBmtleV9pZBgDIAEoCRISCgpmcm9tX2Vwb2NoGAQgASgEEhIKCmtleV9kaWdlc3QYBSABKAwSFAoMY29udHJpYnV0b3JzGAYgAygJIuMBCg1SZXNoYXJlUGFyYW1zEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCnNlc3Npb25faWQYAiABKAwSDgoGa2V5X2lkGAMgASgJEhIKCmZyb21fZXBvY2gYBCABKAQSEgoKa2V5X2RpZ2VzdBgFIAEoDBIUCgxjb250cmlidXRvcnMYBiADKAkSFQoNbmV3X3RocmVzaG9sZBgHIAEoDRI1ChBuZXdfcGFydGljaXBhbnRzGAggAygLMhsudGVzc2VyYS52MS5QYXJ0aWNpcGFudEluZm8inQEKD0xpZmVjeWNsZVJvdW5kMRIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIUCgxzZXNzaW9uX2hhc2gYAiABKAwSEgoKaWRlbnRpZmllchgDIAEoDBITCgtjb21taXRtZW50cxgEIAMoDBInCgZzaGFyZXMYBSADKAsyFy50ZXNzZXJhLnYxLlNlYWxlZFNoYXJlIpwBChBMaWZlY3ljbGVDb25maXJtEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEg0KBWVwb2NoGAQgASgEEhcKD3RyYW5zY3JpcHRfaGFzaBgFIAEoDBISCgprZXlfZGlnZXN0GAYgASgMIq0CChZMaWZlY3ljbGVBdXRob3Jpc2F0aW9uEg8KB3ZlcnNpb24YASABKA0SDgoGa2V5X2lkGAIgASgJEhEKCW9wZXJhdGlvbhgDIAEoCRISCgpmcm9tX2Vwb2NoGAQgASgEEhEKCWFueV9lcG9jaBgFIAEoCBIVCg1uZXdfdGhyZXNob2xkGAYgASgNEjUKEG5ld19wYXJ0aWNpcGFudHMYByADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbxIgChhhbGxvd190aHJlc2hvbGRfZGVjcmVhc2UYCCABKAgSFgoOYWxsb3dfdW5waW5uZWQYCSADKAkSDgoGcmV2b2tlGAogAygJEhEKCW5vdF9hZnRlchgLIAEoBBINCgVub25jZRgMIAEoDCJBChVBcHByb3ZlZEF1dGhvcmlzYXRpb24SFQoNYXV0aG9yaXNhdGlvbhgBIAEoDBIRCglhcHByb3ZhbHMYAiADKAwimwEKEFBlbmRpbmdMaWZlY3ljbGUSDAoEa2luZBgBIAEoCRIUCgxzZXNzaW9uX2hhc2gYAiABKAwSFwoPdHJhbnNjcmlwdF9oYXNoGAMgASgMEhIKCmtleV9yZWNvcmQYBCABKAwSEAoIcmVxdWlyZWQYBSADKAkSDgoGcmV2b2tlGAYgAygJEhQKDHNoYXJlX3JlY29yZBgHIAEoDCKDAQoQTGlmZWN5Y2xlT3V0Y29tZRINCgVlcG9jaBgBIAEoBBIUCgxhY3RpdmF0ZWRfYXQYAiABKAQSDAoEbGVmdBgDIAEoCBIPCgdyZXRpcmVkGAQgASgIEhIKCmtleV9yZWNvcmQYBSABKAwSFwoPdHJhbnNjcmlwdF9oYXNoGAYgASgMKm4KBVN1aXRlEhUKEVNVSVRFX1VOU1BFQ0lGSUVEEAASEQoNU1VJVEVfRUQyNTUxORABEhYKElNVSVRFX1NFQ1AyNTZLMV9UUhACEhMKD1NVSVRFX1NFQ1AyNTZLMRADEg4KClNVSVRFX1AyNTYQBCqUBAoLUGF5bG9hZEtpbmQSHAoYUEFZTE9BRF9LSU5EX1VOU1BFQ0lGSUVEEAASGwoXUEFZTE9BRF9LSU5EX0RLR19ST1VORDEQARIbChdQQVlMT0FEX0tJTkRfREtHX1JPVU5EMhACEhwKGFBBWUxPQURfS0lORF9ES0dfQ09ORklSTRADEhwKGFBBWUxPQURfS0lORF9TSUdOX0lOVEVOVBAKEiMKH1BBWUxPQURfS0lORF9TSUdOSU5HX0NPTU1JVE1FTlQQCxIdChlQQVlMT0FEX0tJTkRfU0lHTl9SRVFVRVNUEAwSIAocUEFZTE9BRF9LSU5EX1NJR05BVFVSRV9TSEFSRRANEhwKGFBBWUxPQURfS0lORF9SRVNFUlZBVElPThAOEhwKGFBBWUxPQURfS0lORF9ERVZJQ0VfQ0FMTBAUEh8KG1BBWUxPQURfS0lORF9DT1NJR05fUkVRVUVTVBAVEh8KG1BBWUxPQURfS0lORF9SRUZSRVNIX1JPVU5EMRAeEh8KG1BBWUxPQURfS0lORF9SRVNIQVJFX1JPVU5EMRAfEiIKHlBBWUxPQURfS0lORF9MSUZFQ1lDTEVfQ09ORklSTRAgEiQKIFBBWUxPQURfS0lORF9MSUZFQ1lDTEVfQUNUSVZBVEVEECESIgoeUEFZTE9BRF9LSU5EX09QRVJBVE9SX0FQUFJPVkFMEChiBnByb3RvMw");
+  fileDesc("Chl0ZXNzZXJhL3YxL3BhY2thZ2VzLnByb3RvEgp0ZXNzZXJhLnYxIjsKBkhlYWRlchIPCgd2ZXJzaW9uGAEgASgNEiAKBXN1aXRlGAIgASgOMhEudGVzc2VyYS52MS5TdWl0ZSJ2CghFbnZlbG9wZRIPCgd2ZXJzaW9uGAEgASgNEiUKBGtpbmQYAiABKA4yFy50ZXNzZXJhLnYxLlBheWxvYWRLaW5kEg4KBnNlbmRlchgDIAEoDBIPCgdwYXlsb2FkGAQgASgMEhEKCXNpZ25hdHVyZRgFIAEoDCJQCg9QYXJ0aWNpcGFudEluZm8SCgoCaWQYASABKAkSEAoIc2lnbl9rZXkYAiABKAwSDwoHZW5jX2tleRgDIAEoDBIOCgZkZXZpY2UYBCABKAgiiQEKCURrZ1BhcmFtcxIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEhEKCXRocmVzaG9sZBgDIAEoDRIxCgxwYXJ0aWNpcGFudHMYBCADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbyKJAQoJRGtnUm91bmQxEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhIKCmNvbW1pdG1lbnQYBCADKAwSGgoScHJvb2Zfb2Zfa25vd2xlZGdlGAUgASgMIkEKC1NlYWxlZFNoYXJlEhEKCXJlY2lwaWVudBgBIAEoDBILCgNlbmMYAiABKAwSEgoKY2lwaGVydGV4dBgDIAEoDCKSAQoJRGtnUm91bmQyEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEg4KBnJvdW5kMRgEIAMoDBInCgZzaGFyZXMYBSADKAsyFy50ZXNzZXJhLnYxLlNlYWxlZFNoYXJlIocBCgpEa2dDb25maXJtEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhcKD3RyYW5zY3JpcHRfaGFzaBgEIAEoDBISCgprZXlfZGlnZXN0GAUgASgMIjUKDlZlcmlmeWluZ1NoYXJlEhIKCmlkZW50aWZpZXIYASABKAwSDwoHZWxlbWVudBgCIAEoDCKNAQoJS2V5UHVibGljEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhEKCXRocmVzaG9sZBgCIAEoDRITCgtjb21taXRtZW50cxgDIAMoDBI0ChB2ZXJpZnlpbmdfc2hhcmVzGAQgAygLMhoudGVzc2VyYS52MS5WZXJpZnlpbmdTaGFyZSKGAQoKU2lnbkludGVudBIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIOCgZrZXlfaWQYAiABKAkSDwoHbWVzc2FnZRgDIAEoDBISCgpyZXF1ZXN0X2lkGAQgASgMEhEKCW5vdF9hZnRlchgFIAEoBBIMCgRwYXRoGAYgASgJIn4KEVNpZ25pbmdDb21taXRtZW50EiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCmlkZW50aWZpZXIYAiABKAwSDgoGaGlkaW5nGAMgASgMEg8KB2JpbmRpbmcYBCABKAwSEAoIbm9uY2VfaWQYBSABKAwivgEKC1NpZ25SZXF1ZXN0EiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCnNlc3Npb25faWQYAiABKAwSDgoGa2V5X2lkGAMgASgJEg0KBWVwb2NoGAQgASgEEiQKBmludGVudBgFIAEoCzIULnRlc3NlcmEudjEuRW52ZWxvcGUSMgoLY29tbWl0bWVudHMYBiADKAsyHS50ZXNzZXJhLnYxLlNpZ25pbmdDb21taXRtZW50IoMBCg5TaWduYXR1cmVTaGFyZRIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEhIKCmlkZW50aWZpZXIYAyABKAwSDQoFc2hhcmUYBCABKAwSFgoOcmVxdWVzdF9kaWdlc3QYBSABKAwi4QEKC1Jlc2VydmF0aW9uEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIOCgZkZXZpY2UYBCABKAkSDgoGc2lnbmVyGAUgASgJEhAKCG5vbmNlX2lkGAYgASgMEg4KBmhpZGluZxgHIAEoDBIPCgdiaW5kaW5nGAggASgMEhIKCmV4cGlyZXNfYXQYCSABKAQSKAoJYWxsb3dhbmNlGAogASgLMhUudGVzc2VyYS52MS5BbGxvd2FuY2UiLAoLQXNzZXRBbW91bnQSDQoFYXNzZXQYASABKAkSDgoGYW1vdW50GAIgASgJInYKCUFsbG93YW5jZRIUCgxhbGxvd2FuY2VfaWQYASABKAwSJQoEY2FwcxgCIAMoCzIXLnRlc3NlcmEudjEuQXNzZXRBbW91bnQSLAoLcGVyX3BheW1lbnQYAyADKAsyFy50ZXNzZXJhLnYxLkFzc2V0QW1vdW50IjMKB1BheW1lbnQSDQoFY2hhaW4YASABKAkSCgoCdHgYAiABKAwSDQoFaW5wdXQYAyABKA0iqAEKElJlc2VydmVkQ29tbWl0bWVudBIOCgZzaWduZXIYASABKAkSEAoIbm9uY2VfaWQYAiABKAwSDgoGaGlkaW5nGAMgASgMEg8KB2JpbmRpbmcYBCABKAwSEgoKZXhwaXJlc19hdBgFIAEoBBIRCglzaWduYXR1cmUYBiABKAwSKAoJYWxsb3dhbmNlGAcgASgLMhUudGVzc2VyYS52MS5BbGxvd2FuY2UikQIKDk9mZmxpbmVQYWNrYWdlEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIOCgZkZXZpY2UYBCABKAkSDwoHbWVzc2FnZRgFIAEoDBIOCgZoaWRpbmcYBiABKAwSDwoHYmluZGluZxgHIAEoDBINCgVzaGFyZRgIIAEoDBIxCgljb3NpZ25lcnMYCSADKAsyHi50ZXNzZXJhLnYxLlJlc2VydmVkQ29tbWl0bWVudBISCgpjcmVhdGVkX2F0GAogASgEEiQKB3BheW1lbnQYCyABKAsyEy50ZXNzZXJhLnYxLlBheW1lbnQiqAEKDUNvc2lnblJlcXVlc3QSIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEg0KBWVwb2NoGAMgASgEEg4KBmRldmljZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgMEg4KBmhpZGluZxgGIAEoDBIPCgdiaW5kaW5nGAcgASgMEhIKCnJlcXVlc3RfaWQYCCABKAwijAEKDkNvc2lnblJlc3BvbnNlEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhYKDnJlcXVlc3RfZGlnZXN0GAIgASgMEg4KBmRldmljZRgDIAEoCRIOCgZoaWRpbmcYBCABKAwSDwoHYmluZGluZxgFIAEoDBINCgVzaGFyZRgGIAEoDCKVAQoNUmVmcmVzaFBhcmFtcxIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEg4KBmtleV9pZBgDIAEoCRISCgpmcm9tX2Vwb2NoGAQgASgEEhIKCmtleV9kaWdlc3QYBSABKAwSFAoMY29udHJpYnV0b3JzGAYgAygJIuMBCg1SZXNoYXJlUGFyYW1zEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCnNlc3Npb25faWQYAiABKAwSDgoGa2V5X2lkGAMgASgJEhIKCmZyb21fZXBvY2gYBCABKAQSEgoKa2V5X2RpZ2VzdBgFIAEoDBIUCgxjb250cmlidXRvcnMYBiADKAkSFQoNbmV3X3RocmVzaG9sZBgHIAEoDRI1ChBuZXdfcGFydGljaXBhbnRzGAggAygLMhsudGVzc2VyYS52MS5QYXJ0aWNpcGFudEluZm8inQEKD0xpZmVjeWNsZVJvdW5kMRIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIUCgxzZXNzaW9uX2hhc2gYAiABKAwSEgoKaWRlbnRpZmllchgDIAEoDBITCgtjb21taXRtZW50cxgEIAMoDBInCgZzaGFyZXMYBSADKAsyFy50ZXNzZXJhLnYxLlNlYWxlZFNoYXJlIpwBChBMaWZlY3ljbGVDb25maXJtEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEg0KBWVwb2NoGAQgASgEEhcKD3RyYW5zY3JpcHRfaGFzaBgFIAEoDBISCgprZXlfZGlnZXN0GAYgASgMIq0CChZMaWZlY3ljbGVBdXRob3Jpc2F0aW9uEg8KB3ZlcnNpb24YASABKA0SDgoGa2V5X2lkGAIgASgJEhEKCW9wZXJhdGlvbhgDIAEoCRISCgpmcm9tX2Vwb2NoGAQgASgEEhEKCWFueV9lcG9jaBgFIAEoCBIVCg1uZXdfdGhyZXNob2xkGAYgASgNEjUKEG5ld19wYXJ0aWNpcGFudHMYByADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbxIgChhhbGxvd190aHJlc2hvbGRfZGVjcmVhc2UYCCABKAgSFgoOYWxsb3dfdW5waW5uZWQYCSADKAkSDgoGcmV2b2tlGAogAygJEhEKCW5vdF9hZnRlchgLIAEoBBINCgVub25jZRgMIAEoDCJBChVBcHByb3ZlZEF1dGhvcmlzYXRpb24SFQoNYXV0aG9yaXNhdGlvbhgBIAEoDBIRCglhcHByb3ZhbHMYAiADKAwimwEKEFBlbmRpbmdMaWZlY3ljbGUSDAoEa2luZBgBIAEoCRIUCgxzZXNzaW9uX2hhc2gYAiABKAwSFwoPdHJhbnNjcmlwdF9oYXNoGAMgASgMEhIKCmtleV9yZWNvcmQYBCABKAwSEAoIcmVxdWlyZWQYBSADKAkSDgoGcmV2b2tlGAYgAygJEhQKDHNoYXJlX3JlY29yZBgHIAEoDCKDAQoQTGlmZWN5Y2xlT3V0Y29tZRINCgVlcG9jaBgBIAEoBBIUCgxhY3RpdmF0ZWRfYXQYAiABKAQSDAoEbGVmdBgDIAEoCBIPCgdyZXRpcmVkGAQgASgIEhIKCmtleV9yZWNvcmQYBSABKAwSFwoPdHJhbnNjcmlwdF9oYXNoGAYgASgMKm4KBVN1aXRlEhUKEVNVSVRFX1VOU1BFQ0lGSUVEEAASEQoNU1VJVEVfRUQyNTUxORABEhYKElNVSVRFX1NFQ1AyNTZLMV9UUhACEhMKD1NVSVRFX1NFQ1AyNTZLMRADEg4KClNVSVRFX1AyNTYQBCqUBAoLUGF5bG9hZEtpbmQSHAoYUEFZTE9BRF9LSU5EX1VOU1BFQ0lGSUVEEAASGwoXUEFZTE9BRF9LSU5EX0RLR19ST1VORDEQARIbChdQQVlMT0FEX0tJTkRfREtHX1JPVU5EMhACEhwKGFBBWUxPQURfS0lORF9ES0dfQ09ORklSTRADEhwKGFBBWUxPQURfS0lORF9TSUdOX0lOVEVOVBAKEiMKH1BBWUxPQURfS0lORF9TSUdOSU5HX0NPTU1JVE1FTlQQCxIdChlQQVlMT0FEX0tJTkRfU0lHTl9SRVFVRVNUEAwSIAocUEFZTE9BRF9LSU5EX1NJR05BVFVSRV9TSEFSRRANEhwKGFBBWUxPQURfS0lORF9SRVNFUlZBVElPThAOEhwKGFBBWUxPQURfS0lORF9ERVZJQ0VfQ0FMTBAUEh8KG1BBWUxPQURfS0lORF9DT1NJR05fUkVRVUVTVBAVEh8KG1BBWUxPQURfS0lORF9SRUZSRVNIX1JPVU5EMRAeEh8KG1BBWUxPQURfS0lORF9SRVNIQVJFX1JPVU5EMRAfEiIKHlBBWUxPQURfS0lORF9MSUZFQ1lDTEVfQ09ORklSTRAgEiQKIFBBWUxPQURfS0lORF9MSUZFQ1lDTEVfQUNUSVZBVEVEECESIgoeUEFZTE9BRF9LSU5EX09QRVJBVE9SX0FQUFJPVkFMEChiBnByb3RvMw");
 
 /**
  * First field of every package.
@@ -631,6 +631,13 @@ export type Reservation = Message<"tessera.v1.Reservation"> & {
    * @generated from field: uint64 expires_at = 9;
    */
   expiresAt: bigint;
+
+  /**
+   * what the device may pay with it (absent: any message)
+   *
+   * @generated from field: tessera.v1.Allowance allowance = 10;
+   */
+  allowance?: Allowance | undefined;
 };
 
 /**
@@ -639,6 +646,104 @@ export type Reservation = Message<"tessera.v1.Reservation"> & {
  */
 export const ReservationSchema: GenMessage<Reservation> = /*@__PURE__*/
   messageDesc(file_tessera_v1_packages, 14);
+
+/**
+ * An amount of one asset in the asset's base units (satoshi, lamport, wei), as a decimal string.
+ *
+ * @generated from message tessera.v1.AssetAmount
+ */
+export type AssetAmount = Message<"tessera.v1.AssetAmount"> & {
+  /**
+   * "BTC", …
+   *
+   * @generated from field: string asset = 1;
+   */
+  asset: string;
+
+  /**
+   * @generated from field: string amount = 2;
+   */
+  amount: string;
+};
+
+/**
+ * Describes the message tessera.v1.AssetAmount.
+ * Use `create(AssetAmountSchema)` to create a new message.
+ */
+export const AssetAmountSchema: GenMessage<AssetAmount> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 15);
+
+/**
+ * What a device may pay with its reservations (core/src/allowance.ts), signed by the co-signer
+ * in each reservation of one reserve call (the same id in all). With a cap set, the co-signer
+ * completes only packages that carry a payment it reads itself from the transaction, in a listed
+ * asset, at most `per_payment` each and at most `caps` in all packages of the allowance together.
+ *
+ * @generated from message tessera.v1.Allowance
+ */
+export type Allowance = Message<"tessera.v1.Allowance"> & {
+  /**
+   * 16 bytes, chosen by the co-signer
+   *
+   * @generated from field: bytes allowance_id = 1;
+   */
+  allowanceId: Uint8Array;
+
+  /**
+   * the total, per asset (amount + fee)
+   *
+   * @generated from field: repeated tessera.v1.AssetAmount caps = 2;
+   */
+  caps: AssetAmount[];
+
+  /**
+   * one payment's most, per asset (absent: up to the cap)
+   *
+   * @generated from field: repeated tessera.v1.AssetAmount per_payment = 3;
+   */
+  perPayment: AssetAmount[];
+};
+
+/**
+ * Describes the message tessera.v1.Allowance.
+ * Use `create(AllowanceSchema)` to create a new message.
+ */
+export const AllowanceSchema: GenMessage<Allowance> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 16);
+
+/**
+ * The transaction an offline package's signature is for: the message is derived from it by
+ * whoever checks the package (device, merchant, co-signer), never taken from the sender.
+ *
+ * @generated from message tessera.v1.Payment
+ */
+export type Payment = Message<"tessera.v1.Payment"> & {
+  /**
+   * "bitcoin": a PSBT, the input spent by Taproot key path
+   *
+   * @generated from field: string chain = 1;
+   */
+  chain: string;
+
+  /**
+   * @generated from field: bytes tx = 2;
+   */
+  tx: Uint8Array;
+
+  /**
+   * the input the signature is for
+   *
+   * @generated from field: uint32 input = 3;
+   */
+  input: number;
+};
+
+/**
+ * Describes the message tessera.v1.Payment.
+ * Use `create(PaymentSchema)` to create a new message.
+ */
+export const PaymentSchema: GenMessage<Payment> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 17);
 
 /**
  * A reservation as an offline package carries it: the fields the package does not already
@@ -676,6 +781,11 @@ export type ReservedCommitment = Message<"tessera.v1.ReservedCommitment"> & {
    * @generated from field: bytes signature = 6;
    */
   signature: Uint8Array;
+
+  /**
+   * @generated from field: tessera.v1.Allowance allowance = 7;
+   */
+  allowance?: Allowance | undefined;
 };
 
 /**
@@ -683,7 +793,7 @@ export type ReservedCommitment = Message<"tessera.v1.ReservedCommitment"> & {
  * Use `create(ReservedCommitmentSchema)` to create a new message.
  */
 export const ReservedCommitmentSchema: GenMessage<ReservedCommitment> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 15);
+  messageDesc(file_tessera_v1_packages, 18);
 
 /**
  * What a device emits when it signs offline: its signature share over `message`, against its
@@ -753,6 +863,13 @@ export type OfflinePackage = Message<"tessera.v1.OfflinePackage"> & {
    * @generated from field: uint64 created_at = 10;
    */
   createdAt: bigint;
+
+  /**
+   * the transaction `message` signs (see Allowance)
+   *
+   * @generated from field: tessera.v1.Payment payment = 11;
+   */
+  payment?: Payment | undefined;
 };
 
 /**
@@ -760,7 +877,7 @@ export type OfflinePackage = Message<"tessera.v1.OfflinePackage"> & {
  * Use `create(OfflinePackageSchema)` to create a new message.
  */
 export const OfflinePackageSchema: GenMessage<OfflinePackage> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 16);
+  messageDesc(file_tessera_v1_packages, 19);
 
 /**
  * Device to device, no cluster: the proposer's commitment and message (signed envelope of kind
@@ -819,7 +936,7 @@ export type CosignRequest = Message<"tessera.v1.CosignRequest"> & {
  * Use `create(CosignRequestSchema)` to create a new message.
  */
 export const CosignRequestSchema: GenMessage<CosignRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 17);
+  messageDesc(file_tessera_v1_packages, 20);
 
 /**
  * The co-signing device's answer: its commitment and its share over the two-commitment list.
@@ -867,7 +984,7 @@ export type CosignResponse = Message<"tessera.v1.CosignResponse"> & {
  * Use `create(CosignResponseSchema)` to create a new message.
  */
 export const CosignResponseSchema: GenMessage<CosignResponse> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 18);
+  messageDesc(file_tessera_v1_packages, 21);
 
 /**
  * The parameters of a refresh session (same key, roster and threshold; new shares, epoch + 1).
@@ -920,7 +1037,7 @@ export type RefreshParams = Message<"tessera.v1.RefreshParams"> & {
  * Use `create(RefreshParamsSchema)` to create a new message.
  */
 export const RefreshParamsSchema: GenMessage<RefreshParams> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 19);
+  messageDesc(file_tessera_v1_packages, 22);
 
 /**
  * The parameters of a reshare session (same group key; new threshold and/or roster).
@@ -980,7 +1097,7 @@ export type ReshareParams = Message<"tessera.v1.ReshareParams"> & {
  * Use `create(ReshareParamsSchema)` to create a new message.
  */
 export const ReshareParamsSchema: GenMessage<ReshareParams> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 20);
+  messageDesc(file_tessera_v1_packages, 23);
 
 /**
  * Round 1 of a refresh or reshare (envelope kind REFRESH_ROUND1 or RESHARE_ROUND1): the
@@ -1026,7 +1143,7 @@ export type LifecycleRound1 = Message<"tessera.v1.LifecycleRound1"> & {
  * Use `create(LifecycleRound1Schema)` to create a new message.
  */
 export const LifecycleRound1Schema: GenMessage<LifecycleRound1> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 21);
+  messageDesc(file_tessera_v1_packages, 24);
 
 /**
  * Confirmation of a refresh or reshare: the transcript and the new key the sender derived.
@@ -1076,7 +1193,7 @@ export type LifecycleConfirm = Message<"tessera.v1.LifecycleConfirm"> & {
  * Use `create(LifecycleConfirmSchema)` to create a new message.
  */
 export const LifecycleConfirmSchema: GenMessage<LifecycleConfirm> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 22);
+  messageDesc(file_tessera_v1_packages, 25);
 
 /**
  * An operation on a key's shares that operators approved (M-of-N). Every participant checks it
@@ -1174,7 +1291,7 @@ export type LifecycleAuthorisation = Message<"tessera.v1.LifecycleAuthorisation"
  * Use `create(LifecycleAuthorisationSchema)` to create a new message.
  */
 export const LifecycleAuthorisationSchema: GenMessage<LifecycleAuthorisation> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 23);
+  messageDesc(file_tessera_v1_packages, 26);
 
 /**
  * An authorisation and its approvals (OPERATOR_APPROVAL envelopes over the authorisation bytes).
@@ -1198,7 +1315,7 @@ export type ApprovedAuthorisation = Message<"tessera.v1.ApprovedAuthorisation"> 
  * Use `create(ApprovedAuthorisationSchema)` to create a new message.
  */
 export const ApprovedAuthorisationSchema: GenMessage<ApprovedAuthorisation> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 24);
+  messageDesc(file_tessera_v1_packages, 27);
 
 /**
  * A refresh/reshare outcome a participant applied and confirmed, kept (sealed) until a verified
@@ -1258,7 +1375,7 @@ export type PendingLifecycle = Message<"tessera.v1.PendingLifecycle"> & {
  * Use `create(PendingLifecycleSchema)` to create a new message.
  */
 export const PendingLifecycleSchema: GenMessage<PendingLifecycle> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 25);
+  messageDesc(file_tessera_v1_packages, 28);
 
 /**
  * The committed epoch of a key as a participant keeps it (also after leaving the key).
@@ -1304,7 +1421,7 @@ export type LifecycleOutcome = Message<"tessera.v1.LifecycleOutcome"> & {
  * Use `create(LifecycleOutcomeSchema)` to create a new message.
  */
 export const LifecycleOutcomeSchema: GenMessage<LifecycleOutcome> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 26);
+  messageDesc(file_tessera_v1_packages, 29);
 
 /**
  * Ciphersuites. Numbers are stable: never reuse one.

@@ -1,0 +1,121 @@
+/**
+ * Allowances (issue 19): what a device may pay with its reservations, signed by each co-signer in
+ * every reservation of one reserve call (`tessera.v1.Allowance`, the same id in all). Per asset,
+ * a total cap and one payment's most; a payment counts its amount plus its fee. A device with
+ * capped reservations pays only with packages that carry their transaction: every checker reads
+ * the payment from it (./payment.ts) and counts that. The device refuses to sign past it, the
+ * merchant's check refuses a package past it, and the co-signer counts every package it completes
+ * against the total, exactly once (durably, with the nonce it consumes).
+ */
+import { randomBytes } from '@noble/hashes/utils.js';
+import { ErrorCode, InvalidArgumentError, ProtocolError } from './errors.js';
+import type { PaymentTx, TypedPayment } from './payment.js';
+
+export interface AssetAmount {
+  readonly asset: string;
+  /** Base units, a decimal string. */
+  readonly amount: string;
+}
+
+/** `tessera.v1.Allowance`. */
+export interface Allowance {
+  /** 16 bytes chosen by the co-signer (empty in a request). */
+  readonly allowanceId: Uint8Array;
+  readonly caps: readonly AssetAmount[];
+  readonly perPayment: readonly AssetAmount[];
+}
+
+export const ALLOWANCE_ID_BYTES = 16;
+const ASSET = /^[A-Za-z0-9][A-Za-z0-9:._-]{0,63}$/;
+const AMOUNT = /^(0|[1-9][0-9]{0,77})$/;
+const MAX_ASSETS = 16;
+
+/** Whether `a` caps anything (an absent or empty allowance lets the device sign any message). */
+export function hasCaps(a: Allowance | null | undefined): a is Allowance {
+  return !!a && a.caps.length > 0;
+}
+
+/** The amount of `asset` in `list`, or undefined. */
+export function amountOf(list: readonly AssetAmount[], asset: string): bigint | undefined {
+  const e = list.find((x) => x.asset === asset);
+  return e ? BigInt(e.amount) : undefined;
+}
+
+/**
+ * Checks an allowance's shape: asset names, decimal amounts, each asset once per list, at most
+ * 16, a per-payment limit only for a capped asset; the id 16 bytes (or empty, `request`).
+ */
+export function validateAllowance(a: Allowance, opts: { request?: boolean } = {}): void {
+  const idOk = opts.request
+    ? a.allowanceId.length === 0 || a.allowanceId.length === ALLOWANCE_ID_BYTES
+    : a.allowanceId.length === ALLOWANCE_ID_BYTES;
+  if (!idOk) throw new InvalidArgumentError(`allowance id must be ${ALLOWANCE_ID_BYTES} bytes`);
+  for (const [name, list] of [
+    ['caps', a.caps],
+    ['per-payment limits', a.perPayment],
+  ] as const) {
+    if (list.length > MAX_ASSETS) throw new InvalidArgumentError(`allowance: at most ${MAX_ASSETS} ${name}`);
+    const seen = new Set<string>();
+    for (const e of list) {
+      if (typeof e.asset !== 'string' || !ASSET.test(e.asset))
+        throw new InvalidArgumentError(`allowance: asset "${String(e.asset).slice(0, 64)}" is not a valid name`);
+      if (typeof e.amount !== 'string' || !AMOUNT.test(e.amount))
+        throw new InvalidArgumentError(`allowance: ${e.asset} amount must be a decimal integer of base units`);
+      if (seen.has(e.asset)) throw new InvalidArgumentError(`allowance: ${e.asset} listed twice in ${name}`);
+      seen.add(e.asset);
+    }
+  }
+  for (const e of a.perPayment)
+    if (amountOf(a.caps, e.asset) === undefined)
+      throw new InvalidArgumentError(`allowance: a per-payment limit for ${e.asset}, which has no cap`);
+}
+
+/** A granted allowance from a request: a fresh id, the caps as asked. */
+export function grantAllowance(request: Allowance, rng: (n: number) => Uint8Array = randomBytes): Allowance {
+  validateAllowance(request, { request: true });
+  return { allowanceId: rng(ALLOWANCE_ID_BYTES), caps: request.caps, perPayment: request.perPayment };
+}
+
+/**
+ * Throws OVER_ALLOWANCE unless `payment` fits `a` after `spent` (what earlier packages of the
+ * allowance already used, in the payment's asset): its asset is capped, amount + fee is at most
+ * the per-payment limit, and spent + amount + fee is at most the cap. Returns the new total.
+ */
+export function chargeAllowance(a: Allowance, payment: TypedPayment, spent = 0n, culprits: string[] = []): bigint {
+  const total = payment.amount + payment.fee;
+  const cap = amountOf(a.caps, payment.asset);
+  if (cap === undefined)
+    throw new ProtocolError(ErrorCode.OVER_ALLOWANCE, `the allowance does not cover ${payment.asset}`, culprits);
+  const per = amountOf(a.perPayment, payment.asset);
+  if (per !== undefined && total > per)
+    throw new ProtocolError(
+      ErrorCode.OVER_ALLOWANCE,
+      `a payment of ${total} ${payment.asset} (fee included) is above the allowance's ${per} per payment`,
+      culprits,
+    );
+  if (spent + total > cap)
+    throw new ProtocolError(
+      ErrorCode.OVER_ALLOWANCE,
+      `${total} ${payment.asset} more would pass the allowance's cap of ${cap} (${spent} used)`,
+      culprits,
+    );
+  return spent + total;
+}
+
+/**
+ * The rule that needs no reader: a package on a capped reservation must carry a payment
+ * (OVER_ALLOWANCE). The merchant's one-suite check applies it without importing any chain.
+ */
+export function requirePayment(p: {
+  readonly device: string;
+  readonly payment?: PaymentTx | null;
+  readonly cosigners: readonly { readonly signer: string; readonly allowance?: Allowance | null }[];
+}): void {
+  const first = p.cosigners.find((c) => hasCaps(c.allowance));
+  if (!p.payment && first)
+    throw new ProtocolError(
+      ErrorCode.OVER_ALLOWANCE,
+      `the reservation of ${first.signer} caps payments: the package carries no payment to count`,
+      [p.device],
+    );
+}

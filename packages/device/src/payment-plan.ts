@@ -1,0 +1,57 @@
+/**
+ * The payment rules as the device applies them (./payments.ts imports this on first use): the
+ * payment read from its transaction (core's readers), the one-package rules, and the running
+ * total of every capped allowance charged.
+ */
+import {
+  type Allowance,
+  type PaymentTx,
+  type SignedReservation,
+  type SuiteId,
+  chargeAllowance,
+  equalBytes,
+  hasCaps,
+  requirePayment,
+  toHex,
+} from '@tessera/core';
+import { checkPackagePayment, readPayment } from '@tessera/core/package-payment';
+import { DeviceError } from './errors.js';
+import type { PaymentPlan } from './payments.js';
+import { DeviceStorage } from './storage.js';
+
+type Totals = Record<string, string>;
+
+export async function plan(
+  store: DeviceStorage,
+  suite: SuiteId,
+  device: string,
+  reservations: readonly SignedReservation[],
+  req: { message?: Uint8Array; payment?: PaymentTx },
+): Promise<PaymentPlan> {
+  if (!req.payment) {
+    requirePayment({ device, payment: null, cosigners: reservations });
+    throw new DeviceError('INVALID_ARGUMENT', 'a package signs a message or pays a transaction');
+  }
+  const read = readPayment(req.payment);
+  if (req.message && !equalBytes(req.message, read.message))
+    throw new DeviceError(
+      'PAYMENT_MISMATCH',
+      'the message is not what the transaction signs: pass the transaction only',
+    );
+  // The one-package rules (a chain of this key's suite, per-payment limits, caps).
+  checkPackagePayment({ suite, device, message: read.message, payment: req.payment, cosigners: reservations });
+  const ops: PaymentPlan['ops'] = [];
+  const seen = new Set<string>();
+  for (const r of reservations) {
+    if (!hasCaps(r.allowance)) continue;
+    const a = r.allowance as Allowance;
+    const id = toHex(a.allowanceId);
+    if (seen.has(id)) continue;
+    seen.add(id);
+    const key = `allowance/${id}`;
+    const totals = (await store.getJson<Totals>(key)) ?? {};
+    const next = chargeAllowance(a, read.payment, BigInt(totals[read.payment.asset] ?? '0'), [device]);
+    ops.push({ type: 'put', key, value: DeviceStorage.json({ ...totals, [read.payment.asset]: next.toString() }) });
+  }
+  return { message: read.message, payment: read.payment, ops };
+}

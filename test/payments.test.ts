@@ -1,0 +1,161 @@
+/**
+ * Offline payments with caps (issue 19), through the device SDK, the gateway, the coordinator and
+ * signer engines with real LevelDB stores (in this process; test/payments-kill.test.ts does the
+ * same with `tessera dev` processes and kill -9):
+ *
+ * - capped reservations: the co-signer signs the caps asked for into every reservation (its own
+ *   id), and grants none past its `maxCaps` policy;
+ * - the device pays Bitcoin PSBTs only, within the caps: a bare message or a payment past the
+ *   per-payment limit or the cap is refused before anything is signed; the merchant's check reads
+ *   the payment; the completed BIP 340 signature goes into the PSBT's witness (btc-signer) and
+ *   verifies over btc-signer's hash of the extracted transaction;
+ * - two copies of one phone (its directory copied: the same reservations and the same totals)
+ *   each sign a package within the cap whose sum passes it: delivered in either order, exactly
+ *   one completes, the other is refused OVER_ALLOWANCE and spends no nonce.
+ */
+import { cpSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { schnorr } from '@noble/curves/secp256k1.js';
+import { OutScript, SigHash, Transaction } from '@scure/btc-signer';
+import { afterAll, describe, expect, it } from 'vitest';
+import { fromHex } from '@tessera/core';
+import { checkPackage } from '@tessera/core/merchant';
+import { Device } from '@tessera/device';
+import { cleanup, closers, deviceCluster, enrolled, tempDir, type Cluster } from './device-harness.js';
+
+afterAll(cleanup);
+
+/** A payee's Taproot output (a valid x-only key). */
+const PAYEE = OutScript.encode({ type: 'tr', pubkey: schnorr.getPublicKey(new Uint8Array(32).fill(7)) });
+
+/** A PSBT spending one UTXO of `own` (amount + fee) to the payee. */
+function psbt(own: Uint8Array, amount: bigint, fee: bigint): Uint8Array {
+  const tx = new Transaction();
+  tx.addInput({ txid: randomBytes(32), index: 0, witnessUtxo: { script: own, amount: amount + fee } });
+  tx.addOutput({ script: PAYEE, amount });
+  return tx.toPSBT();
+}
+
+async function refusal(f: () => Promise<unknown>): Promise<string> {
+  try {
+    await f();
+    return 'ok';
+  } catch (e) {
+    return String((e as { code?: string }).code);
+  }
+}
+
+async function phoneWithKey(c: Cluster, id: string) {
+  const d = await enrolled(c, id);
+  const info = await d.device.keygen(c.url, { suite: 'secp256k1-tr', threshold: 2, with: ['signer-1', 'signer-2'] });
+  const own = OutScript.encode({ type: 'tr', pubkey: fromHex(info.publicKey) });
+  return { ...d, info, own };
+}
+
+describe('offline payments with caps', () => {
+  it('the device pays PSBTs within its caps; the merchant reads the payment; the signature spends the input', async () => {
+    const c = await deviceCluster(3);
+    const { device, info: key, own } = await phoneWithKey(c, 'phone-pay');
+    const caps = { caps: { BTC: 50_000n }, perPayment: { BTC: 30_000n } };
+    expect(await device.reserve(c.url, { keyId: key.keyId, count: 3, caps })).toMatchObject({ added: 3 });
+
+    // Capped reservations pay transactions only, within the caps; a refusal signs nothing.
+    expect(await refusal(() => device.signOffline({ keyId: key.keyId, message: new Uint8Array(32) }))).toBe(
+      'OVER_ALLOWANCE',
+    );
+    expect(await refusal(() => device.signOffline({ keyId: key.keyId, payment: pay(own, 29_800n, 201n) }))).toBe(
+      'OVER_ALLOWANCE',
+    );
+    const wrong = pay(own, 1_000n, 100n);
+    expect(
+      await refusal(() => device.signOffline({ keyId: key.keyId, payment: wrong, message: new Uint8Array(32) })),
+    ).toBe('PAYMENT_MISMATCH');
+    expect((await device.status()).queue.pending).toBe(0);
+
+    const p = await device.signOffline({ keyId: key.keyId, payment: pay(own, 20_000n, 500n) });
+    expect(p.payment).toMatchObject({ chain: 'bitcoin', asset: 'BTC', amount: '20000', fee: '500' });
+    const checked = await checkPackage(await device.keyRecord(key.keyId), p.text);
+    expect(checked.payment).toEqual(p.payment);
+    // The journal says what was paid.
+    expect((await device.journal()).find((e) => e.packageId === p.packageId)?.payment).toEqual(p.payment);
+    // 20,500 used of 50,000: another 29,500 fits, 30,001 would not (per payment), 29,501 would pass the cap.
+    expect(await refusal(() => device.signOffline({ keyId: key.keyId, payment: pay(own, 29_401n, 100n) }))).toBe(
+      'OVER_ALLOWANCE',
+    );
+
+    const s = await device.sync(c.url);
+    expect(s.completed.map((x) => x.packageId)).toEqual([p.packageId]);
+    const sig = fromHex((s.completed[0] as { signature: string }).signature);
+    const queued = (await device.queue()).find((q) => q.packageId === p.packageId);
+    const tx = Transaction.fromPSBT((lastPsbt.get(queued?.message ?? '') as Uint8Array) ?? new Uint8Array());
+    tx.updateInput(0, { finalScriptWitness: [sig] });
+    const raw = Transaction.fromRaw(tx.extract(), { allowUnknownOutputs: true });
+    const hash = raw.preimageWitnessV1(0, [own], SigHash.DEFAULT, [20_500n]);
+    expect(
+      schnorr.verify(
+        (raw.getInput(0).finalScriptWitness as Uint8Array[])[0] as Uint8Array,
+        hash,
+        fromHex(key.publicKey),
+      ),
+    ).toBe(true);
+  });
+
+  it('a co-signer grants no caps above its policy, and with maxCaps set reserves nothing uncapped', async () => {
+    const c = await deviceCluster(3, { maxCaps: { BTC: '100000' } });
+    const { device, info: key } = await phoneWithKey(c, 'phone-policy');
+    const one = { keyId: key.keyId, count: 1, cosigners: ['signer-1'] };
+    // Refused by the co-signer's own policy: POLICY_DENIED reaches the device (not a retry).
+    expect(await refusal(() => device.reserve(c.url, one))).toBe('POLICY_DENIED');
+    expect(await refusal(() => device.reserve(c.url, { ...one, caps: { caps: { BTC: 100_001n } } }))).toBe(
+      'POLICY_DENIED',
+    );
+    expect(await refusal(() => device.reserve(c.url, { ...one, caps: { caps: { SOL: 1n } } }))).toBe('POLICY_DENIED');
+    expect((await device.reserve(c.url, { ...one, caps: { caps: { BTC: 100_000n } } })).added).toBe(1);
+  });
+
+  for (const order of ['first, second', 'second, first'] as const)
+    it(`two copies of one phone pay past the cap together: exactly one completes (delivered ${order})`, async () => {
+      const c = await deviceCluster(3);
+      const a = await phoneWithKey(c, `phone-${order.startsWith('first') ? 'ab' : 'ba'}`);
+      await a.device.reserve(c.url, {
+        keyId: a.info.keyId,
+        count: 2,
+        cosigners: ['signer-1'],
+        caps: { caps: { BTC: 50_000n } },
+      });
+      // The copy: the same store (reservations, totals) in another directory.
+      await a.device.close();
+      const copyDir = tempDir();
+      cpSync(a.dir, copyDir, { recursive: true });
+      const phone = await Device.open({ location: a.dir, storageKey: a.key });
+      const clone = await Device.open({ location: copyDir, storageKey: a.key });
+      closers.push(
+        () => phone.close(),
+        () => clone.close(),
+      );
+      const first = await phone.signOffline({ keyId: a.info.keyId, payment: pay(a.own, 30_000n, 0n) });
+      // The clone spends its first slot on a payment it never delivers, then signs on the second.
+      await clone.signOffline({ keyId: a.info.keyId, payment: pay(a.own, 1_000n, 0n) });
+      const second = await clone.signOffline({ keyId: a.info.keyId, payment: pay(a.own, 25_000n, 0n) });
+      expect(first.packageId).not.toBe(second.packageId);
+      const [x, y] = order === 'first, second' ? [first, second] : [second, first];
+      expect(await refusal(() => c.coordinator.completePackage(x.bytes))).toBe('ok');
+      expect(await refusal(() => c.coordinator.completePackage(y.bytes))).toBe('OVER_ALLOWANCE');
+      // Refused, not spent: the co-signer's nonce of the refused package is still fresh.
+      expect(await refusal(() => c.coordinator.completePackage(y.bytes))).toBe('OVER_ALLOWANCE');
+      // The one that completed completes again to the same signature (counted once).
+      expect(await refusal(() => c.coordinator.completePackage(x.bytes))).toBe('ok');
+      const fresh = await c.signer('signer-1').ledger.countFresh(`r.`);
+      expect(fresh).toBe(1);
+    });
+});
+
+/** The PSBT of each payment message signed (by the hex of its hash), to finalise it after the sync. */
+const lastPsbt = new Map<string, Uint8Array>();
+
+function pay(own: Uint8Array, amount: bigint, fee: bigint) {
+  const tx = psbt(own, amount, fee);
+  const hash = Transaction.fromPSBT(tx).preimageWitnessV1(0, [own], SigHash.DEFAULT, [amount + fee]);
+  lastPsbt.set(Buffer.from(hash).toString('hex'), tx);
+  return { chain: 'bitcoin', tx, input: 0 };
+}
