@@ -8,119 +8,27 @@
  * results and from every signer's nonce ledger), every signature verifies, every audit chain
  * is intact.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeOfflinePackage, fromHex, getSuite, toHex } from '@tessera/core';
 import { SealedStore, NonceLedger, loadKek } from '@tessera/store';
 import { qrSvg, qrTerminal } from '../packages/cli/src/qr.js';
-import { openClient, status, submitPackage, type Client } from '@tessera/cli';
+import { submitPackage, type Client } from '@tessera/cli';
+import { BIN, DevCluster, cli, exited, ok } from './dev-cli.js';
 
-const BIN = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
-
-/** Resolves when `child` has exited, including when it already had (its 'exit' event then fired before anyone listened). */
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((r) => child.once('exit', () => r()));
-}
 const root = mkdtempSync(join(tmpdir(), 'tessera-devcluster-'));
 const dir = join(root, '.tessera');
 const phone = join(root, 'phone');
-let dev: ChildProcess | undefined;
-
-/** Runs the CLI; parses --json output. */
-function cli<T = Record<string, unknown>>(...args: string[]): { code: number | null; json: T; err: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args, '--json'], { encoding: 'utf8', timeout: 120_000 });
-  let json = {} as T;
-  try {
-    json = JSON.parse(r.stdout) as T;
-  } catch {
-    /* error output is on stderr */
-  }
-  return { code: r.status, json, err: errorLine(r.stderr) };
-}
-
-/** With --json an error is `{"error":{code,message,culprits}}` on stderr: as "message [CODE]" for the assertions. */
-function errorLine(stderr: string): string {
-  try {
-    const e = (JSON.parse(stderr) as { error: { code: string; message: string } }).error;
-    return `${e.message} [${e.code}]`;
-  } catch {
-    return stderr;
-  }
-}
-
-function ok<T = Record<string, unknown>>(...args: string[]): T {
-  const r = cli<T>(...args);
-  if (r.code !== 0) throw new Error(`tessera ${args.join(' ')} failed (${r.code}): ${r.err}`);
-  return r.json;
-}
-
-async function startDev(): Promise<void> {
-  const p = spawn(
-    process.execPath,
-    [BIN, 'dev', '--dir', dir, '--port', '0', '--gateway-port', '0', '--no-wallet', '--no-prove', '--json'],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TESSERA_LOG_LEVEL: 'error' } },
-  );
-  dev = p;
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: p.stdout! }).on('line', (l) => {
-      if ((JSON.parse(l) as { event: string }).event.startsWith('serving')) resolve();
-    });
-    p.once('exit', (c) => reject(new Error(`tessera dev exited ${c}`)));
-  });
-}
-
-async function stopDev(): Promise<void> {
-  const p = dev;
-  dev = undefined;
-  if (!p || p.exitCode !== null) return;
-  await new Promise<void>((r) => {
-    p.once('exit', () => r());
-    p.kill('SIGTERM');
-  });
-}
-
-interface Status {
-  coordinator: { pid: number };
-  devices: { id: string; linked: boolean }[];
-  signers: { id: string; healthy: boolean; pid?: number }[];
-}
-
-/**
- * Waits until the coordinator answers and every signer is linked (after a supervisor restart).
- * It polls in this process with the CLI's own client (what `tessera status` prints), not a
- * `tessera` process per poll.
- */
-async function waitHealthy(exceptPid?: number): Promise<Status> {
-  for (let i = 0; i < 150; i++) {
-    const s = await withCluster((c) => status(c)).catch(() => undefined);
-    if (
-      s &&
-      s.signers.length === 3 &&
-      s.signers.every((x) => x.healthy && x.pid && x.pid !== exceptPid) &&
-      s.coordinator.pid !== exceptPid
-    )
-      return s as Status;
-    await new Promise((res) => setTimeout(res, 200));
-  }
-  throw new Error('cluster did not become healthy');
-}
-
-/** The CLI's client for this cluster, in this process. */
-async function withCluster<T>(fn: (c: Client) => Promise<T>): Promise<T> {
-  const c = openClient(dir);
-  try {
-    return await fn(c);
-  } finally {
-    c.close();
-  }
-}
+const cluster = new DevCluster(dir);
+const startDev = () => cluster.start();
+const stopDev = () => cluster.stop();
+const waitHealthy = (exceptPid?: number) => cluster.healthy(exceptPid);
+const withCluster = <T>(fn: (c: Client) => Promise<T>) => cluster.with(fn);
 
 afterAll(async () => {
   await stopDev();
@@ -260,7 +168,7 @@ describe('offline co-signing with a real dev cluster', () => {
   }, 120_000);
 
   it('two devices of one key sign together with no cluster (still stopped), exchanging files', async () => {
-    expect(dev).toBeUndefined();
+    expect(cluster.running).toBe(false);
     const k = shared;
     const msg = toHex(randomBytes(32));
     const req = join(root, 'cosign.req');
