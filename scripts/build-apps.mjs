@@ -17,6 +17,19 @@ import { build } from 'esbuild';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const APPS = ['wallet', 'console'];
 
+/** The esbuild settings every web bundle of the project uses: minified ES modules for browsers. */
+const BROWSER = {
+  absWorkingDir: ROOT,
+  bundle: true,
+  minify: true,
+  write: false,
+  platform: 'browser',
+  format: 'esm',
+  target: 'es2022',
+  conditions: ['browser'],
+  logLevel: 'silent',
+};
+
 /**
  * One minified ES module for browsers (the settings every web bundle of the project uses): from
  * an entry file, or from `contents` (an ES module's text) resolved at the repository root.
@@ -24,15 +37,7 @@ export const APPS = ['wallet', 'console'];
 export async function browserBundle({ entry, contents }) {
   const r = await build({
     ...(entry ? { entryPoints: [entry] } : { stdin: { contents, resolveDir: ROOT, loader: 'js' } }),
-    absWorkingDir: ROOT,
-    bundle: true,
-    minify: true,
-    write: false,
-    platform: 'browser',
-    format: 'esm',
-    target: 'es2022',
-    conditions: ['browser'],
-    logLevel: 'silent',
+    ...BROWSER,
   });
   const js = r.outputFiles[0]?.contents;
   if (!js) throw new Error(`esbuild produced no bundle for ${entry ?? 'its input'}`);
@@ -47,18 +52,10 @@ export async function browserBundle({ entry, contents }) {
 export async function browserChunks(contents) {
   const r = await build({
     stdin: { contents, resolveDir: ROOT, loader: 'js' },
-    absWorkingDir: ROOT,
-    bundle: true,
-    minify: true,
-    write: false,
+    ...BROWSER,
     splitting: true,
     outdir: join(ROOT, '.chunks'),
     metafile: true,
-    platform: 'browser',
-    format: 'esm',
-    target: 'es2022',
-    conditions: ['browser'],
-    logLevel: 'silent',
   });
   const files = new Map(r.outputFiles.map((f) => [f.path, f.contents]));
   return Object.entries(r.metafile.outputs).map(([path, o]) => {
@@ -102,20 +99,12 @@ export async function buildApp(app, outDir) {
   mkdirSync(join(outDir, 'chunks'), { recursive: true });
   const r = await build({
     entryPoints: { [app]: join(src, 'src', 'main.ts') },
-    absWorkingDir: ROOT,
-    bundle: true,
-    minify: true,
-    write: false,
+    ...BROWSER,
     splitting: true,
     outdir: outDir,
     entryNames: '[name]',
     chunkNames: 'chunks/[name]-[hash]',
     metafile: true,
-    platform: 'browser',
-    format: 'esm',
-    target: 'es2022',
-    conditions: ['browser'],
-    logLevel: 'silent',
   });
   const files = new Map(r.outputFiles.map((f) => [f.path, f.contents]));
   for (const [path, js] of files) writeFileSync(path, js);
