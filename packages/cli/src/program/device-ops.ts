@@ -30,7 +30,7 @@ export function registerDeviceOpsCommands(program: Command, device: Command): vo
   program
     .command('check-package')
     .description(
-      "verify an offline package without the cluster (the merchant's check): the device signed it against genuine, unexpired reservations",
+      "verify an offline package without the cluster (the merchant's check): the device signed it against genuine, unexpired reservations; a payment it carries is read from its transaction and within the caps",
     )
     .requiredOption('--key-record <file>', "the key's public record (tessera device key-record)")
     .requiredOption('--package <file>', 'package file')
@@ -42,7 +42,11 @@ export function registerDeviceOpsCommands(program: Command, device: Command): vo
         !!o.json,
         { ok: true, ...r },
         () =>
-          `package ${r.packageId} OK: signed by ${r.device} for key ${r.keyId}; co-signers ${r.cosigners.join(', ')}; complete before ${new Date(r.expiresAt).toISOString()}`,
+          `package ${r.packageId} OK: signed by ${r.device} for key ${r.keyId}; co-signers ${r.cosigners.join(', ')}; complete before ${new Date(r.expiresAt).toISOString()}${
+            r.payment
+              ? `\npays ${r.payment.amount} ${r.payment.asset} (fee ${r.payment.fee}) to ${r.payment.to.join(', ') || 'nobody else'} on ${r.payment.chain}, within every reservation's caps`
+              : ''
+          }`,
       );
     });
 

@@ -22,7 +22,7 @@ export function registerDeviceRecordCommands(device: Command): void {
                 const what =
                   e.kind === 'reserved' || e.kind === 'expired'
                     ? `${e.count} slot(s) of key ${e.keyId}`
-                    : `package ${e.packageId}${e.code ? ` ${e.code}: ${e.reason}` : ''}${e.note ? ` (${e.note})` : ''}`;
+                    : `package ${e.packageId}${e.payment ? ` pays ${e.payment.amount} ${e.payment.asset} (fee ${e.payment.fee})` : ''}${e.code ? ` ${e.code}: ${e.reason}` : ''}${e.note ? ` (${e.note})` : ''}`;
                 return `${String(e.seq).padStart(5)} ${new Date(e.at).toISOString()} ${e.kind.padEnd(11)} ${what}`;
               })
               .join('\n')
