@@ -4,11 +4,13 @@
  * same with `tessera dev` processes and kill -9):
  *
  * - capped reservations: the co-signer signs the caps asked for into every reservation (its own
- *   id), and grants none past its `maxCaps` policy;
+ *   id), grants none past its `maxCaps` policy, and once that policy is set completes nothing on
+ *   an uncapped reservation it made before;
  * - the device pays Bitcoin PSBTs only, within the caps: a bare message or a payment past the
  *   per-payment limit or the cap is refused before anything is signed; the merchant's check reads
  *   the payment; the completed BIP 340 signature goes into the PSBT's witness (btc-signer) and
- *   verifies over btc-signer's hash of the extracted transaction;
+ *   verifies over btc-signer's hash of the extracted transaction; a used-up allowance does not
+ *   block a later one (the device signs on the oldest slot whose allowance holds the payment);
  * - two copies of one phone (its directory copied: the same reservations and the same totals)
  *   each sign a package within the cap whose sum passes it: delivered in either order, exactly
  *   one completes, the other is refused OVER_ALLOWANCE and spends no nonce.
@@ -21,6 +23,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { fromHex } from '@tessera/core';
 import { checkPackage } from '@tessera/core/merchant';
 import { Device } from '@tessera/device';
+import { operators } from './authority.js';
 import { cleanup, closers, deviceCluster, enrolled, tempDir, type Cluster } from './device-harness.js';
 
 afterAll(cleanup);
@@ -82,9 +85,13 @@ describe('offline payments with caps', () => {
     expect(await refusal(() => device.signOffline({ keyId: key.keyId, payment: pay(own, 29_401n, 100n) }))).toBe(
       'OVER_ALLOWANCE',
     );
+    // A fresh allowance pays it: the device signs on the oldest slot whose allowance holds it.
+    await device.reserve(c.url, { keyId: key.keyId, count: 1, caps });
+    const later = await device.signOffline({ keyId: key.keyId, payment: pay(own, 29_401n, 100n) });
+    expect(later.payment).toMatchObject({ amount: '29401', fee: '100' });
 
     const s = await device.sync(c.url);
-    expect(s.completed.map((x) => x.packageId)).toEqual([p.packageId]);
+    expect(s.completed.map((x) => x.packageId)).toEqual([p.packageId, later.packageId]);
     const sig = fromHex((s.completed[0] as { signature: string }).signature);
     const queued = (await device.queue()).find((q) => q.packageId === p.packageId);
     const tx = Transaction.fromPSBT((lastPsbt.get(queued?.message ?? '') as Uint8Array) ?? new Uint8Array());
@@ -111,6 +118,23 @@ describe('offline payments with caps', () => {
     );
     expect(await refusal(() => device.reserve(c.url, { ...one, caps: { caps: { SOL: 1n } } }))).toBe('POLICY_DENIED');
     expect((await device.reserve(c.url, { ...one, caps: { caps: { BTC: 100_000n } } })).added).toBe(1);
+  });
+
+  it('caps set on a running node stop the uncapped reservations it made before: POLICY_DENIED at completion, nothing spent', async () => {
+    const c = await deviceCluster(3);
+    const { device, info: key } = await phoneWithKey(c, 'phone-later');
+    await device.reserve(c.url, { keyId: key.keyId, count: 1, cosigners: ['signer-1'] });
+    const p = await device.signOffline({ keyId: key.keyId, message: new Uint8Array(32).fill(1) });
+    const s1 = c.signer('signer-1');
+    s1.setPolicy({
+      allowKeygen: true,
+      allowUnpinnedPeers: true,
+      operators,
+      requesters: [],
+      devices: { maxCaps: { BTC: '100000' } },
+    });
+    expect(await refusal(() => c.coordinator.completePackage(p.bytes))).toBe('POLICY_DENIED');
+    expect(await s1.ledger.countFresh('r.')).toBe(1);
   });
 
   for (const order of ['first, second', 'second, first'] as const)

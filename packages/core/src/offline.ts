@@ -175,12 +175,15 @@ export interface DecodedPackage extends OfflinePackage {
 }
 
 /**
- * sha256 of the package with `created_at` zeroed. `created_at` is the device's informational
- * clock reading and no signature covers it: were it part of the digest, a relay could change it
- * and turn one signed package into two "different" ones racing for the same reservation.
+ * sha256 of the package with `created_at` zeroed and the payment left out. `created_at` is the
+ * device's informational clock reading and no signature covers it: were it part of the digest, a
+ * relay could change it and turn one signed package into two "different" ones racing for the
+ * same reservation. The same for the payment: the signature covers the message derived from the
+ * transaction, not the transaction's encoding (a relay can re-encode a PSBT, or drop it where no
+ * cap needs it, without changing the message); a package with and without it is one package.
  */
 export function packageDigest(p: OfflinePackage): Uint8Array {
-  return sha256(encodeOfflinePackage({ ...p, createdAt: 0 }));
+  return sha256(encodeOfflinePackage({ ...p, createdAt: 0, payment: null }));
 }
 
 export function packageIdOf(digest: Uint8Array): string {

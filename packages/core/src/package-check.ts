@@ -124,7 +124,10 @@ export async function checkPackageWith(
         `this check reads no payments (a ${p.shape.id} key signs none): use checkPackage`,
         [p.device],
       );
-    paid = (await payments()).checkPackagePayment({ ...p, suite: p.shape.id });
+    // The key's public key as its suite encodes it (BIP 340 keys are x-only).
+    const element = key.commitments[0] as Uint8Array;
+    const publicKey = p.shape.id === 'secp256k1-tr' ? element.subarray(1) : element;
+    paid = (await payments()).checkPackagePayment({ ...p, suite: p.shape.id, publicKey });
   }
   return {
     packageId: p.packageId,
@@ -278,8 +281,8 @@ async function readPackage(load: CurveLoader, bytes: Uint8Array): Promise<Packag
     prev = x;
   }
   if (!equalBytes(writeOfflinePackage(w), bytes)) throw new DecodeError('offline package: non-canonical encoding');
-  // The digest leaves out created_at (the device's clock, which no signature covers): see packageDigest.
-  const digest = sha256(writeOfflinePackage({ ...w, createdAt: 0 }));
+  // The digest leaves out created_at and the payment (no signature covers them): see packageDigest.
+  const digest = sha256(writeOfflinePackage({ ...w, createdAt: 0, payment: null }));
   return { ...w, shape, packageId: toHex(digest.subarray(0, 16)) };
 }
 

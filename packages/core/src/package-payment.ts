@@ -1,6 +1,7 @@
 /**
  * The payment rules of an offline package (issue 19), for every checker: the device before it
- * signs, the merchant's check, the coordinator and each co-signer at completion.
+ * signs, the merchant's check and each co-signer at completion (the coordinator forwards: the
+ * co-signers decide).
  *
  * - A package that carries a payment signs exactly what its transaction signs: the message is
  *   derived from the transaction here (./payment.ts) and must equal the package's message
@@ -25,6 +26,8 @@ import type { SuiteId } from './suite-ids.js';
 export function checkPackagePayment(p: {
   /** The key's suite: a payment must be on a chain it signs for. */
   readonly suite: SuiteId;
+  /** The key's public key (its suite's encoding): what the payment spends must be the key's. */
+  readonly publicKey: Uint8Array;
   readonly device: string;
   readonly message: Uint8Array;
   readonly payment?: PaymentTx | null;
@@ -43,7 +46,7 @@ export function checkPackagePayment(p: {
     );
   let read: ReadPayment;
   try {
-    read = readPayment(p.payment);
+    read = readPayment(p.payment, p.publicKey);
   } catch (e) {
     throw new ProtocolError(ErrorCode.PAYMENT_MISMATCH, (e as Error).message, [p.device]);
   }

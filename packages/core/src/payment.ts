@@ -34,11 +34,15 @@ export interface PaymentTx {
 /** The chains whose payments can be read: `bitcoin` (a PSBT; the input spent by Taproot key path). */
 export const PAYMENT_CHAINS = Object.keys(CHAIN_SUITES);
 
-/** Reads `p`; PAYMENT_MISMATCH for an unknown chain or a transaction that cannot be read. */
-export function readPayment(p: PaymentTx): ReadPayment {
+/**
+ * Reads `p`; PAYMENT_MISMATCH for an unknown chain or a transaction that cannot be read. With
+ * `publicKey` (the key's public key in its suite's encoding), what the transaction spends must
+ * belong to that key.
+ */
+export function readPayment(p: PaymentTx, publicKey?: Uint8Array): ReadPayment {
   if (!p || !(p.tx instanceof Uint8Array))
     throw new ProtocolError(ErrorCode.PAYMENT_MISMATCH, 'payment: no transaction');
-  if (p.chain === 'bitcoin') return readBitcoinPayment(p.tx, p.input);
+  if (p.chain === 'bitcoin') return readBitcoinPayment(p.tx, p.input, publicKey);
   throw new ProtocolError(
     ErrorCode.PAYMENT_MISMATCH,
     `payment: chain "${String(p.chain).slice(0, 32)}" is not one of ${PAYMENT_CHAINS.join(', ')}`,

@@ -25,6 +25,7 @@ import {
   encodeKeyRecord,
   encodeOfflinePackage,
   getSuite,
+  groupPublicKey,
   isTesseraError,
   openReservation,
   packageFromText,
@@ -56,7 +57,7 @@ function clusterCheck(keyRecord: Uint8Array, pkg: Uint8Array | string, now: numb
   const rec = decodeKeyRecord(keyRecord);
   const p = decodeOfflinePackage(typeof pkg === 'string' ? packageFromText(pkg) : pkg);
   verifyOfflinePackage(rec.key, p, { keyId: rec.keyId, epoch: rec.epoch, now });
-  const paid = checkPackagePayment({ ...p, suite: p.suite.id });
+  const paid = checkPackagePayment({ ...p, suite: p.suite.id, publicKey: groupPublicKey(rec.key) });
   return {
     packageId: p.packageId,
     keyId: p.keyId,

@@ -238,14 +238,14 @@ describe('a capped secp256k1-tr key end to end', () => {
   }
 
   function pay(tx: Uint8Array, r = reserve(k, caps), message?: Uint8Array, kk = k) {
-    const read = readPayment({ chain: 'bitcoin', tx, input: 0 });
+    const read = message ? undefined : readPayment({ chain: 'bitcoin', tx, input: 0 });
     const pkg = createOfflinePackage({
       key: kk.key,
       share: kk.share('phone'),
       keyId: 'c0ffee00c0ffee00',
       epoch: 0,
       device: 'phone',
-      message: message ?? read.message,
+      message: message ?? (read?.message as Uint8Array),
       reservations: [r.signed],
       createdAt: NOW,
       payment: { chain: 'bitcoin', tx, input: 0 },
@@ -258,7 +258,7 @@ describe('a capped secp256k1-tr key end to end', () => {
     const cluster = await codeOf(() => {
       const p = decodeOfflinePackage(bytes);
       verifyOfflinePackage(kk.key, p, { keyId: 'c0ffee00c0ffee00', epoch: 0, now: NOW });
-      checkPackagePayment({ ...p, suite: p.suite.id });
+      checkPackagePayment({ ...p, suite: p.suite.id, publicKey: groupPublicKey(kk.key) });
     });
     return [cluster, await codeOf(() => checkPackage(kk.record, bytes, NOW))];
   }
@@ -275,7 +275,7 @@ describe('a capped secp256k1-tr key end to end', () => {
     const { pkg, r } = pay(tx);
     expect(pkg.cosigners[0]?.allowance).toEqual(caps);
     const session = verifyOfflinePackage(k.key, pkg, { keyId: 'c0ffee00c0ffee00', epoch: 0, now: NOW });
-    expect(checkPackagePayment({ ...pkg, suite: 'secp256k1-tr' })?.payment).toMatchObject({
+    expect(checkPackagePayment({ ...pkg, suite: 'secp256k1-tr', publicKey: xonly })?.payment).toMatchObject({
       amount: 25_000n,
       fee: 1_000n,
     });
@@ -346,12 +346,41 @@ describe('a capped secp256k1-tr key end to end', () => {
         ErrorCode.RESERVATION_INVALID,
       ],
     ];
+    // Spending another key's output, or asking for another sighash type than the one signed.
+    const notOurs = psbt(OTHER, [40_000n], [[OTHER, 25_000n]]);
+    cases.push([
+      'an input that is not this key’s',
+      pay(notOurs, undefined, readPayment({ chain: 'bitcoin', tx: notOurs, input: 0 }).message).pkg.bytes,
+      ErrorCode.PAYMENT_MISMATCH,
+    ]);
+    const all = Transaction.fromPSBT(tx);
+    all.updateInput(0, { sighashType: SigHash.ALL });
+    const allTx = all.toPSBT();
+    cases.push([
+      'SIGHASH_ALL asked for',
+      pay(allTx, undefined, Transaction.fromPSBT(allTx).preimageWitnessV1(0, [own], SigHash.DEFAULT, [40_000n])).pkg
+        .bytes,
+      ErrorCode.PAYMENT_MISMATCH,
+    ]);
     for (const [what, bytes, code] of cases) expect(await verdicts(bytes), what).toEqual([code, code]);
     // An uncapped reservation signs any message; a payment it carries is still read and must match.
     const free = pay(tx, reserve(k, null)).pkg;
     expect(await verdicts(free.bytes)).toEqual(['ok', 'ok']);
     const freeWrong = pay(tx, reserve(k, null), new Uint8Array(32).fill(2)).pkg;
     expect(await verdicts(freeWrong.bytes)).toEqual([ErrorCode.PAYMENT_MISMATCH, ErrorCode.PAYMENT_MISMATCH]);
+  });
+
+  it('the payment is not part of the package id: re-encoded (PSBT v2) or dropped, it is the same package', () => {
+    const tx = psbt(own, [40_000n], [[OTHER, 25_000n]]);
+    const { pkg } = pay(tx, reserve(k, null));
+    const v2 = Transaction.fromPSBT(tx).toPSBT(2);
+    expect(hex(v2)).not.toBe(hex(tx));
+    for (const payment of [{ chain: 'bitcoin', tx: v2, input: 0 }, null]) {
+      const again = decodeOfflinePackage(encodeOfflinePackage({ ...pkg, payment }));
+      expect(hex(again.bytes)).not.toBe(hex(pkg.bytes));
+      expect(again.packageId).toBe(pkg.packageId);
+      expect(hex(again.digest)).toBe(hex(pkg.digest));
+    }
   });
 
   it('an Ed25519 key signs no Bitcoin payment: PAYMENT_MISMATCH from both checks and from the one-suite merchant check', async () => {

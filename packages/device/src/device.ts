@@ -463,17 +463,14 @@ export class Device {
           ? checkRisk(this.#risk, await this.#journal.read(), now, req.integrity)
           : undefined;
       const drop: { type: 'del'; key: string }[] = [];
-      let chosen: { key: string; slot: Slot } | undefined;
+      const slots: { key: string; slot: Slot }[] = [];
       for await (const [k, v] of this.#store.entries(`slot/${req.keyId}/`)) {
         const slot = JSON.parse(new TextDecoder().decode(v)) as Slot;
         if (slot.expiresAt - EXPIRY_MARGIN_MS < now) drop.push({ type: 'del', key: k });
-        else {
-          chosen = { key: k, slot };
-          break;
-        }
+        else slots.push({ key: k, slot });
       }
       const lapsed = drop.length ? [{ kind: 'expired' as const, keyId: req.keyId, count: drop.length }] : [];
-      if (!chosen) {
+      if (!slots.length) {
         if (drop.length) await this.#journal.append(lapsed, drop);
         this.#events.emit('allowance', { keyId: req.keyId, remaining: 0 });
         throw new DeviceError(
@@ -481,12 +478,10 @@ export class Device {
           `no unused reservation left for key ${req.keyId}: reserve more while online`,
         );
       }
-      // A reservation made before a refresh is signed with the share of its own epoch.
-      const slotEpoch = chosen.slot.epoch ?? rec.epoch;
-      const signing = slotEpoch === rec.epoch ? rec : await this.#keyOld(req.keyId, slotEpoch);
-      const reservations = chosen.slot.reservations.map((h) => openReservation(signing.key, fromHex(h)));
-      // The message from the transaction, and the allowances charged (refused before signing).
-      const plan = await planPayment(this.#store, signing.key.suite.id, this.id, reservations, req);
+      // The oldest slot whose allowance holds this payment (one whose caps are used up, or that
+      // needs a payment where a bare message is signed, is left for another).
+      const found = await this.#slotFor(req, rec, slots);
+      const { chosen, signing, reservations, plan } = found;
       const pkg = createOfflinePackage({
         key: signing.key,
         share: signing.share,
@@ -541,6 +536,39 @@ export class Device {
         ...(plan.payment ? { payment: paymentToJSON(plan.payment) } : {}),
       };
     });
+  }
+
+  /**
+   * The first of `slots` (oldest first) that can sign `req`: its reservations opened with the
+   * share of their epoch (a refresh keeps the old one a while), the payment planned against their
+   * allowances. OVER_ALLOWANCE from every slot: the first slot's refusal.
+   */
+  async #slotFor(
+    req: { keyId: string; message?: Uint8Array; payment?: PaymentTx },
+    rec: KeyShareRecord,
+    slots: { key: string; slot: Slot }[],
+  ) {
+    let refusal: unknown;
+    for (const chosen of slots) {
+      const epoch = chosen.slot.epoch ?? rec.epoch;
+      const signing = epoch === rec.epoch ? rec : await this.#keyOld(req.keyId, epoch);
+      const reservations = chosen.slot.reservations.map((h) => openReservation(signing.key, fromHex(h)));
+      try {
+        const plan = await planPayment(
+          this.#store,
+          signing.key.suite.id,
+          groupPublicKey(signing.key),
+          this.id,
+          reservations,
+          req,
+        );
+        return { chosen, signing, reservations, plan };
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'OVER_ALLOWANCE') throw e;
+        refusal ??= e;
+      }
+    }
+    throw refusal;
   }
 
   /**

@@ -24,6 +24,7 @@ type Totals = Record<string, string>;
 export async function plan(
   store: DeviceStorage,
   suite: SuiteId,
+  publicKey: Uint8Array,
   device: string,
   reservations: readonly SignedReservation[],
   req: { message?: Uint8Array; payment?: PaymentTx },
@@ -32,14 +33,21 @@ export async function plan(
     requirePayment({ device, payment: null, cosigners: reservations });
     throw new DeviceError('INVALID_ARGUMENT', 'a package signs a message or pays a transaction');
   }
-  const read = readPayment(req.payment);
+  const read = readPayment(req.payment, publicKey);
   if (req.message && !equalBytes(req.message, read.message))
     throw new DeviceError(
       'PAYMENT_MISMATCH',
       'the message is not what the transaction signs: pass the transaction only',
     );
   // The one-package rules (a chain of this key's suite, per-payment limits, caps).
-  checkPackagePayment({ suite, device, message: read.message, payment: req.payment, cosigners: reservations });
+  checkPackagePayment({
+    suite,
+    publicKey,
+    device,
+    message: read.message,
+    payment: req.payment,
+    cosigners: reservations,
+  });
   const ops: PaymentPlan['ops'] = [];
   const seen = new Set<string>();
   for (const r of reservations) {

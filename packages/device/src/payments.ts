@@ -49,6 +49,7 @@ export interface PaymentPlan {
 export async function planPayment(
   store: DeviceStorage,
   suite: SuiteId,
+  publicKey: Uint8Array,
   device: string,
   reservations: readonly SignedReservation[],
   req: { message?: Uint8Array; payment?: PaymentTx },
@@ -58,5 +59,5 @@ export async function planPayment(
       throw new DeviceError('INVALID_ARGUMENT', 'a package signs a message or pays a transaction');
     return { message: req.message, payment: undefined, ops: [] };
   }
-  return (await import('./payment-plan.js')).plan(store, suite, device, reservations, req);
+  return (await import('./payment-plan.js')).plan(store, suite, publicKey, device, reservations, req);
 }

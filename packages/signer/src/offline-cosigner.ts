@@ -20,6 +20,7 @@ import {
   decodeOfflinePackage,
   encodeMessage,
   encodeReservation,
+  groupPublicKey,
   encodeSignatureShare,
   equalBytes,
   signEnvelope,
@@ -266,9 +267,23 @@ export class OfflineCosigner {
         { keyId, epoch: rec.epoch },
         { own: { identifier: rec.share.identifier, hiding: own.hiding, binding: own.binding } },
       );
+      // A policy of caps applies to reservations made before it too: uncapped ones, or ones above
+      // today's maximum, complete nothing (POLICY_DENIED; nothing spent).
+      const max = dp.maxCaps;
+      if (
+        max &&
+        (!hasCaps(own.allowance) ||
+          own.allowance.caps.some(
+            (c) => !Object.hasOwn(max, c.asset) || BigInt(c.amount) > BigInt(max[c.asset] as string),
+          ))
+      )
+        throw new SignerError(
+          'POLICY_DENIED',
+          'this reservation is not within the caps this node now grants (policy devices.maxCaps)',
+        );
       // Payments (issue 19): a package with a payment signs what its transaction signs, and every
       // capped reservation's allowance holds it (PAYMENT_MISMATCH, OVER_ALLOWANCE; nothing spent).
-      const paid = checkPackagePayment({ ...pkg, suite: rec.key.suite.id });
+      const paid = checkPackagePayment({ ...pkg, suite: rec.key.suite.id, publicKey: groupPublicKey(rec.key) });
       const capped = hasCaps(own.allowance) ? own.allowance : undefined;
       const totalsKey = capped ? `allowance/${deviceSegment(pkg.device)}/${toHex(capped.allowanceId)}` : undefined;
       let totals: Record<string, string> = {};

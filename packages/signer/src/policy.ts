@@ -52,9 +52,11 @@ export interface DevicePolicy {
   /** Devices this node no longer co-signs for (a lost phone): no reservation, no completion. */
   readonly revoked?: readonly string[];
   /**
-   * The most a device's reservations may let it pay, per asset, in base units (e.g. `{ BTC:
-   * "1000000" }`). Set: every reservation must carry caps (allowance.ts) within these, so a
-   * device cannot reserve uncapped; a cap for an asset not listed here is refused.
+   * The most one allowance (the reservations of one reserve call) may let a device pay, per
+   * asset, in base units (e.g. `{ BTC: "1000000" }`). Set: every reservation must carry caps
+   * (allowance.ts) within these — also reservations made before it was set, at completion — and
+   * a cap for an asset not listed is refused. What a device can pay in all is this times the
+   * allowances it holds (at most `maxReservations` of them).
    */
   readonly maxCaps?: Readonly<Record<string, string>>;
 }

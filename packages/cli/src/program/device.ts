@@ -112,6 +112,7 @@ export function registerDeviceCommands(program: Command): Command {
         json?: boolean;
       }) => {
         const { withDevice, gatewayUrl } = await import('../device-io.js');
+        if (o.perPayment && !o.cap) throw new CliError('INVALID_ARGUMENT', '--per-payment needs --cap');
         const r = await withDevice(o.deviceDir, (d) =>
           d.reserve(gatewayUrl(o), {
             keyId: o.key,

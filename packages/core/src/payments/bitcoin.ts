@@ -20,7 +20,11 @@ const MAX_IO = 256;
 
 const bad = (why: string) => new ProtocolError(ErrorCode.PAYMENT_MISMATCH, `bitcoin payment: ${why}`);
 
-export function readBitcoinPayment(psbt: Uint8Array, input: number): ReadPayment {
+/**
+ * Reads the payment; with `publicKey` (the key's BIP 340 x-only key), the spent input must pay
+ * to exactly that key (a Taproot output `OP_1 <key>`), so a package cannot claim a made-up input.
+ */
+export function readBitcoinPayment(psbt: Uint8Array, input: number, publicKey?: Uint8Array): ReadPayment {
   let tx: Transaction;
   try {
     tx = Transaction.fromPSBT(psbt);
@@ -43,6 +47,11 @@ export function readBitcoinPayment(psbt: Uint8Array, input: number): ReadPayment
   const own = scripts[input] as Uint8Array;
   if (own.length !== 34 || own[0] !== 0x51 || own[1] !== 0x20)
     throw bad(`input ${input} is not a Taproot output (a key-path spend is what this key signs)`);
+  if (publicKey && !equalBytes(own.subarray(2), publicKey)) throw bad(`input ${input} is not this key's output`);
+  // The hash below is SIGHASH_DEFAULT's; a PSBT asking for another type is not what gets signed.
+  const sighashType = tx.getInput(input).sighashType;
+  if (sighashType !== undefined && sighashType !== SigHash.DEFAULT)
+    throw bad(`input ${input} asks for sighash type ${sighashType}; only SIGHASH_DEFAULT is signed`);
   let out = 0n;
   let amount = 0n;
   const to: string[] = [];

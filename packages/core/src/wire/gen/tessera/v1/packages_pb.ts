@@ -799,7 +799,8 @@ export const ReservedCommitmentSchema: GenMessage<ReservedCommitment> = /*@__PUR
  * What a device emits when it signs offline: its signature share over `message`, against its
  * own fresh commitment and the co-signers' reserved ones. Self-verifying: with the key's
  * public data anyone can check the device's share and the co-signers' reservations. Only the
- * canonical encoding is accepted; the package id is sha256 of these bytes.
+ * canonical encoding is accepted; the package id is sha256 of these bytes with created_at zeroed
+ * and payment left out (neither is signed: core/src/offline.ts packageDigest).
  *
  * @generated from message tessera.v1.OfflinePackage
  */
