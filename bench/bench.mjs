@@ -8,6 +8,7 @@
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { schnorr } from '@noble/curves/secp256k1.js';
+import { OutScript, Transaction } from '@scure/btc-signer';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -102,6 +103,22 @@ function stats(lat, totalMs) {
     latencies: lat,
     ms: totalMs,
   };
+}
+
+/** A PSBT spending one Taproot output of x-only key `pk` to a payee, with change back. */
+function paymentPsbt(pk) {
+  const t = new Transaction();
+  t.addInput({
+    txid: randomBytes(32),
+    index: 0,
+    witnessUtxo: { script: OutScript.encode({ type: 'tr', pubkey: pk }), amount: 100_000n },
+  });
+  t.addOutput({
+    script: OutScript.encode({ type: 'tr', pubkey: schnorr.getPublicKey(new Uint8Array(32).fill(7)) }),
+    amount: 60_000n,
+  });
+  t.addOutput({ script: OutScript.encode({ type: 'tr', pubkey: pk }), amount: 39_000n });
+  return { psbt: t.toPSBT() };
 }
 
 const rows = [];
@@ -368,6 +385,16 @@ async function main() {
       const sig = schnorr.sign(msg, sk);
       floorSign = row(suiteId, 1, 1, 'floor-sign', await measure(() => schnorr.sign(msg, sk)));
       floorVerify = row(suiteId, 1, 1, 'floor-verify', await measure(() => schnorr.verify(sig, msg, pk)));
+      if (suiteId === 'secp256k1-tr') {
+        // What a payment adds to a completion (issue 19): reading a PSBT (one Taproot input of the
+        // key, a payee and change) and deriving its signature hash, beside one BIP 340 verify.
+        const { psbt: tx } = paymentPsbt(pk);
+        const [pay, verify] = await measureInterleaved(
+          () => core.readPayment({ chain: 'bitcoin', tx, input: 0 }, pk),
+          () => schnorr.verify(sig, msg, pk),
+        );
+        row(suiteId, 1, 1, 'payment-read', pay, 'floor-verify', verify);
+      }
     }
     void floorVerify;
     for (const [t, n] of CONFIGS) {
