@@ -36,7 +36,7 @@ import { SignerError, toTaskError } from './errors.js';
 import { deviceSegment } from './lifecycle-store.js';
 import { DEVICE_POLICY_DEFAULTS, type Policy } from './policy.js';
 import type { SignerEvent } from './engine.js';
-import type { SpentReservations } from './spent.js';
+import type { SpentCharge, SpentReservations } from './spent.js';
 
 /** What offline co-signing needs of its signer engine. */
 export interface OfflineCosignerContext {
@@ -285,7 +285,10 @@ export class OfflineCosigner {
       // capped reservation's allowance holds it (PAYMENT_MISMATCH, OVER_ALLOWANCE; nothing spent).
       const paid = checkPackagePayment({ ...pkg, suite: rec.key.suite.id, publicKey: groupPublicKey(rec.key) });
       const capped = hasCaps(own.allowance) ? own.allowance : undefined;
-      const totalsKey = capped ? `allowance/${deviceSegment(pkg.device)}/${toHex(capped.allowanceId)}` : undefined;
+      const allowanceName = capped ? `${deviceSegment(pkg.device)}/${toHex(capped.allowanceId)}` : undefined;
+      const totalsKey = allowanceName ? `allowance/${allowanceName}` : undefined;
+      /** What this completion charged (journalled with the use). */
+      let charged: SpentCharge | undefined;
       let totals: Record<string, string> = {};
       // Cached unless this call's produce() runs: concurrent deliveries that lose the ledger's
       // per-nonce lock get the stored share and must not be counted as fresh completions.
@@ -300,7 +303,12 @@ export class OfflineCosigner {
               const raw = await this.#ctx.store.get(totalsKey as string);
               totals = raw ? (JSON.parse(new TextDecoder().decode(raw)) as Record<string, string>) : {};
               const p = (paid as NonNullable<typeof paid>).payment;
-              const next = chargeAllowance(capped, p, BigInt(totals[p.asset] ?? '0'), [pkg.device]);
+              // The stored total, or the journal's sum if a damaged store lost some of it.
+              const stored = BigInt(totals[p.asset] ?? '0');
+              const journalled = this.#ctx.spent?.charged(allowanceName as string, p.asset, ledgerId) ?? 0n;
+              const before = stored > journalled ? stored : journalled;
+              const next = chargeAllowance(capped, p, before, [pkg.device]);
+              charged = { allowance: allowanceName as string, asset: p.asset, amount: next - before };
               totals = { ...totals, [p.asset]: next.toString() };
             },
             commit: (ops: readonly BatchOp[]) =>
@@ -328,7 +336,7 @@ export class OfflineCosigner {
               });
               const out = session.signShare(rec.share, nonces);
               // Journalled (fsync) before the ledger write and before release.
-              await this.#ctx.spent?.add(ledgerId, toHex(pkg.digest));
+              await this.#ctx.spent?.add(ledgerId, toHex(pkg.digest), charged);
               return out;
             },
             charge,

@@ -7,48 +7,78 @@
  * reservations are kept across links, so their use is also written here, before the share is
  * released, and checked on every completion.
  *
- * Format: one line per use, `<ledger id> <package digest hex>\n`. A torn last line (a crash
- * mid-append) is ignored: nothing was released for it.
+ * A use on a capped reservation also records what it charged to its allowance, so the running
+ * total cannot fall back either: the co-signer counts the larger of its stored total and the
+ * journal's sum for that allowance.
+ *
+ * Format: one line per use, `<ledger id> <package digest hex>[ <allowance>:<asset>=<amount>]\n`.
+ * A torn last line (a crash mid-append) is ignored: nothing was released for it.
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+
+/** What a use charged to a capped allowance (`allowance`: the co-signer's record name for it). */
+export interface SpentCharge {
+  readonly allowance: string;
+  readonly asset: string;
+  readonly amount: bigint;
+}
 
 export interface SpentReservations {
   /** The package digest a reservation was used for, if it was. */
   get(ledgerId: string): string | undefined;
   /** Records a use durably (fsync) before the caller releases anything. */
-  add(ledgerId: string, digestHex: string): Promise<void>;
+  add(ledgerId: string, digestHex: string, charge?: SpentCharge): Promise<void>;
+  /** The sum charged to `allowance` in `asset` by every recorded use but `except`'s. */
+  charged(allowance: string, asset: string, except?: string): bigint;
 }
+
+const LINE =
+  /^(r\.[A-Za-z0-9._-]+) ([0-9a-f]{64})(?: ([A-Za-z0-9._/-]{1,200}):([A-Za-z0-9][A-Za-z0-9:._-]{0,63})=(0|[1-9][0-9]{0,77}))?$/;
 
 export class SpentJournal implements SpentReservations {
   readonly #spent = new Map<string, string>();
+  /** Per ledger id, what its (first) use charged. */
+  readonly #charges = new Map<string, SpentCharge>();
   readonly #fd: number;
 
-  private constructor(fd: number, entries: Map<string, string>) {
+  private constructor(fd: number) {
     this.#fd = fd;
-    for (const [k, v] of entries) this.#spent.set(k, v);
   }
 
   static open(path: string): SpentJournal {
-    const entries = new Map<string, string>();
-    if (existsSync(path)) {
-      for (const line of readFileSync(path, 'utf8').split('\n')) {
-        const m = /^(r\.[A-Za-z0-9._-]+) ([0-9a-f]{64})$/.exec(line);
-        if (m) entries.set(m[1] as string, m[2] as string);
-      }
+    const lines = existsSync(path) ? readFileSync(path, 'utf8').split('\n') : [];
+    const j = new SpentJournal(openSync(path, 'a', 0o600));
+    for (const line of lines) {
+      const m = LINE.exec(line);
+      if (!m) continue;
+      const id = m[1] as string;
+      j.#spent.set(id, m[2] as string);
+      if (m[3] && !j.#charges.has(id))
+        j.#charges.set(id, { allowance: m[3], asset: m[4] as string, amount: BigInt(m[5] as string) });
     }
-    return new SpentJournal(openSync(path, 'a', 0o600), entries);
+    return j;
+  }
+
+  charged(allowance: string, asset: string, except?: string): bigint {
+    let sum = 0n;
+    for (const [id, c] of this.#charges)
+      if (id !== except && c.allowance === allowance && c.asset === asset) sum += c.amount;
+    return sum;
   }
 
   get(ledgerId: string): string | undefined {
     return this.#spent.get(ledgerId);
   }
 
-  async add(ledgerId: string, digestHex: string): Promise<void> {
+  async add(ledgerId: string, digestHex: string, charge?: SpentCharge): Promise<void> {
     const prior = this.#spent.get(ledgerId);
-    if (prior === digestHex) return;
-    writeSync(this.#fd, `${ledgerId} ${digestHex}\n`);
+    // Written once; again only to add a charge a first (torn) line did not carry.
+    if (prior === digestHex && (!charge || this.#charges.has(ledgerId))) return;
+    const tail = charge ? ` ${charge.allowance}:${charge.asset}=${charge.amount}` : '';
+    writeSync(this.#fd, `${ledgerId} ${digestHex}${tail}\n`);
     fsyncSync(this.#fd);
     this.#spent.set(ledgerId, digestHex);
+    if (charge && !this.#charges.has(ledgerId)) this.#charges.set(ledgerId, charge);
   }
 
   close(): void {

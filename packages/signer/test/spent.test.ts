@@ -1,4 +1,7 @@
-/** The spent-reservation journal: durable across reopen, a torn last line ignored, first use wins. */
+/**
+ * The spent-reservation journal: durable across reopen, a torn last line ignored, first use wins;
+ * what a use charged to an allowance is summed per allowance and asset, and survives reopen.
+ */
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,5 +28,41 @@ describe('SpentJournal', () => {
     expect(again.get('r.phone-2.0123456789abcdef.bb')).toBe(d('2'));
     expect(again.get('r.phone-3.0123456789abcdef.cc')).toBeUndefined();
     again.close();
+  });
+
+  it('sums what uses charged per allowance and asset, across reopen, leaving out the use asked about', async () => {
+    const path = join(dir, 'b.journal');
+    const j = SpentJournal.open(path);
+    const a = '70686f6e652d31/00112233445566778899aabbccddeeff';
+    await j.add('r.70686f6e652d31.k.aa', d('1'), { allowance: a, asset: 'BTC', amount: 30_000n });
+    await j.add('r.70686f6e652d31.k.aa', d('1'), { allowance: a, asset: 'BTC', amount: 30_000n }); // again: once
+    await j.add('r.70686f6e652d31.k.bb', d('2'), { allowance: a, asset: 'BTC', amount: 12_345n });
+    await j.add('r.70686f6e652d31.k.cc', d('3'), { allowance: 'other/ff', asset: 'BTC', amount: 7n });
+    await j.add('r.70686f6e652d31.k.dd', d('4')); // an uncapped use
+    expect(j.charged(a, 'BTC')).toBe(42_345n);
+    expect(j.charged(a, 'BTC', 'r.70686f6e652d31.k.bb')).toBe(30_000n);
+    expect(j.charged(a, 'SOL')).toBe(0n);
+    j.close();
+    appendFileSync(path, `r.70686f6e652d31.k.ee ${d('5')} ${a}:BTC=99`); // whole, its newline not written: it counts
+    const again = SpentJournal.open(path);
+    expect(again.charged(a, 'BTC')).toBe(42_345n + 99n);
+    expect(again.charged('other/ff', 'BTC')).toBe(7n);
+    expect(again.get('r.70686f6e652d31.k.dd')).toBe(d('4'));
+    again.close();
+    // A line cut inside the charge is refused whole (nothing released for it).
+    appendFileSync(path, `\nr.70686f6e652d31.k.ff ${d('6')} ${a}:BTC=`);
+    const third = SpentJournal.open(path);
+    expect(third.get('r.70686f6e652d31.k.ff')).toBeUndefined();
+    expect(third.charged(a, 'BTC')).toBe(42_345n + 99n);
+    // A use whose line was cut after its digest: used, charged nothing; the redelivery adds the charge.
+    appendFileSync(path, `\nr.70686f6e652d31.k.gg ${d('7')}\n`);
+    const fourth = SpentJournal.open(path);
+    third.close();
+    expect(fourth.get('r.70686f6e652d31.k.gg')).toBe(d('7'));
+    await fourth.add('r.70686f6e652d31.k.gg', d('7'), { allowance: a, asset: 'BTC', amount: 1n });
+    fourth.close();
+    const fifth = SpentJournal.open(path);
+    expect(fifth.charged(a, 'BTC')).toBe(42_345n + 99n + 1n);
+    fifth.close();
   });
 });
