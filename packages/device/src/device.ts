@@ -9,7 +9,6 @@
 import {
   ParticipantIdentity,
   completeCosign,
-  createOfflinePackage,
   decodeIdentityRecord,
   decodeKeyShareRecord,
   decodeMessage,
@@ -20,20 +19,25 @@ import {
   getSuite,
   groupPublicKey,
   openReservation,
-  packageToText,
   participantToWire,
-  paymentToJSON,
   toHex,
   type Allowance,
   type KeyShareRecord,
   type OperatorPolicy,
   type ParticipantPublic,
-  type PaymentTx,
   type Rng,
   type SuiteId,
   type WireTypes,
 } from '@tessera/core';
-import { type AllowanceRequest, allowanceRequest, planPayment } from './payments.js';
+import { type AllowanceRequest, allowanceRequest } from './payments.js';
+import {
+  EXPIRY_MARGIN_MS,
+  type OfflineRequest,
+  type OfflineSigned,
+  type Slot,
+  pad,
+  signOfflinePackage,
+} from './offline-sign.js';
 
 type WireAllowance = WireTypes['Allowance'];
 
@@ -53,7 +57,7 @@ import { GatewayClient, gatewayUrls } from './gateway-client.js';
 import { Journal, type JournalEntry } from './journal.js';
 import { compareWithCluster, reconcile, type ReconciliationReport } from './reconcile.js';
 import { DeviceStorage } from './storage.js';
-import { checkRisk, integrityRecord, type IntegrityVerdict, type RiskRules } from './risk.js';
+import type { RiskRules } from './risk.js';
 import { deliverQueue, type QueuedPackage, type SyncResult } from './sync.js';
 import { answer, complete, propose, type CosignContext } from './cosign.js';
 import { LinkTasks, openLink, sayBye, type Link } from './link.js';
@@ -91,18 +95,6 @@ export interface DeviceKeyInfo {
   publicKey: string;
   epoch: number;
 }
-
-interface Slot {
-  reservations: string[];
-  expiresAt: number;
-  /** The key epoch the reservations are for (absent in slots written before epochs existed: the active one). */
-  epoch?: number;
-}
-
-/** A reservation this close to expiry is not used for a new package (it could not be delivered in time). */
-const EXPIRY_MARGIN_MS = 60_000;
-
-const pad = (n: number) => String(n).padStart(12, '0');
 
 /** The stored enrolment: the latest one, and the cluster id of every gateway URL enrolled at. */
 interface Enrolment {
@@ -434,141 +426,28 @@ export class Device {
   // ---- offline ---------------------------------------------------------------------------------
 
   /**
-   * Signs `message` offline against the next unused reservation. The reservation is removed and
-   * the package queued in one synced write before the package is returned: a crash before that
-   * write releases nothing; after it, the package is in the queue and will be delivered.
+   * Signs offline against the next unused reservation that can (offline-sign.ts). The reservation
+   * is removed and the package queued in one synced write before the package is returned: a crash
+   * before that write releases nothing; after it, the package is in the queue and will be delivered.
    */
-  async signOffline(req: {
-    keyId: string;
-    /** The bytes to sign; with `payment`, derived from the transaction instead (payments.ts). */
-    message?: Uint8Array;
-    /** The transaction this package pays: required on reservations with caps. */
-    payment?: PaymentTx;
-    /** The app's device-integrity verdict (risk.ts): recorded with the payment, required by `risk.requireIntegrity`. */
-    integrity?: IntegrityVerdict;
-  }): Promise<{
-    packageId: string;
-    bytes: Uint8Array;
-    text: string;
-    keyId: string;
-    payment?: ReturnType<typeof paymentToJSON>;
-  }> {
-    return this.#serial(async () => {
-      const rec = await this.#key(req.keyId);
-      const now = this.#clock();
-      const integrity = integrityRecord(req.integrity);
-      // The device's own rules first: a refusal signs nothing and changes nothing.
-      const risk =
-        this.#risk.maxPaymentsPerHour !== undefined || this.#risk.requireIntegrity
-          ? checkRisk(this.#risk, await this.#journal.read(), now, req.integrity)
-          : undefined;
-      const drop: { type: 'del'; key: string }[] = [];
-      const slots: { key: string; slot: Slot }[] = [];
-      for await (const [k, v] of this.#store.entries(`slot/${req.keyId}/`)) {
-        const slot = JSON.parse(new TextDecoder().decode(v)) as Slot;
-        if (slot.expiresAt - EXPIRY_MARGIN_MS < now) drop.push({ type: 'del', key: k });
-        else slots.push({ key: k, slot });
-      }
-      const lapsed = drop.length ? [{ kind: 'expired' as const, keyId: req.keyId, count: drop.length }] : [];
-      if (!slots.length) {
-        if (drop.length) await this.#journal.append(lapsed, drop);
-        this.#events.emit('allowance', { keyId: req.keyId, remaining: 0 });
-        throw new DeviceError(
-          'NO_ALLOWANCE',
-          `no unused reservation left for key ${req.keyId}: reserve more while online`,
-        );
-      }
-      // The oldest slot whose allowance holds this payment (one whose caps are used up, or that
-      // needs a payment where a bare message is signed, is left for another).
-      const found = await this.#slotFor(req, rec, slots);
-      const { chosen, signing, reservations, plan } = found;
-      const pkg = createOfflinePackage({
-        key: signing.key,
-        share: signing.share,
-        keyId: signing.keyId,
-        epoch: signing.epoch,
-        device: this.id,
-        message: plan.message,
-        reservations,
-        createdAt: now,
-        rng: this.#rng,
-        payment: req.payment ?? null,
-      });
-      let seq = (await this.#store.getJson<number>('seq')) ?? 0;
-      seq++;
-      const item: QueuedPackage = {
-        seq,
-        packageId: pkg.packageId,
-        keyId: rec.keyId,
-        message: toHex(plan.message),
-        bytes: toHex(pkg.bytes),
-        createdAt: now,
-        state: 'pending',
-      };
-      // The slot used, the package queued and the journal entry: one synced write.
-      await this.#journal.append(
-        [
-          ...lapsed,
-          {
-            kind: 'signed',
-            keyId: rec.keyId,
-            packageId: pkg.packageId,
-            ...(integrity !== undefined ? { integrity } : {}),
-            ...(plan.payment ? { payment: paymentToJSON(plan.payment) } : {}),
-          },
-        ],
-        [
-          ...drop,
-          ...plan.ops,
-          { type: 'del', key: chosen.key },
-          { type: 'put', key: `queue/${pad(seq)}`, value: DeviceStorage.json(item) },
-          { type: 'put', key: 'seq', value: DeviceStorage.json(seq) },
-        ],
-      );
-      await this.#checkAllowance(rec.keyId);
-      if (risk?.warn && risk.limit !== null)
-        this.#events.emit('risk', { rule: 'velocity', count: risk.count, limit: risk.limit });
-      return {
-        packageId: pkg.packageId,
-        bytes: pkg.bytes,
-        text: packageToText(pkg.bytes),
-        keyId: rec.keyId,
-        ...(plan.payment ? { payment: paymentToJSON(plan.payment) } : {}),
-      };
-    });
-  }
-
-  /**
-   * The first of `slots` (oldest first) that can sign `req`: its reservations opened with the
-   * share of their epoch (a refresh keeps the old one a while), the payment planned against their
-   * allowances. OVER_ALLOWANCE from every slot: the first slot's refusal.
-   */
-  async #slotFor(
-    req: { keyId: string; message?: Uint8Array; payment?: PaymentTx },
-    rec: KeyShareRecord,
-    slots: { key: string; slot: Slot }[],
-  ) {
-    let refusal: unknown;
-    for (const chosen of slots) {
-      const epoch = chosen.slot.epoch ?? rec.epoch;
-      const signing = epoch === rec.epoch ? rec : await this.#keyOld(req.keyId, epoch);
-      const reservations = chosen.slot.reservations.map((h) => openReservation(signing.key, fromHex(h)));
-      try {
-        const plan = await planPayment(
-          this.#store,
-          signing.key.suite.id,
-          groupPublicKey(signing.key),
-          this.id,
-          reservations,
-          req,
-        );
-        return { chosen, signing, reservations, plan };
-      } catch (e) {
-        if ((e as { code?: string }).code !== 'OVER_ALLOWANCE') throw e;
-        refusal ??= e;
-      }
-    }
-    throw refusal;
+  async signOffline(req: OfflineRequest): Promise<OfflineSigned> {
+    return this.#serial(() =>
+      signOfflinePackage(
+        {
+          id: this.id,
+          store: this.#store,
+          journal: this.#journal,
+          events: this.#events,
+          clock: this.#clock,
+          rng: this.#rng,
+          risk: this.#risk,
+          key: (keyId) => this.#key(keyId),
+          keyAt: (keyId, epoch) => this.#keyOld(keyId, epoch),
+          checkAllowance: (keyId) => this.#checkAllowance(keyId),
+        },
+        req,
+      ),
+    );
   }
 
   /**
