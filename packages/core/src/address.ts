@@ -11,6 +11,7 @@
  *   hash-to-field challenge), which no Bitcoin script can verify — P2WPKH/P2PKH need ECDSA and
  *   P2TR needs BIP340 — so a P2WPKH address would receive coins the cluster can never spend. Use
  *   `secp256k1-tr` for Bitcoin.
+ * - `ecdsa-secp256k1` → the EIP-55 EVM address (./ecdsa-address.ts has TRON and P2WPKH too).
  *
  * Encodings come from @scure/base (audited, pure JS, no dependencies); keys are validated with
  * noble before an address is returned.
@@ -22,6 +23,7 @@ import { bytesToNumberBE } from '@noble/curves/utils.js';
 import { base58, bech32m } from '@scure/base';
 import { toHex } from './bytes.js';
 import { InvalidArgumentError } from './errors.js';
+import { evmAddress } from './ecdsa-address.js';
 import { getSuite, type Suite, type SuiteId } from './suites.js';
 
 /** Bitcoin networks by their bech32 human-readable part (signet shares testnet's `tb`). */
@@ -79,6 +81,8 @@ export function address(suite: Suite | SuiteId, publicKey: Uint8Array, network: 
       return taprootAddress(publicKey, network);
     case 'ed25519':
       return solanaAddress(publicKey);
+    case 'ecdsa-secp256k1':
+      return evmAddress(publicKey);
     case 'secp256k1':
     case 'p256': {
       bytesArg(publicKey, 33, `${s.id} public key`);

@@ -98,6 +98,7 @@ const SCHEME: Readonly<Record<SuiteId, Scheme>> = Object.freeze({
   ed25519: 'ed25519',
   'secp256k1-tr': 'bip32',
   secp256k1: 'bip32',
+  'ecdsa-secp256k1': 'bip32',
   p256: 'slip10',
 });
 

@@ -25,6 +25,7 @@ export * from './payment.js';
 export * from './payment-chains.js';
 export * from './package-payment.js';
 export * from './hd.js';
+export * from './ecdsa-address.js';
 export * from './named-exports.js';
 export type * from './wire/types.js';
 export * from './wire/link.js';

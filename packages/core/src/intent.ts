@@ -66,7 +66,7 @@ export interface OpenedIntent extends SignIntent {
 export function openSignIntent(bytes: Uint8Array, suite?: Suite): OpenedIntent {
   const env = openEnvelope(bytes, PayloadKind.SIGN_INTENT);
   const w = decodeMessage('SignIntent', env.payload);
-  const s = checkHeader(w.header, 'sign intent', suite);
+  const s = checkHeader(w.header, 'sign intent', suite, true);
   if (!KEY_ID_PATTERN.test(w.keyId)) throw new DecodeError('sign intent: malformed key id');
   expectLengthBetween(w.message, 0, MAX_MESSAGE_BYTES, 'sign intent message');
   expectLengthBetween(w.requestId, 16, 32, 'sign intent request id');

@@ -35,7 +35,7 @@ import {
   writeOfflinePackage,
   writeReservation,
 } from './package-wire.js';
-import { SUITE_SHAPES, type SuiteId, type SuiteShape } from './suite-ids.js';
+import { SUITE_SHAPES, type FrostSuiteId as SuiteId, type SuiteShape } from './suite-ids.js';
 import { deriveIdentifier, prepareKey, prepareSession } from './fast.js';
 import type { Flavor } from './frost-flavor.js';
 import { ed25519Flavor } from './curves/ed25519.js';

@@ -92,7 +92,7 @@ export function encodeKeyShareRecord(r: KeyShareRecord): Uint8Array {
 
 export function decodeKeyShareRecord(bytes: Uint8Array): KeyShareRecord {
   const w = decodeMessage('KeyShareRecord', bytes);
-  const suite = checkHeader(w.header, 'key share record');
+  const suite = checkHeader(w.header, 'key share record', undefined, true);
   const key = groupKeyFromWire(suite, w.threshold, w.participants, w.public);
   const identifier = toHex(expectLength(w.identifier, suite.scalarBytes, 'identifier'));
   if (!key.roster.some((r) => r.identifier === identifier))
@@ -131,7 +131,7 @@ export function encodeKeyRecord(r: KeyRecord): Uint8Array {
 
 export function decodeKeyRecord(bytes: Uint8Array): KeyRecord {
   const w = decodeMessage('KeyRecord', bytes);
-  const suite = checkHeader(w.header, 'key record');
+  const suite = checkHeader(w.header, 'key record', undefined, true);
   return Object.freeze({
     keyId: w.keyId,
     epoch: w.epoch,

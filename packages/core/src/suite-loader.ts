@@ -6,7 +6,7 @@
  */
 import { ed25519Flavor } from './curves/ed25519.js';
 import type { Flavor } from './frost-flavor.js';
-import type { SuiteId } from './suite-ids.js';
+import type { FrostSuiteId as SuiteId } from './suite-ids.js';
 
 const LOADERS: Readonly<Record<SuiteId, () => Promise<Flavor>>> = {
   // Static: identity signatures are Ed25519, so its curve is loaded whatever the suite.

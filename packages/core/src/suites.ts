@@ -5,7 +5,7 @@
  */
 import { ed25519, ed25519_FROST } from '@noble/curves/ed25519.js';
 import { p256, p256_FROST } from '@noble/curves/nist.js';
-import { schnorr, schnorr_FROST, secp256k1_FROST } from '@noble/curves/secp256k1.js';
+import { schnorr, schnorr_FROST, secp256k1, secp256k1_FROST } from '@noble/curves/secp256k1.js';
 import type { FROST } from '@noble/curves/abstract/frost.js';
 import type { IField } from '@noble/curves/abstract/modular.js';
 import { InvalidArgumentError } from './errors.js';
@@ -14,14 +14,23 @@ import { p256Flavor } from './curves/p256.js';
 import { secp256k1Flavor, secp256k1TrFlavor } from './curves/secp256k1.js';
 import type { Flavor } from './frost-flavor.js';
 
-import { SUITE_IDS, SUITE_SHAPES, type SuiteId, type SuiteShape } from './suite-ids.js';
+import {
+  ECDSA_SUITE_IDS,
+  ECDSA_SUITE_WIRE_IDS,
+  KEY_SUITE_IDS,
+  SUITE_IDS,
+  SUITE_SHAPES,
+  type FrostSuiteId,
+  type SuiteId,
+  type SuiteShape,
+} from './suite-ids.js';
 
 /** A suite's wire shape from the one table of them. */
-function shape(id: SuiteId): SuiteShape {
-  return SUITE_SHAPES.find((s) => s.id === id) as SuiteShape;
+function shape(id: FrostSuiteId): SuiteShape & { scheme: 'frost' } {
+  return { ...(SUITE_SHAPES.find((s) => s.id === id) as SuiteShape), scheme: 'frost' };
 }
 
-export { SUITE_IDS, type SuiteId };
+export { ECDSA_SUITE_IDS, KEY_SUITE_IDS, SUITE_IDS, type FrostSuiteId, type SuiteId };
 
 /** A group element as the suite's FROST instance sees it (noble point). */
 export interface SuitePoint {
@@ -43,6 +52,11 @@ export interface SuitePointConstructor {
 export interface Suite {
   /** Human and config name. */
   readonly id: SuiteId;
+  /**
+   * How the key signs: `frost` (RFC 9591, every FROST path), or `ecdsa` (DKLs23 over the same
+   * curve: the DKG, lifecycle and HD math are the FROST suite's; FROST signing paths refuse it).
+   */
+  readonly scheme: 'frost' | 'ecdsa';
   /** Numeric id on the wire (`tessera.v1.Suite`). Never reuse a number. */
   readonly wireId: number;
   /** The RFC 9591 context string of the FROST ciphersuite. */
@@ -156,27 +170,68 @@ const P256: Suite = Object.freeze({
   verify: frostVerifier(p256_FROST),
 } satisfies Suite);
 
+/**
+ * Threshold ECDSA over secp256k1 (DKLs23, `@tessera/ecdsa`). The key is made and kept exactly as a
+ * FROST(secp256k1) key is (so `frost`, `flavor`, `Fn`, `Point` are that suite's: DKG, refresh,
+ * reshare, HD tweaks); a signature is r ‖ s ‖ v (65 bytes, low S, v the recovery id 0–3) over a
+ * 32-byte digest, the message of an ECDSA intent.
+ */
+const ECDSA_SECP256K1: Suite = Object.freeze({
+  id: 'ecdsa-secp256k1',
+  scheme: 'ecdsa',
+  wireId: ECDSA_SUITE_WIRE_IDS['ecdsa-secp256k1'],
+  scalarBytes: 32,
+  elementBytes: 33,
+  flavor: secp256k1Flavor,
+  toJSON: () => 'ecdsa-secp256k1',
+  contextString: 'FROST-secp256k1-SHA256-v1',
+  frost: secp256k1_FROST,
+  Fn: secp256k1_FROST.utils.Fn,
+  Point: schnorr.Point as unknown as SuitePointConstructor,
+  signatureBytes: 65,
+  publicKeyBytes: 33,
+  publicKey: (gk: Uint8Array) => gk.slice(),
+  verify: (sig: Uint8Array, msg: Uint8Array, pk: Uint8Array) => {
+    try {
+      if (sig.length !== 65 || msg.length !== 32 || (sig[64] as number) > 3) return false;
+      const compact = sig.subarray(0, 64);
+      if (!secp256k1.verify(compact, msg, pk, { prehash: false, lowS: true })) return false;
+      // The recovery id must name the key too: chains recover the signer from (r, s, v).
+      const recovered = secp256k1.Signature.fromBytes(compact, 'compact')
+        .addRecoveryBit(sig[64] as number)
+        .recoverPublicKey(msg);
+      return recovered.equals(secp256k1.Point.fromBytes(pk));
+    } catch {
+      return false;
+    }
+  },
+} satisfies Suite);
+
 const BY_ID: Readonly<Record<SuiteId, Suite>> = Object.freeze({
   ed25519: ED25519,
   'secp256k1-tr': SECP256K1_TR,
   secp256k1: SECP256K1,
   p256: P256,
+  'ecdsa-secp256k1': ECDSA_SECP256K1,
 });
 
-/** All suites, in wire-id order. */
+/** The FROST suites, in wire-id order. */
 export const SUITES: readonly Suite[] = Object.freeze([ED25519, SECP256K1_TR, SECP256K1, P256]);
+/** Every suite a key can have: the FROST suites, then the ECDSA ones. */
+export const KEY_SUITES: readonly Suite[] = Object.freeze([...SUITES, ECDSA_SECP256K1]);
 
 export function isSuiteId(s: unknown): s is SuiteId {
-  return typeof s === 'string' && (SUITE_IDS as readonly string[]).includes(s);
+  return typeof s === 'string' && (KEY_SUITE_IDS as readonly string[]).includes(s);
 }
 
 /** Looks a suite up by name; throws a typed error naming the valid choices. */
 export function getSuite(id: string): Suite {
-  if (!isSuiteId(id)) throw new InvalidArgumentError(`unknown suite "${id}" (expected one of ${SUITE_IDS.join(', ')})`);
+  if (!isSuiteId(id))
+    throw new InvalidArgumentError(`unknown suite "${id}" (expected one of ${KEY_SUITE_IDS.join(', ')})`);
   return BY_ID[id];
 }
 
-/** Looks a suite up by its wire number; undefined if unknown. */
+/** Looks a suite up by its wire number (FROST or ECDSA); undefined if unknown. */
 export function suiteByWireId(n: number): Suite | undefined {
-  return SUITES.find((s) => s.wireId === n);
+  return KEY_SUITES.find((s) => s.wireId === n);
 }

@@ -20,4 +20,26 @@ export {
 export { OTE_MESSAGE_BYTES } from './ote.js';
 export { RVOLE_MESSAGE_BYTES } from './rvole.js';
 export { lagrangeAtZero } from './params.js';
-export { ecdsaAddresses, evmAccount, evmAddress, p2wpkhAddress, tronAddress, type SegwitNetwork } from './address.js';
+export { ecdsaAddresses, evmAccount, evmAddress, p2wpkhAddress, tronAddress, type SegwitNetwork } from '@tessera/core';
+export {
+  PresignSession,
+  SetupSession,
+  evaluationPoints,
+  rosterIndex,
+  type EcdsaKeyView,
+  type SessionKind,
+} from './session.js';
+export {
+  decodeEcdsaSignRequest,
+  decodePartial,
+  decodePresigned,
+  encodeEcdsaSignRequest,
+  encodePartial,
+  encodePresigned,
+  presignatureFromRecord,
+  presignatureRecord,
+  type EcdsaPartialPayload,
+  type EcdsaSignRequest,
+  type Presigned,
+} from './presigned.js';
+export { decodePairs, encodePairs, type PairRecords } from './wire.js';

@@ -832,7 +832,9 @@ export const descriptor = {
                     "reserve",
                     "complete",
                     "lifecycle",
-                    "revoke"
+                    "revoke",
+                    "ecdsa",
+                    "ecdsaSign"
                   ]
                 }
               },
@@ -880,6 +882,82 @@ export const descriptor = {
                 "revoke": {
                   "type": "bytes",
                   "id": 11
+                },
+                "ecdsa": {
+                  "type": "EcdsaTask",
+                  "id": 12
+                },
+                "ecdsaSign": {
+                  "type": "bytes",
+                  "id": 13
+                }
+              }
+            },
+            "EcdsaTask": {
+              "fields": {
+                "kind": {
+                  "type": "string",
+                  "id": 1
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 2
+                },
+                "step": {
+                  "type": "uint32",
+                  "id": 3
+                },
+                "session": {
+                  "type": "bytes",
+                  "id": 4
+                },
+                "signers": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 5
+                },
+                "messages": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 6
+                }
+              }
+            },
+            "EcdsaMessages": {
+              "fields": {
+                "envelopes": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 1
+                }
+              }
+            },
+            "EcdsaSignRequest": {
+              "fields": {
+                "keyId": {
+                  "type": "string",
+                  "id": 1
+                },
+                "epoch": {
+                  "type": "uint64",
+                  "id": 2
+                },
+                "intent": {
+                  "type": "bytes",
+                  "id": 3
+                },
+                "session": {
+                  "type": "bytes",
+                  "id": 4
+                },
+                "signers": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 5
+                },
+                "requestId": {
+                  "type": "bytes",
+                  "id": 6
                 }
               }
             },
@@ -918,7 +996,8 @@ export const descriptor = {
                     "commitments",
                     "ok",
                     "audit",
-                    "reservations"
+                    "reservations",
+                    "ecdsa"
                   ]
                 }
               },
@@ -954,6 +1033,10 @@ export const descriptor = {
                 "reservations": {
                   "type": "Reservations",
                   "id": 8
+                },
+                "ecdsa": {
+                  "type": "EcdsaMessages",
+                  "id": 9
                 }
               }
             },
@@ -1302,7 +1385,8 @@ export const descriptor = {
                 "SUITE_ED25519": 1,
                 "SUITE_SECP256K1_TR": 2,
                 "SUITE_SECP256K1": 3,
-                "SUITE_P256": 4
+                "SUITE_P256": 4,
+                "SUITE_ECDSA_SECP256K1": 5
               }
             },
             "PayloadKind": {
@@ -1322,7 +1406,10 @@ export const descriptor = {
                 "PAYLOAD_KIND_RESHARE_ROUND1": 31,
                 "PAYLOAD_KIND_LIFECYCLE_CONFIRM": 32,
                 "PAYLOAD_KIND_LIFECYCLE_ACTIVATED": 33,
-                "PAYLOAD_KIND_OPERATOR_APPROVAL": 40
+                "PAYLOAD_KIND_OPERATOR_APPROVAL": 40,
+                "PAYLOAD_KIND_ECDSA_MESSAGE": 50,
+                "PAYLOAD_KIND_ECDSA_PRESIGNATURE": 51,
+                "PAYLOAD_KIND_ECDSA_PARTIAL": 52
               }
             },
             "Header": {
@@ -2115,6 +2202,280 @@ export const descriptor = {
                 "transcriptHash": {
                   "type": "bytes",
                   "id": 6
+                }
+              }
+            },
+            "EcdsaPeerMessage": {
+              "fields": {
+                "header": {
+                  "type": "Header",
+                  "id": 1
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 2
+                },
+                "kind": {
+                  "type": "string",
+                  "id": 3
+                },
+                "step": {
+                  "type": "uint32",
+                  "id": 4
+                },
+                "session": {
+                  "type": "bytes",
+                  "id": 5
+                },
+                "from": {
+                  "type": "string",
+                  "id": 6
+                },
+                "to": {
+                  "type": "string",
+                  "id": 7
+                },
+                "enc": {
+                  "type": "bytes",
+                  "id": 8
+                },
+                "ciphertext": {
+                  "type": "bytes",
+                  "id": 9
+                }
+              }
+            },
+            "EcdsaSetup1": {
+              "fields": {
+                "bobPoint": {
+                  "type": "bytes",
+                  "id": 1
+                },
+                "zeroCommit": {
+                  "type": "bytes",
+                  "id": 2
+                }
+              }
+            },
+            "EcdsaSetup2": {
+              "fields": {
+                "pairs": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 1
+                },
+                "zeroSeed": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "zeroSalt": {
+                  "type": "bytes",
+                  "id": 3
+                }
+              }
+            },
+            "EcdsaOte": {
+              "fields": {
+                "u": {
+                  "type": "bytes",
+                  "id": 1
+                },
+                "xt": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "tt": {
+                  "type": "bytes",
+                  "id": 3
+                }
+              }
+            },
+            "EcdsaRvole": {
+              "fields": {
+                "corrections": {
+                  "type": "bytes",
+                  "id": 1
+                },
+                "eta": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "mu": {
+                  "type": "bytes",
+                  "id": 3
+                }
+              }
+            },
+            "EcdsaPresign1": {
+              "fields": {
+                "commitment": {
+                  "type": "bytes",
+                  "id": 1
+                },
+                "ote": {
+                  "type": "EcdsaOte",
+                  "id": 2
+                }
+              }
+            },
+            "EcdsaPresign2": {
+              "fields": {
+                "r": {
+                  "type": "bytes",
+                  "id": 1
+                },
+                "salt": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "rvole": {
+                  "type": "EcdsaRvole",
+                  "id": 3
+                },
+                "gammaU": {
+                  "type": "bytes",
+                  "id": 4
+                },
+                "gammaV": {
+                  "type": "bytes",
+                  "id": 5
+                },
+                "psi": {
+                  "type": "bytes",
+                  "id": 6
+                },
+                "pk": {
+                  "type": "bytes",
+                  "id": 7
+                }
+              }
+            },
+            "EcdsaPresigned": {
+              "fields": {
+                "header": {
+                  "type": "Header",
+                  "id": 1
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 2
+                },
+                "epoch": {
+                  "type": "uint64",
+                  "id": 3
+                },
+                "session": {
+                  "type": "bytes",
+                  "id": 4
+                },
+                "signers": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 5
+                },
+                "r": {
+                  "type": "bytes",
+                  "id": 6
+                }
+              }
+            },
+            "EcdsaPartial": {
+              "fields": {
+                "header": {
+                  "type": "Header",
+                  "id": 1
+                },
+                "session": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "requestDigest": {
+                  "type": "bytes",
+                  "id": 3
+                },
+                "u": {
+                  "type": "bytes",
+                  "id": 4
+                },
+                "w": {
+                  "type": "bytes",
+                  "id": 5
+                }
+              }
+            },
+            "EcdsaPairRecord": {
+              "fields": {
+                "peer": {
+                  "type": "string",
+                  "id": 1
+                },
+                "index": {
+                  "type": "uint32",
+                  "id": 2
+                },
+                "epoch": {
+                  "type": "uint32",
+                  "id": 3
+                },
+                "bobS0": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 4
+                },
+                "bobS1": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 5
+                },
+                "aliceDelta": {
+                  "type": "bytes",
+                  "id": 6
+                },
+                "aliceS": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 7
+                },
+                "zeroSeed": {
+                  "type": "bytes",
+                  "id": 8
+                }
+              }
+            },
+            "EcdsaPairs": {
+              "fields": {
+                "version": {
+                  "type": "uint32",
+                  "id": 1
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 2
+                },
+                "me": {
+                  "type": "uint32",
+                  "id": 3
+                },
+                "pairs": {
+                  "rule": "repeated",
+                  "type": "EcdsaPairRecord",
+                  "id": 4
+                }
+              }
+            },
+            "EcdsaPresignatureSecret": {
+              "fields": {
+                "phi": {
+                  "type": "bytes",
+                  "id": 1
+                },
+                "u": {
+                  "type": "bytes",
+                  "id": 2
+                },
+                "v": {
+                  "type": "bytes",
+                  "id": 3
                 }
               }
             }

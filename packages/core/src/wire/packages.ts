@@ -16,13 +16,21 @@ export function makeHeader(suite: Suite): WireHeader {
 
 /**
  * Checks a decoded header. With `expected`, the package must be of that suite; without, any
- * known suite is accepted and returned.
+ * known FROST suite is accepted and returned (an ECDSA suite too with `anyScheme`: key records
+ * and intents; never a FROST package).
  */
-export function checkHeader(h: WireHeader | null | undefined, what: string, expected?: Suite): Suite {
+export function checkHeader(
+  h: WireHeader | null | undefined,
+  what: string,
+  expected?: Suite,
+  anyScheme = false,
+): Suite {
   if (!h) throw new DecodeError(`${what}: missing header`);
   if (h.version !== FORMAT_VERSION) throw new UnsupportedVersionError(h.version, FORMAT_VERSION);
   const suite = suiteByWireId(h.suite);
   if (!suite) throw new DecodeError(`${what}: unknown suite number ${h.suite}`);
+  if (!expected && !anyScheme && suite.scheme !== 'frost')
+    throw new DecodeError(`${what}: suite ${suite.id} has no such package`);
   if (expected && suite.wireId !== expected.wireId) throw new WrongSuiteError(suite.id, expected.id);
   return suite;
 }

@@ -26,7 +26,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tessera/v1/cluster.proto.
  */
 export const file_tessera_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Chh0ZXNzZXJhL3YxL2NsdXN0ZXIucHJvdG8SCnRlc3NlcmEudjEiPgoLRXJyb3JEZXRhaWwSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhAKCGN1bHByaXRzGAMgAygJIkMKE0xpc3RQYWNrYWdlc1JlcXVlc3QSDgoGZGV2aWNlGAEgASgJEg0KBXN0YXRlGAIgASgJEg0KBWxpbWl0GAMgASgNIm0KDlBhY2thZ2VTdW1tYXJ5EhIKCnBhY2thZ2VfaWQYASABKAkSDgoGZGV2aWNlGAIgASgJEg4KBmtleV9pZBgDIAEoCRINCgVzdGF0ZRgEIAEoCRIMCgRjb2RlGAUgASgJEgoKAmF0GAYgASgEIlcKFExpc3RQYWNrYWdlc1Jlc3BvbnNlEiwKCHBhY2thZ2VzGAEgAygLMhoudGVzc2VyYS52MS5QYWNrYWdlU3VtbWFyeRIRCgl0cnVuY2F0ZWQYAiABKAgiPAoTUmV2b2tlRGV2aWNlUmVxdWVzdBIOCgZkZXZpY2UYASABKAkSFQoNYXV0aG9yaXNhdGlvbhgCIAEoDCI4ChRSZXZva2VEZXZpY2VSZXNwb25zZRIPCgdzaWduZXJzGAEgAygJEg8KB3JlZnVzZWQYAiADKAkiIgoQR2V0RGV2aWNlUmVxdWVzdBIOCgZkZXZpY2UYASABKAkiOwoRR2V0RGV2aWNlUmVzcG9uc2USEwoLcGFydGljaXBhbnQYASABKAwSEQoJYXBwcm92YWxzGAIgAygMIjcKEkFkbWl0RGV2aWNlUmVxdWVzdBIOCgZkZXZpY2UYASABKAkSEQoJYXBwcm92YWxzGAIgAygMIjcKDlJlZnJlc2hSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIVCg1hdXRob3Jpc2F0aW9uGAIgASgMInAKDlJlc2hhcmVSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIRCgl0aHJlc2hvbGQYAiABKA0SFAoMcGFydGljaXBhbnRzGAMgAygJEg4KBnJldm9rZRgEIAMoCRIVCg1hdXRob3Jpc2F0aW9uGAUgASgMItIBChdQcmVwYXJlTGlmZWN5Y2xlUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSEQoJb3BlcmF0aW9uGAIgASgJEhEKCXRocmVzaG9sZBgDIAEoDRIUCgxwYXJ0aWNpcGFudHMYBCADKAkSDgoGcmV2b2tlGAUgAygJEg4KBnR0bF9tcxgGIAEoBBIgChhhbGxvd190aHJlc2hvbGRfZGVjcmVhc2UYByABKAgSFgoOYWxsb3dfdW5waW5uZWQYCCADKAkSEQoJYW55X2Vwb2NoGAkgASgIIjEKGFByZXBhcmVMaWZlY3ljbGVSZXNwb25zZRIVCg1hdXRob3Jpc2F0aW9uGAEgASgMIjYKFUVucm9sbWVudFRva2VuUmVxdWVzdBIOCgZ0dGxfbXMYASABKAQSDQoFbGFiZWwYAiABKAkiOwoWRW5yb2xtZW50VG9rZW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRISCgpleHBpcmVzX2F0GAIgASgEIicKFFN1Ym1pdFBhY2thZ2VSZXF1ZXN0Eg8KB3BhY2thZ2UYASABKAwinwEKFVN1Ym1pdFBhY2thZ2VSZXNwb25zZRISCgpwYWNrYWdlX2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCRIPCgdtZXNzYWdlGAMgASgMEhEKCXNpZ25hdHVyZRgEIAEoDBISCgpwdWJsaWNfa2V5GAUgASgMEg8KB3NpZ25lcnMYBiADKAkSGQoRYWxyZWFkeV9jb21wbGV0ZWQYByABKAgiFAoSQXVkaXRWZXJpZnlSZXF1ZXN0IlsKC0F1ZGl0UmVwb3J0EgoKAm9rGAEgASgIEg0KBWNvdW50GAIgASgEEgwKBGhlYWQYAyABKAkSEwoLcHJvYmxlbV9zZXEYBCABKAQSDgoGcmVhc29uGAUgASgJImkKEFBhcnRpY2lwYW50QXVkaXQSCgoCaWQYASABKAkSEQoJcmVhY2hhYmxlGAIgASgIEicKBnJlcG9ydBgDIAEoCzIXLnRlc3NlcmEudjEuQXVkaXRSZXBvcnQSDQoFZXJyb3IYBCABKAkidwoTQXVkaXRWZXJpZnlSZXNwb25zZRIsCgtjb29yZGluYXRvchgBIAEoCzIXLnRlc3NlcmEudjEuQXVkaXRSZXBvcnQSMgoMcGFydGljaXBhbnRzGAIgAygLMhwudGVzc2VyYS52MS5QYXJ0aWNpcGFudEF1ZGl0IloKDUtleWdlblJlcXVlc3QSIAoFc3VpdGUYASABKA4yES50ZXNzZXJhLnYxLlN1aXRlEhEKCXRocmVzaG9sZBgCIAEoDRIUCgxwYXJ0aWNpcGFudHMYAyADKAkimwEKB0tleUluZm8SDgoGa2V5X2lkGAEgASgJEiAKBXN1aXRlGAIgASgOMhEudGVzc2VyYS52MS5TdWl0ZRIRCgl0aHJlc2hvbGQYAyABKA0SFAoMcGFydGljaXBhbnRzGAQgAygJEhIKCnB1YmxpY19rZXkYBSABKAwSDQoFZXBvY2gYBiABKAQSEgoKY3JlYXRlZF9hdBgHIAEoBCJHCg5TaWduQXBpUmVxdWVzdBIkCgZpbnRlbnQYASABKAsyFC50ZXNzZXJhLnYxLkVudmVsb3BlEg8KB3NpZ25lcnMYAiADKAkibQoPU2lnbkFwaVJlc3BvbnNlEg4KBmtleV9pZBgBIAEoCRIRCglzaWduYXR1cmUYAiABKAwSDwoHc2lnbmVycxgDIAMoCRISCgpwdWJsaWNfa2V5GAQgASgMEhIKCnJlcXVlc3RfaWQYBSABKAwiHwoNR2V0S2V5UmVxdWVzdBIOCgZrZXlfaWQYASABKAkiJAoOR2V0S2V5UmVzcG9uc2USEgoKa2V5X3JlY29yZBgBIAEoDCIRCg9MaXN0S2V5c1JlcXVlc3QiNQoQTGlzdEtleXNSZXNwb25zZRIhCgRrZXlzGAEgAygLMhMudGVzc2VyYS52MS5LZXlJbmZvIg8KDVN0YXR1c1JlcXVlc3QiugEKEVBhcnRpY2lwYW50U3RhdHVzEgoKAmlkGAEgASgJEhEKCWNvbm5lY3RlZBgCIAEoCBIXCg9jb25uZWN0ZWRfc2luY2UYAyABKAQSDAoEa2V5cxgEIAEoDRIaChJwb29sZWRfY29tbWl0bWVudHMYBSABKA0SEwoLbWV0cmljc191cmwYBiABKAkSCwoDcGlkGAcgASgNEhEKCWxhc3Rfc2VlbhgIIAEoBBIOCgZkZXZpY2UYCSABKAgimgEKDlN0YXR1c1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSDAoEa2V5cxgCIAEoDRIzCgxwYXJ0aWNpcGFudHMYAyADKAsyHS50ZXNzZXJhLnYxLlBhcnRpY2lwYW50U3RhdHVzEhIKCnN0YXJ0ZWRfYXQYBCABKAQSEwoLbWV0cmljc191cmwYBSABKAkSCwoDcGlkGAYgASgNIi8KCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBITCgtjb29yZGluYXRvchgCIAEoCSJ8CgVIZWxsbxIwCgtwYXJ0aWNpcGFudBgBIAEoCzIbLnRlc3NlcmEudjEuUGFydGljaXBhbnRJbmZvEhEKCXNpZ25hdHVyZRgCIAEoDBITCgttZXRyaWNzX3VybBgDIAEoCRILCgNwaWQYBCABKA0SDAoEa2V5cxgFIAMoCSJeCgZMaW5rVXASIgoFaGVsbG8YASABKAsyES50ZXNzZXJhLnYxLkhlbGxvSAASKAoGcmVzdWx0GAIgASgLMhYudGVzc2VyYS52MS5UYXNrUmVzdWx0SABCBgoEYm9keSJgCghMaW5rRG93bhIqCgljaGFsbGVuZ2UYASABKAsyFS50ZXNzZXJhLnYxLkNoYWxsZW5nZUgAEiAKBHRhc2sYAiABKAsyEC50ZXNzZXJhLnYxLlRhc2tIAEIGCgRib2R5IjUKCERrZ1N0YXJ0Eg4KBnBhcmFtcxgBIAEoDBIZChFkZXZpY2VfYWRtaXNzaW9ucxgCIAMoDCJDCglEa2dCdW5kbGUSFAoMc2Vzc2lvbl9oYXNoGAEgASgMEg0KBXJvdW5kGAIgASgNEhEKCWVudmVsb3BlcxgDIAMoDCIwCghEa2dBYm9ydBIUCgxzZXNzaW9uX2hhc2gYASABKAwSDgoGcmVhc29uGAIgASgJIgsKCUF1ZGl0VGFzayIrCgpDb21taXRUYXNrEg4KBmtleV9pZBgBIAEoCRINCgVjb3VudBgCIAEoDSJ2CgtSZXNlcnZlVGFzaxIOCgZrZXlfaWQYASABKAkSDgoGZGV2aWNlGAIgASgJEg0KBWNvdW50GAMgASgNEg4KBnR0bF9tcxgEIAEoBBIoCglhbGxvd2FuY2UYBSABKAsyFS50ZXNzZXJhLnYxLkFsbG93YW5jZSIhCgxSZXNlcnZhdGlvbnMSEQoJZW52ZWxvcGVzGAEgAygMIpwBCg1MaWZlY3ljbGVUYXNrEgwKBGtpbmQYASABKAkSDgoGa2V5X2lkGAIgASgJEgwKBHN0ZXAYAyABKA0SDgoGcGFyYW1zGAQgASgMEhEKCWVudmVsb3BlcxgFIAMoDBIWCg5vbGRfa2V5X3JlY29yZBgGIAEoDBINCgVlcG9jaBgHIAEoBBIVCg1hdXRob3Jpc2F0aW9uGAggASgMIoYDCgRUYXNrEg8KB3Rhc2tfaWQYASABKAQSKQoJZGtnX3N0YXJ0GAIgASgLMhQudGVzc2VyYS52MS5Ea2dTdGFydEgAEisKCmRrZ19idW5kbGUYAyABKAsyFS50ZXNzZXJhLnYxLkRrZ0J1bmRsZUgAEikKCWRrZ19hYm9ydBgEIAEoCzIULnRlc3NlcmEudjEuRGtnQWJvcnRIABIoCgZjb21taXQYBSABKAsyFi50ZXNzZXJhLnYxLkNvbW1pdFRhc2tIABIOCgRzaWduGAYgASgMSAASJgoFYXVkaXQYByABKAsyFS50ZXNzZXJhLnYxLkF1ZGl0VGFza0gAEioKB3Jlc2VydmUYCCABKAsyFy50ZXNzZXJhLnYxLlJlc2VydmVUYXNrSAASEgoIY29tcGxldGUYCSABKAxIABIuCglsaWZlY3ljbGUYCiABKAsyGS50ZXNzZXJhLnYxLkxpZmVjeWNsZVRhc2tIABIQCgZyZXZva2UYCyABKAxIAEIGCgRib2R5IkEKB0RrZ0RvbmUSDgoGa2V5X2lkGAEgASgJEhIKCmtleV9kaWdlc3QYAiABKAwSEgoKa2V5X3JlY29yZBgDIAEoDCIgCgtDb21taXRtZW50cxIRCgllbnZlbG9wZXMYASADKAwipgIKClRhc2tSZXN1bHQSDwoHdGFza19pZBgBIAEoBBIoCgVlcnJvchgCIAEoCzIXLnRlc3NlcmEudjEuRXJyb3JEZXRhaWxIABISCghlbnZlbG9wZRgDIAEoDEgAEicKCGRrZ19kb25lGAQgASgLMhMudGVzc2VyYS52MS5Ea2dEb25lSAASLgoLY29tbWl0bWVudHMYBSABKAsyFy50ZXNzZXJhLnYxLkNvbW1pdG1lbnRzSAASDAoCb2sYBiABKAhIABIoCgVhdWRpdBgHIAEoCzIXLnRlc3NlcmEudjEuQXVkaXRSZXBvcnRIABIwCgxyZXNlcnZhdGlvbnMYCCABKAsyGC50ZXNzZXJhLnYxLlJlc2VydmF0aW9uc0gAQgYKBGJvZHkimAIKDktleVNoYXJlUmVjb3JkEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIRCgl0aHJlc2hvbGQYBCABKA0SMQoMcGFydGljaXBhbnRzGAUgAygLMhsudGVzc2VyYS52MS5QYXJ0aWNpcGFudEluZm8SJQoGcHVibGljGAYgASgLMhUudGVzc2VyYS52MS5LZXlQdWJsaWMSEgoKaWRlbnRpZmllchgHIAEoDBIVCg1zaWduaW5nX3NoYXJlGAggASgMEhcKD3RyYW5zY3JpcHRfaGFzaBgJIAEoDBISCgpjcmVhdGVkX2F0GAogASgEIs8BCglLZXlSZWNvcmQSIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEg0KBWVwb2NoGAMgASgEEhEKCXRocmVzaG9sZBgEIAEoDRIxCgxwYXJ0aWNpcGFudHMYBSADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbxIlCgZwdWJsaWMYBiABKAsyFS50ZXNzZXJhLnYxLktleVB1YmxpYxISCgpjcmVhdGVkX2F0GAcgASgEImcKDklkZW50aXR5UmVjb3JkEg8KB3ZlcnNpb24YASABKA0SCgoCaWQYAiABKAkSEwoLc2lnbl9zZWNyZXQYAyABKAwSEgoKZW5jX3NlY3JldBgEIAEoDBIPCgdlbmNfa2VtGAUgASgNIpYBChBTaWduUmVzdWx0UmVjb3JkEg8KB3ZlcnNpb24YASABKA0SDgoGa2V5X2lkGAIgASgJEhEKCXNpZ25hdHVyZRgDIAEoDBIPCgdzaWduZXJzGAQgAygJEhIKCnB1YmxpY19rZXkYBSABKAwSEgoKcmVxdWVzdF9pZBgGIAEoDBIVCg1pbnRlbnRfZGlnZXN0GAcgASgMIn0KCkRldmljZUNhbGwSDwoHdmVyc2lvbhgBIAEoDRIOCgZkZXZpY2UYAiABKAkSCgoCb3AYAyABKAkSEQoJaXNzdWVkX2F0GAQgASgEEg0KBW5vbmNlGAUgASgMEgwKBGJvZHkYBiABKAwSEgoKY2x1c3Rlcl9pZBgHIAEoCSJkCgtEZXZpY2VFbnJvbBINCgV0b2tlbhgBIAEoCRIwCgtwYXJ0aWNpcGFudBgCIAEoCzIbLnRlc3NlcmEudjEuUGFydGljaXBhbnRJbmZvEhQKDGRldmljZV9jbGFzcxgDIAEoCSJJCg5EZXZpY2VFbnJvbGxlZBIOCgZkZXZpY2UYASABKAkSEwoLY29vcmRpbmF0b3IYAiABKAkSEgoKY2x1c3Rlcl9pZBgDIAEoCSJyCgpEZXZpY2VQb2xsEicKB3Jlc3VsdHMYASADKAsyFi50ZXNzZXJhLnYxLlRhc2tSZXN1bHQSDwoHd2FpdF9tcxgCIAEoDRIMCgRrZXlzGAMgAygJEg8KB3BlbmRpbmcYBCABKA0SCwoDYnllGAUgASgIIi4KC0RldmljZVRhc2tzEh8KBXRhc2tzGAEgAygLMhAudGVzc2VyYS52MS5UYXNrInsKDURldmljZVJlc2VydmUSDgoGa2V5X2lkGAEgASgJEg0KBWNvdW50GAIgASgNEhEKCWNvc2lnbmVycxgDIAMoCRIOCgZ0dGxfbXMYBCABKAQSKAoJYWxsb3dhbmNlGAUgASgLMhUudGVzc2VyYS52MS5BbGxvd2FuY2UiJwoPUmVzZXJ2YXRpb25TbG90EhQKDHJlc2VydmF0aW9ucxgBIAMoDCJMCg5EZXZpY2VSZXNlcnZlZBIqCgVzbG90cxgBIAMoCzIbLnRlc3NlcmEudjEuUmVzZXJ2YXRpb25TbG90Eg4KBmVycm9ycxgCIAMoCSIvCgpEZXZpY2VLZXlzEiEKBGtleXMYASADKAsyEy50ZXNzZXJhLnYxLktleUluZm8iHwoORGV2aWNlUGFja2FnZXMSDQoFc2luY2UYASABKAQiYgoTRGV2aWNlUGFja2FnZVJlY29yZBISCgpwYWNrYWdlX2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCRINCgVzdGF0ZRgDIAEoCRIMCgRjb2RlGAQgASgJEgoKAmF0GAUgASgEIlkKEURldmljZVBhY2thZ2VMaXN0EjEKCHBhY2thZ2VzGAEgAygLMh8udGVzc2VyYS52MS5EZXZpY2VQYWNrYWdlUmVjb3JkEhEKCXRydW5jYXRlZBgCIAEoCCIHCgVFbXB0eTLqCAoLQ29vcmRpbmF0b3ISOAoGS2V5Z2VuEhkudGVzc2VyYS52MS5LZXlnZW5SZXF1ZXN0GhMudGVzc2VyYS52MS5LZXlJbmZvEj8KBFNpZ24SGi50ZXNzZXJhLnYxLlNpZ25BcGlSZXF1ZXN0GhsudGVzc2VyYS52MS5TaWduQXBpUmVzcG9uc2USRQoITGlzdEtleXMSGy50ZXNzZXJhLnYxLkxpc3RLZXlzUmVxdWVzdBocLnRlc3NlcmEudjEuTGlzdEtleXNSZXNwb25zZRI/CgZHZXRLZXkSGS50ZXNzZXJhLnYxLkdldEtleVJlcXVlc3QaGi50ZXNzZXJhLnYxLkdldEtleVJlc3BvbnNlEj8KBlN0YXR1cxIZLnRlc3NlcmEudjEuU3RhdHVzUmVxdWVzdBoaLnRlc3NlcmEudjEuU3RhdHVzUmVzcG9uc2USTgoLQXVkaXRWZXJpZnkSHi50ZXNzZXJhLnYxLkF1ZGl0VmVyaWZ5UmVxdWVzdBofLnRlc3NlcmEudjEuQXVkaXRWZXJpZnlSZXNwb25zZRJcChNJc3N1ZUVucm9sbWVudFRva2VuEiEudGVzc2VyYS52MS5FbnJvbG1lbnRUb2tlblJlcXVlc3QaIi50ZXNzZXJhLnYxLkVucm9sbWVudFRva2VuUmVzcG9uc2USVAoNU3VibWl0UGFja2FnZRIgLnRlc3NlcmEudjEuU3VibWl0UGFja2FnZVJlcXVlc3QaIS50ZXNzZXJhLnYxLlN1Ym1pdFBhY2thZ2VSZXNwb25zZRI6CgdSZWZyZXNoEhoudGVzc2VyYS52MS5SZWZyZXNoUmVxdWVzdBoTLnRlc3NlcmEudjEuS2V5SW5mbxI6CgdSZXNoYXJlEhoudGVzc2VyYS52MS5SZXNoYXJlUmVxdWVzdBoTLnRlc3NlcmEudjEuS2V5SW5mbxJdChBQcmVwYXJlTGlmZWN5Y2xlEiMudGVzc2VyYS52MS5QcmVwYXJlTGlmZWN5Y2xlUmVxdWVzdBokLnRlc3NlcmEudjEuUHJlcGFyZUxpZmVjeWNsZVJlc3BvbnNlEkgKCUdldERldmljZRIcLnRlc3NlcmEudjEuR2V0RGV2aWNlUmVxdWVzdBodLnRlc3NlcmEudjEuR2V0RGV2aWNlUmVzcG9uc2USTAoLQWRtaXREZXZpY2USHi50ZXNzZXJhLnYxLkFkbWl0RGV2aWNlUmVxdWVzdBodLnRlc3NlcmEudjEuR2V0RGV2aWNlUmVzcG9uc2USUQoMUmV2b2tlRGV2aWNlEh8udGVzc2VyYS52MS5SZXZva2VEZXZpY2VSZXF1ZXN0GiAudGVzc2VyYS52MS5SZXZva2VEZXZpY2VSZXNwb25zZRJRCgxMaXN0UGFja2FnZXMSHy50ZXNzZXJhLnYxLkxpc3RQYWNrYWdlc1JlcXVlc3QaIC50ZXNzZXJhLnYxLkxpc3RQYWNrYWdlc1Jlc3BvbnNlMkoKD1BhcnRpY2lwYW50TGluaxI3CgdDb25uZWN0EhIudGVzc2VyYS52MS5MaW5rVXAaFC50ZXNzZXJhLnYxLkxpbmtEb3duKAEwAWIGcHJvdG8z", [file_tessera_v1_packages]);
+  fileDesc("Chh0ZXNzZXJhL3YxL2NsdXN0ZXIucHJvdG8SCnRlc3NlcmEudjEiPgoLRXJyb3JEZXRhaWwSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhAKCGN1bHByaXRzGAMgAygJIkMKE0xpc3RQYWNrYWdlc1JlcXVlc3QSDgoGZGV2aWNlGAEgASgJEg0KBXN0YXRlGAIgASgJEg0KBWxpbWl0GAMgASgNIm0KDlBhY2thZ2VTdW1tYXJ5EhIKCnBhY2thZ2VfaWQYASABKAkSDgoGZGV2aWNlGAIgASgJEg4KBmtleV9pZBgDIAEoCRINCgVzdGF0ZRgEIAEoCRIMCgRjb2RlGAUgASgJEgoKAmF0GAYgASgEIlcKFExpc3RQYWNrYWdlc1Jlc3BvbnNlEiwKCHBhY2thZ2VzGAEgAygLMhoudGVzc2VyYS52MS5QYWNrYWdlU3VtbWFyeRIRCgl0cnVuY2F0ZWQYAiABKAgiPAoTUmV2b2tlRGV2aWNlUmVxdWVzdBIOCgZkZXZpY2UYASABKAkSFQoNYXV0aG9yaXNhdGlvbhgCIAEoDCI4ChRSZXZva2VEZXZpY2VSZXNwb25zZRIPCgdzaWduZXJzGAEgAygJEg8KB3JlZnVzZWQYAiADKAkiIgoQR2V0RGV2aWNlUmVxdWVzdBIOCgZkZXZpY2UYASABKAkiOwoRR2V0RGV2aWNlUmVzcG9uc2USEwoLcGFydGljaXBhbnQYASABKAwSEQoJYXBwcm92YWxzGAIgAygMIjcKEkFkbWl0RGV2aWNlUmVxdWVzdBIOCgZkZXZpY2UYASABKAkSEQoJYXBwcm92YWxzGAIgAygMIjcKDlJlZnJlc2hSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIVCg1hdXRob3Jpc2F0aW9uGAIgASgMInAKDlJlc2hhcmVSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIRCgl0aHJlc2hvbGQYAiABKA0SFAoMcGFydGljaXBhbnRzGAMgAygJEg4KBnJldm9rZRgEIAMoCRIVCg1hdXRob3Jpc2F0aW9uGAUgASgMItIBChdQcmVwYXJlTGlmZWN5Y2xlUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSEQoJb3BlcmF0aW9uGAIgASgJEhEKCXRocmVzaG9sZBgDIAEoDRIUCgxwYXJ0aWNpcGFudHMYBCADKAkSDgoGcmV2b2tlGAUgAygJEg4KBnR0bF9tcxgGIAEoBBIgChhhbGxvd190aHJlc2hvbGRfZGVjcmVhc2UYByABKAgSFgoOYWxsb3dfdW5waW5uZWQYCCADKAkSEQoJYW55X2Vwb2NoGAkgASgIIjEKGFByZXBhcmVMaWZlY3ljbGVSZXNwb25zZRIVCg1hdXRob3Jpc2F0aW9uGAEgASgMIjYKFUVucm9sbWVudFRva2VuUmVxdWVzdBIOCgZ0dGxfbXMYASABKAQSDQoFbGFiZWwYAiABKAkiOwoWRW5yb2xtZW50VG9rZW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRISCgpleHBpcmVzX2F0GAIgASgEIicKFFN1Ym1pdFBhY2thZ2VSZXF1ZXN0Eg8KB3BhY2thZ2UYASABKAwinwEKFVN1Ym1pdFBhY2thZ2VSZXNwb25zZRISCgpwYWNrYWdlX2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCRIPCgdtZXNzYWdlGAMgASgMEhEKCXNpZ25hdHVyZRgEIAEoDBISCgpwdWJsaWNfa2V5GAUgASgMEg8KB3NpZ25lcnMYBiADKAkSGQoRYWxyZWFkeV9jb21wbGV0ZWQYByABKAgiFAoSQXVkaXRWZXJpZnlSZXF1ZXN0IlsKC0F1ZGl0UmVwb3J0EgoKAm9rGAEgASgIEg0KBWNvdW50GAIgASgEEgwKBGhlYWQYAyABKAkSEwoLcHJvYmxlbV9zZXEYBCABKAQSDgoGcmVhc29uGAUgASgJImkKEFBhcnRpY2lwYW50QXVkaXQSCgoCaWQYASABKAkSEQoJcmVhY2hhYmxlGAIgASgIEicKBnJlcG9ydBgDIAEoCzIXLnRlc3NlcmEudjEuQXVkaXRSZXBvcnQSDQoFZXJyb3IYBCABKAkidwoTQXVkaXRWZXJpZnlSZXNwb25zZRIsCgtjb29yZGluYXRvchgBIAEoCzIXLnRlc3NlcmEudjEuQXVkaXRSZXBvcnQSMgoMcGFydGljaXBhbnRzGAIgAygLMhwudGVzc2VyYS52MS5QYXJ0aWNpcGFudEF1ZGl0IloKDUtleWdlblJlcXVlc3QSIAoFc3VpdGUYASABKA4yES50ZXNzZXJhLnYxLlN1aXRlEhEKCXRocmVzaG9sZBgCIAEoDRIUCgxwYXJ0aWNpcGFudHMYAyADKAkimwEKB0tleUluZm8SDgoGa2V5X2lkGAEgASgJEiAKBXN1aXRlGAIgASgOMhEudGVzc2VyYS52MS5TdWl0ZRIRCgl0aHJlc2hvbGQYAyABKA0SFAoMcGFydGljaXBhbnRzGAQgAygJEhIKCnB1YmxpY19rZXkYBSABKAwSDQoFZXBvY2gYBiABKAQSEgoKY3JlYXRlZF9hdBgHIAEoBCJHCg5TaWduQXBpUmVxdWVzdBIkCgZpbnRlbnQYASABKAsyFC50ZXNzZXJhLnYxLkVudmVsb3BlEg8KB3NpZ25lcnMYAiADKAkibQoPU2lnbkFwaVJlc3BvbnNlEg4KBmtleV9pZBgBIAEoCRIRCglzaWduYXR1cmUYAiABKAwSDwoHc2lnbmVycxgDIAMoCRISCgpwdWJsaWNfa2V5GAQgASgMEhIKCnJlcXVlc3RfaWQYBSABKAwiHwoNR2V0S2V5UmVxdWVzdBIOCgZrZXlfaWQYASABKAkiJAoOR2V0S2V5UmVzcG9uc2USEgoKa2V5X3JlY29yZBgBIAEoDCIRCg9MaXN0S2V5c1JlcXVlc3QiNQoQTGlzdEtleXNSZXNwb25zZRIhCgRrZXlzGAEgAygLMhMudGVzc2VyYS52MS5LZXlJbmZvIg8KDVN0YXR1c1JlcXVlc3QiugEKEVBhcnRpY2lwYW50U3RhdHVzEgoKAmlkGAEgASgJEhEKCWNvbm5lY3RlZBgCIAEoCBIXCg9jb25uZWN0ZWRfc2luY2UYAyABKAQSDAoEa2V5cxgEIAEoDRIaChJwb29sZWRfY29tbWl0bWVudHMYBSABKA0SEwoLbWV0cmljc191cmwYBiABKAkSCwoDcGlkGAcgASgNEhEKCWxhc3Rfc2VlbhgIIAEoBBIOCgZkZXZpY2UYCSABKAgimgEKDlN0YXR1c1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSDAoEa2V5cxgCIAEoDRIzCgxwYXJ0aWNpcGFudHMYAyADKAsyHS50ZXNzZXJhLnYxLlBhcnRpY2lwYW50U3RhdHVzEhIKCnN0YXJ0ZWRfYXQYBCABKAQSEwoLbWV0cmljc191cmwYBSABKAkSCwoDcGlkGAYgASgNIi8KCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBITCgtjb29yZGluYXRvchgCIAEoCSJ8CgVIZWxsbxIwCgtwYXJ0aWNpcGFudBgBIAEoCzIbLnRlc3NlcmEudjEuUGFydGljaXBhbnRJbmZvEhEKCXNpZ25hdHVyZRgCIAEoDBITCgttZXRyaWNzX3VybBgDIAEoCRILCgNwaWQYBCABKA0SDAoEa2V5cxgFIAMoCSJeCgZMaW5rVXASIgoFaGVsbG8YASABKAsyES50ZXNzZXJhLnYxLkhlbGxvSAASKAoGcmVzdWx0GAIgASgLMhYudGVzc2VyYS52MS5UYXNrUmVzdWx0SABCBgoEYm9keSJgCghMaW5rRG93bhIqCgljaGFsbGVuZ2UYASABKAsyFS50ZXNzZXJhLnYxLkNoYWxsZW5nZUgAEiAKBHRhc2sYAiABKAsyEC50ZXNzZXJhLnYxLlRhc2tIAEIGCgRib2R5IjUKCERrZ1N0YXJ0Eg4KBnBhcmFtcxgBIAEoDBIZChFkZXZpY2VfYWRtaXNzaW9ucxgCIAMoDCJDCglEa2dCdW5kbGUSFAoMc2Vzc2lvbl9oYXNoGAEgASgMEg0KBXJvdW5kGAIgASgNEhEKCWVudmVsb3BlcxgDIAMoDCIwCghEa2dBYm9ydBIUCgxzZXNzaW9uX2hhc2gYASABKAwSDgoGcmVhc29uGAIgASgJIgsKCUF1ZGl0VGFzayIrCgpDb21taXRUYXNrEg4KBmtleV9pZBgBIAEoCRINCgVjb3VudBgCIAEoDSJ2CgtSZXNlcnZlVGFzaxIOCgZrZXlfaWQYASABKAkSDgoGZGV2aWNlGAIgASgJEg0KBWNvdW50GAMgASgNEg4KBnR0bF9tcxgEIAEoBBIoCglhbGxvd2FuY2UYBSABKAsyFS50ZXNzZXJhLnYxLkFsbG93YW5jZSIhCgxSZXNlcnZhdGlvbnMSEQoJZW52ZWxvcGVzGAEgAygMIpwBCg1MaWZlY3ljbGVUYXNrEgwKBGtpbmQYASABKAkSDgoGa2V5X2lkGAIgASgJEgwKBHN0ZXAYAyABKA0SDgoGcGFyYW1zGAQgASgMEhEKCWVudmVsb3BlcxgFIAMoDBIWCg5vbGRfa2V5X3JlY29yZBgGIAEoDBINCgVlcG9jaBgHIAEoBBIVCg1hdXRob3Jpc2F0aW9uGAggASgMIsQDCgRUYXNrEg8KB3Rhc2tfaWQYASABKAQSKQoJZGtnX3N0YXJ0GAIgASgLMhQudGVzc2VyYS52MS5Ea2dTdGFydEgAEisKCmRrZ19idW5kbGUYAyABKAsyFS50ZXNzZXJhLnYxLkRrZ0J1bmRsZUgAEikKCWRrZ19hYm9ydBgEIAEoCzIULnRlc3NlcmEudjEuRGtnQWJvcnRIABIoCgZjb21taXQYBSABKAsyFi50ZXNzZXJhLnYxLkNvbW1pdFRhc2tIABIOCgRzaWduGAYgASgMSAASJgoFYXVkaXQYByABKAsyFS50ZXNzZXJhLnYxLkF1ZGl0VGFza0gAEioKB3Jlc2VydmUYCCABKAsyFy50ZXNzZXJhLnYxLlJlc2VydmVUYXNrSAASEgoIY29tcGxldGUYCSABKAxIABIuCglsaWZlY3ljbGUYCiABKAsyGS50ZXNzZXJhLnYxLkxpZmVjeWNsZVRhc2tIABIQCgZyZXZva2UYCyABKAxIABImCgVlY2RzYRgMIAEoCzIVLnRlc3NlcmEudjEuRWNkc2FUYXNrSAASFAoKZWNkc2Ffc2lnbhgNIAEoDEgAQgYKBGJvZHkiawoJRWNkc2FUYXNrEgwKBGtpbmQYASABKAkSDgoGa2V5X2lkGAIgASgJEgwKBHN0ZXAYAyABKA0SDwoHc2Vzc2lvbhgEIAEoDBIPCgdzaWduZXJzGAUgAygJEhAKCG1lc3NhZ2VzGAYgAygMIiIKDUVjZHNhTWVzc2FnZXMSEQoJZW52ZWxvcGVzGAEgAygMIncKEEVjZHNhU2lnblJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEg4KBmludGVudBgDIAEoDBIPCgdzZXNzaW9uGAQgASgMEg8KB3NpZ25lcnMYBSADKAkSEgoKcmVxdWVzdF9pZBgGIAEoDCJBCgdEa2dEb25lEg4KBmtleV9pZBgBIAEoCRISCgprZXlfZGlnZXN0GAIgASgMEhIKCmtleV9yZWNvcmQYAyABKAwiIAoLQ29tbWl0bWVudHMSEQoJZW52ZWxvcGVzGAEgAygMItICCgpUYXNrUmVzdWx0Eg8KB3Rhc2tfaWQYASABKAQSKAoFZXJyb3IYAiABKAsyFy50ZXNzZXJhLnYxLkVycm9yRGV0YWlsSAASEgoIZW52ZWxvcGUYAyABKAxIABInCghka2dfZG9uZRgEIAEoCzITLnRlc3NlcmEudjEuRGtnRG9uZUgAEi4KC2NvbW1pdG1lbnRzGAUgASgLMhcudGVzc2VyYS52MS5Db21taXRtZW50c0gAEgwKAm9rGAYgASgISAASKAoFYXVkaXQYByABKAsyFy50ZXNzZXJhLnYxLkF1ZGl0UmVwb3J0SAASMAoMcmVzZXJ2YXRpb25zGAggASgLMhgudGVzc2VyYS52MS5SZXNlcnZhdGlvbnNIABIqCgVlY2RzYRgJIAEoCzIZLnRlc3NlcmEudjEuRWNkc2FNZXNzYWdlc0gAQgYKBGJvZHkimAIKDktleVNoYXJlUmVjb3JkEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIRCgl0aHJlc2hvbGQYBCABKA0SMQoMcGFydGljaXBhbnRzGAUgAygLMhsudGVzc2VyYS52MS5QYXJ0aWNpcGFudEluZm8SJQoGcHVibGljGAYgASgLMhUudGVzc2VyYS52MS5LZXlQdWJsaWMSEgoKaWRlbnRpZmllchgHIAEoDBIVCg1zaWduaW5nX3NoYXJlGAggASgMEhcKD3RyYW5zY3JpcHRfaGFzaBgJIAEoDBISCgpjcmVhdGVkX2F0GAogASgEIs8BCglLZXlSZWNvcmQSIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEg0KBWVwb2NoGAMgASgEEhEKCXRocmVzaG9sZBgEIAEoDRIxCgxwYXJ0aWNpcGFudHMYBSADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbxIlCgZwdWJsaWMYBiABKAsyFS50ZXNzZXJhLnYxLktleVB1YmxpYxISCgpjcmVhdGVkX2F0GAcgASgEImcKDklkZW50aXR5UmVjb3JkEg8KB3ZlcnNpb24YASABKA0SCgoCaWQYAiABKAkSEwoLc2lnbl9zZWNyZXQYAyABKAwSEgoKZW5jX3NlY3JldBgEIAEoDBIPCgdlbmNfa2VtGAUgASgNIpYBChBTaWduUmVzdWx0UmVjb3JkEg8KB3ZlcnNpb24YASABKA0SDgoGa2V5X2lkGAIgASgJEhEKCXNpZ25hdHVyZRgDIAEoDBIPCgdzaWduZXJzGAQgAygJEhIKCnB1YmxpY19rZXkYBSABKAwSEgoKcmVxdWVzdF9pZBgGIAEoDBIVCg1pbnRlbnRfZGlnZXN0GAcgASgMIn0KCkRldmljZUNhbGwSDwoHdmVyc2lvbhgBIAEoDRIOCgZkZXZpY2UYAiABKAkSCgoCb3AYAyABKAkSEQoJaXNzdWVkX2F0GAQgASgEEg0KBW5vbmNlGAUgASgMEgwKBGJvZHkYBiABKAwSEgoKY2x1c3Rlcl9pZBgHIAEoCSJkCgtEZXZpY2VFbnJvbBINCgV0b2tlbhgBIAEoCRIwCgtwYXJ0aWNpcGFudBgCIAEoCzIbLnRlc3NlcmEudjEuUGFydGljaXBhbnRJbmZvEhQKDGRldmljZV9jbGFzcxgDIAEoCSJJCg5EZXZpY2VFbnJvbGxlZBIOCgZkZXZpY2UYASABKAkSEwoLY29vcmRpbmF0b3IYAiABKAkSEgoKY2x1c3Rlcl9pZBgDIAEoCSJyCgpEZXZpY2VQb2xsEicKB3Jlc3VsdHMYASADKAsyFi50ZXNzZXJhLnYxLlRhc2tSZXN1bHQSDwoHd2FpdF9tcxgCIAEoDRIMCgRrZXlzGAMgAygJEg8KB3BlbmRpbmcYBCABKA0SCwoDYnllGAUgASgIIi4KC0RldmljZVRhc2tzEh8KBXRhc2tzGAEgAygLMhAudGVzc2VyYS52MS5UYXNrInsKDURldmljZVJlc2VydmUSDgoGa2V5X2lkGAEgASgJEg0KBWNvdW50GAIgASgNEhEKCWNvc2lnbmVycxgDIAMoCRIOCgZ0dGxfbXMYBCABKAQSKAoJYWxsb3dhbmNlGAUgASgLMhUudGVzc2VyYS52MS5BbGxvd2FuY2UiJwoPUmVzZXJ2YXRpb25TbG90EhQKDHJlc2VydmF0aW9ucxgBIAMoDCJMCg5EZXZpY2VSZXNlcnZlZBIqCgVzbG90cxgBIAMoCzIbLnRlc3NlcmEudjEuUmVzZXJ2YXRpb25TbG90Eg4KBmVycm9ycxgCIAMoCSIvCgpEZXZpY2VLZXlzEiEKBGtleXMYASADKAsyEy50ZXNzZXJhLnYxLktleUluZm8iHwoORGV2aWNlUGFja2FnZXMSDQoFc2luY2UYASABKAQiYgoTRGV2aWNlUGFja2FnZVJlY29yZBISCgpwYWNrYWdlX2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCRINCgVzdGF0ZRgDIAEoCRIMCgRjb2RlGAQgASgJEgoKAmF0GAUgASgEIlkKEURldmljZVBhY2thZ2VMaXN0EjEKCHBhY2thZ2VzGAEgAygLMh8udGVzc2VyYS52MS5EZXZpY2VQYWNrYWdlUmVjb3JkEhEKCXRydW5jYXRlZBgCIAEoCCIHCgVFbXB0eTLqCAoLQ29vcmRpbmF0b3ISOAoGS2V5Z2VuEhkudGVzc2VyYS52MS5LZXlnZW5SZXF1ZXN0GhMudGVzc2VyYS52MS5LZXlJbmZvEj8KBFNpZ24SGi50ZXNzZXJhLnYxLlNpZ25BcGlSZXF1ZXN0GhsudGVzc2VyYS52MS5TaWduQXBpUmVzcG9uc2USRQoITGlzdEtleXMSGy50ZXNzZXJhLnYxLkxpc3RLZXlzUmVxdWVzdBocLnRlc3NlcmEudjEuTGlzdEtleXNSZXNwb25zZRI/CgZHZXRLZXkSGS50ZXNzZXJhLnYxLkdldEtleVJlcXVlc3QaGi50ZXNzZXJhLnYxLkdldEtleVJlc3BvbnNlEj8KBlN0YXR1cxIZLnRlc3NlcmEudjEuU3RhdHVzUmVxdWVzdBoaLnRlc3NlcmEudjEuU3RhdHVzUmVzcG9uc2USTgoLQXVkaXRWZXJpZnkSHi50ZXNzZXJhLnYxLkF1ZGl0VmVyaWZ5UmVxdWVzdBofLnRlc3NlcmEudjEuQXVkaXRWZXJpZnlSZXNwb25zZRJcChNJc3N1ZUVucm9sbWVudFRva2VuEiEudGVzc2VyYS52MS5FbnJvbG1lbnRUb2tlblJlcXVlc3QaIi50ZXNzZXJhLnYxLkVucm9sbWVudFRva2VuUmVzcG9uc2USVAoNU3VibWl0UGFja2FnZRIgLnRlc3NlcmEudjEuU3VibWl0UGFja2FnZVJlcXVlc3QaIS50ZXNzZXJhLnYxLlN1Ym1pdFBhY2thZ2VSZXNwb25zZRI6CgdSZWZyZXNoEhoudGVzc2VyYS52MS5SZWZyZXNoUmVxdWVzdBoTLnRlc3NlcmEudjEuS2V5SW5mbxI6CgdSZXNoYXJlEhoudGVzc2VyYS52MS5SZXNoYXJlUmVxdWVzdBoTLnRlc3NlcmEudjEuS2V5SW5mbxJdChBQcmVwYXJlTGlmZWN5Y2xlEiMudGVzc2VyYS52MS5QcmVwYXJlTGlmZWN5Y2xlUmVxdWVzdBokLnRlc3NlcmEudjEuUHJlcGFyZUxpZmVjeWNsZVJlc3BvbnNlEkgKCUdldERldmljZRIcLnRlc3NlcmEudjEuR2V0RGV2aWNlUmVxdWVzdBodLnRlc3NlcmEudjEuR2V0RGV2aWNlUmVzcG9uc2USTAoLQWRtaXREZXZpY2USHi50ZXNzZXJhLnYxLkFkbWl0RGV2aWNlUmVxdWVzdBodLnRlc3NlcmEudjEuR2V0RGV2aWNlUmVzcG9uc2USUQoMUmV2b2tlRGV2aWNlEh8udGVzc2VyYS52MS5SZXZva2VEZXZpY2VSZXF1ZXN0GiAudGVzc2VyYS52MS5SZXZva2VEZXZpY2VSZXNwb25zZRJRCgxMaXN0UGFja2FnZXMSHy50ZXNzZXJhLnYxLkxpc3RQYWNrYWdlc1JlcXVlc3QaIC50ZXNzZXJhLnYxLkxpc3RQYWNrYWdlc1Jlc3BvbnNlMkoKD1BhcnRpY2lwYW50TGluaxI3CgdDb25uZWN0EhIudGVzc2VyYS52MS5MaW5rVXAaFC50ZXNzZXJhLnYxLkxpbmtEb3duKAEwAWIGcHJvdG8z", [file_tessera_v1_packages]);
 
 /**
  * Machine-readable error detail, carried as JSON in trailing metadata `tessera-error-bin`.
@@ -1391,6 +1391,20 @@ export type Task = Message<"tessera.v1.Task"> & {
      */
     value: Uint8Array;
     case: "revoke";
+  } | {
+    /**
+     * @generated from field: tessera.v1.EcdsaTask ecdsa = 12;
+     */
+    value: EcdsaTask;
+    case: "ecdsa";
+  } | {
+    /**
+     * encoded EcdsaSignRequest
+     *
+     * @generated from field: bytes ecdsa_sign = 13;
+     */
+    value: Uint8Array;
+    case: "ecdsaSign";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1400,6 +1414,124 @@ export type Task = Message<"tessera.v1.Task"> & {
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
   messageDesc(file_tessera_v1_cluster, 44);
+
+/**
+ * One step of a threshold ECDSA session on one signer (packages/ecdsa; the signer's
+ * ecdsa-signer.ts). kind `setup`, after the DKG of an ecdsa-secp256k1 key, once per key: steps 1,
+ * 2, 3 = the pairwise setup's round 1, round 2 and finish (answer: ok). kind `presign`: steps 1, 2,
+ * 3 = the three presigning rounds; step 3 stores the presignature in the nonce ledger and answers
+ * with an ECDSA_PRESIGNATURE envelope. `messages`: the previous step's ECDSA_MESSAGE envelopes
+ * addressed to this signer (each signed by its sender and sealed to this signer). Steps 1 and 2
+ * answer with `ecdsa`: this signer's envelopes, one per other signer.
+ *
+ * @generated from message tessera.v1.EcdsaTask
+ */
+export type EcdsaTask = Message<"tessera.v1.EcdsaTask"> & {
+  /**
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: string key_id = 2;
+   */
+  keyId: string;
+
+  /**
+   * @generated from field: uint32 step = 3;
+   */
+  step: number;
+
+  /**
+   * 32 bytes
+   *
+   * @generated from field: bytes session = 4;
+   */
+  session: Uint8Array;
+
+  /**
+   * presign: the signers' ids (setup: the key's roster)
+   *
+   * @generated from field: repeated string signers = 5;
+   */
+  signers: string[];
+
+  /**
+   * @generated from field: repeated bytes messages = 6;
+   */
+  messages: Uint8Array[];
+};
+
+/**
+ * Describes the message tessera.v1.EcdsaTask.
+ * Use `create(EcdsaTaskSchema)` to create a new message.
+ */
+export const EcdsaTaskSchema: GenMessage<EcdsaTask> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_cluster, 45);
+
+/**
+ * @generated from message tessera.v1.EcdsaMessages
+ */
+export type EcdsaMessages = Message<"tessera.v1.EcdsaMessages"> & {
+  /**
+   * @generated from field: repeated bytes envelopes = 1;
+   */
+  envelopes: Uint8Array[];
+};
+
+/**
+ * Describes the message tessera.v1.EcdsaMessages.
+ * Use `create(EcdsaMessagesSchema)` to create a new message.
+ */
+export const EcdsaMessagesSchema: GenMessage<EcdsaMessages> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_cluster, 46);
+
+/**
+ * An ECDSA signature by `signers` on presignature `session`: the requester's signed intent (its
+ * message the 32-byte digest signed). Answered with an ECDSA_PARTIAL envelope.
+ *
+ * @generated from message tessera.v1.EcdsaSignRequest
+ */
+export type EcdsaSignRequest = Message<"tessera.v1.EcdsaSignRequest"> & {
+  /**
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * @generated from field: uint64 epoch = 2;
+   */
+  epoch: bigint;
+
+  /**
+   * @generated from field: bytes intent = 3;
+   */
+  intent: Uint8Array;
+
+  /**
+   * @generated from field: bytes session = 4;
+   */
+  session: Uint8Array;
+
+  /**
+   * @generated from field: repeated string signers = 5;
+   */
+  signers: string[];
+
+  /**
+   * 16 random bytes of this attempt
+   *
+   * @generated from field: bytes request_id = 6;
+   */
+  requestId: Uint8Array;
+};
+
+/**
+ * Describes the message tessera.v1.EcdsaSignRequest.
+ * Use `create(EcdsaSignRequestSchema)` to create a new message.
+ */
+export const EcdsaSignRequestSchema: GenMessage<EcdsaSignRequest> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_cluster, 47);
 
 /**
  * key_record: the public KeyRecord the participant derived (every participant's key_digest must agree).
@@ -1428,7 +1560,7 @@ export type DkgDone = Message<"tessera.v1.DkgDone"> & {
  * Use `create(DkgDoneSchema)` to create a new message.
  */
 export const DkgDoneSchema: GenMessage<DkgDone> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 45);
+  messageDesc(file_tessera_v1_cluster, 48);
 
 /**
  * @generated from message tessera.v1.Commitments
@@ -1445,7 +1577,7 @@ export type Commitments = Message<"tessera.v1.Commitments"> & {
  * Use `create(CommitmentsSchema)` to create a new message.
  */
 export const CommitmentsSchema: GenMessage<Commitments> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 46);
+  messageDesc(file_tessera_v1_cluster, 49);
 
 /**
  * @generated from message tessera.v1.TaskResult
@@ -1503,6 +1635,12 @@ export type TaskResult = Message<"tessera.v1.TaskResult"> & {
      */
     value: Reservations;
     case: "reservations";
+  } | {
+    /**
+     * @generated from field: tessera.v1.EcdsaMessages ecdsa = 9;
+     */
+    value: EcdsaMessages;
+    case: "ecdsa";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1511,7 +1649,7 @@ export type TaskResult = Message<"tessera.v1.TaskResult"> & {
  * Use `create(TaskResultSchema)` to create a new message.
  */
 export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 47);
+  messageDesc(file_tessera_v1_cluster, 50);
 
 /**
  * A signer's stored share of one key at one epoch (sealed by the store).
@@ -1575,7 +1713,7 @@ export type KeyShareRecord = Message<"tessera.v1.KeyShareRecord"> & {
  * Use `create(KeyShareRecordSchema)` to create a new message.
  */
 export const KeyShareRecordSchema: GenMessage<KeyShareRecord> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 48);
+  messageDesc(file_tessera_v1_cluster, 51);
 
 /**
  * The coordinator's public record of a key.
@@ -1624,7 +1762,7 @@ export type KeyRecord = Message<"tessera.v1.KeyRecord"> & {
  * Use `create(KeyRecordSchema)` to create a new message.
  */
 export const KeyRecordSchema: GenMessage<KeyRecord> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 49);
+  messageDesc(file_tessera_v1_cluster, 52);
 
 /**
  * A participant's own identity as stored in its sealed store (secret: never leaves the node).
@@ -1666,7 +1804,7 @@ export type IdentityRecord = Message<"tessera.v1.IdentityRecord"> & {
  * Use `create(IdentityRecordSchema)` to create a new message.
  */
 export const IdentityRecordSchema: GenMessage<IdentityRecord> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 50);
+  messageDesc(file_tessera_v1_cluster, 53);
 
 /**
  * A completed signature as the coordinator stores it, keyed by request id.
@@ -1717,7 +1855,7 @@ export type SignResultRecord = Message<"tessera.v1.SignResultRecord"> & {
  * Use `create(SignResultRecordSchema)` to create a new message.
  */
 export const SignResultRecordSchema: GenMessage<SignResultRecord> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 51);
+  messageDesc(file_tessera_v1_cluster, 54);
 
 /**
  * @generated from message tessera.v1.DeviceCall
@@ -1774,7 +1912,7 @@ export type DeviceCall = Message<"tessera.v1.DeviceCall"> & {
  * Use `create(DeviceCallSchema)` to create a new message.
  */
 export const DeviceCallSchema: GenMessage<DeviceCall> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 52);
+  messageDesc(file_tessera_v1_cluster, 55);
 
 /**
  * device_class: what the device is, for the offline KPIs by class (never by device id): ios |
@@ -1804,7 +1942,7 @@ export type DeviceEnrol = Message<"tessera.v1.DeviceEnrol"> & {
  * Use `create(DeviceEnrolSchema)` to create a new message.
  */
 export const DeviceEnrolSchema: GenMessage<DeviceEnrol> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 53);
+  messageDesc(file_tessera_v1_cluster, 56);
 
 /**
  * @generated from message tessera.v1.DeviceEnrolled
@@ -1831,7 +1969,7 @@ export type DeviceEnrolled = Message<"tessera.v1.DeviceEnrolled"> & {
  * Use `create(DeviceEnrolledSchema)` to create a new message.
  */
 export const DeviceEnrolledSchema: GenMessage<DeviceEnrolled> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 54);
+  messageDesc(file_tessera_v1_cluster, 57);
 
 /**
  * The device's half of the participant link: results of earlier tasks in, new tasks out.
@@ -1876,7 +2014,7 @@ export type DevicePoll = Message<"tessera.v1.DevicePoll"> & {
  * Use `create(DevicePollSchema)` to create a new message.
  */
 export const DevicePollSchema: GenMessage<DevicePoll> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 55);
+  messageDesc(file_tessera_v1_cluster, 58);
 
 /**
  * @generated from message tessera.v1.DeviceTasks
@@ -1893,7 +2031,7 @@ export type DeviceTasks = Message<"tessera.v1.DeviceTasks"> & {
  * Use `create(DeviceTasksSchema)` to create a new message.
  */
 export const DeviceTasksSchema: GenMessage<DeviceTasks> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 56);
+  messageDesc(file_tessera_v1_cluster, 59);
 
 /**
  * @generated from message tessera.v1.DeviceReserve
@@ -1930,7 +2068,7 @@ export type DeviceReserve = Message<"tessera.v1.DeviceReserve"> & {
  * Use `create(DeviceReserveSchema)` to create a new message.
  */
 export const DeviceReserveSchema: GenMessage<DeviceReserve> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 57);
+  messageDesc(file_tessera_v1_cluster, 60);
 
 /**
  * @generated from message tessera.v1.ReservationSlot
@@ -1947,7 +2085,7 @@ export type ReservationSlot = Message<"tessera.v1.ReservationSlot"> & {
  * Use `create(ReservationSlotSchema)` to create a new message.
  */
 export const ReservationSlotSchema: GenMessage<ReservationSlot> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 58);
+  messageDesc(file_tessera_v1_cluster, 61);
 
 /**
  * @generated from message tessera.v1.DeviceReserved
@@ -1969,7 +2107,7 @@ export type DeviceReserved = Message<"tessera.v1.DeviceReserved"> & {
  * Use `create(DeviceReservedSchema)` to create a new message.
  */
 export const DeviceReservedSchema: GenMessage<DeviceReserved> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 59);
+  messageDesc(file_tessera_v1_cluster, 62);
 
 /**
  * @generated from message tessera.v1.DeviceKeys
@@ -1986,7 +2124,7 @@ export type DeviceKeys = Message<"tessera.v1.DeviceKeys"> & {
  * Use `create(DeviceKeysSchema)` to create a new message.
  */
 export const DeviceKeysSchema: GenMessage<DeviceKeys> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 60);
+  messageDesc(file_tessera_v1_cluster, 63);
 
 /**
  * The cluster's record of a device's offline packages (op "packages"), for the device's
@@ -2006,7 +2144,7 @@ export type DevicePackages = Message<"tessera.v1.DevicePackages"> & {
  * Use `create(DevicePackagesSchema)` to create a new message.
  */
 export const DevicePackagesSchema: GenMessage<DevicePackages> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 61);
+  messageDesc(file_tessera_v1_cluster, 64);
 
 /**
  * @generated from message tessera.v1.DevicePackageRecord
@@ -2049,7 +2187,7 @@ export type DevicePackageRecord = Message<"tessera.v1.DevicePackageRecord"> & {
  * Use `create(DevicePackageRecordSchema)` to create a new message.
  */
 export const DevicePackageRecordSchema: GenMessage<DevicePackageRecord> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 62);
+  messageDesc(file_tessera_v1_cluster, 65);
 
 /**
  * @generated from message tessera.v1.DevicePackageList
@@ -2071,7 +2209,7 @@ export type DevicePackageList = Message<"tessera.v1.DevicePackageList"> & {
  * Use `create(DevicePackageListSchema)` to create a new message.
  */
 export const DevicePackageListSchema: GenMessage<DevicePackageList> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 63);
+  messageDesc(file_tessera_v1_cluster, 66);
 
 /**
  * @generated from message tessera.v1.Empty
@@ -2084,7 +2222,7 @@ export type Empty = Message<"tessera.v1.Empty"> & {
  * Use `create(EmptySchema)` to create a new message.
  */
 export const EmptySchema: GenMessage<Empty> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_cluster, 64);
+  messageDesc(file_tessera_v1_cluster, 67);
 
 /**
  * @generated from service tessera.v1.Coordinator

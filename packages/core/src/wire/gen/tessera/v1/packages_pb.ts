@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tessera/v1/packages.proto.
  */
 export const file_tessera_v1_packages: GenFile = /*@__PURE__*/
-  fileDesc("Chl0ZXNzZXJhL3YxL3BhY2thZ2VzLnByb3RvEgp0ZXNzZXJhLnYxIjsKBkhlYWRlchIPCgd2ZXJzaW9uGAEgASgNEiAKBXN1aXRlGAIgASgOMhEudGVzc2VyYS52MS5TdWl0ZSJ2CghFbnZlbG9wZRIPCgd2ZXJzaW9uGAEgASgNEiUKBGtpbmQYAiABKA4yFy50ZXNzZXJhLnYxLlBheWxvYWRLaW5kEg4KBnNlbmRlchgDIAEoDBIPCgdwYXlsb2FkGAQgASgMEhEKCXNpZ25hdHVyZRgFIAEoDCJQCg9QYXJ0aWNpcGFudEluZm8SCgoCaWQYASABKAkSEAoIc2lnbl9rZXkYAiABKAwSDwoHZW5jX2tleRgDIAEoDBIOCgZkZXZpY2UYBCABKAgiiQEKCURrZ1BhcmFtcxIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEhEKCXRocmVzaG9sZBgDIAEoDRIxCgxwYXJ0aWNpcGFudHMYBCADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbyKJAQoJRGtnUm91bmQxEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhIKCmNvbW1pdG1lbnQYBCADKAwSGgoScHJvb2Zfb2Zfa25vd2xlZGdlGAUgASgMIkEKC1NlYWxlZFNoYXJlEhEKCXJlY2lwaWVudBgBIAEoDBILCgNlbmMYAiABKAwSEgoKY2lwaGVydGV4dBgDIAEoDCKSAQoJRGtnUm91bmQyEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEg4KBnJvdW5kMRgEIAMoDBInCgZzaGFyZXMYBSADKAsyFy50ZXNzZXJhLnYxLlNlYWxlZFNoYXJlIocBCgpEa2dDb25maXJtEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhcKD3RyYW5zY3JpcHRfaGFzaBgEIAEoDBISCgprZXlfZGlnZXN0GAUgASgMIjUKDlZlcmlmeWluZ1NoYXJlEhIKCmlkZW50aWZpZXIYASABKAwSDwoHZWxlbWVudBgCIAEoDCKNAQoJS2V5UHVibGljEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhEKCXRocmVzaG9sZBgCIAEoDRITCgtjb21taXRtZW50cxgDIAMoDBI0ChB2ZXJpZnlpbmdfc2hhcmVzGAQgAygLMhoudGVzc2VyYS52MS5WZXJpZnlpbmdTaGFyZSKGAQoKU2lnbkludGVudBIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIOCgZrZXlfaWQYAiABKAkSDwoHbWVzc2FnZRgDIAEoDBISCgpyZXF1ZXN0X2lkGAQgASgMEhEKCW5vdF9hZnRlchgFIAEoBBIMCgRwYXRoGAYgASgJIn4KEVNpZ25pbmdDb21taXRtZW50EiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCmlkZW50aWZpZXIYAiABKAwSDgoGaGlkaW5nGAMgASgMEg8KB2JpbmRpbmcYBCABKAwSEAoIbm9uY2VfaWQYBSABKAwivgEKC1NpZ25SZXF1ZXN0EiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCnNlc3Npb25faWQYAiABKAwSDgoGa2V5X2lkGAMgASgJEg0KBWVwb2NoGAQgASgEEiQKBmludGVudBgFIAEoCzIULnRlc3NlcmEudjEuRW52ZWxvcGUSMgoLY29tbWl0bWVudHMYBiADKAsyHS50ZXNzZXJhLnYxLlNpZ25pbmdDb21taXRtZW50IoMBCg5TaWduYXR1cmVTaGFyZRIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEhIKCmlkZW50aWZpZXIYAyABKAwSDQoFc2hhcmUYBCABKAwSFgoOcmVxdWVzdF9kaWdlc3QYBSABKAwi4QEKC1Jlc2VydmF0aW9uEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIOCgZkZXZpY2UYBCABKAkSDgoGc2lnbmVyGAUgASgJEhAKCG5vbmNlX2lkGAYgASgMEg4KBmhpZGluZxgHIAEoDBIPCgdiaW5kaW5nGAggASgMEhIKCmV4cGlyZXNfYXQYCSABKAQSKAoJYWxsb3dhbmNlGAogASgLMhUudGVzc2VyYS52MS5BbGxvd2FuY2UiLAoLQXNzZXRBbW91bnQSDQoFYXNzZXQYASABKAkSDgoGYW1vdW50GAIgASgJInYKCUFsbG93YW5jZRIUCgxhbGxvd2FuY2VfaWQYASABKAwSJQoEY2FwcxgCIAMoCzIXLnRlc3NlcmEudjEuQXNzZXRBbW91bnQSLAoLcGVyX3BheW1lbnQYAyADKAsyFy50ZXNzZXJhLnYxLkFzc2V0QW1vdW50IjMKB1BheW1lbnQSDQoFY2hhaW4YASABKAkSCgoCdHgYAiABKAwSDQoFaW5wdXQYAyABKA0iqAEKElJlc2VydmVkQ29tbWl0bWVudBIOCgZzaWduZXIYASABKAkSEAoIbm9uY2VfaWQYAiABKAwSDgoGaGlkaW5nGAMgASgMEg8KB2JpbmRpbmcYBCABKAwSEgoKZXhwaXJlc19hdBgFIAEoBBIRCglzaWduYXR1cmUYBiABKAwSKAoJYWxsb3dhbmNlGAcgASgLMhUudGVzc2VyYS52MS5BbGxvd2FuY2UikQIKDk9mZmxpbmVQYWNrYWdlEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIOCgZkZXZpY2UYBCABKAkSDwoHbWVzc2FnZRgFIAEoDBIOCgZoaWRpbmcYBiABKAwSDwoHYmluZGluZxgHIAEoDBINCgVzaGFyZRgIIAEoDBIxCgljb3NpZ25lcnMYCSADKAsyHi50ZXNzZXJhLnYxLlJlc2VydmVkQ29tbWl0bWVudBISCgpjcmVhdGVkX2F0GAogASgEEiQKB3BheW1lbnQYCyABKAsyEy50ZXNzZXJhLnYxLlBheW1lbnQiqAEKDUNvc2lnblJlcXVlc3QSIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEg0KBWVwb2NoGAMgASgEEg4KBmRldmljZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgMEg4KBmhpZGluZxgGIAEoDBIPCgdiaW5kaW5nGAcgASgMEhIKCnJlcXVlc3RfaWQYCCABKAwijAEKDkNvc2lnblJlc3BvbnNlEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhYKDnJlcXVlc3RfZGlnZXN0GAIgASgMEg4KBmRldmljZRgDIAEoCRIOCgZoaWRpbmcYBCABKAwSDwoHYmluZGluZxgFIAEoDBINCgVzaGFyZRgGIAEoDCKVAQoNUmVmcmVzaFBhcmFtcxIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEg4KBmtleV9pZBgDIAEoCRISCgpmcm9tX2Vwb2NoGAQgASgEEhIKCmtleV9kaWdlc3QYBSABKAwSFAoMY29udHJpYnV0b3JzGAYgAygJIuMBCg1SZXNoYXJlUGFyYW1zEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCnNlc3Npb25faWQYAiABKAwSDgoGa2V5X2lkGAMgASgJEhIKCmZyb21fZXBvY2gYBCABKAQSEgoKa2V5X2RpZ2VzdBgFIAEoDBIUCgxjb250cmlidXRvcnMYBiADKAkSFQoNbmV3X3RocmVzaG9sZBgHIAEoDRI1ChBuZXdfcGFydGljaXBhbnRzGAggAygLMhsudGVzc2VyYS52MS5QYXJ0aWNpcGFudEluZm8inQEKD0xpZmVjeWNsZVJvdW5kMRIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIUCgxzZXNzaW9uX2hhc2gYAiABKAwSEgoKaWRlbnRpZmllchgDIAEoDBITCgtjb21taXRtZW50cxgEIAMoDBInCgZzaGFyZXMYBSADKAsyFy50ZXNzZXJhLnYxLlNlYWxlZFNoYXJlIpwBChBMaWZlY3ljbGVDb25maXJtEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEg0KBWVwb2NoGAQgASgEEhcKD3RyYW5zY3JpcHRfaGFzaBgFIAEoDBISCgprZXlfZGlnZXN0GAYgASgMIq0CChZMaWZlY3ljbGVBdXRob3Jpc2F0aW9uEg8KB3ZlcnNpb24YASABKA0SDgoGa2V5X2lkGAIgASgJEhEKCW9wZXJhdGlvbhgDIAEoCRISCgpmcm9tX2Vwb2NoGAQgASgEEhEKCWFueV9lcG9jaBgFIAEoCBIVCg1uZXdfdGhyZXNob2xkGAYgASgNEjUKEG5ld19wYXJ0aWNpcGFudHMYByADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbxIgChhhbGxvd190aHJlc2hvbGRfZGVjcmVhc2UYCCABKAgSFgoOYWxsb3dfdW5waW5uZWQYCSADKAkSDgoGcmV2b2tlGAogAygJEhEKCW5vdF9hZnRlchgLIAEoBBINCgVub25jZRgMIAEoDCJBChVBcHByb3ZlZEF1dGhvcmlzYXRpb24SFQoNYXV0aG9yaXNhdGlvbhgBIAEoDBIRCglhcHByb3ZhbHMYAiADKAwimwEKEFBlbmRpbmdMaWZlY3ljbGUSDAoEa2luZBgBIAEoCRIUCgxzZXNzaW9uX2hhc2gYAiABKAwSFwoPdHJhbnNjcmlwdF9oYXNoGAMgASgMEhIKCmtleV9yZWNvcmQYBCABKAwSEAoIcmVxdWlyZWQYBSADKAkSDgoGcmV2b2tlGAYgAygJEhQKDHNoYXJlX3JlY29yZBgHIAEoDCKDAQoQTGlmZWN5Y2xlT3V0Y29tZRINCgVlcG9jaBgBIAEoBBIUCgxhY3RpdmF0ZWRfYXQYAiABKAQSDAoEbGVmdBgDIAEoCBIPCgdyZXRpcmVkGAQgASgIEhIKCmtleV9yZWNvcmQYBSABKAwSFwoPdHJhbnNjcmlwdF9oYXNoGAYgASgMKm4KBVN1aXRlEhUKEVNVSVRFX1VOU1BFQ0lGSUVEEAASEQoNU1VJVEVfRUQyNTUxORABEhYKElNVSVRFX1NFQ1AyNTZLMV9UUhACEhMKD1NVSVRFX1NFQ1AyNTZLMRADEg4KClNVSVRFX1AyNTYQBCqUBAoLUGF5bG9hZEtpbmQSHAoYUEFZTE9BRF9LSU5EX1VOU1BFQ0lGSUVEEAASGwoXUEFZTE9BRF9LSU5EX0RLR19ST1VORDEQARIbChdQQVlMT0FEX0tJTkRfREtHX1JPVU5EMhACEhwKGFBBWUxPQURfS0lORF9ES0dfQ09ORklSTRADEhwKGFBBWUxPQURfS0lORF9TSUdOX0lOVEVOVBAKEiMKH1BBWUxPQURfS0lORF9TSUdOSU5HX0NPTU1JVE1FTlQQCxIdChlQQVlMT0FEX0tJTkRfU0lHTl9SRVFVRVNUEAwSIAocUEFZTE9BRF9LSU5EX1NJR05BVFVSRV9TSEFSRRANEhwKGFBBWUxPQURfS0lORF9SRVNFUlZBVElPThAOEhwKGFBBWUxPQURfS0lORF9ERVZJQ0VfQ0FMTBAUEh8KG1BBWUxPQURfS0lORF9DT1NJR05fUkVRVUVTVBAVEh8KG1BBWUxPQURfS0lORF9SRUZSRVNIX1JPVU5EMRAeEh8KG1BBWUxPQURfS0lORF9SRVNIQVJFX1JPVU5EMRAfEiIKHlBBWUxPQURfS0lORF9MSUZFQ1lDTEVfQ09ORklSTRAgEiQKIFBBWUxPQURfS0lORF9MSUZFQ1lDTEVfQUNUSVZBVEVEECESIgoeUEFZTE9BRF9LSU5EX09QRVJBVE9SX0FQUFJPVkFMEChiBnByb3RvMw");
+  fileDesc("Chl0ZXNzZXJhL3YxL3BhY2thZ2VzLnByb3RvEgp0ZXNzZXJhLnYxIjsKBkhlYWRlchIPCgd2ZXJzaW9uGAEgASgNEiAKBXN1aXRlGAIgASgOMhEudGVzc2VyYS52MS5TdWl0ZSJ2CghFbnZlbG9wZRIPCgd2ZXJzaW9uGAEgASgNEiUKBGtpbmQYAiABKA4yFy50ZXNzZXJhLnYxLlBheWxvYWRLaW5kEg4KBnNlbmRlchgDIAEoDBIPCgdwYXlsb2FkGAQgASgMEhEKCXNpZ25hdHVyZRgFIAEoDCJQCg9QYXJ0aWNpcGFudEluZm8SCgoCaWQYASABKAkSEAoIc2lnbl9rZXkYAiABKAwSDwoHZW5jX2tleRgDIAEoDBIOCgZkZXZpY2UYBCABKAgiiQEKCURrZ1BhcmFtcxIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEhEKCXRocmVzaG9sZBgDIAEoDRIxCgxwYXJ0aWNpcGFudHMYBCADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbyKJAQoJRGtnUm91bmQxEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhIKCmNvbW1pdG1lbnQYBCADKAwSGgoScHJvb2Zfb2Zfa25vd2xlZGdlGAUgASgMIkEKC1NlYWxlZFNoYXJlEhEKCXJlY2lwaWVudBgBIAEoDBILCgNlbmMYAiABKAwSEgoKY2lwaGVydGV4dBgDIAEoDCKSAQoJRGtnUm91bmQyEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEg4KBnJvdW5kMRgEIAMoDBInCgZzaGFyZXMYBSADKAsyFy50ZXNzZXJhLnYxLlNlYWxlZFNoYXJlIocBCgpEa2dDb25maXJtEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhcKD3RyYW5zY3JpcHRfaGFzaBgEIAEoDBISCgprZXlfZGlnZXN0GAUgASgMIjUKDlZlcmlmeWluZ1NoYXJlEhIKCmlkZW50aWZpZXIYASABKAwSDwoHZWxlbWVudBgCIAEoDCKNAQoJS2V5UHVibGljEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhEKCXRocmVzaG9sZBgCIAEoDRITCgtjb21taXRtZW50cxgDIAMoDBI0ChB2ZXJpZnlpbmdfc2hhcmVzGAQgAygLMhoudGVzc2VyYS52MS5WZXJpZnlpbmdTaGFyZSKGAQoKU2lnbkludGVudBIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIOCgZrZXlfaWQYAiABKAkSDwoHbWVzc2FnZRgDIAEoDBISCgpyZXF1ZXN0X2lkGAQgASgMEhEKCW5vdF9hZnRlchgFIAEoBBIMCgRwYXRoGAYgASgJIn4KEVNpZ25pbmdDb21taXRtZW50EiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCmlkZW50aWZpZXIYAiABKAwSDgoGaGlkaW5nGAMgASgMEg8KB2JpbmRpbmcYBCABKAwSEAoIbm9uY2VfaWQYBSABKAwivgEKC1NpZ25SZXF1ZXN0EiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCnNlc3Npb25faWQYAiABKAwSDgoGa2V5X2lkGAMgASgJEg0KBWVwb2NoGAQgASgEEiQKBmludGVudBgFIAEoCzIULnRlc3NlcmEudjEuRW52ZWxvcGUSMgoLY29tbWl0bWVudHMYBiADKAsyHS50ZXNzZXJhLnYxLlNpZ25pbmdDb21taXRtZW50IoMBCg5TaWduYXR1cmVTaGFyZRIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEhIKCmlkZW50aWZpZXIYAyABKAwSDQoFc2hhcmUYBCABKAwSFgoOcmVxdWVzdF9kaWdlc3QYBSABKAwi4QEKC1Jlc2VydmF0aW9uEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIOCgZkZXZpY2UYBCABKAkSDgoGc2lnbmVyGAUgASgJEhAKCG5vbmNlX2lkGAYgASgMEg4KBmhpZGluZxgHIAEoDBIPCgdiaW5kaW5nGAggASgMEhIKCmV4cGlyZXNfYXQYCSABKAQSKAoJYWxsb3dhbmNlGAogASgLMhUudGVzc2VyYS52MS5BbGxvd2FuY2UiLAoLQXNzZXRBbW91bnQSDQoFYXNzZXQYASABKAkSDgoGYW1vdW50GAIgASgJInYKCUFsbG93YW5jZRIUCgxhbGxvd2FuY2VfaWQYASABKAwSJQoEY2FwcxgCIAMoCzIXLnRlc3NlcmEudjEuQXNzZXRBbW91bnQSLAoLcGVyX3BheW1lbnQYAyADKAsyFy50ZXNzZXJhLnYxLkFzc2V0QW1vdW50IjMKB1BheW1lbnQSDQoFY2hhaW4YASABKAkSCgoCdHgYAiABKAwSDQoFaW5wdXQYAyABKA0iqAEKElJlc2VydmVkQ29tbWl0bWVudBIOCgZzaWduZXIYASABKAkSEAoIbm9uY2VfaWQYAiABKAwSDgoGaGlkaW5nGAMgASgMEg8KB2JpbmRpbmcYBCABKAwSEgoKZXhwaXJlc19hdBgFIAEoBBIRCglzaWduYXR1cmUYBiABKAwSKAoJYWxsb3dhbmNlGAcgASgLMhUudGVzc2VyYS52MS5BbGxvd2FuY2UikQIKDk9mZmxpbmVQYWNrYWdlEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIOCgZkZXZpY2UYBCABKAkSDwoHbWVzc2FnZRgFIAEoDBIOCgZoaWRpbmcYBiABKAwSDwoHYmluZGluZxgHIAEoDBINCgVzaGFyZRgIIAEoDBIxCgljb3NpZ25lcnMYCSADKAsyHi50ZXNzZXJhLnYxLlJlc2VydmVkQ29tbWl0bWVudBISCgpjcmVhdGVkX2F0GAogASgEEiQKB3BheW1lbnQYCyABKAsyEy50ZXNzZXJhLnYxLlBheW1lbnQiqAEKDUNvc2lnblJlcXVlc3QSIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEg0KBWVwb2NoGAMgASgEEg4KBmRldmljZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgMEg4KBmhpZGluZxgGIAEoDBIPCgdiaW5kaW5nGAcgASgMEhIKCnJlcXVlc3RfaWQYCCABKAwijAEKDkNvc2lnblJlc3BvbnNlEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhYKDnJlcXVlc3RfZGlnZXN0GAIgASgMEg4KBmRldmljZRgDIAEoCRIOCgZoaWRpbmcYBCABKAwSDwoHYmluZGluZxgFIAEoDBINCgVzaGFyZRgGIAEoDCKVAQoNUmVmcmVzaFBhcmFtcxIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEg4KBmtleV9pZBgDIAEoCRISCgpmcm9tX2Vwb2NoGAQgASgEEhIKCmtleV9kaWdlc3QYBSABKAwSFAoMY29udHJpYnV0b3JzGAYgAygJIuMBCg1SZXNoYXJlUGFyYW1zEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCnNlc3Npb25faWQYAiABKAwSDgoGa2V5X2lkGAMgASgJEhIKCmZyb21fZXBvY2gYBCABKAQSEgoKa2V5X2RpZ2VzdBgFIAEoDBIUCgxjb250cmlidXRvcnMYBiADKAkSFQoNbmV3X3RocmVzaG9sZBgHIAEoDRI1ChBuZXdfcGFydGljaXBhbnRzGAggAygLMhsudGVzc2VyYS52MS5QYXJ0aWNpcGFudEluZm8inQEKD0xpZmVjeWNsZVJvdW5kMRIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIUCgxzZXNzaW9uX2hhc2gYAiABKAwSEgoKaWRlbnRpZmllchgDIAEoDBITCgtjb21taXRtZW50cxgEIAMoDBInCgZzaGFyZXMYBSADKAsyFy50ZXNzZXJhLnYxLlNlYWxlZFNoYXJlIpwBChBMaWZlY3ljbGVDb25maXJtEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEg0KBWVwb2NoGAQgASgEEhcKD3RyYW5zY3JpcHRfaGFzaBgFIAEoDBISCgprZXlfZGlnZXN0GAYgASgMIq0CChZMaWZlY3ljbGVBdXRob3Jpc2F0aW9uEg8KB3ZlcnNpb24YASABKA0SDgoGa2V5X2lkGAIgASgJEhEKCW9wZXJhdGlvbhgDIAEoCRISCgpmcm9tX2Vwb2NoGAQgASgEEhEKCWFueV9lcG9jaBgFIAEoCBIVCg1uZXdfdGhyZXNob2xkGAYgASgNEjUKEG5ld19wYXJ0aWNpcGFudHMYByADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbxIgChhhbGxvd190aHJlc2hvbGRfZGVjcmVhc2UYCCABKAgSFgoOYWxsb3dfdW5waW5uZWQYCSADKAkSDgoGcmV2b2tlGAogAygJEhEKCW5vdF9hZnRlchgLIAEoBBINCgVub25jZRgMIAEoDCJBChVBcHByb3ZlZEF1dGhvcmlzYXRpb24SFQoNYXV0aG9yaXNhdGlvbhgBIAEoDBIRCglhcHByb3ZhbHMYAiADKAwimwEKEFBlbmRpbmdMaWZlY3ljbGUSDAoEa2luZBgBIAEoCRIUCgxzZXNzaW9uX2hhc2gYAiABKAwSFwoPdHJhbnNjcmlwdF9oYXNoGAMgASgMEhIKCmtleV9yZWNvcmQYBCABKAwSEAoIcmVxdWlyZWQYBSADKAkSDgoGcmV2b2tlGAYgAygJEhQKDHNoYXJlX3JlY29yZBgHIAEoDCKDAQoQTGlmZWN5Y2xlT3V0Y29tZRINCgVlcG9jaBgBIAEoBBIUCgxhY3RpdmF0ZWRfYXQYAiABKAQSDAoEbGVmdBgDIAEoCBIPCgdyZXRpcmVkGAQgASgIEhIKCmtleV9yZWNvcmQYBSABKAwSFwoPdHJhbnNjcmlwdF9oYXNoGAYgASgMIq4BChBFY2RzYVBlZXJNZXNzYWdlEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBHN0ZXAYBCABKA0SDwoHc2Vzc2lvbhgFIAEoDBIMCgRmcm9tGAYgASgJEgoKAnRvGAcgASgJEgsKA2VuYxgIIAEoDBISCgpjaXBoZXJ0ZXh0GAkgASgMIjUKC0VjZHNhU2V0dXAxEhEKCWJvYl9wb2ludBgBIAEoDBITCgt6ZXJvX2NvbW1pdBgCIAEoDCJCCgtFY2RzYVNldHVwMhINCgVwYWlycxgBIAMoDBIRCgl6ZXJvX3NlZWQYAiABKAwSEQoJemVyb19zYWx0GAMgASgMIi0KCEVjZHNhT3RlEgkKAXUYASABKAwSCgoCeHQYAiABKAwSCgoCdHQYAyABKAwiOgoKRWNkc2FSdm9sZRITCgtjb3JyZWN0aW9ucxgBIAEoDBILCgNldGEYAiABKAwSCgoCbXUYAyABKAwiRgoNRWNkc2FQcmVzaWduMRISCgpjb21taXRtZW50GAEgASgMEiEKA290ZRgCIAEoCzIULnRlc3NlcmEudjEuRWNkc2FPdGUiigEKDUVjZHNhUHJlc2lnbjISCQoBchgBIAEoDBIMCgRzYWx0GAIgASgMEiUKBXJ2b2xlGAMgASgLMhYudGVzc2VyYS52MS5FY2RzYVJ2b2xlEg8KB2dhbW1hX3UYBCABKAwSDwoHZ2FtbWFfdhgFIAEoDBILCgNwc2kYBiABKAwSCgoCcGsYByABKAwigAEKDkVjZHNhUHJlc2lnbmVkEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIPCgdzZXNzaW9uGAQgASgMEg8KB3NpZ25lcnMYBSADKAkSCQoBchgGIAEoDCJxCgxFY2RzYVBhcnRpYWwSIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDwoHc2Vzc2lvbhgCIAEoDBIWCg5yZXF1ZXN0X2RpZ2VzdBgDIAEoDBIJCgF1GAQgASgMEgkKAXcYBSABKAwilgEKD0VjZHNhUGFpclJlY29yZBIMCgRwZWVyGAEgASgJEg0KBWluZGV4GAIgASgNEg0KBWVwb2NoGAMgASgNEg4KBmJvYl9zMBgEIAMoDBIOCgZib2JfczEYBSADKAwSEwoLYWxpY2VfZGVsdGEYBiABKAwSDwoHYWxpY2VfcxgHIAMoDBIRCgl6ZXJvX3NlZWQYCCABKAwiZQoKRWNkc2FQYWlycxIPCgd2ZXJzaW9uGAEgASgNEg4KBmtleV9pZBgCIAEoCRIKCgJtZRgDIAEoDRIqCgVwYWlycxgEIAMoCzIbLnRlc3NlcmEudjEuRWNkc2FQYWlyUmVjb3JkIjwKF0VjZHNhUHJlc2lnbmF0dXJlU2VjcmV0EgsKA3BoaRgBIAEoDBIJCgF1GAIgASgMEgkKAXYYAyABKAwqiQEKBVN1aXRlEhUKEVNVSVRFX1VOU1BFQ0lGSUVEEAASEQoNU1VJVEVfRUQyNTUxORABEhYKElNVSVRFX1NFQ1AyNTZLMV9UUhACEhMKD1NVSVRFX1NFQ1AyNTZLMRADEg4KClNVSVRFX1AyNTYQBBIZChVTVUlURV9FQ0RTQV9TRUNQMjU2SzEQBSr5BAoLUGF5bG9hZEtpbmQSHAoYUEFZTE9BRF9LSU5EX1VOU1BFQ0lGSUVEEAASGwoXUEFZTE9BRF9LSU5EX0RLR19ST1VORDEQARIbChdQQVlMT0FEX0tJTkRfREtHX1JPVU5EMhACEhwKGFBBWUxPQURfS0lORF9ES0dfQ09ORklSTRADEhwKGFBBWUxPQURfS0lORF9TSUdOX0lOVEVOVBAKEiMKH1BBWUxPQURfS0lORF9TSUdOSU5HX0NPTU1JVE1FTlQQCxIdChlQQVlMT0FEX0tJTkRfU0lHTl9SRVFVRVNUEAwSIAocUEFZTE9BRF9LSU5EX1NJR05BVFVSRV9TSEFSRRANEhwKGFBBWUxPQURfS0lORF9SRVNFUlZBVElPThAOEhwKGFBBWUxPQURfS0lORF9ERVZJQ0VfQ0FMTBAUEh8KG1BBWUxPQURfS0lORF9DT1NJR05fUkVRVUVTVBAVEh8KG1BBWUxPQURfS0lORF9SRUZSRVNIX1JPVU5EMRAeEh8KG1BBWUxPQURfS0lORF9SRVNIQVJFX1JPVU5EMRAfEiIKHlBBWUxPQURfS0lORF9MSUZFQ1lDTEVfQ09ORklSTRAgEiQKIFBBWUxPQURfS0lORF9MSUZFQ1lDTEVfQUNUSVZBVEVEECESIgoeUEFZTE9BRF9LSU5EX09QRVJBVE9SX0FQUFJPVkFMECgSHgoaUEFZTE9BRF9LSU5EX0VDRFNBX01FU1NBR0UQMhIjCh9QQVlMT0FEX0tJTkRfRUNEU0FfUFJFU0lHTkFUVVJFEDMSHgoaUEFZTE9BRF9LSU5EX0VDRFNBX1BBUlRJQUwQNGIGcHJvdG8z");
 
 /**
  * First field of every package.
@@ -1425,6 +1425,454 @@ export const LifecycleOutcomeSchema: GenMessage<LifecycleOutcome> = /*@__PURE__*
   messageDesc(file_tessera_v1_packages, 29);
 
 /**
+ * The payload of an ECDSA_MESSAGE envelope: `ciphertext` opens (HPKE base mode, the recipient's
+ * encryption key, info "tessera/v1/ecdsa", aad the envelope's payload with `enc` and `ciphertext`
+ * empty) to the round's body: EcdsaSetup1/2 or EcdsaPresign1/2.
+ *
+ * @generated from message tessera.v1.EcdsaPeerMessage
+ */
+export type EcdsaPeerMessage = Message<"tessera.v1.EcdsaPeerMessage"> & {
+  /**
+   * @generated from field: tessera.v1.Header header = 1;
+   */
+  header?: Header | undefined;
+
+  /**
+   * @generated from field: string key_id = 2;
+   */
+  keyId: string;
+
+  /**
+   * setup | presign
+   *
+   * @generated from field: string kind = 3;
+   */
+  kind: string;
+
+  /**
+   * the round (1 or 2)
+   *
+   * @generated from field: uint32 step = 4;
+   */
+  step: number;
+
+  /**
+   * 32 bytes: the setup or presignature session id
+   *
+   * @generated from field: bytes session = 5;
+   */
+  session: Uint8Array;
+
+  /**
+   * @generated from field: string from = 6;
+   */
+  from: string;
+
+  /**
+   * @generated from field: string to = 7;
+   */
+  to: string;
+
+  /**
+   * @generated from field: bytes enc = 8;
+   */
+  enc: Uint8Array;
+
+  /**
+   * @generated from field: bytes ciphertext = 9;
+   */
+  ciphertext: Uint8Array;
+};
+
+/**
+ * Describes the message tessera.v1.EcdsaPeerMessage.
+ * Use `create(EcdsaPeerMessageSchema)` to create a new message.
+ */
+export const EcdsaPeerMessageSchema: GenMessage<EcdsaPeerMessage> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 30);
+
+/**
+ * Pairwise setup ([DKLs23] Protocol 3.6 setup; packages/ecdsa/src/setup.ts).
+ *
+ * @generated from message tessera.v1.EcdsaSetup1
+ */
+export type EcdsaSetup1 = Message<"tessera.v1.EcdsaSetup1"> & {
+  /**
+   * @generated from field: bytes bob_point = 1;
+   */
+  bobPoint: Uint8Array;
+
+  /**
+   * @generated from field: bytes zero_commit = 2;
+   */
+  zeroCommit: Uint8Array;
+};
+
+/**
+ * Describes the message tessera.v1.EcdsaSetup1.
+ * Use `create(EcdsaSetup1Schema)` to create a new message.
+ */
+export const EcdsaSetup1Schema: GenMessage<EcdsaSetup1> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 31);
+
+/**
+ * @generated from message tessera.v1.EcdsaSetup2
+ */
+export type EcdsaSetup2 = Message<"tessera.v1.EcdsaSetup2"> & {
+  /**
+   * @generated from field: repeated bytes pairs = 1;
+   */
+  pairs: Uint8Array[];
+
+  /**
+   * @generated from field: bytes zero_seed = 2;
+   */
+  zeroSeed: Uint8Array;
+
+  /**
+   * @generated from field: bytes zero_salt = 3;
+   */
+  zeroSalt: Uint8Array;
+};
+
+/**
+ * Describes the message tessera.v1.EcdsaSetup2.
+ * Use `create(EcdsaSetup2Schema)` to create a new message.
+ */
+export const EcdsaSetup2Schema: GenMessage<EcdsaSetup2> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 32);
+
+/**
+ * Presigning rounds ([DKLs23] Protocol 3.6 steps 5–8; packages/ecdsa/src/sign.ts).
+ *
+ * @generated from message tessera.v1.EcdsaOte
+ */
+export type EcdsaOte = Message<"tessera.v1.EcdsaOte"> & {
+  /**
+   * @generated from field: bytes u = 1;
+   */
+  u: Uint8Array;
+
+  /**
+   * @generated from field: bytes xt = 2;
+   */
+  xt: Uint8Array;
+
+  /**
+   * @generated from field: bytes tt = 3;
+   */
+  tt: Uint8Array;
+};
+
+/**
+ * Describes the message tessera.v1.EcdsaOte.
+ * Use `create(EcdsaOteSchema)` to create a new message.
+ */
+export const EcdsaOteSchema: GenMessage<EcdsaOte> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 33);
+
+/**
+ * @generated from message tessera.v1.EcdsaRvole
+ */
+export type EcdsaRvole = Message<"tessera.v1.EcdsaRvole"> & {
+  /**
+   * @generated from field: bytes corrections = 1;
+   */
+  corrections: Uint8Array;
+
+  /**
+   * @generated from field: bytes eta = 2;
+   */
+  eta: Uint8Array;
+
+  /**
+   * @generated from field: bytes mu = 3;
+   */
+  mu: Uint8Array;
+};
+
+/**
+ * Describes the message tessera.v1.EcdsaRvole.
+ * Use `create(EcdsaRvoleSchema)` to create a new message.
+ */
+export const EcdsaRvoleSchema: GenMessage<EcdsaRvole> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 34);
+
+/**
+ * @generated from message tessera.v1.EcdsaPresign1
+ */
+export type EcdsaPresign1 = Message<"tessera.v1.EcdsaPresign1"> & {
+  /**
+   * @generated from field: bytes commitment = 1;
+   */
+  commitment: Uint8Array;
+
+  /**
+   * @generated from field: tessera.v1.EcdsaOte ote = 2;
+   */
+  ote?: EcdsaOte | undefined;
+};
+
+/**
+ * Describes the message tessera.v1.EcdsaPresign1.
+ * Use `create(EcdsaPresign1Schema)` to create a new message.
+ */
+export const EcdsaPresign1Schema: GenMessage<EcdsaPresign1> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 35);
+
+/**
+ * @generated from message tessera.v1.EcdsaPresign2
+ */
+export type EcdsaPresign2 = Message<"tessera.v1.EcdsaPresign2"> & {
+  /**
+   * @generated from field: bytes r = 1;
+   */
+  r: Uint8Array;
+
+  /**
+   * @generated from field: bytes salt = 2;
+   */
+  salt: Uint8Array;
+
+  /**
+   * @generated from field: tessera.v1.EcdsaRvole rvole = 3;
+   */
+  rvole?: EcdsaRvole | undefined;
+
+  /**
+   * @generated from field: bytes gamma_u = 4;
+   */
+  gammaU: Uint8Array;
+
+  /**
+   * @generated from field: bytes gamma_v = 5;
+   */
+  gammaV: Uint8Array;
+
+  /**
+   * @generated from field: bytes psi = 6;
+   */
+  psi: Uint8Array;
+
+  /**
+   * @generated from field: bytes pk = 7;
+   */
+  pk: Uint8Array;
+};
+
+/**
+ * Describes the message tessera.v1.EcdsaPresign2.
+ * Use `create(EcdsaPresign2Schema)` to create a new message.
+ */
+export const EcdsaPresign2Schema: GenMessage<EcdsaPresign2> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 36);
+
+/**
+ * A signer's word that it holds presignature `session` of `key_id` for `signers`, nonce point `r`
+ * (the payload of an ECDSA_PRESIGNATURE envelope). Every signer must report the same `r`.
+ *
+ * @generated from message tessera.v1.EcdsaPresigned
+ */
+export type EcdsaPresigned = Message<"tessera.v1.EcdsaPresigned"> & {
+  /**
+   * @generated from field: tessera.v1.Header header = 1;
+   */
+  header?: Header | undefined;
+
+  /**
+   * @generated from field: string key_id = 2;
+   */
+  keyId: string;
+
+  /**
+   * @generated from field: uint64 epoch = 3;
+   */
+  epoch: bigint;
+
+  /**
+   * @generated from field: bytes session = 4;
+   */
+  session: Uint8Array;
+
+  /**
+   * @generated from field: repeated string signers = 5;
+   */
+  signers: string[];
+
+  /**
+   * @generated from field: bytes r = 6;
+   */
+  r: Uint8Array;
+};
+
+/**
+ * Describes the message tessera.v1.EcdsaPresigned.
+ * Use `create(EcdsaPresignedSchema)` to create a new message.
+ */
+export const EcdsaPresignedSchema: GenMessage<EcdsaPresigned> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 37);
+
+/**
+ * One signer's part of one ECDSA signature (the payload of an ECDSA_PARTIAL envelope).
+ *
+ * @generated from message tessera.v1.EcdsaPartial
+ */
+export type EcdsaPartial = Message<"tessera.v1.EcdsaPartial"> & {
+  /**
+   * @generated from field: tessera.v1.Header header = 1;
+   */
+  header?: Header | undefined;
+
+  /**
+   * the presignature
+   *
+   * @generated from field: bytes session = 2;
+   */
+  session: Uint8Array;
+
+  /**
+   * sha256 of the EcdsaSignRequest it answers
+   *
+   * @generated from field: bytes request_digest = 3;
+   */
+  requestDigest: Uint8Array;
+
+  /**
+   * @generated from field: bytes u = 4;
+   */
+  u: Uint8Array;
+
+  /**
+   * @generated from field: bytes w = 5;
+   */
+  w: Uint8Array;
+};
+
+/**
+ * Describes the message tessera.v1.EcdsaPartial.
+ * Use `create(EcdsaPartialSchema)` to create a new message.
+ */
+export const EcdsaPartialSchema: GenMessage<EcdsaPartial> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 38);
+
+/**
+ * What a signer keeps of one counterparty after the setup (sealed; never leaves the node).
+ *
+ * @generated from message tessera.v1.EcdsaPairRecord
+ */
+export type EcdsaPairRecord = Message<"tessera.v1.EcdsaPairRecord"> & {
+  /**
+   * @generated from field: string peer = 1;
+   */
+  peer: string;
+
+  /**
+   * the peer's index in the key's roster (1-based)
+   *
+   * @generated from field: uint32 index = 2;
+   */
+  index: number;
+
+  /**
+   * @generated from field: uint32 epoch = 3;
+   */
+  epoch: number;
+
+  /**
+   * @generated from field: repeated bytes bob_s0 = 4;
+   */
+  bobS0: Uint8Array[];
+
+  /**
+   * @generated from field: repeated bytes bob_s1 = 5;
+   */
+  bobS1: Uint8Array[];
+
+  /**
+   * @generated from field: bytes alice_delta = 6;
+   */
+  aliceDelta: Uint8Array;
+
+  /**
+   * @generated from field: repeated bytes alice_s = 7;
+   */
+  aliceS: Uint8Array[];
+
+  /**
+   * @generated from field: bytes zero_seed = 8;
+   */
+  zeroSeed: Uint8Array;
+};
+
+/**
+ * Describes the message tessera.v1.EcdsaPairRecord.
+ * Use `create(EcdsaPairRecordSchema)` to create a new message.
+ */
+export const EcdsaPairRecordSchema: GenMessage<EcdsaPairRecord> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 39);
+
+/**
+ * @generated from message tessera.v1.EcdsaPairs
+ */
+export type EcdsaPairs = Message<"tessera.v1.EcdsaPairs"> & {
+  /**
+   * @generated from field: uint32 version = 1;
+   */
+  version: number;
+
+  /**
+   * @generated from field: string key_id = 2;
+   */
+  keyId: string;
+
+  /**
+   * @generated from field: uint32 me = 3;
+   */
+  me: number;
+
+  /**
+   * @generated from field: repeated tessera.v1.EcdsaPairRecord pairs = 4;
+   */
+  pairs: EcdsaPairRecord[];
+};
+
+/**
+ * Describes the message tessera.v1.EcdsaPairs.
+ * Use `create(EcdsaPairsSchema)` to create a new message.
+ */
+export const EcdsaPairsSchema: GenMessage<EcdsaPairs> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 40);
+
+/**
+ * A presignature's secret part, kept in the nonce ledger until its one use.
+ *
+ * @generated from message tessera.v1.EcdsaPresignatureSecret
+ */
+export type EcdsaPresignatureSecret = Message<"tessera.v1.EcdsaPresignatureSecret"> & {
+  /**
+   * @generated from field: bytes phi = 1;
+   */
+  phi: Uint8Array;
+
+  /**
+   * @generated from field: bytes u = 2;
+   */
+  u: Uint8Array;
+
+  /**
+   * @generated from field: bytes v = 3;
+   */
+  v: Uint8Array;
+};
+
+/**
+ * Describes the message tessera.v1.EcdsaPresignatureSecret.
+ * Use `create(EcdsaPresignatureSecretSchema)` to create a new message.
+ */
+export const EcdsaPresignatureSecretSchema: GenMessage<EcdsaPresignatureSecret> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 41);
+
+/**
  * Ciphersuites. Numbers are stable: never reuse one.
  *
  * @generated from enum tessera.v1.Suite
@@ -1462,6 +1910,13 @@ export enum Suite {
    * @generated from enum value: SUITE_P256 = 4;
    */
   P256 = 4,
+
+  /**
+   * threshold ECDSA (DKLs23) over secp256k1: key records and intents only
+   *
+   * @generated from enum value: SUITE_ECDSA_SECP256K1 = 5;
+   */
+  ECDSA_SECP256K1 = 5,
 }
 
 /**
@@ -1571,6 +2026,27 @@ export enum PayloadKind {
    * @generated from enum value: PAYLOAD_KIND_OPERATOR_APPROVAL = 40;
    */
   OPERATOR_APPROVAL = 40,
+
+  /**
+   * threshold ECDSA: one signer's round message to one other, sealed to it (EcdsaPeerMessage)
+   *
+   * @generated from enum value: PAYLOAD_KIND_ECDSA_MESSAGE = 50;
+   */
+  ECDSA_MESSAGE = 50,
+
+  /**
+   * threshold ECDSA: a signer holds a presignature (EcdsaPresigned)
+   *
+   * @generated from enum value: PAYLOAD_KIND_ECDSA_PRESIGNATURE = 51;
+   */
+  ECDSA_PRESIGNATURE = 51,
+
+  /**
+   * threshold ECDSA: one signer's part of one signature (EcdsaPartial)
+   *
+   * @generated from enum value: PAYLOAD_KIND_ECDSA_PARTIAL = 52;
+   */
+  ECDSA_PARTIAL = 52,
 }
 
 /**

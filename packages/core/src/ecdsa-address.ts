@@ -14,7 +14,8 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { bech32, createBase58check } from '@scure/base';
-import { InvalidArgumentError, utf8ToBytes } from '@tessera/core';
+import { utf8ToBytes } from './bytes.js';
+import { InvalidArgumentError } from './errors.js';
 
 export type SegwitNetwork = 'mainnet' | 'testnet' | 'regtest';
 const HRP: Readonly<Record<SegwitNetwork, string>> = { mainnet: 'bc', testnet: 'tb', regtest: 'bcrt' };

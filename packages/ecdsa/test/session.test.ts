@@ -1,0 +1,232 @@
+/**
+ * The sealed sessions (session.ts) with Tessera identities and a key from Tessera's DKG on the
+ * ecdsa-secp256k1 suite: setup and presigning relayed as bytes, a signature every verifier
+ * accepts; a relay that redirects, replays, reorders or forges messages is refused without
+ * blaming an honest sender; the kept state and wire encodings round-trip.
+ */
+import { describe, expect, it } from 'vitest';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { bytesToNumberBE } from '@noble/curves/utils.js';
+import {
+  ErrorCode,
+  ParticipantIdentity,
+  PayloadKind,
+  decodeMessage,
+  encodeMessage,
+  getSuite,
+  groupPublicKey,
+  openEnvelope,
+  runLocalDkg,
+  signEnvelope,
+} from '@tessera/core';
+import {
+  PresignSession,
+  SetupSession,
+  combine,
+  decodePairs,
+  decodePresigned,
+  encodePairs,
+  partialSign,
+  presignatureFromRecord,
+  presignatureRecord,
+  type EcdsaKeyView,
+  type PairRecords,
+} from '../src/index.js';
+import { rng } from './harness.js';
+
+const suite = getSuite('ecdsa-secp256k1');
+
+function makeKey(n = 3, t = 2) {
+  const people = Array.from({ length: n }, (_, i) => ParticipantIdentity.generate(`s${i + 1}`));
+  const out = runLocalDkg(suite, t, people);
+  const first = out.get('s1');
+  if (!first) throw new Error('no DKG output');
+  const view: EcdsaKeyView = {
+    keyId: '00ecd5a000000001',
+    epoch: 0,
+    threshold: t,
+    suite,
+    roster: first.key.roster,
+    publicKey: groupPublicKey(first.key),
+  };
+  const share = (id: string) => bytesToNumberBE(out.get(id)?.share.signingShare() as Uint8Array);
+  return { people, view, share };
+}
+
+/** Delivers each envelope to the identity it is addressed to. */
+function route(sent: Map<string, Uint8Array[]>): Map<string, Uint8Array[]> {
+  const inbox = new Map<string, Uint8Array[]>();
+  for (const list of sent.values())
+    for (const env of list) {
+      const to = decodeMessage('EcdsaPeerMessage', openEnvelope(env, PayloadKind.ECDSA_MESSAGE).payload).to;
+      inbox.set(to, [...(inbox.get(to) ?? []), env]);
+    }
+  return inbox;
+}
+
+function setupAll(k: ReturnType<typeof makeKey>): Map<string, PairRecords> {
+  const session = rng(32);
+  const s = new Map(k.people.map((p) => [p.id, new SetupSession({ identity: p, key: k.view, session, rng })]));
+  const m1 = route(new Map([...s].map(([id, x]) => [id, x.step1()])));
+  const m2 = route(new Map([...s].map(([id, x]) => [id, x.step2(m1.get(id) ?? [])])));
+  return new Map([...s].map(([id, x]) => [id, x.step3(m2.get(id) ?? [])]));
+}
+
+describe('ECDSA sessions over a relay', () => {
+  const k = makeKey();
+  const pairs = setupAll(k);
+
+  function presign(signers: string[], session = rng(32)) {
+    const s = new Map(
+      signers.map((id) => {
+        const identity = k.people.find((p) => p.id === id) as ParticipantIdentity;
+        const p = pairs.get(id) as PairRecords;
+        return [id, new PresignSession({ identity, key: k.view, session, signers, share: k.share(id), pairs: p, rng })];
+      }),
+    );
+    return { s, session };
+  }
+
+  it('sets up, presigns and signs with the DKG key; noble verifies with the recovery id', () => {
+    const { s } = presign(['s1', 's3']);
+    const m1 = route(new Map([...s].map(([id, x]) => [id, x.step1()])));
+    const m2 = route(new Map([...s].map(([id, x]) => [id, x.step2(m1.get(id) ?? [])])));
+    const presigs = [...s].map(([id, x]) => x.step3(m2.get(id) ?? []));
+    const digest = rng(32);
+    const sig = combine(
+      presigs[0] as (typeof presigs)[number],
+      digest,
+      presigs.map((p) => partialSign(p, digest)),
+    );
+    const full = new Uint8Array([...sig.compact, sig.recovery]);
+    expect(suite.verify(full, digest, k.view.publicKey)).toBe(true);
+    expect(suite.verify(full, rng(32), k.view.publicKey)).toBe(false);
+    const recovered = secp256k1.Signature.fromBytes(sig.compact, 'compact')
+      .addRecoveryBit(sig.recovery)
+      .recoverPublicKey(digest);
+    expect(recovered.toBytes(true)).toEqual(k.view.publicKey);
+  });
+
+  it('a presignature survives its ledger record (public statement as meta, scalars as secret)', () => {
+    const { s, session } = presign(['s1', 's2']);
+    const m1 = route(new Map([...s].map(([id, x]) => [id, x.step1()])));
+    const m2 = route(new Map([...s].map(([id, x]) => [id, x.step2(m1.get(id) ?? [])])));
+    const presigs = [...s].map(([id, x]) => x.step3(m2.get(id) ?? []));
+    const back = presigs.map((ps) => {
+      const rec = presignatureRecord(suite, ps, {
+        keyId: k.view.keyId,
+        epoch: 0,
+        session,
+        signers: ['s1', 's2'],
+        R: ps.R,
+      });
+      const stated = decodePresigned(suite, rec.meta);
+      return presignatureFromRecord(rec.secret, stated, {
+        me: ps.me,
+        signers: ps.signers,
+        publicKey: ps.publicKey,
+        keyIdBytes: ps.keyId,
+      });
+    });
+    expect(back).toEqual(presigs);
+    const digest = rng(32);
+    const sig = combine(
+      back[0] as (typeof back)[number],
+      digest,
+      back.map((p) => partialSign(p, digest)),
+    );
+    expect(secp256k1.verify(sig.compact, digest, k.view.publicKey, { prehash: false })).toBe(true);
+  });
+
+  it('pair records round-trip through their encoding', () => {
+    const mine = pairs.get('s2') as PairRecords;
+    const back = decodePairs(encodePairs(mine));
+    expect(back.me).toBe(mine.me);
+    expect([...back.pairs.keys()].sort()).toEqual([...mine.pairs.keys()].sort());
+    expect(back.pairs.get('s1')).toEqual(mine.pairs.get('s1'));
+  });
+
+  it('refuses a message redirected to another recipient, replayed into another session or round, or sent twice', () => {
+    const a = presign(['s1', 's2', 's3']);
+    const m1 = route(new Map([...a.s].map(([id, x]) => [id, x.step1()])));
+    const toS1 = m1.get('s1') ?? [];
+    const toS2 = m1.get('s2') ?? [];
+    const code = (f: () => unknown) => {
+      try {
+        f();
+        return 'ok';
+      } catch (e) {
+        return (e as { code?: string }).code;
+      }
+    };
+    // s2 gets a message that was for s1 (the relay redirects it).
+    expect(code(() => a.s.get('s2')?.step2([toS1[0] as Uint8Array, toS2[1] as Uint8Array]))).toBe(
+      ErrorCode.UNEXPECTED_MESSAGE,
+    );
+    // Another session's messages.
+    const b = presign(['s1', 's2', 's3']);
+    const other = route(new Map([...b.s].map(([id, x]) => [id, x.step1()])));
+    expect(code(() => a.s.get('s3')?.step2(other.get('s3') ?? []))).toBe(ErrorCode.UNEXPECTED_MESSAGE);
+    // One message twice instead of one from each.
+    expect(
+      code(() => b.s.get('s1')?.step2([other.get('s1')?.[0] as Uint8Array, other.get('s1')?.[0] as Uint8Array])),
+    ).toBe(ErrorCode.UNEXPECTED_MESSAGE);
+  });
+
+  it('a message signed by someone outside the roster, or claiming another sender, names nobody', () => {
+    const a = presign(['s1', 's2']);
+    const [env] = a.s.get('s1')?.step1() ?? [];
+    const w = decodeMessage('EcdsaPeerMessage', openEnvelope(env as Uint8Array, PayloadKind.ECDSA_MESSAGE).payload);
+    const mallory = ParticipantIdentity.generate('mallory');
+    const forged = signEnvelope(mallory, PayloadKind.ECDSA_MESSAGE, encodeMessage('EcdsaPeerMessage', w));
+    try {
+      a.s.get('s2')?.step2([forged]);
+      expect.unreachable();
+    } catch (e) {
+      expect((e as { code?: string }).code).toBe(ErrorCode.UNEXPECTED_MESSAGE);
+      expect((e as { culprits?: string[] }).culprits ?? []).toEqual([]);
+    }
+  });
+
+  it('a tampered sealed body is DECRYPT naming its signed sender', () => {
+    const a = presign(['s1', 's2']);
+    a.s.get('s2')?.step1();
+    const [env] = a.s.get('s1')?.step1() ?? [];
+    const w = decodeMessage('EcdsaPeerMessage', openEnvelope(env as Uint8Array, PayloadKind.ECDSA_MESSAGE).payload);
+    const ct = w.ciphertext.slice();
+    ct[5] = (ct[5] as number) ^ 1;
+    const s1 = k.people.find((p) => p.id === 's1') as ParticipantIdentity;
+    const bad = signEnvelope(
+      s1,
+      PayloadKind.ECDSA_MESSAGE,
+      encodeMessage('EcdsaPeerMessage', { ...w, ciphertext: ct }),
+    );
+    try {
+      a.s.get('s2')?.step2([bad]);
+      expect.unreachable();
+    } catch (e) {
+      expect((e as { code?: string }).code).toBe(ErrorCode.DECRYPT);
+      expect((e as { culprits?: string[] }).culprits).toEqual(['s1']);
+    }
+  });
+
+  it('refuses fewer signers than the threshold and a non-ECDSA key', () => {
+    const identity = k.people[0] as ParticipantIdentity;
+    const p = pairs.get('s1') as PairRecords;
+    expect(
+      () =>
+        new PresignSession({
+          identity,
+          key: { ...k.view, threshold: 3 },
+          session: rng(32),
+          signers: ['s1', 's2'],
+          share: k.share('s1'),
+          pairs: p,
+          rng,
+        }),
+    ).toThrow(/threshold/);
+    expect(
+      () => new SetupSession({ identity, key: { ...k.view, suite: getSuite('secp256k1') }, session: rng(32), rng }),
+    ).toThrow(/not an ECDSA key/);
+  });
+});
