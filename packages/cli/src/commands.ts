@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   address,
+  ecdsaAddresses,
   createSignIntent,
   decodeKeyRecord,
   decodeMessage,
@@ -83,6 +84,10 @@ export async function derive(c: Client, opts: { key: string; path: string; netwo
     path: child.path,
     publicKey: toHex(child.publicKey),
     address: address(rec.key.suite, child.publicKey, opts.network ?? 'mainnet'),
+    // An ECDSA key pays on EVM chains, TRON and Bitcoin SegWit v0 alike.
+    ...(rec.key.suite.scheme === 'ecdsa'
+      ? { addresses: ecdsaAddresses(child.publicKey, opts.network ?? 'mainnet') as Record<string, string> }
+      : {}),
   };
 }
 
@@ -98,6 +103,11 @@ export async function sign(
       : new Uint8Array(readFileSync(opts.messageFile as string));
   const info = (await keys(c)).find((k) => k.keyId === opts.key);
   if (!info) throw new CliError('NOT_FOUND', `no key ${opts.key}`);
+  if (getSuite(info.suite as SuiteId).scheme === 'ecdsa' && message.length !== 32)
+    throw new CliError(
+      'INVALID_ARGUMENT',
+      `key ${info.keyId} is ECDSA: it signs a 32-byte digest (e.g. keccak256 of an Ethereum transaction), not ${message.length} bytes`,
+    );
   // With --path, the expected key is the child derived here, from the key's public record.
   const expected = opts.path ? (await derive(c, { key: info.keyId, path: opts.path })).publicKey : info.publicKey;
   const intent = createSignIntent(c.requester, {

@@ -29,6 +29,7 @@ import {
 import { AuditLog, summarizeAudit, type SealedKV } from '@tessera/store';
 import { DeviceService } from './devices.js';
 import { KeyRegistry } from './key-registry.js';
+import { EcdsaService } from './ecdsa.js';
 import { KeygenService, type KeygenRequest } from './keygen.js';
 import { layout } from './layout.js';
 import { LifecycleService, type PrepareRequest } from './lifecycle.js';
@@ -105,7 +106,8 @@ export class Coordinator {
       onEvent,
     }));
     // What every service may use; each declares the part it does (its `…Components`).
-    const base = { store, audit, clock, rng, timeout, participants, registry, pools, onEvent };
+    const ecdsa = new EcdsaService({ rng, timeout, participants, onEvent });
+    const base = { store, audit, clock, rng, timeout, participants, registry, pools, ecdsa, onEvent };
     const devices = (this.#devices = new DeviceService({ ...base, unlink: (id, h) => this.unregister(id, h) }));
     const isDevice = (id: string) => devices.has(id);
     this.#keygen = new KeygenService({ ...base, isDevice, admissions: (id) => devices.admissions(id) });

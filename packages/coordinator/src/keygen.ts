@@ -23,6 +23,7 @@ import {
   type SuiteId,
 } from '@tessera/core';
 import type { AuditLog } from '@tessera/store';
+import type { EcdsaService } from './ecdsa.js';
 import type { KeyRegistry } from './key-registry.js';
 import type { Participants } from './participants.js';
 import type { CommitmentPools } from './pools.js';
@@ -45,6 +46,7 @@ export interface KeygenComponents {
   readonly participants: Participants;
   readonly registry: KeyRegistry;
   readonly pools: CommitmentPools;
+  readonly ecdsa: EcdsaService;
   /** Whether `id` is an enrolled device. */
   isDevice(id: string): boolean;
   /** The operators' admissions stored for device `id`. */
@@ -121,6 +123,11 @@ export class KeygenService {
         sessionHash,
       );
       const rec: KeyRecord = { ...agreedKey(ids, done), createdAt: this.c.clock() };
+      if (rec.key.suite.scheme === 'ecdsa') {
+        // The pairwise OT setup and zero-sharing seeds of DKLs23: the key signs only after it.
+        progress?.('ECDSA setup');
+        await this.c.ecdsa.setup(rec);
+      }
       await this.c.registry.add(rec);
       await this.c.audit.append({
         type: 'keygen',
@@ -144,11 +151,13 @@ export class KeygenService {
 
   /** The participants' links, after checking the request against who is known and linked. */
   #roster(req: KeygenRequest): ParticipantHandle[] {
-    getSuite(req.suite); // an unknown suite is refused before anything else
+    const suite = getSuite(req.suite); // an unknown suite is refused before anything else
     const p = this.c.participants;
     const ids = req.participants?.length
       ? [...new Set(req.participants)]
       : p.connected().filter((id) => !this.c.isDevice(id));
+    if (suite.scheme === 'ecdsa' && ids.some((id) => this.c.isDevice(id)))
+      throw new CoordinatorError('UNIMPLEMENTED', 'ECDSA keys are made by signer nodes only (devices: not yet)');
     const unknown = ids.filter((id) => !p.isKnown(id));
     if (unknown.length) throw new CoordinatorError('INVALID_ARGUMENT', `unknown participant: ${unknown.join(', ')}`);
     const missing = ids.filter((id) => !p.linked(id));

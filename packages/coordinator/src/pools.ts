@@ -87,6 +87,8 @@ export class CommitmentPools {
     const generation = this.c.registry.generation(keyId);
     const rec = generation ? this.c.registry.key(keyId) : undefined;
     if (!h || !rec) throw new CoordinatorError('UNAVAILABLE', `${id} is not connected`);
+    // ECDSA keys sign on presignatures made per signature (ecdsa.ts), not pooled FROST nonces.
+    if (rec.key.suite.scheme !== 'frost') return;
     const r = await h.call(
       { body: 'commit', commit: { keyId, count: Math.min(256, Math.max(this.c.batch, this.#waiting.get(k) ?? 0)) } },
       this.c.timeout,

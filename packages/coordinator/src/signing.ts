@@ -29,6 +29,7 @@ import {
   type Rng,
 } from '@tessera/core';
 import type { AuditLog, SealedKV } from '@tessera/store';
+import type { EcdsaService } from './ecdsa.js';
 import type { KeyRegistry } from './key-registry.js';
 import { layout } from './layout.js';
 import type { Participants } from './participants.js';
@@ -48,6 +49,8 @@ export interface SigningComponents {
   readonly participants: Participants;
   readonly registry: KeyRegistry;
   readonly pools: CommitmentPools;
+  /** ECDSA keys' signing sessions (presign, then sign). */
+  readonly ecdsa: EcdsaService;
   /** Whether `id` is an enrolled device (devices never sign online). */
   isDevice(id: string): boolean;
   onEvent(e: CoordinatorEvent): void;
@@ -94,7 +97,10 @@ export class SigningService {
         const quorum = this.#quorum(rec, preferred, excluded);
         if (!quorum) break;
         attempts++;
-        const signature = await this.#attempt(rec, intentBytes, intent.message, quorum, excluded, signingKey);
+        const signature =
+          rec.key.suite.scheme === 'ecdsa'
+            ? await this.c.ecdsa.attempt(rec, intentBytes, intent, quorum, excluded)
+            : await this.#attempt(rec, intentBytes, intent.message, quorum, excluded, signingKey);
         if (!signature) continue; // whoever failed is excluded now
         const out: SignResult = {
           keyId: rec.keyId,

@@ -33,6 +33,7 @@ import type { SpentReservations } from './spent.js';
 import { SignerError, toTaskError } from './errors.js';
 import { OfflineCosigner } from './offline-cosigner.js';
 import { OnlineSigner } from './online-signer.js';
+import { EcdsaSigner } from './ecdsa-signer.js';
 
 export { SignerError, toTaskError };
 import type { Allowance, LinkResult, LinkTask } from '@tessera/core';
@@ -88,6 +89,7 @@ export class SignerEngine {
   readonly #older = new Map<string, KeyShareRecord>();
   readonly #offline: OfflineCosigner;
   readonly #online: OnlineSigner;
+  readonly #ecdsa: EcdsaSigner;
 
   constructor(opts: SignerEngineOptions) {
     this.identity = opts.identity;
@@ -132,6 +134,20 @@ export class SignerEngine {
       policy: () => this.#policy,
       key: (keyId) => this.key(keyId),
       signingRecord: (keyId, epoch) => this.#signingRecord(keyId, epoch),
+      onEvent: (e) => this.#onEvent(e),
+    });
+    this.#ecdsa = new EcdsaSigner({
+      identity: this.identity,
+      ledger: this.ledger,
+      audit: this.audit,
+      store: opts.store,
+      rng: this.#rng,
+      maxFresh: this.#maxFresh,
+      attempts: this.#attempts,
+      policy: () => this.#policy,
+      key: (keyId) => this.key(keyId),
+      signingRecord: (keyId, epoch) => this.#signingRecord(keyId, epoch),
+      countAttempt: (requester, requestId, nonceId) => this.#online.countAttempt(requester, requestId, nonceId),
       onEvent: (e) => this.#onEvent(e),
     });
     this.#offline = new OfflineCosigner({
@@ -335,6 +351,18 @@ export class SignerEngine {
         case 'revoke':
           await this.revoke(asBytes(task.revoke, 'revocation'));
           return { taskId, body: 'ok', ok: true };
+        case 'ecdsa': {
+          const a = await this.#ecdsa.task(task.ecdsa ?? undefined);
+          if ('envelopes' in a) return { taskId, body: 'ecdsa', ecdsa: { envelopes: a.envelopes } };
+          if ('envelope' in a) return { taskId, body: 'envelope', envelope: a.envelope };
+          return { taskId, body: 'ok', ok: true };
+        }
+        case 'ecdsaSign':
+          return {
+            taskId,
+            body: 'envelope',
+            envelope: await this.#ecdsa.sign(asBytes(task.ecdsaSign, 'ECDSA sign request')),
+          };
         default:
           throw new SignerError('INVALID_ARGUMENT', `unknown task ${String(task.body)}`);
       }

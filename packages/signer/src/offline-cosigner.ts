@@ -117,6 +117,11 @@ export class OfflineCosigner {
     if (dp.revoked?.includes(device) || (await this.#ctx.revoked(device)))
       throw new SignerError('POLICY_DENIED', `device ${device} is revoked on this node`);
     const rec = await this.#ctx.key(keyId);
+    if (rec.key.suite.scheme !== 'frost')
+      throw new SignerError(
+        'WRONG_SUITE',
+        `key ${keyId} is ${rec.key.suite.id}: offline reservations are FROST nonces`,
+      );
     // Only a participant every member recorded as a device when the key was made (or reshared).
     if (device === this.#ctx.identity.id || !rec.key.roster.some((r) => r.id === device && r.device))
       throw new SignerError('POLICY_DENIED', `${String(device).slice(0, 64)} is not a device of key ${keyId}`);

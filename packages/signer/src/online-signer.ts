@@ -63,6 +63,11 @@ export class OnlineSigner {
     if (!Number.isInteger(count) || count < 1 || count > 1024)
       throw new SignerError('INVALID_ARGUMENT', 'commitment count must be 1..1024');
     const rec = await this.#ctx.key(keyId);
+    if (rec.key.suite.scheme !== 'frost')
+      throw new SignerError(
+        'WRONG_SUITE',
+        `key ${keyId} is ${rec.key.suite.id}: it signs on presignatures, not FROST nonces`,
+      );
     const fresh = await this.#ctx.ledger.countFresh(`${keyId}.`);
     const n = Math.min(count, Math.max(0, this.#ctx.maxFresh - fresh));
     if (n === 0) throw new SignerError('RESOURCE_EXHAUSTED', `already ${fresh} unused commitments for key ${keyId}`);
@@ -112,7 +117,7 @@ export class OnlineSigner {
       if (!nonceId.startsWith(`${req.keyId}.`))
         throw new SignerError('INVALID_ARGUMENT', 'the nonce belongs to another key');
       ownNonce = nonceId;
-      if (rec.key.suite.id !== req.suite.id)
+      if (rec.key.suite.id !== req.suite.id || rec.key.suite.scheme !== 'frost')
         throw new SignerError('WRONG_SUITE', `key ${req.keyId} is ${rec.key.suite.id}, request is ${req.suite.id}`);
       const intent = openSignIntent(req.intent, rec.key.suite);
       if (intent.keyId !== req.keyId) throw new SignerError('POLICY_DENIED', 'the intent authorises another key');
@@ -152,7 +157,7 @@ export class OnlineSigner {
               kept = meta ? decodeCommitment(rec.key.suite, meta) : undefined;
               if (kept && new TextDecoder().decode(kept.nonceId) !== nonceId)
                 throw new SignerError('INTERNAL', 'nonce record does not match its id');
-              attempt = await this.#countAttempt(intent.requester, intent.requestId, nonceId);
+              attempt = await this.countAttempt(intent.requester, intent.requestId, nonceId);
               // Rate tokens are spent only on work that uses a nonce, never on cached retries.
               this.#ctx.policy().spendRateToken(rule);
             },
@@ -198,7 +203,7 @@ export class OnlineSigner {
    * quorums gets a few attempts; one replaying an intent does not get unbounded signatures.
    * Callers hold the per-request mutex.
    */
-  async #countAttempt(requester: Uint8Array, requestId: Uint8Array, nonceId: string): Promise<BatchOp[]> {
+  async countAttempt(requester: Uint8Array, requestId: Uint8Array, nonceId: string): Promise<BatchOp[]> {
     const k = `attempts/${toHex(requester)}/${toHex(requestId)}`;
     const prev = await this.#ctx.store.get(k);
     const list = prev ? new TextDecoder().decode(prev).split(',') : [];

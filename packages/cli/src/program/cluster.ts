@@ -3,7 +3,7 @@
  * verify, certs. Each action loads what it needs when it runs.
  */
 import { type Command, Option } from 'commander';
-import { SUITE_IDS, type SuiteId } from '@tessera/core/suite-ids';
+import { KEY_SUITE_IDS, SUITE_IDS, type SuiteId } from '@tessera/core/suite-ids';
 import { int, list } from '../args.js';
 import { out, withClient } from './output.js';
 
@@ -23,8 +23,8 @@ export function registerClusterCommands(program: Command): void {
 
   program
     .command('keygen')
-    .description('create a key by DKG among signer nodes')
-    .addOption(new Option('--suite <suite>').choices([...SUITE_IDS]).default('ed25519'))
+    .description('create a key by DKG among signer nodes (ecdsa-secp256k1: threshold ECDSA, DKLs23)')
+    .addOption(new Option('--suite <suite>').choices([...KEY_SUITE_IDS]).default('ed25519'))
     .requiredOption('--threshold <t>', 'signers needed', int)
     .option('--participants <ids>', 'comma-separated participant ids (default: all connected)', list)
     .option('--dir <dir>', 'cluster directory')
@@ -45,7 +45,7 @@ export function registerClusterCommands(program: Command): void {
     .command('sign')
     .description('sign a message with a key')
     .requiredOption('--key <id>', 'key id')
-    .option('--message <hex>', 'message as hex')
+    .option('--message <hex>', 'message as hex (ECDSA keys: the 32-byte digest, e.g. keccak256 of a transaction)')
     .option('--message-file <file>', 'message as raw bytes from a file')
     .option('--signers <ids>', 'preferred signers, comma-separated', list)
     .option('--path <path>', 'sign with the HD child key at this path (m/0/5)')
@@ -87,7 +87,13 @@ export function registerClusterCommands(program: Command): void {
       const r = await withClient(o.dir, (c) =>
         derive(c, { key: o.key, path: o.path, network: o.testnet ? 'testnet' : 'mainnet' }),
       );
-      out(!!o.json, r, () => `${r.path}  ${r.publicKey}\naddress ${r.address}`);
+      out(!!o.json, r, () =>
+        [
+          `${r.path}  ${r.publicKey}`,
+          `address ${r.address}`,
+          ...Object.entries(r.addresses ?? {}).map(([chain, a]) => `${chain.padEnd(7)} ${a}`),
+        ].join('\n'),
+      );
     });
 
   program

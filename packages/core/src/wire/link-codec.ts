@@ -17,8 +17,10 @@ const TASK_BODIES = [
   'complete',
   'lifecycle',
   'revoke',
+  'ecdsa',
+  'ecdsaSign',
 ] as const;
-const RESULT_BODIES = ['error', 'envelope', 'dkgDone', 'commitments', 'ok', 'audit', 'reservations'] as const;
+const RESULT_BODIES = ['error', 'envelope', 'dkgDone', 'commitments', 'ok', 'audit', 'reservations', 'ecdsa'] as const;
 
 function strip(o: { body?: string; taskId: number }): Record<string, unknown> {
   const out: Record<string, unknown> = { taskId: o.taskId };

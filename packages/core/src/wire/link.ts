@@ -31,7 +31,9 @@ export interface LinkTask {
     | 'reserve'
     | 'complete'
     | 'lifecycle'
-    | 'revoke';
+    | 'revoke'
+    | 'ecdsa'
+    | 'ecdsaSign';
   /** `deviceAdmissions`: operator approvals of the roster's device entries ({@link admissionPayload}). */
   dkgStart?: { params: Uint8Array; deviceAdmissions?: Uint8Array[] } | null;
   dkgBundle?: { sessionHash: Uint8Array; round: number; envelopes: Uint8Array[] } | null;
@@ -46,6 +48,21 @@ export interface LinkTask {
   lifecycle?: LifecycleTask | null;
   /** An encoded `ApprovedAuthorisation` of operation `revoke`. */
   revoke?: Uint8Array | null;
+  /** One step of a threshold ECDSA session (cluster.proto `EcdsaTask`). */
+  ecdsa?: EcdsaTask | null;
+  /** An encoded `EcdsaSignRequest`. */
+  ecdsaSign?: Uint8Array | null;
+}
+
+/** One step of an ECDSA setup or presigning session on one signer (cluster.proto `EcdsaTask`). */
+export interface EcdsaTask {
+  kind: 'setup' | 'presign' | string;
+  keyId: string;
+  step: number;
+  session: Uint8Array;
+  signers: string[];
+  /** The previous step's ECDSA_MESSAGE envelopes addressed to this signer. */
+  messages: Uint8Array[];
 }
 
 /** One step of a refresh or reshare (cluster.proto `LifecycleTask`). */
@@ -75,7 +92,7 @@ export type LifecycleStep = (typeof LifecycleStep)[keyof typeof LifecycleStep];
 
 export interface LinkResult {
   taskId: number;
-  body?: 'error' | 'envelope' | 'dkgDone' | 'commitments' | 'ok' | 'audit' | 'reservations';
+  body?: 'error' | 'envelope' | 'dkgDone' | 'commitments' | 'ok' | 'audit' | 'reservations' | 'ecdsa';
   error?: TaskError;
   envelope?: Uint8Array;
   dkgDone?: { keyId: string; keyDigest: Uint8Array; keyRecord: Uint8Array };
@@ -83,6 +100,8 @@ export interface LinkResult {
   ok?: boolean;
   audit?: AuditReport;
   reservations?: { envelopes: Uint8Array[] };
+  /** An ECDSA session step's messages, one per other signer. */
+  ecdsa?: { envelopes: Uint8Array[] };
 }
 
 export interface LinkDown {

@@ -1,0 +1,310 @@
+/**
+ * Threshold ECDSA sessions (DKLs23, `@tessera/ecdsa`) as the coordinator runs them: it relays
+ * sealed messages between signers and learns nothing it could sign with.
+ * - `setup`: after the DKG of an ecdsa-secp256k1 key, every roster member sets up its pairs
+ *   (three steps); the key is registered only when all have.
+ * - `attempt`: one signature by a quorum: three presigning steps (the presignature ends in each
+ *   signer's nonce ledger; all must state the same R), then the sign request with the requester's
+ *   intent; the partials are combined and checked with the plain verifier (recovery id included).
+ * Routing reads only the envelopes' clear fields (sender, recipient); an envelope a signer's link
+ * carried that is not signed by that signer, or is addressed outside the session, excludes it.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import {
+  PayloadKind,
+  decodeMessage,
+  deriveKey,
+  equalBytes,
+  groupPublicKey,
+  readEnvelope,
+  utf8ToBytes,
+  type KeyRecord,
+  type LinkResult,
+  type OpenedIntent,
+  type Rng,
+} from '@tessera/core';
+import {
+  combine,
+  decodePartial,
+  decodePresigned,
+  encodeEcdsaSignRequest,
+  rosterIndex,
+  type PartialSignature,
+  type Presigned,
+} from '@tessera/ecdsa';
+import type { Participants } from './participants.js';
+import { CoordinatorError, codeOf, type CoordinatorEvent, type ParticipantHandle } from './types.js';
+
+export interface EcdsaComponents {
+  readonly rng: Rng;
+  readonly timeout: number;
+  readonly participants: Participants;
+  onEvent(e: CoordinatorEvent): void;
+}
+
+/** The least time a setup step may take (its base OTs are seconds of work per key). */
+const SETUP_TIMEOUT_MS = 60_000;
+
+/** Signers excluded from further quorums of one request, with why ("BAD_…" names a culprit). */
+type Excluded = Map<string, string>;
+
+/** One step's outcome: every member's answer, or who failed and why. */
+type StepOutcome = { ok: true; results: Map<string, LinkResult> } | { ok: false; failed: Map<string, string> };
+
+export class EcdsaService {
+  constructor(private readonly c: EcdsaComponents) {}
+
+  /** The pairwise setup of a new ECDSA key among its whole roster; throws naming who failed. */
+  async setup(rec: KeyRecord): Promise<void> {
+    const ids = rec.key.roster.map((r) => r.id);
+    const session = this.c.rng(32);
+    let inbox = new Map<string, Uint8Array[]>();
+    for (const step of [1, 2, 3]) {
+      const out = await this.#step(rec, 'setup', step, session, ids, inbox, step === 3 ? 'ok' : 'ecdsa');
+      if (!out.ok) {
+        const why = [...out.failed].map(([id, code]) => `${id}: ${code}`).join('; ');
+        const culprits = [...out.failed].filter(([, code]) => code.startsWith('BAD_')).map(([id]) => id);
+        throw new CoordinatorError(
+          culprits.length
+            ? 'BAD_MULTIPLICATION'
+            : (([...out.failed.values()][0] ?? 'INTERNAL').split(' ')[0] as string),
+          `ECDSA setup of key ${rec.keyId} failed (${why})`,
+          culprits,
+        );
+      }
+      if (step < 3)
+        try {
+          inbox = this.#route(rec, ids, out.results);
+        } catch (e) {
+          const failed = (e as { failed: Map<string, string> }).failed;
+          throw new CoordinatorError('UNEXPECTED_MESSAGE', `ECDSA setup of key ${rec.keyId} failed`, [
+            ...failed.keys(),
+          ]);
+        }
+    }
+  }
+
+  /**
+   * One signing attempt by `quorum`: the signature (r ‖ s ‖ v), or undefined after excluding
+   * whoever failed (another quorum may then be tried).
+   */
+  async attempt(
+    rec: KeyRecord,
+    intentBytes: Uint8Array,
+    intent: OpenedIntent,
+    quorum: readonly string[],
+    excluded: Excluded,
+  ): Promise<Uint8Array | undefined> {
+    if (intent.message.length !== 32)
+      throw new CoordinatorError('INVALID_ARGUMENT', 'an ECDSA intent signs a 32-byte digest');
+    const signers = [...quorum].sort((a, b) => rosterIndex(rec.key, a) - rosterIndex(rec.key, b));
+    const session = this.c.rng(32);
+    let inbox = new Map<string, Uint8Array[]>();
+    let results = new Map<string, LinkResult>();
+    for (const step of [1, 2, 3]) {
+      const out = await this.#step(rec, 'presign', step, session, signers, inbox, step === 3 ? 'envelope' : 'ecdsa');
+      if (!out.ok) return this.#exclude(excluded, out.failed);
+      results = out.results;
+      if (step < 3) {
+        try {
+          inbox = this.#route(rec, signers, results);
+        } catch (e) {
+          return this.#exclude(excluded, (e as { failed: Map<string, string> }).failed);
+        }
+      }
+    }
+    const presigned = this.#agreedPresignature(rec, signers, session, results, excluded);
+    if (!presigned) return undefined;
+    const request = encodeEcdsaSignRequest({
+      keyId: rec.keyId,
+      epoch: rec.epoch,
+      intent: intentBytes,
+      session,
+      signers,
+      requestId: this.c.rng(16),
+    });
+    const digest = sha256(request);
+    const answers = await this.#call(signers, { body: 'ecdsaSign', ecdsaSign: request });
+    const partials: PartialSignature[] = [];
+    const failed = new Map<string, string>();
+    for (const id of signers) {
+      const a = answers.get(id);
+      if (a?.body !== 'envelope' || !a.envelope) {
+        failed.set(id, a?.error?.code ?? (a ? 'UNEXPECTED_MESSAGE' : 'UNAVAILABLE'));
+        continue;
+      }
+      try {
+        const env = this.#fromLink(id, a.envelope, PayloadKind.ECDSA_PARTIAL);
+        const p = decodePartial(rec.key.suite, env.payload, rosterIndex(rec.key, id));
+        if (!equalBytes(p.requestDigest, digest) || !equalBytes(p.session, session))
+          throw new CoordinatorError('BAD_SIGNATURE_SHARE', 'partial answers another request');
+        partials.push(p);
+      } catch (e) {
+        failed.set(id, `BAD_SIGNATURE_SHARE ${codeOf(e)}`);
+      }
+    }
+    if (failed.size) return this.#exclude(excluded, failed);
+    const tweak = intent.path ? deriveKey(rec.key, intent.path).tweak.add : 0n;
+    const signingKey = intent.path ? deriveKey(rec.key, intent.path).key : rec.key;
+    try {
+      const sig = combine(
+        {
+          keyId: utf8ToBytes(rec.keyId),
+          sigid: session,
+          signers: signers.map((id) => rosterIndex(rec.key, id)),
+          R: presigned.R,
+          publicKey: groupPublicKey(rec.key),
+        },
+        intent.message,
+        partials,
+        tweak,
+      );
+      const out = new Uint8Array([...sig.compact, sig.recovery]);
+      // The plain verifier of the suite, recovery id included, on the key that signs.
+      if (!rec.key.suite.verify(out, intent.message, groupPublicKey(signingKey)))
+        throw new CoordinatorError('SIGNATURE_INVALID', 'the ECDSA signature does not verify');
+      return out;
+    } catch (e) {
+      // [DKLs23] gives no per-signer check of a partial: a bad combination names nobody.
+      for (const id of signers) excluded.set(id, codeOf(e));
+      return undefined;
+    }
+  }
+
+  /** Every signer's statement of the presignature: all the same session, signers and R. */
+  #agreedPresignature(
+    rec: KeyRecord,
+    signers: readonly string[],
+    session: Uint8Array,
+    results: Map<string, LinkResult>,
+    excluded: Excluded,
+  ): Presigned | undefined {
+    const stated = new Map<string, Presigned>();
+    const failed = new Map<string, string>();
+    for (const id of signers) {
+      try {
+        const env = this.#fromLink(id, results.get(id)?.envelope, PayloadKind.ECDSA_PRESIGNATURE);
+        const p = decodePresigned(rec.key.suite, env.payload);
+        if (p.keyId !== rec.keyId || !equalBytes(p.session, session) || p.signers.join(',') !== signers.join(','))
+          throw new CoordinatorError('UNEXPECTED_MESSAGE', 'a presignature of another session');
+        stated.set(id, p);
+      } catch (e) {
+        failed.set(id, `BAD_PRESIGNATURE ${codeOf(e)}`);
+      }
+    }
+    if (failed.size) return this.#exclude(excluded, failed);
+    const first = stated.get(signers[0] as string) as Presigned;
+    if ([...stated.values()].some((p) => !equalBytes(p.R, first.R))) {
+      // Someone's R differs: the round-3 checks pass only for a common R, so a signer lies here.
+      for (const id of signers) excluded.set(id, 'CONFIRMATION_MISMATCH');
+      return undefined;
+    }
+    return first;
+  }
+
+  #exclude(excluded: Excluded, failed: Map<string, string>): undefined {
+    for (const [id, why] of failed) {
+      excluded.set(id, why);
+      if (why.startsWith('BAD_'))
+        this.c.onEvent({ type: 'culprit', participant: id, code: why.split(' ')[0] as string });
+    }
+    return undefined;
+  }
+
+  /** An envelope `id`'s link carried: of `kind` and signed by `id`'s key (the link authenticated it). */
+  #fromLink(id: string, bytes: Uint8Array | undefined, kind: PayloadKind) {
+    if (!(bytes instanceof Uint8Array)) throw new CoordinatorError('UNEXPECTED_MESSAGE', `${id} sent no envelope`);
+    const env = readEnvelope(bytes, kind);
+    const h = this.c.participants.get(id);
+    if (!h || !equalBytes(env.sender, h.info.signKey))
+      throw new CoordinatorError('BAD_SIGNATURE', `${id} sent an envelope signed by another key`);
+    return env;
+  }
+
+  async #call(
+    ids: readonly string[],
+    task: Parameters<ParticipantHandle['call']>[0],
+  ): Promise<Map<string, LinkResult>> {
+    const out = new Map<string, LinkResult>();
+    await Promise.all(
+      ids.map(async (id) => {
+        const h = this.c.participants.get(id);
+        if (!h) return;
+        try {
+          out.set(id, await h.call(task, this.c.timeout));
+        } catch {
+          this.c.participants.markSlow(id);
+        }
+      }),
+    );
+    return out;
+  }
+
+  /** One step on every member, each with its own inbox; who failed and why, if anyone did. */
+  async #step(
+    rec: KeyRecord,
+    kind: 'setup' | 'presign',
+    step: number,
+    session: Uint8Array,
+    ids: readonly string[],
+    inbox: Map<string, Uint8Array[]>,
+    want: 'ecdsa' | 'envelope' | 'ok',
+  ): Promise<StepOutcome> {
+    const results = new Map<string, LinkResult>();
+    const failed = new Map<string, string>();
+    await Promise.all(
+      ids.map(async (id) => {
+        const h = this.c.participants.get(id);
+        if (!h) return void failed.set(id, 'UNAVAILABLE');
+        try {
+          const r = await h.call(
+            {
+              body: 'ecdsa',
+              ecdsa: { kind, keyId: rec.keyId, step, session, signers: [...ids], messages: inbox.get(id) ?? [] },
+            },
+            // The setup's base OTs (128 per directed pair, hash-to-curve and scalar multiplications)
+            // take seconds on a busy node, once per key.
+            kind === 'setup' ? Math.max(this.c.timeout, SETUP_TIMEOUT_MS) : this.c.timeout,
+          );
+          if (r.body === want) return void results.set(id, r);
+          const code = r.error?.code ?? 'UNEXPECTED_MESSAGE';
+          // A signer that names a culprit (a bad OT, multiplication, commitment or sealed message
+          // of another signer): that culprit is excluded, the reporter kept ([DKLs23] aborts name
+          // the failing pair; the reporter's word alone cannot be checked here).
+          const named = (r.error?.culprits ?? []).filter((c) => c !== id && ids.includes(c));
+          if (named.length) for (const c of named) failed.set(c, `BAD_PRESIGN ${code} (reported by ${id})`);
+          else failed.set(id, code);
+        } catch {
+          this.c.participants.markSlow(id);
+          failed.set(id, 'UNAVAILABLE');
+        }
+      }),
+    );
+    return failed.size ? { ok: false, failed } : { ok: true, results };
+  }
+
+  /** Each member's messages of a step, by recipient; a malformed or misaddressed one fails its sender. */
+  #route(rec: KeyRecord, ids: readonly string[], results: Map<string, LinkResult>): Map<string, Uint8Array[]> {
+    const inbox = new Map<string, Uint8Array[]>();
+    const failed = new Map<string, string>();
+    for (const id of ids) {
+      const envelopes = results.get(id)?.ecdsa?.envelopes ?? [];
+      try {
+        const to = new Set<string>();
+        for (const bytes of envelopes) {
+          const env = this.#fromLink(id, bytes, PayloadKind.ECDSA_MESSAGE);
+          const w = decodeMessage('EcdsaPeerMessage', env.payload);
+          if (w.from !== id || !ids.includes(w.to) || w.to === id || to.has(w.to) || w.keyId !== rec.keyId)
+            throw new CoordinatorError('UNEXPECTED_MESSAGE', `${id} addressed a message outside the session`);
+          to.add(w.to);
+          inbox.set(w.to, [...(inbox.get(w.to) ?? []), bytes]);
+        }
+        if (to.size !== ids.length - 1) throw new CoordinatorError('UNEXPECTED_MESSAGE', `${id} left a signer out`);
+      } catch (e) {
+        failed.set(id, `BAD_ECDSA_MESSAGE ${codeOf(e)}`);
+      }
+    }
+    if (failed.size) throw Object.assign(new CoordinatorError('UNEXPECTED_MESSAGE', 'bad ECDSA messages'), { failed });
+    return inbox;
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * Threshold ECDSA on a signer node (DKLs23, `@tessera/ecdsa`): the pairwise setup of a key once
+ * after its DKG, presigning sessions whose presignature is kept in the nonce ledger, and the
+ * online part — one partial signature per presignature, on a requester's signed intent.
+ *
+ * Safety rules, as for FROST nonces:
+ * - a presigning session id is used once per key, ever: it is written (synced) before this node's
+ *   first message of the session leaves, so a coordinator that replays a session id — to make the
+ *   OT extension run twice on one id — is refused, also after a restart;
+ * - the presignature is in the ledger (synced) before its statement leaves; the partial leaves only
+ *   after the ledger marks it consumed for this one request, in the batch with the request's
+ *   attempt record and the audit entry;
+ * - every peer message is sealed to its recipient and signed by its sender (session.ts): the
+ *   coordinator relays bytes it cannot read or forge.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import {
+  PayloadKind,
+  deriveKey,
+  groupPublicKey,
+  openSignIntent,
+  signEnvelope,
+  toHex,
+  utf8ToBytes,
+  type KeyShareRecord,
+  type LinkTask,
+  type ParticipantIdentity,
+  type Rng,
+} from '@tessera/core';
+import {
+  PresignSession,
+  SetupSession,
+  decodeEcdsaSignRequest,
+  decodePairs,
+  decodePresigned,
+  encodePairs,
+  encodePartial,
+  partialSign,
+  presignatureFromRecord,
+  presignatureRecord,
+  rosterIndex,
+  type EcdsaKeyView,
+  type PairRecords,
+} from '@tessera/ecdsa';
+import { bytesToNumberBE } from '@noble/curves/utils.js';
+import type { AuditLog, BatchOp, KeyedMutex, NonceLedger, SealedKV } from '@tessera/store';
+import type { SignerEvent } from './engine.js';
+import { SignerError, toTaskError } from './errors.js';
+import type { PolicyEngine } from './policy.js';
+
+export interface EcdsaSignerContext {
+  readonly identity: ParticipantIdentity;
+  readonly ledger: NonceLedger;
+  readonly audit: AuditLog;
+  readonly store: SealedKV;
+  readonly rng: Rng;
+  /** Presignatures kept (and sessions open) per key at most. */
+  readonly maxFresh: number;
+  readonly attempts: KeyedMutex;
+  policy(): PolicyEngine;
+  key(keyId: string): Promise<KeyShareRecord>;
+  signingRecord(keyId: string, epoch: number): Promise<KeyShareRecord>;
+  /** The request's attempt record (online-signer.ts), written with the consumption. */
+  countAttempt(requester: Uint8Array, requestId: Uint8Array, nonceId: string): Promise<BatchOp[]>;
+  onEvent(e: SignerEvent): void;
+}
+
+type EcdsaTask = NonNullable<LinkTask['ecdsa']>;
+export type EcdsaAnswer = { envelopes: Uint8Array[] } | { envelope: Uint8Array } | { ok: true };
+
+const pairsKey = (keyId: string) => `ecdsa/pairs/${keyId}`;
+const sessionMark = (keyId: string, session: Uint8Array) => `ecdsa/session/${keyId}.${toHex(session)}`;
+/** A presignature's ledger id: with the key's FROST-free prefix, counted like pooled nonces. */
+const presignatureId = (keyId: string, session: Uint8Array) => `${keyId}.${toHex(session)}`;
+
+function view(rec: KeyShareRecord): EcdsaKeyView {
+  if (rec.key.suite.scheme !== 'ecdsa')
+    throw new SignerError('WRONG_SUITE', `key ${rec.keyId} is ${rec.key.suite.id}, not an ECDSA key`);
+  return {
+    keyId: rec.keyId,
+    epoch: rec.epoch,
+    threshold: rec.key.threshold,
+    suite: rec.key.suite,
+    roster: rec.key.roster,
+    publicKey: groupPublicKey(rec.key),
+  };
+}
+
+export class EcdsaSigner {
+  readonly #ctx: EcdsaSignerContext;
+  readonly #setups = new Map<string, { session: string; s: SetupSession }>();
+  readonly #presigns = new Map<string, PresignSession>();
+
+  constructor(ctx: EcdsaSignerContext) {
+    this.#ctx = ctx;
+  }
+
+  /** One step of a setup or presigning session. */
+  async task(t: EcdsaTask | undefined): Promise<EcdsaAnswer> {
+    if (!t) throw new SignerError('INVALID_ARGUMENT', 'missing ECDSA task');
+    if (!(t.session instanceof Uint8Array) || t.session.length !== 32)
+      throw new SignerError('INVALID_ARGUMENT', 'ECDSA session: 32 bytes');
+    if (t.kind === 'setup') return this.#setup(t);
+    if (t.kind === 'presign') return this.#presign(t);
+    throw new SignerError('INVALID_ARGUMENT', `unknown ECDSA session kind "${t.kind}"`);
+  }
+
+  async #pairs(keyId: string): Promise<PairRecords | undefined> {
+    const b = await this.#ctx.store.get(pairsKey(keyId));
+    return b ? decodePairs(b) : undefined;
+  }
+
+  async #setup(t: EcdsaTask): Promise<EcdsaAnswer> {
+    const rec = await this.#ctx.key(t.keyId);
+    const key = view(rec);
+    const session = toHex(t.session);
+    if (t.step === 1) {
+      // Once per key: pair states are never replaced on the coordinator's word.
+      if (await this.#pairs(t.keyId))
+        throw new SignerError('KEY_EXISTS', `key ${t.keyId} is already set up for ECDSA signing`);
+      const s = new SetupSession({ identity: this.#ctx.identity, key, session: t.session, rng: this.#ctx.rng });
+      this.#setups.set(t.keyId, { session, s });
+      return { envelopes: s.step1() };
+    }
+    const open = this.#setups.get(t.keyId);
+    if (!open || open.session !== session)
+      throw new SignerError('INVALID_STATE', `no ECDSA setup session ${session.slice(0, 16)}… for key ${t.keyId}`);
+    try {
+      if (t.step === 2) return { envelopes: open.s.step2(t.messages) };
+      if (t.step !== 3) throw new SignerError('INVALID_ARGUMENT', `ECDSA setup has no step ${t.step}`);
+      const records = open.s.step3(t.messages);
+      this.#setups.delete(t.keyId);
+      if (await this.#pairs(t.keyId)) throw new SignerError('KEY_EXISTS', `key ${t.keyId} is already set up`);
+      await this.#ctx.store.put(pairsKey(t.keyId), encodePairs(records), { sync: true });
+      await this.#ctx.audit.append({
+        type: 'ecdsa-setup',
+        actor: this.#ctx.identity.id,
+        data: { keyId: t.keyId, pairs: [...records.pairs.keys()].join(',') },
+      });
+      return { ok: true };
+    } catch (e) {
+      this.#setups.delete(t.keyId);
+      throw e;
+    }
+  }
+
+  async #presign(t: EcdsaTask): Promise<EcdsaAnswer> {
+    const id = `${t.keyId}.${toHex(t.session)}`;
+    if (t.step === 1) {
+      const rec = await this.#ctx.key(t.keyId);
+      const key = view(rec);
+      const pairs = await this.#pairs(t.keyId);
+      if (!pairs) throw new SignerError('FAILED_PRECONDITION', `key ${t.keyId} is not set up for ECDSA signing yet`);
+      const open = [...this.#presigns.keys()].filter((k) => k.startsWith(`${t.keyId}.`)).length;
+      const fresh = await this.#ctx.ledger.countFresh(`${t.keyId}.`);
+      if (open + fresh >= this.#ctx.maxFresh)
+        throw new SignerError(
+          'RESOURCE_EXHAUSTED',
+          `already ${fresh} presignatures and ${open} sessions for key ${t.keyId}`,
+        );
+      const share = rec.share.signingShare();
+      let s: PresignSession;
+      try {
+        s = new PresignSession({
+          identity: this.#ctx.identity,
+          key,
+          session: t.session,
+          signers: t.signers,
+          share: bytesToNumberBE(share),
+          pairs,
+          rng: this.#ctx.rng,
+        });
+      } catch (e) {
+        throw new SignerError('INVALID_ARGUMENT', (e as Error).message);
+      } finally {
+        share.fill(0);
+      }
+      // The session id is spent before anything of the session leaves (see the module comment).
+      const mark = sessionMark(t.keyId, t.session);
+      if (this.#presigns.has(id) || (await this.#ctx.store.get(mark)))
+        throw new SignerError('NONCE_REUSED', `presigning session ${toHex(t.session).slice(0, 16)}… was already used`);
+      await this.#ctx.store.put(mark, utf8ToBytes(s.signers.join(',')), { sync: true });
+      this.#presigns.set(id, s);
+      return { envelopes: s.step1() };
+    }
+    const s = this.#presigns.get(id);
+    if (!s) throw new SignerError('INVALID_STATE', `no presigning session ${toHex(t.session).slice(0, 16)}…`);
+    try {
+      if (t.step === 2) return { envelopes: s.step2(t.messages) };
+      if (t.step !== 3) throw new SignerError('INVALID_ARGUMENT', `presigning has no step ${t.step}`);
+      this.#presigns.delete(id);
+      const rec = await this.#ctx.key(t.keyId);
+      const ps = s.step3(t.messages);
+      const r = presignatureRecord(rec.key.suite, ps, {
+        keyId: t.keyId,
+        epoch: rec.epoch,
+        session: t.session,
+        signers: s.signers,
+        R: ps.R,
+      });
+      try {
+        await this.#ctx.ledger.addFresh(presignatureId(t.keyId, t.session), r.secret, r.meta);
+      } finally {
+        r.secret.fill(0);
+      }
+      return { envelope: signEnvelope(this.#ctx.identity, PayloadKind.ECDSA_PRESIGNATURE, r.meta) };
+    } catch (e) {
+      this.#presigns.delete(id);
+      throw e;
+    }
+  }
+
+  /**
+   * Answers an ECDSA sign request with an ECDSA_PARTIAL envelope, or refuses. Order as for FROST:
+   * decode, the intent and policy, the presignature's statement, then the ledger's consumption.
+   */
+  async sign(bytes: Uint8Array): Promise<Uint8Array> {
+    const req = decodeEcdsaSignRequest(bytes);
+    const keyId = req.keyId;
+    const nonceId = presignatureId(keyId, req.session);
+    let named = false;
+    try {
+      const rec = await this.#ctx.signingRecord(keyId, req.epoch);
+      const key = view(rec);
+      named = true;
+      const intent = openSignIntent(req.intent, rec.key.suite);
+      if (intent.keyId !== keyId) throw new SignerError('POLICY_DENIED', 'the intent authorises another key');
+      if (intent.message.length !== 32)
+        throw new SignerError('INVALID_ARGUMENT', 'an ECDSA intent signs a 32-byte digest');
+      const rule = this.#ctx.policy().authorise(intent, keyId);
+      const digest = sha256(bytes);
+      const me = rosterIndex(key, this.#ctx.identity.id);
+      const auditEntry = {
+        type: 'sign',
+        actor: rule.id,
+        data: {
+          keyId,
+          requestId: toHex(intent.requestId),
+          nonce: nonceId,
+          digest: toHex(digest),
+          ...(intent.path ? { path: intent.path } : {}),
+        },
+      };
+      let audited = false;
+      const payload = await this.#ctx.attempts.run(
+        `${toHex(intent.requester)}/${toHex(intent.requestId)}`,
+        async () => {
+          let attempt: BatchOp[] = [];
+          return this.#ctx.ledger.consume(
+            nonceId,
+            digest,
+            (secret, meta) => {
+              if (!meta) throw new SignerError('INTERNAL', 'presignature record without its statement');
+              const stated = decodePresigned(rec.key.suite, meta);
+              const same = [...stated.signers].sort().join(',') === [...req.signers].sort().join(',');
+              if (stated.keyId !== keyId || stated.epoch !== req.epoch || !same)
+                throw new SignerError(
+                  'INVALID_ARGUMENT',
+                  'the request names other signers or another epoch than the presignature',
+                );
+              const ps = presignatureFromRecord(secret, stated, {
+                me,
+                signers: stated.signers.map((id) => rosterIndex(key, id)).sort((a, b) => a - b),
+                publicKey: key.publicKey,
+                keyIdBytes: utf8ToBytes(keyId),
+              });
+              // An HD child: the presignature is re-randomised with the path's tweak (Groth–Shoup,
+              // sign.ts) and the partial is for the child key.
+              const tweak = intent.path ? deriveKey(rec.key, intent.path).tweak.add : 0n;
+              const p = partialSign(ps, intent.message, tweak);
+              return encodePartial(rec.key.suite, { session: req.session, requestDigest: digest, u: p.u, w: p.w });
+            },
+            {
+              beforeProduce: async () => {
+                attempt = await this.#ctx.countAttempt(intent.requester, intent.requestId, nonceId);
+                this.#ctx.policy().spendRateToken(rule);
+              },
+              commit: async (ops) => {
+                await this.#ctx.audit.append(auditEntry, { with: [...ops, ...attempt] });
+                audited = true;
+              },
+            },
+          );
+        },
+      );
+      if (!audited) await this.#ctx.audit.append(auditEntry);
+      this.#ctx.onEvent({ type: 'sign', keyId, result: 'ok' });
+      return signEnvelope(this.#ctx.identity, PayloadKind.ECDSA_PARTIAL, payload);
+    } catch (e) {
+      // A refused request burns the presignature it named (its R is known to the coordinator).
+      if (named) await this.#ctx.ledger.discard(nonceId).catch(() => false);
+      const err = toTaskError(e);
+      await this.#ctx.audit
+        .append({
+          type: 'refusal',
+          actor: this.#ctx.identity.id,
+          data: { keyId, code: err.code, reason: err.message.slice(0, 200) },
+        })
+        .catch(() => {});
+      this.#ctx.onEvent({ type: 'refusal', keyId, code: err.code });
+      throw e;
+    }
+  }
+}

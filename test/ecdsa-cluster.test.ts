@@ -1,0 +1,134 @@
+/**
+ * Threshold ECDSA (DKLs23) on the cluster of real processes: a coordinator and three signer
+ * daemons over mTLS, each with its own LevelDB. Keygen runs Tessera's DKG and the pairwise setup;
+ * every signature is presigned by the quorum (sealed messages relayed by the coordinator),
+ * its presignature consumed in each signer's ledger, and checked by three independent verifiers:
+ * noble (with the recovery id), tiny-secp256k1, and viem's address recovery. After the run, every
+ * signer's ledger shows each presignature consumed once, for one request.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { keccak_256 } from '@noble/hashes/sha3.js';
+import * as ecc from 'tiny-secp256k1';
+import { recoverAddress } from 'viem';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createSignIntent,
+  decodeKeyRecord,
+  decodeMessage,
+  deriveKey,
+  evmAddress,
+  getSuite,
+  groupPublicKey,
+  toHex,
+} from '@tessera/core';
+import { NonceLedger, SealedStore, loadKek } from '@tessera/store';
+import { startCluster, type TestCluster } from './harness.js';
+
+const suite = getSuite('ecdsa-secp256k1');
+let c: TestCluster;
+let key: { keyId: string; publicKey: Buffer; participants: string[] };
+
+beforeAll(async () => {
+  c = await startCluster(3);
+  key = await c.keygen('ecdsa-secp256k1', 2);
+}, 90_000);
+afterAll(async () => {
+  await c?.stop();
+});
+
+/** Every independent check of a 65-byte r ‖ s ‖ v signature over `digest` by `publicKey`. */
+async function checkEverywhere(sig: Uint8Array, digest: Uint8Array, publicKey: Uint8Array): Promise<void> {
+  expect(sig.length).toBe(65);
+  expect(suite.verify(sig, digest, publicKey)).toBe(true);
+  expect(secp256k1.verify(sig.subarray(0, 64), digest, publicKey, { prehash: false, lowS: true })).toBe(true);
+  expect(ecc.verify(digest, publicKey, sig.subarray(0, 64), true)).toBe(true);
+  const v = sig[64] as number;
+  const recovered = await recoverAddress({
+    hash: `0x${toHex(digest)}`,
+    signature: `0x${toHex(sig.subarray(0, 64))}${v ? '1c' : '1b'}`,
+  });
+  expect(recovered).toBe(evmAddress(publicKey));
+}
+
+describe('threshold ECDSA on the cluster (3 signer processes, 2-of-3)', () => {
+  it('keygen gives an ECDSA key with its EVM address; every quorum signs; three verifiers accept', async () => {
+    expect(key.participants).toEqual(['signer-1', 'signer-2', 'signer-3']);
+    expect(key.publicKey.length).toBe(33);
+    const info = await c.call<{ keys: { keyId: string; suite: number; address: string }[] }>('ListKeys', {});
+    const mine = info.keys.find((k) => k.keyId === key.keyId);
+    expect(mine?.suite).toBe(5);
+    for (const signers of [
+      ['signer-1', 'signer-2'],
+      ['signer-1', 'signer-3'],
+      ['signer-2', 'signer-3'],
+    ]) {
+      const digest = keccak_256(randomBytes(40));
+      const r = await c.sign('ecdsa-secp256k1', key.keyId, digest, { signers });
+      expect([...r.signers].sort()).toEqual(signers);
+      await checkEverywhere(new Uint8Array(r.signature), digest, new Uint8Array(key.publicKey));
+    }
+  });
+
+  it('a retry of the same request gets the same signature; a message that is not a 32-byte digest is refused', async () => {
+    const digest = keccak_256(new Uint8Array([1, 2, 3]));
+    const requestId = new Uint8Array(16).fill(0x5e);
+    const a = await c.sign('ecdsa-secp256k1', key.keyId, digest, { requestId });
+    const b = await c.sign('ecdsa-secp256k1', key.keyId, digest, { requestId });
+    expect(toHex(b.signature)).toBe(toHex(a.signature));
+    await expect(c.sign('ecdsa-secp256k1', key.keyId, new Uint8Array(31))).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+  });
+
+  it('an HD child (BIP32 non-hardened) signs, re-randomised; the signature is for the child key', async () => {
+    const rec = decodeKeyRecord(
+      new Uint8Array((await c.call<{ keyRecord: Buffer }>('GetKey', { keyId: key.keyId })).keyRecord),
+    );
+    const child = deriveKey(rec.key, 'm/0/7');
+    const digest = keccak_256(new Uint8Array([9]));
+    const intent = createSignIntent(c.requester, {
+      suite,
+      keyId: key.keyId,
+      message: digest,
+      requestId: new Uint8Array(randomBytes(16)),
+      notAfter: Date.now() + 60_000,
+      path: 'm/0/7',
+    });
+    const r = await c.call<{ signature: Buffer; publicKey: Buffer }>('Sign', {
+      intent: decodeMessage('Envelope', intent),
+      signers: [],
+    });
+    expect(toHex(r.publicKey)).toBe(toHex(child.publicKey));
+    expect(toHex(r.publicKey)).not.toBe(toHex(groupPublicKey(rec.key)));
+    await checkEverywhere(new Uint8Array(r.signature), digest, child.publicKey);
+  });
+
+  it('kill -9 of a signer: the other two sign; no presignature is ever consumed twice', async () => {
+    await c.killSigner('signer-3', 'SIGKILL');
+    await c.waitConnected(['signer-3'], false);
+    const digest = keccak_256(new Uint8Array([4, 4]));
+    const r = await c.sign('ecdsa-secp256k1', key.keyId, digest);
+    expect([...r.signers].sort()).toEqual(['signer-1', 'signer-2']);
+    await checkEverywhere(new Uint8Array(r.signature), digest, new Uint8Array(key.publicKey));
+    await c.startSigner('signer-3');
+    await c.waitConnected(['signer-3']);
+    // signer-3's own ledger, opened while it is stopped: each presignature consumed for one request.
+    await c.killSigner('signer-3', 'SIGTERM');
+    const store = await SealedStore.open(
+      join(c.dir, 'signer-3', 'data'),
+      loadKek({ file: join(c.dir, 'signer-3.kek') }),
+    );
+    try {
+      const consumed = await new NonceLedger(store).listConsumed(`${key.keyId}.`);
+      expect(consumed.length).toBeGreaterThanOrEqual(2);
+      expect(new Set(consumed.map((x) => x.nonceId)).size).toBe(consumed.length);
+      expect(new Set(consumed.map((x) => toHex(x.requestDigest))).size).toBe(consumed.length);
+    } finally {
+      await store.close();
+    }
+    await c.startSigner('signer-3');
+    await c.waitConnected(['signer-3']);
+  });
+});
