@@ -4,6 +4,7 @@
  * engines behind gRPC). A link can be cut (`down`) or its answers rewritten (`tamper`), as a
  * faulty or hostile signer would.
  */
+import { EcdsaService } from '../src/ecdsa.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -128,7 +129,9 @@ export async function services(
   const registry = new KeyRegistry(store, opts.cacheSize);
   const pools = new CommitmentPools({ participants, registry, timeout, batch: opts.batch ?? 4, onEvent });
   const isDevice = opts.isDevice ?? (() => false);
+  const ecdsa = new EcdsaService({ rng, timeout, participants, onEvent });
   const keygen = new KeygenService({
+    ecdsa,
     audit,
     clock,
     rng,
@@ -141,6 +144,7 @@ export async function services(
     onEvent,
   });
   const signing = new SigningService({
+    ecdsa,
     store,
     audit,
     clock,
