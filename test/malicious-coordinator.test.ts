@@ -10,7 +10,7 @@
  * refusals.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -41,14 +41,20 @@ import {
   verifyParticipantSignature,
   type KeyRecord,
   type LinkResult,
-  type LinkTask,
   type ParticipantPublic,
   type RequestCommitment,
 } from '@tessera/core';
 import { createDevPki } from '@tessera/runtime';
-import { AuditLog, NonceLedger, SealedStore, ShareVault, kekFromBytes, loadKek } from '@tessera/store';
-import { SignerEngine } from '@tessera/signer';
-import { SIGNER_BIN, startProcess, type Proc } from './harness.js';
+import { AuditLog, NonceLedger, SealedStore, ShareVault, loadKek } from '@tessera/store';
+import type { SignerEngine } from '@tessera/signer';
+import type { Proc } from './harness.js';
+import {
+  engineParticipant,
+  localEngine as fixtureEngine,
+  realParticipant,
+  relayDkg,
+  startRealSigner,
+} from './hostile-fixture.js';
 import { startHostileCoordinator, type Hostile } from './hostile.js';
 import { opensslEd25519 } from './verifiers.js';
 import { operators } from './authority.js';
@@ -59,13 +65,6 @@ const _TASK_TIMEOUT_MS = 10_000;
 const OTHER_KEY_ID = '0000000000000000';
 
 // ---- fixture -----------------------------------------------------------------------------------
-
-/** A DKG participant as the relay sees it: one task body in, one result out. */
-interface Participant {
-  id: string;
-  info: ParticipantPublic;
-  call(kind: NonNullable<LinkTask['body']>, value: unknown): Promise<LinkResult>;
-}
 
 let dir: string;
 let hostile: Hostile;
@@ -144,54 +143,18 @@ function take(pool: RequestCommitment[]): RequestCommitment {
   return c;
 }
 
-async function localEngine(id: string): Promise<SignerEngine> {
-  const d = mkdtempSync(join(dir, `${id}-`));
-  const store = await SealedStore.open(d, kekFromBytes(new Uint8Array(randomBytes(32))));
-  localStores.push(store);
-  return new SignerEngine({
-    identity: ParticipantIdentity.generate(id),
-    store,
-    policy: {
+const localEngine = (id: string) =>
+  fixtureEngine(
+    dir,
+    id,
+    {
       allowKeygen: true,
       allowUnpinnedPeers: true,
       operators,
       requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }],
     },
-  });
-}
-
-let localTask = 1_000_000;
-const engineParticipant = (e: SignerEngine): Participant => ({
-  id: e.id,
-  info: e.identity.public,
-  call: (kind, value) => e.handle({ taskId: localTask++, body: kind, [kind]: value } as LinkTask),
-});
-
-/** Runs a DKG exactly as packages/coordinator does: dkgStart with the params, then bundles of rounds 1, 2, 3. */
-async function relayDkg(parts: Participant[], threshold: number): Promise<LinkResult[]> {
-  const params = encodeDkgParams({
-    suite,
-    sessionId: new Uint8Array(randomBytes(32)),
-    threshold,
-    participants: parts.map((p) => p.info),
-  });
-  const sessionHash = dkgSessionHashOfParams(params);
-  const kinds = [PayloadKind.DKG_ROUND1, PayloadKind.DKG_ROUND2, PayloadKind.DKG_CONFIRM];
-  let results = await Promise.all(parts.map((p) => p.call('dkgStart', { params })));
-  for (const round of [1, 2, 3] as const) {
-    results.forEach((r, i) => {
-      expect(r.error?.code, `${parts[i]!.id} in round ${round}`).toBeUndefined();
-      expect(r.body).toBe('envelope');
-      // Every round message is signed by its sender's identity key (for the real signer: its hello key).
-      expect(equalBytes(openEnvelope(r.envelope as Uint8Array, kinds[round - 1]!).sender, parts[i]!.info.signKey)).toBe(
-        true,
-      );
-    });
-    const envelopes = results.map((r) => r.envelope as Uint8Array);
-    results = await Promise.all(parts.map((p) => p.call('dkgBundle', { sessionHash, round, envelopes })));
-  }
-  return results;
-}
+    localStores,
+  );
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tessera-hostile-'));
@@ -200,40 +163,30 @@ beforeAll(async () => {
   s2 = await localEngine('signer-2');
   s3 = await localEngine('signer-3');
 
-  const kekFile = join(dir, 'signer-1.kek');
-  writeFileSync(kekFile, randomBytes(32).toString('hex'), { mode: 0o600 });
-  signerConfig = { dataDir: join(dir, 'signer-1', 'data'), kekFile };
-  const cfgFile = join(dir, 'signer-1.json');
-  writeFileSync(
-    cfgFile,
-    JSON.stringify({
-      id: 'signer-1',
-      dataDir: signerConfig.dataDir,
-      coordinator: `127.0.0.1:${hostile.server.port}`,
-      kekFile,
-      tls: pki.certs['signer-1'],
-      policy: {
-        allowKeygen: true,
-        requesters: [
-          { id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] },
-          { id: 'other-app', publicKey: toHex(otherRequester.public.signKey), keys: [OTHER_KEY_ID] },
-        ],
-        peers: [s2, s3].map((e) => ({
-          id: e.id,
-          publicKey: toHex(e.identity.public.signKey),
-          encKey: toHex(e.identity.public.encKey),
-        })),
-      },
-    }),
-  );
-  proc = startProcess(SIGNER_BIN, cfgFile);
-  await proc.ready;
+  ({ proc, config: signerConfig } = await startRealSigner({
+    dir,
+    id: 'signer-1',
+    hostile,
+    tls: pki.certs['signer-1'],
+    policy: {
+      allowKeygen: true,
+      requesters: [
+        { id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] },
+        { id: 'other-app', publicKey: toHex(otherRequester.public.signKey), keys: [OTHER_KEY_ID] },
+      ],
+      peers: [s2, s3].map((e) => ({
+        id: e.id,
+        publicKey: toHex(e.identity.public.signKey),
+        encKey: toHex(e.identity.public.encKey),
+      })),
+    },
+  }));
   const { hello } = await hostile.hello;
   s1Info = participantFromWire(hello.participant);
 
   // DKG 2-of-3 among the real signer and the two in-process engines.
-  const real: Participant = { id: 'signer-1', info: s1Info, call: (kind, value) => hostile.send({ [kind]: value }) };
-  const done = await relayDkg([real, engineParticipant(s2), engineParticipant(s3)], 2);
+  const real = realParticipant(hostile, 'signer-1', s1Info);
+  const done = await relayDkg([real, engineParticipant(s2), engineParticipant(s3)], 2, suite);
   dkgViews = done.map((r) => {
     expect(r.body).toBe('dkgDone');
     const d = r.dkgDone!;

@@ -26,6 +26,7 @@ export {
   SetupSession,
   evaluationPoints,
   rosterIndex,
+  sealPeerMessage,
   type EcdsaKeyView,
   type SessionKind,
 } from './session.js';
@@ -42,4 +43,4 @@ export {
   type EcdsaSignRequest,
   type Presigned,
 } from './presigned.js';
-export { decodePairs, encodePairs, type PairRecords } from './wire.js';
+export { decodePairs, encodePairs, encodePresign1, encodePresign2, type PairRecords } from './wire.js';

@@ -76,6 +76,19 @@ interface Route {
 }
 
 /** Seals `body` to `to` and signs it: one ECDSA_MESSAGE envelope. */
+export function sealPeerMessage(
+  me: ParticipantIdentity,
+  key: EcdsaKeyView,
+  kind: SessionKind,
+  session: Uint8Array,
+  step: number,
+  to: RosterEntry,
+  body: Uint8Array,
+  rng: Rng,
+): Uint8Array {
+  return seal(me, { key, kind, session }, step, to, body, rng);
+}
+
 function seal(me: ParticipantIdentity, r: Route, step: number, to: RosterEntry, body: Uint8Array, rng: Rng) {
   const base = {
     header: makeHeader(r.key.suite),

@@ -1,0 +1,392 @@
+/**
+ * Threshold ECDSA against a hostile coordinator, on a REAL signer process (its own LevelDB, KEK
+ * and mTLS link): the coordinator is a test-controlled gRPC server that relays the DKG and the
+ * DKLs23 setup between the real signer and two in-process engines, then sends whatever setup,
+ * presigning and sign tasks it likes — unasked, twice, out of order, below the threshold, and
+ * with signer-2 on its side (signer-2 cheats in the OT extension and in its sealed messages).
+ * After SIGTERM the real signer's ledger and audit chain are read from its own store.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToNumberBE } from '@noble/curves/utils.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ParticipantIdentity,
+  PayloadKind,
+  createSignIntent,
+  decodeKeyRecord,
+  decodeMessage,
+  encodeMessage,
+  groupPublicKey,
+  openEnvelope,
+  participantFromWire,
+  signEnvelope,
+  toHex,
+  getSuite,
+  type KeyRecord,
+  type LinkResult,
+  type RosterEntry,
+} from '@tessera/core';
+import {
+  EcdsaPresign,
+  combine,
+  decodePairs,
+  decodePartial,
+  decodePresigned,
+  encodeEcdsaSignRequest,
+  encodePresign1,
+  evaluationPoints,
+  rosterIndex,
+  sealPeerMessage,
+  type EcdsaKeyView,
+  type PairState,
+} from '@tessera/ecdsa';
+import { createDevPki } from '@tessera/runtime';
+import { AuditLog, NonceLedger, SealedStore, loadKek } from '@tessera/store';
+import type { SignerEngine } from '@tessera/signer';
+import type { Proc } from './harness.js';
+import { startHostileCoordinator, type Hostile } from './hostile.js';
+import {
+  engineParticipant,
+  localEngine,
+  realParticipant,
+  relayDkg,
+  startRealSigner,
+  type Participant,
+} from './hostile-fixture.js';
+
+const suite = getSuite('ecdsa-secp256k1');
+const requester = ParticipantIdentity.generate('wallet-api');
+const mallory = ParticipantIdentity.generate('mallory');
+let dir: string;
+let hostile: Hostile;
+let proc: Proc;
+let signerConfig: { dataDir: string; kekFile: string };
+let s2: SignerEngine;
+let s3: SignerEngine;
+let parts: Participant[];
+let key: KeyRecord;
+let view: EcdsaKeyView;
+const stores: SealedStore[] = [];
+/** What the real signer's store must show at the end. */
+const expectConsumed = new Map<string, string>();
+const expectBurned: string[] = [];
+const expectRefusals: string[] = [];
+
+const part = (id: string) => parts.find((p) => p.id === id) as Participant;
+const ecdsaTask = (
+  kind: string,
+  step: number,
+  session: Uint8Array,
+  signers: string[],
+  messages: Uint8Array[] = [],
+) => ({
+  kind,
+  keyId: key.keyId,
+  step,
+  session,
+  signers,
+  messages,
+});
+
+/** Routes one step's answers to their recipients, as the coordinator does (it reads only `to`). */
+function route(results: Map<string, LinkResult>): Map<string, Uint8Array[]> {
+  const inbox = new Map<string, Uint8Array[]>();
+  for (const r of results.values())
+    for (const env of r.ecdsa?.envelopes ?? []) {
+      const to = decodeMessage('EcdsaPeerMessage', openEnvelope(env, PayloadKind.ECDSA_MESSAGE).payload).to;
+      inbox.set(to, [...(inbox.get(to) ?? []), env]);
+    }
+  return inbox;
+}
+
+/** Steps 1..`upTo` of a session among `ids`; the answers of the last step run. */
+async function relay(kind: string, session: Uint8Array, ids: string[], upTo = 3): Promise<Map<string, LinkResult>> {
+  let inbox = new Map<string, Uint8Array[]>();
+  let results = new Map<string, LinkResult>();
+  for (let step = 1; step <= upTo; step++) {
+    const answers = await Promise.all(
+      ids.map((id) => part(id).call('ecdsa', ecdsaTask(kind, step, session, ids, inbox.get(id) ?? []))),
+    );
+    results = new Map(ids.map((id, i) => [id, answers[i] as LinkResult]));
+    for (const [id, r] of results) expect(r.error?.code, `${id} at ${kind} step ${step}`).toBeUndefined();
+    inbox = route(results);
+  }
+  return results;
+}
+
+function intentFor(who: ParticipantIdentity, digest: Uint8Array): Uint8Array {
+  return createSignIntent(who, {
+    suite,
+    keyId: key.keyId,
+    message: digest,
+    requestId: new Uint8Array(randomBytes(16)),
+    notAfter: Date.now() + 120_000,
+  });
+}
+
+function signRequest(intent: Uint8Array, session: Uint8Array, signers: string[]): Uint8Array {
+  return encodeEcdsaSignRequest({
+    keyId: key.keyId,
+    epoch: 0,
+    intent,
+    session,
+    signers,
+    requestId: new Uint8Array(randomBytes(16)),
+  });
+}
+
+const presignatureId = (session: Uint8Array) => `${key.keyId}.${toHex(session)}`;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tessera-ecdsa-hostile-'));
+  const pki = await createDevPki(join(dir, 'pki'), ['coordinator', 'signer-1']);
+  hostile = await startHostileCoordinator(pki.certs.coordinator, 60_000);
+  const policy = {
+    allowKeygen: true,
+    allowUnpinnedPeers: true,
+    requesters: [{ id: 'wallet-api', publicKey: toHex(requester.public.signKey), keys: ['*'] }],
+  };
+  s2 = await localEngine(dir, 'signer-2', policy, stores);
+  s3 = await localEngine(dir, 'signer-3', policy, stores);
+  ({ proc, config: signerConfig } = await startRealSigner({
+    dir,
+    id: 'signer-1',
+    hostile,
+    tls: pki.certs['signer-1'],
+    policy: {
+      allowKeygen: true,
+      requesters: policy.requesters,
+      peers: [s2, s3].map((e) => ({
+        id: e.id,
+        publicKey: toHex(e.identity.public.signKey),
+        encKey: toHex(e.identity.public.encKey),
+      })),
+    },
+  }));
+  const { hello } = await hostile.hello;
+  parts = [
+    realParticipant(hostile, 'signer-1', participantFromWire(hello.participant)),
+    engineParticipant(s2),
+    engineParticipant(s3),
+  ];
+  const done = await relayDkg(parts, 2, suite);
+  key = decodeKeyRecord(done[0]?.dkgDone?.keyRecord as Uint8Array);
+  view = {
+    keyId: key.keyId,
+    epoch: 0,
+    threshold: 2,
+    suite,
+    roster: key.key.roster,
+    publicKey: groupPublicKey(key.key),
+  };
+  await relay('setup', new Uint8Array(randomBytes(32)), ['signer-1', 'signer-2', 'signer-3']);
+}, 120_000);
+
+afterAll(async () => {
+  if (proc && proc.child.exitCode === null && proc.child.signalCode === null) {
+    const exited = new Promise((r) => proc.child.once('exit', r));
+    proc.child.kill('SIGKILL');
+    await exited;
+  }
+  if (hostile) await hostile.server.close(500);
+  for (const s of stores) await s.close().catch(() => {});
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('threshold ECDSA: hostile coordinator vs a real signer process', () => {
+  it('positive control: presigned by signer-1 and signer-2 (same R stated by both), the partials combine to a signature the plain verifier accepts', async () => {
+    const session = new Uint8Array(randomBytes(32));
+    const stated = await relay('presign', session, ['signer-1', 'signer-2']);
+    const Rs = [...stated.values()].map(
+      (r) => decodePresigned(suite, openEnvelope(r.envelope as Uint8Array, PayloadKind.ECDSA_PRESIGNATURE).payload).R,
+    );
+    expect(toHex(Rs[0] as Uint8Array)).toBe(toHex(Rs[1] as Uint8Array));
+    const digest = sha256(new TextEncoder().encode('pay 5 USDT'));
+    const request = signRequest(intentFor(requester, digest), session, ['signer-1', 'signer-2']);
+    const partials = await Promise.all(['signer-1', 'signer-2'].map((id) => part(id).call('ecdsaSign', request)));
+    const ps = partials.map((r, i) =>
+      decodePartial(
+        suite,
+        openEnvelope(r.envelope as Uint8Array, PayloadKind.ECDSA_PARTIAL).payload,
+        rosterIndex(view, ['signer-1', 'signer-2'][i] as string),
+      ),
+    );
+    const sig = combine(
+      {
+        keyId: new TextEncoder().encode(key.keyId),
+        sigid: session,
+        signers: ['signer-1', 'signer-2'].map((id) => rosterIndex(view, id)).sort((a, b) => a - b),
+        R: Rs[0] as Uint8Array,
+        publicKey: view.publicKey,
+      },
+      digest,
+      ps,
+    );
+    expect(suite.verify(new Uint8Array([...sig.compact, sig.recovery]), digest, view.publicKey)).toBe(true);
+    expectConsumed.set(presignatureId(session), toHex(sha256(request)));
+
+    // The identical request again: the identical partial (nothing new consumed). Another request
+    // on the same presignature — another message — is NONCE_REUSED: one presignature, one signature.
+    const again = await part('signer-1').call('ecdsaSign', request);
+    expect(toHex(again.envelope as Uint8Array)).toBe(toHex(partials[0]?.envelope as Uint8Array));
+    const other = signRequest(intentFor(requester, sha256(new Uint8Array([1]))), session, ['signer-1', 'signer-2']);
+    const reused = await part('signer-1').call('ecdsaSign', other);
+    expect(reused.error?.code).toBe('NONCE_REUSED');
+    expectRefusals.push('NONCE_REUSED');
+  });
+
+  it('setup again, unasked: refused (KEY_EXISTS); the pair states are never replaced on the coordinator’s word', async () => {
+    const r = await part('signer-1').call(
+      'ecdsa',
+      ecdsaTask('setup', 1, new Uint8Array(randomBytes(32)), ['signer-1', 'signer-2', 'signer-3']),
+    );
+    expect(r.error?.code).toBe('KEY_EXISTS');
+    expect(r.ecdsa).toBeFalsy();
+  });
+
+  it('a presigning session id used twice is refused before any message leaves (NONCE_REUSED), also after the session ended', async () => {
+    const session = new Uint8Array(randomBytes(32));
+    const first = await part('signer-1').call('ecdsa', ecdsaTask('presign', 1, session, ['signer-1', 'signer-3']));
+    expect(first.ecdsa?.envelopes).toHaveLength(1);
+    const second = await part('signer-1').call('ecdsa', ecdsaTask('presign', 1, session, ['signer-1', 'signer-3']));
+    expect(second.error?.code).toBe('NONCE_REUSED');
+    expect(second.ecdsa).toBeFalsy();
+    // Steps out of order: step 3 of a session never started, step 2 of one that is not open.
+    const stray = await part('signer-1').call(
+      'ecdsa',
+      ecdsaTask('presign', 3, new Uint8Array(randomBytes(32)), ['signer-1', 'signer-3']),
+    );
+    expect(stray.error?.code).toBe('INVALID_STATE');
+  });
+
+  it('below the threshold (signer-1 alone) and a non-member in the list are refused; a FROST task on the ECDSA key is WRONG_SUITE', async () => {
+    const alone = await part('signer-1').call(
+      'ecdsa',
+      ecdsaTask('presign', 1, new Uint8Array(randomBytes(32)), ['signer-1']),
+    );
+    expect(alone.error?.code).toBe('INVALID_ARGUMENT');
+    const outsider = await part('signer-1').call(
+      'ecdsa',
+      ecdsaTask('presign', 1, new Uint8Array(randomBytes(32)), ['signer-1', 'mallory']),
+    );
+    expect(outsider.error?.code).toBe('INVALID_ARGUMENT');
+    const frost = await part('signer-1').call('commit', { keyId: key.keyId, count: 2 });
+    expect(frost.error?.code).toBe('WRONG_SUITE');
+  });
+
+  it('an intent signed by a key outside the policy is refused (POLICY_DENIED) and the named presignature burned', async () => {
+    const session = new Uint8Array(randomBytes(32));
+    await relay('presign', session, ['signer-1', 'signer-3']);
+    const r = await part('signer-1').call(
+      'ecdsaSign',
+      signRequest(intentFor(mallory, sha256(new Uint8Array([7]))), session, ['signer-1', 'signer-3']),
+    );
+    expect(r.error?.code).toBe('POLICY_DENIED');
+    expect(r.envelope ?? new Uint8Array(0)).toHaveLength(0);
+    expectRefusals.push('POLICY_DENIED');
+    expectBurned.push(presignatureId(session));
+  });
+
+  it('signer-2 on the coordinator’s side: a sealed message it tampered with is DECRYPT naming signer-2; a tampered OT extension is refused naming signer-2', async () => {
+    // (a) A genuine step-1 message of signer-2 with its ciphertext altered, re-signed by signer-2.
+    const session = new Uint8Array(randomBytes(32));
+    const s1 = await part('signer-1').call('ecdsa', ecdsaTask('presign', 1, session, ['signer-1', 'signer-2']));
+    expect(s1.error).toBeFalsy();
+    const r2 = await part('signer-2').call('ecdsa', ecdsaTask('presign', 1, session, ['signer-1', 'signer-2']));
+    const [env] = r2.ecdsa?.envelopes ?? [];
+    const w = decodeMessage('EcdsaPeerMessage', openEnvelope(env as Uint8Array, PayloadKind.ECDSA_MESSAGE).payload);
+    const ct = w.ciphertext.slice();
+    ct[9] = (ct[9] as number) ^ 0x80;
+    const bad = signEnvelope(
+      s2.identity,
+      PayloadKind.ECDSA_MESSAGE,
+      encodeMessage('EcdsaPeerMessage', { ...w, ciphertext: ct }),
+    );
+    const refused = await part('signer-1').call(
+      'ecdsa',
+      ecdsaTask('presign', 2, session, ['signer-1', 'signer-2'], [bad]),
+    );
+    expect(refused.error?.code).toBe('DECRYPT');
+    expect(refused.error?.culprits).toEqual(['signer-2']);
+
+    // (b) signer-2's OT-extension message with one bit of U flipped, sealed and signed by signer-2.
+    const session2 = new Uint8Array(randomBytes(32));
+    const ok1 = await part('signer-1').call('ecdsa', ecdsaTask('presign', 1, session2, ['signer-1', 'signer-2']));
+    expect(ok1.error).toBeFalsy();
+    const rec2 = await s2.key(key.keyId);
+    const pairsBytes = await (stores[0] as SealedStore).get(`ecdsa/pairs/${key.keyId}`);
+    const pairs2 = decodePairs(pairsBytes as Uint8Array);
+    const me = rosterIndex(view, 'signer-2');
+    const peer = rosterIndex(view, 'signer-1');
+    const share = rec2.share.signingShare();
+    const cheat = new EcdsaPresign({
+      keyId: new TextEncoder().encode(key.keyId),
+      sigid: session2,
+      me,
+      signers: [me, peer].sort((a, b) => a - b),
+      share: bytesToNumberBE(share),
+      points: evaluationPoints(view),
+      publicKey: view.publicKey,
+      pairs: new Map([[peer, { ...(pairs2.pairs.get('signer-1') as PairState), peer }]]),
+      rng: (n = 32) => new Uint8Array(randomBytes(n)),
+    });
+    const m = cheat.round1().get(peer);
+    if (!m) throw new Error('no message for signer-1');
+    const u = m.ote.u.slice();
+    u[100] = (u[100] as number) ^ 1;
+    const body = encodePresign1({ commitment: m.commitment, ote: { ...m.ote, u } });
+    const to = key.key.roster.find((r) => r.id === 'signer-1') as RosterEntry;
+    const sealed = sealPeerMessage(
+      s2.identity,
+      view,
+      'presign',
+      session2,
+      1,
+      to,
+      body,
+      (n = 32) => new Uint8Array(randomBytes(n)),
+    );
+    const named = await part('signer-1').call(
+      'ecdsa',
+      ecdsaTask('presign', 2, session2, ['signer-1', 'signer-2'], [sealed]),
+    );
+    expect(named.error?.culprits).toEqual(['signer-2']);
+    expect(named.ecdsa).toBeFalsy();
+  });
+
+  it("after SIGTERM the real signer's own store: each presignature consumed once for its one request, refusals burned and audited, the audit chain verifies", async () => {
+    const exited = new Promise<number | null>((r) => proc.child.once('exit', (code) => r(code)));
+    proc.child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const store = await SealedStore.open(signerConfig.dataDir, loadKek({ file: signerConfig.kekFile }), {
+      createIfMissing: false,
+    });
+    try {
+      const ledger = new NonceLedger(store);
+      const consumed = await ledger.listConsumed(`${key.keyId}.`);
+      expect(Object.fromEntries(consumed.map((c) => [c.nonceId, toHex(c.requestDigest)]))).toEqual(
+        Object.fromEntries(expectConsumed),
+      );
+      for (const id of expectBurned) expect((await ledger.status(id)).state, id).toBe('unknown');
+      expect(await store.get(`ecdsa/pairs/${key.keyId}`)).toBeDefined();
+      const audit = new AuditLog(store);
+      expect((await audit.verify()).ok).toBe(true);
+      const entries = [];
+      for await (const e of audit.entries()) entries.push(e);
+      expect(entries.filter((e) => e.type === 'ecdsa-setup').map((e) => e.data.keyId)).toEqual([key.keyId]);
+      expect(entries.filter((e) => e.type === 'sign').map((e) => e.data.nonce)).toEqual([
+        ...expectConsumed.keys(),
+        ...expectConsumed.keys(), // the identical retry, audited again
+      ]);
+      expect(entries.filter((e) => e.type === 'refusal' && e.data.keyId === key.keyId).map((e) => e.data.code)).toEqual(
+        expectRefusals,
+      );
+    } finally {
+      await store.close();
+    }
+  });
+});
