@@ -4,7 +4,7 @@
  * stop on SIGTERM, and one-line errors with a non-zero exit.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,11 +16,14 @@ import {
   approveDevice,
   decodeAdmission,
   decodeAuthorisation,
+  evmAddress,
   fromHex,
   getSuite,
   operatorKeySigner,
+  p2wpkhAddress,
   signOperatorLogin,
   toHex,
+  tronAddress,
 } from '@tessera/core';
 import { admitDevice, consoleRequests, devOperatorFiles, openClient } from '@tessera/cli';
 import { Device } from '@tessera/device';
@@ -99,43 +102,62 @@ describe('tessera CLI on a dev cluster', () => {
 
   /** The keys the keygen tests made, by suite (the HD tests derive from them). */
   const made = new Map<string, { keyId: string; publicKey: string }>();
-  it.each(['ed25519', 'secp256k1-tr'] as const)('keygen and sign (%s) with --json; the signature verifies', (suite) => {
-    const k = cli('keygen', '--suite', suite, '--threshold', '2', '--json');
-    expect(k.code, k.err).toBe(0);
-    const key = JSON.parse(k.out) as {
-      keyId: string;
-      suite: string;
-      threshold: number;
-      participants: string[];
-      publicKey: string;
-    };
-    expect(key).toMatchObject({ suite, threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });
-    made.set(suite, key);
-    expect(fromHex(key.publicKey)).toHaveLength(32);
-    const s = cli('sign', '--key', key.keyId, '--message', MSG, '--signers', 'signer-2,signer-3', '--json');
-    expect(s.code, s.err).toBe(0);
-    const sig = JSON.parse(s.out) as { keyId: string; signature: string; signers: string[]; publicKey: string };
-    expect(sig.keyId).toBe(key.keyId);
-    expect([...sig.signers].sort()).toEqual(['signer-2', 'signer-3']);
-    expect(getSuite(suite).verify(fromHex(sig.signature), fromHex(MSG), fromHex(key.publicKey))).toBe(true);
-    // libsodium and OpenSSL (Ed25519), libsecp256k1 (BIP340) accept the cluster's signature too.
-    for (const [name, verify] of Object.entries(externalVerifiers(suite)))
-      expect(verify(fromHex(sig.signature), fromHex(MSG), fromHex(key.publicKey)), name).toBe(true);
-  });
+  it.each(['ed25519', 'secp256k1-tr', 'ecdsa-secp256k1'] as const)(
+    'keygen and sign (%s) with --json; the signature verifies',
+    (suite) => {
+      const k = cli('keygen', '--suite', suite, '--threshold', '2', '--json');
+      expect(k.code, k.err).toBe(0);
+      const key = JSON.parse(k.out) as {
+        keyId: string;
+        suite: string;
+        threshold: number;
+        participants: string[];
+        publicKey: string;
+      };
+      expect(key).toMatchObject({ suite, threshold: 2, participants: ['signer-1', 'signer-2', 'signer-3'] });
+      made.set(suite, key);
+      expect(fromHex(key.publicKey)).toHaveLength(suite === 'ecdsa-secp256k1' ? 33 : 32);
+      const s = cli('sign', '--key', key.keyId, '--message', MSG, '--signers', 'signer-2,signer-3', '--json');
+      expect(s.code, s.err).toBe(0);
+      const sig = JSON.parse(s.out) as { keyId: string; signature: string; signers: string[]; publicKey: string };
+      expect(sig.keyId).toBe(key.keyId);
+      expect([...sig.signers].sort()).toEqual(['signer-2', 'signer-3']);
+      expect(getSuite(suite).verify(fromHex(sig.signature), fromHex(MSG), fromHex(key.publicKey))).toBe(true);
+      // libsodium and OpenSSL (Ed25519), libsecp256k1 (BIP340) accept the cluster's signature too.
+      for (const [name, verify] of Object.entries(externalVerifiers(suite)))
+        expect(verify(fromHex(sig.signature), fromHex(MSG), fromHex(key.publicKey)), name).toBe(true);
+    },
+  );
 
-  it.each(['secp256k1-tr', 'ed25519'] as const)(
+  it.each(['secp256k1-tr', 'ed25519', 'ecdsa-secp256k1'] as const)(
     'HD (%s): derive a child key and its address; sign --path with the child key; the plain verifier accepts it under the child key only',
     (suite) => {
       const k = made.get(suite) as { keyId: string; publicKey: string };
       expect(k).toBeDefined();
       const d = cli('derive', '--key', k.keyId, '--path', 'm/0/5', '--json');
       expect(d.code, d.err).toBe(0);
-      const child = JSON.parse(d.out) as { path: string; publicKey: string; address: string };
+      const child = JSON.parse(d.out) as {
+        path: string;
+        publicKey: string;
+        address: string;
+        addresses?: Record<string, string>;
+      };
       expect(child.path).toBe('m/0/5');
       expect(child.publicKey).not.toBe(k.publicKey);
       expect(child.address).toMatch(
-        suite === 'secp256k1-tr' ? /^bc1p[02-9ac-hj-np-z]{58}$/ : /^[1-9A-HJ-NP-Za-km-z]{32,44}$/,
+        {
+          'secp256k1-tr': /^bc1p[02-9ac-hj-np-z]{58}$/,
+          ed25519: /^[1-9A-HJ-NP-Za-km-z]{32,44}$/,
+          'ecdsa-secp256k1': /^0x[0-9a-fA-F]{40}$/,
+        }[suite],
       );
+      // An ECDSA key's child pays on EVM chains, TRON and Bitcoin SegWit v0: its three addresses.
+      if (suite === 'ecdsa-secp256k1')
+        expect(child.addresses).toEqual({
+          evm: evmAddress(fromHex(child.publicKey)),
+          tron: tronAddress(fromHex(child.publicKey)),
+          p2wpkh: p2wpkhAddress(fromHex(child.publicKey)),
+        });
       // Another path, another key (the same path gives the same key: `sign --path` below signs under it).
       expect(
         (JSON.parse(cli('derive', '--key', k.keyId, '--path', 'm/0/6', '--json').out) as { publicKey: string })
@@ -155,6 +177,46 @@ describe('tessera CLI on a dev cluster', () => {
       expect(bad.err).toMatch(/\[INVALID_ARGUMENT\]/);
     },
   );
+
+  it('sign --eth-tx: an EIP-1559 transaction signed by the ECDSA key (at an HD path); viem recovers the sender from the raw transaction', async () => {
+    const k = made.get('ecdsa-secp256k1') as { keyId: string; publicKey: string };
+    const file = join(dir, '..', 'tx.json');
+    const tx = {
+      chainId: 56,
+      nonce: 7,
+      to: '0x55d398326f99059fF775485246999027B3197955',
+      value: '1000000000000000',
+      gas: 21000,
+      maxFeePerGas: '3000000000',
+      maxPriorityFeePerGas: '1000000000',
+    };
+    writeFileSync(file, JSON.stringify(tx));
+    const s = cli('sign', '--key', k.keyId, '--eth-tx', file, '--path', 'm/0/9', '--json');
+    expect(s.code, s.err).toBe(0);
+    const r = JSON.parse(s.out) as { from: string; rawTransaction: `0x${string}`; hash: string; publicKey: string };
+    const child = JSON.parse(cli('derive', '--key', k.keyId, '--path', 'm/0/9', '--json').out) as {
+      publicKey: string;
+      address: string;
+    };
+    expect(r.publicKey).toBe(child.publicKey);
+    expect(r.from).toBe(child.address);
+    const { keccak256, parseTransaction, recoverTransactionAddress } = await import('viem');
+    expect(await recoverTransactionAddress({ serializedTransaction: r.rawTransaction as never })).toBe(child.address);
+    expect(parseTransaction(r.rawTransaction)).toMatchObject({
+      type: 'eip1559',
+      chainId: 56,
+      nonce: 7,
+      to: tx.to.toLowerCase(),
+      value: 1000000000000000n,
+      gas: 21000n,
+    });
+    expect(r.hash).toBe(keccak256(r.rawTransaction));
+    // A FROST key cannot sign an EVM transaction; a malformed transaction is refused before signing.
+    const frost = cli('sign', '--key', (made.get('ed25519') as { keyId: string }).keyId, '--eth-tx', file, '--json');
+    expect(frost.err).toMatch(/\[WRONG_SUITE\]/);
+    writeFileSync(file, JSON.stringify({ ...tx, to: '0x12' }));
+    expect(cli('sign', '--key', k.keyId, '--eth-tx', file, '--json').err).toMatch(/to must be .*\[INVALID_ARGUMENT\]/);
+  });
 
   it('refresh and reshare keep the public key; signatures verify before and after; --json fields as documented', () => {
     const k = JSON.parse(

@@ -27,10 +27,24 @@ export function libsecp256k1Bip340(sig: Uint8Array, msg: Uint8Array, pk: Uint8Ar
 }
 
 /** Every independent verifier that applies to the suite; each must accept. */
+/**
+ * libsecp256k1 (tiny-secp256k1) on an r ‖ s ‖ v signature: strict (low-S) ECDSA verification of
+ * the 32-byte digest, and public-key recovery with v giving the same key (what chains do).
+ */
+export function libsecp256k1Ecdsa(sig: Uint8Array, msg: Uint8Array, pk: Uint8Array): boolean {
+  if (sig.length !== 65 || msg.length !== 32) return false;
+  const rs = sig.subarray(0, 64);
+  const v = sig[64] as number;
+  if (v > 1 || !secp.verify(msg, pk, rs, true)) return false;
+  const recovered = secp.recover(msg, rs, v as 0 | 1, true);
+  return recovered !== null && Buffer.from(recovered).equals(Buffer.from(pk));
+}
+
 export function externalVerifiers(
   suite: string,
 ): Record<string, (sig: Uint8Array, msg: Uint8Array, pk: Uint8Array) => boolean> {
   if (suite === 'ed25519') return { openssl: opensslEd25519, libsodium: libsodiumEd25519 };
   if (suite === 'secp256k1-tr') return { libsecp256k1: libsecp256k1Bip340 };
+  if (suite === 'ecdsa-secp256k1') return { libsecp256k1: libsecp256k1Ecdsa };
   return {};
 }

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import {
   address,
   ecdsaAddresses,
+  evmAddress,
   createSignIntent,
   decodeKeyRecord,
   decodeMessage,
@@ -93,16 +94,26 @@ export async function derive(c: Client, opts: { key: string; path: string; netwo
 
 export async function sign(
   c: Client,
-  opts: { key: string; message?: string; messageFile?: string; signers?: string[]; path?: string },
+  opts: { key: string; message?: string; messageFile?: string; ethTx?: string; signers?: string[]; path?: string },
 ) {
-  if ((opts.message === undefined) === (opts.messageFile === undefined))
-    throw new CliError('INVALID_ARGUMENT', 'give exactly one of --message HEX or --message-file FILE');
+  if ([opts.message, opts.messageFile, opts.ethTx].filter((x) => x !== undefined).length !== 1)
+    throw new CliError('INVALID_ARGUMENT', 'give exactly one of --message HEX, --message-file FILE or --eth-tx FILE');
+  // An EVM transaction: the message is its signing hash, computed here from the transaction.
+  const eth = opts.ethTx !== undefined ? await import('./eth-tx.js') : undefined;
+  const tx = eth?.readEthTx(opts.ethTx as string);
   const message =
-    opts.message !== undefined
-      ? fromHex(opts.message, '--message')
-      : new Uint8Array(readFileSync(opts.messageFile as string));
+    eth && tx
+      ? eth.ethTxDigest(tx)
+      : opts.message !== undefined
+        ? fromHex(opts.message, '--message')
+        : new Uint8Array(readFileSync(opts.messageFile as string));
   const info = (await keys(c)).find((k) => k.keyId === opts.key);
   if (!info) throw new CliError('NOT_FOUND', `no key ${opts.key}`);
+  if (tx && getSuite(info.suite as SuiteId).scheme !== 'ecdsa')
+    throw new CliError(
+      'WRONG_SUITE',
+      `key ${info.keyId} is ${info.suite}: EVM transactions need an ecdsa-secp256k1 key`,
+    );
   if (getSuite(info.suite as SuiteId).scheme === 'ecdsa' && message.length !== 32)
     throw new CliError(
       'INVALID_ARGUMENT',
@@ -137,6 +148,9 @@ export async function sign(
     signers: r.signers,
     publicKey: toHex(r.publicKey),
     ...(opts.path ? { path: opts.path } : {}),
+    ...(eth && tx
+      ? { from: evmAddress(r.publicKey), digest: toHex(message), ...eth.signedEthTx(tx, r.signature) }
+      : {}),
   };
 }
 

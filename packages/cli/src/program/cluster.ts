@@ -47,6 +47,10 @@ export function registerClusterCommands(program: Command): void {
     .requiredOption('--key <id>', 'key id')
     .option('--message <hex>', 'message as hex (ECDSA keys: the 32-byte digest, e.g. keccak256 of a transaction)')
     .option('--message-file <file>', 'message as raw bytes from a file')
+    .option(
+      '--eth-tx <file>',
+      'an EIP-1559 transaction (JSON) to sign with an ECDSA key: prints the signed raw transaction',
+    )
     .option('--signers <ids>', 'preferred signers, comma-separated', list)
     .option('--path <path>', 'sign with the HD child key at this path (m/0/5)')
     .option('--dir <dir>', 'cluster directory')
@@ -56,6 +60,7 @@ export function registerClusterCommands(program: Command): void {
         key: string;
         message?: string;
         messageFile?: string;
+        ethTx?: string;
         signers?: string[];
         path?: string;
         dir?: string;
@@ -67,7 +72,9 @@ export function registerClusterCommands(program: Command): void {
           !!o.json,
           r,
           () =>
-            `signature ${r.signature}\nsigned by ${r.signers.join(', ')} for key ${r.keyId}${o.path ? ` at ${o.path} (${r.publicKey})` : ''}`,
+            `signature ${r.signature}\nsigned by ${r.signers.join(', ')} for key ${r.keyId}${o.path ? ` at ${o.path} (${r.publicKey})` : ''}${
+              'rawTransaction' in r ? `\nfrom ${r.from}\ntransaction ${r.hash}\nraw ${r.rawTransaction}` : ''
+            }`,
         );
       },
     );
