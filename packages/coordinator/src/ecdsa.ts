@@ -3,9 +3,11 @@
  * sealed messages between signers and learns nothing it could sign with.
  * - `setup`: after the DKG of an ecdsa-secp256k1 key, every roster member sets up its pairs
  *   (three steps); the key is registered only when all have.
- * - `attempt`: one signature by a quorum: three presigning steps (the presignature ends in each
- *   signer's nonce ledger; all must state the same R), then the sign request with the requester's
- *   intent; the partials are combined and checked with the plain verifier (recovery id included).
+ * - `attempt`: one signature by a quorum: a presignature from the pool of that signer set, or three
+ *   presigning steps now (the presignature ends in each signer's nonce ledger; all must state the
+ *   same R); then the sign request with the requester's intent (one round trip); the partials are
+ *   combined and checked with the plain verifier (recovery id included). After a signature the
+ *   set's pool is topped up in the background, so the next one is a single round trip.
  * Routing reads only the envelopes' clear fields (sender, recipient); an envelope a signer's link
  * carried that is not signed by that signer, or is addressed outside the session, excludes it.
  */
@@ -51,7 +53,15 @@ type Excluded = Map<string, string>;
 /** One step's outcome: every member's answer, or who failed and why. */
 type StepOutcome = { ok: true; results: Map<string, LinkResult> } | { ok: false; failed: Map<string, string> };
 
+/** Presignatures kept ahead per key and signer set (made after a signature, in the background). */
+const POOL_TARGET = 4;
+const poolKey = (rec: KeyRecord, signers: readonly string[]) => `${rec.keyId}|${signers.join(',')}`;
+
 export class EcdsaService {
+  /** Presignatures made ahead (all signers of the set hold theirs), by key and signer set. */
+  readonly #pool = new Map<string, Presigned[]>();
+  readonly #filling = new Set<string>();
+
   constructor(private readonly c: EcdsaComponents) {}
 
   /** The pairwise setup of a new ECDSA key among its whole roster; throws naming who failed. */
@@ -98,6 +108,60 @@ export class EcdsaService {
     if (intent.message.length !== 32)
       throw new CoordinatorError('INVALID_ARGUMENT', 'an ECDSA intent signs a 32-byte digest');
     const signers = [...quorum].sort((a, b) => rosterIndex(rec.key, a) - rosterIndex(rec.key, b));
+    const k = poolKey(rec, signers);
+    const pooled = this.#take(k, rec.epoch);
+    const presigned = pooled ?? (await this.#presign(rec, signers, excluded));
+    if (!presigned) return undefined;
+    const sig = await this.#sign(rec, intentBytes, intent, signers, presigned, excluded, !!pooled);
+    // A pooled presignature a signer no longer holds (it restarted or relinked: unused ones are
+    // discarded then): the pool is stale, so drop it and presign now, once.
+    if (sig === 'stale') {
+      this.#pool.delete(k);
+      return this.attempt(rec, intentBytes, intent, quorum, excluded);
+    }
+    if (sig) this.#refill(rec, signers);
+    return sig;
+  }
+
+  /** Presignatures on hand for `rec` at its epoch and this signer set. */
+  pooled(rec: KeyRecord, signers: readonly string[]): number {
+    return (this.#pool.get(poolKey(rec, signers)) ?? []).filter((p) => p.epoch === rec.epoch).length;
+  }
+
+  #take(k: string, epoch: number): Presigned | undefined {
+    const list = this.#pool.get(k);
+    while (list?.length) {
+      const p = list.shift() as Presigned;
+      if (p.epoch === epoch) return p;
+    }
+    return undefined;
+  }
+
+  /** Tops the signer set's pool up to POOL_TARGET in the background (one filler per set). */
+  #refill(rec: KeyRecord, signers: readonly string[]): void {
+    const k = poolKey(rec, signers);
+    if (this.#filling.has(k)) return;
+    this.#filling.add(k);
+    void (async () => {
+      try {
+        while ((this.#pool.get(k)?.length ?? 0) < POOL_TARGET) {
+          const failed: Excluded = new Map();
+          const p = await this.#presign(rec, signers, failed);
+          if (!p) {
+            const [who, why] = [...failed][0] ?? ['', 'UNAVAILABLE'];
+            this.c.onEvent({ type: 'pool', participant: who, ok: false, cause: why.split(' ')[0] as string });
+            return;
+          }
+          this.#pool.set(k, [...(this.#pool.get(k) ?? []), p]);
+        }
+      } finally {
+        this.#filling.delete(k);
+      }
+    })();
+  }
+
+  /** Three presigning steps among `signers`: the presignature every signer stated, or undefined after excluding. */
+  async #presign(rec: KeyRecord, signers: readonly string[], excluded: Excluded): Promise<Presigned | undefined> {
     const session = this.c.rng(32);
     let inbox = new Map<string, Uint8Array[]>();
     let results = new Map<string, LinkResult>();
@@ -113,8 +177,20 @@ export class EcdsaService {
         }
       }
     }
-    const presigned = this.#agreedPresignature(rec, signers, session, results, excluded);
-    if (!presigned) return undefined;
+    return this.#agreedPresignature(rec, signers, session, results, excluded);
+  }
+
+  /** The online part on `presigned`: every signer's partial, combined and verified. */
+  async #sign(
+    rec: KeyRecord,
+    intentBytes: Uint8Array,
+    intent: OpenedIntent,
+    signers: readonly string[],
+    presigned: Presigned,
+    excluded: Excluded,
+    pooled: boolean,
+  ): Promise<Uint8Array | 'stale' | undefined> {
+    const session = presigned.session;
     const request = encodeEcdsaSignRequest({
       keyId: rec.keyId,
       epoch: rec.epoch,
@@ -143,6 +219,7 @@ export class EcdsaService {
         failed.set(id, `BAD_SIGNATURE_SHARE ${codeOf(e)}`);
       }
     }
+    if (pooled && [...failed.values()].some((why) => why === 'NONCE_UNKNOWN')) return 'stale';
     if (failed.size) return this.#exclude(excluded, failed);
     const tweak = intent.path ? deriveKey(rec.key, intent.path).tweak.add : 0n;
     const signingKey = intent.path ? deriveKey(rec.key, intent.path).key : rec.key;
