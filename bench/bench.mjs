@@ -366,8 +366,29 @@ async function main() {
   const msg = new Uint8Array(32).fill(7);
   for (const suiteId of suites) {
     if (suiteId === 'ecdsa-secp256k1') {
-      // Threshold ECDSA (DKLs23): in-process rows only until the cluster signs ECDSA.
+      // Threshold ECDSA (DKLs23): the in-process rows, then the cluster's c1 and c8 against the
+      // same flow in one warmed process (presign and online, both signers: what a signature costs
+      // the cluster's cores, pools or not).
       await ecdsaRows({ measure, measureInterleaved, row, quick });
+      if (withCluster) {
+        const cluster = await startBenchCluster(3);
+        const baseline = await flowBaseline(suiteId, 2, 3);
+        try {
+          const info = await cluster.keygen(suiteId, 2);
+          for (const conc of [1, 8]) {
+            const { m, base } = await clusterRow(cluster, suiteId, info.keyId, conc, baseline);
+            row(suiteId, 2, 3, `cluster-c${conc}`, m, 'ecdsa-flow', base, {
+              baselineOpsPerSec: base.opsPerSec,
+              baselineP50Ms: base.p50Ms,
+              baselineCpuMs: 1000 / base.opsPerSec,
+              ...m.cpu,
+            });
+          }
+        } finally {
+          baseline.stop();
+          await cluster.stop();
+        }
+      }
       continue;
     }
     const suite = getSuite(suiteId);

@@ -123,6 +123,12 @@ export async function ecdsaRows({ measure, measureInterleaved, row, quick }) {
   row(suite, 2, 3, 'ecdsa-online', onM, 'floor-sign', onFloor, { floorSignOpsPerSec: onFloor.opsPerSec });
 }
 
+/** The whole 2-of-3 flow (presign and online, both signers) on one key: the cluster rows' baseline. */
+export function ecdsaFlow() {
+  const key = makeKey();
+  return () => online(presignAll(key, [1, 2]), rng(32));
+}
+
 /** The issue's ECDSA targets, evaluated on this run's rows. */
 export function ecdsaTargets(all) {
   const get = (name) => all.find((r) => r.suite === 'ecdsa-secp256k1' && r.name === name);
@@ -140,5 +146,15 @@ export function ecdsaTargets(all) {
         met: r.ratio <= max,
       });
   }
+  const c8 = get('cluster-c8');
+  if (c8)
+    out.push({
+      what: 'ecdsa-secp256k1 2-of-3 cluster-c8 throughput / ecdsa-flow',
+      measured: `${round2(1 / c8.ratio)}×`,
+      target: '>= 0.8×',
+      met: 1 / c8.ratio >= 0.8,
+    });
   return out;
 }
+
+const round2 = (x) => Math.round(x * 100) / 100;

@@ -24,6 +24,7 @@ import {
   toHex,
 } from '@tessera/core';
 import { NonceLedger, SealedStore, loadKek } from '@tessera/store';
+import { standingRefresh } from './authority.js';
 import { startCluster, type TestCluster } from './harness.js';
 
 const suite = getSuite('ecdsa-secp256k1');
@@ -53,7 +54,7 @@ async function checkEverywhere(sig: Uint8Array, digest: Uint8Array, publicKey: U
 }
 
 describe('threshold ECDSA on the cluster (3 signer processes, 2-of-3)', () => {
-  it('keygen gives an ECDSA key with its EVM address; every quorum signs; three verifiers accept', async () => {
+  it('keygen gives an ECDSA key (suite 5, a 33-byte key); every quorum signs; three verifiers accept', async () => {
     expect(key.participants).toEqual(['signer-1', 'signer-2', 'signer-3']);
     expect(key.publicKey.length).toBe(33);
     const info = await c.call<{ keys: { keyId: string; suite: number; address: string }[] }>('ListKeys', {});
@@ -103,6 +104,22 @@ describe('threshold ECDSA on the cluster (3 signer processes, 2-of-3)', () => {
     expect(toHex(r.publicKey)).toBe(toHex(child.publicKey));
     expect(toHex(r.publicKey)).not.toBe(toHex(groupPublicKey(rec.key)));
     await checkEverywhere(new Uint8Array(r.signature), digest, child.publicKey);
+  });
+
+  it('refresh (operator-authorised) keeps the key and its pairs: it signs at the new epoch; a reshare is refused UNIMPLEMENTED', async () => {
+    const info = await c.call<{ epoch: number | string; publicKey: Buffer }>('Refresh', {
+      keyId: key.keyId,
+      authorisation: standingRefresh(),
+    });
+    expect(Number(info.epoch)).toBe(1);
+    expect(toHex(info.publicKey)).toBe(toHex(key.publicKey));
+    // The pool's presignatures were made at epoch 0: none is used for an epoch-1 signature.
+    const digest = keccak_256(new Uint8Array([6]));
+    const r = await c.sign('ecdsa-secp256k1', key.keyId, digest);
+    await checkEverywhere(new Uint8Array(r.signature), digest, new Uint8Array(key.publicKey));
+    await expect(
+      c.call('Reshare', { keyId: key.keyId, threshold: 2, participants: ['signer-1', 'signer-2'] }),
+    ).rejects.toMatchObject({ code: 'UNIMPLEMENTED' });
   });
 
   it('kill -9 of a signer: the other two sign; no presignature is ever consumed twice', async () => {

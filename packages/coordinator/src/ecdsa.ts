@@ -216,7 +216,7 @@ export class EcdsaService {
           throw new CoordinatorError('BAD_SIGNATURE_SHARE', 'partial answers another request');
         partials.push(p);
       } catch (e) {
-        failed.set(id, `BAD_SIGNATURE_SHARE ${codeOf(e)}`);
+        failed.set(id, culprit('BAD_SIGNATURE_SHARE', e));
       }
     }
     if (pooled && [...failed.values()].some((why) => why === 'NONCE_UNKNOWN')) return 'stale';
@@ -266,7 +266,7 @@ export class EcdsaService {
           throw new CoordinatorError('UNEXPECTED_MESSAGE', 'a presignature of another session');
         stated.set(id, p);
       } catch (e) {
-        failed.set(id, `BAD_PRESIGNATURE ${codeOf(e)}`);
+        failed.set(id, culprit('BAD_PRESIGNATURE', e));
       }
     }
     if (failed.size) return this.#exclude(excluded, failed);
@@ -293,7 +293,9 @@ export class EcdsaService {
     if (!(bytes instanceof Uint8Array)) throw new CoordinatorError('UNEXPECTED_MESSAGE', `${id} sent no envelope`);
     const env = readEnvelope(bytes, kind);
     const h = this.c.participants.get(id);
-    if (!h || !equalBytes(env.sender, h.info.signKey))
+    // Gone meanwhile (it disconnected): unavailable, not a culprit.
+    if (!h) throw new CoordinatorError('UNAVAILABLE', `${id} is not connected`);
+    if (!equalBytes(env.sender, h.info.signKey))
       throw new CoordinatorError('BAD_SIGNATURE', `${id} sent an envelope signed by another key`);
     return env;
   }
@@ -378,10 +380,16 @@ export class EcdsaService {
         }
         if (to.size !== ids.length - 1) throw new CoordinatorError('UNEXPECTED_MESSAGE', `${id} left a signer out`);
       } catch (e) {
-        failed.set(id, `BAD_ECDSA_MESSAGE ${codeOf(e)}`);
+        failed.set(id, culprit('BAD_ECDSA_MESSAGE', e));
       }
     }
     if (failed.size) throw Object.assign(new CoordinatorError('UNEXPECTED_MESSAGE', 'bad ECDSA messages'), { failed });
     return inbox;
   }
+}
+
+/** Why a signer's answer failed: unavailable (it left), or `prefix` naming it as the culprit. */
+function culprit(prefix: string, e: unknown): string {
+  const code = codeOf(e);
+  return code === 'UNAVAILABLE' ? code : `${prefix} ${code}`;
 }

@@ -216,6 +216,11 @@ export class LifecycleService {
   ): Promise<KeyInfo> {
     const authorisation = req.authorisation ?? new Uint8Array(0);
     const rec = this.c.key(keyId);
+    if (rec.key.suite.scheme === 'ecdsa')
+      throw new CoordinatorError(
+        'UNIMPLEMENTED',
+        `key ${keyId} is ECDSA: a reshare needs the new roster's pairwise setup, not built yet (refresh works)`,
+      );
     const ids = [...new Set(req.participants)];
     if (ids.length < 2) throw new CoordinatorError('INVALID_ARGUMENT', 'a reshare needs at least 2 participants');
     if (!Number.isInteger(req.threshold) || req.threshold < 2 || req.threshold > ids.length)

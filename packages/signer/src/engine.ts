@@ -15,6 +15,7 @@ import {
   LifecycleParticipant,
   checkDeviceAdmission,
   checkRevocation,
+  decodeKeyRecord,
   decodeKeyShareRecord,
   encodeKeyRecord,
   encodeKeyShareRecord,
@@ -447,6 +448,8 @@ export class SignerEngine {
   async lifecycle(t: LinkTask['lifecycle']): Promise<Uint8Array | undefined> {
     const why = SignerEngine.unpinnedReason(this.#policy.policy);
     if (why) throw new SignerError('POLICY_DENIED', why);
+    if (t?.kind === 'reshare' && (await this.#isEcdsa(t.keyId, t.oldKeyRecord)))
+      throw new SignerError('UNIMPLEMENTED', `key ${t.keyId} is ECDSA: its reshare is not built yet (refresh works)`);
     const out = await this.#lifecycle.handle(t);
     if (t && (t.step === 3 || t.step === 5))
       await this.audit.append({
@@ -455,6 +458,17 @@ export class SignerEngine {
         data: { keyId: t.keyId, epoch: Number(t.epoch), step: t.step === 3 ? 'commit' : 'retire' },
       });
     return out;
+  }
+
+  /** Whether `keyId` (held here, or else described by the task's old key record) is an ECDSA key. */
+  async #isEcdsa(keyId: string, oldKeyRecord: Uint8Array | undefined): Promise<boolean> {
+    const held = await this.key(keyId).catch(() => undefined);
+    if (held) return held.key.suite.scheme === 'ecdsa';
+    try {
+      return !!oldKeyRecord?.length && decodeKeyRecord(oldKeyRecord).key.suite.scheme === 'ecdsa';
+    } catch {
+      return false; // the lifecycle participant refuses a malformed record itself
+    }
   }
 
   /**
