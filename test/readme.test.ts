@@ -36,6 +36,7 @@
  *               old phone holds);
  *     `<keyId>` in any other line → the keyId printed by `tessera keygen … --json` (the Quick start's
  *               secp256k1-tr key: `sign`, then `refresh`, `reshare`, `derive`, `sign --path`);
+ *     `<ecdsaKeyId>` → the keyId printed by `tessera keygen --suite ecdsa-secp256k1 … --json`;
  *     `<hex>`   → MSG below, a 32-byte message (a sighash);
  *     any other `<…>` fails the test.
  *   `$TOKEN` is not substituted: a `NAME=$(…)` line runs as written and its value is passed to the
@@ -60,7 +61,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { schnorr } from '@noble/curves/secp256k1.js';
+import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
+import { ripemd160 } from '@noble/hashes/legacy.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { keccak_256 } from '@noble/hashes/sha3.js';
+import { createBase58check } from '@scure/base';
 import { Address, NETWORK } from '@scure/btc-signer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { externalVerifiers } from './verifiers.js';
@@ -367,6 +372,8 @@ interface Key {
 
 const state: {
   clusterKey?: Key;
+  /** The README's ECDSA key (`<ecdsaKeyId>`). */
+  ecdsaKey?: Key;
   deviceKey?: Key;
   /** device dir → device id */
   devices: Record<string, string>;
@@ -383,6 +390,9 @@ const bytes = (hex: string) => new Uint8Array(Buffer.from(hex, 'hex'));
 function nobleVerify(suite: string): (sig: Uint8Array, msg: Uint8Array, pk: Uint8Array) => boolean {
   if (suite === 'ed25519') return (s, m, k) => ed25519.verify(s, m, k);
   if (suite === 'secp256k1-tr') return (s, m, k) => schnorr.verify(s, m, k);
+  if (suite === 'ecdsa-secp256k1')
+    return (s, m, k) =>
+      s.length === 65 && m.length === 32 && secp256k1.verify(s.subarray(0, 64), m, k, { prehash: false, lowS: true });
   throw new Error(`no verifier here for ${suite}`);
 }
 
@@ -419,12 +429,18 @@ const CHECKS: Record<string, (r: Ran) => void | Promise<void>> = {
       participants: SIGNERS,
       epoch: 0,
     });
+    state.keygens++;
+    if (k.suite === 'ecdsa-secp256k1') {
+      // The ECDSA key: a 33-byte SEC1 key, its own placeholder (the Quick start's key stays <keyId>).
+      expect(k.publicKey).toMatch(/^0[23][0-9a-f]{64}$/);
+      state.ecdsaKey = k;
+      return;
+    }
     expect(k.publicKey).toMatch(/^[0-9a-f]{64}$/);
     state.clusterKey = k;
-    state.keygens++;
   },
   sign(r) {
-    const k = state.clusterKey!;
+    const k = r.opt('--key') === state.ecdsaKey?.keyId ? state.ecdsaKey! : state.clusterKey!;
     const s = r.json as { keyId: string; signature: string; signers: string[]; publicKey: string; path?: string };
     expect(s.keyId).toBe(k.keyId);
     expect(new Set(s.signers).size).toBe(s.signers.length);
@@ -579,6 +595,23 @@ const CHECKS: Record<string, (r: Ran) => void | Promise<void>> = {
     expect(now.participants).not.toContain(oldId);
   },
   derive(r) {
+    if (r.opt('--key') === state.ecdsaKey?.keyId) {
+      // An ECDSA child: its three addresses, each decoded independently back to the child key.
+      const e = r.json as { path: string; publicKey: string; addresses: { evm: string; tron: string; p2wpkh: string } };
+      expect(e.publicKey).toMatch(/^0[23][0-9a-f]{64}$/);
+      expect(e.publicKey).not.toBe(state.ecdsaKey!.publicKey);
+      const pk = bytes(e.publicKey);
+      const account = keccak_256(secp256k1.Point.fromBytes(pk).toBytes(false).subarray(1)).subarray(12);
+      expect(e.addresses.evm.toLowerCase()).toBe(`0x${Buffer.from(account).toString('hex')}`);
+      expect(Buffer.from(createBase58check(sha256).decode(e.addresses.tron)).toString('hex')).toBe(
+        `41${Buffer.from(account).toString('hex')}`,
+      );
+      const w = Address(NETWORK).decode(e.addresses.p2wpkh) as { type: string; hash: Uint8Array };
+      expect(w.type).toBe('wpkh');
+      expect(Buffer.from(w.hash).toString('hex')).toBe(Buffer.from(ripemd160(sha256(pk))).toString('hex'));
+      state.derived = e as unknown as typeof state.derived;
+      return;
+    }
     const k = state.clusterKey!;
     const d = r.json as { path: string; publicKey: string; address: string };
     expect(d.path).toBe(r.opt('--path'));
@@ -597,6 +630,10 @@ const CHECKS: Record<string, (r: Ran) => void | Promise<void>> = {
 function substitute(text: string, sub: string): string {
   return text.replace(/<([A-Za-z][\w-]*)>/g, (_, name: string) => {
     if (name === 'hex') return MSG;
+    if (name === 'ecdsaKeyId') {
+      if (!state.ecdsaKey) throw new Error(`<ecdsaKeyId> before the ECDSA key was created (${text})`);
+      return state.ecdsaKey.keyId;
+    }
     if (name === 'keyId') {
       const k = sub.startsWith('device ') ? state.deviceKey : state.clusterKey;
       if (!k) throw new Error(`<keyId> before the key it stands for was created (${text})`);
