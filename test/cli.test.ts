@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   approveAuthorisation,
@@ -217,6 +218,62 @@ describe('tessera CLI on a dev cluster', () => {
     writeFileSync(file, JSON.stringify({ ...tx, to: '0x12' }));
     expect(cli('sign', '--key', k.keyId, '--eth-tx', file, '--json').err).toMatch(/to must be .*\[INVALID_ARGUMENT\]/);
   });
+
+  it.each(['ecdsa-secp256k1', 'secp256k1-tr'] as const)(
+    'sign --psbt (%s): the input the key spends (at an HD path) is signed and finalised; the witness verifies (libsecp256k1) over an independently computed sighash',
+    async (suite) => {
+      const btc = await import('@scure/btc-signer');
+      const ecc = await import('tiny-secp256k1');
+      const k = made.get(suite) as { keyId: string };
+      const child = JSON.parse(cli('derive', '--key', k.keyId, '--path', 'm/1/3', '--json').out) as {
+        publicKey: string;
+      };
+      const pk = fromHex(child.publicKey);
+      // A secp256k1-tr child key is already its Taproot output key: the output pays to it as is.
+      const spend =
+        suite === 'ecdsa-secp256k1' ? btc.p2wpkh(pk) : { script: btc.OutScript.encode({ type: 'tr', pubkey: pk }) };
+      const amount = 250_000n;
+      const tx = new btc.Transaction();
+      tx.addInput({ txid: new Uint8Array(randomBytes(32)), index: 0, witnessUtxo: { script: spend.script, amount } });
+      tx.addOutputAddress('bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4', 200_000n);
+      tx.addOutput({ script: spend.script, amount: 45_000n }); // change
+      const file = join(dir, '..', `spend-${suite}.psbt`);
+      writeFileSync(file, Buffer.from(tx.toPSBT()).toString('base64'));
+      const s = cli('sign', '--key', k.keyId, '--path', 'm/1/3', '--psbt', file, '--json');
+      expect(s.code, s.err).toBe(0);
+      const r = JSON.parse(s.out) as { transaction: string; txid: string; payment: { amount: string; fee: string } };
+      expect(r.payment).toMatchObject({ amount: '200000', fee: '5000' });
+      const signed = btc.Transaction.fromRaw(fromHex(r.transaction));
+      expect(signed.id).toBe(r.txid);
+      const witness = signed.getInput(0).finalScriptWitness as Uint8Array[];
+      if (suite === 'ecdsa-secp256k1') {
+        // BIP 143 sighash from btc-signer's own preimage of the unsigned transaction.
+        const sighash = tx.preimageWitnessV0(0, btc.p2pkh(pk).script, btc.SigHash.ALL, amount);
+        expect(witness).toHaveLength(2);
+        expect(toHex(witness[1] as Uint8Array)).toBe(child.publicKey);
+        const der = witness[0] as Uint8Array;
+        expect(der[der.length - 1]).toBe(btc.SigHash.ALL);
+        const compact = secp256k1.Signature.fromBytes(der.subarray(0, -1), 'der').toBytes('compact');
+        expect(ecc.verify(sighash, pk, compact, true)).toBe(true);
+      } else {
+        const sighash = tx.preimageWitnessV1(0, [spend.script], btc.SigHash.DEFAULT, [amount]);
+        expect(witness).toHaveLength(1);
+        expect(ecc.verifySchnorr(sighash, pk, witness[0] as Uint8Array)).toBe(true);
+      }
+      // An input that is not this key's output is refused before anything is signed.
+      const other = new btc.Transaction();
+      other.addInput({
+        txid: new Uint8Array(32).fill(1),
+        index: 0,
+        witnessUtxo: { script: btc.p2wpkh(secp256k1.getPublicKey(secp256k1.utils.randomSecretKey())).script, amount },
+      });
+      other.addOutputAddress('bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4', 1000n);
+      writeFileSync(file, other.toPSBT());
+      expect(cli('sign', '--key', k.keyId, '--path', 'm/1/3', '--psbt', file, '--json').err).toMatch(
+        /\[PAYMENT_MISMATCH\]/,
+      );
+    },
+  );
 
   it('refresh and reshare keep the public key; signatures verify before and after; --json fields as documented', () => {
     const k = JSON.parse(

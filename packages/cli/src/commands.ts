@@ -1,9 +1,14 @@
 /** The API commands: keygen, sign, keys, status. Each prints JSON with --json, a table otherwise. */
+import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   address,
+  chainFits,
   ecdsaAddresses,
+  finaliseBitcoinInput,
+  paymentToJSON,
+  readPayment,
   evmAddress,
   createSignIntent,
   decodeKeyRecord,
@@ -92,12 +97,31 @@ export async function derive(c: Client, opts: { key: string; path: string; netwo
   };
 }
 
-export async function sign(
+export async function sign(c: Client, opts: Parameters<typeof signMessage>[1] & { psbt?: string; input?: number }) {
+  if (opts.psbt !== undefined && [opts.message, opts.messageFile, opts.ethTx].some((x) => x !== undefined))
+    throw new CliError(
+      'INVALID_ARGUMENT',
+      'give exactly one of --message HEX, --message-file FILE, --eth-tx FILE or --psbt FILE',
+    );
+  return opts.psbt !== undefined ? signPsbt(c, { ...opts, psbt: opts.psbt }) : signMessage(c, opts);
+}
+
+async function signMessage(
   c: Client,
-  opts: { key: string; message?: string; messageFile?: string; ethTx?: string; signers?: string[]; path?: string },
+  opts: {
+    key: string;
+    message?: string;
+    messageFile?: string;
+    ethTx?: string;
+    signers?: string[];
+    path?: string;
+  },
 ) {
   if ([opts.message, opts.messageFile, opts.ethTx].filter((x) => x !== undefined).length !== 1)
-    throw new CliError('INVALID_ARGUMENT', 'give exactly one of --message HEX, --message-file FILE or --eth-tx FILE');
+    throw new CliError(
+      'INVALID_ARGUMENT',
+      'give exactly one of --message HEX, --message-file FILE, --eth-tx FILE or --psbt FILE',
+    );
   // An EVM transaction: the message is its signing hash, computed here from the transaction.
   const eth = opts.ethTx !== undefined ? await import('./eth-tx.js') : undefined;
   const tx = eth?.readEthTx(opts.ethTx as string);
@@ -151,6 +175,52 @@ export async function sign(
     ...(eth && tx
       ? { from: evmAddress(r.publicKey), digest: toHex(message), ...eth.signedEthTx(tx, r.signature) }
       : {}),
+  };
+}
+
+/**
+ * `sign --psbt`: one input of a Bitcoin PSBT spent by the key (at `--path`): a Taproot key path
+ * (secp256k1-tr) or P2WPKH (ecdsa-secp256k1). The signature hash is computed here from the PSBT
+ * (core's payment reader, which also checks that the input is this key's output); the signature is
+ * put in and the input finalised with @scure/btc-signer; when every input is final the signed
+ * transaction is printed.
+ */
+async function signPsbt(
+  c: Client,
+  opts: { key: string; psbt: string; input?: number; signers?: string[]; path?: string },
+) {
+  const { readPsbt } = await import('./device-io.js');
+  const psbt = readPsbt(opts.psbt);
+  const info = (await keys(c)).find((k) => k.keyId === opts.key);
+  if (!info) throw new CliError('NOT_FOUND', `no key ${opts.key}`);
+  if (!chainFits('bitcoin', info.suite as SuiteId))
+    throw new CliError(
+      'WRONG_SUITE',
+      `key ${info.keyId} is ${info.suite}: Bitcoin needs secp256k1-tr or ecdsa-secp256k1`,
+    );
+  const publicKey = fromHex(
+    opts.path ? (await derive(c, { key: info.keyId, path: opts.path })).publicKey : info.publicKey,
+  );
+  const input = opts.input ?? 0;
+  const read = readPayment({ chain: 'bitcoin', tx: psbt, input }, publicKey);
+  const r = await signMessage(c, {
+    key: opts.key,
+    signers: opts.signers,
+    path: opts.path,
+    message: toHex(read.message),
+  });
+  const done = finaliseBitcoinInput(psbt, input, publicKey, fromHex(r.signature), (compact) =>
+    secp256k1.Signature.fromBytes(compact, 'compact').toBytes('der'),
+  );
+  return {
+    ...r,
+    input,
+    sighash: toHex(read.message),
+    payment: paymentToJSON(read.payment),
+    psbt: Buffer.from(done.psbt).toString('base64'),
+    // Absent (undefined, left out of --json) until every input is final.
+    transaction: done.transaction ? toHex(done.transaction) : undefined,
+    txid: done.txid,
   };
 }
 

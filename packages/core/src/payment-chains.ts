@@ -7,8 +7,9 @@ import type { TypedPayment } from './payment.js';
 import type { SuiteId } from './suite-ids.js';
 
 export const CHAIN_SUITES: Readonly<Record<string, readonly SuiteId[]>> = {
-  // BIP 340 Schnorr, Taproot key path.
-  bitcoin: ['secp256k1-tr'],
+  // BIP 340 Schnorr, Taproot key path; ECDSA, SegWit v0 P2WPKH (cluster signing; ECDSA offline
+  // packages are not built yet).
+  bitcoin: ['secp256k1-tr', 'ecdsa-secp256k1'],
 };
 
 /** Whether a key of `suite` signs payments on `chain`. */

@@ -8,6 +8,8 @@ import { ErrorCode, ProtocolError } from './errors.js';
 import { CHAIN_SUITES } from './payment-chains.js';
 import { readBitcoinPayment } from './payments/bitcoin.js';
 
+export { finaliseBitcoinInput } from './payments/bitcoin.js';
+
 /** A payment as read from its transaction. Amounts in the asset's base units. */
 export interface TypedPayment {
   readonly chain: string;

@@ -10,7 +10,9 @@
  *     signature that btc-signer puts in the witness and that verifies over btc-signer's hash of the
  *     extracted transaction; each hostile case refused with the same code by both checks.
  */
-import { schnorr } from '@noble/curves/secp256k1.js';
+import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
+import { ripemd160 } from '@noble/hashes/legacy.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { Address, NETWORK, OutScript, SigHash, Transaction } from '@scure/btc-signer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -112,8 +114,8 @@ describe('the Bitcoin reader', () => {
       ['a negative input', ok, -1],
       ['an input without its UTXO', noUtxo.toPSBT(), 0],
       [
-        'a P2WPKH input',
-        psbt(OutScript.encode({ type: 'wpkh', hash: new Uint8Array(20) }), [10_000n], [[OTHER, 1n]]),
+        'a P2PKH (legacy) input',
+        psbt(OutScript.encode({ type: 'pkh', hash: new Uint8Array(20) }), [10_000n], [[OTHER, 1n]]),
         0,
       ],
       ['outputs above inputs', psbt(own, [10_000n], [[OTHER, 10_001n]]), 0],
@@ -121,6 +123,33 @@ describe('the Bitcoin reader', () => {
     for (const [what, tx, input] of cases)
       expect(await codeOf(() => readPayment({ chain: 'bitcoin', tx, input })), what).toBe(ErrorCode.PAYMENT_MISMATCH);
     expect(await codeOf(() => readPayment({ chain: 'dogecoin', tx: ok, input: 0 }))).toBe(ErrorCode.PAYMENT_MISMATCH);
+  });
+
+  it('a P2WPKH input (an ECDSA key): the BIP 143 sighash btc-signer computes; only for the key whose hash it pays to', async () => {
+    const pk = secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true);
+    const wpkh = OutScript.encode({ type: 'wpkh', hash: ripemd160(sha256(pk)) });
+    const tx = psbt(
+      wpkh,
+      [50_000n],
+      [
+        [OTHER, 30_000n],
+        [wpkh, 19_000n],
+      ],
+    );
+    const r = readPayment({ chain: 'bitcoin', tx, input: 0 }, pk);
+    expect(r.payment).toMatchObject({ amount: 30_000n, fee: 1_000n });
+    const t = Transaction.fromPSBT(tx);
+    expect(hex(r.message)).toBe(
+      hex(
+        t.preimageWitnessV0(0, OutScript.encode({ type: 'pkh', hash: ripemd160(sha256(pk)) }), SigHash.ALL, 50_000n),
+      ),
+    );
+    const other = secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true);
+    expect(await codeOf(() => readPayment({ chain: 'bitcoin', tx, input: 0 }, other))).toBe(ErrorCode.PAYMENT_MISMATCH);
+    // A Taproot (x-only) key never spends a P2WPKH input.
+    expect(await codeOf(() => readPayment({ chain: 'bitcoin', tx, input: 0 }, pk.subarray(1)))).toBe(
+      ErrorCode.PAYMENT_MISMATCH,
+    );
   });
 });
 

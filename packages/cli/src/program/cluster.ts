@@ -51,6 +51,8 @@ export function registerClusterCommands(program: Command): void {
       '--eth-tx <file>',
       'an EIP-1559 transaction (JSON) to sign with an ECDSA key: prints the signed raw transaction',
     )
+    .option('--psbt <file>', 'a Bitcoin PSBT (binary, base64 or hex): sign and finalise the input this key spends')
+    .option('--input <n>', 'with --psbt: the input to sign (default 0)', int)
     .option('--signers <ids>', 'preferred signers, comma-separated', list)
     .option('--path <path>', 'sign with the HD child key at this path (m/0/5)')
     .option('--dir <dir>', 'cluster directory')
@@ -61,6 +63,8 @@ export function registerClusterCommands(program: Command): void {
         message?: string;
         messageFile?: string;
         ethTx?: string;
+        psbt?: string;
+        input?: number;
         signers?: string[];
         path?: string;
         dir?: string;
@@ -74,7 +78,7 @@ export function registerClusterCommands(program: Command): void {
           () =>
             `signature ${r.signature}\nsigned by ${r.signers.join(', ')} for key ${r.keyId}${o.path ? ` at ${o.path} (${r.publicKey})` : ''}${
               'rawTransaction' in r ? `\nfrom ${r.from}\ntransaction ${r.hash}\nraw ${r.rawTransaction}` : ''
-            }`,
+            }${psbtLines(r as { psbt?: string; transaction?: string; txid?: string })}`,
         );
       },
     );
@@ -216,4 +220,10 @@ export function registerClusterCommands(program: Command): void {
         [`CA ${r.ca}`, ...Object.entries(r.certs).map(([n, f]) => `${n.padEnd(12)} ${f.cert}`)].join('\n'),
       );
     });
+}
+
+/** What `sign --psbt` adds to its text output: the signed transaction, or the PSBT still to finish. */
+function psbtLines(r: { psbt?: string; transaction?: string; txid?: string }): string {
+  if (r.psbt === undefined) return '';
+  return r.transaction ? `\ntransaction ${r.txid}\nraw ${r.transaction}` : `\npsbt ${r.psbt}`;
 }

@@ -1,7 +1,8 @@
 /**
  * A Bitcoin payment read from its PSBT (BIP 174) with `@scure/btc-signer`: the signature is for
- * one input, spent by the Taproot key path (BIP 341, SIGHASH_DEFAULT), and the message is that
- * input's signature hash, computed here from the transaction — never taken from whoever sent it.
+ * one input — spent by the Taproot key path (BIP 341, SIGHASH_DEFAULT; a `secp256k1-tr` key) or a
+ * SegWit v0 P2WPKH output (BIP 143, SIGHASH_ALL; an `ecdsa-secp256k1` key) — and the message is
+ * that input's signature hash, computed here from the transaction — never taken from whoever sent it.
  * The hash commits to every input's amount and script and to every output, so what is read here
  * is what the signature authorises:
  *
@@ -11,6 +12,8 @@
  * - `to`: those outputs' addresses (mainnet encoding; a script without one as `script:<hex>`).
  */
 import { Address, NETWORK, OutScript, SigHash, Transaction } from '@scure/btc-signer';
+import { ripemd160 } from '@noble/hashes/legacy.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { equalBytes, toHex } from '../bytes.js';
 import { ErrorCode, ProtocolError } from '../errors.js';
 import type { ReadPayment } from '../payment.js';
@@ -21,8 +24,9 @@ const MAX_IO = 256;
 const bad = (why: string) => new ProtocolError(ErrorCode.PAYMENT_MISMATCH, `bitcoin payment: ${why}`);
 
 /**
- * Reads the payment; with `publicKey` (the key's BIP 340 x-only key), the spent input must pay
- * to exactly that key (a Taproot output `OP_1 <key>`), so a package cannot claim a made-up input.
+ * Reads the payment; with `publicKey`, the spent input must pay to exactly that key, so a package
+ * cannot claim a made-up input: a 32-byte BIP 340 key spends a Taproot output `OP_1 <key>`, a
+ * 33-byte SEC1 key a P2WPKH output `OP_0 <HASH160(key)>`.
  */
 export function readBitcoinPayment(psbt: Uint8Array, input: number, publicKey?: Uint8Array): ReadPayment {
   let tx: Transaction;
@@ -45,13 +49,22 @@ export function readBitcoinPayment(psbt: Uint8Array, input: number, publicKey?: 
     amounts.push(u.amount);
   }
   const own = scripts[input] as Uint8Array;
-  if (own.length !== 34 || own[0] !== 0x51 || own[1] !== 0x20)
-    throw bad(`input ${input} is not a Taproot output (a key-path spend is what this key signs)`);
-  if (publicKey && !equalBytes(own.subarray(2), publicKey)) throw bad(`input ${input} is not this key's output`);
-  // The hash below is SIGHASH_DEFAULT's; a PSBT asking for another type is not what gets signed.
+  const taproot = own.length === 34 && own[0] === 0x51 && own[1] === 0x20;
+  const wpkh = own.length === 22 && own[0] === 0x00 && own[1] === 0x14;
+  if ((!taproot && !wpkh) || (publicKey && (publicKey.length === 32 ? !taproot : !wpkh)))
+    throw bad(
+      `input ${input} is not a ${publicKey?.length === 33 ? 'P2WPKH' : publicKey ? 'Taproot' : 'Taproot or P2WPKH'} output (what this key spends)`,
+    );
+  if (publicKey && !equalBytes(own.subarray(2), taproot ? publicKey : hash160(publicKey)))
+    throw bad(`input ${input} is not this key's output`);
+  // The hash below is SIGHASH_DEFAULT's (Taproot) or SIGHASH_ALL's (v0); a PSBT asking for another
+  // type is not what gets signed.
+  const want = taproot ? SigHash.DEFAULT : SigHash.ALL;
   const sighashType = tx.getInput(input).sighashType;
-  if (sighashType !== undefined && sighashType !== SigHash.DEFAULT)
-    throw bad(`input ${input} asks for sighash type ${sighashType}; only SIGHASH_DEFAULT is signed`);
+  if (sighashType !== undefined && sighashType !== want)
+    throw bad(
+      `input ${input} asks for sighash type ${sighashType}; only ${taproot ? 'SIGHASH_DEFAULT' : 'SIGHASH_ALL'} is signed`,
+    );
   let out = 0n;
   let amount = 0n;
   const to: string[] = [];
@@ -73,9 +86,48 @@ export function readBitcoinPayment(psbt: Uint8Array, input: number, publicKey?: 
   if (out > inputs) throw bad('its outputs spend more than its inputs');
   let message: Uint8Array;
   try {
-    message = tx.preimageWitnessV1(input, scripts, SigHash.DEFAULT, amounts);
+    // BIP 143: a P2WPKH input's scriptCode is the P2PKH script of its key hash.
+    message = taproot
+      ? tx.preimageWitnessV1(input, scripts, SigHash.DEFAULT, amounts)
+      : tx.preimageWitnessV0(
+          input,
+          OutScript.encode({ type: 'pkh', hash: own.subarray(2) }),
+          SigHash.ALL,
+          amounts[input] as bigint,
+        );
   } catch (e) {
     throw bad(`no signature hash for input ${input} (${(e as Error).message.slice(0, 80)})`);
   }
   return { payment: { chain: 'bitcoin', asset: 'BTC', amount, fee: inputs - out, to }, message };
+}
+
+const hash160 = (b: Uint8Array): Uint8Array => ripemd160(sha256(b));
+
+/**
+ * Puts the key's signature into input `input` of the PSBT and finalises that input with
+ * `@scure/btc-signer`: a Taproot key-path signature (64 bytes, SIGHASH_DEFAULT) as `tapKeySig`, an
+ * ECDSA signature (r ‖ s ‖ v) as the DER `partialSig` of `publicKey` with SIGHASH_ALL. Returns the
+ * updated PSBT and, when every input is final, the signed transaction.
+ */
+export function finaliseBitcoinInput(
+  psbt: Uint8Array,
+  input: number,
+  publicKey: Uint8Array,
+  signature: Uint8Array,
+  derSignature?: (compact: Uint8Array) => Uint8Array,
+): { psbt: Uint8Array; transaction?: Uint8Array; txid?: string } {
+  const tx = Transaction.fromPSBT(psbt);
+  if (publicKey.length === 32) tx.updateInput(input, { tapKeySig: signature.subarray(0, 64) });
+  else {
+    if (!derSignature) throw bad('an ECDSA signature needs its DER encoder');
+    const der = derSignature(signature.subarray(0, 64));
+    tx.updateInput(input, { partialSig: [[publicKey, new Uint8Array([...der, SigHash.ALL])]] });
+  }
+  tx.finalizeIdx(input);
+  let complete = true;
+  for (let i = 0; i < tx.inputsLength; i++) {
+    const x = tx.getInput(i);
+    if (!x.finalScriptWitness && !x.finalScriptSig) complete = false;
+  }
+  return complete ? { psbt: tx.toPSBT(), transaction: tx.extract(), txid: tx.id } : { psbt: tx.toPSBT() };
 }
