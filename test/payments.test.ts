@@ -19,6 +19,23 @@ import { cpSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { OutScript, SigHash, Transaction } from '@scure/btc-signer';
+import {
+  type SignatureBytes,
+  appendTransactionMessageInstructions,
+  blockhash,
+  compileTransaction,
+  createNoopSigner,
+  createTransactionMessage,
+  getAddressDecoder,
+  getPublicKeyFromAddress,
+  getTransactionDecoder,
+  getTransactionEncoder,
+  pipe,
+  setTransactionMessageFeePayer,
+  setTransactionMessageLifetimeUsingBlockhash,
+  verifySignature,
+} from '@solana/kit';
+import { getTransferSolInstruction } from '@solana-program/system';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fromHex } from '@tessera/core';
 import { checkPackage } from '@tessera/core/merchant';
@@ -105,6 +122,54 @@ describe('offline payments with caps', () => {
         fromHex(key.publicKey),
       ),
     ).toBe(true);
+  });
+
+  it('a Solana transfer signed offline by phone + cluster: the merchant reads it, the cap holds, the Solana library verifies the signature over the transaction', async () => {
+    const c = await deviceCluster(3);
+    const d = await enrolled(c, 'phone-sol');
+    const key = await d.device.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
+    const caps = { caps: { SOL: 2_000_000n }, perPayment: { SOL: 1_500_000n } };
+    expect(await d.device.reserve(c.url, { keyId: key.keyId, count: 2, caps })).toMatchObject({ added: 2 });
+    const me = getAddressDecoder().decode(fromHex(key.publicKey));
+    const bob = getAddressDecoder().decode(new Uint8Array(32).fill(2));
+    const transfer = (lamports: bigint) => {
+      const m = pipe(
+        createTransactionMessage({ version: 0 }),
+        (x) => setTransactionMessageFeePayer(me, x),
+        (x) =>
+          setTransactionMessageLifetimeUsingBlockhash(
+            { blockhash: blockhash('11111111111111111111111111111111'), lastValidBlockHeight: 9n },
+            x,
+          ),
+        (x) =>
+          appendTransactionMessageInstructions(
+            [getTransferSolInstruction({ source: createNoopSigner(me), destination: bob, amount: lamports })],
+            x,
+          ),
+      );
+      return compileTransaction(m);
+    };
+    const tx = transfer(1_000_000n);
+    const payment = { chain: 'solana', tx: new Uint8Array(getTransactionEncoder().encode(tx)), input: 0 };
+    // Past the per-payment limit: refused before anything is signed.
+    const big = { ...payment, tx: new Uint8Array(getTransactionEncoder().encode(transfer(1_500_000n))) };
+    expect(await refusal(() => d.device.signOffline({ keyId: key.keyId, payment: big }))).toBe('OVER_ALLOWANCE');
+    const p = await d.device.signOffline({ keyId: key.keyId, payment });
+    expect(p.payment).toEqual({ chain: 'solana', asset: 'SOL', amount: '1000000', fee: '5000', to: [bob] });
+    expect((await checkPackage(await d.device.keyRecord(key.keyId), p.text)).payment).toEqual(p.payment);
+    const s = await d.device.sync(c.url);
+    expect(s.completed.map((x) => x.packageId)).toEqual([p.packageId]);
+    const sig = fromHex((s.completed[0] as { signature: string }).signature);
+    // The Solana library's own check, over the transaction's message bytes, with the key as an address.
+    const pub = await getPublicKeyFromAddress(me);
+    expect(await verifySignature(pub, sig as SignatureBytes, tx.messageBytes)).toBe(true);
+    const signed = getTransactionDecoder().decode(
+      getTransactionEncoder().encode({ ...tx, signatures: { ...tx.signatures, [me]: sig as SignatureBytes } }),
+    );
+    expect(Buffer.from(signed.signatures[me] as Uint8Array).toString('hex')).toBe(Buffer.from(sig).toString('hex'));
+    // 1,005,000 of the 2,000,000 cap used: another 999,999 plus its fee would pass it.
+    const again = { ...payment, tx: new Uint8Array(getTransactionEncoder().encode(transfer(999_999n))) };
+    expect(await refusal(() => d.device.signOffline({ keyId: key.keyId, payment: again }))).toBe('OVER_ALLOWANCE');
   });
 
   it('a co-signer grants no caps above its policy, and with maxCaps set reserves nothing uncapped', async () => {

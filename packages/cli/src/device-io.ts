@@ -117,6 +117,18 @@ export async function submitPackage(c: Client, pkg: Uint8Array) {
 }
 
 /** A PSBT from a file: binary, or its base64 or hex text (as wallets export it). */
+/**
+ * A Solana transaction in its wire form, from a file: raw bytes, or base64 text (what
+ * `getBase64EncodedWireTransaction` and wallets' RPC calls use).
+ */
+export function readSolanaTx(file: string): Uint8Array {
+  const raw = new Uint8Array(readFileSync(file));
+  const text = new TextDecoder().decode(raw).trim();
+  if (/^[A-Za-z0-9+/]+={0,2}$/.test(text) && text.length % 4 === 0) return Uint8Array.from(Buffer.from(text, 'base64'));
+  if (raw.length === 0) throw new CliError('INVALID_ARGUMENT', `${file} is empty`);
+  return raw;
+}
+
 export function readPsbt(file: string): Uint8Array {
   const raw = new Uint8Array(readFileSync(file));
   const magic = [0x70, 0x73, 0x62, 0x74, 0xff]; // "psbt" 0xff

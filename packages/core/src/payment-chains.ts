@@ -10,6 +10,8 @@ export const CHAIN_SUITES: Readonly<Record<string, readonly SuiteId[]>> = {
   // BIP 340 Schnorr, Taproot key path; ECDSA, SegWit v0 P2WPKH (cluster signing; ECDSA offline
   // packages are not built yet).
   bitcoin: ['secp256k1-tr', 'ecdsa-secp256k1'],
+  // Ed25519 over the transaction's message bytes.
+  solana: ['ed25519'],
 };
 
 /** Whether a key of `suite` signs payments on `chain`. */

@@ -7,6 +7,7 @@
 import { ErrorCode, ProtocolError } from './errors.js';
 import { CHAIN_SUITES } from './payment-chains.js';
 import { readBitcoinPayment } from './payments/bitcoin.js';
+import { readSolanaPayment } from './payments/solana.js';
 
 export { finaliseBitcoinInput } from './payments/bitcoin.js';
 
@@ -33,7 +34,10 @@ export interface PaymentTx {
   readonly input: number;
 }
 
-/** The chains whose payments can be read: `bitcoin` (a PSBT; the input spent by Taproot key path). */
+/**
+ * The chains whose payments can be read: `bitcoin` (a PSBT; the input spent by the Taproot key path
+ * or P2WPKH), `solana` (a wire transaction; SOL and SPL token transfers).
+ */
 export const PAYMENT_CHAINS = Object.keys(CHAIN_SUITES);
 
 /**
@@ -45,6 +49,7 @@ export function readPayment(p: PaymentTx, publicKey?: Uint8Array): ReadPayment {
   if (!p || !(p.tx instanceof Uint8Array))
     throw new ProtocolError(ErrorCode.PAYMENT_MISMATCH, 'payment: no transaction');
   if (p.chain === 'bitcoin') return readBitcoinPayment(p.tx, p.input, publicKey);
+  if (p.chain === 'solana') return readSolanaPayment(p.tx, p.input, publicKey);
   throw new ProtocolError(
     ErrorCode.PAYMENT_MISMATCH,
     `payment: chain "${String(p.chain).slice(0, 32)}" is not one of ${PAYMENT_CHAINS.join(', ')}`,

@@ -140,9 +140,7 @@ describe('the Bitcoin reader', () => {
     expect(r.payment).toMatchObject({ amount: 30_000n, fee: 1_000n });
     const t = Transaction.fromPSBT(tx);
     expect(hex(r.message)).toBe(
-      hex(
-        t.preimageWitnessV0(0, OutScript.encode({ type: 'pkh', hash: ripemd160(sha256(pk)) }), SigHash.ALL, 50_000n),
-      ),
+      hex(t.preimageWitnessV0(0, OutScript.encode({ type: 'pkh', hash: ripemd160(sha256(pk)) }), SigHash.ALL, 50_000n)),
     );
     const other = secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true);
     expect(await codeOf(() => readPayment({ chain: 'bitcoin', tx, input: 0 }, other))).toBe(ErrorCode.PAYMENT_MISMATCH);

@@ -144,7 +144,16 @@ export function registerDeviceCommands(program: Command): Command {
       '--psbt <file>',
       "pay a Bitcoin PSBT (binary, base64 or hex): the message is the input's Taproot signature hash, computed from it",
     )
-    .option('--input <n>', 'the PSBT input this signature spends (with --psbt)', int, 0)
+    .option(
+      '--solana-tx <file>',
+      'pay a Solana transaction (wire form, binary or base64; SOL or SPL TransferChecked): the message is its message bytes',
+    )
+    .option(
+      '--input <n>',
+      'the PSBT input this signature spends (with --psbt); the signer index (with --solana-tx)',
+      int,
+      0,
+    )
     .option('--offline', 'sign offline against a reservation')
     .option('--out <file>', 'write the package here')
     .option('--qr', 'also show the package as a QR code (for a terminal; with --json as field "qr")')
@@ -155,6 +164,7 @@ export function registerDeviceCommands(program: Command): Command {
         key: string;
         message?: string;
         psbt?: string;
+        solanaTx?: string;
         input: number;
         offline?: boolean;
         out?: string;
@@ -164,11 +174,17 @@ export function registerDeviceCommands(program: Command): Command {
         gateway?: string;
         json?: boolean;
       }) => {
-        const { withDevice, gatewayUrl, fromHex, qrSvg, qrTerminal, readPsbt } = await import('../device-io.js');
-        if ((o.message === undefined) === (o.psbt === undefined))
-          throw new CliError('INVALID_ARGUMENT', 'give --message <hex> or --psbt <file>');
+        const { withDevice, gatewayUrl, fromHex, qrSvg, qrTerminal, readPsbt, readSolanaTx } = await import(
+          '../device-io.js'
+        );
+        if ([o.message, o.psbt, o.solanaTx].filter((x) => x !== undefined).length !== 1)
+          throw new CliError('INVALID_ARGUMENT', 'give one of --message <hex>, --psbt <file> or --solana-tx <file>');
         const message = o.message !== undefined ? fromHex(o.message, '--message') : undefined;
-        const payment = o.psbt ? { chain: 'bitcoin', tx: readPsbt(o.psbt), input: o.input } : undefined;
+        const payment = o.psbt
+          ? { chain: 'bitcoin', tx: readPsbt(o.psbt), input: o.input }
+          : o.solanaTx
+            ? { chain: 'solana', tx: readSolanaTx(o.solanaTx), input: o.input }
+            : undefined;
         const r = await withDevice(o.deviceDir, async (d) => {
           const p = await d.signOffline({
             keyId: o.key,
