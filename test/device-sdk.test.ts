@@ -21,6 +21,7 @@ import {
 import { fromHex } from '@tessera/core';
 import { readFileSync } from 'node:fs';
 import { cleanup, closers, deviceCluster, tempDir } from './device-harness.js';
+import { solanaAddress, solanaTransfer } from './solana.js';
 import { payOffline } from '../packages/device/examples/pay-offline.js';
 
 afterAll(cleanup);
@@ -312,5 +313,38 @@ describe('device SDK: Tessera.open', () => {
     expect(signed).toHaveLength(4);
     expect(signed.every((e) => e.integrity === 'pass:play-integrity:MEETS_STRONG_INTEGRITY')).toBe(true);
     expect((await w.reconcile({ local: true })).journal.verified).toBe(true);
+  });
+
+  it('destination rules: a payee on the deny list, or off the allow list, is refused before signing; a bare message too', async () => {
+    const c = await deviceCluster(3);
+    const ALICE = new Uint8Array(32).fill(11);
+    const MALLORY = new Uint8Array(32).fill(12);
+    const w = await Tessera.open({
+      gateway: c.url,
+      storage: tempDir(),
+      key: await aesKey(),
+      id: 'phone-dest',
+      risk: { allowTo: [solanaAddress(ALICE), solanaAddress(MALLORY)], denyTo: [solanaAddress(MALLORY)] },
+    });
+    closers.push(() => w.close());
+    const { token } = await c.coordinator.issueEnrolmentToken();
+    await w.enrol(token);
+    const k = await w.createKey({ suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
+    await w.reserve({ keyId: k.keyId, count: 2 });
+    const pk = fromHex(k.publicKey);
+    expect(await code(() => w.pay({ keyId: k.keyId, payment: solanaTransfer(pk, MALLORY, 10n).payment }))).toBe(
+      'POLICY_DENIED',
+    );
+    expect(
+      await code(() =>
+        w.pay({ keyId: k.keyId, payment: solanaTransfer(pk, new Uint8Array(32).fill(13), 10n).payment }),
+      ),
+    ).toBe('POLICY_DENIED');
+    expect(await code(() => w.pay({ keyId: k.keyId, message: msg() }))).toBe('POLICY_DENIED');
+    // Nothing was spent by the refusals; the listed payee is paid.
+    expect((await w.status()).keys[0]?.allowance).toBe(2);
+    const p = await w.pay({ keyId: k.keyId, payment: solanaTransfer(pk, ALICE, 10n).payment });
+    expect(p.payment).toMatchObject({ chain: 'solana', to: [solanaAddress(ALICE)] });
+    expect((await w.status()).keys[0]?.allowance).toBe(1);
   });
 });

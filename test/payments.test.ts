@@ -21,27 +21,18 @@ import { schnorr } from '@noble/curves/secp256k1.js';
 import { OutScript, SigHash, Transaction } from '@scure/btc-signer';
 import {
   type SignatureBytes,
-  appendTransactionMessageInstructions,
-  blockhash,
-  compileTransaction,
-  createNoopSigner,
-  createTransactionMessage,
-  getAddressDecoder,
   getPublicKeyFromAddress,
   getTransactionDecoder,
   getTransactionEncoder,
-  pipe,
-  setTransactionMessageFeePayer,
-  setTransactionMessageLifetimeUsingBlockhash,
   verifySignature,
 } from '@solana/kit';
-import { getTransferSolInstruction } from '@solana-program/system';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fromHex } from '@tessera/core';
 import { checkPackage } from '@tessera/core/merchant';
 import { Device } from '@tessera/device';
 import { operators } from './authority.js';
 import { cleanup, closers, deviceCluster, enrolled, tempDir, type Cluster } from './device-harness.js';
+import { solanaAddress, solanaTransfer } from './solana.js';
 
 afterAll(cleanup);
 
@@ -130,29 +121,12 @@ describe('offline payments with caps', () => {
     const key = await d.device.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
     const caps = { caps: { SOL: 2_000_000n }, perPayment: { SOL: 1_500_000n } };
     expect(await d.device.reserve(c.url, { keyId: key.keyId, count: 2, caps })).toMatchObject({ added: 2 });
-    const me = getAddressDecoder().decode(fromHex(key.publicKey));
-    const bob = getAddressDecoder().decode(new Uint8Array(32).fill(2));
-    const transfer = (lamports: bigint) => {
-      const m = pipe(
-        createTransactionMessage({ version: 0 }),
-        (x) => setTransactionMessageFeePayer(me, x),
-        (x) =>
-          setTransactionMessageLifetimeUsingBlockhash(
-            { blockhash: blockhash('11111111111111111111111111111111'), lastValidBlockHeight: 9n },
-            x,
-          ),
-        (x) =>
-          appendTransactionMessageInstructions(
-            [getTransferSolInstruction({ source: createNoopSigner(me), destination: bob, amount: lamports })],
-            x,
-          ),
-      );
-      return compileTransaction(m);
-    };
-    const tx = transfer(1_000_000n);
-    const payment = { chain: 'solana', tx: new Uint8Array(getTransactionEncoder().encode(tx)), input: 0 };
+    const me = solanaAddress(fromHex(key.publicKey));
+    const BOB = new Uint8Array(32).fill(2);
+    const bob = solanaAddress(BOB);
+    const { tx, payment } = solanaTransfer(fromHex(key.publicKey), BOB, 1_000_000n);
     // Past the per-payment limit: refused before anything is signed.
-    const big = { ...payment, tx: new Uint8Array(getTransactionEncoder().encode(transfer(1_500_000n))) };
+    const big = solanaTransfer(fromHex(key.publicKey), BOB, 1_500_000n).payment;
     expect(await refusal(() => d.device.signOffline({ keyId: key.keyId, payment: big }))).toBe('OVER_ALLOWANCE');
     const p = await d.device.signOffline({ keyId: key.keyId, payment });
     expect(p.payment).toEqual({ chain: 'solana', asset: 'SOL', amount: '1000000', fee: '5000', to: [bob] });
@@ -168,7 +142,7 @@ describe('offline payments with caps', () => {
     );
     expect(Buffer.from(signed.signatures[me] as Uint8Array).toString('hex')).toBe(Buffer.from(sig).toString('hex'));
     // 1,005,000 of the 2,000,000 cap used: another 999,999 plus its fee would pass it.
-    const again = { ...payment, tx: new Uint8Array(getTransactionEncoder().encode(transfer(999_999n))) };
+    const again = solanaTransfer(fromHex(key.publicKey), BOB, 999_999n).payment;
     expect(await refusal(() => d.device.signOffline({ keyId: key.keyId, payment: again }))).toBe('OVER_ALLOWANCE');
   });
 

@@ -20,7 +20,7 @@ import { DeviceError } from './errors.js';
 import type { DeviceEmitter } from './events.js';
 import type { Journal } from './journal.js';
 import { planPayment } from './payments.js';
-import { type IntegrityVerdict, type RiskRules, checkRisk, integrityRecord } from './risk.js';
+import { type IntegrityVerdict, type RiskRules, checkDestinations, checkRisk, integrityRecord } from './risk.js';
 import { DeviceStorage } from './storage.js';
 import type { QueuedPackage } from './sync.js';
 
@@ -97,6 +97,8 @@ export async function signOfflinePackage(ctx: OfflineSignContext, req: OfflineRe
   // needs a payment where a bare message is signed, is left for another).
   const found = await slotFor(ctx, req, rec, slots);
   const { chosen, signing, reservations, plan } = found;
+  // Destinations are read from the transaction: checked once it is read, before anything is signed.
+  checkDestinations(ctx.risk, plan.payment);
   const pkg = createOfflinePackage({
     key: signing.key,
     share: signing.share,

@@ -8,9 +8,14 @@
  *   Attest, a jailbreak check) with each payment; with `requireIntegrity`, anything but `pass`
  *   is refused. The verdict is recorded in the payment's journal entry either way.
  *
- * Rules on the payment itself (amount caps, destination lists) need the payment decoded from the
- * real transaction, which the package does not carry yet: they are not here.
+ * - destinations: `allowTo` (the only payees this device pays) and `denyTo` (payees it never
+ *   pays), matched against the payees read from the transaction (a Bitcoin or Solana address as
+ *   core's payment readers print it); with either list, a bare message is refused — the payees
+ *   are known only from a transaction.
+ *
+ * Amount caps are the reservations' allowances (core's allowance.ts), counted by the co-signer.
  */
+import type { TypedPayment } from '@tessera/core';
 import { DeviceError } from './errors.js';
 import type { JournalEntry } from './journal.js';
 
@@ -21,6 +26,32 @@ export interface RiskRules {
   warnAt?: number;
   /** Refuse a payment whose integrity verdict is not `pass`. */
   requireIntegrity?: boolean;
+  /** The only payees this device pays (addresses as the payment reads them). */
+  allowTo?: readonly string[];
+  /** Payees this device never pays. */
+  denyTo?: readonly string[];
+}
+
+/** Whether `rules` has a destination list (then only transactions are paid). */
+export const hasDestinationRules = (rules: RiskRules): boolean => !!(rules.allowTo || rules.denyTo);
+
+/**
+ * The destination rules on a payment read from its transaction (undefined: a bare message).
+ * POLICY_DENIED naming the payee that a list refuses.
+ */
+export function checkDestinations(rules: RiskRules, payment: TypedPayment | undefined): void {
+  if (!hasDestinationRules(rules)) return;
+  if (!payment)
+    throw new DeviceError(
+      'POLICY_DENIED',
+      'this wallet pays listed destinations only: pay a transaction, not a message',
+    );
+  for (const to of payment.to) {
+    if (rules.denyTo?.includes(to))
+      throw new DeviceError('POLICY_DENIED', `destination ${to} is on this wallet's deny list`);
+    if (rules.allowTo && !rules.allowTo.includes(to))
+      throw new DeviceError('POLICY_DENIED', `destination ${to} is not on this wallet's allow list`);
+  }
 }
 
 /** The app's attestation verdict for this payment. */
