@@ -34,10 +34,12 @@ import {
   EcdsaPresign,
   combine,
   decodePairs,
+  decodePresign1,
   decodePartial,
   decodePresigned,
   encodeEcdsaSignRequest,
   encodePresign1,
+  encodePresign2,
   evaluationPoints,
   rosterIndex,
   sealPeerMessage,
@@ -75,6 +77,8 @@ const stores: SealedStore[] = [];
 const expectConsumed = new Map<string, string>();
 const expectBurned: string[] = [];
 const expectRefusals: string[] = [];
+/** Presigning sessions that failed: no presignature of theirs in the ledger. */
+const expectNotKept: string[] = [];
 
 const part = (id: string) => parts.find((p) => p.id === id) as Participant;
 const ecdsaTask = (
@@ -358,6 +362,60 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
     expect(named.ecdsa).toBeFalsy();
   });
 
+  it('signer-2 on the coordinator’s side sends a wrong correlation (a tampered vector-OLE message): refused naming signer-2, no presignature kept', async () => {
+    const session = new Uint8Array(randomBytes(32));
+    const ids = ['signer-1', 'signer-2'];
+    const me = rosterIndex(view, 'signer-2');
+    const peer = rosterIndex(view, 'signer-1');
+    const rng = (n = 32) => new Uint8Array(randomBytes(n));
+    const rec2 = await s2.key(key.keyId);
+    const pairs2 = decodePairs((await (stores[0] as SealedStore).get(`ecdsa/pairs/${key.keyId}`)) as Uint8Array);
+    const cheat = new EcdsaPresign({
+      keyId: new TextEncoder().encode(key.keyId),
+      sigid: session,
+      me,
+      signers: [me, peer].sort((a, b) => a - b),
+      share: bytesToNumberBE(rec2.share.signingShare()),
+      points: evaluationPoints(view),
+      publicKey: view.publicKey,
+      pairs: new Map([[peer, { ...(pairs2.pairs.get('signer-1') as PairState), peer }]]),
+      rng,
+    });
+    const to = key.key.roster.find((r) => r.id === 'signer-1') as RosterEntry;
+    // Round 1 both ways, honest.
+    const r1 = await part('signer-1').call('ecdsa', ecdsaTask('presign', 1, session, ids));
+    const mine1 = cheat.round1().get(peer);
+    if (!mine1) throw new Error('no round-1 message');
+    const sealed1 = sealPeerMessage(s2.identity, view, 'presign', session, 1, to, encodePresign1(mine1), rng);
+    const r2 = await part('signer-1').call('ecdsa', ecdsaTask('presign', 2, session, ids, [sealed1]));
+    expect(r2.error).toBeFalsy();
+    // signer-1's round-1 message, opened by signer-2 (sealed to it), feeds the cheat's round 2.
+    const env = openEnvelope((r1.ecdsa?.envelopes ?? [])[0] as Uint8Array, PayloadKind.ECDSA_MESSAGE);
+    const w = decodeMessage('EcdsaPeerMessage', env.payload);
+    const aad = encodeMessage('EcdsaPeerMessage', { ...w, enc: new Uint8Array(0), ciphertext: new Uint8Array(0) });
+    const body = s2.identity.open(w.enc, new TextEncoder().encode('tessera/v1/ecdsa'), aad, w.ciphertext);
+    const mine2 = cheat.round2(new Map([[peer, decodePresign1(body)]])).get(peer);
+    if (!mine2) throw new Error('no round-2 message');
+    const corrections = mine2.rvole.corrections.slice();
+    corrections[40] = (corrections[40] as number) ^ 0x01;
+    const tampered = encodePresign2({ ...mine2, rvole: { ...mine2.rvole, corrections } });
+    const sealed2 = sealPeerMessage(s2.identity, view, 'presign', session, 2, to, tampered, rng);
+    const r3 = await part('signer-1').call('ecdsa', ecdsaTask('presign', 3, session, ids, [sealed2]));
+    expect(r3.error?.culprits).toEqual(['signer-2']);
+    expect(r3.envelope ?? new Uint8Array(0)).toHaveLength(0);
+    expectNotKept.push(presignatureId(session));
+  });
+
+  it('a sign request for a presignature this signer does not hold is refused (NONCE_UNKNOWN), nothing released', async () => {
+    const digest = sha256(new Uint8Array([3]));
+    const unknown = await part('signer-1').call(
+      'ecdsaSign',
+      signRequest(intentFor(requester, digest), new Uint8Array(randomBytes(32)), ['signer-1', 'signer-2']),
+    );
+    expect(unknown.error?.code).toBe('NONCE_UNKNOWN');
+    expectRefusals.push('NONCE_UNKNOWN');
+  });
+
   it("after SIGTERM the real signer's own store: each presignature consumed once for its one request, refusals burned and audited, the audit chain verifies", async () => {
     const exited = new Promise<number | null>((r) => proc.child.once('exit', (code) => r(code)));
     proc.child.kill('SIGTERM');
@@ -371,7 +429,7 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
       expect(Object.fromEntries(consumed.map((c) => [c.nonceId, toHex(c.requestDigest)]))).toEqual(
         Object.fromEntries(expectConsumed),
       );
-      for (const id of expectBurned) expect((await ledger.status(id)).state, id).toBe('unknown');
+      for (const id of [...expectBurned, ...expectNotKept]) expect((await ledger.status(id)).state, id).toBe('unknown');
       expect(await store.get(`ecdsa/pairs/${key.keyId}`)).toBeDefined();
       const audit = new AuditLog(store);
       expect((await audit.verify()).ok).toBe(true);

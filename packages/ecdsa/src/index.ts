@@ -43,4 +43,4 @@ export {
   type EcdsaSignRequest,
   type Presigned,
 } from './presigned.js';
-export { decodePairs, encodePairs, encodePresign1, encodePresign2, type PairRecords } from './wire.js';
+export { decodePairs, decodePresign1, encodePairs, encodePresign1, encodePresign2, type PairRecords } from './wire.js';
