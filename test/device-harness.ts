@@ -54,6 +54,8 @@ export async function deviceCluster(
     maxReservations?: number;
     /** The signers' `devices.maxCaps` policy. */
     maxCaps?: Record<string, string>;
+    /** The signers' `devices.maxDeviceCaps` policy. */
+    maxDeviceCaps?: Record<string, string>;
     onEvent?: (e: CoordinatorEvent) => void;
   } = {},
 ) {
@@ -68,7 +70,11 @@ export async function deviceCluster(
           allowUnpinnedPeers: true,
           operators,
           requesters: [],
-          devices: { maxReservations: opts.maxReservations ?? 64, ...(opts.maxCaps ? { maxCaps: opts.maxCaps } : {}) },
+          devices: {
+            maxReservations: opts.maxReservations ?? 64,
+            ...(opts.maxCaps ? { maxCaps: opts.maxCaps } : {}),
+            ...(opts.maxDeviceCaps ? { maxDeviceCaps: opts.maxDeviceCaps } : {}),
+          },
         },
         ...(opts.clock ? { clock: opts.clock } : {}),
       }),

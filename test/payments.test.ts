@@ -159,6 +159,31 @@ describe('offline payments with caps', () => {
     expect((await device.reserve(c.url, { ...one, caps: { caps: { BTC: 100_000n } } })).added).toBe(1);
   });
 
+  it('a device holds at most maxDeviceCaps in unspent caps on a node, over all its allowances; what the node counted as spent frees room', async () => {
+    const c = await deviceCluster(3, { maxDeviceCaps: { BTC: '150000' } });
+    const { device, info: key, own } = await phoneWithKey(c, 'phone-total');
+    const on1 = (cap: bigint) => ({
+      keyId: key.keyId,
+      count: 1,
+      cosigners: ['signer-1'],
+      caps: { caps: { BTC: cap } },
+    });
+    expect(await refusal(() => device.reserve(c.url, { keyId: key.keyId, count: 1, cosigners: ['signer-1'] }))).toBe(
+      'POLICY_DENIED',
+    );
+    // Two reservations on the first allowance: after one payment it can still pay.
+    expect((await device.reserve(c.url, { ...on1(100_000n), count: 2 })).added).toBe(2);
+    // 100,000 + 60,000 would pass 150,000; 50,000 fits.
+    expect(await refusal(() => device.reserve(c.url, on1(60_000n)))).toBe('POLICY_DENIED');
+    expect((await device.reserve(c.url, on1(50_000n))).added).toBe(1);
+    // A payment of 30,000 + 500 on the first allowance, completed: 69,500 + 50,000 unspent. (An
+    // allowance with no unused reservation left can pay nothing more and no longer counts.)
+    const p = await device.signOffline({ keyId: key.keyId, payment: pay(own, 30_000n, 500n) });
+    expect((await device.sync(c.url)).completed.map((x) => x.packageId)).toEqual([p.packageId]);
+    expect(await refusal(() => device.reserve(c.url, on1(30_501n)))).toBe('POLICY_DENIED');
+    expect((await device.reserve(c.url, on1(30_500n))).added).toBe(1);
+  });
+
   it('caps set on a running node stop the uncapped reservations it made before: POLICY_DENIED at completion, nothing spent', async () => {
     const c = await deviceCluster(3);
     const { device, info: key } = await phoneWithKey(c, 'phone-later');

@@ -71,6 +71,8 @@ export const SignerConfigSchema = z.object({
           revoked: z.array(z.string().min(1)).default([]),
           /** Most a device may be allowed to pay per asset (base units, decimal strings); set: caps required. */
           maxCaps: z.record(z.string().min(1).max(64), z.string().regex(/^(0|[1-9][0-9]{0,77})$/)).optional(),
+          /** Most a device may hold in unspent caps on this node, over all its allowances, per asset; set: caps required. */
+          maxDeviceCaps: z.record(z.string().min(1).max(64), z.string().regex(/^(0|[1-9][0-9]{0,77})$/)).optional(),
         })
         .optional(),
     })

@@ -60,9 +60,43 @@ export class OfflineCosigner {
   readonly #ctx: OfflineCosignerContext;
   /** One completion at a time per allowance (its running total is read, charged and written). */
   readonly #allowanceLocks = new KeyedMutex();
+  readonly #reserving = new KeyedMutex();
 
   constructor(ctx: OfflineCosignerContext) {
     this.#ctx = ctx;
+  }
+
+  /**
+   * POLICY_DENIED unless the device's unspent caps on this node (each usable allowance's cap minus
+   * what this node counted against it) plus `asked` stay within `most`, asset by asset.
+   */
+  async #withinDeviceCaps(
+    device: string,
+    most: Readonly<Record<string, string>>,
+    usable: ReadonlyMap<string, Allowance>,
+    asked: Allowance,
+  ): Promise<void> {
+    const held = new Map<string, bigint>();
+    for (const [id, a] of usable) {
+      const name = `${deviceSegment(device)}/${id}`;
+      const raw = await this.#ctx.store.get(`allowance/${name}`);
+      const totals = raw ? (JSON.parse(new TextDecoder().decode(raw)) as Record<string, string>) : {};
+      for (const c of a.caps) {
+        const stored = BigInt(totals[c.asset] ?? '0');
+        const journalled = this.#ctx.spent?.charged(name, c.asset) ?? 0n;
+        const left = BigInt(c.amount) - (stored > journalled ? stored : journalled);
+        if (left > 0n) held.set(c.asset, (held.get(c.asset) ?? 0n) + left);
+      }
+    }
+    for (const c of asked.caps) {
+      const total = (held.get(c.asset) ?? 0n) + BigInt(c.amount);
+      const limit = Object.hasOwn(most, c.asset) ? most[c.asset] : undefined;
+      if (limit === undefined || total > BigInt(limit))
+        throw new SignerError(
+          'POLICY_DENIED',
+          `device ${device.slice(0, 64)} would hold ${total} ${c.asset} in unspent caps on this node (policy devices.maxDeviceCaps: ${limit ?? 'none'})`,
+        );
+    }
   }
 
   #devicePolicy() {
@@ -74,9 +108,13 @@ export class OfflineCosigner {
    * fresh id of its own, within the policy's `maxCaps` (which, when set, requires caps).
    */
   #grant(asked: Allowance | null | undefined): Allowance | null {
-    const max = this.#devicePolicy().maxCaps;
+    const { maxCaps: max, maxDeviceCaps } = this.#devicePolicy();
     if (!hasCaps(asked)) {
-      if (max) throw new SignerError('POLICY_DENIED', 'this node reserves only with caps (policy devices.maxCaps)');
+      if (max || maxDeviceCaps)
+        throw new SignerError(
+          'POLICY_DENIED',
+          `this node reserves only with caps (policy devices.${max ? 'maxCaps' : 'maxDeviceCaps'})`,
+        );
       return null;
     }
     try {
@@ -127,16 +165,38 @@ export class OfflineCosigner {
       throw new SignerError('POLICY_DENIED', `${String(device).slice(0, 64)} is not a device of key ${keyId}`);
     const ttl = Math.min(Number.isSafeInteger(ttlMs) && ttlMs > 0 ? ttlMs : dp.maxTtlMs, dp.maxTtlMs);
     const now = this.#ctx.clock();
+    // One reserve at a time per device: its outstanding reservations and caps are counted below.
+    return this.#reserving.run(deviceSegment(device), () =>
+      this.#reserveLocked(rec, keyId, device, count, now, ttl, allowance),
+    );
+  }
+
+  async #reserveLocked(
+    rec: KeyShareRecord,
+    keyId: string,
+    device: string,
+    count: number,
+    now: number,
+    ttl: number,
+    allowance: Allowance | null,
+  ): Promise<Uint8Array[]> {
+    const dp = this.#devicePolicy();
     // Drop this device's expired, unused reservations: they no longer count against its cap.
     let outstanding = 0;
+    /** The allowances of its usable reservations, by id. */
+    const usable = new Map<string, Allowance>();
     for await (const k of this.#ctx.store.keys(`nonce/r.${deviceSegment(device)}.`)) {
       const id = k.slice('nonce/'.length);
       const st = await this.#ctx.ledger.status(id);
       if (st.state !== 'fresh') continue;
       const meta = st.meta ? decodeMessageSafe(st.meta) : undefined;
       if (!meta || meta.expiresAt < now) await this.#ctx.ledger.discard(id);
-      else outstanding++;
+      else {
+        outstanding++;
+        if (hasCaps(meta.allowance)) usable.set(toHex(meta.allowance.allowanceId), meta.allowance);
+      }
     }
+    if (dp.maxDeviceCaps && allowance) await this.#withinDeviceCaps(device, dp.maxDeviceCaps, usable, allowance);
     const n = Math.min(count, dp.maxReservations - outstanding);
     if (n <= 0)
       throw new SignerError(

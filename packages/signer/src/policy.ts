@@ -59,6 +59,14 @@ export interface DevicePolicy {
    * allowances it holds (at most `maxReservations` of them).
    */
   readonly maxCaps?: Readonly<Record<string, string>>;
+  /**
+   * The most one device may hold in unspent caps on this node, per asset, over all its allowances
+   * that still have an unused, unexpired reservation here (each allowance's cap minus what this
+   * node has counted against it), including the one being granted. Set: every reservation must
+   * carry caps, and a cap for an asset not listed is refused. This bounds what a lost phone can
+   * pay through this node whatever `maxReservations` is.
+   */
+  readonly maxDeviceCaps?: Readonly<Record<string, string>>;
 }
 
 export const DEVICE_POLICY_DEFAULTS = { allow: true, maxReservations: 64, maxTtlMs: 7 * 24 * 3600_000 } as const;
