@@ -56,6 +56,8 @@ export async function deviceCluster(
     maxCaps?: Record<string, string>;
     /** The signers' `devices.maxDeviceCaps` policy. */
     maxDeviceCaps?: Record<string, string>;
+    /** The signers' `devices.denyTo` list. */
+    denyTo?: string[];
     onEvent?: (e: CoordinatorEvent) => void;
   } = {},
 ) {
@@ -74,6 +76,7 @@ export async function deviceCluster(
             maxReservations: opts.maxReservations ?? 64,
             ...(opts.maxCaps ? { maxCaps: opts.maxCaps } : {}),
             ...(opts.maxDeviceCaps ? { maxDeviceCaps: opts.maxDeviceCaps } : {}),
+            ...(opts.denyTo ? { denyTo: opts.denyTo } : {}),
           },
         },
         ...(opts.clock ? { clock: opts.clock } : {}),

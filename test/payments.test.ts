@@ -184,6 +184,31 @@ describe('offline payments with caps', () => {
     expect((await device.reserve(c.url, on1(30_500n))).added).toBe(1);
   });
 
+  it("the co-signer's own deny list, evaluated again at completion: a payment to a denied payee is refused (POLICY_DENIED, audited), nothing spent; others complete", async () => {
+    const DENIED = new Uint8Array(32).fill(21);
+    const c = await deviceCluster(3, { denyTo: [solanaAddress(DENIED)] });
+    const d = await enrolled(c, 'phone-deny');
+    const key = await d.device.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
+    await d.device.reserve(c.url, { keyId: key.keyId, count: 2, cosigners: ['signer-1'] });
+    const pk = fromHex(key.publicKey);
+    // The device has no rule against it: it signs, and the merchant's check (which knows no lists) passes it.
+    const bad = await d.device.signOffline({ keyId: key.keyId, payment: solanaTransfer(pk, DENIED, 7n).payment });
+    const s1 = c.signer('signer-1');
+    const fresh = await s1.ledger.countFresh('r.');
+    expect(await refusal(() => c.coordinator.completePackage(bad.bytes))).toBe('POLICY_DENIED');
+    expect(await s1.ledger.countFresh('r.')).toBe(fresh);
+    const refusals = [];
+    for await (const e of s1.audit.entries()) if (e.type === 'refusal') refusals.push(e.data.code);
+    expect(refusals).toContain('POLICY_DENIED');
+    const ok = await d.device.signOffline({
+      keyId: key.keyId,
+      payment: solanaTransfer(pk, new Uint8Array(32).fill(22), 7n).payment,
+    });
+    const s = await d.device.sync(c.url);
+    expect(s.completed.map((x) => x.packageId)).toEqual([ok.packageId]);
+    expect(s.failed.map((x) => x.packageId)).toEqual([bad.packageId]);
+  });
+
   it('caps set on a running node stop the uncapped reservations it made before: POLICY_DENIED at completion, nothing spent', async () => {
     const c = await deviceCluster(3);
     const { device, info: key } = await phoneWithKey(c, 'phone-later');

@@ -349,6 +349,8 @@ export class OfflineCosigner {
       // Payments (issue 19): a package with a payment signs what its transaction signs, and every
       // capped reservation's allowance holds it (PAYMENT_MISMATCH, OVER_ALLOWANCE; nothing spent).
       const paid = checkPackagePayment({ ...pkg, suite: rec.key.suite.id, publicKey: groupPublicKey(rec.key) });
+      // The operators' destination lists, evaluated again here whatever the device's own were.
+      checkPayees(dp, paid?.payment);
       const capped = hasCaps(own.allowance) ? own.allowance : undefined;
       const allowanceName = capped ? `${deviceSegment(pkg.device)}/${toHex(capped.allowanceId)}` : undefined;
       const totalsKey = allowanceName ? `allowance/${allowanceName}` : undefined;
@@ -474,5 +476,28 @@ function decodeMessageSafe(meta: Uint8Array):
     return decodeMessage('Reservation', meta);
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * The node's destination lists (`devices.denyTo`, `devices.allowTo`) on a completed package's
+ * payment: POLICY_DENIED naming the payee, before anything is spent. With a list, a package that
+ * pays no transaction (a bare message, whose payee cannot be known) is refused too.
+ */
+function checkPayees(
+  dp: { denyTo?: readonly string[]; allowTo?: readonly string[] },
+  payment: { to: readonly string[] } | undefined,
+): void {
+  if (!dp.denyTo && !dp.allowTo) return;
+  if (!payment)
+    throw new SignerError(
+      'POLICY_DENIED',
+      'this node completes payments to listed destinations only, not bare messages',
+    );
+  for (const to of payment.to) {
+    if (dp.denyTo?.includes(to))
+      throw new SignerError('POLICY_DENIED', `destination ${to.slice(0, 100)} is on this node's deny list`);
+    if (dp.allowTo && !dp.allowTo.includes(to))
+      throw new SignerError('POLICY_DENIED', `destination ${to.slice(0, 100)} is not on this node's allow list`);
   }
 }

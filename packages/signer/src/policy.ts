@@ -67,6 +67,14 @@ export interface DevicePolicy {
    * pay through this node whatever `maxReservations` is.
    */
   readonly maxDeviceCaps?: Readonly<Record<string, string>>;
+  /**
+   * Payees no device pays through this node (a sanctions list, a known scam address), matched
+   * against the payees read from each completed package's transaction: refused POLICY_DENIED at
+   * completion, nothing spent. Set (or `allowTo` set): bare-message packages are refused.
+   */
+  readonly denyTo?: readonly string[];
+  /** The only payees devices pay through this node (e.g. a closed loop of merchants). */
+  readonly allowTo?: readonly string[];
 }
 
 export const DEVICE_POLICY_DEFAULTS = { allow: true, maxReservations: 64, maxTtlMs: 7 * 24 * 3600_000 } as const;
