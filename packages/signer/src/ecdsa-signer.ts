@@ -45,7 +45,8 @@ import {
 import { bytesToNumberBE } from '@noble/curves/utils.js';
 import type { AuditLog, BatchOp, KeyedMutex, NonceLedger, SealedKV } from '@tessera/store';
 import type { SignerEvent } from './engine.js';
-import { SignerError, toTaskError } from './errors.js';
+import { SignerError } from './errors.js';
+import { refuseSign } from './online-signer.js';
 import type { PolicyEngine } from './policy.js';
 
 export interface EcdsaSignerContext {
@@ -288,16 +289,7 @@ export class EcdsaSigner {
       return signEnvelope(this.#ctx.identity, PayloadKind.ECDSA_PARTIAL, payload);
     } catch (e) {
       // A refused request burns the presignature it named (its R is known to the coordinator).
-      if (named) await this.#ctx.ledger.discard(nonceId).catch(() => false);
-      const err = toTaskError(e);
-      await this.#ctx.audit
-        .append({
-          type: 'refusal',
-          actor: this.#ctx.identity.id,
-          data: { keyId, code: err.code, reason: err.message.slice(0, 200) },
-        })
-        .catch(() => {});
-      this.#ctx.onEvent({ type: 'refusal', keyId, code: err.code });
+      await refuseSign(this.#ctx, keyId, named ? nonceId : undefined, e);
       throw e;
     }
   }

@@ -184,16 +184,7 @@ export class OnlineSigner {
       // A refused request burns the nonce it named (the coordinator has handed its commitment
       // out); discarding it keeps refusals from filling the fresh-nonce cap. A consumed record
       // is never discarded, so replays still fail with NONCE_REUSED.
-      if (ownNonce) await this.#ctx.ledger.discard(ownNonce).catch(() => false);
-      const err = toTaskError(e);
-      await this.#ctx.audit
-        .append({
-          type: 'refusal',
-          actor: this.#ctx.identity.id,
-          data: { keyId, code: err.code, reason: err.message.slice(0, 200) },
-        })
-        .catch(() => {});
-      this.#ctx.onEvent({ type: 'refusal', keyId, code: err.code });
+      await refuseSign(this.#ctx, keyId, ownNonce, e);
       throw e;
     }
   }
@@ -217,4 +208,28 @@ export class OnlineSigner {
     // Written by the caller with the nonce's consumption (one atomic, synced batch).
     return [{ type: 'put', key: k, value: new TextEncoder().encode(list.join(',')) }];
   }
+}
+
+/**
+ * A refused sign request: the nonce (or presignature) it named is burned — the coordinator has
+ * handed out its commitment, and discarding keeps refusals from filling the fresh cap; a consumed
+ * record is never discarded, so a replay still fails NONCE_REUSED — and the refusal is audited
+ * and reported. Never throws.
+ */
+export async function refuseSign(
+  ctx: Pick<OnlineSignerContext, 'ledger' | 'audit' | 'identity' | 'onEvent'>,
+  keyId: string,
+  nonceId: string | undefined,
+  e: unknown,
+): Promise<void> {
+  if (nonceId) await ctx.ledger.discard(nonceId).catch(() => false);
+  const err = toTaskError(e);
+  await ctx.audit
+    .append({
+      type: 'refusal',
+      actor: ctx.identity.id,
+      data: { keyId, code: err.code, reason: err.message.slice(0, 200) },
+    })
+    .catch(() => {});
+  ctx.onEvent({ type: 'refusal', keyId, code: err.code });
 }
