@@ -16,6 +16,7 @@
  * channel gets one aggregate measurement of a secret that is never used again.
  */
 import { DecodeError, ErrorCode, ProtocolError, type Rng } from '@tessera/core';
+import { drain } from './steps.js';
 import {
   BASE_OTS,
   Fn,
@@ -70,6 +71,15 @@ export function baseOtRespond(
   bobPoint: Uint8Array,
   rng: Rng,
 ): { pairs: Uint8Array[]; choices: BaseOtChoices } {
+  return drain(baseOtRespondSteps(sid, bobPoint, rng));
+}
+
+/** {@link baseOtRespond} one OT per step (a caller may pause between steps: see ./steps.ts). */
+export function* baseOtRespondSteps(
+  sid: Uint8Array,
+  bobPoint: Uint8Array,
+  rng: Rng,
+): Generator<void, { pairs: Uint8Array[]; choices: BaseOtChoices }> {
   const B = pointFromBytes(bobPoint, 'base OT sender point');
   const delta = rng(BASE_OTS / 8);
   const pairs: Uint8Array[] = [];
@@ -83,12 +93,22 @@ export function baseOtRespond(
     const r = c === 0 ? [pointToBytes(mine), other] : [other, pointToBytes(mine)];
     pairs.push(new Uint8Array([...(r[0] as Uint8Array), ...(r[1] as Uint8Array)]));
     s.push(seed(sid, k, c, bobPoint, r[0] as Uint8Array, r[1] as Uint8Array, B.multiplyUnsafe(a)));
+    yield;
   }
   return { pairs, choices: { delta, s } };
 }
 
 /** Bob's seeds from Alice's S2: s^c = H(…, b·(r^c + H(sid, k, r^{1−c}))) for c = 0, 1. */
 export function baseOtFinish(sid: Uint8Array, sender: BaseOtSender, pairs: readonly Uint8Array[]): BaseOtSeeds {
+  return drain(baseOtFinishSteps(sid, sender, pairs));
+}
+
+/** {@link baseOtFinish} one OT per step. */
+export function* baseOtFinishSteps(
+  sid: Uint8Array,
+  sender: BaseOtSender,
+  pairs: readonly Uint8Array[],
+): Generator<void, BaseOtSeeds> {
   if (!Array.isArray(pairs) || pairs.length !== BASE_OTS)
     throw new DecodeError(`base OT: expected ${BASE_OTS} point pairs`);
   const s0: Uint8Array[] = [];
@@ -107,6 +127,7 @@ export function baseOtFinish(sid: Uint8Array, sender: BaseOtSender, pairs: reado
     if (M0.is0() || M1.is0()) throw new DecodeError('base OT: degenerate point');
     s0.push(seed(sid, k, 0, sender.point, r0, r1, M0.multiplyUnsafe(b)));
     s1.push(seed(sid, k, 1, sender.point, r0, r1, M1.multiplyUnsafe(b)));
+    yield;
   }
   return { s0, s1 };
 }

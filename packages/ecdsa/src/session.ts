@@ -30,6 +30,7 @@ import {
 } from '@tessera/core';
 import { bytesToNumberBE } from '@noble/curves/utils.js';
 import { EcdsaPairSetup, type PairState } from './setup.js';
+import { drainAsync } from './steps.js';
 import { EcdsaPresign, type Presignature } from './sign.js';
 import {
   decodePresign1,
@@ -217,14 +218,15 @@ export class SetupSession {
     return this.#send(1, this.#setup.round1(), encodeSetup1);
   }
 
-  step2(incoming: readonly Uint8Array[]): Uint8Array[] {
+  /** Round 2: seconds of base OTs, with a pause to the event loop every few OTs (./steps.ts). */
+  async step2(incoming: readonly Uint8Array[]): Promise<Uint8Array[]> {
     const got = decodeEach(this.#route, openAll(this.#me, this.#route, 1, this.#peers, incoming), decodeSetup1);
-    return this.#send(2, this.#setup.round2(got), encodeSetup2);
+    return this.#send(2, await drainAsync(this.#setup.round2Steps(got)), encodeSetup2);
   }
 
-  step3(incoming: readonly Uint8Array[]): PairRecords {
+  async step3(incoming: readonly Uint8Array[]): Promise<PairRecords> {
     const got = decodeEach(this.#route, openAll(this.#me, this.#route, 2, this.#peers, incoming), decodeSetup2);
-    const pairs = this.#setup.finish(got);
+    const pairs = await drainAsync(this.#setup.finishSteps(got));
     const roster = this.#route.key.roster;
     return {
       keyId: this.#route.key.keyId,

@@ -17,14 +17,15 @@ import {
   type Rng,
 } from '@tessera/core';
 import {
-  baseOtFinish,
-  baseOtRespond,
+  baseOtFinishSteps,
+  baseOtRespondSteps,
   baseOtStart,
   type BaseOtChoices,
   type BaseOtSeeds,
   type BaseOtSender,
 } from './base-ot.js';
 import { H, u16, u32, xor } from './params.js';
+import { drain } from './steps.js';
 
 /** What one key holder keeps about one counterparty. */
 export interface PairState {
@@ -129,6 +130,11 @@ export class EcdsaPairSetup {
   }
 
   round2(incoming: ReadonlyMap<number, SetupMessage1>): Map<number, SetupMessage2> {
+    return drain(this.round2Steps(incoming));
+  }
+
+  /** {@link round2} one base OT per step (./steps.ts: a node pauses between them). */
+  *round2Steps(incoming: ReadonlyMap<number, SetupMessage1>): Generator<void, Map<number, SetupMessage2>> {
     this.#advance(1, 'round 2');
     this.#expect(incoming, 'round 1');
     const out = new Map<number, SetupMessage2>();
@@ -139,9 +145,9 @@ export class EcdsaPairSetup {
           this.#name(j),
         ]);
       this.#theirCommit.set(j, m.zeroCommit);
-      let answer: ReturnType<typeof baseOtRespond>;
+      let answer: { pairs: Uint8Array[]; choices: BaseOtChoices };
       try {
-        answer = baseOtRespond(instSid(this.#keyId, j, this.#me, this.#epoch), m.bobPoint, this.#rng);
+        answer = yield* baseOtRespondSteps(instSid(this.#keyId, j, this.#me, this.#epoch), m.bobPoint, this.#rng);
       } catch (e) {
         throw blame(e, this.#name(j));
       }
@@ -153,6 +159,11 @@ export class EcdsaPairSetup {
   }
 
   finish(incoming: ReadonlyMap<number, SetupMessage2>): Map<number, PairState> {
+    return drain(this.finishSteps(incoming));
+  }
+
+  /** {@link finish} one base OT per step. */
+  *finishSteps(incoming: ReadonlyMap<number, SetupMessage2>): Generator<void, Map<number, PairState>> {
     this.#advance(2, 'finish');
     this.#expect(incoming, 'round 2');
     const out = new Map<number, PairState>();
@@ -174,7 +185,7 @@ export class EcdsaPairSetup {
         );
       let bob: BaseOtSeeds;
       try {
-        bob = baseOtFinish(
+        bob = yield* baseOtFinishSteps(
           instSid(this.#keyId, this.#me, j, this.#epoch),
           this.#sender.get(j) as BaseOtSender,
           m.pairs,

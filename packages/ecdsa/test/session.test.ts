@@ -4,7 +4,7 @@
  * accepts; a relay that redirects, replays, reorders or forges messages is refused without
  * blaming an honest sender; the kept state and wire encodings round-trip.
  */
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToNumberBE } from '@noble/curves/utils.js';
 import {
@@ -64,17 +64,22 @@ function route(sent: Map<string, Uint8Array[]>): Map<string, Uint8Array[]> {
   return inbox;
 }
 
-function setupAll(k: ReturnType<typeof makeKey>): Map<string, PairRecords> {
+async function setupAll(k: ReturnType<typeof makeKey>): Promise<Map<string, PairRecords>> {
   const session = rng(32);
   const s = new Map(k.people.map((p) => [p.id, new SetupSession({ identity: p, key: k.view, session, rng })]));
   const m1 = route(new Map([...s].map(([id, x]) => [id, x.step1()])));
-  const m2 = route(new Map([...s].map(([id, x]) => [id, x.step2(m1.get(id) ?? [])])));
-  return new Map([...s].map(([id, x]) => [id, x.step3(m2.get(id) ?? [])]));
+  const m2 = route(
+    new Map(await Promise.all([...s].map(async ([id, x]) => [id, await x.step2(m1.get(id) ?? [])] as const))),
+  );
+  return new Map(await Promise.all([...s].map(async ([id, x]) => [id, await x.step3(m2.get(id) ?? [])] as const)));
 }
 
 describe('ECDSA sessions over a relay', () => {
   const k = makeKey();
-  const pairs = setupAll(k);
+  let pairs: Map<string, PairRecords>;
+  beforeAll(async () => {
+    pairs = await setupAll(k);
+  }, 60_000);
 
   function presign(signers: string[], session = rng(32)) {
     const s = new Map(
@@ -136,6 +141,24 @@ describe('ECDSA sessions over a relay', () => {
       back.map((p) => partialSign(p, digest)),
     );
     expect(secp256k1.verify(sig.compact, digest, k.view.publicKey, { prehash: false })).toBe(true);
+  });
+
+  it("the setup's seconds of base OTs pause for the event loop: a node keeps answering its link meanwhile", async () => {
+    const session = rng(32);
+    const s = k.people.map((p) => new SetupSession({ identity: p, key: k.view, session, rng }));
+    const m1 = route(new Map(s.map((x, i) => [k.people[i]?.id as string, x.step1()])));
+    let done = false;
+    let ranMeanwhile = 0;
+    const tick = () => {
+      if (done) return;
+      ranMeanwhile++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    await (s[0] as SetupSession).step2(m1.get('s1') ?? []);
+    done = true;
+    // 256 base OTs (two peers), a pause every 8: the event loop ran many times before it finished.
+    expect(ranMeanwhile).toBeGreaterThanOrEqual(16);
   });
 
   it('pair records round-trip through their encoding', () => {

@@ -127,9 +127,9 @@ export class EcdsaSigner {
     if (!open || open.session !== session)
       throw new SignerError('INVALID_STATE', `no ECDSA setup session ${session.slice(0, 16)}… for key ${t.keyId}`);
     try {
-      if (t.step === 2) return { envelopes: open.s.step2(t.messages) };
+      if (t.step === 2) return { envelopes: await open.s.step2(t.messages) };
       if (t.step !== 3) throw new SignerError('INVALID_ARGUMENT', `ECDSA setup has no step ${t.step}`);
-      const records = open.s.step3(t.messages);
+      const records = await open.s.step3(t.messages);
       this.#setups.delete(t.keyId);
       if (await this.#pairs(t.keyId)) throw new SignerError('KEY_EXISTS', `key ${t.keyId} is already set up`);
       await this.#ctx.store.put(pairsKey(t.keyId), encodePairs(records), { sync: true });
