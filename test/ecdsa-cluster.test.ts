@@ -34,7 +34,7 @@ let key: { keyId: string; publicKey: Buffer; participants: string[] };
 beforeAll(async () => {
   c = await startCluster(3);
   key = await c.keygen('ecdsa-secp256k1', 2);
-}, 90_000);
+}, 150_000);
 afterAll(async () => {
   await c?.stop();
 });

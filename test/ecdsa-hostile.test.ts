@@ -252,6 +252,15 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
     expect(r.ecdsa).toBeFalsy();
   });
 
+  it('one session id in two step-1 tasks at once: exactly one runs, the other is NONCE_REUSED (the OT extension never runs twice under one id)', async () => {
+    const session = new Uint8Array(randomBytes(32));
+    const both = await Promise.all(
+      [1, 2].map(() => part('signer-1').call('ecdsa', ecdsaTask('presign', 1, session, ['signer-1', 'signer-3']))),
+    );
+    expect(both.filter((r) => (r.ecdsa?.envelopes.length ?? 0) === 1)).toHaveLength(1);
+    expect(both.filter((r) => r.error?.code === 'NONCE_REUSED')).toHaveLength(1);
+  });
+
   it('a presigning session id used twice is refused before any message leaves (NONCE_REUSED), also after the session ended', async () => {
     const session = new Uint8Array(randomBytes(32));
     const first = await part('signer-1').call('ecdsa', ecdsaTask('presign', 1, session, ['signer-1', 'signer-3']));
@@ -358,18 +367,19 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
       'ecdsa',
       ecdsaTask('presign', 2, session2, ['signer-1', 'signer-2'], [sealed]),
     );
+    expect(named.error?.code).toBe('BAD_MULTIPLICATION');
     expect(named.error?.culprits).toEqual(['signer-2']);
     expect(named.ecdsa).toBeFalsy();
   });
 
-  it('signer-2 on the coordinator’s side sends a wrong correlation (a tampered vector-OLE message): refused naming signer-2, no presignature kept', async () => {
+  it('signer-3 on the coordinator’s side sends a wrong correlation (a tampered vector-OLE message): refused naming signer-3, no presignature kept', async () => {
     const session = new Uint8Array(randomBytes(32));
-    const ids = ['signer-1', 'signer-2'];
-    const me = rosterIndex(view, 'signer-2');
+    const ids = ['signer-1', 'signer-3'];
+    const me = rosterIndex(view, 'signer-3');
     const peer = rosterIndex(view, 'signer-1');
     const rng = (n = 32) => new Uint8Array(randomBytes(n));
-    const rec2 = await s2.key(key.keyId);
-    const pairs2 = decodePairs((await (stores[0] as SealedStore).get(`ecdsa/pairs/${key.keyId}`)) as Uint8Array);
+    const rec2 = await s3.key(key.keyId);
+    const pairs2 = decodePairs((await (stores[1] as SealedStore).get(`ecdsa/pairs/${key.keyId}`)) as Uint8Array);
     const cheat = new EcdsaPresign({
       keyId: new TextEncoder().encode(key.keyId),
       sigid: session,
@@ -386,24 +396,36 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
     const r1 = await part('signer-1').call('ecdsa', ecdsaTask('presign', 1, session, ids));
     const mine1 = cheat.round1().get(peer);
     if (!mine1) throw new Error('no round-1 message');
-    const sealed1 = sealPeerMessage(s2.identity, view, 'presign', session, 1, to, encodePresign1(mine1), rng);
+    const sealed1 = sealPeerMessage(s3.identity, view, 'presign', session, 1, to, encodePresign1(mine1), rng);
     const r2 = await part('signer-1').call('ecdsa', ecdsaTask('presign', 2, session, ids, [sealed1]));
     expect(r2.error).toBeFalsy();
-    // signer-1's round-1 message, opened by signer-2 (sealed to it), feeds the cheat's round 2.
+    // signer-1's round-1 message, opened by signer-3 (sealed to it), feeds the cheat's round 2.
     const env = openEnvelope((r1.ecdsa?.envelopes ?? [])[0] as Uint8Array, PayloadKind.ECDSA_MESSAGE);
     const w = decodeMessage('EcdsaPeerMessage', env.payload);
     const aad = encodeMessage('EcdsaPeerMessage', { ...w, enc: new Uint8Array(0), ciphertext: new Uint8Array(0) });
-    const body = s2.identity.open(w.enc, new TextEncoder().encode('tessera/v1/ecdsa'), aad, w.ciphertext);
+    const body = s3.identity.open(w.enc, new TextEncoder().encode('tessera/v1/ecdsa'), aad, w.ciphertext);
     const mine2 = cheat.round2(new Map([[peer, decodePresign1(body)]])).get(peer);
     if (!mine2) throw new Error('no round-2 message');
     const corrections = mine2.rvole.corrections.slice();
     corrections[40] = (corrections[40] as number) ^ 0x01;
     const tampered = encodePresign2({ ...mine2, rvole: { ...mine2.rvole, corrections } });
-    const sealed2 = sealPeerMessage(s2.identity, view, 'presign', session, 2, to, tampered, rng);
+    const sealed2 = sealPeerMessage(s3.identity, view, 'presign', session, 2, to, tampered, rng);
     const r3 = await part('signer-1').call('ecdsa', ecdsaTask('presign', 3, session, ids, [sealed2]));
-    expect(r3.error?.culprits).toEqual(['signer-2']);
+    expect(r3.error?.code).toBe('BAD_MULTIPLICATION');
+    expect(r3.error?.culprits).toEqual(['signer-3']);
     expect(r3.envelope ?? new Uint8Array(0)).toHaveLength(0);
     expectNotKept.push(presignatureId(session));
+  });
+
+  it('after a failed multiplication check the pair is banned, durably: signer-1 presigns with neither cheater again (POLICY_DENIED), and says so before any message', async () => {
+    for (const peer of ['signer-2', 'signer-3']) {
+      const r = await part('signer-1').call(
+        'ecdsa',
+        ecdsaTask('presign', 1, new Uint8Array(randomBytes(32)), ['signer-1', peer]),
+      );
+      expect(r.error?.code, peer).toBe('POLICY_DENIED');
+      expect(r.ecdsa).toBeFalsy();
+    }
   });
 
   it('a sign request for a presignature this signer does not hold is refused (NONCE_UNKNOWN), nothing released', async () => {
@@ -431,6 +453,8 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
       );
       for (const id of [...expectBurned, ...expectNotKept]) expect((await ledger.status(id)).state, id).toBe('unknown');
       expect(await store.get(`ecdsa/pairs/${key.keyId}`)).toBeDefined();
+      for (const peer of ['signer-2', 'signer-3'])
+        expect(await store.get(`ecdsa/ban/${key.keyId}/${peer}`), `ban of ${peer}`).toBeDefined();
       const audit = new AuditLog(store);
       expect((await audit.verify()).ok).toBe(true);
       const entries = [];

@@ -190,7 +190,9 @@ export async function startCluster(n: number): Promise<TestCluster> {
       }
     },
     async keygen(suite, threshold, participants = []) {
-      return call('Keygen', { suite: getSuite(suite).wireId, threshold, participants });
+      // An ECDSA key's pairwise setup is seconds of CPU per signer (more on a loaded machine).
+      const deadline = getSuite(suite).scheme === 'ecdsa' ? 90_000 : 20_000;
+      return call('Keygen', { suite: getSuite(suite).wireId, threshold, participants }, deadline);
     },
     async sign(suite, keyId, message, opts = {}) {
       // A retry (same request id) resends the very same signed intent, as a real client does.

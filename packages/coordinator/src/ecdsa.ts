@@ -104,12 +104,13 @@ export class EcdsaService {
     intent: OpenedIntent,
     quorum: readonly string[],
     excluded: Excluded,
+    usePool = true,
   ): Promise<Uint8Array | undefined> {
     if (intent.message.length !== 32)
       throw new CoordinatorError('INVALID_ARGUMENT', 'an ECDSA intent signs a 32-byte digest');
     const signers = [...quorum].sort((a, b) => rosterIndex(rec.key, a) - rosterIndex(rec.key, b));
     const k = poolKey(rec, signers);
-    const pooled = this.#take(k, rec.epoch);
+    const pooled = usePool ? this.#take(k, rec.epoch) : undefined;
     const presigned = pooled ?? (await this.#presign(rec, signers, excluded));
     if (!presigned) return undefined;
     const sig = await this.#sign(rec, intentBytes, intent, signers, presigned, excluded, !!pooled);
@@ -117,7 +118,7 @@ export class EcdsaService {
     // discarded then): the pool is stale, so drop it and presign now, once.
     if (sig === 'stale') {
       this.#pool.delete(k);
-      return this.attempt(rec, intentBytes, intent, quorum, excluded);
+      return this.attempt(rec, intentBytes, intent, quorum, excluded, false);
     }
     if (sig) this.#refill(rec, signers);
     return sig;
@@ -219,7 +220,8 @@ export class EcdsaService {
         failed.set(id, culprit('BAD_SIGNATURE_SHARE', e));
       }
     }
-    if (pooled && [...failed.values()].some((why) => why === 'NONCE_UNKNOWN')) return 'stale';
+    // Stale only if every signer that failed no longer holds it (once: the retry presigns anew).
+    if (pooled && failed.size && [...failed.values()].every((why) => why === 'NONCE_UNKNOWN')) return 'stale';
     if (failed.size) return this.#exclude(excluded, failed);
     const tweak = intent.path ? deriveKey(rec.key, intent.path).tweak.add : 0n;
     const signingKey = intent.path ? deriveKey(rec.key, intent.path).key : rec.key;

@@ -4,7 +4,7 @@
  * directed pair (base-ot.ts) each signing session extends 768 OTs: the first ξ = 416 carry Bob's
  * random choice bits β (his multiplication output is b = ⟨g, β⟩), the rest pad the consistency
  * check. Alice checks that Bob used one choice vector across all 128 columns (the fold check);
- * a failure names Bob and bans him from the pair ([DKLs23] Protocol 3.6, step 8).
+ * a failure names Bob, and the signer (signer/src/ecdsa-signer.ts) bans the pair durably ([DKLs23] Protocol 3.6, step 8).
  */
 import { DecodeError, ErrorCode, ProtocolError, type Rng } from '@tessera/core';
 import type { BaseOtChoices, BaseOtSeeds } from './base-ot.js';

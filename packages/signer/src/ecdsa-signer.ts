@@ -71,6 +71,7 @@ export type EcdsaAnswer = { envelopes: Uint8Array[] } | { envelope: Uint8Array }
 
 const pairsKey = (keyId: string) => `ecdsa/pairs/${keyId}`;
 const sessionMark = (keyId: string, session: Uint8Array) => `ecdsa/session/${keyId}.${toHex(session)}`;
+const banKey = (keyId: string, peer: string) => `ecdsa/ban/${keyId}/${peer}`;
 /** A presignature's ledger id: with the key's FROST-free prefix, counted like pooled nonces. */
 const presignatureId = (keyId: string, session: Uint8Array) => `${keyId}.${toHex(session)}`;
 
@@ -89,8 +90,10 @@ function view(rec: KeyShareRecord): EcdsaKeyView {
 
 export class EcdsaSigner {
   readonly #ctx: EcdsaSignerContext;
-  readonly #setups = new Map<string, { session: string; s: SetupSession }>();
-  readonly #presigns = new Map<string, PresignSession>();
+  readonly #setups = new Map<string, { session: string; s: SetupSession; busy: boolean }>();
+  readonly #presigns = new Map<string, { s: PresignSession; epoch: number }>();
+  /** Session ids whose step 1 is between its checks and its first message. */
+  readonly #starting = new Set<string>();
 
   constructor(ctx: EcdsaSignerContext) {
     this.#ctx = ctx;
@@ -119,15 +122,24 @@ export class EcdsaSigner {
       // Once per key: pair states are never replaced on the coordinator's word.
       if (await this.#pairs(t.keyId))
         throw new SignerError('KEY_EXISTS', `key ${t.keyId} is already set up for ECDSA signing`);
+      if (this.#setups.get(t.keyId)?.busy)
+        throw new SignerError('INVALID_STATE', `an ECDSA setup of key ${t.keyId} is running`);
       const s = new SetupSession({ identity: this.#ctx.identity, key, session: t.session, rng: this.#ctx.rng });
-      this.#setups.set(t.keyId, { session, s });
+      this.#setups.set(t.keyId, { session, s, busy: false });
       return { envelopes: s.step1() };
     }
     const open = this.#setups.get(t.keyId);
     if (!open || open.session !== session)
       throw new SignerError('INVALID_STATE', `no ECDSA setup session ${session.slice(0, 16)}… for key ${t.keyId}`);
+    // A round runs for seconds and yields meanwhile: another step of the setup waits its turn.
+    if (open.busy) throw new SignerError('INVALID_STATE', `an ECDSA setup step of key ${t.keyId} is running`);
+    open.busy = true;
     try {
-      if (t.step === 2) return { envelopes: await open.s.step2(t.messages) };
+      if (t.step === 2) {
+        const envelopes = await open.s.step2(t.messages);
+        open.busy = false;
+        return { envelopes };
+      }
       if (t.step !== 3) throw new SignerError('INVALID_ARGUMENT', `ECDSA setup has no step ${t.step}`);
       const records = await open.s.step3(t.messages);
       this.#setups.delete(t.keyId);
@@ -145,56 +157,60 @@ export class EcdsaSigner {
     }
   }
 
+  /** The counterparties this node no longer presigns with for `keyId` (a failed multiplication check). */
+  async #banned(keyId: string, peers: readonly string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const p of peers) if (await this.#ctx.store.get(banKey(keyId, p))) out.push(p);
+    return out;
+  }
+
+  /**
+   * A multiplication check a counterparty failed ([DKLs23] Protocol 3.6 step 8: the OT-extension
+   * fold, the vector OLE, the Γ equations): each failure can tell a cheater one bit of this node's
+   * long-term OT choices, so the pair is banned — durably, before the error leaves — and this
+   * node presigns with that counterparty no more for this key (until a new pairwise setup, not
+   * built yet). Other failures (malformed or misaddressed messages) only end the session.
+   */
+  async #banOnCheatingMultiplication(keyId: string, e: unknown): Promise<void> {
+    const err = e as { code?: string; culprits?: readonly string[] };
+    if (err?.code !== 'BAD_MULTIPLICATION') return;
+    for (const peer of err.culprits ?? []) {
+      await this.#ctx.store.put(banKey(keyId, peer), utf8ToBytes('BAD_MULTIPLICATION'), { sync: true });
+      await this.#ctx.audit
+        .append({ type: 'ecdsa-ban', actor: this.#ctx.identity.id, data: { keyId, peer, code: err.code } })
+        .catch(() => {});
+    }
+  }
+
   async #presign(t: EcdsaTask): Promise<EcdsaAnswer> {
     const id = `${t.keyId}.${toHex(t.session)}`;
     if (t.step === 1) {
-      const rec = await this.#ctx.key(t.keyId);
-      const key = view(rec);
-      const pairs = await this.#pairs(t.keyId);
-      if (!pairs) throw new SignerError('FAILED_PRECONDITION', `key ${t.keyId} is not set up for ECDSA signing yet`);
-      const open = [...this.#presigns.keys()].filter((k) => k.startsWith(`${t.keyId}.`)).length;
-      const fresh = await this.#ctx.ledger.countFresh(`${t.keyId}.`);
-      if (open + fresh >= this.#ctx.maxFresh)
-        throw new SignerError(
-          'RESOURCE_EXHAUSTED',
-          `already ${fresh} presignatures and ${open} sessions for key ${t.keyId}`,
-        );
-      const share = rec.share.signingShare();
-      let s: PresignSession;
-      try {
-        s = new PresignSession({
-          identity: this.#ctx.identity,
-          key,
-          session: t.session,
-          signers: t.signers,
-          share: bytesToNumberBE(share),
-          pairs,
-          rng: this.#ctx.rng,
-        });
-      } catch (e) {
-        throw new SignerError('INVALID_ARGUMENT', (e as Error).message);
-      } finally {
-        share.fill(0);
-      }
-      // The session id is spent before anything of the session leaves (see the module comment).
-      const mark = sessionMark(t.keyId, t.session);
-      if (this.#presigns.has(id) || (await this.#ctx.store.get(mark)))
+      // Claimed before the first await: two step-1 tasks of one session id cannot both pass the
+      // checks below (the OT extension must never run twice under one id).
+      if (this.#presigns.has(id) || this.#starting.has(id))
         throw new SignerError('NONCE_REUSED', `presigning session ${toHex(t.session).slice(0, 16)}… was already used`);
-      await this.#ctx.store.put(mark, utf8ToBytes(s.signers.join(',')), { sync: true });
-      this.#presigns.set(id, s);
-      return { envelopes: s.step1() };
+      this.#starting.add(id);
+      try {
+        return await this.#presignStart(t, id);
+      } finally {
+        this.#starting.delete(id);
+      }
     }
-    const s = this.#presigns.get(id);
-    if (!s) throw new SignerError('INVALID_STATE', `no presigning session ${toHex(t.session).slice(0, 16)}…`);
+    const open = this.#presigns.get(id);
+    if (!open) throw new SignerError('INVALID_STATE', `no presigning session ${toHex(t.session).slice(0, 16)}…`);
+    const { s, epoch } = open;
     try {
       if (t.step === 2) return { envelopes: s.step2(t.messages) };
       if (t.step !== 3) throw new SignerError('INVALID_ARGUMENT', `presigning has no step ${t.step}`);
       this.#presigns.delete(id);
-      const rec = await this.#ctx.key(t.keyId);
       const ps = s.step3(t.messages);
+      // The presignature is of the epoch whose share made it; a commit meanwhile ends the session.
+      const rec = await this.#ctx.key(t.keyId);
+      if (rec.epoch !== epoch)
+        throw new SignerError('INVALID_STATE', `key ${t.keyId} moved to epoch ${rec.epoch} during presigning`);
       const r = presignatureRecord(rec.key.suite, ps, {
         keyId: t.keyId,
-        epoch: rec.epoch,
+        epoch,
         session: t.session,
         signers: s.signers,
         R: ps.R,
@@ -207,8 +223,62 @@ export class EcdsaSigner {
       return { envelope: signEnvelope(this.#ctx.identity, PayloadKind.ECDSA_PRESIGNATURE, r.meta) };
     } catch (e) {
       this.#presigns.delete(id);
+      await this.#banOnCheatingMultiplication(t.keyId, e);
       throw e;
     }
+  }
+
+  async #presignStart(t: EcdsaTask, id: string): Promise<EcdsaAnswer> {
+    const rec = await this.#ctx.key(t.keyId);
+    const key = view(rec);
+    const pairs = await this.#pairs(t.keyId);
+    if (!pairs) throw new SignerError('FAILED_PRECONDITION', `key ${t.keyId} is not set up for ECDSA signing yet`);
+    const banned = await this.#banned(t.keyId, t.signers ?? []);
+    if (banned.length)
+      throw new SignerError(
+        'POLICY_DENIED',
+        `this node no longer presigns with ${banned.join(', ')} for key ${t.keyId}: a multiplication check failed (the pair must be set up again)`,
+      );
+    const open = [...this.#presigns.keys()].filter((k) => k.startsWith(`${t.keyId}.`)).length;
+    const fresh = await this.#ctx.ledger.countFresh(`${t.keyId}.`);
+    if (open + fresh >= this.#ctx.maxFresh)
+      throw new SignerError(
+        'RESOURCE_EXHAUSTED',
+        `already ${fresh} presignatures and ${open} sessions for key ${t.keyId}`,
+      );
+    const share = rec.share.signingShare();
+    let s: PresignSession;
+    try {
+      s = new PresignSession({
+        identity: this.#ctx.identity,
+        key,
+        session: t.session,
+        signers: t.signers,
+        share: bytesToNumberBE(share),
+        pairs,
+        rng: this.#ctx.rng,
+      });
+    } catch (e) {
+      throw new SignerError('INVALID_ARGUMENT', (e as Error).message);
+    } finally {
+      share.fill(0);
+    }
+    // The session id is spent on disk before anything of the session leaves (across restarts too).
+    const mark = sessionMark(t.keyId, t.session);
+    if (await this.#ctx.store.get(mark))
+      throw new SignerError('NONCE_REUSED', `presigning session ${toHex(t.session).slice(0, 16)}… was already used`);
+    await this.#ctx.store.put(mark, utf8ToBytes(s.signers.join(',')), { sync: true });
+    this.#presigns.set(id, { s, epoch: rec.epoch });
+    return { envelopes: s.step1() };
+  }
+
+  /**
+   * Forgets every open session (a new coordinator link: the old one's sessions cannot continue).
+   * Their ids stay spent on disk.
+   */
+  dropSessions(): void {
+    this.#presigns.clear();
+    this.#setups.clear();
   }
 
   /**

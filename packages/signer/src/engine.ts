@@ -266,6 +266,8 @@ export class SignerEngine {
    * Consumed records are kept (a replay still fails with NONCE_REUSED).
    */
   async discardFreshNonces(): Promise<number> {
+    // The old link's ECDSA sessions cannot continue either (their ids stay spent).
+    this.#ecdsa.dropSessions();
     let n = 0;
     // Reservations (`r.` ids) are promises held by devices, not pooled commitments: they stay.
     for await (const k of this.#store.keys('nonce/'))
