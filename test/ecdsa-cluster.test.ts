@@ -23,8 +23,8 @@ import {
   groupPublicKey,
   toHex,
 } from '@tessera/core';
-import { NonceLedger, SealedStore, loadKek } from '@tessera/store';
-import { standingRefresh } from './authority.js';
+import { AuditLog, NonceLedger, SealedStore, loadKek } from '@tessera/store';
+import { approvedOverApi, standingRefresh } from './authority.js';
 import { startCluster, type TestCluster } from './harness.js';
 
 const suite = getSuite('ecdsa-secp256k1');
@@ -106,7 +106,7 @@ describe('threshold ECDSA on the cluster (3 signer processes, 2-of-3)', () => {
     await checkEverywhere(new Uint8Array(r.signature), digest, child.publicKey);
   });
 
-  it('refresh (operator-authorised) keeps the key and its pairs: it signs at the new epoch; a reshare is refused UNIMPLEMENTED', async () => {
+  it('refresh (operator-authorised) keeps the key and its pairs: it signs at the new epoch', async () => {
     const info = await c.call<{ epoch: number | string; publicKey: Buffer }>('Refresh', {
       keyId: key.keyId,
       authorisation: standingRefresh(),
@@ -117,9 +117,6 @@ describe('threshold ECDSA on the cluster (3 signer processes, 2-of-3)', () => {
     const digest = keccak_256(new Uint8Array([6]));
     const r = await c.sign('ecdsa-secp256k1', key.keyId, digest);
     await checkEverywhere(new Uint8Array(r.signature), digest, new Uint8Array(key.publicKey));
-    await expect(
-      c.call('Reshare', { keyId: key.keyId, threshold: 2, participants: ['signer-1', 'signer-2'] }),
-    ).rejects.toMatchObject({ code: 'UNIMPLEMENTED' });
   });
 
   it('kill -9 of a signer: the other two sign; no presignature is ever consumed twice', async () => {
@@ -154,5 +151,61 @@ describe('threshold ECDSA on the cluster (3 signer processes, 2-of-3)', () => {
     const again = await c.sign('ecdsa-secp256k1', key.keyId, d2, { signers: ['signer-1', 'signer-3'] });
     expect([...again.signers].sort()).toEqual(['signer-1', 'signer-3']);
     await checkEverywhere(new Uint8Array(again.signature), d2, new Uint8Array(key.publicKey));
+  });
+
+  it('reshare 2-of-3 → 2-of-2 of signer-2 and signer-3 (operator-approved): the new roster sets its pairs up under the new epoch (its protocol indices moved) and signs with the same key; without approval it is refused', async () => {
+    const to = { threshold: 2, participants: ['signer-2', 'signer-3'] };
+    await expect(c.call('Reshare', { keyId: key.keyId, ...to })).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+    const authorisation = await approvedOverApi(c.call, { keyId: key.keyId, operation: 'reshare', ...to });
+    const info = await c.call<{ epoch: number | string; publicKey: Buffer; participants: string[]; threshold: number }>(
+      'Reshare',
+      { keyId: key.keyId, ...to, revoke: [], authorisation },
+      60_000,
+    );
+    expect(Number(info.epoch)).toBe(2);
+    expect(info.participants).toEqual(to.participants);
+    expect(toHex(info.publicKey)).toBe(toHex(key.publicKey));
+    // The first signature waits for the new roster's setup (started when the reshare committed).
+    for (const [i, m] of [[0x21], [0x22]].entries()) {
+      const digest = keccak_256(new Uint8Array(m));
+      const intent = createSignIntent(c.requester, {
+        suite,
+        keyId: key.keyId,
+        message: digest,
+        requestId: new Uint8Array(randomBytes(16)),
+        notAfter: Date.now() + 120_000,
+      });
+      const r = await c.call<{ signature: Buffer; signers: string[]; publicKey: Buffer }>(
+        'Sign',
+        { intent: decodeMessage('Envelope', intent), signers: [] },
+        i === 0 ? 90_000 : 20_000,
+      );
+      expect([...r.signers].sort()).toEqual(to.participants);
+      await checkEverywhere(new Uint8Array(r.signature), digest, new Uint8Array(key.publicKey));
+    }
+    // signer-1 left the roster: a request that prefers it is signed by the new roster.
+    const d3 = keccak_256(new Uint8Array([0x23]));
+    const r3 = await c.sign('ecdsa-secp256k1', key.keyId, d3, { signers: ['signer-1', 'signer-2'] });
+    expect([...r3.signers].sort()).toEqual(to.participants);
+    await checkEverywhere(new Uint8Array(r3.signature), d3, new Uint8Array(key.publicKey));
+    // signer-2's own store: the pairs of both rosters, the new setup audited at epoch 2.
+    await c.killSigner('signer-2', 'SIGTERM');
+    const store = await SealedStore.open(
+      join(c.dir, 'signer-2', 'data'),
+      loadKek({ file: join(c.dir, 'signer-2.kek') }),
+    );
+    try {
+      const setups = [];
+      for await (const e of new AuditLog(store).entries()) if (e.type === 'ecdsa-setup') setups.push(e);
+      const peers = (x: unknown) => String(x).split(',').sort().join(',');
+      expect(setups.map((e) => [e.data.keyId, Number(e.data.epoch ?? 0), peers(e.data.pairs)])).toEqual([
+        [key.keyId, 0, 'signer-1,signer-3'],
+        [key.keyId, 2, 'signer-3'],
+      ]);
+    } finally {
+      await store.close();
+    }
+    await c.startSigner('signer-2');
+    await c.waitConnected(['signer-2']);
   });
 });

@@ -14,12 +14,15 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToNumberBE } from '@noble/curves/utils.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  LifecycleStep,
   ParticipantIdentity,
   PayloadKind,
   createSignIntent,
   decodeKeyRecord,
   decodeMessage,
+  encodeKeyRecord,
   encodeMessage,
+  encodeReshareParams,
   groupPublicKey,
   openEnvelope,
   participantFromWire,
@@ -95,6 +98,14 @@ const ecdsaTask = (
   signers,
   messages,
 });
+
+/** The one set of pair states an engine's store holds for the key (its one roster). */
+async function pairsIn(store: SealedStore) {
+  const all = [];
+  for await (const [, v] of store.iterate(`ecdsa/pairs/${key.keyId}/`)) all.push(decodePairs(v));
+  expect(all).toHaveLength(1);
+  return all[0] as ReturnType<typeof decodePairs>;
+}
 
 /** Routes one step's answers to their recipients, as the coordinator does (it reads only `to`). */
 function route(results: Map<string, LinkResult>): Map<string, Uint8Array[]> {
@@ -252,6 +263,32 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
     expect(r.ecdsa).toBeFalsy();
   });
 
+  it('a reshare that would give a device a share of the ECDSA key is refused (UNIMPLEMENTED) before any step of it runs', async () => {
+    const phone = { ...ParticipantIdentity.generate('phone-1').public, device: true };
+    const params = encodeReshareParams({
+      suite,
+      sessionId: new Uint8Array(randomBytes(32)),
+      keyId: key.keyId,
+      fromEpoch: key.epoch,
+      oldKey: key.key,
+      contributors: ['signer-1', 'signer-2'],
+      newThreshold: 2,
+      newParticipants: [part('signer-1').info, phone],
+    });
+    const r = await part('signer-1').call('lifecycle', {
+      kind: 'reshare',
+      keyId: key.keyId,
+      step: LifecycleStep.CONTRIBUTE,
+      params,
+      envelopes: [],
+      oldKeyRecord: encodeKeyRecord(key),
+      epoch: key.epoch + 1,
+      authorisation: new Uint8Array(0),
+    });
+    expect(r.error?.code).toBe('UNIMPLEMENTED');
+    expect(r.envelope).toBeFalsy();
+  });
+
   it('one session id in two step-1 tasks at once: exactly one runs, the other is NONCE_REUSED (the OT extension never runs twice under one id)', async () => {
     const session = new Uint8Array(randomBytes(32));
     const both = await Promise.all(
@@ -331,8 +368,7 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
     const ok1 = await part('signer-1').call('ecdsa', ecdsaTask('presign', 1, session2, ['signer-1', 'signer-2']));
     expect(ok1.error).toBeFalsy();
     const rec2 = await s2.key(key.keyId);
-    const pairsBytes = await (stores[0] as SealedStore).get(`ecdsa/pairs/${key.keyId}`);
-    const pairs2 = decodePairs(pairsBytes as Uint8Array);
+    const pairs2 = await pairsIn(stores[0] as SealedStore);
     const me = rosterIndex(view, 'signer-2');
     const peer = rosterIndex(view, 'signer-1');
     const share = rec2.share.signingShare();
@@ -379,7 +415,7 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
     const peer = rosterIndex(view, 'signer-1');
     const rng = (n = 32) => new Uint8Array(randomBytes(n));
     const rec2 = await s3.key(key.keyId);
-    const pairs2 = decodePairs((await (stores[1] as SealedStore).get(`ecdsa/pairs/${key.keyId}`)) as Uint8Array);
+    const pairs2 = await pairsIn(stores[1] as SealedStore);
     const cheat = new EcdsaPresign({
       keyId: new TextEncoder().encode(key.keyId),
       sigid: session,
@@ -452,7 +488,10 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
         Object.fromEntries(expectConsumed),
       );
       for (const id of [...expectBurned, ...expectNotKept]) expect((await ledger.status(id)).state, id).toBe('unknown');
-      expect(await store.get(`ecdsa/pairs/${key.keyId}`)).toBeDefined();
+      // One set of pairs, for the key's one roster (ecdsa/pairs/<key>/<roster tag>).
+      const pairs = [];
+      for await (const k of store.keys(`ecdsa/pairs/${key.keyId}/`)) pairs.push(k);
+      expect(pairs).toHaveLength(1);
       for (const peer of ['signer-2', 'signer-3'])
         expect(await store.get(`ecdsa/ban/${key.keyId}/${peer}`), `ban of ${peer}`).toBeDefined();
       const audit = new AuditLog(store);

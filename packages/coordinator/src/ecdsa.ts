@@ -61,16 +61,38 @@ export class EcdsaService {
   /** Presignatures made ahead (all signers of the set hold theirs), by key and signer set. */
   readonly #pool = new Map<string, Presigned[]>();
   readonly #filling = new Set<string>();
+  /** Setups running, by key and epoch (two signatures that both need one share it). */
+  readonly #setups = new Map<string, Promise<void>>();
 
   constructor(private readonly c: EcdsaComponents) {}
 
-  /** The pairwise setup of a new ECDSA key among its whole roster; throws naming who failed. */
-  async setup(rec: KeyRecord): Promise<void> {
+  /**
+   * The pairwise setup of an ECDSA key's roster (after its DKG, or a reshare to a new roster);
+   * throws naming who failed. Members that already hold pairs for this roster refuse a second
+   * setup (`KEY_EXISTS`): when all of them do, the roster is set up and this is done.
+   */
+  setup(rec: KeyRecord): Promise<void> {
+    const k = `${rec.keyId}@${rec.epoch}`;
+    const running = this.#setups.get(k);
+    if (running) return running;
+    const p = this.#runSetup(rec).finally(() => this.#setups.delete(k));
+    this.#setups.set(k, p);
+    return p;
+  }
+
+  async #runSetup(rec: KeyRecord): Promise<void> {
     const ids = rec.key.roster.map((r) => r.id);
     const session = this.c.rng(32);
     let inbox = new Map<string, Uint8Array[]>();
     for (const step of [1, 2, 3]) {
       const out = await this.#step(rec, 'setup', step, session, ids, inbox, step === 3 ? 'ok' : 'ecdsa');
+      if (!out.ok && step === 1 && [...out.failed.values()].every((code) => code === 'KEY_EXISTS')) {
+        if (out.failed.size === ids.length) return;
+        throw new CoordinatorError(
+          'FAILED_PRECONDITION',
+          `ECDSA setup of key ${rec.keyId}: ${[...out.failed.keys()].join(', ')} hold pairs for this roster and the others do not`,
+        );
+      }
       if (!out.ok) {
         const why = [...out.failed].map(([id, code]) => `${id}: ${code}`).join('; ');
         const culprits = [...out.failed].filter(([, code]) => code.startsWith('BAD_')).map(([id]) => id);
@@ -161,13 +183,32 @@ export class EcdsaService {
     })();
   }
 
-  /** Three presigning steps among `signers`: the presignature every signer stated, or undefined after excluding. */
-  async #presign(rec: KeyRecord, signers: readonly string[], excluded: Excluded): Promise<Presigned | undefined> {
+  /**
+   * Three presigning steps among `signers`: the presignature every signer stated, or undefined
+   * after excluding. Signers that are not set up for the key's roster yet (a reshare's setup that
+   * failed, or a coordinator that stopped in between) get the setup first, once.
+   */
+  async #presign(
+    rec: KeyRecord,
+    signers: readonly string[],
+    excluded: Excluded,
+    setUp = false,
+  ): Promise<Presigned | undefined> {
     const session = this.c.rng(32);
     let inbox = new Map<string, Uint8Array[]>();
     let results = new Map<string, LinkResult>();
     for (const step of [1, 2, 3]) {
       const out = await this.#step(rec, 'presign', step, session, signers, inbox, step === 3 ? 'envelope' : 'ecdsa');
+      if (!out.ok && step === 1 && !setUp && [...out.failed.values()].every((c) => c === 'FAILED_PRECONDITION')) {
+        try {
+          await this.setup(rec);
+        } catch (e) {
+          const culprits = (e as { culprits?: readonly string[] }).culprits ?? [];
+          const why = codeOf(e);
+          return this.#exclude(excluded, new Map(culprits.length ? culprits.map((id) => [id, why]) : [...out.failed]));
+        }
+        return this.#presign(rec, signers, excluded, true);
+      }
       if (!out.ok) return this.#exclude(excluded, out.failed);
       results = out.results;
       if (step < 3) {

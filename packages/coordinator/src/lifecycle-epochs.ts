@@ -26,6 +26,7 @@ import {
 } from '@tessera/core';
 import type { AuditLog, SealedKV } from '@tessera/store';
 import { layout } from './layout.js';
+import type { EcdsaService } from './ecdsa.js';
 import { CoordinatorError, type CoordinatorEvent, type KeyInfo, type ParticipantHandle } from './types.js';
 
 /** What the lifecycle service uses of the coordinator. */
@@ -52,6 +53,8 @@ export interface LifecycleComponents {
   keyIdsOf(participant: string): string[];
   /** A committed new epoch: the registry, the known participants and the commitment pools follow. */
   committed(next: KeyRecord): void;
+  /** ECDSA sessions: a reshared ECDSA key's new roster sets its pairs up. */
+  readonly ecdsa: Pick<EcdsaService, 'setup'>;
 }
 
 /** One lifecycle task as sent to participants (the step is set per call). */

@@ -216,11 +216,6 @@ export class LifecycleService {
   ): Promise<KeyInfo> {
     const authorisation = req.authorisation ?? new Uint8Array(0);
     const rec = this.c.key(keyId);
-    if (rec.key.suite.scheme === 'ecdsa')
-      throw new CoordinatorError(
-        'UNIMPLEMENTED',
-        `key ${keyId} is ECDSA: a reshare needs the new roster's pairwise setup, not built yet (refresh works)`,
-      );
     const ids = [...new Set(req.participants)];
     if (ids.length < 2) throw new CoordinatorError('INVALID_ARGUMENT', 'a reshare needs at least 2 participants');
     if (!Number.isInteger(req.threshold) || req.threshold < 2 || req.threshold > ids.length)
@@ -232,6 +227,8 @@ export class LifecycleService {
         `every new participant must be linked; not linked: ${missing.join(', ')}`,
       );
     const newHandles = ids.map((id) => this.c.participant(id) as ParticipantHandle);
+    if (rec.key.suite.scheme === 'ecdsa' && newHandles.some((h) => h.device))
+      throw new CoordinatorError('UNIMPLEMENTED', `key ${keyId} is ECDSA: devices cannot hold its shares yet`);
     // Old quorum: linked old members, nodes first (phones are the likelier to drop mid-session).
     const oldOnline = rec.key.roster
       .map((r) => this.c.participant(r.id))
@@ -299,6 +296,20 @@ export class LifecycleService {
     }
     const next: KeyRecord = { keyId, epoch: pub.epoch, key: pub.key, createdAt: this.c.clock() };
     await this.#epochs.commit('reshare', rec, next, { params, round1, authorisation, confirmations }, everyone);
+    if (next.key.suite.scheme === 'ecdsa') this.#ecdsaSetup(next);
     return keyInfo(next);
+  }
+
+  /**
+   * The new roster's pairwise setup (DKLs23 pairs belong to a roster, not to shares), started in
+   * the background: the reshare is committed whatever happens to it. A signature meanwhile waits
+   * for it (ecdsa.ts joins the running setup); one that failed (a member offline) is run again by
+   * the key's next signature, so a failure is an event here, not a failed reshare.
+   */
+  #ecdsaSetup(next: KeyRecord): void {
+    this.c.ecdsa.setup(next).then(
+      () => this.c.onEvent({ type: 'ecdsa-setup', keyId: next.keyId, ok: true }),
+      (e: unknown) => this.c.onEvent({ type: 'ecdsa-setup', keyId: next.keyId, ok: false, cause: codeOf(e) }),
+    );
   }
 }

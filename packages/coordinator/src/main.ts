@@ -110,6 +110,11 @@ async function main(): Promise<void> {
       metricsSet.onEvent(e);
       if (e.type === 'pool' && !e.ok)
         log.warn({ participant: e.participant, cause: e.cause, err: e.message }, 'commitment refill failed');
+      if (e.type === 'ecdsa-setup' && !e.ok)
+        log.warn(
+          { keyId: e.keyId, cause: e.cause },
+          'ECDSA setup of a new roster failed: the next signature runs it again',
+        );
     },
   });
   metricsSet.observe({

@@ -59,6 +59,8 @@ export type CoordinatorEvent =
   | { type: 'lifecycle'; kind: 'refresh' | 'reshare'; keyId: string; ok: boolean; ms: number; cause?: string }
   | { type: 'culprit'; participant: string; code: string }
   | { type: 'pool'; participant: string; ok: boolean; cause?: string; message?: string }
+  /** The pairwise setup of an ECDSA key's roster (after a reshare; run again by the next signature if it failed). */
+  | { type: 'ecdsa-setup'; keyId: string; ok: boolean; cause?: string }
   | {
       type: 'package';
       keyId: string;

@@ -158,6 +158,7 @@ export async function services(
     onEvent,
   });
   const lifecycle = new LifecycleService({
+    ecdsa,
     store,
     audit,
     clock,

@@ -203,6 +203,9 @@ export class SetupSession {
       keyId: utf8ToBytes(opts.key.keyId),
       me: this.#index,
       peers: this.#peers,
+      // The pairs' generation: the key's epoch when they are set up (0 after the DKG; a reshare's
+      // new roster sets up under its new epoch, so its session ids differ from every earlier one).
+      epoch: opts.key.epoch,
       rng: opts.rng,
       name: (j) => opts.key.roster[j - 1]?.id ?? String(j),
     });
@@ -212,6 +215,11 @@ export class SetupSession {
     return [...msgs].map(([j, m]) =>
       seal(this.#me, this.#route, step, this.#route.key.roster[j - 1] as RosterEntry, encode(m), this.#rng),
     );
+  }
+
+  /** The key (its roster and epoch) this setup is for. */
+  get key(): EcdsaKeyView {
+    return this.#route.key;
   }
 
   step1(): Uint8Array[] {

@@ -69,7 +69,13 @@ export interface EcdsaSignerContext {
 type EcdsaTask = NonNullable<LinkTask['ecdsa']>;
 export type EcdsaAnswer = { envelopes: Uint8Array[] } | { envelope: Uint8Array } | { ok: true };
 
-const pairsKey = (keyId: string) => `ecdsa/pairs/${keyId}`;
+/** The pair states of `keyId` for one roster (a reshare's new roster sets its pairs up again). */
+const pairsKey = (keyId: string, roster: string) => `ecdsa/pairs/${keyId}/${roster}`;
+/** Where the first version kept a key's one set of pairs (read when it fits the roster). */
+const legacyPairsKey = (keyId: string) => `ecdsa/pairs/${keyId}`;
+/** A roster's tag: its members and their identifiers (the protocol indices follow from them). */
+const rosterTag = (key: EcdsaKeyView) =>
+  toHex(sha256(utf8ToBytes(key.roster.map((r) => `${r.id}:${r.identifier}`).join(',')))).slice(0, 32);
 const sessionMark = (keyId: string, session: Uint8Array) => `ecdsa/session/${keyId}.${toHex(session)}`;
 const banKey = (keyId: string, peer: string) => `ecdsa/ban/${keyId}/${peer}`;
 /** A presignature's ledger id: with the key's FROST-free prefix, counted like pooled nonces. */
@@ -109,9 +115,19 @@ export class EcdsaSigner {
     throw new SignerError('INVALID_ARGUMENT', `unknown ECDSA session kind "${t.kind}"`);
   }
 
-  async #pairs(keyId: string): Promise<PairRecords | undefined> {
-    const b = await this.#ctx.store.get(pairsKey(keyId));
-    return b ? decodePairs(b) : undefined;
+  /** The pair states set up for `key`'s roster, if any (pairs do not depend on the shares). */
+  async #pairs(key: EcdsaKeyView): Promise<PairRecords | undefined> {
+    const b = await this.#ctx.store.get(pairsKey(key.keyId, rosterTag(key)));
+    if (b) return decodePairs(b);
+    const legacy = await this.#ctx.store.get(legacyPairsKey(key.keyId));
+    if (!legacy) return undefined;
+    const r = decodePairs(legacy);
+    const me = rosterIndex(key, this.#ctx.identity.id);
+    const fits =
+      r.me === me &&
+      r.pairs.size === key.roster.length - 1 &&
+      key.roster.every((m, i) => m.id === this.#ctx.identity.id || r.pairs.get(m.id)?.peer === i + 1);
+    return fits ? r : undefined;
   }
 
   async #setup(t: EcdsaTask): Promise<EcdsaAnswer> {
@@ -119,9 +135,10 @@ export class EcdsaSigner {
     const key = view(rec);
     const session = toHex(t.session);
     if (t.step === 1) {
-      // Once per key: pair states are never replaced on the coordinator's word.
-      if (await this.#pairs(t.keyId))
-        throw new SignerError('KEY_EXISTS', `key ${t.keyId} is already set up for ECDSA signing`);
+      // Once per key and roster: pair states are never replaced on the coordinator's word. A new
+      // roster (an authorised reshare, committed here) is set up anew, under its epoch.
+      if (await this.#pairs(key))
+        throw new SignerError('KEY_EXISTS', `key ${t.keyId} is already set up for ECDSA signing by this roster`);
       if (this.#setups.get(t.keyId)?.busy)
         throw new SignerError('INVALID_STATE', `an ECDSA setup of key ${t.keyId} is running`);
       const s = new SetupSession({ identity: this.#ctx.identity, key, session: t.session, rng: this.#ctx.rng });
@@ -143,12 +160,13 @@ export class EcdsaSigner {
       if (t.step !== 3) throw new SignerError('INVALID_ARGUMENT', `ECDSA setup has no step ${t.step}`);
       const records = await open.s.step3(t.messages);
       this.#setups.delete(t.keyId);
-      if (await this.#pairs(t.keyId)) throw new SignerError('KEY_EXISTS', `key ${t.keyId} is already set up`);
-      await this.#ctx.store.put(pairsKey(t.keyId), encodePairs(records), { sync: true });
+      const of = open.s.key;
+      if (await this.#pairs(of)) throw new SignerError('KEY_EXISTS', `key ${t.keyId} is already set up`);
+      await this.#ctx.store.put(pairsKey(t.keyId, rosterTag(of)), encodePairs(records), { sync: true });
       await this.#ctx.audit.append({
         type: 'ecdsa-setup',
         actor: this.#ctx.identity.id,
-        data: { keyId: t.keyId, pairs: [...records.pairs.keys()].join(',') },
+        data: { keyId: t.keyId, epoch: of.epoch, pairs: [...records.pairs.keys()].join(',') },
       });
       return { ok: true };
     } catch (e) {
@@ -168,8 +186,9 @@ export class EcdsaSigner {
    * A multiplication check a counterparty failed ([DKLs23] Protocol 3.6 step 8: the OT-extension
    * fold, the vector OLE, the Γ equations): each failure can tell a cheater one bit of this node's
    * long-term OT choices, so the pair is banned — durably, before the error leaves — and this
-   * node presigns with that counterparty no more for this key (until a new pairwise setup, not
-   * built yet). Other failures (malformed or misaddressed messages) only end the session.
+   * node presigns with that counterparty no more for this key, in any roster (an operator-approved
+   * reshare takes the cheater out). Other failures (malformed or misaddressed messages) only end
+   * the session.
    */
   async #banOnCheatingMultiplication(keyId: string, e: unknown): Promise<void> {
     const err = e as { code?: string; culprits?: readonly string[] };
@@ -231,13 +250,14 @@ export class EcdsaSigner {
   async #presignStart(t: EcdsaTask, id: string): Promise<EcdsaAnswer> {
     const rec = await this.#ctx.key(t.keyId);
     const key = view(rec);
-    const pairs = await this.#pairs(t.keyId);
-    if (!pairs) throw new SignerError('FAILED_PRECONDITION', `key ${t.keyId} is not set up for ECDSA signing yet`);
+    const pairs = await this.#pairs(key);
+    if (!pairs)
+      throw new SignerError('FAILED_PRECONDITION', `key ${t.keyId} is not set up for ECDSA signing by its roster yet`);
     const banned = await this.#banned(t.keyId, t.signers ?? []);
     if (banned.length)
       throw new SignerError(
         'POLICY_DENIED',
-        `this node no longer presigns with ${banned.join(', ')} for key ${t.keyId}: a multiplication check failed (the pair must be set up again)`,
+        `this node no longer presigns with ${banned.join(', ')} for key ${t.keyId}: a multiplication check failed (reshare it out of the key)`,
       );
     const open = [...this.#presigns.keys()].filter((k) => k.startsWith(`${t.keyId}.`)).length;
     const fresh = await this.#ctx.ledger.countFresh(`${t.keyId}.`);

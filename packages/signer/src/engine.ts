@@ -16,6 +16,7 @@ import {
   checkDeviceAdmission,
   checkRevocation,
   decodeKeyRecord,
+  decodeReshareParams,
   decodeKeyShareRecord,
   encodeKeyRecord,
   encodeKeyShareRecord,
@@ -450,8 +451,8 @@ export class SignerEngine {
   async lifecycle(t: LinkTask['lifecycle']): Promise<Uint8Array | undefined> {
     const why = SignerEngine.unpinnedReason(this.#policy.policy);
     if (why) throw new SignerError('POLICY_DENIED', why);
-    if (t?.kind === 'reshare' && (await this.#isEcdsa(t.keyId, t.oldKeyRecord)))
-      throw new SignerError('UNIMPLEMENTED', `key ${t.keyId} is ECDSA: its reshare is not built yet (refresh works)`);
+    if (t?.kind === 'reshare' && (await this.#ecdsaReshareToDevices(t)))
+      throw new SignerError('UNIMPLEMENTED', `key ${t.keyId} is ECDSA: devices cannot hold its shares yet`);
     const out = await this.#lifecycle.handle(t);
     if (t && (t.step === 3 || t.step === 5))
       await this.audit.append({
@@ -462,14 +463,18 @@ export class SignerEngine {
     return out;
   }
 
-  /** Whether `keyId` (held here, or else described by the task's old key record) is an ECDSA key. */
-  async #isEcdsa(keyId: string, oldKeyRecord: Uint8Array | undefined): Promise<boolean> {
-    const held = await this.key(keyId).catch(() => undefined);
-    if (held) return held.key.suite.scheme === 'ecdsa';
+  /**
+   * Whether a reshare would give a device a share of an ECDSA key (`keyId` held here, or else
+   * described by the task's old key record): its pairwise setup runs on signer nodes only.
+   */
+  async #ecdsaReshareToDevices(t: NonNullable<LinkTask['lifecycle']>): Promise<boolean> {
     try {
-      return !!oldKeyRecord?.length && decodeKeyRecord(oldKeyRecord).key.suite.scheme === 'ecdsa';
+      const held = await this.key(t.keyId).catch(() => undefined);
+      const old = held?.key ?? (t.oldKeyRecord?.length ? decodeKeyRecord(t.oldKeyRecord).key : undefined);
+      if (old?.suite.scheme !== 'ecdsa') return false;
+      return decodeReshareParams(t.params, old).newParticipants.some((p) => p.device);
     } catch {
-      return false; // the lifecycle participant refuses a malformed record itself
+      return false; // the lifecycle participant refuses malformed params or records itself
     }
   }
 
