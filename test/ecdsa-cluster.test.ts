@@ -153,7 +153,7 @@ describe('threshold ECDSA on the cluster (3 signer processes, 2-of-3)', () => {
     await checkEverywhere(new Uint8Array(again.signature), d2, new Uint8Array(key.publicKey));
   });
 
-  it('reshare 2-of-3 → 2-of-2 of signer-2 and signer-3 (operator-approved): the new roster sets its pairs up under the new epoch (its protocol indices moved) and signs with the same key; without approval it is refused', async () => {
+  it('reshare 2-of-3 → 2-of-2 of signer-2 and signer-3 (operator-approved): the new roster sets its pairs up under the new epoch (its protocol indices moved) and signs with the same key, also when the coordinator was killed during that setup; without approval it is refused', async () => {
     const to = { threshold: 2, participants: ['signer-2', 'signer-3'] };
     await expect(c.call('Reshare', { keyId: key.keyId, ...to })).rejects.toMatchObject({ code: 'POLICY_DENIED' });
     const authorisation = await approvedOverApi(c.call, { keyId: key.keyId, operation: 'reshare', ...to });
@@ -165,7 +165,11 @@ describe('threshold ECDSA on the cluster (3 signer processes, 2-of-3)', () => {
     expect(Number(info.epoch)).toBe(2);
     expect(info.participants).toEqual(to.participants);
     expect(toHex(info.publicKey)).toBe(toHex(key.publicKey));
-    // The first signature waits for the new roster's setup (started when the reshare committed).
+    // The coordinator started the new roster's setup when the reshare committed (seconds of base
+    // OTs): killed now, it forgets it; after its restart the first signature finds the roster not
+    // set up and runs the setup first (the signers dropped the interrupted session on relinking).
+    await c.restartCoordinator();
+    await c.waitConnected(to.participants);
     for (const [i, m] of [[0x21], [0x22]].entries()) {
       const digest = keccak_256(new Uint8Array(m));
       const intent = createSignIntent(c.requester, {
