@@ -219,6 +219,66 @@ describe('tessera CLI on a dev cluster', () => {
     expect(cli('sign', '--key', k.keyId, '--eth-tx', file, '--json').err).toMatch(/to must be .*\[INVALID_ARGUMENT\]/);
   });
 
+  it('sign --tron-tx: a USDT (TRC-20) transfer built by TronWeb, signed by the ECDSA key at an HD path; TronWeb recovers the payer from the signed transaction', async () => {
+    const k = made.get('ecdsa-secp256k1') as { keyId: string; publicKey: string };
+    const child = JSON.parse(cli('derive', '--key', k.keyId, '--path', 'm/0/9', '--json').out) as {
+      addresses: { tron: string };
+    };
+    const { TronWeb, Trx, utils } = await import('tronweb');
+    const payee = 'TLa2f6VPqDgRE67v1736s7bJ8Ray5wYjU7';
+    const tx = {
+      visible: false,
+      txID: '',
+      raw_data_hex: '',
+      raw_data: {
+        contract: [
+          {
+            type: 'TriggerSmartContract',
+            parameter: {
+              type_url: 'type.googleapis.com/protocol.TriggerSmartContract',
+              value: {
+                owner_address: TronWeb.address.toHex(child.addresses.tron),
+                contract_address: TronWeb.address.toHex('TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t'),
+                data: `a9059cbb${'0'.repeat(24)}${TronWeb.address.toHex(payee).slice(2)}${25_000_000n.toString(16).padStart(64, '0')}`,
+              },
+            },
+          },
+        ],
+        ref_block_bytes: 'abcd',
+        ref_block_hash: '0123456789abcdef',
+        expiration: Date.now() + 60_000,
+        timestamp: Date.now(),
+        fee_limit: 30_000_000,
+      },
+    };
+    const pb = utils.transaction.txJsonToPb(tx);
+    tx.raw_data_hex = utils.transaction.txPbToRawDataHex(pb);
+    tx.txID = utils.transaction.txPbToTxID(pb).replace(/^0x/, '');
+    const file = join(dir, '..', 'tron-tx.json');
+    writeFileSync(file, JSON.stringify(tx));
+    const s = cli('sign', '--key', k.keyId, '--tron-tx', file, '--path', 'm/0/9', '--json');
+    expect(s.code, s.err).toBe(0);
+    const r = JSON.parse(s.out) as {
+      txID: string;
+      from: string;
+      payment: Record<string, unknown>;
+      transaction: typeof tx & { signature: string[] };
+    };
+    expect(r.txID).toBe(tx.txID);
+    expect(r.payment).toMatchObject({
+      from: child.addresses.tron,
+      asset: 'TRC20:TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t',
+      amount: '25000000',
+      to: payee,
+      feeLimit: '30000000',
+    });
+    expect(utils.transaction.txCheck(r.transaction as never)).toBe(true);
+    expect(Trx.ecRecover(r.transaction as never)).toBe(child.addresses.tron);
+    // The same transaction under the root key (another address) is refused before anything is signed.
+    const other = cli('sign', '--key', k.keyId, '--tron-tx', file, '--json');
+    expect(other.err).toMatch(/pays from T\w+; this key's address is T\w+ \[INVALID_ARGUMENT\]/);
+  });
+
   it.each(['ecdsa-secp256k1', 'secp256k1-tr'] as const)(
     'sign --psbt (%s): the input the key spends (at an HD path) is signed and finalised; the witness verifies (libsecp256k1) over an independently computed sighash',
     async (suite) => {

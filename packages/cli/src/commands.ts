@@ -98,10 +98,10 @@ export async function derive(c: Client, opts: { key: string; path: string; netwo
 }
 
 export async function sign(c: Client, opts: Parameters<typeof signMessage>[1] & { psbt?: string; input?: number }) {
-  if (opts.psbt !== undefined && [opts.message, opts.messageFile, opts.ethTx].some((x) => x !== undefined))
+  if (opts.psbt !== undefined && [opts.message, opts.messageFile, opts.ethTx, opts.tronTx].some((x) => x !== undefined))
     throw new CliError(
       'INVALID_ARGUMENT',
-      'give exactly one of --message HEX, --message-file FILE, --eth-tx FILE or --psbt FILE',
+      'give exactly one of --message HEX, --message-file FILE, --eth-tx FILE, --tron-tx FILE or --psbt FILE',
     );
   return opts.psbt !== undefined ? signPsbt(c, { ...opts, psbt: opts.psbt }) : signMessage(c, opts);
 }
@@ -113,30 +113,36 @@ async function signMessage(
     message?: string;
     messageFile?: string;
     ethTx?: string;
+    tronTx?: string;
     signers?: string[];
     path?: string;
   },
 ) {
-  if ([opts.message, opts.messageFile, opts.ethTx].filter((x) => x !== undefined).length !== 1)
+  if ([opts.message, opts.messageFile, opts.ethTx, opts.tronTx].filter((x) => x !== undefined).length !== 1)
     throw new CliError(
       'INVALID_ARGUMENT',
-      'give exactly one of --message HEX, --message-file FILE, --eth-tx FILE or --psbt FILE',
+      'give exactly one of --message HEX, --message-file FILE, --eth-tx FILE, --tron-tx FILE or --psbt FILE',
     );
   // An EVM transaction: the message is its signing hash, computed here from the transaction.
   const eth = opts.ethTx !== undefined ? await import('./eth-tx.js') : undefined;
   const tx = eth?.readEthTx(opts.ethTx as string);
+  // A TRON transaction: read (the payment it makes) and its txID computed here.
+  const tron = opts.tronTx !== undefined ? await import('./tron-tx.js') : undefined;
+  const trx = tron?.readTronTx(opts.tronTx as string);
   const message =
     eth && tx
       ? eth.ethTxDigest(tx)
-      : opts.message !== undefined
-        ? fromHex(opts.message, '--message')
-        : new Uint8Array(readFileSync(opts.messageFile as string));
+      : trx
+        ? trx.txID
+        : opts.message !== undefined
+          ? fromHex(opts.message, '--message')
+          : new Uint8Array(readFileSync(opts.messageFile as string));
   const info = (await keys(c)).find((k) => k.keyId === opts.key);
   if (!info) throw new CliError('NOT_FOUND', `no key ${opts.key}`);
-  if (tx && getSuite(info.suite as SuiteId).scheme !== 'ecdsa')
+  if ((tx || trx) && getSuite(info.suite as SuiteId).scheme !== 'ecdsa')
     throw new CliError(
       'WRONG_SUITE',
-      `key ${info.keyId} is ${info.suite}: EVM transactions need an ecdsa-secp256k1 key`,
+      `key ${info.keyId} is ${info.suite}: ${tx ? 'EVM' : 'TRON'} transactions need an ecdsa-secp256k1 key`,
     );
   if (getSuite(info.suite as SuiteId).scheme === 'ecdsa' && message.length !== 32)
     throw new CliError(
@@ -145,6 +151,7 @@ async function signMessage(
     );
   // With --path, the expected key is the child derived here, from the key's public record.
   const expected = opts.path ? (await derive(c, { key: info.keyId, path: opts.path })).publicKey : info.publicKey;
+  if (tron && trx) tron.checkTronSender(trx, fromHex(expected));
   const intent = createSignIntent(c.requester, {
     suite: getSuite(info.suite as SuiteId),
     keyId: info.keyId,
@@ -175,6 +182,7 @@ async function signMessage(
     ...(eth && tx
       ? { from: evmAddress(r.publicKey), digest: toHex(message), ...eth.signedEthTx(tx, r.signature) }
       : {}),
+    ...(tron && trx ? tron.signedTronTx(trx, r.signature) : {}),
   };
 }
 

@@ -48,7 +48,14 @@ export function evmAddress(publicKey: Uint8Array): string {
 
 /** TRON address (`T…`): base58check of 0x41 ‖ account. */
 export function tronAddress(publicKey: Uint8Array): string {
-  return base58check.encode(new Uint8Array([0x41, ...evmAccount(publicKey)]));
+  return tronAddressOf(new Uint8Array([0x41, ...evmAccount(publicKey)]));
+}
+
+/** The `T…` form of a 21-byte TRON address as transactions carry it (0x41 ‖ account). */
+export function tronAddressOf(address: Uint8Array): string {
+  if (!(address instanceof Uint8Array) || address.length !== 21 || address[0] !== 0x41)
+    throw new InvalidArgumentError('a TRON address is 0x41 and a 20-byte account');
+  return base58check.encode(address);
 }
 
 /** Bitcoin P2WPKH address (`bc1q…`) of the compressed key. */

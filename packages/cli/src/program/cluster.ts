@@ -6,6 +6,7 @@ import { type Command, Option } from 'commander';
 import { KEY_SUITE_IDS, SUITE_IDS, type SuiteId } from '@tessera/core/suite-ids';
 import { int, list } from '../args.js';
 import { out, withClient } from './output.js';
+import type { TronPayment } from '../tron-tx.js';
 
 export function registerClusterCommands(program: Command): void {
   program
@@ -51,6 +52,10 @@ export function registerClusterCommands(program: Command): void {
       '--eth-tx <file>',
       'an EIP-1559 transaction (JSON) to sign with an ECDSA key: prints the signed raw transaction',
     )
+    .option(
+      '--tron-tx <file>',
+      'a TRON transaction (TronGrid/TronWeb JSON with raw_data_hex): a TRX or TRC-20 transfer from the ECDSA key; prints it signed',
+    )
     .option('--psbt <file>', 'a Bitcoin PSBT (binary, base64 or hex): sign and finalise the input this key spends')
     .option('--input <n>', 'with --psbt: the input to sign (default 0)', int)
     .option('--signers <ids>', 'preferred signers, comma-separated', list)
@@ -63,6 +68,7 @@ export function registerClusterCommands(program: Command): void {
         message?: string;
         messageFile?: string;
         ethTx?: string;
+        tronTx?: string;
         psbt?: string;
         input?: number;
         signers?: string[];
@@ -78,7 +84,7 @@ export function registerClusterCommands(program: Command): void {
           () =>
             `signature ${r.signature}\nsigned by ${r.signers.join(', ')} for key ${r.keyId}${o.path ? ` at ${o.path} (${r.publicKey})` : ''}${
               'rawTransaction' in r ? `\nfrom ${r.from}\ntransaction ${r.hash}\nraw ${r.rawTransaction}` : ''
-            }${psbtLines(r as { psbt?: string; transaction?: string; txid?: string })}`,
+            }${tronLines(r as { payment?: TronPayment; txID?: string })}${psbtLines(r as { psbt?: string; transaction?: string; txid?: string })}`,
         );
       },
     );
@@ -223,6 +229,12 @@ export function registerClusterCommands(program: Command): void {
 }
 
 /** What `sign --psbt` adds to its text output: the signed transaction, or the PSBT still to finish. */
+function tronLines(r: { payment?: TronPayment; txID?: string; transaction?: unknown }): string {
+  const p = r.payment;
+  if (!p || !r.txID) return '';
+  return `\npays ${p.amount} ${p.asset} from ${p.from} to ${p.to} (fee limit ${p.feeLimit} sun)\ntransaction ${r.txID}\nsigned ${JSON.stringify(r.transaction)}`;
+}
+
 function psbtLines(r: { psbt?: string; transaction?: string; txid?: string }): string {
   if (r.psbt === undefined) return '';
   return r.transaction ? `\ntransaction ${r.txid}\nraw ${r.transaction}` : `\npsbt ${r.psbt}`;
