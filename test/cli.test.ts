@@ -212,6 +212,12 @@ describe('tessera CLI on a dev cluster', () => {
       gas: 21000n,
     });
     expect(r.hash).toBe(keccak256(r.rawTransaction));
+    expect((JSON.parse(s.out) as { payment: unknown }).payment).toEqual({
+      asset: 'native',
+      amount: '1000000000000000',
+      to: tx.to,
+      maxFee: String(21000 * 3_000_000_000),
+    });
     // A FROST key cannot sign an EVM transaction; a malformed transaction is refused before signing.
     const frost = cli('sign', '--key', (made.get('ed25519') as { keyId: string }).keyId, '--eth-tx', file, '--json');
     expect(frost.err).toMatch(/\[WRONG_SUITE\]/);

@@ -180,7 +180,12 @@ async function signMessage(
     publicKey: toHex(r.publicKey),
     ...(opts.path ? { path: opts.path } : {}),
     ...(eth && tx
-      ? { from: evmAddress(r.publicKey), digest: toHex(message), ...eth.signedEthTx(tx, r.signature) }
+      ? {
+          from: evmAddress(r.publicKey),
+          digest: toHex(message),
+          ...eth.signedEthTx(tx, r.signature),
+          payment: eth.ethPayment(tx) ?? null,
+        }
       : {}),
     ...(tron && trx ? tron.signedTronTx(trx, r.signature) : {}),
   };

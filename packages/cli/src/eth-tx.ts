@@ -9,7 +9,14 @@
  * data?, accessList? }, integers as JSON numbers or decimal strings (wei), `to` a 0x address.
  */
 import { readFileSync } from 'node:fs';
-import { keccak256, serializeTransaction, type TransactionSerializableEIP1559 } from 'viem';
+import {
+  decodeFunctionData,
+  erc20Abi,
+  getAddress,
+  keccak256,
+  serializeTransaction,
+  type TransactionSerializableEIP1559,
+} from 'viem';
 import { CliError } from './errors.js';
 
 const UINT = /^(0|[1-9][0-9]{0,77})$/;
@@ -58,6 +65,38 @@ export function readEthTx(file: string): TransactionSerializableEIP1559 {
     maxPriorityFeePerGas: uint(j.maxPriorityFeePerGas, 'maxPriorityFeePerGas'),
     ...(j.data !== undefined ? { data: hex(j.data, 'data') } : {}),
   };
+}
+
+export interface EthPayment {
+  /** `native` (ETH, BNB, POL: the chain's coin) or `ERC20:<token contract>`. */
+  asset: 'native' | `ERC20:${string}`;
+  /** In the asset's smallest unit (wei for the coin), as a decimal string. */
+  amount: string;
+  to: string;
+  /** The most the transaction may pay for gas, in wei (gas × maxFeePerGas). */
+  maxFee: string;
+}
+
+/**
+ * What the transaction pays, when it is a payment: the coin (no call data) or an ERC-20
+ * `transfer(address,uint256)` (decoded by viem with the standard ABI, no coin sent along).
+ * Other contract calls are signed as they are and have no payment here.
+ */
+export function ethPayment(tx: TransactionSerializableEIP1559): EthPayment | undefined {
+  const maxFee = String((tx.gas ?? 0n) * (tx.maxFeePerGas ?? 0n));
+  const to = tx.to as `0x${string}`;
+  if (!tx.data || tx.data === '0x')
+    return { asset: 'native', amount: String(tx.value ?? 0n), to: getAddress(to), maxFee };
+  // transfer(address,uint256): the selector and two words, nothing more.
+  if ((tx.value ?? 0n) !== 0n || tx.data.length !== 2 + 8 + 128) return undefined;
+  try {
+    const call = decodeFunctionData({ abi: erc20Abi, data: tx.data });
+    if (call.functionName !== 'transfer') return undefined;
+    const [recipient, amount] = call.args as readonly [`0x${string}`, bigint];
+    return { asset: `ERC20:${getAddress(to)}`, amount: String(amount), to: getAddress(recipient), maxFee };
+  } catch {
+    return undefined;
+  }
 }
 
 /** The digest an EIP-1559 signature covers: keccak256 of the unsigned typed transaction. */

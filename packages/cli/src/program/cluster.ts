@@ -6,6 +6,7 @@ import { type Command, Option } from 'commander';
 import { KEY_SUITE_IDS, SUITE_IDS, type SuiteId } from '@tessera/core/suite-ids';
 import { int, list } from '../args.js';
 import { out, withClient } from './output.js';
+import type { EthPayment } from '../eth-tx.js';
 import type { TronPayment } from '../tron-tx.js';
 
 export function registerClusterCommands(program: Command): void {
@@ -83,7 +84,9 @@ export function registerClusterCommands(program: Command): void {
           r,
           () =>
             `signature ${r.signature}\nsigned by ${r.signers.join(', ')} for key ${r.keyId}${o.path ? ` at ${o.path} (${r.publicKey})` : ''}${
-              'rawTransaction' in r ? `\nfrom ${r.from}\ntransaction ${r.hash}\nraw ${r.rawTransaction}` : ''
+              'rawTransaction' in r
+                ? `${ethPaymentLine(r.payment as EthPayment | null)}\nfrom ${r.from}\ntransaction ${r.hash}\nraw ${r.rawTransaction}`
+                : ''
             }${tronLines(r as { payment?: TronPayment; txID?: string })}${psbtLines(r as { psbt?: string; transaction?: string; txid?: string })}`,
         );
       },
@@ -229,6 +232,10 @@ export function registerClusterCommands(program: Command): void {
 }
 
 /** What `sign --psbt` adds to its text output: the signed transaction, or the PSBT still to finish. */
+function ethPaymentLine(p: EthPayment | null | undefined): string {
+  return p ? `\npays ${p.amount} ${p.asset} to ${p.to} (at most ${p.maxFee} wei of gas)` : '';
+}
+
 function tronLines(r: { payment?: TronPayment; txID?: string; transaction?: unknown }): string {
   const p = r.payment;
   if (!p || !r.txID) return '';
