@@ -7,7 +7,7 @@
  * login's session token (operator-key.ts: the key file is read here, signs, and is dropped);
  * page.ts holds the plumbing.
  */
-import { address as chainAddress, fromHex } from '@tessera/core';
+import { keyAddresses } from './addresses.js';
 import qrcode from 'qrcode-generator';
 import { ask, renderRequests, setApprovesItself, wireReshare, type PendingRequest } from './approvals.js';
 import { signIn } from './operator-key.js';
@@ -46,13 +46,6 @@ function age(ms: number): string {
   if (s < 3600) return `${Math.round(s / 60)} min`;
   if (s < 86_400) return `${Math.round(s / 3600)} h`;
   return `${Math.round(s / 86_400)} d`;
-}
-
-const CHAIN: Record<string, string> = { ed25519: 'Solana', 'secp256k1-tr': 'Bitcoin Taproot' };
-
-function address(k: Overview['keys'][number]): string {
-  const a = chainAddress(k.suite as Parameters<typeof chainAddress>[0], fromHex(k.publicKey));
-  return CHAIN[k.suite] ? `${a} (${CHAIN[k.suite]})` : a;
 }
 
 function chart(): void {
@@ -247,7 +240,7 @@ function render(o: Overview): void {
       cell(`${key.suite}, ${key.threshold} of ${key.participants.length}`, 'scheme'),
       cell(key.participants.join(', '), 'participants'),
       cell(String(key.epoch), 'epoch'),
-      cell(address(key), 'address'),
+      cell(keyAddresses(key.suite, key.publicKey), 'address'),
       actions,
     ]);
   }
