@@ -379,6 +379,15 @@ function digestScalar(digest: Uint8Array): bigint {
 }
 
 /** The Groth–Shoup re-randomiser ρ, the same for every signer of the session. */
+/**
+ * R' = R + ρ·G. ρ is public (a hash of the presignature's public statement, the tweak and the
+ * digest), so its multiple is taken in variable time: about half the cost of the constant-time
+ * ladder, on the online path where each signer and the combiner compute it.
+ */
+function rerandomised(ps: Pick<Presignature, 'R'>, rho: bigint) {
+  return pointFromBytes(ps.R, 'R').add(Point.BASE.multiplyUnsafe(rho));
+}
+
 function rerandomiser(
   ps: Pick<Presignature, 'keyId' | 'sigid' | 'signers' | 'R' | 'publicKey'>,
   tweak: bigint,
@@ -399,7 +408,7 @@ function rerandomiser(
 export function partialSign(ps: Presignature, digest: Uint8Array, tweak = 0n): PartialSignature {
   const e = digestScalar(digest);
   const rho = rerandomiser(ps, tweak, digest);
-  const R = pointFromBytes(ps.R, 'R').add(Point.BASE.multiply(rho));
+  const R = rerandomised(ps, rho);
   const rx = Fn.create(R.toAffine().x);
   const u = Fn.add(ps.u, Fn.mul(rho, ps.phi));
   const v = Fn.add(ps.v, Fn.mul(Fn.create(tweak), ps.phi));
@@ -426,7 +435,7 @@ export function combine(
     );
   digestScalar(digest);
   const rho = rerandomiser(ps, tweak, digest);
-  const R = pointFromBytes(ps.R, 'R').add(Point.BASE.multiply(rho));
+  const R = rerandomised(ps, rho);
   const { x, y } = R.toAffine();
   let U = 0n;
   let W = 0n;
@@ -444,7 +453,8 @@ export function combine(
   }
   const recovery = (Number(y & 1n) ^ flip) | (x >= Q ? 2 : 0);
   const compact = new Uint8Array([...scalarToBytes(r), ...scalarToBytes(s)]);
-  const pk = tweakedKey(ps.publicKey, tweak);
+  // The plain verifier, given the key uncompressed (it then parses without a square root).
+  const pk = tweakedPoint(ps.publicKey, tweak).toBytes(false);
   if (r === 0n || s === 0n || !secp256k1.verify(compact, digest, pk, { prehash: false, lowS: true }))
     throw new ProtocolError(ErrorCode.SIGNATURE_INVALID, 'ECDSA combine: the signature does not verify');
   return { r, s, recovery, compact };
@@ -452,7 +462,12 @@ export function combine(
 
 /** The public key tweaked by δ (BIP32 non-hardened derivation adds δ·G). */
 export function tweakedKey(publicKey: Uint8Array, tweak: bigint): Uint8Array {
+  return pointToBytes(tweakedPoint(publicKey, tweak));
+}
+
+function tweakedPoint(publicKey: Uint8Array, tweak: bigint) {
   const t = Fn.create(tweak);
   const pk = pointFromBytes(publicKey, 'public key');
-  return pointToBytes(t === 0n ? pk : pk.add(Point.BASE.multiply(t)));
+  // δ is public (BIP32's tweak of the public key and chain code): variable time is fine.
+  return t === 0n ? pk : pk.add(Point.BASE.multiplyUnsafe(t));
 }
