@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToNumberBE } from '@noble/curves/utils.js';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   LifecycleStep,
@@ -472,6 +473,50 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
     );
     expect(unknown.error?.code).toBe('NONCE_UNKNOWN');
     expectRefusals.push('NONCE_UNKNOWN');
+  });
+
+  it('fuzzed ECDSA tasks and undecodable sign requests: every answer is a typed error or a well-formed step, and the signer keeps working', async () => {
+    const ids = ['signer-1', 'signer-2', 'signer-3', 'mallory', ''];
+    const genuine = [
+      ...(await relay('presign', new Uint8Array(randomBytes(32)), ['signer-2', 'signer-3'], 1)).values(),
+    ].flatMap((r) => r.ecdsa?.envelopes ?? []);
+    const task = fc.record({
+      kind: fc.constantFrom('setup', 'presign', 'sign', ''),
+      step: fc.integer({ min: -1, max: 5 }),
+      session: fc.oneof(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 40 })),
+      signers: fc.subarray(ids),
+      messages: fc.array(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 200 }),
+          fc.tuple(fc.constantFrom(...genuine), fc.nat(), fc.integer({ min: 0, max: 255 })).map(([g, i, v]) => {
+            const b = g.slice();
+            b[i % b.length] = v;
+            return b;
+          }),
+        ),
+        { maxLength: 3 },
+      ),
+    });
+    const answers: string[] = [];
+    await fc.assert(
+      fc.asyncProperty(task, fc.uint8Array({ maxLength: 300 }), async (t, junk) => {
+        const r = await part('signer-1').call('ecdsa', { ...t, keyId: key.keyId });
+        if (r.error) expect(r.error.code).toMatch(/^[A-Z][A-Z_]+$/);
+        else expect(r.ecdsa?.envelopes?.length, JSON.stringify(t.signers)).toBeGreaterThan(0);
+        answers.push(r.error?.code ?? 'step');
+        const s = await part('signer-1').call('ecdsaSign', junk);
+        expect(s.error?.code).toMatch(/^[A-Z][A-Z_]+$/);
+        expect(s.envelope).toBeFalsy();
+      }),
+      { numRuns: 120 },
+    );
+    expect(new Set(answers).size, answers.join(',')).toBeGreaterThan(2);
+    // Still answering, its rules intact (the SIGTERM test below reads its ledger and audit chain).
+    const again = await part('signer-1').call(
+      'ecdsa',
+      ecdsaTask('setup', 1, new Uint8Array(randomBytes(32)), ['signer-1', 'signer-2', 'signer-3']),
+    );
+    expect(again.error?.code).toBe('KEY_EXISTS');
   });
 
   it("after SIGTERM the real signer's own store: each presignature consumed once for its one request, refusals burned and audited, the audit chain verifies", async () => {
