@@ -79,6 +79,11 @@ function address(b: Uint8Array | undefined, what: string): string {
 
 /** The payment a TRON transaction's `raw_data` makes; refuses anything else. */
 export function readTronPayment(raw: Uint8Array): TronPayment {
+  return readTron(raw).payment;
+}
+
+/** The payment, and a TRC-20 call's data as hex (the JSON form is compared with it). */
+function readTron(raw: Uint8Array): { payment: TronPayment; callData?: string } {
   const tx = readMessage(raw, 'raw_data');
   const contracts = tx.get(11) ?? [];
   if (contracts.length !== 1) throw bad(`a payment has one contract, this transaction has ${contracts.length}`);
@@ -95,7 +100,9 @@ export function readTronPayment(raw: Uint8Array): TronPayment {
   if (type === TRANSFER) {
     const amount = one<bigint>(p, 3, 'varint') ?? 0n;
     if (amount <= 0n) throw bad('a TRX transfer of no amount');
-    return { ...common, asset: 'TRX', amount: String(amount), to: address(one(p, 2, 'bytes'), 'to_address') };
+    return {
+      payment: { ...common, asset: 'TRX', amount: String(amount), to: address(one(p, 2, 'bytes'), 'to_address') },
+    };
   }
   if (type === TRIGGER_SMART_CONTRACT) {
     const token = address(one(p, 2, 'bytes'), 'contract_address');
@@ -107,10 +114,13 @@ export function readTronPayment(raw: Uint8Array): TronPayment {
     const amount = BigInt(`0x${data.slice(72)}`);
     if (amount === 0n) throw bad('a TRC-20 transfer of no amount');
     return {
-      ...common,
-      asset: `TRC20:${token}`,
-      amount: String(amount),
-      to: tronAddressOf(fromHex(`41${data.slice(32, 72)}`)),
+      payment: {
+        ...common,
+        asset: `TRC20:${token}`,
+        amount: String(amount),
+        to: tronAddressOf(fromHex(`41${data.slice(32, 72)}`)),
+      },
+      callData: data,
     };
   }
   throw bad(
@@ -143,7 +153,39 @@ export function readTronTx(file: string): TronTransaction {
     throw bad(`txID ${String(json.txID).slice(0, 64)} is not SHA-256 of raw_data_hex (${toHex(txID)})`);
   if (Array.isArray(json.signature) && json.signature.length)
     throw bad('the transaction is already signed (multi-signature accounts: not supported here)');
-  return { json, txID, payment: readTronPayment(raw) };
+  const { payment, callData } = readTron(raw);
+  checkJsonAgrees(json, payment, callData);
+  return { json, txID, payment };
+}
+
+/** A JSON address field in either of TronGrid's forms (`visible`: base58; else hex 41…). */
+function jsonAddress(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  if (/^41[0-9a-fA-F]{40}$/.test(v)) return tronAddressOf(fromHex(v));
+  return v;
+}
+
+/**
+ * The file's `raw_data` object, when present, must say what `raw_data_hex` says: a wallet that
+ * broadcasts the JSON form (TronGrid re-encodes it) would otherwise send other bytes than were
+ * read and signed (the network would refuse the signature, but the operator saw the wrong payment).
+ */
+function checkJsonAgrees(json: Record<string, unknown>, p: TronPayment, callData: string | undefined): void {
+  const raw = json.raw_data as { contract?: { parameter?: { value?: Record<string, unknown> } }[] } | undefined;
+  if (raw === undefined) return;
+  const contracts = raw?.contract;
+  const v = Array.isArray(contracts) && contracts.length === 1 ? contracts[0]?.parameter?.value : undefined;
+  const disagree = (what: string) => bad(`raw_data and raw_data_hex disagree (${what}): refusing to sign`);
+  if (!v || typeof v !== 'object') throw disagree('contract');
+  if (jsonAddress(v.owner_address) !== p.from) throw disagree('owner_address');
+  if (p.asset === 'TRX') {
+    if (jsonAddress(v.to_address) !== p.to) throw disagree('to_address');
+    if (String(v.amount) !== p.amount) throw disagree('amount');
+  } else {
+    if (`TRC20:${jsonAddress(v.contract_address)}` !== p.asset) throw disagree('contract_address');
+    const data = typeof v.data === 'string' ? v.data.toLowerCase().replace(/^0x/, '') : '';
+    if (data !== callData) throw disagree('data');
+  }
 }
 
 /** Refuses a transaction that pays from another address than the signing key's. */

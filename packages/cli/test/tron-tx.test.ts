@@ -104,6 +104,21 @@ describe('TRON transactions (sign --tron-tx)', () => {
     expect(() => readTronTx(file({ ...tx, signature: ['aa'] }))).toThrow(/already signed/);
     expect(() => readTronTx(file({ ...tx, raw_data_hex: undefined }))).toThrow(/raw_data_hex/);
     expect(() => readTronTx(file('{not json'))).toThrow(/not readable JSON/);
+    // The JSON form must say what the bytes say (a wallet may broadcast the JSON form).
+    const json = (patch: (v: Record<string, unknown>) => void) => {
+      const t = structuredClone(tx);
+      patch(t.raw_data.contract[0]?.parameter.value as Record<string, unknown>);
+      return file(t);
+    };
+    expect(() => readTronTx(json((v) => (v.amount = 2)))).toThrow(/disagree \(amount\)/);
+    expect(() => readTronTx(json((v) => (v.to_address = owner)))).toThrow(/disagree \(to_address\)/);
+    expect(() => readTronTx(json((v) => (v.to_address = TronWeb.address.fromHex(payee))))).not.toThrow();
+    const usdt = tronTx([trc20(transferData(payee, 9n))]);
+    expect(readTronTx(file(usdt)).payment.amount).toBe('9');
+    const usdtJson = structuredClone(usdt);
+    (usdtJson.raw_data.contract[0]?.parameter.value as Record<string, unknown>).data = transferData(owner, 9n);
+    expect(() => readTronTx(file(usdtJson))).toThrow(/disagree \(data\)/);
+    expect(() => readTronTx(file({ ...tx, raw_data: { contract: [] } }))).toThrow(/disagree \(contract\)/);
   });
 
   it('anything but one transfer is refused INVALID_ARGUMENT, naming why', () => {
