@@ -10,7 +10,9 @@
  * contract 11 (repeated), fee_limit 18 }, Contract { type 1, parameter 2 (Any { type_url 1,
  * value 2 }) }, TransferContract { owner_address 1, to_address 2, amount 3 },
  * TriggerSmartContract { owner_address 1, contract_address 2, call_value 3, data 4 }; read with
- * @bufbuild/protobuf's wire reader. Addresses are 21 bytes (0x41 ‖ account), printed base58check.
+ * @bufbuild/protobuf's wire reader; a field outside these is refused (the printed payment must be
+ * all the transaction does), and so is a parameter whose type URL is not the contract type's.
+ * Addresses are 21 bytes (0x41 ‖ account), printed base58check.
  * The signature goes into the transaction's `signature` list as r ‖ s ‖ (recovery id + 27), the
  * form TronWeb writes.
  */
@@ -22,6 +24,10 @@ import { CliError } from './errors.js';
 
 const TRANSFER = 1;
 const TRIGGER_SMART_CONTRACT = 31;
+const TYPE_URLS: Readonly<Record<number, string>> = {
+  [TRANSFER]: 'type.googleapis.com/protocol.TransferContract',
+  [TRIGGER_SMART_CONTRACT]: 'type.googleapis.com/protocol.TriggerSmartContract',
+};
 /** ERC-20/TRC-20 `transfer(address,uint256)` selector. */
 const TRANSFER_SELECTOR = 'a9059cbb';
 
@@ -72,6 +78,16 @@ const one = <T extends Uint8Array | bigint>(
   return v as T;
 };
 
+/**
+ * Refuses a field this reader does not know: what it prints must be all the transaction does
+ * (e.g. TriggerSmartContract's call_token_value and token_id would send TRC-10 tokens along, a
+ * Permission_id would sign for a multi-signature permission).
+ */
+function only(m: Map<number, unknown>, known: readonly number[], what: string): void {
+  for (const no of m.keys())
+    if (!known.includes(no)) throw bad(`${what} has field ${no}, which this command does not read; refusing to sign`);
+}
+
 function address(b: Uint8Array | undefined, what: string): string {
   if (b?.length !== 21 || b[0] !== 0x41) throw bad(`${what} is not a TRON address (0x41 and 20 bytes)`);
   return tronAddressOf(b);
@@ -85,11 +101,18 @@ export function readTronPayment(raw: Uint8Array): TronPayment {
 /** The payment, and a TRC-20 call's data as hex (the JSON form is compared with it). */
 function readTron(raw: Uint8Array): { payment: TronPayment; callData?: string } {
   const tx = readMessage(raw, 'raw_data');
+  // ref_block_bytes, ref_block_num, ref_block_hash, expiration, data (memo), contract, timestamp, fee_limit
+  only(tx, [1, 3, 4, 8, 10, 11, 14, 18], 'raw_data');
   const contracts = tx.get(11) ?? [];
   if (contracts.length !== 1) throw bad(`a payment has one contract, this transaction has ${contracts.length}`);
   const contract = readMessage(contracts[0] as Uint8Array, 'the contract');
+  only(contract, [1, 2], 'the contract');
   const type = Number(one<bigint>(contract, 1, 'varint') ?? 0n);
   const any = readMessage(one<Uint8Array>(contract, 2, 'bytes') ?? new Uint8Array(0), 'the contract parameter');
+  only(any, [1, 2], 'the contract parameter');
+  const typeUrl = new TextDecoder().decode(one<Uint8Array>(any, 1, 'bytes') ?? new Uint8Array(0));
+  const expected = TYPE_URLS[type];
+  if (expected && typeUrl !== expected) throw bad(`the contract parameter is ${typeUrl.slice(0, 80)}, not ${expected}`);
   const p = readMessage(one<Uint8Array>(any, 2, 'bytes') ?? new Uint8Array(0), 'the contract parameter value');
   const from = address(one(p, 1, 'bytes'), 'owner_address');
   const common = {
@@ -98,6 +121,7 @@ function readTron(raw: Uint8Array): { payment: TronPayment; callData?: string } 
     expiration: Number(one<bigint>(tx, 8, 'varint') ?? 0n),
   };
   if (type === TRANSFER) {
+    only(p, [1, 2, 3], 'TransferContract');
     const amount = one<bigint>(p, 3, 'varint') ?? 0n;
     if (amount <= 0n) throw bad('a TRX transfer of no amount');
     return {
@@ -105,6 +129,7 @@ function readTron(raw: Uint8Array): { payment: TronPayment; callData?: string } 
     };
   }
   if (type === TRIGGER_SMART_CONTRACT) {
+    only(p, [1, 2, 3, 4], 'TriggerSmartContract');
     const token = address(one(p, 2, 'bytes'), 'contract_address');
     if ((one<bigint>(p, 3, 'varint') ?? 0n) !== 0n) throw bad('a TRC-20 transfer that also sends TRX (call_value)');
     const data = toHex(one<Uint8Array>(p, 4, 'bytes') ?? new Uint8Array(0));

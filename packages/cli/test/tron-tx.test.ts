@@ -151,6 +151,43 @@ describe('TRON transactions (sign --tron-tx)', () => {
         /contract type 54 is not a payment/,
       ],
     ];
+    // Fields that would do more than the printed payment: TRC-10 tokens sent along with the call, a
+    // multi-signature permission, or a parameter of another type than the contract's.
+    const withTokens = trc20(transferData(payee, 5n));
+    Object.assign(withTokens.value, { call_token_value: 1_000_000_000, token_id: 1_002_000 });
+    cases.push([tronTx([withTokens]), /TriggerSmartContract has field 5/]);
+    const permission = tronTx([trx(1)]);
+    const pb = utils.transaction.txJsonToPb({
+      ...permission,
+      raw_data: {
+        ...permission.raw_data,
+        contract: [{ ...permission.raw_data.contract[0], Permission_id: 2 } as never],
+      },
+    });
+    cases.push([{ raw_data_hex: utils.transaction.txPbToRawDataHex(pb) }, /the contract has field 5/]);
+    // (TronWeb writes the type URL from the type: this one is encoded by hand.)
+    const value = new BinaryWriter()
+      .tag(1, WireType.LengthDelimited)
+      .bytes(fromHex(owner))
+      .tag(2, WireType.LengthDelimited)
+      .bytes(fromHex(payee))
+      .tag(3, WireType.Varint)
+      .int64(1)
+      .finish();
+    const any = new BinaryWriter()
+      .tag(1, WireType.LengthDelimited)
+      .string('type.googleapis.com/protocol.TriggerSmartContract')
+      .tag(2, WireType.LengthDelimited)
+      .bytes(value)
+      .finish();
+    const wrongType = new BinaryWriter()
+      .tag(11, WireType.LengthDelimited)
+      .bytes(new BinaryWriter().tag(1, WireType.Varint).int32(1).tag(2, WireType.LengthDelimited).bytes(any).finish())
+      .finish();
+    cases.push([
+      { raw_data_hex: Buffer.from(wrongType).toString('hex') },
+      /is type.googleapis.com\/protocol.TriggerSmartContract, not type.googleapis.com\/protocol.TransferContract/,
+    ]);
     for (const [tx, why] of cases) {
       let err: unknown;
       try {

@@ -106,7 +106,13 @@ export class Coordinator {
       onEvent,
     }));
     // What every service may use; each declares the part it does (its `…Components`).
-    const ecdsa = new EcdsaService({ rng, timeout, participants, onEvent });
+    const ecdsa = new EcdsaService({
+      rng,
+      timeout,
+      participants,
+      epochOf: (keyId) => registry.summary(keyId)?.epoch,
+      onEvent,
+    });
     const base = { store, audit, clock, rng, timeout, participants, registry, pools, ecdsa, onEvent };
     const devices = (this.#devices = new DeviceService({ ...base, unlink: (id, h) => this.unregister(id, h) }));
     const isDevice = (id: string) => devices.has(id);

@@ -41,6 +41,8 @@ export interface EcdsaComponents {
   readonly rng: Rng;
   readonly timeout: number;
   readonly participants: Participants;
+  /** The key's current epoch (the registry's): work begun for an older epoch stops. */
+  epochOf?(keyId: string): number | undefined;
   onEvent(e: CoordinatorEvent): void;
 }
 
@@ -96,10 +98,10 @@ export class EcdsaService {
       if (!out.ok) {
         const why = [...out.failed].map(([id, code]) => `${id}: ${code}`).join('; ');
         const culprits = [...out.failed].filter(([, code]) => code.startsWith('BAD_')).map(([id]) => id);
+        // A named culprit's failure is "BAD_… <the reporter's code> (reported by …)": that code.
+        const first = [...out.failed.values()].find((c) => c.startsWith('BAD_')) ?? [...out.failed.values()][0];
         throw new CoordinatorError(
-          culprits.length
-            ? 'BAD_MULTIPLICATION'
-            : (([...out.failed.values()][0] ?? 'INTERNAL').split(' ')[0] as string),
+          ((culprits.length ? first?.split(' ')[1] : first?.split(' ')[0]) ?? 'INTERNAL') as string,
           `ECDSA setup of key ${rec.keyId} failed (${why})`,
           culprits,
         );
@@ -146,6 +148,12 @@ export class EcdsaService {
     return sig;
   }
 
+  /** Whether the key has moved past `rec`'s epoch (a reshare or refresh committed meanwhile). */
+  #stale(rec: KeyRecord): boolean {
+    const now = this.c.epochOf?.(rec.keyId);
+    return now !== undefined && now !== rec.epoch;
+  }
+
   /** Presignatures on hand for `rec` at its epoch and this signer set. */
   pooled(rec: KeyRecord, signers: readonly string[]): number {
     return (this.#pool.get(poolKey(rec, signers)) ?? []).filter((p) => p.epoch === rec.epoch).length;
@@ -167,7 +175,7 @@ export class EcdsaService {
     this.#filling.add(k);
     void (async () => {
       try {
-        while ((this.#pool.get(k)?.length ?? 0) < POOL_TARGET) {
+        while ((this.#pool.get(k)?.length ?? 0) < POOL_TARGET && !this.#stale(rec)) {
           const failed: Excluded = new Map();
           const p = await this.#presign(rec, signers, failed);
           if (!p) {
@@ -199,13 +207,24 @@ export class EcdsaService {
     let results = new Map<string, LinkResult>();
     for (const step of [1, 2, 3]) {
       const out = await this.#step(rec, 'presign', step, session, signers, inbox, step === 3 ? 'envelope' : 'ecdsa');
-      if (!out.ok && step === 1 && !setUp && [...out.failed.values()].every((c) => c === 'FAILED_PRECONDITION')) {
+      // (Not for an epoch the key has left: the new roster's setup is the coordinator's own.)
+      if (
+        !out.ok &&
+        step === 1 &&
+        !setUp &&
+        !this.#stale(rec) &&
+        [...out.failed.values()].every((c) => c === 'FAILED_PRECONDITION')
+      ) {
         try {
           await this.setup(rec);
         } catch (e) {
           const culprits = (e as { culprits?: readonly string[] }).culprits ?? [];
           const why = codeOf(e);
-          return this.#exclude(excluded, new Map(culprits.length ? culprits.map((id) => [id, why]) : [...out.failed]));
+          // Excluded from this request, not blamed: a setup's culprit is only its reporter's word.
+          return this.#exclude(
+            excluded,
+            new Map(culprits.length ? culprits.map((id) => [id, `SETUP ${why}`]) : [...out.failed]),
+          );
         }
         return this.#presign(rec, signers, excluded, true);
       }

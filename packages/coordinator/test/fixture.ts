@@ -129,7 +129,13 @@ export async function services(
   const registry = new KeyRegistry(store, opts.cacheSize);
   const pools = new CommitmentPools({ participants, registry, timeout, batch: opts.batch ?? 4, onEvent });
   const isDevice = opts.isDevice ?? (() => false);
-  const ecdsa = new EcdsaService({ rng, timeout, participants, onEvent });
+  const ecdsa = new EcdsaService({
+    rng,
+    timeout,
+    participants,
+    epochOf: (keyId) => registry.summary(keyId)?.epoch,
+    onEvent,
+  });
   const keygen = new KeygenService({
     ecdsa,
     audit,

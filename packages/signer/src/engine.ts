@@ -23,6 +23,7 @@ import {
   groupPublicKey,
   keyDigest,
   toHex,
+  type GroupKey,
   type KeyShareRecord,
   type ParticipantIdentity,
   type Rng,
@@ -468,14 +469,22 @@ export class SignerEngine {
    * described by the task's old key record): its pairwise setup runs on signer nodes only.
    */
   async #ecdsaReshareToDevices(t: NonNullable<LinkTask['lifecycle']>): Promise<boolean> {
+    const held = (await this.key(t.keyId).catch(() => undefined))?.key;
+    let given: GroupKey | undefined;
     try {
-      const held = await this.key(t.keyId).catch(() => undefined);
-      const old = held?.key ?? (t.oldKeyRecord?.length ? decodeKeyRecord(t.oldKeyRecord).key : undefined);
-      if (old?.suite.scheme !== 'ecdsa') return false;
-      return decodeReshareParams(t.params, old).newParticipants.some((p) => p.device);
+      given = t.oldKeyRecord?.length ? decodeKeyRecord(t.oldKeyRecord).key : undefined;
     } catch {
-      return false; // the lifecycle participant refuses malformed params or records itself
+      // the lifecycle participant refuses a malformed record itself
     }
+    // The params decode against the key they were made for: the task's old record (a catch-up
+    // of a missed epoch) or the held one. Params that decode against neither are refused by the
+    // lifecycle participant itself, which decodes them the same way.
+    for (const old of [given, held])
+      if (old?.suite.scheme === 'ecdsa')
+        try {
+          return decodeReshareParams(t.params, old).newParticipants.some((p) => p.device);
+        } catch {}
+    return false;
   }
 
   /**
