@@ -278,10 +278,15 @@ export class PresignSession {
     this.#rng = opts.rng;
     this.#peers = indices.filter((j) => j !== index);
     this.#signers = indices.map((j) => (key.roster[j - 1] as RosterEntry).id);
+    // Pair states are of one roster: set up with this participant at `index` and each peer at its
+    // index now (a record of another roster, or damaged, is refused rather than reinterpreted).
+    if (opts.pairs.me !== index) throw new InvalidArgumentError('pairs: set up for another index of this participant');
     const pairs = new Map<number, PairState>();
     for (const j of this.#peers) {
       const p = opts.pairs.pairs.get((key.roster[j - 1] as RosterEntry).id);
-      if (p) pairs.set(j, { ...p, peer: j });
+      if (p && p.peer !== j)
+        throw new InvalidArgumentError(`pairs: ${key.roster[j - 1]?.id} was set up at another index`);
+      if (p) pairs.set(j, p);
     }
     this.#presign = new EcdsaPresign({
       keyId: utf8ToBytes(key.keyId),

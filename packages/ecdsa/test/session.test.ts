@@ -161,6 +161,25 @@ describe('ECDSA sessions over a relay', () => {
     expect(ranMeanwhile).toBeGreaterThanOrEqual(16);
   });
 
+  it("pair states of another participant's index are refused, not reinterpreted", () => {
+    const identity = k.people.find((p) => p.id === 's1') as ParticipantIdentity;
+    const make = (p: PairRecords) => () =>
+      new PresignSession({
+        identity,
+        key: k.view,
+        session: rng(32),
+        signers: ['s1', 's2'],
+        share: k.share('s1'),
+        pairs: p,
+        rng,
+      });
+    expect(make(pairs.get('s1') as PairRecords)).not.toThrow();
+    expect(make(pairs.get('s2') as PairRecords)).toThrow(/another index of this participant/);
+    const mine = pairs.get('s1') as PairRecords;
+    const shifted = new Map([...mine.pairs].map(([id, st]) => [id, { ...st, peer: st.peer + 1 }]));
+    expect(make({ ...mine, pairs: shifted })).toThrow(/was set up at another index/);
+  });
+
   it('pair records round-trip through their encoding', () => {
     const mine = pairs.get('s2') as PairRecords;
     const back = decodePairs(encodePairs(mine));
