@@ -39,6 +39,23 @@ afterAll(async () => {
   await c?.stop();
 });
 
+/** The key signs `digest` on the requester's intent (at an HD `path`), through the coordinator's Sign. */
+async function signIntent(digest: Uint8Array, opts: { path?: string; deadlineMs?: number } = {}) {
+  const intent = createSignIntent(c.requester, {
+    suite,
+    keyId: key.keyId,
+    message: digest,
+    requestId: new Uint8Array(randomBytes(16)),
+    notAfter: Date.now() + 120_000,
+    ...(opts.path ? { path: opts.path } : {}),
+  });
+  return c.call<{ signature: Buffer; signers: string[]; publicKey: Buffer }>(
+    'Sign',
+    { intent: decodeMessage('Envelope', intent), signers: [] },
+    opts.deadlineMs ?? 20_000,
+  );
+}
+
 /** Every independent check of a 65-byte r ‖ s ‖ v signature over `digest` by `publicKey`. */
 async function checkEverywhere(sig: Uint8Array, digest: Uint8Array, publicKey: Uint8Array): Promise<void> {
   expect(sig.length).toBe(65);
@@ -89,18 +106,7 @@ describe('threshold ECDSA on the cluster (3 signer processes, 2-of-3)', () => {
     );
     const child = deriveKey(rec.key, 'm/0/7');
     const digest = keccak_256(new Uint8Array([9]));
-    const intent = createSignIntent(c.requester, {
-      suite,
-      keyId: key.keyId,
-      message: digest,
-      requestId: new Uint8Array(randomBytes(16)),
-      notAfter: Date.now() + 60_000,
-      path: 'm/0/7',
-    });
-    const r = await c.call<{ signature: Buffer; publicKey: Buffer }>('Sign', {
-      intent: decodeMessage('Envelope', intent),
-      signers: [],
-    });
+    const r = await signIntent(digest, { path: 'm/0/7' });
     expect(toHex(r.publicKey)).toBe(toHex(child.publicKey));
     expect(toHex(r.publicKey)).not.toBe(toHex(groupPublicKey(rec.key)));
     await checkEverywhere(new Uint8Array(r.signature), digest, child.publicKey);
@@ -172,18 +178,7 @@ describe('threshold ECDSA on the cluster (3 signer processes, 2-of-3)', () => {
     await c.waitConnected(to.participants);
     for (const [i, m] of [[0x21], [0x22]].entries()) {
       const digest = keccak_256(new Uint8Array(m));
-      const intent = createSignIntent(c.requester, {
-        suite,
-        keyId: key.keyId,
-        message: digest,
-        requestId: new Uint8Array(randomBytes(16)),
-        notAfter: Date.now() + 120_000,
-      });
-      const r = await c.call<{ signature: Buffer; signers: string[]; publicKey: Buffer }>(
-        'Sign',
-        { intent: decodeMessage('Envelope', intent), signers: [] },
-        i === 0 ? 90_000 : 20_000,
-      );
+      const r = await signIntent(digest, { deadlineMs: i === 0 ? 90_000 : 20_000 });
       expect([...r.signers].sort()).toEqual(to.participants);
       await checkEverywhere(new Uint8Array(r.signature), digest, new Uint8Array(key.publicKey));
     }

@@ -53,7 +53,8 @@ function* fields(bytes: Uint8Array): Generator<[number, WireType, Uint8Array | b
     const [no, type] = r.tag();
     if (type === WireType.Varint) yield [no, type, BigInt(r.int64())];
     else if (type === WireType.LengthDelimited) yield [no, type, r.bytes()];
-    else r.skip(type, no);
+    // These messages have varints and length-delimited fields only: nothing is skipped unread.
+    else throw new Error(`field ${no} has wire type ${type}`);
   }
 }
 

@@ -188,6 +188,9 @@ describe('TRON transactions (sign --tron-tx)', () => {
       { raw_data_hex: Buffer.from(wrongType).toString('hex') },
       /is type.googleapis.com\/protocol.TriggerSmartContract, not type.googleapis.com\/protocol.TransferContract/,
     ]);
+    // A field of another wire type (skipped unread by a lenient reader) is refused too.
+    const fixed = new Uint8Array([...one, ...new BinaryWriter().tag(14, WireType.Bit64).fixed64(7).finish()]);
+    cases.push([{ raw_data_hex: Buffer.from(fixed).toString('hex') }, /field 14 has wire type 1/]);
     for (const [tx, why] of cases) {
       let err: unknown;
       try {

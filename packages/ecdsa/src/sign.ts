@@ -378,7 +378,6 @@ function digestScalar(digest: Uint8Array): bigint {
   return Fn.create(bytesToNumberBE(digest));
 }
 
-/** The Groth–Shoup re-randomiser ρ, the same for every signer of the session. */
 /**
  * R' = R + ρ·G. ρ is public (a hash of the presignature's public statement, the tweak and the
  * digest), so its multiple is taken in variable time: about half the cost of the constant-time
@@ -388,6 +387,7 @@ function rerandomised(ps: Pick<Presignature, 'R'>, rho: bigint) {
   return pointFromBytes(ps.R, 'R').add(Point.BASE.multiplyUnsafe(rho));
 }
 
+/** The Groth–Shoup re-randomiser ρ, the same for every signer of the session. */
 function rerandomiser(
   ps: Pick<Presignature, 'keyId' | 'sigid' | 'signers' | 'R' | 'publicKey'>,
   tweak: bigint,
