@@ -1,0 +1,107 @@
+/**
+ * Reserving offline signatures (`Device.reserve`): the request to the cluster, then what it
+ * returns checked and stored — each slot's reservations opened against the key, for this device,
+ * key and epoch and with the caps asked for — in one write with the journal entry.
+ */
+import {
+  decodeMessage,
+  encodeMessage,
+  openReservation,
+  toHex,
+  type Allowance,
+  type ParticipantIdentity,
+  type WireTypes,
+} from '@tessera/core';
+import { DeviceError } from './errors.js';
+import type { Holdings } from './holdings.js';
+import { type AllowanceRequest, allowanceRequest } from './payments.js';
+import type { GatewayUrl } from './enrolment.js';
+import type { GatewayClient } from './gateway-client.js';
+import type { Journal } from './journal.js';
+import { type Slot, pad } from './offline-sign.js';
+import { DeviceStorage } from './storage.js';
+
+type WireAllowance = WireTypes['Allowance'];
+
+/** Whether a granted allowance has the caps asked for (its id is the co-signer's). */
+function sameCaps(granted: Allowance | null | undefined, asked: Allowance): boolean {
+  const key = (a: Allowance) => JSON.stringify([a.caps, a.perPayment]);
+  return !!granted && key(granted) === key(asked);
+}
+
+/** What reserving needs of its device. */
+export interface ReserveContext extends Pick<Holdings, 'key' | 'allowance'> {
+  readonly store: DeviceStorage;
+  readonly journal: Journal;
+  me(): ParticipantIdentity;
+  serial<T>(fn: () => Promise<T>): Promise<T>;
+  gateway(url: GatewayUrl): GatewayClient;
+}
+
+/**
+ * Asks the cluster at `url` for `req.count` slots on `req.keyId`, then checks what it returns and
+ * stores it with the journal entry in one write: any reservation for another device, key, epoch or
+ * caps refuses them all.
+ */
+export async function reserveSlots(
+  ctx: ReserveContext,
+  url: GatewayUrl,
+  req: { keyId: string; count: number; cosigners?: string[]; ttlMs?: number; caps?: AllowanceRequest },
+): Promise<{ added: number; allowance: number; errors: string[] }> {
+  const rec = await ctx.key(req.keyId);
+  const asked = allowanceRequest(req.caps);
+  const out = decodeMessage(
+    'DeviceReserved',
+    await ctx.gateway(url).call(
+      'reserve',
+      encodeMessage('DeviceReserve', {
+        keyId: req.keyId,
+        count: req.count,
+        cosigners: req.cosigners ?? [],
+        ttlMs: req.ttlMs ?? 0,
+        allowance: asked as WireAllowance,
+      }),
+      60_000,
+    ),
+  );
+  return ctx.serial(async () => {
+    const ops: { type: 'put'; key: string; value: Uint8Array }[] = [];
+    let seq = (await ctx.store.getJson<number>('seq')) ?? 0;
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const slot of out.slots) {
+      const rs = slot.reservations.map((env) => openReservation(rec.key, env));
+      if (
+        rs.length !== rec.key.threshold - 1 ||
+        rs.some((r) => r.device !== ctx.me().id || r.keyId !== req.keyId || r.epoch !== rec.epoch)
+      )
+        throw new DeviceError(
+          'RESERVATION_INVALID',
+          'the cluster returned a reservation for another device, key or epoch',
+        );
+      // The caps asked for are the caps granted (a co-signer grants them or refuses).
+      if (asked && rs.some((r) => !sameCaps(r.allowance, asked)))
+        throw new DeviceError('RESERVATION_INVALID', 'the cluster returned reservations with other caps than asked');
+      const expiresAt = Math.min(...rs.map((r) => r.expiresAt));
+      earliest = Math.min(earliest, expiresAt);
+      ops.push({
+        type: 'put',
+        key: `slot/${req.keyId}/${pad(++seq)}`,
+        value: DeviceStorage.json({
+          reservations: slot.reservations.map(toHex),
+          expiresAt,
+          epoch: rec.epoch,
+        } satisfies Slot),
+      });
+    }
+    ops.push({ type: 'put', key: 'seq', value: DeviceStorage.json(seq) });
+    await ctx.journal.append(
+      out.slots.length ? [{ kind: 'reserved', keyId: req.keyId, count: out.slots.length, expiresAt: earliest }] : [],
+      ops,
+    );
+    return {
+      added: out.slots.length,
+      allowance: await ctx.allowance(req.keyId),
+      errors: out.errors,
+    };
+  });
+}
