@@ -52,6 +52,8 @@ export async function deviceCluster(
     clock?: () => number;
     coordinatorClock?: () => number;
     maxReservations?: number;
+    /** The signers' most presignatures (and open sessions) per key. */
+    maxFreshPerKey?: number;
     /** The signers' `devices.maxCaps` policy. */
     maxCaps?: Record<string, string>;
     /** The signers' `devices.maxDeviceCaps` policy. */
@@ -80,6 +82,7 @@ export async function deviceCluster(
           },
         },
         ...(opts.clock ? { clock: opts.clock } : {}),
+        ...(opts.maxFreshPerKey ? { maxFreshPerKey: opts.maxFreshPerKey } : {}),
       }),
     );
   }

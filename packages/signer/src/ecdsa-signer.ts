@@ -57,6 +57,13 @@ export interface EcdsaSignerContext {
   readonly rng: Rng;
   /** Presignatures kept (and sessions open) per key at most. */
   readonly maxFresh: number;
+  readonly clock: () => number;
+  /**
+   * How long a presigning session may stay open between its steps, ms (default a minute). A
+   * session whose quorum broke off elsewhere (a peer refused step 1, the coordinator died) is
+   * dropped after it, so it stops counting against `maxFresh`; its id stays spent.
+   */
+  readonly sessionTtlMs?: number;
   readonly attempts: KeyedMutex;
   policy(): PolicyEngine;
   key(keyId: string): Promise<KeyShareRecord>;
@@ -97,7 +104,7 @@ function view(rec: KeyShareRecord): EcdsaKeyView {
 export class EcdsaSigner {
   readonly #ctx: EcdsaSignerContext;
   readonly #setups = new Map<string, { session: string; s: SetupSession; busy: boolean }>();
-  readonly #presigns = new Map<string, { s: PresignSession; epoch: number }>();
+  readonly #presigns = new Map<string, { s: PresignSession; epoch: number; at: number }>();
   /** Session ids whose step 1 is between its checks and its first message. */
   readonly #starting = new Set<string>();
 
@@ -215,8 +222,13 @@ export class EcdsaSigner {
         this.#starting.delete(id);
       }
     }
+    this.#expire(t.keyId);
     const open = this.#presigns.get(id);
-    if (!open) throw new SignerError('INVALID_STATE', `no presigning session ${toHex(t.session).slice(0, 16)}…`);
+    if (!open)
+      throw new SignerError(
+        'INVALID_STATE',
+        `no open presigning session ${toHex(t.session).slice(0, 16)}… (ended or expired)`,
+      );
     const { s, epoch } = open;
     try {
       if (t.step === 2) return { envelopes: s.step2(t.messages) };
@@ -259,6 +271,7 @@ export class EcdsaSigner {
         'POLICY_DENIED',
         `this node no longer presigns with ${banned.join(', ')} for key ${t.keyId}: a multiplication check failed (reshare it out of the key)`,
       );
+    this.#expire(t.keyId);
     const open = [...this.#presigns.keys()].filter((k) => k.startsWith(`${t.keyId}.`)).length;
     const fresh = await this.#ctx.ledger.countFresh(`${t.keyId}.`);
     if (open + fresh >= this.#ctx.maxFresh)
@@ -288,8 +301,15 @@ export class EcdsaSigner {
     if (await this.#ctx.store.get(mark))
       throw new SignerError('NONCE_REUSED', `presigning session ${toHex(t.session).slice(0, 16)}… was already used`);
     await this.#ctx.store.put(mark, utf8ToBytes(s.signers.join(',')), { sync: true });
-    this.#presigns.set(id, { s, epoch: rec.epoch });
+    this.#presigns.set(id, { s, epoch: rec.epoch, at: this.#ctx.clock() });
     return { envelopes: s.step1() };
+  }
+
+  /** Drops the presigning sessions of `keyId` open longer than the session lifetime. */
+  #expire(keyId: string): void {
+    const oldest = this.#ctx.clock() - (this.#ctx.sessionTtlMs ?? 60_000);
+    for (const [id, open] of this.#presigns)
+      if (id.startsWith(`${keyId}.`) && open.at < oldest) this.#presigns.delete(id);
   }
 
   /**

@@ -146,6 +146,7 @@ export class SignerEngine {
       store: opts.store,
       rng: this.#rng,
       maxFresh: this.#maxFresh,
+      clock: this.#clock,
       attempts: this.#attempts,
       policy: () => this.#policy,
       key: (keyId) => this.key(keyId),
