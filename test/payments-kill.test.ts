@@ -160,6 +160,79 @@ describe('offline payments with caps, with real processes', () => {
     });
   }, 120_000);
 
+  it('a fiat cap: operators sign prices (`prices sign`), `device reserve --fiat-cap`; the merchant reads dollars; after a kill -9 of the co-signer the payment that would pass $300.00 is refused', async () => {
+    const table = join(root, 'prices.json');
+    writeFileSync(table, JSON.stringify({ currency: 'USD', prices: { BTC: { per: '100000000', fiat: '9700000' } } }));
+    const usd = join(root, 'usd.json');
+    const signed = ok<{ signers: string[]; assets: string[] }>(
+      ...['prices', 'sign', '--in', table, '--approve-with', join(dir, 'operator.json'), '--out', usd],
+    );
+    expect(signed).toMatchObject({ assets: ['BTC'] });
+    expect(signed.signers).toHaveLength(1);
+    const reserve = [
+      'device',
+      'reserve',
+      '--device-dir',
+      phone,
+      '--dir',
+      dir,
+      '--key',
+      keyId,
+      '--cosigners',
+      'signer-1',
+    ];
+    // The unsigned table is not a signed snapshot; a cap in another currency than the snapshot's is refused by the co-signer.
+    expect(cli(...reserve, '--fiat-cap', 'USD=30000', '--prices', table).err).toMatch(/not a signed price snapshot/);
+    expect(cli(...reserve, '--fiat-cap', 'EUR=30000', '--prices', usd).err).toMatch(/\[POLICY_DENIED\]/);
+    ok(...reserve, '--count', '2', '--fiat-cap', 'USD=30000', '--fiat-per-payment', 'USD=20000', '--prices', usd);
+    const clone = join(root, 'clone-fiat');
+    cpSync(phone, clone, { recursive: true });
+    const sign = (deviceDir: string, name: string, amount: bigint) => {
+      const out = join(root, `${name}.bin`);
+      const f = psbtFile(name, amount, 0n);
+      return {
+        out,
+        r: cli(
+          'device',
+          'sign',
+          '--device-dir',
+          deviceDir,
+          '--key',
+          keyId,
+          '--psbt',
+          f.file,
+          '--offline',
+          '--out',
+          out,
+        ),
+      };
+    };
+    // 206,186 sat is $200.01 (a cent up): past the per-payment limit.
+    expect(sign(phone, 'fiat-big', 206_186n).r.err).toMatch(
+      /above the allowance's 20000 per payment \[OVER_ALLOWANCE\]/,
+    );
+    const fromPhone = sign(phone, 'fiat-a', 200_000n); // $194.00
+    expect(fromPhone.r.code).toBe(0);
+    ok('device', 'key-record', '--device-dir', phone, '--key', keyId, '--out', join(root, 'key.rec'));
+    expect(ok('check-package', '--key-record', join(root, 'key.rec'), '--package', fromPhone.out)).toMatchObject({
+      ok: true,
+      payment: { asset: 'BTC', amount: '200000' },
+    });
+    // The clone spends the first slot's copy on a payment it never delivers, then pays $106.70.
+    sign(clone, 'fiat-spent', 100n);
+    const fromClone = sign(clone, 'fiat-b', 110_000n);
+    expect(fromClone.r.code).toBe(0);
+    expect(ok<{ alreadyCompleted: boolean }>('submit', '--dir', dir, '--package', fromPhone.out).alreadyCompleted).toBe(
+      false,
+    );
+    const st = await cluster.healthy();
+    const pid = st.signers.find((x) => x.id === 'signer-1')?.pid as number;
+    process.kill(pid, 'SIGKILL');
+    await cluster.healthy(pid);
+    const refused = cli('submit', '--dir', dir, '--package', fromClone.out);
+    expect(refused.err).toMatch(/would pass the allowance's cap of 30000 \(19400 used\) \[OVER_ALLOWANCE\]/);
+  }, 120_000);
+
   it('afterwards every audit chain verifies', () => {
     expect(ok<{ ok: boolean }>('audit', 'verify', '--dir', dir).ok).toBe(true);
   });

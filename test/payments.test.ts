@@ -27,10 +27,10 @@ import {
   verifySignature,
 } from '@solana/kit';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fromHex } from '@tessera/core';
+import { ParticipantIdentity, approvePriceSnapshot, encodePriceSnapshot, fromHex } from '@tessera/core';
 import { checkPackage } from '@tessera/core/merchant';
 import { Device } from '@tessera/device';
-import { operators } from './authority.js';
+import { operator, operators } from './authority.js';
 import { cleanup, closers, deviceCluster, enrolled, tempDir, type Cluster } from './device-harness.js';
 import { solanaAddress, solanaTransfer } from './solana.js';
 
@@ -224,6 +224,109 @@ describe('offline payments with caps', () => {
     });
     expect(await refusal(() => c.coordinator.completePackage(p.bytes))).toBe('POLICY_DENIED');
     expect(await s1.ledger.countFresh('r.')).toBe(1);
+  });
+
+  it("a fiat cap valued with the operators' signed price snapshot: granted only with their signatures, fresh and within policy; the device, the merchant and the co-signer count dollars", async () => {
+    const c = await deviceCluster(3, { maxCaps: { '@fiat:USD': '30000', BTC: '1000000' } });
+    const ph = await phoneWithKey(c, 'phone-fiat');
+    const { device, info: key, own } = ph;
+    // $97,000.00 per bitcoin.
+    const table = (takenAt: number) =>
+      encodePriceSnapshot({
+        currency: 'USD',
+        takenAt,
+        prices: [{ asset: 'BTC', per: 100_000_000n, fiat: 9_700_000n }],
+      });
+    const snapshot = table(Date.now() - 60_000);
+    const signed = [approvePriceSnapshot(operator, snapshot)];
+    const fiat = (cap: bigint, prices = snapshot, approvals = signed) => ({
+      keyId: key.keyId,
+      count: 3,
+      cosigners: ['signer-1'],
+      caps: { fiat: { currency: 'USD', cap, perPayment: 20_000n, prices, approvals } },
+    });
+    // Unsigned, signed by someone the node does not pin, two days old, above the node's $300.00: refused.
+    expect(await refusal(() => device.reserve(c.url, fiat(30_000n, snapshot, [])))).toBe('POLICY_DENIED');
+    const rogue = ParticipantIdentity.generate('rogue-operator');
+    expect(
+      await refusal(() => device.reserve(c.url, fiat(30_000n, snapshot, [approvePriceSnapshot(rogue, snapshot)]))),
+    ).toBe('POLICY_DENIED');
+    const stale = table(Date.now() - 2 * 86_400_000);
+    expect(
+      await refusal(() => device.reserve(c.url, fiat(30_000n, stale, [approvePriceSnapshot(operator, stale)]))),
+    ).toBe('POLICY_DENIED');
+    expect(await refusal(() => device.reserve(c.url, fiat(30_001n)))).toBe('POLICY_DENIED');
+    expect(await device.reserve(c.url, fiat(30_000n))).toMatchObject({ added: 3 });
+
+    // 200,000 sat + 500 fee = $194.49 (a cent up); the per-payment limit is $200.00.
+    expect(await refusal(() => device.signOffline({ keyId: key.keyId, payment: pay(own, 206_186n, 0n) }))).toBe(
+      'OVER_ALLOWANCE',
+    );
+    const p = await device.signOffline({ keyId: key.keyId, payment: pay(own, 200_000n, 500n) });
+    expect((await checkPackage(await device.keyRecord(key.keyId), p.text)).payment).toEqual(p.payment);
+    // $105.51 left: 108,800 sat ($105.54) is past it, 108,700 ($105.44) fits.
+    expect(await refusal(() => device.signOffline({ keyId: key.keyId, payment: pay(own, 108_800n, 0n) }))).toBe(
+      'OVER_ALLOWANCE',
+    );
+    // A copy of the phone (the same reservations and totals) signs the remaining room too: the
+    // co-signer, counting every package it completes, lets only one of the two through.
+    await device.close();
+    const copyDir = tempDir();
+    cpSync(ph.dir, copyDir, { recursive: true });
+    const again = await Device.open({ location: ph.dir, storageKey: ph.key });
+    const clone = await Device.open({ location: copyDir, storageKey: ph.key });
+    closers.push(
+      () => again.close(),
+      () => clone.close(),
+    );
+    const q = await again.signOffline({ keyId: key.keyId, payment: pay(own, 108_700n, 0n) });
+    // The clone spends its copy of that slot on a payment it never delivers, then signs on the next.
+    await clone.signOffline({ keyId: key.keyId, payment: pay(own, 1_000n, 0n) });
+    const r = await clone.signOffline({ keyId: key.keyId, payment: pay(own, 50_000n, 0n) });
+    expect(await refusal(() => c.coordinator.completePackage(p.bytes))).toBe('ok');
+    expect(await refusal(() => c.coordinator.completePackage(r.bytes))).toBe('ok');
+    expect(await refusal(() => c.coordinator.completePackage(q.bytes))).toBe('OVER_ALLOWANCE');
+    // The refused one spent nothing: one of the three reserved nonces is still fresh.
+    expect(await c.signer('signer-1').ledger.countFresh('r.')).toBe(1);
+    // What completed is a BIP 340 signature over the payment's own signature hash.
+    const done = await again.sync(c.url);
+    const sig = done.completed.find((x) => x.packageId === p.packageId) as { signature: string; message: string };
+    expect(schnorr.verify(fromHex(sig.signature), fromHex(sig.message), fromHex(key.publicKey))).toBe(true);
+    expect(done.failed.map((x) => x.packageId)).toEqual([q.packageId]);
+  });
+
+  it('a co-signer that signs another price table into the allowance than the one asked for: the device keeps none of the reservations', async () => {
+    const c = await deviceCluster(3);
+    const { device, info: key } = await phoneWithKey(c, 'phone-prices');
+    const table = (fiat: bigint) =>
+      encodePriceSnapshot({
+        currency: 'USD',
+        takenAt: Date.now() - 60_000,
+        prices: [{ asset: 'BTC', per: 100_000_000n, fiat }],
+      });
+    const fiat = (prices: Uint8Array) => ({
+      currency: 'USD',
+      cap: '30000',
+      perPayment: '',
+      prices,
+      approvals: [approvePriceSnapshot(operator, prices)],
+    });
+    const asked = table(9_700_000n);
+    // Genuine reservations of signer-1, but for bitcoin at $1.00: handed back for the device's request.
+    const cheap = await c.signer('signer-1').reserve(key.keyId, 'phone-prices', 1, 3_600_000, {
+      allowanceId: new Uint8Array(0),
+      caps: [],
+      perPayment: [],
+      fiat: fiat(table(100n)),
+    });
+    c.tamper.set('signer-1', (r) => ({ ...r, reservations: { envelopes: cheap } }));
+    const req = { keyId: key.keyId, count: 1, cosigners: ['signer-1'] };
+    const f = fiat(asked);
+    const caps = { fiat: { currency: 'USD', cap: 30_000n, prices: f.prices, approvals: f.approvals } };
+    expect(await refusal(() => device.reserve(c.url, { ...req, caps }))).toBe('RESERVATION_INVALID');
+    expect((await device.status()).keys.find((k) => k.keyId === key.keyId)?.allowance).toBe(0);
+    c.tamper.delete('signer-1');
+    expect((await device.reserve(c.url, { ...req, caps })).added).toBe(1);
   });
 
   for (const order of ['first, second', 'second, first'] as const)

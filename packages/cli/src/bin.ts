@@ -16,6 +16,7 @@ import { registerDeviceCommands } from './program/device.js';
 import { registerDeviceRecordCommands } from './program/device-records.js';
 import { registerDeviceOpsCommands } from './program/device-ops.js';
 import { registerKekCommands } from './program/kek.js';
+import { registerPricesCommands } from './program/prices.js';
 import { registerServeCommands } from './program/serve.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
@@ -32,6 +33,7 @@ const device = registerDeviceCommands(program);
 registerDeviceRecordCommands(device);
 registerDeviceOpsCommands(program, device);
 registerKekCommands(program);
+registerPricesCommands(program);
 registerServeCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -9,12 +9,28 @@
  */
 import { randomBytes } from '@noble/hashes/utils.js';
 import { ErrorCode, InvalidArgumentError, ProtocolError } from './errors.js';
-import type { PaymentTx, TypedPayment } from './payment.js';
+import type { PaymentTx } from './payment.js';
 
 export interface AssetAmount {
   readonly asset: string;
   /** Base units, a decimal string. */
   readonly amount: string;
+}
+
+/**
+ * `tessera.v1.FiatCap`: a cap over every asset the snapshot prices, in minor units of its
+ * currency (./prices.ts values payments; ./allowance-charge.ts counts them).
+ */
+export interface FiatCap {
+  readonly currency: string;
+  /** Minor units, a decimal string. */
+  readonly cap: string;
+  /** One payment's most, minor units ('' : up to the cap). */
+  readonly perPayment: string;
+  /** An encoded `PriceSnapshot`, exactly as the operators signed it. */
+  readonly prices: Uint8Array;
+  /** In a request only: the operators' PRICE_SNAPSHOT signatures (a grant drops them). */
+  readonly approvals: readonly Uint8Array[];
 }
 
 /** `tessera.v1.Allowance`. */
@@ -23,6 +39,8 @@ export interface Allowance {
   readonly allowanceId: Uint8Array;
   readonly caps: readonly AssetAmount[];
   readonly perPayment: readonly AssetAmount[];
+  /** A fiat cap (absent: none). */
+  readonly fiat?: FiatCap | null;
 }
 
 export const ALLOWANCE_ID_BYTES = 16;
@@ -32,7 +50,20 @@ const MAX_ASSETS = 16;
 
 /** Whether `a` caps anything (an absent or empty allowance lets the device sign any message). */
 export function hasCaps(a: Allowance | null | undefined): a is Allowance {
-  return !!a && a.caps.length > 0;
+  return !!a && (a.caps.length > 0 || !!a.fiat);
+}
+
+/** The name a running total of fiat charges is kept under, beside the assets' (no asset name starts with '@'). */
+export function fiatTotalName(currency: string): string {
+  return `@fiat:${currency}`;
+}
+
+/**
+ * Every total `a` caps: its asset caps, and its fiat cap under {@link fiatTotalName} (how a
+ * co-signer's policy limits name it, e.g. `maxCaps: { "@fiat:USD": "50000" }`).
+ */
+export function capEntries(a: Allowance): AssetAmount[] {
+  return [...a.caps, ...(a.fiat ? [{ asset: fiatTotalName(a.fiat.currency), amount: a.fiat.cap }] : [])];
 }
 
 /** The amount of `asset` in `list`, or undefined. */
@@ -68,38 +99,33 @@ export function validateAllowance(a: Allowance, opts: { request?: boolean } = {}
   for (const e of a.perPayment)
     if (amountOf(a.caps, e.asset) === undefined)
       throw new InvalidArgumentError(`allowance: a per-payment limit for ${e.asset}, which has no cap`);
+  const f = a.fiat;
+  if (f) {
+    if (typeof f.currency !== 'string' || !/^[A-Z]{3}$/.test(f.currency))
+      throw new InvalidArgumentError('allowance: the fiat currency must be an ISO 4217 code such as USD');
+    if (typeof f.cap !== 'string' || !AMOUNT.test(f.cap))
+      throw new InvalidArgumentError('allowance: the fiat cap must be a decimal integer of minor units');
+    if (typeof f.perPayment !== 'string' || (f.perPayment !== '' && !AMOUNT.test(f.perPayment)))
+      throw new InvalidArgumentError('allowance: the fiat per-payment limit must be a decimal integer of minor units');
+    if (!(f.prices instanceof Uint8Array) || f.prices.length === 0)
+      throw new InvalidArgumentError('allowance: a fiat cap needs the price snapshot it is valued with');
+    if (!opts.request && f.approvals.length > 0)
+      throw new InvalidArgumentError('allowance: a granted fiat cap carries no approvals');
+  }
 }
 
-/** A granted allowance from a request: a fresh id, the caps as asked. */
+/** A granted allowance from a request: a fresh id, the caps as asked (a fiat cap without its approvals). */
 export function grantAllowance(request: Allowance, rng: (n: number) => Uint8Array = randomBytes): Allowance {
   validateAllowance(request, { request: true });
-  return { allowanceId: rng(ALLOWANCE_ID_BYTES), caps: request.caps, perPayment: request.perPayment };
-}
-
-/**
- * Throws OVER_ALLOWANCE unless `payment` fits `a` after `spent` (what earlier packages of the
- * allowance already used, in the payment's asset): its asset is capped, amount + fee is at most
- * the per-payment limit, and spent + amount + fee is at most the cap. Returns the new total.
- */
-export function chargeAllowance(a: Allowance, payment: TypedPayment, spent = 0n, culprits: string[] = []): bigint {
-  const total = payment.amount + payment.fee;
-  const cap = amountOf(a.caps, payment.asset);
-  if (cap === undefined)
-    throw new ProtocolError(ErrorCode.OVER_ALLOWANCE, `the allowance does not cover ${payment.asset}`, culprits);
-  const per = amountOf(a.perPayment, payment.asset);
-  if (per !== undefined && total > per)
-    throw new ProtocolError(
-      ErrorCode.OVER_ALLOWANCE,
-      `a payment of ${total} ${payment.asset} (fee included) is above the allowance's ${per} per payment`,
-      culprits,
-    );
-  if (spent + total > cap)
-    throw new ProtocolError(
-      ErrorCode.OVER_ALLOWANCE,
-      `${total} ${payment.asset} more would pass the allowance's cap of ${cap} (${spent} used)`,
-      culprits,
-    );
-  return spent + total;
+  const f = request.fiat;
+  return {
+    allowanceId: rng(ALLOWANCE_ID_BYTES),
+    caps: request.caps,
+    perPayment: request.perPayment,
+    ...(f
+      ? { fiat: { currency: f.currency, cap: f.cap, perPayment: f.perPayment, prices: f.prices, approvals: [] } }
+      : {}),
+  };
 }
 
 /**

@@ -21,6 +21,7 @@ export * from './records.js';
 export * from './intent.js';
 export * from './offline.js';
 export * from './allowance.js';
+export * from './prices.js';
 export * from './payment.js';
 export * from './payment-chains.js';
 export * from './package-payment.js';

@@ -72,18 +72,29 @@ export function encodeReservation(r: Reservation): Uint8Array {
 
 /** An allowance as the codec writes it: absent when there is none. */
 function wireAllowance(a: Allowance | null | undefined): WireAllowance {
-  return (a ? { allowanceId: a.allowanceId, caps: [...a.caps], perPayment: [...a.perPayment] } : null) as WireAllowance;
+  if (!a) return null as unknown as WireAllowance;
+  const f = a.fiat;
+  return {
+    allowanceId: a.allowanceId,
+    caps: [...a.caps],
+    perPayment: [...a.perPayment],
+    fiat: f
+      ? { currency: f.currency, cap: f.cap, perPayment: f.perPayment, prices: f.prices, approvals: [...f.approvals] }
+      : null,
+  } as WireAllowance;
 }
 
 /** An allowance as read (null when absent), its shape checked. */
 function readAllowance(a: WireAllowance | null): Allowance | null {
   if (!a) return null;
+  const { fiat, ...rest } = a;
+  const read: Allowance = fiat ? { ...rest, fiat } : rest;
   try {
-    validateAllowance(a);
+    validateAllowance(read);
   } catch (e) {
     throw new DecodeError(`reservation allowance: ${(e as Error).message}`);
   }
-  return a;
+  return read;
 }
 
 /** The co-signer side: signs a reservation; returns the RESERVATION envelope. */

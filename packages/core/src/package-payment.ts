@@ -13,13 +13,14 @@
  * Its own module (imports the chains' libraries): the SDK and the merchant's check import it
  * when a package with a payment or an allowance first comes along.
  */
-import { type Allowance, chargeAllowance, hasCaps, requirePayment } from './allowance.js';
+import { type Allowance, hasCaps, requirePayment } from './allowance.js';
+import { chargeAllowance } from './allowance-charge.js';
 import { equalBytes } from './bytes.js';
 import { ErrorCode, ProtocolError } from './errors.js';
 import { type PaymentTx, type ReadPayment, readPayment } from './payment.js';
 import { chainFits } from './payment-chains.js';
 
-export { readPayment };
+export { chargeAllowance, readPayment };
 import type { SuiteId } from './suite-ids.js';
 
 /** Applies the rules to `p`; returns its payment as read, if it carries one. */
@@ -56,6 +57,16 @@ export function checkPackagePayment(p: {
       "the package's message is not what its transaction signs (input's signature hash)",
       [p.device],
     );
-  for (const c of capped) if (c.allowance) chargeAllowance(c.allowance, read.payment, 0n, [p.device]);
+  for (const c of capped)
+    if (c.allowance) {
+      try {
+        chargeAllowance(c.allowance, read.payment, () => 0n, [p.device]);
+      } catch (e) {
+        // A snapshot the co-signer signed but nobody can read is the co-signer's fault, not a payment's.
+        if ((e as { code?: string }).code === ErrorCode.DECODE)
+          throw new ProtocolError(ErrorCode.OVER_ALLOWANCE, (e as Error).message, [c.signer]);
+        throw e;
+      }
+    }
   return read;
 }

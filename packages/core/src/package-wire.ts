@@ -48,11 +48,20 @@ export interface LiteAssetAmount {
   asset: string;
   amount: string;
 }
+/** `tessera.v1.FiatCap`. */
+export interface LiteFiatCap {
+  currency: string;
+  cap: string;
+  perPayment: string;
+  prices: Uint8Array;
+  approvals: Uint8Array[];
+}
 /** `tessera.v1.Allowance`. */
 export interface LiteAllowance {
   allowanceId: Uint8Array;
   caps: LiteAssetAmount[];
   perPayment: LiteAssetAmount[];
+  fiat: LiteFiatCap | null;
 }
 /** `tessera.v1.Payment`. */
 export interface LitePayment {
@@ -197,13 +206,30 @@ function readAssetAmount(r: Reader): LiteAssetAmount {
   return a;
 }
 
+function readFiatCap(r: Reader, into: LiteFiatCap | null): LiteFiatCap {
+  const f = into ?? { currency: '', cap: '', perPayment: '', prices: NONE, approvals: [] };
+  sub(r, (end) =>
+    readFields(r, end, (no) => {
+      if (no === 1) f.currency = r.string();
+      else if (no === 2) f.cap = r.string();
+      else if (no === 3) f.perPayment = r.string();
+      else if (no === 4) f.prices = r.bytes();
+      else if (no === 5) f.approvals.push(r.bytes());
+      else return false;
+      return true;
+    }),
+  );
+  return f;
+}
+
 function readAllowance(r: Reader, into: LiteAllowance | null): LiteAllowance {
-  const a = into ?? { allowanceId: NONE, caps: [], perPayment: [] };
+  const a = into ?? { allowanceId: NONE, caps: [], perPayment: [], fiat: null };
   sub(r, (end) =>
     readFields(r, end, (no) => {
       if (no === 1) a.allowanceId = r.bytes();
       else if (no === 2) a.caps.push(readAssetAmount(r));
       else if (no === 3) a.perPayment.push(readAssetAmount(r));
+      else if (no === 4) a.fiat = readFiatCap(r, a.fiat);
       else return false;
       return true;
     }),
@@ -355,6 +381,15 @@ function putAllowance(w: Writer, no: number, a: LiteAllowance | null): void {
             putString(x, 1, e.asset);
             putString(x, 2, e.amount);
           });
+      const f = a.fiat;
+      if (f)
+        putMessage(m, 4, (x) => {
+          putString(x, 1, f.currency);
+          putString(x, 2, f.cap);
+          putString(x, 3, f.perPayment);
+          putBytes(x, 4, f.prices);
+          for (const e of f.approvals) x.tag(5, LEN).bytes(e);
+        });
     });
 }
 function putHeader(w: Writer, no: number, h: LiteHeader | null): void {

@@ -94,7 +94,12 @@ const list = <T>(a: fc.Arbitrary<T>, maxLength = 5): fc.Arbitrary<T[]> => fc.arr
 /** An absent sub-message (null) or one: the wire types call it present, the codec takes both. */
 const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: null }) as unknown as fc.Arbitrary<T>;
 const assetAmount = fc.record({ asset: str, amount: str });
-const allowance = fc.record({ allowanceId: bytes(), caps: list(assetAmount), perPayment: list(assetAmount) });
+const allowance = fc.record({
+  allowanceId: bytes(),
+  caps: list(assetAmount),
+  perPayment: list(assetAmount),
+  fiat: fc.record({ currency: str, cap: str, perPayment: str, prices: bytes(), approvals: list(bytes()) }),
+});
 const payment = fc.record({ chain: str, tx: bytes(200), input: u32 });
 
 const keyPublic: fc.Arbitrary<WireTypes['KeyPublic']> = fc.record({

@@ -185,6 +185,16 @@ const allowance = fc.option(
     allowanceId: bytes,
     caps: fc.array(assetAmount, { maxLength: 3 }),
     perPayment: fc.array(assetAmount, { maxLength: 3 }),
+    fiat: fc.option(
+      fc.record({
+        currency: text,
+        cap: text,
+        perPayment: text,
+        prices: bytes,
+        approvals: fc.array(bytes, { maxLength: 2 }),
+      }),
+      { nil: null },
+    ),
   }),
   { nil: null },
 );

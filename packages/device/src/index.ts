@@ -27,7 +27,7 @@ export {
 } from './transport.js';
 export { webCryptoKeyProvider, type KeyProvider, type StorageKey } from './store-key.js';
 export type { IntegrityVerdict, RiskRules } from './risk.js';
-export type { AllowanceRequest } from './payments.js';
+export type { AllowanceRequest, FiatCapRequest } from './payments.js';
 export type { PaymentTx, TypedPayment } from '@tessera/core';
 export type { JournalEntry, JournalEvent, JournalKind } from './journal.js';
 export type { ClusterComparison, ClusterRecord, ReconciliationReport } from './reconcile.js';

@@ -8,13 +8,12 @@ import {
   type PaymentTx,
   type SignedReservation,
   type SuiteId,
-  chargeAllowance,
   equalBytes,
   hasCaps,
   requirePayment,
   toHex,
 } from '@tessera/core';
-import { checkPackagePayment, readPayment } from '@tessera/core/package-payment';
+import { chargeAllowance, checkPackagePayment, readPayment } from '@tessera/core/package-payment';
 import { DeviceError } from './errors.js';
 import type { PaymentPlan } from './payments.js';
 import { DeviceStorage } from './storage.js';
@@ -58,8 +57,10 @@ export async function plan(
     seen.add(id);
     const key = `allowance/${id}`;
     const totals = (await store.getJson<Totals>(key)) ?? {};
-    const next = chargeAllowance(a, read.payment, BigInt(totals[read.payment.asset] ?? '0'), [device]);
-    ops.push({ type: 'put', key, value: DeviceStorage.json({ ...totals, [read.payment.asset]: next.toString() }) });
+    // Every total it counts against (the asset's, a fiat cap's under '@fiat:<currency>').
+    const next = chargeAllowance(a, read.payment, (name) => BigInt(totals[name] ?? '0'), [device]);
+    for (const [name, total] of Object.entries(next)) totals[name] = total.toString();
+    ops.push({ type: 'put', key, value: DeviceStorage.json(totals) });
   }
   return { message: read.message, payment: read.payment, ops };
 }

@@ -13,12 +13,29 @@ import type { Allowance, PaymentTx, SignedReservation, SuiteId, TypedPayment } f
 import { DeviceError } from './errors.js';
 import type { DeviceStorage } from './storage.js';
 
-/** An allowance as an app asks for it: per asset, base units. */
+/**
+ * A fiat cap as an app asks for it: minor units of `currency`, valued with a price snapshot the
+ * operators signed (`prices`: its exact bytes; `approvals`: their PRICE_SNAPSHOT signatures; the
+ * co-signers check both and keep the snapshot in the allowance they sign).
+ */
+export interface FiatCapRequest {
+  currency: string;
+  /** The total, e.g. `50_000n` for $500.00. */
+  cap: bigint | number | string;
+  /** One payment's most (optional). */
+  perPayment?: bigint | number | string;
+  prices: Uint8Array;
+  approvals: readonly Uint8Array[];
+}
+
+/** An allowance as an app asks for it: per asset in base units, and/or in a fiat currency. */
 export interface AllowanceRequest {
   /** The total the device may pay per asset (amount + fee), e.g. `{ BTC: 50_000n }`. */
-  caps: Record<string, bigint | number | string>;
+  caps?: Record<string, bigint | number | string>;
   /** One payment's most, per asset (optional; at most the cap). */
   perPayment?: Record<string, bigint | number | string>;
+  /** A cap over every asset the snapshot prices. */
+  fiat?: FiatCapRequest;
 }
 
 /** The wire form of a request (the co-signers choose the id). */
@@ -28,8 +45,24 @@ export function allowanceRequest(r: AllowanceRequest | undefined): Allowance | n
     Object.entries(m ?? {})
       .map(([asset, v]) => ({ asset, amount: BigInt(v).toString() }))
       .sort((a, b) => (a.asset < b.asset ? -1 : a.asset > b.asset ? 1 : 0));
-  const a = { allowanceId: new Uint8Array(0), caps: list(r.caps), perPayment: list(r.perPayment) };
-  if (!a.caps.length) throw new DeviceError('INVALID_ARGUMENT', 'an allowance needs at least one cap');
+  const f = r.fiat;
+  const a: Allowance = {
+    allowanceId: new Uint8Array(0),
+    caps: list(r.caps),
+    perPayment: list(r.perPayment),
+    ...(f
+      ? {
+          fiat: {
+            currency: f.currency,
+            cap: BigInt(f.cap).toString(),
+            perPayment: f.perPayment === undefined ? '' : BigInt(f.perPayment).toString(),
+            prices: f.prices,
+            approvals: [...f.approvals],
+          },
+        }
+      : {}),
+  };
+  if (!a.caps.length && !a.fiat) throw new DeviceError('INVALID_ARGUMENT', 'an allowance needs at least one cap');
   return a;
 }
 
@@ -54,7 +87,7 @@ export async function planPayment(
   reservations: readonly SignedReservation[],
   req: { message?: Uint8Array; payment?: PaymentTx },
 ): Promise<PaymentPlan> {
-  if (!req.payment && !reservations.some((r) => r.allowance?.caps.length)) {
+  if (!req.payment && !reservations.some((r) => r.allowance?.caps.length || r.allowance?.fiat)) {
     if (!(req.message instanceof Uint8Array))
       throw new DeviceError('INVALID_ARGUMENT', 'a package signs a message or pays a transaction');
     return { message: req.message, payment: undefined, ops: [] };

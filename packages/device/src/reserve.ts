@@ -23,9 +23,17 @@ import { DeviceStorage } from './storage.js';
 
 type WireAllowance = WireTypes['Allowance'];
 
-/** Whether a granted allowance has the caps asked for (its id is the co-signer's). */
+/**
+ * Whether a granted allowance has the caps asked for (its id is the co-signer's; a fiat cap the
+ * same amounts valued with the same price snapshot, its signatures dropped).
+ */
 function sameCaps(granted: Allowance | null | undefined, asked: Allowance): boolean {
-  const key = (a: Allowance) => JSON.stringify([a.caps, a.perPayment]);
+  const key = (a: Allowance) =>
+    JSON.stringify([
+      a.caps,
+      a.perPayment,
+      a.fiat ? [a.fiat.currency, a.fiat.cap, a.fiat.perPayment, toHex(a.fiat.prices)] : null,
+    ]);
   return !!granted && key(granted) === key(asked);
 }
 

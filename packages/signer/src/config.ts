@@ -72,6 +72,7 @@ export const SignerConfigSchema = z.object({
           /** Most a device may be allowed to pay per asset (base units, decimal strings); set: caps required. */
           maxCaps: z.record(z.string().min(1).max(64), z.string().regex(/^(0|[1-9][0-9]{0,77})$/)).optional(),
           /** Most a device may hold in unspent caps on this node, over all its allowances, per asset; set: caps required. */
+          maxPriceAgeMs: z.number().int().positive().optional(),
           maxDeviceCaps: z.record(z.string().min(1).max(64), z.string().regex(/^(0|[1-9][0-9]{0,77})$/)).optional(),
           /** Payees no device pays through this node; the only payees devices pay (addresses as payments read them). */
           denyTo: z.array(z.string().min(1).max(200)).max(100_000).optional(),

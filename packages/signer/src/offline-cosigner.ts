@@ -9,8 +9,10 @@ import {
   PayloadKind,
   RESERVATION_NONCE_ID_BYTES,
   type Allowance,
+  capEntries,
   chargeAllowance,
   checkPackagePayment,
+  checkPriceSnapshot,
   grantAllowance,
   hasCaps,
   validateAllowance,
@@ -37,6 +39,8 @@ import { deviceSegment } from './lifecycle-store.js';
 import { DEVICE_POLICY_DEFAULTS, type Policy } from './policy.js';
 import type { SignerEvent } from './engine.js';
 import type { SpentCharge, SpentReservations } from './spent.js';
+
+const DAY_MS = 24 * 3600_000;
 
 /** What offline co-signing needs of its signer engine. */
 export interface OfflineCosignerContext {
@@ -81,14 +85,14 @@ export class OfflineCosigner {
       const name = `${deviceSegment(device)}/${id}`;
       const raw = await this.#ctx.store.get(`allowance/${name}`);
       const totals = raw ? (JSON.parse(new TextDecoder().decode(raw)) as Record<string, string>) : {};
-      for (const c of a.caps) {
+      for (const c of capEntries(a)) {
         const stored = BigInt(totals[c.asset] ?? '0');
         const journalled = this.#ctx.spent?.charged(name, c.asset) ?? 0n;
         const left = BigInt(c.amount) - (stored > journalled ? stored : journalled);
         if (left > 0n) held.set(c.asset, (held.get(c.asset) ?? 0n) + left);
       }
     }
-    for (const c of asked.caps) {
+    for (const c of capEntries(asked)) {
       const total = (held.get(c.asset) ?? 0n) + BigInt(c.amount);
       const limit = Object.hasOwn(most, c.asset) ? most[c.asset] : undefined;
       if (limit === undefined || total > BigInt(limit))
@@ -105,10 +109,13 @@ export class OfflineCosigner {
 
   /**
    * The allowance this node signs into a reserve call's reservations: the caps asked for, with a
-   * fresh id of its own, within the policy's `maxCaps` (which, when set, requires caps).
+   * fresh id of its own, within the policy's `maxCaps` (which, when set, requires caps). A fiat
+   * cap needs a price snapshot that M of the pinned operators signed, at most
+   * `devices.maxPriceAgeMs` old (default a day); the grant keeps the snapshot, not the signatures.
    */
   #grant(asked: Allowance | null | undefined): Allowance | null {
-    const { maxCaps: max, maxDeviceCaps } = this.#devicePolicy();
+    const dp = this.#devicePolicy();
+    const { maxCaps: max, maxDeviceCaps } = dp;
     if (!hasCaps(asked)) {
       if (max || maxDeviceCaps)
         throw new SignerError(
@@ -122,8 +129,22 @@ export class OfflineCosigner {
     } catch (e) {
       throw new SignerError('INVALID_ARGUMENT', (e as Error).message);
     }
+    if (asked.fiat)
+      try {
+        checkPriceSnapshot(asked.fiat.prices, asked.fiat.approvals, {
+          operators: this.#ctx.policy().operators,
+          currency: asked.fiat.currency,
+          now: this.#ctx.clock(),
+          maxAgeMs: dp.maxPriceAgeMs ?? DAY_MS,
+        });
+      } catch (e) {
+        throw new SignerError(
+          (e as { code?: string }).code === 'DECODE' ? 'INVALID_ARGUMENT' : 'POLICY_DENIED',
+          (e as Error).message,
+        );
+      }
     if (max)
-      for (const c of asked.caps) {
+      for (const c of capEntries(asked)) {
         const most = Object.hasOwn(max, c.asset) ? max[c.asset] : undefined;
         if (most === undefined || BigInt(c.amount) > BigInt(most))
           throw new SignerError(
@@ -249,7 +270,9 @@ export class OfflineCosigner {
         ...(allowance
           ? {
               allowance: toHex(allowance.allowanceId),
-              caps: allowance.caps.map((c) => `${c.amount} ${c.asset}`).join(', '),
+              caps: capEntries(allowance)
+                .map((c) => `${c.amount} ${c.asset}`)
+                .join(', '),
             }
           : {}),
       },
@@ -338,7 +361,7 @@ export class OfflineCosigner {
       if (
         max &&
         (!hasCaps(own.allowance) ||
-          own.allowance.caps.some(
+          capEntries(own.allowance).some(
             (c) => !Object.hasOwn(max, c.asset) || BigInt(c.amount) > BigInt(max[c.asset] as string),
           ))
       )
@@ -355,7 +378,7 @@ export class OfflineCosigner {
       const allowanceName = capped ? `${deviceSegment(pkg.device)}/${toHex(capped.allowanceId)}` : undefined;
       const totalsKey = allowanceName ? `allowance/${allowanceName}` : undefined;
       /** What this completion charged (journalled with the use). */
-      let charged: SpentCharge | undefined;
+      let charged: SpentCharge[] = [];
       let totals: Record<string, string> = {};
       // Cached unless this call's produce() runs: concurrent deliveries that lose the ledger's
       // per-nonce lock get the stored share and must not be counted as fresh completions.
@@ -370,13 +393,20 @@ export class OfflineCosigner {
               const raw = await this.#ctx.store.get(totalsKey as string);
               totals = raw ? (JSON.parse(new TextDecoder().decode(raw)) as Record<string, string>) : {};
               const p = (paid as NonNullable<typeof paid>).payment;
-              // The stored total, or the journal's sum if a damaged store lost some of it.
-              const stored = BigInt(totals[p.asset] ?? '0');
-              const journalled = this.#ctx.spent?.charged(allowanceName as string, p.asset, ledgerId) ?? 0n;
-              const before = stored > journalled ? stored : journalled;
+              // Each stored total (an asset's, the fiat cap's), or the journal's sum if a damaged
+              // store lost some of it.
+              const before = (name: string) => {
+                const stored = BigInt(totals[name] ?? '0');
+                const journalled = this.#ctx.spent?.charged(allowanceName as string, name, ledgerId) ?? 0n;
+                return stored > journalled ? stored : journalled;
+              };
               const next = chargeAllowance(capped, p, before, [pkg.device]);
-              charged = { allowance: allowanceName as string, asset: p.asset, amount: next - before };
-              totals = { ...totals, [p.asset]: next.toString() };
+              charged = Object.entries(next).map(([name, total]) => ({
+                allowance: allowanceName as string,
+                asset: name,
+                amount: total - before(name),
+              }));
+              totals = { ...totals, ...Object.fromEntries(Object.entries(next).map(([n, t]) => [n, t.toString()])) };
             },
             commit: (ops: readonly BatchOp[]) =>
               this.#ctx.store.batch(

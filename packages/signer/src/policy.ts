@@ -60,6 +60,12 @@ export interface DevicePolicy {
    */
   readonly maxCaps?: Readonly<Record<string, string>>;
   /**
+   * Oldest operator-signed price snapshot this node values a fiat cap with, at reserve time, ms
+   * (default a day). A fiat cap is limited like an asset's under `@fiat:<currency>` in `maxCaps`
+   * and `maxDeviceCaps` (e.g. `{ "@fiat:USD": "50000" }`: $500.00).
+   */
+  readonly maxPriceAgeMs?: number;
+  /**
    * The most one device may hold in unspent caps on this node, per asset, over all its allowances
    * that still have an unused, unexpired reservation here (each allowance's cap minus what this
    * node has counted against it), including the one being granted. Set: every reservation must

@@ -7,11 +7,13 @@
  * reservations are kept across links, so their use is also written here, before the share is
  * released, and checked on every completion.
  *
- * A use on a capped reservation also records what it charged to its allowance, so the running
- * total cannot fall back either: the co-signer counts the larger of its stored total and the
- * journal's sum for that allowance.
+ * A use on a capped reservation also records what it charged to its allowance (an asset's total,
+ * a fiat cap's under `@fiat:<currency>`), so the running totals cannot fall back either: the
+ * co-signer counts the larger of its stored total and the journal's sum for that allowance.
  *
- * Format: one line per use, `<ledger id> <package digest hex>[ <allowance>:<asset>=<amount>]\n`.
+ * Format: one line per use, `<ledger id> <package digest hex>[( +<allowance>:<name>=<amount>)+ ;]\n`
+ * (the first version wrote at most one charge, without `+` and `;`; such lines are still read). A
+ * line is read only whole, so a torn last line (a crash mid-append) cannot count part of its charges.
  * A torn last line (a crash mid-append) is ignored: nothing was released for it.
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
@@ -27,18 +29,19 @@ export interface SpentReservations {
   /** The package digest a reservation was used for, if it was. */
   get(ledgerId: string): string | undefined;
   /** Records a use durably (fsync) before the caller releases anything. */
-  add(ledgerId: string, digestHex: string, charge?: SpentCharge): Promise<void>;
+  add(ledgerId: string, digestHex: string, charges?: readonly SpentCharge[]): Promise<void>;
   /** The sum charged to `allowance` in `asset` by every recorded use but `except`'s. */
   charged(allowance: string, asset: string, except?: string): bigint;
 }
 
-const LINE =
-  /^(r\.[A-Za-z0-9._-]+) ([0-9a-f]{64})(?: ([A-Za-z0-9._/-]{1,200}):([A-Za-z0-9][A-Za-z0-9:._-]{0,63})=(0|[1-9][0-9]{0,77}))?$/;
+const CHARGE = '([A-Za-z0-9._/-]{1,200}):([A-Za-z0-9@][A-Za-z0-9:._-]{0,63})=(0|[1-9][0-9]{0,77})';
+const LINE = new RegExp(`^(r\\.[A-Za-z0-9._-]+) ([0-9a-f]{64})(?:((?: \\+${CHARGE})+) ;| ${CHARGE})?$`);
+const CHARGES = new RegExp(` \\+${CHARGE}`, 'g');
 
 export class SpentJournal implements SpentReservations {
   readonly #spent = new Map<string, string>();
   /** Per ledger id, what its (first) use charged. */
-  readonly #charges = new Map<string, SpentCharge>();
+  readonly #charges = new Map<string, readonly SpentCharge[]>();
   readonly #fd: number;
 
   private constructor(fd: number) {
@@ -53,16 +56,25 @@ export class SpentJournal implements SpentReservations {
       if (!m) continue;
       const id = m[1] as string;
       j.#spent.set(id, m[2] as string);
-      if (m[3] && !j.#charges.has(id))
-        j.#charges.set(id, { allowance: m[3], asset: m[4] as string, amount: BigInt(m[5] as string) });
+      if (j.#charges.has(id)) continue;
+      const read = m[3] ? [...m[3].matchAll(CHARGES)].map((c) => c.slice(1, 4)) : m[7] ? [m.slice(7, 10)] : [];
+      if (read.length)
+        j.#charges.set(
+          id,
+          read.map(([allowance, asset, amount]) => ({
+            allowance: allowance as string,
+            asset: asset as string,
+            amount: BigInt(amount as string),
+          })),
+        );
     }
     return j;
   }
 
   charged(allowance: string, asset: string, except?: string): bigint {
     let sum = 0n;
-    for (const [id, c] of this.#charges)
-      if (id !== except && c.allowance === allowance && c.asset === asset) sum += c.amount;
+    for (const [id, list] of this.#charges)
+      if (id !== except) for (const c of list) if (c.allowance === allowance && c.asset === asset) sum += c.amount;
     return sum;
   }
 
@@ -70,15 +82,15 @@ export class SpentJournal implements SpentReservations {
     return this.#spent.get(ledgerId);
   }
 
-  async add(ledgerId: string, digestHex: string, charge?: SpentCharge): Promise<void> {
+  async add(ledgerId: string, digestHex: string, charges: readonly SpentCharge[] = []): Promise<void> {
     const prior = this.#spent.get(ledgerId);
-    // Written once; again only to add a charge a first (torn) line did not carry.
-    if (prior === digestHex && (!charge || this.#charges.has(ledgerId))) return;
-    const tail = charge ? ` ${charge.allowance}:${charge.asset}=${charge.amount}` : '';
+    // Written once; again only to add charges a first (torn) line did not carry.
+    if (prior === digestHex && (charges.length === 0 || this.#charges.has(ledgerId))) return;
+    const tail = charges.length ? `${charges.map((c) => ` +${c.allowance}:${c.asset}=${c.amount}`).join('')} ;` : '';
     writeSync(this.#fd, `${ledgerId} ${digestHex}${tail}\n`);
     fsyncSync(this.#fd);
     this.#spent.set(ledgerId, digestHex);
-    if (charge && !this.#charges.has(ledgerId)) this.#charges.set(ledgerId, charge);
+    if (charges.length && !this.#charges.has(ledgerId)) this.#charges.set(ledgerId, charges);
   }
 
   close(): void {

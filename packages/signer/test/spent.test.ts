@@ -2,7 +2,7 @@
  * The spent-reservation journal: durable across reopen, a torn last line ignored, first use wins;
  * what a use charged to an allowance is summed per allowance and asset, and survives reopen.
  */
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -34,10 +34,10 @@ describe('SpentJournal', () => {
     const path = join(dir, 'b.journal');
     const j = SpentJournal.open(path);
     const a = '70686f6e652d31/00112233445566778899aabbccddeeff';
-    await j.add('r.70686f6e652d31.k.aa', d('1'), { allowance: a, asset: 'BTC', amount: 30_000n });
-    await j.add('r.70686f6e652d31.k.aa', d('1'), { allowance: a, asset: 'BTC', amount: 30_000n }); // again: once
-    await j.add('r.70686f6e652d31.k.bb', d('2'), { allowance: a, asset: 'BTC', amount: 12_345n });
-    await j.add('r.70686f6e652d31.k.cc', d('3'), { allowance: 'other/ff', asset: 'BTC', amount: 7n });
+    await j.add('r.70686f6e652d31.k.aa', d('1'), [{ allowance: a, asset: 'BTC', amount: 30_000n }]);
+    await j.add('r.70686f6e652d31.k.aa', d('1'), [{ allowance: a, asset: 'BTC', amount: 30_000n }]); // again: once
+    await j.add('r.70686f6e652d31.k.bb', d('2'), [{ allowance: a, asset: 'BTC', amount: 12_345n }]);
+    await j.add('r.70686f6e652d31.k.cc', d('3'), [{ allowance: 'other/ff', asset: 'BTC', amount: 7n }]);
     await j.add('r.70686f6e652d31.k.dd', d('4')); // an uncapped use
     expect(j.charged(a, 'BTC')).toBe(42_345n);
     expect(j.charged(a, 'BTC', 'r.70686f6e652d31.k.bb')).toBe(30_000n);
@@ -59,10 +59,42 @@ describe('SpentJournal', () => {
     const fourth = SpentJournal.open(path);
     third.close();
     expect(fourth.get('r.70686f6e652d31.k.gg')).toBe(d('7'));
-    await fourth.add('r.70686f6e652d31.k.gg', d('7'), { allowance: a, asset: 'BTC', amount: 1n });
+    await fourth.add('r.70686f6e652d31.k.gg', d('7'), [{ allowance: a, asset: 'BTC', amount: 1n }]);
     fourth.close();
     const fifth = SpentJournal.open(path);
     expect(fifth.charged(a, 'BTC')).toBe(42_345n + 99n + 1n);
     fifth.close();
+  });
+
+  it('keeps every charge of a use (an asset and a fiat cap) and reads a line only whole', async () => {
+    const path = join(dir, 'c.journal');
+    const j = SpentJournal.open(path);
+    const a = '70686f6e652d31/00112233445566778899aabbccddeeff';
+    await j.add('r.70686f6e652d31.k.aa', d('1'), [
+      { allowance: a, asset: 'BTC', amount: 30_000n },
+      { allowance: a, asset: '@fiat:USD', amount: 2_571n },
+    ]);
+    expect(j.charged(a, 'BTC')).toBe(30_000n);
+    expect(j.charged(a, '@fiat:USD')).toBe(2_571n);
+    j.close();
+    expect(readFileSync(path, 'utf8')).toBe(`r.70686f6e652d31.k.aa ${d('1')} +${a}:BTC=30000 +${a}:@fiat:USD=2571 ;\n`);
+    // Cut after the first charge, inside the second, or before the closing mark: none of it counts.
+    for (const cut of [` +${a}:BTC=500`, ` +${a}:BTC=500 +${a}:@fiat:USD=4`, ` +${a}:BTC=500 +${a}:@fiat:USD=40`]) {
+      writeFileSync(
+        path,
+        `r.70686f6e652d31.k.aa ${d('1')} +${a}:BTC=30000 +${a}:@fiat:USD=2571 ;\nr.70686f6e652d31.k.bb ${d('2')}${cut}`,
+      );
+      const again = SpentJournal.open(path);
+      expect(again.get('r.70686f6e652d31.k.bb')).toBeUndefined();
+      expect(again.charged(a, 'BTC')).toBe(30_000n);
+      expect(again.charged(a, '@fiat:USD')).toBe(2_571n);
+      again.close();
+    }
+    // Whole (its newline not written): both count.
+    writeFileSync(path, `r.70686f6e652d31.k.bb ${d('2')} +${a}:BTC=500 +${a}:@fiat:USD=40 ;`);
+    const whole = SpentJournal.open(path);
+    expect(whole.charged(a, 'BTC')).toBe(500n);
+    expect(whole.charged(a, '@fiat:USD')).toBe(40n);
+    whole.close();
   });
 });

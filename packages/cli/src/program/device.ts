@@ -98,6 +98,20 @@ export function registerDeviceCommands(program: Command): Command {
       amounts,
     )
     .option('--per-payment <asset=amount,...>', "one payment's most per asset (with --cap)", amounts)
+    .option(
+      '--fiat-cap <currency=amount>',
+      'a cap over every asset the --prices snapshot prices, in minor units (USD=50000 is $500.00)',
+      amounts,
+    )
+    .option(
+      '--fiat-per-payment <currency=amount>',
+      "one payment's most in the fiat currency (with --fiat-cap)",
+      amounts,
+    )
+    .option(
+      '--prices <file>',
+      "the operators' signed price snapshot the fiat cap is valued with (`tessera prices sign`)",
+    )
     .action(
       async (o: {
         deviceDir: string;
@@ -107,19 +121,33 @@ export function registerDeviceCommands(program: Command): Command {
         cosigners?: string[];
         cap?: Record<string, string>;
         perPayment?: Record<string, string>;
+        fiatCap?: Record<string, string>;
+        fiatPerPayment?: Record<string, string>;
+        prices?: string;
         dir?: string;
         gateway?: string;
         json?: boolean;
       }) => {
         const { withDevice, gatewayUrl } = await import('../device-io.js');
         if (o.perPayment && !o.cap) throw new CliError('INVALID_ARGUMENT', '--per-payment needs --cap');
+        const fiat = o.fiatCap ? await fiatRequest(o.fiatCap, o.fiatPerPayment, o.prices) : undefined;
+        if (!fiat && (o.fiatPerPayment || o.prices))
+          throw new CliError('INVALID_ARGUMENT', '--fiat-per-payment and --prices go with --fiat-cap');
         const r = await withDevice(o.deviceDir, (d) =>
           d.reserve(gatewayUrl(o), {
             keyId: o.key,
             count: o.count,
             ...(o.ttl ? { ttlMs: o.ttl * 1000 } : {}),
             ...(o.cosigners ? { cosigners: o.cosigners } : {}),
-            ...(o.cap ? { caps: { caps: o.cap, ...(o.perPayment ? { perPayment: o.perPayment } : {}) } } : {}),
+            ...(o.cap || fiat
+              ? {
+                  caps: {
+                    caps: o.cap ?? {},
+                    ...(o.perPayment ? { perPayment: o.perPayment } : {}),
+                    ...(fiat ? { fiat } : {}),
+                  },
+                }
+              : {}),
           }),
         );
         out(
@@ -288,4 +316,23 @@ export function registerDeviceCommands(program: Command): Command {
       },
     );
   return device;
+}
+
+/** `--fiat-cap CUR=amount [--fiat-per-payment CUR=amount] --prices FILE` as the SDK takes it. */
+async function fiatRequest(cap: Record<string, string>, per: Record<string, string> | undefined, prices?: string) {
+  const [entry, ...more] = Object.entries(cap);
+  if (!entry || more.length) throw new CliError('INVALID_ARGUMENT', '--fiat-cap names one currency (USD=50000)');
+  const [currency, amount] = entry;
+  if (per && (Object.keys(per).length !== 1 || per[currency] === undefined))
+    throw new CliError('INVALID_ARGUMENT', `--fiat-per-payment must be in ${currency} (${currency}=20000)`);
+  if (!prices) throw new CliError('INVALID_ARGUMENT', '--fiat-cap needs --prices: a snapshot the operators signed');
+  const { readSignedPrices } = await import('../prices.js');
+  const signed = readSignedPrices(prices);
+  return {
+    currency,
+    cap: amount,
+    ...(per ? { perPayment: per[currency] as string } : {}),
+    prices: signed.snapshot,
+    approvals: signed.approvals,
+  };
 }

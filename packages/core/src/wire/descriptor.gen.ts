@@ -1407,6 +1407,7 @@ export const descriptor = {
                 "PAYLOAD_KIND_LIFECYCLE_CONFIRM": 32,
                 "PAYLOAD_KIND_LIFECYCLE_ACTIVATED": 33,
                 "PAYLOAD_KIND_OPERATOR_APPROVAL": 40,
+                "PAYLOAD_KIND_PRICE_SNAPSHOT": 41,
                 "PAYLOAD_KIND_ECDSA_MESSAGE": 50,
                 "PAYLOAD_KIND_ECDSA_PRESIGNATURE": 51,
                 "PAYLOAD_KIND_ECDSA_PARTIAL": 52
@@ -1789,6 +1790,72 @@ export const descriptor = {
                 "perPayment": {
                   "rule": "repeated",
                   "type": "AssetAmount",
+                  "id": 3
+                },
+                "fiat": {
+                  "type": "FiatCap",
+                  "id": 4
+                }
+              }
+            },
+            "FiatCap": {
+              "fields": {
+                "currency": {
+                  "type": "string",
+                  "id": 1
+                },
+                "cap": {
+                  "type": "string",
+                  "id": 2
+                },
+                "perPayment": {
+                  "type": "string",
+                  "id": 3
+                },
+                "prices": {
+                  "type": "bytes",
+                  "id": 4
+                },
+                "approvals": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 5
+                }
+              }
+            },
+            "PriceSnapshot": {
+              "fields": {
+                "version": {
+                  "type": "uint32",
+                  "id": 1
+                },
+                "currency": {
+                  "type": "string",
+                  "id": 2
+                },
+                "takenAt": {
+                  "type": "uint64",
+                  "id": 3
+                },
+                "prices": {
+                  "rule": "repeated",
+                  "type": "Price",
+                  "id": 4
+                }
+              }
+            },
+            "Price": {
+              "fields": {
+                "asset": {
+                  "type": "string",
+                  "id": 1
+                },
+                "per": {
+                  "type": "string",
+                  "id": 2
+                },
+                "fiat": {
+                  "type": "string",
                   "id": 3
                 }
               }

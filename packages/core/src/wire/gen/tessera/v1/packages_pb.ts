@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tessera/v1/packages.proto.
  */
 export const file_tessera_v1_packages: GenFile = /*@__PURE__*/
-  fileDesc("Chl0ZXNzZXJhL3YxL3BhY2thZ2VzLnByb3RvEgp0ZXNzZXJhLnYxIjsKBkhlYWRlchIPCgd2ZXJzaW9uGAEgASgNEiAKBXN1aXRlGAIgASgOMhEudGVzc2VyYS52MS5TdWl0ZSJ2CghFbnZlbG9wZRIPCgd2ZXJzaW9uGAEgASgNEiUKBGtpbmQYAiABKA4yFy50ZXNzZXJhLnYxLlBheWxvYWRLaW5kEg4KBnNlbmRlchgDIAEoDBIPCgdwYXlsb2FkGAQgASgMEhEKCXNpZ25hdHVyZRgFIAEoDCJQCg9QYXJ0aWNpcGFudEluZm8SCgoCaWQYASABKAkSEAoIc2lnbl9rZXkYAiABKAwSDwoHZW5jX2tleRgDIAEoDBIOCgZkZXZpY2UYBCABKAgiiQEKCURrZ1BhcmFtcxIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEhEKCXRocmVzaG9sZBgDIAEoDRIxCgxwYXJ0aWNpcGFudHMYBCADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbyKJAQoJRGtnUm91bmQxEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhIKCmNvbW1pdG1lbnQYBCADKAwSGgoScHJvb2Zfb2Zfa25vd2xlZGdlGAUgASgMIkEKC1NlYWxlZFNoYXJlEhEKCXJlY2lwaWVudBgBIAEoDBILCgNlbmMYAiABKAwSEgoKY2lwaGVydGV4dBgDIAEoDCKSAQoJRGtnUm91bmQyEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEg4KBnJvdW5kMRgEIAMoDBInCgZzaGFyZXMYBSADKAsyFy50ZXNzZXJhLnYxLlNlYWxlZFNoYXJlIocBCgpEa2dDb25maXJtEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhcKD3RyYW5zY3JpcHRfaGFzaBgEIAEoDBISCgprZXlfZGlnZXN0GAUgASgMIjUKDlZlcmlmeWluZ1NoYXJlEhIKCmlkZW50aWZpZXIYASABKAwSDwoHZWxlbWVudBgCIAEoDCKNAQoJS2V5UHVibGljEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhEKCXRocmVzaG9sZBgCIAEoDRITCgtjb21taXRtZW50cxgDIAMoDBI0ChB2ZXJpZnlpbmdfc2hhcmVzGAQgAygLMhoudGVzc2VyYS52MS5WZXJpZnlpbmdTaGFyZSKGAQoKU2lnbkludGVudBIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIOCgZrZXlfaWQYAiABKAkSDwoHbWVzc2FnZRgDIAEoDBISCgpyZXF1ZXN0X2lkGAQgASgMEhEKCW5vdF9hZnRlchgFIAEoBBIMCgRwYXRoGAYgASgJIn4KEVNpZ25pbmdDb21taXRtZW50EiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCmlkZW50aWZpZXIYAiABKAwSDgoGaGlkaW5nGAMgASgMEg8KB2JpbmRpbmcYBCABKAwSEAoIbm9uY2VfaWQYBSABKAwivgEKC1NpZ25SZXF1ZXN0EiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCnNlc3Npb25faWQYAiABKAwSDgoGa2V5X2lkGAMgASgJEg0KBWVwb2NoGAQgASgEEiQKBmludGVudBgFIAEoCzIULnRlc3NlcmEudjEuRW52ZWxvcGUSMgoLY29tbWl0bWVudHMYBiADKAsyHS50ZXNzZXJhLnYxLlNpZ25pbmdDb21taXRtZW50IoMBCg5TaWduYXR1cmVTaGFyZRIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEhIKCmlkZW50aWZpZXIYAyABKAwSDQoFc2hhcmUYBCABKAwSFgoOcmVxdWVzdF9kaWdlc3QYBSABKAwi4QEKC1Jlc2VydmF0aW9uEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIOCgZkZXZpY2UYBCABKAkSDgoGc2lnbmVyGAUgASgJEhAKCG5vbmNlX2lkGAYgASgMEg4KBmhpZGluZxgHIAEoDBIPCgdiaW5kaW5nGAggASgMEhIKCmV4cGlyZXNfYXQYCSABKAQSKAoJYWxsb3dhbmNlGAogASgLMhUudGVzc2VyYS52MS5BbGxvd2FuY2UiLAoLQXNzZXRBbW91bnQSDQoFYXNzZXQYASABKAkSDgoGYW1vdW50GAIgASgJInYKCUFsbG93YW5jZRIUCgxhbGxvd2FuY2VfaWQYASABKAwSJQoEY2FwcxgCIAMoCzIXLnRlc3NlcmEudjEuQXNzZXRBbW91bnQSLAoLcGVyX3BheW1lbnQYAyADKAsyFy50ZXNzZXJhLnYxLkFzc2V0QW1vdW50IjMKB1BheW1lbnQSDQoFY2hhaW4YASABKAkSCgoCdHgYAiABKAwSDQoFaW5wdXQYAyABKA0iqAEKElJlc2VydmVkQ29tbWl0bWVudBIOCgZzaWduZXIYASABKAkSEAoIbm9uY2VfaWQYAiABKAwSDgoGaGlkaW5nGAMgASgMEg8KB2JpbmRpbmcYBCABKAwSEgoKZXhwaXJlc19hdBgFIAEoBBIRCglzaWduYXR1cmUYBiABKAwSKAoJYWxsb3dhbmNlGAcgASgLMhUudGVzc2VyYS52MS5BbGxvd2FuY2UikQIKDk9mZmxpbmVQYWNrYWdlEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIOCgZkZXZpY2UYBCABKAkSDwoHbWVzc2FnZRgFIAEoDBIOCgZoaWRpbmcYBiABKAwSDwoHYmluZGluZxgHIAEoDBINCgVzaGFyZRgIIAEoDBIxCgljb3NpZ25lcnMYCSADKAsyHi50ZXNzZXJhLnYxLlJlc2VydmVkQ29tbWl0bWVudBISCgpjcmVhdGVkX2F0GAogASgEEiQKB3BheW1lbnQYCyABKAsyEy50ZXNzZXJhLnYxLlBheW1lbnQiqAEKDUNvc2lnblJlcXVlc3QSIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEg0KBWVwb2NoGAMgASgEEg4KBmRldmljZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgMEg4KBmhpZGluZxgGIAEoDBIPCgdiaW5kaW5nGAcgASgMEhIKCnJlcXVlc3RfaWQYCCABKAwijAEKDkNvc2lnblJlc3BvbnNlEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhYKDnJlcXVlc3RfZGlnZXN0GAIgASgMEg4KBmRldmljZRgDIAEoCRIOCgZoaWRpbmcYBCABKAwSDwoHYmluZGluZxgFIAEoDBINCgVzaGFyZRgGIAEoDCKVAQoNUmVmcmVzaFBhcmFtcxIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEg4KBmtleV9pZBgDIAEoCRISCgpmcm9tX2Vwb2NoGAQgASgEEhIKCmtleV9kaWdlc3QYBSABKAwSFAoMY29udHJpYnV0b3JzGAYgAygJIuMBCg1SZXNoYXJlUGFyYW1zEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCnNlc3Npb25faWQYAiABKAwSDgoGa2V5X2lkGAMgASgJEhIKCmZyb21fZXBvY2gYBCABKAQSEgoKa2V5X2RpZ2VzdBgFIAEoDBIUCgxjb250cmlidXRvcnMYBiADKAkSFQoNbmV3X3RocmVzaG9sZBgHIAEoDRI1ChBuZXdfcGFydGljaXBhbnRzGAggAygLMhsudGVzc2VyYS52MS5QYXJ0aWNpcGFudEluZm8inQEKD0xpZmVjeWNsZVJvdW5kMRIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIUCgxzZXNzaW9uX2hhc2gYAiABKAwSEgoKaWRlbnRpZmllchgDIAEoDBITCgtjb21taXRtZW50cxgEIAMoDBInCgZzaGFyZXMYBSADKAsyFy50ZXNzZXJhLnYxLlNlYWxlZFNoYXJlIpwBChBMaWZlY3ljbGVDb25maXJtEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEg0KBWVwb2NoGAQgASgEEhcKD3RyYW5zY3JpcHRfaGFzaBgFIAEoDBISCgprZXlfZGlnZXN0GAYgASgMIq0CChZMaWZlY3ljbGVBdXRob3Jpc2F0aW9uEg8KB3ZlcnNpb24YASABKA0SDgoGa2V5X2lkGAIgASgJEhEKCW9wZXJhdGlvbhgDIAEoCRISCgpmcm9tX2Vwb2NoGAQgASgEEhEKCWFueV9lcG9jaBgFIAEoCBIVCg1uZXdfdGhyZXNob2xkGAYgASgNEjUKEG5ld19wYXJ0aWNpcGFudHMYByADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbxIgChhhbGxvd190aHJlc2hvbGRfZGVjcmVhc2UYCCABKAgSFgoOYWxsb3dfdW5waW5uZWQYCSADKAkSDgoGcmV2b2tlGAogAygJEhEKCW5vdF9hZnRlchgLIAEoBBINCgVub25jZRgMIAEoDCJBChVBcHByb3ZlZEF1dGhvcmlzYXRpb24SFQoNYXV0aG9yaXNhdGlvbhgBIAEoDBIRCglhcHByb3ZhbHMYAiADKAwimwEKEFBlbmRpbmdMaWZlY3ljbGUSDAoEa2luZBgBIAEoCRIUCgxzZXNzaW9uX2hhc2gYAiABKAwSFwoPdHJhbnNjcmlwdF9oYXNoGAMgASgMEhIKCmtleV9yZWNvcmQYBCABKAwSEAoIcmVxdWlyZWQYBSADKAkSDgoGcmV2b2tlGAYgAygJEhQKDHNoYXJlX3JlY29yZBgHIAEoDCKDAQoQTGlmZWN5Y2xlT3V0Y29tZRINCgVlcG9jaBgBIAEoBBIUCgxhY3RpdmF0ZWRfYXQYAiABKAQSDAoEbGVmdBgDIAEoCBIPCgdyZXRpcmVkGAQgASgIEhIKCmtleV9yZWNvcmQYBSABKAwSFwoPdHJhbnNjcmlwdF9oYXNoGAYgASgMIq4BChBFY2RzYVBlZXJNZXNzYWdlEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBHN0ZXAYBCABKA0SDwoHc2Vzc2lvbhgFIAEoDBIMCgRmcm9tGAYgASgJEgoKAnRvGAcgASgJEgsKA2VuYxgIIAEoDBISCgpjaXBoZXJ0ZXh0GAkgASgMIjUKC0VjZHNhU2V0dXAxEhEKCWJvYl9wb2ludBgBIAEoDBITCgt6ZXJvX2NvbW1pdBgCIAEoDCJCCgtFY2RzYVNldHVwMhINCgVwYWlycxgBIAMoDBIRCgl6ZXJvX3NlZWQYAiABKAwSEQoJemVyb19zYWx0GAMgASgMIi0KCEVjZHNhT3RlEgkKAXUYASABKAwSCgoCeHQYAiABKAwSCgoCdHQYAyABKAwiOgoKRWNkc2FSdm9sZRITCgtjb3JyZWN0aW9ucxgBIAEoDBILCgNldGEYAiABKAwSCgoCbXUYAyABKAwiRgoNRWNkc2FQcmVzaWduMRISCgpjb21taXRtZW50GAEgASgMEiEKA290ZRgCIAEoCzIULnRlc3NlcmEudjEuRWNkc2FPdGUiigEKDUVjZHNhUHJlc2lnbjISCQoBchgBIAEoDBIMCgRzYWx0GAIgASgMEiUKBXJ2b2xlGAMgASgLMhYudGVzc2VyYS52MS5FY2RzYVJ2b2xlEg8KB2dhbW1hX3UYBCABKAwSDwoHZ2FtbWFfdhgFIAEoDBILCgNwc2kYBiABKAwSCgoCcGsYByABKAwigAEKDkVjZHNhUHJlc2lnbmVkEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIPCgdzZXNzaW9uGAQgASgMEg8KB3NpZ25lcnMYBSADKAkSCQoBchgGIAEoDCJxCgxFY2RzYVBhcnRpYWwSIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDwoHc2Vzc2lvbhgCIAEoDBIWCg5yZXF1ZXN0X2RpZ2VzdBgDIAEoDBIJCgF1GAQgASgMEgkKAXcYBSABKAwilgEKD0VjZHNhUGFpclJlY29yZBIMCgRwZWVyGAEgASgJEg0KBWluZGV4GAIgASgNEg0KBWVwb2NoGAMgASgNEg4KBmJvYl9zMBgEIAMoDBIOCgZib2JfczEYBSADKAwSEwoLYWxpY2VfZGVsdGEYBiABKAwSDwoHYWxpY2VfcxgHIAMoDBIRCgl6ZXJvX3NlZWQYCCABKAwiZQoKRWNkc2FQYWlycxIPCgd2ZXJzaW9uGAEgASgNEg4KBmtleV9pZBgCIAEoCRIKCgJtZRgDIAEoDRIqCgVwYWlycxgEIAMoCzIbLnRlc3NlcmEudjEuRWNkc2FQYWlyUmVjb3JkIjwKF0VjZHNhUHJlc2lnbmF0dXJlU2VjcmV0EgsKA3BoaRgBIAEoDBIJCgF1GAIgASgMEgkKAXYYAyABKAwqiQEKBVN1aXRlEhUKEVNVSVRFX1VOU1BFQ0lGSUVEEAASEQoNU1VJVEVfRUQyNTUxORABEhYKElNVSVRFX1NFQ1AyNTZLMV9UUhACEhMKD1NVSVRFX1NFQ1AyNTZLMRADEg4KClNVSVRFX1AyNTYQBBIZChVTVUlURV9FQ0RTQV9TRUNQMjU2SzEQBSr5BAoLUGF5bG9hZEtpbmQSHAoYUEFZTE9BRF9LSU5EX1VOU1BFQ0lGSUVEEAASGwoXUEFZTE9BRF9LSU5EX0RLR19ST1VORDEQARIbChdQQVlMT0FEX0tJTkRfREtHX1JPVU5EMhACEhwKGFBBWUxPQURfS0lORF9ES0dfQ09ORklSTRADEhwKGFBBWUxPQURfS0lORF9TSUdOX0lOVEVOVBAKEiMKH1BBWUxPQURfS0lORF9TSUdOSU5HX0NPTU1JVE1FTlQQCxIdChlQQVlMT0FEX0tJTkRfU0lHTl9SRVFVRVNUEAwSIAocUEFZTE9BRF9LSU5EX1NJR05BVFVSRV9TSEFSRRANEhwKGFBBWUxPQURfS0lORF9SRVNFUlZBVElPThAOEhwKGFBBWUxPQURfS0lORF9ERVZJQ0VfQ0FMTBAUEh8KG1BBWUxPQURfS0lORF9DT1NJR05fUkVRVUVTVBAVEh8KG1BBWUxPQURfS0lORF9SRUZSRVNIX1JPVU5EMRAeEh8KG1BBWUxPQURfS0lORF9SRVNIQVJFX1JPVU5EMRAfEiIKHlBBWUxPQURfS0lORF9MSUZFQ1lDTEVfQ09ORklSTRAgEiQKIFBBWUxPQURfS0lORF9MSUZFQ1lDTEVfQUNUSVZBVEVEECESIgoeUEFZTE9BRF9LSU5EX09QRVJBVE9SX0FQUFJPVkFMECgSHgoaUEFZTE9BRF9LSU5EX0VDRFNBX01FU1NBR0UQMhIjCh9QQVlMT0FEX0tJTkRfRUNEU0FfUFJFU0lHTkFUVVJFEDMSHgoaUEFZTE9BRF9LSU5EX0VDRFNBX1BBUlRJQUwQNGIGcHJvdG8z");
+  fileDesc("Chl0ZXNzZXJhL3YxL3BhY2thZ2VzLnByb3RvEgp0ZXNzZXJhLnYxIjsKBkhlYWRlchIPCgd2ZXJzaW9uGAEgASgNEiAKBXN1aXRlGAIgASgOMhEudGVzc2VyYS52MS5TdWl0ZSJ2CghFbnZlbG9wZRIPCgd2ZXJzaW9uGAEgASgNEiUKBGtpbmQYAiABKA4yFy50ZXNzZXJhLnYxLlBheWxvYWRLaW5kEg4KBnNlbmRlchgDIAEoDBIPCgdwYXlsb2FkGAQgASgMEhEKCXNpZ25hdHVyZRgFIAEoDCJQCg9QYXJ0aWNpcGFudEluZm8SCgoCaWQYASABKAkSEAoIc2lnbl9rZXkYAiABKAwSDwoHZW5jX2tleRgDIAEoDBIOCgZkZXZpY2UYBCABKAgiiQEKCURrZ1BhcmFtcxIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEhEKCXRocmVzaG9sZBgDIAEoDRIxCgxwYXJ0aWNpcGFudHMYBCADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbyKJAQoJRGtnUm91bmQxEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhIKCmNvbW1pdG1lbnQYBCADKAwSGgoScHJvb2Zfb2Zfa25vd2xlZGdlGAUgASgMIkEKC1NlYWxlZFNoYXJlEhEKCXJlY2lwaWVudBgBIAEoDBILCgNlbmMYAiABKAwSEgoKY2lwaGVydGV4dBgDIAEoDCKSAQoJRGtnUm91bmQyEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEg4KBnJvdW5kMRgEIAMoDBInCgZzaGFyZXMYBSADKAsyFy50ZXNzZXJhLnYxLlNlYWxlZFNoYXJlIocBCgpEa2dDb25maXJtEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhcKD3RyYW5zY3JpcHRfaGFzaBgEIAEoDBISCgprZXlfZGlnZXN0GAUgASgMIjUKDlZlcmlmeWluZ1NoYXJlEhIKCmlkZW50aWZpZXIYASABKAwSDwoHZWxlbWVudBgCIAEoDCKNAQoJS2V5UHVibGljEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhEKCXRocmVzaG9sZBgCIAEoDRITCgtjb21taXRtZW50cxgDIAMoDBI0ChB2ZXJpZnlpbmdfc2hhcmVzGAQgAygLMhoudGVzc2VyYS52MS5WZXJpZnlpbmdTaGFyZSKGAQoKU2lnbkludGVudBIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIOCgZrZXlfaWQYAiABKAkSDwoHbWVzc2FnZRgDIAEoDBISCgpyZXF1ZXN0X2lkGAQgASgMEhEKCW5vdF9hZnRlchgFIAEoBBIMCgRwYXRoGAYgASgJIn4KEVNpZ25pbmdDb21taXRtZW50EiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCmlkZW50aWZpZXIYAiABKAwSDgoGaGlkaW5nGAMgASgMEg8KB2JpbmRpbmcYBCABKAwSEAoIbm9uY2VfaWQYBSABKAwivgEKC1NpZ25SZXF1ZXN0EiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCnNlc3Npb25faWQYAiABKAwSDgoGa2V5X2lkGAMgASgJEg0KBWVwb2NoGAQgASgEEiQKBmludGVudBgFIAEoCzIULnRlc3NlcmEudjEuRW52ZWxvcGUSMgoLY29tbWl0bWVudHMYBiADKAsyHS50ZXNzZXJhLnYxLlNpZ25pbmdDb21taXRtZW50IoMBCg5TaWduYXR1cmVTaGFyZRIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEhIKCmlkZW50aWZpZXIYAyABKAwSDQoFc2hhcmUYBCABKAwSFgoOcmVxdWVzdF9kaWdlc3QYBSABKAwi4QEKC1Jlc2VydmF0aW9uEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIOCgZkZXZpY2UYBCABKAkSDgoGc2lnbmVyGAUgASgJEhAKCG5vbmNlX2lkGAYgASgMEg4KBmhpZGluZxgHIAEoDBIPCgdiaW5kaW5nGAggASgMEhIKCmV4cGlyZXNfYXQYCSABKAQSKAoJYWxsb3dhbmNlGAogASgLMhUudGVzc2VyYS52MS5BbGxvd2FuY2UiLAoLQXNzZXRBbW91bnQSDQoFYXNzZXQYASABKAkSDgoGYW1vdW50GAIgASgJIpkBCglBbGxvd2FuY2USFAoMYWxsb3dhbmNlX2lkGAEgASgMEiUKBGNhcHMYAiADKAsyFy50ZXNzZXJhLnYxLkFzc2V0QW1vdW50EiwKC3Blcl9wYXltZW50GAMgAygLMhcudGVzc2VyYS52MS5Bc3NldEFtb3VudBIhCgRmaWF0GAQgASgLMhMudGVzc2VyYS52MS5GaWF0Q2FwImAKB0ZpYXRDYXASEAoIY3VycmVuY3kYASABKAkSCwoDY2FwGAIgASgJEhMKC3Blcl9wYXltZW50GAMgASgJEg4KBnByaWNlcxgEIAEoDBIRCglhcHByb3ZhbHMYBSADKAwiZwoNUHJpY2VTbmFwc2hvdBIPCgd2ZXJzaW9uGAEgASgNEhAKCGN1cnJlbmN5GAIgASgJEhAKCHRha2VuX2F0GAMgASgEEiEKBnByaWNlcxgEIAMoCzIRLnRlc3NlcmEudjEuUHJpY2UiMQoFUHJpY2USDQoFYXNzZXQYASABKAkSCwoDcGVyGAIgASgJEgwKBGZpYXQYAyABKAkiMwoHUGF5bWVudBINCgVjaGFpbhgBIAEoCRIKCgJ0eBgCIAEoDBINCgVpbnB1dBgDIAEoDSKoAQoSUmVzZXJ2ZWRDb21taXRtZW50Eg4KBnNpZ25lchgBIAEoCRIQCghub25jZV9pZBgCIAEoDBIOCgZoaWRpbmcYAyABKAwSDwoHYmluZGluZxgEIAEoDBISCgpleHBpcmVzX2F0GAUgASgEEhEKCXNpZ25hdHVyZRgGIAEoDBIoCglhbGxvd2FuY2UYByABKAsyFS50ZXNzZXJhLnYxLkFsbG93YW5jZSKRAgoOT2ZmbGluZVBhY2thZ2USIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEg0KBWVwb2NoGAMgASgEEg4KBmRldmljZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgMEg4KBmhpZGluZxgGIAEoDBIPCgdiaW5kaW5nGAcgASgMEg0KBXNoYXJlGAggASgMEjEKCWNvc2lnbmVycxgJIAMoCzIeLnRlc3NlcmEudjEuUmVzZXJ2ZWRDb21taXRtZW50EhIKCmNyZWF0ZWRfYXQYCiABKAQSJAoHcGF5bWVudBgLIAEoCzITLnRlc3NlcmEudjEuUGF5bWVudCKoAQoNQ29zaWduUmVxdWVzdBIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIOCgZrZXlfaWQYAiABKAkSDQoFZXBvY2gYAyABKAQSDgoGZGV2aWNlGAQgASgJEg8KB21lc3NhZ2UYBSABKAwSDgoGaGlkaW5nGAYgASgMEg8KB2JpbmRpbmcYByABKAwSEgoKcmVxdWVzdF9pZBgIIAEoDCKMAQoOQ29zaWduUmVzcG9uc2USIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISFgoOcmVxdWVzdF9kaWdlc3QYAiABKAwSDgoGZGV2aWNlGAMgASgJEg4KBmhpZGluZxgEIAEoDBIPCgdiaW5kaW5nGAUgASgMEg0KBXNoYXJlGAYgASgMIpUBCg1SZWZyZXNoUGFyYW1zEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCnNlc3Npb25faWQYAiABKAwSDgoGa2V5X2lkGAMgASgJEhIKCmZyb21fZXBvY2gYBCABKAQSEgoKa2V5X2RpZ2VzdBgFIAEoDBIUCgxjb250cmlidXRvcnMYBiADKAki4wEKDVJlc2hhcmVQYXJhbXMSIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISEgoKc2Vzc2lvbl9pZBgCIAEoDBIOCgZrZXlfaWQYAyABKAkSEgoKZnJvbV9lcG9jaBgEIAEoBBISCgprZXlfZGlnZXN0GAUgASgMEhQKDGNvbnRyaWJ1dG9ycxgGIAMoCRIVCg1uZXdfdGhyZXNob2xkGAcgASgNEjUKEG5ld19wYXJ0aWNpcGFudHMYCCADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbyKdAQoPTGlmZWN5Y2xlUm91bmQxEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhMKC2NvbW1pdG1lbnRzGAQgAygMEicKBnNoYXJlcxgFIAMoCzIXLnRlc3NlcmEudjEuU2VhbGVkU2hhcmUinAEKEExpZmVjeWNsZUNvbmZpcm0SIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISFAoMc2Vzc2lvbl9oYXNoGAIgASgMEhIKCmlkZW50aWZpZXIYAyABKAwSDQoFZXBvY2gYBCABKAQSFwoPdHJhbnNjcmlwdF9oYXNoGAUgASgMEhIKCmtleV9kaWdlc3QYBiABKAwirQIKFkxpZmVjeWNsZUF1dGhvcmlzYXRpb24SDwoHdmVyc2lvbhgBIAEoDRIOCgZrZXlfaWQYAiABKAkSEQoJb3BlcmF0aW9uGAMgASgJEhIKCmZyb21fZXBvY2gYBCABKAQSEQoJYW55X2Vwb2NoGAUgASgIEhUKDW5ld190aHJlc2hvbGQYBiABKA0SNQoQbmV3X3BhcnRpY2lwYW50cxgHIAMoCzIbLnRlc3NlcmEudjEuUGFydGljaXBhbnRJbmZvEiAKGGFsbG93X3RocmVzaG9sZF9kZWNyZWFzZRgIIAEoCBIWCg5hbGxvd191bnBpbm5lZBgJIAMoCRIOCgZyZXZva2UYCiADKAkSEQoJbm90X2FmdGVyGAsgASgEEg0KBW5vbmNlGAwgASgMIkEKFUFwcHJvdmVkQXV0aG9yaXNhdGlvbhIVCg1hdXRob3Jpc2F0aW9uGAEgASgMEhEKCWFwcHJvdmFscxgCIAMoDCKbAQoQUGVuZGluZ0xpZmVjeWNsZRIMCgRraW5kGAEgASgJEhQKDHNlc3Npb25faGFzaBgCIAEoDBIXCg90cmFuc2NyaXB0X2hhc2gYAyABKAwSEgoKa2V5X3JlY29yZBgEIAEoDBIQCghyZXF1aXJlZBgFIAMoCRIOCgZyZXZva2UYBiADKAkSFAoMc2hhcmVfcmVjb3JkGAcgASgMIoMBChBMaWZlY3ljbGVPdXRjb21lEg0KBWVwb2NoGAEgASgEEhQKDGFjdGl2YXRlZF9hdBgCIAEoBBIMCgRsZWZ0GAMgASgIEg8KB3JldGlyZWQYBCABKAgSEgoKa2V5X3JlY29yZBgFIAEoDBIXCg90cmFuc2NyaXB0X2hhc2gYBiABKAwirgEKEEVjZHNhUGVlck1lc3NhZ2USIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEgwKBGtpbmQYAyABKAkSDAoEc3RlcBgEIAEoDRIPCgdzZXNzaW9uGAUgASgMEgwKBGZyb20YBiABKAkSCgoCdG8YByABKAkSCwoDZW5jGAggASgMEhIKCmNpcGhlcnRleHQYCSABKAwiNQoLRWNkc2FTZXR1cDESEQoJYm9iX3BvaW50GAEgASgMEhMKC3plcm9fY29tbWl0GAIgASgMIkIKC0VjZHNhU2V0dXAyEg0KBXBhaXJzGAEgAygMEhEKCXplcm9fc2VlZBgCIAEoDBIRCgl6ZXJvX3NhbHQYAyABKAwiLQoIRWNkc2FPdGUSCQoBdRgBIAEoDBIKCgJ4dBgCIAEoDBIKCgJ0dBgDIAEoDCI6CgpFY2RzYVJ2b2xlEhMKC2NvcnJlY3Rpb25zGAEgASgMEgsKA2V0YRgCIAEoDBIKCgJtdRgDIAEoDCJGCg1FY2RzYVByZXNpZ24xEhIKCmNvbW1pdG1lbnQYASABKAwSIQoDb3RlGAIgASgLMhQudGVzc2VyYS52MS5FY2RzYU90ZSKKAQoNRWNkc2FQcmVzaWduMhIJCgFyGAEgASgMEgwKBHNhbHQYAiABKAwSJQoFcnZvbGUYAyABKAsyFi50ZXNzZXJhLnYxLkVjZHNhUnZvbGUSDwoHZ2FtbWFfdRgEIAEoDBIPCgdnYW1tYV92GAUgASgMEgsKA3BzaRgGIAEoDBIKCgJwaxgHIAEoDCKAAQoORWNkc2FQcmVzaWduZWQSIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEg0KBWVwb2NoGAMgASgEEg8KB3Nlc3Npb24YBCABKAwSDwoHc2lnbmVycxgFIAMoCRIJCgFyGAYgASgMInEKDEVjZHNhUGFydGlhbBIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIPCgdzZXNzaW9uGAIgASgMEhYKDnJlcXVlc3RfZGlnZXN0GAMgASgMEgkKAXUYBCABKAwSCQoBdxgFIAEoDCKWAQoPRWNkc2FQYWlyUmVjb3JkEgwKBHBlZXIYASABKAkSDQoFaW5kZXgYAiABKA0SDQoFZXBvY2gYAyABKA0SDgoGYm9iX3MwGAQgAygMEg4KBmJvYl9zMRgFIAMoDBITCgthbGljZV9kZWx0YRgGIAEoDBIPCgdhbGljZV9zGAcgAygMEhEKCXplcm9fc2VlZBgIIAEoDCJlCgpFY2RzYVBhaXJzEg8KB3ZlcnNpb24YASABKA0SDgoGa2V5X2lkGAIgASgJEgoKAm1lGAMgASgNEioKBXBhaXJzGAQgAygLMhsudGVzc2VyYS52MS5FY2RzYVBhaXJSZWNvcmQiPAoXRWNkc2FQcmVzaWduYXR1cmVTZWNyZXQSCwoDcGhpGAEgASgMEgkKAXUYAiABKAwSCQoBdhgDIAEoDCqJAQoFU3VpdGUSFQoRU1VJVEVfVU5TUEVDSUZJRUQQABIRCg1TVUlURV9FRDI1NTE5EAESFgoSU1VJVEVfU0VDUDI1NksxX1RSEAISEwoPU1VJVEVfU0VDUDI1NksxEAMSDgoKU1VJVEVfUDI1NhAEEhkKFVNVSVRFX0VDRFNBX1NFQ1AyNTZLMRAFKpoFCgtQYXlsb2FkS2luZBIcChhQQVlMT0FEX0tJTkRfVU5TUEVDSUZJRUQQABIbChdQQVlMT0FEX0tJTkRfREtHX1JPVU5EMRABEhsKF1BBWUxPQURfS0lORF9ES0dfUk9VTkQyEAISHAoYUEFZTE9BRF9LSU5EX0RLR19DT05GSVJNEAMSHAoYUEFZTE9BRF9LSU5EX1NJR05fSU5URU5UEAoSIwofUEFZTE9BRF9LSU5EX1NJR05JTkdfQ09NTUlUTUVOVBALEh0KGVBBWUxPQURfS0lORF9TSUdOX1JFUVVFU1QQDBIgChxQQVlMT0FEX0tJTkRfU0lHTkFUVVJFX1NIQVJFEA0SHAoYUEFZTE9BRF9LSU5EX1JFU0VSVkFUSU9OEA4SHAoYUEFZTE9BRF9LSU5EX0RFVklDRV9DQUxMEBQSHwobUEFZTE9BRF9LSU5EX0NPU0lHTl9SRVFVRVNUEBUSHwobUEFZTE9BRF9LSU5EX1JFRlJFU0hfUk9VTkQxEB4SHwobUEFZTE9BRF9LSU5EX1JFU0hBUkVfUk9VTkQxEB8SIgoeUEFZTE9BRF9LSU5EX0xJRkVDWUNMRV9DT05GSVJNECASJAogUEFZTE9BRF9LSU5EX0xJRkVDWUNMRV9BQ1RJVkFURUQQIRIiCh5QQVlMT0FEX0tJTkRfT1BFUkFUT1JfQVBQUk9WQUwQKBIfChtQQVlMT0FEX0tJTkRfUFJJQ0VfU05BUFNIT1QQKRIeChpQQVlMT0FEX0tJTkRfRUNEU0FfTUVTU0FHRRAyEiMKH1BBWUxPQURfS0lORF9FQ0RTQV9QUkVTSUdOQVRVUkUQMxIeChpQQVlMT0FEX0tJTkRfRUNEU0FfUEFSVElBTBA0YgZwcm90bzM");
 
 /**
  * First field of every package.
@@ -702,6 +702,13 @@ export type Allowance = Message<"tessera.v1.Allowance"> & {
    * @generated from field: repeated tessera.v1.AssetAmount per_payment = 3;
    */
   perPayment: AssetAmount[];
+
+  /**
+   * a cap over every priced asset, in a fiat currency
+   *
+   * @generated from field: tessera.v1.FiatCap fiat = 4;
+   */
+  fiat?: FiatCap | undefined;
 };
 
 /**
@@ -710,6 +717,124 @@ export type Allowance = Message<"tessera.v1.Allowance"> & {
  */
 export const AllowanceSchema: GenMessage<Allowance> = /*@__PURE__*/
   messageDesc(file_tessera_v1_packages, 16);
+
+/**
+ * A cap in a fiat currency's minor units (cents), valued with the prices of an operator-signed
+ * snapshot fixed at reserve time: what the device, the merchant and the co-signer all count with.
+ *
+ * @generated from message tessera.v1.FiatCap
+ */
+export type FiatCap = Message<"tessera.v1.FiatCap"> & {
+  /**
+   * ISO 4217 code, e.g. "USD"
+   *
+   * @generated from field: string currency = 1;
+   */
+  currency: string;
+
+  /**
+   * minor units, decimal: the total of every payment
+   *
+   * @generated from field: string cap = 2;
+   */
+  cap: string;
+
+  /**
+   * minor units, decimal; empty: up to the cap
+   *
+   * @generated from field: string per_payment = 3;
+   */
+  perPayment: string;
+
+  /**
+   * an encoded PriceSnapshot, exactly as the operators signed it
+   *
+   * @generated from field: bytes prices = 4;
+   */
+  prices: Uint8Array;
+
+  /**
+   * request only: PRICE_SNAPSHOT envelopes of operators (a grant drops them)
+   *
+   * @generated from field: repeated bytes approvals = 5;
+   */
+  approvals: Uint8Array[];
+};
+
+/**
+ * Describes the message tessera.v1.FiatCap.
+ * Use `create(FiatCapSchema)` to create a new message.
+ */
+export const FiatCapSchema: GenMessage<FiatCap> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 17);
+
+/**
+ * What operators sign as the price table (issue 19's cached exchange rates): `fiat` minor units
+ * of `currency` buy `per` base units of `asset`, as of `taken_at`.
+ *
+ * @generated from message tessera.v1.PriceSnapshot
+ */
+export type PriceSnapshot = Message<"tessera.v1.PriceSnapshot"> & {
+  /**
+   * @generated from field: uint32 version = 1;
+   */
+  version: number;
+
+  /**
+   * @generated from field: string currency = 2;
+   */
+  currency: string;
+
+  /**
+   * ms since the Unix epoch
+   *
+   * @generated from field: uint64 taken_at = 3;
+   */
+  takenAt: bigint;
+
+  /**
+   * @generated from field: repeated tessera.v1.Price prices = 4;
+   */
+  prices: Price[];
+};
+
+/**
+ * Describes the message tessera.v1.PriceSnapshot.
+ * Use `create(PriceSnapshotSchema)` to create a new message.
+ */
+export const PriceSnapshotSchema: GenMessage<PriceSnapshot> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 18);
+
+/**
+ * @generated from message tessera.v1.Price
+ */
+export type Price = Message<"tessera.v1.Price"> & {
+  /**
+   * @generated from field: string asset = 1;
+   */
+  asset: string;
+
+  /**
+   * base units, decimal, > 0
+   *
+   * @generated from field: string per = 2;
+   */
+  per: string;
+
+  /**
+   * minor units, decimal
+   *
+   * @generated from field: string fiat = 3;
+   */
+  fiat: string;
+};
+
+/**
+ * Describes the message tessera.v1.Price.
+ * Use `create(PriceSchema)` to create a new message.
+ */
+export const PriceSchema: GenMessage<Price> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 19);
 
 /**
  * The transaction an offline package's signature is for: the message is derived from it by
@@ -743,7 +868,7 @@ export type Payment = Message<"tessera.v1.Payment"> & {
  * Use `create(PaymentSchema)` to create a new message.
  */
 export const PaymentSchema: GenMessage<Payment> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 17);
+  messageDesc(file_tessera_v1_packages, 20);
 
 /**
  * A reservation as an offline package carries it: the fields the package does not already
@@ -793,7 +918,7 @@ export type ReservedCommitment = Message<"tessera.v1.ReservedCommitment"> & {
  * Use `create(ReservedCommitmentSchema)` to create a new message.
  */
 export const ReservedCommitmentSchema: GenMessage<ReservedCommitment> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 18);
+  messageDesc(file_tessera_v1_packages, 21);
 
 /**
  * What a device emits when it signs offline: its signature share over `message`, against its
@@ -878,7 +1003,7 @@ export type OfflinePackage = Message<"tessera.v1.OfflinePackage"> & {
  * Use `create(OfflinePackageSchema)` to create a new message.
  */
 export const OfflinePackageSchema: GenMessage<OfflinePackage> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 19);
+  messageDesc(file_tessera_v1_packages, 22);
 
 /**
  * Device to device, no cluster: the proposer's commitment and message (signed envelope of kind
@@ -937,7 +1062,7 @@ export type CosignRequest = Message<"tessera.v1.CosignRequest"> & {
  * Use `create(CosignRequestSchema)` to create a new message.
  */
 export const CosignRequestSchema: GenMessage<CosignRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 20);
+  messageDesc(file_tessera_v1_packages, 23);
 
 /**
  * The co-signing device's answer: its commitment and its share over the two-commitment list.
@@ -985,7 +1110,7 @@ export type CosignResponse = Message<"tessera.v1.CosignResponse"> & {
  * Use `create(CosignResponseSchema)` to create a new message.
  */
 export const CosignResponseSchema: GenMessage<CosignResponse> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 21);
+  messageDesc(file_tessera_v1_packages, 24);
 
 /**
  * The parameters of a refresh session (same key, roster and threshold; new shares, epoch + 1).
@@ -1038,7 +1163,7 @@ export type RefreshParams = Message<"tessera.v1.RefreshParams"> & {
  * Use `create(RefreshParamsSchema)` to create a new message.
  */
 export const RefreshParamsSchema: GenMessage<RefreshParams> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 22);
+  messageDesc(file_tessera_v1_packages, 25);
 
 /**
  * The parameters of a reshare session (same group key; new threshold and/or roster).
@@ -1098,7 +1223,7 @@ export type ReshareParams = Message<"tessera.v1.ReshareParams"> & {
  * Use `create(ReshareParamsSchema)` to create a new message.
  */
 export const ReshareParamsSchema: GenMessage<ReshareParams> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 23);
+  messageDesc(file_tessera_v1_packages, 26);
 
 /**
  * Round 1 of a refresh or reshare (envelope kind REFRESH_ROUND1 or RESHARE_ROUND1): the
@@ -1144,7 +1269,7 @@ export type LifecycleRound1 = Message<"tessera.v1.LifecycleRound1"> & {
  * Use `create(LifecycleRound1Schema)` to create a new message.
  */
 export const LifecycleRound1Schema: GenMessage<LifecycleRound1> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 24);
+  messageDesc(file_tessera_v1_packages, 27);
 
 /**
  * Confirmation of a refresh or reshare: the transcript and the new key the sender derived.
@@ -1194,7 +1319,7 @@ export type LifecycleConfirm = Message<"tessera.v1.LifecycleConfirm"> & {
  * Use `create(LifecycleConfirmSchema)` to create a new message.
  */
 export const LifecycleConfirmSchema: GenMessage<LifecycleConfirm> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 25);
+  messageDesc(file_tessera_v1_packages, 28);
 
 /**
  * An operation on a key's shares that operators approved (M-of-N). Every participant checks it
@@ -1292,7 +1417,7 @@ export type LifecycleAuthorisation = Message<"tessera.v1.LifecycleAuthorisation"
  * Use `create(LifecycleAuthorisationSchema)` to create a new message.
  */
 export const LifecycleAuthorisationSchema: GenMessage<LifecycleAuthorisation> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 26);
+  messageDesc(file_tessera_v1_packages, 29);
 
 /**
  * An authorisation and its approvals (OPERATOR_APPROVAL envelopes over the authorisation bytes).
@@ -1316,7 +1441,7 @@ export type ApprovedAuthorisation = Message<"tessera.v1.ApprovedAuthorisation"> 
  * Use `create(ApprovedAuthorisationSchema)` to create a new message.
  */
 export const ApprovedAuthorisationSchema: GenMessage<ApprovedAuthorisation> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 27);
+  messageDesc(file_tessera_v1_packages, 30);
 
 /**
  * A refresh/reshare outcome a participant applied and confirmed, kept (sealed) until a verified
@@ -1376,7 +1501,7 @@ export type PendingLifecycle = Message<"tessera.v1.PendingLifecycle"> & {
  * Use `create(PendingLifecycleSchema)` to create a new message.
  */
 export const PendingLifecycleSchema: GenMessage<PendingLifecycle> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 28);
+  messageDesc(file_tessera_v1_packages, 31);
 
 /**
  * The committed epoch of a key as a participant keeps it (also after leaving the key).
@@ -1422,7 +1547,7 @@ export type LifecycleOutcome = Message<"tessera.v1.LifecycleOutcome"> & {
  * Use `create(LifecycleOutcomeSchema)` to create a new message.
  */
 export const LifecycleOutcomeSchema: GenMessage<LifecycleOutcome> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 29);
+  messageDesc(file_tessera_v1_packages, 32);
 
 /**
  * The payload of an ECDSA_MESSAGE envelope: `ciphertext` opens (HPKE base mode, the recipient's
@@ -1489,7 +1614,7 @@ export type EcdsaPeerMessage = Message<"tessera.v1.EcdsaPeerMessage"> & {
  * Use `create(EcdsaPeerMessageSchema)` to create a new message.
  */
 export const EcdsaPeerMessageSchema: GenMessage<EcdsaPeerMessage> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 30);
+  messageDesc(file_tessera_v1_packages, 33);
 
 /**
  * Pairwise setup ([DKLs23] Protocol 3.6 setup; packages/ecdsa/src/setup.ts).
@@ -1513,7 +1638,7 @@ export type EcdsaSetup1 = Message<"tessera.v1.EcdsaSetup1"> & {
  * Use `create(EcdsaSetup1Schema)` to create a new message.
  */
 export const EcdsaSetup1Schema: GenMessage<EcdsaSetup1> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 31);
+  messageDesc(file_tessera_v1_packages, 34);
 
 /**
  * @generated from message tessera.v1.EcdsaSetup2
@@ -1540,7 +1665,7 @@ export type EcdsaSetup2 = Message<"tessera.v1.EcdsaSetup2"> & {
  * Use `create(EcdsaSetup2Schema)` to create a new message.
  */
 export const EcdsaSetup2Schema: GenMessage<EcdsaSetup2> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 32);
+  messageDesc(file_tessera_v1_packages, 35);
 
 /**
  * Presigning rounds ([DKLs23] Protocol 3.6 steps 5–8; packages/ecdsa/src/sign.ts).
@@ -1569,7 +1694,7 @@ export type EcdsaOte = Message<"tessera.v1.EcdsaOte"> & {
  * Use `create(EcdsaOteSchema)` to create a new message.
  */
 export const EcdsaOteSchema: GenMessage<EcdsaOte> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 33);
+  messageDesc(file_tessera_v1_packages, 36);
 
 /**
  * @generated from message tessera.v1.EcdsaRvole
@@ -1596,7 +1721,7 @@ export type EcdsaRvole = Message<"tessera.v1.EcdsaRvole"> & {
  * Use `create(EcdsaRvoleSchema)` to create a new message.
  */
 export const EcdsaRvoleSchema: GenMessage<EcdsaRvole> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 34);
+  messageDesc(file_tessera_v1_packages, 37);
 
 /**
  * @generated from message tessera.v1.EcdsaPresign1
@@ -1618,7 +1743,7 @@ export type EcdsaPresign1 = Message<"tessera.v1.EcdsaPresign1"> & {
  * Use `create(EcdsaPresign1Schema)` to create a new message.
  */
 export const EcdsaPresign1Schema: GenMessage<EcdsaPresign1> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 35);
+  messageDesc(file_tessera_v1_packages, 38);
 
 /**
  * @generated from message tessera.v1.EcdsaPresign2
@@ -1665,7 +1790,7 @@ export type EcdsaPresign2 = Message<"tessera.v1.EcdsaPresign2"> & {
  * Use `create(EcdsaPresign2Schema)` to create a new message.
  */
 export const EcdsaPresign2Schema: GenMessage<EcdsaPresign2> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 36);
+  messageDesc(file_tessera_v1_packages, 39);
 
 /**
  * A signer's word that it holds presignature `session` of `key_id` for `signers`, nonce point `r`
@@ -1710,7 +1835,7 @@ export type EcdsaPresigned = Message<"tessera.v1.EcdsaPresigned"> & {
  * Use `create(EcdsaPresignedSchema)` to create a new message.
  */
 export const EcdsaPresignedSchema: GenMessage<EcdsaPresigned> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 37);
+  messageDesc(file_tessera_v1_packages, 40);
 
 /**
  * One signer's part of one ECDSA signature (the payload of an ECDSA_PARTIAL envelope).
@@ -1753,7 +1878,7 @@ export type EcdsaPartial = Message<"tessera.v1.EcdsaPartial"> & {
  * Use `create(EcdsaPartialSchema)` to create a new message.
  */
 export const EcdsaPartialSchema: GenMessage<EcdsaPartial> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 38);
+  messageDesc(file_tessera_v1_packages, 41);
 
 /**
  * What a signer keeps of one counterparty after the setup (sealed; never leaves the node).
@@ -1809,7 +1934,7 @@ export type EcdsaPairRecord = Message<"tessera.v1.EcdsaPairRecord"> & {
  * Use `create(EcdsaPairRecordSchema)` to create a new message.
  */
 export const EcdsaPairRecordSchema: GenMessage<EcdsaPairRecord> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 39);
+  messageDesc(file_tessera_v1_packages, 42);
 
 /**
  * @generated from message tessera.v1.EcdsaPairs
@@ -1841,7 +1966,7 @@ export type EcdsaPairs = Message<"tessera.v1.EcdsaPairs"> & {
  * Use `create(EcdsaPairsSchema)` to create a new message.
  */
 export const EcdsaPairsSchema: GenMessage<EcdsaPairs> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 40);
+  messageDesc(file_tessera_v1_packages, 43);
 
 /**
  * A presignature's secret part, kept in the nonce ledger until its one use.
@@ -1870,7 +1995,7 @@ export type EcdsaPresignatureSecret = Message<"tessera.v1.EcdsaPresignatureSecre
  * Use `create(EcdsaPresignatureSecretSchema)` to create a new message.
  */
 export const EcdsaPresignatureSecretSchema: GenMessage<EcdsaPresignatureSecret> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 41);
+  messageDesc(file_tessera_v1_packages, 44);
 
 /**
  * Ciphersuites. Numbers are stable: never reuse one.
@@ -2026,6 +2151,13 @@ export enum PayloadKind {
    * @generated from enum value: PAYLOAD_KIND_OPERATOR_APPROVAL = 40;
    */
   OPERATOR_APPROVAL = 40,
+
+  /**
+   * an operator's approval of a PriceSnapshot (the payload: its exact bytes)
+   *
+   * @generated from enum value: PAYLOAD_KIND_PRICE_SNAPSHOT = 41;
+   */
+  PRICE_SNAPSHOT = 41,
 
   /**
    * threshold ECDSA: one signer's round message to one other, sealed to it (EcdsaPeerMessage)
