@@ -12,10 +12,7 @@ import {
   capEntries,
   chargeAllowance,
   checkPackagePayment,
-  checkPriceSnapshot,
-  grantAllowance,
   hasCaps,
-  validateAllowance,
   SigningNonces,
   commit,
   decodeMessage,
@@ -34,13 +31,12 @@ import {
   type Rng,
 } from '@tessera/core';
 import { type AuditLog, type BatchOp, KeyedMutex, type NonceLedger, type SealedKV } from '@tessera/store';
+import { checkPayees, grant, withinDeviceCaps, withinMaxCaps } from './allowance-policy.js';
 import { SignerError, toTaskError } from './errors.js';
 import { deviceSegment } from './lifecycle-store.js';
 import { DEVICE_POLICY_DEFAULTS, type Policy } from './policy.js';
 import type { SignerEvent } from './engine.js';
 import type { SpentCharge, SpentReservations } from './spent.js';
-
-const DAY_MS = 24 * 3600_000;
 
 /** What offline co-signing needs of its signer engine. */
 export interface OfflineCosignerContext {
@@ -70,89 +66,17 @@ export class OfflineCosigner {
     this.#ctx = ctx;
   }
 
-  /**
-   * POLICY_DENIED unless the device's unspent caps on this node (each usable allowance's cap minus
-   * what this node counted against it) plus `asked` stay within `most`, asset by asset.
-   */
-  async #withinDeviceCaps(
-    device: string,
-    most: Readonly<Record<string, string>>,
-    usable: ReadonlyMap<string, Allowance>,
-    asked: Allowance,
-  ): Promise<void> {
-    const held = new Map<string, bigint>();
-    for (const [id, a] of usable) {
-      const name = `${deviceSegment(device)}/${id}`;
-      const raw = await this.#ctx.store.get(`allowance/${name}`);
-      const totals = raw ? (JSON.parse(new TextDecoder().decode(raw)) as Record<string, string>) : {};
-      for (const c of capEntries(a)) {
-        const stored = BigInt(totals[c.asset] ?? '0');
-        const journalled = this.#ctx.spent?.charged(name, c.asset) ?? 0n;
-        const left = BigInt(c.amount) - (stored > journalled ? stored : journalled);
-        if (left > 0n) held.set(c.asset, (held.get(c.asset) ?? 0n) + left);
-      }
-    }
-    for (const c of capEntries(asked)) {
-      const total = (held.get(c.asset) ?? 0n) + BigInt(c.amount);
-      const limit = Object.hasOwn(most, c.asset) ? most[c.asset] : undefined;
-      if (limit === undefined || total > BigInt(limit))
-        throw new SignerError(
-          'POLICY_DENIED',
-          `device ${device.slice(0, 64)} would hold ${total} ${c.asset} in unspent caps on this node (policy devices.maxDeviceCaps: ${limit ?? 'none'})`,
-        );
-    }
-  }
-
   #devicePolicy() {
     return { ...DEVICE_POLICY_DEFAULTS, ...(this.#ctx.policy().devices ?? {}) };
   }
 
-  /**
-   * The allowance this node signs into a reserve call's reservations: the caps asked for, with a
-   * fresh id of its own, within the policy's `maxCaps` (which, when set, requires caps). A fiat
-   * cap needs a price snapshot that M of the pinned operators signed, at most
-   * `devices.maxPriceAgeMs` old (default a day); the grant keeps the snapshot, not the signatures.
-   */
+  /** The allowance this node signs into a reserve call's reservations (./allowance-policy.ts). */
   #grant(asked: Allowance | null | undefined): Allowance | null {
-    const dp = this.#devicePolicy();
-    const { maxCaps: max, maxDeviceCaps } = dp;
-    if (!hasCaps(asked)) {
-      if (max || maxDeviceCaps)
-        throw new SignerError(
-          'POLICY_DENIED',
-          `this node reserves only with caps (policy devices.${max ? 'maxCaps' : 'maxDeviceCaps'})`,
-        );
-      return null;
-    }
-    try {
-      validateAllowance(asked, { request: true });
-    } catch (e) {
-      throw new SignerError('INVALID_ARGUMENT', (e as Error).message);
-    }
-    if (asked.fiat)
-      try {
-        checkPriceSnapshot(asked.fiat.prices, asked.fiat.approvals, {
-          operators: this.#ctx.policy().operators,
-          currency: asked.fiat.currency,
-          now: this.#ctx.clock(),
-          maxAgeMs: dp.maxPriceAgeMs ?? DAY_MS,
-        });
-      } catch (e) {
-        throw new SignerError(
-          (e as { code?: string }).code === 'DECODE' ? 'INVALID_ARGUMENT' : 'POLICY_DENIED',
-          (e as Error).message,
-        );
-      }
-    if (max)
-      for (const c of capEntries(asked)) {
-        const most = Object.hasOwn(max, c.asset) ? max[c.asset] : undefined;
-        if (most === undefined || BigInt(c.amount) > BigInt(most))
-          throw new SignerError(
-            'POLICY_DENIED',
-            `a cap of ${c.amount} ${c.asset} is above what this node grants (${most ?? 'none'})`,
-          );
-      }
-    return grantAllowance(asked, this.#ctx.rng);
+    return grant(asked, this.#devicePolicy(), {
+      operators: this.#ctx.policy().operators,
+      now: this.#ctx.clock(),
+      rng: this.#ctx.rng,
+    });
   }
 
   /**
@@ -217,7 +141,14 @@ export class OfflineCosigner {
         if (hasCaps(meta.allowance)) usable.set(toHex(meta.allowance.allowanceId), meta.allowance);
       }
     }
-    if (dp.maxDeviceCaps && allowance) await this.#withinDeviceCaps(device, dp.maxDeviceCaps, usable, allowance);
+    if (dp.maxDeviceCaps && allowance)
+      await withinDeviceCaps(device, dp.maxDeviceCaps, usable, allowance, {
+        totals: async (name) => {
+          const raw = await this.#ctx.store.get(`allowance/${name}`);
+          return raw ? (JSON.parse(new TextDecoder().decode(raw)) as Record<string, string>) : {};
+        },
+        journalled: (name, total) => this.#ctx.spent?.charged(name, total) ?? 0n,
+      });
     const n = Math.min(count, dp.maxReservations - outstanding);
     if (n <= 0)
       throw new SignerError(
@@ -357,14 +288,7 @@ export class OfflineCosigner {
       );
       // A policy of caps applies to reservations made before it too: uncapped ones, or ones above
       // today's maximum, complete nothing (POLICY_DENIED; nothing spent).
-      const max = dp.maxCaps;
-      if (
-        max &&
-        (!hasCaps(own.allowance) ||
-          capEntries(own.allowance).some(
-            (c) => !Object.hasOwn(max, c.asset) || BigInt(c.amount) > BigInt(max[c.asset] as string),
-          ))
-      )
+      if (dp.maxCaps && !withinMaxCaps(own.allowance, dp.maxCaps))
         throw new SignerError(
           'POLICY_DENIED',
           'this reservation is not within the caps this node now grants (policy devices.maxCaps)',
@@ -506,28 +430,5 @@ function decodeMessageSafe(meta: Uint8Array):
     return decodeMessage('Reservation', meta);
   } catch {
     return undefined;
-  }
-}
-
-/**
- * The node's destination lists (`devices.denyTo`, `devices.allowTo`) on a completed package's
- * payment: POLICY_DENIED naming the payee, before anything is spent. With a list, a package that
- * pays no transaction (a bare message, whose payee cannot be known) is refused too.
- */
-function checkPayees(
-  dp: { denyTo?: readonly string[]; allowTo?: readonly string[] },
-  payment: { to: readonly string[] } | undefined,
-): void {
-  if (!dp.denyTo && !dp.allowTo) return;
-  if (!payment)
-    throw new SignerError(
-      'POLICY_DENIED',
-      'this node completes payments to listed destinations only, not bare messages',
-    );
-  for (const to of payment.to) {
-    if (dp.denyTo?.includes(to))
-      throw new SignerError('POLICY_DENIED', `destination ${to.slice(0, 100)} is on this node's deny list`);
-    if (dp.allowTo && !dp.allowTo.includes(to))
-      throw new SignerError('POLICY_DENIED', `destination ${to.slice(0, 100)} is not on this node's allow list`);
   }
 }

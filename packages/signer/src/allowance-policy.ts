@@ -1,0 +1,147 @@
+/**
+ * A co-signer's policy over device allowances (issue 19; ./policy.ts `devices`): what caps it
+ * grants at reserve time (`maxCaps`, a fiat cap's operator-signed price snapshot and its age), how
+ * much a device may hold in unspent caps on this node (`maxDeviceCaps`), whether a reservation
+ * made before today's policy still completes, and the destination lists a completed payment must
+ * pass (`denyTo`, `allowTo`). Every refusal is POLICY_DENIED (INVALID_ARGUMENT for a malformed
+ * request) and changes nothing.
+ */
+import {
+  type Allowance,
+  type OperatorPolicy,
+  type Rng,
+  capEntries,
+  checkPriceSnapshot,
+  grantAllowance,
+  hasCaps,
+  validateAllowance,
+} from '@tessera/core';
+import { SignerError } from './errors.js';
+import { deviceSegment } from './lifecycle-store.js';
+import type { DevicePolicy } from './policy.js';
+
+const DAY_MS = 24 * 3600_000;
+
+/**
+ * The allowance this node signs into a reserve call's reservations: the caps asked for, with a
+ * fresh id of its own, within the policy's `maxCaps` (which, when set, requires caps). A fiat cap
+ * needs a price snapshot that M of the pinned operators signed, at most `devices.maxPriceAgeMs`
+ * old (default a day); the grant keeps the snapshot, not the signatures.
+ */
+export function grant(
+  asked: Allowance | null | undefined,
+  dp: DevicePolicy,
+  ctx: { readonly operators: OperatorPolicy | undefined; readonly now: number; readonly rng: Rng },
+): Allowance | null {
+  const { maxCaps: max, maxDeviceCaps } = dp;
+  if (!hasCaps(asked)) {
+    if (max || maxDeviceCaps)
+      throw new SignerError(
+        'POLICY_DENIED',
+        `this node reserves only with caps (policy devices.${max ? 'maxCaps' : 'maxDeviceCaps'})`,
+      );
+    return null;
+  }
+  try {
+    validateAllowance(asked, { request: true });
+  } catch (e) {
+    throw new SignerError('INVALID_ARGUMENT', (e as Error).message);
+  }
+  if (asked.fiat)
+    try {
+      checkPriceSnapshot(asked.fiat.prices, asked.fiat.approvals, {
+        operators: ctx.operators,
+        currency: asked.fiat.currency,
+        now: ctx.now,
+        maxAgeMs: dp.maxPriceAgeMs ?? DAY_MS,
+      });
+    } catch (e) {
+      throw new SignerError(
+        (e as { code?: string }).code === 'DECODE' ? 'INVALID_ARGUMENT' : 'POLICY_DENIED',
+        (e as Error).message,
+      );
+    }
+  if (max)
+    for (const c of capEntries(asked)) {
+      const most = Object.hasOwn(max, c.asset) ? max[c.asset] : undefined;
+      if (most === undefined || BigInt(c.amount) > BigInt(most))
+        throw new SignerError(
+          'POLICY_DENIED',
+          `a cap of ${c.amount} ${c.asset} is above what this node grants (${most ?? 'none'})`,
+        );
+    }
+  return grantAllowance(asked, ctx.rng);
+}
+
+/**
+ * Whether a reservation's allowance is within today's `maxCaps`: a policy of caps applies to
+ * reservations made before it too (uncapped ones, or ones above today's maximum, complete nothing).
+ */
+export function withinMaxCaps(a: Allowance | null | undefined, max: Readonly<Record<string, string>>): boolean {
+  return (
+    hasCaps(a) &&
+    capEntries(a).every((c) => Object.hasOwn(max, c.asset) && BigInt(c.amount) <= BigInt(max[c.asset] as string))
+  );
+}
+
+/**
+ * POLICY_DENIED unless the device's unspent caps on this node (each usable allowance's cap minus
+ * what this node counted against it: the larger of its stored total and the spent journal's sum)
+ * plus `asked` stay within `most`, total by total (an asset's, a fiat cap's `@fiat:<currency>`).
+ */
+export async function withinDeviceCaps(
+  device: string,
+  most: Readonly<Record<string, string>>,
+  usable: ReadonlyMap<string, Allowance>,
+  asked: Allowance,
+  counted: {
+    /** The stored running totals of an allowance (by its record name). */
+    totals(name: string): Promise<Record<string, string>>;
+    /** What the spent journal says uses charged to it, per total. */
+    journalled(name: string, total: string): bigint;
+  },
+): Promise<void> {
+  const held = new Map<string, bigint>();
+  for (const [id, a] of usable) {
+    const name = `${deviceSegment(device)}/${id}`;
+    const totals = await counted.totals(name);
+    for (const c of capEntries(a)) {
+      const stored = BigInt(totals[c.asset] ?? '0');
+      const journalled = counted.journalled(name, c.asset);
+      const left = BigInt(c.amount) - (stored > journalled ? stored : journalled);
+      if (left > 0n) held.set(c.asset, (held.get(c.asset) ?? 0n) + left);
+    }
+  }
+  for (const c of capEntries(asked)) {
+    const total = (held.get(c.asset) ?? 0n) + BigInt(c.amount);
+    const limit = Object.hasOwn(most, c.asset) ? most[c.asset] : undefined;
+    if (limit === undefined || total > BigInt(limit))
+      throw new SignerError(
+        'POLICY_DENIED',
+        `device ${device.slice(0, 64)} would hold ${total} ${c.asset} in unspent caps on this node (policy devices.maxDeviceCaps: ${limit ?? 'none'})`,
+      );
+  }
+}
+
+/**
+ * The node's destination lists (`devices.denyTo`, `devices.allowTo`) on a completed package's
+ * payment: POLICY_DENIED naming the payee, before anything is spent. With a list, a package that
+ * pays no transaction (a bare message, whose payee cannot be known) is refused too.
+ */
+export function checkPayees(
+  dp: { denyTo?: readonly string[]; allowTo?: readonly string[] },
+  payment: { to: readonly string[] } | undefined,
+): void {
+  if (!dp.denyTo && !dp.allowTo) return;
+  if (!payment)
+    throw new SignerError(
+      'POLICY_DENIED',
+      'this node completes payments to listed destinations only, not bare messages',
+    );
+  for (const to of payment.to) {
+    if (dp.denyTo?.includes(to))
+      throw new SignerError('POLICY_DENIED', `destination ${to.slice(0, 100)} is on this node's deny list`);
+    if (dp.allowTo && !dp.allowTo.includes(to))
+      throw new SignerError('POLICY_DENIED', `destination ${to.slice(0, 100)} is not on this node's allow list`);
+  }
+}
