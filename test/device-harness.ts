@@ -60,6 +60,8 @@ export async function deviceCluster(
     maxDeviceCaps?: Record<string, string>;
     /** The signers' `devices.denyTo` list. */
     denyTo?: string[];
+    /** The signers' `devices.requireIntegrity`. */
+    requireIntegrity?: boolean;
     onEvent?: (e: CoordinatorEvent) => void;
   } = {},
 ) {
@@ -79,6 +81,7 @@ export async function deviceCluster(
             ...(opts.maxCaps ? { maxCaps: opts.maxCaps } : {}),
             ...(opts.maxDeviceCaps ? { maxDeviceCaps: opts.maxDeviceCaps } : {}),
             ...(opts.denyTo ? { denyTo: opts.denyTo } : {}),
+            ...(opts.requireIntegrity ? { requireIntegrity: true } : {}),
           },
         },
         ...(opts.clock ? { clock: opts.clock } : {}),

@@ -17,6 +17,7 @@
  */
 import { cpSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { OutScript, SigHash, Transaction } from '@scure/btc-signer';
 import {
@@ -27,7 +28,15 @@ import {
   verifySignature,
 } from '@solana/kit';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ParticipantIdentity, approvePriceSnapshot, encodePriceSnapshot, fromHex } from '@tessera/core';
+import {
+  ParticipantIdentity,
+  approvePriceSnapshot,
+  decodeOfflinePackage,
+  decodePriceSnapshot,
+  encodeOfflinePackage,
+  encodePriceSnapshot,
+  fromHex,
+} from '@tessera/core';
 import { checkPackage } from '@tessera/core/merchant';
 import { Device } from '@tessera/device';
 import { operator, operators } from './authority.js';
@@ -243,7 +252,7 @@ describe('offline payments with caps', () => {
       keyId: key.keyId,
       count: 3,
       cosigners: ['signer-1'],
-      caps: { fiat: { currency: 'USD', cap, perPayment: 20_000n, prices, approvals } },
+      caps: { caps: { BTC: 1_000_000n }, fiat: { currency: 'USD', cap, perPayment: 20_000n, prices, approvals } },
     });
     // Unsigned, signed by someone the node does not pin, two days old, above the node's $300.00: refused.
     expect(await refusal(() => device.reserve(c.url, fiat(30_000n, snapshot, [])))).toBe('POLICY_DENIED');
@@ -256,7 +265,14 @@ describe('offline payments with caps', () => {
       await refusal(() => device.reserve(c.url, fiat(30_000n, stale, [approvePriceSnapshot(operator, stale)]))),
     ).toBe('POLICY_DENIED');
     expect(await refusal(() => device.reserve(c.url, fiat(30_001n)))).toBe('POLICY_DENIED');
+    // The node limits bitcoin itself: a fiat cap alone (which would let any amount of it through
+    // up to $300.00) is refused; with a bitcoin cap of its own beside it, granted.
+    const { caps: _btc, ...fiatOnly } = fiat(30_000n).caps;
+    expect(await refusal(() => device.reserve(c.url, { ...fiat(30_000n), caps: fiatOnly }))).toBe('POLICY_DENIED');
     expect(await device.reserve(c.url, fiat(30_000n))).toMatchObject({ added: 3 });
+    // The reservations end when the prices grow a day old (the node's maxPriceAgeMs), not in 7 days.
+    const slots = (await device.status()).keys.find((k) => k.keyId === key.keyId);
+    expect(slots?.nextExpiry).toBe(decodePriceSnapshot(snapshot).takenAt + 86_400_000);
 
     // 200,000 sat + 500 fee = $194.49 (a cent up); the per-payment limit is $200.00.
     expect(await refusal(() => device.signOffline({ keyId: key.keyId, payment: pay(own, 206_186n, 0n) }))).toBe(
@@ -327,6 +343,42 @@ describe('offline payments with caps', () => {
     expect((await device.status()).keys.find((k) => k.keyId === key.keyId)?.allowance).toBe(0);
     c.tamper.delete('signer-1');
     expect((await device.reserve(c.url, { ...req, caps })).added).toBe(1);
+  });
+
+  it("a co-signer that requires the device's integrity verdict: the device signs it into the package; none, fail, or claims a relay stripped are refused (POLICY_DENIED, audited, nothing spent); pass completes", async () => {
+    const c = await deviceCluster(3, { requireIntegrity: true });
+    const d = await enrolled(c, 'phone-integrity');
+    const key = await d.device.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
+    await d.device.reserve(c.url, { keyId: key.keyId, count: 4, cosigners: ['signer-1'] });
+    const s1 = c.signer('signer-1');
+    const fresh = await s1.ledger.countFresh('r.');
+    const message = (n: number) => new Uint8Array(32).fill(n);
+    const none = await d.device.signOffline({ keyId: key.keyId, message: message(1) });
+    const failed = await d.device.signOffline({
+      keyId: key.keyId,
+      message: message(2),
+      integrity: { verdict: 'fail', detail: 'play-integrity:NO_INTEGRITY' },
+    });
+    const passed = await d.device.signOffline({
+      keyId: key.keyId,
+      message: message(3),
+      integrity: { verdict: 'pass', detail: 'play-integrity:MEETS_STRONG_INTEGRITY' },
+    });
+    expect(await refusal(() => c.coordinator.completePackage(none.bytes))).toBe('POLICY_DENIED');
+    expect(await refusal(() => c.coordinator.completePackage(failed.bytes))).toBe('POLICY_DENIED');
+    // A relay drops the claims: the same package (same id), now without a verdict.
+    const stripped = encodeOfflinePackage({ ...decodeOfflinePackage(passed.bytes), claims: null });
+    expect(decodeOfflinePackage(stripped).packageId).toBe(passed.packageId);
+    expect(await refusal(() => c.coordinator.completePackage(stripped))).toBe('POLICY_DENIED');
+    expect(await s1.ledger.countFresh('r.')).toBe(fresh);
+    const refusals = [];
+    for await (const e of s1.audit.entries())
+      if (e.type === 'refusal') refusals.push(String(e.data.message ?? e.data.code));
+    expect(refusals.length).toBeGreaterThanOrEqual(3);
+    // The genuine one, claims and all, completes: one reservation spent.
+    const done = await c.coordinator.completePackage(passed.bytes);
+    expect(ed25519.verify(done.signature, message(3), fromHex(key.publicKey))).toBe(true);
+    expect(await s1.ledger.countFresh('r.')).toBe(fresh - 1);
   });
 
   for (const order of ['first, second', 'second, first'] as const)

@@ -75,7 +75,10 @@ export function readSignedPrices(file: string): {
   const s = decodePriceSnapshot(snapshot);
   const approvals = j.approvals.map((a) => String(a));
   const canonical = describe(s, snapshot, approvals);
-  if (JSON.stringify([j.currency, j.prices]) !== JSON.stringify([canonical.currency, canonical.prices]))
+  if (
+    JSON.stringify([j.currency, j.takenAt, j.prices]) !==
+    JSON.stringify([canonical.currency, canonical.takenAt, canonical.prices])
+  )
     throw new CliError('INVALID_ARGUMENT', `${file}: the readable prices differ from the signed snapshot`);
   return { snapshot, approvals: approvals.map((a) => fromHex(a, 'approval')), file: canonical };
 }

@@ -40,7 +40,10 @@ export function chargeAllowance(
     next[payment.asset] = before + total;
   }
   const f = a.fiat;
-  const value = f ? fiatValue(decodePriceSnapshot(f.prices), payment.asset, total) : undefined;
+  const prices = f ? decodePriceSnapshot(f.prices) : undefined;
+  if (f && prices?.currency !== f.currency)
+    throw over(`the allowance's price snapshot is in ${prices?.currency}, its fiat cap in ${f.currency}`);
+  const value = f && prices ? fiatValue(prices, payment.asset, total) : undefined;
   if (f && value !== undefined) {
     if (f.perPayment !== '' && value > BigInt(f.perPayment))
       throw over(

@@ -111,6 +111,8 @@ export function validateAllowance(a: Allowance, opts: { request?: boolean } = {}
       throw new InvalidArgumentError('allowance: a fiat cap needs the price snapshot it is valued with');
     if (!opts.request && f.approvals.length > 0)
       throw new InvalidArgumentError('allowance: a granted fiat cap carries no approvals');
+    if (f.approvals.length > MAX_ASSETS)
+      throw new InvalidArgumentError(`allowance: at most ${MAX_ASSETS} price snapshot signatures`);
   }
 }
 

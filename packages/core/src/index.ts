@@ -20,6 +20,7 @@ export * from './local.js';
 export * from './records.js';
 export * from './intent.js';
 export * from './offline.js';
+export * from './device-claims.js';
 export * from './allowance.js';
 export * from './prices.js';
 export * from './payment.js';

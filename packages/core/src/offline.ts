@@ -14,7 +14,8 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { equalBytes, fromHex, toHex, type Rng } from './bytes.js';
-import { envelopeSigningBytes, openEnvelope, signEnvelope } from './envelope.js';
+import { type EnvelopeSigner, envelopeSigningBytes, openEnvelope, signEnvelope } from './envelope.js';
+import { type DeviceClaims, signDeviceClaims } from './device-claims.js';
 import { DecodeError, ErrorCode, InvalidArgumentError, ProtocolError } from './errors.js';
 import { verifyParticipantSignature, type ParticipantIdentity } from './identity.js';
 import { groupPublicKey, participantIdentifier, rosterEntry, type GroupKey, type KeyShare } from './key.js';
@@ -174,6 +175,8 @@ export interface OfflinePackage {
   readonly createdAt: number;
   /** The transaction `message` signs (./payment.ts), when the device paid one. */
   readonly payment?: PaymentTx | null;
+  /** The device's DEVICE_CLAIMS envelope (./device-claims.ts): outside the digest. */
+  readonly claims?: Uint8Array | null;
 }
 
 /** A decoded package with its canonical bytes and id. */
@@ -192,9 +195,10 @@ export interface DecodedPackage extends OfflinePackage {
  * same reservation. The same for the payment: the signature covers the message derived from the
  * transaction, not the transaction's encoding (a relay can re-encode a PSBT, or drop it where no
  * cap needs it, without changing the message); a package with and without it is one package.
+ * And the device's claims, which name the digest.
  */
 export function packageDigest(p: OfflinePackage): Uint8Array {
-  return sha256(encodeOfflinePackage({ ...p, createdAt: 0, payment: null }));
+  return sha256(encodeOfflinePackage({ ...p, createdAt: 0, payment: null, claims: null }));
 }
 
 export function packageIdOf(digest: Uint8Array): string {
@@ -222,6 +226,7 @@ export function encodeOfflinePackage(p: OfflinePackage): Uint8Array {
     })),
     createdAt: p.createdAt,
     payment: (p.payment ? { chain: p.payment.chain, tx: p.payment.tx, input: p.payment.input } : null) as WirePayment,
+    claims: p.claims ?? new Uint8Array(0),
   });
 }
 
@@ -312,6 +317,7 @@ export function decodeOfflinePackage(bytes: Uint8Array): DecodedPackage {
     cosigners,
     createdAt: w.createdAt,
     payment: w.payment,
+    ...(w.claims.length ? { claims: w.claims } : {}),
   };
   let canonical: Uint8Array;
   try {
@@ -439,6 +445,8 @@ export function createOfflinePackage(args: {
   createdAt: number;
   /** The transaction `message` signs; the caller derived `message` from it (./package-payment.ts). */
   payment?: PaymentTx | null;
+  /** The device's claims about the package, signed by `claims.signer` (./device-claims.ts). */
+  claims?: { signer: EnvelopeSigner; integrity: DeviceClaims['integrity']; integrityDetail: string };
   rng?: Rng;
 }): DecodedPackage {
   const { key, share } = args;
@@ -489,7 +497,16 @@ export function createOfflinePackage(args: {
     createdAt: args.createdAt,
     payment: args.payment ?? null,
   };
-  return decodeOfflinePackage(encodeOfflinePackage(pkg));
+  const c = args.claims;
+  const claims = c
+    ? signDeviceClaims(c.signer, {
+        packageDigest: packageDigest(pkg),
+        signedAt: args.createdAt,
+        integrity: c.integrity,
+        integrityDetail: c.integrityDetail,
+      })
+    : null;
+  return decodeOfflinePackage(encodeOfflinePackage({ ...pkg, claims }));
 }
 
 // ---- two devices, no cluster -----------------------------------------------------------------

@@ -282,7 +282,7 @@ async function readPackage(load: CurveLoader, bytes: Uint8Array): Promise<Packag
   }
   if (!equalBytes(writeOfflinePackage(w), bytes)) throw new DecodeError('offline package: non-canonical encoding');
   // The digest leaves out created_at and the payment (no signature covers them): see packageDigest.
-  const digest = sha256(writeOfflinePackage({ ...w, createdAt: 0, payment: null }));
+  const digest = sha256(writeOfflinePackage({ ...w, createdAt: 0, payment: null, claims: new Uint8Array(0) }));
   return { ...w, shape, packageId: toHex(digest.subarray(0, 16)) };
 }
 

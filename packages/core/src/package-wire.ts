@@ -91,6 +91,8 @@ export interface LitePackage {
   cosigners: LiteCosigner[];
   createdAt: number;
   payment: LitePayment | null;
+  /** The device's DEVICE_CLAIMS envelope (empty: none). */
+  claims: Uint8Array;
 }
 /** `tessera.v1.Reservation`: the bytes a co-signer's reservation signature covers. */
 export interface LiteReservation {
@@ -331,6 +333,7 @@ export function readOfflinePackage(bytes: Uint8Array): LitePackage {
       cosigners: [],
       createdAt: 0,
       payment: null,
+      claims: NONE,
     };
     readFields(r, bytes.length, (no) => {
       if (no === 1) p.header = readHeader(r, p.header);
@@ -344,6 +347,7 @@ export function readOfflinePackage(bytes: Uint8Array): LitePackage {
       else if (no === 9) p.cosigners.push(readCosigner(r));
       else if (no === 10) p.createdAt = u64(r);
       else if (no === 11) p.payment = readPayment(r, p.payment);
+      else if (no === 12) p.claims = r.bytes();
       else return false;
       return true;
     });
@@ -445,5 +449,6 @@ export function writeOfflinePackage(p: LitePackage): Uint8Array {
       putBytes(m, 2, pay.tx);
       putVarint(m, 3, pay.input);
     });
+  putBytes(w, 12, p.claims);
   return w.finish();
 }

@@ -52,8 +52,11 @@ function check(s: PriceSnapshot): void {
     seen.add(p.asset);
     if (typeof p.per !== 'bigint' || p.per <= 0n || !DECIMAL.test(p.per.toString()))
       throw new InvalidArgumentError(`price snapshot: ${p.asset} must be priced per a positive number of base units`);
-    if (typeof p.fiat !== 'bigint' || p.fiat < 0n || !DECIMAL.test(p.fiat.toString()))
-      throw new InvalidArgumentError(`price snapshot: ${p.asset}'s price must be whole minor units`);
+    // A zero price would value any amount at nothing: an asset not to be paid is left out instead.
+    if (typeof p.fiat !== 'bigint' || p.fiat < 1n || !DECIMAL.test(p.fiat.toString()))
+      throw new InvalidArgumentError(
+        `price snapshot: ${p.asset}'s price must be at least one minor unit (leave an asset out to exclude it)`,
+      );
   }
 }
 

@@ -307,6 +307,7 @@ const HAND_WRITTEN: { [N in MessageName]?: fc.Arbitrary<WireTypes[N]> } = {
     ),
     createdAt: u64,
     payment: maybe(payment),
+    claims: bytes(),
   }),
   CosignRequest: fc.record({
     header,

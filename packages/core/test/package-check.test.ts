@@ -249,6 +249,7 @@ describe('merchant codec (proto-lite) against the generated codec', () => {
           ),
           createdAt: u64,
           payment,
+          claims: bytes,
         }),
         (p) => {
           // The wire types say a header is always there; the generated encoder also takes none.

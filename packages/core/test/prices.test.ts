@@ -24,6 +24,7 @@ import {
   toHex,
   validateAllowance,
 } from '../src/index.js';
+import { codeOf } from './helpers.js';
 import { chargeAllowance } from '../src/package-payment.js';
 import type { TypedPayment } from '../src/payment.js';
 
@@ -47,14 +48,8 @@ const snapshot = (over: Partial<Parameters<typeof encodePriceSnapshot>[0]> = {})
     ...over,
   });
 
-const code = (f: () => unknown) => {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return 'ok';
-};
+/** The error code a call throws, or 'ok'. */
+const code = (f: () => unknown) => codeOf(f) ?? 'ok';
 
 describe('price snapshots', () => {
   it('round-trip canonically; a malformed table is refused before anyone signs it', () => {
@@ -76,6 +71,7 @@ describe('price snapshots', () => {
       },
       { prices: [{ asset: 'BTC', per: 0n, fiat: 1n }] },
       { prices: [{ asset: 'BTC', per: 1n, fiat: -1n }] },
+      { prices: [{ asset: 'BTC', per: 1n, fiat: 0n }] }, // a zero price would value any amount at nothing
       { prices: [{ asset: '@fiat:USD', per: 1n, fiat: 1n }] },
     ])
       expect(code(() => snapshot(bad))).toBe(ErrorCode.INVALID_ARGUMENT);
@@ -211,6 +207,10 @@ describe('fiat caps', () => {
       ErrorCode.OVER_ALLOWANCE,
     );
     expect(chargeAllowance(both, pay(10n, 0n, 'ETH'))).toEqual({ ETH: 10n });
+    // A fiat cap whose snapshot is in another currency counts nothing.
+    const eur = fiatAllowance('50000');
+    const mixed = { ...eur, fiat: { ...(eur.fiat as NonNullable<Allowance['fiat']>), currency: 'EUR' } };
+    expect(code(() => chargeAllowance(mixed, pay(1n)))).toBe(ErrorCode.OVER_ALLOWANCE);
   });
 
   it('property: payments in random assets are accepted exactly while every running total stays within its cap', () => {

@@ -5,6 +5,7 @@
  * allowance totals and the journal entry before the package is returned.
  */
 import {
+  type EnvelopeSigner,
   type KeyShareRecord,
   type PaymentTx,
   type Rng,
@@ -58,6 +59,8 @@ export interface OfflineSigned {
 /** What signing offline needs of its device. */
 export interface OfflineSignContext {
   readonly id: string;
+  /** The device's identity: signs its claims about each package. */
+  me(): EnvelopeSigner;
   readonly store: DeviceStorage;
   readonly journal: Journal;
   readonly events: DeviceEmitter;
@@ -110,6 +113,18 @@ export async function signOfflinePackage(ctx: OfflineSignContext, req: OfflineRe
     createdAt: now,
     rng: ctx.rng,
     payment: req.payment ?? null,
+    // With the app's verdict: signed by the device into the package with its clock, for
+    // co-signers whose policy requires a passing one (core's device-claims.ts). Only then: the
+    // claims add ~150 bytes, and a package must stay small enough for one QR code.
+    ...(req.integrity
+      ? {
+          claims: {
+            signer: ctx.me(),
+            integrity: req.integrity.verdict,
+            integrityDetail: req.integrity.detail === undefined ? '' : String(req.integrity.detail),
+          },
+        }
+      : {}),
   });
   let seq = (await ctx.store.getJson<number>('seq')) ?? 0;
   seq++;

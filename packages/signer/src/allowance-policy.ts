@@ -1,19 +1,24 @@
 /**
- * A co-signer's policy over device allowances (issue 19; ./policy.ts `devices`): what caps it
- * grants at reserve time (`maxCaps`, a fiat cap's operator-signed price snapshot and its age), how
- * much a device may hold in unspent caps on this node (`maxDeviceCaps`), whether a reservation
- * made before today's policy still completes, and the destination lists a completed payment must
+ * A co-signer's policy over devices' offline payments (issue 19; ./policy.ts `devices`): what
+ * caps it grants at reserve time (`maxCaps`, a fiat cap's operator-signed price snapshot and its
+ * age), how much a device may hold in unspent caps on this node (`maxDeviceCaps`), whether a
+ * reservation made before today's policy still completes, the device's integrity verdict a
+ * package must carry (`requireIntegrity`), and the destination lists a completed payment must
  * pass (`denyTo`, `allowTo`). Every refusal is POLICY_DENIED (INVALID_ARGUMENT for a malformed
  * request) and changes nothing.
  */
 import {
   type Allowance,
   type OperatorPolicy,
+  type PriceSnapshot,
   type Rng,
   capEntries,
   checkPriceSnapshot,
+  decodePriceSnapshot,
+  type GroupKey,
   grantAllowance,
   hasCaps,
+  openDeviceClaims,
   validateAllowance,
 } from '@tessera/core';
 import { SignerError } from './errors.js';
@@ -47,9 +52,10 @@ export function grant(
   } catch (e) {
     throw new SignerError('INVALID_ARGUMENT', (e as Error).message);
   }
-  if (asked.fiat)
+  if (asked.fiat) {
+    let snapshot: PriceSnapshot;
     try {
-      checkPriceSnapshot(asked.fiat.prices, asked.fiat.approvals, {
+      snapshot = checkPriceSnapshot(asked.fiat.prices, asked.fiat.approvals, {
         operators: ctx.operators,
         currency: asked.fiat.currency,
         now: ctx.now,
@@ -61,6 +67,15 @@ export function grant(
         (e as Error).message,
       );
     }
+    // Per-asset limits keep binding: with them, every asset the snapshot prices needs a cap of
+    // its own in the allowance (the fiat cap then bounds the sum on top).
+    const unbounded = unboundedAssets(asked, snapshot);
+    if ((max || maxDeviceCaps) && unbounded.length)
+      throw new SignerError(
+        'POLICY_DENIED',
+        `this node limits each asset (policy devices.${max ? 'maxCaps' : 'maxDeviceCaps'}): a fiat cap needs a cap of its own for ${unbounded.slice(0, 8).join(', ')}, which its price snapshot values`,
+      );
+  }
   if (max)
     for (const c of capEntries(asked)) {
       const most = Object.hasOwn(max, c.asset) ? max[c.asset] : undefined;
@@ -73,15 +88,31 @@ export function grant(
   return grantAllowance(asked, ctx.rng);
 }
 
+/** The assets `snapshot` prices that `a` has no cap of its own for (a fiat cap alone bounds them). */
+function unboundedAssets(a: Allowance, snapshot: PriceSnapshot): string[] {
+  return snapshot.prices.map((p) => p.asset).filter((asset) => !a.caps.some((c) => c.asset === asset));
+}
+
 /**
  * Whether a reservation's allowance is within today's `maxCaps`: a policy of caps applies to
- * reservations made before it too (uncapped ones, or ones above today's maximum, complete nothing).
+ * reservations made before it too (uncapped ones, ones above today's maximum, and fiat caps over
+ * an asset without a cap of its own complete nothing).
  */
 export function withinMaxCaps(a: Allowance | null | undefined, max: Readonly<Record<string, string>>): boolean {
   return (
     hasCaps(a) &&
-    capEntries(a).every((c) => Object.hasOwn(max, c.asset) && BigInt(c.amount) <= BigInt(max[c.asset] as string))
+    capEntries(a).every((c) => Object.hasOwn(max, c.asset) && BigInt(c.amount) <= BigInt(max[c.asset] as string)) &&
+    (!a.fiat || unboundedAssets(a, decodePriceSnapshot(a.fiat.prices)).length === 0)
   );
+}
+
+/**
+ * Until when a reservation of allowance `a` may be used: a fiat cap's prices are no older at use
+ * than the policy lets them be at grant (`maxPriceAgeMs` after they were taken).
+ */
+export function pricedUntil(a: Allowance | null, dp: DevicePolicy): number {
+  if (!a?.fiat) return Number.POSITIVE_INFINITY;
+  return decodePriceSnapshot(a.fiat.prices).takenAt + (dp.maxPriceAgeMs ?? DAY_MS);
 }
 
 /**
@@ -121,6 +152,35 @@ export async function withinDeviceCaps(
         `device ${device.slice(0, 64)} would hold ${total} ${c.asset} in unspent caps on this node (policy devices.maxDeviceCaps: ${limit ?? 'none'})`,
       );
   }
+}
+
+/**
+ * With `devices.requireIntegrity`: the package's device claims (core's device-claims.ts) must be
+ * there, signed by the device itself about exactly this package, with the verdict `pass` — the
+ * device's own integrity rule, evaluated again here. POLICY_DENIED otherwise, nothing spent.
+ */
+export function checkIntegrity(
+  dp: DevicePolicy,
+  key: GroupKey,
+  pkg: { readonly device: string; readonly claims?: Uint8Array | null; readonly digest: Uint8Array },
+): void {
+  if (!dp.requireIntegrity) return;
+  let claims: ReturnType<typeof openDeviceClaims>;
+  try {
+    claims = openDeviceClaims(key, pkg, pkg.digest);
+  } catch (e) {
+    throw new SignerError('POLICY_DENIED', (e as Error).message);
+  }
+  if (!claims)
+    throw new SignerError(
+      'POLICY_DENIED',
+      'this node completes packages with a device integrity verdict only (policy devices.requireIntegrity): the package carries no device claims',
+    );
+  if (claims.integrity !== 'pass')
+    throw new SignerError(
+      'POLICY_DENIED',
+      `the device's integrity verdict was ${claims.integrity || 'not given'}${claims.integrityDetail ? ` (${claims.integrityDetail.slice(0, 100)})` : ''}: this node requires pass (policy devices.requireIntegrity)`,
+    );
 }
 
 /**

@@ -71,8 +71,16 @@ export const SignerConfigSchema = z.object({
           revoked: z.array(z.string().min(1)).default([]),
           /** Most a device may be allowed to pay per asset (base units, decimal strings); set: caps required. */
           maxCaps: z.record(z.string().min(1).max(64), z.string().regex(/^(0|[1-9][0-9]{0,77})$/)).optional(),
+          /** Oldest operator-signed price snapshot a fiat cap is granted with, ms (at most 30 days). */
+          maxPriceAgeMs: z
+            .number()
+            .int()
+            .positive()
+            .max(30 * 24 * 3600_000)
+            .optional(),
+          /** Complete only packages with the device's signed integrity verdict `pass`. */
+          requireIntegrity: z.boolean().optional(),
           /** Most a device may hold in unspent caps on this node, over all its allowances, per asset; set: caps required. */
-          maxPriceAgeMs: z.number().int().positive().optional(),
           maxDeviceCaps: z.record(z.string().min(1).max(64), z.string().regex(/^(0|[1-9][0-9]{0,77})$/)).optional(),
           /** Payees no device pays through this node; the only payees devices pay (addresses as payments read them). */
           denyTo: z.array(z.string().min(1).max(200)).max(100_000).optional(),

@@ -30,8 +30,16 @@ import {
   type ParticipantIdentity,
   type Rng,
 } from '@tessera/core';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { type AuditLog, type BatchOp, KeyedMutex, type NonceLedger, type SealedKV } from '@tessera/store';
-import { checkPayees, grant, withinDeviceCaps, withinMaxCaps } from './allowance-policy.js';
+import {
+  checkIntegrity,
+  checkPayees,
+  grant,
+  pricedUntil,
+  withinDeviceCaps,
+  withinMaxCaps,
+} from './allowance-policy.js';
 import { SignerError, toTaskError } from './errors.js';
 import { deviceSegment } from './lifecycle-store.js';
 import { DEVICE_POLICY_DEFAULTS, type Policy } from './policy.js';
@@ -108,8 +116,13 @@ export class OfflineCosigner {
     // Only a participant every member recorded as a device when the key was made (or reshared).
     if (device === this.#ctx.identity.id || !rec.key.roster.some((r) => r.id === device && r.device))
       throw new SignerError('POLICY_DENIED', `${String(device).slice(0, 64)} is not a device of key ${keyId}`);
-    const ttl = Math.min(Number.isSafeInteger(ttlMs) && ttlMs > 0 ? ttlMs : dp.maxTtlMs, dp.maxTtlMs);
     const now = this.#ctx.clock();
+    // A fiat cap's reservations expire when its prices grow too old to count with.
+    const ttl = Math.min(
+      Number.isSafeInteger(ttlMs) && ttlMs > 0 ? ttlMs : dp.maxTtlMs,
+      dp.maxTtlMs,
+      pricedUntil(allowance, dp) - now,
+    );
     // One reserve at a time per device: its outstanding reservations and caps are counted below.
     return this.#reserving.run(deviceSegment(device), () =>
       this.#reserveLocked(rec, keyId, device, count, now, ttl, allowance),
@@ -204,6 +217,8 @@ export class OfflineCosigner {
               caps: capEntries(allowance)
                 .map((c) => `${c.amount} ${c.asset}`)
                 .join(', '),
+              // Which price table the fiat cap counts with (its hash: the operators' signatures name the same bytes).
+              ...(allowance.fiat ? { prices: toHex(sha256(allowance.fiat.prices)) } : {}),
             }
           : {}),
       },
@@ -293,6 +308,8 @@ export class OfflineCosigner {
           'POLICY_DENIED',
           'this reservation is not within the caps this node now grants (policy devices.maxCaps)',
         );
+      // The device's own integrity verdict, signed by it into the package, when the policy asks.
+      checkIntegrity(dp, rec.key, pkg);
       // Payments (issue 19): a package with a payment signs what its transaction signs, and every
       // capped reservation's allowance holds it (PAYMENT_MISMATCH, OVER_ALLOWANCE; nothing spent).
       const paid = checkPackagePayment({ ...pkg, suite: rec.key.suite.id, publicKey: groupPublicKey(rec.key) });

@@ -66,6 +66,12 @@ export interface DevicePolicy {
    */
   readonly maxPriceAgeMs?: number;
   /**
+   * Complete only packages whose device signed an integrity verdict of `pass` into them (the
+   * app's attestation: Play Integrity, App Attest; core's device-claims.ts). A package without
+   * one, with another verdict, or whose claims do not verify is refused POLICY_DENIED.
+   */
+  readonly requireIntegrity?: boolean;
+  /**
    * The most one device may hold in unspent caps on this node, per asset, over all its allowances
    * that still have an unused, unexpired reservation here (each allowance's cap minus what this
    * node has counted against it), including the one being granted. Set: every reservation must

@@ -49,8 +49,15 @@ export class SpentJournal implements SpentReservations {
   }
 
   static open(path: string): SpentJournal {
-    const lines = existsSync(path) ? readFileSync(path, 'utf8').split('\n') : [];
+    const text = existsSync(path) ? readFileSync(path, 'utf8') : '';
+    const lines = text.split('\n');
     const j = new SpentJournal(openSync(path, 'a', 0o600));
+    // A last line without its newline (whole or torn) is ended here, so the next use's line is a
+    // line of its own rather than glued to it.
+    if (text.length && !text.endsWith('\n')) {
+      writeSync(j.#fd, '\n');
+      fsyncSync(j.#fd);
+    }
     for (const line of lines) {
       const m = LINE.exec(line);
       if (!m) continue;

@@ -96,5 +96,19 @@ describe('SpentJournal', () => {
     expect(whole.charged(a, 'BTC')).toBe(500n);
     expect(whole.charged(a, '@fiat:USD')).toBe(40n);
     whole.close();
+    // Cut at every byte of a line, then the next use appended: the cut line counts nothing (or,
+    // cut right after its digest, is used with no charge), and the next use reads whole.
+    const line = `r.70686f6e652d31.k.cc ${d('3')} +${a}:BTC=700 +${a}:@fiat:USD=68 ;`;
+    for (let cut = 1; cut < line.length; cut++) {
+      writeFileSync(path, `${line.slice(0, cut)}`);
+      const torn = SpentJournal.open(path);
+      await torn.add('r.70686f6e652d31.k.dd', d('4'), [{ allowance: a, asset: 'BTC', amount: 9n }]);
+      torn.close();
+      const next = SpentJournal.open(path);
+      expect(next.get('r.70686f6e652d31.k.dd')).toBe(d('4'));
+      expect(next.charged(a, 'BTC')).toBe(9n);
+      expect(next.charged(a, '@fiat:USD')).toBe(0n);
+      next.close();
+    }
   });
 });

@@ -1402,6 +1402,7 @@ export const descriptor = {
                 "PAYLOAD_KIND_RESERVATION": 14,
                 "PAYLOAD_KIND_DEVICE_CALL": 20,
                 "PAYLOAD_KIND_COSIGN_REQUEST": 21,
+                "PAYLOAD_KIND_DEVICE_CLAIMS": 22,
                 "PAYLOAD_KIND_REFRESH_ROUND1": 30,
                 "PAYLOAD_KIND_RESHARE_ROUND1": 31,
                 "PAYLOAD_KIND_LIFECYCLE_CONFIRM": 32,
@@ -1954,6 +1955,30 @@ export const descriptor = {
                 "payment": {
                   "type": "Payment",
                   "id": 11
+                },
+                "claims": {
+                  "type": "bytes",
+                  "id": 12
+                }
+              }
+            },
+            "DeviceClaims": {
+              "fields": {
+                "packageDigest": {
+                  "type": "bytes",
+                  "id": 1
+                },
+                "signedAt": {
+                  "type": "uint64",
+                  "id": 2
+                },
+                "integrity": {
+                  "type": "string",
+                  "id": 3
+                },
+                "integrityDetail": {
+                  "type": "string",
+                  "id": 4
                 }
               }
             },

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tessera/v1/packages.proto.
  */
 export const file_tessera_v1_packages: GenFile = /*@__PURE__*/
-  fileDesc("Chl0ZXNzZXJhL3YxL3BhY2thZ2VzLnByb3RvEgp0ZXNzZXJhLnYxIjsKBkhlYWRlchIPCgd2ZXJzaW9uGAEgASgNEiAKBXN1aXRlGAIgASgOMhEudGVzc2VyYS52MS5TdWl0ZSJ2CghFbnZlbG9wZRIPCgd2ZXJzaW9uGAEgASgNEiUKBGtpbmQYAiABKA4yFy50ZXNzZXJhLnYxLlBheWxvYWRLaW5kEg4KBnNlbmRlchgDIAEoDBIPCgdwYXlsb2FkGAQgASgMEhEKCXNpZ25hdHVyZRgFIAEoDCJQCg9QYXJ0aWNpcGFudEluZm8SCgoCaWQYASABKAkSEAoIc2lnbl9rZXkYAiABKAwSDwoHZW5jX2tleRgDIAEoDBIOCgZkZXZpY2UYBCABKAgiiQEKCURrZ1BhcmFtcxIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEhEKCXRocmVzaG9sZBgDIAEoDRIxCgxwYXJ0aWNpcGFudHMYBCADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbyKJAQoJRGtnUm91bmQxEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhIKCmNvbW1pdG1lbnQYBCADKAwSGgoScHJvb2Zfb2Zfa25vd2xlZGdlGAUgASgMIkEKC1NlYWxlZFNoYXJlEhEKCXJlY2lwaWVudBgBIAEoDBILCgNlbmMYAiABKAwSEgoKY2lwaGVydGV4dBgDIAEoDCKSAQoJRGtnUm91bmQyEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEg4KBnJvdW5kMRgEIAMoDBInCgZzaGFyZXMYBSADKAsyFy50ZXNzZXJhLnYxLlNlYWxlZFNoYXJlIocBCgpEa2dDb25maXJtEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhcKD3RyYW5zY3JpcHRfaGFzaBgEIAEoDBISCgprZXlfZGlnZXN0GAUgASgMIjUKDlZlcmlmeWluZ1NoYXJlEhIKCmlkZW50aWZpZXIYASABKAwSDwoHZWxlbWVudBgCIAEoDCKNAQoJS2V5UHVibGljEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhEKCXRocmVzaG9sZBgCIAEoDRITCgtjb21taXRtZW50cxgDIAMoDBI0ChB2ZXJpZnlpbmdfc2hhcmVzGAQgAygLMhoudGVzc2VyYS52MS5WZXJpZnlpbmdTaGFyZSKGAQoKU2lnbkludGVudBIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIOCgZrZXlfaWQYAiABKAkSDwoHbWVzc2FnZRgDIAEoDBISCgpyZXF1ZXN0X2lkGAQgASgMEhEKCW5vdF9hZnRlchgFIAEoBBIMCgRwYXRoGAYgASgJIn4KEVNpZ25pbmdDb21taXRtZW50EiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCmlkZW50aWZpZXIYAiABKAwSDgoGaGlkaW5nGAMgASgMEg8KB2JpbmRpbmcYBCABKAwSEAoIbm9uY2VfaWQYBSABKAwivgEKC1NpZ25SZXF1ZXN0EiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCnNlc3Npb25faWQYAiABKAwSDgoGa2V5X2lkGAMgASgJEg0KBWVwb2NoGAQgASgEEiQKBmludGVudBgFIAEoCzIULnRlc3NlcmEudjEuRW52ZWxvcGUSMgoLY29tbWl0bWVudHMYBiADKAsyHS50ZXNzZXJhLnYxLlNpZ25pbmdDb21taXRtZW50IoMBCg5TaWduYXR1cmVTaGFyZRIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEhIKCmlkZW50aWZpZXIYAyABKAwSDQoFc2hhcmUYBCABKAwSFgoOcmVxdWVzdF9kaWdlc3QYBSABKAwi4QEKC1Jlc2VydmF0aW9uEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIOCgZkZXZpY2UYBCABKAkSDgoGc2lnbmVyGAUgASgJEhAKCG5vbmNlX2lkGAYgASgMEg4KBmhpZGluZxgHIAEoDBIPCgdiaW5kaW5nGAggASgMEhIKCmV4cGlyZXNfYXQYCSABKAQSKAoJYWxsb3dhbmNlGAogASgLMhUudGVzc2VyYS52MS5BbGxvd2FuY2UiLAoLQXNzZXRBbW91bnQSDQoFYXNzZXQYASABKAkSDgoGYW1vdW50GAIgASgJIpkBCglBbGxvd2FuY2USFAoMYWxsb3dhbmNlX2lkGAEgASgMEiUKBGNhcHMYAiADKAsyFy50ZXNzZXJhLnYxLkFzc2V0QW1vdW50EiwKC3Blcl9wYXltZW50GAMgAygLMhcudGVzc2VyYS52MS5Bc3NldEFtb3VudBIhCgRmaWF0GAQgASgLMhMudGVzc2VyYS52MS5GaWF0Q2FwImAKB0ZpYXRDYXASEAoIY3VycmVuY3kYASABKAkSCwoDY2FwGAIgASgJEhMKC3Blcl9wYXltZW50GAMgASgJEg4KBnByaWNlcxgEIAEoDBIRCglhcHByb3ZhbHMYBSADKAwiZwoNUHJpY2VTbmFwc2hvdBIPCgd2ZXJzaW9uGAEgASgNEhAKCGN1cnJlbmN5GAIgASgJEhAKCHRha2VuX2F0GAMgASgEEiEKBnByaWNlcxgEIAMoCzIRLnRlc3NlcmEudjEuUHJpY2UiMQoFUHJpY2USDQoFYXNzZXQYASABKAkSCwoDcGVyGAIgASgJEgwKBGZpYXQYAyABKAkiMwoHUGF5bWVudBINCgVjaGFpbhgBIAEoCRIKCgJ0eBgCIAEoDBINCgVpbnB1dBgDIAEoDSKoAQoSUmVzZXJ2ZWRDb21taXRtZW50Eg4KBnNpZ25lchgBIAEoCRIQCghub25jZV9pZBgCIAEoDBIOCgZoaWRpbmcYAyABKAwSDwoHYmluZGluZxgEIAEoDBISCgpleHBpcmVzX2F0GAUgASgEEhEKCXNpZ25hdHVyZRgGIAEoDBIoCglhbGxvd2FuY2UYByABKAsyFS50ZXNzZXJhLnYxLkFsbG93YW5jZSKRAgoOT2ZmbGluZVBhY2thZ2USIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEg0KBWVwb2NoGAMgASgEEg4KBmRldmljZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgMEg4KBmhpZGluZxgGIAEoDBIPCgdiaW5kaW5nGAcgASgMEg0KBXNoYXJlGAggASgMEjEKCWNvc2lnbmVycxgJIAMoCzIeLnRlc3NlcmEudjEuUmVzZXJ2ZWRDb21taXRtZW50EhIKCmNyZWF0ZWRfYXQYCiABKAQSJAoHcGF5bWVudBgLIAEoCzITLnRlc3NlcmEudjEuUGF5bWVudCKoAQoNQ29zaWduUmVxdWVzdBIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIOCgZrZXlfaWQYAiABKAkSDQoFZXBvY2gYAyABKAQSDgoGZGV2aWNlGAQgASgJEg8KB21lc3NhZ2UYBSABKAwSDgoGaGlkaW5nGAYgASgMEg8KB2JpbmRpbmcYByABKAwSEgoKcmVxdWVzdF9pZBgIIAEoDCKMAQoOQ29zaWduUmVzcG9uc2USIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISFgoOcmVxdWVzdF9kaWdlc3QYAiABKAwSDgoGZGV2aWNlGAMgASgJEg4KBmhpZGluZxgEIAEoDBIPCgdiaW5kaW5nGAUgASgMEg0KBXNoYXJlGAYgASgMIpUBCg1SZWZyZXNoUGFyYW1zEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCnNlc3Npb25faWQYAiABKAwSDgoGa2V5X2lkGAMgASgJEhIKCmZyb21fZXBvY2gYBCABKAQSEgoKa2V5X2RpZ2VzdBgFIAEoDBIUCgxjb250cmlidXRvcnMYBiADKAki4wEKDVJlc2hhcmVQYXJhbXMSIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISEgoKc2Vzc2lvbl9pZBgCIAEoDBIOCgZrZXlfaWQYAyABKAkSEgoKZnJvbV9lcG9jaBgEIAEoBBISCgprZXlfZGlnZXN0GAUgASgMEhQKDGNvbnRyaWJ1dG9ycxgGIAMoCRIVCg1uZXdfdGhyZXNob2xkGAcgASgNEjUKEG5ld19wYXJ0aWNpcGFudHMYCCADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbyKdAQoPTGlmZWN5Y2xlUm91bmQxEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhMKC2NvbW1pdG1lbnRzGAQgAygMEicKBnNoYXJlcxgFIAMoCzIXLnRlc3NlcmEudjEuU2VhbGVkU2hhcmUinAEKEExpZmVjeWNsZUNvbmZpcm0SIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISFAoMc2Vzc2lvbl9oYXNoGAIgASgMEhIKCmlkZW50aWZpZXIYAyABKAwSDQoFZXBvY2gYBCABKAQSFwoPdHJhbnNjcmlwdF9oYXNoGAUgASgMEhIKCmtleV9kaWdlc3QYBiABKAwirQIKFkxpZmVjeWNsZUF1dGhvcmlzYXRpb24SDwoHdmVyc2lvbhgBIAEoDRIOCgZrZXlfaWQYAiABKAkSEQoJb3BlcmF0aW9uGAMgASgJEhIKCmZyb21fZXBvY2gYBCABKAQSEQoJYW55X2Vwb2NoGAUgASgIEhUKDW5ld190aHJlc2hvbGQYBiABKA0SNQoQbmV3X3BhcnRpY2lwYW50cxgHIAMoCzIbLnRlc3NlcmEudjEuUGFydGljaXBhbnRJbmZvEiAKGGFsbG93X3RocmVzaG9sZF9kZWNyZWFzZRgIIAEoCBIWCg5hbGxvd191bnBpbm5lZBgJIAMoCRIOCgZyZXZva2UYCiADKAkSEQoJbm90X2FmdGVyGAsgASgEEg0KBW5vbmNlGAwgASgMIkEKFUFwcHJvdmVkQXV0aG9yaXNhdGlvbhIVCg1hdXRob3Jpc2F0aW9uGAEgASgMEhEKCWFwcHJvdmFscxgCIAMoDCKbAQoQUGVuZGluZ0xpZmVjeWNsZRIMCgRraW5kGAEgASgJEhQKDHNlc3Npb25faGFzaBgCIAEoDBIXCg90cmFuc2NyaXB0X2hhc2gYAyABKAwSEgoKa2V5X3JlY29yZBgEIAEoDBIQCghyZXF1aXJlZBgFIAMoCRIOCgZyZXZva2UYBiADKAkSFAoMc2hhcmVfcmVjb3JkGAcgASgMIoMBChBMaWZlY3ljbGVPdXRjb21lEg0KBWVwb2NoGAEgASgEEhQKDGFjdGl2YXRlZF9hdBgCIAEoBBIMCgRsZWZ0GAMgASgIEg8KB3JldGlyZWQYBCABKAgSEgoKa2V5X3JlY29yZBgFIAEoDBIXCg90cmFuc2NyaXB0X2hhc2gYBiABKAwirgEKEEVjZHNhUGVlck1lc3NhZ2USIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEgwKBGtpbmQYAyABKAkSDAoEc3RlcBgEIAEoDRIPCgdzZXNzaW9uGAUgASgMEgwKBGZyb20YBiABKAkSCgoCdG8YByABKAkSCwoDZW5jGAggASgMEhIKCmNpcGhlcnRleHQYCSABKAwiNQoLRWNkc2FTZXR1cDESEQoJYm9iX3BvaW50GAEgASgMEhMKC3plcm9fY29tbWl0GAIgASgMIkIKC0VjZHNhU2V0dXAyEg0KBXBhaXJzGAEgAygMEhEKCXplcm9fc2VlZBgCIAEoDBIRCgl6ZXJvX3NhbHQYAyABKAwiLQoIRWNkc2FPdGUSCQoBdRgBIAEoDBIKCgJ4dBgCIAEoDBIKCgJ0dBgDIAEoDCI6CgpFY2RzYVJ2b2xlEhMKC2NvcnJlY3Rpb25zGAEgASgMEgsKA2V0YRgCIAEoDBIKCgJtdRgDIAEoDCJGCg1FY2RzYVByZXNpZ24xEhIKCmNvbW1pdG1lbnQYASABKAwSIQoDb3RlGAIgASgLMhQudGVzc2VyYS52MS5FY2RzYU90ZSKKAQoNRWNkc2FQcmVzaWduMhIJCgFyGAEgASgMEgwKBHNhbHQYAiABKAwSJQoFcnZvbGUYAyABKAsyFi50ZXNzZXJhLnYxLkVjZHNhUnZvbGUSDwoHZ2FtbWFfdRgEIAEoDBIPCgdnYW1tYV92GAUgASgMEgsKA3BzaRgGIAEoDBIKCgJwaxgHIAEoDCKAAQoORWNkc2FQcmVzaWduZWQSIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEg0KBWVwb2NoGAMgASgEEg8KB3Nlc3Npb24YBCABKAwSDwoHc2lnbmVycxgFIAMoCRIJCgFyGAYgASgMInEKDEVjZHNhUGFydGlhbBIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIPCgdzZXNzaW9uGAIgASgMEhYKDnJlcXVlc3RfZGlnZXN0GAMgASgMEgkKAXUYBCABKAwSCQoBdxgFIAEoDCKWAQoPRWNkc2FQYWlyUmVjb3JkEgwKBHBlZXIYASABKAkSDQoFaW5kZXgYAiABKA0SDQoFZXBvY2gYAyABKA0SDgoGYm9iX3MwGAQgAygMEg4KBmJvYl9zMRgFIAMoDBITCgthbGljZV9kZWx0YRgGIAEoDBIPCgdhbGljZV9zGAcgAygMEhEKCXplcm9fc2VlZBgIIAEoDCJlCgpFY2RzYVBhaXJzEg8KB3ZlcnNpb24YASABKA0SDgoGa2V5X2lkGAIgASgJEgoKAm1lGAMgASgNEioKBXBhaXJzGAQgAygLMhsudGVzc2VyYS52MS5FY2RzYVBhaXJSZWNvcmQiPAoXRWNkc2FQcmVzaWduYXR1cmVTZWNyZXQSCwoDcGhpGAEgASgMEgkKAXUYAiABKAwSCQoBdhgDIAEoDCqJAQoFU3VpdGUSFQoRU1VJVEVfVU5TUEVDSUZJRUQQABIRCg1TVUlURV9FRDI1NTE5EAESFgoSU1VJVEVfU0VDUDI1NksxX1RSEAISEwoPU1VJVEVfU0VDUDI1NksxEAMSDgoKU1VJVEVfUDI1NhAEEhkKFVNVSVRFX0VDRFNBX1NFQ1AyNTZLMRAFKpoFCgtQYXlsb2FkS2luZBIcChhQQVlMT0FEX0tJTkRfVU5TUEVDSUZJRUQQABIbChdQQVlMT0FEX0tJTkRfREtHX1JPVU5EMRABEhsKF1BBWUxPQURfS0lORF9ES0dfUk9VTkQyEAISHAoYUEFZTE9BRF9LSU5EX0RLR19DT05GSVJNEAMSHAoYUEFZTE9BRF9LSU5EX1NJR05fSU5URU5UEAoSIwofUEFZTE9BRF9LSU5EX1NJR05JTkdfQ09NTUlUTUVOVBALEh0KGVBBWUxPQURfS0lORF9TSUdOX1JFUVVFU1QQDBIgChxQQVlMT0FEX0tJTkRfU0lHTkFUVVJFX1NIQVJFEA0SHAoYUEFZTE9BRF9LSU5EX1JFU0VSVkFUSU9OEA4SHAoYUEFZTE9BRF9LSU5EX0RFVklDRV9DQUxMEBQSHwobUEFZTE9BRF9LSU5EX0NPU0lHTl9SRVFVRVNUEBUSHwobUEFZTE9BRF9LSU5EX1JFRlJFU0hfUk9VTkQxEB4SHwobUEFZTE9BRF9LSU5EX1JFU0hBUkVfUk9VTkQxEB8SIgoeUEFZTE9BRF9LSU5EX0xJRkVDWUNMRV9DT05GSVJNECASJAogUEFZTE9BRF9LSU5EX0xJRkVDWUNMRV9BQ1RJVkFURUQQIRIiCh5QQVlMT0FEX0tJTkRfT1BFUkFUT1JfQVBQUk9WQUwQKBIfChtQQVlMT0FEX0tJTkRfUFJJQ0VfU05BUFNIT1QQKRIeChpQQVlMT0FEX0tJTkRfRUNEU0FfTUVTU0FHRRAyEiMKH1BBWUxPQURfS0lORF9FQ0RTQV9QUkVTSUdOQVRVUkUQMxIeChpQQVlMT0FEX0tJTkRfRUNEU0FfUEFSVElBTBA0YgZwcm90bzM");
+  fileDesc("Chl0ZXNzZXJhL3YxL3BhY2thZ2VzLnByb3RvEgp0ZXNzZXJhLnYxIjsKBkhlYWRlchIPCgd2ZXJzaW9uGAEgASgNEiAKBXN1aXRlGAIgASgOMhEudGVzc2VyYS52MS5TdWl0ZSJ2CghFbnZlbG9wZRIPCgd2ZXJzaW9uGAEgASgNEiUKBGtpbmQYAiABKA4yFy50ZXNzZXJhLnYxLlBheWxvYWRLaW5kEg4KBnNlbmRlchgDIAEoDBIPCgdwYXlsb2FkGAQgASgMEhEKCXNpZ25hdHVyZRgFIAEoDCJQCg9QYXJ0aWNpcGFudEluZm8SCgoCaWQYASABKAkSEAoIc2lnbl9rZXkYAiABKAwSDwoHZW5jX2tleRgDIAEoDBIOCgZkZXZpY2UYBCABKAgiiQEKCURrZ1BhcmFtcxIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEhEKCXRocmVzaG9sZBgDIAEoDRIxCgxwYXJ0aWNpcGFudHMYBCADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbyKJAQoJRGtnUm91bmQxEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhIKCmNvbW1pdG1lbnQYBCADKAwSGgoScHJvb2Zfb2Zfa25vd2xlZGdlGAUgASgMIkEKC1NlYWxlZFNoYXJlEhEKCXJlY2lwaWVudBgBIAEoDBILCgNlbmMYAiABKAwSEgoKY2lwaGVydGV4dBgDIAEoDCKSAQoJRGtnUm91bmQyEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEg4KBnJvdW5kMRgEIAMoDBInCgZzaGFyZXMYBSADKAsyFy50ZXNzZXJhLnYxLlNlYWxlZFNoYXJlIocBCgpEa2dDb25maXJtEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhcKD3RyYW5zY3JpcHRfaGFzaBgEIAEoDBISCgprZXlfZGlnZXN0GAUgASgMIjUKDlZlcmlmeWluZ1NoYXJlEhIKCmlkZW50aWZpZXIYASABKAwSDwoHZWxlbWVudBgCIAEoDCKNAQoJS2V5UHVibGljEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhEKCXRocmVzaG9sZBgCIAEoDRITCgtjb21taXRtZW50cxgDIAMoDBI0ChB2ZXJpZnlpbmdfc2hhcmVzGAQgAygLMhoudGVzc2VyYS52MS5WZXJpZnlpbmdTaGFyZSKGAQoKU2lnbkludGVudBIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIOCgZrZXlfaWQYAiABKAkSDwoHbWVzc2FnZRgDIAEoDBISCgpyZXF1ZXN0X2lkGAQgASgMEhEKCW5vdF9hZnRlchgFIAEoBBIMCgRwYXRoGAYgASgJIn4KEVNpZ25pbmdDb21taXRtZW50EiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCmlkZW50aWZpZXIYAiABKAwSDgoGaGlkaW5nGAMgASgMEg8KB2JpbmRpbmcYBCABKAwSEAoIbm9uY2VfaWQYBSABKAwivgEKC1NpZ25SZXF1ZXN0EiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCnNlc3Npb25faWQYAiABKAwSDgoGa2V5X2lkGAMgASgJEg0KBWVwb2NoGAQgASgEEiQKBmludGVudBgFIAEoCzIULnRlc3NlcmEudjEuRW52ZWxvcGUSMgoLY29tbWl0bWVudHMYBiADKAsyHS50ZXNzZXJhLnYxLlNpZ25pbmdDb21taXRtZW50IoMBCg5TaWduYXR1cmVTaGFyZRIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchISCgpzZXNzaW9uX2lkGAIgASgMEhIKCmlkZW50aWZpZXIYAyABKAwSDQoFc2hhcmUYBCABKAwSFgoOcmVxdWVzdF9kaWdlc3QYBSABKAwi4QEKC1Jlc2VydmF0aW9uEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEg4KBmtleV9pZBgCIAEoCRINCgVlcG9jaBgDIAEoBBIOCgZkZXZpY2UYBCABKAkSDgoGc2lnbmVyGAUgASgJEhAKCG5vbmNlX2lkGAYgASgMEg4KBmhpZGluZxgHIAEoDBIPCgdiaW5kaW5nGAggASgMEhIKCmV4cGlyZXNfYXQYCSABKAQSKAoJYWxsb3dhbmNlGAogASgLMhUudGVzc2VyYS52MS5BbGxvd2FuY2UiLAoLQXNzZXRBbW91bnQSDQoFYXNzZXQYASABKAkSDgoGYW1vdW50GAIgASgJIpkBCglBbGxvd2FuY2USFAoMYWxsb3dhbmNlX2lkGAEgASgMEiUKBGNhcHMYAiADKAsyFy50ZXNzZXJhLnYxLkFzc2V0QW1vdW50EiwKC3Blcl9wYXltZW50GAMgAygLMhcudGVzc2VyYS52MS5Bc3NldEFtb3VudBIhCgRmaWF0GAQgASgLMhMudGVzc2VyYS52MS5GaWF0Q2FwImAKB0ZpYXRDYXASEAoIY3VycmVuY3kYASABKAkSCwoDY2FwGAIgASgJEhMKC3Blcl9wYXltZW50GAMgASgJEg4KBnByaWNlcxgEIAEoDBIRCglhcHByb3ZhbHMYBSADKAwiZwoNUHJpY2VTbmFwc2hvdBIPCgd2ZXJzaW9uGAEgASgNEhAKCGN1cnJlbmN5GAIgASgJEhAKCHRha2VuX2F0GAMgASgEEiEKBnByaWNlcxgEIAMoCzIRLnRlc3NlcmEudjEuUHJpY2UiMQoFUHJpY2USDQoFYXNzZXQYASABKAkSCwoDcGVyGAIgASgJEgwKBGZpYXQYAyABKAkiMwoHUGF5bWVudBINCgVjaGFpbhgBIAEoCRIKCgJ0eBgCIAEoDBINCgVpbnB1dBgDIAEoDSKoAQoSUmVzZXJ2ZWRDb21taXRtZW50Eg4KBnNpZ25lchgBIAEoCRIQCghub25jZV9pZBgCIAEoDBIOCgZoaWRpbmcYAyABKAwSDwoHYmluZGluZxgEIAEoDBISCgpleHBpcmVzX2F0GAUgASgEEhEKCXNpZ25hdHVyZRgGIAEoDBIoCglhbGxvd2FuY2UYByABKAsyFS50ZXNzZXJhLnYxLkFsbG93YW5jZSKhAgoOT2ZmbGluZVBhY2thZ2USIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEg0KBWVwb2NoGAMgASgEEg4KBmRldmljZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgMEg4KBmhpZGluZxgGIAEoDBIPCgdiaW5kaW5nGAcgASgMEg0KBXNoYXJlGAggASgMEjEKCWNvc2lnbmVycxgJIAMoCzIeLnRlc3NlcmEudjEuUmVzZXJ2ZWRDb21taXRtZW50EhIKCmNyZWF0ZWRfYXQYCiABKAQSJAoHcGF5bWVudBgLIAEoCzITLnRlc3NlcmEudjEuUGF5bWVudBIOCgZjbGFpbXMYDCABKAwiZgoMRGV2aWNlQ2xhaW1zEhYKDnBhY2thZ2VfZGlnZXN0GAEgASgMEhEKCXNpZ25lZF9hdBgCIAEoBBIRCglpbnRlZ3JpdHkYAyABKAkSGAoQaW50ZWdyaXR5X2RldGFpbBgEIAEoCSKoAQoNQ29zaWduUmVxdWVzdBIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIOCgZrZXlfaWQYAiABKAkSDQoFZXBvY2gYAyABKAQSDgoGZGV2aWNlGAQgASgJEg8KB21lc3NhZ2UYBSABKAwSDgoGaGlkaW5nGAYgASgMEg8KB2JpbmRpbmcYByABKAwSEgoKcmVxdWVzdF9pZBgIIAEoDCKMAQoOQ29zaWduUmVzcG9uc2USIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISFgoOcmVxdWVzdF9kaWdlc3QYAiABKAwSDgoGZGV2aWNlGAMgASgJEg4KBmhpZGluZxgEIAEoDBIPCgdiaW5kaW5nGAUgASgMEg0KBXNoYXJlGAYgASgMIpUBCg1SZWZyZXNoUGFyYW1zEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhIKCnNlc3Npb25faWQYAiABKAwSDgoGa2V5X2lkGAMgASgJEhIKCmZyb21fZXBvY2gYBCABKAQSEgoKa2V5X2RpZ2VzdBgFIAEoDBIUCgxjb250cmlidXRvcnMYBiADKAki4wEKDVJlc2hhcmVQYXJhbXMSIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISEgoKc2Vzc2lvbl9pZBgCIAEoDBIOCgZrZXlfaWQYAyABKAkSEgoKZnJvbV9lcG9jaBgEIAEoBBISCgprZXlfZGlnZXN0GAUgASgMEhQKDGNvbnRyaWJ1dG9ycxgGIAMoCRIVCg1uZXdfdGhyZXNob2xkGAcgASgNEjUKEG5ld19wYXJ0aWNpcGFudHMYCCADKAsyGy50ZXNzZXJhLnYxLlBhcnRpY2lwYW50SW5mbyKdAQoPTGlmZWN5Y2xlUm91bmQxEiIKBmhlYWRlchgBIAEoCzISLnRlc3NlcmEudjEuSGVhZGVyEhQKDHNlc3Npb25faGFzaBgCIAEoDBISCgppZGVudGlmaWVyGAMgASgMEhMKC2NvbW1pdG1lbnRzGAQgAygMEicKBnNoYXJlcxgFIAMoCzIXLnRlc3NlcmEudjEuU2VhbGVkU2hhcmUinAEKEExpZmVjeWNsZUNvbmZpcm0SIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISFAoMc2Vzc2lvbl9oYXNoGAIgASgMEhIKCmlkZW50aWZpZXIYAyABKAwSDQoFZXBvY2gYBCABKAQSFwoPdHJhbnNjcmlwdF9oYXNoGAUgASgMEhIKCmtleV9kaWdlc3QYBiABKAwirQIKFkxpZmVjeWNsZUF1dGhvcmlzYXRpb24SDwoHdmVyc2lvbhgBIAEoDRIOCgZrZXlfaWQYAiABKAkSEQoJb3BlcmF0aW9uGAMgASgJEhIKCmZyb21fZXBvY2gYBCABKAQSEQoJYW55X2Vwb2NoGAUgASgIEhUKDW5ld190aHJlc2hvbGQYBiABKA0SNQoQbmV3X3BhcnRpY2lwYW50cxgHIAMoCzIbLnRlc3NlcmEudjEuUGFydGljaXBhbnRJbmZvEiAKGGFsbG93X3RocmVzaG9sZF9kZWNyZWFzZRgIIAEoCBIWCg5hbGxvd191bnBpbm5lZBgJIAMoCRIOCgZyZXZva2UYCiADKAkSEQoJbm90X2FmdGVyGAsgASgEEg0KBW5vbmNlGAwgASgMIkEKFUFwcHJvdmVkQXV0aG9yaXNhdGlvbhIVCg1hdXRob3Jpc2F0aW9uGAEgASgMEhEKCWFwcHJvdmFscxgCIAMoDCKbAQoQUGVuZGluZ0xpZmVjeWNsZRIMCgRraW5kGAEgASgJEhQKDHNlc3Npb25faGFzaBgCIAEoDBIXCg90cmFuc2NyaXB0X2hhc2gYAyABKAwSEgoKa2V5X3JlY29yZBgEIAEoDBIQCghyZXF1aXJlZBgFIAMoCRIOCgZyZXZva2UYBiADKAkSFAoMc2hhcmVfcmVjb3JkGAcgASgMIoMBChBMaWZlY3ljbGVPdXRjb21lEg0KBWVwb2NoGAEgASgEEhQKDGFjdGl2YXRlZF9hdBgCIAEoBBIMCgRsZWZ0GAMgASgIEg8KB3JldGlyZWQYBCABKAgSEgoKa2V5X3JlY29yZBgFIAEoDBIXCg90cmFuc2NyaXB0X2hhc2gYBiABKAwirgEKEEVjZHNhUGVlck1lc3NhZ2USIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEgwKBGtpbmQYAyABKAkSDAoEc3RlcBgEIAEoDRIPCgdzZXNzaW9uGAUgASgMEgwKBGZyb20YBiABKAkSCgoCdG8YByABKAkSCwoDZW5jGAggASgMEhIKCmNpcGhlcnRleHQYCSABKAwiNQoLRWNkc2FTZXR1cDESEQoJYm9iX3BvaW50GAEgASgMEhMKC3plcm9fY29tbWl0GAIgASgMIkIKC0VjZHNhU2V0dXAyEg0KBXBhaXJzGAEgAygMEhEKCXplcm9fc2VlZBgCIAEoDBIRCgl6ZXJvX3NhbHQYAyABKAwiLQoIRWNkc2FPdGUSCQoBdRgBIAEoDBIKCgJ4dBgCIAEoDBIKCgJ0dBgDIAEoDCI6CgpFY2RzYVJ2b2xlEhMKC2NvcnJlY3Rpb25zGAEgASgMEgsKA2V0YRgCIAEoDBIKCgJtdRgDIAEoDCJGCg1FY2RzYVByZXNpZ24xEhIKCmNvbW1pdG1lbnQYASABKAwSIQoDb3RlGAIgASgLMhQudGVzc2VyYS52MS5FY2RzYU90ZSKKAQoNRWNkc2FQcmVzaWduMhIJCgFyGAEgASgMEgwKBHNhbHQYAiABKAwSJQoFcnZvbGUYAyABKAsyFi50ZXNzZXJhLnYxLkVjZHNhUnZvbGUSDwoHZ2FtbWFfdRgEIAEoDBIPCgdnYW1tYV92GAUgASgMEgsKA3BzaRgGIAEoDBIKCgJwaxgHIAEoDCKAAQoORWNkc2FQcmVzaWduZWQSIgoGaGVhZGVyGAEgASgLMhIudGVzc2VyYS52MS5IZWFkZXISDgoGa2V5X2lkGAIgASgJEg0KBWVwb2NoGAMgASgEEg8KB3Nlc3Npb24YBCABKAwSDwoHc2lnbmVycxgFIAMoCRIJCgFyGAYgASgMInEKDEVjZHNhUGFydGlhbBIiCgZoZWFkZXIYASABKAsyEi50ZXNzZXJhLnYxLkhlYWRlchIPCgdzZXNzaW9uGAIgASgMEhYKDnJlcXVlc3RfZGlnZXN0GAMgASgMEgkKAXUYBCABKAwSCQoBdxgFIAEoDCKWAQoPRWNkc2FQYWlyUmVjb3JkEgwKBHBlZXIYASABKAkSDQoFaW5kZXgYAiABKA0SDQoFZXBvY2gYAyABKA0SDgoGYm9iX3MwGAQgAygMEg4KBmJvYl9zMRgFIAMoDBITCgthbGljZV9kZWx0YRgGIAEoDBIPCgdhbGljZV9zGAcgAygMEhEKCXplcm9fc2VlZBgIIAEoDCJlCgpFY2RzYVBhaXJzEg8KB3ZlcnNpb24YASABKA0SDgoGa2V5X2lkGAIgASgJEgoKAm1lGAMgASgNEioKBXBhaXJzGAQgAygLMhsudGVzc2VyYS52MS5FY2RzYVBhaXJSZWNvcmQiPAoXRWNkc2FQcmVzaWduYXR1cmVTZWNyZXQSCwoDcGhpGAEgASgMEgkKAXUYAiABKAwSCQoBdhgDIAEoDCqJAQoFU3VpdGUSFQoRU1VJVEVfVU5TUEVDSUZJRUQQABIRCg1TVUlURV9FRDI1NTE5EAESFgoSU1VJVEVfU0VDUDI1NksxX1RSEAISEwoPU1VJVEVfU0VDUDI1NksxEAMSDgoKU1VJVEVfUDI1NhAEEhkKFVNVSVRFX0VDRFNBX1NFQ1AyNTZLMRAFKroFCgtQYXlsb2FkS2luZBIcChhQQVlMT0FEX0tJTkRfVU5TUEVDSUZJRUQQABIbChdQQVlMT0FEX0tJTkRfREtHX1JPVU5EMRABEhsKF1BBWUxPQURfS0lORF9ES0dfUk9VTkQyEAISHAoYUEFZTE9BRF9LSU5EX0RLR19DT05GSVJNEAMSHAoYUEFZTE9BRF9LSU5EX1NJR05fSU5URU5UEAoSIwofUEFZTE9BRF9LSU5EX1NJR05JTkdfQ09NTUlUTUVOVBALEh0KGVBBWUxPQURfS0lORF9TSUdOX1JFUVVFU1QQDBIgChxQQVlMT0FEX0tJTkRfU0lHTkFUVVJFX1NIQVJFEA0SHAoYUEFZTE9BRF9LSU5EX1JFU0VSVkFUSU9OEA4SHAoYUEFZTE9BRF9LSU5EX0RFVklDRV9DQUxMEBQSHwobUEFZTE9BRF9LSU5EX0NPU0lHTl9SRVFVRVNUEBUSHgoaUEFZTE9BRF9LSU5EX0RFVklDRV9DTEFJTVMQFhIfChtQQVlMT0FEX0tJTkRfUkVGUkVTSF9ST1VORDEQHhIfChtQQVlMT0FEX0tJTkRfUkVTSEFSRV9ST1VORDEQHxIiCh5QQVlMT0FEX0tJTkRfTElGRUNZQ0xFX0NPTkZJUk0QIBIkCiBQQVlMT0FEX0tJTkRfTElGRUNZQ0xFX0FDVElWQVRFRBAhEiIKHlBBWUxPQURfS0lORF9PUEVSQVRPUl9BUFBST1ZBTBAoEh8KG1BBWUxPQURfS0lORF9QUklDRV9TTkFQU0hPVBApEh4KGlBBWUxPQURfS0lORF9FQ0RTQV9NRVNTQUdFEDISIwofUEFZTE9BRF9LSU5EX0VDRFNBX1BSRVNJR05BVFVSRRAzEh4KGlBBWUxPQURfS0lORF9FQ0RTQV9QQVJUSUFMEDRiBnByb3RvMw");
 
 /**
  * First field of every package.
@@ -996,6 +996,13 @@ export type OfflinePackage = Message<"tessera.v1.OfflinePackage"> & {
    * @generated from field: tessera.v1.Payment payment = 11;
    */
   payment?: Payment | undefined;
+
+  /**
+   * a DEVICE_CLAIMS envelope of the device (outside the digest)
+   *
+   * @generated from field: bytes claims = 12;
+   */
+  claims: Uint8Array;
 };
 
 /**
@@ -1004,6 +1011,49 @@ export type OfflinePackage = Message<"tessera.v1.OfflinePackage"> & {
  */
 export const OfflinePackageSchema: GenMessage<OfflinePackage> = /*@__PURE__*/
   messageDesc(file_tessera_v1_packages, 22);
+
+/**
+ * What a device says about one of its offline packages, signed with its identity key (the
+ * roster's sign key): when it signed, and the app's attestation verdict then. Outside the
+ * package digest (it names the digest), so a relay that drops it makes the same package; a
+ * co-signer whose policy requires a verdict then refuses it.
+ *
+ * @generated from message tessera.v1.DeviceClaims
+ */
+export type DeviceClaims = Message<"tessera.v1.DeviceClaims"> & {
+  /**
+   * @generated from field: bytes package_digest = 1;
+   */
+  packageDigest: Uint8Array;
+
+  /**
+   * the device's clock, ms
+   *
+   * @generated from field: uint64 signed_at = 2;
+   */
+  signedAt: bigint;
+
+  /**
+   * "pass", "fail", "unknown", or "" (the app gave none)
+   *
+   * @generated from field: string integrity = 3;
+   */
+  integrity: string;
+
+  /**
+   * what produced it, at most 200 characters
+   *
+   * @generated from field: string integrity_detail = 4;
+   */
+  integrityDetail: string;
+};
+
+/**
+ * Describes the message tessera.v1.DeviceClaims.
+ * Use `create(DeviceClaimsSchema)` to create a new message.
+ */
+export const DeviceClaimsSchema: GenMessage<DeviceClaims> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_packages, 23);
 
 /**
  * Device to device, no cluster: the proposer's commitment and message (signed envelope of kind
@@ -1062,7 +1112,7 @@ export type CosignRequest = Message<"tessera.v1.CosignRequest"> & {
  * Use `create(CosignRequestSchema)` to create a new message.
  */
 export const CosignRequestSchema: GenMessage<CosignRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 23);
+  messageDesc(file_tessera_v1_packages, 24);
 
 /**
  * The co-signing device's answer: its commitment and its share over the two-commitment list.
@@ -1110,7 +1160,7 @@ export type CosignResponse = Message<"tessera.v1.CosignResponse"> & {
  * Use `create(CosignResponseSchema)` to create a new message.
  */
 export const CosignResponseSchema: GenMessage<CosignResponse> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 24);
+  messageDesc(file_tessera_v1_packages, 25);
 
 /**
  * The parameters of a refresh session (same key, roster and threshold; new shares, epoch + 1).
@@ -1163,7 +1213,7 @@ export type RefreshParams = Message<"tessera.v1.RefreshParams"> & {
  * Use `create(RefreshParamsSchema)` to create a new message.
  */
 export const RefreshParamsSchema: GenMessage<RefreshParams> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 25);
+  messageDesc(file_tessera_v1_packages, 26);
 
 /**
  * The parameters of a reshare session (same group key; new threshold and/or roster).
@@ -1223,7 +1273,7 @@ export type ReshareParams = Message<"tessera.v1.ReshareParams"> & {
  * Use `create(ReshareParamsSchema)` to create a new message.
  */
 export const ReshareParamsSchema: GenMessage<ReshareParams> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 26);
+  messageDesc(file_tessera_v1_packages, 27);
 
 /**
  * Round 1 of a refresh or reshare (envelope kind REFRESH_ROUND1 or RESHARE_ROUND1): the
@@ -1269,7 +1319,7 @@ export type LifecycleRound1 = Message<"tessera.v1.LifecycleRound1"> & {
  * Use `create(LifecycleRound1Schema)` to create a new message.
  */
 export const LifecycleRound1Schema: GenMessage<LifecycleRound1> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 27);
+  messageDesc(file_tessera_v1_packages, 28);
 
 /**
  * Confirmation of a refresh or reshare: the transcript and the new key the sender derived.
@@ -1319,7 +1369,7 @@ export type LifecycleConfirm = Message<"tessera.v1.LifecycleConfirm"> & {
  * Use `create(LifecycleConfirmSchema)` to create a new message.
  */
 export const LifecycleConfirmSchema: GenMessage<LifecycleConfirm> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 28);
+  messageDesc(file_tessera_v1_packages, 29);
 
 /**
  * An operation on a key's shares that operators approved (M-of-N). Every participant checks it
@@ -1417,7 +1467,7 @@ export type LifecycleAuthorisation = Message<"tessera.v1.LifecycleAuthorisation"
  * Use `create(LifecycleAuthorisationSchema)` to create a new message.
  */
 export const LifecycleAuthorisationSchema: GenMessage<LifecycleAuthorisation> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 29);
+  messageDesc(file_tessera_v1_packages, 30);
 
 /**
  * An authorisation and its approvals (OPERATOR_APPROVAL envelopes over the authorisation bytes).
@@ -1441,7 +1491,7 @@ export type ApprovedAuthorisation = Message<"tessera.v1.ApprovedAuthorisation"> 
  * Use `create(ApprovedAuthorisationSchema)` to create a new message.
  */
 export const ApprovedAuthorisationSchema: GenMessage<ApprovedAuthorisation> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 30);
+  messageDesc(file_tessera_v1_packages, 31);
 
 /**
  * A refresh/reshare outcome a participant applied and confirmed, kept (sealed) until a verified
@@ -1501,7 +1551,7 @@ export type PendingLifecycle = Message<"tessera.v1.PendingLifecycle"> & {
  * Use `create(PendingLifecycleSchema)` to create a new message.
  */
 export const PendingLifecycleSchema: GenMessage<PendingLifecycle> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 31);
+  messageDesc(file_tessera_v1_packages, 32);
 
 /**
  * The committed epoch of a key as a participant keeps it (also after leaving the key).
@@ -1547,7 +1597,7 @@ export type LifecycleOutcome = Message<"tessera.v1.LifecycleOutcome"> & {
  * Use `create(LifecycleOutcomeSchema)` to create a new message.
  */
 export const LifecycleOutcomeSchema: GenMessage<LifecycleOutcome> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 32);
+  messageDesc(file_tessera_v1_packages, 33);
 
 /**
  * The payload of an ECDSA_MESSAGE envelope: `ciphertext` opens (HPKE base mode, the recipient's
@@ -1614,7 +1664,7 @@ export type EcdsaPeerMessage = Message<"tessera.v1.EcdsaPeerMessage"> & {
  * Use `create(EcdsaPeerMessageSchema)` to create a new message.
  */
 export const EcdsaPeerMessageSchema: GenMessage<EcdsaPeerMessage> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 33);
+  messageDesc(file_tessera_v1_packages, 34);
 
 /**
  * Pairwise setup ([DKLs23] Protocol 3.6 setup; packages/ecdsa/src/setup.ts).
@@ -1638,7 +1688,7 @@ export type EcdsaSetup1 = Message<"tessera.v1.EcdsaSetup1"> & {
  * Use `create(EcdsaSetup1Schema)` to create a new message.
  */
 export const EcdsaSetup1Schema: GenMessage<EcdsaSetup1> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 34);
+  messageDesc(file_tessera_v1_packages, 35);
 
 /**
  * @generated from message tessera.v1.EcdsaSetup2
@@ -1665,7 +1715,7 @@ export type EcdsaSetup2 = Message<"tessera.v1.EcdsaSetup2"> & {
  * Use `create(EcdsaSetup2Schema)` to create a new message.
  */
 export const EcdsaSetup2Schema: GenMessage<EcdsaSetup2> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 35);
+  messageDesc(file_tessera_v1_packages, 36);
 
 /**
  * Presigning rounds ([DKLs23] Protocol 3.6 steps 5–8; packages/ecdsa/src/sign.ts).
@@ -1694,7 +1744,7 @@ export type EcdsaOte = Message<"tessera.v1.EcdsaOte"> & {
  * Use `create(EcdsaOteSchema)` to create a new message.
  */
 export const EcdsaOteSchema: GenMessage<EcdsaOte> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 36);
+  messageDesc(file_tessera_v1_packages, 37);
 
 /**
  * @generated from message tessera.v1.EcdsaRvole
@@ -1721,7 +1771,7 @@ export type EcdsaRvole = Message<"tessera.v1.EcdsaRvole"> & {
  * Use `create(EcdsaRvoleSchema)` to create a new message.
  */
 export const EcdsaRvoleSchema: GenMessage<EcdsaRvole> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 37);
+  messageDesc(file_tessera_v1_packages, 38);
 
 /**
  * @generated from message tessera.v1.EcdsaPresign1
@@ -1743,7 +1793,7 @@ export type EcdsaPresign1 = Message<"tessera.v1.EcdsaPresign1"> & {
  * Use `create(EcdsaPresign1Schema)` to create a new message.
  */
 export const EcdsaPresign1Schema: GenMessage<EcdsaPresign1> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 38);
+  messageDesc(file_tessera_v1_packages, 39);
 
 /**
  * @generated from message tessera.v1.EcdsaPresign2
@@ -1790,7 +1840,7 @@ export type EcdsaPresign2 = Message<"tessera.v1.EcdsaPresign2"> & {
  * Use `create(EcdsaPresign2Schema)` to create a new message.
  */
 export const EcdsaPresign2Schema: GenMessage<EcdsaPresign2> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 39);
+  messageDesc(file_tessera_v1_packages, 40);
 
 /**
  * A signer's word that it holds presignature `session` of `key_id` for `signers`, nonce point `r`
@@ -1835,7 +1885,7 @@ export type EcdsaPresigned = Message<"tessera.v1.EcdsaPresigned"> & {
  * Use `create(EcdsaPresignedSchema)` to create a new message.
  */
 export const EcdsaPresignedSchema: GenMessage<EcdsaPresigned> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 40);
+  messageDesc(file_tessera_v1_packages, 41);
 
 /**
  * One signer's part of one ECDSA signature (the payload of an ECDSA_PARTIAL envelope).
@@ -1878,7 +1928,7 @@ export type EcdsaPartial = Message<"tessera.v1.EcdsaPartial"> & {
  * Use `create(EcdsaPartialSchema)` to create a new message.
  */
 export const EcdsaPartialSchema: GenMessage<EcdsaPartial> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 41);
+  messageDesc(file_tessera_v1_packages, 42);
 
 /**
  * What a signer keeps of one counterparty after the setup (sealed; never leaves the node).
@@ -1934,7 +1984,7 @@ export type EcdsaPairRecord = Message<"tessera.v1.EcdsaPairRecord"> & {
  * Use `create(EcdsaPairRecordSchema)` to create a new message.
  */
 export const EcdsaPairRecordSchema: GenMessage<EcdsaPairRecord> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 42);
+  messageDesc(file_tessera_v1_packages, 43);
 
 /**
  * @generated from message tessera.v1.EcdsaPairs
@@ -1966,7 +2016,7 @@ export type EcdsaPairs = Message<"tessera.v1.EcdsaPairs"> & {
  * Use `create(EcdsaPairsSchema)` to create a new message.
  */
 export const EcdsaPairsSchema: GenMessage<EcdsaPairs> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 43);
+  messageDesc(file_tessera_v1_packages, 44);
 
 /**
  * A presignature's secret part, kept in the nonce ledger until its one use.
@@ -1995,7 +2045,7 @@ export type EcdsaPresignatureSecret = Message<"tessera.v1.EcdsaPresignatureSecre
  * Use `create(EcdsaPresignatureSecretSchema)` to create a new message.
  */
 export const EcdsaPresignatureSecretSchema: GenMessage<EcdsaPresignatureSecret> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_packages, 44);
+  messageDesc(file_tessera_v1_packages, 45);
 
 /**
  * Ciphersuites. Numbers are stable: never reuse one.
@@ -2116,6 +2166,13 @@ export enum PayloadKind {
    * @generated from enum value: PAYLOAD_KIND_COSIGN_REQUEST = 21;
    */
   COSIGN_REQUEST = 21,
+
+  /**
+   * what a device says about one of its offline packages (DeviceClaims)
+   *
+   * @generated from enum value: PAYLOAD_KIND_DEVICE_CLAIMS = 22;
+   */
+  DEVICE_CLAIMS = 22,
 
   /**
    * share refresh: one contributor's zero-sharing (LifecycleRound1)
