@@ -265,6 +265,11 @@ describe('offline payments with caps', () => {
       await refusal(() => device.reserve(c.url, fiat(30_000n, stale, [approvePriceSnapshot(operator, stale)]))),
     ).toBe('POLICY_DENIED');
     expect(await refusal(() => device.reserve(c.url, fiat(30_001n)))).toBe('POLICY_DENIED');
+    // Signed, and young enough to grant, but a day old within the next minute: nothing worth reserving.
+    const ageing = table(Date.now() - 86_400_000 + 30_000);
+    expect(
+      await refusal(() => device.reserve(c.url, fiat(30_000n, ageing, [approvePriceSnapshot(operator, ageing)]))),
+    ).toBe('POLICY_DENIED');
     // The node limits bitcoin itself: a fiat cap alone (which would let any amount of it through
     // up to $300.00) is refused; with a bitcoin cap of its own beside it, granted.
     const { caps: _btc, ...fiatOnly } = fiat(30_000n).caps;
@@ -364,21 +369,31 @@ describe('offline payments with caps', () => {
       message: message(3),
       integrity: { verdict: 'pass', detail: 'play-integrity:MEETS_STRONG_INTEGRITY' },
     });
-    expect(await refusal(() => c.coordinator.completePackage(none.bytes))).toBe('POLICY_DENIED');
+    const unknown = await d.device.signOffline({
+      keyId: key.keyId,
+      message: message(4),
+      integrity: { verdict: 'unknown' },
+    });
+    // A signed verdict other than pass is final; no claims at all is not (another copy may carry them).
+    expect(await refusal(() => c.coordinator.completePackage(none.bytes))).toBe('FAILED_PRECONDITION');
     expect(await refusal(() => c.coordinator.completePackage(failed.bytes))).toBe('POLICY_DENIED');
-    // A relay drops the claims: the same package (same id), now without a verdict.
-    const stripped = encodeOfflinePackage({ ...decodeOfflinePackage(passed.bytes), claims: null });
+    expect(await refusal(() => c.coordinator.completePackage(unknown.bytes))).toBe('POLICY_DENIED');
+    // A relay drops the claims, or swaps in another package's: the same package (same id), refused, not finally.
+    const genuine = decodeOfflinePackage(passed.bytes);
+    const stripped = encodeOfflinePackage({ ...genuine, claims: null });
     expect(decodeOfflinePackage(stripped).packageId).toBe(passed.packageId);
-    expect(await refusal(() => c.coordinator.completePackage(stripped))).toBe('POLICY_DENIED');
+    expect(await refusal(() => c.coordinator.completePackage(stripped))).toBe('FAILED_PRECONDITION');
+    const swapped = encodeOfflinePackage({ ...genuine, claims: decodeOfflinePackage(unknown.bytes).claims ?? null });
+    expect(await refusal(() => c.coordinator.completePackage(swapped))).toBe('FAILED_PRECONDITION');
     expect(await s1.ledger.countFresh('r.')).toBe(fresh);
-    const refusals = [];
-    for await (const e of s1.audit.entries())
-      if (e.type === 'refusal') refusals.push(String(e.data.message ?? e.data.code));
-    expect(refusals.length).toBeGreaterThanOrEqual(3);
+    const reasons: string[] = [];
+    for await (const e of s1.audit.entries()) if (e.type === 'refusal') reasons.push(String(e.data.reason));
+    expect(reasons.filter((r) => /device claims|integrity verdict/.test(r)).length).toBeGreaterThanOrEqual(5);
     // The genuine one, claims and all, completes: one reservation spent.
     const done = await c.coordinator.completePackage(passed.bytes);
     expect(ed25519.verify(done.signature, message(3), fromHex(key.publicKey))).toBe(true);
     expect(await s1.ledger.countFresh('r.')).toBe(fresh - 1);
+    expect((await d.device.sync(c.url)).completed.map((x) => x.packageId)).toEqual([passed.packageId]);
   });
 
   for (const order of ['first, second', 'second, first'] as const)

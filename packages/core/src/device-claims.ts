@@ -6,11 +6,14 @@
  * relay that drops or alters them makes a package whose claims are missing or do not verify,
  * which a co-signer whose policy requires a verdict refuses. The sender must be the key's own
  * device entry (its roster sign key): nobody else can speak for the phone.
+ *
+ * A `pass` is the app's word, signed by the device's key: it proves the phone said so, not that
+ * a platform attestation token verified. A rooted phone, or one whose key leaked, can claim it.
  */
 import { equalBytes } from './bytes.js';
 import { type EnvelopeSigner, openEnvelope, signEnvelope } from './envelope.js';
 import { ErrorCode, InvalidArgumentError, ProtocolError } from './errors.js';
-import { type GroupKey, rosterEntry } from './key.js';
+import type { GroupKey } from './key.js';
 import { decodeMessage, encodeMessage } from './wire/codec.js';
 import { PayloadKind } from './wire/types.js';
 
@@ -64,7 +67,9 @@ export function openDeviceClaims(
   } catch (e) {
     throw denied((e as Error).message);
   }
-  if (!equalBytes(env.sender, rosterEntry(key, p.device).signKey)) throw denied(`not signed by ${p.device}`);
+  const entry = key.roster.find((r) => r.id === p.device);
+  if (!entry?.device) throw denied(`${p.device.slice(0, 64)} is not a device of the key`);
+  if (!equalBytes(env.sender, entry.signKey)) throw denied(`not signed by ${p.device}`);
   const w = decodeMessage('DeviceClaims', env.payload);
   if (!equalBytes(w.packageDigest, digest)) throw denied('about another package');
   if (!VERDICTS.has(w.integrity) || w.integrityDetail.length > MAX_DETAIL) throw denied('an unknown verdict');

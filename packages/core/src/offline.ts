@@ -22,7 +22,13 @@ import { groupPublicKey, participantIdentifier, rosterEntry, type GroupKey, type
 import { SigningNonces, SigningSession, commit, signShare, type NonceCommitment } from './sign.js';
 import type { Suite } from './suites.js';
 import { decodeMessage, encodeMessage } from './wire/codec.js';
-import { KEY_ID_PATTERN, MAX_COSIGNERS, MAX_MESSAGE_BYTES, RESERVATION_NONCE_ID_BYTES } from './wire/limits.js';
+import {
+  KEY_ID_PATTERN,
+  MAX_CLAIMS_BYTES,
+  MAX_COSIGNERS,
+  MAX_MESSAGE_BYTES,
+  RESERVATION_NONCE_ID_BYTES,
+} from './wire/limits.js';
 import { checkHeader, expectLength, makeHeader } from './wire/packages.js';
 export { packageFromText, packageToText } from './package-text.js';
 import { PayloadKind } from './wire/types.js';
@@ -319,6 +325,8 @@ export function decodeOfflinePackage(bytes: Uint8Array): DecodedPackage {
     payment: w.payment,
     ...(w.claims.length ? { claims: w.claims } : {}),
   };
+  if (w.claims.length > MAX_CLAIMS_BYTES)
+    throw new DecodeError(`offline package: device claims over ${MAX_CLAIMS_BYTES} bytes`);
   let canonical: Uint8Array;
   try {
     canonical = encodeOfflinePackage(pkg);

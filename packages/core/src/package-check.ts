@@ -48,6 +48,7 @@ import {
   IDENTITY_SIGNATURE_BYTES,
   KEY_ID_PATTERN,
   MAX_COSIGNERS,
+  MAX_CLAIMS_BYTES,
   MAX_MESSAGE_BYTES,
   PARTICIPANT_ID_PATTERN,
   RESERVATION_NONCE_ID_BYTES,
@@ -248,6 +249,8 @@ async function readPackage(load: CurveLoader, bytes: Uint8Array): Promise<Packag
   if (!KEY_ID_PATTERN.test(w.keyId)) throw new DecodeError('offline package: malformed key id');
   if (w.message.length > MAX_MESSAGE_BYTES)
     throw new DecodeError(`offline package: message exceeds ${MAX_MESSAGE_BYTES} bytes`);
+  if (w.claims.length > MAX_CLAIMS_BYTES)
+    throw new DecodeError(`offline package: device claims over ${MAX_CLAIMS_BYTES} bytes`);
   if (w.cosigners.length < 1 || w.cosigners.length > MAX_COSIGNERS)
     throw new DecodeError('offline package: 1..254 co-signers expected');
   expectLength(w.hiding, shape.elementBytes, 'device hiding commitment');

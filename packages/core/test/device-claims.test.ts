@@ -90,6 +90,13 @@ describe('device claims', () => {
     expect(code(() => openDeviceClaims(key, { ...p, claims: new Uint8Array(40).fill(3) }, p.digest))).toBe(
       ErrorCode.POLICY_DENIED,
     );
+    // Another participant's name on the package: only a device entry speaks for a phone.
+    expect(code(() => openDeviceClaims(key, { ...byOther, device: 'signer-1' }, byOther.digest))).toBe(
+      ErrorCode.POLICY_DENIED,
+    );
+    // Claims past 512 bytes are refused by both codecs.
+    const padded = encodeOfflinePackage({ ...p, claims: new Uint8Array(513).fill(1) });
+    expect(code(() => decodeOfflinePackage(padded))).toBe(ErrorCode.DECODE);
     expect(
       code(() =>
         signDeviceClaims(ids[0] as ParticipantIdentity, {
@@ -107,5 +114,7 @@ describe('device claims', () => {
     const record = encodeKeyRecord({ keyId: 'c0ffee00c0ffee00', epoch: 0, key, createdAt: NOW });
     const checked = await checkPackage(record, packageToText(p.bytes), NOW);
     expect(checked.packageId).toBe(p.packageId);
+    const padded = encodeOfflinePackage({ ...p, claims: new Uint8Array(513).fill(1) });
+    await expect(checkPackage(record, padded, NOW)).rejects.toMatchObject({ code: ErrorCode.DECODE });
   });
 });

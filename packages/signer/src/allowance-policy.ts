@@ -94,14 +94,16 @@ function unboundedAssets(a: Allowance, snapshot: PriceSnapshot): string[] {
 }
 
 /**
- * Whether a reservation's allowance is within today's `maxCaps`: a policy of caps applies to
- * reservations made before it too (uncapped ones, ones above today's maximum, and fiat caps over
- * an asset without a cap of its own complete nothing).
+ * Whether a reservation's allowance is within today's `maxCaps` (or, with only `maxDeviceCaps`
+ * set, capped at all): a policy of caps applies to reservations made before it too (uncapped
+ * ones, ones above today's maximum, and fiat caps over an asset without a cap of its own complete
+ * nothing).
  */
-export function withinMaxCaps(a: Allowance | null | undefined, max: Readonly<Record<string, string>>): boolean {
+export function withinMaxCaps(a: Allowance | null | undefined, max?: Readonly<Record<string, string>>): boolean {
   return (
     hasCaps(a) &&
-    capEntries(a).every((c) => Object.hasOwn(max, c.asset) && BigInt(c.amount) <= BigInt(max[c.asset] as string)) &&
+    (!max ||
+      capEntries(a).every((c) => Object.hasOwn(max, c.asset) && BigInt(c.amount) <= BigInt(max[c.asset] as string))) &&
     (!a.fiat || unboundedAssets(a, decodePriceSnapshot(a.fiat.prices)).length === 0)
   );
 }
@@ -157,7 +159,9 @@ export async function withinDeviceCaps(
 /**
  * With `devices.requireIntegrity`: the package's device claims (core's device-claims.ts) must be
  * there, signed by the device itself about exactly this package, with the verdict `pass` — the
- * device's own integrity rule, evaluated again here. POLICY_DENIED otherwise, nothing spent.
+ * device's own integrity rule, evaluated again here. Another verdict is POLICY_DENIED (final);
+ * missing or unverifiable claims FAILED_PRECONDITION (not final: another copy may carry them).
+ * Nothing is spent either way.
  */
 export function checkIntegrity(
   dp: DevicePolicy,
@@ -165,16 +169,21 @@ export function checkIntegrity(
   pkg: { readonly device: string; readonly claims?: Uint8Array | null; readonly digest: Uint8Array },
 ): void {
   if (!dp.requireIntegrity) return;
+  // Claims are outside the package id: a copy without them, or with broken ones, may be a relay's,
+  // and the device's own copy can still complete — so these refusals are not final.
   let claims: ReturnType<typeof openDeviceClaims>;
   try {
     claims = openDeviceClaims(key, pkg, pkg.digest);
   } catch (e) {
-    throw new SignerError('POLICY_DENIED', (e as Error).message);
+    throw new SignerError(
+      'FAILED_PRECONDITION',
+      `${(e as Error).message}: deliver the device's own copy (policy devices.requireIntegrity)`,
+    );
   }
   if (!claims)
     throw new SignerError(
-      'POLICY_DENIED',
-      'this node completes packages with a device integrity verdict only (policy devices.requireIntegrity): the package carries no device claims',
+      'FAILED_PRECONDITION',
+      'this node completes packages with a device integrity verdict only (policy devices.requireIntegrity): this copy carries no device claims',
     );
   if (claims.integrity !== 'pass')
     throw new SignerError(

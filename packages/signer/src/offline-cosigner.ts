@@ -123,6 +123,11 @@ export class OfflineCosigner {
       dp.maxTtlMs,
       pricedUntil(allowance, dp) - now,
     );
+    if (ttl < 60_000)
+      throw new SignerError(
+        'POLICY_DENIED',
+        'the price snapshot turns too old to count with within a minute: sign a fresh one (policy devices.maxPriceAgeMs)',
+      );
     // One reserve at a time per device: its outstanding reservations and caps are counted below.
     return this.#reserving.run(deviceSegment(device), () =>
       this.#reserveLocked(rec, keyId, device, count, now, ttl, allowance),
@@ -303,10 +308,10 @@ export class OfflineCosigner {
       );
       // A policy of caps applies to reservations made before it too: uncapped ones, or ones above
       // today's maximum, complete nothing (POLICY_DENIED; nothing spent).
-      if (dp.maxCaps && !withinMaxCaps(own.allowance, dp.maxCaps))
+      if ((dp.maxCaps || dp.maxDeviceCaps) && !withinMaxCaps(own.allowance, dp.maxCaps))
         throw new SignerError(
           'POLICY_DENIED',
-          'this reservation is not within the caps this node now grants (policy devices.maxCaps)',
+          'this reservation is not within the caps this node now grants (policy devices.maxCaps / maxDeviceCaps)',
         );
       // The device's own integrity verdict, signed by it into the package, when the policy asks.
       checkIntegrity(dp, rec.key, pkg);

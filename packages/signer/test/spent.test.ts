@@ -97,17 +97,20 @@ describe('SpentJournal', () => {
     expect(whole.charged(a, '@fiat:USD')).toBe(40n);
     whole.close();
     // Cut at every byte of a line, then the next use appended: the cut line counts nothing (or,
-    // cut right after its digest, is used with no charge), and the next use reads whole.
+    // cut right after its digest, is used with no charge), and the next use reads whole; the
+    // whole line without its newline counts, and so does the next.
     const line = `r.70686f6e652d31.k.cc ${d('3')} +${a}:BTC=700 +${a}:@fiat:USD=68 ;`;
-    for (let cut = 1; cut < line.length; cut++) {
+    for (let cut = 1; cut <= line.length; cut++) {
       writeFileSync(path, `${line.slice(0, cut)}`);
       const torn = SpentJournal.open(path);
       await torn.add('r.70686f6e652d31.k.dd', d('4'), [{ allowance: a, asset: 'BTC', amount: 9n }]);
       torn.close();
       const next = SpentJournal.open(path);
+      const whole = cut === line.length;
       expect(next.get('r.70686f6e652d31.k.dd')).toBe(d('4'));
-      expect(next.charged(a, 'BTC')).toBe(9n);
-      expect(next.charged(a, '@fiat:USD')).toBe(0n);
+      expect(next.charged(a, 'BTC')).toBe(whole ? 709n : 9n);
+      expect(next.charged(a, '@fiat:USD')).toBe(whole ? 68n : 0n);
+      if (whole) expect(next.get('r.70686f6e652d31.k.cc')).toBe(d('3'));
       next.close();
     }
   });

@@ -19,6 +19,9 @@ export const KEY_ID_PATTERN = /^[0-9a-f]{16}$/;
 /** A participant id: 1-64 characters of A-Z a-z 0-9 . _ -, starting alphanumeric. */
 export const PARTICIPANT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+/** Most bytes of a package's device claims (a DEVICE_CLAIMS envelope is ~150). */
+export const MAX_CLAIMS_BYTES = 512;
+
 /** Bytes of a reservation's nonce handle. */
 export const RESERVATION_NONCE_ID_BYTES = 12;
 
