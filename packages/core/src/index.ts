@@ -27,6 +27,7 @@ export * from './allowance.js';
 export * from './prices.js';
 export * from './payment.js';
 export * from './payment-chains.js';
+export * from './destinations.js';
 export * from './package-payment.js';
 export * from './hd.js';
 export * from './ecdsa-address.js';

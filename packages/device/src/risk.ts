@@ -15,7 +15,7 @@
  *
  * Amount caps are the reservations' allowances (core's allowance.ts), counted by the co-signer.
  */
-import type { TypedPayment } from '@tessera/core';
+import { type TypedPayment, destinationRefusal } from '@tessera/core';
 import { DeviceError } from './errors.js';
 import type { JournalEntry } from './journal.js';
 
@@ -32,26 +32,13 @@ export interface RiskRules {
   denyTo?: readonly string[];
 }
 
-/** Whether `rules` has a destination list (then only transactions are paid). */
-export const hasDestinationRules = (rules: RiskRules): boolean => !!(rules.allowTo || rules.denyTo);
-
 /**
- * The destination rules on a payment read from its transaction (undefined: a bare message).
- * POLICY_DENIED naming the payee that a list refuses.
+ * The destination rules on a payment read from its transaction (undefined: a bare message), by
+ * core's one rule (a co-signer applies its own lists the same way): POLICY_DENIED naming why.
  */
 export function checkDestinations(rules: RiskRules, payment: TypedPayment | undefined): void {
-  if (!hasDestinationRules(rules)) return;
-  if (!payment)
-    throw new DeviceError(
-      'POLICY_DENIED',
-      'this wallet pays listed destinations only: pay a transaction, not a message',
-    );
-  for (const to of payment.to) {
-    if (rules.denyTo?.includes(to))
-      throw new DeviceError('POLICY_DENIED', `destination ${to} is on this wallet's deny list`);
-    if (rules.allowTo && !rules.allowTo.includes(to))
-      throw new DeviceError('POLICY_DENIED', `destination ${to} is not on this wallet's allow list`);
-  }
+  const why = destinationRefusal(rules, payment, 'this wallet');
+  if (why) throw new DeviceError('POLICY_DENIED', why);
 }
 
 /** The app's attestation verdict for this payment. */

@@ -14,6 +14,7 @@ import {
   type Rng,
   capEntries,
   checkPriceSnapshot,
+  destinationRefusal,
   decodePriceSnapshot,
   type GroupKey,
   grantAllowance,
@@ -201,16 +202,6 @@ export function checkPayees(
   dp: { denyTo?: readonly string[]; allowTo?: readonly string[] },
   payment: { to: readonly string[] } | undefined,
 ): void {
-  if (!dp.denyTo && !dp.allowTo) return;
-  if (!payment)
-    throw new SignerError(
-      'POLICY_DENIED',
-      'this node completes payments to listed destinations only, not bare messages',
-    );
-  for (const to of payment.to) {
-    if (dp.denyTo?.includes(to))
-      throw new SignerError('POLICY_DENIED', `destination ${to.slice(0, 100)} is on this node's deny list`);
-    if (dp.allowTo && !dp.allowTo.includes(to))
-      throw new SignerError('POLICY_DENIED', `destination ${to.slice(0, 100)} is not on this node's allow list`);
-  }
+  const why = destinationRefusal(dp, payment, 'this node');
+  if (why) throw new SignerError('POLICY_DENIED', why);
 }
