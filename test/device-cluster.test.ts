@@ -354,8 +354,35 @@ describe('offline co-signing with a real dev cluster', () => {
     const st = ok<{ coordinator: { metrics: string } }>('status', '--dir', dir);
     // Counters restart with the process (the coordinator was killed above): make fresh events.
     ok('device', 'reserve', '--device-dir', phone, '--dir', dir, '--key', keyId, '--count', '1');
-    // One package left pending on the device while it is linked: the gauge shows it.
-    ok('device', 'sign', '--device-dir', phone, '--key', keyId, '--message', toHex(randomBytes(32)), '--offline');
+    // One package left pending on the device while it is linked: the gauge shows it. Signed with
+    // the app's verdict (as a wallet passes it): into the package, and kept in the journal.
+    const signed = ok<{ packageId: string }>(
+      'device',
+      'sign',
+      '--device-dir',
+      phone,
+      '--key',
+      keyId,
+      '--message',
+      toHex(randomBytes(32)),
+      '--offline',
+      '--integrity',
+      'pass:cli-test',
+    );
+    const entries = ok<{ entries: { kind: string; packageId?: string; integrity?: string }[] }>(
+      'device',
+      'journal',
+      '--device-dir',
+      phone,
+    ).entries;
+    expect(entries.find((e) => e.kind === 'signed' && e.packageId === signed.packageId)?.integrity).toBe(
+      'pass:cli-test',
+    );
+    const bad = cli('device', 'sign', '--device-dir', phone, '--key', keyId, '--message', '00', '--integrity', 'ok');
+    expect([bad.code, bad.err]).toEqual([
+      1,
+      expect.stringMatching(/--integrity is pass, fail or unknown.*\[INVALID_ARGUMENT\]$/),
+    ]);
     const link = spawn(
       process.execPath,
       [BIN, 'device', 'connect', '--device-dir', phone, '--dir', dir, '--seconds', '4', '--json'],

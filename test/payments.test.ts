@@ -45,6 +45,9 @@ import { solanaAddress, solanaTransfer } from './solana.js';
 
 afterAll(cleanup);
 
+/** The harness's signer policy, for `setPolicy` (which replaces it whole). */
+const POLICY = { allowKeygen: true, allowUnpinnedPeers: true, operators, requesters: [] };
+
 /** A payee's Taproot output (a valid x-only key). */
 const PAYEE = OutScript.encode({ type: 'tr', pubkey: schnorr.getPublicKey(new Uint8Array(32).fill(7)) });
 
@@ -350,8 +353,8 @@ describe('offline payments with caps', () => {
     expect((await device.reserve(c.url, { ...req, caps })).added).toBe(1);
   });
 
-  it("a co-signer that requires the device's integrity verdict: the device signs it into the package; none, fail, or claims a relay stripped are refused (POLICY_DENIED, audited, nothing spent); pass completes", async () => {
-    const c = await deviceCluster(3, { requireIntegrity: true });
+  it('a co-signer whose policy turns on requireIntegrity after it reserved: the device signs into the package the verdict it is given; none, fail, or claims a relay stripped are refused (audited, nothing spent); pass completes', async () => {
+    const c = await deviceCluster(3);
     const d = await enrolled(c, 'phone-integrity');
     const key = await d.device.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
     await d.device.reserve(c.url, { keyId: key.keyId, count: 4, cosigners: ['signer-1'] });
@@ -374,6 +377,7 @@ describe('offline payments with caps', () => {
       message: message(4),
       integrity: { verdict: 'unknown' },
     });
+    s1.setPolicy({ ...POLICY, devices: { requireIntegrity: true } });
     // A signed verdict other than pass is final; no claims at all is not (another copy may carry them).
     expect(await refusal(() => c.coordinator.completePackage(none.bytes))).toBe('FAILED_PRECONDITION');
     expect(await refusal(() => c.coordinator.completePackage(failed.bytes))).toBe('POLICY_DENIED');
@@ -394,6 +398,54 @@ describe('offline payments with caps', () => {
     expect(ed25519.verify(done.signature, message(3), fromHex(key.publicKey))).toBe(true);
     expect(await s1.ledger.countFresh('r.')).toBe(fresh - 1);
     expect((await d.device.sync(c.url)).completed.map((x) => x.packageId)).toEqual([passed.packageId]);
+  });
+
+  /** The unused reservations (slots) the device holds for a key. */
+  const slotsOf = async (device: Device, keyId: string) =>
+    (await device.status()).keys.find((k) => k.keyId === keyId)?.allowance;
+
+  it("a co-signer that requires the verdict signs that into its reservations: the device signs only with a pass, the merchant checks the claims, and the reservation's rule holds after the policy is lifted", async () => {
+    const c = await deviceCluster(3, { requireIntegrity: true });
+    const d = await enrolled(c, 'phone-strict');
+    const key = await d.device.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
+    await d.device.reserve(c.url, { keyId: key.keyId, count: 3, cosigners: ['signer-1'] });
+    const message = (n: number) => new Uint8Array(32).fill(n);
+    // The device refuses before it signs: nothing used, nothing journalled as signed.
+    for (const integrity of [undefined, { verdict: 'fail' as const }, { verdict: 'unknown' as const }])
+      expect(
+        await refusal(() =>
+          d.device.signOffline({ keyId: key.keyId, message: message(1), ...(integrity ? { integrity } : {}) }),
+        ),
+      ).toBe('POLICY_DENIED');
+    expect(await slotsOf(d.device, key.keyId)).toBe(3);
+    expect((await d.device.journal()).filter((e) => e.kind === 'signed')).toEqual([]);
+    const pass = { verdict: 'pass' as const, detail: 'app-attest:ok' };
+    const paid = await d.device.signOffline({ keyId: key.keyId, message: message(2), integrity: pass });
+    const other = await d.device.signOffline({ keyId: key.keyId, message: message(3), integrity: pass });
+    const pkg = decodeOfflinePackage(paid.bytes);
+    expect(pkg.cosigners.map((x) => x.allowance?.requireIntegrity)).toEqual([true]);
+    // The merchant's offline check opens the device's claims: shown when they pass, else refused.
+    const record = await d.device.keyRecord(key.keyId);
+    expect((await checkPackage(record, paid.text)).integrity).toBe('pass');
+    const stripped = encodeOfflinePackage({ ...pkg, claims: null });
+    const swapped = encodeOfflinePackage({ ...pkg, claims: decodeOfflinePackage(other.bytes).claims ?? null });
+    for (const copy of [stripped, swapped])
+      expect(await refusal(() => checkPackage(record, copy))).toBe('FAILED_PRECONDITION');
+    // The operators lift the policy: the reservation signed before still requires the verdict.
+    const s1 = c.signer('signer-1');
+    s1.setPolicy({ ...POLICY, devices: {} });
+    const fresh = await s1.ledger.countFresh('r.');
+    for (const copy of [stripped, swapped])
+      expect(await refusal(() => c.coordinator.completePackage(copy))).toBe('FAILED_PRECONDITION');
+    expect(await s1.ledger.countFresh('r.')).toBe(fresh);
+    const done = await c.coordinator.completePackage(paid.bytes);
+    expect(ed25519.verify(done.signature, message(2), fromHex(key.publicKey))).toBe(true);
+    expect(await s1.ledger.countFresh('r.')).toBe(fresh - 1);
+    // Reserved under the lifted policy: no requirement, and the device signs without a verdict.
+    await d.device.reserve(c.url, { keyId: key.keyId, count: 1, cosigners: ['signer-1'] });
+    expect(await slotsOf(d.device, key.keyId)).toBe(2);
+    const bare = await d.device.signOffline({ keyId: key.keyId, message: message(4) });
+    expect(decodeOfflinePackage(bare.bytes).cosigners[0]?.allowance ?? null).toBe(null);
   });
 
   for (const order of ['first, second', 'second, first'] as const)

@@ -41,12 +41,22 @@ export interface Allowance {
   readonly perPayment: readonly AssetAmount[];
   /** A fiat cap (absent: none). */
   readonly fiat?: FiatCap | null;
+  /**
+   * Packages of this allowance complete only with the device's signed `pass` verdict in their
+   * claims (./device-claims.ts): the device refuses to sign without one, the merchant checks it.
+   */
+  readonly requireIntegrity?: boolean;
 }
 
 export const ALLOWANCE_ID_BYTES = 16;
 const ASSET = /^[A-Za-z0-9][A-Za-z0-9:._-]{0,63}$/;
 const AMOUNT = /^(0|[1-9][0-9]{0,77})$/;
 const MAX_ASSETS = 16;
+
+/** Whether a package on reservations with these allowances needs the device's `pass` verdict. */
+export function needsIntegrity(cosigners: readonly { readonly allowance?: Allowance | null }[]): boolean {
+  return cosigners.some((c) => c.allowance?.requireIntegrity === true);
+}
 
 /** Whether `a` caps anything (an absent or empty allowance lets the device sign any message). */
 export function hasCaps(a: Allowance | null | undefined): a is Allowance {
@@ -81,6 +91,8 @@ export function validateAllowance(a: Allowance, opts: { request?: boolean } = {}
     ? a.allowanceId.length === 0 || a.allowanceId.length === ALLOWANCE_ID_BYTES
     : a.allowanceId.length === ALLOWANCE_ID_BYTES;
   if (!idOk) throw new InvalidArgumentError(`allowance id must be ${ALLOWANCE_ID_BYTES} bytes`);
+  if (a.requireIntegrity !== undefined && typeof a.requireIntegrity !== 'boolean')
+    throw new InvalidArgumentError('allowance: requireIntegrity must be true or false');
   for (const [name, list] of [
     ['caps', a.caps],
     ['per-payment limits', a.perPayment],
@@ -116,8 +128,16 @@ export function validateAllowance(a: Allowance, opts: { request?: boolean } = {}
   }
 }
 
-/** A granted allowance from a request: a fresh id, the caps as asked (a fiat cap without its approvals). */
-export function grantAllowance(request: Allowance, rng: (n: number) => Uint8Array = randomBytes): Allowance {
+/**
+ * A granted allowance from a request: a fresh id, the caps as asked (a fiat cap without its
+ * approvals), the device's verdict required if the request or the co-signer (`requireIntegrity`)
+ * asks for it.
+ */
+export function grantAllowance(
+  request: Allowance,
+  rng: (n: number) => Uint8Array = randomBytes,
+  requireIntegrity = false,
+): Allowance {
   validateAllowance(request, { request: true });
   const f = request.fiat;
   return {
@@ -127,6 +147,7 @@ export function grantAllowance(request: Allowance, rng: (n: number) => Uint8Arra
     ...(f
       ? { fiat: { currency: f.currency, cap: f.cap, perPayment: f.perPayment, prices: f.prices, approvals: [] } }
       : {}),
+    ...(requireIntegrity || request.requireIntegrity ? { requireIntegrity: true } : {}),
   };
 }
 
@@ -146,4 +167,40 @@ export function requirePayment(p: {
       `the reservation of ${first.signer} caps payments: the package carries no payment to count`,
       [p.device],
     );
+}
+
+/** A package's device claims as a checker opened them (./device-claims.ts, ./package-claims.ts). */
+export interface IntegrityClaim {
+  readonly integrity: string;
+  readonly integrityDetail: string;
+}
+
+/**
+ * The integrity rule (an allowance's `requireIntegrity`, a co-signer's policy): the package's
+ * device claims must verify and say `pass`. Missing or unverifiable claims are
+ * FAILED_PRECONDITION — claims are outside the package id, so a relay's stripped copy must not
+ * settle the payment as refused while the device's own copy can still complete; another verdict
+ * is POLICY_DENIED (final). `open` returns the claims (null: none) or throws; `why` names the rule.
+ */
+export function requirePass(open: () => IntegrityClaim | null, why: string): IntegrityClaim {
+  let claims: IntegrityClaim | null;
+  try {
+    claims = open();
+  } catch (e) {
+    throw new ProtocolError(
+      ErrorCode.FAILED_PRECONDITION,
+      `${(e as Error).message}: deliver the device's own copy (${why})`,
+    );
+  }
+  if (!claims)
+    throw new ProtocolError(
+      ErrorCode.FAILED_PRECONDITION,
+      `this package completes with a device integrity verdict only (${why}): this copy carries no device claims`,
+    );
+  if (claims.integrity !== 'pass')
+    throw new ProtocolError(
+      ErrorCode.POLICY_DENIED,
+      `the device's integrity verdict was ${claims.integrity || 'not given'}${claims.integrityDetail ? ` (${claims.integrityDetail.slice(0, 100)})` : ''}: ${why} requires pass`,
+    );
+  return claims;
 }

@@ -39,7 +39,8 @@ import { SUITE_SHAPES, type FrostSuiteId as SuiteId, type SuiteShape } from './s
 import { deriveIdentifier, prepareKey, prepareSession } from './fast.js';
 import type { Flavor } from './frost-flavor.js';
 import { ed25519Flavor } from './curves/ed25519.js';
-import { requirePayment, validateAllowance } from './allowance.js';
+import { needsIntegrity, requirePass, requirePayment, validateAllowance } from './allowance.js';
+import { openClaimsLite } from './package-claims.js';
 import type { checkPackagePayment } from './package-payment.js';
 import type { ReadPayment } from './payment.js';
 import { paymentToJSON } from './payment-chains.js';
@@ -65,6 +66,11 @@ export interface PackageCheck {
   cosigners: string[];
   /** The earliest reservation expiry (ms since the Unix epoch): the cluster completes nothing after it. */
   expiresAt: number;
+  /**
+   * The device's integrity verdict, checked: present (always `pass`) when a reservation's
+   * allowance requires one (`requireIntegrity`), the package's device claims verified.
+   */
+  integrity?: string;
   /**
    * The payment, as read from the transaction the package carries (amounts in base units, as
    * decimal strings), within every reservation's allowance: present when the package carries one.
@@ -130,6 +136,11 @@ export async function checkPackageWith(
     const publicKey = p.shape.id === 'secp256k1-tr' ? element.subarray(1) : element;
     paid = (await payments()).checkPackagePayment({ ...p, suite: p.shape.id, publicKey });
   }
+  // A co-signer that requires the device's verdict completes nothing without it: nor does the merchant.
+  const member = key.roster.find((r) => r.id === p.device) as Member;
+  const integrity = needsIntegrity(p.cosigners)
+    ? requirePass(() => openClaimsLite(p.claims, member, p.digest), 'the reservation').integrity
+    : undefined;
   return {
     packageId: p.packageId,
     keyId: p.keyId,
@@ -137,6 +148,7 @@ export async function checkPackageWith(
     message: toHex(p.message),
     cosigners: p.cosigners.map((c) => c.signer),
     expiresAt: Math.min(...p.cosigners.map((c) => c.expiresAt)),
+    ...(integrity ? { integrity } : {}),
     ...(paid ? { payment: paymentToJSON(paid.payment) } : {}),
   };
 }
@@ -148,6 +160,8 @@ interface Member {
   readonly signKey: Uint8Array;
   /** FROST identifier, canonical hex. */
   readonly identifier: string;
+  /** Recorded as a device when the key was made. */
+  readonly device: boolean;
 }
 
 interface Key {
@@ -200,7 +214,7 @@ async function readKey(load: CurveLoader, bytes: Uint8Array): Promise<Key> {
       throw new InvalidArgumentError(`participant ${p.id} reuses another participant's identity key`);
     ids.add(p.id);
     signKeys.add(k);
-    roster.push({ id: p.id, signKey: p.signKey, identifier: deriveIdentifier({ flavor }, p.id) });
+    roster.push({ id: p.id, signKey: p.signKey, identifier: deriveIdentifier({ flavor }, p.id), device: p.device });
   }
   const t = w.threshold;
   if (t < 1 || t > roster.length) throw new DecodeError('key record: threshold out of range');
@@ -234,6 +248,8 @@ async function readKey(load: CurveLoader, bytes: Uint8Array): Promise<Key> {
 interface Package extends LitePackage {
   readonly shape: SuiteShape;
   readonly packageId: string;
+  /** What the device's claims name (./offline.ts packageDigest). */
+  readonly digest: Uint8Array;
 }
 
 /** A FROST identifier as a scalar: what RFC 9591 §5.2 sorts `commitment_list` by. */
@@ -286,7 +302,7 @@ async function readPackage(load: CurveLoader, bytes: Uint8Array): Promise<Packag
   if (!equalBytes(writeOfflinePackage(w), bytes)) throw new DecodeError('offline package: non-canonical encoding');
   // The digest leaves out created_at and the payment (no signature covers them): see packageDigest.
   const digest = sha256(writeOfflinePackage({ ...w, createdAt: 0, payment: null, claims: new Uint8Array(0) }));
-  return { ...w, shape, packageId: toHex(digest.subarray(0, 16)) };
+  return { ...w, shape, digest, packageId: toHex(digest.subarray(0, 16)) };
 }
 
 // ---- the check -------------------------------------------------------------------------------

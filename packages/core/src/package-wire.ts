@@ -62,6 +62,7 @@ export interface LiteAllowance {
   caps: LiteAssetAmount[];
   perPayment: LiteAssetAmount[];
   fiat: LiteFiatCap | null;
+  requireIntegrity: boolean;
 }
 /** `tessera.v1.Payment`. */
 export interface LitePayment {
@@ -113,7 +114,7 @@ export interface LiteReservation {
 const NONE = new Uint8Array(0);
 
 /** Reads the fields of one message up to `end`; `field` returns false for a field it does not know. */
-function readFields(r: Reader, end: number, field: (no: number) => boolean): void {
+export function readFields(r: Reader, end: number, field: (no: number) => boolean): void {
   while (r.pos < end) {
     const [no, wireType] = r.tag();
     if (!field(no)) r.skip(wireType, no);
@@ -225,13 +226,14 @@ function readFiatCap(r: Reader, into: LiteFiatCap | null): LiteFiatCap {
 }
 
 function readAllowance(r: Reader, into: LiteAllowance | null): LiteAllowance {
-  const a = into ?? { allowanceId: NONE, caps: [], perPayment: [], fiat: null };
+  const a = into ?? { allowanceId: NONE, caps: [], perPayment: [], fiat: null, requireIntegrity: false };
   sub(r, (end) =>
     readFields(r, end, (no) => {
       if (no === 1) a.allowanceId = r.bytes();
       else if (no === 2) a.caps.push(readAssetAmount(r));
       else if (no === 3) a.perPayment.push(readAssetAmount(r));
       else if (no === 4) a.fiat = readFiatCap(r, a.fiat);
+      else if (no === 5) a.requireIntegrity = r.bool();
       else return false;
       return true;
     }),
@@ -361,10 +363,10 @@ export function readOfflinePackage(bytes: Uint8Array): LitePackage {
 function putString(w: Writer, no: number, v: string): void {
   if (v !== '') w.tag(no, LEN).string(v);
 }
-function putBytes(w: Writer, no: number, v: Uint8Array): void {
+export function putBytes(w: Writer, no: number, v: Uint8Array): void {
   if (v.length) w.tag(no, LEN).bytes(v);
 }
-function putVarint(w: Writer, no: number, v: number): void {
+export function putVarint(w: Writer, no: number, v: number): void {
   if (v !== 0) w.tag(no, VARINT).varint(v);
 }
 function putMessage(w: Writer, no: number, fill: (m: Writer) => void): void {
@@ -394,6 +396,7 @@ function putAllowance(w: Writer, no: number, a: LiteAllowance | null): void {
           putBytes(x, 4, f.prices);
           for (const e of f.approvals) x.tag(5, LEN).bytes(e);
         });
+      putVarint(m, 5, a.requireIntegrity ? 1 : 0);
     });
 }
 function putHeader(w: Writer, no: number, h: LiteHeader | null): void {

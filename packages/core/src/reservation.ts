@@ -63,6 +63,7 @@ export function wireAllowance(a: Allowance | null | undefined): WireAllowance {
   const f = a.fiat;
   return {
     allowanceId: a.allowanceId,
+    requireIntegrity: a.requireIntegrity === true,
     caps: [...a.caps],
     perPayment: [...a.perPayment],
     fiat: f
@@ -74,8 +75,8 @@ export function wireAllowance(a: Allowance | null | undefined): WireAllowance {
 /** An allowance as read (null when absent), its shape checked. */
 export function readAllowance(a: WireAllowance | null): Allowance | null {
   if (!a) return null;
-  const { fiat, ...rest } = a;
-  const read: Allowance = fiat ? { ...rest, fiat } : rest;
+  const { fiat, requireIntegrity, ...rest } = a;
+  const read: Allowance = { ...rest, ...(fiat ? { fiat } : {}), ...(requireIntegrity ? { requireIntegrity } : {}) };
   try {
     validateAllowance(read);
   } catch (e) {

@@ -99,6 +99,7 @@ const allowance = fc.record({
   caps: list(assetAmount),
   perPayment: list(assetAmount),
   fiat: fc.record({ currency: str, cap: str, perPayment: str, prices: bytes(), approvals: list(bytes()) }),
+  requireIntegrity: fc.boolean(),
 });
 const payment = fc.record({ chain: str, tx: bytes(200), input: u32 });
 

@@ -27,11 +27,15 @@ import {
   getSuite,
   groupPublicKey,
   isTesseraError,
+  needsIntegrity,
+  openDeviceClaims,
   openReservation,
+  requirePass,
   packageFromText,
   packageToText,
   paymentToJSON,
   runLocalDkg,
+  signDeviceClaims,
   signReservation,
   toHex,
   verifyOfflinePackage,
@@ -40,6 +44,7 @@ import {
 } from '../src/index.js';
 import { RESERVATION_PAYLOAD_KIND } from '../src/envelope-bytes.js';
 import { deriveIdentifier } from '../src/fast.js';
+import { DEVICE_CLAIMS_PAYLOAD_KIND } from '../src/package-claims.js';
 import { checkEd25519Package, checkPackage } from '../src/merchant.js';
 import { readKeyRecord, readOfflinePackage, writeOfflinePackage, writeReservation } from '../src/package-wire.js';
 import { SUITE_SHAPES } from '../src/suite-ids.js';
@@ -58,6 +63,9 @@ function clusterCheck(keyRecord: Uint8Array, pkg: Uint8Array | string, now: numb
   const p = decodeOfflinePackage(typeof pkg === 'string' ? packageFromText(pkg) : pkg);
   verifyOfflinePackage(rec.key, p, { keyId: rec.keyId, epoch: rec.epoch, now });
   const paid = checkPackagePayment({ ...p, suite: p.suite.id, publicKey: groupPublicKey(rec.key) });
+  const integrity = needsIntegrity(p.cosigners)
+    ? requirePass(() => openDeviceClaims(rec.key, p, p.digest), 'the reservation').integrity
+    : undefined;
   return {
     packageId: p.packageId,
     keyId: p.keyId,
@@ -65,6 +73,7 @@ function clusterCheck(keyRecord: Uint8Array, pkg: Uint8Array | string, now: numb
     message: toHex(p.message),
     cosigners: p.cosigners.map((c) => c.signer),
     expiresAt: Math.min(...p.cosigners.map((c) => c.expiresAt)),
+    ...(integrity ? { integrity } : {}),
     ...(paid ? { payment: paymentToJSON(paid.payment) } : {}),
   };
 }
@@ -131,7 +140,14 @@ function fixture(suite: SuiteId, t: number, n: number, keyId = 'a1b2c3d4e5f60718
 function makePackage(
   fx: Fixture,
   seed: string,
-  opts: { message?: Uint8Array; expiresAt?: number; cosigners?: string[] } = {},
+  opts: {
+    message?: Uint8Array;
+    expiresAt?: number;
+    cosigners?: string[];
+    /** The reservations' allowance requires the device's verdict; `claims` the one it signs. */
+    requireIntegrity?: boolean;
+    claims?: 'pass' | 'fail' | 'unknown' | '';
+  } = {},
 ): DecodedPackage {
   const rng = seededRng(seed);
   const reservations = (opts.cosigners ?? fx.cosigners).map((signer) => {
@@ -146,6 +162,9 @@ function makePackage(
       hiding: commitment.hiding,
       binding: commitment.binding,
       expiresAt: opts.expiresAt ?? EXPIRES_AT,
+      ...(opts.requireIntegrity
+        ? { allowance: { allowanceId: rng(16), caps: [], perPayment: [], requireIntegrity: true } }
+        : {}),
     });
     return openReservation(fx.key, env);
   });
@@ -159,6 +178,15 @@ function makePackage(
     reservations,
     createdAt: NOW,
     rng,
+    ...(opts.claims !== undefined
+      ? {
+          claims: {
+            signer: fx.ids.get(fx.device) as ParticipantIdentity,
+            integrity: opts.claims,
+            integrityDetail: opts.claims ? `attest:${opts.claims}` : '',
+          },
+        }
+      : {}),
   });
 }
 
@@ -195,6 +223,7 @@ const allowance = fc.option(
       }),
       { nil: null },
     ),
+    requireIntegrity: fc.boolean(),
   }),
   { nil: null },
 );
@@ -441,6 +470,59 @@ describe('merchant check against the cluster check', () => {
       'key record of another suite': 'WRONG_SUITE',
       'reading at a later time': 'RESERVATION_EXPIRED',
     });
+  });
+
+  it("reservations that require the device's verdict: both open its claims and agree — pass is shown, anything else refused (missing or foreign claims not finally)", async () => {
+    const fx = fixture('ed25519', 2, 3);
+    const make = (claims?: 'pass' | 'fail' | 'unknown' | '') =>
+      makePackage(fx, 'integrity', { requireIntegrity: true, ...(claims !== undefined ? { claims } : {}) });
+    const pass = make('pass');
+    const other = makePackage(fx, 'integrity, another', { requireIntegrity: true, claims: 'pass' });
+    const byCosigner = signDeviceClaims(fx.ids.get('signer-1') as ParticipantIdentity, {
+      packageDigest: pass.digest,
+      signedAt: NOW,
+      integrity: 'pass',
+      integrityDetail: '',
+    });
+    const cases: [string, Uint8Array][] = [
+      ['pass', pass.bytes],
+      ['no claims', make().bytes],
+      ['fail', make('fail').bytes],
+      ['unknown', make('unknown').bytes],
+      ['no verdict given', make('').bytes],
+      ['claims stripped by a relay', altered(pass, { claims: null })],
+      ["another package's claims", altered(pass, { claims: other.claims ?? null })],
+      ['claims signed by a co-signer', altered(pass, { claims: byCosigner })],
+      ['claims signature flipped', altered(pass, { claims: flipLast(pass.claims as Uint8Array) })],
+      ['claims not an envelope', altered(pass, { claims: Uint8Array.of(0x0a, 0x05, 1, 2) })],
+    ];
+    const got: Record<string, string> = {};
+    for (const [what, pkg] of cases) {
+      const v = await expectSameVerdict(fx.record, pkg);
+      got[what] = 'ok' in v ? `ok ${(v.ok as { integrity?: string }).integrity}` : v.code;
+    }
+    expect(got).toEqual({
+      pass: 'ok pass',
+      'no claims': 'FAILED_PRECONDITION',
+      fail: 'POLICY_DENIED',
+      unknown: 'POLICY_DENIED',
+      'no verdict given': 'POLICY_DENIED',
+      'claims stripped by a relay': 'FAILED_PRECONDITION',
+      "another package's claims": 'FAILED_PRECONDITION',
+      'claims signed by a co-signer': 'FAILED_PRECONDITION',
+      'claims signature flipped': 'FAILED_PRECONDITION',
+      'claims not an envelope': 'FAILED_PRECONDITION',
+    });
+    // Without the requirement, claims are carried and not judged: the merchant shows no verdict.
+    const free = await expectSameVerdict(fx.record, makePackage(fx, 'integrity, free', { claims: 'fail' }).bytes);
+    expect('ok' in free && (free.ok as { integrity?: string }).integrity).toBe(undefined);
+    // Every single-byte change of the passing package, claims included: the same verdict.
+    for (let i = 0; i < pass.bytes.length; i += 3) {
+      const b = pass.bytes.slice();
+      b[i] = (b[i] as number) ^ (1 << (i % 8));
+      await expectSameVerdict(fx.record, b);
+    }
+    expect(DEVICE_CLAIMS_PAYLOAD_KIND).toBe(PayloadKind.DEVICE_CLAIMS);
   });
 
   it.each(SUITES)('%s: every single-byte change of a package gets the same verdict from both', async (suite) => {

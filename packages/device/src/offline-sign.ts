@@ -172,11 +172,12 @@ export async function signOfflinePackage(ctx: OfflineSignContext, req: OfflineRe
 /**
  * The first of `slots` (oldest first) that can sign `req`: its reservations opened with the
  * share of their epoch (a refresh keeps the old one a while), the payment planned against their
- * allowances. OVER_ALLOWANCE from every slot: the first slot's refusal.
+ * allowances, the device's verdict `pass` if an allowance requires one. Refused by every slot:
+ * the first slot's refusal.
  */
 async function slotFor(
   ctx: OfflineSignContext,
-  req: { keyId: string; message?: Uint8Array; payment?: PaymentTx },
+  req: OfflineRequest,
   rec: KeyShareRecord,
   slots: { key: string; slot: Slot }[],
 ) {
@@ -185,6 +186,16 @@ async function slotFor(
     const epoch = chosen.slot.epoch ?? rec.epoch;
     const signing = epoch === rec.epoch ? rec : await ctx.keyAt(req.keyId, epoch);
     const reservations = chosen.slot.reservations.map((h) => openReservation(signing.key, fromHex(h)));
+    // A co-signer that requires the device's verdict completes nothing without a `pass`: such a
+    // slot is left for a payment that has one (POLICY_DENIED if no slot can sign).
+    const strict = reservations.find((r) => r.allowance?.requireIntegrity);
+    if (strict && req.integrity?.verdict !== 'pass') {
+      refusal ??= new DeviceError(
+        'POLICY_DENIED',
+        `co-signer ${strict.signer} completes payments of this allowance only with a passing device integrity verdict (${req.integrity ? req.integrity.verdict : 'none given'}): pass the app's attestation verdict`,
+      );
+      continue;
+    }
     try {
       const plan = await planPayment(
         ctx.store,

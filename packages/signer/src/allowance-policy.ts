@@ -8,6 +8,7 @@
  * request) and changes nothing.
  */
 import {
+  ALLOWANCE_ID_BYTES,
   type Allowance,
   type OperatorPolicy,
   type PriceSnapshot,
@@ -20,6 +21,7 @@ import {
   grantAllowance,
   hasCaps,
   openDeviceClaims,
+  requirePass,
   validateAllowance,
 } from '@tessera/core';
 import { SignerError } from './errors.js';
@@ -40,13 +42,18 @@ export function grant(
   ctx: { readonly operators: OperatorPolicy | undefined; readonly now: number; readonly rng: Rng },
 ): Allowance | null {
   const { maxCaps: max, maxDeviceCaps } = dp;
+  // The device's verdict, required by this node's policy or asked for by the device, is signed
+  // into the allowance: the device then refuses to sign without one and the merchant checks it.
+  const integrity = dp.requireIntegrity === true || asked?.requireIntegrity === true;
   if (!hasCaps(asked)) {
     if (max || maxDeviceCaps)
       throw new SignerError(
         'POLICY_DENIED',
         `this node reserves only with caps (policy devices.${max ? 'maxCaps' : 'maxDeviceCaps'})`,
       );
-    return null;
+    return integrity
+      ? { allowanceId: ctx.rng(ALLOWANCE_ID_BYTES), caps: [], perPayment: [], requireIntegrity: true }
+      : null;
   }
   try {
     validateAllowance(asked, { request: true });
@@ -86,7 +93,7 @@ export function grant(
           `a cap of ${c.amount} ${c.asset} is above what this node grants (${most ?? 'none'})`,
         );
     }
-  return grantAllowance(asked, ctx.rng);
+  return grantAllowance(asked, ctx.rng, integrity);
 }
 
 /** The assets `snapshot` prices that `a` has no cap of its own for (a fiat cap alone bounds them). */
@@ -158,39 +165,24 @@ export async function withinDeviceCaps(
 }
 
 /**
- * With `devices.requireIntegrity`: the package's device claims (core's device-claims.ts) must be
- * there, signed by the device itself about exactly this package, with the verdict `pass` — the
- * device's own integrity rule, evaluated again here. Another verdict is POLICY_DENIED (final);
- * missing or unverifiable claims FAILED_PRECONDITION (not final: another copy may carry them).
- * Nothing is spent either way.
+ * With `devices.requireIntegrity`, or on a reservation whose allowance requires it: the package's
+ * device claims (core's device-claims.ts) must be there, signed by the device itself about
+ * exactly this package, with the verdict `pass` — the device's own integrity rule, evaluated
+ * again here. Another verdict is POLICY_DENIED (final); missing or unverifiable claims
+ * FAILED_PRECONDITION (not final: another copy may carry them). Nothing is spent either way.
  */
 export function checkIntegrity(
   dp: DevicePolicy,
   key: GroupKey,
   pkg: { readonly device: string; readonly claims?: Uint8Array | null; readonly digest: Uint8Array },
+  allowance: Allowance | null | undefined,
 ): void {
-  if (!dp.requireIntegrity) return;
-  // Claims are outside the package id: a copy without them, or with broken ones, may be a relay's,
-  // and the device's own copy can still complete — so these refusals are not final.
-  let claims: ReturnType<typeof openDeviceClaims>;
-  try {
-    claims = openDeviceClaims(key, pkg, pkg.digest);
-  } catch (e) {
-    throw new SignerError(
-      'FAILED_PRECONDITION',
-      `${(e as Error).message}: deliver the device's own copy (policy devices.requireIntegrity)`,
-    );
-  }
-  if (!claims)
-    throw new SignerError(
-      'FAILED_PRECONDITION',
-      'this node completes packages with a device integrity verdict only (policy devices.requireIntegrity): this copy carries no device claims',
-    );
-  if (claims.integrity !== 'pass')
-    throw new SignerError(
-      'POLICY_DENIED',
-      `the device's integrity verdict was ${claims.integrity || 'not given'}${claims.integrityDetail ? ` (${claims.integrityDetail.slice(0, 100)})` : ''}: this node requires pass (policy devices.requireIntegrity)`,
-    );
+  const byPolicy = dp.requireIntegrity === true;
+  if (!byPolicy && !allowance?.requireIntegrity) return;
+  requirePass(
+    () => openDeviceClaims(key, pkg, pkg.digest),
+    byPolicy ? 'policy devices.requireIntegrity' : "this node's reservation",
+  );
 }
 
 /**

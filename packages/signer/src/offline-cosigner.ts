@@ -224,6 +224,7 @@ export class OfflineCosigner {
                 .join(', '),
               // Which price table the fiat cap counts with (its hash: the operators' signatures name the same bytes).
               ...(allowance.fiat ? { prices: toHex(sha256(allowance.fiat.prices)) } : {}),
+              ...(allowance.requireIntegrity ? { requireIntegrity: true } : {}),
             }
           : {}),
       },
@@ -314,7 +315,7 @@ export class OfflineCosigner {
           'this reservation is not within the caps this node now grants (policy devices.maxCaps / maxDeviceCaps)',
         );
       // The device's own integrity verdict, signed by it into the package, when the policy asks.
-      checkIntegrity(dp, rec.key, pkg);
+      checkIntegrity(dp, rec.key, pkg, own.allowance);
       // Payments (issue 19): a package with a payment signs what its transaction signs, and every
       // capped reservation's allowance holds it (PAYMENT_MISMATCH, OVER_ALLOWANCE; nothing spent).
       const paid = checkPackagePayment({ ...pkg, suite: rec.key.suite.id, publicKey: groupPublicKey(rec.key) });

@@ -43,6 +43,8 @@ export function registerDeviceOpsCommands(program: Command, device: Command): vo
         { ok: true, ...r },
         () =>
           `package ${r.packageId} OK: signed by ${r.device} for key ${r.keyId}; co-signers ${r.cosigners.join(', ')}; complete before ${new Date(r.expiresAt).toISOString()}${
+            r.integrity ? `\ndevice integrity ${r.integrity}, signed by the device (its reservations require it)` : ''
+          }${
             r.payment
               ? `\npays ${r.payment.amount} ${r.payment.asset} (fee ${r.payment.fee}) to ${r.payment.to.join(', ') || 'nobody else'} on ${r.payment.chain}, within every reservation's caps`
               : ''

@@ -183,6 +183,10 @@ export function registerDeviceCommands(program: Command): Command {
       0,
     )
     .option('--offline', 'sign offline against a reservation')
+    .option(
+      '--integrity <verdict>',
+      "the app's device-integrity verdict, signed into the package: pass, fail or unknown, optionally ':detail' (required by co-signers whose reservations ask for one)",
+    )
     .option('--out <file>', 'write the package here')
     .option('--qr', 'also show the package as a QR code (for a terminal; with --json as field "qr")')
     .option('--qr-svg <file>', 'write the package as a QR code in an SVG file')
@@ -195,6 +199,7 @@ export function registerDeviceCommands(program: Command): Command {
         solanaTx?: string;
         input: number;
         offline?: boolean;
+        integrity?: string;
         out?: string;
         qr?: boolean;
         qrSvg?: string;
@@ -213,11 +218,13 @@ export function registerDeviceCommands(program: Command): Command {
           : o.solanaTx
             ? { chain: 'solana', tx: readSolanaTx(o.solanaTx), input: o.input }
             : undefined;
+        const integrity = o.integrity === undefined ? undefined : integrityVerdict(o.integrity);
         const r = await withDevice(o.deviceDir, async (d) => {
           const p = await d.signOffline({
             keyId: o.key,
             ...(message ? { message } : {}),
             ...(payment ? { payment } : {}),
+            ...(integrity ? { integrity } : {}),
           });
           if (o.out) writeFileSync(o.out, p.bytes);
           if (o.qrSvg) writeFileSync(o.qrSvg, qrSvg(p.text));
@@ -335,4 +342,13 @@ async function fiatRequest(cap: Record<string, string>, per: Record<string, stri
     prices: signed.snapshot,
     approvals: signed.approvals,
   };
+}
+
+/** `--integrity pass[:detail]` as the SDK takes it. */
+function integrityVerdict(v: string): { verdict: 'pass' | 'fail' | 'unknown'; detail?: string } {
+  const i = v.indexOf(':');
+  const verdict = i < 0 ? v : v.slice(0, i);
+  if (verdict !== 'pass' && verdict !== 'fail' && verdict !== 'unknown')
+    throw new CliError('INVALID_ARGUMENT', '--integrity is pass, fail or unknown, optionally followed by :detail');
+  return i < 0 ? { verdict } : { verdict, detail: v.slice(i + 1) };
 }

@@ -1796,6 +1796,10 @@ export const descriptor = {
                 "fiat": {
                   "type": "FiatCap",
                   "id": 4
+                },
+                "requireIntegrity": {
+                  "type": "bool",
+                  "id": 5
                 }
               }
             },
