@@ -194,13 +194,13 @@ const ECDSA_SECP256K1: Suite = Object.freeze({
   verify: (sig: Uint8Array, msg: Uint8Array, pk: Uint8Array) => {
     try {
       if (sig.length !== 65 || msg.length !== 32 || (sig[64] as number) > 3) return false;
-      const compact = sig.subarray(0, 64);
-      if (!secp256k1.verify(compact, msg, pk, { prehash: false, lowS: true })) return false;
-      // The recovery id must name the key too: chains recover the signer from (r, s, v).
-      const recovered = secp256k1.Signature.fromBytes(compact, 'compact')
-        .addRecoveryBit(sig[64] as number)
-        .recoverPublicKey(msg);
-      return recovered.equals(secp256k1.Point.fromBytes(pk));
+      // The recovery id must name the key too (chains recover the signer from (r, s, v)): noble's
+      // "recovered" form (v ‖ r ‖ s) checks it with the verification's own point, which is the
+      // one recovery reconstructs — one multiplication instead of a verification and a recovery.
+      const recovered = new Uint8Array(65);
+      recovered[0] = sig[64] as number;
+      recovered.set(sig.subarray(0, 64), 1);
+      return secp256k1.verify(recovered, msg, pk, { prehash: false, lowS: true, format: 'recovered' });
     } catch {
       return false;
     }

@@ -164,6 +164,49 @@ export function pointFromBytes(b: Uint8Array, what: string): Point {
   }
 }
 
+/**
+ * R of a presignature as its holder stores it: 65 bytes uncompressed (parsed without a square
+ * root: what the online part then reads) or 33 compressed (records written before). Returns the
+ * point and its 33-byte compressed form, which every hash and comparison uses.
+ */
+export function storedPoint(b: Uint8Array, what: string): { point: Point; compressed: Uint8Array } {
+  if (!(b instanceof Uint8Array) || b.length !== 65) {
+    const point = pointFromBytes(b, what);
+    return { point, compressed: b };
+  }
+  let point: Point;
+  try {
+    if (b[0] !== 0x04) throw new Error('not an uncompressed point');
+    point = Point.fromBytes(b);
+    point.assertValidity();
+    if (point.is0()) throw new Error('identity');
+  } catch (e) {
+    throw new DecodeError(`${what}: not a point on secp256k1`, { cause: e });
+  }
+  // SEC 1 compression by bytes: the parity of y, then x.
+  const compressed = new Uint8Array(33);
+  compressed[0] = 0x02 | ((b[64] as number) & 1);
+  compressed.set(b.subarray(1, 33), 1);
+  return { point, compressed };
+}
+
+const keyPoints = new Map<string, Point>();
+
+/**
+ * A group public key (33 bytes) as a point, decompressed once per key: the combination verifies
+ * every signature against its key, and a coordinator combines many for a few keys.
+ */
+export function keyPoint(b: Uint8Array): Point {
+  const k = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  let p = keyPoints.get(k);
+  if (!p) {
+    p = pointFromBytes(b, 'public key');
+    if (keyPoints.size >= 256) keyPoints.clear();
+    keyPoints.set(k, p);
+  }
+  return p;
+}
+
 /** A uniformly random non-zero scalar. */
 export function randomScalar(rng: (n: number) => Uint8Array): bigint {
   for (;;) {

@@ -14,7 +14,7 @@ import {
   makeHeader,
   type Suite,
 } from '@tessera/core';
-import { pointFromBytes, scalarFromBytes, scalarToBytes } from './params.js';
+import { type Point, scalarFromBytes, scalarToBytes, storedPoint } from './params.js';
 import type { PartialSignature, Presignature } from './sign.js';
 import { decodePresignatureSecret, encodePresignatureSecret } from './wire.js';
 
@@ -27,6 +27,8 @@ export interface Presigned {
   readonly signers: readonly string[];
   /** R, 33 bytes. */
   readonly R: Uint8Array;
+  /** The point R, when decoded: encoded then uncompressed (65 bytes), so its reader needs no square root. */
+  readonly Rpoint?: Point;
 }
 
 function bytes(b: Uint8Array | undefined, n: number, what: string): Uint8Array {
@@ -52,20 +54,21 @@ export const encodePresigned = (suite: Suite, p: Presigned): Uint8Array =>
     epoch: p.epoch,
     session: p.session,
     signers: [...p.signers],
-    r: p.R,
+    r: p.Rpoint ? p.Rpoint.toBytes(false) : p.R,
   });
 
 export function decodePresigned(suite: Suite, b: Uint8Array): Presigned {
   const w = decodeMessage('EcdsaPresigned', b);
   checkHeader(w.header, 'ECDSA presignature', suite);
   if (!KEY_ID_PATTERN.test(w.keyId)) throw new DecodeError('ECDSA presignature: malformed key id');
-  pointFromBytes(bytes(w.r, 33, 'R'), 'R');
+  const R = storedPoint(bytes(w.r, w.r?.length === 65 ? 65 : 33, 'R'), 'R');
   return {
     keyId: w.keyId,
     epoch: Number(w.epoch),
     session: bytes(w.session, 32, 'presignature session'),
     signers: ids(w.signers, 'ECDSA presignature'),
-    R: w.r,
+    R: R.compressed,
+    Rpoint: R.point,
   };
 }
 
@@ -90,6 +93,7 @@ export function presignatureFromRecord(
     signers: opts.signers,
     me: opts.me,
     R: p.R,
+    ...(p.Rpoint ? { Rpoint: p.Rpoint } : {}),
     publicKey: opts.publicKey,
     phi: scalarFromBytes(s.phi, 'φ'),
     u: scalarFromBytes(s.u, 'u'),

@@ -21,6 +21,7 @@ import {
   Point,
   Q,
   encodeSet,
+  keyPoint,
   lagrangeAtZero,
   pointFromBytes,
   pointToBytes,
@@ -61,6 +62,11 @@ export interface Presignature {
   readonly me: number;
   /** R = Σ R_k (33 bytes). */
   readonly R: Uint8Array;
+  /**
+   * The point R encodes, when its holder has it decoded (at presigning, or from a stored
+   * record): the online part then needs no square root. Absent: decoded from `R`.
+   */
+  readonly Rpoint?: PointT;
   /** The group public key (33 bytes). */
   readonly publicKey: Uint8Array;
   readonly phi: bigint;
@@ -352,6 +358,7 @@ export class EcdsaPresign {
       signers: this.#signers,
       me: this.#me,
       R: pointToBytes(R),
+      Rpoint: R,
       publicKey: pointToBytes(this.#publicKey),
       phi: this.#phi,
       u: Fn.add(Fn.mul(this.#r, mask), uSum),
@@ -383,8 +390,8 @@ function digestScalar(digest: Uint8Array): bigint {
  * digest), so its multiple is taken in variable time: about half the cost of the constant-time
  * ladder, on the online path where each signer and the combiner compute it.
  */
-function rerandomised(ps: Pick<Presignature, 'R'>, rho: bigint) {
-  return pointFromBytes(ps.R, 'R').add(Point.BASE.multiplyUnsafe(rho));
+function rerandomised(ps: Pick<Presignature, 'R' | 'Rpoint'>, rho: bigint) {
+  return (ps.Rpoint ?? pointFromBytes(ps.R, 'R')).add(Point.BASE.multiplyUnsafe(rho));
 }
 
 /** The Groth–Shoup re-randomiser ρ, the same for every signer of the session. */
@@ -422,7 +429,7 @@ export function partialSign(ps: Presignature, digest: Uint8Array, tweak = 0n): P
  * [DKLs23] gives no per-signer check of (u_i, w_i).
  */
 export function combine(
-  ps: Pick<Presignature, 'keyId' | 'sigid' | 'signers' | 'R' | 'publicKey'>,
+  ps: Pick<Presignature, 'keyId' | 'sigid' | 'signers' | 'R' | 'Rpoint' | 'publicKey'>,
   digest: Uint8Array,
   partials: readonly PartialSignature[],
   tweak = 0n,
@@ -453,9 +460,16 @@ export function combine(
   }
   const recovery = (Number(y & 1n) ^ flip) | (x >= Q ? 2 : 0);
   const compact = new Uint8Array([...scalarToBytes(r), ...scalarToBytes(s)]);
-  // The plain verifier, given the key uncompressed (it then parses without a square root).
+  // The plain verifier, recovery id included (noble's "recovered" form, v ‖ r ‖ s: the point it
+  // computes is the one recovery reconstructs, so one multiplication checks both), given the key
+  // uncompressed (it then parses without a square root).
   const pk = tweakedPoint(ps.publicKey, tweak).toBytes(false);
-  if (r === 0n || s === 0n || !secp256k1.verify(compact, digest, pk, { prehash: false, lowS: true }))
+  const recovered = new Uint8Array([recovery, ...compact]);
+  if (
+    r === 0n ||
+    s === 0n ||
+    !secp256k1.verify(recovered, digest, pk, { prehash: false, lowS: true, format: 'recovered' })
+  )
     throw new ProtocolError(ErrorCode.SIGNATURE_INVALID, 'ECDSA combine: the signature does not verify');
   return { r, s, recovery, compact };
 }
@@ -467,7 +481,7 @@ export function tweakedKey(publicKey: Uint8Array, tweak: bigint): Uint8Array {
 
 function tweakedPoint(publicKey: Uint8Array, tweak: bigint) {
   const t = Fn.create(tweak);
-  const pk = pointFromBytes(publicKey, 'public key');
+  const pk = keyPoint(publicKey);
   // δ is public (BIP32's tweak of the public key and chain code): variable time is fine.
   return t === 0n ? pk : pk.add(Point.BASE.multiplyUnsafe(t));
 }

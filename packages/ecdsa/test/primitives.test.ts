@@ -15,12 +15,15 @@ import { oteReceive, oteSend } from '../src/ote.js';
 import {
   BASE_OTS,
   Fn,
+  Point,
   Q,
   TAGS,
   XI,
   bit,
   lagrangeAtZero,
+  keyPoint,
   pointFromBytes,
+  storedPoint,
   scalarFromBytes,
   scalarToBytes,
 } from '../src/params.js';
@@ -270,5 +273,34 @@ describe('parameters', () => {
     expect(() => scalarFromBytes(new Uint8Array(31), 'x')).toThrowError(TesseraError);
     expect(() => pointFromBytes(new Uint8Array(33), 'p')).toThrowError(TesseraError);
     expect(() => pointFromBytes(new Uint8Array(65), 'p')).toThrowError(TesseraError);
+  });
+
+  it("a stored R: uncompressed, read without a square root, gives the point and noble's compressed bytes; compressed as before; anything else refused", () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 1n, max: Q - 1n }), (k) => {
+        const P = Point.BASE.multiply(k);
+        for (const form of [P.toBytes(false), P.toBytes(true)]) {
+          const { point, compressed } = storedPoint(form, 'R');
+          expect(point.equals(P)).toBe(true);
+          expect(hex(compressed)).toBe(hex(P.toBytes(true)));
+        }
+        // The other y (same x): another point, told apart by the compressed form's prefix.
+        const u = P.toBytes(false);
+        const neg = P.negate().toBytes(false);
+        expect(hex(storedPoint(neg, 'R').compressed)).not.toBe(hex(storedPoint(u, 'R').compressed));
+      }),
+      { numRuns: 50 },
+    );
+    const u = Point.BASE.multiply(5n).toBytes(false);
+    const offCurve = u.slice();
+    offCurve[64] = (offCurve[64] as number) ^ 1;
+    const hybrid = u.slice();
+    hybrid[0] = 0x06;
+    for (const bad of [offCurve, hybrid, new Uint8Array(65), u.subarray(0, 64), Uint8Array.of(0)])
+      expect(() => storedPoint(bad, 'R')).toThrowError(TesseraError);
+    // The key's point, decompressed once, is the key's.
+    const pk = Point.BASE.multiply(77n).toBytes(true);
+    expect(keyPoint(pk).equals(Point.BASE.multiply(77n))).toBe(true);
+    expect(keyPoint(pk)).toBe(keyPoint(Uint8Array.from(pk)));
   });
 });

@@ -110,37 +110,63 @@ describe('ECDSA sessions over a relay', () => {
       .addRecoveryBit(sig.recovery)
       .recoverPublicKey(digest);
     expect(recovered.toBytes(true)).toEqual(k.view.publicKey);
+    // The suite's verifier checks the recovery id in one pass: every other v is refused, as a
+    // verification plus a recovery (what it replaced) refuses it.
+    for (let v = 0; v < 4; v++) {
+      const other = new Uint8Array([...sig.compact, v]);
+      let reference = false;
+      try {
+        reference =
+          secp256k1.verify(sig.compact, digest, k.view.publicKey, { prehash: false, lowS: true }) &&
+          secp256k1.Signature.fromBytes(sig.compact, 'compact')
+            .addRecoveryBit(v)
+            .recoverPublicKey(digest)
+            .equals(secp256k1.Point.fromBytes(k.view.publicKey));
+      } catch {
+        reference = false;
+      }
+      expect(suite.verify(other, digest, k.view.publicKey)).toBe(reference);
+      expect(reference).toBe(v === sig.recovery);
+    }
   });
 
-  it('a presignature survives its ledger record (public statement as meta, scalars as secret)', () => {
+  it('a presignature survives its ledger record (public statement as meta, scalars as secret), R kept uncompressed or, as records written before, compressed', () => {
     const { s, session } = presign(['s1', 's2']);
     const m1 = route(new Map([...s].map(([id, x]) => [id, x.step1()])));
     const m2 = route(new Map([...s].map(([id, x]) => [id, x.step2(m1.get(id) ?? [])])));
     const presigs = [...s].map(([id, x]) => x.step3(m2.get(id) ?? []));
-    const back = presigs.map((ps) => {
-      const rec = presignatureRecord(suite, ps, {
-        keyId: k.view.keyId,
-        epoch: 0,
-        session,
-        signers: ['s1', 's2'],
-        R: ps.R,
-      });
-      const stated = decodePresigned(suite, rec.meta);
-      return presignatureFromRecord(rec.secret, stated, {
-        me: ps.me,
-        signers: ps.signers,
-        publicKey: ps.publicKey,
-        keyIdBytes: ps.keyId,
-      });
-    });
-    expect(back).toEqual(presigs);
     const digest = rng(32);
-    const sig = combine(
-      back[0] as (typeof back)[number],
-      digest,
-      back.map((p) => partialSign(p, digest)),
-    );
-    expect(secp256k1.verify(sig.compact, digest, k.view.publicKey, { prehash: false })).toBe(true);
+    const want = presigs.map((p) => partialSign(p, digest));
+    for (const stored of ['uncompressed', 'compressed'] as const) {
+      const back = presigs.map((ps) => {
+        const rec = presignatureRecord(suite, ps, {
+          keyId: k.view.keyId,
+          epoch: 0,
+          session,
+          signers: ['s1', 's2'],
+          R: ps.R,
+          ...(stored === 'uncompressed' ? { Rpoint: ps.Rpoint as NonNullable<typeof ps.Rpoint> } : {}),
+        });
+        expect(decodeMessage('EcdsaPresigned', rec.meta).r.length).toBe(stored === 'uncompressed' ? 65 : 33);
+        const stated = decodePresigned(suite, rec.meta);
+        return presignatureFromRecord(rec.secret, stated, {
+          me: ps.me,
+          signers: ps.signers,
+          publicKey: ps.publicKey,
+          keyIdBytes: ps.keyId,
+        });
+      });
+      // The same secret scalars and compressed R; the point read back is the presignature's.
+      const strip = <T extends { Rpoint?: unknown }>({ Rpoint, ...x }: T) => x;
+      expect(back.map(strip)).toEqual(presigs.map(strip));
+      for (const [i, b] of back.entries())
+        expect(b.Rpoint?.equals(presigs[i]?.Rpoint as NonNullable<typeof b.Rpoint>)).toBe(true);
+      // Byte for byte the same partials, with the point or from the bytes alone.
+      expect(back.map((p) => partialSign(p, digest))).toEqual(want);
+      expect(back.map((p) => partialSign(strip(p), digest))).toEqual(want);
+      const sig = combine(back[0] as (typeof back)[number], digest, want);
+      expect(secp256k1.verify(sig.compact, digest, k.view.publicKey, { prehash: false })).toBe(true);
+    }
   });
 
   it("the setup's seconds of base OTs pause for the event loop: a node keeps answering its link meanwhile", async () => {

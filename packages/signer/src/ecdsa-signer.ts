@@ -245,6 +245,8 @@ export class EcdsaSigner {
         session: t.session,
         signers: s.signers,
         R: ps.R,
+        // Kept (and stated) uncompressed: whoever reads it back needs no square root.
+        ...(ps.Rpoint ? { Rpoint: ps.Rpoint } : {}),
       });
       try {
         await this.#ctx.ledger.addFresh(presignatureId(t.keyId, t.session), r.secret, r.meta);
