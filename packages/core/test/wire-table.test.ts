@@ -21,7 +21,8 @@ const NAMES = Object.keys(TABLE).sort() as MessageName[];
 const scalar: Record<string, fc.Arbitrary<unknown>> = {
   u32: fc.oneof(fc.constant(0), fc.nat(300), fc.integer({ min: 0, max: 0xffffffff })),
   u64: fc.oneof(fc.constant(0), fc.nat(1000), fc.maxSafeNat()),
-  bytes: fc.uint8Array({ maxLength: 20 }),
+  // Short ones go through the writer's scratch bytes, 64 and more are kept as chunks of their own.
+  bytes: fc.oneof(fc.uint8Array({ maxLength: 20 }), fc.uint8Array({ minLength: 62, maxLength: 300 })),
   string: fc.string({ unit: 'binary', maxLength: 10 }),
   bool: fc.boolean(),
 };

@@ -133,16 +133,39 @@ export class Reader {
   }
 }
 
+/**
+ * Writes fields in order. Small values go to a scratch list of bytes; a bytes field of 64 bytes
+ * or more is kept by reference as a chunk of its own (encoding is synchronous: the caller cannot
+ * change it before `finish`), so a 50 KB payload costs one copy, not 50,000 pushes.
+ */
 export class Writer {
-  readonly #out: number[] = [];
+  readonly #chunks: Uint8Array[] = [];
+  #scratch: number[] = [];
+  #length = 0;
+
+  #flush(): void {
+    if (this.#scratch.length === 0) return;
+    this.#chunks.push(Uint8Array.from(this.#scratch));
+    this.#length += this.#scratch.length;
+    this.#scratch = [];
+  }
 
   varint(v: number | bigint): this {
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0x7fffffff) {
+      let x = v;
+      while (x > 0x7f) {
+        this.#scratch.push((x & 0x7f) | 0x80);
+        x >>>= 7;
+      }
+      this.#scratch.push(x);
+      return this;
+    }
     let x = BigInt.asUintN(64, BigInt(v));
     while (x > 0x7fn) {
-      this.#out.push(Number(x & 0x7fn) | 0x80);
+      this.#scratch.push(Number(x & 0x7fn) | 0x80);
       x >>= 7n;
     }
-    this.#out.push(Number(x));
+    this.#scratch.push(Number(x));
     return this;
   }
 
@@ -152,7 +175,12 @@ export class Writer {
 
   bytes(b: Uint8Array): this {
     this.varint(b.length);
-    for (const x of b) this.#out.push(x);
+    if (b.length < 64) for (const x of b) this.#scratch.push(x);
+    else {
+      this.#flush();
+      this.#chunks.push(b);
+      this.#length += b.length;
+    }
     return this;
   }
 
@@ -161,6 +189,13 @@ export class Writer {
   }
 
   finish(): Uint8Array {
-    return Uint8Array.from(this.#out);
+    this.#flush();
+    const out = new Uint8Array(this.#length);
+    let at = 0;
+    for (const c of this.#chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
   }
 }
