@@ -189,6 +189,7 @@ export class Writer {
   }
 
   finish(): Uint8Array {
+    if (this.#chunks.length === 0) return Uint8Array.from(this.#scratch);
     this.#flush();
     const out = new Uint8Array(this.#length);
     let at = 0;
