@@ -505,7 +505,7 @@ describe('tessera CLI on a dev cluster', () => {
       completed: 0,
       refused: 0,
       successRate: {},
-      compromiseIndicators: { reservationReuse: 0, culprits: 0 },
+      compromiseIndicators: { reservationReuse: 0, culprits: 0, packagesPastCap: 0 },
     });
     expect(cli('status').out).toMatch(/^offline payments: 0 completed, 0 refused, 0 waiting on devices; success —;/m);
   });

@@ -11,8 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { ParticipantIdentity, type LinkResult, type LinkTask } from '@tessera/core';
 import { SealedStore, kekFromBytes } from '@tessera/store';
 import { SignerEngine } from '@tessera/signer';
+import { Registry } from 'prom-client';
 import {
   Coordinator,
+  coordinatorMetrics,
   startDeviceGateway,
   type CoordinatorEvent,
   type ParticipantHandle,
@@ -140,4 +142,26 @@ export async function enrolled(c: Cluster, id: string, opts: { clock?: () => num
   const { token } = await c.coordinator.issueEnrolmentToken();
   await d.device.enrol(c.url, token, opts.deviceClass ? { deviceClass: opts.deviceClass } : {});
   return d;
+}
+
+/** The coordinator's metrics in a registry of their own (what `tessera status` reads). */
+export function withMetrics() {
+  const registry = new Registry();
+  const metrics = coordinatorMetrics(registry, { version: 'test' });
+  return { registry, metrics };
+}
+
+/** Feeds `m` what the coordinator's process would: its devices and their classes. */
+export function observe(m: ReturnType<typeof withMetrics>['metrics'], c: Cluster) {
+  m.observe({
+    inFlight: () => 0,
+    connected: () => [],
+    rosterParticipants: () => [],
+    poolSize: () => 0,
+    keys: () => [],
+    isDevice: (id) => c.coordinator.device(id) !== undefined,
+    deviceClass: (id) => c.coordinator.deviceClass(id),
+    pendingPackages: () => 0,
+    now: () => Date.now(),
+  });
 }

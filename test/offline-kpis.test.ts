@@ -10,34 +10,23 @@ import { cpSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { coordinatorMetrics, offlineKpiMetrics } from '@tessera/coordinator';
+import { offlineKpiMetrics } from '@tessera/coordinator';
 import { offlineKpis } from '@tessera/cli';
 import { Device } from '@tessera/device';
-import { cleanup, closers, deviceCluster, enrolled, newDevice, tempDir, type Cluster } from './device-harness.js';
+import {
+  cleanup,
+  closers,
+  deviceCluster,
+  enrolled,
+  newDevice,
+  observe,
+  tempDir,
+  withMetrics,
+} from './device-harness.js';
 
 afterAll(cleanup);
 
 const msg = () => new Uint8Array(randomBytes(32));
-
-function withMetrics() {
-  const registry = new Registry();
-  const metrics = coordinatorMetrics(registry, { version: 'test' });
-  return { registry, metrics };
-}
-
-function observe(m: ReturnType<typeof withMetrics>['metrics'], c: Cluster) {
-  m.observe({
-    inFlight: () => 0,
-    connected: () => [],
-    rosterParticipants: () => [],
-    poolSize: () => 0,
-    keys: () => [],
-    isDevice: (id) => c.coordinator.device(id) !== undefined,
-    deviceClass: (id) => c.coordinator.deviceClass(id),
-    pendingPackages: () => 0,
-    now: () => Date.now(),
-  });
-}
 
 describe('offline KPIs', () => {
   it('success by device class, each package once, allowance used, a reused reservation raises the compromise indicator', async () => {
@@ -92,7 +81,7 @@ describe('offline KPIs', () => {
     expect(k.successRate).toEqual({ ios: 1, android: 0.5 });
     expect(k.reservationsIssued).toBe(4);
     expect(k.allowanceUtilisation).toBeCloseTo(3 / 4);
-    expect(k.compromiseIndicators).toEqual({ reservationReuse: 2, culprits: 0 });
+    expect(k.compromiseIndicators).toEqual({ reservationReuse: 2, culprits: 0, packagesPastCap: 0 });
     expect(text).toMatch(/tessera_offline_outcomes_total\{device_class="android",outcome="refused"\} 1/);
 
     // The operators' package list (ListPackages): every decision once, newest first, by state.

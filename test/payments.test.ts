@@ -40,7 +40,17 @@ import {
 import { checkPackage } from '@tessera/core/merchant';
 import { Device } from '@tessera/device';
 import { operator, operators } from './authority.js';
-import { cleanup, closers, deviceCluster, enrolled, tempDir, type Cluster } from './device-harness.js';
+import {
+  cleanup,
+  closers,
+  deviceCluster,
+  enrolled,
+  observe,
+  tempDir,
+  withMetrics,
+  type Cluster,
+} from './device-harness.js';
+import { offlineKpis } from '@tessera/cli';
 import { solanaAddress, solanaTransfer } from './solana.js';
 
 afterAll(cleanup);
@@ -449,8 +459,10 @@ describe('offline payments with caps', () => {
   });
 
   for (const order of ['first, second', 'second, first'] as const)
-    it(`two copies of one phone pay past the cap together: exactly one completes (delivered ${order})`, async () => {
-      const c = await deviceCluster(3);
+    it(`two copies of one phone pay past the cap together: exactly one completes (delivered ${order}); the KPIs count the other once as past its cap`, async () => {
+      const { registry, metrics } = withMetrics();
+      const c = await deviceCluster(3, { onEvent: (e) => metrics.onEvent(e) });
+      observe(metrics, c);
       const a = await phoneWithKey(c, `phone-${order.startsWith('first') ? 'ab' : 'ba'}`);
       await a.device.reserve(c.url, {
         keyId: a.info.keyId,
@@ -482,6 +494,10 @@ describe('offline payments with caps', () => {
       expect(await refusal(() => c.coordinator.completePackage(x.bytes))).toBe('ok');
       const fresh = await c.signer('signer-1').ledger.countFresh(`r.`);
       expect(fresh).toBe(1);
+      // A package past its cap is a compromise indicator (an honest phone never signs one): once.
+      const k = offlineKpis(await registry.metrics());
+      expect(k.compromiseIndicators).toEqual({ reservationReuse: 0, culprits: 0, packagesPastCap: 1 });
+      expect(k.refused).toBe(1);
     });
 });
 

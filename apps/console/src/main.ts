@@ -34,7 +34,7 @@ interface Overview {
     successRate: Record<string, number>;
     allowanceUtilisation: number;
     reconnectThroughputMean: number | null;
-    compromiseIndicators: { reservationReuse: number; culprits: number };
+    compromiseIndicators: { reservationReuse: number; culprits: number; packagesPastCap: number };
   } | null;
   /** false: the server holds no operator key; actions become requests the operators approve here. */
   approvesItself: boolean;
@@ -95,6 +95,7 @@ function render(o: Overview): void {
         ]),
         ['reuse', 'Reservation reuse attempts', String(k.compromiseIndicators.reservationReuse)],
         ['culprits', 'Culprits named', String(k.compromiseIndicators.culprits)],
+        ['past-cap', 'Packages past their cap', String(k.compromiseIndicators.packagesPastCap)],
       ]
     : [];
   $('kpis').replaceChildren(

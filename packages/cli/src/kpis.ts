@@ -40,8 +40,11 @@ export interface OfflineKpis {
   /** Mean packages/s in the minute after a device reconnects (minutes that ended). */
   reconnectThroughputMean: number | null;
   devicesLinked: number;
-  /** Reservation reuse attempts and culprits named: anything above zero deserves a look. */
-  compromiseIndicators: { reservationReuse: number; culprits: number };
+  /**
+   * Reservation reuse attempts, culprits named, packages a co-signer refused as past their cap
+   * (each once): anything above zero deserves a look.
+   */
+  compromiseIndicators: { reservationReuse: number; culprits: number; packagesPastCap: number };
 }
 
 export function offlineKpis(metrics: string): OfflineKpis {
@@ -64,6 +67,7 @@ export function offlineKpis(metrics: string): OfflineKpis {
     compromiseIndicators: {
       reservationReuse: sum(metrics, 'tessera_key_compromise_indicators_total', { kind: 'reservation_reuse' }),
       culprits: sum(metrics, 'tessera_key_compromise_indicators_total', { kind: 'culprit' }),
+      packagesPastCap: sum(metrics, 'tessera_key_compromise_indicators_total', { kind: 'over_cap' }),
     },
   };
 }

@@ -12,8 +12,10 @@
  *   package completes after a minute without any: that opens the device's minute;
  * - `tessera_offline_allowance_utilisation` — packages completed ÷ reservation slots issued;
  * - `tessera_key_compromise_indicators_total{kind}` — `reservation_reuse` (a second package on a
- *   spent reservation: a cloned or restored store, or an attack) and `culprit` (a participant
- *   named for a bad share or message). Anything above zero deserves a look.
+ *   spent reservation: a cloned or restored store, or an attack), `culprit` (a participant
+ *   named for a bad share or message) and `over_cap` (a package a co-signer refused as past its
+ *   allowance's cap, counted once per package: an honest device never signs one, so it comes
+ *   from a cloned store or a tampered device). Anything above zero deserves a look.
  *
  * The sync latency from signing to completion is `tessera_offline_sync_seconds` (metrics.ts).
  */
@@ -104,12 +106,13 @@ export function offlineKpiMetrics(
   });
   const indicators = new Counter({
     name: 'tessera_key_compromise_indicators_total',
-    help: 'signs of a leaked or cloned share: reservation reuse attempts, participants named culprit',
+    help: 'signs of a leaked or cloned share: reservation reuse attempts, participants named culprit, packages past their cap',
     labelNames: ['kind'],
     registers,
   });
   indicators.inc({ kind: 'reservation_reuse' }, 0);
   indicators.inc({ kind: 'culprit' }, 0);
+  indicators.inc({ kind: 'over_cap' }, 0);
   const refused = new Set<string>();
 
   const count = (cls: string, outcome: 'completed' | 'refused') => {
@@ -149,6 +152,7 @@ export function offlineKpiMetrics(
         if (refused.size > REMEMBER) refused.delete(refused.values().next().value as string);
       }
       count(cls, 'refused');
+      if (e.cause === 'OVER_ALLOWANCE') indicators.inc({ kind: 'over_cap' });
     },
     onReserve(slots) {
       reserved += slots;

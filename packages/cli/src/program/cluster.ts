@@ -155,7 +155,7 @@ export function registerClusterCommands(program: Command): void {
                   Object.entries(s.offline.successRate)
                     .map(([c, r]) => `${c} ${(r * 100).toFixed(1)}%`)
                     .join(', ') || '—'
-                }; allowance used ${(s.offline.allowanceUtilisation * 100).toFixed(1)}%; reuse attempts ${s.offline.compromiseIndicators.reservationReuse}, culprits ${s.offline.compromiseIndicators.culprits}`,
+                }; allowance used ${(s.offline.allowanceUtilisation * 100).toFixed(1)}%; reuse attempts ${s.offline.compromiseIndicators.reservationReuse}, culprits ${s.offline.compromiseIndicators.culprits}, past cap ${s.offline.compromiseIndicators.packagesPastCap}`,
               ]
             : []),
         ].join('\n'),
