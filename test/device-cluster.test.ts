@@ -378,23 +378,6 @@ describe('offline co-signing with a real dev cluster', () => {
     expect(entries.find((e) => e.kind === 'signed' && e.packageId === signed.packageId)?.integrity).toBe(
       'pass:cli-test',
     );
-    // A PSBT's network is the caller's to say (its signature hash is the same on all): only with --psbt.
-    const stray = cli(
-      'device',
-      'sign',
-      '--device-dir',
-      phone,
-      '--key',
-      keyId,
-      '--message',
-      '00',
-      '--network',
-      'signet',
-    );
-    expect([stray.code, stray.err]).toEqual([
-      1,
-      expect.stringMatching(/--network goes with --psbt.*\[INVALID_ARGUMENT\]$/),
-    ]);
     const bad = cli('device', 'sign', '--device-dir', phone, '--key', keyId, '--message', '00', '--integrity', 'ok');
     expect([bad.code, bad.err]).toEqual([
       1,

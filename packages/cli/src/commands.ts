@@ -97,12 +97,7 @@ export async function derive(c: Client, opts: { key: string; path: string; netwo
   };
 }
 
-export async function sign(
-  c: Client,
-  opts: Parameters<typeof signMessage>[1] & { psbt?: string; input?: number; network?: string },
-) {
-  if (opts.network !== undefined && opts.psbt === undefined)
-    throw new CliError('INVALID_ARGUMENT', '--network goes with --psbt');
+export async function sign(c: Client, opts: Parameters<typeof signMessage>[1] & { psbt?: string; input?: number }) {
   if (opts.psbt !== undefined && [opts.message, opts.messageFile, opts.ethTx, opts.tronTx].some((x) => x !== undefined))
     throw new CliError(
       'INVALID_ARGUMENT',
@@ -205,10 +200,9 @@ async function signMessage(
  */
 async function signPsbt(
   c: Client,
-  opts: { key: string; psbt: string; input?: number; network?: string; signers?: string[]; path?: string },
+  opts: { key: string; psbt: string; input?: number; signers?: string[]; path?: string },
 ) {
-  const { psbtChain, readPsbt } = await import('./device-io.js');
-  const chain = psbtChain(opts.network);
+  const { readPsbt } = await import('./device-io.js');
   const psbt = readPsbt(opts.psbt);
   const info = (await keys(c)).find((k) => k.keyId === opts.key);
   if (!info) throw new CliError('NOT_FOUND', `no key ${opts.key}`);
@@ -221,7 +215,7 @@ async function signPsbt(
     opts.path ? (await derive(c, { key: info.keyId, path: opts.path })).publicKey : info.publicKey,
   );
   const input = opts.input ?? 0;
-  const read = readPayment({ chain, tx: psbt, input }, publicKey);
+  const read = readPayment({ chain: 'bitcoin', tx: psbt, input }, publicKey);
   const r = await signMessage(c, {
     key: opts.key,
     signers: opts.signers,

@@ -129,17 +129,6 @@ export function readSolanaTx(file: string): Uint8Array {
   return raw;
 }
 
-/**
- * The payment chain of a PSBT on `network` (`--network`; mainnet by default): a PSBT does not say
- * which network it spends on, and the chain decides how payees print and the asset counted.
- */
-export function psbtChain(network = 'mainnet'): 'bitcoin' | 'bitcoin-testnet' | 'bitcoin-regtest' {
-  if (network === 'mainnet') return 'bitcoin';
-  if (network === 'testnet' || network === 'signet') return 'bitcoin-testnet';
-  if (network === 'regtest') return 'bitcoin-regtest';
-  throw new CliError('INVALID_ARGUMENT', '--network is mainnet, testnet, signet or regtest');
-}
-
 export function readPsbt(file: string): Uint8Array {
   const raw = new Uint8Array(readFileSync(file));
   const magic = [0x70, 0x73, 0x62, 0x74, 0xff]; // "psbt" 0xff

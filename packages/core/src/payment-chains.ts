@@ -10,9 +10,6 @@ export const CHAIN_SUITES: Readonly<Record<string, readonly SuiteId[]>> = {
   // BIP 340 Schnorr, Taproot key path; ECDSA, SegWit v0 P2WPKH (cluster signing; ECDSA offline
   // packages are not built yet).
   bitcoin: ['secp256k1-tr', 'ecdsa-secp256k1'],
-  // The same, with test coins (payees as tb1…/bcrt1… addresses, amounts in tBTC).
-  'bitcoin-testnet': ['secp256k1-tr', 'ecdsa-secp256k1'],
-  'bitcoin-regtest': ['secp256k1-tr', 'ecdsa-secp256k1'],
   // Ed25519 over the transaction's message bytes.
   solana: ['ed25519'],
 };

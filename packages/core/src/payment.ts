@@ -35,10 +35,8 @@ export interface PaymentTx {
 }
 
 /**
- * The chains whose payments can be read: `bitcoin`, `bitcoin-testnet` (testnet3, testnet4, signet)
- * and `bitcoin-regtest` (a PSBT; the input spent by the Taproot key path or P2WPKH; the chain
- * decides how payees print and the asset), `solana` (a wire transaction; SOL and SPL token
- * transfers).
+ * The chains whose payments can be read: `bitcoin` (a PSBT; the input spent by the Taproot key path
+ * or P2WPKH), `solana` (a wire transaction; SOL and SPL token transfers).
  */
 export const PAYMENT_CHAINS = Object.keys(CHAIN_SUITES);
 
@@ -50,8 +48,7 @@ export const PAYMENT_CHAINS = Object.keys(CHAIN_SUITES);
 export function readPayment(p: PaymentTx, publicKey?: Uint8Array): ReadPayment {
   if (!p || !(p.tx instanceof Uint8Array))
     throw new ProtocolError(ErrorCode.PAYMENT_MISMATCH, 'payment: no transaction');
-  if (p.chain === 'bitcoin' || p.chain === 'bitcoin-testnet' || p.chain === 'bitcoin-regtest')
-    return readBitcoinPayment(p.tx, p.input, publicKey, p.chain);
+  if (p.chain === 'bitcoin') return readBitcoinPayment(p.tx, p.input, publicKey);
   if (p.chain === 'solana') return readSolanaPayment(p.tx, p.input, publicKey);
   throw new ProtocolError(
     ErrorCode.PAYMENT_MISMATCH,

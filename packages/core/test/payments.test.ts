@@ -13,7 +13,7 @@
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
 import { ripemd160 } from '@noble/hashes/legacy.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { Address, NETWORK, OutScript, SigHash, TEST_NETWORK, Transaction } from '@scure/btc-signer';
+import { Address, NETWORK, OutScript, SigHash, Transaction } from '@scure/btc-signer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -23,13 +23,11 @@ import {
   type KeyShare,
   ParticipantIdentity,
   RESERVATION_NONCE_ID_BYTES,
-  chainFits,
   chargeAllowance,
   checkPackagePayment,
   commit,
   createOfflinePackage,
   decodeOfflinePackage,
-  destinationRefusal,
   encodeKeyRecord,
   encodeOfflinePackage,
   getSuite,
@@ -103,35 +101,6 @@ describe('the Bitcoin reader', () => {
       fee: 1_000n,
       to: [Address(NETWORK).encode(OutScript.decode(OTHER))],
     });
-  });
-
-  it('the chain names the network: the same signature hash, payees in its encoding (so destination lists of tb1… addresses match), test coins counted as tBTC', () => {
-    const bytes = psbt(own, [100_000n], [[OTHER, 90_000n]]);
-    const read = (chain: string) => readPayment({ chain, tx: bytes, input: 0 }, own.subarray(2));
-    const main = read('bitcoin');
-    const test = read('bitcoin-testnet');
-    const reg = read('bitcoin-regtest');
-    expect([test.message, reg.message].map(hex)).toEqual([hex(main.message), hex(main.message)]);
-    expect(main.payment.to).toEqual([Address(NETWORK).encode(OutScript.decode(OTHER))]);
-    expect(test.payment.to).toEqual([Address(TEST_NETWORK).encode(OutScript.decode(OTHER))]);
-    expect([main.payment.to[0]?.slice(0, 4), test.payment.to[0]?.slice(0, 4), reg.payment.to[0]?.slice(0, 6)]).toEqual([
-      'bc1p',
-      'tb1p',
-      'bcrt1p',
-    ]);
-    expect([main.payment.asset, test.payment.asset, reg.payment.asset]).toEqual(['BTC', 'tBTC', 'tBTC']);
-    expect([test.payment.chain, reg.payment.chain]).toEqual(['bitcoin-testnet', 'bitcoin-regtest']);
-    // A signet allow list matches the signet payee, not the mainnet form of the same script.
-    const lists = { allowTo: test.payment.to };
-    expect(destinationRefusal(lists, test.payment, 'this wallet')).toBeUndefined();
-    expect(destinationRefusal(lists, main.payment, 'this wallet')).toMatch(/not on this wallet's allow list/);
-    // A cap in BTC does not cover test coins, nor one in tBTC real ones.
-    const allowance = { allowanceId: new Uint8Array(16), caps: [{ asset: 'BTC', amount: '1000000' }], perPayment: [] };
-    expect(() => chargeAllowance(allowance, test.payment, () => 0n, ['phone'])).toThrow(/tBTC/);
-    for (const chain of ['bitcoin-testnet', 'bitcoin-regtest']) {
-      expect(chainFits(chain, 'secp256k1-tr')).toBe(true);
-      expect(chainFits(chain, 'ed25519')).toBe(false);
-    }
   });
 
   it('refuses what it cannot read or what a key-path signature cannot spend, PAYMENT_MISMATCH', async () => {

@@ -59,10 +59,6 @@ export function registerClusterCommands(program: Command): void {
     )
     .option('--psbt <file>', 'a Bitcoin PSBT (binary, base64 or hex): sign and finalise the input this key spends')
     .option('--input <n>', 'with --psbt: the input to sign (default 0)', int)
-    .option(
-      '--network <name>',
-      'with --psbt: the network it spends on (mainnet, testnet, signet, regtest): how payees print, and BTC or tBTC',
-    )
     .option('--signers <ids>', 'preferred signers, comma-separated', list)
     .option('--path <path>', 'sign with the HD child key at this path (m/0/5)')
     .option('--dir <dir>', 'cluster directory')
@@ -76,7 +72,6 @@ export function registerClusterCommands(program: Command): void {
         tronTx?: string;
         psbt?: string;
         input?: number;
-        network?: string;
         signers?: string[];
         path?: string;
         dir?: string;

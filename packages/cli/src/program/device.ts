@@ -182,10 +182,6 @@ export function registerDeviceCommands(program: Command): Command {
       int,
       0,
     )
-    .option(
-      '--network <name>',
-      'with --psbt: the network it spends on (mainnet, testnet, signet, regtest): how payees print, and BTC or tBTC',
-    )
     .option('--offline', 'sign offline against a reservation')
     .option(
       '--integrity <verdict>',
@@ -202,7 +198,6 @@ export function registerDeviceCommands(program: Command): Command {
         psbt?: string;
         solanaTx?: string;
         input: number;
-        network?: string;
         offline?: boolean;
         integrity?: string;
         out?: string;
@@ -212,16 +207,14 @@ export function registerDeviceCommands(program: Command): Command {
         gateway?: string;
         json?: boolean;
       }) => {
-        const { withDevice, gatewayUrl, fromHex, psbtChain, qrSvg, qrTerminal, readPsbt, readSolanaTx } = await import(
+        const { withDevice, gatewayUrl, fromHex, qrSvg, qrTerminal, readPsbt, readSolanaTx } = await import(
           '../device-io.js'
         );
-        if (o.network !== undefined && o.psbt === undefined)
-          throw new CliError('INVALID_ARGUMENT', '--network goes with --psbt');
         if ([o.message, o.psbt, o.solanaTx].filter((x) => x !== undefined).length !== 1)
           throw new CliError('INVALID_ARGUMENT', 'give one of --message <hex>, --psbt <file> or --solana-tx <file>');
         const message = o.message !== undefined ? fromHex(o.message, '--message') : undefined;
         const payment = o.psbt
-          ? { chain: psbtChain(o.network), tx: readPsbt(o.psbt), input: o.input }
+          ? { chain: 'bitcoin', tx: readPsbt(o.psbt), input: o.input }
           : o.solanaTx
             ? { chain: 'solana', tx: readSolanaTx(o.solanaTx), input: o.input }
             : undefined;

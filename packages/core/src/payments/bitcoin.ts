@@ -9,29 +9,14 @@
  * - `amount`: the value of the outputs that do not pay back to the spent input's own script
  *   (change to the same address is not spent);
  * - `fee`: inputs minus outputs;
- * - `to`: those outputs' addresses in the chain's encoding (`bitcoin`: bc1…, 1…, 3…;
- *   `bitcoin-testnet`, which testnet3, testnet4 and signet share: tb1…, m…/n…, 2…;
- *   `bitcoin-regtest`: bcrt1…), a script without one as `script:<hex>`.
- *
- * A PSBT does not say which network it is for (its signature hash is the same on all): the
- * caller's chain does, and decides how payees print — what destination lists match — and the
- * asset the amounts are counted in (`BTC`; `tBTC` for the test networks' coins, so a cap on one
- * never covers the other).
+ * - `to`: those outputs' addresses (mainnet encoding; a script without one as `script:<hex>`).
  */
-import { Address, NETWORK, OutScript, SigHash, TEST_NETWORK, Transaction } from '@scure/btc-signer';
+import { Address, NETWORK, OutScript, SigHash, Transaction } from '@scure/btc-signer';
 import { ripemd160 } from '@noble/hashes/legacy.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { equalBytes, toHex } from '../bytes.js';
 import { ErrorCode, ProtocolError } from '../errors.js';
 import type { ReadPayment } from '../payment.js';
-
-/** The Bitcoin chains a PSBT is read for: the address encoding of each, and its asset. */
-export const BITCOIN_CHAINS = {
-  bitcoin: { network: NETWORK, asset: 'BTC' },
-  'bitcoin-testnet': { network: TEST_NETWORK, asset: 'tBTC' },
-  'bitcoin-regtest': { network: { ...TEST_NETWORK, bech32: 'bcrt' }, asset: 'tBTC' },
-} as const;
-export type BitcoinChain = keyof typeof BITCOIN_CHAINS;
 
 /** Most inputs and outputs a payment may have (a bound on the work of reading one). */
 const MAX_IO = 256;
@@ -43,13 +28,7 @@ const bad = (why: string) => new ProtocolError(ErrorCode.PAYMENT_MISMATCH, `bitc
  * cannot claim a made-up input: a 32-byte BIP 340 key spends a Taproot output `OP_1 <key>`, a
  * 33-byte SEC1 key a P2WPKH output `OP_0 <HASH160(key)>`.
  */
-export function readBitcoinPayment(
-  psbt: Uint8Array,
-  input: number,
-  publicKey?: Uint8Array,
-  chain: BitcoinChain = 'bitcoin',
-): ReadPayment {
-  const { network, asset } = BITCOIN_CHAINS[chain];
+export function readBitcoinPayment(psbt: Uint8Array, input: number, publicKey?: Uint8Array): ReadPayment {
   let tx: Transaction;
   try {
     tx = Transaction.fromPSBT(psbt);
@@ -97,7 +76,7 @@ export function readBitcoinPayment(
     amount += o.amount;
     let addr: string;
     try {
-      addr = Address(network).encode(OutScript.decode(o.script));
+      addr = Address(NETWORK).encode(OutScript.decode(o.script));
     } catch {
       addr = `script:${toHex(o.script)}`;
     }
@@ -119,7 +98,7 @@ export function readBitcoinPayment(
   } catch (e) {
     throw bad(`no signature hash for input ${input} (${(e as Error).message.slice(0, 80)})`);
   }
-  return { payment: { chain, asset, amount, fee: inputs - out, to }, message };
+  return { payment: { chain: 'bitcoin', asset: 'BTC', amount, fee: inputs - out, to }, message };
 }
 
 const hash160 = (b: Uint8Array): Uint8Array => ripemd160(sha256(b));
