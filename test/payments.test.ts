@@ -414,36 +414,38 @@ describe('offline payments with caps', () => {
   const slotsOf = async (device: Device, keyId: string) =>
     (await device.status()).keys.find((k) => k.keyId === keyId)?.allowance;
 
-  it("a co-signer that requires the verdict signs that into its reservations: the device signs only with a pass, the merchant checks the claims, and the reservation's rule holds after the policy is lifted", async () => {
-    const c = await deviceCluster(3, { requireIntegrity: true });
-    const d = await enrolled(c, 'phone-strict');
-    const key = await d.device.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
-    await d.device.reserve(c.url, { keyId: key.keyId, count: 3, cosigners: ['signer-1'] });
+  it("a wallet that requires the app's verdict asks for the rule in its reservations: the co-signer signs it in, the merchant checks the claims, and the co-signer holds every copy to it with no policy of its own", async () => {
+    const c = await deviceCluster(3);
+    const e = await enrolled(c, 'phone-strict');
+    const key = await e.device.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
+    await e.device.close();
+    const d = await Device.open({ location: e.dir, storageKey: e.key, risk: { requireIntegrity: true } });
+    closers.push(() => d.close());
+    await d.reserve(c.url, { keyId: key.keyId, count: 3, cosigners: ['signer-1'] });
     const message = (n: number) => new Uint8Array(32).fill(n);
-    // The device refuses before it signs: nothing used, nothing journalled as signed.
+    // The wallet refuses before it signs: nothing used, nothing journalled as signed.
     for (const integrity of [undefined, { verdict: 'fail' as const }, { verdict: 'unknown' as const }])
       expect(
         await refusal(() =>
-          d.device.signOffline({ keyId: key.keyId, message: message(1), ...(integrity ? { integrity } : {}) }),
+          d.signOffline({ keyId: key.keyId, message: message(1), ...(integrity ? { integrity } : {}) }),
         ),
       ).toBe('POLICY_DENIED');
-    expect(await slotsOf(d.device, key.keyId)).toBe(3);
-    expect((await d.device.journal()).filter((e) => e.kind === 'signed')).toEqual([]);
+    expect(await slotsOf(d, key.keyId)).toBe(3);
+    expect((await d.journal()).filter((x) => x.kind === 'signed')).toEqual([]);
     const pass = { verdict: 'pass' as const, detail: 'app-attest:ok' };
-    const paid = await d.device.signOffline({ keyId: key.keyId, message: message(2), integrity: pass });
-    const other = await d.device.signOffline({ keyId: key.keyId, message: message(3), integrity: pass });
+    const paid = await d.signOffline({ keyId: key.keyId, message: message(2), integrity: pass });
+    const other = await d.signOffline({ keyId: key.keyId, message: message(3), integrity: pass });
     const pkg = decodeOfflinePackage(paid.bytes);
     expect(pkg.cosigners.map((x) => x.allowance?.requireIntegrity)).toEqual([true]);
     // The merchant's offline check opens the device's claims: shown when they pass, else refused.
-    const record = await d.device.keyRecord(key.keyId);
+    const record = await d.keyRecord(key.keyId);
     expect((await checkPackage(record, paid.text)).integrity).toBe('pass');
     const stripped = encodeOfflinePackage({ ...pkg, claims: null });
     const swapped = encodeOfflinePackage({ ...pkg, claims: decodeOfflinePackage(other.bytes).claims ?? null });
     for (const copy of [stripped, swapped])
       expect(await refusal(() => checkPackage(record, copy))).toBe('FAILED_PRECONDITION');
-    // The operators lift the policy: the reservation signed before still requires the verdict.
+    // The co-signer has no integrity policy: the rule it signed into its reservation holds.
     const s1 = c.signer('signer-1');
-    s1.setPolicy({ ...POLICY, devices: {} });
     const fresh = await s1.ledger.countFresh('r.');
     for (const copy of [stripped, swapped])
       expect(await refusal(() => c.coordinator.completePackage(copy))).toBe('FAILED_PRECONDITION');
@@ -451,10 +453,16 @@ describe('offline payments with caps', () => {
     const done = await c.coordinator.completePackage(paid.bytes);
     expect(ed25519.verify(done.signature, message(2), fromHex(key.publicKey))).toBe(true);
     expect(await s1.ledger.countFresh('r.')).toBe(fresh - 1);
-    // Reserved under the lifted policy: no requirement, and the device signs without a verdict.
-    await d.device.reserve(c.url, { keyId: key.keyId, count: 1, cosigners: ['signer-1'] });
-    expect(await slotsOf(d.device, key.keyId)).toBe(2);
-    const bare = await d.device.signOffline({ keyId: key.keyId, message: message(4) });
+    // The app turns its rule off: the slot reserved under it still needs a pass (the wallet says
+    // which co-signer asks), and new reservations do not carry the rule.
+    await d.close();
+    const free = await Device.open({ location: e.dir, storageKey: e.key });
+    closers.push(() => free.close());
+    const refused = await free.signOffline({ keyId: key.keyId, message: message(4) }).catch((x: Error) => x);
+    expect(refused).toMatchObject({ code: 'POLICY_DENIED', message: expect.stringMatching(/co-signer signer-1/) });
+    await free.reserve(c.url, { keyId: key.keyId, count: 1, cosigners: ['signer-1'] });
+    expect(await slotsOf(free, key.keyId)).toBe(2);
+    const bare = await free.signOffline({ keyId: key.keyId, message: message(4) });
     expect(decodeOfflinePackage(bare.bytes).cosigners[0]?.allowance ?? null).toBe(null);
   });
 

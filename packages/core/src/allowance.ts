@@ -152,21 +152,33 @@ export function grantAllowance(
 }
 
 /**
- * The rule that needs no reader: a package on a capped reservation must carry a payment
- * (OVER_ALLOWANCE). The merchant's one-suite check applies it without importing any chain.
+ * The rule that needs no reader: a package on a capped reservation must carry a payment. The
+ * merchant's one-suite check applies it without importing any chain. For a device about to sign
+ * it is OVER_ALLOWANCE (it tries another slot); for a package delivered (`delivered`), whose
+ * payment sits outside its id, a copy without one is a relay's — the device signs nothing else on
+ * such reservations — so FAILED_PRECONDITION, naming nobody and not final: the device's own copy
+ * still completes.
  */
-export function requirePayment(p: {
-  readonly device: string;
-  readonly payment?: PaymentTx | null;
-  readonly cosigners: readonly { readonly signer: string; readonly allowance?: Allowance | null }[];
-}): void {
+export function requirePayment(
+  p: {
+    readonly device: string;
+    readonly payment?: PaymentTx | null;
+    readonly cosigners: readonly { readonly signer: string; readonly allowance?: Allowance | null }[];
+  },
+  delivered = false,
+): void {
   const first = p.cosigners.find((c) => hasCaps(c.allowance));
-  if (!p.payment && first)
+  if (p.payment || !first) return;
+  if (delivered)
     throw new ProtocolError(
-      ErrorCode.OVER_ALLOWANCE,
-      `the reservation of ${first.signer} caps payments: the package carries no payment to count`,
-      [p.device],
+      ErrorCode.FAILED_PRECONDITION,
+      `the reservation of ${first.signer} caps payments: this copy carries no payment to count (deliver the device's own copy)`,
     );
+  throw new ProtocolError(
+    ErrorCode.OVER_ALLOWANCE,
+    `the reservation of ${first.signer} caps payments: the package carries no payment to count`,
+    [p.device],
+  );
 }
 
 /** A package's device claims as a checker opened them (./device-claims.ts, ./package-claims.ts). */

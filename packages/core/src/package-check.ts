@@ -122,7 +122,7 @@ export async function checkPackageWith(
   const key = await readKey(load, keyRecord);
   const p = await readPackage(load, typeof pkg === 'string' ? packageFromText(pkg) : pkg);
   verify(key, p, now);
-  requirePayment(p);
+  requirePayment(p, true);
   let paid: ReadPayment | undefined;
   if (p.payment) {
     if (!payments)

@@ -17,6 +17,12 @@ import { Reader, Writer } from './wire/proto-lite.js';
 export const DEVICE_CLAIMS_PAYLOAD_KIND = 22;
 
 const VERDICTS = ['', 'pass', 'fail', 'unknown'];
+/**
+ * How deep the codec skips nested unknown groups in a top-level message (its recursion limit
+ * less the message's own level): the claims payload is not held to a canonical encoding, so the
+ * two readers must refuse the same nesting.
+ */
+const SKIP_DEPTH = 99;
 const NONE = new Uint8Array(0);
 
 interface LiteEnvelope {
@@ -30,15 +36,20 @@ interface LiteEnvelope {
 function readEnvelope(bytes: Uint8Array): LiteEnvelope {
   const e: LiteEnvelope = { version: 0, kind: 0, sender: NONE, payload: NONE, signature: NONE };
   const r = new Reader(bytes);
-  readFields(r, bytes.length, (no) => {
-    if (no === 1) e.version = r.u32();
-    else if (no === 2) e.kind = r.i32();
-    else if (no === 3) e.sender = r.bytes();
-    else if (no === 4) e.payload = r.bytes();
-    else if (no === 5) e.signature = r.bytes();
-    else return false;
-    return true;
-  });
+  readFields(
+    r,
+    bytes.length,
+    (no) => {
+      if (no === 1) e.version = r.u32();
+      else if (no === 2) e.kind = r.i32();
+      else if (no === 3) e.sender = r.bytes();
+      else if (no === 4) e.payload = r.bytes();
+      else if (no === 5) e.signature = r.bytes();
+      else return false;
+      return true;
+    },
+    SKIP_DEPTH,
+  );
   return e;
 }
 
@@ -80,15 +91,20 @@ export function openClaimsLite(
     integrityDetail: '',
   };
   const r = new Reader(env.payload);
-  readFields(r, env.payload.length, (no) => {
-    if (no === 1) c.digest = r.bytes();
-    // As the codec: a uint64 past 2^53 − 1 is refused if it is still the field's value at the end.
-    else if (no === 2) c.signedAt = r.u64() > BigInt(Number.MAX_SAFE_INTEGER) ? Number.NaN : 1;
-    else if (no === 3) c.integrity = r.string();
-    else if (no === 4) c.integrityDetail = r.string();
-    else return false;
-    return true;
-  });
+  readFields(
+    r,
+    env.payload.length,
+    (no) => {
+      if (no === 1) c.digest = r.bytes();
+      // As the codec: a uint64 past 2^53 − 1 is refused if it is still the field's value at the end.
+      else if (no === 2) c.signedAt = r.u64() > BigInt(Number.MAX_SAFE_INTEGER) ? Number.NaN : 1;
+      else if (no === 3) c.integrity = r.string();
+      else if (no === 4) c.integrityDetail = r.string();
+      else return false;
+      return true;
+    },
+    SKIP_DEPTH,
+  );
   if (
     Number.isNaN(c.signedAt) ||
     !equalBytes(c.digest, digest) ||

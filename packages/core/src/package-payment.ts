@@ -36,7 +36,7 @@ export function checkPackagePayment(p: {
 }): ReadPayment | undefined {
   const capped = p.cosigners.filter((c) => hasCaps(c.allowance));
   if (!p.payment) {
-    requirePayment(p);
+    requirePayment(p, true);
     return undefined;
   }
   if (!chainFits(p.payment.chain, p.suite))

@@ -113,11 +113,14 @@ export interface LiteReservation {
 
 const NONE = new Uint8Array(0);
 
-/** Reads the fields of one message up to `end`; `field` returns false for a field it does not know. */
-export function readFields(r: Reader, end: number, field: (no: number) => boolean): void {
+/**
+ * Reads the fields of one message up to `end`; `field` returns false for a field it does not
+ * know, which is skipped with groups nested at most `depth` deep.
+ */
+export function readFields(r: Reader, end: number, field: (no: number) => boolean, depth = 100): void {
   while (r.pos < end) {
     const [no, wireType] = r.tag();
-    if (!field(no)) r.skip(wireType, no);
+    if (!field(no)) r.skip(wireType, no, depth);
   }
 }
 

@@ -23,6 +23,7 @@ import {
   decodeKeyRecord,
   decodeOfflinePackage,
   encodeKeyRecord,
+  encodeMessage,
   encodeOfflinePackage,
   getSuite,
   groupPublicKey,
@@ -36,6 +37,7 @@ import {
   paymentToJSON,
   runLocalDkg,
   signDeviceClaims,
+  signEnvelope,
   signReservation,
   toHex,
   verifyOfflinePackage,
@@ -524,6 +526,26 @@ describe('merchant check against the cluster check', () => {
       await expectSameVerdict(fx.record, b);
     }
     expect(DEVICE_CLAIMS_PAYLOAD_KIND).toBe(PayloadKind.DEVICE_CLAIMS);
+    // Claims signed by the device whose payload ends in nested unknown groups (the payload is not
+    // held to a canonical encoding): both readers stop at the same depth.
+    const body = encodeMessage('DeviceClaims', {
+      packageDigest: pass.digest,
+      signedAt: NOW,
+      integrity: 'pass',
+      integrityDetail: '',
+    });
+    const nested: Record<number, string> = {};
+    for (const depth of [1, 98, 99, 100, 101]) {
+      const groups = Uint8Array.from([...Array(depth).fill(0x7b), ...Array(depth).fill(0x7c)]); // field 15, start/end group
+      const claims = signEnvelope(
+        fx.ids.get('phone') as ParticipantIdentity,
+        PayloadKind.DEVICE_CLAIMS,
+        Uint8Array.from([...body, ...groups]),
+      );
+      const v = await expectSameVerdict(fx.record, altered(pass, { claims }));
+      nested[depth] = 'ok' in v ? 'ok' : v.code;
+    }
+    expect(nested).toEqual({ 1: 'ok', 98: 'ok', 99: 'ok', 100: 'FAILED_PRECONDITION', 101: 'FAILED_PRECONDITION' });
   });
 
   it.each(SUITES)('%s: every single-byte change of a package gets the same verdict from both', async (suite) => {

@@ -352,9 +352,9 @@ describe('a capped secp256k1-tr key end to end', () => {
         ErrorCode.OVER_ALLOWANCE,
       ],
       [
-        'no payment on a capped reservation',
+        'no payment on a capped reservation (a copy stripped of it: not final, nobody named)',
         encodeOfflinePackage({ ...good, payment: null }),
-        ErrorCode.OVER_ALLOWANCE,
+        ErrorCode.FAILED_PRECONDITION,
       ],
       [
         'the allowance raised in the package',

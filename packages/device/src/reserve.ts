@@ -13,6 +13,7 @@ import {
   type WireTypes,
 } from '@tessera/core';
 import { DeviceError } from './errors.js';
+import type { RiskRules } from './risk.js';
 import type { Holdings } from './holdings.js';
 import { type AllowanceRequest, allowanceRequest } from './payments.js';
 import type { GatewayUrl } from './enrolment.js';
@@ -33,12 +34,15 @@ function sameCaps(granted: Allowance | null | undefined, asked: Allowance): bool
       a.caps,
       a.perPayment,
       a.fiat ? [a.fiat.currency, a.fiat.cap, a.fiat.perPayment, toHex(a.fiat.prices)] : null,
+      a.requireIntegrity === true,
     ]);
   return !!granted && key(granted) === key(asked);
 }
 
 /** What reserving needs of its device. */
 export interface ReserveContext extends Pick<Holdings, 'key' | 'allowance'> {
+  /** The wallet's own rules: with `requireIntegrity`, the reservations are asked to carry it. */
+  readonly risk: RiskRules;
   readonly store: DeviceStorage;
   readonly journal: Journal;
   me(): ParticipantIdentity;
@@ -57,7 +61,12 @@ export async function reserveSlots(
   req: { keyId: string; count: number; cosigners?: string[]; ttlMs?: number; caps?: AllowanceRequest },
 ): Promise<{ added: number; allowance: number; errors: string[] }> {
   const rec = await ctx.key(req.keyId);
-  const asked = allowanceRequest(req.caps);
+  const caps = allowanceRequest(req.caps);
+  // A wallet whose own rule requires the app's verdict asks its co-signers to sign the rule into
+  // the reservations: merchants then verify the verdict, and the co-signers hold any copy to it.
+  const asked = ctx.risk.requireIntegrity
+    ? { ...(caps ?? { allowanceId: new Uint8Array(0), caps: [], perPayment: [] }), requireIntegrity: true }
+    : caps;
   const out = decodeMessage(
     'DeviceReserved',
     await ctx.gateway(url).call(

@@ -42,9 +42,12 @@ export function grant(
   ctx: { readonly operators: OperatorPolicy | undefined; readonly now: number; readonly rng: Rng },
 ): Allowance | null {
   const { maxCaps: max, maxDeviceCaps } = dp;
-  // The device's verdict, required by this node's policy or asked for by the device, is signed
-  // into the allowance: the device then refuses to sign without one and the merchant checks it.
-  const integrity = dp.requireIntegrity === true || asked?.requireIntegrity === true;
+  // The device's verdict, when the device asks for the rule (its wallet requires one), is signed
+  // into the allowance: merchants then check it, and this node holds every copy to it. Not added
+  // on this node's policy alone (`requireIntegrity` is checked at completion either way): a device
+  // of an earlier release would store a reservation with a field it cannot re-encode, and fail
+  // to sign on it.
+  const integrity = asked?.requireIntegrity === true;
   if (!hasCaps(asked)) {
     if (max || maxDeviceCaps)
       throw new SignerError(
