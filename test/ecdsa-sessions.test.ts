@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { LinkResult } from '@tessera/core';
+import { type LinkResult, PayloadKind, decodeMessage, openEnvelope } from '@tessera/core';
 import { cleanup, deviceCluster } from './device-harness.js';
 
 afterAll(cleanup);
@@ -55,6 +55,13 @@ describe('ECDSA presigning sessions expire', () => {
     const b3 = await step(s2, session, 3, a2.ecdsa?.envelopes ?? []);
     expect([code(a3), code(b3)]).toEqual(['ok', 'ok']);
     expect(a3.envelope?.length).toBeGreaterThan(0);
+    // The statement to the coordinator keeps R's 33-byte form, which every release reads (the
+    // signer's own ledger record keeps it uncompressed).
+    const stated = decodeMessage(
+      'EcdsaPresigned',
+      openEnvelope(a3.envelope as Uint8Array, PayloadKind.ECDSA_PRESIGNATURE).payload,
+    );
+    expect(stated.r.length).toBe(33);
     expect(await s1.ledger.countFresh(`${key.keyId}.`)).toBe(1);
     expect(await s2.ledger.countFresh(`${key.keyId}.`)).toBe(1);
   }, 120_000);

@@ -33,6 +33,7 @@ import {
   decodeEcdsaSignRequest,
   decodePairs,
   decodePresigned,
+  encodePresigned,
   encodePairs,
   encodePartial,
   partialSign,
@@ -239,21 +240,23 @@ export class EcdsaSigner {
       const rec = await this.#ctx.key(t.keyId);
       if (rec.epoch !== epoch)
         throw new SignerError('INVALID_STATE', `key ${t.keyId} moved to epoch ${rec.epoch} during presigning`);
-      const r = presignatureRecord(rec.key.suite, ps, {
-        keyId: t.keyId,
-        epoch,
-        session: t.session,
-        signers: s.signers,
-        R: ps.R,
-        // Kept (and stated) uncompressed: whoever reads it back needs no square root.
-        ...(ps.Rpoint ? { Rpoint: ps.Rpoint } : {}),
-      });
+      const statement = { keyId: t.keyId, epoch, session: t.session, signers: s.signers, R: ps.R };
+      // Kept uncompressed in the ledger (reading it back to sign needs no square root); stated to
+      // the coordinator in the 33-byte form every release reads (it decodes it when it arrives,
+      // off the online path).
+      const r = presignatureRecord(rec.key.suite, ps, { ...statement, ...(ps.Rpoint ? { Rpoint: ps.Rpoint } : {}) });
       try {
         await this.#ctx.ledger.addFresh(presignatureId(t.keyId, t.session), r.secret, r.meta);
       } finally {
         r.secret.fill(0);
       }
-      return { envelope: signEnvelope(this.#ctx.identity, PayloadKind.ECDSA_PRESIGNATURE, r.meta) };
+      return {
+        envelope: signEnvelope(
+          this.#ctx.identity,
+          PayloadKind.ECDSA_PRESIGNATURE,
+          encodePresigned(rec.key.suite, statement),
+        ),
+      };
     } catch (e) {
       this.#presigns.delete(id);
       await this.#banOnCheatingMultiplication(t.keyId, e);
