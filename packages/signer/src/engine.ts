@@ -11,26 +11,19 @@
  *   share released. An identical retry gets the same share; anything else on that nonce fails.
  */
 import {
-  DkgParticipant,
   LifecycleParticipant,
-  checkDeviceAdmission,
   checkRevocation,
-  decodeKeyRecord,
-  decodeReshareParams,
-  decodeKeyShareRecord,
-  encodeKeyRecord,
-  encodeKeyShareRecord,
-  groupPublicKey,
-  keyDigest,
   toHex,
-  type GroupKey,
   type KeyShareRecord,
   type ParticipantIdentity,
   type Rng,
 } from '@tessera/core';
 import { AuditLog, KeyedMutex, NonceLedger, ShareVault, summarizeAudit, type SealedKV } from '@tessera/store';
 import { randomBytes } from 'node:crypto';
-import { PolicyEngine, type Policy } from './policy.js';
+import { PolicyEngine, type Policy, unpinnedReason } from './policy.js';
+import { KeyRecords } from './key-records.js';
+import { KeygenSigner } from './keygen-signer.js';
+import { reshareGivesDevicesEcdsa } from './ecdsa-reshare-guard.js';
 import { SignerLifecycleStore, deviceSegment } from './lifecycle-store.js';
 import type { SpentReservations } from './spent.js';
 import { SignerError, toTaskError } from './errors.js';
@@ -83,13 +76,11 @@ export class SignerEngine {
   readonly #maxAttempts: number;
   readonly #onEvent: (e: SignerEvent) => void;
   readonly #spent: SpentReservations | undefined;
-  readonly #dkg: DkgParticipant;
+  readonly #keygen: KeygenSigner;
   readonly #lcStore: SignerLifecycleStore;
   readonly #lifecycle: LifecycleParticipant;
   readonly #attempts = new KeyedMutex();
-  readonly #keys = new Map<string, KeyShareRecord>();
-  /** Retained earlier epochs, decoded on demand. */
-  readonly #older = new Map<string, KeyShareRecord>();
+  readonly #records: KeyRecords;
   readonly #offline: OfflineCosigner;
   readonly #online: OnlineSigner;
   readonly #ecdsa: EcdsaSigner;
@@ -103,11 +94,11 @@ export class SignerEngine {
     this.audit = new AuditLog(opts.store, { clock: this.#clock });
     this.#policy = new PolicyEngine(opts.policy, this.#clock);
     this.#rng = opts.rng ?? defaultRng;
-    this.#dkg = new DkgParticipant(this.identity, this.#rng);
     this.#maxFresh = opts.maxFreshPerKey ?? 256;
     this.#maxAttempts = opts.maxAttemptsPerRequest ?? 4;
     this.#onEvent = opts.onEvent ?? (() => {});
     this.#spent = opts.spent;
+    this.#records = new KeyRecords(this.vault, () => this.#lcStore);
     this.#lcStore = new SignerLifecycleStore(opts.store, this.vault, {
       clock: this.#clock,
       retentionMs: () => this.#policy.policy.epochRetentionMs ?? 24 * 3600_000,
@@ -125,6 +116,17 @@ export class SignerEngine {
       mayJoin: () => true,
       now: this.#clock,
     });
+    this.#keygen = new KeygenSigner({
+      identity: this.identity,
+      rng: this.#rng,
+      clock: this.#clock,
+      vault: this.vault,
+      audit: this.audit,
+      policy: () => this.#policy.policy,
+      pinned: (p) => this.#pinned(p),
+      remember: (rec) => this.#records.remember(rec),
+      onEvent: (e) => this.#onEvent(e),
+    });
     this.#online = new OnlineSigner({
       identity: this.identity,
       ledger: this.ledger,
@@ -136,7 +138,7 @@ export class SignerEngine {
       attempts: this.#attempts,
       policy: () => this.#policy,
       key: (keyId) => this.key(keyId),
-      signingRecord: (keyId, epoch) => this.#signingRecord(keyId, epoch),
+      signingRecord: (keyId, epoch) => this.#records.signingRecord(keyId, epoch),
       onEvent: (e) => this.#onEvent(e),
     });
     this.#ecdsa = new EcdsaSigner({
@@ -150,7 +152,7 @@ export class SignerEngine {
       attempts: this.#attempts,
       policy: () => this.#policy,
       key: (keyId) => this.key(keyId),
-      signingRecord: (keyId, epoch) => this.#signingRecord(keyId, epoch),
+      signingRecord: (keyId, epoch) => this.#records.signingRecord(keyId, epoch),
       countAttempt: (requester, requestId, nonceId) => this.#online.countAttempt(requester, requestId, nonceId),
       onEvent: (e) => this.#onEvent(e),
     });
@@ -186,11 +188,6 @@ export class SignerEngine {
   }
 
   /**
-   * Why this node takes part in no DKG or lifecycle operation, or undefined. Without pinned peers
-   * (and without an explicit `allowUnpinnedPeers`), a coordinator could put participants of its
-   * own into a key; without pinned operators, nobody can authorise a refresh or reshare.
-   */
-  /**
    * Puts a reloaded policy in force (the operator's file on this host, re-read on SIGHUP): from
    * the next request on, requesters, pinned peers, operators and device rules are the new ones.
    * Throws, changing nothing, if the policy is unusable (a requester key that is not hex).
@@ -204,11 +201,8 @@ export class SignerEngine {
     return this.#policy.policy;
   }
 
-  static unpinnedReason(policy: Policy): string | undefined {
-    if ((!policy.peers || policy.peers.length === 0) && !policy.allowUnpinnedPeers)
-      return 'no peers are pinned (policy.peers): this node joins no key generation or reshare until they are (or policy.allowUnpinnedPeers is set, for development only)';
-    return undefined;
-  }
+  /** Why a node with `policy` joins no DKG or lifecycle operation (./policy.ts). */
+  static readonly unpinnedReason = unpinnedReason;
 
   get id(): string {
     return this.identity.id;
@@ -219,48 +213,14 @@ export class SignerEngine {
     return this.vault.listKeys();
   }
 
-  /** The latest record of a key (decoded once and cached). */
-  async key(keyId: string): Promise<KeyShareRecord> {
-    const cached = this.#keys.get(keyId);
-    if (cached) return cached;
-    const epoch = await this.vault.latestEpoch(keyId);
-    if (epoch === undefined) throw new SignerError('NOT_FOUND', `this node holds no share of key ${keyId}`);
-    if ((await this.#lcStore.stored(keyId))?.left)
-      throw new SignerError('NOT_FOUND', `this node left key ${keyId} in a reshare`);
-    const bytes = await this.vault.getShare(keyId, epoch);
-    if (!bytes) throw new SignerError('NOT_FOUND', `this node holds no share of key ${keyId}`);
-    const rec = decodeKeyShareRecord(bytes);
-    bytes.fill(0);
-    this.#keys.set(keyId, rec);
-    return rec;
+  /** The latest record of a key (./key-records.ts). */
+  key(keyId: string): Promise<KeyShareRecord> {
+    return this.#records.key(keyId);
   }
 
-  /**
-   * The record of `keyId` at `epoch`: the active one, or an earlier epoch still retained after a
-   * refresh or reshare (packages reserved before it still complete with it).
-   */
-  async keyAt(keyId: string, epoch: number): Promise<KeyShareRecord> {
-    const active = await this.key(keyId);
-    if (active.epoch === epoch) return active;
-    // Earlier epochs are kept until enough members acknowledged the new one and the retention time passed.
-    if (await this.#lcStore.prune(keyId))
-      for (const k of [...this.#older.keys()]) if (k.startsWith(`${keyId}@`)) this.#older.delete(k);
-    const cacheKey = `${keyId}@${epoch}`;
-    const cached = this.#older.get(cacheKey);
-    if (cached) return cached;
-    const bytes =
-      Number.isSafeInteger(epoch) && epoch >= 0 && epoch < active.epoch
-        ? await this.vault.getShare(keyId, epoch)
-        : undefined;
-    if (!bytes)
-      throw new SignerError(
-        'RESERVATION_INVALID',
-        `this node no longer holds key ${keyId} at epoch ${epoch} (now at ${active.epoch})`,
-      );
-    const rec = decodeKeyShareRecord(bytes);
-    bytes.fill(0);
-    this.#older.set(cacheKey, rec);
-    return rec;
+  /** The record of `keyId` at `epoch`: the active one or a retained earlier one (./key-records.ts). */
+  keyAt(keyId: string, epoch: number): Promise<KeyShareRecord> {
+    return this.#records.keyAt(keyId, epoch);
   }
 
   /**
@@ -278,23 +238,6 @@ export class SignerEngine {
     return n;
   }
 
-  /**
-   * The share a sign request at `epoch` uses: the active one, or an earlier epoch while the active
-   * one is not yet retired (fewer than min(n', 2t'−1) members acknowledged it, so a quorum may
-   * still be at the earlier epoch only: a coordinator that committed on some nodes and not on
-   * others cannot make the key unusable). Once retired, only the active epoch signs.
-   */
-  async #signingRecord(keyId: string, epoch: number): Promise<KeyShareRecord> {
-    const active = await this.key(keyId);
-    if (epoch === active.epoch) return active;
-    const retired = (await this.#lcStore.stored(keyId))?.retired ?? false;
-    if (epoch > active.epoch || retired)
-      throw new SignerError('INVALID_ARGUMENT', `request is for epoch ${epoch}, this node holds epoch ${active.epoch}`);
-    return this.keyAt(keyId, epoch).catch(() => {
-      throw new SignerError('INVALID_ARGUMENT', `request is for epoch ${epoch}, this node holds epoch ${active.epoch}`);
-    });
-  }
-
   /** Handles one coordinator task. Never throws: failures become a typed error result. */
   async handle(task: LinkTask): Promise<LinkResult> {
     const taskId = task.taskId;
@@ -305,7 +248,7 @@ export class SignerEngine {
             return {
               taskId,
               body: 'envelope',
-              envelope: await this.#dkgStart(task.dkgStart?.params, task.dkgStart?.deviceAdmissions ?? []),
+              envelope: await this.#keygen.start(task.dkgStart?.params, task.dkgStart?.deviceAdmissions ?? []),
             };
           } catch (e) {
             // A refused DKG (policy, unknown roster) is a refusal like a refused signature.
@@ -323,9 +266,9 @@ export class SignerEngine {
             throw e;
           }
         case 'dkgBundle':
-          return { taskId, ...(await this.#dkgBundle(task.dkgBundle)) };
+          return { taskId, ...(await this.#keygen.bundle(task.dkgBundle)) };
         case 'dkgAbort':
-          if (task.dkgAbort) this.#dkg.abort(asBytes(task.dkgAbort.sessionHash, 'session hash'));
+          if (task.dkgAbort) this.#keygen.abort(asBytes(task.dkgAbort.sessionHash, 'session hash'));
           return { taskId, body: 'ok', ok: true };
         case 'commit':
           return {
@@ -377,63 +320,6 @@ export class SignerEngine {
     }
   }
 
-  async #dkgStart(paramsBytes: Uint8Array | undefined, admissions: readonly Uint8Array[]): Promise<Uint8Array> {
-    if (!this.#policy.policy.allowKeygen)
-      throw new SignerError('POLICY_DENIED', 'this node does not take part in key generation');
-    return this.#dkg.start(paramsBytes, (cfg) => {
-      const why = SignerEngine.unpinnedReason(this.#policy.policy);
-      if (why) throw new SignerError('POLICY_DENIED', why);
-      if (!this.#policy.policy.peers?.length) return; // allowUnpinnedPeers (development)
-      const unknown = cfg.participants.filter((p) => p.id !== this.id && !p.device && !this.#pinned(p));
-      if (unknown.length)
-        throw new SignerError(
-          'POLICY_DENIED',
-          `DKG roster has participants this node does not know: ${unknown.map((p) => p.id).join(', ')}`,
-        );
-      // Devices enrol at run time and cannot be pinned: each needs the operators' admission. They
-      // are marked in the roster every participant confirms; only marked devices get reservations.
-      for (const p of cfg.participants)
-        if (p.device) checkDeviceAdmission(p, admissions, this.#policy.policy.operators);
-    });
-  }
-
-  async #dkgBundle(b: LinkTask['dkgBundle']): Promise<Omit<LinkResult, 'taskId'>> {
-    const step = this.#dkg.bundle(b);
-    if ('envelope' in step) return { body: 'envelope', envelope: step.envelope };
-    const out = step.done;
-    const keyId = out.keyId;
-    const rec: KeyShareRecord = {
-      keyId,
-      epoch: 0,
-      key: out.key,
-      share: out.share,
-      transcriptHash: out.transcriptHash,
-      createdAt: this.#clock(),
-    };
-    await this.vault.putShare(keyId, 0, encodeKeyShareRecord(rec));
-    this.#keys.set(keyId, rec);
-    await this.audit.append({
-      type: 'keygen',
-      actor: this.id,
-      data: {
-        keyId,
-        suite: out.key.suite.id,
-        threshold: out.key.threshold,
-        participants: out.key.roster.map((r) => r.id).join(','),
-        publicKey: toHex(groupPublicKey(out.key)),
-      },
-    });
-    this.#onEvent({ type: 'keygen', keyId });
-    return {
-      body: 'dkgDone',
-      dkgDone: {
-        keyId,
-        keyDigest: keyDigest(out.key),
-        keyRecord: encodeKeyRecord({ keyId, epoch: 0, key: out.key, createdAt: rec.createdAt }),
-      },
-    };
-  }
-
   /** Fresh nonce commitments for the coordinator's pool (see {@link OnlineSigner.commitments}). */
   commitments(keyId: string, count: number): Promise<Uint8Array[]> {
     return this.#online.commitments(keyId, count);
@@ -451,9 +337,9 @@ export class SignerEngine {
    * pending outcomes, verified commits, retirement). Refused outright without pinned peers.
    */
   async lifecycle(t: LinkTask['lifecycle']): Promise<Uint8Array | undefined> {
-    const why = SignerEngine.unpinnedReason(this.#policy.policy);
+    const why = unpinnedReason(this.#policy.policy);
     if (why) throw new SignerError('POLICY_DENIED', why);
-    if (t?.kind === 'reshare' && (await this.#ecdsaReshareToDevices(t)))
+    if (t?.kind === 'reshare' && reshareGivesDevicesEcdsa(t, (await this.key(t.keyId).catch(() => undefined))?.key))
       throw new SignerError('UNIMPLEMENTED', `key ${t.keyId} is ECDSA: devices cannot hold its shares yet`);
     const out = await this.#lifecycle.handle(t);
     if (t && (t.step === 3 || t.step === 5))
@@ -463,29 +349,6 @@ export class SignerEngine {
         data: { keyId: t.keyId, epoch: Number(t.epoch), step: t.step === 3 ? 'commit' : 'retire' },
       });
     return out;
-  }
-
-  /**
-   * Whether a reshare would give a device a share of an ECDSA key (`keyId` held here, or else
-   * described by the task's old key record): its pairwise setup runs on signer nodes only.
-   */
-  async #ecdsaReshareToDevices(t: NonNullable<LinkTask['lifecycle']>): Promise<boolean> {
-    const held = (await this.key(t.keyId).catch(() => undefined))?.key;
-    let given: GroupKey | undefined;
-    try {
-      given = t.oldKeyRecord?.length ? decodeKeyRecord(t.oldKeyRecord).key : undefined;
-    } catch {
-      // the lifecycle participant refuses a malformed record itself
-    }
-    // The params decode against the key they were made for: the task's old record (a catch-up
-    // of a missed epoch) or the held one. Params that decode against neither are refused by the
-    // lifecycle participant itself, which decodes them the same way.
-    for (const old of [given, held])
-      if (old?.suite.scheme === 'ecdsa')
-        try {
-          return decodeReshareParams(t.params, old).newParticipants.some((p) => p.device);
-        } catch {}
-    return false;
   }
 
   /**
@@ -510,8 +373,7 @@ export class SignerEngine {
 
   /** After a commit: caches drop, and devices no longer in the key lose their reservations on it. */
   async #epochChanged(keyId: string, roster: readonly string[]): Promise<void> {
-    this.#keys.delete(keyId);
-    for (const k of [...this.#older.keys()]) if (k.startsWith(`${keyId}@`)) this.#older.delete(k);
+    this.#records.forget(keyId);
     const keep = new Set(roster.map(deviceSegment));
     for await (const k of this.#store.keys('nonce/r.')) {
       const [, device, kid] = k.slice('nonce/'.length).split('.');

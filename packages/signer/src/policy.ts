@@ -89,6 +89,18 @@ export interface DevicePolicy {
   readonly allowTo?: readonly string[];
 }
 
+/**
+ * Why a node with `policy` takes part in no DKG or lifecycle operation, or undefined. Without
+ * pinned peers (and without an explicit `allowUnpinnedPeers`), a coordinator could put
+ * participants of its own into a key; without pinned operators, nobody can authorise a refresh or
+ * reshare.
+ */
+export function unpinnedReason(policy: Policy): string | undefined {
+  if ((!policy.peers || policy.peers.length === 0) && !policy.allowUnpinnedPeers)
+    return 'no peers are pinned (policy.peers): this node joins no key generation or reshare until they are (or policy.allowUnpinnedPeers is set, for development only)';
+  return undefined;
+}
+
 export const DEVICE_POLICY_DEFAULTS = { allow: true, maxReservations: 64, maxTtlMs: 7 * 24 * 3600_000 } as const;
 
 /** Why the policy refused, as a stable reason. */
