@@ -45,6 +45,12 @@ const suite = getSuite('ed25519');
 /** The package the phone signed while the cluster was stopped (first test), completed after the restart (third). */
 let offline = { packageId: '', message: '', text: '' };
 
+/** `device sign` of a fresh random message, offline, on the phone's key, with `extra` flags. */
+const offlineSign = (...extra: string[]) => [
+  ...['device', 'sign', '--device-dir', phone, '--key', keyId],
+  ...['--message', toHex(randomBytes(32)), '--offline', ...extra],
+];
+
 interface SyncOut {
   completed: { packageId: string; message: string; signature: string }[];
   pending: { packageId: string; code: string }[];
@@ -237,25 +243,7 @@ describe('offline co-signing with a real dev cluster', () => {
     for (let i = 0; i < 8; i++) {
       const file = join(root, `kill-${i}.bin`);
       files.push(file);
-      const child = spawn(
-        process.execPath,
-        [
-          BIN,
-          'device',
-          'sign',
-          '--device-dir',
-          phone,
-          '--key',
-          keyId,
-          '--message',
-          toHex(randomBytes(32)),
-          '--offline',
-          '--out',
-          file,
-          '--json',
-        ],
-        { stdio: 'ignore' },
-      );
+      const child = spawn(process.execPath, [BIN, ...offlineSign(), '--out', file, '--json'], { stdio: 'ignore' });
       await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 350)));
       child.kill('SIGKILL');
       await exited(child); // it may have finished before the kill
@@ -356,19 +344,7 @@ describe('offline co-signing with a real dev cluster', () => {
     ok('device', 'reserve', '--device-dir', phone, '--dir', dir, '--key', keyId, '--count', '1');
     // One package left pending on the device while it is linked: the gauge shows it. Signed with
     // the app's verdict (as a wallet passes it): into the package, and kept in the journal.
-    const signed = ok<{ packageId: string }>(
-      'device',
-      'sign',
-      '--device-dir',
-      phone,
-      '--key',
-      keyId,
-      '--message',
-      toHex(randomBytes(32)),
-      '--offline',
-      '--integrity',
-      'pass:cli-test',
-    );
+    const signed = ok<{ packageId: string }>(...offlineSign('--integrity', 'pass:cli-test'));
     const entries = ok<{ entries: { kind: string; packageId?: string; integrity?: string }[] }>(
       'device',
       'journal',
