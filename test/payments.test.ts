@@ -466,6 +466,52 @@ describe('offline payments with caps', () => {
     expect(decodeOfflinePackage(bare.bytes).cosigners[0]?.allowance ?? null).toBe(null);
   });
 
+  it("a payment that spends two of the key's outputs is signed in one package per input and counts once against the cap, on the device and on the co-signer; the finalised transaction verifies", async () => {
+    const c = await deviceCluster(3);
+    const { device, info: key, own } = await phoneWithKey(c, 'phone-inputs');
+    await device.reserve(c.url, {
+      keyId: key.keyId,
+      count: 3,
+      cosigners: ['signer-1'],
+      caps: { caps: { BTC: 50_000n } },
+    });
+    // Two UTXOs of 30,000; 40,000 to the payee, 19,000 back, 1,000 fee: 41,000 of the 50,000.
+    const t = new Transaction();
+    for (const i of [1, 2])
+      t.addInput({ txid: randomBytes(32), index: i, witnessUtxo: { script: own, amount: 30_000n } });
+    t.addOutput({ script: PAYEE, amount: 40_000n });
+    t.addOutput({ script: own, amount: 19_000n });
+    const tx = t.toPSBT();
+    const [p0, p1] = [
+      await device.signOffline({ keyId: key.keyId, payment: { chain: 'bitcoin', tx, input: 0 } }),
+      await device.signOffline({ keyId: key.keyId, payment: { chain: 'bitcoin', tx, input: 1 } }),
+    ];
+    for (const p of [p0, p1]) {
+      expect(p.payment).toMatchObject({ amount: '40000', fee: '1000', tx: t.id });
+      expect((await checkPackage(await device.keyRecord(key.keyId), p.text)).payment).toEqual(p.payment);
+    }
+    // 9,001 more would pass the cap: the transaction was counted once, not twice (82,000 > 50,000).
+    expect(await refusal(() => device.signOffline({ keyId: key.keyId, payment: pay(own, 8_001n, 1_000n) }))).toBe(
+      'OVER_ALLOWANCE',
+    );
+    const last = await device.signOffline({ keyId: key.keyId, payment: pay(own, 8_000n, 1_000n) });
+    // The co-signer counts the same way: all three complete (50,000 of 50,000).
+    const s = await device.sync(c.url);
+    expect(s.completed.map((x) => x.packageId).sort()).toEqual([p0.packageId, p1.packageId, last.packageId].sort());
+    const sigOf = (id: string) =>
+      fromHex((s.completed.find((x) => x.packageId === id) as { signature: string }).signature);
+    const signed = Transaction.fromPSBT(tx);
+    signed.updateInput(0, { finalScriptWitness: [sigOf(p0.packageId)] });
+    signed.updateInput(1, { finalScriptWitness: [sigOf(p1.packageId)] });
+    const raw = Transaction.fromRaw(signed.extract(), { allowUnknownOutputs: true });
+    expect(raw.id).toBe(t.id);
+    for (const i of [0, 1]) {
+      const hash = raw.preimageWitnessV1(i, [own, own], SigHash.DEFAULT, [30_000n, 30_000n]);
+      const w = (raw.getInput(i).finalScriptWitness as Uint8Array[])[0] as Uint8Array;
+      expect(schnorr.verify(w, hash, fromHex(key.publicKey))).toBe(true);
+    }
+  });
+
   for (const order of ['first, second', 'second, first'] as const)
     it(`two copies of one phone pay past the cap together: exactly one completes (delivered ${order}); the KPIs count the other once as past its cap`, async () => {
       const { registry, metrics } = withMetrics();

@@ -69,6 +69,15 @@ export function fiatTotalName(currency: string): string {
 }
 
 /**
+ * The name under which what one transaction's packages counted against total `name` is kept (a
+ * Bitcoin payment spending several inputs is signed in one package per input, and counts once:
+ * ./allowance-charge.ts). `tx` is the payment's transaction id (no asset name holds ':' twice).
+ */
+export function txTotalName(tx: string, name: string): string {
+  return `tx:${tx}:${name}`;
+}
+
+/**
  * Every total `a` caps: its asset caps, and its fiat cap under {@link fiatTotalName} (how a
  * co-signer's policy limits name it, e.g. `maxCaps: { "@fiat:USD": "50000" }`).
  */

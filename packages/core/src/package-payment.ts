@@ -14,13 +14,13 @@
  * when a package with a payment or an allowance first comes along.
  */
 import { type Allowance, hasCaps, requirePayment } from './allowance.js';
-import { chargeAllowance } from './allowance-charge.js';
+import { type AllowanceCharge, chargeAllowance, txTotals } from './allowance-charge.js';
 import { equalBytes } from './bytes.js';
 import { ErrorCode, ProtocolError } from './errors.js';
 import { type PaymentTx, type ReadPayment, readPayment } from './payment.js';
 import { chainFits } from './payment-chains.js';
 
-export { chargeAllowance, readPayment };
+export { type AllowanceCharge, chargeAllowance, readPayment, txTotals };
 import type { SuiteId } from './suite-ids.js';
 
 /** Applies the rules to `p`; returns its payment as read, if it carries one. */

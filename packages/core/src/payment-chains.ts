@@ -26,6 +26,15 @@ export function paymentToJSON(p: TypedPayment): {
   amount: string;
   fee: string;
   to: string[];
+  /** The transaction id, when the chain's packages sign parts of one transaction (Bitcoin). */
+  tx?: string;
 } {
-  return { chain: p.chain, asset: p.asset, amount: p.amount.toString(), fee: p.fee.toString(), to: [...p.to] };
+  return {
+    chain: p.chain,
+    asset: p.asset,
+    amount: p.amount.toString(),
+    fee: p.fee.toString(),
+    to: [...p.to],
+    ...(p.tx === undefined ? {} : { tx: p.tx }),
+  };
 }

@@ -19,6 +19,11 @@ export interface TypedPayment {
   readonly amount: bigint;
   readonly fee: bigint;
   readonly to: readonly string[];
+  /**
+   * The transaction's id when several packages may sign parts of it (Bitcoin: the txid, one
+   * package per input): the transaction counts against an allowance once.
+   */
+  readonly tx?: string;
 }
 
 /** A payment and the message its signature is over (derived from the transaction). */

@@ -36,6 +36,8 @@ import {
   packageCommitments,
   readPayment,
   runLocalDkg,
+  txTotalName,
+  txTotals,
   signReservation,
   signShare,
   type SignedReservation,
@@ -100,7 +102,28 @@ describe('the Bitcoin reader', () => {
       amount: 120_000n,
       fee: 1_000n,
       to: [Address(NETWORK).encode(OutScript.decode(OTHER))],
+      tx: tx.id,
     });
+  });
+
+  it("a transaction spending two of the key's outputs: each input's package reads the same payment and transaction id, and signs its own hash", () => {
+    const t = new Transaction();
+    for (const i of [1, 2])
+      t.addInput({ txid: new Uint8Array(32).fill(i), index: i, witnessUtxo: { script: own, amount: 60_000n } });
+    t.addOutput({ script: OTHER, amount: 100_000n });
+    t.addOutput({ script: own, amount: 19_000n });
+    const bytes = t.toPSBT();
+    const [a, b] = [0, 1].map((input) => readPayment({ chain: 'bitcoin', tx: bytes, input }));
+    expect(a?.payment).toEqual(b?.payment);
+    expect(a?.payment).toMatchObject({ amount: 100_000n, fee: 1_000n, tx: t.id });
+    expect(hex(a?.message as Uint8Array)).not.toBe(hex(b?.message as Uint8Array));
+    // Another transaction (one output moved by a satoshi) has another id.
+    const other = new Transaction();
+    for (const i of [1, 2])
+      other.addInput({ txid: new Uint8Array(32).fill(i), index: i, witnessUtxo: { script: own, amount: 60_000n } });
+    other.addOutput({ script: OTHER, amount: 100_001n });
+    other.addOutput({ script: own, amount: 18_999n });
+    expect(readPayment({ chain: 'bitcoin', tx: other.toPSBT(), input: 0 }).payment.tx).not.toBe(t.id);
   });
 
   it('refuses what it cannot read or what a key-path signature cannot spend, PAYMENT_MISMATCH', async () => {
@@ -182,11 +205,11 @@ describe('allowances', () => {
 
   it('the edges: amount plus fee, at most the per-payment limit and the cap; an unlisted asset is refused', () => {
     const a = allowance([['BTC', '10000']], [['BTC', '4000']]);
-    expect(chargeAllowance(a, pay(3_900n, 100n))).toEqual({ BTC: 4_000n });
+    expect(chargeAllowance(a, pay(3_900n, 100n)).totals).toEqual({ BTC: 4_000n });
     expect(() => chargeAllowance(a, pay(3_901n, 100n))).toThrow(
       expect.objectContaining({ code: ErrorCode.OVER_ALLOWANCE }),
     );
-    expect(chargeAllowance(a, pay(4_000n), () => 6_000n)).toEqual({ BTC: 10_000n });
+    expect(chargeAllowance(a, pay(4_000n), () => 6_000n).totals).toEqual({ BTC: 10_000n });
     expect(() => chargeAllowance(a, pay(1n), () => 10_000n)).toThrow(
       expect.objectContaining({ code: ErrorCode.OVER_ALLOWANCE }),
     );
@@ -209,12 +232,102 @@ describe('allowances', () => {
             const fits = spent + amount + fee <= cap;
             let accepted = true;
             try {
-              spent = chargeAllowance(a, pay(amount, fee), () => spent).BTC as bigint;
+              spent = chargeAllowance(a, pay(amount, fee), () => spent).totals.BTC as bigint;
             } catch {
               accepted = false;
             }
             expect(accepted).toBe(fits);
             expect(spent <= cap).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("a transaction counts once: a second input's package of it adds only what it counts beyond the first's; the per-payment limit holds the whole payment", () => {
+    const a = allowance([['BTC', '10000']], [['BTC', '6000']]);
+    const tx = (amount: bigint, fee = 0n) => ({ ...pay(amount, fee), tx: 'aa'.repeat(32) });
+    const first = chargeAllowance(a, tx(5_000n, 500n), () => 2_000n);
+    expect(first).toEqual({ totals: { BTC: 7_500n }, byTx: { BTC: 5_500n } });
+    expect(txTotals(tx(0n), first)).toEqual({ [txTotalName('aa'.repeat(32), 'BTC')]: 5_500n });
+    // The same payment read from its other input: nothing more (a cap with 2,500 left would not
+    // hold it a second time).
+    expect(
+      chargeAllowance(
+        a,
+        tx(5_000n, 500n),
+        () => 7_500n,
+        [],
+        () => 5_500n,
+      ),
+    ).toEqual({
+      totals: { BTC: 7_500n },
+      byTx: { BTC: 5_500n },
+    });
+    // Read larger from another input (change to a sibling address counted as paid): the difference.
+    expect(
+      chargeAllowance(
+        a,
+        tx(5_900n, 100n),
+        () => 7_500n,
+        [],
+        () => 5_500n,
+      ).totals,
+    ).toEqual({ BTC: 8_000n });
+    expect(() =>
+      chargeAllowance(
+        a,
+        tx(6_000n, 1n),
+        () => 0n,
+        [],
+        () => 6_001n,
+      ),
+    ).toThrow(expect.objectContaining({ code: ErrorCode.OVER_ALLOWANCE }));
+    // Without a transaction id every package counts whole.
+    expect(
+      chargeAllowance(
+        a,
+        pay(5_000n, 500n),
+        () => 2_000n,
+        [],
+        () => 5_500n,
+      ).totals,
+    ).toEqual({ BTC: 7_500n });
+  });
+
+  it('property: packages of one transaction, in any order, count as its largest reading; across transactions the cap holds exactly', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 0n, max: 10n ** 9n }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.bigInt({ min: 0n, max: 10n ** 8n })), { maxLength: 30 }),
+        (cap, packages) => {
+          const a = allowance([['BTC', cap.toString()]]);
+          const totals: Record<string, bigint> = {};
+          const largest = new Map<number, bigint>();
+          for (const [t, amount] of packages) {
+            const p = { ...pay(amount), tx: String(t) };
+            const before = totals.BTC ?? 0n;
+            const prior = largest.get(t) ?? 0n;
+            const want = before + (amount > prior ? amount - prior : 0n);
+            let accepted = true;
+            try {
+              const c = chargeAllowance(
+                a,
+                p,
+                (n) => totals[n] ?? 0n,
+                [],
+                (n) => totals[txTotalName(p.tx, n)] ?? 0n,
+              );
+              Object.assign(totals, c.totals, txTotals(p, c));
+              largest.set(t, amount > prior ? amount : prior);
+            } catch {
+              accepted = false;
+            }
+            expect(accepted).toBe(want <= cap);
+            // What is spent is the sum of each accepted transaction's largest reading.
+            expect(totals.BTC ?? 0n).toBe([...largest.values()].reduce((x, y) => x + y, 0n));
+            expect((totals.BTC ?? 0n) <= cap).toBe(true);
           }
         },
       ),
@@ -312,6 +425,7 @@ describe('a capped secp256k1-tr key end to end', () => {
       amount: '25000',
       fee: '1000',
       to: [Address(NETWORK).encode(OutScript.decode(OTHER))],
+      tx: Transaction.fromPSBT(tx).id,
     });
     const cosigner = signShare(k.share('signer-1'), k.key, r.nonces, packageCommitments(k.key, pkg), pkg.message);
     const sig = session.aggregate(

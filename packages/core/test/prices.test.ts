@@ -186,10 +186,10 @@ describe('fiat caps', () => {
     const usd = fiatTotalName('USD');
     // $500.00 in all, $200.00 a payment. 200,000 sat + 1,000 fee = 201,000 sat = $194.97.
     const a = fiatAllowance('50000', '20000');
-    expect(chargeAllowance(a, pay(200_000n, 1_000n))).toEqual({ [usd]: 19_497n });
+    expect(chargeAllowance(a, pay(200_000n, 1_000n)).totals).toEqual({ [usd]: 19_497n });
     expect(code(() => chargeAllowance(a, pay(206_186n, 0n)))).toBe(ErrorCode.OVER_ALLOWANCE); // $200.0004
-    expect(chargeAllowance(a, pay(206_185n, 0n))).toEqual({ [usd]: 20_000n }); // $199.99945: a cent up
-    expect(chargeAllowance(a, pay(1_000_000_000n, 0n, 'SOL'), () => 30_000n)).toEqual({ [usd]: 48_000n });
+    expect(chargeAllowance(a, pay(206_185n, 0n)).totals).toEqual({ [usd]: 20_000n }); // $199.99945: a cent up
+    expect(chargeAllowance(a, pay(1_000_000_000n, 0n, 'SOL'), () => 30_000n).totals).toEqual({ [usd]: 48_000n });
     expect(code(() => chargeAllowance(a, pay(1_000_000_000n, 0n, 'SOL'), () => 32_001n))).toBe(
       ErrorCode.OVER_ALLOWANCE,
     );
@@ -199,14 +199,14 @@ describe('fiat caps', () => {
       { asset: 'BTC', amount: '300000' },
       { asset: 'ETH', amount: '10' },
     ]);
-    expect(chargeAllowance(both, pay(100_000n))).toEqual({ BTC: 100_000n, [usd]: 9_700n });
+    expect(chargeAllowance(both, pay(100_000n)).totals).toEqual({ BTC: 100_000n, [usd]: 9_700n });
     expect(code(() => chargeAllowance(both, pay(100_000n), (n) => (n === 'BTC' ? 200_001n : 0n)))).toBe(
       ErrorCode.OVER_ALLOWANCE,
     );
     expect(code(() => chargeAllowance(both, pay(100_000n), (n) => (n === usd ? 40_301n : 0n)))).toBe(
       ErrorCode.OVER_ALLOWANCE,
     );
-    expect(chargeAllowance(both, pay(10n, 0n, 'ETH'))).toEqual({ ETH: 10n });
+    expect(chargeAllowance(both, pay(10n, 0n, 'ETH')).totals).toEqual({ ETH: 10n });
     // A fiat cap whose snapshot is in another currency counts nothing.
     const eur = fiatAllowance('50000');
     const mixed = { ...eur, fiat: { ...(eur.fiat as NonNullable<Allowance['fiat']>), currency: 'EUR' } };

@@ -12,8 +12,9 @@ import {
   hasCaps,
   requirePayment,
   toHex,
+  txTotalName,
 } from '@tessera/core';
-import { chargeAllowance, checkPackagePayment, readPayment } from '@tessera/core/package-payment';
+import { chargeAllowance, checkPackagePayment, readPayment, txTotals } from '@tessera/core/package-payment';
 import { DeviceError } from './errors.js';
 import type { PaymentPlan } from './payments.js';
 import { DeviceStorage } from './storage.js';
@@ -57,9 +58,12 @@ export async function plan(
     seen.add(id);
     const key = `allowance/${id}`;
     const totals = (await store.getJson<Totals>(key)) ?? {};
-    // Every total it counts against (the asset's, a fiat cap's under '@fiat:<currency>').
-    const next = chargeAllowance(a, read.payment, (name) => BigInt(totals[name] ?? '0'), [device]);
-    for (const [name, total] of Object.entries(next)) totals[name] = total.toString();
+    // Every total it counts against (the asset's, a fiat cap's under '@fiat:<currency>'); a
+    // transaction whose other inputs this device signed before counts once (core's txTotalName).
+    const stored = (name: string) => BigInt(totals[name] ?? '0');
+    const p = read.payment;
+    const c = chargeAllowance(a, p, stored, [device], (name) => stored(txTotalName(p.tx ?? '', name)));
+    for (const [name, total] of Object.entries({ ...c.totals, ...txTotals(p, c) })) totals[name] = total.toString();
     ops.push({ type: 'put', key, value: DeviceStorage.json(totals) });
   }
   return { message: read.message, payment: read.payment, ops };

@@ -25,6 +25,8 @@ import {
   signEnvelope,
   signReservation,
   toHex,
+  txTotalName,
+  txTotals,
   verifyOfflinePackage,
   type KeyShareRecord,
   type ParticipantIdentity,
@@ -347,12 +349,16 @@ export class OfflineCosigner {
                 const journalled = this.#ctx.spent?.charged(allowanceName as string, name, ledgerId) ?? 0n;
                 return stored > journalled ? stored : journalled;
               };
-              const next = chargeAllowance(capped, p, before, [pkg.device]);
-              charged = Object.entries(next).map(([name, total]) => ({
+              // A transaction another package of which (another input) completed here counts once.
+              const c = chargeAllowance(capped, p, before, [pkg.device], (name) =>
+                BigInt(totals[txTotalName(p.tx ?? '', name)] ?? '0'),
+              );
+              charged = Object.entries(c.totals).map(([name, total]) => ({
                 allowance: allowanceName as string,
                 asset: name,
                 amount: total - before(name),
               }));
+              const next = { ...c.totals, ...txTotals(p, c) };
               totals = { ...totals, ...Object.fromEntries(Object.entries(next).map(([n, t]) => [n, t.toString()])) };
             },
             commit: (ops: readonly BatchOp[]) =>

@@ -9,7 +9,9 @@
  * - `amount`: the value of the outputs that do not pay back to the spent input's own script
  *   (change to the same address is not spent);
  * - `fee`: inputs minus outputs;
- * - `to`: those outputs' addresses (mainnet encoding; a script without one as `script:<hex>`).
+ * - `to`: those outputs' addresses (mainnet encoding; a script without one as `script:<hex>`);
+ * - `tx`: the transaction id (txid), the same for every input's package: a transaction that
+ *   spends several of the key's outputs counts once against an allowance.
  */
 import { Address, NETWORK, OutScript, SigHash, Transaction } from '@scure/btc-signer';
 import { ripemd160 } from '@noble/hashes/legacy.js';
@@ -98,7 +100,7 @@ export function readBitcoinPayment(psbt: Uint8Array, input: number, publicKey?: 
   } catch (e) {
     throw bad(`no signature hash for input ${input} (${(e as Error).message.slice(0, 80)})`);
   }
-  return { payment: { chain: 'bitcoin', asset: 'BTC', amount, fee: inputs - out, to }, message };
+  return { payment: { chain: 'bitcoin', asset: 'BTC', amount, fee: inputs - out, to, tx: tx.id }, message };
 }
 
 const hash160 = (b: Uint8Array): Uint8Array => ripemd160(sha256(b));
