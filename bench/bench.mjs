@@ -30,7 +30,7 @@ import {
   runLocalDkg,
   signEnvelope,
 } from '@tessera/core';
-import { offlineDay } from './offline-day.mjs';
+import { dayFailed, offlineDay } from './offline-day.mjs';
 import { startBenchCluster } from './cluster.mjs';
 import { ecdsaRows, ecdsaTargets } from './ecdsa.mjs';
 import { bundleRows, bundleTargets, printBundles } from './bundles.mjs';
@@ -531,8 +531,7 @@ async function main() {
             if (suiteId === suites[0]) {
               // A day of offline payments across many phones, reconciled (bench/offline-day.mjs).
               const day = await offlineDay(cluster, { suiteId, devices: quick ? 5 : 20, payments: quick ? 200 : 1000 });
-              if (day.lost || day.doubleCharges || day.discrepancies || day.clusterMismatches)
-                throw new Error(`offline-day did not reconcile: ${JSON.stringify(day)}`);
+              if (dayFailed(day)) throw new Error(`offline-day did not reconcile: ${JSON.stringify(day)}`);
               const e = day.endOfDay;
               row(
                 suiteId,
@@ -548,6 +547,7 @@ async function main() {
                   completed: day.completed,
                   lost: day.lost,
                   doubleCharges: day.doubleCharges,
+                  ...(day.caps ? { caps: day.caps } : {}),
                   syncs: day.syncs,
                   kpis: day.kpis,
                 },

@@ -8,12 +8,35 @@
  * every signature verifies, every phone's journal agrees with its queue and with the cluster's
  * record of it, and the coordinator's offline KPIs for the run are reported.
  *
- * Alone: node bench/offline-day.mjs [devices] [payments]  (default 20 1000)
+ * With `caps` (an Ed25519 day; the default), the phones pay real Solana transfers built with the
+ * Solana libraries, to one of a few merchants, against allowances capped in SOL: each phone's cap
+ * is smaller than what its share of the day would spend, so heavy phones reach it and their
+ * device refuses the rest before signing (`refusedByDevice`); each merchant checks the copies it
+ * holds offline (`checkPackage`: the payment read from the transaction, within the reservation's
+ * caps). The reconciliation then counts money as well: for every phone, what completed equals what
+ * it signed and stays within its cap, and no co-signer refused a package (a co-signer that counted
+ * a payment twice would refuse a later one past the cap).
+ *
+ * Alone: node bench/offline-day.mjs [devices] [payments] [--no-caps]  (default 20 1000)
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fromHex, getSuite, toHex } from '@tessera/core';
+import {
+  appendTransactionMessageInstructions,
+  blockhash,
+  compileTransaction,
+  createNoopSigner,
+  createTransactionMessage,
+  getAddressDecoder,
+  getTransactionEncoder,
+  pipe,
+  setTransactionMessageFeePayer,
+  setTransactionMessageLifetimeUsingBlockhash,
+} from '@solana/kit';
+import { getTransferSolInstruction } from '@solana-program/system';
+import { fromHex, getSuite, readPayment, toHex } from '@tessera/core';
+import { checkPackage } from '@tessera/core/merchant';
 import { admitDevice, devOperatorFiles, openClient, status } from '@tessera/cli';
 import { Device } from '@tessera/device';
 
@@ -29,10 +52,39 @@ function rng(seed) {
   };
 }
 
+/** A Solana transfer of `lamports` from the key `payer` to `to` (wire form), as a wallet builds it. */
+function solanaTransfer(payer, to, lamports) {
+  const address = (k) => getAddressDecoder().decode(k);
+  const me = address(payer);
+  const tx = compileTransaction(
+    pipe(
+      createTransactionMessage({ version: 0 }),
+      (x) => setTransactionMessageFeePayer(me, x),
+      (x) =>
+        setTransactionMessageLifetimeUsingBlockhash(
+          { blockhash: blockhash('11111111111111111111111111111111'), lastValidBlockHeight: 9n },
+          x,
+        ),
+      (x) =>
+        appendTransactionMessageInstructions(
+          [getTransferSolInstruction({ source: createNoopSigner(me), destination: address(to), amount: lamports })],
+          x,
+        ),
+    ),
+  );
+  return { chain: 'solana', tx: new Uint8Array(getTransactionEncoder().encode(tx)), input: 0 };
+}
+
+/** A payment's lamports: 0.0001 to 0.001 SOL; the cap of a phone that pays `n` times (about 80% of what they would spend). */
+const LAMPORTS = { min: 100_000, max: 1_000_000 };
+const capFor = (n) => BigInt(Math.round(n * 0.8 * ((LAMPORTS.min + LAMPORTS.max) / 2 + 5_000)));
+
 export async function offlineDay(
   cluster,
-  { suiteId = 'ed25519', devices = 20, payments = 1000, seed = 20261206 } = {},
+  { suiteId = 'ed25519', devices = 20, payments = 1000, seed = 20261206, caps = suiteId === 'ed25519' } = {},
 ) {
+  if (caps && suiteId !== 'ed25519') throw new Error('offline-day: a capped day pays Solana transfers (ed25519)');
+  const merchants = [11, 12, 13].map((b) => new Uint8Array(32).fill(b));
   const random = rng(seed);
   const pick = (n) => Math.floor(random() * n);
   const client = openClient(cluster.dir);
@@ -50,12 +102,29 @@ export async function offlineDay(
       await d.enrol(gateway, token, { deviceClass: i % 2 ? 'android' : 'ios' });
       await admitDevice(client, id, devOperatorFiles(cluster.dir));
       const key = await d.keygen(gateway, { suite: suiteId, threshold: 2, with: ['signer-1', 'signer-2'] });
-      // Each phone's allowance covers its share of the day and a little more (left unused).
-      await d.reserve(gateway, { keyId: key.keyId, count: perPhone + 10 });
-      phones.push({ id, d, key, location, paid: [] });
+      // Each phone's allowance covers its share of the day and a little more (left unused); a
+      // capped day caps it in SOL too, below what its share would spend.
+      const cap = caps ? capFor(perPhone) : undefined;
+      await d.reserve(gateway, {
+        keyId: key.keyId,
+        count: perPhone + 10,
+        ...(cap ? { caps: { caps: { SOL: cap } } } : {}),
+      });
+      phones.push({
+        id,
+        d,
+        key,
+        location,
+        paid: [],
+        cap,
+        refused: 0,
+        record: caps ? await d.keyRecord(key.keyId) : undefined,
+      });
     }
 
     const merchantCopies = [];
+    const merchant = { checked: 0, ms: 0 };
+    let refusedByDevice = 0;
     let syncs = 0;
     let syncMs = 0;
     const sync = async (p) => {
@@ -69,15 +138,46 @@ export async function offlineDay(
     const payStart = performance.now();
     for (let n = 0; n < payments; n++) {
       // A phone with allowance left pays; its package is what a merchant's terminal received.
-      const candidates = phones.filter((p) => p.paid.length < perPhone);
+      const candidates = phones.filter((p) => p.paid.length + p.refused < perPhone);
       const p = candidates[pick(candidates.length)];
-      const message = new Uint8Array(32);
-      new DataView(message.buffer).setUint32(0, n);
-      message.set(new TextEncoder().encode(p.id).subarray(0, 16), 8);
-      const pkg = await p.d.signOffline({ keyId: p.key.keyId, message });
-      p.paid.push({ packageId: pkg.packageId, message: toHex(message) });
-      // One package in ten also reaches the cluster from the merchant, before or after the phone's own sync.
-      if (random() < 0.1) merchantCopies.push(pkg.bytes);
+      let pkg;
+      if (caps) {
+        const lamports = BigInt(LAMPORTS.min + pick(LAMPORTS.max - LAMPORTS.min + 1));
+        const payment = solanaTransfer(fromHex(p.key.publicKey), merchants[pick(merchants.length)], lamports);
+        try {
+          pkg = await p.d.signOffline({ keyId: p.key.keyId, payment });
+        } catch (e) {
+          // Past its cap: the phone refuses before it signs (nothing queued, nothing owed).
+          if (e.code !== 'OVER_ALLOWANCE') throw e;
+          p.refused++;
+          refusedByDevice++;
+          continue;
+        }
+        p.paid.push({
+          packageId: pkg.packageId,
+          message: toHex(readPayment(payment).message),
+          spent: BigInt(pkg.payment.amount) + BigInt(pkg.payment.fee),
+        });
+      } else {
+        const message = new Uint8Array(32);
+        new DataView(message.buffer).setUint32(0, n);
+        message.set(new TextEncoder().encode(p.id).subarray(0, 16), 8);
+        pkg = await p.d.signOffline({ keyId: p.key.keyId, message });
+        p.paid.push({ packageId: pkg.packageId, message: toHex(message) });
+      }
+      // One package in ten also reaches the cluster from the merchant, before or after the phone's
+      // own sync; with caps, the merchant's terminal checked it offline first.
+      if (random() < 0.1) {
+        if (caps) {
+          const t0 = performance.now();
+          const checked = await checkPackage(p.record, pkg.bytes);
+          merchant.ms += performance.now() - t0;
+          merchant.checked++;
+          if (checked.payment?.amount !== pkg.payment.amount)
+            throw new Error(`offline-day: the merchant read ${JSON.stringify(checked.payment)} for ${pkg.packageId}`);
+        }
+        merchantCopies.push(pkg.bytes);
+      }
       // About forty reconnects over the day, of random phones.
       if (random() < 40 / payments) await sync(phones[pick(phones.length)]);
       if (merchantCopies.length && random() < 0.05) {
@@ -113,6 +213,10 @@ export async function offlineDay(
     let doubleCharges = 0;
     let discrepancies = 0;
     let mismatches = 0;
+    /** Phones whose completed payments do not add up to what they signed, or pass their cap. */
+    let overCap = 0;
+    let spent = 0n;
+    let capped = 0n;
     for (const p of phones) {
       const queue = await p.d.queue();
       const byId = new Map(queue.map((q) => [q.packageId, q]));
@@ -130,6 +234,13 @@ export async function offlineDay(
         if (!r.alreadyCompleted || toHex(r.signature) !== q.signature) doubleCharges++;
       }
       if (queue.length !== p.paid.length) doubleCharges += Math.abs(queue.length - p.paid.length);
+      if (p.cap !== undefined) {
+        const done = p.paid.filter((x) => byId.get(x.packageId)?.state === 'completed');
+        const total = done.reduce((sum, x) => sum + x.spent, 0n);
+        if (done.length !== p.paid.length || total > p.cap) overCap++;
+        spent += total;
+        capped += p.cap;
+      }
       const report = await p.d.reconcile(gateway);
       discrepancies += report.discrepancies.length;
       mismatches += report.cluster?.compared ? report.cluster.mismatches.length : 1;
@@ -138,6 +249,18 @@ export async function offlineDay(
     return {
       devices,
       payments,
+      ...(caps
+        ? {
+            caps: {
+              refusedByDevice,
+              phonesOverCap: overCap,
+              phonesAtCap: phones.filter((p) => p.refused > 0).length,
+              spentOfCaps: Number(spent) / Number(capped),
+              merchantChecks: merchant.checked,
+              merchantCheckMs: merchant.checked ? merchant.ms / merchant.checked : 0,
+            },
+          }
+        : {}),
       completed,
       lost,
       doubleCharges,
@@ -160,16 +283,25 @@ export async function offlineDay(
   }
 }
 
+/** Whether a day did not reconcile: something lost, charged twice, disagreeing, refused by a co-signer or past a cap. */
+export function dayFailed(r) {
+  return Boolean(
+    r.lost || r.doubleCharges || r.discrepancies || r.clusterMismatches || r.caps?.phonesOverCap || r.kpis?.refused,
+  );
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { startBenchCluster } = await import('./cluster.mjs');
   const cluster = await startBenchCluster(3);
   try {
+    const args = process.argv.slice(2).filter((x) => !x.startsWith('--'));
     const r = await offlineDay(cluster, {
-      devices: Number(process.argv[2] ?? 20),
-      payments: Number(process.argv[3] ?? 1000),
+      devices: Number(args[0] ?? 20),
+      payments: Number(args[1] ?? 1000),
+      caps: !process.argv.includes('--no-caps'),
     });
     console.log(JSON.stringify(r, null, 2));
-    if (r.lost || r.doubleCharges || r.discrepancies || r.clusterMismatches) process.exitCode = 1;
+    if (dayFailed(r)) process.exitCode = 1;
   } finally {
     await cluster.stop();
   }
