@@ -47,6 +47,8 @@ import {
   evaluationPoints,
   rosterIndex,
   sealPeerMessage,
+  setupDone,
+  setupDoneSession,
   type EcdsaKeyView,
   type PairState,
 } from '@tessera/ecdsa';
@@ -75,6 +77,8 @@ let s2: SignerEngine;
 let s3: SignerEngine;
 let parts: Participant[];
 let key: KeyRecord;
+/** A second key, set up step by step by the two-phase setup test. */
+let key2: KeyRecord;
 let view: EcdsaKeyView;
 const stores: SealedStore[] = [];
 /** What the real signer's store must show at the end. */
@@ -84,6 +88,8 @@ const expectRefusals: string[] = [];
 /** Presigning sessions that failed: no presignature of theirs in the ledger. */
 const expectNotKept: string[] = [];
 
+/** The key's one setup session (its pairs in use on every member). */
+const setupSession = new Uint8Array(randomBytes(32));
 const part = (id: string) => parts.find((p) => p.id === id) as Participant;
 const ecdsaTask = (
   kind: string,
@@ -120,18 +126,34 @@ function route(results: Map<string, LinkResult>): Map<string, Uint8Array[]> {
 }
 
 /** Steps 1..`upTo` of a session among `ids`; the answers of the last step run. */
-async function relay(kind: string, session: Uint8Array, ids: string[], upTo = 3): Promise<Map<string, LinkResult>> {
+async function relay(
+  kind: string,
+  session: Uint8Array,
+  ids: string[],
+  upTo = 3,
+  keyId = key.keyId,
+): Promise<Map<string, LinkResult>> {
   let inbox = new Map<string, Uint8Array[]>();
   let results = new Map<string, LinkResult>();
   for (let step = 1; step <= upTo; step++) {
     const answers = await Promise.all(
-      ids.map((id) => part(id).call('ecdsa', ecdsaTask(kind, step, session, ids, inbox.get(id) ?? []))),
+      ids.map((id) => part(id).call('ecdsa', { ...ecdsaTask(kind, step, session, ids, inbox.get(id) ?? []), keyId })),
     );
     results = new Map(ids.map((id, i) => [id, answers[i] as LinkResult]));
     for (const [id, r] of results) expect(r.error?.code, `${id} at ${kind} step ${step}`).toBeUndefined();
     inbox = route(results);
   }
   return results;
+}
+
+/** The whole setup among `ids`: steps 1–3, then step 4 on every member with every member's word. */
+async function setUp(session: Uint8Array, ids: string[], keyId = key.keyId): Promise<Uint8Array[]> {
+  const words = [...(await relay('setup', session, ids, 3, keyId)).values()].map((r) => r.envelope as Uint8Array);
+  for (const id of ids) {
+    const r = await part(id).call('ecdsa', { ...ecdsaTask('setup', 4, session, ids, words), keyId });
+    expect(r.error?.code, `${id} at setup step 4`).toBeUndefined();
+  }
+  return words;
 }
 
 function intentFor(who: ParticipantIdentity, digest: Uint8Array): Uint8Array {
@@ -199,7 +221,7 @@ beforeAll(async () => {
     roster: key.key.roster,
     publicKey: groupPublicKey(key.key),
   };
-  await relay('setup', new Uint8Array(randomBytes(32)), ['signer-1', 'signer-2', 'signer-3']);
+  await setUp(setupSession, ['signer-1', 'signer-2', 'signer-3']);
 }, 120_000);
 
 afterAll(async () => {
@@ -262,6 +284,85 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
     );
     expect(r.error?.code).toBe('KEY_EXISTS');
     expect(r.ecdsa).toBeFalsy();
+  });
+
+  it("setup step 4, hostile: pairs stay pending until every roster member's word for their session — unasked, a word short, forged, twice, of another session or key: refused, nothing in use; a later setup replaces pending pairs; step 4 again is a no-op; step 5 names the session", async () => {
+    const done = await relayDkg(parts, 2, suite);
+    key2 = decodeKeyRecord(done[0]?.dkgDone?.keyRecord as Uint8Array);
+    const v2: EcdsaKeyView = {
+      ...view,
+      keyId: key2.keyId,
+      roster: key2.key.roster,
+      publicKey: groupPublicKey(key2.key),
+    };
+    const ids = ['signer-1', 'signer-2', 'signer-3'];
+    const rand = () => new Uint8Array(randomBytes(32));
+    const step = async (id: string, n: number, session: Uint8Array, messages: Uint8Array[] = []) => {
+      const r = await part(id).call('ecdsa', {
+        kind: 'setup',
+        keyId: key2.keyId,
+        step: n,
+        session,
+        signers: ids,
+        messages,
+      });
+      return { code: r.error?.code ?? 'ok', r };
+    };
+    const inUse = async () => {
+      const r = await part('signer-1').call('ecdsa', {
+        kind: 'presign',
+        keyId: key2.keyId,
+        step: 1,
+        session: rand(),
+        signers: ['signer-1', 'signer-2'],
+        messages: [],
+      });
+      return r.error?.code !== 'FAILED_PRECONDITION';
+    };
+    // Unasked, before any setup: nothing pending, nothing to say.
+    expect((await step('signer-1', 4, rand())).code).toBe('INVALID_STATE');
+    expect((await step('signer-1', 5, rand())).code).toBe('NOT_FOUND');
+    const first = rand();
+    const words = [...(await relay('setup', first, ids, 3, key2.keyId)).values()].map((r) => r.envelope as Uint8Array);
+    const w = (id: string) => words[ids.indexOf(id)] as Uint8Array;
+    expect(words.map((x) => setupDoneSession(v2, x).from)).toEqual(ids);
+    expect(await inUse()).toBe(false);
+    expect(toHex(setupDoneSession(v2, (await step('signer-1', 5, rand())).r.envelope as Uint8Array).session)).toBe(
+      toHex(first),
+    );
+    // With signer-2 on its side the coordinator has two words of three: not enough.
+    expect((await step('signer-1', 4, first, [w('signer-1'), w('signer-2')])).code).toBe('FAILED_PRECONDITION');
+    // signer-3's word made up (another key in its name), or given twice.
+    const impostor = ParticipantIdentity.generate('signer-3');
+    expect(
+      (await step('signer-1', 4, first, [w('signer-1'), w('signer-2'), setupDone(impostor, v2, first)])).code,
+    ).toBe('BAD_SIGNATURE');
+    expect((await step('signer-1', 4, first, [w('signer-1'), w('signer-3'), w('signer-3')])).code).toBe(
+      'UNEXPECTED_MESSAGE',
+    );
+    // signer-3's genuine words, but for another session, or for the first key's roster.
+    for (const misplaced of [setupDone(s3.identity, v2, rand()), setupDone(s3.identity, view, first)])
+      expect((await step('signer-1', 4, first, [w('signer-1'), w('signer-2'), misplaced])).code).toBe(
+        'UNEXPECTED_MESSAGE',
+      );
+    // Every word, but step 4 names another session than the one pending.
+    expect((await step('signer-1', 4, rand(), words)).code).toBe('INVALID_STATE');
+    expect(await inUse()).toBe(false);
+    // A second setup gets further: its pairs replace the pending ones; the first session is gone.
+    const second = rand();
+    const words2 = [...(await relay('setup', second, ids, 3, key2.keyId)).values()].map(
+      (r) => r.envelope as Uint8Array,
+    );
+    expect((await step('signer-1', 4, first, words)).code).toBe('INVALID_STATE');
+    expect((await step('signer-1', 4, second, words2)).code).toBe('ok');
+    expect(await inUse()).toBe(true);
+    // Again: nothing to do; a new setup or the old words: KEY_EXISTS; step 5 says the session in use.
+    expect((await step('signer-1', 4, second, words2)).code).toBe('ok');
+    expect((await step('signer-1', 1, rand())).code).toBe('KEY_EXISTS');
+    expect((await step('signer-1', 4, first, words)).code).toBe('KEY_EXISTS');
+    expect(toHex(setupDoneSession(v2, (await step('signer-1', 5, rand())).r.envelope as Uint8Array).session)).toBe(
+      toHex(second),
+    );
   });
 
   it('a reshare that would give a device a share of the ECDSA key is refused (UNIMPLEMENTED) before any step of it runs', async () => {
@@ -502,6 +603,9 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
       fc.asyncProperty(task, fc.uint8Array({ maxLength: 300 }), async (t, junk) => {
         const r = await part('signer-1').call('ecdsa', { ...t, keyId: key.keyId });
         if (r.error) expect(r.error.code).toMatch(/^[A-Z][A-Z_]+$/);
+        // Setup step 5 tells anyone which setup session this node holds: its signed word.
+        else if (t.kind === 'setup' && t.step === 5)
+          expect(toHex(setupDoneSession(view, r.envelope as Uint8Array).session)).toBe(toHex(setupSession));
         else expect(r.ecdsa?.envelopes?.length, JSON.stringify(t.signers)).toBeGreaterThan(0);
         answers.push(r.error?.code ?? 'step');
         const s = await part('signer-1').call('ecdsaSign', junk);
@@ -543,7 +647,8 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
       expect((await audit.verify()).ok).toBe(true);
       const entries = [];
       for await (const e of audit.entries()) entries.push(e);
-      expect(entries.filter((e) => e.type === 'ecdsa-setup').map((e) => e.data.keyId)).toEqual([key.keyId]);
+      // Each key's setup once: the second key's when its second session's words came, not before.
+      expect(entries.filter((e) => e.type === 'ecdsa-setup').map((e) => e.data.keyId)).toEqual([key.keyId, key2.keyId]);
       expect(entries.filter((e) => e.type === 'sign').map((e) => e.data.nonce)).toEqual([
         ...expectConsumed.keys(),
         ...expectConsumed.keys(), // the identical retry, audited again

@@ -2,7 +2,9 @@
  * Threshold ECDSA sessions (DKLs23, `@tessera/ecdsa`) as the coordinator runs them: it relays
  * sealed messages between signers and learns nothing it could sign with.
  * - `setup`: after the DKG of an ecdsa-secp256k1 key, every roster member sets up its pairs
- *   (three steps); the key is registered only when all have.
+ *   (three steps, each member storing them pending and signing its word that it did), then puts
+ *   them in use on every member's word (step 4); a setup that ended between members' step 4 is
+ *   finished with their words again (step 5). The key is registered only when all have.
  * - `attempt`: one signature by a quorum: a presignature from the pool of that signer set, or three
  *   presigning steps now (the presignature ends in each signer's nonce ledger; all must state the
  *   same R); then the sign request with the requester's intent (one round trip); the partials are
@@ -14,11 +16,9 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
   PayloadKind,
-  decodeMessage,
   deriveKey,
   equalBytes,
   groupPublicKey,
-  readEnvelope,
   utf8ToBytes,
   type KeyRecord,
   type LinkResult,
@@ -34,8 +34,10 @@ import {
   type PartialSignature,
   type Presigned,
 } from '@tessera/ecdsa';
+import { EcdsaRelay, culprit } from './ecdsa-relay.js';
+import { runEcdsaSetup } from './ecdsa-setup.js';
 import type { Participants } from './participants.js';
-import { CoordinatorError, codeOf, type CoordinatorEvent, type ParticipantHandle } from './types.js';
+import { CoordinatorError, codeOf, type CoordinatorEvent } from './types.js';
 
 export interface EcdsaComponents {
   readonly rng: Rng;
@@ -46,14 +48,8 @@ export interface EcdsaComponents {
   onEvent(e: CoordinatorEvent): void;
 }
 
-/** The least time a setup step may take (its base OTs are seconds of work per key). */
-const SETUP_TIMEOUT_MS = 60_000;
-
 /** Signers excluded from further quorums of one request, with why ("BAD_…" names a culprit). */
 type Excluded = Map<string, string>;
-
-/** One step's outcome: every member's answer, or who failed and why. */
-type StepOutcome = { ok: true; results: Map<string, LinkResult> } | { ok: false; failed: Map<string, string> };
 
 /** Presignatures kept ahead per key and signer set (made after a signature, in the background). */
 const POOL_TARGET = 4;
@@ -66,7 +62,11 @@ export class EcdsaService {
   /** Setups running, by key and epoch (two signatures that both need one share it). */
   readonly #setups = new Map<string, Promise<void>>();
 
-  constructor(private readonly c: EcdsaComponents) {}
+  readonly #relay: EcdsaRelay;
+
+  constructor(private readonly c: EcdsaComponents) {
+    this.#relay = new EcdsaRelay(c);
+  }
 
   /**
    * The pairwise setup of an ECDSA key's roster (after its DKG, or a reshare to a new roster);
@@ -77,45 +77,9 @@ export class EcdsaService {
     const k = `${rec.keyId}@${rec.epoch}`;
     const running = this.#setups.get(k);
     if (running) return running;
-    const p = this.#runSetup(rec).finally(() => this.#setups.delete(k));
+    const p = runEcdsaSetup(this.#relay, this.c.rng, rec).finally(() => this.#setups.delete(k));
     this.#setups.set(k, p);
     return p;
-  }
-
-  async #runSetup(rec: KeyRecord): Promise<void> {
-    const ids = rec.key.roster.map((r) => r.id);
-    const session = this.c.rng(32);
-    let inbox = new Map<string, Uint8Array[]>();
-    for (const step of [1, 2, 3]) {
-      const out = await this.#step(rec, 'setup', step, session, ids, inbox, step === 3 ? 'ok' : 'ecdsa');
-      if (!out.ok && step === 1 && [...out.failed.values()].every((code) => code === 'KEY_EXISTS')) {
-        if (out.failed.size === ids.length) return;
-        throw new CoordinatorError(
-          'FAILED_PRECONDITION',
-          `ECDSA setup of key ${rec.keyId}: ${[...out.failed.keys()].join(', ')} hold pairs for this roster and the others do not`,
-        );
-      }
-      if (!out.ok) {
-        const why = [...out.failed].map(([id, code]) => `${id}: ${code}`).join('; ');
-        const culprits = [...out.failed].filter(([, code]) => code.startsWith('BAD_')).map(([id]) => id);
-        // A named culprit's failure is "BAD_… <the reporter's code> (reported by …)": that code.
-        const first = [...out.failed.values()].find((c) => c.startsWith('BAD_')) ?? [...out.failed.values()][0];
-        throw new CoordinatorError(
-          ((culprits.length ? first?.split(' ')[1] : first?.split(' ')[0]) ?? 'INTERNAL') as string,
-          `ECDSA setup of key ${rec.keyId} failed (${why})`,
-          culprits,
-        );
-      }
-      if (step < 3)
-        try {
-          inbox = this.#route(rec, ids, out.results);
-        } catch (e) {
-          const failed = (e as { failed: Map<string, string> }).failed;
-          throw new CoordinatorError('UNEXPECTED_MESSAGE', `ECDSA setup of key ${rec.keyId} failed`, [
-            ...failed.keys(),
-          ]);
-        }
-    }
   }
 
   /**
@@ -206,7 +170,15 @@ export class EcdsaService {
     let inbox = new Map<string, Uint8Array[]>();
     let results = new Map<string, LinkResult>();
     for (const step of [1, 2, 3]) {
-      const out = await this.#step(rec, 'presign', step, session, signers, inbox, step === 3 ? 'envelope' : 'ecdsa');
+      const out = await this.#relay.step(
+        rec,
+        'presign',
+        step,
+        session,
+        signers,
+        inbox,
+        step === 3 ? 'envelope' : 'ecdsa',
+      );
       // (Not for an epoch the key has left: the new roster's setup is the coordinator's own.)
       if (
         !out.ok &&
@@ -232,7 +204,7 @@ export class EcdsaService {
       results = out.results;
       if (step < 3) {
         try {
-          inbox = this.#route(rec, signers, results);
+          inbox = this.#relay.route(rec, signers, results);
         } catch (e) {
           return this.#exclude(excluded, (e as { failed: Map<string, string> }).failed);
         }
@@ -261,7 +233,7 @@ export class EcdsaService {
       requestId: this.c.rng(16),
     });
     const digest = sha256(request);
-    const answers = await this.#call(signers, { body: 'ecdsaSign', ecdsaSign: request });
+    const answers = await this.#relay.call(signers, { body: 'ecdsaSign', ecdsaSign: request });
     const partials: PartialSignature[] = [];
     const failed = new Map<string, string>();
     for (const id of signers) {
@@ -271,7 +243,7 @@ export class EcdsaService {
         continue;
       }
       try {
-        const env = this.#fromLink(id, a.envelope, PayloadKind.ECDSA_PARTIAL);
+        const env = this.#relay.fromLink(id, a.envelope, PayloadKind.ECDSA_PARTIAL);
         const p = decodePartial(rec.key.suite, env.payload, rosterIndex(rec.key, id));
         if (!equalBytes(p.requestDigest, digest) || !equalBytes(p.session, session))
           throw new CoordinatorError('BAD_SIGNATURE_SHARE', 'partial answers another request');
@@ -321,7 +293,7 @@ export class EcdsaService {
     const failed = new Map<string, string>();
     for (const id of signers) {
       try {
-        const env = this.#fromLink(id, results.get(id)?.envelope, PayloadKind.ECDSA_PRESIGNATURE);
+        const env = this.#relay.fromLink(id, results.get(id)?.envelope, PayloadKind.ECDSA_PRESIGNATURE);
         const p = decodePresigned(rec.key.suite, env.payload);
         if (p.keyId !== rec.keyId || !equalBytes(p.session, session) || p.signers.join(',') !== signers.join(','))
           throw new CoordinatorError('UNEXPECTED_MESSAGE', 'a presignature of another session');
@@ -348,109 +320,4 @@ export class EcdsaService {
     }
     return undefined;
   }
-
-  /** An envelope `id`'s link carried: of `kind` and signed by `id`'s key (the link authenticated it). */
-  #fromLink(id: string, bytes: Uint8Array | undefined, kind: PayloadKind) {
-    if (!(bytes instanceof Uint8Array)) throw new CoordinatorError('UNEXPECTED_MESSAGE', `${id} sent no envelope`);
-    const env = readEnvelope(bytes, kind);
-    const h = this.c.participants.get(id);
-    // Gone meanwhile (it disconnected): unavailable, not a culprit.
-    if (!h) throw new CoordinatorError('UNAVAILABLE', `${id} is not connected`);
-    if (!equalBytes(env.sender, h.info.signKey))
-      throw new CoordinatorError('BAD_SIGNATURE', `${id} sent an envelope signed by another key`);
-    return env;
-  }
-
-  async #call(
-    ids: readonly string[],
-    task: Parameters<ParticipantHandle['call']>[0],
-  ): Promise<Map<string, LinkResult>> {
-    const out = new Map<string, LinkResult>();
-    await Promise.all(
-      ids.map(async (id) => {
-        const h = this.c.participants.get(id);
-        if (!h) return;
-        try {
-          out.set(id, await h.call(task, this.c.timeout));
-        } catch {
-          this.c.participants.markSlow(id);
-        }
-      }),
-    );
-    return out;
-  }
-
-  /** One step on every member, each with its own inbox; who failed and why, if anyone did. */
-  async #step(
-    rec: KeyRecord,
-    kind: 'setup' | 'presign',
-    step: number,
-    session: Uint8Array,
-    ids: readonly string[],
-    inbox: Map<string, Uint8Array[]>,
-    want: 'ecdsa' | 'envelope' | 'ok',
-  ): Promise<StepOutcome> {
-    const results = new Map<string, LinkResult>();
-    const failed = new Map<string, string>();
-    await Promise.all(
-      ids.map(async (id) => {
-        const h = this.c.participants.get(id);
-        if (!h) return void failed.set(id, 'UNAVAILABLE');
-        try {
-          const r = await h.call(
-            {
-              body: 'ecdsa',
-              ecdsa: { kind, keyId: rec.keyId, step, session, signers: [...ids], messages: inbox.get(id) ?? [] },
-            },
-            // The setup's base OTs (128 per directed pair, hash-to-curve and scalar multiplications)
-            // take seconds on a busy node, once per key.
-            kind === 'setup' ? Math.max(this.c.timeout, SETUP_TIMEOUT_MS) : this.c.timeout,
-          );
-          if (r.body === want) return void results.set(id, r);
-          const code = r.error?.code ?? 'UNEXPECTED_MESSAGE';
-          // A signer that names a culprit (a bad OT, multiplication, commitment or sealed message
-          // of another signer): that culprit is excluded, the reporter kept ([DKLs23] aborts name
-          // the failing pair; the reporter's word alone cannot be checked here).
-          const named = (r.error?.culprits ?? []).filter((c) => c !== id && ids.includes(c));
-          if (named.length) for (const c of named) failed.set(c, `BAD_PRESIGN ${code} (reported by ${id})`);
-          else failed.set(id, code);
-        } catch {
-          this.c.participants.markSlow(id);
-          failed.set(id, 'UNAVAILABLE');
-        }
-      }),
-    );
-    return failed.size ? { ok: false, failed } : { ok: true, results };
-  }
-
-  /** Each member's messages of a step, by recipient; a malformed or misaddressed one fails its sender. */
-  #route(rec: KeyRecord, ids: readonly string[], results: Map<string, LinkResult>): Map<string, Uint8Array[]> {
-    const inbox = new Map<string, Uint8Array[]>();
-    const failed = new Map<string, string>();
-    for (const id of ids) {
-      const envelopes = results.get(id)?.ecdsa?.envelopes ?? [];
-      try {
-        const to = new Set<string>();
-        for (const bytes of envelopes) {
-          const env = this.#fromLink(id, bytes, PayloadKind.ECDSA_MESSAGE);
-          const w = decodeMessage('EcdsaPeerMessage', env.payload);
-          if (w.from !== id || !ids.includes(w.to) || w.to === id || to.has(w.to) || w.keyId !== rec.keyId)
-            throw new CoordinatorError('UNEXPECTED_MESSAGE', `${id} addressed a message outside the session`);
-          to.add(w.to);
-          inbox.set(w.to, [...(inbox.get(w.to) ?? []), bytes]);
-        }
-        if (to.size !== ids.length - 1) throw new CoordinatorError('UNEXPECTED_MESSAGE', `${id} left a signer out`);
-      } catch (e) {
-        failed.set(id, culprit('BAD_ECDSA_MESSAGE', e));
-      }
-    }
-    if (failed.size) throw Object.assign(new CoordinatorError('UNEXPECTED_MESSAGE', 'bad ECDSA messages'), { failed });
-    return inbox;
-  }
-}
-
-/** Why a signer's answer failed: unavailable (it left), or `prefix` naming it as the culprit. */
-function culprit(prefix: string, e: unknown): string {
-  const code = codeOf(e);
-  return code === 'UNAVAILABLE' ? code : `${prefix} ${code}`;
 }

@@ -17,7 +17,6 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import {
   PayloadKind,
   deriveKey,
-  groupPublicKey,
   openSignIntent,
   signEnvelope,
   toHex,
@@ -29,23 +28,19 @@ import {
 } from '@tessera/core';
 import {
   PresignSession,
-  SetupSession,
   decodeEcdsaSignRequest,
-  decodePairs,
   decodePresigned,
   encodePresigned,
-  encodePairs,
   encodePartial,
   partialSign,
   presignatureFromRecord,
   presignatureRecord,
   rosterIndex,
-  type EcdsaKeyView,
-  type PairRecords,
 } from '@tessera/ecdsa';
 import { bytesToNumberBE } from '@noble/curves/utils.js';
 import type { AuditLog, BatchOp, KeyedMutex, NonceLedger, SealedKV } from '@tessera/store';
 import type { SignerEvent } from './engine.js';
+import { type EcdsaAnswer, EcdsaSetups, view } from './ecdsa-setup.js';
 import { SignerError } from './errors.js';
 import { refuseSign } from './online-signer.js';
 import type { PolicyEngine } from './policy.js';
@@ -75,42 +70,23 @@ export interface EcdsaSignerContext {
 }
 
 type EcdsaTask = NonNullable<LinkTask['ecdsa']>;
-export type EcdsaAnswer = { envelopes: Uint8Array[] } | { envelope: Uint8Array } | { ok: true };
+export type { EcdsaAnswer };
 
-/** The pair states of `keyId` for one roster (a reshare's new roster sets its pairs up again). */
-const pairsKey = (keyId: string, roster: string) => `ecdsa/pairs/${keyId}/${roster}`;
-/** Where the first version kept a key's one set of pairs (read when it fits the roster). */
-const legacyPairsKey = (keyId: string) => `ecdsa/pairs/${keyId}`;
-/** A roster's tag: its members and their identifiers (the protocol indices follow from them). */
-const rosterTag = (key: EcdsaKeyView) =>
-  toHex(sha256(utf8ToBytes(key.roster.map((r) => `${r.id}:${r.identifier}`).join(',')))).slice(0, 32);
 const sessionMark = (keyId: string, session: Uint8Array) => `ecdsa/session/${keyId}.${toHex(session)}`;
 const banKey = (keyId: string, peer: string) => `ecdsa/ban/${keyId}/${peer}`;
 /** A presignature's ledger id: with the key's FROST-free prefix, counted like pooled nonces. */
 const presignatureId = (keyId: string, session: Uint8Array) => `${keyId}.${toHex(session)}`;
 
-function view(rec: KeyShareRecord): EcdsaKeyView {
-  if (rec.key.suite.scheme !== 'ecdsa')
-    throw new SignerError('WRONG_SUITE', `key ${rec.keyId} is ${rec.key.suite.id}, not an ECDSA key`);
-  return {
-    keyId: rec.keyId,
-    epoch: rec.epoch,
-    threshold: rec.key.threshold,
-    suite: rec.key.suite,
-    roster: rec.key.roster,
-    publicKey: groupPublicKey(rec.key),
-  };
-}
-
 export class EcdsaSigner {
   readonly #ctx: EcdsaSignerContext;
-  readonly #setups = new Map<string, { session: string; s: SetupSession; busy: boolean }>();
+  readonly #setups: EcdsaSetups;
   readonly #presigns = new Map<string, { s: PresignSession; epoch: number; at: number }>();
   /** Session ids whose step 1 is between its checks and its first message. */
   readonly #starting = new Set<string>();
 
   constructor(ctx: EcdsaSignerContext) {
     this.#ctx = ctx;
+    this.#setups = new EcdsaSetups(ctx);
   }
 
   /** One step of a setup or presigning session. */
@@ -118,69 +94,9 @@ export class EcdsaSigner {
     if (!t) throw new SignerError('INVALID_ARGUMENT', 'missing ECDSA task');
     if (!(t.session instanceof Uint8Array) || t.session.length !== 32)
       throw new SignerError('INVALID_ARGUMENT', 'ECDSA session: 32 bytes');
-    if (t.kind === 'setup') return this.#setup(t);
+    if (t.kind === 'setup') return this.#setups.task(t);
     if (t.kind === 'presign') return this.#presign(t);
     throw new SignerError('INVALID_ARGUMENT', `unknown ECDSA session kind "${t.kind}"`);
-  }
-
-  /** The pair states set up for `key`'s roster, if any (pairs do not depend on the shares). */
-  async #pairs(key: EcdsaKeyView): Promise<PairRecords | undefined> {
-    const b = await this.#ctx.store.get(pairsKey(key.keyId, rosterTag(key)));
-    if (b) return decodePairs(b);
-    const legacy = await this.#ctx.store.get(legacyPairsKey(key.keyId));
-    if (!legacy) return undefined;
-    const r = decodePairs(legacy);
-    const me = rosterIndex(key, this.#ctx.identity.id);
-    const fits =
-      r.me === me &&
-      r.pairs.size === key.roster.length - 1 &&
-      key.roster.every((m, i) => m.id === this.#ctx.identity.id || r.pairs.get(m.id)?.peer === i + 1);
-    return fits ? r : undefined;
-  }
-
-  async #setup(t: EcdsaTask): Promise<EcdsaAnswer> {
-    const rec = await this.#ctx.key(t.keyId);
-    const key = view(rec);
-    const session = toHex(t.session);
-    if (t.step === 1) {
-      // Once per key and roster: pair states are never replaced on the coordinator's word. A new
-      // roster (an authorised reshare, committed here) is set up anew, under its epoch.
-      if (await this.#pairs(key))
-        throw new SignerError('KEY_EXISTS', `key ${t.keyId} is already set up for ECDSA signing by this roster`);
-      if (this.#setups.get(t.keyId)?.busy)
-        throw new SignerError('INVALID_STATE', `an ECDSA setup of key ${t.keyId} is running`);
-      const s = new SetupSession({ identity: this.#ctx.identity, key, session: t.session, rng: this.#ctx.rng });
-      this.#setups.set(t.keyId, { session, s, busy: false });
-      return { envelopes: s.step1() };
-    }
-    const open = this.#setups.get(t.keyId);
-    if (!open || open.session !== session)
-      throw new SignerError('INVALID_STATE', `no ECDSA setup session ${session.slice(0, 16)}… for key ${t.keyId}`);
-    // A round runs for seconds and yields meanwhile: another step of the setup waits its turn.
-    if (open.busy) throw new SignerError('INVALID_STATE', `an ECDSA setup step of key ${t.keyId} is running`);
-    open.busy = true;
-    try {
-      if (t.step === 2) {
-        const envelopes = await open.s.step2(t.messages);
-        open.busy = false;
-        return { envelopes };
-      }
-      if (t.step !== 3) throw new SignerError('INVALID_ARGUMENT', `ECDSA setup has no step ${t.step}`);
-      const records = await open.s.step3(t.messages);
-      this.#setups.delete(t.keyId);
-      const of = open.s.key;
-      if (await this.#pairs(of)) throw new SignerError('KEY_EXISTS', `key ${t.keyId} is already set up`);
-      await this.#ctx.store.put(pairsKey(t.keyId, rosterTag(of)), encodePairs(records), { sync: true });
-      await this.#ctx.audit.append({
-        type: 'ecdsa-setup',
-        actor: this.#ctx.identity.id,
-        data: { keyId: t.keyId, epoch: of.epoch, pairs: [...records.pairs.keys()].join(',') },
-      });
-      return { ok: true };
-    } catch (e) {
-      this.#setups.delete(t.keyId);
-      throw e;
-    }
   }
 
   /** The counterparties this node no longer presigns with for `keyId` (a failed multiplication check). */
@@ -267,7 +183,7 @@ export class EcdsaSigner {
   async #presignStart(t: EcdsaTask, id: string): Promise<EcdsaAnswer> {
     const rec = await this.#ctx.key(t.keyId);
     const key = view(rec);
-    const pairs = await this.#pairs(key);
+    const pairs = await this.#setups.pairs(key);
     if (!pairs)
       throw new SignerError('FAILED_PRECONDITION', `key ${t.keyId} is not set up for ECDSA signing by its roster yet`);
     const banned = await this.#banned(t.keyId, t.signers ?? []);
@@ -323,7 +239,7 @@ export class EcdsaSigner {
    */
   dropSessions(): void {
     this.#presigns.clear();
-    this.#setups.clear();
+    this.#setups.drop();
   }
 
   /**

@@ -1411,7 +1411,8 @@ export const descriptor = {
                 "PAYLOAD_KIND_PRICE_SNAPSHOT": 41,
                 "PAYLOAD_KIND_ECDSA_MESSAGE": 50,
                 "PAYLOAD_KIND_ECDSA_PRESIGNATURE": 51,
-                "PAYLOAD_KIND_ECDSA_PARTIAL": 52
+                "PAYLOAD_KIND_ECDSA_PARTIAL": 52,
+                "PAYLOAD_KIND_ECDSA_SETUP_DONE": 53
               }
             },
             "Header": {
@@ -2471,6 +2472,34 @@ export const descriptor = {
                 },
                 "r": {
                   "type": "bytes",
+                  "id": 6
+                }
+              }
+            },
+            "EcdsaSetupDone": {
+              "fields": {
+                "header": {
+                  "type": "Header",
+                  "id": 1
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 2
+                },
+                "epoch": {
+                  "type": "uint64",
+                  "id": 3
+                },
+                "roster": {
+                  "type": "bytes",
+                  "id": 4
+                },
+                "session": {
+                  "type": "bytes",
+                  "id": 5
+                },
+                "from": {
+                  "type": "string",
                   "id": 6
                 }
               }

@@ -1417,8 +1417,12 @@ export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
 
 /**
  * One step of a threshold ECDSA session on one signer (packages/ecdsa; the signer's
- * ecdsa-signer.ts). kind `setup`, after the DKG of an ecdsa-secp256k1 key, once per key: steps 1,
- * 2, 3 = the pairwise setup's round 1, round 2 and finish (answer: ok). kind `presign`: steps 1, 2,
+ * ecdsa-signer.ts). kind `setup`, after the DKG of an ecdsa-secp256k1 key, once per key and
+ * roster: steps 1, 2, 3 = the pairwise setup's round 1, round 2 and finish (the pairs stored as
+ * pending; answer: an ECDSA_SETUP_DONE envelope); step 4 = activation (`messages`: every roster
+ * member's ECDSA_SETUP_DONE for this session; answer: ok); step 5 = this member's ECDSA_SETUP_DONE
+ * for the session it holds, pending or active (how a setup that ended between members' steps 4
+ * is completed; `session` is not read). kind `presign`: steps 1, 2,
  * 3 = the three presigning rounds; step 3 stores the presignature in the nonce ledger and answers
  * with an ECDSA_PRESIGNATURE envelope. `messages`: the previous step's ECDSA_MESSAGE envelopes
  * addressed to this signer (each signed by its sender and sealed to this signer). Steps 1 and 2

@@ -1,0 +1,82 @@
+/**
+ * The end of a key's pairwise setup, in two phases: each roster member stores its pairs as
+ * pending and says so, signed (an ECDSA_SETUP_DONE envelope); a member uses its pairs only once
+ * it holds every roster member's word for the same session. A setup that broke off after some
+ * members stored their pairs therefore leaves nobody with pairs in use, and runs again; one that
+ * broke off between members' activations is finished with the words of all (a member that
+ * activated says its word again). The coordinator relays the words and cannot make one up: a
+ * member activates on the roster members' signatures, never on the relay's say-so.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import {
+  ErrorCode,
+  PayloadKind,
+  ProtocolError,
+  decodeMessage,
+  encodeMessage,
+  equalBytes,
+  makeHeader,
+  openEnvelope,
+  signEnvelope,
+  utf8ToBytes,
+  type ParticipantIdentity,
+} from '@tessera/core';
+import type { EcdsaKeyView } from './session.js';
+
+/** The digest of a roster: its members and their identifiers, in roster order. */
+export function rosterDigest(key: Pick<EcdsaKeyView, 'roster'>): Uint8Array {
+  return sha256(utf8ToBytes(key.roster.map((r) => `${r.id}:${r.identifier}`).join(',')));
+}
+
+/** `me`'s word that it stored its pairs of setup `session` for `key`'s roster. */
+export function setupDone(me: ParticipantIdentity, key: EcdsaKeyView, session: Uint8Array): Uint8Array {
+  return signEnvelope(
+    me,
+    PayloadKind.ECDSA_SETUP_DONE,
+    encodeMessage('EcdsaSetupDone', {
+      header: makeHeader(key.suite),
+      keyId: key.keyId,
+      epoch: key.epoch,
+      roster: rosterDigest(key),
+      session,
+      from: me.id,
+    }),
+  );
+}
+
+/** The session a member's word names, after checking it is a word of `key`'s roster at all. */
+export function setupDoneSession(key: EcdsaKeyView, envelope: Uint8Array): { from: string; session: Uint8Array } {
+  const env = openEnvelope(envelope, PayloadKind.ECDSA_SETUP_DONE);
+  const w = decodeMessage('EcdsaSetupDone', env.payload);
+  const member = key.roster.find((r) => r.id === w.from);
+  if (!member || !equalBytes(env.sender, member.signKey))
+    throw new ProtocolError(
+      ErrorCode.BAD_SIGNATURE,
+      `a setup word from "${String(w.from).slice(0, 64)}" not signed by that roster member`,
+    );
+  if (w.keyId !== key.keyId || w.epoch !== key.epoch || !equalBytes(w.roster, rosterDigest(key)))
+    throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${w.from}'s setup word is for another key, epoch or roster`);
+  return { from: w.from, session: w.session };
+}
+
+/**
+ * Checks that `envelopes` hold exactly one word of every roster member of `key`, each for
+ * `session`: what a member needs to use its pending pairs of that session. Names nobody when a
+ * word is missing or misplaced: the words are signed and the relay chose which to pass on.
+ */
+export function verifySetupDone(key: EcdsaKeyView, session: Uint8Array, envelopes: readonly Uint8Array[]): void {
+  const seen = new Set<string>();
+  for (const e of envelopes) {
+    const w = setupDoneSession(key, e);
+    if (!equalBytes(w.session, session))
+      throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${w.from}'s word is for another setup session`);
+    if (seen.has(w.from)) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `two setup words from ${w.from}`);
+    seen.add(w.from);
+  }
+  const missing = key.roster.map((r) => r.id).filter((id) => !seen.has(id));
+  if (missing.length)
+    throw new ProtocolError(
+      ErrorCode.FAILED_PRECONDITION,
+      `the setup is not done by every roster member (no word from ${missing.join(', ')})`,
+    );
+}
