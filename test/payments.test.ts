@@ -31,11 +31,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   ParticipantIdentity,
   approvePriceSnapshot,
+  decodeKeyRecord,
   decodeOfflinePackage,
   decodePriceSnapshot,
   encodeOfflinePackage,
   encodePriceSnapshot,
   fromHex,
+  openReservation,
 } from '@tessera/core';
 import { checkPackage } from '@tessera/core/merchant';
 import { Device } from '@tessera/device';
@@ -464,6 +466,35 @@ describe('offline payments with caps', () => {
     expect(await slotsOf(free, key.keyId)).toBe(2);
     const bare = await free.signOffline({ keyId: key.keyId, message: message(4) });
     expect(decodeOfflinePackage(bare.bytes).cosigners[0]?.allowance ?? null).toBe(null);
+  });
+
+  it('a co-signer whose policy requires the verdict signs the rule into the reservations of a device that says it keeps them: the device then signs only with a pass (no package the co-signer would refuse later); a device of an earlier release (no flag) gets none', async () => {
+    const c = await deviceCluster(3, { requireIntegrity: true });
+    const d = await enrolled(c, 'phone-told');
+    const key = await d.device.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
+    // The app has no integrity rule of its own and asks for no caps.
+    expect((await d.device.reserve(c.url, { keyId: key.keyId, count: 2, cosigners: ['signer-1'] })).added).toBe(2);
+    const message = (n: number) => new Uint8Array(32).fill(n);
+    for (const integrity of [undefined, { verdict: 'fail' as const }]) {
+      const refused = await d.device
+        .signOffline({ keyId: key.keyId, message: message(1), ...(integrity ? { integrity } : {}) })
+        .catch((x: Error) => x);
+      expect(refused).toMatchObject({ code: 'POLICY_DENIED', message: expect.stringMatching(/co-signer signer-1/) });
+    }
+    expect(await slotsOf(d.device, key.keyId)).toBe(2);
+    expect((await d.device.journal()).filter((x) => x.kind === 'signed')).toEqual([]);
+    const p = await d.device.signOffline({
+      keyId: key.keyId,
+      message: message(2),
+      integrity: { verdict: 'pass', detail: 'app-attest:ok' },
+    });
+    expect(decodeOfflinePackage(p.bytes).cosigners.map((x) => x.allowance?.requireIntegrity)).toEqual([true]);
+    expect((await checkPackage(await d.device.keyRecord(key.keyId), p.text)).integrity).toBe('pass');
+    expect((await d.device.sync(c.url)).completed.map((x) => x.packageId)).toEqual([p.packageId]);
+    // A reserve call without the flag (as a device of the previous release makes it): no rule.
+    const old = await c.coordinator.reserve('phone-told', { keyId: key.keyId, count: 1, cosigners: ['signer-1'] });
+    const rec = decodeKeyRecord(await d.device.keyRecord(key.keyId));
+    expect(old.slots.flat().map((env) => openReservation(rec.key, env).allowance ?? null)).toEqual([null]);
   });
 
   it("a payment that spends two of the key's outputs is signed in one package per input and counts once against the cap, on the device and on the co-signer; the finalised transaction verifies", async () => {

@@ -60,6 +60,7 @@ export async function deviceOp(
         cosigners: r.cosigners,
         ttlMs: r.ttlMs,
         ...(r.allowance ? { allowance: r.allowance } : {}),
+        ...(r.takesIntegrityRule ? { takesIntegrityRule: true } : {}),
       });
       return encodeMessage('DeviceReserved', {
         slots: out.slots.map((s) => ({ reservations: s })),

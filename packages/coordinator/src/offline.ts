@@ -58,6 +58,8 @@ export interface ReserveRequest {
   ttlMs?: number;
   /** The caps the device asks its co-signers to sign into the reservations. */
   allowance?: Allowance;
+  /** The device keeps reservations that require the integrity verdict unasked (DeviceReserve). */
+  takesIntegrityRule?: boolean;
 }
 
 /** Refusals after which a package can never complete (the device's queue marks it failed too). */
@@ -114,6 +116,7 @@ export class OfflineService {
               ttlMs: req.ttlMs ?? 0,
               // The caps the device asks for: each co-signer grants them (its own id) or refuses.
               allowance: (req.allowance ?? null) as WireTypes['Allowance'],
+              takesIntegrityRule: req.takesIntegrityRule === true,
             },
           },
           this.c.timeout,

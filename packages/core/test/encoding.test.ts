@@ -357,6 +357,7 @@ const HAND_WRITTEN: { [N in MessageName]?: fc.Arbitrary<WireTypes[N]> } = {
     cosigners: list(str),
     ttlMs: u64,
     allowance: maybe(allowance),
+    takesIntegrityRule: fc.boolean(),
   }),
   DeviceReserved: fc.record({ slots: list(fc.record({ reservations: list(bytes()) })), errors: list(str) }),
   DeviceKeys: fc.record({

@@ -39,6 +39,15 @@ function sameCaps(granted: Allowance | null | undefined, asked: Allowance): bool
   return !!granted && key(granted) === key(asked);
 }
 
+/** The rule alone, as a co-signer grants it to a device that asked for no caps. */
+const RULE_ONLY: Allowance = { allowanceId: new Uint8Array(0), caps: [], perPayment: [], requireIntegrity: true };
+
+/** Whether a co-signer granted what was asked (`null`: no caps), or that with the integrity rule added. */
+function granted(g: Allowance | null | undefined, asked: Allowance | null): boolean {
+  if (!asked) return !g || sameCaps(g, RULE_ONLY);
+  return sameCaps(g, asked) || sameCaps(g, { ...asked, requireIntegrity: true });
+}
+
 /** What reserving needs of its device. */
 export interface ReserveContext extends Pick<Holdings, 'key' | 'allowance'> {
   /** The wallet's own rules: with `requireIntegrity`, the reservations are asked to carry it. */
@@ -77,6 +86,10 @@ export async function reserveSlots(
         cosigners: req.cosigners ?? [],
         ttlMs: req.ttlMs ?? 0,
         allowance: asked as WireAllowance,
+        // This release signs on reservations whose allowance requires the app's verdict: a
+        // co-signer whose policy requires one signs the rule in, and the device then signs on
+        // them only with a `pass` (never a package the co-signer would refuse at completion).
+        takesIntegrityRule: true,
       }),
       60_000,
     ),
@@ -95,8 +108,9 @@ export async function reserveSlots(
           'RESERVATION_INVALID',
           'the cluster returned a reservation for another device, key or epoch',
         );
-      // The caps asked for are the caps granted (a co-signer grants them or refuses).
-      if (asked && rs.some((r) => !sameCaps(r.allowance, asked)))
+      // The caps asked for are the caps granted (a co-signer grants them or refuses), with the
+      // integrity rule added if a co-signer's policy requires it; nothing else unasked.
+      if (rs.some((r) => !granted(r.allowance, asked)))
         throw new DeviceError('RESERVATION_INVALID', 'the cluster returned reservations with other caps than asked');
       const expiresAt = Math.min(...rs.map((r) => r.expiresAt));
       earliest = Math.min(earliest, expiresAt);

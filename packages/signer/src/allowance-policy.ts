@@ -39,15 +39,23 @@ const DAY_MS = 24 * 3600_000;
 export function grant(
   asked: Allowance | null | undefined,
   dp: DevicePolicy,
-  ctx: { readonly operators: OperatorPolicy | undefined; readonly now: number; readonly rng: Rng },
+  ctx: {
+    readonly operators: OperatorPolicy | undefined;
+    readonly now: number;
+    readonly rng: Rng;
+    /** The device keeps reservations that require the verdict without asking (DeviceReserve). */
+    readonly takesIntegrityRule?: boolean;
+  },
 ): Allowance | null {
   const { maxCaps: max, maxDeviceCaps } = dp;
-  // The device's verdict, when the device asks for the rule (its wallet requires one), is signed
-  // into the allowance: merchants then check it, and this node holds every copy to it. Not added
-  // on this node's policy alone (`requireIntegrity` is checked at completion either way): a device
-  // of an earlier release would store a reservation with a field it cannot re-encode, and fail
-  // to sign on it.
-  const integrity = asked?.requireIntegrity === true;
+  // The device's verdict is signed into the allowance when the device asks for the rule (its
+  // wallet requires one), or when this node's policy requires it and the device says it keeps
+  // such reservations: merchants then check it, the device signs on them only with a `pass`, and
+  // this node holds every copy to it. Not added for a device that does not say so (an earlier
+  // release would store a reservation with a field it cannot re-encode, and fail to sign on it):
+  // `requireIntegrity` is checked at completion either way.
+  const integrity =
+    asked?.requireIntegrity === true || (dp.requireIntegrity === true && ctx.takesIntegrityRule === true);
   if (!hasCaps(asked)) {
     if (max || maxDeviceCaps)
       throw new SignerError(

@@ -287,7 +287,9 @@ export class SignerEngine {
             taskId,
             body: 'reservations',
             reservations: {
-              envelopes: await this.reserve(r.keyId, r.device, r.count, r.ttlMs, r.allowance ?? undefined),
+              envelopes: await this.reserve(r.keyId, r.device, r.count, r.ttlMs, r.allowance ?? undefined, {
+                takesIntegrityRule: r.takesIntegrityRule,
+              }),
             },
           };
         }
@@ -384,8 +386,15 @@ export class SignerEngine {
   // ---- offline co-signing (offline-cosigner.ts) ----------------------------------------------
 
   /** Reserves `count` nonces of `keyId` for `device` (see {@link OfflineCosigner.reserve}). */
-  reserve(keyId: string, device: string, count: number, ttlMs: number, allowance?: Allowance): Promise<Uint8Array[]> {
-    return this.#offline.reserve(keyId, device, count, ttlMs, allowance);
+  reserve(
+    keyId: string,
+    device: string,
+    count: number,
+    ttlMs: number,
+    allowance?: Allowance,
+    opts: { takesIntegrityRule?: boolean } = {},
+  ): Promise<Uint8Array[]> {
+    return this.#offline.reserve(keyId, device, count, ttlMs, allowance, opts);
   }
 
   /** Completes an offline package with this node's reserved nonce (see {@link OfflineCosigner.complete}). */

@@ -81,11 +81,12 @@ export class OfflineCosigner {
   }
 
   /** The allowance this node signs into a reserve call's reservations (./allowance-policy.ts). */
-  #grant(asked: Allowance | null | undefined): Allowance | null {
+  #grant(asked: Allowance | null | undefined, takesIntegrityRule: boolean): Allowance | null {
     return grant(asked, this.#devicePolicy(), {
       operators: this.#ctx.policy().operators,
       now: this.#ctx.clock(),
       rng: this.#ctx.rng,
+      takesIntegrityRule,
     });
   }
 
@@ -101,10 +102,11 @@ export class OfflineCosigner {
     count: number,
     ttlMs: number,
     asked?: Allowance | null,
+    opts: { takesIntegrityRule?: boolean } = {},
   ): Promise<Uint8Array[]> {
     const dp = this.#devicePolicy();
     if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
-    const allowance = this.#grant(asked);
+    const allowance = this.#grant(asked, opts.takesIntegrityRule === true);
     if (!Number.isInteger(count) || count < 1 || count > 1024)
       throw new SignerError('INVALID_ARGUMENT', 'reservation count must be 1..1024');
     if (dp.revoked?.includes(device) || (await this.#ctx.revoked(device)))

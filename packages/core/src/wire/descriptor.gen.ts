@@ -770,6 +770,10 @@ export const descriptor = {
                 "allowance": {
                   "type": "Allowance",
                   "id": 5
+                },
+                "takesIntegrityRule": {
+                  "type": "bool",
+                  "id": 6
                 }
               }
             },
@@ -1296,6 +1300,10 @@ export const descriptor = {
                 "allowance": {
                   "type": "Allowance",
                   "id": 5
+                },
+                "takesIntegrityRule": {
+                  "type": "bool",
+                  "id": 6
                 }
               }
             },

@@ -41,8 +41,18 @@ export interface LinkTask {
   commit?: { keyId: string; count: number } | null;
   sign?: Uint8Array | null;
   audit?: Record<string, never> | null;
-  /** `allowance`: the caps the device asks for (allowance.ts); absent: none. */
-  reserve?: { keyId: string; device: string; count: number; ttlMs: number; allowance?: Allowance | null } | null;
+  /**
+   * `allowance`: the caps the device asks for (allowance.ts); absent: none. `takesIntegrityRule`:
+   * the device keeps reservations that require the integrity verdict unasked (DeviceReserve).
+   */
+  reserve?: {
+    keyId: string;
+    device: string;
+    count: number;
+    ttlMs: number;
+    allowance?: Allowance | null;
+    takesIntegrityRule?: boolean;
+  } | null;
   /** An encoded OfflinePackage to complete. */
   complete?: Uint8Array | null;
   lifecycle?: LifecycleTask | null;
