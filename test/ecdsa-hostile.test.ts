@@ -47,6 +47,7 @@ import {
   evaluationPoints,
   rosterIndex,
   sealPeerMessage,
+  setupAbort,
   setupDone,
   setupDoneSession,
   type EcdsaKeyView,
@@ -286,7 +287,7 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
     expect(r.ecdsa).toBeFalsy();
   });
 
-  it("setup step 4, hostile: pairs stay pending until every roster member's word for their session — unasked, a word short, forged, twice, of another session or key: refused, nothing in use; a later setup replaces pending pairs; step 4 again is a no-op; step 5 names the session", async () => {
+  it("the setup's two phases, hostile: pairs stay pending until every roster member's word for their session (unasked, a word short, forged, twice, of another session or key: refused); a session id runs once; a member that gave its word sets up again only on another member's signed abort, and never aborts its own; the pairs then in use presign with every peer", async () => {
     const done = await relayDkg(parts, 2, suite);
     key2 = decodeKeyRecord(done[0]?.dkgDone?.keyRecord as Uint8Array);
     const v2: EcdsaKeyView = {
@@ -319,50 +320,73 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
       });
       return r.error?.code !== 'FAILED_PRECONDITION';
     };
+    const heldBy = async (id: string) =>
+      toHex(setupDoneSession(v2, (await step(id, 5, rand())).r.envelope as Uint8Array).session);
     // Unasked, before any setup: nothing pending, nothing to say.
     expect((await step('signer-1', 4, rand())).code).toBe('INVALID_STATE');
     expect((await step('signer-1', 5, rand())).code).toBe('NOT_FOUND');
+    // The first session's rounds on all three; step 3 (pairs pending, the word) on signer-1 and
+    // signer-2 only: signer-3 never gives its word.
     const first = rand();
-    const words = [...(await relay('setup', first, ids, 3, key2.keyId)).values()].map((r) => r.envelope as Uint8Array);
-    const w = (id: string) => words[ids.indexOf(id)] as Uint8Array;
-    expect(words.map((x) => setupDoneSession(v2, x).from)).toEqual(ids);
+    const inbox3 = route(await relay('setup', first, ids, 2, key2.keyId));
+    const w1 = (await step('signer-1', 3, first, inbox3.get('signer-1'))).r.envelope as Uint8Array;
+    const w2 = (await step('signer-2', 3, first, inbox3.get('signer-2'))).r.envelope as Uint8Array;
+    expect([w1, w2].map((x) => setupDoneSession(v2, x).from)).toEqual(['signer-1', 'signer-2']);
     expect(await inUse()).toBe(false);
-    expect(toHex(setupDoneSession(v2, (await step('signer-1', 5, rand())).r.envelope as Uint8Array).session)).toBe(
-      toHex(first),
-    );
+    expect(await heldBy('signer-1')).toBe(toHex(first));
     // With signer-2 on its side the coordinator has two words of three: not enough.
-    expect((await step('signer-1', 4, first, [w('signer-1'), w('signer-2')])).code).toBe('FAILED_PRECONDITION');
-    // signer-3's word made up (another key in its name), or given twice.
+    expect((await step('signer-1', 4, first, [w1, w2])).code).toBe('FAILED_PRECONDITION');
+    // signer-3's word made up (another key in its name), signer-2's given twice.
     const impostor = ParticipantIdentity.generate('signer-3');
-    expect(
-      (await step('signer-1', 4, first, [w('signer-1'), w('signer-2'), setupDone(impostor, v2, first)])).code,
-    ).toBe('BAD_SIGNATURE');
-    expect((await step('signer-1', 4, first, [w('signer-1'), w('signer-3'), w('signer-3')])).code).toBe(
-      'UNEXPECTED_MESSAGE',
-    );
+    expect((await step('signer-1', 4, first, [w1, w2, setupDone(impostor, v2, first)])).code).toBe('BAD_SIGNATURE');
+    expect((await step('signer-1', 4, first, [w1, w2, w2])).code).toBe('UNEXPECTED_MESSAGE');
     // signer-3's genuine words, but for another session, or for the first key's roster.
     for (const misplaced of [setupDone(s3.identity, v2, rand()), setupDone(s3.identity, view, first)])
-      expect((await step('signer-1', 4, first, [w('signer-1'), w('signer-2'), misplaced])).code).toBe(
-        'UNEXPECTED_MESSAGE',
-      );
-    // Every word, but step 4 names another session than the one pending.
-    expect((await step('signer-1', 4, rand(), words)).code).toBe('INVALID_STATE');
+      expect((await step('signer-1', 4, first, [w1, w2, misplaced])).code).toBe('UNEXPECTED_MESSAGE');
     expect(await inUse()).toBe(false);
-    // A second setup gets further: its pairs replace the pending ones; the first session is gone.
+    // A session id runs once: the first session again is refused before any message.
+    expect((await step('signer-1', 1, first)).code).toBe('INVALID_STATE');
+    // signer-1 gave its word: a new setup needs another member's abort of that session — not
+    // none, not its own (it refuses to sign one), not one made up, not one of another session.
     const second = rand();
-    const words2 = [...(await relay('setup', second, ids, 3, key2.keyId)).values()].map(
-      (r) => r.envelope as Uint8Array,
-    );
-    expect((await step('signer-1', 4, first, words)).code).toBe('INVALID_STATE');
-    expect((await step('signer-1', 4, second, words2)).code).toBe('ok');
+    expect((await step('signer-1', 1, second)).code).toBe('FAILED_PRECONDITION');
+    expect((await step('signer-1', 6, first)).code).toBe('FAILED_PRECONDITION');
+    for (const bad of [
+      setupAbort(impostor, v2, first),
+      setupAbort(s3.identity, v2, rand()),
+      setupDone(s3.identity, v2, first),
+    ])
+      expect((await step('signer-1', 1, second, [bad])).code).toBe('FAILED_PRECONDITION');
+    expect(await heldBy('signer-1')).toBe(toHex(first));
+    // signer-3, which never gave its word, aborts the session: then it never gives it.
+    const abort = (await step('signer-3', 6, first)).r.envelope as Uint8Array;
+    expect((await step('signer-3', 3, first, inbox3.get('signer-3'))).code).toBe('INVALID_STATE');
+    // The second session, started with the abort: signer-1 and signer-2 drop the first's pairs.
+    let inbox = new Map(ids.map((id) => [id, [abort]]));
+    let results = new Map<string, LinkResult>();
+    for (const n of [1, 2, 3]) {
+      results = new Map(
+        await Promise.all(ids.map(async (id) => [id, (await step(id, n, second, inbox.get(id) ?? [])).r] as const)),
+      );
+      for (const [id, r] of results) expect(r.error?.code, `${id} at step ${n}`).toBeUndefined();
+      if (n < 3) inbox = route(results);
+    }
+    const words2 = ids.map((id) => results.get(id)?.envelope as Uint8Array);
+    // The first session's two words no longer put anything in use anywhere.
+    expect((await step('signer-1', 4, first, [w1, w2])).code).toBe('INVALID_STATE');
+    for (const id of ids) expect((await step(id, 4, second, words2)).code, id).toBe('ok');
     expect(await inUse()).toBe(true);
-    // Again: nothing to do; a new setup or the old words: KEY_EXISTS; step 5 says the session in use.
+    // Again: nothing to do; a new setup, the old words or an abort: KEY_EXISTS; step 5 says the session in use.
     expect((await step('signer-1', 4, second, words2)).code).toBe('ok');
     expect((await step('signer-1', 1, rand())).code).toBe('KEY_EXISTS');
-    expect((await step('signer-1', 4, first, words)).code).toBe('KEY_EXISTS');
-    expect(toHex(setupDoneSession(v2, (await step('signer-1', 5, rand())).r.envelope as Uint8Array).session)).toBe(
-      toHex(second),
-    );
+    expect((await step('signer-1', 4, first, [w1, w2])).code).toBe('KEY_EXISTS');
+    expect((await step('signer-1', 6, rand())).code).toBe('KEY_EXISTS');
+    expect(await heldBy('signer-1')).toBe(toHex(second));
+    // Every member's pairs are of the one session: signer-1 presigns with each peer.
+    for (const peer of ['signer-2', 'signer-3']) {
+      const stated = await relay('presign', rand(), ['signer-1', peer], 3, key2.keyId);
+      expect(stated.size).toBe(2);
+    }
   });
 
   it('a reshare that would give a device a share of the ECDSA key is refused (UNIMPLEMENTED) before any step of it runs', async () => {

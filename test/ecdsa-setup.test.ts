@@ -1,14 +1,16 @@
 /**
  * The pairwise setup of an ECDSA roster in two phases (signer/src/ecdsa-setup.ts,
- * coordinator/src/ecdsa.ts): members store their pairs as pending and sign their word that they
- * did; each puts them in use only with every member's word. In process (the coordinator and
+ * coordinator/src/ecdsa-setup.ts): members store their pairs as pending and sign their word that
+ * they did; each puts them in use only with every member's word, and drops a session it gave its
+ * word for only on another member's signed abort of it. In process (the coordinator and
  * signer engines on real LevelDB stores), a reshare's new roster is set up while the test cuts
  * one member's link at a chosen step, as a crash or a network cut would:
  *
  * - cut before its step 3 (the other member stored its pairs, it did not): before, the other
  *   member's pairs were in use and the roster could never be set up again (every later setup was
- *   refused KEY_EXISTS by one member); now nobody uses them, the next signature runs the setup
- *   anew and signs;
+ *   refused KEY_EXISTS by one member); now nobody uses them: the next signature finds signer-2
+ *   holding a session signer-3 never gave its word for, has signer-3 sign its abort, sets the
+ *   roster up anew with it, and signs;
  * - cut before its step 4 (both stored, only the other put them in use): the next signature finds
  *   one member set up and one not, collects both members' words for the session they hold (step
  *   5), finishes the setup (step 4) and signs.

@@ -12,8 +12,10 @@ import { CoordinatorError, codeOf, type ParticipantHandle } from './types.js';
 /** The least time a setup step may take (its base OTs are seconds of work per key). */
 const SETUP_TIMEOUT_MS = 60_000;
 
-/** One step's outcome: every member's answer, or who failed and why. */
-export type StepOutcome = { ok: true; results: Map<string, LinkResult> } | { ok: false; failed: Map<string, string> };
+/** One step's outcome: every member's answer, or who failed and why (and the others' answers). */
+export type StepOutcome =
+  | { ok: true; results: Map<string, LinkResult> }
+  | { ok: false; failed: Map<string, string>; results: Map<string, LinkResult> };
 
 export class EcdsaRelay {
   readonly #c: { readonly participants: Participants; readonly timeout: number };
@@ -90,7 +92,7 @@ export class EcdsaRelay {
         }
       }),
     );
-    return failed.size ? { ok: false, failed } : { ok: true, results };
+    return failed.size ? { ok: false, failed, results } : { ok: true, results };
   }
 
   /** Each member's messages of a step, by recipient; a malformed or misaddressed one fails its sender. */

@@ -11,9 +11,11 @@
  * was spent before.
  *
  * A transaction counts once, however many packages sign it: a Bitcoin payment that spends
- * several of the key's outputs is signed in one package per input, each reading the same payment
- * (its signature hash commits to every input and output, so the signatures are good in that one
- * transaction only). A payment that names its transaction (`tx`) adds to a total only what it
+ * several of the key's Taproot outputs is signed in one package per input, each reading the same
+ * payment (a Taproot signature hash commits to every input, amount and output, so the signatures
+ * are good in that one transaction only; a SegWit v0 payment names no transaction and counts per
+ * package: its hash leaves the other inputs' amounts to the sender's word). A payment that names
+ * its transaction (`tx`) adds to a total only what it
  * counts beyond what earlier packages of the same transaction counted (`already`); the
  * per-payment limit still applies to the whole payment.
  */

@@ -161,6 +161,9 @@ describe('the Bitcoin reader', () => {
     );
     const r = readPayment({ chain: 'bitcoin', tx, input: 0 }, pk);
     expect(r.payment).toMatchObject({ amount: 30_000n, fee: 1_000n });
+    // A v0 hash commits to the spent input's amount only: the payment names no transaction, so
+    // each input's package counts whole (another package could claim the other amounts smaller).
+    expect(r.payment.tx).toBeUndefined();
     const t = Transaction.fromPSBT(tx);
     expect(hex(r.message)).toBe(
       hex(t.preimageWitnessV0(0, OutScript.encode({ type: 'pkh', hash: ripemd160(sha256(pk)) }), SigHash.ALL, 50_000n)),

@@ -17,7 +17,14 @@ export {
   type SignMessage1,
   type SignMessage2,
 } from './sign.js';
-export { rosterDigest, setupDone, setupDoneSession, verifySetupDone } from './setup-done.js';
+export {
+  hasSetupAbort,
+  rosterDigest,
+  setupAbort,
+  setupDone,
+  setupDoneSession,
+  verifySetupDone,
+} from './setup-done.js';
 export { OTE_MESSAGE_BYTES } from './ote.js';
 export { RVOLE_MESSAGE_BYTES } from './rvole.js';
 export { lagrangeAtZero } from './params.js';

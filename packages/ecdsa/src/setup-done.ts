@@ -1,11 +1,13 @@
 /**
- * The end of a key's pairwise setup, in two phases: each roster member stores its pairs as
- * pending and says so, signed (an ECDSA_SETUP_DONE envelope); a member uses its pairs only once
- * it holds every roster member's word for the same session. A setup that broke off after some
- * members stored their pairs therefore leaves nobody with pairs in use, and runs again; one that
- * broke off between members' activations is finished with the words of all (a member that
- * activated says its word again). The coordinator relays the words and cannot make one up: a
- * member activates on the roster members' signatures, never on the relay's say-so.
+ * The end of a key's pairwise setup, in two phases (a two-phase commit): each roster member
+ * stores its pairs as pending and says so, signed (an ECDSA_SETUP_DONE envelope: its "yes"); a
+ * member uses its pairs only once it holds every roster member's word for the same session. A
+ * member that gave its word keeps that session's pairs until it is put in use, or until a member
+ * that did not give its word signs that it never will (an ECDSA_SETUP_ABORT envelope: its "no").
+ * So a setup that broke off before every word was given is aborted and runs again, and one that
+ * broke off after is finished with the words of all (each member says its word again). The
+ * coordinator relays the words and cannot make one up: members act on the roster members'
+ * signatures, never on the relay's say-so.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
@@ -30,9 +32,18 @@ export function rosterDigest(key: Pick<EcdsaKeyView, 'roster'>): Uint8Array {
 
 /** `me`'s word that it stored its pairs of setup `session` for `key`'s roster. */
 export function setupDone(me: ParticipantIdentity, key: EcdsaKeyView, session: Uint8Array): Uint8Array {
+  return setupWord(me, key, session, PayloadKind.ECDSA_SETUP_DONE);
+}
+
+/** `me`'s word that it did not store the pairs of setup `session` for `key`'s roster, and never will. */
+export function setupAbort(me: ParticipantIdentity, key: EcdsaKeyView, session: Uint8Array): Uint8Array {
+  return setupWord(me, key, session, PayloadKind.ECDSA_SETUP_ABORT);
+}
+
+function setupWord(me: ParticipantIdentity, key: EcdsaKeyView, session: Uint8Array, kind: PayloadKind): Uint8Array {
   return signEnvelope(
     me,
-    PayloadKind.ECDSA_SETUP_DONE,
+    kind,
     encodeMessage('EcdsaSetupDone', {
       header: makeHeader(key.suite),
       keyId: key.keyId,
@@ -45,8 +56,12 @@ export function setupDone(me: ParticipantIdentity, key: EcdsaKeyView, session: U
 }
 
 /** The session a member's word names, after checking it is a word of `key`'s roster at all. */
-export function setupDoneSession(key: EcdsaKeyView, envelope: Uint8Array): { from: string; session: Uint8Array } {
-  const env = openEnvelope(envelope, PayloadKind.ECDSA_SETUP_DONE);
+export function setupDoneSession(
+  key: EcdsaKeyView,
+  envelope: Uint8Array,
+  kind: PayloadKind = PayloadKind.ECDSA_SETUP_DONE,
+): { from: string; session: Uint8Array } {
+  const env = openEnvelope(envelope, kind);
   const w = decodeMessage('EcdsaSetupDone', env.payload);
   const member = key.roster.find((r) => r.id === w.from);
   if (!member || !equalBytes(env.sender, member.signKey))
@@ -57,6 +72,27 @@ export function setupDoneSession(key: EcdsaKeyView, envelope: Uint8Array): { fro
   if (w.keyId !== key.keyId || w.epoch !== key.epoch || !equalBytes(w.roster, rosterDigest(key)))
     throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${w.from}'s setup word is for another key, epoch or roster`);
   return { from: w.from, session: w.session };
+}
+
+/**
+ * Whether `envelopes` hold an abort of `session` signed by a roster member of `key` other than
+ * `me` (undecodable or foreign envelopes are skipped: the relay chose what to pass on).
+ */
+export function hasSetupAbort(
+  key: EcdsaKeyView,
+  session: Uint8Array,
+  me: string,
+  envelopes: readonly Uint8Array[],
+): boolean {
+  for (const e of envelopes) {
+    try {
+      const w = setupDoneSession(key, e, PayloadKind.ECDSA_SETUP_ABORT);
+      if (w.from !== me && equalBytes(w.session, session)) return true;
+    } catch {
+      // not an abort of this roster: skipped
+    }
+  }
+  return false;
 }
 
 /**

@@ -1,18 +1,26 @@
 /**
  * The pairwise setup of an ECDSA key on a signer node (DKLs23 setup, `@tessera/ecdsa`), once per
- * key and roster, in two phases:
+ * key and roster, as a two-phase commit (`@tessera/ecdsa` setup-done.ts):
  *
- * - steps 1–3: the setup's rounds; step 3 stores this node's pairs as *pending* (synced) and
- *   answers with its signed word that it did (an ECDSA_SETUP_DONE envelope);
+ * - steps 1–3: the setup's rounds. A session id is used once here, ever: it is written (synced)
+ *   at step 1 before the first message leaves, so a coordinator cannot run one session twice and
+ *   have members store pairs of different runs under one id. Step 3 stores this node's pairs as
+ *   *pending* (synced) and answers with its signed word that it did (ECDSA_SETUP_DONE: its yes);
  * - step 4: with every roster member's word for the same session, the pending pairs become the
- *   ones this node presigns with (one synced batch, audited). Until then a later setup replaces
- *   them; after, pair states are never replaced on the coordinator's word (KEY_EXISTS);
+ *   ones this node presigns with (one synced batch, audited); after that, pair states are never
+ *   replaced on the coordinator's word (KEY_EXISTS);
  * - step 5: this node's word again, for the session it holds (pending or in use): how a setup
- *   that ended after some members' step 4 and before the others' is finished.
+ *   that ended after some members' step 4 and before the others' is finished;
+ * - step 6: an abort of a session this node did not give its word for (ECDSA_SETUP_ABORT: its
+ *   no), written (synced) before it leaves: it will never give it. A node that gave its word
+ *   for a session keeps those pairs until they are in use, or until a new setup's step 1 brings
+ *   another member's abort of that session — so no member can be left holding a session the
+ *   others dropped.
  *
- * So a setup that breaks off anywhere leaves either nobody using its pairs (it runs again) or
- * every member able to finish it; before, a break between members' step 3 left some with pairs
- * in use and others without, and the roster could never be set up again.
+ * Every step of a key runs under one lock. A setup that breaks off anywhere therefore leaves
+ * either a member that never gave its word (its abort lets the others set up again) or every
+ * member's word (the session is finished); before, a break between members' step 3 left some
+ * with pairs in use and others without, and the roster could never be set up again.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
@@ -29,7 +37,9 @@ import {
   SetupSession,
   decodePairs,
   encodePairs,
+  hasSetupAbort,
   rosterIndex,
+  setupAbort,
   setupDone,
   verifySetupDone,
   type EcdsaKeyView,
@@ -47,6 +57,10 @@ const pairsKey = (keyId: string, roster: string) => `ecdsa/pairs/${keyId}/${rost
 const sessionKey = (keyId: string, roster: string) => `ecdsa/setup/${keyId}/${roster}`;
 /** Pairs stored by step 3, not yet in use: the session id (32 bytes) and the pairs. */
 const pendingKey = (keyId: string, roster: string) => `ecdsa/pending/${keyId}/${roster}`;
+/** A setup session id used here (step 1, or aborted before it came): never used again. */
+const usedKey = (keyId: string, session: string) => `ecdsa/setup-id/${keyId}.${session}`;
+/** A session this node signed an abort of: it never stores that session's pairs. */
+const abortKey = (keyId: string, session: string) => `ecdsa/setup-abort/${keyId}.${session}`;
 /** Where the first version kept a key's one set of pairs (read when it fits the roster). */
 const legacyPairsKey = (keyId: string) => `ecdsa/pairs/${keyId}`;
 /** A roster's tag: its members and their identifiers (the protocol indices follow from them). */
@@ -78,8 +92,8 @@ export interface EcdsaSetupContext {
 export class EcdsaSetups {
   readonly #ctx: EcdsaSetupContext;
   readonly #open = new Map<string, { session: string; s: SetupSession; busy: boolean }>();
-  /** Keys whose step 4 is between its checks and its write. */
-  readonly #activating = new Set<string>();
+  /** One step of a key at a time (reads and writes of its setup state). */
+  readonly #locks = new Map<string, Promise<unknown>>();
 
   constructor(ctx: EcdsaSetupContext) {
     this.#ctx = ctx;
@@ -106,27 +120,33 @@ export class EcdsaSetups {
   }
 
   async task(t: EcdsaTask): Promise<EcdsaAnswer> {
+    // A round runs for seconds: a second step of the same setup meanwhile is refused, not queued.
+    if ((t.step === 2 || t.step === 3) && this.#open.get(t.keyId)?.busy)
+      throw new SignerError('INVALID_STATE', `an ECDSA setup step of key ${t.keyId} is running`);
+    const prev = this.#locks.get(t.keyId) ?? Promise.resolve();
+    const run = prev.then(
+      () => this.#step(t),
+      () => this.#step(t),
+    );
+    const tail = run.catch(() => {});
+    this.#locks.set(t.keyId, tail);
+    void tail.then(() => {
+      if (this.#locks.get(t.keyId) === tail) this.#locks.delete(t.keyId);
+    });
+    return run;
+  }
+
+  async #step(t: EcdsaTask): Promise<EcdsaAnswer> {
     const key = view(await this.#ctx.key(t.keyId));
-    const session = toHex(t.session);
-    if (t.step === 1) {
-      // Once per key and roster: pair states in use are never replaced on the coordinator's word.
-      // A new roster (an authorised reshare, committed here) is set up anew, under its epoch;
-      // pending pairs (no word from every member yet) are replaced by a setup that gets further.
-      if (await this.pairs(key))
-        throw new SignerError('KEY_EXISTS', `key ${t.keyId} is already set up for ECDSA signing by this roster`);
-      if (this.#open.get(t.keyId)?.busy)
-        throw new SignerError('INVALID_STATE', `an ECDSA setup of key ${t.keyId} is running`);
-      const s = new SetupSession({ identity: this.#ctx.identity, key, session: t.session, rng: this.#ctx.rng });
-      this.#open.set(t.keyId, { session, s, busy: false });
-      return { envelopes: s.step1() };
-    }
+    if (t.step === 1) return this.#start(key, t);
     if (t.step === 4) return this.#activate(key, t);
     if (t.step === 5) return this.#word(key);
+    if (t.step === 6) return this.#abort(key, t);
+    if (t.step !== 2 && t.step !== 3) throw new SignerError('INVALID_ARGUMENT', `ECDSA setup has no step ${t.step}`);
+    const session = toHex(t.session);
     const open = this.#open.get(t.keyId);
     if (!open || open.session !== session)
       throw new SignerError('INVALID_STATE', `no ECDSA setup session ${session.slice(0, 16)}… for key ${t.keyId}`);
-    // A round runs for seconds and yields meanwhile: another step of the setup waits its turn.
-    if (open.busy) throw new SignerError('INVALID_STATE', `an ECDSA setup step of key ${t.keyId} is running`);
     open.busy = true;
     try {
       if (t.step === 2) {
@@ -134,24 +154,56 @@ export class EcdsaSetups {
         open.busy = false;
         return { envelopes };
       }
-      if (t.step !== 3) throw new SignerError('INVALID_ARGUMENT', `ECDSA setup has no step ${t.step}`);
       const records = await open.s.step3(t.messages);
       this.#open.delete(t.keyId);
       const of = open.s.key;
       if (await this.pairs(of)) throw new SignerError('KEY_EXISTS', `key ${t.keyId} is already set up`);
+      if (await this.#ctx.store.get(abortKey(t.keyId, session)))
+        throw new SignerError('INVALID_STATE', `this node aborted ECDSA setup session ${session.slice(0, 16)}…`);
       // Pending (synced) before the word leaves: a member that says it stored them has.
       await this.#ctx.store.put(
         pendingKey(t.keyId, rosterTag(of)),
         new Uint8Array([...t.session, ...encodePairs(records)]),
-        {
-          sync: true,
-        },
+        { sync: true },
       );
       return { envelope: setupDone(this.#ctx.identity, of, t.session) };
     } catch (e) {
       this.#open.delete(t.keyId);
       throw e;
     }
+  }
+
+  /**
+   * Step 1: a new session, never used here before. With pending pairs of a session this node gave
+   * its word for, only on another member's abort of that session (in `t.messages`): the pending
+   * pairs are dropped in the write that marks the new session used.
+   */
+  async #start(key: EcdsaKeyView, t: EcdsaTask): Promise<EcdsaAnswer> {
+    if (await this.pairs(key))
+      throw new SignerError('KEY_EXISTS', `key ${t.keyId} is already set up for ECDSA signing by this roster`);
+    const session = toHex(t.session);
+    if (await this.#ctx.store.get(usedKey(t.keyId, session)))
+      throw new SignerError('INVALID_STATE', `ECDSA setup session ${session.slice(0, 16)}… was already used here`);
+    const pendingAt = pendingKey(key.keyId, rosterTag(key));
+    const pending = await this.#ctx.store.get(pendingAt);
+    if (pending) {
+      const held = pending.subarray(0, 32);
+      if (!hasSetupAbort(key, held, this.#ctx.identity.id, t.messages))
+        throw new SignerError(
+          'FAILED_PRECONDITION',
+          `this node gave its word for ECDSA setup session ${toHex(held).slice(0, 16)}… of key ${t.keyId}: a new setup needs another member's abort of it`,
+        );
+    }
+    await this.#ctx.store.batch(
+      [
+        { type: 'put', key: usedKey(t.keyId, session), value: new Uint8Array([1]) },
+        ...(pending ? [{ type: 'del' as const, key: pendingAt }] : []),
+      ],
+      { sync: true },
+    );
+    const s = new SetupSession({ identity: this.#ctx.identity, key, session: t.session, rng: this.#ctx.rng });
+    this.#open.set(t.keyId, { session, s, busy: false });
+    return { envelopes: s.step1() };
   }
 
   /** Step 4: the pending pairs of `t.session` in use, on every roster member's word for it. */
@@ -169,29 +221,22 @@ export class EcdsaSetups {
         'INVALID_STATE',
         `no pending ECDSA setup session ${toHex(t.session).slice(0, 16)}… of key ${key.keyId} here`,
       );
-    if (this.#activating.has(key.keyId))
-      throw new SignerError('INVALID_STATE', `an ECDSA setup of key ${key.keyId} is being activated`);
-    this.#activating.add(key.keyId);
-    try {
-      verifySetupDone(key, t.session, t.messages);
-      const pairs = pending.subarray(32);
-      await this.#ctx.store.batch(
-        [
-          { type: 'put', key: pairsKey(key.keyId, tag), value: pairs },
-          { type: 'put', key: sessionKey(key.keyId, tag), value: t.session },
-          { type: 'del', key: pendingKey(key.keyId, tag) },
-        ],
-        { sync: true },
-      );
-      await this.#ctx.audit.append({
-        type: 'ecdsa-setup',
-        actor: this.#ctx.identity.id,
-        data: { keyId: key.keyId, epoch: key.epoch, pairs: [...decodePairs(pairs).pairs.keys()].join(',') },
-      });
-      return { ok: true };
-    } finally {
-      this.#activating.delete(key.keyId);
-    }
+    verifySetupDone(key, t.session, t.messages);
+    const pairs = pending.subarray(32);
+    await this.#ctx.store.batch(
+      [
+        { type: 'put', key: pairsKey(key.keyId, tag), value: pairs },
+        { type: 'put', key: sessionKey(key.keyId, tag), value: t.session },
+        { type: 'del', key: pendingKey(key.keyId, tag) },
+      ],
+      { sync: true },
+    );
+    await this.#ctx.audit.append({
+      type: 'ecdsa-setup',
+      actor: this.#ctx.identity.id,
+      data: { keyId: key.keyId, epoch: key.epoch, pairs: [...decodePairs(pairs).pairs.keys()].join(',') },
+    });
+    return { ok: true };
   }
 
   /** Step 5: this node's word for the setup session it holds for `key`'s roster. */
@@ -202,5 +247,29 @@ export class EcdsaSetups {
     if (!session)
       throw new SignerError('NOT_FOUND', `no ECDSA setup of key ${key.keyId} for this roster is stored here`);
     return { envelope: setupDone(this.#ctx.identity, key, session) };
+  }
+
+  /** Step 6: this node's abort of `t.session`, which it did not give its word for (and never will). */
+  async #abort(key: EcdsaKeyView, t: EcdsaTask): Promise<EcdsaAnswer> {
+    const tag = rosterTag(key);
+    if (await this.pairs(key))
+      throw new SignerError('KEY_EXISTS', `key ${key.keyId} is already set up for ECDSA signing by this roster`);
+    const pending = await this.#ctx.store.get(pendingKey(key.keyId, tag));
+    if (pending && equalBytes(pending.subarray(0, 32), t.session))
+      throw new SignerError(
+        'FAILED_PRECONDITION',
+        `this node gave its word for ECDSA setup session ${toHex(t.session).slice(0, 16)}…: it does not abort it`,
+      );
+    const session = toHex(t.session);
+    // Written before the abort leaves: this node never starts or stores that session afterwards.
+    await this.#ctx.store.batch(
+      [
+        { type: 'put', key: abortKey(key.keyId, session), value: new Uint8Array([1]) },
+        { type: 'put', key: usedKey(key.keyId, session), value: new Uint8Array([1]) },
+      ],
+      { sync: true },
+    );
+    if (this.#open.get(key.keyId)?.session === session) this.#open.delete(key.keyId);
+    return { envelope: setupAbort(this.#ctx.identity, key, t.session) };
   }
 }

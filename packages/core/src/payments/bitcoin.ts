@@ -3,15 +3,20 @@
  * one input — spent by the Taproot key path (BIP 341, SIGHASH_DEFAULT; a `secp256k1-tr` key) or a
  * SegWit v0 P2WPKH output (BIP 143, SIGHASH_ALL; an `ecdsa-secp256k1` key) — and the message is
  * that input's signature hash, computed here from the transaction — never taken from whoever sent it.
- * The hash commits to every input's amount and script and to every output, so what is read here
- * is what the signature authorises:
+ * The hash commits to every output and every input's outpoint, and to the amounts: a Taproot hash
+ * to every input's amount and script, a SegWit v0 hash (BIP 143) to the spent input's own amount
+ * only — the other inputs' amounts, and so the fee below, are the sender's word there. What is
+ * read here is what the signature authorises:
  *
  * - `amount`: the value of the outputs that do not pay back to the spent input's own script
  *   (change to the same address is not spent);
- * - `fee`: inputs minus outputs;
+ * - `fee`: inputs minus outputs (exact for a Taproot input; for a v0 input with other inputs, as
+ *   the transaction claims their amounts);
  * - `to`: those outputs' addresses (mainnet encoding; a script without one as `script:<hex>`);
- * - `tx`: the transaction id (txid), the same for every input's package: a transaction that
- *   spends several of the key's outputs counts once against an allowance.
+ * - `tx`: for a Taproot input, the transaction id (txid), the same for every input's package: a
+ *   transaction that spends several of the key's outputs counts once against an allowance. Not
+ *   for a v0 input: each package could claim the other inputs smaller (the fee lower), so each
+ *   counts whole — over, never under.
  */
 import { Address, NETWORK, OutScript, SigHash, Transaction } from '@scure/btc-signer';
 import { ripemd160 } from '@noble/hashes/legacy.js';
@@ -100,7 +105,8 @@ export function readBitcoinPayment(psbt: Uint8Array, input: number, publicKey?: 
   } catch (e) {
     throw bad(`no signature hash for input ${input} (${(e as Error).message.slice(0, 80)})`);
   }
-  return { payment: { chain: 'bitcoin', asset: 'BTC', amount, fee: inputs - out, to, tx: tx.id }, message };
+  const payment = { chain: 'bitcoin', asset: 'BTC', amount, fee: inputs - out, to };
+  return { payment: taproot ? { ...payment, tx: tx.id } : payment, message };
 }
 
 const hash160 = (b: Uint8Array): Uint8Array => ripemd160(sha256(b));

@@ -1420,7 +1420,8 @@ export const descriptor = {
                 "PAYLOAD_KIND_ECDSA_MESSAGE": 50,
                 "PAYLOAD_KIND_ECDSA_PRESIGNATURE": 51,
                 "PAYLOAD_KIND_ECDSA_PARTIAL": 52,
-                "PAYLOAD_KIND_ECDSA_SETUP_DONE": 53
+                "PAYLOAD_KIND_ECDSA_SETUP_DONE": 53,
+                "PAYLOAD_KIND_ECDSA_SETUP_ABORT": 54
               }
             },
             "Header": {

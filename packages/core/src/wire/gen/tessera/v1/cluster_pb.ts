@@ -1427,7 +1427,10 @@ export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
  * pending; answer: an ECDSA_SETUP_DONE envelope); step 4 = activation (`messages`: every roster
  * member's ECDSA_SETUP_DONE for this session; answer: ok); step 5 = this member's ECDSA_SETUP_DONE
  * for the session it holds, pending or active (how a setup that ended between members' steps 4
- * is completed; `session` is not read). kind `presign`: steps 1, 2,
+ * is completed; `session` is not read); step 6 = an ECDSA_SETUP_ABORT of `session` from a member
+ * that did not give its word for it (it never will). A member that gave its word for a session
+ * starts another setup (step 1) only with an abort of that session in `messages`; a session id
+ * is used once per member. kind `presign`: steps 1, 2,
  * 3 = the three presigning rounds; step 3 stores the presignature in the nonce ledger and answers
  * with an ECDSA_PRESIGNATURE envelope. `messages`: the previous step's ECDSA_MESSAGE envelopes
  * addressed to this signer (each signed by its sender and sealed to this signer). Steps 1 and 2
