@@ -79,18 +79,54 @@ export function H(tag: Tag, parts: readonly Uint8Array[], len: number): Uint8Arr
   return h.digest();
 }
 
+/** A SHAKE256 state of the platform's (Node's OpenSSL), as `node:crypto` gives it. */
+interface PlatformXof {
+  update(b: Uint8Array): PlatformXof;
+  copy(o: { outputLength: number }): PlatformXof;
+  digest(): Uint8Array;
+}
+
+/**
+ * Node's `crypto.createHash('shake256')`, where the platform has it (Node ≥ 20.16 gives built-in
+ * modules to code that cannot import them: `process.getBuiltinModule`); elsewhere (browsers,
+ * phones, older Node) undefined and noble's SHAKE256 is used. The same function either way
+ * (FIPS 202; test/params checks the two agree byte for byte): OpenSSL's Keccak is what makes
+ * the OT extension's thousands of calls per presignature ~4× cheaper on a signer node.
+ */
+const platformShake = (() => {
+  const p = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const c = p?.getBuiltinModule?.('node:crypto') as
+    | { createHash(alg: string, o: { outputLength: number }): PlatformXof; getHashes(): string[] }
+    | undefined;
+  return c?.getHashes().includes('shake256') ? c : undefined;
+})();
+
+/** Whether the OT extension hashes with the platform's SHAKE256 here. */
+export const platformXof = platformShake !== undefined;
+
 /**
  * A keyed XOF for the hot paths (the OT-extension PRG and random-OT outputs, thousands of calls
  * per session): SHAKE256 over k ‖ parts with k = H(tag, prefix, 32), the state after k absorbed
- * once and cloned per call. Callers pass parts of fixed lengths, so the input is unambiguous.
+ * once and copied per call. Callers pass parts of fixed lengths, so the input is unambiguous.
+ * `useNoble` forces the portable implementation (the tests compare the two).
  */
 export function hasher(
   tag: Tag,
   len: number,
   prefix: readonly Uint8Array[],
+  useNoble = false,
 ): (parts: readonly Uint8Array[]) => Uint8Array {
+  const key = H(tag, prefix, 32);
+  if (platformShake && !useNoble) {
+    const b = platformShake.createHash('shake256', { outputLength: len }).update(key);
+    return (parts) => {
+      const h = b.copy({ outputLength: len });
+      for (const p of parts) h.update(p);
+      return h.digest();
+    };
+  }
   const b = shake256.create({ dkLen: len });
-  b.update(H(tag, prefix, 32));
+  b.update(key);
   return (parts) => {
     const h = b.clone();
     for (const p of parts) h.update(p);

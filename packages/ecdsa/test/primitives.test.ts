@@ -15,12 +15,15 @@ import { oteReceive, oteSend } from '../src/ote.js';
 import {
   BASE_OTS,
   Fn,
+  H,
   Point,
   Q,
   TAGS,
   XI,
   bit,
+  hasher,
   lagrangeAtZero,
+  platformXof,
   keyPoint,
   pointFromBytes,
   storedPoint,
@@ -29,6 +32,8 @@ import {
 } from '../src/params.js';
 import { bobInput, rvoleReceive, rvoleSend } from '../src/rvole.js';
 import { rng } from './harness.js';
+import { shake256 } from '@noble/hashes/sha3.js';
+import { concatBytes } from '@noble/hashes/utils.js';
 
 const bytes32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
 const xor = (a: Uint8Array, b: Uint8Array) => a.map((x, i) => x ^ (b[i] as number));
@@ -302,5 +307,28 @@ describe('parameters', () => {
     const pk = Point.BASE.multiply(77n).toBytes(true);
     expect(keyPoint(pk).equals(Point.BASE.multiply(77n))).toBe(true);
     expect(keyPoint(pk)).toBe(keyPoint(Uint8Array.from(pk)));
+  });
+
+  it("the OT extension's keyed XOF: the platform's SHAKE256 (this Node's OpenSSL) and noble's give the same bytes, SHAKE256(H(tag, prefix) ‖ parts)", () => {
+    // On this Node the platform path is taken (else the comparison below would be noble vs noble).
+    expect(platformXof).toBe(true);
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...TAGS),
+        fc.integer({ min: 1, max: 400 }),
+        fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 3 }),
+        fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 4 }),
+        (tag, len, prefix, parts) => {
+          const fast = hasher(tag, len, prefix);
+          const portable = hasher(tag, len, prefix, true);
+          const want = shake256(concatBytes(H(tag, prefix, 32), ...parts), { dkLen: len });
+          expect(Buffer.from(fast(parts)).toString('hex')).toBe(Buffer.from(want).toString('hex'));
+          expect(Buffer.from(portable(parts)).toString('hex')).toBe(Buffer.from(want).toString('hex'));
+          // Each call starts from the keyed state again.
+          expect(Buffer.from(fast(parts)).toString('hex')).toBe(Buffer.from(want).toString('hex'));
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });
