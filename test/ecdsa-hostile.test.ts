@@ -338,11 +338,20 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
     expect((await step('signer-1', 4, first, [w1, w2])).code).toBe('FAILED_PRECONDITION');
     // signer-3's word made up (another key in its name), signer-2's given twice.
     const impostor = ParticipantIdentity.generate('signer-3');
-    expect((await step('signer-1', 4, first, [w1, w2, setupDone(impostor, v2, first)])).code).toBe('BAD_SIGNATURE');
+    expect((await step('signer-1', 4, first, [w1, w2, setupDone(impostor, v2, first, new Map())])).code).toBe(
+      'BAD_SIGNATURE',
+    );
     expect((await step('signer-1', 4, first, [w1, w2, w2])).code).toBe('UNEXPECTED_MESSAGE');
     // signer-3's genuine words, but for another session, or for the first key's roster.
-    for (const misplaced of [setupDone(s3.identity, v2, rand()), setupDone(s3.identity, view, first)])
+    for (const misplaced of [
+      setupDone(s3.identity, v2, rand(), new Map()),
+      setupDone(s3.identity, view, first, new Map()),
+    ])
       expect((await step('signer-1', 4, first, [w1, w2, misplaced])).code).toBe('UNEXPECTED_MESSAGE');
+    // signer-3's word for this session, but its pair with signer-1 exchanged other messages (what
+    // a signer-3 whose store was restored and that ran the session again would say): refused.
+    const rerun = setupDone(s3.identity, v2, first, new Map([['signer-1', rand()]]));
+    expect((await step('signer-1', 4, first, [w1, w2, rerun])).code).toBe('CONFIRMATION_MISMATCH');
     expect(await inUse()).toBe(false);
     // A session id runs once: the first session again is refused before any message.
     expect((await step('signer-1', 1, first)).code).toBe('INVALID_STATE');
@@ -354,7 +363,7 @@ describe('threshold ECDSA: hostile coordinator vs a real signer process', () => 
     for (const bad of [
       setupAbort(impostor, v2, first),
       setupAbort(s3.identity, v2, rand()),
-      setupDone(s3.identity, v2, first),
+      setupDone(s3.identity, v2, first, new Map()),
     ])
       expect((await step('signer-1', 1, second, [bad])).code).toBe('FAILED_PRECONDITION');
     expect(await heldBy('signer-1')).toBe(toHex(first));

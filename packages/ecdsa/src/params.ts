@@ -58,6 +58,7 @@ export const TAGS = [
   'com-R',
   'zero',
   'rerandomise',
+  'setup-transcript',
 ] as const;
 export type Tag = (typeof TAGS)[number];
 

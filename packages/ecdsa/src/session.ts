@@ -30,6 +30,7 @@ import {
 } from '@tessera/core';
 import { bytesToNumberBE } from '@noble/curves/utils.js';
 import { EcdsaPairSetup, type PairState } from './setup.js';
+import { H, u16 } from './params.js';
 import { drainAsync } from './steps.js';
 import { EcdsaPresign, type Presignature } from './sign.js';
 import {
@@ -191,6 +192,8 @@ export class SetupSession {
   readonly #index: number;
   readonly #peers: number[];
   readonly #setup: EcdsaPairSetup;
+  /** The bodies each pair exchanged, by peer index: [mine of round 1, theirs, mine of round 2, theirs]. */
+  readonly #bodies = new Map<number, Uint8Array[]>();
 
   constructor(opts: { identity: ParticipantIdentity; key: EcdsaKeyView; session: Uint8Array; rng: Rng }) {
     check(opts.key, opts.session);
@@ -212,9 +215,49 @@ export class SetupSession {
   }
 
   #send<T>(step: number, msgs: Map<number, T>, encode: (m: T) => Uint8Array): Uint8Array[] {
-    return [...msgs].map(([j, m]) =>
-      seal(this.#me, this.#route, step, this.#route.key.roster[j - 1] as RosterEntry, encode(m), this.#rng),
-    );
+    return [...msgs].map(([j, m]) => {
+      const body = encode(m);
+      this.#keep(j, step === 1 ? 0 : 2, body);
+      return seal(this.#me, this.#route, step, this.#route.key.roster[j - 1] as RosterEntry, body, this.#rng);
+    });
+  }
+
+  #keep(j: number, slot: number, body: Uint8Array): void {
+    const b = this.#bodies.get(j) ?? [];
+    b[slot] = body;
+    this.#bodies.set(j, b);
+  }
+
+  #received(got: Map<number, Uint8Array>, slot: number): Map<number, Uint8Array> {
+    for (const [j, body] of got) this.#keep(j, slot, body);
+    return got;
+  }
+
+  /**
+   * What each pair exchanged, as one digest per peer (by id): both ends of a pair compute the same
+   * one from the same four bodies, in the pair's order (lower roster index first). A member's word
+   * that its setup is done carries them, so pairs stored from two runs of one session (a member
+   * whose store was restored and that ran the session again) never go into use together.
+   */
+  transcripts(): Map<string, Uint8Array> {
+    const out = new Map<string, Uint8Array>();
+    for (const j of this.#peers) {
+      const b = this.#bodies.get(j) ?? [];
+      const [mine1, theirs1, mine2, theirs2] = [0, 1, 2, 3].map((k) => b[k] ?? new Uint8Array(0)) as [
+        Uint8Array,
+        Uint8Array,
+        Uint8Array,
+        Uint8Array,
+      ];
+      const lowFirst = this.#index < j;
+      const [lo, hi] = lowFirst ? [this.#index, j] : [j, this.#index];
+      const parts = lowFirst ? [mine1, theirs1, mine2, theirs2] : [theirs1, mine1, theirs2, mine2];
+      out.set(
+        (this.#route.key.roster[j - 1] as RosterEntry).id,
+        H('setup-transcript', [this.#route.session, u16(lo), u16(hi), ...parts], 32),
+      );
+    }
+    return out;
   }
 
   /** The key (its roster and epoch) this setup is for. */
@@ -228,12 +271,20 @@ export class SetupSession {
 
   /** Round 2: seconds of base OTs, with a pause to the event loop every few OTs (./steps.ts). */
   async step2(incoming: readonly Uint8Array[]): Promise<Uint8Array[]> {
-    const got = decodeEach(this.#route, openAll(this.#me, this.#route, 1, this.#peers, incoming), decodeSetup1);
+    const got = decodeEach(
+      this.#route,
+      this.#received(openAll(this.#me, this.#route, 1, this.#peers, incoming), 1),
+      decodeSetup1,
+    );
     return this.#send(2, await drainAsync(this.#setup.round2Steps(got)), encodeSetup2);
   }
 
   async step3(incoming: readonly Uint8Array[]): Promise<PairRecords> {
-    const got = decodeEach(this.#route, openAll(this.#me, this.#route, 2, this.#peers, incoming), decodeSetup2);
+    const got = decodeEach(
+      this.#route,
+      this.#received(openAll(this.#me, this.#route, 2, this.#peers, incoming), 3),
+      decodeSetup2,
+    );
     const pairs = await drainAsync(this.#setup.finishSteps(got));
     const roster = this.#route.key.roster;
     return {

@@ -30,17 +30,32 @@ export function rosterDigest(key: Pick<EcdsaKeyView, 'roster'>): Uint8Array {
   return sha256(utf8ToBytes(key.roster.map((r) => `${r.id}:${r.identifier}`).join(',')));
 }
 
-/** `me`'s word that it stored its pairs of setup `session` for `key`'s roster. */
-export function setupDone(me: ParticipantIdentity, key: EcdsaKeyView, session: Uint8Array): Uint8Array {
-  return setupWord(me, key, session, PayloadKind.ECDSA_SETUP_DONE);
+/**
+ * `me`'s word that it stored its pairs of setup `session` for `key`'s roster, with what each pair
+ * exchanged (`transcripts`, by peer id: SetupSession.transcripts()).
+ */
+export function setupDone(
+  me: ParticipantIdentity,
+  key: EcdsaKeyView,
+  session: Uint8Array,
+  transcripts: ReadonlyMap<string, Uint8Array>,
+): Uint8Array {
+  const pairs = key.roster.map((r) => (r.id === me.id ? new Uint8Array(0) : (transcripts.get(r.id) ?? new Uint8Array(0))));
+  return setupWord(me, key, session, PayloadKind.ECDSA_SETUP_DONE, pairs);
 }
 
 /** `me`'s word that it did not store the pairs of setup `session` for `key`'s roster, and never will. */
 export function setupAbort(me: ParticipantIdentity, key: EcdsaKeyView, session: Uint8Array): Uint8Array {
-  return setupWord(me, key, session, PayloadKind.ECDSA_SETUP_ABORT);
+  return setupWord(me, key, session, PayloadKind.ECDSA_SETUP_ABORT, []);
 }
 
-function setupWord(me: ParticipantIdentity, key: EcdsaKeyView, session: Uint8Array, kind: PayloadKind): Uint8Array {
+function setupWord(
+  me: ParticipantIdentity,
+  key: EcdsaKeyView,
+  session: Uint8Array,
+  kind: PayloadKind,
+  pairs: Uint8Array[],
+): Uint8Array {
   return signEnvelope(
     me,
     kind,
@@ -51,6 +66,7 @@ function setupWord(me: ParticipantIdentity, key: EcdsaKeyView, session: Uint8Arr
       roster: rosterDigest(key),
       session,
       from: me.id,
+      pairs,
     }),
   );
 }
@@ -60,7 +76,7 @@ export function setupDoneSession(
   key: EcdsaKeyView,
   envelope: Uint8Array,
   kind: PayloadKind = PayloadKind.ECDSA_SETUP_DONE,
-): { from: string; session: Uint8Array } {
+): { from: string; session: Uint8Array; pairs: Uint8Array[] } {
   const env = openEnvelope(envelope, kind);
   const w = decodeMessage('EcdsaSetupDone', env.payload);
   const member = key.roster.find((r) => r.id === w.from);
@@ -71,7 +87,7 @@ export function setupDoneSession(
     );
   if (w.keyId !== key.keyId || w.epoch !== key.epoch || !equalBytes(w.roster, rosterDigest(key)))
     throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${w.from}'s setup word is for another key, epoch or roster`);
-  return { from: w.from, session: w.session };
+  return { from: w.from, session: w.session, pairs: w.pairs };
 }
 
 /**
@@ -97,17 +113,32 @@ export function hasSetupAbort(
 
 /**
  * Checks that `envelopes` hold exactly one word of every roster member of `key`, each for
- * `session`: what a member needs to use its pending pairs of that session. Names nobody when a
- * word is missing or misplaced: the words are signed and the relay chose which to pass on.
+ * `session`, and that each peer's word says its pair with `me` exchanged what `me`'s own pair
+ * did (`transcripts`, by peer id): what a member needs to use its pending pairs of that session.
+ * Names nobody when a word is missing, misplaced or of another run: the words are signed, the
+ * relay chose which to pass on, and a mismatch does not tell which end ran the session twice.
  */
-export function verifySetupDone(key: EcdsaKeyView, session: Uint8Array, envelopes: readonly Uint8Array[]): void {
+export function verifySetupDone(
+  key: EcdsaKeyView,
+  session: Uint8Array,
+  envelopes: readonly Uint8Array[],
+  me: { readonly id: string; readonly transcripts: ReadonlyMap<string, Uint8Array> },
+): void {
   const seen = new Set<string>();
+  const mine = key.roster.findIndex((r) => r.id === me.id);
   for (const e of envelopes) {
     const w = setupDoneSession(key, e);
     if (!equalBytes(w.session, session))
       throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${w.from}'s word is for another setup session`);
     if (seen.has(w.from)) throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `two setup words from ${w.from}`);
     seen.add(w.from);
+    const ours = me.transcripts.get(w.from);
+    const theirs = w.pairs[mine];
+    if (w.from !== me.id && (!ours || !(theirs instanceof Uint8Array) || !equalBytes(theirs, ours)))
+      throw new ProtocolError(
+        ErrorCode.CONFIRMATION_MISMATCH,
+        `${w.from}'s pair with ${me.id} exchanged other messages in this session than ${me.id}'s did (a second run of it)`,
+      );
   }
   const missing = key.roster.map((r) => r.id).filter((id) => !seen.has(id));
   if (missing.length)

@@ -25,6 +25,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
   equalBytes,
+  fromHex,
   groupPublicKey,
   toHex,
   utf8ToBytes,
@@ -61,6 +62,13 @@ const pendingKey = (keyId: string, roster: string) => `ecdsa/pending/${keyId}/${
 const usedKey = (keyId: string, session: string) => `ecdsa/setup-id/${keyId}.${session}`;
 /** A session this node signed an abort of: it never stores that session's pairs. */
 const abortKey = (keyId: string, session: string) => `ecdsa/setup-abort/${keyId}.${session}`;
+/** What each of this node's pairs exchanged in its pending or in-use session (JSON: session, digests by peer). */
+const transcriptsKey = (keyId: string, roster: string) => `ecdsa/transcripts/${keyId}/${roster}`;
+/** The words that put a session in use here, and that the activation was audited (evidence, kept). */
+const wordsKey = (keyId: string, roster: string) => `ecdsa/setup-words/${keyId}/${roster}`;
+const auditedKey = (keyId: string, roster: string) => `ecdsa/setup-audited/${keyId}/${roster}`;
+/** An abort that made this node drop pending pairs (evidence, kept). */
+const droppedKey = (keyId: string, session: string) => `ecdsa/setup-dropped/${keyId}.${session}`;
 /** Where the first version kept a key's one set of pairs (read when it fits the roster). */
 const legacyPairsKey = (keyId: string) => `ecdsa/pairs/${keyId}`;
 /** A roster's tag: its members and their identifiers (the protocol indices follow from them). */
@@ -79,6 +87,12 @@ export function view(rec: KeyShareRecord): EcdsaKeyView {
     roster: rec.key.roster,
     publicKey: groupPublicKey(rec.key),
   };
+}
+
+/** The first envelope of `messages` that is another member's abort of `pending`'s session. */
+function abortFor(key: EcdsaKeyView, pending: Uint8Array, messages: readonly Uint8Array[], me: string): Uint8Array {
+  const session = pending.subarray(0, 32);
+  return messages.find((m) => hasSetupAbort(key, session, me, [m])) ?? new Uint8Array(0);
 }
 
 export interface EcdsaSetupContext {
@@ -160,13 +174,31 @@ export class EcdsaSetups {
       if (await this.pairs(of)) throw new SignerError('KEY_EXISTS', `key ${t.keyId} is already set up`);
       if (await this.#ctx.store.get(abortKey(t.keyId, session)))
         throw new SignerError('INVALID_STATE', `this node aborted ECDSA setup session ${session.slice(0, 16)}…`);
-      // Pending (synced) before the word leaves: a member that says it stored them has.
-      await this.#ctx.store.put(
-        pendingKey(t.keyId, rosterTag(of)),
-        new Uint8Array([...t.session, ...encodePairs(records)]),
+      // Pending (synced) before the word leaves: a member that says it stored them has. With what
+      // each pair exchanged, which the word carries and step 4 compares.
+      const transcripts = open.s.transcripts();
+      const tag = rosterTag(of);
+      await this.#ctx.store.batch(
+        [
+          {
+            type: 'put',
+            key: pendingKey(t.keyId, tag),
+            value: new Uint8Array([...t.session, ...encodePairs(records)]),
+          },
+          {
+            type: 'put',
+            key: transcriptsKey(t.keyId, tag),
+            value: utf8ToBytes(
+              JSON.stringify({
+                session,
+                pairs: Object.fromEntries([...transcripts].map(([id, d]) => [id, toHex(d)])),
+              }),
+            ),
+          },
+        ],
         { sync: true },
       );
-      return { envelope: setupDone(this.#ctx.identity, of, t.session) };
+      return { envelope: setupDone(this.#ctx.identity, of, t.session, transcripts) };
     } catch (e) {
       this.#open.delete(t.keyId);
       throw e;
@@ -194,13 +226,32 @@ export class EcdsaSetups {
           `this node gave its word for ECDSA setup session ${toHex(held).slice(0, 16)}… of key ${t.keyId}: a new setup needs another member's abort of it`,
         );
     }
+    const held = pending ? toHex(pending.subarray(0, 32)) : '';
     await this.#ctx.store.batch(
       [
         { type: 'put', key: usedKey(t.keyId, session), value: new Uint8Array([1]) },
-        ...(pending ? [{ type: 'del' as const, key: pendingAt }] : []),
+        ...(pending
+          ? [
+              { type: 'del' as const, key: pendingAt },
+              { type: 'del' as const, key: transcriptsKey(key.keyId, rosterTag(key)) },
+              // The abort that let it go: with a word of the same member for that session
+              // elsewhere, proof that the member signed both.
+              {
+                type: 'put' as const,
+                key: droppedKey(key.keyId, held),
+                value: abortFor(key, pending, t.messages, this.#ctx.identity.id),
+              },
+            ]
+          : []),
       ],
       { sync: true },
     );
+    if (pending)
+      await this.#ctx.audit.append({
+        type: 'ecdsa-setup-dropped',
+        actor: this.#ctx.identity.id,
+        data: { keyId: key.keyId, epoch: key.epoch, session: held },
+      });
     const s = new SetupSession({ identity: this.#ctx.identity, key, session: t.session, rng: this.#ctx.rng });
     this.#open.set(t.keyId, { session, s, busy: false });
     return { envelopes: s.step1() };
@@ -211,8 +262,12 @@ export class EcdsaSetups {
     const tag = rosterTag(key);
     if (await this.pairs(key)) {
       const inUse = await this.#ctx.store.get(sessionKey(key.keyId, tag));
-      // Step 4 again for the session in use (a coordinator finishing a setup): nothing to do.
-      if (inUse && equalBytes(inUse, t.session)) return { ok: true };
+      // Step 4 again for the session in use (a coordinator finishing a setup): nothing to do but
+      // the audit entry, if a crash came between the activation and its entry.
+      if (inUse && equalBytes(inUse, t.session)) {
+        await this.#audited(key, t.session);
+        return { ok: true };
+      }
       throw new SignerError('KEY_EXISTS', `key ${key.keyId} is already set up for ECDSA signing by this roster`);
     }
     const pending = await this.#ctx.store.get(pendingKey(key.keyId, tag));
@@ -221,21 +276,21 @@ export class EcdsaSetups {
         'INVALID_STATE',
         `no pending ECDSA setup session ${toHex(t.session).slice(0, 16)}… of key ${key.keyId} here`,
       );
-    verifySetupDone(key, t.session, t.messages);
+    verifySetupDone(key, t.session, t.messages, {
+      id: this.#ctx.identity.id,
+      transcripts: await this.#transcripts(key, t.session),
+    });
     const pairs = pending.subarray(32);
     await this.#ctx.store.batch(
       [
         { type: 'put', key: pairsKey(key.keyId, tag), value: pairs },
         { type: 'put', key: sessionKey(key.keyId, tag), value: t.session },
+        { type: 'put', key: wordsKey(key.keyId, tag), value: utf8ToBytes(JSON.stringify(t.messages.map(toHex))) },
         { type: 'del', key: pendingKey(key.keyId, tag) },
       ],
       { sync: true },
     );
-    await this.#ctx.audit.append({
-      type: 'ecdsa-setup',
-      actor: this.#ctx.identity.id,
-      data: { keyId: key.keyId, epoch: key.epoch, pairs: [...decodePairs(pairs).pairs.keys()].join(',') },
-    });
+    await this.#audited(key, t.session);
     return { ok: true };
   }
 
@@ -246,7 +301,30 @@ export class EcdsaSetups {
     const session = inUse ?? (await this.#ctx.store.get(pendingKey(key.keyId, tag)))?.subarray(0, 32);
     if (!session)
       throw new SignerError('NOT_FOUND', `no ECDSA setup of key ${key.keyId} for this roster is stored here`);
-    return { envelope: setupDone(this.#ctx.identity, key, session) };
+    return { envelope: setupDone(this.#ctx.identity, key, session, await this.#transcripts(key, session)) };
+  }
+
+  /** What this node's pairs exchanged in `session` (empty if it stored none for it). */
+  async #transcripts(key: EcdsaKeyView, session: Uint8Array): Promise<Map<string, Uint8Array>> {
+    const raw = await this.#ctx.store.get(transcriptsKey(key.keyId, rosterTag(key)));
+    if (!raw) return new Map();
+    const t = JSON.parse(new TextDecoder().decode(raw)) as { session: string; pairs: Record<string, string> };
+    return t.session === toHex(session)
+      ? new Map(Object.entries(t.pairs).map(([id, d]) => [id, fromHex(d)]))
+      : new Map();
+  }
+
+  /** The activation's audit entry, once (a marker written after it). */
+  async #audited(key: EcdsaKeyView, session: Uint8Array): Promise<void> {
+    const tag = rosterTag(key);
+    if (await this.#ctx.store.get(auditedKey(key.keyId, tag))) return;
+    const pairs = (await this.pairs(key))?.pairs.keys() ?? [];
+    await this.#ctx.audit.append({
+      type: 'ecdsa-setup',
+      actor: this.#ctx.identity.id,
+      data: { keyId: key.keyId, epoch: key.epoch, session: toHex(session), pairs: [...pairs].join(',') },
+    });
+    await this.#ctx.store.put(auditedKey(key.keyId, tag), new Uint8Array([1]), { sync: true });
   }
 
   /** Step 6: this node's abort of `t.session`, which it did not give its word for (and never will). */

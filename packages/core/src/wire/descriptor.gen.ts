@@ -2510,6 +2510,11 @@ export const descriptor = {
                 "from": {
                   "type": "string",
                   "id": 6
+                },
+                "pairs": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 7
                 }
               }
             },
