@@ -40,7 +40,9 @@ export function setupDone(
   session: Uint8Array,
   transcripts: ReadonlyMap<string, Uint8Array>,
 ): Uint8Array {
-  const pairs = key.roster.map((r) => (r.id === me.id ? new Uint8Array(0) : (transcripts.get(r.id) ?? new Uint8Array(0))));
+  const pairs = key.roster.map((r) =>
+    r.id === me.id ? new Uint8Array(0) : (transcripts.get(r.id) ?? new Uint8Array(0)),
+  );
   return setupWord(me, key, session, PayloadKind.ECDSA_SETUP_DONE, pairs);
 }
 
