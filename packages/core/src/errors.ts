@@ -31,7 +31,10 @@ export const ErrorCode = {
   DECRYPT: 'DECRYPT',
   /** Participants saw different broadcasts (echo mismatch): a sender equivocated. */
   EQUIVOCATION: 'EQUIVOCATION',
-  /** The DKG confirmation round disagrees: participants derived different keys. */
+  /**
+   * The DKG confirmation round disagrees: participants derived different keys; or an ECDSA setup
+   * word says a pair exchanged other messages than the receiver's end did (two runs of a session).
+   */
   CONFIRMATION_MISMATCH: 'CONFIRMATION_MISMATCH',
   /** A signature share does not verify against its sender's verifying share. */
   BAD_SIGNATURE_SHARE: 'BAD_SIGNATURE_SHARE',
