@@ -36,8 +36,13 @@ import {
   decodePriceSnapshot,
   encodeOfflinePackage,
   encodePriceSnapshot,
+  PayloadKind,
+  decodeMessage,
+  encodeMessage,
   fromHex,
+  openEnvelope,
   openReservation,
+  signEnvelope,
 } from '@tessera/core';
 import { checkPackage } from '@tessera/core/merchant';
 import { Device } from '@tessera/device';
@@ -472,8 +477,16 @@ describe('offline payments with caps', () => {
     const c = await deviceCluster(3, { requireIntegrity: true });
     const d = await enrolled(c, 'phone-told');
     const key = await d.device.keygen(c.url, { suite: 'ed25519', threshold: 2, with: ['signer-1', 'signer-2'] });
+    // The co-signer reads the flag from the device's own signed call, which the coordinator passes on.
+    let call: Uint8Array | undefined;
+    c.tamper.set('signer-1', (r, t) => {
+      if (t.body === 'reserve') call = t.reserve?.deviceCall;
+      return r;
+    });
     // The app has no integrity rule of its own and asks for no caps.
     expect((await d.device.reserve(c.url, { keyId: key.keyId, count: 2, cosigners: ['signer-1'] })).added).toBe(2);
+    c.tamper.delete('signer-1');
+    expect(call?.length).toBeGreaterThan(0);
     const message = (n: number) => new Uint8Array(32).fill(n);
     for (const integrity of [undefined, { verdict: 'fail' as const }]) {
       const refused = await d.device
@@ -495,6 +508,25 @@ describe('offline payments with caps', () => {
     const old = await c.coordinator.reserve('phone-told', { keyId: key.keyId, count: 1, cosigners: ['signer-1'] });
     const rec = decodeKeyRecord(await d.device.keyRecord(key.keyId));
     expect(old.slots.flat().map((env) => openReservation(rec.key, env).allowance ?? null)).toEqual([null]);
+    // The flag is the device's word, not the coordinator's: the device's own call (replayed) says
+    // so; a call made up in the device's name, or the genuine one altered, reads as no.
+    const s1 = c.signer('signer-1');
+    const rule = async (deviceCall: Uint8Array) =>
+      (await s1.reserve(key.keyId, 'phone-told', 1, 3_600_000, undefined, { deviceCall })).map(
+        (env) => openReservation(rec.key, env).allowance?.requireIntegrity ?? false,
+      );
+    expect(await rule(call as Uint8Array)).toEqual([true]);
+    const impostor = ParticipantIdentity.generate('phone-told');
+    const madeUp = signEnvelope(
+      impostor,
+      PayloadKind.DEVICE_CALL,
+      encodeMessage('DeviceCall', {
+        ...decodeMessage('DeviceCall', openEnvelope(call as Uint8Array, PayloadKind.DEVICE_CALL).payload),
+      }),
+    );
+    const altered = Uint8Array.from(call as Uint8Array);
+    altered[altered.length - 1] = (altered[altered.length - 1] as number) ^ 1;
+    for (const forged of [madeUp, altered]) expect(await rule(forged)).toEqual([false]);
   });
 
   it("a payment that spends two of the key's outputs is signed in one package per input and counts once against the cap, on the device and on the co-signer; the finalised transaction verifies", async () => {

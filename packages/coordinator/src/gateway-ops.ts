@@ -21,12 +21,16 @@ export interface DeviceOpsContext {
   readonly keygenBuckets: ClientBuckets;
 }
 
-/** Runs `op` for the authenticated device `info` with the call's `body`; returns the encoded response. */
+/**
+ * Runs `op` for the authenticated device `info` with the call's `body` (`signed`: the whole signed
+ * call, passed on where co-signers read the device's own word); returns the encoded response.
+ */
 export async function deviceOp(
   c: DeviceOpsContext,
   op: string,
   info: ParticipantPublic,
   body: Uint8Array,
+  signed: Uint8Array = new Uint8Array(0),
 ): Promise<Uint8Array> {
   const { coordinator } = c;
   switch (op) {
@@ -60,7 +64,8 @@ export async function deviceOp(
         cosigners: r.cosigners,
         ttlMs: r.ttlMs,
         ...(r.allowance ? { allowance: r.allowance } : {}),
-        ...(r.takesIntegrityRule ? { takesIntegrityRule: true } : {}),
+        // The flag reaches the co-signers as the device signed it: they read it themselves.
+        ...(r.takesIntegrityRule ? { deviceCall: signed } : {}),
       });
       return encodeMessage('DeviceReserved', {
         slots: out.slots.map((s) => ({ reservations: s })),

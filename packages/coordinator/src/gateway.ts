@@ -199,7 +199,7 @@ export async function startDeviceGateway(opts: GatewayOptions): Promise<StartedG
     if (r !== 'ok') throw limited(r, deviceBuckets, info.id, 'device');
     if (!replay.reserve(clock())) throw new GatewayError('RESOURCE_EXHAUSTED', 'too many recent calls; retry later');
     replay.commit(nonceKey, clock() + 2 * SKEW_MS);
-    return deviceOp({ coordinator, links, keygenBuckets }, op, info, call.body);
+    return deviceOp({ coordinator, links, keygenBuckets }, op, info, call.body, body);
   }
 
   const listener = (req: IncomingMessage, res: ServerResponse) => {

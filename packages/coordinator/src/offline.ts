@@ -58,8 +58,11 @@ export interface ReserveRequest {
   ttlMs?: number;
   /** The caps the device asks its co-signers to sign into the reservations. */
   allowance?: Allowance;
-  /** The device keeps reservations that require the integrity verdict unasked (DeviceReserve). */
-  takesIntegrityRule?: boolean;
+  /**
+   * The device's signed reserve call, when it says it keeps reservations that require the
+   * integrity verdict unasked (DeviceReserve.takes_integrity_rule): co-signers read the flag there.
+   */
+  deviceCall?: Uint8Array;
 }
 
 /** Refusals after which a package can never complete (the device's queue marks it failed too). */
@@ -116,7 +119,7 @@ export class OfflineService {
               ttlMs: req.ttlMs ?? 0,
               // The caps the device asks for: each co-signer grants them (its own id) or refuses.
               allowance: (req.allowance ?? null) as WireTypes['Allowance'],
-              takesIntegrityRule: req.takesIntegrityRule === true,
+              deviceCall: req.deviceCall ?? new Uint8Array(0),
             },
           },
           this.c.timeout,

@@ -288,7 +288,7 @@ export class SignerEngine {
             body: 'reservations',
             reservations: {
               envelopes: await this.reserve(r.keyId, r.device, r.count, r.ttlMs, r.allowance ?? undefined, {
-                takesIntegrityRule: r.takesIntegrityRule,
+                ...(r.deviceCall?.length ? { deviceCall: r.deviceCall } : {}),
               }),
             },
           };
@@ -392,7 +392,7 @@ export class SignerEngine {
     count: number,
     ttlMs: number,
     allowance?: Allowance,
-    opts: { takesIntegrityRule?: boolean } = {},
+    opts: { deviceCall?: Uint8Array } = {},
   ): Promise<Uint8Array[]> {
     return this.#offline.reserve(keyId, device, count, ttlMs, allowance, opts);
   }

@@ -21,6 +21,7 @@ import {
   encodeReservation,
   groupPublicKey,
   encodeSignatureShare,
+  openEnvelope,
   equalBytes,
   signEnvelope,
   signReservation,
@@ -91,6 +92,24 @@ export class OfflineCosigner {
   }
 
   /**
+   * Whether `device` itself said, in its signed reserve call for `keyId` (`call`, as the gateway
+   * received it), that it keeps reservations requiring the integrity verdict. Anything that is not
+   * such a call signed by the device's roster key reads as no.
+   */
+  async #takesIntegrityRule(keyId: string, device: string, call: Uint8Array): Promise<boolean> {
+    try {
+      const member = (await this.#ctx.key(keyId)).key.roster.find((r) => r.id === device && r.device);
+      const env = openEnvelope(call, PayloadKind.DEVICE_CALL);
+      const c = decodeMessage('DeviceCall', env.payload);
+      if (!member || !equalBytes(env.sender, member.signKey) || c.device !== device || c.op !== 'reserve') return false;
+      const r = decodeMessage('DeviceReserve', c.body);
+      return r.keyId === keyId && r.takesIntegrityRule === true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
    * Reserves `count` nonces of `keyId` for `device` (a participant of the key): each a fresh
    * nonce in the ledger under `r.<device>.<key>.<id>` with the signed reservation as its meta,
    * so completion checks a package against this node's own record. Bounded by the policy's
@@ -102,11 +121,12 @@ export class OfflineCosigner {
     count: number,
     ttlMs: number,
     asked?: Allowance | null,
-    opts: { takesIntegrityRule?: boolean } = {},
+    opts: { deviceCall?: Uint8Array } = {},
   ): Promise<Uint8Array[]> {
     const dp = this.#devicePolicy();
     if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
-    const allowance = this.#grant(asked, opts.takesIntegrityRule === true);
+    const takesRule = opts.deviceCall ? await this.#takesIntegrityRule(keyId, device, opts.deviceCall) : false;
+    const allowance = this.#grant(asked, takesRule);
     if (!Number.isInteger(count) || count < 1 || count > 1024)
       throw new SignerError('INVALID_ARGUMENT', 'reservation count must be 1..1024');
     if (dp.revoked?.includes(device) || (await this.#ctx.revoked(device)))

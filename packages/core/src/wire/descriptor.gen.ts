@@ -771,8 +771,8 @@ export const descriptor = {
                   "type": "Allowance",
                   "id": 5
                 },
-                "takesIntegrityRule": {
-                  "type": "bool",
+                "deviceCall": {
+                  "type": "bytes",
                   "id": 6
                 }
               }

@@ -42,8 +42,9 @@ export interface LinkTask {
   sign?: Uint8Array | null;
   audit?: Record<string, never> | null;
   /**
-   * `allowance`: the caps the device asks for (allowance.ts); absent: none. `takesIntegrityRule`:
-   * the device keeps reservations that require the integrity verdict unasked (DeviceReserve).
+   * `allowance`: the caps the device asks for (allowance.ts); absent: none. `deviceCall`: the
+   * device's signed reserve call, when it says it keeps reservations that require the integrity
+   * verdict unasked (DeviceReserve.takes_integrity_rule, read from the device's signature).
    */
   reserve?: {
     keyId: string;
@@ -51,7 +52,7 @@ export interface LinkTask {
     count: number;
     ttlMs: number;
     allowance?: Allowance | null;
-    takesIntegrityRule?: boolean;
+    deviceCall?: Uint8Array;
   } | null;
   /** An encoded OfflinePackage to complete. */
   complete?: Uint8Array | null;
