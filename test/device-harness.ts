@@ -68,11 +68,15 @@ export async function deviceCluster(
   } = {},
 ) {
   const signers: SignerEngine[] = [];
+  /** Each signer's store, in the signers' order (tests read what a node keeps). */
+  const stores: SealedStore[] = [];
   for (let i = 1; i <= n; i++) {
+    const store = await openStore();
+    stores.push(store);
     signers.push(
       new SignerEngine({
         identity: ParticipantIdentity.generate(`signer-${i}`),
-        store: await openStore(),
+        store,
         policy: {
           allowKeygen: true,
           allowUnpinnedPeers: true,
@@ -120,7 +124,7 @@ export async function deviceCluster(
     if (!s) throw new Error(`no signer ${id}`);
     return s;
   };
-  return { signers, signer, coordinator, gateway, url: gateway.url, down, tamper };
+  return { signers, stores, signer, coordinator, gateway, url: gateway.url, down, tamper };
 }
 
 export type Cluster = Awaited<ReturnType<typeof deviceCluster>>;

@@ -2,9 +2,10 @@
  * The device SDK's browser size (issue 21: at most 80 KB gzip): `export * from '@tessera/device'`
  * built as pages ship it (esbuild, minified, code splitting, scripts/build-apps.mjs's settings).
  * What a page downloads to open a wallet, pay offline and sync — the entry and the chunks it
- * imports statically — is at most 80 KB gzip; the rest is three chunks imported on first use
- * (backups with their KDFs and Shamir pieces, the DKG and refresh/reshare participants, the
- * payment rules with the chains' readers), and none of their code is in the first download. The
+ * imports statically — is at most 80 KB gzip; the rest is four chunks imported on first use
+ * (backups with their KDFs, Shamir pieces and the state's export, the DKG and refresh/reshare
+ * participants, the ECDSA tasks with `@tessera/ecdsa`, the payment rules with the chains'
+ * readers), and none of their code is in the first download. The
  * split build itself runs: its entry, imported from the chunk files in this process, makes and
  * opens a backup and splits and combines it into pieces (through the chunk it imports then). The
  * chunks' loading in chromium is the story's (story.browser.test: the wallet page makes a key,
@@ -43,13 +44,14 @@ function build() {
 }
 
 describe('the device SDK in a browser build', () => {
-  it('what a page downloads first is at most 80 KB gzip; backups, key-making and payment rules come on first use', async () => {
+  it('what a page downloads first is at most 80 KB gzip; backups, key-making, ECDSA tasks and payment rules come on first use', async () => {
     const { chunks, initial } = await build();
     const gzip = initial.reduce((a, c) => a + c.gzip, 0);
     expect(gzip, `first download ${(gzip / 1024).toFixed(1)} KB gzip`).toBeLessThanOrEqual(LIMIT_GZIP);
     const lazy = chunks.filter((c) => !initial.includes(c));
     expect(lazy.map((c) => c.entryPoint?.split('/').pop()).sort()).toEqual([
       'backup.js',
+      'ecdsa-tasks.js',
       'participants.js',
       'payment-plan.js',
     ]);
@@ -61,6 +63,8 @@ describe('the device SDK in a browser build', () => {
       /core\/dist\/dkg\.js/,
       /core\/dist\/lifecycle-participant\.js/,
       /device\/dist\/backup\.js/,
+      /device\/dist\/backup-state\.js/,
+      /ecdsa\/dist\//,
       /@scure\/btc-signer/,
       /core\/dist\/package-payment\.js/,
     ])

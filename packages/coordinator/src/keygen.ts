@@ -151,13 +151,11 @@ export class KeygenService {
 
   /** The participants' links, after checking the request against who is known and linked. */
   #roster(req: KeygenRequest): ParticipantHandle[] {
-    const suite = getSuite(req.suite); // an unknown suite is refused before anything else
+    getSuite(req.suite); // an unknown suite is refused before anything else
     const p = this.c.participants;
     const ids = req.participants?.length
       ? [...new Set(req.participants)]
       : p.connected().filter((id) => !this.c.isDevice(id));
-    if (suite.scheme === 'ecdsa' && ids.some((id) => this.c.isDevice(id)))
-      throw new CoordinatorError('UNIMPLEMENTED', 'ECDSA keys are made by signer nodes only (devices: not yet)');
     const unknown = ids.filter((id) => !p.isKnown(id));
     if (unknown.length) throw new CoordinatorError('INVALID_ARGUMENT', `unknown participant: ${unknown.join(', ')}`);
     const missing = ids.filter((id) => !p.linked(id));

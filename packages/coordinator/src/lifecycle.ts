@@ -228,7 +228,10 @@ export class LifecycleService {
       );
     const newHandles = ids.map((id) => this.c.participant(id) as ParticipantHandle);
     if (rec.key.suite.scheme === 'ecdsa' && newHandles.some((h) => h.device))
-      throw new CoordinatorError('UNIMPLEMENTED', `key ${keyId} is ECDSA: devices cannot hold its shares yet`);
+      throw new CoordinatorError(
+        'UNIMPLEMENTED',
+        `key ${keyId} is ECDSA: a device joins it by its keygen only, not by a reshare`,
+      );
     // Old quorum: linked old members, nodes first (phones are the likelier to drop mid-session).
     const oldOnline = rec.key.roster
       .map((r) => this.c.participant(r.id))

@@ -32,5 +32,11 @@ export * from './package-payment.js';
 export * from './hd.js';
 export * from './ecdsa-address.js';
 export * from './named-exports.js';
-export type * from './wire/types.js';
+// The wire codec's modules export only public names: re-exported whole, not through the barrel
+// (a module that uses only these — `@tessera/ecdsa`, loaded by a device page on demand — then
+// pulls none of the barrel's other modules into a chunk it shares with the page's first download).
+export * from './wire/codec.js';
+export * from './wire/status.js';
+export * from './wire/packages.js';
+export * from './wire/types.js';
 export * from './wire/link.js';

@@ -17,8 +17,4 @@ export {
   type SessionOptions,
 } from './fast.js';
 export { base45Encode, base45Decode } from './base45.js';
-export { encodeMessage, decodeMessage, MAX_PACKAGE_BYTES } from './wire/codec.js';
 export { encodeLinkTask, decodeLinkTask, encodeLinkResult, decodeLinkResult } from './wire/link-codec.js';
-export { FORMAT_VERSION, makeHeader, checkHeader } from './wire/packages.js';
-export { PayloadKind } from './wire/types.js';
-export { ERROR_DOMAIN, encodeErrorStatus, decodeErrorStatus, type ErrorStatus } from './wire/status.js';

@@ -1,7 +1,8 @@
 /**
- * What a device backup holds (`Device.exportBackup / restore`): the identity, the key shares and
- * the enrolment record — never reservations or the queue: a restored device reserves afresh, so
- * no reservation can be used from two devices. The encryption is backup.ts's (loaded on first use).
+ * What a device backup holds (`Device.exportBackup / restore`): the identity, the key shares, the
+ * pairs of its ECDSA keys in use and the enrolment record — never reservations or the queue: a
+ * restored device reserves afresh, so no reservation can be used from two devices. Part of the
+ * backup chunk (backup.ts re-exports it; device.ts imports both on first use).
  */
 import {
   decodeIdentityRecord,
@@ -23,7 +24,12 @@ export interface BackupState {
   identity: string;
   keys: string[];
   enrolment: unknown;
+  /** The ECDSA pair states in use and what set them up (store key → hex), absent in older backups. */
+  ecdsa?: Record<string, string>;
 }
+
+/** What an ECDSA key's share needs besides its record to presign: its pairs, in use (../ecdsa setup-store). */
+const ECDSA_KEPT = ['ecdsa/pairs/', 'ecdsa/setup/', 'ecdsa/transcripts/', 'ecdsa/setup-words/'];
 
 /** Encrypts the device's identity, every key share it holds and its enrolment record under `password`. */
 export async function exportState(
@@ -36,11 +42,14 @@ export async function exportState(
   const keys: string[] = [];
   for (const id of await ctx.keyIds()) keys.push(toHex((await store.get(`key/${id}`)) as Uint8Array));
   const enrolment = await store.getJson<unknown>('enrolment');
+  const ecdsa: Record<string, string> = {};
+  for (const prefix of ECDSA_KEPT) for await (const [k, v] of store.entries(prefix)) ecdsa[k] = toHex(v);
   const plain = DeviceStorage.json({
     v: 1,
     identity: toHex(encodeIdentityRecord(me)),
     keys,
     enrolment: enrolment ?? null,
+    ...(Object.keys(ecdsa).length ? { ecdsa } : {}),
   } satisfies BackupState);
   try {
     return await encryptBackup(plain, password, opts);
@@ -78,6 +87,8 @@ export function restoreWrites(parsed: BackupState): {
     const rec = decodeKeyShareRecord(fromHex(k));
     ops.push({ type: 'put', key: `key/${rec.keyId}`, value: fromHex(k) });
   }
+  for (const [k, v] of Object.entries(parsed.ecdsa ?? {}))
+    if (ECDSA_KEPT.some((p) => k.startsWith(p))) ops.push({ type: 'put', key: k, value: fromHex(v) });
   if (parsed.enrolment) ops.push({ type: 'put', key: 'enrolment', value: DeviceStorage.json(parsed.enrolment) });
   return { identity, ops };
 }

@@ -64,6 +64,8 @@ import {
 export { type BackupOptions, backupFromText, backupPasswordWeakness, backupToText } from './backup-format.js';
 
 export { DeviceError } from './errors.js';
+/** What a backup holds, and how a device state is exported and restored (used by device.ts on first use). */
+export { exportState, openState, restoreWrites } from './backup-state.js';
 
 /** How the password is stretched. `test` uses tiny parameters and must only be used in tests. */
 /**

@@ -29,7 +29,6 @@ import {
   signOfflinePackage,
 } from './offline-sign.js';
 import type { BackupOptions } from './backup-format.js';
-import { exportState, openState, restoreWrites } from './backup-state.js';
 import { DeviceError } from './errors.js';
 import { DeviceEmitter, type DeviceEventType, type DeviceListener } from './events.js';
 import { clusterFor, clustersOf, saveEnrolment, type Enrolment, type GatewayUrl } from './enrolment.js';
@@ -370,11 +369,13 @@ export class Device {
    * restored device reserves afresh, so no reservation can be used from two devices).
    */
   async exportBackup(password: string, opts?: BackupOptions): Promise<Uint8Array> {
-    return exportState(this.#ctx, password, opts);
+    // The backup chunk (its KDFs, the state's export) comes on first use.
+    return (await import('./backup.js')).exportState(this.#ctx, password, opts);
   }
 
   /** Restores a backup into a new, empty device store. */
   static async restore(opts: DeviceOptions & { backup: Uint8Array; password: string }): Promise<Device> {
+    const { openState, restoreWrites } = await import('./backup.js');
     const parsed = await openState(opts.backup, opts.password);
     const d = await Device.open(opts);
     if (d.#identity) {

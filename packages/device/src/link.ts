@@ -1,8 +1,8 @@
 /**
  * The device's side of the participant link: the long-poll loop through the gateway (the
  * cluster's tasks come back with the next poll's results) and the tasks a device takes — DKG
- * steps, refresh and reshare steps (core's state machines, the same as a signer node's), and
- * nothing else: a device co-signs offline, never on the coordinator's request.
+ * steps, refresh and reshare steps (core's state machines, the same as a signer node's), the
+ * pairwise setup of an ECDSA key (`@tessera/ecdsa`'s, also a node's), and nothing else: a device co-signs offline, never on the coordinator's request.
  */
 import {
   decodeLinkTask,
@@ -50,6 +50,7 @@ export class LinkTasks {
   readonly #ctx: LinkTaskContext;
   #dkg: DkgParticipant | undefined;
   #lifecycle: LifecycleParticipant | undefined;
+  #ecdsa: import('./ecdsa-tasks.js').DeviceEcdsa | undefined;
 
   constructor(ctx: LinkTaskContext) {
     this.#ctx = ctx;
@@ -112,6 +113,9 @@ export class LinkTasks {
           const env = await this.#lifecycleStep(task.lifecycle);
           return env ? { taskId, body: 'envelope', envelope: env } : { taskId, body: 'ok', ok: true };
         }
+        case 'ecdsa':
+          this.#ecdsa ??= new (await import('./ecdsa-tasks.js')).DeviceEcdsa(this.#ctx);
+          return await this.#ecdsa.handle(task);
         default:
           throw new DeviceError(
             'NOT_SUPPORTED',
@@ -119,12 +123,14 @@ export class LinkTasks {
           );
       }
     } catch (e) {
-      const code = isTesseraError(e) || e instanceof DeviceError ? (e as { code: string }).code : 'INTERNAL';
-      const message = isTesseraError(e) || e instanceof DeviceError ? (e as Error).message : 'internal error';
+      // A DeviceError is a TesseraError: its code and message are the SDK's own, never foreign.
+      const known = isTesseraError(e);
       return {
         taskId,
         body: 'error',
-        error: { code, message, culprits: [...((e as { culprits?: readonly string[] }).culprits ?? [])] },
+        error: known
+          ? { code: e.code, message: e.message, culprits: [...e.culprits] }
+          : { code: 'INTERNAL', message: 'internal error', culprits: [] },
       };
     }
   }

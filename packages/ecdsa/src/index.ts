@@ -25,6 +25,14 @@ export {
   setupDoneSession,
   verifySetupDone,
 } from './setup-done.js';
+export {
+  EcdsaSetups,
+  keyView,
+  type EcdsaAnswer,
+  type EcdsaSetupContext,
+  type EcdsaTask,
+  type SetupStore,
+} from './setup-store.js';
 export { OTE_MESSAGE_BYTES } from './ote.js';
 export { RVOLE_MESSAGE_BYTES } from './rvole.js';
 export { lagrangeAtZero } from './params.js';

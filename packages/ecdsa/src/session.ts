@@ -180,8 +180,6 @@ function decodeEach<T>(r: Route, bodies: Map<number, Uint8Array>, decode: (b: Ui
 function check(key: EcdsaKeyView, session: Uint8Array): void {
   if (key.suite.scheme !== 'ecdsa') throw new InvalidArgumentError(`key ${key.keyId} is not an ECDSA key`);
   if (!(session instanceof Uint8Array) || session.length !== 32) throw new InvalidArgumentError('session: 32 bytes');
-  if (key.roster.some((r) => r.device))
-    throw new InvalidArgumentError('ECDSA keys with devices in the roster are not supported yet');
 }
 
 /** The pairwise setup with every other roster member, as three steps of relayed messages. */

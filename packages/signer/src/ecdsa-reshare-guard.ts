@@ -1,7 +1,8 @@
 /**
- * A reshare may not give a device a share of an ECDSA key: DKLs23's pairwise setup runs on signer
- * nodes only (devices in ECDSA keys are not built). A signer refuses such a step itself, whatever
- * the coordinator says (the coordinator refuses it too).
+ * A reshare may not give a device a share of an ECDSA key: a device joins an ECDSA key by its
+ * keygen only (the pairwise setup a reshare's new roster needs runs while every member is linked,
+ * and a phone that was offline during the reshare could not set its pairs up; not built). A
+ * signer refuses such a step itself, whatever the coordinator says (the coordinator refuses it too).
  */
 import { type GroupKey, type LinkTask, decodeKeyRecord, decodeReshareParams } from '@tessera/core';
 

@@ -342,7 +342,10 @@ export class SignerEngine {
     const why = unpinnedReason(this.#policy.policy);
     if (why) throw new SignerError('POLICY_DENIED', why);
     if (t?.kind === 'reshare' && reshareGivesDevicesEcdsa(t, (await this.key(t.keyId).catch(() => undefined))?.key))
-      throw new SignerError('UNIMPLEMENTED', `key ${t.keyId} is ECDSA: devices cannot hold its shares yet`);
+      throw new SignerError(
+        'UNIMPLEMENTED',
+        `key ${t.keyId} is ECDSA: a device joins it by its keygen only, not by a reshare`,
+      );
     const out = await this.#lifecycle.handle(t);
     if (t && (t.step === 3 || t.step === 5))
       await this.audit.append({
