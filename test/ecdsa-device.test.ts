@@ -6,12 +6,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fromHex } from '@tessera/core';
+import { fromHex, getSuite, toHex } from '@tessera/core';
+import { libsecp256k1Ecdsa } from './verifiers.js';
 import { decodePairs } from '@tessera/ecdsa';
 import { Device, decryptBackup } from '@tessera/device';
 import { cleanup, deviceCluster, enrolled, tempDir } from './device-harness.js';
 
 afterAll(cleanup);
+const suite = getSuite('ecdsa-secp256k1');
 
 describe('a device in an ECDSA key', () => {
   it('keygen with the device: every member, the phone too, sets its pairs up', async () => {
@@ -61,4 +63,33 @@ describe('a device in an ECDSA key', () => {
       await restored.close();
     }
   }, 120_000);
+
+  it('reserve presignatures with the phone, sign offline, sync: each package completes once, verified by noble and libsecp256k1', async () => {
+    const c = await deviceCluster(3);
+    const { device } = await enrolled(c, 'phone-o');
+    const key = await device.keygen(c.url, { suite: 'ecdsa-secp256k1', threshold: 2, with: ['signer-1', 'signer-2'] });
+    const pk = fromHex(key.publicKey);
+    const r = await device.reserve(c.url, { keyId: key.keyId, count: 3, cosigners: ['signer-1'] });
+    expect(r).toMatchObject({ added: 3, allowance: 3, errors: [] });
+    // Offline: two digests signed, each package queued before it is returned.
+    const digests = [0, 1].map(() => new Uint8Array(randomBytes(32)));
+    const pkgs = [];
+    for (const d of digests) pkgs.push(await device.signOffline({ keyId: key.keyId, message: d }));
+    expect(new Set(pkgs.map((p) => p.packageId)).size).toBe(2);
+    expect((await device.status()).keys.find((k) => k.keyId === key.keyId)?.allowance).toBe(1);
+    const s = await device.sync(c.url);
+    expect(s.failed).toEqual([]);
+    expect(s.pending).toEqual([]);
+    expect(s.completed.map((x) => x.packageId)).toEqual(pkgs.map((p) => p.packageId));
+    for (const [i, done] of s.completed.entries()) {
+      const sig = fromHex(done.signature);
+      expect(sig).toHaveLength(65);
+      expect(suite.verify(sig, digests[i] as Uint8Array, pk)).toBe(true);
+      expect(libsecp256k1Ecdsa(sig, digests[i] as Uint8Array, pk)).toBe(true);
+    }
+    // Delivered again (a merchant's copy, a retry): the stored result, nothing signed twice.
+    const again = await c.coordinator.completePackage(pkgs[0]!.bytes);
+    expect(again.alreadyCompleted).toBe(true);
+    expect(toHex(again.signature)).toBe(s.completed[0]!.signature);
+  }, 180_000);
 });

@@ -165,6 +165,8 @@ export class EcdsaService {
     signers: readonly string[],
     excluded: Excluded,
     setUp = false,
+    /** Filled with every signer's signed statement of the presignature (a device's reservation). */
+    statements?: Map<string, Uint8Array>,
   ): Promise<Presigned | undefined> {
     const session = this.c.rng(32);
     let inbox = new Map<string, Uint8Array[]>();
@@ -198,7 +200,7 @@ export class EcdsaService {
             new Map(culprits.length ? culprits.map((id) => [id, `SETUP ${why}`]) : [...out.failed]),
           );
         }
-        return this.#presign(rec, signers, excluded, true);
+        return this.#presign(rec, signers, excluded, true, statements);
       }
       if (!out.ok) return this.#exclude(excluded, out.failed);
       results = out.results;
@@ -210,7 +212,59 @@ export class EcdsaService {
         }
       }
     }
-    return this.#agreedPresignature(rec, signers, session, results, excluded);
+    const agreed = this.#agreedPresignature(rec, signers, session, results, excluded);
+    if (agreed && statements) for (const id of signers) statements.set(id, results.get(id)?.envelope as Uint8Array);
+    return agreed;
+  }
+
+  /**
+   * One presignature among `signers` (a device and its co-signers: a device's reservation), with
+   * each signer's signed statement of it; undefined after excluding whoever failed.
+   */
+  async presignFor(
+    rec: KeyRecord,
+    signers: readonly string[],
+    excluded: Excluded,
+  ): Promise<{ presigned: Presigned; statements: Map<string, Uint8Array> } | undefined> {
+    const statements = new Map<string, Uint8Array>();
+    const ordered = [...signers].sort((a, b) => rosterIndex(rec.key, a) - rosterIndex(rec.key, b));
+    const presigned = await this.#presign(rec, ordered, excluded, false, statements);
+    return presigned ? { presigned, statements } : undefined;
+  }
+
+  /**
+   * Each of `cosigners`' partial for `request` (an EcdsaSignRequest: a requester's intent, or a
+   * device's offline package), each checked to answer it; who failed and why otherwise.
+   */
+  async partialsFor(
+    rec: KeyRecord,
+    request: Uint8Array,
+    session: Uint8Array,
+    cosigners: readonly string[],
+  ): Promise<{ partials: PartialSignature[]; failed: Map<string, string>; codes: Map<string, string> }> {
+    const digest = sha256(request);
+    const answers = await this.#relay.call(cosigners, { body: 'ecdsaSign', ecdsaSign: request });
+    const partials: PartialSignature[] = [];
+    const failed = new Map<string, string>();
+    const codes = new Map<string, string>();
+    for (const id of cosigners) {
+      const a = answers.get(id);
+      if (a?.body !== 'envelope' || !a.envelope) {
+        failed.set(id, a?.error?.code ?? (a ? 'UNEXPECTED_MESSAGE' : 'UNAVAILABLE'));
+        if (a?.error?.message) codes.set(id, String(a.error.message).slice(0, 300));
+        continue;
+      }
+      try {
+        const env = this.#relay.fromLink(id, a.envelope, PayloadKind.ECDSA_PARTIAL);
+        const p = decodePartial(rec.key.suite, env.payload, rosterIndex(rec.key, id));
+        if (!equalBytes(p.requestDigest, digest) || !equalBytes(p.session, session))
+          throw new CoordinatorError('BAD_SIGNATURE_SHARE', 'partial answers another request');
+        partials.push(p);
+      } catch (e) {
+        failed.set(id, culprit('BAD_SIGNATURE_SHARE', e));
+      }
+    }
+    return { partials, failed, codes };
   }
 
   /** The online part on `presigned`: every signer's partial, combined and verified. */
@@ -232,26 +286,7 @@ export class EcdsaService {
       signers,
       requestId: this.c.rng(16),
     });
-    const digest = sha256(request);
-    const answers = await this.#relay.call(signers, { body: 'ecdsaSign', ecdsaSign: request });
-    const partials: PartialSignature[] = [];
-    const failed = new Map<string, string>();
-    for (const id of signers) {
-      const a = answers.get(id);
-      if (a?.body !== 'envelope' || !a.envelope) {
-        failed.set(id, a?.error?.code ?? (a ? 'UNEXPECTED_MESSAGE' : 'UNAVAILABLE'));
-        continue;
-      }
-      try {
-        const env = this.#relay.fromLink(id, a.envelope, PayloadKind.ECDSA_PARTIAL);
-        const p = decodePartial(rec.key.suite, env.payload, rosterIndex(rec.key, id));
-        if (!equalBytes(p.requestDigest, digest) || !equalBytes(p.session, session))
-          throw new CoordinatorError('BAD_SIGNATURE_SHARE', 'partial answers another request');
-        partials.push(p);
-      } catch (e) {
-        failed.set(id, culprit('BAD_SIGNATURE_SHARE', e));
-      }
-    }
+    const { partials, failed } = await this.partialsFor(rec, request, session, signers);
     // Stale only if every signer that failed no longer holds it (once: the retry presigns anew).
     if (pooled && failed.size && [...failed.values()].every((why) => why === 'NONCE_UNKNOWN')) return 'stale';
     if (failed.size) return this.#exclude(excluded, failed);

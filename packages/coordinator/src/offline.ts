@@ -24,6 +24,9 @@ import {
 } from '@tessera/core';
 import type { Allowance, WireTypes } from '@tessera/core';
 import { KeyedMutex, type AuditLog, type SealedKV } from '@tessera/store';
+import { isEcdsaPackage, peekEcdsaPackage } from '@tessera/ecdsa';
+import type { EcdsaService } from './ecdsa.js';
+import { completeEcdsa, reserveEcdsa } from './ecdsa-offline.js';
 import type { KeyRegistry } from './key-registry.js';
 import { layout } from './layout.js';
 import type { Participants } from './participants.js';
@@ -46,6 +49,8 @@ export interface OfflineComponents {
   readonly registry: KeyRegistry;
   /** Whether `id` is an enrolled device (devices are never co-signers). */
   isDevice(id: string): boolean;
+  /** Threshold ECDSA sessions: an ECDSA key's reservations are presignatures (ecdsa-offline.ts). */
+  readonly ecdsa: EcdsaService;
   onEvent(e: CoordinatorEvent): void;
 }
 
@@ -86,7 +91,7 @@ export interface DevicePackageRecord {
   at: number;
 }
 
-function devicePackageRecord(r: Omit<DevicePackageRecord, 'packageId'>): Uint8Array {
+export function devicePackageRecord(r: Omit<DevicePackageRecord, 'packageId'>): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(r));
 }
 
@@ -106,6 +111,10 @@ export class OfflineService {
     if (!Number.isInteger(req.count) || req.count < 1 || req.count > 256)
       throw new CoordinatorError('INVALID_ARGUMENT', 'reservation count must be 1..256');
     const cosigners = this.#cosigners(rec, device, req.cosigners);
+    if (rec.key.suite.scheme === 'ecdsa') {
+      if (req.allowance) throw new CoordinatorError('NOT_SUPPORTED', 'caps on ECDSA reservations are not built yet');
+      return reserveEcdsa(this.c, rec, device, cosigners, req.count);
+    }
     const errors: string[] = [];
     const answers = await Promise.allSettled(
       cosigners.map((id) =>
@@ -216,7 +225,9 @@ export class OfflineService {
     const report = (e: { ok: boolean; cached: boolean; cause?: string; createdAt?: number }) =>
       this.c.onEvent({ type: 'package', ...seen, ...e, ms: this.c.clock() - t0 });
     try {
-      const pkg = decodeOfflinePackage(bytes);
+      // An ECDSA package (a device's signed partial, ecdsa-offline.ts) or a FROST one.
+      const ecdsa = isEcdsaPackage(bytes);
+      const pkg = ecdsa ? peekEcdsaPackage(bytes) : decodeOfflinePackage(bytes);
       Object.assign(seen, { keyId: pkg.keyId, device: pkg.device, packageId: pkg.packageId });
       return await this.#packageLocks.run(layout.package(pkg.packageId), async () => {
         const prior = await this.c.store.get(layout.package(pkg.packageId));
@@ -226,7 +237,10 @@ export class OfflineService {
           return { ...r, alreadyCompleted: true };
         }
         const progress: { deviceSigned?: () => boolean } = {};
-        const result = await this.#complete(pkg, progress, opts.submitter === pkg.device).catch(async (e: unknown) => {
+        const result = await (ecdsa
+          ? completeEcdsa(this.c, bytes, pkg, progress)
+          : this.#complete(pkg as DecodedPackage, progress, opts.submitter === pkg.device)
+        ).catch(async (e: unknown) => {
           // Only a package whose device share verifies is recorded as refused: anyone can send
           // bytes, only the device makes such a package.
           if (progress.deviceSigned?.()) await this.#recordRefusal(pkg, e);
@@ -394,7 +408,7 @@ export class OfflineService {
    * package record, unless the cluster already decided it. A package that did not verify is not
    * recorded: anyone can send bytes, only the device can make a package that verifies.
    */
-  async #recordRefusal(pkg: DecodedPackage, e: unknown): Promise<void> {
+  async #recordRefusal(pkg: Pick<DecodedPackage, 'device' | 'packageId' | 'keyId'>, e: unknown): Promise<void> {
     const code = codeOf(e);
     if (!FINAL_REFUSALS.has(code)) return;
     const key = layout.devicePackage(pkg.device, pkg.packageId);

@@ -184,7 +184,17 @@ export async function services(
       pools.dropKey(next.keyId);
     },
   });
-  const offline = new OfflineService({ store, audit, clock, timeout, participants, registry, isDevice, onEvent });
+  const offline = new OfflineService({
+    store,
+    audit,
+    clock,
+    timeout,
+    participants,
+    registry,
+    isDevice,
+    ecdsa,
+    onEvent,
+  });
   for (const h of [...s.handles, ...(opts.link ?? [])]) participants.link(h);
   return { store, audit, events, participants, registry, pools, keygen, signing, lifecycle, offline };
 }

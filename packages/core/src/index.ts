@@ -21,6 +21,7 @@ export * from './records.js';
 export * from './intent.js';
 export * from './reservation.js';
 export * from './offline.js';
+export * from './package-text.js';
 export * from './cosign.js';
 export * from './device-claims.js';
 export * from './allowance.js';

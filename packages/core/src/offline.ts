@@ -29,7 +29,6 @@ import {
   RESERVATION_NONCE_ID_BYTES,
 } from './wire/limits.js';
 import { checkHeader, expectLength, makeHeader } from './wire/packages.js';
-export { packageFromText, packageToText } from './package-text.js';
 import type { WireTypes } from './wire/types.js';
 import type { PaymentTx } from './payment.js';
 import { type SignedReservation, readAllowance, verifyReservation, wireAllowance } from './reservation.js';

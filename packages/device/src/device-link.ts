@@ -65,6 +65,25 @@ export class DeviceLink {
     if (this.#url) await sayBye(this.#ctx.gateway(this.#url), await this.#ctx.pending());
   }
 
+  /**
+   * Runs `call` (an ECDSA reserve call for `keyId`) with the link open, taking the presigning
+   * tasks of that key meanwhile (and no others: the device presigns only for its own request).
+   */
+  async presigning<T>(url: GatewayUrl, keyId: string, call: () => Promise<T>): Promise<T> {
+    const wasLinked = !!this.#link;
+    const permits = this.#tasks.presignFor;
+    permits.set(keyId, (permits.get(keyId) ?? 0) + 1);
+    try {
+      if (!wasLinked) await this.connect(url);
+      return await call();
+    } finally {
+      const left = (permits.get(keyId) ?? 1) - 1;
+      if (left > 0) permits.set(keyId, left);
+      else permits.delete(keyId);
+      if (!wasLinked) await this.disconnect();
+    }
+  }
+
   /** Asks the cluster for a DKG with this device, linked meanwhile, and checks the key it made. */
   async keygen(url: GatewayUrl, req: { suite: SuiteId; threshold: number; with?: string[] }): Promise<DeviceKeyInfo> {
     const wasLinked = !!this.#link;

@@ -237,7 +237,19 @@ export class Device {
       caps?: AllowanceRequest;
     },
   ): Promise<{ added: number; allowance: number; errors: string[] }> {
+    // An ECDSA key reserves presignatures (ecdsa-offline.ts, with @tessera/ecdsa, on first use).
+    if ((await this.#ctx.key(req.keyId)).key.suite.scheme === 'ecdsa')
+      return (await import('./ecdsa-offline.js')).reserveEcdsa(this.#ecdsaCtx(), url, req);
     return reserveSlots(this.#ctx, url, req);
+  }
+
+  #ecdsaCtx() {
+    return {
+      ...this.#ctx,
+      id: this.id,
+      presigning: <T>(url: GatewayUrl, keyId: string, call: () => Promise<T>) =>
+        this.#link.presigning(url, keyId, call),
+    };
   }
 
   // ---- offline ---------------------------------------------------------------------------------
@@ -248,7 +260,11 @@ export class Device {
    * before that write releases nothing; after it, the package is in the queue and will be delivered.
    */
   async signOffline(req: OfflineRequest): Promise<OfflineSigned> {
-    return this.#serial(() => signOfflinePackage({ ...this.#ctx, id: this.id }, req));
+    return this.#serial(async () =>
+      (await this.#ctx.key(req.keyId)).key.suite.scheme === 'ecdsa'
+        ? (await import('./ecdsa-offline.js')).signEcdsaOffline(this.#ecdsaCtx(), req)
+        : signOfflinePackage({ ...this.#ctx, id: this.id }, req),
+    );
   }
 
   /**

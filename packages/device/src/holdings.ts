@@ -74,6 +74,8 @@ export function holdings(store: DeviceStorage, clock: () => number): Holdings {
       const now = clock();
       for await (const [, v] of store.entries(`slot/${keyId}/`))
         if (parse<Slot>(v).expiresAt - EXPIRY_MARGIN_MS >= now) n++;
+      // An ECDSA key's presignatures (ecdsa-offline.ts): its co-signers keep theirs until used.
+      for await (const _ of store.entries(`eslot/${keyId}/`)) n++;
       return n;
     },
     async nextExpiry(keyId) {

@@ -47,6 +47,8 @@ export class LinkTasks {
   acceptFromOthers = 0;
   /** Participants named by this device's own keygen calls in progress (other devices among them are welcome). */
   readonly keygenWith = new Set<string>();
+  /** Keys whose ECDSA reservation this device is asking for now (their presigning tasks are taken). */
+  readonly presignFor = new Map<string, number>();
   readonly #ctx: LinkTaskContext;
   #dkg: DkgParticipant | undefined;
   #lifecycle: LifecycleParticipant | undefined;
@@ -114,7 +116,10 @@ export class LinkTasks {
           return env ? { taskId, body: 'envelope', envelope: env } : { taskId, body: 'ok', ok: true };
         }
         case 'ecdsa':
-          this.#ecdsa ??= new (await import('./ecdsa-tasks.js')).DeviceEcdsa(this.#ctx);
+          this.#ecdsa ??= new (await import('./ecdsa-tasks.js')).DeviceEcdsa({
+            ...this.#ctx,
+            mayPresign: (keyId) => (this.presignFor.get(keyId) ?? 0) > 0,
+          });
           return await this.#ecdsa.handle(task);
         default:
           throw new DeviceError(

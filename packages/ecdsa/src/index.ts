@@ -33,6 +33,16 @@ export {
   type EcdsaTask,
   type SetupStore,
 } from './setup-store.js';
+export {
+  checkEcdsaPackage,
+  createEcdsaPackage,
+  isEcdsaPackage,
+  openEcdsaPackage,
+  peekEcdsaPackage,
+  type EcdsaPackageCheck,
+  type EcdsaPackageFields,
+  type OpenedEcdsaPackage,
+} from './offline-package.js';
 export { OTE_MESSAGE_BYTES } from './ote.js';
 export { RVOLE_MESSAGE_BYTES } from './rvole.js';
 export { lagrangeAtZero } from './params.js';

@@ -28,6 +28,7 @@ import {
 } from '@tessera/core';
 import {
   PresignSession,
+  isEcdsaPackage,
   decodeEcdsaSignRequest,
   decodePresigned,
   encodePresigned,
@@ -41,6 +42,7 @@ import { bytesToNumberBE } from '@noble/curves/utils.js';
 import type { AuditLog, BatchOp, KeyedMutex, NonceLedger, SealedKV } from '@tessera/store';
 import type { SignerEvent } from './engine.js';
 import { type EcdsaAnswer, EcdsaSetups, view } from './ecdsa-setup.js';
+import { completeEcdsaPackage, onlineId, presignatureId } from './ecdsa-offline.js';
 import { SignerError } from './errors.js';
 import { refuseSign } from './online-signer.js';
 import type { PolicyEngine } from './policy.js';
@@ -66,6 +68,8 @@ export interface EcdsaSignerContext {
   signingRecord(keyId: string, epoch: number): Promise<KeyShareRecord>;
   /** The request's attempt record (online-signer.ts), written with the consumption. */
   countAttempt(requester: Uint8Array, requestId: Uint8Array, nonceId: string): Promise<BatchOp[]>;
+  /** Throws unless this node co-signs for `device` (allowed, not revoked; `presigning`: below its cap). */
+  admitDevice(device: string, presigning?: boolean): Promise<void>;
   onEvent(e: SignerEvent): void;
 }
 
@@ -75,7 +79,6 @@ export type { EcdsaAnswer };
 const sessionMark = (keyId: string, session: Uint8Array) => `ecdsa/session/${keyId}.${toHex(session)}`;
 const banKey = (keyId: string, peer: string) => `ecdsa/ban/${keyId}/${peer}`;
 /** A presignature's ledger id: with the key's FROST-free prefix, counted like pooled nonces. */
-const presignatureId = (keyId: string, session: Uint8Array) => `${keyId}.${toHex(session)}`;
 
 export class EcdsaSigner {
   readonly #ctx: EcdsaSignerContext;
@@ -162,7 +165,7 @@ export class EcdsaSigner {
       // off the online path).
       const r = presignatureRecord(rec.key.suite, ps, { ...statement, ...(ps.Rpoint ? { Rpoint: ps.Rpoint } : {}) });
       try {
-        await this.#ctx.ledger.addFresh(presignatureId(t.keyId, t.session), r.secret, r.meta);
+        await this.#ctx.ledger.addFresh(presignatureId(view(rec), t.session, s.signers), r.secret, r.meta);
       } finally {
         r.secret.fill(0);
       }
@@ -192,6 +195,9 @@ export class EcdsaSigner {
         'POLICY_DENIED',
         `this node no longer presigns with ${banned.join(', ')} for key ${t.keyId}: a multiplication check failed (reshare it out of the key)`,
       );
+    // With a device: its reservation, only for a device this node co-signs for, within its cap.
+    const device = (t.signers ?? []).find((id) => key.roster.find((r) => r.id === id)?.device);
+    if (device) await this.#ctx.admitDevice(device, true);
     this.#expire(t.keyId);
     const open = [...this.#presigns.keys()].filter((k) => k.startsWith(`${t.keyId}.`)).length;
     const fresh = await this.#ctx.ledger.countFresh(`${t.keyId}.`);
@@ -249,11 +255,24 @@ export class EcdsaSigner {
   async sign(bytes: Uint8Array): Promise<Uint8Array> {
     const req = decodeEcdsaSignRequest(bytes);
     const keyId = req.keyId;
-    const nonceId = presignatureId(keyId, req.session);
+    // A device's offline package names a presignature the device made with this node (./ecdsa-offline.ts).
+    if (isEcdsaPackage(req.intent)) return completeEcdsaPackage(this.#ctx, req, bytes);
+    let nonceId = onlineId(keyId, req.session);
     let named = false;
+    /** A device's reservation named by an online request: refused, and kept for the device's package. */
+    let devices = false;
     try {
       const rec = await this.#ctx.signingRecord(keyId, req.epoch);
       const key = view(rec);
+      nonceId = presignatureId(key, req.session, req.signers);
+      // A device's reservation named by an online request: refused, and never discarded on the
+      // coordinator's word (only the device's signed package completes it).
+      devices = nonceId.startsWith('q.');
+      if (devices)
+        throw new SignerError(
+          'POLICY_DENIED',
+          "this presignature is a device's reservation: only the device's signed package completes it",
+        );
       named = true;
       const intent = openSignIntent(req.intent, rec.key.suite);
       if (intent.keyId !== keyId) throw new SignerError('POLICY_DENIED', 'the intent authorises another key');
@@ -320,7 +339,7 @@ export class EcdsaSigner {
       return signEnvelope(this.#ctx.identity, PayloadKind.ECDSA_PARTIAL, payload);
     } catch (e) {
       // A refused request burns the presignature it named (its R is known to the coordinator).
-      await refuseSign(this.#ctx, keyId, named ? nonceId : undefined, e);
+      await refuseSign(this.#ctx, keyId, named && !devices ? nonceId : undefined, e);
       throw e;
     }
   }

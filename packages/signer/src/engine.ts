@@ -154,6 +154,7 @@ export class SignerEngine {
       key: (keyId) => this.key(keyId),
       signingRecord: (keyId, epoch) => this.#records.signingRecord(keyId, epoch),
       countAttempt: (requester, requestId, nonceId) => this.#online.countAttempt(requester, requestId, nonceId),
+      admitDevice: (device, presigning) => this.#offline.admitDevice(device, presigning),
       onEvent: (e) => this.#onEvent(e),
     });
     this.#offline = new OfflineCosigner({
@@ -232,9 +233,10 @@ export class SignerEngine {
     // The old link's ECDSA sessions cannot continue either (their ids stay spent).
     this.#ecdsa.dropSessions();
     let n = 0;
-    // Reservations (`r.` ids) are promises held by devices, not pooled commitments: they stay.
+    // Reservations (`r.` ids, and a device's ECDSA presignatures, `q.`) are promises held by
+    // devices, not pooled commitments: they stay.
     for await (const k of this.#store.keys('nonce/'))
-      if (!k.startsWith('nonce/r.') && (await this.ledger.discard(k.slice('nonce/'.length)))) n++;
+      if (!/^nonce\/[rq]\./.test(k) && (await this.ledger.discard(k.slice('nonce/'.length)))) n++;
     return n;
   }
 
@@ -366,8 +368,9 @@ export class SignerEngine {
     await this.#lcStore.recordRevocations(devices);
     let discarded = 0;
     for (const d of devices)
-      for await (const k of this.#store.keys(`nonce/r.${deviceSegment(d)}.`))
-        if (await this.ledger.discard(k.slice('nonce/'.length))) discarded++;
+      for (const kind of ['r', 'q'])
+        for await (const k of this.#store.keys(`nonce/${kind}.${deviceSegment(d)}.`))
+          if (await this.ledger.discard(k.slice('nonce/'.length))) discarded++;
     await this.audit.append({
       type: 'device-revoked',
       actor: this.id,
@@ -380,10 +383,11 @@ export class SignerEngine {
   async #epochChanged(keyId: string, roster: readonly string[]): Promise<void> {
     this.#records.forget(keyId);
     const keep = new Set(roster.map(deviceSegment));
-    for await (const k of this.#store.keys('nonce/r.')) {
-      const [, device, kid] = k.slice('nonce/'.length).split('.');
-      if (kid === keyId && device && !keep.has(device)) await this.ledger.discard(k.slice('nonce/'.length));
-    }
+    for (const kind of ['r', 'q'])
+      for await (const k of this.#store.keys(`nonce/${kind}.`)) {
+        const [, device, kid] = k.slice('nonce/'.length).split('.');
+        if (kid === keyId && device && !keep.has(device)) await this.ledger.discard(k.slice('nonce/'.length));
+      }
   }
 
   // ---- offline co-signing (offline-cosigner.ts) ----------------------------------------------

@@ -77,6 +77,27 @@ export class OfflineCosigner {
     this.#ctx = ctx;
   }
 
+  /**
+   * Throws POLICY_DENIED unless this node co-signs for `device` (devices allowed, `device` not
+   * revoked); `presigning`: RESOURCE_EXHAUSTED too when the device holds its most reservations
+   * of ECDSA presignatures here (`devices.maxReservations`, counted like its FROST ones).
+   */
+  async admitDevice(device: string, presigning = false): Promise<void> {
+    const dp = this.#devicePolicy();
+    if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
+    if (dp.revoked?.includes(device) || (await this.#ctx.revoked(device)))
+      throw new SignerError('POLICY_DENIED', `device ${device} is revoked on this node`);
+    if (!presigning) return;
+    let held = 0;
+    for await (const k of this.#ctx.store.keys(`nonce/q.${deviceSegment(device)}.`))
+      if ((await this.#ctx.ledger.status(k.slice('nonce/'.length))).state === 'fresh') held++;
+    if (held >= dp.maxReservations)
+      throw new SignerError(
+        'RESOURCE_EXHAUSTED',
+        `device ${device} already holds ${held} presignatures here (at most ${dp.maxReservations})`,
+      );
+  }
+
   #devicePolicy() {
     return { ...DEVICE_POLICY_DEFAULTS, ...(this.#ctx.policy().devices ?? {}) };
   }

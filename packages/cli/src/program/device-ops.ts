@@ -37,7 +37,20 @@ export function registerDeviceOpsCommands(program: Command, device: Command): vo
     .option('--json', 'JSON output')
     .action(async (o: { keyRecord: string; package: string; json?: boolean }) => {
       const { readPackage, checkPackage } = await import('../device-io.js');
-      const r = await checkPackage(new Uint8Array(readFileSync(o.keyRecord)), readPackage(o.package));
+      const keyRecord = new Uint8Array(readFileSync(o.keyRecord));
+      const bytes = readPackage(o.package);
+      const { isEcdsaPackage, checkEcdsaPackage } = await import('@tessera/ecdsa');
+      if (isEcdsaPackage(bytes)) {
+        // An ECDSA key's package: the device's signed partial and its co-signers' statements.
+        const e = checkEcdsaPackage(keyRecord, bytes);
+        return out(
+          !!o.json,
+          { ok: true, ...e, createdAt: new Date(e.createdAt).toISOString() },
+          () =>
+            `package ${e.packageId} OK: signed by ${e.device} for key ${e.keyId} (digest ${e.message}); co-signers ${e.cosigners.join(', ')} hold its presignature (ECDSA: the signature is checked whole when they complete it)`,
+        );
+      }
+      const r = await checkPackage(keyRecord, bytes);
       out(
         !!o.json,
         { ok: true, ...r },

@@ -8,7 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
-import { SUITE_IDS, type SuiteId } from '@tessera/core/suite-ids';
+import { KEY_SUITE_IDS, type SuiteId } from '@tessera/core/suite-ids';
 import { amounts, int, list } from '../args.js';
 import { CliError } from '../errors.js';
 import { deviceDir as dd, gateway as net, out, withClient } from './output.js';
@@ -60,7 +60,7 @@ export function registerDeviceCommands(program: Command): Command {
     );
 
   net(dd(device.command('keygen').description('create a key whose participants are this device and signer nodes')))
-    .addOption(new Option('--suite <suite>').choices([...SUITE_IDS]).default('ed25519'))
+    .addOption(new Option('--suite <suite>').choices([...KEY_SUITE_IDS]).default('ed25519'))
     .requiredOption('--threshold <t>', 'signers needed', int)
     .option('--with <ids>', 'other participants (default: every connected signer node)', list)
     .action(

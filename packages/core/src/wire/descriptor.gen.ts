@@ -1421,7 +1421,8 @@ export const descriptor = {
                 "PAYLOAD_KIND_ECDSA_PRESIGNATURE": 51,
                 "PAYLOAD_KIND_ECDSA_PARTIAL": 52,
                 "PAYLOAD_KIND_ECDSA_SETUP_DONE": 53,
-                "PAYLOAD_KIND_ECDSA_SETUP_ABORT": 54
+                "PAYLOAD_KIND_ECDSA_SETUP_ABORT": 54,
+                "PAYLOAD_KIND_ECDSA_OFFLINE_PACKAGE": 55
               }
             },
             "Header": {
@@ -2539,6 +2540,56 @@ export const descriptor = {
                 "w": {
                   "type": "bytes",
                   "id": 5
+                }
+              }
+            },
+            "EcdsaOfflinePackage": {
+              "fields": {
+                "header": {
+                  "type": "Header",
+                  "id": 1
+                },
+                "keyId": {
+                  "type": "string",
+                  "id": 2
+                },
+                "epoch": {
+                  "type": "uint64",
+                  "id": 3
+                },
+                "device": {
+                  "type": "string",
+                  "id": 4
+                },
+                "message": {
+                  "type": "bytes",
+                  "id": 5
+                },
+                "session": {
+                  "type": "bytes",
+                  "id": 6
+                },
+                "signers": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 7
+                },
+                "u": {
+                  "type": "bytes",
+                  "id": 8
+                },
+                "w": {
+                  "type": "bytes",
+                  "id": 9
+                },
+                "presigned": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 10
+                },
+                "createdAt": {
+                  "type": "uint64",
+                  "id": 11
                 }
               }
             },

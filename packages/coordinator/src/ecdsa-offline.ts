@@ -1,0 +1,200 @@
+/**
+ * Offline co-signing with an ECDSA key, the cluster's side (offline.ts routes here by the key's
+ * suite and the package's kind):
+ * - reserve: presignatures made now by the device (through its link) and its t−1 co-signers,
+ *   one DKLs23 presigning session each ([DKLs23] Protocol 3.6 rounds 1–3); a slot is every
+ *   co-signer's signed statement of one presignature, which the device checks against its own;
+ * - complete: the device's signed package opened against the key (@tessera/ecdsa
+ *   offline-package.ts), each co-signer asked for its partial on the package's presignature (it
+ *   checks the package itself and consumes the presignature once), the device's partial and theirs
+ *   combined and checked with the plain verifier (recovery id included), the result stored once
+ *   under the package id with each co-signer's use of the presignature.
+ * [DKLs23] gives no check of one partial: a combination that fails names nobody.
+ */
+import { encodeMessage, fromHex, groupPublicKey, toHex, utf8ToBytes, type KeyRecord } from '@tessera/core';
+import { combine, encodeEcdsaSignRequest, openEcdsaPackage, rosterIndex, type EcdsaKeyView } from '@tessera/ecdsa';
+import type { OfflineComponents } from './offline.js';
+import { devicePackageRecord } from './offline.js';
+import { layout } from './layout.js';
+import { CoordinatorError, codeOf, type PackageResult } from './types.js';
+
+/** Presignatures a device may reserve in one call (each is three relayed rounds with it). */
+export const MAX_ECDSA_RESERVE = 64;
+
+export async function reserveEcdsa(
+  c: OfflineComponents,
+  rec: KeyRecord,
+  device: string,
+  cosigners: readonly string[],
+  count: number,
+): Promise<{ slots: Uint8Array[][]; errors: string[] }> {
+  if (count > MAX_ECDSA_RESERVE)
+    throw new CoordinatorError(
+      'INVALID_ARGUMENT',
+      `an ECDSA key reserves 1..${MAX_ECDSA_RESERVE} presignatures per call`,
+    );
+  if (!c.participants.linked(device))
+    throw new CoordinatorError('UNAVAILABLE', `${device} is not linked: an ECDSA reservation presigns with the device`);
+  const slots: Uint8Array[][] = [];
+  const errors: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const excluded = new Map<string, string>();
+    const made = await c.ecdsa.presignFor(rec, [device, ...cosigners], excluded);
+    if (!made) {
+      for (const [id, why] of excluded) errors.push(`${id}: ${why}`);
+      break;
+    }
+    slots.push(cosigners.map((id) => made.statements.get(id) as Uint8Array));
+  }
+  if (slots.length)
+    await c.audit.append({
+      type: 'reserve',
+      data: { keyId: rec.keyId, device, cosigners: cosigners.join(','), slots: slots.length },
+    });
+  c.onEvent({ type: 'reserve', device, keyId: rec.keyId, slots: slots.length });
+  if (!slots.length) {
+    const codes = new Set(errors.map((e) => e.split(' ')[1]));
+    const [only] = codes;
+    throw new CoordinatorError(
+      codes.size === 1 && (only === 'POLICY_DENIED' || only === 'RESOURCE_EXHAUSTED' || only === 'FAILED_PRECONDITION')
+        ? (only as 'POLICY_DENIED')
+        : 'UNAVAILABLE',
+      `no presignatures made: ${errors.join('; ')}`,
+    );
+  }
+  return { slots, errors };
+}
+
+/** The public facts of `rec` an ECDSA package is opened against. */
+function view(rec: KeyRecord): EcdsaKeyView {
+  return {
+    keyId: rec.keyId,
+    epoch: rec.epoch,
+    threshold: rec.key.threshold,
+    suite: rec.key.suite,
+    roster: rec.key.roster,
+    publicKey: groupPublicKey(rec.key),
+  };
+}
+
+/**
+ * Completes an ECDSA package not completed before (the caller holds its lock and checked for a
+ * stored result). `progress.deviceSigned` tells the caller whether the package is the device's
+ * (only then is a refusal recorded in the device's package record).
+ */
+export async function completeEcdsa(
+  c: OfflineComponents,
+  bytes: Uint8Array,
+  head: { keyId: string; epoch: number },
+  progress: { deviceSigned?: () => boolean },
+): Promise<PackageResult> {
+  const rec = await c.registry.keyAt(head.keyId, head.epoch);
+  let pkg: ReturnType<typeof openEcdsaPackage>;
+  try {
+    pkg = openEcdsaPackage(view(rec), bytes);
+  } catch (e) {
+    const code = codeOf(e);
+    throw new CoordinatorError(
+      code === 'BAD_SIGNATURE' || code === 'RESERVATION_INVALID' ? code : 'DECODE',
+      (e as Error).message,
+      [...((e as { culprits?: readonly string[] }).culprits ?? [])],
+    );
+  }
+  progress.deviceSigned = () => true;
+  for (const id of pkg.cosigners) {
+    const used = await c.store.get(layout.reservationUse(id, pkg.session));
+    if (used && new TextDecoder().decode(used) !== pkg.packageId)
+      throw new CoordinatorError(
+        'RESERVATION_USED',
+        `the presignature of ${id} was already used by package ${new TextDecoder().decode(used)}`,
+        [pkg.device],
+      );
+  }
+  const off = pkg.cosigners.filter((id) => !c.participants.linked(id));
+  if (off.length)
+    throw new CoordinatorError('UNAVAILABLE', `co-signer not connected: ${off.join(', ')}; the package stays pending`);
+  // The request is the package's own: the same bytes on every retry, so a co-signer that already
+  // gave its partial for it gives the same one again (its ledger binds the request's digest).
+  const request = encodeEcdsaSignRequest({
+    keyId: rec.keyId,
+    epoch: rec.epoch,
+    intent: bytes,
+    session: pkg.session,
+    signers: pkg.signers,
+    requestId: fromHex(pkg.packageId),
+  });
+  const got = await c.ecdsa.partialsFor(rec, request, pkg.session, pkg.cosigners);
+  if (got.failed.size) {
+    const [id, why] = [...got.failed].find(([, w]) => w !== 'UNAVAILABLE') ?? [...got.failed][0] ?? ['', 'INTERNAL'];
+    const code = why.split(' ')[0] as string;
+    const blamesDevice = code.startsWith('RESERVATION_');
+    throw new CoordinatorError(
+      code,
+      `${id}: ${got.codes.get(id) ?? why}${code === 'UNAVAILABLE' ? '; the package stays pending' : ''}`,
+      blamesDevice ? [pkg.device] : why.startsWith('BAD_') ? [id] : [],
+    );
+  }
+  let signature: Uint8Array;
+  try {
+    const sig = combine(
+      {
+        keyId: utf8ToBytes(rec.keyId),
+        sigid: pkg.session,
+        signers: pkg.signers.map((id) => rosterIndex(rec.key, id)).sort((a, b) => a - b),
+        R: pkg.R,
+        publicKey: groupPublicKey(rec.key),
+      },
+      pkg.message,
+      [...got.partials, { from: rosterIndex(rec.key, pkg.device), u: pkg.u, w: pkg.w }],
+    );
+    signature = new Uint8Array([...sig.compact, sig.recovery]);
+  } catch (e) {
+    throw new CoordinatorError(
+      'SIGNATURE_INVALID',
+      `the partials of ${pkg.signers.join(', ')} do not combine into a valid signature (${codeOf(e)}); DKLs23 names no one`,
+    );
+  }
+  const result: PackageResult = {
+    packageId: pkg.packageId,
+    keyId: rec.keyId,
+    message: pkg.message,
+    signature,
+    publicKey: groupPublicKey(rec.key),
+    signers: [...pkg.signers],
+    alreadyCompleted: false,
+  };
+  try {
+    await c.store.batch(
+      [
+        { type: 'insert', key: layout.package(pkg.packageId), value: encodeMessage('SubmitPackageResponse', result) },
+        {
+          type: 'put',
+          key: layout.devicePackage(pkg.device, pkg.packageId),
+          value: devicePackageRecord({ keyId: rec.keyId, state: 'completed', code: '', at: c.clock() }),
+        },
+        ...pkg.cosigners.map((id) => ({
+          type: 'insert' as const,
+          key: layout.reservationUse(id, pkg.session),
+          value: new TextEncoder().encode(pkg.packageId),
+        })),
+      ],
+      { sync: true },
+    );
+  } catch (e) {
+    if (codeOf(e) !== 'KEY_EXISTS') throw e;
+    throw new CoordinatorError('RESERVATION_USED', 'the presignature of this package was used by another package', [
+      pkg.device,
+    ]);
+  }
+  await c.audit.append({
+    type: 'offline-complete',
+    data: {
+      keyId: rec.keyId,
+      package: pkg.packageId,
+      device: pkg.device,
+      signers: result.signers.join(','),
+      session: toHex(pkg.session),
+    },
+  });
+  return result;
+}

@@ -1,0 +1,252 @@
+/**
+ * Offline signing with an ECDSA key (loaded on first use with `@tessera/ecdsa`): reserving is
+ * presigning — the device and its co-signers run DKLs23's three presigning rounds while online
+ * (the device through its link, ecdsa-tasks.ts), each keeping its part of the presignature — and
+ * signing offline is the device's partial on that presignature, in a package it signs
+ * (`@tessera/ecdsa` offline-package.ts) that its co-signers complete once.
+ *
+ * - A presignature becomes a slot only with every co-signer's signed statement of it (same key,
+ *   epoch, session, signers and R as the device's own), written with the journal entry in one
+ *   synced batch; presignatures the cluster never confirmed are dropped at the next reserve.
+ * - Signing takes the oldest slot of the key's epoch, and removes it, queues the package and
+ *   journals it in one synced write before the package is returned: a presignature is used once.
+ * - Caps and payments are FROST's so far: an ECDSA slot signs a 32-byte digest, nothing read.
+ */
+import {
+  PayloadKind,
+  decodeMessage,
+  encodeMessage,
+  equalBytes,
+  fromHex,
+  openEnvelope,
+  packageToText,
+  toHex,
+  utf8ToBytes,
+  type KeyShareRecord,
+  type ParticipantIdentity,
+} from '@tessera/core';
+import {
+  createEcdsaPackage,
+  decodePresigned,
+  keyView,
+  partialSign,
+  presignatureFromRecord,
+  rosterIndex,
+} from '@tessera/ecdsa';
+import { type PendingPresignature, pendingPresignature } from './ecdsa-tasks.js';
+import type { GatewayUrl } from './enrolment.js';
+import { DeviceError } from './errors.js';
+import type { DeviceEmitter } from './events.js';
+import type { GatewayClient } from './gateway-client.js';
+import type { Journal } from './journal.js';
+import type { OfflineRequest, OfflineSigned } from './offline-sign.js';
+import type { DeviceStorage } from './storage.js';
+import type { QueuedPackage } from './sync.js';
+
+/** A stored ECDSA slot: one presignature, with every co-signer's statement of it. */
+export interface EcdsaSlot {
+  session: string;
+  epoch: number;
+  /** The co-signers' ECDSA_PRESIGNATURE envelopes (hex). */
+  presigned: string[];
+  /** The device's part (hex of EcdsaPresignatureSecret) and its statement (hex of EcdsaPresigned). */
+  secret: string;
+  meta: string;
+}
+
+// Local, not imported from the modules of a page's first download: a value this chunk shared with
+// them would split them into more chunks (test/sdk-size.test.ts counts the bytes).
+const pad = (n: number) => String(n).padStart(12, '0');
+const json = (x: unknown) => new TextEncoder().encode(JSON.stringify(x));
+
+export const ecdsaSlotPrefix = (keyId: string) => `eslot/${keyId}/`;
+
+export interface EcdsaOfflineContext {
+  readonly id: string;
+  me(): ParticipantIdentity;
+  readonly store: DeviceStorage;
+  readonly journal: Journal;
+  readonly events: DeviceEmitter;
+  readonly clock: () => number;
+  key(keyId: string): Promise<KeyShareRecord>;
+  allowance(keyId: string): Promise<number>;
+  checkAllowance(keyId: string): Promise<void>;
+  serial<T>(fn: () => Promise<T>): Promise<T>;
+  gateway(url: GatewayUrl): GatewayClient;
+  /** Runs a reserve call with the link open, taking that key's presigning tasks meanwhile. */
+  presigning<T>(url: GatewayUrl, keyId: string, call: () => Promise<T>): Promise<T>;
+}
+
+/** Reserves `count` presignatures on ECDSA key `keyId` with its co-signers (all online now). */
+export async function reserveEcdsa(
+  ctx: EcdsaOfflineContext,
+  url: GatewayUrl,
+  req: { keyId: string; count: number; cosigners?: string[]; caps?: unknown },
+): Promise<{ added: number; allowance: number; errors: string[] }> {
+  if (req.caps !== undefined)
+    throw new DeviceError('NOT_SUPPORTED', 'caps on ECDSA reservations are not built yet: reserve without caps');
+  const rec = await ctx.key(req.keyId);
+  const key = keyView(rec);
+  const started = ctx.clock();
+  const out = decodeMessage(
+    'DeviceReserved',
+    await ctx.presigning(url, req.keyId, async () =>
+      ctx.gateway(url).call(
+        'reserve',
+        encodeMessage('DeviceReserve', {
+          keyId: req.keyId,
+          count: req.count,
+          cosigners: req.cosigners ?? [],
+          ttlMs: 0,
+          allowance: null as never,
+          takesIntegrityRule: false,
+        }),
+        // Each presignature is three relayed rounds with the device taking part.
+        60_000 + 5_000 * Math.max(1, Math.min(req.count, 64)),
+      ),
+    ),
+  );
+  return ctx.serial(async () => {
+    const ops: ({ type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string })[] = [];
+    let seq = (await ctx.store.getJson<number>('seq')) ?? 0;
+    const confirmed = new Set<string>();
+    for (const slot of out.slots) {
+      const stated = slot.reservations.map((env) => {
+        const e = openEnvelope(env, PayloadKind.ECDSA_PRESIGNATURE);
+        const by = key.roster.find((r) => equalBytes(r.signKey, e.sender));
+        return { by: by?.id, p: decodePresigned(key.suite, e.payload) };
+      });
+      const session = toHex(stated[0]?.p.session ?? new Uint8Array(0));
+      const pending = await ctx.store.getJson<PendingPresignature>(pendingPresignature(req.keyId, session));
+      if (!pending)
+        throw new DeviceError('RESERVATION_INVALID', 'the cluster returned a presignature this device did not make');
+      const mine = decodePresigned(key.suite, fromHex(pending.meta));
+      const cosigners = mine.signers.filter((id) => id !== ctx.id);
+      const fits = (p: (typeof stated)[number]['p']) =>
+        p.keyId === req.keyId &&
+        p.epoch === rec.epoch &&
+        toHex(p.session) === session &&
+        p.signers.join(',') === mine.signers.join(',') &&
+        equalBytes(p.R, mine.R);
+      const by = stated.map((s) => s.by);
+      if (
+        stated.length !== cosigners.length ||
+        new Set(by).size !== by.length ||
+        by.some((id) => !id || !cosigners.includes(id)) ||
+        stated.some((s) => !fits(s.p))
+      )
+        throw new DeviceError(
+          'RESERVATION_INVALID',
+          'a co-signer states another presignature than this device holds (key, epoch, signers or R)',
+        );
+      confirmed.add(session);
+      ops.push(
+        {
+          type: 'put',
+          key: `${ecdsaSlotPrefix(req.keyId)}${pad(++seq)}`,
+          value: json({
+            session,
+            epoch: rec.epoch,
+            presigned: slot.reservations.map(toHex),
+            secret: pending.secret,
+            meta: pending.meta,
+          } satisfies EcdsaSlot),
+        },
+        { type: 'del', key: pendingPresignature(req.keyId, session) },
+      );
+    }
+    // Presignatures of earlier calls the cluster never confirmed: no co-signer statement will come.
+    for await (const [k, v] of ctx.store.entries(pendingPresignature(req.keyId, '')))
+      if (
+        !confirmed.has(k.split('/').pop() as string) &&
+        (JSON.parse(new TextDecoder().decode(v)) as PendingPresignature).at < started
+      )
+        ops.push({ type: 'del', key: k });
+    ops.push({ type: 'put', key: 'seq', value: json(seq) });
+    await ctx.journal.append(
+      out.slots.length ? [{ kind: 'reserved', keyId: req.keyId, count: out.slots.length }] : [],
+      ops,
+    );
+    return { added: out.slots.length, allowance: await ctx.allowance(req.keyId), errors: out.errors };
+  });
+}
+
+/** Signs a 32-byte digest offline with the oldest ECDSA slot of the key's epoch. */
+export async function signEcdsaOffline(ctx: EcdsaOfflineContext, req: OfflineRequest): Promise<OfflineSigned> {
+  if (req.payment || req.integrity)
+    throw new DeviceError('NOT_SUPPORTED', 'payments and integrity verdicts on ECDSA packages are not built yet');
+  const message = req.message;
+  if (!(message instanceof Uint8Array) || message.length !== 32)
+    throw new DeviceError('INVALID_ARGUMENT', 'an ECDSA package signs a 32-byte digest');
+  const rec = await ctx.key(req.keyId);
+  const key = keyView(rec);
+  const now = ctx.clock();
+  const stale: { type: 'del'; key: string }[] = [];
+  let chosen: { k: string; slot: EcdsaSlot } | undefined;
+  for await (const [k, v] of ctx.store.entries(ecdsaSlotPrefix(req.keyId))) {
+    const slot = JSON.parse(new TextDecoder().decode(v)) as EcdsaSlot;
+    // A slot of an earlier epoch: its co-signers' parts belong to shares that no longer sign.
+    if (slot.epoch !== rec.epoch) stale.push({ type: 'del', key: k });
+    else if (!chosen) chosen = { k, slot };
+  }
+  const lapsed = stale.length ? [{ kind: 'expired' as const, keyId: req.keyId, count: stale.length }] : [];
+  if (!chosen) {
+    if (stale.length) await ctx.journal.append(lapsed, stale);
+    ctx.events.emit('allowance', { keyId: req.keyId, remaining: 0 });
+    throw new DeviceError(
+      'NO_ALLOWANCE',
+      `no unused presignature left for key ${req.keyId}: reserve more while online`,
+    );
+  }
+  const { slot } = chosen;
+  const stated = decodePresigned(key.suite, fromHex(slot.meta));
+  const secret = fromHex(slot.secret);
+  let partial: { u: Uint8Array; w: Uint8Array };
+  try {
+    const ps = presignatureFromRecord(secret, stated, {
+      me: rosterIndex(key, ctx.id),
+      signers: stated.signers.map((id) => rosterIndex(key, id)).sort((a, b) => a - b),
+      publicKey: key.publicKey,
+      keyIdBytes: utf8ToBytes(req.keyId),
+    });
+    // Re-randomised with the digest (Groth–Shoup; sign.ts): R' is fixed only now.
+    partial = partialSign(ps, message, 0n);
+  } finally {
+    secret.fill(0);
+  }
+  const pkg = createEcdsaPackage(ctx.me(), key, {
+    keyId: req.keyId,
+    epoch: rec.epoch,
+    device: ctx.id,
+    message,
+    session: fromHex(slot.session),
+    signers: stated.signers,
+    u: partial.u,
+    w: partial.w,
+    presigned: slot.presigned.map((h) => fromHex(h)),
+    createdAt: now,
+  });
+  let seq = (await ctx.store.getJson<number>('seq')) ?? 0;
+  seq++;
+  const item: QueuedPackage = {
+    seq,
+    packageId: pkg.packageId,
+    keyId: req.keyId,
+    message: toHex(message),
+    bytes: toHex(pkg.bytes),
+    createdAt: now,
+    state: 'pending',
+  };
+  // The slot used, the package queued and the journal entry: one synced write.
+  await ctx.journal.append(
+    [...lapsed, { kind: 'signed', keyId: req.keyId, packageId: pkg.packageId }],
+    [
+      ...stale,
+      { type: 'del', key: chosen.k },
+      { type: 'put', key: `queue/${pad(seq)}`, value: json(item) },
+      { type: 'put', key: 'seq', value: json(seq) },
+    ],
+  );
+  await ctx.checkAllowance(req.keyId);
+  return { packageId: pkg.packageId, bytes: pkg.bytes, text: packageToText(pkg.bytes), keyId: req.keyId };
+}
