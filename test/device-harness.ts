@@ -53,6 +53,8 @@ export async function deviceCluster(
   opts: {
     clock?: () => number;
     coordinatorClock?: () => number;
+    /** The gateway's clock (a device call is accepted within a few minutes of it). */
+    gatewayClock?: () => number;
     maxReservations?: number;
     /** The signers' most presignatures (and open sessions) per key. */
     maxFreshPerKey?: number;
@@ -117,7 +119,11 @@ export async function deviceCluster(
     };
     coordinator.register(handle);
   }
-  const gateway: StartedGateway = await startDeviceGateway({ coordinator, port: 0 });
+  const gateway: StartedGateway = await startDeviceGateway({
+    coordinator,
+    port: 0,
+    ...(opts.gatewayClock ? { clock: opts.gatewayClock } : {}),
+  });
   closers.push(() => gateway.close());
   const signer = (id: string): SignerEngine => {
     const s = signers.find((x) => x.id === id);

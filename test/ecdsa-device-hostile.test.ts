@@ -10,6 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   ParticipantIdentity,
   createSignIntent,
+  decodeMessage,
+  encodeMessage,
   decodeIdentityRecord,
   decodeKeyRecord,
   fromHex,
@@ -21,8 +23,8 @@ import {
 } from '@tessera/core';
 import { createEcdsaPackage, encodeEcdsaSignRequest, openEcdsaPackage, type EcdsaKeyView } from '@tessera/ecdsa';
 import { AuditLog } from '@tessera/store';
-import { decryptBackup, type Device } from '@tessera/device';
-import { cleanup, deviceCluster, enrolled, type Cluster } from './device-harness.js';
+import { Device, decryptBackup, fetchTransport } from '@tessera/device';
+import { cleanup, closers, deviceCluster, enrolled, tempDir, type Cluster } from './device-harness.js';
 
 afterAll(cleanup);
 const suite = getSuite('ecdsa-secp256k1');
@@ -58,6 +60,71 @@ async function toSigner(c: Cluster, i: number, task: Omit<LinkTask, 'taskId'>): 
 }
 
 describe("a device's ECDSA presignatures and a hostile coordinator", () => {
+  it('a reserve answer that repeats a presignature, or names one the phone did not draw, keeps none of its slots', async () => {
+    const c = await deviceCluster(3);
+    // The phone, with a transport that lets this test rewrite the cluster's reserve answer.
+    let rewrite: ((b: Uint8Array) => Uint8Array) | undefined;
+    const dir = tempDir();
+    const device = await Device.open({
+      location: dir,
+      storageKey: new Uint8Array(randomBytes(32)),
+      transport: async (r) => {
+        const res = await fetchTransport(r);
+        return r.url.endsWith('/reserve') && rewrite && res.status === 200 ? { ...res, body: rewrite(res.body) } : res;
+      },
+    });
+    closers.push(() => device.close());
+    await device.init('phone-h0');
+    const { token } = await c.coordinator.issueEnrolmentToken();
+    await device.enrol(c.url, token);
+    const info = await device.keygen(c.url, { suite: 'ecdsa-secp256k1', threshold: 2, with: ['signer-1', 'signer-2'] });
+    const allowance = async () => (await device.status()).keys[0]?.allowance;
+    // (1) The same presignature twice: two slots would sign twice on one presignature.
+    rewrite = (b) => {
+      const r = decodeMessage('DeviceReserved', b);
+      return encodeMessage('DeviceReserved', { ...r, slots: [r.slots[0]!, ...r.slots] });
+    };
+    await expect(device.reserve(c.url, { keyId: info.keyId, count: 2 })).rejects.toMatchObject({
+      code: 'RESERVATION_INVALID',
+    });
+    expect(await allowance()).toBe(0);
+    // (2) A slot without statements.
+    rewrite = (b) => {
+      const r = decodeMessage('DeviceReserved', b);
+      return encodeMessage('DeviceReserved', { ...r, slots: [{ reservations: [] }] });
+    };
+    await expect(device.reserve(c.url, { keyId: info.keyId, count: 1 })).rejects.toMatchObject({
+      code: 'RESERVATION_INVALID',
+    });
+    // (3) An honest answer: the slots are kept, each presignature once.
+    rewrite = undefined;
+    expect((await device.reserve(c.url, { keyId: info.keyId, count: 2 })).added).toBe(2);
+    expect(await allowance()).toBe(2);
+  }, 120_000);
+
+  it("a phone's presignatures expire: it stops signing on them before its co-signer drops them, and the co-signer's cap frees up", async () => {
+    let now = Date.now();
+    const clock = () => now;
+    const c = await deviceCluster(3, { clock, coordinatorClock: clock, gatewayClock: clock, maxReservations: 2 });
+    const { device } = await enrolled(c, 'phone-x', { clock });
+    const info = await device.keygen(c.url, { suite: 'ecdsa-secp256k1', threshold: 2, with: ['signer-1', 'signer-2'] });
+    const reserve = (count: number) => device.reserve(c.url, { keyId: info.keyId, count, cosigners: ['signer-1'] });
+    expect((await reserve(2)).added).toBe(2);
+    // The co-signer's cap for this device: two presignatures held.
+    await expect(reserve(1)).rejects.toMatchObject({ code: 'RESOURCE_EXHAUSTED' });
+    const p = await device.signOffline({ keyId: info.keyId, message: new Uint8Array(randomBytes(32)) });
+    // Eight days later (the co-signer keeps a device's presignature seven): the phone's last slot
+    // is dropped, not signed on; the package signed in time is refused as expired, not completed.
+    now += 8 * 24 * 3600_000;
+    await expect(
+      device.signOffline({ keyId: info.keyId, message: new Uint8Array(randomBytes(32)) }),
+    ).rejects.toMatchObject({ code: 'NO_ALLOWANCE' });
+    const s = await device.sync(c.url);
+    expect(s.failed).toEqual([expect.objectContaining({ packageId: p.packageId, code: 'RESERVATION_EXPIRED' })]);
+    // The expired ones no longer count: the device reserves again.
+    expect((await reserve(2)).added).toBe(2);
+  }, 120_000);
+
   it('the phone presigns only for its own reserve call, never replaces its pairs, and refuses steps out of order', async () => {
     const c = await deviceCluster(3);
     const { device, view } = await phoneKey(c, 'phone-h1');

@@ -12,7 +12,14 @@
  * [DKLs23] gives no check of one partial: a combination that fails names nobody.
  */
 import { encodeMessage, fromHex, groupPublicKey, toHex, utf8ToBytes, type KeyRecord } from '@tessera/core';
-import { combine, encodeEcdsaSignRequest, openEcdsaPackage, rosterIndex, type EcdsaKeyView } from '@tessera/ecdsa';
+import {
+  combine,
+  devicePresignSession,
+  encodeEcdsaSignRequest,
+  openEcdsaPackage,
+  rosterIndex,
+  type EcdsaKeyView,
+} from '@tessera/ecdsa';
 import type { OfflineComponents } from './offline.js';
 import { devicePackageRecord } from './offline.js';
 import { layout } from './layout.js';
@@ -27,7 +34,11 @@ export async function reserveEcdsa(
   device: string,
   cosigners: readonly string[],
   count: number,
+  seed: Uint8Array | undefined,
 ): Promise<{ slots: Uint8Array[][]; errors: string[] }> {
+  // The device presigns only under the ids its seed gives (never one id twice on it).
+  if (!(seed instanceof Uint8Array) || seed.length !== 32)
+    throw new CoordinatorError('INVALID_ARGUMENT', "an ECDSA reservation needs the device's 32-byte presign seed");
   if (count > MAX_ECDSA_RESERVE)
     throw new CoordinatorError(
       'INVALID_ARGUMENT',
@@ -39,7 +50,7 @@ export async function reserveEcdsa(
   const errors: string[] = [];
   for (let i = 0; i < count; i++) {
     const excluded = new Map<string, string>();
-    const made = await c.ecdsa.presignFor(rec, [device, ...cosigners], excluded);
+    const made = await c.ecdsa.presignFor(rec, [device, ...cosigners], excluded, devicePresignSession(seed, i));
     if (!made) {
       for (const [id, why] of excluded) errors.push(`${id}: ${why}`);
       break;

@@ -167,8 +167,10 @@ export class EcdsaService {
     setUp = false,
     /** Filled with every signer's signed statement of the presignature (a device's reservation). */
     statements?: Map<string, Uint8Array>,
+    /** The session id a device's reservation names (its seed's); otherwise a fresh one. */
+    given?: Uint8Array,
   ): Promise<Presigned | undefined> {
-    const session = this.c.rng(32);
+    const session = given ?? this.c.rng(32);
     let inbox = new Map<string, Uint8Array[]>();
     let results = new Map<string, LinkResult>();
     for (const step of [1, 2, 3]) {
@@ -186,6 +188,7 @@ export class EcdsaService {
         !out.ok &&
         step === 1 &&
         !setUp &&
+        !given &&
         !this.#stale(rec) &&
         [...out.failed.values()].every((c) => c === 'FAILED_PRECONDITION')
       ) {
@@ -225,10 +228,11 @@ export class EcdsaService {
     rec: KeyRecord,
     signers: readonly string[],
     excluded: Excluded,
+    session: Uint8Array,
   ): Promise<{ presigned: Presigned; statements: Map<string, Uint8Array> } | undefined> {
     const statements = new Map<string, Uint8Array>();
     const ordered = [...signers].sort((a, b) => rosterIndex(rec.key, a) - rosterIndex(rec.key, b));
-    const presigned = await this.#presign(rec, ordered, excluded, false, statements);
+    const presigned = await this.#presign(rec, ordered, excluded, false, statements, session);
     return presigned ? { presigned, statements } : undefined;
   }
 

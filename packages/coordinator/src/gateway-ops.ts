@@ -66,6 +66,7 @@ export async function deviceOp(
         ...(r.allowance ? { allowance: r.allowance } : {}),
         // The flag reaches the co-signers as the device signed it: they read it themselves.
         ...(r.takesIntegrityRule ? { deviceCall: signed } : {}),
+        ...(r.presignSeed?.length ? { presignSeed: r.presignSeed } : {}),
       });
       return encodeMessage('DeviceReserved', {
         slots: out.slots.map((s) => ({ reservations: s })),

@@ -68,6 +68,8 @@ export interface ReserveRequest {
    * integrity verdict unasked (DeviceReserve.takes_integrity_rule): co-signers read the flag there.
    */
   deviceCall?: Uint8Array;
+  /** An ECDSA key's reservation: the device's 32 random bytes its presigning session ids come from. */
+  presignSeed?: Uint8Array;
 }
 
 /** Refusals after which a package can never complete (the device's queue marks it failed too). */
@@ -113,7 +115,7 @@ export class OfflineService {
     const cosigners = this.#cosigners(rec, device, req.cosigners);
     if (rec.key.suite.scheme === 'ecdsa') {
       if (req.allowance) throw new CoordinatorError('NOT_SUPPORTED', 'caps on ECDSA reservations are not built yet');
-      return reserveEcdsa(this.c, rec, device, cosigners, req.count);
+      return reserveEcdsa(this.c, rec, device, cosigners, req.count, req.presignSeed);
     }
     const errors: string[] = [];
     const answers = await Promise.allSettled(

@@ -358,6 +358,7 @@ const HAND_WRITTEN: { [N in MessageName]?: fc.Arbitrary<WireTypes[N]> } = {
     ttlMs: u64,
     allowance: maybe(allowance),
     takesIntegrityRule: fc.boolean(),
+    presignSeed: bytes(),
   }),
   DeviceReserved: fc.record({ slots: list(fc.record({ reservations: list(bytes()) })), errors: list(str) }),
   DeviceKeys: fc.record({

@@ -67,19 +67,24 @@ export class DeviceLink {
 
   /**
    * Runs `call` (an ECDSA reserve call for `keyId`) with the link open, taking the presigning
-   * tasks of that key meanwhile (and no others: the device presigns only for its own request).
+   * tasks of that key under the session ids `sessions` (hex) meanwhile, and no others: the device
+   * presigns only for its own request, under ids it drew.
    */
-  async presigning<T>(url: GatewayUrl, keyId: string, call: () => Promise<T>): Promise<T> {
+  async presigning<T>(
+    url: GatewayUrl,
+    keyId: string,
+    sessions: ReadonlySet<string>,
+    call: () => Promise<T>,
+  ): Promise<T> {
     const wasLinked = !!this.#link;
-    const permits = this.#tasks.presignFor;
-    permits.set(keyId, (permits.get(keyId) ?? 0) + 1);
+    const allowed = this.#tasks.presignFor;
+    const mine = [...sessions].map((s) => `${keyId}.${s}`);
+    for (const id of mine) allowed.add(id);
     try {
       if (!wasLinked) await this.connect(url);
       return await call();
     } finally {
-      const left = (permits.get(keyId) ?? 1) - 1;
-      if (left > 0) permits.set(keyId, left);
-      else permits.delete(keyId);
+      for (const id of mine) allowed.delete(id);
       if (!wasLinked) await this.disconnect();
     }
   }

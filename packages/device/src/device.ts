@@ -23,6 +23,7 @@ import {
 import { randomBytes } from '@noble/hashes/utils.js';
 import type { AllowanceRequest } from './payments.js';
 import {
+  EXPIRY_MARGIN_MS,
   type OfflineRequest,
   type OfflineSignContext,
   type OfflineSigned,
@@ -247,8 +248,9 @@ export class Device {
     return {
       ...this.#ctx,
       id: this.id,
-      presigning: <T>(url: GatewayUrl, keyId: string, call: () => Promise<T>) =>
-        this.#link.presigning(url, keyId, call),
+      expiryMarginMs: EXPIRY_MARGIN_MS,
+      presigning: <T>(url: GatewayUrl, keyId: string, sessions: ReadonlySet<string>, call: () => Promise<T>) =>
+        this.#link.presigning(url, keyId, sessions, call),
     };
   }
 

@@ -24,10 +24,12 @@ import {
   utf8ToBytes,
   type KeyShareRecord,
   type ParticipantIdentity,
+  type Rng,
 } from '@tessera/core';
 import {
   createEcdsaPackage,
   decodePresigned,
+  devicePresignSession,
   keyView,
   partialSign,
   presignatureFromRecord,
@@ -47,6 +49,8 @@ import type { QueuedPackage } from './sync.js';
 export interface EcdsaSlot {
   session: string;
   epoch: number;
+  /** When the first of its co-signers drops its part, unused (ms, from their signed statements). */
+  expiresAt: number;
   /** The co-signers' ECDSA_PRESIGNATURE envelopes (hex). */
   presigned: string[];
   /** The device's part (hex of EcdsaPresignatureSecret) and its statement (hex of EcdsaPresigned). */
@@ -68,13 +72,16 @@ export interface EcdsaOfflineContext {
   readonly journal: Journal;
   readonly events: DeviceEmitter;
   readonly clock: () => number;
+  readonly rng: Rng;
+  /** A slot this close to its expiry is not signed on (offline-sign.ts's EXPIRY_MARGIN_MS). */
+  readonly expiryMarginMs: number;
   key(keyId: string): Promise<KeyShareRecord>;
   allowance(keyId: string): Promise<number>;
   checkAllowance(keyId: string): Promise<void>;
   serial<T>(fn: () => Promise<T>): Promise<T>;
   gateway(url: GatewayUrl): GatewayClient;
-  /** Runs a reserve call with the link open, taking that key's presigning tasks meanwhile. */
-  presigning<T>(url: GatewayUrl, keyId: string, call: () => Promise<T>): Promise<T>;
+  /** Runs a reserve call with the link open, taking presigning tasks of `sessions` (hex) only meanwhile. */
+  presigning<T>(url: GatewayUrl, keyId: string, sessions: ReadonlySet<string>, call: () => Promise<T>): Promise<T>;
 }
 
 /** Reserves `count` presignatures on ECDSA key `keyId` with its co-signers (all online now). */
@@ -88,9 +95,15 @@ export async function reserveEcdsa(
   const rec = await ctx.key(req.keyId);
   const key = keyView(rec);
   const started = ctx.clock();
+  if (!Number.isInteger(req.count) || req.count < 1 || req.count > 64)
+    throw new DeviceError('INVALID_ARGUMENT', 'an ECDSA key reserves 1..64 presignatures per call');
+  // The session ids this call allows, from fresh randomness of the device's: the coordinator
+  // cannot run a session id twice on it (a restored phone forgot which ids it used).
+  const seed = ctx.rng(32);
+  const sessions = new Set(Array.from({ length: req.count }, (_, i) => toHex(devicePresignSession(seed, i))));
   const out = decodeMessage(
     'DeviceReserved',
-    await ctx.presigning(url, req.keyId, async () =>
+    await ctx.presigning(url, req.keyId, sessions, async () =>
       ctx.gateway(url).call(
         'reserve',
         encodeMessage('DeviceReserve', {
@@ -100,6 +113,7 @@ export async function reserveEcdsa(
           ttlMs: 0,
           allowance: null as never,
           takesIntegrityRule: false,
+          presignSeed: seed,
         }),
         // Each presignature is three relayed rounds with the device taking part.
         60_000 + 5_000 * Math.max(1, Math.min(req.count, 64)),
@@ -110,24 +124,42 @@ export async function reserveEcdsa(
     const ops: ({ type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string })[] = [];
     let seq = (await ctx.store.getJson<number>('seq')) ?? 0;
     const confirmed = new Set<string>();
+    const now = ctx.clock();
+    let earliest = Number.POSITIVE_INFINITY;
     for (const slot of out.slots) {
+      if (!slot.reservations.length)
+        throw new DeviceError('RESERVATION_INVALID', 'the cluster returned a slot without statements');
       const stated = slot.reservations.map((env) => {
         const e = openEnvelope(env, PayloadKind.ECDSA_PRESIGNATURE);
         const by = key.roster.find((r) => equalBytes(r.signKey, e.sender));
         return { by: by?.id, p: decodePresigned(key.suite, e.payload) };
       });
       const session = toHex(stated[0]?.p.session ?? new Uint8Array(0));
+      // One slot per presignature: a session returned twice would sign twice on one presignature.
+      if (confirmed.has(session) || !sessions.has(session))
+        throw new DeviceError('RESERVATION_INVALID', 'the cluster returned a presignature twice or of another call');
       const pending = await ctx.store.getJson<PendingPresignature>(pendingPresignature(req.keyId, session));
       if (!pending)
         throw new DeviceError('RESERVATION_INVALID', 'the cluster returned a presignature this device did not make');
       const mine = decodePresigned(key.suite, fromHex(pending.meta));
       const cosigners = mine.signers.filter((id) => id !== ctx.id);
+      // Co-signers are nodes (a device completes nothing), the ones asked for if any were.
+      const node = (id: string) => key.roster.some((r) => r.id === id && !r.device);
+      if (
+        mine.epoch !== rec.epoch ||
+        cosigners.some((id) => !node(id) || (req.cosigners && !req.cosigners.includes(id)))
+      )
+        throw new DeviceError(
+          'RESERVATION_INVALID',
+          'a presignature with other co-signers or of another epoch than asked',
+        );
       const fits = (p: (typeof stated)[number]['p']) =>
         p.keyId === req.keyId &&
         p.epoch === rec.epoch &&
         toHex(p.session) === session &&
         p.signers.join(',') === mine.signers.join(',') &&
-        equalBytes(p.R, mine.R);
+        equalBytes(p.R, mine.R) &&
+        (p.expiresAt ?? 0) > now;
       const by = stated.map((s) => s.by);
       if (
         stated.length !== cosigners.length ||
@@ -140,6 +172,7 @@ export async function reserveEcdsa(
           'a co-signer states another presignature than this device holds (key, epoch, signers or R)',
         );
       confirmed.add(session);
+      earliest = Math.min(earliest, ...stated.map((x) => x.p.expiresAt ?? 0));
       ops.push(
         {
           type: 'put',
@@ -147,6 +180,7 @@ export async function reserveEcdsa(
           value: json({
             session,
             epoch: rec.epoch,
+            expiresAt: Math.min(...stated.map((x) => x.p.expiresAt ?? 0)),
             presigned: slot.reservations.map(toHex),
             secret: pending.secret,
             meta: pending.meta,
@@ -163,8 +197,9 @@ export async function reserveEcdsa(
       )
         ops.push({ type: 'del', key: k });
     ops.push({ type: 'put', key: 'seq', value: json(seq) });
+    const expiries = out.slots.length ? { expiresAt: earliest } : {};
     await ctx.journal.append(
-      out.slots.length ? [{ kind: 'reserved', keyId: req.keyId, count: out.slots.length }] : [],
+      out.slots.length ? [{ kind: 'reserved', keyId: req.keyId, count: out.slots.length, ...expiries }] : [],
       ops,
     );
     return { added: out.slots.length, allowance: await ctx.allowance(req.keyId), errors: out.errors };
@@ -185,8 +220,9 @@ export async function signEcdsaOffline(ctx: EcdsaOfflineContext, req: OfflineReq
   let chosen: { k: string; slot: EcdsaSlot } | undefined;
   for await (const [k, v] of ctx.store.entries(ecdsaSlotPrefix(req.keyId))) {
     const slot = JSON.parse(new TextDecoder().decode(v)) as EcdsaSlot;
-    // A slot of an earlier epoch: its co-signers' parts belong to shares that no longer sign.
-    if (slot.epoch !== rec.epoch) stale.push({ type: 'del', key: k });
+    // A slot of an earlier epoch (its co-signers' parts belong to shares that no longer sign), or
+    // one its co-signers drop before the package could reach them.
+    if (slot.epoch !== rec.epoch || slot.expiresAt - ctx.expiryMarginMs < now) stale.push({ type: 'del', key: k });
     else if (!chosen) chosen = { k, slot };
   }
   const lapsed = stale.length ? [{ kind: 'expired' as const, keyId: req.keyId, count: stale.length }] : [];

@@ -5,11 +5,12 @@
  *   state machine, the same one a signer node runs, over the device's sealed store (every batch
  *   durable before it resolves). Pairs a device stored are never replaced on the coordinator's
  *   word, as on a node;
- * - presigning, only while its own reserve call runs for that key (ecdsa-offline.ts): the
- *   session id is spent on disk before the first message leaves (never twice, across restarts),
- *   and the presignature is stored pending (synced) before its statement leaves. It becomes a
- *   slot the device signs with only when the reserve call returns every co-signer's statement
- *   of it.
+ * - presigning, only while its own reserve call runs for that key and only under the session ids
+ *   that call drew from fresh randomness (ecdsa-offline.ts): no id runs twice on the device, a
+ *   restored phone included (its backup holds no record of the ids it used); the id is also spent
+ *   on disk before the first message leaves, and the presignature is stored pending (synced)
+ *   before its statement leaves. It becomes a slot the device signs with only when the reserve
+ *   call returns every co-signer's statement of it.
  */
 import {
   PayloadKind,
@@ -52,8 +53,8 @@ export interface DeviceEcdsaContext {
   readonly rng: Rng;
   readonly store: DeviceStorage;
   readonly clock: () => number;
-  /** Whether a reserve call of this device for `keyId` is running (presigning is its part). */
-  mayPresign(keyId: string): boolean;
+  /** Whether a reserve call of this device runs that allows presigning session `session` (hex) on `keyId`. */
+  mayPresign(keyId: string, session: string): boolean;
 }
 
 export class DeviceEcdsa {
@@ -136,8 +137,11 @@ export class DeviceEcdsa {
   }
 
   async #start(t: EcdsaTask, id: string): Promise<EcdsaAnswer> {
-    if (!this.#ctx.mayPresign(t.keyId))
-      throw new DeviceError('POLICY_DENIED', 'this device presigns only while its own reservation for the key runs');
+    if (!this.#ctx.mayPresign(t.keyId, toHex(t.session)))
+      throw new DeviceError(
+        'POLICY_DENIED',
+        'this device presigns only for its own reservation, under the session ids it drew for it',
+      );
     if (this.#open.has(id))
       throw new DeviceError('NONCE_REUSED', `presigning session ${toHex(t.session).slice(0, 16)}… was already used`);
     const rec = await this.#key(t.keyId);

@@ -47,8 +47,8 @@ export class LinkTasks {
   acceptFromOthers = 0;
   /** Participants named by this device's own keygen calls in progress (other devices among them are welcome). */
   readonly keygenWith = new Set<string>();
-  /** Keys whose ECDSA reservation this device is asking for now (their presigning tasks are taken). */
-  readonly presignFor = new Map<string, number>();
+  /** Presigning sessions (`<keyId>.<session hex>`) of the ECDSA reservations this device is asking for now. */
+  readonly presignFor = new Set<string>();
   readonly #ctx: LinkTaskContext;
   #dkg: DkgParticipant | undefined;
   #lifecycle: LifecycleParticipant | undefined;
@@ -118,7 +118,7 @@ export class LinkTasks {
         case 'ecdsa':
           this.#ecdsa ??= new (await import('./ecdsa-tasks.js')).DeviceEcdsa({
             ...this.#ctx,
-            mayPresign: (keyId) => (this.presignFor.get(keyId) ?? 0) > 0,
+            mayPresign: (keyId, session) => this.presignFor.has(`${keyId}.${session}`),
           });
           return await this.#ecdsa.handle(task);
         default:

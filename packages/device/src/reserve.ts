@@ -90,6 +90,7 @@ export async function reserveSlots(
         // co-signer whose policy requires one signs the rule in, and the device then signs on
         // them only with a `pass` (never a package the co-signer would refuse at completion).
         takesIntegrityRule: true,
+        presignSeed: new Uint8Array(0),
       }),
       60_000,
     ),

@@ -60,6 +60,7 @@ export {
   decodeEcdsaSignRequest,
   decodePartial,
   decodePresigned,
+  devicePresignSession,
   encodeEcdsaSignRequest,
   encodePartial,
   encodePresigned,

@@ -4,6 +4,7 @@
  * signers, R), the secret scalars kept in the nonce ledger, the EcdsaSignRequest a coordinator
  * sends and the EcdsaPartial a signer answers with. Decoders check every length.
  */
+import { sha256 } from '@noble/hashes/sha2.js';
 import {
   DecodeError,
   KEY_ID_PATTERN,
@@ -12,6 +13,7 @@ import {
   decodeMessage,
   encodeMessage,
   makeHeader,
+  utf8ToBytes,
   type Suite,
 } from '@tessera/core';
 import { type Point, scalarFromBytes, scalarToBytes, storedPoint } from './params.js';
@@ -29,6 +31,8 @@ export interface Presigned {
   readonly R: Uint8Array;
   /** The point R, when decoded: encoded then uncompressed (65 bytes), so its reader needs no square root. */
   readonly Rpoint?: Point;
+  /** A device's reservation: when the stating co-signer drops its part, unused (ms); absent: never. */
+  readonly expiresAt?: number;
 }
 
 function bytes(b: Uint8Array | undefined, n: number, what: string): Uint8Array {
@@ -55,6 +59,7 @@ export const encodePresigned = (suite: Suite, p: Presigned): Uint8Array =>
     session: p.session,
     signers: [...p.signers],
     r: p.Rpoint ? p.Rpoint.toBytes(false) : p.R,
+    expiresAt: p.expiresAt ?? 0,
   });
 
 export function decodePresigned(suite: Suite, b: Uint8Array): Presigned {
@@ -69,7 +74,19 @@ export function decodePresigned(suite: Suite, b: Uint8Array): Presigned {
     signers: ids(w.signers, 'ECDSA presignature'),
     R: R.compressed,
     Rpoint: R.point,
+    ...(Number(w.expiresAt) > 0 ? { expiresAt: Number(w.expiresAt) } : {}),
   };
+}
+
+/**
+ * The id of the i-th presigning session of a device's reservation with `seed` (its reserve call's
+ * fresh random 32 bytes): the device presigns under these ids only, so none runs twice on it.
+ */
+export function devicePresignSession(seed: Uint8Array, i: number): Uint8Array {
+  if (!(seed instanceof Uint8Array) || seed.length !== 32) throw new DecodeError('presign seed: 32 bytes');
+  const n = new Uint8Array(4);
+  new DataView(n.buffer).setUint32(0, i);
+  return sha256(new Uint8Array([...utf8ToBytes('tessera/v1/ecdsa-device-presign'), ...seed, ...n]));
 }
 
 /** What the ledger keeps of a presignature: the secret scalars, and its public statement as meta. */

@@ -30,6 +30,7 @@ import type { AuditLog, NonceLedger } from '@tessera/store';
 import type { SignerEvent } from './engine.js';
 import { deviceSegment } from './lifecycle-store.js';
 import { SignerError, toTaskError } from './errors.js';
+import type { SpentReservations } from './spent.js';
 
 /** An online presignature's ledger id (its signers all nodes). */
 export const onlineId = (keyId: string, session: Uint8Array) => `${keyId}.${toHex(session)}`;
@@ -51,6 +52,9 @@ export interface EcdsaOfflineContext {
   signingRecord(keyId: string, epoch: number): Promise<KeyShareRecord>;
   /** Throws POLICY_DENIED unless this node co-signs for `device` (devices allowed, not revoked). */
   admitDevice(device: string, presigning?: boolean): Promise<void>;
+  readonly clock: () => number;
+  /** The spent-reservation journal: outlives a damaged store (./spent.ts). */
+  readonly spent: SpentReservations | undefined;
   onEvent(e: SignerEvent): void;
 }
 
@@ -86,16 +90,28 @@ export async function completeEcdsaPackage(
     await ctx.admitDevice(pkg.device);
     const nonceId = presignatureId(key, pkg.session, pkg.signers);
     const digest = sha256(bytes);
+    // The journal outlives a damaged store: a used presignature stays used.
+    const spentFor = ctx.spent?.get(nonceId);
+    if (spentFor !== undefined && spentFor !== toHex(digest))
+      throw new SignerError(
+        'RESERVATION_USED',
+        `presignature ${toHex(req.session).slice(0, 16)}… was used by another package`,
+      );
     const me = rosterIndex(key, ctx.identity.id);
     let cached = true;
     const payload = await ctx.ledger
       .consume(
         nonceId,
         digest,
-        (secret, meta) => {
+        async (secret, meta) => {
           cached = false;
           if (!meta) throw new SignerError('INTERNAL', 'presignature record without its statement');
           const stated = decodePresigned(rec.key.suite, meta);
+          if ((stated.expiresAt ?? 0) < ctx.clock())
+            throw new SignerError(
+              'RESERVATION_EXPIRED',
+              `presignature ${toHex(req.session).slice(0, 16)}… expired unused`,
+            );
           // This node's own statement of the presignature: the package's R and signers, or no.
           if (
             stated.epoch !== req.epoch ||
@@ -114,6 +130,8 @@ export async function completeEcdsaPackage(
             keyIdBytes: utf8ToBytes(keyId),
           });
           const p = partialSign(ps, pkg.message, 0n);
+          // Journalled (fsync) before the ledger write and before the partial leaves.
+          await ctx.spent?.add(nonceId, toHex(digest));
           return encodePartial(rec.key.suite, { session: req.session, requestDigest: digest, u: p.u, w: p.w });
         },
         {

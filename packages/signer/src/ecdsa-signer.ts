@@ -44,6 +44,7 @@ import type { SignerEvent } from './engine.js';
 import { type EcdsaAnswer, EcdsaSetups, view } from './ecdsa-setup.js';
 import { completeEcdsaPackage, onlineId, presignatureId } from './ecdsa-offline.js';
 import { SignerError } from './errors.js';
+import type { SpentReservations } from './spent.js';
 import { refuseSign } from './online-signer.js';
 import type { PolicyEngine } from './policy.js';
 
@@ -70,6 +71,10 @@ export interface EcdsaSignerContext {
   countAttempt(requester: Uint8Array, requestId: Uint8Array, nonceId: string): Promise<BatchOp[]>;
   /** Throws unless this node co-signs for `device` (allowed, not revoked; `presigning`: below its cap). */
   admitDevice(device: string, presigning?: boolean): Promise<void>;
+  /** How long this node keeps a device's presignature unused (ms). */
+  reservationTtlMs(): number;
+  /** The spent-reservation journal (a device's presignatures are reservations too). */
+  readonly spent: SpentReservations | undefined;
   onEvent(e: SignerEvent): void;
 }
 
@@ -159,13 +164,22 @@ export class EcdsaSigner {
       const rec = await this.#ctx.key(t.keyId);
       if (rec.epoch !== epoch)
         throw new SignerError('INVALID_STATE', `key ${t.keyId} moved to epoch ${rec.epoch} during presigning`);
-      const statement = { keyId: t.keyId, epoch, session: t.session, signers: s.signers, R: ps.R };
+      const ledgerId = presignatureId(view(rec), t.session, s.signers);
+      // A device's reservation is kept a while only (`devices.maxTtlMs`), stated in its statement.
+      const statement = {
+        keyId: t.keyId,
+        epoch,
+        session: t.session,
+        signers: s.signers,
+        R: ps.R,
+        ...(ledgerId.startsWith('q.') ? { expiresAt: this.#ctx.clock() + this.#ctx.reservationTtlMs() } : {}),
+      };
       // Kept uncompressed in the ledger (reading it back to sign needs no square root); stated to
       // the coordinator in the 33-byte form every release reads (it decodes it when it arrives,
       // off the online path).
       const r = presignatureRecord(rec.key.suite, ps, { ...statement, ...(ps.Rpoint ? { Rpoint: ps.Rpoint } : {}) });
       try {
-        await this.#ctx.ledger.addFresh(presignatureId(view(rec), t.session, s.signers), r.secret, r.meta);
+        await this.#ctx.ledger.addFresh(ledgerId, r.secret, r.meta);
       } finally {
         r.secret.fill(0);
       }

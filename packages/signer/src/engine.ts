@@ -155,6 +155,8 @@ export class SignerEngine {
       signingRecord: (keyId, epoch) => this.#records.signingRecord(keyId, epoch),
       countAttempt: (requester, requestId, nonceId) => this.#online.countAttempt(requester, requestId, nonceId),
       admitDevice: (device, presigning) => this.#offline.admitDevice(device, presigning),
+      reservationTtlMs: () => this.#offline.reservationTtlMs(),
+      spent: this.#spent,
       onEvent: (e) => this.#onEvent(e),
     });
     this.#offline = new OfflineCosigner({

@@ -67,6 +67,15 @@ export interface OfflineCosignerContext {
   onEvent(e: SignerEvent): void;
 }
 
+/** A device presignature's expiry from its ledger statement (0: none or unreadable — dropped). */
+function presignedExpiry(meta: Uint8Array): number {
+  try {
+    return Number(decodeMessage('EcdsaPresigned', meta).expiresAt);
+  } catch {
+    return 0;
+  }
+}
+
 export class OfflineCosigner {
   readonly #ctx: OfflineCosignerContext;
   /** One completion at a time per allowance (its running total is read, charged and written). */
@@ -88,14 +97,27 @@ export class OfflineCosigner {
     if (dp.revoked?.includes(device) || (await this.#ctx.revoked(device)))
       throw new SignerError('POLICY_DENIED', `device ${device} is revoked on this node`);
     if (!presigning) return;
+    // Its unused presignatures here, those past their expiry dropped (they count no more).
     let held = 0;
-    for await (const k of this.#ctx.store.keys(`nonce/q.${deviceSegment(device)}.`))
-      if ((await this.#ctx.ledger.status(k.slice('nonce/'.length))).state === 'fresh') held++;
+    const now = this.#ctx.clock();
+    for await (const k of this.#ctx.store.keys(`nonce/q.${deviceSegment(device)}.`)) {
+      const id = k.slice('nonce/'.length);
+      const st = await this.#ctx.ledger.status(id);
+      if (st.state !== 'fresh') continue;
+      const expiresAt = st.meta ? presignedExpiry(st.meta) : 0;
+      if (expiresAt < now) await this.#ctx.ledger.discard(id);
+      else held++;
+    }
     if (held >= dp.maxReservations)
       throw new SignerError(
         'RESOURCE_EXHAUSTED',
         `device ${device} already holds ${held} presignatures here (at most ${dp.maxReservations})`,
       );
+  }
+
+  /** How long a device's reservation is kept here unused (ms): `devices.maxTtlMs`. */
+  reservationTtlMs(): number {
+    return this.#devicePolicy().maxTtlMs;
   }
 
   #devicePolicy() {

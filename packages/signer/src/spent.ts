@@ -11,6 +11,9 @@
  * a fiat cap's under `@fiat:<currency>`), so the running totals cannot fall back either: the
  * co-signer counts the larger of its stored total and the journal's sum for that allowance.
  *
+ * A device's ECDSA presignatures (`q.` ids) are reservations too: their uses are written here
+ * the same way (with the digest of the request that carried the device's package).
+ *
  * Format: one line per use, `<ledger id> <package digest hex>[( +<allowance>:<name>=<amount>)+ ;]\n`
  * (the first version wrote at most one charge, without `+` and `;`; such lines are still read). A
  * line is read only whole, so a torn last line (a crash mid-append) cannot count part of its charges.
@@ -35,7 +38,7 @@ export interface SpentReservations {
 }
 
 const CHARGE = '([A-Za-z0-9._/-]{1,200}):([A-Za-z0-9@][A-Za-z0-9:._-]{0,63})=(0|[1-9][0-9]{0,77})';
-const LINE = new RegExp(`^(r\\.[A-Za-z0-9._-]+) ([0-9a-f]{64})(?:((?: \\+${CHARGE})+) ;| ${CHARGE})?$`);
+const LINE = new RegExp(`^([rq]\\.[A-Za-z0-9._-]+) ([0-9a-f]{64})(?:((?: \\+${CHARGE})+) ;| ${CHARGE})?$`);
 const CHARGES = new RegExp(` \\+${CHARGE}`, 'g');
 
 export class SpentJournal implements SpentReservations {

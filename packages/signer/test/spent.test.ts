@@ -30,6 +30,16 @@ describe('SpentJournal', () => {
     again.close();
   });
 
+  it("keeps a device's ECDSA presignature uses (q. ids) across reopen as well", async () => {
+    const path = join(dir, 'q.journal');
+    const j = SpentJournal.open(path);
+    await j.add('q.70686f6e652d31.0123456789abcdef.aa', d('5'));
+    j.close();
+    const again = SpentJournal.open(path);
+    expect(again.get('q.70686f6e652d31.0123456789abcdef.aa')).toBe(d('5'));
+    again.close();
+  });
+
   it('sums what uses charged per allowance and asset, across reopen, leaving out the use asked about', async () => {
     const path = join(dir, 'b.journal');
     const j = SpentJournal.open(path);

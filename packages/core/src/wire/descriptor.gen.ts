@@ -1304,6 +1304,10 @@ export const descriptor = {
                 "takesIntegrityRule": {
                   "type": "bool",
                   "id": 6
+                },
+                "presignSeed": {
+                  "type": "bytes",
+                  "id": 7
                 }
               }
             },
@@ -2483,6 +2487,10 @@ export const descriptor = {
                 "r": {
                   "type": "bytes",
                   "id": 6
+                },
+                "expiresAt": {
+                  "type": "uint64",
+                  "id": 7
                 }
               }
             },
