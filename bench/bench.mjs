@@ -369,14 +369,16 @@ async function main() {
       // Threshold ECDSA (DKLs23): the in-process rows, then the cluster's c1 and c8 against the
       // same flow in one warmed process (presign and online, both signers: what a signature costs
       // the cluster's cores, pools or not).
-      await ecdsaRows({ measure, measureInterleaved, row, quick });
+      const { floor } = await ecdsaRows({ measure, measureInterleaved, row, quick });
       if (withCluster) {
         const cluster = await startBenchCluster(3);
         const baseline = await flowBaseline(suiteId, 2, 3);
         try {
           const info = await cluster.keygen(suiteId, 2);
+          const c = {};
           for (const conc of [1, 8]) {
             const { m, base } = await clusterRow(cluster, suiteId, info.keyId, conc, baseline);
+            c[conc] = m;
             row(suiteId, 2, 3, `cluster-c${conc}`, m, 'ecdsa-flow', base, {
               baselineOpsPerSec: base.opsPerSec,
               baselineP50Ms: base.p50Ms,
@@ -384,6 +386,19 @@ async function main() {
               ...m.cpu,
             });
           }
+          // A phone in the key (device + 1 co-signer of 3): presignatures reserved with it through
+          // the gateway, digests signed offline, the queue completed after it reconnects. At most
+          // 64 (a co-signer's devices.maxReservations by default).
+          const off = await cluster.offlineSync(suiteId, quick ? 20 : 60);
+          row(suiteId, 2, 3, 'offline-reserve', off.reserve, 'cluster-c1', c[1]);
+          row(suiteId, 2, 3, 'offline-sign', off.sign, 'floor-sign', floor, {
+            bytesPerPackage: off.sign.bytesPerPackage,
+          });
+          row(suiteId, 2, 3, 'offline-sync', off.sync, 'cluster-c8', c[8], {
+            packages: off.sync.packages,
+            lastCompletionMs: off.sync.lastCompletionMs,
+            bytesPerPackage: off.sync.bytesPerPackage,
+          });
         } finally {
           baseline.stop();
           await cluster.stop();

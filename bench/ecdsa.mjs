@@ -166,6 +166,7 @@ export async function ecdsaRows({ measure, measureInterleaved, row, quick }) {
     budgetMs: quick ? 800 : 3000,
   });
   row(suite, 2, 3, 'ecdsa-online', onM, 'floor-sign', onFloor, { floorSignOpsPerSec: onFloor.opsPerSec });
+  return { floor };
 }
 
 /** The whole 2-of-3 flow (presign and online, both signers) on one key: the cluster rows' baseline. */

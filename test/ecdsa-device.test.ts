@@ -5,21 +5,28 @@
  * its own sealed store. Real gateway (HTTP on loopback), real signer engines on LevelDB.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromHex, getSuite, toHex } from '@tessera/core';
 import { libsecp256k1Ecdsa } from './verifiers.js';
 import { decodePairs } from '@tessera/ecdsa';
 import { Device, decryptBackup } from '@tessera/device';
-import { cleanup, deviceCluster, enrolled, tempDir } from './device-harness.js';
+import { cleanup, deviceCluster, enrolled, tempDir, type Cluster } from './device-harness.js';
 
 afterAll(cleanup);
 const suite = getSuite('ecdsa-secp256k1');
 
 describe('a device in an ECDSA key', () => {
+  // One cluster and one key for both tests (a keygen's setup is seconds of base OTs).
+  let c: Cluster;
+  let device: Device;
+  let key: Awaited<ReturnType<Device['keygen']>>;
+  beforeAll(async () => {
+    c = await deviceCluster(3);
+    ({ device } = await enrolled(c, 'phone-e'));
+    key = await device.keygen(c.url, { suite: 'ecdsa-secp256k1', threshold: 2, with: ['signer-1', 'signer-2'] });
+  }, 120_000);
+
   it('keygen with the device: every member, the phone too, sets its pairs up', async () => {
-    const c = await deviceCluster(3);
-    const { device } = await enrolled(c, 'phone-e');
-    const key = await device.keygen(c.url, { suite: 'ecdsa-secp256k1', threshold: 2, with: ['signer-1', 'signer-2'] });
     expect(key.participants).toEqual(['phone-e', 'signer-1', 'signer-2']);
     expect(fromHex(key.publicKey)).toHaveLength(33);
     // Each node holds pairs in use with both other members, the phone among them.
@@ -65,9 +72,6 @@ describe('a device in an ECDSA key', () => {
   }, 120_000);
 
   it('reserve presignatures with the phone, sign offline, sync: each package completes once, verified by noble and libsecp256k1', async () => {
-    const c = await deviceCluster(3);
-    const { device } = await enrolled(c, 'phone-o');
-    const key = await device.keygen(c.url, { suite: 'ecdsa-secp256k1', threshold: 2, with: ['signer-1', 'signer-2'] });
     const pk = fromHex(key.publicKey);
     const r = await device.reserve(c.url, { keyId: key.keyId, count: 3, cosigners: ['signer-1'] });
     expect(r).toMatchObject({ added: 3, allowance: 3, errors: [] });

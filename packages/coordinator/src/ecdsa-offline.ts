@@ -11,17 +11,17 @@
  *   under the package id with each co-signer's use of the presignature.
  * [DKLs23] gives no check of one partial: a combination that fails names nobody.
  */
-import { encodeMessage, fromHex, groupPublicKey, toHex, utf8ToBytes, type KeyRecord } from '@tessera/core';
+import { fromHex, groupPublicKey, toHex, utf8ToBytes, type KeyRecord } from '@tessera/core';
 import {
   combine,
   devicePresignSession,
   encodeEcdsaSignRequest,
+  keyView,
   openEcdsaPackage,
   rosterIndex,
-  type EcdsaKeyView,
 } from '@tessera/ecdsa';
 import type { OfflineComponents } from './offline.js';
-import { devicePackageRecord } from './offline.js';
+import { storeCompletion } from './completions.js';
 import { layout } from './layout.js';
 import { CoordinatorError, codeOf, type PackageResult } from './types.js';
 
@@ -76,18 +76,6 @@ export async function reserveEcdsa(
   return { slots, errors };
 }
 
-/** The public facts of `rec` an ECDSA package is opened against. */
-function view(rec: KeyRecord): EcdsaKeyView {
-  return {
-    keyId: rec.keyId,
-    epoch: rec.epoch,
-    threshold: rec.key.threshold,
-    suite: rec.key.suite,
-    roster: rec.key.roster,
-    publicKey: groupPublicKey(rec.key),
-  };
-}
-
 /**
  * Completes an ECDSA package not completed before (the caller holds its lock and checked for a
  * stored result). `progress.deviceSigned` tells the caller whether the package is the device's
@@ -102,7 +90,7 @@ export async function completeEcdsa(
   const rec = await c.registry.keyAt(head.keyId, head.epoch);
   let pkg: ReturnType<typeof openEcdsaPackage>;
   try {
-    pkg = openEcdsaPackage(view(rec), bytes);
+    pkg = openEcdsaPackage(keyView(rec), bytes);
   } catch (e) {
     const code = codeOf(e);
     throw new CoordinatorError(
@@ -174,38 +162,11 @@ export async function completeEcdsa(
     signers: [...pkg.signers],
     alreadyCompleted: false,
   };
-  try {
-    await c.store.batch(
-      [
-        { type: 'insert', key: layout.package(pkg.packageId), value: encodeMessage('SubmitPackageResponse', result) },
-        {
-          type: 'put',
-          key: layout.devicePackage(pkg.device, pkg.packageId),
-          value: devicePackageRecord({ keyId: rec.keyId, state: 'completed', code: '', at: c.clock() }),
-        },
-        ...pkg.cosigners.map((id) => ({
-          type: 'insert' as const,
-          key: layout.reservationUse(id, pkg.session),
-          value: new TextEncoder().encode(pkg.packageId),
-        })),
-      ],
-      { sync: true },
-    );
-  } catch (e) {
-    if (codeOf(e) !== 'KEY_EXISTS') throw e;
-    throw new CoordinatorError('RESERVATION_USED', 'the presignature of this package was used by another package', [
-      pkg.device,
-    ]);
-  }
-  await c.audit.append({
-    type: 'offline-complete',
-    data: {
-      keyId: rec.keyId,
-      package: pkg.packageId,
-      device: pkg.device,
-      signers: result.signers.join(','),
-      session: toHex(pkg.session),
-    },
-  });
-  return result;
+  return storeCompletion(
+    c,
+    result,
+    pkg.device,
+    pkg.cosigners.map((signer) => ({ signer, nonce: pkg.session })),
+    { session: toHex(pkg.session) },
+  );
 }

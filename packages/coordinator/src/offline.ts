@@ -11,7 +11,6 @@ import {
   decodeMessage,
   decodeOfflinePackage,
   decodeSignatureShare,
-  encodeMessage,
   equalBytes,
   groupPublicKey,
   openEnvelope,
@@ -28,6 +27,7 @@ import { isEcdsaPackage, peekEcdsaPackage } from '@tessera/ecdsa';
 import type { EcdsaService } from './ecdsa.js';
 import { completeEcdsa, reserveEcdsa } from './ecdsa-offline.js';
 import type { KeyRegistry } from './key-registry.js';
+import { type DevicePackageRecord, devicePackageRecord, storeCompletion } from './completions.js';
 import { layout } from './layout.js';
 import type { Participants } from './participants.js';
 import {
@@ -82,20 +82,11 @@ const FINAL_REFUSALS = new Set([
   'OVER_ALLOWANCE',
   'PAYMENT_MISMATCH',
   'POLICY_DENIED',
+  // An ECDSA package whose partials do not combine: its presignatures are spent.
+  'SIGNATURE_INVALID',
 ]);
 
-/** The cluster's decision on one of a device's packages. */
-export interface DevicePackageRecord {
-  packageId: string;
-  keyId: string;
-  state: 'completed' | 'refused';
-  code: string;
-  at: number;
-}
-
-export function devicePackageRecord(r: Omit<DevicePackageRecord, 'packageId'>): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(r));
-}
+export type { DevicePackageRecord };
 
 export class OfflineService {
   readonly #packageLocks = new KeyedMutex();
@@ -371,38 +362,12 @@ export class OfflineService {
       signers: [pkg.device, ...pkg.cosigners.map((c) => c.signer)],
       alreadyCompleted: false,
     };
-    // Inserts: the package's result and each reservation's use are written once. If another
-    // writer got there first (a deposed leader, a racing package), nothing of this is written.
-    try {
-      await this.c.store.batch(
-        [
-          { type: 'insert', key: layout.package(pkg.packageId), value: encodeMessage('SubmitPackageResponse', result) },
-          {
-            type: 'put',
-            key: layout.devicePackage(pkg.device, pkg.packageId),
-            value: devicePackageRecord({ keyId: rec.keyId, state: 'completed', code: '', at: this.c.clock() }),
-          },
-          ...pkg.cosigners.map((c) => ({
-            type: 'insert' as const,
-            key: layout.reservationUse(c.signer, c.nonceId),
-            value: new TextEncoder().encode(pkg.packageId),
-          })),
-        ],
-        { sync: true },
-      );
-    } catch (e) {
-      if (codeOf(e) !== 'KEY_EXISTS') throw e;
-      const prior = await this.c.store.get(layout.package(pkg.packageId));
-      if (prior) return { ...decodeMessage('SubmitPackageResponse', prior), alreadyCompleted: true };
-      throw new CoordinatorError('RESERVATION_USED', 'a reservation of this package was used by another package', [
-        pkg.device,
-      ]);
-    }
-    await this.c.audit.append({
-      type: 'offline-complete',
-      data: { keyId: rec.keyId, package: pkg.packageId, device: pkg.device, signers: result.signers.join(',') },
-    });
-    return result;
+    return storeCompletion(
+      this.c,
+      result,
+      pkg.device,
+      pkg.cosigners.map((c) => ({ signer: c.signer, nonce: c.nonceId })),
+    );
   }
 
   /**

@@ -33,6 +33,7 @@ export interface SyncResult {
 
 /** Codes after which a package can never complete: it leaves the queue as failed. */
 const FINAL = new Set([
+  'SIGNATURE_INVALID',
   'RESERVATION_USED',
   'RESERVATION_EXPIRED',
   'RESERVATION_UNKNOWN',

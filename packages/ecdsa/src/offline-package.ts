@@ -18,7 +18,6 @@ import {
   assertParticipantId,
   checkHeader,
   decodeKeyRecord,
-  groupPublicKey,
   packageFromText,
   toHex,
   decodeMessage,
@@ -33,6 +32,7 @@ import {
 import { scalarFromBytes } from './params.js';
 import { decodePresigned } from './presigned.js';
 import type { EcdsaKeyView } from './session.js';
+import { keyView } from './setup-store.js';
 
 /** What the device puts in a package. */
 export interface EcdsaPackageFields {
@@ -197,17 +197,7 @@ export function checkEcdsaPackage(keyRecord: Uint8Array, pkg: Uint8Array | strin
   const rec = decodeKeyRecord(keyRecord);
   if (rec.key.suite.scheme !== 'ecdsa')
     throw new ProtocolError(ErrorCode.WRONG_SUITE, `key ${rec.keyId} is ${rec.key.suite.id}, not an ECDSA key`);
-  const p = openEcdsaPackage(
-    {
-      keyId: rec.keyId,
-      epoch: rec.epoch,
-      threshold: rec.key.threshold,
-      suite: rec.key.suite,
-      roster: rec.key.roster,
-      publicKey: groupPublicKey(rec.key),
-    },
-    typeof pkg === 'string' ? packageFromText(pkg) : pkg,
-  );
+  const p = openEcdsaPackage(keyView(rec), typeof pkg === 'string' ? packageFromText(pkg) : pkg);
   return {
     packageId: p.packageId,
     keyId: p.keyId,

@@ -72,8 +72,8 @@ const legacyPairsKey = (keyId: string) => `ecdsa/pairs/${keyId}`;
 const rosterTag = (key: EcdsaKeyView) =>
   toHex(sha256(utf8ToBytes(key.roster.map((r) => `${r.id}:${r.identifier}`).join(',')))).slice(0, 32);
 
-/** The public facts of an ECDSA key a session needs, from a holder's share record. */
-export function keyView(rec: KeyShareRecord): EcdsaKeyView {
+/** The public facts of an ECDSA key a session needs, from a share record or a key's public record. */
+export function keyView(rec: Pick<KeyShareRecord, 'keyId' | 'epoch' | 'key'>): EcdsaKeyView {
   if (rec.key.suite.scheme !== 'ecdsa')
     throw refuse('WRONG_SUITE', `key ${rec.keyId} is ${rec.key.suite.id}, not an ECDSA key`);
   return {
