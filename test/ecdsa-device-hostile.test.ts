@@ -114,6 +114,7 @@ describe("a device's ECDSA presignatures and a hostile coordinator", () => {
     // Eight days later (the co-signer keeps a device's presignature seven): the phone's last slot
     // is dropped, not signed on; the package signed in time is refused as expired, not completed.
     now += 8 * 24 * 3600_000;
+    expect((await device.status()).keys[0]?.allowance).toBe(0);
     await expect(
       device.signOffline({ keyId: info.keyId, message: new Uint8Array(randomBytes(32)) }),
     ).rejects.toMatchObject({ code: 'NO_ALLOWANCE' });

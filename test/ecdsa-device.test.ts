@@ -75,6 +75,10 @@ describe('a device in an ECDSA key', () => {
     const pk = fromHex(key.publicKey);
     const r = await device.reserve(c.url, { keyId: key.keyId, count: 3, cosigners: ['signer-1'] });
     expect(r).toMatchObject({ added: 3, allowance: 3, errors: [] });
+    // The co-signer keeps its part a week (devices.maxTtlMs); the phone's status says when.
+    const next = (await device.status()).keys.find((k) => k.keyId === key.keyId)?.nextExpiry as number;
+    expect(next - Date.now()).toBeGreaterThan(6 * 24 * 3600_000);
+    expect(next - Date.now()).toBeLessThanOrEqual(7 * 24 * 3600_000);
     // Offline: two digests signed, each package queued before it is returned.
     const digests = [0, 1].map(() => new Uint8Array(randomBytes(32)));
     const pkgs = [];

@@ -69,21 +69,23 @@ export function holdings(store: DeviceStorage, clock: () => number): Holdings {
       for (const id of await keyIds()) out.set(id, (await key(id)).epoch);
       return out;
     },
+    // FROST slots (`slot/`) and an ECDSA key's presignature slots (`eslot/`, ecdsa-offline.ts):
+    // both say when their co-signers drop them.
     async allowance(keyId) {
       let n = 0;
       const now = clock();
-      for await (const [, v] of store.entries(`slot/${keyId}/`))
-        if (parse<Slot>(v).expiresAt - EXPIRY_MARGIN_MS >= now) n++;
-      // An ECDSA key's presignatures (ecdsa-offline.ts): its co-signers keep theirs until used.
-      for await (const _ of store.entries(`eslot/${keyId}/`)) n++;
+      for (const p of ['slot', 'eslot'])
+        for await (const [, v] of store.entries(`${p}/${keyId}/`))
+          if (parse<Slot>(v).expiresAt - EXPIRY_MARGIN_MS >= now) n++;
       return n;
     },
     async nextExpiry(keyId) {
       let next: number | null = null;
-      for await (const [, v] of store.entries(`slot/${keyId}/`)) {
-        const s = parse<Slot>(v);
-        if (s.expiresAt >= clock() && (next === null || s.expiresAt < next)) next = s.expiresAt;
-      }
+      for (const p of ['slot', 'eslot'])
+        for await (const [, v] of store.entries(`${p}/${keyId}/`)) {
+          const s = parse<Slot>(v);
+          if (s.expiresAt >= clock() && (next === null || s.expiresAt < next)) next = s.expiresAt;
+        }
       return next;
     },
     async queue() {
