@@ -96,6 +96,7 @@ describe('a phone in an ECDSA key, offline, with a real dev cluster', () => {
       keyId,
       message: msgs[0],
       cosigners: ['signer-1'],
+      expiresAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
     });
     expect(ok('check-package', '--key-record', join(root, 'key.rec'), '--package', join(root, 'p2.txt'))).toMatchObject(
       { ok: true, packageId: p2.packageId },

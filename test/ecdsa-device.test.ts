@@ -99,5 +99,11 @@ describe('a device in an ECDSA key', () => {
     const again = await c.coordinator.completePackage(pkgs[0]!.bytes);
     expect(again.alreadyCompleted).toBe(true);
     expect(toHex(again.signature)).toBe(s.completed[0]!.signature);
+
+    // Two reserve calls at once (an app reserving from two places): one link shared, each call's
+    // presignatures its own, none of the other's dropped as unconfirmed.
+    const both = await Promise.all([0, 1].map(() => device.reserve(c.url, { keyId: key.keyId, count: 2 })));
+    expect(both.map((x) => x.added)).toEqual([2, 2]);
+    expect((await device.status()).keys.find((k) => k.keyId === key.keyId)?.allowance).toBe(5);
   }, 180_000);
 });

@@ -48,9 +48,17 @@ export async function reserveEcdsa(
     throw new CoordinatorError('UNAVAILABLE', `${device} is not linked: an ECDSA reservation presigns with the device`);
   const slots: Uint8Array[][] = [];
   const errors: string[] = [];
+  let setUp = false;
   for (let i = 0; i < count; i++) {
     const excluded = new Map<string, string>();
     const made = await c.ecdsa.presignFor(rec, [device, ...cosigners], excluded, devicePresignSession(seed, i));
+    // Members not set up for the roster yet (a coordinator that stopped between keygen and
+    // setup): set up once, and go on with the device's next session id (this one is spent).
+    if (!made && !setUp && [...excluded.values()].every((why) => why === 'FAILED_PRECONDITION')) {
+      setUp = true;
+      await c.ecdsa.setup(rec);
+      continue;
+    }
     if (!made) {
       for (const [id, why] of excluded) errors.push(`${id}: ${why}`);
       break;

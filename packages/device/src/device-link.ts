@@ -20,6 +20,9 @@ export class DeviceLink {
   readonly #ctx: DeviceLinkContext;
   readonly #tasks: LinkTasks;
   #link: Link | undefined;
+  #opening: Promise<void> | undefined;
+  /** Calls running that opened the link for themselves (it closes when the last one ends). */
+  #borrowers = 0;
   #url: GatewayUrl | undefined;
 
   constructor(ctx: DeviceLinkContext) {
@@ -31,9 +34,18 @@ export class DeviceLink {
     return this.#link !== undefined;
   }
 
-  /** Opens the link unless one is open; `acceptKeygen` counts while it stays open. */
+  /** Opens the link unless one is open (or opening); `acceptKeygen` counts while it stays open. */
   async connect(url: GatewayUrl, opts: { acceptKeygen?: boolean } = {}): Promise<void> {
     if (this.#link) return;
+    // Two calls at once open one link, not two polling side by side.
+    if (this.#opening) return this.#opening;
+    this.#opening = this.#open(url, opts).finally(() => {
+      this.#opening = undefined;
+    });
+    return this.#opening;
+  }
+
+  async #open(url: GatewayUrl, opts: { acceptKeygen?: boolean }): Promise<void> {
     this.#url = url;
     if (opts.acceptKeygen) {
       this.#tasks.acceptKeygen++;
@@ -52,6 +64,21 @@ export class DeviceLink {
         }
       },
     );
+  }
+
+  /**
+   * Runs `fn` with the link open: opened for it if none is, and closed after the last such call
+   * ends (calls that run at once share one link; a link the app opened stays open).
+   */
+  async #linked<T>(url: GatewayUrl, fn: () => Promise<T>): Promise<T> {
+    const temporary = !this.#link || this.#borrowers > 0;
+    if (temporary) this.#borrowers++;
+    try {
+      await this.connect(url);
+      return await fn();
+    } finally {
+      if (temporary && --this.#borrowers === 0) await this.disconnect();
+    }
   }
 
   /** Closes the link, if open, and tells the gateway it went to. */
@@ -76,49 +103,50 @@ export class DeviceLink {
     sessions: ReadonlySet<string>,
     call: () => Promise<T>,
   ): Promise<T> {
-    const wasLinked = !!this.#link;
     const allowed = this.#tasks.presignFor;
     const mine = [...sessions].map((s) => `${keyId}.${s}`);
     for (const id of mine) allowed.add(id);
     try {
-      if (!wasLinked) await this.connect(url);
-      return await call();
+      return await this.#linked(url, call);
     } finally {
       for (const id of mine) allowed.delete(id);
-      if (!wasLinked) await this.disconnect();
     }
+  }
+
+  /** Whether a reserve call running now allows presigning session `session` (hex) on `keyId`. */
+  presignRunning(keyId: string, session: string): boolean {
+    return this.#tasks.presignFor.has(`${keyId}.${session}`);
   }
 
   /** Asks the cluster for a DKG with this device, linked meanwhile, and checks the key it made. */
   async keygen(url: GatewayUrl, req: { suite: SuiteId; threshold: number; with?: string[] }): Promise<DeviceKeyInfo> {
-    const wasLinked = !!this.#link;
     this.#tasks.acceptKeygen++;
     for (const id of req.with ?? []) this.#tasks.keygenWith.add(id);
     try {
-      if (!wasLinked) await this.connect(url);
-      const info = decodeMessage(
-        'KeyInfo',
-        await this.#ctx.gateway(url).call(
-          'keygen',
-          encodeMessage('KeygenRequest', {
-            suite: getSuite(req.suite).wireId,
-            threshold: req.threshold,
-            participants: req.with ?? [],
-          }),
-          120_000,
-        ),
-      );
-      const rec = await this.#ctx.key(info.keyId);
-      if (toHex(groupPublicKey(rec.key)) !== toHex(info.publicKey))
-        throw new DeviceError(
-          'CONFIRMATION_MISMATCH',
-          'the cluster reports another public key than this device derived',
+      return await this.#linked(url, async () => {
+        const info = decodeMessage(
+          'KeyInfo',
+          await this.#ctx.gateway(url).call(
+            'keygen',
+            encodeMessage('KeygenRequest', {
+              suite: getSuite(req.suite).wireId,
+              threshold: req.threshold,
+              participants: req.with ?? [],
+            }),
+            120_000,
+          ),
         );
-      return keyInfo(rec);
+        const rec = await this.#ctx.key(info.keyId);
+        if (toHex(groupPublicKey(rec.key)) !== toHex(info.publicKey))
+          throw new DeviceError(
+            'CONFIRMATION_MISMATCH',
+            'the cluster reports another public key than this device derived',
+          );
+        return keyInfo(rec);
+      });
     } finally {
       this.#tasks.acceptKeygen--;
       if (this.#tasks.acceptKeygen === 0) this.#tasks.keygenWith.clear();
-      if (!wasLinked) await this.disconnect();
     }
   }
 }

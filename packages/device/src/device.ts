@@ -251,6 +251,7 @@ export class Device {
       expiryMarginMs: EXPIRY_MARGIN_MS,
       presigning: <T>(url: GatewayUrl, keyId: string, sessions: ReadonlySet<string>, call: () => Promise<T>) =>
         this.#link.presigning(url, keyId, sessions, call),
+      presignRunning: (keyId: string, session: string) => this.#link.presignRunning(keyId, session),
     };
   }
 

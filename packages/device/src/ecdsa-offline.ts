@@ -80,6 +80,8 @@ export interface EcdsaOfflineContext {
   checkAllowance(keyId: string): Promise<void>;
   serial<T>(fn: () => Promise<T>): Promise<T>;
   gateway(url: GatewayUrl): GatewayClient;
+  /** Whether a reserve call still running allows presigning session `session` (hex) on `keyId`. */
+  presignRunning(keyId: string, session: string): boolean;
   /** Runs a reserve call with the link open, taking presigning tasks of `sessions` (hex) only meanwhile. */
   presigning<T>(url: GatewayUrl, keyId: string, sessions: ReadonlySet<string>, call: () => Promise<T>): Promise<T>;
 }
@@ -147,7 +149,7 @@ export async function reserveEcdsa(
       const node = (id: string) => key.roster.some((r) => r.id === id && !r.device);
       if (
         mine.epoch !== rec.epoch ||
-        cosigners.some((id) => !node(id) || (req.cosigners && !req.cosigners.includes(id)))
+        cosigners.some((id) => !node(id) || (req.cosigners?.length && !req.cosigners.includes(id)))
       )
         throw new DeviceError(
           'RESERVATION_INVALID',
@@ -193,6 +195,8 @@ export async function reserveEcdsa(
     for await (const [k, v] of ctx.store.entries(pendingPresignature(req.keyId, '')))
       if (
         !confirmed.has(k.split('/').pop() as string) &&
+        // (not one of another reserve call still running on this key)
+        !ctx.presignRunning(req.keyId, k.split('/').pop() as string) &&
         (JSON.parse(new TextDecoder().decode(v)) as PendingPresignature).at < started
       )
         ops.push({ type: 'del', key: k });
@@ -222,7 +226,7 @@ export async function signEcdsaOffline(ctx: EcdsaOfflineContext, req: OfflineReq
     const slot = JSON.parse(new TextDecoder().decode(v)) as EcdsaSlot;
     // A slot of an earlier epoch (its co-signers' parts belong to shares that no longer sign), or
     // one its co-signers drop before the package could reach them.
-    if (slot.epoch !== rec.epoch || slot.expiresAt - ctx.expiryMarginMs < now) stale.push({ type: 'del', key: k });
+    if (slot.epoch !== rec.epoch || !(slot.expiresAt - ctx.expiryMarginMs >= now)) stale.push({ type: 'del', key: k });
     else if (!chosen) chosen = { k, slot };
   }
   const lapsed = stale.length ? [{ kind: 'expired' as const, keyId: req.keyId, count: stale.length }] : [];

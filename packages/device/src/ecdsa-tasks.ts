@@ -61,6 +61,8 @@ export class DeviceEcdsa {
   readonly #ctx: DeviceEcdsaContext;
   readonly #setups: EcdsaSetups;
   readonly #open = new Map<string, { s: PresignSession; epoch: number; at: number }>();
+  /** Session ids whose step 1 is between its checks and its first message. */
+  readonly #starting = new Set<string>();
 
   constructor(ctx: DeviceEcdsaContext) {
     this.#ctx = ctx;
@@ -142,8 +144,19 @@ export class DeviceEcdsa {
         'POLICY_DENIED',
         'this device presigns only for its own reservation, under the session ids it drew for it',
       );
-    if (this.#open.has(id))
+    // Claimed before the first await: two step-1 tasks of one id (two links polling at once)
+    // cannot both pass the checks below (the OT extension must never run twice under one id).
+    if (this.#open.has(id) || this.#starting.has(id))
       throw new DeviceError('NONCE_REUSED', `presigning session ${toHex(t.session).slice(0, 16)}… was already used`);
+    this.#starting.add(id);
+    try {
+      return await this.#begin(t, id);
+    } finally {
+      this.#starting.delete(id);
+    }
+  }
+
+  async #begin(t: EcdsaTask, id: string): Promise<EcdsaAnswer> {
     const rec = await this.#key(t.keyId);
     const key = keyView(rec);
     const pairs = await this.#setups.pairs(key);

@@ -112,7 +112,9 @@ export async function deliverQueue(ctx: SyncContext, opts: { concurrency?: numbe
           r.packageId !== item.packageId ||
           !rec.key.suite.verify(r.signature, fromHex(item.message), groupPublicKey(rec.key))
         )
-          throw new DeviceError('SIGNATURE_INVALID', 'the cluster returned a signature that does not verify');
+          // Not final: the answer may be damaged or not the cluster's; the next sync asks again
+          // (the cluster returns its stored result). SIGNATURE_INVALID from the cluster is final.
+          throw new DeviceError('UNEXPECTED_MESSAGE', 'the cluster returned a signature that does not verify');
         const done: QueuedPackage = {
           ...item,
           state: 'completed',

@@ -62,6 +62,8 @@ export interface OpenedEcdsaPackage extends EcdsaPackageFields {
   readonly R: Uint8Array;
   /** The co-signers (the signers but the device). */
   readonly cosigners: readonly string[];
+  /** The earliest of the co-signers' expiries of their parts (ms; 0 if none states one). */
+  readonly expiresAt: number;
   readonly bytes: Uint8Array;
 }
 
@@ -137,6 +139,7 @@ export function openEcdsaPackage(key: EcdsaKeyView, bytes: Uint8Array): OpenedEc
   const cosigners = signers.filter((id) => id !== w.device);
   if (w.presigned.length !== cosigners.length) throw blame('one statement of each co-signer expected');
   let R: Uint8Array | undefined;
+  let expiresAt = Number.POSITIVE_INFINITY;
   const seen = new Set<string>();
   for (const s of w.presigned) {
     const e = openEnvelope(s, PayloadKind.ECDSA_PRESIGNATURE);
@@ -155,6 +158,7 @@ export function openEcdsaPackage(key: EcdsaKeyView, bytes: Uint8Array): OpenedEc
         ...cosigners,
       ]);
     R = p.R;
+    expiresAt = Math.min(expiresAt, p.expiresAt ?? 0);
   }
   return {
     keyId: w.keyId,
@@ -171,6 +175,7 @@ export function openEcdsaPackage(key: EcdsaKeyView, bytes: Uint8Array): OpenedEc
     digest: sha256(bytes),
     R: R as Uint8Array,
     cosigners,
+    expiresAt: Number.isFinite(expiresAt) ? expiresAt : 0,
     bytes,
   };
 }
@@ -184,6 +189,8 @@ export interface EcdsaPackageCheck {
   readonly message: string;
   readonly cosigners: readonly string[];
   readonly createdAt: number;
+  /** When the first co-signer drops its part of the presignature (ms): deliver before. */
+  readonly expiresAt: number;
 }
 
 /**
@@ -205,6 +212,7 @@ export function checkEcdsaPackage(keyRecord: Uint8Array, pkg: Uint8Array | strin
     message: toHex(p.message),
     cosigners: [...p.cosigners],
     createdAt: p.createdAt,
+    expiresAt: p.expiresAt,
   };
 }
 

@@ -51,7 +51,7 @@ export interface EcdsaOfflineContext {
   readonly audit: AuditLog;
   signingRecord(keyId: string, epoch: number): Promise<KeyShareRecord>;
   /** Throws POLICY_DENIED unless this node co-signs for `device` (devices allowed, not revoked). */
-  admitDevice(device: string, presigning?: boolean): Promise<void>;
+  admitDevice(device: string, presigning?: { keyId: string; epoch: number }): Promise<void>;
   readonly clock: () => number;
   /** The spent-reservation journal: outlives a damaged store (./spent.ts). */
   readonly spent: SpentReservations | undefined;

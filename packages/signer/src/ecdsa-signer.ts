@@ -70,7 +70,7 @@ export interface EcdsaSignerContext {
   /** The request's attempt record (online-signer.ts), written with the consumption. */
   countAttempt(requester: Uint8Array, requestId: Uint8Array, nonceId: string): Promise<BatchOp[]>;
   /** Throws unless this node co-signs for `device` (allowed, not revoked; `presigning`: below its cap). */
-  admitDevice(device: string, presigning?: boolean): Promise<void>;
+  admitDevice(device: string, presigning?: { keyId: string; epoch: number }): Promise<void>;
   /** How long this node keeps a device's presignature unused (ms). */
   reservationTtlMs(): number;
   /** The spent-reservation journal (a device's presignatures are reservations too). */
@@ -211,7 +211,7 @@ export class EcdsaSigner {
       );
     // With a device: its reservation, only for a device this node co-signs for, within its cap.
     const device = (t.signers ?? []).find((id) => key.roster.find((r) => r.id === id)?.device);
-    if (device) await this.#ctx.admitDevice(device, true);
+    if (device) await this.#ctx.admitDevice(device, { keyId: t.keyId, epoch: rec.epoch });
     this.#expire(t.keyId);
     const open = [...this.#presigns.keys()].filter((k) => k.startsWith(`${t.keyId}.`)).length;
     const fresh = await this.#ctx.ledger.countFresh(`${t.keyId}.`);

@@ -67,12 +67,13 @@ export interface OfflineCosignerContext {
   onEvent(e: SignerEvent): void;
 }
 
-/** A device presignature's expiry from its ledger statement (0: none or unreadable — dropped). */
-function presignedExpiry(meta: Uint8Array): number {
+/** A device presignature's key, epoch and expiry from its ledger statement (unreadable: undefined). */
+function presignedStatement(meta: Uint8Array): { keyId: string; epoch: number; expiresAt: number } | undefined {
   try {
-    return Number(decodeMessage('EcdsaPresigned', meta).expiresAt);
+    const w = decodeMessage('EcdsaPresigned', meta);
+    return { keyId: w.keyId, epoch: Number(w.epoch), expiresAt: Number(w.expiresAt) };
   } catch {
-    return 0;
+    return undefined;
   }
 }
 
@@ -88,10 +89,11 @@ export class OfflineCosigner {
 
   /**
    * Throws POLICY_DENIED unless this node co-signs for `device` (devices allowed, `device` not
-   * revoked); `presigning`: RESOURCE_EXHAUSTED too when the device holds its most reservations
-   * of ECDSA presignatures here (`devices.maxReservations`, counted like its FROST ones).
+   * revoked); `presigning` (a key and its epoch now): RESOURCE_EXHAUSTED too when the device
+   * holds its most ECDSA presignatures here (`devices.maxReservations`; expired ones dropped,
+   * those of an earlier epoch of that key not counted).
    */
-  async admitDevice(device: string, presigning = false): Promise<void> {
+  async admitDevice(device: string, presigning?: { keyId: string; epoch: number }): Promise<void> {
     const dp = this.#devicePolicy();
     if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
     if (dp.revoked?.includes(device) || (await this.#ctx.revoked(device)))
@@ -104,9 +106,11 @@ export class OfflineCosigner {
       const id = k.slice('nonce/'.length);
       const st = await this.#ctx.ledger.status(id);
       if (st.state !== 'fresh') continue;
-      const expiresAt = st.meta ? presignedExpiry(st.meta) : 0;
-      if (expiresAt < now) await this.#ctx.ledger.discard(id);
-      else held++;
+      const stated = st.meta ? presignedStatement(st.meta) : undefined;
+      if (!stated || stated.expiresAt < now) await this.#ctx.ledger.discard(id);
+      // One of an earlier epoch of this key is kept (a package signed before a refresh may
+      // still come) but no longer counts: the phone dropped its side of it.
+      else if (!(stated.keyId === presigning.keyId && stated.epoch < presigning.epoch)) held++;
     }
     if (held >= dp.maxReservations)
       throw new SignerError(

@@ -45,9 +45,14 @@ export function registerDeviceOpsCommands(program: Command, device: Command): vo
         const e = checkEcdsaPackage(keyRecord, bytes);
         return out(
           !!o.json,
-          { ok: true, ...e, createdAt: new Date(e.createdAt).toISOString() },
+          {
+            ok: true,
+            ...e,
+            createdAt: new Date(e.createdAt).toISOString(),
+            expiresAt: new Date(e.expiresAt).toISOString(),
+          },
           () =>
-            `package ${e.packageId} OK: signed by ${e.device} for key ${e.keyId} (digest ${e.message}); co-signers ${e.cosigners.join(', ')} hold its presignature (ECDSA: the signature is checked whole when they complete it)`,
+            `package ${e.packageId} OK: signed by ${e.device} for key ${e.keyId} (digest ${e.message}); co-signers ${e.cosigners.join(', ')} hold its presignature (ECDSA: the signature is checked whole when they complete it); complete before ${new Date(e.expiresAt).toISOString()}`,
         );
       }
       const r = await checkPackage(keyRecord, bytes);
