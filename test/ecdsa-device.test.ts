@@ -6,9 +6,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fromHex, getSuite, toHex } from '@tessera/core';
+import { decodeIdentityRecord, decodeKeyRecord, fromHex, getSuite, toHex } from '@tessera/core';
 import { libsecp256k1Ecdsa } from './verifiers.js';
-import { decodePairs } from '@tessera/ecdsa';
+import {
+  checkEcdsaPackage,
+  createEcdsaPackage,
+  decodePairs,
+  encodeEcdsaSignRequest,
+  keyView,
+  openEcdsaPackage,
+} from '@tessera/ecdsa';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import * as ecc from 'tiny-secp256k1';
 import { Device, decryptBackup } from '@tessera/device';
 import { cleanup, deviceCluster, enrolled, tempDir, type Cluster } from './device-harness.js';
 
@@ -106,4 +115,62 @@ describe('a device in an ECDSA key', () => {
     expect(both.map((x) => x.added)).toEqual([2, 2]);
     expect((await device.status()).keys.find((k) => k.keyId === key.keyId)?.allowance).toBe(5);
   }, 180_000);
+
+  it('pays a Bitcoin SegWit v0 spend offline: the phone and the co-signer each read the BIP 143 sighash from the PSBT; the witness verifies', async () => {
+    const btc = await import('@scure/btc-signer');
+    const pk = fromHex(key.publicKey);
+    const own = btc.p2wpkh(pk);
+    const amount = 250_000n;
+    const tx = new btc.Transaction();
+    tx.addInput({ txid: new Uint8Array(randomBytes(32)), index: 0, witnessUtxo: { script: own.script, amount } });
+    tx.addOutputAddress('bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4', 200_000n);
+    tx.addOutput({ script: own.script, amount: 45_000n }); // change
+    const payment = { chain: 'bitcoin', tx: tx.toPSBT(), input: 0 };
+    const p = await device.signOffline({ keyId: key.keyId, payment });
+    expect(p.payment).toMatchObject({ chain: 'bitcoin', asset: 'BTC', amount: '200000', fee: '5000' });
+    // The merchant's check carries the transaction; the digest is what it signs.
+    const checked = checkEcdsaPackage(await device.keyRecord(key.keyId), p.bytes);
+    expect(checked.payment?.chain).toBe('bitcoin');
+    const sighash = tx.preimageWitnessV0(0, btc.p2pkh(pk).script, btc.SigHash.ALL, amount);
+    expect(checked.message).toBe(toHex(sighash));
+    const s = await device.sync(c.url);
+    const done = s.completed.find((x) => x.packageId === p.packageId);
+    expect(done?.message).toBe(toHex(sighash));
+    const sig = fromHex(done?.signature as string);
+    expect(libsecp256k1Ecdsa(sig, sighash, pk)).toBe(true);
+    // Into the transaction: btc-signer finalises the input and the witness verifies.
+    const der = secp256k1.Signature.fromBytes(sig.subarray(0, 64), 'compact').toBytes('der');
+    tx.updateInput(0, { partialSig: [[pk, new Uint8Array([...der, btc.SigHash.ALL])]] });
+    tx.finalize();
+    const signed = btc.Transaction.fromRaw(tx.extract());
+    const witness = signed.getInput(0).finalScriptWitness as Uint8Array[];
+    expect(toHex(witness[1] as Uint8Array)).toBe(key.publicKey);
+    expect(ecc.verify(sighash, pk, sig.subarray(0, 64), true)).toBe(true);
+    // A package signed with the phone's own key whose digest is not what its transaction signs:
+    // the co-signer reads the transaction itself and refuses before anything is spent.
+    const plain = JSON.parse(
+      new TextDecoder().decode(
+        await decryptBackup(await device.exportBackup('correct horse battery staple', { cost: 'test' }), 'correct horse battery staple'),
+      ),
+    ) as { identity: string };
+    const view = keyView(decodeKeyRecord(await device.keyRecord(key.keyId)));
+    const pkg = openEcdsaPackage(view, p.bytes);
+    const lie = createEcdsaPackage(decodeIdentityRecord(fromHex(plain.identity)), view, {
+      ...pkg,
+      message: new Uint8Array(randomBytes(32)),
+    });
+    const r = await (c.signers[0] as NonNullable<(typeof c.signers)[number]>).handle({
+      taskId: 1,
+      body: 'ecdsaSign',
+      ecdsaSign: encodeEcdsaSignRequest({
+        keyId: key.keyId,
+        epoch: view.epoch,
+        intent: lie.bytes,
+        session: pkg.session,
+        signers: pkg.signers,
+        requestId: fromHex(lie.packageId),
+      }),
+    });
+    expect(r.error?.code).toBe('PAYMENT_MISMATCH');
+  }, 120_000);
 });

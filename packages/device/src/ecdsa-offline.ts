@@ -10,7 +10,8 @@
  *   synced batch; presignatures the cluster never confirmed are dropped at the next reserve.
  * - Signing takes the oldest slot of the key's epoch, and removes it, queues the package and
  *   journals it in one synced write before the package is returned: a presignature is used once.
- * - Caps and payments are FROST's so far: an ECDSA slot signs a 32-byte digest, nothing read.
+ * - A slot signs a 32-byte digest, or pays a Bitcoin transaction (a P2WPKH input: its BIP 143
+ *   sighash, read from the PSBT here and by every co-signer); caps on ECDSA slots are not built.
  */
 import {
   PayloadKind,
@@ -212,13 +213,27 @@ export async function reserveEcdsa(
 
 /** Signs a 32-byte digest offline with the oldest ECDSA slot of the key's epoch. */
 export async function signEcdsaOffline(ctx: EcdsaOfflineContext, req: OfflineRequest): Promise<OfflineSigned> {
-  if (req.payment || req.integrity)
-    throw new DeviceError('NOT_SUPPORTED', 'payments and integrity verdicts on ECDSA packages are not built yet');
-  const message = req.message;
-  if (!(message instanceof Uint8Array) || message.length !== 32)
-    throw new DeviceError('INVALID_ARGUMENT', 'an ECDSA package signs a 32-byte digest');
+  if (req.integrity) throw new DeviceError('NOT_SUPPORTED', 'integrity verdicts on ECDSA packages are not built yet');
   const rec = await ctx.key(req.keyId);
   const key = keyView(rec);
+  // A payment: the message is what its transaction signs (a P2WPKH input's BIP 143 sighash),
+  // read here with the chain's reader (loaded on first use) — and again by every co-signer.
+  let message = req.message;
+  let paid: OfflineSigned['payment'];
+  if (req.payment) {
+    if (req.payment.chain !== 'bitcoin')
+      throw new DeviceError(
+        'PAYMENT_MISMATCH',
+        `an ECDSA key pays on bitcoin (SegWit v0), not ${String(req.payment.chain).slice(0, 32)}`,
+      );
+    const read = (await import('./payment-plan.js')).readEcdsaPayment(req.payment, key.publicKey);
+    if (message && !equalBytes(message, read.message))
+      throw new DeviceError('PAYMENT_MISMATCH', 'the message is not what the transaction signs');
+    message = read.message;
+    paid = read.json;
+  }
+  if (!(message instanceof Uint8Array) || message.length !== 32)
+    throw new DeviceError('INVALID_ARGUMENT', 'an ECDSA package signs a 32-byte digest');
   const now = ctx.clock();
   const stale: { type: 'del'; key: string }[] = [];
   let chosen: { k: string; slot: EcdsaSlot } | undefined;
@@ -265,6 +280,7 @@ export async function signEcdsaOffline(ctx: EcdsaOfflineContext, req: OfflineReq
     w: partial.w,
     presigned: slot.presigned.map((h) => fromHex(h)),
     createdAt: now,
+    payment: req.payment ?? null,
   });
   let seq = (await ctx.store.getJson<number>('seq')) ?? 0;
   seq++;
@@ -279,7 +295,7 @@ export async function signEcdsaOffline(ctx: EcdsaOfflineContext, req: OfflineReq
   };
   // The slot used, the package queued and the journal entry: one synced write.
   await ctx.journal.append(
-    [...lapsed, { kind: 'signed', keyId: req.keyId, packageId: pkg.packageId }],
+    [...lapsed, { kind: 'signed', keyId: req.keyId, packageId: pkg.packageId, ...(paid ? { payment: paid } : {}) }],
     [
       ...stale,
       { type: 'del', key: chosen.k },
@@ -288,5 +304,11 @@ export async function signEcdsaOffline(ctx: EcdsaOfflineContext, req: OfflineReq
     ],
   );
   await ctx.checkAllowance(req.keyId);
-  return { packageId: pkg.packageId, bytes: pkg.bytes, text: packageToText(pkg.bytes), keyId: req.keyId };
+  return {
+    packageId: pkg.packageId,
+    bytes: pkg.bytes,
+    text: packageToText(pkg.bytes),
+    keyId: req.keyId,
+    ...(paid ? { payment: paid } : {}),
+  };
 }

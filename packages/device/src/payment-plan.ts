@@ -10,6 +10,7 @@ import {
   type SuiteId,
   equalBytes,
   hasCaps,
+  paymentToJSON,
   requirePayment,
   toHex,
   txTotalName,
@@ -20,6 +21,15 @@ import type { PaymentPlan } from './payments.js';
 import { DeviceStorage } from './storage.js';
 
 type Totals = Record<string, string>;
+
+/**
+ * An ECDSA package's payment (ecdsa-offline.ts; no caps there yet): the message its transaction
+ * signs and the payment as the journal records it. Here, so the readers stay in this one chunk.
+ */
+export function readEcdsaPayment(payment: PaymentTx, publicKey: Uint8Array) {
+  const read = readPayment(payment, publicKey);
+  return { message: read.message, json: paymentToJSON(read.payment) };
+}
 
 export async function plan(
   store: DeviceStorage,

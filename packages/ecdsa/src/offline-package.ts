@@ -28,6 +28,7 @@ import {
   readEnvelope,
   signEnvelope,
   type EnvelopeSigner,
+  type PaymentTx,
 } from '@tessera/core';
 import { scalarFromBytes } from './params.js';
 import { decodePresigned } from './presigned.js';
@@ -51,6 +52,11 @@ export interface EcdsaPackageFields {
   /** Each co-signer's ECDSA_PRESIGNATURE envelope of `session`. */
   readonly presigned: readonly Uint8Array[];
   readonly createdAt: number;
+  /**
+   * The transaction the package pays (a Bitcoin PSBT, its P2WPKH input `input`): `message` is
+   * what it signs, which each reader derives from it itself (core's `readPayment`).
+   */
+  readonly payment?: PaymentTx | null;
 }
 
 /** A package opened against its key: every signature checked, and what it names. */
@@ -91,6 +97,7 @@ export function createEcdsaPackage(
     w: f.w,
     presigned: [...f.presigned],
     createdAt: f.createdAt,
+    payment: (f.payment ? { chain: f.payment.chain, tx: f.payment.tx, input: f.payment.input } : null) as never,
   });
   const bytes = signEnvelope(device, PayloadKind.ECDSA_OFFLINE_PACKAGE, payload);
   return { bytes, packageId: packageIdOf(sha256(bytes)) };
@@ -171,6 +178,7 @@ export function openEcdsaPackage(key: EcdsaKeyView, bytes: Uint8Array): OpenedEc
     w: w.w,
     presigned: [...w.presigned],
     createdAt: Number(w.createdAt),
+    payment: w.payment ? { chain: w.payment.chain, tx: w.payment.tx, input: Number(w.payment.input) } : null,
     packageId: packageIdOf(sha256(bytes)),
     digest: sha256(bytes),
     R: R as Uint8Array,
@@ -191,6 +199,8 @@ export interface EcdsaPackageCheck {
   readonly createdAt: number;
   /** When the first co-signer drops its part of the presignature (ms): deliver before. */
   readonly expiresAt: number;
+  /** The transaction it pays, as carried (read it with core's `readPayment`: `message` must be what it signs). */
+  readonly payment: PaymentTx | null;
 }
 
 /**
@@ -213,6 +223,7 @@ export function checkEcdsaPackage(keyRecord: Uint8Array, pkg: Uint8Array | strin
     cosigners: [...p.cosigners],
     createdAt: p.createdAt,
     expiresAt: p.expiresAt,
+    payment: p.payment ?? null,
   };
 }
 

@@ -14,7 +14,16 @@
  *   device's reservation cannot erase it (the device's genuine package still completes).
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { PayloadKind, equalBytes, signEnvelope, toHex, utf8ToBytes, type KeyShareRecord } from '@tessera/core';
+import {
+  PayloadKind,
+  chainFits,
+  equalBytes,
+  readPayment,
+  signEnvelope,
+  toHex,
+  utf8ToBytes,
+  type KeyShareRecord,
+} from '@tessera/core';
 import {
   decodePresigned,
   encodePartial,
@@ -88,6 +97,17 @@ export async function completeEcdsaPackage(
     )
       throw new SignerError('INVALID_ARGUMENT', 'the request names another presignature or signers than the package');
     await ctx.admitDevice(pkg.device);
+    // A payment: the message must be what its transaction signs, read here (never the package's word).
+    if (pkg.payment) {
+      let read: ReturnType<typeof readPayment> | undefined;
+      try {
+        read = chainFits(pkg.payment.chain, rec.key.suite.id) ? readPayment(pkg.payment, key.publicKey) : undefined;
+      } catch {}
+      if (!read || !equalBytes(read.message, pkg.message))
+        throw new SignerError('PAYMENT_MISMATCH', "the package's message is not what its transaction signs", [
+          pkg.device,
+        ]);
+    }
     const nonceId = presignatureId(key, pkg.session, pkg.signers);
     const digest = sha256(bytes);
     // The journal outlives a damaged store: a used presignature stays used.

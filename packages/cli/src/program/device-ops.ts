@@ -2,6 +2,7 @@
  * The cluster's side of devices: `tessera submit` and `check-package` (the merchant path), and the
  * operator's `device token | revoke | admit | replace`.
  */
+import { CliError } from '../errors.js';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { int, list } from '../args.js';
@@ -42,7 +43,14 @@ export function registerDeviceOpsCommands(program: Command, device: Command): vo
       const { isEcdsaPackage, checkEcdsaPackage } = await import('@tessera/ecdsa');
       if (isEcdsaPackage(bytes)) {
         // An ECDSA key's package: the device's signed partial and its co-signers' statements.
-        const e = checkEcdsaPackage(keyRecord, bytes);
+        const { payment, ...e } = checkEcdsaPackage(keyRecord, bytes);
+        // Its payment read from the transaction: the digest must be what the transaction signs.
+        const { readPayment, paymentToJSON, equalBytes, fromHex, decodeKeyRecord, groupPublicKey } = await import(
+          '@tessera/core'
+        );
+        const paid = payment ? readPayment(payment, groupPublicKey(decodeKeyRecord(keyRecord).key)) : undefined;
+        if (paid && !equalBytes(paid.message, fromHex(e.message)))
+          throw new CliError('PAYMENT_MISMATCH', "the package's digest is not what its transaction signs");
         return out(
           !!o.json,
           {
@@ -50,9 +58,14 @@ export function registerDeviceOpsCommands(program: Command, device: Command): vo
             ...e,
             createdAt: new Date(e.createdAt).toISOString(),
             expiresAt: new Date(e.expiresAt).toISOString(),
+            ...(paid ? { payment: paymentToJSON(paid.payment) } : {}),
           },
           () =>
-            `package ${e.packageId} OK: signed by ${e.device} for key ${e.keyId} (digest ${e.message}); co-signers ${e.cosigners.join(', ')} hold its presignature (ECDSA: the signature is checked whole when they complete it); complete before ${new Date(e.expiresAt).toISOString()}`,
+            `package ${e.packageId} OK: signed by ${e.device} for key ${e.keyId} (digest ${e.message}); co-signers ${e.cosigners.join(', ')} hold its presignature (ECDSA: the signature is checked whole when they complete it); complete before ${new Date(e.expiresAt).toISOString()}${
+              paid
+                ? `\npays ${paid.payment.amount} ${paid.payment.asset} (fee ${paid.payment.fee}) to ${paid.payment.to.join(', ') || 'nobody else'} on ${paid.payment.chain}`
+                : ''
+            }`,
         );
       }
       const r = await checkPackage(keyRecord, bytes);

@@ -2598,6 +2598,10 @@ export const descriptor = {
                 "createdAt": {
                   "type": "uint64",
                   "id": 11
+                },
+                "payment": {
+                  "type": "Payment",
+                  "id": 12
                 }
               }
             },
