@@ -150,7 +150,10 @@ describe('a device in an ECDSA key', () => {
     // the co-signer reads the transaction itself and refuses before anything is spent.
     const plain = JSON.parse(
       new TextDecoder().decode(
-        await decryptBackup(await device.exportBackup('correct horse battery staple', { cost: 'test' }), 'correct horse battery staple'),
+        await decryptBackup(
+          await device.exportBackup('correct horse battery staple', { cost: 'test' }),
+          'correct horse battery staple',
+        ),
       ),
     ) as { identity: string };
     const view = keyView(decodeKeyRecord(await device.keyRecord(key.keyId)));
