@@ -76,10 +76,10 @@ describe('a phone in an ECDSA key, offline, with a real dev cluster', () => {
   it('reserve, sign with the cluster stopped, the merchant checks the package, sync completes each once', async () => {
     expect(
       ok<{ added: number; allowance: number }>(
-        ...['device', 'reserve', '--device-dir', phone, '--dir', dir, '--key', keyId, '--count', '5'],
+        ...['device', 'reserve', '--device-dir', phone, '--dir', dir, '--key', keyId, '--count', '6'],
         ...['--cosigners', 'signer-1'],
       ),
-    ).toMatchObject({ added: 5, allowance: 5 });
+    ).toMatchObject({ added: 6, allowance: 6 });
     await cluster.stop();
     const msgs = [toHex(randomBytes(32)), toHex(randomBytes(32))];
     const file = join(root, 'p1.bin');
@@ -101,6 +101,27 @@ describe('a phone in an ECDSA key, offline, with a real dev cluster', () => {
     expect(ok('check-package', '--key-record', join(root, 'key.rec'), '--package', join(root, 'p2.txt'))).toMatchObject(
       { ok: true, packageId: p2.packageId },
     );
+    // A SegWit v0 spend of the key's own output, paid offline: the CLI reads the PSBT, and the
+    // merchant's check reads it again and shows what it pays.
+    const btc = await import('@scure/btc-signer');
+    const own = btc.p2wpkh(fromHex(publicKey));
+    const tx = new btc.Transaction();
+    tx.addInput({ txid: randomBytes(32), index: 0, witnessUtxo: { script: own.script, amount: 120_000n } });
+    tx.addOutputAddress('bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4', 100_000n);
+    writeFileSync(join(root, 'spend.psbt'), Buffer.from(tx.toPSBT()).toString('base64'));
+    const paid = ok<{ packageId: string; payment: { amount: string; fee: string } }>(
+      ...['device', 'sign', '--device-dir', phone, '--key', keyId, '--psbt', join(root, 'spend.psbt')],
+      ...['--offline', '--out', join(root, 'p3.bin')],
+    );
+    expect(paid.payment).toMatchObject({ amount: '100000', fee: '20000' });
+    expect(ok('check-package', '--key-record', join(root, 'key.rec'), '--package', join(root, 'p3.bin'))).toMatchObject(
+      {
+        ok: true,
+        packageId: paid.packageId,
+        payment: { chain: 'bitcoin', amount: '100000', fee: '20000' },
+      },
+    );
+    msgs.push(toHex(tx.preimageWitnessV0(0, btc.p2pkh(fromHex(publicKey)).script, btc.SigHash.ALL, 120_000n)));
     // One byte changed anywhere: the device's signature over it fails.
     const bytes = new Uint8Array(readFileSync(file));
     bytes[bytes.length - 10] = (bytes[bytes.length - 10] as number) ^ 1;
@@ -110,12 +131,12 @@ describe('a phone in an ECDSA key, offline, with a real dev cluster', () => {
     expect(bad.err).toMatch(/\[(BAD_SIGNATURE|DECODE)\]/);
     // Cluster down: both stay pending.
     const down = ok<SyncOut>('device', 'sync', '--device-dir', phone, '--dir', dir);
-    expect(down.pending.map((x) => x.code)).toEqual(['UNAVAILABLE', 'UNAVAILABLE']);
+    expect(down.pending.map((x) => x.code)).toEqual(['UNAVAILABLE', 'UNAVAILABLE', 'UNAVAILABLE']);
     await cluster.start();
     await cluster.healthy();
     const up = ok<SyncOut>('device', 'sync', '--device-dir', phone, '--dir', dir);
     expect(up.failed).toEqual([]);
-    expect(up.completed.map((x) => x.packageId)).toEqual([p1.packageId, p2.packageId]);
+    expect(up.completed.map((x) => x.packageId)).toEqual([p1.packageId, p2.packageId, paid.packageId]);
     for (const [i, c] of up.completed.entries()) expect(verifies(c.signature, msgs[i] as string)).toBe(true);
     // The merchant's copy delivered again: the same signature, nothing signed twice.
     const again = ok<{ packageId: string; signature: string; alreadyCompleted: boolean }>(
