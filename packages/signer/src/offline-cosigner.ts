@@ -3,51 +3,37 @@
  * allowance) and the completion of its offline packages. The node's own ledger record of each
  * reservation is the authority, never the package; a reservation's nonce is consumed durably
  * (and journalled in the spent-reservation file) before this node's share leaves, and a refused
- * package does not burn it.
+ * package does not burn it. The completion is ./offline-complete.ts; how reservations sit in the
+ * ledger, ./reservation-records.ts. Devices are admitted here once for reserving, completing and
+ * (an ECDSA key's) presigning.
  */
 import {
   PayloadKind,
   RESERVATION_NONCE_ID_BYTES,
   type Allowance,
   capEntries,
-  chargeAllowance,
-  checkPackagePayment,
   hasCaps,
-  SigningNonces,
   commit,
   decodeMessage,
-  decodeOfflinePackage,
-  encodeMessage,
   encodeReservation,
-  groupPublicKey,
-  encodeSignatureShare,
   openEnvelope,
   equalBytes,
-  signEnvelope,
   signReservation,
   toHex,
-  txTotalName,
-  txTotals,
-  verifyOfflinePackage,
   type KeyShareRecord,
   type ParticipantIdentity,
   type Rng,
 } from '@tessera/core';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { type AuditLog, type BatchOp, KeyedMutex, type NonceLedger, type SealedKV } from '@tessera/store';
-import {
-  checkIntegrity,
-  checkPayees,
-  grant,
-  pricedUntil,
-  withinDeviceCaps,
-  withinMaxCaps,
-} from './allowance-policy.js';
-import { SignerError, toTaskError } from './errors.js';
+import { type AuditLog, KeyedMutex, type NonceLedger, type SealedKV } from '@tessera/store';
+import { grant, pricedUntil, withinDeviceCaps } from './allowance-policy.js';
+import { SignerError } from './errors.js';
+import { completeOfflinePackage } from './offline-complete.js';
+import { decodeMessageSafe, reservationLedgerId } from './reservation-records.js';
 import { deviceSegment } from './lifecycle-store.js';
-import { DEVICE_POLICY_DEFAULTS, type Policy } from './policy.js';
+import { devicePolicyOf, type Policy } from './policy.js';
 import type { SignerEvent } from './engine.js';
-import type { SpentCharge, SpentReservations } from './spent.js';
+import type { SpentReservations } from './spent.js';
 
 /** What offline co-signing needs of its signer engine. */
 export interface OfflineCosignerContext {
@@ -125,7 +111,7 @@ export class OfflineCosigner {
   }
 
   #devicePolicy() {
-    return { ...DEVICE_POLICY_DEFAULTS, ...(this.#ctx.policy().devices ?? {}) };
+    return devicePolicyOf(this.#ctx.policy());
   }
 
   /** The allowance this node signs into a reserve call's reservations (./allowance-policy.ts). */
@@ -170,14 +156,11 @@ export class OfflineCosigner {
     asked?: Allowance | null,
     opts: { deviceCall?: Uint8Array } = {},
   ): Promise<Uint8Array[]> {
-    const dp = this.#devicePolicy();
-    if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
+    await this.admitDevice(device);
     const takesRule = opts.deviceCall ? await this.#takesIntegrityRule(keyId, device, opts.deviceCall) : false;
     const allowance = this.#grant(asked, takesRule);
     if (!Number.isInteger(count) || count < 1 || count > 1024)
       throw new SignerError('INVALID_ARGUMENT', 'reservation count must be 1..1024');
-    if (dp.revoked?.includes(device) || (await this.#ctx.revoked(device)))
-      throw new SignerError('POLICY_DENIED', `device ${device} is revoked on this node`);
     const rec = await this.#ctx.key(keyId);
     if (rec.key.suite.scheme !== 'frost')
       throw new SignerError(
@@ -188,6 +171,7 @@ export class OfflineCosigner {
     if (device === this.#ctx.identity.id || !rec.key.roster.some((r) => r.id === device && r.device))
       throw new SignerError('POLICY_DENIED', `${String(device).slice(0, 64)} is not a device of key ${keyId}`);
     const now = this.#ctx.clock();
+    const dp = this.#devicePolicy();
     // A fiat cap's reservations expire when its prices grow too old to count with.
     const ttl = Math.min(
       Number.isSafeInteger(ttlMs) && ttlMs > 0 ? ttlMs : dp.maxTtlMs,
@@ -304,229 +288,12 @@ export class OfflineCosigner {
     return out;
   }
 
-  /**
-   * Completes an offline package with this node's reserved nonce. The package must be for a
-   * reservation this node issued to that device (its own ledger record, not the package, is
-   * the authority), unexpired, and carry a valid share of the device over the message: the
-   * device's share is its authorisation. The nonce is consumed durably before the share
-   * leaves; the same package again gets the same share; another package on the same
-   * reservation is refused with RESERVATION_USED. A refused package does not burn the
-   * reservation.
-   */
-  async complete(bytes: Uint8Array): Promise<Uint8Array> {
-    const pkg = decodeOfflinePackage(bytes);
-    const keyId = pkg.keyId;
-    try {
-      const dp = this.#devicePolicy();
-      if (!dp.allow) throw new SignerError('POLICY_DENIED', 'this node does not co-sign for devices');
-      if (dp.revoked?.includes(pkg.device) || (await this.#ctx.revoked(pkg.device)))
-        throw new SignerError('POLICY_DENIED', `device ${pkg.device} is revoked on this node`);
-      // A package completes with the share of its own epoch (kept for a while after a refresh).
-      const rec = await this.#ctx.keyAt(keyId, pkg.epoch);
-      const mine = pkg.cosigners.filter((c) => c.signer === this.#ctx.identity.id);
-      if (mine.length !== 1) throw new SignerError('INVALID_ARGUMENT', 'the package names no reservation of this node');
-      const res = mine[0] as (typeof mine)[number];
-      const ledgerId = reservationLedgerId(pkg.device, keyId, res.nonceId);
-      const st = await this.#ctx.ledger.status(ledgerId);
-      if (st.state === 'unknown')
-        throw new SignerError(
-          'RESERVATION_UNKNOWN',
-          `no reservation ${toHex(res.nonceId)} of ${pkg.device} on this node`,
-        );
-      // Reservations exist only for devices of the key; checked again against the key itself.
-      if (!rec.key.roster.some((r) => r.id === pkg.device && r.device))
-        throw new SignerError('POLICY_DENIED', `${pkg.device.slice(0, 64)} is not a device of key ${keyId}`);
-      const own = st.meta ? decodeMessageSafe(st.meta) : undefined;
-      if (
-        !own ||
-        own.epoch !== pkg.epoch ||
-        own.keyId !== keyId ||
-        own.device !== pkg.device ||
-        !equalBytes(own.hiding, res.hiding) ||
-        !equalBytes(own.binding, res.binding) ||
-        own.expiresAt !== res.expiresAt ||
-        !sameAllowance(own.allowance, res.allowance)
-      )
-        throw new SignerError('RESERVATION_INVALID', 'the package does not match the reservation this node issued', [
-          pkg.device,
-        ]);
-      if (st.state === 'fresh' && own.expiresAt < this.#ctx.clock()) {
-        await this.#ctx.ledger.discard(ledgerId);
-        throw new SignerError(
-          'RESERVATION_EXPIRED',
-          `reservation ${toHex(res.nonceId)} expired at ${new Date(own.expiresAt).toISOString()}`,
-        );
-      }
-      if (st.state === 'consumed' && !equalBytes(st.requestDigest, pkg.digest))
-        throw new SignerError(
-          'RESERVATION_USED',
-          `reservation ${toHex(res.nonceId)} was already used by another package`,
-        );
-      // The journal outlives a damaged store: a used reservation stays used.
-      const spentFor = this.#ctx.spent?.get(ledgerId);
-      if (spentFor !== undefined && spentFor !== toHex(pkg.digest))
-        throw new SignerError(
-          'RESERVATION_USED',
-          `reservation ${toHex(res.nonceId)} was already used by another package`,
-        );
-      // The session that verified the package also signs: its list is decoded and checked once,
-      // this node's own reserved commitment (its ledger's copy, checked equal above) without the
-      // subgroup check: it made those points itself.
-      const session = verifyOfflinePackage(
-        rec.key,
-        pkg,
-        { keyId, epoch: rec.epoch },
-        { own: { identifier: rec.share.identifier, hiding: own.hiding, binding: own.binding } },
-      );
-      // A policy of caps applies to reservations made before it too: uncapped ones, or ones above
-      // today's maximum, complete nothing (POLICY_DENIED; nothing spent).
-      if ((dp.maxCaps || dp.maxDeviceCaps) && !withinMaxCaps(own.allowance, dp.maxCaps))
-        throw new SignerError(
-          'POLICY_DENIED',
-          'this reservation is not within the caps this node now grants (policy devices.maxCaps / maxDeviceCaps)',
-        );
-      // The device's own integrity verdict, signed by it into the package, when the policy asks.
-      checkIntegrity(dp, rec.key, pkg, own.allowance);
-      // Payments (issue 19): a package with a payment signs what its transaction signs, and every
-      // capped reservation's allowance holds it (PAYMENT_MISMATCH, OVER_ALLOWANCE; nothing spent).
-      const paid = checkPackagePayment({ ...pkg, suite: rec.key.suite.id, publicKey: groupPublicKey(rec.key) });
-      // The operators' destination lists, evaluated again here whatever the device's own were.
-      checkPayees(dp, paid?.payment);
-      const capped = hasCaps(own.allowance) ? own.allowance : undefined;
-      const allowanceName = capped ? `${deviceSegment(pkg.device)}/${toHex(capped.allowanceId)}` : undefined;
-      const totalsKey = allowanceName ? `allowance/${allowanceName}` : undefined;
-      /** What this completion charged (journalled with the use). */
-      let charged: SpentCharge[] = [];
-      let totals: Record<string, string> = {};
-      // Cached unless this call's produce() runs: concurrent deliveries that lose the ledger's
-      // per-nonce lock get the stored share and must not be counted as fresh completions.
-      let cached = true;
-      let share: Uint8Array;
-      // This node's running total of the allowance: charged on the fresh path only (a re-delivery
-      // is not counted again), under the allowance's lock (two packages of one allowance cannot
-      // both pass its cap), and written in the same synced batch as the consumed nonce.
-      const charge = capped
-        ? {
-            beforeProduce: async () => {
-              const raw = await this.#ctx.store.get(totalsKey as string);
-              totals = raw ? (JSON.parse(new TextDecoder().decode(raw)) as Record<string, string>) : {};
-              const p = (paid as NonNullable<typeof paid>).payment;
-              // Each stored total (an asset's, the fiat cap's), or the journal's sum if a damaged
-              // store lost some of it.
-              const before = (name: string) => {
-                const stored = BigInt(totals[name] ?? '0');
-                const journalled = this.#ctx.spent?.charged(allowanceName as string, name, ledgerId) ?? 0n;
-                return stored > journalled ? stored : journalled;
-              };
-              // A transaction another package of which (another input) completed here counts once.
-              const c = chargeAllowance(capped, p, before, [pkg.device], (name) =>
-                BigInt(totals[txTotalName(p.tx ?? '', name)] ?? '0'),
-              );
-              charged = Object.entries(c.totals).map(([name, total]) => ({
-                allowance: allowanceName as string,
-                asset: name,
-                amount: total - before(name),
-              }));
-              const next = { ...c.totals, ...txTotals(p, c) };
-              totals = { ...totals, ...Object.fromEntries(Object.entries(next).map(([n, t]) => [n, t.toString()])) };
-            },
-            commit: (ops: readonly BatchOp[]) =>
-              this.#ctx.store.batch(
-                [
-                  ...ops,
-                  { type: 'put', key: totalsKey as string, value: new TextEncoder().encode(JSON.stringify(totals)) },
-                ],
-                { sync: true },
-              ),
-          }
-        : {};
-      try {
-        const consume = () =>
-          this.#ctx.ledger.consume(
-            ledgerId,
-            pkg.digest,
-            async (secret) => {
-              cached = false;
-              // The reservation this node signed names the commitment of exactly these nonces.
-              const nonces = SigningNonces.importSecret(rec.key.suite, rec.share.identifier, secret, {
-                identifier: rec.share.identifier,
-                hiding: own.hiding,
-                binding: own.binding,
-              });
-              const out = session.signShare(rec.share, nonces);
-              // Journalled (fsync) before the ledger write and before release.
-              await this.#ctx.spent?.add(ledgerId, toHex(pkg.digest), charged);
-              return out;
-            },
-            charge,
-          );
-        share = await (totalsKey ? this.#allowanceLocks.run(totalsKey, consume) : consume());
-      } catch (e) {
-        if ((e as { code?: string }).code === 'NONCE_REUSED')
-          throw new SignerError(
-            'RESERVATION_USED',
-            `reservation ${toHex(res.nonceId)} was already used by another package`,
-          );
-        throw e;
-      }
-      await this.#ctx.audit.append({
-        type: 'offline-complete',
-        actor: pkg.device,
-        data: { keyId, package: pkg.packageId, nonce: ledgerId, cached },
-      });
-      this.#ctx.onEvent({ type: 'complete', keyId, device: pkg.device, result: cached ? 'cached' : 'ok' });
-      const payload = encodeSignatureShare(rec.key.suite, {
-        sessionId: pkg.digest.subarray(0, 16),
-        identifier: rec.share.identifier,
-        share,
-        requestDigest: pkg.digest,
-      });
-      return signEnvelope(this.#ctx.identity, PayloadKind.SIGNATURE_SHARE, payload);
-    } catch (e) {
-      const err = toTaskError(e);
-      await this.#ctx.audit
-        .append({
-          type: 'refusal',
-          actor: this.#ctx.identity.id,
-          data: { keyId, what: 'offline', package: pkg.packageId, code: err.code, reason: err.message.slice(0, 200) },
-        })
-        .catch(() => {});
-      this.#ctx.onEvent({ type: 'refusal', keyId, code: err.code });
-      throw e;
-    }
-  }
-}
-
-/**
- * Ledger id of a reservation: per device, so a device's outstanding reservations count by prefix.
- * The device id is hex-encoded: no character of an id can act as the separator, so device `a`'s
- * prefix never covers device `a.b`'s records.
- */
-function reservationLedgerId(device: string, keyId: string, nonceId: Uint8Array): string {
-  return `r.${deviceSegment(device)}.${keyId}.${toHex(nonceId)}`;
-}
-
-/** Whether two allowances are the same (both absent, or equal encodings). */
-function sameAllowance(a: Allowance | null | undefined, b: Allowance | null | undefined): boolean {
-  if (!a || !b) return !a && !b;
-  return equalBytes(encodeMessage('Allowance', a as never), encodeMessage('Allowance', b as never));
-}
-
-/** The reservation a ledger record carries as its meta (written by this node). */
-function decodeMessageSafe(meta: Uint8Array):
-  | {
-      keyId: string;
-      epoch: number;
-      device: string;
-      hiding: Uint8Array;
-      binding: Uint8Array;
-      expiresAt: number;
-      allowance: Allowance | null;
-    }
-  | undefined {
-  try {
-    return decodeMessage('Reservation', meta);
-  } catch {
-    return undefined;
+  /** Completes an offline package with this node's reserved nonce (./offline-complete.ts). */
+  complete(bytes: Uint8Array): Promise<Uint8Array> {
+    return completeOfflinePackage(
+      this.#ctx,
+      { admit: (d) => this.admitDevice(d), allowanceLocks: this.#allowanceLocks },
+      bytes,
+    );
   }
 }

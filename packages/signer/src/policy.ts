@@ -103,6 +103,11 @@ export function unpinnedReason(policy: Policy): string | undefined {
 
 export const DEVICE_POLICY_DEFAULTS = { allow: true, maxReservations: 64, maxTtlMs: 7 * 24 * 3600_000 } as const;
 
+/** A policy's device rules with their defaults filled in. */
+export function devicePolicyOf(p: Policy) {
+  return { ...DEVICE_POLICY_DEFAULTS, ...(p.devices ?? {}) };
+}
+
 /** Why the policy refused, as a stable reason. */
 export type Refusal = 'UNKNOWN_REQUESTER' | 'KEY_NOT_ALLOWED' | 'EXPIRED' | 'RATE_LIMITED';
 
